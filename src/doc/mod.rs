@@ -1,0 +1,85 @@
+//! Documents that presence carries, each with a typed model and a strict codec.
+//!
+//! | module | document | RFC |
+//! | --- | --- | --- |
+//! | [`pidf`] | presence (PIDF) with the data model, RPID and capabilities | 3863, 4479, 4480, 5196 |
+//! | [`winfo`] | watcher information | 3858 |
+//! | [`filter`] | event notification filters | 4661 |
+//! | [`dialog`] | dialog state (busy lamps) | 4235 |
+//! | [`mwi`] | message summary (voicemail lamps) | 3842 |
+//!
+//! Every parser takes [`Limits`]; every model serializes back to a document that parses to
+//! an equal model. Elements a codec does not model are kept as [`Element`]s and written back.
+#![forbid(unsafe_code)]
+
+pub mod caps;
+pub mod datamodel;
+pub mod dialog;
+pub mod filter;
+pub mod mwi;
+pub mod pidf;
+pub mod rpid;
+pub mod timestamp;
+pub mod winfo;
+pub(crate) mod xml;
+
+pub use timestamp::Timestamp;
+pub use xml::{Attribute, Element, Limits, XML_NS};
+
+/// Namespace URIs of the documents and extensions the codecs model.
+pub mod ns {
+    /// PIDF, RFC 3863.
+    pub const PIDF: &str = "urn:ietf:params:xml:ns:pidf";
+    /// The presence data model, RFC 4479.
+    pub const DATA_MODEL: &str = "urn:ietf:params:xml:ns:pidf:data-model";
+    /// Rich presence extensions (RPID), RFC 4480.
+    pub const RPID: &str = "urn:ietf:params:xml:ns:pidf:rpid";
+    /// Service and device capabilities, RFC 5196.
+    pub const CAPS: &str = "urn:ietf:params:xml:ns:pidf:caps";
+    /// Location types used by RPID place-type, RFC 4589.
+    pub const LOCATION_TYPE: &str = "urn:ietf:params:xml:ns:location-type";
+    /// Watcher information, RFC 3858.
+    pub const WATCHERINFO: &str = "urn:ietf:params:xml:ns:watcherinfo";
+    /// Event notification filters, RFC 4661.
+    pub const FILTER: &str = "urn:ietf:params:xml:ns:simple-filter";
+    /// Dialog state, RFC 4235.
+    pub const DIALOG_INFO: &str = "urn:ietf:params:xml:ns:dialog-info";
+}
+
+/// A note in a natural language (PIDF `note`, data-model `note`, RPID `note`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Note {
+    /// The text, as written (UTF-8, any script and direction).
+    pub text: String,
+    /// The `xml:lang` language tag, if any.
+    pub lang: Option<String>,
+}
+
+impl Note {
+    /// A note without a language tag.
+    pub fn new(text: impl Into<String>) -> Note {
+        Note { text: text.into(), lang: None }
+    }
+
+    /// A note with a language tag.
+    pub fn with_lang(text: impl Into<String>, lang: impl Into<String>) -> Note {
+        Note { text: text.into(), lang: Some(lang.into()) }
+    }
+
+    pub(crate) fn from_node(node: xml::Node<'_, '_>) -> Note {
+        Note {
+            text: node.text().to_owned(),
+            lang: node.attr_ns(XML_NS, "lang").map(str::to_owned),
+        }
+    }
+
+    pub(crate) fn write(&self, w: &mut xml::XmlWriter<'_>, ns: &str) {
+        w.open(ns, "note");
+        if let Some(lang) = &self.lang {
+            w.attr("xml:lang", lang);
+        }
+        w.close_start();
+        w.text(&self.text);
+        w.end(ns, "note");
+    }
+}

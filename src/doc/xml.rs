@@ -1,0 +1,916 @@
+//! Safe, namespace-resolved XML for every document codec.
+//!
+//! Reading: [`Tree::parse`] turns a document into a flat, borrowed tree (one allocation for
+//! nodes, one for attributes; text borrowed from the input wherever possible) with every
+//! element and attribute name resolved to its namespace URI, so a codec matches
+//! `(namespace, local name)` and never a prefix. It refuses, before building anything, what a
+//! presence document never needs and an attacker loves: DOCTYPE (and with it every entity
+//! declaration), references to entities other than the five predefined ones, documents over
+//! the size limit and nesting over the depth limit.
+//!
+//! Writing: [`XmlWriter`] builds a document with conventional prefixes for the namespaces the
+//! codec knows, declares on the root only the ones it used, and writes extension
+//! [`Element`]s (kept from parsing) back with their own namespace declarations.
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+
+use crate::error::{Error, Result};
+
+/// The namespace of `xml:lang` and friends, bound to the `xml` prefix by definition.
+pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// Safety limits applied to every document before and while it is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted document, in bytes.
+    pub max_bytes: usize,
+    /// Deepest accepted element nesting (the root is depth 1).
+    pub max_depth: usize,
+}
+
+impl Limits {
+    /// 64 KiB and 32 levels: far above what any device sends, far below what hurts.
+    pub const DEFAULT: Limits = Limits {
+        max_bytes: 64 * 1024,
+        max_depth: 32,
+    };
+
+    pub(crate) fn check_size(&self, doc: &str, len: usize) -> Result<()> {
+        if len > self.max_bytes {
+            return Err(Error::TooLarge(format!(
+                "{doc} document of {len} bytes exceeds the limit of {} bytes",
+                self.max_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+/// An attribute of an extension element, kept so it can be written back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attribute {
+    /// Namespace URI; empty for an unqualified attribute.
+    pub namespace: String,
+    /// Local name.
+    pub name: String,
+    /// Value, unescaped.
+    pub value: String,
+}
+
+/// An element this library does not model, kept whole (namespaces resolved) so that parse,
+/// serialize, parse gives an equal model. Mixed content is kept as one text followed by the
+/// child elements; whitespace-only text between child elements is dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Element {
+    /// Namespace URI; empty for an element in no namespace.
+    pub namespace: String,
+    /// Local name.
+    pub name: String,
+    /// Attributes other than namespace declarations.
+    pub attributes: Vec<Attribute>,
+    /// Character content, unescaped.
+    pub text: String,
+    /// Child elements in document order.
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    /// Parses a whole document into an owned element tree.
+    pub fn parse(input: &str, limits: &Limits) -> Result<Element> {
+        Ok(Tree::parse("xml", input, limits)?.root().to_element())
+    }
+
+    /// Serializes this element as a standalone document.
+    pub fn to_xml(&self) -> String {
+        // An empty main namespace makes the root declare its own namespace.
+        let mut w = XmlWriter::new("", &[]);
+        w.out.push_str(XML_DECL);
+        w.element(self);
+        w.out
+    }
+
+    /// The first child with this namespace and local name.
+    pub fn child(&self, namespace: &str, name: &str) -> Option<&Element> {
+        self.children
+            .iter()
+            .find(|c| c.namespace == namespace && c.name == name)
+    }
+
+    /// The value of the attribute with this namespace and local name.
+    pub fn attribute(&self, namespace: &str, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|a| a.namespace == namespace && a.name == name)
+            .map(|a| a.value.as_str())
+    }
+}
+
+const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+// ---------------------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------------------
+
+const NONE: u32 = u32::MAX;
+
+struct NodeData<'a> {
+    ns: u16,
+    local: &'a str,
+    attrs: (u32, u32),
+    text: Cow<'a, str>,
+    first_child: u32,
+    next_sibling: u32,
+}
+
+struct AttrData<'a> {
+    ns: u16,
+    local: &'a str,
+    value: Cow<'a, str>,
+}
+
+/// A parsed document: a flat arena of elements borrowing from the input.
+pub(crate) struct Tree<'a> {
+    nodes: Vec<NodeData<'a>>,
+    attrs: Vec<AttrData<'a>>,
+    namespaces: Vec<Cow<'static, str>>,
+}
+
+/// Namespaces seen in nearly every document, interned without allocating.
+const PRESEEDED: &[&str] = &[
+    "",
+    XML_NS,
+    crate::doc::ns::PIDF,
+    crate::doc::ns::DATA_MODEL,
+    crate::doc::ns::RPID,
+    crate::doc::ns::CAPS,
+    crate::doc::ns::WATCHERINFO,
+    crate::doc::ns::FILTER,
+    crate::doc::ns::DIALOG_INFO,
+    crate::doc::ns::LOCATION_TYPE,
+];
+
+fn xml_error(doc: &str, e: quick_xml::Error) -> Error {
+    Error::malformed(doc, format!("not well-formed XML: {e}"))
+}
+
+fn intern(namespaces: &mut Vec<Cow<'static, str>>, uri: &str, doc: &str) -> Result<u16> {
+    if let Some(i) = namespaces.iter().position(|n| n == uri) {
+        return Ok(i as u16);
+    }
+    if namespaces.len() >= 256 {
+        return Err(Error::TooLarge(format!("{doc}: more than 256 namespaces")));
+    }
+    namespaces.push(Cow::Owned(uri.to_owned()));
+    Ok((namespaces.len() - 1) as u16)
+}
+
+fn append<'a>(text: &mut Cow<'a, str>, more: Cow<'a, str>) {
+    if text.is_empty() {
+        *text = more;
+    } else {
+        text.to_mut().push_str(&more);
+    }
+}
+
+impl<'a> Tree<'a> {
+    /// Parses `input` (the document named `doc` in error messages) under `limits`.
+    pub(crate) fn parse(doc: &str, input: &'a str, limits: &Limits) -> Result<Tree<'a>> {
+        limits.check_size(doc, input.len())?;
+        let mut reader = NsReader::from_str(input);
+        reader.config_mut().check_end_names = true;
+        let mut tree = Tree {
+            nodes: Vec::with_capacity(input.len() / 48 + 4),
+            attrs: Vec::with_capacity(input.len() / 64 + 2),
+            namespaces: PRESEEDED.iter().map(|s| Cow::Borrowed(*s)).collect(),
+        };
+        // Open elements: (node index, index of its last child so far).
+        let mut stack: Vec<(u32, u32)> = Vec::with_capacity(16);
+        let mut root_closed = false;
+        loop {
+            let (resolved, event) = reader.read_resolved_event().map_err(|e| xml_error(doc, e))?;
+            match event {
+                Event::Start(ref start) | Event::Empty(ref start) => {
+                    if root_closed {
+                        return Err(Error::malformed(doc, "more than one root element"));
+                    }
+                    if stack.len() >= limits.max_depth {
+                        return Err(Error::TooLarge(format!(
+                            "{doc}: elements nested deeper than {} levels",
+                            limits.max_depth
+                        )));
+                    }
+                    let ns = match resolved {
+                        ResolveResult::Bound(n) => intern(&mut tree.namespaces, n.0, doc)?,
+                        ResolveResult::Unbound => 0,
+                        ResolveResult::Unknown(p) => {
+                            return Err(Error::malformed(
+                                doc,
+                                format!("prefix '{p}' is not declared"),
+                            ))
+                        }
+                    };
+                    let is_empty = matches!(event, Event::Empty(_));
+                    let idx = tree.nodes.len() as u32;
+                    let attrs = tree.read_attributes(&reader, start, doc, input)?;
+                    let local = local_name(input, start, doc)?;
+                    tree.nodes.push(NodeData {
+                        ns,
+                        local,
+                        attrs,
+                        text: Cow::Borrowed(""),
+                        first_child: NONE,
+                        next_sibling: NONE,
+                    });
+                    if let Some((parent, last)) = stack.last_mut() {
+                        if *last == NONE {
+                            tree.nodes[*parent as usize].first_child = idx;
+                        } else {
+                            tree.nodes[*last as usize].next_sibling = idx;
+                        }
+                        *last = idx;
+                    }
+                    if is_empty {
+                        if stack.is_empty() {
+                            root_closed = true;
+                        }
+                    } else {
+                        stack.push((idx, NONE));
+                    }
+                }
+                Event::End(_) => {
+                    stack.pop();
+                    if stack.is_empty() {
+                        root_closed = true;
+                    }
+                }
+                Event::Text(t) => {
+                    let content = t.xml10_content();
+                    match stack.last() {
+                        Some(&(node, _)) => append(&mut tree.nodes[node as usize].text, content),
+                        None if content.trim().is_empty() => {}
+                        None => return Err(Error::malformed(doc, "text outside the root element")),
+                    }
+                }
+                Event::CData(t) => match stack.last() {
+                    Some(&(node, _)) => append(&mut tree.nodes[node as usize].text, t.xml10_content()),
+                    None => return Err(Error::malformed(doc, "CDATA outside the root element")),
+                },
+                Event::GeneralRef(r) => {
+                    let ch = resolve_reference(&r, doc)?;
+                    match stack.last() {
+                        Some(&(node, _)) => {
+                            let mut buf = [0u8; 4];
+                            let s: &str = ch.encode_utf8(&mut buf);
+                            tree.nodes[node as usize].text.to_mut().push_str(s);
+                        }
+                        None => {
+                            return Err(Error::malformed(doc, "reference outside the root element"))
+                        }
+                    }
+                }
+                Event::DocType(_) => {
+                    return Err(Error::UnsafeXml(format!(
+                        "{doc}: DOCTYPE declarations (and the entities they declare) are not accepted"
+                    )))
+                }
+                Event::Decl(decl) => {
+                    if let Some(Ok(enc)) = decl.encoding() {
+                        if !enc.eq_ignore_ascii_case("utf-8") {
+                            return Err(Error::malformed(
+                                doc,
+                                format!("encoding '{enc}' is not supported (UTF-8 only)"),
+                            ));
+                        }
+                    }
+                }
+                // Comments and processing instructions carry no presence data; they are
+                // skipped, never acted on.
+                Event::Comment(_) | Event::PI(_) => {}
+                Event::Eof => break,
+            }
+        }
+        if let Some(&(open, _)) = stack.last() {
+            return Err(Error::malformed(
+                doc,
+                format!(
+                    "document truncated: <{}> is not closed",
+                    tree.nodes[open as usize].local
+                ),
+            ));
+        }
+        if tree.nodes.is_empty() {
+            return Err(Error::malformed(doc, "no root element"));
+        }
+        Ok(tree)
+    }
+
+    fn read_attributes(
+        &mut self,
+        reader: &NsReader<&'a [u8]>,
+        start: &BytesStart<'a>,
+        doc: &str,
+        input: &'a str,
+    ) -> Result<(u32, u32)> {
+        let first = self.attrs.len() as u32;
+        for attr in start.attributes() {
+            let attr = attr.map_err(|e| Error::malformed(doc, format!("bad attribute: {e}")))?;
+            let key = attr.key;
+            if key.as_namespace_binding().is_some() {
+                continue;
+            }
+            let (resolved, local) = reader.resolver().resolve_attribute(key);
+            let ns = match resolved {
+                ResolveResult::Bound(n) => intern(&mut self.namespaces, n.0, doc)?,
+                ResolveResult::Unbound => 0,
+                ResolveResult::Unknown(p) if p == "xml" => 1,
+                ResolveResult::Unknown(p) => {
+                    return Err(Error::malformed(doc, format!("prefix '{p}' is not declared")))
+                }
+            };
+            let local = subslice(input, local.into_inner())
+                .ok_or_else(|| Error::malformed(doc, "attribute name is not UTF-8"))?;
+            let value = match attr.value {
+                Cow::Borrowed(raw) => {
+                    let raw = subslice(input, raw)
+                        .ok_or_else(|| Error::malformed(doc, "attribute value is not UTF-8"))?;
+                    unescape_attr(raw, doc)?
+                }
+                Cow::Owned(raw) => Cow::Owned(unescape_attr(&raw, doc)?.into_owned()),
+            };
+            if self.attrs[first as usize..]
+                .iter()
+                .any(|a| a.ns == ns && a.local == local)
+            {
+                return Err(Error::malformed(doc, format!("attribute '{local}' repeated")));
+            }
+            self.attrs.push(AttrData { ns, local, value });
+        }
+        Ok((first, self.attrs.len() as u32))
+    }
+
+    /// The root element.
+    pub(crate) fn root(&self) -> Node<'_, 'a> {
+        Node { tree: self, idx: 0 }
+    }
+}
+
+/// Re-borrows a byte slice that quick-xml handed out as a `&str` of the input, so names live
+/// as long as the input and not as long as the reader.
+fn subslice<'a>(input: &'a str, part: &str) -> Option<&'a str> {
+    let base = input.as_ptr() as usize;
+    let start = (part.as_ptr() as usize).checked_sub(base)?;
+    let end = start.checked_add(part.len())?;
+    input.get(start..end)
+}
+
+fn local_name<'a>(input: &'a str, start: &BytesStart<'a>, doc: &str) -> Result<&'a str> {
+    let name = start.local_name();
+    subslice(input, name.into_inner())
+        .ok_or_else(|| Error::malformed(doc, "element name is not UTF-8"))
+}
+
+/// Resolves `&name;`: character references and the five predefined entities only.
+fn resolve_reference(r: &quick_xml::events::BytesRef<'_>, doc: &str) -> Result<char> {
+    if let Some(ch) = r
+        .resolve_char_ref()
+        .map_err(|e| Error::malformed(doc, format!("bad character reference: {e}")))?
+    {
+        return Ok(ch);
+    }
+    predefined_entity(r).ok_or_else(|| {
+        Error::UnsafeXml(format!(
+            "{doc}: reference to undeclared entity '&{};' (only the predefined entities are expanded)",
+            &**r
+        ))
+    })
+}
+
+fn predefined_entity(name: &str) -> Option<char> {
+    Some(match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        _ => return None,
+    })
+}
+
+fn unescape_attr<'a>(raw: &'a str, doc: &str) -> Result<Cow<'a, str>> {
+    if !raw.contains('&') {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let semi = after
+            .find(';')
+            .ok_or_else(|| Error::malformed(doc, "unterminated reference in attribute"))?;
+        let name = &after[..semi];
+        let ch = if let Some(num) = name.strip_prefix('#') {
+            let code = match num.strip_prefix('x') {
+                Some(hex) => u32::from_str_radix(hex, 16),
+                None => num.parse::<u32>(),
+            };
+            code.ok()
+                .and_then(char::from_u32)
+                .filter(|c| *c != '\0')
+                .ok_or_else(|| {
+                    Error::malformed(doc, format!("bad character reference '&{name};'"))
+                })?
+        } else {
+            predefined_entity(name).ok_or_else(|| {
+                Error::UnsafeXml(format!(
+                    "{doc}: reference to undeclared entity '&{name};' in an attribute"
+                ))
+            })?
+        };
+        out.push(ch);
+        rest = &after[semi + 1..];
+    }
+    out.push_str(rest);
+    Ok(Cow::Owned(out))
+}
+
+/// One element of a parsed [`Tree`].
+#[derive(Clone, Copy)]
+pub(crate) struct Node<'t, 'a> {
+    tree: &'t Tree<'a>,
+    idx: u32,
+}
+
+impl<'t, 'a> Node<'t, 'a> {
+    fn data(&self) -> &'t NodeData<'a> {
+        &self.tree.nodes[self.idx as usize]
+    }
+
+    /// Namespace URI ("" for none).
+    pub(crate) fn ns(&self) -> &'t str {
+        &self.tree.namespaces[self.data().ns as usize]
+    }
+
+    /// Local name.
+    pub(crate) fn local(&self) -> &'a str {
+        self.data().local
+    }
+
+    /// Whether this element is `{ns}local`.
+    pub(crate) fn is(&self, ns: &str, local: &str) -> bool {
+        self.data().local == local && self.ns() == ns
+    }
+
+    /// Errors unless this element is `{ns}local`.
+    pub(crate) fn expect(&self, doc: &str, ns: &str, local: &str) -> Result<()> {
+        if self.is(ns, local) {
+            return Ok(());
+        }
+        let found_ns = self.ns();
+        Err(Error::malformed(
+            doc,
+            if self.local() == local {
+                format!(
+                    "<{local}> is in namespace '{found_ns}', expected '{ns}'",
+                )
+            } else {
+                format!(
+                    "expected <{local}> in namespace '{ns}', found <{}> in '{found_ns}'",
+                    self.local()
+                )
+            },
+        ))
+    }
+
+    /// Direct character content, untrimmed.
+    pub(crate) fn text(&self) -> &'t str {
+        &self.data().text
+    }
+
+    /// Direct character content with surrounding whitespace removed.
+    pub(crate) fn trimmed(&self) -> &'t str {
+        self.data().text.trim()
+    }
+
+    /// Attributes of this element (namespace declarations excluded).
+    pub(crate) fn attrs(&self) -> impl Iterator<Item = (&'t str, &'a str, &'t str)> + 't {
+        let (a, b) = self.data().attrs;
+        let tree = self.tree;
+        tree.attrs[a as usize..b as usize]
+            .iter()
+            .map(move |at| (&*tree.namespaces[at.ns as usize], at.local, &*at.value))
+    }
+
+    /// The unqualified attribute `name`.
+    pub(crate) fn attr(&self, name: &str) -> Option<&'t str> {
+        self.attr_ns("", name)
+    }
+
+    /// The attribute `{ns}name`.
+    pub(crate) fn attr_ns(&self, ns: &str, name: &str) -> Option<&'t str> {
+        self.attrs().find(|(n, l, _)| *l == name && *n == ns).map(|(_, _, v)| v)
+    }
+
+    /// A required unqualified attribute, or an error naming it.
+    pub(crate) fn required_attr(&self, doc: &str, name: &str) -> Result<&'t str> {
+        self.attr(name).ok_or_else(|| {
+            Error::malformed(doc, format!("<{}> lacks the required attribute '{name}'", self.local()))
+        })
+    }
+
+    /// Attributes other than those whose unqualified names are in `known`, kept for writing
+    /// back (`xml:lang` and other qualified attributes are always kept unless listed as
+    /// `"xml:lang"`).
+    pub(crate) fn other_attrs(&self, known: &[&str]) -> Vec<Attribute> {
+        self.attrs()
+            .filter(|(ns, l, _)| {
+                if ns.is_empty() {
+                    !known.contains(l)
+                } else if *ns == XML_NS {
+                    !known.iter().any(|k| k.strip_prefix("xml:") == Some(l))
+                } else {
+                    true
+                }
+            })
+            .map(|(ns, l, v)| Attribute {
+                namespace: ns.to_owned(),
+                name: l.to_owned(),
+                value: v.to_owned(),
+            })
+            .collect()
+    }
+
+    /// Child elements in document order.
+    pub(crate) fn children(&self) -> Children<'t, 'a> {
+        Children {
+            tree: self.tree,
+            next: self.data().first_child,
+        }
+    }
+
+    /// The first child `{ns}local`.
+    pub(crate) fn child(&self, ns: &str, local: &str) -> Option<Node<'t, 'a>> {
+        self.children().find(|c| c.is(ns, local))
+    }
+
+    /// Whether this element has child elements.
+    pub(crate) fn has_children(&self) -> bool {
+        self.data().first_child != NONE
+    }
+
+    /// An owned copy of this element and everything under it.
+    pub(crate) fn to_element(&self) -> Element {
+        let children: Vec<Element> = self.children().map(|c| c.to_element()).collect();
+        let text = if !children.is_empty() && self.text().trim().is_empty() {
+            String::new()
+        } else {
+            self.text().to_owned()
+        };
+        Element {
+            namespace: self.ns().to_owned(),
+            name: self.local().to_owned(),
+            attributes: self.other_attrs(&[]),
+            text,
+            children,
+        }
+    }
+}
+
+/// Iterator over the child elements of a [`Node`].
+pub(crate) struct Children<'t, 'a> {
+    tree: &'t Tree<'a>,
+    next: u32,
+}
+
+impl<'t, 'a> Iterator for Children<'t, 'a> {
+    type Item = Node<'t, 'a>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next == NONE {
+            return None;
+        }
+        let node = Node {
+            tree: self.tree,
+            idx: self.next,
+        };
+        self.next = self.tree.nodes[self.next as usize].next_sibling;
+        Some(node)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+// ---------------------------------------------------------------------------------------
+
+/// Builds a document. Elements of the main namespace are written unprefixed; elements of a
+/// known namespace with its conventional prefix (declared on the root only when used);
+/// extension elements with a default-namespace declaration of their own.
+pub(crate) struct XmlWriter<'k> {
+    out: String,
+    main_ns: &'k str,
+    known: &'k [(&'static str, &'static str)],
+    used: u64,
+    default_ns: Vec<String>,
+}
+
+impl<'k> XmlWriter<'k> {
+    /// A writer whose main namespace is `main_ns`, with `known` as (namespace, prefix) pairs.
+    pub(crate) fn new(main_ns: &'k str, known: &'k [(&'static str, &'static str)]) -> Self {
+        XmlWriter {
+            out: String::with_capacity(512),
+            main_ns,
+            known,
+            used: 0,
+            default_ns: Vec::new(),
+        }
+    }
+
+    fn current_default(&self) -> &str {
+        self.default_ns.last().map(|s| s.as_str()).unwrap_or(self.main_ns)
+    }
+
+    /// The prefix for `ns` if it is a known one, marking it used.
+    fn known_prefix(&mut self, ns: &str) -> Option<&'static str> {
+        let i = self.known.iter().position(|(n, _)| *n == ns)?;
+        self.used |= 1 << i;
+        Some(self.known[i].1)
+    }
+
+    fn qualified(&mut self, ns: &str) -> (Option<&'static str>, bool) {
+        if ns == self.current_default() {
+            return (None, false);
+        }
+        match self.known_prefix(ns) {
+            Some(p) => (Some(p), false),
+            None => (None, true),
+        }
+    }
+
+    /// Writes `<prefix:local` for an element of a codec (no new default namespace).
+    pub(crate) fn open(&mut self, ns: &str, local: &str) {
+        self.out.push('<');
+        if ns != self.current_default() {
+            if let Some(p) = self.known_prefix(ns) {
+                self.out.push_str(p);
+                self.out.push(':');
+            }
+        }
+        self.out.push_str(local);
+    }
+
+    /// Writes ` name="value"` (escaped).
+    pub(crate) fn attr(&mut self, name: &str, value: &str) {
+        self.out.push(' ');
+        self.out.push_str(name);
+        self.out.push_str("=\"");
+        escape_into(&mut self.out, value, true);
+        self.out.push('"');
+    }
+
+    /// Writes an optional attribute.
+    pub(crate) fn attr_opt(&mut self, name: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.attr(name, v);
+        }
+    }
+
+    /// Writes kept extension attributes, declaring prefixes for unknown namespaces.
+    pub(crate) fn ext_attrs(&mut self, attrs: &[Attribute]) {
+        for (i, a) in attrs.iter().enumerate() {
+            self.out.push(' ');
+            if a.namespace.is_empty() {
+            } else if a.namespace == XML_NS {
+                self.out.push_str("xml:");
+            } else if let Some(p) = self.known_prefix(&a.namespace) {
+                self.out.push_str(p);
+                self.out.push(':');
+            } else {
+                let _ = write!(self.out, "xmlns:a{i}=\"");
+                escape_into(&mut self.out, &a.namespace, true);
+                let _ = write!(self.out, "\" a{i}:");
+            }
+            self.out.push_str(&a.name);
+            self.out.push_str("=\"");
+            escape_into(&mut self.out, &a.value, true);
+            self.out.push('"');
+        }
+    }
+
+    /// Ends a start tag with `>`.
+    pub(crate) fn close_start(&mut self) {
+        self.out.push('>');
+    }
+
+    /// Ends a start tag as an empty element `/>`.
+    pub(crate) fn close_empty(&mut self) {
+        self.out.push_str("/>");
+    }
+
+    /// Writes escaped character content.
+    pub(crate) fn text(&mut self, text: &str) {
+        escape_into(&mut self.out, text, false);
+    }
+
+    /// Writes `</prefix:local>`.
+    pub(crate) fn end(&mut self, ns: &str, local: &str) {
+        self.out.push_str("</");
+        if ns != self.current_default() {
+            if let Some(p) = self.known_prefix(ns) {
+                self.out.push_str(p);
+                self.out.push(':');
+            }
+        }
+        self.out.push_str(local);
+        self.out.push('>');
+    }
+
+    /// Writes `<local>text</local>`.
+    pub(crate) fn leaf(&mut self, ns: &str, local: &str, text: &str) {
+        self.open(ns, local);
+        self.close_start();
+        self.text(text);
+        self.end(ns, local);
+    }
+
+    /// Writes `<local/>`.
+    pub(crate) fn empty(&mut self, ns: &str, local: &str) {
+        self.open(ns, local);
+        self.close_empty();
+    }
+
+    /// Writes a kept extension element and everything under it.
+    pub(crate) fn element(&mut self, e: &Element) {
+        let (prefix, declare) = self.qualified(&e.namespace);
+        self.out.push('<');
+        if let Some(p) = prefix {
+            self.out.push_str(p);
+            self.out.push(':');
+        }
+        self.out.push_str(&e.name);
+        if declare {
+            self.out.push_str(" xmlns=\"");
+            escape_into(&mut self.out, &e.namespace, true);
+            self.out.push('"');
+            self.default_ns.push(e.namespace.clone());
+        }
+        self.ext_attrs(&e.attributes);
+        if e.text.is_empty() && e.children.is_empty() {
+            self.out.push_str("/>");
+        } else {
+            self.out.push('>');
+            self.text(&e.text);
+            for c in &e.children {
+                self.element(c);
+            }
+            self.out.push_str("</");
+            if let Some(p) = prefix {
+                self.out.push_str(p);
+                self.out.push(':');
+            }
+            self.out.push_str(&e.name);
+            self.out.push('>');
+        }
+        if declare {
+            self.default_ns.pop();
+        }
+    }
+
+    /// Writes every kept extension element.
+    pub(crate) fn elements(&mut self, es: &[Element]) {
+        for e in es {
+            self.element(e);
+        }
+    }
+
+    /// Wraps what was written in the root element `local` (main namespace), declaring the
+    /// main namespace and every known namespace that was used. `root_attrs` writes the root's
+    /// attributes (with [`XmlWriter::attr`] and friends).
+    pub(crate) fn finish(mut self, local: &str, root_attrs: impl FnOnce(&mut Self)) -> String {
+        let body = std::mem::take(&mut self.out);
+        root_attrs(&mut self);
+        let attrs = std::mem::take(&mut self.out);
+        let mut doc = String::with_capacity(body.len() + attrs.len() + 256);
+        doc.push_str(XML_DECL);
+        doc.push('<');
+        doc.push_str(local);
+        doc.push_str(" xmlns=\"");
+        escape_into(&mut doc, self.main_ns, true);
+        doc.push('"');
+        for (i, (ns, p)) in self.known.iter().enumerate() {
+            if self.used & (1 << i) != 0 {
+                let _ = write!(doc, " xmlns:{p}=\"{ns}\"");
+            }
+        }
+        doc.push_str(&attrs);
+        if body.is_empty() {
+            doc.push_str("/>");
+        } else {
+            doc.push('>');
+            doc.push_str(&body);
+            doc.push_str("</");
+            doc.push_str(local);
+            doc.push('>');
+        }
+        doc
+    }
+}
+
+/// Escapes `text` for XML character content or (with `attr`) a double-quoted attribute value.
+pub(crate) fn escape_into(out: &mut String, text: &str, attr: bool) {
+    let bytes = text.as_bytes();
+    let mut last = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let rep = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' if attr => "&quot;",
+            b'\r' => "&#13;",
+            b'\n' if attr => "&#10;",
+            b'\t' if attr => "&#9;",
+            _ => continue,
+        };
+        out.push_str(&text[last..i]);
+        out.push_str(rep);
+        last = i + 1;
+    }
+    out.push_str(&text[last..]);
+}
+
+/// Parses an `xs:boolean` ("true", "false", "1", "0").
+pub(crate) fn parse_bool(doc: &str, what: &str, text: &str) -> Result<bool> {
+    match text.trim() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(Error::malformed(
+            doc,
+            format!("{what} must be true or false, not '{other}'"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_namespaces_not_prefixes() {
+        let a = r#"<a:x xmlns:a="urn:t"><a:y k="1">hi</a:y></a:x>"#;
+        let b = r#"<x xmlns="urn:t"><y k="1">hi</y></x>"#;
+        let ea = Element::parse(a, &Limits::DEFAULT).unwrap();
+        let eb = Element::parse(b, &Limits::DEFAULT).unwrap();
+        assert_eq!(ea, eb);
+        assert_eq!(ea.children[0].text, "hi");
+    }
+
+    #[test]
+    fn refuses_doctype_and_entities() {
+        let bomb = r#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa">]><x>&a;</x>"#;
+        assert!(matches!(Element::parse(bomb, &Limits::DEFAULT), Err(Error::UnsafeXml(_))));
+        let undeclared = r#"<x>&a;</x>"#;
+        assert!(matches!(Element::parse(undeclared, &Limits::DEFAULT), Err(Error::UnsafeXml(_))));
+        let ok = r#"<x a="&lt;&#65;">&amp;&#x263A;</x>"#;
+        let e = Element::parse(ok, &Limits::DEFAULT).unwrap();
+        assert_eq!(e.text, "&\u{263A}");
+        assert_eq!(e.attributes[0].value, "<A");
+    }
+
+    #[test]
+    fn limits_size_and_depth() {
+        let deep = "<a>".repeat(40) + &"</a>".repeat(40);
+        assert!(matches!(Element::parse(&deep, &Limits::DEFAULT), Err(Error::TooLarge(_))));
+        let small = Limits { max_bytes: 10, max_depth: 4 };
+        assert!(matches!(Element::parse("<a>0123456789</a>", &small), Err(Error::TooLarge(_))));
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors() {
+        for bad in ["", "<a>", "<a></b>", "<a/><b/>", "text", "<p:a/>", "<a x='1' x='2'/>"] {
+            assert!(
+                matches!(Element::parse(bad, &Limits::DEFAULT), Err(Error::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn extension_round_trip_keeps_namespaces() {
+        let src = r#"<r xmlns="urn:r" xmlns:o="urn:o"><o:e o:k="v" xml:lang="fr">t<x/></o:e><n xmlns=""/></r>"#;
+        let e = Element::parse(src, &Limits::DEFAULT).unwrap();
+        let again = Element::parse(&e.to_xml(), &Limits::DEFAULT).unwrap();
+        assert_eq!(e, again);
+        assert_eq!(again.children[1].namespace, "");
+        assert_eq!(again.children[0].attribute(XML_NS, "lang"), Some("fr"));
+    }
+}

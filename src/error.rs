@@ -1,0 +1,57 @@
+//! The one error type of the library.
+//!
+//! Every variant maps onto exactly one C status code (`impp_status` in `include/impp.h`) and,
+//! later, one Python exception class. The message says what was wrong and with which value.
+#![forbid(unsafe_code)]
+
+/// What went wrong, with a message naming the offending value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// An argument was missing, not valid UTF-8, or out of range.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A URI did not parse.
+    #[error("invalid URI: {0}")]
+    InvalidUri(String),
+    /// A document is not well-formed or does not follow its schema.
+    #[error("malformed document: {0}")]
+    Malformed(String),
+    /// A document is over the configured size or nesting depth.
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// A document uses a DOCTYPE, an entity declaration or an unknown entity reference.
+    #[error("unsafe XML refused: {0}")]
+    UnsafeXml(String),
+    /// A request is valid but outside what this library implements (e.g. an XPath form).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// An index, key or item does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A bug: a panic was caught at the C boundary.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable numeric code of this error, as the C API returns it. Never renumbered.
+    pub fn code(&self) -> i32 {
+        match self {
+            Error::InvalidArgument(_) => -1,
+            Error::InvalidUri(_) => -2,
+            Error::Malformed(_) => -3,
+            Error::TooLarge(_) => -4,
+            Error::UnsafeXml(_) => -5,
+            Error::Unsupported(_) => -6,
+            Error::NotFound(_) => -7,
+            Error::Internal(_) => -8,
+        }
+    }
+
+    pub(crate) fn malformed(doc: &str, what: impl std::fmt::Display) -> Error {
+        Error::Malformed(format!("{doc}: {what}"))
+    }
+}
+
+/// Result with the library's error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
