@@ -8,7 +8,10 @@
 use super::caps::DeviceCaps;
 use super::ns;
 use super::pidf::timestamp;
-use super::rpid::{Activities, Mood, PlaceType, Privacy, Sphere, StatusIcon, TimeOffset, UserInput};
+use super::rpid::{
+    parse_class, write_class, Activities, Mood, PlaceIs, PlaceType, Privacy, Sphere, StatusIcon,
+    TimeOffset, UserInput,
+};
 use super::xml::{Attribute, Element, Node, XmlWriter};
 use super::{Note, Timestamp};
 use crate::error::{Error, Result};
@@ -26,6 +29,8 @@ pub struct Person {
     pub class: Option<String>,
     /// The person's mood.
     pub mood: Option<Mood>,
+    /// What the place the person is in is like for audio, video and text.
+    pub place_is: Option<PlaceIs>,
     /// The type of place the person is in (home, office, ...).
     pub place_type: Option<PlaceType>,
     /// Who can hear, see or read the person's communication.
@@ -118,8 +123,9 @@ impl Person {
         for child in node.children() {
             match (child.ns(), child.local()) {
                 (ns::RPID, "activities") => once(&mut p.activities, child, ext, Activities::from_node)?,
-                (ns::RPID, "class") => once(&mut p.class, child, ext, text)?,
+                (ns::RPID, "class") => once(&mut p.class, child, ext, parse_class)?,
                 (ns::RPID, "mood") => once(&mut p.mood, child, ext, Mood::from_node)?,
+                (ns::RPID, "place-is") => once(&mut p.place_is, child, ext, PlaceIs::from_node)?,
                 (ns::RPID, "place-type") => once(&mut p.place_type, child, ext, PlaceType::from_node)?,
                 (ns::RPID, "privacy") => once(&mut p.privacy, child, ext, Privacy::from_node)?,
                 (ns::RPID, "sphere") => once(&mut p.sphere, child, ext, Sphere::from_node)?,
@@ -146,10 +152,13 @@ impl Person {
             a.write(w);
         }
         if let Some(c) = &self.class {
-            w.leaf(ns::RPID, "class", c);
+            write_class(w, c);
         }
         if let Some(m) = &self.mood {
             m.write(w);
+        }
+        if let Some(p) = &self.place_is {
+            p.write(w);
         }
         if let Some(p) = &self.place_type {
             p.write(w);
@@ -200,7 +209,7 @@ impl Device {
         for child in node.children() {
             match (child.ns(), child.local()) {
                 (ns::DATA_MODEL, "deviceID") => once(&mut d.device_id, child, ext, text)?,
-                (ns::RPID, "class") => once(&mut d.class, child, ext, text)?,
+                (ns::RPID, "class") => once(&mut d.class, child, ext, parse_class)?,
                 (ns::RPID, "user-input") => once(&mut d.user_input, child, ext, UserInput::from_node)?,
                 (ns::CAPS, "devcaps") => once(&mut d.device_caps, child, ext, DeviceCaps::from_node)?,
                 (ns::DATA_MODEL, "note") => d.notes.push(Note::from_node(child)),
@@ -220,7 +229,7 @@ impl Device {
         w.ext_attrs(&self.extension_attributes);
         w.close_start();
         if let Some(c) = &self.class {
-            w.leaf(ns::RPID, "class", c);
+            write_class(w, c);
         }
         if let Some(u) = &self.user_input {
             u.write(w);

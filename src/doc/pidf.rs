@@ -11,7 +11,7 @@
 use super::caps::ServiceCaps;
 use super::datamodel::{Device, Person};
 use super::ns;
-use super::rpid::{StatusIcon, UserInput};
+use super::rpid::{parse_class, write_class, Relationship, ServiceClass, StatusIcon, UserInput};
 use super::xml::{Attribute, Element, Limits, Node, Tree, XmlWriter};
 use super::{Note, Timestamp};
 use crate::error::{Error, Result};
@@ -65,6 +65,10 @@ pub struct Tuple {
     pub device_ids: Vec<String>,
     /// RPID `class` of the service.
     pub class: Option<String>,
+    /// RPID relationship of the service to the presentity (self, family, assistant, ...).
+    pub relationship: Option<Relationship>,
+    /// RPID service class (electronic, postal, in-person, ...).
+    pub service_class: Option<ServiceClass>,
     /// RPID user input (idle/active) for this service.
     pub user_input: Option<UserInput>,
     /// RPID status icon for this service.
@@ -372,7 +376,13 @@ impl Tuple {
                     t.timestamp = Some(timestamp(child)?);
                 }
                 (ns::DATA_MODEL, "deviceID") => t.device_ids.push(child.trimmed().to_owned()),
-                (ns::RPID, "class") if t.class.is_none() => t.class = Some(child.trimmed().to_owned()),
+                (ns::RPID, "class") if t.class.is_none() => t.class = Some(parse_class(child)?),
+                (ns::RPID, "relationship") if t.relationship.is_none() => {
+                    t.relationship = Some(Relationship::from_node(child)?)
+                }
+                (ns::RPID, "service-class") if t.service_class.is_none() => {
+                    t.service_class = Some(ServiceClass::from_node(child)?)
+                }
                 (ns::RPID, "user-input") if t.user_input.is_none() => {
                     t.user_input = Some(UserInput::from_node(child)?)
                 }
@@ -412,7 +422,13 @@ impl Tuple {
             w.leaf(ns::DATA_MODEL, "deviceID", d);
         }
         if let Some(c) = &self.class {
-            w.leaf(ns::RPID, "class", c);
+            write_class(w, c);
+        }
+        if let Some(r) = &self.relationship {
+            r.write(w);
+        }
+        if let Some(s) = &self.service_class {
+            s.write(w);
         }
         if let Some(u) = &self.user_input {
             u.write(w);
