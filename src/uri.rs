@@ -152,11 +152,23 @@ impl Uri {
             return Err(bad(input, format!("nothing after {scheme}:")));
         }
         let p = Parser { input };
-        match scheme {
+        let uri = match scheme {
             Scheme::Sip | Scheme::Sips => p.sip(scheme, rest),
             Scheme::Pres | Scheme::Im => p.mailbox(scheme, rest),
             Scheme::Tel => p.tel(rest),
+        }?;
+        // The canonical form is at most three times longer than the input (a tel `#` becomes
+        // `%23`); it must itself be a URI this function accepts.
+        if input.len() > MAX_URI_LEN / 3 {
+            let len = uri.to_string().len();
+            if len > MAX_URI_LEN {
+                return Err(bad(
+                    input,
+                    format!("canonical form of {len} bytes exceeds the limit of {MAX_URI_LEN}"),
+                ));
+            }
         }
+        Ok(uri)
     }
 
     /// The scheme.
