@@ -26,7 +26,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", src.display());
         builder = builder.with_src(src);
     }
-    let bindings = builder.generate().expect("cbindgen could not generate the header");
+    let bindings = builder
+        .generate()
+        .expect("cbindgen could not generate the header");
 
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("impp.h");
     bindings.write_to_file(&out);

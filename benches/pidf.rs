@@ -47,11 +47,17 @@ fn median_ns_per_op(mut op: impl FnMut()) -> f64 {
 
 /// Operations per batch; `IMPP_BENCH_BATCH` lowers it for instruction counting under valgrind.
 fn per_batch() -> usize {
-    std::env::var("IMPP_BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
+    std::env::var("IMPP_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
 }
 
 fn report(what: &str, ns: f64) {
-    println!("{what:<28} {ns:>9.0} ns/document  {:>12.0} documents/s", 1e9 / ns);
+    println!(
+        "{what:<28} {ns:>9.0} ns/document  {:>12.0} documents/s",
+        1e9 / ns
+    );
 }
 
 fn main() {

@@ -33,6 +33,11 @@ int main(void) {
     check(impp_presence_tuple_add_note(doc, phone, "On my mobile", "en"), "add_note");
     check(impp_presence_add_tuple(doc, "desk", IMPP_BASIC_CLOSED, NULL), "add_tuple");
     check(impp_presence_add_note(doc, "Travelling today", "en"), "add_note");
+    /* Rich presence (RPID) on the person, capabilities (RFC 5196) on the phone's service. */
+    check(impp_presence_add_activity(doc, "on-the-phone"), "add_activity");
+    check(impp_presence_set_user_input(doc, IMPP_USER_INPUT_ACTIVE, NULL), "set_user_input");
+    check(impp_presence_tuple_set_capability(doc, phone, IMPP_CAP_AUDIO, 1), "set_capability");
+    check(impp_presence_tuple_set_capability(doc, phone, IMPP_CAP_MESSAGE, 1), "set_capability");
 
     char *xml = NULL;
     size_t len = 0;
@@ -58,6 +63,15 @@ int main(void) {
         if (priority >= 0) printf(" priority=%.3g", priority);
         printf("\n");
     }
+
+    for (size_t i = 0; i < impp_presence_activity_count(parsed); i++) {
+        const char *activity = NULL;
+        check(impp_presence_activity(parsed, i, &activity, NULL), "activity");
+        printf("  activity: %s\n", activity);
+    }
+    int audio = -1;
+    check(impp_presence_tuple_capability(parsed, phone, IMPP_CAP_AUDIO, &audio), "capability");
+    printf("  phone supports audio: %s\n", audio == 1 ? "yes" : audio == 0 ? "no" : "not said");
 
     /* Bad input gets a clear error and changes nothing. */
     const char bad[] = "<presence xmlns='urn:ietf:params:xml:ns:pidf'/>";

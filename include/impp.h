@@ -106,6 +106,66 @@ typedef enum impp_basic {
 } impp_basic;
 
 /**
+ * Whether the person is using their devices (RPID `user-input`).
+ */
+typedef enum impp_user_input {
+  /**
+   * The document does not say.
+   */
+  IMPP_USER_INPUT_UNKNOWN = 0,
+  /**
+   * The person is using a device.
+   */
+  IMPP_USER_INPUT_ACTIVE = 1,
+  /**
+   * No input for longer than the idle threshold.
+   */
+  IMPP_USER_INPUT_IDLE = 2,
+} impp_user_input;
+
+/**
+ * A yes/no capability of a service (RFC 5196).
+ */
+typedef enum impp_capability {
+  /**
+   * Audio sessions.
+   */
+  IMPP_CAP_AUDIO = 0,
+  /**
+   * Video sessions.
+   */
+  IMPP_CAP_VIDEO = 1,
+  /**
+   * Real-time text sessions.
+   */
+  IMPP_CAP_TEXT = 2,
+  /**
+   * Page-mode instant messages (SIP MESSAGE).
+   */
+  IMPP_CAP_MESSAGE = 3,
+  /**
+   * Application sessions.
+   */
+  IMPP_CAP_APPLICATION = 4,
+  /**
+   * Control sessions.
+   */
+  IMPP_CAP_CONTROL = 5,
+  /**
+   * Data sessions.
+   */
+  IMPP_CAP_DATA = 6,
+  /**
+   * The service is an automaton (IVR, answering machine).
+   */
+  IMPP_CAP_AUTOMATA = 7,
+  /**
+   * The service is a conference focus.
+   */
+  IMPP_CAP_ISFOCUS = 8,
+} impp_capability;
+
+/**
  * A presence document (RFC 3863 PIDF with RFC 4479/4480/5196 extensions). Create it with
  * `impp_presence_new` or `impp_presence_parse`, free it with `impp_presence_free`.
  */
@@ -390,6 +450,240 @@ enum impp_status impp_presence_note(const struct impp_presence *presence,
                                     size_t note,
                                     const char **text_out,
                                     const char **lang_out);
+
+/**
+ * Declares whether the tuple at `index` supports a capability (`cap`, an `impp_capability`):
+ * `value` 1 = supported, 0 = not supported, -1 = say nothing (removes the element).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad `cap` or `value`), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle.
+ */
+enum impp_status impp_presence_tuple_set_capability(struct impp_presence *presence,
+                                                    size_t index,
+                                                    int cap,
+                                                    int value);
+
+/**
+ * Whether the tuple at `index` supports `cap`: `*out` is 1 (yes), 0 (no) or -1 (not said).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad `cap`), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `out` NULL or writable.
+ */
+enum impp_status impp_presence_tuple_capability(const struct impp_presence *presence,
+                                                size_t index,
+                                                int cap,
+                                                int *out);
+
+/**
+ * Adds a MIME type the tuple's service supports (`caps:type`, e.g. `"text/plain"`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `type/subtype`), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `mime` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_presence_tuple_add_media_type(struct impp_presence *presence,
+                                                    size_t index,
+                                                    const char *mime);
+
+/**
+ * The number of MIME types of the tuple at `index`; 0 for NULL or out of range.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle.
+ */
+size_t impp_presence_tuple_media_type_count(const struct impp_presence *presence, size_t index);
+
+/**
+ * MIME type `type_index` of the tuple at `index`, borrowed from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `out` NULL or writable.
+ */
+enum impp_status impp_presence_tuple_media_type(const struct impp_presence *presence,
+                                                size_t index,
+                                                size_t type_index,
+                                                const char **out);
+
+/**
+ * Declares a duplex mode (`"full"`, `"half"`, `"receive-only"`, `"send-only"`) as supported
+ * (`supported` true) or not supported by the tuple's service.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown mode), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `mode` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_presence_tuple_add_duplex(struct impp_presence *presence,
+                                                size_t index,
+                                                const char *mode,
+                                                bool supported);
+
+/**
+ * Whether the tuple's service supports a duplex mode: `*out` is 1 (listed as supported), 0
+ * (listed as not supported) or -1 (not said).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown mode), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `mode` NULL or a NUL-terminated string; `out` NULL or writable.
+ */
+enum impp_status impp_presence_tuple_duplex(const struct impp_presence *presence,
+                                            size_t index,
+                                            const char *mode,
+                                            int *out);
+
+/**
+ * Adds an RPID activity by its RFC 4480 name (`"away"`, `"busy"`, `"on-the-phone"`,
+ * `"meeting"`, ...) to the person. Adding one already present changes nothing.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown name). Nothing changes on error.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `name` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_presence_add_activity(struct impp_presence *presence, const char *name);
+
+/**
+ * Adds a free-text activity (RPID `<other>`), e.g. `"gardening"`, to the person.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, empty).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `text` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_presence_add_other_activity(struct impp_presence *presence, const char *text);
+
+/**
+ * Removes every activity of the person.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle.
+ */
+enum impp_status impp_presence_clear_activities(struct impp_presence *presence);
+
+/**
+ * The number of activities of the person; 0 for NULL or when there is no person.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle.
+ */
+size_t impp_presence_activity_count(const struct impp_presence *presence);
+
+/**
+ * Activity `index` of the person: `*name_out` is its RFC 4480 name, or
+ * `"other"` for free text, whose text is then in `*text_out` (NULL for named activities). Both are borrowed from the handle;. `text_out` may be NULL.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `name_out` NULL or writable; `text_out` NULL or writable.
+ */
+enum impp_status impp_presence_activity(const struct impp_presence *presence,
+                                        size_t index,
+                                        const char **name_out,
+                                        const char **text_out);
+
+/**
+ * Adds a mood by its RFC 4480 name (`"happy"`, `"stressed"`, `"in_love"`, ...) to the person.
+ * Adding one already present changes nothing.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown name).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `name` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_presence_add_mood(struct impp_presence *presence, const char *name);
+
+/**
+ * The number of moods of the person; 0 for NULL or when there is no person.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle.
+ */
+size_t impp_presence_mood_count(const struct impp_presence *presence);
+
+/**
+ * Mood `index` of the person: its RFC 4480 name, or `"other"` for free text, borrowed from
+ * the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `name_out` NULL or writable.
+ */
+enum impp_status impp_presence_mood(const struct impp_presence *presence,
+                                    size_t index,
+                                    const char **name_out);
+
+/**
+ * Sets the person's user input: `state` is an `impp_user_input` value
+ * (`IMPP_USER_INPUT_UNKNOWN` removes it); `last_input` (may be NULL) is the `xs:dateTime` of
+ * the last input.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle, bad state, bad date-time).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `last_input` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_presence_set_user_input(struct impp_presence *presence,
+                                              int state,
+                                              const char *last_input);
+
+/**
+ * The person's user input state, and (if `last_input_out` is not NULL) the time of the last
+ * input, borrowed from the handle, or NULL when not given.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `state_out` NULL or writable; `last_input_out` NULL or writable.
+ */
+enum impp_status impp_presence_user_input(const struct impp_presence *presence,
+                                          enum impp_user_input *state_out,
+                                          const char **last_input_out);
+
+/**
+ * Adds a note to the person (`dm:note`; `lang` may be NULL).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, bad language tag).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `text` and `lang` NULL or NUL-terminated strings.
+ */
+enum impp_status impp_presence_add_person_note(struct impp_presence *presence,
+                                               const char *text,
+                                               const char *lang);
+
+/**
+ * The number of notes of the person; 0 for NULL or when there is no person.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle.
+ */
+size_t impp_presence_person_note_count(const struct impp_presence *presence);
+
+/**
+ * Person note `index`: text and language (NULL when none; `lang_out` may be NULL), borrowed
+ * from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `text_out` NULL or writable; `lang_out` NULL or writable.
+ */
+enum impp_status impp_presence_person_note(const struct impp_presence *presence,
+                                           size_t index,
+                                           const char **text_out,
+                                           const char **lang_out);
 
 /**
  * The static name of a status code, such as `"IMPP_ERR_MALFORMED"`; `"IMPP_UNKNOWN"` for a
@@ -698,6 +992,240 @@ enum impp_status impp_presence_note(const struct impp_presence *presence,
                                     size_t note,
                                     const char **text_out,
                                     const char **lang_out);
+
+/**
+ * Declares whether the tuple at `index` supports a capability (`cap`, an `impp_capability`):
+ * `value` 1 = supported, 0 = not supported, -1 = say nothing (removes the element).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad `cap` or `value`), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle.
+ */
+enum impp_status impp_presence_tuple_set_capability(struct impp_presence *presence,
+                                                    size_t index,
+                                                    int cap,
+                                                    int value);
+
+/**
+ * Whether the tuple at `index` supports `cap`: `*out` is 1 (yes), 0 (no) or -1 (not said).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad `cap`), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `out` NULL or writable.
+ */
+enum impp_status impp_presence_tuple_capability(const struct impp_presence *presence,
+                                                size_t index,
+                                                int cap,
+                                                int *out);
+
+/**
+ * Adds a MIME type the tuple's service supports (`caps:type`, e.g. `"text/plain"`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `type/subtype`), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `mime` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_presence_tuple_add_media_type(struct impp_presence *presence,
+                                                    size_t index,
+                                                    const char *mime);
+
+/**
+ * The number of MIME types of the tuple at `index`; 0 for NULL or out of range.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle.
+ */
+size_t impp_presence_tuple_media_type_count(const struct impp_presence *presence, size_t index);
+
+/**
+ * MIME type `type_index` of the tuple at `index`, borrowed from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `out` NULL or writable.
+ */
+enum impp_status impp_presence_tuple_media_type(const struct impp_presence *presence,
+                                                size_t index,
+                                                size_t type_index,
+                                                const char **out);
+
+/**
+ * Declares a duplex mode (`"full"`, `"half"`, `"receive-only"`, `"send-only"`) as supported
+ * (`supported` true) or not supported by the tuple's service.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown mode), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `mode` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_presence_tuple_add_duplex(struct impp_presence *presence,
+                                                size_t index,
+                                                const char *mode,
+                                                bool supported);
+
+/**
+ * Whether the tuple's service supports a duplex mode: `*out` is 1 (listed as supported), 0
+ * (listed as not supported) or -1 (not said).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown mode), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `mode` NULL or a NUL-terminated string; `out` NULL or writable.
+ */
+enum impp_status impp_presence_tuple_duplex(const struct impp_presence *presence,
+                                            size_t index,
+                                            const char *mode,
+                                            int *out);
+
+/**
+ * Adds an RPID activity by its RFC 4480 name (`"away"`, `"busy"`, `"on-the-phone"`,
+ * `"meeting"`, ...) to the person. Adding one already present changes nothing.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown name). Nothing changes on error.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `name` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_presence_add_activity(struct impp_presence *presence, const char *name);
+
+/**
+ * Adds a free-text activity (RPID `<other>`), e.g. `"gardening"`, to the person.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, empty).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `text` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_presence_add_other_activity(struct impp_presence *presence, const char *text);
+
+/**
+ * Removes every activity of the person.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle.
+ */
+enum impp_status impp_presence_clear_activities(struct impp_presence *presence);
+
+/**
+ * The number of activities of the person; 0 for NULL or when there is no person.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle.
+ */
+size_t impp_presence_activity_count(const struct impp_presence *presence);
+
+/**
+ * Activity `index` of the person: `*name_out` is its RFC 4480 name, or
+ * `"other"` for free text, whose text is then in `*text_out` (NULL for named activities). Both are borrowed from the handle;. `text_out` may be NULL.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `name_out` NULL or writable; `text_out` NULL or writable.
+ */
+enum impp_status impp_presence_activity(const struct impp_presence *presence,
+                                        size_t index,
+                                        const char **name_out,
+                                        const char **text_out);
+
+/**
+ * Adds a mood by its RFC 4480 name (`"happy"`, `"stressed"`, `"in_love"`, ...) to the person.
+ * Adding one already present changes nothing.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown name).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `name` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_presence_add_mood(struct impp_presence *presence, const char *name);
+
+/**
+ * The number of moods of the person; 0 for NULL or when there is no person.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle.
+ */
+size_t impp_presence_mood_count(const struct impp_presence *presence);
+
+/**
+ * Mood `index` of the person: its RFC 4480 name, or `"other"` for free text, borrowed from
+ * the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `name_out` NULL or writable.
+ */
+enum impp_status impp_presence_mood(const struct impp_presence *presence,
+                                    size_t index,
+                                    const char **name_out);
+
+/**
+ * Sets the person's user input: `state` is an `impp_user_input` value
+ * (`IMPP_USER_INPUT_UNKNOWN` removes it); `last_input` (may be NULL) is the `xs:dateTime` of
+ * the last input.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle, bad state, bad date-time).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `last_input` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_presence_set_user_input(struct impp_presence *presence,
+                                              int state,
+                                              const char *last_input);
+
+/**
+ * The person's user input state, and (if `last_input_out` is not NULL) the time of the last
+ * input, borrowed from the handle, or NULL when not given.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `state_out` NULL or writable; `last_input_out` NULL or writable.
+ */
+enum impp_status impp_presence_user_input(const struct impp_presence *presence,
+                                          enum impp_user_input *state_out,
+                                          const char **last_input_out);
+
+/**
+ * Adds a note to the person (`dm:note`; `lang` may be NULL).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, bad language tag).
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `text` and `lang` NULL or NUL-terminated strings.
+ */
+enum impp_status impp_presence_add_person_note(struct impp_presence *presence,
+                                               const char *text,
+                                               const char *lang);
+
+/**
+ * The number of notes of the person; 0 for NULL or when there is no person.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle.
+ */
+size_t impp_presence_person_note_count(const struct impp_presence *presence);
+
+/**
+ * Person note `index`: text and language (NULL when none; `lang_out` may be NULL), borrowed
+ * from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `presence` is NULL or a live handle; `text_out` NULL or writable; `lang_out` NULL or writable.
+ */
+enum impp_status impp_presence_person_note(const struct impp_presence *presence,
+                                           size_t index,
+                                           const char **text_out,
+                                           const char **lang_out);
 
 /**
  * The static name of a status code, such as `"IMPP_ERR_MALFORMED"`; `"IMPP_UNKNOWN"` for a

@@ -18,15 +18,25 @@ fn lib_dir() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let exe = std::env::current_exe().expect("current_exe");
-            let dir = exe.parent().and_then(Path::parent).expect("target profile dir").to_path_buf();
+            let dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target profile dir")
+                .to_path_buf();
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut build = Command::new(cargo);
-            build.args(["build", "--lib", "--quiet"]).current_dir(root());
+            build
+                .args(["build", "--lib", "--quiet"])
+                .current_dir(root());
             if dir.file_name().is_some_and(|n| n == "release") {
                 build.arg("--release");
             }
             run(&mut build);
-            assert!(dir.join("libimpp.so").exists(), "libimpp.so not found in {}", dir.display());
+            assert!(
+                dir.join("libimpp.so").exists(),
+                "libimpp.so not found in {}",
+                dir.display()
+            );
             dir
         })
         .clone()
@@ -39,13 +49,19 @@ fn out_dir() -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> String {
-    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "{cmd:?} failed ({}):\n{text}", output.status);
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed ({}):\n{text}",
+        output.status
+    );
     text
 }
 
@@ -77,8 +93,13 @@ fn header_compiles_as_cpp17_included_twice() {
         .arg(obj));
 }
 
-/// Compiles `tests/c/<name>.c` with the sanitizers, links it to libimpp.so, runs it.
-fn sanitized_c_test(name: &str) {
+/// Compiles `tests/c/<name>.c` with the sanitizers, links it to libimpp.so, runs it, and
+/// returns what it printed.
+fn sanitized_c_test(name: &str) -> String {
+    sanitized_c_program(&root().join(format!("tests/c/{name}.c")), name)
+}
+
+fn sanitized_c_program(source: &Path, name: &str) -> String {
     let lib = lib_dir();
     let exe = out_dir().join(name);
     run(Command::new("cc")
@@ -87,19 +108,36 @@ fn sanitized_c_test(name: &str) {
         .args(STRICT)
         .arg("-I")
         .arg(root().join("include"))
-        .arg(root().join(format!("tests/c/{name}.c")))
+        .arg("-I")
+        .arg(root().join("tests/c"))
+        .arg(source)
         .arg("-L")
         .arg(&lib)
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .args(["-limpp", "-lm", "-o"])
         .arg(&exe));
     let out = run(Command::new(&exe)
-        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:abort_on_error=0:halt_on_error=1",
+        )
         .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"));
-    assert!(out.contains("all checks passed"), "{out}");
+    out
 }
 
 #[test]
 fn presence_api_under_sanitizers() {
-    sanitized_c_test("presence_test");
+    let out = sanitized_c_test("presence_test");
+    assert!(out.contains("all checks passed"), "{out}");
+}
+
+/// The example a newcomer copies from must keep working.
+#[test]
+fn presence_example_runs() {
+    let out = sanitized_c_program(&root().join("examples/presence.c"), "example_presence");
+    assert!(
+        out.contains("Parsed back: pres:alice@example.test has 2 tuples"),
+        "{out}"
+    );
+    assert!(out.contains("on-the-phone"), "{out}");
 }

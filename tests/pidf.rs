@@ -109,8 +109,14 @@ fn prefixes_do_not_matter_namespaces_do() {
     let c = t.contact.as_ref().unwrap();
     assert_eq!(c.uri, "tel:+09012345678");
     assert_eq!(c.priority.unwrap().thousandths(), 800);
-    assert_eq!(t.notes[1], Note::with_lang("Ne dérangez pas, s'il vous plaît", "fr"));
-    assert_eq!(t.timestamp.as_ref().unwrap().as_str(), "2001-10-27T16:49:29Z");
+    assert_eq!(
+        t.notes[1],
+        Note::with_lang("Ne dérangez pas, s'il vous plaît", "fr")
+    );
+    assert_eq!(
+        t.timestamp.as_ref().unwrap().as_str(),
+        "2001-10-27T16:49:29Z"
+    );
     assert_eq!(a.notes[0].text, "I'll be in Tokyo next week");
     round_trip(&a);
 }
@@ -119,38 +125,62 @@ fn prefixes_do_not_matter_namespaces_do() {
 fn softphone_document_with_every_extension() {
     let p = parse(SOFTPHONE);
     let t = &p.tuples[0];
-    assert_eq!(t.device_ids, ["urn:uuid:d27459b7-8213-4395-aa77-ed859a3e5b3a"]);
+    assert_eq!(
+        t.device_ids,
+        ["urn:uuid:d27459b7-8213-4395-aa77-ed859a3e5b3a"]
+    );
     assert_eq!(t.class.as_deref(), Some("softphone"));
     let ui = t.user_input.as_ref().unwrap();
     assert_eq!(ui.state, UserInputState::Idle);
     assert_eq!(ui.idle_threshold, Some(600));
-    assert_eq!(ui.last_input.as_ref().unwrap().as_str(), "2026-11-24T14:40:00Z");
+    assert_eq!(
+        ui.last_input.as_ref().unwrap().as_str(),
+        "2026-11-24T14:40:00Z"
+    );
     let caps = t.service_caps.as_ref().unwrap();
-    assert_eq!((caps.audio, caps.video, caps.text, caps.message), (Some(true), Some(false), Some(true), Some(true)));
+    assert_eq!(
+        (caps.audio, caps.video, caps.text, caps.message),
+        (Some(true), Some(false), Some(true), Some(true))
+    );
     assert_eq!(caps.types, ["text/plain"]);
     assert_eq!(caps.duplex.as_ref().unwrap().supported, [Duplex::Full]);
-    assert_eq!(t.contact.as_ref().unwrap().priority.unwrap().thousandths(), 1000);
+    assert_eq!(
+        t.contact.as_ref().unwrap().priority.unwrap().thousandths(),
+        1000
+    );
 
     let person = &p.persons[0];
     assert_eq!(person.id, "p1");
     let acts = person.activities.as_ref().unwrap();
     assert_eq!(acts.values, [Activity::OnThePhone, Activity::Meeting]);
     assert_eq!(acts.notes[0].text, "Weekly sync");
-    assert_eq!(acts.range.from.as_ref().unwrap().as_str(), "2026-11-24T14:00:00Z");
+    assert_eq!(
+        acts.range.from.as_ref().unwrap().as_str(),
+        "2026-11-24T14:00:00Z"
+    );
     assert_eq!(person.mood.as_ref().unwrap().values, [MoodValue::Happy]);
     assert_eq!(
         person.place_type.as_ref().unwrap().values,
         [PlaceTypeValue::Location("office".into())]
     );
     assert!(person.privacy.is_some() && person.sphere.is_some());
-    assert_eq!(person.status_icon.as_ref().unwrap().uri, "http://example.test/icons/busy.png");
+    assert_eq!(
+        person.status_icon.as_ref().unwrap().uri,
+        "http://example.test/icons/busy.png"
+    );
     assert_eq!(person.time_offset.as_ref().unwrap().minutes, 60);
-    assert_eq!(person.notes[0], Note::with_lang("In a meeting until 3", "en"));
+    assert_eq!(
+        person.notes[0],
+        Note::with_lang("In a meeting until 3", "en")
+    );
     assert!(person.timestamp.is_some());
 
     let device = &p.devices[0];
     assert_eq!(device.id, "pc");
-    assert_eq!(device.user_input.as_ref().unwrap().state, UserInputState::Active);
+    assert_eq!(
+        device.user_input.as_ref().unwrap().state,
+        UserInputState::Active
+    );
     assert!(device.device_caps.as_ref().unwrap().mobility.is_some());
     assert_eq!(device.notes[0].text, "Office PC");
     round_trip(&p);
@@ -173,7 +203,10 @@ fn unknown_extensions_and_attributes_survive() {
     assert_eq!(p.extension_attributes[0].namespace, "urn:example:vendor");
     assert_eq!(p.tuples[0].extension_attributes[0].value, "3");
     let key = &p.tuples[0].extensions[0];
-    assert_eq!((key.namespace.as_str(), key.name.as_str()), ("urn:example:vendor", "line-key"));
+    assert_eq!(
+        (key.namespace.as_str(), key.name.as_str()),
+        ("urn:example:vendor", "line-key")
+    );
     assert_eq!(key.attributes.len(), 2);
     assert_eq!(key.children[0].name, "sub");
     assert_eq!(p.extensions.len(), 2);
@@ -203,8 +236,12 @@ fn whitespace_utf8_and_right_to_left_notes() {
 fn escaping_is_symmetric() {
     let mut p = Presence::new("pres:a@example.test");
     let mut t = Tuple::new("t&<1>\"'", Basic::Open);
-    t.notes.push(Note::new("a < b && c > d \"quoted\" 'single' \r\n\ttab"));
-    t.contact = Some(Contact { uri: "sip:a@b;x=\"y\"".into(), priority: None });
+    t.notes
+        .push(Note::new("a < b && c > d \"quoted\" 'single' \r\n\ttab"));
+    t.contact = Some(Contact {
+        uri: "sip:a@b;x=\"y\"".into(),
+        priority: None,
+    });
     p.tuples.push(t);
     p.notes.push(Note::new("]]> & &amp; <![CDATA[ x ]]>"));
     round_trip(&p);
@@ -214,7 +251,10 @@ fn escaping_is_symmetric() {
 fn built_documents_round_trip() {
     let mut p = Presence::new("sip:carol@example.test");
     let mut t = Tuple::new("im", Basic::Open);
-    t.contact = Some(Contact { uri: "im:carol@example.test".into(), priority: Some(Priority::parse("0.125").unwrap()) });
+    t.contact = Some(Contact {
+        uri: "im:carol@example.test".into(),
+        priority: Some(Priority::parse("0.125").unwrap()),
+    });
     t.timestamp = Some(Timestamp::parse("2026-11-24T10:00:00Z").unwrap());
     t.service_caps = Some(ServiceCaps {
         message: Some(true),
@@ -224,7 +264,10 @@ fn built_documents_round_trip() {
     });
     p.tuples.push(t);
     let mut person = Person::new("me");
-    person.activities = Some(Activities::new(vec![Activity::Away, Activity::from_name("in-transit").unwrap()]));
+    person.activities = Some(Activities::new(vec![
+        Activity::Away,
+        Activity::from_name("in-transit").unwrap(),
+    ]));
     p.persons.push(person);
     p.devices.push(Device::new("d1", "mac:8c:85:90:00:00:01"));
     p.validate().unwrap();
@@ -238,7 +281,15 @@ fn built_documents_round_trip() {
 
 #[test]
 fn priorities_parse_exactly() {
-    for (text, t) in [("0", 0), ("1", 1000), ("1.000", 1000), ("0.5", 500), (".25", 250), ("0.001", 1), ("0.8", 800)] {
+    for (text, t) in [
+        ("0", 0),
+        ("1", 1000),
+        ("1.000", 1000),
+        ("0.5", 500),
+        (".25", 250),
+        ("0.001", 1),
+        ("0.8", 800),
+    ] {
         assert_eq!(Priority::parse(text).unwrap().thousandths(), t, "{text}");
     }
     for bad in ["", "1.001", "2", "-0.5", "0.0001", "abc", "0.5.5", "1e-1"] {
@@ -261,25 +312,49 @@ fn malformed_documents_are_clear_errors() {
     assert_malformed("", "no root");
     assert_malformed(&IMPP_PREFIX[..IMPP_PREFIX.len() / 2], "");
     assert_malformed(&format!("{OPEN}<tuple id='t'><status>"), "truncated");
-    assert_malformed("<presence xmlns='urn:ietf:params:xml:ns:pidf-wrong' entity='pres:a@b'/>", "namespace");
+    assert_malformed(
+        "<presence xmlns='urn:ietf:params:xml:ns:pidf-wrong' entity='pres:a@b'/>",
+        "namespace",
+    );
     assert_malformed("<presence entity='pres:a@b'/>", "namespace");
     assert_malformed("<presence xmlns='urn:ietf:params:xml:ns:pidf'/>", "entity");
-    assert_malformed("<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='no scheme'/>", "entity");
-    assert_malformed(&format!("{OPEN}<tuple id='t'><status><basic>Open</basic></status></tuple></presence>"), "'Open'");
-    assert_malformed(&format!("{OPEN}<tuple id='t'><status><basic>busy</basic></status></tuple></presence>"), "busy");
+    assert_malformed(
+        "<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='no scheme'/>",
+        "entity",
+    );
+    assert_malformed(
+        &format!("{OPEN}<tuple id='t'><status><basic>Open</basic></status></tuple></presence>"),
+        "'Open'",
+    );
+    assert_malformed(
+        &format!("{OPEN}<tuple id='t'><status><basic>busy</basic></status></tuple></presence>"),
+        "busy",
+    );
     assert_malformed(&format!("{OPEN}<tuple><status/></tuple></presence>"), "id");
-    assert_malformed(&format!("{OPEN}<tuple id='t'></tuple></presence>"), "status");
+    assert_malformed(
+        &format!("{OPEN}<tuple id='t'></tuple></presence>"),
+        "status",
+    );
     assert_malformed(
         &format!("{OPEN}<tuple id='t'><status/></tuple><tuple id='t'><status/></tuple></presence>"),
         "'t' is used twice",
     );
     assert_malformed(
-        &format!("{OPEN}<tuple id='p'><status/></tuple><person xmlns='{}' id='p'/></presence>", ns::DATA_MODEL),
+        &format!(
+            "{OPEN}<tuple id='p'><status/></tuple><person xmlns='{}' id='p'/></presence>",
+            ns::DATA_MODEL
+        ),
         "twice",
     );
     assert_malformed(&format!("{OPEN}<tuple id='t'><status/><contact priority='7'>sip:a@b</contact></tuple></presence>"), "priority");
-    assert_malformed(&format!("{OPEN}<tuple id='t'><status/><timestamp>noon</timestamp></tuple></presence>"), "noon");
-    assert_malformed(&format!("{OPEN}<tuple id='t'><status/><bogus/></tuple></presence>"), "bogus");
+    assert_malformed(
+        &format!("{OPEN}<tuple id='t'><status/><timestamp>noon</timestamp></tuple></presence>"),
+        "noon",
+    );
+    assert_malformed(
+        &format!("{OPEN}<tuple id='t'><status/><bogus/></tuple></presence>"),
+        "bogus",
+    );
     assert_malformed(&format!("{OPEN}<x:tuple id='t'/></presence>"), "prefix 'x'");
     assert_malformed(
         &format!("{OPEN}<person xmlns='{}' id='p'><activities xmlns='{}'><partying/></activities></person></presence>", ns::DATA_MODEL, ns::RPID),
@@ -296,25 +371,50 @@ fn unsafe_and_oversized_documents_are_refused() {
     let bomb = format!(
         "<?xml version='1.0'?><!DOCTYPE p [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;'>]>{OPEN}<note>&b;</note></presence>"
     );
-    assert!(matches!(Presence::parse(&bomb, &Limits::DEFAULT), Err(Error::UnsafeXml(_))));
+    assert!(matches!(
+        Presence::parse(&bomb, &Limits::DEFAULT),
+        Err(Error::UnsafeXml(_))
+    ));
     let xxe = format!(
         "<?xml version='1.0'?><!DOCTYPE p [<!ENTITY x SYSTEM 'file:///etc/passwd'>]>{OPEN}<note>&x;</note></presence>"
     );
-    assert!(matches!(Presence::parse(&xxe, &Limits::DEFAULT), Err(Error::UnsafeXml(_))));
+    assert!(matches!(
+        Presence::parse(&xxe, &Limits::DEFAULT),
+        Err(Error::UnsafeXml(_))
+    ));
     let undeclared = format!("{OPEN}<note>&nbsp;</note></presence>");
-    assert!(matches!(Presence::parse(&undeclared, &Limits::DEFAULT), Err(Error::UnsafeXml(_))));
+    assert!(matches!(
+        Presence::parse(&undeclared, &Limits::DEFAULT),
+        Err(Error::UnsafeXml(_))
+    ));
 
     let mut big = String::from(OPEN);
     while big.len() <= 64 * 1024 {
         big.push_str("<note>padding padding padding padding</note>");
     }
     big.push_str("</presence>");
-    assert!(matches!(Presence::parse(&big, &Limits::DEFAULT), Err(Error::TooLarge(_))));
-    let roomy = Limits { max_bytes: 1 << 20, ..Limits::DEFAULT };
+    assert!(matches!(
+        Presence::parse(&big, &Limits::DEFAULT),
+        Err(Error::TooLarge(_))
+    ));
+    let roomy = Limits {
+        max_bytes: 1 << 20,
+        ..Limits::DEFAULT
+    };
     assert!(Presence::parse(&big, &roomy).is_ok());
 
-    let deep = format!("{OPEN}<tuple id='t'><status>{}{}</status></tuple></presence>", "<x:e xmlns:x='urn:x'>".repeat(40), "</x:e>".repeat(40));
-    assert!(matches!(Presence::parse(&deep, &Limits::DEFAULT), Err(Error::TooLarge(_))));
+    let deep = format!(
+        "{OPEN}<tuple id='t'><status>{}{}</status></tuple></presence>",
+        "<x:e xmlns:x='urn:x'>".repeat(40),
+        "</x:e>".repeat(40)
+    );
+    assert!(matches!(
+        Presence::parse(&deep, &Limits::DEFAULT),
+        Err(Error::TooLarge(_))
+    ));
 
-    assert!(matches!(Presence::parse_bytes(b"<presence \xff/>", &Limits::DEFAULT), Err(Error::Malformed(_))));
+    assert!(matches!(
+        Presence::parse_bytes(b"<presence \xff/>", &Limits::DEFAULT),
+        Err(Error::Malformed(_))
+    ));
 }

@@ -79,7 +79,10 @@ pub struct Device {
 fn element_id<'t>(node: Node<'t, '_>) -> Result<&'t str> {
     let id = node.required_attr(DOC, "id")?;
     if id.trim().is_empty() {
-        return Err(Error::malformed(DOC, format!("<{}> has an empty id", node.local())));
+        return Err(Error::malformed(
+            DOC,
+            format!("<{}> has an empty id", node.local()),
+        ));
     }
     Ok(id)
 }
@@ -122,20 +125,33 @@ impl Person {
         let ext = &mut p.extensions;
         for child in node.children() {
             match (child.ns(), child.local()) {
-                (ns::RPID, "activities") => once(&mut p.activities, child, ext, Activities::from_node)?,
+                (ns::RPID, "activities") => {
+                    once(&mut p.activities, child, ext, Activities::from_node)?
+                }
                 (ns::RPID, "class") => once(&mut p.class, child, ext, parse_class)?,
                 (ns::RPID, "mood") => once(&mut p.mood, child, ext, Mood::from_node)?,
                 (ns::RPID, "place-is") => once(&mut p.place_is, child, ext, PlaceIs::from_node)?,
-                (ns::RPID, "place-type") => once(&mut p.place_type, child, ext, PlaceType::from_node)?,
+                (ns::RPID, "place-type") => {
+                    once(&mut p.place_type, child, ext, PlaceType::from_node)?
+                }
                 (ns::RPID, "privacy") => once(&mut p.privacy, child, ext, Privacy::from_node)?,
                 (ns::RPID, "sphere") => once(&mut p.sphere, child, ext, Sphere::from_node)?,
-                (ns::RPID, "status-icon") => once(&mut p.status_icon, child, ext, StatusIcon::from_node)?,
-                (ns::RPID, "time-offset") => once(&mut p.time_offset, child, ext, TimeOffset::from_node)?,
-                (ns::RPID, "user-input") => once(&mut p.user_input, child, ext, UserInput::from_node)?,
+                (ns::RPID, "status-icon") => {
+                    once(&mut p.status_icon, child, ext, StatusIcon::from_node)?
+                }
+                (ns::RPID, "time-offset") => {
+                    once(&mut p.time_offset, child, ext, TimeOffset::from_node)?
+                }
+                (ns::RPID, "user-input") => {
+                    once(&mut p.user_input, child, ext, UserInput::from_node)?
+                }
                 (ns::DATA_MODEL, "note") => p.notes.push(Note::from_node(child)),
                 (ns::DATA_MODEL, "timestamp") => once(&mut p.timestamp, child, ext, timestamp)?,
                 (ns::DATA_MODEL, other) => {
-                    return Err(Error::malformed(DOC, format!("unexpected <dm:{other}> in <dm:person>")))
+                    return Err(Error::malformed(
+                        DOC,
+                        format!("unexpected <dm:{other}> in <dm:person>"),
+                    ))
                 }
                 _ => ext.push(child.to_element()),
             }
@@ -210,12 +226,19 @@ impl Device {
             match (child.ns(), child.local()) {
                 (ns::DATA_MODEL, "deviceID") => once(&mut d.device_id, child, ext, text)?,
                 (ns::RPID, "class") => once(&mut d.class, child, ext, parse_class)?,
-                (ns::RPID, "user-input") => once(&mut d.user_input, child, ext, UserInput::from_node)?,
-                (ns::CAPS, "devcaps") => once(&mut d.device_caps, child, ext, DeviceCaps::from_node)?,
+                (ns::RPID, "user-input") => {
+                    once(&mut d.user_input, child, ext, UserInput::from_node)?
+                }
+                (ns::CAPS, "devcaps") => {
+                    once(&mut d.device_caps, child, ext, DeviceCaps::from_node)?
+                }
                 (ns::DATA_MODEL, "note") => d.notes.push(Note::from_node(child)),
                 (ns::DATA_MODEL, "timestamp") => once(&mut d.timestamp, child, ext, timestamp)?,
                 (ns::DATA_MODEL, other) => {
-                    return Err(Error::malformed(DOC, format!("unexpected <dm:{other}> in <dm:device>")))
+                    return Err(Error::malformed(
+                        DOC,
+                        format!("unexpected <dm:{other}> in <dm:device>"),
+                    ))
                 }
                 _ => ext.push(child.to_element()),
             }

@@ -58,12 +58,18 @@ pub struct Note {
 impl Note {
     /// A note without a language tag.
     pub fn new(text: impl Into<String>) -> Note {
-        Note { text: text.into(), lang: None }
+        Note {
+            text: text.into(),
+            lang: None,
+        }
     }
 
     /// A note with a language tag.
     pub fn with_lang(text: impl Into<String>, lang: impl Into<String>) -> Note {
-        Note { text: text.into(), lang: Some(lang.into()) }
+        Note {
+            text: text.into(),
+            lang: Some(lang.into()),
+        }
     }
 
     pub(crate) fn from_node(node: xml::Node<'_, '_>) -> Note {

@@ -189,7 +189,11 @@ impl Priority {
         if int.len() > 1 || frac.len() > 3 {
             return Err(bad());
         }
-        let whole: u16 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
+        let whole: u16 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| bad())?
+        };
         let mut thousandths: u16 = 0;
         for (i, d) in frac.bytes().enumerate() {
             thousandths += u16::from(d - b'0') * [100, 10, 1][i];
@@ -232,7 +236,10 @@ impl Presence {
     pub fn parse_bytes(input: &[u8], limits: &Limits) -> Result<Presence> {
         limits.check_size(DOC, input.len())?;
         let text = std::str::from_utf8(input).map_err(|e| {
-            Error::malformed(DOC, format!("document is not UTF-8 (at byte {})", e.valid_up_to()))
+            Error::malformed(
+                DOC,
+                format!("document is not UTF-8 (at byte {})", e.valid_up_to()),
+            )
         })?;
         Presence::parse(text, limits)
     }
@@ -253,7 +260,10 @@ impl Presence {
                 (ns::DATA_MODEL, "person") => p.persons.push(Person::from_node(child)?),
                 (ns::DATA_MODEL, "device") => p.devices.push(Device::from_node(child)?),
                 (ns::PIDF, other) => {
-                    return Err(Error::malformed(DOC, format!("unexpected <{other}> in <presence>")))
+                    return Err(Error::malformed(
+                        DOC,
+                        format!("unexpected <{other}> in <presence>"),
+                    ))
                 }
                 _ => p.extensions.push(child.to_element()),
             }
@@ -323,7 +333,9 @@ impl Presence {
 
     /// Whether any tuple is open: the presentity is reachable somehow.
     pub fn is_open(&self) -> bool {
-        self.tuples.iter().any(|t| t.status.basic == Some(Basic::Open))
+        self.tuples
+            .iter()
+            .any(|t| t.status.basic == Some(Basic::Open))
     }
 }
 
@@ -355,13 +367,19 @@ impl Tuple {
             match (child.ns(), child.local()) {
                 (ns::PIDF, "status") => {
                     if status.is_some() {
-                        return Err(Error::malformed(DOC, format!("tuple '{id}' has two <status>")));
+                        return Err(Error::malformed(
+                            DOC,
+                            format!("tuple '{id}' has two <status>"),
+                        ));
                     }
                     status = Some(Status::from_node(child)?);
                 }
                 (ns::PIDF, "contact") => {
                     if t.contact.is_some() {
-                        return Err(Error::malformed(DOC, format!("tuple '{id}' has two <contact>")));
+                        return Err(Error::malformed(
+                            DOC,
+                            format!("tuple '{id}' has two <contact>"),
+                        ));
                     }
                     let uri = child.trimmed();
                     check_uri(uri, "contact")?;
@@ -401,8 +419,8 @@ impl Tuple {
                 _ => t.extensions.push(child.to_element()),
             }
         }
-        t.status = status
-            .ok_or_else(|| Error::malformed(DOC, format!("tuple '{id}' has no <status>")))?;
+        t.status =
+            status.ok_or_else(|| Error::malformed(DOC, format!("tuple '{id}' has no <status>")))?;
         Ok(t)
     }
 
@@ -471,7 +489,10 @@ impl Status {
                     s.basic = Some(child.trimmed().parse()?);
                 }
                 (ns::PIDF, other) => {
-                    return Err(Error::malformed(DOC, format!("unexpected <{other}> in <status>")))
+                    return Err(Error::malformed(
+                        DOC,
+                        format!("unexpected <{other}> in <status>"),
+                    ))
                 }
                 _ => s.extensions.push(child.to_element()),
             }
@@ -482,9 +503,8 @@ impl Status {
 
 /// Reads an element whose content is a date-time.
 pub(crate) fn timestamp(node: Node<'_, '_>) -> Result<Timestamp> {
-    Timestamp::parse(node.text()).map_err(|e| {
-        Error::malformed(DOC, format!("<{}>: {}", node.local(), e))
-    })
+    Timestamp::parse(node.text())
+        .map_err(|e| Error::malformed(DOC, format!("<{}>: {}", node.local(), e)))
 }
 
 /// Accepts anything shaped like an absolute URI (`scheme:rest`): PIDF allows any scheme.

@@ -199,7 +199,9 @@ impl<'a> Tree<'a> {
         let mut stack: Vec<(u32, u32)> = Vec::with_capacity(16);
         let mut root_closed = false;
         loop {
-            let (resolved, event) = reader.read_resolved_event().map_err(|e| xml_error(doc, e))?;
+            let (resolved, event) = reader
+                .read_resolved_event()
+                .map_err(|e| xml_error(doc, e))?;
             match event {
                 Event::Start(ref start) | Event::Empty(ref start) => {
                     if root_closed {
@@ -264,7 +266,9 @@ impl<'a> Tree<'a> {
                     }
                 }
                 Event::CData(t) => match stack.last() {
-                    Some(&(node, _)) => append(&mut tree.nodes[node as usize].text, t.xml10_content()),
+                    Some(&(node, _)) => {
+                        append(&mut tree.nodes[node as usize].text, t.xml10_content())
+                    }
                     None => return Err(Error::malformed(doc, "CDATA outside the root element")),
                 },
                 Event::GeneralRef(r) => {
@@ -282,8 +286,8 @@ impl<'a> Tree<'a> {
                 }
                 Event::DocType(_) => {
                     return Err(Error::UnsafeXml(format!(
-                        "{doc}: DOCTYPE declarations (and the entities they declare) are not accepted"
-                    )))
+                    "{doc}: DOCTYPE declarations (and the entities they declare) are not accepted"
+                )))
                 }
                 Event::Decl(decl) => {
                     if let Some(Ok(enc)) = decl.encoding() {
@@ -336,7 +340,10 @@ impl<'a> Tree<'a> {
                 ResolveResult::Unbound => 0,
                 ResolveResult::Unknown(p) if p == "xml" => 1,
                 ResolveResult::Unknown(p) => {
-                    return Err(Error::malformed(doc, format!("prefix '{p}' is not declared")))
+                    return Err(Error::malformed(
+                        doc,
+                        format!("prefix '{p}' is not declared"),
+                    ))
                 }
             };
             let local = subslice(input, local.into_inner())
@@ -353,7 +360,10 @@ impl<'a> Tree<'a> {
                 .iter()
                 .any(|a| a.ns == ns && a.local == local)
             {
-                return Err(Error::malformed(doc, format!("attribute '{local}' repeated")));
+                return Err(Error::malformed(
+                    doc,
+                    format!("attribute '{local}' repeated"),
+                ));
             }
             self.attrs.push(AttrData { ns, local, value });
         }
@@ -482,9 +492,7 @@ impl<'t, 'a> Node<'t, 'a> {
         Err(Error::malformed(
             doc,
             if self.local() == local {
-                format!(
-                    "<{local}> is in namespace '{found_ns}', expected '{ns}'",
-                )
+                format!("<{local}> is in namespace '{found_ns}', expected '{ns}'",)
             } else {
                 format!(
                     "expected <{local}> in namespace '{ns}', found <{}> in '{found_ns}'",
@@ -520,13 +528,18 @@ impl<'t, 'a> Node<'t, 'a> {
 
     /// The attribute `{ns}name`.
     pub(crate) fn attr_ns(&self, ns: &str, name: &str) -> Option<&'t str> {
-        self.attrs().find(|(n, l, _)| *l == name && *n == ns).map(|(_, _, v)| v)
+        self.attrs()
+            .find(|(n, l, _)| *l == name && *n == ns)
+            .map(|(_, _, v)| v)
     }
 
     /// A required unqualified attribute, or an error naming it.
     pub(crate) fn required_attr(&self, doc: &str, name: &str) -> Result<&'t str> {
         self.attr(name).ok_or_else(|| {
-            Error::malformed(doc, format!("<{}> lacks the required attribute '{name}'", self.local()))
+            Error::malformed(
+                doc,
+                format!("<{}> lacks the required attribute '{name}'", self.local()),
+            )
         })
     }
 
@@ -637,7 +650,10 @@ impl<'k> XmlWriter<'k> {
     }
 
     fn current_default(&self) -> &str {
-        self.default_ns.last().map(|s| s.as_str()).unwrap_or(self.main_ns)
+        self.default_ns
+            .last()
+            .map(|s| s.as_str())
+            .unwrap_or(self.main_ns)
     }
 
     /// The prefix for `ns` if it is a known one, marking it used.
@@ -877,9 +893,15 @@ mod tests {
     #[test]
     fn refuses_doctype_and_entities() {
         let bomb = r#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa">]><x>&a;</x>"#;
-        assert!(matches!(Element::parse(bomb, &Limits::DEFAULT), Err(Error::UnsafeXml(_))));
+        assert!(matches!(
+            Element::parse(bomb, &Limits::DEFAULT),
+            Err(Error::UnsafeXml(_))
+        ));
         let undeclared = r#"<x>&a;</x>"#;
-        assert!(matches!(Element::parse(undeclared, &Limits::DEFAULT), Err(Error::UnsafeXml(_))));
+        assert!(matches!(
+            Element::parse(undeclared, &Limits::DEFAULT),
+            Err(Error::UnsafeXml(_))
+        ));
         let ok = r#"<x a="&lt;&#65;">&amp;&#x263A;</x>"#;
         let e = Element::parse(ok, &Limits::DEFAULT).unwrap();
         assert_eq!(e.text, "&\u{263A}");
@@ -889,16 +911,36 @@ mod tests {
     #[test]
     fn limits_size_and_depth() {
         let deep = "<a>".repeat(40) + &"</a>".repeat(40);
-        assert!(matches!(Element::parse(&deep, &Limits::DEFAULT), Err(Error::TooLarge(_))));
-        let small = Limits { max_bytes: 10, max_depth: 4 };
-        assert!(matches!(Element::parse("<a>0123456789</a>", &small), Err(Error::TooLarge(_))));
+        assert!(matches!(
+            Element::parse(&deep, &Limits::DEFAULT),
+            Err(Error::TooLarge(_))
+        ));
+        let small = Limits {
+            max_bytes: 10,
+            max_depth: 4,
+        };
+        assert!(matches!(
+            Element::parse("<a>0123456789</a>", &small),
+            Err(Error::TooLarge(_))
+        ));
     }
 
     #[test]
     fn malformed_inputs_are_errors() {
-        for bad in ["", "<a>", "<a></b>", "<a/><b/>", "text", "<p:a/>", "<a x='1' x='2'/>"] {
+        for bad in [
+            "",
+            "<a>",
+            "<a></b>",
+            "<a/><b/>",
+            "text",
+            "<p:a/>",
+            "<a x='1' x='2'/>",
+        ] {
             assert!(
-                matches!(Element::parse(bad, &Limits::DEFAULT), Err(Error::Malformed(_))),
+                matches!(
+                    Element::parse(bad, &Limits::DEFAULT),
+                    Err(Error::Malformed(_))
+                ),
                 "{bad:?}"
             );
         }

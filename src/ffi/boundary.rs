@@ -102,10 +102,14 @@ pub(crate) unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, name: &str) -> Re
         if len == 0 {
             return Ok(&[]);
         }
-        return Err(Error::InvalidArgument(format!("{name} is NULL with length {len}")));
+        return Err(Error::InvalidArgument(format!(
+            "{name} is NULL with length {len}"
+        )));
     }
     if len > isize::MAX as usize {
-        return Err(Error::InvalidArgument(format!("{name} length {len} is too large")));
+        return Err(Error::InvalidArgument(format!(
+            "{name} length {len} is too large"
+        )));
     }
     // SAFETY: the caller guarantees `len` readable bytes at `ptr`.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })

@@ -13,9 +13,13 @@
 
 mod boundary;
 mod presence;
+mod presence_caps;
+mod presence_person;
 mod status;
 
 pub use presence::*;
+pub use presence_caps::*;
+pub use presence_person::*;
 pub use status::*;
 
 #[cfg(test)]
@@ -25,8 +29,9 @@ mod tests {
     #[test]
     fn committed_header_matches_generated() {
         let generated = include_str!(concat!(env!("OUT_DIR"), "/impp.h"));
-        let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/impp.h"))
-            .expect("include/impp.h is missing: run IMPP_UPDATE_HEADER=1 cargo build");
+        let committed =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/impp.h"))
+                .expect("include/impp.h is missing: run IMPP_UPDATE_HEADER=1 cargo build");
         assert!(
             committed == generated,
             "include/impp.h differs from the generated header: run IMPP_UPDATE_HEADER=1 cargo build and commit it"

@@ -20,14 +20,14 @@ use crate::error::{Error, Result};
 /// A presence document (RFC 3863 PIDF with RFC 4479/4480/5196 extensions). Create it with
 /// `impp_presence_new` or `impp_presence_parse`, free it with `impp_presence_free`.
 pub struct impp_presence {
-    doc: Presence,
+    pub(super) doc: Presence,
     /// NUL-terminated copies of the strings handed out, by field, so a pointer stays valid
     /// until the next modification of the handle.
     strings: RefCell<HashMap<Field, CString>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Field {
+pub(super) enum Field {
     Entity,
     TupleId(usize),
     ContactUri(usize),
@@ -36,6 +36,13 @@ enum Field {
     TupleNoteLang(usize, usize),
     Note(usize),
     NoteLang(usize),
+    ActivityName(usize),
+    ActivityText(usize),
+    MoodName(usize),
+    PersonNote(usize),
+    PersonNoteLang(usize),
+    LastInput,
+    MediaType(usize, usize),
 }
 
 /// The basic status of a tuple.
@@ -78,7 +85,7 @@ impl impp_presence {
     }
 
     /// A pointer to a NUL-terminated copy of `value`, kept in the handle.
-    fn borrow_str(&self, field: Field, value: &str) -> Result<*const c_char> {
+    pub(super) fn borrow_str(&self, field: Field, value: &str) -> Result<*const c_char> {
         let mut strings = self.strings.borrow_mut();
         if let Some(c) = strings.get(&field) {
             return Ok(c.as_ptr());
@@ -90,34 +97,43 @@ impl impp_presence {
         Ok(ptr)
     }
 
-    fn borrow_opt(&self, field: Field, value: Option<&str>) -> Result<*const c_char> {
+    pub(super) fn borrow_opt(&self, field: Field, value: Option<&str>) -> Result<*const c_char> {
         value.map_or(Ok(std::ptr::null()), |v| self.borrow_str(field, v))
     }
 
     /// The document for modification; every borrowed string becomes invalid.
-    fn edit(&mut self) -> &mut Presence {
+    pub(super) fn edit(&mut self) -> &mut Presence {
         self.strings.get_mut().clear();
         &mut self.doc
     }
 
-    fn tuple(&self, index: usize) -> Result<&Tuple> {
-        self.doc.tuples.get(index).ok_or_else(|| tuple_missing(index, self.doc.tuples.len()))
+    pub(super) fn tuple(&self, index: usize) -> Result<&Tuple> {
+        self.doc
+            .tuples
+            .get(index)
+            .ok_or_else(|| tuple_missing(index, self.doc.tuples.len()))
     }
 }
 
 fn tuple_missing(index: usize, count: usize) -> Error {
-    Error::NotFound(format!("tuple index {index} is out of range ({count} tuples)"))
+    Error::NotFound(format!(
+        "tuple index {index} is out of range ({count} tuples)"
+    ))
 }
 
-fn tuple_mut(doc: &mut Presence, index: usize) -> Result<&mut Tuple> {
+pub(super) fn tuple_mut(doc: &mut Presence, index: usize) -> Result<&mut Tuple> {
     let count = doc.tuples.len();
-    doc.tuples.get_mut(index).ok_or_else(|| tuple_missing(index, count))
+    doc.tuples
+        .get_mut(index)
+        .ok_or_else(|| tuple_missing(index, count))
 }
 
-fn make_note(text: &str, lang: Option<&str>) -> Result<Note> {
+pub(super) fn make_note(text: &str, lang: Option<&str>) -> Result<Note> {
     if let Some(l) = lang {
         if l.is_empty() || l.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-')) {
-            return Err(Error::InvalidArgument(format!("'{l}' is not a language tag")));
+            return Err(Error::InvalidArgument(format!(
+                "'{l}' is not a language tag"
+            )));
         }
     }
     Ok(Note {
@@ -126,7 +142,7 @@ fn make_note(text: &str, lang: Option<&str>) -> Result<Note> {
     })
 }
 
-fn as_invalid_argument(e: Error) -> Error {
+pub(super) fn as_invalid_argument(e: Error) -> Error {
     match e {
         Error::Malformed(m) => Error::InvalidArgument(m),
         other => other,
@@ -203,7 +219,9 @@ pub unsafe extern "C" fn impp_presence_parse_limited(
     guard(|| {
         out_arg(out, "out")?;
         if max_depth == 0 {
-            return Err(Error::InvalidArgument("max_depth must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "max_depth must be at least 1".into(),
+            ));
         }
         // SAFETY: the caller's contract.
         let bytes = unsafe { bytes_arg(xml.cast(), len, "xml") }?;
@@ -349,7 +367,9 @@ pub unsafe extern "C" fn impp_presence_add_tuple(
             || d.persons.iter().any(|x| x.id == id)
             || d.devices.iter().any(|x| x.id == id)
         {
-            return Err(Error::InvalidArgument(format!("id '{id}' is already used in this document")));
+            return Err(Error::InvalidArgument(format!(
+                "id '{id}' is already used in this document"
+            )));
         }
         let doc = p.edit();
         let mut tuple = Tuple::new(id, Basic::Open);
@@ -594,7 +614,9 @@ pub unsafe extern "C" fn impp_presence_tuple_add_note(
         // SAFETY: the caller's contract.
         let p = unsafe { handle_mut(presence, "presence") }?;
         // SAFETY: the caller's contract.
-        let note = make_note(unsafe { str_arg(text, "text") }?, unsafe { opt_str_arg(lang, "lang") }?)?;
+        let note = make_note(unsafe { str_arg(text, "text") }?, unsafe {
+            opt_str_arg(lang, "lang")
+        }?)?;
         p.tuple(index)?;
         tuple_mut(p.edit(), index)?.notes.push(note);
         Ok(())
@@ -639,7 +661,10 @@ pub unsafe extern "C" fn impp_presence_tuple_note(
         let p = unsafe { handle(presence, "presence") }?;
         let notes = &p.tuple(index)?.notes;
         let n = notes.get(note).ok_or_else(|| {
-            Error::NotFound(format!("note index {note} is out of range ({} notes)", notes.len()))
+            Error::NotFound(format!(
+                "note index {note} is out of range ({} notes)",
+                notes.len()
+            ))
         })?;
         let text = p.borrow_str(Field::TupleNote(index, note), &n.text)?;
         let lang = p.borrow_opt(Field::TupleNoteLang(index, note), n.lang.as_deref())?;
@@ -670,7 +695,9 @@ pub unsafe extern "C" fn impp_presence_add_note(
         // SAFETY: the caller's contract.
         let p = unsafe { handle_mut(presence, "presence") }?;
         // SAFETY: the caller's contract.
-        let note = make_note(unsafe { str_arg(text, "text") }?, unsafe { opt_str_arg(lang, "lang") }?)?;
+        let note = make_note(unsafe { str_arg(text, "text") }?, unsafe {
+            opt_str_arg(lang, "lang")
+        }?)?;
         p.edit().notes.push(note);
         Ok(())
     })

@@ -232,10 +232,106 @@ static void test_bad_input(void) {
     impp_presence_free(p);
 }
 
+static void test_person_and_capabilities(void) {
+    impp_presence *p = NULL;
+    CHECK_OK(impp_presence_new("sip:dave@example.test", &p));
+    CHECK_OK(impp_presence_add_tuple(p, "person", IMPP_BASIC_OPEN, NULL));
+    CHECK(impp_presence_activity_count(p) == 0);
+    CHECK_OK(impp_presence_add_activity(p, "on-the-phone"));
+    CHECK_OK(impp_presence_add_activity(p, "meeting"));
+    CHECK_OK(impp_presence_add_activity(p, "meeting")); /* already there: no duplicate */
+    CHECK_OK(impp_presence_add_other_activity(p, "gardening"));
+    CHECK_STATUS(impp_presence_add_activity(p, "partying"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(impp_last_error(), "partying") != NULL);
+    CHECK_STATUS(impp_presence_add_other_activity(p, "  "), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_OK(impp_presence_add_mood(p, "happy"));
+    CHECK_STATUS(impp_presence_add_mood(p, "hangry"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_OK(impp_presence_set_user_input(p, IMPP_USER_INPUT_IDLE, "2026-11-24T14:40:00Z"));
+    CHECK_STATUS(impp_presence_set_user_input(p, 9, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(impp_presence_set_user_input(p, IMPP_USER_INPUT_ACTIVE, "soon"),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_OK(impp_presence_add_person_note(p, "Back at 3", "en"));
+
+    CHECK_OK(impp_presence_tuple_set_capability(p, 0, IMPP_CAP_AUDIO, 1));
+    CHECK_OK(impp_presence_tuple_set_capability(p, 0, IMPP_CAP_VIDEO, 0));
+    CHECK_OK(impp_presence_tuple_set_capability(p, 0, IMPP_CAP_MESSAGE, 1));
+    CHECK_STATUS(impp_presence_tuple_set_capability(p, 0, 42, 1), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(impp_presence_tuple_set_capability(p, 0, IMPP_CAP_TEXT, 2),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(impp_presence_tuple_set_capability(p, 3, IMPP_CAP_TEXT, 1), IMPP_ERR_NOT_FOUND);
+    CHECK_OK(impp_presence_tuple_add_media_type(p, 0, "text/plain"));
+    CHECK_OK(impp_presence_tuple_add_media_type(p, 0, "message/cpim"));
+    CHECK_STATUS(impp_presence_tuple_add_media_type(p, 0, "plain"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_OK(impp_presence_tuple_add_duplex(p, 0, "full", true));
+    CHECK_OK(impp_presence_tuple_add_duplex(p, 0, "send-only", false));
+    CHECK_STATUS(impp_presence_tuple_add_duplex(p, 0, "sideways", true), IMPP_ERR_INVALID_ARGUMENT);
+
+    char *xml = NULL;
+    CHECK_OK(impp_presence_to_xml(p, &xml, NULL));
+    impp_presence *q = NULL;
+    CHECK_OK(impp_presence_parse(xml, strlen(xml), &q));
+    impp_string_free(xml);
+
+    /* The person got an id that does not clash with the tuple called "person". */
+    CHECK(impp_presence_activity_count(q) == 3);
+    const char *name = NULL, *text = NULL;
+    CHECK_OK(impp_presence_activity(q, 0, &name, &text));
+    CHECK_STR(name, "on-the-phone");
+    CHECK(text == NULL);
+    CHECK_OK(impp_presence_activity(q, 2, &name, &text));
+    CHECK_STR(name, "other");
+    CHECK_STR(text, "gardening");
+    CHECK_STATUS(impp_presence_activity(q, 3, &name, NULL), IMPP_ERR_NOT_FOUND);
+    CHECK(impp_presence_mood_count(q) == 1);
+    CHECK_OK(impp_presence_mood(q, 0, &name));
+    CHECK_STR(name, "happy");
+    impp_user_input ui = IMPP_USER_INPUT_UNKNOWN;
+    const char *last = NULL;
+    CHECK_OK(impp_presence_user_input(q, &ui, &last));
+    CHECK(ui == IMPP_USER_INPUT_IDLE);
+    CHECK_STR(last, "2026-11-24T14:40:00Z");
+    CHECK(impp_presence_person_note_count(q) == 1);
+    const char *lang = NULL;
+    CHECK_OK(impp_presence_person_note(q, 0, &text, &lang));
+    CHECK_STR(text, "Back at 3");
+    CHECK_STR(lang, "en");
+
+    int v = 99;
+    CHECK_OK(impp_presence_tuple_capability(q, 0, IMPP_CAP_AUDIO, &v));
+    CHECK(v == 1);
+    CHECK_OK(impp_presence_tuple_capability(q, 0, IMPP_CAP_VIDEO, &v));
+    CHECK(v == 0);
+    CHECK_OK(impp_presence_tuple_capability(q, 0, IMPP_CAP_TEXT, &v));
+    CHECK(v == -1);
+    CHECK(impp_presence_tuple_media_type_count(q, 0) == 2);
+    CHECK_OK(impp_presence_tuple_media_type(q, 0, 1, &text));
+    CHECK_STR(text, "message/cpim");
+    CHECK_OK(impp_presence_tuple_duplex(q, 0, "full", &v));
+    CHECK(v == 1);
+    CHECK_OK(impp_presence_tuple_duplex(q, 0, "send-only", &v));
+    CHECK(v == 0);
+    CHECK_OK(impp_presence_tuple_duplex(q, 0, "half", &v));
+    CHECK(v == -1);
+
+    /* Clearing activities; a document without person data reads as empty. */
+    CHECK_OK(impp_presence_clear_activities(q));
+    CHECK(impp_presence_activity_count(q) == 0);
+    impp_presence *empty = NULL;
+    CHECK_OK(impp_presence_new("pres:e@example.test", &empty));
+    CHECK_OK(impp_presence_user_input(empty, &ui, NULL));
+    CHECK(ui == IMPP_USER_INPUT_UNKNOWN);
+    CHECK(impp_presence_mood_count(empty) == 0);
+    CHECK_STATUS(impp_presence_mood(empty, 0, &name), IMPP_ERR_NOT_FOUND);
+    impp_presence_free(empty);
+    impp_presence_free(q);
+    impp_presence_free(p);
+}
+
 int main(void) {
     test_versions();
     test_build_serialize_parse();
     test_parse_real_device_document();
     test_bad_input();
+    test_person_and_capabilities();
     return check_report("presence_test");
 }
