@@ -10,7 +10,7 @@
 //! caps namespace there is an error. Elements of other namespaces are kept and written back.
 #![forbid(unsafe_code)]
 
-use crate::doc::rpid::token_enum;
+use crate::doc::token::token_enum;
 use crate::doc::xml::{parse_bool, Node, XmlWriter};
 use crate::doc::{ns, Attribute, Element, Note};
 use crate::error::{Error, Result};
@@ -183,7 +183,7 @@ fn write_description(w: &mut XmlWriter<'_>, note: &Note) {
 
 token_enum! {
     /// How media may flow (`<caps:duplex>`).
-    pub enum Duplex {
+    pub enum Duplex("duplex") {
         /// Both directions at once.
         Full = "full",
         /// Both directions, one at a time (push-to-talk).
@@ -197,7 +197,7 @@ token_enum! {
 
 token_enum! {
     /// What the service is used for (`<caps:class>`).
-    pub enum Class {
+    pub enum Class("class") {
         /// Business use.
         Business = "business",
         /// Personal use.
@@ -207,7 +207,7 @@ token_enum! {
 
 token_enum! {
     /// Who answers (`<caps:actor>`).
-    pub enum Actor {
+    pub enum Actor("actor") {
         /// An attendant who may answer for the principal.
         Attendant = "attendant",
         /// An information service (automated or not).
@@ -221,7 +221,7 @@ token_enum! {
 
 token_enum! {
     /// Whether a device moves (`<caps:mobility>`).
-    pub enum Mobility {
+    pub enum Mobility("mobility") {
         /// Always at the same place.
         Fixed = "fixed",
         /// Can move.

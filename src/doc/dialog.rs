@@ -14,10 +14,11 @@
 //! and `<dialog>` this module does not know are kept as [`Attribute`]s.
 #![forbid(unsafe_code)]
 
-use std::fmt;
 use std::str::FromStr;
 
 use crate::doc::ns;
+use crate::doc::token::token_enum;
+pub use crate::doc::token::DocState;
 use crate::doc::xml::{Node, Tree, XmlWriter};
 use crate::doc::{Attribute, Element, Limits};
 use crate::error::{Error, Result};
@@ -25,115 +26,54 @@ use crate::error::{Error, Result};
 /// The name of this document in error messages.
 const DOC: &str = "dialog-info";
 
-/// Defines a closed enumeration of schema tokens with `as_str`, `FromStr` and `Display`.
-macro_rules! token_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident, $what:literal {
-            $( $(#[$vmeta:meta])* $variant:ident => $token:literal, )+
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant, )+
-        }
-
-        impl $name {
-            /// Every value, in schema order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The token as the document writes it.
-            pub fn as_str(&self) -> &'static str {
-                match self {
-                    $( $name::$variant => $token, )+
-                }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self> {
-                match s {
-                    $( $token => Ok($name::$variant), )+
-                    other => Err(Error::malformed(
-                        DOC,
-                        format!(
-                            "{} '{}' is not one of {}",
-                            $what,
-                            other,
-                            [$($token),+].join(", ")
-                        ),
-                    )),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-token_enum! {
-    /// Whether a document carries every dialog or only those that changed.
-    #[derive(Default)]
-    DocState, "state" {
-        /// Every current dialog (`full`); none means the entity is idle.
-        #[default]
-        Full => "full",
-        /// Only the dialogs that changed since the previous version (`partial`).
-        Partial => "partial",
-    }
-}
-
 token_enum! {
     /// Which side of the dialog the observed entity is (`direction`).
-    Direction, "dialog direction" {
+    #[derive(Copy, Hash)]
+    pub enum Direction("dialog direction") {
         /// It sent the INVITE (an outgoing call).
-        Initiator => "initiator",
+        Initiator = "initiator",
         /// It received the INVITE (an incoming call).
-        Recipient => "recipient",
+        Recipient = "recipient",
     }
 }
 
 token_enum! {
     /// The state of a dialog (RFC 4235 section 3.7.1).
     #[derive(Default)]
-    DialogStateValue, "dialog state" {
+    #[derive(Copy, Hash)]
+    pub enum DialogStateValue("dialog state") {
         /// INVITE sent or received, no response yet.
         #[default]
-        Trying => "trying",
+        Trying = "trying",
         /// A provisional response without a To tag (e.g. 100 Trying forwarded).
-        Proceeding => "proceeding",
+        Proceeding = "proceeding",
         /// A provisional response with a To tag: the call is ringing.
-        Early => "early",
+        Early = "early",
         /// A 2xx was sent or received: the call is up.
-        Confirmed => "confirmed",
+        Confirmed = "confirmed",
         /// The dialog ended; see the event and code for why.
-        Terminated => "terminated",
+        Terminated = "terminated",
     }
 }
 
 token_enum! {
     /// Why a dialog reached its state, mostly `terminated` (`<state event=...>`).
-    DialogEvent, "dialog state event" {
+    #[derive(Copy, Hash)]
+    pub enum DialogEvent("dialog state event") {
         /// The INVITE was cancelled.
-        Cancelled => "cancelled",
+        Cancelled = "cancelled",
         /// The INVITE got a non-2xx final response (see the code).
-        Rejected => "rejected",
+        Rejected = "rejected",
         /// Another INVITE replaced this dialog (RFC 3891).
-        Replaced => "replaced",
+        Replaced = "replaced",
         /// The observed entity hung up.
-        LocalBye => "local-bye",
+        LocalBye = "local-bye",
         /// The other party hung up.
-        RemoteBye => "remote-bye",
+        RemoteBye = "remote-bye",
         /// A request in the dialog failed (e.g. 481 or 408).
-        Error => "error",
+        Error = "error",
         /// The dialog timed out.
-        Timeout => "timeout",
+        Timeout = "timeout",
     }
 }
 

@@ -20,10 +20,12 @@ pub mod mwi;
 pub mod pidf;
 pub mod rpid;
 pub mod timestamp;
+pub(crate) mod token;
 pub mod winfo;
 pub(crate) mod xml;
 
 pub use timestamp::Timestamp;
+pub use token::DocState;
 pub use xml::{Attribute, Element, Limits, XML_NS};
 
 /// Namespace URIs of the documents and extensions the codecs model.

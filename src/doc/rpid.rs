@@ -24,54 +24,7 @@ fn malformed(what: impl std::fmt::Display) -> Error {
     Error::malformed(DOC, what)
 }
 
-/// Declares an enum of RPID/caps token elements (each an empty element named after the
-/// value), optionally with one free-text variant written as `<other>`, together with
-/// `as_str`, `from_name` and the list of names.
-macro_rules! token_enum {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident {
-            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )*
-            $( @other $(#[$ometa:meta])* $other:ident($oty:ty), )?
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant, )*
-            $( $(#[$ometa])* $other($oty), )?
-        }
-
-        impl $name {
-            /// The element names of the predefined values, in schema order.
-            pub const NAMES: &'static [&'static str] = &[$($text),*];
-
-            /// The element name of this value (`"other"` for free text).
-            pub fn as_str(&self) -> &'static str {
-                match self {
-                    $( Self::$variant => $text, )*
-                    $( Self::$other(_) => "other", )?
-                }
-            }
-
-            /// The predefined value with this element name (`"on-the-phone"`), if any.
-            /// Free text has no name: build that variant directly.
-            pub fn from_name(name: &str) -> Option<Self> {
-                match name {
-                    $( $text => Some(Self::$variant), )*
-                    _ => None,
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-pub(crate) use token_enum;
+use crate::doc::token::token_enum;
 
 /// Writes a `Note_t` element (text with an optional `xml:lang`) under another name, as RPID
 /// does for `<other>`.
@@ -170,7 +123,7 @@ fn open_ranged(
 
 token_enum! {
     /// One thing a person is doing (RFC 4480 section 3.2). A person may do several at once.
-    pub enum Activity {
+    pub enum Activity("activity") {
         /// Has a calendar appointment.
         Appointment = "appointment",
         /// Physically away from all interactive communication devices.
@@ -311,7 +264,7 @@ impl Activities {
 
 token_enum! {
     /// One mood of the person (RFC 4480 section 3.4, names from the schema).
-    pub enum MoodValue {
+    pub enum MoodValue("mood") {
         /// Afraid.
         Afraid = "afraid",
         /// Amazed.
@@ -521,7 +474,7 @@ impl Mood {
 
 token_enum! {
     /// How the place is for audio communication (`<rpid:place-is><rpid:audio>`).
-    pub enum PlaceAudio {
+    pub enum PlaceAudio("place-is audio") {
         /// Too noisy for a conversation.
         Noisy = "noisy",
         /// Fine for audio.
@@ -535,7 +488,7 @@ token_enum! {
 
 token_enum! {
     /// How the place is for video communication (`<rpid:place-is><rpid:video>`).
-    pub enum PlaceVideo {
+    pub enum PlaceVideo("place-is video") {
         /// Too bright for video.
         TooBright = "toobright",
         /// Fine for video.
@@ -549,7 +502,7 @@ token_enum! {
 
 token_enum! {
     /// How the place is for text communication (`<rpid:place-is><rpid:text>`).
-    pub enum PlaceText {
+    pub enum PlaceText("place-is text") {
         /// Typing is uncomfortable (e.g. while walking).
         Uncomfortable = "uncomfortable",
         /// Typing is inappropriate (e.g. in a meeting).
@@ -772,7 +725,7 @@ impl PlaceType {
 
 token_enum! {
     /// A medium that third parties near the person are unlikely to overhear.
-    pub enum PrivacyValue {
+    pub enum PrivacyValue("privacy") {
         /// Audio is private.
         Audio = "audio",
         /// Text is private.
@@ -855,7 +808,7 @@ impl Privacy {
 
 token_enum! {
     /// How the contact of a tuple relates to the presentity (`<rpid:relationship>`).
-    pub enum RelationshipValue {
+    pub enum RelationshipValue("relationship") {
         /// The presentity's assistant.
         Assistant = "assistant",
         /// An associate (colleague).
@@ -933,7 +886,7 @@ impl Relationship {
 
 token_enum! {
     /// The kind of service a tuple offers (`<rpid:service-class>`).
-    pub enum ServiceClassValue {
+    pub enum ServiceClassValue("service class") {
         /// Courier delivery.
         Courier = "courier",
         /// Electronic communication (the usual case).

@@ -14,10 +14,11 @@
 //! through unchanged in meaning.
 #![forbid(unsafe_code)]
 
-use std::fmt;
 use std::str::FromStr;
 
 use crate::doc::ns;
+use crate::doc::token::token_enum;
+pub use crate::doc::token::DocState;
 use crate::doc::xml::{Node, Tree, XmlWriter};
 use crate::doc::{Attribute, Element, Limits, XML_NS};
 use crate::error::{Error, Result};
@@ -25,103 +26,41 @@ use crate::error::{Error, Result};
 /// The name of this document in error messages.
 const DOC: &str = "watcherinfo";
 
-/// Defines a closed enumeration of schema tokens with `as_str`, `FromStr` and `Display`.
-macro_rules! token_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident, $what:literal {
-            $( $(#[$vmeta:meta])* $variant:ident => $token:literal, )+
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant, )+
-        }
-
-        impl $name {
-            /// Every value, in schema order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The token as the document writes it.
-            pub fn as_str(&self) -> &'static str {
-                match self {
-                    $( $name::$variant => $token, )+
-                }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self> {
-                match s {
-                    $( $token => Ok($name::$variant), )+
-                    other => Err(Error::malformed(
-                        DOC,
-                        format!(
-                            "{} '{}' is not one of {}",
-                            $what,
-                            other,
-                            [$($token),+].join(", ")
-                        ),
-                    )),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-token_enum! {
-    /// Whether a document carries the whole state or only what changed.
-    #[derive(Default)]
-    DocState, "state" {
-        /// Every watcher of every list (`full`).
-        #[default]
-        Full => "full",
-        /// Only the watchers that changed since the previous version (`partial`).
-        Partial => "partial",
-    }
-}
-
 token_enum! {
     /// The state of one watcher's subscription (RFC 3857 section 3.9).
-    WatcherStatus, "watcher status" {
+    #[derive(Copy, Hash)]
+    pub enum WatcherStatus("watcher status") {
         /// Waiting for the presentity to authorize it.
-        Pending => "pending",
+        Pending = "pending",
         /// Authorized and receiving notifications.
-        Active => "active",
+        Active = "active",
         /// Was pending, then expired or was withdrawn; kept to tell the presentity it asked.
-        Waiting => "waiting",
+        Waiting = "waiting",
         /// Ended; see the event for why.
-        Terminated => "terminated",
+        Terminated = "terminated",
     }
 }
 
 token_enum! {
     /// What moved a watcher into its current status (RFC 3857 section 3.9).
-    WatcherEvent, "watcher event" {
+    #[derive(Copy, Hash)]
+    pub enum WatcherEvent("watcher event") {
         /// A SUBSCRIBE created the subscription.
-        Subscribe => "subscribe",
+        Subscribe = "subscribe",
         /// The presentity authorized it.
-        Approved => "approved",
+        Approved = "approved",
         /// The subscription was deactivated; the watcher may subscribe again.
-        Deactivated => "deactivated",
+        Deactivated = "deactivated",
         /// Deactivated; the watcher should wait before subscribing again.
-        Probation => "probation",
+        Probation = "probation",
         /// The presentity refused it.
-        Rejected => "rejected",
+        Rejected = "rejected",
         /// It expired without a refresh.
-        Timeout => "timeout",
+        Timeout = "timeout",
         /// It waited too long for an authorization decision.
-        Giveup => "giveup",
+        Giveup = "giveup",
         /// The watched resource no longer exists.
-        Noresource => "noresource",
+        Noresource = "noresource",
     }
 }
 
