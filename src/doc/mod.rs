@@ -22,6 +22,7 @@ pub mod rpid;
 pub mod timestamp;
 pub mod winfo;
 pub(crate) mod xml;
+pub(crate) mod xpath;
 
 pub use timestamp::Timestamp;
 pub use xml::{Attribute, Element, Limits, XML_NS};
