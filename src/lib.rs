@@ -7,7 +7,8 @@ pub mod doc;
 pub mod error;
 pub mod uri;
 
-mod ffi;
+#[doc(hidden)]
+pub mod ffi;
 
 pub use error::{Error, Result};
 

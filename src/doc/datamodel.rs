@@ -1,1 +1,252 @@
-//! (being written)
+//! The presence data model's person and device elements (RFC 4479), as they appear inside a
+//! PIDF document, carrying RPID (RFC 4480) person data and device capabilities (RFC 5196).
+//!
+//! An element that may appear once (say `rpid:activities`) and appears again is kept, like any
+//! unknown element, in `extensions`, so nothing a device sent is dropped.
+#![forbid(unsafe_code)]
+
+use super::caps::DeviceCaps;
+use super::ns;
+use super::pidf::timestamp;
+use super::rpid::{
+    parse_class, write_class, Activities, Mood, PlaceIs, PlaceType, Privacy, Sphere, StatusIcon,
+    TimeOffset, UserInput,
+};
+use super::xml::{Attribute, Element, Node, XmlWriter};
+use super::{Note, Timestamp};
+use crate::error::{Error, Result};
+
+const DOC: &str = "pidf";
+
+/// The human behind the presentity (`dm:person`): what they do, feel, where they are.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Person {
+    /// Element id, unique within the document.
+    pub id: String,
+    /// What the person is doing (away, busy, on-the-phone, meeting, ...).
+    pub activities: Option<Activities>,
+    /// RPID class, for grouping.
+    pub class: Option<String>,
+    /// The person's mood.
+    pub mood: Option<Mood>,
+    /// What the place the person is in is like for audio, video and text.
+    pub place_is: Option<PlaceIs>,
+    /// The type of place the person is in (home, office, ...).
+    pub place_type: Option<PlaceType>,
+    /// Who can hear, see or read the person's communication.
+    pub privacy: Option<Privacy>,
+    /// The sphere (home, work) the person is in.
+    pub sphere: Option<Sphere>,
+    /// An icon for the person's status.
+    pub status_icon: Option<StatusIcon>,
+    /// The person's local time offset from UTC.
+    pub time_offset: Option<TimeOffset>,
+    /// Whether the person is using their devices (idle/active).
+    pub user_input: Option<UserInput>,
+    /// Notes about the person (`dm:note`).
+    pub notes: Vec<Note>,
+    /// When this information last changed (`dm:timestamp`).
+    pub timestamp: Option<Timestamp>,
+    /// Other child elements, kept as read.
+    pub extensions: Vec<Element>,
+    /// Other attributes, kept as read.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+/// A physical device of the presentity (`dm:device`): a phone, a laptop.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Device {
+    /// Element id, unique within the document.
+    pub id: String,
+    /// The device identifier (`dm:deviceID`, usually a URN) that tuples refer to.
+    pub device_id: Option<String>,
+    /// RPID class, for grouping.
+    pub class: Option<String>,
+    /// Whether someone is using the device (idle/active).
+    pub user_input: Option<UserInput>,
+    /// Device capabilities (RFC 5196 `devcaps`).
+    pub device_caps: Option<DeviceCaps>,
+    /// Notes about the device (`dm:note`).
+    pub notes: Vec<Note>,
+    /// When this information last changed (`dm:timestamp`).
+    pub timestamp: Option<Timestamp>,
+    /// Other child elements, kept as read.
+    pub extensions: Vec<Element>,
+    /// Other attributes, kept as read.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+fn element_id<'t>(node: Node<'t, '_>) -> Result<&'t str> {
+    let id = node.required_attr(DOC, "id")?;
+    if id.trim().is_empty() {
+        return Err(Error::malformed(DOC, format!("<{}> has an empty id", node.local())));
+    }
+    Ok(id)
+}
+
+/// Stores `value` in `slot` unless it is already filled, in which case the element is kept
+/// as an extension instead.
+fn once<T>(
+    slot: &mut Option<T>,
+    node: Node<'_, '_>,
+    extensions: &mut Vec<Element>,
+    read: impl FnOnce(Node<'_, '_>) -> Result<T>,
+) -> Result<()> {
+    if slot.is_some() {
+        extensions.push(node.to_element());
+    } else {
+        *slot = Some(read(node)?);
+    }
+    Ok(())
+}
+
+fn text(node: Node<'_, '_>) -> Result<String> {
+    Ok(node.trimmed().to_owned())
+}
+
+impl Person {
+    /// A person element with this id and nothing else.
+    pub fn new(id: impl Into<String>) -> Person {
+        Person {
+            id: id.into(),
+            ..Person::default()
+        }
+    }
+
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Person> {
+        let mut p = Person {
+            id: element_id(node)?.to_owned(),
+            extension_attributes: node.other_attrs(&["id"]),
+            ..Person::default()
+        };
+        let ext = &mut p.extensions;
+        for child in node.children() {
+            match (child.ns(), child.local()) {
+                (ns::RPID, "activities") => once(&mut p.activities, child, ext, Activities::from_node)?,
+                (ns::RPID, "class") => once(&mut p.class, child, ext, parse_class)?,
+                (ns::RPID, "mood") => once(&mut p.mood, child, ext, Mood::from_node)?,
+                (ns::RPID, "place-is") => once(&mut p.place_is, child, ext, PlaceIs::from_node)?,
+                (ns::RPID, "place-type") => once(&mut p.place_type, child, ext, PlaceType::from_node)?,
+                (ns::RPID, "privacy") => once(&mut p.privacy, child, ext, Privacy::from_node)?,
+                (ns::RPID, "sphere") => once(&mut p.sphere, child, ext, Sphere::from_node)?,
+                (ns::RPID, "status-icon") => once(&mut p.status_icon, child, ext, StatusIcon::from_node)?,
+                (ns::RPID, "time-offset") => once(&mut p.time_offset, child, ext, TimeOffset::from_node)?,
+                (ns::RPID, "user-input") => once(&mut p.user_input, child, ext, UserInput::from_node)?,
+                (ns::DATA_MODEL, "note") => p.notes.push(Note::from_node(child)),
+                (ns::DATA_MODEL, "timestamp") => once(&mut p.timestamp, child, ext, timestamp)?,
+                (ns::DATA_MODEL, other) => {
+                    return Err(Error::malformed(DOC, format!("unexpected <dm:{other}> in <dm:person>")))
+                }
+                _ => ext.push(child.to_element()),
+            }
+        }
+        Ok(p)
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        w.open(ns::DATA_MODEL, "person");
+        w.attr("id", &self.id);
+        w.ext_attrs(&self.extension_attributes);
+        w.close_start();
+        if let Some(a) = &self.activities {
+            a.write(w);
+        }
+        if let Some(c) = &self.class {
+            write_class(w, c);
+        }
+        if let Some(m) = &self.mood {
+            m.write(w);
+        }
+        if let Some(p) = &self.place_is {
+            p.write(w);
+        }
+        if let Some(p) = &self.place_type {
+            p.write(w);
+        }
+        if let Some(p) = &self.privacy {
+            p.write(w);
+        }
+        if let Some(s) = &self.sphere {
+            s.write(w);
+        }
+        if let Some(s) = &self.status_icon {
+            s.write(w);
+        }
+        if let Some(t) = &self.time_offset {
+            t.write(w);
+        }
+        if let Some(u) = &self.user_input {
+            u.write(w);
+        }
+        w.elements(&self.extensions);
+        for n in &self.notes {
+            n.write(w, ns::DATA_MODEL);
+        }
+        if let Some(ts) = &self.timestamp {
+            w.leaf(ns::DATA_MODEL, "timestamp", ts.as_str());
+        }
+        w.end(ns::DATA_MODEL, "person");
+    }
+}
+
+impl Device {
+    /// A device element with this id and device identifier.
+    pub fn new(id: impl Into<String>, device_id: impl Into<String>) -> Device {
+        Device {
+            id: id.into(),
+            device_id: Some(device_id.into()),
+            ..Device::default()
+        }
+    }
+
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Device> {
+        let mut d = Device {
+            id: element_id(node)?.to_owned(),
+            extension_attributes: node.other_attrs(&["id"]),
+            ..Device::default()
+        };
+        let ext = &mut d.extensions;
+        for child in node.children() {
+            match (child.ns(), child.local()) {
+                (ns::DATA_MODEL, "deviceID") => once(&mut d.device_id, child, ext, text)?,
+                (ns::RPID, "class") => once(&mut d.class, child, ext, parse_class)?,
+                (ns::RPID, "user-input") => once(&mut d.user_input, child, ext, UserInput::from_node)?,
+                (ns::CAPS, "devcaps") => once(&mut d.device_caps, child, ext, DeviceCaps::from_node)?,
+                (ns::DATA_MODEL, "note") => d.notes.push(Note::from_node(child)),
+                (ns::DATA_MODEL, "timestamp") => once(&mut d.timestamp, child, ext, timestamp)?,
+                (ns::DATA_MODEL, other) => {
+                    return Err(Error::malformed(DOC, format!("unexpected <dm:{other}> in <dm:device>")))
+                }
+                _ => ext.push(child.to_element()),
+            }
+        }
+        Ok(d)
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        w.open(ns::DATA_MODEL, "device");
+        w.attr("id", &self.id);
+        w.ext_attrs(&self.extension_attributes);
+        w.close_start();
+        if let Some(c) = &self.class {
+            write_class(w, c);
+        }
+        if let Some(u) = &self.user_input {
+            u.write(w);
+        }
+        if let Some(c) = &self.device_caps {
+            c.write(w);
+        }
+        w.elements(&self.extensions);
+        if let Some(id) = &self.device_id {
+            w.leaf(ns::DATA_MODEL, "deviceID", id);
+        }
+        for n in &self.notes {
+            n.write(w, ns::DATA_MODEL);
+        }
+        if let Some(ts) = &self.timestamp {
+            w.leaf(ns::DATA_MODEL, "timestamp", ts.as_str());
+        }
+        w.end(ns::DATA_MODEL, "device");
+    }
+}

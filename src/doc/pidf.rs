@@ -1,1 +1,507 @@
-//! (being written)
+//! PIDF presence documents (RFC 3863) with the extensions phones and clients send: the data
+//! model's person and device elements (RFC 4479, in [`super::datamodel`]), RPID (RFC 4480, in
+//! [`super::rpid`]) and service capabilities (RFC 5196, in [`super::caps`]).
+//!
+//! Parsing resolves namespaces, so `<presence xmlns="urn:ietf:params:xml:ns:pidf">`,
+//! `<impp:presence xmlns:impp="...">` and any other prefix read the same. Elements and
+//! attributes from namespaces this module does not model are kept in `extensions` and
+//! `extension_attributes` and written back, so parse → serialize → parse gives an equal model.
+#![forbid(unsafe_code)]
+
+use super::caps::ServiceCaps;
+use super::datamodel::{Device, Person};
+use super::ns;
+use super::rpid::{parse_class, write_class, Relationship, ServiceClass, StatusIcon, UserInput};
+use super::xml::{Attribute, Element, Limits, Node, Tree, XmlWriter};
+use super::{Note, Timestamp};
+use crate::error::{Error, Result};
+
+const DOC: &str = "pidf";
+
+/// The MIME type of a PIDF document.
+pub const CONTENT_TYPE: &str = "application/pidf+xml";
+
+/// The prefixes written for the namespaces PIDF documents commonly carry.
+pub(crate) const PREFIXES: &[(&str, &str)] = &[
+    (ns::DATA_MODEL, "dm"),
+    (ns::RPID, "rpid"),
+    (ns::CAPS, "caps"),
+    (ns::LOCATION_TYPE, "lt"),
+];
+
+/// A presence document: one presentity's tuples (services), persons and devices.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Presence {
+    /// The presentity this document describes (`entity` attribute), e.g. `pres:alice@example.test`.
+    pub entity: String,
+    /// Services, in document order; ids are unique within the document.
+    pub tuples: Vec<Tuple>,
+    /// Presence-level notes.
+    pub notes: Vec<Note>,
+    /// Data-model persons (RFC 4479), usually one, carrying RPID person data.
+    pub persons: Vec<Person>,
+    /// Data-model devices (RFC 4479).
+    pub devices: Vec<Device>,
+    /// Other child elements of `<presence>`, kept as read.
+    pub extensions: Vec<Element>,
+    /// Other attributes of `<presence>`, kept as read.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+/// One service of the presentity (`<tuple>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tuple {
+    /// The tuple id, unique within the document.
+    pub id: String,
+    /// The status; `basic` is what most watchers look at.
+    pub status: Status,
+    /// Where to reach this service, with its priority.
+    pub contact: Option<Contact>,
+    /// Notes about this service.
+    pub notes: Vec<Note>,
+    /// When this tuple last changed.
+    pub timestamp: Option<Timestamp>,
+    /// Devices this service runs on (`dm:deviceID`, RFC 4479).
+    pub device_ids: Vec<String>,
+    /// RPID `class` of the service.
+    pub class: Option<String>,
+    /// RPID relationship of the service to the presentity (self, family, assistant, ...).
+    pub relationship: Option<Relationship>,
+    /// RPID service class (electronic, postal, in-person, ...).
+    pub service_class: Option<ServiceClass>,
+    /// RPID user input (idle/active) for this service.
+    pub user_input: Option<UserInput>,
+    /// RPID status icon for this service.
+    pub status_icon: Option<StatusIcon>,
+    /// Service capabilities (RFC 5196 `servcaps`).
+    pub service_caps: Option<ServiceCaps>,
+    /// Other child elements, kept as read.
+    pub extensions: Vec<Element>,
+    /// Other attributes of `<tuple>`, kept as read.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+/// The `<status>` of a tuple.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Status {
+    /// `open` (willing to communicate) or `closed`; absent when the publisher does not say.
+    pub basic: Option<Basic>,
+    /// Extension status elements, kept as read.
+    pub extensions: Vec<Element>,
+}
+
+/// The basic status of a tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Basic {
+    /// Ready to accept communication.
+    Open,
+    /// Not ready.
+    Closed,
+}
+
+impl Basic {
+    /// `"open"` or `"closed"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basic::Open => "open",
+            Basic::Closed => "closed",
+        }
+    }
+}
+
+impl std::str::FromStr for Basic {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Basic> {
+        match s {
+            "open" => Ok(Basic::Open),
+            "closed" => Ok(Basic::Closed),
+            other => Err(Error::malformed(
+                DOC,
+                format!("basic status must be 'open' or 'closed', not '{other}'"),
+            )),
+        }
+    }
+}
+
+/// A contact address with an optional priority.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Contact {
+    /// The contact URI, as written.
+    pub uri: String,
+    /// Relative priority among the presentity's contacts.
+    pub priority: Option<Priority>,
+}
+
+/// A contact priority between 0 and 1 in steps of 0.001, kept exactly (as thousandths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Priority(u16);
+
+impl Priority {
+    /// From thousandths (0..=1000).
+    pub fn from_thousandths(t: u16) -> Result<Priority> {
+        if t > 1000 {
+            return Err(Error::InvalidArgument(format!(
+                "priority {t}/1000 is above 1"
+            )));
+        }
+        Ok(Priority(t))
+    }
+
+    /// From a value between 0 and 1, rounded to thousandths.
+    pub fn from_f64(v: f64) -> Result<Priority> {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(Error::InvalidArgument(format!(
+                "priority {v} is outside 0..1"
+            )));
+        }
+        Ok(Priority((v * 1000.0).round() as u16))
+    }
+
+    /// The value in thousandths.
+    pub fn thousandths(self) -> u16 {
+        self.0
+    }
+
+    /// The value as a number between 0 and 1.
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.0) / 1000.0
+    }
+
+    /// Parses an `xs:decimal` between 0 and 1 with at most three significant decimals.
+    pub fn parse(text: &str) -> Result<Priority> {
+        let bad = || {
+            Error::malformed(
+                DOC,
+                format!("contact priority '{text}' is not a decimal between 0 and 1"),
+            )
+        };
+        let t = text.trim();
+        let t = t.strip_prefix('+').unwrap_or(t);
+        let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+        if (int.is_empty() && frac.is_empty())
+            || !int.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let int = int.trim_start_matches('0');
+        let frac = frac.trim_end_matches('0');
+        if int.len() > 1 || frac.len() > 3 {
+            return Err(bad());
+        }
+        let whole: u16 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
+        let mut thousandths: u16 = 0;
+        for (i, d) in frac.bytes().enumerate() {
+            thousandths += u16::from(d - b'0') * [100, 10, 1][i];
+        }
+        let v = whole * 1000 + thousandths;
+        if v > 1000 {
+            return Err(bad());
+        }
+        Ok(Priority(v))
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 == 1000 {
+            return f.write_str("1");
+        }
+        let s = format!("{:03}", self.0);
+        write!(f, "0.{}", s.trim_end_matches('0')).map(|_| ())?;
+        Ok(())
+    }
+}
+
+impl Presence {
+    /// An empty document for `entity`.
+    pub fn new(entity: impl Into<String>) -> Presence {
+        Presence {
+            entity: entity.into(),
+            ..Presence::default()
+        }
+    }
+
+    /// Parses a PIDF document.
+    pub fn parse(input: &str, limits: &Limits) -> Result<Presence> {
+        let tree = Tree::parse(DOC, input, limits)?;
+        Presence::from_root(tree.root())
+    }
+
+    /// Parses a PIDF document given as bytes, which must be UTF-8.
+    pub fn parse_bytes(input: &[u8], limits: &Limits) -> Result<Presence> {
+        limits.check_size(DOC, input.len())?;
+        let text = std::str::from_utf8(input).map_err(|e| {
+            Error::malformed(DOC, format!("document is not UTF-8 (at byte {})", e.valid_up_to()))
+        })?;
+        Presence::parse(text, limits)
+    }
+
+    fn from_root(root: Node<'_, '_>) -> Result<Presence> {
+        root.expect(DOC, ns::PIDF, "presence")?;
+        let entity = root.required_attr(DOC, "entity")?;
+        check_uri(entity, "entity")?;
+        let mut p = Presence {
+            entity: entity.to_owned(),
+            extension_attributes: root.other_attrs(&["entity"]),
+            ..Presence::default()
+        };
+        for child in root.children() {
+            match (child.ns(), child.local()) {
+                (ns::PIDF, "tuple") => p.tuples.push(Tuple::from_node(child)?),
+                (ns::PIDF, "note") => p.notes.push(Note::from_node(child)),
+                (ns::DATA_MODEL, "person") => p.persons.push(Person::from_node(child)?),
+                (ns::DATA_MODEL, "device") => p.devices.push(Device::from_node(child)?),
+                (ns::PIDF, other) => {
+                    return Err(Error::malformed(DOC, format!("unexpected <{other}> in <presence>")))
+                }
+                _ => p.extensions.push(child.to_element()),
+            }
+        }
+        p.check_ids()?;
+        Ok(p)
+    }
+
+    /// Checks what the model requires beyond its types: ids present and unique across
+    /// tuples, persons and devices (RFC 4479 §4.4), a URI-shaped entity.
+    pub fn validate(&self) -> Result<()> {
+        check_uri(&self.entity, "entity")?;
+        for t in &self.tuples {
+            if t.id.is_empty() {
+                return Err(Error::malformed(DOC, "a tuple has an empty id"));
+            }
+        }
+        self.check_ids()
+    }
+
+    fn check_ids(&self) -> Result<()> {
+        let ids = self
+            .tuples
+            .iter()
+            .map(|t| ("tuple", t.id.as_str()))
+            .chain(self.persons.iter().map(|p| ("person", p.id.as_str())))
+            .chain(self.devices.iter().map(|d| ("device", d.id.as_str())));
+        let mut seen: Vec<&str> = Vec::with_capacity(self.tuples.len() + 2);
+        for (kind, id) in ids {
+            if seen.contains(&id) {
+                return Err(Error::malformed(
+                    DOC,
+                    format!("{kind} id '{id}' is used twice in one document"),
+                ));
+            }
+            seen.push(id);
+        }
+        Ok(())
+    }
+
+    /// Serializes the document (UTF-8, with an XML declaration).
+    pub fn to_xml(&self) -> String {
+        let mut w = XmlWriter::new(ns::PIDF, PREFIXES);
+        for t in &self.tuples {
+            t.write(&mut w);
+        }
+        for n in &self.notes {
+            n.write(&mut w, ns::PIDF);
+        }
+        for p in &self.persons {
+            p.write(&mut w);
+        }
+        for d in &self.devices {
+            d.write(&mut w);
+        }
+        w.elements(&self.extensions);
+        w.finish("presence", |w| {
+            w.attr("entity", &self.entity);
+            w.ext_attrs(&self.extension_attributes);
+        })
+    }
+
+    /// The tuple with this id.
+    pub fn tuple(&self, id: &str) -> Option<&Tuple> {
+        self.tuples.iter().find(|t| t.id == id)
+    }
+
+    /// Whether any tuple is open: the presentity is reachable somehow.
+    pub fn is_open(&self) -> bool {
+        self.tuples.iter().any(|t| t.status.basic == Some(Basic::Open))
+    }
+}
+
+impl Tuple {
+    /// A tuple with an id and a basic status.
+    pub fn new(id: impl Into<String>, basic: Basic) -> Tuple {
+        Tuple {
+            id: id.into(),
+            status: Status {
+                basic: Some(basic),
+                extensions: Vec::new(),
+            },
+            ..Tuple::default()
+        }
+    }
+
+    fn from_node(node: Node<'_, '_>) -> Result<Tuple> {
+        let id = node.required_attr(DOC, "id")?;
+        if id.trim().is_empty() {
+            return Err(Error::malformed(DOC, "a tuple has an empty id"));
+        }
+        let mut t = Tuple {
+            id: id.to_owned(),
+            extension_attributes: node.other_attrs(&["id"]),
+            ..Tuple::default()
+        };
+        let mut status = None;
+        for child in node.children() {
+            match (child.ns(), child.local()) {
+                (ns::PIDF, "status") => {
+                    if status.is_some() {
+                        return Err(Error::malformed(DOC, format!("tuple '{id}' has two <status>")));
+                    }
+                    status = Some(Status::from_node(child)?);
+                }
+                (ns::PIDF, "contact") => {
+                    if t.contact.is_some() {
+                        return Err(Error::malformed(DOC, format!("tuple '{id}' has two <contact>")));
+                    }
+                    let uri = child.trimmed();
+                    check_uri(uri, "contact")?;
+                    let priority = child.attr("priority").map(Priority::parse).transpose()?;
+                    t.contact = Some(Contact {
+                        uri: uri.to_owned(),
+                        priority,
+                    });
+                }
+                (ns::PIDF, "note") => t.notes.push(Note::from_node(child)),
+                (ns::PIDF, "timestamp") => {
+                    t.timestamp = Some(timestamp(child)?);
+                }
+                (ns::DATA_MODEL, "deviceID") => t.device_ids.push(child.trimmed().to_owned()),
+                (ns::RPID, "class") if t.class.is_none() => t.class = Some(parse_class(child)?),
+                (ns::RPID, "relationship") if t.relationship.is_none() => {
+                    t.relationship = Some(Relationship::from_node(child)?)
+                }
+                (ns::RPID, "service-class") if t.service_class.is_none() => {
+                    t.service_class = Some(ServiceClass::from_node(child)?)
+                }
+                (ns::RPID, "user-input") if t.user_input.is_none() => {
+                    t.user_input = Some(UserInput::from_node(child)?)
+                }
+                (ns::RPID, "status-icon") if t.status_icon.is_none() => {
+                    t.status_icon = Some(StatusIcon::from_node(child)?)
+                }
+                (ns::CAPS, "servcaps") if t.service_caps.is_none() => {
+                    t.service_caps = Some(ServiceCaps::from_node(child)?)
+                }
+                (ns::PIDF, other) => {
+                    return Err(Error::malformed(
+                        DOC,
+                        format!("unexpected <{other}> in tuple '{id}'"),
+                    ))
+                }
+                _ => t.extensions.push(child.to_element()),
+            }
+        }
+        t.status = status
+            .ok_or_else(|| Error::malformed(DOC, format!("tuple '{id}' has no <status>")))?;
+        Ok(t)
+    }
+
+    fn write(&self, w: &mut XmlWriter<'_>) {
+        w.open(ns::PIDF, "tuple");
+        w.attr("id", &self.id);
+        w.ext_attrs(&self.extension_attributes);
+        w.close_start();
+        w.open(ns::PIDF, "status");
+        w.close_start();
+        if let Some(b) = self.status.basic {
+            w.leaf(ns::PIDF, "basic", b.as_str());
+        }
+        w.elements(&self.status.extensions);
+        w.end(ns::PIDF, "status");
+        for d in &self.device_ids {
+            w.leaf(ns::DATA_MODEL, "deviceID", d);
+        }
+        if let Some(c) = &self.class {
+            write_class(w, c);
+        }
+        if let Some(r) = &self.relationship {
+            r.write(w);
+        }
+        if let Some(s) = &self.service_class {
+            s.write(w);
+        }
+        if let Some(u) = &self.user_input {
+            u.write(w);
+        }
+        if let Some(s) = &self.status_icon {
+            s.write(w);
+        }
+        if let Some(c) = &self.service_caps {
+            c.write(w);
+        }
+        w.elements(&self.extensions);
+        if let Some(c) = &self.contact {
+            w.open(ns::PIDF, "contact");
+            if let Some(p) = c.priority {
+                w.attr("priority", &p.to_string());
+            }
+            w.close_start();
+            w.text(&c.uri);
+            w.end(ns::PIDF, "contact");
+        }
+        for n in &self.notes {
+            n.write(w, ns::PIDF);
+        }
+        if let Some(ts) = &self.timestamp {
+            w.leaf(ns::PIDF, "timestamp", ts.as_str());
+        }
+        w.end(ns::PIDF, "tuple");
+    }
+}
+
+impl Status {
+    fn from_node(node: Node<'_, '_>) -> Result<Status> {
+        let mut s = Status::default();
+        for child in node.children() {
+            match (child.ns(), child.local()) {
+                (ns::PIDF, "basic") => {
+                    if s.basic.is_some() {
+                        return Err(Error::malformed(DOC, "<status> has two <basic>"));
+                    }
+                    s.basic = Some(child.trimmed().parse()?);
+                }
+                (ns::PIDF, other) => {
+                    return Err(Error::malformed(DOC, format!("unexpected <{other}> in <status>")))
+                }
+                _ => s.extensions.push(child.to_element()),
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// Reads an element whose content is a date-time.
+pub(crate) fn timestamp(node: Node<'_, '_>) -> Result<Timestamp> {
+    Timestamp::parse(node.text()).map_err(|e| {
+        Error::malformed(DOC, format!("<{}>: {}", node.local(), e))
+    })
+}
+
+/// Accepts anything shaped like an absolute URI (`scheme:rest`): PIDF allows any scheme.
+pub(crate) fn check_uri(uri: &str, what: &str) -> Result<()> {
+    let bad = |why: &str| Error::malformed(DOC, format!("{what} '{uri}' is not a URI: {why}"));
+    let (scheme, rest) = uri.split_once(':').ok_or_else(|| bad("no scheme"))?;
+    let mut chars = scheme.chars();
+    if !chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        return Err(bad("bad scheme"));
+    }
+    if rest.is_empty() {
+        return Err(bad("nothing after the scheme"));
+    }
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("contains whitespace or control characters"));
+    }
+    Ok(())
+}

@@ -1,1 +1,1692 @@
-//! (being written)
+//! Rich presence (RPID, RFC 4480): what a person is doing, how they feel, where they are,
+//! who could overhear them, and how a service relates to them.
+//!
+//! Every element of the RPID namespace has a typed model here with a strict reader and a
+//! writer; [`crate::doc::pidf`] and [`crate::doc::datamodel`] call them for the children of
+//! `<person>`, `<tuple>` and `<device>`. The schema of RFC 4480 is extensible only through
+//! *other* namespaces, so an element of the RPID namespace that RFC 4480 does not define (say
+//! `<rpid:foo/>` inside `<rpid:activities>`) is an error, while elements of other namespaces
+//! are kept as [`Element`]s and attributes of other namespaces (or unknown unqualified ones,
+//! which the schema's `anyAttribute` allows) as [`Attribute`]s, and both are written back.
+//!
+//! Free-text values (`<rpid:other>`) carry an optional `xml:lang` like notes do, so they are
+//! modelled as [`Note`]s.
+#![forbid(unsafe_code)]
+
+use crate::doc::xml::{Node, XmlWriter};
+use crate::doc::{ns, Attribute, Element, Note, Timestamp};
+use crate::error::{Error, Result};
+
+/// The document name used in error messages: RPID lives inside PIDF documents.
+const DOC: &str = "pidf";
+
+fn malformed(what: impl std::fmt::Display) -> Error {
+    Error::malformed(DOC, what)
+}
+
+/// Declares an enum of RPID/caps token elements (each an empty element named after the
+/// value), optionally with one free-text variant written as `<other>`, together with
+/// `as_str`, `from_name` and the list of names.
+macro_rules! token_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )*
+            $( @other $(#[$ometa:meta])* $other:ident($oty:ty), )?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )*
+            $( $(#[$ometa])* $other($oty), )?
+        }
+
+        impl $name {
+            /// The element names of the predefined values, in schema order.
+            pub const NAMES: &'static [&'static str] = &[$($text),*];
+
+            /// The element name of this value (`"other"` for free text).
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $( Self::$variant => $text, )*
+                    $( Self::$other(_) => "other", )?
+                }
+            }
+
+            /// The predefined value with this element name (`"on-the-phone"`), if any.
+            /// Free text has no name: build that variant directly.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $( $text => Some(Self::$variant), )*
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use token_enum;
+
+/// Writes a `Note_t` element (text with an optional `xml:lang`) under another name, as RPID
+/// does for `<other>`.
+fn write_note_as(w: &mut XmlWriter<'_>, name: &str, note: &Note) {
+    w.open(ns::RPID, name);
+    w.attr_opt("xml:lang", note.lang.as_deref());
+    w.close_start();
+    w.text(&note.text);
+    w.end(ns::RPID, name);
+}
+
+/// The error for an element of the RPID namespace that does not belong where it was found.
+fn unexpected(parent: &str, child: Node<'_, '_>) -> Error {
+    malformed(format!(
+        "<rpid:{parent}> does not allow <rpid:{}> (RFC 4480 defines no such child)",
+        child.local()
+    ))
+}
+
+fn read_id(node: Node<'_, '_>) -> Option<String> {
+    node.attr("id").map(str::to_owned)
+}
+
+/// Reads the unknown attributes of an element whose schema has `anyAttribute`.
+fn read_ext_attrs(node: Node<'_, '_>, known: &[&str]) -> Vec<Attribute> {
+    node.other_attrs(known)
+}
+
+// ---------------------------------------------------------------------------------------
+// from / until
+// ---------------------------------------------------------------------------------------
+
+/// The period during which an RPID element is valid (the `from` and `until` attributes).
+/// Either end may be open.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TimeRange {
+    /// Start of validity (`from`).
+    pub from: Option<Timestamp>,
+    /// End of validity (`until`).
+    pub until: Option<Timestamp>,
+}
+
+impl TimeRange {
+    /// True when neither end is set.
+    pub fn is_empty(&self) -> bool {
+        self.from.is_none() && self.until.is_none()
+    }
+
+    /// Reads `from` and `until` of `node`, naming `node` in the error.
+    pub(crate) fn from_attrs(node: Node<'_, '_>) -> Result<TimeRange> {
+        let read = |name: &str| -> Result<Option<Timestamp>> {
+            match node.attr(name) {
+                None => Ok(None),
+                Some(v) => Timestamp::parse(v).map(Some).map_err(|_| {
+                    malformed(format!(
+                        "<rpid:{}> has a bad '{name}' attribute '{v}' \
+                         (expected a date-time such as 2026-11-24T14:45:00Z)",
+                        node.local()
+                    ))
+                }),
+            }
+        };
+        Ok(TimeRange {
+            from: read("from")?,
+            until: read("until")?,
+        })
+    }
+
+    /// Writes ` from=".." until=".."` inside an open start tag.
+    pub(crate) fn write_attrs(&self, w: &mut XmlWriter<'_>) {
+        w.attr_opt("from", self.from.as_ref().map(Timestamp::as_str));
+        w.attr_opt("until", self.until.as_ref().map(Timestamp::as_str));
+    }
+}
+
+/// The attributes every `fromUntil` element knows; the rest are extension attributes.
+const RANGE_ATTRS: &[&str] = &["id", "from", "until"];
+
+/// Writes the start tag of an element with `id`, `from`, `until` and extension attributes.
+fn open_ranged(
+    w: &mut XmlWriter<'_>,
+    name: &str,
+    id: Option<&str>,
+    range: &TimeRange,
+    ext: &[Attribute],
+) {
+    w.open(ns::RPID, name);
+    w.attr_opt("id", id);
+    range.write_attrs(w);
+    w.ext_attrs(ext);
+}
+
+// ---------------------------------------------------------------------------------------
+// activities
+// ---------------------------------------------------------------------------------------
+
+token_enum! {
+    /// One thing a person is doing (RFC 4480 section 3.2). A person may do several at once.
+    pub enum Activity {
+        /// Has a calendar appointment.
+        Appointment = "appointment",
+        /// Physically away from all interactive communication devices.
+        Away = "away",
+        /// Eating the first meal of the day.
+        Breakfast = "breakfast",
+        /// Busy, without further detail.
+        Busy = "busy",
+        /// Having the main meal of the day.
+        Dinner = "dinner",
+        /// A scheduled national or local holiday.
+        Holiday = "holiday",
+        /// Riding in a vehicle (bus, train, plane).
+        InTransit = "in-transit",
+        /// Looking for (paid) work.
+        LookingForWork = "looking-for-work",
+        /// Eating a meal, without saying which.
+        Meal = "meal",
+        /// In an assembly or gathering of people.
+        Meeting = "meeting",
+        /// Talking on the phone.
+        OnThePhone = "on-the-phone",
+        /// Performing in a theatre, concert or similar.
+        Performance = "performance",
+        /// Will not return for the foreseeable future.
+        PermanentAbsence = "permanent-absence",
+        /// Occupying themselves in amusement, sport or recreation.
+        Playing = "playing",
+        /// Giving a presentation, lecture or talk.
+        Presentation = "presentation",
+        /// Visiting stores to buy things.
+        Shopping = "shopping",
+        /// Sleeping.
+        Sleeping = "sleeping",
+        /// Watching a performance (sports, theatre, concert).
+        Spectator = "spectator",
+        /// Controlling a vehicle, watercraft or plane.
+        Steering = "steering",
+        /// On a business or personal trip, not necessarily in transit.
+        Travel = "travel",
+        /// Watching television.
+        Tv = "tv",
+        /// The activity is not known (`<rpid:unknown/>`).
+        Unknown = "unknown",
+        /// A scheduled period of rest from work.
+        Vacation = "vacation",
+        /// Engaged in paid or unpaid work.
+        Working = "working",
+        /// Participating in religious rites.
+        Worship = "worship",
+        @other
+        /// An activity described in free text (`<rpid:other>`).
+        Other(Note),
+    }
+}
+
+/// What the person is doing (`<rpid:activities>`). An empty list is valid and means the
+/// presentity says nothing about it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Activities {
+    /// The `id` attribute.
+    pub id: Option<String>,
+    /// The `from` and `until` attributes.
+    pub range: TimeRange,
+    /// `<rpid:note>` children.
+    pub notes: Vec<Note>,
+    /// The activities, in document order.
+    pub values: Vec<Activity>,
+    /// Child elements of other namespaces, kept and written back.
+    pub extensions: Vec<Element>,
+    /// Attributes other than `id`, `from` and `until`, kept and written back.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+impl Activities {
+    /// Activities with these values and nothing else.
+    pub fn new(values: Vec<Activity>) -> Activities {
+        Activities {
+            values,
+            ..Activities::default()
+        }
+    }
+
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+        let mut out = Activities {
+            id: read_id(node),
+            range: TimeRange::from_attrs(node)?,
+            extension_attributes: read_ext_attrs(node, RANGE_ATTRS),
+            ..Activities::default()
+        };
+        for child in node.children() {
+            if child.ns() != ns::RPID {
+                out.extensions.push(child.to_element());
+                continue;
+            }
+            match child.local() {
+                "note" => out.notes.push(Note::from_node(child)),
+                "other" => out.values.push(Activity::Other(Note::from_node(child))),
+                name => match Activity::from_name(name) {
+                    Some(a) => out.values.push(a),
+                    None => return Err(unexpected("activities", child)),
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        open_ranged(
+            w,
+            "activities",
+            self.id.as_deref(),
+            &self.range,
+            &self.extension_attributes,
+        );
+        if self.notes.is_empty() && self.values.is_empty() && self.extensions.is_empty() {
+            w.close_empty();
+            return;
+        }
+        w.close_start();
+        for n in &self.notes {
+            n.write(w, ns::RPID);
+        }
+        for v in &self.values {
+            match v {
+                Activity::Other(note) => write_note_as(w, "other", note),
+                v => w.empty(ns::RPID, v.as_str()),
+            }
+        }
+        w.elements(&self.extensions);
+        w.end(ns::RPID, "activities");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// mood
+// ---------------------------------------------------------------------------------------
+
+token_enum! {
+    /// One mood of the person (RFC 4480 section 3.4, names from the schema).
+    pub enum MoodValue {
+        /// Afraid.
+        Afraid = "afraid",
+        /// Amazed.
+        Amazed = "amazed",
+        /// Angry.
+        Angry = "angry",
+        /// Annoyed.
+        Annoyed = "annoyed",
+        /// Anxious.
+        Anxious = "anxious",
+        /// Ashamed.
+        Ashamed = "ashamed",
+        /// Bored.
+        Bored = "bored",
+        /// Brave.
+        Brave = "brave",
+        /// Calm.
+        Calm = "calm",
+        /// Cold.
+        Cold = "cold",
+        /// Confused.
+        Confused = "confused",
+        /// Contented.
+        Contented = "contented",
+        /// Cranky.
+        Cranky = "cranky",
+        /// Curious.
+        Curious = "curious",
+        /// Depressed.
+        Depressed = "depressed",
+        /// Disappointed.
+        Disappointed = "disappointed",
+        /// Disgusted.
+        Disgusted = "disgusted",
+        /// Distracted.
+        Distracted = "distracted",
+        /// Embarrassed.
+        Embarrassed = "embarrassed",
+        /// Excited.
+        Excited = "excited",
+        /// Flirtatious.
+        Flirtatious = "flirtatious",
+        /// Frustrated.
+        Frustrated = "frustrated",
+        /// Grumpy.
+        Grumpy = "grumpy",
+        /// Guilty.
+        Guilty = "guilty",
+        /// Happy.
+        Happy = "happy",
+        /// Hot.
+        Hot = "hot",
+        /// Humbled.
+        Humbled = "humbled",
+        /// Humiliated.
+        Humiliated = "humiliated",
+        /// Hungry.
+        Hungry = "hungry",
+        /// Hurt.
+        Hurt = "hurt",
+        /// Impressed.
+        Impressed = "impressed",
+        /// In awe (the schema writes `in_awe`, with an underscore).
+        InAwe = "in_awe",
+        /// In love (the schema writes `in_love`, with an underscore).
+        InLove = "in_love",
+        /// Indignant.
+        Indignant = "indignant",
+        /// Interested.
+        Interested = "interested",
+        /// Invincible.
+        Invincible = "invincible",
+        /// Jealous.
+        Jealous = "jealous",
+        /// Lonely.
+        Lonely = "lonely",
+        /// Mean.
+        Mean = "mean",
+        /// Moody.
+        Moody = "moody",
+        /// Nervous.
+        Nervous = "nervous",
+        /// Neutral.
+        Neutral = "neutral",
+        /// Offended.
+        Offended = "offended",
+        /// Playful.
+        Playful = "playful",
+        /// Proud.
+        Proud = "proud",
+        /// Relieved.
+        Relieved = "relieved",
+        /// Remorseful.
+        Remorseful = "remorseful",
+        /// Restless.
+        Restless = "restless",
+        /// Sad.
+        Sad = "sad",
+        /// Sarcastic.
+        Sarcastic = "sarcastic",
+        /// Serious.
+        Serious = "serious",
+        /// Shocked.
+        Shocked = "shocked",
+        /// Shy.
+        Shy = "shy",
+        /// Sick.
+        Sick = "sick",
+        /// Sleepy.
+        Sleepy = "sleepy",
+        /// Stressed.
+        Stressed = "stressed",
+        /// Surprised.
+        Surprised = "surprised",
+        /// Thirsty.
+        Thirsty = "thirsty",
+        /// Worried.
+        Worried = "worried",
+        /// The mood is not known (`<rpid:unknown/>`).
+        Unknown = "unknown",
+        @other
+        /// A mood described in free text (`<rpid:other>`).
+        Other(Note),
+    }
+}
+
+/// The mood of the person (`<rpid:mood>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Mood {
+    /// The `id` attribute.
+    pub id: Option<String>,
+    /// The `from` and `until` attributes.
+    pub range: TimeRange,
+    /// `<rpid:note>` children.
+    pub notes: Vec<Note>,
+    /// The moods, in document order.
+    pub values: Vec<MoodValue>,
+    /// Child elements of other namespaces, kept and written back.
+    pub extensions: Vec<Element>,
+    /// Attributes other than `id`, `from` and `until`, kept and written back.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+impl Mood {
+    /// A mood with these values and nothing else.
+    pub fn new(values: Vec<MoodValue>) -> Mood {
+        Mood {
+            values,
+            ..Mood::default()
+        }
+    }
+
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+        let mut out = Mood {
+            id: read_id(node),
+            range: TimeRange::from_attrs(node)?,
+            extension_attributes: read_ext_attrs(node, RANGE_ATTRS),
+            ..Mood::default()
+        };
+        for child in node.children() {
+            if child.ns() != ns::RPID {
+                out.extensions.push(child.to_element());
+                continue;
+            }
+            match child.local() {
+                "note" => out.notes.push(Note::from_node(child)),
+                "other" => out.values.push(MoodValue::Other(Note::from_node(child))),
+                name => match MoodValue::from_name(name) {
+                    Some(m) => out.values.push(m),
+                    None => return Err(unexpected("mood", child)),
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        open_ranged(
+            w,
+            "mood",
+            self.id.as_deref(),
+            &self.range,
+            &self.extension_attributes,
+        );
+        if self.notes.is_empty() && self.values.is_empty() && self.extensions.is_empty() {
+            w.close_empty();
+            return;
+        }
+        w.close_start();
+        for n in &self.notes {
+            n.write(w, ns::RPID);
+        }
+        for v in &self.values {
+            match v {
+                MoodValue::Other(note) => write_note_as(w, "other", note),
+                v => w.empty(ns::RPID, v.as_str()),
+            }
+        }
+        w.elements(&self.extensions);
+        w.end(ns::RPID, "mood");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// place-is
+// ---------------------------------------------------------------------------------------
+
+token_enum! {
+    /// How the place is for audio communication (`<rpid:place-is><rpid:audio>`).
+    pub enum PlaceAudio {
+        /// Too noisy for a conversation.
+        Noisy = "noisy",
+        /// Fine for audio.
+        Ok = "ok",
+        /// Quiet: speaking would disturb others.
+        Quiet = "quiet",
+        /// Not known.
+        Unknown = "unknown",
+    }
+}
+
+token_enum! {
+    /// How the place is for video communication (`<rpid:place-is><rpid:video>`).
+    pub enum PlaceVideo {
+        /// Too bright for video.
+        TooBright = "toobright",
+        /// Fine for video.
+        Ok = "ok",
+        /// Too dark for video.
+        Dark = "dark",
+        /// Not known.
+        Unknown = "unknown",
+    }
+}
+
+token_enum! {
+    /// How the place is for text communication (`<rpid:place-is><rpid:text>`).
+    pub enum PlaceText {
+        /// Typing is uncomfortable (e.g. while walking).
+        Uncomfortable = "uncomfortable",
+        /// Typing is inappropriate (e.g. in a meeting).
+        Inappropriate = "inappropriate",
+        /// Fine for text.
+        Ok = "ok",
+        /// Not known.
+        Unknown = "unknown",
+    }
+}
+
+/// Properties of the place the person is in, for each medium (`<rpid:place-is>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlaceIs {
+    /// The `id` attribute.
+    pub id: Option<String>,
+    /// The `from` and `until` attributes.
+    pub range: TimeRange,
+    /// `<rpid:note>` children.
+    pub notes: Vec<Note>,
+    /// Conditions for audio.
+    pub audio: Option<PlaceAudio>,
+    /// Conditions for video.
+    pub video: Option<PlaceVideo>,
+    /// Conditions for text.
+    pub text: Option<PlaceText>,
+    /// Child elements of other namespaces, kept and written back.
+    pub extensions: Vec<Element>,
+    /// Attributes other than `id`, `from` and `until`, kept and written back.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+/// Reads the single token child of a `<rpid:place-is>` medium element.
+fn place_token<T>(node: Node<'_, '_>, from_name: fn(&str) -> Option<T>) -> Result<T> {
+    let mut found = None;
+    for child in node.children() {
+        let value = (child.ns() == ns::RPID)
+            .then(|| from_name(child.local()))
+            .flatten()
+            .ok_or_else(|| {
+                malformed(format!(
+                    "<rpid:{}> inside <rpid:place-is> does not allow <{}>",
+                    node.local(),
+                    child.local()
+                ))
+            })?;
+        if found.replace(value).is_some() {
+            return Err(malformed(format!(
+                "<rpid:{}> inside <rpid:place-is> has more than one value",
+                node.local()
+            )));
+        }
+    }
+    found.ok_or_else(|| {
+        malformed(format!(
+            "<rpid:{}> inside <rpid:place-is> is empty",
+            node.local()
+        ))
+    })
+}
+
+impl PlaceIs {
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+        let mut out = PlaceIs {
+            id: read_id(node),
+            range: TimeRange::from_attrs(node)?,
+            extension_attributes: read_ext_attrs(node, RANGE_ATTRS),
+            ..PlaceIs::default()
+        };
+        for child in node.children() {
+            if child.ns() != ns::RPID {
+                out.extensions.push(child.to_element());
+                continue;
+            }
+            match child.local() {
+                "note" => out.notes.push(Note::from_node(child)),
+                "audio" => out.audio = Some(place_token(child, PlaceAudio::from_name)?),
+                "video" => out.video = Some(place_token(child, PlaceVideo::from_name)?),
+                "text" => out.text = Some(place_token(child, PlaceText::from_name)?),
+                _ => return Err(unexpected("place-is", child)),
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        open_ranged(
+            w,
+            "place-is",
+            self.id.as_deref(),
+            &self.range,
+            &self.extension_attributes,
+        );
+        w.close_start();
+        for n in &self.notes {
+            n.write(w, ns::RPID);
+        }
+        let media = [
+            ("audio", self.audio.as_ref().map(PlaceAudio::as_str)),
+            ("video", self.video.as_ref().map(PlaceVideo::as_str)),
+            ("text", self.text.as_ref().map(PlaceText::as_str)),
+        ];
+        for (medium, value) in media {
+            if let Some(value) = value {
+                w.open(ns::RPID, medium);
+                w.close_start();
+                w.empty(ns::RPID, value);
+                w.end(ns::RPID, medium);
+            }
+        }
+        w.elements(&self.extensions);
+        w.end(ns::RPID, "place-is");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// place-type
+// ---------------------------------------------------------------------------------------
+
+/// One type of place (`<rpid:place-type>` child).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaceTypeValue {
+    /// A location type token of RFC 4589 (namespace [`ns::LOCATION_TYPE`]), such as
+    /// `"residence"`, `"office"` or `"airport"`, kept as its element name.
+    Location(String),
+    /// A place type described in free text (`<rpid:other>`).
+    Other(Note),
+}
+
+impl PlaceTypeValue {
+    /// The token (`"office"`), or `"other"` for free text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            PlaceTypeValue::Location(t) => t,
+            PlaceTypeValue::Other(_) => "other",
+        }
+    }
+}
+
+/// The type of place the person is at (`<rpid:place-type>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlaceType {
+    /// The `id` attribute.
+    pub id: Option<String>,
+    /// The `from` and `until` attributes.
+    pub range: TimeRange,
+    /// `<rpid:note>` children.
+    pub notes: Vec<Note>,
+    /// The place types, in document order.
+    pub values: Vec<PlaceTypeValue>,
+    /// Child elements of namespaces other than RPID and location types, kept.
+    pub extensions: Vec<Element>,
+    /// Attributes other than `id`, `from` and `until`, kept and written back.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+impl PlaceType {
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+        let mut out = PlaceType {
+            id: read_id(node),
+            range: TimeRange::from_attrs(node)?,
+            extension_attributes: read_ext_attrs(node, RANGE_ATTRS),
+            ..PlaceType::default()
+        };
+        for child in node.children() {
+            if child.ns() == ns::LOCATION_TYPE {
+                out.values
+                    .push(PlaceTypeValue::Location(child.local().to_owned()));
+            } else if child.ns() != ns::RPID {
+                out.extensions.push(child.to_element());
+            } else {
+                match child.local() {
+                    "note" => out.notes.push(Note::from_node(child)),
+                    "other" => out
+                        .values
+                        .push(PlaceTypeValue::Other(Note::from_node(child))),
+                    _ => return Err(unexpected("place-type", child)),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        open_ranged(
+            w,
+            "place-type",
+            self.id.as_deref(),
+            &self.range,
+            &self.extension_attributes,
+        );
+        if self.notes.is_empty() && self.values.is_empty() && self.extensions.is_empty() {
+            w.close_empty();
+            return;
+        }
+        w.close_start();
+        for n in &self.notes {
+            n.write(w, ns::RPID);
+        }
+        for v in &self.values {
+            match v {
+                // Written as a kept element so that it carries its own namespace declaration
+                // when the writer has no prefix for location types.
+                PlaceTypeValue::Location(token) => w.element(&Element {
+                    namespace: ns::LOCATION_TYPE.to_owned(),
+                    name: token.clone(),
+                    ..Element::default()
+                }),
+                PlaceTypeValue::Other(note) => write_note_as(w, "other", note),
+            }
+        }
+        w.elements(&self.extensions);
+        w.end(ns::RPID, "place-type");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// privacy
+// ---------------------------------------------------------------------------------------
+
+token_enum! {
+    /// A medium that third parties near the person are unlikely to overhear.
+    pub enum PrivacyValue {
+        /// Audio is private.
+        Audio = "audio",
+        /// Text is private.
+        Text = "text",
+        /// Video is private.
+        Video = "video",
+        /// Not known (`<rpid:unknown/>`).
+        Unknown = "unknown",
+    }
+}
+
+/// Which media are private at the person's location (`<rpid:privacy>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Privacy {
+    /// The `id` attribute.
+    pub id: Option<String>,
+    /// The `from` and `until` attributes.
+    pub range: TimeRange,
+    /// `<rpid:note>` children.
+    pub notes: Vec<Note>,
+    /// The private media.
+    pub values: Vec<PrivacyValue>,
+    /// Child elements of other namespaces, kept and written back.
+    pub extensions: Vec<Element>,
+    /// Attributes other than `id`, `from` and `until`, kept and written back.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+impl Privacy {
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+        let mut out = Privacy {
+            id: read_id(node),
+            range: TimeRange::from_attrs(node)?,
+            extension_attributes: read_ext_attrs(node, RANGE_ATTRS),
+            ..Privacy::default()
+        };
+        for child in node.children() {
+            if child.ns() != ns::RPID {
+                out.extensions.push(child.to_element());
+                continue;
+            }
+            match child.local() {
+                "note" => out.notes.push(Note::from_node(child)),
+                name => match PrivacyValue::from_name(name) {
+                    Some(p) => out.values.push(p),
+                    None => return Err(unexpected("privacy", child)),
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        open_ranged(
+            w,
+            "privacy",
+            self.id.as_deref(),
+            &self.range,
+            &self.extension_attributes,
+        );
+        if self.notes.is_empty() && self.values.is_empty() && self.extensions.is_empty() {
+            w.close_empty();
+            return;
+        }
+        w.close_start();
+        for n in &self.notes {
+            n.write(w, ns::RPID);
+        }
+        for v in &self.values {
+            w.empty(ns::RPID, v.as_str());
+        }
+        w.elements(&self.extensions);
+        w.end(ns::RPID, "privacy");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// relationship, service-class (tuple level, no attributes)
+// ---------------------------------------------------------------------------------------
+
+token_enum! {
+    /// How the contact of a tuple relates to the presentity (`<rpid:relationship>`).
+    pub enum RelationshipValue {
+        /// The presentity's assistant.
+        Assistant = "assistant",
+        /// An associate (colleague).
+        Associate = "associate",
+        /// A family member.
+        Family = "family",
+        /// A friend.
+        Friend = "friend",
+        /// The presentity itself (the default when the element is absent).
+        SelfContact = "self",
+        /// The presentity's supervisor.
+        Supervisor = "supervisor",
+        /// Not known.
+        Unknown = "unknown",
+        @other
+        /// A relationship described in free text (`<rpid:other>`).
+        Other(Note),
+    }
+}
+
+/// The relationship of a tuple's contact to the presentity (`<rpid:relationship>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Relationship {
+    /// `<rpid:note>` children.
+    pub notes: Vec<Note>,
+    /// The relationship; `None` when the element carries none (or only extensions).
+    pub value: Option<RelationshipValue>,
+    /// Child elements of other namespaces, kept and written back.
+    pub extensions: Vec<Element>,
+}
+
+impl Relationship {
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+        let mut out = Relationship::default();
+        for child in node.children() {
+            if child.ns() != ns::RPID {
+                out.extensions.push(child.to_element());
+                continue;
+            }
+            let value = match child.local() {
+                "note" => {
+                    out.notes.push(Note::from_node(child));
+                    continue;
+                }
+                "other" => RelationshipValue::Other(Note::from_node(child)),
+                name => RelationshipValue::from_name(name)
+                    .ok_or_else(|| unexpected("relationship", child))?,
+            };
+            if out.value.replace(value).is_some() {
+                return Err(malformed("<rpid:relationship> has more than one value"));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        w.open(ns::RPID, "relationship");
+        if self.notes.is_empty() && self.value.is_none() && self.extensions.is_empty() {
+            w.close_empty();
+            return;
+        }
+        w.close_start();
+        for n in &self.notes {
+            n.write(w, ns::RPID);
+        }
+        match &self.value {
+            Some(RelationshipValue::Other(note)) => write_note_as(w, "other", note),
+            Some(v) => w.empty(ns::RPID, v.as_str()),
+            None => {}
+        }
+        w.elements(&self.extensions);
+        w.end(ns::RPID, "relationship");
+    }
+}
+
+token_enum! {
+    /// The kind of service a tuple offers (`<rpid:service-class>`).
+    pub enum ServiceClassValue {
+        /// Courier delivery.
+        Courier = "courier",
+        /// Electronic communication (the usual case).
+        Electronic = "electronic",
+        /// Freight delivery.
+        Freight = "freight",
+        /// Meeting in person.
+        InPerson = "in-person",
+        /// Postal mail.
+        Postal = "postal",
+        /// Not known.
+        Unknown = "unknown",
+    }
+}
+
+/// The kind of service a tuple offers (`<rpid:service-class>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceClass {
+    /// `<rpid:note>` children.
+    pub notes: Vec<Note>,
+    /// The service class; `None` when the element carries none (or only extensions).
+    pub value: Option<ServiceClassValue>,
+    /// Child elements of other namespaces, kept and written back.
+    pub extensions: Vec<Element>,
+}
+
+impl ServiceClass {
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+        let mut out = ServiceClass::default();
+        for child in node.children() {
+            if child.ns() != ns::RPID {
+                out.extensions.push(child.to_element());
+                continue;
+            }
+            if child.local() == "note" {
+                out.notes.push(Note::from_node(child));
+                continue;
+            }
+            let value = ServiceClassValue::from_name(child.local())
+                .ok_or_else(|| unexpected("service-class", child))?;
+            if out.value.replace(value).is_some() {
+                return Err(malformed("<rpid:service-class> has more than one value"));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        w.open(ns::RPID, "service-class");
+        if self.notes.is_empty() && self.value.is_none() && self.extensions.is_empty() {
+            w.close_empty();
+            return;
+        }
+        w.close_start();
+        for n in &self.notes {
+            n.write(w, ns::RPID);
+        }
+        if let Some(v) = &self.value {
+            w.empty(ns::RPID, v.as_str());
+        }
+        w.elements(&self.extensions);
+        w.end(ns::RPID, "service-class");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// sphere
+// ---------------------------------------------------------------------------------------
+
+/// The role the person currently plays (`<rpid:sphere>` content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SphereValue {
+    /// `<rpid:home/>`.
+    Home,
+    /// `<rpid:work/>`.
+    Work,
+    /// `<rpid:unknown/>`.
+    Unknown,
+    /// A sphere given as free text, e.g. `<rpid:sphere>bowling league</rpid:sphere>`.
+    Other(String),
+}
+
+impl SphereValue {
+    /// `"home"`, `"work"`, `"unknown"` or the free text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            SphereValue::Home => "home",
+            SphereValue::Work => "work",
+            SphereValue::Unknown => "unknown",
+            SphereValue::Other(t) => t,
+        }
+    }
+
+    /// The predefined value with this name, if any.
+    pub fn from_name(name: &str) -> Option<SphereValue> {
+        match name {
+            "home" => Some(SphereValue::Home),
+            "work" => Some(SphereValue::Work),
+            "unknown" => Some(SphereValue::Unknown),
+            _ => None,
+        }
+    }
+}
+
+/// The current role of the person (`<rpid:sphere>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sphere {
+    /// The `id` attribute.
+    pub id: Option<String>,
+    /// The `from` and `until` attributes.
+    pub range: TimeRange,
+    /// The sphere; `None` for an empty element (or one with extensions only).
+    pub value: Option<SphereValue>,
+    /// Child elements of other namespaces, kept and written back.
+    pub extensions: Vec<Element>,
+    /// Attributes other than `id`, `from` and `until`, kept and written back.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+impl Sphere {
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+        let mut out = Sphere {
+            id: read_id(node),
+            range: TimeRange::from_attrs(node)?,
+            extension_attributes: read_ext_attrs(node, RANGE_ATTRS),
+            ..Sphere::default()
+        };
+        for child in node.children() {
+            if child.ns() != ns::RPID {
+                out.extensions.push(child.to_element());
+                continue;
+            }
+            let value =
+                SphereValue::from_name(child.local()).ok_or_else(|| unexpected("sphere", child))?;
+            if out.value.replace(value).is_some() {
+                return Err(malformed("<rpid:sphere> has more than one value"));
+            }
+        }
+        let text = node.trimmed();
+        if !text.is_empty() {
+            if let Some(v) = &out.value {
+                return Err(malformed(format!(
+                    "<rpid:sphere> has both <rpid:{}/> and the text '{text}'",
+                    v.as_str()
+                )));
+            }
+            out.value = Some(SphereValue::Other(text.to_owned()));
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        open_ranged(
+            w,
+            "sphere",
+            self.id.as_deref(),
+            &self.range,
+            &self.extension_attributes,
+        );
+        if self.value.is_none() && self.extensions.is_empty() {
+            w.close_empty();
+            return;
+        }
+        w.close_start();
+        match &self.value {
+            Some(SphereValue::Other(text)) => w.text(text),
+            Some(v) => w.empty(ns::RPID, v.as_str()),
+            None => {}
+        }
+        w.elements(&self.extensions);
+        w.end(ns::RPID, "sphere");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// status-icon, time-offset, user-input, class
+// ---------------------------------------------------------------------------------------
+
+/// An image representing the current status (`<rpid:status-icon>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatusIcon {
+    /// The `id` attribute.
+    pub id: Option<String>,
+    /// The `from` and `until` attributes.
+    pub range: TimeRange,
+    /// The URI of the image (surrounding whitespace removed).
+    pub uri: String,
+    /// Attributes other than `id`, `from` and `until`, kept and written back.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+impl StatusIcon {
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+        if let Some(child) = node.children().next() {
+            return Err(malformed(format!(
+                "<rpid:status-icon> holds a URI, not the element <{}>",
+                child.local()
+            )));
+        }
+        Ok(StatusIcon {
+            id: read_id(node),
+            range: TimeRange::from_attrs(node)?,
+            uri: node.trimmed().to_owned(),
+            extension_attributes: read_ext_attrs(node, RANGE_ATTRS),
+        })
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        open_ranged(
+            w,
+            "status-icon",
+            self.id.as_deref(),
+            &self.range,
+            &self.extension_attributes,
+        );
+        w.close_start();
+        w.text(&self.uri);
+        w.end(ns::RPID, "status-icon");
+    }
+}
+
+/// The offset of the person's local time from UTC (`<rpid:time-offset>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TimeOffset {
+    /// The `id` attribute.
+    pub id: Option<String>,
+    /// The `from` and `until` attributes.
+    pub range: TimeRange,
+    /// The `description` attribute, e.g. a time zone name.
+    pub description: Option<String>,
+    /// Minutes east of UTC (negative west of it), e.g. 60 for CET.
+    pub minutes: i32,
+    /// Attributes other than `id`, `from`, `until` and `description`, kept.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+impl TimeOffset {
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+        let text = node.trimmed();
+        let minutes = text.parse::<i32>().map_err(|_| {
+            malformed(format!(
+                "<rpid:time-offset> must be a whole number of minutes, not '{text}'"
+            ))
+        })?;
+        Ok(TimeOffset {
+            id: read_id(node),
+            range: TimeRange::from_attrs(node)?,
+            description: node.attr("description").map(str::to_owned),
+            minutes,
+            extension_attributes: read_ext_attrs(node, &["id", "from", "until", "description"]),
+        })
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        w.open(ns::RPID, "time-offset");
+        w.attr_opt("id", self.id.as_deref());
+        self.range.write_attrs(w);
+        w.attr_opt("description", self.description.as_deref());
+        w.ext_attrs(&self.extension_attributes);
+        w.close_start();
+        w.text(&self.minutes.to_string());
+        w.end(ns::RPID, "time-offset");
+    }
+}
+
+/// Whether the user is using the service or device (`<rpid:user-input>` content).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UserInputState {
+    /// Input happened within the idle threshold.
+    #[default]
+    Active,
+    /// No input for longer than the idle threshold.
+    Idle,
+}
+
+impl UserInputState {
+    /// `"active"` or `"idle"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UserInputState::Active => "active",
+            UserInputState::Idle => "idle",
+        }
+    }
+
+    /// Parses `"active"` or `"idle"`.
+    pub fn from_name(name: &str) -> Option<UserInputState> {
+        match name {
+            "active" => Some(UserInputState::Active),
+            "idle" => Some(UserInputState::Idle),
+            _ => None,
+        }
+    }
+}
+
+/// Recent user input on a service or device (`<rpid:user-input>`). RFC 4480 gives this
+/// element no `from`/`until` (it describes the present); if a document carries them anyway
+/// they are kept in [`UserInput::extension_attributes`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserInput {
+    /// The `id` attribute.
+    pub id: Option<String>,
+    /// Seconds without input after which the state becomes idle (`idle-threshold`, > 0).
+    pub idle_threshold: Option<u32>,
+    /// When the last input happened (`last-input`).
+    pub last_input: Option<Timestamp>,
+    /// Active or idle.
+    pub state: UserInputState,
+    /// Attributes other than `id`, `idle-threshold` and `last-input`, kept.
+    pub extension_attributes: Vec<Attribute>,
+}
+
+impl UserInput {
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+        let text = node.trimmed();
+        let state = UserInputState::from_name(text).ok_or_else(|| {
+            malformed(format!(
+                "<rpid:user-input> must be 'active' or 'idle', not '{text}'"
+            ))
+        })?;
+        let idle_threshold =
+            match node.attr("idle-threshold") {
+                None => None,
+                Some(v) => Some(v.trim().parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(
+                    || {
+                        malformed(format!(
+                            "<rpid:user-input> has a bad 'idle-threshold' attribute '{v}' \
+                             (expected a positive number of seconds)"
+                        ))
+                    },
+                )?),
+            };
+        let last_input = match node.attr("last-input") {
+            None => None,
+            Some(v) => Some(Timestamp::parse(v).map_err(|_| {
+                malformed(format!(
+                    "<rpid:user-input> has a bad 'last-input' attribute '{v}' \
+                     (expected a date-time such as 2026-11-24T14:45:00Z)"
+                ))
+            })?),
+        };
+        Ok(UserInput {
+            id: read_id(node),
+            idle_threshold,
+            last_input,
+            state,
+            extension_attributes: read_ext_attrs(node, &["id", "idle-threshold", "last-input"]),
+        })
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
+        w.open(ns::RPID, "user-input");
+        w.attr_opt("id", self.id.as_deref());
+        if let Some(t) = self.idle_threshold {
+            w.attr("idle-threshold", &t.to_string());
+        }
+        w.attr_opt(
+            "last-input",
+            self.last_input.as_ref().map(Timestamp::as_str),
+        );
+        w.ext_attrs(&self.extension_attributes);
+        w.close_start();
+        w.text(self.state.as_str());
+        w.end(ns::RPID, "user-input");
+    }
+}
+
+/// Reads `<rpid:class>`: an `xs:token` used to group tuples, devices or persons. Runs of
+/// whitespace collapse to one space, as `xs:token` demands.
+pub(crate) fn parse_class(node: Node<'_, '_>) -> Result<String> {
+    if let Some(child) = node.children().next() {
+        return Err(malformed(format!(
+            "<rpid:class> holds a token, not the element <{}>",
+            child.local()
+        )));
+    }
+    Ok(node.text().split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Writes `<rpid:class>token</rpid:class>`.
+pub(crate) fn write_class(w: &mut XmlWriter<'_>, class: &str) {
+    w.leaf(ns::RPID, "class", class);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::xml::Tree;
+    use crate::doc::Limits;
+
+    const KNOWN: &[(&str, &str)] = &[
+        (ns::RPID, "rpid"),
+        (ns::CAPS, "caps"),
+        (ns::LOCATION_TYPE, "lt"),
+    ];
+
+    trait Codec: Sized + PartialEq + std::fmt::Debug {
+        fn read(node: Node<'_, '_>) -> Result<Self>;
+        fn put(&self, w: &mut XmlWriter<'_>);
+    }
+
+    macro_rules! codec {
+        ($($t:ty),*) => {$(
+            impl Codec for $t {
+                fn read(node: Node<'_, '_>) -> Result<Self> { <$t>::from_node(node) }
+                fn put(&self, w: &mut XmlWriter<'_>) { self.write(w) }
+            }
+        )*};
+    }
+    codec!(
+        Activities,
+        Mood,
+        PlaceIs,
+        PlaceType,
+        Privacy,
+        Relationship,
+        ServiceClass,
+        Sphere
+    );
+    codec!(StatusIcon, TimeOffset, UserInput);
+
+    /// Parses `fragment` (prefixes rpid, lt and ext declared) as the first child of a root.
+    fn parse<T: Codec>(fragment: &str) -> Result<T> {
+        let doc = format!(
+            r#"<presence xmlns="{}" xmlns:rpid="{}" xmlns:lt="{}" xmlns:ext="urn:example:ext">{fragment}</presence>"#,
+            ns::PIDF,
+            ns::RPID,
+            ns::LOCATION_TYPE
+        );
+        let tree = Tree::parse("pidf", &doc, &Limits::DEFAULT)?;
+        let node = tree.root().children().next().expect("a child");
+        T::read(node)
+    }
+
+    /// Writes `value`, parses the output and checks the model survived; returns the XML.
+    fn round_trip<T: Codec>(value: &T, known: &'static [(&'static str, &'static str)]) -> String {
+        let mut w = XmlWriter::new(ns::PIDF, known);
+        value.put(&mut w);
+        let doc = w.finish("presence", |_| {});
+        let tree = Tree::parse("pidf", &doc, &Limits::DEFAULT).unwrap();
+        let again = T::read(tree.root().children().next().unwrap()).unwrap();
+        assert_eq!(&again, value, "{doc}");
+        doc
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
+
+    #[test]
+    fn activities_model_and_round_trip() {
+        let a: Activities = parse(
+            r#"<rpid:activities id="act1" from="2026-11-24T14:00:00Z" until="2026-11-24T15:00:00Z" ext:src="calendar">
+                 <rpid:note xml:lang="en">Weekly sync</rpid:note>
+                 <rpid:meeting/>
+                 <rpid:on-the-phone/>
+                 <rpid:other xml:lang="de">Wandern</rpid:other>
+                 <ext:juggling level="3"/>
+               </rpid:activities>"#,
+        )
+        .unwrap();
+        assert_eq!(a.id.as_deref(), Some("act1"));
+        assert_eq!(a.range.from, Some(ts("2026-11-24T14:00:00Z")));
+        assert_eq!(a.range.until, Some(ts("2026-11-24T15:00:00Z")));
+        assert_eq!(a.notes, vec![Note::with_lang("Weekly sync", "en")]);
+        assert_eq!(
+            a.values,
+            vec![
+                Activity::Meeting,
+                Activity::OnThePhone,
+                Activity::Other(Note::with_lang("Wandern", "de")),
+            ]
+        );
+        assert_eq!(a.extensions.len(), 1);
+        assert_eq!(a.extensions[0].name, "juggling");
+        assert_eq!(a.extension_attributes.len(), 1);
+        assert_eq!(a.extension_attributes[0].name, "src");
+        round_trip(&a, KNOWN);
+    }
+
+    #[test]
+    fn empty_and_unknown_activities_are_valid() {
+        let empty: Activities = parse("<rpid:activities/>").unwrap();
+        assert_eq!(empty, Activities::default());
+        let doc = round_trip(&empty, KNOWN);
+        assert!(doc.contains("<rpid:activities/>"), "{doc}");
+
+        let unknown: Activities =
+            parse("<rpid:activities><rpid:unknown/></rpid:activities>").unwrap();
+        assert_eq!(unknown.values, vec![Activity::Unknown]);
+        round_trip(&unknown, KNOWN);
+    }
+
+    #[test]
+    fn activity_names() {
+        assert_eq!(Activity::NAMES.len(), 25);
+        for name in Activity::NAMES {
+            let a = Activity::from_name(name).unwrap();
+            assert_eq!(a.as_str(), *name);
+        }
+        assert_eq!(
+            Activity::from_name("on-the-phone"),
+            Some(Activity::OnThePhone)
+        );
+        assert_eq!(Activity::from_name("other"), None);
+        assert_eq!(Activity::from_name("On-The-Phone"), None);
+        assert_eq!(Activity::Other(Note::new("x")).as_str(), "other");
+        let all = Activities::new(
+            Activity::NAMES
+                .iter()
+                .filter_map(|n| Activity::from_name(n))
+                .collect(),
+        );
+        round_trip(&all, KNOWN);
+    }
+
+    #[test]
+    fn activities_errors() {
+        let err =
+            parse::<Activities>("<rpid:activities><rpid:foo/></rpid:activities>").unwrap_err();
+        assert!(
+            matches!(&err, Error::Malformed(m) if m.contains("rpid:foo")),
+            "{err}"
+        );
+        let err = parse::<Activities>(
+            r#"<rpid:activities from="tomorrow"><rpid:away/></rpid:activities>"#,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, Error::Malformed(m) if m.contains("tomorrow") && m.contains("from")),
+            "{err}"
+        );
+        assert!(parse::<Activities>(r#"<rpid:activities until="2026-02-30T00:00:00Z"/>"#).is_err());
+    }
+
+    #[test]
+    fn mood_model_and_round_trip() {
+        let m: Mood = parse(
+            r#"<rpid:mood id="m1" until="2026-11-24T18:00:00+01:00">
+                 <rpid:note>after the release</rpid:note>
+                 <rpid:happy/><rpid:in_love/><rpid:other>chuffed</rpid:other>
+               </rpid:mood>"#,
+        )
+        .unwrap();
+        assert_eq!(m.id.as_deref(), Some("m1"));
+        assert_eq!(m.range.until, Some(ts("2026-11-24T18:00:00+01:00")));
+        assert_eq!(m.notes, vec![Note::new("after the release")]);
+        assert_eq!(
+            m.values,
+            vec![
+                MoodValue::Happy,
+                MoodValue::InLove,
+                MoodValue::Other(Note::new("chuffed"))
+            ]
+        );
+        round_trip(&m, KNOWN);
+        assert_eq!(MoodValue::NAMES.len(), 60);
+        for name in MoodValue::NAMES {
+            assert_eq!(MoodValue::from_name(name).unwrap().as_str(), *name);
+        }
+        assert!(parse::<Mood>("<rpid:mood><rpid:elated/></rpid:mood>").is_err());
+        round_trip(&Mood::new(vec![MoodValue::Unknown]), KNOWN);
+    }
+
+    #[test]
+    fn place_is_model_and_round_trip() {
+        let p: PlaceIs = parse(
+            r#"<rpid:place-is from="2026-11-24T09:00:00Z">
+                 <rpid:audio><rpid:noisy/></rpid:audio>
+                 <rpid:video><rpid:toobright/></rpid:video>
+                 <rpid:text><rpid:uncomfortable/></rpid:text>
+               </rpid:place-is>"#,
+        )
+        .unwrap();
+        assert_eq!(p.audio, Some(PlaceAudio::Noisy));
+        assert_eq!(p.video, Some(PlaceVideo::TooBright));
+        assert_eq!(p.text, Some(PlaceText::Uncomfortable));
+        round_trip(&p, KNOWN);
+        assert!(parse::<PlaceIs>(
+            "<rpid:place-is><rpid:audio><rpid:dark/></rpid:audio></rpid:place-is>"
+        )
+        .is_err());
+        assert!(parse::<PlaceIs>("<rpid:place-is><rpid:audio/></rpid:place-is>").is_err());
+        assert!(parse::<PlaceIs>("<rpid:place-is><rpid:smell/></rpid:place-is>").is_err());
+    }
+
+    #[test]
+    fn place_type_model_and_round_trip() {
+        let p: PlaceType = parse(
+            r#"<rpid:place-type id="pt">
+                 <lt:residence/><lt:office/><rpid:other xml:lang="en">boat</rpid:other>
+                 <ext:deck n="2"/>
+               </rpid:place-type>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.values,
+            vec![
+                PlaceTypeValue::Location("residence".into()),
+                PlaceTypeValue::Location("office".into()),
+                PlaceTypeValue::Other(Note::with_lang("boat", "en")),
+            ]
+        );
+        assert_eq!(p.extensions.len(), 1);
+        let doc = round_trip(&p, KNOWN);
+        assert!(doc.contains("<lt:residence/>"), "{doc}");
+        // A writer without a prefix for location types still produces the right namespace.
+        round_trip(&p, &[(ns::RPID, "rpid")]);
+        assert!(parse::<PlaceType>("<rpid:place-type><rpid:office/></rpid:place-type>").is_err());
+    }
+
+    #[test]
+    fn privacy_model_and_round_trip() {
+        let p: Privacy = parse(
+            r#"<rpid:privacy><rpid:note>door closed</rpid:note><rpid:audio/><rpid:video/></rpid:privacy>"#,
+        )
+        .unwrap();
+        assert_eq!(p.values, vec![PrivacyValue::Audio, PrivacyValue::Video]);
+        assert_eq!(p.notes.len(), 1);
+        round_trip(&p, KNOWN);
+        let u: Privacy = parse("<rpid:privacy><rpid:unknown/></rpid:privacy>").unwrap();
+        assert_eq!(u.values, vec![PrivacyValue::Unknown]);
+        round_trip(&u, KNOWN);
+        assert!(parse::<Privacy>("<rpid:privacy><rpid:smell/></rpid:privacy>").is_err());
+    }
+
+    #[test]
+    fn relationship_and_service_class() {
+        let r: Relationship =
+            parse("<rpid:relationship><rpid:assistant/></rpid:relationship>").unwrap();
+        assert_eq!(r.value, Some(RelationshipValue::Assistant));
+        round_trip(&r, KNOWN);
+        let r: Relationship =
+            parse("<rpid:relationship><rpid:other>coach</rpid:other></rpid:relationship>").unwrap();
+        assert_eq!(r.value, Some(RelationshipValue::Other(Note::new("coach"))));
+        round_trip(&r, KNOWN);
+        assert_eq!(
+            RelationshipValue::from_name("self"),
+            Some(RelationshipValue::SelfContact)
+        );
+        assert!(parse::<Relationship>(
+            "<rpid:relationship><rpid:family/><rpid:friend/></rpid:relationship>"
+        )
+        .is_err());
+
+        let s: ServiceClass =
+            parse("<rpid:service-class><rpid:note>front desk</rpid:note><rpid:in-person/></rpid:service-class>")
+                .unwrap();
+        assert_eq!(s.value, Some(ServiceClassValue::InPerson));
+        round_trip(&s, KNOWN);
+        assert!(
+            parse::<ServiceClass>("<rpid:service-class><rpid:pigeon/></rpid:service-class>")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn sphere_values() {
+        let s: Sphere =
+            parse(r#"<rpid:sphere id="s1" from="2026-11-24T08:00:00Z"><rpid:work/></rpid:sphere>"#)
+                .unwrap();
+        assert_eq!(s.value, Some(SphereValue::Work));
+        assert_eq!(s.id.as_deref(), Some("s1"));
+        round_trip(&s, KNOWN);
+        let s: Sphere = parse("<rpid:sphere> bowling league </rpid:sphere>").unwrap();
+        assert_eq!(s.value, Some(SphereValue::Other("bowling league".into())));
+        round_trip(&s, KNOWN);
+        let s: Sphere = parse("<rpid:sphere/>").unwrap();
+        assert_eq!(s.value, None);
+        round_trip(&s, KNOWN);
+        assert!(parse::<Sphere>("<rpid:sphere><rpid:home/><rpid:work/></rpid:sphere>").is_err());
+        assert!(parse::<Sphere>("<rpid:sphere>club<rpid:home/></rpid:sphere>").is_err());
+        assert!(parse::<Sphere>("<rpid:sphere><rpid:garden/></rpid:sphere>").is_err());
+    }
+
+    #[test]
+    fn status_icon_and_time_offset() {
+        let i: StatusIcon =
+            parse(r#"<rpid:status-icon until="2026-11-25T00:00:00Z"> http://example.test/busy.png </rpid:status-icon>"#)
+                .unwrap();
+        assert_eq!(i.uri, "http://example.test/busy.png");
+        assert_eq!(i.range.until, Some(ts("2026-11-25T00:00:00Z")));
+        round_trip(&i, KNOWN);
+
+        let t: TimeOffset = parse(
+            r#"<rpid:time-offset description="Eastern" ext:dst="no">-300</rpid:time-offset>"#,
+        )
+        .unwrap();
+        assert_eq!(t.minutes, -300);
+        assert_eq!(t.description.as_deref(), Some("Eastern"));
+        assert_eq!(t.extension_attributes.len(), 1);
+        round_trip(&t, KNOWN);
+        let t: TimeOffset = parse("<rpid:time-offset>+60</rpid:time-offset>").unwrap();
+        assert_eq!(t.minutes, 60);
+        for bad in ["", "1.5", "an hour", "99999999999"] {
+            let err = parse::<TimeOffset>(&format!("<rpid:time-offset>{bad}</rpid:time-offset>"))
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Malformed(m) if m.contains("time-offset")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_input_model_and_errors() {
+        let u: UserInput = parse(
+            r#"<rpid:user-input id="ui" idle-threshold="600" last-input="2026-11-24T14:40:00Z">idle</rpid:user-input>"#,
+        )
+        .unwrap();
+        assert_eq!(u.state, UserInputState::Idle);
+        assert_eq!(u.idle_threshold, Some(600));
+        assert_eq!(u.last_input, Some(ts("2026-11-24T14:40:00Z")));
+        round_trip(&u, KNOWN);
+        let u: UserInput = parse("<rpid:user-input> active </rpid:user-input>").unwrap();
+        assert_eq!(u.state, UserInputState::Active);
+        round_trip(&u, KNOWN);
+
+        for (bad, needle) in [
+            (
+                r#"<rpid:user-input idle-threshold="abc">idle</rpid:user-input>"#,
+                "abc",
+            ),
+            (
+                r#"<rpid:user-input idle-threshold="0">idle</rpid:user-input>"#,
+                "idle-threshold",
+            ),
+            (
+                r#"<rpid:user-input last-input="now">idle</rpid:user-input>"#,
+                "now",
+            ),
+            ("<rpid:user-input>asleep</rpid:user-input>", "asleep"),
+        ] {
+            let err = parse::<UserInput>(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::Malformed(m) if m.contains(needle)),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn class_is_a_token() {
+        let doc = format!(
+            r#"<r xmlns:rpid="{}"><rpid:class>  home   phones </rpid:class></r>"#,
+            ns::RPID
+        );
+        let tree = Tree::parse("pidf", &doc, &Limits::DEFAULT).unwrap();
+        let class = parse_class(tree.root().children().next().unwrap()).unwrap();
+        assert_eq!(class, "home phones");
+        let mut w = XmlWriter::new(ns::PIDF, KNOWN);
+        write_class(&mut w, &class);
+        assert!(w
+            .finish("presence", |_| {})
+            .contains("<rpid:class>home phones</rpid:class>"));
+    }
+}

@@ -571,7 +571,7 @@ impl<'t, 'a> Node<'t, 'a> {
     }
 
     /// An owned copy of this element and everything under it.
-    pub(crate) fn to_element(&self) -> Element {
+    pub(crate) fn to_element(self) -> Element {
         let children: Vec<Element> = self.children().map(|c| c.to_element()).collect();
         let text = if !children.is_empty() && self.text().trim().is_empty() {
             String::new()

@@ -1,0 +1,154 @@
+//! The panic boundary, the thread-local last error, and the checked conversions every
+//! exported function uses for its arguments.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::status::impp_status;
+use crate::error::{Error, Result};
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn set_last_error(message: &str) {
+    // Interior NULs cannot come from our messages, but never let that become a failure.
+    let c = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = Some(c));
+}
+
+pub(crate) fn clear_last_error() {
+    LAST_ERROR.with(|e| *e.borrow_mut() = None);
+}
+
+/// Pointer to the current thread's last error message, or NULL.
+pub(crate) fn last_error_ptr() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |c| c.as_ptr()))
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+/// Runs the body of a fallible exported function: clears the last error, contains any
+/// panic, and turns the outcome into a status (recording the message on failure).
+pub(crate) fn guard(body: impl FnOnce() -> Result<()>) -> impp_status {
+    clear_last_error();
+    let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        Err(Error::Internal(format!(
+            "panic caught at the C boundary: {}",
+            panic_message(&*payload)
+        )))
+    });
+    match outcome {
+        Ok(()) => impp_status::IMPP_OK,
+        Err(e) => {
+            set_last_error(&e.to_string());
+            impp_status::from_error(&e)
+        }
+    }
+}
+
+/// Runs the body of an infallible exported function (a count, a free), containing any panic
+/// and returning `fallback` if one happens.
+pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+/// Borrows a required `const char *` argument as UTF-8.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string valid for `'a`.
+pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(Error::InvalidArgument(format!("{name} is NULL")));
+    }
+    // SAFETY: non-NULL and NUL-terminated by the caller's contract.
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    std::str::from_utf8(bytes).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "{name} is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })
+}
+
+/// Borrows an optional `const char *` argument (NULL means absent).
+///
+/// # Safety
+/// As [`str_arg`].
+pub(crate) unsafe fn opt_str_arg<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { str_arg(ptr, name) }.map(Some)
+    }
+}
+
+/// Borrows a `(pointer, length)` byte argument.
+///
+/// # Safety
+/// `ptr` is NULL (only with `len == 0`) or points to `len` readable bytes valid for `'a`.
+pub(crate) unsafe fn bytes_arg<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u8]> {
+    if ptr.is_null() {
+        if len == 0 {
+            return Ok(&[]);
+        }
+        return Err(Error::InvalidArgument(format!("{name} is NULL with length {len}")));
+    }
+    if len > isize::MAX as usize {
+        return Err(Error::InvalidArgument(format!("{name} length {len} is too large")));
+    }
+    // SAFETY: the caller guarantees `len` readable bytes at `ptr`.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Borrows a handle argument.
+///
+/// # Safety
+/// `ptr` is NULL or a live handle of type `T` created by this library.
+pub(crate) unsafe fn handle<'a, T>(ptr: *const T, name: &str) -> Result<&'a T> {
+    // SAFETY: the caller's contract.
+    unsafe { ptr.as_ref() }.ok_or_else(|| Error::InvalidArgument(format!("{name} is NULL")))
+}
+
+/// Borrows a handle argument mutably.
+///
+/// # Safety
+/// `ptr` is NULL or a live handle of type `T` not used elsewhere during the call.
+pub(crate) unsafe fn handle_mut<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T> {
+    // SAFETY: the caller's contract.
+    unsafe { ptr.as_mut() }.ok_or_else(|| Error::InvalidArgument(format!("{name} is NULL")))
+}
+
+/// Checks an output pointer before any work is done, so a failure changes nothing.
+pub(crate) fn out_arg<T>(ptr: *mut T, name: &str) -> Result<()> {
+    if ptr.is_null() {
+        return Err(Error::InvalidArgument(format!("{name} (output) is NULL")));
+    }
+    Ok(())
+}
+
+/// Writes an output parameter that [`out_arg`] checked.
+///
+/// # Safety
+/// `ptr` is non-NULL, aligned and writable.
+pub(crate) unsafe fn write_out<T>(ptr: *mut T, value: T) {
+    // SAFETY: the caller's contract.
+    unsafe { ptr.write(value) }
+}
+
+/// Converts a Rust string into an owned C string for [`super::impp_string_free`].
+pub(crate) fn owned_c_string(s: String, what: &str) -> Result<*mut c_char> {
+    CString::new(s)
+        .map(CString::into_raw)
+        .map_err(|_| Error::InvalidArgument(format!("{what} contains a NUL character")))
+}
