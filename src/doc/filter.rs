@@ -52,6 +52,7 @@ use crate::doc::xml::{parse_bool, Node, Tree, XmlWriter};
 use crate::doc::xpath::{Hit, Located, Path};
 use crate::doc::{ns, Element, Limits};
 use crate::error::{Error, Result};
+use crate::uri::Uri;
 
 const DOC: &str = "filter";
 
@@ -599,55 +600,27 @@ fn write_filter(w: &mut XmlWriter<'_>, f: &Filter) {
 impl FilterSet {
     /// The filter that applies to the resource `resource` (a URI such as
     /// `sip:alice@example.test`). Only filters that are enabled and not removals count.
-    /// The rule, in order: the first whose `uri` equals the resource (scheme and host
-    /// compared without case); else the first whose `domain` equals the resource's host
-    /// (without case); else the first with neither `uri` nor `domain`; else none.
+    /// The rule, in order: the first whose `uri` names the same presentity (equal
+    /// address-of-record, [`Uri::aor`]: scheme and host without case, port, parameters and
+    /// headers ignored; exact text when either does not parse); else the first whose
+    /// `domain` equals the resource's host (without case); else the first with neither `uri`
+    /// nor `domain`; else none.
     pub fn filter_for(&self, resource: &str) -> Option<&Filter> {
         let active = || self.filters.iter().filter(|f| f.enabled && !f.remove);
-        let host = host_of(resource);
+        let parsed = Uri::parse(resource.trim()).ok();
+        let same = |uri: &str| match (&parsed, Uri::parse(uri.trim())) {
+            (Some(r), Ok(u)) => r.aor() == u.aor(),
+            _ => uri.trim() == resource.trim(),
+        };
         active()
-            .find(|f| f.uri.as_deref().is_some_and(|u| same_uri(u, resource)))
+            .find(|f| f.uri.as_deref().is_some_and(same))
             .or_else(|| {
-                active().find(|f| match (f.domain.as_deref(), host) {
-                    (Some(d), Some(h)) => d.eq_ignore_ascii_case(h),
+                active().find(|f| match (f.domain.as_deref(), &parsed) {
+                    (Some(d), Some(r)) => d.trim().eq_ignore_ascii_case(r.host()),
                     _ => false,
                 })
             })
             .or_else(|| active().find(|f| f.uri.is_none() && f.domain.is_none()))
-    }
-}
-
-/// Splits `scheme:rest` into scheme and rest.
-fn split_scheme(uri: &str) -> Option<(&str, &str)> {
-    let (scheme, rest) = uri.trim().split_once(':')?;
-    Some((scheme, rest))
-}
-
-/// The host part of a URI such as `sip:user@host:port;params`.
-fn host_of(uri: &str) -> Option<&str> {
-    let (_, rest) = split_scheme(uri)?;
-    let rest = rest.trim_start_matches('/');
-    let end = rest.find([';', '?', '>', '/']).unwrap_or(rest.len());
-    let hostport = &rest[..end];
-    let host = hostport.rsplit_once('@').map_or(hostport, |(_, h)| h);
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => host.split(':').next().unwrap_or(host),
-    };
-    (!host.is_empty()).then_some(host)
-}
-
-/// URI equality with the scheme and host compared without case and the rest exactly.
-fn same_uri(a: &str, b: &str) -> bool {
-    match (split_scheme(a), split_scheme(b)) {
-        (Some((sa, ra)), Some((sb, rb))) if sa.eq_ignore_ascii_case(sb) => {
-            match (ra.rsplit_once('@'), rb.rsplit_once('@')) {
-                (Some((ua, ha)), Some((ub, hb))) => ua == ub && ha.eq_ignore_ascii_case(hb),
-                (None, None) => ra.eq_ignore_ascii_case(rb),
-                _ => false,
-            }
-        }
-        _ => a.trim() == b.trim(),
     }
 }
 
