@@ -624,3 +624,82 @@ fn unsupported_xpath_forms() {
         Err(Error::Unsupported(_))
     ));
 }
+
+// ---------------------------------------------------------------------------------------
+// Presence documents
+// ---------------------------------------------------------------------------------------
+
+use impp::doc::pidf::{Basic, Presence};
+
+fn pidf(doc: &str) -> Presence {
+    Presence::parse(doc, &Limits::DEFAULT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn apply_to_presence_selects_tuples() {
+    let p = pidf(PRESENCE);
+    let f = include(&["/pidf:presence/pidf:tuple[starts-with(pidf:contact,'sip:')]"]);
+    let out = f.apply_to_presence(&p).unwrap();
+    assert_eq!(out.entity, p.entity);
+    assert_eq!(out.tuples, [p.tuple("desk").unwrap().clone()]);
+    assert!(out.persons.is_empty());
+    assert!(out.notes.is_empty());
+
+    let person = include(&["//rpid:activities"])
+        .apply_to_presence(&p)
+        .unwrap();
+    assert!(person.tuples.is_empty());
+    assert_eq!(person.persons.len(), 1);
+    assert_eq!(person.persons[0].id, "me");
+
+    assert_eq!(
+        one_filter("<trigger><added>//p:tuple</added></trigger>")
+            .apply_to_presence(&p)
+            .unwrap(),
+        p
+    );
+}
+
+#[test]
+fn apply_to_presence_keeps_every_tuple_status() {
+    let p = pidf(PRESENCE);
+    // Contacts only: each tuple is an ancestor, and keeps its status too.
+    let contacts = include(&["/p:presence/p:tuple/p:contact"])
+        .apply_to_presence(&p)
+        .unwrap();
+    assert_eq!(contacts.tuples.len(), 2);
+    for (t, orig) in contacts.tuples.iter().zip(&p.tuples) {
+        assert_eq!(t.status, orig.status);
+        assert_eq!(t.contact, orig.contact);
+        assert!(t.notes.is_empty() && t.service_caps.is_none());
+    }
+    // Even an explicit exclude of the status gives it back.
+    let f = one_filter(
+        "<what><include>/p:presence/p:tuple</include><exclude>//p:status</exclude></what>",
+    );
+    let out = f.apply_to_presence(&p).unwrap();
+    assert_eq!(out.tuples[0].status.basic, Some(Basic::Open));
+    assert_eq!(out.tuples[1].status.basic, Some(Basic::Closed));
+    // A result that cannot be PIDF is an error, not a panic.
+    let no_id = one_filter("<what><exclude>/p:presence/p:tuple/@id</exclude></what>");
+    assert!(matches!(
+        no_id.apply_to_presence(&p),
+        Err(Error::Malformed(_))
+    ));
+}
+
+#[test]
+fn should_notify_presence_follows_basic_status() {
+    let f = one_filter(&format!(
+        r#"<trigger><changed from="open" to="closed">{BASIC}</changed></trigger>"#
+    ));
+    let open = pidf(PRESENCE);
+    let mut closed = open.clone();
+    closed.tuples[0].status.basic = Some(Basic::Closed);
+    assert!(f.should_notify_presence(Some(&open), &closed));
+    assert!(!f.should_notify_presence(Some(&closed), &open));
+    assert!(f.should_notify_presence(None, &open));
+    let mut renamed = open.clone();
+    renamed.tuples[0].notes.clear();
+    assert!(!f.should_notify_presence(Some(&open), &renamed));
+}

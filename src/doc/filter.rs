@@ -43,11 +43,15 @@
 //!
 //! # Content selection and triggers
 //!
-//! See [`Filter::apply`] and [`Filter::should_notify`] for the exact rules.
+//! See [`Filter::apply`] and [`Filter::should_notify`] for the exact rules; they work on any
+//! document as an [`Element`] tree. [`Filter::apply_to_presence`] and
+//! [`Filter::should_notify_presence`] do the same for a PIDF [`Presence`], keeping the
+//! `<status>` of every tuple that remains (PIDF requires it).
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::doc::pidf::Presence;
 use crate::doc::xml::{parse_bool, Node, Tree, XmlWriter};
 use crate::doc::xpath::{Hit, Located, Path};
 use crate::doc::{ns, Element, Limits};
@@ -859,5 +863,66 @@ impl Filter {
             return true;
         };
         self.triggers.is_empty() || self.triggers.iter().any(|t| t.fires(old, new))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Presence documents
+// ---------------------------------------------------------------------------------------
+
+/// Limits for documents this library wrote itself: size is no concern, depth stays bounded.
+const OWN_DOCUMENT: Limits = Limits {
+    max_bytes: usize::MAX,
+    max_depth: 256,
+};
+
+fn presence_element(p: &Presence) -> Result<Element> {
+    Element::parse(&p.to_xml(), &OWN_DOCUMENT)
+}
+
+impl Filter {
+    /// [`Filter::apply`] on a PIDF document, through its XML form.
+    ///
+    /// PIDF requires every tuple to have a `<status>`, so every tuple the result keeps,
+    /// whether selected whole or kept as the ancestor of a selected node, keeps its whole
+    /// `<status>` from `p`, even where an exclude removed it or the selection did not reach
+    /// it. Errors: [`Error::Malformed`] when what remains is not a valid PIDF document for
+    /// another reason (say, an exclude removed a tuple's `id` or left an RPID element
+    /// without its required content).
+    pub fn apply_to_presence(&self, p: &Presence) -> Result<Presence> {
+        if self.what.is_none() {
+            return Ok(p.clone());
+        }
+        let doc = presence_element(p)?;
+        let mut out = self.apply(&doc);
+        for tuple in out
+            .children
+            .iter_mut()
+            .filter(|c| c.namespace == ns::PIDF && c.name == "tuple")
+        {
+            if tuple.child(ns::PIDF, "status").is_some() {
+                continue;
+            }
+            let id = tuple.attribute("", "id");
+            let original = doc.children.iter().find(|c| {
+                c.namespace == ns::PIDF && c.name == "tuple" && c.attribute("", "id") == id
+            });
+            if let Some(status) = original.and_then(|t| t.child(ns::PIDF, "status")) {
+                tuple.children.insert(0, status.clone());
+            }
+        }
+        Presence::parse(&out.to_xml(), &OWN_DOCUMENT)
+    }
+
+    /// [`Filter::should_notify`] on PIDF documents, through their XML form. Should a
+    /// document fail to convert (which a valid model does not), the answer is to notify.
+    pub fn should_notify_presence(&self, old: Option<&Presence>, new: &Presence) -> bool {
+        if old.is_none() || self.triggers.is_empty() {
+            return true;
+        }
+        match (old.map(presence_element).transpose(), presence_element(new)) {
+            (Ok(old), Ok(new)) => self.should_notify(old.as_ref(), &new),
+            _ => true,
+        }
     }
 }
