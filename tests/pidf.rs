@@ -296,6 +296,18 @@ fn priorities_parse_exactly() {
         assert!(Priority::parse(bad).is_err(), "{bad}");
     }
     assert_eq!(Priority::parse("0.750").unwrap().to_string(), "0.75");
+    for (t, text) in [
+        (0, "0"),
+        (1, "0.001"),
+        (10, "0.01"),
+        (500, "0.5"),
+        (999, "0.999"),
+        (1000, "1"),
+    ] {
+        assert_eq!(Priority::from_thousandths(t).unwrap().to_string(), text);
+        assert_eq!(Priority::parse(text).unwrap().thousandths(), t);
+    }
+    assert!(Priority::from_thousandths(1001).is_err());
 }
 
 fn assert_malformed(xml: &str, needle: &str) {

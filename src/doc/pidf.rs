@@ -208,12 +208,21 @@ impl Priority {
 
 impl std::fmt::Display for Priority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0 == 1000 {
+        if self.0 >= 1000 {
             return f.write_str("1");
         }
-        let s = format!("{:03}", self.0);
-        write!(f, "0.{}", s.trim_end_matches('0')).map(|_| ())?;
-        Ok(())
+        // "0." followed by the thousandths without trailing zeros ("0" alone for zero).
+        let digits = [
+            b'0' + (self.0 / 100) as u8,
+            b'0' + (self.0 / 10 % 10) as u8,
+            b'0' + (self.0 % 10) as u8,
+        ];
+        let used = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+        if used == 0 {
+            return f.write_str("0");
+        }
+        f.write_str("0.")?;
+        f.write_str(std::str::from_utf8(&digits[..used]).unwrap_or("0"))
     }
 }
 
@@ -508,19 +517,27 @@ pub(crate) fn timestamp(node: Node<'_, '_>) -> Result<Timestamp> {
 }
 
 /// Accepts anything shaped like an absolute URI (`scheme:rest`): PIDF allows any scheme.
+/// ASCII whitespace and control characters are refused; other non-ASCII text is allowed
+/// (internationalized identifiers).
 pub(crate) fn check_uri(uri: &str, what: &str) -> Result<()> {
     let bad = |why: &str| Error::malformed(DOC, format!("{what} '{uri}' is not a URI: {why}"));
-    let (scheme, rest) = uri.split_once(':').ok_or_else(|| bad("no scheme"))?;
-    let mut chars = scheme.chars();
-    if !chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    let bytes = uri.as_bytes();
+    let colon = bytes
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or_else(|| bad("no scheme"))?;
+    let (scheme, rest) = (&bytes[..colon], &bytes[colon + 1..]);
+    if !scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        || !scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
     {
         return Err(bad("bad scheme"));
     }
     if rest.is_empty() {
         return Err(bad("nothing after the scheme"));
     }
-    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if rest.iter().any(|&b| b <= b' ' || b == 0x7f) {
         return Err(bad("contains whitespace or control characters"));
     }
     Ok(())
