@@ -141,3 +141,38 @@ fn presence_example_runs() {
     );
     assert!(out.contains("on-the-phone"), "{out}");
 }
+
+/// The same C test without sanitizers under valgrind: leaks and invalid accesses across the
+/// boundary that ASan's allocator might hide.
+#[test]
+fn presence_api_under_valgrind() {
+    let valgrind = Command::new("valgrind").arg("--version").output();
+    assert!(
+        valgrind.is_ok_and(|o| o.status.success()),
+        "valgrind is required for this test (Debian: apt-get install valgrind)"
+    );
+    let lib = lib_dir();
+    let exe = out_dir().join("presence_test_plain");
+    run(Command::new("cc")
+        .args(["-std=c11", "-g", "-O0"])
+        .args(STRICT)
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg("-I")
+        .arg(root().join("tests/c"))
+        .arg(root().join("tests/c/presence_test.c"))
+        .arg("-L")
+        .arg(&lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-limpp", "-lm", "-o"])
+        .arg(&exe));
+    let out = run(Command::new("valgrind")
+        .args([
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite,indirect",
+        ])
+        .args(["--show-leak-kinds=definite,indirect", "--quiet"])
+        .arg(&exe));
+    assert!(out.contains("all checks passed"), "{out}");
+}
