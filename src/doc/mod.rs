@@ -22,6 +22,7 @@ pub mod rpid;
 pub mod timestamp;
 pub mod winfo;
 pub(crate) mod xml;
+mod xml_lexer;
 
 pub use timestamp::Timestamp;
 pub use xml::{Attribute, Element, Limits, XML_NS};
