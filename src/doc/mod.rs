@@ -23,6 +23,7 @@ pub mod timestamp;
 pub(crate) mod token;
 pub mod winfo;
 pub(crate) mod xml;
+mod xml_lexer;
 pub(crate) mod xpath;
 
 pub use timestamp::Timestamp;

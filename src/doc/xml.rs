@@ -16,10 +16,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
-
+use super::xml_lexer::{Attr, Event, Lexer, PRESEEDED};
 use crate::error::{Error, Result};
 
 /// The namespace of `xml:lang` and friends, bound to the `xml` prefix by definition.
@@ -132,48 +129,17 @@ struct NodeData<'a> {
     text: Cow<'a, str>,
     first_child: u32,
     next_sibling: u32,
-}
-
-struct AttrData<'a> {
-    ns: u16,
-    local: &'a str,
-    value: Cow<'a, str>,
+    /// Used while parsing: the parent and the last child so far.
+    parent: u32,
+    last_child: u32,
 }
 
 /// A parsed document: a flat arena of elements borrowing from the input.
 pub(crate) struct Tree<'a> {
     nodes: Vec<NodeData<'a>>,
-    attrs: Vec<AttrData<'a>>,
-    namespaces: Vec<Cow<'static, str>>,
-}
-
-/// Namespaces seen in nearly every document, interned without allocating.
-const PRESEEDED: &[&str] = &[
-    "",
-    XML_NS,
-    crate::doc::ns::PIDF,
-    crate::doc::ns::DATA_MODEL,
-    crate::doc::ns::RPID,
-    crate::doc::ns::CAPS,
-    crate::doc::ns::WATCHERINFO,
-    crate::doc::ns::FILTER,
-    crate::doc::ns::DIALOG_INFO,
-    crate::doc::ns::LOCATION_TYPE,
-];
-
-fn xml_error(doc: &str, e: quick_xml::Error) -> Error {
-    Error::malformed(doc, format!("not well-formed XML: {e}"))
-}
-
-fn intern(namespaces: &mut Vec<Cow<'static, str>>, uri: &str, doc: &str) -> Result<u16> {
-    if let Some(i) = namespaces.iter().position(|n| n == uri) {
-        return Ok(i as u16);
-    }
-    if namespaces.len() >= 256 {
-        return Err(Error::TooLarge(format!("{doc}: more than 256 namespaces")));
-    }
-    namespaces.push(Cow::Owned(uri.to_owned()));
-    Ok((namespaces.len() - 1) as u16)
+    attrs: Vec<Attr<'a>>,
+    /// Namespaces beyond the preseeded ones (index `PRESEEDED.len() + i`).
+    extra_ns: Vec<Cow<'a, str>>,
 }
 
 fn append<'a>(text: &mut Cow<'a, str>, more: Cow<'a, str>) {
@@ -188,272 +154,78 @@ impl<'a> Tree<'a> {
     /// Parses `input` (the document named `doc` in error messages) under `limits`.
     pub(crate) fn parse(doc: &str, input: &'a str, limits: &Limits) -> Result<Tree<'a>> {
         limits.check_size(doc, input.len())?;
-        let mut reader = NsReader::from_str(input);
-        reader.config_mut().check_end_names = true;
-        let mut tree = Tree {
-            nodes: Vec::with_capacity(input.len() / 48 + 4),
-            attrs: Vec::with_capacity(input.len() / 64 + 2),
-            namespaces: PRESEEDED.iter().map(|s| Cow::Borrowed(*s)).collect(),
-        };
-        // Open elements: (node index, index of its last child so far).
-        let mut stack: Vec<(u32, u32)> = Vec::with_capacity(16);
-        let mut root_closed = false;
+        let mut lexer = Lexer::new(doc, input);
+        let mut nodes: Vec<NodeData<'a>> = Vec::with_capacity(input.len() / 40 + 4);
+        let mut attrs: Vec<Attr<'a>> = Vec::with_capacity(input.len() / 64 + 2);
+        // The innermost open element and the number of open elements.
+        let mut open = NONE;
+        let mut depth = 0;
         loop {
-            let (resolved, event) = reader
-                .read_resolved_event()
-                .map_err(|e| xml_error(doc, e))?;
-            match event {
-                Event::Start(ref start) | Event::Empty(ref start) => {
-                    if root_closed {
-                        return Err(Error::malformed(doc, "more than one root element"));
-                    }
-                    if stack.len() >= limits.max_depth {
+            let first_attr = attrs.len() as u32;
+            match lexer.next(&mut attrs)? {
+                Event::Start { ns, local, empty } => {
+                    if depth >= limits.max_depth {
                         return Err(Error::TooLarge(format!(
                             "{doc}: elements nested deeper than {} levels",
                             limits.max_depth
                         )));
                     }
-                    let ns = match resolved {
-                        ResolveResult::Bound(n) => intern(&mut tree.namespaces, n.0, doc)?,
-                        ResolveResult::Unbound => 0,
-                        ResolveResult::Unknown(p) => {
-                            return Err(Error::malformed(
-                                doc,
-                                format!("prefix '{p}' is not declared"),
-                            ))
-                        }
-                    };
-                    let is_empty = matches!(event, Event::Empty(_));
-                    let idx = tree.nodes.len() as u32;
-                    let attrs = tree.read_attributes(&reader, start, doc, input)?;
-                    let local = local_name(input, start, doc)?;
-                    tree.nodes.push(NodeData {
+                    let idx = nodes.len() as u32;
+                    nodes.push(NodeData {
                         ns,
                         local,
-                        attrs,
+                        attrs: (first_attr, attrs.len() as u32),
                         text: Cow::Borrowed(""),
                         first_child: NONE,
                         next_sibling: NONE,
+                        parent: open,
+                        last_child: NONE,
                     });
-                    if let Some((parent, last)) = stack.last_mut() {
-                        if *last == NONE {
-                            tree.nodes[*parent as usize].first_child = idx;
+                    if open != NONE {
+                        let last = std::mem::replace(&mut nodes[open as usize].last_child, idx);
+                        if last == NONE {
+                            nodes[open as usize].first_child = idx;
                         } else {
-                            tree.nodes[*last as usize].next_sibling = idx;
+                            nodes[last as usize].next_sibling = idx;
                         }
-                        *last = idx;
                     }
-                    if is_empty {
-                        if stack.is_empty() {
-                            root_closed = true;
-                        }
-                    } else {
-                        stack.push((idx, NONE));
+                    if !empty {
+                        open = idx;
+                        depth += 1;
                     }
                 }
-                Event::End(_) => {
-                    stack.pop();
-                    if stack.is_empty() {
-                        root_closed = true;
-                    }
+                Event::End => {
+                    open = nodes[open as usize].parent;
+                    depth -= 1;
                 }
                 Event::Text(t) => {
-                    let content = t.xml10_content();
-                    match stack.last() {
-                        Some(&(node, _)) => append(&mut tree.nodes[node as usize].text, content),
-                        None if content.trim().is_empty() => {}
-                        None => return Err(Error::malformed(doc, "text outside the root element")),
+                    if open != NONE {
+                        append(&mut nodes[open as usize].text, t);
                     }
                 }
-                Event::CData(t) => match stack.last() {
-                    Some(&(node, _)) => {
-                        append(&mut tree.nodes[node as usize].text, t.xml10_content())
-                    }
-                    None => return Err(Error::malformed(doc, "CDATA outside the root element")),
-                },
-                Event::GeneralRef(r) => {
-                    let ch = resolve_reference(&r, doc)?;
-                    match stack.last() {
-                        Some(&(node, _)) => {
-                            let mut buf = [0u8; 4];
-                            let s: &str = ch.encode_utf8(&mut buf);
-                            tree.nodes[node as usize].text.to_mut().push_str(s);
-                        }
-                        None => {
-                            return Err(Error::malformed(doc, "reference outside the root element"))
-                        }
-                    }
-                }
-                Event::DocType(_) => {
-                    return Err(Error::UnsafeXml(format!(
-                    "{doc}: DOCTYPE declarations (and the entities they declare) are not accepted"
-                )))
-                }
-                Event::Decl(decl) => {
-                    if let Some(Ok(enc)) = decl.encoding() {
-                        if !enc.eq_ignore_ascii_case("utf-8") {
-                            return Err(Error::malformed(
-                                doc,
-                                format!("encoding '{enc}' is not supported (UTF-8 only)"),
-                            ));
-                        }
-                    }
-                }
-                // Comments and processing instructions carry no presence data; they are
-                // skipped, never acted on.
-                Event::Comment(_) | Event::PI(_) => {}
                 Event::Eof => break,
             }
         }
-        if let Some(&(open, _)) = stack.last() {
-            return Err(Error::malformed(
-                doc,
-                format!(
-                    "document truncated: <{}> is not closed",
-                    tree.nodes[open as usize].local
-                ),
-            ));
-        }
-        if tree.nodes.is_empty() {
-            return Err(Error::malformed(doc, "no root element"));
-        }
-        Ok(tree)
+        Ok(Tree {
+            nodes,
+            attrs,
+            extra_ns: lexer.into_extra_namespaces(),
+        })
     }
 
-    fn read_attributes(
-        &mut self,
-        reader: &NsReader<&'a [u8]>,
-        start: &BytesStart<'a>,
-        doc: &str,
-        input: &'a str,
-    ) -> Result<(u32, u32)> {
-        let first = self.attrs.len() as u32;
-        for attr in start.attributes() {
-            let attr = attr.map_err(|e| Error::malformed(doc, format!("bad attribute: {e}")))?;
-            let key = attr.key;
-            if key.as_namespace_binding().is_some() {
-                continue;
-            }
-            let (resolved, local) = reader.resolver().resolve_attribute(key);
-            let ns = match resolved {
-                ResolveResult::Bound(n) => intern(&mut self.namespaces, n.0, doc)?,
-                ResolveResult::Unbound => 0,
-                ResolveResult::Unknown(p) if p == "xml" => 1,
-                ResolveResult::Unknown(p) => {
-                    return Err(Error::malformed(
-                        doc,
-                        format!("prefix '{p}' is not declared"),
-                    ))
-                }
-            };
-            let local = subslice(input, local.into_inner())
-                .ok_or_else(|| Error::malformed(doc, "attribute name is not UTF-8"))?;
-            let value = match attr.value {
-                Cow::Borrowed(raw) => {
-                    let raw = subslice(input, raw)
-                        .ok_or_else(|| Error::malformed(doc, "attribute value is not UTF-8"))?;
-                    unescape_attr(raw, doc)?
-                }
-                Cow::Owned(raw) => Cow::Owned(unescape_attr(&raw, doc)?.into_owned()),
-            };
-            if self.attrs[first as usize..]
-                .iter()
-                .any(|a| a.ns == ns && a.local == local)
-            {
-                return Err(Error::malformed(
-                    doc,
-                    format!("attribute '{local}' repeated"),
-                ));
-            }
-            self.attrs.push(AttrData { ns, local, value });
+    /// The namespace URI with index `i`.
+    fn namespace(&self, i: u16) -> &str {
+        let i = i as usize;
+        match PRESEEDED.get(i) {
+            Some(n) => n,
+            None => &self.extra_ns[i - PRESEEDED.len()],
         }
-        Ok((first, self.attrs.len() as u32))
     }
 
     /// The root element.
     pub(crate) fn root(&self) -> Node<'_, 'a> {
         Node { tree: self, idx: 0 }
     }
-}
-
-/// Re-borrows a byte slice that quick-xml handed out as a `&str` of the input, so names live
-/// as long as the input and not as long as the reader.
-fn subslice<'a>(input: &'a str, part: &str) -> Option<&'a str> {
-    let base = input.as_ptr() as usize;
-    let start = (part.as_ptr() as usize).checked_sub(base)?;
-    let end = start.checked_add(part.len())?;
-    input.get(start..end)
-}
-
-fn local_name<'a>(input: &'a str, start: &BytesStart<'a>, doc: &str) -> Result<&'a str> {
-    let name = start.local_name();
-    subslice(input, name.into_inner())
-        .ok_or_else(|| Error::malformed(doc, "element name is not UTF-8"))
-}
-
-/// Resolves `&name;`: character references and the five predefined entities only.
-fn resolve_reference(r: &quick_xml::events::BytesRef<'_>, doc: &str) -> Result<char> {
-    if let Some(ch) = r
-        .resolve_char_ref()
-        .map_err(|e| Error::malformed(doc, format!("bad character reference: {e}")))?
-    {
-        return Ok(ch);
-    }
-    predefined_entity(r).ok_or_else(|| {
-        Error::UnsafeXml(format!(
-            "{doc}: reference to undeclared entity '&{};' (only the predefined entities are expanded)",
-            &**r
-        ))
-    })
-}
-
-fn predefined_entity(name: &str) -> Option<char> {
-    Some(match name {
-        "amp" => '&',
-        "lt" => '<',
-        "gt" => '>',
-        "quot" => '"',
-        "apos" => '\'',
-        _ => return None,
-    })
-}
-
-fn unescape_attr<'a>(raw: &'a str, doc: &str) -> Result<Cow<'a, str>> {
-    if !raw.contains('&') {
-        return Ok(Cow::Borrowed(raw));
-    }
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp + 1..];
-        let semi = after
-            .find(';')
-            .ok_or_else(|| Error::malformed(doc, "unterminated reference in attribute"))?;
-        let name = &after[..semi];
-        let ch = if let Some(num) = name.strip_prefix('#') {
-            let code = match num.strip_prefix('x') {
-                Some(hex) => u32::from_str_radix(hex, 16),
-                None => num.parse::<u32>(),
-            };
-            code.ok()
-                .and_then(char::from_u32)
-                .filter(|c| *c != '\0')
-                .ok_or_else(|| {
-                    Error::malformed(doc, format!("bad character reference '&{name};'"))
-                })?
-        } else {
-            predefined_entity(name).ok_or_else(|| {
-                Error::UnsafeXml(format!(
-                    "{doc}: reference to undeclared entity '&{name};' in an attribute"
-                ))
-            })?
-        };
-        out.push(ch);
-        rest = &after[semi + 1..];
-    }
-    out.push_str(rest);
-    Ok(Cow::Owned(out))
 }
 
 /// One element of a parsed [`Tree`].
@@ -470,7 +242,7 @@ impl<'t, 'a> Node<'t, 'a> {
 
     /// Namespace URI ("" for none).
     pub(crate) fn ns(&self) -> &'t str {
-        &self.tree.namespaces[self.data().ns as usize]
+        self.tree.namespace(self.data().ns)
     }
 
     /// Local name.
@@ -518,7 +290,7 @@ impl<'t, 'a> Node<'t, 'a> {
         let tree = self.tree;
         tree.attrs[a as usize..b as usize]
             .iter()
-            .map(move |at| (&*tree.namespaces[at.ns as usize], at.local, &*at.value))
+            .map(move |at| (tree.namespace(at.ns), at.local, &*at.value))
     }
 
     /// The unqualified attribute `name`.
@@ -571,11 +343,6 @@ impl<'t, 'a> Node<'t, 'a> {
             tree: self.tree,
             next: self.data().first_child,
         }
-    }
-
-    /// The first child `{ns}local`.
-    pub(crate) fn child(&self, ns: &str, local: &str) -> Option<Node<'t, 'a>> {
-        self.children().find(|c| c.is(ns, local))
     }
 
     /// Whether this element has child elements.

@@ -1,0 +1,1556 @@
+//! A strict, single-pass XML 1.0 + Namespaces 1.0 tokenizer for [`super::xml::Tree::parse`].
+//!
+//! It exists because presence documents are small and many: a general XML library spends
+//! most of its time on generality (encodings, buffered readers, namespace maps), while a
+//! presence server needs one pass over a UTF-8 string that checks well-formedness, resolves
+//! every name to an interned namespace index and borrows everything it can from the input.
+//!
+//! What it refuses, and how:
+//! - not well-formed input (names, quoting, nesting, references, characters that are not XML
+//!   characters, misplaced declarations, truncation): [`Error::Malformed`] naming what and the
+//!   byte offset;
+//! - `<!DOCTYPE` and references to entities other than the five predefined ones:
+//!   [`Error::UnsafeXml`], so no entity is ever declared, let alone expanded;
+//! - namespace declarations that XML Namespaces 1.0 forbids, undeclared prefixes, and
+//!   namespace URIs that could not be written back unchanged (`<`, `>`, control characters).
+//!
+//! Comments and processing instructions are checked and skipped; CDATA sections are text.
+//! Line ends are normalised to LF in text, and attribute values are normalised as CDATA-type
+//! attributes (XML 1.0 §3.3.3: each tab, LF, CR or CRLF becomes one space).
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::fmt::Display;
+
+use super::xml::XML_NS;
+use crate::error::{Error, Result};
+
+/// Namespaces seen in nearly every document, interned without allocating; index 0 is "no
+/// namespace" and index 1 is the XML namespace (the `xml` prefix).
+pub(super) const PRESEEDED: &[&str] = &[
+    "",
+    XML_NS,
+    crate::doc::ns::PIDF,
+    crate::doc::ns::DATA_MODEL,
+    crate::doc::ns::RPID,
+    crate::doc::ns::CAPS,
+    crate::doc::ns::WATCHERINFO,
+    crate::doc::ns::FILTER,
+    crate::doc::ns::DIALOG_INFO,
+    crate::doc::ns::LOCATION_TYPE,
+];
+
+/// The namespace of `xmlns` itself, which no prefix may be bound to.
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
+/// Most distinct namespaces one document may use (indices are `u16`, the limit is lower).
+const MAX_NAMESPACES: usize = 256;
+
+/// An attribute of a start tag, its name resolved (namespace declarations are not reported).
+pub(super) struct Attr<'a> {
+    /// Index into the namespace table (0: no namespace).
+    pub(super) ns: u16,
+    /// Length of the prefix in the qualified name (0: none); used while the tag is read.
+    plen: u16,
+    /// Byte offset of the qualified name; used for error messages.
+    at: u32,
+    /// Local name.
+    pub(super) local: &'a str,
+    /// Value, references expanded and whitespace normalised.
+    pub(super) value: Cow<'a, str>,
+}
+
+/// What [`Lexer::next`] found.
+pub(super) enum Event<'a> {
+    /// A start tag (`empty` for `<x/>`, which has no matching [`Event::End`]); its attributes
+    /// were appended to the vector passed to [`Lexer::next`].
+    Start {
+        ns: u16,
+        local: &'a str,
+        empty: bool,
+    },
+    /// The end tag of the innermost open element.
+    End,
+    /// Character data inside the root element (a run of text or one CDATA section).
+    Text(Cow<'a, str>),
+    /// End of a complete document.
+    Eof,
+}
+
+// Byte classes, one table lookup per byte in every scanning loop.
+/// An XML character on its own (not a C0 control other than tab, LF, CR; 0xEF needs a look).
+const CHAR: u8 = 1;
+/// Plain character data: no markup, reference, `]`, CR or 0xEF to look at.
+const TEXT: u8 = 2;
+/// Plain attribute value: as TEXT, but also not a quote, tab or LF (`]` is fine).
+const ATTR: u8 = 4;
+/// ASCII NameStartChar except `:`.
+const NSTART: u8 = 8;
+/// ASCII NameChar except `:`.
+const NCHAR: u8 = 16;
+/// XML whitespace.
+const WS: u8 = 32;
+/// `:`, for the fast scan of a qualified name.
+const COLON: u8 = 64;
+
+const fn byte_classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let control = b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r');
+        let mut c = 0;
+        if !control && b != 0xEF {
+            c |= CHAR;
+            if !matches!(b, b'<' | b'&' | b']' | b'\r') {
+                c |= TEXT;
+            }
+            if !matches!(b, b'<' | b'&' | b'"' | b'\'' | b'\t' | b'\n' | b'\r') {
+                c |= ATTR;
+            }
+        }
+        if b.is_ascii_alphabetic() || b == b'_' {
+            c |= NSTART | NCHAR;
+        }
+        if b.is_ascii_digit() || b == b'-' || b == b'.' {
+            c |= NCHAR;
+        }
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            c |= WS;
+        }
+        if b == b':' {
+            c |= COLON;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+}
+
+static CLASS: [u8; 256] = byte_classes();
+
+#[inline(always)]
+fn class(b: u8) -> u8 {
+    CLASS[b as usize]
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether some byte of `x` is below `n` (n <= 0x80); exact as a yes/no answer.
+#[inline(always)]
+fn has_below(x: u64, n: u8) -> bool {
+    x.wrapping_sub(LO * n as u64) & !x & HI != 0
+}
+
+/// Whether some byte of `x` equals `c`.
+#[inline(always)]
+fn has_byte(x: u64, c: u8) -> bool {
+    has_below(x ^ (LO * c as u64), 1)
+}
+
+/// End of the run of bytes of class `mask` (TEXT or ATTR) starting at `i`. Short runs go byte
+/// by byte; long ones eight bytes at a time, with a test that may stop early (on a space or
+/// LF, say) but never skips a byte that needs a look.
+#[inline(always)]
+fn plain_end(b: &[u8], mut i: usize, mask: u8) -> usize {
+    let short = b.len().min(i + 8);
+    while i < short {
+        if class(b[i]) & mask == 0 {
+            return i;
+        }
+        i += 1;
+    }
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let special = if mask == TEXT {
+            has_below(x, 0x20)
+                | has_byte(x, b'<')
+                | has_byte(x, b'&')
+                | has_byte(x, b']')
+                | has_byte(x, 0xEF)
+        } else {
+            // Controls, then space to '\'' (both quotes and '&'), then '<' and 0xEF.
+            has_below(x, 0x20)
+                | has_below(x ^ (LO * 0x20), 8)
+                | has_byte(x, b'<')
+                | has_byte(x, 0xEF)
+        };
+        if special {
+            break;
+        }
+        i += 8;
+    }
+    while i < b.len() && class(b[i]) & mask != 0 {
+        i += 1;
+    }
+    i
+}
+
+/// NameStartChar of XML 1.0 (fifth edition) without `:`.
+fn is_name_start(c: char) -> bool {
+    matches!(c,
+        'A'..='Z' | 'a'..='z' | '_'
+        | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}'
+        | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}'
+        | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}' | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// NameChar of XML 1.0 (fifth edition) without `:`.
+fn is_name_char(c: char) -> bool {
+    is_name_start(c)
+        || matches!(c,
+            '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
+
+/// Whether `v` is a Char of XML 1.0.
+fn is_xml_char(v: u32) -> bool {
+    matches!(v, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
+}
+
+fn predefined_entity(name: &str) -> Option<char> {
+    Some(match name {
+        "lt" => '<',
+        "gt" => '>',
+        "amp" => '&',
+        "quot" => '"',
+        "apos" => '\'',
+        _ => return None,
+    })
+}
+
+/// Position of `needle` in `hay` at or after `from`.
+fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+/// Replaces CRLF and lone CR by LF.
+fn normalize_newlines(s: &str) -> String {
+    s.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// The tokenizer and namespace resolver over one document.
+pub(super) struct Lexer<'a, 'd> {
+    doc: &'d str,
+    src: &'a str,
+    b: &'a [u8],
+    pos: usize,
+    /// Where an XML declaration may start (0, or 3 after a byte order mark).
+    decl_at: usize,
+    /// Namespaces beyond [`PRESEEDED`]; index `PRESEEDED.len() + i`.
+    extra_ns: Vec<Cow<'a, str>>,
+    /// Open elements, each followed by the namespace bindings it declares.
+    scope: Vec<Scope<'a>>,
+    /// Index in `scope` of the innermost open element (`NO_ELEMENT` if none).
+    top: u32,
+    /// Number of open elements.
+    depth: u32,
+    seen_root: bool,
+}
+
+/// An open element (`ns == OPEN`, `name` its qualified name, `prev` the enclosing element's
+/// index in the scope) or a prefix binding (`name` the prefix, "" for the default namespace).
+struct Scope<'a> {
+    name: &'a str,
+    ns: u16,
+    prev: u32,
+}
+
+const OPEN: u16 = u16::MAX;
+const NO_ELEMENT: u32 = u32::MAX;
+
+/// The XML declaration almost every document starts with, recognised in one comparison.
+const USUAL_DECL: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+
+impl<'a, 'd> Lexer<'a, 'd> {
+    /// A lexer over `src`, the document named `doc` in error messages.
+    pub(super) fn new(doc: &'d str, src: &'a str) -> Self {
+        let decl_at = if src.starts_with('\u{FEFF}') { 3 } else { 0 };
+        Lexer {
+            doc,
+            src,
+            b: src.as_bytes(),
+            pos: decl_at,
+            decl_at,
+            extra_ns: Vec::new(),
+            scope: Vec::with_capacity(24),
+            top: NO_ELEMENT,
+            depth: 0,
+            seen_root: false,
+        }
+    }
+
+    /// The namespaces the document declared beyond [`PRESEEDED`], in index order.
+    pub(super) fn into_extra_namespaces(self) -> Vec<Cow<'a, str>> {
+        self.extra_ns
+    }
+
+    fn err(&self, at: usize, what: impl Display) -> Error {
+        Error::malformed(self.doc, format_args!("{what} at byte {at}"))
+    }
+
+    fn truncated(&self, inside: impl Display) -> Error {
+        Error::malformed(
+            self.doc,
+            format_args!(
+                "document truncated inside {inside} (at byte {})",
+                self.b.len()
+            ),
+        )
+    }
+
+    /// Error for a byte that failed its class check: a control character or U+FFFE/U+FFFF.
+    fn bad_char(&self, i: usize) -> Error {
+        match self.src.get(i..).and_then(|s| s.chars().next()) {
+            Some(c) => self.err(
+                i,
+                format_args!("character U+{:04X} is not allowed in XML", c as u32),
+            ),
+            None => self.err(i, "invalid character"),
+        }
+    }
+
+    /// Checks the byte at `i` that is 0xEF: the lead byte of U+FFFE and U+FFFF.
+    #[inline]
+    fn check_ef(&self, i: usize) -> Result<()> {
+        if self.b.get(i + 1) == Some(&0xBF) && matches!(self.b.get(i + 2), Some(0xBE | 0xBF)) {
+            return Err(self.bad_char(i));
+        }
+        Ok(())
+    }
+
+    /// Checks that `start..end` holds only XML characters.
+    fn check_chars(&self, start: usize, end: usize) -> Result<()> {
+        for i in start..end {
+            let b = self.b[i];
+            if class(b) & CHAR == 0 {
+                if b == 0xEF {
+                    self.check_ef(i)?;
+                } else {
+                    return Err(self.bad_char(i));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Skips whitespace; returns whether there was any.
+    #[inline]
+    fn skip_ws(&mut self) -> bool {
+        let start = self.pos;
+        while self.pos < self.b.len() && class(self.b[self.pos]) & WS != 0 {
+            self.pos += 1;
+        }
+        self.pos != start
+    }
+
+    fn char_at(&self, i: usize) -> char {
+        self.src[i..].chars().next().unwrap_or('\0')
+    }
+
+    /// End of the NCName starting at `i`, or `None` if no NameStartChar is there.
+    #[inline]
+    fn ncname_end(&self, mut i: usize) -> Option<usize> {
+        let b = self.b;
+        match b.get(i) {
+            Some(&c) if class(c) & NSTART != 0 => i += 1,
+            Some(&c) if c >= 0x80 => {
+                let ch = self.char_at(i);
+                if !is_name_start(ch) {
+                    return None;
+                }
+                i += ch.len_utf8();
+            }
+            _ => return None,
+        }
+        loop {
+            while i < b.len() && class(b[i]) & NCHAR != 0 {
+                i += 1;
+            }
+            if i < b.len() && b[i] >= 0x80 {
+                let ch = self.char_at(i);
+                if is_name_char(ch) {
+                    i += ch.len_utf8();
+                    continue;
+                }
+            }
+            return Some(i);
+        }
+    }
+
+    /// Reads a qualified name at `pos`: returns (prefix length, or 0, and the whole name).
+    #[inline]
+    fn qname(&mut self, what: &str) -> Result<(usize, &'a str)> {
+        let b = self.b;
+        let start = self.pos;
+        // ASCII fast path: NameChars and colons, then the checks on what was found.
+        let mut i = start;
+        let mut seen = 0;
+        while i < b.len() {
+            let k = class(b[i]);
+            if k & (NCHAR | COLON) == 0 {
+                break;
+            }
+            seen |= k;
+            i += 1;
+        }
+        if (i == b.len() || b[i] < 0x80) && i > start && class(b[start]) & NSTART != 0 {
+            if seen & COLON == 0 {
+                self.pos = i;
+                return Ok((0, &self.src[start..i]));
+            }
+            let name = &b[start..i];
+            let plen = name.iter().position(|&c| c == b':').unwrap_or(0);
+            let local = &name[plen + 1..];
+            if !local.is_empty() && class(local[0]) & NSTART != 0 && !local.contains(&b':') {
+                self.pos = i;
+                return Ok((plen, &self.src[start..i]));
+            }
+        }
+        self.qname_slow(what)
+    }
+
+    /// [`Lexer::qname`] for names with non-ASCII characters, and the errors.
+    #[cold]
+    fn qname_slow(&mut self, what: &str) -> Result<(usize, &'a str)> {
+        let start = self.pos;
+        let Some(end) = self.ncname_end(start) else {
+            return Err(match self.b.get(start) {
+                None => self.truncated(format_args!("{what} name")),
+                Some(_) => self.err(
+                    start,
+                    format_args!("expected {what} name, found '{}'", self.char_at(start)),
+                ),
+            });
+        };
+        let mut plen = 0;
+        let mut end = end;
+        if self.b.get(end) == Some(&b':') {
+            plen = end - start;
+            end = match self.ncname_end(end + 1) {
+                Some(e) => e,
+                None => {
+                    return Err(self.err(
+                        end,
+                        format_args!(
+                            "{what} name '{}:' lacks a local part",
+                            &self.src[start..end]
+                        ),
+                    ))
+                }
+            };
+            if self.b.get(end) == Some(&b':') {
+                return Err(self.err(
+                    start,
+                    format_args!(
+                        "{what} name '{}:' has more than one colon",
+                        &self.src[start..end]
+                    ),
+                ));
+            }
+        }
+        self.pos = end;
+        Ok((plen, &self.src[start..end]))
+    }
+
+    /// Expands the reference at `amp` (`&...;`): returns the character and the index after `;`.
+    fn reference(&self, amp: usize) -> Result<(char, usize)> {
+        let b = self.b;
+        let mut i = amp + 1;
+        if b.get(i) == Some(&b'#') {
+            i += 1;
+            let hex = b.get(i) == Some(&b'x');
+            if hex {
+                i += 1;
+            }
+            let digits = i;
+            let mut v: u32 = 0;
+            while let Some(&d) = b.get(i) {
+                let dv = match d {
+                    b'0'..=b'9' => d - b'0',
+                    b'a'..=b'f' if hex => d - b'a' + 10,
+                    b'A'..=b'F' if hex => d - b'A' + 10,
+                    _ => break,
+                };
+                v = v
+                    .saturating_mul(if hex { 16 } else { 10 })
+                    .saturating_add(dv.into());
+                i += 1;
+            }
+            if i == digits || b.get(i) != Some(&b';') {
+                return Err(self.err(amp, "malformed character reference"));
+            }
+            return match char::from_u32(v).filter(|_| is_xml_char(v)) {
+                Some(c) => Ok((c, i + 1)),
+                None => Err(self.err(
+                    amp,
+                    format_args!(
+                        "character reference '{}' is not an XML character",
+                        &self.src[amp..=i]
+                    ),
+                )),
+            };
+        }
+        match self.ncname_end(i) {
+            Some(end) if b.get(end) == Some(&b';') => {
+                let name = &self.src[i..end];
+                match predefined_entity(name) {
+                    Some(c) => Ok((c, end + 1)),
+                    None => Err(Error::UnsafeXml(format!(
+                        "{}: reference to undeclared entity '&{name};' at byte {amp} (only the \
+                         predefined entities are expanded)",
+                        self.doc
+                    ))),
+                }
+            }
+            _ => Err(self.err(amp, "'&' is not the start of a reference (write '&amp;')")),
+        }
+    }
+
+    /// The next event.
+    pub(super) fn next(&mut self, attrs: &mut Vec<Attr<'a>>) -> Result<Event<'a>> {
+        loop {
+            if self.depth == 0 {
+                self.skip_ws();
+                match self.b.get(self.pos) {
+                    None if self.seen_root => return Ok(Event::Eof),
+                    None => return Err(Error::malformed(self.doc, "no root element")),
+                    Some(b'<') => {}
+                    Some(_) => return Err(self.err(self.pos, "text outside the root element")),
+                }
+            } else {
+                match self.b.get(self.pos) {
+                    Some(b'<') => {}
+                    Some(_) => return self.text().map(Event::Text),
+                    None => {
+                        let name = self.scope[self.top as usize].name;
+                        return Err(Error::malformed(
+                            self.doc,
+                            format_args!("document truncated: <{name}> is not closed"),
+                        ));
+                    }
+                }
+            }
+            match self.b.get(self.pos + 1) {
+                Some(b'/') => return self.end_tag(),
+                Some(b'?') => self.pi()?,
+                Some(b'!') => {
+                    if let Some(text) = self.bang()? {
+                        return Ok(Event::Text(text));
+                    }
+                }
+                _ => return self.start_tag(attrs),
+            }
+        }
+    }
+
+    /// Character data up to the next `<` (or the end), references expanded, CR normalised.
+    fn text(&mut self) -> Result<Cow<'a, str>> {
+        let b = self.b;
+        let start = self.pos;
+        let mut i = start;
+        let mut out: Option<String> = None;
+        let mut run = start;
+        loop {
+            i = plain_end(b, i, TEXT);
+            match b.get(i) {
+                None | Some(b'<') => break,
+                Some(b']') => {
+                    if b.get(i + 1) == Some(&b']') && b.get(i + 2) == Some(&b'>') {
+                        return Err(self.err(i, "']]>' is not allowed in text"));
+                    }
+                    i += 1;
+                }
+                Some(0xEF) => {
+                    self.check_ef(i)?;
+                    i += 1;
+                }
+                Some(b'&') => {
+                    let s = out.get_or_insert_with(|| String::with_capacity(i - start + 16));
+                    s.push_str(&self.src[run..i]);
+                    let (c, next) = self.reference(i)?;
+                    s.push(c);
+                    i = next;
+                    run = i;
+                }
+                Some(b'\r') => {
+                    let s = out.get_or_insert_with(|| String::with_capacity(i - start + 16));
+                    s.push_str(&self.src[run..i]);
+                    s.push('\n');
+                    i += 1;
+                    if b.get(i) == Some(&b'\n') {
+                        i += 1;
+                    }
+                    run = i;
+                }
+                Some(_) => return Err(self.bad_char(i)),
+            }
+        }
+        self.pos = i;
+        Ok(match out {
+            None => Cow::Borrowed(&self.src[start..i]),
+            Some(mut s) => {
+                s.push_str(&self.src[run..i]);
+                Cow::Owned(s)
+            }
+        })
+    }
+
+    /// A quoted attribute value at `pos`, references expanded and whitespace normalised.
+    fn attr_value(&mut self) -> Result<Cow<'a, str>> {
+        let b = self.b;
+        let quote = match b.get(self.pos) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            Some(_) => return Err(self.err(self.pos, "attribute value is not quoted")),
+            None => return Err(self.truncated("a start tag")),
+        };
+        let start = self.pos + 1;
+        let mut i = start;
+        let mut out: Option<String> = None;
+        let mut run = start;
+        loop {
+            i = plain_end(b, i, ATTR);
+            let Some(&c) = b.get(i) else {
+                return Err(self.truncated("an attribute value"));
+            };
+            match c {
+                _ if c == quote => break,
+                b'"' | b'\'' => i += 1,
+                0xEF => {
+                    self.check_ef(i)?;
+                    i += 1;
+                }
+                b'<' => return Err(self.err(i, "'<' is not allowed in an attribute value")),
+                b'&' => {
+                    let s = out.get_or_insert_with(|| String::with_capacity(i - start + 16));
+                    s.push_str(&self.src[run..i]);
+                    let (c, next) = self.reference(i)?;
+                    s.push(c);
+                    i = next;
+                    run = i;
+                }
+                b'\t' | b'\n' | b'\r' => {
+                    let s = out.get_or_insert_with(|| String::with_capacity(i - start + 16));
+                    s.push_str(&self.src[run..i]);
+                    s.push(' ');
+                    i += 1;
+                    if c == b'\r' && b.get(i) == Some(&b'\n') {
+                        i += 1;
+                    }
+                    run = i;
+                }
+                _ => return Err(self.bad_char(i)),
+            }
+        }
+        self.pos = i + 1;
+        Ok(match out {
+            None => Cow::Borrowed(&self.src[start..i]),
+            Some(mut s) => {
+                s.push_str(&self.src[run..i]);
+                Cow::Owned(s)
+            }
+        })
+    }
+
+    /// The namespace index of `prefix` ("" for the default namespace of an element).
+    #[inline]
+    fn resolve(&self, prefix: &str, at: usize) -> Result<u16> {
+        if let Some(s) = self
+            .scope
+            .iter()
+            .rev()
+            .find(|s| s.ns != OPEN && s.name == prefix)
+        {
+            return Ok(s.ns);
+        }
+        match prefix {
+            "" => Ok(0),
+            "xml" => Ok(1),
+            _ => Err(self.err(at, format_args!("prefix '{prefix}' is not declared"))),
+        }
+    }
+
+    /// Records `xmlns:prefix="uri"` (`prefix` "" for `xmlns="uri"`) for the element being read,
+    /// whose bindings start at `mark` in the scope.
+    fn declare(
+        &mut self,
+        prefix: &'a str,
+        uri: Cow<'a, str>,
+        mark: usize,
+        at: usize,
+    ) -> Result<()> {
+        if self.scope[mark..].iter().any(|s| s.name == prefix) {
+            return Err(self.err(
+                at,
+                format_args!("attribute '{}' repeated", self.qname_at(at)),
+            ));
+        }
+        let ns = match PRESEEDED.iter().position(|n| **n == *uri) {
+            Some(i) => i as u16,
+            None => match self.extra_ns.iter().position(|n| *n == uri) {
+                Some(i) => (PRESEEDED.len() + i) as u16,
+                None => self.new_namespace(uri, at)?,
+            },
+        };
+        if (prefix == "xml") != (ns == 1) {
+            return Err(self.err(
+                at,
+                format_args!(
+                    "the prefix 'xml' is bound to '{XML_NS}' only, and no other prefix is"
+                ),
+            ));
+        }
+        if ns == 0 && !prefix.is_empty() {
+            return Err(self.err(
+                at,
+                format_args!(
+                    "xmlns:{prefix}=\"\": a prefix cannot be undeclared in XML Namespaces 1.0"
+                ),
+            ));
+        }
+        if prefix == "xmlns" {
+            return Err(self.err(at, "the prefix 'xmlns' cannot be declared"));
+        }
+        self.scope.push(Scope {
+            name: prefix,
+            ns,
+            prev: 0,
+        });
+        Ok(())
+    }
+
+    /// Interns a namespace name not seen before, refusing those that could not be written
+    /// back unchanged or that XML Namespaces 1.0 reserves.
+    #[cold]
+    fn new_namespace(&mut self, uri: Cow<'a, str>, at: usize) -> Result<u16> {
+        if let Some(&c) = uri
+            .as_bytes()
+            .iter()
+            .find(|&&c| c < b' ' || c == b'<' || c == b'>')
+        {
+            return Err(self.err(
+                at,
+                format_args!("namespace name contains U+{c:04X}, which is refused"),
+            ));
+        }
+        if uri == XMLNS_NS {
+            return Err(self.err(at, format_args!("'{XMLNS_NS}' cannot be bound to a prefix")));
+        }
+        if PRESEEDED.len() + self.extra_ns.len() >= MAX_NAMESPACES {
+            return Err(Error::TooLarge(format!(
+                "{}: more than {MAX_NAMESPACES} namespaces",
+                self.doc
+            )));
+        }
+        self.extra_ns.push(uri);
+        Ok((PRESEEDED.len() + self.extra_ns.len() - 1) as u16)
+    }
+
+    /// The qualified name that starts at `at` (for messages).
+    fn qname_at(&self, at: usize) -> &'a str {
+        let mut end = at;
+        while end < self.b.len()
+            && !matches!(self.b[end], b'=' | b'>' | b'/')
+            && class(self.b[end]) & WS == 0
+        {
+            end += 1;
+        }
+        &self.src[at..end]
+    }
+
+    /// A start tag at `pos` (`<` then a name).
+    fn start_tag(&mut self, attrs: &mut Vec<Attr<'a>>) -> Result<Event<'a>> {
+        let lt = self.pos;
+        if self.depth == 0 {
+            if self.seen_root {
+                return Err(self.err(lt, "more than one root element"));
+            }
+            self.seen_root = true;
+        }
+        self.pos += 1;
+        let (eplen, qname) = self.qname("an element")?;
+        self.scope.push(Scope {
+            name: qname,
+            ns: OPEN,
+            prev: self.top,
+        });
+        let mark = self.scope.len();
+        let first = attrs.len();
+        let empty = loop {
+            let ws = self.skip_ws();
+            match self.b.get(self.pos) {
+                Some(b'>') => {
+                    self.pos += 1;
+                    break false;
+                }
+                Some(b'/') => {
+                    if self.b.get(self.pos + 1) == Some(&b'>') {
+                        self.pos += 2;
+                        break true;
+                    }
+                    return Err(self.err(self.pos, format_args!("expected '/>' in <{qname}>")));
+                }
+                Some(_) if !ws => {
+                    return Err(self.err(
+                        self.pos,
+                        format_args!("expected whitespace, '>' or '/>' in <{qname}>"),
+                    ))
+                }
+                Some(_) => {}
+                None => return Err(self.truncated(format_args!("the start tag <{qname}>"))),
+            }
+            let at = self.pos;
+            let (plen, aname) = self.qname("an attribute")?;
+            self.skip_ws();
+            if self.b.get(self.pos) != Some(&b'=') {
+                if self.pos == self.b.len() {
+                    return Err(self.truncated(format_args!("the start tag <{qname}>")));
+                }
+                return Err(self.err(
+                    self.pos,
+                    format_args!("expected '=' after the attribute name '{aname}'"),
+                ));
+            }
+            self.pos += 1;
+            self.skip_ws();
+            let value = self.attr_value()?;
+            if plen == 0 && aname == "xmlns" {
+                self.declare("", value, mark, at)?;
+            } else if plen == 5 && aname.starts_with("xmlns") {
+                self.declare(&aname[6..], value, mark, at)?;
+            } else {
+                attrs.push(Attr {
+                    ns: 0,
+                    plen: plen as u16,
+                    at: at as u32,
+                    local: if plen == 0 { aname } else { &aname[plen + 1..] },
+                    value,
+                });
+            }
+        };
+        let ns = self.resolve(&qname[..eplen], lt + 1)?;
+        for k in first..attrs.len() {
+            let (plen, at) = (attrs[k].plen as usize, attrs[k].at as usize);
+            if plen != 0 {
+                attrs[k].ns = self.resolve(&self.src[at..at + plen], at)?;
+            }
+            let (ns, local) = (attrs[k].ns, attrs[k].local);
+            if attrs[first..k]
+                .iter()
+                .any(|a| a.ns == ns && a.local == local)
+            {
+                return Err(self.err(
+                    at,
+                    format_args!("attribute '{}' repeated", self.qname_at(at)),
+                ));
+            }
+        }
+        if empty {
+            self.scope.truncate(mark - 1);
+        } else {
+            self.top = (mark - 1) as u32;
+            self.depth += 1;
+        }
+        let local = if eplen == 0 {
+            qname
+        } else {
+            &qname[eplen + 1..]
+        };
+        Ok(Event::Start { ns, local, empty })
+    }
+
+    /// An end tag at `pos` (`</`).
+    fn end_tag(&mut self) -> Result<Event<'a>> {
+        let lt = self.pos;
+        self.pos += 2;
+        if self.depth == 0 {
+            return Err(self.err(lt, "end tag outside the root element"));
+        }
+        let top = self.top as usize;
+        let (open, prev) = (self.scope[top].name, self.scope[top].prev);
+        let rest = &self.b[self.pos..];
+        let same = rest.starts_with(open.as_bytes())
+            && rest
+                .get(open.len())
+                .is_some_and(|&c| c == b'>' || class(c) & WS != 0);
+        if !same {
+            let (_, name) = self.qname("an end tag")?;
+            return Err(self.err(
+                lt,
+                format_args!("end tag </{name}> does not match <{open}>"),
+            ));
+        }
+        self.pos += open.len();
+        self.skip_ws();
+        match self.b.get(self.pos) {
+            Some(b'>') => self.pos += 1,
+            Some(_) => {
+                return Err(self.err(self.pos, format_args!("expected '>' to end </{open}>")))
+            }
+            None => return Err(self.truncated(format_args!("the end tag </{open}>"))),
+        }
+        self.scope.truncate(top);
+        self.top = prev;
+        self.depth -= 1;
+        Ok(Event::End)
+    }
+
+    /// A processing instruction (or the XML declaration) at `pos` (`<?`): checked, skipped.
+    fn pi(&mut self) -> Result<()> {
+        let lt = self.pos;
+        self.pos += 2;
+        let Some(end) = self.ncname_end(self.pos) else {
+            return Err(self.err(self.pos, "expected a processing instruction target"));
+        };
+        let target = &self.src[self.pos..end];
+        if self.b.get(end) == Some(&b':') {
+            return Err(self.err(end, "a processing instruction target cannot contain ':'"));
+        }
+        self.pos = end;
+        if target.eq_ignore_ascii_case("xml") {
+            if lt == self.decl_at && target == "xml" {
+                if self.b[lt..].starts_with(USUAL_DECL) {
+                    self.pos = lt + USUAL_DECL.len();
+                    return Ok(());
+                }
+                return self.xml_decl();
+            }
+            return Err(self.err(
+                lt,
+                format_args!(
+                    "'<?{target}' is reserved: the XML declaration is only allowed at the very start"
+                ),
+            ));
+        }
+        if !self.skip_ws() && !self.b[self.pos..].starts_with(b"?>") {
+            return match self.b.get(self.pos) {
+                None => Err(self.truncated("a processing instruction")),
+                Some(_) => Err(self.err(self.pos, "expected whitespace after the PI target")),
+            };
+        }
+        let Some(close) = find(self.b, self.pos, b"?>") else {
+            return Err(self.truncated("a processing instruction"));
+        };
+        self.check_chars(self.pos, close)?;
+        self.pos = close + 2;
+        Ok(())
+    }
+
+    /// The XML declaration, `pos` just after `<?xml`.
+    fn xml_decl(&mut self) -> Result<()> {
+        // 0: nothing yet, 1: version, 2: encoding, 3: standalone.
+        let mut seen = 0;
+        loop {
+            let ws = self.skip_ws();
+            let rest = &self.b[self.pos..];
+            if rest.starts_with(b"?>") {
+                self.pos += 2;
+                break;
+            }
+            if rest.is_empty() {
+                return Err(self.truncated("the XML declaration"));
+            }
+            if !ws {
+                return Err(self.err(self.pos, "expected whitespace in the XML declaration"));
+            }
+            let start = self.pos;
+            while self.pos < self.b.len() && self.b[self.pos].is_ascii_lowercase() {
+                self.pos += 1;
+            }
+            let name = &self.src[start..self.pos];
+            self.skip_ws();
+            if self.b.get(self.pos) != Some(&b'=') {
+                return Err(self.err(self.pos, "expected '=' in the XML declaration"));
+            }
+            self.pos += 1;
+            self.skip_ws();
+            let quote = match self.b.get(self.pos) {
+                Some(&q @ (b'"' | b'\'')) => q,
+                Some(_) => return Err(self.err(self.pos, "unquoted value in the XML declaration")),
+                None => return Err(self.truncated("the XML declaration")),
+            };
+            let vstart = self.pos + 1;
+            let Some(vlen) = self.b[vstart..].iter().position(|&c| c == quote) else {
+                return Err(self.truncated("the XML declaration"));
+            };
+            let value = &self.src[vstart..vstart + vlen];
+            self.pos = vstart + vlen + 1;
+            match (name, seen) {
+                ("version", 0) => {
+                    if value != "1.0" {
+                        return Err(self.err(
+                            vstart,
+                            format_args!("XML version '{value}' is not supported (1.0 only)"),
+                        ));
+                    }
+                    seen = 1;
+                }
+                ("encoding", 1) => {
+                    if !value.eq_ignore_ascii_case("utf-8") {
+                        return Err(self.err(
+                            vstart,
+                            format_args!("encoding '{value}' is not supported (UTF-8 only)"),
+                        ));
+                    }
+                    seen = 2;
+                }
+                ("standalone", 1 | 2) => {
+                    if value != "yes" && value != "no" {
+                        return Err(self.err(vstart, "standalone must be 'yes' or 'no'"));
+                    }
+                    seen = 3;
+                }
+                _ => {
+                    return Err(self.err(
+                        start,
+                        format_args!("unexpected '{name}' in the XML declaration"),
+                    ))
+                }
+            }
+        }
+        if seen == 0 {
+            return Err(self.err(self.decl_at, "the XML declaration lacks the version"));
+        }
+        Ok(())
+    }
+
+    /// Markup starting `<!` at `pos`: a comment (skipped, `None`), a CDATA section (its text)
+    /// or a refused declaration.
+    fn bang(&mut self) -> Result<Option<Cow<'a, str>>> {
+        let lt = self.pos;
+        let rest = &self.b[lt..];
+        if rest.starts_with(b"<!--") {
+            let start = lt + 4;
+            let Some(dashes) = find(self.b, start, b"--") else {
+                return Err(self.truncated("a comment"));
+            };
+            match self.b.get(dashes + 2) {
+                Some(b'>') => {}
+                Some(_) => return Err(self.err(dashes, "'--' is not allowed inside a comment")),
+                None => return Err(self.truncated("a comment")),
+            }
+            self.check_chars(start, dashes)?;
+            self.pos = dashes + 3;
+            return Ok(None);
+        }
+        if rest.starts_with(b"<![CDATA[") {
+            if self.depth == 0 {
+                return Err(self.err(lt, "CDATA outside the root element"));
+            }
+            let start = lt + 9;
+            let Some(end) = find(self.b, start, b"]]>") else {
+                return Err(self.truncated("a CDATA section"));
+            };
+            self.check_chars(start, end)?;
+            self.pos = end + 3;
+            let text = &self.src[start..end];
+            return Ok(Some(if text.contains('\r') {
+                Cow::Owned(normalize_newlines(text))
+            } else {
+                Cow::Borrowed(text)
+            }));
+        }
+        if rest.starts_with(b"<!DOCTYPE") {
+            return Err(Error::UnsafeXml(format!(
+                "{}: DOCTYPE declarations (and the entities they declare) are not accepted \
+                 (at byte {lt})",
+                self.doc
+            )));
+        }
+        Err(self.err(lt, "'<!' starts neither a comment nor a CDATA section"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::xml::{Element, Limits};
+    use super::XML_NS;
+    use crate::error::Error;
+
+    fn ok(doc: &str) -> Element {
+        Element::parse(doc, &Limits::DEFAULT).unwrap_or_else(|e| panic!("{doc:?}: {e}"))
+    }
+
+    fn malformed(doc: &str, needle: &str) {
+        match Element::parse(doc, &Limits::DEFAULT) {
+            Err(Error::Malformed(m)) => {
+                assert!(m.contains(needle), "{doc:?}: {m:?} lacks {needle:?}")
+            }
+            other => panic!("{doc:?}: expected Malformed, got {other:?}"),
+        }
+    }
+
+    fn refused(doc: &str) {
+        assert!(
+            matches!(
+                Element::parse(doc, &Limits::DEFAULT),
+                Err(Error::UnsafeXml(_))
+            ),
+            "{doc:?}"
+        );
+    }
+
+    #[test]
+    fn xml_declaration() {
+        ok(r#"<?xml version="1.0" encoding="UTF-8"?><a/>"#);
+        ok("<?xml version='1.0' encoding='utf-8' standalone='yes' ?>\n<a/>");
+        ok("<?xml version=\"1.0\"?><a/>");
+        ok("\u{FEFF}<?xml version=\"1.0\"?><a/>");
+        malformed("<?xml version='1.1'?><a/>", "version '1.1'");
+        malformed(
+            "<?xml version='1.0' encoding='ISO-8859-1'?><a/>",
+            "UTF-8 only",
+        );
+        malformed("<?xml encoding='UTF-8' version='1.0'?><a/>", "encoding");
+        malformed("<?xml?><a/>", "version");
+        malformed(" <?xml version='1.0'?><a/>", "very start");
+        malformed("<a/><?xml version='1.0'?>", "very start");
+        malformed("<a><?XmL x?></a>", "reserved");
+        malformed("<?xml version='1.0'", "truncated");
+    }
+
+    #[test]
+    fn names() {
+        let e = ok("<é.x-1 _a='1' b:c='2' xmlns:b='urn:b'><ｘ/></é.x-1>");
+        assert_eq!(e.name, "é.x-1");
+        assert_eq!(e.children[0].name, "ｘ");
+        malformed("<v:h:x xmlns:v='urn:v'/>", "more than one colon");
+        malformed("<a xml\"lang='x'/>", "expected '='");
+        malformed("<:a/>", "expected an element name");
+        malformed("<a:/>", "lacks a local part");
+        malformed("<a b:='1'/>", "lacks a local part");
+        malformed("<1a/>", "expected an element name");
+        malformed("<a -b='1'/>", "expected an attribute name");
+        malformed("<\u{B7}b/>", "expected an element name");
+        malformed("<a b:1='1' xmlns:b='urn:b'/>", "lacks a local part");
+        ok("<a\u{B7}b\u{300}/>");
+    }
+
+    #[test]
+    fn tags_and_attributes() {
+        malformed("<a></b>", "does not match <a>");
+        malformed("<a><b></a></b>", "does not match <b>");
+        malformed("<a></a >x", "outside the root");
+        ok("<a></a \n>");
+        malformed("<a b='1'c='2'/>", "expected whitespace");
+        malformed("<a b=1/>", "not quoted");
+        malformed("<a b='<'/>", "'<' is not allowed");
+        malformed("<a b='1' b='2'/>", "'b' repeated");
+        malformed(
+            "<a p:b='1' q:b='2' xmlns:p='urn:x' xmlns:q='urn:x'/>",
+            "repeated",
+        );
+        malformed("<a xmlns:p='urn:x' xmlns:p='urn:y'/>", "'xmlns:p' repeated");
+        malformed("<a b='1' / >", "expected '/>'");
+        malformed("<a b='1'", "truncated");
+        malformed("<a b='1", "truncated");
+        malformed("<a b", "truncated");
+        let e = ok("<a b=\"it's\" c='say \"x\"' d='1\t2\n3\r\n4\r5' e='&#9;&#10;&#13;'/>");
+        assert_eq!(e.attribute("", "b"), Some("it's"));
+        assert_eq!(e.attribute("", "c"), Some("say \"x\""));
+        assert_eq!(e.attribute("", "d"), Some("1 2 3 4 5"));
+        assert_eq!(e.attribute("", "e"), Some("\t\n\r"));
+        malformed("<a b='\u{1}'/>", "U+0001");
+    }
+
+    #[test]
+    fn roots_and_text() {
+        malformed("", "no root");
+        malformed("<?xml version='1.0'?> <!-- c -->", "no root");
+        malformed("<a/><b/>", "more than one root");
+        malformed("x<a/>", "outside the root");
+        malformed("<a/>&#32;", "outside the root");
+        malformed("<![CDATA[x]]><a/>", "CDATA outside");
+        ok(" \r\n\t<a/>\n<!-- after --> <?pi after?>\n");
+        malformed("<a>x]]>y</a>", "']]>'");
+        assert_eq!(ok("<a>]] ]>]</a>").text, "]] ]>]");
+        assert_eq!(ok("<a>1\r\n2\r3\n</a>").text, "1\n2\n3\n");
+        assert_eq!(
+            ok("<a><![CDATA[<&>]]]]>&gt;<![CDATA[\r\n]]></a>").text,
+            "<&>]]>\n"
+        );
+        malformed("<a>\u{0}</a>", "U+0000");
+        malformed("<a>\u{1b}</a>", "U+001B");
+        malformed("<a>\u{FFFE}</a>", "U+FFFE");
+        malformed("<a b='\u{FFFF}'/>", "U+FFFF");
+        assert_eq!(
+            ok("<a>\u{FFFD}\u{EFFF}\u{85}</a>").text,
+            "\u{FFFD}\u{EFFF}\u{85}"
+        );
+        malformed("<a><b>", "<b> is not closed");
+        malformed("<a>text", "<a> is not closed");
+        malformed("</a>", "end tag outside");
+    }
+
+    #[test]
+    fn comments_and_pis() {
+        assert_eq!(ok("<a>x<!-- <b> & -->y<!---->z</a>").text, "xyz");
+        malformed("<a><!-- a -- b --></a>", "'--'");
+        malformed("<a><!-- a ---></a>", "'--'");
+        malformed("<a><!-- a", "truncated");
+        malformed("<a><!-- \u{7} --></a>", "U+0007");
+        ok("<a><?target some data?><?t?></a>");
+        malformed("<a><?t:x data?></a>", "cannot contain ':'");
+        malformed("<a><?t data\u{1}?></a>", "U+0001");
+        malformed("<a><? t?></a>", "target");
+        malformed("<a><?t", "truncated");
+        malformed("<a><!ELEMENT a ANY></a>", "'<!'");
+        malformed("<a><![CDATA[x</a>", "truncated");
+    }
+
+    #[test]
+    fn references() {
+        let e = ok("<a b='&lt;&gt;&amp;&quot;&apos;&#65;&#x42;'>&#x1F600;&#9;&#xD7FF;</a>");
+        assert_eq!(e.attribute("", "b"), Some("<>&\"'AB"));
+        assert_eq!(e.text, "\u{1F600}\t\u{D7FF}");
+        for bad in [
+            "&#0;",
+            "&#x0;",
+            "&#xD800;",
+            "&#x110000;",
+            "&#1;",
+            "&#xFFFE;",
+            "&#99999999999;",
+        ] {
+            malformed(&format!("<a>{bad}</a>"), "not an XML character");
+        }
+        for bad in [
+            "&#;", "&#x;", "&#X41;", "&#65", "&#a;", "& ;", "&", "&lt", "&1;",
+        ] {
+            malformed(&format!("<a>{bad}</a>"), "reference");
+        }
+        refused("<a>&nbsp;</a>");
+        refused("<a b='&ext;'/>");
+        refused("<!DOCTYPE a><a/>");
+        refused("<a><!DOCTYPE a></a>");
+        malformed("<!doctype a><a/>", "'<!'");
+    }
+
+    #[test]
+    fn namespaces() {
+        let e = ok("<p:a xmlns:p='urn:p' xmlns='urn:d' k='1' p:k='2' xml:lang='en'><b xmlns=''/><c/></p:a>");
+        assert_eq!(e.namespace, "urn:p");
+        assert_eq!(e.attribute("", "k"), Some("1"));
+        assert_eq!(e.attribute("urn:p", "k"), Some("2"));
+        assert_eq!(e.attribute(XML_NS, "lang"), Some("en"));
+        assert_eq!(e.children[0].namespace, "");
+        assert_eq!(e.children[1].namespace, "urn:d");
+        // Scope ends with the element.
+        malformed(
+            "<a><b xmlns:p='urn:p'/><p:c/></a>",
+            "prefix 'p' is not declared",
+        );
+        malformed("<a p:b='1'/>", "prefix 'p' is not declared");
+        ok(&format!("<a xmlns:xml='{XML_NS}'/>"));
+        malformed("<a xmlns:xml='urn:x'/>", "'xml'");
+        malformed(&format!("<a xmlns:x='{XML_NS}'/>"), "'xml'");
+        malformed(&format!("<a xmlns='{XML_NS}'/>"), "'xml'");
+        malformed("<a xmlns:xmlns='urn:x'/>", "'xmlns'");
+        malformed(
+            "<a xmlns:x='http://www.w3.org/2000/xmlns/'/>",
+            "cannot be bound",
+        );
+        malformed("<a xmlns:p=''/>", "cannot be undeclared");
+        malformed("<xmlns:a/>", "prefix 'xmlns' is not declared");
+        for uri in [
+            "urn:x>",
+            "urn:&lt;x",
+            "urn:&#10;",
+            "urn:&#9;x",
+            "urn:&#x7F;&#1;",
+        ] {
+            let doc = format!("<a xmlns:sa='{uri}'/>");
+            assert!(
+                matches!(
+                    Element::parse(&doc, &Limits::DEFAULT),
+                    Err(Error::Malformed(_))
+                ),
+                "{doc}"
+            );
+        }
+        // The same name through two prefixes is one attribute, twice.
+        malformed(
+            "<a xmlns:p='urn:x' xmlns:q='urn:x' p:k='1' q:k='2'/>",
+            "repeated",
+        );
+    }
+
+    #[test]
+    fn limits_apply() {
+        let limits = Limits {
+            max_bytes: 1000,
+            max_depth: 3,
+        };
+        assert!(Element::parse("<a><b><c/></b></a>", &limits).is_ok());
+        assert!(matches!(
+            Element::parse("<a><b><c><d/></c></b></a>", &limits),
+            Err(Error::TooLarge(_))
+        ));
+        let many: String = (0..300).map(|i| format!("<e xmlns='urn:{i}'/>")).collect();
+        let doc = format!("<a>{many}</a>");
+        let big = Limits {
+            max_bytes: 1 << 20,
+            max_depth: 8,
+        };
+        assert!(matches!(
+            Element::parse(&doc, &big),
+            Err(Error::TooLarge(_))
+        ));
+    }
+
+    /// quick-xml's reading of `input` as an [`Element`], `None` where it refuses it. quick-xml
+    /// checks less (names, characters, comments, namespace rules), so only its refusals and
+    /// its content are compared, not its acceptance.
+    fn oracle(input: &str) -> Option<Element> {
+        use quick_xml::events::Event as Q;
+        use quick_xml::name::ResolveResult as R;
+        fn unescape(raw: &str, attr: bool) -> Option<String> {
+            let mut out = String::new();
+            let mut rest = raw;
+            while let Some(c) = rest.chars().next() {
+                if c == '&' {
+                    let semi = rest.find(';')?;
+                    let name = &rest[1..semi];
+                    out.push(match name {
+                        "lt" => '<',
+                        "gt" => '>',
+                        "amp" => '&',
+                        "quot" => '"',
+                        "apos" => '\'',
+                        _ => {
+                            let v = match name.strip_prefix("#x") {
+                                Some(h) => u32::from_str_radix(h, 16).ok()?,
+                                None => name.strip_prefix('#')?.parse().ok()?,
+                            };
+                            char::from_u32(v)?
+                        }
+                    });
+                    rest = &rest[semi + 1..];
+                    continue;
+                }
+                rest = &rest[c.len_utf8()..];
+                if c == '\r' && rest.starts_with('\n') {
+                    rest = &rest[1..];
+                }
+                out.push(match c {
+                    '\t' | '\n' | '\r' if attr => ' ',
+                    '\r' => '\n',
+                    c => c,
+                });
+            }
+            Some(out)
+        }
+        fn finish(mut e: Element) -> Element {
+            if !e.children.is_empty() && e.text.trim().is_empty() {
+                e.text.clear();
+            }
+            e
+        }
+        let mut r = quick_xml::NsReader::from_str(input);
+        r.config_mut().check_end_names = true;
+        let mut stack: Vec<Element> = Vec::new();
+        let mut root = None;
+        loop {
+            let (res, ev) = r.read_resolved_event().ok()?;
+            let ns = match res {
+                R::Bound(n) => unescape(n.0, true)?,
+                R::Unbound => String::new(),
+                R::Unknown(_) => return None,
+            };
+            match ev {
+                Q::Start(ref t) | Q::Empty(ref t) => {
+                    if root.is_some() {
+                        return None;
+                    }
+                    let mut e = Element {
+                        namespace: ns,
+                        name: t.local_name().into_inner().to_owned(),
+                        ..Element::default()
+                    };
+                    for a in t.attributes() {
+                        let a = a.ok()?;
+                        if a.key.as_namespace_binding().is_some() {
+                            continue;
+                        }
+                        let (res, local) = r.resolver().resolve_attribute(a.key);
+                        let namespace = match res {
+                            R::Bound(n) => unescape(n.0, true)?,
+                            R::Unbound => String::new(),
+                            R::Unknown(p) if p == "xml" => XML_NS.to_owned(),
+                            R::Unknown(_) => return None,
+                        };
+                        let name = local.into_inner().to_owned();
+                        let value = unescape(&a.value, true)?;
+                        if e.attributes
+                            .iter()
+                            .any(|x| x.namespace == namespace && x.name == name)
+                        {
+                            return None;
+                        }
+                        e.attributes.push(super::super::xml::Attribute {
+                            namespace,
+                            name,
+                            value,
+                        });
+                    }
+                    if matches!(ev, Q::Empty(_)) {
+                        match stack.last_mut() {
+                            Some(p) => p.children.push(finish(e)),
+                            None => root = Some(finish(e)),
+                        }
+                    } else {
+                        stack.push(e);
+                    }
+                }
+                Q::End(_) => {
+                    let e = finish(stack.pop()?);
+                    match stack.last_mut() {
+                        Some(p) => p.children.push(e),
+                        None => root = Some(e),
+                    }
+                }
+                Q::Text(t) => {
+                    let raw: &str = &t;
+                    match stack.last_mut() {
+                        Some(e) => e.text.push_str(&unescape(raw, false)?),
+                        None if raw.trim().is_empty() => {}
+                        None => return None,
+                    }
+                }
+                Q::CData(t) => {
+                    let raw: &str = &t;
+                    stack
+                        .last_mut()?
+                        .text
+                        .push_str(&raw.replace("\r\n", "\n").replace('\r', "\n"));
+                }
+                Q::GeneralRef(g) => {
+                    let raw = format!("&{};", &*g);
+                    stack.last_mut()?.text.push_str(&unescape(&raw, false)?);
+                }
+                Q::DocType(_) => return None,
+                Q::Decl(_) | Q::Comment(_) | Q::PI(_) => {}
+                Q::Eof => break,
+            }
+        }
+        if !stack.is_empty() {
+            return None;
+        }
+        root
+    }
+
+    /// Refusals quick-xml does not make: the stricter rules of this lexer.
+    const STRICTER: &[&str] = &[
+        "name",
+        "colon",
+        "local part",
+        "character",
+        "U+",
+        "'--'",
+        "']]>'",
+        "whitespace",
+        "'xml'",
+        "'xmlns'",
+        "undeclared",
+        "reference",
+        "version",
+        "declaration",
+        "PI",
+        "processing instruction",
+        "'<!'",
+        "outside the root",
+        "not quoted",
+        "'<' is not",
+        "more than one root",
+        "expected '='",
+        "'/>'",
+        "cannot",
+        "truncated",
+        "repeated",
+        "refused",
+        "not declared",
+        "does not match",
+        "not closed",
+        "encoding",
+    ];
+
+    #[test]
+    fn agrees_with_quick_xml() {
+        let seeds = [
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" entity="sip:a@b">
+<tuple id="t1"><status><basic>open</basic></status><note xml:lang="en">On &amp; off&#x21;</note></tuple>
+<dm:person id="p"><dm:note>x</dm:note></dm:person>
+</presence>"#,
+            "<a xmlns:p='urn:p' p:k='v' k='w'><p:b>t<!-- c --><![CDATA[<x>]]>u</p:b><c/>\r\n</a>",
+            "<r xmlns='urn:r'><e xmlns=''>1</e><e a='&lt;&#65;' b=\"'\">2<f/>3</e><?pi x?></r>",
+            "<x:a xmlns:x='urn:x' xmlns:y='urn:y' y:a='1' x:a='2'><y:b/><x:c>\t</x:c></x:a>",
+        ];
+        let alphabet: Vec<char> = "<>/&;:'\"=! ?-[]x#\n\r\tab1é".chars().collect();
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rand = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let (mut both, mut stricter, mut total) = (0, 0, 0);
+        for round in 0..800 {
+            let seed = seeds[round % seeds.len()];
+            let mut doc: Vec<char> = seed.chars().collect();
+            for _ in 0..=rand(3) {
+                let at = rand(doc.len());
+                match rand(4) {
+                    0 => {
+                        doc.remove(at);
+                    }
+                    1 => doc.insert(at, alphabet[rand(alphabet.len())]),
+                    2 => doc[at] = alphabet[rand(alphabet.len())],
+                    _ => {
+                        let end = (at + 1 + rand(8)).min(doc.len());
+                        let piece: Vec<char> = doc[at..end].to_vec();
+                        let to = rand(doc.len());
+                        doc.splice(to..to, piece);
+                    }
+                }
+            }
+            let doc: String = if round < seeds.len() {
+                seed.to_owned()
+            } else {
+                doc.into_iter().collect()
+            };
+            total += 1;
+            let ours = Element::parse(&doc, &Limits::DEFAULT);
+            match (ours, oracle(&doc)) {
+                (Ok(e), Some(o)) => {
+                    assert_eq!(e, o, "content differs for {doc:?}");
+                    both += 1;
+                }
+                (Ok(e), None) => panic!("accepted what quick-xml refuses: {doc:?} -> {e:?}"),
+                (Err(err), Some(_)) => {
+                    let m = err.to_string();
+                    assert!(
+                        STRICTER.iter().any(|s| m.contains(s)),
+                        "refused {doc:?}: {m}"
+                    );
+                    stricter += 1;
+                }
+                (Err(_), None) => {}
+            }
+        }
+        assert!(
+            both > 50,
+            "only {both} of {total} documents accepted by both"
+        );
+        assert!(
+            stricter < total / 2,
+            "{stricter} of {total} refused only here"
+        );
+    }
+}
