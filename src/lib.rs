@@ -2,6 +2,21 @@
 //!
 //! This crate is the Rust API; `src/ffi` wraps it as the C ABI declared in `include/impp.h`.
 //! Everything outside `ffi` is safe Rust.
+//!
+//! ```
+//! use impp::doc::pidf::{Basic, Presence, Tuple};
+//! use impp::doc::Limits;
+//!
+//! let xml = r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="pres:alice@example.test">
+//!   <tuple id="phone"><status><basic>open</basic></status></tuple></presence>"#;
+//! let mut doc = Presence::parse(xml, &Limits::DEFAULT)?;
+//! assert!(doc.is_open());
+//!
+//! doc.tuples.push(Tuple::new("desk", Basic::Closed));
+//! let again = Presence::parse(&doc.to_xml(), &Limits::DEFAULT)?;
+//! assert_eq!(again, doc);
+//! # Ok::<(), impp::Error>(())
+//! ```
 
 pub mod doc;
 pub mod error;
