@@ -142,6 +142,10 @@ pub(crate) struct Tree<'a> {
     extra_ns: Vec<Cow<'a, str>>,
 }
 
+fn is_blank(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
 fn append<'a>(text: &mut Cow<'a, str>, more: Cow<'a, str>) {
     if text.is_empty() {
         *text = more;
@@ -200,7 +204,14 @@ impl<'a> Tree<'a> {
                 }
                 Event::Text(t) => {
                     if open != NONE {
-                        append(&mut nodes[open as usize].text, t);
+                        let node = &mut nodes[open as usize];
+                        // Whitespace between child elements (indentation) is not content:
+                        // concatenating it would allocate for every indented element.
+                        let indentation =
+                            node.first_child != NONE && is_blank(&node.text) && is_blank(&t);
+                        if !indentation {
+                            append(&mut node.text, t);
+                        }
                     }
                 }
                 Event::Eof => break,
