@@ -85,6 +85,30 @@ typedef enum impp_status {
    * A bug inside the library (a panic was caught); the handle is still usable.
    */
   IMPP_ERR_INTERNAL = -8,
+  /**
+   * A publication's entity tag is unknown or expired.
+   */
+  IMPP_ERR_UNKNOWN_ENTITY_TAG = -9,
+  /**
+   * A requested expiry is shorter than the configured minimum.
+   */
+  IMPP_ERR_INTERVAL_TOO_BRIEF = -10,
+  /**
+   * An event package the engine does not serve.
+   */
+  IMPP_ERR_UNKNOWN_PACKAGE = -11,
+  /**
+   * The engine is shut down or shutting down.
+   */
+  IMPP_ERR_SHUTDOWN = -12,
+  /**
+   * The call is not allowed from inside an event callback (it would deadlock).
+   */
+  IMPP_ERR_IN_CALLBACK = -13,
+  /**
+   * The requester may not do this.
+   */
+  IMPP_ERR_FORBIDDEN = -14,
 } impp_status;
 
 /**

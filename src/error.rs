@@ -31,6 +31,24 @@ pub enum Error {
     /// A bug: a panic was caught at the C boundary.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A publication's entity tag is unknown or expired (SIP maps it to 412).
+    #[error("unknown entity tag: {0}")]
+    UnknownEntityTag(String),
+    /// A requested expiry is shorter than the configured minimum (SIP maps it to 423).
+    #[error("interval too brief: {0}")]
+    IntervalTooBrief(String),
+    /// An event package the engine does not serve (SIP maps it to 489).
+    #[error("unknown event package: {0}")]
+    UnknownPackage(String),
+    /// The engine is shut down or shutting down.
+    #[error("engine shut down: {0}")]
+    Shutdown(String),
+    /// The call would deadlock: it was made from inside an event callback.
+    #[error("not allowed from inside a callback: {0}")]
+    InCallback(String),
+    /// The requester may not do this (e.g. watch another presentity's watchers).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
 }
 
 impl Error {
@@ -45,6 +63,12 @@ impl Error {
             Error::Unsupported(_) => -6,
             Error::NotFound(_) => -7,
             Error::Internal(_) => -8,
+            Error::UnknownEntityTag(_) => -9,
+            Error::IntervalTooBrief(_) => -10,
+            Error::UnknownPackage(_) => -11,
+            Error::Shutdown(_) => -12,
+            Error::InCallback(_) => -13,
+            Error::Forbidden(_) => -14,
         }
     }
 

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod doc;
+pub mod engine;
 pub mod error;
 pub mod uri;
 

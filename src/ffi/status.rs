@@ -39,6 +39,18 @@ pub enum impp_status {
     IMPP_ERR_NOT_FOUND = -7,
     /// A bug inside the library (a panic was caught); the handle is still usable.
     IMPP_ERR_INTERNAL = -8,
+    /// A publication's entity tag is unknown or expired.
+    IMPP_ERR_UNKNOWN_ENTITY_TAG = -9,
+    /// A requested expiry is shorter than the configured minimum.
+    IMPP_ERR_INTERVAL_TOO_BRIEF = -10,
+    /// An event package the engine does not serve.
+    IMPP_ERR_UNKNOWN_PACKAGE = -11,
+    /// The engine is shut down or shutting down.
+    IMPP_ERR_SHUTDOWN = -12,
+    /// The call is not allowed from inside an event callback (it would deadlock).
+    IMPP_ERR_IN_CALLBACK = -13,
+    /// The requester may not do this.
+    IMPP_ERR_FORBIDDEN = -14,
 }
 
 impl impp_status {
@@ -52,6 +64,12 @@ impl impp_status {
             Error::Unsupported(_) => impp_status::IMPP_ERR_UNSUPPORTED,
             Error::NotFound(_) => impp_status::IMPP_ERR_NOT_FOUND,
             Error::Internal(_) => impp_status::IMPP_ERR_INTERNAL,
+            Error::UnknownEntityTag(_) => impp_status::IMPP_ERR_UNKNOWN_ENTITY_TAG,
+            Error::IntervalTooBrief(_) => impp_status::IMPP_ERR_INTERVAL_TOO_BRIEF,
+            Error::UnknownPackage(_) => impp_status::IMPP_ERR_UNKNOWN_PACKAGE,
+            Error::Shutdown(_) => impp_status::IMPP_ERR_SHUTDOWN,
+            Error::InCallback(_) => impp_status::IMPP_ERR_IN_CALLBACK,
+            Error::Forbidden(_) => impp_status::IMPP_ERR_FORBIDDEN,
         }
     }
 }
@@ -70,6 +88,12 @@ pub extern "C" fn impp_status_name(status: i32) -> *const c_char {
         -6 => b"IMPP_ERR_UNSUPPORTED\0",
         -7 => b"IMPP_ERR_NOT_FOUND\0",
         -8 => b"IMPP_ERR_INTERNAL\0",
+        -9 => b"IMPP_ERR_UNKNOWN_ENTITY_TAG\0",
+        -10 => b"IMPP_ERR_INTERVAL_TOO_BRIEF\0",
+        -11 => b"IMPP_ERR_UNKNOWN_PACKAGE\0",
+        -12 => b"IMPP_ERR_SHUTDOWN\0",
+        -13 => b"IMPP_ERR_IN_CALLBACK\0",
+        -14 => b"IMPP_ERR_FORBIDDEN\0",
         _ => b"IMPP_UNKNOWN\0",
     };
     name.as_ptr().cast()
@@ -144,6 +168,12 @@ mod tests {
             Error::Unsupported(String::new()),
             Error::NotFound(String::new()),
             Error::Internal(String::new()),
+            Error::UnknownEntityTag(String::new()),
+            Error::IntervalTooBrief(String::new()),
+            Error::UnknownPackage(String::new()),
+            Error::Shutdown(String::new()),
+            Error::InCallback(String::new()),
+            Error::Forbidden(String::new()),
         ];
         for e in &errors {
             let status = impp_status::from_error(e);
