@@ -1,12 +1,516 @@
 //! The threaded presence core (DESIGN §1, §3): presentities sharded over worker threads,
 //! publications composed per package, subscriptions with authorization and soft state, and
 //! events delivered to the application by callback or polling.
+//!
+//! ```
+//! use impp::engine::{Engine, EngineConfig, AuthAction, SubscribeRequest, Package, Event};
+//! use impp::doc::pidf::{Basic, Presence, Tuple};
+//! use impp::uri::Uri;
+//!
+//! let engine = Engine::new(EngineConfig { default_policy: AuthAction::Allow, ..Default::default() })?;
+//! let alice: Uri = "sip:alice@example.test".parse()?;
+//! let bob: Uri = "sip:bob@example.test".parse()?;
+//! let id = engine.subscribe(SubscribeRequest::new(bob, alice.clone(), Package::Presence))?;
+//!
+//! let mut doc = Presence::new("sip:alice@example.test");
+//! doc.tuples.push(Tuple::new("phone", Basic::Open));
+//! engine.publish(&alice, doc.into(), Some(3600))?;
+//!
+//! let mut open = false;
+//! while let Some(event) = engine.next_event(Some(std::time::Duration::from_secs(1))) {
+//!     if let Event::Notification(n) = event {
+//!         assert_eq!(n.subscription, id);
+//!         open = n.document.is_some_and(|d| matches!(&*d, impp::engine::Document::Presence(p) if p.is_open()));
+//!         if open { break; }
+//!     }
+//! }
+//! assert!(open);
+//! # Ok::<(), impp::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 
+pub mod authorization;
 pub mod clock;
+pub mod compose;
+pub mod config;
+pub(crate) mod dispatcher;
 pub mod events;
 pub mod package;
+pub(crate) mod queue;
+mod shard;
+mod subscription;
+mod timers;
+mod watchers;
 
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded, Sender};
+
+pub use authorization::{AuthAction, AuthRule, WatcherMatch};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{EngineConfig, ExpiryBounds};
 pub use events::{Event, Notification, SubscriptionId, SubscriptionState, TerminationReason};
 pub use package::{Document, Package};
+pub use subscription::SubscriptionInfo;
+
+use authorization::presentity_key;
+use dispatcher::Dispatcher;
+use queue::EventQueue;
+use shard::{shard_of, shard_of_etag, Command, NewSubscription, Reply, Shard, ShardCounters};
+
+use crate::doc::filter::FilterSet;
+use crate::doc::pidf::Presence;
+use crate::error::{Error, Result};
+use crate::uri::Uri;
+
+/// A request to watch a presentity.
+#[derive(Debug, Clone)]
+pub struct SubscribeRequest {
+    /// Who watches.
+    pub watcher: Uri,
+    /// Who is watched.
+    pub presentity: Uri,
+    /// The event package.
+    pub package: Package,
+    /// Requested expiry in seconds (`None`: the configured default; `Some(0)`: fetch the
+    /// current state once and end, RFC 6665 §4.4.3).
+    pub expires: Option<u32>,
+    /// What and when to be told (RFC 4661); the filter for this presentity is picked.
+    pub filter: Option<FilterSet>,
+    /// Minimum time between notifications (RFC 6446); `None`: the engine default.
+    pub min_interval: Option<Duration>,
+}
+
+impl SubscribeRequest {
+    /// A subscription with the defaults.
+    pub fn new(watcher: Uri, presentity: Uri, package: Package) -> SubscribeRequest {
+        SubscribeRequest {
+            watcher,
+            presentity,
+            package,
+            expires: None,
+            filter: None,
+            min_interval: None,
+        }
+    }
+}
+
+/// Counts that are cheap to read at any time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Presentities with publications or subscribers.
+    pub presentities: u64,
+    /// Live publications.
+    pub publications: u64,
+    /// Subscriptions waiting for authorization.
+    pub subscriptions_pending: u64,
+    /// Active subscriptions.
+    pub subscriptions_active: u64,
+    /// Events waiting to be delivered.
+    pub events_queued: u64,
+    /// Notifications produced.
+    pub notifications_sent: u64,
+    /// Notifications merged into a waiting one (the consumer fell behind).
+    pub notifications_merged: u64,
+    /// Notifications held back by a minimum interval.
+    pub notifications_throttled: u64,
+    /// Events queued beyond the bound because they could not merge.
+    pub events_overflowed: u64,
+}
+
+/// The presence engine. Dropping it shuts it down (see [`Core::shutdown`]).
+///
+/// Every API call may be made from any thread, including from inside the event callback.
+/// A callback that needs the engine should capture an [`EngineHandle`] (from
+/// [`Core::handle`]), not the engine itself.
+pub struct Engine {
+    core: Arc<Core>,
+}
+
+/// A weak reference to an engine, for callbacks: calls through it fail with
+/// [`Error::Shutdown`] once the engine is gone.
+#[derive(Clone)]
+pub struct EngineHandle {
+    core: Weak<Core>,
+}
+
+impl EngineHandle {
+    /// The engine, while it exists.
+    pub fn get(&self) -> Result<Arc<Core>> {
+        self.core
+            .upgrade()
+            .ok_or_else(|| Error::Shutdown("the engine was destroyed".into()))
+    }
+}
+
+/// What an [`Engine`] does; reached through the engine (it dereferences to this) or an
+/// [`EngineHandle`].
+pub struct Core {
+    config: Arc<EngineConfig>,
+    shards: Vec<Sender<Command>>,
+    counters: Vec<Arc<ShardCounters>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    queue: Arc<EventQueue>,
+    dispatcher: Mutex<Option<Dispatcher>>,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+    me: Weak<Core>,
+}
+
+impl std::ops::Deref for Engine {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // From inside a callback this refuses (nothing is torn down); see `Core::shutdown`.
+        let _ = self.core.shutdown();
+    }
+}
+
+impl Engine {
+    /// Starts an engine: one thread per shard and the event queue. Rules kept in the store
+    /// are loaded and given to their presentities' shards.
+    pub fn new(config: EngineConfig) -> Result<Engine> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let queue = EventQueue::new(config.queue_capacity)
+            .map_err(|e| Error::Internal(format!("cannot create the event queue: {e}")))?;
+        let mut rules: Vec<Vec<AuthRule>> = vec![Vec::new(); config.workers];
+        for rule in config.store.load_rules()? {
+            rules[shard_of(&presentity_key(&rule.presentity), config.workers)].push(rule);
+        }
+        let mut senders = Vec::with_capacity(config.workers);
+        let mut threads = Vec::with_capacity(config.workers);
+        let mut counters = Vec::with_capacity(config.workers);
+        for (index, rules) in rules.into_iter().enumerate() {
+            let (tx, rx) = unbounded();
+            let c = Arc::new(ShardCounters::default());
+            let shard = Shard::new(index, config.clone(), queue.clone(), c.clone(), rules);
+            let thread = std::thread::Builder::new()
+                .name(format!("impp-shard-{index}"))
+                .spawn(move || shard.run(rx))
+                .map_err(|e| Error::Internal(format!("cannot start a shard thread: {e}")))?;
+            senders.push(tx);
+            threads.push(thread);
+            counters.push(c);
+        }
+        let core = Arc::new_cyclic(|me| Core {
+            config,
+            shards: senders,
+            counters,
+            threads: Mutex::new(threads),
+            queue,
+            dispatcher: Mutex::new(None),
+            next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            me: me.clone(),
+        });
+        Ok(Engine { core })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Core {
+    /// A weak handle for callbacks.
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle {
+            core: self.me.clone(),
+        }
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    fn call<T>(&self, shard: usize, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Shutdown("the engine is shut down".into()));
+        }
+        let (tx, rx) = bounded(1);
+        self.shards[shard]
+            .send(make(tx))
+            .map_err(|_| Error::Shutdown("the engine is shut down".into()))?;
+        rx.recv()
+            .map_err(|_| Error::Shutdown("the engine stopped before answering".into()))?
+    }
+
+    fn shard_for(&self, presentity: &Uri) -> usize {
+        shard_of(&presentity_key(presentity), self.shards.len())
+    }
+
+    fn shard_for_etag(&self, etag: &str) -> Result<usize> {
+        shard_of_etag(etag)
+            .filter(|s| *s < self.shards.len())
+            .ok_or_else(|| {
+                Error::UnknownEntityTag(format!("'{etag}' is not an entity tag of this engine"))
+            })
+    }
+
+    fn shard_for_subscription(&self, id: SubscriptionId) -> usize {
+        (id.0 % self.shards.len() as u64) as usize
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Publications
+    // ----------------------------------------------------------------------------------
+
+    /// Publishes a document for `presentity` (its package is the document's). Returns the
+    /// publication's entity tag. `expires` in seconds (`None`: the default); below the
+    /// minimum is [`Error::IntervalTooBrief`], above the maximum is shortened.
+    pub fn publish(&self, presentity: &Uri, document: Document, expires: Option<u32>) -> Result<String> {
+        let package = document.package();
+        let expires = expires.unwrap_or(self.config.publication_expiry.default);
+        let presentity = Arc::new(presentity.clone());
+        self.call(self.shard_for(&presentity), |reply| Command::Publish {
+            presentity,
+            package,
+            document,
+            expires,
+            reply,
+        })
+    }
+
+    /// Publishes a document given as text (parsed with the configured limits).
+    pub fn publish_body(
+        &self,
+        presentity: &Uri,
+        package: Package,
+        body: &str,
+        expires: Option<u32>,
+    ) -> Result<String> {
+        let document = package.parse(body, &self.config.limits)?;
+        self.publish(presentity, document, expires)
+    }
+
+    /// Extends a publication; returns its new entity tag (the old one stops working).
+    /// `expires` 0 removes it (and returns an empty tag). An unknown or expired tag is
+    /// [`Error::UnknownEntityTag`].
+    pub fn refresh_publication(&self, etag: &str, expires: u32) -> Result<String> {
+        let etag = etag.to_owned();
+        self.call(self.shard_for_etag(&etag)?, |reply| Command::RefreshPublication {
+            etag,
+            expires,
+            reply,
+        })
+    }
+
+    /// Replaces a publication's document; returns its new entity tag.
+    pub fn modify_publication(&self, etag: &str, document: Document) -> Result<String> {
+        let etag = etag.to_owned();
+        self.call(self.shard_for_etag(&etag)?, |reply| Command::ModifyPublication {
+            etag,
+            document,
+            reply,
+        })
+    }
+
+    /// Withdraws a publication.
+    pub fn remove_publication(&self, etag: &str) -> Result<()> {
+        let etag = etag.to_owned();
+        self.call(self.shard_for_etag(&etag)?, |reply| Command::RemovePublication {
+            etag,
+            reply,
+        })
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Subscriptions
+    // ----------------------------------------------------------------------------------
+
+    /// Subscribes `watcher` to `presentity`. The first notification (an event) carries the
+    /// full current state, or none while authorization is pending. A presentity that has
+    /// not published yet can be watched. Expiry outside the bounds is
+    /// [`Error::IntervalTooBrief`]; watching another presentity's watchers is
+    /// [`Error::Forbidden`].
+    pub fn subscribe(&self, request: SubscribeRequest) -> Result<SubscriptionId> {
+        let shard = self.shard_for(&request.presentity);
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = SubscriptionId(n * self.shards.len() as u64 + shard as u64);
+        let filter = request
+            .filter
+            .as_ref()
+            .and_then(|set| set.filter_for(&request.presentity.to_string()).cloned());
+        let expires = request
+            .expires
+            .unwrap_or(self.config.subscription_expiry.default);
+        let new = NewSubscription {
+            id,
+            watcher: Arc::new(request.watcher),
+            presentity: Arc::new(request.presentity),
+            package: request.package,
+            expires,
+            filter,
+            min_interval: request.min_interval.unwrap_or(self.config.min_notify_interval),
+        };
+        self.call(shard, |reply| Command::Subscribe {
+            request: new,
+            reply,
+        })
+    }
+
+    /// Extends a subscription; `expires` 0 ends it like [`Core::unsubscribe`].
+    pub fn refresh_subscription(&self, id: SubscriptionId, expires: u32) -> Result<()> {
+        self.call(self.shard_for_subscription(id), |reply| Command::RefreshSubscription {
+            id,
+            expires,
+            reply,
+        })
+    }
+
+    /// Ends a subscription; its watcher gets a final `terminated` notification.
+    pub fn unsubscribe(&self, id: SubscriptionId) -> Result<()> {
+        self.call(self.shard_for_subscription(id), |reply| Command::Unsubscribe { id, reply })
+    }
+
+    /// A snapshot of a live subscription.
+    pub fn subscription(&self, id: SubscriptionId) -> Result<SubscriptionInfo> {
+        self.call(self.shard_for_subscription(id), |reply| Command::QuerySubscription {
+            id,
+            reply,
+        })
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Authorization
+    // ----------------------------------------------------------------------------------
+
+    /// Decides one subscription: `Allow` approves (pending → active with a full
+    /// notification), `PoliteBlock` shows the neutral document, `Block` ends it as rejected
+    /// (also when it was active: revocation), `Confirm` puts it back to pending.
+    pub fn authorize(&self, id: SubscriptionId, action: AuthAction) -> Result<()> {
+        self.call(self.shard_for_subscription(id), |reply| Command::Authorize {
+            id,
+            action,
+            reply,
+        })
+    }
+
+    /// Adds or replaces a rule (kept in the store); existing subscriptions follow it.
+    pub fn set_rule(&self, rule: AuthRule) -> Result<()> {
+        let shard = self.shard_for(&rule.presentity);
+        self.call(shard, |reply| Command::SetRule { rule, reply })
+    }
+
+    /// Removes a rule; returns whether there was one.
+    pub fn remove_rule(&self, presentity: &Uri, watcher: &WatcherMatch) -> Result<bool> {
+        let (presentity, watcher) = (presentity.clone(), watcher.clone());
+        self.call(self.shard_for(&presentity), |reply| Command::RemoveRule {
+            presentity,
+            watcher,
+            reply,
+        })
+    }
+
+    /// The rules of a presentity.
+    pub fn rules(&self, presentity: &Uri) -> Result<Vec<AuthRule>> {
+        let presentity = presentity.clone();
+        self.call(self.shard_for(&presentity), |reply| Command::Rules { presentity, reply })
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Events
+    // ----------------------------------------------------------------------------------
+
+    /// The next event, waiting up to `timeout` (`None`: forever). `None` when none came or
+    /// the engine shut down. Do not poll while a callback is set: the dispatcher consumes.
+    pub fn next_event(&self, timeout: Option<Duration>) -> Option<Event> {
+        self.queue.pop(timeout)
+    }
+
+    /// A file descriptor that is readable while events wait (for select/poll/epoll and
+    /// asyncio); never read it, call [`Core::next_event`].
+    pub fn event_fd(&self) -> RawFd {
+        self.queue.fd()
+    }
+
+    /// Sets (or with `None` removes) the callback that receives every event, in order, on
+    /// the engine's dispatcher thread. The callback may call any engine function. A replaced
+    /// callback is dropped after its last call returned.
+    pub fn set_event_callback(&self, callback: Option<Box<dyn FnMut(&Event) + Send>>) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Shutdown("the engine is shut down".into()));
+        }
+        let mut slot = lock(&self.dispatcher);
+        match (slot.as_mut(), callback) {
+            (Some(d), cb) => d.set_callback(cb),
+            (None, Some(cb)) => *slot = Some(Dispatcher::start(self.queue.clone(), cb)?),
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Waits until every shard has handled every earlier call and run every timer due at the
+    /// clock's current time, and their events are queued. Tests with a [`ManualClock`] call
+    /// it after advancing the clock.
+    pub fn sync(&self) -> Result<()> {
+        for shard in 0..self.shards.len() {
+            self.call(shard, |reply| Command::Sync { reply })?;
+        }
+        Ok(())
+    }
+
+    /// Current counts.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats::default();
+        for c in &self.counters {
+            s.presentities += c.presentities.load(Ordering::Relaxed);
+            s.publications += c.publications.load(Ordering::Relaxed);
+            s.subscriptions_pending += c.pending.load(Ordering::Relaxed);
+            s.subscriptions_active += c.active.load(Ordering::Relaxed);
+            s.notifications_sent += c.notifications.load(Ordering::Relaxed);
+            s.notifications_throttled += c.throttled.load(Ordering::Relaxed);
+        }
+        let q = self.queue.stats();
+        s.events_queued = q.queued;
+        s.notifications_merged = q.merged;
+        s.events_overflowed = q.overflowed;
+        s
+    }
+
+    /// Stops the engine: refuses new calls, lets the shards finish the calls already made,
+    /// joins every thread, and discards events not yet delivered. No callback runs after it
+    /// returns. From inside a callback it refuses with [`Error::InCallback`] and tears
+    /// nothing down. Calling it again is a no-op.
+    pub fn shutdown(&self) -> Result<()> {
+        if dispatcher::in_dispatcher_thread() {
+            return Err(Error::InCallback(
+                "the engine cannot be shut down from inside its own event callback".into(),
+            ));
+        }
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        for shard in &self.shards {
+            let _ = shard.send(Command::Stop);
+        }
+        for thread in lock(&self.threads).drain(..) {
+            let _ = thread.join();
+        }
+        self.queue.close();
+        // Taken out first: the lock must not be held while the dispatcher finishes a callback
+        // that may itself call `set_event_callback`.
+        let dispatcher = lock(&self.dispatcher).take();
+        if let Some(d) = dispatcher {
+            d.stop()?;
+        }
+        Ok(())
+    }
+}
+
+impl From<Presence> for Document {
+    fn from(p: Presence) -> Document {
+        Document::Presence(p)
+    }
+}

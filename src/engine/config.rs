@@ -1,0 +1,132 @@
+//! Engine configuration: every option with a documented default.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::authorization::AuthAction;
+use super::clock::{Clock, SystemClock};
+use crate::doc::Limits;
+use crate::error::{Error, Result};
+use crate::store::{MemoryStore, Store};
+use crate::uri::Uri;
+
+/// Accepted expiries of a kind of soft state, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryBounds {
+    /// Used when the requester names none.
+    pub default: u32,
+    /// Shorter requests are refused as too brief (SIP: 423 with Min-Expires).
+    pub min: u32,
+    /// Longer requests are shortened to this.
+    pub max: u32,
+}
+
+impl ExpiryBounds {
+    /// The expiry granted for `requested` seconds (`None`: the default).
+    pub fn grant(&self, requested: Option<u32>, what: &str) -> Result<u32> {
+        let asked = requested.unwrap_or(self.default);
+        if asked < self.min {
+            return Err(Error::IntervalTooBrief(format!(
+                "{what} expiry of {asked} s is below the minimum of {} s",
+                self.min
+            )));
+        }
+        Ok(asked.min(self.max))
+    }
+}
+
+/// How an [`super::Engine`] is set up. Build it with [`EngineConfig::default`] and adjust
+/// fields; `Engine::new` checks it.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Domains this engine owns (empty: every domain is local).
+    pub domains: Vec<String>,
+    /// Worker (shard) threads; presentities are spread over them by a hash of their URI.
+    /// Default: the number of cores.
+    pub workers: usize,
+    /// Expiry bounds of publications. Default 3600 s, min 60 s, max 86400 s.
+    pub publication_expiry: ExpiryBounds,
+    /// Expiry bounds of subscriptions. Default 3600 s, min 60 s, max 86400 s.
+    pub subscription_expiry: ExpiryBounds,
+    /// Events the queue holds before notifications start merging. Default 65536.
+    pub queue_capacity: usize,
+    /// What happens to a watcher no rule mentions. Default: `Confirm` (the presentity
+    /// decides, RFC 3856 §6).
+    pub default_policy: AuthAction,
+    /// Minimum time between two notifications of one subscription (RFC 6446); changes
+    /// inside it merge into one notification. Default: none.
+    pub min_notify_interval: Duration,
+    /// Who may watch any presentity's watchers (besides the presentity itself).
+    pub winfo_admins: Vec<Uri>,
+    /// Limits applied to documents given as text.
+    pub limits: Limits,
+    /// The clock. Default: the system's monotonic clock.
+    pub clock: Arc<dyn Clock>,
+    /// Durable state. Default: in memory.
+    pub store: Arc<dyn Store>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let bounds = ExpiryBounds {
+            default: 3600,
+            min: 60,
+            max: 86400,
+        };
+        EngineConfig {
+            domains: Vec::new(),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            publication_expiry: bounds,
+            subscription_expiry: bounds,
+            queue_capacity: 65536,
+            default_policy: AuthAction::Confirm,
+            min_notify_interval: Duration::ZERO,
+            winfo_admins: Vec::new(),
+            limits: Limits::DEFAULT,
+            clock: Arc::new(SystemClock::new()),
+            store: Arc::new(MemoryStore::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("domains", &self.domains)
+            .field("workers", &self.workers)
+            .field("publication_expiry", &self.publication_expiry)
+            .field("subscription_expiry", &self.subscription_expiry)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("default_policy", &self.default_policy)
+            .field("min_notify_interval", &self.min_notify_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineConfig {
+    /// Checks the options together.
+    pub fn validate(&self) -> Result<()> {
+        if self.workers == 0 || self.workers > 256 {
+            return Err(Error::InvalidArgument(format!(
+                "workers must be between 1 and 256, not {}",
+                self.workers
+            )));
+        }
+        if self.queue_capacity == 0 {
+            return Err(Error::InvalidArgument("queue_capacity must be at least 1".into()));
+        }
+        for (what, b) in [
+            ("publication", self.publication_expiry),
+            ("subscription", self.subscription_expiry),
+        ] {
+            if b.min > b.max || b.default < b.min || b.default > b.max {
+                return Err(Error::InvalidArgument(format!(
+                    "{what} expiry bounds must satisfy min <= default <= max (got {} <= {} <= {})",
+                    b.min, b.default, b.max
+                )));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,969 @@
+//! One worker thread and the presentities it owns. A shard's state is touched by its thread
+//! alone: commands arrive on a channel, replies go back on one-shot channels, events go to
+//! the shared queue. Nothing here takes a lock on the hot path.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::authorization::{presentity_key, AuthAction, AuthRule, RuleBook, WatcherMatch};
+use super::compose::{compose, neutral};
+use super::config::EngineConfig;
+use super::events::{Event, Notification, SubscriptionId, SubscriptionState, TerminationReason};
+use super::package::{Document, Package};
+use super::queue::EventQueue;
+use super::subscription::{Subscription, SubscriptionInfo, Throttle};
+use super::timers::{Timer, Timers};
+use super::watchers::WatcherLog;
+use crate::doc::filter::Filter;
+use crate::doc::winfo::WatcherEvent;
+use crate::error::{Error, Result};
+use crate::uri::Uri;
+
+/// Replies to a command.
+pub(crate) type Reply<T> = Sender<Result<T>>;
+
+/// What a shard is asked to do.
+pub(crate) enum Command {
+    Publish {
+        presentity: Arc<Uri>,
+        package: Package,
+        document: Document,
+        expires: u32,
+        reply: Reply<String>,
+    },
+    RefreshPublication {
+        etag: String,
+        expires: u32,
+        reply: Reply<String>,
+    },
+    ModifyPublication {
+        etag: String,
+        document: Document,
+        reply: Reply<String>,
+    },
+    RemovePublication {
+        etag: String,
+        reply: Reply<()>,
+    },
+    Subscribe {
+        request: NewSubscription,
+        reply: Reply<SubscriptionId>,
+    },
+    RefreshSubscription {
+        id: SubscriptionId,
+        expires: u32,
+        reply: Reply<()>,
+    },
+    Unsubscribe {
+        id: SubscriptionId,
+        reply: Reply<()>,
+    },
+    QuerySubscription {
+        id: SubscriptionId,
+        reply: Reply<SubscriptionInfo>,
+    },
+    Authorize {
+        id: SubscriptionId,
+        action: AuthAction,
+        reply: Reply<()>,
+    },
+    SetRule {
+        rule: AuthRule,
+        reply: Reply<()>,
+    },
+    RemoveRule {
+        presentity: Uri,
+        watcher: WatcherMatch,
+        reply: Reply<bool>,
+    },
+    Rules {
+        presentity: Uri,
+        reply: Reply<Vec<AuthRule>>,
+    },
+    /// Run what is due, then answer: a barrier for tests and shutdown.
+    Sync { reply: Reply<()> },
+    Stop,
+}
+
+/// A subscription as the engine received it, already checked.
+pub(crate) struct NewSubscription {
+    pub(crate) id: SubscriptionId,
+    pub(crate) watcher: Arc<Uri>,
+    pub(crate) presentity: Arc<Uri>,
+    pub(crate) package: Package,
+    pub(crate) expires: u32,
+    pub(crate) filter: Option<Filter>,
+    pub(crate) min_interval: Duration,
+}
+
+/// Counters a shard updates and anyone may read.
+#[derive(Debug, Default)]
+pub(crate) struct ShardCounters {
+    pub(crate) presentities: AtomicU64,
+    pub(crate) publications: AtomicU64,
+    pub(crate) pending: AtomicU64,
+    pub(crate) active: AtomicU64,
+    pub(crate) notifications: AtomicU64,
+    pub(crate) throttled: AtomicU64,
+}
+
+struct Publication {
+    etag: String,
+    document: Document,
+    expires_at: u64,
+    /// Recency: higher is newer (for composition).
+    seq: u64,
+}
+
+/// One package's state of one presentity.
+#[derive(Default)]
+struct Channel {
+    publications: Vec<Publication>,
+    /// The composition of the live publications, shared by every watcher that sees it.
+    composed: Option<Arc<Document>>,
+    subscribers: Vec<SubscriptionId>,
+}
+
+struct Presentity {
+    uri: Arc<Uri>,
+    channels: HashMap<Package, Channel>,
+    watchers: WatcherLog,
+}
+
+impl Presentity {
+    fn is_idle(&self) -> bool {
+        self.channels
+            .values()
+            .all(|c| c.publications.is_empty() && c.subscribers.is_empty())
+    }
+}
+
+pub(crate) struct Shard {
+    index: usize,
+    workers: usize,
+    config: Arc<EngineConfig>,
+    queue: Arc<EventQueue>,
+    counters: Arc<ShardCounters>,
+    presentities: HashMap<String, Presentity>,
+    etags: HashMap<String, (String, Package)>,
+    subscriptions: HashMap<SubscriptionId, Subscription>,
+    rules: RuleBook,
+    timers: Timers,
+    next_seq: u64,
+    next_etag: u64,
+    /// Events produced by the command being handled, pushed in one batch.
+    outbox: Vec<Event>,
+}
+
+/// The shard a presentity lives on.
+pub(crate) fn shard_of(key: &str, workers: usize) -> usize {
+    // FNV-1a: stable across runs and platforms, so a future store can rely on it.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % workers as u64) as usize
+}
+
+/// The shard an entity tag was issued by (its prefix), if it looks like one of ours.
+pub(crate) fn shard_of_etag(etag: &str) -> Option<usize> {
+    let (shard, _) = etag.split_once('-')?;
+    usize::from_str_radix(shard, 16).ok()
+}
+
+impl Shard {
+    pub(crate) fn new(
+        index: usize,
+        config: Arc<EngineConfig>,
+        queue: Arc<EventQueue>,
+        counters: Arc<ShardCounters>,
+        rules: Vec<AuthRule>,
+    ) -> Shard {
+        let mut book = RuleBook::default();
+        for rule in rules {
+            book.set(rule);
+        }
+        Shard {
+            index,
+            workers: config.workers,
+            config,
+            queue,
+            counters,
+            presentities: HashMap::new(),
+            etags: HashMap::new(),
+            subscriptions: HashMap::new(),
+            rules: book,
+            timers: Timers::default(),
+            next_seq: 0,
+            next_etag: 0,
+            outbox: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.config.clock.now_ms()
+    }
+
+    /// The thread's loop: commands and timers until `Stop`.
+    pub(crate) fn run(mut self, commands: Receiver<Command>) {
+        loop {
+            let command = match self.timers.next_deadline() {
+                None => commands.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(deadline) => {
+                    let wait = deadline.saturating_sub(self.now());
+                    commands.recv_timeout(Duration::from_millis(wait))
+                }
+            };
+            match command {
+                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(command) => self.handle(command),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            self.run_due_timers();
+            self.flush();
+        }
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        if !self.outbox.is_empty() {
+            let events = std::mem::take(&mut self.outbox);
+            self.queue.push_batch(events);
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Publish {
+                presentity,
+                package,
+                document,
+                expires,
+                reply,
+            } => {
+                let _ = reply.send(self.publish(presentity, package, document, expires));
+            }
+            Command::RefreshPublication {
+                etag,
+                expires,
+                reply,
+            } => {
+                let _ = reply.send(self.refresh_publication(&etag, expires));
+            }
+            Command::ModifyPublication {
+                etag,
+                document,
+                reply,
+            } => {
+                let _ = reply.send(self.modify_publication(&etag, document));
+            }
+            Command::RemovePublication { etag, reply } => {
+                let _ = reply.send(self.remove_publication(&etag));
+            }
+            Command::Subscribe { request, reply } => {
+                let _ = reply.send(self.subscribe(request));
+            }
+            Command::RefreshSubscription { id, expires, reply } => {
+                let _ = reply.send(self.refresh_subscription(id, expires));
+            }
+            Command::Unsubscribe { id, reply } => {
+                let _ = reply.send(self.unsubscribe(id));
+            }
+            Command::QuerySubscription { id, reply } => {
+                let now = self.now();
+                let _ = reply.send(
+                    self.subscriptions
+                        .get(&id)
+                        .map(|s| s.info(now))
+                        .ok_or_else(|| unknown_subscription(id)),
+                );
+            }
+            Command::Authorize { id, action, reply } => {
+                let _ = reply.send(self.authorize(id, action));
+            }
+            Command::SetRule { rule, reply } => {
+                let _ = reply.send(self.set_rule(rule));
+            }
+            Command::RemoveRule {
+                presentity,
+                watcher,
+                reply,
+            } => {
+                let _ = reply.send(self.remove_rule(&presentity, &watcher));
+            }
+            Command::Rules { presentity, reply } => {
+                let _ = reply.send(Ok(self.rules.rules_for(&presentity)));
+            }
+            Command::Sync { reply } => {
+                self.run_due_timers();
+                self.flush();
+                let _ = reply.send(Ok(()));
+            }
+            Command::Stop => {}
+        }
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Publications
+    // ----------------------------------------------------------------------------------
+
+    fn new_etag(&mut self) -> String {
+        self.next_etag += 1;
+        // The shard prefix routes later requests; the rest is unique within the shard and
+        // not guessable from the outside (mixed with the address of the shard's state).
+        let salt = (self as *const Shard as u64).rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
+        format!(
+            "{:x}-{:x}{:08x}",
+            self.index,
+            self.next_etag,
+            (salt.wrapping_mul(self.next_etag | 1) >> 32) as u32
+        )
+    }
+
+    fn presentity_entry(&mut self, uri: &Arc<Uri>) -> &mut Presentity {
+        let key = presentity_key(uri);
+        let counters = &self.counters;
+        self.presentities.entry(key).or_insert_with(|| {
+            counters.presentities.fetch_add(1, Ordering::Relaxed);
+            Presentity {
+                uri: uri.clone(),
+                channels: HashMap::new(),
+                watchers: WatcherLog::default(),
+            }
+        })
+    }
+
+    fn publish(
+        &mut self,
+        presentity: Arc<Uri>,
+        package: Package,
+        document: Document,
+        expires: u32,
+    ) -> Result<String> {
+        if !package.is_publishable() || document.package() != package {
+            return Err(Error::InvalidArgument(format!(
+                "a {} document cannot be published as {package}",
+                document.package()
+            )));
+        }
+        if expires == 0 {
+            return Err(Error::InvalidArgument(
+                "a new publication needs an expiry above 0 (0 removes a publication)".into(),
+            ));
+        }
+        let expires = self.config.publication_expiry.grant(Some(expires), "publication")?;
+        let etag = self.new_etag();
+        let now = self.now();
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let expires_at = now + u64::from(expires) * 1000;
+        let key = presentity_key(&presentity);
+        let p = self.presentity_entry(&presentity);
+        p.channels.entry(package).or_default().publications.push(Publication {
+            etag: etag.clone(),
+            document,
+            expires_at,
+            seq,
+        });
+        self.etags.insert(etag.clone(), (key.clone(), package));
+        self.timers.schedule(expires_at, Timer::Publication(etag.clone()));
+        self.counters.publications.fetch_add(1, Ordering::Relaxed);
+        self.recompose_and_notify(&key, package);
+        Ok(etag)
+    }
+
+    /// Finds a live publication by entity tag: (presentity key, package, index).
+    fn find_publication(&self, etag: &str) -> Result<(String, Package, usize)> {
+        let unknown = || {
+            Error::UnknownEntityTag(format!(
+                "no live publication has entity tag '{etag}' (it expired, was removed, or never existed)"
+            ))
+        };
+        let (key, package) = self.etags.get(etag).ok_or_else(unknown)?;
+        let index = self
+            .presentities
+            .get(key)
+            .and_then(|p| p.channels.get(package))
+            .and_then(|c| c.publications.iter().position(|p| p.etag == etag))
+            .ok_or_else(unknown)?;
+        Ok((key.clone(), *package, index))
+    }
+
+    /// Gives the publication a new entity tag (RFC 3903: every successful refresh or
+    /// modification gets a new one) and returns it.
+    fn retag(&mut self, key: &str, package: Package, index: usize) -> String {
+        let etag = self.new_etag();
+        let publication = self.publication_mut(key, package, index);
+        let old = std::mem::replace(&mut publication.etag, etag.clone());
+        let expires_at = publication.expires_at;
+        self.etags.remove(&old);
+        self.etags.insert(etag.clone(), (key.to_owned(), package));
+        self.timers.schedule(expires_at, Timer::Publication(etag.clone()));
+        etag
+    }
+
+    fn publication_mut(&mut self, key: &str, package: Package, index: usize) -> &mut Publication {
+        &mut self
+            .presentities
+            .get_mut(key)
+            .and_then(|p| p.channels.get_mut(&package))
+            .expect("publication located before")
+            .publications[index]
+    }
+
+    fn refresh_publication(&mut self, etag: &str, expires: u32) -> Result<String> {
+        let (key, package, index) = self.find_publication(etag)?;
+        if expires == 0 {
+            self.withdraw(&key, package, index);
+            self.recompose_and_notify(&key, package);
+            return Ok(String::new());
+        }
+        let expires = self.config.publication_expiry.grant(Some(expires), "publication")?;
+        let expires_at = self.now() + u64::from(expires) * 1000;
+        self.publication_mut(&key, package, index).expires_at = expires_at;
+        Ok(self.retag(&key, package, index))
+    }
+
+    fn modify_publication(&mut self, etag: &str, document: Document) -> Result<String> {
+        let (key, package, index) = self.find_publication(etag)?;
+        if document.package() != package {
+            return Err(Error::InvalidArgument(format!(
+                "publication '{etag}' is {package}; a {} document cannot replace it",
+                document.package()
+            )));
+        }
+        self.next_seq += 1;
+        let seq = self.next_seq;
+        let publication = self.publication_mut(&key, package, index);
+        publication.document = document;
+        publication.seq = seq;
+        let new_tag = self.retag(&key, package, index);
+        self.recompose_and_notify(&key, package);
+        Ok(new_tag)
+    }
+
+    fn remove_publication(&mut self, etag: &str) -> Result<()> {
+        let (key, package, index) = self.find_publication(etag)?;
+        self.withdraw(&key, package, index);
+        self.recompose_and_notify(&key, package);
+        Ok(())
+    }
+
+    fn withdraw(&mut self, key: &str, package: Package, index: usize) -> Publication {
+        let channel = self
+            .presentities
+            .get_mut(key)
+            .and_then(|p| p.channels.get_mut(&package))
+            .expect("publication located before");
+        let publication = channel.publications.remove(index);
+        self.etags.remove(&publication.etag);
+        self.counters.publications.fetch_sub(1, Ordering::Relaxed);
+        publication
+    }
+
+    /// Composes the package's live publications and tells every subscriber.
+    fn recompose_and_notify(&mut self, key: &str, package: Package) {
+        let Some(p) = self.presentities.get_mut(key) else {
+            return;
+        };
+        let uri = p.uri.clone();
+        let channel = p.channels.entry(package).or_default();
+        let docs: Vec<(u64, &Document)> = channel
+            .publications
+            .iter()
+            .map(|p| (p.seq, &p.document))
+            .collect();
+        channel.composed = Some(Arc::new(compose(package, &uri, &docs)));
+        let subscribers = channel.subscribers.clone();
+        for id in subscribers {
+            self.notify(id, false);
+        }
+        self.collect_if_idle(key);
+    }
+
+    fn composed(&mut self, key: &str, package: Package) -> Arc<Document> {
+        let p = self.presentities.get_mut(key).expect("presentity of a subscription");
+        let uri = p.uri.clone();
+        let channel = p.channels.entry(package).or_default();
+        if channel.composed.is_none() {
+            let docs: Vec<(u64, &Document)> = channel
+                .publications
+                .iter()
+                .map(|p| (p.seq, &p.document))
+                .collect();
+            channel.composed = Some(Arc::new(compose(package, &uri, &docs)));
+        }
+        channel.composed.clone().expect("composed above")
+    }
+
+    fn collect_if_idle(&mut self, key: &str) {
+        if self.presentities.get(key).is_some_and(Presentity::is_idle) {
+            self.presentities.remove(key);
+            self.counters.presentities.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Subscriptions
+    // ----------------------------------------------------------------------------------
+
+    fn subscribe(&mut self, request: NewSubscription) -> Result<SubscriptionId> {
+        let NewSubscription {
+            id,
+            watcher,
+            presentity,
+            package,
+            expires,
+            filter,
+            min_interval,
+        } = request;
+        let key = presentity_key(&presentity);
+        let fetch = expires == 0;
+        let expires = if fetch {
+            0
+        } else {
+            self.config.subscription_expiry.grant(Some(expires), "subscription")?
+        };
+        let action = if package == Package::PresenceWinfo {
+            let own = presentity_key(&watcher) == key;
+            let admin = self
+                .config
+                .winfo_admins
+                .iter()
+                .any(|a| presentity_key(a) == presentity_key(&watcher));
+            if !own && !admin {
+                return Err(Error::Forbidden(format!(
+                    "{watcher} may not watch the watchers of {presentity} (only the presentity itself or a configured administrator may)"
+                )));
+            }
+            AuthAction::Allow
+        } else {
+            self.rules.decide(&presentity, &watcher, self.config.default_policy)
+        };
+        let now = self.now();
+        let expires_at = now + u64::from(expires) * 1000;
+        let state = match action {
+            AuthAction::Allow | AuthAction::PoliteBlock => SubscriptionState::Active,
+            AuthAction::Confirm => SubscriptionState::Pending,
+            AuthAction::Block => SubscriptionState::Terminated(Some(TerminationReason::Rejected)),
+        };
+        let sub = Subscription::new(
+            id,
+            watcher.clone(),
+            presentity.clone(),
+            package,
+            state,
+            action,
+            expires_at,
+            now,
+            filter,
+            min_interval,
+        );
+        self.presentity_entry(&presentity)
+            .channels
+            .entry(package)
+            .or_default()
+            .subscribers
+            .push(id);
+        self.count_state(None, Some(state));
+        self.subscriptions.insert(id, sub);
+        if !fetch {
+            self.timers.schedule(expires_at, Timer::Subscription(id));
+        }
+        self.outbox.push(Event::SubscriptionStateChanged {
+            subscription: id,
+            watcher: watcher.clone(),
+            presentity: presentity.clone(),
+            package,
+            state,
+        });
+        if package != Package::PresenceWinfo {
+            self.log_watcher(id, WatcherEvent::Subscribe);
+        }
+        if action == AuthAction::Confirm {
+            self.outbox.push(Event::AuthorizationRequested {
+                subscription: id,
+                watcher,
+                presentity,
+                package,
+            });
+        }
+        self.notify(id, true);
+        if state.is_terminated() {
+            self.drop_subscription(id);
+        } else if fetch {
+            self.terminate(id, Some(TerminationReason::Timeout));
+        }
+        Ok(id)
+    }
+
+    fn refresh_subscription(&mut self, id: SubscriptionId, expires: u32) -> Result<()> {
+        if !self.subscriptions.contains_key(&id) {
+            return Err(unknown_subscription(id));
+        }
+        if expires == 0 {
+            return self.unsubscribe(id);
+        }
+        let expires = self.config.subscription_expiry.grant(Some(expires), "subscription")?;
+        let expires_at = self.now() + u64::from(expires) * 1000;
+        let sub = self.subscriptions.get_mut(&id).expect("checked above");
+        sub.expires_at = expires_at;
+        self.timers.schedule(expires_at, Timer::Subscription(id));
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, id: SubscriptionId) -> Result<()> {
+        if !self.subscriptions.contains_key(&id) {
+            return Err(unknown_subscription(id));
+        }
+        self.terminate(id, None);
+        Ok(())
+    }
+
+    /// Ends a subscription: final notification, watcher-info entry, removal.
+    fn terminate(&mut self, id: SubscriptionId, reason: Option<TerminationReason>) {
+        let Some(sub) = self.subscriptions.get_mut(&id) else {
+            return;
+        };
+        let old = sub.state;
+        let state = SubscriptionState::Terminated(reason);
+        sub.state = state;
+        self.count_state(Some(old), Some(state));
+        let (watcher, presentity, package) =
+            (sub.watcher.clone(), sub.presentity.clone(), sub.package);
+        self.outbox.push(Event::SubscriptionStateChanged {
+            subscription: id,
+            watcher,
+            presentity,
+            package,
+            state,
+        });
+        if package != Package::PresenceWinfo {
+            let event = match reason {
+                Some(TerminationReason::Deactivated) => WatcherEvent::Deactivated,
+                Some(TerminationReason::Probation) => WatcherEvent::Probation,
+                Some(TerminationReason::Rejected) => WatcherEvent::Rejected,
+                Some(TerminationReason::Giveup) => WatcherEvent::Giveup,
+                Some(TerminationReason::Noresource) => WatcherEvent::Noresource,
+                Some(TerminationReason::Timeout) | None => WatcherEvent::Timeout,
+            };
+            self.log_watcher(id, event);
+        }
+        self.notify(id, true);
+        self.drop_subscription(id);
+    }
+
+    fn drop_subscription(&mut self, id: SubscriptionId) {
+        let Some(sub) = self.subscriptions.remove(&id) else {
+            return;
+        };
+        self.count_state(Some(sub.state), None);
+        let key = presentity_key(&sub.presentity);
+        if let Some(p) = self.presentities.get_mut(&key) {
+            if let Some(c) = p.channels.get_mut(&sub.package) {
+                c.subscribers.retain(|s| *s != id);
+            }
+            if sub.package != Package::PresenceWinfo {
+                p.watchers.forget(id);
+            }
+        }
+        self.collect_if_idle(&key);
+    }
+
+    fn count_state(&self, old: Option<SubscriptionState>, new: Option<SubscriptionState>) {
+        let counter = |s: SubscriptionState| match s {
+            SubscriptionState::Pending => Some(&self.counters.pending),
+            SubscriptionState::Active => Some(&self.counters.active),
+            SubscriptionState::Terminated(_) => None,
+        };
+        if let Some(c) = old.and_then(counter) {
+            c.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(c) = new.and_then(counter) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues a notification for subscription `id` with what its watcher may see now.
+    /// `full` forces one (state changes); otherwise filters' triggers and the minimum
+    /// interval may hold it back.
+    fn notify(&mut self, id: SubscriptionId, full: bool) {
+        let Some(sub) = self.subscriptions.get(&id) else {
+            return;
+        };
+        let key = presentity_key(&sub.presentity);
+        let (package, state, action) = (sub.package, sub.state, sub.action);
+        let document: Option<Arc<Document>> = match state {
+            SubscriptionState::Active => Some(match (package, action) {
+                (Package::PresenceWinfo, _) => self.watcher_info(&key, id, full),
+                (_, AuthAction::PoliteBlock) => Arc::new(neutral(package, &sub.presentity)),
+                _ => self.composed(&key, package),
+            }),
+            _ => None,
+        };
+        let now = self.now();
+        let sub = self.subscriptions.get_mut(&id).expect("looked up above");
+        let Some(document) = sub.shape(document, full) else {
+            return; // a filter's trigger says this change is not worth telling
+        };
+        if !full && !state.is_terminated() {
+            match sub.throttle(now) {
+                Throttle::Send => {}
+                Throttle::HoldUntil(at) => {
+                    self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                    self.timers.schedule(at, Timer::Throttle(id));
+                    return;
+                }
+                Throttle::Held => {
+                    self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        let full_state = match (&document, package, full) {
+            (Some(_), Package::PresenceWinfo, false) => {
+                let version = sub.winfo_version.saturating_sub(1);
+                Some(self.watcher_info_full(&key, version))
+            }
+            _ => None,
+        };
+        let sub = self.subscriptions.get_mut(&id).expect("looked up above");
+        sub.notified(now);
+        self.counters.notifications.fetch_add(1, Ordering::Relaxed);
+        self.outbox.push(Event::Notification(Notification {
+            subscription: id,
+            watcher: sub.watcher.clone(),
+            presentity: sub.presentity.clone(),
+            package,
+            state,
+            document,
+            full_state,
+        }));
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Authorization
+    // ----------------------------------------------------------------------------------
+
+    fn authorize(&mut self, id: SubscriptionId, action: AuthAction) -> Result<()> {
+        let sub = self.subscriptions.get(&id).ok_or_else(|| unknown_subscription(id))?;
+        if sub.package == Package::PresenceWinfo {
+            return Err(Error::InvalidArgument(format!(
+                "subscription {id} watches watcher information, which needs no authorization"
+            )));
+        }
+        self.apply_decision(id, action);
+        Ok(())
+    }
+
+    /// Moves a subscription to what `action` says: approve (pending → active with a full
+    /// notification), polite-block (active, neutral document), block/revoke (terminated,
+    /// rejected), confirm (back to pending: the watcher sees nothing more).
+    fn apply_decision(&mut self, id: SubscriptionId, action: AuthAction) {
+        let Some(sub) = self.subscriptions.get_mut(&id) else {
+            return;
+        };
+        if sub.action == action && sub.state != SubscriptionState::Pending {
+            return;
+        }
+        let old_state = sub.state;
+        sub.action = action;
+        let state = match action {
+            AuthAction::Allow | AuthAction::PoliteBlock => SubscriptionState::Active,
+            AuthAction::Confirm => SubscriptionState::Pending,
+            AuthAction::Block => {
+                self.terminate(id, Some(TerminationReason::Rejected));
+                return;
+            }
+        };
+        if state == old_state && action == AuthAction::Confirm {
+            return;
+        }
+        sub.state = state;
+        self.count_state(Some(old_state), Some(state));
+        let (watcher, presentity, package) =
+            (sub.watcher.clone(), sub.presentity.clone(), sub.package);
+        if old_state != state {
+            self.outbox.push(Event::SubscriptionStateChanged {
+                subscription: id,
+                watcher,
+                presentity,
+                package,
+                state,
+            });
+            if state == SubscriptionState::Active {
+                self.log_watcher(id, WatcherEvent::Approved);
+            }
+        }
+        self.notify(id, true);
+    }
+
+    fn set_rule(&mut self, rule: AuthRule) -> Result<()> {
+        self.config.store.save_rule(&rule)?;
+        let presentity = rule.presentity.clone();
+        self.rules.set(rule);
+        self.reevaluate(&presentity);
+        Ok(())
+    }
+
+    fn remove_rule(&mut self, presentity: &Uri, watcher: &WatcherMatch) -> Result<bool> {
+        self.config.store.delete_rule(presentity, watcher)?;
+        let removed = self.rules.remove(presentity, watcher);
+        if removed {
+            self.reevaluate(presentity);
+        }
+        Ok(removed)
+    }
+
+    /// Applies changed rules to the presentity's existing subscriptions: a decision can be
+    /// given later and changed later.
+    fn reevaluate(&mut self, presentity: &Uri) {
+        let key = presentity_key(presentity);
+        let ids: Vec<SubscriptionId> = self
+            .presentities
+            .get(&key)
+            .map(|p| {
+                p.channels
+                    .iter()
+                    .filter(|(package, _)| **package != Package::PresenceWinfo)
+                    .flat_map(|(_, c)| c.subscribers.iter().copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in ids {
+            let Some(sub) = self.subscriptions.get(&id) else {
+                continue;
+            };
+            let action = self
+                .rules
+                .decide(&sub.presentity, &sub.watcher, self.config.default_policy);
+            // A pending subscription stays pending until someone decides; a rule that
+            // still says confirm does not re-ask.
+            if action != sub.action {
+                self.apply_decision(id, action);
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Watcher information
+    // ----------------------------------------------------------------------------------
+
+    /// Records a watcher event of a (non-winfo) subscription and tells the presentity's
+    /// watcher-info subscribers.
+    fn log_watcher(&mut self, id: SubscriptionId, event: WatcherEvent) {
+        let Some(sub) = self.subscriptions.get(&id) else {
+            return;
+        };
+        let key = presentity_key(&sub.presentity);
+        let now = self.now();
+        let Some(p) = self.presentities.get_mut(&key) else {
+            return;
+        };
+        p.watchers.record(sub, event, now);
+        let winfo_subscribers = p
+            .channels
+            .get(&Package::PresenceWinfo)
+            .map(|c| c.subscribers.clone())
+            .unwrap_or_default();
+        for w in winfo_subscribers {
+            self.notify(w, false);
+        }
+    }
+
+    /// The watcher-info document for winfo subscription `id`: full the first time (or when
+    /// `full`), otherwise the changes since its last notification. Advances the
+    /// subscription's version and what it has been told.
+    fn watcher_info(&mut self, key: &str, id: SubscriptionId, full: bool) -> Arc<Document> {
+        let now = self.now();
+        let sub = self.subscriptions.get_mut(&id).expect("winfo subscription");
+        let p = self.presentities.get(key).expect("presentity of a subscription");
+        let first = sub.winfo_version == 0;
+        let since = (!full && !first).then_some(sub.winfo_seen);
+        let doc = p.watchers.document(&p.uri, sub.winfo_version, since, now);
+        sub.winfo_version += 1;
+        sub.winfo_seen = p.watchers.last_change();
+        Arc::new(Document::Winfo(doc))
+    }
+
+    /// The full watcher-info document at `version`, without side effects.
+    fn watcher_info_full(&self, key: &str, version: u32) -> Arc<Document> {
+        let p = &self.presentities[key];
+        Arc::new(Document::Winfo(p.watchers.document(&p.uri, version, None, self.now())))
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Timers
+    // ----------------------------------------------------------------------------------
+
+    fn run_due_timers(&mut self) {
+        let now = self.now();
+        while let Some((deadline, timer)) = self.timers.pop_due(now) {
+            match timer {
+                Timer::Publication(etag) => {
+                    let Ok((key, package, index)) = self.find_publication(&etag) else {
+                        continue; // refreshed (new tag) or removed since
+                    };
+                    let expires_at = self.publication_mut(&key, package, index).expires_at;
+                    if expires_at != deadline {
+                        continue;
+                    }
+                    let publication = self.withdraw(&key, package, index);
+                    let presentity = self.presentities[&key].uri.clone();
+                    self.outbox.push(Event::PublicationExpired {
+                        presentity,
+                        package,
+                        etag: publication.etag,
+                    });
+                    self.recompose_and_notify(&key, package);
+                }
+                Timer::Subscription(id) => {
+                    if self.subscriptions.get(&id).is_some_and(|s| s.expires_at == deadline) {
+                        let pending = self.subscriptions[&id].state == SubscriptionState::Pending;
+                        // A watcher still waiting for a decision when its subscription runs
+                        // out gave up on it (RFC 3857 "giveup").
+                        let reason = if pending {
+                            TerminationReason::Giveup
+                        } else {
+                            TerminationReason::Timeout
+                        };
+                        self.terminate(id, Some(reason));
+                    }
+                }
+                Timer::Throttle(id) => {
+                    if self
+                        .subscriptions
+                        .get(&id)
+                        .is_some_and(|s| s.held_until() == Some(deadline))
+                    {
+                        // The held changes go out as one notification of the latest state;
+                        // forced, because the filter's triggers already passed them.
+                        self.notify(id, true);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The shard's number (for routing and diagnostics).
+    #[allow(dead_code)]
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Worker count the shard was built for.
+    #[allow(dead_code)]
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+}
+
+fn unknown_subscription(id: SubscriptionId) -> Error {
+    Error::NotFound(format!("no subscription {id} (it ended or never existed)"))
+}

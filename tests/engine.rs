@@ -1,0 +1,627 @@
+//! The engine through its Rust API, with a manual clock: no test sleeps to wait for expiry.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use impp::doc::filter::FilterSet;
+use impp::doc::pidf::{Basic, Presence, Tuple};
+use impp::doc::rpid::{Activities, Activity};
+use impp::doc::winfo::{WatcherEvent, WatcherStatus};
+use impp::doc::{DocState, Limits};
+use impp::engine::{
+    AuthAction, AuthRule, Document, Engine, EngineConfig, Event, ManualClock, Notification,
+    Package, SubscribeRequest, SubscriptionId, SubscriptionState, TerminationReason,
+    WatcherMatch,
+};
+use impp::uri::Uri;
+use impp::Error;
+
+fn uri(s: &str) -> Uri {
+    s.parse().unwrap()
+}
+
+struct World {
+    engine: Engine,
+    clock: Arc<ManualClock>,
+}
+
+fn world_with(policy: AuthAction, tweak: impl FnOnce(&mut EngineConfig)) -> World {
+    let clock = ManualClock::new();
+    let mut config = EngineConfig {
+        workers: 2,
+        default_policy: policy,
+        clock: clock.clone(),
+        ..EngineConfig::default()
+    };
+    tweak(&mut config);
+    World {
+        engine: Engine::new(config).unwrap(),
+        clock,
+    }
+}
+
+fn world(policy: AuthAction) -> World {
+    world_with(policy, |_| {})
+}
+
+impl World {
+    /// Every event produced so far.
+    fn events(&self) -> Vec<Event> {
+        self.engine.sync().unwrap();
+        let mut out = Vec::new();
+        while let Some(e) = self.engine.next_event(Some(Duration::ZERO)) {
+            out.push(e);
+        }
+        out
+    }
+
+    fn notifications(&self) -> Vec<Notification> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Notification(n) => Some(n),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn advance(&self, secs: u64) {
+        self.clock.advance(Duration::from_secs(secs));
+        self.engine.sync().unwrap();
+    }
+
+    fn subscribe(&self, watcher: &str, presentity: &str) -> SubscriptionId {
+        self.engine
+            .subscribe(SubscribeRequest::new(uri(watcher), uri(presentity), Package::Presence))
+            .unwrap()
+    }
+}
+
+fn presence(entity: &str, tuples: &[(&str, Basic)]) -> Document {
+    let mut p = Presence::new(entity);
+    for (id, b) in tuples {
+        p.tuples.push(Tuple::new(*id, *b));
+    }
+    Document::Presence(p)
+}
+
+fn pidf(n: &Notification) -> &Presence {
+    match n.document.as_deref() {
+        Some(Document::Presence(p)) => p,
+        other => panic!("expected a presence document, got {other:?}"),
+    }
+}
+
+fn tuple_ids(n: &Notification) -> Vec<String> {
+    let mut ids: Vec<String> = pidf(n).tuples.iter().map(|t| t.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+const ALICE: &str = "sip:alice@example.test";
+const BOB: &str = "sip:bob@example.test";
+const CAROL: &str = "sip:carol@other.test";
+
+#[test]
+fn three_devices_compose_into_one_document() {
+    let w = world(AuthAction::Allow);
+    let id = w.subscribe(BOB, ALICE);
+    let first = w.notifications();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].subscription, id);
+    assert_eq!(first[0].state, SubscriptionState::Active);
+    assert!(pidf(&first[0]).tuples.is_empty(), "nothing published yet");
+
+    let a = uri(ALICE);
+    w.engine.publish(&a, presence(ALICE, &[("phone", Basic::Open)]), None).unwrap();
+    w.engine.publish(&a, presence(ALICE, &[("desk", Basic::Closed)]), None).unwrap();
+    let mut laptop = Presence::new(ALICE);
+    laptop.tuples.push(Tuple::new("laptop", Basic::Open));
+    let mut person = impp::doc::datamodel::Person::new("p");
+    person.activities = Some(Activities::new(vec![Activity::OnThePhone]));
+    laptop.persons.push(person);
+    w.engine.publish(&a, laptop.into(), None).unwrap();
+
+    let notes = w.notifications();
+    assert_eq!(notes.len(), 3, "one notification per publication");
+    let last = notes.last().unwrap();
+    assert_eq!(tuple_ids(last), ["desk", "laptop", "phone"]);
+    assert_eq!(pidf(last).persons.len(), 1);
+    assert!(pidf(last).is_open());
+    assert_eq!(w.engine.stats().publications, 3);
+}
+
+#[test]
+fn publication_lifecycle_and_unknown_tags() {
+    let w = world(AuthAction::Allow);
+    let a = uri(ALICE);
+    w.subscribe(BOB, ALICE);
+    w.events();
+    let tag = w.engine.publish(&a, presence(ALICE, &[("t", Basic::Open)]), Some(120)).unwrap();
+
+    // Refresh extends and gives a new tag; the old one stops working.
+    w.advance(100);
+    let tag2 = w.engine.refresh_publication(&tag, 120).unwrap();
+    assert_ne!(tag2, tag);
+    assert!(matches!(w.engine.refresh_publication(&tag, 120), Err(Error::UnknownEntityTag(_))));
+    w.advance(100); // 200 s after the first publish: alive thanks to the refresh
+    assert_eq!(w.engine.stats().publications, 1);
+
+    // Modify replaces the document.
+    let tag3 = w
+        .engine
+        .modify_publication(&tag2, presence(ALICE, &[("t", Basic::Closed)]))
+        .unwrap();
+    let n = w.notifications();
+    assert_eq!(pidf(n.last().unwrap()).tuples[0].status.basic, Some(Basic::Closed));
+
+    // Expiry withdraws it and re-notifies.
+    w.advance(121);
+    let events = w.events();
+    assert!(events.iter().any(|e| matches!(e, Event::PublicationExpired { etag, .. } if *etag == tag3)));
+    let n = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Notification(n) => Some(n),
+            _ => None,
+        })
+        .last()
+        .unwrap();
+    assert!(pidf(n).tuples.is_empty());
+    assert!(matches!(w.engine.refresh_publication(&tag3, 120), Err(Error::UnknownEntityTag(_))));
+    assert!(matches!(w.engine.remove_publication("zz-1"), Err(Error::UnknownEntityTag(_))));
+    assert!(matches!(w.engine.remove_publication("garbage"), Err(Error::UnknownEntityTag(_))));
+
+    // Remove.
+    let t = w.engine.publish(&a, presence(ALICE, &[("x", Basic::Open)]), None).unwrap();
+    w.engine.remove_publication(&t).unwrap();
+    assert!(matches!(w.engine.remove_publication(&t), Err(Error::UnknownEntityTag(_))));
+    assert_eq!(w.engine.stats().publications, 0);
+
+    // Bounds.
+    assert!(matches!(
+        w.engine.publish(&a, presence(ALICE, &[]), Some(10)),
+        Err(Error::IntervalTooBrief(_))
+    ));
+    assert!(matches!(w.engine.publish(&a, presence(ALICE, &[]), Some(0)), Err(Error::InvalidArgument(_))));
+    // A bad body changes nothing.
+    assert!(w.engine.publish_body(&a, Package::Presence, "<presence/>", None).is_err());
+    assert_eq!(w.engine.stats().publications, 0);
+}
+
+#[test]
+fn subscription_lifecycle_refresh_unsubscribe_expiry_fetch() {
+    let w = world(AuthAction::Allow);
+    let a = uri(ALICE);
+    w.engine.publish(&a, presence(ALICE, &[("t", Basic::Open)]), Some(86400)).unwrap();
+
+    let mut req = SubscribeRequest::new(uri(BOB), a.clone(), Package::Presence);
+    req.expires = Some(120);
+    let id = w.engine.subscribe(req.clone()).unwrap();
+    let first = w.notifications();
+    assert_eq!(tuple_ids(&first[0]), ["t"], "the first notification carries the full state");
+    assert_eq!(w.engine.subscription(id).unwrap().expires_in, Duration::from_secs(120));
+
+    w.advance(100);
+    w.engine.refresh_subscription(id, 120).unwrap();
+    w.advance(100);
+    assert_eq!(w.engine.subscription(id).unwrap().state, SubscriptionState::Active);
+    w.advance(21);
+    let last = w.notifications();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].state, SubscriptionState::Terminated(Some(TerminationReason::Timeout)));
+    assert!(last[0].document.is_none());
+    assert!(matches!(w.engine.subscription(id), Err(Error::NotFound(_))));
+
+    let id2 = w.engine.subscribe(req.clone()).unwrap();
+    w.events();
+    w.engine.unsubscribe(id2).unwrap();
+    let fin = w.notifications();
+    assert_eq!(fin.len(), 1);
+    assert!(fin[0].state.is_terminated(), "unsubscribe sends a final notification");
+    assert!(matches!(w.engine.unsubscribe(id2), Err(Error::NotFound(_))));
+
+    // Too brief, too long, fetch.
+    req.expires = Some(5);
+    assert!(matches!(w.engine.subscribe(req.clone()), Err(Error::IntervalTooBrief(_))));
+    req.expires = Some(10_000_000);
+    let long = w.engine.subscribe(req.clone()).unwrap();
+    assert_eq!(w.engine.subscription(long).unwrap().expires_in, Duration::from_secs(86400));
+    w.engine.unsubscribe(long).unwrap();
+    w.events();
+    req.expires = Some(0);
+    let fetch = w.engine.subscribe(req).unwrap();
+    let n = w.notifications();
+    assert_eq!(n.len(), 2, "a fetch gets the state and then ends");
+    assert_eq!(tuple_ids(&n[0]), ["t"]);
+    assert!(n[1].state.is_terminated());
+    assert!(w.engine.subscription(fetch).is_err());
+    assert_eq!(w.engine.stats().subscriptions_active, 0);
+}
+
+#[test]
+fn watching_a_presentity_before_it_exists() {
+    let w = world(AuthAction::Allow);
+    w.subscribe(BOB, "sip:nobody-yet@example.test");
+    let n = w.notifications();
+    assert!(pidf(&n[0]).tuples.is_empty());
+    w.engine
+        .publish(&uri("sip:nobody-yet@example.test"), presence(ALICE, &[("t", Basic::Open)]), None)
+        .unwrap();
+    let n = w.notifications();
+    assert_eq!(tuple_ids(&n[0]), ["t"]);
+    assert_eq!(pidf(&n[0]).entity, "sip:nobody-yet@example.test");
+}
+
+#[test]
+fn confirm_then_approve_then_revoke() {
+    let w = world(AuthAction::Confirm);
+    let a = uri(ALICE);
+    w.engine.publish(&a, presence(ALICE, &[("t", Basic::Open)]), None).unwrap();
+    let id = w.subscribe(BOB, ALICE);
+    let events = w.events();
+    assert!(events.iter().any(|e| matches!(e, Event::AuthorizationRequested { subscription, .. } if *subscription == id)));
+    let pending: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Notification(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].state, SubscriptionState::Pending);
+    assert!(pending[0].document.is_none(), "nothing while pending");
+    assert_eq!(w.engine.stats().subscriptions_pending, 1);
+
+    w.engine.authorize(id, AuthAction::Allow).unwrap();
+    let n = w.notifications();
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].state, SubscriptionState::Active);
+    assert_eq!(tuple_ids(&n[0]), ["t"], "approval brings a full notification");
+
+    // Revocation through a rule added later.
+    w.engine
+        .set_rule(AuthRule { presentity: a.clone(), watcher: WatcherMatch::Watcher(uri(BOB)), action: AuthAction::Block })
+        .unwrap();
+    let n = w.notifications();
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].state, SubscriptionState::Terminated(Some(TerminationReason::Rejected)));
+    assert!(n[0].document.is_none());
+    assert!(w.engine.authorize(id, AuthAction::Allow).is_err());
+}
+
+#[test]
+fn a_blocked_watcher_learns_nothing() {
+    let w = world(AuthAction::Allow);
+    let a = uri(ALICE);
+    w.engine
+        .set_rule(AuthRule { presentity: a.clone(), watcher: WatcherMatch::Domain("other.test".into()), action: AuthAction::Block })
+        .unwrap();
+    w.engine.publish(&a, presence(ALICE, &[("secret-tuple", Basic::Open)]), None).unwrap();
+    let id = w.subscribe(CAROL, ALICE);
+    w.engine.publish(&a, presence(ALICE, &[("second-secret", Basic::Open)]), None).unwrap();
+    let events = w.events();
+    let mine: Vec<&Notification> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Notification(n) if n.subscription == id => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].state, SubscriptionState::Terminated(Some(TerminationReason::Rejected)));
+    for n in &mine {
+        assert!(n.document.is_none() && n.full_state.is_none());
+    }
+    let dump = format!("{mine:?}");
+    assert!(!dump.contains("secret"), "{dump}");
+}
+
+#[test]
+fn a_polite_blocked_watcher_sees_only_the_neutral_document() {
+    let w = world(AuthAction::PoliteBlock);
+    let a = uri(ALICE);
+    let mut doc = Presence::new(ALICE);
+    let mut t = Tuple::new("secret-phone", Basic::Open);
+    t.notes.push(impp::doc::Note::new("in the secret meeting"));
+    doc.tuples.push(t);
+    w.engine.publish(&a, doc.into(), None).unwrap();
+    let id = w.subscribe(BOB, ALICE);
+    w.engine.publish(&a, presence(ALICE, &[("secret-desk", Basic::Open)]), None).unwrap();
+    let n = w.notifications();
+    assert!(!n.is_empty());
+    for n in n.iter().filter(|n| n.subscription == id) {
+        assert_eq!(n.state, SubscriptionState::Active, "told active");
+        let p = pidf(n);
+        assert!(!p.is_open(), "the neutral document is closed");
+        let xml = p.to_xml();
+        assert!(!xml.contains("secret"), "{xml}");
+    }
+}
+
+#[test]
+fn pending_watcher_that_is_never_answered_gives_up() {
+    let w = world(AuthAction::Confirm);
+    let mut req = SubscribeRequest::new(uri(BOB), uri(ALICE), Package::Presence);
+    req.expires = Some(60);
+    let id = w.engine.subscribe(req).unwrap();
+    w.events();
+    w.advance(61);
+    let n = w.notifications();
+    assert_eq!(n[0].subscription, id);
+    assert_eq!(n[0].state, SubscriptionState::Terminated(Some(TerminationReason::Giveup)));
+}
+
+#[test]
+fn watcher_information_full_then_partial_with_versions() {
+    let w = world(AuthAction::Confirm);
+    let a = uri(ALICE);
+    // Only the presentity itself may watch its watchers.
+    assert!(matches!(
+        w.engine.subscribe(SubscribeRequest::new(uri(BOB), a.clone(), Package::PresenceWinfo)),
+        Err(Error::Forbidden(_))
+    ));
+    let winfo = w
+        .engine
+        .subscribe(SubscribeRequest::new(a.clone(), a.clone(), Package::PresenceWinfo))
+        .unwrap();
+    let n = w.notifications();
+    let Some(Document::Winfo(doc)) = n[0].document.as_deref() else { panic!() };
+    assert_eq!((doc.version, doc.state), (0, DocState::Full));
+
+    let bob = w.subscribe(BOB, ALICE);
+    let n: Vec<_> = w.notifications().into_iter().filter(|n| n.subscription == winfo).collect();
+    assert_eq!(n.len(), 1);
+    let Some(Document::Winfo(doc)) = n[0].document.as_deref() else { panic!() };
+    assert_eq!((doc.version, doc.state), (1, DocState::Partial));
+    let watcher = &doc.lists[0].watchers[0];
+    assert_eq!((watcher.status, watcher.event), (WatcherStatus::Pending, WatcherEvent::Subscribe));
+    assert_eq!(watcher.uri, BOB);
+    assert_eq!(doc.lists[0].package, "presence");
+    // The full state rides along for merging.
+    let Some(Document::Winfo(full)) = n[0].full_state.as_deref() else { panic!() };
+    assert_eq!(full.state, DocState::Full);
+
+    w.engine.authorize(bob, AuthAction::Allow).unwrap();
+    let n: Vec<_> = w.notifications().into_iter().filter(|n| n.subscription == winfo).collect();
+    let Some(Document::Winfo(doc)) = n[0].document.as_deref() else { panic!() };
+    assert_eq!(doc.version, 2);
+    let watcher = &doc.lists[0].watchers[0];
+    assert_eq!((watcher.status, watcher.event), (WatcherStatus::Active, WatcherEvent::Approved));
+
+    w.engine.authorize(bob, AuthAction::Block).unwrap();
+    let n: Vec<_> = w.notifications().into_iter().filter(|n| n.subscription == winfo).collect();
+    let Some(Document::Winfo(doc)) = n[0].document.as_deref() else { panic!() };
+    assert_eq!(doc.version, 3);
+    let watcher = &doc.lists[0].watchers[0];
+    assert_eq!((watcher.status, watcher.event), (WatcherStatus::Terminated, WatcherEvent::Rejected));
+    // The document round-trips through its codec.
+    let xml = doc.to_xml();
+    assert_eq!(&impp::doc::winfo::Watcherinfo::parse(&xml, &Limits::DEFAULT).unwrap(), doc);
+}
+
+#[test]
+fn filters_shape_documents_and_triggers_decide() {
+    let w = world(AuthAction::Allow);
+    let a = uri(ALICE);
+    let filter = FilterSet::parse(
+        r#"<filter-set xmlns="urn:ietf:params:xml:ns:simple-filter">
+             <filter id="f1">
+               <what><include type="xpath">/pidf:presence/pidf:tuple[@id="phone"]</include></what>
+               <trigger><changed>/pidf:presence/pidf:tuple/pidf:status/pidf:basic</changed></trigger>
+             </filter>
+           </filter-set>"#,
+        &Limits::DEFAULT,
+    )
+    .unwrap();
+    let mut req = SubscribeRequest::new(uri(BOB), a.clone(), Package::Presence);
+    req.filter = Some(filter);
+    w.engine.subscribe(req).unwrap();
+    let both = |phone: Basic, note: &str| {
+        let mut p = Presence::new(ALICE);
+        let mut t = Tuple::new("phone", phone);
+        t.notes.push(impp::doc::Note::new(note));
+        p.tuples.push(t);
+        p.tuples.push(Tuple::new("desk", Basic::Open));
+        Document::Presence(p)
+    };
+    let tag = w.engine.publish(&a, both(Basic::Open, "one"), None).unwrap();
+    let n = w.notifications();
+    let last = n.last().unwrap();
+    assert_eq!(tuple_ids(last), ["phone"], "only the selected tuple");
+
+    // A change the trigger does not watch: no notification.
+    let tag = w.engine.modify_publication(&tag, both(Basic::Open, "two")).unwrap();
+    assert!(w.notifications().is_empty());
+    // A basic status change: notified.
+    w.engine.modify_publication(&tag, both(Basic::Closed, "two")).unwrap();
+    let n = w.notifications();
+    assert_eq!(n.len(), 1);
+    assert_eq!(pidf(&n[0]).tuples[0].status.basic, Some(Basic::Closed));
+}
+
+#[test]
+fn minimum_interval_merges_changes_into_one_notification() {
+    let w = world(AuthAction::Allow);
+    let a = uri(ALICE);
+    let mut req = SubscribeRequest::new(uri(BOB), a.clone(), Package::Presence);
+    req.min_interval = Some(Duration::from_secs(10));
+    w.engine.subscribe(req).unwrap();
+    assert_eq!(w.notifications().len(), 1);
+    let tag = w.engine.publish(&a, presence(ALICE, &[("t", Basic::Open)]), None).unwrap();
+    let tag = w.engine.modify_publication(&tag, presence(ALICE, &[("t", Basic::Closed)])).unwrap();
+    w.engine.modify_publication(&tag, presence(ALICE, &[("t2", Basic::Open)])).unwrap();
+    assert!(w.notifications().is_empty(), "held inside the interval");
+    w.advance(10);
+    let n = w.notifications();
+    assert_eq!(n.len(), 1, "one merged notification");
+    assert_eq!(tuple_ids(&n[0]), ["t2"], "carrying the latest state");
+    assert!(w.engine.stats().notifications_throttled >= 2);
+}
+
+#[test]
+fn a_slow_consumer_costs_bounded_memory_and_sees_the_final_state() {
+    let w = world_with(AuthAction::Allow, |c| c.queue_capacity = 16);
+    let a = uri(ALICE);
+    let watchers: Vec<String> = (0..5).map(|i| format!("sip:w{i}@example.test")).collect();
+    let ids: Vec<SubscriptionId> = watchers.iter().map(|wt| w.subscribe(wt, ALICE)).collect();
+    let mut tag = w.engine.publish(&a, presence(ALICE, &[("t0", Basic::Open)]), None).unwrap();
+    for i in 1..=200 {
+        let id = format!("t{i}");
+        tag = w.engine.modify_publication(&tag, presence(ALICE, &[(id.as_str(), Basic::Open)])).unwrap();
+    }
+    w.engine.sync().unwrap();
+    let stats = w.engine.stats();
+    assert!(stats.events_queued <= 16 + 10, "queue stayed bounded: {stats:?}");
+    assert!(stats.notifications_merged > 0);
+    let mut last: HashMap<SubscriptionId, Vec<String>> = HashMap::new();
+    for n in w.notifications() {
+        if n.document.is_some() {
+            last.insert(n.subscription, tuple_ids(&n));
+        }
+    }
+    for id in ids {
+        assert_eq!(last[&id], ["t200"], "every watcher ends with the true final state");
+    }
+}
+
+#[test]
+fn callbacks_run_in_order_and_may_call_the_engine() {
+    let w = world(AuthAction::Allow);
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let handle = w.engine.handle();
+    let log = seen.clone();
+    w.engine
+        .set_event_callback(Some(Box::new(move |e: &Event| {
+            let engine = handle.get().unwrap();
+            if let Event::Notification(n) = e {
+                let ids = match n.document.as_deref() {
+                    Some(Document::Presence(p)) => p.tuples.iter().map(|t| t.id.clone()).collect::<Vec<_>>().join(","),
+                    _ => String::new(),
+                };
+                log.lock().unwrap().push(format!("{}:{}:{ids}", n.watcher, n.state.as_str()));
+                // Re-entrancy: subscribe, publish and unsubscribe from inside the callback.
+                if n.watcher.to_string() == BOB && ids == "t" {
+                    let id = engine
+                        .subscribe(SubscribeRequest::new(uri(CAROL), uri(ALICE), Package::Presence))
+                        .unwrap();
+                    engine
+                        .publish(&uri(CAROL), presence(CAROL, &[("c", Basic::Open)]), None)
+                        .unwrap();
+                    engine.unsubscribe(id).unwrap();
+                    assert!(matches!(engine.shutdown(), Err(Error::InCallback(_))));
+                }
+            }
+        })))
+        .unwrap();
+    w.subscribe(BOB, ALICE);
+    w.engine.publish(&uri(ALICE), presence(ALICE, &[("t", Basic::Open)]), None).unwrap();
+    // Wait (bounded) for the callback's own calls to have produced their events.
+    for _ in 0..200 {
+        if seen.lock().unwrap().len() >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[0], format!("{BOB}:active:"));
+    assert_eq!(seen[1], format!("{BOB}:active:t"));
+    assert_eq!(seen[2], format!("{CAROL}:active:t"));
+    assert_eq!(seen[3], format!("{CAROL}:terminated:"));
+}
+
+#[test]
+fn destroy_while_events_are_queued_and_while_a_callback_runs() {
+    let w = world(AuthAction::Allow);
+    for i in 0..50 {
+        w.subscribe(&format!("sip:w{i}@example.test"), ALICE);
+    }
+    w.engine.sync().unwrap();
+    drop(w.engine); // events still queued: discarded, threads joined
+
+    let w = world(AuthAction::Allow);
+    let calls = Arc::new(Mutex::new(0u32));
+    let c = calls.clone();
+    w.engine
+        .set_event_callback(Some(Box::new(move |_e: &Event| {
+            std::thread::sleep(Duration::from_millis(2));
+            *c.lock().unwrap() += 1;
+        })))
+        .unwrap();
+    for i in 0..50 {
+        w.subscribe(&format!("sip:w{i}@example.test"), ALICE);
+    }
+    w.engine.shutdown().unwrap();
+    let after = *calls.lock().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(*calls.lock().unwrap(), after, "no callback after shutdown returned");
+    assert!(matches!(w.engine.subscribe(SubscribeRequest::new(uri(BOB), uri(ALICE), Package::Presence)), Err(Error::Shutdown(_))));
+}
+
+#[test]
+fn many_threads_end_with_every_watcher_on_the_composed_state() {
+    let w = world_with(AuthAction::Allow, |c| c.workers = 3);
+    let engine = &w.engine;
+    let presentities: Vec<String> = (0..12).map(|i| format!("sip:p{i}@example.test")).collect();
+    let mut ids: HashMap<SubscriptionId, String> = HashMap::new();
+    std::thread::scope(|s| {
+        let subs: Vec<_> = (0..4)
+            .map(|t| {
+                let presentities = &presentities;
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    for (i, p) in presentities.iter().enumerate() {
+                        let watcher = format!("sip:w{t}-{i}@example.test");
+                        let id = engine
+                            .subscribe(SubscribeRequest::new(uri(&watcher), uri(p), Package::Presence))
+                            .unwrap();
+                        mine.push((id, p.clone()));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let pubs: Vec<_> = (0..4)
+            .map(|t| {
+                let presentities = &presentities;
+                s.spawn(move || {
+                    for round in 0..25 {
+                        for p in presentities {
+                            let tid = format!("dev{t}");
+                            let b = if round % 2 == 0 { Basic::Open } else { Basic::Closed };
+                            engine.publish(&uri(p), presence(p, &[(tid.as_str(), b)]), Some(3600)).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in subs {
+            ids.extend(h.join().unwrap());
+        }
+        for h in pubs {
+            h.join().unwrap();
+        }
+    });
+    // One final publication per presentity settles the expected state.
+    for p in &presentities {
+        engine.publish(&uri(p), presence(p, &[("final", Basic::Open)]), Some(3600)).unwrap();
+    }
+    let mut last: HashMap<SubscriptionId, usize> = HashMap::new();
+    let mut final_count: HashMap<SubscriptionId, usize> = HashMap::new();
+    for n in w.notifications() {
+        if let Some(Document::Presence(p)) = n.document.as_deref() {
+            last.insert(n.subscription, p.tuples.len());
+            if p.tuple("final").is_some() {
+                *final_count.entry(n.subscription).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(ids.len(), 48);
+    for id in ids.keys() {
+        // Composed state: every publication of that presentity (4 devices x 25 rounds, all
+        // live, distinct tags) by tuple id: dev0..dev3 and final.
+        assert_eq!(last[id], 5, "subscription {id}");
+        assert_eq!(final_count[id], 1, "exactly one final notification for {id}");
+    }
+}
