@@ -3,6 +3,7 @@
 //! events delivered to the application by callback or polling.
 #![forbid(unsafe_code)]
 
+pub mod authorization;
 pub mod clock;
 pub mod events;
 pub mod package;
