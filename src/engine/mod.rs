@@ -5,6 +5,7 @@
 
 pub mod authorization;
 pub mod clock;
+pub mod compose;
 pub mod events;
 pub mod package;
 
