@@ -1,0 +1,513 @@
+//! Who may watch a presentity (DESIGN §1 "authorization"): per-presentity rules that match
+//! one watcher or a whole domain, each with an action.
+//!
+//! # Identity
+//!
+//! Presentities and watchers are compared by one key, [`presentity_key`] (and its alias
+//! [`watcher_key`]): the address of record ([`Uri::aor`]) without its scheme. So
+//! `sip:bob@x;transport=tcp`, `sips:bob@x`, `pres:bob@x` and `im:bob@x` are all the same
+//! party `bob@x`: the scheme says how to reach someone, not who they are. The user part stays
+//! case-sensitive and the host is lower-case, as in the canonical [`Uri`]. A `tel` URI is keyed
+//! by its number (`+12125550100`, or `7042;phone-context=example.com` for a local number).
+//!
+//! # Decision
+//!
+//! [`RuleBook::decide`] looks, in order, for:
+//!
+//! 1. the watcher being the presentity itself (same key): always [`AuthAction::Allow`],
+//!    whatever the rules say — a presentity can always see its own state, so no rule can
+//!    lock a user out of their own presence;
+//! 2. a rule for exactly that watcher ([`WatcherMatch::Watcher`], by key);
+//! 3. a rule for the watcher's domain ([`WatcherMatch::Domain`]): the domain equals the
+//!    watcher URI's host, compared case-insensitively; subdomains do not match
+//!    (`example.com` does not cover `sip:bob@lab.example.com`), and a `tel` watcher, which
+//!    has no host, matches no domain rule;
+//! 4. the default the caller passes.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::uri::{Scheme, Uri};
+
+/// What happens to a watcher's subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuthAction {
+    /// The subscription becomes active and sees the composed state.
+    Allow,
+    /// The subscription is rejected.
+    Block,
+    /// The subscription becomes active but sees only the neutral document
+    /// (see [`crate::engine::compose::neutral`]); the watcher cannot tell it from a real one.
+    PoliteBlock,
+    /// The subscription stays pending until the presentity decides.
+    Confirm,
+}
+
+impl AuthAction {
+    /// Every action, in a stable order.
+    pub const ALL: [AuthAction; 4] = [
+        AuthAction::Allow,
+        AuthAction::Block,
+        AuthAction::PoliteBlock,
+        AuthAction::Confirm,
+    ];
+
+    /// `"allow"`, `"block"`, `"polite-block"` or `"confirm"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthAction::Allow => "allow",
+            AuthAction::Block => "block",
+            AuthAction::PoliteBlock => "polite-block",
+            AuthAction::Confirm => "confirm",
+        }
+    }
+}
+
+impl fmt::Display for AuthAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AuthAction {
+    type Err = Error;
+    /// Parses the names [`AuthAction::as_str`] writes, in any case.
+    fn from_str(s: &str) -> Result<AuthAction> {
+        AuthAction::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown authorization action '{s}' (expected allow, block, polite-block or confirm)"
+                ))
+            })
+    }
+}
+
+/// Which watchers a rule applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatcherMatch {
+    /// One watcher, compared by [`watcher_key`] (scheme, parameters and headers ignored).
+    Watcher(Uri),
+    /// Every watcher whose URI host is this domain (case-insensitive, no subdomains).
+    Domain(String),
+}
+
+impl WatcherMatch {
+    /// Whether this match covers `watcher`.
+    pub fn matches(&self, watcher: &Uri) -> bool {
+        match self {
+            WatcherMatch::Watcher(uri) => watcher_key(uri) == watcher_key(watcher),
+            WatcherMatch::Domain(domain) => {
+                !watcher.host().is_empty() && watcher.host().eq_ignore_ascii_case(domain)
+            }
+        }
+    }
+
+    /// The identity of the match: two matches with the same key are the same rule slot.
+    fn slot(&self) -> Slot {
+        match self {
+            WatcherMatch::Watcher(uri) => Slot::Watcher(watcher_key(uri)),
+            WatcherMatch::Domain(domain) => Slot::Domain(domain.to_ascii_lowercase()),
+        }
+    }
+}
+
+/// One authorization rule of one presentity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRule {
+    /// Whose presence the rule protects.
+    pub presentity: Uri,
+    /// Which watchers it applies to.
+    pub watcher: WatcherMatch,
+    /// What happens to them.
+    pub action: AuthAction,
+}
+
+impl AuthRule {
+    /// A rule.
+    pub fn new(presentity: Uri, watcher: WatcherMatch, action: AuthAction) -> AuthRule {
+        AuthRule {
+            presentity,
+            watcher,
+            action,
+        }
+    }
+}
+
+/// The key that names a presentity (the engine shards presentities by it): `user@host` for
+/// `sip`, `sips`, `pres` and `im` (host lower-case, user part as written; `host` alone for a
+/// URI without a user), the number for `tel` (with its `;phone-context=` when local).
+/// Built from [`Uri::aor`], so parameters, headers, port and password never count.
+pub fn presentity_key(uri: &Uri) -> String {
+    let aor = uri.aor();
+    let prefix_len = uri.scheme().as_str().len() + 1;
+    debug_assert!(aor.starts_with(&format!("{}:", uri.scheme())));
+    debug_assert!(uri.scheme() != Scheme::Tel || uri.host().is_empty());
+    aor[prefix_len..].to_owned()
+}
+
+/// The key that names a watcher; the same notion of identity as [`presentity_key`], so a
+/// presentity watching itself is recognised whatever schemes the two URIs use.
+pub fn watcher_key(uri: &Uri) -> String {
+    presentity_key(uri)
+}
+
+/// Where a rule lives among one presentity's rules.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Watcher(String),
+    Domain(String),
+}
+
+/// The rules of many presentities, keyed by [`presentity_key`]; within a presentity, at most
+/// one rule per watcher key and one per (lower-cased) domain.
+#[derive(Debug, Clone, Default)]
+pub struct RuleBook {
+    by_presentity: BTreeMap<String, BTreeMap<Slot, AuthRule>>,
+}
+
+impl RuleBook {
+    /// An empty rule book.
+    pub fn new() -> RuleBook {
+        RuleBook::default()
+    }
+
+    /// Adds `rule`, replacing the rule of the same presentity for the same watcher key or
+    /// domain; returns the replaced rule.
+    pub fn set(&mut self, rule: AuthRule) -> Option<AuthRule> {
+        let slot = rule.watcher.slot();
+        self.by_presentity
+            .entry(presentity_key(&rule.presentity))
+            .or_default()
+            .insert(slot, rule)
+    }
+
+    /// Removes the rule of `presentity` for `watcher` (by key, as [`RuleBook::set`] matches);
+    /// returns whether there was one.
+    pub fn remove(&mut self, presentity: &Uri, watcher: &WatcherMatch) -> bool {
+        let key = presentity_key(presentity);
+        let Some(rules) = self.by_presentity.get_mut(&key) else {
+            return false;
+        };
+        let removed = rules.remove(&watcher.slot()).is_some();
+        if rules.is_empty() {
+            self.by_presentity.remove(&key);
+        }
+        removed
+    }
+
+    /// The rule of `presentity` for `watcher` (by key), if set.
+    pub fn get(&self, presentity: &Uri, watcher: &WatcherMatch) -> Option<&AuthRule> {
+        self.by_presentity
+            .get(&presentity_key(presentity))?
+            .get(&watcher.slot())
+    }
+
+    /// The rules of one presentity: watcher rules by watcher key, then domain rules by domain.
+    pub fn rules_for(&self, presentity: &Uri) -> Vec<AuthRule> {
+        self.by_presentity
+            .get(&presentity_key(presentity))
+            .map(|rules| rules.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every rule, by presentity key, then as [`RuleBook::rules_for`] orders them.
+    pub fn rules(&self) -> Vec<AuthRule> {
+        self.by_presentity
+            .values()
+            .flat_map(|rules| rules.values().cloned())
+            .collect()
+    }
+
+    /// How many rules the book holds.
+    pub fn len(&self) -> usize {
+        self.by_presentity.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether the book holds no rule.
+    pub fn is_empty(&self) -> bool {
+        self.by_presentity.is_empty()
+    }
+
+    /// What to do with `watcher` asking to watch `presentity` (precedence in the module
+    /// documentation): self-watch, then the watcher's rule, then its domain's, then `default`.
+    pub fn decide(&self, presentity: &Uri, watcher: &Uri, default: AuthAction) -> AuthAction {
+        let key = presentity_key(presentity);
+        let wkey = watcher_key(watcher);
+        if key == wkey {
+            return AuthAction::Allow;
+        }
+        let Some(rules) = self.by_presentity.get(&key) else {
+            return default;
+        };
+        if let Some(rule) = rules.get(&Slot::Watcher(wkey)) {
+            return rule.action;
+        }
+        if !watcher.host().is_empty() {
+            // The canonical host is already lower-case.
+            if let Some(rule) = rules.get(&Slot::Domain(watcher.host().to_owned())) {
+                return rule.action;
+            }
+        }
+        default
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(s: &str) -> Uri {
+        Uri::parse(s).unwrap()
+    }
+
+    fn watcher(s: &str) -> WatcherMatch {
+        WatcherMatch::Watcher(uri(s))
+    }
+
+    fn domain(s: &str) -> WatcherMatch {
+        WatcherMatch::Domain(s.to_owned())
+    }
+
+    fn rule(p: &str, m: WatcherMatch, a: AuthAction) -> AuthRule {
+        AuthRule::new(uri(p), m, a)
+    }
+
+    const ALICE: &str = "sip:alice@example.test";
+
+    #[test]
+    fn action_names_round_trip() {
+        for a in AuthAction::ALL {
+            assert_eq!(a.as_str().parse::<AuthAction>().unwrap(), a);
+            assert_eq!(a.to_string(), a.as_str());
+        }
+        assert_eq!(
+            "Polite-Block".parse::<AuthAction>().unwrap(),
+            AuthAction::PoliteBlock
+        );
+        let err = "deny".parse::<AuthAction>().unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("'deny'")));
+    }
+
+    #[test]
+    fn keys_ignore_scheme_and_parameters() {
+        assert_eq!(
+            presentity_key(&uri("pres:alice@Example.TEST")),
+            "alice@example.test"
+        );
+        assert_eq!(
+            presentity_key(&uri("sip:alice@example.test:5060;transport=tcp?subject=x")),
+            "alice@example.test"
+        );
+        assert_eq!(
+            presentity_key(&uri("sips:alice@example.test")),
+            "alice@example.test"
+        );
+        assert_eq!(
+            presentity_key(&uri("im:alice@example.test")),
+            "alice@example.test"
+        );
+        assert_ne!(
+            presentity_key(&uri("sip:Alice@example.test")),
+            "alice@example.test"
+        );
+        assert_eq!(presentity_key(&uri("sip:example.test")), "example.test");
+        // The address of record has no port.
+        assert_eq!(presentity_key(&uri("sip:a@x:5070")), "a@x");
+        assert_eq!(presentity_key(&uri("tel:+1-212-555-0100")), "+12125550100");
+        assert_eq!(
+            presentity_key(&uri("tel:7042;phone-context=Example.COM")),
+            "7042;phone-context=example.com"
+        );
+        assert_eq!(
+            watcher_key(&uri("sip:bob@x;transport=tcp")),
+            watcher_key(&uri("pres:bob@x"))
+        );
+    }
+
+    #[test]
+    fn precedence_watcher_then_domain_then_default() {
+        let mut book = RuleBook::new();
+        let bob = uri("sip:bob@corp.test");
+        let carol = uri("sip:carol@corp.test");
+        let dave = uri("sip:dave@elsewhere.test");
+        assert_eq!(
+            book.decide(&uri(ALICE), &bob, AuthAction::Confirm),
+            AuthAction::Confirm
+        );
+
+        book.set(rule(ALICE, domain("corp.test"), AuthAction::Allow));
+        book.set(rule(ALICE, watcher("sip:bob@corp.test"), AuthAction::Block));
+        assert_eq!(
+            book.decide(&uri(ALICE), &bob, AuthAction::Confirm),
+            AuthAction::Block
+        );
+        assert_eq!(
+            book.decide(&uri(ALICE), &carol, AuthAction::Confirm),
+            AuthAction::Allow
+        );
+        assert_eq!(
+            book.decide(&uri(ALICE), &dave, AuthAction::Confirm),
+            AuthAction::Confirm
+        );
+        // Another presentity's rules do not apply.
+        let zed = uri("sip:zed@example.test");
+        assert_eq!(
+            book.decide(&zed, &bob, AuthAction::PoliteBlock),
+            AuthAction::PoliteBlock
+        );
+        // The presentity is matched by key: pres: and sip: are the same presentity.
+        assert_eq!(
+            book.decide(&uri("pres:alice@example.test"), &bob, AuthAction::Confirm),
+            AuthAction::Block
+        );
+    }
+
+    #[test]
+    fn set_replaces_the_same_slot() {
+        let mut book = RuleBook::new();
+        assert!(book
+            .set(rule(ALICE, watcher("sip:bob@x"), AuthAction::Block))
+            .is_none());
+        // Same watcher by key (other scheme, parameters) and same presentity by key.
+        let old = book.set(rule(
+            "pres:alice@example.test",
+            watcher("pres:bob@x"),
+            AuthAction::PoliteBlock,
+        ));
+        assert_eq!(old.unwrap().action, AuthAction::Block);
+        book.set(rule(ALICE, domain("X"), AuthAction::Allow));
+        let old = book.set(rule(ALICE, domain("x"), AuthAction::Confirm));
+        assert_eq!(old.unwrap().action, AuthAction::Allow);
+        assert_eq!(book.len(), 2);
+        let rules = book.rules_for(&uri(ALICE));
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].action, AuthAction::PoliteBlock);
+        assert_eq!(rules[0].watcher, watcher("pres:bob@x"));
+        assert_eq!(rules[1].watcher, domain("x"));
+        assert_eq!(rules[1].action, AuthAction::Confirm);
+        assert_eq!(
+            book.decide(
+                &uri(ALICE),
+                &uri("sip:bob@x;transport=tcp"),
+                AuthAction::Allow
+            ),
+            AuthAction::PoliteBlock
+        );
+        // A watcher rule and a domain rule never share a slot.
+        assert!(book.get(&uri(ALICE), &domain("x")).is_some());
+        assert!(book.get(&uri(ALICE), &watcher("sip:x")).is_none());
+    }
+
+    #[test]
+    fn remove_by_key() {
+        let mut book = RuleBook::new();
+        book.set(rule(ALICE, watcher("sip:bob@x"), AuthAction::Block));
+        book.set(rule(ALICE, domain("Corp.test"), AuthAction::Block));
+        assert!(!book.remove(&uri(ALICE), &watcher("sip:carol@x")));
+        assert!(!book.remove(&uri("sip:zed@x"), &watcher("sip:bob@x")));
+        assert!(book.remove(&uri("pres:alice@example.test"), &watcher("sips:bob@x;lr")));
+        assert!(!book.remove(&uri(ALICE), &watcher("sip:bob@x")));
+        assert!(book.remove(&uri(ALICE), &domain("CORP.TEST")));
+        assert!(book.is_empty());
+        assert_eq!(book.len(), 0);
+        assert!(book.rules_for(&uri(ALICE)).is_empty());
+        assert_eq!(
+            book.decide(&uri(ALICE), &uri("sip:bob@x"), AuthAction::Confirm),
+            AuthAction::Confirm
+        );
+    }
+
+    #[test]
+    fn domains_compare_case_insensitively_and_exactly() {
+        let mut book = RuleBook::new();
+        book.set(rule(ALICE, domain("Corp.Test"), AuthAction::Block));
+        let d = AuthAction::Allow;
+        assert_eq!(
+            book.decide(&uri(ALICE), &uri("sip:bob@CORP.test"), d),
+            AuthAction::Block
+        );
+        assert_eq!(
+            book.decide(&uri(ALICE), &uri("pres:bob@corp.test"), d),
+            AuthAction::Block
+        );
+        assert_eq!(
+            book.decide(&uri(ALICE), &uri("sip:bob@lab.corp.test"), d),
+            d
+        );
+        assert_eq!(
+            book.decide(&uri(ALICE), &uri("sip:bob@corp.test.evil"), d),
+            d
+        );
+        assert!(domain("CORP.TEST").matches(&uri("sip:x@corp.test")));
+        assert!(!domain("").matches(&uri("tel:+12125550100")));
+        // A tel watcher has no host and matches no domain rule, not even an empty one.
+        book.set(rule(ALICE, domain(""), AuthAction::Block));
+        assert_eq!(book.decide(&uri(ALICE), &uri("tel:+12125550100"), d), d);
+    }
+
+    #[test]
+    fn watcher_rules_match_by_address_of_record() {
+        let mut book = RuleBook::new();
+        book.set(rule(ALICE, watcher("sip:bob@x"), AuthAction::Block));
+        let d = AuthAction::Allow;
+        for w in [
+            "sip:bob@x;transport=tcp",
+            "sip:bob@X:5060",
+            "sips:bob@x",
+            "pres:bob@x",
+            "im:bob@x",
+            "sip:bob@x?subject=hi",
+        ] {
+            assert_eq!(
+                book.decide(&uri(ALICE), &uri(w), d),
+                AuthAction::Block,
+                "{w}"
+            );
+        }
+        // The user part is case-sensitive; another host is another watcher.
+        assert_eq!(book.decide(&uri(ALICE), &uri("sip:Bob@x"), d), d);
+        assert_eq!(book.decide(&uri(ALICE), &uri("sip:bob@y"), d), d);
+        assert!(watcher("pres:bob@x").matches(&uri("sip:bob@x;transport=udp")));
+    }
+
+    #[test]
+    fn the_presentity_may_always_watch_itself() {
+        let mut book = RuleBook::new();
+        book.set(rule(ALICE, watcher(ALICE), AuthAction::Block));
+        book.set(rule(ALICE, domain("example.test"), AuthAction::Block));
+        for w in [
+            ALICE,
+            "pres:alice@example.test",
+            "sip:alice@EXAMPLE.test;gr=x",
+        ] {
+            assert_eq!(
+                book.decide(&uri(ALICE), &uri(w), AuthAction::Block),
+                AuthAction::Allow,
+                "{w}"
+            );
+        }
+        let tel = uri("tel:+12125550100");
+        assert_eq!(
+            book.decide(&tel, &tel, AuthAction::Block),
+            AuthAction::Allow
+        );
+    }
+
+    #[test]
+    fn rules_lists_every_presentity() {
+        let mut book = RuleBook::new();
+        book.set(rule("sip:b@x", watcher("sip:c@x"), AuthAction::Block));
+        book.set(rule("sip:a@x", domain("y"), AuthAction::Confirm));
+        book.set(rule("sip:a@x", watcher("sip:d@x"), AuthAction::Allow));
+        let all = book.rules();
+        let keys: Vec<String> = all.iter().map(|r| presentity_key(&r.presentity)).collect();
+        assert_eq!(keys, ["a@x", "a@x", "b@x"]);
+        assert_eq!(all[0].watcher, watcher("sip:d@x"));
+        assert_eq!(book.len(), 3);
+    }
+}
