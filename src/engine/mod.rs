@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod events;
 pub mod package;
+pub(crate) mod queue;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{Event, Notification, SubscriptionId, SubscriptionState, TerminationReason};
