@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub(crate) mod dispatcher;
 pub mod events;
 pub mod package;
 pub(crate) mod queue;
