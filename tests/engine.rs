@@ -11,8 +11,7 @@ use impp::doc::winfo::{WatcherEvent, WatcherStatus};
 use impp::doc::{DocState, Limits};
 use impp::engine::{
     AuthAction, AuthRule, Document, Engine, EngineConfig, Event, ManualClock, Notification,
-    Package, SubscribeRequest, SubscriptionId, SubscriptionState, TerminationReason,
-    WatcherMatch,
+    Package, SubscribeRequest, SubscriptionId, SubscriptionState, TerminationReason, WatcherMatch,
 };
 use impp::uri::Uri;
 use impp::Error;
@@ -73,7 +72,11 @@ impl World {
 
     fn subscribe(&self, watcher: &str, presentity: &str) -> SubscriptionId {
         self.engine
-            .subscribe(SubscribeRequest::new(uri(watcher), uri(presentity), Package::Presence))
+            .subscribe(SubscribeRequest::new(
+                uri(watcher),
+                uri(presentity),
+                Package::Presence,
+            ))
             .unwrap()
     }
 }
@@ -114,8 +117,12 @@ fn three_devices_compose_into_one_document() {
     assert!(pidf(&first[0]).tuples.is_empty(), "nothing published yet");
 
     let a = uri(ALICE);
-    w.engine.publish(&a, presence(ALICE, &[("phone", Basic::Open)]), None).unwrap();
-    w.engine.publish(&a, presence(ALICE, &[("desk", Basic::Closed)]), None).unwrap();
+    w.engine
+        .publish(&a, presence(ALICE, &[("phone", Basic::Open)]), None)
+        .unwrap();
+    w.engine
+        .publish(&a, presence(ALICE, &[("desk", Basic::Closed)]), None)
+        .unwrap();
     let mut laptop = Presence::new(ALICE);
     laptop.tuples.push(Tuple::new("laptop", Basic::Open));
     let mut person = impp::doc::datamodel::Person::new("p");
@@ -138,13 +145,19 @@ fn publication_lifecycle_and_unknown_tags() {
     let a = uri(ALICE);
     w.subscribe(BOB, ALICE);
     w.events();
-    let tag = w.engine.publish(&a, presence(ALICE, &[("t", Basic::Open)]), Some(120)).unwrap();
+    let tag = w
+        .engine
+        .publish(&a, presence(ALICE, &[("t", Basic::Open)]), Some(120))
+        .unwrap();
 
     // Refresh extends and gives a new tag; the old one stops working.
     w.advance(100);
     let tag2 = w.engine.refresh_publication(&tag, 120).unwrap();
     assert_ne!(tag2, tag);
-    assert!(matches!(w.engine.refresh_publication(&tag, 120), Err(Error::UnknownEntityTag(_))));
+    assert!(matches!(
+        w.engine.refresh_publication(&tag, 120),
+        Err(Error::UnknownEntityTag(_))
+    ));
     w.advance(100); // 200 s after the first publish: alive thanks to the refresh
     assert_eq!(w.engine.stats().publications, 1);
 
@@ -154,29 +167,49 @@ fn publication_lifecycle_and_unknown_tags() {
         .modify_publication(&tag2, presence(ALICE, &[("t", Basic::Closed)]))
         .unwrap();
     let n = w.notifications();
-    assert_eq!(pidf(n.last().unwrap()).tuples[0].status.basic, Some(Basic::Closed));
+    assert_eq!(
+        pidf(n.last().unwrap()).tuples[0].status.basic,
+        Some(Basic::Closed)
+    );
 
     // Expiry withdraws it and re-notifies.
     w.advance(121);
     let events = w.events();
-    assert!(events.iter().any(|e| matches!(e, Event::PublicationExpired { etag, .. } if *etag == tag3)));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::PublicationExpired { etag, .. } if *etag == tag3)));
     let n = events
         .iter()
-        .filter_map(|e| match e {
+        .rev()
+        .find_map(|e| match e {
             Event::Notification(n) => Some(n),
             _ => None,
         })
-        .last()
         .unwrap();
     assert!(pidf(n).tuples.is_empty());
-    assert!(matches!(w.engine.refresh_publication(&tag3, 120), Err(Error::UnknownEntityTag(_))));
-    assert!(matches!(w.engine.remove_publication("zz-1"), Err(Error::UnknownEntityTag(_))));
-    assert!(matches!(w.engine.remove_publication("garbage"), Err(Error::UnknownEntityTag(_))));
+    assert!(matches!(
+        w.engine.refresh_publication(&tag3, 120),
+        Err(Error::UnknownEntityTag(_))
+    ));
+    assert!(matches!(
+        w.engine.remove_publication("zz-1"),
+        Err(Error::UnknownEntityTag(_))
+    ));
+    assert!(matches!(
+        w.engine.remove_publication("garbage"),
+        Err(Error::UnknownEntityTag(_))
+    ));
 
     // Remove.
-    let t = w.engine.publish(&a, presence(ALICE, &[("x", Basic::Open)]), None).unwrap();
+    let t = w
+        .engine
+        .publish(&a, presence(ALICE, &[("x", Basic::Open)]), None)
+        .unwrap();
     w.engine.remove_publication(&t).unwrap();
-    assert!(matches!(w.engine.remove_publication(&t), Err(Error::UnknownEntityTag(_))));
+    assert!(matches!(
+        w.engine.remove_publication(&t),
+        Err(Error::UnknownEntityTag(_))
+    ));
     assert_eq!(w.engine.stats().publications, 0);
 
     // Bounds.
@@ -184,9 +217,15 @@ fn publication_lifecycle_and_unknown_tags() {
         w.engine.publish(&a, presence(ALICE, &[]), Some(10)),
         Err(Error::IntervalTooBrief(_))
     ));
-    assert!(matches!(w.engine.publish(&a, presence(ALICE, &[]), Some(0)), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        w.engine.publish(&a, presence(ALICE, &[]), Some(0)),
+        Err(Error::InvalidArgument(_))
+    ));
     // A bad body changes nothing.
-    assert!(w.engine.publish_body(&a, Package::Presence, "<presence/>", None).is_err());
+    assert!(w
+        .engine
+        .publish_body(&a, Package::Presence, "<presence/>", None)
+        .is_err());
     assert_eq!(w.engine.stats().publications, 0);
 }
 
@@ -194,23 +233,38 @@ fn publication_lifecycle_and_unknown_tags() {
 fn subscription_lifecycle_refresh_unsubscribe_expiry_fetch() {
     let w = world(AuthAction::Allow);
     let a = uri(ALICE);
-    w.engine.publish(&a, presence(ALICE, &[("t", Basic::Open)]), Some(86400)).unwrap();
+    w.engine
+        .publish(&a, presence(ALICE, &[("t", Basic::Open)]), Some(86400))
+        .unwrap();
 
     let mut req = SubscribeRequest::new(uri(BOB), a.clone(), Package::Presence);
     req.expires = Some(120);
     let id = w.engine.subscribe(req.clone()).unwrap();
     let first = w.notifications();
-    assert_eq!(tuple_ids(&first[0]), ["t"], "the first notification carries the full state");
-    assert_eq!(w.engine.subscription(id).unwrap().expires_in, Duration::from_secs(120));
+    assert_eq!(
+        tuple_ids(&first[0]),
+        ["t"],
+        "the first notification carries the full state"
+    );
+    assert_eq!(
+        w.engine.subscription(id).unwrap().expires_in,
+        Duration::from_secs(120)
+    );
 
     w.advance(100);
     w.engine.refresh_subscription(id, 120).unwrap();
     w.advance(100);
-    assert_eq!(w.engine.subscription(id).unwrap().state, SubscriptionState::Active);
+    assert_eq!(
+        w.engine.subscription(id).unwrap().state,
+        SubscriptionState::Active
+    );
     w.advance(21);
     let last = w.notifications();
     assert_eq!(last.len(), 1);
-    assert_eq!(last[0].state, SubscriptionState::Terminated(Some(TerminationReason::Timeout)));
+    assert_eq!(
+        last[0].state,
+        SubscriptionState::Terminated(Some(TerminationReason::Timeout))
+    );
     assert!(last[0].document.is_none());
     assert!(matches!(w.engine.subscription(id), Err(Error::NotFound(_))));
 
@@ -219,15 +273,24 @@ fn subscription_lifecycle_refresh_unsubscribe_expiry_fetch() {
     w.engine.unsubscribe(id2).unwrap();
     let fin = w.notifications();
     assert_eq!(fin.len(), 1);
-    assert!(fin[0].state.is_terminated(), "unsubscribe sends a final notification");
+    assert!(
+        fin[0].state.is_terminated(),
+        "unsubscribe sends a final notification"
+    );
     assert!(matches!(w.engine.unsubscribe(id2), Err(Error::NotFound(_))));
 
     // Too brief, too long, fetch.
     req.expires = Some(5);
-    assert!(matches!(w.engine.subscribe(req.clone()), Err(Error::IntervalTooBrief(_))));
+    assert!(matches!(
+        w.engine.subscribe(req.clone()),
+        Err(Error::IntervalTooBrief(_))
+    ));
     req.expires = Some(10_000_000);
     let long = w.engine.subscribe(req.clone()).unwrap();
-    assert_eq!(w.engine.subscription(long).unwrap().expires_in, Duration::from_secs(86400));
+    assert_eq!(
+        w.engine.subscription(long).unwrap().expires_in,
+        Duration::from_secs(86400)
+    );
     w.engine.unsubscribe(long).unwrap();
     w.events();
     req.expires = Some(0);
@@ -247,7 +310,11 @@ fn watching_a_presentity_before_it_exists() {
     let n = w.notifications();
     assert!(pidf(&n[0]).tuples.is_empty());
     w.engine
-        .publish(&uri("sip:nobody-yet@example.test"), presence(ALICE, &[("t", Basic::Open)]), None)
+        .publish(
+            &uri("sip:nobody-yet@example.test"),
+            presence(ALICE, &[("t", Basic::Open)]),
+            None,
+        )
         .unwrap();
     let n = w.notifications();
     assert_eq!(tuple_ids(&n[0]), ["t"]);
@@ -258,10 +325,14 @@ fn watching_a_presentity_before_it_exists() {
 fn confirm_then_approve_then_revoke() {
     let w = world(AuthAction::Confirm);
     let a = uri(ALICE);
-    w.engine.publish(&a, presence(ALICE, &[("t", Basic::Open)]), None).unwrap();
+    w.engine
+        .publish(&a, presence(ALICE, &[("t", Basic::Open)]), None)
+        .unwrap();
     let id = w.subscribe(BOB, ALICE);
     let events = w.events();
-    assert!(events.iter().any(|e| matches!(e, Event::AuthorizationRequested { subscription, .. } if *subscription == id)));
+    assert!(events.iter().any(
+        |e| matches!(e, Event::AuthorizationRequested { subscription, .. } if *subscription == id)
+    ));
     let pending: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
@@ -278,15 +349,26 @@ fn confirm_then_approve_then_revoke() {
     let n = w.notifications();
     assert_eq!(n.len(), 1);
     assert_eq!(n[0].state, SubscriptionState::Active);
-    assert_eq!(tuple_ids(&n[0]), ["t"], "approval brings a full notification");
+    assert_eq!(
+        tuple_ids(&n[0]),
+        ["t"],
+        "approval brings a full notification"
+    );
 
     // Revocation through a rule added later.
     w.engine
-        .set_rule(AuthRule { presentity: a.clone(), watcher: WatcherMatch::Watcher(uri(BOB)), action: AuthAction::Block })
+        .set_rule(AuthRule {
+            presentity: a.clone(),
+            watcher: WatcherMatch::Watcher(uri(BOB)),
+            action: AuthAction::Block,
+        })
         .unwrap();
     let n = w.notifications();
     assert_eq!(n.len(), 1);
-    assert_eq!(n[0].state, SubscriptionState::Terminated(Some(TerminationReason::Rejected)));
+    assert_eq!(
+        n[0].state,
+        SubscriptionState::Terminated(Some(TerminationReason::Rejected))
+    );
     assert!(n[0].document.is_none());
     assert!(w.engine.authorize(id, AuthAction::Allow).is_err());
 }
@@ -296,11 +378,19 @@ fn a_blocked_watcher_learns_nothing() {
     let w = world(AuthAction::Allow);
     let a = uri(ALICE);
     w.engine
-        .set_rule(AuthRule { presentity: a.clone(), watcher: WatcherMatch::Domain("other.test".into()), action: AuthAction::Block })
+        .set_rule(AuthRule {
+            presentity: a.clone(),
+            watcher: WatcherMatch::Domain("other.test".into()),
+            action: AuthAction::Block,
+        })
         .unwrap();
-    w.engine.publish(&a, presence(ALICE, &[("secret-tuple", Basic::Open)]), None).unwrap();
+    w.engine
+        .publish(&a, presence(ALICE, &[("secret-tuple", Basic::Open)]), None)
+        .unwrap();
     let id = w.subscribe(CAROL, ALICE);
-    w.engine.publish(&a, presence(ALICE, &[("second-secret", Basic::Open)]), None).unwrap();
+    w.engine
+        .publish(&a, presence(ALICE, &[("second-secret", Basic::Open)]), None)
+        .unwrap();
     let events = w.events();
     let mine: Vec<&Notification> = events
         .iter()
@@ -310,7 +400,10 @@ fn a_blocked_watcher_learns_nothing() {
         })
         .collect();
     assert_eq!(mine.len(), 1);
-    assert_eq!(mine[0].state, SubscriptionState::Terminated(Some(TerminationReason::Rejected)));
+    assert_eq!(
+        mine[0].state,
+        SubscriptionState::Terminated(Some(TerminationReason::Rejected))
+    );
     for n in &mine {
         assert!(n.document.is_none() && n.full_state.is_none());
     }
@@ -328,7 +421,9 @@ fn a_polite_blocked_watcher_sees_only_the_neutral_document() {
     doc.tuples.push(t);
     w.engine.publish(&a, doc.into(), None).unwrap();
     let id = w.subscribe(BOB, ALICE);
-    w.engine.publish(&a, presence(ALICE, &[("secret-desk", Basic::Open)]), None).unwrap();
+    w.engine
+        .publish(&a, presence(ALICE, &[("secret-desk", Basic::Open)]), None)
+        .unwrap();
     let n = w.notifications();
     assert!(!n.is_empty());
     for n in n.iter().filter(|n| n.subscription == id) {
@@ -350,7 +445,10 @@ fn pending_watcher_that_is_never_answered_gives_up() {
     w.advance(61);
     let n = w.notifications();
     assert_eq!(n[0].subscription, id);
-    assert_eq!(n[0].state, SubscriptionState::Terminated(Some(TerminationReason::Giveup)));
+    assert_eq!(
+        n[0].state,
+        SubscriptionState::Terminated(Some(TerminationReason::Giveup))
+    );
 }
 
 #[test]
@@ -359,46 +457,88 @@ fn watcher_information_full_then_partial_with_versions() {
     let a = uri(ALICE);
     // Only the presentity itself may watch its watchers.
     assert!(matches!(
-        w.engine.subscribe(SubscribeRequest::new(uri(BOB), a.clone(), Package::PresenceWinfo)),
+        w.engine.subscribe(SubscribeRequest::new(
+            uri(BOB),
+            a.clone(),
+            Package::PresenceWinfo
+        )),
         Err(Error::Forbidden(_))
     ));
     let winfo = w
         .engine
-        .subscribe(SubscribeRequest::new(a.clone(), a.clone(), Package::PresenceWinfo))
+        .subscribe(SubscribeRequest::new(
+            a.clone(),
+            a.clone(),
+            Package::PresenceWinfo,
+        ))
         .unwrap();
     let n = w.notifications();
-    let Some(Document::Winfo(doc)) = n[0].document.as_deref() else { panic!() };
+    let Some(Document::Winfo(doc)) = n[0].document.as_deref() else {
+        panic!()
+    };
     assert_eq!((doc.version, doc.state), (0, DocState::Full));
 
     let bob = w.subscribe(BOB, ALICE);
-    let n: Vec<_> = w.notifications().into_iter().filter(|n| n.subscription == winfo).collect();
+    let n: Vec<_> = w
+        .notifications()
+        .into_iter()
+        .filter(|n| n.subscription == winfo)
+        .collect();
     assert_eq!(n.len(), 1);
-    let Some(Document::Winfo(doc)) = n[0].document.as_deref() else { panic!() };
+    let Some(Document::Winfo(doc)) = n[0].document.as_deref() else {
+        panic!()
+    };
     assert_eq!((doc.version, doc.state), (1, DocState::Partial));
     let watcher = &doc.lists[0].watchers[0];
-    assert_eq!((watcher.status, watcher.event), (WatcherStatus::Pending, WatcherEvent::Subscribe));
+    assert_eq!(
+        (watcher.status, watcher.event),
+        (WatcherStatus::Pending, WatcherEvent::Subscribe)
+    );
     assert_eq!(watcher.uri, BOB);
     assert_eq!(doc.lists[0].package, "presence");
     // The full state rides along for merging.
-    let Some(Document::Winfo(full)) = n[0].full_state.as_deref() else { panic!() };
+    let Some(Document::Winfo(full)) = n[0].full_state.as_deref() else {
+        panic!()
+    };
     assert_eq!(full.state, DocState::Full);
 
     w.engine.authorize(bob, AuthAction::Allow).unwrap();
-    let n: Vec<_> = w.notifications().into_iter().filter(|n| n.subscription == winfo).collect();
-    let Some(Document::Winfo(doc)) = n[0].document.as_deref() else { panic!() };
+    let n: Vec<_> = w
+        .notifications()
+        .into_iter()
+        .filter(|n| n.subscription == winfo)
+        .collect();
+    let Some(Document::Winfo(doc)) = n[0].document.as_deref() else {
+        panic!()
+    };
     assert_eq!(doc.version, 2);
     let watcher = &doc.lists[0].watchers[0];
-    assert_eq!((watcher.status, watcher.event), (WatcherStatus::Active, WatcherEvent::Approved));
+    assert_eq!(
+        (watcher.status, watcher.event),
+        (WatcherStatus::Active, WatcherEvent::Approved)
+    );
 
     w.engine.authorize(bob, AuthAction::Block).unwrap();
-    let n: Vec<_> = w.notifications().into_iter().filter(|n| n.subscription == winfo).collect();
-    let Some(Document::Winfo(doc)) = n[0].document.as_deref() else { panic!() };
+    let n: Vec<_> = w
+        .notifications()
+        .into_iter()
+        .filter(|n| n.subscription == winfo)
+        .collect();
+    let Some(Document::Winfo(doc)) = n[0].document.as_deref() else {
+        panic!()
+    };
     assert_eq!(doc.version, 3);
     let watcher = &doc.lists[0].watchers[0];
-    assert_eq!((watcher.status, watcher.event), (WatcherStatus::Terminated, WatcherEvent::Rejected));
+    assert_eq!(
+        (watcher.status, watcher.event),
+        (WatcherStatus::Terminated, WatcherEvent::Rejected)
+    );
     // The document round-trips through its codec.
     let xml = doc.to_xml();
-    assert_eq!(&impp::doc::winfo::Watcherinfo::parse(&xml, &Limits::DEFAULT).unwrap(), doc);
+    assert_eq!(
+        &impp::doc::winfo::Watcherinfo::parse(&xml, &Limits::DEFAULT).unwrap(),
+        doc
+    );
 }
 
 #[test]
@@ -415,9 +555,6 @@ fn filters_shape_documents_and_triggers_decide() {
         &Limits::DEFAULT,
     )
     .unwrap();
-    let mut req = SubscribeRequest::new(uri(BOB), a.clone(), Package::Presence);
-    req.filter = Some(filter);
-    w.engine.subscribe(req).unwrap();
     let both = |phone: Basic, note: &str| {
         let mut p = Presence::new(ALICE);
         let mut t = Tuple::new("phone", phone);
@@ -426,16 +563,27 @@ fn filters_shape_documents_and_triggers_decide() {
         p.tuples.push(Tuple::new("desk", Basic::Open));
         Document::Presence(p)
     };
-    let tag = w.engine.publish(&a, both(Basic::Open, "one"), None).unwrap();
+    let tag = w
+        .engine
+        .publish(&a, both(Basic::Open, "one"), None)
+        .unwrap();
+    let mut req = SubscribeRequest::new(uri(BOB), a.clone(), Package::Presence);
+    req.filter = Some(filter);
+    w.engine.subscribe(req).unwrap();
     let n = w.notifications();
     let last = n.last().unwrap();
     assert_eq!(tuple_ids(last), ["phone"], "only the selected tuple");
 
     // A change the trigger does not watch: no notification.
-    let tag = w.engine.modify_publication(&tag, both(Basic::Open, "two")).unwrap();
+    let tag = w
+        .engine
+        .modify_publication(&tag, both(Basic::Open, "two"))
+        .unwrap();
     assert!(w.notifications().is_empty());
     // A basic status change: notified.
-    w.engine.modify_publication(&tag, both(Basic::Closed, "two")).unwrap();
+    w.engine
+        .modify_publication(&tag, both(Basic::Closed, "two"))
+        .unwrap();
     let n = w.notifications();
     assert_eq!(n.len(), 1);
     assert_eq!(pidf(&n[0]).tuples[0].status.basic, Some(Basic::Closed));
@@ -449,9 +597,17 @@ fn minimum_interval_merges_changes_into_one_notification() {
     req.min_interval = Some(Duration::from_secs(10));
     w.engine.subscribe(req).unwrap();
     assert_eq!(w.notifications().len(), 1);
-    let tag = w.engine.publish(&a, presence(ALICE, &[("t", Basic::Open)]), None).unwrap();
-    let tag = w.engine.modify_publication(&tag, presence(ALICE, &[("t", Basic::Closed)])).unwrap();
-    w.engine.modify_publication(&tag, presence(ALICE, &[("t2", Basic::Open)])).unwrap();
+    let tag = w
+        .engine
+        .publish(&a, presence(ALICE, &[("t", Basic::Open)]), None)
+        .unwrap();
+    let tag = w
+        .engine
+        .modify_publication(&tag, presence(ALICE, &[("t", Basic::Closed)]))
+        .unwrap();
+    w.engine
+        .modify_publication(&tag, presence(ALICE, &[("t2", Basic::Open)]))
+        .unwrap();
     assert!(w.notifications().is_empty(), "held inside the interval");
     w.advance(10);
     let n = w.notifications();
@@ -466,14 +622,23 @@ fn a_slow_consumer_costs_bounded_memory_and_sees_the_final_state() {
     let a = uri(ALICE);
     let watchers: Vec<String> = (0..5).map(|i| format!("sip:w{i}@example.test")).collect();
     let ids: Vec<SubscriptionId> = watchers.iter().map(|wt| w.subscribe(wt, ALICE)).collect();
-    let mut tag = w.engine.publish(&a, presence(ALICE, &[("t0", Basic::Open)]), None).unwrap();
+    let mut tag = w
+        .engine
+        .publish(&a, presence(ALICE, &[("t0", Basic::Open)]), None)
+        .unwrap();
     for i in 1..=200 {
         let id = format!("t{i}");
-        tag = w.engine.modify_publication(&tag, presence(ALICE, &[(id.as_str(), Basic::Open)])).unwrap();
+        tag = w
+            .engine
+            .modify_publication(&tag, presence(ALICE, &[(id.as_str(), Basic::Open)]))
+            .unwrap();
     }
     w.engine.sync().unwrap();
     let stats = w.engine.stats();
-    assert!(stats.events_queued <= 16 + 10, "queue stayed bounded: {stats:?}");
+    assert!(
+        stats.events_queued <= 16 + 10,
+        "queue stayed bounded: {stats:?}"
+    );
     assert!(stats.notifications_merged > 0);
     let mut last: HashMap<SubscriptionId, Vec<String>> = HashMap::new();
     for n in w.notifications() {
@@ -482,7 +647,11 @@ fn a_slow_consumer_costs_bounded_memory_and_sees_the_final_state() {
         }
     }
     for id in ids {
-        assert_eq!(last[&id], ["t200"], "every watcher ends with the true final state");
+        assert_eq!(
+            last[&id],
+            ["t200"],
+            "every watcher ends with the true final state"
+        );
     }
 }
 
@@ -497,14 +666,25 @@ fn callbacks_run_in_order_and_may_call_the_engine() {
             let engine = handle.get().unwrap();
             if let Event::Notification(n) = e {
                 let ids = match n.document.as_deref() {
-                    Some(Document::Presence(p)) => p.tuples.iter().map(|t| t.id.clone()).collect::<Vec<_>>().join(","),
+                    Some(Document::Presence(p)) => p
+                        .tuples
+                        .iter()
+                        .map(|t| t.id.clone())
+                        .collect::<Vec<_>>()
+                        .join(","),
                     _ => String::new(),
                 };
-                log.lock().unwrap().push(format!("{}:{}:{ids}", n.watcher, n.state.as_str()));
+                log.lock()
+                    .unwrap()
+                    .push(format!("{}:{}:{ids}", n.watcher, n.state.as_str()));
                 // Re-entrancy: subscribe, publish and unsubscribe from inside the callback.
                 if n.watcher.to_string() == BOB && ids == "t" {
                     let id = engine
-                        .subscribe(SubscribeRequest::new(uri(CAROL), uri(ALICE), Package::Presence))
+                        .subscribe(SubscribeRequest::new(
+                            uri(CAROL),
+                            uri(ALICE),
+                            Package::Presence,
+                        ))
                         .unwrap();
                     engine
                         .publish(&uri(CAROL), presence(CAROL, &[("c", Basic::Open)]), None)
@@ -516,7 +696,9 @@ fn callbacks_run_in_order_and_may_call_the_engine() {
         })))
         .unwrap();
     w.subscribe(BOB, ALICE);
-    w.engine.publish(&uri(ALICE), presence(ALICE, &[("t", Basic::Open)]), None).unwrap();
+    w.engine
+        .publish(&uri(ALICE), presence(ALICE, &[("t", Basic::Open)]), None)
+        .unwrap();
     // Wait (bounded) for the callback's own calls to have produced their events.
     for _ in 0..200 {
         if seen.lock().unwrap().len() >= 4 {
@@ -555,8 +737,19 @@ fn destroy_while_events_are_queued_and_while_a_callback_runs() {
     w.engine.shutdown().unwrap();
     let after = *calls.lock().unwrap();
     std::thread::sleep(Duration::from_millis(30));
-    assert_eq!(*calls.lock().unwrap(), after, "no callback after shutdown returned");
-    assert!(matches!(w.engine.subscribe(SubscribeRequest::new(uri(BOB), uri(ALICE), Package::Presence)), Err(Error::Shutdown(_))));
+    assert_eq!(
+        *calls.lock().unwrap(),
+        after,
+        "no callback after shutdown returned"
+    );
+    assert!(matches!(
+        w.engine.subscribe(SubscribeRequest::new(
+            uri(BOB),
+            uri(ALICE),
+            Package::Presence
+        )),
+        Err(Error::Shutdown(_))
+    ));
 }
 
 #[test]
@@ -574,7 +767,11 @@ fn many_threads_end_with_every_watcher_on_the_composed_state() {
                     for (i, p) in presentities.iter().enumerate() {
                         let watcher = format!("sip:w{t}-{i}@example.test");
                         let id = engine
-                            .subscribe(SubscribeRequest::new(uri(&watcher), uri(p), Package::Presence))
+                            .subscribe(SubscribeRequest::new(
+                                uri(&watcher),
+                                uri(p),
+                                Package::Presence,
+                            ))
                             .unwrap();
                         mine.push((id, p.clone()));
                     }
@@ -589,8 +786,14 @@ fn many_threads_end_with_every_watcher_on_the_composed_state() {
                     for round in 0..25 {
                         for p in presentities {
                             let tid = format!("dev{t}");
-                            let b = if round % 2 == 0 { Basic::Open } else { Basic::Closed };
-                            engine.publish(&uri(p), presence(p, &[(tid.as_str(), b)]), Some(3600)).unwrap();
+                            let b = if round % 2 == 0 {
+                                Basic::Open
+                            } else {
+                                Basic::Closed
+                            };
+                            engine
+                                .publish(&uri(p), presence(p, &[(tid.as_str(), b)]), Some(3600))
+                                .unwrap();
                         }
                     }
                 })
@@ -605,7 +808,9 @@ fn many_threads_end_with_every_watcher_on_the_composed_state() {
     });
     // One final publication per presentity settles the expected state.
     for p in &presentities {
-        engine.publish(&uri(p), presence(p, &[("final", Basic::Open)]), Some(3600)).unwrap();
+        engine
+            .publish(&uri(p), presence(p, &[("final", Basic::Open)]), Some(3600))
+            .unwrap();
     }
     let mut last: HashMap<SubscriptionId, usize> = HashMap::new();
     let mut final_count: HashMap<SubscriptionId, usize> = HashMap::new();
@@ -622,6 +827,9 @@ fn many_threads_end_with_every_watcher_on_the_composed_state() {
         // Composed state: every publication of that presentity (4 devices x 25 rounds, all
         // live, distinct tags) by tuple id: dev0..dev3 and final.
         assert_eq!(last[id], 5, "subscription {id}");
-        assert_eq!(final_count[id], 1, "exactly one final notification for {id}");
+        assert_eq!(
+            final_count[id], 1,
+            "exactly one final notification for {id}"
+        );
     }
 }

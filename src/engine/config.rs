@@ -114,7 +114,9 @@ impl EngineConfig {
             )));
         }
         if self.queue_capacity == 0 {
-            return Err(Error::InvalidArgument("queue_capacity must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "queue_capacity must be at least 1".into(),
+            ));
         }
         for (what, b) in [
             ("publication", self.publication_expiry),

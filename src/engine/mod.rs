@@ -67,6 +67,9 @@ use crate::doc::pidf::Presence;
 use crate::error::{Error, Result};
 use crate::uri::Uri;
 
+/// The application's event callback: called on the dispatcher thread, one event at a time.
+pub type EventCallback = Box<dyn FnMut(&Event) + Send>;
+
 /// A request to watch a presentity.
 #[derive(Debug, Clone)]
 pub struct SubscribeRequest {
@@ -120,6 +123,8 @@ pub struct Stats {
     pub notifications_throttled: u64,
     /// Events queued beyond the bound because they could not merge.
     pub events_overflowed: u64,
+    /// Panics caught in the event callback (each reported on standard error).
+    pub callback_panics: u64,
 }
 
 /// The presence engine. Dropping it shuts it down (see [`Core::shutdown`]).
@@ -155,7 +160,7 @@ pub struct Core {
     counters: Vec<Arc<ShardCounters>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     queue: Arc<EventQueue>,
-    dispatcher: Mutex<Option<Dispatcher>>,
+    dispatcher: Dispatcher,
     next_id: AtomicU64,
     closed: AtomicBool,
     me: Weak<Core>,
@@ -202,13 +207,15 @@ impl Engine {
             threads.push(thread);
             counters.push(c);
         }
+        let dispatcher = Dispatcher::new(queue.clone())
+            .map_err(|e| Error::Internal(format!("cannot start the dispatcher: {e}")))?;
         let core = Arc::new_cyclic(|me| Core {
             config,
             shards: senders,
             counters,
             threads: Mutex::new(threads),
             queue,
-            dispatcher: Mutex::new(None),
+            dispatcher,
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             me: me.clone(),
@@ -269,7 +276,12 @@ impl Core {
     /// Publishes a document for `presentity` (its package is the document's). Returns the
     /// publication's entity tag. `expires` in seconds (`None`: the default); below the
     /// minimum is [`Error::IntervalTooBrief`], above the maximum is shortened.
-    pub fn publish(&self, presentity: &Uri, document: Document, expires: Option<u32>) -> Result<String> {
+    pub fn publish(
+        &self,
+        presentity: &Uri,
+        document: Document,
+        expires: Option<u32>,
+    ) -> Result<String> {
         let package = document.package();
         let expires = expires.unwrap_or(self.config.publication_expiry.default);
         let presentity = Arc::new(presentity.clone());
@@ -299,29 +311,32 @@ impl Core {
     /// [`Error::UnknownEntityTag`].
     pub fn refresh_publication(&self, etag: &str, expires: u32) -> Result<String> {
         let etag = etag.to_owned();
-        self.call(self.shard_for_etag(&etag)?, |reply| Command::RefreshPublication {
-            etag,
-            expires,
-            reply,
+        self.call(self.shard_for_etag(&etag)?, |reply| {
+            Command::RefreshPublication {
+                etag,
+                expires,
+                reply,
+            }
         })
     }
 
     /// Replaces a publication's document; returns its new entity tag.
     pub fn modify_publication(&self, etag: &str, document: Document) -> Result<String> {
         let etag = etag.to_owned();
-        self.call(self.shard_for_etag(&etag)?, |reply| Command::ModifyPublication {
-            etag,
-            document,
-            reply,
+        self.call(self.shard_for_etag(&etag)?, |reply| {
+            Command::ModifyPublication {
+                etag,
+                document,
+                reply,
+            }
         })
     }
 
     /// Withdraws a publication.
     pub fn remove_publication(&self, etag: &str) -> Result<()> {
         let etag = etag.to_owned();
-        self.call(self.shard_for_etag(&etag)?, |reply| Command::RemovePublication {
-            etag,
-            reply,
+        self.call(self.shard_for_etag(&etag)?, |reply| {
+            Command::RemovePublication { etag, reply }
         })
     }
 
@@ -352,7 +367,9 @@ impl Core {
             package: request.package,
             expires,
             filter,
-            min_interval: request.min_interval.unwrap_or(self.config.min_notify_interval),
+            min_interval: request
+                .min_interval
+                .unwrap_or(self.config.min_notify_interval),
         };
         self.call(shard, |reply| Command::Subscribe {
             request: new,
@@ -362,23 +379,22 @@ impl Core {
 
     /// Extends a subscription; `expires` 0 ends it like [`Core::unsubscribe`].
     pub fn refresh_subscription(&self, id: SubscriptionId, expires: u32) -> Result<()> {
-        self.call(self.shard_for_subscription(id), |reply| Command::RefreshSubscription {
-            id,
-            expires,
-            reply,
+        self.call(self.shard_for_subscription(id), |reply| {
+            Command::RefreshSubscription { id, expires, reply }
         })
     }
 
     /// Ends a subscription; its watcher gets a final `terminated` notification.
     pub fn unsubscribe(&self, id: SubscriptionId) -> Result<()> {
-        self.call(self.shard_for_subscription(id), |reply| Command::Unsubscribe { id, reply })
+        self.call(self.shard_for_subscription(id), |reply| {
+            Command::Unsubscribe { id, reply }
+        })
     }
 
     /// A snapshot of a live subscription.
     pub fn subscription(&self, id: SubscriptionId) -> Result<SubscriptionInfo> {
-        self.call(self.shard_for_subscription(id), |reply| Command::QuerySubscription {
-            id,
-            reply,
+        self.call(self.shard_for_subscription(id), |reply| {
+            Command::QuerySubscription { id, reply }
         })
     }
 
@@ -390,10 +406,8 @@ impl Core {
     /// notification), `PoliteBlock` shows the neutral document, `Block` ends it as rejected
     /// (also when it was active: revocation), `Confirm` puts it back to pending.
     pub fn authorize(&self, id: SubscriptionId, action: AuthAction) -> Result<()> {
-        self.call(self.shard_for_subscription(id), |reply| Command::Authorize {
-            id,
-            action,
-            reply,
+        self.call(self.shard_for_subscription(id), |reply| {
+            Command::Authorize { id, action, reply }
         })
     }
 
@@ -416,7 +430,10 @@ impl Core {
     /// The rules of a presentity.
     pub fn rules(&self, presentity: &Uri) -> Result<Vec<AuthRule>> {
         let presentity = presentity.clone();
-        self.call(self.shard_for(&presentity), |reply| Command::Rules { presentity, reply })
+        self.call(self.shard_for(&presentity), |reply| Command::Rules {
+            presentity,
+            reply,
+        })
     }
 
     // ----------------------------------------------------------------------------------
@@ -438,17 +455,11 @@ impl Core {
     /// Sets (or with `None` removes) the callback that receives every event, in order, on
     /// the engine's dispatcher thread. The callback may call any engine function. A replaced
     /// callback is dropped after its last call returned.
-    pub fn set_event_callback(&self, callback: Option<Box<dyn FnMut(&Event) + Send>>) -> Result<()> {
+    pub fn set_event_callback(&self, callback: Option<EventCallback>) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Shutdown("the engine is shut down".into()));
         }
-        let mut slot = lock(&self.dispatcher);
-        match (slot.as_mut(), callback) {
-            (Some(d), cb) => d.set_callback(cb),
-            (None, Some(cb)) => *slot = Some(Dispatcher::start(self.queue.clone(), cb)?),
-            (None, None) => {}
-        }
-        Ok(())
+        self.dispatcher.set_callback(callback)
     }
 
     /// Waits until every shard has handled every earlier call and run every timer due at the
@@ -476,6 +487,7 @@ impl Core {
         s.events_queued = q.queued;
         s.notifications_merged = q.merged;
         s.events_overflowed = q.overflowed;
+        s.callback_panics = self.dispatcher.panics();
         s
     }
 
@@ -498,13 +510,8 @@ impl Core {
         for thread in lock(&self.threads).drain(..) {
             let _ = thread.join();
         }
+        self.dispatcher.stop()?;
         self.queue.close();
-        // Taken out first: the lock must not be held while the dispatcher finishes a callback
-        // that may itself call `set_event_callback`.
-        let dispatcher = lock(&self.dispatcher).take();
-        if let Some(d) = dispatcher {
-            d.stop()?;
-        }
         Ok(())
     }
 }

@@ -86,7 +86,9 @@ pub(crate) enum Command {
         reply: Reply<Vec<AuthRule>>,
     },
     /// Run what is due, then answer: a barrier for tests and shutdown.
-    Sync { reply: Reply<()> },
+    Sync {
+        reply: Reply<()>,
+    },
     Stop,
 }
 
@@ -234,7 +236,8 @@ impl Shard {
     fn flush(&mut self) {
         if !self.outbox.is_empty() {
             let events = std::mem::take(&mut self.outbox);
-            self.queue.push_batch(events);
+            // Refused only after the queue closed at shutdown: nobody is left to tell.
+            let _ = self.queue.push_batch(events);
         }
     }
 
@@ -357,7 +360,10 @@ impl Shard {
                 "a new publication needs an expiry above 0 (0 removes a publication)".into(),
             ));
         }
-        let expires = self.config.publication_expiry.grant(Some(expires), "publication")?;
+        let expires = self
+            .config
+            .publication_expiry
+            .grant(Some(expires), "publication")?;
         let etag = self.new_etag();
         let now = self.now();
         self.next_seq += 1;
@@ -365,14 +371,19 @@ impl Shard {
         let expires_at = now + u64::from(expires) * 1000;
         let key = presentity_key(&presentity);
         let p = self.presentity_entry(&presentity);
-        p.channels.entry(package).or_default().publications.push(Publication {
-            etag: etag.clone(),
-            document,
-            expires_at,
-            seq,
-        });
+        p.channels
+            .entry(package)
+            .or_default()
+            .publications
+            .push(Publication {
+                etag: etag.clone(),
+                document,
+                expires_at,
+                seq,
+            });
         self.etags.insert(etag.clone(), (key.clone(), package));
-        self.timers.schedule(expires_at, Timer::Publication(etag.clone()));
+        self.timers
+            .schedule(expires_at, Timer::Publication(etag.clone()));
         self.counters.publications.fetch_add(1, Ordering::Relaxed);
         self.recompose_and_notify(&key, package);
         Ok(etag)
@@ -404,7 +415,8 @@ impl Shard {
         let expires_at = publication.expires_at;
         self.etags.remove(&old);
         self.etags.insert(etag.clone(), (key.to_owned(), package));
-        self.timers.schedule(expires_at, Timer::Publication(etag.clone()));
+        self.timers
+            .schedule(expires_at, Timer::Publication(etag.clone()));
         etag
     }
 
@@ -424,7 +436,10 @@ impl Shard {
             self.recompose_and_notify(&key, package);
             return Ok(String::new());
         }
-        let expires = self.config.publication_expiry.grant(Some(expires), "publication")?;
+        let expires = self
+            .config
+            .publication_expiry
+            .grant(Some(expires), "publication")?;
         let expires_at = self.now() + u64::from(expires) * 1000;
         self.publication_mut(&key, package, index).expires_at = expires_at;
         Ok(self.retag(&key, package, index))
@@ -488,7 +503,10 @@ impl Shard {
     }
 
     fn composed(&mut self, key: &str, package: Package) -> Arc<Document> {
-        let p = self.presentities.get_mut(key).expect("presentity of a subscription");
+        let p = self
+            .presentities
+            .get_mut(key)
+            .expect("presentity of a subscription");
         let uri = p.uri.clone();
         let channel = p.channels.entry(package).or_default();
         if channel.composed.is_none() {
@@ -528,7 +546,9 @@ impl Shard {
         let expires = if fetch {
             0
         } else {
-            self.config.subscription_expiry.grant(Some(expires), "subscription")?
+            self.config
+                .subscription_expiry
+                .grant(Some(expires), "subscription")?
         };
         let action = if package == Package::PresenceWinfo {
             let own = presentity_key(&watcher) == key;
@@ -544,7 +564,8 @@ impl Shard {
             }
             AuthAction::Allow
         } else {
-            self.rules.decide(&presentity, &watcher, self.config.default_policy)
+            self.rules
+                .decide(&presentity, &watcher, self.config.default_policy)
         };
         let now = self.now();
         let expires_at = now + u64::from(expires) * 1000;
@@ -610,7 +631,10 @@ impl Shard {
         if expires == 0 {
             return self.unsubscribe(id);
         }
-        let expires = self.config.subscription_expiry.grant(Some(expires), "subscription")?;
+        let expires = self
+            .config
+            .subscription_expiry
+            .grant(Some(expires), "subscription")?;
         let expires_at = self.now() + u64::from(expires) * 1000;
         let sub = self.subscriptions.get_mut(&id).expect("checked above");
         sub.expires_at = expires_at;
@@ -634,7 +658,7 @@ impl Shard {
         let old = sub.state;
         let state = SubscriptionState::Terminated(reason);
         sub.state = state;
-        self.count_state(Some(old), Some(state));
+        count_state(&self.counters, Some(old), Some(state));
         let (watcher, presentity, package) =
             (sub.watcher.clone(), sub.presentity.clone(), sub.package);
         self.outbox.push(Event::SubscriptionStateChanged {
@@ -677,17 +701,7 @@ impl Shard {
     }
 
     fn count_state(&self, old: Option<SubscriptionState>, new: Option<SubscriptionState>) {
-        let counter = |s: SubscriptionState| match s {
-            SubscriptionState::Pending => Some(&self.counters.pending),
-            SubscriptionState::Active => Some(&self.counters.active),
-            SubscriptionState::Terminated(_) => None,
-        };
-        if let Some(c) = old.and_then(counter) {
-            c.fetch_sub(1, Ordering::Relaxed);
-        }
-        if let Some(c) = new.and_then(counter) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
+        count_state(&self.counters, old, new);
     }
 
     /// Queues a notification for subscription `id` with what its watcher may see now.
@@ -752,7 +766,10 @@ impl Shard {
     // ----------------------------------------------------------------------------------
 
     fn authorize(&mut self, id: SubscriptionId, action: AuthAction) -> Result<()> {
-        let sub = self.subscriptions.get(&id).ok_or_else(|| unknown_subscription(id))?;
+        let sub = self
+            .subscriptions
+            .get(&id)
+            .ok_or_else(|| unknown_subscription(id))?;
         if sub.package == Package::PresenceWinfo {
             return Err(Error::InvalidArgument(format!(
                 "subscription {id} watches watcher information, which needs no authorization"
@@ -786,7 +803,7 @@ impl Shard {
             return;
         }
         sub.state = state;
-        self.count_state(Some(old_state), Some(state));
+        count_state(&self.counters, Some(old_state), Some(state));
         let (watcher, presentity, package) =
             (sub.watcher.clone(), sub.presentity.clone(), sub.package);
         if old_state != state {
@@ -840,9 +857,9 @@ impl Shard {
             let Some(sub) = self.subscriptions.get(&id) else {
                 continue;
             };
-            let action = self
-                .rules
-                .decide(&sub.presentity, &sub.watcher, self.config.default_policy);
+            let action =
+                self.rules
+                    .decide(&sub.presentity, &sub.watcher, self.config.default_policy);
             // A pending subscription stays pending until someone decides; a rule that
             // still says confirm does not re-ask.
             if action != sub.action {
@@ -883,7 +900,10 @@ impl Shard {
     fn watcher_info(&mut self, key: &str, id: SubscriptionId, full: bool) -> Arc<Document> {
         let now = self.now();
         let sub = self.subscriptions.get_mut(&id).expect("winfo subscription");
-        let p = self.presentities.get(key).expect("presentity of a subscription");
+        let p = self
+            .presentities
+            .get(key)
+            .expect("presentity of a subscription");
         let first = sub.winfo_version == 0;
         let since = (!full && !first).then_some(sub.winfo_seen);
         let doc = p.watchers.document(&p.uri, sub.winfo_version, since, now);
@@ -895,7 +915,12 @@ impl Shard {
     /// The full watcher-info document at `version`, without side effects.
     fn watcher_info_full(&self, key: &str, version: u32) -> Arc<Document> {
         let p = &self.presentities[key];
-        Arc::new(Document::Winfo(p.watchers.document(&p.uri, version, None, self.now())))
+        Arc::new(Document::Winfo(p.watchers.document(
+            &p.uri,
+            version,
+            None,
+            self.now(),
+        )))
     }
 
     // ----------------------------------------------------------------------------------
@@ -924,7 +949,11 @@ impl Shard {
                     self.recompose_and_notify(&key, package);
                 }
                 Timer::Subscription(id) => {
-                    if self.subscriptions.get(&id).is_some_and(|s| s.expires_at == deadline) {
+                    if self
+                        .subscriptions
+                        .get(&id)
+                        .is_some_and(|s| s.expires_at == deadline)
+                    {
                         let pending = self.subscriptions[&id].state == SubscriptionState::Pending;
                         // A watcher still waiting for a decision when its subscription runs
                         // out gave up on it (RFC 3857 "giveup").
@@ -966,4 +995,23 @@ impl Shard {
 
 fn unknown_subscription(id: SubscriptionId) -> Error {
     Error::NotFound(format!("no subscription {id} (it ended or never existed)"))
+}
+
+/// Moves one subscription between the per-state counters.
+fn count_state(
+    counters: &ShardCounters,
+    old: Option<SubscriptionState>,
+    new: Option<SubscriptionState>,
+) {
+    let counter = |s: SubscriptionState| match s {
+        SubscriptionState::Pending => Some(&counters.pending),
+        SubscriptionState::Active => Some(&counters.active),
+        SubscriptionState::Terminated(_) => None,
+    };
+    if let Some(c) = old.and_then(counter) {
+        c.fetch_sub(1, Ordering::Relaxed);
+    }
+    if let Some(c) = new.and_then(counter) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
 }

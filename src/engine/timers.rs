@@ -48,6 +48,7 @@ impl Timers {
     }
 
     /// Entries scheduled (stale ones included).
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }

@@ -109,7 +109,10 @@ impl WatcherLog {
             list.watchers.push(w);
         }
         if since.is_none() && lists.is_empty() {
-            lists.push(WatcherList::new(resource.to_string(), Package::Presence.as_str()));
+            lists.push(WatcherList::new(
+                resource.to_string(),
+                Package::Presence.as_str(),
+            ));
         }
         Watcherinfo {
             version,
