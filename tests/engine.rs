@@ -783,17 +783,25 @@ fn many_threads_end_with_every_watcher_on_the_composed_state() {
             .map(|t| {
                 let presentities = &presentities;
                 s.spawn(move || {
-                    for round in 0..25 {
-                        for p in presentities {
-                            let tid = format!("dev{t}");
+                    // Each thread is one device of every presentity: it publishes once and
+                    // then keeps modifying its publication, as a phone does.
+                    let tid = format!("dev{t}");
+                    let mut tags: Vec<String> = presentities
+                        .iter()
+                        .map(|p| {
+                            let doc = presence(p, &[(tid.as_str(), Basic::Open)]);
+                            engine.publish(&uri(p), doc, Some(3600)).unwrap()
+                        })
+                        .collect();
+                    for round in 0..100 {
+                        for (p, tag) in presentities.iter().zip(tags.iter_mut()) {
                             let b = if round % 2 == 0 {
-                                Basic::Open
-                            } else {
                                 Basic::Closed
+                            } else {
+                                Basic::Open
                             };
-                            engine
-                                .publish(&uri(p), presence(p, &[(tid.as_str(), b)]), Some(3600))
-                                .unwrap();
+                            let doc = presence(p, &[(tid.as_str(), b)]);
+                            *tag = engine.modify_publication(tag, doc).unwrap();
                         }
                     }
                 })
@@ -824,12 +832,130 @@ fn many_threads_end_with_every_watcher_on_the_composed_state() {
     }
     assert_eq!(ids.len(), 48);
     for id in ids.keys() {
-        // Composed state: every publication of that presentity (4 devices x 25 rounds, all
-        // live, distinct tags) by tuple id: dev0..dev3 and final.
+        // Composed state: the four devices' publications and the final one.
         assert_eq!(last[id], 5, "subscription {id}");
         assert_eq!(
             final_count[id], 1,
             "exactly one final notification for {id}"
         );
     }
+}
+
+#[test]
+fn dialog_and_message_summary_publications_use_the_same_machinery() {
+    use impp::doc::dialog::{Dialog, DialogInfo, DialogStateValue};
+    use impp::doc::mwi::{MessageClass, MessageCount, MessageSummary};
+    let w = world(AuthAction::Allow);
+    let a = uri(ALICE);
+    let lamp = w
+        .engine
+        .subscribe(SubscribeRequest::new(uri(BOB), a.clone(), Package::Dialog))
+        .unwrap();
+    let mwi = w
+        .engine
+        .subscribe(SubscribeRequest::new(
+            a.clone(),
+            a.clone(),
+            Package::MessageSummary,
+        ))
+        .unwrap();
+    w.events();
+
+    // Two lines of one phone publish separately; the lamp shows both calls.
+    let mut line1 = DialogInfo::default();
+    line1
+        .dialogs
+        .push(Dialog::new("call-1", DialogStateValue::Confirmed));
+    let mut line2 = DialogInfo::default();
+    line2
+        .dialogs
+        .push(Dialog::new("call-2", DialogStateValue::Early));
+    w.engine.publish(&a, Document::Dialog(line1), None).unwrap();
+    w.engine.publish(&a, Document::Dialog(line2), None).unwrap();
+
+    // Two voicemail systems: counts add up.
+    let mut vm1 = MessageSummary::new(true);
+    vm1.counts
+        .push(MessageCount::new(MessageClass::Voice, 2, 1));
+    let mut vm2 = MessageSummary::new(false);
+    vm2.counts
+        .push(MessageCount::new(MessageClass::Voice, 1, 4));
+    w.engine
+        .publish(&a, Document::MessageSummary(vm1), None)
+        .unwrap();
+    w.engine
+        .publish(&a, Document::MessageSummary(vm2), None)
+        .unwrap();
+
+    let n = w.notifications();
+    let last_dialog = n.iter().rfind(|n| n.subscription == lamp).unwrap();
+    let Some(Document::Dialog(d)) = last_dialog.document.as_deref() else {
+        panic!()
+    };
+    let mut ids: Vec<&str> = d.dialogs.iter().map(|d| d.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["call-1", "call-2"]);
+    assert_eq!(d.entity, ALICE);
+    let last_mwi = n.iter().rfind(|n| n.subscription == mwi).unwrap();
+    let Some(Document::MessageSummary(m)) = last_mwi.document.as_deref() else {
+        panic!()
+    };
+    assert!(m.messages_waiting);
+    assert_eq!((m.counts[0].new, m.counts[0].old), (3, 5));
+
+    // A document of the wrong package cannot be published as another, nor winfo at all.
+    assert!(w
+        .engine
+        .publish_body(&a, Package::PresenceWinfo, "<x/>", None)
+        .is_err());
+    assert!(w
+        .engine
+        .publish_body(&a, Package::Dialog, "Messages-Waiting: yes\r\n", None)
+        .is_err());
+}
+
+#[test]
+fn rules_are_kept_in_the_store_and_survive_a_restart() {
+    use impp::store::{MemoryStore, Store};
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let clock = ManualClock::new();
+    let config = EngineConfig {
+        workers: 2,
+        default_policy: AuthAction::Confirm,
+        clock: clock.clone(),
+        store: store.clone(),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(config.clone()).unwrap();
+    let rule = AuthRule {
+        presentity: uri(ALICE),
+        watcher: WatcherMatch::Watcher(uri(BOB)),
+        action: AuthAction::Allow,
+    };
+    engine.set_rule(rule.clone()).unwrap();
+    assert_eq!(engine.rules(&uri(ALICE)).unwrap(), vec![rule.clone()]);
+    drop(engine);
+
+    let engine = Engine::new(config).unwrap();
+    assert_eq!(engine.rules(&uri(ALICE)).unwrap(), vec![rule.clone()]);
+    let id = engine
+        .subscribe(SubscribeRequest::new(
+            uri(BOB),
+            uri(ALICE),
+            Package::Presence,
+        ))
+        .unwrap();
+    assert_eq!(
+        engine.subscription(id).unwrap().state,
+        SubscriptionState::Active
+    );
+    assert!(engine
+        .remove_rule(&uri(ALICE), &WatcherMatch::Watcher(uri(BOB)))
+        .unwrap());
+    assert!(store.load_rules().unwrap().is_empty());
+    // With the rule gone, the subscription falls back to the default (confirm): pending.
+    assert_eq!(
+        engine.subscription(id).unwrap().state,
+        SubscriptionState::Pending
+    );
 }

@@ -37,6 +37,7 @@ pub(crate) mod dispatcher;
 pub mod events;
 pub mod package;
 pub(crate) mod queue;
+mod random;
 mod shard;
 mod subscription;
 mod timers;

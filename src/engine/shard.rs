@@ -16,6 +16,7 @@ use super::config::EngineConfig;
 use super::events::{Event, Notification, SubscriptionId, SubscriptionState, TerminationReason};
 use super::package::{Document, Package};
 use super::queue::EventQueue;
+use super::random::Random;
 use super::subscription::{Subscription, SubscriptionInfo, Throttle};
 use super::timers::{Timer, Timers};
 use super::watchers::WatcherLog;
@@ -158,6 +159,7 @@ pub(crate) struct Shard {
     timers: Timers,
     next_seq: u64,
     next_etag: u64,
+    random: Random,
     /// Events produced by the command being handled, pushed in one batch.
     outbox: Vec<Event>,
 }
@@ -204,6 +206,7 @@ impl Shard {
             timers: Timers::default(),
             next_seq: 0,
             next_etag: 0,
+            random: Random::from_entropy(),
             outbox: Vec::new(),
         }
     }
@@ -318,14 +321,13 @@ impl Shard {
 
     fn new_etag(&mut self) -> String {
         self.next_etag += 1;
-        // The shard prefix routes later requests; the rest is unique within the shard and
-        // not guessable from the outside (mixed with the address of the shard's state).
-        let salt = (self as *const Shard as u64).rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15;
+        // The shard prefix routes later requests; the counter keeps tags unique within the
+        // shard; the random part keeps them from being guessed.
         format!(
             "{:x}-{:x}{:08x}",
             self.index,
             self.next_etag,
-            (salt.wrapping_mul(self.next_etag | 1) >> 32) as u32
+            self.random.next_u64() as u32
         )
     }
 
@@ -814,8 +816,19 @@ impl Shard {
                 package,
                 state,
             });
-            if state == SubscriptionState::Active {
-                self.log_watcher(id, WatcherEvent::Approved);
+            match state {
+                SubscriptionState::Active => self.log_watcher(id, WatcherEvent::Approved),
+                SubscriptionState::Pending => {
+                    // Back to waiting for a decision: ask again.
+                    let sub = &self.subscriptions[&id];
+                    self.outbox.push(Event::AuthorizationRequested {
+                        subscription: id,
+                        watcher: sub.watcher.clone(),
+                        presentity: sub.presentity.clone(),
+                        package: sub.package,
+                    });
+                }
+                SubscriptionState::Terminated(_) => {}
             }
         }
         self.notify(id, true);
