@@ -959,3 +959,42 @@ fn rules_are_kept_in_the_store_and_survive_a_restart() {
         SubscriptionState::Pending
     );
 }
+
+#[test]
+fn every_termination_reason_reaches_the_watcher_and_the_watcher_info() {
+    let w = world(AuthAction::Allow);
+    let a = uri(ALICE);
+    let winfo = w
+        .engine
+        .subscribe(SubscribeRequest::new(
+            a.clone(),
+            a.clone(),
+            Package::PresenceWinfo,
+        ))
+        .unwrap();
+    for (reason, event) in [
+        (TerminationReason::Deactivated, WatcherEvent::Deactivated),
+        (TerminationReason::Probation, WatcherEvent::Probation),
+        (TerminationReason::Rejected, WatcherEvent::Rejected),
+        (TerminationReason::Timeout, WatcherEvent::Timeout),
+        (TerminationReason::Giveup, WatcherEvent::Giveup),
+        (TerminationReason::Noresource, WatcherEvent::Noresource),
+    ] {
+        let id = w.subscribe(BOB, ALICE);
+        w.events();
+        w.engine.terminate_subscription(id, reason).unwrap();
+        let n = w.notifications();
+        let mine = n.iter().find(|n| n.subscription == id).unwrap();
+        assert_eq!(mine.state, SubscriptionState::Terminated(Some(reason)));
+        assert!(mine.document.is_none());
+        let info = n.iter().find(|n| n.subscription == winfo).unwrap();
+        let Some(Document::Winfo(doc)) = info.document.as_deref() else {
+            panic!()
+        };
+        assert_eq!(doc.lists[0].watchers[0].event, event, "{reason:?}");
+        assert!(matches!(
+            w.engine.terminate_subscription(id, reason),
+            Err(Error::NotFound(_))
+        ));
+    }
+}

@@ -392,6 +392,20 @@ impl Core {
         })
     }
 
+    /// Ends a subscription from the notifier's side with a reason: `Deactivated` (the
+    /// watcher may subscribe again at once), `Probation` (later), `Noresource` (the
+    /// presentity is gone), `Rejected`, `Giveup` or `Timeout`. The watcher gets a final
+    /// notification with that reason.
+    pub fn terminate_subscription(
+        &self,
+        id: SubscriptionId,
+        reason: TerminationReason,
+    ) -> Result<()> {
+        self.call(self.shard_for_subscription(id), |reply| {
+            Command::Terminate { id, reason, reply }
+        })
+    }
+
     /// A snapshot of a live subscription.
     pub fn subscription(&self, id: SubscriptionId) -> Result<SubscriptionInfo> {
         self.call(self.shard_for_subscription(id), |reply| {

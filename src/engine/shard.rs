@@ -64,6 +64,11 @@ pub(crate) enum Command {
         id: SubscriptionId,
         reply: Reply<()>,
     },
+    Terminate {
+        id: SubscriptionId,
+        reason: TerminationReason,
+        reply: Reply<()>,
+    },
     QuerySubscription {
         id: SubscriptionId,
         reply: Reply<SubscriptionInfo>,
@@ -280,6 +285,15 @@ impl Shard {
             }
             Command::Unsubscribe { id, reply } => {
                 let _ = reply.send(self.unsubscribe(id));
+            }
+            Command::Terminate { id, reason, reply } => {
+                let result = if self.subscriptions.contains_key(&id) {
+                    self.terminate(id, Some(reason));
+                    Ok(())
+                } else {
+                    Err(unknown_subscription(id))
+                };
+                let _ = reply.send(result);
             }
             Command::QuerySubscription { id, reply } => {
                 let now = self.now();
