@@ -24,7 +24,11 @@ fn main() {
     let mut builder = cbindgen::Builder::new().with_config(config);
     for src in &sources {
         println!("cargo:rerun-if-changed={}", src.display());
-        builder = builder.with_src(src);
+        // mod.rs only declares the modules; given it too, cbindgen would follow its `mod`
+        // lines and emit every item twice.
+        if !src.ends_with("mod.rs") {
+            builder = builder.with_src(src);
+        }
     }
     let bindings = builder
         .generate()

@@ -112,6 +112,106 @@ typedef enum impp_status {
 } impp_status;
 
 /**
+ * The state of a subscription.
+ */
+typedef enum impp_subscription_state {
+  /**
+   * Not applicable (the event has no subscription state).
+   */
+  IMPP_SUBSCRIPTION_NONE = 0,
+  /**
+   * Waiting for authorization; no document.
+   */
+  IMPP_SUBSCRIPTION_PENDING = 1,
+  /**
+   * Authorized.
+   */
+  IMPP_SUBSCRIPTION_ACTIVE = 2,
+  /**
+   * Ended; see the reason.
+   */
+  IMPP_SUBSCRIPTION_TERMINATED = 3,
+} impp_subscription_state;
+
+/**
+ * How a watcher no rule mentions is treated, or what a rule does.
+ */
+typedef enum impp_auth_action {
+  /**
+   * The watcher may watch.
+   */
+  IMPP_AUTH_ALLOW = 1,
+  /**
+   * The watcher is refused: told terminated/rejected, never sees a document.
+   */
+  IMPP_AUTH_BLOCK = 2,
+  /**
+   * The watcher is told active but only ever sees a neutral, closed document.
+   */
+  IMPP_AUTH_POLITE_BLOCK = 3,
+  /**
+   * The subscription stays pending until the presentity decides (`impp_engine_authorize`).
+   */
+  IMPP_AUTH_CONFIRM = 4,
+} impp_auth_action;
+
+/**
+ * What an event is about.
+ */
+typedef enum impp_event_kind {
+  /**
+   * A watcher's notification: state, and the document when the watcher may see it.
+   */
+  IMPP_EVENT_NOTIFICATION = 1,
+  /**
+   * A subscription waits for the presentity's decision (`impp_engine_authorize`).
+   */
+  IMPP_EVENT_AUTHORIZATION_REQUESTED = 2,
+  /**
+   * A subscription changed state (created, authorized, terminated).
+   */
+  IMPP_EVENT_SUBSCRIPTION_STATE = 3,
+  /**
+   * A publication was not refreshed in time and was withdrawn.
+   */
+  IMPP_EVENT_PUBLICATION_EXPIRED = 4,
+} impp_event_kind;
+
+/**
+ * Why a subscription ended (RFC 6665).
+ */
+typedef enum impp_reason {
+  /**
+   * No reason (not terminated, or ended by the watcher).
+   */
+  IMPP_REASON_NONE = 0,
+  /**
+   * Ended by the notifier; subscribe again at once if wanted.
+   */
+  IMPP_REASON_DEACTIVATED = 1,
+  /**
+   * Ended by the notifier; wait before subscribing again.
+   */
+  IMPP_REASON_PROBATION = 2,
+  /**
+   * Authorization refused or revoked.
+   */
+  IMPP_REASON_REJECTED = 3,
+  /**
+   * Not refreshed in time.
+   */
+  IMPP_REASON_TIMEOUT = 4,
+  /**
+   * The presentity did not decide in time.
+   */
+  IMPP_REASON_GIVEUP = 5,
+  /**
+   * The presentity no longer exists.
+   */
+  IMPP_REASON_NORESOURCE = 6,
+} impp_reason;
+
+/**
  * The basic status of a tuple.
  */
 typedef enum impp_basic {
@@ -190,556 +290,657 @@ typedef enum impp_capability {
 } impp_capability;
 
 /**
+ * A counter of `impp_engine_stat`.
+ */
+typedef enum impp_stat {
+  /**
+   * Presentities with publications or subscribers.
+   */
+  IMPP_STAT_PRESENTITIES = 0,
+  /**
+   * Live publications.
+   */
+  IMPP_STAT_PUBLICATIONS = 1,
+  /**
+   * Subscriptions waiting for authorization.
+   */
+  IMPP_STAT_SUBSCRIPTIONS_PENDING = 2,
+  /**
+   * Active subscriptions.
+   */
+  IMPP_STAT_SUBSCRIPTIONS_ACTIVE = 3,
+  /**
+   * Events waiting to be delivered.
+   */
+  IMPP_STAT_EVENTS_QUEUED = 4,
+  /**
+   * Notifications produced.
+   */
+  IMPP_STAT_NOTIFICATIONS_SENT = 5,
+  /**
+   * Notifications merged into one still waiting (the consumer fell behind).
+   */
+  IMPP_STAT_NOTIFICATIONS_MERGED = 6,
+  /**
+   * Notifications held back by a minimum interval.
+   */
+  IMPP_STAT_NOTIFICATIONS_THROTTLED = 7,
+  /**
+   * Events queued beyond the bound because they could not merge.
+   */
+  IMPP_STAT_EVENTS_OVERFLOWED = 8,
+  /**
+   * Panics caught inside the event callback's Rust glue.
+   */
+  IMPP_STAT_CALLBACK_PANICS = 9,
+} impp_stat;
+
+/**
+ * An engine configuration being built. Create it with `impp_config_new`; pass it to
+ * `impp_engine_new` (which consumes it) or free it with `impp_config_free`.
+ */
+typedef struct impp_config impp_config;
+
+/**
+ * A running engine. Create it with `impp_engine_new`, free it with `impp_engine_free`.
+ */
+typedef struct impp_engine impp_engine;
+
+/**
+ * One event. See the module notes for its lifetime.
+ */
+typedef struct impp_event impp_event;
+
+/**
  * A presence document (RFC 3863 PIDF with RFC 4479/4480/5196 extensions). Create it with
  * `impp_presence_new` or `impp_presence_parse`, free it with `impp_presence_free`.
  */
 typedef struct impp_presence impp_presence;
+
+/**
+ * The event callback: `event` is borrowed for the call only (do not free it; copy what you
+ * keep). Runs on the engine's dispatcher thread.
+ */
+typedef void (*impp_event_callback)(const struct impp_event *event, void *user_data);
+
+/**
+ * Frees the `user_data` of a callback; runs exactly once, after the callback's last call.
+ */
+typedef void (*impp_free_callback)(void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * Creates an empty presence document for `entity` (a URI such as `pres:alice@example.test`).
+ * Creates a configuration with every default: workers = number of cores; publication and
+ * subscription expiry default 3600 s, minimum 60 s, maximum 86400 s; queue capacity 65536;
+ * default policy confirm; no minimum notification interval; documents up to 64 KiB and 32
+ * levels; the system clock; an in-memory store.
  *
- * `entity` is borrowed for the call. On success `*out` owns a new handle, to be freed with
- * `impp_presence_free`. Any thread.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, not URI-shaped).
- *
- * # Safety
- * `entity` is NULL or a NUL-terminated string; `out` is NULL or writable.
- */
-enum impp_status impp_presence_new(const char *entity, struct impp_presence **out);
-
-/**
- * Parses a PIDF document of `len` bytes (UTF-8, need not be NUL-terminated) with the default
- * limits (64 KiB, depth 32).
- *
- * `xml` is borrowed for the call. On success `*out` owns a new handle. Any thread.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_MALFORMED` (not UTF-8, not
- * well-formed, not PIDF, bad values, duplicate ids), `IMPP_ERR_TOO_LARGE`,
- * `IMPP_ERR_UNSAFE_XML` (DOCTYPE or entity references).
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`out` NULL).
  *
  * # Safety
- * `xml` points to `len` readable bytes (or is NULL); `out` is NULL or writable.
+ * `out` is NULL or writable.
  */
-enum impp_status impp_presence_parse(const char *xml, size_t len, struct impp_presence **out);
+enum impp_status impp_config_new(struct impp_config **out);
 
 /**
- * Like `impp_presence_parse`, with explicit limits: documents over `max_bytes` bytes or with
- * elements nested deeper than `max_depth` are refused with `IMPP_ERR_TOO_LARGE`.
+ * Frees a configuration that was not given to `impp_engine_new`. NULL is a no-op.
  *
  * # Safety
- * As `impp_presence_parse`.
+ * `config` is NULL or a configuration from `impp_config_new` not yet freed or consumed.
  */
-enum impp_status impp_presence_parse_limited(const char *xml,
-                                             size_t len,
-                                             size_t max_bytes,
-                                             uint32_t max_depth,
-                                             struct impp_presence **out);
+void impp_config_free(struct impp_config *config);
 
 /**
- * Frees a presence document and every string borrowed from it. NULL is a no-op.
+ * Sets the number of worker (shard) threads, 1 to 256.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Any thread; one at a time per
+ * configuration.
  *
  * # Safety
- * `presence` is NULL or a handle from this library not yet freed.
+ * `config` is NULL or a live configuration.
  */
-void impp_presence_free(struct impp_presence *presence);
+enum impp_status impp_config_set_workers(struct impp_config *config, uint32_t workers);
 
 /**
- * Copies a presence document. On success `*out` owns a new, independent handle.
+ * Adds a domain the engine owns (e.g. `"example.test"`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, empty or containing spaces).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration; `domain` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_config_add_domain(struct impp_config *config, const char *domain);
+
+/**
+ * Sets the publication expiry bounds in seconds: shorter requests fail with
+ * `IMPP_ERR_INTERVAL_TOO_BRIEF`, longer ones are shortened to `max`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_publication_expiry(struct impp_config *config,
+                                                    uint32_t min,
+                                                    uint32_t default_expiry,
+                                                    uint32_t max);
+
+/**
+ * Sets the subscription expiry bounds in seconds (as for publications).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_subscription_expiry(struct impp_config *config,
+                                                     uint32_t min,
+                                                     uint32_t default_expiry,
+                                                     uint32_t max);
+
+/**
+ * Sets how many events the queue holds before notifications of one subscription start
+ * merging (the latest state wins); events that cannot merge are never dropped.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_queue_capacity(struct impp_config *config, size_t capacity);
+
+/**
+ * Sets what happens to watchers no rule mentions (an `impp_auth_action` value).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad value).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_default_policy(struct impp_config *config, int action);
+
+/**
+ * Sets the default minimum time between two notifications of one subscription, in
+ * milliseconds (0: none). Changes inside it merge into one notification.
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
  *
  * # Safety
- * `presence` is NULL or a live handle; `out` is NULL or writable.
+ * `config` is NULL or a live configuration.
  */
-enum impp_status impp_presence_clone(const struct impp_presence *presence,
-                                     struct impp_presence **out);
+enum impp_status impp_config_set_min_notify_interval_ms(struct impp_config *config,
+                                                        uint64_t interval_ms);
 
 /**
- * Serializes the document as PIDF (UTF-8 with an XML declaration). On success `*out` is an
- * owned string: free it with `impp_string_free`. `*len_out`, if not NULL, receives its length
- * in bytes (without the NUL).
+ * Adds a URI allowed to watch every presentity's watchers (`presence.winfo`).
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle or `out`; a tuple without id).
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8), `IMPP_ERR_INVALID_URI`.
  *
  * # Safety
- * `presence` is NULL or a live handle; `out` is NULL or writable; `len_out` is NULL or writable.
+ * `config` is NULL or a live configuration; `uri` NULL or a NUL-terminated string.
  */
-enum impp_status impp_presence_to_xml(const struct impp_presence *presence,
-                                      char **out,
-                                      size_t *len_out);
+enum impp_status impp_config_add_winfo_admin(struct impp_config *config, const char *uri);
 
 /**
- * The entity (presentity URI) of the document. Borrowed from the handle.
+ * Sets the limits applied to documents given as text: size in bytes and nesting depth.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
  *
  * # Safety
- * `presence` is NULL or a live handle; `out` is NULL or writable.
+ * `config` is NULL or a live configuration.
  */
-enum impp_status impp_presence_entity(const struct impp_presence *presence, const char **out);
+enum impp_status impp_config_set_document_limits(struct impp_config *config,
+                                                 size_t max_bytes,
+                                                 uint32_t max_depth);
 
 /**
- * The number of tuples; 0 for NULL. Any thread.
- *
- * # Safety
- * `presence` is NULL or a live handle.
- */
-size_t impp_presence_tuple_count(const struct impp_presence *presence);
-
-/**
- * Appends a tuple with this id and basic status (an `impp_basic` value). On success `*index_out`
- * (if not NULL) receives the new tuple's index.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, empty id, an id already used in the document,
- * a basic value outside `impp_basic`). Nothing changes on error.
- *
- * # Safety
- * `presence` is NULL or a live handle; `id` NULL or a NUL-terminated string; `index_out`
- * NULL or writable.
- */
-enum impp_status impp_presence_add_tuple(struct impp_presence *presence,
-                                         const char *id,
-                                         int basic,
-                                         size_t *index_out);
-
-/**
- * Removes the tuple at `index`; later tuples move down by one.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
- *
- * # Safety
- * `presence` is NULL or a live handle.
- */
-enum impp_status impp_presence_remove_tuple(struct impp_presence *presence, size_t index);
-
-/**
- * The id of the tuple at `index`. Borrowed from the handle.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
- *
- * # Safety
- * `presence` is NULL or a live handle; `out` is NULL or writable.
- */
-enum impp_status impp_presence_tuple_id(const struct impp_presence *presence,
-                                        size_t index,
-                                        const char **out);
-
-/**
- * The basic status of the tuple at `index`.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
- *
- * # Safety
- * `presence` is NULL or a live handle; `out` is NULL or writable.
- */
-enum impp_status impp_presence_tuple_basic(const struct impp_presence *presence,
-                                           size_t index,
-                                           enum impp_basic *out);
-
-/**
- * Sets the basic status (an `impp_basic` value) of the tuple at `index`.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad value), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle.
- */
-enum impp_status impp_presence_tuple_set_basic(struct impp_presence *presence,
-                                               size_t index,
-                                               int basic);
-
-/**
- * Sets (or, with `uri` NULL, removes) the contact of the tuple at `index`. `priority` is
- * between 0 and 1 (kept to thousandths); a negative value means "no priority".
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle, `uri` not URI-shaped or not UTF-8,
- * priority above 1 or NaN), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `uri` NULL or a NUL-terminated string.
- */
-enum impp_status impp_presence_tuple_set_contact(struct impp_presence *presence,
-                                                 size_t index,
-                                                 const char *uri,
-                                                 double priority);
-
-/**
- * The contact of the tuple at `index`: `*uri_out` is borrowed from the handle, or NULL when
- * the tuple has no contact; `*priority_out` (if not NULL) is the priority, or -1 when absent.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `uri_out` NULL or writable; `priority_out` NULL or writable.
- */
-enum impp_status impp_presence_tuple_contact(const struct impp_presence *presence,
-                                             size_t index,
-                                             const char **uri_out,
-                                             double *priority_out);
-
-/**
- * Sets (or, with NULL, removes) the timestamp of the tuple at `index`, an `xs:dateTime` such
- * as `2026-11-24T14:45:00Z`.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle, not a date-time), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `timestamp` NULL or a NUL-terminated string.
- */
-enum impp_status impp_presence_tuple_set_timestamp(struct impp_presence *presence,
-                                                   size_t index,
-                                                   const char *timestamp);
-
-/**
- * The timestamp of the tuple at `index`, borrowed from the handle, or NULL if it has none.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `out` NULL or writable.
- */
-enum impp_status impp_presence_tuple_timestamp(const struct impp_presence *presence,
-                                               size_t index,
-                                               const char **out);
-
-/**
- * Adds a note to the tuple at `index` (`lang`, an `xml:lang` tag such as `"en"`, may be NULL).
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, bad language tag), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `text` and `lang` NULL or NUL-terminated strings.
- */
-enum impp_status impp_presence_tuple_add_note(struct impp_presence *presence,
-                                              size_t index,
-                                              const char *text,
-                                              const char *lang);
-
-/**
- * The number of notes of the tuple at `index`; 0 for NULL or an index out of range.
- *
- * # Safety
- * `presence` is NULL or a live handle.
- */
-size_t impp_presence_tuple_note_count(const struct impp_presence *presence, size_t index);
-
-/**
- * Note `note` of the tuple at `index`: `*text_out` and `*lang_out` (NULL when the note has no
- * language; `lang_out` itself may be NULL) are borrowed from the handle.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `text_out` NULL or writable; `lang_out` NULL or writable.
- */
-enum impp_status impp_presence_tuple_note(const struct impp_presence *presence,
-                                          size_t index,
-                                          size_t note,
-                                          const char **text_out,
-                                          const char **lang_out);
-
-/**
- * Adds a presence-level note (`lang` may be NULL).
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, bad language tag).
- *
- * # Safety
- * `presence` is NULL or a live handle; `text` and `lang` NULL or NUL-terminated strings.
- */
-enum impp_status impp_presence_add_note(struct impp_presence *presence,
-                                        const char *text,
-                                        const char *lang);
-
-/**
- * The number of presence-level notes; 0 for NULL.
- *
- * # Safety
- * `presence` is NULL or a live handle.
- */
-size_t impp_presence_note_count(const struct impp_presence *presence);
-
-/**
- * Presence-level note `note`: text and language (NULL when none; `lang_out` may be NULL),
- * borrowed from the handle.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `text_out` NULL or writable; `lang_out` NULL or writable.
- */
-enum impp_status impp_presence_note(const struct impp_presence *presence,
-                                    size_t note,
-                                    const char **text_out,
-                                    const char **lang_out);
-
-/**
- * Declares whether the tuple at `index` supports a capability (`cap`, an `impp_capability`):
- * `value` 1 = supported, 0 = not supported, -1 = say nothing (removes the element).
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad `cap` or `value`), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle.
- */
-enum impp_status impp_presence_tuple_set_capability(struct impp_presence *presence,
-                                                    size_t index,
-                                                    int cap,
-                                                    int value);
-
-/**
- * Whether the tuple at `index` supports `cap`: `*out` is 1 (yes), 0 (no) or -1 (not said).
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad `cap`), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `out` NULL or writable.
- */
-enum impp_status impp_presence_tuple_capability(const struct impp_presence *presence,
-                                                size_t index,
-                                                int cap,
-                                                int *out);
-
-/**
- * Adds a MIME type the tuple's service supports (`caps:type`, e.g. `"text/plain"`).
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `type/subtype`), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `mime` NULL or a NUL-terminated string.
- */
-enum impp_status impp_presence_tuple_add_media_type(struct impp_presence *presence,
-                                                    size_t index,
-                                                    const char *mime);
-
-/**
- * The number of MIME types of the tuple at `index`; 0 for NULL or out of range.
- *
- * # Safety
- * `presence` is NULL or a live handle.
- */
-size_t impp_presence_tuple_media_type_count(const struct impp_presence *presence, size_t index);
-
-/**
- * MIME type `type_index` of the tuple at `index`, borrowed from the handle.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `out` NULL or writable.
- */
-enum impp_status impp_presence_tuple_media_type(const struct impp_presence *presence,
-                                                size_t index,
-                                                size_t type_index,
-                                                const char **out);
-
-/**
- * Declares a duplex mode (`"full"`, `"half"`, `"receive-only"`, `"send-only"`) as supported
- * (`supported` true) or not supported by the tuple's service.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown mode), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `mode` NULL or a NUL-terminated string.
- */
-enum impp_status impp_presence_tuple_add_duplex(struct impp_presence *presence,
-                                                size_t index,
-                                                const char *mode,
-                                                bool supported);
-
-/**
- * Whether the tuple's service supports a duplex mode: `*out` is 1 (listed as supported), 0
- * (listed as not supported) or -1 (not said).
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown mode), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `mode` NULL or a NUL-terminated string; `out` NULL or writable.
- */
-enum impp_status impp_presence_tuple_duplex(const struct impp_presence *presence,
-                                            size_t index,
-                                            const char *mode,
-                                            int *out);
-
-/**
- * Adds an RPID activity by its RFC 4480 name (`"away"`, `"busy"`, `"on-the-phone"`,
- * `"meeting"`, ...) to the person. Adding one already present changes nothing.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown name). Nothing changes on error.
- *
- * # Safety
- * `presence` is NULL or a live handle; `name` NULL or a NUL-terminated string.
- */
-enum impp_status impp_presence_add_activity(struct impp_presence *presence, const char *name);
-
-/**
- * Adds a free-text activity (RPID `<other>`), e.g. `"gardening"`, to the person.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, empty).
- *
- * # Safety
- * `presence` is NULL or a live handle; `text` NULL or a NUL-terminated string.
- */
-enum impp_status impp_presence_add_other_activity(struct impp_presence *presence, const char *text);
-
-/**
- * Removes every activity of the person.
+ * Makes the engine use a manual clock that only moves with `impp_engine_advance_clock`:
+ * for tests that drive expiry and throttling without sleeping.
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
  *
  * # Safety
- * `presence` is NULL or a live handle.
+ * `config` is NULL or a live configuration.
  */
-enum impp_status impp_presence_clear_activities(struct impp_presence *presence);
+enum impp_status impp_config_use_manual_clock(struct impp_config *config);
 
 /**
- * The number of activities of the person; 0 for NULL or when there is no person.
+ * The workers a new configuration gets by default (the number of cores). Any thread.
+ */
+uint32_t impp_config_default_workers(void);
+
+/**
+ * Starts an engine from `config`, which is consumed (freed) whether or not this succeeds.
+ * On success `*out` owns the engine.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, inconsistent options), `IMPP_ERR_INTERNAL`
+ * (threads could not start).
  *
  * # Safety
- * `presence` is NULL or a live handle.
+ * `config` is NULL or a configuration from `impp_config_new` not yet freed or consumed;
+ * `out` is NULL or writable.
  */
-size_t impp_presence_activity_count(const struct impp_presence *presence);
+enum impp_status impp_engine_new(struct impp_config *config, struct impp_engine **out);
 
 /**
- * Activity `index` of the person: `*name_out` is its RFC 4480 name, or
- * `"other"` for free text, whose text is then in `*text_out` (NULL for named activities). Both are borrowed from the handle;. `text_out` may be NULL.
+ * Shuts the engine down and frees it: refuses new calls, lets calls in progress finish,
+ * joins every engine thread, discards undelivered events, then frees the callback's
+ * `user_data` (once). No callback runs after it returns. NULL is a no-op (`IMPP_OK`).
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ * Errors: `IMPP_ERR_IN_CALLBACK` when called from inside the event callback: nothing is torn
+ * down, the engine keeps working; free it from another thread (or after the callback).
  *
  * # Safety
- * `presence` is NULL or a live handle; `name_out` NULL or writable; `text_out` NULL or writable.
+ * `engine` is NULL or a live engine not yet freed; no other thread may use it after this
+ * call has started (except from inside its callback, which the engine waits for).
  */
-enum impp_status impp_presence_activity(const struct impp_presence *presence,
-                                        size_t index,
-                                        const char **name_out,
-                                        const char **text_out);
+enum impp_status impp_engine_free(struct impp_engine *engine);
 
 /**
- * Adds a mood by its RFC 4480 name (`"happy"`, `"stressed"`, `"in_love"`, ...) to the person.
- * Adding one already present changes nothing.
+ * Publishes a document for `presentity` in `event_package` (`"presence"`, `"dialog"`,
+ * `"message-summary"`), given as `len` bytes of text (PIDF or dialog-info XML, or
+ * message-summary text). `expires` in seconds (0: the configured default). On success
+ * `*etag_out` is the publication's entity tag, owned: free it with `impp_string_free`.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown name).
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_INVALID_URI`, `IMPP_ERR_UNKNOWN_PACKAGE`,
+ * `IMPP_ERR_MALFORMED`/`IMPP_ERR_TOO_LARGE`/`IMPP_ERR_UNSAFE_XML` (the body),
+ * `IMPP_ERR_INTERVAL_TOO_BRIEF`, `IMPP_ERR_SHUTDOWN`. Nothing changes on error.
  *
  * # Safety
- * `presence` is NULL or a live handle; `name` NULL or a NUL-terminated string.
+ * `engine` NULL or live; strings NULL or NUL-terminated; `body` points to `len` bytes;
+ * `etag_out` NULL or writable.
  */
-enum impp_status impp_presence_add_mood(struct impp_presence *presence, const char *name);
+enum impp_status impp_engine_publish(const struct impp_engine *engine,
+                                     const char *presentity,
+                                     const char *event_package,
+                                     const char *body,
+                                     size_t len,
+                                     uint32_t expires,
+                                     char **etag_out);
 
 /**
- * The number of moods of the person; 0 for NULL or when there is no person.
+ * Publishes a presence document handle for `presentity` (the handle is only read).
+ * Otherwise as `impp_engine_publish`.
  *
  * # Safety
- * `presence` is NULL or a live handle.
+ * As `impp_engine_publish`; `document` NULL or a live presence handle.
  */
-size_t impp_presence_mood_count(const struct impp_presence *presence);
+enum impp_status impp_engine_publish_presence(const struct impp_engine *engine,
+                                              const char *presentity,
+                                              const struct impp_presence *document,
+                                              uint32_t expires,
+                                              char **etag_out);
 
 /**
- * Mood `index` of the person: its RFC 4480 name, or `"other"` for free text, borrowed from
- * the handle.
+ * Extends a publication by `expires` seconds (0 removes it); `*new_etag_out` (owned, may be
+ * empty after a removal) replaces the old tag, which stops working.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_UNKNOWN_ENTITY_TAG` (unknown or expired:
+ * SIP 412), `IMPP_ERR_INTERVAL_TOO_BRIEF`, `IMPP_ERR_SHUTDOWN`.
  *
  * # Safety
- * `presence` is NULL or a live handle; `name_out` NULL or writable.
+ * `engine` NULL or live; `etag` NULL or NUL-terminated; `new_etag_out` NULL or writable.
  */
-enum impp_status impp_presence_mood(const struct impp_presence *presence,
-                                    size_t index,
-                                    const char **name_out);
+enum impp_status impp_engine_refresh_publication(const struct impp_engine *engine,
+                                                 const char *etag,
+                                                 uint32_t expires,
+                                                 char **new_etag_out);
 
 /**
- * Sets the person's user input: `state` is an `impp_user_input` value
- * (`IMPP_USER_INPUT_UNKNOWN` removes it); `last_input` (may be NULL) is the `xs:dateTime` of
- * the last input.
+ * Replaces a publication's document (`len` bytes of `event_package` text); `*new_etag_out`
+ * (owned) replaces the old tag.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle, bad state, bad date-time).
- *
- * # Safety
- * `presence` is NULL or a live handle; `last_input` NULL or a NUL-terminated string.
- */
-enum impp_status impp_presence_set_user_input(struct impp_presence *presence,
-                                              int state,
-                                              const char *last_input);
-
-/**
- * The person's user input state, and (if `last_input_out` is not NULL) the time of the last
- * input, borrowed from the handle, or NULL when not given.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ * Errors: as `impp_engine_publish`, plus `IMPP_ERR_UNKNOWN_ENTITY_TAG`.
  *
  * # Safety
- * `presence` is NULL or a live handle; `state_out` NULL or writable; `last_input_out` NULL or writable.
+ * As `impp_engine_publish`.
  */
-enum impp_status impp_presence_user_input(const struct impp_presence *presence,
-                                          enum impp_user_input *state_out,
-                                          const char **last_input_out);
+enum impp_status impp_engine_modify_publication(const struct impp_engine *engine,
+                                                const char *etag,
+                                                const char *event_package,
+                                                const char *body,
+                                                size_t len,
+                                                char **new_etag_out);
 
 /**
- * Adds a note to the person (`dm:note`; `lang` may be NULL).
+ * Withdraws a publication.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, bad language tag).
- *
- * # Safety
- * `presence` is NULL or a live handle; `text` and `lang` NULL or NUL-terminated strings.
- */
-enum impp_status impp_presence_add_person_note(struct impp_presence *presence,
-                                               const char *text,
-                                               const char *lang);
-
-/**
- * The number of notes of the person; 0 for NULL or when there is no person.
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_UNKNOWN_ENTITY_TAG`, `IMPP_ERR_SHUTDOWN`.
  *
  * # Safety
- * `presence` is NULL or a live handle.
+ * `engine` NULL or live; `etag` NULL or NUL-terminated.
  */
-size_t impp_presence_person_note_count(const struct impp_presence *presence);
+enum impp_status impp_engine_remove_publication(const struct impp_engine *engine, const char *etag);
 
 /**
- * Person note `index`: text and language (NULL when none; `lang_out` may be NULL), borrowed
- * from the handle.
+ * Subscribes `watcher` to `presentity` in `event_package`. `expires` in seconds (-1: the
+ * default; 0: fetch the state once and end). `filter_xml` (may be NULL) is an RFC 4661
+ * filter document of `filter_len` bytes. `min_interval_ms` is the minimum time between
+ * notifications (-1: the engine default). On success `*id_out` is the subscription id. The
+ * first notification arrives as an event.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND`.
- *
- * # Safety
- * `presence` is NULL or a live handle; `text_out` NULL or writable; `lang_out` NULL or writable.
- */
-enum impp_status impp_presence_person_note(const struct impp_presence *presence,
-                                           size_t index,
-                                           const char **text_out,
-                                           const char **lang_out);
-
-/**
- * The static name of a status code, such as `"IMPP_ERR_MALFORMED"`; `"IMPP_UNKNOWN"` for a
- * value that is not a status. Never NULL; the string is static. Any thread.
- */
-const char *impp_status_name(int32_t status);
-
-/**
- * The message of the last failed call on the calling thread, or NULL if the last fallible
- * call succeeded. Borrowed: valid until the next fallible `impp_` call on this thread.
- * Every fallible function clears it on entry.
- */
-const char *impp_last_error(void);
-
-/**
- * The library version as `"major.minor.patch"`. Static string; any thread.
- */
-const char *impp_version(void);
-
-/**
- * The ABI version of the loaded library; compare with `IMPP_ABI_VERSION`. Any thread.
- */
-uint32_t impp_abi_version(void);
-
-/**
- * Frees a string the library returned as owned (`char *`). NULL is a no-op. Never pass a
- * string from elsewhere, and never free the library's strings with `free()`.
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_INVALID_URI`, `IMPP_ERR_UNKNOWN_PACKAGE`,
+ * `IMPP_ERR_MALFORMED`/`IMPP_ERR_UNSUPPORTED` (the filter), `IMPP_ERR_INTERVAL_TOO_BRIEF`
+ * (SIP 423), `IMPP_ERR_FORBIDDEN` (another presentity's watcher information),
+ * `IMPP_ERR_SHUTDOWN`.
  *
  * # Safety
- * `s` is NULL or a string returned as owned by this library and not yet freed.
+ * `engine` NULL or live; strings NULL or NUL-terminated; `filter_xml` NULL or `filter_len`
+ * readable bytes; `id_out` NULL or writable.
  */
-void impp_string_free(char *s);
+enum impp_status impp_engine_subscribe(const struct impp_engine *engine,
+                                       const char *watcher,
+                                       const char *presentity,
+                                       const char *event_package,
+                                       int64_t expires,
+                                       const char *filter_xml,
+                                       size_t filter_len,
+                                       int64_t min_interval_ms,
+                                       uint64_t *id_out);
+
+/**
+ * Extends a subscription by `expires` seconds (0 ends it like `impp_engine_unsubscribe`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_NOT_FOUND` (SIP 481),
+ * `IMPP_ERR_INTERVAL_TOO_BRIEF`, `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live.
+ */
+enum impp_status impp_engine_refresh_subscription(const struct impp_engine *engine,
+                                                  uint64_t id,
+                                                  uint32_t expires);
+
+/**
+ * Ends a subscription; its watcher gets a final `terminated` notification.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_NOT_FOUND`, `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live.
+ */
+enum impp_status impp_engine_unsubscribe(const struct impp_engine *engine, uint64_t id);
+
+/**
+ * Ends a subscription from the notifier's side with `reason` (an `impp_reason` other than
+ * `IMPP_REASON_NONE`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_NOT_FOUND`, `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live.
+ */
+enum impp_status impp_engine_terminate_subscription(const struct impp_engine *engine,
+                                                    uint64_t id,
+                                                    int reason);
+
+/**
+ * The state of a live subscription: `*state_out`, and if not NULL `*expires_in_out`
+ * (seconds left) and `*authorization_out` (what authorization decided).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_NOT_FOUND` (ended or never existed),
+ * `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live; the outputs NULL or writable.
+ */
+enum impp_status impp_engine_subscription_state(const struct impp_engine *engine,
+                                                uint64_t id,
+                                                enum impp_subscription_state *state_out,
+                                                uint32_t *expires_in_out,
+                                                enum impp_auth_action *authorization_out);
+
+/**
+ * Decides one subscription (an `impp_auth_action`): allow approves (pending → active with a
+ * full notification), polite-block shows the neutral document, block ends it as rejected
+ * (also when it was active: revocation), confirm puts it back to pending.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_NOT_FOUND`, `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live.
+ */
+enum impp_status impp_engine_authorize(const struct impp_engine *engine, uint64_t id, int action);
+
+/**
+ * Adds or replaces the rule of `presentity` for one watcher URI (`watcher`, with `domain`
+ * NULL) or a whole domain (`domain`, with `watcher` NULL). Existing subscriptions follow it.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (both or neither of watcher/domain, bad action),
+ * `IMPP_ERR_INVALID_URI`, `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live; strings NULL or NUL-terminated.
+ */
+enum impp_status impp_engine_set_rule(const struct impp_engine *engine,
+                                      const char *presentity,
+                                      const char *watcher,
+                                      const char *domain,
+                                      int action);
+
+/**
+ * Removes a rule (arguments as `impp_engine_set_rule`); `*removed_out` (if not NULL) says
+ * whether there was one.
+ *
+ * # Safety
+ * `engine` NULL or live; strings NULL or NUL-terminated; `removed_out` NULL or writable.
+ */
+enum impp_status impp_engine_remove_rule(const struct impp_engine *engine,
+                                         const char *presentity,
+                                         const char *watcher,
+                                         const char *domain,
+                                         bool *removed_out);
+
+/**
+ * The number of rules of `presentity`, in `*count_out`; read them with `impp_engine_rule`.
+ *
+ * # Safety
+ * `engine` NULL or live; `presentity` NULL or NUL-terminated; `count_out` NULL or writable.
+ */
+enum impp_status impp_engine_rule_count(const struct impp_engine *engine,
+                                        const char *presentity,
+                                        size_t *count_out);
+
+/**
+ * Rule `index` of `presentity` (in a stable order): `*watcher_out` or `*domain_out` (owned
+ * strings, the other one NULL; free with `impp_string_free`) and `*action_out`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `engine` NULL or live; `presentity` NULL or NUL-terminated; outputs NULL or writable.
+ */
+enum impp_status impp_engine_rule(const struct impp_engine *engine,
+                                  const char *presentity,
+                                  size_t index,
+                                  char **watcher_out,
+                                  char **domain_out,
+                                  enum impp_auth_action *action_out);
+
+/**
+ * Waits up to `timeout_ms` milliseconds (-1: forever, 0: don't wait) for the next event. On
+ * success `*event_out` is an owned event (free it with `impp_event_free`), or NULL when none
+ * came in time. Don't poll while a callback is set (the dispatcher consumes the events;
+ * polling then returns NULL at once).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, timeout below -1).
+ *
+ * # Safety
+ * `engine` NULL or live; `event_out` NULL or writable.
+ */
+enum impp_status impp_engine_next_event(const struct impp_engine *engine,
+                                        int32_t timeout_ms,
+                                        struct impp_event **event_out);
+
+/**
+ * A file descriptor that is readable while events wait, for select/poll/epoll/asyncio
+ * loops. Never read or close it; call `impp_engine_next_event`. -1 for NULL.
+ *
+ * # Safety
+ * `engine` NULL or live.
+ */
+int impp_engine_event_fd(const struct impp_engine *engine);
+
+/**
+ * Sets the event callback (NULL `callback`: back to polling). `callback(event, user_data)`
+ * runs on the engine's dispatcher thread for every event, in order; it may call any engine
+ * function (but `impp_engine_free` fails there with `IMPP_ERR_IN_CALLBACK`). The event is
+ * borrowed for the call. `free_user_data` (may be NULL) runs exactly once for `user_data`,
+ * after the callback's last call: when it is replaced, or when the engine is freed (or at
+ * once if this call fails). Callable from inside the callback.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL engine), `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live; `callback` and `free_user_data` NULL or valid functions for as long
+ * as the engine may call them; `user_data` whatever they expect.
+ */
+enum impp_status impp_engine_set_event_callback(const struct impp_engine *engine,
+                                                impp_event_callback callback,
+                                                void *user_data,
+                                                impp_free_callback free_user_data);
+
+/**
+ * Reads one counter (an `impp_stat` value); 0 for NULL or an unknown counter. Cheap; any
+ * thread.
+ *
+ * # Safety
+ * `engine` NULL or live.
+ */
+uint64_t impp_engine_stat(const struct impp_engine *engine, int which);
+
+/**
+ * Moves the manual clock forward by `ms` milliseconds and waits until every shard has run
+ * what became due (expiries, throttles) and queued its events. Only for engines configured
+ * with `impp_config_use_manual_clock`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, no manual clock), `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live.
+ */
+enum impp_status impp_engine_advance_clock(const struct impp_engine *engine, uint64_t ms);
+
+/**
+ * Waits until every shard has handled every earlier call and queued its events (a barrier,
+ * mostly for tests).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live.
+ */
+enum impp_status impp_engine_sync(const struct impp_engine *engine);
+
+/**
+ * The C names of the `impp_reason` values, for messages. Static; any thread.
+ */
+const char *impp_reason_name(int reason);
+
+/**
+ * Frees an event returned by `impp_engine_next_event`. NULL is a no-op. Never free the event
+ * passed to a callback.
+ *
+ * # Safety
+ * `event` is NULL or an owned event not yet freed.
+ */
+void impp_event_free(struct impp_event *event);
+
+/**
+ * The kind of the event; `IMPP_EVENT_NOTIFICATION` for NULL (check your pointers).
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+enum impp_event_kind impp_event_get_kind(const struct impp_event *event);
+
+/**
+ * The subscription the event is about; 0 for a publication expiry or NULL.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+uint64_t impp_event_subscription(const struct impp_event *event);
+
+/**
+ * The watcher's URI, or NULL for a publication expiry. Borrowed from the event.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+const char *impp_event_watcher(const struct impp_event *event);
+
+/**
+ * The presentity's URI. Borrowed from the event; NULL only for NULL.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+const char *impp_event_presentity(const struct impp_event *event);
+
+/**
+ * The event package (`"presence"`, `"presence.winfo"`, `"dialog"`, `"message-summary"`).
+ * Borrowed from the event; NULL only for NULL.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+const char *impp_event_package(const struct impp_event *event);
+
+/**
+ * The subscription state carried by a notification or state change
+ * (`IMPP_SUBSCRIPTION_NONE` otherwise); `*reason_out` (if not NULL) gets the reason.
+ *
+ * # Safety
+ * `event` is NULL or a live event; `reason_out` NULL or writable.
+ */
+enum impp_subscription_state impp_event_state(const struct impp_event *event,
+                                              enum impp_reason *reason_out);
+
+/**
+ * The entity tag of an expired publication; NULL for other events. Borrowed from the event.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+const char *impp_event_etag(const struct impp_event *event);
+
+/**
+ * Whether the event carries a document (a notification the watcher may see content of).
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+bool impp_event_has_document(const struct impp_event *event);
+
+/**
+ * The notification's document serialized in its package's format (PIDF, watcherinfo,
+ * dialog-info XML, or message-summary text): `*body_out` is borrowed from the event,
+ * `*len_out` (if not NULL) its length in bytes.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (no document: pending,
+ * terminated, or not a notification).
+ *
+ * # Safety
+ * `event` is NULL or a live event; `body_out` NULL or writable; `len_out` NULL or writable.
+ */
+enum impp_status impp_event_body(const struct impp_event *event,
+                                 const char **body_out,
+                                 size_t *len_out);
+
+/**
+ * The notification's presence document as a new, owned handle (free it with
+ * `impp_presence_free`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (no presence document).
+ *
+ * # Safety
+ * `event` is NULL or a live event; `out` NULL or writable.
+ */
+enum impp_status impp_event_presence(const struct impp_event *event, struct impp_presence **out);
 
 /**
  * Creates an empty presence document for `entity` (a URI such as `pres:alice@example.test`).

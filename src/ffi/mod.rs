@@ -12,11 +12,17 @@
 #![allow(non_camel_case_types)]
 
 mod boundary;
+mod config;
+mod engine;
+mod event;
 mod presence;
 mod presence_caps;
 mod presence_person;
 mod status;
 
+pub use config::*;
+pub use engine::*;
+pub use event::*;
 pub use presence::*;
 pub use presence_caps::*;
 pub use presence_person::*;

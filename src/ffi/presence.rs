@@ -77,6 +77,11 @@ fn basic_to_c(b: Option<Basic>) -> impp_basic {
 }
 
 impl impp_presence {
+    /// A new owned handle for `doc`, for other parts of the C API.
+    pub(super) fn from_document(doc: Presence) -> *mut impp_presence {
+        impp_presence::new(doc)
+    }
+
     fn new(doc: Presence) -> *mut impp_presence {
         Box::into_raw(Box::new(impp_presence {
             doc,

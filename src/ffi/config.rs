@@ -1,0 +1,324 @@
+//! The engine configuration builder: one setter per option, so new options never change an
+//! existing function's signature. `impp_engine_new` consumes it.
+
+use std::ffi::{c_char, c_int};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::boundary::{guard, guard_value, handle_mut, out_arg, str_arg, write_out};
+use super::status::impp_status;
+use crate::engine::{AuthAction, EngineConfig, ExpiryBounds, ManualClock};
+use crate::error::{Error, Result};
+use crate::uri::Uri;
+
+/// How a watcher no rule mentions is treated, or what a rule does.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum impp_auth_action {
+    /// The watcher may watch.
+    IMPP_AUTH_ALLOW = 1,
+    /// The watcher is refused: told terminated/rejected, never sees a document.
+    IMPP_AUTH_BLOCK = 2,
+    /// The watcher is told active but only ever sees a neutral, closed document.
+    IMPP_AUTH_POLITE_BLOCK = 3,
+    /// The subscription stays pending until the presentity decides (`impp_engine_authorize`).
+    IMPP_AUTH_CONFIRM = 4,
+}
+
+pub(super) fn auth_action_from_c(value: c_int) -> Result<AuthAction> {
+    Ok(match value {
+        1 => AuthAction::Allow,
+        2 => AuthAction::Block,
+        3 => AuthAction::PoliteBlock,
+        4 => AuthAction::Confirm,
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "{other} is not an impp_auth_action value (1..4)"
+            )))
+        }
+    })
+}
+
+pub(super) fn auth_action_to_c(action: AuthAction) -> impp_auth_action {
+    match action {
+        AuthAction::Allow => impp_auth_action::IMPP_AUTH_ALLOW,
+        AuthAction::Block => impp_auth_action::IMPP_AUTH_BLOCK,
+        AuthAction::PoliteBlock => impp_auth_action::IMPP_AUTH_POLITE_BLOCK,
+        AuthAction::Confirm => impp_auth_action::IMPP_AUTH_CONFIRM,
+    }
+}
+
+/// An engine configuration being built. Create it with `impp_config_new`; pass it to
+/// `impp_engine_new` (which consumes it) or free it with `impp_config_free`.
+pub struct impp_config {
+    pub(super) config: EngineConfig,
+    pub(super) manual_clock: Option<Arc<ManualClock>>,
+}
+
+/// Creates a configuration with every default: workers = number of cores; publication and
+/// subscription expiry default 3600 s, minimum 60 s, maximum 86400 s; queue capacity 65536;
+/// default policy confirm; no minimum notification interval; documents up to 64 KiB and 32
+/// levels; the system clock; an in-memory store.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (`out` NULL).
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_new(out: *mut *mut impp_config) -> impp_status {
+    guard(|| {
+        out_arg(out, "out")?;
+        let config = Box::new(impp_config {
+            config: EngineConfig::default(),
+            manual_clock: None,
+        });
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out, Box::into_raw(config)) };
+        Ok(())
+    })
+}
+
+/// Frees a configuration that was not given to `impp_engine_new`. NULL is a no-op.
+///
+/// # Safety
+/// `config` is NULL or a configuration from `impp_config_new` not yet freed or consumed.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_free(config: *mut impp_config) {
+    if config.is_null() {
+        return;
+    }
+    guard_value((), || {
+        // SAFETY: created by Box::into_raw in `impp_config_new` (the contract above).
+        drop(unsafe { Box::from_raw(config) });
+    })
+}
+
+fn with_config(
+    config: *mut impp_config,
+    change: impl FnOnce(&mut impp_config) -> Result<()>,
+) -> impp_status {
+    guard(|| {
+        // SAFETY: the caller's contract (every setter documents it).
+        let c = unsafe { handle_mut(config, "config") }?;
+        change(c)
+    })
+}
+
+/// Sets the number of worker (shard) threads, 1 to 256.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Any thread; one at a time per
+/// configuration.
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_workers(
+    config: *mut impp_config,
+    workers: u32,
+) -> impp_status {
+    with_config(config, |c| {
+        if workers == 0 || workers > 256 {
+            return Err(Error::InvalidArgument(format!(
+                "workers must be between 1 and 256, not {workers}"
+            )));
+        }
+        c.config.workers = workers as usize;
+        Ok(())
+    })
+}
+
+/// Adds a domain the engine owns (e.g. `"example.test"`).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, empty or containing spaces).
+///
+/// # Safety
+/// `config` is NULL or a live configuration; `domain` NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_add_domain(
+    config: *mut impp_config,
+    domain: *const c_char,
+) -> impp_status {
+    with_config(config, |c| {
+        // SAFETY: the caller's contract.
+        let domain = unsafe { str_arg(domain, "domain") }?;
+        if domain.is_empty() || domain.chars().any(|ch| ch.is_whitespace() || ch == '@') {
+            return Err(Error::InvalidArgument(format!(
+                "'{domain}' is not a domain"
+            )));
+        }
+        c.config.domains.push(domain.to_ascii_lowercase());
+        Ok(())
+    })
+}
+
+fn bounds(min: u32, default: u32, max: u32) -> Result<ExpiryBounds> {
+    if !(min <= default && default <= max) || max == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "expiry bounds must satisfy 0 < max and min <= default <= max (got {min}, {default}, {max})"
+        )));
+    }
+    Ok(ExpiryBounds { default, min, max })
+}
+
+/// Sets the publication expiry bounds in seconds: shorter requests fail with
+/// `IMPP_ERR_INTERVAL_TOO_BRIEF`, longer ones are shortened to `max`.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_publication_expiry(
+    config: *mut impp_config,
+    min: u32,
+    default_expiry: u32,
+    max: u32,
+) -> impp_status {
+    with_config(config, |c| {
+        c.config.publication_expiry = bounds(min, default_expiry, max)?;
+        Ok(())
+    })
+}
+
+/// Sets the subscription expiry bounds in seconds (as for publications).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_subscription_expiry(
+    config: *mut impp_config,
+    min: u32,
+    default_expiry: u32,
+    max: u32,
+) -> impp_status {
+    with_config(config, |c| {
+        c.config.subscription_expiry = bounds(min, default_expiry, max)?;
+        Ok(())
+    })
+}
+
+/// Sets how many events the queue holds before notifications of one subscription start
+/// merging (the latest state wins); events that cannot merge are never dropped.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_queue_capacity(
+    config: *mut impp_config,
+    capacity: usize,
+) -> impp_status {
+    with_config(config, |c| {
+        if capacity == 0 {
+            return Err(Error::InvalidArgument(
+                "queue capacity must be at least 1".into(),
+            ));
+        }
+        c.config.queue_capacity = capacity;
+        Ok(())
+    })
+}
+
+/// Sets what happens to watchers no rule mentions (an `impp_auth_action` value).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad value).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_default_policy(
+    config: *mut impp_config,
+    action: c_int,
+) -> impp_status {
+    with_config(config, |c| {
+        c.config.default_policy = auth_action_from_c(action)?;
+        Ok(())
+    })
+}
+
+/// Sets the default minimum time between two notifications of one subscription, in
+/// milliseconds (0: none). Changes inside it merge into one notification.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_min_notify_interval_ms(
+    config: *mut impp_config,
+    interval_ms: u64,
+) -> impp_status {
+    with_config(config, |c| {
+        c.config.min_notify_interval = Duration::from_millis(interval_ms);
+        Ok(())
+    })
+}
+
+/// Adds a URI allowed to watch every presentity's watchers (`presence.winfo`).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8), `IMPP_ERR_INVALID_URI`.
+///
+/// # Safety
+/// `config` is NULL or a live configuration; `uri` NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_add_winfo_admin(
+    config: *mut impp_config,
+    uri: *const c_char,
+) -> impp_status {
+    with_config(config, |c| {
+        // SAFETY: the caller's contract.
+        let uri = Uri::parse(unsafe { str_arg(uri, "uri") }?)?;
+        c.config.winfo_admins.push(uri);
+        Ok(())
+    })
+}
+
+/// Sets the limits applied to documents given as text: size in bytes and nesting depth.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_document_limits(
+    config: *mut impp_config,
+    max_bytes: usize,
+    max_depth: u32,
+) -> impp_status {
+    with_config(config, |c| {
+        if max_bytes == 0 || max_depth == 0 {
+            return Err(Error::InvalidArgument(
+                "document limits must be above 0".into(),
+            ));
+        }
+        c.config.limits.max_bytes = max_bytes;
+        c.config.limits.max_depth = max_depth as usize;
+        Ok(())
+    })
+}
+
+/// Makes the engine use a manual clock that only moves with `impp_engine_advance_clock`:
+/// for tests that drive expiry and throttling without sleeping.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_use_manual_clock(config: *mut impp_config) -> impp_status {
+    with_config(config, |c| {
+        let clock = ManualClock::new();
+        c.config.clock = clock.clone();
+        c.manual_clock = Some(clock);
+        Ok(())
+    })
+}
+
+/// The workers a new configuration gets by default (the number of cores). Any thread.
+#[no_mangle]
+pub extern "C" fn impp_config_default_workers() -> u32 {
+    guard_value(2, || EngineConfig::default().workers as u32)
+}
