@@ -621,7 +621,12 @@ impl Shard {
             state,
         });
         if package != Package::PresenceWinfo {
-            self.log_watcher(id, WatcherEvent::Subscribe);
+            let event = if action == AuthAction::Block {
+                WatcherEvent::Rejected
+            } else {
+                WatcherEvent::Subscribe
+            };
+            self.log_watcher(id, event);
         }
         if action == AuthAction::Confirm {
             self.outbox.push(Event::AuthorizationRequested {
