@@ -573,7 +573,7 @@ type IdMap = HashMap<SubscriptionId, u64, BuildHasherDefault<IdHasher>>;
 /// ids are made by the engine, not chosen by an attacker. The fold brings the well-mixed high
 /// bits down to the low bits the table indexes with, so strided ids spread too.
 #[derive(Default)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {

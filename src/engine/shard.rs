@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use super::compose::{compose, neutral};
 use super::config::EngineConfig;
 use super::events::{Event, Notification, SubscriptionId, SubscriptionState, TerminationReason};
 use super::package::{Document, Package};
-use super::queue::EventQueue;
+use super::queue::{EventQueue, IdHasher};
 use super::random::Random;
 use super::subscription::{Subscription, SubscriptionInfo, Throttle};
 use super::timers::{Timer, Timers};
@@ -159,7 +160,9 @@ pub(crate) struct Shard {
     counters: Arc<ShardCounters>,
     presentities: HashMap<String, Presentity>,
     etags: HashMap<String, (String, Package)>,
-    subscriptions: HashMap<SubscriptionId, Subscription>,
+    /// Keyed with the queue's cheap id hasher: ids are made by the engine, and every
+    /// notification looks its subscription up.
+    subscriptions: HashMap<SubscriptionId, Subscription, BuildHasherDefault<IdHasher>>,
     rules: RuleBook,
     timers: Timers,
     next_seq: u64,
@@ -206,7 +209,7 @@ impl Shard {
             counters,
             presentities: HashMap::new(),
             etags: HashMap::new(),
-            subscriptions: HashMap::new(),
+            subscriptions: HashMap::default(),
             rules: book,
             timers: Timers::default(),
             next_seq: 0,
@@ -510,10 +513,11 @@ impl Shard {
             .iter()
             .map(|p| (p.seq, &p.document))
             .collect();
-        channel.composed = Some(Arc::new(compose(package, &uri, &docs)));
+        let composed = Arc::new(compose(package, &uri, &docs));
+        channel.composed = Some(composed.clone());
         let subscribers = channel.subscribers.clone();
         for id in subscribers {
-            self.notify(id, false);
+            self.notify_with(id, false, Some(&composed));
         }
         self.collect_if_idle(key);
     }
@@ -589,6 +593,14 @@ impl Shard {
             AuthAction::Allow | AuthAction::PoliteBlock => SubscriptionState::Active,
             AuthAction::Confirm => SubscriptionState::Pending,
             AuthAction::Block => SubscriptionState::Terminated(Some(TerminationReason::Rejected)),
+        };
+        // The watchers of a presentity share its URI when they name it the same way: one
+        // allocation per presentity instead of one per subscription.
+        let known = &self.presentity_entry(&presentity).uri;
+        let presentity = if known.to_string() == presentity.to_string() {
+            known.clone()
+        } else {
+            presentity
         };
         let sub = Subscription::new(
             id,
@@ -729,16 +741,31 @@ impl Shard {
     /// `full` forces one (state changes); otherwise filters' triggers and the minimum
     /// interval may hold it back.
     fn notify(&mut self, id: SubscriptionId, full: bool) {
+        self.notify_with(id, full, None);
+    }
+
+    /// [`Shard::notify`], given the channel's current composition when the caller has it in
+    /// hand (a publication changed): one notification per watcher then costs no presentity
+    /// key (an allocated string) and no presentity or channel lookup.
+    fn notify_with(&mut self, id: SubscriptionId, full: bool, composed: Option<&Arc<Document>>) {
         let Some(sub) = self.subscriptions.get(&id) else {
             return;
         };
-        let key = presentity_key(&sub.presentity);
         let (package, state, action) = (sub.package, sub.state, sub.action);
         let document: Option<Arc<Document>> = match state {
             SubscriptionState::Active => Some(match (package, action) {
-                (Package::PresenceWinfo, _) => self.watcher_info(&key, id, full),
+                (Package::PresenceWinfo, _) => {
+                    let key = presentity_key(&sub.presentity);
+                    self.watcher_info(&key, id, full)
+                }
                 (_, AuthAction::PoliteBlock) => Arc::new(neutral(package, &sub.presentity)),
-                _ => self.composed(&key, package),
+                _ => match composed {
+                    Some(document) => document.clone(),
+                    None => {
+                        let key = presentity_key(&sub.presentity);
+                        self.composed(&key, package)
+                    }
+                },
             }),
             _ => None,
         };
@@ -764,6 +791,7 @@ impl Shard {
         let full_state = match (&document, package, full) {
             (Some(_), Package::PresenceWinfo, false) => {
                 let version = sub.winfo_version.saturating_sub(1);
+                let key = presentity_key(&sub.presentity);
                 Some(self.watcher_info_full(&key, version))
             }
             _ => None,

@@ -49,7 +49,9 @@ pub(crate) struct Subscription {
     pub(crate) action: AuthAction,
     pub(crate) expires_at: u64,
     pub(crate) first_subscribed: u64,
-    filter: Option<Filter>,
+    /// Boxed: most subscriptions have none, and a filter is several times the size of the
+    /// rest of the subscription.
+    filter: Option<Box<Filter>>,
     /// The last document this subscription's triggers looked at (unfiltered).
     last_seen: Option<Arc<Document>>,
     min_interval_ms: u64,
@@ -84,7 +86,7 @@ impl Subscription {
             action,
             expires_at,
             first_subscribed: now,
-            filter,
+            filter: filter.map(Box::new),
             last_seen: None,
             min_interval_ms: min_interval.as_millis() as u64,
             last_notified: None,
