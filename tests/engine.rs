@@ -998,3 +998,17 @@ fn every_termination_reason_reaches_the_watcher_and_the_watcher_info() {
         ));
     }
 }
+
+#[test]
+fn events_queued_counts_what_waits_now() {
+    let w = world(AuthAction::Allow);
+    w.subscribe(BOB, ALICE);
+    w.engine.sync().unwrap();
+    assert_eq!(
+        w.engine.stats().events_queued,
+        2,
+        "a state change and the first notification"
+    );
+    w.events();
+    assert_eq!(w.engine.stats().events_queued, 0);
+}

@@ -499,7 +499,7 @@ impl Core {
             s.notifications_throttled += c.throttled.load(Ordering::Relaxed);
         }
         let q = self.queue.stats();
-        s.events_queued = q.queued;
+        s.events_queued = self.queue.len() as u64;
         s.notifications_merged = q.merged;
         s.events_overflowed = q.overflowed;
         s.callback_panics = self.dispatcher.panics();

@@ -256,7 +256,6 @@ impl EventQueue {
     }
 
     /// The number of events waiting.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.lock().events.len()
     }
