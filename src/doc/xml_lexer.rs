@@ -189,6 +189,51 @@ fn plain_end(b: &[u8], mut i: usize, mask: u8) -> usize {
     i
 }
 
+/// End of the run of ASCII NameChars (without `:`) starting at `i`.
+/// Eight bytes at a time while eight remain (one bounds check per eight bytes).
+#[inline(always)]
+fn name_run(b: &[u8], mut i: usize) -> usize {
+    while let Some(chunk) = b.get(i..i + 8) {
+        for (k, &c) in chunk.iter().enumerate() {
+            if class(c) & NCHAR == 0 {
+                return i + k;
+            }
+        }
+        i += 8;
+    }
+    while i < b.len() && class(b[i]) & NCHAR != 0 {
+        i += 1;
+    }
+    i
+}
+
+/// Whether `a` and `b` are the same bytes; inline, eight bytes at a time, for the short
+/// names compared on every end tag and prefix lookup.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i + 8 <= a.len() {
+        let mut x = [0u8; 8];
+        let mut y = [0u8; 8];
+        x.copy_from_slice(&a[i..i + 8]);
+        y.copy_from_slice(&b[i..i + 8]);
+        if x != y {
+            return false;
+        }
+        i += 8;
+    }
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// NameStartChar of XML 1.0 (fifth edition) without `:`.
 fn is_name_start(c: char) -> bool {
     matches!(c,
@@ -252,13 +297,20 @@ pub(super) struct Lexer<'a, 'd> {
     /// Number of open elements.
     depth: u32,
     seen_root: bool,
+    /// The default namespace in scope (what `resolve("")` gives).
+    default_ns: u16,
+    /// The last prefix resolved and its namespace, while no binding was added or removed.
+    last_prefix: &'a str,
+    last_ns: u16,
 }
 
 /// An open element (`ns == OPEN`, `name` its qualified name, `prev` the enclosing element's
-/// index in the scope) or a prefix binding (`name` the prefix, "" for the default namespace).
+/// index in the scope, `outer_default` the default namespace outside it) or a prefix binding
+/// (`name` the prefix, "" for the default namespace).
 struct Scope<'a> {
     name: &'a str,
     ns: u16,
+    outer_default: u16,
     prev: u32,
 }
 
@@ -283,6 +335,9 @@ impl<'a, 'd> Lexer<'a, 'd> {
             top: NO_ELEMENT,
             depth: 0,
             seen_root: false,
+            default_ns: 0,
+            last_prefix: "",
+            last_ns: 0,
         }
     }
 
@@ -385,30 +440,24 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// Reads a qualified name at `pos`: returns (prefix length, or 0, and the whole name).
-    #[inline]
+    #[inline(always)]
     fn qname(&mut self, what: &str) -> Result<(usize, &'a str)> {
         let b = self.b;
         let start = self.pos;
-        // ASCII fast path: NameChars and colons, then the checks on what was found.
-        let mut i = start;
-        let mut seen = 0;
-        while i < b.len() {
-            let k = class(b[i]);
-            if k & (NCHAR | COLON) == 0 {
-                break;
+        // ASCII fast path: NCName, optionally `:` and another NCName, followed by an ASCII
+        // byte that is not `:`; everything else (non-ASCII names, errors) goes the slow way.
+        if start < b.len() && class(b[start]) & NSTART != 0 {
+            let mut i = name_run(b, start + 1);
+            let mut plen = 0;
+            if i < b.len() && b[i] == b':' {
+                plen = i - start;
+                i += 1;
+                if i == b.len() || class(b[i]) & NSTART == 0 {
+                    return self.qname_slow(what);
+                }
+                i = name_run(b, i + 1);
             }
-            seen |= k;
-            i += 1;
-        }
-        if (i == b.len() || b[i] < 0x80) && i > start && class(b[start]) & NSTART != 0 {
-            if seen & COLON == 0 {
-                self.pos = i;
-                return Ok((0, &self.src[start..i]));
-            }
-            let name = &b[start..i];
-            let plen = name.iter().position(|&c| c == b':').unwrap_or(0);
-            let local = &name[plen + 1..];
-            if !local.is_empty() && class(local[0]) & NSTART != 0 && !local.contains(&b':') {
+            if i == b.len() || (b[i] < 0x80 && b[i] != b':') {
                 self.pos = i;
                 return Ok((plen, &self.src[start..i]));
             }
@@ -514,6 +563,7 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// The next event.
+    #[inline(always)]
     pub(super) fn next(&mut self, attrs: &mut Vec<Attr<'a>>) -> Result<Event<'a>> {
         loop {
             if self.depth == 0 {
@@ -659,21 +709,32 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// The namespace index of `prefix` ("" for the default namespace of an element).
-    #[inline]
-    fn resolve(&self, prefix: &str, at: usize) -> Result<u16> {
-        if let Some(s) = self
+    #[inline(always)]
+    fn resolve(&mut self, prefix: &'a str, at: usize) -> Result<u16> {
+        if prefix.is_empty() {
+            return Ok(self.default_ns);
+        }
+        if same_bytes(self.last_prefix.as_bytes(), prefix.as_bytes()) {
+            return Ok(self.last_ns);
+        }
+        self.resolve_prefix(prefix, at)
+    }
+
+    /// [`Lexer::resolve`] for a prefix other than the last one: a look through the scope.
+    fn resolve_prefix(&mut self, prefix: &'a str, at: usize) -> Result<u16> {
+        let ns = match self
             .scope
             .iter()
             .rev()
-            .find(|s| s.ns != OPEN && s.name == prefix)
+            .find(|s| s.ns != OPEN && same_bytes(s.name.as_bytes(), prefix.as_bytes()))
         {
-            return Ok(s.ns);
-        }
-        match prefix {
-            "" => Ok(0),
-            "xml" => Ok(1),
-            _ => Err(self.err(at, format_args!("prefix '{prefix}' is not declared"))),
-        }
+            Some(s) => s.ns,
+            None if prefix == "xml" => 1,
+            None => return Err(self.err(at, format_args!("prefix '{prefix}' is not declared"))),
+        };
+        self.last_prefix = prefix;
+        self.last_ns = ns;
+        Ok(ns)
     }
 
     /// Records `xmlns:prefix="uri"` (`prefix` "" for `xmlns="uri"`) for the element being read,
@@ -720,8 +781,14 @@ impl<'a, 'd> Lexer<'a, 'd> {
         self.scope.push(Scope {
             name: prefix,
             ns,
+            outer_default: 0,
             prev: 0,
         });
+        if prefix.is_empty() {
+            self.default_ns = ns;
+        } else {
+            self.last_prefix = "";
+        }
         Ok(())
     }
 
@@ -778,6 +845,7 @@ impl<'a, 'd> Lexer<'a, 'd> {
         self.scope.push(Scope {
             name: qname,
             ns: OPEN,
+            outer_default: self.default_ns,
             prev: self.top,
         });
         let mark = self.scope.len();
@@ -838,7 +906,8 @@ impl<'a, 'd> Lexer<'a, 'd> {
         for k in first..attrs.len() {
             let (plen, at) = (attrs[k].plen as usize, attrs[k].at as usize);
             if plen != 0 {
-                attrs[k].ns = self.resolve(&self.src[at..at + plen], at)?;
+                let src = self.src;
+                attrs[k].ns = self.resolve(&src[at..at + plen], at)?;
             }
             let (ns, local) = (attrs[k].ns, attrs[k].local);
             if attrs[first..k]
@@ -852,6 +921,10 @@ impl<'a, 'd> Lexer<'a, 'd> {
             }
         }
         if empty {
+            self.default_ns = self.scope[mark - 1].outer_default;
+            if self.scope.len() > mark {
+                self.last_prefix = "";
+            }
             self.scope.truncate(mark - 1);
         } else {
             self.top = (mark - 1) as u32;
@@ -875,10 +948,9 @@ impl<'a, 'd> Lexer<'a, 'd> {
         let top = self.top as usize;
         let (open, prev) = (self.scope[top].name, self.scope[top].prev);
         let rest = &self.b[self.pos..];
-        let same = rest.starts_with(open.as_bytes())
-            && rest
-                .get(open.len())
-                .is_some_and(|&c| c == b'>' || class(c) & WS != 0);
+        let same = rest.len() > open.len()
+            && same_bytes(&rest[..open.len()], open.as_bytes())
+            && (rest[open.len()] == b'>' || class(rest[open.len()]) & WS != 0);
         if !same {
             let (_, name) = self.qname("an end tag")?;
             return Err(self.err(
@@ -894,6 +966,10 @@ impl<'a, 'd> Lexer<'a, 'd> {
                 return Err(self.err(self.pos, format_args!("expected '>' to end </{open}>")))
             }
             None => return Err(self.truncated(format_args!("the end tag </{open}>"))),
+        }
+        self.default_ns = self.scope[top].outer_default;
+        if self.scope.len() > top + 1 {
+            self.last_prefix = "";
         }
         self.scope.truncate(top);
         self.top = prev;
