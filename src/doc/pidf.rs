@@ -13,6 +13,7 @@ use super::datamodel::{Device, Person};
 use super::ns;
 use super::rpid::{parse_class, write_class, Relationship, ServiceClass, StatusIcon, UserInput};
 use super::xml::{Attribute, Element, Limits, Node, Tree, XmlWriter};
+use super::xml_lexer::{has_below, has_byte};
 use super::{Note, Timestamp};
 use crate::error::{Error, Result};
 
@@ -300,13 +301,28 @@ impl Presence {
             .map(|t| ("tuple", t.id.as_str()))
             .chain(self.persons.iter().map(|p| ("person", p.id.as_str())))
             .chain(self.devices.iter().map(|d| ("device", d.id.as_str())));
+        let twice = |kind: &str, id: &str| {
+            Error::malformed(
+                DOC,
+                format!("{kind} id '{id}' is used twice in one document"),
+            )
+        };
+        // Documents usually have a handful of ids: those are checked without allocating.
+        const FEW: usize = 8;
+        if self.tuples.len() + self.persons.len() + self.devices.len() <= FEW {
+            let mut seen = [""; FEW];
+            for (k, (kind, id)) in ids.enumerate() {
+                if seen[..k].contains(&id) {
+                    return Err(twice(kind, id));
+                }
+                seen[k] = id;
+            }
+            return Ok(());
+        }
         let mut seen: Vec<&str> = Vec::with_capacity(self.tuples.len() + 2);
         for (kind, id) in ids {
             if seen.contains(&id) {
-                return Err(Error::malformed(
-                    DOC,
-                    format!("{kind} id '{id}' is used twice in one document"),
-                ));
+                return Err(twice(kind, id));
             }
             seen.push(id);
         }
@@ -537,8 +553,60 @@ pub(crate) fn check_uri(uri: &str, what: &str) -> Result<()> {
     if rest.is_empty() {
         return Err(bad("nothing after the scheme"));
     }
-    if rest.iter().any(|&b| b <= b' ' || b == 0x7f) {
+    if has_space_or_control(rest) {
         return Err(bad("contains whitespace or control characters"));
     }
     Ok(())
+}
+
+/// Whether `bytes` has a byte up to `b' '` or DEL; eight bytes at a time.
+fn has_space_or_control(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        if has_below(x, b' ' + 1) || has_byte(x, 0x7f) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b <= b' ' || b == 0x7f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_check_sees_every_byte() {
+        for len in 0..20 {
+            let ok = format!("sip:{}", "a".repeat(len + 1));
+            assert!(check_uri(&ok, "contact").is_ok(), "{ok}");
+            for at in 4..ok.len() {
+                for c in [' ', '\t', '\u{7f}', '\u{1}'] {
+                    let mut bad = ok.clone();
+                    bad.replace_range(at..=at, &c.to_string());
+                    assert!(check_uri(&bad, "contact").is_err(), "{bad:?}");
+                }
+            }
+        }
+        assert!(check_uri("sip:caf\u{e9}@example.test", "contact").is_ok());
+    }
+
+    #[test]
+    fn repeated_ids_are_found_in_small_and_large_documents() {
+        for n in [2, 8, 9, 30] {
+            let mut p = Presence::new("pres:a@example.test");
+            for i in 0..n {
+                p.tuples.push(Tuple::new(format!("t{i}"), Basic::Open));
+            }
+            assert!(p.validate().is_ok(), "{n}");
+            p.persons.push(Person::new(format!("t{}", n - 1)));
+            let e = p.validate().unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("person id 't{}' is used twice", n - 1)),
+                "{e}"
+            );
+        }
+    }
 }

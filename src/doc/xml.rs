@@ -142,6 +142,11 @@ pub(crate) struct Tree<'a> {
     extra_ns: Vec<Cow<'a, str>>,
 }
 
+/// Whether `b` is ASCII and neither whitespace nor a control character.
+fn is_graphic(b: u8) -> bool {
+    b > b' ' && b < 0x7f
+}
+
 fn is_blank(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
@@ -292,7 +297,13 @@ impl<'t, 'a> Node<'t, 'a> {
 
     /// Direct character content with surrounding whitespace removed.
     pub(crate) fn trimmed(&self) -> &'t str {
-        self.data().text.trim()
+        let text: &'t str = &self.data().text;
+        match (text.as_bytes().first(), text.as_bytes().last()) {
+            // Printable ASCII at both ends: nothing to trim (no other byte starts or ends
+            // a whitespace character there).
+            (Some(&first), Some(&last)) if is_graphic(first) && is_graphic(last) => text,
+            _ => text.trim(),
+        }
     }
 
     /// Attributes of this element (namespace declarations excluded).
@@ -304,13 +315,34 @@ impl<'t, 'a> Node<'t, 'a> {
             .map(move |at| (tree.namespace(at.ns), at.local, &*at.value))
     }
 
+    /// The raw attributes of this element.
+    fn raw_attrs(&self) -> &'t [Attr<'a>] {
+        let (a, b) = self.data().attrs;
+        &self.tree.attrs[a as usize..b as usize]
+    }
+
+    /// The attribute with namespace index `ns` and local name `name`.
+    fn attr_at(&self, ns: u16, name: &str) -> Option<&'t str> {
+        self.raw_attrs()
+            .iter()
+            .find(|a| a.ns == ns && a.local == name)
+            .map(|a| &*a.value)
+    }
+
     /// The unqualified attribute `name`.
     pub(crate) fn attr(&self, name: &str) -> Option<&'t str> {
-        self.attr_ns("", name)
+        self.attr_at(0, name)
     }
 
     /// The attribute `{ns}name`.
     pub(crate) fn attr_ns(&self, ns: &str, name: &str) -> Option<&'t str> {
+        // The namespaces with fixed indices need no string comparison per attribute.
+        if ns.is_empty() {
+            return self.attr_at(0, name);
+        }
+        if ns == XML_NS {
+            return self.attr_at(1, name);
+        }
         self.attrs()
             .find(|(n, l, _)| *l == name && *n == ns)
             .map(|(_, _, v)| v)
@@ -330,22 +362,25 @@ impl<'t, 'a> Node<'t, 'a> {
     /// back (`xml:lang` and other qualified attributes are always kept unless listed as
     /// `"xml:lang"`).
     pub(crate) fn other_attrs(&self, known: &[&str]) -> Vec<Attribute> {
-        self.attrs()
-            .filter(|(ns, l, _)| {
-                if ns.is_empty() {
-                    !known.contains(l)
-                } else if *ns == XML_NS {
-                    !known.iter().any(|k| k.strip_prefix("xml:") == Some(l))
-                } else {
-                    true
-                }
-            })
-            .map(|(ns, l, v)| Attribute {
-                namespace: ns.to_owned(),
-                name: l.to_owned(),
-                value: v.to_owned(),
-            })
-            .collect()
+        let mut kept = Vec::new();
+        for a in self.raw_attrs() {
+            let keep = match a.ns {
+                // No namespace (index 0) and the XML namespace (index 1): see PRESEEDED.
+                0 => !known.contains(&a.local),
+                1 => !known
+                    .iter()
+                    .any(|k| k.strip_prefix("xml:") == Some(a.local)),
+                _ => true,
+            };
+            if keep {
+                kept.push(Attribute {
+                    namespace: self.tree.namespace(a.ns).to_owned(),
+                    name: a.local.to_owned(),
+                    value: String::from(&*a.value),
+                });
+            }
+        }
+        kept
     }
 
     /// Child elements in document order.

@@ -139,13 +139,13 @@ const HI: u64 = 0x8080_8080_8080_8080;
 
 /// Whether some byte of `x` is below `n` (n <= 0x80); exact as a yes/no answer.
 #[inline(always)]
-fn has_below(x: u64, n: u8) -> bool {
+pub(super) fn has_below(x: u64, n: u8) -> bool {
     x.wrapping_sub(LO * n as u64) & !x & HI != 0
 }
 
 /// Whether some byte of `x` equals `c`.
 #[inline(always)]
-fn has_byte(x: u64, c: u8) -> bool {
+pub(super) fn has_byte(x: u64, c: u8) -> bool {
     has_below(x ^ (LO * c as u64), 1)
 }
 
