@@ -137,21 +137,35 @@ fn class(b: u8) -> u8 {
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
+/// Flags (high bit of the byte) the bytes of `x` below `n` (n <= 0x80). The lowest flag is
+/// exact; above a flagged byte, the borrow may flag bytes that are not below `n`.
+#[inline(always)]
+fn below_flags(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(LO * n as u64) & !x & HI
+}
+
+/// Flags the bytes of `x` equal to `c`, exact up to and including the lowest flag.
+#[inline(always)]
+fn byte_flags(x: u64, c: u8) -> u64 {
+    below_flags(x ^ (LO * c as u64), 1)
+}
+
 /// Whether some byte of `x` is below `n` (n <= 0x80); exact as a yes/no answer.
 #[inline(always)]
 pub(super) fn has_below(x: u64, n: u8) -> bool {
-    x.wrapping_sub(LO * n as u64) & !x & HI != 0
+    below_flags(x, n) != 0
 }
 
 /// Whether some byte of `x` equals `c`.
 #[inline(always)]
 pub(super) fn has_byte(x: u64, c: u8) -> bool {
-    has_below(x ^ (LO * c as u64), 1)
+    byte_flags(x, c) != 0
 }
 
 /// End of the run of bytes of class `mask` (TEXT or ATTR) starting at `i`. Short runs go byte
-/// by byte; long ones eight bytes at a time, with a test that may stop early (on a space or
-/// LF, say) but never skips a byte that needs a look.
+/// by byte; long ones eight bytes at a time, with a test that flags every byte that needs a
+/// look (and some that do not, such as a space or LF): the lowest flag (exact, see
+/// [`below_flags`]) is where the next look is.
 #[inline(always)]
 fn plain_end(b: &[u8], mut i: usize, mask: u8) -> usize {
     let short = b.len().min(i + 8);
@@ -165,28 +179,68 @@ fn plain_end(b: &[u8], mut i: usize, mask: u8) -> usize {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let x = u64::from_le_bytes(word);
-        let special = if mask == TEXT {
-            has_below(x, 0x20)
-                | has_byte(x, b'<')
-                | has_byte(x, b'&')
-                | has_byte(x, b']')
-                | has_byte(x, 0xEF)
+        let flags = if mask == TEXT {
+            below_flags(x, 0x20)
+                | byte_flags(x, b'<')
+                | byte_flags(x, b'&')
+                | byte_flags(x, b']')
+                | byte_flags(x, 0xEF)
         } else {
             // Controls, then space to '\'' (both quotes and '&'), then '<' and 0xEF.
-            has_below(x, 0x20)
-                | has_below(x ^ (LO * 0x20), 8)
-                | has_byte(x, b'<')
-                | has_byte(x, 0xEF)
+            below_flags(x, 0x20)
+                | below_flags(x ^ (LO * 0x20), 8)
+                | byte_flags(x, b'<')
+                | byte_flags(x, 0xEF)
         };
-        if special {
-            break;
+        if flags == 0 {
+            i += 8;
+            continue;
         }
-        i += 8;
+        i += (flags.trailing_zeros() / 8) as usize;
+        if class(b[i]) & mask == 0 {
+            return i;
+        }
+        i += 1;
     }
     while i < b.len() && class(b[i]) & mask != 0 {
         i += 1;
     }
     i
+}
+
+/// Whether `a` and `b` are the same bytes; inline, for the short names compared on every
+/// end tag and prefix lookup: eight bytes at a time (the last word overlapping the one
+/// before), four for names of four to seven bytes, one by one below that.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    fn word8(s: &[u8], at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    }
+    fn word4(s: &[u8], at: usize) -> u32 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_le_bytes(w)
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if word8(a, i) != word8(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        return word8(a, n - 8) == word8(b, n - 8);
+    }
+    if n >= 4 {
+        return word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// End of the run of ASCII NameChars (without `:`) starting at `i`.
@@ -205,33 +259,6 @@ fn name_run(b: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
-}
-
-/// Whether `a` and `b` are the same bytes; inline, eight bytes at a time, for the short
-/// names compared on every end tag and prefix lookup.
-#[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i + 8 <= a.len() {
-        let mut x = [0u8; 8];
-        let mut y = [0u8; 8];
-        x.copy_from_slice(&a[i..i + 8]);
-        y.copy_from_slice(&b[i..i + 8]);
-        if x != y {
-            return false;
-        }
-        i += 8;
-    }
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 /// NameStartChar of XML 1.0 (fifth edition) without `:`.
@@ -1170,6 +1197,48 @@ mod tests {
             ),
             "{doc:?}"
         );
+    }
+
+    #[test]
+    fn word_helpers_agree_with_byte_loops() {
+        use super::{class, plain_end, same_bytes, ATTR, TEXT};
+        for n in 0..24usize {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            assert!(!same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] = b'-';
+                assert!(!same_bytes(&a, &b), "{n} {at}");
+            }
+        }
+        let mut state: u32 = 7;
+        let pieces: &[u8] = b"ab \t\n\r<&]\"'=\xEF\x01x";
+        for _ in 0..3000 {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let len = (state >> 16) as usize % 40;
+            // One special byte in `every` on average: short and long plain runs.
+            let every = 2 + (state >> 8) as usize % 16;
+            let doc: Vec<u8> = (0..len)
+                .map(|k| {
+                    let r = state.rotate_left(k as u32 * 5) as usize;
+                    if r % every == 0 {
+                        pieces[(r >> 3) % pieces.len()]
+                    } else {
+                        b'a'
+                    }
+                })
+                .collect();
+            for mask in [TEXT, ATTR] {
+                for start in 0..doc.len() {
+                    let mut end = start;
+                    while end < doc.len() && class(doc[end]) & mask != 0 {
+                        end += 1;
+                    }
+                    assert_eq!(plain_end(&doc, start, mask), end, "{doc:?} {start}");
+                }
+            }
+        }
     }
 
     #[test]
