@@ -50,6 +50,20 @@ pub mod ns {
     pub const DIALOG_INFO: &str = "urn:ietf:params:xml:ns:dialog-info";
 }
 
+/// Pushes `x` onto `v`, allocating the first room directly (what `push` would allocate, minus
+/// the general growth path): the typed models' lists are mostly empty or short.
+#[inline]
+pub(crate) fn push_small<T>(v: &mut Vec<T>, x: T) {
+    if v.capacity() == 0 {
+        *v = Vec::with_capacity(if std::mem::size_of::<T>() <= 1024 {
+            4
+        } else {
+            1
+        });
+    }
+    v.push(x);
+}
+
 /// A note in a natural language (PIDF `note`, data-model `note`, RPID `note`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Note {
@@ -79,7 +93,7 @@ impl Note {
     pub(crate) fn from_node(node: xml::Node<'_, '_>) -> Note {
         Note {
             text: node.text().to_owned(),
-            lang: node.attr_ns(XML_NS, "lang").map(str::to_owned),
+            lang: node.xml_attr("lang").map(str::to_owned),
         }
     }
 

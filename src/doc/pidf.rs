@@ -14,7 +14,7 @@ use super::ns;
 use super::rpid::{parse_class, write_class, Relationship, ServiceClass, StatusIcon, UserInput};
 use super::xml::{Attribute, Element, Limits, Node, Tree, XmlWriter};
 use super::xml_lexer::{has_below, has_byte};
-use super::{Note, Timestamp};
+use super::{push_small, Note, Timestamp};
 use crate::error::{Error, Result};
 
 const DOC: &str = "pidf";
@@ -178,7 +178,10 @@ impl Priority {
         };
         let t = text.trim();
         let t = t.strip_prefix('+').unwrap_or(t);
-        let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+        let (int, frac) = match t.bytes().position(|b| b == b'.') {
+            Some(dot) => (&t[..dot], &t[dot + 1..]),
+            None => (t, ""),
+        };
         if (int.is_empty() && frac.is_empty())
             || !int.bytes().all(|b| b.is_ascii_digit())
             || !frac.bytes().all(|b| b.is_ascii_digit())
@@ -265,9 +268,20 @@ impl Presence {
         };
         for child in root.children() {
             match (child.ns(), child.local()) {
-                (ns::PIDF, "tuple") => p.tuples.push(Tuple::from_node(child)?),
-                (ns::PIDF, "note") => p.notes.push(Note::from_node(child)),
-                (ns::DATA_MODEL, "person") => p.persons.push(Person::from_node(child)?),
+                // Read in place: a tuple is a large value, not worth moving twice.
+                (ns::PIDF, "tuple") => {
+                    push_small(&mut p.tuples, Tuple::default());
+                    if let Some(t) = p.tuples.last_mut() {
+                        t.read(child)?;
+                    }
+                }
+                (ns::PIDF, "note") => push_small(&mut p.notes, Note::from_node(child)),
+                (ns::DATA_MODEL, "person") => {
+                    push_small(&mut p.persons, Person::default());
+                    if let Some(person) = p.persons.last_mut() {
+                        person.read(child)?;
+                    }
+                }
                 (ns::DATA_MODEL, "device") => p.devices.push(Device::from_node(child)?),
                 (ns::PIDF, other) => {
                     return Err(Error::malformed(
@@ -377,16 +391,15 @@ impl Tuple {
         }
     }
 
-    fn from_node(node: Node<'_, '_>) -> Result<Tuple> {
+    /// Reads `<tuple>` into `self`, a default tuple.
+    fn read(&mut self, node: Node<'_, '_>) -> Result<()> {
         let id = node.required_attr(DOC, "id")?;
         if id.trim().is_empty() {
             return Err(Error::malformed(DOC, "a tuple has an empty id"));
         }
-        let mut t = Tuple {
-            id: id.to_owned(),
-            extension_attributes: node.other_attrs(&["id"]),
-            ..Tuple::default()
-        };
+        let t = self;
+        t.id = id.to_owned();
+        t.extension_attributes = node.other_attrs(&["id"]);
         let mut status = None;
         for child in node.children() {
             match (child.ns(), child.local()) {
@@ -414,11 +427,13 @@ impl Tuple {
                         priority,
                     });
                 }
-                (ns::PIDF, "note") => t.notes.push(Note::from_node(child)),
+                (ns::PIDF, "note") => push_small(&mut t.notes, Note::from_node(child)),
                 (ns::PIDF, "timestamp") => {
                     t.timestamp = Some(timestamp(child)?);
                 }
-                (ns::DATA_MODEL, "deviceID") => t.device_ids.push(child.trimmed().to_owned()),
+                (ns::DATA_MODEL, "deviceID") => {
+                    push_small(&mut t.device_ids, child.trimmed().to_owned())
+                }
                 (ns::RPID, "class") if t.class.is_none() => t.class = Some(parse_class(child)?),
                 (ns::RPID, "relationship") if t.relationship.is_none() => {
                     t.relationship = Some(Relationship::from_node(child)?)
@@ -446,7 +461,7 @@ impl Tuple {
         }
         t.status =
             status.ok_or_else(|| Error::malformed(DOC, format!("tuple '{id}' has no <status>")))?;
-        Ok(t)
+        Ok(())
     }
 
     fn write(&self, w: &mut XmlWriter<'_>) {
@@ -570,7 +585,15 @@ fn has_space_or_control(bytes: &[u8]) -> bool {
             return true;
         }
     }
-    chunks.remainder().iter().any(|&b| b <= b' ' || b == 0x7f)
+    let rest = chunks.remainder();
+    if bytes.len() >= 8 && !rest.is_empty() {
+        // The last eight bytes as one word, overlapping the chunk before.
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[bytes.len() - 8..]);
+        let x = u64::from_le_bytes(word);
+        return has_below(x, b' ' + 1) || has_byte(x, 0x7f);
+    }
+    rest.iter().any(|&b| b <= b' ' || b == 0x7f)
 }
 
 #[cfg(test)]

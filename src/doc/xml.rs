@@ -142,6 +142,12 @@ pub(crate) struct Tree<'a> {
     extra_ns: Vec<Cow<'a, str>>,
 }
 
+/// String equality for the short names of attributes, without a call to `memcmp`.
+#[inline]
+fn short_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
 /// Whether `b` is ASCII and neither whitespace nor a control character.
 fn is_graphic(b: u8) -> bool {
     b > b' ' && b < 0x7f
@@ -322,11 +328,17 @@ impl<'t, 'a> Node<'t, 'a> {
     }
 
     /// The attribute with namespace index `ns` and local name `name`.
+    #[inline]
     fn attr_at(&self, ns: u16, name: &str) -> Option<&'t str> {
         self.raw_attrs()
             .iter()
-            .find(|a| a.ns == ns && a.local == name)
+            .find(|a| a.ns == ns && short_eq(a.local, name))
             .map(|a| &*a.value)
+    }
+
+    /// The attribute `{XML_NS}name` (`xml:name`).
+    pub(crate) fn xml_attr(&self, name: &str) -> Option<&'t str> {
+        self.attr_at(1, name)
     }
 
     /// The unqualified attribute `name`.
@@ -366,7 +378,7 @@ impl<'t, 'a> Node<'t, 'a> {
         for a in self.raw_attrs() {
             let keep = match a.ns {
                 // No namespace (index 0) and the XML namespace (index 1): see PRESEEDED.
-                0 => !known.contains(&a.local),
+                0 => !known.iter().any(|k| short_eq(k, a.local)),
                 1 => !known
                     .iter()
                     .any(|k| k.strip_prefix("xml:") == Some(a.local)),
