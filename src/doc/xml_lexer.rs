@@ -604,7 +604,20 @@ impl<'a, 'd> Lexer<'a, 'd> {
             } else {
                 match self.b.get(self.pos) {
                     Some(b'<') => {}
-                    Some(_) => return self.text().map(Event::Text),
+                    Some(_) => {
+                        // Indentation (spaces, tabs, LFs up to the next tag) is the most
+                        // common text of all: taken here without the general text scan.
+                        let (b, start) = (self.b, self.pos);
+                        let mut i = start;
+                        while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\t') {
+                            i += 1;
+                        }
+                        if i > start && b.get(i) == Some(&b'<') {
+                            self.pos = i;
+                            return Ok(Event::Text(Cow::Borrowed(&self.src[start..i])));
+                        }
+                        return self.text().map(Event::Text);
+                    }
                     None => {
                         let name = self.scope[self.top as usize].name;
                         return Err(Error::malformed(
@@ -902,7 +915,10 @@ impl<'a, 'd> Lexer<'a, 'd> {
             }
             let at = self.pos;
             let (plen, aname) = self.qname("an attribute")?;
-            self.skip_ws();
+            // Usually `name="value"`: whitespace around '=' is looked for only when needed.
+            if self.b.get(self.pos) != Some(&b'=') {
+                self.skip_ws();
+            }
             if self.b.get(self.pos) != Some(&b'=') {
                 if self.pos == self.b.len() {
                     return Err(self.truncated(format_args!("the start tag <{qname}>")));
@@ -913,7 +929,9 @@ impl<'a, 'd> Lexer<'a, 'd> {
                 ));
             }
             self.pos += 1;
-            self.skip_ws();
+            if !matches!(self.b.get(self.pos), Some(b'"' | b'\'')) {
+                self.skip_ws();
+            }
             let value = self.attr_value()?;
             if plen == 0 && aname == "xmlns" {
                 self.declare("", value, mark, at)?;
