@@ -641,6 +641,7 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// Character data up to the next `<` (or the end), references expanded, CR normalised.
+    #[inline(always)]
     fn text(&mut self) -> Result<Cow<'a, str>> {
         let b = self.b;
         let start = self.pos;
@@ -872,6 +873,7 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// A start tag at `pos` (`<` then a name).
+    #[inline(always)]
     fn start_tag(&mut self, attrs: &mut Vec<Attr<'a>>) -> Result<Event<'a>> {
         let lt = self.pos;
         if self.depth == 0 {
@@ -984,6 +986,7 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// An end tag at `pos` (`</`).
+    #[inline(always)]
     fn end_tag(&mut self) -> Result<Event<'a>> {
         let lt = self.pos;
         self.pos += 2;
