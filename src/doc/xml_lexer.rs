@@ -694,6 +694,7 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// A quoted attribute value at `pos`, references expanded and whitespace normalised.
+    #[inline(always)]
     fn attr_value(&mut self) -> Result<Cow<'a, str>> {
         let b = self.b;
         let quote = match b.get(self.pos) {
