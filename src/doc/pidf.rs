@@ -210,12 +210,13 @@ impl Priority {
     }
 }
 
-impl std::fmt::Display for Priority {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Priority {
+    /// The decimal text, written into `buf`: "1", "0", or "0." followed by the thousandths
+    /// without trailing zeros.
+    fn text(self, buf: &mut [u8; 5]) -> &str {
         if self.0 >= 1000 {
-            return f.write_str("1");
+            return "1";
         }
-        // "0." followed by the thousandths without trailing zeros ("0" alone for zero).
         let digits = [
             b'0' + (self.0 / 100) as u8,
             b'0' + (self.0 / 10 % 10) as u8,
@@ -223,10 +224,18 @@ impl std::fmt::Display for Priority {
         ];
         let used = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
         if used == 0 {
-            return f.write_str("0");
+            return "0";
         }
-        f.write_str("0.")?;
-        f.write_str(std::str::from_utf8(&digits[..used]).unwrap_or("0"))
+        buf[0] = b'0';
+        buf[1] = b'.';
+        buf[2..2 + used].copy_from_slice(&digits[..used]);
+        std::str::from_utf8(&buf[..2 + used]).unwrap_or("0")
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text(&mut [0; 5]))
     }
 }
 
@@ -501,7 +510,7 @@ impl Tuple {
         if let Some(c) = &self.contact {
             w.open(ns::PIDF, "contact");
             if let Some(p) = c.priority {
-                w.attr("priority", &p.to_string());
+                w.attr("priority", p.text(&mut [0; 5]));
             }
             w.close_start();
             w.text(&c.uri);
@@ -614,6 +623,21 @@ mod tests {
             }
         }
         assert!(check_uri("sip:caf\u{e9}@example.test", "contact").is_ok());
+    }
+
+    #[test]
+    fn priority_text_round_trips() {
+        for t in 0..=1000 {
+            let p = Priority::from_thousandths(t).unwrap();
+            let text = p.to_string();
+            assert_eq!(Priority::parse(&text).unwrap(), p, "{text}");
+            assert!(!text.ends_with('0') || text == "0", "{text}");
+        }
+        let shown: Vec<String> = [0, 1, 10, 100, 120, 999, 1000]
+            .iter()
+            .map(|&t| Priority::from_thousandths(t).unwrap().to_string())
+            .collect();
+        assert_eq!(shown, ["0", "0.001", "0.01", "0.1", "0.12", "0.999", "1"]);
     }
 
     #[test]

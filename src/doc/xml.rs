@@ -650,7 +650,11 @@ impl<'k> XmlWriter<'k> {
         doc.push('"');
         for (i, (ns, p)) in self.known.iter().enumerate() {
             if self.used & (1 << i) != 0 {
-                let _ = write!(doc, " xmlns:{p}=\"{ns}\"");
+                doc.push_str(" xmlns:");
+                doc.push_str(p);
+                doc.push_str("=\"");
+                doc.push_str(ns);
+                doc.push('"');
             }
         }
         doc.push_str(&attrs);
@@ -667,24 +671,44 @@ impl<'k> XmlWriter<'k> {
     }
 }
 
-/// Escapes `text` for XML character content or (with `attr`) a double-quoted attribute value.
+/// Bytes that character content escapes (bit 0) and that attribute values escape (bit 1).
+const ESCAPED: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'&' as usize] = 3;
+    t[b'<' as usize] = 3;
+    t[b'>' as usize] = 3;
+    t[b'\r' as usize] = 3;
+    t[b'"' as usize] = 2;
+    t[b'\n' as usize] = 2;
+    t[b'\t' as usize] = 2;
+    t
+};
+
+/// Escapes `text` for XML character content or (with `attr`) a double-quoted attribute value:
+/// runs that need no escaping are copied whole.
 pub(crate) fn escape_into(out: &mut String, text: &str, attr: bool) {
     let bytes = text.as_bytes();
+    let which = if attr { 2 } else { 1 };
     let mut last = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let rep = match b {
+    let mut i = 0;
+    while let Some(k) = bytes[i..]
+        .iter()
+        .position(|&b| ESCAPED[b as usize] & which != 0)
+    {
+        let at = i + k;
+        let rep = match bytes[at] {
             b'&' => "&amp;",
             b'<' => "&lt;",
             b'>' => "&gt;",
-            b'"' if attr => "&quot;",
+            b'"' => "&quot;",
             b'\r' => "&#13;",
-            b'\n' if attr => "&#10;",
-            b'\t' if attr => "&#9;",
-            _ => continue,
+            b'\n' => "&#10;",
+            _ => "&#9;",
         };
-        out.push_str(&text[last..i]);
+        out.push_str(&text[last..at]);
         out.push_str(rep);
-        last = i + 1;
+        i = at + 1;
+        last = i;
     }
     out.push_str(&text[last..]);
 }
@@ -769,6 +793,20 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn escapes_what_each_context_needs() {
+        let raw = "a&b<c>d\"e\rf\ng\th'\u{e9}";
+        let mut text = String::new();
+        escape_into(&mut text, raw, false);
+        assert_eq!(text, "a&amp;b&lt;c&gt;d\"e&#13;f\ng\th'\u{e9}");
+        let mut attr = String::new();
+        escape_into(&mut attr, raw, true);
+        assert_eq!(attr, "a&amp;b&lt;c&gt;d&quot;e&#13;f&#10;g&#9;h'\u{e9}");
+        let mut plain = String::from(">");
+        escape_into(&mut plain, "plain", true);
+        assert_eq!(plain, ">plain");
     }
 
     #[test]
