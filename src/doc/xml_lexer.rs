@@ -752,6 +752,10 @@ impl<'a, 'd> Lexer<'a, 'd> {
         if same_bytes(self.last_prefix.as_bytes(), prefix.as_bytes()) {
             return Ok(self.last_ns);
         }
+        // `xml` is bound to the XML namespace (index 1) and can be bound to nothing else.
+        if prefix == "xml" {
+            return Ok(1);
+        }
         self.resolve_prefix(prefix, at)
     }
 
@@ -1022,6 +1026,10 @@ impl<'a, 'd> Lexer<'a, 'd> {
     /// A processing instruction (or the XML declaration) at `pos` (`<?`): checked, skipped.
     fn pi(&mut self) -> Result<()> {
         let lt = self.pos;
+        if lt == self.decl_at && self.b[lt..].starts_with(USUAL_DECL) {
+            self.pos = lt + USUAL_DECL.len();
+            return Ok(());
+        }
         self.pos += 2;
         let Some(end) = self.ncname_end(self.pos) else {
             return Err(self.err(self.pos, "expected a processing instruction target"));
