@@ -12,7 +12,7 @@ use super::rpid::{
     parse_class, write_class, Activities, Mood, PlaceIs, PlaceType, Privacy, Sphere, StatusIcon,
     TimeOffset, UserInput,
 };
-use super::xml::{Attribute, Element, Node, XmlWriter};
+use super::xml::{trim, Attribute, Element, Node, XmlWriter};
 use super::{push_small, Note, Timestamp};
 use crate::error::{Error, Result};
 
@@ -78,7 +78,7 @@ pub struct Device {
 
 fn element_id<'t>(node: Node<'t, '_>) -> Result<&'t str> {
     let id = node.required_attr(DOC, "id")?;
-    if id.trim().is_empty() {
+    if trim(id).is_empty() {
         return Err(Error::malformed(
             DOC,
             format!("<{}> has an empty id", node.local()),

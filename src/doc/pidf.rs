@@ -12,7 +12,7 @@ use super::caps::ServiceCaps;
 use super::datamodel::{Device, Person};
 use super::ns;
 use super::rpid::{parse_class, write_class, Relationship, ServiceClass, StatusIcon, UserInput};
-use super::xml::{Attribute, Element, Limits, Node, Tree, XmlWriter};
+use super::xml::{trim, Attribute, Element, Limits, Node, Tree, XmlWriter};
 use super::xml_lexer::{has_below, has_byte};
 use super::{push_small, Note, Timestamp};
 use crate::error::{Error, Result};
@@ -176,7 +176,7 @@ impl Priority {
                 format!("contact priority '{text}' is not a decimal between 0 and 1"),
             )
         };
-        let t = text.trim();
+        let t = trim(text);
         let t = t.strip_prefix('+').unwrap_or(t);
         let (int, frac) = match t.bytes().position(|b| b == b'.') {
             Some(dot) => (&t[..dot], &t[dot + 1..]),
@@ -403,7 +403,7 @@ impl Tuple {
     /// Reads `<tuple>` into `self`, a default tuple.
     fn read(&mut self, node: Node<'_, '_>) -> Result<()> {
         let id = node.required_attr(DOC, "id")?;
-        if id.trim().is_empty() {
+        if trim(id).is_empty() {
             return Err(Error::malformed(DOC, "a tuple has an empty id"));
         }
         let t = self;

@@ -75,6 +75,9 @@ impl TimeRange {
 
     /// Reads `from` and `until` of `node`, naming `node` in the error.
     pub(crate) fn from_attrs(node: Node<'_, '_>) -> Result<TimeRange> {
+        if !node.has_attrs() {
+            return Ok(TimeRange::default());
+        }
         let read = |name: &str| -> Result<Option<Timestamp>> {
             match node.attr(name) {
                 None => Ok(None),

@@ -148,6 +148,15 @@ fn short_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
+/// `text.trim()`, without the look at both ends when they are printable ASCII (no other byte
+/// starts or ends a whitespace character there).
+pub(crate) fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(&first), Some(&last)) if is_graphic(first) && is_graphic(last) => text,
+        _ => text.trim(),
+    }
+}
+
 /// Whether `b` is ASCII and neither whitespace nor a control character.
 fn is_graphic(b: u8) -> bool {
     b > b' ' && b < 0x7f
@@ -303,13 +312,13 @@ impl<'t, 'a> Node<'t, 'a> {
 
     /// Direct character content with surrounding whitespace removed.
     pub(crate) fn trimmed(&self) -> &'t str {
-        let text: &'t str = &self.data().text;
-        match (text.as_bytes().first(), text.as_bytes().last()) {
-            // Printable ASCII at both ends: nothing to trim (no other byte starts or ends
-            // a whitespace character there).
-            (Some(&first), Some(&last)) if is_graphic(first) && is_graphic(last) => text,
-            _ => text.trim(),
-        }
+        trim(&self.data().text)
+    }
+
+    /// Whether this element has attributes (namespace declarations aside).
+    pub(crate) fn has_attrs(&self) -> bool {
+        let (a, b) = self.data().attrs;
+        a != b
     }
 
     /// Attributes of this element (namespace declarations excluded).
