@@ -64,6 +64,22 @@ pub(crate) fn push_small<T>(v: &mut Vec<T>, x: T) {
     v.push(x);
 }
 
+/// Appends a default value to `v` (first room allocated as by [`push_small`]) and returns
+/// it, for large models that are read in place rather than built and then moved.
+#[inline]
+pub(crate) fn push_default<T: Default>(v: &mut Vec<T>) -> &mut T {
+    if v.capacity() == 0 {
+        *v = Vec::with_capacity(if std::mem::size_of::<T>() <= 1024 {
+            4
+        } else {
+            1
+        });
+    }
+    let n = v.len();
+    v.resize_with(n + 1, T::default);
+    &mut v[n]
+}
+
 /// A note in a natural language (PIDF `note`, data-model `note`, RPID `note`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Note {

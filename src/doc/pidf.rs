@@ -14,7 +14,7 @@ use super::ns;
 use super::rpid::{parse_class, write_class, Relationship, ServiceClass, StatusIcon, UserInput};
 use super::xml::{trim, Attribute, Element, Limits, Node, Tree, XmlWriter};
 use super::xml_lexer::{has_below, has_byte};
-use super::{push_small, Note, Timestamp};
+use super::{push_default, push_small, Note, Timestamp};
 use crate::error::{Error, Result};
 
 const DOC: &str = "pidf";
@@ -278,19 +278,9 @@ impl Presence {
         for child in root.children() {
             match (child.ns(), child.local()) {
                 // Read in place: a tuple is a large value, not worth moving twice.
-                (ns::PIDF, "tuple") => {
-                    push_small(&mut p.tuples, Tuple::default());
-                    if let Some(t) = p.tuples.last_mut() {
-                        t.read(child)?;
-                    }
-                }
+                (ns::PIDF, "tuple") => push_default(&mut p.tuples).read(child)?,
                 (ns::PIDF, "note") => push_small(&mut p.notes, Note::from_node(child)),
-                (ns::DATA_MODEL, "person") => {
-                    push_small(&mut p.persons, Person::default());
-                    if let Some(person) = p.persons.last_mut() {
-                        person.read(child)?;
-                    }
-                }
+                (ns::DATA_MODEL, "person") => push_default(&mut p.persons).read(child)?,
                 (ns::DATA_MODEL, "device") => p.devices.push(Device::from_node(child)?),
                 (ns::PIDF, other) => {
                     return Err(Error::malformed(
