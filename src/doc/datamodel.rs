@@ -12,8 +12,8 @@ use super::rpid::{
     parse_class, write_class, Activities, Mood, PlaceIs, PlaceType, Privacy, Sphere, StatusIcon,
     TimeOffset, UserInput,
 };
-use super::xml::{Attribute, Element, Node, XmlWriter};
-use super::{Note, Timestamp};
+use super::xml::{trim, Attribute, Element, Node, XmlWriter};
+use super::{push_small, Note, Timestamp};
 use crate::error::{Error, Result};
 
 const DOC: &str = "pidf";
@@ -78,7 +78,7 @@ pub struct Device {
 
 fn element_id<'t>(node: Node<'t, '_>) -> Result<&'t str> {
     let id = node.required_attr(DOC, "id")?;
-    if id.trim().is_empty() {
+    if trim(id).is_empty() {
         return Err(Error::malformed(
             DOC,
             format!("<{}> has an empty id", node.local()),
@@ -116,12 +116,11 @@ impl Person {
         }
     }
 
-    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Person> {
-        let mut p = Person {
-            id: element_id(node)?.to_owned(),
-            extension_attributes: node.other_attrs(&["id"]),
-            ..Person::default()
-        };
+    /// Reads `<dm:person>` into `self`, a default person.
+    pub(crate) fn read(&mut self, node: Node<'_, '_>) -> Result<()> {
+        let p = self;
+        p.id = element_id(node)?.to_owned();
+        p.extension_attributes = node.other_attrs(&["id"]);
         let ext = &mut p.extensions;
         for child in node.children() {
             match (child.ns(), child.local()) {
@@ -145,7 +144,7 @@ impl Person {
                 (ns::RPID, "user-input") => {
                     once(&mut p.user_input, child, ext, UserInput::from_node)?
                 }
-                (ns::DATA_MODEL, "note") => p.notes.push(Note::from_node(child)),
+                (ns::DATA_MODEL, "note") => push_small(&mut p.notes, Note::from_node(child)),
                 (ns::DATA_MODEL, "timestamp") => once(&mut p.timestamp, child, ext, timestamp)?,
                 (ns::DATA_MODEL, other) => {
                     return Err(Error::malformed(
@@ -156,7 +155,7 @@ impl Person {
                 _ => ext.push(child.to_element()),
             }
         }
-        Ok(p)
+        Ok(())
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {

@@ -50,6 +50,36 @@ pub mod ns {
     pub const DIALOG_INFO: &str = "urn:ietf:params:xml:ns:dialog-info";
 }
 
+/// Pushes `x` onto `v`, allocating the first room directly (what `push` would allocate, minus
+/// the general growth path): the typed models' lists are mostly empty or short.
+#[inline]
+pub(crate) fn push_small<T>(v: &mut Vec<T>, x: T) {
+    if v.capacity() == 0 {
+        *v = Vec::with_capacity(if std::mem::size_of::<T>() <= 1024 {
+            4
+        } else {
+            1
+        });
+    }
+    v.push(x);
+}
+
+/// Appends a default value to `v` (first room allocated as by [`push_small`]) and returns
+/// it, for large models that are read in place rather than built and then moved.
+#[inline]
+pub(crate) fn push_default<T: Default>(v: &mut Vec<T>) -> &mut T {
+    if v.capacity() == 0 {
+        *v = Vec::with_capacity(if std::mem::size_of::<T>() <= 1024 {
+            4
+        } else {
+            1
+        });
+    }
+    let n = v.len();
+    v.resize_with(n + 1, T::default);
+    &mut v[n]
+}
+
 /// A note in a natural language (PIDF `note`, data-model `note`, RPID `note`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Note {
@@ -79,7 +109,7 @@ impl Note {
     pub(crate) fn from_node(node: xml::Node<'_, '_>) -> Note {
         Note {
             text: node.text().to_owned(),
-            lang: node.attr_ns(XML_NS, "lang").map(str::to_owned),
+            lang: node.xml_attr("lang").map(str::to_owned),
         }
     }
 

@@ -12,8 +12,9 @@ use super::caps::ServiceCaps;
 use super::datamodel::{Device, Person};
 use super::ns;
 use super::rpid::{parse_class, write_class, Relationship, ServiceClass, StatusIcon, UserInput};
-use super::xml::{Attribute, Element, Limits, Node, Tree, XmlWriter};
-use super::{Note, Timestamp};
+use super::xml::{trim, Attribute, Element, Limits, Node, Tree, XmlWriter};
+use super::xml_lexer::{has_below, has_byte};
+use super::{push_default, push_small, Note, Timestamp};
 use crate::error::{Error, Result};
 
 const DOC: &str = "pidf";
@@ -175,9 +176,12 @@ impl Priority {
                 format!("contact priority '{text}' is not a decimal between 0 and 1"),
             )
         };
-        let t = text.trim();
+        let t = trim(text);
         let t = t.strip_prefix('+').unwrap_or(t);
-        let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+        let (int, frac) = match t.bytes().position(|b| b == b'.') {
+            Some(dot) => (&t[..dot], &t[dot + 1..]),
+            None => (t, ""),
+        };
         if (int.is_empty() && frac.is_empty())
             || !int.bytes().all(|b| b.is_ascii_digit())
             || !frac.bytes().all(|b| b.is_ascii_digit())
@@ -206,12 +210,13 @@ impl Priority {
     }
 }
 
-impl std::fmt::Display for Priority {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Priority {
+    /// The decimal text, written into `buf`: "1", "0", or "0." followed by the thousandths
+    /// without trailing zeros.
+    fn text(self, buf: &mut [u8; 5]) -> &str {
         if self.0 >= 1000 {
-            return f.write_str("1");
+            return "1";
         }
-        // "0." followed by the thousandths without trailing zeros ("0" alone for zero).
         let digits = [
             b'0' + (self.0 / 100) as u8,
             b'0' + (self.0 / 10 % 10) as u8,
@@ -219,10 +224,18 @@ impl std::fmt::Display for Priority {
         ];
         let used = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
         if used == 0 {
-            return f.write_str("0");
+            return "0";
         }
-        f.write_str("0.")?;
-        f.write_str(std::str::from_utf8(&digits[..used]).unwrap_or("0"))
+        buf[0] = b'0';
+        buf[1] = b'.';
+        buf[2..2 + used].copy_from_slice(&digits[..used]);
+        std::str::from_utf8(&buf[..2 + used]).unwrap_or("0")
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text(&mut [0; 5]))
     }
 }
 
@@ -264,9 +277,10 @@ impl Presence {
         };
         for child in root.children() {
             match (child.ns(), child.local()) {
-                (ns::PIDF, "tuple") => p.tuples.push(Tuple::from_node(child)?),
-                (ns::PIDF, "note") => p.notes.push(Note::from_node(child)),
-                (ns::DATA_MODEL, "person") => p.persons.push(Person::from_node(child)?),
+                // Read in place: a tuple is a large value, not worth moving twice.
+                (ns::PIDF, "tuple") => push_default(&mut p.tuples).read(child)?,
+                (ns::PIDF, "note") => push_small(&mut p.notes, Note::from_node(child)),
+                (ns::DATA_MODEL, "person") => push_default(&mut p.persons).read(child)?,
                 (ns::DATA_MODEL, "device") => p.devices.push(Device::from_node(child)?),
                 (ns::PIDF, other) => {
                     return Err(Error::malformed(
@@ -300,13 +314,28 @@ impl Presence {
             .map(|t| ("tuple", t.id.as_str()))
             .chain(self.persons.iter().map(|p| ("person", p.id.as_str())))
             .chain(self.devices.iter().map(|d| ("device", d.id.as_str())));
+        let twice = |kind: &str, id: &str| {
+            Error::malformed(
+                DOC,
+                format!("{kind} id '{id}' is used twice in one document"),
+            )
+        };
+        // Documents usually have a handful of ids: those are checked without allocating.
+        const FEW: usize = 8;
+        if self.tuples.len() + self.persons.len() + self.devices.len() <= FEW {
+            let mut seen = [""; FEW];
+            for (k, (kind, id)) in ids.enumerate() {
+                if seen[..k].contains(&id) {
+                    return Err(twice(kind, id));
+                }
+                seen[k] = id;
+            }
+            return Ok(());
+        }
         let mut seen: Vec<&str> = Vec::with_capacity(self.tuples.len() + 2);
         for (kind, id) in ids {
             if seen.contains(&id) {
-                return Err(Error::malformed(
-                    DOC,
-                    format!("{kind} id '{id}' is used twice in one document"),
-                ));
+                return Err(twice(kind, id));
             }
             seen.push(id);
         }
@@ -361,16 +390,15 @@ impl Tuple {
         }
     }
 
-    fn from_node(node: Node<'_, '_>) -> Result<Tuple> {
+    /// Reads `<tuple>` into `self`, a default tuple.
+    fn read(&mut self, node: Node<'_, '_>) -> Result<()> {
         let id = node.required_attr(DOC, "id")?;
-        if id.trim().is_empty() {
+        if trim(id).is_empty() {
             return Err(Error::malformed(DOC, "a tuple has an empty id"));
         }
-        let mut t = Tuple {
-            id: id.to_owned(),
-            extension_attributes: node.other_attrs(&["id"]),
-            ..Tuple::default()
-        };
+        let t = self;
+        t.id = id.to_owned();
+        t.extension_attributes = node.other_attrs(&["id"]);
         let mut status = None;
         for child in node.children() {
             match (child.ns(), child.local()) {
@@ -398,11 +426,13 @@ impl Tuple {
                         priority,
                     });
                 }
-                (ns::PIDF, "note") => t.notes.push(Note::from_node(child)),
+                (ns::PIDF, "note") => push_small(&mut t.notes, Note::from_node(child)),
                 (ns::PIDF, "timestamp") => {
                     t.timestamp = Some(timestamp(child)?);
                 }
-                (ns::DATA_MODEL, "deviceID") => t.device_ids.push(child.trimmed().to_owned()),
+                (ns::DATA_MODEL, "deviceID") => {
+                    push_small(&mut t.device_ids, child.trimmed().to_owned())
+                }
                 (ns::RPID, "class") if t.class.is_none() => t.class = Some(parse_class(child)?),
                 (ns::RPID, "relationship") if t.relationship.is_none() => {
                     t.relationship = Some(Relationship::from_node(child)?)
@@ -430,7 +460,7 @@ impl Tuple {
         }
         t.status =
             status.ok_or_else(|| Error::malformed(DOC, format!("tuple '{id}' has no <status>")))?;
-        Ok(t)
+        Ok(())
     }
 
     fn write(&self, w: &mut XmlWriter<'_>) {
@@ -470,7 +500,7 @@ impl Tuple {
         if let Some(c) = &self.contact {
             w.open(ns::PIDF, "contact");
             if let Some(p) = c.priority {
-                w.attr("priority", &p.to_string());
+                w.attr("priority", p.text(&mut [0; 5]));
             }
             w.close_start();
             w.text(&c.uri);
@@ -537,8 +567,83 @@ pub(crate) fn check_uri(uri: &str, what: &str) -> Result<()> {
     if rest.is_empty() {
         return Err(bad("nothing after the scheme"));
     }
-    if rest.iter().any(|&b| b <= b' ' || b == 0x7f) {
+    if has_space_or_control(rest) {
         return Err(bad("contains whitespace or control characters"));
     }
     Ok(())
+}
+
+/// Whether `bytes` has a byte up to `b' '` or DEL; eight bytes at a time.
+fn has_space_or_control(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        if has_below(x, b' ' + 1) || has_byte(x, 0x7f) {
+            return true;
+        }
+    }
+    let rest = chunks.remainder();
+    if bytes.len() >= 8 && !rest.is_empty() {
+        // The last eight bytes as one word, overlapping the chunk before.
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[bytes.len() - 8..]);
+        let x = u64::from_le_bytes(word);
+        return has_below(x, b' ' + 1) || has_byte(x, 0x7f);
+    }
+    rest.iter().any(|&b| b <= b' ' || b == 0x7f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_check_sees_every_byte() {
+        for len in 0..20 {
+            let ok = format!("sip:{}", "a".repeat(len + 1));
+            assert!(check_uri(&ok, "contact").is_ok(), "{ok}");
+            for at in 4..ok.len() {
+                for c in [' ', '\t', '\u{7f}', '\u{1}'] {
+                    let mut bad = ok.clone();
+                    bad.replace_range(at..=at, &c.to_string());
+                    assert!(check_uri(&bad, "contact").is_err(), "{bad:?}");
+                }
+            }
+        }
+        assert!(check_uri("sip:caf\u{e9}@example.test", "contact").is_ok());
+    }
+
+    #[test]
+    fn priority_text_round_trips() {
+        for t in 0..=1000 {
+            let p = Priority::from_thousandths(t).unwrap();
+            let text = p.to_string();
+            assert_eq!(Priority::parse(&text).unwrap(), p, "{text}");
+            assert!(!text.ends_with('0') || text == "0", "{text}");
+        }
+        let shown: Vec<String> = [0, 1, 10, 100, 120, 999, 1000]
+            .iter()
+            .map(|&t| Priority::from_thousandths(t).unwrap().to_string())
+            .collect();
+        assert_eq!(shown, ["0", "0.001", "0.01", "0.1", "0.12", "0.999", "1"]);
+    }
+
+    #[test]
+    fn repeated_ids_are_found_in_small_and_large_documents() {
+        for n in [2, 8, 9, 30] {
+            let mut p = Presence::new("pres:a@example.test");
+            for i in 0..n {
+                p.tuples.push(Tuple::new(format!("t{i}"), Basic::Open));
+            }
+            assert!(p.validate().is_ok(), "{n}");
+            p.persons.push(Person::new(format!("t{}", n - 1)));
+            let e = p.validate().unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("person id 't{}' is used twice", n - 1)),
+                "{e}"
+            );
+        }
+    }
 }

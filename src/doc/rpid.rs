@@ -14,7 +14,7 @@
 #![forbid(unsafe_code)]
 
 use crate::doc::xml::{Node, XmlWriter};
-use crate::doc::{ns, Attribute, Element, Note, Timestamp};
+use crate::doc::{ns, push_small, Attribute, Element, Note, Timestamp};
 use crate::error::{Error, Result};
 
 /// The document name used in error messages: RPID lives inside PIDF documents.
@@ -75,6 +75,9 @@ impl TimeRange {
 
     /// Reads `from` and `until` of `node`, naming `node` in the error.
     pub(crate) fn from_attrs(node: Node<'_, '_>) -> Result<TimeRange> {
+        if !node.has_attrs() {
+            return Ok(TimeRange::default());
+        }
         let read = |name: &str| -> Result<Option<Timestamp>> {
             match node.attr(name) {
                 None => Ok(None),
@@ -220,10 +223,10 @@ impl Activities {
                 continue;
             }
             match child.local() {
-                "note" => out.notes.push(Note::from_node(child)),
-                "other" => out.values.push(Activity::Other(Note::from_node(child))),
+                "note" => push_small(&mut out.notes, Note::from_node(child)),
+                "other" => push_small(&mut out.values, Activity::Other(Note::from_node(child))),
                 name => match Activity::from_name(name) {
-                    Some(a) => out.values.push(a),
+                    Some(a) => push_small(&mut out.values, a),
                     None => return Err(unexpected("activities", child)),
                 },
             }

@@ -142,6 +142,26 @@ pub(crate) struct Tree<'a> {
     extra_ns: Vec<Cow<'a, str>>,
 }
 
+/// String equality for the short names of attributes, without a call to `memcmp`.
+#[inline]
+fn short_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
+/// `text.trim()`, without the look at both ends when they are printable ASCII (no other byte
+/// starts or ends a whitespace character there).
+pub(crate) fn trim(text: &str) -> &str {
+    match (text.as_bytes().first(), text.as_bytes().last()) {
+        (Some(&first), Some(&last)) if is_graphic(first) && is_graphic(last) => text,
+        _ => text.trim(),
+    }
+}
+
+/// Whether `b` is ASCII and neither whitespace nor a control character.
+fn is_graphic(b: u8) -> bool {
+    b > b' ' && b < 0x7f
+}
+
 fn is_blank(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
@@ -292,7 +312,13 @@ impl<'t, 'a> Node<'t, 'a> {
 
     /// Direct character content with surrounding whitespace removed.
     pub(crate) fn trimmed(&self) -> &'t str {
-        self.data().text.trim()
+        trim(&self.data().text)
+    }
+
+    /// Whether this element has attributes (namespace declarations aside).
+    pub(crate) fn has_attrs(&self) -> bool {
+        let (a, b) = self.data().attrs;
+        a != b
     }
 
     /// Attributes of this element (namespace declarations excluded).
@@ -304,13 +330,40 @@ impl<'t, 'a> Node<'t, 'a> {
             .map(move |at| (tree.namespace(at.ns), at.local, &*at.value))
     }
 
+    /// The raw attributes of this element.
+    fn raw_attrs(&self) -> &'t [Attr<'a>] {
+        let (a, b) = self.data().attrs;
+        &self.tree.attrs[a as usize..b as usize]
+    }
+
+    /// The attribute with namespace index `ns` and local name `name`.
+    #[inline]
+    fn attr_at(&self, ns: u16, name: &str) -> Option<&'t str> {
+        self.raw_attrs()
+            .iter()
+            .find(|a| a.ns == ns && short_eq(a.local, name))
+            .map(|a| &*a.value)
+    }
+
+    /// The attribute `{XML_NS}name` (`xml:name`).
+    pub(crate) fn xml_attr(&self, name: &str) -> Option<&'t str> {
+        self.attr_at(1, name)
+    }
+
     /// The unqualified attribute `name`.
     pub(crate) fn attr(&self, name: &str) -> Option<&'t str> {
-        self.attr_ns("", name)
+        self.attr_at(0, name)
     }
 
     /// The attribute `{ns}name`.
     pub(crate) fn attr_ns(&self, ns: &str, name: &str) -> Option<&'t str> {
+        // The namespaces with fixed indices need no string comparison per attribute.
+        if ns.is_empty() {
+            return self.attr_at(0, name);
+        }
+        if ns == XML_NS {
+            return self.attr_at(1, name);
+        }
         self.attrs()
             .find(|(n, l, _)| *l == name && *n == ns)
             .map(|(_, _, v)| v)
@@ -330,22 +383,25 @@ impl<'t, 'a> Node<'t, 'a> {
     /// back (`xml:lang` and other qualified attributes are always kept unless listed as
     /// `"xml:lang"`).
     pub(crate) fn other_attrs(&self, known: &[&str]) -> Vec<Attribute> {
-        self.attrs()
-            .filter(|(ns, l, _)| {
-                if ns.is_empty() {
-                    !known.contains(l)
-                } else if *ns == XML_NS {
-                    !known.iter().any(|k| k.strip_prefix("xml:") == Some(l))
-                } else {
-                    true
-                }
-            })
-            .map(|(ns, l, v)| Attribute {
-                namespace: ns.to_owned(),
-                name: l.to_owned(),
-                value: v.to_owned(),
-            })
-            .collect()
+        let mut kept = Vec::new();
+        for a in self.raw_attrs() {
+            let keep = match a.ns {
+                // No namespace (index 0) and the XML namespace (index 1): see PRESEEDED.
+                0 => !known.iter().any(|k| short_eq(k, a.local)),
+                1 => !known
+                    .iter()
+                    .any(|k| k.strip_prefix("xml:") == Some(a.local)),
+                _ => true,
+            };
+            if keep {
+                kept.push(Attribute {
+                    namespace: self.tree.namespace(a.ns).to_owned(),
+                    name: a.local.to_owned(),
+                    value: String::from(&*a.value),
+                });
+            }
+        }
+        kept
     }
 
     /// Child elements in document order.
@@ -603,7 +659,11 @@ impl<'k> XmlWriter<'k> {
         doc.push('"');
         for (i, (ns, p)) in self.known.iter().enumerate() {
             if self.used & (1 << i) != 0 {
-                let _ = write!(doc, " xmlns:{p}=\"{ns}\"");
+                doc.push_str(" xmlns:");
+                doc.push_str(p);
+                doc.push_str("=\"");
+                doc.push_str(ns);
+                doc.push('"');
             }
         }
         doc.push_str(&attrs);
@@ -620,24 +680,44 @@ impl<'k> XmlWriter<'k> {
     }
 }
 
-/// Escapes `text` for XML character content or (with `attr`) a double-quoted attribute value.
+/// Bytes that character content escapes (bit 0) and that attribute values escape (bit 1).
+const ESCAPED: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'&' as usize] = 3;
+    t[b'<' as usize] = 3;
+    t[b'>' as usize] = 3;
+    t[b'\r' as usize] = 3;
+    t[b'"' as usize] = 2;
+    t[b'\n' as usize] = 2;
+    t[b'\t' as usize] = 2;
+    t
+};
+
+/// Escapes `text` for XML character content or (with `attr`) a double-quoted attribute value:
+/// runs that need no escaping are copied whole.
 pub(crate) fn escape_into(out: &mut String, text: &str, attr: bool) {
     let bytes = text.as_bytes();
+    let which = if attr { 2 } else { 1 };
     let mut last = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let rep = match b {
+    let mut i = 0;
+    while let Some(k) = bytes[i..]
+        .iter()
+        .position(|&b| ESCAPED[b as usize] & which != 0)
+    {
+        let at = i + k;
+        let rep = match bytes[at] {
             b'&' => "&amp;",
             b'<' => "&lt;",
             b'>' => "&gt;",
-            b'"' if attr => "&quot;",
+            b'"' => "&quot;",
             b'\r' => "&#13;",
-            b'\n' if attr => "&#10;",
-            b'\t' if attr => "&#9;",
-            _ => continue,
+            b'\n' => "&#10;",
+            _ => "&#9;",
         };
-        out.push_str(&text[last..i]);
+        out.push_str(&text[last..at]);
         out.push_str(rep);
-        last = i + 1;
+        i = at + 1;
+        last = i;
     }
     out.push_str(&text[last..]);
 }
@@ -722,6 +802,20 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn escapes_what_each_context_needs() {
+        let raw = "a&b<c>d\"e\rf\ng\th'\u{e9}";
+        let mut text = String::new();
+        escape_into(&mut text, raw, false);
+        assert_eq!(text, "a&amp;b&lt;c&gt;d\"e&#13;f\ng\th'\u{e9}");
+        let mut attr = String::new();
+        escape_into(&mut attr, raw, true);
+        assert_eq!(attr, "a&amp;b&lt;c&gt;d&quot;e&#13;f&#10;g&#9;h'\u{e9}");
+        let mut plain = String::from(">");
+        escape_into(&mut plain, "plain", true);
+        assert_eq!(plain, ">plain");
     }
 
     #[test]

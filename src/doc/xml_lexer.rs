@@ -137,53 +137,118 @@ fn class(b: u8) -> u8 {
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
+/// Flags (high bit of the byte) the bytes of `x` below `n` (n <= 0x80). The lowest flag is
+/// exact; above a flagged byte, the borrow may flag bytes that are not below `n`.
+#[inline(always)]
+fn below_flags(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(LO * n as u64) & !x & HI
+}
+
+/// Flags the bytes of `x` equal to `c`, exact up to and including the lowest flag.
+#[inline(always)]
+fn byte_flags(x: u64, c: u8) -> u64 {
+    below_flags(x ^ (LO * c as u64), 1)
+}
+
 /// Whether some byte of `x` is below `n` (n <= 0x80); exact as a yes/no answer.
 #[inline(always)]
-fn has_below(x: u64, n: u8) -> bool {
-    x.wrapping_sub(LO * n as u64) & !x & HI != 0
+pub(super) fn has_below(x: u64, n: u8) -> bool {
+    below_flags(x, n) != 0
 }
 
 /// Whether some byte of `x` equals `c`.
 #[inline(always)]
-fn has_byte(x: u64, c: u8) -> bool {
-    has_below(x ^ (LO * c as u64), 1)
+pub(super) fn has_byte(x: u64, c: u8) -> bool {
+    byte_flags(x, c) != 0
 }
 
-/// End of the run of bytes of class `mask` (TEXT or ATTR) starting at `i`. Short runs go byte
-/// by byte; long ones eight bytes at a time, with a test that may stop early (on a space or
-/// LF, say) but never skips a byte that needs a look.
+/// End of the run of bytes of class `mask` (TEXT or ATTR) starting at `i`: eight bytes at a
+/// time while eight remain, with a test that flags every byte that needs a look (and some
+/// that do not, such as a space or LF): the lowest flag (exact, see [`below_flags`]) is where
+/// the next look is. The last few bytes of the document go one by one.
 #[inline(always)]
 fn plain_end(b: &[u8], mut i: usize, mask: u8) -> usize {
-    let short = b.len().min(i + 8);
-    while i < short {
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let flags = if mask == TEXT {
+            below_flags(x, 0x20)
+                | byte_flags(x, b'<')
+                | byte_flags(x, b'&')
+                | byte_flags(x, b']')
+                | byte_flags(x, 0xEF)
+        } else {
+            // Controls, then space to '\'' (both quotes and '&'), then '<' and 0xEF.
+            below_flags(x, 0x20)
+                | below_flags(x ^ (LO * 0x20), 8)
+                | byte_flags(x, b'<')
+                | byte_flags(x, 0xEF)
+        };
+        if flags == 0 {
+            i += 8;
+            continue;
+        }
+        i += (flags.trailing_zeros() / 8) as usize;
         if class(b[i]) & mask == 0 {
             return i;
         }
         i += 1;
     }
+    while i < b.len() && class(b[i]) & mask != 0 {
+        i += 1;
+    }
+    i
+}
+
+/// Whether `a` and `b` are the same bytes; inline, for the short names compared on every
+/// end tag and prefix lookup: eight bytes at a time (the last word overlapping the one
+/// before), four for names of four to seven bytes, one by one below that.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    fn word8(s: &[u8], at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    }
+    fn word4(s: &[u8], at: usize) -> u32 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_le_bytes(w)
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if word8(a, i) != word8(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        return word8(a, n - 8) == word8(b, n - 8);
+    }
+    if n >= 4 {
+        return word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// End of the run of ASCII NameChars (without `:`) starting at `i`.
+/// Eight bytes at a time while eight remain (one bounds check per eight bytes).
+#[inline(always)]
+fn name_run(b: &[u8], mut i: usize) -> usize {
     while let Some(chunk) = b.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        let special = if mask == TEXT {
-            has_below(x, 0x20)
-                | has_byte(x, b'<')
-                | has_byte(x, b'&')
-                | has_byte(x, b']')
-                | has_byte(x, 0xEF)
-        } else {
-            // Controls, then space to '\'' (both quotes and '&'), then '<' and 0xEF.
-            has_below(x, 0x20)
-                | has_below(x ^ (LO * 0x20), 8)
-                | has_byte(x, b'<')
-                | has_byte(x, 0xEF)
-        };
-        if special {
-            break;
+        for (k, &c) in chunk.iter().enumerate() {
+            if class(c) & NCHAR == 0 {
+                return i + k;
+            }
         }
         i += 8;
     }
-    while i < b.len() && class(b[i]) & mask != 0 {
+    while i < b.len() && class(b[i]) & NCHAR != 0 {
         i += 1;
     }
     i
@@ -252,13 +317,20 @@ pub(super) struct Lexer<'a, 'd> {
     /// Number of open elements.
     depth: u32,
     seen_root: bool,
+    /// The default namespace in scope (what `resolve("")` gives).
+    default_ns: u16,
+    /// The last prefix resolved and its namespace, while no binding was added or removed.
+    last_prefix: &'a str,
+    last_ns: u16,
 }
 
 /// An open element (`ns == OPEN`, `name` its qualified name, `prev` the enclosing element's
-/// index in the scope) or a prefix binding (`name` the prefix, "" for the default namespace).
+/// index in the scope, `outer_default` the default namespace outside it) or a prefix binding
+/// (`name` the prefix, "" for the default namespace).
 struct Scope<'a> {
     name: &'a str,
     ns: u16,
+    outer_default: u16,
     prev: u32,
 }
 
@@ -283,6 +355,9 @@ impl<'a, 'd> Lexer<'a, 'd> {
             top: NO_ELEMENT,
             depth: 0,
             seen_root: false,
+            default_ns: 0,
+            last_prefix: "",
+            last_ns: 0,
         }
     }
 
@@ -385,30 +460,24 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// Reads a qualified name at `pos`: returns (prefix length, or 0, and the whole name).
-    #[inline]
+    #[inline(always)]
     fn qname(&mut self, what: &str) -> Result<(usize, &'a str)> {
         let b = self.b;
         let start = self.pos;
-        // ASCII fast path: NameChars and colons, then the checks on what was found.
-        let mut i = start;
-        let mut seen = 0;
-        while i < b.len() {
-            let k = class(b[i]);
-            if k & (NCHAR | COLON) == 0 {
-                break;
+        // ASCII fast path: NCName, optionally `:` and another NCName, followed by an ASCII
+        // byte that is not `:`; everything else (non-ASCII names, errors) goes the slow way.
+        if start < b.len() && class(b[start]) & NSTART != 0 {
+            let mut i = name_run(b, start + 1);
+            let mut plen = 0;
+            if i < b.len() && b[i] == b':' {
+                plen = i - start;
+                i += 1;
+                if i == b.len() || class(b[i]) & NSTART == 0 {
+                    return self.qname_slow(what);
+                }
+                i = name_run(b, i + 1);
             }
-            seen |= k;
-            i += 1;
-        }
-        if (i == b.len() || b[i] < 0x80) && i > start && class(b[start]) & NSTART != 0 {
-            if seen & COLON == 0 {
-                self.pos = i;
-                return Ok((0, &self.src[start..i]));
-            }
-            let name = &b[start..i];
-            let plen = name.iter().position(|&c| c == b':').unwrap_or(0);
-            let local = &name[plen + 1..];
-            if !local.is_empty() && class(local[0]) & NSTART != 0 && !local.contains(&b':') {
+            if i == b.len() || (b[i] < 0x80 && b[i] != b':') {
                 self.pos = i;
                 return Ok((plen, &self.src[start..i]));
             }
@@ -514,6 +583,7 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// The next event.
+    #[inline(always)]
     pub(super) fn next(&mut self, attrs: &mut Vec<Attr<'a>>) -> Result<Event<'a>> {
         loop {
             if self.depth == 0 {
@@ -527,7 +597,20 @@ impl<'a, 'd> Lexer<'a, 'd> {
             } else {
                 match self.b.get(self.pos) {
                     Some(b'<') => {}
-                    Some(_) => return self.text().map(Event::Text),
+                    Some(_) => {
+                        // Indentation (spaces, tabs, LFs up to the next tag) is the most
+                        // common text of all: taken here without the general text scan.
+                        let (b, start) = (self.b, self.pos);
+                        let mut i = start;
+                        while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\t') {
+                            i += 1;
+                        }
+                        if i > start && b.get(i) == Some(&b'<') {
+                            self.pos = i;
+                            return Ok(Event::Text(Cow::Borrowed(&self.src[start..i])));
+                        }
+                        return self.text().map(Event::Text);
+                    }
                     None => {
                         let name = self.scope[self.top as usize].name;
                         return Err(Error::malformed(
@@ -551,6 +634,7 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// Character data up to the next `<` (or the end), references expanded, CR normalised.
+    #[inline(always)]
     fn text(&mut self) -> Result<Cow<'a, str>> {
         let b = self.b;
         let start = self.pos;
@@ -603,6 +687,7 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// A quoted attribute value at `pos`, references expanded and whitespace normalised.
+    #[inline(always)]
     fn attr_value(&mut self) -> Result<Cow<'a, str>> {
         let b = self.b;
         let quote = match b.get(self.pos) {
@@ -659,21 +744,36 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// The namespace index of `prefix` ("" for the default namespace of an element).
-    #[inline]
-    fn resolve(&self, prefix: &str, at: usize) -> Result<u16> {
-        if let Some(s) = self
+    #[inline(always)]
+    fn resolve(&mut self, prefix: &'a str, at: usize) -> Result<u16> {
+        if prefix.is_empty() {
+            return Ok(self.default_ns);
+        }
+        if same_bytes(self.last_prefix.as_bytes(), prefix.as_bytes()) {
+            return Ok(self.last_ns);
+        }
+        // `xml` is bound to the XML namespace (index 1) and can be bound to nothing else.
+        if prefix == "xml" {
+            return Ok(1);
+        }
+        self.resolve_prefix(prefix, at)
+    }
+
+    /// [`Lexer::resolve`] for a prefix other than the last one: a look through the scope.
+    fn resolve_prefix(&mut self, prefix: &'a str, at: usize) -> Result<u16> {
+        let ns = match self
             .scope
             .iter()
             .rev()
-            .find(|s| s.ns != OPEN && s.name == prefix)
+            .find(|s| s.ns != OPEN && same_bytes(s.name.as_bytes(), prefix.as_bytes()))
         {
-            return Ok(s.ns);
-        }
-        match prefix {
-            "" => Ok(0),
-            "xml" => Ok(1),
-            _ => Err(self.err(at, format_args!("prefix '{prefix}' is not declared"))),
-        }
+            Some(s) => s.ns,
+            None if prefix == "xml" => 1,
+            None => return Err(self.err(at, format_args!("prefix '{prefix}' is not declared"))),
+        };
+        self.last_prefix = prefix;
+        self.last_ns = ns;
+        Ok(ns)
     }
 
     /// Records `xmlns:prefix="uri"` (`prefix` "" for `xmlns="uri"`) for the element being read,
@@ -720,8 +820,14 @@ impl<'a, 'd> Lexer<'a, 'd> {
         self.scope.push(Scope {
             name: prefix,
             ns,
+            outer_default: 0,
             prev: 0,
         });
+        if prefix.is_empty() {
+            self.default_ns = ns;
+        } else {
+            self.last_prefix = "";
+        }
         Ok(())
     }
 
@@ -765,6 +871,7 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// A start tag at `pos` (`<` then a name).
+    #[inline(always)]
     fn start_tag(&mut self, attrs: &mut Vec<Attr<'a>>) -> Result<Event<'a>> {
         let lt = self.pos;
         if self.depth == 0 {
@@ -778,6 +885,7 @@ impl<'a, 'd> Lexer<'a, 'd> {
         self.scope.push(Scope {
             name: qname,
             ns: OPEN,
+            outer_default: self.default_ns,
             prev: self.top,
         });
         let mark = self.scope.len();
@@ -807,7 +915,10 @@ impl<'a, 'd> Lexer<'a, 'd> {
             }
             let at = self.pos;
             let (plen, aname) = self.qname("an attribute")?;
-            self.skip_ws();
+            // Usually `name="value"`: whitespace around '=' is looked for only when needed.
+            if self.b.get(self.pos) != Some(&b'=') {
+                self.skip_ws();
+            }
             if self.b.get(self.pos) != Some(&b'=') {
                 if self.pos == self.b.len() {
                     return Err(self.truncated(format_args!("the start tag <{qname}>")));
@@ -818,7 +929,9 @@ impl<'a, 'd> Lexer<'a, 'd> {
                 ));
             }
             self.pos += 1;
-            self.skip_ws();
+            if !matches!(self.b.get(self.pos), Some(b'"' | b'\'')) {
+                self.skip_ws();
+            }
             let value = self.attr_value()?;
             if plen == 0 && aname == "xmlns" {
                 self.declare("", value, mark, at)?;
@@ -838,7 +951,8 @@ impl<'a, 'd> Lexer<'a, 'd> {
         for k in first..attrs.len() {
             let (plen, at) = (attrs[k].plen as usize, attrs[k].at as usize);
             if plen != 0 {
-                attrs[k].ns = self.resolve(&self.src[at..at + plen], at)?;
+                let src = self.src;
+                attrs[k].ns = self.resolve(&src[at..at + plen], at)?;
             }
             let (ns, local) = (attrs[k].ns, attrs[k].local);
             if attrs[first..k]
@@ -852,6 +966,10 @@ impl<'a, 'd> Lexer<'a, 'd> {
             }
         }
         if empty {
+            self.default_ns = self.scope[mark - 1].outer_default;
+            if self.scope.len() > mark {
+                self.last_prefix = "";
+            }
             self.scope.truncate(mark - 1);
         } else {
             self.top = (mark - 1) as u32;
@@ -866,6 +984,7 @@ impl<'a, 'd> Lexer<'a, 'd> {
     }
 
     /// An end tag at `pos` (`</`).
+    #[inline(always)]
     fn end_tag(&mut self) -> Result<Event<'a>> {
         let lt = self.pos;
         self.pos += 2;
@@ -875,10 +994,9 @@ impl<'a, 'd> Lexer<'a, 'd> {
         let top = self.top as usize;
         let (open, prev) = (self.scope[top].name, self.scope[top].prev);
         let rest = &self.b[self.pos..];
-        let same = rest.starts_with(open.as_bytes())
-            && rest
-                .get(open.len())
-                .is_some_and(|&c| c == b'>' || class(c) & WS != 0);
+        let same = rest.len() > open.len()
+            && same_bytes(&rest[..open.len()], open.as_bytes())
+            && (rest[open.len()] == b'>' || class(rest[open.len()]) & WS != 0);
         if !same {
             let (_, name) = self.qname("an end tag")?;
             return Err(self.err(
@@ -895,6 +1013,10 @@ impl<'a, 'd> Lexer<'a, 'd> {
             }
             None => return Err(self.truncated(format_args!("the end tag </{open}>"))),
         }
+        self.default_ns = self.scope[top].outer_default;
+        if self.scope.len() > top + 1 {
+            self.last_prefix = "";
+        }
         self.scope.truncate(top);
         self.top = prev;
         self.depth -= 1;
@@ -904,6 +1026,10 @@ impl<'a, 'd> Lexer<'a, 'd> {
     /// A processing instruction (or the XML declaration) at `pos` (`<?`): checked, skipped.
     fn pi(&mut self) -> Result<()> {
         let lt = self.pos;
+        if lt == self.decl_at && self.b[lt..].starts_with(USUAL_DECL) {
+            self.pos = lt + USUAL_DECL.len();
+            return Ok(());
+        }
         self.pos += 2;
         let Some(end) = self.ncname_end(self.pos) else {
             return Err(self.err(self.pos, "expected a processing instruction target"));
@@ -1094,6 +1220,48 @@ mod tests {
             ),
             "{doc:?}"
         );
+    }
+
+    #[test]
+    fn word_helpers_agree_with_byte_loops() {
+        use super::{class, plain_end, same_bytes, ATTR, TEXT};
+        for n in 0..24usize {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            assert!(!same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] = b'-';
+                assert!(!same_bytes(&a, &b), "{n} {at}");
+            }
+        }
+        let mut state: u32 = 7;
+        let pieces: &[u8] = b"ab \t\n\r<&]\"'=\xEF\x01x";
+        for _ in 0..3000 {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let len = (state >> 16) as usize % 40;
+            // One special byte in `every` on average: short and long plain runs.
+            let every = 2 + (state >> 8) as usize % 16;
+            let doc: Vec<u8> = (0..len)
+                .map(|k| {
+                    let r = state.rotate_left(k as u32 * 5) as usize;
+                    if r % every == 0 {
+                        pieces[(r >> 3) % pieces.len()]
+                    } else {
+                        b'a'
+                    }
+                })
+                .collect();
+            for mask in [TEXT, ATTR] {
+                for start in 0..doc.len() {
+                    let mut end = start;
+                    while end < doc.len() && class(doc[end]) & mask != 0 {
+                        end += 1;
+                    }
+                    assert_eq!(plain_end(&doc, start, mask), end, "{doc:?} {start}");
+                }
+            }
+        }
     }
 
     #[test]
