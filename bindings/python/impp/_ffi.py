@@ -1,0 +1,461 @@
+"""The one module that touches libimpp: finds and loads it, declares every function's
+signature, turns status codes into exceptions, and owns the callback trampoline.
+
+Search order (the first library that loads and has the right ABI version wins):
+
+1. ``IMPP_LIBRARY``: a path to the library. When set, nothing else is tried, so a wrong path
+   is an error rather than a silent fallback to another copy.
+2. The package folder: ``impp/libimpp.so`` (bundled by ``pip install`` when present).
+3. The build tree: walking up from the package to the Cargo workspace root, then
+   ``$CARGO_TARGET_DIR`` (if set) and ``target/`` there, in ``debug`` and ``release``,
+   newest file first.
+
+``ctypes.CDLL`` releases the GIL during every call, which is what lets ``impp_engine_free``
+join the dispatcher thread while that thread waits for the GIL to run a Python callback.
+"""
+
+import ctypes
+import itertools
+import logging
+import os
+import sys
+import threading
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    c_bool,
+    c_char_p,
+    c_double,
+    c_int,
+    c_int32,
+    c_int64,
+    c_size_t,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+from .errors import InvalidArgument, error_for_status
+
+#: The ABI version this package speaks; the library's ``impp_abi_version()`` must match.
+ABI_VERSION = 1
+
+log = logging.getLogger("impp")
+
+if sys.platform == "darwin":
+    LIBRARY_NAME = "libimpp.dylib"
+elif sys.platform == "win32":
+    LIBRARY_NAME = "impp.dll"
+else:
+    LIBRARY_NAME = "libimpp.so"
+
+
+# --- Opaque handles: distinct pointer types, so ctypes refuses one handle for another. ---
+
+
+class impp_config(ctypes.Structure):
+    pass
+
+
+class impp_engine(ctypes.Structure):
+    pass
+
+
+class impp_event(ctypes.Structure):
+    pass
+
+
+class impp_presence(ctypes.Structure):
+    pass
+
+
+ConfigP = POINTER(impp_config)
+EngineP = POINTER(impp_engine)
+EventP = POINTER(impp_event)
+PresenceP = POINTER(impp_presence)
+
+# Borrowed strings coming out are c_char_p (ctypes copies them into bytes at once). Owned
+# strings coming out are c_void_p, so this package keeps the pointer to hand back to
+# impp_string_free (a c_char_p result would copy the text and leak the original).
+_status = c_int
+_enum = c_int
+_borrowed_out = POINTER(c_char_p)
+_owned_out = POINTER(c_void_p)
+
+EVENT_CALLBACK = CFUNCTYPE(None, EventP, c_void_p)
+FREE_CALLBACK = CFUNCTYPE(None, c_void_p)
+
+#: name -> (restype, argtypes) for every function this package calls. A test checks this
+#: table against include/impp.h (names, parameter counts and kinds).
+PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
+    # Library
+    "impp_status_name": (c_char_p, [c_int32]),
+    "impp_last_error": (c_char_p, []),
+    "impp_version": (c_char_p, []),
+    "impp_abi_version": (c_uint32, []),
+    "impp_string_free": (None, [c_void_p]),
+    # Configuration
+    "impp_config_new": (_status, [POINTER(ConfigP)]),
+    "impp_config_free": (None, [ConfigP]),
+    "impp_config_set_workers": (_status, [ConfigP, c_uint32]),
+    "impp_config_add_domain": (_status, [ConfigP, c_char_p]),
+    "impp_config_set_publication_expiry": (_status, [ConfigP, c_uint32, c_uint32, c_uint32]),
+    "impp_config_set_subscription_expiry": (_status, [ConfigP, c_uint32, c_uint32, c_uint32]),
+    "impp_config_set_queue_capacity": (_status, [ConfigP, c_size_t]),
+    "impp_config_set_default_policy": (_status, [ConfigP, c_int]),
+    "impp_config_set_min_notify_interval_ms": (_status, [ConfigP, c_uint64]),
+    "impp_config_add_winfo_admin": (_status, [ConfigP, c_char_p]),
+    "impp_config_set_document_limits": (_status, [ConfigP, c_size_t, c_uint32]),
+    "impp_config_use_manual_clock": (_status, [ConfigP]),
+    "impp_config_default_workers": (c_uint32, []),
+    # Engine
+    "impp_engine_new": (_status, [ConfigP, POINTER(EngineP)]),
+    "impp_engine_free": (_status, [EngineP]),
+    "impp_engine_publish": (
+        _status,
+        [EngineP, c_char_p, c_char_p, c_char_p, c_size_t, c_uint32, _owned_out],
+    ),
+    "impp_engine_publish_presence": (
+        _status,
+        [EngineP, c_char_p, PresenceP, c_uint32, _owned_out],
+    ),
+    "impp_engine_refresh_publication": (_status, [EngineP, c_char_p, c_uint32, _owned_out]),
+    "impp_engine_modify_publication": (
+        _status,
+        [EngineP, c_char_p, c_char_p, c_char_p, c_size_t, _owned_out],
+    ),
+    "impp_engine_remove_publication": (_status, [EngineP, c_char_p]),
+    "impp_engine_subscribe": (
+        _status,
+        [
+            EngineP,
+            c_char_p,
+            c_char_p,
+            c_char_p,
+            c_int64,
+            c_char_p,
+            c_size_t,
+            c_int64,
+            POINTER(c_uint64),
+        ],
+    ),
+    "impp_engine_refresh_subscription": (_status, [EngineP, c_uint64, c_uint32]),
+    "impp_engine_unsubscribe": (_status, [EngineP, c_uint64]),
+    "impp_engine_terminate_subscription": (_status, [EngineP, c_uint64, c_int]),
+    "impp_engine_subscription_state": (
+        _status,
+        [EngineP, c_uint64, POINTER(_enum), POINTER(c_uint32), POINTER(_enum)],
+    ),
+    "impp_engine_authorize": (_status, [EngineP, c_uint64, c_int]),
+    "impp_engine_set_rule": (_status, [EngineP, c_char_p, c_char_p, c_char_p, c_int]),
+    "impp_engine_remove_rule": (
+        _status,
+        [EngineP, c_char_p, c_char_p, c_char_p, POINTER(c_bool)],
+    ),
+    "impp_engine_rule_count": (_status, [EngineP, c_char_p, POINTER(c_size_t)]),
+    "impp_engine_rule": (
+        _status,
+        [EngineP, c_char_p, c_size_t, _owned_out, _owned_out, POINTER(_enum)],
+    ),
+    "impp_engine_next_event": (_status, [EngineP, c_int32, POINTER(EventP)]),
+    "impp_engine_event_fd": (c_int, [EngineP]),
+    "impp_engine_set_event_callback": (
+        _status,
+        [EngineP, EVENT_CALLBACK, c_void_p, FREE_CALLBACK],
+    ),
+    "impp_engine_stat": (c_uint64, [EngineP, c_int]),
+    "impp_engine_advance_clock": (_status, [EngineP, c_uint64]),
+    "impp_engine_sync": (_status, [EngineP]),
+    # Events
+    "impp_event_free": (None, [EventP]),
+    "impp_event_get_kind": (_enum, [EventP]),
+    "impp_event_subscription": (c_uint64, [EventP]),
+    "impp_event_watcher": (c_char_p, [EventP]),
+    "impp_event_presentity": (c_char_p, [EventP]),
+    "impp_event_package": (c_char_p, [EventP]),
+    "impp_event_state": (_enum, [EventP, POINTER(_enum)]),
+    "impp_event_etag": (c_char_p, [EventP]),
+    "impp_event_has_document": (c_bool, [EventP]),
+    # The body is read as a pointer plus a length, not as a NUL-terminated c_char_p.
+    "impp_event_body": (_status, [EventP, POINTER(c_void_p), POINTER(c_size_t)]),
+    # Presence documents
+    "impp_presence_new": (_status, [c_char_p, POINTER(PresenceP)]),
+    "impp_presence_parse": (_status, [c_char_p, c_size_t, POINTER(PresenceP)]),
+    "impp_presence_parse_limited": (
+        _status,
+        [c_char_p, c_size_t, c_size_t, c_uint32, POINTER(PresenceP)],
+    ),
+    "impp_presence_free": (None, [PresenceP]),
+    "impp_presence_clone": (_status, [PresenceP, POINTER(PresenceP)]),
+    "impp_presence_to_xml": (_status, [PresenceP, _owned_out, POINTER(c_size_t)]),
+    "impp_presence_entity": (_status, [PresenceP, _borrowed_out]),
+    "impp_presence_tuple_count": (c_size_t, [PresenceP]),
+    "impp_presence_add_tuple": (_status, [PresenceP, c_char_p, c_int, POINTER(c_size_t)]),
+    "impp_presence_remove_tuple": (_status, [PresenceP, c_size_t]),
+    "impp_presence_tuple_id": (_status, [PresenceP, c_size_t, _borrowed_out]),
+    "impp_presence_tuple_basic": (_status, [PresenceP, c_size_t, POINTER(_enum)]),
+    "impp_presence_tuple_set_basic": (_status, [PresenceP, c_size_t, c_int]),
+    "impp_presence_tuple_set_contact": (_status, [PresenceP, c_size_t, c_char_p, c_double]),
+    "impp_presence_tuple_contact": (
+        _status,
+        [PresenceP, c_size_t, _borrowed_out, POINTER(c_double)],
+    ),
+    "impp_presence_tuple_set_timestamp": (_status, [PresenceP, c_size_t, c_char_p]),
+    "impp_presence_tuple_timestamp": (_status, [PresenceP, c_size_t, _borrowed_out]),
+    "impp_presence_tuple_add_note": (_status, [PresenceP, c_size_t, c_char_p, c_char_p]),
+    "impp_presence_tuple_note_count": (c_size_t, [PresenceP, c_size_t]),
+    "impp_presence_tuple_note": (
+        _status,
+        [PresenceP, c_size_t, c_size_t, _borrowed_out, _borrowed_out],
+    ),
+    "impp_presence_add_note": (_status, [PresenceP, c_char_p, c_char_p]),
+    "impp_presence_note_count": (c_size_t, [PresenceP]),
+    "impp_presence_note": (_status, [PresenceP, c_size_t, _borrowed_out, _borrowed_out]),
+    "impp_presence_tuple_set_capability": (_status, [PresenceP, c_size_t, c_int, c_int]),
+    "impp_presence_tuple_capability": (
+        _status,
+        [PresenceP, c_size_t, c_int, POINTER(c_int)],
+    ),
+    "impp_presence_tuple_add_media_type": (_status, [PresenceP, c_size_t, c_char_p]),
+    "impp_presence_tuple_media_type_count": (c_size_t, [PresenceP, c_size_t]),
+    "impp_presence_tuple_media_type": (
+        _status,
+        [PresenceP, c_size_t, c_size_t, _borrowed_out],
+    ),
+    "impp_presence_tuple_add_duplex": (_status, [PresenceP, c_size_t, c_char_p, c_bool]),
+    "impp_presence_tuple_duplex": (
+        _status,
+        [PresenceP, c_size_t, c_char_p, POINTER(c_int)],
+    ),
+    "impp_presence_add_activity": (_status, [PresenceP, c_char_p]),
+    "impp_presence_add_other_activity": (_status, [PresenceP, c_char_p]),
+    "impp_presence_clear_activities": (_status, [PresenceP]),
+    "impp_presence_activity_count": (c_size_t, [PresenceP]),
+    "impp_presence_activity": (_status, [PresenceP, c_size_t, _borrowed_out, _borrowed_out]),
+    "impp_presence_add_mood": (_status, [PresenceP, c_char_p]),
+    "impp_presence_mood_count": (c_size_t, [PresenceP]),
+    "impp_presence_mood": (_status, [PresenceP, c_size_t, _borrowed_out]),
+    "impp_presence_set_user_input": (_status, [PresenceP, c_int, c_char_p]),
+    "impp_presence_user_input": (_status, [PresenceP, POINTER(_enum), _borrowed_out]),
+    "impp_presence_add_person_note": (_status, [PresenceP, c_char_p, c_char_p]),
+    "impp_presence_person_note_count": (c_size_t, [PresenceP]),
+    "impp_presence_person_note": (
+        _status,
+        [PresenceP, c_size_t, _borrowed_out, _borrowed_out],
+    ),
+}
+
+
+# --- Finding and loading the library ---
+
+
+def _build_tree_candidates(start: Path) -> List[Path]:
+    """Library paths under the Cargo target directories of the workspace above ``start``
+    (existing or not), the existing ones first, newest first."""
+    root = None
+    for folder in [start, *start.parents]:
+        if (folder / "Cargo.toml").is_file():
+            root = folder  # keep going: the outermost Cargo.toml is the workspace root
+    if root is None:
+        return []
+    target_dirs = []
+    env_target = os.environ.get("CARGO_TARGET_DIR")
+    if env_target:
+        target_dirs.append(root / env_target)  # an absolute value replaces root
+    target_dirs.append(root / "target")
+    paths: List[Path] = []
+    for target in target_dirs:
+        for profile in ("debug", "release"):
+            lib = target / profile / LIBRARY_NAME
+            if lib not in paths:
+                paths.append(lib)
+    existing = sorted((p for p in paths if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True)
+    return existing + [p for p in paths if p not in existing]
+
+
+def candidates() -> List[Path]:
+    """Where the library is looked for, in order (see the module notes)."""
+    explicit = os.environ.get("IMPP_LIBRARY")
+    if explicit:
+        return [Path(explicit)]
+    here = Path(__file__).resolve().parent
+    return [here / LIBRARY_NAME, *_build_tree_candidates(here)]
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    for name, (restype, argtypes) in PROTOTYPES.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
+def _load() -> Tuple[ctypes.CDLL, Path]:
+    tried = []
+    paths = candidates()
+    explicit = bool(os.environ.get("IMPP_LIBRARY"))
+    for path in paths:
+        # IMPP_LIBRARY goes to the loader as given (it may also be a name it resolves).
+        if not explicit and not path.is_file():
+            tried.append(f"{path}: not found")
+            continue
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError as e:
+            tried.append(f"{path}: {e}")
+            continue
+        try:
+            lib.impp_abi_version.restype = c_uint32
+            lib.impp_abi_version.argtypes = []
+            abi = lib.impp_abi_version()
+        except AttributeError:
+            tried.append(f"{path}: not libimpp (no impp_abi_version)")
+            continue
+        if abi != ABI_VERSION:
+            tried.append(f"{path}: ABI version {abi}, this package needs {ABI_VERSION}")
+            continue
+        try:
+            _declare(lib)
+        except AttributeError as e:
+            tried.append(f"{path}: missing a function ({e})")
+            continue
+        return lib, path
+    if len(paths) == 1 and not explicit:
+        tried.append("(no Cargo build tree above the package)")
+    raise ImportError(
+        "impp: cannot load libimpp (set IMPP_LIBRARY to its path, or run `cargo build`). "
+        "Tried:\n  " + "\n  ".join(tried)
+    )
+
+
+lib, library_path = _load()
+
+
+# --- Calling conventions ---
+
+
+def check(status: int) -> None:
+    """Raises the exception for a failed call. Call it right after the call, on the same
+    thread: the message is the thread's last-error text, which the next call clears."""
+    if status != 0:
+        message = lib.impp_last_error()
+        raise error_for_status(status, message.decode("utf-8", "replace") if message else None)
+
+
+def encode(value: Union[str, bytes], what: str) -> bytes:
+    """A str argument as NUL-terminated UTF-8. None (where the header allows NULL) is
+    handled by the callers with ``encode_optional``."""
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+    elif isinstance(value, (bytes, bytearray)):
+        data = bytes(value)
+    else:
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    if b"\0" in data:
+        # C would silently see a shorter string; refuse instead.
+        raise InvalidArgument(f"{what} contains a NUL character: {value!r}", -1)
+    return data
+
+
+def encode_optional(value: Optional[Union[str, bytes]], what: str) -> Optional[bytes]:
+    return None if value is None else encode(value, what)
+
+
+def body_bytes(value: Union[str, bytes], what: str) -> bytes:
+    """A document passed with an explicit length (may contain anything, even NUL)."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
+
+
+def decode(value: Optional[bytes]) -> Optional[str]:
+    return None if value is None else value.decode("utf-8")
+
+
+def take_owned(ptr: c_void_p) -> Optional[str]:
+    """Copies an owned C string into a Python str and frees it with impp_string_free."""
+    if not ptr.value:
+        return None
+    try:
+        return ctypes.string_at(ptr.value).decode("utf-8")
+    finally:
+        lib.impp_string_free(ptr)
+
+
+def version() -> str:
+    """The loaded library's version string."""
+    return lib.impp_version().decode("ascii")
+
+
+def status_name(status: int) -> str:
+    return lib.impp_status_name(status).decode("ascii")
+
+
+# --- Callbacks ---
+#
+# One trampoline for every engine and every callback, created once and never freed, so
+# the C side can never call into a collected ctypes thunk. user_data is an integer key into
+# _registry; the free thunk (which the library runs exactly once, after the last call)
+# removes the entry and with it the last reference this package holds to the callable.
+
+_registry: Dict[int, Callable[[object], None]] = {}
+_registry_lock = threading.Lock()
+_keys = itertools.count(1)  # 0 would be NULL
+_local = threading.local()
+
+
+def register(fn: Callable[[object], None]) -> int:
+    """Stores ``fn`` (called with the borrowed event pointer) and returns its key."""
+    with _registry_lock:
+        key = next(_keys)
+        _registry[key] = fn
+        return key
+
+
+def registered() -> int:
+    """How many callables are registered (for tests: entries must not leak)."""
+    with _registry_lock:
+        return len(_registry)
+
+
+def in_callback() -> bool:
+    """Whether the calling thread is running an event callback right now."""
+    return getattr(_local, "depth", 0) > 0
+
+
+def _on_event(event, user_data) -> None:
+    # Nothing may escape: an exception here would be printed by ctypes and lost, and must
+    # never reach the library.
+    try:
+        with _registry_lock:
+            fn = _registry.get(user_data or 0)
+        if fn is None:
+            return
+        _local.depth = getattr(_local, "depth", 0) + 1
+        try:
+            fn(event)
+        finally:
+            _local.depth -= 1
+    except BaseException:  # noqa: B902 - KeyboardInterrupt/SystemExit must not reach C either
+        try:
+            log.exception("impp: exception in an event callback (delivery continues)")
+        except BaseException:
+            pass
+
+
+def _on_free(user_data) -> None:
+    try:
+        with _registry_lock:
+            _registry.pop(user_data or 0, None)
+    except BaseException:
+        pass
+
+
+TRAMPOLINE = EVENT_CALLBACK(_on_event)
+FREE_THUNK = FREE_CALLBACK(_on_free)
+# NULL function pointers, for impp_engine_set_event_callback(engine, NULL, NULL, NULL).
+NO_EVENT_CALLBACK = EVENT_CALLBACK()
+NO_FREE_CALLBACK = FREE_CALLBACK()

@@ -1,0 +1,457 @@
+"""Presence documents (PIDF with the RPID, data-model and capability extensions).
+
+A :class:`Presence` owns one ``impp_presence`` handle. Everything read from it is copied
+into Python objects at once, so nothing returned here borrows from the handle.
+"""
+
+import ctypes
+from ctypes import c_char_p, c_double, c_int, c_size_t, c_void_p
+from dataclasses import dataclass, field
+from typing import Dict, List, NamedTuple, Optional, Union
+
+from . import _ffi
+from ._ffi import check, decode, encode, encode_optional, lib
+from .errors import NotFound
+
+__all__ = ["Presence", "Tuple", "Note", "Activity", "UserInput", "CAPABILITIES"]
+
+_BASIC = {None: 0, "open": 1, "closed": 2}
+_BASIC_NAMES = {v: k for k, v in _BASIC.items()}
+_USER_INPUT = {None: 0, "active": 1, "idle": 2}
+_USER_INPUT_NAMES = {v: k for k, v in _USER_INPUT.items()}
+
+#: RFC 5196 yes/no capabilities, by name, as the C enum impp_capability numbers them.
+CAPABILITIES = {
+    "audio": 0,
+    "video": 1,
+    "text": 2,
+    "message": 3,
+    "application": 4,
+    "control": 5,
+    "data": 6,
+    "automata": 7,
+    "isfocus": 8,
+}
+_TRISTATE = {1: True, 0: False, -1: None}
+
+TupleRef = Union[int, str]
+
+
+class Note(NamedTuple):
+    text: str
+    lang: Optional[str] = None
+
+
+class Activity(NamedTuple):
+    """``name`` is the RFC 4480 name, or ``"other"`` with the free text in ``text``."""
+
+    name: str
+    text: Optional[str] = None
+
+
+class UserInput(NamedTuple):
+    state: Optional[str]  # "active", "idle" or None (not said)
+    last_input: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Tuple:
+    """A snapshot of one tuple; change the document through :class:`Presence` methods."""
+
+    id: str
+    basic: Optional[str]  # "open", "closed" or None
+    contact: Optional[str] = None
+    priority: Optional[float] = None
+    timestamp: Optional[str] = None
+    notes: List[Note] = field(default_factory=list)
+    #: capability name -> True/False, only for those the tuple states.
+    capabilities: Dict[str, bool] = field(default_factory=dict)
+    media_types: List[str] = field(default_factory=list)
+
+
+def _basic_value(basic: Optional[str]) -> int:
+    try:
+        return _BASIC[basic]
+    except (KeyError, TypeError):
+        raise ValueError(f"basic must be 'open', 'closed' or None, not {basic!r}") from None
+
+
+def _capability(cap: str) -> int:
+    try:
+        return CAPABILITIES[cap]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown capability {cap!r} (one of {', '.join(CAPABILITIES)})"
+        ) from None
+
+
+class Presence:
+    """A presence document. ``Presence(entity)`` creates an empty one; ``Presence.parse``
+    reads PIDF. Use it as a context manager or call :meth:`close` to free it early."""
+
+    __slots__ = ("_ptr", "__weakref__")
+
+    def __init__(self, entity: str) -> None:
+        self._ptr = None
+        out = _ffi.PresenceP()
+        check(lib.impp_presence_new(encode(entity, "entity"), ctypes.byref(out)))
+        self._ptr = out
+
+    @classmethod
+    def _adopt(cls, ptr) -> "Presence":
+        self = cls.__new__(cls)
+        self._ptr = ptr
+        return self
+
+    @classmethod
+    def parse(
+        cls,
+        xml: Union[str, bytes],
+        max_bytes: Optional[int] = None,
+        max_depth: Optional[int] = None,
+    ) -> "Presence":
+        """Parses a PIDF document. Raises :class:`impp.Malformed`, :class:`impp.TooLarge`
+        or :class:`impp.UnsafeXml` (DOCTYPE, entities)."""
+        data = _ffi.body_bytes(xml, "xml")
+        out = _ffi.PresenceP()
+        if max_bytes is None and max_depth is None:
+            check(lib.impp_presence_parse(data, len(data), ctypes.byref(out)))
+        else:
+            check(
+                lib.impp_presence_parse_limited(
+                    data,
+                    len(data),
+                    64 * 1024 if max_bytes is None else max_bytes,
+                    32 if max_depth is None else max_depth,
+                    ctypes.byref(out),
+                )
+            )
+        return cls._adopt(out)
+
+    # --- lifetime ---
+
+    def close(self) -> None:
+        """Frees the handle; later use raises ValueError. Closing twice is harmless."""
+        ptr, self._ptr = getattr(self, "_ptr", None), None
+        if ptr:
+            lib.impp_presence_free(ptr)
+
+    def __enter__(self) -> "Presence":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # At interpreter exit the module globals may already be gone: never raise here.
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    @property
+    def closed(self) -> bool:
+        return not self._ptr
+
+    def _h(self):
+        if not self._ptr:
+            raise ValueError("the presence document is closed")
+        return self._ptr
+
+    def clone(self) -> "Presence":
+        """An independent copy."""
+        out = _ffi.PresenceP()
+        check(lib.impp_presence_clone(self._h(), ctypes.byref(out)))
+        return Presence._adopt(out)
+
+    copy = clone
+
+    def __copy__(self) -> "Presence":
+        return self.clone()
+
+    # --- document ---
+
+    @property
+    def entity(self) -> str:
+        out = c_char_p()
+        check(lib.impp_presence_entity(self._h(), ctypes.byref(out)))
+        return decode(out.value)
+
+    def to_xml(self) -> str:
+        """The document as PIDF text (with an XML declaration)."""
+        out = c_void_p()
+        length = c_size_t()
+        check(lib.impp_presence_to_xml(self._h(), ctypes.byref(out), ctypes.byref(length)))
+        try:
+            return ctypes.string_at(out.value, length.value).decode("utf-8")
+        finally:
+            lib.impp_string_free(out)
+
+    def __bytes__(self) -> bytes:
+        return self.to_xml().encode("utf-8")
+
+    def __repr__(self) -> str:
+        if not self._ptr:
+            return "<impp.Presence closed>"
+        return f"<impp.Presence {self.entity} tuples={len(self)}>"
+
+    # --- tuples ---
+
+    def __len__(self) -> int:
+        return lib.impp_presence_tuple_count(self._h())
+
+    def _index(self, ref: TupleRef) -> int:
+        """A tuple index from an index or a tuple id."""
+        if isinstance(ref, bool):
+            raise TypeError("a tuple is named by its index (int) or id (str)")
+        if isinstance(ref, int):
+            return ref
+        if isinstance(ref, str):
+            for i in range(len(self)):
+                if self._tuple_id(i) == ref:
+                    return i
+            raise NotFound(f"no tuple with id {ref!r} in the document", -7)
+        raise TypeError(f"a tuple is named by its index (int) or id (str), not {ref!r}")
+
+    def _tuple_id(self, index: int) -> str:
+        out = c_char_p()
+        check(lib.impp_presence_tuple_id(self._h(), index, ctypes.byref(out)))
+        return decode(out.value)
+
+    def add_tuple(
+        self,
+        id: str,
+        basic: Optional[str] = None,
+        contact: Optional[str] = None,
+        priority: Optional[float] = None,
+    ) -> int:
+        """Appends a tuple and returns its index. With a contact, the tuple is only added if
+        the contact is valid too."""
+        index = c_size_t()
+        check(
+            lib.impp_presence_add_tuple(
+                self._h(), encode(id, "id"), _basic_value(basic), ctypes.byref(index)
+            )
+        )
+        if contact is not None:
+            try:
+                self.set_contact(index.value, contact, priority)
+            except BaseException:
+                lib.impp_presence_remove_tuple(self._h(), index.value)
+                raise
+        return index.value
+
+    def remove_tuple(self, tuple: TupleRef) -> None:
+        check(lib.impp_presence_remove_tuple(self._h(), self._index(tuple)))
+
+    def set_basic(self, tuple: TupleRef, basic: Optional[str]) -> None:
+        check(lib.impp_presence_tuple_set_basic(self._h(), self._index(tuple), _basic_value(basic)))
+
+    def set_contact(
+        self, tuple: TupleRef, uri: Optional[str], priority: Optional[float] = None
+    ) -> None:
+        """Sets the contact (None removes it); priority between 0 and 1, None for none."""
+        check(
+            lib.impp_presence_tuple_set_contact(
+                self._h(),
+                self._index(tuple),
+                encode_optional(uri, "uri"),
+                -1.0 if priority is None else float(priority),
+            )
+        )
+
+    def set_timestamp(self, tuple: TupleRef, timestamp: Optional[str]) -> None:
+        """Sets (None: removes) an ``xs:dateTime`` such as ``2026-11-24T14:45:00Z``."""
+        check(
+            lib.impp_presence_tuple_set_timestamp(
+                self._h(), self._index(tuple), encode_optional(timestamp, "timestamp")
+            )
+        )
+
+    def tuple(self, tuple: TupleRef) -> Tuple:
+        """A snapshot of one tuple, by index or id."""
+        return self._read_tuple(self._index(tuple))
+
+    @property
+    def tuples(self) -> List[Tuple]:
+        """Snapshots of every tuple, in document order."""
+        return [self._read_tuple(i) for i in range(len(self))]
+
+    def _read_tuple(self, i: int) -> Tuple:
+        h = self._h()
+        basic = c_int()
+        check(lib.impp_presence_tuple_basic(h, i, ctypes.byref(basic)))
+        uri = c_char_p()
+        prio = c_double()
+        check(lib.impp_presence_tuple_contact(h, i, ctypes.byref(uri), ctypes.byref(prio)))
+        stamp = c_char_p()
+        check(lib.impp_presence_tuple_timestamp(h, i, ctypes.byref(stamp)))
+        notes = []
+        for n in range(lib.impp_presence_tuple_note_count(h, i)):
+            text, lang = c_char_p(), c_char_p()
+            check(lib.impp_presence_tuple_note(h, i, n, ctypes.byref(text), ctypes.byref(lang)))
+            notes.append(Note(decode(text.value), decode(lang.value)))
+        caps = {}
+        for name, value in CAPABILITIES.items():
+            said = c_int()
+            check(lib.impp_presence_tuple_capability(h, i, value, ctypes.byref(said)))
+            if said.value in (0, 1):
+                caps[name] = bool(said.value)
+        media = []
+        for m in range(lib.impp_presence_tuple_media_type_count(h, i)):
+            out = c_char_p()
+            check(lib.impp_presence_tuple_media_type(h, i, m, ctypes.byref(out)))
+            media.append(decode(out.value))
+        return Tuple(
+            id=self._tuple_id(i),
+            basic=_BASIC_NAMES.get(basic.value),
+            contact=decode(uri.value),
+            priority=None if prio.value < 0 else prio.value,
+            timestamp=decode(stamp.value),
+            notes=notes,
+            capabilities=caps,
+            media_types=media,
+        )
+
+    # --- notes ---
+
+    def add_note(
+        self, text: str, lang: Optional[str] = None, tuple: Optional[TupleRef] = None
+    ) -> None:
+        """Adds a presence-level note, or with ``tuple`` a note of that tuple."""
+        t, l = encode(text, "text"), encode_optional(lang, "lang")
+        if tuple is None:
+            check(lib.impp_presence_add_note(self._h(), t, l))
+        else:
+            check(lib.impp_presence_tuple_add_note(self._h(), self._index(tuple), t, l))
+
+    @property
+    def notes(self) -> List[Note]:
+        """Presence-level notes."""
+        h = self._h()
+        notes = []
+        for n in range(lib.impp_presence_note_count(h)):
+            text, lang = c_char_p(), c_char_p()
+            check(lib.impp_presence_note(h, n, ctypes.byref(text), ctypes.byref(lang)))
+            notes.append(Note(decode(text.value), decode(lang.value)))
+        return notes
+
+    def add_person_note(self, text: str, lang: Optional[str] = None) -> None:
+        check(
+            lib.impp_presence_add_person_note(
+                self._h(), encode(text, "text"), encode_optional(lang, "lang")
+            )
+        )
+
+    @property
+    def person_notes(self) -> List[Note]:
+        h = self._h()
+        notes = []
+        for n in range(lib.impp_presence_person_note_count(h)):
+            text, lang = c_char_p(), c_char_p()
+            check(lib.impp_presence_person_note(h, n, ctypes.byref(text), ctypes.byref(lang)))
+            notes.append(Note(decode(text.value), decode(lang.value)))
+        return notes
+
+    # --- person: activities, moods, user input ---
+
+    def add_activity(self, name: str) -> None:
+        """Adds an RFC 4480 activity (``"away"``, ``"busy"``, ``"on-the-phone"``, ...)."""
+        check(lib.impp_presence_add_activity(self._h(), encode(name, "activity")))
+
+    def add_other_activity(self, text: str) -> None:
+        """Adds a free-text activity (RPID ``<other>``)."""
+        check(lib.impp_presence_add_other_activity(self._h(), encode(text, "text")))
+
+    def clear_activities(self) -> None:
+        check(lib.impp_presence_clear_activities(self._h()))
+
+    @property
+    def activities(self) -> List[Activity]:
+        h = self._h()
+        found = []
+        for i in range(lib.impp_presence_activity_count(h)):
+            name, text = c_char_p(), c_char_p()
+            check(lib.impp_presence_activity(h, i, ctypes.byref(name), ctypes.byref(text)))
+            found.append(Activity(decode(name.value), decode(text.value)))
+        return found
+
+    def add_mood(self, name: str) -> None:
+        """Adds an RFC 4480 mood (``"happy"``, ``"stressed"``, ...)."""
+        check(lib.impp_presence_add_mood(self._h(), encode(name, "mood")))
+
+    @property
+    def moods(self) -> List[str]:
+        h = self._h()
+        found = []
+        for i in range(lib.impp_presence_mood_count(h)):
+            name = c_char_p()
+            check(lib.impp_presence_mood(h, i, ctypes.byref(name)))
+            found.append(decode(name.value))
+        return found
+
+    @property
+    def user_input(self) -> UserInput:
+        state = c_int()
+        last = c_char_p()
+        check(lib.impp_presence_user_input(self._h(), ctypes.byref(state), ctypes.byref(last)))
+        return UserInput(_USER_INPUT_NAMES.get(state.value), decode(last.value))
+
+    def set_user_input(self, state: Optional[str], last_input: Optional[str] = None) -> None:
+        """``state`` is ``"active"``, ``"idle"`` or None (removes it)."""
+        try:
+            value = _USER_INPUT[state]
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"user input must be 'active', 'idle' or None, not {state!r}"
+            ) from None
+        check(
+            lib.impp_presence_set_user_input(
+                self._h(), value, encode_optional(last_input, "last_input")
+            )
+        )
+
+    # --- service capabilities (RFC 5196) ---
+
+    def set_capability(self, tuple: TupleRef, cap: str, supported: Optional[bool]) -> None:
+        """Declares a capability supported (True), not supported (False), or removes it
+        (None)."""
+        value = -1 if supported is None else int(bool(supported))
+        check(
+            lib.impp_presence_tuple_set_capability(
+                self._h(), self._index(tuple), _capability(cap), value
+            )
+        )
+
+    def capability(self, tuple: TupleRef, cap: str) -> Optional[bool]:
+        out = c_int()
+        check(
+            lib.impp_presence_tuple_capability(
+                self._h(), self._index(tuple), _capability(cap), ctypes.byref(out)
+            )
+        )
+        return _TRISTATE[out.value]
+
+    def add_media_type(self, tuple: TupleRef, mime: str) -> None:
+        check(
+            lib.impp_presence_tuple_add_media_type(
+                self._h(), self._index(tuple), encode(mime, "mime")
+            )
+        )
+
+    def add_duplex(self, tuple: TupleRef, mode: str, supported: bool = True) -> None:
+        """Declares a duplex mode (``full``, ``half``, ``receive-only``, ``send-only``)."""
+        check(
+            lib.impp_presence_tuple_add_duplex(
+                self._h(), self._index(tuple), encode(mode, "mode"), bool(supported)
+            )
+        )
+
+    def duplex(self, tuple: TupleRef, mode: str) -> Optional[bool]:
+        out = c_int()
+        check(
+            lib.impp_presence_tuple_duplex(
+                self._h(), self._index(tuple), encode(mode, "mode"), ctypes.byref(out)
+            )
+        )
+        return _TRISTATE[out.value]

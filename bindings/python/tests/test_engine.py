@@ -1,0 +1,225 @@
+"""The engine through Python, on a manual clock: nothing here sleeps to wait for an expiry."""
+
+import pytest
+
+import impp
+
+from conftest import ALICE, BOB, drain
+
+CAROL = "sip:carol@example.test"
+
+
+def kinds(events):
+    return [(e.kind, e.state) for e in events]
+
+
+def online(entity="pres:alice@example.test", note=None):
+    doc = impp.Presence(entity)
+    doc.add_tuple("phone", "open", contact="sip:alice@198.51.100.7")
+    if note:
+        doc.add_note(note)
+    return doc
+
+
+def test_subscribe_authorize_publish_expire(engine):
+    sub = engine.subscribe(BOB, ALICE)
+    assert isinstance(sub, int) and sub > 0
+    events = drain(engine)
+    assert ("authorization_requested", None) in kinds(events)
+    assert all(e.subscription == sub and e.watcher == BOB for e in events)
+    assert all(e.body is None for e in events)  # pending: no document
+    assert engine.subscription_state(sub).state == "pending"
+    assert engine.stats()["subscriptions_pending"] == 1
+
+    engine.authorize(sub, "allow")
+    events = drain(engine)
+    assert ("subscription_state", "active") in kinds(events)
+    assert engine.subscription_state(sub) == impp.SubscriptionState(
+        "active", engine.subscription_state(sub).expires_in, "allow"
+    )
+
+    with online(note="hello") as doc:
+        etag = engine.publish(ALICE, doc, expires=60)
+    assert etag
+    [note] = [e for e in drain(engine) if e.kind == "notification"]
+    assert (note.state, note.package, note.presentity) == ("active", "presence", ALICE)
+    with note.presence() as seen:
+        assert [t.basic for t in seen.tuples] == ["open"]
+        assert seen.notes == [impp.Note("hello", None)]
+
+    engine.advance_clock(61_000)
+    events = drain(engine)
+    expired = [e for e in events if e.kind == "publication_expired"]
+    assert [(e.etag, e.presentity, e.subscription) for e in expired] == [(etag, ALICE, None)]
+    with pytest.raises(impp.UnknownEntityTag):
+        engine.refresh_publication(etag, 60)
+    assert engine.stats()["publications"] == 0
+
+
+def test_subscription_times_out(engine):
+    engine.set_rule(ALICE, "allow", domain="example.test")
+    sub = engine.subscribe(BOB, ALICE, expires=120)
+    assert engine.subscription_state(sub).state == "active"
+    drain(engine)
+    engine.advance_clock(121_000)
+    last = drain(engine)[-1]
+    assert (last.state, last.reason) == ("terminated", "timeout")
+    with pytest.raises(impp.NotFound):
+        engine.subscription_state(sub)
+
+
+def test_publication_refresh_modify_remove(engine):
+    with online() as doc:
+        etag = engine.publish(ALICE, doc.to_xml(), expires=60)
+    engine.advance_clock(50_000)
+    etag2 = engine.refresh_publication(etag, 60)
+    assert etag2 != etag
+    with pytest.raises(impp.UnknownEntityTag):
+        engine.refresh_publication(etag, 60)
+    engine.advance_clock(50_000)  # alive only because of the refresh
+    assert engine.stats()["publications"] == 1
+    with online(note="busy now") as doc:
+        etag3 = engine.modify_publication(etag2, doc)
+    engine.remove_publication(etag3)
+    assert engine.stats()["publications"] == 0
+    with pytest.raises(impp.UnknownEntityTag) as info:
+        engine.remove_publication(etag3)
+    assert info.value.status == -9 and info.value.message
+
+
+def test_watcher_sees_the_documents(engine):
+    engine.set_rule(ALICE, "allow", watcher=BOB)
+    sub = engine.subscribe(BOB, ALICE)
+    with online(note="first") as doc:
+        etag = engine.publish(ALICE, doc)
+    with online(note="second") as doc:
+        engine.modify_publication(etag, doc)
+    bodies = [e.body for e in drain(engine) if e.kind == "notification" and e.body]
+    assert "second" in bodies[-1]
+    engine.unsubscribe(sub)
+    last = drain(engine)[-1]
+    assert (last.kind, last.state) == ("notification", "terminated")
+
+
+def test_rules(engine):
+    engine.set_rule(ALICE, "block", watcher=CAROL)
+    engine.set_rule(ALICE, "polite-block", domain="example.org")
+    engine.set_rule(ALICE, "allow", watcher=BOB)
+    rules = engine.rules(ALICE)
+    assert set(rules) == {
+        impp.Rule(CAROL, None, "block"),
+        impp.Rule(None, "example.org", "polite_block"),
+        impp.Rule(BOB, None, "allow"),
+    }
+    assert engine.remove_rule(ALICE, watcher=CAROL) is True
+    assert engine.remove_rule(ALICE, watcher=CAROL) is False
+    assert len(engine.rules(ALICE)) == 2
+    sub = engine.subscribe(BOB, ALICE)
+    assert engine.subscription_state(sub).state == "active"
+    engine.authorize(sub, "block")
+    last = drain(engine)[-1]
+    assert (last.state, last.reason) == ("terminated", "rejected")
+
+
+def test_terminate_with_a_reason(engine):
+    engine.set_rule(ALICE, "allow", watcher=BOB)
+    sub = engine.subscribe(BOB, ALICE)
+    drain(engine)
+    engine.terminate_subscription(sub, "probation")
+    last = drain(engine)[-1]
+    assert (last.state, last.reason) == ("terminated", "probation")
+    with pytest.raises(ValueError):
+        engine.terminate_subscription(sub, "bored")
+
+
+def test_errors_leave_the_engine_unchanged(engine):
+    before = engine.stats()
+    with pytest.raises(impp.IntervalTooBrief):
+        engine.publish(ALICE, online().to_xml(), expires=5)
+    with pytest.raises(impp.IntervalTooBrief):
+        engine.subscribe(BOB, ALICE, expires=5)
+    with pytest.raises(impp.UnknownPackage):
+        engine.subscribe(BOB, ALICE, package="weather")
+    with pytest.raises(impp.InvalidUri):
+        engine.subscribe("not a uri", ALICE)
+    with pytest.raises(impp.Malformed):
+        engine.publish(ALICE, "<presence")
+    with pytest.raises(impp.UnsafeXml):
+        engine.publish(ALICE, '<!DOCTYPE x><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.test"/>')
+    with pytest.raises(impp.NotFound):
+        engine.unsubscribe(12345)
+    with pytest.raises(impp.InvalidArgument):
+        engine.set_rule(ALICE, "allow")  # neither watcher nor domain
+    with pytest.raises(impp.InvalidArgument):
+        engine.set_rule(ALICE, "allow", BOB, "example.test")  # both
+    with pytest.raises(TypeError):
+        engine.subscribe(None, ALICE)
+    with pytest.raises(ValueError):
+        engine.authorize(1, "maybe")
+    assert engine.stats() == before
+    assert drain(engine) == []
+
+
+def test_stats_names(engine):
+    stats = engine.stats()
+    assert list(stats) == list(impp.STATS)
+    assert all(isinstance(v, int) for v in stats.values())
+
+
+def test_config_object_and_options():
+    config = impp.Config(workers=1, default_policy="allow")
+    config.set_subscription_expiry(10, 100, 1000).use_manual_clock()
+    with impp.Engine(config, domains=["example.test"]) as engine:
+        sub = engine.subscribe(BOB, ALICE, expires=20)
+        assert engine.subscription_state(sub).state == "active"
+    with pytest.raises(ValueError, match="given to an engine"):
+        impp.Engine(config)
+    with pytest.raises(TypeError, match="unknown engine option"):
+        impp.Config(colour="blue")
+    with pytest.raises(impp.InvalidArgument):
+        impp.Config(workers=0)
+    with pytest.raises(impp.InvalidArgument):
+        impp.Config(publication_expiry=(100, 10, 1000))
+    assert impp.Config.default_workers() >= 1
+
+
+def test_advance_clock_needs_a_manual_clock():
+    with impp.Engine(workers=1) as engine:
+        with pytest.raises(impp.InvalidArgument):
+            engine.advance_clock(1000)
+
+
+def test_closed_engine():
+    engine = impp.Engine(workers=1)
+    with engine:
+        pass
+    assert engine.closed
+    engine.close()  # idempotent
+    with pytest.raises(impp.Shutdown):
+        engine.subscribe(BOB, ALICE)
+    with pytest.raises(impp.Shutdown):
+        engine.next_event(0)
+    assert list(engine.events(timeout=0)) == []
+
+
+def test_next_event_timeout(engine):
+    assert engine.next_event(timeout=0) is None
+    assert engine.next_event(timeout=0.05) is None
+
+
+def test_events_iterates_until_quiet(engine):
+    engine.set_rule(ALICE, "allow", watcher=BOB)
+    engine.subscribe(BOB, ALICE)
+    engine.sync()
+    seen = list(engine.events(timeout=0.1))
+    assert seen and seen[-1].kind == "notification"
+
+
+def test_del_frees_engines():
+    import gc
+
+    for _ in range(5):
+        engine = impp.Engine(workers=1)
+        engine.subscribe(BOB, ALICE)
+        del engine
+    gc.collect()
