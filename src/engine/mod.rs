@@ -499,7 +499,8 @@ impl Core {
             s.notifications_throttled += c.throttled.load(Ordering::Relaxed);
         }
         let q = self.queue.stats();
-        s.events_queued = q.queued;
+        // `queued` counts every event ever queued; what still waits is the difference.
+        s.events_queued = q.queued.saturating_sub(q.delivered);
         s.notifications_merged = q.merged;
         s.events_overflowed = q.overflowed;
         s.callback_panics = self.dispatcher.panics();
