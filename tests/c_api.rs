@@ -1,6 +1,7 @@
-//! Builds and runs the C programs in `tests/c/` against the freshly built `libimpp.so`, under
-//! AddressSanitizer and UndefinedBehaviorSanitizer, and checks that the generated header
-//! compiles cleanly as C11 and C++17 with strict warnings.
+//! Builds and runs the C programs in `tests/c/` and the C++ wrapper test in `tests/cpp/`
+//! against the freshly built `libimpp.so`, under AddressSanitizer and
+//! UndefinedBehaviorSanitizer (and every C test once more under valgrind), and checks that
+//! the generated header compiles cleanly as C11 and C++17 with strict warnings.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -114,15 +115,18 @@ fn sanitized_c_program(source: &Path, name: &str) -> String {
         .arg("-L")
         .arg(&lib)
         .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .args(["-limpp", "-lm", "-o"])
+        .args(["-limpp", "-lm", "-pthread", "-o"])
         .arg(&exe));
-    let out = run(Command::new(&exe)
+    run_sanitized(&exe)
+}
+
+fn run_sanitized(exe: &Path) -> String {
+    run(Command::new(exe)
         .env(
             "ASAN_OPTIONS",
             "detect_leaks=1:abort_on_error=0:halt_on_error=1",
         )
-        .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"));
-    out
+        .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1"))
 }
 
 #[test]
@@ -142,17 +146,81 @@ fn presence_example_runs() {
     assert!(out.contains("on-the-phone"), "{out}");
 }
 
-/// The same C test without sanitizers under valgrind: leaks and invalid accesses across the
-/// boundary that ASan's allocator might hide.
+/// The engine API: a whole flow by polling, the readiness descriptor, callback mode and its
+/// threading contract, shutdown with work in flight, bad input.
 #[test]
-fn presence_api_under_valgrind() {
+fn engine_api_under_sanitizers() {
+    let out = sanitized_c_test("engine_test");
+    assert!(out.contains("engine_test: all checks passed"), "{out}");
+}
+
+/// The header-only C++ wrapper (`bindings/c/impp.hpp`), built with strict warnings.
+#[test]
+fn cpp_wrapper_under_sanitizers() {
+    let lib = lib_dir();
+    let exe = out_dir().join("wrapper_test");
+    run(Command::new("c++")
+        .args(["-std=c++17", "-g", "-O1", "-fno-omit-frame-pointer"])
+        .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+        .args(STRICT)
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg("-I")
+        .arg(root().join("bindings/c"))
+        .arg("-I")
+        .arg(root().join("tests/c"))
+        .arg(root().join("tests/cpp/wrapper_test.cpp"))
+        .arg("-L")
+        .arg(&lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-limpp", "-pthread", "-o"])
+        .arg(&exe));
+    let out = run_sanitized(&exe);
+    assert!(out.contains("wrapper_test: all checks passed"), "{out}");
+}
+
+/// Every C test (`tests/c/*_test.c`) once more, without sanitizers, under valgrind: leaks and
+/// invalid accesses across the boundary that ASan's allocator might hide.
+#[test]
+fn c_tests_under_valgrind() {
     let valgrind = Command::new("valgrind").arg("--version").output();
     assert!(
         valgrind.is_ok_and(|o| o.status.success()),
         "valgrind is required for this test (Debian: apt-get install valgrind)"
     );
+    let mut names: Vec<String> = std::fs::read_dir(root().join("tests/c"))
+        .expect("read tests/c")
+        .map(|entry| entry.expect("tests/c entry").file_name())
+        .filter_map(|name| {
+            name.to_str()?
+                .strip_suffix(".c")
+                .filter(|n| n.ends_with("_test"))
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 2,
+        "expected at least the presence and engine tests, found {names:?}"
+    );
+    // One thread per test: valgrind runs a program's threads one at a time anyway.
+    let outputs: Vec<(String, String)> = std::thread::scope(|scope| {
+        let runs: Vec<_> = names
+            .iter()
+            .map(|name| scope.spawn(move || (name.clone(), valgrind_c_test(name))))
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().expect("valgrind run panicked"))
+            .collect()
+    });
+    for (name, out) in outputs {
+        assert!(out.contains(&format!("{name}: all checks passed")), "{out}");
+    }
+}
+
+fn valgrind_c_test(name: &str) -> String {
     let lib = lib_dir();
-    let exe = out_dir().join("presence_test_plain");
+    let exe = out_dir().join(format!("{name}_plain"));
     run(Command::new("cc")
         .args(["-std=c11", "-g", "-O0"])
         .args(STRICT)
@@ -160,19 +228,18 @@ fn presence_api_under_valgrind() {
         .arg(root().join("include"))
         .arg("-I")
         .arg(root().join("tests/c"))
-        .arg(root().join("tests/c/presence_test.c"))
+        .arg(root().join(format!("tests/c/{name}.c")))
         .arg("-L")
         .arg(&lib)
         .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .args(["-limpp", "-lm", "-o"])
+        .args(["-limpp", "-lm", "-pthread", "-o"])
         .arg(&exe));
-    let out = run(Command::new("valgrind")
+    run(Command::new("valgrind")
         .args([
             "--error-exitcode=99",
             "--leak-check=full",
             "--errors-for-leak-kinds=definite,indirect",
         ])
         .args(["--show-leak-kinds=definite,indirect", "--quiet"])
-        .arg(&exe));
-    assert!(out.contains("all checks passed"), "{out}");
+        .arg(&exe))
 }

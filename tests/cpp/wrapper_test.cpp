@@ -1,0 +1,410 @@
+// The C++17 wrapper (bindings/c/impp.hpp) used as a C++ program uses it, under ASan/UBSan.
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "impp.hpp"
+#include "check.h"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string ALICE = "sip:alice@example.test";
+const std::string BOB = "sip:bob@example.test";
+const std::string CAROL = "sip:carol@other.test";
+const std::string DAVE = "sip:dave@example.test";
+
+const std::string DESK =
+    "<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='sip:alice@example.test'>"
+    "<tuple id='desk'><status><basic>open</basic></status></tuple></presence>";
+
+const std::string DESK_CLOSED =
+    "<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='sip:alice@example.test'>"
+    "<tuple id='desk'><status><basic>closed</basic></status></tuple></presence>";
+
+// Runs `body`; checks it throws impp::Error with `expected` and a message.
+template <typename Body>
+void check_throws(Body &&body, impp_status expected, const char *what, int line) {
+    try {
+        body();
+    } catch (const impp::Error &e) {
+        if (e.status() != expected || std::string_view(e.what()).empty()) {
+            std::fprintf(stderr, "line %d: %s threw %s (\"%s\"), expected %s\n", line, what,
+                         e.status_name(), e.what(), impp_status_name(expected));
+            check_failures++;
+        }
+        return;
+    }
+    std::fprintf(stderr, "line %d: %s did not throw (expected %s)\n", line, what,
+                 impp_status_name(expected));
+    check_failures++;
+}
+
+#define CHECK_THROWS(expr, expected) \
+    check_throws([&] { (void)(expr); }, (expected), #expr, __LINE__)
+
+// Every waiting event, after a barrier.
+std::vector<impp::Event> take_all(const impp::Engine &engine) {
+    engine.sync();
+    std::vector<impp::Event> events;
+    while (auto event = engine.next_event()) {
+        events.push_back(std::move(*event));
+    }
+    return events;
+}
+
+bool has_tuple(const impp::EventView &event, const std::string &id, impp_basic basic) {
+    auto doc = event.presence();
+    if (!doc) {
+        return false;
+    }
+    for (std::size_t i = 0; i < doc->tuple_count(); i++) {
+        if (doc->tuple_id(i) == id && doc->tuple_basic(i) == basic) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void test_presence() {
+    impp::Presence p("pres:alice@example.test");
+    CHECK(p.add_tuple("mobile", IMPP_BASIC_OPEN) == 0);
+    CHECK(p.add_tuple("desk", IMPP_BASIC_CLOSED) == 1);
+    p.set_tuple_contact(0, "sip:alice@198.51.100.7", 0.5);
+    p.add_tuple_note(0, "On the train", std::string("en"));
+    p.add_note("Reachable by IM <only>");
+    p.add_activity("on-the-phone");
+
+    impp::Presence q = impp::Presence::parse(p.to_xml());
+    CHECK(q.entity() == "pres:alice@example.test");
+    CHECK(q.tuple_count() == 2);
+    CHECK(q.tuple_id(1) == "desk");
+    CHECK(q.tuple_basic(0) == IMPP_BASIC_OPEN);
+    CHECK(q.tuple_contact(0) == std::optional<std::string>("sip:alice@198.51.100.7"));
+    CHECK(!q.tuple_contact(1));
+    CHECK(q.tuple_notes(0) == std::vector<std::string>{"On the train"});
+    CHECK(q.notes() == std::vector<std::string>{"Reachable by IM <only>"});
+    CHECK(q.activities() == std::vector<std::string>{"on-the-phone"});
+
+    // Copies are explicit and independent; moves leave nothing behind.
+    impp::Presence c = q.clone();
+    q.remove_tuple(0);
+    q.set_tuple_basic(0, IMPP_BASIC_OPEN);
+    CHECK(q.tuple_count() == 1 && c.tuple_count() == 2);
+    impp::Presence moved = std::move(c);
+    CHECK(c.get() == nullptr);  // NOLINT(bugprone-use-after-move): checking the moved-from state
+    CHECK(moved.tuple_count() == 2);
+    c = std::move(moved);
+    CHECK(c.tuple_count() == 2);
+
+    // Bad input throws, with the status and the library's message; nothing changes.
+    CHECK_THROWS(impp::Presence::parse("<presence"), IMPP_ERR_MALFORMED);
+    CHECK_THROWS(impp::Presence::parse("<!DOCTYPE x [<!ENTITY a 'b'>]><x/>"), IMPP_ERR_UNSAFE_XML);
+    CHECK_THROWS(impp::Presence("no uri here"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(p.add_tuple("mobile", IMPP_BASIC_OPEN), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(p.tuple_id(7), IMPP_ERR_NOT_FOUND);
+    CHECK_THROWS(p.add_activity("partying"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK(p.tuple_count() == 2);
+    try {
+        impp::Presence::parse("<presence xmlns='urn:ietf:params:xml:ns:pidf'/>");
+        CHECK(false);
+    } catch (const impp::Error &e) {
+        CHECK(e.status() == IMPP_ERR_MALFORMED);
+        CHECK(std::string_view(e.status_name()) == "IMPP_ERR_MALFORMED");
+        CHECK(std::string_view(e.what()).find("entity") != std::string_view::npos);
+    } catch (...) {
+        CHECK(false);
+    }
+    // An impp::Error is a std::exception.
+    try {
+        impp::Presence::parse("");
+    } catch (const std::exception &e) {
+        CHECK(e.what()[0] != '\0');
+    }
+}
+
+void test_config() {
+    CHECK_THROWS(impp::Config().workers(0), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(impp::Config().add_domain("a b"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(impp::Config().publication_expiry(100, 50, 200), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(impp::Config().default_policy(static_cast<impp_auth_action>(99)),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(impp::Config().add_winfo_admin("nope"), IMPP_ERR_INVALID_URI);
+    // A configuration that failed one setter still builds an engine.
+    impp::Config config;
+    config.workers(1).queue_capacity(64);
+    CHECK_THROWS(config.queue_capacity(0), IMPP_ERR_INVALID_ARGUMENT);
+    config.subscription_expiry(30, 600, 3600).min_notify_interval(0ms).document_limits(8192, 16);
+    impp::Engine engine(std::move(config));
+    CHECK(config.get() == nullptr);  // NOLINT(bugprone-use-after-move): consumed
+    CHECK(engine.get() != nullptr);
+    // Without a manual clock the clock cannot be moved.
+    CHECK_THROWS(engine.advance_clock(1s), IMPP_ERR_INVALID_ARGUMENT);
+}
+
+void test_engine_polling() {
+    impp::Engine engine(impp::Config()
+                            .workers(2)
+                            .manual_clock()
+                            .default_policy(IMPP_AUTH_CONFIRM)
+                            .add_domain("example.test"));
+    const std::string desk_tag = engine.publish(ALICE, "presence", DESK);
+    CHECK(!desk_tag.empty());
+
+    const std::uint64_t bob = engine.subscribe(BOB, ALICE);
+    auto events = take_all(engine);
+    CHECK(events.size() == 3);
+    if (events.size() == 3) {
+        CHECK(events[0].kind() == IMPP_EVENT_SUBSCRIPTION_STATE);
+        CHECK(events[0].state() == IMPP_SUBSCRIPTION_PENDING);
+        const impp::EventView &asked = events[1];
+        CHECK(asked.kind() == IMPP_EVENT_AUTHORIZATION_REQUESTED);
+        CHECK(asked.subscription() == bob);
+        CHECK(asked.watcher() == std::optional<std::string_view>(BOB));
+        CHECK(asked.presentity() == ALICE);
+        CHECK(asked.package() == "presence");
+        CHECK(!asked.etag());
+        CHECK(events[2].kind() == IMPP_EVENT_NOTIFICATION);
+        CHECK(events[2].state() == IMPP_SUBSCRIPTION_PENDING);
+        CHECK(!events[2].has_document() && !events[2].body() && !events[2].presence());
+    }
+    impp::SubscriptionInfo info = engine.subscription(bob);
+    CHECK(info.state == IMPP_SUBSCRIPTION_PENDING && info.authorization == IMPP_AUTH_CONFIRM);
+    CHECK(info.expires_in == 3600);
+
+    engine.authorize(bob, IMPP_AUTH_ALLOW);
+    events = take_all(engine);
+    CHECK(events.size() == 2);
+    if (events.size() == 2) {
+        const impp::Event &n = events[1];
+        CHECK(n.kind() == IMPP_EVENT_NOTIFICATION && n.state() == IMPP_SUBSCRIPTION_ACTIVE);
+        CHECK(n.reason() == IMPP_REASON_NONE);
+        auto body = n.body();
+        CHECK(body && body->find("desk") != std::string_view::npos);
+        CHECK(has_tuple(n, "desk", IMPP_BASIC_OPEN));
+    }
+
+    // Publishing a document object; moving events around keeps them alive.
+    impp::Presence phone(ALICE);
+    phone.add_tuple("phone", IMPP_BASIC_OPEN);
+    const std::string phone_tag = engine.publish(ALICE, phone, 600);
+    engine.sync();
+    std::optional<impp::Event> got = engine.next_event();
+    CHECK(got.has_value());
+    if (got) {
+        impp::Event kept = std::move(*got);
+        CHECK(got->get() == nullptr);  // NOLINT(bugprone-use-after-move): checking the moved-from state
+        CHECK(has_tuple(kept, "phone", IMPP_BASIC_OPEN) && has_tuple(kept, "desk", IMPP_BASIC_OPEN));
+    }
+    CHECK(!engine.next_event(1ms));
+
+    // Entity tags.
+    const std::string tag2 = engine.refresh_publication(desk_tag, 120);
+    CHECK(tag2 != desk_tag);
+    CHECK_THROWS(engine.refresh_publication(desk_tag, 120), IMPP_ERR_UNKNOWN_ENTITY_TAG);
+    const std::string tag3 = engine.modify_publication(tag2, "presence", DESK_CLOSED);
+    CHECK_THROWS(engine.modify_publication(tag2, "presence", DESK_CLOSED),
+                 IMPP_ERR_UNKNOWN_ENTITY_TAG);
+    engine.remove_publication(phone_tag);
+    CHECK_THROWS(engine.remove_publication(phone_tag), IMPP_ERR_UNKNOWN_ENTITY_TAG);
+    events = take_all(engine);
+    CHECK(events.size() == 2);
+    CHECK(engine.stat(IMPP_STAT_PUBLICATIONS) == 1);
+    CHECK(engine.stat(IMPP_STAT_EVENTS_QUEUED) == 0);
+
+    // Expiry through the manual clock.
+    engine.advance_clock(121s);
+    events = take_all(engine);
+    bool expired = false;
+    for (const impp::Event &e : events) {
+        if (e.kind() == IMPP_EVENT_PUBLICATION_EXPIRED) {
+            expired = e.etag() == std::optional<std::string_view>(tag3) && !e.watcher() &&
+                      e.subscription() == 0 && e.state() == IMPP_SUBSCRIPTION_NONE;
+        }
+    }
+    CHECK(expired);
+
+    // Rules.
+    engine.set_rule(ALICE, impp::Rule::for_watcher(CAROL, IMPP_AUTH_BLOCK));
+    engine.set_rule(ALICE, impp::Rule::for_domain("example.test", IMPP_AUTH_ALLOW));
+    std::vector<impp::Rule> rules = engine.rules(ALICE);
+    CHECK(rules.size() == 2);
+    int watcher_rules = 0, domain_rules = 0;
+    for (const impp::Rule &r : rules) {
+        if (r.watcher == CAROL && !r.domain && r.action == IMPP_AUTH_BLOCK) {
+            watcher_rules++;
+        }
+        if (r.domain == std::optional<std::string>("example.test") && !r.watcher &&
+            r.action == IMPP_AUTH_ALLOW) {
+            domain_rules++;
+        }
+    }
+    CHECK(watcher_rules == 1 && domain_rules == 1);
+    const std::uint64_t dave = engine.subscribe(DAVE, ALICE, "presence", {600, std::nullopt, 0ms});
+    CHECK(engine.subscription(dave).state == IMPP_SUBSCRIPTION_ACTIVE);
+    CHECK(engine.remove_rule(ALICE, impp::Rule::for_watcher(CAROL, IMPP_AUTH_BLOCK)));
+    CHECK(!engine.remove_rule(ALICE, impp::Rule::for_watcher(CAROL, IMPP_AUTH_BLOCK)));
+    CHECK(engine.rules(ALICE).size() == 1);
+    take_all(engine);
+
+    // Bad input throws and changes nothing.
+    CHECK_THROWS(engine.subscribe(BOB, "not a uri"), IMPP_ERR_INVALID_URI);
+    CHECK_THROWS(engine.subscribe(BOB, ALICE, "presense"), IMPP_ERR_UNKNOWN_PACKAGE);
+    CHECK_THROWS(engine.subscribe(BOB, ALICE, "presence", {5, std::nullopt, -1ms}),
+                 IMPP_ERR_INTERVAL_TOO_BRIEF);
+    CHECK_THROWS(engine.subscribe(BOB, ALICE, "presence", {-1, std::string("<filter"), -1ms}),
+                 IMPP_ERR_MALFORMED);
+    CHECK_THROWS(engine.subscribe(BOB, ALICE, "presence.winfo"), IMPP_ERR_FORBIDDEN);
+    CHECK_THROWS(engine.publish(ALICE, "presence", "<presence"), IMPP_ERR_MALFORMED);
+    CHECK_THROWS(engine.publish(ALICE, "presence", std::string_view("\xff\xfe", 2)),
+                 IMPP_ERR_MALFORMED);
+    CHECK_THROWS(engine.authorize(bob, static_cast<impp_auth_action>(99)),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(engine.terminate_subscription(bob, IMPP_REASON_NONE), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(engine.set_rule(ALICE, impp::Rule{}), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(engine.unsubscribe(999999), IMPP_ERR_NOT_FOUND);
+    CHECK(take_all(engine).empty());
+
+    // The engine moves; the moved-from one holds nothing.
+    impp::Engine moved = std::move(engine);
+    CHECK(engine.get() == nullptr);  // NOLINT(bugprone-use-after-move): checking the moved-from state
+    moved.unsubscribe(bob);
+    CHECK(take_all(moved).size() == 2);
+    CHECK(moved.event_fd() >= 0);
+}
+
+// What the callbacks saw; shared between them and the test.
+struct Log {
+    std::mutex lock;
+    std::condition_variable changed;
+    std::vector<std::string> lines;
+    int refused_close = 0;
+    std::vector<std::string> inner_errors;
+
+    void add(std::string line) {
+        std::lock_guard<std::mutex> guard(lock);
+        lines.push_back(std::move(line));
+        changed.notify_all();
+    }
+
+    bool wait_for(std::size_t count) {
+        std::unique_lock<std::mutex> guard(lock);
+        return changed.wait_for(guard, 5s, [&] { return lines.size() >= count; });
+    }
+};
+
+std::string describe(const impp::EventView &event) {
+    std::string line = std::to_string(static_cast<int>(event.kind())) + " " +
+                       std::string(event.watcher().value_or("-")) + " " +
+                       std::to_string(static_cast<int>(event.state()));
+    if (has_tuple(event, "phone", IMPP_BASIC_OPEN)) {
+        line += " phone";
+    }
+    return line;
+}
+
+void test_callbacks() {
+    auto log = std::make_shared<Log>();
+    auto token = std::make_shared<int>(0);  // its use count tells whether the callback lives
+    {
+        impp::Engine engine(impp::Config().workers(2).default_policy(IMPP_AUTH_ALLOW));
+        engine.set_callback([log, token, &engine](const impp::EventView &event) {
+            log->add(describe(event));
+            if (event.kind() != IMPP_EVENT_NOTIFICATION || event.watcher() != CAROL ||
+                event.state() != IMPP_SUBSCRIPTION_ACTIVE) {
+                return;
+            }
+            try {
+                if (!has_tuple(event, "phone", IMPP_BASIC_OPEN)) {
+                    // From inside: close() is refused, other calls work.
+                    try {
+                        engine.close();
+                    } catch (const impp::Error &e) {
+                        if (e.status() == IMPP_ERR_IN_CALLBACK) {
+                            std::lock_guard<std::mutex> guard(log->lock);
+                            log->refused_close++;
+                        }
+                    }
+                    impp::Presence phone(ALICE);
+                    phone.add_tuple("phone", IMPP_BASIC_OPEN);
+                    engine.publish(ALICE, phone);
+                } else {
+                    engine.unsubscribe(event.subscription());
+                }
+            } catch (const impp::Error &e) {
+                std::lock_guard<std::mutex> guard(log->lock);
+                log->inner_errors.push_back(e.what());
+            }
+        });
+        CHECK(token.use_count() == 2);
+        engine.subscribe(CAROL, ALICE);
+        CHECK(log->wait_for(5));
+        {
+            std::lock_guard<std::mutex> guard(log->lock);
+            const std::vector<std::string> want = {
+                "3 " + CAROL + " 2",          // active
+                "1 " + CAROL + " 2",          // first notification: publish from inside
+                "1 " + CAROL + " 2 phone",    // the phone: unsubscribe from inside
+                "3 " + CAROL + " 3",          // terminated
+                "1 " + CAROL + " 3",
+            };
+            CHECK(log->lines == want);
+            if (log->lines != want) {
+                for (const std::string &l : log->lines) {
+                    std::fprintf(stderr, "  saw: %s\n", l.c_str());
+                }
+            }
+            CHECK(log->refused_close == 1);
+            CHECK(log->inner_errors.empty());
+        }
+        CHECK(engine.get() != nullptr);  // the refused close left the engine alone
+
+        // A callback that throws: reported, dropped, and delivery goes on. Replacing the
+        // first callback destroys it (and what it captured) after its last call.
+        auto second = std::make_shared<Log>();
+        int calls = 0;  // only touched on the dispatcher thread
+        engine.set_callback([second, &calls](const impp::EventView &event) {
+            if (++calls == 1) {
+                throw std::runtime_error("a bug in the application's callback");
+            }
+            second->add(describe(event));
+        });
+        engine.subscribe(DAVE, ALICE);
+        CHECK(second->wait_for(1));  // the second event; the first one threw
+        CHECK(token.use_count() == 1);
+        CHECK(engine.stat(IMPP_STAT_CALLBACK_PANICS) == 0);
+
+        // Back to polling: the callback is gone, events wait for next_event.
+        engine.clear_callback();
+        engine.unsubscribe(engine.subscribe(BOB, ALICE));
+        engine.sync();
+        std::size_t polled = 0;
+        while (auto event = engine.next_event(100ms)) {
+            polled++;
+        }
+        CHECK(polled >= 2);
+
+        engine.set_callback([token](const impp::EventView &) {});
+        CHECK(token.use_count() == 2);
+    }
+    // The engine is gone: so is its callback, and nothing else holds the shared state.
+    CHECK(token.use_count() == 1);
+    CHECK(log.use_count() == 1);
+}
+
+}  // namespace
+
+int main() {
+    test_presence();
+    test_config();
+    test_engine_polling();
+    test_callbacks();
+    return check_report("wrapper_test");
+}
