@@ -243,3 +243,81 @@ fn valgrind_c_test(name: &str) -> String {
         .args(["--show-leak-kinds=definite,indirect", "--quiet"])
         .arg(&exe))
 }
+
+/// The C engine example (`examples/engine.c`) keeps building and running, under the
+/// sanitizers like the tests.
+#[test]
+fn engine_example_runs() {
+    let out = sanitized_c_program(&root().join("examples/engine.c"), "example_engine");
+    assert!(
+        out.contains("authorization requested  sub="),
+        "no authorization request:\n{out}"
+    );
+    assert!(
+        out.contains("sip:bob@example.test sees phone=open"),
+        "Bob never saw Alice's phone:\n{out}"
+    );
+    assert!(
+        out.contains("publication expired      sip:alice@example.test"),
+        "the publication did not expire:\n{out}"
+    );
+    assert!(
+        out.contains("active subscriptions: 1, publications: 0"),
+        "{out}"
+    );
+}
+
+/// `scripts/install.sh` into a prefix under the target directory, then a C program built the
+/// way a user of the installed library builds it: `cc $(pkg-config --cflags --libs impp)`.
+#[test]
+fn installed_library_builds_with_pkg_config() {
+    let pkg_config = Command::new("pkg-config").arg("--version").output();
+    assert!(
+        pkg_config.is_ok_and(|o| o.status.success()),
+        "pkg-config is required for this test (Debian: apt-get install pkg-config)"
+    );
+    let lib = lib_dir();
+    let release = lib.file_name().is_some_and(|n| n == "release");
+    let prefix = out_dir().join("install-prefix");
+    // Start from nothing, so a file the script stopped installing cannot linger.
+    let _ = std::fs::remove_dir_all(&prefix);
+    let target_dir = lib.parent().expect("target dir");
+    run(Command::new("bash")
+        .arg(root().join("scripts/install.sh"))
+        .arg(&prefix)
+        .arg(if release { "--release" } else { "--debug" })
+        .env("CARGO_TARGET_DIR", target_dir));
+    for file in [
+        "lib/libimpp.so",
+        "lib/libimpp.a",
+        "lib/pkgconfig/impp.pc",
+        "include/impp.h",
+        "include/impp.hpp",
+    ] {
+        assert!(prefix.join(file).is_file(), "{file} was not installed");
+    }
+
+    let pc_path = prefix.join("lib/pkgconfig");
+    let pkg = |args: &[&str]| {
+        run(Command::new("pkg-config")
+            .args(args)
+            .arg("impp")
+            .env("PKG_CONFIG_PATH", &pc_path))
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(pkg(&["--modversion"]).trim(), version);
+    let flags = pkg(&["--cflags", "--libs"]);
+    let exe = out_dir().join("pkgconfig_smoke");
+    run(Command::new("cc")
+        .arg("-std=c11")
+        .args(STRICT)
+        .arg(root().join("tests/c/pkgconfig_smoke.c"))
+        .args(flags.split_whitespace())
+        .arg("-o")
+        .arg(&exe));
+    let out = run(Command::new(&exe).env("LD_LIBRARY_PATH", prefix.join("lib")));
+    assert!(
+        out.contains(&format!("pkgconfig_smoke: libimpp {version}, ")) && out.contains(", ok"),
+        "{out}"
+    );
+}
