@@ -243,3 +243,11 @@ fn valgrind_c_test(name: &str) -> String {
         .args(["--show-leak-kinds=definite,indirect", "--quiet"])
         .arg(&exe))
 }
+
+/// The log callback: lines from several library threads, levels, `free_user_data` exactly
+/// once (also when replaced from inside the callback), bad input.
+#[test]
+fn log_callback_under_sanitizers() {
+    let out = sanitized_c_test("log_test");
+    assert!(out.contains("log_test: all checks passed"), "{out}");
+}
