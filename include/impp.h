@@ -336,6 +336,33 @@ typedef enum impp_stat {
 } impp_stat;
 
 /**
+ * The level of a log line, and the maximum level given to `impp_set_log_callback` and
+ * `impp_set_log_level`: lines finer than the maximum are dropped before they are formatted.
+ */
+typedef enum impp_log_level {
+  /**
+   * Something failed that the application should know about (a panicking callback).
+   */
+  IMPP_LOG_ERROR = 1,
+  /**
+   * Something unexpected that the library worked around (a filter that cannot apply).
+   */
+  IMPP_LOG_WARN = 2,
+  /**
+   * Lifecycle: engines starting and stopping.
+   */
+  IMPP_LOG_INFO = 3,
+  /**
+   * Decisions and soft-state changes: authorization, expiries.
+   */
+  IMPP_LOG_DEBUG = 4,
+  /**
+   * Per-notification detail (many lines).
+   */
+  IMPP_LOG_TRACE = 5,
+} impp_log_level;
+
+/**
  * An engine configuration being built. Create it with `impp_config_new`; pass it to
  * `impp_engine_new` (which consumes it) or free it with `impp_config_free`.
  */
@@ -367,6 +394,18 @@ typedef void (*impp_event_callback)(const struct impp_event *event, void *user_d
  * Frees the `user_data` of a callback; runs exactly once, after the callback's last call.
  */
 typedef void (*impp_free_callback)(void *user_data);
+
+/**
+ * The log callback: one line at `level` (an `impp_log_level`) from `target` (the library
+ * module that logged it, such as `"impp::engine::shard"`); `message` is the text without a
+ * line break. Both strings are UTF-8, borrowed for the call only (copy what you keep).
+ * It is called on any library thread, possibly from several threads at once: make it
+ * thread-safe. It may call library functions; lines logged from inside it are dropped.
+ */
+typedef void (*impp_log_callback)(int level,
+                                  const char *target,
+                                  const char *message,
+                                  void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -941,6 +980,45 @@ enum impp_status impp_event_body(const struct impp_event *event,
  * `event` is NULL or a live event; `out` NULL or writable.
  */
 enum impp_status impp_event_presence(const struct impp_event *event, struct impp_presence **out);
+
+/**
+ * Sends the library's log lines to `callback(level, target, message, user_data)` for every
+ * line at `max_level` (an `impp_log_level`) or more important; NULL `callback` goes back to
+ * the default (error and warning lines on standard error; `max_level` still applies).
+ *
+ * Threads: the callback runs on whichever library thread logged the line (engine shard
+ * threads, dispatcher threads, or the thread calling into the library), possibly on several
+ * threads at once, so it must be thread-safe; it must not block for long (it delays that
+ * thread's work). It may call any library function, this one included. Do not hold a lock
+ * the callback takes while calling `impp_engine_free` (it joins threads that may be
+ * logging).
+ *
+ * Ownership: the previous callback's `user_data` is freed (its `free_user_data`, if not
+ * NULL, runs) exactly once, after its last call has returned: at once on this thread when
+ * no call is in progress, else on the thread whose call finishes last. The new `user_data`
+ * is freed the same way when it is replaced in turn, and at once if this call fails or
+ * `callback` is NULL. The setting is process-wide and is never reset by the library, so
+ * `user_data` still set at exit is never freed.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`max_level` out of range; nothing changes).
+ *
+ * # Safety
+ * `callback` and `free_user_data` are NULL or functions valid until `free_user_data` has
+ * run (or forever without one); `user_data` is whatever they expect.
+ */
+enum impp_status impp_set_log_callback(impp_log_callback callback,
+                                       void *user_data,
+                                       impp_free_callback free_user_data,
+                                       int max_level);
+
+/**
+ * Sets the maximum level (an `impp_log_level`) of the lines that reach the log callback or
+ * the default (standard error, which shows error and warning lines only). The default is
+ * `IMPP_LOG_WARN`. Process-wide; any thread; cheap.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`max_level` out of range; nothing changes).
+ */
+enum impp_status impp_set_log_level(int max_level);
 
 /**
  * Creates an empty presence document for `entity` (a URI such as `pres:alice@example.test`).

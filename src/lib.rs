@@ -21,6 +21,7 @@
 pub mod doc;
 pub mod engine;
 pub mod error;
+pub mod log;
 pub mod store;
 pub mod uri;
 

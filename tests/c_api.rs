@@ -321,3 +321,11 @@ fn installed_library_builds_with_pkg_config() {
         "{out}"
     );
 }
+
+/// The log callback: lines from several library threads, levels, `free_user_data` exactly
+/// once (also when replaced from inside the callback), bad input.
+#[test]
+fn log_callback_under_sanitizers() {
+    let out = sanitized_c_test("log_test");
+    assert!(out.contains("log_test: all checks passed"), "{out}");
+}

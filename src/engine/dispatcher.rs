@@ -37,6 +37,7 @@ use std::thread::{self, JoinHandle, ThreadId};
 use super::events::Event;
 use super::queue::{Consumer, EventQueue, Take};
 use crate::error::{Error, Result};
+use crate::log;
 
 /// The application's event callback, run on the dispatcher thread.
 pub(crate) type Callback = super::EventCallback;
@@ -263,7 +264,9 @@ fn deliver(shared: &Shared, callback: &mut Callback, batch: &mut Vec<Event>, see
     for (i, event) in batch.iter().enumerate() {
         if panic::catch_unwind(AssertUnwindSafe(|| callback(event))).is_err() {
             let count = shared.panics.fetch_add(1, Ordering::Relaxed) + 1;
-            eprintln!("impp: the event callback panicked ({count} so far); going on");
+            log::error!(
+                "the event callback panicked ({count} so far); going on with the next event"
+            );
         }
         if shared.generation.load(Ordering::Acquire) != seen {
             rest = Some(i + 1);
@@ -281,7 +284,7 @@ fn discard(shared: &Shared, callback: Option<Callback>) {
     if let Some(callback) = callback {
         if panic::catch_unwind(AssertUnwindSafe(move || drop(callback))).is_err() {
             shared.panics.fetch_add(1, Ordering::Relaxed);
-            eprintln!("impp: dropping an event callback panicked; going on");
+            log::error!("dropping a replaced event callback panicked; going on");
         }
     }
 }

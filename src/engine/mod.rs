@@ -66,6 +66,7 @@ use shard::{shard_of, shard_of_etag, Command, NewSubscription, Reply, Shard, Sha
 use crate::doc::filter::FilterSet;
 use crate::doc::pidf::Presence;
 use crate::error::{Error, Result};
+use crate::log;
 use crate::uri::Uri;
 
 /// The application's event callback: called on the dispatcher thread, one event at a time.
@@ -124,7 +125,7 @@ pub struct Stats {
     pub notifications_throttled: u64,
     /// Events queued beyond the bound because they could not merge.
     pub events_overflowed: u64,
-    /// Panics caught in the event callback (each reported on standard error).
+    /// Panics caught in the event callback (each logged as an error, see [`crate::log`]).
     pub callback_panics: u64,
 }
 
@@ -221,6 +222,11 @@ impl Engine {
             closed: AtomicBool::new(false),
             me: me.clone(),
         });
+        log::info!(
+            "engine started: {} workers, event queue capacity {}",
+            core.config.workers,
+            core.config.queue_capacity
+        );
         Ok(Engine { core })
     }
 }
@@ -526,7 +532,12 @@ impl Core {
             let _ = thread.join();
         }
         self.dispatcher.stop()?;
+        let undelivered = self.queue.len();
         self.queue.close();
+        log::info!(
+            "engine stopped: {} workers joined, {undelivered} events left undelivered",
+            self.shards.len()
+        );
         Ok(())
     }
 }

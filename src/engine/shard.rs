@@ -24,6 +24,7 @@ use super::watchers::WatcherLog;
 use crate::doc::filter::Filter;
 use crate::doc::winfo::WatcherEvent;
 use crate::error::{Error, Result};
+use crate::log;
 use crate::uri::Uri;
 
 /// Replies to a command.
@@ -247,8 +248,14 @@ impl Shard {
     fn flush(&mut self) {
         if !self.outbox.is_empty() {
             let events = std::mem::take(&mut self.outbox);
-            // Refused only after the queue closed at shutdown: nobody is left to tell.
-            let _ = self.queue.push_batch(events);
+            // Refused only after the queue closed at shutdown: nobody is left to deliver to.
+            if let Err(refused) = self.queue.push_batch(events) {
+                log::warn!(
+                    "shard {}: the event queue is closed; {} events dropped",
+                    self.index,
+                    refused.len()
+                );
+            }
         }
     }
 
@@ -587,6 +594,9 @@ impl Shard {
             self.rules
                 .decide(&presentity, &watcher, self.config.default_policy)
         };
+        log::debug!(
+            "subscription {id}: {watcher} to {presentity} ({package}) authorized: {action}"
+        );
         let now = self.now();
         let expires_at = now + u64::from(expires) * 1000;
         let state = match action {
@@ -799,6 +809,7 @@ impl Shard {
         let sub = self.subscriptions.get_mut(&id).expect("looked up above");
         sub.notified(now);
         self.counters.notifications.fetch_add(1, Ordering::Relaxed);
+        log::trace!("subscription {id}: notification queued ({state:?})");
         self.outbox.push(Event::Notification(Notification {
             subscription: id,
             watcher: sub.watcher.clone(),
@@ -838,6 +849,10 @@ impl Shard {
         if sub.action == action && sub.state != SubscriptionState::Pending {
             return;
         }
+        log::debug!(
+            "subscription {id}: authorization decided: {action} (was {})",
+            sub.action
+        );
         let old_state = sub.state;
         sub.action = action;
         let state = match action {
@@ -1001,6 +1016,10 @@ impl Shard {
                     }
                     let publication = self.withdraw(&key, package, index);
                     let presentity = self.presentities[&key].uri.clone();
+                    log::debug!(
+                        "publication {} of {presentity} ({package}) expired",
+                        publication.etag
+                    );
                     self.outbox.push(Event::PublicationExpired {
                         presentity,
                         package,
@@ -1022,6 +1041,18 @@ impl Shard {
                         } else {
                             TerminationReason::Timeout
                         };
+                        let sub = &self.subscriptions[&id];
+                        log::debug!(
+                            "subscription {id}: {} to {} ({}) expired ({})",
+                            sub.watcher,
+                            sub.presentity,
+                            sub.package,
+                            if pending {
+                                "still pending: giveup"
+                            } else {
+                                "timeout"
+                            }
+                        );
                         self.terminate(id, Some(reason));
                     }
                 }

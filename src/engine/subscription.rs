@@ -9,6 +9,7 @@ use super::authorization::AuthAction;
 use super::events::{SubscriptionId, SubscriptionState};
 use super::package::{Document, Package};
 use crate::doc::filter::Filter;
+use crate::log;
 use crate::uri::Uri;
 
 /// A snapshot of a subscription, as `Engine::subscription` returns it.
@@ -54,6 +55,9 @@ pub(crate) struct Subscription {
     filter: Option<Box<Filter>>,
     /// The last document this subscription's triggers looked at (unfiltered).
     last_seen: Option<Arc<Document>>,
+    /// Whether a failure to apply the filter was already logged as a warning (later ones
+    /// go to debug: the same filter usually fails on every document of the presentity).
+    filter_failure_logged: bool,
     min_interval_ms: u64,
     last_notified: Option<u64>,
     held_until: Option<u64>,
@@ -88,6 +92,7 @@ impl Subscription {
             first_subscribed: now,
             filter: filter.map(Box::new),
             last_seen: None,
+            filter_failure_logged: false,
             min_interval_ms: min_interval.as_millis() as u64,
             last_notified: None,
             held_until: None,
@@ -129,10 +134,25 @@ impl Subscription {
         let wanted = full || filter.should_notify_presence(old, new);
         // A filter whose result is not a valid document cannot be honoured; the watcher is
         // authorized, so it gets the unfiltered state rather than nothing.
-        let shaped = filter
-            .apply_to_presence(new)
-            .map(|p| Arc::new(Document::Presence(p)))
-            .unwrap_or_else(|_| doc.clone());
+        let shaped = match filter.apply_to_presence(new) {
+            Ok(p) => Arc::new(Document::Presence(p)),
+            Err(e) => {
+                let level = if self.filter_failure_logged {
+                    log::Level::Debug
+                } else {
+                    log::Level::Warn
+                };
+                self.filter_failure_logged = true;
+                log::log!(
+                    level,
+                    "subscription {}: its filter cannot be applied to the presence of {} ({e}); \
+                     sending the unfiltered document",
+                    self.id,
+                    self.presentity
+                );
+                doc.clone()
+            }
+        };
         self.last_seen = Some(doc);
         wanted.then_some(Some(shaped))
     }

@@ -1,7 +1,9 @@
 """impp: Python bindings for libimpp, a presence and instant-messaging engine.
 
 The library is loaded with ctypes when this package is imported (see ``impp._ffi`` for the
-search order; ``IMPP_LIBRARY`` overrides it) and its ABI version is checked.
+search order; ``IMPP_LIBRARY`` overrides it) and its ABI version is checked. Its log lines go
+to the ``logging`` module under the ``impp`` logger (``impp.engine``, ``impp.engine.shard``...);
+see :func:`set_log_level`.
 
     import impp
 
@@ -14,7 +16,7 @@ search order; ``IMPP_LIBRARY`` overrides it) and its ABI version is checked.
             print(event.kind, event.state, event.body)
 """
 
-from ._ffi import ABI_VERSION, library_path
+from ._ffi import ABI_VERSION, TRACE, library_path, set_log_level
 from ._ffi import version as library_version
 from .engine import ACTIONS, STATS, Config, Engine, Rule, SubscriptionState
 from .errors import (
@@ -62,6 +64,7 @@ __all__ = [
     "Rule",
     "Shutdown",
     "SubscriptionState",
+    "TRACE",
     "TooLarge",
     "Tuple",
     "UnknownEntityTag",
@@ -71,4 +74,5 @@ __all__ = [
     "UserInput",
     "library_path",
     "library_version",
+    "set_log_level",
 ]

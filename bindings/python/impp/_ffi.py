@@ -12,8 +12,14 @@ Search order (the first library that loads and has the right ABI version wins):
 
 ``ctypes.CDLL`` releases the GIL during every call, which is what lets ``impp_engine_free``
 join the dispatcher thread while that thread waits for the GIL to run a Python callback.
+
+The library's log lines go to Python's ``logging``: a line from the library module
+``impp::engine::shard`` is a record of the logger ``impp.engine.shard``. Which lines the
+library sends is set at import from the effective level of the ``impp`` logger, and later by
+:func:`set_log_level`.
 """
 
+import atexit
 import ctypes
 import itertools
 import logging
@@ -86,6 +92,8 @@ _owned_out = POINTER(c_void_p)
 
 EVENT_CALLBACK = CFUNCTYPE(None, EventP, c_void_p)
 FREE_CALLBACK = CFUNCTYPE(None, c_void_p)
+# (level, target, message, user_data); the strings arrive as bytes, copied by ctypes.
+LOG_CALLBACK = CFUNCTYPE(None, c_int, c_char_p, c_char_p, c_void_p)
 
 #: name -> (restype, argtypes) for every function this package calls. A test checks this
 #: table against include/impp.h (names, parameter counts and kinds).
@@ -96,6 +104,8 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "impp_version": (c_char_p, []),
     "impp_abi_version": (c_uint32, []),
     "impp_string_free": (None, [c_void_p]),
+    "impp_set_log_callback": (_status, [LOG_CALLBACK, c_void_p, FREE_CALLBACK, c_int]),
+    "impp_set_log_level": (_status, [c_int]),
     # Configuration
     "impp_config_new": (_status, [POINTER(ConfigP)]),
     "impp_config_free": (None, [ConfigP]),
@@ -459,3 +469,109 @@ FREE_THUNK = FREE_CALLBACK(_on_free)
 # NULL function pointers, for impp_engine_set_event_callback(engine, NULL, NULL, NULL).
 NO_EVENT_CALLBACK = EVENT_CALLBACK()
 NO_FREE_CALLBACK = FREE_CALLBACK()
+
+
+# --- Log lines ---
+#
+# One trampoline, created once and never freed (the library may call it on any of its
+# threads until the callback is removed at exit). It takes no user data: every line goes to
+# the logging module. Python's logging is thread-safe; the trampoline holds the GIL while it
+# runs (ctypes takes it), and never lets an exception reach the library.
+
+#: Python level of each library level (impp_log_level). Trace has no logging name: 5.
+TRACE = 5
+_PY_LEVEL = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG, 5: TRACE}
+_LEVEL_NAMES = {
+    "trace": TRACE,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+_loggers: Dict[bytes, logging.Logger] = {}
+_log_level = logging.WARNING  # the Python level the library was last set to
+
+
+def _library_level(py_level: int) -> int:
+    """The impp_log_level sending every line a logger at ``py_level`` lets through."""
+    if py_level <= TRACE:
+        return 5
+    if py_level <= logging.DEBUG:
+        return 4
+    if py_level <= logging.INFO:
+        return 3
+    if py_level <= logging.WARNING:
+        return 2
+    return 1
+
+
+def _logger_for(target: Optional[bytes]) -> logging.Logger:
+    found = _loggers.get(target or b"")
+    if found is None:
+        name = (target or b"").decode("utf-8", "replace").replace("::", ".")
+        if name != "impp" and not name.startswith("impp."):
+            name = "impp." + name if name else "impp"
+        found = logging.getLogger(name)
+        _loggers[target or b""] = found
+    return found
+
+
+def _on_log(level, target, message, user_data) -> None:
+    # Runs on library threads too; nothing may escape into C.
+    try:
+        logger = _logger_for(target)
+        py_level = _PY_LEVEL.get(level, logging.ERROR)
+        if logger.isEnabledFor(py_level):
+            text = (message or b"").decode("utf-8", "replace")
+            logger.log(py_level, "%s", text)
+    except BaseException:  # noqa: B902 - not even KeyboardInterrupt may reach C
+        pass
+
+
+def set_log_level(level: Union[int, str, None] = None) -> int:
+    """Sets which library lines reach ``logging``: a logging level (``logging.DEBUG``, or
+    :data:`TRACE` = 5 for per-notification lines) or its name (``"debug"``, ``"trace"``...);
+    None (the default) follows the current effective level of the ``impp`` logger, as at
+    import. Lines below it are dropped inside the library at the cost of an atomic load, so
+    call this again after lowering the ``impp`` logger's level. Returns the previous level."""
+    global _log_level
+    if level is None:
+        py_level = logging.getLogger("impp").getEffectiveLevel()
+    elif isinstance(level, str):
+        py_level = _LEVEL_NAMES.get(level.lower(), -1)
+        if py_level < 0:
+            raise ValueError(f"unknown log level {level!r} (one of {', '.join(_LEVEL_NAMES)})")
+    elif isinstance(level, int) and not isinstance(level, bool):
+        py_level = level
+    else:
+        raise TypeError(f"level must be a logging level, a name or None, not {level!r}")
+    check(lib.impp_set_log_level(_library_level(py_level)))
+    previous, _log_level = _log_level, py_level
+    return previous
+
+
+def _install_log_callback() -> None:
+    global _log_level
+    _log_level = logging.getLogger("impp").getEffectiveLevel()
+    check(
+        lib.impp_set_log_callback(
+            LOG_TRAMPOLINE, None, NO_FREE_CALLBACK, _library_level(_log_level)
+        )
+    )
+
+
+@atexit.register
+def _remove_log_callback() -> None:
+    # Registered before the engine module's exit handler, so it runs after engines closed:
+    # from here on, lines go to standard error instead of into a finalizing interpreter.
+    try:
+        lib.impp_set_log_callback(NO_LOG_CALLBACK, None, NO_FREE_CALLBACK, 2)
+    except BaseException:
+        pass
+
+
+LOG_TRAMPOLINE = LOG_CALLBACK(_on_log)
+NO_LOG_CALLBACK = LOG_CALLBACK()
+_install_log_callback()

@@ -51,7 +51,7 @@ _SCALARS = {
 def c_kind(ctype):
     """A C type reduced to what the call ABI cares about: pointer, or scalar class+size."""
     ctype = ctype.replace("const ", "").strip()
-    if "*" in ctype or ctype in ("impp_event_callback", "impp_free_callback"):
+    if "*" in ctype or ctype in ("impp_event_callback", "impp_free_callback", "impp_log_callback"):
         return ("p",)
     if ctype == "void":
         return None
