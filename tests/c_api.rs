@@ -243,3 +243,11 @@ fn valgrind_c_test(name: &str) -> String {
         .args(["--show-leak-kinds=definite,indirect", "--quiet"])
         .arg(&exe))
 }
+
+/// Watcherinfo, dialog-info, message summary and filter handles: parse, read every field,
+/// round-trip, build, filter a presence document, take them from events, and bad input.
+#[test]
+fn documents_api_under_sanitizers() {
+    let out = sanitized_c_test("documents_test");
+    assert!(out.contains("documents_test: all checks passed"), "{out}");
+}
