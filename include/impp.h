@@ -112,6 +112,102 @@ typedef enum impp_status {
 } impp_status;
 
 /**
+ * Whether a watcherinfo or dialog-info document carries the whole state or only changes.
+ */
+typedef enum impp_doc_state {
+  /**
+   * `full`: the whole state.
+   */
+  IMPP_DOC_STATE_FULL = 1,
+  /**
+   * `partial`: only what changed since the previous version.
+   */
+  IMPP_DOC_STATE_PARTIAL = 2,
+} impp_doc_state;
+
+/**
+ * Which side of a dialog the observed entity is.
+ */
+typedef enum impp_dialog_direction {
+  /**
+   * The document does not say.
+   */
+  IMPP_DIALOG_DIRECTION_NONE = 0,
+  /**
+   * The entity sent the INVITE (an outgoing call).
+   */
+  IMPP_DIALOG_DIRECTION_INITIATOR = 1,
+  /**
+   * The entity received the INVITE (an incoming call).
+   */
+  IMPP_DIALOG_DIRECTION_RECIPIENT = 2,
+} impp_dialog_direction;
+
+/**
+ * The state of a dialog (RFC 4235 section 3.7.1).
+ */
+typedef enum impp_dialog_state {
+  /**
+   * INVITE sent or received, no response yet.
+   */
+  IMPP_DIALOG_STATE_TRYING = 1,
+  /**
+   * A provisional response without a To tag.
+   */
+  IMPP_DIALOG_STATE_PROCEEDING = 2,
+  /**
+   * A provisional response with a To tag: ringing.
+   */
+  IMPP_DIALOG_STATE_EARLY = 3,
+  /**
+   * A 2xx was sent or received: the call is up.
+   */
+  IMPP_DIALOG_STATE_CONFIRMED = 4,
+  /**
+   * The dialog ended; the event and code say why.
+   */
+  IMPP_DIALOG_STATE_TERMINATED = 5,
+} impp_dialog_state;
+
+/**
+ * Why a dialog reached its state, mostly `terminated`.
+ */
+typedef enum impp_dialog_event {
+  /**
+   * The document gives no event.
+   */
+  IMPP_DIALOG_EVENT_NONE = 0,
+  /**
+   * The INVITE was cancelled.
+   */
+  IMPP_DIALOG_EVENT_CANCELLED = 1,
+  /**
+   * The INVITE got a non-2xx final response (see the code).
+   */
+  IMPP_DIALOG_EVENT_REJECTED = 2,
+  /**
+   * Another INVITE replaced this dialog.
+   */
+  IMPP_DIALOG_EVENT_REPLACED = 3,
+  /**
+   * The observed entity hung up.
+   */
+  IMPP_DIALOG_EVENT_LOCAL_BYE = 4,
+  /**
+   * The other party hung up.
+   */
+  IMPP_DIALOG_EVENT_REMOTE_BYE = 5,
+  /**
+   * A request in the dialog failed.
+   */
+  IMPP_DIALOG_EVENT_ERROR = 6,
+  /**
+   * The dialog timed out.
+   */
+  IMPP_DIALOG_EVENT_TIMEOUT = 7,
+} impp_dialog_event;
+
+/**
  * The state of a subscription.
  */
 typedef enum impp_subscription_state {
@@ -248,6 +344,66 @@ typedef enum impp_user_input {
 } impp_user_input;
 
 /**
+ * The state of one watcher's subscription (RFC 3857).
+ */
+typedef enum impp_watcher_status {
+  /**
+   * Waiting for the presentity to authorize it.
+   */
+  IMPP_WATCHER_STATUS_PENDING = 1,
+  /**
+   * Authorized and receiving notifications.
+   */
+  IMPP_WATCHER_STATUS_ACTIVE = 2,
+  /**
+   * Was pending, then expired or was withdrawn.
+   */
+  IMPP_WATCHER_STATUS_WAITING = 3,
+  /**
+   * Ended; the event says why.
+   */
+  IMPP_WATCHER_STATUS_TERMINATED = 4,
+} impp_watcher_status;
+
+/**
+ * What moved a watcher into its current status (RFC 3857).
+ */
+typedef enum impp_watcher_event {
+  /**
+   * A SUBSCRIBE created the subscription.
+   */
+  IMPP_WATCHER_EVENT_SUBSCRIBE = 1,
+  /**
+   * The presentity authorized it.
+   */
+  IMPP_WATCHER_EVENT_APPROVED = 2,
+  /**
+   * Deactivated; the watcher may subscribe again.
+   */
+  IMPP_WATCHER_EVENT_DEACTIVATED = 3,
+  /**
+   * Deactivated; the watcher should wait before subscribing again.
+   */
+  IMPP_WATCHER_EVENT_PROBATION = 4,
+  /**
+   * The presentity refused it.
+   */
+  IMPP_WATCHER_EVENT_REJECTED = 5,
+  /**
+   * It expired without a refresh.
+   */
+  IMPP_WATCHER_EVENT_TIMEOUT = 6,
+  /**
+   * It waited too long for an authorization decision.
+   */
+  IMPP_WATCHER_EVENT_GIVEUP = 7,
+  /**
+   * The watched resource no longer exists.
+   */
+  IMPP_WATCHER_EVENT_NORESOURCE = 8,
+} impp_watcher_event;
+
+/**
  * A yes/no capability of a service (RFC 5196).
  */
 typedef enum impp_capability {
@@ -369,6 +525,13 @@ typedef enum impp_log_level {
 typedef struct impp_config impp_config;
 
 /**
+ * A dialog information document. Create it with `impp_dialog_info_new` or
+ * `impp_dialog_info_parse` (or get one from an event with `impp_event_dialog_info`), free it
+ * with `impp_dialog_info_free`.
+ */
+typedef struct impp_dialog_info impp_dialog_info;
+
+/**
  * A running engine. Create it with `impp_engine_new`, free it with `impp_engine_free`.
  */
 typedef struct impp_engine impp_engine;
@@ -379,10 +542,29 @@ typedef struct impp_engine impp_engine;
 typedef struct impp_event impp_event;
 
 /**
+ * A filter document (`<filter-set>`). Create it with `impp_filter_set_parse`, free it with
+ * `impp_filter_set_free`.
+ */
+typedef struct impp_filter_set impp_filter_set;
+
+/**
+ * A message summary. Create it with `impp_message_summary_new` or
+ * `impp_message_summary_parse` (or get one from an event with
+ * `impp_event_message_summary`), free it with `impp_message_summary_free`.
+ */
+typedef struct impp_message_summary impp_message_summary;
+
+/**
  * A presence document (RFC 3863 PIDF with RFC 4479/4480/5196 extensions). Create it with
  * `impp_presence_new` or `impp_presence_parse`, free it with `impp_presence_free`.
  */
 typedef struct impp_presence impp_presence;
+
+/**
+ * A watcher information document. Create it with `impp_winfo_parse` (or get one from an
+ * event with `impp_event_winfo`), free it with `impp_winfo_free`.
+ */
+typedef struct impp_winfo impp_winfo;
 
 /**
  * The event callback: `event` is borrowed for the call only (do not free it; copy what you
@@ -550,6 +732,314 @@ enum impp_status impp_config_use_manual_clock(struct impp_config *config);
  * The workers a new configuration gets by default (the number of cores). Any thread.
  */
 uint32_t impp_config_default_workers(void);
+
+/**
+ * Creates a dialog-info document for `entity` (the observed URI, such as
+ * `sip:201@pbx.example.test`): version 0, state full, no dialogs (an idle lamp).
+ *
+ * `entity` is borrowed for the call. On success `*out` owns a new handle, to be freed with
+ * `impp_dialog_info_free`. Any thread.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, not URI-shaped).
+ *
+ * # Safety
+ * `entity` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+enum impp_status impp_dialog_info_new(const char *entity, struct impp_dialog_info **out);
+
+/**
+ * Parses a dialog-info document (`application/dialog-info+xml`) of `len` bytes (UTF-8, need
+ * not be NUL-terminated) with the default limits (64 KiB, depth 32).
+ *
+ * `xml` is borrowed for the call. On success `*out` owns a new handle. Any thread.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_MALFORMED` (not UTF-8, not
+ * well-formed, not dialog-info, values outside the schema, a dialog without state),
+ * `IMPP_ERR_TOO_LARGE`, `IMPP_ERR_UNSAFE_XML` (DOCTYPE or entity references).
+ *
+ * # Safety
+ * `xml` points to `len` readable bytes (or is NULL); `out` is NULL or writable.
+ */
+enum impp_status impp_dialog_info_parse(const char *xml, size_t len, struct impp_dialog_info **out);
+
+/**
+ * Frees a dialog-info handle and every string borrowed from it. NULL is a no-op.
+ *
+ * # Safety
+ * `info` is NULL or a handle from this library not yet freed.
+ */
+void impp_dialog_info_free(struct impp_dialog_info *info);
+
+/**
+ * Serializes the document as dialog-info XML, ready for `impp_engine_publish` with the
+ * `"dialog"` package. On success `*out` is an owned string: free it with
+ * `impp_string_free`. `*len_out`, if not NULL, receives its length in bytes (without the
+ * NUL).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle or `out`).
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `out` is NULL or writable; `len_out` is NULL or writable.
+ */
+enum impp_status impp_dialog_info_to_xml(const struct impp_dialog_info *info,
+                                         char **out,
+                                         size_t *len_out);
+
+/**
+ * The document's version (it counts the notifications of one subscription from 0).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_dialog_info_version(const struct impp_dialog_info *info, uint32_t *out);
+
+/**
+ * Whether the document lists every dialog (`IMPP_DOC_STATE_FULL`) or only those that
+ * changed (`IMPP_DOC_STATE_PARTIAL`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_dialog_info_state(const struct impp_dialog_info *info,
+                                        enum impp_doc_state *out);
+
+/**
+ * The observed entity's URI. Borrowed from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_dialog_info_entity(const struct impp_dialog_info *info, const char **out);
+
+/**
+ * The number of dialogs; 0 for NULL.
+ *
+ * # Safety
+ * `info` is NULL or a live handle.
+ */
+size_t impp_dialog_info_dialog_count(const struct impp_dialog_info *info);
+
+/**
+ * The id of the dialog at `index` (stable across versions). Borrowed from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_dialog_info_dialog_id(const struct impp_dialog_info *info,
+                                            size_t index,
+                                            const char **out);
+
+/**
+ * The SIP Call-ID of the dialog at `index`, borrowed from the handle, or NULL if the
+ * document gives none.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_dialog_info_dialog_call_id(const struct impp_dialog_info *info,
+                                                 size_t index,
+                                                 const char **out);
+
+/**
+ * The entity's tag of the dialog at `index`, borrowed from the handle, or NULL if none.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_dialog_info_dialog_local_tag(const struct impp_dialog_info *info,
+                                                   size_t index,
+                                                   const char **out);
+
+/**
+ * The other party's tag of the dialog at `index`, borrowed from the handle, or NULL if none.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_dialog_info_dialog_remote_tag(const struct impp_dialog_info *info,
+                                                    size_t index,
+                                                    const char **out);
+
+/**
+ * Whether the entity called or was called in the dialog at `index`;
+ * `IMPP_DIALOG_DIRECTION_NONE` when the document does not say.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_dialog_info_dialog_direction(const struct impp_dialog_info *info,
+                                                   size_t index,
+                                                   enum impp_dialog_direction *out);
+
+/**
+ * The state of the dialog at `index`: `*state_out` its value; `*event_out` (if not NULL)
+ * why it got there (`IMPP_DIALOG_EVENT_NONE` when the document does not say); `*code_out`
+ * (if not NULL) the SIP response code that caused it, or -1 when none is given.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle or `state_out`), `IMPP_ERR_NOT_FOUND`
+ * (index out of range).
+ *
+ * # Safety
+ * `info` is NULL or a live handle; each output is NULL or writable.
+ */
+enum impp_status impp_dialog_info_dialog_state(const struct impp_dialog_info *info,
+                                               size_t index,
+                                               enum impp_dialog_state *state_out,
+                                               enum impp_dialog_event *event_out,
+                                               int *code_out);
+
+/**
+ * The entity's own identity in the dialog at `index` (`<local><identity>`): `*uri_out` is
+ * its URI, NULL when the document gives no identity; `*display_out` (if not NULL) its
+ * display name, NULL when none. Both borrowed from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle or `uri_out`), `IMPP_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `uri_out` and `display_out` NULL or writable.
+ */
+enum impp_status impp_dialog_info_dialog_local_identity(const struct impp_dialog_info *info,
+                                                        size_t index,
+                                                        const char **uri_out,
+                                                        const char **display_out);
+
+/**
+ * The other party's identity in the dialog at `index` (`<remote><identity>`), as
+ * `impp_dialog_info_dialog_local_identity`.
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `uri_out` and `display_out` NULL or writable.
+ */
+enum impp_status impp_dialog_info_dialog_remote_identity(const struct impp_dialog_info *info,
+                                                         size_t index,
+                                                         const char **uri_out,
+                                                         const char **display_out);
+
+/**
+ * Appends a dialog with this id and state (an `impp_dialog_state` value). On success
+ * `*index_out` (if not NULL) receives its index.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, an empty id or one with surrounding
+ * blanks or control characters, an id already in the document, a state outside
+ * `impp_dialog_state`). Nothing changes on error.
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `id` NULL or a NUL-terminated string; `index_out` NULL
+ * or writable.
+ */
+enum impp_status impp_dialog_info_add_dialog(struct impp_dialog_info *info,
+                                             const char *id,
+                                             int state,
+                                             size_t *index_out);
+
+/**
+ * Removes the dialog at `index`; later dialogs move down by one.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `info` is NULL or a live handle.
+ */
+enum impp_status impp_dialog_info_remove_dialog(struct impp_dialog_info *info, size_t index);
+
+/**
+ * Sets the state of the dialog at `index`: `state` an `impp_dialog_state` value, `event` an
+ * `impp_dialog_event` value (`IMPP_DIALOG_EVENT_NONE` for none), `code` a SIP response code
+ * from 100 to 699, or -1 for none.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a value outside its range),
+ * `IMPP_ERR_NOT_FOUND`. Nothing changes on error.
+ *
+ * # Safety
+ * `info` is NULL or a live handle.
+ */
+enum impp_status impp_dialog_info_dialog_set_state(struct impp_dialog_info *info,
+                                                   size_t index,
+                                                   int state,
+                                                   int event,
+                                                   int code);
+
+/**
+ * Sets (or, with NULL, removes) the SIP Call-ID of the dialog at `index`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle; a value that is not UTF-8, empty, or has
+ * surrounding blanks or control characters), `IMPP_ERR_NOT_FOUND`. Nothing changes on error.
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `call_id` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_dialog_info_dialog_set_call_id(struct impp_dialog_info *info,
+                                                     size_t index,
+                                                     const char *call_id);
+
+/**
+ * Sets (or, with NULL, removes) the entity's tag of the dialog at `index`. Errors as
+ * `impp_dialog_info_dialog_set_call_id`.
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `tag` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_dialog_info_dialog_set_local_tag(struct impp_dialog_info *info,
+                                                       size_t index,
+                                                       const char *tag);
+
+/**
+ * Sets (or, with NULL, removes) the other party's tag of the dialog at `index`. Errors as
+ * `impp_dialog_info_dialog_set_call_id`.
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `tag` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_dialog_info_dialog_set_remote_tag(struct impp_dialog_info *info,
+                                                        size_t index,
+                                                        const char *tag);
+
+/**
+ * Sets the direction of the dialog at `index` (an `impp_dialog_direction` value;
+ * `IMPP_DIALOG_DIRECTION_NONE` removes it).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a value outside the enum),
+ * `IMPP_ERR_NOT_FOUND`. Nothing changes on error.
+ *
+ * # Safety
+ * `info` is NULL or a live handle.
+ */
+enum impp_status impp_dialog_info_dialog_set_direction(struct impp_dialog_info *info,
+                                                       size_t index,
+                                                       int direction);
+
+/**
+ * Sets (or, with `uri` NULL, removes) the other party's identity in the dialog at `index`:
+ * its URI and an optional display name (`display` may be NULL). Other `<remote>` data the
+ * dialog has (target, session description) is kept.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle, `uri` not URI-shaped, `display` empty or
+ * with surrounding blanks or control characters, either not UTF-8), `IMPP_ERR_NOT_FOUND`.
+ * Nothing changes on error.
+ *
+ * # Safety
+ * `info` is NULL or a live handle; `uri` and `display` NULL or NUL-terminated strings.
+ */
+enum impp_status impp_dialog_info_dialog_set_remote_identity(struct impp_dialog_info *info,
+                                                             size_t index,
+                                                             const char *uri,
+                                                             const char *display);
 
 /**
  * Starts an engine from `config`, which is consumed (freed) whether or not this succeeds.
@@ -982,6 +1472,151 @@ enum impp_status impp_event_body(const struct impp_event *event,
 enum impp_status impp_event_presence(const struct impp_event *event, struct impp_presence **out);
 
 /**
+ * The notification's watcher information document (`presence.winfo` package) as a new,
+ * owned handle (free it with `impp_winfo_free`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (no watcherinfo document).
+ *
+ * # Safety
+ * `event` is NULL or a live event; `out` NULL or writable.
+ */
+enum impp_status impp_event_winfo(const struct impp_event *event, struct impp_winfo **out);
+
+/**
+ * The notification's dialog-info document (`dialog` package) as a new, owned handle (free
+ * it with `impp_dialog_info_free`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (no dialog-info document).
+ *
+ * # Safety
+ * `event` is NULL or a live event; `out` NULL or writable.
+ */
+enum impp_status impp_event_dialog_info(const struct impp_event *event,
+                                        struct impp_dialog_info **out);
+
+/**
+ * The notification's message summary (`message-summary` package) as a new, owned handle
+ * (free it with `impp_message_summary_free`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (no message summary).
+ *
+ * # Safety
+ * `event` is NULL or a live event; `out` NULL or writable.
+ */
+enum impp_status impp_event_message_summary(const struct impp_event *event,
+                                            struct impp_message_summary **out);
+
+/**
+ * Parses a filter document of `len` bytes (UTF-8, need not be NUL-terminated) with the
+ * default limits (64 KiB, depth 32). Every XPath expression is compiled here, so applying
+ * the set later cannot fail on one.
+ *
+ * `xml` is borrowed for the call. On success `*out` owns a new handle, to be freed with
+ * `impp_filter_set_free`. Any thread.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_MALFORMED` (not UTF-8, not
+ * well-formed, not a filter set, an expression with an unbound prefix),
+ * `IMPP_ERR_UNSUPPORTED` (an XPath expression outside the subset the library implements:
+ * relative paths, axes, positional predicates, functions other than `starts-with`, ...),
+ * `IMPP_ERR_TOO_LARGE`, `IMPP_ERR_UNSAFE_XML` (DOCTYPE or entity references).
+ *
+ * # Safety
+ * `xml` points to `len` readable bytes (or is NULL); `out` is NULL or writable.
+ */
+enum impp_status impp_filter_set_parse(const char *xml, size_t len, struct impp_filter_set **out);
+
+/**
+ * Frees a filter set and every string borrowed from it. NULL is a no-op.
+ *
+ * # Safety
+ * `set` is NULL or a handle from this library not yet freed.
+ */
+void impp_filter_set_free(struct impp_filter_set *set);
+
+/**
+ * Serializes the filter set as XML. On success `*out` is an owned string: free it with
+ * `impp_string_free`. `*len_out`, if not NULL, receives its length in bytes (without the
+ * NUL).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle or `out`).
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `out` is NULL or writable; `len_out` is NULL or writable.
+ */
+enum impp_status impp_filter_set_to_xml(const struct impp_filter_set *set,
+                                        char **out,
+                                        size_t *len_out);
+
+/**
+ * The number of filters, in document order; 0 for NULL.
+ *
+ * # Safety
+ * `set` is NULL or a live handle.
+ */
+size_t impp_filter_set_filter_count(const struct impp_filter_set *set);
+
+/**
+ * The id of filter `index` (a later filter document changes or removes it by this id).
+ * Borrowed from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_filter_set_filter_id(const struct impp_filter_set *set,
+                                           size_t index,
+                                           const char **out);
+
+/**
+ * The one resource filter `index` applies to, borrowed from the handle, or NULL when it
+ * names none.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_filter_set_filter_uri(const struct impp_filter_set *set,
+                                            size_t index,
+                                            const char **out);
+
+/**
+ * The domain whose resources filter `index` applies to, borrowed from the handle, or NULL
+ * when it names none.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `set` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_filter_set_filter_domain(const struct impp_filter_set *set,
+                                               size_t index,
+                                               const char **out);
+
+/**
+ * What a watcher of `resource` (a URI such as `sip:alice@example.test`) may see of `doc`
+ * under this filter set, as a new presence handle in `*out` (free it with
+ * `impp_presence_free`); `doc` is only read.
+ *
+ * The filter is chosen as the engine does: among enabled filters, the first naming the same
+ * resource, else the first for the resource's domain, else the first naming neither. If no
+ * filter applies, or the chosen one selects no content, `*out` is a copy of `doc`. Every
+ * tuple kept keeps its `<status>` (PIDF requires it).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, `resource` not UTF-8), `IMPP_ERR_MALFORMED`
+ * (what the filter leaves is not a valid presence document, e.g. it removed a tuple's id).
+ *
+ * # Safety
+ * `set` NULL or a live filter set; `resource` NULL or a NUL-terminated string; `doc` NULL or
+ * a live presence handle; `out` NULL or writable.
+ */
+enum impp_status impp_filter_set_apply(const struct impp_filter_set *set,
+                                       const char *resource,
+                                       const struct impp_presence *doc,
+                                       struct impp_presence **out);
+
+/**
  * Sends the library's log lines to `callback(level, target, message, user_data)` for every
  * line at `max_level` (an `impp_log_level`) or more important; NULL `callback` goes back to
  * the default (error and warning lines on standard error; `max_level` still applies).
@@ -1019,6 +1654,178 @@ enum impp_status impp_set_log_callback(impp_log_callback callback,
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`max_level` out of range; nothing changes).
  */
 enum impp_status impp_set_log_level(int max_level);
+
+/**
+ * Creates a message summary with only the lamp state (`Messages-Waiting: yes` when
+ * `messages_waiting`, else `no`). On success `*out` owns a new handle, to be freed with
+ * `impp_message_summary_free`. Any thread.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`out` NULL).
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+enum impp_status impp_message_summary_new(bool messages_waiting, struct impp_message_summary **out);
+
+/**
+ * Parses a message summary body (`application/simple-message-summary`) of `len` bytes
+ * (UTF-8, need not be NUL-terminated) with the default size limit (64 KiB).
+ *
+ * `text` is borrowed for the call. On success `*out` owns a new handle. Any thread.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_MALFORMED` (not UTF-8, no or a
+ * duplicate `Messages-Waiting` line, bad counts, a line that is not `Name: value`),
+ * `IMPP_ERR_TOO_LARGE`.
+ *
+ * # Safety
+ * `text` points to `len` readable bytes (or is NULL); `out` is NULL or writable.
+ */
+enum impp_status impp_message_summary_parse(const char *text,
+                                            size_t len,
+                                            struct impp_message_summary **out);
+
+/**
+ * Frees a message summary and every string borrowed from it. NULL is a no-op.
+ *
+ * # Safety
+ * `summary` is NULL or a handle from this library not yet freed.
+ */
+void impp_message_summary_free(struct impp_message_summary *summary);
+
+/**
+ * Writes the body (CRLF line ends), ready for `impp_engine_publish` with the
+ * `"message-summary"` package. On success `*out` is an owned string: free it with
+ * `impp_string_free`. `*len_out`, if not NULL, receives its length in bytes (without the
+ * NUL).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle or `out`).
+ *
+ * # Safety
+ * `summary` is NULL or a live handle; `out` is NULL or writable; `len_out` NULL or writable.
+ */
+enum impp_status impp_message_summary_to_text(const struct impp_message_summary *summary,
+                                              char **out,
+                                              size_t *len_out);
+
+/**
+ * Whether the lamp should be lit (`Messages-Waiting: yes`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `summary` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_message_summary_messages_waiting(const struct impp_message_summary *summary,
+                                                       bool *out);
+
+/**
+ * Sets whether the lamp should be lit.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `summary` is NULL or a live handle.
+ */
+enum impp_status impp_message_summary_set_messages_waiting(struct impp_message_summary *summary,
+                                                           bool messages_waiting);
+
+/**
+ * The mailbox the summary is about (`Message-Account`), borrowed from the handle, or NULL
+ * when the body does not say.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `summary` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_message_summary_account(const struct impp_message_summary *summary,
+                                              const char **out);
+
+/**
+ * Sets (or, with NULL, removes) the mailbox URI (`Message-Account`), such as
+ * `sip:alice@vmail.example.test`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle, not UTF-8, not URI-shaped). Nothing
+ * changes on error.
+ *
+ * # Safety
+ * `summary` is NULL or a live handle; `account` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_message_summary_set_account(struct impp_message_summary *summary,
+                                                  const char *account);
+
+/**
+ * The number of message classes with a count line; 0 for NULL.
+ *
+ * # Safety
+ * `summary` is NULL or a live handle.
+ */
+size_t impp_message_summary_class_count(const struct impp_message_summary *summary);
+
+/**
+ * The name of class `index`, in lower case: `"voice-message"`, `"fax-message"`,
+ * `"pager-message"`, `"multimedia-message"`, `"text-message"`, `"none"`, or another class's
+ * name (ending in `-message`). Borrowed from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `summary` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_message_summary_class_name(const struct impp_message_summary *summary,
+                                                 size_t index,
+                                                 const char **out);
+
+/**
+ * The counts of class `index`: `*new_out` and `*old_out` the new and old messages;
+ * `*urgent_new_out` and `*urgent_old_out` (each may be NULL) the urgent ones among them, or
+ * -1 when the body does not give urgent counts.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle, `new_out` or `old_out`),
+ * `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `summary` is NULL or a live handle; each output NULL or writable.
+ */
+enum impp_status impp_message_summary_class_counts(const struct impp_message_summary *summary,
+                                                   size_t index,
+                                                   uint32_t *new_out,
+                                                   uint32_t *old_out,
+                                                   int64_t *urgent_new_out,
+                                                   int64_t *urgent_old_out);
+
+/**
+ * Sets the new and old counts of a class named as `impp_message_summary_class_name` gives
+ * it (any case): the class's line is replaced, without urgent counts, or appended. On
+ * success `*index_out` (if not NULL) receives the class's index.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, not a class name). Nothing changes
+ * on error.
+ *
+ * # Safety
+ * `summary` is NULL or a live handle; `class_name` NULL or a NUL-terminated string;
+ * `index_out` NULL or writable.
+ */
+enum impp_status impp_message_summary_set_count(struct impp_message_summary *summary,
+                                                const char *class_name,
+                                                uint32_t new_messages,
+                                                uint32_t old_messages,
+                                                size_t *index_out);
+
+/**
+ * Sets the urgent counts of a class that has a count line: each from 0 to `UINT32_MAX`, or
+ * -1 for none (with one given alone, the other is written as 0).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not a class name, a count out of range),
+ * `IMPP_ERR_NOT_FOUND` (the class has no count line). Nothing changes on error.
+ *
+ * # Safety
+ * `summary` is NULL or a live handle; `class_name` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_message_summary_set_urgent(struct impp_message_summary *summary,
+                                                 const char *class_name,
+                                                 int64_t urgent_new,
+                                                 int64_t urgent_old);
 
 /**
  * Creates an empty presence document for `entity` (a URI such as `pres:alice@example.test`).
@@ -1561,6 +2368,200 @@ uint32_t impp_abi_version(void);
  * `s` is NULL or a string returned as owned by this library and not yet freed.
  */
 void impp_string_free(char *s);
+
+/**
+ * Parses a watcherinfo document (`application/watcherinfo+xml`) of `len` bytes (UTF-8, need
+ * not be NUL-terminated) with the default limits (64 KiB, depth 32).
+ *
+ * `xml` is borrowed for the call. On success `*out` owns a new handle, to be freed with
+ * `impp_winfo_free`. Any thread.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_MALFORMED` (not UTF-8, not
+ * well-formed, not watcherinfo, a status or event outside the schema, a missing attribute),
+ * `IMPP_ERR_TOO_LARGE`, `IMPP_ERR_UNSAFE_XML` (DOCTYPE or entity references).
+ *
+ * # Safety
+ * `xml` points to `len` readable bytes (or is NULL); `out` is NULL or writable.
+ */
+enum impp_status impp_winfo_parse(const char *xml, size_t len, struct impp_winfo **out);
+
+/**
+ * Frees a watcherinfo handle and every string borrowed from it. NULL is a no-op.
+ *
+ * # Safety
+ * `winfo` is NULL or a handle from this library not yet freed.
+ */
+void impp_winfo_free(struct impp_winfo *winfo);
+
+/**
+ * Serializes the document as watcherinfo XML. On success `*out` is an owned string: free it
+ * with `impp_string_free`. `*len_out`, if not NULL, receives its length in bytes (without
+ * the NUL).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle or `out`).
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle; `out` is NULL or writable; `len_out` is NULL or writable.
+ */
+enum impp_status impp_winfo_to_xml(const struct impp_winfo *winfo, char **out, size_t *len_out);
+
+/**
+ * The document's version: it counts the notifications of one subscription from 0.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_winfo_version(const struct impp_winfo *winfo, uint32_t *out);
+
+/**
+ * Whether the document lists every watcher (`IMPP_DOC_STATE_FULL`) or only those that
+ * changed since the previous version (`IMPP_DOC_STATE_PARTIAL`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_winfo_state(const struct impp_winfo *winfo, enum impp_doc_state *out);
+
+/**
+ * The number of watcher lists (one per watched resource and event package); 0 for NULL.
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle.
+ */
+size_t impp_winfo_list_count(const struct impp_winfo *winfo);
+
+/**
+ * The watched resource of list `list` (a URI such as `sip:alice@example.test`). Borrowed
+ * from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_winfo_list_resource(const struct impp_winfo *winfo,
+                                          size_t list,
+                                          const char **out);
+
+/**
+ * The event package list `list` is about (`"presence"`, ...). Borrowed from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_winfo_list_package(const struct impp_winfo *winfo,
+                                         size_t list,
+                                         const char **out);
+
+/**
+ * The number of watchers in list `list`; 0 for NULL or an index out of range.
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle.
+ */
+size_t impp_winfo_watcher_count(const struct impp_winfo *winfo, size_t list);
+
+/**
+ * The id of watcher `watcher` of list `list`: it names the subscription, stable across
+ * versions. Borrowed from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (an index out of range).
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_winfo_watcher_id(const struct impp_winfo *winfo,
+                                       size_t list,
+                                       size_t watcher,
+                                       const char **out);
+
+/**
+ * The URI of watcher `watcher` of list `list`. Borrowed from the handle.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (an index out of range).
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_winfo_watcher_uri(const struct impp_winfo *winfo,
+                                        size_t list,
+                                        size_t watcher,
+                                        const char **out);
+
+/**
+ * The subscription state of watcher `watcher` of list `list`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (an index out of range).
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_winfo_watcher_status(const struct impp_winfo *winfo,
+                                           size_t list,
+                                           size_t watcher,
+                                           enum impp_watcher_status *out);
+
+/**
+ * What moved watcher `watcher` of list `list` into its status.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (an index out of range).
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_winfo_watcher_event(const struct impp_winfo *winfo,
+                                          size_t list,
+                                          size_t watcher,
+                                          enum impp_watcher_event *out);
+
+/**
+ * The display name of watcher `watcher` of list `list`, borrowed from the handle, or NULL
+ * when the document gives none.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (an index out of range).
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_winfo_watcher_display_name(const struct impp_winfo *winfo,
+                                                 size_t list,
+                                                 size_t watcher,
+                                                 const char **out);
+
+/**
+ * How many seconds the subscription of watcher `watcher` of list `list` has existed, or -1
+ * when the document does not say. Values beyond `INT64_MAX` read as `INT64_MAX`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (an index out of range).
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_winfo_watcher_duration_subscribed(const struct impp_winfo *winfo,
+                                                        size_t list,
+                                                        size_t watcher,
+                                                        int64_t *out);
+
+/**
+ * How many seconds remain before the subscription of watcher `watcher` of list `list`
+ * expires, or -1 when the document does not say. Values beyond `INT64_MAX` read as
+ * `INT64_MAX`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (an index out of range).
+ *
+ * # Safety
+ * `winfo` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_winfo_watcher_expiration(const struct impp_winfo *winfo,
+                                               size_t list,
+                                               size_t watcher,
+                                               int64_t *out);
 
 #ifdef __cplusplus
 }  // extern "C"

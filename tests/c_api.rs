@@ -329,3 +329,11 @@ fn log_callback_under_sanitizers() {
     let out = sanitized_c_test("log_test");
     assert!(out.contains("log_test: all checks passed"), "{out}");
 }
+
+/// Watcherinfo, dialog-info, message summary and filter handles: parse, read every field,
+/// round-trip, build, filter a presence document, take them from events, and bad input.
+#[test]
+fn documents_api_under_sanitizers() {
+    let out = sanitized_c_test("documents_test");
+    assert!(out.contains("documents_test: all checks passed"), "{out}");
+}

@@ -2,10 +2,14 @@
 //! exported function uses for its arguments.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::{c_char, CStr, CString};
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::status::impp_status;
+use crate::doc::Limits;
 use crate::error::{Error, Result};
 
 thread_local! {
@@ -155,4 +159,80 @@ pub(crate) fn owned_c_string(s: String, what: &str) -> Result<*mut c_char> {
     CString::new(s)
         .map(CString::into_raw)
         .map_err(|_| Error::InvalidArgument(format!("{what} contains a NUL character")))
+}
+
+/// NUL-terminated copies of the strings a handle has handed out, one per field key, so that
+/// a borrowed pointer stays valid until the handle is next modified (which clears the cache)
+/// or freed. A `CString`'s buffer does not move when the map grows, so pointers survive
+/// later insertions.
+pub(crate) struct StrCache<K>(RefCell<HashMap<K, CString>>);
+
+impl<K: Copy + Eq + Hash + Debug> StrCache<K> {
+    pub(crate) fn new() -> StrCache<K> {
+        StrCache(RefCell::new(HashMap::new()))
+    }
+
+    /// A pointer to a NUL-terminated copy of `value`, kept under `key`.
+    pub(crate) fn get(&self, key: K, value: &str) -> Result<*const c_char> {
+        let mut strings = self.0.borrow_mut();
+        if let Some(c) = strings.get(&key) {
+            return Ok(c.as_ptr());
+        }
+        let c = CString::new(value)
+            .map_err(|_| Error::InvalidArgument(format!("{key:?} contains a NUL character")))?;
+        let ptr = c.as_ptr();
+        strings.insert(key, c);
+        Ok(ptr)
+    }
+
+    /// As [`StrCache::get`], NULL for `None`.
+    pub(crate) fn get_opt(&self, key: K, value: Option<&str>) -> Result<*const c_char> {
+        value.map_or(Ok(std::ptr::null()), |v| self.get(key, v))
+    }
+
+    /// Forgets every copy: call before modifying the document the strings came from.
+    pub(crate) fn clear(&mut self) {
+        self.0.get_mut().clear();
+    }
+}
+
+/// The text of a document passed as `(pointer, length)`: the size limit is checked first,
+/// then the bytes must be UTF-8 (`IMPP_ERR_MALFORMED` otherwise, as for any document fault).
+///
+/// # Safety
+/// As [`bytes_arg`].
+pub(crate) unsafe fn document_arg<'a>(
+    ptr: *const c_char,
+    len: usize,
+    doc: &str,
+    limits: &Limits,
+) -> Result<&'a str> {
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { bytes_arg(ptr.cast(), len, doc) }?;
+    limits.check_size(doc, bytes.len())?;
+    std::str::from_utf8(bytes).map_err(|e| {
+        Error::Malformed(format!(
+            "{doc}: document is not UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
+    })
+}
+
+/// A text value for a document field set from C: not empty, no surrounding blanks and no
+/// control characters, so that it is written and read back unchanged.
+pub(crate) fn field_text<'a>(value: &'a str, what: &str) -> Result<&'a str> {
+    if value.is_empty() {
+        return Err(Error::InvalidArgument(format!("{what} is empty")));
+    }
+    if value.trim() != value {
+        return Err(Error::InvalidArgument(format!(
+            "{what} '{value}' has leading or trailing whitespace"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(format!(
+            "{what} contains a control character"
+        )));
+    }
+    Ok(value)
 }

@@ -6,8 +6,11 @@ use std::cell::OnceCell;
 use std::ffi::{c_char, CString};
 
 use super::boundary::{guard, guard_value, handle, out_arg, write_out};
+use super::dialog::impp_dialog_info;
+use super::mwi::impp_message_summary;
 use super::presence::impp_presence;
 use super::status::impp_status;
+use super::winfo::impp_winfo;
 use crate::engine::{Document, Event, SubscriptionState, TerminationReason};
 use crate::error::Error;
 
@@ -377,4 +380,91 @@ pub unsafe extern "C" fn impp_event_presence(
             )),
         }
     })
+}
+
+/// Writes a new owned handle for the notification's document when it belongs to the package
+/// `make` accepts, else fails with `IMPP_ERR_NOT_FOUND` naming `what`.
+///
+/// # Safety
+/// `event` is NULL or a live event; `out` NULL or writable.
+unsafe fn document_handle<T>(
+    event: *const impp_event,
+    out: *mut *mut T,
+    what: &str,
+    make: impl FnOnce(&Document) -> Option<*mut T>,
+) -> impp_status {
+    guard(|| {
+        out_arg(out, "out")?;
+        // SAFETY: the contract above.
+        let e = unsafe { handle(event, "event") }?;
+        let h = document(e)
+            .and_then(make)
+            .ok_or_else(|| Error::NotFound(format!("the event carries no {what}")))?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out, h) };
+        Ok(())
+    })
+}
+
+/// The notification's watcher information document (`presence.winfo` package) as a new,
+/// owned handle (free it with `impp_winfo_free`).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (no watcherinfo document).
+///
+/// # Safety
+/// `event` is NULL or a live event; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_event_winfo(
+    event: *const impp_event,
+    out: *mut *mut impp_winfo,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        document_handle(event, out, "watcherinfo document", |d| match d {
+            Document::Winfo(w) => Some(impp_winfo::from_document(w.clone())),
+            _ => None,
+        })
+    }
+}
+
+/// The notification's dialog-info document (`dialog` package) as a new, owned handle (free
+/// it with `impp_dialog_info_free`).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (no dialog-info document).
+///
+/// # Safety
+/// `event` is NULL or a live event; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_event_dialog_info(
+    event: *const impp_event,
+    out: *mut *mut impp_dialog_info,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        document_handle(event, out, "dialog-info document", |d| match d {
+            Document::Dialog(x) => Some(impp_dialog_info::from_document(x.clone())),
+            _ => None,
+        })
+    }
+}
+
+/// The notification's message summary (`message-summary` package) as a new, owned handle
+/// (free it with `impp_message_summary_free`).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (no message summary).
+///
+/// # Safety
+/// `event` is NULL or a live event; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_event_message_summary(
+    event: *const impp_event,
+    out: *mut *mut impp_message_summary,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        document_handle(event, out, "message summary", |d| match d {
+            Document::MessageSummary(m) => Some(impp_message_summary::from_document(m.clone())),
+            _ => None,
+        })
+    }
 }

@@ -13,22 +13,30 @@
 
 mod boundary;
 mod config;
+mod dialog;
 mod engine;
 mod event;
+mod filter;
 mod log;
+mod mwi;
 mod presence;
 mod presence_caps;
 mod presence_person;
 mod status;
+mod winfo;
 
 pub use config::*;
+pub use dialog::*;
 pub use engine::*;
 pub use event::*;
+pub use filter::*;
 pub use log::*;
+pub use mwi::*;
 pub use presence::*;
 pub use presence_caps::*;
 pub use presence_person::*;
 pub use status::*;
+pub use winfo::*;
 
 #[cfg(test)]
 mod tests {
