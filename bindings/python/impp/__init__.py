@@ -36,6 +36,18 @@ from .errors import (
     UnsafeXml,
     Unsupported,
 )
+from .documents import (
+    Dialog,
+    DialogInfo,
+    Filter,
+    FilterSet,
+    Identity,
+    MessageCounts,
+    MessageSummary,
+    Watcher,
+    Watcherinfo,
+    WatcherList,
+)
 from .events import Event
 from .presence import CAPABILITIES, Activity, Note, Presence, Tuple, UserInput
 
@@ -48,9 +60,14 @@ __all__ = [
     "STATS",
     "Activity",
     "Config",
+    "Dialog",
+    "DialogInfo",
     "Engine",
     "Error",
     "Event",
+    "Filter",
+    "FilterSet",
+    "Identity",
     "Forbidden",
     "InCallback",
     "Internal",
@@ -58,6 +75,8 @@ __all__ = [
     "InvalidArgument",
     "InvalidUri",
     "Malformed",
+    "MessageCounts",
+    "MessageSummary",
     "Note",
     "NotFound",
     "Presence",
@@ -72,6 +91,9 @@ __all__ = [
     "UnsafeXml",
     "Unsupported",
     "UserInput",
+    "Watcher",
+    "WatcherList",
+    "Watcherinfo",
     "library_path",
     "library_version",
     "set_log_level",

@@ -77,10 +77,30 @@ class impp_presence(ctypes.Structure):
     pass
 
 
+class impp_winfo(ctypes.Structure):
+    pass
+
+
+class impp_dialog_info(ctypes.Structure):
+    pass
+
+
+class impp_message_summary(ctypes.Structure):
+    pass
+
+
+class impp_filter_set(ctypes.Structure):
+    pass
+
+
 ConfigP = POINTER(impp_config)
 EngineP = POINTER(impp_engine)
 EventP = POINTER(impp_event)
 PresenceP = POINTER(impp_presence)
+WinfoP = POINTER(impp_winfo)
+DialogInfoP = POINTER(impp_dialog_info)
+MessageSummaryP = POINTER(impp_message_summary)
+FilterSetP = POINTER(impp_filter_set)
 
 # Borrowed strings coming out are c_char_p (ctypes copies them into bytes at once). Owned
 # strings coming out are c_void_p, so this package keeps the pointer to hand back to
@@ -254,6 +274,120 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "impp_presence_person_note": (
         _status,
         [PresenceP, c_size_t, _borrowed_out, _borrowed_out],
+    ),
+    # An Event keeps a copy of its body and parses that (see events.py); these are declared
+    # so that this table covers the whole document API of the header.
+    "impp_event_presence": (_status, [EventP, POINTER(PresenceP)]),
+    "impp_event_winfo": (_status, [EventP, POINTER(WinfoP)]),
+    "impp_event_dialog_info": (_status, [EventP, POINTER(DialogInfoP)]),
+    "impp_event_message_summary": (_status, [EventP, POINTER(MessageSummaryP)]),
+    # Watcher information (read-only)
+    "impp_winfo_parse": (_status, [c_char_p, c_size_t, POINTER(WinfoP)]),
+    "impp_winfo_free": (None, [WinfoP]),
+    "impp_winfo_to_xml": (_status, [WinfoP, _owned_out, POINTER(c_size_t)]),
+    "impp_winfo_version": (_status, [WinfoP, POINTER(c_uint32)]),
+    "impp_winfo_state": (_status, [WinfoP, POINTER(_enum)]),
+    "impp_winfo_list_count": (c_size_t, [WinfoP]),
+    "impp_winfo_list_resource": (_status, [WinfoP, c_size_t, _borrowed_out]),
+    "impp_winfo_list_package": (_status, [WinfoP, c_size_t, _borrowed_out]),
+    "impp_winfo_watcher_count": (c_size_t, [WinfoP, c_size_t]),
+    "impp_winfo_watcher_id": (_status, [WinfoP, c_size_t, c_size_t, _borrowed_out]),
+    "impp_winfo_watcher_uri": (_status, [WinfoP, c_size_t, c_size_t, _borrowed_out]),
+    "impp_winfo_watcher_status": (_status, [WinfoP, c_size_t, c_size_t, POINTER(_enum)]),
+    "impp_winfo_watcher_event": (_status, [WinfoP, c_size_t, c_size_t, POINTER(_enum)]),
+    "impp_winfo_watcher_display_name": (
+        _status,
+        [WinfoP, c_size_t, c_size_t, _borrowed_out],
+    ),
+    "impp_winfo_watcher_duration_subscribed": (
+        _status,
+        [WinfoP, c_size_t, c_size_t, POINTER(c_int64)],
+    ),
+    "impp_winfo_watcher_expiration": (
+        _status,
+        [WinfoP, c_size_t, c_size_t, POINTER(c_int64)],
+    ),
+    # Dialog information
+    "impp_dialog_info_new": (_status, [c_char_p, POINTER(DialogInfoP)]),
+    "impp_dialog_info_parse": (_status, [c_char_p, c_size_t, POINTER(DialogInfoP)]),
+    "impp_dialog_info_free": (None, [DialogInfoP]),
+    "impp_dialog_info_to_xml": (_status, [DialogInfoP, _owned_out, POINTER(c_size_t)]),
+    "impp_dialog_info_version": (_status, [DialogInfoP, POINTER(c_uint32)]),
+    "impp_dialog_info_state": (_status, [DialogInfoP, POINTER(_enum)]),
+    "impp_dialog_info_entity": (_status, [DialogInfoP, _borrowed_out]),
+    "impp_dialog_info_dialog_count": (c_size_t, [DialogInfoP]),
+    "impp_dialog_info_dialog_id": (_status, [DialogInfoP, c_size_t, _borrowed_out]),
+    "impp_dialog_info_dialog_call_id": (_status, [DialogInfoP, c_size_t, _borrowed_out]),
+    "impp_dialog_info_dialog_local_tag": (_status, [DialogInfoP, c_size_t, _borrowed_out]),
+    "impp_dialog_info_dialog_remote_tag": (_status, [DialogInfoP, c_size_t, _borrowed_out]),
+    "impp_dialog_info_dialog_direction": (_status, [DialogInfoP, c_size_t, POINTER(_enum)]),
+    "impp_dialog_info_dialog_state": (
+        _status,
+        [DialogInfoP, c_size_t, POINTER(_enum), POINTER(_enum), POINTER(c_int)],
+    ),
+    "impp_dialog_info_dialog_local_identity": (
+        _status,
+        [DialogInfoP, c_size_t, _borrowed_out, _borrowed_out],
+    ),
+    "impp_dialog_info_dialog_remote_identity": (
+        _status,
+        [DialogInfoP, c_size_t, _borrowed_out, _borrowed_out],
+    ),
+    "impp_dialog_info_add_dialog": (
+        _status,
+        [DialogInfoP, c_char_p, c_int, POINTER(c_size_t)],
+    ),
+    "impp_dialog_info_remove_dialog": (_status, [DialogInfoP, c_size_t]),
+    "impp_dialog_info_dialog_set_state": (_status, [DialogInfoP, c_size_t, c_int, c_int, c_int]),
+    "impp_dialog_info_dialog_set_call_id": (_status, [DialogInfoP, c_size_t, c_char_p]),
+    "impp_dialog_info_dialog_set_local_tag": (_status, [DialogInfoP, c_size_t, c_char_p]),
+    "impp_dialog_info_dialog_set_remote_tag": (_status, [DialogInfoP, c_size_t, c_char_p]),
+    "impp_dialog_info_dialog_set_direction": (_status, [DialogInfoP, c_size_t, c_int]),
+    "impp_dialog_info_dialog_set_remote_identity": (
+        _status,
+        [DialogInfoP, c_size_t, c_char_p, c_char_p],
+    ),
+    # Message summaries
+    "impp_message_summary_new": (_status, [c_bool, POINTER(MessageSummaryP)]),
+    "impp_message_summary_parse": (_status, [c_char_p, c_size_t, POINTER(MessageSummaryP)]),
+    "impp_message_summary_free": (None, [MessageSummaryP]),
+    "impp_message_summary_to_text": (
+        _status,
+        [MessageSummaryP, _owned_out, POINTER(c_size_t)],
+    ),
+    "impp_message_summary_messages_waiting": (_status, [MessageSummaryP, POINTER(c_bool)]),
+    "impp_message_summary_set_messages_waiting": (_status, [MessageSummaryP, c_bool]),
+    "impp_message_summary_account": (_status, [MessageSummaryP, _borrowed_out]),
+    "impp_message_summary_set_account": (_status, [MessageSummaryP, c_char_p]),
+    "impp_message_summary_class_count": (c_size_t, [MessageSummaryP]),
+    "impp_message_summary_class_name": (_status, [MessageSummaryP, c_size_t, _borrowed_out]),
+    "impp_message_summary_class_counts": (
+        _status,
+        [
+            MessageSummaryP,
+            c_size_t,
+            POINTER(c_uint32),
+            POINTER(c_uint32),
+            POINTER(c_int64),
+            POINTER(c_int64),
+        ],
+    ),
+    "impp_message_summary_set_count": (
+        _status,
+        [MessageSummaryP, c_char_p, c_uint32, c_uint32, POINTER(c_size_t)],
+    ),
+    "impp_message_summary_set_urgent": (_status, [MessageSummaryP, c_char_p, c_int64, c_int64]),
+    # Filter sets
+    "impp_filter_set_parse": (_status, [c_char_p, c_size_t, POINTER(FilterSetP)]),
+    "impp_filter_set_free": (None, [FilterSetP]),
+    "impp_filter_set_to_xml": (_status, [FilterSetP, _owned_out, POINTER(c_size_t)]),
+    "impp_filter_set_filter_count": (c_size_t, [FilterSetP]),
+    "impp_filter_set_filter_id": (_status, [FilterSetP, c_size_t, _borrowed_out]),
+    "impp_filter_set_filter_uri": (_status, [FilterSetP, c_size_t, _borrowed_out]),
+    "impp_filter_set_filter_domain": (_status, [FilterSetP, c_size_t, _borrowed_out]),
+    "impp_filter_set_apply": (
+        _status,
+        [FilterSetP, c_char_p, PresenceP, POINTER(PresenceP)],
     ),
 }
 

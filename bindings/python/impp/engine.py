@@ -20,6 +20,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optiona
 from . import _ffi
 from ._ffi import body_bytes, check, encode, encode_optional, lib
 from .errors import NotFound, Shutdown
+from .documents import DialogInfo, MessageSummary
 from .events import STATES, Event
 from .presence import Presence
 
@@ -371,14 +372,25 @@ class Engine:
     def publish(
         self,
         presentity: str,
-        body: Union[str, bytes, Presence],
-        package: str = "presence",
+        body: Union[str, bytes, Presence, DialogInfo, MessageSummary],
+        package: Optional[str] = None,
         expires: Optional[int] = None,
     ) -> str:
-        """Publishes a document (text, bytes, or a :class:`Presence`) and returns its entity
-        tag. ``expires`` in seconds (None: the configured default)."""
+        """Publishes a document (text, bytes, a :class:`Presence`, a :class:`DialogInfo` or a
+        :class:`MessageSummary`) and returns its entity tag. ``package`` defaults to the
+        document's own (``"presence"`` for text). ``expires`` in seconds (None: the
+        configured default)."""
         exp = 0 if expires is None else expires
         out = c_void_p()
+        if isinstance(body, (DialogInfo, MessageSummary)):
+            if package is not None and package != body.PACKAGE:
+                raise ValueError(
+                    f"a {type(body).__name__} is published in {body.PACKAGE!r}, not {package!r}"
+                )
+            package = body.PACKAGE
+            body = bytes(body)
+        if package is None:
+            package = "presence"
         if isinstance(body, Presence):
             if package != "presence":
                 raise ValueError(f"a Presence document is published in 'presence', not {package!r}")
@@ -418,9 +430,18 @@ class Engine:
         return _ffi.take_owned(out) or ""
 
     def modify_publication(
-        self, etag: str, body: Union[str, bytes, Presence], package: str = "presence"
+        self,
+        etag: str,
+        body: Union[str, bytes, Presence, DialogInfo, MessageSummary],
+        package: Optional[str] = None,
     ) -> str:
-        """Replaces a publication's document; returns the new entity tag."""
+        """Replaces a publication's document; returns the new entity tag. ``package``
+        defaults to the document's own (``"presence"`` for text)."""
+        if isinstance(body, (DialogInfo, MessageSummary)):
+            package = body.PACKAGE if package is None else package
+            body = bytes(body)
+        if package is None:
+            package = "presence"
         data = body_bytes(body.to_xml() if isinstance(body, Presence) else body, "body")
         out = c_void_p()
         with self._use() as h:

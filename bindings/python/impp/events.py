@@ -65,6 +65,33 @@ class Event:
 
         return Presence.parse(self.body)
 
+    def winfo(self):
+        """The body parsed as a :class:`impp.Watcherinfo` (a new handle the caller owns), or
+        None when the event carries no watcherinfo document (``presence.winfo`` package)."""
+        if self.body is None or self.package != "presence.winfo":
+            return None
+        from .documents import Watcherinfo
+
+        return Watcherinfo.parse(self.body)
+
+    def dialog_info(self):
+        """The body parsed as a :class:`impp.DialogInfo` (a new handle the caller owns), or
+        None when the event carries no dialog-info document (``dialog`` package)."""
+        if self.body is None or self.package != "dialog":
+            return None
+        from .documents import DialogInfo
+
+        return DialogInfo.parse(self.body)
+
+    def message_summary(self):
+        """The body parsed as a :class:`impp.MessageSummary` (a new handle the caller owns),
+        or None when the event carries no message summary (``message-summary`` package)."""
+        if self.body is None or self.package != "message-summary":
+            return None
+        from .documents import MessageSummary
+
+        return MessageSummary.parse(self.body)
+
     @classmethod
     def _copy(cls, event) -> "Event":
         """Reads every field of a live C event (borrowed or owned) into a new Event."""

@@ -116,6 +116,23 @@ def test_prototypes_match_the_header():
                 assert mine == ctypes.POINTER(ctypes.c_void_p), f"{name} arg {i}"
 
 
+def test_every_document_function_of_the_header_is_declared():
+    # A function added to the header for these handles must get a prototype here too (the
+    # test above then checks it against its declaration).
+    prefixes = (
+        "impp_winfo_",
+        "impp_dialog_info_",
+        "impp_message_summary_",
+        "impp_filter_set_",
+        "impp_presence_",
+        "impp_event_",
+    )
+    wanted = {name for name in header_functions() if name.startswith(prefixes)}
+    assert {"impp_event_winfo", "impp_filter_set_apply", "impp_winfo_parse"} <= wanted
+    missing = wanted - set(_ffi.PROTOTYPES)
+    assert not missing, f"declared in include/impp.h but not in _ffi.PROTOTYPES: {sorted(missing)}"
+
+
 def test_abi_version_matches_the_header():
     define = re.search(r"#define IMPP_ABI_VERSION (\d+)", HEADER.read_text())
     assert int(define.group(1)) == impp.ABI_VERSION == _ffi.lib.impp_abi_version()
