@@ -3,8 +3,9 @@
  *
  * - Every failing call throws impp::Error, which carries the impp_status and the message of
  *   impp_last_error() taken on the calling thread at the moment of failure.
- * - Handles (Presence, Config, Engine, Event) are move-only RAII owners; a moved-from object
- *   holds nothing and may only be destroyed or assigned to.
+ * - Handles (Presence, Watcherinfo, DialogInfo, MessageSummary, FilterSet, Config, Engine,
+ *   Event) are move-only RAII owners; a moved-from object holds nothing and may only be
+ *   destroyed or assigned to.
  * - Strings returned by value are copies; std::string_view results are borrowed from the
  *   object they came from and live as long as it (the lifetime rules of impp.h).
  *
@@ -249,6 +250,487 @@ private:
     std::unique_ptr<impp_presence, detail::PresenceFree> handle_;
 };
 
+namespace detail {
+
+struct WinfoFree {
+    void operator()(impp_winfo *w) const noexcept { impp_winfo_free(w); }
+};
+struct DialogInfoFree {
+    void operator()(impp_dialog_info *d) const noexcept { impp_dialog_info_free(d); }
+};
+struct MessageSummaryFree {
+    void operator()(impp_message_summary *m) const noexcept { impp_message_summary_free(m); }
+};
+struct FilterSetFree {
+    void operator()(impp_filter_set *f) const noexcept { impp_filter_set_free(f); }
+};
+
+inline std::optional<std::string> optional_string(const char *s) {
+    if (s == nullptr) {
+        return std::nullopt;
+    }
+    return std::string(s);
+}
+
+/* Calls a serializer of the form f(handle, char **out, size_t *len) and takes its string. */
+template <typename Handle, typename Fn>
+std::string serialize(Fn fn, const Handle *handle) {
+    char *text = nullptr;
+    check(fn(handle, &text, nullptr));
+    return take(text);
+}
+
+/* Calls a getter of the form f(handle, index, const char **out): the borrowed string copied,
+ * or none when the library gives NULL. */
+template <typename Handle, typename Fn>
+std::optional<std::string> borrowed_at(Fn fn, const Handle *handle, std::size_t index) {
+    const char *s = nullptr;
+    check(fn(handle, index, &s));
+    return optional_string(s);
+}
+
+}  // namespace detail
+
+/* One watcher of a watched resource (a subscription), copied out of a Watcherinfo. */
+struct Watcher {
+    std::string id;
+    std::string uri;
+    impp_watcher_status status = IMPP_WATCHER_STATUS_PENDING;
+    impp_watcher_event event = IMPP_WATCHER_EVENT_SUBSCRIBE;
+    std::optional<std::string> display_name;
+    /* Seconds the subscription has existed; none when the document does not say. */
+    std::optional<std::int64_t> duration_subscribed;
+    /* Seconds before it expires; none when the document does not say. */
+    std::optional<std::int64_t> expiration;
+};
+
+/* A watcher information document (presence.winfo), read-only: from Watcherinfo::parse or
+ * EventView::winfo(). Lists are indexed from 0, and so are the watchers of each list. */
+class Watcherinfo {
+public:
+    /* Parses watcherinfo XML (throws IMPP_ERR_MALFORMED, _TOO_LARGE or _UNSAFE_XML). */
+    static Watcherinfo parse(std::string_view xml) {
+        impp_winfo *w = nullptr;
+        detail::check(impp_winfo_parse(xml.data(), xml.size(), &w));
+        return adopt(w);
+    }
+
+    /* Takes ownership of a handle from the C API (e.g. impp_event_winfo). */
+    static Watcherinfo adopt(impp_winfo *raw) noexcept { return Watcherinfo(raw); }
+
+    Watcherinfo(Watcherinfo &&) noexcept = default;
+    Watcherinfo &operator=(Watcherinfo &&) noexcept = default;
+    Watcherinfo(const Watcherinfo &) = delete;
+    Watcherinfo &operator=(const Watcherinfo &) = delete;
+
+    std::string to_xml() const { return detail::serialize(impp_winfo_to_xml, get()); }
+
+    std::uint32_t version() const {
+        std::uint32_t v = 0;
+        detail::check(impp_winfo_version(get(), &v));
+        return v;
+    }
+
+    impp_doc_state state() const {
+        impp_doc_state s = IMPP_DOC_STATE_FULL;
+        detail::check(impp_winfo_state(get(), &s));
+        return s;
+    }
+
+    std::size_t list_count() const noexcept { return impp_winfo_list_count(get()); }
+
+    /* The watched resource of a list (a URI). */
+    std::string list_resource(std::size_t list) const {
+        return detail::borrowed_at(impp_winfo_list_resource, get(), list).value_or("");
+    }
+
+    /* The event package of a list ("presence", "dialog", ...). */
+    std::string list_package(std::size_t list) const {
+        return detail::borrowed_at(impp_winfo_list_package, get(), list).value_or("");
+    }
+
+    /* 0 for a list index out of range. */
+    std::size_t watcher_count(std::size_t list) const noexcept {
+        return impp_winfo_watcher_count(get(), list);
+    }
+
+    Watcher watcher(std::size_t list, std::size_t index) const {
+        const impp_winfo *w = get();
+        Watcher out;
+        const char *s = nullptr;
+        detail::check(impp_winfo_watcher_id(w, list, index, &s));
+        out.id = detail::view(s);
+        detail::check(impp_winfo_watcher_uri(w, list, index, &s));
+        out.uri = detail::view(s);
+        detail::check(impp_winfo_watcher_status(w, list, index, &out.status));
+        detail::check(impp_winfo_watcher_event(w, list, index, &out.event));
+        detail::check(impp_winfo_watcher_display_name(w, list, index, &s));
+        out.display_name = detail::optional_string(s);
+        std::int64_t secs = -1;
+        detail::check(impp_winfo_watcher_duration_subscribed(w, list, index, &secs));
+        if (secs >= 0) {
+            out.duration_subscribed = secs;
+        }
+        secs = -1;
+        detail::check(impp_winfo_watcher_expiration(w, list, index, &secs));
+        if (secs >= 0) {
+            out.expiration = secs;
+        }
+        return out;
+    }
+
+    /* Every watcher of a list, in document order. */
+    std::vector<Watcher> watchers(std::size_t list) const {
+        std::vector<Watcher> found;
+        const std::size_t n = watcher_count(list);
+        found.reserve(n);
+        for (std::size_t i = 0; i < n; i++) {
+            found.push_back(watcher(list, i));
+        }
+        return found;
+    }
+
+    const impp_winfo *get() const noexcept { return handle_.get(); }
+    impp_winfo *release() noexcept { return handle_.release(); }
+
+private:
+    explicit Watcherinfo(impp_winfo *raw) noexcept : handle_(raw) {}
+    std::unique_ptr<impp_winfo, detail::WinfoFree> handle_;
+};
+
+/* A party of a dialog: its URI and display name. */
+struct Identity {
+    std::string uri;
+    std::optional<std::string> display;
+};
+
+/* The state of a dialog, why it got there, and the SIP response code behind it. */
+struct DialogState {
+    impp_dialog_state state = IMPP_DIALOG_STATE_TRYING;
+    impp_dialog_event event = IMPP_DIALOG_EVENT_NONE;
+    std::optional<int> code;
+};
+
+/* A dialog information document (the "dialog" package: busy lamps). Dialogs are indexed from
+ * 0 in document order. */
+class DialogInfo {
+public:
+    /* An idle document for `entity` (version 0, full, no dialogs). */
+    explicit DialogInfo(const std::string &entity) {
+        impp_dialog_info *d = nullptr;
+        detail::check(impp_dialog_info_new(entity.c_str(), &d));
+        handle_.reset(d);
+    }
+
+    /* Parses dialog-info XML (throws IMPP_ERR_MALFORMED, _TOO_LARGE or _UNSAFE_XML). */
+    static DialogInfo parse(std::string_view xml) {
+        impp_dialog_info *d = nullptr;
+        detail::check(impp_dialog_info_parse(xml.data(), xml.size(), &d));
+        return adopt(d);
+    }
+
+    /* Takes ownership of a handle from the C API (e.g. impp_event_dialog_info). */
+    static DialogInfo adopt(impp_dialog_info *raw) noexcept { return DialogInfo(raw); }
+
+    DialogInfo(DialogInfo &&) noexcept = default;
+    DialogInfo &operator=(DialogInfo &&) noexcept = default;
+    DialogInfo(const DialogInfo &) = delete;
+    DialogInfo &operator=(const DialogInfo &) = delete;
+
+    /* The document, ready for Engine::publish in the "dialog" package. */
+    std::string to_xml() const { return detail::serialize(impp_dialog_info_to_xml, get()); }
+
+    std::uint32_t version() const {
+        std::uint32_t v = 0;
+        detail::check(impp_dialog_info_version(get(), &v));
+        return v;
+    }
+
+    impp_doc_state state() const {
+        impp_doc_state s = IMPP_DOC_STATE_FULL;
+        detail::check(impp_dialog_info_state(get(), &s));
+        return s;
+    }
+
+    std::string entity() const {
+        const char *s = nullptr;
+        detail::check(impp_dialog_info_entity(get(), &s));
+        return std::string(detail::view(s));
+    }
+
+    std::size_t dialog_count() const noexcept { return impp_dialog_info_dialog_count(get()); }
+
+    std::string dialog_id(std::size_t index) const {
+        return detail::borrowed_at(impp_dialog_info_dialog_id, get(), index).value_or("");
+    }
+
+    std::optional<std::string> call_id(std::size_t index) const {
+        return detail::borrowed_at(impp_dialog_info_dialog_call_id, get(), index);
+    }
+
+    std::optional<std::string> local_tag(std::size_t index) const {
+        return detail::borrowed_at(impp_dialog_info_dialog_local_tag, get(), index);
+    }
+
+    std::optional<std::string> remote_tag(std::size_t index) const {
+        return detail::borrowed_at(impp_dialog_info_dialog_remote_tag, get(), index);
+    }
+
+    impp_dialog_direction direction(std::size_t index) const {
+        impp_dialog_direction d = IMPP_DIALOG_DIRECTION_NONE;
+        detail::check(impp_dialog_info_dialog_direction(get(), index, &d));
+        return d;
+    }
+
+    DialogState dialog_state(std::size_t index) const {
+        DialogState out;
+        int code = -1;
+        detail::check(impp_dialog_info_dialog_state(get(), index, &out.state, &out.event, &code));
+        if (code >= 0) {
+            out.code = code;
+        }
+        return out;
+    }
+
+    /* The entity's own identity in the dialog; none when the document gives none. */
+    std::optional<Identity> local_identity(std::size_t index) const {
+        return identity(impp_dialog_info_dialog_local_identity, index);
+    }
+
+    /* The other party's identity in the dialog; none when the document gives none. */
+    std::optional<Identity> remote_identity(std::size_t index) const {
+        return identity(impp_dialog_info_dialog_remote_identity, index);
+    }
+
+    /* Appends a dialog; returns its index. */
+    std::size_t add_dialog(const std::string &id, impp_dialog_state state) {
+        std::size_t index = 0;
+        detail::check(impp_dialog_info_add_dialog(get(), id.c_str(), state, &index));
+        return index;
+    }
+
+    void remove_dialog(std::size_t index) {
+        detail::check(impp_dialog_info_remove_dialog(get(), index));
+    }
+
+    /* `code` a SIP response code from 100 to 699, or none. */
+    void set_state(std::size_t index, impp_dialog_state state,
+                   impp_dialog_event event = IMPP_DIALOG_EVENT_NONE,
+                   std::optional<int> code = std::nullopt) {
+        detail::check(
+            impp_dialog_info_dialog_set_state(get(), index, state, event, code.value_or(-1)));
+    }
+
+    /* Sets (none: removes) the SIP Call-ID. */
+    void set_call_id(std::size_t index, const std::optional<std::string> &call_id) {
+        detail::check(
+            impp_dialog_info_dialog_set_call_id(get(), index, detail::c_str_or_null(call_id)));
+    }
+
+    void set_local_tag(std::size_t index, const std::optional<std::string> &tag) {
+        detail::check(
+            impp_dialog_info_dialog_set_local_tag(get(), index, detail::c_str_or_null(tag)));
+    }
+
+    void set_remote_tag(std::size_t index, const std::optional<std::string> &tag) {
+        detail::check(
+            impp_dialog_info_dialog_set_remote_tag(get(), index, detail::c_str_or_null(tag)));
+    }
+
+    /* IMPP_DIALOG_DIRECTION_NONE removes it. */
+    void set_direction(std::size_t index, impp_dialog_direction direction) {
+        detail::check(impp_dialog_info_dialog_set_direction(get(), index, direction));
+    }
+
+    /* Sets (`uri` none: removes) the other party's identity. */
+    void set_remote_identity(std::size_t index, const std::optional<std::string> &uri,
+                             const std::optional<std::string> &display = std::nullopt) {
+        detail::check(impp_dialog_info_dialog_set_remote_identity(
+            get(), index, detail::c_str_or_null(uri), detail::c_str_or_null(display)));
+    }
+
+    const impp_dialog_info *get() const noexcept { return handle_.get(); }
+    impp_dialog_info *get() noexcept { return handle_.get(); }
+    impp_dialog_info *release() noexcept { return handle_.release(); }
+
+private:
+    explicit DialogInfo(impp_dialog_info *raw) noexcept : handle_(raw) {}
+
+    template <typename Fn>
+    std::optional<Identity> identity(Fn fn, std::size_t index) const {
+        const char *uri = nullptr;
+        const char *display = nullptr;
+        detail::check(fn(get(), index, &uri, &display));
+        if (uri == nullptr) {
+            return std::nullopt;
+        }
+        return Identity{std::string(uri), detail::optional_string(display)};
+    }
+
+    std::unique_ptr<impp_dialog_info, detail::DialogInfoFree> handle_;
+};
+
+/* The counts of one message class; the urgent ones are none when not given. */
+struct MessageCounts {
+    std::uint32_t new_messages = 0;
+    std::uint32_t old_messages = 0;
+    std::optional<std::uint32_t> urgent_new;
+    std::optional<std::uint32_t> urgent_old;
+};
+
+/* A message summary (the "message-summary" package: voicemail lamps). Classes are indexed
+ * from 0 in body order. */
+class MessageSummary {
+public:
+    /* A summary with only the lamp state. */
+    explicit MessageSummary(bool messages_waiting = false) {
+        impp_message_summary *m = nullptr;
+        detail::check(impp_message_summary_new(messages_waiting, &m));
+        handle_.reset(m);
+    }
+
+    /* Parses a body (throws IMPP_ERR_MALFORMED or _TOO_LARGE). */
+    static MessageSummary parse(std::string_view text) {
+        impp_message_summary *m = nullptr;
+        detail::check(impp_message_summary_parse(text.data(), text.size(), &m));
+        return adopt(m);
+    }
+
+    /* Takes ownership of a handle from the C API (e.g. impp_event_message_summary). */
+    static MessageSummary adopt(impp_message_summary *raw) noexcept { return MessageSummary(raw); }
+
+    MessageSummary(MessageSummary &&) noexcept = default;
+    MessageSummary &operator=(MessageSummary &&) noexcept = default;
+    MessageSummary(const MessageSummary &) = delete;
+    MessageSummary &operator=(const MessageSummary &) = delete;
+
+    /* The body (CRLF line ends), ready for Engine::publish in "message-summary". */
+    std::string to_text() const { return detail::serialize(impp_message_summary_to_text, get()); }
+
+    bool messages_waiting() const {
+        bool waiting = false;
+        detail::check(impp_message_summary_messages_waiting(get(), &waiting));
+        return waiting;
+    }
+
+    void set_messages_waiting(bool waiting) {
+        detail::check(impp_message_summary_set_messages_waiting(get(), waiting));
+    }
+
+    /* The mailbox URI (Message-Account), if the body gives one. */
+    std::optional<std::string> account() const {
+        const char *s = nullptr;
+        detail::check(impp_message_summary_account(get(), &s));
+        return detail::optional_string(s);
+    }
+
+    /* Sets (none: removes) the mailbox URI. */
+    void set_account(const std::optional<std::string> &account) {
+        detail::check(impp_message_summary_set_account(get(), detail::c_str_or_null(account)));
+    }
+
+    std::size_t class_count() const noexcept { return impp_message_summary_class_count(get()); }
+
+    /* The class name in lower case ("voice-message", ...). */
+    std::string class_name(std::size_t index) const {
+        return detail::borrowed_at(impp_message_summary_class_name, get(), index).value_or("");
+    }
+
+    MessageCounts counts(std::size_t index) const {
+        MessageCounts out;
+        std::int64_t urgent_new = -1;
+        std::int64_t urgent_old = -1;
+        detail::check(impp_message_summary_class_counts(get(), index, &out.new_messages,
+                                                        &out.old_messages, &urgent_new,
+                                                        &urgent_old));
+        if (urgent_new >= 0) {
+            out.urgent_new = static_cast<std::uint32_t>(urgent_new);
+        }
+        if (urgent_old >= 0) {
+            out.urgent_old = static_cast<std::uint32_t>(urgent_old);
+        }
+        return out;
+    }
+
+    /* Sets a class's counts (the name in any case), replacing its line or appending one;
+     * returns the class's index. */
+    std::size_t set_count(const std::string &class_name, std::uint32_t new_messages,
+                          std::uint32_t old_messages) {
+        std::size_t index = 0;
+        detail::check(impp_message_summary_set_count(get(), class_name.c_str(), new_messages,
+                                                     old_messages, &index));
+        return index;
+    }
+
+    /* Sets the urgent counts of a class that has a count line (none: not given). */
+    void set_urgent(const std::string &class_name, std::optional<std::uint32_t> urgent_new,
+                    std::optional<std::uint32_t> urgent_old = std::nullopt) {
+        const std::int64_t n = urgent_new ? static_cast<std::int64_t>(*urgent_new) : -1;
+        const std::int64_t o = urgent_old ? static_cast<std::int64_t>(*urgent_old) : -1;
+        detail::check(impp_message_summary_set_urgent(get(), class_name.c_str(), n, o));
+    }
+
+    const impp_message_summary *get() const noexcept { return handle_.get(); }
+    impp_message_summary *get() noexcept { return handle_.get(); }
+    impp_message_summary *release() noexcept { return handle_.release(); }
+
+private:
+    explicit MessageSummary(impp_message_summary *raw) noexcept : handle_(raw) {}
+    std::unique_ptr<impp_message_summary, detail::MessageSummaryFree> handle_;
+};
+
+/* A filter document (RFC 4661 <filter-set>); its XPath is compiled by parse(). */
+class FilterSet {
+public:
+    /* Parses a filter set (throws IMPP_ERR_MALFORMED, _UNSUPPORTED, _TOO_LARGE or
+     * _UNSAFE_XML). */
+    static FilterSet parse(std::string_view xml) {
+        impp_filter_set *f = nullptr;
+        detail::check(impp_filter_set_parse(xml.data(), xml.size(), &f));
+        return adopt(f);
+    }
+
+    static FilterSet adopt(impp_filter_set *raw) noexcept { return FilterSet(raw); }
+
+    FilterSet(FilterSet &&) noexcept = default;
+    FilterSet &operator=(FilterSet &&) noexcept = default;
+    FilterSet(const FilterSet &) = delete;
+    FilterSet &operator=(const FilterSet &) = delete;
+
+    std::string to_xml() const { return detail::serialize(impp_filter_set_to_xml, get()); }
+
+    std::size_t filter_count() const noexcept { return impp_filter_set_filter_count(get()); }
+
+    std::string filter_id(std::size_t index) const {
+        return detail::borrowed_at(impp_filter_set_filter_id, get(), index).value_or("");
+    }
+
+    /* The one resource the filter applies to, if it names one. */
+    std::optional<std::string> filter_uri(std::size_t index) const {
+        return detail::borrowed_at(impp_filter_set_filter_uri, get(), index);
+    }
+
+    /* The domain whose resources the filter applies to, if it names one. */
+    std::optional<std::string> filter_domain(std::size_t index) const {
+        return detail::borrowed_at(impp_filter_set_filter_domain, get(), index);
+    }
+
+    /* What a watcher of `resource` may see of `document` (which is only read), as a new
+     * document; a copy when no filter applies. */
+    Presence apply(const std::string &resource, const Presence &document) const {
+        impp_presence *out = nullptr;
+        detail::check(impp_filter_set_apply(get(), resource.c_str(), document.get(), &out));
+        return Presence::adopt(out);
+    }
+
+    const impp_filter_set *get() const noexcept { return handle_.get(); }
+    impp_filter_set *release() noexcept { return handle_.release(); }
+
+private:
+    explicit FilterSet(impp_filter_set *raw) noexcept : handle_(raw) {}
+    std::unique_ptr<impp_filter_set, detail::FilterSetFree> handle_;
+};
+
 /* An engine configuration. Setters return the object for chaining, on lvalues and on
  * temporaries alike: `Engine engine(Config().workers(2).manual_clock());` */
 class Config {
@@ -402,6 +884,42 @@ public:
         return Presence::adopt(p);
     }
 
+    /* The watcher information document as a new, owned handle; none unless a
+     * presence.winfo notification with a document. */
+    std::optional<Watcherinfo> winfo() const {
+        impp_winfo *w = nullptr;
+        const impp_status status = impp_event_winfo(event_, &w);
+        if (status == IMPP_ERR_NOT_FOUND) {
+            return std::nullopt;
+        }
+        detail::check(status);
+        return Watcherinfo::adopt(w);
+    }
+
+    /* The dialog-info document as a new, owned handle; none unless a dialog notification
+     * with a document. */
+    std::optional<DialogInfo> dialog_info() const {
+        impp_dialog_info *d = nullptr;
+        const impp_status status = impp_event_dialog_info(event_, &d);
+        if (status == IMPP_ERR_NOT_FOUND) {
+            return std::nullopt;
+        }
+        detail::check(status);
+        return DialogInfo::adopt(d);
+    }
+
+    /* The message summary as a new, owned handle; none unless a message-summary
+     * notification with a document. */
+    std::optional<MessageSummary> message_summary() const {
+        impp_message_summary *m = nullptr;
+        const impp_status status = impp_event_message_summary(event_, &m);
+        if (status == IMPP_ERR_NOT_FOUND) {
+            return std::nullopt;
+        }
+        detail::check(status);
+        return MessageSummary::adopt(m);
+    }
+
     const impp_event *get() const noexcept { return event_; }
 
 protected:
@@ -511,6 +1029,19 @@ public:
         detail::check(impp_engine_publish_presence(engine_, presentity.c_str(), document.get(),
                                                    expires, &etag));
         return detail::take(etag);
+    }
+
+    /* Publishes a dialog-info document in the "dialog" package; returns the entity tag. */
+    std::string publish(const std::string &presentity, const DialogInfo &document,
+                        std::uint32_t expires = 0) const {
+        return publish(presentity, "dialog", document.to_xml(), expires);
+    }
+
+    /* Publishes a message summary in the "message-summary" package; returns the entity
+     * tag. */
+    std::string publish(const std::string &presentity, const MessageSummary &document,
+                        std::uint32_t expires = 0) const {
+        return publish(presentity, "message-summary", document.to_text(), expires);
     }
 
     /* Extends a publication; returns its new entity tag (the old one stops working). */

@@ -1,5 +1,7 @@
 // The C++17 wrapper (bindings/c/impp.hpp) used as a C++ program uses it, under ASan/UBSan.
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -399,6 +401,240 @@ void test_callbacks() {
     CHECK(log.use_count() == 1);
 }
 
+const std::string WINFO =
+    "<watcherinfo xmlns='urn:ietf:params:xml:ns:watcherinfo' version='2' state='full'>"
+    "<watcher-list resource='sip:alice@example.test' package='presence'>"
+    "<watcher id='a1' status='active' event='approved' display-name='Bob'"
+    " duration-subscribed='30' expiration='570'>sip:bob@example.test</watcher>"
+    "<watcher id='a2' status='waiting' event='timeout'>sip:dave@example.test</watcher>"
+    "</watcher-list></watcherinfo>";
+
+const std::string DIALOGS =
+    "<dialog-info xmlns='urn:ietf:params:xml:ns:dialog-info' version='5' state='partial'"
+    " entity='sip:alice@example.test'>"
+    "<dialog id='c1' call-id='k@host' local-tag='x' direction='recipient'>"
+    "<state event='cancelled' code='487'>terminated</state>"
+    "<remote><identity display='Dave'>sip:dave@example.test</identity></remote></dialog>"
+    "<dialog id='c2'><state>proceeding</state></dialog></dialog-info>";
+
+const std::string FILTERS =
+    "<filter-set xmlns='urn:ietf:params:xml:ns:simple-filter' package='presence'>"
+    "<ns-bindings><ns-binding prefix='pidf' urn='urn:ietf:params:xml:ns:pidf'/></ns-bindings>"
+    "<filter id='for-bob' uri='sip:bob@example.test'>"
+    "<what><include>/pidf:presence/pidf:tuple[@id='desk']</include></what></filter>"
+    "<filter id='others' domain='other.test'>"
+    "<what><include>/pidf:presence/pidf:note</include></what></filter></filter-set>";
+
+void test_watcherinfo() {
+    impp::Watcherinfo w = impp::Watcherinfo::parse(WINFO);
+    CHECK(w.version() == 2 && w.state() == IMPP_DOC_STATE_FULL);
+    CHECK(w.list_count() == 1);
+    CHECK(w.list_resource(0) == ALICE && w.list_package(0) == "presence");
+    CHECK(w.watcher_count(0) == 2 && w.watcher_count(1) == 0);
+    std::vector<impp::Watcher> all = w.watchers(0);
+    CHECK(all.size() == 2);
+    if (all.size() == 2) {
+        CHECK(all[0].id == "a1" && all[0].uri == BOB);
+        CHECK(all[0].status == IMPP_WATCHER_STATUS_ACTIVE);
+        CHECK(all[0].event == IMPP_WATCHER_EVENT_APPROVED);
+        CHECK(all[0].display_name == std::optional<std::string>("Bob"));
+        CHECK(all[0].duration_subscribed == std::optional<std::int64_t>(30));
+        CHECK(all[0].expiration == std::optional<std::int64_t>(570));
+        CHECK(all[1].uri == DAVE && all[1].status == IMPP_WATCHER_STATUS_WAITING);
+        CHECK(all[1].event == IMPP_WATCHER_EVENT_TIMEOUT);
+        CHECK(!all[1].display_name && !all[1].duration_subscribed && !all[1].expiration);
+    }
+    impp::Watcherinfo again = impp::Watcherinfo::parse(w.to_xml());
+    CHECK(again.watchers(0).size() == 2 && again.watcher(0, 1).id == "a2");
+    impp::Watcherinfo moved = std::move(again);
+    CHECK(again.get() == nullptr);  // NOLINT(bugprone-use-after-move): checking the moved-from state
+    CHECK(moved.version() == 2);
+
+    CHECK_THROWS(w.watcher(0, 2), IMPP_ERR_NOT_FOUND);
+    CHECK_THROWS(w.list_resource(1), IMPP_ERR_NOT_FOUND);
+    CHECK_THROWS(impp::Watcherinfo::parse(WINFO.substr(0, 40)), IMPP_ERR_MALFORMED);
+    CHECK_THROWS(impp::Watcherinfo::parse("<!DOCTYPE x [<!ENTITY a 'b'>]><x/>"),
+                 IMPP_ERR_UNSAFE_XML);
+    CHECK_THROWS(impp::Watcherinfo::parse(DIALOGS), IMPP_ERR_MALFORMED);
+}
+
+void test_dialog_info() {
+    impp::DialogInfo d = impp::DialogInfo::parse(DIALOGS);
+    CHECK(d.version() == 5 && d.state() == IMPP_DOC_STATE_PARTIAL);
+    CHECK(d.entity() == ALICE && d.dialog_count() == 2);
+    CHECK(d.dialog_id(0) == "c1" && d.dialog_id(1) == "c2");
+    CHECK(d.call_id(0) == std::optional<std::string>("k@host") && !d.call_id(1));
+    CHECK(d.local_tag(0) == std::optional<std::string>("x") && !d.remote_tag(0));
+    CHECK(d.direction(0) == IMPP_DIALOG_DIRECTION_RECIPIENT);
+    CHECK(d.direction(1) == IMPP_DIALOG_DIRECTION_NONE);
+    impp::DialogState st = d.dialog_state(0);
+    CHECK(st.state == IMPP_DIALOG_STATE_TERMINATED && st.event == IMPP_DIALOG_EVENT_CANCELLED);
+    CHECK(st.code == std::optional<int>(487));
+    st = d.dialog_state(1);
+    CHECK(st.state == IMPP_DIALOG_STATE_PROCEEDING && st.event == IMPP_DIALOG_EVENT_NONE && !st.code);
+    std::optional<impp::Identity> remote = d.remote_identity(0);
+    CHECK(remote && remote->uri == DAVE && remote->display == std::optional<std::string>("Dave"));
+    CHECK(!d.local_identity(0) && !d.remote_identity(1));
+    CHECK(impp::DialogInfo::parse(d.to_xml()).dialog_count() == 2);
+
+    // Building a lamp; a refused change leaves the document as it was.
+    impp::DialogInfo lamp(ALICE);
+    CHECK(lamp.version() == 0 && lamp.dialog_count() == 0);
+    CHECK(lamp.add_dialog("l1", IMPP_DIALOG_STATE_EARLY) == 0);
+    lamp.set_direction(0, IMPP_DIALOG_DIRECTION_INITIATOR);
+    lamp.set_call_id(0, std::string("cid@host"));
+    lamp.set_local_tag(0, std::string("lt"));
+    lamp.set_remote_tag(0, std::string("rt"));
+    lamp.set_remote_identity(0, BOB, std::string("Bob"));
+    lamp.set_state(0, IMPP_DIALOG_STATE_TERMINATED, IMPP_DIALOG_EVENT_REJECTED, 603);
+    impp::DialogInfo back = impp::DialogInfo::parse(lamp.to_xml());
+    CHECK(back.call_id(0) == std::optional<std::string>("cid@host"));
+    CHECK(back.remote_tag(0) == std::optional<std::string>("rt"));
+    CHECK(back.dialog_state(0).code == std::optional<int>(603));
+    CHECK(back.remote_identity(0) && back.remote_identity(0)->uri == BOB);
+    lamp.set_call_id(0, std::nullopt);
+    lamp.set_remote_identity(0, std::nullopt);
+    CHECK(!lamp.call_id(0) && !lamp.remote_identity(0));
+    CHECK_THROWS(lamp.add_dialog("l1", IMPP_DIALOG_STATE_TRYING), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(lamp.set_state(0, IMPP_DIALOG_STATE_TERMINATED, IMPP_DIALOG_EVENT_NONE, 42),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(lamp.set_local_tag(0, std::string("")), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(lamp.set_direction(0, static_cast<impp_dialog_direction>(9)),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(lamp.remove_dialog(3), IMPP_ERR_NOT_FOUND);
+    CHECK(lamp.dialog_state(0).event == IMPP_DIALOG_EVENT_REJECTED);
+    lamp.remove_dialog(0);
+    CHECK(lamp.dialog_count() == 0);
+    CHECK_THROWS(impp::DialogInfo("nobody"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(impp::DialogInfo::parse("<dialog-info"), IMPP_ERR_MALFORMED);
+}
+
+void test_message_summary() {
+    impp::MessageSummary m = impp::MessageSummary::parse(
+        "Messages-Waiting: yes\r\nMessage-Account: sip:alice@vmail.example.test\r\n"
+        "Voice-Message: 4/1 (2/0)\r\nPager-Message: 0/3\r\n");
+    CHECK(m.messages_waiting());
+    CHECK(m.account() == std::optional<std::string>("sip:alice@vmail.example.test"));
+    CHECK(m.class_count() == 2);
+    CHECK(m.class_name(0) == "voice-message" && m.class_name(1) == "pager-message");
+    impp::MessageCounts c = m.counts(0);
+    CHECK(c.new_messages == 4 && c.old_messages == 1);
+    CHECK(c.urgent_new == std::optional<std::uint32_t>(2));
+    CHECK(c.urgent_old == std::optional<std::uint32_t>(0));
+    c = m.counts(1);
+    CHECK(c.new_messages == 0 && c.old_messages == 3 && !c.urgent_new && !c.urgent_old);
+    CHECK(impp::MessageSummary::parse(m.to_text()).class_count() == 2);
+
+    impp::MessageSummary built;
+    CHECK(!built.messages_waiting() && !built.account() && built.class_count() == 0);
+    built.set_messages_waiting(true);
+    built.set_account(std::string("sip:bob@vmail.example.test"));
+    CHECK(built.set_count("Voice-Message", 1, 2) == 0);
+    built.set_urgent("voice-message", 1u, 0u);
+    CHECK(built.to_text() ==
+          "Messages-Waiting: yes\r\nMessage-Account: sip:bob@vmail.example.test\r\n"
+          "Voice-Message: 1/2 (1/0)\r\n");
+    built.set_account(std::nullopt);
+    CHECK(!built.account());
+    CHECK_THROWS(built.set_count("Sms", 1, 1), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(built.set_urgent("fax-message", 1u), IMPP_ERR_NOT_FOUND);
+    CHECK_THROWS(built.set_account(std::string("not a uri")), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(built.counts(1), IMPP_ERR_NOT_FOUND);
+    CHECK_THROWS(impp::MessageSummary::parse("Voice-Message: 1/1\r\n"), IMPP_ERR_MALFORMED);
+    impp::MessageSummary moved = std::move(built);
+    CHECK(built.get() == nullptr);  // NOLINT(bugprone-use-after-move): checking the moved-from state
+    CHECK(moved.class_count() == 1);
+}
+
+void test_filter_set() {
+    impp::FilterSet f = impp::FilterSet::parse(FILTERS);
+    CHECK(f.filter_count() == 2);
+    CHECK(f.filter_id(0) == "for-bob" && f.filter_uri(0) == std::optional<std::string>(BOB));
+    CHECK(!f.filter_domain(0));
+    CHECK(f.filter_id(1) == "others" && !f.filter_uri(1));
+    CHECK(f.filter_domain(1) == std::optional<std::string>("other.test"));
+    CHECK(impp::FilterSet::parse(f.to_xml()).filter_count() == 2);
+
+    impp::Presence doc(ALICE);
+    doc.add_tuple("desk", IMPP_BASIC_OPEN);
+    doc.add_tuple("mobile", IMPP_BASIC_CLOSED);
+    doc.add_note("busy");
+    impp::Presence for_bob = f.apply(BOB, doc);
+    CHECK(for_bob.tuple_count() == 1 && for_bob.tuple_id(0) == "desk");
+    CHECK(for_bob.tuple_basic(0) == IMPP_BASIC_OPEN && for_bob.notes().empty());
+    impp::Presence for_carol = f.apply(CAROL, doc);
+    CHECK(for_carol.tuple_count() == 0 && for_carol.notes() == std::vector<std::string>{"busy"});
+    CHECK(f.apply(DAVE, doc).tuple_count() == 2);  // no filter applies: a copy
+    CHECK(doc.tuple_count() == 2);
+
+    CHECK_THROWS(f.filter_id(2), IMPP_ERR_NOT_FOUND);
+    CHECK_THROWS(impp::FilterSet::parse(
+                     "<filter-set xmlns='urn:ietf:params:xml:ns:simple-filter'><filter id='f'>"
+                     "<what><include>/pidf:presence/pidf:tuple[2]</include></what>"
+                     "</filter></filter-set>"),
+                 IMPP_ERR_UNSUPPORTED);
+    CHECK_THROWS(impp::FilterSet::parse("<filter-set"), IMPP_ERR_MALFORMED);
+}
+
+// The last event of `sub` that carries a document.
+std::optional<impp::Event> document_event(const impp::Engine &engine, std::uint64_t sub) {
+    std::optional<impp::Event> found;
+    for (impp::Event &e : take_all(engine)) {
+        if (e.subscription() == sub && e.has_document()) {
+            found = std::move(e);
+        }
+    }
+    return found;
+}
+
+void test_documents_through_engine() {
+    impp::Engine engine(
+        impp::Config().workers(2).manual_clock().default_policy(IMPP_AUTH_ALLOW).add_domain(
+            "example.test"));
+
+    impp::DialogInfo lamp(ALICE);
+    lamp.add_dialog("call", IMPP_DIALOG_STATE_CONFIRMED);
+    lamp.set_remote_identity(0, CAROL);
+    CHECK(!engine.publish(ALICE, lamp).empty());
+    const std::uint64_t bob = engine.subscribe(BOB, ALICE, "dialog");
+    std::optional<impp::Event> event = document_event(engine, bob);
+    CHECK(event.has_value());
+    if (event) {
+        std::optional<impp::DialogInfo> seen = event->dialog_info();
+        CHECK(seen && seen->dialog_count() == 1 && seen->dialog_id(0) == "call");
+        CHECK(seen && seen->dialog_state(0).state == IMPP_DIALOG_STATE_CONFIRMED);
+        CHECK(!event->presence() && !event->winfo() && !event->message_summary());
+    }
+
+    impp::MessageSummary mwi(true);
+    mwi.set_count("voice-message", 3, 0);
+    engine.publish(ALICE, mwi, 600);
+    const std::uint64_t own = engine.subscribe(ALICE, ALICE, "message-summary");
+    event = document_event(engine, own);
+    CHECK(event.has_value());
+    if (event) {
+        std::optional<impp::MessageSummary> seen = event->message_summary();
+        CHECK(seen && seen->messages_waiting() && seen->class_count() == 1);
+        CHECK(seen && seen->counts(0).new_messages == 3);
+        CHECK(!event->dialog_info());
+    }
+
+    const std::uint64_t winfo = engine.subscribe(ALICE, ALICE, "presence.winfo");
+    event = document_event(engine, winfo);
+    CHECK(event.has_value());
+    if (event) {
+        std::optional<impp::Watcherinfo> seen = event->winfo();
+        CHECK(seen && seen->list_count() >= 1);
+        bool bob_listed = false;
+        for (std::size_t l = 0; seen && l < seen->list_count(); l++) {
+            for (const impp::Watcher &w : seen->watchers(l)) {
+                bob_listed = bob_listed || (w.uri == BOB && w.status == IMPP_WATCHER_STATUS_ACTIVE);
+            }
+        }
+        CHECK(bob_listed);
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -406,5 +642,10 @@ int main() {
     test_config();
     test_engine_polling();
     test_callbacks();
+    test_watcherinfo();
+    test_dialog_info();
+    test_message_summary();
+    test_filter_set();
+    test_documents_through_engine();
     return check_report("wrapper_test");
 }
