@@ -337,3 +337,24 @@ fn documents_api_under_sanitizers() {
     let out = sanitized_c_test("documents_test");
     assert!(out.contains("documents_test: all checks passed"), "{out}");
 }
+
+/// The README's C quick start compiles as written (strict warnings, sanitizers) and does what
+/// it says: the watcher is asked about, approved, and sees the published document.
+#[test]
+fn readme_c_quick_start_runs() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let start = readme.find("```c\n").expect("a ```c block in README.md") + 5;
+    let end = start + readme[start..].find("```").expect("end of the ```c block");
+    let source = out_dir().join("readme_quick_start.c");
+    std::fs::write(&source, &readme[start..end]).expect("write the quick start");
+    let out = sanitized_c_program(&source, "readme_quick_start");
+    assert!(
+        out.contains("sip:bob@example.test asks to watch sip:alice@example.test"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sip:bob@example.test is told: active"),
+        "{out}"
+    );
+    assert!(out.contains("<basic>open</basic>"), "{out}");
+}

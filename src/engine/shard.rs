@@ -762,6 +762,10 @@ impl Shard {
             return;
         };
         let (package, state, action) = (sub.package, sub.state, sub.action);
+        if !full && state == SubscriptionState::Pending {
+            // A pending watcher sees no state, so a change of state has nothing to tell it.
+            return;
+        }
         let document: Option<Arc<Document>> = match state {
             SubscriptionState::Active => Some(match (package, action) {
                 (Package::PresenceWinfo, _) => {
