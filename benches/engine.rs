@@ -9,9 +9,11 @@
 //! 1. setup: presentities x 50 watchers, default policy Allow, 2 workers, the default queue
 //!    capacity (65536); one publication per presentity, so every watcher of a presentity is
 //!    notified with the same `Arc<Document>`;
-//! 2. and 3. notifications consumed per second by a polling consumer (`next_event`) and by
-//!    the event callback, while publisher threads modify publications round-robin;
-//! 4. publish-to-delivery latency at a moderate rate, polling and callback;
+//! 2. and 3. notifications consumed per second by a polling consumer (`next_event`, one
+//!    event per call), a batch-polling consumer (`next_events`, up to 256 per call; added
+//!    with that API, the `next_event` figures are measured as before) and by the event
+//!    callback, while publisher threads modify publications round-robin;
+//! 4. publish-to-delivery latency at a moderate rate, the same three consumers;
 //! 5. the floor: one-way hand-off latency of a bare channel between two threads;
 //! 6. resident memory per subscription at 1,000,000 subscriptions (in a child process, so the
 //!    heap is fresh).
@@ -314,13 +316,19 @@ fn publisher(world: &World, me: usize, of: usize, stop: &AtomicBool, published: 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Poll,
+    PollBatch,
     Callback,
 }
+
+/// Events a batch-polling consumer takes per `next_events` call at most.
+const POLL_BATCH: usize = 256;
+const MODES: [Mode; 3] = [Mode::Poll, Mode::PollBatch, Mode::Callback];
 
 impl Mode {
     fn name(self) -> &'static str {
         match self {
             Mode::Poll => "polling (next_event)",
+            Mode::PollBatch => "polling (next_events, 256)",
             Mode::Callback => "callback (set_event_callback)",
         }
     }
@@ -351,6 +359,19 @@ fn start_consumer<'s>(
                     {
                         count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
                     }
+                }
+            }))
+        }
+        Mode::PollBatch => {
+            let stop = stop.clone();
+            Some(s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let batch = engine.next_events(POLL_BATCH, Some(Duration::from_millis(50)));
+                    let notes = batch
+                        .iter()
+                        .filter(|e| matches!(e, Event::Notification(_)))
+                        .count() as u64;
+                    count.store(count.load(Ordering::Relaxed) + notes, Ordering::Relaxed);
                 }
             }))
         }
@@ -387,7 +408,7 @@ fn throughput(world: &World, publishers: usize) {
     println!(
         "2./3. throughput: {publishers} publisher thread(s) modify publications round-robin \
          (each a round trip to its shard, 50 notifications each); consumers alternate \
-         polling/callback, {rounds} rounds of ({:.1} s settle + {:.1} s window) each; \
+         polling one by one / polling in batches / callback, {rounds} rounds of ({:.1} s settle + {:.1} s window) each; \
          figure = notifications consumed / s, median of the windows",
         win.as_secs_f64() * 0.3,
         win.as_secs_f64()
@@ -401,7 +422,7 @@ fn throughput(world: &World, publishers: usize) {
             s.spawn(move || publisher(world, me, publishers, stop, published));
         }
         for _ in 0..rounds {
-            for mode in [Mode::Poll, Mode::Callback] {
+            for mode in MODES {
                 let count = Arc::new(AtomicU64::new(0));
                 let consumer = start_consumer(s, engine, mode, count.clone());
                 thread::sleep(win.mul_f64(0.3));
@@ -432,7 +453,7 @@ fn throughput(world: &World, publishers: usize) {
         stop.store(true, Ordering::Relaxed);
     });
     drain(engine);
-    for mode in [Mode::Poll, Mode::Callback] {
+    for mode in MODES {
         let pick = |f: fn(&(Mode, f64, f64, f64, f64)) -> f64| {
             let mut v: Vec<f64> = results.iter().filter(|r| r.0 == mode).map(f).collect();
             median(&mut v)
@@ -521,6 +542,20 @@ fn latency_window(
                             engine.next_event(Some(Duration::from_millis(50)))
                         {
                             local.record(&stamps, &n);
+                        }
+                    }
+                    *samples.lock().unwrap() = local;
+                }))
+            }
+            Mode::PollBatch => {
+                let (samples, stamps, stop) = (samples.clone(), stamps.clone(), &stop);
+                Some(s.spawn(move || {
+                    let mut local = Samples::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        for e in engine.next_events(POLL_BATCH, Some(Duration::from_millis(50))) {
+                            if let Event::Notification(n) = e {
+                                local.record(&stamps, &n);
+                            }
                         }
                     }
                     *samples.lock().unwrap() = local;
@@ -631,20 +666,22 @@ fn latency(world: &World) {
         "4./5. latency: modify_publication at {rate:.0}/s spread over the presentities \
          ({:.0}k notifications/s, far below capacity); publish instant stamped just before the \
          call, sequence number in the tuple id, delivery = when the consumer sees the \
-         notification. {rounds} rounds, each: engine polling {:.1} s, engine callback {:.1} s, \
-         bare channels (pinged every {:.0} us, like the publishes) - all in this run",
+         notification. {rounds} rounds, each: engine polling {:.1} s, engine batch polling \
+         (next_events) {:.1} s, engine callback {:.1} s, bare channels (pinged every {:.0} us, like the publishes) - all in this run",
         rate * WATCHERS as f64 / 1000.0,
+        span.as_secs_f64(),
         span.as_secs_f64(),
         span.as_secs_f64(),
         pace.as_secs_f64() * 1e6
     );
-    let total = rounds * 2 * (span.as_secs_f64() * rate) as usize + 16;
+    let total = rounds * 3 * (span.as_secs_f64() * rate) as usize + 16;
     let stamps = Arc::new(Stamps {
         base: Instant::now(),
         at: (0..total).map(|_| AtomicU64::new(0)).collect(),
     });
     let mut next_seq = 1;
     let mut poll = Samples::default();
+    let mut batch = Samples::default();
     let mut callback = Samples::default();
     let (mut cb_paced, mut cb_tight, mut mpsc_paced) = (Vec::new(), Vec::new(), Vec::new());
     let pings = (span.as_secs_f64() * rate) as usize;
@@ -657,6 +694,15 @@ fn latency(world: &World) {
             &stamps,
             &mut next_seq,
             &mut poll,
+        );
+        latency_window(
+            world,
+            Mode::PollBatch,
+            rate,
+            span,
+            &stamps,
+            &mut next_seq,
+            &mut batch,
         );
         latency_window(
             world,
@@ -677,6 +723,11 @@ fn latency(world: &World) {
         &mut poll.first,
     );
     percentiles("engine, polling: the publish call itself", &mut poll.call);
+    percentiles("engine, batch polling: every watcher", &mut batch.all);
+    percentiles(
+        "engine, batch polling: first watcher of each publish",
+        &mut batch.first,
+    );
     percentiles("engine, callback: every watcher", &mut callback.all);
     percentiles(
         "engine, callback: first watcher of each publish",

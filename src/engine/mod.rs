@@ -467,8 +467,19 @@ impl Core {
         self.queue.pop(timeout)
     }
 
+    /// Up to `max` events at once, oldest first, waiting up to `timeout` for the first one
+    /// as [`Core::next_event`] does (it does not wait to fill the batch). Empty when
+    /// `next_event` would give `None`, or `max` is 0. Same events, same order as calling
+    /// `next_event` repeatedly, but one lock on the queue per batch instead of one per event:
+    /// the cheaper way for a polling consumer to keep up with a storm.
+    pub fn next_events(&self, max: usize, timeout: Option<Duration>) -> Vec<Event> {
+        self.queue.pop_batch(max, timeout)
+    }
+
     /// A file descriptor that is readable while events wait (for select/poll/epoll and
-    /// asyncio); never read it, call [`Core::next_event`].
+    /// asyncio); never read it, call [`Core::next_event`] or [`Core::next_events`]. It is
+    /// armed by the first call (an engine whose descriptor nobody asked for spends no system
+    /// call on it); if events wait then, it is readable when this returns.
     pub fn event_fd(&self) -> RawFd {
         self.queue.fd()
     }

@@ -34,7 +34,14 @@
 //! A push takes the lock once per batch and moves the events; no allocation beyond the
 //! batch's `Vec` (and the queue's amortized growth), and no system call except one byte on the
 //! readiness socket when the queue goes from empty to non-empty (the consumer reads it back
-//! when it empties the queue). The subscription → position index that makes a merge O(1) is
+//! when it empties the queue) - and that only once the readiness descriptor was asked for
+//! ([`EventQueue::fd`]): a queue whose descriptor nobody holds cannot be watched through it,
+//! so it skips both system calls; asking for the descriptor while events wait makes it
+//! readable at once, so the descriptor is readable exactly while events wait from the moment
+//! anyone has it. A producer notifies the condition variable only when a consumer sleeps on
+//! it; a consumer about to sleep first yields its core for a few microseconds
+//! (`SPIN`), so a producer that is about to push finds it awake and skips the wake-up
+//! system call. The subscription → position index that makes a merge O(1) is
 //! only kept while the queue is congested: it is built on the first push that finds the queue
 //! full (one pass over the waiting events, paid for by the pushes that filled it) and dropped
 //! when the consumer has brought the queue down to half the bound, so a queue that keeps up
@@ -58,6 +65,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -110,7 +118,15 @@ pub(crate) struct EventQueue {
     bell_tx: UnixStream,
     /// ...and read back from here when it becomes empty; this end is the readiness descriptor.
     bell_rx: UnixStream,
+    /// Whether events wait: a hint read without the lock by a consumer about to sleep (the
+    /// lock decides; it is written under the lock on every change of emptiness).
+    nonempty: AtomicBool,
 }
+
+/// How long a consumer that found the queue empty yields its core, looking at
+/// [`EventQueue::nonempty`], before it sleeps on the condition variable (which costs the next
+/// producer a wake-up system call and the consumer a scheduler round trip).
+const SPIN: Duration = Duration::from_micros(50);
 
 struct Inner {
     events: VecDeque<Event>,
@@ -123,6 +139,9 @@ struct Inner {
     waiting: IdMap,
     /// Whether the readiness byte is written and not yet read back.
     rung: bool,
+    /// Whether the readiness descriptor was handed out ([`EventQueue::fd`]); until then the
+    /// byte is never written.
+    armed: bool,
     closed: bool,
     consumer: Consumer,
     /// Whether the dispatcher thread holds the queue (it alone pops).
@@ -155,6 +174,7 @@ impl EventQueue {
                 indexed: false,
                 waiting: IdMap::default(),
                 rung: false,
+                armed: false,
                 closed: false,
                 consumer: Consumer::Application,
                 claimed: false,
@@ -165,6 +185,7 @@ impl EventQueue {
             wakeup: Condvar::new(),
             bell_tx,
             bell_rx,
+            nonempty: AtomicBool::new(false),
         }))
     }
 
@@ -191,6 +212,7 @@ impl EventQueue {
         if was_empty {
             self.ring(&mut inner);
         }
+        self.note_len(&inner);
         self.wake(inner);
         Ok(())
     }
@@ -201,6 +223,7 @@ impl EventQueue {
     pub(crate) fn pop(&self, timeout: Option<Duration>) -> Option<Event> {
         let deadline = deadline(timeout);
         let mut inner = self.lock();
+        let mut spun = false;
         loop {
             if inner.consumer == Consumer::Dispatcher {
                 return None;
@@ -213,13 +236,13 @@ impl EventQueue {
                     return None;
                 }
             }
-            inner = self.wait(inner, deadline)?;
+            inner = self.wait(inner, deadline, &mut spun)?;
         }
     }
 
     /// Takes up to `max` events at once, oldest first, waiting up to `timeout` for the first
     /// one as [`pop`](Self::pop) does; empty when `pop` would give `None` (or `max` is 0).
-    #[cfg(test)]
+    /// One lock for the whole batch.
     pub(crate) fn pop_batch(&self, max: usize, timeout: Option<Duration>) -> Vec<Event> {
         let mut out = Vec::new();
         if max == 0 {
@@ -227,6 +250,7 @@ impl EventQueue {
         }
         let deadline = deadline(timeout);
         let mut inner = self.lock();
+        let mut spun = false;
         loop {
             if inner.consumer == Consumer::Dispatcher {
                 return out;
@@ -241,7 +265,7 @@ impl EventQueue {
                     return out;
                 }
             }
-            match self.wait(inner, deadline) {
+            match self.wait(inner, deadline, &mut spun) {
                 Some(guard) => inner = guard,
                 None => return out,
             }
@@ -251,7 +275,16 @@ impl EventQueue {
     /// The readiness descriptor: readable exactly while events wait. Register it with
     /// select/poll/epoll/asyncio and call [`pop`](Self::pop) when it is readable; never read
     /// it. It lives as long as the queue.
+    ///
+    /// The first call arms it (until then no byte is ever written, which saves two system
+    /// calls per empty → non-empty → empty cycle for applications that do not use it); when
+    /// events already wait, it is readable when this returns.
     pub(crate) fn fd(&self) -> RawFd {
+        let mut inner = self.lock();
+        if !inner.armed {
+            inner.armed = true;
+            self.ring(&mut inner);
+        }
         self.bell_rx.as_raw_fd()
     }
 
@@ -312,6 +345,7 @@ impl EventQueue {
     pub(crate) fn take_claimed(&self, out: &mut Vec<Event>, max: usize) -> Take {
         let mut inner = self.lock();
         debug_assert!(inner.claimed, "take_claimed without claim");
+        let mut spun = false;
         loop {
             if inner.interrupted {
                 inner.interrupted = false;
@@ -325,7 +359,7 @@ impl EventQueue {
                 return Take::Closed;
             }
             // No deadline: `wait` only gives up on a deadline.
-            inner = self.wait(inner, None).expect("no deadline");
+            inner = self.wait(inner, None, &mut spun).expect("no deadline");
         }
     }
 
@@ -354,6 +388,7 @@ impl EventQueue {
         if was_empty {
             self.ring(&mut inner);
         }
+        self.note_len(&inner);
         self.wake(inner);
     }
 
@@ -371,12 +406,35 @@ impl EventQueue {
         }
     }
 
-    /// Waits for a notification on `wakeup`; `None` when `deadline` has passed.
+    /// Keeps the lock-free emptiness hint in step (called under the lock after a change).
+    fn note_len(&self, inner: &Inner) {
+        self.nonempty
+            .store(!inner.events.is_empty(), Ordering::Relaxed);
+    }
+
+    /// Waits for a notification on `wakeup`; `None` when `deadline` has passed. The first
+    /// call of a pop (`*spun` false) instead lets go of the lock and yields the core for up to
+    /// [`SPIN`] while no event comes, then returns the lock without sleeping: the caller
+    /// looks again (anything may have changed meanwhile) and calls again to sleep.
     fn wait<'a>(
-        &self,
+        &'a self,
         mut inner: MutexGuard<'a, Inner>,
         deadline: Option<Instant>,
+        spun: &mut bool,
     ) -> Option<MutexGuard<'a, Inner>> {
+        if !*spun {
+            *spun = true;
+            let now = Instant::now();
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                return None;
+            }
+            drop(inner);
+            let until = deadline.map_or(now + SPIN, |deadline| deadline.min(now + SPIN));
+            while !self.nonempty.load(Ordering::Relaxed) && Instant::now() < until {
+                std::thread::yield_now();
+            }
+            return Some(self.lock());
+        }
         inner.waiters += 1;
         let mut inner = match deadline {
             None => self
@@ -401,7 +459,7 @@ impl EventQueue {
 
     /// Makes the descriptor readable (the queue just became non-empty).
     fn ring(&self, inner: &mut Inner) {
-        if !inner.rung && !inner.events.is_empty() {
+        if inner.armed && !inner.rung && !inner.events.is_empty() {
             // At most one byte is ever outstanding, so the write cannot find the buffer full.
             let written = (&self.bell_tx).write(&[1]);
             debug_assert!(matches!(written, Ok(1)), "readiness write: {written:?}");
@@ -456,6 +514,7 @@ impl EventQueue {
         if inner.events.is_empty() {
             self.unring(inner);
         }
+        self.note_len(inner);
     }
 }
 
@@ -728,6 +787,55 @@ mod tests {
     }
 
     #[test]
+    fn the_descriptor_is_armed_by_asking_for_it_and_readable_at_once_if_events_wait() {
+        let queue = EventQueue::new(16).unwrap();
+        // Nobody has the descriptor: no byte is written (no system call).
+        push(&queue, vec![expired(1), expired(2)]);
+        assert_eq!(bell_bytes(&queue), 0);
+        assert!(!queue.lock().rung);
+        // Asked for while events wait: readable when `fd` returns.
+        queue.fd();
+        assert_eq!(bell_bytes(&queue), 1);
+        assert_eq!(tag(&queue.pop(None).unwrap()), 1);
+        assert_eq!(bell_bytes(&queue), 1, "an event still waits");
+        assert_eq!(tag(&queue.pop(None).unwrap()), 2);
+        assert_eq!(bell_bytes(&queue), 0, "queue empty");
+        // From then on it follows the queue, also through batch pops.
+        push(&queue, vec![expired(3)]);
+        assert_eq!(bell_bytes(&queue), 1);
+        assert_eq!(queue.pop_batch(8, None).len(), 1);
+        assert_eq!(bell_bytes(&queue), 0);
+    }
+
+    #[test]
+    fn a_consumer_spinning_before_it_sleeps_still_sees_every_event_and_times_out() {
+        let queue = EventQueue::new(1024).unwrap();
+        let start = Instant::now();
+        assert_eq!(queue.pop(Some(Duration::from_millis(20))), None);
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        assert!(queue.pop_batch(4, Some(Duration::ZERO)).is_empty());
+        let consumer = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                while got.len() < 1000 {
+                    let batch = queue.pop_batch(64, Some(Duration::from_secs(5)));
+                    assert!(!batch.is_empty(), "timed out");
+                    got.extend(batch.iter().map(tag));
+                }
+                got
+            })
+        };
+        for first in (0..1000).step_by(10) {
+            push(&queue, (first..first + 10).map(expired).collect());
+            if first % 100 == 0 {
+                thread::sleep(Duration::from_micros(200));
+            }
+        }
+        assert_eq!(consumer.join().unwrap(), (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn does_not_merge_below_the_bound() {
         let queue = EventQueue::new(10).unwrap();
         push(&queue, (0..10).map(|i| note(1, i)).collect());
@@ -872,6 +980,7 @@ mod tests {
         assert!(batch_waiter.join().unwrap().is_empty());
 
         let queue = EventQueue::new(4).unwrap();
+        queue.fd(); // arms the readiness descriptor checked below
         push(&queue, vec![expired(1), expired(2)]);
         queue.close();
         assert!(queue.is_closed());
@@ -895,6 +1004,7 @@ mod tests {
         const PRODUCERS: u64 = 4;
         const EACH: u64 = 20_000;
         let queue = EventQueue::new(64).unwrap();
+        queue.fd(); // arms the readiness descriptor checked below
         let producers: Vec<_> = (0..PRODUCERS)
             .map(|p| {
                 let queue = Arc::clone(&queue);
@@ -1011,6 +1121,7 @@ mod tests {
         let mut tags = 0;
         for capacity in [1, 2, 3, 8] {
             let queue = EventQueue::new(capacity).unwrap();
+            queue.fd(); // arms the readiness descriptor checked below
             let mut model = VecDeque::new();
             for _ in 0..3_000 {
                 match next(10) {
