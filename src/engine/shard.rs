@@ -164,6 +164,12 @@ pub(crate) struct Shard {
     /// Keyed with the queue's cheap id hasher: ids are made by the engine, and every
     /// notification looks its subscription up.
     subscriptions: HashMap<SubscriptionId, Subscription, BuildHasherDefault<IdHasher>>,
+    /// Watcher URIs shared by all the subscriptions of one watcher (a watcher usually
+    /// watches many presentities), keyed by a hash of the URI as written. An entry whose
+    /// URI nobody else holds any more is swept out now and then.
+    watcher_uris: HashMap<u64, Arc<Uri>, BuildHasherDefault<IdHasher>>,
+    /// The size of `watcher_uris` after its last sweep.
+    watcher_uris_swept: usize,
     rules: RuleBook,
     timers: Timers,
     next_seq: u64,
@@ -176,12 +182,17 @@ pub(crate) struct Shard {
 /// The shard a presentity lives on.
 pub(crate) fn shard_of(key: &str, workers: usize) -> usize {
     // FNV-1a: stable across runs and platforms, so a future store can rely on it.
+    (text_hash(key) % workers as u64) as usize
+}
+
+/// FNV-1a of a string.
+fn text_hash(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.as_bytes() {
+    for b in text.as_bytes() {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (h % workers as u64) as usize
+    h
 }
 
 /// The shard an entity tag was issued by (its prefix), if it looks like one of ours.
@@ -211,6 +222,8 @@ impl Shard {
             presentities: HashMap::new(),
             etags: HashMap::new(),
             subscriptions: HashMap::default(),
+            watcher_uris: HashMap::default(),
+            watcher_uris_swept: 0,
             rules: book,
             timers: Timers::default(),
             next_seq: 0,
@@ -353,6 +366,37 @@ impl Shard {
             self.next_etag,
             self.random.next_u64() as u32
         )
+    }
+
+    /// The shard's shared copy of `watcher` when one written the same way is known (else
+    /// `watcher` becomes the shared copy).
+    fn intern_watcher(&mut self, watcher: Arc<Uri>) -> Arc<Uri> {
+        if self.watcher_uris.len() > 2 * self.watcher_uris_swept + 1024 {
+            self.watcher_uris
+                .retain(|_, uri| Arc::strong_count(uri) > 1);
+            self.watcher_uris_swept = self.watcher_uris.len();
+        }
+        let text = watcher.to_string();
+        let key = text_hash(&text);
+        match self.watcher_uris.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                if Arc::ptr_eq(e.get(), &watcher) {
+                    watcher
+                } else if e.get().to_string() == text {
+                    e.get().clone()
+                } else if Arc::strong_count(e.get()) == 1 {
+                    // Another URI with the same hash, no longer used: replace it.
+                    e.insert(watcher.clone());
+                    watcher
+                } else {
+                    watcher // a hash collision: this one is not shared
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(watcher.clone());
+                watcher
+            }
+        }
     }
 
     fn presentity_entry(&mut self, uri: &Arc<Uri>) -> &mut Presentity {
@@ -612,6 +656,8 @@ impl Shard {
         } else {
             presentity
         };
+        // Likewise a watcher's subscriptions share its URI.
+        let watcher = self.intern_watcher(watcher);
         let sub = Subscription::new(
             id,
             watcher.clone(),
