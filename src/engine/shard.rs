@@ -18,7 +18,7 @@ use super::events::{Event, Notification, SubscriptionId, SubscriptionState, Term
 use super::package::{Document, Package};
 use super::queue::{EventQueue, IdHasher};
 use super::random::Random;
-use super::subscription::{Subscription, SubscriptionInfo, Throttle};
+use super::subscription::{Subscription, SubscriptionInfo, Subscriptions, Throttle};
 use super::timers::{Timer, Timers};
 use super::watchers::WatcherLog;
 use crate::doc::filter::Filter;
@@ -161,9 +161,8 @@ pub(crate) struct Shard {
     counters: Arc<ShardCounters>,
     presentities: HashMap<String, Presentity>,
     etags: HashMap<String, (String, Package)>,
-    /// Keyed with the queue's cheap id hasher: ids are made by the engine, and every
-    /// notification looks its subscription up.
-    subscriptions: HashMap<SubscriptionId, Subscription, BuildHasherDefault<IdHasher>>,
+    /// Every notification looks its subscription up.
+    subscriptions: Subscriptions,
     /// Watcher URIs shared by all the subscriptions of one watcher (a watcher usually
     /// watches many presentities), keyed by a hash of the URI as written. An entry whose
     /// URI nobody else holds any more is swept out now and then.
@@ -221,7 +220,7 @@ impl Shard {
             counters,
             presentities: HashMap::new(),
             etags: HashMap::new(),
-            subscriptions: HashMap::default(),
+            subscriptions: Subscriptions::default(),
             watcher_uris: HashMap::default(),
             watcher_uris_swept: 0,
             rules: book,
@@ -846,7 +845,7 @@ impl Shard {
         }
         let full_state = match (&document, package, full) {
             (Some(_), Package::PresenceWinfo, false) => {
-                let version = sub.winfo_version.saturating_sub(1);
+                let version = sub.winfo_version().saturating_sub(1);
                 let key = presentity_key(&sub.presentity);
                 Some(self.watcher_info_full(&key, version))
             }
@@ -1025,11 +1024,10 @@ impl Shard {
             .presentities
             .get(key)
             .expect("presentity of a subscription");
-        let first = sub.winfo_version == 0;
-        let since = (!full && !first).then_some(sub.winfo_seen);
-        let doc = p.watchers.document(&p.uri, sub.winfo_version, since, now);
-        sub.winfo_version += 1;
-        sub.winfo_seen = p.watchers.last_change();
+        let first = sub.winfo_version() == 0;
+        let since = (!full && !first).then_some(sub.winfo_seen());
+        let doc = p.watchers.document(&p.uri, sub.winfo_version(), since, now);
+        sub.winfo_advance(p.watchers.last_change());
         Arc::new(Document::Winfo(doc))
     }
 
