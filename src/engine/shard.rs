@@ -995,22 +995,32 @@ impl Shard {
     /// Records a watcher event of a (non-winfo) subscription and tells the presentity's
     /// watcher-info subscribers.
     fn log_watcher(&mut self, id: SubscriptionId, event: WatcherEvent) {
-        let Some(sub) = self.subscriptions.get(&id) else {
+        let Some(sub) = self.subscriptions.get_mut(&id) else {
             return;
         };
         let key = presentity_key(&sub.presentity);
-        let now = self.now();
         let Some(p) = self.presentities.get_mut(&key) else {
             return;
         };
-        p.watchers.record(sub, event, now);
         let winfo_subscribers = p
             .channels
             .get(&Package::PresenceWinfo)
             .map(|c| c.subscribers.clone())
             .unwrap_or_default();
-        for w in winfo_subscribers {
-            self.notify(w, false);
+        p.watchers.record(sub, event, !winfo_subscribers.is_empty());
+        for w in &winfo_subscribers {
+            self.notify(*w, false);
+        }
+        // Changes every winfo subscriber was told are needed no more (one that was told
+        // nothing yet gets a full document first).
+        let told = winfo_subscribers
+            .iter()
+            .filter_map(|w| self.subscriptions.get(w))
+            .filter(|s| s.winfo_version() > 0)
+            .map(|s| s.winfo_seen())
+            .min();
+        if let Some(p) = self.presentities.get_mut(&key) {
+            p.watchers.trim(told);
         }
     }
 
@@ -1019,26 +1029,35 @@ impl Shard {
     /// subscription's version and what it has been told.
     fn watcher_info(&mut self, key: &str, id: SubscriptionId, full: bool) -> Arc<Document> {
         let now = self.now();
-        let sub = self.subscriptions.get_mut(&id).expect("winfo subscription");
+        let sub = self.subscriptions.get(&id).expect("winfo subscription");
         let p = self
             .presentities
             .get(key)
             .expect("presentity of a subscription");
         let first = sub.winfo_version() == 0;
         let since = (!full && !first).then_some(sub.winfo_seen());
-        let doc = p.watchers.document(&p.uri, sub.winfo_version(), since, now);
-        sub.winfo_advance(p.watchers.last_change());
+        let watchers = watchers_of(&self.subscriptions, p);
+        let doc = p
+            .watchers
+            .document(&p.uri, sub.winfo_version(), since, now, &watchers);
+        let last = p.watchers.last_change();
+        self.subscriptions
+            .get_mut(&id)
+            .expect("winfo subscription")
+            .winfo_advance(last);
         Arc::new(Document::Winfo(doc))
     }
 
     /// The full watcher-info document at `version`, without side effects.
     fn watcher_info_full(&self, key: &str, version: u32) -> Arc<Document> {
         let p = &self.presentities[key];
+        let watchers = watchers_of(&self.subscriptions, p);
         Arc::new(Document::Winfo(p.watchers.document(
             &p.uri,
             version,
             None,
             self.now(),
+            &watchers,
         )))
     }
 
@@ -1126,6 +1145,25 @@ impl Shard {
     pub(crate) fn workers(&self) -> usize {
         self.workers
     }
+}
+
+/// The (non-winfo) subscriptions to `p`, in subscription order within a package, packages
+/// in the order of their first subscription.
+fn watchers_of<'a>(subscriptions: &'a Subscriptions, p: &Presentity) -> Vec<&'a Subscription> {
+    let mut channels: Vec<Vec<&Subscription>> = p
+        .channels
+        .iter()
+        .filter(|(package, _)| **package != Package::PresenceWinfo)
+        .map(|(_, c)| {
+            c.subscribers
+                .iter()
+                .filter_map(|id| subscriptions.get(id))
+                .collect::<Vec<_>>()
+        })
+        .filter(|subs| !subs.is_empty())
+        .collect();
+    channels.sort_by_key(|subs| subs[0].id);
+    channels.into_iter().flatten().collect()
 }
 
 fn unknown_subscription(id: SubscriptionId) -> Error {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use super::authorization::AuthAction;
 use super::events::{SubscriptionId, SubscriptionState};
 use super::package::{Document, Package};
+use super::watchers::status_of_event;
 use crate::doc::filter::Filter;
+use crate::doc::winfo::{WatcherEvent, WatcherStatus};
 use crate::log;
 use crate::uri::Uri;
 
@@ -54,6 +56,10 @@ pub(crate) struct Subscription {
     pub(crate) package: Package,
     pub(crate) state: SubscriptionState,
     pub(crate) action: AuthAction,
+    /// Watcher information about this subscription (kept by the presentity's
+    /// [`super::watchers::WatcherLog`]): its status and the event that caused it.
+    pub(crate) winfo_status: WatcherStatus,
+    pub(crate) winfo_event: WatcherEvent,
 }
 
 /// The rarely needed part of a subscription.
@@ -108,6 +114,8 @@ impl Subscription {
             package,
             state,
             action,
+            winfo_status: status_of_event(state, WatcherEvent::Subscribe),
+            winfo_event: WatcherEvent::Subscribe,
         }
     }
 

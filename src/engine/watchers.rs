@@ -1,9 +1,12 @@
-//! A presentity's watcher log: who subscribes to it and what happened to each subscription,
-//! for watcher information (RFC 3857/3858). Each change gets a sequence number, so every
-//! winfo subscriber can be sent exactly the changes since its last notification.
+//! A presentity's watcher log, for watcher information (RFC 3857/3858). Each change of one
+//! of its (non-winfo) subscriptions gets a sequence number, so every winfo subscriber can be
+//! sent exactly the changes since its last notification.
+//!
+//! The log holds no copy of its watchers: each subscription keeps its own watcher status
+//! and last event, a full document is made from the presentity's subscriptions, and only
+//! the changes some winfo subscriber was not yet told are kept (none while nobody watches
+//! the watchers).
 #![forbid(unsafe_code)]
-
-use std::sync::Arc;
 
 use super::events::{SubscriptionId, SubscriptionState};
 use super::package::Package;
@@ -12,21 +15,11 @@ use crate::doc::winfo::{Watcher, WatcherEvent, WatcherList, WatcherStatus, Watch
 use crate::doc::DocState;
 use crate::uri::Uri;
 
-struct Entry {
-    id: SubscriptionId,
-    watcher: Arc<Uri>,
-    package: Package,
-    status: WatcherStatus,
-    event: WatcherEvent,
-    first_subscribed: u64,
-    expires_at: u64,
-    changed: u64,
-}
-
-/// The watchers of one presentity, current and just ended.
+/// The recent changes to the watchers of one presentity.
 #[derive(Default)]
 pub(crate) struct WatcherLog {
-    entries: Vec<Entry>,
+    /// (change number, subscription), the latest change of each subscription only.
+    changes: Vec<(u64, SubscriptionId)>,
     seq: u64,
 }
 
@@ -40,34 +33,38 @@ fn status_of(state: SubscriptionState, event: WatcherEvent) -> WatcherStatus {
     }
 }
 
+/// The watcher status of a subscription in `state` after `event`.
+pub(crate) fn status_of_event(state: SubscriptionState, event: WatcherEvent) -> WatcherStatus {
+    status_of(state, event)
+}
+
 impl WatcherLog {
-    /// Records `event` for subscription `sub` (its current state gives the status).
-    pub(crate) fn record(&mut self, sub: &Subscription, event: WatcherEvent, _now: u64) {
+    /// Records `event` for subscription `sub` (its current state gives the status). The
+    /// change is kept for partial documents when `watched` (someone watches the watchers).
+    pub(crate) fn record(&mut self, sub: &mut Subscription, event: WatcherEvent, watched: bool) {
         self.seq += 1;
-        let status = status_of(sub.state, event);
-        match self.entries.iter_mut().find(|e| e.id == sub.id) {
-            Some(e) => {
-                e.status = status;
-                e.event = event;
-                e.expires_at = sub.expires_at;
-                e.changed = self.seq;
-            }
-            None => self.entries.push(Entry {
-                id: sub.id,
-                watcher: sub.watcher.clone(),
-                package: sub.package,
-                status,
-                event,
-                first_subscribed: sub.first_subscribed,
-                expires_at: sub.expires_at,
-                changed: self.seq,
-            }),
+        sub.winfo_status = status_of(sub.state, event);
+        sub.winfo_event = event;
+        if let Some(i) = self.changes.iter().position(|c| c.1 == sub.id) {
+            self.changes.remove(i);
+        }
+        if watched {
+            self.changes.push((self.seq, sub.id));
         }
     }
 
     /// Drops an ended subscription from the log (after its last change was told).
     pub(crate) fn forget(&mut self, id: SubscriptionId) {
-        self.entries.retain(|e| e.id != id);
+        self.changes.retain(|c| c.1 != id);
+    }
+
+    /// Forgets the changes up to change number `told` (every winfo subscriber was told
+    /// them); all of them when `None` (nobody needs them).
+    pub(crate) fn trim(&mut self, told: Option<u64>) {
+        match told {
+            Some(seen) => self.changes.retain(|c| c.0 > seen),
+            None => self.changes.clear(),
+        }
     }
 
     /// The latest change number.
@@ -77,18 +74,33 @@ impl WatcherLog {
 
     /// The watcher-info document for `resource`: every current watcher (`since` = None, a
     /// full document) or the watchers changed after change number `since` (partial).
+    /// `watchers` are the presentity's (non-winfo) subscriptions, in subscription order.
     pub(crate) fn document(
         &self,
         resource: &Uri,
         version: u32,
         since: Option<u64>,
         now: u64,
+        watchers: &[&Subscription],
     ) -> Watcherinfo {
+        let mut changed: Vec<SubscriptionId> = match since {
+            Some(seen) => self
+                .changes
+                .iter()
+                .filter(|c| c.0 > seen)
+                .map(|c| c.1)
+                .collect(),
+            None => Vec::new(),
+        };
+        changed.sort_unstable();
         let mut lists: Vec<WatcherList> = Vec::new();
-        for e in &self.entries {
+        for e in watchers {
             let include = match since {
-                None => matches!(e.status, WatcherStatus::Pending | WatcherStatus::Active),
-                Some(seen) => e.changed > seen,
+                None => matches!(
+                    e.winfo_status,
+                    WatcherStatus::Pending | WatcherStatus::Active
+                ),
+                Some(_) => changed.binary_search(&e.id).is_ok(),
             };
             if !include {
                 continue;
@@ -101,9 +113,17 @@ impl WatcherLog {
                     lists.last_mut().expect("pushed")
                 }
             };
-            let mut w = Watcher::new(e.id.to_string(), e.watcher.to_string(), e.status, e.event);
+            let mut w = Watcher::new(
+                e.id.to_string(),
+                e.watcher.to_string(),
+                e.winfo_status,
+                e.winfo_event,
+            );
             w.duration_subscribed = Some(now.saturating_sub(e.first_subscribed) / 1000);
-            if matches!(e.status, WatcherStatus::Pending | WatcherStatus::Active) {
+            if matches!(
+                e.winfo_status,
+                WatcherStatus::Pending | WatcherStatus::Active
+            ) {
                 w.expiration = Some(e.expires_at.saturating_sub(now) / 1000);
             }
             list.watchers.push(w);
