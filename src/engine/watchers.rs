@@ -146,3 +146,94 @@ impl WatcherLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::authorization::AuthAction;
+
+    fn sub(id: u64, watcher: &str, state: SubscriptionState) -> Subscription {
+        Subscription::new(
+            SubscriptionId(id),
+            Arc::new(watcher.parse().expect("uri")),
+            Arc::new("sip:alice@example.test".parse().expect("uri")),
+            Package::Presence,
+            state,
+            AuthAction::Allow,
+            600_000,
+            0,
+            None,
+            Duration::ZERO,
+        )
+    }
+
+    fn uris(doc: &Watcherinfo) -> Vec<(String, WatcherStatus, WatcherEvent)> {
+        doc.lists
+            .iter()
+            .flat_map(|l| &l.watchers)
+            .map(|w| (w.uri.clone(), w.status, w.event))
+            .collect()
+    }
+
+    #[test]
+    fn full_from_the_subscriptions_partial_from_the_untold_changes() {
+        let alice: Uri = "sip:alice@example.test".parse().expect("uri");
+        let mut log = WatcherLog::default();
+        let mut bob = sub(1, "sip:bob@example.test", SubscriptionState::Pending);
+        let mut carol = sub(2, "sip:carol@example.test", SubscriptionState::Active);
+        log.record(&mut bob, WatcherEvent::Subscribe, false);
+        log.record(&mut carol, WatcherEvent::Subscribe, false);
+        // Nobody watched the watchers: no change kept, yet the full document has both.
+        assert!(log.changes.is_empty());
+        let full = log.document(&alice, 0, None, 1000, &[&bob, &carol]);
+        assert_eq!(full.state, DocState::Full);
+        assert_eq!(
+            uris(&full),
+            vec![
+                (
+                    "sip:bob@example.test".to_string(),
+                    WatcherStatus::Pending,
+                    WatcherEvent::Subscribe
+                ),
+                (
+                    "sip:carol@example.test".to_string(),
+                    WatcherStatus::Active,
+                    WatcherEvent::Subscribe
+                ),
+            ]
+        );
+        let seen = log.last_change();
+        bob.state = SubscriptionState::Active;
+        log.record(&mut bob, WatcherEvent::Approved, true);
+        let partial = log.document(&alice, 1, Some(seen), 1000, &[&bob, &carol]);
+        assert_eq!(partial.state, DocState::Partial);
+        assert_eq!(
+            uris(&partial),
+            vec![(
+                "sip:bob@example.test".to_string(),
+                WatcherStatus::Active,
+                WatcherEvent::Approved
+            )]
+        );
+        // A second change of the same subscription replaces the first.
+        carol.state = SubscriptionState::Terminated(None);
+        log.record(&mut carol, WatcherEvent::Timeout, true);
+        log.record(&mut bob, WatcherEvent::Approved, true);
+        assert_eq!(log.changes.len(), 2);
+        let partial = log.document(&alice, 2, Some(seen), 1000, &[&bob, &carol]);
+        assert_eq!(uris(&partial).len(), 2);
+        let full = log.document(&alice, 2, None, 1000, &[&bob, &carol]);
+        assert_eq!(uris(&full).len(), 1);
+        log.trim(Some(log.last_change() - 1));
+        assert_eq!(log.changes.len(), 1);
+        log.forget(bob.id);
+        assert!(log.changes.is_empty());
+        // No watcher at all: one empty presence list.
+        let empty = log.document(&alice, 3, None, 1000, &[]);
+        assert_eq!(empty.lists.len(), 1);
+        assert!(empty.lists[0].watchers.is_empty());
+    }
+}
