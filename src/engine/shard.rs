@@ -18,7 +18,7 @@ use super::events::{Event, Notification, SubscriptionId, SubscriptionState, Term
 use super::package::{Document, Package};
 use super::queue::{EventQueue, IdHasher};
 use super::random::Random;
-use super::subscription::{Subscription, SubscriptionInfo, Throttle};
+use super::subscription::{Subscription, SubscriptionInfo, Subscriptions, Throttle};
 use super::timers::{Timer, Timers};
 use super::watchers::WatcherLog;
 use crate::doc::filter::Filter;
@@ -161,9 +161,14 @@ pub(crate) struct Shard {
     counters: Arc<ShardCounters>,
     presentities: HashMap<String, Presentity>,
     etags: HashMap<String, (String, Package)>,
-    /// Keyed with the queue's cheap id hasher: ids are made by the engine, and every
-    /// notification looks its subscription up.
-    subscriptions: HashMap<SubscriptionId, Subscription, BuildHasherDefault<IdHasher>>,
+    /// Every notification looks its subscription up.
+    subscriptions: Subscriptions,
+    /// Watcher URIs shared by all the subscriptions of one watcher (a watcher usually
+    /// watches many presentities), keyed by a hash of the URI as written. An entry whose
+    /// URI nobody else holds any more is swept out now and then.
+    watcher_uris: HashMap<u64, Arc<Uri>, BuildHasherDefault<IdHasher>>,
+    /// The size of `watcher_uris` after its last sweep.
+    watcher_uris_swept: usize,
     rules: RuleBook,
     timers: Timers,
     next_seq: u64,
@@ -176,12 +181,17 @@ pub(crate) struct Shard {
 /// The shard a presentity lives on.
 pub(crate) fn shard_of(key: &str, workers: usize) -> usize {
     // FNV-1a: stable across runs and platforms, so a future store can rely on it.
+    (text_hash(key) % workers as u64) as usize
+}
+
+/// FNV-1a of a string.
+fn text_hash(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.as_bytes() {
+    for b in text.as_bytes() {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (h % workers as u64) as usize
+    h
 }
 
 /// The shard an entity tag was issued by (its prefix), if it looks like one of ours.
@@ -210,7 +220,9 @@ impl Shard {
             counters,
             presentities: HashMap::new(),
             etags: HashMap::new(),
-            subscriptions: HashMap::default(),
+            subscriptions: Subscriptions::default(),
+            watcher_uris: HashMap::default(),
+            watcher_uris_swept: 0,
             rules: book,
             timers: Timers::default(),
             next_seq: 0,
@@ -353,6 +365,37 @@ impl Shard {
             self.next_etag,
             self.random.next_u64() as u32
         )
+    }
+
+    /// The shard's shared copy of `watcher` when one written the same way is known (else
+    /// `watcher` becomes the shared copy).
+    fn intern_watcher(&mut self, watcher: Arc<Uri>) -> Arc<Uri> {
+        if self.watcher_uris.len() > 2 * self.watcher_uris_swept + 1024 {
+            self.watcher_uris
+                .retain(|_, uri| Arc::strong_count(uri) > 1);
+            self.watcher_uris_swept = self.watcher_uris.len();
+        }
+        let text = watcher.to_string();
+        let key = text_hash(&text);
+        match self.watcher_uris.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                if Arc::ptr_eq(e.get(), &watcher) {
+                    watcher
+                } else if e.get().to_string() == text {
+                    e.get().clone()
+                } else if Arc::strong_count(e.get()) == 1 {
+                    // Another URI with the same hash, no longer used: replace it.
+                    e.insert(watcher.clone());
+                    watcher
+                } else {
+                    watcher // a hash collision: this one is not shared
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(watcher.clone());
+                watcher
+            }
+        }
     }
 
     fn presentity_entry(&mut self, uri: &Arc<Uri>) -> &mut Presentity {
@@ -612,6 +655,8 @@ impl Shard {
         } else {
             presentity
         };
+        // Likewise a watcher's subscriptions share its URI.
+        let watcher = self.intern_watcher(watcher);
         let sub = Subscription::new(
             id,
             watcher.clone(),
@@ -804,7 +849,7 @@ impl Shard {
         }
         let full_state = match (&document, package, full) {
             (Some(_), Package::PresenceWinfo, false) => {
-                let version = sub.winfo_version.saturating_sub(1);
+                let version = sub.winfo_version().saturating_sub(1);
                 let key = presentity_key(&sub.presentity);
                 Some(self.watcher_info_full(&key, version))
             }
@@ -954,22 +999,32 @@ impl Shard {
     /// Records a watcher event of a (non-winfo) subscription and tells the presentity's
     /// watcher-info subscribers.
     fn log_watcher(&mut self, id: SubscriptionId, event: WatcherEvent) {
-        let Some(sub) = self.subscriptions.get(&id) else {
+        let Some(sub) = self.subscriptions.get_mut(&id) else {
             return;
         };
         let key = presentity_key(&sub.presentity);
-        let now = self.now();
         let Some(p) = self.presentities.get_mut(&key) else {
             return;
         };
-        p.watchers.record(sub, event, now);
         let winfo_subscribers = p
             .channels
             .get(&Package::PresenceWinfo)
             .map(|c| c.subscribers.clone())
             .unwrap_or_default();
-        for w in winfo_subscribers {
-            self.notify(w, false);
+        p.watchers.record(sub, event, !winfo_subscribers.is_empty());
+        for w in &winfo_subscribers {
+            self.notify(*w, false);
+        }
+        // Changes every winfo subscriber was told are needed no more (one that was told
+        // nothing yet gets a full document first).
+        let told = winfo_subscribers
+            .iter()
+            .filter_map(|w| self.subscriptions.get(w))
+            .filter(|s| s.winfo_version() > 0)
+            .map(|s| s.winfo_seen())
+            .min();
+        if let Some(p) = self.presentities.get_mut(&key) {
+            p.watchers.trim(told);
         }
     }
 
@@ -978,27 +1033,35 @@ impl Shard {
     /// subscription's version and what it has been told.
     fn watcher_info(&mut self, key: &str, id: SubscriptionId, full: bool) -> Arc<Document> {
         let now = self.now();
-        let sub = self.subscriptions.get_mut(&id).expect("winfo subscription");
+        let sub = self.subscriptions.get(&id).expect("winfo subscription");
         let p = self
             .presentities
             .get(key)
             .expect("presentity of a subscription");
-        let first = sub.winfo_version == 0;
-        let since = (!full && !first).then_some(sub.winfo_seen);
-        let doc = p.watchers.document(&p.uri, sub.winfo_version, since, now);
-        sub.winfo_version += 1;
-        sub.winfo_seen = p.watchers.last_change();
+        let first = sub.winfo_version() == 0;
+        let since = (!full && !first).then_some(sub.winfo_seen());
+        let watchers = watchers_of(&self.subscriptions, p);
+        let doc = p
+            .watchers
+            .document(&p.uri, sub.winfo_version(), since, now, &watchers);
+        let last = p.watchers.last_change();
+        self.subscriptions
+            .get_mut(&id)
+            .expect("winfo subscription")
+            .winfo_advance(last);
         Arc::new(Document::Winfo(doc))
     }
 
     /// The full watcher-info document at `version`, without side effects.
     fn watcher_info_full(&self, key: &str, version: u32) -> Arc<Document> {
         let p = &self.presentities[key];
+        let watchers = watchers_of(&self.subscriptions, p);
         Arc::new(Document::Winfo(p.watchers.document(
             &p.uri,
             version,
             None,
             self.now(),
+            &watchers,
         )))
     }
 
@@ -1086,6 +1149,25 @@ impl Shard {
     pub(crate) fn workers(&self) -> usize {
         self.workers
     }
+}
+
+/// The (non-winfo) subscriptions to `p`, in subscription order within a package, packages
+/// in the order of their first subscription.
+fn watchers_of<'a>(subscriptions: &'a Subscriptions, p: &Presentity) -> Vec<&'a Subscription> {
+    let mut channels: Vec<Vec<&Subscription>> = p
+        .channels
+        .iter()
+        .filter(|(package, _)| **package != Package::PresenceWinfo)
+        .map(|(_, c)| {
+            c.subscribers
+                .iter()
+                .filter_map(|id| subscriptions.get(id))
+                .collect::<Vec<_>>()
+        })
+        .filter(|subs| !subs.is_empty())
+        .collect();
+    channels.sort_by_key(|subs| subs[0].id);
+    channels.into_iter().flatten().collect()
 }
 
 fn unknown_subscription(id: SubscriptionId) -> Error {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use super::authorization::AuthAction;
 use super::events::{SubscriptionId, SubscriptionState};
 use super::package::{Document, Package};
+use super::watchers::status_of_event;
 use crate::doc::filter::Filter;
+use crate::doc::winfo::{WatcherEvent, WatcherStatus};
 use crate::log;
 use crate::uri::Uri;
 
@@ -41,17 +43,29 @@ pub(crate) enum Throttle {
     Held,
 }
 
+/// A subscription. Kept small (a shard holds hundreds of thousands): what only some
+/// subscriptions need (a filter, a minimum interval, watcher-information progress) is boxed
+/// apart.
 pub(crate) struct Subscription {
     pub(crate) id: SubscriptionId,
     pub(crate) watcher: Arc<Uri>,
     pub(crate) presentity: Arc<Uri>,
+    pub(crate) expires_at: u64,
+    pub(crate) first_subscribed: u64,
+    extra: Option<Box<Extra>>,
     pub(crate) package: Package,
     pub(crate) state: SubscriptionState,
     pub(crate) action: AuthAction,
-    pub(crate) expires_at: u64,
-    pub(crate) first_subscribed: u64,
-    /// Boxed: most subscriptions have none, and a filter is several times the size of the
-    /// rest of the subscription.
+    /// Watcher information about this subscription (kept by the presentity's
+    /// [`super::watchers::WatcherLog`]): its status and the event that caused it.
+    pub(crate) winfo_status: WatcherStatus,
+    pub(crate) winfo_event: WatcherEvent,
+}
+
+/// The rarely needed part of a subscription.
+#[derive(Default)]
+struct Extra {
+    /// Boxed: a filter is several times the size of the rest of the subscription.
     filter: Option<Box<Filter>>,
     /// The last document this subscription's triggers looked at (unfiltered).
     last_seen: Option<Arc<Document>>,
@@ -63,8 +77,8 @@ pub(crate) struct Subscription {
     held_until: Option<u64>,
     /// Watcher information only: the version of the next document, and how far into the
     /// presentity's watcher log this subscriber has been told.
-    pub(crate) winfo_version: u32,
-    pub(crate) winfo_seen: u64,
+    winfo_version: u32,
+    winfo_seen: u64,
 }
 
 impl Subscription {
@@ -81,24 +95,45 @@ impl Subscription {
         filter: Option<Filter>,
         min_interval: Duration,
     ) -> Subscription {
+        let min_interval_ms = min_interval.as_millis() as u64;
+        let extra = (filter.is_some() || min_interval_ms > 0 || package == Package::PresenceWinfo)
+            .then(|| {
+                Box::new(Extra {
+                    filter: filter.map(Box::new),
+                    min_interval_ms,
+                    ..Extra::default()
+                })
+            });
         Subscription {
             id,
             watcher,
             presentity,
+            expires_at,
+            first_subscribed: now,
+            extra,
             package,
             state,
             action,
-            expires_at,
-            first_subscribed: now,
-            filter: filter.map(Box::new),
-            last_seen: None,
-            filter_failure_logged: false,
-            min_interval_ms: min_interval.as_millis() as u64,
-            last_notified: None,
-            held_until: None,
-            winfo_version: 0,
-            winfo_seen: 0,
+            winfo_status: status_of_event(state, WatcherEvent::Subscribe),
+            winfo_event: WatcherEvent::Subscribe,
         }
+    }
+
+    /// Watcher information only: the version of the next document (0: none sent yet).
+    pub(crate) fn winfo_version(&self) -> u32 {
+        self.extra.as_ref().map_or(0, |e| e.winfo_version)
+    }
+
+    /// Watcher information only: how far into the watcher log this subscriber was told.
+    pub(crate) fn winfo_seen(&self) -> u64 {
+        self.extra.as_ref().map_or(0, |e| e.winfo_seen)
+    }
+
+    /// Watcher information only: a document was made; `seen` is the log's last change.
+    pub(crate) fn winfo_advance(&mut self, seen: u64) {
+        let extra = self.extra.get_or_insert_with(Box::default);
+        extra.winfo_version += 1;
+        extra.winfo_seen = seen;
     }
 
     pub(crate) fn info(&self, now: u64) -> SubscriptionInfo {
@@ -124,10 +159,13 @@ impl Subscription {
         let Some(doc) = document else {
             return Some(None);
         };
-        let (Some(filter), Document::Presence(new)) = (&self.filter, &*doc) else {
+        let Some(extra) = self.extra.as_deref_mut() else {
             return Some(Some(doc));
         };
-        let old = match self.last_seen.as_deref() {
+        let (Some(filter), Document::Presence(new)) = (&extra.filter, &*doc) else {
+            return Some(Some(doc));
+        };
+        let old = match extra.last_seen.as_deref() {
             Some(Document::Presence(p)) => Some(p),
             _ => None,
         };
@@ -137,12 +175,12 @@ impl Subscription {
         let shaped = match filter.apply_to_presence(new) {
             Ok(p) => Arc::new(Document::Presence(p)),
             Err(e) => {
-                let level = if self.filter_failure_logged {
+                let level = if extra.filter_failure_logged {
                     log::Level::Debug
                 } else {
                     log::Level::Warn
                 };
-                self.filter_failure_logged = true;
+                extra.filter_failure_logged = true;
                 log::log!(
                     level,
                     "subscription {}: its filter cannot be applied to the presence of {} ({e}); \
@@ -153,19 +191,22 @@ impl Subscription {
                 doc.clone()
             }
         };
-        self.last_seen = Some(doc);
+        extra.last_seen = Some(doc);
         wanted.then_some(Some(shaped))
     }
 
     /// Decides whether a (non-forced) notification may go now.
     pub(crate) fn throttle(&mut self, now: u64) -> Throttle {
-        if self.held_until.is_some() {
+        let Some(extra) = self.extra.as_deref_mut() else {
+            return Throttle::Send;
+        };
+        if extra.held_until.is_some() {
             return Throttle::Held;
         }
-        match self.last_notified {
-            Some(last) if self.min_interval_ms > 0 && now < last + self.min_interval_ms => {
-                let at = last + self.min_interval_ms;
-                self.held_until = Some(at);
+        match extra.last_notified {
+            Some(last) if extra.min_interval_ms > 0 && now < last + extra.min_interval_ms => {
+                let at = last + extra.min_interval_ms;
+                extra.held_until = Some(at);
                 Throttle::HoldUntil(at)
             }
             _ => Throttle::Send,
@@ -174,12 +215,239 @@ impl Subscription {
 
     /// When a held notification is due, if one is held.
     pub(crate) fn held_until(&self) -> Option<u64> {
-        self.held_until
+        self.extra.as_ref().and_then(|e| e.held_until)
     }
 
     /// Records that a notification went out.
     pub(crate) fn notified(&mut self, now: u64) {
-        self.last_notified = Some(now);
-        self.held_until = None;
+        if let Some(extra) = self.extra.as_deref_mut() {
+            extra.last_notified = Some(now);
+            extra.held_until = None;
+        }
+    }
+}
+
+/// A shard's subscriptions by id: a slab of subscriptions and an open-addressing index of
+/// slab slots (4 bytes a bucket, linear probing, the id compared in the slab). Costs about
+/// one subscription plus 8–16 bytes per entry, where a `HashMap` costs twice that.
+#[derive(Default)]
+pub(crate) struct Subscriptions {
+    slab: Vec<Option<Subscription>>,
+    free: Vec<u32>,
+    /// Slab slots; `EMPTY` marks a free bucket. Its length is 0 or a power of two at least
+    /// twice `len`.
+    index: Vec<u32>,
+    len: usize,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+impl Subscriptions {
+    fn home(&self, id: SubscriptionId) -> usize {
+        let bits = self.index.len().trailing_zeros();
+        // Fibonacci hashing: the ids of a shard are nearly consecutive multiples of the
+        // worker count; the multiplication spreads them over the table.
+        (id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+    }
+
+    fn id_at(&self, slot: u32) -> SubscriptionId {
+        self.slab[slot as usize]
+            .as_ref()
+            .expect("indexed slot holds a subscription")
+            .id
+    }
+
+    /// The bucket and slab slot of `id`.
+    fn find(&self, id: SubscriptionId) -> Option<(usize, u32)> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.index.len() - 1;
+        let mut i = self.home(id);
+        loop {
+            let slot = self.index[i];
+            if slot == EMPTY {
+                return None;
+            }
+            if self.id_at(slot) == id {
+                return Some((i, slot));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn place(&mut self, slot: u32) {
+        let mask = self.index.len() - 1;
+        let mut i = self.home(self.id_at(slot));
+        while self.index[i] != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.index[i] = slot;
+    }
+
+    fn grow_index(&mut self) {
+        let size = (self.index.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.index, vec![EMPTY; size]);
+        for slot in old.into_iter().filter(|s| *s != EMPTY) {
+            self.place(slot);
+        }
+    }
+
+    pub(crate) fn contains_key(&self, id: &SubscriptionId) -> bool {
+        self.find(*id).is_some()
+    }
+
+    pub(crate) fn get(&self, id: &SubscriptionId) -> Option<&Subscription> {
+        let (_, slot) = self.find(*id)?;
+        self.slab[slot as usize].as_ref()
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &SubscriptionId) -> Option<&mut Subscription> {
+        let (_, slot) = self.find(*id)?;
+        self.slab[slot as usize].as_mut()
+    }
+
+    /// Adds `sub` under `id` (its own id), replacing one with the same id.
+    pub(crate) fn insert(&mut self, id: SubscriptionId, sub: Subscription) {
+        debug_assert_eq!(id, sub.id);
+        if let Some((_, slot)) = self.find(id) {
+            self.slab[slot as usize] = Some(sub);
+            return;
+        }
+        if (self.len + 1) * 2 > self.index.len() {
+            self.grow_index();
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(sub);
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.slab.len())
+                    .ok()
+                    .filter(|s| *s != EMPTY)
+                    .expect("fewer than 2^32 - 1 subscriptions in a shard");
+                self.slab.push(Some(sub));
+                slot
+            }
+        };
+        self.place(slot);
+        self.len += 1;
+    }
+
+    pub(crate) fn remove(&mut self, id: &SubscriptionId) -> Option<Subscription> {
+        let (mut hole, slot) = self.find(*id)?;
+        let mask = self.index.len() - 1;
+        self.index[hole] = EMPTY;
+        // Backward-shift deletion: pull later entries of the probe run into the hole when
+        // their home bucket allows it, so no tombstones are needed.
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.index[j];
+            if s == EMPTY {
+                break;
+            }
+            let home = self.home(self.id_at(s));
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.index[hole] = s;
+                self.index[j] = EMPTY;
+                hole = j;
+            }
+        }
+        let sub = self.slab[slot as usize].take();
+        if slot as usize + 1 == self.slab.len() {
+            self.slab.pop();
+        } else {
+            self.free.push(slot);
+        }
+        self.len -= 1;
+        if self.len == 0 {
+            self.slab.clear();
+            self.free.clear();
+        }
+        sub
+    }
+
+    /// How many subscriptions there are.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl std::ops::Index<&SubscriptionId> for Subscriptions {
+    type Output = Subscription;
+
+    fn index(&self, id: &SubscriptionId) -> &Subscription {
+        self.get(id).expect("no such subscription")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(id: u64) -> Subscription {
+        let uri: Arc<Uri> = Arc::new("sip:a@example.test".parse().expect("uri"));
+        Subscription::new(
+            SubscriptionId(id),
+            uri.clone(),
+            uri,
+            Package::Presence,
+            SubscriptionState::Active,
+            AuthAction::Allow,
+            0,
+            0,
+            None,
+            Duration::ZERO,
+        )
+    }
+
+    #[test]
+    fn sizes() {
+        println!(
+            "Subscription {} B, Option<Subscription> {} B",
+            std::mem::size_of::<Subscription>(),
+            std::mem::size_of::<Option<Subscription>>()
+        );
+        assert!(std::mem::size_of::<Option<Subscription>>() <= 56);
+    }
+
+    #[test]
+    fn slab_and_index_agree_with_a_map() {
+        let mut subs = Subscriptions::default();
+        let mut model = std::collections::BTreeSet::new();
+        let mut x: u64 = 0x1234_5678;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = (x % 3000) * 3 + 1;
+            if x % 5 < 3 {
+                if model.insert(id) {
+                    subs.insert(SubscriptionId(id), sub(id));
+                }
+            } else {
+                assert_eq!(
+                    subs.remove(&SubscriptionId(id)).map(|s| s.id.0),
+                    model.take(&id)
+                );
+            }
+            if step % 997 == 0 {
+                for probe in 0..9100 {
+                    assert_eq!(
+                        subs.get(&SubscriptionId(probe)).map(|s| s.id.0),
+                        model.get(&probe).copied()
+                    );
+                }
+            }
+            assert_eq!(subs.len(), model.len());
+        }
+        for id in model.clone() {
+            assert!(subs.remove(&SubscriptionId(id)).is_some());
+        }
+        assert_eq!(subs.len(), 0);
+        assert!(subs.get(&SubscriptionId(1)).is_none());
     }
 }

@@ -21,36 +21,84 @@ pub(crate) enum Timer {
     Throttle(SubscriptionId),
 }
 
-/// Deadlines in clock milliseconds, earliest first.
+/// Deadlines in clock milliseconds, earliest first (on a tie: publications, then
+/// subscriptions, then throttles, each by tag or id).
+///
+/// One heap per kind, so the many subscription entries are 16 bytes each rather than the
+/// size of a [`Timer`] (which holds a `String`) plus the deadline.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(u64, Timer)>>,
+    publications: BinaryHeap<Reverse<(u64, String)>>,
+    subscriptions: BinaryHeap<Reverse<(u64, SubscriptionId)>>,
+    throttles: BinaryHeap<Reverse<(u64, SubscriptionId)>>,
+}
+
+/// Which heap holds the earliest entry.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Publication,
+    Subscription,
+    Throttle,
 }
 
 impl Timers {
     /// Schedules `timer` at `deadline_ms`.
     pub(crate) fn schedule(&mut self, deadline_ms: u64, timer: Timer) {
-        self.heap.push(Reverse((deadline_ms, timer)));
+        match timer {
+            Timer::Publication(etag) => self.publications.push(Reverse((deadline_ms, etag))),
+            Timer::Subscription(id) => self.subscriptions.push(Reverse((deadline_ms, id))),
+            Timer::Throttle(id) => self.throttles.push(Reverse((deadline_ms, id))),
+        }
+    }
+
+    /// The earliest entry's deadline and heap.
+    fn earliest(&self) -> Option<(u64, Kind)> {
+        let p = self
+            .publications
+            .peek()
+            .map(|Reverse((d, _))| (*d, Kind::Publication));
+        let s = self
+            .subscriptions
+            .peek()
+            .map(|Reverse((d, _))| (*d, Kind::Subscription));
+        let t = self
+            .throttles
+            .peek()
+            .map(|Reverse((d, _))| (*d, Kind::Throttle));
+        [p, s, t].into_iter().flatten().min()
     }
 
     /// The earliest deadline, if any.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        self.heap.peek().map(|Reverse((d, _))| *d)
+        self.earliest().map(|(d, _)| d)
     }
 
     /// Removes and returns the earliest entry if it is due at `now_ms`.
     pub(crate) fn pop_due(&mut self, now_ms: u64) -> Option<(u64, Timer)> {
-        if self.next_deadline()? <= now_ms {
-            self.heap.pop().map(|Reverse(entry)| entry)
-        } else {
-            None
+        let (deadline, kind) = self.earliest()?;
+        if deadline > now_ms {
+            return None;
+        }
+        match kind {
+            Kind::Publication => self
+                .publications
+                .pop()
+                .map(|Reverse((d, etag))| (d, Timer::Publication(etag))),
+            Kind::Subscription => self
+                .subscriptions
+                .pop()
+                .map(|Reverse((d, id))| (d, Timer::Subscription(id))),
+            Kind::Throttle => self
+                .throttles
+                .pop()
+                .map(|Reverse((d, id))| (d, Timer::Throttle(id))),
         }
     }
 
     /// Entries scheduled (stale ones included).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.heap.len()
+        self.publications.len() + self.subscriptions.len() + self.throttles.len()
     }
 }
 
@@ -70,5 +118,26 @@ mod tests {
         assert_eq!(t.pop_due(25).map(|e| e.0), Some(20));
         assert!(t.pop_due(25).is_none());
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn ties_in_kind_then_key_order() {
+        let mut t = Timers::default();
+        t.schedule(10, Timer::Throttle(SubscriptionId(1)));
+        t.schedule(10, Timer::Subscription(SubscriptionId(9)));
+        t.schedule(10, Timer::Subscription(SubscriptionId(4)));
+        t.schedule(10, Timer::Publication("b".into()));
+        t.schedule(10, Timer::Publication("a".into()));
+        let order: Vec<Timer> = std::iter::from_fn(|| t.pop_due(10).map(|e| e.1)).collect();
+        assert_eq!(
+            order,
+            vec![
+                Timer::Publication("a".into()),
+                Timer::Publication("b".into()),
+                Timer::Subscription(SubscriptionId(4)),
+                Timer::Subscription(SubscriptionId(9)),
+                Timer::Throttle(SubscriptionId(1)),
+            ]
+        );
     }
 }

@@ -1,9 +1,12 @@
-//! A presentity's watcher log: who subscribes to it and what happened to each subscription,
-//! for watcher information (RFC 3857/3858). Each change gets a sequence number, so every
-//! winfo subscriber can be sent exactly the changes since its last notification.
+//! A presentity's watcher log, for watcher information (RFC 3857/3858). Each change of one
+//! of its (non-winfo) subscriptions gets a sequence number, so every winfo subscriber can be
+//! sent exactly the changes since its last notification.
+//!
+//! The log holds no copy of its watchers: each subscription keeps its own watcher status
+//! and last event, a full document is made from the presentity's subscriptions, and only
+//! the changes some winfo subscriber was not yet told are kept (none while nobody watches
+//! the watchers).
 #![forbid(unsafe_code)]
-
-use std::sync::Arc;
 
 use super::events::{SubscriptionId, SubscriptionState};
 use super::package::Package;
@@ -12,21 +15,11 @@ use crate::doc::winfo::{Watcher, WatcherEvent, WatcherList, WatcherStatus, Watch
 use crate::doc::DocState;
 use crate::uri::Uri;
 
-struct Entry {
-    id: SubscriptionId,
-    watcher: Arc<Uri>,
-    package: Package,
-    status: WatcherStatus,
-    event: WatcherEvent,
-    first_subscribed: u64,
-    expires_at: u64,
-    changed: u64,
-}
-
-/// The watchers of one presentity, current and just ended.
+/// The recent changes to the watchers of one presentity.
 #[derive(Default)]
 pub(crate) struct WatcherLog {
-    entries: Vec<Entry>,
+    /// (change number, subscription), the latest change of each subscription only.
+    changes: Vec<(u64, SubscriptionId)>,
     seq: u64,
 }
 
@@ -40,34 +33,38 @@ fn status_of(state: SubscriptionState, event: WatcherEvent) -> WatcherStatus {
     }
 }
 
+/// The watcher status of a subscription in `state` after `event`.
+pub(crate) fn status_of_event(state: SubscriptionState, event: WatcherEvent) -> WatcherStatus {
+    status_of(state, event)
+}
+
 impl WatcherLog {
-    /// Records `event` for subscription `sub` (its current state gives the status).
-    pub(crate) fn record(&mut self, sub: &Subscription, event: WatcherEvent, _now: u64) {
+    /// Records `event` for subscription `sub` (its current state gives the status). The
+    /// change is kept for partial documents when `watched` (someone watches the watchers).
+    pub(crate) fn record(&mut self, sub: &mut Subscription, event: WatcherEvent, watched: bool) {
         self.seq += 1;
-        let status = status_of(sub.state, event);
-        match self.entries.iter_mut().find(|e| e.id == sub.id) {
-            Some(e) => {
-                e.status = status;
-                e.event = event;
-                e.expires_at = sub.expires_at;
-                e.changed = self.seq;
-            }
-            None => self.entries.push(Entry {
-                id: sub.id,
-                watcher: sub.watcher.clone(),
-                package: sub.package,
-                status,
-                event,
-                first_subscribed: sub.first_subscribed,
-                expires_at: sub.expires_at,
-                changed: self.seq,
-            }),
+        sub.winfo_status = status_of(sub.state, event);
+        sub.winfo_event = event;
+        if let Some(i) = self.changes.iter().position(|c| c.1 == sub.id) {
+            self.changes.remove(i);
+        }
+        if watched {
+            self.changes.push((self.seq, sub.id));
         }
     }
 
     /// Drops an ended subscription from the log (after its last change was told).
     pub(crate) fn forget(&mut self, id: SubscriptionId) {
-        self.entries.retain(|e| e.id != id);
+        self.changes.retain(|c| c.1 != id);
+    }
+
+    /// Forgets the changes up to change number `told` (every winfo subscriber was told
+    /// them); all of them when `None` (nobody needs them).
+    pub(crate) fn trim(&mut self, told: Option<u64>) {
+        match told {
+            Some(seen) => self.changes.retain(|c| c.0 > seen),
+            None => self.changes.clear(),
+        }
     }
 
     /// The latest change number.
@@ -77,18 +74,33 @@ impl WatcherLog {
 
     /// The watcher-info document for `resource`: every current watcher (`since` = None, a
     /// full document) or the watchers changed after change number `since` (partial).
+    /// `watchers` are the presentity's (non-winfo) subscriptions, in subscription order.
     pub(crate) fn document(
         &self,
         resource: &Uri,
         version: u32,
         since: Option<u64>,
         now: u64,
+        watchers: &[&Subscription],
     ) -> Watcherinfo {
+        let mut changed: Vec<SubscriptionId> = match since {
+            Some(seen) => self
+                .changes
+                .iter()
+                .filter(|c| c.0 > seen)
+                .map(|c| c.1)
+                .collect(),
+            None => Vec::new(),
+        };
+        changed.sort_unstable();
         let mut lists: Vec<WatcherList> = Vec::new();
-        for e in &self.entries {
+        for e in watchers {
             let include = match since {
-                None => matches!(e.status, WatcherStatus::Pending | WatcherStatus::Active),
-                Some(seen) => e.changed > seen,
+                None => matches!(
+                    e.winfo_status,
+                    WatcherStatus::Pending | WatcherStatus::Active
+                ),
+                Some(_) => changed.binary_search(&e.id).is_ok(),
             };
             if !include {
                 continue;
@@ -101,9 +113,17 @@ impl WatcherLog {
                     lists.last_mut().expect("pushed")
                 }
             };
-            let mut w = Watcher::new(e.id.to_string(), e.watcher.to_string(), e.status, e.event);
+            let mut w = Watcher::new(
+                e.id.to_string(),
+                e.watcher.to_string(),
+                e.winfo_status,
+                e.winfo_event,
+            );
             w.duration_subscribed = Some(now.saturating_sub(e.first_subscribed) / 1000);
-            if matches!(e.status, WatcherStatus::Pending | WatcherStatus::Active) {
+            if matches!(
+                e.winfo_status,
+                WatcherStatus::Pending | WatcherStatus::Active
+            ) {
                 w.expiration = Some(e.expires_at.saturating_sub(now) / 1000);
             }
             list.watchers.push(w);
@@ -124,5 +144,96 @@ impl WatcherLog {
             lists,
             ..Watcherinfo::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::authorization::AuthAction;
+
+    fn sub(id: u64, watcher: &str, state: SubscriptionState) -> Subscription {
+        Subscription::new(
+            SubscriptionId(id),
+            Arc::new(watcher.parse().expect("uri")),
+            Arc::new("sip:alice@example.test".parse().expect("uri")),
+            Package::Presence,
+            state,
+            AuthAction::Allow,
+            600_000,
+            0,
+            None,
+            Duration::ZERO,
+        )
+    }
+
+    fn uris(doc: &Watcherinfo) -> Vec<(String, WatcherStatus, WatcherEvent)> {
+        doc.lists
+            .iter()
+            .flat_map(|l| &l.watchers)
+            .map(|w| (w.uri.clone(), w.status, w.event))
+            .collect()
+    }
+
+    #[test]
+    fn full_from_the_subscriptions_partial_from_the_untold_changes() {
+        let alice: Uri = "sip:alice@example.test".parse().expect("uri");
+        let mut log = WatcherLog::default();
+        let mut bob = sub(1, "sip:bob@example.test", SubscriptionState::Pending);
+        let mut carol = sub(2, "sip:carol@example.test", SubscriptionState::Active);
+        log.record(&mut bob, WatcherEvent::Subscribe, false);
+        log.record(&mut carol, WatcherEvent::Subscribe, false);
+        // Nobody watched the watchers: no change kept, yet the full document has both.
+        assert!(log.changes.is_empty());
+        let full = log.document(&alice, 0, None, 1000, &[&bob, &carol]);
+        assert_eq!(full.state, DocState::Full);
+        assert_eq!(
+            uris(&full),
+            vec![
+                (
+                    "sip:bob@example.test".to_string(),
+                    WatcherStatus::Pending,
+                    WatcherEvent::Subscribe
+                ),
+                (
+                    "sip:carol@example.test".to_string(),
+                    WatcherStatus::Active,
+                    WatcherEvent::Subscribe
+                ),
+            ]
+        );
+        let seen = log.last_change();
+        bob.state = SubscriptionState::Active;
+        log.record(&mut bob, WatcherEvent::Approved, true);
+        let partial = log.document(&alice, 1, Some(seen), 1000, &[&bob, &carol]);
+        assert_eq!(partial.state, DocState::Partial);
+        assert_eq!(
+            uris(&partial),
+            vec![(
+                "sip:bob@example.test".to_string(),
+                WatcherStatus::Active,
+                WatcherEvent::Approved
+            )]
+        );
+        // A second change of the same subscription replaces the first.
+        carol.state = SubscriptionState::Terminated(None);
+        log.record(&mut carol, WatcherEvent::Timeout, true);
+        log.record(&mut bob, WatcherEvent::Approved, true);
+        assert_eq!(log.changes.len(), 2);
+        let partial = log.document(&alice, 2, Some(seen), 1000, &[&bob, &carol]);
+        assert_eq!(uris(&partial).len(), 2);
+        let full = log.document(&alice, 2, None, 1000, &[&bob, &carol]);
+        assert_eq!(uris(&full).len(), 1);
+        log.trim(Some(log.last_change() - 1));
+        assert_eq!(log.changes.len(), 1);
+        log.forget(bob.id);
+        assert!(log.changes.is_empty());
+        // No watcher at all: one empty presence list.
+        let empty = log.document(&alice, 3, None, 1000, &[]);
+        assert_eq!(empty.lists.len(), 1);
+        assert!(empty.lists[0].watchers.is_empty());
     }
 }
