@@ -718,6 +718,24 @@ enum impp_status impp_config_set_document_limits(struct impp_config *config,
                                                  uint32_t max_depth);
 
 /**
+ * Keeps the engine's durable state (authorization rules) in the SQLite file at `path`,
+ * created if missing; without this call the state is kept in memory and lost with the
+ * engine. The file is opened here, at once, so a bad path is reported by this call; it stays
+ * open until the configuration is freed, or the engine that consumed it is freed. Calling
+ * this again closes the previous file and opens the new one. Rules already in the file are
+ * loaded by `impp_engine_new`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, empty), `IMPP_ERR_MALFORMED` (the
+ * file is not an SQLite database, or is corrupt), `IMPP_ERR_UNSUPPORTED` (written by a newer
+ * libimpp), `IMPP_ERR_INTERNAL` (cannot create or open the file, I/O error; the message
+ * says why). On error the configuration is unchanged.
+ *
+ * # Safety
+ * `config` is NULL or a live configuration; `path` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_config_set_store_path(struct impp_config *config, const char *path);
+
+/**
  * Makes the engine use a manual clock that only moves with `impp_engine_advance_clock`:
  * for tests that drive expiry and throttling without sleeping.
  *

@@ -9,6 +9,7 @@ use super::boundary::{guard, guard_value, handle_mut, out_arg, str_arg, write_ou
 use super::status::impp_status;
 use crate::engine::{AuthAction, EngineConfig, ExpiryBounds, ManualClock};
 use crate::error::{Error, Result};
+use crate::store::SqliteStore;
 use crate::uri::Uri;
 
 /// How a watcher no rule mentions is treated, or what a rule does.
@@ -296,6 +297,36 @@ pub unsafe extern "C" fn impp_config_set_document_limits(
         }
         c.config.limits.max_bytes = max_bytes;
         c.config.limits.max_depth = max_depth as usize;
+        Ok(())
+    })
+}
+
+/// Keeps the engine's durable state (authorization rules) in the SQLite file at `path`,
+/// created if missing; without this call the state is kept in memory and lost with the
+/// engine. The file is opened here, at once, so a bad path is reported by this call; it stays
+/// open until the configuration is freed, or the engine that consumed it is freed. Calling
+/// this again closes the previous file and opens the new one. Rules already in the file are
+/// loaded by `impp_engine_new`.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, empty), `IMPP_ERR_MALFORMED` (the
+/// file is not an SQLite database, or is corrupt), `IMPP_ERR_UNSUPPORTED` (written by a newer
+/// libimpp), `IMPP_ERR_INTERNAL` (cannot create or open the file, I/O error; the message
+/// says why). On error the configuration is unchanged.
+///
+/// # Safety
+/// `config` is NULL or a live configuration; `path` NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_store_path(
+    config: *mut impp_config,
+    path: *const c_char,
+) -> impp_status {
+    with_config(config, |c| {
+        // SAFETY: the caller's contract.
+        let path = unsafe { str_arg(path, "path") }?;
+        if path.is_empty() {
+            return Err(Error::InvalidArgument("path is empty".into()));
+        }
+        c.config.store = Arc::new(SqliteStore::open(path)?);
         Ok(())
     })
 }

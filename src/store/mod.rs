@@ -15,13 +15,16 @@
 //! - `load_*` returns every stored item in a deterministic order;
 //! - methods take `&self` and may be called from any thread (`Send + Sync`).
 //!
-//! [`MemoryStore`] keeps everything in memory, for tests and embedders that want no
+//! [`SqliteStore`] is the default durable store: one SQLite file in WAL mode, with group
+//! commit. [`MemoryStore`] keeps everything in memory, for tests and embedders that want no
 //! persistence.
 #![forbid(unsafe_code)]
 
 pub mod memory;
+pub mod sqlite;
 
 pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
 
 use crate::engine::authorization::{AuthRule, WatcherMatch};
 use crate::error::Result;
