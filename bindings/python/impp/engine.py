@@ -149,7 +149,7 @@ class Config:
     An :class:`Engine` consumes its Config; one Config makes one engine.
     """
 
-    def __init__(self, **options) -> None:
+    def __init__(self, **options: Any) -> None:
         self._ptr = None
         out = _ffi.ConfigP()
         check(lib.impp_config_new(ctypes.byref(out)))
@@ -160,7 +160,7 @@ class Config:
             self.close()
             raise
 
-    def update(self, **options) -> "Config":
+    def update(self, **options: Any) -> "Config":
         for name, value in options.items():
             setter = _CONFIG_OPTIONS.get(name)
             if setter is None:
@@ -174,7 +174,7 @@ class Config:
     def default_workers() -> int:
         return lib.impp_config_default_workers()
 
-    def _h(self):
+    def _h(self) -> Any:
         if not self._ptr:
             raise ValueError("the configuration is closed or was given to an engine")
         return self._ptr
@@ -220,7 +220,7 @@ class Config:
         check(lib.impp_config_use_manual_clock(self._h()))
         return self
 
-    def _take(self):
+    def _take(self) -> Any:
         """Hands the handle over to impp_engine_new (which consumes it)."""
         ptr, self._ptr = self._h(), None
         return ptr
@@ -233,7 +233,7 @@ class Config:
     def __enter__(self) -> "Config":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -404,7 +404,7 @@ class _Deliver:
         self.engine = weakref.ref(engine)
         self.callback = None
 
-    def __call__(self, event_ptr) -> None:
+    def __call__(self, event_ptr: Any) -> None:
         event = Event._copy(event_ptr)
         engine = self.engine()
         if engine is None:
@@ -473,7 +473,7 @@ class Engine:
     # --- lifetime ---
 
     @contextmanager
-    def _use(self):
+    def _use(self) -> Iterator[Any]:
         """The handle, kept valid for the duration of one call: close() waits for calls in
         progress on other threads, and refuses new ones once it has started."""
         with self._cond:
@@ -528,7 +528,7 @@ class Engine:
     def __enter__(self) -> "Engine":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:

@@ -8,7 +8,11 @@ import ctypes
 from ctypes import c_int, c_size_t, c_void_p
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .documents import DialogInfo, MessageSummary, Watcherinfo
+    from .presence import Presence
 
 from ._ffi import check, decode, lib
 
@@ -93,7 +97,7 @@ class Event:
                 return doc
         return None
 
-    def presence(self):
+    def presence(self) -> Optional["Presence"]:
         """The body parsed as a :class:`impp.Presence` (a new handle the caller owns), or
         None when the event carries no presence document."""
         if self.body is None or self.package != "presence":
@@ -102,7 +106,7 @@ class Event:
 
         return Presence.parse(self.body)
 
-    def winfo(self):
+    def winfo(self) -> Optional["Watcherinfo"]:
         """The body parsed as a :class:`impp.Watcherinfo` (a new handle the caller owns), or
         None when the event carries no watcherinfo document (``presence.winfo`` package)."""
         if self.body is None or self.package != "presence.winfo":
@@ -111,7 +115,7 @@ class Event:
 
         return Watcherinfo.parse(self.body)
 
-    def dialog_info(self):
+    def dialog_info(self) -> Optional["DialogInfo"]:
         """The body parsed as a :class:`impp.DialogInfo` (a new handle the caller owns), or
         None when the event carries no dialog-info document (``dialog`` package)."""
         if self.body is None or self.package != "dialog":
@@ -120,7 +124,7 @@ class Event:
 
         return DialogInfo.parse(self.body)
 
-    def message_summary(self):
+    def message_summary(self) -> Optional["MessageSummary"]:
         """The body parsed as a :class:`impp.MessageSummary` (a new handle the caller owns),
         or None when the event carries no message summary (``message-summary`` package)."""
         if self.body is None or self.package != "message-summary":
@@ -130,7 +134,7 @@ class Event:
         return MessageSummary.parse(self.body)
 
     @classmethod
-    def _copy(cls, event) -> "Event":
+    def _copy(cls, event: Any) -> "Event":
         """Reads every field of a live C event (borrowed or owned) into a new Event."""
         kind = lib.impp_event_get_kind(event)
         reason = c_int()

@@ -7,7 +7,7 @@ into Python objects at once, so nothing returned here borrows from the handle.
 import ctypes
 from ctypes import c_char_p, c_double, c_int, c_size_t, c_void_p
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, NamedTuple, Optional, Union
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Union
 
 from . import _ffi
 from ._ffi import check, decode, encode, encode_optional, lib
@@ -153,7 +153,7 @@ class Presence:
         return i
 
     @classmethod
-    def _adopt(cls, ptr) -> "Presence":
+    def _adopt(cls, ptr: Any) -> "Presence":
         self = cls.__new__(cls)
         self._ptr = ptr
         return self
@@ -206,7 +206,7 @@ class Presence:
     def __enter__(self) -> "Presence":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -220,7 +220,7 @@ class Presence:
     def closed(self) -> bool:
         return not self._ptr
 
-    def _h(self):
+    def _h(self) -> Any:
         if not self._ptr:
             raise ValueError("the presence document is closed")
         return self._ptr
