@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds libimpp (release) and runs the C example against it.
+# Builds libimpp (release) and runs a C example against it: examples/c/presence.c, or the
+# one named as the argument (presence, watch_buddies, publish_status).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+name="${1:-presence}"
 cargo build --release --lib
-out=target/release/examples
+target="${CARGO_TARGET_DIR:-target}/release"
+out="$target/examples"
 mkdir -p "$out"
-cc -std=c11 -Wall -Wextra -O2 -Iinclude examples/presence.c \
-   -Ltarget/release -Wl,-rpath,"$PWD/target/release" -limpp -o "$out/presence_c"
-"$out/presence_c"
+cc -std=c11 -Wall -Wextra -O2 -Iinclude "examples/c/$name.c" \
+   -L"$target" -Wl,-rpath,"$(cd "$target" && pwd)" -limpp -o "$out/${name}_c"
+"$out/${name}_c"

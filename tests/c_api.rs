@@ -138,7 +138,7 @@ fn presence_api_under_sanitizers() {
 /// The example a newcomer copies from must keep working.
 #[test]
 fn presence_example_runs() {
-    let out = sanitized_c_program(&root().join("examples/presence.c"), "example_presence");
+    let out = sanitized_c_program(&root().join("examples/c/presence.c"), "example_presence");
     assert!(
         out.contains("Parsed back: pres:alice@example.test has 2 tuples"),
         "{out}"
@@ -244,27 +244,43 @@ fn valgrind_c_test(name: &str) -> String {
         .arg(&exe))
 }
 
-/// The C engine example (`examples/engine.c`) keeps building and running, under the
-/// sanitizers like the tests.
+/// The C buddy-list example (`examples/c/watch_buddies.c`) keeps building and running,
+/// under the sanitizers like the tests.
 #[test]
-fn engine_example_runs() {
-    let out = sanitized_c_program(&root().join("examples/engine.c"), "example_engine");
-    assert!(
-        out.contains("authorization requested  sub="),
-        "no authorization request:\n{out}"
+fn watch_buddies_example_runs() {
+    let out = sanitized_c_program(
+        &root().join("examples/c/watch_buddies.c"),
+        "example_watch_buddies",
     );
-    assert!(
-        out.contains("sip:bob@example.test sees phone=open"),
-        "Bob never saw Alice's phone:\n{out}"
+    for expected in [
+        "sip:bob@example.test asks sip:dave@example.test for consent: allowed",
+        "sip:alice@example.test: open (at my desk)",
+        "sip:dave@example.test: closed (on holiday)",
+        "sip:alice@example.test: closed (in a meeting)",
+        "A minute later:\n  sip:carol@example.test: offline (nothing published)\n",
+        "Bob watches 3 buddies; active subscriptions: 3",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}
+
+/// The C publishing example (`examples/c/publish_status.c`) keeps building and running,
+/// under the sanitizers like the tests.
+#[test]
+fn publish_status_example_runs() {
+    let out = sanitized_c_program(
+        &root().join("examples/c/publish_status.c"),
+        "example_publish_status",
     );
-    assert!(
-        out.contains("publication expired      sip:alice@example.test"),
-        "the publication did not expire:\n{out}"
-    );
-    assert!(
-        out.contains("active subscriptions: 1, publications: 0"),
-        "{out}"
-    );
+    for expected in [
+        "Bob sees: open \"available\"",
+        "Bob sees: open, on-the-phone \"on a call\"",
+        "Bob sees: closed, away \"back soon\"",
+        "still published: 1 publication(s)",
+        "Alice signs off\n    Bob sees: nothing published\n",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
 }
 
 /// `scripts/install.sh` into a prefix under the target directory, then a C program built the

@@ -1,6 +1,7 @@
 //! The Rust example (`examples/engine.rs`) keeps building and running: `cargo test` builds
-//! examples, and this runs the engine one and checks what it prints. (The C and Python
-//! examples are run by `tests/c_api.rs` and `bindings/python/tests/test_examples.py`.)
+//! examples, and this runs the engine one and checks what it prints. (The C examples in
+//! `examples/c/` are run by `tests/c_api.rs`, the Python ones in `examples/python/` by
+//! `bindings/python/tests/test_examples.py`.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

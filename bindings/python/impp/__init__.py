@@ -7,18 +7,30 @@ see :func:`set_log_level`.
 
     import impp
 
-    with impp.Engine(default_policy="allow", manual_clock=True) as engine:
+    with impp.Engine(domains=["example.test"], default_policy="allow") as engine:
         sub = engine.subscribe("sip:bob@example.test", "sip:alice@example.test")
-        doc = impp.Presence("pres:alice@example.test")
-        doc.add_tuple("phone", "open", contact="sip:alice@198.51.100.7")
+        doc = impp.Presence(
+            entity="pres:alice@example.test",
+            tuples=[impp.Tuple(id="phone", basic="open", contact="sip:alice@198.51.100.7")],
+        )
         engine.publish("sip:alice@example.test", doc)
         for event in engine.events(timeout=0.5):
-            print(event.kind, event.state, event.body)
+            print(event.kind, event.state, event.xml)
 """
 
+from . import _ffi
 from ._ffi import ABI_VERSION, TRACE, library_path, set_log_level
 from ._ffi import version as library_version
-from .engine import ACTIONS, STATS, Config, Engine, Rule, SubscriptionState
+from .engine import (
+    ACTIONS,
+    STATS,
+    Config,
+    Engine,
+    Publication,
+    Rule,
+    Subscription,
+    SubscriptionState,
+)
 from .errors import (
     Error,
     Forbidden,
@@ -29,6 +41,7 @@ from .errors import (
     InvalidUri,
     Malformed,
     NotFound,
+    ParseError,
     Shutdown,
     TooLarge,
     UnknownEntityTag,
@@ -52,6 +65,13 @@ from .events import Event
 from .presence import CAPABILITIES, Activity, Note, Presence, Tuple, UserInput
 
 __version__ = "0.1.0"
+
+
+def abi_version() -> int:
+    """The ABI version of the loaded library (checked against :data:`ABI_VERSION` at
+    import)."""
+    return int(_ffi.lib.impp_abi_version())
+
 
 __all__ = [
     "ABI_VERSION",
@@ -79,9 +99,12 @@ __all__ = [
     "MessageSummary",
     "Note",
     "NotFound",
+    "ParseError",
     "Presence",
+    "Publication",
     "Rule",
     "Shutdown",
+    "Subscription",
     "SubscriptionState",
     "TRACE",
     "TooLarge",
@@ -94,6 +117,8 @@ __all__ = [
     "Watcher",
     "WatcherList",
     "Watcherinfo",
+    "__version__",
+    "abi_version",
     "library_path",
     "library_version",
     "set_log_level",

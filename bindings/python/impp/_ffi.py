@@ -131,6 +131,7 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "impp_config_free": (None, [ConfigP]),
     "impp_config_set_workers": (_status, [ConfigP, c_uint32]),
     "impp_config_add_domain": (_status, [ConfigP, c_char_p]),
+    "impp_config_set_store_path": (_status, [ConfigP, c_char_p]),
     "impp_config_set_publication_expiry": (_status, [ConfigP, c_uint32, c_uint32, c_uint32]),
     "impp_config_set_subscription_expiry": (_status, [ConfigP, c_uint32, c_uint32, c_uint32]),
     "impp_config_set_queue_capacity": (_status, [ConfigP, c_size_t]),

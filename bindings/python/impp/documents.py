@@ -9,7 +9,7 @@ Python values at once, so nothing returned here borrows from it.
 
 import ctypes
 from ctypes import c_bool, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_void_p
-from typing import Callable, Dict, List, NamedTuple, Optional, Union
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Type, TypeVar, Union
 
 from . import _ffi
 from ._ffi import body_bytes, check, decode, encode, encode_optional, lib
@@ -104,6 +104,9 @@ def _owned_text(fn: Callable[..., int], handle) -> str:
         lib.impp_string_free(out)
 
 
+_H = TypeVar("_H", bound="_Handle")
+
+
 class _Handle:
     """Lifetime of one owned C handle: close(), context manager, freed when collected."""
 
@@ -115,7 +118,7 @@ class _Handle:
         self._ptr = None
 
     @classmethod
-    def _adopt(cls, ptr):
+    def _adopt(cls: Type[_H], ptr: Any) -> _H:
         self = cls.__new__(cls)
         self._ptr = ptr
         return self
@@ -126,10 +129,10 @@ class _Handle:
         if ptr:
             getattr(lib, self._FREE)(ptr)
 
-    def __enter__(self):
+    def __enter__(self: _H) -> _H:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -143,7 +146,7 @@ class _Handle:
     def closed(self) -> bool:
         return not getattr(self, "_ptr", None)
 
-    def _h(self):
+    def _h(self) -> Any:
         ptr = getattr(self, "_ptr", None)
         if not ptr:
             raise ValueError(f"the {self._WHAT} is closed")

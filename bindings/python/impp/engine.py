@@ -9,22 +9,47 @@ call it wraps.
 import asyncio
 import atexit
 import ctypes
+import os
 import math
+import operator
+import queue
 import threading
 import time
 import weakref
 from contextlib import contextmanager
 from ctypes import c_bool, c_int, c_size_t, c_uint32, c_uint64, c_void_p
-from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Union
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Union,
+)
 
 from . import _ffi
 from ._ffi import body_bytes, check, encode, encode_optional, lib
-from .errors import NotFound, Shutdown
+from .errors import NotFound, Shutdown, Unsupported
 from .documents import DialogInfo, MessageSummary
 from .events import STATES, Event
 from .presence import Presence
 
-__all__ = ["Config", "Engine", "Rule", "SubscriptionState", "ACTIONS", "STATS"]
+__all__ = [
+    "Config",
+    "Engine",
+    "Publication",
+    "Rule",
+    "Subscription",
+    "SubscriptionState",
+    "ACTIONS",
+    "STATS",
+]
+
+Document = Union[str, bytes, Presence, DialogInfo, MessageSummary]
+EventCallback = Callable[[Event], None]
 
 #: impp_auth_action values by name.
 ACTIONS = {"allow": 1, "block": 2, "polite_block": 3, "confirm": 4}
@@ -66,12 +91,31 @@ def _action(action: Union[str, int]) -> int:
     raise ValueError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
 
 
+def _is_action(value: object) -> bool:
+    try:
+        _action(value)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return True
+
+
 def _reason(reason: Union[str, int]) -> int:
     if isinstance(reason, str) and reason in _REASONS:
         return _REASONS[reason]
     if isinstance(reason, int) and not isinstance(reason, bool) and 1 <= reason <= 6:
         return reason
     raise ValueError(f"reason must be one of {', '.join(_REASONS)}, not {reason!r}")
+
+
+def _id(subscription: Union[int, "Subscription"]) -> int:
+    """A subscription id from an int or a :class:`Subscription`."""
+    if isinstance(subscription, bool):
+        raise TypeError("a subscription is named by its id (int) or a Subscription")
+    return operator.index(subscription)
+
+
+def _etag(publication: Union[str, "Publication"]) -> str:
+    return publication.etag if isinstance(publication, Publication) else publication
 
 
 def _seconds_to_ms(value: float, what: str) -> int:
@@ -106,7 +150,7 @@ class Config:
     An :class:`Engine` consumes its Config; one Config makes one engine.
     """
 
-    def __init__(self, **options) -> None:
+    def __init__(self, **options: Any) -> None:
         self._ptr = None
         out = _ffi.ConfigP()
         check(lib.impp_config_new(ctypes.byref(out)))
@@ -117,7 +161,7 @@ class Config:
             self.close()
             raise
 
-    def update(self, **options) -> "Config":
+    def update(self, **options: Any) -> "Config":
         for name, value in options.items():
             setter = _CONFIG_OPTIONS.get(name)
             if setter is None:
@@ -131,7 +175,7 @@ class Config:
     def default_workers() -> int:
         return lib.impp_config_default_workers()
 
-    def _h(self):
+    def _h(self) -> Any:
         if not self._ptr:
             raise ValueError("the configuration is closed or was given to an engine")
         return self._ptr
@@ -173,11 +217,17 @@ class Config:
         check(lib.impp_config_set_document_limits(self._h(), max_bytes, max_depth))
         return self
 
+    def set_store_path(self, path: Union[str, "os.PathLike[str]"]) -> "Config":
+        """Keeps durable state (authorization rules, for now) in the SQLite file at ``path``
+        (created if missing; opened at once, so a bad path fails here)."""
+        check(lib.impp_config_set_store_path(self._h(), encode(os.fspath(path), "store")))
+        return self
+
     def use_manual_clock(self) -> "Config":
         check(lib.impp_config_use_manual_clock(self._h()))
         return self
 
-    def _take(self):
+    def _take(self) -> Any:
         """Hands the handle over to impp_engine_new (which consumes it)."""
         ptr, self._ptr = self._h(), None
         return ptr
@@ -190,7 +240,7 @@ class Config:
     def __enter__(self) -> "Config":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -227,7 +277,114 @@ _CONFIG_OPTIONS: Dict[str, Callable[[Config, object], None]] = {
     "winfo_admins": _many(Config.add_winfo_admin),
     "document_limits": lambda c, v: c.set_document_limits(*v),
     "manual_clock": _flag(Config.use_manual_clock),
+    "store": Config.set_store_path,
 }
+
+
+class Publication:
+    """A document published with :meth:`Engine.publish`. ``etag`` is its current entity
+    tag: :meth:`refresh` and :meth:`modify` replace it. ``str(publication)`` is the tag, so
+    code that kept the tag string keeps working."""
+
+    __slots__ = ("engine", "presentity", "package", "etag")
+
+    def __init__(self, engine: "Engine", presentity: str, package: str, etag: str) -> None:
+        self.engine = engine
+        self.presentity = presentity
+        self.package = package
+        self.etag = etag
+
+    def refresh(self, expires: int) -> str:
+        """Extends the publication by ``expires`` seconds (0 removes it); returns the new
+        entity tag (also in ``etag``)."""
+        self.etag = self.engine.refresh_publication(self.etag, expires)
+        return self.etag
+
+    def modify(self, document: Document) -> str:
+        """Replaces the published document; returns the new entity tag (also in ``etag``)."""
+        package = None if isinstance(document, (DialogInfo, MessageSummary)) else self.package
+        self.etag = self.engine.modify_publication(self.etag, document, package)
+        return self.etag
+
+    def remove(self) -> None:
+        """Withdraws the publication."""
+        self.engine.remove_publication(self.etag)
+
+    def __str__(self) -> str:
+        return self.etag
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Publication):
+            return self.etag == other.etag
+        if isinstance(other, str):
+            return self.etag == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.etag)
+
+    def __repr__(self) -> str:
+        return f"<impp.Publication {self.presentity} {self.package} etag={self.etag!r}>"
+
+
+class Subscription:
+    """A subscription made with :meth:`Engine.subscribe`. ``id`` is its engine id;
+    ``int(subscription)`` is the same, so a Subscription goes wherever an id does
+    (``engine.authorize(sub, "allow")``). :attr:`state` asks the engine."""
+
+    __slots__ = ("engine", "id", "watcher", "presentity", "package")
+
+    def __init__(
+        self, engine: "Engine", id: int, watcher: str, presentity: str, package: str
+    ) -> None:
+        self.engine = engine
+        self.id = id
+        self.watcher = watcher
+        self.presentity = presentity
+        self.package = package
+
+    @property
+    def state(self) -> Optional[str]:
+        """``"pending"``, ``"active"`` or ``"terminated"``; ``"terminated"`` too once the
+        engine has forgotten the subscription."""
+        try:
+            return self.engine.subscription_state(self.id).state
+        except NotFound:
+            return "terminated"
+
+    def info(self) -> SubscriptionState:
+        """The engine's full view: state, seconds left, authorization."""
+        return self.engine.subscription_state(self.id)
+
+    def refresh(self, expires: int) -> None:
+        """Extends the subscription by ``expires`` seconds (0 ends it)."""
+        self.engine.refresh_subscription(self.id, expires)
+
+    def unsubscribe(self) -> None:
+        """Ends the subscription; the watcher gets a final ``terminated`` notification."""
+        self.engine.unsubscribe(self.id)
+
+    def __int__(self) -> int:
+        return self.id
+
+    def __index__(self) -> int:
+        return self.id
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Subscription):
+            return self.id == other.id and self.engine is other.engine
+        if isinstance(other, int) and not isinstance(other, bool):
+            return self.id == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return (
+            f"<impp.Subscription {self.id} {self.watcher} -> {self.presentity}"
+            f" ({self.package})>"
+        )
 
 
 # Engines still open, closed at interpreter exit: a dispatcher thread must not call into a
@@ -251,40 +408,63 @@ class _Deliver:
 
     __slots__ = ("engine", "callback")
 
-    def __init__(self, engine: "Engine", callback: Callable[[Event], None]) -> None:
+    def __init__(self, engine: "Engine") -> None:
         self.engine = weakref.ref(engine)
-        self.callback = callback
+        self.callback = None
 
-    def __call__(self, event_ptr) -> None:
+    def __call__(self, event_ptr: Any) -> None:
         event = Event._copy(event_ptr)
         engine = self.engine()
-        if engine is not None:
-            engine._dispatch_thread = threading.get_ident()
+        if engine is None:
+            return
+        engine._dispatch_thread = threading.get_ident()
         try:
-            self.callback(event)
+            engine._route(event)
         finally:
-            if engine is not None:
-                engine._dispatch_thread = None
+            engine._dispatch_thread = None
 
 
 class Engine:
     """A running presence engine.
 
-    ``Engine(config)`` or ``Engine(**options)`` (the options of :class:`Config`). Events are
-    read with :meth:`next_event` / :meth:`events`, with asyncio (:meth:`wait_event`,
-    :meth:`aevents`), or pushed to a callback set with :meth:`on_event` on the engine's
+    ``Engine(domains=[...], store=None, workers=None, **options)`` (the options of
+    :class:`Config`), or ``Engine(config)``. ``store=None`` keeps everything in memory; a path
+    keeps durable state in that SQLite file (created if missing). ``workers=None`` is the
+    library's default.
+
+    Events are read with :meth:`next_event` / :meth:`events`, with asyncio
+    (:meth:`wait_event`, :meth:`aevents`), or pushed to a callback set with
+    :meth:`on_event` (or per subscription, ``subscribe(..., on_event=...)``) on the engine's
     dispatcher thread. Close it with :meth:`close` or a ``with`` block: that joins every
     engine thread, and no callback runs afterwards.
     """
 
-    def __init__(self, config: Optional[Config] = None, **options) -> None:
+    def __init__(
+        self,
+        config: Optional[Config] = None,
+        *,
+        domains: Optional[List[str]] = None,
+        store: Optional[str] = None,
+        workers: Optional[int] = None,
+        **options: Any,
+    ) -> None:
         self._ptr = None
         self._cond = threading.Condition()
         self._busy = 0
         self._closing = False
         self._has_callback = False
+        self._callback: Optional[EventCallback] = None
+        self._sub_callbacks: Dict[int, EventCallback] = {}
+        self._queue: "queue.SimpleQueue[Event]" = queue.SimpleQueue()
+        self._routing_lock = threading.Lock()
         self._dispatch_thread: Optional[int] = None
         self._async_waiting = False
+        if store is not None:
+            options["store"] = store
+        if domains is not None:
+            options["domains"] = domains
+        if workers is not None:
+            options["workers"] = workers
         if config is None:
             config = Config(**options)
         elif options:
@@ -297,7 +477,7 @@ class Engine:
     # --- lifetime ---
 
     @contextmanager
-    def _use(self):
+    def _use(self) -> Iterator[Any]:
         """The handle, kept valid for the duration of one call: close() waits for calls in
         progress on other threads, and refuses new ones once it has started."""
         with self._cond:
@@ -342,6 +522,8 @@ class Engine:
             self._ptr = None
             self._closing = False
             self._has_callback = False
+            self._callback = None
+            self._sub_callbacks.clear()
 
     @property
     def closed(self) -> bool:
@@ -350,7 +532,7 @@ class Engine:
     def __enter__(self) -> "Engine":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -372,14 +554,21 @@ class Engine:
     def publish(
         self,
         presentity: str,
-        body: Union[str, bytes, Presence, DialogInfo, MessageSummary],
+        document: Optional[Document] = None,
+        expires: Optional[int] = 3600,
         package: Optional[str] = None,
-        expires: Optional[int] = None,
-    ) -> str:
+        *,
+        body: Optional[Document] = None,
+    ) -> Publication:
         """Publishes a document (text, bytes, a :class:`Presence`, a :class:`DialogInfo` or a
-        :class:`MessageSummary`) and returns its entity tag. ``package`` defaults to the
-        document's own (``"presence"`` for text). ``expires`` in seconds (None: the
-        configured default)."""
+        :class:`MessageSummary`) and returns its :class:`Publication` (``str()`` of it is
+        the entity tag). ``expires`` in seconds (None: the configured default; the
+        configured maximum caps it). ``package`` defaults to the document's own
+        (``"presence"`` for text). ``body`` is the older name of ``document``."""
+        if (document is None) == (body is None):
+            raise TypeError("publish() takes one document")
+        body = document if document is not None else body
+        assert body is not None
         exp = 0 if expires is None else expires
         out = c_void_p()
         if isinstance(body, (DialogInfo, MessageSummary)):
@@ -415,24 +604,24 @@ class Engine:
                         ctypes.byref(out),
                     )
                 )
-        return _ffi.take_owned(out) or ""
+        return Publication(self, presentity, package, _ffi.take_owned(out) or "")
 
-    def refresh_publication(self, etag: str, expires: int) -> str:
+    def refresh_publication(self, etag: Union[str, Publication], expires: int) -> str:
         """Extends a publication by ``expires`` seconds (0 removes it); returns the new tag,
         which replaces the old one."""
         out = c_void_p()
         with self._use() as h:
             check(
                 lib.impp_engine_refresh_publication(
-                    h, encode(etag, "etag"), expires, ctypes.byref(out)
+                    h, encode(_etag(etag), "etag"), expires, ctypes.byref(out)
                 )
             )
         return _ffi.take_owned(out) or ""
 
     def modify_publication(
         self,
-        etag: str,
-        body: Union[str, bytes, Presence, DialogInfo, MessageSummary],
+        etag: Union[str, Publication],
+        body: Document,
         package: Optional[str] = None,
     ) -> str:
         """Replaces a publication's document; returns the new entity tag. ``package``
@@ -448,7 +637,7 @@ class Engine:
             check(
                 lib.impp_engine_modify_publication(
                     h,
-                    encode(etag, "etag"),
+                    encode(_etag(etag), "etag"),
                     encode(package, "package"),
                     data,
                     len(data),
@@ -457,9 +646,9 @@ class Engine:
             )
         return _ffi.take_owned(out) or ""
 
-    def remove_publication(self, etag: str) -> None:
+    def remove_publication(self, etag: Union[str, Publication]) -> None:
         with self._use() as h:
-            check(lib.impp_engine_remove_publication(h, encode(etag, "etag")))
+            check(lib.impp_engine_remove_publication(h, encode(_etag(etag), "etag")))
 
     # --- subscriptions ---
 
@@ -468,17 +657,30 @@ class Engine:
         watcher: str,
         presentity: str,
         package: str = "presence",
-        expires: Optional[int] = None,
+        expires: Optional[int] = 3600,
         filter: Optional[Union[str, bytes]] = None,
         min_interval: Optional[float] = None,
-    ) -> int:
-        """Subscribes ``watcher`` to ``presentity`` and returns the subscription id.
-        ``expires`` in seconds (None: the default; 0: fetch once), ``filter`` an RFC 4661
-        filter document, ``min_interval`` the minimum seconds between notifications (None:
-        the engine default). The first notification arrives as an event."""
+        on_event: Optional[EventCallback] = None,
+    ) -> Subscription:
+        """Subscribes ``watcher`` to ``presentity`` and returns the :class:`Subscription`
+        (``int()`` of it is the id). ``expires`` in seconds (None: the configured default;
+        0: fetch once; the configured maximum caps it), ``filter`` an RFC 4661 filter
+        document, ``min_interval`` the minimum seconds between notifications (None: the
+        engine default). The first notification arrives as an event.
+
+        With ``on_event``, this subscription's events go to ``on_event(event)`` on the
+        engine's dispatcher thread instead of the engine-wide delivery (the engine then
+        runs in callback mode; other events still reach :meth:`events` or the
+        :meth:`on_event` callback)."""
+        if on_event is not None and not callable(on_event):
+            raise TypeError(f"on_event must be callable, not {on_event!r}")
         filt = None if filter is None else body_bytes(filter, "filter")
         out = c_uint64()
-        with self._use() as h:
+        if on_event is not None:
+            self._install_dispatcher()
+        # The lock keeps the dispatcher from routing this subscription's first events before
+        # its callback is registered.
+        with self._routing_lock, self._use() as h:
             check(
                 lib.impp_engine_subscribe(
                     h,
@@ -492,29 +694,33 @@ class Engine:
                     ctypes.byref(out),
                 )
             )
-        return out.value
+            if on_event is not None:
+                self._sub_callbacks[out.value] = on_event
+        return Subscription(self, out.value, watcher, presentity, package)
 
-    def refresh_subscription(self, id: int, expires: int) -> None:
+    def refresh_subscription(self, id: Union[int, Subscription], expires: int) -> None:
         """Extends a subscription by ``expires`` seconds (0 ends it)."""
         with self._use() as h:
-            check(lib.impp_engine_refresh_subscription(h, id, expires))
+            check(lib.impp_engine_refresh_subscription(h, _id(id), expires))
 
-    def unsubscribe(self, id: int) -> None:
+    def unsubscribe(self, id: Union[int, Subscription]) -> None:
         """Ends a subscription; its watcher gets a final ``terminated`` notification."""
         with self._use() as h:
-            check(lib.impp_engine_unsubscribe(h, id))
+            check(lib.impp_engine_unsubscribe(h, _id(id)))
 
-    def terminate_subscription(self, id: int, reason: Union[str, int] = "deactivated") -> None:
+    def terminate_subscription(
+        self, id: Union[int, Subscription], reason: Union[str, int] = "deactivated"
+    ) -> None:
         """Ends a subscription from the notifier's side with an RFC 6665 reason."""
         with self._use() as h:
-            check(lib.impp_engine_terminate_subscription(h, id, _reason(reason)))
+            check(lib.impp_engine_terminate_subscription(h, _id(id), _reason(reason)))
 
-    def subscription_state(self, id: int) -> SubscriptionState:
+    def subscription_state(self, id: Union[int, Subscription]) -> SubscriptionState:
         state, expires, auth = c_int(), c_uint32(), c_int()
         with self._use() as h:
             check(
                 lib.impp_engine_subscription_state(
-                    h, id, ctypes.byref(state), ctypes.byref(expires), ctypes.byref(auth)
+                    h, _id(id), ctypes.byref(state), ctypes.byref(expires), ctypes.byref(auth)
                 )
             )
         return SubscriptionState(
@@ -523,21 +729,50 @@ class Engine:
 
     # --- authorization ---
 
-    def authorize(self, id: int, action: Union[str, int]) -> None:
-        """Decides one subscription: ``"allow"``, ``"block"``, ``"polite_block"`` or
-        ``"confirm"`` (back to pending)."""
+    def authorize(self, subscription_id: Union[int, Subscription], action: Union[str, int]) -> None:
+        """Decides one (pending) subscription: ``"allow"``, ``"block"``, ``"polite-block"``
+        or ``"confirm"`` (back to pending)."""
         with self._use() as h:
-            check(lib.impp_engine_authorize(h, id, _action(action)))
+            check(lib.impp_engine_authorize(h, _id(subscription_id), _action(action)))
 
     def set_rule(
         self,
         presentity: str,
-        action: Union[str, int],
+        *args: Optional[Union[str, int]],
         watcher: Optional[str] = None,
         domain: Optional[str] = None,
     ) -> None:
-        """Adds or replaces the rule for one ``watcher`` or a whole ``domain`` (exactly one
-        of them)."""
+        """``set_rule(presentity, watcher_uri_or_domain, action)``: adds or replaces the
+        rule of ``presentity`` for one watcher (``"sip:bob@example.test"``: a URI has a
+        scheme ``:``) or a whole domain (``"example.test"``). Actions: ``"allow"``,
+        ``"block"``, ``"polite-block"``, ``"confirm"``.
+
+        The older form ``set_rule(presentity, action, watcher=None, domain=None)`` (also
+        positionally) still works."""
+        if len(args) == 2 and not (_is_action(args[0]) and not _is_action(args[1])):
+            target, action = args
+            if watcher is not None or domain is not None:
+                raise TypeError("give the watcher or domain once")
+            if not isinstance(target, str):
+                raise TypeError(f"watcher_uri_or_domain must be str, not {target!r}")
+            if ":" in target:
+                watcher = target
+            else:
+                domain = target
+        elif 1 <= len(args) <= 3:
+            action = args[0]
+            if len(args) >= 2:
+                if watcher is not None:
+                    raise TypeError("watcher given twice")
+                watcher = args[1]  # type: ignore[assignment]
+            if len(args) == 3:
+                if domain is not None:
+                    raise TypeError("domain given twice")
+                domain = args[2]  # type: ignore[assignment]
+        else:
+            raise TypeError("set_rule(presentity, watcher_uri_or_domain, action)")
+        if action is None:
+            raise TypeError("set_rule() needs an action")
         with self._use() as h:
             check(
                 lib.impp_engine_set_rule(
@@ -595,8 +830,10 @@ class Engine:
     def next_event(self, timeout: Optional[float] = None) -> Optional[Event]:
         """The next event, waiting up to ``timeout`` seconds (None: until one comes); None
         if none came in time. Not available while a callback is set."""
-        if self._has_callback:
+        if self._callback is not None:
             raise RuntimeError("events go to the on_event() callback; polling is off")
+        if self._has_callback:
+            return self._next_routed(timeout)
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         while True:
             if deadline is None:
@@ -612,6 +849,24 @@ class Engine:
                         return Event._copy(out)
                     finally:
                         lib.impp_event_free(out)
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def _next_routed(self, timeout: Optional[float]) -> Optional[Event]:
+        """next_event() while per-subscription callbacks hold the C callback: the events
+        they do not take wait in a Python queue."""
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while True:
+            if deadline is None:
+                wait = _SLICE_MS / 1000
+            else:
+                wait = min(_SLICE_MS / 1000, max(0.0, deadline - time.monotonic()))
+            with self._use():
+                pass  # raises Shutdown once the engine is closed
+            try:
+                return self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                pass
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 
@@ -645,6 +900,16 @@ class Engine:
         event = self.next_event(0)
         if event is not None:
             return event
+        if self._has_callback:
+            # Per-subscription callbacks own the C callback: the descriptor stays quiet, so
+            # poll the Python queue without blocking the loop.
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while deadline is None or time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+                event = self.next_event(0)
+                if event is not None:
+                    return event
+            return None
         if self._async_waiting:
             raise RuntimeError("another coroutine is already waiting for this engine's events")
         loop = asyncio.get_running_loop()
@@ -678,7 +943,7 @@ class Engine:
             # Also after close(): the selector forgets a descriptor that is already closed.
             loop.remove_reader(fd)
 
-    async def aevents(self, timeout: Optional[float] = None):
+    async def aevents(self, timeout: Optional[float] = None) -> AsyncIterator[Event]:
         """``async for event in engine.aevents()``: like :meth:`events`, without blocking
         the loop."""
         while True:
@@ -692,12 +957,16 @@ class Engine:
 
     # --- events: callback ---
 
-    def on_event(self, callback: Optional[Callable[[Event], None]]):
+    def on_event(self, callback: Optional[EventCallback]) -> Optional[EventCallback]:
         """Delivers every event to ``callback(event)`` on the engine's dispatcher thread, in
-        order (None: back to polling). The callback may call the engine, but not close it.
-        Exceptions it raises are logged (logger ``"impp"``) and delivery continues. Usable
-        as a decorator; returns the callback."""
+        order (None: back to polling), except those of subscriptions that have their own
+        callback (``subscribe(..., on_event=...)``). The callback may call the engine, but
+        not close it. Exceptions it raises are logged (logger ``"impp"``) and delivery
+        continues. Usable as a decorator; returns the callback."""
         if callback is None:
+            self._callback = None
+            if self._sub_callbacks:
+                return None  # the dispatcher stays: it serves the subscriptions' callbacks
             with self._use() as h:
                 check(
                     lib.impp_engine_set_event_callback(
@@ -708,7 +977,32 @@ class Engine:
             return None
         if not callable(callback):
             raise TypeError(f"the callback must be callable, not {callback!r}")
-        key = _ffi.register(_Deliver(self, callback))
+        self._callback = callback
+        try:
+            self._install_dispatcher()
+        except BaseException:
+            self._callback = None
+            raise
+        return callback
+
+    def _route(self, event: Event) -> None:
+        """On the dispatcher thread: one event to its subscription's callback, else the
+        engine's callback, else the polling queue."""
+        sid = event.subscription_id
+        with self._routing_lock:
+            target = self._sub_callbacks.get(sid) if sid is not None else None
+        if target is None:
+            target = self._callback
+        if target is None:
+            self._queue.put(event)
+            return
+        target(event)
+
+    def _install_dispatcher(self) -> None:
+        """Points the C callback at this engine's router (once)."""
+        if self._has_callback:
+            return
+        key = _ffi.register(_Deliver(self))
         try:
             with self._use() as h:
                 status = lib.impp_engine_set_event_callback(
@@ -719,7 +1013,6 @@ class Engine:
             raise
         check(status)  # on failure the library already ran the free thunk
         self._has_callback = True
-        return callback
 
     # --- introspection and tests ---
 

@@ -10,6 +10,7 @@ __all__ = [
     "Error",
     "InvalidArgument",
     "InvalidUri",
+    "ParseError",
     "Malformed",
     "TooLarge",
     "UnsafeXml",
@@ -64,29 +65,38 @@ class InvalidUri(Error, ValueError):
     status_name = "IMPP_ERR_INVALID_URI"
 
 
-class Malformed(Error, ValueError):
+class ParseError(Error, ValueError):
+    """The family of document failures: a document that is malformed (:class:`Malformed`),
+    unsafe (:class:`UnsafeXml`) or too large (:class:`TooLarge`). Catch this one to handle
+    any bad input; the subclasses say which status the library returned."""
+
+    status_name = "IMPP_ERR_PARSE"
+
+
+class Malformed(ParseError):
     """A document is not well-formed or does not follow its schema."""
 
     status = -3
     status_name = "IMPP_ERR_MALFORMED"
 
 
-class TooLarge(Error, ValueError):
+class TooLarge(ParseError):
     """A document exceeds the size or nesting limit."""
 
     status = -4
     status_name = "IMPP_ERR_TOO_LARGE"
 
 
-class UnsafeXml(Error, ValueError):
+class UnsafeXml(ParseError):
     """A document uses a DOCTYPE, an entity declaration or an undeclared entity."""
 
     status = -5
     status_name = "IMPP_ERR_UNSAFE_XML"
 
 
-class Unsupported(Error):
-    """Valid, but outside what the library implements."""
+class Unsupported(Error, NotImplementedError):
+    """Valid, but outside what the library (or this package) implements. Also a
+    :class:`NotImplementedError`."""
 
     status = -6
     status_name = "IMPP_ERR_UNSUPPORTED"

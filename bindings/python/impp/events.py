@@ -7,18 +7,30 @@ right after it is read, so an :class:`Event` never points into the library.
 import ctypes
 from ctypes import c_int, c_size_t, c_void_p
 from dataclasses import dataclass
-from typing import Optional
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .documents import DialogInfo, MessageSummary, Watcherinfo
+    from .presence import Presence
 
 from ._ffi import check, decode, lib
 
-__all__ = ["Event", "KINDS", "STATES", "REASONS"]
+__all__ = ["Event", "KINDS", "OLD_KINDS", "STATES", "REASONS"]
 
-#: impp_event_kind values.
+#: impp_event_kind values: the names ``Event.kind`` takes.
 KINDS = {
-    1: "notification",
-    2: "authorization_requested",
-    3: "subscription_state",
-    4: "publication_expired",
+    1: "notify",
+    2: "watcher-pending",
+    3: "subscription-state",
+    4: "publication-expired",
+}
+#: The names earlier versions of this package used, mapped to the current ones.
+OLD_KINDS = {
+    "notification": "notify",
+    "authorization_requested": "watcher-pending",
+    "subscription_state": "subscription-state",
+    "publication_expired": "publication-expired",
 }
 #: impp_subscription_state values (NONE is None).
 STATES = {0: None, 1: "pending", 2: "active", 3: "terminated"}
@@ -38,25 +50,54 @@ REASONS = {
 class Event:
     """One event of an engine.
 
-    ``kind`` is ``"notification"``, ``"authorization_requested"``, ``"subscription_state"``
-    or ``"publication_expired"``. ``subscription`` is the subscription id (None for a
-    publication expiry). ``state`` is ``"pending"``, ``"active"``, ``"terminated"`` or None;
-    ``reason`` an RFC 6665 reason (``"rejected"``, ``"timeout"``, ...) or None. ``etag`` is
-    set for a publication expiry; ``body`` is the notification's document as text, when the
-    watcher may see one.
+    ``kind`` is ``"notify"`` (a notification), ``"watcher-pending"`` (a watcher waits for
+    authorization), ``"subscription-state"`` or ``"publication-expired"``.
+    ``subscription_id`` is the subscription id (None for a publication expiry). ``state`` is
+    ``"pending"``, ``"active"``, ``"terminated"`` or None; ``reason`` an RFC 6665 reason
+    (``"rejected"``, ``"timeout"``, ...) or None. ``etag`` is set for a publication expiry.
+    ``xml`` is the notification's document as text, when the watcher may see one, and
+    ``document`` that text parsed for the package (a :class:`impp.Presence`,
+    :class:`impp.Watcherinfo`, :class:`impp.DialogInfo` or :class:`impp.MessageSummary`),
+    or None.
+
+    ``subscription`` and ``body`` are the older names of ``subscription_id`` and ``xml``.
     """
 
     kind: str
-    subscription: Optional[int]
+    subscription_id: Optional[int]
     watcher: Optional[str]
     presentity: Optional[str]
     package: Optional[str]
     state: Optional[str] = None
     reason: Optional[str] = None
     etag: Optional[str] = None
-    body: Optional[str] = None
+    xml: Optional[str] = None
 
-    def presence(self):
+    @property
+    def subscription(self) -> Optional[int]:
+        """Alias of :attr:`subscription_id`."""
+        return self.subscription_id
+
+    @property
+    def body(self) -> Optional[str]:
+        """Alias of :attr:`xml`."""
+        return self.xml
+
+    def is_kind(self, kind: str) -> bool:
+        """Whether the event is of ``kind``, current or old name (``"notification"``...)."""
+        return self.kind == OLD_KINDS.get(kind, kind)
+
+    @cached_property
+    def document(self) -> Any:
+        """The document parsed for the event's package (parsed once, then kept), or None
+        when the event carries none or the package has no document type here."""
+        for parse in (self.presence, self.winfo, self.dialog_info, self.message_summary):
+            doc = parse()
+            if doc is not None:
+                return doc
+        return None
+
+    def presence(self) -> Optional["Presence"]:
         """The body parsed as a :class:`impp.Presence` (a new handle the caller owns), or
         None when the event carries no presence document."""
         if self.body is None or self.package != "presence":
@@ -65,7 +106,7 @@ class Event:
 
         return Presence.parse(self.body)
 
-    def winfo(self):
+    def winfo(self) -> Optional["Watcherinfo"]:
         """The body parsed as a :class:`impp.Watcherinfo` (a new handle the caller owns), or
         None when the event carries no watcherinfo document (``presence.winfo`` package)."""
         if self.body is None or self.package != "presence.winfo":
@@ -74,7 +115,7 @@ class Event:
 
         return Watcherinfo.parse(self.body)
 
-    def dialog_info(self):
+    def dialog_info(self) -> Optional["DialogInfo"]:
         """The body parsed as a :class:`impp.DialogInfo` (a new handle the caller owns), or
         None when the event carries no dialog-info document (``dialog`` package)."""
         if self.body is None or self.package != "dialog":
@@ -83,7 +124,7 @@ class Event:
 
         return DialogInfo.parse(self.body)
 
-    def message_summary(self):
+    def message_summary(self) -> Optional["MessageSummary"]:
         """The body parsed as a :class:`impp.MessageSummary` (a new handle the caller owns),
         or None when the event carries no message summary (``message-summary`` package)."""
         if self.body is None or self.package != "message-summary":
@@ -93,7 +134,7 @@ class Event:
         return MessageSummary.parse(self.body)
 
     @classmethod
-    def _copy(cls, event) -> "Event":
+    def _copy(cls, event: Any) -> "Event":
         """Reads every field of a live C event (borrowed or owned) into a new Event."""
         kind = lib.impp_event_get_kind(event)
         reason = c_int()
@@ -106,12 +147,12 @@ class Event:
         subscription = lib.impp_event_subscription(event)
         return cls(
             kind=KINDS.get(kind, f"unknown({kind})"),
-            subscription=subscription or None,
+            subscription_id=subscription or None,
             watcher=decode(lib.impp_event_watcher(event)),
             presentity=decode(lib.impp_event_presentity(event)),
             package=decode(lib.impp_event_package(event)),
             state=STATES.get(state),
             reason=REASONS.get(reason.value),
             etag=decode(lib.impp_event_etag(event)),
-            body=body,
+            xml=body,
         )

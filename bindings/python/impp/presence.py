@@ -7,7 +7,7 @@ into Python objects at once, so nothing returned here borrows from the handle.
 import ctypes
 from ctypes import c_char_p, c_double, c_int, c_size_t, c_void_p
 from dataclasses import dataclass, field
-from typing import Dict, List, NamedTuple, Optional, Union
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Union
 
 from . import _ffi
 from ._ffi import check, decode, encode, encode_optional, lib
@@ -54,12 +54,28 @@ class UserInput(NamedTuple):
     last_input: Optional[str] = None
 
 
+NoteLike = Union[Note, str]
+
+
+def _note(value: NoteLike) -> Note:
+    if isinstance(value, Note):
+        return value
+    if isinstance(value, str):
+        return Note(value)
+    if isinstance(value, tuple) and 1 <= len(value) <= 2:
+        return Note(*value)
+    raise TypeError(f"a note is a str or an impp.Note, not {value!r}")
+
+
 @dataclass(frozen=True)
 class Tuple:
-    """A snapshot of one tuple; change the document through :class:`Presence` methods."""
+    """One tuple: a snapshot read from a :class:`Presence` (``doc.tuples``), or a
+    description to build one from (``Presence(entity, tuples=[Tuple(...)])``). ``notes``
+    accepts plain strings, which become :class:`Note` values. Change an existing document
+    through :class:`Presence` methods."""
 
     id: str
-    basic: Optional[str]  # "open", "closed" or None
+    basic: Optional[str] = None  # "open", "closed" or None
     contact: Optional[str] = None
     priority: Optional[float] = None
     timestamp: Optional[str] = None
@@ -67,6 +83,11 @@ class Tuple:
     #: capability name -> True/False, only for those the tuple states.
     capabilities: Dict[str, bool] = field(default_factory=dict)
     media_types: List[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "notes", [_note(n) for n in self.notes])
+        object.__setattr__(self, "capabilities", dict(self.capabilities))
+        object.__setattr__(self, "media_types", list(self.media_types))
 
 
 def _basic_value(basic: Optional[str]) -> int:
@@ -86,19 +107,53 @@ def _capability(cap: str) -> int:
 
 
 class Presence:
-    """A presence document. ``Presence(entity)`` creates an empty one; ``Presence.parse``
-    reads PIDF. Use it as a context manager or call :meth:`close` to free it early."""
+    """A presence document.
+
+    ``Presence(entity, tuples=[Tuple(...)], notes=[...])`` builds one (both lists
+    optional; notes are strings or :class:`Note` values); ``Presence.from_xml`` (alias
+    ``parse``) reads PIDF. Use it as a context manager or call :meth:`close` to free it
+    early."""
 
     __slots__ = ("_ptr", "__weakref__")
 
-    def __init__(self, entity: str) -> None:
+    def __init__(
+        self,
+        entity: str,
+        tuples: Optional[Iterable[Tuple]] = None,
+        notes: Optional[Iterable[NoteLike]] = None,
+    ) -> None:
         self._ptr = None
         out = _ffi.PresenceP()
         check(lib.impp_presence_new(encode(entity, "entity"), ctypes.byref(out)))
         self._ptr = out
+        try:
+            for t in tuples or ():
+                self._add(t)
+            for n in notes or ():
+                note = _note(n)
+                self.add_note(note.text, note.lang)
+        except BaseException:
+            self.close()
+            raise
+
+    def _add(self, t: Tuple) -> int:
+        if not isinstance(t, Tuple):
+            raise TypeError(f"tuples must be impp.Tuple values, not {t!r}")
+        i = self.add_tuple(t.id, t.basic, contact=t.contact, priority=t.priority)
+        if t.contact is None and t.priority is not None:
+            raise ValueError(f"tuple {t.id!r}: a priority needs a contact")
+        if t.timestamp is not None:
+            self.set_timestamp(i, t.timestamp)
+        for note in t.notes:
+            self.add_note(note.text, note.lang, tuple=i)
+        for cap, supported in t.capabilities.items():
+            self.set_capability(i, cap, supported)
+        for mime in t.media_types:
+            self.add_media_type(i, mime)
+        return i
 
     @classmethod
-    def _adopt(cls, ptr) -> "Presence":
+    def _adopt(cls, ptr: Any) -> "Presence":
         self = cls.__new__(cls)
         self._ptr = ptr
         return self
@@ -110,8 +165,9 @@ class Presence:
         max_bytes: Optional[int] = None,
         max_depth: Optional[int] = None,
     ) -> "Presence":
-        """Parses a PIDF document. Raises :class:`impp.Malformed`, :class:`impp.TooLarge`
-        or :class:`impp.UnsafeXml` (DOCTYPE, entities)."""
+        """Parses a PIDF document. Raises :class:`impp.ParseError`: precisely
+        :class:`impp.Malformed`, :class:`impp.TooLarge` or :class:`impp.UnsafeXml`
+        (DOCTYPE, entities)."""
         data = _ffi.body_bytes(xml, "xml")
         out = _ffi.PresenceP()
         if max_bytes is None and max_depth is None:
@@ -128,6 +184,17 @@ class Presence:
             )
         return cls._adopt(out)
 
+    @classmethod
+    def from_xml(
+        cls,
+        xml: Union[str, bytes],
+        max_bytes: Optional[int] = None,
+        max_depth: Optional[int] = None,
+    ) -> "Presence":
+        """Same as :meth:`parse`: a document from PIDF text or bytes; raises
+        :class:`impp.ParseError`."""
+        return cls.parse(xml, max_bytes, max_depth)
+
     # --- lifetime ---
 
     def close(self) -> None:
@@ -139,7 +206,7 @@ class Presence:
     def __enter__(self) -> "Presence":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -153,7 +220,7 @@ class Presence:
     def closed(self) -> bool:
         return not self._ptr
 
-    def _h(self):
+    def _h(self) -> Any:
         if not self._ptr:
             raise ValueError("the presence document is closed")
         return self._ptr

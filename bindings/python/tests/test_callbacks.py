@@ -17,7 +17,7 @@ def test_events_reach_the_callback_in_order(engine):
     engine.on_event(got)
     engine.set_rule(ALICE, "allow", watcher=BOB)
     sub = engine.subscribe(BOB, ALICE)
-    events = got.wait_for(lambda evs: any(e.kind == "notification" for e in evs))
+    events = got.wait_for(lambda evs: any(e.kind == "notify" for e in evs))
     assert all(isinstance(e, impp.Event) and e.subscription == sub for e in events)
     with pytest.raises(RuntimeError, match="callback"):
         engine.next_event(0)
@@ -63,7 +63,7 @@ def test_the_callback_may_call_the_engine(engine):
     decided = Collector()
 
     def authorize(event):
-        if event.kind == "authorization_requested":
+        if event.kind == "watcher-pending":
             engine.authorize(event.subscription, "allow")
         decided(event)
 
