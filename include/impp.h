@@ -109,6 +109,10 @@ typedef enum impp_status {
    * The requester may not do this.
    */
   IMPP_ERR_FORBIDDEN = -14,
+  /**
+   * Durable storage failed (cannot open, read or write the store: I/O, disk full, locked).
+   */
+  IMPP_ERR_STORAGE = -15,
 } impp_status;
 
 /**
@@ -727,7 +731,7 @@ enum impp_status impp_config_set_document_limits(struct impp_config *config,
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, empty), `IMPP_ERR_MALFORMED` (the
  * file is not an SQLite database, or is corrupt), `IMPP_ERR_UNSUPPORTED` (written by a newer
- * libimpp), `IMPP_ERR_INTERNAL` (cannot create or open the file, I/O error; the message
+ * libimpp), `IMPP_ERR_STORAGE` (cannot create or open the file, I/O error; the message
  * says why). On error the configuration is unchanged.
  *
  * # Safety

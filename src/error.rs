@@ -49,6 +49,10 @@ pub enum Error {
     /// The requester may not do this (e.g. watch another presentity's watchers).
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// Durable storage failed: the store cannot be opened, read or written (I/O, disk full,
+    /// locked). Nothing the call would have changed was kept.
+    #[error("storage failure: {0}")]
+    Storage(String),
 }
 
 impl Error {
@@ -69,6 +73,7 @@ impl Error {
             Error::Shutdown(_) => -12,
             Error::InCallback(_) => -13,
             Error::Forbidden(_) => -14,
+            Error::Storage(_) => -15,
         }
     }
 

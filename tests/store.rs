@@ -238,7 +238,7 @@ fn a_file_that_is_not_a_database_is_a_clear_error() {
     // A directory where the file should be: cannot open.
     assert!(matches!(
         SqliteStore::open(dir.file("missing-dir").join("impp.db")),
-        Err(Error::Internal(_))
+        Err(Error::Storage(_))
     ));
 }
 
@@ -385,7 +385,7 @@ mod c_api {
         unsafe { impp_config_free(config) };
         let missing = dir.file("no-such-dir").join("impp.db");
         let (config, status) = config_at(&c(missing.to_str().unwrap()));
-        assert_eq!(status, impp_status::IMPP_ERR_INTERNAL);
+        assert_eq!(status, impp_status::IMPP_ERR_STORAGE);
         // SAFETY: live configuration.
         unsafe { impp_config_free(config) };
     }

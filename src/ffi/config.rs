@@ -310,7 +310,7 @@ pub unsafe extern "C" fn impp_config_set_document_limits(
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, empty), `IMPP_ERR_MALFORMED` (the
 /// file is not an SQLite database, or is corrupt), `IMPP_ERR_UNSUPPORTED` (written by a newer
-/// libimpp), `IMPP_ERR_INTERNAL` (cannot create or open the file, I/O error; the message
+/// libimpp), `IMPP_ERR_STORAGE` (cannot create or open the file, I/O error; the message
 /// says why). On error the configuration is unchanged.
 ///
 /// # Safety

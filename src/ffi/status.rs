@@ -51,6 +51,8 @@ pub enum impp_status {
     IMPP_ERR_IN_CALLBACK = -13,
     /// The requester may not do this.
     IMPP_ERR_FORBIDDEN = -14,
+    /// Durable storage failed (cannot open, read or write the store: I/O, disk full, locked).
+    IMPP_ERR_STORAGE = -15,
 }
 
 impl impp_status {
@@ -70,6 +72,7 @@ impl impp_status {
             Error::Shutdown(_) => impp_status::IMPP_ERR_SHUTDOWN,
             Error::InCallback(_) => impp_status::IMPP_ERR_IN_CALLBACK,
             Error::Forbidden(_) => impp_status::IMPP_ERR_FORBIDDEN,
+            Error::Storage(_) => impp_status::IMPP_ERR_STORAGE,
         }
     }
 }
@@ -94,6 +97,7 @@ pub extern "C" fn impp_status_name(status: i32) -> *const c_char {
         -12 => b"IMPP_ERR_SHUTDOWN\0",
         -13 => b"IMPP_ERR_IN_CALLBACK\0",
         -14 => b"IMPP_ERR_FORBIDDEN\0",
+        -15 => b"IMPP_ERR_STORAGE\0",
         _ => b"IMPP_UNKNOWN\0",
     };
     name.as_ptr().cast()
@@ -174,6 +178,7 @@ mod tests {
             Error::Shutdown(String::new()),
             Error::InCallback(String::new()),
             Error::Forbidden(String::new()),
+            Error::Storage(String::new()),
         ];
         for e in &errors {
             let status = impp_status::from_error(e);

@@ -28,7 +28,7 @@
 //!
 //! A file that is not an SQLite database, or is corrupt, is [`Error::Malformed`]; a newer
 //! schema [`Error::Unsupported`]; every other SQLite failure (cannot open, I/O error, disk
-//! full, locked) is [`Error::Internal`] with the SQLite message and the file name.
+//! full, locked) is [`Error::Storage`] with the SQLite message and the file name.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -98,7 +98,7 @@ impl SqliteStore {
     ///
     /// Errors: [`Error::Malformed`] (not an SQLite database, or corrupt),
     /// [`Error::Unsupported`] (written by a newer library: schema version above
-    /// [`MIGRATIONS`]`.len()`), [`Error::Internal`] (cannot create or open, I/O).
+    /// [`MIGRATIONS`]`.len()`), [`Error::Storage`] (cannot create or open, I/O).
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
         let path: PathBuf = path.as_ref().to_path_buf();
         let name: Arc<str> = path.display().to_string().into();
@@ -121,7 +121,7 @@ impl SqliteStore {
                  it was written by a newer libimpp",
                 MIGRATIONS.len()
             )),
-            Prepared::NotWal(mode) => Error::Internal(format!(
+            Prepared::NotWal(mode) => Error::Storage(format!(
                 "store {name}: cannot switch to WAL mode (journal mode stays {mode})"
             )),
         })?;
@@ -150,7 +150,7 @@ impl SqliteStore {
     }
 
     fn call(&self, op: Op) -> Result<Answer> {
-        let stopped = || Error::Internal(format!("store {}: store thread stopped", self.name));
+        let stopped = || Error::Storage(format!("store {}: store thread stopped", self.name));
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.requests
             .as_ref()
@@ -289,7 +289,7 @@ fn finish(
     for (request, outcome) in writes.drain(..) {
         let answer = match &committed {
             Ok(()) => outcome.map(|()| Answer::Done),
-            Err(e) => Err(Error::Internal(format!("store {name}: commit failed: {e}"))),
+            Err(e) => Err(Error::Storage(format!("store {name}: commit failed: {e}"))),
         };
         let _ = request.reply.send(answer);
     }
@@ -400,6 +400,6 @@ fn sql_error(name: &str, e: rusqlite::Error) -> Error {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
             Error::Malformed(format!("store {name} is not a usable SQLite database: {e}"))
         }
-        _ => Error::Internal(format!("store {name}: {e}")),
+        _ => Error::Storage(format!("store {name}: {e}")),
     }
 }

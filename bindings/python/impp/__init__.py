@@ -34,6 +34,7 @@ from .engine import (
 from .errors import (
     Error,
     Forbidden,
+    Storage,
     InCallback,
     Internal,
     IntervalTooBrief,
@@ -89,6 +90,7 @@ __all__ = [
     "FilterSet",
     "Identity",
     "Forbidden",
+    "Storage",
     "InCallback",
     "Internal",
     "IntervalTooBrief",

@@ -23,6 +23,7 @@ __all__ = [
     "Shutdown",
     "InCallback",
     "Forbidden",
+    "Storage",
     "error_for_status",
 ]
 
@@ -158,6 +159,13 @@ class Forbidden(Error):
     status_name = "IMPP_ERR_FORBIDDEN"
 
 
+class Storage(Error):
+    """Durable storage failed: the store cannot be opened, read or written."""
+
+    status = -15
+    status_name = "IMPP_ERR_STORAGE"
+
+
 _BY_STATUS: Dict[int, Type[Error]] = {
     cls.status: cls  # type: ignore[misc]
     for cls in (
@@ -175,6 +183,7 @@ _BY_STATUS: Dict[int, Type[Error]] = {
         Shutdown,
         InCallback,
         Forbidden,
+        Storage,
     )
 }
 
