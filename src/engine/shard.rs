@@ -257,6 +257,13 @@ impl Shard {
         self.flush();
     }
 
+    /// Queues the events the command produced, then answers the caller: a watcher is told
+    /// no later than the caller learns the outcome.
+    fn answer<T>(&mut self, reply: Reply<T>, result: Result<T>) {
+        self.flush();
+        let _ = reply.send(result);
+    }
+
     fn flush(&mut self) {
         if !self.outbox.is_empty() {
             let events = std::mem::take(&mut self.outbox);
@@ -280,33 +287,39 @@ impl Shard {
                 expires,
                 reply,
             } => {
-                let _ = reply.send(self.publish(presentity, package, document, expires));
+                let result = self.publish(presentity, package, document, expires);
+                self.answer(reply, result);
             }
             Command::RefreshPublication {
                 etag,
                 expires,
                 reply,
             } => {
-                let _ = reply.send(self.refresh_publication(&etag, expires));
+                let result = self.refresh_publication(&etag, expires);
+                self.answer(reply, result);
             }
             Command::ModifyPublication {
                 etag,
                 document,
                 reply,
             } => {
-                let _ = reply.send(self.modify_publication(&etag, document));
+                let result = self.modify_publication(&etag, document);
+                self.answer(reply, result);
             }
             Command::RemovePublication { etag, reply } => {
-                let _ = reply.send(self.remove_publication(&etag));
+                let result = self.remove_publication(&etag);
+                self.answer(reply, result);
             }
             Command::Subscribe { request, reply } => {
-                let _ = reply.send(self.subscribe(request));
+                let result = self.subscribe(request);
+                self.answer(reply, result);
             }
             Command::RefreshSubscription { id, expires, reply } => {
                 let _ = reply.send(self.refresh_subscription(id, expires));
             }
             Command::Unsubscribe { id, reply } => {
-                let _ = reply.send(self.unsubscribe(id));
+                let result = self.unsubscribe(id);
+                self.answer(reply, result);
             }
             Command::Terminate { id, reason, reply } => {
                 let result = if self.subscriptions.contains_key(&id) {
@@ -327,17 +340,20 @@ impl Shard {
                 );
             }
             Command::Authorize { id, action, reply } => {
-                let _ = reply.send(self.authorize(id, action));
+                let result = self.authorize(id, action);
+                self.answer(reply, result);
             }
             Command::SetRule { rule, reply } => {
-                let _ = reply.send(self.set_rule(rule));
+                let result = self.set_rule(rule);
+                self.answer(reply, result);
             }
             Command::RemoveRule {
                 presentity,
                 watcher,
                 reply,
             } => {
-                let _ = reply.send(self.remove_rule(&presentity, &watcher));
+                let result = self.remove_rule(&presentity, &watcher);
+                self.answer(reply, result);
             }
             Command::Rules { presentity, reply } => {
                 let _ = reply.send(Ok(self.rules.rules_for(&presentity)));
