@@ -83,3 +83,37 @@ token_enum! {
         Partial = "partial",
     }
 }
+
+/// What folding a versioned document into the state kept so far must do (RFC 3858 and RFC
+/// 4235 number their notifications and send full or partial documents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fold {
+    /// The update is not newer than what is kept: ignore it.
+    Stale,
+    /// A full document: it replaces what is kept.
+    Replace,
+    /// The next partial document: merge its changes.
+    Merge,
+}
+
+/// Decides how the update numbered `version` in `state` folds into the state kept at
+/// `kept`. A partial document that skips a version cannot be folded: the full state is
+/// needed, and the error (naming `doc`) says so.
+pub(crate) fn fold(
+    doc: &str,
+    kept: u32,
+    version: u32,
+    state: DocState,
+) -> crate::error::Result<Fold> {
+    if version <= kept {
+        return Ok(Fold::Stale);
+    }
+    match state {
+        DocState::Full => Ok(Fold::Replace),
+        DocState::Partial if version != kept.wrapping_add(1) => Err(crate::error::Error::malformed(
+            doc,
+            format!("partial version {version} does not follow version {kept}; the full state is needed"),
+        )),
+        DocState::Partial => Ok(Fold::Merge),
+    }
+}

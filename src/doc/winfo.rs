@@ -17,8 +17,8 @@
 use std::str::FromStr;
 
 use crate::doc::ns;
-use crate::doc::token::token_enum;
 pub use crate::doc::token::DocState;
+use crate::doc::token::{fold, token_enum, Fold};
 use crate::doc::xml::{Node, Tree, XmlWriter};
 use crate::doc::{Attribute, Element, Limits, XML_NS};
 use crate::error::{Error, Result};
@@ -213,24 +213,13 @@ impl Watcherinfo {
     /// version cannot be applied: the error tells the caller to fetch the full state (by
     /// refreshing the subscription).
     pub fn apply(&mut self, update: &Watcherinfo) -> Result<bool> {
-        if update.version <= self.version {
-            return Ok(false);
-        }
-        match update.state {
-            DocState::Full => {
+        match fold(DOC, self.version, update.version, update.state)? {
+            Fold::Stale => return Ok(false),
+            Fold::Replace => {
                 *self = update.clone();
                 return Ok(true);
             }
-            DocState::Partial if update.version != self.version.wrapping_add(1) => {
-                return Err(Error::malformed(
-                    DOC,
-                    format!(
-                        "partial version {} does not follow version {}; the full state is needed",
-                        update.version, self.version
-                    ),
-                ));
-            }
-            DocState::Partial => {}
+            Fold::Merge => {}
         }
         for changed in &update.lists {
             let list = match self
