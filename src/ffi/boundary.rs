@@ -161,6 +161,21 @@ pub(crate) fn owned_c_string(s: String, what: &str) -> Result<*mut c_char> {
         .map_err(|_| Error::InvalidArgument(format!("{what} contains a NUL character")))
 }
 
+/// Frees a handle that this library created with `Box::into_raw`; NULL is a no-op. Every
+/// `impp_*_free` of a plain handle is this.
+///
+/// # Safety
+/// `ptr` is NULL or came from `Box::into_raw` in this library and was not freed yet.
+pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
+    if ptr.is_null() {
+        return;
+    }
+    guard_value((), || {
+        // SAFETY: the caller's contract.
+        drop(unsafe { Box::from_raw(ptr) });
+    })
+}
+
 /// NUL-terminated copies of the strings a handle has handed out, one per field key, so that
 /// a borrowed pointer stays valid until the handle is next modified (which clears the cache)
 /// or freed. A `CString`'s buffer does not move when the map grows, so pointers survive

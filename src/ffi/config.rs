@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::boundary::{guard, guard_value, handle_mut, out_arg, str_arg, write_out};
+use super::boundary::{free_handle, guard, guard_value, handle_mut, out_arg, str_arg, write_out};
 use super::status::impp_status;
 use crate::engine::{AuthAction, EngineConfig, ExpiryBounds, ManualClock};
 use crate::error::{Error, Result};
@@ -85,13 +85,8 @@ pub unsafe extern "C" fn impp_config_new(out: *mut *mut impp_config) -> impp_sta
 /// `config` is NULL or a configuration from `impp_config_new` not yet freed or consumed.
 #[no_mangle]
 pub unsafe extern "C" fn impp_config_free(config: *mut impp_config) {
-    if config.is_null() {
-        return;
-    }
-    guard_value((), || {
-        // SAFETY: created by Box::into_raw in `impp_config_new` (the contract above).
-        drop(unsafe { Box::from_raw(config) });
-    })
+    // SAFETY: forwarded contract.
+    unsafe { free_handle(config) }
 }
 
 fn with_config(

@@ -8,8 +8,8 @@
 use std::ffi::{c_char, c_int};
 
 use super::boundary::{
-    document_arg, field_text, guard, guard_value, handle, handle_mut, opt_str_arg, out_arg,
-    owned_c_string, str_arg, write_out, StrCache,
+    document_arg, field_text, free_handle, guard, guard_value, handle, handle_mut, opt_str_arg,
+    out_arg, owned_c_string, str_arg, write_out, StrCache,
 };
 use super::presence::as_invalid_argument;
 use super::status::impp_status;
@@ -304,13 +304,8 @@ pub unsafe extern "C" fn impp_dialog_info_parse(
 /// `info` is NULL or a handle from this library not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn impp_dialog_info_free(info: *mut impp_dialog_info) {
-    if info.is_null() {
-        return;
-    }
-    guard_value((), || {
-        // SAFETY: created by Box::into_raw in this module (the contract above).
-        drop(unsafe { Box::from_raw(info) });
-    })
+    // SAFETY: forwarded contract.
+    unsafe { free_handle(info) }
 }
 
 /// Serializes the document as dialog-info XML, ready for `impp_engine_publish` with the

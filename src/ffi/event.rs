@@ -5,7 +5,7 @@
 use std::cell::OnceCell;
 use std::ffi::{c_char, CString};
 
-use super::boundary::{guard, guard_value, handle, out_arg, write_out};
+use super::boundary::{free_handle, guard, guard_value, handle, out_arg, write_out};
 use super::dialog::impp_dialog_info;
 use super::mwi::impp_message_summary;
 use super::presence::impp_presence;
@@ -135,13 +135,8 @@ unsafe fn event_ref<'a>(event: *const impp_event) -> Option<&'a impp_event> {
 /// `event` is NULL or an owned event not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn impp_event_free(event: *mut impp_event) {
-    if event.is_null() {
-        return;
-    }
-    guard_value((), || {
-        // SAFETY: created by Box::into_raw in `impp_engine_next_event` (the contract above).
-        drop(unsafe { Box::from_raw(event) });
-    })
+    // SAFETY: forwarded contract.
+    unsafe { free_handle(event) }
 }
 
 /// The kind of the event; `IMPP_EVENT_NOTIFICATION` for NULL (check your pointers).

@@ -9,7 +9,8 @@
 use std::ffi::c_char;
 
 use super::boundary::{
-    document_arg, guard, guard_value, handle, out_arg, owned_c_string, str_arg, write_out, StrCache,
+    document_arg, free_handle, guard, guard_value, handle, out_arg, owned_c_string, str_arg,
+    write_out, StrCache,
 };
 use super::presence::impp_presence;
 use super::status::impp_status;
@@ -84,13 +85,8 @@ pub unsafe extern "C" fn impp_filter_set_parse(
 /// `set` is NULL or a handle from this library not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn impp_filter_set_free(set: *mut impp_filter_set) {
-    if set.is_null() {
-        return;
-    }
-    guard_value((), || {
-        // SAFETY: created by Box::into_raw in this module (the contract above).
-        drop(unsafe { Box::from_raw(set) });
-    })
+    // SAFETY: forwarded contract.
+    unsafe { free_handle(set) }
 }
 
 /// Serializes the filter set as XML. On success `*out` is an owned string: free it with

@@ -8,8 +8,8 @@
 use std::ffi::c_char;
 
 use super::boundary::{
-    document_arg, guard, guard_value, handle, handle_mut, opt_str_arg, out_arg, owned_c_string,
-    str_arg, write_out, StrCache,
+    document_arg, free_handle, guard, guard_value, handle, handle_mut, opt_str_arg, out_arg,
+    owned_c_string, str_arg, write_out, StrCache,
 };
 use super::presence::as_invalid_argument;
 use super::status::impp_status;
@@ -149,13 +149,8 @@ pub unsafe extern "C" fn impp_message_summary_parse(
 /// `summary` is NULL or a handle from this library not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn impp_message_summary_free(summary: *mut impp_message_summary) {
-    if summary.is_null() {
-        return;
-    }
-    guard_value((), || {
-        // SAFETY: created by Box::into_raw in this module (the contract above).
-        drop(unsafe { Box::from_raw(summary) });
-    })
+    // SAFETY: forwarded contract.
+    unsafe { free_handle(summary) }
 }
 
 /// Writes the body (CRLF line ends), ready for `impp_engine_publish` with the

@@ -4,13 +4,11 @@
 //! modified (any `impp_presence_` call taking a non-const handle) or freed. A handle may be
 //! used from any thread, but by one thread at a time.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_char, c_int};
 
 use super::boundary::{
-    bytes_arg, guard, guard_value, handle, handle_mut, opt_str_arg, out_arg, owned_c_string,
-    str_arg, write_out,
+    bytes_arg, free_handle, guard, guard_value, handle, handle_mut, opt_str_arg, out_arg,
+    owned_c_string, str_arg, write_out, StrCache,
 };
 use super::status::impp_status;
 use crate::doc::pidf::{check_uri, Basic, Contact, Presence, Priority, Tuple};
@@ -23,7 +21,7 @@ pub struct impp_presence {
     pub(super) doc: Presence,
     /// NUL-terminated copies of the strings handed out, by field, so a pointer stays valid
     /// until the next modification of the handle.
-    strings: RefCell<HashMap<Field, CString>>,
+    strings: StrCache<Field>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,30 +83,22 @@ impl impp_presence {
     fn new(doc: Presence) -> *mut impp_presence {
         Box::into_raw(Box::new(impp_presence {
             doc,
-            strings: RefCell::new(HashMap::new()),
+            strings: StrCache::new(),
         }))
     }
 
     /// A pointer to a NUL-terminated copy of `value`, kept in the handle.
     pub(super) fn borrow_str(&self, field: Field, value: &str) -> Result<*const c_char> {
-        let mut strings = self.strings.borrow_mut();
-        if let Some(c) = strings.get(&field) {
-            return Ok(c.as_ptr());
-        }
-        let c = CString::new(value)
-            .map_err(|_| Error::InvalidArgument(format!("{field:?} contains a NUL character")))?;
-        let ptr = c.as_ptr();
-        strings.insert(field, c);
-        Ok(ptr)
+        self.strings.get(field, value)
     }
 
     pub(super) fn borrow_opt(&self, field: Field, value: Option<&str>) -> Result<*const c_char> {
-        value.map_or(Ok(std::ptr::null()), |v| self.borrow_str(field, v))
+        self.strings.get_opt(field, value)
     }
 
     /// The document for modification; every borrowed string becomes invalid.
     pub(super) fn edit(&mut self) -> &mut Presence {
-        self.strings.get_mut().clear();
+        self.strings.clear();
         &mut self.doc
     }
 
@@ -247,13 +237,8 @@ pub unsafe extern "C" fn impp_presence_parse_limited(
 /// `presence` is NULL or a handle from this library not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn impp_presence_free(presence: *mut impp_presence) {
-    if presence.is_null() {
-        return;
-    }
-    guard_value((), || {
-        // SAFETY: created by Box::into_raw in this module (the contract above).
-        drop(unsafe { Box::from_raw(presence) });
-    })
+    // SAFETY: forwarded contract.
+    unsafe { free_handle(presence) }
 }
 
 /// Copies a presence document. On success `*out` owns a new, independent handle.

@@ -9,7 +9,8 @@
 use std::ffi::c_char;
 
 use super::boundary::{
-    document_arg, guard, guard_value, handle, out_arg, owned_c_string, write_out, StrCache,
+    document_arg, free_handle, guard, guard_value, handle, out_arg, owned_c_string, write_out,
+    StrCache,
 };
 use super::status::impp_status;
 use crate::doc::winfo::{Watcher, WatcherEvent, WatcherList, WatcherStatus, Watcherinfo};
@@ -191,13 +192,8 @@ pub unsafe extern "C" fn impp_winfo_parse(
 /// `winfo` is NULL or a handle from this library not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn impp_winfo_free(winfo: *mut impp_winfo) {
-    if winfo.is_null() {
-        return;
-    }
-    guard_value((), || {
-        // SAFETY: created by Box::into_raw in this module (the contract above).
-        drop(unsafe { Box::from_raw(winfo) });
-    })
+    // SAFETY: forwarded contract.
+    unsafe { free_handle(winfo) }
 }
 
 /// Serializes the document as watcherinfo XML. On success `*out` is an owned string: free it
