@@ -106,6 +106,44 @@ impl TimeRange {
 /// The attributes every `fromUntil` element knows; the rest are extension attributes.
 const RANGE_ATTRS: &[&str] = &["id", "from", "until"];
 
+/// The shape RPID's value lists share (`<activities>`, `<mood>`): attributes with a time
+/// range, notes, one empty element per value (or `<other>` free text), extensions.
+struct TokenList<'a> {
+    name: &'a str,
+    id: Option<&'a str>,
+    range: &'a TimeRange,
+    attributes: &'a [Attribute],
+    notes: &'a [Note],
+    extensions: &'a [Element],
+}
+
+impl TokenList<'_> {
+    /// Writes the element; each value is its token name, or the note of an `<other>`.
+    fn write<'v>(
+        &self,
+        w: &mut XmlWriter<'_>,
+        values: impl ExactSizeIterator<Item = std::result::Result<&'static str, &'v Note>>,
+    ) {
+        open_ranged(w, self.name, self.id, self.range, self.attributes);
+        if self.notes.is_empty() && values.len() == 0 && self.extensions.is_empty() {
+            w.close_empty();
+            return;
+        }
+        w.close_start();
+        for n in self.notes {
+            n.write(w, ns::RPID);
+        }
+        for v in values {
+            match v {
+                Ok(token) => w.empty(ns::RPID, token),
+                Err(note) => write_note_as(w, "other", note),
+            }
+        }
+        w.elements(self.extensions);
+        w.end(ns::RPID, self.name);
+    }
+}
+
 /// Writes the start tag of an element with `id`, `from`, `until` and extension attributes.
 fn open_ranged(
     w: &mut XmlWriter<'_>,
@@ -235,29 +273,19 @@ impl Activities {
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
-        open_ranged(
-            w,
-            "activities",
-            self.id.as_deref(),
-            &self.range,
-            &self.extension_attributes,
-        );
-        if self.notes.is_empty() && self.values.is_empty() && self.extensions.is_empty() {
-            w.close_empty();
-            return;
-        }
-        w.close_start();
-        for n in &self.notes {
-            n.write(w, ns::RPID);
-        }
-        for v in &self.values {
-            match v {
-                Activity::Other(note) => write_note_as(w, "other", note),
-                v => w.empty(ns::RPID, v.as_str()),
-            }
-        }
-        w.elements(&self.extensions);
-        w.end(ns::RPID, "activities");
+        let values = self.values.iter().map(|v| match v {
+            Activity::Other(note) => Err(note),
+            v => Ok(v.as_str()),
+        });
+        let list = TokenList {
+            name: "activities",
+            id: self.id.as_deref(),
+            range: &self.range,
+            attributes: &self.extension_attributes,
+            notes: &self.notes,
+            extensions: &self.extensions,
+        };
+        list.write(w, values);
     }
 }
 
@@ -445,29 +473,19 @@ impl Mood {
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
-        open_ranged(
-            w,
-            "mood",
-            self.id.as_deref(),
-            &self.range,
-            &self.extension_attributes,
-        );
-        if self.notes.is_empty() && self.values.is_empty() && self.extensions.is_empty() {
-            w.close_empty();
-            return;
-        }
-        w.close_start();
-        for n in &self.notes {
-            n.write(w, ns::RPID);
-        }
-        for v in &self.values {
-            match v {
-                MoodValue::Other(note) => write_note_as(w, "other", note),
-                v => w.empty(ns::RPID, v.as_str()),
-            }
-        }
-        w.elements(&self.extensions);
-        w.end(ns::RPID, "mood");
+        let values = self.values.iter().map(|v| match v {
+            MoodValue::Other(note) => Err(note),
+            v => Ok(v.as_str()),
+        });
+        let list = TokenList {
+            name: "mood",
+            id: self.id.as_deref(),
+            range: &self.range,
+            attributes: &self.extension_attributes,
+            notes: &self.notes,
+            extensions: &self.extensions,
+        };
+        list.write(w, values);
     }
 }
 
