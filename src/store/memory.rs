@@ -1,20 +1,33 @@
 //! The in-memory [`Store`]: nothing survives the process, everything else behaves like a
-//! persistent store.
+//! persistent store (same identities, same load order). Completions run in the caller,
+//! before [`Store::submit`] returns.
 #![forbid(unsafe_code)]
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::Store;
-use crate::engine::authorization::{AuthRule, RuleBook, WatcherMatch};
+use super::{
+    Completion, Credential, EndpointRecord, PublicationRecord, Snapshot, Store, StoredMessage,
+    SubscriptionRecord, Write,
+};
+use crate::engine::authorization::{presentity_key, RuleBook};
 use crate::error::Result;
-use crate::uri::Uri;
 
 /// A [`Store`] in memory. Rules are kept in a [`RuleBook`], so the store and the engine
-/// agree on what makes two rules the same; [`Store::load_rules`] returns them in
-/// [`RuleBook::rules`] order (by presentity key, then watcher rules, then domain rules).
+/// agree on what makes two rules the same.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    rules: Mutex<RuleBook>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rules: RuleBook,
+    messages: BTreeMap<u64, StoredMessage>,
+    endpoints: BTreeMap<(String, String), EndpointRecord>,
+    publications: HashMap<String, PublicationRecord>,
+    subscriptions: BTreeMap<u64, SubscriptionRecord>,
+    credentials: BTreeMap<String, Credential>,
 }
 
 impl MemoryStore {
@@ -23,27 +36,88 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    /// The rule book. Each operation is one map update that cannot be left half done, so a
-    /// panic elsewhere while the lock was held leaves the book consistent: poisoning is
-    /// ignored.
-    fn rules(&self) -> MutexGuard<'_, RuleBook> {
-        self.rules.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The state. Each write is a map update that cannot be left half done, so a panic
+    /// elsewhere while the lock was held leaves it consistent: poisoning is ignored.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn apply(&mut self, write: Write) {
+        match write {
+            Write::SaveRule(rule) => {
+                self.rules.set(rule);
+            }
+            Write::DeleteRule {
+                presentity,
+                watcher,
+            } => {
+                self.rules.remove(&presentity, &watcher);
+            }
+            Write::SaveMessage(m) => {
+                self.messages.insert(m.id, m);
+            }
+            Write::DeleteMessage(id) => {
+                self.messages.remove(&id);
+            }
+            Write::SaveEndpoint(e) => {
+                self.endpoints
+                    .insert((presentity_key(&e.user), e.endpoint.clone()), e);
+            }
+            Write::DeleteEndpoint { user, endpoint } => {
+                self.endpoints.remove(&(presentity_key(&user), endpoint));
+            }
+            Write::SavePublication {
+                publication,
+                previous_etag,
+            } => {
+                if let Some(old) = previous_etag {
+                    self.publications.remove(&old);
+                }
+                self.publications
+                    .insert(publication.etag.clone(), publication);
+            }
+            Write::DeletePublication(etag) => {
+                self.publications.remove(&etag);
+            }
+            Write::SaveSubscription(s) => {
+                self.subscriptions.insert(s.id, s);
+            }
+            Write::DeleteSubscription(id) => {
+                self.subscriptions.remove(&id);
+            }
+            Write::SaveCredential(c) => {
+                self.credentials.insert(presentity_key(&c.user), c);
+            }
+            Write::DeleteCredential(user) => {
+                self.credentials.remove(&presentity_key(&user));
+            }
+        }
     }
 }
 
 impl Store for MemoryStore {
-    fn save_rule(&self, rule: &AuthRule) -> Result<()> {
-        self.rules().set(rule.clone());
-        Ok(())
+    fn submit(&self, write: Write, done: Option<Completion>) {
+        self.state().apply(write);
+        if let Some(done) = done {
+            done(Ok(()));
+        }
     }
 
-    fn delete_rule(&self, presentity: &Uri, watcher: &WatcherMatch) -> Result<()> {
-        self.rules().remove(presentity, watcher);
-        Ok(())
-    }
-
-    fn load_rules(&self) -> Result<Vec<AuthRule>> {
-        Ok(self.rules().rules())
+    fn load(&self) -> Result<Snapshot> {
+        let state = self.state();
+        let mut publications: Vec<PublicationRecord> =
+            state.publications.values().cloned().collect();
+        publications.sort_by_cached_key(|p| (presentity_key(&p.presentity), p.seq));
+        Ok(Snapshot {
+            rules: state.rules.rules(),
+            messages: state.messages.values().cloned().collect(),
+            endpoints: state.endpoints.values().cloned().collect(),
+            publications,
+            subscriptions: state.subscriptions.values().cloned().collect(),
+            credentials: state.credentials.values().cloned().collect(),
+        })
     }
 }
 
@@ -52,7 +126,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::engine::authorization::AuthAction;
+    use crate::engine::authorization::{AuthAction, AuthRule, WatcherMatch};
+    use crate::uri::Uri;
 
     fn uri(s: &str) -> Uri {
         Uri::parse(s).unwrap()

@@ -1,19 +1,29 @@
 //! Durable state (DESIGN §4) behind one trait, [`Store`].
 //!
 //! Presence itself is soft state; what must survive a restart is kept through a `Store`:
-//! for now the authorization rules. Publications not yet expired, subscriptions of remote
-//! watchers, stored instant messages and registrations come later, each as its own group of
-//! methods of the same shape (`save_*` that inserts or replaces by the item's identity,
-//! `delete_*` by identity, `load_*` that returns everything at start-up), so a store stays
-//! one object with one transaction scope per call.
+//! authorization rules, stored instant messages (for recipients who were offline),
+//! endpoints (logged-in devices, SIP registrations), publications not yet expired,
+//! subscriptions whose watcher is remote, and user credentials for digest authentication.
+//!
+//! Every change is one [`Write`], given to [`Store::submit`]. Writes are applied in the
+//! order they were submitted; each may carry a [`Completion`] that is called once the write
+//! is durable (for a persistent store: on disk) or failed. The engine waits for the
+//! completion where it acknowledges durability (a stored message's `stored` outcome, a rule
+//! change, a credential) and writes the rest behind (publications, subscriptions and
+//! endpoints are soft state: a crash may lose their last few milliseconds of changes, never
+//! an acknowledged message or rule). [`Store::load`] returns everything at start-up.
 //!
 //! Contract for every implementation:
 //!
-//! - a call that returned `Ok` is durable (for a persistent store: on disk);
-//! - `save_*` replaces the item with the same identity, never duplicates it;
-//! - `delete_*` of an item that is not stored is `Ok` (deleting is idempotent);
-//! - `load_*` returns every stored item in a deterministic order;
-//! - methods take `&self` and may be called from any thread (`Send + Sync`).
+//! - a completion called with `Ok` means the write is durable;
+//! - writes are applied in submission order, and a read ([`Store::load`]) sees every write
+//!   submitted before it;
+//! - `Save*` replaces the item with the same identity, never duplicates it;
+//! - `Delete*` of an item that is not stored is `Ok` (deleting is idempotent);
+//! - [`Store::load`] returns every stored item in a deterministic order (documented on each
+//!   field of [`Snapshot`]);
+//! - methods take `&self` and may be called from any thread (`Send + Sync`); a completion may
+//!   run on the store's own thread or in the caller, so it must not block.
 //!
 //! [`SqliteStore`] is the default durable store: one SQLite file in WAL mode, with group
 //! commit. [`MemoryStore`] keeps everything in memory, for tests and embedders that want no
@@ -27,19 +37,207 @@ pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 use crate::engine::authorization::{AuthRule, WatcherMatch};
-use crate::error::Result;
+use crate::engine::package::Package;
+use crate::error::{Error, Result};
 use crate::uri::Uri;
+
+/// An instant message kept for a recipient who had no endpoint online. Identity: `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The message id the sender was given; also the delivery order (ids grow).
+    pub id: u64,
+    /// Who sent it.
+    pub sender: Uri,
+    /// Who it is for.
+    pub recipient: Uri,
+    /// Its MIME type, as given.
+    pub content_type: String,
+    /// Its body: bytes, not assumed text.
+    pub body: Vec<u8>,
+    /// The recipient's endpoint it was addressed to, if one was named.
+    pub endpoint: Option<String>,
+    /// The message this one answers (an application's reference), if any.
+    pub in_reply_to: Option<String>,
+    /// When it was sent, in Unix milliseconds.
+    pub sent_at: u64,
+    /// When it expires undelivered, in Unix milliseconds.
+    pub expires_at: u64,
+}
+
+/// A logged-in device of a user (a local login or a SIP registration). Identity: `user`
+/// (by [`crate::engine::authorization::presentity_key`]) and `endpoint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRecord {
+    /// The user (address of record).
+    pub user: Uri,
+    /// The endpoint's id, unique among the user's endpoints.
+    pub endpoint: String,
+    /// Where the endpoint is reached (a SIP contact URI), if the login named one.
+    pub contact: Option<String>,
+    /// When the login ends unless refreshed, in Unix milliseconds.
+    pub expires_at: u64,
+}
+
+/// A publication not yet expired. Identity: `etag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicationRecord {
+    /// Its current entity tag.
+    pub etag: String,
+    /// Whose presence it is.
+    pub presentity: Uri,
+    /// The package of its document.
+    pub package: Package,
+    /// The document, serialized.
+    pub body: String,
+    /// When it expires unless refreshed, in Unix milliseconds.
+    pub expires_at: u64,
+    /// Recency among the presentity's publications (higher is newer; composition uses it).
+    pub seq: u64,
+}
+
+/// A subscription whose watcher is remote (a SIP dialog), kept so its notifications still
+/// reach the watcher after a restart. Identity: `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    /// The subscription id.
+    pub id: u64,
+    /// Who watches.
+    pub watcher: Uri,
+    /// Who is watched.
+    pub presentity: Uri,
+    /// The event package.
+    pub package: Package,
+    /// When it expires unless refreshed, in Unix milliseconds.
+    pub expires_at: u64,
+    /// The filter document (RFC 4661), serialized, if the watcher gave one.
+    pub filter: Option<String>,
+    /// Minimum time between notifications, in milliseconds.
+    pub min_interval_ms: u64,
+    /// Where notifications go: the remote target's own serialization (the SIP dialog),
+    /// opaque to the store.
+    pub target: Vec<u8>,
+}
+
+/// A user's credentials for digest authentication: the password is never kept, only the
+/// digests `H(user:realm:password)` (RFC 7616 "HA1") for each algorithm. Identity: `user`
+/// (by [`crate::engine::authorization::presentity_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The user (address of record).
+    pub user: Uri,
+    /// The digest realm the HA1 values were computed for.
+    pub realm: String,
+    /// HA1 with MD5, lower-case hex.
+    pub ha1_md5: String,
+    /// HA1 with SHA-256, lower-case hex.
+    pub ha1_sha256: String,
+}
+
+/// One change to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Adds or replaces a rule (identity as
+    /// [`crate::engine::authorization::RuleBook::set`] defines it).
+    SaveRule(AuthRule),
+    /// Deletes the rule of a presentity for a watcher or domain.
+    DeleteRule {
+        /// The presentity.
+        presentity: Uri,
+        /// The watcher or domain the rule matches.
+        watcher: WatcherMatch,
+    },
+    /// Adds or replaces a stored message.
+    SaveMessage(StoredMessage),
+    /// Deletes a stored message (delivered or expired).
+    DeleteMessage(u64),
+    /// Adds or replaces an endpoint.
+    SaveEndpoint(EndpointRecord),
+    /// Deletes an endpoint (logged out or expired).
+    DeleteEndpoint {
+        /// The user.
+        user: Uri,
+        /// The endpoint's id.
+        endpoint: String,
+    },
+    /// Adds or replaces a publication; `previous_etag`, when given, is deleted in the same
+    /// write (a refresh or modify gives the publication a new tag).
+    SavePublication {
+        /// The publication as it is now.
+        publication: PublicationRecord,
+        /// The tag it had before, if it changed.
+        previous_etag: Option<String>,
+    },
+    /// Deletes a publication (removed or expired).
+    DeletePublication(String),
+    /// Adds or replaces a subscription of a remote watcher.
+    SaveSubscription(SubscriptionRecord),
+    /// Deletes a subscription (ended).
+    DeleteSubscription(u64),
+    /// Adds or replaces a user's credentials.
+    SaveCredential(Credential),
+    /// Deletes a user's credentials.
+    DeleteCredential(Uri),
+}
+
+/// Called once a write is durable (`Ok`) or has failed.
+pub type Completion = Box<dyn FnOnce(Result<()>) + Send>;
+
+/// Everything a store holds, as [`Store::load`] returns it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Rules in [`crate::engine::authorization::RuleBook::rules`] order: by presentity key,
+    /// then watcher rules by watcher key, then domain rules by domain.
+    pub rules: Vec<AuthRule>,
+    /// Stored messages by id (the order they were sent).
+    pub messages: Vec<StoredMessage>,
+    /// Endpoints by user key, then endpoint id.
+    pub endpoints: Vec<EndpointRecord>,
+    /// Publications by presentity key, then `seq`.
+    pub publications: Vec<PublicationRecord>,
+    /// Subscriptions by id.
+    pub subscriptions: Vec<SubscriptionRecord>,
+    /// Credentials by user key.
+    pub credentials: Vec<Credential>,
+}
 
 /// Where the engine keeps what must survive a restart.
 pub trait Store: Send + Sync {
-    /// Stores `rule`, replacing the stored rule of the same presentity for the same watcher
-    /// or domain (identity as [`crate::engine::authorization::RuleBook::set`] defines it).
-    fn save_rule(&self, rule: &AuthRule) -> Result<()>;
+    /// Queues `write`; `done`, if given, is called once it is durable or has failed. Writes
+    /// are applied in submission order.
+    fn submit(&self, write: Write, done: Option<Completion>);
 
-    /// Deletes the rule of `presentity` for `watcher`, if stored (identity as
-    /// [`crate::engine::authorization::RuleBook::remove`] defines it).
-    fn delete_rule(&self, presentity: &Uri, watcher: &WatcherMatch) -> Result<()>;
+    /// Everything stored, seeing every write submitted before the call.
+    fn load(&self) -> Result<Snapshot>;
 
-    /// Every stored rule.
-    fn load_rules(&self) -> Result<Vec<AuthRule>>;
+    /// Submits `write` and waits until it is durable.
+    fn write(&self, write: Write) -> Result<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.submit(
+            write,
+            Some(Box::new(move |result| {
+                let _ = tx.send(result);
+            })),
+        );
+        rx.recv()
+            .map_err(|_| Error::Storage("the store stopped before answering".into()))?
+    }
+
+    /// Stores `rule` and waits until it is durable (see [`Write::SaveRule`]).
+    fn save_rule(&self, rule: &AuthRule) -> Result<()> {
+        self.write(Write::SaveRule(rule.clone()))
+    }
+
+    /// Deletes the rule of `presentity` for `watcher`, if stored, and waits until the
+    /// deletion is durable.
+    fn delete_rule(&self, presentity: &Uri, watcher: &WatcherMatch) -> Result<()> {
+        self.write(Write::DeleteRule {
+            presentity: presentity.clone(),
+            watcher: watcher.clone(),
+        })
+    }
+
+    /// Every stored rule (see [`Snapshot::rules`]).
+    fn load_rules(&self) -> Result<Vec<AuthRule>> {
+        Ok(self.load()?.rules)
+    }
 }

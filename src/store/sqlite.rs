@@ -40,7 +40,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
-use super::Store;
+use super::{Completion, Snapshot, Store, Write};
 use crate::engine::authorization::{presentity_key, watcher_key, AuthRule, WatcherMatch};
 use crate::error::{Error, Result};
 use crate::uri::Uri;
@@ -76,20 +76,9 @@ pub struct SqliteStore {
     name: Arc<str>,
 }
 
-enum Op {
-    SaveRule(AuthRule),
-    DeleteRule(Uri, WatcherMatch),
-    LoadRules,
-}
-
-enum Answer {
-    Done,
-    Rules(Vec<AuthRule>),
-}
-
-struct Request {
-    op: Op,
-    reply: Sender<Result<Answer>>,
+enum Request {
+    Write(Write, Option<Completion>),
+    Load(Sender<Result<Snapshot>>),
 }
 
 impl SqliteStore {
@@ -149,15 +138,8 @@ impl SqliteStore {
         self.commits.load(Ordering::Relaxed)
     }
 
-    fn call(&self, op: Op) -> Result<Answer> {
-        let stopped = || Error::Storage(format!("store {}: store thread stopped", self.name));
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        self.requests
-            .as_ref()
-            .ok_or_else(stopped)?
-            .send(Request { op, reply })
-            .map_err(|_| stopped())?;
-        answer.recv().map_err(|_| stopped())?
+    fn stopped(&self) -> Error {
+        Error::Storage(format!("store {}: store thread stopped", self.name))
     }
 }
 
@@ -172,20 +154,28 @@ impl Drop for SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn save_rule(&self, rule: &AuthRule) -> Result<()> {
-        self.call(Op::SaveRule(rule.clone())).map(|_| ())
-    }
-
-    fn delete_rule(&self, presentity: &Uri, watcher: &WatcherMatch) -> Result<()> {
-        self.call(Op::DeleteRule(presentity.clone(), watcher.clone()))
-            .map(|_| ())
-    }
-
-    fn load_rules(&self) -> Result<Vec<AuthRule>> {
-        match self.call(Op::LoadRules)? {
-            Answer::Rules(rules) => Ok(rules),
-            Answer::Done => Err(Error::Internal("store: no rules in the answer".into())),
+    fn submit(&self, write: Write, done: Option<Completion>) {
+        let Some(requests) = self.requests.as_ref() else {
+            if let Some(done) = done {
+                done(Err(self.stopped()));
+            }
+            return;
+        };
+        if let Err(e) = requests.send(Request::Write(write, done)) {
+            if let Request::Write(_, Some(done)) = e.into_inner() {
+                done(Err(self.stopped()));
+            }
         }
+    }
+
+    fn load(&self) -> Result<Snapshot> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.requests
+            .as_ref()
+            .ok_or_else(|| self.stopped())?
+            .send(Request::Load(reply))
+            .map_err(|_| self.stopped())?;
+        answer.recv().map_err(|_| self.stopped())?
     }
 }
 
@@ -241,27 +231,35 @@ fn prepare(conn: &mut Connection, wal: bool) -> std::result::Result<(), Prepared
 /// answers after the commit.
 fn serve(mut conn: Connection, requests: &Receiver<Request>, commits: &AtomicU64, name: &str) {
     while let Ok(first) = requests.recv() {
-        let mut writes: Vec<(Request, Result<()>)> = Vec::new();
+        let mut writes: Vec<(Option<Completion>, Result<()>)> = Vec::new();
         let mut open = false;
         for request in std::iter::once(first).chain(requests.try_iter()) {
-            if let Op::LoadRules = request.op {
-                // Reads see every write queued before them: commit those first.
-                finish(&mut open, &mut conn, &mut writes, commits, name);
-                let answer = load_rules(&conn).map(Answer::Rules);
-                let _ = request.reply.send(answer.map_err(|e| sql_error(name, e)));
-                continue;
-            }
+            let (op, done) = match request {
+                Request::Load(reply) => {
+                    // Reads see every write queued before them: commit those first.
+                    finish(&mut open, &mut conn, &mut writes, commits, name);
+                    let answer = load_rules(&conn).map(|rules| Snapshot {
+                        rules,
+                        ..Snapshot::default()
+                    });
+                    let _ = reply.send(answer.map_err(|e| sql_error(name, e)));
+                    continue;
+                }
+                Request::Write(op, done) => (op, done),
+            };
             if !open {
                 match conn.execute_batch("BEGIN IMMEDIATE") {
                     Ok(()) => open = true,
                     Err(e) => {
-                        let _ = request.reply.send(Err(sql_error(name, e)));
+                        if let Some(done) = done {
+                            done(Err(sql_error(name, e)));
+                        }
                         continue;
                     }
                 }
             }
-            let outcome = write(&conn, &request.op).map_err(|e| sql_error(name, e));
-            writes.push((request, outcome));
+            let outcome = write(&conn, &op).map_err(|e| sql_error(name, e));
+            writes.push((done, outcome));
         }
         finish(&mut open, &mut conn, &mut writes, commits, name);
     }
@@ -272,7 +270,7 @@ fn serve(mut conn: Connection, requests: &Receiver<Request>, commits: &AtomicU64
 fn finish(
     open: &mut bool,
     conn: &mut Connection,
-    writes: &mut Vec<(Request, Result<()>)>,
+    writes: &mut Vec<(Option<Completion>, Result<()>)>,
     commits: &AtomicU64,
     name: &str,
 ) {
@@ -286,23 +284,30 @@ fn finish(
         // A failed COMMIT may leave the transaction open; nothing of it is kept.
         let _ = conn.execute_batch("ROLLBACK");
     }
-    for (request, outcome) in writes.drain(..) {
+    for (done, outcome) in writes.drain(..) {
         let answer = match &committed {
-            Ok(()) => outcome.map(|()| Answer::Done),
+            Ok(()) => outcome,
             Err(e) => Err(Error::Storage(format!("store {name}: commit failed: {e}"))),
         };
-        let _ = request.reply.send(answer);
+        if let Some(done) = done {
+            done(answer);
+        }
     }
 }
 
 /// One write in its own savepoint: if it fails, it is undone and the others in the
 /// transaction are kept.
-fn write(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
+fn write(conn: &Connection, op: &Write) -> rusqlite::Result<()> {
     conn.execute_batch("SAVEPOINT op")?;
     let result = match op {
-        Op::SaveRule(rule) => save_rule(conn, rule),
-        Op::DeleteRule(presentity, watcher) => delete_rule(conn, presentity, watcher),
-        Op::LoadRules => Ok(()),
+        Write::SaveRule(rule) => save_rule(conn, rule),
+        Write::DeleteRule {
+            presentity,
+            watcher,
+        } => delete_rule(conn, presentity, watcher),
+        _ => Err(rusqlite::Error::InvalidParameterName(
+            "this store does not keep that kind of item yet".into(),
+        )),
     };
     match result {
         Ok(()) => conn.execute_batch("RELEASE op"),
