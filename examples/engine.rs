@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use impp::doc::pidf::{Basic, Presence, Tuple};
 use impp::engine::{
-    AuthAction, Document, Engine, EngineConfig, Event, ManualClock, Package, SubscribeRequest,
+    AuthAction, Document, Engine, EngineConfig, Event, ManualClock, OutgoingMessage, Package,
+    SubscribeRequest,
 };
 use impp::uri::Uri;
 
@@ -57,6 +58,28 @@ fn print_events(engine: &Engine, step: &str) -> impp::Result<()> {
                 }
                 println!();
             }
+            Event::Message(m) => println!(
+                "  message                  #{} from {} to {} ({}): {}",
+                m.id,
+                m.sender,
+                m.endpoint,
+                m.content_type,
+                String::from_utf8_lossy(&m.body)
+            ),
+            Event::Delivery(d) => println!(
+                "  delivery                 #{} to {}: {}{}",
+                d.message,
+                d.recipient,
+                d.outcome.as_str(),
+                d.outcome
+                    .reason()
+                    .map_or(String::new(), |r| format!(" ({})", r.as_str()))
+            ),
+            Event::EndpointExpired { user, endpoint } => {
+                println!("  endpoint expired         {endpoint} of {user}")
+            }
+            // Event is non-exhaustive: later versions may tell more.
+            _ => println!("  (another event)"),
         }
     }
     Ok(())
@@ -76,7 +99,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bob: Uri = "sip:bob@example.test".parse()?;
 
     // 1. Bob subscribes to Alice's presence: pending until Alice decides.
-    let sub = engine.subscribe(SubscribeRequest::new(bob, alice.clone(), Package::Presence))?;
+    let sub = engine.subscribe(SubscribeRequest::new(
+        bob.clone(),
+        alice.clone(),
+        Package::Presence,
+    ))?;
     print_events(&engine, "Bob subscribes to Alice:")?;
 
     // 2. Alice allows Bob: he becomes active (she has published nothing yet).
@@ -93,6 +120,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 4. A minute passes without a refresh: the publication expires, Bob is told.
     clock.advance(Duration::from_secs(61));
     print_events(&engine, "61 seconds later:")?;
+
+    // 5. Alice writes to Bob, who is offline: the message is stored for him ("stored");
+    //    when his phone logs in, it is delivered ("delivered").
+    engine.send_message(OutgoingMessage::new(
+        alice.clone(),
+        bob.clone(),
+        "text/plain",
+        "Lunch at noon?",
+    ))?;
+    print_events(&engine, "Alice writes to Bob while he is offline:")?;
+    engine.login(&bob, "phone", None)?;
+    print_events(&engine, "Bob's phone logs in:")?;
 
     let stats = engine.stats();
     println!(

@@ -275,6 +275,18 @@ typedef enum impp_event_kind {
    * A publication was not refreshed in time and was withdrawn.
    */
   IMPP_EVENT_PUBLICATION_EXPIRED = 4,
+  /**
+   * An instant message for one of the recipient's endpoints.
+   */
+  IMPP_EVENT_MESSAGE = 5,
+  /**
+   * What became of a sent message (for its sender).
+   */
+  IMPP_EVENT_DELIVERY = 6,
+  /**
+   * An endpoint's login was not refreshed in time and ended.
+   */
+  IMPP_EVENT_ENDPOINT_EXPIRED = 7,
 } impp_event_kind;
 
 /**
@@ -1425,7 +1437,8 @@ uint64_t impp_event_subscription(const struct impp_event *event);
 const char *impp_event_watcher(const struct impp_event *event);
 
 /**
- * The presentity's URI. Borrowed from the event; NULL only for NULL.
+ * The presentity's URI (for message and delivery events the recipient, for an endpoint
+ * event its user). Borrowed from the event; NULL only for NULL.
  *
  * # Safety
  * `event` is NULL or a live event.
@@ -1434,7 +1447,7 @@ const char *impp_event_presentity(const struct impp_event *event);
 
 /**
  * The event package (`"presence"`, `"presence.winfo"`, `"dialog"`, `"message-summary"`).
- * Borrowed from the event; NULL only for NULL.
+ * Borrowed from the event; NULL for NULL and for message, delivery and endpoint events.
  *
  * # Safety
  * `event` is NULL or a live event.

@@ -61,6 +61,17 @@ pub struct EngineConfig {
     pub winfo_admins: Vec<Uri>,
     /// Limits applied to documents given as text.
     pub limits: Limits,
+    /// Expiry bounds of endpoint logins. Default 3600 s, min 60 s, max 86400 s.
+    pub endpoint_expiry: ExpiryBounds,
+    /// Largest instant message body in bytes; larger ones fail as `too-large`.
+    /// Default 65536.
+    pub max_message_size: usize,
+    /// How long a message stored for an offline recipient is kept before it fails as
+    /// `expired`. Default 7 days.
+    pub message_expiry: Duration,
+    /// Whether a logged-in endpoint of a user who publishes no presence makes the user
+    /// appear `open` (one minimal tuple per endpoint, withdrawn at logout). Default: no.
+    pub endpoint_presence: bool,
     /// The clock. Default: the system's monotonic clock.
     pub clock: Arc<dyn Clock>,
     /// Durable state. Default: in memory.
@@ -79,6 +90,10 @@ impl Default for EngineConfig {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             publication_expiry: bounds,
             subscription_expiry: bounds,
+            endpoint_expiry: bounds,
+            max_message_size: 65536,
+            message_expiry: Duration::from_secs(7 * 24 * 3600),
+            endpoint_presence: false,
             queue_capacity: 65536,
             default_policy: AuthAction::Confirm,
             min_notify_interval: Duration::ZERO,
@@ -97,6 +112,10 @@ impl std::fmt::Debug for EngineConfig {
             .field("workers", &self.workers)
             .field("publication_expiry", &self.publication_expiry)
             .field("subscription_expiry", &self.subscription_expiry)
+            .field("endpoint_expiry", &self.endpoint_expiry)
+            .field("max_message_size", &self.max_message_size)
+            .field("message_expiry", &self.message_expiry)
+            .field("endpoint_presence", &self.endpoint_presence)
             .field("queue_capacity", &self.queue_capacity)
             .field("default_policy", &self.default_policy)
             .field("min_notify_interval", &self.min_notify_interval)
@@ -121,6 +140,7 @@ impl EngineConfig {
         for (what, b) in [
             ("publication", self.publication_expiry),
             ("subscription", self.subscription_expiry),
+            ("endpoint", self.endpoint_expiry),
         ] {
             if b.min > b.max || b.default < b.min || b.default > b.max {
                 return Err(Error::InvalidArgument(format!(
@@ -129,6 +149,20 @@ impl EngineConfig {
                 )));
             }
         }
+        if self.message_expiry.is_zero() {
+            return Err(Error::InvalidArgument(
+                "message_expiry must be above zero".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether the engine owns `uri`'s domain (every domain when none is configured).
+    pub fn owns(&self, uri: &Uri) -> bool {
+        self.domains.is_empty()
+            || self
+                .domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(uri.host()))
     }
 }

@@ -98,8 +98,9 @@ pub struct Notification {
     pub full_state: Option<Arc<Document>>,
 }
 
-/// Something the application is told.
+/// Something the application is told. New kinds may be added: match with a `_` arm.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// A watcher's notification.
     Notification(Notification),
@@ -128,6 +129,19 @@ pub enum Event {
         /// The new state.
         state: SubscriptionState,
     },
+    /// An instant message for one of the recipient's endpoints (one event per endpoint it
+    /// reaches).
+    Message(Message),
+    /// What became of a sent message, for its sender: `Stored` (the recipient was offline;
+    /// it is on disk), then `Delivered` or `Failed`.
+    Delivery(Delivery),
+    /// An endpoint's login was not refreshed in time and ended.
+    EndpointExpired {
+        /// Whose endpoint.
+        user: Arc<Uri>,
+        /// The endpoint's id.
+        endpoint: Arc<str>,
+    },
     /// A publication was not refreshed in time and was withdrawn.
     PublicationExpired {
         /// Whose publication.
@@ -146,7 +160,118 @@ impl Event {
             Event::Notification(n) => Some(n.subscription),
             Event::AuthorizationRequested { subscription, .. }
             | Event::SubscriptionStateChanged { subscription, .. } => Some(*subscription),
-            Event::PublicationExpired { .. } => None,
+            Event::PublicationExpired { .. }
+            | Event::Message(_)
+            | Event::Delivery(_)
+            | Event::EndpointExpired { .. } => None,
         }
     }
+}
+
+/// Identifies an instant message for its whole life, across restarts of an engine on the
+/// same store. Ids grow in the order messages are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u64);
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// An instant message as its recipient's endpoint receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The id the sender was given.
+    pub id: MessageId,
+    /// Who sent it.
+    pub sender: Arc<Uri>,
+    /// Who it is for.
+    pub recipient: Arc<Uri>,
+    /// Its MIME type, as the sender gave it.
+    pub content_type: Arc<str>,
+    /// Its body (bytes; shared by the copies for each endpoint).
+    pub body: Arc<[u8]>,
+    /// The endpoint this copy is for.
+    pub endpoint: Arc<str>,
+    /// The message or call it refers to, as the sender gave it.
+    pub in_reply_to: Option<Arc<str>>,
+    /// When it was sent, in Unix milliseconds.
+    pub sent_at: u64,
+}
+
+/// Why a message could not be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    /// The recipient is not a user of this engine (a domain it does not own, or not in its
+    /// user directory when it has one).
+    UnknownUser,
+    /// The body is larger than the configured limit.
+    TooLarge,
+    /// It was stored for an offline recipient who did not log in before it expired.
+    Expired,
+    /// The recipient's rules block the sender.
+    Rejected,
+    /// The recipient is offline and the message is of a kind never stored
+    /// (`application/im-iscomposing+xml`).
+    Offline,
+    /// The recipient is offline and the store could not keep the message.
+    Storage,
+}
+
+impl FailureReason {
+    /// The reason as the C and Python APIs spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::UnknownUser => "unknown-user",
+            FailureReason::TooLarge => "too-large",
+            FailureReason::Expired => "expired",
+            FailureReason::Rejected => "rejected",
+            FailureReason::Offline => "offline",
+            FailureReason::Storage => "storage",
+        }
+    }
+}
+
+/// A message's delivery outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryOutcome {
+    /// Given to the recipient's endpoints.
+    Delivered,
+    /// Kept on disk for an offline recipient; `Delivered` or `Failed(Expired)` follows.
+    Stored,
+    /// Not delivered, and never will be.
+    Failed(FailureReason),
+}
+
+impl DeliveryOutcome {
+    /// `"delivered"`, `"stored"` or `"failed"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Stored => "stored",
+            DeliveryOutcome::Failed(_) => "failed",
+        }
+    }
+
+    /// The failure reason, for `Failed`.
+    pub fn reason(self) -> Option<FailureReason> {
+        match self {
+            DeliveryOutcome::Failed(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// A delivery outcome, told to the message's sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The message.
+    pub message: MessageId,
+    /// Who sent it (whom this event is for).
+    pub sender: Arc<Uri>,
+    /// Who it was for.
+    pub recipient: Arc<Uri>,
+    /// What became of it.
+    pub outcome: DeliveryOutcome,
 }

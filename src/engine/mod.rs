@@ -33,11 +33,13 @@ pub mod authorization;
 pub mod clock;
 pub mod compose;
 pub mod config;
+mod directory;
 pub(crate) mod dispatcher;
 pub mod events;
 pub mod package;
 pub(crate) mod queue;
 mod random;
+mod restore;
 mod shard;
 mod subscription;
 mod timers;
@@ -54,11 +56,16 @@ use crossbeam_channel::{bounded, unbounded, Sender};
 pub use authorization::{AuthAction, AuthRule, WatcherMatch};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{EngineConfig, ExpiryBounds};
-pub use events::{Event, Notification, SubscriptionId, SubscriptionState, TerminationReason};
+pub use events::{
+    Delivery, DeliveryOutcome, Event, FailureReason, Message, MessageId, Notification,
+    SubscriptionId, SubscriptionState, TerminationReason,
+};
 pub use package::{Document, Package};
+pub use shard::messaging::EndpointInfo;
 pub use subscription::SubscriptionInfo;
 
 use authorization::presentity_key;
+use directory::Directory;
 use dispatcher::Dispatcher;
 use queue::EventQueue;
 use shard::{shard_of, shard_of_etag, Command, NewSubscription, Reply, Shard, ShardCounters};
@@ -67,6 +74,7 @@ use crate::doc::filter::FilterSet;
 use crate::doc::pidf::Presence;
 use crate::error::{Error, Result};
 use crate::log;
+use crate::store::Credential;
 use crate::uri::Uri;
 
 /// The application's event callback: called on the dispatcher thread, one event at a time.
@@ -104,6 +112,67 @@ impl SubscribeRequest {
     }
 }
 
+/// An instant message to send (RFC 3428 page mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// Who sends it.
+    pub sender: Uri,
+    /// Who it is for.
+    pub recipient: Uri,
+    /// Its MIME type (`type/subtype`, parameters allowed), e.g. `text/plain;charset=utf-8`.
+    pub content_type: String,
+    /// Its body: any bytes.
+    pub body: Vec<u8>,
+    /// One endpoint of the recipient to deliver to (when it is online; otherwise every
+    /// endpoint gets it).
+    pub endpoint: Option<String>,
+    /// The message or call it refers to (the application's reference), handed over as is.
+    pub in_reply_to: Option<String>,
+}
+
+impl OutgoingMessage {
+    /// A message with no endpoint and no reference.
+    pub fn new(
+        sender: Uri,
+        recipient: Uri,
+        content_type: impl Into<String>,
+        body: impl Into<Vec<u8>>,
+    ) -> OutgoingMessage {
+        OutgoingMessage {
+            sender,
+            recipient,
+            content_type: content_type.into(),
+            body: body.into(),
+            endpoint: None,
+            in_reply_to: None,
+        }
+    }
+}
+
+/// Checks a MIME type: `type/subtype` of RFC 2045 tokens, then optional parameters, no
+/// control characters.
+fn check_content_type(content_type: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::InvalidArgument(format!(
+            "content type '{}' {why}",
+            content_type.escape_debug()
+        )))
+    };
+    if content_type.chars().any(|c| c.is_control()) {
+        return bad("holds a control character");
+    }
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    match essence.split_once('/') {
+        Some((t, sub)) if token(t) && token(sub) => Ok(()),
+        _ => bad("is not of the form type/subtype"),
+    }
+}
+
 /// Counts that are cheap to read at any time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -127,6 +196,14 @@ pub struct Stats {
     pub events_overflowed: u64,
     /// Panics caught in the event callback (each logged as an error, see [`crate::log`]).
     pub callback_panics: u64,
+    /// Endpoints logged in.
+    pub endpoints: u64,
+    /// Messages waiting for their recipient (stored, or queued behind stored ones).
+    pub messages_waiting: u64,
+    /// Messages delivered.
+    pub messages_delivered: u64,
+    /// Messages that failed.
+    pub messages_failed: u64,
 }
 
 /// The presence engine. Dropping it shuts it down (see [`Core::shutdown`]).
@@ -164,6 +241,8 @@ pub struct Core {
     queue: Arc<EventQueue>,
     dispatcher: Dispatcher,
     next_id: AtomicU64,
+    next_message_id: AtomicU64,
+    directory: Arc<Directory>,
     closed: AtomicBool,
     me: Weak<Core>,
 }
@@ -183,24 +262,39 @@ impl Drop for Engine {
 }
 
 impl Engine {
-    /// Starts an engine: one thread per shard and the event queue. Rules kept in the store
-    /// are loaded and given to their presentities' shards.
+    /// Starts an engine: one thread per shard and the event queue. What the store keeps is
+    /// loaded and given to the shards that own it (see [`restore`]).
     pub fn new(config: EngineConfig) -> Result<Engine> {
         config.validate()?;
         let config = Arc::new(config);
         let queue = EventQueue::new(config.queue_capacity)
             .map_err(|e| Error::Internal(format!("cannot create the event queue: {e}")))?;
-        let mut rules: Vec<Vec<AuthRule>> = vec![Vec::new(); config.workers];
-        for rule in config.store.load_rules()? {
-            rules[shard_of(&presentity_key(&rule.presentity), config.workers)].push(rule);
-        }
+        let snapshot = config.store.load()?;
+        let directory = Arc::new(Directory::new(snapshot.credentials.clone()));
+        let next_message_id = snapshot
+            .messages
+            .iter()
+            .map(|m| m.id + 1)
+            .max()
+            .unwrap_or(0)
+            .max(config.clock.unix_ms().saturating_mul(1000));
+        let parts = restore::split(snapshot, config.workers);
         let mut senders = Vec::with_capacity(config.workers);
         let mut threads = Vec::with_capacity(config.workers);
         let mut counters = Vec::with_capacity(config.workers);
-        for (index, rules) in rules.into_iter().enumerate() {
+        for (index, mut part) in parts.into_iter().enumerate() {
             let (tx, rx) = unbounded();
             let c = Arc::new(ShardCounters::default());
-            let shard = Shard::new(index, config.clone(), queue.clone(), c.clone(), rules);
+            let mut shard = Shard::new(
+                index,
+                config.clone(),
+                queue.clone(),
+                c.clone(),
+                std::mem::take(&mut part.rules),
+                tx.clone(),
+                directory.clone(),
+            );
+            shard.restore(part);
             let thread = std::thread::Builder::new()
                 .name(format!("impp-shard-{index}"))
                 .spawn(move || shard.run(rx))
@@ -219,6 +313,8 @@ impl Engine {
             queue,
             dispatcher,
             next_id: AtomicU64::new(1),
+            next_message_id: AtomicU64::new(next_message_id),
+            directory,
             closed: AtomicBool::new(false),
             me: me.clone(),
         });
@@ -458,6 +554,131 @@ impl Core {
     }
 
     // ----------------------------------------------------------------------------------
+    // Endpoints and instant messages
+    // ----------------------------------------------------------------------------------
+
+    /// Logs endpoint `endpoint` of `user` in, or refreshes its login; returns the granted
+    /// expiry in seconds (`expires` `None`: the default; below the minimum is
+    /// [`Error::IntervalTooBrief`]; 0 logs out). Messages waiting for the user are delivered
+    /// to it, in the order sent. A user outside the owned domains is [`Error::Forbidden`].
+    pub fn login(&self, user: &Uri, endpoint: &str, expires: Option<u32>) -> Result<u32> {
+        self.login_at(user, endpoint, None, expires)
+    }
+
+    /// [`Core::login`] with the address the endpoint is reached at (a SIP contact).
+    pub fn login_at(
+        &self,
+        user: &Uri,
+        endpoint: &str,
+        contact: Option<&str>,
+        expires: Option<u32>,
+    ) -> Result<u32> {
+        check_endpoint_id(endpoint)?;
+        let user = Arc::new(user.clone());
+        let expires = expires.unwrap_or(self.config.endpoint_expiry.default);
+        self.call(self.shard_for(&user), |reply| Command::Login {
+            user,
+            endpoint: endpoint.into(),
+            contact: contact.map(Into::into),
+            expires,
+            reply,
+        })
+    }
+
+    /// Logs an endpoint out; returns whether it was logged in.
+    pub fn logout(&self, user: &Uri, endpoint: &str) -> Result<bool> {
+        let (user, endpoint) = (user.clone(), endpoint.to_owned());
+        self.call(self.shard_for(&user), |reply| Command::Logout {
+            user,
+            endpoint,
+            reply,
+        })
+    }
+
+    /// The endpoints of `user` that are logged in.
+    pub fn endpoints(&self, user: &Uri) -> Result<Vec<EndpointInfo>> {
+        let user = user.clone();
+        self.call(self.shard_for(&user), |reply| Command::Endpoints {
+            user,
+            reply,
+        })
+    }
+
+    /// Sends an instant message; returns its id at once. What becomes of it arrives as
+    /// [`Event::Delivery`] events for the sender: `Delivered` (the recipient's endpoints got
+    /// an [`Event::Message`] each), or `Stored` (the recipient is offline; the message is on
+    /// disk when this event is queued) and later `Delivered` on the recipient's next login or
+    /// `Failed(Expired)`, or `Failed` with a reason. Arguments that are not a message at all
+    /// (a malformed content type, an empty endpoint id) are an error and send nothing.
+    pub fn send_message(&self, message: OutgoingMessage) -> Result<MessageId> {
+        check_content_type(&message.content_type)?;
+        if let Some(endpoint) = &message.endpoint {
+            check_endpoint_id(endpoint)?;
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Shutdown("the engine is shut down".into()));
+        }
+        let id = self.next_message_id.fetch_add(1, Ordering::Relaxed);
+        let shard = self.shard_for(&message.recipient);
+        let letter = shard::messaging::Letter {
+            id,
+            sender: Arc::new(message.sender),
+            recipient: Arc::new(message.recipient),
+            content_type: message.content_type.into(),
+            body: message.body.into(),
+            endpoint: message.endpoint.map(Into::into),
+            in_reply_to: message.in_reply_to.map(Into::into),
+            sent_at: self.config.clock.unix_ms(),
+        };
+        self.shards[shard]
+            .send(Command::SendMessage(Box::new(letter)))
+            .map_err(|_| Error::Shutdown("the engine is shut down".into()))?;
+        Ok(MessageId(id))
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Users
+    // ----------------------------------------------------------------------------------
+
+    /// Adds a user to the directory, or replaces its credentials; returns once they are
+    /// durable. While the directory has users, messages to anyone else fail as
+    /// `unknown-user` (an empty directory means every user of an owned domain exists).
+    pub fn set_user(&self, credential: Credential) -> Result<()> {
+        self.check_open()?;
+        self.config
+            .store
+            .write(crate::store::Write::SaveCredential(credential.clone()))?;
+        self.directory.set(credential);
+        Ok(())
+    }
+
+    /// Removes a user from the directory; returns whether it was there.
+    pub fn remove_user(&self, user: &Uri) -> Result<bool> {
+        self.check_open()?;
+        self.config
+            .store
+            .write(crate::store::Write::DeleteCredential(user.clone()))?;
+        Ok(self.directory.remove(user))
+    }
+
+    /// A user's credentials, if the directory has the user.
+    pub fn user(&self, user: &Uri) -> Option<Credential> {
+        self.directory.get(user)
+    }
+
+    /// Every user of the directory, by user key.
+    pub fn users(&self) -> Vec<Credential> {
+        self.directory.all()
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Shutdown("the engine is shut down".into()));
+        }
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------------------------
     // Events
     // ----------------------------------------------------------------------------------
 
@@ -497,7 +718,13 @@ impl Core {
     /// Waits until every shard has handled every earlier call and run every timer due at the
     /// clock's current time, and their events are queued. Tests with a [`ManualClock`] call
     /// it after advancing the clock.
+    /// Store writes the shards made are waited for too, and what their completions started
+    /// (a stored message's `stored` outcome, its delivery) is done.
     pub fn sync(&self) -> Result<()> {
+        for shard in 0..self.shards.len() {
+            self.call(shard, |reply| Command::Sync { reply })?;
+        }
+        self.config.store.flush()?;
         for shard in 0..self.shards.len() {
             self.call(shard, |reply| Command::Sync { reply })?;
         }
@@ -514,6 +741,10 @@ impl Core {
             s.subscriptions_active += c.active.load(Ordering::Relaxed);
             s.notifications_sent += c.notifications.load(Ordering::Relaxed);
             s.notifications_throttled += c.throttled.load(Ordering::Relaxed);
+            s.endpoints += c.endpoints.load(Ordering::Relaxed);
+            s.messages_waiting += c.waiting.load(Ordering::Relaxed);
+            s.messages_delivered += c.delivered.load(Ordering::Relaxed);
+            s.messages_failed += c.failed.load(Ordering::Relaxed);
         }
         let q = self.queue.stats();
         s.events_queued = self.queue.len() as u64;
@@ -551,6 +782,17 @@ impl Core {
         );
         Ok(())
     }
+}
+
+/// Checks an endpoint id: 1 to 256 characters, none of them a control character.
+fn check_endpoint_id(endpoint: &str) -> Result<()> {
+    if endpoint.is_empty() || endpoint.len() > 256 || endpoint.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(format!(
+            "endpoint id '{}' must be 1 to 256 characters without control characters",
+            endpoint.escape_debug()
+        )));
+    }
+    Ok(())
 }
 
 impl From<Presence> for Document {

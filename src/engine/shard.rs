@@ -3,6 +3,10 @@
 //! the shared queue. Nothing here takes a lock on the hot path.
 #![forbid(unsafe_code)]
 
+mod endpoint_tuples;
+pub(crate) mod messaging;
+mod recovery;
+
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +18,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use super::authorization::{presentity_key, AuthAction, AuthRule, RuleBook, WatcherMatch};
 use super::compose::{compose, neutral};
 use super::config::EngineConfig;
+use super::directory::Directory;
 use super::events::{Event, Notification, SubscriptionId, SubscriptionState, TerminationReason};
 use super::package::{Document, Package};
 use super::queue::{EventQueue, IdHasher};
@@ -93,6 +98,29 @@ pub(crate) enum Command {
         presentity: Uri,
         reply: Reply<Vec<AuthRule>>,
     },
+    /// Sends an instant message (the recipient's shard); the outcome is an event.
+    SendMessage(Box<messaging::Letter>),
+    /// The store's answer to a message write.
+    MessageStored {
+        id: u64,
+        result: Result<()>,
+    },
+    Login {
+        user: Arc<Uri>,
+        endpoint: Arc<str>,
+        contact: Option<Arc<str>>,
+        expires: u32,
+        reply: Reply<u32>,
+    },
+    Logout {
+        user: Uri,
+        endpoint: String,
+        reply: Reply<bool>,
+    },
+    Endpoints {
+        user: Uri,
+        reply: Reply<Vec<messaging::EndpointInfo>>,
+    },
     /// Run what is due, then answer: a barrier for tests and shutdown.
     Sync {
         reply: Reply<()>,
@@ -120,6 +148,11 @@ pub(crate) struct ShardCounters {
     pub(crate) active: AtomicU64,
     pub(crate) notifications: AtomicU64,
     pub(crate) throttled: AtomicU64,
+    pub(crate) endpoints: AtomicU64,
+    /// Messages waiting in mailboxes.
+    pub(crate) waiting: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) failed: AtomicU64,
 }
 
 struct Publication {
@@ -128,6 +161,21 @@ struct Publication {
     expires_at: u64,
     /// Recency: higher is newer (for composition).
     seq: u64,
+    /// Made by the engine for a logged-in endpoint (`endpoint_presence`): composed only when
+    /// the presentity has no publication of its own, never stored, no timer of its own (it
+    /// lives as long as the endpoint's login).
+    automatic: bool,
+}
+
+/// The documents to compose: the presentity's own publications, or (when it has none) the
+/// automatic ones.
+fn composable(publications: &[Publication]) -> Vec<(u64, &Document)> {
+    let own = publications.iter().any(|p| !p.automatic);
+    publications
+        .iter()
+        .filter(|p| !own || !p.automatic)
+        .map(|p| (p.seq, &p.document))
+        .collect()
 }
 
 /// One package's state of one presentity.
@@ -176,6 +224,13 @@ pub(crate) struct Shard {
     random: Random,
     /// Events produced by the command being handled, pushed in one batch.
     outbox: Vec<Event>,
+    /// Users with endpoints online or messages waiting, by user key.
+    users: HashMap<String, messaging::User>,
+    /// The user key of each message waiting in a mailbox.
+    waiting: HashMap<u64, String>,
+    /// This shard's own command channel (the store answers through it).
+    me: Sender<Command>,
+    directory: Arc<Directory>,
 }
 
 /// The shard a presentity lives on.
@@ -207,6 +262,8 @@ impl Shard {
         queue: Arc<EventQueue>,
         counters: Arc<ShardCounters>,
         rules: Vec<AuthRule>,
+        me: Sender<Command>,
+        directory: Arc<Directory>,
     ) -> Shard {
         let mut book = RuleBook::default();
         for rule in rules {
@@ -229,6 +286,10 @@ impl Shard {
             next_etag: 0,
             random: Random::from_entropy(),
             outbox: Vec::new(),
+            users: HashMap::new(),
+            waiting: HashMap::new(),
+            me,
+            directory,
         }
     }
 
@@ -358,6 +419,29 @@ impl Shard {
             Command::Rules { presentity, reply } => {
                 let _ = reply.send(Ok(self.rules.rules_for(&presentity)));
             }
+            Command::SendMessage(letter) => self.send_message(*letter),
+            Command::MessageStored { id, result } => self.message_stored(id, result),
+            Command::Login {
+                user,
+                endpoint,
+                contact,
+                expires,
+                reply,
+            } => {
+                let result = self.login(user, endpoint, contact, expires);
+                self.answer(reply, result);
+            }
+            Command::Logout {
+                user,
+                endpoint,
+                reply,
+            } => {
+                let result = self.logout(&user, &endpoint, false);
+                self.answer(reply, Ok(result));
+            }
+            Command::Endpoints { user, reply } => {
+                let _ = reply.send(Ok(self.endpoints(&user)));
+            }
             Command::Sync { reply } => {
                 self.run_due_timers();
                 self.flush();
@@ -465,11 +549,13 @@ impl Shard {
                 document,
                 expires_at,
                 seq,
+                automatic: false,
             });
         self.etags.insert(etag.clone(), (key.clone(), package));
         self.timers
             .schedule(expires_at, Timer::Publication(etag.clone()));
         self.counters.publications.fetch_add(1, Ordering::Relaxed);
+        self.persist_publication(&etag, None);
         self.recompose_and_notify(&key, package);
         Ok(etag)
     }
@@ -502,6 +588,7 @@ impl Shard {
         self.etags.insert(etag.clone(), (key.to_owned(), package));
         self.timers
             .schedule(expires_at, Timer::Publication(etag.clone()));
+        self.persist_publication(&etag, Some(old));
         etag
     }
 
@@ -563,6 +650,7 @@ impl Shard {
             .expect("publication located before");
         let publication = channel.publications.remove(index);
         self.etags.remove(&publication.etag);
+        self.forget_publication(&publication.etag, publication.automatic);
         self.counters.publications.fetch_sub(1, Ordering::Relaxed);
         publication
     }
@@ -574,11 +662,7 @@ impl Shard {
         };
         let uri = p.uri.clone();
         let channel = p.channels.entry(package).or_default();
-        let docs: Vec<(u64, &Document)> = channel
-            .publications
-            .iter()
-            .map(|p| (p.seq, &p.document))
-            .collect();
+        let docs = composable(&channel.publications);
         let composed = Arc::new(compose(package, &uri, &docs));
         channel.composed = Some(composed.clone());
         let subscribers = channel.subscribers.clone();
@@ -596,11 +680,7 @@ impl Shard {
         let uri = p.uri.clone();
         let channel = p.channels.entry(package).or_default();
         if channel.composed.is_none() {
-            let docs: Vec<(u64, &Document)> = channel
-                .publications
-                .iter()
-                .map(|p| (p.seq, &p.document))
-                .collect();
+            let docs = composable(&channel.publications);
             channel.composed = Some(Arc::new(compose(package, &uri, &docs)));
         }
         channel.composed.clone().expect("composed above")
@@ -1139,6 +1219,8 @@ impl Shard {
                         self.terminate(id, Some(reason));
                     }
                 }
+                Timer::Message(id) => self.message_expired(id),
+                Timer::Endpoint(key, endpoint) => self.endpoint_timer(&key, &endpoint, deadline),
                 Timer::Throttle(id) => {
                     if self
                         .subscriptions

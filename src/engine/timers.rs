@@ -19,10 +19,14 @@ pub(crate) enum Timer {
     Subscription(SubscriptionId),
     /// The end of a subscription's minimum notification interval.
     Throttle(SubscriptionId),
+    /// A stored message's expiry, by message id.
+    Message(u64),
+    /// An endpoint login's expiry: (user key, endpoint id).
+    Endpoint(String, String),
 }
 
 /// Deadlines in clock milliseconds, earliest first (on a tie: publications, then
-/// subscriptions, then throttles, each by tag or id).
+/// subscriptions, then throttles, then messages, then endpoints, each by key).
 ///
 /// One heap per kind, so the many subscription entries are 16 bytes each rather than the
 /// size of a [`Timer`] (which holds a `String`) plus the deadline.
@@ -31,6 +35,8 @@ pub(crate) struct Timers {
     publications: BinaryHeap<Reverse<(u64, String)>>,
     subscriptions: BinaryHeap<Reverse<(u64, SubscriptionId)>>,
     throttles: BinaryHeap<Reverse<(u64, SubscriptionId)>>,
+    messages: BinaryHeap<Reverse<(u64, u64)>>,
+    endpoints: BinaryHeap<Reverse<(u64, (String, String))>>,
 }
 
 /// Which heap holds the earliest entry.
@@ -39,6 +45,8 @@ enum Kind {
     Publication,
     Subscription,
     Throttle,
+    Message,
+    Endpoint,
 }
 
 impl Timers {
@@ -48,6 +56,10 @@ impl Timers {
             Timer::Publication(etag) => self.publications.push(Reverse((deadline_ms, etag))),
             Timer::Subscription(id) => self.subscriptions.push(Reverse((deadline_ms, id))),
             Timer::Throttle(id) => self.throttles.push(Reverse((deadline_ms, id))),
+            Timer::Message(id) => self.messages.push(Reverse((deadline_ms, id))),
+            Timer::Endpoint(user, endpoint) => self
+                .endpoints
+                .push(Reverse((deadline_ms, (user, endpoint)))),
         }
     }
 
@@ -65,7 +77,15 @@ impl Timers {
             .throttles
             .peek()
             .map(|Reverse((d, _))| (*d, Kind::Throttle));
-        [p, s, t].into_iter().flatten().min()
+        let m = self
+            .messages
+            .peek()
+            .map(|Reverse((d, _))| (*d, Kind::Message));
+        let e = self
+            .endpoints
+            .peek()
+            .map(|Reverse((d, _))| (*d, Kind::Endpoint));
+        [p, s, t, m, e].into_iter().flatten().min()
     }
 
     /// The earliest deadline, if any.
@@ -92,13 +112,25 @@ impl Timers {
                 .throttles
                 .pop()
                 .map(|Reverse((d, id))| (d, Timer::Throttle(id))),
+            Kind::Message => self
+                .messages
+                .pop()
+                .map(|Reverse((d, id))| (d, Timer::Message(id))),
+            Kind::Endpoint => self
+                .endpoints
+                .pop()
+                .map(|Reverse((d, (user, endpoint)))| (d, Timer::Endpoint(user, endpoint))),
         }
     }
 
     /// Entries scheduled (stale ones included).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.publications.len() + self.subscriptions.len() + self.throttles.len()
+        self.publications.len()
+            + self.subscriptions.len()
+            + self.throttles.len()
+            + self.messages.len()
+            + self.endpoints.len()
     }
 }
 

@@ -26,6 +26,12 @@ pub enum impp_event_kind {
     IMPP_EVENT_SUBSCRIPTION_STATE = 3,
     /// A publication was not refreshed in time and was withdrawn.
     IMPP_EVENT_PUBLICATION_EXPIRED = 4,
+    /// An instant message for one of the recipient's endpoints.
+    IMPP_EVENT_MESSAGE = 5,
+    /// What became of a sent message (for its sender).
+    IMPP_EVENT_DELIVERY = 6,
+    /// An endpoint's login was not refreshed in time and ended.
+    IMPP_EVENT_ENDPOINT_EXPIRED = 7,
 }
 
 /// The state of a subscription.
@@ -157,6 +163,9 @@ pub unsafe extern "C" fn impp_event_get_kind(event: *const impp_event) -> impp_e
             Some(Event::PublicationExpired { .. }) => {
                 impp_event_kind::IMPP_EVENT_PUBLICATION_EXPIRED
             }
+            Some(Event::Message(_)) => impp_event_kind::IMPP_EVENT_MESSAGE,
+            Some(Event::Delivery(_)) => impp_event_kind::IMPP_EVENT_DELIVERY,
+            Some(Event::EndpointExpired { .. }) => impp_event_kind::IMPP_EVENT_ENDPOINT_EXPIRED,
             _ => impp_event_kind::IMPP_EVENT_NOTIFICATION,
         }
     })
@@ -191,12 +200,16 @@ pub unsafe extern "C" fn impp_event_watcher(event: *const impp_event) -> *const 
             Event::Notification(n) => Some(n.watcher.to_string()),
             Event::AuthorizationRequested { watcher, .. }
             | Event::SubscriptionStateChanged { watcher, .. } => Some(watcher.to_string()),
-            Event::PublicationExpired { .. } => None,
+            Event::PublicationExpired { .. }
+            | Event::Message(_)
+            | Event::Delivery(_)
+            | Event::EndpointExpired { .. } => None,
         })
     })
 }
 
-/// The presentity's URI. Borrowed from the event; NULL only for NULL.
+/// The presentity's URI (for message and delivery events the recipient, for an endpoint
+/// event its user). Borrowed from the event; NULL only for NULL.
 ///
 /// # Safety
 /// `event` is NULL or a live event.
@@ -213,13 +226,17 @@ pub unsafe extern "C" fn impp_event_presentity(event: *const impp_event) -> *con
                 Event::AuthorizationRequested { presentity, .. }
                 | Event::SubscriptionStateChanged { presentity, .. }
                 | Event::PublicationExpired { presentity, .. } => presentity.to_string(),
+                // The user the event is about: the recipient, or the endpoint's user.
+                Event::Message(m) => m.recipient.to_string(),
+                Event::Delivery(d) => d.recipient.to_string(),
+                Event::EndpointExpired { user, .. } => user.to_string(),
             })
         })
     })
 }
 
 /// The event package (`"presence"`, `"presence.winfo"`, `"dialog"`, `"message-summary"`).
-/// Borrowed from the event; NULL only for NULL.
+/// Borrowed from the event; NULL for NULL and for message, delivery and endpoint events.
 ///
 /// # Safety
 /// `event` is NULL or a live event.
@@ -231,16 +248,14 @@ pub unsafe extern "C" fn impp_event_package(event: *const impp_event) -> *const 
             return std::ptr::null();
         };
         cached(&e.package, || {
-            Some(
-                match &e.event {
-                    Event::Notification(n) => n.package,
-                    Event::AuthorizationRequested { package, .. }
-                    | Event::SubscriptionStateChanged { package, .. }
-                    | Event::PublicationExpired { package, .. } => *package,
-                }
-                .as_str()
-                .to_owned(),
-            )
+            match &e.event {
+                Event::Notification(n) => Some(n.package),
+                Event::AuthorizationRequested { package, .. }
+                | Event::SubscriptionStateChanged { package, .. }
+                | Event::PublicationExpired { package, .. } => Some(*package),
+                Event::Message(_) | Event::Delivery(_) | Event::EndpointExpired { .. } => None,
+            }
+            .map(|p| p.as_str().to_owned())
         })
     })
 }

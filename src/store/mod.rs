@@ -209,6 +209,12 @@ pub trait Store: Send + Sync {
     /// Everything stored, seeing every write submitted before the call.
     fn load(&self) -> Result<Snapshot>;
 
+    /// Waits until every write submitted before the call is applied and its completion has
+    /// returned. (The default reads everything; stores override it with a cheap barrier.)
+    fn flush(&self) -> Result<()> {
+        self.load().map(drop)
+    }
+
     /// Submits `write` and waits until it is durable.
     fn write(&self, write: Write) -> Result<()> {
         let (tx, rx) = crossbeam_channel::bounded(1);

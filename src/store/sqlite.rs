@@ -77,7 +77,7 @@ pub struct SqliteStore {
 }
 
 enum Request {
-    Write(Write, Option<Completion>),
+    Write(Box<Write>, Option<Completion>),
     Load(Sender<Result<Snapshot>>),
 }
 
@@ -161,7 +161,7 @@ impl Store for SqliteStore {
             }
             return;
         };
-        if let Err(e) = requests.send(Request::Write(write, done)) {
+        if let Err(e) = requests.send(Request::Write(Box::new(write), done)) {
             if let Request::Write(_, Some(done)) = e.into_inner() {
                 done(Err(self.stopped()));
             }

@@ -1,0 +1,508 @@
+//! A shard's users: their logged-in endpoints and their mailboxes of instant messages
+//! (RFC 3428 page mode), with durable storage for recipients who are offline.
+//!
+//! # Order and durability
+//!
+//! Each user has one mailbox, ordered by message id (the order messages were sent). A
+//! message for a user with an endpoint online and an empty mailbox is delivered at once.
+//! Otherwise it joins the mailbox: for an offline user it is written to the store, and its
+//! sender is told `stored` only when the store reports the write durable (the store calls
+//! back through the shard's own command channel, so the shard alone touches its state). The
+//! mailbox drains from the front while the user is online and the front message is not
+//! still being written; a message that arrives while earlier ones wait queues behind them,
+//! so a user who logs in sees every message in the order sent, exactly once, and a sender
+//! always learns `stored` before `delivered`.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{Command, Shard};
+use crate::engine::authorization::{presentity_key, AuthAction};
+use crate::engine::events::{Delivery, DeliveryOutcome, Event, FailureReason, Message, MessageId};
+use crate::engine::timers::Timer;
+use crate::error::{Error, Result};
+use crate::log;
+use crate::store::{EndpointRecord, StoredMessage, Write};
+use crate::uri::Uri;
+
+/// The content type of is-composing indications (RFC 3994): delivered like messages but
+/// never stored for an offline recipient.
+pub(crate) const IS_COMPOSING: &str = "application/im-iscomposing+xml";
+
+/// A message on its way, as the engine accepted it.
+#[derive(Debug, Clone)]
+pub(crate) struct Letter {
+    pub(crate) id: u64,
+    pub(crate) sender: Arc<Uri>,
+    pub(crate) recipient: Arc<Uri>,
+    pub(crate) content_type: Arc<str>,
+    pub(crate) body: Arc<[u8]>,
+    /// The endpoint the sender named, if any.
+    pub(crate) endpoint: Option<Arc<str>>,
+    pub(crate) in_reply_to: Option<Arc<str>>,
+    /// Unix milliseconds.
+    pub(crate) sent_at: u64,
+}
+
+impl Letter {
+    fn record(&self, expires_at: u64) -> StoredMessage {
+        StoredMessage {
+            id: self.id,
+            sender: (*self.sender).clone(),
+            recipient: (*self.recipient).clone(),
+            content_type: self.content_type.to_string(),
+            body: self.body.to_vec(),
+            endpoint: self.endpoint.as_deref().map(str::to_owned),
+            in_reply_to: self.in_reply_to.as_deref().map(str::to_owned),
+            sent_at: self.sent_at,
+            expires_at,
+        }
+    }
+
+    pub(crate) fn from_record(m: StoredMessage) -> Letter {
+        Letter {
+            id: m.id,
+            sender: Arc::new(m.sender),
+            recipient: Arc::new(m.recipient),
+            content_type: m.content_type.into(),
+            body: m.body.into(),
+            endpoint: m.endpoint.map(Into::into),
+            in_reply_to: m.in_reply_to.map(Into::into),
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+/// Where a waiting message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Being written to the store; its sender has not been told `stored` yet.
+    Writing,
+    /// On disk; its sender was told `stored`.
+    Stored,
+    /// Not stored (the recipient was online when it came, but earlier messages waited).
+    Transient,
+}
+
+struct Waiting {
+    letter: Letter,
+    durability: Durability,
+}
+
+/// A logged-in device.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    pub(crate) id: Arc<str>,
+    pub(crate) contact: Option<Arc<str>>,
+    /// Clock milliseconds.
+    pub(crate) expires_at: u64,
+    /// Entity tag of the minimal tuple published for it (`endpoint_presence`).
+    pub(crate) etag: Option<String>,
+}
+
+/// A user with endpoints online or messages waiting.
+pub(crate) struct User {
+    pub(super) uri: Arc<Uri>,
+    pub(super) endpoints: Vec<Endpoint>,
+    mailbox: BTreeMap<u64, Waiting>,
+}
+
+impl User {
+    fn new(uri: Arc<Uri>) -> User {
+        User {
+            uri,
+            endpoints: Vec::new(),
+            mailbox: BTreeMap::new(),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.endpoints.is_empty() && self.mailbox.is_empty()
+    }
+}
+
+/// What an endpoint's login looks like from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// The endpoint's id.
+    pub endpoint: String,
+    /// Where it is reached, if its login said.
+    pub contact: Option<String>,
+    /// Seconds until the login ends unless refreshed.
+    pub expires_in: u32,
+}
+
+impl Shard {
+    fn user_entry(&mut self, uri: &Arc<Uri>) -> &mut User {
+        self.users
+            .entry(presentity_key(uri))
+            .or_insert_with(|| User::new(uri.clone()))
+    }
+
+    fn collect_user_if_idle(&mut self, key: &str) {
+        if self.users.get(key).is_some_and(User::is_idle) {
+            self.users.remove(key);
+        }
+    }
+
+    /// The clock time of a Unix time (the past maps to now).
+    pub(crate) fn clock_time_of(&self, unix_ms: u64) -> u64 {
+        self.now() + unix_ms.saturating_sub(self.config.clock.unix_ms())
+    }
+
+    fn tell_sender(&mut self, letter: &Letter, outcome: DeliveryOutcome) {
+        match outcome {
+            DeliveryOutcome::Delivered => self.counters.delivered.fetch_add(1, RELAXED),
+            DeliveryOutcome::Failed(_) => self.counters.failed.fetch_add(1, RELAXED),
+            DeliveryOutcome::Stored => 0,
+        };
+        self.outbox.push(Event::Delivery(Delivery {
+            message: MessageId(letter.id),
+            sender: letter.sender.clone(),
+            recipient: letter.recipient.clone(),
+            outcome,
+        }));
+    }
+
+    fn fail(&mut self, letter: &Letter, reason: FailureReason) {
+        log::debug!(
+            "message {} from {} to {} failed: {}",
+            letter.id,
+            letter.sender,
+            letter.recipient,
+            reason.as_str()
+        );
+        self.tell_sender(letter, DeliveryOutcome::Failed(reason));
+    }
+
+    /// Whether `uri` is a user of this engine.
+    fn is_known_user(&self, uri: &Uri) -> bool {
+        self.config.owns(uri) && (self.directory.is_empty() || self.directory.contains(uri))
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Messages
+    // ----------------------------------------------------------------------------------
+
+    pub(super) fn send_message(&mut self, letter: Letter) {
+        if letter.body.len() > self.config.max_message_size {
+            return self.fail(&letter, FailureReason::TooLarge);
+        }
+        if !self.is_known_user(&letter.recipient) {
+            return self.fail(&letter, FailureReason::UnknownUser);
+        }
+        // Only the recipient's explicit rules matter here: the default policy is about who
+        // may see presence, not who may write.
+        match self
+            .rules
+            .decide(&letter.recipient, &letter.sender, AuthAction::Allow)
+        {
+            AuthAction::Block => return self.fail(&letter, FailureReason::Rejected),
+            // Polite blocking hides the block: the sender is told what an accepted message
+            // gets, and the message goes nowhere.
+            AuthAction::PoliteBlock => {
+                return self.tell_sender(&letter, DeliveryOutcome::Delivered);
+            }
+            AuthAction::Allow | AuthAction::Confirm => {}
+        }
+        let recipient = letter.recipient.clone();
+        let user = self.user_entry(&recipient);
+        let online = !user.endpoints.is_empty();
+        if online && user.mailbox.is_empty() {
+            return self.hand_over(&letter);
+        }
+        if online {
+            user.mailbox.insert(
+                letter.id,
+                Waiting {
+                    letter,
+                    durability: Durability::Transient,
+                },
+            );
+            return self.drain(&presentity_key(&recipient));
+        }
+        if letter.content_type.eq_ignore_ascii_case(IS_COMPOSING) {
+            self.fail(&letter, FailureReason::Offline);
+            return self.collect_user_if_idle(&presentity_key(&recipient));
+        }
+        self.store_letter(letter, Durability::Writing);
+    }
+
+    /// Puts a letter in its (offline) recipient's mailbox and, for a new one, writes it.
+    pub(crate) fn store_letter(&mut self, letter: Letter, durability: Durability) {
+        let key = presentity_key(&letter.recipient);
+        let expires_at_unix = letter.sent_at + self.config.message_expiry.as_millis() as u64;
+        let deadline = self.clock_time_of(expires_at_unix);
+        if durability == Durability::Writing {
+            let me = self.me.clone();
+            let id = letter.id;
+            self.config.store.submit(
+                Write::SaveMessage(letter.record(expires_at_unix)),
+                Some(Box::new(move |result| {
+                    // Refused only after the shard stopped: the message is on disk and is
+                    // delivered after a restart.
+                    let _ = me.send(Command::MessageStored { id, result });
+                })),
+            );
+        }
+        self.timers.schedule(deadline, Timer::Message(letter.id));
+        self.waiting.insert(letter.id, key.clone());
+        self.counters.waiting.fetch_add(1, RELAXED);
+        let recipient = letter.recipient.clone();
+        self.user_entry(&recipient)
+            .mailbox
+            .insert(letter.id, Waiting { letter, durability });
+        if durability == Durability::Stored {
+            self.drain(&key);
+        }
+    }
+
+    /// The store's answer to a message write.
+    pub(super) fn message_stored(&mut self, id: u64, result: Result<()>) {
+        let Some(key) = self.waiting.get(&id).cloned() else {
+            return; // expired while it was being written
+        };
+        let Some(user) = self.users.get_mut(&key) else {
+            return;
+        };
+        let online = !user.endpoints.is_empty();
+        let Some(waiting) = user.mailbox.get_mut(&id) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                waiting.durability = Durability::Stored;
+                let letter = waiting.letter.clone();
+                self.tell_sender(&letter, DeliveryOutcome::Stored);
+            }
+            Err(e) if online => {
+                // The recipient came online meanwhile: it does not need the disk.
+                log::warn!("message {id} could not be stored ({e}); delivering it now");
+                waiting.durability = Durability::Transient;
+            }
+            Err(e) => {
+                log::error!("message {id} could not be stored: {e}");
+                let letter = user.mailbox.remove(&id).expect("found above").letter;
+                self.waiting.remove(&id);
+                self.counters.waiting.fetch_sub(1, RELAXED);
+                self.fail(&letter, FailureReason::Storage);
+                return self.collect_user_if_idle(&key);
+            }
+        }
+        self.drain(&key);
+    }
+
+    /// Delivers waiting messages from the front of the user's mailbox while the user is
+    /// online and the front one is not still being written.
+    fn drain(&mut self, key: &str) {
+        loop {
+            let Some(user) = self.users.get_mut(key) else {
+                return;
+            };
+            if user.endpoints.is_empty() {
+                return;
+            }
+            let Some(entry) = user.mailbox.first_entry() else {
+                return self.collect_user_if_idle(key);
+            };
+            if entry.get().durability == Durability::Writing {
+                return;
+            }
+            let waiting = entry.remove();
+            if waiting.durability == Durability::Stored {
+                self.config
+                    .store
+                    .submit(Write::DeleteMessage(waiting.letter.id), None);
+            }
+            if self.waiting.remove(&waiting.letter.id).is_some() {
+                self.counters.waiting.fetch_sub(1, RELAXED);
+            }
+            self.hand_over(&waiting.letter);
+        }
+    }
+
+    /// Gives a letter to its recipient's endpoints (the one it names, if online; else every
+    /// one) and tells the sender.
+    fn hand_over(&mut self, letter: &Letter) {
+        let user = &self.users[&presentity_key(&letter.recipient)];
+        let named = letter
+            .endpoint
+            .as_deref()
+            .filter(|name| user.endpoints.iter().any(|e| &*e.id == *name));
+        for endpoint in &user.endpoints {
+            if named.is_some_and(|name| name != &*endpoint.id) {
+                continue;
+            }
+            self.outbox.push(Event::Message(Message {
+                id: MessageId(letter.id),
+                sender: letter.sender.clone(),
+                recipient: user.uri.clone(),
+                content_type: letter.content_type.clone(),
+                body: letter.body.clone(),
+                endpoint: endpoint.id.clone(),
+                in_reply_to: letter.in_reply_to.clone(),
+                sent_at: letter.sent_at,
+            }));
+        }
+        self.tell_sender(letter, DeliveryOutcome::Delivered);
+    }
+
+    /// A stored message's time ran out.
+    pub(super) fn message_expired(&mut self, id: u64) {
+        let Some(key) = self.waiting.remove(&id) else {
+            return; // delivered before
+        };
+        self.counters.waiting.fetch_sub(1, RELAXED);
+        let Some(waiting) = self.users.get_mut(&key).and_then(|u| u.mailbox.remove(&id)) else {
+            return;
+        };
+        if waiting.durability != Durability::Transient {
+            self.config.store.submit(Write::DeleteMessage(id), None);
+        }
+        self.fail(&waiting.letter, FailureReason::Expired);
+        // A message still being written expired before its sender heard `stored`: the
+        // store's late answer finds nothing (see `message_stored`).
+        self.drain(&key);
+        self.collect_user_if_idle(&key);
+    }
+
+    // ----------------------------------------------------------------------------------
+    // Endpoints
+    // ----------------------------------------------------------------------------------
+
+    /// Logs an endpoint in (or refreshes its login); returns the granted expiry in seconds.
+    /// `expires` 0 logs it out.
+    pub(super) fn login(
+        &mut self,
+        user: Arc<Uri>,
+        endpoint: Arc<str>,
+        contact: Option<Arc<str>>,
+        expires: u32,
+    ) -> Result<u32> {
+        if expires == 0 {
+            self.logout(&user, &endpoint, false);
+            return Ok(0);
+        }
+        if !self.config.owns(&user) {
+            return Err(Error::Forbidden(format!(
+                "{user} is not in a domain this engine owns"
+            )));
+        }
+        let granted = self.config.endpoint_expiry.grant(Some(expires), "login")?;
+        let expires_at = self.now() + u64::from(granted) * 1000;
+        self.restore_endpoint(user.clone(), endpoint.clone(), contact.clone(), expires_at);
+        self.config.store.submit(
+            Write::SaveEndpoint(EndpointRecord {
+                user: (*user).clone(),
+                endpoint: endpoint.to_string(),
+                contact: contact.as_deref().map(str::to_owned),
+                expires_at: self.config.clock.unix_ms() + u64::from(granted) * 1000,
+            }),
+            None,
+        );
+        self.drain(&presentity_key(&user));
+        Ok(granted)
+    }
+
+    /// Puts an endpoint online until `expires_at` (clock time) without writing it.
+    pub(crate) fn restore_endpoint(
+        &mut self,
+        user: Arc<Uri>,
+        endpoint: Arc<str>,
+        contact: Option<Arc<str>>,
+        expires_at: u64,
+    ) {
+        let key = presentity_key(&user);
+        let entry = self.user_entry(&user);
+        match entry.endpoints.iter_mut().find(|e| e.id == endpoint) {
+            Some(e) => {
+                e.expires_at = expires_at;
+                if contact.is_some() {
+                    e.contact = contact;
+                }
+            }
+            None => {
+                entry.endpoints.push(Endpoint {
+                    id: endpoint.clone(),
+                    contact,
+                    expires_at,
+                    etag: None,
+                });
+                self.counters.endpoints.fetch_add(1, RELAXED);
+            }
+        }
+        self.timers.schedule(
+            expires_at,
+            Timer::Endpoint(key.clone(), endpoint.to_string()),
+        );
+        self.endpoint_presence(&key, &endpoint);
+        self.drain(&key);
+    }
+
+    /// Logs an endpoint out; returns whether it was logged in.
+    pub(super) fn logout(&mut self, user: &Uri, endpoint: &str, expired: bool) -> bool {
+        let key = presentity_key(user);
+        let Some(entry) = self.users.get_mut(&key) else {
+            return false;
+        };
+        let Some(index) = entry.endpoints.iter().position(|e| &*e.id == endpoint) else {
+            return false;
+        };
+        let gone = entry.endpoints.remove(index);
+        let uri = entry.uri.clone();
+        self.counters.endpoints.fetch_sub(1, RELAXED);
+        self.config.store.submit(
+            Write::DeleteEndpoint {
+                user: user.clone(),
+                endpoint: endpoint.to_owned(),
+            },
+            None,
+        );
+        if let Some(etag) = gone.etag {
+            let _ = self.withdraw_endpoint_tuple(&etag);
+        }
+        if expired {
+            log::debug!("endpoint {endpoint} of {uri} expired");
+            self.outbox.push(Event::EndpointExpired {
+                user: uri,
+                endpoint: gone.id,
+            });
+        }
+        self.collect_user_if_idle(&key);
+        true
+    }
+
+    /// An endpoint timer came due at `deadline`.
+    pub(super) fn endpoint_timer(&mut self, key: &str, endpoint: &str, deadline: u64) {
+        let due = self.users.get(key).and_then(|u| {
+            u.endpoints
+                .iter()
+                .find(|e| &*e.id == endpoint && e.expires_at == deadline)
+                .map(|_| u.uri.clone())
+        });
+        if let Some(uri) = due {
+            self.logout(&uri, endpoint, true);
+        }
+    }
+
+    /// The endpoints of a user.
+    pub(super) fn endpoints(&self, user: &Uri) -> Vec<EndpointInfo> {
+        let now = self.now();
+        self.users
+            .get(&presentity_key(user))
+            .map(|u| {
+                u.endpoints
+                    .iter()
+                    .map(|e| EndpointInfo {
+                        endpoint: e.id.to_string(),
+                        contact: e.contact.as_deref().map(str::to_owned),
+                        expires_in: (e.expires_at.saturating_sub(now) / 1000) as u32,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+const RELAXED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;

@@ -1,0 +1,626 @@
+//! Endpoints and instant messages through the Rust API, with a manual clock: online
+//! delivery, offline storage with its outcomes, order, expiry, failures, restart.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use impp::doc::pidf::Basic;
+use impp::engine::{
+    AuthAction, AuthRule, Delivery, DeliveryOutcome, Document, Engine, EngineConfig, Event,
+    FailureReason, ManualClock, Message, MessageId, OutgoingMessage, Package, SubscribeRequest,
+    WatcherMatch,
+};
+use impp::store::{Completion, MemoryStore, Snapshot, Store, Write};
+use impp::uri::Uri;
+use impp::Error;
+
+fn uri(s: &str) -> Uri {
+    s.parse().unwrap()
+}
+
+struct World {
+    engine: Engine,
+    clock: Arc<ManualClock>,
+}
+
+fn config(clock: &Arc<ManualClock>, store: Arc<dyn Store>) -> EngineConfig {
+    EngineConfig {
+        workers: 2,
+        default_policy: AuthAction::Allow,
+        clock: clock.clone(),
+        store,
+        ..EngineConfig::default()
+    }
+}
+
+fn world_with(tweak: impl FnOnce(&mut EngineConfig)) -> World {
+    let clock = ManualClock::new();
+    let mut config = config(&clock, Arc::new(MemoryStore::new()));
+    tweak(&mut config);
+    World {
+        engine: Engine::new(config).unwrap(),
+        clock,
+    }
+}
+
+fn world() -> World {
+    world_with(|_| {})
+}
+
+impl World {
+    fn events(&self) -> Vec<Event> {
+        events(&self.engine)
+    }
+
+    fn advance(&self, secs: u64) {
+        self.clock.advance(Duration::from_secs(secs));
+        self.engine.sync().unwrap();
+    }
+
+    fn send(&self, from: &str, to: &str, body: &str) -> MessageId {
+        self.engine
+            .send_message(OutgoingMessage::new(uri(from), uri(to), "text/plain", body))
+            .unwrap()
+    }
+}
+
+fn events(engine: &Engine) -> Vec<Event> {
+    engine.sync().unwrap();
+    let mut out = Vec::new();
+    while let Some(e) = engine.next_event(Some(Duration::ZERO)) {
+        out.push(e);
+    }
+    out
+}
+
+fn messages(events: &[Event]) -> Vec<&Message> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+fn outcomes(events: &[Event]) -> Vec<(MessageId, DeliveryOutcome)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Delivery(Delivery {
+                message, outcome, ..
+            }) => Some((*message, *outcome)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn bodies(events: &[Event]) -> Vec<(String, String)> {
+    messages(events)
+        .iter()
+        .map(|m| {
+            (
+                m.endpoint.to_string(),
+                String::from_utf8(m.body.to_vec()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn online_message_reaches_every_endpoint_and_the_sender_hears_delivered() {
+    let w = world();
+    let bob = uri("sip:bob@example.test");
+    assert_eq!(w.engine.login(&bob, "phone", Some(600)).unwrap(), 600);
+    w.engine.login(&bob, "laptop", None).unwrap();
+    let mut m = OutgoingMessage::new(
+        uri("sip:alice@example.test"),
+        bob.clone(),
+        "application/octet-stream",
+        vec![0u8, 0xff, 0x10],
+    );
+    m.in_reply_to = Some("call-42".into());
+    let id = w.engine.send_message(m).unwrap();
+    let events = w.events();
+    let got = messages(&events);
+    assert_eq!(got.len(), 2);
+    let mut endpoints: Vec<&str> = got.iter().map(|m| &*m.endpoint).collect();
+    endpoints.sort();
+    assert_eq!(endpoints, ["laptop", "phone"]);
+    for m in &got {
+        assert_eq!(m.id, id);
+        assert_eq!(&*m.body, &[0u8, 0xff, 0x10]);
+        assert_eq!(&*m.content_type, "application/octet-stream");
+        assert_eq!(m.sender.to_string(), "sip:alice@example.test");
+        assert_eq!(m.in_reply_to.as_deref(), Some("call-42"));
+        assert_eq!(m.sent_at, ManualClock::UNIX_ORIGIN_MS);
+    }
+    assert_eq!(outcomes(&events), vec![(id, DeliveryOutcome::Delivered)]);
+    let stats = w.engine.stats();
+    assert_eq!((stats.endpoints, stats.messages_delivered), (2, 1));
+}
+
+#[test]
+fn a_named_endpoint_alone_gets_the_message_when_online() {
+    let w = world();
+    let bob = uri("sip:bob@example.test");
+    w.engine.login(&bob, "phone", None).unwrap();
+    w.engine.login(&bob, "laptop", None).unwrap();
+    let mut m = OutgoingMessage::new(
+        uri("sip:alice@example.test"),
+        bob.clone(),
+        "text/plain",
+        "hi",
+    );
+    m.endpoint = Some("laptop".into());
+    w.engine.send_message(m.clone()).unwrap();
+    assert_eq!(bodies(&w.events()), [("laptop".into(), "hi".into())]);
+    // Not online: every endpoint gets it.
+    m.endpoint = Some("tablet".into());
+    w.engine.send_message(m).unwrap();
+    assert_eq!(bodies(&w.events()).len(), 2);
+}
+
+#[test]
+fn offline_messages_are_stored_then_delivered_in_order_exactly_once_on_login() {
+    let w = world();
+    let bob = uri("sip:bob@example.test");
+    let ids: Vec<MessageId> = (1..=3)
+        .map(|i| {
+            w.send(
+                "sip:alice@example.test",
+                "sip:bob@example.test",
+                &format!("m{i}"),
+            )
+        })
+        .collect();
+    let events = w.events();
+    assert!(messages(&events).is_empty());
+    assert_eq!(
+        outcomes(&events),
+        ids.iter()
+            .map(|id| (*id, DeliveryOutcome::Stored))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(w.engine.stats().messages_waiting, 3);
+
+    w.engine.login(&bob, "phone", None).unwrap();
+    let events = w.events();
+    assert_eq!(
+        bodies(&events),
+        [("phone", "m1"), ("phone", "m2"), ("phone", "m3")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert_eq!(
+        outcomes(&events),
+        ids.iter()
+            .map(|id| (*id, DeliveryOutcome::Delivered))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(w.engine.stats().messages_waiting, 0);
+
+    // Exactly once: logging in again brings nothing.
+    w.engine.logout(&bob, "phone").unwrap();
+    w.engine.login(&bob, "laptop", None).unwrap();
+    assert!(messages(&w.events()).is_empty());
+}
+
+#[test]
+fn stored_messages_expire_with_a_failed_outcome() {
+    let w = world_with(|c| c.message_expiry = Duration::from_secs(3600));
+    let id = w.send("sip:alice@example.test", "sip:bob@example.test", "late");
+    assert_eq!(outcomes(&w.events()), [(id, DeliveryOutcome::Stored)]);
+    w.advance(3599);
+    assert!(w.events().is_empty());
+    w.advance(1);
+    assert_eq!(
+        outcomes(&w.events()),
+        [(id, DeliveryOutcome::Failed(FailureReason::Expired))]
+    );
+    w.engine
+        .login(&uri("sip:bob@example.test"), "phone", None)
+        .unwrap();
+    assert!(messages(&w.events()).is_empty());
+}
+
+#[test]
+fn failures_have_reasons() {
+    let w = world_with(|c| {
+        c.max_message_size = 16;
+        c.domains = vec!["example.test".into()];
+    });
+    let alice = "sip:alice@example.test";
+    let big = w.send(alice, "sip:bob@example.test", "12345678901234567");
+    let foreign = w.send(alice, "sip:bob@elsewhere.test", "hi");
+    w.engine
+        .set_rule(AuthRule::new(
+            uri("sip:carol@example.test"),
+            WatcherMatch::Watcher(uri(alice)),
+            AuthAction::Block,
+        ))
+        .unwrap();
+    let blocked = w.send(alice, "sip:carol@example.test", "hi");
+    let typing = w
+        .engine
+        .send_message(OutgoingMessage::new(
+            uri(alice),
+            uri("sip:bob@example.test"),
+            "application/im-iscomposing+xml",
+            "<isComposing/>",
+        ))
+        .unwrap();
+    let got = outcomes(&w.events());
+    for (id, reason) in [
+        (big, FailureReason::TooLarge),
+        (foreign, FailureReason::UnknownUser),
+        (blocked, FailureReason::Rejected),
+        (typing, FailureReason::Offline),
+    ] {
+        assert!(
+            got.contains(&(id, DeliveryOutcome::Failed(reason))),
+            "{reason:?} missing from {got:?}"
+        );
+    }
+    assert_eq!(got.len(), 4);
+    assert_eq!(w.engine.stats().messages_failed, 4);
+    assert_eq!(w.engine.stats().messages_waiting, 0);
+}
+
+#[test]
+fn polite_block_pretends_delivery_and_delivers_nothing() {
+    let w = world();
+    let bob = uri("sip:bob@example.test");
+    w.engine.login(&bob, "phone", None).unwrap();
+    w.engine
+        .set_rule(AuthRule::new(
+            bob.clone(),
+            WatcherMatch::Domain("spam.test".into()),
+            AuthAction::PoliteBlock,
+        ))
+        .unwrap();
+    let id = w.send("sip:eve@spam.test", "sip:bob@example.test", "buy");
+    let events = w.events();
+    assert!(messages(&events).is_empty());
+    assert_eq!(outcomes(&events), [(id, DeliveryOutcome::Delivered)]);
+}
+
+#[test]
+fn unknown_users_when_the_directory_has_users() {
+    let w = world();
+    w.engine
+        .set_user(impp::store::Credential {
+            user: uri("sip:bob@example.test"),
+            realm: "example.test".into(),
+            ha1_md5: "0".repeat(32),
+            ha1_sha256: "0".repeat(64),
+        })
+        .unwrap();
+    let known = w.send("sip:alice@example.test", "sip:bob@example.test", "hi");
+    let unknown = w.send("sip:alice@example.test", "sip:nobody@example.test", "hi");
+    let mut got = outcomes(&w.events());
+    got.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        got,
+        [
+            (known, DeliveryOutcome::Stored),
+            (unknown, DeliveryOutcome::Failed(FailureReason::UnknownUser))
+        ]
+    );
+    assert!(w.engine.user(&uri("sip:bob@example.test")).is_some());
+    assert!(w.engine.remove_user(&uri("sip:bob@example.test")).unwrap());
+    assert!(w.engine.users().is_empty());
+}
+
+#[test]
+fn bad_arguments_are_errors_and_send_nothing() {
+    let w = world();
+    for ct in ["", "text", "text/", "/plain", "te xt/plain", "text/plain\n"] {
+        let m = OutgoingMessage::new(
+            uri("sip:a@example.test"),
+            uri("sip:b@example.test"),
+            ct,
+            "x",
+        );
+        assert!(
+            matches!(w.engine.send_message(m), Err(Error::InvalidArgument(_))),
+            "{ct:?}"
+        );
+    }
+    let mut m = OutgoingMessage::new(
+        uri("sip:a@example.test"),
+        uri("sip:b@example.test"),
+        "text/plain; charset=utf-8",
+        "x",
+    );
+    m.endpoint = Some(String::new());
+    assert!(matches!(
+        w.engine.send_message(m),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(w.events().is_empty());
+    let b = uri("sip:b@example.test");
+    assert!(matches!(
+        w.engine.login(&b, "", None),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        w.engine.login(&b, "phone", Some(10)),
+        Err(Error::IntervalTooBrief(_))
+    ));
+    assert!(w.engine.endpoints(&b).unwrap().is_empty());
+}
+
+#[test]
+fn endpoint_logins_expire_and_refresh() {
+    let w = world();
+    let bob = uri("sip:bob@example.test");
+    w.engine
+        .login_at(&bob, "phone", Some("sip:bob@192.0.2.1:5060"), Some(120))
+        .unwrap();
+    w.engine.login(&bob, "laptop", Some(300)).unwrap();
+    w.advance(100);
+    w.engine.login(&bob, "phone", Some(120)).unwrap(); // refresh
+    let eps = w.engine.endpoints(&bob).unwrap();
+    assert_eq!(eps.len(), 2);
+    assert_eq!(eps[0].contact.as_deref(), Some("sip:bob@192.0.2.1:5060"));
+    assert_eq!(eps[0].expires_in, 120);
+    w.advance(119);
+    assert!(w.events().is_empty());
+    w.advance(1); // 120 s since the phone's refresh
+    let expired = |events: Vec<Event>| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::EndpointExpired { endpoint, user } => {
+                    assert_eq!(user.to_string(), "sip:bob@example.test");
+                    Some(endpoint.to_string())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(expired(w.events()), ["phone"]);
+    w.advance(79);
+    assert!(w.events().is_empty());
+    w.advance(1); // 300 s since the laptop logged in
+    assert_eq!(expired(w.events()), ["laptop"]);
+    assert_eq!(w.engine.stats().endpoints, 0);
+    // Offline again: messages are stored.
+    let id = w.send("sip:alice@example.test", "sip:bob@example.test", "x");
+    assert_eq!(outcomes(&w.events()), [(id, DeliveryOutcome::Stored)]);
+    assert!(w.engine.logout(&bob, "phone").is_ok_and(|was| !was));
+}
+
+#[test]
+fn endpoint_presence_makes_a_silent_user_open_until_logout() {
+    let w = world_with(|c| c.endpoint_presence = true);
+    let bob = uri("sip:bob@example.test");
+    w.engine
+        .subscribe(SubscribeRequest::new(
+            uri("sip:alice@example.test"),
+            bob.clone(),
+            Package::Presence,
+        ))
+        .unwrap();
+    let open = |events: &[Event]| -> Option<bool> {
+        events.iter().rev().find_map(|e| match e {
+            Event::Notification(n) => n.document.as_deref().map(|d| match d {
+                Document::Presence(p) => p.is_open(),
+                _ => false,
+            }),
+            _ => None,
+        })
+    };
+    assert_eq!(open(&w.events()), Some(false));
+    w.engine
+        .login_at(&bob, "phone", Some("sip:bob@192.0.2.1"), None)
+        .unwrap();
+    let events = w.events();
+    assert_eq!(open(&events), Some(true));
+    // A publication of the user's own replaces the automatic tuples.
+    let mut doc = impp::doc::pidf::Presence::new("sip:bob@example.test");
+    doc.tuples
+        .push(impp::doc::pidf::Tuple::new("desk", Basic::Closed));
+    let etag = w.engine.publish(&bob, doc.into(), None).unwrap();
+    assert_eq!(open(&w.events()), Some(false));
+    w.engine.remove_publication(&etag).unwrap();
+    assert_eq!(open(&w.events()), Some(true));
+    w.engine.logout(&bob, "phone").unwrap();
+    assert_eq!(open(&w.events()), Some(false));
+}
+
+/// A store that keeps message completions until told to release them (a slow disk).
+struct SlowStore {
+    inner: MemoryStore,
+    held: Mutex<Vec<Completion>>,
+}
+
+impl Store for SlowStore {
+    fn submit(&self, write: Write, done: Option<Completion>) {
+        let is_message = matches!(write, Write::SaveMessage(_));
+        self.inner.submit(write, None);
+        if let Some(done) = done {
+            if is_message {
+                self.held.lock().unwrap().push(done);
+            } else {
+                done(Ok(()));
+            }
+        }
+    }
+
+    fn load(&self) -> impp::Result<Snapshot> {
+        self.inner.load()
+    }
+}
+
+impl SlowStore {
+    fn release(&self) {
+        for done in self.held.lock().unwrap().drain(..) {
+            done(Ok(()));
+        }
+    }
+}
+
+#[test]
+fn stored_is_told_only_when_durable_and_always_before_delivered_and_in_order() {
+    let clock = ManualClock::new();
+    let store = Arc::new(SlowStore {
+        inner: MemoryStore::new(),
+        held: Mutex::new(Vec::new()),
+    });
+    let engine = Engine::new(config(&clock, store.clone())).unwrap();
+    let bob = uri("sip:bob@example.test");
+    let send = |body: &str| {
+        engine
+            .send_message(OutgoingMessage::new(
+                uri("sip:alice@example.test"),
+                bob.clone(),
+                "text/plain",
+                body,
+            ))
+            .unwrap()
+    };
+    let first = send("first");
+    // Not durable yet: nothing said.
+    assert!(outcomes(&events(&engine)).is_empty());
+    // Bob logs in while the write is still under way; a second message arrives.
+    engine.login(&bob, "phone", None).unwrap();
+    let second = send("second");
+    let got = events(&engine);
+    assert!(
+        messages(&got).is_empty(),
+        "nothing overtakes the first message"
+    );
+    assert!(outcomes(&got).is_empty());
+    store.release();
+    let got = events(&engine);
+    assert_eq!(
+        outcomes(&got),
+        [
+            (first, DeliveryOutcome::Stored),
+            (first, DeliveryOutcome::Delivered),
+            (second, DeliveryOutcome::Delivered)
+        ]
+    );
+    assert_eq!(
+        bodies(&got),
+        [("phone", "first"), ("phone", "second")].map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+}
+
+#[test]
+fn a_restarted_engine_delivers_what_was_stored_and_expires_what_ran_out() {
+    let clock = ManualClock::new();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let bob = uri("sip:bob@example.test");
+    let (kept, lost);
+    {
+        let mut c = config(&clock, store.clone());
+        c.message_expiry = Duration::from_secs(7200);
+        let engine = Engine::new(c).unwrap();
+        let send = |body: &str| {
+            engine
+                .send_message(OutgoingMessage::new(
+                    uri("sip:alice@example.test"),
+                    bob.clone(),
+                    "text/plain",
+                    body,
+                ))
+                .unwrap()
+        };
+        lost = send("old");
+        clock.advance(Duration::from_secs(3600));
+        kept = send("new");
+        assert_eq!(outcomes(&events(&engine)).len(), 2);
+    }
+    // Down for 1.5 hours: the first message's 2 hours ran out, the second's did not.
+    clock.advance(Duration::from_secs(5400));
+    let mut c = config(&clock, store.clone());
+    c.workers = 3; // another shard count
+    c.message_expiry = Duration::from_secs(7200);
+    let engine = Engine::new(c).unwrap();
+    assert_eq!(
+        outcomes(&events(&engine)),
+        [(lost, DeliveryOutcome::Failed(FailureReason::Expired))]
+    );
+    engine.login(&bob, "phone", None).unwrap();
+    let got = events(&engine);
+    assert_eq!(outcomes(&got), [(kept, DeliveryOutcome::Delivered)]);
+    assert_eq!(bodies(&got), [("phone".to_string(), "new".to_string())]);
+    assert!(store.load().unwrap().messages.is_empty());
+    // New ids never repeat the old ones.
+    let next = engine
+        .send_message(OutgoingMessage::new(
+            uri("sip:a@x.test"),
+            bob.clone(),
+            "text/plain",
+            "x",
+        ))
+        .unwrap();
+    assert!(next > kept);
+}
+
+#[test]
+fn a_restarted_engine_restores_endpoints_and_publications() {
+    let clock = ManualClock::new();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let bob = uri("sip:bob@example.test");
+    let alice = uri("sip:alice@example.test");
+    let (short_tag, long_tag);
+    {
+        let engine = Engine::new(config(&clock, store.clone())).unwrap();
+        engine.login(&bob, "phone", Some(7200)).unwrap();
+        engine.login(&bob, "pager", Some(600)).unwrap();
+        let mut doc = impp::doc::pidf::Presence::new("sip:alice@example.test");
+        doc.tuples
+            .push(impp::doc::pidf::Tuple::new("desk", Basic::Open));
+        long_tag = engine
+            .publish(&alice, doc.clone().into(), Some(7200))
+            .unwrap();
+        doc.tuples[0] = impp::doc::pidf::Tuple::new("cell", Basic::Closed);
+        let t = engine.publish(&alice, doc.into(), Some(600)).unwrap();
+        short_tag = engine.refresh_publication(&t, 900).unwrap();
+        engine.sync().unwrap();
+    }
+    clock.advance(Duration::from_secs(1000));
+    let engine = Engine::new(config(&clock, store.clone())).unwrap();
+    let got = events(&engine);
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, Event::EndpointExpired { endpoint, .. } if &**endpoint == "pager")));
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, Event::PublicationExpired { etag, .. } if *etag == short_tag)));
+    let eps = engine.endpoints(&bob).unwrap();
+    assert_eq!(eps.len(), 1);
+    assert_eq!(eps[0].expires_in, 6200);
+    // The long publication is back under its own tag, and it is what a watcher sees.
+    assert!(engine.refresh_publication(&long_tag, 3600).is_ok());
+    engine
+        .subscribe(SubscribeRequest::new(
+            bob.clone(),
+            alice.clone(),
+            Package::Presence,
+        ))
+        .unwrap();
+    let open = events(&engine).iter().any(|e| match e {
+        Event::Notification(n) => n.document.as_deref().is_some_and(
+            |d| matches!(d, Document::Presence(p) if p.is_open() && p.tuples.len() == 1),
+        ),
+        _ => false,
+    });
+    assert!(open);
+    // A message to bob goes straight to the restored endpoint.
+    engine
+        .send_message(OutgoingMessage::new(
+            alice.clone(),
+            bob.clone(),
+            "text/plain",
+            "hi",
+        ))
+        .unwrap();
+    assert_eq!(
+        bodies(&events(&engine)),
+        [("phone".to_string(), "hi".to_string())]
+    );
+}
