@@ -299,7 +299,10 @@ mod tests {
         let base = Credential::new(user.clone(), "r", "p");
         let other_user = Credential::new(Uri::parse("sip:mufasa@example.org").unwrap(), "r", "p");
         assert_ne!(base.ha1_md5, other_user.ha1_md5);
-        assert_ne!(base.ha1_md5, Credential::new(user.clone(), "r2", "p").ha1_md5);
+        assert_ne!(
+            base.ha1_md5,
+            Credential::new(user.clone(), "r2", "p").ha1_md5
+        );
         assert_ne!(base.ha1_sha256, Credential::new(user, "r", "p2").ha1_sha256);
         assert_eq!(base.ha1_md5.len(), 32);
         assert_eq!(base.ha1_sha256.len(), 64);

@@ -166,6 +166,9 @@ pub struct SqliteStore {
     name: Arc<str>,
 }
 
+// Nearly every request is a write, so the small `Load` variant wastes nothing; boxing the
+// write would only add an allocation per submit.
+#[allow(clippy::large_enum_variant)]
 enum Request {
     Write(Write, Option<Completion>),
     Load(Sender<Result<Snapshot>>),
@@ -484,7 +487,12 @@ fn apply(conn: &Connection, op: &Write, name: &str) -> Result<()> {
             let expires_at = int(p.expires_at, "publication expiry", name)?;
             let seq = int(p.seq, "publication seq", name)?;
             if let Some(old) = previous_etag {
-                exec(conn, name, "DELETE FROM publications WHERE etag = ?1", [old])?;
+                exec(
+                    conn,
+                    name,
+                    "DELETE FROM publications WHERE etag = ?1",
+                    [old],
+                )?;
             }
             exec(
                 conn,
@@ -503,9 +511,12 @@ fn apply(conn: &Connection, op: &Write, name: &str) -> Result<()> {
                 ],
             )
         }
-        Write::DeletePublication(etag) => {
-            exec(conn, name, "DELETE FROM publications WHERE etag = ?1", [etag])
-        }
+        Write::DeletePublication(etag) => exec(
+            conn,
+            name,
+            "DELETE FROM publications WHERE etag = ?1",
+            [etag],
+        ),
         Write::SaveSubscription(s) => exec(
             conn,
             name,
@@ -615,6 +626,8 @@ fn delete_rule(
 
 /// Everything stored, in one read transaction, in the orders documented on [`Snapshot`].
 /// Text keys are compared bytewise (SQLite's `BINARY` collation), as Rust compares strings.
+/// Publications with the same presentity key and seq are ordered by etag (as in
+/// [`super::MemoryStore`]).
 fn load(conn: &mut Connection, name: &str) -> Result<Snapshot> {
     let tx = conn.transaction().map_err(|e| sql_error(name, e))?;
     let snapshot = Snapshot {
