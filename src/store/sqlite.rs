@@ -3,8 +3,9 @@
 //! # Durability
 //!
 //! The file is in WAL mode with `synchronous=FULL`: every commit syncs the write-ahead log
-//! before it returns, so an `Ok` from a `save_*` or `delete_*` means the change is on disk and
-//! survives a crash or power loss right after. (`synchronous=NORMAL`, the usual pairing with
+//! before it returns, and completions are called only after the commit of their write, so a
+//! completion called with `Ok` (and so an `Ok` from [`Store::write`], `save_rule` or
+//! `delete_rule`) means the change is on disk and survives a crash or power loss right after. (`synchronous=NORMAL`, the usual pairing with
 //! WAL, syncs only at checkpoints: a power loss could lose the last commits after they were
 //! acknowledged, which the [`Store`] contract forbids.)
 //!
@@ -38,7 +39,8 @@
 //! Unsigned values (`u64` ids, times, sequence numbers, intervals) are stored as SQLite
 //! integers, which are signed 64-bit: values up to `i64::MAX` are kept exactly; a write with
 //! a larger value is refused ([`Error::InvalidArgument`] in its completion) rather than
-//! wrapped. (`i64::MAX` milliseconds is about 292 million years.)
+//! wrapped. (`i64::MAX` milliseconds is about 292 million years.) Deleting a message or
+//! subscription whose id is above `i64::MAX` is `Ok` and changes nothing: it cannot be stored.
 //!
 //! # Errors
 //!
