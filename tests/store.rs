@@ -4,7 +4,8 @@
 use std::ffi::{c_char, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use impp::engine::authorization::{AuthAction, AuthRule, WatcherMatch};
 use impp::engine::{
@@ -12,7 +13,10 @@ use impp::engine::{
 };
 use impp::error::Error;
 use impp::store::sqlite::MIGRATIONS;
-use impp::store::{MemoryStore, SqliteStore, Store};
+use impp::store::{
+    Credential, EndpointRecord, MemoryStore, PublicationRecord, Snapshot, SqliteStore, Store,
+    StoredMessage, SubscriptionRecord, Write,
+};
 use impp::uri::Uri;
 
 /// A fresh directory for one test, removed when dropped.
@@ -276,6 +280,606 @@ fn concurrent_writers_share_commits_and_every_write_is_durable() {
     drop(store);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.load_rules().unwrap().len(), THREADS * SAVES);
+}
+
+// ---- Every record kind -------------------------------------------------------------------
+
+/// Bytes that are not text: NUL, 0xff, and every other byte value.
+fn binary(seed: u8) -> Vec<u8> {
+    let mut body = vec![0x00, 0xff, seed, 0x00];
+    body.extend(0..=255u8);
+    body
+}
+
+fn message(id: u64, body: Vec<u8>) -> StoredMessage {
+    StoredMessage {
+        id,
+        sender: uri("sip:alice@x"),
+        recipient: uri("sips:Bob@x;transport=tls"),
+        content_type: "application/octet-stream".into(),
+        body,
+        endpoint: (id % 2 == 0).then(|| format!("phone-{id}")),
+        in_reply_to: (id % 3 == 0).then(|| format!("parent-of-{id}")),
+        sent_at: 1_700_000_000_000 + id,
+        expires_at: 1_700_000_600_000 + id,
+    }
+}
+
+fn endpoint(user: &str, id: &str, contact: Option<&str>) -> EndpointRecord {
+    EndpointRecord {
+        user: uri(user),
+        endpoint: id.into(),
+        contact: contact.map(str::to_owned),
+        expires_at: 1_700_000_000_000,
+    }
+}
+
+fn publication(etag: &str, presentity: &str, package: Package, seq: u64) -> PublicationRecord {
+    PublicationRecord {
+        etag: etag.into(),
+        presentity: uri(presentity),
+        package,
+        body: format!("<presence entity=\"{presentity}\">{etag} é</presence>"),
+        expires_at: 1_700_000_003_600 + seq,
+        seq,
+    }
+}
+
+fn subscription(id: u64, filter: Option<&str>) -> SubscriptionRecord {
+    SubscriptionRecord {
+        id,
+        watcher: uri("sip:bob@x"),
+        presentity: uri("pres:alice@x"),
+        package: Package::ALL[id as usize % Package::ALL.len()],
+        expires_at: 1_700_000_003_600,
+        filter: filter.map(str::to_owned),
+        min_interval_ms: 5_000,
+        target: binary(id as u8),
+    }
+}
+
+fn save_publication(p: PublicationRecord, previous: Option<&str>) -> Write {
+    Write::SavePublication {
+        publication: p,
+        previous_etag: previous.map(str::to_owned),
+    }
+}
+
+/// Submits every write with a completion and checks each completion ran once, in
+/// submission order, with `Ok` (by the time `load` answers, which sees them all).
+fn apply(store: &dyn Store, writes: Vec<Write>) -> Snapshot {
+    let answered = Arc::new(Mutex::new(Vec::new()));
+    let n = writes.len();
+    for (i, w) in writes.into_iter().enumerate() {
+        let answered = Arc::clone(&answered);
+        store.submit(
+            w,
+            Some(Box::new(move |result| {
+                answered.lock().unwrap().push((i, result));
+            })),
+        );
+    }
+    let snapshot = store.load().unwrap();
+    let answered = std::mem::take(&mut *answered.lock().unwrap());
+    let expected: Vec<_> = (0..n).map(|i| (i, Ok(()))).collect();
+    assert_eq!(answered, expected);
+    snapshot
+}
+
+/// Save, replace by identity, delete (idempotent) and load order, for every kind of record.
+fn contract_all_kinds(store: &dyn Store) {
+    assert_eq!(store.load().unwrap(), Snapshot::default());
+
+    // Messages, by id; bodies are bytes.
+    let s = apply(
+        store,
+        vec![
+            Write::SaveMessage(message(3, binary(3))),
+            Write::SaveMessage(message(1, Vec::new())),
+            Write::SaveMessage(message(2, binary(2))),
+        ],
+    );
+    assert_eq!(
+        s.messages,
+        vec![
+            message(1, Vec::new()),
+            message(2, binary(2)),
+            message(3, binary(3))
+        ]
+    );
+    let s = apply(
+        store,
+        vec![
+            Write::SaveMessage(message(2, vec![0xff; 3])),
+            Write::DeleteMessage(1),
+            Write::DeleteMessage(1),
+            Write::DeleteMessage(99),
+        ],
+    );
+    assert_eq!(
+        s.messages,
+        vec![message(2, vec![0xff; 3]), message(3, binary(3))]
+    );
+
+    // Endpoints, by user key then endpoint id; the user URI is kept as given.
+    let s = apply(
+        store,
+        vec![
+            Write::SaveEndpoint(endpoint("sip:bob@x", "a", None)),
+            Write::SaveEndpoint(endpoint(
+                "sip:alice@x",
+                "b",
+                Some("sip:alice@10.0.0.1:5060"),
+            )),
+            Write::SaveEndpoint(endpoint("sip:alice@x", "a", None)),
+            Write::SaveEndpoint(endpoint("sip:alice@x", "B", None)),
+        ],
+    );
+    assert_eq!(
+        s.endpoints,
+        vec![
+            endpoint("sip:alice@x", "B", None),
+            endpoint("sip:alice@x", "a", None),
+            endpoint("sip:alice@x", "b", Some("sip:alice@10.0.0.1:5060")),
+            endpoint("sip:bob@x", "a", None),
+        ]
+    );
+    let s = apply(
+        store,
+        vec![
+            // Same user by key, same endpoint: replaced.
+            Write::SaveEndpoint(endpoint("pres:alice@x", "a", Some("sip:a@h"))),
+            Write::DeleteEndpoint {
+                user: uri("sip:alice@x;transport=tcp"),
+                endpoint: "B".into(),
+            },
+            Write::DeleteEndpoint {
+                user: uri("sip:alice@x"),
+                endpoint: "B".into(),
+            },
+            Write::DeleteEndpoint {
+                user: uri("sip:nobody@x"),
+                endpoint: "a".into(),
+            },
+        ],
+    );
+    assert_eq!(
+        s.endpoints,
+        vec![
+            endpoint("pres:alice@x", "a", Some("sip:a@h")),
+            endpoint("sip:alice@x", "b", Some("sip:alice@10.0.0.1:5060")),
+            endpoint("sip:bob@x", "a", None),
+        ]
+    );
+
+    // Publications, by presentity key then seq; a new tag replaces the previous one.
+    let s = apply(
+        store,
+        vec![
+            save_publication(publication("e1", "sip:zed@x", Package::Presence, 1), None),
+            save_publication(publication("e2", "sip:alice@x", Package::Presence, 7), None),
+            save_publication(publication("e3", "pres:alice@x", Package::Dialog, 2), None),
+            save_publication(
+                publication("e4", "sip:alice@x", Package::MessageSummary, 5),
+                None,
+            ),
+        ],
+    );
+    assert_eq!(
+        s.publications,
+        vec![
+            publication("e3", "pres:alice@x", Package::Dialog, 2),
+            publication("e4", "sip:alice@x", Package::MessageSummary, 5),
+            publication("e2", "sip:alice@x", Package::Presence, 7),
+            publication("e1", "sip:zed@x", Package::Presence, 1),
+        ]
+    );
+    let s = apply(
+        store,
+        vec![
+            // A refresh under a new tag: the old one goes in the same write.
+            save_publication(
+                publication("e5", "sip:alice@x", Package::Presence, 8),
+                Some("e2"),
+            ),
+            // Same tag: replaced.
+            save_publication(publication("e1", "sip:zed@x", Package::Presence, 9), None),
+            // A previous tag that is not stored is fine.
+            save_publication(
+                publication("e6", "sip:bob@x", Package::Presence, 1),
+                Some("gone"),
+            ),
+            Write::DeletePublication("e3".into()),
+            Write::DeletePublication("e3".into()),
+        ],
+    );
+    assert_eq!(
+        s.publications,
+        vec![
+            publication("e4", "sip:alice@x", Package::MessageSummary, 5),
+            publication("e5", "sip:alice@x", Package::Presence, 8),
+            publication("e6", "sip:bob@x", Package::Presence, 1),
+            publication("e1", "sip:zed@x", Package::Presence, 9),
+        ]
+    );
+
+    // Subscriptions, by id; the target is opaque bytes.
+    let s = apply(
+        store,
+        vec![
+            Write::SaveSubscription(subscription(9, None)),
+            Write::SaveSubscription(subscription(2, Some("<filter-set/>"))),
+            Write::SaveSubscription(subscription(5, None)),
+        ],
+    );
+    assert_eq!(
+        s.subscriptions,
+        vec![
+            subscription(2, Some("<filter-set/>")),
+            subscription(5, None),
+            subscription(9, None)
+        ]
+    );
+    let s = apply(
+        store,
+        vec![
+            Write::SaveSubscription(subscription(5, Some("<f/>"))),
+            Write::DeleteSubscription(9),
+            Write::DeleteSubscription(9),
+            Write::DeleteSubscription(1234),
+        ],
+    );
+    assert_eq!(
+        s.subscriptions,
+        vec![
+            subscription(2, Some("<filter-set/>")),
+            subscription(5, Some("<f/>"))
+        ]
+    );
+
+    // Credentials, by user key.
+    let bob = Credential::new(uri("sip:bob@x"), "x", "secret");
+    let alice = Credential::new(uri("sip:alice@x"), "x", "pw");
+    let s = apply(
+        store,
+        vec![
+            Write::SaveCredential(bob.clone()),
+            Write::SaveCredential(alice.clone()),
+        ],
+    );
+    assert_eq!(s.credentials, vec![alice, bob.clone()]);
+    let alice2 = Credential::new(uri("pres:alice@x"), "other realm", "pw2");
+    let s = apply(store, vec![Write::SaveCredential(alice2.clone())]);
+    assert_eq!(s.credentials, vec![alice2, bob.clone()]);
+    let s = apply(
+        store,
+        vec![
+            Write::DeleteCredential(uri("sip:alice@x")),
+            Write::DeleteCredential(uri("sip:alice@x")),
+            Write::DeleteCredential(uri("sip:nobody@x")),
+        ],
+    );
+    assert_eq!(s.credentials, vec![bob]);
+
+    // Nothing else was disturbed by the other kinds' writes.
+    assert!(s.rules.is_empty());
+    assert_eq!(s.messages.len(), 2);
+    assert_eq!(s.endpoints.len(), 3);
+    assert_eq!(s.publications.len(), 4);
+    assert_eq!(s.subscriptions.len(), 2);
+}
+
+#[test]
+fn every_record_kind_follows_the_contract_in_memory_and_in_a_file() {
+    contract_all_kinds(&MemoryStore::new());
+    contract_all_kinds(&SqliteStore::in_memory().unwrap());
+    let dir = TempDir::new("contract-all");
+    contract_all_kinds(&SqliteStore::open(dir.file("impp.db")).unwrap());
+}
+
+/// A deterministic pseudo-random sequence (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The first difference between two lists, shown briefly.
+fn first_difference<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], expected: &[T]) {
+    if let Some(i) = (0..got.len().max(expected.len())).find(|&i| got.get(i) != expected.get(i)) {
+        panic!(
+            "{what} differ at {i} (got {} items, expected {}):\n got      {:?}\n expected {:?}",
+            got.len(),
+            expected.len(),
+            got.get(i),
+            expected.get(i)
+        );
+    }
+}
+
+/// Two snapshots are equal; if not, the first differing item of the first differing kind
+/// is shown (whole snapshots are too long to read).
+fn assert_same(got: &Snapshot, expected: &Snapshot) {
+    first_difference("rules", &got.rules, &expected.rules);
+    first_difference("messages", &got.messages, &expected.messages);
+    first_difference("endpoints", &got.endpoints, &expected.endpoints);
+    first_difference("publications", &got.publications, &expected.publications);
+    first_difference("subscriptions", &got.subscriptions, &expected.subscriptions);
+    first_difference("credentials", &got.credentials, &expected.credentials);
+    assert_eq!(got, expected);
+}
+
+/// Many random writes of every kind: the SQLite store loads exactly what the memory store does.
+fn random_writes(seed: u64, n: usize) -> Vec<Write> {
+    let mut rng = Rng(seed);
+    let users = [
+        "sip:alice@x",
+        "pres:alice@x",
+        "sip:Alice@x",
+        "tel:+12125550100",
+        "sips:bob@y",
+        "im:carol@z",
+    ];
+    let mut writes = Vec::new();
+    for _ in 0..n {
+        let user = users[rng.below(users.len() as u64) as usize];
+        let k = rng.below(20);
+        writes.push(match rng.below(11) {
+            0 => Write::SaveMessage(message(k, binary(k as u8))),
+            1 => Write::DeleteMessage(k),
+            2 => Write::SaveEndpoint(endpoint(user, &format!("ep{}", k % 4), None)),
+            3 => Write::DeleteEndpoint {
+                user: uri(user),
+                endpoint: format!("ep{}", k % 4),
+            },
+            4 => {
+                let p = publication(&format!("e{k}"), user, Package::Presence, rng.below(5));
+                let previous = format!("e{}", rng.below(20));
+                let replaces = rng.below(2) == 0;
+                save_publication(p, replaces.then_some(previous.as_str()))
+            }
+            5 => Write::DeletePublication(format!("e{k}")),
+            6 => Write::SaveSubscription(subscription(k, None)),
+            7 => Write::DeleteSubscription(k),
+            8 => Write::SaveCredential(Credential::new(uri(user), "r", &k.to_string())),
+            9 => Write::DeleteCredential(uri(user)),
+            _ => Write::SaveRule(rule(
+                user,
+                WatcherMatch::Watcher(uri(users[k as usize % users.len()])),
+                AuthAction::ALL[k as usize % 4],
+            )),
+        });
+    }
+    writes
+}
+
+#[test]
+fn loads_every_kind_in_the_same_order_as_the_memory_store() {
+    for seed in [1, 2, 3] {
+        let memory = MemoryStore::new();
+        let sqlite = SqliteStore::in_memory().unwrap();
+        let writes = random_writes(seed, 600);
+        let expected = apply(&memory, writes.clone());
+        assert_same(&apply(&sqlite, writes), &expected);
+        assert!(!expected.publications.is_empty() && !expected.credentials.is_empty());
+    }
+}
+
+#[test]
+fn every_kind_survives_reopening_the_file() {
+    let dir = TempDir::new("reopen-all");
+    let path = dir.file("impp.db");
+    let writes = random_writes(7, 400);
+    let expected = apply(&MemoryStore::new(), writes.clone());
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert_same(&apply(&store, writes), &expected);
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let loaded = store.load().unwrap();
+    assert_same(&loaded, &expected);
+    assert!(!loaded.rules.is_empty());
+    assert!(!loaded.messages.is_empty());
+    assert!(!loaded.endpoints.is_empty());
+    assert!(!loaded.publications.is_empty());
+    assert!(!loaded.subscriptions.is_empty());
+    assert!(!loaded.credentials.is_empty());
+}
+
+#[test]
+fn a_file_of_schema_version_1_is_migrated_and_keeps_its_rules() {
+    let dir = TempDir::new("v1");
+    let path = dir.file("impp.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version (version) VALUES (1);
+             INSERT INTO rules VALUES
+                 ('alice@x', 'watcher', 'bob@x', 'sip:alice@x', 'sip:bob@x', 'allow');",
+        )
+        .unwrap();
+    }
+    assert_eq!(schema_version(&path), 1);
+    let expected = rule(
+        "sip:alice@x",
+        WatcherMatch::Watcher(uri("sip:bob@x")),
+        AuthAction::Allow,
+    );
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.load_rules().unwrap(), vec![expected.clone()]);
+        store
+            .write(Write::SaveMessage(message(1, binary(1))))
+            .unwrap();
+    }
+    assert_eq!(schema_version(&path), 2);
+    let loaded = SqliteStore::open(&path).unwrap().load().unwrap();
+    assert_eq!(loaded.rules, vec![expected]);
+    assert_eq!(loaded.messages, vec![message(1, binary(1))]);
+}
+
+/// Submits `n` messages from one thread without waiting; returns how many completions were
+/// `Ok` and how long until the last was answered.
+fn submit_messages(store: &SqliteStore, n: u64) -> (usize, std::time::Duration) {
+    let ok = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    for id in 0..n {
+        let ok = Arc::clone(&ok);
+        store.submit(
+            Write::SaveMessage(message(id, vec![id as u8; 100])),
+            Some(Box::new(move |result| {
+                if result.is_ok() {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+            })),
+        );
+    }
+    // The load is answered after every write before it, and their completions, ran.
+    let loaded = store.load().unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(loaded.messages.len() as u64, n);
+    (ok.load(Ordering::Relaxed), elapsed)
+}
+
+#[test]
+fn async_writes_from_one_thread_share_commits() {
+    const N: u64 = 20_000;
+    let dir = TempDir::new("group-async");
+    let path = dir.file("impp.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let before = store.commits();
+    let (ok, _) = submit_messages(&store, N);
+    assert_eq!(ok as u64, N);
+    let commits = store.commits() - before;
+    println!("{N} async SaveMessage: {commits} commits");
+    assert!(commits > 0);
+    assert!(commits < 2_000, "{commits} commits for {N} writes");
+    drop(store);
+    let loaded = SqliteStore::open(&path).unwrap().load().unwrap();
+    assert_eq!(loaded.messages.len() as u64, N);
+    assert_eq!(
+        loaded.messages[1234],
+        message(1234, vec![1234u64 as u8; 100])
+    );
+}
+
+/// A file with `n` stored messages, closed (checkpointed: everything is in the main file).
+fn file_with_messages(dir: &TempDir, n: u64) -> PathBuf {
+    let path = dir.file("impp.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let (ok, _) = submit_messages(&store, n);
+    assert_eq!(ok as u64, n);
+    drop(store);
+    assert!(
+        !dir.file("impp.db-wal").exists()
+            || std::fs::metadata(dir.file("impp.db-wal")).unwrap().len() == 0
+    );
+    path
+}
+
+/// A damaged file is refused with a clear error at open or at load: never a panic, never
+/// fewer rows without an error.
+fn assert_refused(path: &Path, n: u64) {
+    let outcome = SqliteStore::open(path).and_then(|store| store.load());
+    match outcome {
+        Err(Error::Malformed(m)) => {
+            assert!(m.contains("impp.db"), "{m}");
+            println!("refused: {m}");
+        }
+        Err(Error::Storage(m)) => {
+            assert!(m.contains("impp.db"), "{m}");
+            println!("refused: {m}");
+        }
+        Err(other) => panic!("expected Malformed or Storage, got {other:?}"),
+        Ok(snapshot) => panic!(
+            "a damaged file loaded without an error ({} of {n} messages)",
+            snapshot.messages.len()
+        ),
+    }
+}
+
+#[test]
+fn a_file_overwritten_in_the_middle_is_refused() {
+    const N: u64 = 5_000;
+    let dir = TempDir::new("overwritten");
+    let path = file_with_messages(&dir, N);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    let mut rng = Rng(0x5eed);
+    for b in &mut bytes[middle - 8192..middle + 8192] {
+        *b = rng.next() as u8;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    assert_refused(&path, N);
+}
+
+#[test]
+fn a_file_truncated_to_half_is_refused() {
+    const N: u64 = 5_000;
+    let dir = TempDir::new("truncated");
+    let path = file_with_messages(&dir, N);
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    assert_refused(&path, N);
+}
+
+/// Throughput and check costs, printed; run with
+/// `cargo test --release --test store -- --ignored --nocapture measure`.
+#[test]
+#[ignore]
+fn measure_async_writes_and_quick_check() {
+    let dir = TempDir::new("measure");
+    let path = dir.file("impp.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let before = store.commits();
+    let (ok, elapsed) = submit_messages(&store, 50_000);
+    assert_eq!(ok, 50_000);
+    println!(
+        "50000 async SaveMessage (100-byte bodies), file store: {:.0} writes/s ({:?}, {} commits)",
+        50_000.0 / elapsed.as_secs_f64(),
+        elapsed,
+        store.commits() - before
+    );
+    let (ok, _) = submit_messages(&store, 100_000);
+    assert_eq!(ok, 100_000);
+    drop(store);
+    let size = std::fs::metadata(&path).unwrap().len();
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let start = Instant::now();
+    let result: String = conn
+        .query_row("PRAGMA quick_check", [], |row| row.get(0))
+        .unwrap();
+    println!(
+        "PRAGMA quick_check on 100000 messages ({size} bytes): {result} in {:?}",
+        start.elapsed()
+    );
+    drop(conn);
+    let start = Instant::now();
+    let store = SqliteStore::open(&path).unwrap();
+    println!(
+        "SqliteStore::open (with quick_check): {:?}",
+        start.elapsed()
+    );
+    let start = Instant::now();
+    assert_eq!(store.load().unwrap().messages.len(), 100_000);
+    println!("load of 100000 messages: {:?}", start.elapsed());
 }
 
 const ALICE: &str = "sip:alice@example.test";

@@ -113,7 +113,9 @@ impl Store for MemoryStore {
         let state = self.state();
         let mut publications: Vec<PublicationRecord> =
             state.publications.values().cloned().collect();
-        publications.sort_by_cached_key(|p| (presentity_key(&p.presentity), p.seq));
+        // Ties (same presentity key and seq) by etag, so the order is deterministic (and the
+        // same as the SQLite store's).
+        publications.sort_by_cached_key(|p| (presentity_key(&p.presentity), p.seq, p.etag.clone()));
         Ok(Snapshot {
             rules: state.rules.rules(),
             messages: state.messages.values().cloned().collect(),

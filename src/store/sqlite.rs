@@ -3,32 +3,56 @@
 //! # Durability
 //!
 //! The file is in WAL mode with `synchronous=FULL`: every commit syncs the write-ahead log
-//! before it returns, so an `Ok` from a `save_*` or `delete_*` means the change is on disk and
-//! survives a crash or power loss right after. (`synchronous=NORMAL`, the usual pairing with
+//! before it returns, and completions are called only after the commit of their write, so a
+//! completion called with `Ok` (and so an `Ok` from [`Store::write`], `save_rule` or
+//! `delete_rule`) means the change is on disk and survives a crash or power loss right after. (`synchronous=NORMAL`, the usual pairing with
 //! WAL, syncs only at checkpoints: a power loss could lose the last commits after they were
 //! acknowledged, which the [`Store`] contract forbids.)
 //!
 //! # Group commit
 //!
-//! One store thread owns the connection. Callers send their operation and a reply channel;
-//! the thread takes the first waiting request and everything queued behind it, runs them all
-//! in one transaction (each in its own savepoint, so one failing operation fails alone),
-//! commits once, then answers every caller. While a commit is syncing, new requests queue
-//! up and go into the next transaction, so N concurrent writers cost about one sync, not N.
-//! A read ([`Store::load_rules`]) first commits and answers the writes queued before it, then
-//! reads, so it sees every write that was acknowledged before it was asked.
+//! One store thread owns the connection. [`Store::submit`] only queues the write (with its
+//! completion) for that thread and returns. The thread takes the first waiting request and
+//! everything queued behind it, runs the writes in one transaction (each in its own
+//! savepoint, so one failing write fails alone), commits once, then calls every completion,
+//! in submission order. While a commit is syncing, new requests queue up and go into the next
+//! transaction, so N writes submitted close together cost about one sync, not N — whether
+//! they come from N threads waiting on [`Store::write`] or from one thread submitting
+//! asynchronously.
+//!
+//! A transaction holds at most [`MAX_BATCH`] (4096) writes: when a writer keeps the queue
+//! full, the thread commits and answers every 4096 writes rather than when the queue first
+//! runs dry, so a completion waits for at most 4096 writes' work plus one sync (a few
+//! milliseconds), and the memory of one transaction stays bounded.
+//!
+//! A read ([`Store::load`]) first commits and answers the writes queued before it, then
+//! reads every table in one read transaction, so it sees every write submitted before it and
+//! a consistent state across tables.
 //!
 //! # Schema
 //!
 //! A `schema_version` table holds one row, the number of [`MIGRATIONS`] applied. Opening a
 //! file applies the missing ones in order, in one transaction; a file whose version is newer
-//! than this library knows is refused ([`Error::Unsupported`]) rather than misread.
+//! than this library knows is refused ([`Error::Unsupported`]) rather than misread. The
+//! tables are described on [`MIGRATIONS`].
+//!
+//! Unsigned values (`u64` ids, times, sequence numbers, intervals) are stored as SQLite
+//! integers, which are signed 64-bit: values up to `i64::MAX` are kept exactly; a write with
+//! a larger value is refused ([`Error::InvalidArgument`] in its completion) rather than
+//! wrapped. (`i64::MAX` milliseconds is about 292 million years.) Deleting a message or
+//! subscription whose id is above `i64::MAX` is `Ok` and changes nothing: it cannot be stored.
 //!
 //! # Errors
 //!
-//! A file that is not an SQLite database, or is corrupt, is [`Error::Malformed`]; a newer
-//! schema [`Error::Unsupported`]; every other SQLite failure (cannot open, I/O error, disk
-//! full, locked) is [`Error::Storage`] with the SQLite message and the file name.
+//! A file that is not an SQLite database, or is corrupt, is [`Error::Malformed`]. Opening a
+//! file runs `PRAGMA quick_check` (a structural check of every page, without the index
+//! cross-checks of `integrity_check`), so a file that was truncated or overwritten is
+//! refused at open rather than loaded short; corruption that appears later fails the read
+//! that meets it, also as [`Error::Malformed`]. A stored value that does not parse back (a
+//! URI, a package name, a negative number) is [`Error::Malformed`] naming the table and the
+//! row. A newer schema is [`Error::Unsupported`]; every other SQLite failure (cannot open,
+//! I/O error, disk full, locked) is [`Error::Storage`] with the SQLite message and the file
+//! name.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -38,10 +62,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 
-use super::{Completion, Snapshot, Store, Write};
+use super::{
+    Completion, Credential, EndpointRecord, PublicationRecord, Snapshot, Store, StoredMessage,
+    SubscriptionRecord, Write,
+};
 use crate::engine::authorization::{presentity_key, watcher_key, AuthRule, WatcherMatch};
+use crate::engine::package::Package;
 use crate::error::{Error, Result};
 use crate::uri::Uri;
 
@@ -53,7 +82,20 @@ use crate::uri::Uri;
 /// match, and the watcher key (for `watcher`) or the lower-cased domain (for `domain`).
 /// `presentity_uri` and `watcher_value` keep the URI or domain as it was given, so a loaded
 /// rule equals the saved one.
-pub const MIGRATIONS: &[&str] = &["CREATE TABLE rules (
+///
+/// Version 2, every other record of [`Snapshot`]. URIs are kept as given (their canonical
+/// text); where the identity is a user or presentity, its
+/// [`presentity_key`] is a column of the key, so URIs that name the same user replace each
+/// other. Packages are kept by name ([`Package::as_str`]). `u64` values are `INTEGER`s
+/// (see the module documentation). Bodies that are bytes are `BLOB`s.
+///
+/// - `messages`: key `id`.
+/// - `endpoints`: key `user_key` (presentity key of `user_uri`) and `endpoint`.
+/// - `publications`: key `etag`; indexed by `presentity_key`, `seq` (the load order).
+/// - `subscriptions`: key `id`; `target` is the remote target's opaque bytes.
+/// - `credentials`: key `user_key` (presentity key of `user_uri`).
+pub const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE rules (
         presentity_key TEXT NOT NULL,
         watcher_kind   TEXT NOT NULL CHECK (watcher_kind IN ('watcher', 'domain')),
         watcher_key    TEXT NOT NULL,
@@ -61,7 +103,57 @@ pub const MIGRATIONS: &[&str] = &["CREATE TABLE rules (
         watcher_value  TEXT NOT NULL,
         action         TEXT NOT NULL,
         PRIMARY KEY (presentity_key, watcher_kind, watcher_key)
-    ) WITHOUT ROWID;"];
+    ) WITHOUT ROWID;",
+    "CREATE TABLE messages (
+        id           INTEGER PRIMARY KEY,
+        sender       TEXT NOT NULL,
+        recipient    TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body         BLOB NOT NULL,
+        endpoint     TEXT NULL,
+        in_reply_to  TEXT NULL,
+        sent_at      INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL
+    );
+    CREATE TABLE endpoints (
+        user_key   TEXT NOT NULL,
+        endpoint   TEXT NOT NULL,
+        user_uri   TEXT NOT NULL,
+        contact    TEXT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (user_key, endpoint)
+    ) WITHOUT ROWID;
+    CREATE TABLE publications (
+        etag           TEXT NOT NULL PRIMARY KEY,
+        presentity_key TEXT NOT NULL,
+        presentity_uri TEXT NOT NULL,
+        package        TEXT NOT NULL,
+        body           TEXT NOT NULL,
+        expires_at     INTEGER NOT NULL,
+        seq            INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX publications_by_presentity ON publications (presentity_key, seq, etag);
+    CREATE TABLE subscriptions (
+        id              INTEGER PRIMARY KEY,
+        watcher         TEXT NOT NULL,
+        presentity      TEXT NOT NULL,
+        package         TEXT NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        filter          TEXT NULL,
+        min_interval_ms INTEGER NOT NULL,
+        target          BLOB NOT NULL
+    );
+    CREATE TABLE credentials (
+        user_key   TEXT NOT NULL PRIMARY KEY,
+        user_uri   TEXT NOT NULL,
+        realm      TEXT NOT NULL,
+        ha1_md5    TEXT NOT NULL,
+        ha1_sha256 TEXT NOT NULL
+    ) WITHOUT ROWID;",
+];
+
+/// The most writes one transaction holds (see "Group commit" in the module documentation).
+pub const MAX_BATCH: usize = 4096;
 
 /// How long a statement waits for a lock held by another connection to the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -76,6 +168,9 @@ pub struct SqliteStore {
     name: Arc<str>,
 }
 
+// Nearly every request is a write, so the small `Load` variant wastes nothing; boxing the
+// write would only add an allocation per submit.
+#[allow(clippy::large_enum_variant)]
 enum Request {
     Write(Box<Write>, Option<Completion>),
     Load(Sender<Result<Snapshot>>),
@@ -85,7 +180,8 @@ impl SqliteStore {
     /// Opens the store in the file at `path`, creating it if missing, and brings its schema
     /// up to date.
     ///
-    /// Errors: [`Error::Malformed`] (not an SQLite database, or corrupt),
+    /// Errors: [`Error::Malformed`] (not an SQLite database, or corrupt: `PRAGMA quick_check`
+    /// is run on open),
     /// [`Error::Unsupported`] (written by a newer library: schema version above
     /// [`MIGRATIONS`]`.len()`), [`Error::Storage`] (cannot create or open, I/O).
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
@@ -112,6 +208,9 @@ impl SqliteStore {
             )),
             Prepared::NotWal(mode) => Error::Storage(format!(
                 "store {name}: cannot switch to WAL mode (journal mode stays {mode})"
+            )),
+            Prepared::Corrupt(problems) => Error::Malformed(format!(
+                "store {name} is not a usable SQLite database: quick_check found: {problems}"
             )),
         })?;
         let (requests, receiver) = crossbeam_channel::unbounded();
@@ -183,6 +282,7 @@ enum Prepared {
     Sql(rusqlite::Error),
     Newer(i64),
     NotWal(String),
+    Corrupt(String),
 }
 
 impl From<rusqlite::Error> for Prepared {
@@ -191,7 +291,8 @@ impl From<rusqlite::Error> for Prepared {
     }
 }
 
-/// Sets the connection up (WAL, full sync) and applies the missing migrations.
+/// Sets the connection up (WAL, full sync), checks the file's structure, and applies the
+/// missing migrations.
 fn prepare(conn: &mut Connection, wal: bool) -> std::result::Result<(), Prepared> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     if wal {
@@ -202,6 +303,7 @@ fn prepare(conn: &mut Connection, wal: bool) -> std::result::Result<(), Prepared
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    quick_check(conn)?;
 
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
@@ -216,7 +318,7 @@ fn prepare(conn: &mut Connection, wal: bool) -> std::result::Result<(), Prepared
     if found > known {
         return Err(Prepared::Newer(found));
     }
-    for step in &MIGRATIONS[found as usize..] {
+    for step in &MIGRATIONS[found.max(0) as usize..] {
         tx.execute_batch(step)?;
     }
     if found < known {
@@ -227,8 +329,22 @@ fn prepare(conn: &mut Connection, wal: bool) -> std::result::Result<(), Prepared
     Ok(())
 }
 
-/// The store thread: takes every waiting request, runs the writes in one transaction, and
-/// answers after the commit.
+/// `PRAGMA quick_check`: every page's structure (a truncated or overwritten file fails it).
+/// It answers `ok`, or one row per problem found (the first few are reported).
+fn quick_check(conn: &Connection) -> std::result::Result<(), Prepared> {
+    let mut statement = conn.prepare("PRAGMA quick_check(10)")?;
+    let problems: Vec<String> = statement
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        Ok(())
+    } else {
+        Err(Prepared::Corrupt(problems.join("; ")))
+    }
+}
+
+/// The store thread: takes every waiting request, runs the writes in transactions of at most
+/// [`MAX_BATCH`], and answers each transaction's writers after its commit.
 fn serve(mut conn: Connection, requests: &Receiver<Request>, commits: &AtomicU64, name: &str) {
     while let Ok(first) = requests.recv() {
         let mut writes: Vec<(Option<Completion>, Result<()>)> = Vec::new();
@@ -238,11 +354,7 @@ fn serve(mut conn: Connection, requests: &Receiver<Request>, commits: &AtomicU64
                 Request::Load(reply) => {
                     // Reads see every write queued before them: commit those first.
                     finish(&mut open, &mut conn, &mut writes, commits, name);
-                    let answer = load_rules(&conn).map(|rules| Snapshot {
-                        rules,
-                        ..Snapshot::default()
-                    });
-                    let _ = reply.send(answer.map_err(|e| sql_error(name, e)));
+                    let _ = reply.send(load(&mut conn, name));
                     continue;
                 }
                 Request::Write(op, done) => (op, done),
@@ -258,8 +370,11 @@ fn serve(mut conn: Connection, requests: &Receiver<Request>, commits: &AtomicU64
                     }
                 }
             }
-            let outcome = write(&conn, &op).map_err(|e| sql_error(name, e));
+            let outcome = write(&conn, &op, name);
             writes.push((done, outcome));
+            if writes.len() >= MAX_BATCH {
+                finish(&mut open, &mut conn, &mut writes, commits, name);
+            }
         }
         finish(&mut open, &mut conn, &mut writes, commits, name);
     }
@@ -295,27 +410,177 @@ fn finish(
     }
 }
 
+/// Runs one cached statement that takes no parameters (the savepoint commands).
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 /// One write in its own savepoint: if it fails, it is undone and the others in the
 /// transaction are kept.
-fn write(conn: &Connection, op: &Write) -> rusqlite::Result<()> {
-    conn.execute_batch("SAVEPOINT op")?;
-    let result = match op {
-        Write::SaveRule(rule) => save_rule(conn, rule),
-        Write::DeleteRule {
-            presentity,
-            watcher,
-        } => delete_rule(conn, presentity, watcher),
-        _ => Err(rusqlite::Error::InvalidParameterName(
-            "this store does not keep that kind of item yet".into(),
-        )),
-    };
-    match result {
-        Ok(()) => conn.execute_batch("RELEASE op"),
+fn write(conn: &Connection, op: &Write, name: &str) -> Result<()> {
+    run(conn, "SAVEPOINT op").map_err(|e| sql_error(name, e))?;
+    match apply(conn, op, name) {
+        Ok(()) => run(conn, "RELEASE op").map_err(|e| sql_error(name, e)),
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
+            run(conn, "ROLLBACK TO op")
+                .and_then(|()| run(conn, "RELEASE op"))
+                .map_err(|e| sql_error(name, e))?;
             Err(e)
         }
     }
+}
+
+/// A `u64` as the signed integer SQLite keeps, or a clear refusal above `i64::MAX`.
+fn int(value: u64, what: &str, name: &str) -> Result<i64> {
+    i64::try_from(value).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "store {name}: {what} {value} is above {}, the largest integer SQLite keeps; \
+             not stored",
+            i64::MAX
+        ))
+    })
+}
+
+/// Executes one cached statement with `params`.
+fn exec(conn: &Connection, name: &str, sql: &str, params: impl rusqlite::Params) -> Result<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute(params))
+        .map_err(|e| sql_error(name, e))?;
+    Ok(())
+}
+
+fn apply(conn: &Connection, op: &Write, name: &str) -> Result<()> {
+    match op {
+        Write::SaveRule(rule) => save_rule(conn, rule).map_err(|e| sql_error(name, e)),
+        Write::DeleteRule {
+            presentity,
+            watcher,
+        } => delete_rule(conn, presentity, watcher).map_err(|e| sql_error(name, e)),
+        Write::SaveMessage(m) => save_message(conn, m, name),
+        Write::DeleteMessage(id) => match i64::try_from(*id) {
+            Ok(id) => exec(conn, name, "DELETE FROM messages WHERE id = ?1", [id]),
+            // Never stored: deleting it is a no-op.
+            Err(_) => Ok(()),
+        },
+        Write::SaveEndpoint(e) => exec(
+            conn,
+            name,
+            "INSERT OR REPLACE INTO endpoints (user_key, endpoint, user_uri, contact, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                presentity_key(&e.user),
+                e.endpoint,
+                e.user.to_string(),
+                e.contact,
+                int(e.expires_at, "endpoint expiry", name)?,
+            ],
+        ),
+        Write::DeleteEndpoint { user, endpoint } => exec(
+            conn,
+            name,
+            "DELETE FROM endpoints WHERE user_key = ?1 AND endpoint = ?2",
+            params![presentity_key(user), endpoint],
+        ),
+        Write::SavePublication {
+            publication: p,
+            previous_etag,
+        } => {
+            let expires_at = int(p.expires_at, "publication expiry", name)?;
+            let seq = int(p.seq, "publication seq", name)?;
+            if let Some(old) = previous_etag {
+                exec(
+                    conn,
+                    name,
+                    "DELETE FROM publications WHERE etag = ?1",
+                    [old],
+                )?;
+            }
+            exec(
+                conn,
+                name,
+                "INSERT OR REPLACE INTO publications
+                     (etag, presentity_key, presentity_uri, package, body, expires_at, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    p.etag,
+                    presentity_key(&p.presentity),
+                    p.presentity.to_string(),
+                    p.package.as_str(),
+                    p.body,
+                    expires_at,
+                    seq,
+                ],
+            )
+        }
+        Write::DeletePublication(etag) => exec(
+            conn,
+            name,
+            "DELETE FROM publications WHERE etag = ?1",
+            [etag],
+        ),
+        Write::SaveSubscription(s) => exec(
+            conn,
+            name,
+            "INSERT OR REPLACE INTO subscriptions
+                 (id, watcher, presentity, package, expires_at, filter, min_interval_ms, target)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                int(s.id, "subscription id", name)?,
+                s.watcher.to_string(),
+                s.presentity.to_string(),
+                s.package.as_str(),
+                int(s.expires_at, "subscription expiry", name)?,
+                s.filter,
+                int(s.min_interval_ms, "subscription min_interval_ms", name)?,
+                s.target,
+            ],
+        ),
+        Write::DeleteSubscription(id) => match i64::try_from(*id) {
+            Ok(id) => exec(conn, name, "DELETE FROM subscriptions WHERE id = ?1", [id]),
+            Err(_) => Ok(()),
+        },
+        Write::SaveCredential(c) => exec(
+            conn,
+            name,
+            "INSERT OR REPLACE INTO credentials (user_key, user_uri, realm, ha1_md5, ha1_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                presentity_key(&c.user),
+                c.user.to_string(),
+                c.realm,
+                c.ha1_md5,
+                c.ha1_sha256,
+            ],
+        ),
+        Write::DeleteCredential(user) => exec(
+            conn,
+            name,
+            "DELETE FROM credentials WHERE user_key = ?1",
+            [presentity_key(user)],
+        ),
+    }
+}
+
+fn save_message(conn: &Connection, m: &StoredMessage, name: &str) -> Result<()> {
+    exec(
+        conn,
+        name,
+        "INSERT OR REPLACE INTO messages (id, sender, recipient, content_type, body, endpoint,
+             in_reply_to, sent_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            int(m.id, "message id", name)?,
+            m.sender.to_string(),
+            m.recipient.to_string(),
+            m.content_type,
+            m.body,
+            m.endpoint,
+            m.in_reply_to,
+            int(m.sent_at, "message sent_at", name)?,
+            int(m.expires_at, "message expires_at", name)?,
+        ],
+    )
 }
 
 /// The kind column and key of a watcher match (its identity within a presentity's rules).
@@ -361,42 +626,226 @@ fn delete_rule(
     Ok(())
 }
 
-/// Every rule, in [`crate::engine::authorization::RuleBook::rules`] order: by presentity key,
-/// then watcher rules by watcher key, then domain rules by domain (byte order, as Rust
-/// compares strings).
-fn load_rules(conn: &Connection) -> rusqlite::Result<Vec<AuthRule>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT presentity_uri, watcher_kind, watcher_value, action FROM rules
-         ORDER BY presentity_key, watcher_kind = 'domain', watcher_key",
-    )?;
-    let rows = statement.query_map([], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, String>(2)?,
-            row.get::<_, String>(3)?,
-        ))
-    })?;
-    let mut rules = Vec::new();
-    for row in rows {
-        let (presentity, kind, value, action) = row?;
-        let bad = |what: String| {
-            rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                format!("stored rule: {what}").into(),
-            )
-        };
-        let presentity = Uri::parse(&presentity).map_err(|e| bad(e.to_string()))?;
-        let watcher = match kind.as_str() {
-            "watcher" => WatcherMatch::Watcher(Uri::parse(&value).map_err(|e| bad(e.to_string()))?),
-            "domain" => WatcherMatch::Domain(value),
-            other => return Err(bad(format!("unknown watcher kind '{other}'"))),
-        };
-        let action = action.parse().map_err(|e: Error| bad(e.to_string()))?;
-        rules.push(AuthRule::new(presentity, watcher, action));
+/// Everything stored, in one read transaction, in the orders documented on [`Snapshot`].
+/// Text keys are compared bytewise (SQLite's `BINARY` collation), as Rust compares strings.
+/// Publications with the same presentity key and seq are ordered by etag (as in
+/// [`super::MemoryStore`]).
+fn load(conn: &mut Connection, name: &str) -> Result<Snapshot> {
+    let tx = conn.transaction().map_err(|e| sql_error(name, e))?;
+    let snapshot = Snapshot {
+        rules: load_table(
+            &tx,
+            name,
+            "rules",
+            "SELECT presentity_key, watcher_kind, watcher_key, presentity_uri, watcher_value,
+                    action
+             FROM rules ORDER BY presentity_key, watcher_kind = 'domain', watcher_key",
+            3,
+            |row| {
+                let presentity = uri(row, 3)?;
+                let watcher = match text(row, 1)?.as_str() {
+                    "watcher" => WatcherMatch::Watcher(uri(row, 4)?),
+                    "domain" => WatcherMatch::Domain(text(row, 4)?),
+                    other => return Err(format!("unknown watcher kind '{other}'")),
+                };
+                let action = text(row, 5)?
+                    .parse()
+                    .map_err(|e: Error| format!("action: {e}"))?;
+                Ok(AuthRule::new(presentity, watcher, action))
+            },
+        )?,
+        messages: load_table(
+            &tx,
+            name,
+            "messages",
+            "SELECT id, sender, recipient, content_type, body, endpoint, in_reply_to, sent_at,
+                    expires_at
+             FROM messages ORDER BY id",
+            1,
+            |row| {
+                Ok(StoredMessage {
+                    id: uint(row, 0)?,
+                    sender: uri(row, 1)?,
+                    recipient: uri(row, 2)?,
+                    content_type: text(row, 3)?,
+                    body: bytes(row, 4)?,
+                    endpoint: opt_text(row, 5)?,
+                    in_reply_to: opt_text(row, 6)?,
+                    sent_at: uint(row, 7)?,
+                    expires_at: uint(row, 8)?,
+                })
+            },
+        )?,
+        endpoints: load_table(
+            &tx,
+            name,
+            "endpoints",
+            "SELECT user_key, endpoint, user_uri, contact, expires_at
+             FROM endpoints ORDER BY user_key, endpoint",
+            2,
+            |row| {
+                Ok(EndpointRecord {
+                    user: uri(row, 2)?,
+                    endpoint: text(row, 1)?,
+                    contact: opt_text(row, 3)?,
+                    expires_at: uint(row, 4)?,
+                })
+            },
+        )?,
+        publications: load_table(
+            &tx,
+            name,
+            "publications",
+            "SELECT etag, presentity_uri, package, body, expires_at, seq
+             FROM publications ORDER BY presentity_key, seq, etag",
+            1,
+            |row| {
+                Ok(PublicationRecord {
+                    etag: text(row, 0)?,
+                    presentity: uri(row, 1)?,
+                    package: package(row, 2)?,
+                    body: text(row, 3)?,
+                    expires_at: uint(row, 4)?,
+                    seq: uint(row, 5)?,
+                })
+            },
+        )?,
+        subscriptions: load_table(
+            &tx,
+            name,
+            "subscriptions",
+            "SELECT id, watcher, presentity, package, expires_at, filter, min_interval_ms, target
+             FROM subscriptions ORDER BY id",
+            1,
+            |row| {
+                Ok(SubscriptionRecord {
+                    id: uint(row, 0)?,
+                    watcher: uri(row, 1)?,
+                    presentity: uri(row, 2)?,
+                    package: package(row, 3)?,
+                    expires_at: uint(row, 4)?,
+                    filter: opt_text(row, 5)?,
+                    min_interval_ms: uint(row, 6)?,
+                    target: bytes(row, 7)?,
+                })
+            },
+        )?,
+        credentials: load_table(
+            &tx,
+            name,
+            "credentials",
+            "SELECT user_key, user_uri, realm, ha1_md5, ha1_sha256
+             FROM credentials ORDER BY user_key",
+            1,
+            |row| {
+                Ok(Credential {
+                    user: uri(row, 1)?,
+                    realm: text(row, 2)?,
+                    ha1_md5: text(row, 3)?,
+                    ha1_sha256: text(row, 4)?,
+                })
+            },
+        )?,
+    };
+    // Read only: ending the transaction either way keeps nothing.
+    tx.commit().map_err(|e| sql_error(name, e))?;
+    Ok(snapshot)
+}
+
+/// The rows of one query, each turned into an item by `parse`. A row whose values do not
+/// parse back is [`Error::Malformed`] naming the table and the row (by its first `key`
+/// columns, which the query selects first).
+fn load_table<T>(
+    conn: &Connection,
+    name: &str,
+    table: &str,
+    sql: &str,
+    key: usize,
+    parse: impl Fn(&Row<'_>) -> std::result::Result<T, String>,
+) -> Result<Vec<T>> {
+    let mut statement = conn.prepare_cached(sql).map_err(|e| sql_error(name, e))?;
+    let mut rows = statement.query([]).map_err(|e| sql_error(name, e))?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| sql_error(name, e))? {
+        match parse(row) {
+            Ok(item) => items.push(item),
+            Err(what) => {
+                return Err(Error::Malformed(format!(
+                    "store {name}: table {table}, row {}: {what}",
+                    describe(row, key)
+                )))
+            }
+        }
     }
-    Ok(rules)
+    Ok(items)
+}
+
+/// The first `key` columns of a row, as `column=value` (for error messages).
+fn describe(row: &Row<'_>, key: usize) -> String {
+    (0..key)
+        .map(|i| {
+            let column = row.as_ref().column_name(i).unwrap_or("?");
+            let value = match row.get_ref(i) {
+                Ok(ValueRef::Null) => "NULL".to_owned(),
+                Ok(ValueRef::Integer(n)) => n.to_string(),
+                Ok(ValueRef::Real(f)) => f.to_string(),
+                Ok(ValueRef::Text(t)) => {
+                    let t = String::from_utf8_lossy(t);
+                    let short: String = t.chars().take(80).collect();
+                    format!("'{short}'")
+                }
+                Ok(ValueRef::Blob(b)) => format!("<{} bytes>", b.len()),
+                Err(e) => format!("<{e}>"),
+            };
+            format!("{column}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Column `i` of `row` as `T`, or what was wrong with it.
+fn column<T: rusqlite::types::FromSql>(row: &Row<'_>, i: usize) -> std::result::Result<T, String> {
+    row.get::<_, T>(i).map_err(|e| {
+        let column = row.as_ref().column_name(i).unwrap_or("?");
+        format!("column {column}: {e}")
+    })
+}
+
+fn text(row: &Row<'_>, i: usize) -> std::result::Result<String, String> {
+    column(row, i)
+}
+
+fn opt_text(row: &Row<'_>, i: usize) -> std::result::Result<Option<String>, String> {
+    column(row, i)
+}
+
+fn bytes(row: &Row<'_>, i: usize) -> std::result::Result<Vec<u8>, String> {
+    column(row, i)
+}
+
+/// A `u64` column: stored as a non-negative SQLite integer.
+fn uint(row: &Row<'_>, i: usize) -> std::result::Result<u64, String> {
+    let n: i64 = column(row, i)?;
+    u64::try_from(n).map_err(|_| {
+        let column = row.as_ref().column_name(i).unwrap_or("?");
+        format!("column {column}: negative value {n}")
+    })
+}
+
+fn uri(row: &Row<'_>, i: usize) -> std::result::Result<Uri, String> {
+    let value = text(row, i)?;
+    Uri::parse(&value).map_err(|e| {
+        let column = row.as_ref().column_name(i).unwrap_or("?");
+        format!("column {column}: {e}")
+    })
+}
+
+fn package(row: &Row<'_>, i: usize) -> std::result::Result<Package, String> {
+    let value = text(row, i)?;
+    value.parse().map_err(|e: Error| {
+        let column = row.as_ref().column_name(i).unwrap_or("?");
+        format!("column {column}: {e}")
+    })
 }
 
 /// Maps an SQLite failure to the crate's error (see the module documentation).
@@ -406,5 +855,91 @@ fn sql_error(name: &str, e: rusqlite::Error) -> Error {
             Error::Malformed(format!("store {name} is not a usable SQLite database: {e}"))
         }
         _ => Error::Storage(format!("store {name}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoredMessage;
+
+    fn message(id: u64, sent_at: u64) -> StoredMessage {
+        StoredMessage {
+            id,
+            sender: Uri::parse("sip:alice@x").unwrap(),
+            recipient: Uri::parse("sip:bob@x").unwrap(),
+            content_type: "text/plain".into(),
+            body: b"hi".to_vec(),
+            endpoint: None,
+            in_reply_to: None,
+            sent_at,
+            expires_at: u64::try_from(i64::MAX).unwrap(),
+        }
+    }
+
+    #[test]
+    fn u64_values_round_trip_up_to_i64_max_and_larger_ones_are_refused() {
+        let store = SqliteStore::in_memory().unwrap();
+        let max = u64::try_from(i64::MAX).unwrap();
+        let kept = message(max, max);
+        store.write(Write::SaveMessage(kept.clone())).unwrap();
+
+        for (too_big, what) in [
+            (message(max + 1, 1), "message id"),
+            (message(1, u64::MAX), "message sent_at"),
+        ] {
+            match store.write(Write::SaveMessage(too_big)) {
+                Err(Error::InvalidArgument(m)) => {
+                    assert!(m.contains(what), "{m}");
+                    assert!(m.contains("9223372036854775807"), "{m}");
+                }
+                other => panic!("expected InvalidArgument, got {other:?}"),
+            }
+        }
+        // Deleting an id that cannot be stored is a no-op, not an error.
+        store.write(Write::DeleteMessage(u64::MAX)).unwrap();
+        // Nothing of the refused writes was kept; the good one was.
+        assert_eq!(store.load().unwrap().messages, vec![kept]);
+    }
+
+    #[test]
+    fn a_stored_value_that_does_not_parse_back_is_malformed_naming_table_and_row() {
+        let conn = Connection::open_in_memory().unwrap();
+        for step in MIGRATIONS {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO publications VALUES ('tag-1', 'alice@x', 'sip:alice@x', 'weather', '',
+                 1, 1)",
+            [],
+        )
+        .unwrap();
+        match load(&mut { conn }, "test.db") {
+            Err(Error::Malformed(m)) => {
+                assert!(m.contains("table publications"), "{m}");
+                assert!(m.contains("etag='tag-1'"), "{m}");
+                assert!(m.contains("weather"), "{m}");
+            }
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+
+        let conn = Connection::open_in_memory().unwrap();
+        for step in MIGRATIONS {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO messages VALUES (7, 'not a uri', 'sip:bob@x', 'text/plain', x'00', NULL,
+                 NULL, 1, 2)",
+            [],
+        )
+        .unwrap();
+        match load(&mut { conn }, "test.db") {
+            Err(Error::Malformed(m)) => {
+                assert!(m.contains("table messages"), "{m}");
+                assert!(m.contains("id=7"), "{m}");
+                assert!(m.contains("sender"), "{m}");
+            }
+            other => panic!("expected Malformed, got {other:?}"),
+        }
     }
 }
