@@ -334,6 +334,11 @@ fn subscription(id: u64, filter: Option<&str>) -> SubscriptionRecord {
         expires_at: 1_700_000_003_600,
         filter: filter.map(str::to_owned),
         min_interval_ms: 5_000,
+        action: [
+            AuthAction::Allow,
+            AuthAction::Confirm,
+            AuthAction::PoliteBlock,
+        ][id as usize % 3],
         target: binary(id as u8),
     }
 }

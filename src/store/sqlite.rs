@@ -69,7 +69,9 @@ use super::{
     Completion, Credential, EndpointRecord, PublicationRecord, Snapshot, Store, StoredMessage,
     SubscriptionRecord, Write,
 };
-use crate::engine::authorization::{presentity_key, watcher_key, AuthRule, WatcherMatch};
+use crate::engine::authorization::{
+    presentity_key, watcher_key, AuthAction, AuthRule, WatcherMatch,
+};
 use crate::engine::package::Package;
 use crate::error::{Error, Result};
 use crate::uri::Uri;
@@ -141,6 +143,7 @@ pub const MIGRATIONS: &[&str] = &[
         expires_at      INTEGER NOT NULL,
         filter          TEXT NULL,
         min_interval_ms INTEGER NOT NULL,
+        action          TEXT NOT NULL,
         target          BLOB NOT NULL
     );
     CREATE TABLE credentials (
@@ -174,6 +177,8 @@ pub struct SqliteStore {
 enum Request {
     Write(Box<Write>, Option<Completion>),
     Load(Sender<Result<Snapshot>>),
+    /// Answered once every write before it is committed and its completion returned.
+    Flush(Sender<()>),
 }
 
 impl SqliteStore {
@@ -267,6 +272,16 @@ impl Store for SqliteStore {
         }
     }
 
+    fn flush(&self) -> Result<()> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.requests
+            .as_ref()
+            .ok_or_else(|| self.stopped())?
+            .send(Request::Flush(reply))
+            .map_err(|_| self.stopped())?;
+        answer.recv().map_err(|_| self.stopped())
+    }
+
     fn load(&self) -> Result<Snapshot> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.requests
@@ -355,6 +370,11 @@ fn serve(mut conn: Connection, requests: &Receiver<Request>, commits: &AtomicU64
                     // Reads see every write queued before them: commit those first.
                     finish(&mut open, &mut conn, &mut writes, commits, name);
                     let _ = reply.send(load(&mut conn, name));
+                    continue;
+                }
+                Request::Flush(reply) => {
+                    finish(&mut open, &mut conn, &mut writes, commits, name);
+                    let _ = reply.send(());
                     continue;
                 }
                 Request::Write(op, done) => (op, done),
@@ -523,8 +543,9 @@ fn apply(conn: &Connection, op: &Write, name: &str) -> Result<()> {
             conn,
             name,
             "INSERT OR REPLACE INTO subscriptions
-                 (id, watcher, presentity, package, expires_at, filter, min_interval_ms, target)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 (id, watcher, presentity, package, expires_at, filter, min_interval_ms,
+                  action, target)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 int(s.id, "subscription id", name)?,
                 s.watcher.to_string(),
@@ -533,6 +554,7 @@ fn apply(conn: &Connection, op: &Write, name: &str) -> Result<()> {
                 int(s.expires_at, "subscription expiry", name)?,
                 s.filter,
                 int(s.min_interval_ms, "subscription min_interval_ms", name)?,
+                s.action.as_str(),
                 s.target,
             ],
         ),
@@ -714,7 +736,8 @@ fn load(conn: &mut Connection, name: &str) -> Result<Snapshot> {
             &tx,
             name,
             "subscriptions",
-            "SELECT id, watcher, presentity, package, expires_at, filter, min_interval_ms, target
+            "SELECT id, watcher, presentity, package, expires_at, filter, min_interval_ms,
+                    action, target
              FROM subscriptions ORDER BY id",
             1,
             |row| {
@@ -726,7 +749,8 @@ fn load(conn: &mut Connection, name: &str) -> Result<Snapshot> {
                     expires_at: uint(row, 4)?,
                     filter: opt_text(row, 5)?,
                     min_interval_ms: uint(row, 6)?,
-                    target: bytes(row, 7)?,
+                    action: action(row, 7)?,
+                    target: bytes(row, 8)?,
                 })
             },
         )?,
@@ -841,6 +865,14 @@ fn uri(row: &Row<'_>, i: usize) -> std::result::Result<Uri, String> {
 }
 
 fn package(row: &Row<'_>, i: usize) -> std::result::Result<Package, String> {
+    let value = text(row, i)?;
+    value.parse().map_err(|e: Error| {
+        let column = row.as_ref().column_name(i).unwrap_or("?");
+        format!("column {column}: {e}")
+    })
+}
+
+fn action(row: &Row<'_>, i: usize) -> std::result::Result<AuthAction, String> {
     let value = text(row, i)?;
     value.parse().map_err(|e: Error| {
         let column = row.as_ref().column_name(i).unwrap_or("?");
