@@ -131,7 +131,10 @@ fn extensions_round_trip() {
     assert_eq!(d.refresh, Some(120));
     assert_eq!(d.extensions.len(), 1);
     let e: &Element = &d.extensions[0];
-    assert_eq!((e.namespace.as_str(), e.name.as_str()), ("urn:example:ext", "typing-hint"));
+    assert_eq!(
+        (e.namespace.as_str(), e.name.as_str()),
+        ("urn:example:ext", "typing-hint")
+    );
     assert_eq!(e.attribute("", "level"), Some("2"));
     assert_eq!(e.text, "fast");
     assert!(e.child("urn:example:ext", "sub").is_some());
@@ -176,18 +179,27 @@ fn missing_or_bad_state() {
     assert!(malformed(&wrap("<contenttype>text/plain</contenttype>")).contains("<state>"));
     assert!(malformed(&wrap("")).contains("required <state>"));
     let msg = malformed(&wrap("<state>typing</state>"));
-    assert!(msg.contains("'active' or 'idle'") && msg.contains("typing"), "{msg}");
+    assert!(
+        msg.contains("'active' or 'idle'") && msg.contains("typing"),
+        "{msg}"
+    );
     assert!(malformed(&wrap("<state>Active</state>")).contains("Active"));
     assert!(malformed(&wrap("<state></state>")).contains("<state>"));
     assert!(malformed(&wrap("<state><b/>active</state>")).contains("text, not elements"));
-    assert!(
-        malformed(&wrap("<state>idle</state><state>idle</state>")).contains("more than one")
-    );
+    assert!(malformed(&wrap("<state>idle</state><state>idle</state>")).contains("more than one"));
 }
 
 #[test]
 fn bad_refresh() {
-    for bad in ["0", "-1", "1.5", "ten", "", "4294967296", "99999999999999999999"] {
+    for bad in [
+        "0",
+        "-1",
+        "1.5",
+        "ten",
+        "",
+        "4294967296",
+        "99999999999999999999",
+    ] {
         let msg = malformed(&wrap(&format!(
             "<state>active</state><refresh>{bad}</refresh>"
         )));
@@ -201,7 +213,12 @@ fn bad_refresh() {
 
 #[test]
 fn bad_timestamp() {
-    for bad in ["yesterday", "2026-13-01T00:00:00Z", "2026-11-24 14:45:00Z", ""] {
+    for bad in [
+        "yesterday",
+        "2026-13-01T00:00:00Z",
+        "2026-11-24 14:45:00Z",
+        "",
+    ] {
         let msg = malformed(&wrap(&format!(
             "<state>idle</state><lastactive>{bad}</lastactive>"
         )));
