@@ -324,6 +324,20 @@ typedef enum impp_reason {
 } impp_reason;
 
 /**
+ * Whether the sender of an is-composing document is composing a message.
+ */
+typedef enum impp_composing_state {
+  /**
+   * The user is writing (typing, recording...) a message.
+   */
+  IMPP_COMPOSING_STATE_ACTIVE = 1,
+  /**
+   * The user stopped writing without sending, or has not started.
+   */
+  IMPP_COMPOSING_STATE_IDLE = 2,
+} impp_composing_state;
+
+/**
  * The basic status of a tuple.
  */
 typedef enum impp_basic {
@@ -562,6 +576,12 @@ typedef struct impp_event impp_event;
  * `impp_filter_set_free`.
  */
 typedef struct impp_filter_set impp_filter_set;
+
+/**
+ * An is-composing document. Create it with `impp_iscomposing_new` or
+ * `impp_iscomposing_parse`, free it with `impp_iscomposing_free`.
+ */
+typedef struct impp_iscomposing impp_iscomposing;
 
 /**
  * A message summary. Create it with `impp_message_summary_new` or
@@ -1650,6 +1670,162 @@ enum impp_status impp_filter_set_apply(const struct impp_filter_set *set,
                                        const char *resource,
                                        const struct impp_presence *doc,
                                        struct impp_presence **out);
+
+/**
+ * Creates an is-composing document in `state` (an `impp_composing_state` value) with
+ * nothing else. On success `*out` owns a new handle, to be freed with
+ * `impp_iscomposing_free`. Any thread.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`out` NULL, `state` not an `impp_composing_state`).
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+enum impp_status impp_iscomposing_new(int state, struct impp_iscomposing **out);
+
+/**
+ * Parses an is-composing document (`application/im-iscomposing+xml`) of `len` bytes
+ * (UTF-8, need not be NUL-terminated) with the default limits (64 KiB, 32 levels).
+ *
+ * `xml` is borrowed for the call. On success `*out` owns a new handle. Any thread.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_MALFORMED` (not UTF-8, not XML,
+ * not an `isComposing` root in its namespace, `<state>` missing or neither `active` nor
+ * `idle`, a `<lastactive>` that is not a date-time, a `<refresh>` that is not a positive
+ * number of seconds), `IMPP_ERR_TOO_LARGE`, `IMPP_ERR_UNSAFE_XML` (DOCTYPE).
+ *
+ * # Safety
+ * `xml` points to `len` readable bytes (or is NULL); `out` is NULL or writable.
+ */
+enum impp_status impp_iscomposing_parse(const char *xml, size_t len, struct impp_iscomposing **out);
+
+/**
+ * Frees an is-composing document and every string borrowed from it. NULL is a no-op.
+ *
+ * # Safety
+ * `doc` is NULL or a handle from this library not yet freed.
+ */
+void impp_iscomposing_free(struct impp_iscomposing *doc);
+
+/**
+ * Writes the document as XML, ready to send as the body of a MESSAGE with the content
+ * type `application/im-iscomposing+xml`. On success `*out` is an owned string: free it with
+ * `impp_string_free`. `*len_out`, if not NULL, receives its length in bytes (without the
+ * NUL).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle or `out`).
+ *
+ * # Safety
+ * `doc` is NULL or a live handle; `out` is NULL or writable; `len_out` NULL or writable.
+ */
+enum impp_status impp_iscomposing_to_xml(const struct impp_iscomposing *doc,
+                                         char **out,
+                                         size_t *len_out);
+
+/**
+ * Whether the sender is composing (`<state>`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `doc` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_iscomposing_state(const struct impp_iscomposing *doc,
+                                        enum impp_composing_state *out);
+
+/**
+ * Sets the state (an `impp_composing_state` value).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not an `impp_composing_state`). Nothing
+ * changes on error.
+ *
+ * # Safety
+ * `doc` is NULL or a live handle.
+ */
+enum impp_status impp_iscomposing_set_state(struct impp_iscomposing *doc, int state);
+
+/**
+ * When the user last composed (`<lastactive>`), an `xs:dateTime` as written such as
+ * `2026-11-24T14:45:00Z`, borrowed from the handle, or NULL when the document has none.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `doc` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_iscomposing_last_active(const struct impp_iscomposing *doc, const char **out);
+
+/**
+ * Sets (or, with NULL, removes) when the user last composed, an `xs:dateTime` such as
+ * `2026-11-24T14:45:00Z`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle, not UTF-8, not a date-time). Nothing
+ * changes on error.
+ *
+ * # Safety
+ * `doc` is NULL or a live handle; `timestamp` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_iscomposing_set_last_active(struct impp_iscomposing *doc,
+                                                  const char *timestamp);
+
+/**
+ * What is being composed (`<contenttype>`), such as `text/plain` or `audio`, borrowed
+ * from the handle, or NULL when the document does not say.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `doc` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_iscomposing_content_type(const struct impp_iscomposing *doc,
+                                               const char **out);
+
+/**
+ * Sets (or, with NULL, removes) what is being composed, such as `text/plain`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL handle, not UTF-8, empty, surrounding blanks,
+ * control characters). Nothing changes on error.
+ *
+ * # Safety
+ * `doc` is NULL or a live handle; `content_type` NULL or a NUL-terminated string.
+ */
+enum impp_status impp_iscomposing_set_content_type(struct impp_iscomposing *doc,
+                                                   const char *content_type);
+
+/**
+ * The refresh interval in seconds (`<refresh>`, 1 or more), or -1 when the document has
+ * none.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `doc` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_iscomposing_refresh(const struct impp_iscomposing *doc, int64_t *out);
+
+/**
+ * Sets the refresh interval: 1 to `UINT32_MAX` seconds, or -1 for none (RFC 3994 suggests
+ * 120 and at least 60; it only means something in the active state).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0, out of range). Nothing changes on error.
+ *
+ * # Safety
+ * `doc` is NULL or a live handle.
+ */
+enum impp_status impp_iscomposing_set_refresh(struct impp_iscomposing *doc, int64_t refresh);
+
+/**
+ * For an active document, the seconds after which a receiver that got no refresh treats
+ * the sender as idle: the refresh interval, or 120 when the document has none. -1 for an
+ * idle document.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `doc` is NULL or a live handle; `out` is NULL or writable.
+ */
+enum impp_status impp_iscomposing_active_expires_after(const struct impp_iscomposing *doc,
+                                                       int64_t *out);
 
 /**
  * Sends the library's log lines to `callback(level, target, message, user_data)` for every

@@ -7,6 +7,7 @@
 //! | [`filter`] | event notification filters | 4661 |
 //! | [`dialog`] | dialog state (busy lamps) | 4235 |
 //! | [`mwi`] | message summary (voicemail lamps) | 3842 |
+//! | [`iscomposing`] | is-composing indication (typing indicators) | 3994 |
 //!
 //! Every parser takes [`Limits`]; every model serializes back to a document that parses to
 //! an equal model. Elements a codec does not model are kept as [`Element`]s and written back.
@@ -16,6 +17,7 @@ pub mod caps;
 pub mod datamodel;
 pub mod dialog;
 pub mod filter;
+pub mod iscomposing;
 pub mod mwi;
 pub mod pidf;
 pub mod rpid;
@@ -48,6 +50,8 @@ pub mod ns {
     pub const FILTER: &str = "urn:ietf:params:xml:ns:simple-filter";
     /// Dialog state, RFC 4235.
     pub const DIALOG_INFO: &str = "urn:ietf:params:xml:ns:dialog-info";
+    /// Is-composing indication, RFC 3994.
+    pub const IM_ISCOMPOSING: &str = "urn:ietf:params:xml:ns:im-iscomposing";
 }
 
 /// Pushes `x` onto `v`, allocating the first room directly (what `push` would allocate, minus

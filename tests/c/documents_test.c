@@ -1,4 +1,5 @@
-/* The other presence documents (watcherinfo, dialog-info, message summary, filters) used as
+/* The other presence documents (watcherinfo, dialog-info, message summary, filters,
+ * is-composing) used as
  * a C program uses them, under ASan/UBSan: parse, read every field, round-trip, build,
  * filter, get them from engine events, and bad input. */
 #include <stdbool.h>
@@ -595,6 +596,166 @@ static void test_mwi_build(void) {
 
 /* ------------------------------------------------------------------------------------- */
 
+static const char ISCOMPOSING_DOC[] =
+    "<?xml version='1.0' encoding='UTF-8'?>\n"
+    "<ic:isComposing xmlns:ic='urn:ietf:params:xml:ns:im-iscomposing'\n"
+    "    xmlns:xsi='http://www.w3.org/2001/XMLSchema-instance'\n"
+    "    xsi:schemaLocation='urn:ietf:params:xml:ns:im-composing iscomposing.xsd'>\n"
+    "  <ic:state> idle </ic:state>\n"
+    "  <ic:lastactive>2003-01-27T10:43:00Z</ic:lastactive>\n"
+    "  <ic:contenttype>audio</ic:contenttype>\n"
+    "  <x:hint xmlns:x='urn:example:ext'>kept</x:hint>\n"
+    "</ic:isComposing>\n";
+
+static void check_iscomposing_fields(const impp_iscomposing *c) {
+    impp_composing_state state = IMPP_COMPOSING_STATE_ACTIVE;
+    CHECK_OK(impp_iscomposing_state(c, &state));
+    CHECK(state == IMPP_COMPOSING_STATE_IDLE);
+    const char *s = NULL;
+    CHECK_OK(impp_iscomposing_last_active(c, &s));
+    CHECK_STR(s, "2003-01-27T10:43:00Z");
+    CHECK_OK(impp_iscomposing_content_type(c, &s));
+    CHECK_STR(s, "audio");
+    int64_t refresh = 0, expires = 0;
+    CHECK_OK(impp_iscomposing_refresh(c, &refresh));
+    CHECK(refresh == -1);
+    CHECK_OK(impp_iscomposing_active_expires_after(c, &expires));
+    CHECK(expires == -1);
+}
+
+/* A client reads the typing indication its peer sent, and what it cannot accept. */
+static void test_iscomposing(void) {
+    impp_iscomposing *c = NULL;
+    CHECK_OK(impp_iscomposing_parse(ISCOMPOSING_DOC, strlen(ISCOMPOSING_DOC), &c));
+    check_iscomposing_fields(c);
+
+    char *xml = NULL;
+    size_t len = 0;
+    CHECK_OK(impp_iscomposing_to_xml(c, &xml, &len));
+    CHECK(xml != NULL && strlen(xml) == len);
+    CHECK(strstr(xml, "urn:example:ext") != NULL);
+    CHECK(strstr(xml, "schemaLocation") != NULL);
+    impp_iscomposing *back = NULL;
+    CHECK_OK(impp_iscomposing_parse(xml, len, &back));
+    check_iscomposing_fields(back);
+    impp_iscomposing_free(back);
+    impp_string_free(xml);
+
+    impp_iscomposing *bad = UNTOUCHED;
+    static const char no_state[] =
+        "<isComposing xmlns='urn:ietf:params:xml:ns:im-iscomposing'>"
+        "<contenttype>text/plain</contenttype></isComposing>";
+    CHECK_FAILS(impp_iscomposing_parse(no_state, strlen(no_state), &bad), IMPP_ERR_MALFORMED);
+    CHECK(strstr(impp_last_error(), "<state>") != NULL);
+    static const char bad_state[] =
+        "<isComposing xmlns='urn:ietf:params:xml:ns:im-iscomposing'>"
+        "<state>typing</state></isComposing>";
+    CHECK_FAILS(impp_iscomposing_parse(bad_state, strlen(bad_state), &bad), IMPP_ERR_MALFORMED);
+    static const char zero_refresh[] =
+        "<isComposing xmlns='urn:ietf:params:xml:ns:im-iscomposing'>"
+        "<state>active</state><refresh>0</refresh></isComposing>";
+    CHECK_FAILS(impp_iscomposing_parse(zero_refresh, strlen(zero_refresh), &bad),
+                IMPP_ERR_MALFORMED);
+    static const char bad_time[] =
+        "<isComposing xmlns='urn:ietf:params:xml:ns:im-iscomposing'>"
+        "<state>idle</state><lastactive>yesterday</lastactive></isComposing>";
+    CHECK_FAILS(impp_iscomposing_parse(bad_time, strlen(bad_time), &bad), IMPP_ERR_MALFORMED);
+    static const char wrong_ns[] =
+        "<isComposing xmlns='urn:ietf:params:xml:ns:im-composing'>"
+        "<state>idle</state></isComposing>";
+    CHECK_FAILS(impp_iscomposing_parse(wrong_ns, strlen(wrong_ns), &bad), IMPP_ERR_MALFORMED);
+    char buf[1024];
+    size_t n = with_doctype(buf, sizeof buf, ISCOMPOSING_DOC);
+    CHECK_FAILS(impp_iscomposing_parse(buf, n, &bad), IMPP_ERR_UNSAFE_XML);
+    static const char not_utf8[] = "<isComposing>\xff</isComposing>";
+    CHECK_FAILS(impp_iscomposing_parse(not_utf8, strlen(not_utf8), &bad), IMPP_ERR_MALFORMED);
+    CHECK_FAILS(impp_iscomposing_parse(NULL, 3, &bad), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_iscomposing_parse("", 0, &bad), IMPP_ERR_MALFORMED);
+    CHECK_FAILS(impp_iscomposing_parse(ISCOMPOSING_DOC, strlen(ISCOMPOSING_DOC), NULL),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK(bad == UNTOUCHED);
+
+    const char *s = UNTOUCHED;
+    CHECK_FAILS(impp_iscomposing_last_active(NULL, &s), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_iscomposing_content_type(c, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK(s == UNTOUCHED);
+    CHECK_FAILS(impp_iscomposing_to_xml(NULL, &xml, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    impp_iscomposing_free(c);
+}
+
+/* A client builds the indication it sends while its user types, then when they stop. */
+static void test_iscomposing_build(void) {
+    impp_iscomposing *c = UNTOUCHED;
+    CHECK_FAILS(impp_iscomposing_new(0, &c), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_iscomposing_new(3, &c), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK(c == UNTOUCHED);
+    CHECK_FAILS(impp_iscomposing_new(IMPP_COMPOSING_STATE_ACTIVE, NULL),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_OK(impp_iscomposing_new(IMPP_COMPOSING_STATE_ACTIVE, &c));
+    const char *s = UNTOUCHED;
+    CHECK_OK(impp_iscomposing_content_type(c, &s));
+    CHECK(s == NULL);
+    int64_t secs = 0;
+    CHECK_OK(impp_iscomposing_active_expires_after(c, &secs));
+    CHECK(secs == 120);
+
+    CHECK_OK(impp_iscomposing_set_content_type(c, "text/plain"));
+    CHECK_OK(impp_iscomposing_set_refresh(c, 90));
+    CHECK_OK(impp_iscomposing_refresh(c, &secs));
+    CHECK(secs == 90);
+    CHECK_OK(impp_iscomposing_active_expires_after(c, &secs));
+    CHECK(secs == 90);
+    CHECK_FAILS(impp_iscomposing_set_refresh(c, 0), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_iscomposing_set_refresh(c, -2), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_iscomposing_set_refresh(c, INT64_C(4294967296)), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_iscomposing_set_content_type(c, " text/plain"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_iscomposing_set_content_type(c, ""), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_iscomposing_set_last_active(c, "yesterday"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_iscomposing_set_state(c, 7), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_iscomposing_set_state(NULL, IMPP_COMPOSING_STATE_IDLE),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_OK(impp_iscomposing_refresh(c, &secs));
+    CHECK(secs == 90);
+
+    char *xml = NULL;
+    size_t len = 0;
+    CHECK_OK(impp_iscomposing_to_xml(c, &xml, &len));
+    CHECK(strstr(xml, "<state>active</state>") != NULL);
+    CHECK(strstr(xml, "<contenttype>text/plain</contenttype>") != NULL);
+    CHECK(strstr(xml, "<refresh>90</refresh>") != NULL);
+    impp_string_free(xml);
+
+    /* The user stopped typing: idle, with the time of the last keystroke. */
+    CHECK_OK(impp_iscomposing_content_type(c, &s));
+    CHECK_STR(s, "text/plain");
+    CHECK_OK(impp_iscomposing_set_state(c, IMPP_COMPOSING_STATE_IDLE));
+    CHECK_OK(impp_iscomposing_set_refresh(c, -1));
+    CHECK_OK(impp_iscomposing_set_last_active(c, "2026-11-24T14:45:00Z"));
+    CHECK_OK(impp_iscomposing_to_xml(c, &xml, &len));
+    impp_iscomposing *back = NULL;
+    CHECK_OK(impp_iscomposing_parse(xml, len, &back));
+    impp_string_free(xml);
+    impp_composing_state state = IMPP_COMPOSING_STATE_ACTIVE;
+    CHECK_OK(impp_iscomposing_state(back, &state));
+    CHECK(state == IMPP_COMPOSING_STATE_IDLE);
+    CHECK_OK(impp_iscomposing_last_active(back, &s));
+    CHECK_STR(s, "2026-11-24T14:45:00Z");
+    CHECK_OK(impp_iscomposing_refresh(back, &secs));
+    CHECK(secs == -1);
+    impp_iscomposing_free(back);
+
+    CHECK_OK(impp_iscomposing_set_last_active(c, NULL));
+    CHECK_OK(impp_iscomposing_set_content_type(c, NULL));
+    CHECK_OK(impp_iscomposing_last_active(c, &s));
+    CHECK(s == NULL);
+    CHECK_OK(impp_iscomposing_content_type(c, &s));
+    CHECK(s == NULL);
+    impp_iscomposing_free(c);
+    impp_iscomposing_free(NULL);
+}
+
+/* ------------------------------------------------------------------------------------- */
+
 static void check_filter_fields(const impp_filter_set *f) {
     CHECK(impp_filter_set_filter_count(f) == 2);
     const char *s = NULL;
@@ -836,6 +997,8 @@ int main(void) {
     test_dialog_build();
     test_mwi();
     test_mwi_build();
+    test_iscomposing();
+    test_iscomposing_build();
     test_filter();
     test_events();
     return check_report("documents_test");

@@ -93,6 +93,10 @@ class impp_filter_set(ctypes.Structure):
     pass
 
 
+class impp_iscomposing(ctypes.Structure):
+    pass
+
+
 ConfigP = POINTER(impp_config)
 EngineP = POINTER(impp_engine)
 EventP = POINTER(impp_event)
@@ -101,6 +105,7 @@ WinfoP = POINTER(impp_winfo)
 DialogInfoP = POINTER(impp_dialog_info)
 MessageSummaryP = POINTER(impp_message_summary)
 FilterSetP = POINTER(impp_filter_set)
+IsComposingP = POINTER(impp_iscomposing)
 
 # Borrowed strings coming out are c_char_p (ctypes copies them into bytes at once). Owned
 # strings coming out are c_void_p, so this package keeps the pointer to hand back to
@@ -390,6 +395,20 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
         _status,
         [FilterSetP, c_char_p, PresenceP, POINTER(PresenceP)],
     ),
+    # Is-composing indications
+    "impp_iscomposing_new": (_status, [c_int, POINTER(IsComposingP)]),
+    "impp_iscomposing_parse": (_status, [c_char_p, c_size_t, POINTER(IsComposingP)]),
+    "impp_iscomposing_free": (None, [IsComposingP]),
+    "impp_iscomposing_to_xml": (_status, [IsComposingP, _owned_out, POINTER(c_size_t)]),
+    "impp_iscomposing_state": (_status, [IsComposingP, POINTER(_enum)]),
+    "impp_iscomposing_set_state": (_status, [IsComposingP, c_int]),
+    "impp_iscomposing_last_active": (_status, [IsComposingP, _borrowed_out]),
+    "impp_iscomposing_set_last_active": (_status, [IsComposingP, c_char_p]),
+    "impp_iscomposing_content_type": (_status, [IsComposingP, _borrowed_out]),
+    "impp_iscomposing_set_content_type": (_status, [IsComposingP, c_char_p]),
+    "impp_iscomposing_refresh": (_status, [IsComposingP, POINTER(c_int64)]),
+    "impp_iscomposing_set_refresh": (_status, [IsComposingP, c_int64]),
+    "impp_iscomposing_active_expires_after": (_status, [IsComposingP, POINTER(c_int64)]),
 }
 
 

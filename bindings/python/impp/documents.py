@@ -1,6 +1,7 @@
 """The documents of the other event packages: watcher information (``presence.winfo``),
 dialog information (``dialog``, busy lamps), message summaries (``message-summary``,
-voicemail lamps), and filter sets (RFC 4661, applied to presence documents).
+voicemail lamps), and filter sets (RFC 4661, applied to presence documents); and the
+is-composing indication (RFC 3994, typing indicators) sent along instant messages.
 
 Each class owns one C handle, like :class:`impp.Presence`: use it as a context manager or
 call :meth:`close` to free it early. Everything read from a handle is copied into plain
@@ -27,12 +28,14 @@ __all__ = [
     "MessageCounts",
     "FilterSet",
     "Filter",
+    "IsComposing",
     "DOC_STATES",
     "WATCHER_STATUSES",
     "WATCHER_EVENTS",
     "DIALOG_STATES",
     "DIALOG_EVENTS",
     "DIALOG_DIRECTIONS",
+    "COMPOSING_STATES",
 ]
 
 #: impp_doc_state values.
@@ -65,6 +68,8 @@ DIALOG_EVENTS = {
 }
 #: impp_dialog_direction values (NONE is None).
 DIALOG_DIRECTIONS = {0: None, 1: "initiator", 2: "recipient"}
+#: impp_composing_state values.
+COMPOSING_STATES = {1: "active", 2: "idle"}
 
 _UINT32_MAX = 0xFFFFFFFF
 
@@ -689,3 +694,136 @@ class FilterSet(_Handle):
         if self.closed:
             return "<impp.FilterSet closed>"
         return f"<impp.FilterSet filters={[f.id for f in self.filters]}>"
+
+
+# --- Is-composing indications ---
+
+
+class IsComposing(_Handle):
+    """An is-composing indication (``application/im-iscomposing+xml``, RFC 3994): whether
+    the peer is writing a message. ``IsComposing("active", refresh=90)`` builds one;
+    :meth:`parse` reads one. Send it as the body of an instant message with
+    :attr:`CONTENT_TYPE`.
+
+    A composer sends ``active`` when its user starts typing and repeats it before
+    ``refresh`` seconds pass (:attr:`DEFAULT_REFRESH` when not given); it sends ``idle``,
+    usually with ``last_active``, after :attr:`DEFAULT_IDLE_TIMEOUT` seconds without input.
+    A receiver treats ``active`` as expired after :attr:`active_expires_after` seconds
+    without a refresh."""
+
+    __slots__ = ()
+    _FREE = "impp_iscomposing_free"
+    _WHAT = "is-composing document"
+    CONTENT_TYPE = "application/im-iscomposing+xml"
+    #: Seconds without input before a composer goes idle (RFC 3994 default).
+    DEFAULT_IDLE_TIMEOUT = 15
+    #: Refresh interval of an active state, in seconds, when the document gives none.
+    DEFAULT_REFRESH = 120
+
+    def __init__(
+        self,
+        state: str = "idle",
+        *,
+        refresh: Optional[int] = None,
+        content_type: Optional[str] = None,
+        last_active: Optional[str] = None,
+    ) -> None:
+        self._ptr = None
+        out = _ffi.IsComposingP()
+        check(lib.impp_iscomposing_new(_value(COMPOSING_STATES, state, "state"), ctypes.byref(out)))
+        self._ptr = out
+        if refresh is not None:
+            self.refresh = refresh
+        if content_type is not None:
+            self.content_type = content_type
+        if last_active is not None:
+            self.last_active = last_active
+
+    @classmethod
+    def parse(cls, xml: Union[str, bytes]) -> "IsComposing":
+        """Parses a document. Raises :class:`impp.Malformed`, :class:`impp.TooLarge` or
+        :class:`impp.UnsafeXml`."""
+        return _parse(cls, lib.impp_iscomposing_parse, _ffi.IsComposingP, xml, "xml")
+
+    def to_xml(self) -> str:
+        return _owned_text(lib.impp_iscomposing_to_xml, self._h())
+
+    def __bytes__(self) -> bytes:
+        return self.to_xml().encode("utf-8")
+
+    @property
+    def state(self) -> str:
+        """``"active"`` or ``"idle"``."""
+        out = c_int()
+        check(lib.impp_iscomposing_state(self._h(), ctypes.byref(out)))
+        return COMPOSING_STATES[out.value]
+
+    @state.setter
+    def state(self, value: str) -> None:
+        check(lib.impp_iscomposing_set_state(self._h(), _value(COMPOSING_STATES, value, "state")))
+
+    @property
+    def active(self) -> bool:
+        """Whether the state is ``"active"``."""
+        return self.state == "active"
+
+    @property
+    def last_active(self) -> Optional[str]:
+        """When the user last composed (an ``xs:dateTime`` as written), or None."""
+        out = c_char_p()
+        check(lib.impp_iscomposing_last_active(self._h(), ctypes.byref(out)))
+        return decode(out.value)
+
+    @last_active.setter
+    def last_active(self, value: Optional[str]) -> None:
+        check(
+            lib.impp_iscomposing_set_last_active(
+                self._h(), encode_optional(value, "last_active")
+            )
+        )
+
+    @property
+    def content_type(self) -> Optional[str]:
+        """What is being composed (``"text/plain"``, ``"audio"``...), or None."""
+        out = c_char_p()
+        check(lib.impp_iscomposing_content_type(self._h(), ctypes.byref(out)))
+        return decode(out.value)
+
+    @content_type.setter
+    def content_type(self, value: Optional[str]) -> None:
+        check(
+            lib.impp_iscomposing_set_content_type(
+                self._h(), encode_optional(value, "content_type")
+            )
+        )
+
+    @property
+    def refresh(self) -> Optional[int]:
+        """The announced refresh interval in seconds (1 or more), or None."""
+        out = c_int64()
+        check(lib.impp_iscomposing_refresh(self._h(), ctypes.byref(out)))
+        return _optional_seconds(out.value)
+
+    @refresh.setter
+    def refresh(self, value: Optional[int]) -> None:
+        if value is not None:
+            _count(value, "refresh")
+        check(lib.impp_iscomposing_set_refresh(self._h(), -1 if value is None else value))
+
+    @property
+    def active_expires_after(self) -> Optional[int]:
+        """For an active document, the seconds after which a receiver without a refresh
+        treats the sender as idle (``refresh``, or 120); None when idle."""
+        out = c_int64()
+        check(lib.impp_iscomposing_active_expires_after(self._h(), ctypes.byref(out)))
+        return _optional_seconds(out.value)
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<impp.IsComposing closed>"
+        parts = [f"state={self.state!r}"]
+        for name in ("refresh", "content_type", "last_active"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f"{name}={value!r}")
+        return f"<impp.IsComposing {' '.join(parts)}>"

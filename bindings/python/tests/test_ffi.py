@@ -124,6 +124,7 @@ def test_every_document_function_of_the_header_is_declared():
         "impp_dialog_info_",
         "impp_message_summary_",
         "impp_filter_set_",
+        "impp_iscomposing_",
         "impp_presence_",
         "impp_event_",
     )
