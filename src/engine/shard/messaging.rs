@@ -28,7 +28,7 @@ use crate::uri::Uri;
 
 /// The content type of is-composing indications (RFC 3994): delivered like messages but
 /// never stored for an offline recipient.
-pub(crate) const IS_COMPOSING: &str = "application/im-iscomposing+xml";
+pub(crate) const IS_COMPOSING: &str = crate::doc::iscomposing::CONTENT_TYPE;
 
 /// A message on its way, as the engine accepted it.
 #[derive(Debug, Clone)]
