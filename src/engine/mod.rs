@@ -96,6 +96,11 @@ pub struct SubscribeRequest {
     pub filter: Option<FilterSet>,
     /// Minimum time between notifications (RFC 6446); `None`: the engine default.
     pub min_interval: Option<Duration>,
+    /// For a remote watcher (a SIP dialog): where its notifications go, in the transport's
+    /// own serialization. A subscription with a target is kept in the store, so after a
+    /// restart it is restored (see [`Core::remote_subscriptions`]) and notified again;
+    /// `None` (the default) is a local watcher, gone with the process.
+    pub target: Option<Vec<u8>>,
 }
 
 impl SubscribeRequest {
@@ -108,6 +113,7 @@ impl SubscribeRequest {
             expires: None,
             filter: None,
             min_interval: None,
+            target: None,
         }
     }
 }
@@ -278,7 +284,8 @@ impl Engine {
             .max()
             .unwrap_or(0)
             .max(config.clock.unix_ms().saturating_mul(1000));
-        let parts = restore::split(snapshot, config.workers);
+        let (parts, next_subscription) =
+            restore::split(snapshot, config.workers, config.store.as_ref());
         let mut senders = Vec::with_capacity(config.workers);
         let mut threads = Vec::with_capacity(config.workers);
         let mut counters = Vec::with_capacity(config.workers);
@@ -312,7 +319,7 @@ impl Engine {
             threads: Mutex::new(threads),
             queue,
             dispatcher,
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(next_subscription),
             next_message_id: AtomicU64::new(next_message_id),
             directory,
             closed: AtomicBool::new(false),
@@ -460,6 +467,10 @@ impl Core {
             .filter
             .as_ref()
             .and_then(|set| set.filter_for(&request.presentity.to_string()).cloned());
+        let remote = request.target.map(|target| subscription::Remote {
+            target: target.into(),
+            filter: request.filter.as_ref().map(|f| f.to_xml()),
+        });
         let expires = request
             .expires
             .unwrap_or(self.config.subscription_expiry.default);
@@ -473,6 +484,7 @@ impl Core {
             min_interval: request
                 .min_interval
                 .unwrap_or(self.config.min_notify_interval),
+            remote,
         };
         self.call(shard, |reply| Command::Subscribe {
             request: new,
@@ -506,6 +518,17 @@ impl Core {
         self.call(self.shard_for_subscription(id), |reply| {
             Command::Terminate { id, reason, reply }
         })
+    }
+
+    /// Every live subscription of a remote watcher (one with a target), by id: after a
+    /// restart, the transport rebuilds its dialogs from these.
+    pub fn remote_subscriptions(&self) -> Result<Vec<SubscriptionInfo>> {
+        let mut all = Vec::new();
+        for shard in 0..self.shards.len() {
+            all.extend(self.call(shard, |reply| Command::RemoteSubscriptions { reply })?);
+        }
+        all.sort_by_key(|s| s.id);
+        Ok(all)
     }
 
     /// A snapshot of a live subscription.

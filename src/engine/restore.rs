@@ -10,7 +10,9 @@
 
 use super::authorization::{presentity_key, AuthRule};
 use super::shard::shard_of;
-use crate::store::{EndpointRecord, PublicationRecord, Snapshot, StoredMessage};
+use crate::store::{
+    EndpointRecord, PublicationRecord, Snapshot, Store, StoredMessage, SubscriptionRecord, Write,
+};
 use crate::uri::Uri;
 
 /// One shard's share of a [`Snapshot`].
@@ -22,10 +24,17 @@ pub(crate) struct Restored {
     pub(crate) endpoints: Vec<EndpointRecord>,
     /// In presentity, then recency order.
     pub(crate) publications: Vec<PublicationRecord>,
+    /// Subscriptions of remote watchers, their ids fitting the shard.
+    pub(crate) subscriptions: Vec<SubscriptionRecord>,
 }
 
-/// Splits a snapshot among `workers` shards (orders within each kind are kept).
-pub(crate) fn split(snapshot: Snapshot, workers: usize) -> Vec<Restored> {
+/// Splits a snapshot among `workers` shards (orders within each kind are kept). A
+/// subscription id names its shard (`id % workers`); one that does not fit the shard of its
+/// presentity (the shard count changed) is given a new id, and its old row deleted (the
+/// shard writes the new one). Returns the shares and the first subscription number
+/// (`id / workers`) not used.
+pub(crate) fn split(snapshot: Snapshot, workers: usize, store: &dyn Store) -> (Vec<Restored>, u64) {
+    let k = workers as u64;
     let mut parts: Vec<Restored> = (0..workers).map(|_| Restored::default()).collect();
     let shard = |uri: &Uri| shard_of(&presentity_key(uri), workers);
     for rule in snapshot.rules {
@@ -44,5 +53,21 @@ pub(crate) fn split(snapshot: Snapshot, workers: usize) -> Vec<Restored> {
         let s = shard(&p.presentity);
         parts[s].publications.push(p);
     }
-    parts
+    let mut next = snapshot
+        .subscriptions
+        .iter()
+        .map(|s| s.id / k + 1)
+        .max()
+        .unwrap_or(1);
+    for mut sub in snapshot.subscriptions {
+        let s = shard(&sub.presentity);
+        if sub.id % k != s as u64 {
+            let new_id = next * k + s as u64;
+            next += 1;
+            store.submit(Write::DeleteSubscription(sub.id), None);
+            sub.id = new_id;
+        }
+        parts[s].subscriptions.push(sub);
+    }
+    (parts, next)
 }

@@ -23,7 +23,7 @@ use super::events::{Event, Notification, SubscriptionId, SubscriptionState, Term
 use super::package::{Document, Package};
 use super::queue::{EventQueue, IdHasher};
 use super::random::Random;
-use super::subscription::{Subscription, SubscriptionInfo, Subscriptions, Throttle};
+use super::subscription::{Remote, Subscription, SubscriptionInfo, Subscriptions, Throttle};
 use super::timers::{Timer, Timers};
 use super::watchers::WatcherLog;
 use crate::doc::filter::Filter;
@@ -121,6 +121,9 @@ pub(crate) enum Command {
         user: Uri,
         reply: Reply<Vec<messaging::EndpointInfo>>,
     },
+    RemoteSubscriptions {
+        reply: Reply<Vec<SubscriptionInfo>>,
+    },
     /// Run what is due, then answer: a barrier for tests and shutdown.
     Sync {
         reply: Reply<()>,
@@ -137,6 +140,9 @@ pub(crate) struct NewSubscription {
     pub(crate) expires: u32,
     pub(crate) filter: Option<Filter>,
     pub(crate) min_interval: Duration,
+    /// For a remote watcher: where its notifications go (the subscription is kept in the
+    /// store).
+    pub(crate) remote: Option<Remote>,
 }
 
 /// Counters a shard updates and anyone may read.
@@ -299,6 +305,9 @@ impl Shard {
 
     /// The thread's loop: commands and timers until `Stop`.
     pub(crate) fn run(mut self, commands: Receiver<Command>) {
+        // What the restore produced, and what expired while the engine was down.
+        self.run_due_timers();
+        self.flush();
         loop {
             let command = match self.timers.next_deadline() {
                 None => commands.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -438,6 +447,9 @@ impl Shard {
             } => {
                 let result = self.logout(&user, &endpoint, false);
                 self.answer(reply, Ok(result));
+            }
+            Command::RemoteSubscriptions { reply } => {
+                let _ = reply.send(Ok(self.remote_subscriptions()));
             }
             Command::Endpoints { user, reply } => {
                 let _ = reply.send(Ok(self.endpoints(&user)));
@@ -706,6 +718,7 @@ impl Shard {
             expires,
             filter,
             min_interval,
+            remote,
         } = request;
         let key = presentity_key(&presentity);
         let fetch = expires == 0;
@@ -764,6 +777,7 @@ impl Shard {
             now,
             filter,
             min_interval,
+            remote,
         );
         self.presentity_entry(&presentity)
             .channels
@@ -804,6 +818,8 @@ impl Shard {
             self.drop_subscription(id);
         } else if fetch {
             self.terminate(id, Some(TerminationReason::Timeout));
+        } else {
+            self.persist_subscription(id);
         }
         Ok(id)
     }
@@ -823,6 +839,7 @@ impl Shard {
         let sub = self.subscriptions.get_mut(&id).expect("checked above");
         sub.expires_at = expires_at;
         self.timers.schedule(expires_at, Timer::Subscription(id));
+        self.persist_subscription(id);
         Ok(())
     }
 
@@ -871,6 +888,11 @@ impl Shard {
         let Some(sub) = self.subscriptions.remove(&id) else {
             return;
         };
+        if sub.remote().is_some() {
+            self.config
+                .store
+                .submit(crate::store::Write::DeleteSubscription(id.0), None);
+        }
         self.count_state(Some(sub.state), None);
         let key = presentity_key(&sub.presentity);
         if let Some(p) = self.presentities.get_mut(&key) {
@@ -1015,6 +1037,7 @@ impl Shard {
         count_state(&self.counters, Some(old_state), Some(state));
         let (watcher, presentity, package) =
             (sub.watcher.clone(), sub.presentity.clone(), sub.package);
+        self.persist_subscription(id);
         if old_state != state {
             self.outbox.push(Event::SubscriptionStateChanged {
                 subscription: id,

@@ -31,6 +31,17 @@ pub struct SubscriptionInfo {
     pub authorization: AuthAction,
     /// Time left before it expires unless refreshed.
     pub expires_in: Duration,
+    /// Where its notifications go, for a remote watcher (see [`super::SubscribeRequest`]).
+    pub target: Option<Arc<[u8]>>,
+}
+
+/// What a subscription of a remote watcher carries besides the rest: kept in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Remote {
+    /// The remote target's own serialization (the SIP dialog), opaque to the engine.
+    pub(crate) target: Arc<[u8]>,
+    /// The filter document the watcher gave, serialized, to rebuild its filter on restart.
+    pub(crate) filter: Option<String>,
 }
 
 /// What the minimum notification interval says about a notification due now.
@@ -79,6 +90,8 @@ struct Extra {
     /// presentity's watcher log this subscriber has been told.
     winfo_version: u32,
     winfo_seen: u64,
+    /// A remote watcher's target (boxed: local subscriptions are the many).
+    remote: Option<Box<Remote>>,
 }
 
 impl Subscription {
@@ -94,16 +107,21 @@ impl Subscription {
         now: u64,
         filter: Option<Filter>,
         min_interval: Duration,
+        remote: Option<Remote>,
     ) -> Subscription {
         let min_interval_ms = min_interval.as_millis() as u64;
-        let extra = (filter.is_some() || min_interval_ms > 0 || package == Package::PresenceWinfo)
-            .then(|| {
-                Box::new(Extra {
-                    filter: filter.map(Box::new),
-                    min_interval_ms,
-                    ..Extra::default()
-                })
-            });
+        let extra = (filter.is_some()
+            || min_interval_ms > 0
+            || package == Package::PresenceWinfo
+            || remote.is_some())
+        .then(|| {
+            Box::new(Extra {
+                filter: filter.map(Box::new),
+                min_interval_ms,
+                remote: remote.map(Box::new),
+                ..Extra::default()
+            })
+        });
         Subscription {
             id,
             watcher,
@@ -145,7 +163,18 @@ impl Subscription {
             state: self.state,
             authorization: self.action,
             expires_in: Duration::from_millis(self.expires_at.saturating_sub(now)),
+            target: self.remote().map(|r| r.target.clone()),
         }
+    }
+
+    /// A remote watcher's target and filter document.
+    pub(crate) fn remote(&self) -> Option<&Remote> {
+        self.extra.as_ref().and_then(|e| e.remote.as_deref())
+    }
+
+    /// The minimum notification interval.
+    pub(crate) fn min_interval_ms(&self) -> u64 {
+        self.extra.as_ref().map_or(0, |e| e.min_interval_ms)
     }
 
     /// Applies the subscription's filter to `document`. Returns `None` when the filter's
@@ -369,6 +398,11 @@ impl Subscriptions {
         sub
     }
 
+    /// Every subscription, in no particular order.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Subscription> {
+        self.slab.iter().flatten()
+    }
+
     /// How many subscriptions there are.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -401,6 +435,7 @@ mod tests {
             0,
             None,
             Duration::ZERO,
+            None,
         )
     }
 

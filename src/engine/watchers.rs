@@ -167,6 +167,7 @@ mod tests {
             0,
             None,
             Duration::ZERO,
+            None,
         )
     }
 

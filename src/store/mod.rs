@@ -36,7 +36,7 @@ pub mod sqlite;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
-use crate::engine::authorization::{AuthRule, WatcherMatch};
+use crate::engine::authorization::{AuthAction, AuthRule, WatcherMatch};
 use crate::engine::package::Package;
 use crate::error::{Error, Result};
 use crate::uri::Uri;
@@ -113,6 +113,8 @@ pub struct SubscriptionRecord {
     pub filter: Option<String>,
     /// Minimum time between notifications, in milliseconds.
     pub min_interval_ms: u64,
+    /// What authorization decided for it (`allow`, `polite-block` or `confirm`: pending).
+    pub action: AuthAction,
     /// Where notifications go: the remote target's own serialization (the SIP dialog),
     /// opaque to the store.
     pub target: Vec<u8>,

@@ -5,13 +5,20 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use super::messaging::{Durability, Letter};
 use super::{shard_of_etag, Publication, Shard};
-use crate::engine::authorization::presentity_key;
+use crate::doc::filter::FilterSet;
+use crate::doc::winfo::WatcherEvent;
+use crate::engine::authorization::{presentity_key, AuthAction};
+use crate::engine::events::{Event, SubscriptionId, SubscriptionState};
+use crate::engine::package::Package;
 use crate::engine::restore::Restored;
+use crate::engine::subscription::{Remote, Subscription};
 use crate::engine::timers::Timer;
 use crate::log;
-use crate::store::{PublicationRecord, Write};
+use crate::store::{PublicationRecord, SubscriptionRecord, Write};
 
 impl Shard {
     /// Takes back what the store kept for this shard. Events it causes (expiries of what
@@ -33,6 +40,131 @@ impl Shard {
         for m in restored.messages {
             self.store_letter(Letter::from_record(m), Durability::Stored);
         }
+        let restored: Vec<SubscriptionId> = restored
+            .subscriptions
+            .into_iter()
+            .filter_map(|s| self.restore_subscription(s))
+            .collect();
+        // Every watcher is told the current state again, once all of them are back (a
+        // watcher-information subscriber's full document lists the others).
+        for id in restored {
+            self.notify(id, true);
+        }
+    }
+
+    /// Re-creates a remote watcher's subscription (its id already fits this shard).
+    fn restore_subscription(&mut self, r: SubscriptionRecord) -> Option<SubscriptionId> {
+        let id = SubscriptionId(r.id);
+        let state = match r.action {
+            AuthAction::Allow | AuthAction::PoliteBlock => SubscriptionState::Active,
+            AuthAction::Confirm => SubscriptionState::Pending,
+            AuthAction::Block => {
+                self.config
+                    .store
+                    .submit(Write::DeleteSubscription(r.id), None);
+                return None;
+            }
+        };
+        let filter = match r
+            .filter
+            .as_deref()
+            .map(|x| FilterSet::parse(x, &self.config.limits))
+        {
+            Some(Ok(set)) => set.filter_for(&r.presentity.to_string()).cloned(),
+            Some(Err(e)) => {
+                log::warn!("stored filter of subscription {id} cannot be read back ({e}); the watcher gets unfiltered state");
+                None
+            }
+            None => None,
+        };
+        let presentity = Arc::new(r.presentity);
+        let known = &self.presentity_entry(&presentity).uri;
+        let presentity = if known.to_string() == presentity.to_string() {
+            known.clone()
+        } else {
+            presentity
+        };
+        let watcher = self.intern_watcher(Arc::new(r.watcher));
+        let expires_at = self.clock_time_of(r.expires_at);
+        let now = self.now();
+        let sub = Subscription::new(
+            id,
+            watcher.clone(),
+            presentity.clone(),
+            r.package,
+            state,
+            r.action,
+            expires_at,
+            now,
+            filter,
+            Duration::from_millis(r.min_interval_ms),
+            Some(Remote {
+                target: r.target.into(),
+                filter: r.filter,
+            }),
+        );
+        self.presentity_entry(&presentity)
+            .channels
+            .entry(r.package)
+            .or_default()
+            .subscribers
+            .push(id);
+        self.count_state(None, Some(state));
+        self.subscriptions.insert(id, sub);
+        self.timers.schedule(expires_at, Timer::Subscription(id));
+        if r.package != Package::PresenceWinfo {
+            self.log_watcher(id, WatcherEvent::Subscribe);
+        }
+        if state == SubscriptionState::Pending {
+            self.outbox.push(Event::AuthorizationRequested {
+                subscription: id,
+                watcher,
+                presentity,
+                package: r.package,
+            });
+        }
+        self.persist_subscription(id);
+        Some(id)
+    }
+
+    /// Writes a remote watcher's subscription (behind: subscriptions are soft state).
+    pub(super) fn persist_subscription(&mut self, id: SubscriptionId) {
+        let Some(sub) = self.subscriptions.get(&id) else {
+            return;
+        };
+        let Some(remote) = sub.remote() else {
+            return;
+        };
+        if sub.state.is_terminated() {
+            return;
+        }
+        let record = SubscriptionRecord {
+            id: id.0,
+            watcher: (*sub.watcher).clone(),
+            presentity: (*sub.presentity).clone(),
+            package: sub.package,
+            expires_at: self.config.clock.unix_ms() + sub.expires_at.saturating_sub(self.now()),
+            filter: remote.filter.clone(),
+            min_interval_ms: sub.min_interval_ms(),
+            action: sub.action,
+            target: remote.target.to_vec(),
+        };
+        self.config
+            .store
+            .submit(Write::SaveSubscription(record), None);
+    }
+
+    /// Every subscription of a remote watcher.
+    pub(super) fn remote_subscriptions(&self) -> Vec<crate::engine::SubscriptionInfo> {
+        let now = self.now();
+        let mut all: Vec<_> = self
+            .subscriptions
+            .values()
+            .filter(|s| s.remote().is_some())
+            .map(|s| s.info(now))
+            .collect();
+        all.sort_by_key(|s| s.id);
+        all
     }
 
     fn restore_publication(&mut self, record: PublicationRecord) {
