@@ -324,6 +324,64 @@ typedef enum impp_reason {
 } impp_reason;
 
 /**
+ * What became of a sent message (`impp_event_delivery_outcome`).
+ */
+typedef enum impp_delivery_outcome {
+  /**
+   * Not a delivery event.
+   */
+  IMPP_DELIVERY_NONE = 0,
+  /**
+   * Given to the recipient's endpoints.
+   */
+  IMPP_DELIVERY_DELIVERED = 1,
+  /**
+   * Kept on disk for an offline recipient; delivered or failed (expired) follows.
+   */
+  IMPP_DELIVERY_STORED = 2,
+  /**
+   * Not delivered, and never will be; see `impp_event_failure_reason`.
+   */
+  IMPP_DELIVERY_FAILED = 3,
+} impp_delivery_outcome;
+
+/**
+ * Why a message could not be delivered (`impp_event_failure_reason`).
+ */
+typedef enum impp_failure_reason {
+  /**
+   * Not a failed delivery.
+   */
+  IMPP_FAILURE_NONE = 0,
+  /**
+   * The recipient is not a user of this engine (a domain it does not own, or not in its
+   * user directory when it has one).
+   */
+  IMPP_FAILURE_UNKNOWN_USER = 1,
+  /**
+   * The body is larger than the configured maximum (`impp_config_set_max_message_size`).
+   */
+  IMPP_FAILURE_TOO_LARGE = 2,
+  /**
+   * Stored for an offline recipient who did not log in before it expired.
+   */
+  IMPP_FAILURE_EXPIRED = 3,
+  /**
+   * The recipient's rules block the sender.
+   */
+  IMPP_FAILURE_REJECTED = 4,
+  /**
+   * The recipient is offline and the message is of a kind never stored
+   * (`application/im-iscomposing+xml`).
+   */
+  IMPP_FAILURE_OFFLINE = 5,
+  /**
+   * The recipient is offline and the store could not keep the message.
+   */
+  IMPP_FAILURE_STORAGE = 6,
+} impp_failure_reason;
+
+/**
  * Whether the sender of an is-composing document is composing a message.
  */
 typedef enum impp_composing_state {
@@ -477,6 +535,10 @@ typedef enum impp_capability {
 
 /**
  * A counter of `impp_engine_stat`.
+ *
+ * Counters are read one at a time by this selector (there is no caller-allocated stats
+ * struct), so new counters are appended as new values: existing values never change and the
+ * ABI version stays the same. An older library answers 0 for a value it does not know.
  */
 typedef enum impp_stat {
   /**
@@ -519,6 +581,22 @@ typedef enum impp_stat {
    * Panics caught inside the event callback's Rust glue.
    */
   IMPP_STAT_CALLBACK_PANICS = 9,
+  /**
+   * Endpoints logged in.
+   */
+  IMPP_STAT_ENDPOINTS = 10,
+  /**
+   * Instant messages waiting for their recipient (stored, or queued behind stored ones).
+   */
+  IMPP_STAT_MESSAGES_WAITING = 11,
+  /**
+   * Instant messages delivered.
+   */
+  IMPP_STAT_MESSAGES_DELIVERED = 12,
+  /**
+   * Instant messages that failed.
+   */
+  IMPP_STAT_MESSAGES_FAILED = 13,
 } impp_stat;
 
 /**
@@ -630,8 +708,9 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Creates a configuration with every default: workers = number of cores; publication and
- * subscription expiry default 3600 s, minimum 60 s, maximum 86400 s; queue capacity 65536;
+ * Creates a configuration with every default: workers = number of cores; publication,
+ * subscription and endpoint expiry default 3600 s, minimum 60 s, maximum 86400 s; messages
+ * up to 64 KiB, stored for 7 days; no endpoint presence; queue capacity 65536;
  * default policy confirm; no minimum notification interval; documents up to 64 KiB and 32
  * levels; the system clock; an in-memory store.
  *
@@ -697,6 +776,55 @@ enum impp_status impp_config_set_subscription_expiry(struct impp_config *config,
                                                      uint32_t min,
                                                      uint32_t default_expiry,
                                                      uint32_t max);
+
+/**
+ * Sets the endpoint login expiry bounds in seconds (as for publications; default 3600,
+ * minimum 60, maximum 86400): shorter logins fail with `IMPP_ERR_INTERVAL_TOO_BRIEF`,
+ * longer ones are shortened to `max`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_endpoint_expiry(struct impp_config *config,
+                                                 uint32_t min,
+                                                 uint32_t default_expiry,
+                                                 uint32_t max);
+
+/**
+ * Sets the largest instant message body in bytes (default 65536); a larger message fails
+ * with an `IMPP_FAILURE_TOO_LARGE` delivery event.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_max_message_size(struct impp_config *config, size_t max_bytes);
+
+/**
+ * Sets how long a message stored for an offline recipient is kept, in seconds (default 7
+ * days); then it fails with an `IMPP_FAILURE_EXPIRED` delivery event.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_message_expiry(struct impp_config *config, uint64_t seconds);
+
+/**
+ * Sets whether a logged-in endpoint of a user who publishes no presence makes the user
+ * appear open to watchers (one minimal tuple per endpoint, withdrawn at logout). Default:
+ * no.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_endpoint_presence(struct impp_config *config, bool enabled);
 
 /**
  * Sets how many events the queue holds before notifications of one subscription start
@@ -1562,6 +1690,115 @@ enum impp_status impp_event_message_summary(const struct impp_event *event,
                                             struct impp_message_summary **out);
 
 /**
+ * The message id of a message or delivery event (as `impp_engine_send_message` gave it);
+ * 0 for other events and NULL.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+uint64_t impp_event_message_id(const struct impp_event *event);
+
+/**
+ * The sender's URI of a message or delivery event; NULL otherwise. Borrowed from the event.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+const char *impp_event_sender(const struct impp_event *event);
+
+/**
+ * The recipient's URI of a message or delivery event; NULL otherwise. Borrowed from the
+ * event.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+const char *impp_event_recipient(const struct impp_event *event);
+
+/**
+ * The endpoint id of a message event (the endpoint this copy is for) or an endpoint expiry;
+ * NULL otherwise. Borrowed from the event. (The endpoint's user is `impp_event_presentity`.)
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+const char *impp_event_endpoint(const struct impp_event *event);
+
+/**
+ * The MIME type of a message event, as the sender gave it; NULL otherwise. Borrowed from
+ * the event.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+const char *impp_event_content_type(const struct impp_event *event);
+
+/**
+ * The body of a message event: `*body_out` points to `*len_out` bytes (any content, NUL
+ * bytes included, not NUL-terminated) borrowed from the event. `len_out` may be NULL only
+ * if the length is not wanted.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL event or `body_out`), `IMPP_ERR_NOT_FOUND` (not
+ * a message event). The outputs are written only on success.
+ *
+ * # Safety
+ * `event` is NULL or a live event; `body_out` and `len_out` NULL or writable.
+ */
+enum impp_status impp_event_message_body(const struct impp_event *event,
+                                         const uint8_t **body_out,
+                                         size_t *len_out);
+
+/**
+ * The reference a message event's sender gave (`in_reply_to` of `impp_engine_send_message`);
+ * NULL when there is none or for other events. Borrowed from the event.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+const char *impp_event_in_reply_to(const struct impp_event *event);
+
+/**
+ * When a message event's message was sent, in Unix milliseconds (wall-clock time; the
+ * manual clock's when configured); 0 for other events and NULL.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+uint64_t impp_event_sent_at(const struct impp_event *event);
+
+/**
+ * The outcome a delivery event reports; `IMPP_DELIVERY_NONE` for other events and NULL.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+enum impp_delivery_outcome impp_event_delivery_outcome(const struct impp_event *event);
+
+/**
+ * Why the message of a failed delivery event failed; `IMPP_FAILURE_NONE` for any other
+ * event (delivered, stored, other kinds) and NULL.
+ *
+ * # Safety
+ * `event` is NULL or a live event.
+ */
+enum impp_failure_reason impp_event_failure_reason(const struct impp_event *event);
+
+/**
+ * The name of an `impp_delivery_outcome` value: `"delivered"`, `"stored"`, `"failed"`
+ * (the names of the Rust and Python APIs), `"none"` for `IMPP_DELIVERY_NONE`, `"unknown"`
+ * for any other number. Static; any thread.
+ */
+const char *impp_delivery_outcome_name(int outcome);
+
+/**
+ * The name of an `impp_failure_reason` value: `"unknown-user"`, `"too-large"`,
+ * `"expired"`, `"rejected"`, `"offline"`, `"storage"` (the names of the Rust and Python
+ * APIs), `"none"` for `IMPP_FAILURE_NONE`, `"unknown"` for any other number. Static; any
+ * thread.
+ */
+const char *impp_failure_reason_name(int reason);
+
+/**
  * Parses a filter document of `len` bytes (UTF-8, need not be NUL-terminated) with the
  * default limits (64 KiB, depth 32). Every XPath expression is compiled here, so applying
  * the set later cannot fail on one.
@@ -1865,6 +2102,89 @@ enum impp_status impp_set_log_callback(impp_log_callback callback,
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`max_level` out of range; nothing changes).
  */
 enum impp_status impp_set_log_level(int max_level);
+
+/**
+ * Logs endpoint `endpoint` (an id of 1 to 256 characters, no control characters, e.g. a SIP
+ * instance id or `"phone"`) of `user` in, or refreshes its login. `expires` in seconds: -1
+ * is the configured default (as for `impp_engine_subscribe`; 0 cannot mean "default" here
+ * because it logs the endpoint out), longer than the maximum is shortened. On success
+ * `*granted_out` (if not NULL) is the granted expiry in seconds (0 after a logout). Messages
+ * stored for the user are delivered to the endpoint, in the order sent, as
+ * `IMPP_EVENT_MESSAGE` events; their senders get `IMPP_EVENT_DELIVERY` events.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad endpoint id, `expires` out of range),
+ * `IMPP_ERR_INVALID_URI`, `IMPP_ERR_INTERVAL_TOO_BRIEF` (below the minimum: SIP 423),
+ * `IMPP_ERR_FORBIDDEN` (a user outside the engine's domains), `IMPP_ERR_SHUTDOWN`. Nothing
+ * changes on error.
+ *
+ * # Safety
+ * `engine` NULL or live; strings NULL or NUL-terminated; `granted_out` NULL or writable.
+ */
+enum impp_status impp_engine_login(const struct impp_engine *engine,
+                                   const char *user,
+                                   const char *endpoint,
+                                   int64_t expires,
+                                   uint32_t *granted_out);
+
+/**
+ * `impp_engine_login` with the address the endpoint is reached at (`contact`, e.g. a SIP
+ * contact URI; NULL: none), kept with the login.
+ *
+ * Errors: as `impp_engine_login`.
+ *
+ * # Safety
+ * As `impp_engine_login`; `contact` NULL or NUL-terminated.
+ */
+enum impp_status impp_engine_login_at(const struct impp_engine *engine,
+                                      const char *user,
+                                      const char *endpoint,
+                                      const char *contact,
+                                      int64_t expires,
+                                      uint32_t *granted_out);
+
+/**
+ * Logs an endpoint of `user` out; `*was_logged_in_out` (if not NULL) says whether it was
+ * logged in (logging out an endpoint that is not is not an error).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_INVALID_URI`, `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live; strings NULL or NUL-terminated; `was_logged_in_out` NULL or
+ * writable.
+ */
+enum impp_status impp_engine_logout(const struct impp_engine *engine,
+                                    const char *user,
+                                    const char *endpoint,
+                                    bool *was_logged_in_out);
+
+/**
+ * Sends an instant message from `sender` to `recipient`: `content_type` is its MIME type
+ * (`type/subtype`, parameters allowed, e.g. `"text/plain;charset=utf-8"`), `body` points to
+ * `body_len` bytes of any content (NUL bytes included; NULL only with `body_len` 0).
+ * `endpoint` (NULL: none) names the one endpoint of the recipient to deliver to when it is
+ * online (otherwise every endpoint gets it); `in_reply_to` (NULL: none) is handed to the
+ * recipient as is. On success `*id_out` is the message id (never 0), at once; what becomes
+ * of the message arrives as `IMPP_EVENT_DELIVERY` events for the sender: delivered, or
+ * stored (the recipient is offline) then delivered or failed, or failed with a reason (a
+ * body above the configured maximum is `IMPP_FAILURE_TOO_LARGE`, not an error here).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a malformed content type, an empty endpoint
+ * id, `body` NULL with a length), `IMPP_ERR_INVALID_URI`, `IMPP_ERR_SHUTDOWN`. On error
+ * nothing is sent and no event follows.
+ *
+ * # Safety
+ * `engine` NULL or live; strings NULL or NUL-terminated; `body` NULL or `body_len` readable
+ * bytes; `id_out` NULL or writable.
+ */
+enum impp_status impp_engine_send_message(const struct impp_engine *engine,
+                                          const char *sender,
+                                          const char *recipient,
+                                          const char *content_type,
+                                          const uint8_t *body,
+                                          size_t body_len,
+                                          const char *endpoint,
+                                          const char *in_reply_to,
+                                          uint64_t *id_out);
 
 /**
  * Creates a message summary with only the lamp state (`Messages-Waiting: yes` when

@@ -154,6 +154,14 @@ fn engine_api_under_sanitizers() {
     assert!(out.contains("engine_test: all checks passed"), "{out}");
 }
 
+/// Endpoints and instant messages: online delivery with a binary body, offline storage and
+/// delivery on login in order, failure reasons, logout, endpoint expiry, bad input.
+#[test]
+fn messaging_api_under_sanitizers() {
+    let out = sanitized_c_test("messaging_test");
+    assert!(out.contains("messaging_test: all checks passed"), "{out}");
+}
+
 /// The header-only C++ wrapper (`bindings/c/impp.hpp`), built with strict warnings.
 #[test]
 fn cpp_wrapper_under_sanitizers() {

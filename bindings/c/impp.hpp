@@ -815,6 +815,40 @@ public:
         return std::move(document_limits(max_bytes, max_depth));
     }
 
+    Config &endpoint_expiry(std::uint32_t min, std::uint32_t dflt, std::uint32_t max) & {
+        detail::check(impp_config_set_endpoint_expiry(get(), min, dflt, max));
+        return *this;
+    }
+    Config &&endpoint_expiry(std::uint32_t min, std::uint32_t dflt, std::uint32_t max) && {
+        return std::move(endpoint_expiry(min, dflt, max));
+    }
+
+    /* The largest message body in bytes; larger ones fail as IMPP_FAILURE_TOO_LARGE. */
+    Config &max_message_size(std::size_t max_bytes) & {
+        detail::check(impp_config_set_max_message_size(get(), max_bytes));
+        return *this;
+    }
+    Config &&max_message_size(std::size_t max_bytes) && {
+        return std::move(max_message_size(max_bytes));
+    }
+
+    /* How long a message stored for an offline recipient is kept. */
+    Config &message_expiry(std::chrono::seconds expiry) & {
+        detail::check(impp_config_set_message_expiry(
+            get(), expiry.count() < 0 ? 0 : static_cast<std::uint64_t>(expiry.count())));
+        return *this;
+    }
+    Config &&message_expiry(std::chrono::seconds expiry) && {
+        return std::move(message_expiry(expiry));
+    }
+
+    /* Whether a logged-in endpoint makes a user who publishes nothing appear open. */
+    Config &endpoint_presence(bool enabled) & {
+        detail::check(impp_config_set_endpoint_presence(get(), enabled));
+        return *this;
+    }
+    Config &&endpoint_presence(bool enabled) && { return std::move(endpoint_presence(enabled)); }
+
     /* A clock that moves only with Engine::advance_clock (for tests). */
     Config &manual_clock() & {
         detail::check(impp_config_use_manual_clock(get()));
@@ -918,6 +952,53 @@ public:
         }
         detail::check(status);
         return MessageSummary::adopt(m);
+    }
+
+    /* --- Message, delivery and endpoint expiry events --- */
+
+    /* The message id of a message or delivery event; 0 for other events. */
+    std::uint64_t message_id() const noexcept { return impp_event_message_id(event_); }
+    /* The sender of a message or delivery event. */
+    std::optional<std::string_view> sender() const noexcept {
+        return detail::optional_view(impp_event_sender(event_));
+    }
+    /* The recipient of a message or delivery event. */
+    std::optional<std::string_view> recipient() const noexcept {
+        return detail::optional_view(impp_event_recipient(event_));
+    }
+    /* The endpoint of a message event (the copy's) or of an endpoint expiry (its user is
+     * presentity()). */
+    std::optional<std::string_view> endpoint() const noexcept {
+        return detail::optional_view(impp_event_endpoint(event_));
+    }
+    /* The MIME type of a message event. */
+    std::optional<std::string_view> content_type() const noexcept {
+        return detail::optional_view(impp_event_content_type(event_));
+    }
+    /* The body of a message event: any bytes, NULs included; none for other events. */
+    std::optional<std::string_view> message_body() const {
+        const std::uint8_t *body = nullptr;
+        std::size_t len = 0;
+        const impp_status status = impp_event_message_body(event_, &body, &len);
+        if (status == IMPP_ERR_NOT_FOUND) {
+            return std::nullopt;
+        }
+        detail::check(status);
+        return std::string_view(reinterpret_cast<const char *>(body), len);
+    }
+    /* The reference the sender gave, if any. */
+    std::optional<std::string_view> in_reply_to() const noexcept {
+        return detail::optional_view(impp_event_in_reply_to(event_));
+    }
+    /* When a message event's message was sent, in Unix milliseconds; 0 otherwise. */
+    std::uint64_t sent_at() const noexcept { return impp_event_sent_at(event_); }
+    /* IMPP_DELIVERY_NONE unless a delivery event. */
+    impp_delivery_outcome delivery_outcome() const noexcept {
+        return impp_event_delivery_outcome(event_);
+    }
+    /* IMPP_FAILURE_NONE unless a failed delivery. */
+    impp_failure_reason failure_reason() const noexcept {
+        return impp_event_failure_reason(event_);
     }
 
     const impp_event *get() const noexcept { return event_; }
@@ -1142,6 +1223,40 @@ public:
             rules.push_back(std::move(rule));
         }
         return rules;
+    }
+
+    /* Logs endpoint `endpoint` of `user` in or refreshes it; returns the granted seconds.
+     * `expires` in seconds; -1: the configured default; 0: log out. `contact`: where the
+     * endpoint is reached (none: not given). */
+    std::uint32_t login(const std::string &user, const std::string &endpoint,
+                        std::int64_t expires = -1,
+                        const std::optional<std::string> &contact = std::nullopt) const {
+        std::uint32_t granted = 0;
+        detail::check(impp_engine_login_at(engine_, user.c_str(), endpoint.c_str(),
+                                           detail::c_str_or_null(contact), expires, &granted));
+        return granted;
+    }
+
+    /* Logs an endpoint out; returns whether it was logged in. */
+    bool logout(const std::string &user, const std::string &endpoint) const {
+        bool was = false;
+        detail::check(impp_engine_logout(engine_, user.c_str(), endpoint.c_str(), &was));
+        return was;
+    }
+
+    /* Sends an instant message (`body`: any bytes); returns its id. What becomes of it
+     * arrives as delivery events for the sender. */
+    std::uint64_t send_message(const std::string &sender, const std::string &recipient,
+                               std::string_view body,
+                               const std::string &content_type = "text/plain",
+                               const std::optional<std::string> &endpoint = std::nullopt,
+                               const std::optional<std::string> &in_reply_to = std::nullopt) const {
+        std::uint64_t id = 0;
+        detail::check(impp_engine_send_message(
+            engine_, sender.c_str(), recipient.c_str(), content_type.c_str(),
+            reinterpret_cast<const std::uint8_t *>(body.data()), body.size(),
+            detail::c_str_or_null(endpoint), detail::c_str_or_null(in_reply_to), &id));
+        return id;
     }
 
     /* The next event, waiting up to `timeout` (negative: forever; zero: not at all); none

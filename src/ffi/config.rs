@@ -56,8 +56,9 @@ pub struct impp_config {
     pub(super) manual_clock: Option<Arc<ManualClock>>,
 }
 
-/// Creates a configuration with every default: workers = number of cores; publication and
-/// subscription expiry default 3600 s, minimum 60 s, maximum 86400 s; queue capacity 65536;
+/// Creates a configuration with every default: workers = number of cores; publication,
+/// subscription and endpoint expiry default 3600 s, minimum 60 s, maximum 86400 s; messages
+/// up to 64 KiB, stored for 7 days; no endpoint presence; queue capacity 65536;
 /// default policy confirm; no minimum notification interval; documents up to 64 KiB and 32
 /// levels; the system clock; an in-memory store.
 ///
@@ -191,6 +192,92 @@ pub unsafe extern "C" fn impp_config_set_subscription_expiry(
 ) -> impp_status {
     with_config(config, |c| {
         c.config.subscription_expiry = bounds(min, default_expiry, max)?;
+        Ok(())
+    })
+}
+
+/// Sets the endpoint login expiry bounds in seconds (as for publications; default 3600,
+/// minimum 60, maximum 86400): shorter logins fail with `IMPP_ERR_INTERVAL_TOO_BRIEF`,
+/// longer ones are shortened to `max`.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_endpoint_expiry(
+    config: *mut impp_config,
+    min: u32,
+    default_expiry: u32,
+    max: u32,
+) -> impp_status {
+    with_config(config, |c| {
+        c.config.endpoint_expiry = bounds(min, default_expiry, max)?;
+        Ok(())
+    })
+}
+
+/// Sets the largest instant message body in bytes (default 65536); a larger message fails
+/// with an `IMPP_FAILURE_TOO_LARGE` delivery event.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_max_message_size(
+    config: *mut impp_config,
+    max_bytes: usize,
+) -> impp_status {
+    with_config(config, |c| {
+        if max_bytes == 0 {
+            return Err(Error::InvalidArgument(
+                "the maximum message size must be above 0".into(),
+            ));
+        }
+        c.config.max_message_size = max_bytes;
+        Ok(())
+    })
+}
+
+/// Sets how long a message stored for an offline recipient is kept, in seconds (default 7
+/// days); then it fails with an `IMPP_FAILURE_EXPIRED` delivery event.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_message_expiry(
+    config: *mut impp_config,
+    seconds: u64,
+) -> impp_status {
+    with_config(config, |c| {
+        if seconds == 0 {
+            return Err(Error::InvalidArgument(
+                "the message expiry must be above 0".into(),
+            ));
+        }
+        c.config.message_expiry = Duration::from_secs(seconds);
+        Ok(())
+    })
+}
+
+/// Sets whether a logged-in endpoint of a user who publishes no presence makes the user
+/// appear open to watchers (one minimal tuple per endpoint, withdrawn at logout). Default:
+/// no.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_endpoint_presence(
+    config: *mut impp_config,
+    enabled: bool,
+) -> impp_status {
+    with_config(config, |c| {
+        c.config.endpoint_presence = enabled;
         Ok(())
     })
 }

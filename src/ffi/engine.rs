@@ -27,11 +27,15 @@ use crate::uri::Uri;
 
 /// A running engine. Create it with `impp_engine_new`, free it with `impp_engine_free`.
 pub struct impp_engine {
-    engine: Engine,
+    pub(super) engine: Engine,
     manual_clock: Option<Arc<ManualClock>>,
 }
 
 /// A counter of `impp_engine_stat`.
+///
+/// Counters are read one at a time by this selector (there is no caller-allocated stats
+/// struct), so new counters are appended as new values: existing values never change and the
+/// ABI version stays the same. An older library answers 0 for a value it does not know.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum impp_stat {
@@ -55,6 +59,14 @@ pub enum impp_stat {
     IMPP_STAT_EVENTS_OVERFLOWED = 8,
     /// Panics caught inside the event callback's Rust glue.
     IMPP_STAT_CALLBACK_PANICS = 9,
+    /// Endpoints logged in.
+    IMPP_STAT_ENDPOINTS = 10,
+    /// Instant messages waiting for their recipient (stored, or queued behind stored ones).
+    IMPP_STAT_MESSAGES_WAITING = 11,
+    /// Instant messages delivered.
+    IMPP_STAT_MESSAGES_DELIVERED = 12,
+    /// Instant messages that failed.
+    IMPP_STAT_MESSAGES_FAILED = 13,
 }
 
 /// The event callback: `event` is borrowed for the call only (do not free it; copy what you
@@ -65,12 +77,12 @@ pub type impp_event_callback =
 /// Frees the `user_data` of a callback; runs exactly once, after the callback's last call.
 pub type impp_free_callback = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 
-unsafe fn engine_ref<'a>(engine: *const impp_engine) -> Result<&'a impp_engine> {
+pub(super) unsafe fn engine_ref<'a>(engine: *const impp_engine) -> Result<&'a impp_engine> {
     // SAFETY: forwarded contract: NULL or a live engine.
     unsafe { handle(engine, "engine") }
 }
 
-fn uri_arg(ptr: *const c_char, name: &str) -> Result<Uri> {
+pub(super) fn uri_arg(ptr: *const c_char, name: &str) -> Result<Uri> {
     // SAFETY: every caller documents `ptr` as NULL or a NUL-terminated string.
     let text = unsafe { str_arg(ptr, name) }?;
     Uri::parse(text)
@@ -776,6 +788,10 @@ pub unsafe extern "C" fn impp_engine_stat(engine: *const impp_engine, which: c_i
             7 => s.notifications_throttled,
             8 => s.events_overflowed,
             9 => s.callback_panics,
+            10 => s.endpoints,
+            11 => s.messages_waiting,
+            12 => s.messages_delivered,
+            13 => s.messages_failed,
             _ => 0,
         }
     })

@@ -5,7 +5,7 @@
 use std::cell::OnceCell;
 use std::ffi::{c_char, CString};
 
-use super::boundary::{free_handle, guard, guard_value, handle, out_arg, write_out};
+use super::boundary::{free_handle, guard, guard_value, handle, out_arg, write_out, StrCache};
 use super::dialog::impp_dialog_info;
 use super::mwi::impp_message_summary;
 use super::presence::impp_presence;
@@ -95,7 +95,9 @@ pub(super) fn state_to_c(state: SubscriptionState) -> (impp_subscription_state, 
 
 /// One event. See the module notes for its lifetime.
 pub struct impp_event {
-    event: Event,
+    pub(super) event: Event,
+    /// The strings of message, delivery and endpoint events (see `event_message.rs`).
+    pub(super) strings: StrCache<&'static str>,
     watcher: OnceCell<CString>,
     presentity: OnceCell<CString>,
     package: OnceCell<CString>,
@@ -107,6 +109,7 @@ impl impp_event {
     pub(super) fn new(event: Event) -> impp_event {
         impp_event {
             event,
+            strings: StrCache::new(),
             watcher: OnceCell::new(),
             presentity: OnceCell::new(),
             package: OnceCell::new(),
@@ -129,7 +132,7 @@ fn cached(cell: &OnceCell<CString>, make: impl FnOnce() -> Option<String>) -> *c
     }
 }
 
-unsafe fn event_ref<'a>(event: *const impp_event) -> Option<&'a impp_event> {
+pub(super) unsafe fn event_ref<'a>(event: *const impp_event) -> Option<&'a impp_event> {
     // SAFETY: the caller's contract: NULL or a live event.
     unsafe { event.as_ref() }
 }

@@ -635,6 +635,78 @@ void test_documents_through_engine() {
     }
 }
 
+void test_messaging() {
+    impp::Engine engine(impp::Config()
+                            .workers(2)
+                            .manual_clock()
+                            .default_policy(IMPP_AUTH_ALLOW)
+                            .add_domain("example.test")
+                            .endpoint_expiry(60, 600, 3600)
+                            .max_message_size(8)
+                            .message_expiry(std::chrono::hours(1))
+                            .endpoint_presence(false));
+    CHECK(engine.login(BOB, "phone") == 600);
+    CHECK(engine.login(BOB, "laptop", 120, std::string("sip:bob@192.0.2.1")) == 120);
+    CHECK(engine.stat(IMPP_STAT_ENDPOINTS) == 2);
+
+    using namespace std::string_view_literals;
+    const std::string_view binary = "a\0b"sv;
+    const std::uint64_t id = engine.send_message(ALICE, BOB, binary, "application/octet-stream",
+                                                 std::string("phone"), std::string("ref-1"));
+    CHECK(id != 0);
+    auto events = take_all(engine);
+    CHECK(events.size() == 2);
+    for (const impp::EventView &ev : events) {
+        CHECK(ev.message_id() == id);
+        CHECK(ev.sender() == std::optional<std::string_view>(ALICE));
+        CHECK(ev.recipient() == std::optional<std::string_view>(BOB));
+        if (ev.kind() == IMPP_EVENT_MESSAGE) {
+            CHECK(ev.message_body() == std::optional<std::string_view>(binary));
+            CHECK(ev.message_body()->size() == 3);
+            CHECK(ev.endpoint() == std::optional<std::string_view>("phone"));
+            CHECK(ev.content_type() == std::optional<std::string_view>("application/octet-stream"));
+            CHECK(ev.in_reply_to() == std::optional<std::string_view>("ref-1"));
+            CHECK(ev.sent_at() > 0);
+            CHECK(ev.delivery_outcome() == IMPP_DELIVERY_NONE);
+        } else {
+            CHECK(ev.kind() == IMPP_EVENT_DELIVERY);
+            CHECK(ev.delivery_outcome() == IMPP_DELIVERY_DELIVERED);
+            CHECK(ev.failure_reason() == IMPP_FAILURE_NONE);
+            CHECK(!ev.message_body());
+        }
+    }
+
+    // Too large: a failed delivery with its reason.
+    const std::uint64_t big = engine.send_message(ALICE, BOB, "123456789");
+    events = take_all(engine);
+    CHECK(events.size() == 1);
+    if (events.size() == 1) {
+        CHECK(events[0].message_id() == big);
+        CHECK(events[0].delivery_outcome() == IMPP_DELIVERY_FAILED);
+        CHECK(events[0].failure_reason() == IMPP_FAILURE_TOO_LARGE);
+        CHECK(std::string_view(impp_failure_reason_name(events[0].failure_reason())) ==
+              "too-large");
+    }
+
+    CHECK(engine.logout(BOB, "phone"));
+    CHECK(!engine.logout(BOB, "phone"));
+    CHECK_THROWS(engine.send_message(ALICE, BOB, "x", "text"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(engine.login(BOB, "phone", 10), IMPP_ERR_INTERVAL_TOO_BRIEF);
+    CHECK(take_all(engine).empty());
+
+    // The laptop's login runs out.
+    engine.advance_clock(120s);
+    events = take_all(engine);
+    CHECK(events.size() == 1);
+    if (events.size() == 1) {
+        CHECK(events[0].kind() == IMPP_EVENT_ENDPOINT_EXPIRED);
+        CHECK(events[0].endpoint() == std::optional<std::string_view>("laptop"));
+        CHECK(events[0].presentity() == BOB);
+        CHECK(events[0].message_id() == 0);
+    }
+    CHECK(engine.stat(IMPP_STAT_ENDPOINTS) == 0);
+}
+
 }  // namespace
 
 int main() {
@@ -647,5 +719,6 @@ int main() {
     test_message_summary();
     test_filter_set();
     test_documents_through_engine();
+    test_messaging();
     return check_report("wrapper_test");
 }

@@ -145,6 +145,10 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "impp_config_add_winfo_admin": (_status, [ConfigP, c_char_p]),
     "impp_config_set_document_limits": (_status, [ConfigP, c_size_t, c_uint32]),
     "impp_config_use_manual_clock": (_status, [ConfigP]),
+    "impp_config_set_endpoint_expiry": (_status, [ConfigP, c_uint32, c_uint32, c_uint32]),
+    "impp_config_set_max_message_size": (_status, [ConfigP, c_size_t]),
+    "impp_config_set_message_expiry": (_status, [ConfigP, c_uint64]),
+    "impp_config_set_endpoint_presence": (_status, [ConfigP, c_bool]),
     "impp_config_default_workers": (c_uint32, []),
     # Engine
     "impp_engine_new": (_status, [ConfigP, POINTER(EngineP)]),
@@ -204,6 +208,28 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "impp_engine_stat": (c_uint64, [EngineP, c_int]),
     "impp_engine_advance_clock": (_status, [EngineP, c_uint64]),
     "impp_engine_sync": (_status, [EngineP]),
+    # Endpoints and instant messages
+    "impp_engine_login": (_status, [EngineP, c_char_p, c_char_p, c_int64, POINTER(c_uint32)]),
+    "impp_engine_login_at": (
+        _status,
+        [EngineP, c_char_p, c_char_p, c_char_p, c_int64, POINTER(c_uint32)],
+    ),
+    "impp_engine_logout": (_status, [EngineP, c_char_p, c_char_p, POINTER(c_bool)]),
+    # The body is passed as a pointer plus a length (it may hold NUL bytes).
+    "impp_engine_send_message": (
+        _status,
+        [
+            EngineP,
+            c_char_p,
+            c_char_p,
+            c_char_p,
+            c_char_p,
+            c_size_t,
+            c_char_p,
+            c_char_p,
+            POINTER(c_uint64),
+        ],
+    ),
     # Events
     "impp_event_free": (None, [EventP]),
     "impp_event_get_kind": (_enum, [EventP]),
@@ -216,6 +242,18 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "impp_event_has_document": (c_bool, [EventP]),
     # The body is read as a pointer plus a length, not as a NUL-terminated c_char_p.
     "impp_event_body": (_status, [EventP, POINTER(c_void_p), POINTER(c_size_t)]),
+    "impp_event_message_id": (c_uint64, [EventP]),
+    "impp_event_sender": (c_char_p, [EventP]),
+    "impp_event_recipient": (c_char_p, [EventP]),
+    "impp_event_endpoint": (c_char_p, [EventP]),
+    "impp_event_content_type": (c_char_p, [EventP]),
+    "impp_event_message_body": (_status, [EventP, POINTER(c_void_p), POINTER(c_size_t)]),
+    "impp_event_in_reply_to": (c_char_p, [EventP]),
+    "impp_event_sent_at": (c_uint64, [EventP]),
+    "impp_event_delivery_outcome": (_enum, [EventP]),
+    "impp_event_failure_reason": (_enum, [EventP]),
+    "impp_delivery_outcome_name": (c_char_p, [c_int]),
+    "impp_failure_reason_name": (c_char_p, [c_int]),
     # Presence documents
     "impp_presence_new": (_status, [c_char_p, POINTER(PresenceP)]),
     "impp_presence_parse": (_status, [c_char_p, c_size_t, POINTER(PresenceP)]),

@@ -74,6 +74,10 @@ STATS = (
     "notifications_throttled",
     "events_overflowed",
     "callback_panics",
+    "endpoints",
+    "messages_waiting",
+    "messages_delivered",
+    "messages_failed",
 )
 
 # Blocking waits are cut into slices so that Ctrl-C is seen and close() from another thread
@@ -145,7 +149,11 @@ class Config:
     ``workers``, ``domains`` (list), ``publication_expiry`` / ``subscription_expiry``
     (``(min, default, max)`` seconds), ``queue_capacity``, ``default_policy`` (an action
     name), ``min_notify_interval`` (seconds), ``winfo_admins`` (list of URIs),
-    ``document_limits`` (``(max_bytes, max_depth)``), ``manual_clock`` (bool).
+    ``document_limits`` (``(max_bytes, max_depth)``), ``manual_clock`` (bool),
+    ``endpoint_expiry`` (``(min, default, max)`` seconds), ``max_message_size`` (bytes),
+    ``message_expiry`` (seconds a message stored for an offline recipient is kept),
+    ``endpoint_presence`` (bool: a logged-in endpoint makes a user who publishes nothing
+    appear open).
 
     An :class:`Engine` consumes its Config; one Config makes one engine.
     """
@@ -223,6 +231,26 @@ class Config:
         check(lib.impp_config_set_store_path(self._h(), encode(os.fspath(path), "store")))
         return self
 
+    def set_endpoint_expiry(self, min: int, default: int, max: int) -> "Config":
+        check(lib.impp_config_set_endpoint_expiry(self._h(), min, default, max))
+        return self
+
+    def set_max_message_size(self, max_bytes: int) -> "Config":
+        if max_bytes < 0:
+            raise ValueError(f"max_message_size must not be negative: {max_bytes!r}")
+        check(lib.impp_config_set_max_message_size(self._h(), max_bytes))
+        return self
+
+    def set_message_expiry(self, seconds: int) -> "Config":
+        if seconds < 0:
+            raise ValueError(f"message_expiry must not be negative: {seconds!r}")
+        check(lib.impp_config_set_message_expiry(self._h(), int(seconds)))
+        return self
+
+    def set_endpoint_presence(self, enabled: bool = True) -> "Config":
+        check(lib.impp_config_set_endpoint_presence(self._h(), bool(enabled)))
+        return self
+
     def use_manual_clock(self) -> "Config":
         check(lib.impp_config_use_manual_clock(self._h()))
         return self
@@ -278,6 +306,10 @@ _CONFIG_OPTIONS: Dict[str, Callable[[Config, object], None]] = {
     "document_limits": lambda c, v: c.set_document_limits(*v),
     "manual_clock": _flag(Config.use_manual_clock),
     "store": Config.set_store_path,
+    "endpoint_expiry": lambda c, v: c.set_endpoint_expiry(*v),
+    "max_message_size": Config.set_max_message_size,
+    "message_expiry": Config.set_message_expiry,
+    "endpoint_presence": Config.set_endpoint_presence,
 }
 
 
@@ -824,6 +856,85 @@ class Engine:
                     )
                 )
         return found
+
+    # --- endpoints and instant messages ---
+
+    def login(
+        self,
+        user: str,
+        endpoint: str,
+        expires: Optional[int] = 3600,
+        contact: Optional[str] = None,
+    ) -> int:
+        """Logs endpoint ``endpoint`` (an id such as ``"phone"``) of ``user`` in, or
+        refreshes its login; returns the granted expiry in seconds. ``expires`` None is the
+        configured default, 0 logs out, longer than the maximum is shortened, below the
+        minimum raises :class:`impp.IntervalTooBrief`. ``contact`` is the address the
+        endpoint is reached at, kept with the login. Messages stored for the user arrive
+        as ``"message"`` events, in the order sent."""
+        if expires is not None and (isinstance(expires, bool) or expires < 0):
+            raise ValueError(f"expires must be None or seconds >= 0, not {expires!r}")
+        granted = c_uint32()
+        with self._use() as h:
+            check(
+                lib.impp_engine_login_at(
+                    h,
+                    encode(user, "user"),
+                    encode(endpoint, "endpoint"),
+                    encode_optional(contact, "contact"),
+                    -1 if expires is None else expires,
+                    ctypes.byref(granted),
+                )
+            )
+        return granted.value
+
+    def logout(self, user: str, endpoint: str) -> bool:
+        """Logs an endpoint out; returns whether it was logged in."""
+        was = c_bool()
+        with self._use() as h:
+            check(
+                lib.impp_engine_logout(
+                    h, encode(user, "user"), encode(endpoint, "endpoint"), ctypes.byref(was)
+                )
+            )
+        return was.value
+
+    def send_message(
+        self,
+        sender: str,
+        recipient: str,
+        body: Union[bytes, str],
+        content_type: str = "text/plain",
+        endpoint: Optional[str] = None,
+        in_reply_to: Optional[str] = None,
+    ) -> str:
+        """Sends an instant message; returns its id (a decimal string) at once. ``body``
+        is bytes, kept exactly, or a str, sent as UTF-8. ``content_type`` is a MIME type
+        (``type/subtype``, parameters allowed). ``endpoint`` names one endpoint of the
+        recipient to deliver to while it is online; ``in_reply_to`` is handed over as is.
+
+        What becomes of the message arrives as ``"delivery"`` events for the sender, with
+        the same ``message_id``: ``"delivered"``; or ``"stored"`` (the recipient is
+        offline) and later ``"delivered"`` or ``"failed"``; or ``"failed"`` with a
+        ``reason``. Arguments that are no message at all (a malformed content type, an
+        empty endpoint) raise :class:`impp.InvalidArgument` and send nothing."""
+        data = body_bytes(body, "body")
+        out = c_uint64()
+        with self._use() as h:
+            check(
+                lib.impp_engine_send_message(
+                    h,
+                    encode(sender, "sender"),
+                    encode(recipient, "recipient"),
+                    encode(content_type, "content_type"),
+                    data,
+                    len(data),
+                    encode_optional(endpoint, "endpoint"),
+                    encode_optional(in_reply_to, "in_reply_to"),
+                    ctypes.byref(out),
+                )
+            )
+        return str(out.value)
 
     # --- events: polling ---
 

@@ -8,7 +8,7 @@ import ctypes
 from ctypes import c_int, c_size_t, c_void_p
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 if TYPE_CHECKING:  # pragma: no cover
     from .documents import DialogInfo, MessageSummary, Watcherinfo
@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from ._ffi import check, decode, lib
 
-__all__ = ["Event", "KINDS", "OLD_KINDS", "STATES", "REASONS"]
+__all__ = ["Event", "KINDS", "OLD_KINDS", "STATES", "REASONS", "OUTCOMES", "FAILURE_REASONS"]
 
 #: impp_event_kind values: the names ``Event.kind`` takes.
 KINDS = {
@@ -24,6 +24,9 @@ KINDS = {
     2: "watcher-pending",
     3: "subscription-state",
     4: "publication-expired",
+    5: "message",
+    6: "delivery",
+    7: "endpoint-expired",
 }
 #: The names earlier versions of this package used, mapped to the current ones.
 OLD_KINDS = {
@@ -44,6 +47,18 @@ REASONS = {
     5: "giveup",
     6: "noresource",
 }
+#: impp_delivery_outcome values (NONE is None).
+OUTCOMES = {0: None, 1: "delivered", 2: "stored", 3: "failed"}
+#: impp_failure_reason values (NONE is None): the ``reason`` of a failed delivery.
+FAILURE_REASONS = {
+    0: None,
+    1: "unknown-user",
+    2: "too-large",
+    3: "expired",
+    4: "rejected",
+    5: "offline",
+    6: "storage",
+}
 
 
 @dataclass(frozen=True)
@@ -60,7 +75,21 @@ class Event:
     :class:`impp.Watcherinfo`, :class:`impp.DialogInfo` or :class:`impp.MessageSummary`),
     or None.
 
-    ``subscription`` and ``body`` are the older names of ``subscription_id`` and ``xml``.
+    Instant messages (see :meth:`impp.Engine.send_message`):
+
+    - ``"message"``: a message for one endpoint of its recipient. ``message_id`` (the
+      decimal string :meth:`~impp.Engine.send_message` returned), ``sender``, ``recipient``,
+      ``content_type``, ``body`` (bytes, exactly as sent), ``endpoint`` (the endpoint this
+      copy is for), ``in_reply_to`` (or None) and ``sent_at`` (Unix time in milliseconds,
+      an int).
+    - ``"delivery"``: what became of a sent message, for its sender. ``message_id``,
+      ``sender``, ``recipient``, ``outcome`` (``"delivered"``, ``"stored"`` or
+      ``"failed"``) and ``reason`` (None, or for ``"failed"`` one of ``"unknown-user"``,
+      ``"too-large"``, ``"expired"``, ``"rejected"``, ``"offline"``, ``"storage"``).
+    - ``"endpoint-expired"``: an endpoint's login ran out. ``user`` and ``endpoint``.
+
+    ``subscription`` is the older name of ``subscription_id``; ``body`` is the message
+    body for a message event and the older name of ``xml`` for the others.
     """
 
     kind: str
@@ -72,6 +101,16 @@ class Event:
     reason: Optional[str] = None
     etag: Optional[str] = None
     xml: Optional[str] = None
+    message_id: Optional[str] = None
+    sender: Optional[str] = None
+    recipient: Optional[str] = None
+    content_type: Optional[str] = None
+    message_body: Optional[bytes] = None
+    endpoint: Optional[str] = None
+    in_reply_to: Optional[str] = None
+    sent_at: Optional[int] = None
+    outcome: Optional[str] = None
+    user: Optional[str] = None
 
     @property
     def subscription(self) -> Optional[int]:
@@ -79,8 +118,10 @@ class Event:
         return self.subscription_id
 
     @property
-    def body(self) -> Optional[str]:
-        """Alias of :attr:`xml`."""
+    def body(self) -> Union[bytes, str, None]:
+        """A message event's body (bytes); for other events the alias of :attr:`xml`."""
+        if self.kind == "message":
+            return self.message_body
         return self.xml
 
     def is_kind(self, kind: str) -> bool:
@@ -100,38 +141,38 @@ class Event:
     def presence(self) -> Optional["Presence"]:
         """The body parsed as a :class:`impp.Presence` (a new handle the caller owns), or
         None when the event carries no presence document."""
-        if self.body is None or self.package != "presence":
+        if self.xml is None or self.package != "presence":
             return None
         from .presence import Presence
 
-        return Presence.parse(self.body)
+        return Presence.parse(self.xml)
 
     def winfo(self) -> Optional["Watcherinfo"]:
         """The body parsed as a :class:`impp.Watcherinfo` (a new handle the caller owns), or
         None when the event carries no watcherinfo document (``presence.winfo`` package)."""
-        if self.body is None or self.package != "presence.winfo":
+        if self.xml is None or self.package != "presence.winfo":
             return None
         from .documents import Watcherinfo
 
-        return Watcherinfo.parse(self.body)
+        return Watcherinfo.parse(self.xml)
 
     def dialog_info(self) -> Optional["DialogInfo"]:
         """The body parsed as a :class:`impp.DialogInfo` (a new handle the caller owns), or
         None when the event carries no dialog-info document (``dialog`` package)."""
-        if self.body is None or self.package != "dialog":
+        if self.xml is None or self.package != "dialog":
             return None
         from .documents import DialogInfo
 
-        return DialogInfo.parse(self.body)
+        return DialogInfo.parse(self.xml)
 
     def message_summary(self) -> Optional["MessageSummary"]:
         """The body parsed as a :class:`impp.MessageSummary` (a new handle the caller owns),
         or None when the event carries no message summary (``message-summary`` package)."""
-        if self.body is None or self.package != "message-summary":
+        if self.xml is None or self.package != "message-summary":
             return None
         from .documents import MessageSummary
 
-        return MessageSummary.parse(self.body)
+        return MessageSummary.parse(self.xml)
 
     @classmethod
     def _copy(cls, event: Any) -> "Event":
@@ -145,6 +186,9 @@ class Event:
             check(lib.impp_event_body(event, ctypes.byref(ptr), ctypes.byref(length)))
             body = ctypes.string_at(ptr.value, length.value).decode("utf-8") if ptr.value else ""
         subscription = lib.impp_event_subscription(event)
+        name = KINDS.get(kind, f"unknown({kind})")
+        if name in ("message", "delivery", "endpoint-expired"):
+            return cls._copy_message(event, name)
         return cls(
             kind=KINDS.get(kind, f"unknown({kind})"),
             subscription_id=subscription or None,
@@ -155,4 +199,34 @@ class Event:
             reason=REASONS.get(reason.value),
             etag=decode(lib.impp_event_etag(event)),
             xml=body,
+        )
+
+    @classmethod
+    def _copy_message(cls, event: Any, kind: str) -> "Event":
+        """Reads a message, delivery or endpoint expiry event."""
+        message_id = lib.impp_event_message_id(event)
+        presentity = decode(lib.impp_event_presentity(event))
+        body = None
+        if kind == "message":
+            ptr, length = c_void_p(), c_size_t()
+            check(lib.impp_event_message_body(event, ctypes.byref(ptr), ctypes.byref(length)))
+            body = ctypes.string_at(ptr.value, length.value) if length.value else b""
+        outcome = OUTCOMES.get(lib.impp_event_delivery_outcome(event))
+        return cls(
+            kind=kind,
+            subscription_id=None,
+            watcher=None,
+            presentity=presentity,
+            package=None,
+            reason=FAILURE_REASONS.get(lib.impp_event_failure_reason(event)),
+            message_id=str(message_id) if message_id else None,
+            sender=decode(lib.impp_event_sender(event)),
+            recipient=decode(lib.impp_event_recipient(event)),
+            content_type=decode(lib.impp_event_content_type(event)),
+            message_body=body,
+            endpoint=decode(lib.impp_event_endpoint(event)),
+            in_reply_to=decode(lib.impp_event_in_reply_to(event)),
+            sent_at=lib.impp_event_sent_at(event) if kind == "message" else None,
+            outcome=outcome,
+            user=presentity if kind == "endpoint-expired" else None,
         )

@@ -1,0 +1,178 @@
+//! Endpoints and instant messages (RFC 3428 page mode): logging endpoints in and out, and
+//! sending messages. What becomes of a message arrives as events: `IMPP_EVENT_MESSAGE` for
+//! each endpoint of the recipient it reaches, `IMPP_EVENT_DELIVERY` for its sender (read them
+//! with the accessors of `event_message.rs`).
+//!
+//! Threading contract: as for every engine function (any thread, also inside the callback).
+
+use std::ffi::c_char;
+
+use super::boundary::{bytes_arg, guard, opt_str_arg, out_arg, str_arg, write_out};
+use super::engine::{engine_ref, impp_engine, uri_arg};
+use super::status::impp_status;
+use crate::engine::OutgoingMessage;
+use crate::error::{Error, Result};
+
+/// `expires` as `impp_engine_subscribe` takes it: -1 is the configured default, 0 and up are
+/// seconds.
+fn expires_arg(expires: i64) -> Result<Option<u32>> {
+    match expires {
+        -1 => Ok(None),
+        0..=0xFFFF_FFFF => Ok(Some(expires as u32)),
+        other => Err(Error::InvalidArgument(format!(
+            "expires {other} is out of range (-1 or 0..4294967295)"
+        ))),
+    }
+}
+
+/// Logs endpoint `endpoint` (an id of 1 to 256 characters, no control characters, e.g. a SIP
+/// instance id or `"phone"`) of `user` in, or refreshes its login. `expires` in seconds: -1
+/// is the configured default (as for `impp_engine_subscribe`; 0 cannot mean "default" here
+/// because it logs the endpoint out), longer than the maximum is shortened. On success
+/// `*granted_out` (if not NULL) is the granted expiry in seconds (0 after a logout). Messages
+/// stored for the user are delivered to the endpoint, in the order sent, as
+/// `IMPP_EVENT_MESSAGE` events; their senders get `IMPP_EVENT_DELIVERY` events.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad endpoint id, `expires` out of range),
+/// `IMPP_ERR_INVALID_URI`, `IMPP_ERR_INTERVAL_TOO_BRIEF` (below the minimum: SIP 423),
+/// `IMPP_ERR_FORBIDDEN` (a user outside the engine's domains), `IMPP_ERR_SHUTDOWN`. Nothing
+/// changes on error.
+///
+/// # Safety
+/// `engine` NULL or live; strings NULL or NUL-terminated; `granted_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_engine_login(
+    engine: *const impp_engine,
+    user: *const c_char,
+    endpoint: *const c_char,
+    expires: i64,
+    granted_out: *mut u32,
+) -> impp_status {
+    // SAFETY: forwarded contract (no contact).
+    unsafe {
+        impp_engine_login_at(
+            engine,
+            user,
+            endpoint,
+            std::ptr::null(),
+            expires,
+            granted_out,
+        )
+    }
+}
+
+/// `impp_engine_login` with the address the endpoint is reached at (`contact`, e.g. a SIP
+/// contact URI; NULL: none), kept with the login.
+///
+/// Errors: as `impp_engine_login`.
+///
+/// # Safety
+/// As `impp_engine_login`; `contact` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_engine_login_at(
+    engine: *const impp_engine,
+    user: *const c_char,
+    endpoint: *const c_char,
+    contact: *const c_char,
+    expires: i64,
+    granted_out: *mut u32,
+) -> impp_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_ref(engine) }?;
+        let user = uri_arg(user, "user")?;
+        // SAFETY: the caller's contract.
+        let endpoint = unsafe { str_arg(endpoint, "endpoint") }?;
+        // SAFETY: the caller's contract.
+        let contact = unsafe { opt_str_arg(contact, "contact") }?;
+        let expires = expires_arg(expires)?;
+        let granted = e.engine.login_at(&user, endpoint, contact, expires)?;
+        if !granted_out.is_null() {
+            // SAFETY: non-NULL, the caller's contract.
+            unsafe { write_out(granted_out, granted) };
+        }
+        Ok(())
+    })
+}
+
+/// Logs an endpoint of `user` out; `*was_logged_in_out` (if not NULL) says whether it was
+/// logged in (logging out an endpoint that is not is not an error).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_INVALID_URI`, `IMPP_ERR_SHUTDOWN`.
+///
+/// # Safety
+/// `engine` NULL or live; strings NULL or NUL-terminated; `was_logged_in_out` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_engine_logout(
+    engine: *const impp_engine,
+    user: *const c_char,
+    endpoint: *const c_char,
+    was_logged_in_out: *mut bool,
+) -> impp_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_ref(engine) }?;
+        let user = uri_arg(user, "user")?;
+        // SAFETY: the caller's contract.
+        let endpoint = unsafe { str_arg(endpoint, "endpoint") }?;
+        let was = e.engine.logout(&user, endpoint)?;
+        if !was_logged_in_out.is_null() {
+            // SAFETY: non-NULL, the caller's contract.
+            unsafe { write_out(was_logged_in_out, was) };
+        }
+        Ok(())
+    })
+}
+
+/// Sends an instant message from `sender` to `recipient`: `content_type` is its MIME type
+/// (`type/subtype`, parameters allowed, e.g. `"text/plain;charset=utf-8"`), `body` points to
+/// `body_len` bytes of any content (NUL bytes included; NULL only with `body_len` 0).
+/// `endpoint` (NULL: none) names the one endpoint of the recipient to deliver to when it is
+/// online (otherwise every endpoint gets it); `in_reply_to` (NULL: none) is handed to the
+/// recipient as is. On success `*id_out` is the message id (never 0), at once; what becomes
+/// of the message arrives as `IMPP_EVENT_DELIVERY` events for the sender: delivered, or
+/// stored (the recipient is offline) then delivered or failed, or failed with a reason (a
+/// body above the configured maximum is `IMPP_FAILURE_TOO_LARGE`, not an error here).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a malformed content type, an empty endpoint
+/// id, `body` NULL with a length), `IMPP_ERR_INVALID_URI`, `IMPP_ERR_SHUTDOWN`. On error
+/// nothing is sent and no event follows.
+///
+/// # Safety
+/// `engine` NULL or live; strings NULL or NUL-terminated; `body` NULL or `body_len` readable
+/// bytes; `id_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_engine_send_message(
+    engine: *const impp_engine,
+    sender: *const c_char,
+    recipient: *const c_char,
+    content_type: *const c_char,
+    body: *const u8,
+    body_len: usize,
+    endpoint: *const c_char,
+    in_reply_to: *const c_char,
+    id_out: *mut u64,
+) -> impp_status {
+    guard(|| {
+        out_arg(id_out, "id_out")?;
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_ref(engine) }?;
+        let sender = uri_arg(sender, "sender")?;
+        let recipient = uri_arg(recipient, "recipient")?;
+        // SAFETY: the caller's contract.
+        let content_type = unsafe { str_arg(content_type, "content_type") }?;
+        // SAFETY: the caller's contract.
+        let body = unsafe { bytes_arg(body, body_len, "body") }?;
+        let mut message = OutgoingMessage::new(sender, recipient, content_type, body);
+        // SAFETY: the caller's contract.
+        message.endpoint = unsafe { opt_str_arg(endpoint, "endpoint") }?.map(str::to_owned);
+        // SAFETY: the caller's contract.
+        message.in_reply_to =
+            unsafe { opt_str_arg(in_reply_to, "in_reply_to") }?.map(str::to_owned);
+        let id = e.engine.send_message(message)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(id_out, id.0) };
+        Ok(())
+    })
+}
