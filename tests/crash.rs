@@ -122,8 +122,9 @@ fn every_acknowledged_message_survives_sigkill_exactly_once() {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let done = Arc::new(AtomicBool::new(false));
+        let first_ack = Arc::new(AtomicBool::new(false));
         let reader = {
-            let done = done.clone();
+            let (done, first_ack) = (done.clone(), first_ack.clone());
             std::thread::spawn(move || {
                 let mut sent: HashMap<u64, u64> = HashMap::new();
                 let mut acked: Vec<u64> = Vec::new();
@@ -134,7 +135,10 @@ fn every_acknowledged_message_survives_sigkill_exactly_once() {
                         (Some("sent"), Some(id), Some(n)) => {
                             sent.insert(id.parse().unwrap(), n.parse().unwrap());
                         }
-                        (Some("acked"), Some(id), None) => acked.push(id.parse().unwrap()),
+                        (Some("acked"), Some(id), None) => {
+                            acked.push(id.parse().unwrap());
+                            first_ack.store(true, Ordering::Relaxed);
+                        }
                         _ => {}
                     }
                 }
@@ -142,9 +146,13 @@ fn every_acknowledged_message_survives_sigkill_exactly_once() {
                 (sent, acked)
             })
         };
-        // Let it get going (the first acknowledgements), then kill it at a random point.
+        // Let it get going (the first acknowledgement: the store is open and syncing), then
+        // kill it at a random point.
         let start = Instant::now();
-        std::thread::sleep(Duration::from_millis(150 + jitter(600)));
+        while !first_ack.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(jitter(500)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let (sent, acked) = reader.join().unwrap();

@@ -233,6 +233,11 @@ impl RuleBook {
         self.by_presentity.is_empty()
     }
 
+    /// Whether the presentity with key `key` ([`presentity_key`]) has any rule.
+    pub fn has_rules(&self, key: &str) -> bool {
+        self.by_presentity.contains_key(key)
+    }
+
     /// What to do with `watcher` asking to watch `presentity` (precedence in the module
     /// documentation): self-watch, then the watcher's rule, then its domain's, then `default`.
     pub fn decide(&self, presentity: &Uri, watcher: &Uri, default: AuthAction) -> AuthAction {

@@ -642,9 +642,11 @@ impl Core {
             return Err(Error::Shutdown("the engine is shut down".into()));
         }
         let id = self.next_message_id.fetch_add(1, Ordering::Relaxed);
-        let shard = self.shard_for(&message.recipient);
+        let key = presentity_key(&message.recipient);
+        let shard = shard_of(&key, self.shards.len());
         let letter = shard::messaging::Letter {
             id,
+            key: key.into(),
             sender: Arc::new(message.sender),
             recipient: Arc::new(message.recipient),
             content_type: message.content_type.into(),

@@ -32,6 +32,9 @@ use crate::error::{Error, Result};
 use crate::log;
 use crate::uri::Uri;
 
+/// Commands handled after the first one of a wake-up before the events are queued.
+const BURST: usize = 255;
+
 /// Replies to a command.
 pub(crate) type Reply<T> = Sender<Result<T>>;
 
@@ -318,7 +321,27 @@ impl Shard {
             };
             match command {
                 Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-                Ok(command) => self.handle(command),
+                Ok(command) => {
+                    self.handle(command);
+                    // Commands that need no answer (messages, the store's answers) come in
+                    // bursts: handle what already waits before queueing the events, so a
+                    // burst costs one push to the event queue, not one per command. (A
+                    // command with a caller waiting flushes before it answers anyway.)
+                    let mut stop = false;
+                    for _ in 0..BURST {
+                        match commands.try_recv() {
+                            Ok(Command::Stop) => {
+                                stop = true;
+                                break;
+                            }
+                            Ok(command) => self.handle(command),
+                            Err(_) => break,
+                        }
+                    }
+                    if stop {
+                        break;
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
             }
             self.run_due_timers();

@@ -34,6 +34,8 @@ pub(crate) const IS_COMPOSING: &str = crate::doc::iscomposing::CONTENT_TYPE;
 #[derive(Debug, Clone)]
 pub(crate) struct Letter {
     pub(crate) id: u64,
+    /// The recipient's key ([`presentity_key`]), computed once by the sender's thread.
+    pub(crate) key: Box<str>,
     pub(crate) sender: Arc<Uri>,
     pub(crate) recipient: Arc<Uri>,
     pub(crate) content_type: Arc<str>,
@@ -63,6 +65,7 @@ impl Letter {
     pub(crate) fn from_record(m: StoredMessage) -> Letter {
         Letter {
             id: m.id,
+            key: presentity_key(&m.recipient).into(),
             sender: Arc::new(m.sender),
             recipient: Arc::new(m.recipient),
             content_type: m.content_type.into(),
@@ -135,9 +138,14 @@ pub struct EndpointInfo {
 
 impl Shard {
     fn user_entry(&mut self, uri: &Arc<Uri>) -> &mut User {
-        self.users
-            .entry(presentity_key(uri))
-            .or_insert_with(|| User::new(uri.clone()))
+        self.user_entry_by_key(&presentity_key(uri), uri)
+    }
+
+    fn user_entry_by_key(&mut self, key: &str, uri: &Arc<Uri>) -> &mut User {
+        if !self.users.contains_key(key) {
+            self.users.insert(key.to_owned(), User::new(uri.clone()));
+        }
+        self.users.get_mut(key).expect("inserted above")
     }
 
     fn collect_user_if_idle(&mut self, key: &str) {
@@ -194,10 +202,13 @@ impl Shard {
         }
         // Only the recipient's explicit rules matter here: the default policy is about who
         // may see presence, not who may write.
-        match self
-            .rules
-            .decide(&letter.recipient, &letter.sender, AuthAction::Allow)
-        {
+        let decision = if self.rules.has_rules(&letter.key) {
+            self.rules
+                .decide(&letter.recipient, &letter.sender, AuthAction::Allow)
+        } else {
+            AuthAction::Allow
+        };
+        match decision {
             AuthAction::Block => return self.fail(&letter, FailureReason::Rejected),
             // Polite blocking hides the block: the sender is told what an accepted message
             // gets, and the message goes nowhere.
@@ -206,13 +217,15 @@ impl Shard {
             }
             AuthAction::Allow | AuthAction::Confirm => {}
         }
-        let recipient = letter.recipient.clone();
-        let user = self.user_entry(&recipient);
-        let online = !user.endpoints.is_empty();
-        if online && user.mailbox.is_empty() {
+        let (online, empty) = self.users.get(&*letter.key).map_or((false, true), |u| {
+            (!u.endpoints.is_empty(), u.mailbox.is_empty())
+        });
+        if online && empty {
             return self.hand_over(&letter);
         }
         if online {
+            let key = letter.key.clone();
+            let user = self.users.get_mut(&*key).expect("online above");
             user.mailbox.insert(
                 letter.id,
                 Waiting {
@@ -220,18 +233,17 @@ impl Shard {
                     durability: Durability::Transient,
                 },
             );
-            return self.drain(&presentity_key(&recipient));
+            return self.drain(&key);
         }
         if letter.content_type.eq_ignore_ascii_case(IS_COMPOSING) {
-            self.fail(&letter, FailureReason::Offline);
-            return self.collect_user_if_idle(&presentity_key(&recipient));
+            return self.fail(&letter, FailureReason::Offline);
         }
         self.store_letter(letter, Durability::Writing);
     }
 
     /// Puts a letter in its (offline) recipient's mailbox and, for a new one, writes it.
     pub(crate) fn store_letter(&mut self, letter: Letter, durability: Durability) {
-        let key = presentity_key(&letter.recipient);
+        let key = letter.key.to_string();
         let expires_at_unix = letter.sent_at + self.config.message_expiry.as_millis() as u64;
         let deadline = self.clock_time_of(expires_at_unix);
         if durability == Durability::Writing {
@@ -250,7 +262,7 @@ impl Shard {
         self.waiting.insert(letter.id, key.clone());
         self.counters.waiting.fetch_add(1, RELAXED);
         let recipient = letter.recipient.clone();
-        self.user_entry(&recipient)
+        self.user_entry_by_key(&key, &recipient)
             .mailbox
             .insert(letter.id, Waiting { letter, durability });
         if durability == Durability::Stored {
@@ -325,7 +337,7 @@ impl Shard {
     /// Gives a letter to its recipient's endpoints (the one it names, if online; else every
     /// one) and tells the sender.
     fn hand_over(&mut self, letter: &Letter) {
-        let user = &self.users[&presentity_key(&letter.recipient)];
+        let user = &self.users[&*letter.key];
         let named = letter
             .endpoint
             .as_deref()
