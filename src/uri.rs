@@ -241,23 +241,29 @@ impl Uri {
     /// `sip:a@x` and `sips:a@x` are different records.
     pub fn aor(&self) -> String {
         let mut out = format!("{}:", self.scheme);
+        self.push_aor_body(&mut out);
+        out
+    }
+
+    /// Appends the address of record without its scheme (what [`Uri::aor`] writes after
+    /// `scheme:`), for keys built without a second allocation.
+    pub(crate) fn push_aor_body(&self, out: &mut String) {
         if self.scheme == Scheme::Tel {
             let number = self.user.as_deref().unwrap_or_default();
-            write_tel_number(&mut out, number);
+            write_tel_number(out, number);
             if !number.starts_with('+') {
                 if let Some(ctx) = self.param("phone-context") {
                     out.push_str(";phone-context=");
                     out.push_str(ctx);
                 }
             }
-            return out;
+            return;
         }
         if let Some(user) = &self.user {
             out.push_str(user);
             out.push('@');
         }
         out.push_str(&self.host);
-        out
     }
 
     /// What equality and hashing look at: canonical parts, case-insensitive parts folded,

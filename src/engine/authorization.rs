@@ -143,11 +143,11 @@ impl AuthRule {
 /// URI without a user), the number for `tel` (with its `;phone-context=` when local).
 /// Built from [`Uri::aor`], so parameters, headers, port and password never count.
 pub fn presentity_key(uri: &Uri) -> String {
-    let aor = uri.aor();
-    let prefix_len = uri.scheme().as_str().len() + 1;
-    debug_assert!(aor.starts_with(&format!("{}:", uri.scheme())));
     debug_assert!(uri.scheme() != Scheme::Tel || uri.host().is_empty());
-    aor[prefix_len..].to_owned()
+    // One allocation of the right size in the common case (keys are made on hot paths).
+    let mut key = String::with_capacity(uri.user().map_or(0, |u| u.len() + 1) + uri.host().len());
+    uri.push_aor_body(&mut key);
+    key
 }
 
 /// The key that names a watcher; the same notion of identity as [`presentity_key`], so a

@@ -118,17 +118,19 @@ impl SubscribeRequest {
     }
 }
 
-/// An instant message to send (RFC 3428 page mode).
+/// An instant message to send (RFC 3428 page mode). The fields are shared pointers, so an
+/// application that sends many messages from the same sender, or the same body to many
+/// recipients, builds them once and clones the pointers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
     /// Who sends it.
-    pub sender: Uri,
+    pub sender: Arc<Uri>,
     /// Who it is for.
-    pub recipient: Uri,
+    pub recipient: Arc<Uri>,
     /// Its MIME type (`type/subtype`, parameters allowed), e.g. `text/plain;charset=utf-8`.
-    pub content_type: String,
+    pub content_type: Arc<str>,
     /// Its body: any bytes.
-    pub body: Vec<u8>,
+    pub body: Arc<[u8]>,
     /// One endpoint of the recipient to deliver to (when it is online; otherwise every
     /// endpoint gets it).
     pub endpoint: Option<String>,
@@ -137,18 +139,20 @@ pub struct OutgoingMessage {
 }
 
 impl OutgoingMessage {
-    /// A message with no endpoint and no reference.
+    /// A message with no endpoint and no reference. URIs may be given as `Uri` or
+    /// `Arc<Uri>`, the content type as `&str`, `String` or `Arc<str>`, the body as anything
+    /// that is bytes (`&str`, `String`, `Vec<u8>`, `&[u8]`, ...).
     pub fn new(
-        sender: Uri,
-        recipient: Uri,
-        content_type: impl Into<String>,
-        body: impl Into<Vec<u8>>,
+        sender: impl Into<Arc<Uri>>,
+        recipient: impl Into<Arc<Uri>>,
+        content_type: impl Into<Arc<str>>,
+        body: impl AsRef<[u8]>,
     ) -> OutgoingMessage {
         OutgoingMessage {
-            sender,
-            recipient,
+            sender: sender.into(),
+            recipient: recipient.into(),
             content_type: content_type.into(),
-            body: body.into(),
+            body: Arc::from(body.as_ref()),
             endpoint: None,
             in_reply_to: None,
         }
@@ -647,10 +651,10 @@ impl Core {
         let letter = shard::messaging::Letter {
             id,
             key: key.into(),
-            sender: Arc::new(message.sender),
-            recipient: Arc::new(message.recipient),
-            content_type: message.content_type.into(),
-            body: message.body.into(),
+            sender: message.sender,
+            recipient: message.recipient,
+            content_type: message.content_type,
+            body: message.body,
             endpoint: message.endpoint.map(Into::into),
             in_reply_to: message.in_reply_to.map(Into::into),
             sent_at: self.config.clock.unix_ms(),
