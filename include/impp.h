@@ -2187,6 +2187,44 @@ enum impp_status impp_engine_send_message(const struct impp_engine *engine,
                                           uint64_t *id_out);
 
 /**
+ * Adds `user` (`user@domain`) to the engine's user directory with `password`, or changes its
+ * password. Only the digests H(user:realm:password) are kept (MD5 and SHA-256, realm = the
+ * user's domain), in the store; the call returns once they are durable. While the directory
+ * has users, messages to anyone else fail as `IMPP_FAILURE_UNKNOWN_USER`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a URI without a user part),
+ * `IMPP_ERR_INVALID_URI`, `IMPP_ERR_STORAGE`, `IMPP_ERR_SHUTDOWN`. Nothing changes on error.
+ *
+ * # Safety
+ * `engine` NULL or live; strings NULL or NUL-terminated.
+ */
+enum impp_status impp_engine_set_user_password(const struct impp_engine *engine,
+                                               const char *user,
+                                               const char *password);
+
+/**
+ * Removes `user` from the user directory; `*was_user_out` (if not NULL) says whether it was
+ * there (removing an unknown user is not an error).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_INVALID_URI`, `IMPP_ERR_STORAGE`,
+ * `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live; `user` NULL or NUL-terminated; `was_user_out` NULL or writable.
+ */
+enum impp_status impp_engine_remove_user(const struct impp_engine *engine,
+                                         const char *user,
+                                         bool *was_user_out);
+
+/**
+ * Whether `user` is in the user directory. False for NULL or a bad URI.
+ *
+ * # Safety
+ * `engine` NULL or live; `user` NULL or NUL-terminated.
+ */
+bool impp_engine_has_user(const struct impp_engine *engine, const char *user);
+
+/**
  * Creates a message summary with only the lamp state (`Messages-Waiting: yes` when
  * `messages_waiting`, else `no`). On success `*out` owns a new handle, to be freed with
  * `impp_message_summary_free`. Any thread.

@@ -681,6 +681,17 @@ impl Core {
         Ok(())
     }
 
+    /// Adds a user with a password, or changes the password: only its digests are kept
+    /// ([`Credential::new`], realm = the user's domain); returns once they are durable.
+    pub fn set_user_password(&self, user: &Uri, password: &str) -> Result<()> {
+        if user.user().is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "{user} has no user part; a user of the directory is user@domain"
+            )));
+        }
+        self.set_user(Credential::new(user.clone(), user.host(), password))
+    }
+
     /// Removes a user from the directory; returns whether it was there.
     pub fn remove_user(&self, user: &Uri) -> Result<bool> {
         self.check_open()?;

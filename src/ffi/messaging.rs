@@ -176,3 +176,74 @@ pub unsafe extern "C" fn impp_engine_send_message(
         Ok(())
     })
 }
+
+/// Adds `user` (`user@domain`) to the engine's user directory with `password`, or changes its
+/// password. Only the digests H(user:realm:password) are kept (MD5 and SHA-256, realm = the
+/// user's domain), in the store; the call returns once they are durable. While the directory
+/// has users, messages to anyone else fail as `IMPP_FAILURE_UNKNOWN_USER`.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a URI without a user part),
+/// `IMPP_ERR_INVALID_URI`, `IMPP_ERR_STORAGE`, `IMPP_ERR_SHUTDOWN`. Nothing changes on error.
+///
+/// # Safety
+/// `engine` NULL or live; strings NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_engine_set_user_password(
+    engine: *const impp_engine,
+    user: *const c_char,
+    password: *const c_char,
+) -> impp_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_ref(engine) }?;
+        let user = uri_arg(user, "user")?;
+        // SAFETY: the caller's contract.
+        let password = unsafe { str_arg(password, "password") }?;
+        e.engine.set_user_password(&user, password)
+    })
+}
+
+/// Removes `user` from the user directory; `*was_user_out` (if not NULL) says whether it was
+/// there (removing an unknown user is not an error).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_INVALID_URI`, `IMPP_ERR_STORAGE`,
+/// `IMPP_ERR_SHUTDOWN`.
+///
+/// # Safety
+/// `engine` NULL or live; `user` NULL or NUL-terminated; `was_user_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_engine_remove_user(
+    engine: *const impp_engine,
+    user: *const c_char,
+    was_user_out: *mut bool,
+) -> impp_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_ref(engine) }?;
+        let user = uri_arg(user, "user")?;
+        let was = e.engine.remove_user(&user)?;
+        if !was_user_out.is_null() {
+            // SAFETY: non-NULL, the caller's contract.
+            unsafe { write_out(was_user_out, was) };
+        }
+        Ok(())
+    })
+}
+
+/// Whether `user` is in the user directory. False for NULL or a bad URI.
+///
+/// # Safety
+/// `engine` NULL or live; `user` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_engine_has_user(
+    engine: *const impp_engine,
+    user: *const c_char,
+) -> bool {
+    super::boundary::guard_value(false, || {
+        // SAFETY: the caller's contract.
+        let Ok(e) = (unsafe { engine_ref(engine) }) else {
+            return false;
+        };
+        uri_arg(user, "user").is_ok_and(|u| e.engine.user(&u).is_some())
+    })
+}

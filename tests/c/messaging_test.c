@@ -499,7 +499,44 @@ static void test_bad_input_changes_nothing(void) {
     impp_config_free(c);
 }
 
+static void test_user_directory(void) {
+    impp_engine *e = start_engine();
+    CHECK(!impp_engine_has_user(e, BOB));
+    CHECK_OK(impp_engine_set_user_password(e, BOB, "s3cret"));
+    CHECK(impp_engine_has_user(e, BOB));
+    CHECK(!impp_engine_has_user(e, ALICE));
+    CHECK(!impp_engine_has_user(e, NULL));
+    CHECK(!impp_engine_has_user(NULL, BOB));
+    /* With a directory, only its users exist. */
+    uint64_t to_bob = 0, to_carol = 0;
+    CHECK_OK(impp_engine_send_message(e, ALICE, BOB, "text/plain", (const uint8_t *)"hi", 2,
+                                      NULL, NULL, &to_bob));
+    CHECK_OK(impp_engine_send_message(e, ALICE, CAROL, "text/plain", (const uint8_t *)"hi", 2,
+                                      NULL, NULL, &to_carol));
+    impp_event *events[MAX_EVENTS];
+    size_t n = take_all(e, events, MAX_EVENTS);
+    const impp_event *d = delivery_of(events, n, to_bob);
+    CHECK(d != NULL && impp_event_delivery_outcome(d) == IMPP_DELIVERY_STORED);
+    d = delivery_of(events, n, to_carol);
+    CHECK(d != NULL && impp_event_failure_reason(d) == IMPP_FAILURE_UNKNOWN_USER);
+    free_all(events, n);
+    /* Bad input changes nothing. */
+    CHECK_STATUS(impp_engine_set_user_password(e, "sip:example.test", "pw"),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(impp_engine_set_user_password(e, "not a uri", "pw"), IMPP_ERR_INVALID_URI);
+    CHECK_STATUS(impp_engine_set_user_password(e, CAROL, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK(!impp_engine_has_user(e, CAROL));
+    bool was = false;
+    CHECK_OK(impp_engine_remove_user(e, BOB, &was));
+    CHECK(was);
+    CHECK_OK(impp_engine_remove_user(e, BOB, &was));
+    CHECK(!was);
+    CHECK_OK(impp_engine_remove_user(e, BOB, NULL));
+    CHECK_OK(impp_engine_free(e));
+}
+
 int main(void) {
+    test_user_directory();
     test_online_delivery_to_every_endpoint();
     test_offline_stored_then_delivered_in_order();
     test_failures_have_reasons();

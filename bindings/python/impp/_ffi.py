@@ -215,6 +215,9 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
         [EngineP, c_char_p, c_char_p, c_char_p, c_int64, POINTER(c_uint32)],
     ),
     "impp_engine_logout": (_status, [EngineP, c_char_p, c_char_p, POINTER(c_bool)]),
+    "impp_engine_set_user_password": (_status, [EngineP, c_char_p, c_char_p]),
+    "impp_engine_remove_user": (_status, [EngineP, c_char_p, POINTER(c_bool)]),
+    "impp_engine_has_user": (c_bool, [EngineP, c_char_p]),
     # The body is passed as a pointer plus a length (it may hold NUL bytes).
     "impp_engine_send_message": (
         _status,

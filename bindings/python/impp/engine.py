@@ -899,6 +899,29 @@ class Engine:
             )
         return was.value
 
+    def set_user_password(self, user: str, password: str) -> None:
+        """Adds ``user`` (``user@domain``) to the user directory, or changes its password.
+        Only digests of the password are kept (in the store, durably when this returns).
+        While the directory has users, messages to anyone else fail as ``unknown-user``."""
+        with self._use() as h:
+            check(
+                lib.impp_engine_set_user_password(
+                    h, encode(user, "user"), encode(password, "password")
+                )
+            )
+
+    def remove_user(self, user: str) -> bool:
+        """Removes ``user`` from the user directory; returns whether it was there."""
+        was = c_bool()
+        with self._use() as h:
+            check(lib.impp_engine_remove_user(h, encode(user, "user"), ctypes.byref(was)))
+        return was.value
+
+    def has_user(self, user: str) -> bool:
+        """Whether ``user`` is in the user directory."""
+        with self._use() as h:
+            return bool(lib.impp_engine_has_user(h, encode(user, "user")))
+
     def send_message(
         self,
         sender: str,

@@ -223,3 +223,21 @@ def test_a_restarted_engine_delivers_what_was_stored(tmp_path):
         assert [(d.message_id, d.outcome) for d in of_kind(events, "delivery")] == [
             (mid, "delivered")
         ]
+
+
+def test_the_user_directory_decides_who_exists_and_survives_a_restart(tmp_path):
+    path = str(tmp_path / "users.db")
+    with impp.Engine(domains=["example.test"], store=path) as engine:
+        engine.set_user_password(BOB, "s3cret")
+        assert engine.has_user(BOB) and not engine.has_user(ALICE)
+        known = engine.send_message(ALICE, BOB, "hi")
+        unknown = engine.send_message(BOB, "sip:nobody@example.test", "hi")
+        outcomes = {d.message_id: (d.outcome, d.reason) for d in of_kind(drain(engine), "delivery")}
+        assert outcomes == {known: ("stored", None), unknown: ("failed", "unknown-user")}
+        with pytest.raises(impp.InvalidArgument):
+            engine.set_user_password("sip:example.test", "pw")
+    with impp.Engine(domains=["example.test"], store=path) as again:
+        assert again.has_user(BOB)
+        assert again.remove_user(BOB) is True
+        assert again.remove_user(BOB) is False
+        assert not again.has_user(BOB)
