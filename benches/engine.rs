@@ -291,8 +291,23 @@ fn setup(presentities: usize) -> World {
 // 2./3. Throughput
 // ------------------------------------------------------------------------------------------
 
-/// Modifies publications round-robin over its share of the presentities until `stop`.
-fn publisher(world: &World, me: usize, of: usize, stop: &AtomicBool, published: &AtomicU64) {
+/// Changes a batch-publishing thread gives `modify_publications` per call.
+const PUBLISH_BATCH: usize = 64;
+
+/// Modifies publications round-robin over its share of the presentities until `stop`: one
+/// `modify_publication` per change, or (`batch`) `PUBLISH_BATCH` changes per
+/// `modify_publications` call.
+fn publisher(
+    world: &World,
+    me: usize,
+    of: usize,
+    batch: bool,
+    stop: &AtomicBool,
+    published: &AtomicU64,
+) {
+    if batch {
+        return batch_publisher(world, me, of, stop, published);
+    }
     let n = world.presentities.len();
     let mut open = false;
     let mut i = me;
@@ -310,6 +325,31 @@ fn publisher(world: &World, me: usize, of: usize, stop: &AtomicBool, published: 
         if i >= n {
             i = me;
         }
+    }
+}
+
+fn batch_publisher(world: &World, me: usize, of: usize, stop: &AtomicBool, published: &AtomicU64) {
+    let n = world.presentities.len();
+    let mut open = false;
+    let mut i = me;
+    while !stop.load(Ordering::Relaxed) {
+        open = !open;
+        let mut picked = Vec::with_capacity(PUBLISH_BATCH);
+        let mut changes = Vec::with_capacity(PUBLISH_BATCH);
+        for _ in 0..PUBLISH_BATCH {
+            let etag = world.etags[i].lock().unwrap().clone();
+            changes.push((etag, presence(&world.entities[i], "x".into(), open)));
+            picked.push(i);
+            i += of;
+            if i >= n {
+                i = me;
+            }
+        }
+        let results = world.engine.modify_publications(changes);
+        for (i, result) in picked.into_iter().zip(results) {
+            *world.etags[i].lock().unwrap() = result.expect("modify publication");
+        }
+        published.fetch_add(PUBLISH_BATCH as u64, Ordering::Relaxed);
     }
 }
 
@@ -401,13 +441,18 @@ impl Consumer<'_> {
     }
 }
 
-fn throughput(world: &World, publishers: usize) {
+fn throughput(world: &World, publishers: usize, batch: bool) {
     let engine = &world.engine;
     let rounds = rounds(5);
     let win = window();
+    let how = if batch {
+        format!("in batches of {PUBLISH_BATCH} (modify_publications: one round trip per shard per batch)")
+    } else {
+        "(each a round trip to its shard)".to_string()
+    };
     println!(
         "2./3. throughput: {publishers} publisher thread(s) modify publications round-robin \
-         (each a round trip to its shard, 50 notifications each); consumers alternate \
+         {how}, 50 notifications each; consumers alternate \
          polling one by one / polling in batches / callback, {rounds} rounds of ({:.1} s settle + {:.1} s window) each; \
          figure = notifications consumed / s, median of the windows",
         win.as_secs_f64() * 0.3,
@@ -419,7 +464,7 @@ fn throughput(world: &World, publishers: usize) {
     thread::scope(|s| {
         for me in 0..publishers {
             let (stop, published) = (&stop, &published);
-            s.spawn(move || publisher(world, me, publishers, stop, published));
+            s.spawn(move || publisher(world, me, publishers, batch, stop, published));
         }
         for _ in 0..rounds {
             for mode in MODES {
@@ -832,10 +877,15 @@ fn main() {
     if run("throughput") || run("latency") {
         let world = setup(scaled(10_000));
         if run("throughput") {
-            // IMPP_BENCH_PUBLISHERS=1,2,8: publisher thread counts to measure with.
+            // IMPP_BENCH_PUBLISHERS=1,2,8: publisher thread counts to measure with (one call
+            // per change); IMPP_BENCH_BATCH_PUBLISHERS=2: the same with batched changes.
             let publishers = std::env::var("IMPP_BENCH_PUBLISHERS").unwrap_or("1,8".into());
             for p in publishers.split(',').filter_map(|p| p.trim().parse().ok()) {
-                throughput(&world, p);
+                throughput(&world, p, false);
+            }
+            let batched = std::env::var("IMPP_BENCH_BATCH_PUBLISHERS").unwrap_or("2".into());
+            for p in batched.split(',').filter_map(|p| p.trim().parse().ok()) {
+                throughput(&world, p, true);
             }
         }
         if run("latency") {

@@ -1012,3 +1012,52 @@ fn events_queued_counts_what_waits_now() {
     w.events();
     assert_eq!(w.engine.stats().events_queued, 0);
 }
+
+#[test]
+fn many_publications_modified_in_one_call() {
+    let w = world(AuthAction::Allow);
+    let alice = uri("sip:alice@example.test");
+    let bob = uri("sip:bob@example.test");
+    let a = w
+        .engine
+        .publish(
+            &alice,
+            presence("sip:alice@example.test", &[("a", Basic::Open)]),
+            None,
+        )
+        .unwrap();
+    let b = w
+        .engine
+        .publish(
+            &bob,
+            presence("sip:bob@example.test", &[("b", Basic::Open)]),
+            None,
+        )
+        .unwrap();
+    w.subscribe("sip:carol@example.test", "sip:bob@example.test");
+    w.events();
+    let results = w.engine.modify_publications(vec![
+        (
+            a.clone(),
+            presence("sip:alice@example.test", &[("a2", Basic::Closed)]),
+        ),
+        ("nonsense".into(), presence("sip:alice@example.test", &[])),
+        (
+            b.clone(),
+            presence("sip:bob@example.test", &[("b2", Basic::Closed)]),
+        ),
+    ]);
+    assert_eq!(results.len(), 3);
+    let new_a = results[0].clone().unwrap();
+    assert!(matches!(results[1], Err(Error::UnknownEntityTag(_))));
+    assert!(results[2].is_ok());
+    assert_ne!(new_a, a);
+    // The old tag is gone; the watcher of bob saw the change.
+    assert!(matches!(
+        w.engine.refresh_publication(&a, 60),
+        Err(Error::UnknownEntityTag(_))
+    ));
+    let notes = w.notifications();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(tuple_ids(&notes[0]), ["b2"]);
+}

@@ -446,6 +446,64 @@ impl Core {
         })
     }
 
+    /// Replaces the documents of many publications at once: for a gateway that publishes
+    /// for many presentities (a PBX's busy lamps), one round trip per shard instead of one
+    /// per publication. Each change is `(entity tag, document)`; the results come back in
+    /// the same order, each as [`Core::modify_publication`] would give it (a failed change
+    /// does not stop the others).
+    pub fn modify_publications(&self, changes: Vec<(String, Document)>) -> Vec<Result<String>> {
+        let n = changes.len();
+        let mut per_shard: Vec<Vec<(usize, String, Document)>> =
+            (0..self.shards.len()).map(|_| Vec::new()).collect();
+        let mut results: Vec<Option<Result<String>>> = (0..n).map(|_| None).collect();
+        for (i, (etag, document)) in changes.into_iter().enumerate() {
+            match self.shard_for_etag(&etag) {
+                Ok(shard) => per_shard[shard].push((i, etag, document)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        // Every shard works on its share at the same time; then the answers are collected.
+        let mut waiting = Vec::new();
+        for (shard, items) in per_shard.into_iter().enumerate() {
+            if items.is_empty() {
+                continue;
+            }
+            let (order, changes): (Vec<usize>, Vec<(String, Document)>) =
+                items.into_iter().map(|(i, e, d)| (i, (e, d))).unzip();
+            let (tx, rx) = bounded(1);
+            let sent = !self.closed.load(Ordering::Acquire)
+                && self.shards[shard]
+                    .send(Command::ModifyPublications { changes, reply: tx })
+                    .is_ok();
+            waiting.push((order, sent.then_some(rx)));
+        }
+        for (order, rx) in waiting {
+            let answers = rx
+                .ok_or_else(|| Error::Shutdown("the engine is shut down".into()))
+                .and_then(|rx| {
+                    rx.recv().map_err(|_| {
+                        Error::Shutdown("the engine stopped before answering".into())
+                    })?
+                });
+            match answers {
+                Ok(answers) => {
+                    for (i, answer) in order.into_iter().zip(answers) {
+                        results[i] = Some(answer);
+                    }
+                }
+                Err(e) => {
+                    for i in order {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Internal("a change was not answered".into()))))
+            .collect()
+    }
+
     /// Withdraws a publication.
     pub fn remove_publication(&self, etag: &str) -> Result<()> {
         let etag = etag.to_owned();

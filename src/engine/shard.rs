@@ -61,6 +61,10 @@ pub(crate) enum Command {
         etag: String,
         reply: Reply<()>,
     },
+    ModifyPublications {
+        changes: Vec<(String, Document)>,
+        reply: Reply<Vec<Result<String>>>,
+    },
     Subscribe {
         request: NewSubscription,
         reply: Reply<SubscriptionId>,
@@ -398,6 +402,13 @@ impl Shard {
             } => {
                 let result = self.modify_publication(&etag, document);
                 self.answer(reply, result);
+            }
+            Command::ModifyPublications { changes, reply } => {
+                let results = changes
+                    .into_iter()
+                    .map(|(etag, document)| self.modify_publication(&etag, document))
+                    .collect();
+                self.answer(reply, Ok(results));
             }
             Command::RemovePublication { etag, reply } => {
                 let result = self.remove_publication(&etag);
