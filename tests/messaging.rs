@@ -77,7 +77,7 @@ fn messages(events: &[Event]) -> Vec<&Message> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Message(m) => Some(m),
+            Event::Message(m) => Some(&**m),
             _ => None,
         })
         .collect()

@@ -130,8 +130,8 @@ pub enum Event {
         state: SubscriptionState,
     },
     /// An instant message for one of the recipient's endpoints (one event per endpoint it
-    /// reaches).
-    Message(Message),
+    /// reaches). Boxed: the queue moves every event, and notifications are the many.
+    Message(Box<Message>),
     /// What became of a sent message, for its sender: `Stored` (the recipient was offline;
     /// it is on disk), then `Delivered` or `Failed`.
     Delivery(Delivery),
@@ -274,4 +274,21 @@ pub struct Delivery {
     pub recipient: Arc<Uri>,
     /// What became of it.
     pub outcome: DeliveryOutcome,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every queued event is moved in and out of the queue: keep the type small (the rare,
+    /// large kinds are boxed).
+    #[test]
+    fn events_stay_small() {
+        let (event, notification) = (
+            std::mem::size_of::<Event>(),
+            std::mem::size_of::<Notification>(),
+        );
+        println!("Event {event} B, Notification {notification} B");
+        assert!(event <= 64, "Event is {event} bytes");
+    }
 }

@@ -237,6 +237,8 @@ pub(crate) struct Shard {
     random: Random,
     /// Events produced by the command being handled, pushed in one batch.
     outbox: Vec<Event>,
+    /// Notifications made since the last flush (added to the shared counter there).
+    notified: u64,
     /// Users with endpoints online or messages waiting, by user key.
     users: HashMap<String, messaging::User>,
     /// The user key of each message waiting in a mailbox.
@@ -299,6 +301,7 @@ impl Shard {
             next_etag: 0,
             random: Random::from_entropy(),
             outbox: Vec::new(),
+            notified: 0,
             users: HashMap::new(),
             waiting: HashMap::new(),
             me,
@@ -362,6 +365,10 @@ impl Shard {
     }
 
     fn flush(&mut self) {
+        if self.notified > 0 {
+            let n = std::mem::take(&mut self.notified);
+            self.counters.notifications.fetch_add(n, Ordering::Relaxed);
+        }
         if !self.outbox.is_empty() {
             let events = std::mem::take(&mut self.outbox);
             // Refused only after the queue closed at shutdown: nobody is left to deliver to.
@@ -980,8 +987,16 @@ impl Shard {
             }),
             _ => None,
         };
-        let now = self.now();
+        // One lookup for the common case; the fields used below are disjoint from
+        // `subscriptions`, so they are borrowed alongside it.
         let sub = self.subscriptions.get_mut(&id).expect("looked up above");
+        // Only a subscription with a minimum interval reads the clock (a clock read per
+        // notification showed in profiles).
+        let now = if sub.uses_clock() {
+            self.config.clock.now_ms()
+        } else {
+            0
+        };
         let Some(document) = sub.shape(document, full) else {
             return; // a filter's trigger says this change is not worth telling
         };
@@ -999,22 +1014,22 @@ impl Shard {
                 }
             }
         }
+        sub.notified(now);
+        let (watcher, presentity) = (sub.watcher.clone(), sub.presentity.clone());
         let full_state = match (&document, package, full) {
             (Some(_), Package::PresenceWinfo, false) => {
                 let version = sub.winfo_version().saturating_sub(1);
-                let key = presentity_key(&sub.presentity);
+                let key = presentity_key(&presentity);
                 Some(self.watcher_info_full(&key, version))
             }
             _ => None,
         };
-        let sub = self.subscriptions.get_mut(&id).expect("looked up above");
-        sub.notified(now);
-        self.counters.notifications.fetch_add(1, Ordering::Relaxed);
+        self.notified += 1;
         log::trace!("subscription {id}: notification queued ({state:?})");
         self.outbox.push(Event::Notification(Notification {
             subscription: id,
-            watcher: sub.watcher.clone(),
-            presentity: sub.presentity.clone(),
+            watcher,
+            presentity,
             package,
             state,
             document,

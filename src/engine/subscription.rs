@@ -224,6 +224,12 @@ impl Subscription {
         wanted.then_some(Some(shaped))
     }
 
+    /// Whether [`Subscription::throttle`] and [`Subscription::notified`] look at the time
+    /// (only a subscription with a minimum interval does).
+    pub(crate) fn uses_clock(&self) -> bool {
+        self.extra.as_ref().is_some_and(|e| e.min_interval_ms > 0)
+    }
+
     /// Decides whether a (non-forced) notification may go now.
     pub(crate) fn throttle(&mut self, now: u64) -> Throttle {
         let Some(extra) = self.extra.as_deref_mut() else {

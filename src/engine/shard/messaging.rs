@@ -346,7 +346,7 @@ impl Shard {
             if named.is_some_and(|name| name != &*endpoint.id) {
                 continue;
             }
-            self.outbox.push(Event::Message(Message {
+            self.outbox.push(Event::Message(Box::new(Message {
                 id: MessageId(letter.id),
                 sender: letter.sender.clone(),
                 recipient: user.uri.clone(),
@@ -355,7 +355,7 @@ impl Shard {
                 endpoint: endpoint.id.clone(),
                 in_reply_to: letter.in_reply_to.clone(),
                 sent_at: letter.sent_at,
-            }));
+            })));
         }
         self.tell_sender(letter, DeliveryOutcome::Delivered);
     }
