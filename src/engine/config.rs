@@ -74,7 +74,8 @@ pub struct EngineConfig {
     pub endpoint_presence: bool,
     /// The clock. Default: the system's monotonic clock.
     pub clock: Arc<dyn Clock>,
-    /// Durable state. Default: in memory.
+    /// Durable state. Default: in memory, without soft state ([`MemoryStore::volatile`]);
+    /// give an [`crate::store::SqliteStore`] to keep state across restarts.
     pub store: Arc<dyn Store>,
 }
 
@@ -100,7 +101,7 @@ impl Default for EngineConfig {
             winfo_admins: Vec::new(),
             limits: Limits::DEFAULT,
             clock: Arc::new(SystemClock::new()),
-            store: Arc::new(MemoryStore::new()),
+            store: Arc::new(MemoryStore::volatile()),
         }
     }
 }

@@ -273,7 +273,9 @@ impl Drop for Engine {
 
 impl Engine {
     /// Starts an engine: one thread per shard and the event queue. What the store keeps is
-    /// loaded and given to the shards that own it (see [`restore`]).
+    /// loaded and given to the shards that own it: rules, users, endpoints, publications,
+    /// stored messages and remote subscriptions (what ran out while the engine was down
+    /// expires at once, with the usual events).
     pub fn new(config: EngineConfig) -> Result<Engine> {
         config.validate()?;
         let config = Arc::new(config);

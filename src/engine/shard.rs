@@ -245,6 +245,8 @@ pub(crate) struct Shard {
     waiting: HashMap<u64, String>,
     /// This shard's own command channel (the store answers through it).
     me: Sender<Command>,
+    /// Whether the store wants soft state ([`crate::store::Store::keeps_soft_state`]).
+    soft_state: bool,
     directory: Arc<Directory>,
 }
 
@@ -284,6 +286,7 @@ impl Shard {
         for rule in rules {
             book.set(rule);
         }
+        let soft_state = config.store.keeps_soft_state();
         Shard {
             index,
             workers: config.workers,
@@ -305,6 +308,7 @@ impl Shard {
             users: HashMap::new(),
             waiting: HashMap::new(),
             me,
+            soft_state,
             directory,
         }
     }
@@ -929,7 +933,7 @@ impl Shard {
         let Some(sub) = self.subscriptions.remove(&id) else {
             return;
         };
-        if sub.remote().is_some() {
+        if sub.remote().is_some() && self.soft_state {
             self.config
                 .store
                 .submit(crate::store::Write::DeleteSubscription(id.0), None);

@@ -18,6 +18,8 @@ use crate::error::Result;
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Soft state is not wanted ([`MemoryStore::volatile`]).
+    volatile: bool,
 }
 
 #[derive(Debug, Default)]
@@ -31,9 +33,20 @@ struct State {
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store that keeps everything, soft state included: an engine opened later on
+    /// the same store (in the same process) takes it all back, as from a file.
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// An empty store that declines soft state ([`Store::keeps_soft_state`] is false):
+    /// rules, messages and credentials only. The engine's default, where nothing outlives the
+    /// engine and serializing every publication would be wasted work.
+    pub fn volatile() -> MemoryStore {
+        MemoryStore {
+            volatile: true,
+            ..MemoryStore::default()
+        }
     }
 
     /// The state. Each write is a map update that cannot be left half done, so a panic
@@ -107,6 +120,10 @@ impl Store for MemoryStore {
         if let Some(done) = done {
             done(Ok(()));
         }
+    }
+
+    fn keeps_soft_state(&self) -> bool {
+        !self.volatile
     }
 
     fn load(&self) -> Result<Snapshot> {

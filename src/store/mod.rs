@@ -241,6 +241,14 @@ pub trait Store: Send + Sync {
     /// Everything stored, seeing every write submitted before the call.
     fn load(&self) -> Result<Snapshot>;
 
+    /// Whether this store wants soft state (publications, endpoints, subscriptions of
+    /// remote watchers). A store that answers no is given none of it, and the engine saves
+    /// the work of serializing every change (the default store of an engine, a
+    /// [`MemoryStore::volatile`], keeps nothing across engines anyway).
+    fn keeps_soft_state(&self) -> bool {
+        true
+    }
+
     /// Waits until every write submitted before the call is applied and its completion has
     /// returned. (The default reads everything; stores override it with a cheap barrier.)
     fn flush(&self) -> Result<()> {

@@ -404,15 +404,17 @@ impl Shard {
         let granted = self.config.endpoint_expiry.grant(Some(expires), "login")?;
         let expires_at = self.now() + u64::from(granted) * 1000;
         self.restore_endpoint(user.clone(), endpoint.clone(), contact.clone(), expires_at);
-        self.config.store.submit(
-            Write::SaveEndpoint(EndpointRecord {
-                user: (*user).clone(),
-                endpoint: endpoint.to_string(),
-                contact: contact.as_deref().map(str::to_owned),
-                expires_at: self.config.clock.unix_ms() + u64::from(granted) * 1000,
-            }),
-            None,
-        );
+        if self.soft_state {
+            self.config.store.submit(
+                Write::SaveEndpoint(EndpointRecord {
+                    user: (*user).clone(),
+                    endpoint: endpoint.to_string(),
+                    contact: contact.as_deref().map(str::to_owned),
+                    expires_at: self.config.clock.unix_ms() + u64::from(granted) * 1000,
+                }),
+                None,
+            );
+        }
         self.drain(&presentity_key(&user));
         Ok(granted)
     }
@@ -464,13 +466,15 @@ impl Shard {
         let gone = entry.endpoints.remove(index);
         let uri = entry.uri.clone();
         self.counters.endpoints.fetch_sub(1, RELAXED);
-        self.config.store.submit(
-            Write::DeleteEndpoint {
-                user: user.clone(),
-                endpoint: endpoint.to_owned(),
-            },
-            None,
-        );
+        if self.soft_state {
+            self.config.store.submit(
+                Write::DeleteEndpoint {
+                    user: user.clone(),
+                    endpoint: endpoint.to_owned(),
+                },
+                None,
+            );
+        }
         if let Some(etag) = gone.etag {
             let _ = self.withdraw_endpoint_tuple(&etag);
         }

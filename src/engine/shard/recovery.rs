@@ -129,6 +129,9 @@ impl Shard {
 
     /// Writes a remote watcher's subscription (behind: subscriptions are soft state).
     pub(super) fn persist_subscription(&mut self, id: SubscriptionId) {
+        if !self.soft_state {
+            return;
+        }
         let Some(sub) = self.subscriptions.get(&id) else {
             return;
         };
@@ -220,6 +223,9 @@ impl Shard {
     /// Writes the publication with tag `etag` (behind: publications are soft state), and
     /// deletes its previous tag's row.
     pub(super) fn persist_publication(&mut self, etag: &str, previous_etag: Option<String>) {
+        if !self.soft_state {
+            return;
+        }
         let Ok((key, package, index)) = self.find_publication(etag) else {
             return;
         };
@@ -249,7 +255,7 @@ impl Shard {
 
     /// Deletes a withdrawn publication's row.
     pub(super) fn forget_publication(&self, etag: &str, automatic: bool) {
-        if !automatic {
+        if !automatic && self.soft_state {
             self.config
                 .store
                 .submit(Write::DeletePublication(etag.to_owned()), None);
