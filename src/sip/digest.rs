@@ -134,6 +134,25 @@ impl fmt::Display for Algorithm {
     }
 }
 
+/// The `response` a client computes (RFC 7616 §3.4.1): with `qop` `Some((qop, nc, cnonce))`,
+/// `H(HA1:nonce:nc:cnonce:qop:HA2)`; without, the RFC 2069 form `H(HA1:nonce:HA2)`; where
+/// `HA2 = H(method:uri)` and `ha1` is `H(username:realm:password)` in lower-case hex (as a
+/// [`Credential`] stores it). Lower-case hex.
+pub fn expected_response(
+    algorithm: Algorithm,
+    ha1: &str,
+    method: &str,
+    uri: &str,
+    nonce: &str,
+    qop: Option<(&str, &str, &str)>,
+) -> String {
+    let ha2 = algorithm.hash(&[method, uri]);
+    match qop {
+        Some((qop, nc, cnonce)) => algorithm.hash(&[ha1, nonce, nc, cnonce, qop, &ha2]),
+        None => algorithm.hash(&[ha1, nonce, &ha2]),
+    }
+}
+
 /// What [`DigestAuthenticator::verify`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -329,6 +348,11 @@ fn parse(value: &str) -> std::result::Result<DigestResponse, String> {
         if !ok {
             return Err(format!("missing parameter {name}"));
         }
+    }
+    match (&r.qop, &r.nc, &r.cnonce) {
+        (Some(_), Some(_), Some(_)) | (None, None, None) => {}
+        (Some(_), _, _) => return Err("qop without nc and cnonce".into()),
+        (None, _, _) => return Err("nc or cnonce without qop".into()),
     }
     if let Some(nc) = &r.nc {
         if nc.len() != 8 || !nc.bytes().all(|c| c.is_ascii_hexdigit()) {
@@ -672,22 +696,19 @@ impl DigestAuthenticator {
         if r.userhash {
             return Outcome::Rejected(format!("user {user:?}: userhash not supported"));
         }
-        let nc = match (&r.qop, &r.nc, &r.cnonce) {
-            (Some(qop), Some(nc), Some(_)) if qop.eq_ignore_ascii_case("auth") => {
-                // Eight hex digits, checked by the parser.
-                u32::from_str_radix(nc, 16).unwrap_or(u32::MAX)
-            }
-            (Some(qop), _, _) if !qop.eq_ignore_ascii_case("auth") => {
+        // The parser checked that qop, nc and cnonce come together.
+        let nc = match (&r.qop, &r.nc) {
+            (Some(qop), _) if !qop.eq_ignore_ascii_case("auth") => {
                 return Outcome::Rejected(format!("user {user:?}: qop {qop:?} not offered"))
             }
-            (Some(_), _, _) => return Outcome::Malformed("qop=auth without nc and cnonce".into()),
-            (None, None, None) if self.rfc2069 => u32::MAX,
-            (None, None, None) => {
+            // Eight hex digits, checked by the parser.
+            (Some(_), Some(nc)) => u32::from_str_radix(nc, 16).unwrap_or(u32::MAX),
+            _ if self.rfc2069 => u32::MAX,
+            _ => {
                 return Outcome::Rejected(format!(
                     "user {user:?}: response without qop (RFC 2069) not accepted"
                 ))
             }
-            (None, _, _) => return Outcome::Malformed("nc or cnonce without qop".into()),
         };
         let Some(id) = self.open_nonce(&r.realm, &r.nonce) else {
             return Outcome::Rejected(format!("user {user:?}: nonce not issued by this server"));
@@ -713,13 +734,13 @@ impl DigestAuthenticator {
         if ha1.is_empty() {
             return Outcome::Rejected(format!("user {user:?}: no {algorithm} credential stored"));
         }
-        let ha2 = algorithm.hash(&[method, &r.uri]);
-        let expected = match (&r.qop, &r.nc, &r.cnonce) {
+        let qop = match (&r.qop, &r.nc, &r.cnonce) {
             (Some(qop), Some(nc), Some(cnonce)) => {
-                algorithm.hash(&[ha1, &r.nonce, nc, cnonce, qop, &ha2])
+                Some((qop.as_str(), nc.as_str(), cnonce.as_str()))
             }
-            _ => algorithm.hash(&[ha1, &r.nonce, &ha2]),
+            _ => None,
         };
+        let expected = expected_response(algorithm, ha1, method, &r.uri, &r.nonce, qop);
         let given = r.response.to_ascii_lowercase();
         if !ct_eq(given.as_bytes(), expected.as_bytes()) {
             return Outcome::Rejected(format!(
