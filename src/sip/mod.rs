@@ -1,0 +1,3 @@
+//! SIP (RFC 3261) support: digest authentication of requests.
+
+pub mod digest;
