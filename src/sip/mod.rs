@@ -1,3 +1,4 @@
 //! SIP (RFC 3261) support: digest authentication of requests.
 
 pub mod digest;
+pub mod transaction;

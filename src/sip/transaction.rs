@@ -1,0 +1,435 @@
+//! Non-INVITE transactions (RFC 3261 §17.1.2 and §17.2.2), as state machines with no I/O:
+//! the caller feeds them what arrives and the clock, and they say what to send. INVITE is
+//! out of scope (the server answers it `405`).
+//!
+//! # Server transactions
+//!
+//! Keyed by the top Via's branch, its sent-by and the method (§17.2.3; a CANCEL or ACK never
+//! matches a non-INVITE transaction). A request that starts a transaction is handed to the
+//! application; a retransmission of it is answered with the last response sent (or absorbed
+//! while none was sent yet: the application is still working on it). After a final response
+//! the transaction lingers in `Completed` for timer J (64·T1 over UDP, zero over TCP) to
+//! absorb late retransmissions, then is forgotten.
+//!
+//! # Client transactions
+//!
+//! For the requests the server sends (NOTIFY, relayed MESSAGE). Over UDP the request is
+//! retransmitted at timer E (T1, doubling up to T2; T2 from the first provisional response
+//! on); timer F (64·T1) ends an unanswered transaction with a timeout. A final response
+//! completes it; over UDP it lingers for timer K (T4) to absorb retransmitted responses.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// RFC 3261 timer values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// Round-trip estimate; default 500 ms.
+    pub t1: Duration,
+    /// Longest retransmission interval for non-INVITE requests; default 4 s.
+    pub t2: Duration,
+    /// How long a message may live in the network; default 5 s.
+    pub t4: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Timers {
+    fn ms(d: Duration) -> u64 {
+        d.as_millis() as u64
+    }
+
+    /// Timer F and J over an unreliable transport: 64·T1.
+    pub fn timeout(&self) -> Duration {
+        self.t1 * 64
+    }
+}
+
+/// Identifies a server transaction (RFC 3261 §17.2.3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerKey {
+    /// The top Via's branch (with the RFC 3261 magic cookie `z9hG4bK`).
+    pub branch: String,
+    /// The top Via's sent-by (`host[:port]`, as written, lower-cased).
+    pub sent_by: String,
+    /// The request method (CSeq method), upper-case as received.
+    pub method: String,
+}
+
+/// What to do with an incoming request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    /// A new transaction: hand the request to the application.
+    New,
+    /// A retransmission while the application works on it: nothing to do.
+    Absorb,
+    /// A retransmission of a request already answered: send this response again.
+    Resend(Vec<u8>),
+}
+
+struct ServerTransaction {
+    /// The last response sent, to answer retransmissions with.
+    last_response: Option<Vec<u8>>,
+    /// Clock time at which a completed transaction is forgotten.
+    forget_at: Option<u64>,
+    /// When it started; an unanswered transaction is dropped after timer F's span, so one the
+    /// application never answers does not leak.
+    started: u64,
+}
+
+/// The server transactions of one SIP stack.
+#[derive(Default)]
+pub struct ServerTransactions {
+    timers: Timers,
+    by_key: HashMap<ServerKey, ServerTransaction>,
+}
+
+impl ServerTransactions {
+    /// An empty table with these timer values.
+    pub fn new(timers: Timers) -> ServerTransactions {
+        ServerTransactions {
+            timers,
+            by_key: HashMap::new(),
+        }
+    }
+
+    /// A request arrived at clock time `now` (ms).
+    pub fn arrive(&mut self, key: ServerKey, now: u64) -> Arrival {
+        match self.by_key.get(&key) {
+            Some(t) => match &t.last_response {
+                Some(response) => Arrival::Resend(response.clone()),
+                None => Arrival::Absorb,
+            },
+            None => {
+                self.by_key.insert(
+                    key,
+                    ServerTransaction {
+                        last_response: None,
+                        forget_at: None,
+                        started: now,
+                    },
+                );
+                Arrival::New
+            }
+        }
+    }
+
+    /// The application sends `response` (status `status`) in the transaction; `reliable`
+    /// when the request came over TCP. Returns false when the transaction is unknown (it was
+    /// already forgotten): the response is still worth sending once.
+    pub fn respond(
+        &mut self,
+        key: &ServerKey,
+        status: u16,
+        response: Vec<u8>,
+        reliable: bool,
+        now: u64,
+    ) -> bool {
+        let Some(t) = self.by_key.get_mut(key) else {
+            return false;
+        };
+        if status >= 200 {
+            if reliable {
+                // Timer J is zero over a reliable transport.
+                self.by_key.remove(key);
+                return true;
+            }
+            t.forget_at = Some(now + Timers::ms(self.timers.timeout()));
+        }
+        t.last_response = Some(response);
+        true
+    }
+
+    /// Forgets what is due at `now`.
+    pub fn tick(&mut self, now: u64) {
+        let stale = Timers::ms(self.timers.timeout()) * 2;
+        self.by_key.retain(|_, t| match t.forget_at {
+            Some(at) => at > now,
+            None => now < t.started + stale,
+        });
+    }
+
+    /// Transactions held.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
+/// Where a client transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientState {
+    Trying,
+    Proceeding,
+    Completed,
+}
+
+struct ClientTransaction<T> {
+    state: ClientState,
+    request: Vec<u8>,
+    dest: SocketAddr,
+    /// Next retransmission (timer E), clock ms; `None` over TCP and once completed.
+    retransmit_at: Option<u64>,
+    interval: u64,
+    /// Timer F until completed, then timer K.
+    deadline: u64,
+    /// The application's own data about the request (e.g. which subscription it notifies),
+    /// given back with the outcome.
+    context: Option<T>,
+}
+
+/// What the client side asks the caller to do or learn.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientAction<T> {
+    /// Send these bytes again to `dest` (timer E).
+    Retransmit {
+        /// Where.
+        dest: SocketAddr,
+        /// The request.
+        request: Vec<u8>,
+    },
+    /// No final response came in time (timer F): the request failed.
+    TimedOut(T),
+}
+
+/// The client transactions of one SIP stack, keyed by the branch they were sent with. `T` is
+/// what the application wants back with the outcome.
+pub struct ClientTransactions<T> {
+    timers: Timers,
+    by_branch: HashMap<String, ClientTransaction<T>>,
+}
+
+impl<T> ClientTransactions<T> {
+    /// An empty table with these timer values.
+    pub fn new(timers: Timers) -> ClientTransactions<T> {
+        ClientTransactions {
+            timers,
+            by_branch: HashMap::new(),
+        }
+    }
+
+    /// Starts a transaction for `request` (the caller sends it once now) with the Via branch
+    /// `branch`; `reliable` over TCP (no retransmissions).
+    pub fn start(
+        &mut self,
+        branch: String,
+        request: Vec<u8>,
+        dest: SocketAddr,
+        reliable: bool,
+        context: T,
+        now: u64,
+    ) {
+        let t1 = Timers::ms(self.timers.t1);
+        self.by_branch.insert(
+            branch,
+            ClientTransaction {
+                state: ClientState::Trying,
+                request: if reliable { Vec::new() } else { request },
+                dest,
+                retransmit_at: (!reliable).then_some(now + t1),
+                interval: t1,
+                deadline: now + Timers::ms(self.timers.timeout()),
+                context: Some(context),
+            },
+        );
+    }
+
+    /// A response with `status` arrived for the transaction of `branch`, sent over a
+    /// `reliable` transport or not. A final response gives back the application's context,
+    /// once (a retransmitted final is absorbed).
+    pub fn respond(&mut self, branch: &str, status: u16, reliable: bool, now: u64) -> Option<T> {
+        let t = self.by_branch.get_mut(branch)?;
+        if t.state == ClientState::Completed {
+            return None;
+        }
+        if status < 200 {
+            t.state = ClientState::Proceeding;
+            // Retransmissions slow down to T2 once the peer said it is working on it.
+            t.interval = Timers::ms(self.timers.t2);
+            return None;
+        }
+        let context = t.context.take();
+        if reliable {
+            // Timer K is zero over a reliable transport.
+            self.by_branch.remove(branch);
+        } else {
+            t.state = ClientState::Completed;
+            t.retransmit_at = None;
+            t.request = Vec::new();
+            t.deadline = now + Timers::ms(self.timers.t4);
+        }
+        context
+    }
+
+    /// Runs the timers due at `now`: retransmissions to send, transactions that timed out.
+    pub fn tick(&mut self, now: u64) -> Vec<ClientAction<T>> {
+        let t2 = Timers::ms(self.timers.t2);
+        let mut actions = Vec::new();
+        let mut done = Vec::new();
+        for (branch, t) in &mut self.by_branch {
+            if now >= t.deadline {
+                if let Some(context) = t.context.take() {
+                    actions.push(ClientAction::TimedOut(context));
+                }
+                done.push(branch.clone());
+                continue;
+            }
+            if let Some(at) = t.retransmit_at {
+                if now >= at {
+                    actions.push(ClientAction::Retransmit {
+                        dest: t.dest,
+                        request: t.request.clone(),
+                    });
+                    t.interval = match t.state {
+                        ClientState::Trying => (t.interval * 2).min(t2),
+                        _ => t2,
+                    };
+                    t.retransmit_at = Some(now + t.interval);
+                }
+            }
+        }
+        for branch in done {
+            self.by_branch.remove(&branch);
+        }
+        actions
+    }
+
+    /// The earliest clock time at which [`ClientTransactions::tick`] has work.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.by_branch
+            .values()
+            .map(|t| t.retransmit_at.map_or(t.deadline, |r| r.min(t.deadline)))
+            .min()
+    }
+
+    /// Transactions held.
+    pub fn len(&self) -> usize {
+        self.by_branch.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.by_branch.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(branch: &str) -> ServerKey {
+        ServerKey {
+            branch: branch.into(),
+            sent_by: "192.0.2.1:5060".into(),
+            method: "PUBLISH".into(),
+        }
+    }
+
+    #[test]
+    fn server_absorbs_then_resends_then_forgets() {
+        let mut s = ServerTransactions::new(Timers::default());
+        assert_eq!(s.arrive(key("z9hG4bK1"), 0), Arrival::New);
+        assert_eq!(s.arrive(key("z9hG4bK1"), 10), Arrival::Absorb);
+        assert!(s.respond(&key("z9hG4bK1"), 100, b"100".to_vec(), false, 20));
+        assert_eq!(
+            s.arrive(key("z9hG4bK1"), 30),
+            Arrival::Resend(b"100".to_vec())
+        );
+        assert!(s.respond(&key("z9hG4bK1"), 200, b"200".to_vec(), false, 40));
+        assert_eq!(
+            s.arrive(key("z9hG4bK1"), 50),
+            Arrival::Resend(b"200".to_vec())
+        );
+        // Another method with the same branch is another transaction.
+        let mut other = key("z9hG4bK1");
+        other.method = "SUBSCRIBE".into();
+        assert_eq!(s.arrive(other, 60), Arrival::New);
+        s.tick(40 + 32_000 - 1);
+        assert_eq!(
+            s.arrive(key("z9hG4bK1"), 40 + 32_000 - 1),
+            Arrival::Resend(b"200".to_vec())
+        );
+        s.tick(40 + 32_000);
+        assert_eq!(s.arrive(key("z9hG4bK1"), 40 + 32_000), Arrival::New);
+    }
+
+    #[test]
+    fn server_over_tcp_forgets_at_the_final_response_and_drops_the_unanswered() {
+        let mut s = ServerTransactions::new(Timers::default());
+        assert_eq!(s.arrive(key("a"), 0), Arrival::New);
+        assert!(s.respond(&key("a"), 202, b"202".to_vec(), true, 1));
+        assert!(s.is_empty());
+        assert!(!s.respond(&key("a"), 200, b"200".to_vec(), true, 2));
+        assert_eq!(s.arrive(key("b"), 0), Arrival::New);
+        s.tick(64_000);
+        assert!(s.is_empty(), "an unanswered transaction does not leak");
+    }
+
+    #[test]
+    fn client_retransmits_at_timer_e_and_times_out_at_timer_f() {
+        let dest: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let mut c = ClientTransactions::new(Timers::default());
+        c.start("b1".into(), b"NOTIFY".to_vec(), dest, false, 7u32, 0);
+        let mut sent_at = Vec::new();
+        let mut timed_out = None;
+        for now in (0..=40_000).step_by(50) {
+            for action in c.tick(now) {
+                match action {
+                    ClientAction::Retransmit { request, .. } => {
+                        assert_eq!(request, b"NOTIFY");
+                        sent_at.push(now);
+                    }
+                    ClientAction::TimedOut(ctx) => timed_out = Some((now, ctx)),
+                }
+            }
+        }
+        // 500, 1500, 3500, 7500, then every 4 s until 32 s.
+        assert_eq!(&sent_at[..5], &[500, 1500, 3500, 7500, 11500]);
+        assert!(sent_at.windows(2).skip(3).all(|w| w[1] - w[0] == 4000));
+        assert_eq!(timed_out, Some((32_000, 7)));
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn client_final_response_gives_the_context_once() {
+        let dest: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let mut c = ClientTransactions::new(Timers::default());
+        c.start("b1".into(), b"MESSAGE".to_vec(), dest, false, "ctx", 0);
+        assert_eq!(c.respond("b1", 100, false, 100), None);
+        // Proceeding: retransmissions every T2.
+        assert!(c.tick(499).is_empty());
+        assert_eq!(c.tick(500).len(), 1);
+        assert!(c.tick(4499).is_empty());
+        assert_eq!(c.tick(4500).len(), 1);
+        assert_eq!(c.respond("b1", 200, false, 5000), Some("ctx"));
+        assert_eq!(
+            c.respond("b1", 200, false, 5001),
+            None,
+            "retransmitted final absorbed"
+        );
+        assert!(c.tick(9999).is_empty());
+        assert_eq!(c.len(), 1);
+        assert!(c.tick(10_000).is_empty(), "timer K ends it silently");
+        assert!(c.is_empty());
+        // Over TCP: no retransmission, gone at the final response.
+        c.start("b2".into(), b"MESSAGE".to_vec(), dest, true, "tcp", 0);
+        assert!(c.tick(10_000).is_empty());
+        assert_eq!(c.respond("b2", 481, true, 10_001), Some("tcp"));
+        assert!(c.is_empty());
+        assert_eq!(c.respond("unknown", 200, false, 0), None);
+    }
+}
