@@ -1,4 +1,5 @@
 //! SIP (RFC 3261) support: digest authentication of requests.
 
+pub mod dialog;
 pub mod digest;
 pub mod transaction;
