@@ -1061,3 +1061,23 @@ fn many_publications_modified_in_one_call() {
     assert_eq!(notes.len(), 1);
     assert_eq!(tuple_ids(&notes[0]), ["b2"]);
 }
+
+#[test]
+fn renotify_sends_the_full_state_again() {
+    let w = world(AuthAction::Allow);
+    let id = w.subscribe("sip:bob@example.test", "sip:alice@example.test");
+    w.engine
+        .publish(
+            &uri("sip:alice@example.test"),
+            presence("sip:alice@example.test", &[("a", Basic::Open)]),
+            None,
+        )
+        .unwrap();
+    w.events();
+    w.engine.renotify(id).unwrap();
+    let notes = w.notifications();
+    assert_eq!(notes.len(), 1);
+    assert_eq!(tuple_ids(&notes[0]), ["a"]);
+    w.engine.unsubscribe(id).unwrap();
+    assert!(matches!(w.engine.renotify(id), Err(Error::NotFound(_))));
+}

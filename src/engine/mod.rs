@@ -595,6 +595,15 @@ impl Core {
         Ok(all)
     }
 
+    /// Sends the subscription's watcher a notification with the full current state now (as
+    /// RFC 6665 §4.2.1.2 asks after a refresh); no document while it is pending.
+    pub fn renotify(&self, id: SubscriptionId) -> Result<()> {
+        self.call(self.shard_for_subscription(id), |reply| Command::Renotify {
+            id,
+            reply,
+        })
+    }
+
     /// A snapshot of a live subscription.
     pub fn subscription(&self, id: SubscriptionId) -> Result<SubscriptionInfo> {
         self.call(self.shard_for_subscription(id), |reply| {

@@ -131,6 +131,10 @@ pub(crate) enum Command {
     RemoteSubscriptions {
         reply: Reply<Vec<SubscriptionInfo>>,
     },
+    Renotify {
+        id: SubscriptionId,
+        reply: Reply<()>,
+    },
     /// Run what is due, then answer: a barrier for tests and shutdown.
     Sync {
         reply: Reply<()>,
@@ -492,6 +496,15 @@ impl Shard {
             } => {
                 let result = self.logout(&user, &endpoint, false);
                 self.answer(reply, Ok(result));
+            }
+            Command::Renotify { id, reply } => {
+                let result = if self.subscriptions.contains_key(&id) {
+                    self.notify(id, true);
+                    Ok(())
+                } else {
+                    Err(unknown_subscription(id))
+                };
+                self.answer(reply, result);
             }
             Command::RemoteSubscriptions { reply } => {
                 let _ = reply.send(Ok(self.remote_subscriptions()));
