@@ -1,0 +1,2 @@
+//! SIP SIMPLE: the protocol side of the engine.
+pub mod transport;
