@@ -509,3 +509,53 @@ fn stop_joins_promptly_and_closes_everything() {
     assert!(again.is_err());
     h.transport.stop(); // a second stop does nothing
 }
+
+#[test]
+fn transport_is_shareable_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Transport>();
+}
+
+#[test]
+fn a_panicking_handler_does_not_stop_the_transport() {
+    let (tx, rx) = channel();
+    let transport = Transport::start(
+        TransportConfig::new(vec![ListenAddr::udp(v4())], Arc::new(frame)),
+        Arc::new(move |m: Inbound| {
+            if m.data == b"panic" {
+                panic!("handler fails on purpose");
+            }
+            let _ = tx.send(m);
+        }),
+        Arc::new(|_| {}),
+    )
+    .unwrap();
+    let server = transport.local_addr(Proto::Udp, false).unwrap();
+    let client = UdpSocket::bind(v4()).unwrap();
+    client.send_to(b"panic", server).unwrap();
+    client.send_to(b"after", server).unwrap();
+    assert_eq!(rx.recv_timeout(WAIT).unwrap().data, b"after");
+}
+
+#[test]
+fn a_peer_that_does_not_read_fills_its_send_queue() {
+    let h = Harness::start(vec![ListenAddr::tcp(v4())]);
+    // A peer that accepts nothing and reads nothing: the kernel completes the handshake.
+    let peer = TcpListener::bind(v4()).unwrap();
+    let dest = peer.local_addr().unwrap();
+    let chunk = vec![b'q'; 1 << 20];
+    for _ in 0..32 {
+        h.transport
+            .send(Outbound {
+                proto: Proto::Tcp,
+                dest,
+                data: chunk.clone(),
+                connection: None,
+            })
+            .unwrap();
+    }
+    let f = h.failures.recv_timeout(WAIT).expect("the queue fills");
+    assert!(matches!(f.error, SendError::QueueFull), "{:?}", f.error);
+    assert_eq!(f.dest, dest);
+    assert!(f.connection.is_some());
+}

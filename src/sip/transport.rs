@@ -222,6 +222,11 @@ pub struct Outbound {
     pub connection: Option<ConnectionId>,
 }
 
+/// The most bytes queued for writing on one TCP connection: a peer that stops reading
+/// cannot make the transport hold more for it (further messages fail with
+/// [`SendError::QueueFull`]). 8 MiB.
+pub const MAX_TCP_SEND_QUEUE: usize = 8 << 20;
+
 /// A message that could not be sent, given back to the [`FailureHandler`].
 #[derive(Debug)]
 pub struct SendFailure {
@@ -250,6 +255,9 @@ pub enum SendError {
     /// was wholly written.
     #[error("the connection closed before the message was written")]
     Closed,
+    /// The connection already holds [`MAX_TCP_SEND_QUEUE`] bytes not yet taken by the peer.
+    #[error("the connection's send queue is full")]
+    QueueFull,
     /// The transport stopped before the message was written.
     #[error("the transport stopped")]
     Stopped,
@@ -267,6 +275,7 @@ impl SendError {
             SendError::ConnectionLimit => SendError::ConnectionLimit,
             SendError::Closed => SendError::Closed,
             SendError::Stopped => SendError::Stopped,
+            SendError::QueueFull => SendError::QueueFull,
             SendError::Io(e) => SendError::Io(io::Error::new(e.kind(), e.to_string())),
         }
     }
@@ -341,8 +350,8 @@ impl Transport {
         self.commands
             .send(driver::Command::Send(out))
             .map_err(|_| Stopped)?;
-        // The thread may be gone between the two calls; the message is then reported as
-        // stopped by nobody, which is what a send racing a stop can expect.
+        // A send racing `stop` may be accepted here after the thread has drained its queue
+        // for the last time: that message is dropped without a report.
         self.waker.wake().map_err(|_| Stopped)
     }
 

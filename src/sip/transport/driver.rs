@@ -19,7 +19,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{
     ConnectionId, FailureHandler, Framer, Handler, Inbound, ListenAddr, Outbound, Proto, SendError,
-    SendFailure, TransportConfig, UdpRecvBuffer,
+    SendFailure, TransportConfig, UdpRecvBuffer, MAX_TCP_SEND_QUEUE,
 };
 use crate::log;
 
@@ -68,6 +68,8 @@ struct Conn {
     out: VecDeque<(Vec<u8>, bool)>,
     /// Bytes of the front message already written.
     out_pos: usize,
+    /// Bytes in `out`, counting the written part of the front message.
+    out_bytes: usize,
     last_active: Instant,
 }
 
@@ -496,6 +498,7 @@ impl Driver {
                 inbuf: Vec::new(),
                 out: VecDeque::new(),
                 out_pos: 0,
+                out_bytes: 0,
                 last_active: Instant::now(),
             },
         );
@@ -517,6 +520,11 @@ impl Driver {
             },
         };
         let conn = self.conns.get_mut(&token).expect("the connection is open");
+        if conn.out_bytes + out.data.len() > MAX_TCP_SEND_QUEUE {
+            let id = conn.id;
+            return self.fail(out, Some(id), SendError::QueueFull);
+        }
+        conn.out_bytes += out.data.len();
         conn.out.push_back((out.data, true));
         self.flush(token);
     }
@@ -590,6 +598,7 @@ impl Driver {
                     conn.last_active = Instant::now();
                     conn.out_pos += n;
                     if conn.out_pos == data.len() {
+                        conn.out_bytes -= data.len();
                         conn.out.pop_front();
                         conn.out_pos = 0;
                     }
@@ -635,6 +644,7 @@ impl Driver {
             let pongs = strip_crlf(&mut conn.inbuf);
             if pongs > 0 {
                 for _ in 0..pongs {
+                    conn.out_bytes += 2;
                     conn.out.push_back((b"\r\n".to_vec(), false));
                 }
                 self.flush(token);
