@@ -559,3 +559,79 @@ fn a_peer_that_does_not_read_fills_its_send_queue() {
     assert_eq!(f.dest, dest);
     assert!(f.connection.is_some());
 }
+
+#[test]
+fn bursts_beyond_one_read_round_all_arrive_in_order() {
+    let h = Harness::start(vec![ListenAddr::udp(v4()), ListenAddr::tcp(v4())]);
+
+    // 300 datagrams: more than one round of UDP reads (and, at about 1 KiB of kernel
+    // memory each, within even a default receive buffer should the reader fall behind).
+    let client = UdpSocket::bind(v4()).unwrap();
+    let udp = h.addr(Proto::Udp, false);
+    for i in 0..300u32 {
+        client.send_to(format!("d{i}").as_bytes(), udp).unwrap();
+    }
+    for i in 0..300u32 {
+        assert_eq!(h.recv().data, format!("d{i}").into_bytes());
+    }
+
+    // 2 MiB on one connection: more than one round of TCP reads.
+    let mut stream = tcp_client(h.addr(Proto::Tcp, false));
+    let body = "b".repeat(10_000);
+    let writer = std::thread::spawn(move || {
+        let all: Vec<u8> = (0..200)
+            .flat_map(|i| message(&format!("MESSAGE sip:{i}@example.test SIP/2.0"), &body))
+            .collect();
+        stream.write_all(&all).unwrap();
+        stream
+    });
+    for i in 0..200 {
+        let got = h.recv();
+        let want = format!("MESSAGE sip:{i}@example.test SIP/2.0\r\n");
+        assert!(
+            got.data.starts_with(want.as_bytes()),
+            "message {i} out of order"
+        );
+        assert_eq!(frame(&got.data).unwrap(), Some(got.data.len()));
+    }
+    drop(writer.join().unwrap());
+}
+
+#[test]
+fn stop_from_the_handler_does_not_wait_for_itself() {
+    let slot: Arc<std::sync::Mutex<Option<Arc<Transport>>>> = Arc::default();
+    let in_handler = Arc::clone(&slot);
+    let (tx, rx) = channel();
+    let transport = Arc::new(
+        Transport::start(
+            TransportConfig::new(vec![ListenAddr::udp(v4())], Arc::new(frame)),
+            Arc::new(move |_m: Inbound| {
+                if let Some(t) = in_handler.lock().unwrap().take() {
+                    t.stop();
+                    let _ = tx.send(());
+                }
+            }),
+            Arc::new(|_| {}),
+        )
+        .unwrap(),
+    );
+    *slot.lock().unwrap() = Some(Arc::clone(&transport));
+    let server = transport.local_addr(Proto::Udp, false).unwrap();
+    UdpSocket::bind(v4())
+        .unwrap()
+        .send_to(b"stop", server)
+        .unwrap();
+    rx.recv_timeout(WAIT)
+        .expect("the handler returned from stop");
+    let deadline = Instant::now() + WAIT;
+    let out = Outbound {
+        proto: Proto::Udp,
+        dest: server,
+        data: b"x".to_vec(),
+        connection: None,
+    };
+    while transport.send(out.clone()).is_ok() {
+        assert!(Instant::now() < deadline, "the I/O thread did not stop");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

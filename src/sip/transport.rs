@@ -24,8 +24,11 @@
 //!   when nothing was read or written for [`TransportConfig::tcp_idle_timeout`]. Keep-alive
 //!   pings (a double CRLF, RFC 5626 §4.4.1) are answered with a single CRLF; stray CRLFs
 //!   between messages (RFC 3261 §7.5) are skipped and never reach the framer.
+//! * **Fairness.** A socket is read at most 256 datagrams or 16 × 64 KiB of stream at a time
+//!   before the other ready sockets get their turn, so one busy peer cannot starve the rest.
 //! * **Stopping.** [`Transport::stop`] (or dropping the transport) wakes the thread, which
-//!   closes every socket, reports queued messages as [`SendError::Stopped`], and is joined.
+//!   writes what the kernel takes at once, closes every socket, reports what is still queued
+//!   as [`SendError::Stopped`], and is joined.
 //!
 //! The pure rules the SIP layer applies around the transport (where responses go, the Via
 //! `received`/`rport` parameters, when a request must use TCP) are in [`via_received_rport`],
@@ -355,8 +358,11 @@ impl Transport {
         self.waker.wake().map_err(|_| Stopped)
     }
 
-    /// Stops the I/O thread and waits for it; every socket is closed when this returns. Later
-    /// calls do nothing, and later [`Transport::send`] calls fail with [`Stopped`].
+    /// Stops the I/O thread and waits for it; every socket is closed when this returns. Data
+    /// already queued is handed to the kernel as far as it takes it without waiting; the rest
+    /// is reported as [`SendError::Stopped`]. Later calls do nothing, and later
+    /// [`Transport::send`] calls fail with [`Stopped`]. Called from a handler (on the I/O
+    /// thread), it does not wait: the thread stops once the handler returns.
     pub fn stop(&self) {
         let thread = self
             .thread
@@ -366,6 +372,11 @@ impl Transport {
         let Some(thread) = thread else { return };
         let _ = self.commands.send(driver::Command::Stop);
         let _ = self.waker.wake();
+        if thread.thread().id() == std::thread::current().id() {
+            // Called (or dropped) from a handler, on the I/O thread itself: it stops when the
+            // handler returns; waiting for itself would never end.
+            return;
+        }
         if thread.join().is_err() {
             crate::log::error!("the SIP I/O thread panicked");
         }

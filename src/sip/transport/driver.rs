@@ -30,6 +30,10 @@ const RECV_BUF: usize = 64 << 10;
 const UDP_QUEUE_MAX: usize = 4096;
 /// Pending connections the system may queue on a TCP listener.
 const LISTEN_BACKLOG: i32 = 1024;
+/// Reads from one socket before the others get their turn: a busy peer cannot starve the
+/// rest. The socket is read again after the next (non-waiting) poll.
+const UDP_READ_BUDGET: usize = 256;
+const TCP_READ_BUDGET: usize = 16;
 
 pub(super) enum Command {
     Send(Outbound),
@@ -88,6 +92,8 @@ struct Driver {
     max_message_size: usize,
     max_conns: usize,
     recv_buf: Vec<u8>,
+    /// Sockets whose read budget ran out with data possibly left: read again next round.
+    unfinished: Vec<usize>,
     stopping: bool,
 }
 
@@ -111,11 +117,10 @@ pub(super) fn start(
         match want.proto {
             Proto::Udp => {
                 let (mut socket, addr, granted) = bind_udp(want.addr, config.udp_recv_buffer)?;
-                poll.registry().register(
-                    &mut socket,
-                    token,
-                    Interest::READABLE | Interest::WRITABLE,
-                )?;
+                // Write interest only while datagrams wait (a UDP socket would otherwise
+                // report writable after every datagram sent).
+                poll.registry()
+                    .register(&mut socket, token, Interest::READABLE)?;
                 if granted < config.udp_recv_buffer {
                     log::warn!(
                         "SIP UDP {addr}: receive buffer {granted} bytes granted of {} requested \
@@ -163,6 +168,7 @@ pub(super) fn start(
         max_message_size: config.max_message_size,
         max_conns: config.max_tcp_connections,
         recv_buf: vec![0; RECV_BUF],
+        unfinished: Vec::new(),
         stopping: false,
     };
     let thread = std::thread::Builder::new()
@@ -235,7 +241,11 @@ impl Driver {
             (self.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut next_sweep = Instant::now() + sweep_every;
         while !self.stopping {
-            let wait = next_sweep.saturating_duration_since(Instant::now());
+            let wait = if self.unfinished.is_empty() {
+                next_sweep.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if interrupted(&e) {
                     continue;
@@ -253,6 +263,13 @@ impl Driver {
                     self.conn_event(token.0);
                 }
             }
+            for token in std::mem::take(&mut self.unfinished) {
+                if token < self.listeners.len() {
+                    self.read_udp(token);
+                } else {
+                    self.read(token);
+                }
+            }
             if Instant::now() >= next_sweep {
                 self.close_idle();
                 next_sweep = Instant::now() + sweep_every;
@@ -262,7 +279,14 @@ impl Driver {
     }
 
     fn shut_down(&mut self) {
+        // Whatever the kernel takes now still goes out after the sockets are closed.
+        for index in 0..self.listeners.len() {
+            self.flush_udp(index);
+        }
         let tokens: Vec<usize> = self.conns.keys().copied().collect();
+        for &token in &tokens {
+            self.flush(token);
+        }
         for token in tokens {
             self.close(token, "transport stopping", SendError::Stopped);
         }
@@ -352,6 +376,13 @@ impl Driver {
             let e = io::Error::new(io::ErrorKind::WouldBlock, "UDP send queue full");
             return self.fail(out, None, SendError::Io(e));
         }
+        if queue.is_empty() {
+            let both = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = self.poll.registry().reregister(socket, Token(index), both) {
+                log::warn!("SIP UDP: cannot wait for a full socket to drain: {e}");
+                return self.fail(out, None, SendError::Io(e));
+            }
+        }
         queue.push_back((out.dest, out.data));
     }
 
@@ -379,6 +410,16 @@ impl Driver {
             }
             queue.pop_front();
         }
+        if queue.is_empty() {
+            let token = Token(index);
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(socket, token, Interest::READABLE)
+            {
+                log::warn!("SIP UDP: cannot drop write interest: {e}");
+            }
+        }
         for failure in failures {
             report(&self.on_failure, failure);
         }
@@ -386,7 +427,7 @@ impl Driver {
 
     fn read_udp(&mut self, index: usize) {
         let mut errors = 0;
-        loop {
+        for _ in 0..UDP_READ_BUDGET {
             let Listener::Udp { socket, local, .. } = &self.listeners[index] else {
                 return;
             };
@@ -420,6 +461,7 @@ impl Driver {
                 }
             }
         }
+        self.unfinished.push(index);
     }
 
     fn listener_event(&mut self, index: usize, readable: bool, writable: bool) {
@@ -610,9 +652,10 @@ impl Driver {
         }
     }
 
-    /// Reads until the socket is drained, delivering each complete message.
+    /// Reads until the socket is drained or the budget is spent, delivering each complete
+    /// message.
     fn read(&mut self, token: usize) {
-        loop {
+        for _ in 0..TCP_READ_BUDGET {
             let Some(conn) = self.conns.get_mut(&token) else {
                 return;
             };
@@ -633,6 +676,7 @@ impl Driver {
                 Err(e) => return self.close(token, "read failed", SendError::Io(e)),
             }
         }
+        self.unfinished.push(token);
     }
 
     /// Cuts complete messages out of the connection's buffer; false if it closed it.
