@@ -102,7 +102,8 @@ impl ListenAddr {
 }
 
 /// Cuts messages out of a TCP stream. Given the bytes buffered so far on a connection (never
-/// starting with CR or LF: keep-alives and stray CRLFs are removed first), it answers
+/// empty, never starting with CRLF or LF: keep-alives and stray CRLFs are removed first), it
+/// answers
 /// `Ok(Some(n))` when the first `n` bytes (`0 < n <= len`) are one complete message,
 /// `Ok(None)` when more bytes are needed, and `Err(reason)` when the bytes cannot be a
 /// message, which closes the connection. It runs on the I/O thread.

@@ -549,6 +549,10 @@ impl Driver {
     }
 
     fn send_tcp(&mut self, out: Outbound) {
+        if out.data.is_empty() {
+            // Nothing to write (and a zero-byte write would look like a dead connection).
+            return;
+        }
         let preferred = out
             .connection
             .map(|id| id.0 as usize)
@@ -681,64 +685,64 @@ impl Driver {
 
     /// Cuts complete messages out of the connection's buffer; false if it closed it.
     fn frame(&mut self, token: usize) -> bool {
-        loop {
-            let Some(conn) = self.conns.get_mut(&token) else {
-                return false;
-            };
-            let pongs = strip_crlf(&mut conn.inbuf);
-            if pongs > 0 {
-                for _ in 0..pongs {
-                    conn.out_bytes += 2;
-                    conn.out.push_back((b"\r\n".to_vec(), false));
-                }
-                self.flush(token);
-                let Some(again) = self.conns.get_mut(&token) else {
-                    return false;
-                };
-                if again.inbuf.is_empty() || again.inbuf[0] == b'\r' {
-                    return true;
-                }
-                continue;
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return false;
+        };
+        // Messages are cut at offset `at`; the buffer is shifted once, at the end.
+        let mut at = 0;
+        let mut pongs = 0;
+        let outcome = loop {
+            let (skip, pings) = skip_crlf(&conn.inbuf[at..]);
+            at += skip;
+            pongs += pings;
+            let rest = &conn.inbuf[at..];
+            if rest.is_empty() || b"\r\n\r\n".starts_with(rest) {
+                // Nothing, or the start of a ping still arriving.
+                break Ok(());
             }
-            if conn.inbuf.is_empty() || conn.inbuf[0] == b'\r' {
-                return true;
-            }
-            let len = conn.inbuf.len();
-            match (self.framer)(&conn.inbuf) {
-                Ok(Some(n)) if n > 0 && n <= len => {
+            match (self.framer)(rest) {
+                Ok(Some(n)) if n > 0 && n <= rest.len() => {
                     if n > self.max_message_size {
-                        self.close(token, "message too large", SendError::Closed);
-                        return false;
+                        break Err("message too large".to_string());
                     }
-                    let data: Vec<u8> = conn.inbuf.drain(..n).collect();
                     let inbound = Inbound {
-                        data,
+                        data: rest[..n].to_vec(),
                         source: conn.peer,
                         local: conn.local,
                         proto: Proto::Tcp,
                         connection: Some(conn.id),
                     };
-                    self.deliver(inbound);
+                    at += n;
+                    // The handler cannot reach this thread's state: `conn` stays valid.
+                    let handler = &self.handler;
+                    if panic::catch_unwind(AssertUnwindSafe(|| handler(inbound))).is_err() {
+                        log::error!("SIP transport: the inbound handler panicked");
+                    }
                 }
                 Ok(Some(n)) => {
-                    log::warn!("SIP TCP: the framer returned {n} for a {len}-byte buffer");
-                    self.close(token, "framer length out of range", SendError::Closed);
-                    return false;
+                    break Err(format!("the framer returned {n} for {} bytes", rest.len()))
                 }
-                Ok(None) => {
-                    if len > self.max_message_size {
-                        self.close(token, "message too large", SendError::Closed);
-                        return false;
-                    }
-                    return true;
+                Ok(None) if rest.len() > self.max_message_size => {
+                    break Err("message too large".to_string());
                 }
-                Err(reason) => {
-                    log::debug!("SIP TCP: conn#{token} framing error: {reason}");
-                    self.close(token, "framing error", SendError::Closed);
-                    return false;
-                }
+                Ok(None) => break Ok(()),
+                Err(reason) => break Err(format!("framing error: {reason}")),
             }
+        };
+        if let Err(why) = outcome {
+            self.close(token, &why, SendError::Closed);
+            return false;
         }
+        conn.inbuf.drain(..at);
+        if pongs > 0 {
+            for _ in 0..pongs {
+                conn.out_bytes += 2;
+                conn.out.push_back((b"\r\n".to_vec(), false));
+            }
+            self.flush(token);
+            return self.conns.contains_key(&token);
+        }
+        true
     }
 
     fn close_idle(&mut self) {
@@ -787,10 +791,11 @@ impl Driver {
     }
 }
 
-/// Removes CRLFs at the start of a connection's buffer and counts the keep-alive pings
-/// (double CRLFs) among them. A lone CRLF is skipped; a prefix that may still become a ping
-/// (`\r`, `\r\n`, `\r\n\r`) is kept until more bytes arrive.
-fn strip_crlf(buf: &mut Vec<u8>) -> usize {
+/// Measures the CRLFs at the start of a connection's buffer and counts the keep-alive pings
+/// (double CRLFs) among them: returns (bytes to skip, pings). A lone CRLF (RFC 3261 §7.5
+/// allows them between messages) is skipped; a prefix that may still become a ping (`\r`,
+/// `\r\n`, `\r\n\r`) is not, and waits for more bytes.
+fn skip_crlf(buf: &[u8]) -> (usize, usize) {
     let mut pings = 0;
     let mut at = 0;
     loop {
@@ -803,11 +808,9 @@ fn strip_crlf(buf: &mut Vec<u8>) -> usize {
         } else if rest.first() == Some(&b'\n') {
             at += 1;
         } else {
-            break;
+            return (at, pings);
         }
     }
-    buf.drain(..at);
-    pings
 }
 
 fn report(on_failure: &FailureHandler, failure: SendFailure) {
@@ -824,30 +827,20 @@ fn report(on_failure: &FailureHandler, failure: SendFailure) {
 
 #[cfg(test)]
 mod tests {
-    use super::strip_crlf;
+    use super::skip_crlf;
 
     #[test]
-    fn sip_strip_crlf_counts_pings_and_keeps_partial_ones() {
-        let mut b = b"\r\n\r\nINVITE".to_vec();
-        assert_eq!(strip_crlf(&mut b), 1);
-        assert_eq!(b, b"INVITE");
-
-        let mut b = b"\r\nINVITE".to_vec();
-        assert_eq!(strip_crlf(&mut b), 0);
-        assert_eq!(b, b"INVITE");
-
-        let mut b = b"\r\n\r\n\r\n\r\n".to_vec();
-        assert_eq!(strip_crlf(&mut b), 2);
-        assert!(b.is_empty());
-
+    fn sip_skip_crlf_counts_pings_and_keeps_partial_ones() {
+        assert_eq!(skip_crlf(b"\r\n\r\nINVITE"), (4, 1));
+        assert_eq!(skip_crlf(b"\r\nINVITE"), (2, 0));
+        assert_eq!(skip_crlf(b"\r\n\r\n\r\n\r\n"), (8, 2));
+        assert_eq!(skip_crlf(b"\r\n\r\n\r\nX"), (6, 1));
         for partial in [&b"\r"[..], b"\r\n", b"\r\n\r"] {
-            let mut b = partial.to_vec();
-            assert_eq!(strip_crlf(&mut b), 0);
-            assert_eq!(b, partial);
+            assert_eq!(skip_crlf(partial), (0, 0));
         }
-
-        let mut b = b"OPTIONS\r\n\r\n".to_vec();
-        assert_eq!(strip_crlf(&mut b), 0);
-        assert_eq!(b, b"OPTIONS\r\n\r\n");
+        assert_eq!(skip_crlf(b"\r\n\r\n\r"), (4, 1));
+        assert_eq!(skip_crlf(b"\nOPTIONS"), (1, 0));
+        assert_eq!(skip_crlf(b"OPTIONS\r\n\r\n"), (0, 0));
+        assert_eq!(skip_crlf(b""), (0, 0));
     }
 }
