@@ -7,34 +7,8 @@
 
 use std::net::SocketAddr;
 
+pub use super::transport::Proto;
 use crate::error::{Error, Result};
-
-/// Which transport the dialog's requests go over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Proto {
-    /// UDP.
-    Udp,
-    /// TCP.
-    Tcp,
-}
-
-impl Proto {
-    /// `"udp"` or `"tcp"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Udp => "udp",
-            Proto::Tcp => "tcp",
-        }
-    }
-
-    /// The transport token of a Via header (`UDP`, `TCP`).
-    pub fn via_token(self) -> &'static str {
-        match self {
-            Proto::Udp => "UDP",
-            Proto::Tcp => "TCP",
-        }
-    }
-}
 
 /// A subscription dialog as the notifier holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +85,14 @@ impl SubscriptionDialog {
         field("local-cseq", &self.local_cseq.to_string());
         field("remote-cseq", &self.remote_cseq.to_string());
         field("event", &self.event);
-        field("proto", self.proto.as_str());
+        field(
+            "proto",
+            if self.proto == Proto::Tcp {
+                "tcp"
+            } else {
+                "udp"
+            },
+        );
         field("peer", &self.peer.to_string());
         out.into_bytes()
     }

@@ -1,0 +1,400 @@
+//! The SIP transport layer (RFC 3261 §18): UDP datagrams and TCP streams in and out.
+//!
+//! A [`Transport`] binds any number of UDP and TCP listen addresses (IPv4 and IPv6) and runs
+//! **one I/O thread** (named `impp-sip-io`) that drives every socket with non-blocking I/O
+//! through a `mio` poller. One thread is plenty for the byte shuffling done here; the parsing
+//! and the presence logic run elsewhere.
+//!
+//! * **Receiving.** Each complete message is handed to the [`Handler`] as an [`Inbound`]: one
+//!   UDP datagram, or one message cut out of a TCP stream by the [`Framer`] the user supplies
+//!   (the transport knows nothing of SIP syntax). The handler runs **on the I/O thread** and
+//!   must not block: it should parse or just queue the bytes and hand the work on. A panic in
+//!   the handler is caught and logged.
+//! * **Sending.** [`Transport::send`] may be called from any thread (including the handler);
+//!   it queues the [`Outbound`] and wakes the I/O thread, and returns at once. UDP goes out of
+//!   the first UDP listening socket of the destination's address family, so the peer sees the
+//!   address it sent to (RFC 3261 §18.2.2, RFC 3581). TCP goes over the connection named in
+//!   [`Outbound::connection`] if it is still open, else over the most recent open connection
+//!   with that peer (inbound ones included: responses reuse the request's connection,
+//!   §18.2.2), else over a new connection, connected without blocking; data waits in the
+//!   connection's queue until it is connected and writable. A message that cannot be sent is
+//!   reported to the [`FailureHandler`], also on the I/O thread.
+//! * **TCP housekeeping.** A connection is closed when its peer closes it, when the framer
+//!   rejects its bytes, when a message grows past [`TransportConfig::max_message_size`], or
+//!   when nothing was read or written for [`TransportConfig::tcp_idle_timeout`]. Keep-alive
+//!   pings (a double CRLF, RFC 5626 §4.4.1) are answered with a single CRLF; stray CRLFs
+//!   between messages (RFC 3261 §7.5) are skipped and never reach the framer.
+//! * **Fairness.** A socket is read at most 256 datagrams or 16 × 64 KiB of stream at a time
+//!   before the other ready sockets get their turn, so one busy peer cannot starve the rest.
+//! * **Stopping.** [`Transport::stop`] (or dropping the transport) wakes the thread, which
+//!   writes what the kernel takes at once, closes every socket, reports what is still queued
+//!   as [`SendError::Stopped`], and is joined.
+//!
+//! The pure rules the SIP layer applies around the transport (where responses go, the Via
+//! `received`/`rport` parameters, when a request must use TCP) are in [`via_received_rport`],
+//! [`response_destination`] and [`must_use_stream`].
+#![forbid(unsafe_code)]
+
+mod driver;
+mod rules;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+pub use rules::{must_use_stream, response_destination, via_received_rport};
+
+/// A transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// Datagrams: one message per datagram.
+    Udp,
+    /// A byte stream: messages are cut out by the [`Framer`].
+    Tcp,
+}
+
+impl Proto {
+    /// The name used in a Via header's sent-protocol (`UDP`, `TCP`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One address to listen on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenAddr {
+    /// UDP or TCP.
+    pub proto: Proto,
+    /// The address; port 0 lets the system choose (see [`Transport::local_addrs`]).
+    pub addr: SocketAddr,
+}
+
+impl ListenAddr {
+    /// A UDP listen address.
+    pub fn udp(addr: SocketAddr) -> ListenAddr {
+        ListenAddr {
+            proto: Proto::Udp,
+            addr,
+        }
+    }
+
+    /// A TCP listen address.
+    pub fn tcp(addr: SocketAddr) -> ListenAddr {
+        ListenAddr {
+            proto: Proto::Tcp,
+            addr,
+        }
+    }
+}
+
+/// Cuts messages out of a TCP stream. Given the bytes buffered so far on a connection (never
+/// empty, never starting with CRLF or LF: keep-alives and stray CRLFs are removed first), it
+/// answers
+/// `Ok(Some(n))` when the first `n` bytes (`0 < n <= len`) are one complete message,
+/// `Ok(None)` when more bytes are needed, and `Err(reason)` when the bytes cannot be a
+/// message, which closes the connection. It runs on the I/O thread.
+pub type Framer = Arc<dyn Fn(&[u8]) -> Result<Option<usize>, String> + Send + Sync>;
+
+/// Receives every inbound message, on the I/O thread; it must not block.
+pub type Handler = Arc<dyn Fn(Inbound) + Send + Sync>;
+
+/// Receives every message that could not be sent, on the I/O thread; it must not block.
+pub type FailureHandler = Arc<dyn Fn(SendFailure) + Send + Sync>;
+
+/// What a [`Transport`] listens on and how it treats its connections.
+#[derive(Clone)]
+pub struct TransportConfig {
+    /// The addresses to bind; at least one.
+    pub listen: Vec<ListenAddr>,
+    /// The receive buffer requested for each UDP socket, in bytes. A burst of requests (say
+    /// the NOTIFY answers after a presentity with many watchers changes) must fit in it or is
+    /// dropped by the kernel; the system default (about 200 KiB on Linux) is too small for a
+    /// busy server. The system may grant less (on Linux, at most `net.core.rmem_max`): the
+    /// amount granted is logged and returned by [`Transport::udp_recv_buffers`].
+    pub udp_recv_buffer: usize,
+    /// A TCP connection with no byte read or written for this long is closed; a connection
+    /// still connecting after this long fails. The default, 180 s, outlasts the 120 s
+    /// keep-alive period of RFC 5626 §4.4.1, so a client that only sends keep-alives keeps
+    /// its connection (and stays reachable for requests sent to it).
+    pub tcp_idle_timeout: Duration,
+    /// The largest message accepted, in bytes: a bigger UDP datagram is dropped, a TCP
+    /// connection whose next message would be bigger is closed.
+    pub max_message_size: usize,
+    /// The most TCP connections (inbound and outbound together) open at once. An inbound
+    /// connection beyond it is accepted and closed at once; an outbound one fails with
+    /// [`SendError::ConnectionLimit`].
+    pub max_tcp_connections: usize,
+    /// Cuts TCP streams into messages.
+    pub framer: Framer,
+}
+
+impl TransportConfig {
+    /// Default of [`TransportConfig::udp_recv_buffer`]: 8 MiB.
+    pub const DEFAULT_UDP_RECV_BUFFER: usize = 8 << 20;
+    /// Default of [`TransportConfig::tcp_idle_timeout`]: 180 s.
+    pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(180);
+    /// Default of [`TransportConfig::max_message_size`]: 64 KiB.
+    pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 10;
+    /// Default of [`TransportConfig::max_tcp_connections`]: 4096.
+    pub const DEFAULT_MAX_TCP_CONNECTIONS: usize = 4096;
+
+    /// A configuration with these listen addresses and framer and the defaults otherwise.
+    pub fn new(listen: Vec<ListenAddr>, framer: Framer) -> TransportConfig {
+        TransportConfig {
+            listen,
+            udp_recv_buffer: Self::DEFAULT_UDP_RECV_BUFFER,
+            tcp_idle_timeout: Self::DEFAULT_TCP_IDLE_TIMEOUT,
+            max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
+            max_tcp_connections: Self::DEFAULT_MAX_TCP_CONNECTIONS,
+            framer,
+        }
+    }
+}
+
+impl fmt::Debug for TransportConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransportConfig")
+            .field("listen", &self.listen)
+            .field("udp_recv_buffer", &self.udp_recv_buffer)
+            .field("tcp_idle_timeout", &self.tcp_idle_timeout)
+            .field("max_message_size", &self.max_message_size)
+            .field("max_tcp_connections", &self.max_tcp_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names one TCP connection of a transport. Identifiers are never reused within a transport,
+/// so a stale one simply matches no connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(u64);
+
+impl ConnectionId {
+    /// The identifier as a number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
+
+/// One message received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// The whole datagram, or one framed TCP message.
+    pub data: Vec<u8>,
+    /// The peer's address.
+    pub source: SocketAddr,
+    /// The local address it arrived on. For UDP this is the listening socket's address, so a
+    /// socket bound to a wildcard address (`0.0.0.0`) reports the wildcard; for TCP it is the
+    /// connection's actual local address.
+    pub local: SocketAddr,
+    /// UDP or TCP.
+    pub proto: Proto,
+    /// The TCP connection it came on (`None` for UDP); pass it back in
+    /// [`Outbound::connection`] to answer on the same connection.
+    pub connection: Option<ConnectionId>,
+}
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// UDP or TCP.
+    pub proto: Proto,
+    /// Where to; for TCP, used to find or open a connection when `connection` is not open.
+    pub dest: SocketAddr,
+    /// The bytes, one whole message.
+    pub data: Vec<u8>,
+    /// For TCP: the connection to prefer, if still open. Ignored for UDP.
+    pub connection: Option<ConnectionId>,
+}
+
+/// The most bytes queued for writing on one TCP connection: a peer that stops reading
+/// cannot make the transport hold more for it (further messages fail with
+/// [`SendError::QueueFull`]). 8 MiB.
+pub const MAX_TCP_SEND_QUEUE: usize = 8 << 20;
+
+/// A message that could not be sent, given back to the [`FailureHandler`].
+#[derive(Debug)]
+pub struct SendFailure {
+    /// The protocol it was to go over.
+    pub proto: Proto,
+    /// Its destination (for TCP, the connection's peer).
+    pub dest: SocketAddr,
+    /// The TCP connection it was queued on, if it got that far.
+    pub connection: Option<ConnectionId>,
+    /// The message.
+    pub data: Vec<u8>,
+    /// Why it was not sent.
+    pub error: SendError,
+}
+
+/// Why a message was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// No UDP socket of the destination's address family is bound.
+    #[error("no UDP socket of the destination's address family")]
+    NoSocket,
+    /// Opening a connection would exceed [`TransportConfig::max_tcp_connections`].
+    #[error("the TCP connection limit is reached")]
+    ConnectionLimit,
+    /// The connection closed (by the peer, a framing error or idleness) before the message
+    /// was wholly written.
+    #[error("the connection closed before the message was written")]
+    Closed,
+    /// The connection already holds [`MAX_TCP_SEND_QUEUE`] bytes not yet taken by the peer.
+    #[error("the connection's send queue is full")]
+    QueueFull,
+    /// The transport stopped before the message was written.
+    #[error("the transport stopped")]
+    Stopped,
+    /// Connecting, writing or sending failed; `TimedOut` for a connect that outlasted the
+    /// idle timeout, `WouldBlock` when a UDP socket's send queue is full.
+    #[error("{0}")]
+    Io(io::Error),
+}
+
+impl SendError {
+    /// A copy, for reporting one cause against several queued messages.
+    fn duplicate(&self) -> SendError {
+        match self {
+            SendError::NoSocket => SendError::NoSocket,
+            SendError::ConnectionLimit => SendError::ConnectionLimit,
+            SendError::Closed => SendError::Closed,
+            SendError::Stopped => SendError::Stopped,
+            SendError::QueueFull => SendError::QueueFull,
+            SendError::Io(e) => SendError::Io(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+}
+
+/// Returned by [`Transport::send`] once the transport has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the SIP transport has stopped")]
+pub struct Stopped;
+
+/// The receive buffer of one UDP socket: what was asked for and what the system granted, as
+/// the system reports it (Linux reports twice the usable size, counting its bookkeeping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpRecvBuffer {
+    /// The socket's bound address.
+    pub local: SocketAddr,
+    /// [`TransportConfig::udp_recv_buffer`].
+    pub requested: usize,
+    /// `SO_RCVBUF` as read back after setting it.
+    pub granted: usize,
+}
+
+/// A running SIP transport: sockets plus the I/O thread. See the [module](self) docs.
+pub struct Transport {
+    commands: Sender<driver::Command>,
+    waker: Arc<mio::Waker>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    local: Vec<ListenAddr>,
+    udp_buffers: Vec<UdpRecvBuffer>,
+}
+
+impl Transport {
+    /// Binds every listen address and starts the I/O thread. Fails (with nothing left
+    /// running) when a socket cannot be created or bound, or when `listen` is empty.
+    pub fn start(
+        config: TransportConfig,
+        handler: Handler,
+        on_failure: FailureHandler,
+    ) -> io::Result<Transport> {
+        let started = driver::start(config, handler, on_failure)?;
+        Ok(Transport {
+            commands: started.commands,
+            waker: started.waker,
+            thread: Mutex::new(Some(started.thread)),
+            local: started.local,
+            udp_buffers: started.udp_buffers,
+        })
+    }
+
+    /// The bound addresses, in the order of [`TransportConfig::listen`], with port 0
+    /// replaced by the port the system chose.
+    pub fn local_addrs(&self) -> &[ListenAddr] {
+        &self.local
+    }
+
+    /// The first bound address of this protocol and address family (`v6`), if any.
+    pub fn local_addr(&self, proto: Proto, v6: bool) -> Option<SocketAddr> {
+        self.local
+            .iter()
+            .find(|l| l.proto == proto && l.addr.is_ipv6() == v6)
+            .map(|l| l.addr)
+    }
+
+    /// The receive buffer of each UDP socket, as requested and as granted.
+    pub fn udp_recv_buffers(&self) -> &[UdpRecvBuffer] {
+        &self.udp_buffers
+    }
+
+    /// Queues a message for the I/O thread and returns at once; a failure to deliver it later
+    /// goes to the [`FailureHandler`]. Callable from any thread, the handlers included.
+    pub fn send(&self, out: Outbound) -> Result<(), Stopped> {
+        self.commands
+            .send(driver::Command::Send(out))
+            .map_err(|_| Stopped)?;
+        // A send racing `stop` may be accepted here after the thread has drained its queue
+        // for the last time: that message is dropped without a report.
+        self.waker.wake().map_err(|_| Stopped)
+    }
+
+    /// Stops the I/O thread and waits for it; every socket is closed when this returns. Data
+    /// already queued is handed to the kernel as far as it takes it without waiting; the rest
+    /// is reported as [`SendError::Stopped`]. Later calls do nothing, and later
+    /// [`Transport::send`] calls fail with [`Stopped`]. Called from a handler (on the I/O
+    /// thread), it does not wait: the thread stops once the handler returns.
+    pub fn stop(&self) {
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(thread) = thread else { return };
+        let _ = self.commands.send(driver::Command::Stop);
+        let _ = self.waker.wake();
+        if thread.thread().id() == std::thread::current().id() {
+            // Called (or dropped) from a handler, on the I/O thread itself: it stops when the
+            // handler returns; waiting for itself would never end.
+            return;
+        }
+        if thread.join().is_err() {
+            crate::log::error!("the SIP I/O thread panicked");
+        }
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("local", &self.local)
+            .field("udp_buffers", &self.udp_buffers)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,846 @@
+//! The I/O thread: socket setup, the poll loop, UDP and TCP state.
+//!
+//! Tokens: the waker is `usize::MAX`; listening sockets take `0..listeners`; TCP
+//! connections take the following numbers, one per connection, never reused. A connection's
+//! token is also its [`ConnectionId`].
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::{Events, Interest, Poll, Token, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{
+    ConnectionId, FailureHandler, Framer, Handler, Inbound, ListenAddr, Outbound, Proto, SendError,
+    SendFailure, TransportConfig, UdpRecvBuffer, MAX_TCP_SEND_QUEUE,
+};
+use crate::log;
+
+const WAKER: Token = Token(usize::MAX);
+/// Big enough for any UDP datagram, and the chunk size of TCP reads.
+const RECV_BUF: usize = 64 << 10;
+/// Datagrams waiting for a full UDP socket to drain; beyond that sends fail.
+const UDP_QUEUE_MAX: usize = 4096;
+/// Pending connections the system may queue on a TCP listener.
+const LISTEN_BACKLOG: i32 = 1024;
+/// Reads from one socket before the others get their turn: a busy peer cannot starve the
+/// rest. The socket is read again after the next (non-waiting) poll.
+const UDP_READ_BUDGET: usize = 256;
+const TCP_READ_BUDGET: usize = 16;
+
+pub(super) enum Command {
+    Send(Outbound),
+    Stop,
+}
+
+pub(super) struct Started {
+    pub commands: Sender<Command>,
+    pub waker: Arc<Waker>,
+    pub thread: JoinHandle<()>,
+    pub local: Vec<ListenAddr>,
+    pub udp_buffers: Vec<UdpRecvBuffer>,
+}
+
+enum Listener {
+    Udp {
+        socket: UdpSocket,
+        local: SocketAddr,
+        /// Datagrams that met a full send buffer, sent when the socket is writable again.
+        queue: VecDeque<(SocketAddr, Vec<u8>)>,
+    },
+    Tcp {
+        socket: TcpListener,
+    },
+}
+
+struct Conn {
+    id: ConnectionId,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    /// An outbound connection whose connect has not completed.
+    connecting: bool,
+    inbuf: Vec<u8>,
+    /// Messages to write; the flag tells whether a failure is reported (not for pongs).
+    out: VecDeque<(Vec<u8>, bool)>,
+    /// Bytes of the front message already written.
+    out_pos: usize,
+    /// Bytes in `out`, counting the written part of the front message.
+    out_bytes: usize,
+    last_active: Instant,
+}
+
+struct Driver {
+    poll: Poll,
+    listeners: Vec<Listener>,
+    conns: HashMap<usize, Conn>,
+    /// The most recent open connection with each peer.
+    by_peer: HashMap<SocketAddr, usize>,
+    next_token: usize,
+    commands: Receiver<Command>,
+    handler: Handler,
+    on_failure: FailureHandler,
+    framer: Framer,
+    idle_timeout: Duration,
+    max_message_size: usize,
+    max_conns: usize,
+    recv_buf: Vec<u8>,
+    /// Sockets whose read budget ran out with data possibly left: read again next round.
+    unfinished: Vec<usize>,
+    stopping: bool,
+}
+
+pub(super) fn start(
+    config: TransportConfig,
+    handler: Handler,
+    on_failure: FailureHandler,
+) -> io::Result<Started> {
+    if config.listen.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a SIP transport needs at least one listen address",
+        ));
+    }
+    let poll = Poll::new()?;
+    let mut listeners = Vec::with_capacity(config.listen.len());
+    let mut local = Vec::with_capacity(config.listen.len());
+    let mut udp_buffers = Vec::new();
+    for (i, want) in config.listen.iter().enumerate() {
+        let token = Token(i);
+        match want.proto {
+            Proto::Udp => {
+                let (mut socket, addr, granted) = bind_udp(want.addr, config.udp_recv_buffer)?;
+                // Write interest only while datagrams wait (a UDP socket would otherwise
+                // report writable after every datagram sent).
+                poll.registry()
+                    .register(&mut socket, token, Interest::READABLE)?;
+                if granted < config.udp_recv_buffer {
+                    log::warn!(
+                        "SIP UDP {addr}: receive buffer {granted} bytes granted of {} requested \
+                         (raise net.core.rmem_max to get more)",
+                        config.udp_recv_buffer
+                    );
+                } else {
+                    log::info!("SIP UDP {addr}: receive buffer {granted} bytes");
+                }
+                udp_buffers.push(UdpRecvBuffer {
+                    local: addr,
+                    requested: config.udp_recv_buffer,
+                    granted,
+                });
+                local.push(ListenAddr::udp(addr));
+                listeners.push(Listener::Udp {
+                    socket,
+                    local: addr,
+                    queue: VecDeque::new(),
+                });
+            }
+            Proto::Tcp => {
+                let (mut socket, addr) = bind_tcp(want.addr)?;
+                poll.registry()
+                    .register(&mut socket, token, Interest::READABLE)?;
+                log::info!("SIP TCP listening on {addr}");
+                local.push(ListenAddr::tcp(addr));
+                listeners.push(Listener::Tcp { socket });
+            }
+        }
+    }
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let driver = Driver {
+        poll,
+        next_token: listeners.len(),
+        listeners,
+        conns: HashMap::new(),
+        by_peer: HashMap::new(),
+        commands: rx,
+        handler,
+        on_failure,
+        framer: config.framer,
+        idle_timeout: config.tcp_idle_timeout,
+        max_message_size: config.max_message_size,
+        max_conns: config.max_tcp_connections,
+        recv_buf: vec![0; RECV_BUF],
+        unfinished: Vec::new(),
+        stopping: false,
+    };
+    let thread = std::thread::Builder::new()
+        .name("impp-sip-io".into())
+        .spawn(move || driver.run())?;
+    Ok(Started {
+        commands: tx,
+        waker,
+        thread,
+        local,
+        udp_buffers,
+    })
+}
+
+fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    if addr.is_ipv6() {
+        // IPv4 gets its own sockets: a v6 socket must not claim the v4 port too.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn bound_addr(socket: &Socket) -> io::Result<SocketAddr> {
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bound socket has no IP address"))
+}
+
+fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> io::Result<(UdpSocket, SocketAddr, usize)> {
+    let socket = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
+    if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
+        log::warn!("SIP UDP {addr}: cannot set the receive buffer to {recv_buffer} bytes: {e}");
+    }
+    socket.bind(&addr.into())?;
+    let granted = socket.recv_buffer_size()?;
+    let local = bound_addr(&socket)?;
+    let std_socket: std::net::UdpSocket = socket.into();
+    Ok((UdpSocket::from_std(std_socket), local, granted))
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<(TcpListener, SocketAddr)> {
+    let socket = new_socket(addr, Type::STREAM, Protocol::TCP)?;
+    // Lets a restarted server bind while old connections linger in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    let local = bound_addr(&socket)?;
+    let std_listener: std::net::TcpListener = socket.into();
+    Ok((TcpListener::from_std(std_listener), local))
+}
+
+/// Whether an I/O error means "try again now" rather than a failure.
+fn interrupted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+impl Driver {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        // Idle connections are looked for a few times per timeout, at most once a second.
+        let sweep_every =
+            (self.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut next_sweep = Instant::now() + sweep_every;
+        while !self.stopping {
+            let wait = if self.unfinished.is_empty() {
+                next_sweep.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+                if interrupted(&e) {
+                    continue;
+                }
+                log::error!("SIP transport: poll failed, stopping: {e}");
+                break;
+            }
+            for event in events.iter() {
+                let token = event.token();
+                if token == WAKER {
+                    self.take_commands();
+                } else if token.0 < self.listeners.len() {
+                    self.listener_event(token.0, event.is_readable(), event.is_writable());
+                } else {
+                    self.conn_event(token.0);
+                }
+            }
+            for token in std::mem::take(&mut self.unfinished) {
+                if token < self.listeners.len() {
+                    self.read_udp(token);
+                } else {
+                    self.read(token);
+                }
+            }
+            if Instant::now() >= next_sweep {
+                self.close_idle();
+                next_sweep = Instant::now() + sweep_every;
+            }
+        }
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        // Whatever the kernel takes now still goes out after the sockets are closed.
+        for index in 0..self.listeners.len() {
+            self.flush_udp(index);
+        }
+        let tokens: Vec<usize> = self.conns.keys().copied().collect();
+        for &token in &tokens {
+            self.flush(token);
+        }
+        for token in tokens {
+            self.close(token, "transport stopping", SendError::Stopped);
+        }
+        for listener in &mut self.listeners {
+            if let Listener::Udp { queue, .. } = listener {
+                for (dest, data) in queue.drain(..) {
+                    report(
+                        &self.on_failure,
+                        SendFailure {
+                            proto: Proto::Udp,
+                            dest,
+                            connection: None,
+                            data,
+                            error: SendError::Stopped,
+                        },
+                    );
+                }
+            }
+        }
+        while let Ok(cmd) = self.commands.try_recv() {
+            if let Command::Send(out) = cmd {
+                self.fail(out, None, SendError::Stopped);
+            }
+        }
+        log::info!("SIP transport stopped");
+        // Dropping `self` closes every socket.
+    }
+
+    fn take_commands(&mut self) {
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Stop => {
+                    self.stopping = true;
+                    return;
+                }
+                Command::Send(out) => match out.proto {
+                    Proto::Udp => self.send_udp(out),
+                    Proto::Tcp => self.send_tcp(out),
+                },
+            }
+        }
+    }
+
+    fn fail(&self, out: Outbound, connection: Option<ConnectionId>, error: SendError) {
+        report(
+            &self.on_failure,
+            SendFailure {
+                proto: out.proto,
+                dest: out.dest,
+                connection,
+                data: out.data,
+                error,
+            },
+        );
+    }
+
+    fn deliver(&self, inbound: Inbound) {
+        let handler = &self.handler;
+        if panic::catch_unwind(AssertUnwindSafe(|| handler(inbound))).is_err() {
+            log::error!("SIP transport: the inbound handler panicked");
+        }
+    }
+
+    // ---- UDP ----
+
+    fn send_udp(&mut self, out: Outbound) {
+        let index = self.listeners.iter().position(
+            |l| matches!(l, Listener::Udp { local, .. } if local.is_ipv6() == out.dest.is_ipv6()),
+        );
+        let Some(index) = index else {
+            return self.fail(out, None, SendError::NoSocket);
+        };
+        let Listener::Udp { socket, queue, .. } = &mut self.listeners[index] else {
+            unreachable!("position() matched a UDP listener");
+        };
+        if queue.is_empty() {
+            loop {
+                match socket.send_to(&out.data, out.dest) {
+                    Ok(_) => return,
+                    Err(e) if interrupted(&e) => continue,
+                    Err(e) if would_block(&e) => break,
+                    Err(e) => return self.fail(out, None, SendError::Io(e)),
+                }
+            }
+        }
+        if queue.len() >= UDP_QUEUE_MAX {
+            let e = io::Error::new(io::ErrorKind::WouldBlock, "UDP send queue full");
+            return self.fail(out, None, SendError::Io(e));
+        }
+        if queue.is_empty() {
+            let both = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = self.poll.registry().reregister(socket, Token(index), both) {
+                log::warn!("SIP UDP: cannot wait for a full socket to drain: {e}");
+                return self.fail(out, None, SendError::Io(e));
+            }
+        }
+        queue.push_back((out.dest, out.data));
+    }
+
+    fn flush_udp(&mut self, index: usize) {
+        let Listener::Udp { socket, queue, .. } = &mut self.listeners[index] else {
+            return;
+        };
+        let mut failures = Vec::new();
+        while let Some((dest, data)) = queue.front() {
+            match socket.send_to(data, *dest) {
+                Ok(_) => {}
+                Err(e) if interrupted(&e) => continue,
+                Err(e) if would_block(&e) => break,
+                Err(e) => {
+                    let (dest, data) = queue.pop_front().expect("front exists");
+                    failures.push(SendFailure {
+                        proto: Proto::Udp,
+                        dest,
+                        connection: None,
+                        data,
+                        error: SendError::Io(e),
+                    });
+                    continue;
+                }
+            }
+            queue.pop_front();
+        }
+        if queue.is_empty() {
+            let token = Token(index);
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(socket, token, Interest::READABLE)
+            {
+                log::warn!("SIP UDP: cannot drop write interest: {e}");
+            }
+        }
+        for failure in failures {
+            report(&self.on_failure, failure);
+        }
+    }
+
+    fn read_udp(&mut self, index: usize) {
+        let mut errors = 0;
+        for _ in 0..UDP_READ_BUDGET {
+            let Listener::Udp { socket, local, .. } = &self.listeners[index] else {
+                return;
+            };
+            let local = *local;
+            match socket.recv_from(&mut self.recv_buf) {
+                Ok((n, source)) => {
+                    errors = 0;
+                    if n > self.max_message_size {
+                        log::debug!("SIP UDP {local}: dropped a {n}-byte datagram from {source}");
+                        continue;
+                    }
+                    let inbound = Inbound {
+                        data: self.recv_buf[..n].to_vec(),
+                        source,
+                        local,
+                        proto: Proto::Udp,
+                        connection: None,
+                    };
+                    self.deliver(inbound);
+                }
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => {
+                    // Such as ICMP errors for earlier sends (ECONNREFUSED): one per call, so
+                    // keep reading, but do not spin on a socket that only fails.
+                    log::debug!("SIP UDP {local}: receive error: {e}");
+                    errors += 1;
+                    if errors > 16 {
+                        return;
+                    }
+                }
+            }
+        }
+        self.unfinished.push(index);
+    }
+
+    fn listener_event(&mut self, index: usize, readable: bool, writable: bool) {
+        match &self.listeners[index] {
+            Listener::Udp { .. } => {
+                if writable {
+                    self.flush_udp(index);
+                }
+                if readable {
+                    self.read_udp(index);
+                }
+            }
+            Listener::Tcp { .. } => self.accept(index),
+        }
+    }
+
+    // ---- TCP ----
+
+    fn accept(&mut self, index: usize) {
+        loop {
+            let Listener::Tcp { socket } = &self.listeners[index] else {
+                return;
+            };
+            match socket.accept() {
+                Ok((stream, peer)) => {
+                    if self.conns.len() >= self.max_conns {
+                        log::warn!("SIP TCP: connection limit reached, refusing {peer}");
+                        drop(stream);
+                        continue;
+                    }
+                    let local = stream.local_addr().unwrap_or(peer);
+                    if let Some(token) = self.add_conn(stream, peer, local, false) {
+                        log::debug!("SIP TCP: accepted {peer} as conn#{token}");
+                    }
+                }
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => {
+                    log::warn!("SIP TCP: accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Registers a connection; `None` (and the stream closed) if registration fails.
+    fn add_conn(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        connecting: bool,
+    ) -> Option<usize> {
+        let token = self.next_token;
+        let registered = self.poll.registry().register(
+            &mut stream,
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        if let Err(e) = registered {
+            log::warn!("SIP TCP: cannot register a connection with {peer}: {e}");
+            return None;
+        }
+        if !connecting {
+            let _ = stream.set_nodelay(true);
+        }
+        self.next_token += 1;
+        self.conns.insert(
+            token,
+            Conn {
+                id: ConnectionId(token as u64),
+                stream,
+                peer,
+                local,
+                connecting,
+                inbuf: Vec::new(),
+                out: VecDeque::new(),
+                out_pos: 0,
+                out_bytes: 0,
+                last_active: Instant::now(),
+            },
+        );
+        self.by_peer.insert(peer, token);
+        Some(token)
+    }
+
+    fn send_tcp(&mut self, out: Outbound) {
+        if out.data.is_empty() {
+            // Nothing to write (and a zero-byte write would look like a dead connection).
+            return;
+        }
+        let preferred = out
+            .connection
+            .map(|id| id.0 as usize)
+            .filter(|t| self.conns.contains_key(t));
+        let existing = preferred.or_else(|| self.by_peer.get(&out.dest).copied());
+        let token = match existing {
+            Some(token) => token,
+            None => match self.connect(out.dest) {
+                Ok(token) => token,
+                Err(e) => return self.fail(out, None, e),
+            },
+        };
+        let conn = self.conns.get_mut(&token).expect("the connection is open");
+        if conn.out_bytes + out.data.len() > MAX_TCP_SEND_QUEUE {
+            let id = conn.id;
+            return self.fail(out, Some(id), SendError::QueueFull);
+        }
+        conn.out_bytes += out.data.len();
+        conn.out.push_back((out.data, true));
+        self.flush(token);
+    }
+
+    fn connect(&mut self, dest: SocketAddr) -> Result<usize, SendError> {
+        if self.conns.len() >= self.max_conns {
+            return Err(SendError::ConnectionLimit);
+        }
+        let stream = TcpStream::connect(dest).map_err(SendError::Io)?;
+        let unspecified = SocketAddr::new(
+            if dest.is_ipv6() {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            },
+            0,
+        );
+        let token = self
+            .add_conn(stream, dest, unspecified, true)
+            .ok_or(SendError::Closed)?;
+        log::debug!("SIP TCP: connecting to {dest} as conn#{token}");
+        Ok(token)
+    }
+
+    fn conn_event(&mut self, token: usize) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.connecting {
+            match conn.stream.take_error() {
+                Ok(Some(e)) | Err(e) => {
+                    return self.close(token, "connect failed", SendError::Io(e))
+                }
+                Ok(None) => {}
+            }
+            match conn.stream.peer_addr() {
+                Ok(_) => {
+                    conn.connecting = false;
+                    conn.last_active = Instant::now();
+                    let _ = conn.stream.set_nodelay(true);
+                    if let Ok(local) = conn.stream.local_addr() {
+                        conn.local = local;
+                    }
+                    log::debug!("SIP TCP: conn#{token} connected to {}", conn.peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => return self.close(token, "connect failed", SendError::Io(e)),
+            }
+        }
+        // Edge-triggered: trying both directions whenever anything happens is cheap and
+        // never misses a readiness change.
+        self.flush(token);
+        self.read(token);
+    }
+
+    /// Writes as much queued data as the socket takes.
+    fn flush(&mut self, token: usize) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.connecting {
+            return;
+        }
+        while let Some((data, _)) = conn.out.front() {
+            match conn.stream.write(&data[conn.out_pos..]) {
+                Ok(0) => {
+                    let e = io::Error::new(io::ErrorKind::WriteZero, "connection wrote nothing");
+                    return self.close(token, "write failed", SendError::Io(e));
+                }
+                Ok(n) => {
+                    conn.last_active = Instant::now();
+                    conn.out_pos += n;
+                    if conn.out_pos == data.len() {
+                        conn.out_bytes -= data.len();
+                        conn.out.pop_front();
+                        conn.out_pos = 0;
+                    }
+                }
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => return self.close(token, "write failed", SendError::Io(e)),
+            }
+        }
+    }
+
+    /// Reads until the socket is drained or the budget is spent, delivering each complete
+    /// message.
+    fn read(&mut self, token: usize) {
+        for _ in 0..TCP_READ_BUDGET {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            if conn.connecting {
+                return;
+            }
+            match conn.stream.read(&mut self.recv_buf) {
+                Ok(0) => return self.close(token, "closed by peer", SendError::Closed),
+                Ok(n) => {
+                    conn.last_active = Instant::now();
+                    conn.inbuf.extend_from_slice(&self.recv_buf[..n]);
+                    if !self.frame(token) {
+                        return;
+                    }
+                }
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => return self.close(token, "read failed", SendError::Io(e)),
+            }
+        }
+        self.unfinished.push(token);
+    }
+
+    /// Cuts complete messages out of the connection's buffer; false if it closed it.
+    fn frame(&mut self, token: usize) -> bool {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return false;
+        };
+        // Messages are cut at offset `at`; the buffer is shifted once, at the end.
+        let mut at = 0;
+        let mut pongs = 0;
+        let outcome = loop {
+            let (skip, pings) = skip_crlf(&conn.inbuf[at..]);
+            at += skip;
+            pongs += pings;
+            let rest = &conn.inbuf[at..];
+            if rest.is_empty() || b"\r\n\r\n".starts_with(rest) {
+                // Nothing, or the start of a ping still arriving.
+                break Ok(());
+            }
+            match (self.framer)(rest) {
+                Ok(Some(n)) if n > 0 && n <= rest.len() => {
+                    if n > self.max_message_size {
+                        break Err("message too large".to_string());
+                    }
+                    let inbound = Inbound {
+                        data: rest[..n].to_vec(),
+                        source: conn.peer,
+                        local: conn.local,
+                        proto: Proto::Tcp,
+                        connection: Some(conn.id),
+                    };
+                    at += n;
+                    // The handler cannot reach this thread's state: `conn` stays valid.
+                    let handler = &self.handler;
+                    if panic::catch_unwind(AssertUnwindSafe(|| handler(inbound))).is_err() {
+                        log::error!("SIP transport: the inbound handler panicked");
+                    }
+                }
+                Ok(Some(n)) => {
+                    break Err(format!("the framer returned {n} for {} bytes", rest.len()))
+                }
+                Ok(None) if rest.len() > self.max_message_size => {
+                    break Err("message too large".to_string());
+                }
+                Ok(None) => break Ok(()),
+                Err(reason) => break Err(format!("framing error: {reason}")),
+            }
+        };
+        if let Err(why) = outcome {
+            self.close(token, &why, SendError::Closed);
+            return false;
+        }
+        conn.inbuf.drain(..at);
+        if pongs > 0 {
+            for _ in 0..pongs {
+                conn.out_bytes += 2;
+                conn.out.push_back((b"\r\n".to_vec(), false));
+            }
+            self.flush(token);
+            return self.conns.contains_key(&token);
+        }
+        true
+    }
+
+    fn close_idle(&mut self) {
+        let now = Instant::now();
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now.duration_since(c.last_active) >= self.idle_timeout)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in idle {
+            let error = if self.conns[&token].connecting {
+                SendError::Io(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+            } else {
+                SendError::Closed
+            };
+            self.close(token, "idle", error);
+        }
+    }
+
+    /// Closes a connection; each message still queued on it is reported with `error`.
+    fn close(&mut self, token: usize, why: &str, error: SendError) {
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        if self.by_peer.get(&conn.peer) == Some(&token) {
+            self.by_peer.remove(&conn.peer);
+        }
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        log::debug!("SIP TCP: conn#{token} with {} closed: {why}", conn.peer);
+        for (data, reported) in conn.out.drain(..) {
+            if reported {
+                report(
+                    &self.on_failure,
+                    SendFailure {
+                        proto: Proto::Tcp,
+                        dest: conn.peer,
+                        connection: Some(conn.id),
+                        data,
+                        error: error.duplicate(),
+                    },
+                );
+            }
+        }
+        // Dropping `conn` closes the socket.
+    }
+}
+
+/// Measures the CRLFs at the start of a connection's buffer and counts the keep-alive pings
+/// (double CRLFs) among them: returns (bytes to skip, pings). A lone CRLF (RFC 3261 §7.5
+/// allows them between messages) is skipped; a prefix that may still become a ping (`\r`,
+/// `\r\n`, `\r\n\r`) is not, and waits for more bytes.
+fn skip_crlf(buf: &[u8]) -> (usize, usize) {
+    let mut pings = 0;
+    let mut at = 0;
+    loop {
+        let rest = &buf[at..];
+        if rest.starts_with(b"\r\n\r\n") {
+            pings += 1;
+            at += 4;
+        } else if rest.starts_with(b"\r\n") && rest.len() >= 3 && rest[2] != b'\r' {
+            at += 2;
+        } else if rest.first() == Some(&b'\n') {
+            at += 1;
+        } else {
+            return (at, pings);
+        }
+    }
+}
+
+fn report(on_failure: &FailureHandler, failure: SendFailure) {
+    log::debug!(
+        "SIP {} send to {} failed: {}",
+        failure.proto,
+        failure.dest,
+        failure.error
+    );
+    if panic::catch_unwind(AssertUnwindSafe(|| on_failure(failure))).is_err() {
+        log::error!("SIP transport: the failure handler panicked");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skip_crlf;
+
+    #[test]
+    fn sip_skip_crlf_counts_pings_and_keeps_partial_ones() {
+        assert_eq!(skip_crlf(b"\r\n\r\nINVITE"), (4, 1));
+        assert_eq!(skip_crlf(b"\r\nINVITE"), (2, 0));
+        assert_eq!(skip_crlf(b"\r\n\r\n\r\n\r\n"), (8, 2));
+        assert_eq!(skip_crlf(b"\r\n\r\n\r\nX"), (6, 1));
+        for partial in [&b"\r"[..], b"\r\n", b"\r\n\r"] {
+            assert_eq!(skip_crlf(partial), (0, 0));
+        }
+        assert_eq!(skip_crlf(b"\r\n\r\n\r"), (4, 1));
+        assert_eq!(skip_crlf(b"\nOPTIONS"), (1, 0));
+        assert_eq!(skip_crlf(b"OPTIONS\r\n\r\n"), (0, 0));
+        assert_eq!(skip_crlf(b""), (0, 0));
+    }
+}
