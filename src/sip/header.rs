@@ -327,6 +327,9 @@ impl<'a> CSeq<'a> {
             Ok(n) if n < 1 << 31 => n,
             _ => return Err(c.err(format!("sequence number {digits} is not below 2^31"))),
         };
+        if c.at_end() {
+            return Err(c.err("missing the method"));
+        }
         if !c.skip_ws() {
             return Err(c.err("expected a space after the sequence number"));
         }

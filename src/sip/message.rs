@@ -659,14 +659,19 @@ impl fmt::Debug for SipMessage {
 
 /// `Method SP Request-URI SP SIP/2.0` or `SIP/2.0 SP code SP reason`.
 fn parse_start_line(line: &str) -> Result<StartLine> {
-    let span = |s: &str| Span {
-        start: (s.as_ptr() as usize - line.as_ptr() as usize) as u32,
-        end: (s.as_ptr() as usize - line.as_ptr() as usize + s.len()) as u32,
+    let span = |start: usize, end: usize| Span {
+        start: start as u32,
+        end: end as u32,
     };
+    // The end of the word starting at `from` (the next space, or the end of the line).
+    let word_end = |from: usize| line[from..].find(' ').map_or(line.len(), |i| from + i);
+    let after = |end: usize| (end + 1).min(line.len());
     if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
-        let (version, rest) = line.split_once(' ').unwrap_or((line, ""));
-        check_version(version)?;
-        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        let version_end = word_end(0);
+        check_version(&line[..version_end])?;
+        let code_start = after(version_end);
+        let code_end = word_end(code_start);
+        let code = &line[code_start..code_end];
         let n = match code.parse::<u16>() {
             Ok(n) if code.len() == 3 && (100..=699).contains(&n) => n,
             _ => {
@@ -678,35 +683,36 @@ fn parse_start_line(line: &str) -> Result<StartLine> {
         };
         return Ok(StartLine::Response {
             code: n,
-            reason: span(reason),
+            reason: span(after(code_end), line.len()),
         });
     }
-    let mut parts = line.splitn(3, ' ');
-    let method = parts.next().unwrap_or("");
-    let uri = parts.next().unwrap_or("");
-    let version = parts.next();
+    let method_end = word_end(0);
+    let method = &line[..method_end];
     if !is_token(method) {
         return Err(malformed(format!(
             "request method {:?} is not a token",
             clip(method)
         )));
     }
-    let Some(version) = version else {
+    let uri_start = after(method_end);
+    let uri_end = word_end(uri_start);
+    if uri_end == line.len() {
         return Err(malformed(format!(
             "request line {:?} is not \"method Request-URI SIP/2.0\"",
             clip(line)
         )));
-    };
+    }
+    let uri = &line[uri_start..uri_end];
     if uri.is_empty() || uri.contains('\t') || !uri.contains(':') {
         return Err(malformed(format!(
             "Request-URI {:?} is not a URI",
             clip(uri)
         )));
     }
-    check_version(version)?;
+    check_version(&line[uri_end + 1..])?;
     Ok(StartLine::Request {
-        method: span(method),
-        uri: span(uri),
+        method: span(0, method_end),
+        uri: span(uri_start, uri_end),
     })
 }
 
