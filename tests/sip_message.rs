@@ -500,8 +500,7 @@ content-length: {len}
 
 #[test]
 fn contact_star() {
-    let text = minimal("Contact: *\nExpires: 0\n")
-        .replace("OPTIONS", "REGISTER");
+    let text = minimal("Contact: *\nExpires: 0\n").replace("OPTIONS", "REGISTER");
     let m = parse(&wire(&text, b""));
     assert_eq!(m.contact().unwrap(), Contacts::Wildcard);
     assert_eq!(m.expires().unwrap(), Some(0));

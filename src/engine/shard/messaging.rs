@@ -513,7 +513,8 @@ impl Shard {
                     .map(|e| EndpointInfo {
                         endpoint: e.id.to_string(),
                         contact: e.contact.as_deref().map(str::to_owned),
-                        expires_in: (e.expires_at.saturating_sub(now) / 1000) as u32,
+                        // Rounded up: a login granted 600 s ago a moment ago has 600 s left.
+                        expires_in: e.expires_at.saturating_sub(now).div_ceil(1000) as u32,
                     })
                     .collect()
             })

@@ -1,0 +1,842 @@
+//! The SIP server role (DESIGN §5): requests for the owned domains arrive through the
+//! [`Transport`], are matched to their transactions, authenticated, and mapped onto the
+//! engine; what the engine tells (notifications, messages, delivery outcomes) goes back out
+//! as NOTIFY and MESSAGE requests and as the answers to pending MESSAGEs.
+//!
+//! | method | what it becomes |
+//! | --- | --- |
+//! | REGISTER | [`Core::login_at`] per contact (registrar, [`registrar`]) |
+//! | PUBLISH | publish / refresh / modify / remove ([`publisher`]) |
+//! | SUBSCRIBE | a subscription whose target is the dialog; NOTIFYs from its notifications ([`notifier`]) |
+//! | MESSAGE | [`Core::send_message`]; relayed to registered contacts ([`pager`]) |
+//! | OPTIONS | `200` with Allow, Allow-Events, Accept |
+//! | anything else | `405 Method Not Allowed` with Allow |
+//!
+//! # Threads
+//!
+//! The transport's I/O thread only queues what arrives; `workers` threads parse and handle
+//! requests (engine calls are round trips to a shard, so they are kept off the I/O thread);
+//! the engine's dispatcher thread runs the event callback that turns events into requests;
+//! one timer thread runs transaction timers. Shared tables are behind short mutexes.
+//!
+//! [`Core::login_at`]: crate::engine::Core::login_at
+//! [`Core::send_message`]: crate::engine::Core::send_message
+#![forbid(unsafe_code)]
+
+mod notifier;
+mod pager;
+mod publisher;
+mod registrar;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::builder::{bad_request, MessageBuilder};
+use super::dialog::{DialogId, SubscriptionDialog};
+use super::digest::{DigestAuthenticator, Outcome};
+use super::message::SipMessage;
+use super::transaction::{
+    Arrival, ClientAction, ClientTransactions, ServerKey, ServerTransactions, Timers,
+};
+use super::transport::{Inbound, ListenAddr, Outbound, Proto, Transport, TransportConfig};
+use super::{SipLimits, Transport as Framing};
+use crate::engine::{Engine, EngineHandle, Event, MessageId, SubscriptionId};
+use crate::error::{Error, Result};
+use crate::log;
+use crate::uri::Uri;
+
+/// Methods the server answers.
+pub const ALLOW: &str = "REGISTER, SUBSCRIBE, NOTIFY, PUBLISH, MESSAGE, OPTIONS";
+/// Event packages the server serves.
+pub const ALLOW_EVENTS: &str = "presence, presence.winfo, dialog, message-summary";
+
+/// How a [`SipServer`] is set up.
+#[derive(Debug, Clone)]
+pub struct SipServerConfig {
+    /// Where to listen.
+    pub listen: Vec<ListenAddr>,
+    /// Whether requests must carry digest credentials of a user in the engine's directory
+    /// (REGISTER, PUBLISH, SUBSCRIBE, MESSAGE). Default: yes.
+    pub authenticate: bool,
+    /// Transaction timers (T1 = 500 ms by default).
+    pub timers: Timers,
+    /// Message limits.
+    pub limits: SipLimits,
+    /// Threads handling requests. Default 2.
+    pub workers: usize,
+    /// The Server / User-Agent header value.
+    pub server_name: String,
+}
+
+impl SipServerConfig {
+    /// Listening on `listen`, every other option at its default.
+    pub fn new(listen: Vec<ListenAddr>) -> SipServerConfig {
+        SipServerConfig {
+            listen,
+            authenticate: true,
+            timers: Timers::default(),
+            limits: SipLimits::DEFAULT,
+            workers: 2,
+            server_name: format!("libimpp/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// What the application asked of the server's events: every engine event the server does
+/// not consume itself is passed on.
+pub type PassOn = Box<dyn FnMut(&Event) + Send>;
+
+/// A running SIP server over an engine.
+pub struct SipServer {
+    inner: Arc<Inner>,
+    transport: Arc<Transport>,
+    threads: Vec<JoinHandle<()>>,
+    inbound: Option<Sender<Inbound>>,
+    stop: Arc<AtomicBool>,
+    _engine: Arc<Engine>,
+}
+
+/// What a client transaction is for.
+#[derive(Debug, Clone)]
+pub(crate) enum ClientContext {
+    /// A NOTIFY of a subscription.
+    Notify(SubscriptionId),
+    /// A MESSAGE relayed to a registered contact.
+    Relay(MessageId),
+}
+
+/// A MESSAGE whose answer waits for the engine's first delivery outcome.
+pub(crate) struct PendingMessage {
+    pub(crate) request: SipMessage,
+    pub(crate) from: Peer,
+    pub(crate) key: ServerKey,
+}
+
+/// Where a request came from (and where its answer goes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer {
+    pub(crate) proto: Proto,
+    pub(crate) source: SocketAddr,
+    pub(crate) connection: Option<super::transport::ConnectionId>,
+}
+
+impl Peer {
+    pub(crate) fn reliable(&self) -> bool {
+        self.proto == Proto::Tcp
+    }
+}
+
+/// A subscription dialog with the time its subscription ends (clock ms).
+pub(crate) struct DialogState {
+    pub(crate) dialog: SubscriptionDialog,
+    pub(crate) expires_at: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Dialogs {
+    pub(crate) by_subscription: HashMap<SubscriptionId, DialogState>,
+    pub(crate) by_id: HashMap<DialogId, SubscriptionId>,
+}
+
+impl Dialogs {
+    pub(crate) fn insert(&mut self, id: SubscriptionId, state: DialogState) {
+        self.by_id.insert(state.dialog.id(), id);
+        self.by_subscription.insert(id, state);
+    }
+
+    pub(crate) fn remove(&mut self, id: SubscriptionId) -> Option<DialogState> {
+        let state = self.by_subscription.remove(&id)?;
+        self.by_id.remove(&state.dialog.id());
+        Some(state)
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: SipServerConfig,
+    pub(crate) engine: EngineHandle,
+    pub(crate) transport: OnceLock<Arc<Transport>>,
+    pub(crate) auth: DigestAuthenticator,
+    pub(crate) server_tx: Mutex<ServerTransactions>,
+    pub(crate) client_tx: Mutex<ClientTransactions<ClientContext>>,
+    pub(crate) dialogs: Mutex<Dialogs>,
+    pub(crate) pending: Mutex<HashMap<MessageId, PendingMessage>>,
+    pub(crate) pass_on: Mutex<Option<PassOn>>,
+    pub(crate) origin: Instant,
+    pub(crate) counter: AtomicU64,
+    pub(crate) domains: Vec<String>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SipServer {
+    /// Starts serving the engine's domains: binds the listen addresses, takes over the
+    /// engine's event callback (events the server does not consume go to `pass_on`), and
+    /// starts the worker and timer threads. Subscriptions of remote watchers restored from
+    /// the store get their dialogs back and are notified again.
+    pub fn start(
+        engine: Arc<Engine>,
+        config: SipServerConfig,
+        pass_on: Option<PassOn>,
+    ) -> Result<SipServer> {
+        if config.workers == 0 {
+            return Err(Error::InvalidArgument("workers must be at least 1".into()));
+        }
+        let domains = engine.config().domains.clone();
+        let realms: Vec<String> = if domains.is_empty() {
+            vec!["impp".to_string()]
+        } else {
+            domains.clone()
+        };
+        let auth =
+            DigestAuthenticator::new(realms)?.with_engine_clock(engine.config().clock.clone());
+        let inner = Arc::new(Inner {
+            config: config.clone(),
+            engine: engine.handle(),
+            transport: OnceLock::new(),
+            auth,
+            server_tx: Mutex::new(ServerTransactions::new(config.timers)),
+            client_tx: Mutex::new(ClientTransactions::new(config.timers)),
+            dialogs: Mutex::new(Dialogs::default()),
+            pending: Mutex::new(HashMap::new()),
+            pass_on: Mutex::new(pass_on),
+            origin: Instant::now(),
+            counter: AtomicU64::new(1),
+            domains,
+        });
+
+        let (inbound_tx, inbound_rx) = crossbeam_channel::unbounded::<Inbound>();
+        let limits = config.limits;
+        let framer: super::transport::Framer = Arc::new(move |buf: &[u8]| {
+            super::framing::frame(buf, &limits)
+                .map(|f| f.map(|f| f.len()))
+                .map_err(|e| e.to_string())
+        });
+        let mut tconfig = TransportConfig::new(config.listen.clone(), framer);
+        tconfig.max_message_size = config.limits.max_message_size;
+        let handler_tx = inbound_tx.clone();
+        let transport = Arc::new(
+            Transport::start(
+                tconfig,
+                Arc::new(move |inbound| {
+                    let _ = handler_tx.send(inbound);
+                }),
+                Arc::new(|failure| {
+                    log::debug!(
+                        "SIP: could not send to {} over {}: {:?}",
+                        failure.dest,
+                        failure.proto,
+                        failure.error
+                    );
+                }),
+            )
+            .map_err(|e| Error::Storage(format!("cannot start the SIP transport: {e}")))?,
+        );
+        let _ = inner.transport.set(transport.clone());
+
+        // Dialogs of restored subscriptions.
+        for sub in engine.remote_subscriptions()? {
+            let Some(target) = &sub.target else { continue };
+            match SubscriptionDialog::from_bytes(target) {
+                Ok(dialog) => {
+                    let expires_at = inner.now() + sub.expires_in.as_millis() as u64;
+                    lock(&inner.dialogs).insert(sub.id, DialogState { dialog, expires_at });
+                }
+                Err(e) => log::warn!("subscription {}: stored dialog unreadable: {e}", sub.id),
+            }
+        }
+
+        let events = inner.clone();
+        engine.set_event_callback(Some(Box::new(move |event| events.on_event(event))))?;
+        // What was restored is notified again, now that its dialogs are known.
+        let restored: Vec<SubscriptionId> = lock(&inner.dialogs)
+            .by_subscription
+            .keys()
+            .copied()
+            .collect();
+        for id in restored {
+            let _ = engine.renotify(id);
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for n in 0..config.workers {
+            let (inner, rx) = (inner.clone(), inbound_rx.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("impp-sip-{n}"))
+                    .spawn(move || worker(&inner, &rx))
+                    .map_err(|e| Error::Internal(format!("cannot start a SIP thread: {e}")))?,
+            );
+        }
+        {
+            let (inner, stop) = (inner.clone(), stop.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("impp-sip-timers".into())
+                    .spawn(move || {
+                        while !stop.load(Ordering::Acquire) {
+                            std::thread::sleep(Duration::from_millis(20));
+                            inner.tick();
+                        }
+                    })
+                    .map_err(|e| Error::Internal(format!("cannot start a SIP thread: {e}")))?,
+            );
+        }
+        for l in transport.local_addrs() {
+            log::info!("SIP: listening on {}:{}", l.proto.as_str(), l.addr);
+        }
+        Ok(SipServer {
+            inner,
+            transport,
+            threads,
+            inbound: Some(inbound_tx),
+            stop,
+            _engine: engine,
+        })
+    }
+
+    /// The bound addresses (port 0 resolved).
+    pub fn local_addrs(&self) -> &[ListenAddr] {
+        self.transport.local_addrs()
+    }
+
+    /// Stops the transport and the server's threads. The engine keeps running (its
+    /// subscriptions, with their dialogs, stay in its store).
+    pub fn stop(&mut self) {
+        if let Ok(engine) = self.inner.engine.get() {
+            let _ = engine.set_event_callback(None);
+        }
+        self.transport.stop();
+        self.stop.store(true, Ordering::Release);
+        drop(self.inbound.take());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SipServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn worker(inner: &Arc<Inner>, rx: &Receiver<Inbound>) {
+    while let Ok(inbound) = rx.recv() {
+        inner.handle(inbound);
+    }
+}
+
+impl Inner {
+    pub(crate) fn now(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    pub(crate) fn engine(&self) -> Result<Arc<crate::engine::Core>> {
+        self.engine.get()
+    }
+
+    /// A fresh token (tags, branches, Call-IDs): a counter and random-looking bits.
+    pub(crate) fn token(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mix =
+            (n ^ (self.origin.elapsed().as_nanos() as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        format!("{n:x}{:08x}", (mix >> 32) as u32)
+    }
+
+    pub(crate) fn send(
+        &self,
+        proto: Proto,
+        dest: SocketAddr,
+        connection: Option<super::transport::ConnectionId>,
+        data: Vec<u8>,
+    ) {
+        if let Some(t) = self.transport.get() {
+            let _ = t.send(Outbound {
+                proto,
+                dest,
+                data,
+                connection,
+            });
+        }
+    }
+
+    /// The address this server uses on `proto` for the address family of `dest`.
+    pub(crate) fn local_for(&self, proto: Proto, dest: SocketAddr) -> Option<SocketAddr> {
+        self.transport.get()?.local_addr(proto, dest.is_ipv6())
+    }
+
+    fn handle(&self, inbound: Inbound) {
+        let framing = match inbound.proto {
+            Proto::Tcp => Framing::Stream,
+            Proto::Udp => Framing::Datagram,
+        };
+        let peer = Peer {
+            proto: inbound.proto,
+            source: inbound.source,
+            connection: inbound.connection,
+        };
+        let message = match SipMessage::parse_lenient(&inbound.data, &self.config.limits, framing) {
+            Ok(m) => m,
+            Err(e) => {
+                log::debug!(
+                    "SIP: dropped unparseable message from {}: {e}",
+                    inbound.source
+                );
+                return;
+            }
+        };
+        if let Err(problem) = message.check() {
+            if message.is_request() && message.can_answer_bad_request() {
+                log::debug!("SIP: 400 to {}: {problem}", inbound.source);
+                if let Ok(bytes) = bad_request(&message, &problem, Some(&self.token())) {
+                    self.send(peer.proto, peer.source, peer.connection, bytes);
+                }
+            } else {
+                log::debug!(
+                    "SIP: dropped bad message from {}: {problem}",
+                    inbound.source
+                );
+            }
+            return;
+        }
+        if message.is_request() {
+            self.request(message, peer);
+        } else {
+            self.response(&message);
+        }
+    }
+
+    fn request(&self, message: SipMessage, peer: Peer) {
+        let method = message.method().unwrap_or_default().to_string();
+        if method == "ACK" {
+            return;
+        }
+        let via = match message.top_via() {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        let key = ServerKey {
+            branch: via.branch().unwrap_or_default().to_string(),
+            sent_by: format!(
+                "{}:{}",
+                via.host().to_ascii_lowercase(),
+                via.port().unwrap_or(5060)
+            ),
+            method: method.clone(),
+        };
+        match lock(&self.server_tx).arrive(key.clone(), self.now()) {
+            Arrival::New => {}
+            Arrival::Absorb => return,
+            Arrival::Resend(bytes) => {
+                self.send(peer.proto, peer.source, peer.connection, bytes);
+                return;
+            }
+        }
+        let request = Request { message, peer, key };
+        // `Ok(None)`: answered already, or answered later (a MESSAGE waits for the
+        // engine's first delivery outcome).
+        let answer: Result<Option<Reply>> = match method.as_str() {
+            "REGISTER" => self.register(&request).map(Some),
+            "SUBSCRIBE" => self.subscribe(&request),
+            "PUBLISH" => self.publish(&request).map(Some),
+            "MESSAGE" => self.message(&request),
+            "OPTIONS" => self.options(&request).map(Some),
+            "NOTIFY" => Ok(Some(self.reply(
+                &request,
+                481,
+                "Subscription Does Not Exist",
+            ))),
+            _ => {
+                let mut b = self.reply(&request, 405, "Method Not Allowed");
+                let _ = b.header("Allow", ALLOW);
+                Ok(Some(b))
+            }
+        };
+        match answer {
+            Ok(None) => {}
+            Ok(Some(answer)) => self.answer(&request, answer),
+            Err(e) => {
+                let answer = self.error_reply(&request, &e);
+                self.answer(&request, answer);
+            }
+        }
+    }
+
+    /// Sends `answer` in the request's transaction.
+    pub(crate) fn answer(&self, request: &Request, answer: Reply) {
+        let bytes = answer.builder.build();
+        lock(&self.server_tx).respond(
+            &request.key,
+            answer.status,
+            bytes.clone(),
+            request.peer.reliable(),
+            self.now(),
+        );
+        self.send(
+            request.peer.proto,
+            request.peer.source,
+            request.peer.connection,
+            bytes,
+        );
+    }
+
+    /// A response to `request` (RFC 3261 §8.2.6) with `received`/`rport` on the top Via
+    /// (RFC 3581), a To tag when the request had none, and the Server header.
+    pub(crate) fn reply(&self, request: &Request, status: u16, reason: &str) -> Reply {
+        self.reply_tagged(request, status, reason, None)
+    }
+
+    pub(crate) fn reply_tagged(
+        &self,
+        request: &Request,
+        status: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> Reply {
+        let m = &request.message;
+        let mut b = MessageBuilder::response(status, reason).expect("a valid status line");
+        let mut vias = m
+            .headers("Via")
+            .flat_map(|v| split_commas(v))
+            .collect::<Vec<_>>()
+            .into_iter();
+        if let Some(top) = vias.next() {
+            let _ = b.header("Via", &with_received(top, request.peer.source));
+        }
+        for via in vias {
+            let _ = b.header("Via", via);
+        }
+        let _ = b.header("From", m.header("From").unwrap_or_default());
+        let to = m.header("To").unwrap_or_default();
+        let has_tag = m.to().map(|t| t.tag().is_some()).unwrap_or(true);
+        if has_tag || status == 100 {
+            let _ = b.header("To", to);
+        } else {
+            let tag = to_tag.map(str::to_owned).unwrap_or_else(|| self.token());
+            let _ = b.header("To", &format!("{to};tag={tag}"));
+        }
+        let _ = b.header("Call-ID", m.header("Call-ID").unwrap_or_default());
+        let _ = b.header("CSeq", m.header("CSeq").unwrap_or_default());
+        let _ = b.header("Server", &self.config.server_name);
+        Reply { status, builder: b }
+    }
+
+    /// The answer for an engine error.
+    pub(crate) fn error_reply(&self, request: &Request, e: &Error) -> Reply {
+        let (status, reason) = match e {
+            Error::UnknownEntityTag(_) => (412, "Conditional Request Failed"),
+            Error::IntervalTooBrief(_) => (423, "Interval Too Brief"),
+            Error::UnknownPackage(_) => (489, "Bad Event"),
+            Error::Forbidden(_) => (403, "Forbidden"),
+            Error::NotFound(_) => (481, "Subscription Does Not Exist"),
+            Error::InvalidUri(_) | Error::InvalidArgument(_) => (400, "Bad Request"),
+            Error::Malformed(_) | Error::UnsafeXml(_) => (400, "Bad Request"),
+            Error::TooLarge(_) => (413, "Request Entity Too Large"),
+            Error::Unsupported(_) => (415, "Unsupported Media Type"),
+            Error::Shutdown(_) => (503, "Service Unavailable"),
+            _ => (500, "Server Internal Error"),
+        };
+        log::debug!("SIP: {status} for {}: {e}", request.key.method);
+        let reason = if status == 400 {
+            format!("Bad Request ({})", short(&e.to_string()))
+        } else {
+            reason.to_string()
+        };
+        self.reply(request, status, &reason)
+    }
+
+    fn options(&self, request: &Request) -> Result<Reply> {
+        let mut b = self.reply(request, 200, "OK");
+        b.header("Allow", ALLOW)?;
+        b.header("Allow-Events", ALLOW_EVENTS)?;
+        b.header(
+            "Accept",
+            "application/pidf+xml, application/dialog-info+xml, application/simple-message-summary, application/watcherinfo+xml, application/simple-filter+xml, text/plain, */*",
+        )?;
+        Ok(b)
+    }
+
+    /// Checks the request's digest credentials; `Ok(None)` when authentication is off,
+    /// `Ok(Some(user))` when they are good, `Err(answer)` (a challenge or a refusal)
+    /// otherwise.
+    pub(crate) fn authenticate(
+        &self,
+        request: &Request,
+    ) -> std::result::Result<Option<Uri>, Reply> {
+        if !self.config.authenticate {
+            return Ok(None);
+        }
+        let method = request.key.method.as_str();
+        let engine = match self.engine() {
+            Ok(e) => e,
+            Err(e) => return Err(self.error_reply(request, &e)),
+        };
+        let lookup = |username: &str, realm: &str| {
+            Uri::parse(&format!("sip:{username}@{realm}"))
+                .ok()
+                .and_then(|u| engine.user(&u))
+        };
+        let mut refused = None;
+        let mut stale = false;
+        for value in request.message.headers("Authorization") {
+            match self.auth.verify(method, value, lookup) {
+                Outcome::Authenticated { user } => return Ok(Some(user)),
+                Outcome::Stale => stale = true,
+                Outcome::Rejected(why) | Outcome::Malformed(why) => refused = Some(why),
+            }
+        }
+        if let (Some(why), false) = (&refused, stale) {
+            log::info!("SIP: {method} from {} refused: {why}", request.peer.source);
+            return Err(self.reply(request, 403, "Forbidden"));
+        }
+        let realm = self.realm_for(request);
+        let mut b = self.reply(request, 401, "Unauthorized");
+        for challenge in self.auth.challenge(&realm, stale) {
+            let _ = b.header("WWW-Authenticate", &challenge);
+        }
+        Err(b)
+    }
+
+    fn realm_for(&self, request: &Request) -> String {
+        let host = request
+            .message
+            .to()
+            .ok()
+            .and_then(|t| t.uri().ok())
+            .map(|u| u.host().to_string())
+            .unwrap_or_default();
+        self.domains
+            .iter()
+            .find(|d| d.eq_ignore_ascii_case(&host))
+            .or_else(|| self.domains.first())
+            .cloned()
+            .unwrap_or_else(|| "impp".to_string())
+    }
+
+    /// Checks that the authenticated user (if any) is `identity`; the answer refusing it
+    /// otherwise.
+    pub(crate) fn check_identity(
+        &self,
+        request: &Request,
+        user: &Option<Uri>,
+        identity: &Uri,
+    ) -> std::result::Result<(), Reply> {
+        match user {
+            Some(u)
+                if crate::engine::authorization::presentity_key(u)
+                    != crate::engine::authorization::presentity_key(identity) =>
+            {
+                log::info!("SIP: {u} may not act as {identity}");
+                Err(self.reply(request, 403, "Forbidden (not your identity)"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn response(&self, message: &SipMessage) {
+        let Ok(via) = message.top_via() else { return };
+        let Some(branch) = via.branch() else { return };
+        let status = message.status().unwrap_or(0);
+        let reliable = via.transport().eq_ignore_ascii_case("TCP");
+        let context = lock(&self.client_tx).respond(branch, status, reliable, self.now());
+        if let Some(context) = context {
+            self.client_outcome(context, status);
+        }
+    }
+
+    /// The final outcome of a request this server sent (`status` 408 for a timeout).
+    fn client_outcome(&self, context: ClientContext, status: u16) {
+        match context {
+            ClientContext::Notify(id) => self.notify_outcome(id, status),
+            ClientContext::Relay(id) => {
+                if status >= 300 {
+                    log::debug!("SIP: relayed message {id} was answered {status}");
+                }
+            }
+        }
+    }
+
+    fn tick(&self) {
+        let now = self.now();
+        lock(&self.server_tx).tick(now);
+        let actions = lock(&self.client_tx).tick(now);
+        for action in actions {
+            match action {
+                ClientAction::Retransmit { dest, request } => {
+                    self.send(Proto::Udp, dest, None, request)
+                }
+                ClientAction::TimedOut(context) => self.client_outcome(context, 408),
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event) {
+        let consumed = match event {
+            Event::Notification(n) => self.notification(n),
+            Event::Message(m) => self.relay(m),
+            Event::Delivery(d) => self.delivery(d),
+            _ => false,
+        };
+        if !consumed {
+            if let Some(pass_on) = lock(&self.pass_on).as_mut() {
+                pass_on(event);
+            }
+        }
+    }
+}
+
+/// A request being handled.
+pub(crate) struct Request {
+    pub(crate) message: SipMessage,
+    pub(crate) peer: Peer,
+    pub(crate) key: ServerKey,
+}
+
+/// A response being built, with its status.
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) builder: MessageBuilder,
+}
+
+impl Reply {
+    pub(crate) fn header(&mut self, name: &str, value: &str) -> Result<&mut Reply> {
+        self.builder.header(name, value)?;
+        Ok(self)
+    }
+}
+
+/// Splits a header value at top-level commas (outside quotes and `<...>`).
+pub(crate) fn split_commas(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut escaped, mut start) = (0i32, false, false, 0);
+    for (i, c) in value.char_indices() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => quoted = true,
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(value[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(value[start..].trim());
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// The top Via with `received` (when the source differs from sent-by) and `rport` filled in
+/// when the client asked for it (RFC 3581).
+fn with_received(via: &str, source: SocketAddr) -> String {
+    let mut out = String::with_capacity(via.len() + 40);
+    let mut asked_rport = false;
+    for (i, part) in via.split(';').enumerate() {
+        let name = part.split('=').next().unwrap_or("").trim();
+        if i > 0 && name.eq_ignore_ascii_case("rport") {
+            asked_rport = true;
+            continue;
+        }
+        if i > 0 && name.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(part);
+    }
+    let ip = source.ip();
+    out.push_str(&format!(";received={ip}"));
+    if asked_rport {
+        out.push_str(&format!(";rport={}", source.port()));
+    }
+    out
+}
+
+/// At most 80 characters of `text` on one line (for reason phrases).
+pub(crate) fn short(text: &str) -> String {
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(80)
+        .collect();
+    line
+}
+
+/// The transport address a contact URI names, when its host is an IP address (no DNS here).
+pub(crate) fn contact_address(uri: &Uri) -> Option<SocketAddr> {
+    let host = uri.host().trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    Some(SocketAddr::new(ip, uri.port().unwrap_or(5060)))
+}
+
+/// `udp:1.2.3.4:5060` for an endpoint's contact location.
+pub(crate) fn location(proto: Proto, addr: SocketAddr) -> String {
+    let proto = if proto == Proto::Tcp { "tcp" } else { "udp" };
+    format!("{proto}:{addr}")
+}
+
+/// Reads a location written by [`location`].
+pub(crate) fn parse_location(text: &str) -> Option<(Proto, SocketAddr)> {
+    let (proto, addr) = text.split_once(':')?;
+    let proto = match proto {
+        "udp" => Proto::Udp,
+        "tcp" => Proto::Tcp,
+        _ => return None,
+    };
+    Some((proto, addr.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_and_rport() {
+        let src: SocketAddr = "192.0.2.9:40000".parse().unwrap();
+        assert_eq!(
+            with_received("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport", src),
+            "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;received=192.0.2.9;rport=40000"
+        );
+        assert_eq!(
+            with_received("SIP/2.0/TCP h;branch=z9hG4bK2", src),
+            "SIP/2.0/TCP h;branch=z9hG4bK2;received=192.0.2.9"
+        );
+    }
+
+    #[test]
+    fn commas_split_outside_quotes_and_brackets() {
+        assert_eq!(
+            split_commas(r#""a, b" <sip:x@y;p=1,2>;q=1, <sip:z@w>"#),
+            vec![r#""a, b" <sip:x@y;p=1,2>;q=1"#, "<sip:z@w>"]
+        );
+    }
+
+    #[test]
+    fn locations_round_trip() {
+        let a: SocketAddr = "[::1]:5070".parse().unwrap();
+        assert_eq!(
+            parse_location(&location(Proto::Tcp, a)),
+            Some((Proto::Tcp, a))
+        );
+        assert_eq!(parse_location("sctp:1.2.3.4:5"), None);
+    }
+}

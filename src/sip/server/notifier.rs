@@ -1,0 +1,324 @@
+//! SUBSCRIBE and NOTIFY (RFC 6665, 3856, 3857): a SUBSCRIBE outside a dialog creates one and
+//! a subscription in the engine whose target is that dialog; the engine's notifications of
+//! the subscription go out as NOTIFYs inside it (the first at once: full state, or none
+//! while pending). A SUBSCRIBE inside the dialog refreshes (or with `Expires: 0` ends) it.
+//! A NOTIFY answered `481` or not answered at all ends the subscription.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+
+use super::{contact_address, lock, ClientContext, DialogState, Inner, Reply, Request};
+use crate::doc::filter::FilterSet;
+use crate::engine::{Notification, Package, SubscribeRequest, SubscriptionId, SubscriptionState};
+use crate::error::{Error, Result};
+use crate::log;
+use crate::sip::builder::MessageBuilder;
+use crate::sip::dialog::{DialogId, SubscriptionDialog};
+use crate::sip::header::Contacts;
+use crate::sip::transport::Proto;
+
+impl Inner {
+    /// `Ok(None)`: answered here already (the answer must precede the first NOTIFY).
+    pub(crate) fn subscribe(&self, request: &Request) -> Result<Option<Reply>> {
+        let m = &request.message;
+        let engine = self.engine()?;
+        let Some(event) = m.event()? else {
+            return Ok(Some(self.bad_event(request, "no Event header")));
+        };
+        let Ok(package) = event.package().parse::<Package>() else {
+            return Ok(Some(self.bad_event(request, event.package())));
+        };
+        let to = m.to()?;
+        if let Some(local_tag) = to.tag() {
+            return self.resubscribe(request, local_tag.to_string());
+        }
+        let presentity = m.request_uri()?;
+        if !engine.config().owns(&presentity) {
+            return Ok(Some(self.reply(request, 404, "Not Found")));
+        }
+        let from = m.from()?;
+        let watcher = from.uri()?;
+        let Some(remote_tag) = from.tag().map(str::to_owned) else {
+            return Ok(Some(self.reply(
+                request,
+                400,
+                "Bad Request (From without a tag)",
+            )));
+        };
+        let user = match self.authenticate(request) {
+            Ok(user) => user,
+            Err(answer) => return Ok(Some(answer)),
+        };
+        if let Err(answer) = self.check_identity(request, &user, &watcher) {
+            return Ok(Some(answer));
+        }
+        let remote_target = match m.contact()? {
+            Contacts::List(list) if !list.is_empty() => list[0].uri_text().to_string(),
+            _ => {
+                return Ok(Some(self.reply(
+                    request,
+                    400,
+                    "Bad Request (SUBSCRIBE without Contact)",
+                )))
+            }
+        };
+        let expires = m.expires()?;
+        if let Some(e) = expires {
+            if e != 0 && e < engine.config().subscription_expiry.min {
+                return self
+                    .too_brief(request, engine.config().subscription_expiry.min)
+                    .map(Some);
+            }
+        }
+        let filter = if m.body().is_empty() {
+            None
+        } else {
+            let ct = m.content_type()?;
+            if !ct.is_some_and(|ct| {
+                ct.essence()
+                    .eq_ignore_ascii_case(crate::doc::filter::CONTENT_TYPE)
+            }) {
+                let mut answer = self.reply(request, 415, "Unsupported Media Type");
+                answer.header("Accept", crate::doc::filter::CONTENT_TYPE)?;
+                return Ok(Some(answer));
+            }
+            let text = std::str::from_utf8(m.body())
+                .map_err(|_| Error::Malformed("filter body is not UTF-8".into()))?;
+            Some(FilterSet::parse(text, &engine.config().limits)?)
+        };
+        let local_tag = self.token();
+        let dialog = SubscriptionDialog {
+            call_id: m.call_id()?.to_string(),
+            local_tag: local_tag.clone(),
+            remote_tag,
+            local_uri: to.uri_text().to_string(),
+            remote_uri: from.uri_text().to_string(),
+            remote_target,
+            route_set: m
+                .record_route()?
+                .iter()
+                .map(|r| format!("<{}>", r.uri_text()))
+                .collect(),
+            local_cseq: 0,
+            remote_cseq: m.cseq()?.seq,
+            event: m
+                .header("Event")
+                .unwrap_or(package.as_str())
+                .trim()
+                .to_string(),
+            proto: request.peer.proto,
+            peer: request.peer.source,
+        };
+        let mut subscribe = SubscribeRequest::new(watcher, presentity, package);
+        subscribe.expires = expires;
+        subscribe.filter = filter;
+        subscribe.target = Some(dialog.to_bytes());
+        // The dialog is known before the engine's first notification can be handled: the
+        // event callback waits for this lock.
+        let mut dialogs = lock(&self.dialogs);
+        let id = match engine.subscribe(subscribe) {
+            Ok(id) => id,
+            Err(Error::IntervalTooBrief(_)) => {
+                drop(dialogs);
+                return self
+                    .too_brief(request, engine.config().subscription_expiry.min)
+                    .map(Some);
+            }
+            Err(e) => return Err(e),
+        };
+        let granted = expires
+            .unwrap_or(engine.config().subscription_expiry.default)
+            .min(engine.config().subscription_expiry.max);
+        dialogs.insert(
+            id,
+            DialogState {
+                dialog,
+                expires_at: self.now() + u64::from(granted) * 1000,
+            },
+        );
+        // Answer (202 would be the RFC 3265 habit; RFC 6665 answers 200) before the NOTIFY
+        // leaves: the lock is held until the answer is queued.
+        let mut answer = self.reply_tagged(request, 200, "OK", Some(&local_tag));
+        answer.header("Expires", &granted.to_string())?;
+        answer.header(
+            "Contact",
+            &self.contact_for(request.peer.proto, request.peer.source),
+        )?;
+        self.answer(request, answer);
+        drop(dialogs);
+        // The answer is sent; the caller must not answer again.
+        Ok(None)
+    }
+
+    fn resubscribe(&self, request: &Request, local_tag: String) -> Result<Option<Reply>> {
+        let m = &request.message;
+        let engine = self.engine()?;
+        let id = DialogId {
+            call_id: m.call_id()?.to_string(),
+            local_tag,
+            remote_tag: m.from()?.tag().unwrap_or_default().to_string(),
+        };
+        let Some(sub) = lock(&self.dialogs).by_id.get(&id).copied() else {
+            return Ok(Some(self.reply(
+                request,
+                481,
+                "Subscription Does Not Exist",
+            )));
+        };
+        let user = match self.authenticate(request) {
+            Ok(user) => user,
+            Err(answer) => return Ok(Some(answer)),
+        };
+        if let Err(answer) = self.check_identity(request, &user, &m.from()?.uri()?) {
+            return Ok(Some(answer));
+        }
+        let cseq = m.cseq()?.seq;
+        {
+            let mut dialogs = lock(&self.dialogs);
+            let Some(state) = dialogs.by_subscription.get_mut(&sub) else {
+                return Ok(Some(self.reply(
+                    request,
+                    481,
+                    "Subscription Does Not Exist",
+                )));
+            };
+            if cseq <= state.dialog.remote_cseq {
+                return Ok(Some(self.reply(
+                    request,
+                    500,
+                    "Server Internal Error (CSeq out of order)",
+                )));
+            }
+            state.dialog.remote_cseq = cseq;
+        }
+        let bounds = engine.config().subscription_expiry;
+        let expires = m.expires()?.unwrap_or(bounds.default);
+        if expires == 0 {
+            engine.unsubscribe(sub)?;
+            let mut answer = self.reply(request, 200, "OK");
+            answer.header("Expires", "0")?;
+            return Ok(Some(answer));
+        }
+        if expires < bounds.min {
+            return self.too_brief(request, bounds.min).map(Some);
+        }
+        let granted = expires.min(bounds.max);
+        engine.refresh_subscription(sub, granted)?;
+        if let Some(state) = lock(&self.dialogs).by_subscription.get_mut(&sub) {
+            state.expires_at = self.now() + u64::from(granted) * 1000;
+        }
+        let mut answer = self.reply(request, 200, "OK");
+        answer.header("Expires", &granted.to_string())?;
+        self.answer(request, answer);
+        // RFC 6665 §4.2.1.2: a refresh is followed by a NOTIFY with the current state.
+        engine.renotify(sub)?;
+        Ok(None)
+    }
+
+    /// The Contact this server puts in its requests and dialog-creating answers.
+    pub(crate) fn contact_for(&self, proto: Proto, peer: SocketAddr) -> String {
+        let local = self
+            .local_for(proto, peer)
+            .map_or_else(|| "127.0.0.1:5060".to_string(), |a| a.to_string());
+        match proto {
+            Proto::Tcp => format!("<sip:{local};transport=tcp>"),
+            Proto::Udp => format!("<sip:{local}>"),
+        }
+    }
+
+    /// An engine notification: a NOTIFY if the subscription is one of a SIP dialog.
+    pub(crate) fn notification(&self, n: &Notification) -> bool {
+        let mut dialogs = lock(&self.dialogs);
+        let now = self.now();
+        let Some(state) = dialogs.by_subscription.get_mut(&n.subscription) else {
+            return false;
+        };
+        let terminated = n.state.is_terminated();
+        let remaining = state.expires_at.saturating_sub(now) / 1000;
+        let sub_state = match n.state {
+            SubscriptionState::Active => format!("active;expires={remaining}"),
+            SubscriptionState::Pending => format!("pending;expires={remaining}"),
+            SubscriptionState::Terminated(reason) => match reason {
+                Some(r) => format!("terminated;reason={}", r.as_str()),
+                None => "terminated".to_string(),
+            },
+        };
+        let d = &mut state.dialog;
+        let cseq = d.next_cseq();
+        let dest = crate::uri::Uri::parse(&d.remote_target)
+            .ok()
+            .and_then(|u| contact_address(&u))
+            .filter(|_| d.proto == Proto::Udp)
+            .unwrap_or(d.peer);
+        let dest = if d.proto == Proto::Tcp { d.peer } else { dest };
+        let branch = format!("z9hG4bK{}", self.token());
+        let local = self
+            .local_for(d.proto, dest)
+            .map_or_else(|| "127.0.0.1:5060".to_string(), |a| a.to_string());
+        let built = (|| -> Result<Vec<u8>> {
+            let mut b = MessageBuilder::request("NOTIFY", &d.remote_target)?;
+            b.header(
+                "Via",
+                &format!("SIP/2.0/{} {local};branch={branch};rport", d.proto.as_str()),
+            )?;
+            b.header("Max-Forwards", "70")?;
+            for route in &d.route_set {
+                b.header("Route", route)?;
+            }
+            b.header("From", &format!("<{}>;tag={}", d.local_uri, d.local_tag))?;
+            b.header("To", &format!("<{}>;tag={}", d.remote_uri, d.remote_tag))?;
+            b.header("Call-ID", &d.call_id)?;
+            b.header("CSeq", &format!("{cseq} NOTIFY"))?;
+            b.header("Contact", &self.contact_for(d.proto, dest))?;
+            b.header("Event", &d.event)?;
+            b.header("Subscription-State", &sub_state)?;
+            b.header("Server", &self.config.server_name)?;
+            if let Some(doc) = &n.document {
+                b.body(n.package.content_type(), doc.to_body().as_bytes())?;
+            }
+            Ok(b.build())
+        })();
+        let proto = d.proto;
+        if terminated {
+            dialogs.remove(n.subscription);
+        }
+        drop(dialogs);
+        match built {
+            Ok(bytes) => {
+                lock(&self.client_tx).start(
+                    branch,
+                    bytes.clone(),
+                    dest,
+                    proto == Proto::Tcp,
+                    ClientContext::Notify(n.subscription),
+                    now,
+                );
+                self.send(proto, dest, None, bytes);
+            }
+            Err(e) => log::warn!(
+                "subscription {}: cannot build its NOTIFY: {e}",
+                n.subscription
+            ),
+        }
+        true
+    }
+
+    /// What the watcher answered a NOTIFY (408: no answer).
+    pub(crate) fn notify_outcome(&self, id: SubscriptionId, status: u16) {
+        if status < 300 {
+            return;
+        }
+        // 481 (the watcher forgot the dialog), a timeout, or any other failure: the
+        // subscription ends; its dialog goes first, so no final NOTIFY is sent into it.
+        if matches!(status, 401 | 407) {
+            return;
+        }
+        log::debug!("subscription {id}: NOTIFY answered {status}; ending it");
+        let had = lock(&self.dialogs).remove(id).is_some();
+        if had {
+            if let Ok(engine) = self.engine() {
+                let _ = engine.unsubscribe(id);
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! PUBLISH (RFC 3903): an initial publication carries a body; `SIP-If-Match` names an
+//! existing one to refresh (no body: the document is kept), modify (a body) or remove
+//! (`Expires: 0`). Every success carries a new `SIP-ETag`; an unknown or expired tag is
+//! `412 Conditional Request Failed`, a body the package does not take `415`, an expiry
+//! below the minimum `423` with `Min-Expires`.
+#![forbid(unsafe_code)]
+
+use super::{Inner, Reply, Request};
+use crate::engine::Package;
+use crate::error::Result;
+
+impl Inner {
+    pub(crate) fn publish(&self, request: &Request) -> Result<Reply> {
+        let m = &request.message;
+        let engine = self.engine()?;
+        let presentity = m.request_uri()?;
+        if !engine.config().owns(&presentity) {
+            return Ok(self.reply(request, 404, "Not Found"));
+        }
+        let Some(event) = m.event()? else {
+            return Ok(self.bad_event(request, "no Event header"));
+        };
+        let Ok(package) = event.package().parse::<Package>() else {
+            return Ok(self.bad_event(request, event.package()));
+        };
+        if !package.is_publishable() {
+            return Ok(self.bad_event(request, event.package()));
+        }
+        let user = match self.authenticate(request) {
+            Ok(user) => user,
+            Err(answer) => return Ok(answer),
+        };
+        if let Err(answer) = self.check_identity(request, &user, &presentity) {
+            return Ok(answer);
+        }
+        let expires = m.expires()?;
+        let body = m.body();
+        let document = if body.is_empty() {
+            None
+        } else {
+            let ct = m.content_type()?;
+            let expected = package.content_type();
+            if !ct.is_some_and(|ct| ct.essence().eq_ignore_ascii_case(expected)) {
+                let mut answer = self.reply(request, 415, "Unsupported Media Type");
+                answer.header("Accept", expected)?;
+                return Ok(answer);
+            }
+            let Ok(text) = std::str::from_utf8(body) else {
+                return Ok(self.reply(request, 400, "Bad Request (body is not UTF-8)"));
+            };
+            match package.parse(text, &engine.config().limits) {
+                Ok(doc) => Some(doc),
+                Err(e) => {
+                    let mut answer = self.reply(
+                        request,
+                        415,
+                        &format!("Unsupported Media Type ({})", super::short(&e.to_string())),
+                    );
+                    answer.header("Accept", expected)?;
+                    return Ok(answer);
+                }
+            }
+        };
+        let if_match = m.header("SIP-If-Match").map(str::trim).map(str::to_owned);
+        let removing = expires == Some(0);
+        let granted = if removing {
+            0
+        } else {
+            match engine
+                .config()
+                .publication_expiry
+                .grant(expires, "publication")
+            {
+                Ok(granted) => granted,
+                Err(_) => return self.too_brief(request, engine.config().publication_expiry.min),
+            }
+        };
+        let result: Result<String> = match (if_match, document) {
+            (None, None) => {
+                return Ok(self.reply(
+                    request,
+                    400,
+                    "Bad Request (an initial PUBLISH needs a body)",
+                ))
+            }
+            (None, Some(_)) if removing => {
+                return Ok(self.reply(
+                    request,
+                    400,
+                    "Bad Request (Expires: 0 without SIP-If-Match)",
+                ))
+            }
+            (None, Some(doc)) => engine.publish(&presentity, doc, Some(granted)),
+            (Some(tag), _) if removing => engine.remove_publication(&tag).map(|()| String::new()),
+            (Some(tag), None) => engine.refresh_publication(&tag, granted),
+            (Some(tag), Some(doc)) => engine
+                .modify_publication(&tag, doc)
+                .and_then(|tag| engine.refresh_publication(&tag, granted)),
+        };
+        let tag = result?;
+        let mut answer = self.reply(request, 200, "OK");
+        if !tag.is_empty() {
+            answer.header("SIP-ETag", &tag)?;
+        }
+        answer.header("Expires", &granted.to_string())?;
+        Ok(answer)
+    }
+
+    /// `423 Interval Too Brief` with `Min-Expires`.
+    pub(crate) fn too_brief(&self, request: &Request, min: u32) -> Result<Reply> {
+        let mut answer = self.reply(request, 423, "Interval Too Brief");
+        answer.header("Min-Expires", &min.to_string())?;
+        Ok(answer)
+    }
+
+    pub(crate) fn bad_event(&self, request: &Request, what: &str) -> Reply {
+        crate::log::debug!("SIP: 489 for event '{what}'");
+        let mut answer = self.reply(request, 489, "Bad Event");
+        let _ = answer.header("Allow-Events", super::ALLOW_EVENTS);
+        answer
+    }
+}

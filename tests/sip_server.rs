@@ -1,0 +1,633 @@
+//! The SIP server over an engine, driven by a small SIP client written here over UDP and TCP
+//! sockets on loopback: OPTIONS, REGISTER with digest authentication, PUBLISH (initial,
+//! refresh, modify, remove, unknown tag), SUBSCRIBE with its NOTIFYs, MESSAGE to online and
+//! offline users, and bad input.
+
+use std::collections::HashMap;
+use std::io::{Read, Write as _};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use impp::engine::{AuthAction, Engine, EngineConfig};
+use impp::sip::digest::{expected_response, Algorithm};
+use impp::sip::server::{SipServer, SipServerConfig};
+use impp::sip::transport::ListenAddr;
+use impp::sip::{SipLimits, SipMessage, Transport};
+use impp::store::{Credential, MemoryStore};
+
+const DOMAIN: &str = "example.test";
+
+struct Server {
+    _engine: Arc<Engine>,
+    server: SipServer,
+}
+
+impl Server {
+    fn start(authenticate: bool) -> Server {
+        Server::start_with(authenticate, 65536)
+    }
+
+    fn start_with(authenticate: bool, max_message_size: usize) -> Server {
+        let store = Arc::new(MemoryStore::new());
+        let engine = Arc::new(
+            Engine::new(EngineConfig {
+                domains: vec![DOMAIN.into()],
+                default_policy: AuthAction::Allow,
+                workers: 2,
+                max_message_size,
+                store,
+                ..EngineConfig::default()
+            })
+            .unwrap(),
+        );
+        for user in ["alice", "bob", "carol"] {
+            let uri = format!("sip:{user}@{DOMAIN}").parse().unwrap();
+            engine
+                .set_user(Credential::new(uri, DOMAIN, &format!("{user}-pw")))
+                .unwrap();
+        }
+        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut config = SipServerConfig::new(vec![ListenAddr::udp(local), ListenAddr::tcp(local)]);
+        config.authenticate = authenticate;
+        let server = SipServer::start(engine.clone(), config, None).unwrap();
+        Server {
+            _engine: engine,
+            server,
+        }
+    }
+
+    fn udp(&self) -> SocketAddr {
+        self.addr(impp::sip::transport::Proto::Udp)
+    }
+
+    fn tcp(&self) -> SocketAddr {
+        self.addr(impp::sip::transport::Proto::Tcp)
+    }
+
+    fn addr(&self, proto: impp::sip::transport::Proto) -> SocketAddr {
+        self.server
+            .local_addrs()
+            .iter()
+            .find(|l| l.proto == proto)
+            .unwrap()
+            .addr
+    }
+}
+
+/// A SIP client on one UDP socket.
+struct Client {
+    socket: UdpSocket,
+    server: SocketAddr,
+    user: String,
+    tag: String,
+    cseq: AtomicU32,
+    /// Requests received from the server that were not yet looked at.
+    requests: Vec<SipMessage>,
+}
+
+static N: AtomicU32 = AtomicU32::new(1);
+
+fn token() -> String {
+    format!("t{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn parse(bytes: &[u8]) -> SipMessage {
+    SipMessage::parse(bytes, &SipLimits::DEFAULT, Transport::Datagram).unwrap()
+}
+
+impl Client {
+    fn new(server: SocketAddr, user: &str) -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Client {
+            socket,
+            server,
+            user: user.into(),
+            tag: token(),
+            cseq: AtomicU32::new(1),
+            requests: Vec::new(),
+        }
+    }
+
+    fn local(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    fn aor(&self) -> String {
+        format!("sip:{}@{DOMAIN}", self.user)
+    }
+
+    /// A request from this client; `extra` are more header lines (CRLF-terminated).
+    fn request(
+        &self,
+        method: &str,
+        uri: &str,
+        to: &str,
+        call_id: &str,
+        extra: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Vec<u8> {
+        let cseq = self.cseq.fetch_add(1, Ordering::Relaxed);
+        let mut text = format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{b};rport\r\nMax-Forwards: 70\r\nFrom: <{aor}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{user}@{local}>\r\n{extra}",
+            local = self.local(),
+            b = token(),
+            aor = self.aor(),
+            tag = self.tag,
+            user = self.user,
+        );
+        let body = match body {
+            Some((ct, bytes)) => {
+                text.push_str(&format!("Content-Type: {ct}\r\n"));
+                bytes
+            }
+            None => &[],
+        };
+        text.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut out = text.into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// Sends `request` and waits for its final response, keeping requests that arrive in
+    /// between (and answering them 200).
+    fn transact(&mut self, request: &[u8]) -> SipMessage {
+        self.socket.send_to(request, self.server).unwrap();
+        let call_id = SipMessage::parse_lenient(request, &SipLimits::DEFAULT, Transport::Datagram)
+            .unwrap()
+            .call_id()
+            .unwrap()
+            .to_string();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let m = parse(&buf[..n]);
+            if m.is_request() {
+                self.answer(&m);
+                self.requests.push(m);
+                continue;
+            }
+            if m.call_id().unwrap() == call_id && m.status().unwrap() >= 200 {
+                return m;
+            }
+        }
+        panic!("no final response to {}", String::from_utf8_lossy(request));
+    }
+
+    /// Sends `request`, answering a 401 challenge once with this client's password.
+    fn transact_auth(&mut self, build: impl Fn(&Client, &str) -> Vec<u8>) -> SipMessage {
+        let first = build(self, "");
+        let r = self.transact(&first);
+        if r.status() != Some(401) {
+            return r;
+        }
+        let challenge = r
+            .headers("WWW-Authenticate")
+            .find(|c| c.contains("MD5"))
+            .expect("an MD5 challenge")
+            .to_string();
+        let param = |name: &str| {
+            let i = challenge.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            challenge[i..].split('"').next().unwrap().to_string()
+        };
+        let (realm, nonce) = (param("realm"), param("nonce"));
+        let credential = Credential::new(
+            self.aor().parse().unwrap(),
+            &realm,
+            &format!("{}-pw", self.user),
+        );
+        let m = parse(&first);
+        let method = m.method().unwrap().to_string();
+        let uri = m.request_uri_text().unwrap().to_string();
+        let cnonce = token();
+        let response = expected_response(
+            Algorithm::Md5,
+            &credential.ha1_md5,
+            &method,
+            &uri,
+            &nonce,
+            Some(("auth", "00000001", &cnonce)),
+        );
+        let auth = format!(
+            "Authorization: Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"{cnonce}\"\r\n",
+            self.user
+        );
+        self.transact(&build(self, &auth))
+    }
+
+    fn answer(&self, request: &SipMessage) {
+        let mut text = String::from("SIP/2.0 200 OK\r\n");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            for v in request.headers(name) {
+                text.push_str(&format!("{name}: {v}\r\n"));
+            }
+        }
+        text.push_str("Content-Length: 0\r\n\r\n");
+        self.socket.send_to(text.as_bytes(), self.server).unwrap();
+    }
+
+    /// Waits for a request from the server (answering it 200).
+    fn next_request(&mut self, method: &str) -> SipMessage {
+        if let Some(i) = self
+            .requests
+            .iter()
+            .position(|m| m.method() == Some(method))
+        {
+            return self.requests.remove(i);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let m = parse(&buf[..n]);
+            if m.is_request() {
+                self.answer(&m);
+                if m.method() == Some(method) {
+                    return m;
+                }
+                self.requests.push(m);
+            }
+        }
+        panic!("no {method} arrived");
+    }
+
+    fn register(&mut self, expires: u32) -> SipMessage {
+        let aor = self.aor();
+        let call_id = format!("reg-{}", self.tag);
+        self.transact_auth(|c, auth| {
+            c.request(
+                "REGISTER",
+                &format!("sip:{DOMAIN}"),
+                &format!("<{aor}>"),
+                &call_id,
+                &format!("Expires: {expires}\r\n{auth}"),
+                None,
+            )
+        })
+    }
+
+    fn publish(&mut self, extra: &str, body: Option<&str>) -> SipMessage {
+        let aor = self.aor();
+        let call_id = token();
+        let extra = extra.to_string();
+        let body = body.map(str::to_owned);
+        self.transact_auth(move |c, auth| {
+            c.request(
+                "PUBLISH",
+                &aor,
+                &format!("<{aor}>"),
+                &call_id,
+                &format!("Event: presence\r\n{extra}{auth}"),
+                body.as_deref()
+                    .map(|b| ("application/pidf+xml", b.as_bytes())),
+            )
+        })
+    }
+}
+
+fn pidf(entity: &str, basic: &str, note: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="{entity}">
+  <tuple id="t1"><status><basic>{basic}</basic></status><note>{note}</note></tuple>
+</presence>"#
+    )
+}
+
+fn header_map(m: &SipMessage) -> HashMap<String, String> {
+    m.all_headers()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn options_and_unknown_methods() {
+    let s = Server::start(true);
+    let mut c = Client::new(s.udp(), "alice");
+    let r = c.transact(&c.request(
+        "OPTIONS",
+        &format!("sip:{DOMAIN}"),
+        &format!("<sip:{DOMAIN}>"),
+        &token(),
+        "",
+        None,
+    ));
+    assert_eq!(r.status(), Some(200));
+    let h = header_map(&r);
+    assert!(h["allow"].contains("SUBSCRIBE") && h["allow"].contains("MESSAGE"));
+    assert!(h["allow-events"].contains("presence.winfo"));
+    // received/rport on the top Via (RFC 3581).
+    let via = r.top_via().unwrap();
+    assert_eq!(via.received(), Some("127.0.0.1"));
+    assert_eq!(via.rport(), Some(Some(c.local().port())));
+    let r = c.transact(&c.request(
+        "INFO",
+        &format!("sip:{DOMAIN}"),
+        &format!("<sip:{DOMAIN}>"),
+        &token(),
+        "",
+        None,
+    ));
+    assert_eq!(r.status(), Some(405));
+    assert!(header_map(&r)["allow"].contains("PUBLISH"));
+}
+
+#[test]
+fn register_needs_digest_credentials_of_the_same_user() {
+    let s = Server::start(true);
+    let mut alice = Client::new(s.udp(), "alice");
+    let r = alice.register(600);
+    assert_eq!(r.status(), Some(200), "{:?}", header_map(&r));
+    let contact = header_map(&r)["contact"].clone();
+    assert!(contact.contains(&alice.local().to_string()), "{contact}");
+    assert!(contact.contains("expires=600"), "{contact}");
+    // A wrong password is refused.
+    let mut mallory = Client::new(s.udp(), "alice");
+    mallory.user = "alice".into();
+    let aor = mallory.aor();
+    let r = mallory.transact_auth(|c, auth| {
+        let auth = auth.replace("response=\"", "response=\"0");
+        c.request(
+            "REGISTER",
+            &format!("sip:{DOMAIN}"),
+            &format!("<{aor}>"),
+            "reg-m",
+            &format!("Expires: 600\r\n{auth}"),
+            None,
+        )
+    });
+    assert_eq!(r.status(), Some(403));
+    // Too brief.
+    let r = alice.register(5);
+    assert_eq!(r.status(), Some(423));
+    assert!(header_map(&r).contains_key("min-expires"));
+    // Unregister.
+    assert_eq!(alice.register(0).status(), Some(200));
+}
+
+#[test]
+fn publish_refresh_modify_remove_and_unknown_tag() {
+    let s = Server::start(true);
+    let mut alice = Client::new(s.udp(), "alice");
+    let aor = alice.aor();
+    let r = alice.publish("Expires: 600\r\n", Some(&pidf(&aor, "open", "here")));
+    assert_eq!(r.status(), Some(200));
+    let tag1 = header_map(&r)["sip-etag"].clone();
+    // Refresh without a body keeps the document; a new tag.
+    let r = alice.publish(&format!("SIP-If-Match: {tag1}\r\nExpires: 600\r\n"), None);
+    assert_eq!(r.status(), Some(200));
+    let tag2 = header_map(&r)["sip-etag"].clone();
+    assert_ne!(tag1, tag2);
+    // The old tag is gone: 412.
+    let r = alice.publish(&format!("SIP-If-Match: {tag1}\r\nExpires: 600\r\n"), None);
+    assert_eq!(r.status(), Some(412));
+    // Modify.
+    let r = alice.publish(
+        &format!("SIP-If-Match: {tag2}\r\n"),
+        Some(&pidf(&aor, "closed", "away")),
+    );
+    assert_eq!(r.status(), Some(200));
+    let tag3 = header_map(&r)["sip-etag"].clone();
+    // A body that is not PIDF: 415; too brief: 423.
+    let r = alice.publish("", Some("<not-pidf/>"));
+    assert_eq!(r.status(), Some(415));
+    let r = alice.publish("Expires: 1\r\n", Some(&pidf(&aor, "open", "x")));
+    assert_eq!(r.status(), Some(423));
+    // Remove.
+    let r = alice.publish(&format!("SIP-If-Match: {tag3}\r\nExpires: 0\r\n"), None);
+    assert_eq!(r.status(), Some(200));
+    // Publishing for someone else is refused.
+    let mut bob = Client::new(s.udp(), "bob");
+    let r = bob.transact_auth(|c, auth| {
+        c.request(
+            "PUBLISH",
+            &aor,
+            &format!("<{aor}>"),
+            "pub-b",
+            &format!("Event: presence\r\n{auth}"),
+            Some((
+                "application/pidf+xml",
+                pidf(&aor, "open", "fake").as_bytes(),
+            )),
+        )
+    });
+    assert_eq!(r.status(), Some(403));
+}
+
+#[test]
+fn subscribe_gets_the_state_then_every_change_then_the_end() {
+    let s = Server::start(false);
+    let mut alice = Client::new(s.udp(), "alice");
+    let mut bob = Client::new(s.udp(), "bob");
+    let aor = alice.aor();
+    assert_eq!(
+        alice.publish("", Some(&pidf(&aor, "open", "in"))).status(),
+        Some(200)
+    );
+
+    let call_id = token();
+    let sub = bob.request(
+        "SUBSCRIBE",
+        &aor,
+        &format!("<{aor}>"),
+        &call_id,
+        "Event: presence\r\nAccept: application/pidf+xml\r\nExpires: 600\r\n",
+        None,
+    );
+    let r = bob.transact(&sub);
+    assert_eq!(r.status(), Some(200));
+    let to_tag = r.to().unwrap().tag().unwrap().to_string();
+    let h = header_map(&r);
+    assert_eq!(h["expires"], "600");
+    let n = bob.next_request("NOTIFY");
+    let nh = header_map(&n);
+    assert!(nh["subscription-state"].starts_with("active"), "{nh:?}");
+    assert_eq!(nh["event"], "presence");
+    assert!(String::from_utf8_lossy(n.body()).contains("<basic>open</basic>"));
+    assert_eq!(n.from().unwrap().tag(), Some(to_tag.as_str()));
+    assert_eq!(n.call_id().unwrap(), call_id);
+
+    // A change is notified.
+    assert_eq!(
+        alice
+            .publish("", Some(&pidf(&aor, "closed", "out")))
+            .status(),
+        Some(200)
+    );
+    let n = bob.next_request("NOTIFY");
+    let body = String::from_utf8_lossy(n.body()).to_string();
+    assert!(body.contains("open") || body.contains("closed"), "{body}");
+
+    // Refresh inside the dialog: 200 and a NOTIFY with the current state.
+    let refresh = bob.request(
+        "SUBSCRIBE",
+        &aor,
+        &format!("<{aor}>;tag={to_tag}"),
+        &call_id,
+        "Event: presence\r\nExpires: 300\r\n",
+        None,
+    );
+    let r = bob.transact(&refresh);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(header_map(&r)["expires"], "300");
+    let n = bob.next_request("NOTIFY");
+    assert!(header_map(&n)["subscription-state"].starts_with("active"));
+
+    // Unsubscribe: a final NOTIFY, terminated.
+    let end = bob.request(
+        "SUBSCRIBE",
+        &aor,
+        &format!("<{aor}>;tag={to_tag}"),
+        &call_id,
+        "Event: presence\r\nExpires: 0\r\n",
+        None,
+    );
+    assert_eq!(bob.transact(&end).status(), Some(200));
+    loop {
+        let n = bob.next_request("NOTIFY");
+        if header_map(&n)["subscription-state"].starts_with("terminated") {
+            break;
+        }
+    }
+    // The dialog is gone: 481.
+    let again = bob.request(
+        "SUBSCRIBE",
+        &aor,
+        &format!("<{aor}>;tag={to_tag}"),
+        &call_id,
+        "Event: presence\r\nExpires: 300\r\n",
+        None,
+    );
+    assert_eq!(bob.transact(&again).status(), Some(481));
+    // An unknown package: 489.
+    let bad = bob.request(
+        "SUBSCRIBE",
+        &aor,
+        &format!("<{aor}>"),
+        &token(),
+        "Event: weather\r\n",
+        None,
+    );
+    let r = bob.transact(&bad);
+    assert_eq!(r.status(), Some(489));
+    assert!(header_map(&r)["allow-events"].contains("presence"));
+}
+
+#[test]
+fn messages_to_online_and_offline_users() {
+    let s = Server::start_with(false, 1000);
+    let mut alice = Client::new(s.udp(), "alice");
+    let mut bob = Client::new(s.udp(), "bob");
+    let bob_aor = bob.aor();
+    let send = |alice: &mut Client, text: &str| {
+        let m = alice.request(
+            "MESSAGE",
+            &bob_aor,
+            &format!("<{bob_aor}>"),
+            &token(),
+            "",
+            Some(("text/plain", text.as_bytes())),
+        );
+        alice.transact(&m)
+    };
+    // Bob is offline: stored (202).
+    assert_eq!(send(&mut alice, "first").status(), Some(202));
+    assert_eq!(send(&mut alice, "second").status(), Some(202));
+    // Bob registers: both arrive at his contact, in order.
+    assert_eq!(bob.register(600).status(), Some(200));
+    let m1 = bob.next_request("MESSAGE");
+    let m2 = bob.next_request("MESSAGE");
+    assert_eq!((m1.body(), m2.body()), (&b"first"[..], &b"second"[..]));
+    assert_eq!(m1.from().unwrap().uri_text(), alice.aor());
+    // Online now: delivered (200) and relayed.
+    assert_eq!(send(&mut alice, "third").status(), Some(200));
+    assert_eq!(bob.next_request("MESSAGE").body(), b"third");
+    // Unknown user: 404; too large: 413.
+    let m = alice.request(
+        "MESSAGE",
+        &format!("sip:nobody@{DOMAIN}"),
+        &format!("<sip:nobody@{DOMAIN}>"),
+        &token(),
+        "",
+        Some(("text/plain", b"hi")),
+    );
+    assert_eq!(alice.transact(&m).status(), Some(404));
+    let big = vec![b'x'; 1001];
+    let m = alice.request(
+        "MESSAGE",
+        &bob_aor,
+        &format!("<{bob_aor}>"),
+        &token(),
+        "",
+        Some(("text/plain", &big)),
+    );
+    assert_eq!(alice.transact(&m).status(), Some(413));
+    // Over TCP too, on one connection.
+    let mut tcp = TcpStream::connect(s.tcp()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let m = alice.request(
+        "MESSAGE",
+        &bob_aor,
+        &format!("<{bob_aor}>"),
+        &token(),
+        "",
+        Some(("text/plain", b"by tcp")),
+    );
+    let m = String::from_utf8(m)
+        .unwrap()
+        .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    tcp.write_all(m.as_bytes()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tcp.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("SIP/2.0 200"), "{text}");
+    assert_eq!(bob.next_request("MESSAGE").body(), b"by tcp");
+}
+
+#[test]
+fn bad_input_is_answered_or_dropped_and_the_server_goes_on() {
+    let s = Server::start(false);
+    let mut c = Client::new(s.udp(), "alice");
+    for garbage in [
+        &b"\x00\x01\x02 not sip"[..],
+        b"OPTIONS sip:x SIP/2.0\r\n",
+        b"",
+        b"SIP/2.0 200 OK\r\n\r\n",
+    ] {
+        c.socket.send_to(garbage, s.udp()).unwrap();
+    }
+    // Missing CSeq method agreement: 400 naming it.
+    let bad = c.request(
+        "OPTIONS",
+        &format!("sip:{DOMAIN}"),
+        &format!("<sip:{DOMAIN}>"),
+        &token(),
+        "",
+        None,
+    );
+    let bad = String::from_utf8(bad)
+        .unwrap()
+        .replace(" OPTIONS\r\nContact", " INFO\r\nContact");
+    let r = c.transact(bad.as_bytes());
+    assert_eq!(r.status(), Some(400));
+    assert!(r.reason().unwrap().contains("CSeq"), "{:?}", r.reason());
+    // Still serving.
+    let r = c.transact(&c.request(
+        "OPTIONS",
+        &format!("sip:{DOMAIN}"),
+        &format!("<sip:{DOMAIN}>"),
+        &token(),
+        "",
+        None,
+    ));
+    assert_eq!(r.status(), Some(200));
+}
