@@ -72,6 +72,11 @@ pub struct SipServerConfig {
     pub workers: usize,
     /// The Server / User-Agent header value.
     pub server_name: String,
+    /// Whether the SHA-256 challenge comes before the MD5 one. Default: no. Both are always
+    /// offered; RFC 8760 orders by preference (SHA-256 first), but deployed clients such as
+    /// sipp and baresip read only the first challenge and know only MD5, so the default puts
+    /// MD5 first and a client that knows SHA-256 still finds it.
+    pub prefer_sha256: bool,
 }
 
 impl SipServerConfig {
@@ -84,6 +89,7 @@ impl SipServerConfig {
             limits: SipLimits::DEFAULT,
             workers: 2,
             server_name: format!("libimpp/{}", env!("CARGO_PKG_VERSION")),
+            prefer_sha256: false,
         }
     }
 }
@@ -166,6 +172,9 @@ pub(crate) struct Inner {
     pub(crate) client_tx: Mutex<ClientTransactions<ClientContext>>,
     pub(crate) dialogs: Mutex<Dialogs>,
     pub(crate) pending: Mutex<HashMap<MessageId, PendingMessage>>,
+    /// Held while a REGISTER is handled and answered; relaying waits for it, so a client
+    /// gets its REGISTER's answer before the messages that waited for it.
+    pub(crate) register_gate: Mutex<()>,
     pub(crate) pass_on: Mutex<Option<PassOn>>,
     pub(crate) origin: Instant,
     pub(crate) counter: AtomicU64,
@@ -206,6 +215,7 @@ impl SipServer {
             client_tx: Mutex::new(ClientTransactions::new(config.timers)),
             dialogs: Mutex::new(Dialogs::default()),
             pending: Mutex::new(HashMap::new()),
+            register_gate: Mutex::new(()),
             pass_on: Mutex::new(pass_on),
             origin: Instant::now(),
             counter: AtomicU64::new(1),
@@ -445,7 +455,14 @@ impl Inner {
         // `Ok(None)`: answered already, or answered later (a MESSAGE waits for the
         // engine's first delivery outcome).
         let answer: Result<Option<Reply>> = match method.as_str() {
-            "REGISTER" => self.register(&request).map(Some),
+            "REGISTER" => {
+                // Messages waiting for the user are relayed as soon as it is online; the
+                // gate keeps them behind the REGISTER's answer (see `relay`).
+                let _gate = lock(&self.register_gate);
+                let answer = self.register(&request).map(Some);
+                self.finish(&request, answer);
+                return;
+            }
             "SUBSCRIBE" => self.subscribe(&request),
             "PUBLISH" => self.publish(&request).map(Some),
             "MESSAGE" => self.message(&request),
@@ -461,12 +478,17 @@ impl Inner {
                 Ok(Some(b))
             }
         };
+        self.finish(&request, answer);
+    }
+
+    /// Sends what a handler decided (`Ok(None)`: it answered, or answers later).
+    fn finish(&self, request: &Request, answer: Result<Option<Reply>>) {
         match answer {
             Ok(None) => {}
-            Ok(Some(answer)) => self.answer(&request, answer),
+            Ok(Some(answer)) => self.answer(request, answer),
             Err(e) => {
-                let answer = self.error_reply(&request, &e);
-                self.answer(&request, answer);
+                let answer = self.error_reply(request, &e);
+                self.answer(request, answer);
             }
         }
     }
@@ -600,7 +622,11 @@ impl Inner {
         }
         let realm = self.realm_for(request);
         let mut b = self.reply(request, 401, "Unauthorized");
-        for challenge in self.auth.challenge(&realm, stale) {
+        let mut challenges = self.auth.challenge(&realm, stale);
+        if !self.config.prefer_sha256 {
+            challenges.reverse(); // MD5 first (see SipServerConfig::prefer_sha256)
+        }
+        for challenge in challenges {
             let _ = b.header("WWW-Authenticate", &challenge);
         }
         Err(b)

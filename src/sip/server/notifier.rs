@@ -194,10 +194,12 @@ impl Inner {
         let bounds = engine.config().subscription_expiry;
         let expires = m.expires()?.unwrap_or(bounds.default);
         if expires == 0 {
-            engine.unsubscribe(sub)?;
+            // The answer goes first, then the final NOTIFY the engine sends.
             let mut answer = self.reply(request, 200, "OK");
             answer.header("Expires", "0")?;
-            return Ok(Some(answer));
+            self.answer(request, answer);
+            engine.unsubscribe(sub)?;
+            return Ok(None);
         }
         if expires < bounds.min {
             return self.too_brief(request, bounds.min).map(Some);

@@ -98,6 +98,7 @@ impl Inner {
         let Ok(engine) = self.engine() else {
             return false;
         };
+        drop(lock(&self.register_gate));
         let location = engine
             .endpoints(&message.recipient)
             .ok()

@@ -45,8 +45,8 @@ impl Inner {
                 }
             }
             Contacts::List(contacts) => {
-                let here = location(request.peer.proto, request.peer.source);
                 for contact in contacts {
+                    let here = contact_location(request, contact.uri().ok().as_ref());
                     let expires = match contact.params().value("expires") {
                         Some(v) => v.parse::<u32>().unwrap_or(DEFAULT_EXPIRES),
                         None => header_expires.unwrap_or(DEFAULT_EXPIRES),
@@ -77,6 +77,19 @@ impl Inner {
         }
         Ok(answer)
     }
+}
+
+/// Where requests for a contact go: over UDP the Contact's own address when it is an IP
+/// address (RFC 3261 §10.3; no DNS here), else the address the REGISTER came from; over TCP
+/// the connection the REGISTER came on (a client behind NAT can be reached on no other).
+fn contact_location(request: &Request, contact: Option<&crate::uri::Uri>) -> String {
+    let peer = &request.peer;
+    if peer.proto == crate::sip::transport::Proto::Udp {
+        if let Some(addr) = contact.and_then(super::contact_address) {
+            return location(peer.proto, addr);
+        }
+    }
+    location(peer.proto, peer.source)
 }
 
 /// Whether an endpoint is a registered SIP contact (its id a SIP URI) rather than a login

@@ -1,0 +1,337 @@
+//! `imppd`: a presence and instant-messaging server for one or more SIP domains, over
+//! libimpp's engine and SIP server, with its state in one SQLite file.
+//!
+//! ```text
+//! imppd --domain example.test [--listen udp:127.0.0.1:5060]... [--db ./imppd.db]
+//!       [--open] [--policy allow|confirm|polite-block|block] [--log-level info]
+//!       [--workers N] [--config FILE]
+//! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
+//! imppd user del sip:alice@example.test [--db ./imppd.db]
+//! imppd user list [--db ./imppd.db]
+//! ```
+//!
+//! A config file holds the same options, one `name = value` per line (`#` starts a comment;
+//! `domain` and `listen` may repeat); flags given on the command line come after it and win
+//! (repeatable ones add). SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
+//! the store, and after a restart every remote watcher is notified again in its dialog.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use impp::engine::{AuthAction, Engine, EngineConfig};
+use impp::log::{self, Level};
+use impp::sip::server::{SipServer, SipServerConfig};
+use impp::sip::transport::{ListenAddr, Proto};
+use impp::store::{Credential, SqliteStore, Store, Write};
+use impp::uri::Uri;
+
+const USAGE: &str = "usage:
+  imppd --domain DOMAIN [--domain DOMAIN]... [--listen udp|tcp:ADDR:PORT]... [--db FILE]
+        [--open] [--policy allow|confirm|polite-block|block] [--log-level LEVEL]
+        [--workers N] [--config FILE]
+  imppd user add URI --password PASSWORD [--db FILE]
+  imppd user del URI [--db FILE]
+  imppd user list [--db FILE]
+defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.db
+          --policy allow --log-level info; digest authentication on (--open: off)";
+
+#[derive(Debug)]
+struct Options {
+    domains: Vec<String>,
+    listen: Vec<ListenAddr>,
+    db: PathBuf,
+    open: bool,
+    policy: AuthAction,
+    log_level: Level,
+    workers: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            domains: Vec::new(),
+            listen: Vec::new(),
+            db: PathBuf::from("imppd.db"),
+            open: false,
+            policy: AuthAction::Allow,
+            log_level: Level::Info,
+            workers: None,
+        }
+    }
+}
+
+fn parse_listen(text: &str) -> Result<ListenAddr, String> {
+    let (proto, addr) = text
+        .split_once(':')
+        .ok_or_else(|| format!("--listen {text}: expected udp:ADDR:PORT or tcp:ADDR:PORT"))?;
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| format!("--listen {text}: '{addr}' is not ADDR:PORT (IPv6: [::1]:5060)"))?;
+    match proto {
+        "udp" => Ok(ListenAddr::udp(addr)),
+        "tcp" => Ok(ListenAddr::tcp(addr)),
+        other => Err(format!(
+            "--listen {text}: unknown transport '{other}' (udp or tcp)"
+        )),
+    }
+}
+
+impl Options {
+    /// Applies one option; `value` is `None` for a flag without a value.
+    fn set(&mut self, name: &str, value: Option<&str>) -> Result<(), String> {
+        fn need<'v>(name: &str, v: Option<&'v str>) -> Result<&'v str, String> {
+            v.ok_or_else(|| format!("--{name} needs a value"))
+        }
+        match name {
+            "domain" => self.domains.push(need(name, value)?.to_ascii_lowercase()),
+            "listen" => self.listen.push(parse_listen(need(name, value)?)?),
+            "db" => self.db = PathBuf::from(need(name, value)?),
+            "open" => {
+                self.open = match value {
+                    None | Some("true") | Some("yes") | Some("1") => true,
+                    Some("false") | Some("no") | Some("0") => false,
+                    Some(v) => return Err(format!("open = {v}: expected true or false")),
+                }
+            }
+            "policy" => {
+                self.policy = need(name, value)?
+                    .parse()
+                    .map_err(|e: impp::Error| format!("--policy: {e}"))?
+            }
+            "log-level" => {
+                self.log_level = match need(name, value)? {
+                    "error" => Level::Error,
+                    "warn" => Level::Warn,
+                    "info" => Level::Info,
+                    "debug" => Level::Debug,
+                    "trace" => Level::Trace,
+                    other => {
+                        return Err(format!(
+                            "--log-level {other}: error, warn, info, debug or trace"
+                        ))
+                    }
+                }
+            }
+            "workers" => {
+                self.workers = Some(
+                    need(name, value)?
+                        .parse()
+                        .map_err(|_| "--workers needs a number".to_string())?,
+                )
+            }
+            other => return Err(format!("unknown option --{other}")),
+        }
+        Ok(())
+    }
+
+    fn load_config(&mut self, path: &str) -> Result<(), String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("config {path}: {e}"))?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (name, value) = match line.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim())),
+                None => (line, None),
+            };
+            self.set(name, value)
+                .map_err(|e| format!("config {path} line {}: {e}", n + 1))?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses `--name value` / `--flag` arguments (a config file first, wherever it is given).
+fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
+    let mut options = Options::default();
+    let mut positional = Vec::new();
+    let mut i = 0;
+    let mut pairs: Vec<(String, Option<String>)> = Vec::new();
+    while i < args.len() {
+        let arg = &args[i];
+        if let Some(name) = arg.strip_prefix("--") {
+            let (name, inline) = match name.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (name.to_string(), None),
+            };
+            const WITH_VALUE: [&str; 8] = [
+                "domain",
+                "listen",
+                "db",
+                "policy",
+                "log-level",
+                "workers",
+                "config",
+                "password",
+            ];
+            if !WITH_VALUE.contains(&name.as_str()) && !matches!(name.as_str(), "open" | "help") {
+                return Err(format!("unknown option --{name}"));
+            }
+            let takes_value = !matches!(name.as_str(), "open" | "help");
+            let value = if inline.is_some() || !takes_value {
+                inline
+            } else {
+                i += 1;
+                Some(
+                    args.get(i)
+                        .cloned()
+                        .ok_or_else(|| format!("--{name} needs a value"))?,
+                )
+            };
+            pairs.push((name, value));
+        } else {
+            positional.push(arg.clone());
+        }
+        i += 1;
+    }
+    if let Some((_, Some(path))) = pairs.iter().find(|(n, _)| n == "config") {
+        options.load_config(path)?;
+    }
+    for (name, value) in &pairs {
+        match name.as_str() {
+            "config" | "password" => {}
+            "help" => return Err(String::new()),
+            _ => options.set(name, value.as_deref())?,
+        }
+    }
+    if let Some((_, Some(pw))) = pairs.iter().find(|(n, _)| n == "password") {
+        positional.push(format!("--password={pw}"));
+    }
+    Ok((options, positional))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (options, positional) = match parse_options(&args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("imppd: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    log::set_max_level(options.log_level);
+    // Every enabled line to standard error, with its level and where it comes from.
+    log::set_sink(Some(Box::new(|level, message, target| {
+        eprintln!("imppd [{level}] {target}: {message}");
+    })));
+    let result = match positional.first().map(String::as_str) {
+        Some("user") => user_command(&options, &positional[1..]),
+        Some(other) => Err(format!("unknown command '{other}'")),
+        None => serve(options),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imppd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_store(options: &Options) -> Result<Arc<SqliteStore>, String> {
+    SqliteStore::open(&options.db)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+fn user_command(options: &Options, args: &[String]) -> Result<(), String> {
+    let store = open_store(options)?;
+    match args.first().map(String::as_str) {
+        Some("add") => {
+            let uri = args.get(1).ok_or("user add needs a URI")?;
+            let user = Uri::parse(uri).map_err(|e| e.to_string())?;
+            if user.user().is_none() {
+                return Err(format!("{uri} has no user part (user@domain)"));
+            }
+            let password = args
+                .iter()
+                .find_map(|a| a.strip_prefix("--password="))
+                .ok_or("user add needs --password")?;
+            let realm = user.host().to_string();
+            store
+                .write(Write::SaveCredential(Credential::new(
+                    user.clone(),
+                    &realm,
+                    password,
+                )))
+                .map_err(|e| e.to_string())?;
+            println!("added {user} (realm {realm})");
+            Ok(())
+        }
+        Some("del") => {
+            let uri = args.get(1).ok_or("user del needs a URI")?;
+            let user = Uri::parse(uri).map_err(|e| e.to_string())?;
+            store
+                .write(Write::DeleteCredential(user.clone()))
+                .map_err(|e| e.to_string())?;
+            println!("deleted {user}");
+            Ok(())
+        }
+        Some("list") => {
+            for c in store.load().map_err(|e| e.to_string())?.credentials {
+                println!("{} (realm {})", c.user, c.realm);
+            }
+            Ok(())
+        }
+        _ => Err("user: add, del or list".into()),
+    }
+}
+
+fn serve(mut options: Options) -> Result<(), String> {
+    if options.domains.is_empty() {
+        return Err("at least one --domain is needed".into());
+    }
+    if options.listen.is_empty() {
+        let local: SocketAddr = "127.0.0.1:5060".parse().expect("an address");
+        options.listen = vec![ListenAddr::udp(local), ListenAddr::tcp(local)];
+    }
+    let store = open_store(&options)?;
+    let mut config = EngineConfig {
+        domains: options.domains.clone(),
+        default_policy: options.policy,
+        store,
+        ..EngineConfig::default()
+    };
+    if let Some(w) = options.workers {
+        config.workers = w;
+    }
+    let engine = Arc::new(Engine::new(config).map_err(|e| e.to_string())?);
+    let mut sip = SipServerConfig::new(options.listen.clone());
+    sip.authenticate = !options.open;
+    let mut server = SipServer::start(engine.clone(), sip, None).map_err(|e| e.to_string())?;
+    let addrs: Vec<String> = server
+        .local_addrs()
+        .iter()
+        .map(|l| format!("{}:{}", l.proto.as_str(), l.addr))
+        .collect();
+    eprintln!(
+        "imppd ready: domains {} on {} (db {}, authentication {})",
+        options.domains.join(", "),
+        addrs.join(" "),
+        options.db.display(),
+        if options.open { "off" } else { "on" }
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("imppd: stopping");
+    server.stop();
+    drop(server);
+    engine.shutdown().map_err(|e| e.to_string())?;
+    let _ = Proto::Udp;
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! imppd on the wire, driven by sipp (Debian package `sip-tester`) with the project's own
+//! scenarios in `tests/sip/`: REGISTER, PUBLISH, SUBSCRIBE/NOTIFY and MESSAGE, each with
+//! digest authentication, over UDP and TCP; a message stored for an offline user reaches it
+//! when it registers, also after imppd restarts; users are managed with `imppd user`.
+//!
+//! imppd is started by the test on a free loopback port and stopped by PID (SIGTERM).
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const DOMAIN: &str = "example.test";
+const IMPPD: &str = env!("CARGO_BIN_EXE_imppd");
+
+fn scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip")
+}
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "impp-imppd-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("imppd.db")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn imppd(args: &[&str]) -> std::process::Output {
+    Command::new(IMPPD).args(args).output().unwrap()
+}
+
+fn add_user(db: &Path, name: &str) {
+    let out = imppd(&[
+        "user",
+        "add",
+        &format!("sip:{name}@{DOMAIN}"),
+        "--password",
+        &format!("{name}-pw"),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A running imppd, stopped (SIGTERM) when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP (probed, then released).
+fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+impl Server {
+    fn start(db: &Path) -> Server {
+        let port = free_port();
+        let mut child = Command::new(IMPPD)
+            .args([
+                "--domain",
+                DOMAIN,
+                "--listen",
+                &format!("udp:127.0.0.1:{port}"),
+                "--listen",
+                &format!("tcp:127.0.0.1:{port}"),
+                "--db",
+                db.to_str().unwrap(),
+                "--log-level",
+                "info",
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("imppd ready") {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                if std::env::var_os("IMPP_TEST_VERBOSE").is_some() {
+                    eprintln!("{line}");
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("imppd did not become ready");
+        Server { child, port }
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "imppd exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        panic!("imppd did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs one sipp scenario against the server; panics with sipp's screen when it fails.
+fn sipp(server: &Server, scenario: &str, tcp: bool, user: &str, vars: &[(&str, &str)]) {
+    let mut cmd = Command::new("sipp");
+    cmd.arg("-sf")
+        .arg(scenarios().join(scenario))
+        .args(["-set", "user", user, "-set", "domain", DOMAIN])
+        .args(["-au", user, "-ap", &format!("{user}-pw")])
+        .args(["-i", "127.0.0.1", "-p", "0", "-m", "1"])
+        .args(["-timeout", "15", "-timeout_error", "-nostdin"]);
+    for (name, value) in vars {
+        cmd.args(["-set", name, value]);
+    }
+    if tcp {
+        cmd.args(["-t", "t1"]);
+    }
+    cmd.arg(format!("127.0.0.1:{}", server.port));
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) => {
+            panic!("cannot run sipp ({e}): install the Debian package sip-tester (.ci/run does)")
+        }
+    };
+    assert!(
+        out.status.success(),
+        "sipp {scenario} ({}) failed with {}:\n{}\n{}",
+        if tcp { "TCP" } else { "UDP" },
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn users_are_managed_with_imppd_user() {
+    let dir = Dir::new("users");
+    let db = dir.db();
+    add_user(&db, "alice");
+    add_user(&db, "bob");
+    let out = imppd(&["user", "list", "--db", db.to_str().unwrap()]);
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.contains("sip:alice@example.test") && list.contains("sip:bob@example.test"));
+    let out = imppd(&[
+        "user",
+        "del",
+        "sip:bob@example.test",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let out = imppd(&["user", "list", "--db", db.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("bob"));
+    // Bad input: a clear error and a failing exit status.
+    let out = imppd(&[
+        "user",
+        "add",
+        "not a uri",
+        "--password",
+        "x",
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let out = imppd(&["--listen", "sctp:127.0.0.1:5060", "--domain", DOMAIN]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown transport"));
+    let out = imppd(&["--nonsense"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn register_publish_subscribe_over_udp_and_tcp() {
+    let dir = Dir::new("presence");
+    for name in ["alice", "bob"] {
+        add_user(&dir.db(), name);
+    }
+    let mut server = Server::start(&dir.db());
+    for tcp in [false, true] {
+        sipp(&server, "register_auth.xml", tcp, "alice", &[]);
+        sipp(&server, "publish_auth.xml", tcp, "alice", &[]);
+        sipp(
+            &server,
+            "subscribe_auth.xml",
+            tcp,
+            "bob",
+            &[("target", "alice")],
+        );
+    }
+    server.stop();
+}
+
+/// A sipp user agent on `port` that waits for one MESSAGE (see message_receive.xml).
+fn receiver(port: u16) -> Child {
+    Command::new("sipp")
+        .arg("-sf")
+        .arg(scenarios().join("message_receive.xml"))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
+        .args(["-timeout", "15", "-timeout_error", "-nostdin"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp (Debian package sip-tester) must be installed")
+}
+
+fn wait_received(mut child: Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                status.success(),
+                "the receiving user agent failed ({status}):\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    panic!("the receiving user agent got no MESSAGE");
+}
+
+#[test]
+fn a_message_for_an_offline_user_arrives_when_it_registers_even_after_a_restart() {
+    let dir = Dir::new("messages");
+    for name in ["alice", "carol", "dave"] {
+        add_user(&dir.db(), name);
+    }
+    let mut server = Server::start(&dir.db());
+    let text = [("target", "carol"), ("text", "stored for you")];
+    sipp(&server, "message_auth.xml", false, "alice", &text);
+    let port = free_port();
+    let ua = receiver(port);
+    let cport = port.to_string();
+    sipp(
+        &server,
+        "register_contact.xml",
+        false,
+        "carol",
+        &[("cport", &cport)],
+    );
+    wait_received(ua);
+
+    // Stored (sent over TCP this time), then imppd restarts, then the user registers.
+    let text = [
+        ("target", "dave"),
+        ("text", "stored for you, across a restart"),
+    ];
+    sipp(&server, "message_auth.xml", true, "alice", &text);
+    server.stop();
+    let mut server = Server::start(&dir.db());
+    let port = free_port();
+    let ua = receiver(port);
+    let cport = port.to_string();
+    sipp(
+        &server,
+        "register_contact.xml",
+        false,
+        "dave",
+        &[("cport", &cport)],
+    );
+    wait_received(ua);
+    server.stop();
+}
