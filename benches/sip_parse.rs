@@ -71,7 +71,10 @@ fn median_ns_per_op(mut op: impl FnMut()) -> f64 {
 }
 
 fn report(what: &str, ns: f64) {
-    println!("{what:<44} {ns:>7.0} ns/message  {:>10.0} messages/s", 1e9 / ns);
+    println!(
+        "{what:<44} {ns:>7.0} ns/message  {:>10.0} messages/s",
+        1e9 / ns
+    );
 }
 
 /// What a server reads from every request before dispatching it.
@@ -90,11 +93,7 @@ fn server_fields(m: &SipMessage) -> usize {
 
 fn main() {
     let limits = SipLimits::DEFAULT;
-    let notify = format!(
-        "{NOTIFY_HEAD}Content-Length: {}\r\n\r\n{PIDF}",
-        PIDF.len()
-    )
-    .into_bytes();
+    let notify = format!("{NOTIFY_HEAD}Content-Length: {}\r\n\r\n{PIDF}", PIDF.len()).into_bytes();
     let ok = OK.as_bytes();
     SipMessage::parse(&notify, &limits, Transport::Stream).expect("NOTIFY parses");
     SipMessage::parse(ok, &limits, Transport::Stream).expect("200 parses");

@@ -666,7 +666,7 @@ fn parse_start_line(line: &str) -> Result<StartLine> {
     // The end of the word starting at `from` (the next space, or the end of the line).
     let word_end = |from: usize| line[from..].find(' ').map_or(line.len(), |i| from + i);
     let after = |end: usize| (end + 1).min(line.len());
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+    if line.len() >= 4 && line.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
         let version_end = word_end(0);
         check_version(&line[..version_end])?;
         let code_start = after(version_end);
