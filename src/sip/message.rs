@@ -21,7 +21,7 @@ use super::header::{
     check_call_id, tokens, AuthValue, CSeq, Contacts, ContentType, Event, NameAddr,
     SubscriptionState, Via,
 };
-use super::lex::{clip, is_token, is_token_byte, is_ws, number, split_list};
+use super::lex::{clip, is_token, is_token_byte, is_ws, number, plain_prefix, split_list};
 use super::name::{classify, Known};
 use super::{SipLimits, Transport};
 use crate::error::{Error, Result};
@@ -115,6 +115,7 @@ impl SipMessage {
         loop {
             // Find the CRLF ending the line that starts at `line_start`.
             let line_end = loop {
+                i += plain_prefix(&input[i..]);
                 let Some(&b) = input.get(i) else {
                     return Err(malformed(if start_line_end.is_none() {
                         "the start line is not terminated by CRLF".to_string()
@@ -122,7 +123,7 @@ impl SipMessage {
                         "the header section is not terminated by an empty line".to_string()
                     }));
                 };
-                if b >= 0x20 && b != 0x7f || b == b'\t' {
+                if b == b'\t' {
                     i += 1;
                     continue;
                 }
@@ -184,23 +185,36 @@ impl SipMessage {
                     )));
                 }
                 let line = &input[line_start..line_end];
-                let Some(colon) = line.iter().position(|&b| b == b':') else {
-                    return Err(malformed(format!(
-                        "header line without a colon: {:?}",
-                        clip(&String::from_utf8_lossy(line))
-                    )));
-                };
-                let mut name_end = colon;
-                while name_end > 0 && is_ws(line[name_end - 1]) {
-                    name_end -= 1;
+                let name_end = line
+                    .iter()
+                    .position(|&b| !is_token_byte(b))
+                    .unwrap_or(line.len());
+                let mut colon = name_end;
+                while colon < line.len() && is_ws(line[colon]) {
+                    colon += 1;
+                }
+                if line.get(colon) != Some(&b':') {
+                    return Err(malformed(if line.contains(&b':') {
+                        format!(
+                            "invalid header name {:?}",
+                            clip(
+                                &String::from_utf8_lossy(line)
+                                    .split(':')
+                                    .next()
+                                    .unwrap_or("")
+                            )
+                        )
+                    } else {
+                        format!(
+                            "header line without a colon: {:?}",
+                            clip(&String::from_utf8_lossy(line))
+                        )
+                    }));
+                }
+                if name_end == 0 {
+                    return Err(malformed("a header line with an empty name"));
                 }
                 let name = &line[..name_end];
-                if name.is_empty() || !name.iter().all(|&b| is_token_byte(b)) {
-                    return Err(malformed(format!(
-                        "invalid header name {:?}",
-                        clip(&String::from_utf8_lossy(&line[..colon]))
-                    )));
-                }
                 // `name` is ASCII: token bytes only.
                 let known = classify(std::str::from_utf8(name).unwrap_or(""));
                 fields.push(Field {

@@ -90,8 +90,11 @@ pub(crate) fn classify(name: &str) -> Known {
         19 => &[Known::ProxyAuthorization],
         _ => return Known::Other,
     };
+    let first = name.as_bytes()[0].to_ascii_lowercase();
     for &k in candidates {
-        if k.name().is_some_and(|n| n.eq_ignore_ascii_case(name)) {
+        if k.name().is_some_and(|n| {
+            n.as_bytes()[0].to_ascii_lowercase() == first && n.eq_ignore_ascii_case(name)
+        }) {
             return k;
         }
     }
