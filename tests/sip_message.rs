@@ -150,6 +150,25 @@ fn subscribe_for_presence() {
     assert!(route[0].uri().unwrap().param("lr").is_some());
     assert!(route[0].uri_text().ends_with(";lr"));
     assert!(m.record_route().unwrap().is_empty());
+    let with_rr = SUBSCRIBE.replace(
+        "Max-Forwards: 70\n",
+        "Max-Forwards: 70\nRecord-Route: <sip:p1.example.test;lr>, <sip:p2.example.test;lr>\nrecord-route: <sip:p3.example.test;lr>\n",
+    );
+    let rr = parse(&wire(&with_rr, b""));
+    let hops: Vec<&str> = rr
+        .record_route()
+        .unwrap()
+        .iter()
+        .map(|n| n.uri_text())
+        .collect();
+    assert_eq!(
+        hops,
+        vec![
+            "sip:p1.example.test;lr",
+            "sip:p2.example.test;lr",
+            "sip:p3.example.test;lr"
+        ]
+    );
     assert_eq!(m.top_via().unwrap().params().get("alias"), Some(None));
     assert_eq!(m.cseq().unwrap().seq, 17741);
 }

@@ -198,7 +198,7 @@ impl SipMessage {
                         format!(
                             "invalid header name {:?}",
                             clip(
-                                &String::from_utf8_lossy(line)
+                                String::from_utf8_lossy(line)
                                     .split(':')
                                     .next()
                                     .unwrap_or("")
