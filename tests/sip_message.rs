@@ -19,7 +19,7 @@ fn wire(head: &str, body: &[u8]) -> Vec<u8> {
 }
 
 fn parse(bytes: &[u8]) -> SipMessage {
-    SipMessage::parse(bytes, &L, Transport::Datagram).unwrap_or_else(|e| {
+    strict(bytes, Transport::Datagram).unwrap_or_else(|e| {
         panic!(
             "should parse: {e}\n{}",
             String::from_utf8_lossy(bytes).escape_debug()
@@ -27,8 +27,15 @@ fn parse(bytes: &[u8]) -> SipMessage {
     })
 }
 
+/// [`SipMessage::parse`] followed by the full [`SipMessage::check`].
+fn strict(bytes: &[u8], transport: Transport) -> impp::Result<SipMessage> {
+    let m = SipMessage::parse(bytes, &L, transport)?;
+    m.check()?;
+    Ok(m)
+}
+
 fn malformed_with(bytes: &[u8], transport: Transport) -> String {
-    match SipMessage::parse(bytes, &L, transport) {
+    match strict(bytes, transport) {
         Err(Error::Malformed(m)) => m,
         other => panic!(
             "should be Malformed, got {other:?}\n{}",
@@ -42,7 +49,7 @@ fn malformed(bytes: &[u8]) -> String {
 }
 
 fn too_large(bytes: &[u8]) -> String {
-    match SipMessage::parse(bytes, &L, Transport::Datagram) {
+    match strict(bytes, Transport::Datagram) {
         Err(Error::TooLarge(m)) => m,
         other => panic!("should be TooLarge, got {other:?}"),
     }
@@ -600,6 +607,24 @@ fn missing_mandatory_headers() {
     // Duplicates of single-valued headers.
     let text = full.replace("Call-ID: m1@192.0.2.10\n", "Call-ID: a\nCall-ID: b\n");
     assert!(malformed(&wire(&text, b"")).contains("more than one Call-ID"));
+}
+
+#[test]
+fn parse_defers_typed_syntax_to_the_accessors() {
+    let text = minimal("")
+        .replace(
+            "From: <sip:alice@example.test>;tag=a",
+            "From: <sip:alice@example.test",
+        )
+        .replace("branch=z9hG4bKm", "branch=z9hG4bKm;rport=x");
+    let bytes = wire(&text, b"");
+    let m = SipMessage::parse(&bytes, &L, Transport::Datagram).unwrap();
+    assert!(m.from().unwrap_err().to_string().contains("missing >"));
+    assert!(m.top_via().unwrap_err().to_string().contains("rport"));
+    let err = m.check().unwrap_err();
+    assert!(err.to_string().contains("rport"), "{err}");
+    assert!(!m.can_answer_bad_request());
+    assert_eq!(m.call_id().unwrap(), "m1@192.0.2.10");
 }
 
 #[test]
