@@ -19,7 +19,7 @@ fn wire(head: &str, body: &[u8]) -> Vec<u8> {
 }
 
 fn parse(bytes: &[u8]) -> SipMessage {
-    SipMessage::parse(bytes, &L, Transport::Datagram).unwrap_or_else(|e| {
+    strict(bytes, Transport::Datagram).unwrap_or_else(|e| {
         panic!(
             "should parse: {e}\n{}",
             String::from_utf8_lossy(bytes).escape_debug()
@@ -27,8 +27,15 @@ fn parse(bytes: &[u8]) -> SipMessage {
     })
 }
 
+/// [`SipMessage::parse`] followed by the full [`SipMessage::check`].
+fn strict(bytes: &[u8], transport: Transport) -> impp::Result<SipMessage> {
+    let m = SipMessage::parse(bytes, &L, transport)?;
+    m.check()?;
+    Ok(m)
+}
+
 fn malformed_with(bytes: &[u8], transport: Transport) -> String {
-    match SipMessage::parse(bytes, &L, transport) {
+    match strict(bytes, transport) {
         Err(Error::Malformed(m)) => m,
         other => panic!(
             "should be Malformed, got {other:?}\n{}",
@@ -42,7 +49,7 @@ fn malformed(bytes: &[u8]) -> String {
 }
 
 fn too_large(bytes: &[u8]) -> String {
-    match SipMessage::parse(bytes, &L, Transport::Datagram) {
+    match strict(bytes, Transport::Datagram) {
         Err(Error::TooLarge(m)) => m,
         other => panic!("should be TooLarge, got {other:?}"),
     }
@@ -150,6 +157,25 @@ fn subscribe_for_presence() {
     assert!(route[0].uri().unwrap().param("lr").is_some());
     assert!(route[0].uri_text().ends_with(";lr"));
     assert!(m.record_route().unwrap().is_empty());
+    let with_rr = SUBSCRIBE.replace(
+        "Max-Forwards: 70\n",
+        "Max-Forwards: 70\nRecord-Route: <sip:p1.example.test;lr>, <sip:p2.example.test;lr>\nrecord-route: <sip:p3.example.test;lr>\n",
+    );
+    let rr = parse(&wire(&with_rr, b""));
+    let hops: Vec<&str> = rr
+        .record_route()
+        .unwrap()
+        .iter()
+        .map(|n| n.uri_text())
+        .collect();
+    assert_eq!(
+        hops,
+        vec![
+            "sip:p1.example.test;lr",
+            "sip:p2.example.test;lr",
+            "sip:p3.example.test;lr"
+        ]
+    );
     assert_eq!(m.top_via().unwrap().params().get("alias"), Some(None));
     assert_eq!(m.cseq().unwrap().seq, 17741);
 }
@@ -584,6 +610,24 @@ fn missing_mandatory_headers() {
 }
 
 #[test]
+fn parse_defers_typed_syntax_to_the_accessors() {
+    let text = minimal("")
+        .replace(
+            "From: <sip:alice@example.test>;tag=a",
+            "From: <sip:alice@example.test",
+        )
+        .replace("branch=z9hG4bKm", "branch=z9hG4bKm;rport=x");
+    let bytes = wire(&text, b"");
+    let m = SipMessage::parse(&bytes, &L, Transport::Datagram).unwrap();
+    assert!(m.from().unwrap_err().to_string().contains("missing >"));
+    assert!(m.top_via().unwrap_err().to_string().contains("rport"));
+    let err = m.check().unwrap_err();
+    assert!(err.to_string().contains("rport"), "{err}");
+    assert!(!m.can_answer_bad_request());
+    assert_eq!(m.call_id().unwrap(), "m1@192.0.2.10");
+}
+
+#[test]
 fn bad_cseq() {
     for (cseq, expect) in [
         ("CSeq: x OPTIONS", "sequence number"),
@@ -612,6 +656,12 @@ fn bad_start_lines() {
     }
     let empty_reason = ok.replace("200 OK", "200 ");
     assert_eq!(parse(&wire(&empty_reason, b"")).reason(), Some(""));
+    // Found by fuzzing: a status line without the space and reason phrase.
+    let no_reason = ok.replace("200 OK", "200");
+    assert_eq!(parse(&wire(&no_reason, b"")).reason(), Some(""));
+    // Found by fuzzing: a multi-byte character across the fourth byte of the start line.
+    let msg = malformed("SI/\u{4ef}2ipc\r\nContent-Length: 0\r\n\r\n".as_bytes());
+    assert!(msg.contains("not a token"), "{msg}");
     for version in ["SIP/3.0", "HTTP/1.1", "SIP/2.00"] {
         let text = ok.replace("SIP/2.0 200", &format!("{version} 200"));
         let msg = malformed(&wire(&text, b""));
@@ -886,8 +936,7 @@ fn build_and_round_trip() {
     assert_eq!(resp.cseq().unwrap(), req.cseq().unwrap());
     assert_eq!(resp.expires().unwrap(), Some(600));
     // An existing To tag is kept.
-    let again =
-        MessageBuilder::response_to(&resp_as_request(&resp), 202, "Accepted", Some("other"));
+    let again = MessageBuilder::response_to(&resp, 202, "Accepted", Some("other"));
     assert!(again.is_err(), "a response is not a request");
     let tagged = parse(&wire(
         &minimal("").replace(
@@ -910,8 +959,4 @@ fn build_and_round_trip() {
     assert!(b.header("Content-Length", "5").is_err());
     assert!(b.header("l", "5").is_err());
     assert!(b.body("text", b"x").is_err());
-}
-
-fn resp_as_request(m: &SipMessage) -> SipMessage {
-    m.clone()
 }

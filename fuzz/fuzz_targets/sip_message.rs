@@ -1,5 +1,6 @@
 //! SIP messages: any input either fails to parse or parses to a message on which every
-//! accessor returns (no panic); a request's 200 response, built from it, parses back with the
+//! accessor returns (no panic); `parse` accepts exactly what `parse_lenient` plus
+//! `check_essentials` accepts; a fully checked request's 200 response, built from it, parses back with the
 //! same Via, From, Call-ID and CSeq. The stream framer never panics and, when it finds a
 //! message, says a length within the input.
 #![no_main]
@@ -41,6 +42,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     touch(&m);
+    assert_eq!(
+        SipMessage::parse(data, &limits, Transport::Datagram).is_ok(),
+        m.check_essentials().is_ok()
+    );
     match m.check() {
         Err(e) => {
             if m.can_answer_bad_request() {

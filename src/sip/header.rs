@@ -519,27 +519,7 @@ impl<'a> AuthValue<'a> {
 
 /// Checks a Call-ID: `word [ "@" word ]` (RFC 3261 §25.1).
 pub(crate) fn check_call_id(value: &str) -> Result<&str> {
-    let word = |w: &str| {
-        !w.is_empty()
-            && w.bytes().all(|b| {
-                super::lex::is_token_byte(b)
-                    || matches!(
-                        b,
-                        b'(' | b')'
-                            | b'<'
-                            | b'>'
-                            | b':'
-                            | b'\\'
-                            | b'"'
-                            | b'/'
-                            | b'['
-                            | b']'
-                            | b'?'
-                            | b'{'
-                            | b'}'
-                    )
-            })
-    };
+    let word = |w: &str| !w.is_empty() && w.bytes().all(super::lex::is_word_byte);
     let ok = match value.split_once('@') {
         Some((a, b)) => word(a) && word(b),
         None => word(value),

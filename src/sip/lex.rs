@@ -11,13 +11,30 @@ use std::fmt::Display;
 use super::header::{Param, Params};
 use crate::error::{Error, Result};
 
+/// A byte class as a lookup table: ASCII alphanumerics plus `extra`.
+const fn class(extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (i as u8).is_ascii_alphanumeric();
+        i += 1;
+    }
+    let mut j = 0;
+    while j < extra.len() {
+        t[extra[j] as usize] = true;
+        j += 1;
+    }
+    t
+}
+
+static TOKEN: [bool; 256] = class(b"-.!%*_+`'~");
+static VALUE: [bool; 256] = class(b"-.!%*_+`'~[]:");
+static WORD: [bool; 256] = class(b"-.!%*_+`'~()<>:\\\"/[]?{}");
+
 /// `token` characters: alphanumerics and `-.!%*_+`'~`.
+#[inline]
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[b as usize]
 }
 
 /// Whether `s` is a non-empty `token`.
@@ -26,8 +43,40 @@ pub(crate) fn is_token(s: &str) -> bool {
 }
 
 /// Characters of an unquoted parameter value: a token, or a host with an IPv6 reference.
+#[inline]
 fn is_value_byte(b: u8) -> bool {
-    is_token_byte(b) || matches!(b, b'[' | b']' | b':')
+    VALUE[b as usize]
+}
+
+/// Characters of a Call-ID `word` (RFC 3261 §25.1).
+#[inline]
+pub(crate) fn is_word_byte(b: u8) -> bool {
+    WORD[b as usize]
+}
+
+/// How many bytes at the start of `s` are neither control characters (below 0x20) nor DEL;
+/// eight bytes at a time.
+#[inline]
+pub(crate) fn plain_prefix(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        // A byte below 0x20 (exact as an existence test: no borrow occurs without one).
+        let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        // A byte equal to 0x7f.
+        let x = w ^ (ONES * 0x7f);
+        let del = x.wrapping_sub(ONES) & !x & HIGH;
+        if below | del != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while i < s.len() && s[i] >= 0x20 && s[i] != 0x7f {
+        i += 1;
+    }
+    i
 }
 
 pub(crate) fn is_ws(b: u8) -> bool {
@@ -278,11 +327,18 @@ impl<'a> Iterator for ListSplit<'a> {
             return None;
         }
         let bytes = self.rest.as_bytes();
+        // Fast path: no quote or angle bracket before the next comma (or the end).
+        let special = bytes
+            .iter()
+            .position(|&b| b == b',' || b == b'"' || b == b'<');
         let mut in_quote = false;
         let mut in_angle = false;
-        let mut i = 0;
-        let mut end = None;
-        while i < bytes.len() {
+        let mut i = match special {
+            Some(at) if bytes[at] != b',' => at,
+            _ => bytes.len(),
+        };
+        let mut end = special.filter(|&at| bytes[at] == b',');
+        while end.is_none() && i < bytes.len() {
             let b = bytes[i];
             if in_quote {
                 match b {
@@ -408,5 +464,23 @@ mod tests {
         assert!(number("4x", "n", false).is_err());
         assert!(number("99999999999", "n", false).is_err());
         assert_eq!(number("99999999999", "n", true).unwrap(), u32::MAX);
+    }
+
+    #[test]
+    fn plain_prefix_stops_at_control_bytes() {
+        for len in 0..40 {
+            for bad in [0u8, b'\t', b'\r', 0x1f, 0x7f] {
+                for at in 0..=len {
+                    let mut v: Vec<u8> =
+                        (0..len).map(|i| [b'a', 0x80, 0xff, 0x20][i % 4]).collect();
+                    if at < len {
+                        v[at] = bad;
+                    }
+                    assert_eq!(plain_prefix(&v), at, "{v:?}");
+                }
+            }
+        }
+        assert!(is_word_byte(b'"') && is_word_byte(b'\\') && !is_word_byte(b'@'));
+        assert!(is_token_byte(b'~') && !is_token_byte(b':') && is_value_byte(b':'));
     }
 }

@@ -1,15 +1,17 @@
 //! A parsed SIP message: the start line, an index of header fields over the stored text, and
 //! the body. Typed header values are parsed by the accessors, on demand.
 //!
-//! Two levels of checking:
+//! Three levels of checking:
 //! - [`SipMessage::parse_lenient`] checks only the framing: the start line, that every header
 //!   line is `name: value` (folded continuation lines are unfolded), the limits, and UTF-8 in
 //!   the header section. A message that passes can be inspected, and a request can be answered
 //!   with `400 Bad Request` if [`SipMessage::can_answer_bad_request`] says so.
-//! - [`SipMessage::check`] adds what RFC 3261 requires of every message: Content-Length agrees
-//!   with the body, the top Via, From, To, Call-ID and CSeq are present once and well-formed,
-//!   the CSeq method of a request is its method, Max-Forwards is a number, and a body has a
-//!   Content-Type. [`SipMessage::parse`] is both.
+//! - [`SipMessage::check_essentials`] adds what every message needs to be dispatched, at
+//!   little cost: Content-Length agrees with the body, Via is present, From, To, Call-ID and
+//!   CSeq are present once, CSeq is well-formed and its method is the request's, and a body
+//!   has a Content-Type. [`SipMessage::parse`] is these two.
+//! - [`SipMessage::check`] also parses the top Via, From, To, Call-ID, Max-Forwards and
+//!   Content-Type, so that their accessors cannot fail afterwards.
 //!
 //! Lines must end in CRLF; a bare CR or LF, and any control character other than HTAB in the
 //! header section, is an error. CRLFs before the start line are skipped (RFC 3261 §7.5).
@@ -21,7 +23,7 @@ use super::header::{
     check_call_id, tokens, AuthValue, CSeq, Contacts, ContentType, Event, NameAddr,
     SubscriptionState, Via,
 };
-use super::lex::{clip, is_token, is_token_byte, is_ws, number, split_list};
+use super::lex::{clip, is_token, is_token_byte, is_ws, number, plain_prefix, split_list};
 use super::name::{classify, Known};
 use super::{SipLimits, Transport};
 use crate::error::{Error, Result};
@@ -75,11 +77,13 @@ fn too_large(what: impl fmt::Display) -> Error {
 }
 
 impl SipMessage {
-    /// Parses and checks one message: [`SipMessage::parse_lenient`] then
-    /// [`SipMessage::check`].
+    /// Parses one message and makes the checks every message needs before it can be
+    /// dispatched: [`SipMessage::parse_lenient`] then [`SipMessage::check_essentials`]. The
+    /// syntax of From, To, Via and the other typed headers is checked by their accessors (or
+    /// all at once by [`SipMessage::check`]).
     pub fn parse(bytes: &[u8], limits: &SipLimits, transport: Transport) -> Result<SipMessage> {
         let m = SipMessage::parse_lenient(bytes, limits, transport)?;
-        m.check()?;
+        m.check_essentials()?;
         Ok(m)
     }
 
@@ -115,6 +119,7 @@ impl SipMessage {
         loop {
             // Find the CRLF ending the line that starts at `line_start`.
             let line_end = loop {
+                i += plain_prefix(&input[i..]);
                 let Some(&b) = input.get(i) else {
                     return Err(malformed(if start_line_end.is_none() {
                         "the start line is not terminated by CRLF".to_string()
@@ -122,7 +127,7 @@ impl SipMessage {
                         "the header section is not terminated by an empty line".to_string()
                     }));
                 };
-                if b >= 0x20 && b != 0x7f || b == b'\t' {
+                if b == b'\t' {
                     i += 1;
                     continue;
                 }
@@ -184,23 +189,36 @@ impl SipMessage {
                     )));
                 }
                 let line = &input[line_start..line_end];
-                let Some(colon) = line.iter().position(|&b| b == b':') else {
-                    return Err(malformed(format!(
-                        "header line without a colon: {:?}",
-                        clip(&String::from_utf8_lossy(line))
-                    )));
-                };
-                let mut name_end = colon;
-                while name_end > 0 && is_ws(line[name_end - 1]) {
-                    name_end -= 1;
+                let name_end = line
+                    .iter()
+                    .position(|&b| !is_token_byte(b))
+                    .unwrap_or(line.len());
+                let mut colon = name_end;
+                while colon < line.len() && is_ws(line[colon]) {
+                    colon += 1;
+                }
+                if line.get(colon) != Some(&b':') {
+                    return Err(malformed(if line.contains(&b':') {
+                        format!(
+                            "invalid header name {:?}",
+                            clip(
+                                String::from_utf8_lossy(line)
+                                    .split(':')
+                                    .next()
+                                    .unwrap_or("")
+                            )
+                        )
+                    } else {
+                        format!(
+                            "header line without a colon: {:?}",
+                            clip(&String::from_utf8_lossy(line))
+                        )
+                    }));
+                }
+                if name_end == 0 {
+                    return Err(malformed("a header line with an empty name"));
                 }
                 let name = &line[..name_end];
-                if name.is_empty() || !name.iter().all(|&b| is_token_byte(b)) {
-                    return Err(malformed(format!(
-                        "invalid header name {:?}",
-                        clip(&String::from_utf8_lossy(&line[..colon]))
-                    )));
-                }
                 // `name` is ASCII: token bytes only.
                 let known = classify(std::str::from_utf8(name).unwrap_or(""));
                 fields.push(Field {
@@ -295,15 +313,19 @@ impl SipMessage {
         })
     }
 
-    /// Checks what RFC 3261 requires of every message (see the module documentation).
-    pub fn check(&self) -> Result<()> {
+    /// The checks [`SipMessage::parse`] makes (see the module documentation): Content-Length
+    /// agrees with the body; Via is present; From, To, Call-ID and CSeq are present once; CSeq
+    /// is well-formed and names the request's method; a body has a Content-Type header.
+    pub fn check_essentials(&self) -> Result<()> {
         if let Some(p) = &self.problem {
             return Err(malformed(p));
         }
-        self.top_via()?;
-        self.from()?;
-        self.to()?;
-        self.call_id()?;
+        if !self.fields.iter().any(|f| f.known == Known::Via) {
+            return Err(malformed("missing Via header"));
+        }
+        self.required(Known::From)?;
+        self.required(Known::To)?;
+        self.required(Known::CallId)?;
         let cseq = self.cseq()?;
         if let Some(method) = self.method() {
             if cseq.method != method {
@@ -313,13 +335,25 @@ impl SipMessage {
                 )));
             }
         }
-        self.max_forwards()?;
-        if !self.body.is_empty() && self.content_type()?.is_none() {
+        if !self.body.is_empty() && self.single(Known::ContentType)?.is_none() {
             return Err(malformed(format!(
                 "a body of {} bytes without Content-Type",
                 self.body.len()
             )));
         }
+        Ok(())
+    }
+
+    /// [`SipMessage::check_essentials`], and the syntax of the top Via, From, To, Call-ID,
+    /// Max-Forwards and Content-Type: after it succeeds, their accessors succeed too.
+    pub fn check(&self) -> Result<()> {
+        self.check_essentials()?;
+        self.top_via()?;
+        self.from()?;
+        self.to()?;
+        self.call_id()?;
+        self.max_forwards()?;
+        self.content_type()?;
         Ok(())
     }
 
@@ -441,9 +475,10 @@ impl SipMessage {
     /// quoted strings and `<...>` do not split). Only meaningful for list headers: Via,
     /// Contact, Route, Allow, Supported, Accept, Require, ...
     pub fn header_values<'a>(&'a self, name: &'a str) -> Result<Vec<&'a str>> {
+        let what = classify(name).name().unwrap_or("list");
         let mut out = Vec::new();
         for v in self.headers(name) {
-            for item in split_list(v, "list") {
+            for item in split_list(v, what) {
                 out.push(item?);
             }
         }
@@ -666,7 +701,7 @@ fn parse_start_line(line: &str) -> Result<StartLine> {
     // The end of the word starting at `from` (the next space, or the end of the line).
     let word_end = |from: usize| line[from..].find(' ').map_or(line.len(), |i| from + i);
     let after = |end: usize| (end + 1).min(line.len());
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+    if line.len() >= 4 && line.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
         let version_end = word_end(0);
         check_version(&line[..version_end])?;
         let code_start = after(version_end);

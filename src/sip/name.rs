@@ -68,34 +68,61 @@ impl Known {
 
 /// Classifies a header name as written (any case, compact or full).
 pub(crate) fn classify(name: &str) -> Known {
-    let candidates: &[Known] = match name.len() {
-        1 => return compact(name.as_bytes()[0]),
-        2 => &[Known::To],
-        3 => &[Known::Via],
-        4 => &[Known::From, Known::CSeq],
-        5 => &[Known::Event, Known::Route, Known::Allow],
-        7 => &[
-            Known::CallId,
-            Known::Contact,
-            Known::Expires,
-            Known::Subject,
+    const LONGEST: usize = 19;
+    let n = name.len();
+    if n == 1 {
+        return compact(name.as_bytes()[0]);
+    }
+    if n > LONGEST {
+        return Known::Other;
+    }
+    // Lower-case by setting bit 5: exact for letters, harmless for `-` and digits; `_`
+    // becomes DEL, which no known name contains.
+    let mut buf = [0u8; LONGEST];
+    for (d, s) in buf.iter_mut().zip(name.bytes()) {
+        *d = s | 0x20;
+    }
+    let lower = &buf[..n];
+    let candidates: &[(Known, &[u8])] = match n {
+        2 => &[(Known::To, b"to")],
+        3 => &[(Known::Via, b"via")],
+        4 => &[(Known::From, b"from"), (Known::CSeq, b"cseq")],
+        5 => &[
+            (Known::Event, b"event"),
+            (Known::Route, b"route"),
+            (Known::Allow, b"allow"),
         ],
-        9 => &[Known::Supported],
-        11 => &[Known::MinExpires],
-        12 => &[Known::ContentType, Known::MaxForwards, Known::AllowEvents],
-        13 => &[Known::Authorization, Known::RecordRoute],
-        14 => &[Known::ContentLength],
-        16 => &[Known::ContentEncoding, Known::WwwAuthenticate],
-        18 => &[Known::SubscriptionState, Known::ProxyAuthenticate],
-        19 => &[Known::ProxyAuthorization],
+        7 => &[
+            (Known::CallId, b"call-id"),
+            (Known::Contact, b"contact"),
+            (Known::Expires, b"expires"),
+            (Known::Subject, b"subject"),
+        ],
+        9 => &[(Known::Supported, b"supported")],
+        11 => &[(Known::MinExpires, b"min-expires")],
+        12 => &[
+            (Known::ContentType, b"content-type"),
+            (Known::MaxForwards, b"max-forwards"),
+            (Known::AllowEvents, b"allow-events"),
+            (Known::RecordRoute, b"record-route"),
+        ],
+        13 => &[(Known::Authorization, b"authorization")],
+        14 => &[(Known::ContentLength, b"content-length")],
+        16 => &[
+            (Known::ContentEncoding, b"content-encoding"),
+            (Known::WwwAuthenticate, b"www-authenticate"),
+        ],
+        18 => &[
+            (Known::SubscriptionState, b"subscription-state"),
+            (Known::ProxyAuthenticate, b"proxy-authenticate"),
+        ],
+        19 => &[(Known::ProxyAuthorization, b"proxy-authorization")],
         _ => return Known::Other,
     };
-    for &k in candidates {
-        if k.name().is_some_and(|n| n.eq_ignore_ascii_case(name)) {
-            return k;
-        }
-    }
-    Known::Other
+    candidates
+        .iter()
+        .find(|(_, c)| *c == lower)
+        .map_or(Known::Other, |&(k, _)| k)
 }
 
 fn compact(letter: u8) -> Known {
@@ -140,6 +167,33 @@ pub fn same_header(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
+    const ALL: [Known; 24] = [
+        Known::Allow,
+        Known::AllowEvents,
+        Known::Authorization,
+        Known::CallId,
+        Known::Contact,
+        Known::ContentEncoding,
+        Known::ContentLength,
+        Known::ContentType,
+        Known::CSeq,
+        Known::Event,
+        Known::Expires,
+        Known::From,
+        Known::MaxForwards,
+        Known::MinExpires,
+        Known::ProxyAuthenticate,
+        Known::ProxyAuthorization,
+        Known::RecordRoute,
+        Known::Route,
+        Known::Subject,
+        Known::SubscriptionState,
+        Known::Supported,
+        Known::To,
+        Known::Via,
+        Known::WwwAuthenticate,
+    ];
+
     #[test]
     fn compact_forms_and_case() {
         for (short, full) in [
@@ -165,5 +219,15 @@ mod tests {
         assert_eq!(canonical_name("X-Custom"), "X-Custom");
         assert!(same_header("x-custom", "X-CUSTOM"));
         assert!(!same_header("Via", "To"));
+        // Every known name classifies as itself in any case; near misses do not.
+        for k in ALL {
+            let name = k.name().unwrap();
+            assert_eq!(classify(name), k);
+            assert_eq!(classify(&name.to_ascii_uppercase()), k);
+            assert_eq!(classify(&name.to_ascii_lowercase()), k);
+        }
+        assert_eq!(classify("Call_ID"), Known::Other);
+        assert_eq!(classify("Call-IE"), Known::Other);
+        assert_eq!(classify("Record-Routes"), Known::Other);
     }
 }
