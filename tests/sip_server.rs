@@ -20,16 +20,20 @@ use impp::store::{Credential, MemoryStore};
 const DOMAIN: &str = "example.test";
 
 struct Server {
-    _engine: Arc<Engine>,
+    engine: Arc<Engine>,
     server: SipServer,
 }
 
 impl Server {
     fn start(authenticate: bool) -> Server {
-        Server::start_with(authenticate, 65536)
+        Server::start_with(authenticate, 65536, |_| {})
     }
 
-    fn start_with(authenticate: bool, max_message_size: usize) -> Server {
+    fn start_with(
+        authenticate: bool,
+        max_message_size: usize,
+        tweak: impl FnOnce(&mut SipServerConfig),
+    ) -> Server {
         let store = Arc::new(MemoryStore::new());
         let engine = Arc::new(
             Engine::new(EngineConfig {
@@ -51,11 +55,9 @@ impl Server {
         let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let mut config = SipServerConfig::new(vec![ListenAddr::udp(local), ListenAddr::tcp(local)]);
         config.authenticate = authenticate;
+        tweak(&mut config);
         let server = SipServer::start(engine.clone(), config, None).unwrap();
-        Server {
-            _engine: engine,
-            server,
-        }
+        Server { engine, server }
     }
 
     fn udp(&self) -> SocketAddr {
@@ -524,7 +526,7 @@ fn subscribe_gets_the_state_then_every_change_then_the_end() {
 
 #[test]
 fn messages_to_online_and_offline_users() {
-    let s = Server::start_with(false, 1000);
+    let s = Server::start_with(false, 1000, |_| {});
     let mut alice = Client::new(s.udp(), "alice");
     let mut bob = Client::new(s.udp(), "bob");
     let bob_aor = bob.aor();
@@ -630,4 +632,256 @@ fn bad_input_is_answered_or_dropped_and_the_server_goes_on() {
         None,
     ));
     assert_eq!(r.status(), Some(200));
+}
+
+#[test]
+fn a_notify_nobody_answers_is_retransmitted_then_ends_the_subscription() {
+    // T1 = 10 ms: timer F (64·T1) ends an unanswered NOTIFY after 640 ms.
+    let s = Server::start_with(false, 65536, |c| {
+        c.timers.t1 = Duration::from_millis(10);
+        c.timers.t2 = Duration::from_millis(40);
+    });
+    let mut alice = Client::new(s.udp(), "alice");
+    let aor = alice.aor();
+    assert_eq!(
+        alice.publish("", Some(&pidf(&aor, "open", "in"))).status(),
+        Some(200)
+    );
+    // A watcher that subscribes, then goes silent.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let watcher = Client::new(s.udp(), "bob");
+    let sub = watcher.request(
+        "SUBSCRIBE",
+        &aor,
+        &format!("<{aor}>"),
+        &token(),
+        "Event: presence\r\nExpires: 600\r\n",
+        None,
+    );
+    let sub = String::from_utf8(sub).unwrap().replace(
+        &watcher.local().to_string(),
+        &silent.local_addr().unwrap().to_string(),
+    );
+    silent.send_to(sub.as_bytes(), s.udp()).unwrap();
+    let mut notifies = 0;
+    let mut ok = false;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = vec![0u8; 65536];
+    while Instant::now() < deadline {
+        if let Ok((n, _)) = silent.recv_from(&mut buf) {
+            let m = parse(&buf[..n]);
+            match m.method() {
+                Some("NOTIFY") => notifies += 1,
+                None => ok |= m.status() == Some(200),
+                _ => {}
+            }
+        }
+        if ok && notifies > 1 && s.engine.stats().subscriptions_active == 0 {
+            break;
+        }
+    }
+    assert!(ok, "the SUBSCRIBE was answered 200");
+    assert!(
+        notifies > 1,
+        "the NOTIFY was retransmitted ({notifies} seen)"
+    );
+    assert_eq!(
+        s.engine.stats().subscriptions_active,
+        0,
+        "the subscription ended"
+    );
+}
+
+#[test]
+fn a_corpus_of_bad_requests_changes_nothing_and_the_server_goes_on() {
+    let s = Server::start(false);
+    let mut c = Client::new(s.udp(), "alice");
+    let aor = c.aor();
+    let good = |c: &Client| {
+        c.request(
+            "OPTIONS",
+            &format!("sip:{DOMAIN}"),
+            &format!("<sip:{DOMAIN}>"),
+            &token(),
+            "",
+            None,
+        )
+    };
+    let publish_with = |c: &Client, body: &str| {
+        c.request(
+            "PUBLISH",
+            &aor,
+            &format!("<{aor}>"),
+            &token(),
+            "Event: presence\r\n",
+            Some(("application/pidf+xml", body.as_bytes())),
+        )
+    };
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    let mut corpus: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"\r\n\r\n".to_vec(),
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 TLS hello".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        // Truncated: no empty line after the headers.
+        text(good(&c))
+            .split("Content-Length")
+            .next()
+            .unwrap()
+            .as_bytes()
+            .to_vec(),
+        // A NUL in a header.
+        text(good(&c))
+            .replace("Max-Forwards: 70", "Max-Forwards: 7\u{0}0")
+            .into_bytes(),
+        // Content-Length larger than the body, and a body without Content-Type.
+        text(good(&c))
+            .replace("Content-Length: 0", "Content-Length: 500")
+            .into_bytes(),
+        text(good(&c))
+            .replace(
+                "Content-Length: 0\r\n\r\n",
+                "Content-Length: 5\r\n\r\nhello",
+            )
+            .into_bytes(),
+        // Missing mandatory headers.
+        text(good(&c)).replace("Call-ID", "X-Call-ID").into_bytes(),
+        text(good(&c)).replace("CSeq: ", "X-CSeq: ").into_bytes(),
+        text(good(&c))
+            .replace("\r\nFrom: ", "\r\nX-From: ")
+            .into_bytes(),
+        // A bad Request-URI and a bad version.
+        text(good(&c))
+            .replacen(&format!("sip:{DOMAIN}"), "sip:", 1)
+            .into_bytes(),
+        text(good(&c))
+            .replacen("SIP/2.0\r\n", "SIP/3.0\r\n", 1)
+            .into_bytes(),
+        // A huge header line, and too many headers.
+        text(good(&c))
+            .replace("Max-Forwards: 70", &format!("X-Big: {}", "a".repeat(9000)))
+            .into_bytes(),
+        text(good(&c))
+            .replace("Max-Forwards: 70", &"X-H: 1\r\n".repeat(200))
+            .into_bytes(),
+        // PUBLISH bodies that are not PIDF, or not XML at all.
+        publish_with(&c, "<presence xmlns='urn:ietf:params:xml:ns:pidf'><tuple"),
+        publish_with(&c, "<!DOCTYPE x [<!ENTITY a 'b'>]><presence/>"),
+        publish_with(&c, "not xml at all"),
+    ];
+    corpus.retain(|m| m.len() < 60_000);
+    for (i, bad) in corpus.iter().enumerate() {
+        c.socket.send_to(bad, s.udp()).unwrap();
+        // The server still answers, and nothing was published or subscribed.
+        let r = c.transact(&good(&c));
+        assert_eq!(r.status(), Some(200), "after bad input #{i}");
+    }
+    // Whatever was answerable got an error status, never a success.
+    let stats = s.engine.stats();
+    assert_eq!((stats.publications, stats.subscriptions_active), (0, 0));
+    assert!(
+        c.requests.is_empty(),
+        "the server sent requests: {:?}",
+        c.requests.iter().map(|m| m.method()).collect::<Vec<_>>()
+    );
+    // Answers that arrived for the bad requests (drained with a short wait) are all errors.
+    let mut buf = vec![0u8; 65536];
+    while let Ok((n, _)) = c.socket.recv_from(&mut buf) {
+        if let Ok(m) = SipMessage::parse(&buf[..n], &SipLimits::DEFAULT, Transport::Datagram) {
+            if let Some(status) = m.status() {
+                assert!(status >= 400, "a bad request was answered {status}");
+            }
+        }
+    }
+}
+
+#[test]
+fn watcher_information_dialog_and_filters_over_sip() {
+    let s = Server::start(false);
+    let mut alice = Client::new(s.udp(), "alice");
+    let mut bob = Client::new(s.udp(), "bob");
+    let aor = alice.aor();
+    // Alice watches her watchers.
+    let winfo = alice.request(
+        "SUBSCRIBE",
+        &aor,
+        &format!("<{aor}>"),
+        &token(),
+        "Event: presence.winfo\r\nAccept: application/watcherinfo+xml\r\n",
+        None,
+    );
+    assert_eq!(alice.transact(&winfo).status(), Some(200));
+    let n = alice.next_request("NOTIFY");
+    assert_eq!(
+        header_map(&n)["content-type"],
+        "application/watcherinfo+xml"
+    );
+    assert!(String::from_utf8_lossy(n.body()).contains("state=\"full\""));
+    // Bob watches Alice with a filter: only the tuple "desk".
+    let filter = r#"<filter-set xmlns="urn:ietf:params:xml:ns:simple-filter"><ns-bindings><ns-binding prefix="pidf" urn="urn:ietf:params:xml:ns:pidf"/></ns-bindings><filter id="f" uri="sip:alice@example.test"><what><include type="xpath">//pidf:tuple[@id="desk"]</include></what></filter></filter-set>"#;
+    let sub = bob.request(
+        "SUBSCRIBE",
+        &aor,
+        &format!("<{aor}>"),
+        &token(),
+        "Event: presence\r\n",
+        Some(("application/simple-filter+xml", filter.as_bytes())),
+    );
+    assert_eq!(bob.transact(&sub).status(), Some(200));
+    bob.next_request("NOTIFY");
+    // Alice learns about Bob (a partial watcherinfo document).
+    let n = alice.next_request("NOTIFY");
+    let body = String::from_utf8_lossy(n.body()).to_string();
+    assert!(
+        body.contains("sip:bob@example.test") && body.contains("partial"),
+        "{body}"
+    );
+    // Alice publishes two tuples; Bob's filter lets only "desk" through.
+    let two = format!(
+        r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="{aor}"><tuple id="desk"><status><basic>open</basic></status></tuple><tuple id="cell"><status><basic>closed</basic></status></tuple></presence>"#
+    );
+    assert_eq!(alice.publish("", Some(&two)).status(), Some(200));
+    let n = bob.next_request("NOTIFY");
+    let body = String::from_utf8_lossy(n.body()).to_string();
+    assert!(body.contains("desk") && !body.contains("cell"), "{body}");
+    // Bob may not watch Alice's watchers: 403.
+    let spy = bob.request(
+        "SUBSCRIBE",
+        &aor,
+        &format!("<{aor}>"),
+        &token(),
+        "Event: presence.winfo\r\n",
+        None,
+    );
+    assert_eq!(bob.transact(&spy).status(), Some(403));
+    // A busy lamp: dialog state published by Alice's phone reaches a dialog watcher.
+    let dlg = bob.request(
+        "SUBSCRIBE",
+        &aor,
+        &format!("<{aor}>"),
+        &token(),
+        "Event: dialog\r\n",
+        None,
+    );
+    assert_eq!(bob.transact(&dlg).status(), Some(200));
+    bob.next_request("NOTIFY");
+    let info = format!(
+        r#"<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="0" state="full" entity="{aor}"><dialog id="d1"><state>confirmed</state></dialog></dialog-info>"#
+    );
+    let call_id = token();
+    let publish = alice.request(
+        "PUBLISH",
+        &aor,
+        &format!("<{aor}>"),
+        &call_id,
+        "Event: dialog\r\n",
+        Some(("application/dialog-info+xml", info.as_bytes())),
+    );
+    assert_eq!(alice.transact(&publish).status(), Some(200));
+    let n = bob.next_request("NOTIFY");
+    assert_eq!(header_map(&n)["event"], "dialog");
+    assert!(String::from_utf8_lossy(n.body()).contains("confirmed"));
 }
