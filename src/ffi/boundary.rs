@@ -161,6 +161,30 @@ pub(crate) fn owned_c_string(s: String, what: &str) -> Result<*mut c_char> {
         .map_err(|_| Error::InvalidArgument(format!("{what} contains a NUL character")))
 }
 
+/// Hands `text` to the caller as an owned C string (`*out`, freed with `impp_string_free`)
+/// and its length in bytes without the NUL (`*len_out`, when not NULL): how every
+/// serialization function (`impp_*_to_xml`, `impp_message_summary_to_text`) answers.
+///
+/// # Safety
+/// `out` is writable (checked non-NULL by the caller); `len_out` is NULL or writable.
+pub(crate) unsafe fn write_owned_text(
+    out: *mut *mut c_char,
+    len_out: *mut usize,
+    text: String,
+    what: &str,
+) -> Result<()> {
+    let len = text.len();
+    let c = owned_c_string(text, what)?;
+    // SAFETY: the caller's contract.
+    unsafe {
+        write_out(out, c);
+        if !len_out.is_null() {
+            write_out(len_out, len);
+        }
+    }
+    Ok(())
+}
+
 /// Frees a handle that this library created with `Box::into_raw`; NULL is a no-op. Every
 /// `impp_*_free` of a plain handle is this.
 ///

@@ -9,8 +9,8 @@
 use std::ffi::c_char;
 
 use super::boundary::{
-    document_arg, free_handle, guard, guard_value, handle, out_arg, owned_c_string, str_arg,
-    write_out, StrCache,
+    document_arg, free_handle, guard, guard_value, handle, out_arg, str_arg, write_out,
+    write_owned_text, StrCache,
 };
 use super::presence::impp_presence;
 use super::status::impp_status;
@@ -107,17 +107,8 @@ pub unsafe extern "C" fn impp_filter_set_to_xml(
         out_arg(out, "out")?;
         // SAFETY: the caller's contract.
         let f = unsafe { handle(set, "set") }?;
-        let xml = f.doc.to_xml();
-        let len = xml.len();
-        let c = owned_c_string(xml, "document")?;
-        // SAFETY: checked non-NULL above; `len_out` may be NULL.
-        unsafe {
-            write_out(out, c);
-            if !len_out.is_null() {
-                write_out(len_out, len);
-            }
-        }
-        Ok(())
+        // SAFETY: `out` checked non-NULL above; `len_out` may be NULL.
+        unsafe { write_owned_text(out, len_out, f.doc.to_xml(), "document") }
     })
 }
 

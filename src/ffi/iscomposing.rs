@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_int};
 
 use super::boundary::{
     document_arg, field_text, free_handle, guard, handle, handle_mut, opt_str_arg, out_arg,
-    owned_c_string, write_out, StrCache,
+    write_out, write_owned_text, StrCache,
 };
 use super::presence::as_invalid_argument;
 use super::status::impp_status;
@@ -162,17 +162,8 @@ pub unsafe extern "C" fn impp_iscomposing_to_xml(
         out_arg(out, "out")?;
         // SAFETY: the caller's contract.
         let d = unsafe { handle(doc, "doc") }?;
-        let xml = d.doc.to_xml();
-        let len = xml.len();
-        let c = owned_c_string(xml, "document")?;
-        // SAFETY: checked non-NULL above; `len_out` may be NULL.
-        unsafe {
-            write_out(out, c);
-            if !len_out.is_null() {
-                write_out(len_out, len);
-            }
-        }
-        Ok(())
+        // SAFETY: `out` checked non-NULL above; `len_out` may be NULL.
+        unsafe { write_owned_text(out, len_out, d.doc.to_xml(), "document") }
     })
 }
 

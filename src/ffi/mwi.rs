@@ -9,7 +9,7 @@ use std::ffi::c_char;
 
 use super::boundary::{
     document_arg, free_handle, guard, guard_value, handle, handle_mut, opt_str_arg, out_arg,
-    owned_c_string, str_arg, write_out, StrCache,
+    str_arg, write_out, write_owned_text, StrCache,
 };
 use super::presence::as_invalid_argument;
 use super::status::impp_status;
@@ -172,17 +172,8 @@ pub unsafe extern "C" fn impp_message_summary_to_text(
         out_arg(out, "out")?;
         // SAFETY: the caller's contract.
         let m = unsafe { handle(summary, "summary") }?;
-        let text = m.doc.to_text();
-        let len = text.len();
-        let c = owned_c_string(text, "message summary")?;
-        // SAFETY: checked non-NULL above; `len_out` may be NULL.
-        unsafe {
-            write_out(out, c);
-            if !len_out.is_null() {
-                write_out(len_out, len);
-            }
-        }
-        Ok(())
+        // SAFETY: `out` checked non-NULL above; `len_out` may be NULL.
+        unsafe { write_owned_text(out, len_out, m.doc.to_text(), "message summary") }
     })
 }
 

@@ -7,8 +7,8 @@
 use std::ffi::{c_char, c_int};
 
 use super::boundary::{
-    bytes_arg, free_handle, guard, guard_value, handle, handle_mut, opt_str_arg, out_arg,
-    owned_c_string, str_arg, write_out, StrCache,
+    bytes_arg, free_handle, guard, guard_value, handle, handle_mut, opt_str_arg, out_arg, str_arg,
+    write_out, write_owned_text, StrCache,
 };
 use super::status::impp_status;
 use crate::doc::pidf::{check_uri, Basic, Contact, Presence, Priority, Tuple};
@@ -281,17 +281,8 @@ pub unsafe extern "C" fn impp_presence_to_xml(
         // SAFETY: the caller's contract.
         let p = unsafe { handle(presence, "presence") }?;
         p.doc.validate().map_err(as_invalid_argument)?;
-        let xml = p.doc.to_xml();
-        let len = xml.len();
-        let c = owned_c_string(xml, "document")?;
-        // SAFETY: checked non-NULL above; `len_out` may be NULL.
-        unsafe {
-            write_out(out, c);
-            if !len_out.is_null() {
-                write_out(len_out, len);
-            }
-        }
-        Ok(())
+        // SAFETY: `out` checked non-NULL above; `len_out` may be NULL.
+        unsafe { write_owned_text(out, len_out, p.doc.to_xml(), "document") }
     })
 }
 

@@ -9,7 +9,7 @@
 use std::ffi::c_char;
 
 use super::boundary::{
-    document_arg, free_handle, guard, guard_value, handle, out_arg, owned_c_string, write_out,
+    document_arg, free_handle, guard, guard_value, handle, out_arg, write_out, write_owned_text,
     StrCache,
 };
 use super::status::impp_status;
@@ -214,17 +214,8 @@ pub unsafe extern "C" fn impp_winfo_to_xml(
         out_arg(out, "out")?;
         // SAFETY: the caller's contract.
         let w = unsafe { handle(winfo, "winfo") }?;
-        let xml = w.doc.to_xml();
-        let len = xml.len();
-        let c = owned_c_string(xml, "document")?;
-        // SAFETY: checked non-NULL above; `len_out` may be NULL.
-        unsafe {
-            write_out(out, c);
-            if !len_out.is_null() {
-                write_out(len_out, len);
-            }
-        }
-        Ok(())
+        // SAFETY: `out` checked non-NULL above; `len_out` may be NULL.
+        unsafe { write_owned_text(out, len_out, w.doc.to_xml(), "document") }
     })
 }
 
