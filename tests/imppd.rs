@@ -86,7 +86,10 @@ fn free_port() -> u16 {
 
 impl Server {
     fn start(db: &Path) -> Server {
-        let port = free_port();
+        Server::start_on(db, free_port(), &[])
+    }
+
+    fn start_on(db: &Path, port: u16, extra: &[&str]) -> Server {
         let mut child = Command::new(IMPPD)
             .args([
                 "--domain",
@@ -100,6 +103,7 @@ impl Server {
                 "--log-level",
                 "info",
             ])
+            .args(extra)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -311,5 +315,46 @@ fn a_message_for_an_offline_user_arrives_when_it_registers_even_after_a_restart(
         &[("cport", &cport)],
     );
     wait_received(ua);
+    server.stop();
+}
+
+#[test]
+fn a_remote_watcher_is_notified_again_in_its_dialog_after_a_restart() {
+    let dir = Dir::new("restart");
+    let port = free_port();
+    let mut server = Server::start_on(&dir.db(), port, &["--open"]);
+    // The watcher subscribes and stays, waiting for a second NOTIFY in the same dialog.
+    let watcher = Command::new("sipp")
+        .arg("-sf")
+        .arg(scenarios().join("subscribe_hold.xml"))
+        .args([
+            "-set", "user", "bob", "-set", "target", "alice", "-set", "domain", DOMAIN,
+        ])
+        .args(["-i", "127.0.0.1", "-p", "0", "-m", "1"])
+        .args(["-timeout", "30", "-timeout_error", "-nostdin"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp (Debian package sip-tester) must be installed");
+    // Once the subscription is in the store (written behind, read here through SQLite's WAL
+    // while imppd runs), restart imppd (SIGTERM: the subscription stays).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stored: i64 = rusqlite::Connection::open(dir.db())
+            .and_then(|c| c.query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0)))
+            .unwrap_or(0);
+        if stored == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the subscription never reached the store"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.stop();
+    let mut server = Server::start_on(&dir.db(), port, &["--open"]);
+    wait_received(watcher);
     server.stop();
 }
