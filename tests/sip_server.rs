@@ -401,7 +401,7 @@ fn publish_refresh_modify_remove_and_unknown_tag() {
     let tag3 = header_map(&r)["sip-etag"].clone();
     // A body that is not PIDF: 415; too brief: 423.
     let r = alice.publish("", Some("<not-pidf/>"));
-    assert_eq!(r.status(), Some(415));
+    assert_eq!(r.status(), Some(400));
     let r = alice.publish("Expires: 1\r\n", Some(&pidf(&aor, "open", "x")));
     assert_eq!(r.status(), Some(423));
     // Remove.
@@ -884,4 +884,123 @@ fn watcher_information_dialog_and_filters_over_sip() {
     let n = bob.next_request("NOTIFY");
     assert_eq!(header_map(&n)["event"], "dialog");
     assert!(String::from_utf8_lossy(n.body()).contains("confirmed"));
+}
+
+/// The first PUBLISH baresip 1.0.0 sends (presence.so loaded, no status chosen yet).
+fn baresip_pidf(entity: &str, basic: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf"
+    xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model"
+    xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid"
+    entity="{entity}">
+  <dm:person id="p1"><rpid:activities/></dm:person>
+  <tuple id="t1">
+    <status>
+      <basic>{basic}</basic>
+    </status>
+    <contact>{entity}</contact>
+  </tuple>
+</presence>
+"#
+    )
+}
+
+/// Regression (baresip): PIDF allows only open and closed, so baresip's
+/// `<basic>unknown</basic>` is refused, with 400: the type is right, the document is not, and
+/// 415 with `Accept: application/pidf+xml` told the client to send the type it had sent. A
+/// body of another type is still 415 with Accept. The same document with `open` is taken.
+#[test]
+fn publish_of_an_invalid_pidf_document_is_a_bad_request() {
+    let s = Server::start(true);
+    let mut alice = Client::new(s.udp(), "alice");
+    let aor = alice.aor();
+    let r = alice.publish("Expires: 600\r\n", Some(&baresip_pidf(&aor, "unknown")));
+    assert_eq!(r.status(), Some(400), "{:?}", r.reason());
+    assert!(r.reason().unwrap().contains("unknown"), "{:?}", r.reason());
+    assert!(!header_map(&r).contains_key("accept"));
+    let call_id = token();
+    let r = alice.transact_auth(|c, auth| {
+        c.request(
+            "PUBLISH",
+            &aor,
+            &format!("<{aor}>"),
+            &call_id,
+            &format!("Event: presence\r\n{auth}"),
+            Some(("text/plain", b"open")),
+        )
+    });
+    assert_eq!(r.status(), Some(415));
+    assert_eq!(header_map(&r)["accept"], "application/pidf+xml");
+    let r = alice.publish("Expires: 600\r\n", Some(&baresip_pidf(&aor, "open")));
+    assert_eq!(r.status(), Some(200));
+    assert!(header_map(&r).contains_key("sip-etag"));
+}
+
+/// Regression (baresip): libre tries every challenge of a 401 and fails the request on one
+/// naming another algorithm than MD5, so a server for such clients offers MD5 alone
+/// (`offer_sha256 = false`, imppd's default). By default the library offers both, MD5 first.
+#[test]
+fn md5_only_challenges_offer_md5_alone() {
+    let register = |s: &Server| {
+        let mut alice = Client::new(s.udp(), "alice");
+        let aor = alice.aor();
+        alice.transact(&alice.request(
+            "REGISTER",
+            &format!("sip:{DOMAIN}"),
+            &format!("<{aor}>"),
+            &token(),
+            "Expires: 600\r\n",
+            None,
+        ))
+    };
+    let both = Server::start(true);
+    let r = register(&both);
+    assert_eq!(r.status(), Some(401));
+    let challenges: Vec<&str> = r.headers("WWW-Authenticate").collect();
+    assert_eq!(challenges.len(), 2, "{challenges:?}");
+    assert!(challenges[0].contains("algorithm=MD5"), "{challenges:?}");
+    assert!(
+        challenges[1].contains("algorithm=SHA-256"),
+        "{challenges:?}"
+    );
+
+    let md5 = Server::start_with(true, 65536, |c| c.offer_sha256 = false);
+    let r = register(&md5);
+    assert_eq!(r.status(), Some(401));
+    let challenges: Vec<&str> = r.headers("WWW-Authenticate").collect();
+    assert_eq!(challenges.len(), 1, "{challenges:?}");
+    assert!(challenges[0].contains("algorithm=MD5"), "{challenges:?}");
+    // The MD5 answer is taken.
+    let mut alice = Client::new(md5.udp(), "alice");
+    assert_eq!(alice.register(600).status(), Some(200));
+}
+
+/// baresip's SUBSCRIBE: no Accept (PIDF is the default), an empty `Supported:` header, and a
+/// loose Route naming the server. Answered 200 with a Contact, then a PIDF NOTIFY.
+#[test]
+fn subscribe_without_accept_and_with_an_empty_supported_header() {
+    let s = Server::start(true);
+    let mut bob = Client::new(s.udp(), "bob");
+    let target = format!("sip:alice@{DOMAIN}");
+    let route = format!("Route: <sip:{};transport=udp;lr>\r\n", s.udp());
+    let call_id = token();
+    let r = bob.transact_auth(|c, auth| {
+        c.request(
+            "SUBSCRIBE",
+            &target,
+            &format!("<{target}>"),
+            &call_id,
+            &format!("{route}Supported:\r\nEvent: presence\r\nExpires: 600\r\n{auth}"),
+            None,
+        )
+    });
+    assert_eq!(r.status(), Some(200), "{:?}", r.reason());
+    assert!(header_map(&r).contains_key("contact"));
+    let notify = bob.next_request("NOTIFY");
+    assert_eq!(
+        header_map(&notify)["content-type"],
+        "application/pidf+xml",
+        "{notify:?}"
+    );
 }

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! imppd --domain example.test [--listen udp:127.0.0.1:5060]... [--db ./imppd.db]
-//!       [--open] [--policy allow|confirm|polite-block|block] [--log-level info]
-//!       [--workers N] [--config FILE]
+//!       [--open] [--sha256] [--policy allow|confirm|polite-block|block]
+//!       [--log-level info] [--workers N] [--config FILE]
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]
@@ -31,13 +31,16 @@ use impp::uri::Uri;
 
 const USAGE: &str = "usage:
   imppd --domain DOMAIN [--domain DOMAIN]... [--listen udp|tcp:ADDR:PORT]... [--db FILE]
-        [--open] [--policy allow|confirm|polite-block|block] [--log-level LEVEL]
-        [--workers N] [--config FILE]
+        [--open] [--sha256] [--policy allow|confirm|polite-block|block]
+        [--log-level LEVEL] [--workers N] [--config FILE]
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
 defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.db
-          --policy allow --log-level info; digest authentication on (--open: off)";
+          --policy allow --log-level info; digest authentication on (--open: off),
+          challenging with MD5 alone, which every deployed phone understands (libre-based
+          clients such as baresip fail when any other algorithm is offered); --sha256 offers
+          SHA-256 too (RFC 8760), after MD5";
 
 #[derive(Debug)]
 struct Options {
@@ -45,6 +48,7 @@ struct Options {
     listen: Vec<ListenAddr>,
     db: PathBuf,
     open: bool,
+    sha256: bool,
     policy: AuthAction,
     log_level: Level,
     workers: Option<usize>,
@@ -57,6 +61,7 @@ impl Default for Options {
             listen: Vec::new(),
             db: PathBuf::from("imppd.db"),
             open: false,
+            sha256: false,
             policy: AuthAction::Allow,
             log_level: Level::Info,
             workers: None,
@@ -83,6 +88,13 @@ fn parse_listen(text: &str) -> Result<ListenAddr, String> {
 impl Options {
     /// Applies one option; `value` is `None` for a flag without a value.
     fn set(&mut self, name: &str, value: Option<&str>) -> Result<(), String> {
+        fn flag(name: &str, v: Option<&str>) -> Result<bool, String> {
+            match v {
+                None | Some("true") | Some("yes") | Some("1") => Ok(true),
+                Some("false") | Some("no") | Some("0") => Ok(false),
+                Some(v) => Err(format!("{name} = {v}: expected true or false")),
+            }
+        }
         fn need<'v>(name: &str, v: Option<&'v str>) -> Result<&'v str, String> {
             v.ok_or_else(|| format!("--{name} needs a value"))
         }
@@ -90,13 +102,8 @@ impl Options {
             "domain" => self.domains.push(need(name, value)?.to_ascii_lowercase()),
             "listen" => self.listen.push(parse_listen(need(name, value)?)?),
             "db" => self.db = PathBuf::from(need(name, value)?),
-            "open" => {
-                self.open = match value {
-                    None | Some("true") | Some("yes") | Some("1") => true,
-                    Some("false") | Some("no") | Some("0") => false,
-                    Some(v) => return Err(format!("open = {v}: expected true or false")),
-                }
-            }
+            "open" => self.open = flag(name, value)?,
+            "sha256" => self.sha256 = flag(name, value)?,
             "policy" => {
                 self.policy = need(name, value)?
                     .parse()
@@ -169,10 +176,12 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 "config",
                 "password",
             ];
-            if !WITH_VALUE.contains(&name.as_str()) && !matches!(name.as_str(), "open" | "help") {
+            if !WITH_VALUE.contains(&name.as_str())
+                && !matches!(name.as_str(), "open" | "sha256" | "help")
+            {
                 return Err(format!("unknown option --{name}"));
             }
-            let takes_value = !matches!(name.as_str(), "open" | "help");
+            let takes_value = !matches!(name.as_str(), "open" | "sha256" | "help");
             let value = if inline.is_some() || !takes_value {
                 inline
             } else {
@@ -306,6 +315,7 @@ fn serve(mut options: Options) -> Result<(), String> {
     let engine = Arc::new(Engine::new(config).map_err(|e| e.to_string())?);
     let mut sip = SipServerConfig::new(options.listen.clone());
     sip.authenticate = !options.open;
+    sip.offer_sha256 = options.sha256;
     let mut server = SipServer::start(engine.clone(), sip, None).map_err(|e| e.to_string())?;
     let addrs: Vec<String> = server
         .local_addrs()

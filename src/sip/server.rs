@@ -72,11 +72,16 @@ pub struct SipServerConfig {
     pub workers: usize,
     /// The Server / User-Agent header value.
     pub server_name: String,
-    /// Whether the SHA-256 challenge comes before the MD5 one. Default: no. Both are always
-    /// offered; RFC 8760 orders by preference (SHA-256 first), but deployed clients such as
-    /// sipp and baresip read only the first challenge and know only MD5, so the default puts
-    /// MD5 first and a client that knows SHA-256 still finds it.
+    /// Whether the SHA-256 challenge comes before the MD5 one. Default: no. RFC 8760 orders
+    /// by preference (SHA-256 first), but deployed clients such as sipp read only the first
+    /// challenge and know only MD5, so the default puts MD5 first and a client that knows
+    /// SHA-256 still finds it.
     pub prefer_sha256: bool,
+    /// Whether a SHA-256 challenge is offered next to the MD5 one. Default: yes. libre-based
+    /// clients (baresip) try every challenge of a 401 and fail the request on one naming an
+    /// algorithm other than MD5 ("Function not implemented"), whatever the order; such
+    /// clients need this off (imppd offers MD5 alone unless given `--sha256`).
+    pub offer_sha256: bool,
 }
 
 impl SipServerConfig {
@@ -90,6 +95,7 @@ impl SipServerConfig {
             workers: 2,
             server_name: format!("libimpp/{}", env!("CARGO_PKG_VERSION")),
             prefer_sha256: false,
+            offer_sha256: true,
         }
     }
 }
@@ -627,6 +633,9 @@ impl Inner {
             challenges.reverse(); // MD5 first (see SipServerConfig::prefer_sha256)
         }
         for challenge in challenges {
+            if !self.config.offer_sha256 && challenge.contains("algorithm=SHA-256") {
+                continue;
+            }
             let _ = b.header("WWW-Authenticate", &challenge);
         }
         Err(b)

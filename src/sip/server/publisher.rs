@@ -1,8 +1,9 @@
 //! PUBLISH (RFC 3903): an initial publication carries a body; `SIP-If-Match` names an
 //! existing one to refresh (no body: the document is kept), modify (a body) or remove
 //! (`Expires: 0`). Every success carries a new `SIP-ETag`; an unknown or expired tag is
-//! `412 Conditional Request Failed`, a body the package does not take `415`, an expiry
-//! below the minimum `423` with `Min-Expires`.
+//! `412 Conditional Request Failed`, a body of a type the package does not take `415` (with
+//! `Accept`), a document of its type that does not parse or validate `400`, an expiry below
+//! the minimum `423` with `Min-Expires`.
 #![forbid(unsafe_code)]
 
 use super::{Inner, Reply, Request};
@@ -50,14 +51,15 @@ impl Inner {
             };
             match package.parse(text, &engine.config().limits) {
                 Ok(doc) => Some(doc),
+                // The type is the package's, the document does not follow it (such as
+                // baresip's `<basic>unknown</basic>`: PIDF allows only open and closed):
+                // 400, not 415, which would tell the client to send another type.
                 Err(e) => {
-                    let mut answer = self.reply(
+                    return Ok(self.reply(
                         request,
-                        415,
-                        &format!("Unsupported Media Type ({})", super::short(&e.to_string())),
-                    );
-                    answer.header("Accept", expected)?;
-                    return Ok(answer);
+                        400,
+                        &format!("Bad Request ({})", super::short(&e.to_string())),
+                    ))
                 }
             }
         };
