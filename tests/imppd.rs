@@ -156,11 +156,26 @@ impl Drop for Server {
 
 /// Runs one sipp scenario against the server; panics with sipp's screen when it fails.
 fn sipp(server: &Server, scenario: &str, tcp: bool, user: &str, vars: &[(&str, &str)]) {
+    sipp_as(server, scenario, tcp, user, &format!("{user}-pw"), vars);
+}
+
+fn sipp_with_password(server: &Server, scenario: &str, user: &str, password: &str) {
+    sipp_as(server, scenario, false, user, password, &[]);
+}
+
+fn sipp_as(
+    server: &Server,
+    scenario: &str,
+    tcp: bool,
+    user: &str,
+    password: &str,
+    vars: &[(&str, &str)],
+) {
     let mut cmd = Command::new("sipp");
     cmd.arg("-sf")
         .arg(scenarios().join(scenario))
         .args(["-set", "user", user, "-set", "domain", DOMAIN])
-        .args(["-au", user, "-ap", &format!("{user}-pw")])
+        .args(["-au", user, "-ap", password])
         .args(["-i", "127.0.0.1", "-p", "0", "-m", "1"])
         .args(["-timeout", "15", "-timeout_error", "-nostdin"]);
     for (name, value) in vars {
@@ -356,5 +371,38 @@ fn a_remote_watcher_is_notified_again_in_its_dialog_after_a_restart() {
     server.stop();
     let mut server = Server::start_on(&dir.db(), port, &["--open"]);
     wait_received(watcher);
+    server.stop();
+}
+
+#[test]
+fn the_readme_main_command_starts_imppd_with_two_users() {
+    let dir = Dir::new("readme");
+    let port = free_port();
+    let mut child = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/imppd.sh"))
+        .env("IMPPD_BIN", IMPPD)
+        .env("IMPPD_DB", dir.db())
+        .env(
+            "IMPPD_LISTEN",
+            format!("udp:127.0.0.1:{port} tcp:127.0.0.1:{port}"),
+        )
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("imppd ready") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("imppd did not start");
+    // It serves the users it created: alice registers with her password.
+    let server = Server { child, port };
+    sipp_with_password(&server, "register_auth.xml", "alice", "alice-secret");
+    let mut server = server;
     server.stop();
 }

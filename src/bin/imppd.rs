@@ -15,6 +15,7 @@
 //! (repeatable ones add). SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
 //! the store, and after a restart every remote watcher is notified again in its dialog.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -228,8 +229,9 @@ fn main() -> ExitCode {
     };
     log::set_max_level(options.log_level);
     // Every enabled line to standard error, with its level and where it comes from.
+    // (A closed standard error must not stop the server: write errors are ignored.)
     log::set_sink(Some(Box::new(|level, message, target| {
-        eprintln!("imppd [{level}] {target}: {message}");
+        let _ = writeln!(std::io::stderr(), "imppd [{level}] {target}: {message}");
     })));
     let result = match positional.first().map(String::as_str) {
         Some("user") => user_command(&options, &positional[1..]),
@@ -322,7 +324,8 @@ fn serve(mut options: Options) -> Result<(), String> {
         .iter()
         .map(|l| format!("{}:{}", l.proto.as_str(), l.addr))
         .collect();
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr(),
         "imppd ready: domains {} on {} (db {}, authentication {})",
         options.domains.join(", "),
         addrs.join(" "),
@@ -338,7 +341,7 @@ fn serve(mut options: Options) -> Result<(), String> {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    eprintln!("imppd: stopping");
+    let _ = writeln!(std::io::stderr(), "imppd: stopping");
     server.stop();
     drop(server);
     engine.shutdown().map_err(|e| e.to_string())?;
