@@ -91,7 +91,7 @@ PPORT=$($HELPER freeport)
 while [ "$WPORT" = "$PORT" ]; do WPORT=$($HELPER freeport); done
 while [ "$PPORT" = "$PORT" ] || [ "$PPORT" = "$WPORT" ]; do PPORT=$($HELPER freeport); done
 TARGET=127.0.0.1:$PORT
-SIPP=(-i 127.0.0.1 -t "$TRANSPORT" -nostdin -buff_size 4194304 -max_socket 1000)
+SIPP=(-i 127.0.0.1 -t "$TRANSPORT" -nostdin -default_behaviors -bye -buff_size 4194304)
 
 "$IMPPD" --domain example.test --listen "udp:$TARGET" --listen "tcp:$TARGET" --db "$WORK/imppd.db" \
   --open --policy allow --log-level warn 2>"$WORK/imppd.log" &
@@ -130,6 +130,7 @@ WATCH_LIMIT=$(( SUB_S * 4 + 30 + SETTLE_S + NOM_LIMIT + SAT_LIMIT + IDLE_MS / 10
 
 mark RSS0 "$($HELPER rss "$IMPPD_PID")"
 mark SUB_TICKS0 "$(imppd_ticks)"
+mark SUB_IDROPS0 "$($HELPER udpdrops "$PORT")"
 mkdir -p "$WORK/watch"
 mark T_SUB_START "$(now)"
 log "subscribe: $SUBS watchers at $SUB_RATE/s over $PRES presentities ($TRANSPORT, idle un-SUBSCRIBE after $IDLE_MS ms)"
@@ -153,6 +154,7 @@ done
 sleep 0.3   # one more stats period
 mark T_SUB_DONE "$(now)"
 mark SUB_TICKS1 "$(imppd_ticks)"
+mark SUB_IDROPS1 "$($HELPER udpdrops "$PORT")"
 mark SUB_STICKS1 "$($HELPER ticks $WSIPP)"
 log "subscribe: $(counts _NOTIFY_Recv 1) subscribed (initial NOTIFY answered); settling ${SETTLE_S}s"
 sleep "$SETTLE_S"
@@ -165,6 +167,8 @@ storm() { # tag updates interval_ms limit_s
   mark "${tag}_PUB_RATE" "$(( PRES * 1000 / ival ))"
   log "storm $tag: $PRES presentities x $upd updates every $ival ms ($(( PRES * 1000 / ival )) PUBLISH/s offered)"
   mark "${tag}_DROPS0" "$($HELPER udpdrops)"
+  mark "${tag}_IDROPS0" "$($HELPER udpdrops "$PORT")"
+  mark "${tag}_SDROPS0" "$($HELPER udpdrops "$WPORT" "$PPORT")"
   mark "${tag}_TICKS0" "$(imppd_ticks)"
   mark "${tag}_WTICKS0" "$($HELPER ticks $WSIPP)"
   mark "T_${tag}_START" "$(now)"
@@ -189,6 +193,8 @@ storm() { # tag updates interval_ms limit_s
   mark "${tag}_TICKS1" "$(imppd_ticks)"
   mark "${tag}_WTICKS1" "$($HELPER ticks $WSIPP)"
   mark "${tag}_DROPS1" "$($HELPER udpdrops)"
+  mark "${tag}_IDROPS1" "$($HELPER udpdrops "$PORT")"
+  mark "${tag}_SDROPS1" "$($HELPER udpdrops "$WPORT" "$PPORT")"
 }
 storm NOM "$UPDATES" "$INTERVAL_MS" "$NOM_LIMIT"
 (( SAT_PUB_RATE > 0 )) && storm SAT "$SAT_UPDATES" "$SAT_INTERVAL_MS" "$SAT_LIMIT"

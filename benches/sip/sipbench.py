@@ -4,7 +4,8 @@
   sipbench.py freeport                 a port free for both UDP and TCP on 127.0.0.1
   sipbench.py ticks PID...             summed utime+stime of the processes (clock ticks)
   sipbench.py rss PID                  VmRSS in kB
-  sipbench.py udpdrops                 UDP RcvbufErrors (whole host, /proc/net/snmp)
+  sipbench.py udpdrops [PORT...]       UDP RcvbufErrors (whole host, /proc/net/snmp), or
+                                       the drops of the 127.0.0.1 sockets on PORTs (/proc/net/udp)
   sipbench.py count CSV SUFFIX NTH     last value of the NTH counts column ending in SUFFIX
   sipbench.py report DIR               read DIR/marks.env and the sipp CSVs, print the table
 
@@ -55,7 +56,17 @@ def rss_kb(pid):
     return 0
 
 
-def udpdrops():
+def udpdrops(ports=()):
+    """host-wide UDP RcvbufErrors, or the drops of the sockets bound to ports"""
+    if ports:
+        want = {f"{int(p):04X}" for p in ports}
+        total = 0
+        with open("/proc/net/udp") as f:
+            for line in list(f)[1:]:
+                cols = line.split()
+                if cols[1].split(":")[1] in want:
+                    total += int(cols[-1])
+        return total
     with open("/proc/net/snmp") as f:
         rows = [line.split() for line in f if line.startswith("Udp:")]
     return int(rows[1][rows[0].index("RcvbufErrors")])
@@ -195,6 +206,8 @@ def report(d):
             "pub_fail": last(f"{pubdir}/*_.csv", "FailedCall(C)"),
             "pub_retrans": last(f"{pubdir}/*_.csv", "Retransmissions(C)"),
             "drops": num[f"{tag}_DROPS1"] - num[f"{tag}_DROPS0"],
+            "drops_imppd": num[f"{tag}_IDROPS1"] - num[f"{tag}_IDROPS0"],
+            "drops_sipp": num[f"{tag}_SDROPS1"] - num[f"{tag}_SDROPS0"],
         })
     notify_retrans = sum_cols(wc, "_NOTIFY_Retrans")
     w_fail = last(ws, "FailedCall(C)")
@@ -205,6 +218,7 @@ def report(d):
     print()
     print(f"== libimpp imppd SIP load: {subs} watchers over {pres} presentities, transport {m['TRANSPORT']}, "
           f"{m['NCPU']} CPUs, sipp on the same cores ==")
+    print(f"  subscribe phase: UDP drops on the imppd socket {num['SUB_IDROPS1'] - num['SUB_IDROPS0']:.0f}")
     print(f"  subscribe phase: {est:.0f} SUBSCRIBE 200s, {notified:.0f} initial NOTIFYs, {sub_fail:.0f} not established; "
           f"imppd CPU {sub_cpu:.0f} %, watcher sipp {sub_sipp:.0f} % of one core")
     print(f"  memory: VmRSS {num['RSS0']:.0f} kB before, {num['RSS1']:.0f} kB with all subscribed, "
@@ -217,7 +231,8 @@ def report(d):
         print(f"      imppd CPU {s['cpu_s']:.2f} s ({s['cpu_pct']:.0f} % of one core over the window); "
               f"sipp CPU: watchers {s['sipp_w']:.0f} %, publisher {s['sipp_p']:.0f} %; "
               f"publisher calls ok {s['pub_ok']:.0f} failed {s['pub_fail']:.0f}, PUBLISH retransmissions {s['pub_retrans']:.0f}; "
-              f"host UDP receive-buffer drops {s['drops']:.0f}")
+              f"UDP receive-buffer drops: host {s['drops']:.0f}, "
+              f"imppd socket {s['drops_imppd']:.0f}, sipp sockets {s['drops_sipp']:.0f}")
     print(f"  watcher sipp totals: calls ok {w_ok:.0f}, failed {w_fail:.0f} (unexpected messages {w_unexp:.0f}); "
           f"NOTIFY retransmissions received {notify_retrans:.0f}; SUBSCRIBE retransmissions sent {w_retrans:.0f}")
     limited = [s for s in storms if s["sipp_w"] >= 85 or s["sipp_p"] >= 85]
@@ -270,7 +285,7 @@ def main():
     elif cmd == "rss":
         print(rss_kb(sys.argv[2]))
     elif cmd == "udpdrops":
-        print(udpdrops())
+        print(udpdrops(sys.argv[2:]))
     elif cmd == "count":
         ser = series(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         print(int(ser[-1][1]) if ser else 0)
