@@ -234,10 +234,16 @@ def report(d):
               f"UDP receive-buffer drops: host {s['drops']:.0f}, "
               f"imppd socket {s['drops_imppd']:.0f}, sipp sockets {s['drops_sipp']:.0f}")
     print(f"  watcher sipp totals: calls ok {w_ok:.0f}, failed {w_fail:.0f} (unexpected messages {w_unexp:.0f}); "
-          f"NOTIFY retransmissions received {notify_retrans:.0f}; SUBSCRIBE retransmissions sent {w_retrans:.0f}")
+          f"NOTIFY retransmissions received {notify_retrans:.0f}; retransmissions in all (sipp) {w_retrans:.0f}")
+    if any(s["delivered"] > s["expected"] for s in storms):
+        print("  (NOTIFY counts above expected are retransmitted NOTIFYs that sipp took for new ones)")
     limited = [s for s in storms if s["sipp_w"] >= 85 or s["sipp_p"] >= 85]
     if sub_sipp >= 85:
         print("  WARNING: the watcher sipp used >= 85 % of a core while subscribing: sipp, not imppd, may be the limit")
+    for s in storms:
+        if s["drops_sipp"] > max(100, s["drops_imppd"]):
+            print(f"  WARNING: in the {s['tag']} storm the sipp sockets dropped {s['drops_sipp']:.0f} datagrams "
+                  f"(imppd's: {s['drops_imppd']:.0f}): sipp is also a limit there")
     for s in limited:
         print(f"  WARNING: a sipp process used >= 85 % of a core in the {s['tag']} storm: sipp, not imppd, may be the limit")
 
