@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# SIP load benchmark for imppd (libimpp's SIP presence server), driven by sipp.
+#
+#   benches/sip/run.sh            # default load (about 2 minutes)
+#   QUICK=1 benches/sip/run.sh    # small load, under a minute
+#
+# What it does: builds imppd (release), starts it on a free loopback port with
+# a fresh SQLite store in a temp dir, then
+#   1. SUBS long-lived sipp watchers SUBSCRIBE at SUB_RATE/s (watcher K watches
+#      sip:user<K%PRES>@example.test) and answer every NOTIFY;
+#   2. samples imppd's VmRSS before and after, giving bytes per subscription;
+#   3. nominal PUBLISH storm: each presentity publishes, then sends UPDATES
+#      modify PUBLISHes (SIP-If-Match) every INTERVAL_MS, then removes its
+#      state: PRES*1000/INTERVAL_MS PUBLISH/s offered, each one fanning out to
+#      SUBS/PRES watchers (defaults: 100 PUBLISH/s -> ~10k NOTIFY/s);
+#   4. saturation storm: the same at SAT_PUB_RATE PUBLISH/s (default 400);
+#   5. the watchers go idle and un-SUBSCRIBE; imppd is stopped (SIGTERM).
+# It prints one table with the figures, next to fixed Kamailio reference
+# figures.  Everything runs on 127.0.0.1, each sipp run is bounded by
+# `timeout` and `sipp -timeout`, and processes are stopped by PID.
+#
+# Environment (defaults in brackets; QUICK=1 changes the ones marked *):
+#   SUBS         watchers / subscriptions                      [10000, *1000]
+#   PRES         presentities                                              [100]
+#   SUB_RATE     SUBSCRIBE/s offered                            [5000, *2000]
+#   UPDATES      modify PUBLISHes per presentity, nominal storm (>= 1) [15, *5]
+#   INTERVAL_MS  pause between a presentity's PUBLISHes, nominal storm  [1000]
+#   SAT_PUB_RATE PUBLISH/s offered in the saturation storm (0: skip)     [400]
+#   SAT_UPDATES  modify PUBLISHes per presentity, saturation storm [2*UPDATES]
+#   TRANSPORT    sipp transport: u1 (UDP, one socket) | t1 (TCP, one conn) [u1]
+#   SETTLE_S     pause before the memory sample (s)                          [3]
+#   EXPIRES      Expires of the SUBSCRIBEs and PUBLISHes (s)               [600]
+#   KEEP=1       keep the work directory (sipp CSVs, imppd log) afterwards
+#   WORK         work directory                   [mktemp -d /tmp/sip-bench.X]
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+cd "$ROOT"
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  SUBS=${SUBS:-1000}; SUB_RATE=${SUB_RATE:-2000}; UPDATES=${UPDATES:-5}
+fi
+SUBS=${SUBS:-10000}
+PRES=${PRES:-100}
+SUB_RATE=${SUB_RATE:-5000}
+UPDATES=${UPDATES:-15}
+INTERVAL_MS=${INTERVAL_MS:-1000}
+SAT_PUB_RATE=${SAT_PUB_RATE:-400}
+SAT_UPDATES=${SAT_UPDATES:-$((2 * UPDATES))}
+TRANSPORT=${TRANSPORT:-u1}
+SETTLE_S=${SETTLE_S:-3}
+EXPIRES=${EXPIRES:-600}
+KEEP=${KEEP:-0}
+
+case "$TRANSPORT" in u1|t1) ;; *) echo "TRANSPORT must be u1 or t1" >&2; exit 2;; esac
+(( UPDATES >= 1 && SAT_UPDATES >= 1 && PRES >= 1 && SUBS >= PRES )) \
+  || { echo "need UPDATES >= 1, SAT_UPDATES >= 1 and SUBS >= PRES >= 1" >&2; exit 2; }
+command -v sipp >/dev/null || { echo "sipp not found (Debian/Ubuntu: apt-get install sip-tester)" >&2; exit 2; }
+
+HELPER="python3 $HERE/sipbench.py"
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+now() { date +%s.%N; }
+
+WORK=${WORK:-$(mktemp -d /tmp/sip-bench.XXXXXX)}
+mkdir -p "$WORK"
+MARKS=$WORK/marks.env
+mark() { echo "$1=$2" >>"$MARKS"; }
+: >"$MARKS"
+
+IMPPD_PID= WATCH_PID=
+cleanup() {
+  local p
+  for p in $WATCH_PID $IMPPD_PID; do
+    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then kill "$p" 2>/dev/null || true; fi
+  done
+  for p in $WATCH_PID $IMPPD_PID; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  if [ "$KEEP" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+log "building imppd (release)"
+cargo build --release --quiet --bin imppd
+IMPPD=${CARGO_TARGET_DIR:-$ROOT/target}/release/imppd
+[ -x "$IMPPD" ] || { echo "imppd binary not found at $IMPPD" >&2; exit 1; }
+
+PORT=$($HELPER freeport)
+WPORT=$($HELPER freeport)
+PPORT=$($HELPER freeport)
+while [ "$WPORT" = "$PORT" ]; do WPORT=$($HELPER freeport); done
+while [ "$PPORT" = "$PORT" ] || [ "$PPORT" = "$WPORT" ]; do PPORT=$($HELPER freeport); done
+TARGET=127.0.0.1:$PORT
+SIPP=(-i 127.0.0.1 -t "$TRANSPORT" -nostdin -default_behaviors -bye -buff_size 4194304)
+
+"$IMPPD" --domain example.test --listen "udp:$TARGET" --listen "tcp:$TARGET" --db "$WORK/imppd.db" \
+  --open --policy allow --log-level warn 2>"$WORK/imppd.log" &
+IMPPD_PID=$!
+for _ in $(seq 100); do
+  grep -q '^imppd ready' "$WORK/imppd.log" && break
+  kill -0 "$IMPPD_PID" 2>/dev/null || { cat "$WORK/imppd.log" >&2; exit 1; }
+  sleep 0.1
+done
+grep -q '^imppd ready' "$WORK/imppd.log" || { echo "imppd did not get ready" >&2; cat "$WORK/imppd.log" >&2; exit 1; }
+log "imppd pid $IMPPD_PID on $TARGET (udp+tcp), db $WORK/imppd.db; work dir $WORK"
+
+# inject files
+{ echo SEQUENTIAL; for ((k = 0; k < SUBS; k++)); do echo "$k;$((k % PRES));$EXPIRES"; done; } >"$WORK/watchers.inf"
+pub_inf() { # file updates interval_ms
+  { echo SEQUENTIAL; for ((n = 0; n < PRES; n++)); do echo "$n;$2;$3;$EXPIRES"; done; } >"$1"
+}
+
+imppd_ticks() { $HELPER ticks "$IMPPD_PID"; }
+child_of() { pgrep -P "$1" sipp | head -1 || true; }   # sipp under `timeout`
+CLK=$(getconf CLK_TCK)
+{ echo "CLK_TCK=$CLK"; echo "SUBS=$SUBS"; echo "PRES=$PRES"; echo "SUB_RATE=$SUB_RATE"
+  echo "TRANSPORT=$TRANSPORT"; echo "NCPU=$(nproc)"; } >>"$MARKS"
+
+# Watchers un-SUBSCRIBE after IDLE_MS without a NOTIFY.  It covers the
+# subscribe phase, the memory sample and the pause between the two storms.
+SUB_S=$(( (SUBS + SUB_RATE - 1) / SUB_RATE ))
+IDLE_MS=$(( SUB_S * 1000 + SETTLE_S * 1000 + 6000 ))
+(( IDLE_MS < 3 * INTERVAL_MS )) && IDLE_MS=$(( 3 * INTERVAL_MS ))
+SAT_INTERVAL_MS=$(( SAT_PUB_RATE > 0 ? PRES * 1000 / SAT_PUB_RATE : 0 ))
+NOM_S=$(( (UPDATES + 1) * INTERVAL_MS / 1000 + 1 ))
+SAT_S=$(( SAT_PUB_RATE > 0 ? (SAT_UPDATES + 1) * SAT_INTERVAL_MS / 1000 + 1 : 0 ))
+# storms may run slower than offered when imppd saturates: allow 4x + margin
+NOM_LIMIT=$(( NOM_S * 4 + 30 )); SAT_LIMIT=$(( SAT_S * 4 + 30 ))
+WATCH_LIMIT=$(( SUB_S * 4 + 30 + SETTLE_S + NOM_LIMIT + SAT_LIMIT + IDLE_MS / 1000 + 30 ))
+
+mark RSS0 "$($HELPER rss "$IMPPD_PID")"
+mark SUB_TICKS0 "$(imppd_ticks)"
+mark SUB_IDROPS0 "$($HELPER udpdrops "$PORT")"
+mkdir -p "$WORK/watch"
+mark T_SUB_START "$(now)"
+log "subscribe: $SUBS watchers at $SUB_RATE/s over $PRES presentities ($TRANSPORT, idle un-SUBSCRIBE after $IDLE_MS ms)"
+(cd "$WORK/watch" && exec timeout $((WATCH_LIMIT + 10)) sipp -sf "$HERE/watcher.xml" -inf ../watchers.inf "${SIPP[@]}" \
+    -p "$WPORT" -m "$SUBS" -l "$SUBS" -r "$SUB_RATE" -recv_timeout "$IDLE_MS" -timeout "${WATCH_LIMIT}s" \
+    -trace_counts -trace_stat -fd 100ms -trace_err -trace_screen "$TARGET" >sipp.out 2>&1) &
+WATCH_PID=$!
+sleep 0.2
+WSIPP=$(child_of "$WATCH_PID")
+mark SUB_STICKS0 "$($HELPER ticks $WSIPP)"
+counts() { $HELPER count "$WORK/watch/*_counts.csv" "$1" "$2"; }
+prev=-1 still=0 t0=$SECONDS
+while (( SECONDS - t0 < SUB_S * 4 + 30 )); do
+  sleep 0.25
+  c=$(counts _NOTIFY_Recv 1)
+  (( c >= SUBS )) && break
+  if (( c == prev )); then still=$((still + 1)); (( still >= 12 && c > 0 )) && break; else still=0; fi
+  prev=$c
+  kill -0 "$WATCH_PID" 2>/dev/null || break
+done
+sleep 0.3   # one more stats period
+mark T_SUB_DONE "$(now)"
+mark SUB_TICKS1 "$(imppd_ticks)"
+mark SUB_IDROPS1 "$($HELPER udpdrops "$PORT")"
+mark SUB_STICKS1 "$($HELPER ticks $WSIPP)"
+log "subscribe: $(counts _NOTIFY_Recv 1) subscribed (initial NOTIFY answered); settling ${SETTLE_S}s"
+sleep "$SETTLE_S"
+mark RSS1 "$($HELPER rss "$IMPPD_PID")"
+
+storm() { # tag updates interval_ms limit_s
+  local tag=$1 upd=$2 ival=$3 limit=$4 d=$WORK/pub_${1,,}
+  mkdir -p "$d"; pub_inf "$d/pub.inf" "$upd" "$ival"
+  mark "${tag}_UPDATES" "$upd"
+  mark "${tag}_PUB_RATE" "$(( PRES * 1000 / ival ))"
+  log "storm $tag: $PRES presentities x $upd updates every $ival ms ($(( PRES * 1000 / ival )) PUBLISH/s offered)"
+  mark "${tag}_DROPS0" "$($HELPER udpdrops)"
+  mark "${tag}_IDROPS0" "$($HELPER udpdrops "$PORT")"
+  mark "${tag}_SDROPS0" "$($HELPER udpdrops "$WPORT" "$PPORT")"
+  mark "${tag}_TICKS0" "$(imppd_ticks)"
+  mark "${tag}_WTICKS0" "$($HELPER ticks $WSIPP)"
+  mark "T_${tag}_START" "$(now)"
+  (cd "$d" && exec timeout $((limit + 10)) sipp -sf "$HERE/publisher.xml" -inf pub.inf "${SIPP[@]}" \
+      -p "$PPORT" -m "$PRES" -l "$PRES" -r "$PRES" -rp "$ival" -timeout "${limit}s" \
+      -trace_stat -fd 1 -trace_err -trace_screen "$TARGET" >sipp.out 2>&1) &
+  local ppid=$! psipp=
+  sleep 0.1; psipp=$(child_of "$ppid")
+  local pt=0 x
+  while kill -0 "$ppid" 2>/dev/null; do
+    x=$($HELPER ticks $psipp); (( x > pt )) && pt=$x
+    sleep 0.2
+  done
+  wait "$ppid" || log "storm $tag: publisher sipp exited with status $? (see $d)"
+  mark "${tag}_PTICKS" "$pt"
+  # drain: wait until the watchers' NOTIFY count stops moving for 1 s
+  local p=-1 c
+  for _ in $(seq 60); do
+    c=$(counts _NOTIFY_Recv 2); (( c == p )) && break; p=$c; sleep 1
+  done
+  mark "T_${tag}_END" "$(now)"
+  mark "${tag}_TICKS1" "$(imppd_ticks)"
+  mark "${tag}_WTICKS1" "$($HELPER ticks $WSIPP)"
+  mark "${tag}_DROPS1" "$($HELPER udpdrops)"
+  mark "${tag}_IDROPS1" "$($HELPER udpdrops "$PORT")"
+  mark "${tag}_SDROPS1" "$($HELPER udpdrops "$WPORT" "$PPORT")"
+}
+storm NOM "$UPDATES" "$INTERVAL_MS" "$NOM_LIMIT"
+(( SAT_PUB_RATE > 0 )) && storm SAT "$SAT_UPDATES" "$SAT_INTERVAL_MS" "$SAT_LIMIT"
+
+log "storms done; watchers un-SUBSCRIBE after ${IDLE_MS} ms idle"
+wait "$WATCH_PID" || log "watcher sipp exited with status $? (see $WORK/watch)"
+WATCH_PID=
+mark RSS2 "$($HELPER rss "$IMPPD_PID")"
+kill "$IMPPD_PID"; wait "$IMPPD_PID" || true; IMPPD_PID=
+grep -ciE 'error|panic' "$WORK/imppd.log" >/dev/null && log "imppd log has errors: $(grep -ciE 'error|panic' "$WORK/imppd.log") lines"
+
+$HELPER report "$WORK"
