@@ -181,6 +181,9 @@ pub(crate) struct Inner {
     /// Held while a REGISTER is handled and answered; relaying waits for it, so a client
     /// gets its REGISTER's answer before the messages that waited for it.
     pub(crate) register_gate: Mutex<()>,
+    /// The last document serialized for a NOTIFY, and its body (see `Inner::body_of`).
+    #[allow(clippy::type_complexity)]
+    pub(crate) last_body: Mutex<Option<(std::sync::Weak<crate::engine::Document>, Arc<[u8]>)>>,
     pub(crate) pass_on: Mutex<Option<PassOn>>,
     pub(crate) origin: Instant,
     pub(crate) counter: AtomicU64,
@@ -222,6 +225,7 @@ impl SipServer {
             dialogs: Mutex::new(Dialogs::default()),
             pending: Mutex::new(HashMap::new()),
             register_gate: Mutex::new(()),
+            last_body: Mutex::new(None),
             pass_on: Mutex::new(pass_on),
             origin: Instant::now(),
             counter: AtomicU64::new(1),

@@ -276,7 +276,7 @@ impl Inner {
             b.header("Subscription-State", &sub_state)?;
             b.header("Server", &self.config.server_name)?;
             if let Some(doc) = &n.document {
-                b.body(n.package.content_type(), doc.to_body().as_bytes())?;
+                b.body(n.package.content_type(), &self.body_of(doc))?;
             }
             Ok(b.build())
         })();
@@ -303,6 +303,24 @@ impl Inner {
             ),
         }
         true
+    }
+
+    /// The serialized document. The watchers of one publication are notified one after the
+    /// other with the same shared document, so the last one serialized is kept: a fan-out to
+    /// a hundred watchers serializes once.
+    fn body_of(&self, doc: &std::sync::Arc<crate::engine::Document>) -> std::sync::Arc<[u8]> {
+        let mut last = lock(&self.last_body);
+        if let Some((weak, body)) = &*last {
+            if weak
+                .upgrade()
+                .is_some_and(|d| std::sync::Arc::ptr_eq(&d, doc))
+            {
+                return body.clone();
+            }
+        }
+        let body: std::sync::Arc<[u8]> = doc.to_body().into_bytes().into();
+        *last = Some((std::sync::Arc::downgrade(doc), body.clone()));
+        body
     }
 
     /// What the watcher answered a NOTIFY (408: no answer).
