@@ -265,7 +265,12 @@ impl SipServer {
         for sub in engine.remote_subscriptions()? {
             let Some(target) = &sub.target else { continue };
             match SubscriptionDialog::from_bytes(target) {
-                Ok(dialog) => {
+                Ok(mut dialog) => {
+                    // The NOTIFYs sent before the restart are not counted in the store; the
+                    // next CSeq must still be higher than theirs (RFC 3261 §12.2.1.1).
+                    dialog.local_cseq = dialog
+                        .local_cseq
+                        .max(restart_cseq(engine.config().clock.unix_ms()));
                     let expires_at = inner.now() + sub.expires_in.as_millis() as u64;
                     lock(&inner.dialogs).insert(sub.id, DialogState { dialog, expires_at });
                 }
@@ -810,6 +815,15 @@ fn with_received(via: &str, source: SocketAddr) -> String {
     out
 }
 
+/// The CSeq a dialog restored after a restart continues from: seconds since 2023-11-14
+/// (Unix 1,700,000,000), below 2^31. Higher than any count of NOTIFYs a dialog sent before,
+/// unless it sent more than one a second on average since that date; and it grows with each
+/// restart.
+pub(crate) fn restart_cseq(unix_ms: u64) -> u32 {
+    let seconds = (unix_ms / 1000).saturating_sub(1_700_000_000);
+    seconds.min((1 << 31) - (1 << 24)) as u32
+}
+
 /// At most 80 characters of `text` on one line (for reason phrases).
 pub(crate) fn short(text: &str) -> String {
     let line: String = text
@@ -867,6 +881,16 @@ mod tests {
             split_commas(r#""a, b" <sip:x@y;p=1,2>;q=1, <sip:z@w>"#),
             vec![r#""a, b" <sip:x@y;p=1,2>;q=1"#, "<sip:z@w>"]
         );
+    }
+
+    #[test]
+    fn restored_dialogs_continue_with_a_higher_cseq() {
+        // 2026-11-24: about 95 million seconds since the base.
+        let now = restart_cseq(1_795_500_000_000);
+        assert!(now > 90_000_000 && now < 1 << 31);
+        assert!(restart_cseq(1_795_500_060_000) > now);
+        assert_eq!(restart_cseq(0), 0);
+        assert!(restart_cseq(u64::MAX) < 1 << 31);
     }
 
     #[test]
