@@ -608,26 +608,49 @@ impl Shard {
         self.next_seq += 1;
         let seq = self.next_seq;
         let expires_at = now + u64::from(expires) * 1000;
-        let key = presentity_key(&presentity);
-        let p = self.presentity_entry(&presentity);
-        p.channels
-            .entry(package)
-            .or_default()
-            .publications
-            .push(Publication {
+        let key = self.add_publication(
+            &presentity,
+            package,
+            Publication {
                 etag: etag.clone(),
                 document,
                 expires_at,
                 seq,
                 automatic: false,
-            });
-        self.etags.insert(etag.clone(), (key.clone(), package));
-        self.timers
-            .schedule(expires_at, Timer::Publication(etag.clone()));
-        self.counters.publications.fetch_add(1, Ordering::Relaxed);
+            },
+        );
         self.persist_publication(&etag, None);
         self.recompose_and_notify(&key, package);
         Ok(etag)
+    }
+
+    /// Adds a publication to its presentity's channel, indexes its tag and (unless it is
+    /// automatic: it lives as long as its endpoint) schedules its expiry; returns the
+    /// presentity key. Composition and notification are the caller's.
+    fn add_publication(
+        &mut self,
+        presentity: &Arc<Uri>,
+        package: Package,
+        publication: Publication,
+    ) -> String {
+        let key = presentity_key(presentity);
+        let (etag, expires_at, automatic) = (
+            publication.etag.clone(),
+            publication.expires_at,
+            publication.automatic,
+        );
+        self.presentity_entry(presentity)
+            .channels
+            .entry(package)
+            .or_default()
+            .publications
+            .push(publication);
+        self.etags.insert(etag.clone(), (key.clone(), package));
+        if !automatic {
+            self.timers.schedule(expires_at, Timer::Publication(etag));
+        }
+        self.counters.publications.fetch_add(1, Ordering::Relaxed);
+        key
     }
 
     /// Finds a live publication by entity tag: (presentity key, package, index).

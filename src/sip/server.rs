@@ -44,7 +44,9 @@ use super::message::SipMessage;
 use super::transaction::{
     Arrival, ClientAction, ClientTransactions, ServerKey, ServerTransactions, Timers,
 };
-use super::transport::{Inbound, ListenAddr, Outbound, Proto, Transport, TransportConfig};
+use super::transport::{
+    via_received_rport, Inbound, ListenAddr, Outbound, Proto, Transport, TransportConfig,
+};
 use super::{SipLimits, Transport as Framing};
 use crate::engine::{Engine, EngineHandle, Event, MessageId, SubscriptionId};
 use crate::error::{Error, Result};
@@ -394,9 +396,56 @@ impl Inner {
         }
     }
 
-    /// The address this server uses on `proto` for the address family of `dest`.
-    pub(crate) fn local_for(&self, proto: Proto, dest: SocketAddr) -> Option<SocketAddr> {
-        self.transport.get()?.local_addr(proto, dest.is_ipv6())
+    /// The address this server uses on `proto` for the address family of `dest`, as text.
+    pub(crate) fn local_for(&self, proto: Proto, dest: SocketAddr) -> String {
+        self.transport
+            .get()
+            .and_then(|t| t.local_addr(proto, dest.is_ipv6()))
+            .map_or_else(|| "127.0.0.1:5060".to_string(), |a| a.to_string())
+    }
+
+    /// A request this server sends to `dest` over `proto`: its start line, a Via with a new
+    /// branch (returned) and `rport`, and Max-Forwards; the caller adds the rest.
+    pub(crate) fn new_request(
+        &self,
+        method: &str,
+        uri: &str,
+        proto: Proto,
+        dest: SocketAddr,
+    ) -> Result<(MessageBuilder, String)> {
+        let branch = format!("z9hG4bK{}", self.token());
+        let mut b = MessageBuilder::request(method, uri)?;
+        b.header(
+            "Via",
+            &format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                proto.as_str(),
+                self.local_for(proto, dest)
+            ),
+        )?;
+        b.header("Max-Forwards", "70")?;
+        Ok((b, branch))
+    }
+
+    /// Sends a request made by [`Inner::new_request`] in a new client transaction, whose
+    /// outcome comes back with `context`.
+    pub(crate) fn send_request(
+        &self,
+        branch: String,
+        bytes: Vec<u8>,
+        proto: Proto,
+        dest: SocketAddr,
+        context: ClientContext,
+    ) {
+        lock(&self.client_tx).start(
+            branch,
+            bytes.clone(),
+            dest,
+            proto == Proto::Tcp,
+            context,
+            self.now(),
+        );
+        self.send(proto, dest, None, bytes);
     }
 
     fn handle(&self, inbound: Inbound) {
@@ -541,13 +590,15 @@ impl Inner {
     ) -> Reply {
         let m = &request.message;
         let mut b = MessageBuilder::response(status, reason).expect("a valid status line");
-        let mut vias = m
-            .headers("Via")
-            .flat_map(|v| split_commas(v))
-            .collect::<Vec<_>>()
-            .into_iter();
-        if let Some(top) = vias.next() {
-            let _ = b.header("Via", &with_received(top, request.peer.source));
+        // (Checked well-formed before the request was handled.)
+        let mut vias = m.header_values("Via").unwrap_or_default().into_iter();
+        if let (Some(top), Ok(parsed)) = (vias.next(), m.top_via()) {
+            let (received, rport) = via_received_rport(
+                parsed.host(),
+                parsed.rport() == Some(None),
+                request.peer.source,
+            );
+            let _ = b.header("Via", &with_received(top, received, rport));
         }
         for via in vias {
             let _ = b.header("Via", via);
@@ -758,48 +809,13 @@ impl Reply {
     }
 }
 
-/// Splits a header value at top-level commas (outside quotes and `<...>`).
-pub(crate) fn split_commas(value: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut depth, mut quoted, mut escaped, mut start) = (0i32, false, false, 0);
-    for (i, c) in value.char_indices() {
-        if quoted {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => quoted = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => quoted = true,
-            '<' => depth += 1,
-            '>' => depth -= 1,
-            ',' if depth == 0 => {
-                out.push(value[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(value[start..].trim());
-    out.retain(|s| !s.is_empty());
-    out
-}
-
-/// The top Via with `received` (when the source differs from sent-by) and `rport` filled in
-/// when the client asked for it (RFC 3581).
-fn with_received(via: &str, source: SocketAddr) -> String {
+/// The top Via `via` with its `received` and `rport` parameters replaced by the ones given
+/// (computed by [`via_received_rport`], RFC 3581).
+fn with_received(via: &str, received: Option<String>, rport: Option<u16>) -> String {
     let mut out = String::with_capacity(via.len() + 40);
-    let mut asked_rport = false;
     for (i, part) in via.split(';').enumerate() {
         let name = part.split('=').next().unwrap_or("").trim();
-        if i > 0 && name.eq_ignore_ascii_case("rport") {
-            asked_rport = true;
-            continue;
-        }
-        if i > 0 && name.eq_ignore_ascii_case("received") {
+        if i > 0 && (name.eq_ignore_ascii_case("rport") || name.eq_ignore_ascii_case("received")) {
             continue;
         }
         if i > 0 {
@@ -807,10 +823,11 @@ fn with_received(via: &str, source: SocketAddr) -> String {
         }
         out.push_str(part);
     }
-    let ip = source.ip();
-    out.push_str(&format!(";received={ip}"));
-    if asked_rport {
-        out.push_str(&format!(";rport={}", source.port()));
+    if let Some(ip) = received {
+        out.push_str(&format!(";received={ip}"));
+    }
+    if let Some(port) = rport {
+        out.push_str(&format!(";rport={port}"));
     }
     out
 }
@@ -865,21 +882,19 @@ mod tests {
     #[test]
     fn received_and_rport() {
         let src: SocketAddr = "192.0.2.9:40000".parse().unwrap();
+        let (received, rport) = via_received_rport("10.0.0.1", true, src);
         assert_eq!(
-            with_received("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport", src),
+            with_received(
+                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport",
+                received,
+                rport
+            ),
             "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;received=192.0.2.9;rport=40000"
         );
+        let (received, rport) = via_received_rport("h", false, src);
         assert_eq!(
-            with_received("SIP/2.0/TCP h;branch=z9hG4bK2", src),
+            with_received("SIP/2.0/TCP h;branch=z9hG4bK2", received, rport),
             "SIP/2.0/TCP h;branch=z9hG4bK2;received=192.0.2.9"
-        );
-    }
-
-    #[test]
-    fn commas_split_outside_quotes_and_brackets() {
-        assert_eq!(
-            split_commas(r#""a, b" <sip:x@y;p=1,2>;q=1, <sip:z@w>"#),
-            vec![r#""a, b" <sip:x@y;p=1,2>;q=1"#, "<sip:z@w>"]
         );
     }
 

@@ -5,8 +5,6 @@
 //! stored endpoints), and withdrawn when the endpoint logs out or its login expires.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::Ordering;
-
 use super::{Publication, Shard};
 use crate::doc::pidf::{Basic, Contact, Presence, Tuple};
 use crate::engine::package::{Document, Package};
@@ -48,21 +46,17 @@ impl Shard {
         let etag = self.new_etag();
         self.next_seq += 1;
         let seq = self.next_seq;
-        self.presentity_entry(&uri)
-            .channels
-            .entry(Package::Presence)
-            .or_default()
-            .publications
-            .push(Publication {
+        self.add_publication(
+            &uri,
+            Package::Presence,
+            Publication {
                 etag: etag.clone(),
                 document: Document::Presence(document),
                 expires_at,
                 seq,
                 automatic: true,
-            });
-        self.etags
-            .insert(etag.clone(), (key.to_owned(), Package::Presence));
-        self.counters.publications.fetch_add(1, Ordering::Relaxed);
+            },
+        );
         if let Some(e) = self
             .users
             .get_mut(key)

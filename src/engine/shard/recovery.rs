@@ -2,7 +2,6 @@
 //! and keeps its publications in the store as they change.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -11,7 +10,7 @@ use super::messaging::{Durability, Letter};
 use super::{shard_of_etag, Publication, Shard};
 use crate::doc::filter::FilterSet;
 use crate::doc::winfo::WatcherEvent;
-use crate::engine::authorization::{presentity_key, AuthAction};
+use crate::engine::authorization::AuthAction;
 use crate::engine::events::{Event, SubscriptionId, SubscriptionState};
 use crate::engine::package::Package;
 use crate::engine::restore::Restored;
@@ -196,25 +195,19 @@ impl Shard {
             self.new_etag()
         };
         let presentity = Arc::new(record.presentity);
-        let key = presentity_key(&presentity);
         let expires_at = self.clock_time_of(record.expires_at);
         self.next_seq = self.next_seq.max(record.seq);
-        self.presentity_entry(&presentity)
-            .channels
-            .entry(record.package)
-            .or_default()
-            .publications
-            .push(Publication {
+        self.add_publication(
+            &presentity,
+            record.package,
+            Publication {
                 etag: etag.clone(),
                 document,
                 expires_at,
                 seq: record.seq,
                 automatic: false,
-            });
-        self.etags.insert(etag.clone(), (key, record.package));
-        self.timers
-            .schedule(expires_at, Timer::Publication(etag.clone()));
-        self.counters.publications.fetch_add(1, Ordering::Relaxed);
+            },
+        );
         if etag != record.etag {
             self.persist_publication(&etag, Some(record.etag));
         }

@@ -12,7 +12,6 @@ use crate::doc::filter::FilterSet;
 use crate::engine::{Notification, Package, SubscribeRequest, SubscriptionId, SubscriptionState};
 use crate::error::{Error, Result};
 use crate::log;
-use crate::sip::builder::MessageBuilder;
 use crate::sip::dialog::{DialogId, SubscriptionDialog};
 use crate::sip::header::Contacts;
 use crate::sip::transport::Proto;
@@ -219,9 +218,7 @@ impl Inner {
 
     /// The Contact this server puts in its requests and dialog-creating answers.
     pub(crate) fn contact_for(&self, proto: Proto, peer: SocketAddr) -> String {
-        let local = self
-            .local_for(proto, peer)
-            .map_or_else(|| "127.0.0.1:5060".to_string(), |a| a.to_string());
+        let local = self.local_for(proto, peer);
         match proto {
             Proto::Tcp => format!("<sip:{local};transport=tcp>"),
             Proto::Udp => format!("<sip:{local}>"),
@@ -253,17 +250,8 @@ impl Inner {
             .filter(|_| d.proto == Proto::Udp)
             .unwrap_or(d.peer);
         let dest = if d.proto == Proto::Tcp { d.peer } else { dest };
-        let branch = format!("z9hG4bK{}", self.token());
-        let local = self
-            .local_for(d.proto, dest)
-            .map_or_else(|| "127.0.0.1:5060".to_string(), |a| a.to_string());
-        let built = (|| -> Result<Vec<u8>> {
-            let mut b = MessageBuilder::request("NOTIFY", &d.remote_target)?;
-            b.header(
-                "Via",
-                &format!("SIP/2.0/{} {local};branch={branch};rport", d.proto.as_str()),
-            )?;
-            b.header("Max-Forwards", "70")?;
+        let built = (|| -> Result<(String, Vec<u8>)> {
+            let (mut b, branch) = self.new_request("NOTIFY", &d.remote_target, d.proto, dest)?;
             for route in &d.route_set {
                 b.header("Route", route)?;
             }
@@ -278,7 +266,7 @@ impl Inner {
             if let Some(doc) = &n.document {
                 b.body(n.package.content_type(), &self.body_of(doc))?;
             }
-            Ok(b.build())
+            Ok((branch, b.build()))
         })();
         let proto = d.proto;
         if terminated {
@@ -286,16 +274,14 @@ impl Inner {
         }
         drop(dialogs);
         match built {
-            Ok(bytes) => {
-                lock(&self.client_tx).start(
+            Ok((branch, bytes)) => {
+                self.send_request(
                     branch,
-                    bytes.clone(),
+                    bytes,
+                    proto,
                     dest,
-                    proto == Proto::Tcp,
                     ClientContext::Notify(n.subscription),
-                    now,
                 );
-                self.send(proto, dest, None, bytes);
             }
             Err(e) => log::warn!(
                 "subscription {}: cannot build its NOTIFY: {e}",

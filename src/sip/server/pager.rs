@@ -11,8 +11,6 @@ use super::{lock, parse_location, ClientContext, Inner, PendingMessage, Reply, R
 use crate::engine::{Delivery, DeliveryOutcome, FailureReason, Message, OutgoingMessage};
 use crate::error::Result;
 use crate::log;
-use crate::sip::builder::MessageBuilder;
-use crate::sip::transport::Proto;
 
 impl Inner {
     /// `Ok(None)`: the answer follows the engine's first outcome.
@@ -112,17 +110,8 @@ impl Inner {
             );
             return true;
         };
-        let branch = format!("z9hG4bK{}", self.token());
-        let local = self
-            .local_for(proto, dest)
-            .map_or_else(|| "127.0.0.1:5060".to_string(), |a| a.to_string());
-        let built = (|| -> Result<Vec<u8>> {
-            let mut b = MessageBuilder::request("MESSAGE", endpoint)?;
-            b.header(
-                "Via",
-                &format!("SIP/2.0/{} {local};branch={branch};rport", proto.as_str()),
-            )?;
-            b.header("Max-Forwards", "70")?;
+        let built = (|| -> Result<(String, Vec<u8>)> {
+            let (mut b, branch) = self.new_request("MESSAGE", endpoint, proto, dest)?;
             b.header(
                 "From",
                 &format!("<{}>;tag={}", message.sender, self.token()),
@@ -135,19 +124,11 @@ impl Inner {
             }
             b.header("Server", &self.config.server_name)?;
             b.body(&message.content_type, &message.body)?;
-            Ok(b.build())
+            Ok((branch, b.build()))
         })();
         match built {
-            Ok(bytes) => {
-                lock(&self.client_tx).start(
-                    branch,
-                    bytes.clone(),
-                    dest,
-                    proto == Proto::Tcp,
-                    ClientContext::Relay(message.id),
-                    self.now(),
-                );
-                self.send(proto, dest, None, bytes);
+            Ok((branch, bytes)) => {
+                self.send_request(branch, bytes, proto, dest, ClientContext::Relay(message.id))
             }
             Err(e) => log::warn!("message {}: cannot relay it to {endpoint}: {e}", message.id),
         }
