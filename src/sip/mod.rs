@@ -13,6 +13,7 @@
 //! | [`transaction`] | non-INVITE client and server transactions, without I/O |
 //! | [`digest`] | server-side digest authentication (RFC 7616, 8760) |
 //! | [`dialog`] | the notifier's subscription dialog, kept as the engine's subscription target |
+//! | [`route`] | next hops for the domains this engine does not own |
 //! | [`server`] | the server role: REGISTER, PUBLISH, SUBSCRIBE/NOTIFY, MESSAGE, OPTIONS over the engine |
 //!
 //! Parsing does the least work a server needs on every message: one pass over the bytes that
@@ -36,6 +37,7 @@ pub mod header;
 mod lex;
 pub mod message;
 pub mod name;
+pub mod route;
 pub mod server;
 pub mod transaction;
 pub mod transport;

@@ -84,6 +84,13 @@ pub struct SipServerConfig {
     /// algorithm other than MD5 ("Function not implemented"), whatever the order; such
     /// clients need this off (imppd offers MD5 alone unless given `--sha256`).
     pub offer_sha256: bool,
+    /// Where requests for domains the engine does not own go (forwarding, federation,
+    /// the user-agent role). Empty: such requests are refused.
+    pub routes: super::route::RouteTable,
+    /// Whether a SUBSCRIBE from a user of an owned domain to a presentity of another domain
+    /// is served here, with one back-end subscription per remote presentity shared by all
+    /// local watchers (federation, "distribute state"), rather than forwarded. Default: yes.
+    pub federate: bool,
 }
 
 impl SipServerConfig {
@@ -98,6 +105,8 @@ impl SipServerConfig {
             server_name: format!("libimpp/{}", env!("CARGO_PKG_VERSION")),
             prefer_sha256: false,
             offer_sha256: true,
+            routes: super::route::RouteTable::default(),
+            federate: true,
         }
     }
 }
