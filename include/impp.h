@@ -379,6 +379,11 @@ typedef enum impp_failure_reason {
    * The recipient is offline and the store could not keep the message.
    */
   IMPP_FAILURE_STORAGE = 6,
+  /**
+   * The recipient's domain could not be reached (no route, no answer, or a server
+   * error from its next hop).
+   */
+  IMPP_FAILURE_UNREACHABLE = 7,
 } impp_failure_reason;
 
 /**

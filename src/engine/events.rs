@@ -226,6 +226,9 @@ pub enum FailureReason {
     Offline,
     /// The recipient is offline and the store could not keep the message.
     Storage,
+    /// The recipient's domain could not be reached: no route to it, its next hop did not
+    /// answer, or answered with a server error (a message sent on by a transport).
+    Unreachable,
 }
 
 impl FailureReason {
@@ -238,6 +241,7 @@ impl FailureReason {
             FailureReason::Rejected => "rejected",
             FailureReason::Offline => "offline",
             FailureReason::Storage => "storage",
+            FailureReason::Unreachable => "unreachable",
         }
     }
 }

@@ -131,6 +131,8 @@ pub(crate) enum ClientContext {
     Notify(SubscriptionId),
     /// A MESSAGE relayed to a registered contact.
     Relay(MessageId),
+    /// A MESSAGE sent on to another domain; its answer is the sender's outcome.
+    Remote(Box<crate::engine::Delivery>),
 }
 
 /// A MESSAGE whose answer waits for the engine's first delivery outcome.
@@ -283,6 +285,10 @@ impl SipServer {
             }
         }
 
+        // Messages for other domains go out through the routes.
+        if !config.routes.is_empty() {
+            engine.set_remote_delivery(true);
+        }
         let (events_tx, events_rx) = crossbeam_channel::unbounded::<Event>();
         engine.set_event_tap(Some(Arc::new(move |events: &mut Vec<Event>| {
             tap(events, &events_tx)
@@ -359,6 +365,7 @@ impl SipServer {
         if let Ok(engine) = self.inner.engine.get() {
             // Dropping the tap drops its channel sender: the events thread ends.
             engine.set_event_tap(None);
+            engine.set_remote_delivery(false);
         }
         self.transport.stop();
         self.stop.store(true, Ordering::Release);
@@ -776,6 +783,7 @@ impl Inner {
                     log::debug!("SIP: relayed message {id} was answered {status}");
                 }
             }
+            ClientContext::Remote(delivery) => self.report_remote(*delivery, status),
         }
     }
 
@@ -810,21 +818,6 @@ impl Inner {
             }
             Event::RemoteMessage(m) => self.remote_message(&m),
             _ => {}
-        }
-    }
-
-    /// A message for another domain: not sent anywhere yet (remote delivery is not turned
-    /// on by this server), so its sender is told it failed.
-    fn remote_message(&self, m: &crate::engine::Message) {
-        if let Ok(engine) = self.engine() {
-            let _ = engine.report_delivery(crate::engine::Delivery {
-                message: m.id,
-                sender: m.sender.clone(),
-                recipient: m.recipient.clone(),
-                outcome: crate::engine::DeliveryOutcome::Failed(
-                    crate::engine::FailureReason::UnknownUser,
-                ),
-            });
         }
     }
 }
