@@ -14,6 +14,13 @@
 //! `domain` and `listen` may repeat); flags given on the command line come after it and win
 //! (repeatable ones add). SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
 //! the store, and after a restart every remote watcher is notified again in its dialog.
+//! SIGUSR1 prints the live heap (bytes allocated and not freed) on stderr.
+
+#[path = "imppd/heap.rs"]
+mod heap;
+
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -344,8 +351,18 @@ fn serve(mut options: Options) -> Result<(), String> {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
     }
+    let report = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, report.clone())
+        .map_err(|e| format!("cannot handle SIGUSR1: {e}"))?;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        if report.swap(false, Ordering::Relaxed) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "imppd: heap {} bytes live",
+                heap::live_bytes()
+            );
+        }
     }
     let _ = writeln!(std::io::stderr(), "imppd: stopping");
     server.stop();
