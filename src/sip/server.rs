@@ -23,6 +23,7 @@
 //! [`Core::send_message`]: crate::engine::Core::send_message
 #![forbid(unsafe_code)]
 
+mod forwarder;
 mod notifier;
 mod pager;
 mod publisher;
@@ -132,6 +133,8 @@ pub(crate) enum ClientContext {
     Notify(SubscriptionId),
     /// A MESSAGE relayed to a registered contact.
     Relay(MessageId),
+    /// A request forwarded to the next hop of another domain (by our Via branch).
+    Forward(String),
 }
 
 /// A MESSAGE whose answer waits for the engine's first delivery outcome.
@@ -199,6 +202,8 @@ pub(crate) struct Inner {
     pub(crate) origin: Instant,
     pub(crate) counter: AtomicU64,
     pub(crate) domains: Vec<String>,
+    /// Requests forwarded to other domains, waiting for their answers ([`forwarder`]).
+    pub(crate) forwards: Mutex<forwarder::Forwards>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -241,6 +246,7 @@ impl SipServer {
             origin: Instant::now(),
             counter: AtomicU64::new(1),
             domains,
+            forwards: Mutex::new(HashMap::new()),
         });
 
         let (inbound_tx, inbound_rx) = crossbeam_channel::unbounded::<Inbound>();
@@ -525,6 +531,9 @@ impl Inner {
             }
         }
         let request = Request { message, peer, key };
+        if self.forward(&request) {
+            return;
+        }
         // `Ok(None)`: answered already, or answered later (a MESSAGE waits for the
         // engine's first delivery outcome).
         let answer: Result<Option<Reply>> = match method.as_str() {
@@ -620,6 +629,13 @@ impl Inner {
         } else {
             let tag = to_tag.map(str::to_owned).unwrap_or_else(|| self.token());
             let _ = b.header("To", &format!("{to};tag={tag}"));
+            // A dialog-creating answer carries the request's Record-Route (RFC 3261
+            // §12.1.1), so the proxies that recorded the route stay on the dialog's path.
+            if (101..300).contains(&status) {
+                for rr in m.headers("Record-Route") {
+                    let _ = b.header("Record-Route", rr);
+                }
+            }
         }
         let _ = b.header("Call-ID", m.header("Call-ID").unwrap_or_default());
         let _ = b.header("CSeq", m.header("CSeq").unwrap_or_default());
@@ -747,6 +763,9 @@ impl Inner {
     }
 
     fn response(&self, message: &SipMessage) {
+        if self.forward_response(message) {
+            return;
+        }
         let Ok(via) = message.top_via() else { return };
         let Some(branch) = via.branch() else { return };
         let status = message.status().unwrap_or(0);
@@ -766,6 +785,7 @@ impl Inner {
                     log::debug!("SIP: relayed message {id} was answered {status}");
                 }
             }
+            ClientContext::Forward(branch) => self.forward_failed(&branch, status),
         }
     }
 

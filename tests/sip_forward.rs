@@ -1,0 +1,630 @@
+//! The SIP server as a proxy for other domains: two or three servers (engine + SipServer, one
+//! domain each) on loopback with routes to each other, driven by a small UDP client written
+//! here. MESSAGE and SUBSCRIBE across domains, Max-Forwards, a routing loop, no route, and a
+//! next hop that never answers.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use impp::engine::{AuthAction, Engine, EngineConfig};
+use impp::sip::digest::{expected_response, Algorithm};
+use impp::sip::route::Route;
+use impp::sip::server::{SipServer, SipServerConfig};
+use impp::sip::transport::{ListenAddr, Proto};
+use impp::sip::{SipLimits, SipMessage, Transport};
+use impp::store::{Credential, MemoryStore};
+
+/// One domain's server.
+struct Node {
+    engine: Arc<Engine>,
+    server: SipServer,
+}
+
+impl Node {
+    /// A server for `domain` with users alice, bob and carol (password `USER-pw`).
+    fn start(domain: &str, tweak: impl FnOnce(&mut SipServerConfig)) -> Node {
+        let engine = Arc::new(
+            Engine::new(EngineConfig {
+                domains: vec![domain.into()],
+                default_policy: AuthAction::Allow,
+                workers: 2,
+                store: Arc::new(MemoryStore::new()),
+                ..EngineConfig::default()
+            })
+            .unwrap(),
+        );
+        for user in ["alice", "bob", "carol"] {
+            let uri = format!("sip:{user}@{domain}").parse().unwrap();
+            engine
+                .set_user(Credential::new(uri, domain, &format!("{user}-pw")))
+                .unwrap();
+        }
+        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut config = SipServerConfig::new(vec![ListenAddr::udp(local), ListenAddr::tcp(local)]);
+        // Short timers: a next hop that does not answer times out in 64 × 20 ms.
+        config.timers.t1 = Duration::from_millis(20);
+        config.timers.t2 = Duration::from_millis(160);
+        tweak(&mut config);
+        let server = SipServer::start(engine.clone(), config, None).unwrap();
+        Node { engine, server }
+    }
+
+    fn addr(&self, proto: Proto) -> SocketAddr {
+        self.server
+            .local_addrs()
+            .iter()
+            .find(|l| l.proto == proto)
+            .unwrap()
+            .addr
+    }
+
+    fn udp(&self) -> SocketAddr {
+        self.addr(Proto::Udp)
+    }
+
+    fn tcp(&self) -> SocketAddr {
+        self.addr(Proto::Tcp)
+    }
+}
+
+fn route(text: &str) -> Route {
+    Route::parse(text).unwrap()
+}
+
+static N: AtomicU32 = AtomicU32::new(1);
+
+fn token() -> String {
+    format!("f{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn parse(bytes: &[u8]) -> SipMessage {
+    SipMessage::parse(bytes, &SipLimits::DEFAULT, Transport::Datagram).unwrap()
+}
+
+/// A user agent on one UDP socket that sends everything to one server (its outbound proxy).
+struct Client {
+    socket: UdpSocket,
+    server: SocketAddr,
+    user: String,
+    domain: String,
+    tag: String,
+    cseq: AtomicU32,
+    /// Requests received and not yet looked at, with where they came from.
+    requests: Vec<(SipMessage, SocketAddr)>,
+}
+
+impl Client {
+    fn new(server: SocketAddr, user: &str, domain: &str) -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        Client {
+            socket,
+            server,
+            user: user.into(),
+            domain: domain.into(),
+            tag: token(),
+            cseq: AtomicU32::new(1),
+            requests: Vec::new(),
+        }
+    }
+
+    fn local(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    fn aor(&self) -> String {
+        format!("sip:{}@{}", self.user, self.domain)
+    }
+
+    fn contact(&self) -> String {
+        format!("sip:{}@{}", self.user, self.local())
+    }
+
+    /// A request from this client; `extra` are more header lines (CRLF-terminated).
+    fn request(&self, method: &str, uri: &str, to: &str, call_id: &str, extra: &str) -> Vec<u8> {
+        self.request_with_body(method, uri, to, call_id, extra, None)
+    }
+
+    fn request_with_body(
+        &self,
+        method: &str,
+        uri: &str,
+        to: &str,
+        call_id: &str,
+        extra: &str,
+        body: Option<&str>,
+    ) -> Vec<u8> {
+        let cseq = self.cseq.fetch_add(1, Ordering::Relaxed);
+        let mut text = format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{b};rport\r\nFrom: <{aor}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <{contact}>\r\n{extra}",
+            local = self.local(),
+            b = token(),
+            aor = self.aor(),
+            tag = self.tag,
+            contact = self.contact(),
+        );
+        if !extra.to_ascii_lowercase().contains("max-forwards") {
+            text.push_str("Max-Forwards: 70\r\n");
+        }
+        let body = body.unwrap_or("");
+        if !body.is_empty() {
+            text.push_str("Content-Type: text/plain\r\n");
+        }
+        text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        text.into_bytes()
+    }
+
+    /// Receives one message (`None` after the read timeout); requests are answered 200 and
+    /// kept.
+    fn receive(&mut self) -> Option<(SipMessage, SocketAddr)> {
+        let mut buf = vec![0u8; 65536];
+        let (n, from) = self.socket.recv_from(&mut buf).ok()?;
+        let m = parse(&buf[..n]);
+        if m.is_request() {
+            self.answer(&m, from);
+        }
+        Some((m, from))
+    }
+
+    /// Sends `request` to the server and waits for its final response (and where it came
+    /// from), keeping the requests that arrive in between.
+    fn transact(&mut self, request: &[u8], wait: Duration) -> (SipMessage, SocketAddr) {
+        self.socket.send_to(request, self.server).unwrap();
+        let sent = parse(request);
+        let call_id = sent.call_id().unwrap().to_string();
+        let cseq = sent.header("CSeq").unwrap().to_string();
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            let Some((m, from)) = self.receive() else {
+                continue;
+            };
+            if m.is_request() {
+                self.requests.push((m, from));
+                continue;
+            }
+            if m.call_id().unwrap() == call_id
+                && m.header("CSeq") == Some(&cseq)
+                && m.status().unwrap() >= 200
+            {
+                return (m, from);
+            }
+        }
+        panic!("no final response to {}", String::from_utf8_lossy(request));
+    }
+
+    /// Sends the request `build` makes, answering a 401 once with this user's password.
+    fn transact_auth(&mut self, build: impl Fn(&Client, &str) -> Vec<u8>) -> SipMessage {
+        let first = build(self, "");
+        let (r, _) = self.transact(&first, Duration::from_secs(5));
+        if r.status() != Some(401) {
+            return r;
+        }
+        let challenge = r
+            .headers("WWW-Authenticate")
+            .find(|c| c.contains("MD5"))
+            .expect("an MD5 challenge")
+            .to_string();
+        let param = |name: &str| {
+            let i = challenge.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            challenge[i..].split('"').next().unwrap().to_string()
+        };
+        let (realm, nonce) = (param("realm"), param("nonce"));
+        let credential = Credential::new(
+            self.aor().parse().unwrap(),
+            &realm,
+            &format!("{}-pw", self.user),
+        );
+        let m = parse(&first);
+        let uri = m.request_uri_text().unwrap().to_string();
+        let cnonce = token();
+        let response = expected_response(
+            Algorithm::Md5,
+            &credential.ha1_md5,
+            m.method().unwrap(),
+            &uri,
+            &nonce,
+            Some(("auth", "00000001", &cnonce)),
+        );
+        let auth = format!(
+            "Authorization: Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"{cnonce}\"\r\n",
+            self.user
+        );
+        self.transact(&build(self, &auth), Duration::from_secs(5)).0
+    }
+
+    fn answer(&self, request: &SipMessage, to: SocketAddr) {
+        let mut text = String::from("SIP/2.0 200 OK\r\n");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            for v in request.headers(name) {
+                text.push_str(&format!("{name}: {v}\r\n"));
+            }
+        }
+        text.push_str("Content-Length: 0\r\n\r\n");
+        self.socket.send_to(text.as_bytes(), to).unwrap();
+    }
+
+    /// Waits for a request `method` (answered 200), with where it came from.
+    fn next_request(&mut self, method: &str) -> (SipMessage, SocketAddr) {
+        if let Some(i) = self
+            .requests
+            .iter()
+            .position(|(m, _)| m.method() == Some(method))
+        {
+            return self.requests.remove(i);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some((m, from)) = self.receive() {
+                if m.method() == Some(method) {
+                    return (m, from);
+                }
+                if m.is_request() {
+                    self.requests.push((m, from));
+                }
+            }
+        }
+        panic!("no {method} arrived");
+    }
+
+    fn register(&mut self) -> SipMessage {
+        let (aor, domain) = (self.aor(), self.domain.clone());
+        let call_id = format!("reg-{}", self.tag);
+        self.transact_auth(|c, auth| {
+            c.request(
+                "REGISTER",
+                &format!("sip:{domain}"),
+                &format!("<{aor}>"),
+                &call_id,
+                &format!("Expires: 300\r\n{auth}"),
+            )
+        })
+    }
+}
+
+/// a.test forwards b.test to B over UDP; B (no authentication: a request from a foreign
+/// user must not be challenged there) serves bob.
+fn a_and_b(b_route_proto: Proto, tweak_a: impl FnOnce(&mut SipServerConfig)) -> (Node, Node) {
+    let b = Node::start("b.test", |c| c.authenticate = false);
+    let hop = match b_route_proto {
+        Proto::Udp => format!("b.test=udp:{}", b.udp()),
+        Proto::Tcp => format!("b.test=tcp:{}", b.tcp()),
+    };
+    let a = Node::start("a.test", |c| {
+        c.routes.add(route(&hop));
+        tweak_a(c);
+    });
+    (a, b)
+}
+
+#[test]
+fn message_to_another_domain_is_forwarded_and_answered_back() {
+    let (a, b) = a_and_b(Proto::Udp, |_| {});
+    let mut bob = Client::new(b.udp(), "bob", "b.test");
+    assert_eq!(bob.register().status(), Some(200));
+
+    let mut alice = Client::new(a.udp(), "alice", "a.test");
+    // A challenges its own user before forwarding (realm a.test)...
+    let first = alice.request_with_body(
+        "MESSAGE",
+        "sip:bob@b.test",
+        "<sip:bob@b.test>",
+        &token(),
+        "",
+        Some("hi"),
+    );
+    let (r, _) = alice.transact(&first, Duration::from_secs(5));
+    assert_eq!(r.status(), Some(401));
+    assert!(r
+        .header("WWW-Authenticate")
+        .unwrap()
+        .contains("realm=\"a.test\""));
+    // ...then forwards it; B delivers it to bob's registered contact and its 200 comes back
+    // through A, with only alice's Via left, from A's address.
+    let call_id = token();
+    let r = alice.transact_auth(|c, auth| {
+        c.request_with_body(
+            "MESSAGE",
+            "sip:bob@b.test",
+            "<sip:bob@b.test>",
+            &call_id,
+            auth,
+            Some("hello bob"),
+        )
+    });
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let vias = r.via().unwrap();
+    assert_eq!(vias.len(), 1, "our Via is removed on the way back");
+    assert_eq!(vias[0].rport(), Some(Some(alice.local().port())));
+    assert_eq!(r.call_id().unwrap(), call_id);
+
+    let (m, _) = bob.next_request("MESSAGE");
+    assert_eq!(m.body(), b"hello bob");
+    assert!(m.from().unwrap().uri_text().contains("alice@a.test"));
+    assert!(
+        b.engine.user(&"sip:bob@b.test".parse().unwrap()).is_some(),
+        "bob is B's user"
+    );
+
+    // A user may only send as itself: alice's credentials with carol's From are refused.
+    let mut mallory = Client::new(a.udp(), "alice", "a.test");
+    let call_id = token();
+    let r = mallory.transact_auth(|c, auth| {
+        let text = String::from_utf8(c.request_with_body(
+            "MESSAGE",
+            "sip:bob@b.test",
+            "<sip:bob@b.test>",
+            &call_id,
+            auth,
+            Some("it's carol"),
+        ))
+        .unwrap();
+        text.replace("From: <sip:alice@a.test>", "From: <sip:carol@a.test>")
+            .into_bytes()
+    });
+    assert_eq!(r.status(), Some(403));
+
+    // A request from a foreign user arriving at A for b.test is forwarded without a
+    // challenge (it is not A's to authenticate).
+    let mut stranger = Client::new(a.udp(), "zed", "c.test");
+    let (r, _) = stranger.transact(
+        &stranger.request_with_body(
+            "MESSAGE",
+            "sip:bob@b.test",
+            "<sip:bob@b.test>",
+            &token(),
+            "",
+            Some("from afar"),
+        ),
+        Duration::from_secs(5),
+    );
+    assert_eq!(r.status(), Some(200));
+    let (m, _) = bob.next_request("MESSAGE");
+    assert_eq!(m.body(), b"from afar");
+}
+
+#[test]
+fn max_forwards_zero_is_refused_with_483() {
+    let (a, _b) = a_and_b(Proto::Udp, |c| c.authenticate = false);
+    let mut alice = Client::new(a.udp(), "alice", "a.test");
+    let (r, _) = alice.transact(
+        &alice.request_with_body(
+            "MESSAGE",
+            "sip:bob@b.test",
+            "<sip:bob@b.test>",
+            &token(),
+            "Max-Forwards: 0\r\n",
+            Some("x"),
+        ),
+        Duration::from_secs(5),
+    );
+    assert_eq!(r.status(), Some(483));
+    // Max-Forwards 1 still gets through one hop (B serves bob: 202, stored for later).
+    let (r, _) = alice.transact(
+        &alice.request_with_body(
+            "MESSAGE",
+            "sip:bob@b.test",
+            "<sip:bob@b.test>",
+            &token(),
+            "Max-Forwards: 1\r\n",
+            Some("x"),
+        ),
+        Duration::from_secs(5),
+    );
+    assert_eq!(r.status(), Some(202));
+}
+
+#[test]
+fn a_routing_loop_ends_with_482_and_no_storm() {
+    // A sends c.test to B, and B sends it back to A. A's port is picked first (a free one,
+    // released just before A binds it) so that B's route can name it.
+    let a_udp = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let b = Node::start("b.test", |c| {
+        c.authenticate = false;
+        c.routes.add(route(&format!("c.test=udp:{a_udp}")));
+    });
+    let a = Node::start("a.test", |c| {
+        c.authenticate = false;
+        c.listen = vec![ListenAddr::udp(a_udp)];
+        c.routes.add(route(&format!("c.test=udp:{}", b.udp())));
+    });
+    let mut alice = Client::new(a.udp(), "alice", "a.test");
+    let started = Instant::now();
+    let (r, _) = alice.transact(
+        &alice.request_with_body(
+            "MESSAGE",
+            "sip:x@c.test",
+            "<sip:x@c.test>",
+            &token(),
+            "",
+            Some("round and round"),
+        ),
+        Duration::from_secs(5),
+    );
+    // A recognises its own Via (same branch) on the second pass, long before Max-Forwards
+    // would run out.
+    assert_eq!(r.status(), Some(482), "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at once"
+    );
+    // Nothing more arrives: no storm of repeated answers.
+    let quiet = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < quiet {
+        if let Some((m, _)) = alice.receive() {
+            panic!("unexpected after the loop was cut: {m:?}");
+        }
+    }
+}
+
+#[test]
+fn no_route_is_refused_as_before() {
+    let (a, _b) = a_and_b(Proto::Udp, |c| {
+        c.authenticate = false;
+        c.federate = false;
+    });
+    let mut alice = Client::new(a.udp(), "alice", "a.test");
+    let (r, _) = alice.transact(
+        &alice.request(
+            "SUBSCRIBE",
+            "sip:x@c.test",
+            "<sip:x@c.test>",
+            &token(),
+            "Event: presence\r\n",
+        ),
+        Duration::from_secs(5),
+    );
+    assert_eq!(r.status(), Some(404));
+    let (r, _) = alice.transact(
+        &alice.request_with_body(
+            "MESSAGE",
+            "sip:x@c.test",
+            "<sip:x@c.test>",
+            &token(),
+            "",
+            Some("x"),
+        ),
+        Duration::from_secs(5),
+    );
+    let status = r.status().unwrap();
+    assert!((400..500).contains(&status), "refused, got {status}");
+}
+
+#[test]
+fn a_silent_next_hop_times_out_with_408() {
+    // Bound but never read: requests vanish there.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let a = Node::start("a.test", |c| {
+        c.authenticate = false;
+        c.routes
+            .add(route(&format!("*=udp:{}", silent.local_addr().unwrap())));
+    });
+    let mut alice = Client::new(a.udp(), "alice", "a.test");
+    let started = Instant::now();
+    let (r, _) = alice.transact(
+        &alice.request_with_body(
+            "MESSAGE",
+            "sip:bob@b.test",
+            "<sip:bob@b.test>",
+            &token(),
+            "",
+            Some("anyone?"),
+        ),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r.status(), Some(408));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The forwarded request was retransmitted over UDP while it waited, with one Via of
+    // A's on top of alice's and Max-Forwards decremented.
+    let mut buf = vec![0u8; 65536];
+    let mut copies = Vec::new();
+    while let Ok((n, _)) = silent.recv_from(&mut buf) {
+        copies.push(parse(&buf[..n]));
+    }
+    assert!(copies.len() >= 3, "retransmitted: {} copies", copies.len());
+    let first = &copies[0];
+    assert_eq!(first.via().unwrap().len(), 2);
+    assert_eq!(first.max_forwards().unwrap(), Some(69));
+    assert!(copies
+        .iter()
+        .all(|c| c.top_via().unwrap().branch() == first.top_via().unwrap().branch()));
+}
+
+#[test]
+fn subscribe_forwarded_keeps_its_dialog_through_the_proxy() {
+    // federate off: A forwards alice's SUBSCRIBE to B (over TCP) instead of serving it.
+    let (a, b) = a_and_b(Proto::Tcp, |c| c.federate = false);
+    let mut alice = Client::new(a.udp(), "alice", "a.test");
+    let call_id = token();
+    let r = alice.transact_auth(|c, auth| {
+        c.request(
+            "SUBSCRIBE",
+            "sip:bob@b.test",
+            "<sip:bob@b.test>",
+            &call_id,
+            &format!("Event: presence\r\nExpires: 600\r\n{auth}"),
+        )
+    });
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    assert_eq!(b.engine.remote_subscriptions().unwrap().len(), 1);
+    // A record-routed the dialog: one entry facing B (TCP), one facing alice (UDP).
+    let rr: Vec<String> = r
+        .record_route()
+        .unwrap()
+        .iter()
+        .map(|n| n.uri_text().to_string())
+        .collect();
+    assert_eq!(
+        rr,
+        vec![
+            format!("sip:{};transport=tcp;lr", a.tcp()),
+            format!("sip:{};transport=udp;lr", a.udp()),
+        ]
+    );
+    let to = r.header("To").unwrap().to_string();
+    let remote_target = match r.contact().unwrap() {
+        impp::sip::Contacts::List(l) => l[0].uri_text().to_string(),
+        _ => panic!("no Contact"),
+    };
+
+    // B's NOTIFY comes to alice from A, with B's Via under A's.
+    let (notify, from) = alice.next_request("NOTIFY");
+    assert_eq!(from, a.udp(), "the NOTIFY passes through A");
+    assert_eq!(notify.via().unwrap().len(), 2);
+    assert!(
+        notify.header("Route").is_none(),
+        "A removed its Route entries"
+    );
+
+    // The refresh goes the same way: to A, with the route set reversed.
+    let route_set = format!("Route: <{}>, <{}>\r\n", rr[1], rr[0]);
+    let refresh = |alice: &mut Client, expires: u32| {
+        let (to, call_id, target, route_set) = (
+            to.clone(),
+            call_id.clone(),
+            remote_target.clone(),
+            route_set.clone(),
+        );
+        alice.transact_auth(move |c, auth| {
+            c.request(
+                "SUBSCRIBE",
+                &target,
+                &to,
+                &call_id,
+                &format!("Event: presence\r\nExpires: {expires}\r\n{route_set}{auth}"),
+            )
+        })
+    };
+    let r = refresh(&mut alice, 300);
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let (notify, from) = alice.next_request("NOTIFY");
+    assert_eq!(from, a.udp());
+    assert!(notify
+        .header("Subscription-State")
+        .unwrap()
+        .starts_with("active"));
+
+    // And the un-SUBSCRIBE: B ends the subscription and its last NOTIFY comes through A.
+    let r = refresh(&mut alice, 0);
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let (notify, from) = alice.next_request("NOTIFY");
+    assert_eq!(from, a.udp());
+    assert!(notify
+        .header("Subscription-State")
+        .unwrap()
+        .starts_with("terminated"));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !b.engine.remote_subscriptions().unwrap().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(b.engine.remote_subscriptions().unwrap().is_empty());
+}
