@@ -628,3 +628,176 @@ fn subscribe_forwarded_keeps_its_dialog_through_the_proxy() {
     }
     assert!(b.engine.remote_subscriptions().unwrap().is_empty());
 }
+
+/// A running imppd, stopped by PID (SIGTERM) when dropped.
+struct Imppd {
+    child: std::process::Child,
+    /// Its "imppd ready" line.
+    ready: String,
+}
+
+impl Imppd {
+    fn start(args: &[&str]) -> Imppd {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_imppd"))
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("imppd ready") {
+                    let _ = tx.send(line.clone());
+                }
+                if std::env::var_os("IMPP_TEST_VERBOSE").is_some() {
+                    eprintln!("{line}");
+                }
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("imppd did not become ready");
+        Imppd { child, ready }
+    }
+}
+
+impl Drop for Imppd {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary directory for imppd's database and config file.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("impp-forward-{}-{}", std::process::id(), token()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn imppd_routes_and_federation_from_flags_and_config_file() {
+    let b = Node::start("b.test", |c| c.authenticate = false);
+    let mut bob = Client::new(b.udp(), "bob", "b.test");
+    assert_eq!(bob.register().status(), Some(200));
+    let dir = TempDir::new();
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("udp:127.0.0.1:{port}");
+    let a_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    // A bad route is refused with a clear error, before anything starts.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imppd"))
+        .args([
+            "--domain",
+            "a.test",
+            "--route",
+            "b.test=udp:nowhere",
+            "--db",
+        ])
+        .arg(dir.path("bad.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--route") && stderr.contains("nowhere"),
+        "{stderr}"
+    );
+
+    // From the config file: a route for b.test, and federation off, so alice's SUBSCRIBE to
+    // bob@b.test is forwarded (imppd record-routes it) rather than served by imppd.
+    let config = dir.path("imppd.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "domain = a.test\nlisten = {listen}\nroute = b.test=udp:{}\nfederate = no\nopen\n",
+            b.udp()
+        ),
+    )
+    .unwrap();
+    {
+        let a = Imppd::start(&["--config", &config, "--db", &dir.path("a1.db")]);
+        assert!(
+            a.ready
+                .contains(&format!("routes b.test=udp:{}, federation off", b.udp())),
+            "{}",
+            a.ready
+        );
+        let mut alice = Client::new(a_addr, "alice", "a.test");
+        let (r, _) = alice.transact(
+            &alice.request(
+                "SUBSCRIBE",
+                "sip:bob@b.test",
+                "<sip:bob@b.test>",
+                &token(),
+                "Event: presence\r\nExpires: 60\r\n",
+            ),
+            Duration::from_secs(5),
+        );
+        assert_eq!(r.status(), Some(200), "{r:?}");
+        assert_eq!(
+            r.header("Record-Route"),
+            Some(format!("<sip:{a_addr};transport=udp;lr>").as_str())
+        );
+        assert_eq!(b.engine.remote_subscriptions().unwrap().len(), 1);
+    }
+
+    // From flags: the default route; a MESSAGE for bob@b.test reaches bob.
+    let a = Imppd::start(&[
+        "--domain",
+        "a.test",
+        "--listen",
+        &listen,
+        "--open",
+        "--db",
+        &dir.path("a2.db"),
+        "--route",
+        &format!("*=udp:{}", b.udp()),
+        "--no-federate",
+    ]);
+    assert!(
+        a.ready
+            .contains(&format!("routes *=udp:{}, federation off", b.udp())),
+        "{}",
+        a.ready
+    );
+    let mut alice = Client::new(a_addr, "alice", "a.test");
+    let (r, _) = alice.transact(
+        &alice.request_with_body(
+            "MESSAGE",
+            "sip:bob@b.test",
+            "<sip:bob@b.test>",
+            &token(),
+            "",
+            Some("via imppd"),
+        ),
+        Duration::from_secs(5),
+    );
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let (m, _) = bob.next_request("MESSAGE");
+    assert_eq!(m.body(), b"via imppd");
+}
