@@ -801,3 +801,152 @@ fn imppd_routes_and_federation_from_flags_and_config_file() {
     let (m, _) = bob.next_request("MESSAGE");
     assert_eq!(m.body(), b"via imppd");
 }
+
+/// A port free on 127.0.0.1 for both UDP and TCP, with its UDP socket kept bound.
+fn udp_with_free_tcp_port() -> UdpSocket {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return udp;
+        }
+    }
+    panic!("no free port");
+}
+
+/// Reads one SIP message from a TCP stream.
+fn read_stream_message(stream: &mut std::net::TcpStream) -> SipMessage {
+    use std::io::Read as _;
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if data.len() >= end + 4 + len {
+                return SipMessage::parse(
+                    &data[..end + 4 + len],
+                    &SipLimits::DEFAULT,
+                    Transport::Stream,
+                )
+                .unwrap();
+            }
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the connection closed");
+        data.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The `200 OK` a next hop answers `request` with.
+fn ok_for(request: &SipMessage) -> Vec<u8> {
+    let mut text = String::from("SIP/2.0 200 OK\r\n");
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        for v in request.headers(name) {
+            text.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    text.push_str("Content-Length: 0\r\n\r\n");
+    text.into_bytes()
+}
+
+#[test]
+fn a_large_message_goes_over_tcp_and_falls_back_to_udp() {
+    let big = "x".repeat(1500);
+    // A next hop listening on UDP and TCP at the same port: the large MESSAGE comes over TCP.
+    let hop_udp = udp_with_free_tcp_port();
+    let hop = hop_udp.local_addr().unwrap();
+    let listener = std::net::TcpListener::bind(hop).unwrap();
+    let a = Node::start("a.test", |c| {
+        c.authenticate = false;
+        c.routes.add(route(&format!("b.test=udp:{hop}")));
+    });
+    let mut alice = Client::new(a.udp(), "alice", "a.test");
+    let request = alice.request_with_body(
+        "MESSAGE",
+        "sip:bob@b.test",
+        "<sip:bob@b.test>",
+        &token(),
+        "",
+        Some(&big),
+    );
+    alice.socket.send_to(&request, alice.server).unwrap();
+    let (mut stream, _) = listener.accept().unwrap();
+    let forwarded = read_stream_message(&mut stream);
+    assert!(forwarded
+        .top_via()
+        .unwrap()
+        .transport()
+        .eq_ignore_ascii_case("TCP"));
+    assert_eq!(forwarded.body(), big.as_bytes());
+    use std::io::Write as _;
+    stream.write_all(&ok_for(&forwarded)).unwrap();
+    let (r, _) = alice.transact(&request, Duration::from_secs(5));
+    assert_eq!(r.status(), Some(200));
+    drop((stream, listener, hop_udp));
+
+    // Only UDP at the hop (the TCP connection is refused): it comes over UDP after all.
+    let hop_udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    hop_udp
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let hop = hop_udp.local_addr().unwrap();
+    let a = Node::start("a.test", |c| {
+        c.authenticate = false;
+        c.routes.add(route(&format!("b.test=udp:{hop}")));
+    });
+    let mut alice = Client::new(a.udp(), "alice", "a.test");
+    let request = alice.request_with_body(
+        "MESSAGE",
+        "sip:bob@b.test",
+        "<sip:bob@b.test>",
+        &token(),
+        "",
+        Some(&big),
+    );
+    alice.socket.send_to(&request, alice.server).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (n, from) = hop_udp.recv_from(&mut buf).unwrap();
+    let forwarded = parse(&buf[..n]);
+    assert!(forwarded
+        .top_via()
+        .unwrap()
+        .transport()
+        .eq_ignore_ascii_case("UDP"));
+    assert_eq!(forwarded.body(), big.as_bytes());
+    hop_udp.send_to(&ok_for(&forwarded), from).unwrap();
+    let (r, _) = alice.transact(&request, Duration::from_secs(5));
+    assert_eq!(r.status(), Some(200));
+}
+
+#[test]
+fn a_tcp_hop_refusing_the_connection_is_answered_503_at_once() {
+    // A closed TCP port; A keeps the default T1 (timer F would take 32 s).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let a = Node::start("a.test", |c| {
+        c.authenticate = false;
+        c.timers = impp::sip::transaction::Timers::default();
+        c.routes.add(route(&format!("b.test=tcp:{closed}")));
+    });
+    let mut alice = Client::new(a.udp(), "alice", "a.test");
+    let started = Instant::now();
+    let (r, _) = alice.transact(
+        &alice.request_with_body(
+            "MESSAGE",
+            "sip:bob@b.test",
+            "<sip:bob@b.test>",
+            &token(),
+            "",
+            Some("hello?"),
+        ),
+        Duration::from_secs(10),
+    );
+    assert_eq!(r.status(), Some(503));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

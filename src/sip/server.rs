@@ -265,13 +265,20 @@ impl SipServer {
                 Arc::new(move |inbound| {
                     let _ = handler_tx.send(inbound);
                 }),
-                Arc::new(|failure| {
-                    log::debug!(
-                        "SIP: could not send to {} over {}: {:?}",
-                        failure.dest,
-                        failure.proto,
-                        failure.error
-                    );
+                Arc::new({
+                    // Weak: the transport is held by `inner`.
+                    let inner = Arc::downgrade(&inner);
+                    move |failure| {
+                        log::debug!(
+                            "SIP: could not send to {} over {}: {:?}",
+                            failure.dest,
+                            failure.proto,
+                            failure.error
+                        );
+                        if let Some(inner) = inner.upgrade() {
+                            inner.forward_unsent(&failure);
+                        }
+                    }
                 }),
             )
             .map_err(|e| Error::Storage(format!("cannot start the SIP transport: {e}")))?,

@@ -56,9 +56,14 @@
 //! hop); other provisional responses and the final one are passed on; the final one is
 //! recorded in the server transaction to answer retransmissions.
 //!
-//! Not done: DNS (a next hop is an address, as configured), INVITE, CANCEL, switching a
-//! large UDP request to TCP (RFC 3428 §6): a MESSAGE over 1300 bytes goes over the
-//! configured transport of the route.
+//! # Transport
+//!
+//! A request over 1300 bytes whose hop is UDP goes over TCP to the same address (RFC 3261
+//! §18.1.1, RFC 3428 §6), and over UDP after all when that connection cannot be made. A
+//! request the transport cannot send at all (a TCP hop refusing the connection) is answered
+//! `503` at once; one that is sent but never answered, `408` after timer F.
+//!
+//! Not done: DNS (a next hop is an address, as configured), INVITE, CANCEL.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
@@ -73,7 +78,9 @@ use crate::sip::message::SipMessage;
 use crate::sip::name::{classify, Known};
 use crate::sip::route::{NextHop, RouteTable};
 use crate::sip::transaction::ServerKey;
-use crate::sip::transport::{response_destination, via_received_rport, Proto};
+use crate::sip::transport::{
+    must_use_stream, response_destination, via_received_rport, Proto, SendFailure,
+};
 use crate::uri::Uri;
 
 /// The Max-Forwards a request without one is taken to carry (RFC 3261 §8.1.1.6).
@@ -84,6 +91,9 @@ pub(crate) struct Upstream {
     message: SipMessage,
     peer: Peer,
     key: ServerKey,
+    /// The UDP form of a request sent over TCP because of its size, and where: tried when
+    /// the TCP connection cannot be made (RFC 3261 §18.1.1).
+    udp_fallback: Option<(Vec<u8>, SocketAddr)>,
 }
 
 /// The forwarded requests in flight, by the branch of our Via.
@@ -177,26 +187,39 @@ impl Inner {
         } else {
             Vec::new()
         };
-        let our_via = format!(
-            "SIP/2.0/{} {};branch={branch};rport",
-            hop.proto.as_str(),
-            self.local_for(hop.proto, hop.addr)
-        );
-        let bytes = match forwarded(
-            m,
-            request.peer.source,
-            &our_via,
-            &record_route,
-            popped,
-            max_forwards - 1,
-            authenticated,
-        ) {
+        let build = |proto: Proto| {
+            let our_via = format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                proto.as_str(),
+                self.local_for(proto, hop.addr)
+            );
+            forwarded(
+                m,
+                request.peer.source,
+                &our_via,
+                &record_route,
+                popped,
+                max_forwards - 1,
+                authenticated,
+            )
+        };
+        let mut bytes = match build(hop.proto) {
             Ok(b) => b,
             Err(e) => {
                 log::debug!("SIP: cannot forward a {}: {e}", request.key.method);
                 return false;
             }
         };
+        // Too large for UDP without congestion control: TCP to the same address, with the
+        // UDP form kept in case nothing listens there on TCP.
+        let mut hop = hop;
+        let mut udp_fallback = None;
+        if hop.proto == Proto::Udp && must_use_stream(bytes.len(), None) {
+            if let Ok(tcp) = build(Proto::Tcp) {
+                udp_fallback = Some((std::mem::replace(&mut bytes, tcp), hop.addr));
+                hop.proto = Proto::Tcp;
+            }
+        }
         log::debug!(
             "SIP: forwarding {} for {} to {hop}",
             request.key.method,
@@ -208,6 +231,7 @@ impl Inner {
                 message: m.clone(),
                 peer: request.peer,
                 key: request.key.clone(),
+                udp_fallback,
             },
         );
         self.send_request(
@@ -275,7 +299,8 @@ impl Inner {
         true
     }
 
-    /// A forwarded request got no final answer in time (`status` 408) : the sender learns.
+    /// A forwarded request got no final answer in time (`status` 408) or could not be sent
+    /// (503): the sender learns.
     pub(crate) fn forward_failed(&self, branch: &str, status: u16) {
         let Some(up) = lock(&self.forwards).remove(branch) else {
             return;
@@ -297,9 +322,53 @@ impl Inner {
                 "Request Timeout (no answer from the next hop)",
             )
         } else {
-            self.reply(&request, 503, "Service Unavailable")
+            self.reply(
+                &request,
+                503,
+                "Service Unavailable (the next hop is unreachable)",
+            )
         };
         self.answer(&request, answer);
+    }
+
+    /// The transport could not send a message: when it is one of our forwarded requests, it
+    /// is sent over UDP if it went over TCP only because of its size, else the sender is
+    /// answered `503` at once rather than after timer F. Runs on the transport's I/O thread:
+    /// it only takes short locks and queues.
+    pub(crate) fn forward_unsent(&self, failure: &SendFailure) {
+        let Ok(m) = SipMessage::parse_lenient(
+            &failure.data,
+            &self.config.limits,
+            crate::sip::Transport::Stream,
+        ) else {
+            return;
+        };
+        if !m.is_request() {
+            return;
+        }
+        let Some(branch) = m.top_via().ok().and_then(|v| v.branch().map(str::to_owned)) else {
+            return;
+        };
+        let fallback = {
+            let mut forwards = lock(&self.forwards);
+            let Some(up) = forwards.get_mut(&branch) else {
+                return;
+            };
+            up.udp_fallback.take()
+        };
+        match fallback {
+            Some((bytes, dest)) => {
+                log::debug!("SIP: no TCP at {dest}; forwarding over UDP after all");
+                self.send_request(
+                    branch.clone(),
+                    bytes,
+                    Proto::Udp,
+                    dest,
+                    ClientContext::Forward(branch),
+                );
+            }
+            None => self.forward_failed(&branch, 503),
+        }
     }
 
     /// Where `m` goes (rules 2 to 6 of the module documentation).
