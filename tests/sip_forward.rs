@@ -950,3 +950,48 @@ fn a_tcp_hop_refusing_the_connection_is_answered_503_at_once() {
     assert_eq!(r.status(), Some(503));
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[test]
+fn loose_routing_follows_the_route_set_but_is_no_open_relay() {
+    let b = Node::start("b.test", |c| c.authenticate = false);
+    let mut bob = Client::new(b.udp(), "bob", "b.test");
+    assert_eq!(bob.register().status(), Some(200));
+    // A has no route to b.test: only the Route header leads there.
+    let a = Node::start("a.test", |c| c.authenticate = false);
+    let mut alice = Client::new(a.udp(), "alice", "a.test");
+    let (r, _) = alice.transact(
+        &alice.request_with_body(
+            "MESSAGE",
+            "sip:bob@b.test",
+            "<sip:bob@b.test>",
+            &token(),
+            &format!("Route: <sip:{};lr>, <sip:{};lr>\r\n", a.udp(), b.udp()),
+            Some("routed"),
+        ),
+        Duration::from_secs(5),
+    );
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let (m, _) = bob.next_request("MESSAGE");
+    assert_eq!(m.body(), b"routed");
+
+    // Outside a dialog, a Route naming A and a Request-URI naming some address does not make
+    // A send there: the request is refused as one for a domain A does not serve.
+    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
+    target
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let (r, _) = alice.transact(
+        &alice.request_with_body(
+            "MESSAGE",
+            &format!("sip:x@{}", target.local_addr().unwrap()),
+            "<sip:x@elsewhere.test>",
+            &token(),
+            &format!("Route: <sip:{};lr>\r\n", a.udp()),
+            Some("relay me"),
+        ),
+        Duration::from_secs(5),
+    );
+    assert!((400..500).contains(&r.status().unwrap()), "{r:?}");
+    let mut buf = [0u8; 2048];
+    assert!(target.recv_from(&mut buf).is_err(), "nothing reached it");
+}

@@ -12,11 +12,13 @@
 //!    one. Otherwise it is handled by its Request-URI, below.
 //! 3. Local: the Request-URI host is an owned domain, or one of our own listen addresses (an
 //!    in-dialog request to our Contact). The existing handlers serve it.
-//! 4. A SUBSCRIBE from a user of an owned domain to a presentity elsewhere while
-//!    `federate` is on is left to the existing path, which serves it with one shared back-end
-//!    subscription (federation).
-//! 5. After a Route of ours was removed (we record-routed the dialog), a Request-URI that is
-//!    an IP address (the other party's Contact) is the next hop itself.
+//! 4. A SUBSCRIBE creating a dialog (no To tag) from a user of an owned domain to a
+//!    presentity elsewhere while `federate` is on is left to the existing path, which serves
+//!    it with one shared back-end subscription (federation). (Its refreshes are addressed to
+//!    our Contact: rule 3.)
+//! 5. Inside a dialog (To tag) whose route we recorded (a Route of ours was removed), a
+//!    Request-URI that is an IP address (the other party's Contact) is the next hop itself.
+//!    Outside a dialog it is not: naming us in a Route does not make us an open relay.
 //! 6. Otherwise the Request-URI's domain is looked up in the route table (its own route, else
 //!    the default one). Without a route the request is left to the existing path, which
 //!    refuses it as before (`404` for SUBSCRIBE, the engine's answer for MESSAGE).
@@ -394,13 +396,16 @@ impl Inner {
         if self.owned_host(uri.host()) || self.is_us(&uri) {
             return Ok(Target::Local);
         }
-        if m.method() == Some("SUBSCRIBE") && self.config.federate {
+        let in_dialog = m.to()?.tag().is_some();
+        if m.method() == Some("SUBSCRIBE") && self.config.federate && !in_dialog {
             let from_owned = m.from()?.uri().is_ok_and(|u| self.owned_host(u.host()));
             if from_owned {
                 return Ok(Target::Local);
             }
         }
-        if popped > 0 {
+        // Only inside a dialog: otherwise anyone naming us in a Route could use us to send
+        // requests to any address.
+        if popped > 0 && in_dialog {
             if let Some(addr) = contact_address(&uri) {
                 return Ok(Target::Hop(
                     NextHop {
