@@ -616,3 +616,90 @@ fn assemble(start: &str, fields: &[(&str, String)], body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(body);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::SipLimits;
+
+    fn parse(text: &str) -> SipMessage {
+        SipMessage::parse(
+            text.as_bytes(),
+            &SipLimits::DEFAULT,
+            crate::sip::Transport::Datagram,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_forwarded_request_keeps_what_it_carried_and_adds_our_part() {
+        // Compact header names, two Vias in one line, two Routes of which one is popped.
+        let m = parse(
+            "MESSAGE sip:bob@b.test SIP/2.0\r\n\
+             v: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb\r\n\
+             Route: <sip:us;lr>, <sip:next;lr>\r\n\
+             f: <sip:alice@a.test>;tag=1\r\nt: <sip:bob@b.test>\r\ni: c1\r\nCSeq: 2 MESSAGE\r\n\
+             Max-Forwards: 7\r\nAuthorization: Digest username=\"alice\"\r\n\
+             c: text/plain\r\nl: 2\r\n\r\nhi",
+        );
+        let source: SocketAddr = "192.0.2.9:4000".parse().unwrap();
+        let out = forwarded(
+            &m,
+            source,
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfw1;rport",
+            &["<sip:192.0.2.1:5060;transport=udp;lr>".to_string()],
+            1,
+            6,
+            true,
+        )
+        .unwrap();
+        let f = parse(std::str::from_utf8(&out).unwrap());
+        let vias: Vec<String> = f
+            .header_values("Via")
+            .unwrap()
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(
+            vias,
+            [
+                "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfw1;rport",
+                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;received=192.0.2.9;rport=4000",
+                "SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb",
+            ]
+        );
+        assert_eq!(f.header_values("Route").unwrap(), ["<sip:next;lr>"]);
+        assert_eq!(
+            f.header("Record-Route"),
+            Some("<sip:192.0.2.1:5060;transport=udp;lr>")
+        );
+        assert_eq!(f.max_forwards().unwrap(), Some(6));
+        assert!(f.header("Authorization").is_none());
+        assert_eq!(f.body(), b"hi");
+        assert_eq!(f.content_length(), Some(2));
+        assert_eq!(f.request_uri_text(), Some("sip:bob@b.test"));
+        assert_eq!(f.call_id().unwrap(), "c1");
+    }
+
+    #[test]
+    fn a_relayed_response_loses_only_the_top_via() {
+        let m = parse(
+            "SIP/2.0 200 OK\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfw1, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKa\r\n\
+             Via: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb\r\n\
+             From: <sip:alice@a.test>;tag=1\r\nTo: <sip:bob@b.test>;tag=2\r\nCall-ID: c1\r\n\
+             CSeq: 2 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+        );
+        let out = relayed(&m).unwrap();
+        let r = parse(std::str::from_utf8(&out).unwrap());
+        assert_eq!(r.status(), Some(200));
+        assert_eq!(
+            r.header_values("Via").unwrap(),
+            [
+                "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKa",
+                "SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb"
+            ]
+        );
+        assert_eq!(r.header("To"), Some("<sip:bob@b.test>;tag=2"));
+    }
+}
