@@ -11,6 +11,7 @@
 //! | MESSAGE | [`Core::send_message`]; relayed to registered contacts ([`pager`]) |
 //! | OPTIONS | `200` with Allow, Allow-Events, Accept |
 //! | anything else | `405 Method Not Allowed` with Allow |
+//! | a non-INVITE request for another domain with a route | forwarded to its next hop, as a proxy ([`forwarder`]) |
 //!
 //! # Threads
 //!
@@ -638,7 +639,7 @@ impl Inner {
             let _ = b.header("To", &format!("{to};tag={tag}"));
             // A dialog-creating answer carries the request's Record-Route (RFC 3261
             // §12.1.1), so the proxies that recorded the route stay on the dialog's path.
-            if (101..300).contains(&status) {
+            if (101..300).contains(&status) && request.key.method == "SUBSCRIBE" {
                 for rr in m.headers("Record-Route") {
                     let _ = b.header("Record-Route", rr);
                 }
