@@ -995,3 +995,61 @@ fn loose_routing_follows_the_route_set_but_is_no_open_relay() {
     let mut buf = [0u8; 2048];
     assert!(target.recv_from(&mut buf).is_err(), "nothing reached it");
 }
+
+/// Throughput and latency of forwarding, printed (run with `--ignored --nocapture`): OPTIONS
+/// for b.test sent to A, forwarded to B, answered there and passed back, 50 in flight (`WINDOW=n` to change).
+#[test]
+#[ignore = "a measurement; run explicitly"]
+fn forwarding_throughput() {
+    let (a, b) = a_and_b(Proto::Udp, |c| c.authenticate = false);
+    // DIRECT=1: the same OPTIONS straight to B, the baseline without the proxy.
+    let direct = std::env::var_os("DIRECT").is_some();
+    let first = if direct { b.udp() } else { a.udp() };
+    let alice = Client::new(first, "alice", "a.test");
+    alice
+        .socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    const TOTAL: usize = 5000;
+    let window: usize = std::env::var("WINDOW").map_or(50, |w| w.parse().unwrap());
+    let mut sent_at = std::collections::HashMap::new();
+    let mut latencies = Vec::with_capacity(TOTAL);
+    let (mut sent, mut buf) = (0, vec![0u8; 65536]);
+    let started = Instant::now();
+    while latencies.len() < TOTAL {
+        while sent < TOTAL && sent - latencies.len() < window {
+            let call_id = format!("perf-{sent}");
+            let request = alice.request(
+                "OPTIONS",
+                "sip:bob@b.test",
+                "<sip:bob@b.test>",
+                &call_id,
+                "",
+            );
+            alice.socket.send_to(&request, first).unwrap();
+            sent_at.insert(call_id, Instant::now());
+            sent += 1;
+        }
+        let (n, _) = alice.socket.recv_from(&mut buf).expect("an answer");
+        let r = parse(&buf[..n]);
+        assert_eq!(r.status(), Some(200));
+        let at = sent_at
+            .remove(r.call_id().unwrap())
+            .expect("one answer each");
+        latencies.push(at.elapsed());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    println!(
+        "{} {TOTAL} OPTIONS ({window} in flight) in {:.2} s: {:.0}/s, latency p50 {:?} p99 {:?}",
+        if direct {
+            "direct to B:"
+        } else {
+            "forwarded A->B->A:"
+        },
+        elapsed.as_secs_f64(),
+        TOTAL as f64 / elapsed.as_secs_f64(),
+        latencies[TOTAL / 2],
+        latencies[TOTAL * 99 / 100]
+    );
+}
