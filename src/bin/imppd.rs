@@ -24,7 +24,8 @@
 //!
 //! SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
 //! the store, and after a restart every remote watcher is notified again in its dialog.
-//! SIGUSR1 prints the live heap (bytes allocated and not freed) on stderr.
+//! SIGUSR1 prints the live heap (bytes allocated and not freed) on stderr; SIGHUP reloads the
+//! users from the database (after `imppd user add`/`del` ran beside the server).
 
 #[path = "imppd/heap.rs"]
 mod heap;
@@ -285,6 +286,33 @@ fn open_store(options: &Options) -> Result<Arc<SqliteStore>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Makes the engine's user directory what the database holds now (after `imppd user add` or
+/// `user del` ran beside the server): read through a second connection (the file is in WAL
+/// mode, so this reader does not block the server's writer). Returns how many users were
+/// added or changed, and how many removed.
+fn reload_users(options: &Options, engine: &Engine) -> Result<(usize, usize), String> {
+    let stored = SqliteStore::open(&options.db)
+        .and_then(|s| s.load())
+        .map_err(|e| e.to_string())?
+        .credentials;
+    let current = engine.users();
+    let (mut added, mut removed) = (0, 0);
+    for c in &stored {
+        if !current.contains(c) {
+            engine.set_user(c.clone()).map_err(|e| e.to_string())?;
+            added += 1;
+        }
+    }
+    for c in &current {
+        if !stored.iter().any(|s| s.user == c.user)
+            && engine.remove_user(&c.user).map_err(|e| e.to_string())?
+        {
+            removed += 1;
+        }
+    }
+    Ok((added, removed))
+}
+
 fn user_command(options: &Options, args: &[String]) -> Result<(), String> {
     let store = open_store(options)?;
     match args.first().map(String::as_str) {
@@ -392,7 +420,23 @@ fn serve(mut options: Options) -> Result<(), String> {
     let report = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, report.clone())
         .map_err(|e| format!("cannot handle SIGUSR1: {e}"))?;
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
     while !stop.load(Ordering::Relaxed) {
+        if reload.swap(false, Ordering::Relaxed) {
+            match reload_users(&options, &engine) {
+                Ok((added, removed)) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "imppd: users reloaded ({added} added or changed, {removed} removed)"
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "imppd: cannot reload the users: {e}");
+                }
+            }
+        }
         std::thread::sleep(Duration::from_millis(50));
         if report.swap(false, Ordering::Relaxed) {
             let _ = writeln!(
