@@ -11,11 +11,13 @@ use super::name::{classify, Known};
 use super::SipMessage;
 use crate::error::{Error, Result};
 
-/// A request or response under construction.
+/// A request or response under construction. The start line and the headers are written
+/// into one buffer as they come (a server builds one message per NOTIFY: no allocation per
+/// header).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageBuilder {
-    start: String,
-    headers: Vec<(String, String)>,
+    /// The start line and the headers, each line with its CRLF.
+    head: Vec<u8>,
     content_type: Option<String>,
     body: Vec<u8>,
 }
@@ -104,16 +106,22 @@ impl MessageBuilder {
     }
 
     fn with_start(start: String) -> MessageBuilder {
+        let mut head = Vec::with_capacity(512);
+        head.extend_from_slice(start.as_bytes());
+        head.extend_from_slice(b"\r\n");
         MessageBuilder {
-            start,
-            headers: Vec::with_capacity(8),
+            head,
             content_type: None,
             body: Vec::new(),
         }
     }
 
     fn push(&mut self, name: &str, value: &str) {
-        self.headers.push((name.to_string(), value.to_string()));
+        self.head.reserve(name.len() + value.len() + 4);
+        self.head.extend_from_slice(name.as_bytes());
+        self.head.extend_from_slice(b": ");
+        self.head.extend_from_slice(value.as_bytes());
+        self.head.extend_from_slice(b"\r\n");
     }
 
     /// Appends a header. Content-Length is refused (it is computed); so is Content-Type
@@ -125,14 +133,20 @@ impl MessageBuilder {
                 clip(name)
             )));
         }
-        match classify(name) {
-            Known::ContentLength => {
-                return Err(invalid("Content-Length is computed from the body"));
+        // Only names starting with c or l can be Content-Length or Content-Type (or their
+        // compact forms): the others skip the lookup.
+        if name.as_bytes()[0].eq_ignore_ascii_case(&b'c')
+            || name.as_bytes()[0].eq_ignore_ascii_case(&b'l')
+        {
+            match classify(name) {
+                Known::ContentLength => {
+                    return Err(invalid("Content-Length is computed from the body"));
+                }
+                Known::ContentType => {
+                    return Err(invalid("Content-Type is set together with the body"));
+                }
+                _ => {}
             }
-            Known::ContentType => {
-                return Err(invalid("Content-Type is set together with the body"));
-            }
-            _ => {}
         }
         if !is_line_text(value) {
             return Err(invalid(format!(
@@ -162,19 +176,9 @@ impl MessageBuilder {
     /// The message as bytes: start line, headers in the order added, Content-Type if there is
     /// a body, Content-Length, the empty line and the body.
     pub fn build(&self) -> Vec<u8> {
-        let mut len = self.start.len() + 40 + self.body.len();
-        for (n, v) in &self.headers {
-            len += n.len() + v.len() + 4;
-        }
-        let mut out = Vec::with_capacity(len);
-        out.extend_from_slice(self.start.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        for (n, v) in &self.headers {
-            out.extend_from_slice(n.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(v.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
+        let ct_len = self.content_type.as_ref().map_or(0, |c| c.len() + 16);
+        let mut out = Vec::with_capacity(self.head.len() + ct_len + 40 + self.body.len());
+        out.extend_from_slice(&self.head);
         if let Some(ct) = &self.content_type {
             out.extend_from_slice(b"Content-Type: ");
             out.extend_from_slice(ct.as_bytes());

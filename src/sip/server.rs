@@ -246,6 +246,8 @@ pub(crate) struct Inner {
     pub(crate) config: SipServerConfig,
     pub(crate) engine: EngineHandle,
     pub(crate) transport: OnceLock<Arc<Transport>>,
+    /// The bound addresses as text, by transport and family (written into every request).
+    local_text: OnceLock<Vec<(Proto, bool, Arc<str>)>>,
     pub(crate) auth: DigestAuthenticator,
     pub(crate) server_tx: Mutex<ServerTransactions>,
     pub(crate) client_tx: Mutex<ClientTransactions<ClientContext>>,
@@ -290,6 +292,7 @@ impl SipServer {
             config: config.clone(),
             engine: engine.handle(),
             transport: OnceLock::new(),
+            local_text: OnceLock::new(),
             auth,
             server_tx: Mutex::new(ServerTransactions::new(config.timers)),
             client_tx: Mutex::new(ClientTransactions::new(config.timers)),
@@ -494,11 +497,22 @@ impl Inner {
     }
 
     /// The address this server uses on `proto` for the address family of `dest`, as text.
-    pub(crate) fn local_for(&self, proto: Proto, dest: SocketAddr) -> String {
-        self.transport
-            .get()
-            .and_then(|t| t.local_addr(proto, dest.is_ipv6()))
-            .map_or_else(|| "127.0.0.1:5060".to_string(), |a| a.to_string())
+    pub(crate) fn local_for(&self, proto: Proto, dest: SocketAddr) -> Arc<str> {
+        let Some(transport) = self.transport.get() else {
+            return Arc::from("127.0.0.1:5060");
+        };
+        let texts = self.local_text.get_or_init(|| {
+            transport
+                .local_addrs()
+                .iter()
+                .map(|l| (l.proto, l.addr.is_ipv6(), Arc::from(l.addr.to_string())))
+                .collect()
+        });
+        // The first bound address of the transport and family, as `Transport::local_addr`.
+        texts
+            .iter()
+            .find(|(p, v6, _)| *p == proto && *v6 == dest.is_ipv6())
+            .map_or_else(|| Arc::from("127.0.0.1:5060"), |(_, _, t)| t.clone())
     }
 
     /// A request this server sends to `dest` over `proto`: its start line, a Via with a new
@@ -565,6 +579,12 @@ impl Inner {
                 return;
             }
         };
+        // The answers to this server's own requests (NOTIFYs, mostly: one per notification)
+        // need only their top Via's branch and their status: the whole-message check is left
+        // for the rest.
+        if !message.is_request() && self.own_final_response(&message) {
+            return;
+        }
         if let Err(problem) = message.check() {
             if message.is_request() && message.can_answer_bad_request() {
                 log::debug!("SIP: 400 to {}: {problem}", inbound.source);
@@ -841,6 +861,33 @@ impl Inner {
                 Err(self.reply(request, 403, "Forbidden (not your identity)"))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Completes the client transaction a final response answers, if it is one of ours.
+    fn own_final_response(&self, message: &SipMessage) -> bool {
+        let status = message.status().unwrap_or(0);
+        if status < 200 {
+            return false;
+        }
+        let Ok(via) = message.top_via() else {
+            return false;
+        };
+        let Some(branch) = via.branch() else {
+            return false;
+        };
+        // Answers to forwarded requests are passed on whole, after the full check.
+        if lock(&self.forwards).contains_key(branch) {
+            return false;
+        }
+        let reliable = via.transport().eq_ignore_ascii_case("TCP");
+        let context = lock(&self.client_tx).respond(branch, status, reliable, self.now());
+        match context {
+            Some(context) => {
+                self.client_outcome(context, status);
+                true
+            }
+            None => false,
         }
     }
 

@@ -17,10 +17,21 @@
 //! retransmitted at timer E (T1, doubling up to T2; T2 from the first provisional response
 //! on); timer F (64·T1) ends an unanswered transaction with a timeout. A final response
 //! completes it; over UDP it lingers for timer K (T4) to absorb retransmitted responses.
+//!
+//! # Timers
+//!
+//! A busy server holds many transactions (every NOTIFY over UDP lingers for T4, every
+//! answered request for 64·T1), and `tick` runs every few milliseconds, so it must not look
+//! at all of them: server transactions wait in two queues in the order they fall due (their
+//! delays are fixed, so arrival order is due order), client transactions in a heap keyed by
+//! their next due time. An entry whose transaction went away or changed is skipped or put
+//! back when it comes up.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// RFC 3261 timer values.
@@ -91,7 +102,11 @@ struct ServerTransaction {
 #[derive(Default)]
 pub struct ServerTransactions {
     timers: Timers,
-    by_key: HashMap<ServerKey, ServerTransaction>,
+    by_key: HashMap<Arc<ServerKey>, ServerTransaction>,
+    /// Transactions by arrival, for dropping the ones never answered.
+    arrived: VecDeque<(u64, Arc<ServerKey>)>,
+    /// Completed transactions by the time they are forgotten.
+    completed: VecDeque<(u64, Arc<ServerKey>)>,
 }
 
 impl ServerTransactions {
@@ -100,6 +115,8 @@ impl ServerTransactions {
         ServerTransactions {
             timers,
             by_key: HashMap::new(),
+            arrived: VecDeque::new(),
+            completed: VecDeque::new(),
         }
     }
 
@@ -111,6 +128,8 @@ impl ServerTransactions {
                 None => Arrival::Absorb,
             },
             None => {
+                let key = Arc::new(key);
+                self.arrived.push_back((now, key.clone()));
                 self.by_key.insert(
                     key,
                     ServerTransaction {
@@ -135,7 +154,7 @@ impl ServerTransactions {
         reliable: bool,
         now: u64,
     ) -> bool {
-        let Some(t) = self.by_key.get_mut(key) else {
+        let Some((k, t)) = self.by_key.get_key_value(key) else {
             return false;
         };
         if status >= 200 {
@@ -144,19 +163,48 @@ impl ServerTransactions {
                 self.by_key.remove(key);
                 return true;
             }
-            t.forget_at = Some(now + Timers::ms(self.timers.timeout()));
+            // Timer J runs from the first final response.
+            if t.forget_at.is_none() {
+                let at = now + Timers::ms(self.timers.timeout());
+                self.completed.push_back((at, k.clone()));
+                let t = self.by_key.get_mut(key).expect("looked up above");
+                t.forget_at = Some(at);
+            }
         }
+        let t = self.by_key.get_mut(key).expect("looked up above");
         t.last_response = Some(response);
         true
     }
 
     /// Forgets what is due at `now`.
     pub fn tick(&mut self, now: u64) {
+        while let Some((at, key)) = self.completed.front() {
+            if *at > now {
+                break;
+            }
+            if self
+                .by_key
+                .get(&**key)
+                .is_some_and(|t| t.forget_at.is_some_and(|f| f <= now))
+            {
+                self.by_key.remove(&**key);
+            }
+            self.completed.pop_front();
+        }
         let stale = Timers::ms(self.timers.timeout()) * 2;
-        self.by_key.retain(|_, t| match t.forget_at {
-            Some(at) => at > now,
-            None => now < t.started + stale,
-        });
+        while let Some((started, key)) = self.arrived.front() {
+            if started + stale > now {
+                break;
+            }
+            if self
+                .by_key
+                .get(&**key)
+                .is_some_and(|t| t.forget_at.is_none() && t.started == *started)
+            {
+                self.by_key.remove(&**key);
+            }
+            self.arrived.pop_front();
+        }
     }
 
     /// Transactions held.
@@ -192,6 +240,14 @@ struct ClientTransaction<T> {
     context: Option<T>,
 }
 
+impl<T> ClientTransaction<T> {
+    /// When its next timer falls due.
+    fn next_due(&self) -> u64 {
+        self.retransmit_at
+            .map_or(self.deadline, |r| r.min(self.deadline))
+    }
+}
+
 /// What the client side asks the caller to do or learn.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientAction<T> {
@@ -210,7 +266,9 @@ pub enum ClientAction<T> {
 /// what the application wants back with the outcome.
 pub struct ClientTransactions<T> {
     timers: Timers,
-    by_branch: HashMap<String, ClientTransaction<T>>,
+    by_branch: HashMap<Arc<str>, ClientTransaction<T>>,
+    /// One entry per transaction: the time it was next due when the entry was made.
+    due: BinaryHeap<Reverse<(u64, Arc<str>)>>,
 }
 
 impl<T> ClientTransactions<T> {
@@ -219,6 +277,7 @@ impl<T> ClientTransactions<T> {
         ClientTransactions {
             timers,
             by_branch: HashMap::new(),
+            due: BinaryHeap::new(),
         }
     }
 
@@ -234,18 +293,20 @@ impl<T> ClientTransactions<T> {
         now: u64,
     ) {
         let t1 = Timers::ms(self.timers.t1);
-        self.by_branch.insert(
-            branch,
-            ClientTransaction {
-                state: ClientState::Trying,
-                request: if reliable { Vec::new() } else { request },
-                dest,
-                retransmit_at: (!reliable).then_some(now + t1),
-                interval: t1,
-                deadline: now + Timers::ms(self.timers.timeout()),
-                context: Some(context),
-            },
-        );
+        let branch: Arc<str> = branch.into();
+        let t = ClientTransaction {
+            state: ClientState::Trying,
+            request: if reliable { Vec::new() } else { request },
+            dest,
+            retransmit_at: (!reliable).then_some(now + t1),
+            interval: t1,
+            deadline: now + Timers::ms(self.timers.timeout()),
+            context: Some(context),
+        };
+        self.due.push(Reverse((t.next_due(), branch.clone())));
+        // A branch used again replaces the older transaction; its heap entry then serves the
+        // new one (an extra early look is harmless).
+        self.by_branch.insert(branch, t);
     }
 
     /// A response with `status` arrived for the transaction of `branch`, sent over a
@@ -279,13 +340,19 @@ impl<T> ClientTransactions<T> {
     pub fn tick(&mut self, now: u64) -> Vec<ClientAction<T>> {
         let t2 = Timers::ms(self.timers.t2);
         let mut actions = Vec::new();
-        let mut done = Vec::new();
-        for (branch, t) in &mut self.by_branch {
+        while let Some(Reverse((at, _))) = self.due.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((_, branch)) = self.due.pop().expect("peeked");
+            let Some(t) = self.by_branch.get_mut(&*branch) else {
+                continue; // answered over TCP, or replaced and gone
+            };
             if now >= t.deadline {
                 if let Some(context) = t.context.take() {
                     actions.push(ClientAction::TimedOut(context));
                 }
-                done.push(branch.clone());
+                self.by_branch.remove(&*branch);
                 continue;
             }
             if let Some(at) = t.retransmit_at {
@@ -301,19 +368,14 @@ impl<T> ClientTransactions<T> {
                     t.retransmit_at = Some(now + t.interval);
                 }
             }
-        }
-        for branch in done {
-            self.by_branch.remove(&branch);
+            self.due.push(Reverse((t.next_due(), branch)));
         }
         actions
     }
 
-    /// The earliest clock time at which [`ClientTransactions::tick`] has work.
+    /// The earliest clock time at which [`ClientTransactions::tick`] may have work.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.by_branch
-            .values()
-            .map(|t| t.retransmit_at.map_or(t.deadline, |r| r.min(t.deadline)))
-            .min()
+        self.due.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Transactions held.
@@ -431,5 +493,64 @@ mod tests {
         assert_eq!(c.respond("b2", 481, true, 10_001), Some("tcp"));
         assert!(c.is_empty());
         assert_eq!(c.respond("unknown", 200, false, 0), None);
+    }
+
+    #[test]
+    fn timers_forget_exactly_what_is_due_among_many() {
+        let timers = Timers::default();
+        let mut server = ServerTransactions::new(timers);
+        let mut client: ClientTransactions<u32> = ClientTransactions::new(timers);
+        let dest: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        for n in 0..1000u32 {
+            let now = u64::from(n);
+            assert_eq!(
+                server.arrive(key(&format!("z9hG4bK{n}")), now),
+                Arrival::New
+            );
+            if n % 2 == 0 {
+                server.respond(&key(&format!("z9hG4bK{n}")), 200, b"x".to_vec(), false, now);
+                // A final response sent again does not restart timer J.
+                server.respond(
+                    &key(&format!("z9hG4bK{n}")),
+                    200,
+                    b"x".to_vec(),
+                    false,
+                    now + 1,
+                );
+            }
+            client.start(format!("c{n}"), b"NOTIFY".to_vec(), dest, false, n, now);
+            if n % 2 == 0 {
+                assert_eq!(client.respond(&format!("c{n}"), 200, false, now), Some(n));
+            }
+        }
+        // Timer J (32 s) has run out for the answered ones that came first; the unanswered
+        // ones live twice as long.
+        server.tick(32_000 + 499);
+        assert_eq!(server.len(), 1000 - 250);
+        server.tick(64_000 + 999);
+        assert!(server.is_empty());
+        // Timer K (5 s) for the answered, timer F (32 s) for the rest, which were
+        // retransmitted meanwhile and then time out once each.
+        let mut retransmits = 0;
+        let mut timed_out = Vec::new();
+        for now in (0..40_000).step_by(100) {
+            for action in client.tick(now) {
+                match action {
+                    ClientAction::Retransmit { .. } => retransmits += 1,
+                    ClientAction::TimedOut(n) => timed_out.push(n),
+                }
+            }
+            if now == 6_000 {
+                assert_eq!(client.len(), 500);
+            }
+        }
+        assert!(client.is_empty());
+        timed_out.sort_unstable();
+        assert_eq!(
+            timed_out,
+            (0..1000).filter(|n| n % 2 == 1).collect::<Vec<_>>()
+        );
+        assert!(retransmits >= 500 * 5);
+        assert_eq!(client.next_deadline(), None);
     }
 }

@@ -351,10 +351,37 @@ fn notify_destination(d: &SubscriptionDialog) -> (Proto, SocketAddr) {
     if d.proto == Proto::Tcp {
         return (Proto::Tcp, d.peer);
     }
-    let contact = crate::uri::Uri::parse(&d.remote_target)
-        .ok()
-        .and_then(|u| contact_address(&u));
+    let contact = ip_address_of(&d.remote_target).or_else(|| {
+        crate::uri::Uri::parse(&d.remote_target)
+            .ok()
+            .and_then(|u| contact_address(&u))
+    });
     (Proto::Udp, contact.unwrap_or(d.peer))
+}
+
+/// The address of `sip:[user@]IP[:port][;params]` read without a full URI parse (this runs
+/// for every NOTIFY); `None` for anything else (the caller then parses the URI properly).
+fn ip_address_of(uri: &str) -> Option<SocketAddr> {
+    let rest = uri.strip_prefix("sip:")?;
+    let end = rest.find([';', '?']).unwrap_or(rest.len());
+    let host_port = &rest[..end];
+    let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, h)| h);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => {
+            let (ip, after) = v6.split_once(']')?;
+            (ip, after.strip_prefix(':'))
+        }
+        None => match host_port.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        },
+    };
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => 5060,
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 #[cfg(test)]
@@ -375,6 +402,35 @@ mod tests {
             event: "presence".into(),
             proto,
             peer: "192.0.2.9:40000".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn ip_contacts_are_read_without_a_full_parse() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            ip_address_of("sip:bob@192.0.2.4:5062"),
+            Some(addr("192.0.2.4:5062"))
+        );
+        assert_eq!(
+            ip_address_of("sip:192.0.2.4;transport=udp"),
+            Some(addr("192.0.2.4:5060"))
+        );
+        assert_eq!(
+            ip_address_of("sip:bob@[2001:db8::1]:5070;ob"),
+            Some(addr("[2001:db8::1]:5070"))
+        );
+        assert_eq!(
+            ip_address_of("sip:bob@[2001:db8::1]"),
+            Some(addr("[2001:db8::1]:5060"))
+        );
+        for other in [
+            "sip:bob@host.test",
+            "sips:bob@192.0.2.4",
+            "sip:bob@192.0.2.4:x",
+            "tel:+1",
+        ] {
+            assert_eq!(ip_address_of(other), None, "{other}");
         }
     }
 
