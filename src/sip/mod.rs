@@ -4,6 +4,7 @@
 //!
 //! | module | concept |
 //! | --- | --- |
+//! | [`agent`] | the server as a user agent of other domains: federation, accounts |
 //! | [`message`] | a parsed message: start line, header index, body; typed values on demand |
 //! | [`header`] | typed header values (name-addr, Via, CSeq, Event, Subscription-State, ...) |
 //! | [`name`] | header names: case-insensitive matching and the compact forms |
@@ -30,6 +31,7 @@
 //! [`Error::Malformed`]: crate::Error::Malformed
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod builder;
 pub mod dialog;
 pub mod digest;

@@ -91,6 +91,13 @@ pub struct SipServerConfig {
     /// is served here, with one back-end subscription per remote presentity shared by all
     /// local watchers (federation, "distribute state"), rather than forwarded. Default: yes.
     pub federate: bool,
+    /// Expiry asked for in back-end SUBSCRIBEs (seconds); they are refreshed at a random
+    /// point between 60% and 85% of what the notifier grants. Default 3600.
+    pub backend_expires: u32,
+    /// Accounts at other servers this server acts for as a user agent (REGISTER, uplink
+    /// PUBLISH, subscriptions of the account's buddies): see [`super::agent::Account`].
+    /// Default: none.
+    pub accounts: Vec<super::agent::Account>,
 }
 
 impl SipServerConfig {
@@ -107,6 +114,8 @@ impl SipServerConfig {
             offer_sha256: true,
             routes: super::route::RouteTable::default(),
             federate: true,
+            backend_expires: 3600,
+            accounts: Vec::new(),
         }
     }
 }
@@ -132,6 +141,8 @@ pub(crate) enum ClientContext {
     Notify(SubscriptionId),
     /// A MESSAGE relayed to a registered contact.
     Relay(MessageId),
+    /// A request of the user-agent role (back-end subscriptions, accounts).
+    Agent(super::agent::AgentTx),
 }
 
 /// A MESSAGE whose answer waits for the engine's first delivery outcome.
@@ -199,6 +210,8 @@ pub(crate) struct Inner {
     pub(crate) origin: Instant,
     pub(crate) counter: AtomicU64,
     pub(crate) domains: Vec<String>,
+    /// The user-agent role: back-end subscriptions and accounts.
+    pub(crate) agent: super::agent::Agent,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -241,6 +254,7 @@ impl SipServer {
             origin: Instant::now(),
             counter: AtomicU64::new(1),
             domains,
+            agent: super::agent::Agent::new(),
         });
 
         let (inbound_tx, inbound_rx) = crossbeam_channel::unbounded::<Inbound>();
@@ -339,6 +353,11 @@ impl SipServer {
         })
     }
 
+    /// Counts about the back-end subscriptions of federation.
+    pub fn federation_stats(&self) -> super::agent::FederationStats {
+        self.inner.agent.stats()
+    }
+
     /// The bound addresses (port 0 resolved).
     pub fn local_addrs(&self) -> &[ListenAddr] {
         self.transport.local_addrs()
@@ -347,6 +366,7 @@ impl SipServer {
     /// Stops the transport and the server's threads. The engine keeps running (its
     /// subscriptions, with their dialogs, stay in its store).
     pub fn stop(&mut self) {
+        self.inner.agent_stop();
         if let Ok(engine) = self.inner.engine.get() {
             let _ = engine.set_event_callback(None);
         }
@@ -540,11 +560,8 @@ impl Inner {
             "PUBLISH" => self.publish(&request).map(Some),
             "MESSAGE" => self.message(&request),
             "OPTIONS" => self.options(&request).map(Some),
-            "NOTIFY" => Ok(Some(self.reply(
-                &request,
-                481,
-                "Subscription Does Not Exist",
-            ))),
+            // Only back-end dialogs receive NOTIFYs; `481` for any other.
+            "NOTIFY" => self.agent_notify(&request),
             _ => {
                 let mut b = self.reply(&request, 405, "Method Not Allowed");
                 let _ = b.header("Allow", ALLOW);
@@ -677,6 +694,18 @@ impl Inner {
             Ok(e) => e,
             Err(e) => return Err(self.error_reply(request, &e)),
         };
+        // A SUBSCRIBE from a user of another domain (federation) cannot be checked here: the
+        // directory holds only this server's users. It may only watch (never act for a local
+        // identity), and the presentity's rules decide what it sees.
+        if method == "SUBSCRIBE"
+            && request
+                .message
+                .from()
+                .and_then(|f| f.uri())
+                .is_ok_and(|u| !engine.config().owns(&u))
+        {
+            return Ok(None);
+        }
         let lookup = |username: &str, realm: &str| {
             Uri::parse(&format!("sip:{username}@{realm}"))
                 .ok()
@@ -753,13 +782,15 @@ impl Inner {
         let reliable = via.transport().eq_ignore_ascii_case("TCP");
         let context = lock(&self.client_tx).respond(branch, status, reliable, self.now());
         if let Some(context) = context {
-            self.client_outcome(context, status);
+            self.client_outcome(context, status, Some(message));
         }
     }
 
-    /// The final outcome of a request this server sent (`status` 408 for a timeout).
-    fn client_outcome(&self, context: ClientContext, status: u16) {
+    /// The final outcome of a request this server sent (`status` 408 and no response for a
+    /// timeout).
+    fn client_outcome(&self, context: ClientContext, status: u16, response: Option<&SipMessage>) {
         match context {
+            ClientContext::Agent(tx) => self.agent_response(tx, status, response),
             ClientContext::Notify(id) => self.notify_outcome(id, status),
             ClientContext::Relay(id) => {
                 if status >= 300 {
@@ -778,9 +809,10 @@ impl Inner {
                 ClientAction::Retransmit { dest, request } => {
                     self.send(Proto::Udp, dest, None, request)
                 }
-                ClientAction::TimedOut(context) => self.client_outcome(context, 408),
+                ClientAction::TimedOut(context) => self.client_outcome(context, 408, None),
             }
         }
+        self.agent_tick(now);
     }
 
     fn on_event(&self, event: &Event) {
@@ -788,7 +820,7 @@ impl Inner {
             Event::Notification(n) => self.notification(n),
             Event::Message(m) => self.relay(m),
             Event::Delivery(d) => self.delivery(d),
-            _ => false,
+            _ => self.agent_event(event),
         };
         if !consumed {
             if let Some(pass_on) = lock(&self.pass_on).as_mut() {
