@@ -379,6 +379,11 @@ typedef enum impp_failure_reason {
    * The recipient is offline and the store could not keep the message.
    */
   IMPP_FAILURE_STORAGE = 6,
+  /**
+   * The recipient's domain could not be reached (no route, no answer, or a server
+   * error from its next hop).
+   */
+  IMPP_FAILURE_UNREACHABLE = 7,
 } impp_failure_reason;
 
 /**
@@ -673,6 +678,16 @@ typedef struct impp_message_summary impp_message_summary;
  * `impp_presence_new` or `impp_presence_parse`, free it with `impp_presence_free`.
  */
 typedef struct impp_presence impp_presence;
+
+/**
+ * A running SIP stack. Stop and free it with `impp_sip_free`.
+ */
+typedef struct impp_sip impp_sip;
+
+/**
+ * How a SIP stack is set up. Create with `impp_sip_config_new`; `impp_sip_start` consumes it.
+ */
+typedef struct impp_sip_config impp_sip_config;
 
 /**
  * A watcher information document. Create it with `impp_winfo_parse` (or get one from an
@@ -2905,6 +2920,141 @@ enum impp_status impp_presence_person_note(const struct impp_presence *presence,
                                            size_t index,
                                            const char **text_out,
                                            const char **lang_out);
+
+/**
+ * A new configuration: no listen address yet (add at least one), digest authentication on,
+ * federation on, no routes, T1 500 ms, 2 worker threads.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`out` NULL).
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+enum impp_status impp_sip_config_new(struct impp_sip_config **out);
+
+/**
+ * Frees a configuration that was not given to `impp_sip_start`. NULL is a no-op.
+ *
+ * # Safety
+ * `config` is NULL or a configuration from `impp_sip_config_new`, not yet freed or consumed.
+ */
+void impp_sip_config_free(struct impp_sip_config *config);
+
+/**
+ * Adds a listen address: `"udp:127.0.0.1:5060"`, `"tcp:[::1]:5060"` (port 0: any free port,
+ * see `impp_sip_local_address`). Any number of UDP and TCP addresses, IPv4 and IPv6.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `udp|tcp:ADDR:PORT`). Nothing changes on
+ * error.
+ *
+ * # Safety
+ * `config` NULL or live; `address` NULL or NUL-terminated.
+ */
+enum impp_status impp_sip_config_add_listen(struct impp_sip_config *config, const char *address);
+
+/**
+ * Whether REGISTER, PUBLISH, SUBSCRIBE and MESSAGE from users of the engine's domains must
+ * carry digest credentials of a user in the engine's directory
+ * (`impp_engine_set_user_password`). Default: yes. Off only for test rigs.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_authenticate(struct impp_sip_config *config, bool on);
+
+/**
+ * Whether challenges offer SHA-256 next to MD5 (RFC 8760). Default: yes. Some deployed
+ * clients (baresip) fail on a challenge they do not know: turn it off for them.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_offer_sha256(struct impp_sip_config *config, bool on);
+
+/**
+ * Whether a SUBSCRIBE from a user of the engine's domains to a presentity of another domain
+ * is served here with one back-end subscription per remote presentity shared by all local
+ * watchers (federation), rather than forwarded. Default: yes.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_federate(struct impp_sip_config *config, bool on);
+
+/**
+ * Adds a route: `"b.example=udp:192.0.2.7:5060"` sends requests for `b.example` there;
+ * `"*=tcp:..."` is the default route for every domain without its own. A later route for
+ * the same domain replaces an earlier one. No DNS: next hops are IP addresses.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `DOMAIN=udp|tcp:ADDR:PORT`). Nothing changes
+ * on error.
+ *
+ * # Safety
+ * `config` NULL or live; `route` NULL or NUL-terminated.
+ */
+enum impp_status impp_sip_config_add_route(struct impp_sip_config *config, const char *route);
+
+/**
+ * The transaction timer T1 in milliseconds (RFC 3261: 500; retransmissions start at T1 and
+ * a transaction gives up after 64·T1). 1 to 60,000.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (out of range).
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_t1_ms(struct impp_sip_config *config, uint32_t t1_ms);
+
+/**
+ * Threads handling requests (1 to 64; default 2).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (out of range).
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_workers(struct impp_sip_config *config, uint32_t workers);
+
+/**
+ * Starts a SIP stack over `engine` (the engine's configured domains are the ones it serves),
+ * consuming `config` whether or not this succeeds. On success `*out` owns the stack.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, no listen address, bad settings),
+ * `IMPP_ERR_STORAGE` (an address cannot be bound: in use, or not local),
+ * `IMPP_ERR_SHUTDOWN` (the engine was shut down).
+ *
+ * # Safety
+ * `engine` NULL or live; `config` NULL or a configuration not yet freed or consumed; `out`
+ * NULL or writable.
+ */
+enum impp_status impp_sip_start(const struct impp_engine *engine,
+                                struct impp_sip_config *config,
+                                struct impp_sip **out);
+
+/**
+ * The first bound address of transport `proto` (`"udp"` or `"tcp"`), as
+ * `"udp:127.0.0.1:5060"` (a port 0 given at configuration is resolved here). On success
+ * `*out` is owned: free it with `impp_string_free`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown transport), `IMPP_ERR_NOT_FOUND` (no
+ * address of that transport).
+ *
+ * # Safety
+ * `sip` NULL or live; `proto` NULL or NUL-terminated; `out` NULL or writable.
+ */
+enum impp_status impp_sip_local_address(const struct impp_sip *sip, const char *proto, char **out);
+
+/**
+ * Stops the stack (closes its sockets, joins its threads) and frees it. The engine keeps
+ * running: subscriptions of SIP watchers stay in it, with their dialogs (kept in the store
+ * when it keeps soft state), and are notified again by the next stack started over it.
+ * NULL is a no-op.
+ *
+ * # Safety
+ * `sip` is NULL or a stack from `impp_sip_start` not yet freed; not called from inside the
+ * engine's event callback.
+ */
+void impp_sip_free(struct impp_sip *sip);
 
 /**
  * The static name of a status code, such as `"IMPP_ERR_MALFORMED"`; `"IMPP_UNKNOWN"` for a

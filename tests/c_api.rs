@@ -162,6 +162,14 @@ fn messaging_api_under_sanitizers() {
     assert!(out.contains("messaging_test: all checks passed"), "{out}");
 }
 
+/// The SIP stack started over an engine: configuration errors, OPTIONS and a digest
+/// challenge on loopback, and a MESSAGE over SIP reaching the application's polling.
+#[test]
+fn sip_api_under_sanitizers() {
+    let out = sanitized_c_test("sip_test");
+    assert!(out.contains("sip_test: all checks passed"), "{out}");
+}
+
 /// The header-only C++ wrapper (`bindings/c/impp.hpp`), built with strict warnings.
 #[test]
 fn cpp_wrapper_under_sanitizers() {

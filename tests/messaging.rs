@@ -624,3 +624,101 @@ fn a_restarted_engine_restores_endpoints_and_publications() {
         [("phone".to_string(), "hi".to_string())]
     );
 }
+
+// ----------------------------------------------------------------------------------------
+// What a transport plugs in: the event tap and remote delivery
+// ----------------------------------------------------------------------------------------
+
+#[test]
+fn a_tap_takes_what_is_its_own_and_the_application_sees_the_rest() {
+    let w = world_with(|c| c.domains = vec!["a.test".into()]);
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    let tx = Mutex::new(tx);
+    w.engine
+        .set_event_tap(Some(Arc::new(move |events: &mut Vec<Event>| {
+            events.retain(|e| {
+                if matches!(e, Event::RemoteMessage(_)) {
+                    tx.lock().unwrap().send(e.clone()).unwrap();
+                    false
+                } else {
+                    true
+                }
+            })
+        })));
+
+    // Without remote delivery, another domain's user is unknown.
+    let first = w.send("sip:alice@a.test", "sip:bob@b.test", "hi");
+    w.engine.sync().unwrap();
+    assert!(matches!(
+        &w.events()[..],
+        [Event::Delivery(Delivery { message, outcome: DeliveryOutcome::Failed(FailureReason::UnknownUser), .. })] if *message == first
+    ));
+
+    // With it, the message goes to the transport, and the sender hears what it reports.
+    w.engine.set_remote_delivery(true);
+    let id = w.send("sip:alice@a.test", "sip:bob@b.test", "hello");
+    w.engine.sync().unwrap();
+    assert!(w.events().is_empty(), "the tap took the remote message");
+    let Event::RemoteMessage(m) = rx.recv_timeout(Duration::from_secs(5)).unwrap() else {
+        panic!("not a remote message")
+    };
+    assert_eq!((m.id, &*m.body, &*m.endpoint), (id, &b"hello"[..], ""));
+    assert_eq!(m.recipient.to_string(), "sip:bob@b.test");
+    w.engine
+        .report_delivery(Delivery {
+            message: m.id,
+            sender: m.sender.clone(),
+            recipient: m.recipient.clone(),
+            outcome: DeliveryOutcome::Delivered,
+        })
+        .unwrap();
+    w.engine.sync().unwrap();
+    assert!(matches!(
+        &w.events()[..],
+        [Event::Delivery(Delivery { message, outcome: DeliveryOutcome::Delivered, .. })] if *message == id
+    ));
+
+    // Local users are still local.
+    w.engine
+        .login(&uri("sip:carol@a.test"), "pc", None)
+        .unwrap();
+    w.send("sip:alice@a.test", "sip:carol@a.test", "local");
+    w.engine.sync().unwrap();
+    let kinds: Vec<_> = w
+        .events()
+        .iter()
+        .map(|e| matches!(e, Event::Message(_)))
+        .collect();
+    assert_eq!(kinds, [true, false]);
+
+    // A message that came in from elsewhere reaches the application once, as sent.
+    let mut incoming = OutgoingMessage::new(
+        uri("sip:dave@c.test"),
+        uri("sip:alice@b.test"),
+        "text/plain",
+        &b"from afar"[..],
+    );
+    incoming.endpoint = Some("sip-ua".into());
+    w.engine.receive_message(incoming).unwrap();
+    w.engine.sync().unwrap();
+    assert!(matches!(
+        &w.events()[..],
+        [Event::Message(m)] if &*m.body == b"from afar" && &*m.endpoint == "sip-ua"
+    ));
+
+    // Removing the tap gives the application everything again.
+    w.engine.set_event_tap(None);
+    w.send("sip:alice@a.test", "sip:bob@b.test", "again");
+    w.engine.sync().unwrap();
+    assert!(matches!(&w.events()[..], [Event::RemoteMessage(_)]));
+    let too_big = OutgoingMessage::new(
+        uri("sip:dave@c.test"),
+        uri("sip:alice@b.test"),
+        "text/plain",
+        vec![b'x'; 70_000],
+    );
+    assert!(matches!(
+        w.engine.receive_message(too_big),
+        Err(Error::TooLarge(_))
+    ));
+}

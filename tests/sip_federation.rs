@@ -98,10 +98,9 @@ impl Domain {
         tweak(&mut config);
         let seen: Seen = Arc::default();
         let record = seen.clone();
-        let server = SipServer::start(
-            engine.clone(),
-            config,
-            Some(Box::new(move |event: &Event| {
+        // The application's own callback: it sees the notifications of local watchers.
+        engine
+            .set_event_callback(Some(Box::new(move |event: &Event| {
                 if let Event::Notification(n) = event {
                     let body = n.document.as_ref().map(|d| d.to_body()).unwrap_or_default();
                     record
@@ -111,9 +110,9 @@ impl Domain {
                         .or_default()
                         .push(body);
                 }
-            })),
-        )
-        .unwrap();
+            })))
+            .unwrap();
+        let server = SipServer::start(engine.clone(), config).unwrap();
         Domain {
             engine,
             server,

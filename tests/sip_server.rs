@@ -56,7 +56,7 @@ impl Server {
         let mut config = SipServerConfig::new(vec![ListenAddr::udp(local), ListenAddr::tcp(local)]);
         config.authenticate = authenticate;
         tweak(&mut config);
-        let server = SipServer::start(engine.clone(), config, None).unwrap();
+        let server = SipServer::start(engine.clone(), config).unwrap();
         Server { engine, server }
     }
 

@@ -318,7 +318,13 @@ fn serve(mut options: Options) -> Result<(), String> {
     let mut sip = SipServerConfig::new(options.listen.clone());
     sip.authenticate = !options.open;
     sip.offer_sha256 = options.sha256;
-    let mut server = SipServer::start(engine.clone(), sip, None).map_err(|e| e.to_string())?;
+    // imppd has no application of its own: what the SIP server leaves to the application
+    // (subscription state changes, deliveries, expiries) is let go, so the event queue
+    // never fills.
+    engine
+        .set_event_callback(Some(Box::new(|_event| {})))
+        .map_err(|e| e.to_string())?;
+    let mut server = SipServer::start(engine.clone(), sip).map_err(|e| e.to_string())?;
     let addrs: Vec<String> = server
         .local_addrs()
         .iter()

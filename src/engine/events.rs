@@ -96,6 +96,10 @@ pub struct Notification {
     /// full state at the same moment, used instead of `document` when this notification is
     /// merged into one that was still waiting.
     pub full_state: Option<Arc<Document>>,
+    /// Whether the subscription has a target (a remote watcher, see
+    /// [`super::SubscribeRequest::target`]): its notifications are for the transport that
+    /// made it to deliver, and its event tap takes them.
+    pub remote: bool,
 }
 
 /// Something the application is told. New kinds may be added: match with a `_` arm.
@@ -132,6 +136,10 @@ pub enum Event {
     /// An instant message for one of the recipient's endpoints (one event per endpoint it
     /// reaches). Boxed: the queue moves every event, and notifications are the many.
     Message(Box<Message>),
+    /// An instant message for a user of a domain this engine does not own, while a transport
+    /// delivers such messages ([`super::Core::set_remote_delivery`]): the transport sends it
+    /// on and reports the outcome with [`super::Core::report_delivery`]. `endpoint` is empty.
+    RemoteMessage(Box<Message>),
     /// What became of a sent message, for its sender: `Stored` (the recipient was offline;
     /// it is on disk), then `Delivered` or `Failed`.
     Delivery(Delivery),
@@ -162,6 +170,7 @@ impl Event {
             | Event::SubscriptionStateChanged { subscription, .. } => Some(*subscription),
             Event::PublicationExpired { .. }
             | Event::Message(_)
+            | Event::RemoteMessage(_)
             | Event::Delivery(_)
             | Event::EndpointExpired { .. } => None,
         }
@@ -217,6 +226,9 @@ pub enum FailureReason {
     Offline,
     /// The recipient is offline and the store could not keep the message.
     Storage,
+    /// The recipient's domain could not be reached: no route to it, its next hop did not
+    /// answer, or answered with a server error (a message sent on by a transport).
+    Unreachable,
 }
 
 impl FailureReason {
@@ -229,6 +241,7 @@ impl FailureReason {
             FailureReason::Rejected => "rejected",
             FailureReason::Offline => "offline",
             FailureReason::Storage => "storage",
+            FailureReason::Unreachable => "unreachable",
         }
     }
 }

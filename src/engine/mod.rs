@@ -36,6 +36,7 @@ pub mod config;
 mod directory;
 pub(crate) mod dispatcher;
 pub mod events;
+mod hooks;
 pub mod package;
 pub(crate) mod queue;
 mod random;
@@ -60,6 +61,7 @@ pub use events::{
     Delivery, DeliveryOutcome, Event, FailureReason, Message, MessageId, Notification,
     SubscriptionId, SubscriptionState, TerminationReason,
 };
+pub use hooks::EventTap;
 pub use package::{Document, Package};
 pub use shard::messaging::EndpointInfo;
 pub use subscription::SubscriptionInfo;
@@ -253,6 +255,7 @@ pub struct Core {
     next_id: AtomicU64,
     next_message_id: AtomicU64,
     directory: Arc<Directory>,
+    hooks: Arc<hooks::Hooks>,
     closed: AtomicBool,
     me: Weak<Core>,
 }
@@ -295,6 +298,7 @@ impl Engine {
         let mut senders = Vec::with_capacity(config.workers);
         let mut threads = Vec::with_capacity(config.workers);
         let mut counters = Vec::with_capacity(config.workers);
+        let hooks = Arc::new(hooks::Hooks::default());
         for (index, mut part) in parts.into_iter().enumerate() {
             let (tx, rx) = unbounded();
             let c = Arc::new(ShardCounters::default());
@@ -306,6 +310,7 @@ impl Engine {
                 std::mem::take(&mut part.rules),
                 tx.clone(),
                 directory.clone(),
+                hooks.clone(),
             );
             shard.restore(part);
             let thread = std::thread::Builder::new()
@@ -328,6 +333,7 @@ impl Engine {
             next_id: AtomicU64::new(next_subscription),
             next_message_id: AtomicU64::new(next_message_id),
             directory,
+            hooks,
             closed: AtomicBool::new(false),
             me: me.clone(),
         });
@@ -707,6 +713,62 @@ impl Core {
     /// `Failed(Expired)`, or `Failed` with a reason. Arguments that are not a message at all
     /// (a malformed content type, an empty endpoint id) are an error and send nothing.
     pub fn send_message(&self, message: OutgoingMessage) -> Result<MessageId> {
+        let (shard, letter) = self.letter(message)?;
+        let id = MessageId(letter.id);
+        self.shards[shard]
+            .send(Command::SendMessage(Box::new(letter)))
+            .map_err(|_| Error::Shutdown("the engine is shut down".into()))?;
+        Ok(id)
+    }
+
+    /// Hands a message that came in from another domain (over a transport) to the
+    /// application, as one [`Event::Message`] for `message.recipient` with `message.endpoint`
+    /// (or an empty endpoint). Nothing is stored: the transport has answered for it. For the
+    /// user-agent role, whose users belong to domains the engine does not own. Returns the
+    /// id the event carries.
+    pub fn receive_message(&self, message: OutgoingMessage) -> Result<MessageId> {
+        if message.body.len() > self.config.max_message_size {
+            return Err(Error::TooLarge(format!(
+                "message of {} bytes; the limit is {}",
+                message.body.len(),
+                self.config.max_message_size
+            )));
+        }
+        let (shard, letter) = self.letter(message)?;
+        let id = MessageId(letter.id);
+        self.shards[shard]
+            .send(Command::ReceiveMessage(Box::new(letter)))
+            .map_err(|_| Error::Shutdown("the engine is shut down".into()))?;
+        Ok(id)
+    }
+
+    /// While on, a message for a user of a domain the engine does not own becomes an
+    /// [`Event::RemoteMessage`] for the transport to send on, instead of failing as
+    /// `unknown-user`. Set by a transport that can reach other domains (the SIP stack).
+    pub fn set_remote_delivery(&self, on: bool) {
+        self.hooks.set_remote_delivery(on);
+    }
+
+    /// Tells a remote message's sender what became of it: queues an [`Event::Delivery`]
+    /// (counted in the statistics like the engine's own outcomes). For the transport that
+    /// took the [`Event::RemoteMessage`].
+    pub fn report_delivery(&self, delivery: Delivery) -> Result<()> {
+        self.check_open()?;
+        let shard = shard_of(&presentity_key(&delivery.sender), self.shards.len());
+        self.shards[shard]
+            .send(Command::ReportDelivery(delivery))
+            .map_err(|_| Error::Shutdown("the engine is shut down".into()))
+    }
+
+    /// Sets (or with `None` removes) the transport's event tap (see [`EventTap`]): it sees
+    /// every batch of events before the application's queue and takes what is its own. One
+    /// tap per engine; the application's callback or polling is unaffected.
+    pub fn set_event_tap(&self, tap: Option<EventTap>) {
+        self.hooks.set_tap(tap);
+    }
+
+    /// Checks `message` and makes it a letter with a new id; the shard of its recipient.
+    fn letter(&self, message: OutgoingMessage) -> Result<(usize, shard::messaging::Letter)> {
         check_content_type(&message.content_type)?;
         if let Some(endpoint) = &message.endpoint {
             check_endpoint_id(endpoint)?;
@@ -728,10 +790,7 @@ impl Core {
             in_reply_to: message.in_reply_to.map(Into::into),
             sent_at: self.config.clock.unix_ms(),
         };
-        self.shards[shard]
-            .send(Command::SendMessage(Box::new(letter)))
-            .map_err(|_| Error::Shutdown("the engine is shut down".into()))?;
-        Ok(MessageId(id))
+        Ok((shard, letter))
     }
 
     // ----------------------------------------------------------------------------------

@@ -107,6 +107,10 @@ pub(crate) enum Command {
     },
     /// Sends an instant message (the recipient's shard); the outcome is an event.
     SendMessage(Box<messaging::Letter>),
+    /// A message that came in from another domain for one of the transport's local users.
+    ReceiveMessage(Box<messaging::Letter>),
+    /// The outcome a transport reports for a remote message.
+    ReportDelivery(super::events::Delivery),
     /// The store's answer to a message write.
     MessageStored {
         id: u64,
@@ -252,6 +256,8 @@ pub(crate) struct Shard {
     /// Whether the store wants soft state ([`crate::store::Store::keeps_soft_state`]).
     soft_state: bool,
     directory: Arc<Directory>,
+    /// What a transport set on the engine (event tap, remote delivery).
+    pub(crate) hooks: Arc<super::hooks::Hooks>,
 }
 
 /// The shard a presentity lives on.
@@ -277,6 +283,8 @@ pub(crate) fn shard_of_etag(etag: &str) -> Option<usize> {
 }
 
 impl Shard {
+    // Each argument is a separate shared part the engine hands every shard.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         index: usize,
         config: Arc<EngineConfig>,
@@ -285,6 +293,7 @@ impl Shard {
         rules: Vec<AuthRule>,
         me: Sender<Command>,
         directory: Arc<Directory>,
+        hooks: Arc<super::hooks::Hooks>,
     ) -> Shard {
         let mut book = RuleBook::default();
         for rule in rules {
@@ -314,6 +323,7 @@ impl Shard {
             me,
             soft_state,
             directory,
+            hooks,
         }
     }
 
@@ -378,7 +388,8 @@ impl Shard {
             self.counters.notifications.fetch_add(n, Ordering::Relaxed);
         }
         if !self.outbox.is_empty() {
-            let events = std::mem::take(&mut self.outbox);
+            let mut events = std::mem::take(&mut self.outbox);
+            self.hooks.tap(&mut events);
             // Refused only after the queue closed at shutdown: nobody is left to deliver to.
             if let Err(refused) = self.queue.push_batch(events) {
                 log::warn!(
@@ -478,6 +489,8 @@ impl Shard {
                 let _ = reply.send(Ok(self.rules.rules_for(&presentity)));
             }
             Command::SendMessage(letter) => self.send_message(*letter),
+            Command::ReceiveMessage(letter) => self.receive_message(*letter),
+            Command::ReportDelivery(delivery) => self.report_delivery(delivery),
             Command::MessageStored { id, result } => self.message_stored(id, result),
             Command::Login {
                 user,
@@ -1056,6 +1069,7 @@ impl Shard {
         }
         sub.notified(now);
         let (watcher, presentity) = (sub.watcher.clone(), sub.presentity.clone());
+        let remote = sub.remote().is_some();
         let full_state = match (&document, package, full) {
             (Some(_), Package::PresenceWinfo, false) => {
                 let version = sub.winfo_version().saturating_sub(1);
@@ -1074,6 +1088,7 @@ impl Shard {
             state,
             document,
             full_state,
+            remote,
         }));
     }
 

@@ -27,7 +27,8 @@ use crate::uri::Uri;
 
 /// A running engine. Create it with `impp_engine_new`, free it with `impp_engine_free`.
 pub struct impp_engine {
-    pub(super) engine: Engine,
+    /// Shared with a SIP stack running over it (`impp_sip_start`).
+    pub(super) engine: Arc<Engine>,
     manual_clock: Option<Arc<ManualClock>>,
 }
 
@@ -131,7 +132,7 @@ pub unsafe extern "C" fn impp_engine_new(
         out_arg(out, "out")?;
         let engine = Engine::new(config.config)?;
         let handle = Box::new(impp_engine {
-            engine,
+            engine: Arc::new(engine),
             manual_clock: config.manual_clock,
         });
         // SAFETY: checked non-NULL above.

@@ -166,7 +166,9 @@ pub unsafe extern "C" fn impp_event_get_kind(event: *const impp_event) -> impp_e
             Some(Event::PublicationExpired { .. }) => {
                 impp_event_kind::IMPP_EVENT_PUBLICATION_EXPIRED
             }
-            Some(Event::Message(_)) => impp_event_kind::IMPP_EVENT_MESSAGE,
+            Some(Event::Message(_) | Event::RemoteMessage(_)) => {
+                impp_event_kind::IMPP_EVENT_MESSAGE
+            }
             Some(Event::Delivery(_)) => impp_event_kind::IMPP_EVENT_DELIVERY,
             Some(Event::EndpointExpired { .. }) => impp_event_kind::IMPP_EVENT_ENDPOINT_EXPIRED,
             _ => impp_event_kind::IMPP_EVENT_NOTIFICATION,
@@ -205,6 +207,7 @@ pub unsafe extern "C" fn impp_event_watcher(event: *const impp_event) -> *const 
             | Event::SubscriptionStateChanged { watcher, .. } => Some(watcher.to_string()),
             Event::PublicationExpired { .. }
             | Event::Message(_)
+            | Event::RemoteMessage(_)
             | Event::Delivery(_)
             | Event::EndpointExpired { .. } => None,
         })
@@ -230,7 +233,7 @@ pub unsafe extern "C" fn impp_event_presentity(event: *const impp_event) -> *con
                 | Event::SubscriptionStateChanged { presentity, .. }
                 | Event::PublicationExpired { presentity, .. } => presentity.to_string(),
                 // The user the event is about: the recipient, or the endpoint's user.
-                Event::Message(m) => m.recipient.to_string(),
+                Event::Message(m) | Event::RemoteMessage(m) => m.recipient.to_string(),
                 Event::Delivery(d) => d.recipient.to_string(),
                 Event::EndpointExpired { user, .. } => user.to_string(),
             })
@@ -256,7 +259,10 @@ pub unsafe extern "C" fn impp_event_package(event: *const impp_event) -> *const 
                 Event::AuthorizationRequested { package, .. }
                 | Event::SubscriptionStateChanged { package, .. }
                 | Event::PublicationExpired { package, .. } => Some(*package),
-                Event::Message(_) | Event::Delivery(_) | Event::EndpointExpired { .. } => None,
+                Event::Message(_)
+                | Event::RemoteMessage(_)
+                | Event::Delivery(_)
+                | Event::EndpointExpired { .. } => None,
             }
             .map(|p| p.as_str().to_owned())
         })

@@ -45,6 +45,9 @@ pub enum impp_failure_reason {
     IMPP_FAILURE_OFFLINE = 5,
     /// The recipient is offline and the store could not keep the message.
     IMPP_FAILURE_STORAGE = 6,
+    /// The recipient's domain could not be reached (no route, no answer, or a server
+    /// error from its next hop).
+    IMPP_FAILURE_UNREACHABLE = 7,
 }
 
 fn reason_to_c(reason: FailureReason) -> impp_failure_reason {
@@ -55,6 +58,7 @@ fn reason_to_c(reason: FailureReason) -> impp_failure_reason {
         FailureReason::Rejected => impp_failure_reason::IMPP_FAILURE_REJECTED,
         FailureReason::Offline => impp_failure_reason::IMPP_FAILURE_OFFLINE,
         FailureReason::Storage => impp_failure_reason::IMPP_FAILURE_STORAGE,
+        FailureReason::Unreachable => impp_failure_reason::IMPP_FAILURE_UNREACHABLE,
     }
 }
 
@@ -314,6 +318,7 @@ pub extern "C" fn impp_failure_reason_name(reason: c_int) -> *const c_char {
         4 => b"rejected\0",
         5 => b"offline\0",
         6 => b"storage\0",
+        7 => b"unreachable\0",
         _ => b"unknown\0",
     };
     name.as_ptr().cast()
@@ -339,6 +344,7 @@ mod tests {
             FailureReason::Rejected,
             FailureReason::Offline,
             FailureReason::Storage,
+            FailureReason::Unreachable,
         ] {
             assert_eq!(
                 name(impp_failure_reason_name(reason_to_c(reason) as c_int)),

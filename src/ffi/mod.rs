@@ -25,6 +25,7 @@ mod mwi;
 mod presence;
 mod presence_caps;
 mod presence_person;
+mod sip;
 mod status;
 mod winfo;
 
@@ -41,6 +42,7 @@ pub use mwi::*;
 pub use presence::*;
 pub use presence_caps::*;
 pub use presence_person::*;
+pub use sip::*;
 pub use status::*;
 pub use winfo::*;
 

@@ -16,8 +16,11 @@
 //!
 //! The transport's I/O thread only queues what arrives; `workers` threads parse and handle
 //! requests (engine calls are round trips to a shard, so they are kept off the I/O thread);
-//! the engine's dispatcher thread runs the event callback that turns events into requests;
-//! one timer thread runs transaction timers. Shared tables are behind short mutexes.
+//! the server's event tap on the engine ([`crate::engine::EventTap`]) takes the events that
+//! are the server's to deliver (notifications of remote watchers, messages for registered
+//! contacts) and hands them to one events thread that turns them into requests; every other
+//! event reaches the application's own callback or polling as usual. One timer thread runs
+//! transaction timers. Shared tables are behind short mutexes.
 //!
 //! [`Core::login_at`]: crate::engine::Core::login_at
 //! [`Core::send_message`]: crate::engine::Core::send_message
@@ -120,10 +123,6 @@ impl SipServerConfig {
     }
 }
 
-/// What the application asked of the server's events: every engine event the server does
-/// not consume itself is passed on.
-pub type PassOn = Box<dyn FnMut(&Event) + Send>;
-
 /// A running SIP server over an engine.
 pub struct SipServer {
     inner: Arc<Inner>,
@@ -141,6 +140,8 @@ pub(crate) enum ClientContext {
     Notify(SubscriptionId),
     /// A MESSAGE relayed to a registered contact.
     Relay(MessageId),
+    /// A MESSAGE sent on to another domain; its answer is the sender's outcome.
+    Remote(Box<crate::engine::Delivery>),
     /// A request of the user-agent role (back-end subscriptions, accounts).
     Agent(super::agent::AgentTx),
 }
@@ -206,7 +207,6 @@ pub(crate) struct Inner {
     /// The last document serialized for a NOTIFY, and its body (see `Inner::body_of`).
     #[allow(clippy::type_complexity)]
     pub(crate) last_body: Mutex<Option<(std::sync::Weak<crate::engine::Document>, Arc<[u8]>)>>,
-    pub(crate) pass_on: Mutex<Option<PassOn>>,
     pub(crate) origin: Instant,
     pub(crate) counter: AtomicU64,
     pub(crate) domains: Vec<String>,
@@ -219,15 +219,12 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SipServer {
-    /// Starts serving the engine's domains: binds the listen addresses, takes over the
-    /// engine's event callback (events the server does not consume go to `pass_on`), and
-    /// starts the worker and timer threads. Subscriptions of remote watchers restored from
-    /// the store get their dialogs back and are notified again.
-    pub fn start(
-        engine: Arc<Engine>,
-        config: SipServerConfig,
-        pass_on: Option<PassOn>,
-    ) -> Result<SipServer> {
+    /// Starts serving the engine's domains: binds the listen addresses, sets the server's
+    /// event tap on the engine (the application keeps every event that is not the server's
+    /// to deliver, through its own callback or polling), and starts the worker, events and
+    /// timer threads. Subscriptions of remote watchers restored from the store get their
+    /// dialogs back and are notified again.
+    pub fn start(engine: Arc<Engine>, config: SipServerConfig) -> Result<SipServer> {
         if config.workers == 0 {
             return Err(Error::InvalidArgument("workers must be at least 1".into()));
         }
@@ -250,7 +247,6 @@ impl SipServer {
             pending: Mutex::new(HashMap::new()),
             register_gate: Mutex::new(()),
             last_body: Mutex::new(None),
-            pass_on: Mutex::new(pass_on),
             origin: Instant::now(),
             counter: AtomicU64::new(1),
             domains,
@@ -303,8 +299,28 @@ impl SipServer {
             }
         }
 
-        let events = inner.clone();
-        engine.set_event_callback(Some(Box::new(move |event| events.on_event(event))))?;
+        // Messages for other domains go out through the routes.
+        if !config.routes.is_empty() {
+            engine.set_remote_delivery(true);
+        }
+        let (events_tx, events_rx) = crossbeam_channel::unbounded::<Event>();
+        engine.set_event_tap(Some(Arc::new(move |events: &mut Vec<Event>| {
+            tap(events, &events_tx)
+        })));
+        let mut threads = Vec::new();
+        {
+            let inner = inner.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("impp-sip-events".into())
+                    .spawn(move || {
+                        while let Ok(event) = events_rx.recv() {
+                            inner.on_event(event);
+                        }
+                    })
+                    .map_err(|e| Error::Internal(format!("cannot start a SIP thread: {e}")))?,
+            );
+        }
         // What was restored is notified again, now that its dialogs are known.
         let restored: Vec<SubscriptionId> = lock(&inner.dialogs)
             .by_subscription
@@ -316,7 +332,6 @@ impl SipServer {
         }
 
         let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::new();
         for n in 0..config.workers {
             let (inner, rx) = (inner.clone(), inbound_rx.clone());
             threads.push(
@@ -368,7 +383,9 @@ impl SipServer {
     pub fn stop(&mut self) {
         self.inner.agent_stop();
         if let Ok(engine) = self.inner.engine.get() {
-            let _ = engine.set_event_callback(None);
+            // Dropping the tap drops its channel sender: the events thread ends.
+            engine.set_event_tap(None);
+            engine.set_remote_delivery(false);
         }
         self.transport.stop();
         self.stop.store(true, Ordering::Release);
@@ -797,6 +814,7 @@ impl Inner {
                     log::debug!("SIP: relayed message {id} was answered {status}");
                 }
             }
+            ClientContext::Remote(delivery) => self.report_remote(*delivery, status),
         }
     }
 
@@ -815,17 +833,76 @@ impl Inner {
         self.agent_tick(now);
     }
 
-    fn on_event(&self, event: &Event) {
-        let consumed = match event {
-            Event::Notification(n) => self.notification(n),
-            Event::Message(m) => self.relay(m),
-            Event::Delivery(d) => self.delivery(d),
-            _ => self.agent_event(event),
-        };
-        if !consumed {
-            if let Some(pass_on) = lock(&self.pass_on).as_mut() {
-                pass_on(event);
+    /// An event the tap handed over (see [`wants`]).
+    fn on_event(&self, event: Event) {
+        match event {
+            Event::Notification(n) if !self.notification(&n) => {
+                log::debug!(
+                    "subscription {}: no dialog for its notification",
+                    n.subscription
+                );
             }
+            Event::Message(m) => {
+                self.relay(&m);
+            }
+            Event::Delivery(d) => {
+                self.delivery(&d);
+            }
+            Event::RemoteMessage(m) => self.remote_message(&m),
+            event => {
+                self.agent_event(&event);
+            }
+        }
+    }
+}
+
+/// What the server's tap does with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// The server's to deliver: the application does not see it.
+    Take,
+    /// The server acts on it, and the application sees it too.
+    Copy,
+    /// Not the server's.
+    Leave,
+}
+
+/// Decides, without locks (it runs on shard threads while request handlers may hold the
+/// server's tables across engine calls), which events are the server's.
+fn wants(event: &Event) -> Want {
+    match event {
+        // Subscriptions with a target were made by this server for a remote watcher.
+        Event::Notification(n) if n.remote => Want::Take,
+        // Endpoints named by a SIP URI are registered contacts.
+        Event::Message(m) if m.endpoint.starts_with("sip:") || m.endpoint.starts_with("sips:") => {
+            Want::Take
+        }
+        // The answer to a MESSAGE that came over SIP; the sender's application may care too.
+        Event::Delivery(_) => Want::Copy,
+        Event::RemoteMessage(_) => Want::Take,
+        // Federation (`crate::sip::agent`): the first and last local watchers of a remote
+        // presentity make and end its back-end subscription, and the remote domain decides
+        // who may watch it; the application still sees these.
+        Event::SubscriptionStateChanged { .. } | Event::AuthorizationRequested { .. } => Want::Copy,
+        _ => Want::Leave,
+    }
+}
+
+/// The server's event tap: moves what it wants to the events thread, in order.
+fn tap(events: &mut Vec<Event>, to_server: &Sender<Event>) {
+    if !events.iter().any(|e| wants(e) != Want::Leave) {
+        return;
+    }
+    for event in std::mem::take(events) {
+        match wants(&event) {
+            Want::Take => {
+                let _ = to_server.send(event);
+            }
+            Want::Copy => {
+                let _ = to_server.send(event.clone());
+                events.push(event);
+            }
+            Want::Leave => events.push(event),
         }
     }
 }

@@ -64,6 +64,7 @@ from .documents import (
     WatcherList,
 )
 from .events import Event
+from .sip import SipStack
 from .presence import CAPABILITIES, Activity, Note, Presence, Tuple, UserInput
 
 __version__ = "0.1.0"
@@ -108,6 +109,7 @@ __all__ = [
     "Publication",
     "Rule",
     "Shutdown",
+    "SipStack",
     "Subscription",
     "SubscriptionState",
     "TRACE",

@@ -97,6 +97,14 @@ class impp_iscomposing(ctypes.Structure):
     pass
 
 
+class impp_sip_config(ctypes.Structure):
+    pass
+
+
+class impp_sip(ctypes.Structure):
+    pass
+
+
 ConfigP = POINTER(impp_config)
 EngineP = POINTER(impp_engine)
 EventP = POINTER(impp_event)
@@ -106,6 +114,8 @@ DialogInfoP = POINTER(impp_dialog_info)
 MessageSummaryP = POINTER(impp_message_summary)
 FilterSetP = POINTER(impp_filter_set)
 IsComposingP = POINTER(impp_iscomposing)
+SipConfigP = POINTER(impp_sip_config)
+SipP = POINTER(impp_sip)
 
 # Borrowed strings coming out are c_char_p (ctypes copies them into bytes at once). Owned
 # strings coming out are c_void_p, so this package keeps the pointer to hand back to
@@ -208,6 +218,19 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "impp_engine_stat": (c_uint64, [EngineP, c_int]),
     "impp_engine_advance_clock": (_status, [EngineP, c_uint64]),
     "impp_engine_sync": (_status, [EngineP]),
+    # The SIP stack
+    "impp_sip_config_new": (_status, [POINTER(SipConfigP)]),
+    "impp_sip_config_free": (None, [SipConfigP]),
+    "impp_sip_config_add_listen": (_status, [SipConfigP, c_char_p]),
+    "impp_sip_config_add_route": (_status, [SipConfigP, c_char_p]),
+    "impp_sip_config_set_authenticate": (_status, [SipConfigP, c_bool]),
+    "impp_sip_config_set_federate": (_status, [SipConfigP, c_bool]),
+    "impp_sip_config_set_offer_sha256": (_status, [SipConfigP, c_bool]),
+    "impp_sip_config_set_t1_ms": (_status, [SipConfigP, c_uint32]),
+    "impp_sip_config_set_workers": (_status, [SipConfigP, c_uint32]),
+    "impp_sip_start": (_status, [EngineP, SipConfigP, POINTER(SipP)]),
+    "impp_sip_local_address": (_status, [SipP, c_char_p, _owned_out]),
+    "impp_sip_free": (None, [SipP]),
     # Endpoints and instant messages
     "impp_engine_login": (_status, [EngineP, c_char_p, c_char_p, c_int64, POINTER(c_uint32)]),
     "impp_engine_login_at": (

@@ -491,6 +491,8 @@ class Engine:
         self._routing_lock = threading.Lock()
         self._dispatch_thread: Optional[int] = None
         self._async_waiting = False
+        # SIP stacks running over this engine (closed before it).
+        self._stacks: "weakref.WeakSet" = weakref.WeakSet()
         if store is not None:
             options["store"] = store
         if domains is not None:
@@ -537,6 +539,8 @@ class Engine:
                 check(lib.impp_engine_free(h))
             self._ptr = None  # only if a future library accepts it: the handle is gone
             return
+        for stack in list(self._stacks):
+            stack.close()
         with self._cond:
             if self._ptr is None or self._closing:
                 return

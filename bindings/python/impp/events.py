@@ -58,6 +58,7 @@ FAILURE_REASONS = {
     4: "rejected",
     5: "offline",
     6: "storage",
+    7: "unreachable",
 }
 
 
@@ -85,7 +86,7 @@ class Event:
     - ``"delivery"``: what became of a sent message, for its sender. ``message_id``,
       ``sender``, ``recipient``, ``outcome`` (``"delivered"``, ``"stored"`` or
       ``"failed"``) and ``reason`` (None, or for ``"failed"`` one of ``"unknown-user"``,
-      ``"too-large"``, ``"expired"``, ``"rejected"``, ``"offline"``, ``"storage"``).
+      ``"too-large"``, ``"expired"``, ``"rejected"``, ``"offline"``, ``"storage"``, ``"unreachable"``).
     - ``"endpoint-expired"``: an endpoint's login ran out. ``user`` and ``endpoint``.
 
     ``subscription`` is the older name of ``subscription_id``; ``body`` is the message

@@ -48,6 +48,21 @@ pub(crate) struct Letter {
 }
 
 impl Letter {
+    /// The message as its recipient (or the transport taking it on) sees it; `endpoint` is
+    /// the one the letter names, or empty.
+    fn into_message(self) -> Message {
+        Message {
+            id: MessageId(self.id),
+            sender: self.sender,
+            recipient: self.recipient,
+            content_type: self.content_type,
+            body: self.body,
+            endpoint: self.endpoint.unwrap_or_else(|| Arc::from("")),
+            in_reply_to: self.in_reply_to,
+            sent_at: self.sent_at,
+        }
+    }
+
     fn record(&self, expires_at: u64) -> StoredMessage {
         StoredMessage {
             id: self.id,
@@ -159,6 +174,24 @@ impl Shard {
         self.now() + unix_ms.saturating_sub(self.config.clock.unix_ms())
     }
 
+    /// A message from another domain, for a local user of the transport: handed to the
+    /// application as it is (no mailbox: the transport answered for it already).
+    pub(super) fn receive_message(&mut self, letter: Letter) {
+        self.counters.delivered.fetch_add(1, RELAXED);
+        self.outbox
+            .push(Event::Message(Box::new(letter.into_message())));
+    }
+
+    /// A transport's outcome of a remote message, for its sender.
+    pub(super) fn report_delivery(&mut self, delivery: Delivery) {
+        match delivery.outcome {
+            DeliveryOutcome::Delivered => self.counters.delivered.fetch_add(1, RELAXED),
+            DeliveryOutcome::Failed(_) => self.counters.failed.fetch_add(1, RELAXED),
+            DeliveryOutcome::Stored => 0,
+        };
+        self.outbox.push(Event::Delivery(delivery));
+    }
+
     fn tell_sender(&mut self, letter: &Letter, outcome: DeliveryOutcome) {
         match outcome {
             DeliveryOutcome::Delivered => self.counters.delivered.fetch_add(1, RELAXED),
@@ -196,6 +229,11 @@ impl Shard {
     pub(super) fn send_message(&mut self, letter: Letter) {
         if letter.body.len() > self.config.max_message_size {
             return self.fail(&letter, FailureReason::TooLarge);
+        }
+        if !self.config.owns(&letter.recipient) && self.hooks.remote_delivery() {
+            return self
+                .outbox
+                .push(Event::RemoteMessage(Box::new(letter.into_message())));
         }
         if !self.is_known_user(&letter.recipient) {
             return self.fail(&letter, FailureReason::UnknownUser);

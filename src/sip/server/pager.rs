@@ -75,6 +75,7 @@ impl Inner {
             DeliveryOutcome::Failed(FailureReason::Offline) => (480, "Temporarily Unavailable"),
             DeliveryOutcome::Failed(FailureReason::Expired) => (408, "Request Timeout"),
             DeliveryOutcome::Failed(FailureReason::Storage) => (500, "Server Internal Error"),
+            DeliveryOutcome::Failed(FailureReason::Unreachable) => (503, "Service Unavailable"),
         };
         let request = Request {
             message: p.request,
@@ -84,6 +85,78 @@ impl Inner {
         let answer = self.reply(&request, status, reason);
         self.answer(&request, answer);
         true
+    }
+
+    /// A message for a user of another domain (the engine's [`Event::RemoteMessage`]): sent
+    /// as a MESSAGE to the next hop of the recipient's domain; its answer becomes the
+    /// sender's delivery outcome (see [`remote_outcome`]).
+    ///
+    /// [`Event::RemoteMessage`]: crate::engine::Event::RemoteMessage
+    pub(crate) fn remote_message(&self, message: &Message) {
+        let Some(hop) = self.config.routes.lookup(message.recipient.host()) else {
+            log::info!(
+                "message {}: no route to {}",
+                message.id,
+                message.recipient.host()
+            );
+            return self.report(message, 0);
+        };
+        let uri = message.recipient.to_string();
+        let built = (|| -> Result<(String, Vec<u8>)> {
+            let (mut b, branch) = self.new_request("MESSAGE", &uri, hop.proto, hop.addr)?;
+            b.header(
+                "From",
+                &format!("<{}>;tag={}", message.sender, self.token()),
+            )?;
+            b.header("To", &format!("<{}>", message.recipient))?;
+            b.header("Call-ID", &format!("{}@impp", self.token()))?;
+            b.header("CSeq", "1 MESSAGE")?;
+            if let Some(r) = &message.in_reply_to {
+                b.header("In-Reply-To", r)?;
+            }
+            b.header("User-Agent", &self.config.server_name)?;
+            b.body(&message.content_type, &message.body)?;
+            Ok((branch, b.build()))
+        })();
+        match built {
+            Ok((branch, bytes)) => self.send_request(
+                branch,
+                bytes,
+                hop.proto,
+                hop.addr,
+                ClientContext::Remote(Box::new(Delivery {
+                    message: message.id,
+                    sender: message.sender.clone(),
+                    recipient: message.recipient.clone(),
+                    outcome: DeliveryOutcome::Delivered,
+                })),
+            ),
+            Err(e) => {
+                log::warn!("message {}: cannot send it on: {e}", message.id);
+                self.report(message, 0);
+            }
+        }
+    }
+
+    fn report(&self, message: &Message, status: u16) {
+        self.report_remote(
+            Delivery {
+                message: message.id,
+                sender: message.sender.clone(),
+                recipient: message.recipient.clone(),
+                outcome: DeliveryOutcome::Delivered,
+            },
+            status,
+        );
+    }
+
+    /// Tells the engine what the answer `status` (0: never sent, 408: timed out) to a remote
+    /// message means for its sender.
+    pub(crate) fn report_remote(&self, mut delivery: Delivery, status: u16) {
+        delivery.outcome = remote_outcome(status);
+        if let Ok(engine) = self.engine() {
+            let _ = engine.report_delivery(delivery);
+        }
     }
 
     /// A message for one of a user's endpoints: relayed when the endpoint is a registered
@@ -133,5 +206,49 @@ impl Inner {
             Err(e) => log::warn!("message {}: cannot relay it to {endpoint}: {e}", message.id),
         }
         true
+    }
+}
+
+/// What the answer to a MESSAGE sent to another domain means for its sender (RFC 3428 §7):
+/// `200` delivered; `202` accepted by the other domain for later delivery (stored there:
+/// its later outcome is not reported back across domains); 404/604 unknown user; 413/513 too
+/// large; 403/603 rejected; 480 offline; anything else, a timeout (408) or nothing sent (0):
+/// unreachable.
+pub(crate) fn remote_outcome(status: u16) -> DeliveryOutcome {
+    match status {
+        202 => DeliveryOutcome::Stored,
+        200..=299 => DeliveryOutcome::Delivered,
+        404 | 604 => DeliveryOutcome::Failed(FailureReason::UnknownUser),
+        413 | 513 => DeliveryOutcome::Failed(FailureReason::TooLarge),
+        403 | 603 => DeliveryOutcome::Failed(FailureReason::Rejected),
+        480 => DeliveryOutcome::Failed(FailureReason::Offline),
+        _ => DeliveryOutcome::Failed(FailureReason::Unreachable),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_from_other_domains_become_outcomes() {
+        assert_eq!(remote_outcome(200), DeliveryOutcome::Delivered);
+        assert_eq!(remote_outcome(202), DeliveryOutcome::Stored);
+        assert_eq!(
+            remote_outcome(404),
+            DeliveryOutcome::Failed(FailureReason::UnknownUser)
+        );
+        assert_eq!(
+            remote_outcome(408),
+            DeliveryOutcome::Failed(FailureReason::Unreachable)
+        );
+        assert_eq!(
+            remote_outcome(0),
+            DeliveryOutcome::Failed(FailureReason::Unreachable)
+        );
+        assert_eq!(
+            remote_outcome(503),
+            DeliveryOutcome::Failed(FailureReason::Unreachable)
+        );
     }
 }

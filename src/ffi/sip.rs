@@ -1,0 +1,339 @@
+//! The SIP stack over an engine (DESIGN §5): the server role for the engine's domains
+//! (registrar, presence agent, IM relay), forwarding to next hops for other domains, and
+//! federation (one back-end subscription per remote presentity). Configure it with an
+//! `impp_sip_config`, start it over a running engine with `impp_sip_start`, stop it with
+//! `impp_sip_free`.
+//!
+//! While it runs, the stack takes the engine events that are its own to deliver
+//! (notifications of watchers that subscribed over SIP, messages for registered SIP
+//! contacts); every other event still reaches the application through its callback or
+//! `impp_engine_next_event`, as without the stack.
+//!
+//! Threading contract: a configuration is used by one thread at a time; a running stack may be
+//! used from any thread. `impp_sip_free` joins the stack's threads; do not call it from inside
+//! the engine's event callback. Free the stack before the engine (freeing the engine first is
+//! safe, but the stack then answers every request `503`).
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::boundary::{free_handle, guard, handle, handle_mut, out_arg, str_arg, write_out};
+use super::engine::{engine_ref, impp_engine};
+use super::status::impp_status;
+use crate::error::{Error, Result};
+use crate::sip::route::Route;
+use crate::sip::server::{SipServer, SipServerConfig};
+use crate::sip::transport::{ListenAddr, Proto};
+
+/// How a SIP stack is set up. Create with `impp_sip_config_new`; `impp_sip_start` consumes it.
+pub struct impp_sip_config {
+    config: SipServerConfig,
+}
+
+/// A running SIP stack. Stop and free it with `impp_sip_free`.
+pub struct impp_sip {
+    server: SipServer,
+}
+
+/// A new configuration: no listen address yet (add at least one), digest authentication on,
+/// federation on, no routes, T1 500 ms, 2 worker threads.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (`out` NULL).
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_new(out: *mut *mut impp_sip_config) -> impp_status {
+    guard(|| {
+        out_arg(out, "out")?;
+        let config = Box::new(impp_sip_config {
+            config: SipServerConfig::new(Vec::new()),
+        });
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out, Box::into_raw(config)) };
+        Ok(())
+    })
+}
+
+/// Frees a configuration that was not given to `impp_sip_start`. NULL is a no-op.
+///
+/// # Safety
+/// `config` is NULL or a configuration from `impp_sip_config_new`, not yet freed or consumed.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_free(config: *mut impp_sip_config) {
+    // SAFETY: forwarded contract.
+    unsafe { free_handle(config) }
+}
+
+/// Runs `change` on the configuration behind `config`.
+unsafe fn with_config(
+    config: *mut impp_sip_config,
+    change: impl FnOnce(&mut SipServerConfig) -> Result<()>,
+) -> impp_status {
+    guard(|| {
+        // SAFETY: forwarded contract: NULL or a live configuration.
+        let c = unsafe { handle_mut(config, "config") }?;
+        change(&mut c.config)
+    })
+}
+
+/// Adds a listen address: `"udp:127.0.0.1:5060"`, `"tcp:[::1]:5060"` (port 0: any free port,
+/// see `impp_sip_local_address`). Any number of UDP and TCP addresses, IPv4 and IPv6.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `udp|tcp:ADDR:PORT`). Nothing changes on
+/// error.
+///
+/// # Safety
+/// `config` NULL or live; `address` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_add_listen(
+    config: *mut impp_sip_config,
+    address: *const c_char,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    let text = unsafe { str_arg(address, "address") };
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            let hop = crate::sip::route::NextHop::parse(text?)?;
+            c.listen.push(match hop.proto {
+                Proto::Udp => ListenAddr::udp(hop.addr),
+                Proto::Tcp => ListenAddr::tcp(hop.addr),
+            });
+            Ok(())
+        })
+    }
+}
+
+/// Whether REGISTER, PUBLISH, SUBSCRIBE and MESSAGE from users of the engine's domains must
+/// carry digest credentials of a user in the engine's directory
+/// (`impp_engine_set_user_password`). Default: yes. Off only for test rigs.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_authenticate(
+    config: *mut impp_sip_config,
+    on: bool,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            c.authenticate = on;
+            Ok(())
+        })
+    }
+}
+
+/// Whether challenges offer SHA-256 next to MD5 (RFC 8760). Default: yes. Some deployed
+/// clients (baresip) fail on a challenge they do not know: turn it off for them.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_offer_sha256(
+    config: *mut impp_sip_config,
+    on: bool,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            c.offer_sha256 = on;
+            Ok(())
+        })
+    }
+}
+
+/// Whether a SUBSCRIBE from a user of the engine's domains to a presentity of another domain
+/// is served here with one back-end subscription per remote presentity shared by all local
+/// watchers (federation), rather than forwarded. Default: yes.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_federate(
+    config: *mut impp_sip_config,
+    on: bool,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            c.federate = on;
+            Ok(())
+        })
+    }
+}
+
+/// Adds a route: `"b.example=udp:192.0.2.7:5060"` sends requests for `b.example` there;
+/// `"*=tcp:..."` is the default route for every domain without its own. A later route for
+/// the same domain replaces an earlier one. No DNS: next hops are IP addresses.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `DOMAIN=udp|tcp:ADDR:PORT`). Nothing changes
+/// on error.
+///
+/// # Safety
+/// `config` NULL or live; `route` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_add_route(
+    config: *mut impp_sip_config,
+    route: *const c_char,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    let text = unsafe { str_arg(route, "route") };
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            c.routes.add(Route::parse(text?)?);
+            Ok(())
+        })
+    }
+}
+
+/// The transaction timer T1 in milliseconds (RFC 3261: 500; retransmissions start at T1 and
+/// a transaction gives up after 64·T1). 1 to 60,000.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (out of range).
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_t1_ms(
+    config: *mut impp_sip_config,
+    t1_ms: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            if !(1..=60_000).contains(&t1_ms) {
+                return Err(Error::InvalidArgument(format!(
+                    "T1 of {t1_ms} ms is out of range (1 to 60000)"
+                )));
+            }
+            c.timers.t1 = Duration::from_millis(u64::from(t1_ms));
+            Ok(())
+        })
+    }
+}
+
+/// Threads handling requests (1 to 64; default 2).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (out of range).
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_workers(
+    config: *mut impp_sip_config,
+    workers: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            if !(1..=64).contains(&workers) {
+                return Err(Error::InvalidArgument(format!(
+                    "{workers} workers is out of range (1 to 64)"
+                )));
+            }
+            c.workers = workers as usize;
+            Ok(())
+        })
+    }
+}
+
+/// Starts a SIP stack over `engine` (the engine's configured domains are the ones it serves),
+/// consuming `config` whether or not this succeeds. On success `*out` owns the stack.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, no listen address, bad settings),
+/// `IMPP_ERR_STORAGE` (an address cannot be bound: in use, or not local),
+/// `IMPP_ERR_SHUTDOWN` (the engine was shut down).
+///
+/// # Safety
+/// `engine` NULL or live; `config` NULL or a configuration not yet freed or consumed; `out`
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_start(
+    engine: *const impp_engine,
+    config: *mut impp_sip_config,
+    out: *mut *mut impp_sip,
+) -> impp_status {
+    guard(|| {
+        if config.is_null() {
+            return Err(Error::InvalidArgument("config is NULL".into()));
+        }
+        // SAFETY: non-NULL and owned by us from here on (the contract above).
+        let config = unsafe { Box::from_raw(config) };
+        // SAFETY: forwarded contract.
+        let e = unsafe { engine_ref(engine) }?;
+        out_arg(out, "out")?;
+        if config.config.listen.is_empty() {
+            return Err(Error::InvalidArgument(
+                "no listen address: add one with impp_sip_config_add_listen".into(),
+            ));
+        }
+        let server = SipServer::start(e.engine.clone(), config.config)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out, Box::into_raw(Box::new(impp_sip { server }))) };
+        Ok(())
+    })
+}
+
+/// The first bound address of transport `proto` (`"udp"` or `"tcp"`), as
+/// `"udp:127.0.0.1:5060"` (a port 0 given at configuration is resolved here). On success
+/// `*out` is owned: free it with `impp_string_free`.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, unknown transport), `IMPP_ERR_NOT_FOUND` (no
+/// address of that transport).
+///
+/// # Safety
+/// `sip` NULL or live; `proto` NULL or NUL-terminated; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_local_address(
+    sip: *const impp_sip,
+    proto: *const c_char,
+    out: *mut *mut c_char,
+) -> impp_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { handle(sip, "sip") }?;
+        // SAFETY: forwarded contract.
+        let proto = match unsafe { str_arg(proto, "proto") }? {
+            p if p.eq_ignore_ascii_case("udp") => Proto::Udp,
+            p if p.eq_ignore_ascii_case("tcp") => Proto::Tcp,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown transport '{other}' (udp or tcp)"
+                )))
+            }
+        };
+        out_arg(out, "out")?;
+        let addr = s
+            .server
+            .local_addrs()
+            .iter()
+            .find(|l| l.proto == proto)
+            .ok_or_else(|| Error::NotFound(format!("no {} address", proto.as_str())))?;
+        let text = crate::sip::route::NextHop {
+            proto,
+            addr: addr.addr,
+        }
+        .to_string();
+        let c = super::boundary::owned_c_string(text, "address")?;
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out, c) };
+        Ok(())
+    })
+}
+
+/// Stops the stack (closes its sockets, joins its threads) and frees it. The engine keeps
+/// running: subscriptions of SIP watchers stay in it, with their dialogs (kept in the store
+/// when it keeps soft state), and are notified again by the next stack started over it.
+/// NULL is a no-op.
+///
+/// # Safety
+/// `sip` is NULL or a stack from `impp_sip_start` not yet freed; not called from inside the
+/// engine's event callback.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_free(sip: *mut impp_sip) {
+    // SAFETY: forwarded contract; dropping the stack stops it.
+    unsafe { free_handle(sip) }
+}

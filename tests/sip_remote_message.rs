@@ -1,0 +1,166 @@
+//! Instant messages across domains: an application of domain A sends to users of domain B
+//! through A's SIP stack, which sends each on as a MESSAGE to B's next hop (a second engine
+//! with its own SIP stack on loopback); B's answer becomes the sender's delivery outcome.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use impp::engine::{
+    AuthAction, Delivery, DeliveryOutcome, Engine, EngineConfig, Event, FailureReason, MessageId,
+    OutgoingMessage,
+};
+use impp::sip::route::Route;
+use impp::sip::server::{SipServer, SipServerConfig};
+use impp::sip::transaction::Timers;
+use impp::sip::transport::{ListenAddr, Proto};
+use impp::store::{Credential, MemoryStore};
+use impp::uri::Uri;
+
+fn uri(s: &str) -> Uri {
+    s.parse().unwrap()
+}
+
+fn engine(domain: &str) -> Arc<Engine> {
+    Arc::new(
+        Engine::new(EngineConfig {
+            domains: vec![domain.into()],
+            default_policy: AuthAction::Allow,
+            workers: 2,
+            store: Arc::new(MemoryStore::new()),
+            ..EngineConfig::default()
+        })
+        .unwrap(),
+    )
+}
+
+fn stack(engine: &Arc<Engine>, routes: &[String]) -> SipServer {
+    let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut config = SipServerConfig::new(vec![ListenAddr::udp(local)]);
+    config.authenticate = false;
+    config.timers = Timers {
+        t1: Duration::from_millis(20),
+        ..Timers::default()
+    };
+    for r in routes {
+        config.routes.add(Route::parse(r).unwrap());
+    }
+    SipServer::start(engine.clone(), config).unwrap()
+}
+
+fn udp(server: &SipServer) -> SocketAddr {
+    server
+        .local_addrs()
+        .iter()
+        .find(|l| l.proto == Proto::Udp)
+        .unwrap()
+        .addr
+}
+
+/// The delivery outcomes of `id` that arrive within `wait`.
+fn outcomes(engine: &Engine, id: MessageId, wait: Duration) -> Vec<DeliveryOutcome> {
+    let deadline = Instant::now() + wait;
+    let mut found = Vec::new();
+    while Instant::now() < deadline {
+        match engine.next_event(Some(Duration::from_millis(50))) {
+            Some(Event::Delivery(Delivery {
+                message, outcome, ..
+            })) if message == id => {
+                found.push(outcome);
+                if outcome != DeliveryOutcome::Stored {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+fn send(engine: &Engine, to: &str, body: &str) -> MessageId {
+    engine
+        .send_message(OutgoingMessage::new(
+            uri("sip:alice@a.test"),
+            uri(to),
+            "text/plain",
+            body,
+        ))
+        .unwrap()
+}
+
+#[test]
+fn messages_to_another_domain_go_through_its_next_hop() {
+    let b = engine("b.test");
+    for user in ["bob", "carol"] {
+        b.set_user(Credential::new(
+            uri(&format!("sip:{user}@b.test")),
+            "b.test",
+            "pw",
+        ))
+        .unwrap();
+    }
+    let b_stack = stack(&b, &[]);
+    // Nothing answers here: a next hop that is down.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let a = engine("a.test");
+    let _a_stack = stack(
+        &a,
+        &[
+            format!("b.test=udp:{}", udp(&b_stack)),
+            format!("down.test=udp:{}", silent.local_addr().unwrap()),
+        ],
+    );
+    b.login(&uri("sip:bob@b.test"), "pc", None).unwrap();
+
+    // Online at B: delivered, and bob's application has it, from alice.
+    let id = send(&a, "sip:bob@b.test", "hello bob");
+    assert_eq!(
+        outcomes(&a, id, Duration::from_secs(5)),
+        [DeliveryOutcome::Delivered]
+    );
+    let got = (0..50)
+        .filter_map(|_| b.next_event(Some(Duration::from_millis(50))))
+        .find_map(|e| match e {
+            Event::Message(m) => Some(m),
+            _ => None,
+        })
+        .expect("bob's message");
+    assert_eq!(&*got.body, b"hello bob");
+    assert_eq!(got.sender.to_string(), "sip:alice@a.test");
+
+    // Offline at B: B stores it (202), which A reports as stored.
+    let id = send(&a, "sip:carol@b.test", "for later");
+    assert_eq!(
+        outcomes(&a, id, Duration::from_secs(5)),
+        [DeliveryOutcome::Stored]
+    );
+
+    // Not a user of B: 404 there, unknown user here.
+    let id = send(&a, "sip:nobody@b.test", "?");
+    assert_eq!(
+        outcomes(&a, id, Duration::from_secs(5)),
+        [DeliveryOutcome::Failed(FailureReason::UnknownUser)]
+    );
+
+    // No route: unreachable at once.
+    let id = send(&a, "sip:dave@c.test", "?");
+    assert_eq!(
+        outcomes(&a, id, Duration::from_secs(5)),
+        [DeliveryOutcome::Failed(FailureReason::Unreachable)]
+    );
+
+    // A next hop that never answers: unreachable after the transaction times out (64·T1).
+    let started = Instant::now();
+    let id = send(&a, "sip:erin@down.test", "?");
+    assert_eq!(
+        outcomes(&a, id, Duration::from_secs(10)),
+        [DeliveryOutcome::Failed(FailureReason::Unreachable)]
+    );
+    assert!(started.elapsed() >= Duration::from_millis(64 * 20));
+
+    // Users of A are still served locally.
+    a.login(&uri("sip:frank@a.test"), "pc", None).unwrap();
+    let id = send(&a, "sip:frank@a.test", "local");
+    let local = outcomes(&a, id, Duration::from_secs(5));
+    assert_eq!(local, [DeliveryOutcome::Delivered]);
+}
