@@ -285,6 +285,9 @@ impl SipServer {
         // Dialogs of restored subscriptions.
         for sub in engine.remote_subscriptions()? {
             let Some(target) = &sub.target else { continue };
+            if target.starts_with(super::agent::account::UPLINK_TARGET) {
+                continue; // an account's internal subscription (replaced at start)
+            }
             match SubscriptionDialog::from_bytes(target) {
                 Ok(mut dialog) => {
                     // The NOTIFYs sent before the restart are not counted in the store; the
@@ -330,6 +333,9 @@ impl SipServer {
         for id in restored {
             let _ = engine.renotify(id);
         }
+        // Accounts (user-agent role): their registrations and uplink publications start
+        // with the timer thread.
+        inner.accounts_start();
 
         let stop = Arc::new(AtomicBool::new(false));
         for n in 0..config.workers {
@@ -366,6 +372,11 @@ impl SipServer {
             stop,
             _engine: engine,
         })
+    }
+
+    /// Whether account `index` of [`SipServerConfig::accounts`] is registered now.
+    pub fn account_registered(&self, index: usize) -> bool {
+        self.inner.account_registered(index)
     }
 
     /// Counts about the back-end subscriptions of federation.
@@ -836,7 +847,7 @@ impl Inner {
     /// An event the tap handed over (see [`wants`]).
     fn on_event(&self, event: Event) {
         match event {
-            Event::Notification(n) if !self.notification(&n) => {
+            Event::Notification(n) if !self.notification(&n) && !self.uplink_notification(&n) => {
                 log::debug!(
                     "subscription {}: no dialog for its notification",
                     n.subscription

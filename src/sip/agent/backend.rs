@@ -134,6 +134,11 @@ impl Inner {
             return None;
         }
         if let Some((i, hop)) = self.account_route(watcher) {
+            // An account watching itself sees what it publishes from here: mirroring the
+            // registrar's view of it back would loop into the uplink publication.
+            if presentity_key(watcher) == presentity_key(presentity) {
+                return None;
+            }
             return Some((Some(i), hop));
         }
         self.config
@@ -494,6 +499,13 @@ impl Inner {
             b.presentity,
             b.failures
         );
+        if status == 403 {
+            // Credentials refused outright: perhaps the server restarted and no longer knows
+            // our nonce. The next attempt starts without them (and is challenged afresh).
+            if let Some(auth) = b.auth.as_mut() {
+                auth.reset();
+            }
+        }
         if let Some(d) = b.dialog.take() {
             table.by_call_id.remove(&d.call_id);
         }

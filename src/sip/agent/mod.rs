@@ -69,11 +69,18 @@ pub(crate) enum AgentTx {
     },
     /// A SUBSCRIBE with `Expires: 0` ending a dialog nobody watches any more.
     Unsubscribe,
+    /// A request of an account (REGISTER, PUBLISH, one-shot), sent with credentials or not.
+    Account {
+        account: usize,
+        purpose: account::Purpose,
+        with_auth: bool,
+    },
 }
 
 /// The agent's state, held by the server.
 pub(crate) struct Agent {
     pub(crate) backends: Mutex<Backends>,
+    pub(crate) accounts: Mutex<account::Accounts>,
     random: Mutex<u64>,
     pub(crate) subscribes_sent: AtomicU64,
     pub(crate) notifies_received: AtomicU64,
@@ -88,6 +95,7 @@ impl Agent {
         h.write_u64(0xa9e7);
         Agent {
             backends: Mutex::new(Backends::default()),
+            accounts: Mutex::new(account::Accounts::default()),
             random: Mutex::new(h.finish()),
             subscribes_sent: AtomicU64::new(0),
             notifies_received: AtomicU64::new(0),
@@ -131,7 +139,14 @@ impl Inner {
             .agent
             .outstanding
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        self.backend_response(tx, status, response);
+        match tx {
+            AgentTx::Account {
+                account,
+                purpose,
+                with_auth,
+            } => self.account_response(account, purpose, with_auth, status, response),
+            tx => self.backend_response(tx, status, response),
+        }
     }
 
     /// Sends a request of the agent in a new client transaction (counted until answered).
@@ -150,12 +165,14 @@ impl Inner {
     /// Runs what is due at `now` (clock ms): SUBSCRIBEs to send again.
     pub(crate) fn agent_tick(&self, now: u64) {
         self.backend_tick(now);
+        self.accounts_tick(now);
     }
 
     /// Ends what the agent holds at the remote servers, for a server stopping, and waits a
     /// little (at most a second) for the answers.
     pub(crate) fn agent_stop(&self) {
         self.backend_stop();
+        self.accounts_stop();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
         while std::time::Instant::now() < deadline && self.agent.outstanding() > 0 {
             std::thread::sleep(std::time::Duration::from_millis(10));
