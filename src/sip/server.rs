@@ -374,6 +374,11 @@ impl SipServer {
         })
     }
 
+    #[cfg(test)]
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
     /// Whether account `index` of [`SipServerConfig::accounts`] is registered now.
     pub fn account_registered(&self, index: usize) -> bool {
         self.inner.account_registered(index)

@@ -38,8 +38,8 @@ use crate::uri::Uri;
 pub(crate) const UPLINK_TARGET: &[u8] = b"impp-uplink ";
 
 /// An account the server registers, publishes and subscribes for, as a user agent of
-/// another domain's server (the registrar).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// another domain's server (the registrar). Its `Debug` form hides the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Account {
     /// The address of record (`sip:alice@b.test`): the REGISTER's To, the identity of the
     /// account's publications and subscriptions.
@@ -54,6 +54,19 @@ pub struct Account {
     pub outbound_proxy: Option<NextHop>,
     /// Registration and publication expiry asked for, in seconds. Default 3600.
     pub expires: u32,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("aor", &self.aor.to_string())
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .field("registrar", &self.registrar)
+            .field("outbound_proxy", &self.outbound_proxy)
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 impl Account {
@@ -264,16 +277,15 @@ impl Inner {
         true
     }
 
+    /// A request of an account: start line, Via, Max-Forwards, User-Agent.
     fn account_builder(
         &self,
-        i: usize,
         method: &str,
         request_uri: &str,
         hop: NextHop,
     ) -> Result<(MessageBuilder, String)> {
         let (mut b, branch) = self.new_request(method, request_uri, hop.proto, hop.addr)?;
         b.header("User-Agent", &self.config.server_name)?;
-        let _ = i;
         Ok((b, branch))
     }
 
@@ -293,7 +305,7 @@ impl Inner {
             crate::sip::transport::Proto::Udp => format!("<sip:{}@{local}>", a.username),
         };
         let built = (|| -> Result<(String, Vec<u8>)> {
-            let (mut b, branch) = self.account_builder(i, "REGISTER", &uri, hop)?;
+            let (mut b, branch) = self.account_builder("REGISTER", &uri, hop)?;
             b.header("From", &format!("<{}>;tag={}", a.aor, s.reg_tag))?;
             b.header("To", &format!("<{}>", a.aor))?;
             b.header("Call-ID", &s.reg_call_id)?;
@@ -358,7 +370,7 @@ impl Inner {
         let authorization = s.digest.authorize("PUBLISH", &uri);
         let with_auth = authorization.is_some();
         let built = (|| -> Result<(String, Vec<u8>)> {
-            let (mut b, branch) = self.account_builder(i, "PUBLISH", &uri, hop)?;
+            let (mut b, branch) = self.account_builder("PUBLISH", &uri, hop)?;
             b.header("From", &format!("<{}>;tag={}", a.aor, s.pub_tag))?;
             b.header("To", &format!("<{}>", a.aor))?;
             b.header("Call-ID", &format!("{}@impp", self.token()))?;
@@ -440,7 +452,7 @@ impl Inner {
         let s = &mut states[r.account];
         let authorization = s.digest.authorize(&r.method, &r.request_uri);
         let with_auth = authorization.is_some();
-        let (mut b, branch) = self.account_builder(r.account, &r.method, &r.request_uri, hop)?;
+        let (mut b, branch) = self.account_builder(&r.method, &r.request_uri, hop)?;
         b.header("From", &format!("<{}>;tag={}", a.aor, self.token()))?;
         b.header("To", &r.to)?;
         b.header("Call-ID", &format!("{}@impp", self.token()))?;
@@ -694,4 +706,93 @@ fn granted_contact_expires(r: &SipMessage, account: &Account) -> Option<u32> {
         }
     }
     r.expires().ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Engine, EngineConfig};
+    use crate::sip::server::{SipServer, SipServerConfig};
+    use crate::sip::transport::{ListenAddr, Proto};
+    use crate::store::Credential;
+
+    #[test]
+    fn a_one_shot_request_answers_the_challenge_once() {
+        let b = std::sync::Arc::new(
+            Engine::new(EngineConfig {
+                domains: vec!["b.test".into()],
+                workers: 1,
+                ..EngineConfig::default()
+            })
+            .unwrap(),
+        );
+        for user in ["alice", "bob"] {
+            let uri: Uri = format!("sip:{user}@b.test").parse().unwrap();
+            b.set_user(Credential::new(uri, "b.test", &format!("{user}-pw")))
+                .unwrap();
+        }
+        let local = ListenAddr::udp("127.0.0.1:0".parse().unwrap());
+        let b_server = SipServer::start(b.clone(), SipServerConfig::new(vec![local])).unwrap();
+        let registrar = NextHop {
+            proto: Proto::Udp,
+            addr: b_server.local_addrs()[0].addr,
+        };
+        let c = std::sync::Arc::new(
+            Engine::new(EngineConfig {
+                domains: vec!["client.test".into()],
+                workers: 1,
+                ..EngineConfig::default()
+            })
+            .unwrap(),
+        );
+        let mut config = SipServerConfig::new(vec![local]);
+        let aor: Uri = "sip:alice@b.test".parse().unwrap();
+        config.accounts = vec![
+            Account::new(aor.clone(), "alice", "alice-pw", registrar),
+            Account::new(aor, "alice", "wrong", registrar),
+        ];
+        assert!(!format!("{:?}", config.accounts[0]).contains("alice-pw"));
+        let client = SipServer::start(c, config).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for account in [0, 1] {
+            let tx = tx.clone();
+            let request = AccountRequest {
+                account,
+                method: "MESSAGE".into(),
+                request_uri: "sip:bob@b.test".into(),
+                to: "<sip:bob@b.test>".into(),
+                extra: Vec::new(),
+                body: Some(("text/plain".into(), b"hello".to_vec())),
+            };
+            client
+                .inner()
+                .send_account_request(
+                    request,
+                    Box::new(move |_, status, _| {
+                        let _ = tx.send((account, status));
+                    }),
+                )
+                .unwrap();
+        }
+        let mut answers: Vec<(usize, u16)> = (0..2)
+            .map(|_| rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap())
+            .collect();
+        answers.sort();
+        // Stored for bob (offline): 202. The wrong password is refused, not retried forever.
+        assert_eq!(answers[0], (0, 202));
+        assert_eq!(answers[1].0, 1);
+        assert!(matches!(answers[1].1, 401 | 403), "{answers:?}");
+        let bad = AccountRequest {
+            account: 7,
+            method: "MESSAGE".into(),
+            request_uri: "sip:bob@b.test".into(),
+            to: "<sip:bob@b.test>".into(),
+            extra: Vec::new(),
+            body: None,
+        };
+        assert!(client
+            .inner()
+            .send_account_request(bad, Box::new(|_, _, _| {}))
+            .is_err());
+    }
 }
