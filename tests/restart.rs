@@ -79,7 +79,7 @@ fn remote_subscriptions_come_back_with_target_decision_and_filter() {
 
         let remote = |watcher: &str, expires: u32, target: &[u8]| {
             let mut r = SubscribeRequest::new(uri(watcher), alice.clone(), Package::Presence);
-            r.target = Some(target.to_vec());
+            r.target = Some(target.to_vec().into());
             r.expires = Some(expires);
             r
         };

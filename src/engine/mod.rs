@@ -102,7 +102,7 @@ pub struct SubscribeRequest {
     /// own serialization. A subscription with a target is kept in the store, so after a
     /// restart it is restored (see [`Core::remote_subscriptions`]) and notified again;
     /// `None` (the default) is a local watcher, gone with the process.
-    pub target: Option<Vec<u8>>,
+    pub target: Option<Arc<[u8]>>,
 }
 
 impl SubscribeRequest {
@@ -538,7 +538,7 @@ impl Core {
             .as_ref()
             .and_then(|set| set.filter_for(&request.presentity.to_string()).cloned());
         let remote = request.target.map(|target| subscription::Remote {
-            target: target.into(),
+            target,
             filter: request.filter.as_ref().map(|f| f.to_xml()),
         });
         let expires = request

@@ -167,27 +167,84 @@ impl Peer {
     }
 }
 
-/// A subscription dialog with the time its subscription ends (clock ms).
+/// A subscription dialog as the server keeps it: the dialog itself only as the bytes the
+/// engine keeps for the subscription (shared, not copied: a server holding many thousand
+/// dialogs keeps each once), and the parts that change.
 pub(crate) struct DialogState {
-    pub(crate) dialog: SubscriptionDialog,
+    /// The [`SubscriptionDialog`] serialized: the engine subscription's target.
+    pub(crate) target: Arc<[u8]>,
+    /// The CSeq of the last NOTIFY sent.
+    pub(crate) local_cseq: u32,
+    /// The CSeq of the last SUBSCRIBE received.
+    pub(crate) remote_cseq: u32,
+    /// When the subscription ends (server clock, ms).
     pub(crate) expires_at: u64,
+    /// The dialog id's key in [`Dialogs::by_id`].
+    key: u64,
 }
 
+impl DialogState {
+    /// The dialog, read from its bytes, with the current CSeqs.
+    pub(crate) fn dialog(&self) -> Result<SubscriptionDialog> {
+        let mut d = SubscriptionDialog::from_bytes(&self.target)?;
+        d.local_cseq = self.local_cseq;
+        d.remote_cseq = self.remote_cseq;
+        Ok(d)
+    }
+}
+
+/// The server's subscription dialogs, by subscription and by dialog id.
 #[derive(Default)]
 pub(crate) struct Dialogs {
     pub(crate) by_subscription: HashMap<SubscriptionId, DialogState>,
-    pub(crate) by_id: HashMap<DialogId, SubscriptionId>,
+    /// By a keyed hash of the dialog id (the key is random per process, so ids cannot be
+    /// made to collide on purpose); a hit is checked against the dialog itself.
+    by_id: HashMap<u64, SubscriptionId>,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl Dialogs {
-    pub(crate) fn insert(&mut self, id: SubscriptionId, state: DialogState) {
-        self.by_id.insert(state.dialog.id(), id);
-        self.by_subscription.insert(id, state);
+    fn key(&self, id: &DialogId) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher
+            .hash_one((&id.call_id, &id.local_tag, &id.remote_tag))
+    }
+
+    /// Adds the dialog of subscription `id`, serialized as `target`.
+    pub(crate) fn insert(
+        &mut self,
+        id: SubscriptionId,
+        dialog: &SubscriptionDialog,
+        target: Arc<[u8]>,
+        expires_at: u64,
+    ) {
+        let key = self.key(&dialog.id());
+        self.by_id.insert(key, id);
+        self.by_subscription.insert(
+            id,
+            DialogState {
+                target,
+                local_cseq: dialog.local_cseq,
+                remote_cseq: dialog.remote_cseq,
+                expires_at,
+                key,
+            },
+        );
+    }
+
+    /// The subscription whose dialog is `dialog`.
+    pub(crate) fn find(&self, dialog: &DialogId) -> Option<SubscriptionId> {
+        let sub = *self.by_id.get(&self.key(dialog))?;
+        let state = self.by_subscription.get(&sub)?;
+        let known = SubscriptionDialog::from_bytes(&state.target).ok()?;
+        (known.id() == *dialog).then_some(sub)
     }
 
     pub(crate) fn remove(&mut self, id: SubscriptionId) -> Option<DialogState> {
         let state = self.by_subscription.remove(&id)?;
-        self.by_id.remove(&state.dialog.id());
+        if self.by_id.get(&state.key) == Some(&id) {
+            self.by_id.remove(&state.key);
+        }
         Some(state)
     }
 }
@@ -284,11 +341,11 @@ impl SipServer {
 
         // Dialogs of restored subscriptions.
         for sub in engine.remote_subscriptions()? {
-            let Some(target) = &sub.target else { continue };
+            let Some(target) = sub.target else { continue };
             if target.starts_with(super::agent::account::UPLINK_TARGET) {
                 continue; // an account's internal subscription (replaced at start)
             }
-            match SubscriptionDialog::from_bytes(target) {
+            match SubscriptionDialog::from_bytes(&target) {
                 Ok(mut dialog) => {
                     // The NOTIFYs sent before the restart are not counted in the store; the
                     // next CSeq must still be higher than theirs (RFC 3261 §12.2.1.1).
@@ -296,7 +353,7 @@ impl SipServer {
                         .local_cseq
                         .max(restart_cseq(engine.config().clock.unix_ms()));
                     let expires_at = inner.now() + sub.expires_in.as_millis() as u64;
-                    lock(&inner.dialogs).insert(sub.id, DialogState { dialog, expires_at });
+                    lock(&inner.dialogs).insert(sub.id, &dialog, target, expires_at);
                 }
                 Err(e) => log::warn!("subscription {}: stored dialog unreadable: {e}", sub.id),
             }

@@ -232,7 +232,7 @@ impl Inner {
                 SubscribeRequest::new(a.aor.clone(), a.aor.clone(), Package::Presence);
             let mut target = UPLINK_TARGET.to_vec();
             target.extend_from_slice(a.aor.to_string().as_bytes());
-            request.target = Some(target);
+            request.target = Some(target.into());
             request.expires = Some(engine.config().subscription_expiry.max);
             match engine.subscribe(request) {
                 Ok(id) => {

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use super::{contact_address, lock, ClientContext, DialogState, Inner, Reply, Request};
+use super::{contact_address, lock, ClientContext, Inner, Reply, Request};
 use crate::doc::filter::FilterSet;
 use crate::engine::{Notification, Package, SubscribeRequest, SubscriptionId, SubscriptionState};
 use crate::error::{Error, Result};
@@ -113,7 +113,8 @@ impl Inner {
         let mut subscribe = SubscribeRequest::new(watcher, presentity, package);
         subscribe.expires = expires;
         subscribe.filter = filter;
-        subscribe.target = Some(dialog.to_bytes());
+        let target: std::sync::Arc<[u8]> = dialog.to_bytes().into();
+        subscribe.target = Some(target.clone());
         // The dialog is known before the engine's first notification can be handled: the
         // event callback waits for this lock.
         let mut dialogs = lock(&self.dialogs);
@@ -130,13 +131,7 @@ impl Inner {
         let granted = expires
             .unwrap_or(engine.config().subscription_expiry.default)
             .min(engine.config().subscription_expiry.max);
-        dialogs.insert(
-            id,
-            DialogState {
-                dialog,
-                expires_at: self.now() + u64::from(granted) * 1000,
-            },
-        );
+        dialogs.insert(id, &dialog, target, self.now() + u64::from(granted) * 1000);
         // Answer (202 would be the RFC 3265 habit; RFC 6665 answers 200) before the NOTIFY
         // leaves: the lock is held until the answer is queued.
         let mut answer = self.reply_tagged(request, 200, "OK", Some(&local_tag));
@@ -159,7 +154,7 @@ impl Inner {
             local_tag,
             remote_tag: m.from()?.tag().unwrap_or_default().to_string(),
         };
-        let Some(sub) = lock(&self.dialogs).by_id.get(&id).copied() else {
+        let Some(sub) = lock(&self.dialogs).find(&id) else {
             return Ok(Some(self.reply(
                 request,
                 481,
@@ -183,14 +178,14 @@ impl Inner {
                     "Subscription Does Not Exist",
                 )));
             };
-            if cseq <= state.dialog.remote_cseq {
+            if cseq <= state.remote_cseq {
                 return Ok(Some(self.reply(
                     request,
                     500,
                     "Server Internal Error (CSeq out of order)",
                 )));
             }
-            state.dialog.remote_cseq = cseq;
+            state.remote_cseq = cseq;
         }
         let bounds = engine.config().subscription_expiry;
         let expires = m.expires()?.unwrap_or(bounds.default);
@@ -244,8 +239,18 @@ impl Inner {
                 None => "terminated".to_string(),
             },
         };
-        let d = &mut state.dialog;
-        let cseq = d.next_cseq();
+        let d = match state.dialog() {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn!(
+                    "subscription {}: its dialog is unreadable: {e}",
+                    n.subscription
+                );
+                return true;
+            }
+        };
+        state.local_cseq = state.local_cseq.wrapping_add(1).max(1);
+        let cseq = state.local_cseq;
         let dest = crate::uri::Uri::parse(&d.remote_target)
             .ok()
             .and_then(|u| contact_address(&u))
