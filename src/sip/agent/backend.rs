@@ -14,7 +14,7 @@
 //!   side sends no document (pending) or ends the dialog.
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use super::{backoff, refresh_at, AgentTx};
 use crate::engine::{
@@ -94,6 +94,26 @@ struct Closing {
     until: u64,
 }
 
+/// A back-end subscription's next timed step, ordered soonest first in a max-heap.
+struct Wake(u64, Key);
+
+impl PartialEq for Wake {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Wake {}
+impl PartialOrd for Wake {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Wake {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.0.cmp(&self.0)
+    }
+}
+
 /// The back-end subscriptions.
 #[derive(Default)]
 pub(crate) struct Backends {
@@ -101,9 +121,22 @@ pub(crate) struct Backends {
     by_local: HashMap<SubscriptionId, Key>,
     by_call_id: HashMap<String, Key>,
     closing: HashMap<String, Closing>,
+    /// When each back-end has something to do, so that the timer thread (every 20 ms) looks
+    /// only at what is due rather than at every back-end. An entry whose back-end changed
+    /// its plan since is skipped when it comes up.
+    wakes: BinaryHeap<Wake>,
 }
 
 impl Backends {
+    /// Records the timed step of back-end `key` (after its phase was set).
+    fn schedule(&mut self, key: &Key) {
+        let at = match self.by_key.get(key).map(|b| b.phase) {
+            Some(Phase::Due(at)) | Some(Phase::Active(at)) if at != u64::MAX => at,
+            _ => return,
+        };
+        self.wakes.push(Wake(at, key.clone()));
+    }
+
     /// (back-end subscriptions, local watchers).
     pub(crate) fn counts(&self) -> (u64, u64) {
         (self.by_key.len() as u64, self.by_local.len() as u64)
@@ -338,6 +371,7 @@ impl Inner {
                 );
                 b.failures += 1;
                 b.phase = Phase::Due(self.now() + backoff(&self.agent, b.failures));
+                table.schedule(key);
             }
         }
     }
@@ -484,6 +518,7 @@ impl Inner {
             }
             _ => self.backend_failed(&mut table, &key, status),
         }
+        table.schedule(&key);
     }
 
     /// A back-end dialog failed (`status`: the answer, 408 for none): a new one after a
@@ -523,6 +558,7 @@ impl Inner {
             backoff(&self.agent, b.failures)
         };
         b.phase = Phase::Due(self.now() + wait);
+        table.schedule(key);
     }
 
     /// A NOTIFY: in a back-end dialog it is answered `200` and mirrored; `481` otherwise.
@@ -656,6 +692,7 @@ impl Inner {
                 b.phase = Phase::Active(limit);
             }
         }
+        table.schedule(&key);
         drop(table);
         if let After::Terminate(ids, reason) = after {
             for id in ids {
@@ -668,19 +705,19 @@ impl Inner {
     /// Runs the due SUBSCRIBEs (new dialogs, refreshes, retries).
     pub(crate) fn backend_tick(&self, now: u64) {
         let mut table = lock(&self.agent.backends);
-        let due: Vec<Key> = table
-            .by_key
-            .iter()
-            .filter(|(_, b)| match b.phase {
+        while table.wakes.peek().is_some_and(|w| w.0 <= now) {
+            let Wake(_, key) = table.wakes.pop().expect("peeked");
+            let due = table.by_key.get(&key).is_some_and(|b| match b.phase {
                 Phase::Due(at) | Phase::Active(at) => at <= now,
                 Phase::Sent => false,
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            self.send_subscribe(&mut table, &key);
+            });
+            if due {
+                self.send_subscribe(&mut table, &key);
+            }
         }
-        table.closing.retain(|_, c| c.until > now);
+        if !table.closing.is_empty() {
+            table.closing.retain(|_, c| c.until > now);
+        }
     }
 
     /// Ends every back-end dialog (`Expires: 0`), for a server stopping.
@@ -689,6 +726,7 @@ impl Inner {
         let backends: Vec<Backend> = table.by_key.drain().map(|(_, b)| b).collect();
         table.by_local.clear();
         table.by_call_id.clear();
+        table.wakes.clear();
         for b in backends {
             if let (Some(etag), Ok(engine)) = (&b.etag, self.engine()) {
                 let _ = engine.remove_publication(etag);
