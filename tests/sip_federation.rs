@@ -32,13 +32,16 @@ struct Domain {
     seen: Seen,
 }
 
-/// A free UDP port on loopback (bound and released; the server binds it right after).
+/// A port free for UDP and TCP on loopback (bound and released; the server binds it right
+/// after).
 fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn uri(text: &str) -> Uri {
@@ -87,7 +90,7 @@ impl Domain {
                 .unwrap();
         }
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut config = SipServerConfig::new(vec![ListenAddr::udp(addr)]);
+        let mut config = SipServerConfig::new(vec![ListenAddr::udp(addr), ListenAddr::tcp(addr)]);
         config.routes = RouteTable::new(vec![Route {
             domain: Some(peer_domain.into()),
             next_hop: NextHop {
@@ -482,4 +485,41 @@ fn a_restarted_or_deactivating_notifier_is_subscribed_again() {
     for id in ids {
         assert!(a.engine.subscription(id).is_err(), "{id} still lives");
     }
+}
+
+#[test]
+fn backend_subscriptions_go_over_tcp_when_routed_so() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let a = Domain::start("a.test", port_a, "b.test", port_b, AuthAction::Allow, |c| {
+        c.routes = RouteTable::new(vec![Route::parse(&format!(
+            "b.test=tcp:127.0.0.1:{port_b}"
+        ))
+        .unwrap()]);
+    });
+    let p = "sip:carol@b.test";
+    let ids: Vec<SubscriptionId> = (0..3)
+        .map(|i| subscribe(&a.engine, &format!("sip:w{i}@a.test"), p))
+        .collect();
+    wait_for("b.test to hold one subscription", 10, || {
+        b.remote_subscriptions() == 1
+    });
+    b.engine
+        .publish_body(&uri(p), Package::Presence, &pidf(p, "over tcp"), None)
+        .unwrap();
+    wait_for("the watchers to see 'over tcp'", 10, || {
+        a.all_saw(&ids, "over tcp")
+    });
+    assert_eq!(a.server.federation_stats().notifies_received, 2);
+    for id in ids {
+        a.engine.unsubscribe(id).unwrap();
+    }
+    wait_for("b.test to drop it", 10, || b.remote_subscriptions() == 0);
 }
