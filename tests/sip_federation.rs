@@ -64,6 +64,27 @@ impl Domain {
         policy: AuthAction,
         tweak: impl FnOnce(&mut SipServerConfig),
     ) -> Domain {
+        Domain::start_on(
+            Arc::new(MemoryStore::new()),
+            domain,
+            port,
+            peer_domain,
+            peer_port,
+            policy,
+            tweak,
+        )
+    }
+
+    /// Like [`Domain::start`], over `store` (kept across restarts).
+    fn start_on(
+        store: Arc<MemoryStore>,
+        domain: &str,
+        port: u16,
+        peer_domain: &str,
+        peer_port: u16,
+        policy: AuthAction,
+        tweak: impl FnOnce(&mut SipServerConfig),
+    ) -> Domain {
         let bounds = ExpiryBounds {
             default: 3600,
             min: 1,
@@ -75,7 +96,7 @@ impl Domain {
                 default_policy: policy,
                 workers: 2,
                 subscription_expiry: bounds,
-                store: Arc::new(MemoryStore::new()),
+                store,
                 ..EngineConfig::default()
             })
             .unwrap(),
@@ -522,4 +543,62 @@ fn backend_subscriptions_go_over_tcp_when_routed_so() {
         a.engine.unsubscribe(id).unwrap();
     }
     wait_for("b.test to drop it", 10, || b.remote_subscriptions() == 0);
+}
+
+#[test]
+fn a_restarted_server_subscribes_again_for_its_restored_sip_watchers() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let store = Arc::new(MemoryStore::new());
+    let a = Domain::start_on(
+        store.clone(),
+        "a.test",
+        port_a,
+        "b.test",
+        port_b,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let p = "sip:dave@b.test";
+    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let mut watcher = SipWatcher::new(a_addr, "alice");
+    assert_eq!(watcher.subscribe(p, 600), 200);
+    wait_for("b.test to hold the back-end subscription", 10, || {
+        b.remote_subscriptions() == 1
+    });
+
+    // a.test restarts on the same store: its SIP watcher's subscription comes back, and so
+    // does the back-end subscription serving it.
+    let Domain { engine, server, .. } = a;
+    drop(server);
+    drop(engine);
+    wait_for("the old back-end subscription to end", 10, || {
+        b.remote_subscriptions() == 0
+    });
+    let a = Domain::start_on(
+        store,
+        "a.test",
+        port_a,
+        "b.test",
+        port_b,
+        AuthAction::Allow,
+        |_| {},
+    );
+    wait_for("a new back-end subscription", 10, || {
+        b.remote_subscriptions() == 1
+    });
+    b.engine
+        .publish_body(&uri(p), Package::Presence, &pidf(p, "restored"), None)
+        .unwrap();
+    wait_for("the SIP watcher to see 'restored'", 10, || {
+        watcher.saw("restored")
+    });
+    assert_eq!(a.server.federation_stats().local_watchers, 1);
 }

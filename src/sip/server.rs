@@ -341,6 +341,7 @@ impl SipServer {
 
         // Dialogs of restored subscriptions.
         for sub in engine.remote_subscriptions()? {
+            inner.agent_restored(&sub);
             let Some(target) = sub.target else { continue };
             if target.starts_with(super::agent::account::UPLINK_TARGET) {
                 continue; // an account's internal subscription (replaced at start)

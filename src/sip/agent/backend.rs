@@ -180,6 +180,14 @@ impl Inner {
             .map(|hop| (None, hop))
     }
 
+    /// A subscription of a remote watcher restored from the store after a restart: if it is a
+    /// local watcher of a remote presentity, its back-end subscription is made again.
+    pub(crate) fn agent_restored(&self, sub: &crate::engine::SubscriptionInfo) {
+        if !sub.state.is_terminated() {
+            self.local_watcher(sub.id, &sub.watcher, &sub.presentity, sub.package);
+        }
+    }
+
     /// Whether a SUBSCRIBE from `watcher` to the non-owned `presentity` is served here with a
     /// back-end subscription (rather than refused or forwarded): the watcher must be a user
     /// of an owned domain.
@@ -272,7 +280,10 @@ impl Inner {
             }
         });
         backend.watchers.insert(id, watcher.clone());
-        if backend.phase == Phase::Due(now) && backend.dialog.is_none() {
+        // New, or refused for the watchers before (they are being ended): this one asks
+        // again for itself.
+        let start = matches!(backend.phase, Phase::Due(at) if at == now || at == u64::MAX);
+        if start && backend.dialog.is_none() {
             self.send_subscribe(&mut table, &key);
         }
     }
@@ -476,6 +487,17 @@ impl Inner {
                     .and_then(|r| r.expires().ok().flatten())
                     .unwrap_or(b.expires);
                 b.failures = 0;
+                // The mirrored publication lives as long as the subscription does: each
+                // refresh extends it (to the engine's maximum), so a remote state that does
+                // not change for a long time does not expire here.
+                if let (Some(etag), Ok(engine)) = (&b.etag, self.engine()) {
+                    match engine.refresh_publication(etag, u32::MAX) {
+                        Ok(etag) => b.etag = Some(etag),
+                        Err(e) => {
+                            log::debug!("federation: mirror of {} not extended: {e}", b.presentity)
+                        }
+                    }
+                }
                 b.phase = if granted == 0 {
                     Phase::Due(now + backoff(agent, 1))
                 } else {
