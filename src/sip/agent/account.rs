@@ -145,6 +145,8 @@ pub(crate) struct AccountState {
     reg_reset: bool,
     /// The internal subscription giving the account's composed presence.
     uplink: Option<SubscriptionId>,
+    /// When the internal subscription is to be made or refreshed (clock ms).
+    uplink_due: u64,
     /// The latest document to publish (`None`: nothing to publish).
     body: Option<Arc<[u8]>>,
     /// Whether `body` changed since the last PUBLISH was sent.
@@ -161,6 +163,8 @@ pub(crate) struct AccountState {
 #[derive(Default)]
 pub(crate) struct Accounts {
     states: Vec<AccountState>,
+    /// Set when the server stops: nothing is started again.
+    stopped: bool,
     one_shots: std::collections::HashMap<u64, OneShot>,
     next_id: u64,
 }
@@ -209,6 +213,7 @@ impl Inner {
                 reg_expires: a.expires,
                 reg_reset: false,
                 uplink: None,
+                uplink_due: now,
                 body: None,
                 dirty: false,
                 etag: None,
@@ -227,22 +232,37 @@ impl Inner {
                 let _ = engine.unsubscribe(sub.id);
             }
         }
-        for (i, a) in self.config.accounts.iter().enumerate() {
-            let mut request =
-                SubscribeRequest::new(a.aor.clone(), a.aor.clone(), Package::Presence);
-            let mut target = UPLINK_TARGET.to_vec();
-            target.extend_from_slice(a.aor.to_string().as_bytes());
-            request.target = Some(target.into());
-            request.expires = Some(engine.config().subscription_expiry.max);
-            match engine.subscribe(request) {
-                Ok(id) => {
-                    lock(&self.agent.accounts).states[i].uplink = Some(id);
-                    // The account's own presence: nobody else decides. Then the current
-                    // state again, now that the notifications are recognised.
-                    let _ = engine.authorize(id, AuthAction::Allow);
-                    let _ = engine.renotify(id);
-                }
-                Err(e) => log::warn!("account {}: cannot follow its presence: {e}", a.aor),
+        // The internal subscriptions are made by the timer thread (`accounts_tick`).
+    }
+
+    /// Makes (or refreshes) account `i`'s internal subscription. Called with the accounts'
+    /// lock held: the subscription's first notifications, handled on the events thread,
+    /// wait for it, so they find the subscription's id known.
+    fn follow_own_presence(&self, s: &mut AccountState, i: usize, now: u64) {
+        let Ok(engine) = self.engine() else { return };
+        let max = engine.config().subscription_expiry.max;
+        // Refreshed at half its life.
+        s.uplink_due = now + u64::from(max) * 500;
+        if let Some(id) = s.uplink {
+            if engine.refresh_subscription(id, max).is_ok() {
+                return;
+            }
+        }
+        let a = &self.config.accounts[i];
+        let mut request = SubscribeRequest::new(a.aor.clone(), a.aor.clone(), Package::Presence);
+        let mut target = UPLINK_TARGET.to_vec();
+        target.extend_from_slice(a.aor.to_string().as_bytes());
+        request.target = Some(target.into());
+        request.expires = Some(max);
+        match engine.subscribe(request) {
+            Ok(id) => {
+                s.uplink = Some(id);
+                // The account's own presence: nobody else decides.
+                let _ = engine.authorize(id, AuthAction::Allow);
+            }
+            Err(e) => {
+                log::warn!("account {}: cannot follow its presence: {e}", a.aor);
+                s.uplink_due = now + 60_000;
             }
         }
     }
@@ -255,8 +275,6 @@ impl Inner {
             .iter()
             .position(|s| s.uplink == Some(n.subscription))
         else {
-            // Its first notifications may come before its id is known; it is notified
-            // again once it is (see `accounts_start`).
             return false;
         };
         let body: Option<Arc<[u8]>> = n.document.as_ref().map(|d| d.to_body().into_bytes().into());
@@ -636,7 +654,13 @@ impl Inner {
     /// Runs the accounts' due requests.
     pub(crate) fn accounts_tick(&self, now: u64) {
         let mut accounts = lock(&self.agent.accounts);
+        if accounts.stopped {
+            return;
+        }
         for i in 0..accounts.states.len() {
+            if accounts.states[i].uplink_due <= now {
+                self.follow_own_presence(&mut accounts.states[i], i, now);
+            }
             let s = &accounts.states[i];
             if matches!(s.reg_phase, Phase::Due(at) | Phase::Active(at) if at <= now) {
                 let e = s.reg_expires;
@@ -655,6 +679,7 @@ impl Inner {
     /// Ends every account's publication and registration, and its internal subscription.
     pub(crate) fn accounts_stop(&self) {
         let mut accounts = lock(&self.agent.accounts);
+        accounts.stopped = true;
         let mut uplinks = Vec::new();
         for i in 0..accounts.states.len() {
             let s = &mut accounts.states[i];
