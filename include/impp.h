@@ -380,8 +380,8 @@ typedef enum impp_failure_reason {
    */
   IMPP_FAILURE_STORAGE = 6,
   /**
-   * The recipient's domain could not be reached (no route, no answer, or a server
-   * error from its next hop).
+   * The recipient's domain could not be reached (its next hop did not answer, or
+   * answered with a server error).
    */
   IMPP_FAILURE_UNREACHABLE = 7,
 } impp_failure_reason;

@@ -238,6 +238,44 @@ fn users_are_managed_with_imppd_user() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `imppd user add` / `user del` beside a running server, then SIGHUP: the server's users
+/// are what the database holds, without a restart.
+#[test]
+fn users_changed_beside_a_running_server_count_after_sighup() {
+    let dir = Dir::new("reload");
+    let db = dir.db();
+    add_user(&db, "alice");
+    let mut server = Server::start(&db);
+    add_user(&db, "dave");
+    let out = imppd(&[
+        "user",
+        "del",
+        &format!("sip:alice@{DOMAIN}"),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hup = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    std::thread::sleep(Duration::from_millis(500));
+    sipp(&server, "register_auth.xml", false, "dave", &[]);
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sipp(&server, "register_auth.xml", false, "alice", &[]);
+    }));
+    assert!(
+        refused.is_err(),
+        "alice was removed: her REGISTER must fail"
+    );
+    server.stop();
+}
+
 #[test]
 fn register_publish_subscribe_over_udp_and_tcp() {
     let dir = Dir::new("presence");

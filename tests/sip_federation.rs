@@ -180,6 +180,8 @@ struct SipWatcher {
     call_id: String,
     tag: String,
     to_tag: Arc<Mutex<Option<String>>>,
+    /// The notifier's Contact: the Request-URI of in-dialog requests (RFC 3261 §12.2.1.1).
+    remote_target: Option<String>,
     cseq: AtomicU32,
     responses: crossbeam_channel::Receiver<SipMessage>,
     notifies: Arc<Mutex<Vec<String>>>,
@@ -237,6 +239,7 @@ impl SipWatcher {
             call_id: format!("w{n}@test"),
             tag: format!("wt{n}"),
             to_tag: Arc::default(),
+            remote_target: None,
             cseq: AtomicU32::new(1),
             responses,
             notifies,
@@ -255,13 +258,14 @@ impl SipWatcher {
                 Some(t) => format!("<{presentity}>;tag={t}"),
                 None => format!("<{presentity}>"),
             };
+            let request_uri = self.remote_target.clone().unwrap_or(presentity.to_string());
             let mut text = format!(
-                "SUBSCRIBE {presentity} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKw{cseq}{tag};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@a.test>;tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} SUBSCRIBE\r\nContact: <sip:{user}@{local}>\r\nEvent: presence\r\nExpires: {expires}\r\n",
+                "SUBSCRIBE {request_uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKw{cseq}{tag};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@a.test>;tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} SUBSCRIBE\r\nContact: <sip:{user}@{local}>\r\nEvent: presence\r\nExpires: {expires}\r\n",
                 tag = self.tag,
                 user = self.user,
                 call_id = self.call_id,
             );
-            let sent_auth = match self.digest.authorize("SUBSCRIBE", presentity) {
+            let sent_auth = match self.digest.authorize("SUBSCRIBE", &request_uri) {
                 Some((name, value)) => {
                     text.push_str(&format!("{name}: {value}\r\n"));
                     true
@@ -285,6 +289,11 @@ impl SipWatcher {
             }
             if let Some(tag) = r.to().unwrap().tag() {
                 *self.to_tag.lock().unwrap() = Some(tag.to_string());
+            }
+            if let Ok(impp::sip::Contacts::List(list)) = r.contact() {
+                if let Some(c) = list.first() {
+                    self.remote_target = Some(c.uri_text().to_string());
+                }
             }
             return status;
         }

@@ -28,7 +28,8 @@
 #   SAT_PUB_RATE PUBLISH/s offered in the saturation storm (0: skip)     [400]
 #   SAT_UPDATES  modify PUBLISHes per presentity, saturation storm [2*UPDATES]
 #   TRANSPORT    sipp transport: u1 (UDP, one socket) | t1 (TCP, one conn) [u1]
-#   SETTLE_S     pause before the memory sample (s)                          [3]
+#   SETTLE_S     pause before the memory sample (s): 35 lets the SUBSCRIBE
+#                transactions end (Timer J, 64*T1 = 32 s over UDP)   [35, *3]
 #   EXPIRES      Expires of the SUBSCRIBEs and PUBLISHes (s)               [600]
 #   KEEP=1       keep the work directory (sipp CSVs, imppd log) afterwards
 #   WORK         work directory                   [mktemp -d /tmp/sip-bench.X]
@@ -40,7 +41,7 @@ cd "$ROOT"
 
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-  SUBS=${SUBS:-1000}; SUB_RATE=${SUB_RATE:-2000}; UPDATES=${UPDATES:-5}
+  SUBS=${SUBS:-1000}; SUB_RATE=${SUB_RATE:-2000}; UPDATES=${UPDATES:-5}; SETTLE_S=${SETTLE_S:-3}
 fi
 SUBS=${SUBS:-10000}
 PRES=${PRES:-100}
@@ -50,7 +51,7 @@ INTERVAL_MS=${INTERVAL_MS:-1000}
 SAT_PUB_RATE=${SAT_PUB_RATE:-400}
 SAT_UPDATES=${SAT_UPDATES:-$((2 * UPDATES))}
 TRANSPORT=${TRANSPORT:-u1}
-SETTLE_S=${SETTLE_S:-3}
+SETTLE_S=${SETTLE_S:-35}
 EXPIRES=${EXPIRES:-600}
 KEEP=${KEEP:-0}
 
@@ -129,6 +130,7 @@ NOM_LIMIT=$(( NOM_S * 4 + 30 )); SAT_LIMIT=$(( SAT_S * 4 + 30 ))
 WATCH_LIMIT=$(( SUB_S * 4 + 30 + SETTLE_S + NOM_LIMIT + SAT_LIMIT + IDLE_MS / 1000 + 30 ))
 
 mark RSS0 "$($HELPER rss "$IMPPD_PID")"
+mark HEAP0 "$($HELPER heap "$IMPPD_PID" "$WORK/imppd.log")"
 mark SUB_TICKS0 "$(imppd_ticks)"
 mark SUB_IDROPS0 "$($HELPER udpdrops "$PORT")"
 mkdir -p "$WORK/watch"
@@ -159,6 +161,7 @@ mark SUB_STICKS1 "$($HELPER ticks $WSIPP)"
 log "subscribe: $(counts _NOTIFY_Recv 1) subscribed (initial NOTIFY answered); settling ${SETTLE_S}s"
 sleep "$SETTLE_S"
 mark RSS1 "$($HELPER rss "$IMPPD_PID")"
+mark HEAP1 "$($HELPER heap "$IMPPD_PID" "$WORK/imppd.log")"
 
 storm() { # tag updates interval_ms limit_s
   local tag=$1 upd=$2 ival=$3 limit=$4 d=$WORK/pub_${1,,}

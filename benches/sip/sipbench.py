@@ -56,6 +56,24 @@ def rss_kb(pid):
     return 0
 
 
+def heap_bytes(pid, log):
+    """imppd's live heap: SIGUSR1 makes it print 'imppd: heap N bytes live' on its log"""
+    import signal
+    import time
+    def last():
+        with open(log) as f:
+            lines = [l for l in f if l.startswith("imppd: heap ")]
+        return (len(lines), int(lines[-1].split()[2]) if lines else 0)
+    seen, _ = last()
+    os.kill(int(pid), signal.SIGUSR1)
+    for _ in range(100):
+        time.sleep(0.05)
+        n, value = last()
+        if n > seen:
+            return value
+    return 0
+
+
 def udpdrops(ports=()):
     """host-wide UDP RcvbufErrors, or the drops of the sockets bound to ports"""
     if ports:
@@ -182,6 +200,8 @@ def report(d):
     sub_cpu = (num["SUB_TICKS1"] - num["SUB_TICKS0"]) / clk / max(1e-9, num["T_SUB_DONE"] - num["T_SUB_START"]) * 100
     sub_sipp = max(0.0, num["SUB_STICKS1"] - num["SUB_STICKS0"]) / clk / max(1e-9, num["T_SUB_DONE"] - num["T_SUB_START"]) * 100
     per_sub = (num["RSS1"] - num["RSS0"]) * 1024 / notified if notified else None
+    heap_per_sub = ((num["HEAP1"] - num["HEAP0"]) / notified
+                    if notified and "HEAP1" in num else None)
 
     fan = series(wc, "_NOTIFY_Recv", 2)
     storms = []
@@ -221,6 +241,9 @@ def report(d):
     print(f"  subscribe phase: UDP drops on the imppd socket {num['SUB_IDROPS1'] - num['SUB_IDROPS0']:.0f}")
     print(f"  subscribe phase: {est:.0f} SUBSCRIBE 200s, {notified:.0f} initial NOTIFYs, {sub_fail:.0f} not established; "
           f"imppd CPU {sub_cpu:.0f} %, watcher sipp {sub_sipp:.0f} % of one core")
+    if "HEAP1" in num:
+        print(f"  memory: live heap {num['HEAP0']:.0f} B before, {num['HEAP1']:.0f} B with all subscribed "
+              "(after the settle pause: transactions ended)")
     print(f"  memory: VmRSS {num['RSS0']:.0f} kB before, {num['RSS1']:.0f} kB with all subscribed, "
           f"{num['RSS2']:.0f} kB at the end")
     for s in storms:
@@ -252,7 +275,7 @@ def report(d):
     rows = [
         ("SUBSCRIBE established /s", f"{fmt(sub_rate)} (offered {num['SUB_RATE']:.0f}/s, {sub_fail:.0f} failed)",
          "4,953/s at 5k/s offered, 0 failed"),
-        ("bytes per subscription", f"{fmt(per_sub)} B (VmRSS delta / subscriptions)",
+        ("bytes per subscription", f"{fmt(heap_per_sub)} B live heap ({fmt(per_sub)} B VmRSS) / subscription",
          "1,077 B (shm real_used)"),
         ("NOTIFY/s, nominal storm",
          f"{fmt(nom['mid'])}/s (offered {fmt(nom['offered_pub'] * subs / pres)}/s = {fmt(nom['offered_pub'])} PUBLISH/s)"
@@ -288,6 +311,8 @@ def main():
         print(freeport())
     elif cmd == "ticks":
         print(ticks(sys.argv[2:]))
+    elif cmd == "heap":
+        print(heap_bytes(sys.argv[2], sys.argv[3]))
     elif cmd == "rss":
         print(rss_kb(sys.argv[2]))
     elif cmd == "udpdrops":

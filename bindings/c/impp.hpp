@@ -1339,6 +1339,88 @@ private:
     impp_engine *engine_ = nullptr;
 };
 
+/* The SIP stack over an engine (impp_sip_*): serves the engine's domains on the wire,
+ * forwards other domains to their routes. Options are set on the object, then start()
+ * binds and runs it; the destructor stops it. Destroy it before its engine. */
+class SipStack {
+public:
+    SipStack() {
+        impp_sip_config *c = nullptr;
+        detail::check(impp_sip_config_new(&c));
+        config_ = c;
+    }
+    SipStack(SipStack &&other) noexcept
+        : config_(std::exchange(other.config_, nullptr)), sip_(std::exchange(other.sip_, nullptr)) {}
+    SipStack &operator=(SipStack &&other) noexcept {
+        if (this != &other) {
+            destroy();
+            config_ = std::exchange(other.config_, nullptr);
+            sip_ = std::exchange(other.sip_, nullptr);
+        }
+        return *this;
+    }
+    SipStack(const SipStack &) = delete;
+    SipStack &operator=(const SipStack &) = delete;
+    ~SipStack() { destroy(); }
+
+    /* "udp:127.0.0.1:5060", "tcp:[::1]:0"... (before start). */
+    SipStack &listen(const std::string &address) {
+        detail::check(impp_sip_config_add_listen(config(), address.c_str()));
+        return *this;
+    }
+    /* "b.example=udp:192.0.2.7:5060", "*=..." for the default route (before start). */
+    SipStack &route(const std::string &route) {
+        detail::check(impp_sip_config_add_route(config(), route.c_str()));
+        return *this;
+    }
+    SipStack &authenticate(bool on) {
+        detail::check(impp_sip_config_set_authenticate(config(), on));
+        return *this;
+    }
+    SipStack &federate(bool on) {
+        detail::check(impp_sip_config_set_federate(config(), on));
+        return *this;
+    }
+    SipStack &t1_ms(std::uint32_t t1) {
+        detail::check(impp_sip_config_set_t1_ms(config(), t1));
+        return *this;
+    }
+
+    /* Binds the addresses and starts serving over `engine`. */
+    void start(const Engine &engine) {
+        impp_sip *s = nullptr;
+        impp_sip_config *c = std::exchange(config_, nullptr);
+        if (c == nullptr) {
+            throw Error(IMPP_ERR_INVALID_ARGUMENT, "the SIP stack was started already");
+        }
+        detail::check(impp_sip_start(engine.get(), c, &s));
+        sip_ = s;
+    }
+
+    /* The first bound address of "udp" or "tcp", port 0 resolved. */
+    std::string local_address(const std::string &proto) const {
+        char *out = nullptr;
+        detail::check(impp_sip_local_address(sip_, proto.c_str(), &out));
+        return detail::take(out);
+    }
+
+private:
+    impp_sip_config *config() const {
+        if (config_ == nullptr) {
+            throw Error(IMPP_ERR_INVALID_ARGUMENT, "the SIP stack is started: options are fixed");
+        }
+        return config_;
+    }
+
+    void destroy() noexcept {
+        impp_sip_config_free(std::exchange(config_, nullptr));
+        impp_sip_free(std::exchange(sip_, nullptr));
+    }
+
+    impp_sip_config *config_ = nullptr;
+    impp_sip *sip_ = nullptr;
+};
+
 }  // namespace impp
 
 #endif /* IMPP_HPP */

@@ -5,6 +5,7 @@
 //! imppd --domain example.test [--listen udp:127.0.0.1:5060]... [--db ./imppd.db]
 //!       [--open] [--sha256] [--policy allow|confirm|polite-block|block]
 //!       [--log-level info] [--workers N] [--config FILE]
+//!       [--route DOMAIN=udp|tcp:ADDR:PORT]... [--route *=udp|tcp:ADDR:PORT] [--no-federate]
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]
@@ -12,8 +13,25 @@
 //!
 //! A config file holds the same options, one `name = value` per line (`#` starts a comment;
 //! `domain` and `listen` may repeat); flags given on the command line come after it and win
-//! (repeatable ones add). SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
+//! (repeatable ones add; `route` may repeat too, `federate = no` is `--no-federate`).
+//!
+//! Requests for domains imppd does not own go to the next hop `--route` names for their
+//! domain (`*=` is the default route), with imppd as a proxy on the path (Via, Record-Route
+//! on SUBSCRIBE); without a route they are refused as before. A SUBSCRIBE from one of
+//! imppd's users to a presentity of another domain is served with one shared back-end
+//! subscription per presentity (federation) unless `--no-federate` is given, in which case
+//! it is forwarded like any other request.
+//!
+//! SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
 //! the store, and after a restart every remote watcher is notified again in its dialog.
+//! SIGUSR1 prints the live heap (bytes allocated and not freed) on stderr; SIGHUP reloads the
+//! users from the database (after `imppd user add`/`del` ran beside the server).
+
+#[path = "imppd/heap.rs"]
+mod heap;
+
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -34,6 +52,7 @@ const USAGE: &str = "usage:
   imppd --domain DOMAIN [--domain DOMAIN]... [--listen udp|tcp:ADDR:PORT]... [--db FILE]
         [--open] [--sha256] [--policy allow|confirm|polite-block|block]
         [--log-level LEVEL] [--workers N] [--config FILE]
+        [--route DOMAIN=udp|tcp:ADDR:PORT]... [--route *=udp|tcp:ADDR:PORT] [--no-federate]
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
@@ -41,7 +60,10 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           --policy allow --log-level info; digest authentication on (--open: off),
           challenging with MD5 alone, which every deployed phone understands (libre-based
           clients such as baresip fail when any other algorithm is offered); --sha256 offers
-          SHA-256 too (RFC 8760), after MD5";
+          SHA-256 too (RFC 8760), after MD5; --route sends requests for another domain
+          to that next hop (imppd proxies them; *= is the default route; no route: refused);
+          --no-federate forwards a user's SUBSCRIBE to another domain instead of serving it
+          with one shared back-end subscription per remote presentity";
 
 #[derive(Debug)]
 struct Options {
@@ -53,6 +75,8 @@ struct Options {
     policy: AuthAction,
     log_level: Level,
     workers: Option<usize>,
+    routes: Vec<impp::sip::route::Route>,
+    federate: bool,
 }
 
 impl Default for Options {
@@ -66,6 +90,8 @@ impl Default for Options {
             policy: AuthAction::Allow,
             log_level: Level::Info,
             workers: None,
+            routes: Vec::new(),
+            federate: true,
         }
     }
 }
@@ -124,6 +150,12 @@ impl Options {
                     }
                 }
             }
+            "route" => self.routes.push(
+                impp::sip::route::Route::parse(need(name, value)?)
+                    .map_err(|e| format!("--route: {e}"))?,
+            ),
+            "federate" => self.federate = flag(name, value)?,
+            "no-federate" => self.federate = !flag(name, value)?,
             "workers" => {
                 self.workers = Some(
                     need(name, value)?
@@ -167,7 +199,7 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (name.to_string(), None),
             };
-            const WITH_VALUE: [&str; 8] = [
+            const WITH_VALUE: [&str; 9] = [
                 "domain",
                 "listen",
                 "db",
@@ -176,13 +208,14 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 "workers",
                 "config",
                 "password",
+                "route",
             ];
             if !WITH_VALUE.contains(&name.as_str())
-                && !matches!(name.as_str(), "open" | "sha256" | "help")
+                && !matches!(name.as_str(), "open" | "sha256" | "no-federate" | "help")
             {
                 return Err(format!("unknown option --{name}"));
             }
-            let takes_value = !matches!(name.as_str(), "open" | "sha256" | "help");
+            let takes_value = !matches!(name.as_str(), "open" | "sha256" | "no-federate" | "help");
             let value = if inline.is_some() || !takes_value {
                 inline
             } else {
@@ -253,6 +286,33 @@ fn open_store(options: &Options) -> Result<Arc<SqliteStore>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Makes the engine's user directory what the database holds now (after `imppd user add` or
+/// `user del` ran beside the server): read through a second connection (the file is in WAL
+/// mode, so this reader does not block the server's writer). Returns how many users were
+/// added or changed, and how many removed.
+fn reload_users(options: &Options, engine: &Engine) -> Result<(usize, usize), String> {
+    let stored = SqliteStore::open(&options.db)
+        .and_then(|s| s.load())
+        .map_err(|e| e.to_string())?
+        .credentials;
+    let current = engine.users();
+    let (mut added, mut removed) = (0, 0);
+    for c in &stored {
+        if !current.contains(c) {
+            engine.set_user(c.clone()).map_err(|e| e.to_string())?;
+            added += 1;
+        }
+    }
+    for c in &current {
+        if !stored.iter().any(|s| s.user == c.user)
+            && engine.remove_user(&c.user).map_err(|e| e.to_string())?
+        {
+            removed += 1;
+        }
+    }
+    Ok((added, removed))
+}
+
 fn user_command(options: &Options, args: &[String]) -> Result<(), String> {
     let store = open_store(options)?;
     match args.first().map(String::as_str) {
@@ -318,6 +378,8 @@ fn serve(mut options: Options) -> Result<(), String> {
     let mut sip = SipServerConfig::new(options.listen.clone());
     sip.authenticate = !options.open;
     sip.offer_sha256 = options.sha256;
+    sip.routes = impp::sip::route::RouteTable::new(options.routes.clone());
+    sip.federate = options.federate;
     // imppd has no application of its own: what the SIP server leaves to the application
     // (subscription state changes, deliveries, expiries) is let go, so the event queue
     // never fills.
@@ -332,11 +394,22 @@ fn serve(mut options: Options) -> Result<(), String> {
         .collect();
     let _ = writeln!(
         std::io::stderr(),
-        "imppd ready: domains {} on {} (db {}, authentication {})",
+        "imppd ready: domains {} on {} (db {}, authentication {}, routes {}, federation {})",
         options.domains.join(", "),
         addrs.join(" "),
         options.db.display(),
-        if options.open { "off" } else { "on" }
+        if options.open { "off" } else { "on" },
+        if options.routes.is_empty() {
+            "none".to_string()
+        } else {
+            options
+                .routes
+                .iter()
+                .map(|r| format!("{}={}", r.domain.as_deref().unwrap_or("*"), r.next_hop))
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+        if options.federate { "on" } else { "off" }
     );
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -344,8 +417,34 @@ fn serve(mut options: Options) -> Result<(), String> {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
     }
+    let report = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, report.clone())
+        .map_err(|e| format!("cannot handle SIGUSR1: {e}"))?;
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
     while !stop.load(Ordering::Relaxed) {
+        if reload.swap(false, Ordering::Relaxed) {
+            match reload_users(&options, &engine) {
+                Ok((added, removed)) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "imppd: users reloaded ({added} added or changed, {removed} removed)"
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "imppd: cannot reload the users: {e}");
+                }
+            }
+        }
         std::thread::sleep(Duration::from_millis(50));
+        if report.swap(false, Ordering::Relaxed) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "imppd: heap {} bytes live",
+                heap::live_bytes()
+            );
+        }
     }
     let _ = writeln!(std::io::stderr(), "imppd: stopping");
     server.stop();

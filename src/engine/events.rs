@@ -226,8 +226,8 @@ pub enum FailureReason {
     Offline,
     /// The recipient is offline and the store could not keep the message.
     Storage,
-    /// The recipient's domain could not be reached: no route to it, its next hop did not
-    /// answer, or answered with a server error (a message sent on by a transport).
+    /// The recipient's domain could not be reached: its next hop did not answer, or
+    /// answered with a server error (a message sent on by a transport).
     Unreachable,
 }
 

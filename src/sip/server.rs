@@ -11,6 +11,7 @@
 //! | MESSAGE | [`Core::send_message`]; relayed to registered contacts ([`pager`]) |
 //! | OPTIONS | `200` with Allow, Allow-Events, Accept |
 //! | anything else | `405 Method Not Allowed` with Allow |
+//! | a non-INVITE request for another domain with a route | forwarded to its next hop, as a proxy ([`forwarder`]) |
 //!
 //! # Threads
 //!
@@ -26,6 +27,7 @@
 //! [`Core::send_message`]: crate::engine::Core::send_message
 #![forbid(unsafe_code)]
 
+mod forwarder;
 mod notifier;
 mod pager;
 mod publisher;
@@ -144,6 +146,8 @@ pub(crate) enum ClientContext {
     Remote(Box<crate::engine::Delivery>),
     /// A request of the user-agent role (back-end subscriptions, accounts).
     Agent(super::agent::AgentTx),
+    /// A request forwarded to the next hop of another domain (by our Via branch).
+    Forward(String),
 }
 
 /// A MESSAGE whose answer waits for the engine's first delivery outcome.
@@ -269,6 +273,8 @@ pub(crate) struct Inner {
     pub(crate) domains: Vec<String>,
     /// The user-agent role: back-end subscriptions and accounts.
     pub(crate) agent: super::agent::Agent,
+    /// Requests forwarded to other domains, waiting for their answers ([`forwarder`]).
+    pub(crate) forwards: Mutex<forwarder::Forwards>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -308,6 +314,7 @@ impl SipServer {
             counter: AtomicU64::new(1),
             domains,
             agent: super::agent::Agent::new(),
+            forwards: Mutex::new(HashMap::new()),
         });
 
         let (inbound_tx, inbound_rx) = crossbeam_channel::unbounded::<Inbound>();
@@ -326,13 +333,20 @@ impl SipServer {
                 Arc::new(move |inbound| {
                     let _ = handler_tx.send(inbound);
                 }),
-                Arc::new(|failure| {
-                    log::debug!(
-                        "SIP: could not send to {} over {}: {:?}",
-                        failure.dest,
-                        failure.proto,
-                        failure.error
-                    );
+                Arc::new({
+                    // Weak: the transport is held by `inner`.
+                    let inner = Arc::downgrade(&inner);
+                    move |failure| {
+                        log::debug!(
+                            "SIP: could not send to {} over {}: {:?}",
+                            failure.dest,
+                            failure.proto,
+                            failure.error
+                        );
+                        if let Some(inner) = inner.upgrade() {
+                            inner.forward_unsent(&failure);
+                        }
+                    }
                 }),
             )
             .map_err(|e| Error::Storage(format!("cannot start the SIP transport: {e}")))?,
@@ -636,6 +650,9 @@ impl Inner {
             }
         }
         let request = Request { message, peer, key };
+        if self.forward(&request) {
+            return;
+        }
         // `Ok(None)`: answered already, or answered later (a MESSAGE waits for the
         // engine's first delivery outcome).
         let answer: Result<Option<Reply>> = match method.as_str() {
@@ -728,6 +745,13 @@ impl Inner {
         } else {
             let tag = to_tag.map(str::to_owned).unwrap_or_else(|| self.token());
             let _ = b.header("To", &format!("{to};tag={tag}"));
+            // A dialog-creating answer carries the request's Record-Route (RFC 3261
+            // §12.1.1), so the proxies that recorded the route stay on the dialog's path.
+            if (101..300).contains(&status) && request.key.method == "SUBSCRIBE" {
+                for rr in m.headers("Record-Route") {
+                    let _ = b.header("Record-Route", rr);
+                }
+            }
         }
         let _ = b.header("Call-ID", m.header("Call-ID").unwrap_or_default());
         let _ = b.header("CSeq", m.header("CSeq").unwrap_or_default());
@@ -867,6 +891,9 @@ impl Inner {
     }
 
     fn response(&self, message: &SipMessage) {
+        if self.forward_response(message) {
+            return;
+        }
         let Ok(via) = message.top_via() else { return };
         let Some(branch) = via.branch() else { return };
         let status = message.status().unwrap_or(0);
@@ -889,6 +916,7 @@ impl Inner {
                 }
             }
             ClientContext::Remote(delivery) => self.report_remote(*delivery, status),
+            ClientContext::Forward(branch) => self.forward_failed(&branch, status),
         }
     }
 

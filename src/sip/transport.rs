@@ -304,6 +304,10 @@ pub struct UdpRecvBuffer {
 
 /// A running SIP transport: sockets plus the I/O thread. See the [module](self) docs.
 pub struct Transport {
+    /// Direct senders on the UDP sockets (see [`Transport::send`]).
+    udp_senders: Vec<(SocketAddr, std::net::UdpSocket)>,
+    /// Set by [`Transport::stop`]: nothing is sent after it.
+    stopped: std::sync::atomic::AtomicBool,
     commands: Sender<driver::Command>,
     waker: Arc<mio::Waker>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -321,6 +325,8 @@ impl Transport {
     ) -> io::Result<Transport> {
         let started = driver::start(config, handler, on_failure)?;
         Ok(Transport {
+            udp_senders: started.udp_senders,
+            stopped: std::sync::atomic::AtomicBool::new(false),
             commands: started.commands,
             waker: started.waker,
             thread: Mutex::new(Some(started.thread)),
@@ -351,6 +357,29 @@ impl Transport {
     /// Queues a message for the I/O thread and returns at once; a failure to deliver it later
     /// goes to the [`FailureHandler`]. Callable from any thread, the handlers included.
     pub fn send(&self, out: Outbound) -> Result<(), Stopped> {
+        // A UDP datagram goes out at once from the caller's thread when the socket takes it:
+        // no queue, no wake-up of the I/O thread (most of the cost of a small datagram). A
+        // full socket buffer or an error hands it to the I/O thread, which waits for the
+        // socket or reports the failure. (Datagrams may pass one another there; UDP never
+        // promised order.)
+        if out.proto == Proto::Udp {
+            if let Some((_, socket)) = self
+                .udp_senders
+                .iter()
+                .find(|(local, _)| local.is_ipv6() == out.dest.is_ipv6())
+            {
+                if self.stopped.load(std::sync::atomic::Ordering::Acquire) {
+                    return Err(Stopped);
+                }
+                loop {
+                    match socket.send_to(&out.data, out.dest) {
+                        Ok(_) => return Ok(()),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
         self.commands
             .send(driver::Command::Send(out))
             .map_err(|_| Stopped)?;
@@ -365,6 +394,8 @@ impl Transport {
     /// [`Transport::send`] calls fail with [`Stopped`]. Called from a handler (on the I/O
     /// thread), it does not wait: the thread stops once the handler returns.
     pub fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Release);
         let thread = self
             .thread
             .lock()

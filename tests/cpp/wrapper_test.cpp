@@ -707,6 +707,25 @@ void test_messaging() {
     CHECK(engine.stat(IMPP_STAT_ENDPOINTS) == 0);
 }
 
+void test_sip_stack() {
+    impp::Engine engine(impp::Config().workers(2).add_domain("example.test"));
+    impp::SipStack bad;
+    CHECK_THROWS(bad.listen("sctp:127.0.0.1:0"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.route("no-hop"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.start(engine), IMPP_ERR_INVALID_ARGUMENT);  // nothing to listen on
+    CHECK_THROWS(bad.listen("udp:127.0.0.1:0"), IMPP_ERR_INVALID_ARGUMENT);  // consumed
+
+    impp::SipStack sip;
+    sip.listen("udp:127.0.0.1:0").listen("tcp:127.0.0.1:0").route("*=udp:127.0.0.1:9").t1_ms(100);
+    sip.start(engine);
+    CHECK(sip.local_address("udp").rfind("udp:127.0.0.1:", 0) == 0);
+    CHECK(sip.local_address("tcp").rfind("tcp:127.0.0.1:", 0) == 0);
+    CHECK_THROWS(sip.local_address("sctp"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(sip.listen("udp:127.0.0.1:0"), IMPP_ERR_INVALID_ARGUMENT);  // started
+    impp::SipStack moved = std::move(sip);
+    CHECK(moved.local_address("udp").rfind("udp:127.0.0.1:", 0) == 0);
+}
+
 }  // namespace
 
 int main() {
@@ -720,5 +739,6 @@ int main() {
     test_filter_set();
     test_documents_through_engine();
     test_messaging();
+    test_sip_stack();
     return check_report("wrapper_test");
 }

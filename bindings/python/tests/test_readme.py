@@ -35,7 +35,7 @@ def test_repository_readme_quick_start_runs():
 
 def test_repository_readme_offline_message_example_runs(tmp_path):
     """The instant-message example: stored by one engine, delivered by the next on login."""
-    assert len(python_blocks(REPO_ROOT / "README.md")) == 2
+    assert len(python_blocks(REPO_ROOT / "README.md")) == 3
     cwd = os.getcwd()
     os.chdir(tmp_path)  # the example writes im.db where it runs
     try:
@@ -43,3 +43,9 @@ def test_repository_readme_offline_message_example_runs(tmp_path):
     finally:
         os.chdir(cwd)
     assert out.splitlines() == ["message b'lunch?'", "delivery delivered"], out
+
+
+def test_repository_readme_sip_stack_example_runs():
+    """The SIP stack example: serves a domain on a free loopback port."""
+    out = run_python_block(REPO_ROOT / "README.md", 2)
+    assert out.startswith("serving example.test on udp:127.0.0.1:"), out

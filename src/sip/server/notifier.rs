@@ -251,14 +251,9 @@ impl Inner {
         };
         state.local_cseq = state.local_cseq.wrapping_add(1).max(1);
         let cseq = state.local_cseq;
-        let dest = crate::uri::Uri::parse(&d.remote_target)
-            .ok()
-            .and_then(|u| contact_address(&u))
-            .filter(|_| d.proto == Proto::Udp)
-            .unwrap_or(d.peer);
-        let dest = if d.proto == Proto::Tcp { d.peer } else { dest };
+        let (proto, dest) = notify_destination(&d);
         let built = (|| -> Result<(String, Vec<u8>)> {
-            let (mut b, branch) = self.new_request("NOTIFY", &d.remote_target, d.proto, dest)?;
+            let (mut b, branch) = self.new_request("NOTIFY", &d.remote_target, proto, dest)?;
             for route in &d.route_set {
                 b.header("Route", route)?;
             }
@@ -266,7 +261,7 @@ impl Inner {
             b.header("To", &format!("<{}>;tag={}", d.remote_uri, d.remote_tag))?;
             b.header("Call-ID", &d.call_id)?;
             b.header("CSeq", &format!("{cseq} NOTIFY"))?;
-            b.header("Contact", &self.contact_for(d.proto, dest))?;
+            b.header("Contact", &self.contact_for(proto, dest))?;
             b.header("Event", &d.event)?;
             b.header("Subscription-State", &sub_state)?;
             b.header("Server", &self.config.server_name)?;
@@ -275,7 +270,6 @@ impl Inner {
             }
             Ok((branch, b.build()))
         })();
-        let proto = d.proto;
         if terminated {
             dialogs.remove(n.subscription);
         }
@@ -333,5 +327,88 @@ impl Inner {
                 let _ = engine.unsubscribe(id);
             }
         }
+    }
+}
+
+/// Where a dialog's NOTIFYs go (RFC 3261 §12.2.1.1, §8.1.2): to the first entry of the route
+/// set when there is one (a proxy that record-routed the SUBSCRIBE; its `transport`
+/// parameter says how), else to the watcher's Contact over the SUBSCRIBE's transport. Over
+/// TCP, and whenever an address needs DNS, to where the SUBSCRIBE came from (the connection
+/// it came over is reused).
+fn notify_destination(d: &SubscriptionDialog) -> (Proto, SocketAddr) {
+    if let Some(first) = d.route_set.first() {
+        let uri =
+            crate::uri::Uri::parse(first.trim().trim_start_matches('<').trim_end_matches('>'));
+        if let Ok(uri) = uri {
+            let proto = match uri.param("transport") {
+                Some(t) if t.eq_ignore_ascii_case("tcp") => Proto::Tcp,
+                _ => Proto::Udp,
+            };
+            if let Some(addr) = contact_address(&uri) {
+                return (proto, addr);
+            }
+        }
+        return (d.proto, d.peer);
+    }
+    if d.proto == Proto::Tcp {
+        return (Proto::Tcp, d.peer);
+    }
+    let contact = crate::uri::Uri::parse(&d.remote_target)
+        .ok()
+        .and_then(|u| contact_address(&u));
+    (Proto::Udp, contact.unwrap_or(d.peer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dialog(proto: Proto, routes: &[&str]) -> SubscriptionDialog {
+        SubscriptionDialog {
+            call_id: "c".into(),
+            local_tag: "l".into(),
+            remote_tag: "r".into(),
+            local_uri: "sip:alice@a.test".into(),
+            remote_uri: "sip:bob@b.test".into(),
+            remote_target: "sip:bob@192.0.2.4:5062".into(),
+            route_set: routes.iter().map(|r| r.to_string()).collect(),
+            local_cseq: 1,
+            remote_cseq: 1,
+            event: "presence".into(),
+            proto,
+            peer: "192.0.2.9:40000".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn notifies_follow_the_route_set_then_the_contact() {
+        let to = |p, a: &str| (p, a.parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            notify_destination(&dialog(Proto::Udp, &[])),
+            to(Proto::Udp, "192.0.2.4:5062")
+        );
+        assert_eq!(
+            notify_destination(&dialog(Proto::Tcp, &[])),
+            to(Proto::Tcp, "192.0.2.9:40000")
+        );
+        assert_eq!(
+            notify_destination(&dialog(
+                Proto::Udp,
+                &[
+                    "<sip:198.51.100.1:5070;transport=tcp;lr>",
+                    "<sip:p2.test;lr>"
+                ]
+            )),
+            to(Proto::Tcp, "198.51.100.1:5070")
+        );
+        assert_eq!(
+            notify_destination(&dialog(Proto::Tcp, &["<sip:198.51.100.1;lr>"])),
+            to(Proto::Udp, "198.51.100.1:5060")
+        );
+        // A proxy named by a host name: back where the SUBSCRIBE came from.
+        assert_eq!(
+            notify_destination(&dialog(Proto::Udp, &["<sip:proxy.test;lr>"])),
+            to(Proto::Udp, "192.0.2.9:40000")
+        );
     }
 }

@@ -99,7 +99,8 @@ impl Inner {
                 message.id,
                 message.recipient.host()
             );
-            return self.report(message, 0);
+            // As without routes: a domain nobody here serves has no such user.
+            return self.report(message, 404);
         };
         let uri = message.recipient.to_string();
         let built = (|| -> Result<(String, Vec<u8>)> {

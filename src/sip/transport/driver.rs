@@ -41,6 +41,9 @@ pub(super) enum Command {
 }
 
 pub(super) struct Started {
+    /// A second handle on each UDP socket (same file description), with its local address,
+    /// for sending from the caller's thread (see `Transport::send`).
+    pub udp_senders: Vec<(SocketAddr, std::net::UdpSocket)>,
     pub commands: Sender<Command>,
     pub waker: Arc<Waker>,
     pub thread: JoinHandle<()>,
@@ -112,11 +115,14 @@ pub(super) fn start(
     let mut listeners = Vec::with_capacity(config.listen.len());
     let mut local = Vec::with_capacity(config.listen.len());
     let mut udp_buffers = Vec::new();
+    let mut udp_senders = Vec::new();
     for (i, want) in config.listen.iter().enumerate() {
         let token = Token(i);
         match want.proto {
             Proto::Udp => {
-                let (mut socket, addr, granted) = bind_udp(want.addr, config.udp_recv_buffer)?;
+                let (mut socket, sender, addr, granted) =
+                    bind_udp(want.addr, config.udp_recv_buffer)?;
+                udp_senders.push((addr, sender));
                 // Write interest only while datagrams wait (a UDP socket would otherwise
                 // report writable after every datagram sent).
                 poll.registry()
@@ -175,6 +181,7 @@ pub(super) fn start(
         .name("impp-sip-io".into())
         .spawn(move || driver.run())?;
     Ok(Started {
+        udp_senders,
         commands: tx,
         waker,
         thread,
@@ -200,7 +207,12 @@ fn bound_addr(socket: &Socket) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bound socket has no IP address"))
 }
 
-fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> io::Result<(UdpSocket, SocketAddr, usize)> {
+/// A bound non-blocking UDP socket for the poller, a second handle on it for direct sends,
+/// its address and its receive buffer size.
+fn bind_udp(
+    addr: SocketAddr,
+    recv_buffer: usize,
+) -> io::Result<(UdpSocket, std::net::UdpSocket, SocketAddr, usize)> {
     let socket = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
     if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
         log::warn!("SIP UDP {addr}: cannot set the receive buffer to {recv_buffer} bytes: {e}");
@@ -208,8 +220,10 @@ fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> io::Result<(UdpSocket, Sock
     socket.bind(&addr.into())?;
     let granted = socket.recv_buffer_size()?;
     let local = bound_addr(&socket)?;
+    // new_socket made it non-blocking; the duplicate shares that (one file description).
+    let sender: std::net::UdpSocket = socket.try_clone()?.into();
     let std_socket: std::net::UdpSocket = socket.into();
-    Ok((UdpSocket::from_std(std_socket), local, granted))
+    Ok((UdpSocket::from_std(std_socket), sender, local, granted))
 }
 
 fn bind_tcp(addr: SocketAddr) -> io::Result<(TcpListener, SocketAddr)> {

@@ -1,0 +1,705 @@
+//! The proxy role (RFC 3261 §16; DESIGN §5, "forwarder for namespace division"): requests
+//! for domains the engine does not own go to the next hop configured for their domain
+//! ([`RouteTable`]), and their answers come back along the Via path.
+//!
+//! # Which requests are forwarded
+//!
+//! Decided by [`Inner::forward`], in this order:
+//!
+//! 1. INVITE, ACK and CANCEL are never forwarded (the server has non-INVITE transactions only).
+//! 2. Loose routing (§16.4): while the top Route entry is us (one of our listen addresses, or
+//!    an owned domain), it is removed. If Route entries remain, the request goes to the next
+//!    one. Otherwise it is handled by its Request-URI, below.
+//! 3. Local: the Request-URI host is an owned domain, or one of our own listen addresses (an
+//!    in-dialog request to our Contact). The existing handlers serve it.
+//! 4. A SUBSCRIBE creating a dialog (no To tag) from a user of an owned domain to a
+//!    presentity elsewhere while `federate` is on is left to the existing path, which serves
+//!    it with one shared back-end subscription (federation). (Its refreshes are addressed to
+//!    our Contact: rule 3.)
+//! 5. Inside a dialog (To tag) whose route we recorded (a Route of ours was removed), a
+//!    Request-URI that is an IP address (the other party's Contact) is the next hop itself.
+//!    Outside a dialog it is not: naming us in a Route does not make us an open relay.
+//! 6. Otherwise the Request-URI's domain is looked up in the route table (its own route, else
+//!    the default one). Without a route the request is left to the existing path, which
+//!    refuses it as before (`404` for SUBSCRIBE, the engine's answer for MESSAGE).
+//!
+//! # What a forwarded request goes through
+//!
+//! * `Max-Forwards: 0` is answered `483 Too Many Hops`; the value is decremented (a missing
+//!   one counts as 70).
+//! * Loop detection (§16.3 step 4): the branch of our Via is a hash of what identifies the
+//!   request (Request-URI, From and To tags, Call-ID, CSeq, the remaining Route) and of our own
+//!   address; a request that comes back unchanged already carries our Via with that branch,
+//!   and is answered `482 Loop Detected` instead of going round until Max-Forwards runs out.
+//! * A request from a user of an owned domain is authenticated first when `authenticate` is
+//!   on (a user may only send as itself); its Authorization headers are ours and are not
+//!   passed on. Requests from other domains are not challenged here.
+//! * The received request's top Via gets `received`/`rport` (RFC 3581), our Via goes on
+//!   top, and a dialog-creating SUBSCRIBE gets our Record-Route `<sip:ADDR;transport=..;lr>`
+//!   (two of them when the two sides use different transports or addresses, RFC 5658), so the
+//!   NOTIFYs, refreshes and the final un-SUBSCRIBE of the dialog pass through us too.
+//!
+//! # Why transaction-stateful
+//!
+//! Each forwarded request is a client transaction of the server's own
+//! [`ClientTransactions`](crate::sip::transaction::ClientTransactions), tied to the server
+//! transaction it came in. The server transaction already absorbs the retransmissions from
+//! upstream and repeats our final answer to them; the client transaction retransmits
+//! downstream over UDP on its own timers. Above all, a next hop that never answers (nothing
+//! listening, a lost route) ends with timer F, and we can answer `408 Request Timeout`
+//! upstream; a stateless proxy would leave the sender waiting for its own timeout with no
+//! clue where the request was lost. The cost is one table entry per request in flight.
+//!
+//! # Responses
+//!
+//! A response whose top Via branch is one of our forwarded requests has that Via removed and
+//! goes to where the request came from: over the same connection for TCP, else by the RFC
+//! 3581 / §18.2.2 rule ([`response_destination`]). `100 Trying` stops at us (it is hop by
+//! hop); other provisional responses and the final one are passed on; the final one is
+//! recorded in the server transaction to answer retransmissions.
+//!
+//! # Transport
+//!
+//! A request over 1300 bytes whose hop is UDP goes over TCP to the same address (RFC 3261
+//! §18.1.1, RFC 3428 §6), and over UDP after all when that connection cannot be made. A
+//! request the transport cannot send at all (a TCP hop refusing the connection) is answered
+//! `503` at once; one that is sent but never answered, `408` after timer F.
+//!
+//! Not done: DNS (a next hop is an address, as configured), INVITE, CANCEL.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+
+use super::{contact_address, lock, with_received, ClientContext, Inner, Peer, Request};
+use crate::log;
+use crate::sip::header::NameAddr;
+use crate::sip::lex::split_list;
+use crate::sip::message::SipMessage;
+use crate::sip::name::{classify, Known};
+use crate::sip::route::{NextHop, RouteTable};
+use crate::sip::transaction::ServerKey;
+use crate::sip::transport::{
+    must_use_stream, response_destination, via_received_rport, Proto, SendFailure,
+};
+use crate::uri::Uri;
+
+/// The Max-Forwards a request without one is taken to carry (RFC 3261 §8.1.1.6).
+const DEFAULT_MAX_FORWARDS: u32 = 70;
+
+/// The request a forwarded one came from, to pass its answers back.
+pub(crate) struct Upstream {
+    message: SipMessage,
+    peer: Peer,
+    key: ServerKey,
+    /// The UDP form of a request sent over TCP because of its size, and where: tried when
+    /// the TCP connection cannot be made (RFC 3261 §18.1.1).
+    udp_fallback: Option<(Vec<u8>, SocketAddr)>,
+}
+
+/// The forwarded requests in flight, by the branch of our Via.
+pub(crate) type Forwards = HashMap<String, Upstream>;
+
+/// Where a request goes.
+enum Target {
+    /// Served here.
+    Local,
+    /// Forwarded to this hop, with this many Route entries (ours) removed first.
+    Hop(NextHop, usize),
+    /// Refused (a Route we cannot follow).
+    Refuse(u16, &'static str),
+}
+
+impl Inner {
+    /// Forwards `request` if it is not for us (see the module documentation); true when it
+    /// was taken care of (forwarded or answered), false when the local handlers serve it.
+    pub(crate) fn forward(&self, request: &Request) -> bool {
+        let m = &request.message;
+        if matches!(request.key.method.as_str(), "INVITE" | "ACK" | "CANCEL") {
+            return false;
+        }
+        let target = match self.target(m) {
+            Ok(t) => t,
+            Err(e) => {
+                log::debug!("SIP: cannot route a {}: {e}", request.key.method);
+                return false;
+            }
+        };
+        let (hop, popped) = match target {
+            Target::Local => return false,
+            Target::Hop(hop, popped) => (hop, popped),
+            Target::Refuse(status, reason) => {
+                let answer = self.reply(request, status, reason);
+                self.answer(request, answer);
+                return true;
+            }
+        };
+        // Validation before anything costly (§16.3): hops, then loops.
+        let max_forwards = match m.max_forwards() {
+            Ok(v) => v.unwrap_or(DEFAULT_MAX_FORWARDS),
+            Err(_) => DEFAULT_MAX_FORWARDS,
+        };
+        if max_forwards == 0 {
+            let answer = self.reply(request, 483, "Too Many Hops");
+            self.answer(request, answer);
+            return true;
+        }
+        let branch = self.forward_branch(m, popped);
+        if m.via()
+            .map(|vias| vias.iter().any(|v| v.branch() == Some(branch.as_str())))
+            .unwrap_or(false)
+        {
+            log::info!(
+                "SIP: {} for {} came back to us: loop",
+                request.key.method,
+                m.request_uri_text().unwrap_or("")
+            );
+            let answer = self.reply(request, 482, "Loop Detected");
+            self.answer(request, answer);
+            return true;
+        }
+        let from_owned = m
+            .from()
+            .ok()
+            .and_then(|f| f.uri().ok())
+            .is_some_and(|u| self.owned_host(u.host()));
+        let mut authenticated = false;
+        if from_owned && self.config.authenticate {
+            let user = match self.authenticate(request) {
+                Ok(user) => user,
+                Err(answer) => {
+                    self.answer(request, answer);
+                    return true;
+                }
+            };
+            let Ok(sender) = m.from().and_then(|f| f.uri()) else {
+                return false;
+            };
+            if let Err(answer) = self.check_identity(request, &user, &sender) {
+                self.answer(request, answer);
+                return true;
+            }
+            authenticated = true;
+        }
+        let dialog_creating =
+            request.key.method == "SUBSCRIBE" && m.to().map(|t| t.tag().is_none()).unwrap_or(false);
+        let record_route = if dialog_creating {
+            self.record_route(request.peer, hop)
+        } else {
+            Vec::new()
+        };
+        let build = |proto: Proto| {
+            let our_via = format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                proto.as_str(),
+                self.local_for(proto, hop.addr)
+            );
+            forwarded(
+                m,
+                request.peer.source,
+                &our_via,
+                &record_route,
+                popped,
+                max_forwards - 1,
+                authenticated,
+            )
+        };
+        let mut bytes = match build(hop.proto) {
+            Ok(b) => b,
+            Err(e) => {
+                log::debug!("SIP: cannot forward a {}: {e}", request.key.method);
+                return false;
+            }
+        };
+        // Too large for UDP without congestion control: TCP to the same address, with the
+        // UDP form kept in case nothing listens there on TCP.
+        let mut hop = hop;
+        let mut udp_fallback = None;
+        if hop.proto == Proto::Udp && must_use_stream(bytes.len(), None) {
+            if let Ok(tcp) = build(Proto::Tcp) {
+                udp_fallback = Some((std::mem::replace(&mut bytes, tcp), hop.addr));
+                hop.proto = Proto::Tcp;
+            }
+        }
+        log::debug!(
+            "SIP: forwarding {} for {} to {hop}",
+            request.key.method,
+            m.request_uri_text().unwrap_or("")
+        );
+        lock(&self.forwards).insert(
+            branch.clone(),
+            Upstream {
+                message: m.clone(),
+                peer: request.peer,
+                key: request.key.clone(),
+                udp_fallback,
+            },
+        );
+        self.send_request(
+            branch.clone(),
+            bytes,
+            hop.proto,
+            hop.addr,
+            ClientContext::Forward(branch),
+        );
+        true
+    }
+
+    /// A response to one of our forwarded requests is passed upstream; false when the
+    /// response is not for a forwarded request.
+    pub(crate) fn forward_response(&self, message: &SipMessage) -> bool {
+        let Ok(via) = message.top_via() else {
+            return false;
+        };
+        let Some(branch) = via.branch() else {
+            return false;
+        };
+        let status = message.status().unwrap_or(0);
+        let reliable = via.transport().eq_ignore_ascii_case("TCP");
+        let mut forwards = lock(&self.forwards);
+        if !forwards.contains_key(branch) {
+            return false;
+        }
+        // The client transaction stops retransmitting (and absorbs a repeated final).
+        let _ = lock(&self.client_tx).respond(branch, status, reliable, self.now());
+        if status == 100 {
+            return true;
+        }
+        let upstream = if status >= 200 {
+            forwards.remove(branch)
+        } else {
+            None
+        };
+        let up = match &upstream {
+            Some(u) => u,
+            None => match forwards.get(branch) {
+                Some(u) => u,
+                None => return true,
+            },
+        };
+        let bytes = match relayed(message) {
+            Ok(b) => b,
+            Err(e) => {
+                log::debug!("SIP: cannot pass a {status} on: {e}");
+                return true;
+            }
+        };
+        lock(&self.server_tx).respond(
+            &up.key,
+            status,
+            bytes.clone(),
+            up.peer.reliable(),
+            self.now(),
+        );
+        let dest = up.message.top_via().map_or(up.peer.source, |v| {
+            response_destination(up.peer.proto, v.port(), v.rport().is_some(), up.peer.source)
+        });
+        let (proto, connection) = (up.peer.proto, up.peer.connection);
+        drop(forwards);
+        self.send(proto, dest, connection, bytes);
+        true
+    }
+
+    /// A forwarded request got no final answer in time (`status` 408) or could not be sent
+    /// (503): the sender learns.
+    pub(crate) fn forward_failed(&self, branch: &str, status: u16) {
+        let Some(up) = lock(&self.forwards).remove(branch) else {
+            return;
+        };
+        log::info!(
+            "SIP: the next hop did not answer a {} for {}",
+            up.key.method,
+            up.message.request_uri_text().unwrap_or("")
+        );
+        let request = Request {
+            message: up.message,
+            peer: up.peer,
+            key: up.key,
+        };
+        let answer = if status == 408 {
+            self.reply(
+                &request,
+                408,
+                "Request Timeout (no answer from the next hop)",
+            )
+        } else {
+            self.reply(
+                &request,
+                503,
+                "Service Unavailable (the next hop is unreachable)",
+            )
+        };
+        self.answer(&request, answer);
+    }
+
+    /// The transport could not send a message: when it is one of our forwarded requests, it
+    /// is sent over UDP if it went over TCP only because of its size, else the sender is
+    /// answered `503` at once rather than after timer F. Runs on the transport's I/O thread:
+    /// it only takes short locks and queues.
+    pub(crate) fn forward_unsent(&self, failure: &SendFailure) {
+        let Ok(m) = SipMessage::parse_lenient(
+            &failure.data,
+            &self.config.limits,
+            crate::sip::Transport::Stream,
+        ) else {
+            return;
+        };
+        if !m.is_request() {
+            return;
+        }
+        let Some(branch) = m.top_via().ok().and_then(|v| v.branch().map(str::to_owned)) else {
+            return;
+        };
+        let fallback = {
+            let mut forwards = lock(&self.forwards);
+            let Some(up) = forwards.get_mut(&branch) else {
+                return;
+            };
+            up.udp_fallback.take()
+        };
+        match fallback {
+            Some((bytes, dest)) => {
+                log::debug!("SIP: no TCP at {dest}; forwarding over UDP after all");
+                self.send_request(
+                    branch.clone(),
+                    bytes,
+                    Proto::Udp,
+                    dest,
+                    ClientContext::Forward(branch),
+                );
+            }
+            None => self.forward_failed(&branch, 503),
+        }
+    }
+
+    /// Where `m` goes (rules 2 to 6 of the module documentation).
+    fn target(&self, m: &SipMessage) -> crate::error::Result<Target> {
+        let routes = m.header_values("Route")?;
+        let mut popped = 0;
+        while let Some(top) = routes.get(popped) {
+            if !self.is_us(&NameAddr::parse(top, "Route")?.uri()?) {
+                break;
+            }
+            popped += 1;
+        }
+        if popped > 0 {
+            if let Some(next) = routes.get(popped) {
+                let uri = NameAddr::parse(next, "Route")?.uri()?;
+                return Ok(match hop_of(&uri, &self.config.routes) {
+                    Some(hop) => Target::Hop(hop, popped),
+                    None => Target::Refuse(404, "Not Found (no route to the next Route entry)"),
+                });
+            }
+        }
+        let uri = m.request_uri()?;
+        if self.owned_host(uri.host()) || self.is_us(&uri) {
+            return Ok(Target::Local);
+        }
+        let in_dialog = m.to()?.tag().is_some();
+        if m.method() == Some("SUBSCRIBE") && self.config.federate && !in_dialog {
+            let from_owned = m.from()?.uri().is_ok_and(|u| self.owned_host(u.host()));
+            if from_owned {
+                return Ok(Target::Local);
+            }
+        }
+        // Only inside a dialog: otherwise anyone naming us in a Route could use us to send
+        // requests to any address.
+        if popped > 0 && in_dialog {
+            if let Some(addr) = contact_address(&uri) {
+                return Ok(Target::Hop(
+                    NextHop {
+                        proto: proto_of(&uri),
+                        addr,
+                    },
+                    popped,
+                ));
+            }
+        }
+        Ok(match self.config.routes.lookup(uri.host()) {
+            Some(hop) => Target::Hop(hop, popped),
+            None => Target::Local,
+        })
+    }
+
+    /// Whether `host` is one of the engine's domains (an engine without domains owns all).
+    fn owned_host(&self, host: &str) -> bool {
+        self.domains.is_empty() || self.domains.iter().any(|d| d.eq_ignore_ascii_case(host))
+    }
+
+    /// Whether `uri` names this server: an owned domain (Route entries such as
+    /// `<sip:a.test;lr>`), or one of our listen addresses. A wildcard listen address matches
+    /// loopback and wildcard hosts only: other interface addresses are not enumerated.
+    fn is_us(&self, uri: &Uri) -> bool {
+        if uri.user().is_none() && self.owned_host(uri.host()) && !self.domains.is_empty() {
+            return true;
+        }
+        let Some(addr) = contact_address(uri) else {
+            return false;
+        };
+        let Some(t) = self.transport.get() else {
+            return false;
+        };
+        t.local_addrs().iter().any(|l| {
+            l.addr.port() == addr.port()
+                && (l.addr.ip() == addr.ip()
+                    || (l.addr.ip().is_unspecified()
+                        && (addr.ip().is_loopback() || addr.ip().is_unspecified())))
+        })
+    }
+
+    /// Our Record-Route entries for a dialog-creating request from `peer` going to `hop`:
+    /// the one facing the next hop on top, and one facing the sender under it when the two
+    /// differ (RFC 5658 double record-routing), so each side reaches us on its own transport.
+    fn record_route(&self, peer: Peer, hop: NextHop) -> Vec<String> {
+        let entry = |proto: Proto, dest: SocketAddr| {
+            format!(
+                "<sip:{};transport={};lr>",
+                self.local_for(proto, dest),
+                proto.as_str().to_ascii_lowercase()
+            )
+        };
+        let outer = entry(hop.proto, hop.addr);
+        let inner = entry(peer.proto, peer.source);
+        if outer == inner {
+            vec![outer]
+        } else {
+            vec![outer, inner]
+        }
+    }
+
+    /// The branch of our Via for `m` (see "Loop detection" in the module documentation).
+    fn forward_branch(&self, m: &SipMessage, popped: usize) -> String {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        if let Some(t) = self.transport.get() {
+            for l in t.local_addrs() {
+                l.addr.hash(&mut h);
+            }
+        }
+        m.request_uri_text().hash(&mut h);
+        m.from()
+            .ok()
+            .and_then(|f| f.tag().map(str::to_owned))
+            .hash(&mut h);
+        m.to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_owned))
+            .hash(&mut h);
+        m.call_id().ok().hash(&mut h);
+        m.header("CSeq").hash(&mut h);
+        if let Ok(routes) = m.header_values("Route") {
+            routes.get(popped).hash(&mut h);
+        }
+        format!("z9hG4bKfw{:016x}", h.finish())
+    }
+}
+
+/// The transport a URI asks for (`;transport=tcp`), UDP otherwise.
+fn proto_of(uri: &Uri) -> Proto {
+    match uri.param("transport") {
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Proto::Tcp,
+        _ => Proto::Udp,
+    }
+}
+
+/// The hop a Route entry names: its address when it is an IP address, else the route of its
+/// domain.
+fn hop_of(uri: &Uri, routes: &RouteTable) -> Option<NextHop> {
+    match contact_address(uri) {
+        Some(addr) => Some(NextHop {
+            proto: proto_of(uri),
+            addr,
+        }),
+        None => routes.lookup(uri.host()),
+    }
+}
+
+/// The request `m` as it is forwarded: `our_via` on top, then our `record_route` entries,
+/// the received top Via with `received`/`rport` for `source`, `popped` Route entries
+/// removed, Max-Forwards set to `max_forwards`, Authorization dropped when `strip_auth`,
+/// and Content-Length recomputed.
+fn forwarded(
+    m: &SipMessage,
+    source: SocketAddr,
+    our_via: &str,
+    record_route: &[String],
+    popped: usize,
+    max_forwards: u32,
+    strip_auth: bool,
+) -> crate::error::Result<Vec<u8>> {
+    let start = format!(
+        "{} {} SIP/2.0",
+        m.method().unwrap_or_default(),
+        m.request_uri_text().unwrap_or_default()
+    );
+    let mut fields: Vec<(&str, String)> = vec![("Via", our_via.to_string())];
+    for rr in record_route {
+        fields.push(("Record-Route", rr.clone()));
+    }
+    let routes = m.header_values("Route")?;
+    let (mut first_via, mut routes_done, mut had_max_forwards) = (true, false, false);
+    for (name, value) in m.all_headers() {
+        match classify(name) {
+            Known::Via if first_via => {
+                first_via = false;
+                let mut items =
+                    split_list(value, "Via").collect::<crate::error::Result<Vec<_>>>()?;
+                let top = m.top_via()?;
+                let (received, rport) =
+                    via_received_rport(top.host(), top.rport() == Some(None), source);
+                let rewritten = with_received(items[0], received, rport);
+                items[0] = &rewritten;
+                fields.push(("Via", items.join(", ")));
+            }
+            Known::Route => {
+                if !routes_done {
+                    routes_done = true;
+                    for r in routes.iter().skip(popped) {
+                        fields.push(("Route", r.to_string()));
+                    }
+                }
+            }
+            Known::MaxForwards => {
+                had_max_forwards = true;
+                fields.push(("Max-Forwards", max_forwards.to_string()));
+            }
+            Known::ContentLength => {}
+            Known::Authorization if strip_auth => {}
+            _ => fields.push((name, value.to_string())),
+        }
+    }
+    if !had_max_forwards {
+        fields.push(("Max-Forwards", max_forwards.to_string()));
+    }
+    Ok(assemble(&start, &fields, m.body()))
+}
+
+/// The response `m` as it is passed upstream: its top Via removed.
+fn relayed(m: &SipMessage) -> crate::error::Result<Vec<u8>> {
+    let start = format!(
+        "SIP/2.0 {} {}",
+        m.status().unwrap_or(500),
+        m.reason().unwrap_or("")
+    );
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    let mut first_via = true;
+    for (name, value) in m.all_headers() {
+        match classify(name) {
+            Known::Via if first_via => {
+                first_via = false;
+                let rest = split_list(value, "Via")
+                    .skip(1)
+                    .collect::<crate::error::Result<Vec<_>>>()?;
+                if !rest.is_empty() {
+                    fields.push(("Via", rest.join(", ")));
+                }
+            }
+            Known::ContentLength => {}
+            _ => fields.push((name, value.to_string())),
+        }
+    }
+    Ok(assemble(&start, &fields, m.body()))
+}
+
+/// Writes a message: the start line, the fields, Content-Length, the empty line, the body.
+fn assemble(start: &str, fields: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(start.len() + body.len() + fields.len() * 48 + 32);
+    out.extend_from_slice(start.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in fields {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::SipLimits;
+
+    fn parse(text: &str) -> SipMessage {
+        SipMessage::parse(
+            text.as_bytes(),
+            &SipLimits::DEFAULT,
+            crate::sip::Transport::Datagram,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_forwarded_request_keeps_what_it_carried_and_adds_our_part() {
+        // Compact header names, two Vias in one line, two Routes of which one is popped.
+        let m = parse(
+            "MESSAGE sip:bob@b.test SIP/2.0\r\n\
+             v: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb\r\n\
+             Route: <sip:us;lr>, <sip:next;lr>\r\n\
+             f: <sip:alice@a.test>;tag=1\r\nt: <sip:bob@b.test>\r\ni: c1\r\nCSeq: 2 MESSAGE\r\n\
+             Max-Forwards: 7\r\nAuthorization: Digest username=\"alice\"\r\n\
+             c: text/plain\r\nl: 2\r\n\r\nhi",
+        );
+        let source: SocketAddr = "192.0.2.9:4000".parse().unwrap();
+        let out = forwarded(
+            &m,
+            source,
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfw1;rport",
+            &["<sip:192.0.2.1:5060;transport=udp;lr>".to_string()],
+            1,
+            6,
+            true,
+        )
+        .unwrap();
+        let f = parse(std::str::from_utf8(&out).unwrap());
+        let vias: Vec<String> = f
+            .header_values("Via")
+            .unwrap()
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(
+            vias,
+            [
+                "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfw1;rport",
+                "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;received=192.0.2.9;rport=4000",
+                "SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb",
+            ]
+        );
+        assert_eq!(f.header_values("Route").unwrap(), ["<sip:next;lr>"]);
+        assert_eq!(
+            f.header("Record-Route"),
+            Some("<sip:192.0.2.1:5060;transport=udp;lr>")
+        );
+        assert_eq!(f.max_forwards().unwrap(), Some(6));
+        assert!(f.header("Authorization").is_none());
+        assert_eq!(f.body(), b"hi");
+        assert_eq!(f.content_length(), Some(2));
+        assert_eq!(f.request_uri_text(), Some("sip:bob@b.test"));
+        assert_eq!(f.call_id().unwrap(), "c1");
+    }
+
+    #[test]
+    fn a_relayed_response_loses_only_the_top_via() {
+        let m = parse(
+            "SIP/2.0 200 OK\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfw1, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKa\r\n\
+             Via: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb\r\n\
+             From: <sip:alice@a.test>;tag=1\r\nTo: <sip:bob@b.test>;tag=2\r\nCall-ID: c1\r\n\
+             CSeq: 2 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+        );
+        let out = relayed(&m).unwrap();
+        let r = parse(std::str::from_utf8(&out).unwrap());
+        assert_eq!(r.status(), Some(200));
+        assert_eq!(
+            r.header_values("Via").unwrap(),
+            [
+                "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKa",
+                "SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb"
+            ]
+        );
+        assert_eq!(r.header("To"), Some("<sip:bob@b.test>;tag=2"));
+    }
+}
