@@ -611,3 +611,69 @@ fn a_restarted_server_subscribes_again_for_its_restored_sip_watchers() {
     });
     assert_eq!(a.server.federation_stats().local_watchers, 1);
 }
+
+/// A measurement: `FED_WATCHERS` watchers in a.test (default 20,000) over `FED_PRESENTITIES`
+/// presentities of b.test (default 200): the time until every back-end subscription is made
+/// and every watcher has the first document, then the time for one change of every
+/// presentity to reach every watcher, and the NOTIFYs that crossed.
+#[test]
+#[ignore = "a measurement; run explicitly"]
+fn federation_scale() {
+    let env =
+        |name: &str, default: usize| std::env::var(name).map_or(default, |v| v.parse().unwrap());
+    let (watchers, presentities) = (env("FED_WATCHERS", 20_000), env("FED_PRESENTITIES", 200));
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let a = Domain::start(
+        "a.test",
+        port_a,
+        "b.test",
+        port_b,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let names: Vec<String> = (0..presentities)
+        .map(|i| format!("sip:p{i}@b.test"))
+        .collect();
+    for p in &names {
+        b.engine
+            .publish_body(&uri(p), Package::Presence, &pidf(p, "v1"), None)
+            .unwrap();
+    }
+    let started = Instant::now();
+    let ids: Vec<SubscriptionId> = (0..watchers)
+        .map(|i| {
+            subscribe(
+                &a.engine,
+                &format!("sip:w{i}@a.test"),
+                &names[i % presentities],
+            )
+        })
+        .collect();
+    wait_for("every watcher to see v1", 120, || a.all_saw(&ids, "v1"));
+    let setup = started.elapsed();
+    assert_eq!(b.remote_subscriptions(), presentities);
+    let before = a.server.federation_stats().notifies_received;
+    let started = Instant::now();
+    for p in &names {
+        b.engine
+            .publish_body(&uri(p), Package::Presence, &pidf(p, "v2"), None)
+            .unwrap();
+    }
+    wait_for("every watcher to see v2", 120, || a.all_saw(&ids, "v2"));
+    let fan_out = started.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    let crossed = a.server.federation_stats().notifies_received - before;
+    assert_eq!(crossed as usize, presentities);
+    eprintln!(
+        "federation_scale: {watchers} watchers over {presentities} presentities: subscribed and first state in {setup:?}; \
+         one change per presentity reached every watcher in {fan_out:?} with {crossed} NOTIFYs across"
+    );
+}
