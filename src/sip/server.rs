@@ -379,8 +379,11 @@ impl SipServer {
             engine.set_remote_delivery(true);
         }
         let (events_tx, events_rx) = crossbeam_channel::unbounded::<Event>();
+        // Whether a back-end subscription can exist at all (a route or an account): if not,
+        // subscription state changes are not copied to the events thread.
+        let agent = !config.accounts.is_empty() || (config.federate && !config.routes.is_empty());
         engine.set_event_tap(Some(Arc::new(move |events: &mut Vec<Event>| {
-            tap(events, &events_tx)
+            tap(events, &events_tx, agent)
         })));
         let mut threads = Vec::new();
         {
@@ -970,8 +973,9 @@ enum Want {
 }
 
 /// Decides, without locks (it runs on shard threads while request handlers may hold the
-/// server's tables across engine calls), which events are the server's.
-fn wants(event: &Event) -> Want {
+/// server's tables across engine calls), which events are the server's; `agent`: whether
+/// back-end subscriptions are possible (see `crate::sip::agent`).
+fn wants(event: &Event, agent: bool) -> Want {
     match event {
         // Subscriptions with a target were made by this server for a remote watcher.
         Event::Notification(n) if n.remote => Want::Take,
@@ -985,18 +989,20 @@ fn wants(event: &Event) -> Want {
         // Federation (`crate::sip::agent`): the first and last local watchers of a remote
         // presentity make and end its back-end subscription, and the remote domain decides
         // who may watch it; the application still sees these.
-        Event::SubscriptionStateChanged { .. } | Event::AuthorizationRequested { .. } => Want::Copy,
+        Event::SubscriptionStateChanged { .. } | Event::AuthorizationRequested { .. } if agent => {
+            Want::Copy
+        }
         _ => Want::Leave,
     }
 }
 
 /// The server's event tap: moves what it wants to the events thread, in order.
-fn tap(events: &mut Vec<Event>, to_server: &Sender<Event>) {
-    if !events.iter().any(|e| wants(e) != Want::Leave) {
+fn tap(events: &mut Vec<Event>, to_server: &Sender<Event>, agent: bool) {
+    if !events.iter().any(|e| wants(e, agent) != Want::Leave) {
         return;
     }
     for event in std::mem::take(events) {
-        match wants(&event) {
+        match wants(&event, agent) {
             Want::Take => {
                 let _ = to_server.send(event);
             }
