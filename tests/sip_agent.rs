@@ -3,7 +3,8 @@
 //! endpoint), publishes alice's presence as composed in the local engine (b.test's watchers
 //! see it; after b.test restarts and no longer knows the entity tag, it is published again
 //! in full), subscribes to a buddy of b.test for the application (which gets Notification
-//! events as for any local subscription), and un-registers when it stops.
+//! events as for any local subscription), and un-registers when it stops. sipp, playing a
+//! registrar, checks the digest answers with its own code.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -242,4 +243,70 @@ fn an_account_registers_publishes_and_subscribes_with_digest() {
             .and_then(|b| b.last())
             .is_some_and(|b| !b.contains("back"))
     });
+}
+
+/// sipp, as a registrar that challenges and checks the answer itself (its own digest code,
+/// not libimpp's): the account registers, and un-registers with credentials when stopped.
+#[test]
+fn an_account_registers_at_sipp_checking_its_credentials() {
+    let port = free_port();
+    let scenario =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sip/agent_registrar.xml");
+    let mut sipp = match std::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(&scenario)
+        .args(["-set", "user", "alice", "-set", "password", "alice-pw"])
+        .args(["-set", "domain", "b.test"])
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
+        .args(["-timeout", "20", "-timeout_error", "-nostdin"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => panic!("cannot run sipp ({e}): install the Debian package sip-tester"),
+    };
+    // sipp binds its port before reading the scenario's first message.
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (c, _) = engine("client.test", AuthAction::Confirm);
+    let account = Account::new(
+        uri("sip:alice@b.test"),
+        "alice",
+        "alice-pw",
+        NextHop {
+            proto: Proto::Udp,
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+        },
+    );
+    let mut config = SipServerConfig::new(vec![ListenAddr::udp("127.0.0.1:0".parse().unwrap())]);
+    config.accounts = vec![account];
+    let mut client = SipServer::start(c, config).unwrap();
+    let registered = Instant::now() + Duration::from_secs(10);
+    while !client.account_registered(0) && Instant::now() < registered {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let was_registered = client.account_registered(0);
+    client.stop();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = sipp.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if status.is_none() {
+        let _ = sipp.kill();
+    }
+    let out = sipp.wait_with_output().unwrap();
+    assert!(
+        was_registered && status.is_some_and(|s| s.success()),
+        "registered: {was_registered}; sipp: {status:?}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
