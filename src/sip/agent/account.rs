@@ -13,7 +13,7 @@
 //!   withdraws it when the server stops;
 //! - subscribes to its buddies: an engine subscription whose watcher is the address of record
 //!   goes out through the account's outbound proxy (else its registrar) with its credentials,
-//!   as a back-end subscription ([`super::backend`]).
+//!   as a back-end subscription (module `backend`).
 //!
 //! Every request of an account answers a `401`/`407` challenge once per challenge
 //! ([`crate::sip::digest_client`]); later requests carry credentials before being asked.

@@ -7,7 +7,7 @@
 //! | module | concept |
 //! | --- | --- |
 //! | [`account`] | the accounts of the user-agent role |
-//! | [`backend`] | the back-end subscriptions: created, refreshed, retried, ended, mirrored |
+//! | `backend` | the back-end subscriptions: created, refreshed, retried, ended, mirrored |
 //!
 //! # Identity
 //!
