@@ -544,8 +544,11 @@ impl Inner {
                     if let Some(r) = accounts.one_shots.get_mut(&id) {
                         if !r.challenged || with_auth {
                             r.challenged = true;
-                            let _ = self.send_one_shot(&mut accounts, id);
-                            return;
+                            match self.send_one_shot(&mut accounts, id) {
+                                Ok(()) => return,
+                                // Not sent again: the challenge is the final answer.
+                                Err(e) => log::warn!("account {aor}: cannot send again: {e}"),
+                            }
                         }
                     }
                 }
