@@ -504,14 +504,52 @@ fn a_restarted_or_deactivating_notifier_is_subscribed_again() {
     assert_eq!(b.remote_subscriptions(), 1);
     assert_eq!(a.server.federation_stats().backends, 1);
 
-    // b.test rejects: the local watchers' subscriptions end as rejected.
-    let current = b.engine.remote_subscriptions().unwrap()[0].id;
+    // b.test rejects the watcher the dialog was made for: that watcher's subscription ends
+    // as rejected; the others get a new dialog in the name of one of them.
+    let current = b.engine.remote_subscriptions().unwrap()[0].clone();
     b.engine
-        .terminate_subscription(current, TerminationReason::Rejected)
+        .terminate_subscription(current.id, TerminationReason::Rejected)
         .unwrap();
-    wait_for("the back-end to go", 10, || {
+    wait_for("a dialog in another watcher's name", 10, || {
+        b.engine
+            .remote_subscriptions()
+            .unwrap()
+            .iter()
+            .any(|s| s.id != current.id && s.watcher != current.watcher)
+    });
+    let (refused, kept): (Vec<SubscriptionId>, Vec<SubscriptionId>) = ids
+        .iter()
+        .partition(|id| a.engine.subscription(**id).is_err());
+    assert_eq!(
+        refused.len(),
+        1,
+        "only the refused watcher's subscription ends"
+    );
+    assert_eq!(kept.len(), 4);
+    // A watcher b.test refused cannot come back through the shared dialog.
+    let again = subscribe(&a.engine, &current.watcher.to_string(), p);
+    wait_for("the refused watcher to be ended again", 10, || {
+        a.engine.subscription(again).is_err()
+    });
+    b.engine
+        .publish_body(&uri(p), Package::Presence, &pidf(p, "still here"), None)
+        .unwrap();
+    wait_for("the others to see 'still here'", 10, || {
+        a.all_saw(&kept, "still here")
+    });
+    // Everybody refused, one after the other: nothing is left.
+    let mut rejected = std::collections::HashSet::new();
+    wait_for("every watcher refused and the back-end gone", 20, || {
+        for s in b.engine.remote_subscriptions().unwrap() {
+            if rejected.insert(s.id) {
+                b.engine
+                    .terminate_subscription(s.id, TerminationReason::Rejected)
+                    .unwrap();
+            }
+        }
         a.server.federation_stats().backends == 0
     });
+    assert_eq!(rejected.len(), 4, "one dialog per remaining watcher");
     for id in ids {
         assert!(a.engine.subscription(id).is_err(), "{id} still lives");
     }

@@ -7,14 +7,16 @@
 //! - Refreshed in its dialog before it expires (see [`super::refresh_at`]).
 //! - A failure (`481`, a timeout, an error answer, or a NOTIFY saying `terminated` with
 //!   `deactivated`, `timeout` or `probation`) starts a new dialog after a back-off
-//!   ([`super::backoff`]); `rejected`, `noresource` and `giveup` end the local watchers'
-//!   subscriptions with the same reason instead.
+//!   ([`super::backoff`]). `rejected` ends the local subscriptions of the watcher the dialog
+//!   was made for (the remote rules are per watcher) and a new dialog is made in the name of
+//!   another watcher; `noresource` and `giveup` end every local watcher's subscription with
+//!   the same reason.
 //! - Each NOTIFY is answered `200` and mirrored into the engine as the presentity's
 //!   publication: published on the first document, modified after, removed when the remote
 //!   side sends no document (pending) or ends the dialog.
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use super::{backoff, refresh_at, AgentTx};
 use crate::engine::{
@@ -85,6 +87,9 @@ struct Backend {
     expires: u32,
     /// The account's credentials, for a back-end of an account.
     auth: Option<DigestClient>,
+    /// Watcher identities (keys) the notifier rejected: not used as the From of a new
+    /// dialog, and their local subscriptions end as rejected.
+    refused: HashSet<String>,
 }
 
 /// A dialog ended locally whose notifier may still send or answer.
@@ -277,8 +282,17 @@ impl Inner {
                 failures: 0,
                 expires,
                 auth,
+                refused: HashSet::new(),
             }
         });
+        if account.is_none() && backend.refused.contains(&presentity_key(watcher)) {
+            // The remote domain refused this watcher already.
+            drop(table);
+            if let Ok(engine) = self.engine() {
+                let _ = engine.terminate_subscription(id, TerminationReason::Rejected);
+            }
+            return;
+        }
         backend.watchers.insert(id, watcher.clone());
         // New, or refused for the watchers before (they are being ended): this one asks
         // again for itself.
@@ -338,9 +352,11 @@ impl Inner {
             let Some(from) = b
                 .watchers
                 .values()
-                .next()
+                .find(|w| !b.refused.contains(&presentity_key(w)))
                 .map(|w| account_or(&self.config, key.account, w))
             else {
+                // Every watcher left was refused; their subscriptions are ending.
+                b.phase = Phase::Due(u64::MAX);
                 return;
             };
             let call_id = format!("{}@impp", self.token());
@@ -679,6 +695,7 @@ impl Inner {
         if terminated {
             let reason = state.reason().unwrap_or("").to_ascii_lowercase();
             let retry_after = state.retry_after();
+            let refused_from = b.dialog.as_ref().map(|d| d.from.clone());
             if let Some(d) = b.dialog.take() {
                 table.by_call_id.remove(&d.call_id);
             }
@@ -690,6 +707,28 @@ impl Inner {
                 _ => None,
             };
             match ended {
+                // Only the identity the dialog was made with was refused (the remote
+                // domain's rules are per watcher): its local subscriptions end, and the
+                // others get a new dialog in the name of one of them.
+                Some(TerminationReason::Rejected) if key.account.is_none() => {
+                    let refused = refused_from
+                        .and_then(|f| Uri::parse(&f).ok())
+                        .map(|u| presentity_key(&u))
+                        .unwrap_or_default();
+                    let ids: Vec<SubscriptionId> = b
+                        .watchers
+                        .iter()
+                        .filter(|(_, w)| presentity_key(w) == refused)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    b.refused.insert(refused);
+                    let others = b
+                        .watchers
+                        .values()
+                        .any(|w| !b.refused.contains(&presentity_key(w)));
+                    b.phase = Phase::Due(if others { self.now() } else { u64::MAX });
+                    after = After::Terminate(ids, TerminationReason::Rejected);
+                }
                 Some(reason) => {
                     b.phase = Phase::Due(u64::MAX);
                     after = After::Terminate(b.watchers.keys().copied().collect(), reason);

@@ -14,8 +14,10 @@
 //! A back-end SUBSCRIBE is sent in the name of the first local watcher of the presentity
 //! (its From URI); the dialog keeps that identity while it lives, even after that watcher
 //! leaves, and a new dialog (after a failure) takes the first remaining watcher. The remote
-//! domain therefore applies its policy for that watcher to every local watcher; the local
-//! engine's own rules still apply to each of them. A local watcher whose watcher URI is an
+//! domain therefore applies its policy for that watcher to every local watcher (what it
+//! shows that watcher, every local watcher sees); the local engine's own rules still apply to
+//! each of them. When the remote domain rejects that watcher, only its local subscriptions
+//! end, and the others get a new dialog in another watcher's name. A local watcher whose watcher URI is an
 //! account's address of record goes through that account's proxy and credentials instead.
 //!
 //! # Threads
