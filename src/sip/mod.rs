@@ -4,6 +4,7 @@
 //!
 //! | module | concept |
 //! | --- | --- |
+//! | [`agent`] | the server as a user agent of other domains: federation, accounts |
 //! | [`message`] | a parsed message: start line, header index, body; typed values on demand |
 //! | [`header`] | typed header values (name-addr, Via, CSeq, Event, Subscription-State, ...) |
 //! | [`name`] | header names: case-insensitive matching and the compact forms |
@@ -12,6 +13,7 @@
 //! | [`transport`] | UDP and TCP on a mio I/O thread |
 //! | [`transaction`] | non-INVITE client and server transactions, without I/O |
 //! | [`digest`] | server-side digest authentication (RFC 7616, 8760) |
+//! | [`digest_client`] | answering a digest challenge as a client (RFC 7616, 8760, 2617) |
 //! | [`dialog`] | the notifier's subscription dialog, kept as the engine's subscription target |
 //! | [`route`] | next hops for the domains this engine does not own |
 //! | [`server`] | the server role: REGISTER, PUBLISH, SUBSCRIBE/NOTIFY, MESSAGE, OPTIONS over the engine |
@@ -29,9 +31,11 @@
 //! [`Error::Malformed`]: crate::Error::Malformed
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod builder;
 pub mod dialog;
 pub mod digest;
+pub mod digest_client;
 pub mod framing;
 pub mod header;
 mod lex;

@@ -96,6 +96,13 @@ pub struct SipServerConfig {
     /// is served here, with one back-end subscription per remote presentity shared by all
     /// local watchers (federation, "distribute state"), rather than forwarded. Default: yes.
     pub federate: bool,
+    /// Expiry asked for in back-end SUBSCRIBEs (seconds); they are refreshed at a random
+    /// point between 60% and 85% of what the notifier grants. Default 3600.
+    pub backend_expires: u32,
+    /// Accounts at other servers this server acts for as a user agent (REGISTER, uplink
+    /// PUBLISH, subscriptions of the account's buddies): see [`super::agent::Account`].
+    /// Default: none.
+    pub accounts: Vec<super::agent::Account>,
 }
 
 impl SipServerConfig {
@@ -112,6 +119,8 @@ impl SipServerConfig {
             offer_sha256: true,
             routes: super::route::RouteTable::default(),
             federate: true,
+            backend_expires: 3600,
+            accounts: Vec::new(),
         }
     }
 }
@@ -135,6 +144,8 @@ pub(crate) enum ClientContext {
     Relay(MessageId),
     /// A MESSAGE sent on to another domain; its answer is the sender's outcome.
     Remote(Box<crate::engine::Delivery>),
+    /// A request of the user-agent role (back-end subscriptions, accounts).
+    Agent(super::agent::AgentTx),
     /// A request forwarded to the next hop of another domain (by our Via branch).
     Forward(String),
 }
@@ -262,6 +273,8 @@ pub(crate) struct Inner {
     pub(crate) origin: Instant,
     pub(crate) counter: AtomicU64,
     pub(crate) domains: Vec<String>,
+    /// The user-agent role: back-end subscriptions and accounts.
+    pub(crate) agent: super::agent::Agent,
     /// Requests forwarded to other domains, waiting for their answers ([`forwarder`]).
     pub(crate) forwards: Mutex<forwarder::Forwards>,
 }
@@ -303,6 +316,7 @@ impl SipServer {
             origin: Instant::now(),
             counter: AtomicU64::new(1),
             domains,
+            agent: super::agent::Agent::new(),
             forwards: Mutex::new(HashMap::new()),
         });
 
@@ -344,7 +358,11 @@ impl SipServer {
 
         // Dialogs of restored subscriptions.
         for sub in engine.remote_subscriptions()? {
+            inner.agent_restored(&sub);
             let Some(target) = sub.target else { continue };
+            if target.starts_with(super::agent::account::UPLINK_TARGET) {
+                continue; // an account's internal subscription (replaced at start)
+            }
             match SubscriptionDialog::from_bytes(&target) {
                 Ok(mut dialog) => {
                     // The NOTIFYs sent before the restart are not counted in the store; the
@@ -364,8 +382,11 @@ impl SipServer {
             engine.set_remote_delivery(true);
         }
         let (events_tx, events_rx) = crossbeam_channel::unbounded::<Event>();
+        // Whether a back-end subscription can exist at all (a route or an account): if not,
+        // subscription state changes are not copied to the events thread.
+        let agent = !config.accounts.is_empty() || (config.federate && !config.routes.is_empty());
         engine.set_event_tap(Some(Arc::new(move |events: &mut Vec<Event>| {
-            tap(events, &events_tx)
+            tap(events, &events_tx, agent)
         })));
         let mut threads = Vec::new();
         {
@@ -390,6 +411,9 @@ impl SipServer {
         for id in restored {
             let _ = engine.renotify(id);
         }
+        // Accounts (user-agent role): their registrations and uplink publications start
+        // with the timer thread.
+        inner.accounts_start();
 
         let stop = Arc::new(AtomicBool::new(false));
         for n in 0..config.workers {
@@ -428,6 +452,21 @@ impl SipServer {
         })
     }
 
+    #[cfg(test)]
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    /// Whether account `index` of [`SipServerConfig::accounts`] is registered now.
+    pub fn account_registered(&self, index: usize) -> bool {
+        self.inner.account_registered(index)
+    }
+
+    /// Counts about the back-end subscriptions of federation.
+    pub fn federation_stats(&self) -> super::agent::FederationStats {
+        self.inner.agent.stats()
+    }
+
     /// The bound addresses (port 0 resolved).
     pub fn local_addrs(&self) -> &[ListenAddr] {
         self.transport.local_addrs()
@@ -436,6 +475,7 @@ impl SipServer {
     /// Stops the transport and the server's threads. The engine keeps running (its
     /// subscriptions, with their dialogs, stay in its store).
     pub fn stop(&mut self) {
+        self.inner.agent_stop();
         if let Ok(engine) = self.inner.engine.get() {
             // Dropping the tap drops its channel sender: the events thread ends.
             engine.set_event_tap(None);
@@ -651,11 +691,8 @@ impl Inner {
             "PUBLISH" => self.publish(&request).map(Some),
             "MESSAGE" => self.message(&request),
             "OPTIONS" => self.options(&request).map(Some),
-            "NOTIFY" => Ok(Some(self.reply(
-                &request,
-                481,
-                "Subscription Does Not Exist",
-            ))),
+            // Only back-end dialogs receive NOTIFYs; `481` for any other.
+            "NOTIFY" => self.agent_notify(&request),
             _ => {
                 let mut b = self.reply(&request, 405, "Method Not Allowed");
                 let _ = b.header("Allow", ALLOW);
@@ -795,6 +832,18 @@ impl Inner {
             Ok(e) => e,
             Err(e) => return Err(self.error_reply(request, &e)),
         };
+        // A SUBSCRIBE from a user of another domain (federation) cannot be checked here: the
+        // directory holds only this server's users. It may only watch (never act for a local
+        // identity), and the presentity's rules decide what it sees.
+        if method == "SUBSCRIBE"
+            && request
+                .message
+                .from()
+                .and_then(|f| f.uri())
+                .is_ok_and(|u| !engine.config().owns(&u))
+        {
+            return Ok(None);
+        }
         let lookup = |username: &str, realm: &str| {
             Uri::parse(&format!("sip:{username}@{realm}"))
                 .ok()
@@ -901,13 +950,15 @@ impl Inner {
         let reliable = via.transport().eq_ignore_ascii_case("TCP");
         let context = lock(&self.client_tx).respond(branch, status, reliable, self.now());
         if let Some(context) = context {
-            self.client_outcome(context, status);
+            self.client_outcome(context, status, Some(message));
         }
     }
 
-    /// The final outcome of a request this server sent (`status` 408 for a timeout).
-    fn client_outcome(&self, context: ClientContext, status: u16) {
+    /// The final outcome of a request this server sent (`status` 408 and no response for a
+    /// timeout).
+    fn client_outcome(&self, context: ClientContext, status: u16, response: Option<&SipMessage>) {
         match context {
+            ClientContext::Agent(tx) => self.agent_response(tx, status, response),
             ClientContext::Notify(id) => self.notify_outcome(id, status),
             ClientContext::Relay(id) => {
                 if status >= 300 {
@@ -928,15 +979,16 @@ impl Inner {
                 ClientAction::Retransmit { dest, request } => {
                     self.send(Proto::Udp, dest, None, request)
                 }
-                ClientAction::TimedOut(context) => self.client_outcome(context, 408),
+                ClientAction::TimedOut(context) => self.client_outcome(context, 408, None),
             }
         }
+        self.agent_tick(now);
     }
 
     /// An event the tap handed over (see [`wants`]).
     fn on_event(&self, event: Event) {
         match event {
-            Event::Notification(n) if !self.notification(&n) => {
+            Event::Notification(n) if !self.notification(&n) && !self.uplink_notification(&n) => {
                 log::debug!(
                     "subscription {}: no dialog for its notification",
                     n.subscription
@@ -949,7 +1001,9 @@ impl Inner {
                 self.delivery(&d);
             }
             Event::RemoteMessage(m) => self.remote_message(&m),
-            _ => {}
+            event => {
+                self.agent_event(&event);
+            }
         }
     }
 }
@@ -966,8 +1020,9 @@ enum Want {
 }
 
 /// Decides, without locks (it runs on shard threads while request handlers may hold the
-/// server's tables across engine calls), which events are the server's.
-fn wants(event: &Event) -> Want {
+/// server's tables across engine calls), which events are the server's; `agent`: whether
+/// back-end subscriptions are possible (see `crate::sip::agent`).
+fn wants(event: &Event, agent: bool) -> Want {
     match event {
         // Subscriptions with a target were made by this server for a remote watcher.
         Event::Notification(n) if n.remote => Want::Take,
@@ -978,17 +1033,23 @@ fn wants(event: &Event) -> Want {
         // The answer to a MESSAGE that came over SIP; the sender's application may care too.
         Event::Delivery(_) => Want::Copy,
         Event::RemoteMessage(_) => Want::Take,
+        // Federation (`crate::sip::agent`): the first and last local watchers of a remote
+        // presentity make and end its back-end subscription, and the remote domain decides
+        // who may watch it; the application still sees these.
+        Event::SubscriptionStateChanged { .. } | Event::AuthorizationRequested { .. } if agent => {
+            Want::Copy
+        }
         _ => Want::Leave,
     }
 }
 
 /// The server's event tap: moves what it wants to the events thread, in order.
-fn tap(events: &mut Vec<Event>, to_server: &Sender<Event>) {
-    if !events.iter().any(|e| wants(e) != Want::Leave) {
+fn tap(events: &mut Vec<Event>, to_server: &Sender<Event>, agent: bool) {
+    if !events.iter().any(|e| wants(e, agent) != Want::Leave) {
         return;
     }
     for event in std::mem::take(events) {
-        match wants(&event) {
+        match wants(&event, agent) {
             Want::Take => {
                 let _ = to_server.send(event);
             }

@@ -32,11 +32,13 @@ impl Inner {
             return self.resubscribe(request, local_tag.to_string());
         }
         let presentity = m.request_uri()?;
-        if !engine.config().owns(&presentity) {
-            return Ok(Some(self.reply(request, 404, "Not Found")));
-        }
         let from = m.from()?;
         let watcher = from.uri()?;
+        // A presentity of another domain is served through one back-end subscription shared
+        // by the local watchers (federation, see `crate::sip::agent`).
+        if !engine.config().owns(&presentity) && !self.federates(&watcher, &presentity, package) {
+            return Ok(Some(self.reply(request, 404, "Not Found")));
+        }
         let Some(remote_tag) = from.tag().map(str::to_owned) else {
             return Ok(Some(self.reply(
                 request,

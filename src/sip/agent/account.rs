@@ -1,0 +1,826 @@
+//! Accounts of the user-agent role: an address of record at another server (its registrar),
+//! with the credentials and the transport addresses to reach it. For each account the
+//! server
+//!
+//! - registers (REGISTER with our listen address as Contact), refreshes the registration at
+//!   a random point between 60% and 85% of the granted expiry, retries with back-off after a
+//!   failure, and un-registers when it stops;
+//! - publishes the account's own presence as the local engine composes it (uplink PUBLISH):
+//!   an internal engine subscription (watcher and presentity the address of record, marked
+//!   by its target so the server's tap takes its notifications) gives each new document,
+//!   sent with `SIP-If-Match` of the last `SIP-ETag`; a body-less PUBLISH refreshes it before
+//!   it expires; `412` (the registrar forgot the tag) re-publishes in full; `Expires: 0`
+//!   withdraws it when the server stops;
+//! - subscribes to its buddies: an engine subscription whose watcher is the address of record
+//!   goes out through the account's outbound proxy (else its registrar) with its credentials,
+//!   as a back-end subscription (module `backend`).
+//!
+//! Every request of an account answers a `401`/`407` challenge once per challenge
+//! ([`crate::sip::digest_client`]); later requests carry credentials before being asked.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use super::{backoff, refresh_at, AgentTx};
+use crate::engine::authorization::presentity_key;
+use crate::engine::{AuthAction, Notification, Package, SubscribeRequest, SubscriptionId};
+use crate::error::Result;
+use crate::log;
+use crate::sip::builder::MessageBuilder;
+use crate::sip::digest_client::{DigestClient, Retry};
+use crate::sip::header::Contacts;
+use crate::sip::message::SipMessage;
+use crate::sip::route::NextHop;
+use crate::sip::server::{lock, ClientContext, Inner};
+use crate::uri::Uri;
+
+/// The target marking the internal subscription of an account's uplink publication.
+pub(crate) const UPLINK_TARGET: &[u8] = b"impp-uplink ";
+
+/// An account the server registers, publishes and subscribes for, as a user agent of
+/// another domain's server (the registrar). Its `Debug` form hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The address of record (`sip:alice@b.test`): the REGISTER's To, the identity of the
+    /// account's publications and subscriptions.
+    pub aor: Uri,
+    /// The digest user name.
+    pub username: String,
+    /// The digest password (kept in memory only).
+    pub password: String,
+    /// The registrar's transport address.
+    pub registrar: NextHop,
+    /// Where the account's other requests go, if not to the registrar.
+    pub outbound_proxy: Option<NextHop>,
+    /// Registration and publication expiry asked for, in seconds. Default 3600.
+    pub expires: u32,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("aor", &self.aor.to_string())
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .field("registrar", &self.registrar)
+            .field("outbound_proxy", &self.outbound_proxy)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+impl Account {
+    /// An account of `aor` with credentials `username`/`password` at `registrar`, no outbound
+    /// proxy, 3600 s expiry.
+    pub fn new(aor: Uri, username: &str, password: &str, registrar: NextHop) -> Account {
+        Account {
+            aor,
+            username: username.to_owned(),
+            password: password.to_owned(),
+            registrar,
+            outbound_proxy: None,
+            expires: 3600,
+        }
+    }
+
+    /// Where the account's requests other than REGISTER go.
+    pub fn next_hop(&self) -> NextHop {
+        self.outbound_proxy.unwrap_or(self.registrar)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing to do (not registered / nothing published).
+    Idle,
+    /// A request is due at this clock time.
+    Due(u64),
+    /// A request is on its way.
+    Sent,
+    /// Done; refreshed at this clock time.
+    Active(u64),
+}
+
+/// What a one-shot request of an account does with its final answer (`None`: no answer in
+/// time, status 408).
+pub(crate) type Done = Box<dyn FnOnce(&Inner, u16, Option<&SipMessage>) + Send>;
+
+/// A one-shot request of an account (such as a MESSAGE), for
+/// [`Inner::send_account_request`].
+#[derive(Debug, Clone)]
+pub(crate) struct AccountRequest {
+    /// Which account (index in `SipServerConfig::accounts`).
+    pub(crate) account: usize,
+    /// The method.
+    pub(crate) method: String,
+    /// The Request-URI.
+    pub(crate) request_uri: String,
+    /// The To header's value.
+    pub(crate) to: String,
+    /// More header fields (name, value).
+    pub(crate) extra: Vec<(String, String)>,
+    /// The body: (content type, bytes).
+    pub(crate) body: Option<(String, Vec<u8>)>,
+}
+
+/// A one-shot request kept until its final answer, so that it can be sent again with
+/// credentials.
+struct OneShot {
+    request: AccountRequest,
+    done: Option<Done>,
+    challenged: bool,
+}
+
+/// One account's state.
+pub(crate) struct AccountState {
+    /// Shared by the account's REGISTER, PUBLISH and one-shot requests (one realm).
+    digest: DigestClient,
+    reg_call_id: String,
+    reg_tag: String,
+    reg_cseq: u32,
+    reg_phase: Phase,
+    reg_failures: u32,
+    reg_expires: u32,
+    /// Whether the last REGISTER's 403 made us drop our credentials once already.
+    reg_reset: bool,
+    /// The internal subscription giving the account's composed presence.
+    uplink: Option<SubscriptionId>,
+    /// When the internal subscription is to be made or refreshed (clock ms).
+    uplink_due: u64,
+    /// The latest document to publish (`None`: nothing to publish).
+    body: Option<Arc<[u8]>>,
+    /// Whether `body` changed since the last PUBLISH was sent.
+    dirty: bool,
+    etag: Option<String>,
+    pub_phase: Phase,
+    pub_failures: u32,
+    pub_expires: u32,
+    pub_reset: bool,
+    pub_tag: String,
+}
+
+/// The accounts' state and their one-shot requests.
+#[derive(Default)]
+pub(crate) struct Accounts {
+    states: Vec<AccountState>,
+    /// Set when the server stops: nothing is started again.
+    stopped: bool,
+    one_shots: std::collections::HashMap<u64, OneShot>,
+    next_id: u64,
+}
+
+/// Which of an account's requests an answer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Register,
+    Publish,
+    /// Ending the registration or publication: the answer is not waited for.
+    Final,
+    OneShot(u64),
+}
+
+impl Inner {
+    /// The account whose address of record is `watcher`, and where its requests go.
+    pub(crate) fn account_route(&self, watcher: &Uri) -> Option<(usize, NextHop)> {
+        let key = presentity_key(watcher);
+        self.config
+            .accounts
+            .iter()
+            .position(|a| presentity_key(&a.aor) == key)
+            .map(|i| (i, self.config.accounts[i].next_hop()))
+    }
+
+    /// Fresh digest state for account `i`.
+    pub(crate) fn account_digest(&self, i: usize) -> Option<DigestClient> {
+        self.config
+            .accounts
+            .get(i)
+            .map(|a| DigestClient::new(&a.username, &a.password))
+    }
+
+    /// Starts the accounts: registration and uplink publication of each.
+    pub(crate) fn accounts_start(&self) {
+        let now = self.now();
+        let mut states = Vec::new();
+        for a in &self.config.accounts {
+            states.push(AccountState {
+                digest: DigestClient::new(&a.username, &a.password),
+                reg_call_id: format!("{}@impp", self.token()),
+                reg_tag: self.token(),
+                reg_cseq: 0,
+                reg_phase: Phase::Due(now),
+                reg_failures: 0,
+                reg_expires: a.expires,
+                reg_reset: false,
+                uplink: None,
+                uplink_due: now,
+                body: None,
+                dirty: false,
+                etag: None,
+                pub_phase: Phase::Idle,
+                pub_failures: 0,
+                pub_expires: a.expires,
+                pub_reset: false,
+                pub_tag: self.token(),
+            });
+        }
+        lock(&self.agent.accounts).states = states;
+        let Ok(engine) = self.engine() else { return };
+        // Internal subscriptions kept in the store by an earlier run are replaced.
+        for sub in engine.remote_subscriptions().unwrap_or_default() {
+            if sub.target.is_some_and(|t| t.starts_with(UPLINK_TARGET)) {
+                let _ = engine.unsubscribe(sub.id);
+            }
+        }
+        // The internal subscriptions are made by the timer thread (`accounts_tick`).
+    }
+
+    /// Makes (or refreshes) account `i`'s internal subscription. Called with the accounts'
+    /// lock held: the subscription's first notifications, handled on the events thread,
+    /// wait for it, so they find the subscription's id known.
+    fn follow_own_presence(&self, s: &mut AccountState, i: usize, now: u64) {
+        let Ok(engine) = self.engine() else { return };
+        let max = engine.config().subscription_expiry.max;
+        // Refreshed at half its life.
+        s.uplink_due = now + u64::from(max) * 500;
+        if let Some(id) = s.uplink {
+            if engine.refresh_subscription(id, max).is_ok() {
+                return;
+            }
+        }
+        let a = &self.config.accounts[i];
+        let mut request = SubscribeRequest::new(a.aor.clone(), a.aor.clone(), Package::Presence);
+        let mut target = UPLINK_TARGET.to_vec();
+        target.extend_from_slice(a.aor.to_string().as_bytes());
+        request.target = Some(target.into());
+        request.expires = Some(max);
+        match engine.subscribe(request) {
+            Ok(id) => {
+                s.uplink = Some(id);
+                // The account's own presence: nobody else decides.
+                let _ = engine.authorize(id, AuthAction::Allow);
+            }
+            Err(e) => {
+                log::warn!("account {}: cannot follow its presence: {e}", a.aor);
+                s.uplink_due = now + 60_000;
+            }
+        }
+    }
+
+    /// A notification of an internal subscription (`false`: not one).
+    pub(crate) fn uplink_notification(&self, n: &Notification) -> bool {
+        let mut accounts = lock(&self.agent.accounts);
+        let Some(i) = accounts
+            .states
+            .iter()
+            .position(|s| s.uplink == Some(n.subscription))
+        else {
+            return false;
+        };
+        let body: Option<Arc<[u8]>> = n.document.as_ref().map(|d| d.to_body().into_bytes().into());
+        if n.state.is_terminated() {
+            accounts.states[i].uplink = None;
+            return true;
+        }
+        let s = &mut accounts.states[i];
+        if s.body == body {
+            return true;
+        }
+        s.body = body;
+        s.dirty = true;
+        if s.pub_phase != Phase::Sent {
+            s.pub_phase = Phase::Due(0);
+            self.send_publish(&mut accounts, i);
+        }
+        true
+    }
+
+    /// A request of an account: start line, Via, Max-Forwards, User-Agent.
+    fn account_builder(
+        &self,
+        method: &str,
+        request_uri: &str,
+        hop: NextHop,
+    ) -> Result<(MessageBuilder, String)> {
+        let (mut b, branch) = self.new_request(method, request_uri, hop.proto, hop.addr)?;
+        b.header("User-Agent", &self.config.server_name)?;
+        Ok((b, branch))
+    }
+
+    fn send_register(&self, accounts: &mut Accounts, i: usize, expires: u32) {
+        let a = &self.config.accounts[i];
+        let hop = a.registrar;
+        let s = &mut accounts.states[i];
+        s.reg_cseq += 1;
+        let uri = format!("sip:{}", a.aor.host());
+        let authorization = s.digest.authorize("REGISTER", &uri);
+        let with_auth = authorization.is_some();
+        let local = self.local_for(hop.proto, hop.addr);
+        let contact = match hop.proto {
+            crate::sip::transport::Proto::Tcp => {
+                format!("<sip:{}@{local};transport=tcp>", a.username)
+            }
+            crate::sip::transport::Proto::Udp => format!("<sip:{}@{local}>", a.username),
+        };
+        let built = (|| -> Result<(String, Vec<u8>)> {
+            let (mut b, branch) = self.account_builder("REGISTER", &uri, hop)?;
+            b.header("From", &format!("<{}>;tag={}", a.aor, s.reg_tag))?;
+            b.header("To", &format!("<{}>", a.aor))?;
+            b.header("Call-ID", &s.reg_call_id)?;
+            b.header("CSeq", &format!("{} REGISTER", s.reg_cseq))?;
+            b.header("Contact", &contact)?;
+            b.header("Expires", &expires.to_string())?;
+            if let Some((name, value)) = &authorization {
+                b.header(name, value)?;
+            }
+            Ok((branch, b.build()))
+        })();
+        let purpose = if expires == 0 {
+            Purpose::Final
+        } else {
+            s.reg_phase = Phase::Sent;
+            Purpose::Register
+        };
+        match built {
+            Ok((branch, bytes)) => self.agent_send_request(
+                branch,
+                bytes,
+                hop.proto,
+                hop.addr,
+                ClientContext::Agent(AgentTx::Account {
+                    account: i,
+                    purpose,
+                    with_auth,
+                }),
+            ),
+            Err(e) => {
+                log::warn!("account {}: cannot build its REGISTER: {e}", a.aor);
+                s.reg_phase = Phase::Idle;
+            }
+        }
+    }
+
+    /// Sends the account's PUBLISH: the latest document (with `SIP-If-Match` when one is
+    /// published), a body-less refresh, or a removal when there is no document any more.
+    fn send_publish(&self, accounts: &mut Accounts, i: usize) {
+        let a = &self.config.accounts[i];
+        let hop = a.next_hop();
+        let s = &mut accounts.states[i];
+        let body = if s.dirty { s.body.clone() } else { None };
+        let removing = s.dirty && s.body.is_none();
+        if removing && s.etag.is_none() {
+            s.dirty = false;
+            s.pub_phase = Phase::Idle;
+            return;
+        }
+        if body.is_none() && !removing && s.etag.is_none() {
+            // A refresh of nothing: publish in full instead.
+            if s.body.is_none() {
+                s.pub_phase = Phase::Idle;
+                return;
+            }
+            s.dirty = true;
+            return self.send_publish(accounts, i);
+        }
+        let s = &mut accounts.states[i];
+        let expires = if removing { 0 } else { s.pub_expires };
+        let uri = a.aor.to_string();
+        let authorization = s.digest.authorize("PUBLISH", &uri);
+        let with_auth = authorization.is_some();
+        let built = (|| -> Result<(String, Vec<u8>)> {
+            let (mut b, branch) = self.account_builder("PUBLISH", &uri, hop)?;
+            b.header("From", &format!("<{}>;tag={}", a.aor, s.pub_tag))?;
+            b.header("To", &format!("<{}>", a.aor))?;
+            b.header("Call-ID", &format!("{}@impp", self.token()))?;
+            b.header("CSeq", "1 PUBLISH")?;
+            b.header("Event", Package::Presence.as_str())?;
+            b.header("Expires", &expires.to_string())?;
+            if let Some(etag) = &s.etag {
+                b.header("SIP-If-Match", etag)?;
+            }
+            if let Some((name, value)) = &authorization {
+                b.header(name, value)?;
+            }
+            if let Some(body) = &body {
+                b.body(Package::Presence.content_type(), body)?;
+            }
+            Ok((branch, b.build()))
+        })();
+        s.dirty = false;
+        s.pub_phase = Phase::Sent;
+        match built {
+            Ok((branch, bytes)) => self.agent_send_request(
+                branch,
+                bytes,
+                hop.proto,
+                hop.addr,
+                ClientContext::Agent(AgentTx::Account {
+                    account: i,
+                    purpose: Purpose::Publish,
+                    with_auth,
+                }),
+            ),
+            Err(e) => {
+                log::warn!("account {}: cannot build its PUBLISH: {e}", a.aor);
+                s.pub_phase = Phase::Idle;
+            }
+        }
+    }
+
+    /// Sends a one-shot request of an account (such as a MESSAGE) to its outbound proxy
+    /// (else its registrar), From its address of record with a fresh tag and Call-ID. A
+    /// `401`/`407` is answered once per challenge with the
+    /// account's credentials; the final answer (or 408 without one after a timeout) goes to
+    /// `done`. Errors: no such account, or a request that cannot be built.
+    #[allow(dead_code)] // the accounts' MESSAGE requests (not written yet) go through it
+    pub(crate) fn send_account_request(&self, request: AccountRequest, done: Done) -> Result<()> {
+        if request.account >= self.config.accounts.len() {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "no account {}",
+                request.account
+            )));
+        }
+        let mut accounts = lock(&self.agent.accounts);
+        accounts.next_id += 1;
+        let id = accounts.next_id;
+        accounts.one_shots.insert(
+            id,
+            OneShot {
+                request,
+                done: Some(done),
+                challenged: false,
+            },
+        );
+        let sent = self.send_one_shot(&mut accounts, id);
+        if sent.is_err() {
+            accounts.one_shots.remove(&id);
+        }
+        sent
+    }
+
+    fn send_one_shot(&self, accounts: &mut Accounts, id: u64) -> Result<()> {
+        let Accounts {
+            states, one_shots, ..
+        } = accounts;
+        let Some(r) = one_shots.get(&id).map(|o| &o.request) else {
+            return Ok(());
+        };
+        let a = &self.config.accounts[r.account];
+        let hop = a.next_hop();
+        let s = &mut states[r.account];
+        let authorization = s.digest.authorize(&r.method, &r.request_uri);
+        let with_auth = authorization.is_some();
+        let (mut b, branch) = self.account_builder(&r.method, &r.request_uri, hop)?;
+        b.header("From", &format!("<{}>;tag={}", a.aor, self.token()))?;
+        b.header("To", &r.to)?;
+        b.header("Call-ID", &format!("{}@impp", self.token()))?;
+        b.header("CSeq", &format!("1 {}", r.method))?;
+        for (name, value) in &r.extra {
+            b.header(name, value)?;
+        }
+        if let Some((name, value)) = &authorization {
+            b.header(name, value)?;
+        }
+        if let Some((ct, body)) = &r.body {
+            b.body(ct, body)?;
+        }
+        self.agent_send_request(
+            branch,
+            b.build(),
+            hop.proto,
+            hop.addr,
+            ClientContext::Agent(AgentTx::Account {
+                account: r.account,
+                purpose: Purpose::OneShot(id),
+                with_auth,
+            }),
+        );
+        Ok(())
+    }
+
+    /// The final answer to a request of account `i`.
+    pub(crate) fn account_response(
+        &self,
+        i: usize,
+        purpose: Purpose,
+        with_auth: bool,
+        status: u16,
+        response: Option<&SipMessage>,
+    ) {
+        let mut accounts = lock(&self.agent.accounts);
+        if i >= accounts.states.len() {
+            return;
+        }
+        let now = self.now();
+        let aor = &self.config.accounts[i].aor;
+        // A challenge: answered once per challenge, for whichever request it was.
+        let challenge = matches!(status, 401 | 407);
+        let again = if challenge {
+            let name = if status == 401 {
+                "WWW-Authenticate"
+            } else {
+                "Proxy-Authenticate"
+            };
+            let values = response.map(|r| r.headers(name).collect::<Vec<_>>());
+            let retry = accounts.states[i].digest.on_challenge(
+                status,
+                values.unwrap_or_default(),
+                with_auth,
+            );
+            match retry {
+                Retry::Again => true,
+                Retry::GiveUp(why) => {
+                    log::warn!("account {aor}: {why}");
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        match purpose {
+            Purpose::Final => {}
+            Purpose::OneShot(id) => {
+                if again {
+                    if let Some(r) = accounts.one_shots.get_mut(&id) {
+                        if !r.challenged || with_auth {
+                            r.challenged = true;
+                            match self.send_one_shot(&mut accounts, id) {
+                                Ok(()) => return,
+                                // Not sent again: the challenge is the final answer.
+                                Err(e) => log::warn!("account {aor}: cannot send again: {e}"),
+                            }
+                        }
+                    }
+                }
+                let Some(mut r) = accounts.one_shots.remove(&id) else {
+                    return;
+                };
+                drop(accounts);
+                if let Some(done) = r.done.take() {
+                    done(self, status, response);
+                }
+            }
+            Purpose::Register => {
+                let s = &mut accounts.states[i];
+                let expires = s.reg_expires;
+                match status {
+                    200..=299 => {
+                        let granted = response
+                            .and_then(|r| granted_contact_expires(r, &self.config.accounts[i]))
+                            .unwrap_or(s.reg_expires);
+                        s.reg_failures = 0;
+                        s.reg_reset = false;
+                        s.reg_phase = Phase::Active(refresh_at(&self.agent, now, granted));
+                        log::debug!("account {aor}: registered for {granted} s");
+                    }
+                    _ if again => self.send_register(&mut accounts, i, expires),
+                    403 if with_auth && !s.reg_reset => {
+                        // The registrar no longer knows our nonce (it restarted): start over
+                        // without credentials, once.
+                        s.reg_reset = true;
+                        s.digest.reset();
+                        self.send_register(&mut accounts, i, expires);
+                    }
+                    423 => {
+                        let min = response.and_then(|r| r.min_expires().ok().flatten());
+                        s.reg_expires = min.unwrap_or(s.reg_expires).max(s.reg_expires);
+                        s.reg_failures += 1;
+                        s.reg_phase = Phase::Due(now);
+                    }
+                    _ => {
+                        s.reg_failures += 1;
+                        s.reg_phase = Phase::Due(now + backoff(&self.agent, s.reg_failures));
+                        log::info!("account {aor}: REGISTER answered {status}; retry later");
+                    }
+                }
+            }
+            Purpose::Publish => {
+                let s = &mut accounts.states[i];
+                match status {
+                    200..=299 => {
+                        s.etag = response
+                            .and_then(|r| r.header("SIP-ETag"))
+                            .map(|t| t.trim().to_owned())
+                            .filter(|t| !t.is_empty());
+                        let granted = response
+                            .and_then(|r| r.expires().ok().flatten())
+                            .unwrap_or(s.pub_expires);
+                        s.pub_failures = 0;
+                        s.pub_reset = false;
+                        s.pub_phase = if s.dirty {
+                            Phase::Due(now)
+                        } else if s.etag.is_some() && granted > 0 {
+                            Phase::Active(refresh_at(&self.agent, now, granted))
+                        } else {
+                            Phase::Idle
+                        };
+                        if s.dirty {
+                            self.send_publish(&mut accounts, i);
+                        }
+                    }
+                    _ if again => {
+                        // The same content again (the body is still the latest).
+                        s.dirty = s.dirty || s.body.is_some() || s.etag.is_some();
+                        self.send_publish(&mut accounts, i);
+                    }
+                    412 => {
+                        // The registrar forgot our tag: publish the whole document again.
+                        log::debug!("account {aor}: entity tag refused; publishing in full");
+                        s.etag = None;
+                        s.dirty = s.body.is_some();
+                        self.send_publish(&mut accounts, i);
+                    }
+                    403 if with_auth && !s.pub_reset => {
+                        s.pub_reset = true;
+                        s.digest.reset();
+                        s.dirty = s.body.is_some();
+                        self.send_publish(&mut accounts, i);
+                    }
+                    _ => {
+                        s.pub_failures += 1;
+                        s.dirty = s.body.is_some();
+                        if status != 423 {
+                            s.etag = None;
+                        } else if let Some(min) =
+                            response.and_then(|r| r.min_expires().ok().flatten())
+                        {
+                            s.pub_expires = s.pub_expires.max(min);
+                        }
+                        s.pub_phase = Phase::Due(now + backoff(&self.agent, s.pub_failures));
+                        log::info!("account {aor}: PUBLISH answered {status}; retry later");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the accounts' due requests.
+    pub(crate) fn accounts_tick(&self, now: u64) {
+        let mut accounts = lock(&self.agent.accounts);
+        if accounts.stopped {
+            return;
+        }
+        for i in 0..accounts.states.len() {
+            if accounts.states[i].uplink_due <= now {
+                self.follow_own_presence(&mut accounts.states[i], i, now);
+            }
+            let s = &accounts.states[i];
+            if matches!(s.reg_phase, Phase::Due(at) | Phase::Active(at) if at <= now) {
+                let e = s.reg_expires;
+                self.send_register(&mut accounts, i, e);
+            }
+            let s = &mut accounts.states[i];
+            if matches!(s.pub_phase, Phase::Due(at) | Phase::Active(at) if at <= now) {
+                if matches!(s.pub_phase, Phase::Due(_)) {
+                    s.dirty = s.dirty || s.body.is_some();
+                }
+                self.send_publish(&mut accounts, i);
+            }
+        }
+    }
+
+    /// Ends every account's publication and registration, and its internal subscription.
+    pub(crate) fn accounts_stop(&self) {
+        let mut accounts = lock(&self.agent.accounts);
+        accounts.stopped = true;
+        let mut uplinks = Vec::new();
+        for i in 0..accounts.states.len() {
+            let s = &mut accounts.states[i];
+            uplinks.extend(s.uplink.take());
+            if s.etag.is_some() {
+                s.body = None;
+                s.dirty = true;
+                self.send_publish(&mut accounts, i);
+            }
+            let s = &mut accounts.states[i];
+            s.pub_phase = Phase::Idle;
+            if s.reg_phase != Phase::Idle {
+                self.send_register(&mut accounts, i, 0);
+                accounts.states[i].reg_phase = Phase::Idle;
+            }
+        }
+        drop(accounts);
+        if let Ok(engine) = self.engine() {
+            for id in uplinks {
+                let _ = engine.unsubscribe(id);
+            }
+        }
+    }
+
+    /// Whether account `i` is registered now (for tests and status displays).
+    pub(crate) fn account_registered(&self, i: usize) -> bool {
+        lock(&self.agent.accounts)
+            .states
+            .get(i)
+            .is_some_and(|s| matches!(s.reg_phase, Phase::Active(_)))
+    }
+}
+
+/// The expiry the registrar granted our contact: the `expires` parameter of our Contact in
+/// its answer (matched by user part), else its Expires header.
+fn granted_contact_expires(r: &SipMessage, account: &Account) -> Option<u32> {
+    if let Ok(Contacts::List(list)) = r.contact() {
+        for c in list {
+            let ours = c
+                .uri()
+                .ok()
+                .and_then(|u| u.user().map(|x| x == account.username))
+                .unwrap_or(false);
+            if ours {
+                if let Some(e) = c.params().value("expires").and_then(|v| v.parse().ok()) {
+                    return Some(e);
+                }
+            }
+        }
+    }
+    r.expires().ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Engine, EngineConfig};
+    use crate::sip::server::{SipServer, SipServerConfig};
+    use crate::sip::transport::{ListenAddr, Proto};
+    use crate::store::Credential;
+
+    #[test]
+    fn a_one_shot_request_answers_the_challenge_once() {
+        let b = std::sync::Arc::new(
+            Engine::new(EngineConfig {
+                domains: vec!["b.test".into()],
+                workers: 1,
+                ..EngineConfig::default()
+            })
+            .unwrap(),
+        );
+        for user in ["alice", "bob"] {
+            let uri: Uri = format!("sip:{user}@b.test").parse().unwrap();
+            b.set_user(Credential::new(uri, "b.test", &format!("{user}-pw")))
+                .unwrap();
+        }
+        let local = ListenAddr::udp("127.0.0.1:0".parse().unwrap());
+        let b_server = SipServer::start(b.clone(), SipServerConfig::new(vec![local])).unwrap();
+        let registrar = NextHop {
+            proto: Proto::Udp,
+            addr: b_server.local_addrs()[0].addr,
+        };
+        let c = std::sync::Arc::new(
+            Engine::new(EngineConfig {
+                domains: vec!["client.test".into()],
+                workers: 1,
+                ..EngineConfig::default()
+            })
+            .unwrap(),
+        );
+        let mut config = SipServerConfig::new(vec![local]);
+        let aor: Uri = "sip:alice@b.test".parse().unwrap();
+        config.accounts = vec![
+            Account::new(aor.clone(), "alice", "alice-pw", registrar),
+            Account::new(aor, "alice", "wrong", registrar),
+        ];
+        assert!(!format!("{:?}", config.accounts[0]).contains("alice-pw"));
+        let client = SipServer::start(c, config).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for account in [0, 1] {
+            let tx = tx.clone();
+            let request = AccountRequest {
+                account,
+                method: "MESSAGE".into(),
+                request_uri: "sip:bob@b.test".into(),
+                to: "<sip:bob@b.test>".into(),
+                extra: Vec::new(),
+                body: Some(("text/plain".into(), b"hello".to_vec())),
+            };
+            client
+                .inner()
+                .send_account_request(
+                    request,
+                    Box::new(move |_, status, _| {
+                        let _ = tx.send((account, status));
+                    }),
+                )
+                .unwrap();
+        }
+        let mut answers: Vec<(usize, u16)> = (0..2)
+            .map(|_| rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap())
+            .collect();
+        answers.sort();
+        // Stored for bob (offline): 202. The wrong password is refused, not retried forever.
+        assert_eq!(answers[0], (0, 202));
+        assert_eq!(answers[1].0, 1);
+        assert!(matches!(answers[1].1, 401 | 403), "{answers:?}");
+        let bad = AccountRequest {
+            account: 7,
+            method: "MESSAGE".into(),
+            request_uri: "sip:bob@b.test".into(),
+            to: "<sip:bob@b.test>".into(),
+            extra: Vec::new(),
+            body: None,
+        };
+        assert!(client
+            .inner()
+            .send_account_request(bad, Box::new(|_, _, _| {}))
+            .is_err());
+    }
+}

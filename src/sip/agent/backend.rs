@@ -1,0 +1,818 @@
+//! Back-end subscriptions (RFC 6665 subscriber side): one SUBSCRIBE dialog per remote
+//! (presentity, package) with local watchers, towards the next hop of the presentity's
+//! domain.
+//!
+//! - Created with the first local watcher (an engine subscription that is not terminated),
+//!   ended (`Expires: 0`) with the last one.
+//! - Refreshed in its dialog before it expires (see [`super::refresh_at`]).
+//! - A failure (`481`, a timeout, an error answer, or a NOTIFY saying `terminated` with
+//!   `deactivated`, `timeout` or `probation`) starts a new dialog after a back-off
+//!   ([`super::backoff`]). `rejected` ends the local subscriptions of the watcher the dialog
+//!   was made for (the remote rules are per watcher) and a new dialog is made in the name of
+//!   another watcher; `noresource` and `giveup` end every local watcher's subscription with
+//!   the same reason.
+//! - Each NOTIFY is answered `200` and mirrored into the engine as the presentity's
+//!   publication: published on the first document, modified after, removed when the remote
+//!   side sends no document (pending) or ends the dialog.
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+
+use super::{backoff, refresh_at, AgentTx};
+use crate::engine::{
+    authorization::presentity_key, AuthAction, Event, Package, SubscriptionId, TerminationReason,
+};
+use crate::error::{Error, Result};
+use crate::log;
+use crate::sip::digest_client::{DigestClient, Retry};
+use crate::sip::header::Contacts;
+use crate::sip::message::SipMessage;
+use crate::sip::route::NextHop;
+use crate::sip::server::{lock, ClientContext, Inner, Reply, Request};
+use crate::uri::Uri;
+
+/// How long a dialog nobody watches any more is remembered, so that its last NOTIFYs are
+/// answered `200` rather than `481` and a late `200` to its SUBSCRIBE still ends it.
+const CLOSING_MS: u64 = 32_000;
+
+/// A back-end subscription's identity: the presentity (its key), the package, and the
+/// account whose proxy and credentials it uses (`None`: the domain's route).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Key {
+    presentity: String,
+    package: Package,
+    account: Option<usize>,
+}
+
+/// The subscriber's side of a dialog.
+#[derive(Debug, Clone)]
+struct Dialog {
+    call_id: String,
+    local_tag: String,
+    /// The notifier's tag, once its answer or first NOTIFY came.
+    remote_tag: Option<String>,
+    /// Our identity (From URI).
+    from: String,
+    /// The Request-URI of in-dialog requests (the notifier's Contact once known).
+    remote_target: String,
+    /// CSeq of our last SUBSCRIBE.
+    cseq: u32,
+    /// CSeq of the last NOTIFY accepted.
+    remote_cseq: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// A SUBSCRIBE is due at this clock time (a new dialog when there is none).
+    Due(u64),
+    /// A SUBSCRIBE is on its way.
+    Sent,
+    /// Subscribed; refreshed at this clock time.
+    Active(u64),
+}
+
+struct Backend {
+    presentity: Uri,
+    package: Package,
+    /// The local subscriptions served, with their watcher.
+    watchers: BTreeMap<SubscriptionId, Uri>,
+    hop: NextHop,
+    dialog: Option<Dialog>,
+    phase: Phase,
+    /// The entity tag of the mirrored publication in the local engine.
+    etag: Option<String>,
+    /// Consecutive failures (for the back-off).
+    failures: u32,
+    /// Expiry asked for (seconds); raised by a `423`'s Min-Expires.
+    expires: u32,
+    /// The account's credentials, for a back-end of an account.
+    auth: Option<DigestClient>,
+    /// Watcher identities (keys) the notifier rejected: not used as the From of a new
+    /// dialog, and their local subscriptions end as rejected.
+    refused: HashSet<String>,
+}
+
+/// A dialog ended locally whose notifier may still send or answer.
+struct Closing {
+    dialog: Dialog,
+    hop: NextHop,
+    until: u64,
+}
+
+/// A back-end subscription's next timed step, ordered soonest first in a max-heap.
+struct Wake(u64, Key);
+
+impl PartialEq for Wake {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Wake {}
+impl PartialOrd for Wake {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Wake {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.0.cmp(&self.0)
+    }
+}
+
+/// The back-end subscriptions.
+#[derive(Default)]
+pub(crate) struct Backends {
+    by_key: HashMap<Key, Backend>,
+    by_local: HashMap<SubscriptionId, Key>,
+    by_call_id: HashMap<String, Key>,
+    closing: HashMap<String, Closing>,
+    /// When each back-end has something to do, so that the timer thread (every 20 ms) looks
+    /// only at what is due rather than at every back-end. An entry whose back-end changed
+    /// its plan since is skipped when it comes up.
+    wakes: BinaryHeap<Wake>,
+}
+
+impl Backends {
+    /// Records the timed step of back-end `key` (after its phase was set).
+    fn schedule(&mut self, key: &Key) {
+        let at = match self.by_key.get(key).map(|b| b.phase) {
+            Some(Phase::Due(at)) | Some(Phase::Active(at)) if at != u64::MAX => at,
+            _ => return,
+        };
+        self.wakes.push(Wake(at, key.clone()));
+    }
+
+    /// (back-end subscriptions, local watchers).
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.by_key.len() as u64, self.by_local.len() as u64)
+    }
+}
+
+/// What to do after the table's lock is released.
+enum After {
+    Nothing,
+    Terminate(Vec<SubscriptionId>, TerminationReason),
+}
+
+impl Inner {
+    /// Where the back-end subscription of `watcher` to `presentity` goes, if it is one:
+    /// federation on, a domain the engine does not own, a publishable package, and a route
+    /// (the watcher's account, else the domain's route).
+    fn backend_route(
+        &self,
+        watcher: &Uri,
+        presentity: &Uri,
+        package: Package,
+    ) -> Option<(Option<usize>, NextHop)> {
+        if !self.config.federate || !package.is_publishable() {
+            return None;
+        }
+        let engine = self.engine().ok()?;
+        if engine.config().owns(presentity) {
+            return None;
+        }
+        if let Some((i, hop)) = self.account_route(watcher) {
+            // An account watching itself sees what it publishes from here: mirroring the
+            // registrar's view of it back would loop into the uplink publication.
+            if presentity_key(watcher) == presentity_key(presentity) {
+                return None;
+            }
+            return Some((Some(i), hop));
+        }
+        self.config
+            .routes
+            .lookup(presentity.host())
+            .map(|hop| (None, hop))
+    }
+
+    /// A subscription of a remote watcher restored from the store after a restart: if it is a
+    /// local watcher of a remote presentity, its back-end subscription is made again.
+    pub(crate) fn agent_restored(&self, sub: &crate::engine::SubscriptionInfo) {
+        if !sub.state.is_terminated() {
+            self.local_watcher(sub.id, &sub.watcher, &sub.presentity, sub.package);
+        }
+    }
+
+    /// Whether a SUBSCRIBE from `watcher` to the non-owned `presentity` is served here with a
+    /// back-end subscription (rather than refused or forwarded): the watcher must be a user
+    /// of an owned domain.
+    pub(crate) fn federates(&self, watcher: &Uri, presentity: &Uri, package: Package) -> bool {
+        let Ok(engine) = self.engine() else {
+            return false;
+        };
+        engine.config().owns(watcher) && self.backend_route(watcher, presentity, package).is_some()
+    }
+
+    /// The agent's part of an engine event; `true` when it is consumed (the application does
+    /// not see it).
+    pub(crate) fn agent_event(&self, event: &Event) -> bool {
+        match event {
+            Event::SubscriptionStateChanged {
+                subscription,
+                watcher,
+                presentity,
+                package,
+                state,
+            } => {
+                if state.is_terminated() {
+                    self.local_watcher_gone(*subscription);
+                } else {
+                    self.local_watcher(*subscription, watcher, presentity, *package);
+                }
+                false
+            }
+            Event::AuthorizationRequested {
+                subscription,
+                watcher,
+                presentity,
+                package,
+            } => {
+                // The remote domain decides who may see its presentities; without a local
+                // rule for this one, the local watcher is let through.
+                if self.backend_route(watcher, presentity, *package).is_none() {
+                    return false;
+                }
+                let Ok(engine) = self.engine() else {
+                    return false;
+                };
+                if !engine
+                    .rules(presentity)
+                    .map(|r| r.is_empty())
+                    .unwrap_or(false)
+                {
+                    return false;
+                }
+                if let Err(e) = engine.authorize(*subscription, AuthAction::Allow) {
+                    log::debug!("subscription {subscription}: cannot allow: {e}");
+                    return false;
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn local_watcher(&self, id: SubscriptionId, watcher: &Uri, presentity: &Uri, package: Package) {
+        let Some((account, hop)) = self.backend_route(watcher, presentity, package) else {
+            return;
+        };
+        let key = Key {
+            presentity: presentity_key(presentity),
+            package,
+            account,
+        };
+        let mut table = lock(&self.agent.backends);
+        if table.by_local.contains_key(&id) {
+            return; // a state change of a watcher already counted (pending → active)
+        }
+        table.by_local.insert(id, key.clone());
+        let now = self.now();
+        let expires = self.config.backend_expires;
+        let auth = account.and_then(|i| self.account_digest(i));
+        let backend = table.by_key.entry(key.clone()).or_insert_with(|| {
+            log::debug!("federation: first local watcher of {presentity} ({package})");
+            Backend {
+                presentity: presentity.clone(),
+                package,
+                watchers: BTreeMap::new(),
+                hop,
+                dialog: None,
+                phase: Phase::Due(now),
+                etag: None,
+                failures: 0,
+                expires,
+                auth,
+                refused: HashSet::new(),
+            }
+        });
+        if account.is_none() && backend.refused.contains(&presentity_key(watcher)) {
+            // The remote domain refused this watcher already.
+            drop(table);
+            if let Ok(engine) = self.engine() {
+                let _ = engine.terminate_subscription(id, TerminationReason::Rejected);
+            }
+            return;
+        }
+        backend.watchers.insert(id, watcher.clone());
+        // New, or refused for the watchers before (they are being ended): this one asks
+        // again for itself.
+        let start = matches!(backend.phase, Phase::Due(at) if at == now || at == u64::MAX);
+        if start && backend.dialog.is_none() {
+            self.send_subscribe(&mut table, &key);
+        }
+    }
+
+    fn local_watcher_gone(&self, id: SubscriptionId) {
+        let mut table = lock(&self.agent.backends);
+        let Some(key) = table.by_local.remove(&id) else {
+            return;
+        };
+        let Some(backend) = table.by_key.get_mut(&key) else {
+            return;
+        };
+        backend.watchers.remove(&id);
+        if !backend.watchers.is_empty() {
+            return;
+        }
+        let backend = table.by_key.remove(&key).expect("present");
+        log::debug!(
+            "federation: last local watcher of {} ({}) gone",
+            backend.presentity,
+            backend.package
+        );
+        if let Some(etag) = &backend.etag {
+            if let Ok(engine) = self.engine() {
+                let _ = engine.remove_publication(etag);
+            }
+        }
+        if let Some(dialog) = backend.dialog {
+            table.by_call_id.remove(&dialog.call_id);
+            let mut closing = Closing {
+                dialog,
+                hop: backend.hop,
+                until: self.now() + CLOSING_MS,
+            };
+            // Without the notifier's tag the SUBSCRIBE is not answered yet: the answer ends
+            // it (see `agent_response`).
+            if closing.dialog.remote_tag.is_some() {
+                self.send_unsubscribe(&mut closing, &backend.presentity, backend.package);
+            }
+            table
+                .closing
+                .insert(closing.dialog.call_id.clone(), closing);
+        }
+    }
+
+    /// Sends the SUBSCRIBE the back-end `key` is due: in its dialog, or a new one.
+    fn send_subscribe(&self, table: &mut Backends, key: &Key) {
+        let Some(b) = table.by_key.get_mut(key) else {
+            return;
+        };
+        if b.dialog.is_none() {
+            let Some(from) = b
+                .watchers
+                .values()
+                .find(|w| !b.refused.contains(&presentity_key(w)))
+                .map(|w| account_or(&self.config, key.account, w))
+            else {
+                // Every watcher left was refused; their subscriptions are ending.
+                b.phase = Phase::Due(u64::MAX);
+                return;
+            };
+            let call_id = format!("{}@impp", self.token());
+            table.by_call_id.insert(call_id.clone(), key.clone());
+            b.dialog = Some(Dialog {
+                call_id,
+                local_tag: self.token(),
+                remote_tag: None,
+                from,
+                remote_target: b.presentity.to_string(),
+                cseq: 0,
+                remote_cseq: 0,
+            });
+        }
+        let d = b.dialog.as_mut().expect("set above");
+        d.cseq += 1;
+        let authorization = b
+            .auth
+            .as_mut()
+            .and_then(|a| a.authorize("SUBSCRIBE", &d.remote_target));
+        let built =
+            self.subscribe_request(d, &b.presentity, b.package, b.expires, b.hop, authorization);
+        b.phase = Phase::Sent;
+        let with_auth = built.as_ref().is_ok_and(|(_, _, a)| *a);
+        match built.map(|(branch, bytes, _)| (branch, bytes)) {
+            Ok((branch, bytes)) => {
+                self.agent.subscribes_sent.fetch_add(1, Ordering::Relaxed);
+                let context = ClientContext::Agent(AgentTx::Subscribe {
+                    key: key.clone(),
+                    call_id: d.call_id.clone(),
+                    with_auth,
+                });
+                self.agent_send_request(branch, bytes, b.hop.proto, b.hop.addr, context);
+            }
+            Err(e) => {
+                log::warn!(
+                    "federation: cannot build a SUBSCRIBE for {}: {e}",
+                    b.presentity
+                );
+                b.failures += 1;
+                b.phase = Phase::Due(self.now() + backoff(&self.agent, b.failures));
+                table.schedule(key);
+            }
+        }
+    }
+
+    fn send_unsubscribe(&self, closing: &mut Closing, presentity: &Uri, package: Package) {
+        closing.dialog.cseq += 1;
+        match self.subscribe_request(&closing.dialog, presentity, package, 0, closing.hop, None) {
+            Ok((branch, bytes, _)) => {
+                self.agent.subscribes_sent.fetch_add(1, Ordering::Relaxed);
+                self.agent_send_request(
+                    branch,
+                    bytes,
+                    closing.hop.proto,
+                    closing.hop.addr,
+                    ClientContext::Agent(AgentTx::Unsubscribe),
+                );
+            }
+            Err(e) => log::debug!("federation: cannot build an unsubscribe: {e}"),
+        }
+    }
+
+    fn subscribe_request(
+        &self,
+        d: &Dialog,
+        presentity: &Uri,
+        package: Package,
+        expires: u32,
+        hop: NextHop,
+        authorization: Option<(&'static str, String)>,
+    ) -> Result<(String, Vec<u8>, bool)> {
+        let (mut b, branch) =
+            self.new_request("SUBSCRIBE", &d.remote_target, hop.proto, hop.addr)?;
+        b.header("From", &format!("<{}>;tag={}", d.from, d.local_tag))?;
+        match &d.remote_tag {
+            Some(tag) => b.header("To", &format!("<{presentity}>;tag={tag}"))?,
+            None => b.header("To", &format!("<{presentity}>"))?,
+        };
+        b.header("Call-ID", &d.call_id)?;
+        b.header("CSeq", &format!("{} SUBSCRIBE", d.cseq))?;
+        b.header("Contact", &self.contact_for(hop.proto, hop.addr))?;
+        b.header("Event", package.as_str())?;
+        b.header("Accept", package.content_type())?;
+        b.header("Expires", &expires.to_string())?;
+        b.header("User-Agent", &self.config.server_name)?;
+        let with_auth = authorization.is_some();
+        if let Some((name, value)) = authorization {
+            b.header(name, &value)?;
+        }
+        Ok((branch, b.build(), with_auth))
+    }
+
+    /// The final answer to a SUBSCRIBE of the agent (`None`: no answer in time, 408).
+    pub(crate) fn backend_response(&self, tx: AgentTx, status: u16, response: Option<&SipMessage>) {
+        let AgentTx::Subscribe {
+            key,
+            call_id,
+            with_auth,
+        } = tx
+        else {
+            return;
+        };
+        let mut table = lock(&self.agent.backends);
+        let now = self.now();
+        let current = table
+            .by_key
+            .get(&key)
+            .and_then(|b| b.dialog.as_ref())
+            .is_some_and(|d| d.call_id == call_id);
+        if !current {
+            // A dialog already ended here: a late success is ended at once.
+            if (200..300).contains(&status) {
+                if let (Some(mut closing), Some(r)) = (table.closing.remove(&call_id), response) {
+                    if closing.dialog.remote_tag.is_none() {
+                        closing.dialog.remote_tag =
+                            r.to().ok().and_then(|t| t.tag().map(str::to_owned));
+                        let presentity = Uri::parse(&closing.dialog.remote_target).ok();
+                        if let Some(p) = presentity {
+                            self.send_unsubscribe(&mut closing, &p, key.package);
+                        }
+                    }
+                    table.closing.insert(call_id, closing);
+                }
+            }
+            return;
+        }
+        let agent = &self.agent;
+        let b = table.by_key.get_mut(&key).expect("checked above");
+        match status {
+            200..=299 => {
+                let d = b.dialog.as_mut().expect("checked above");
+                if let Some(r) = response {
+                    if d.remote_tag.is_none() {
+                        d.remote_tag = r.to().ok().and_then(|t| t.tag().map(str::to_owned));
+                    }
+                    if let Ok(Contacts::List(list)) = r.contact() {
+                        if let Some(c) = list.first() {
+                            d.remote_target = c.uri_text().to_string();
+                        }
+                    }
+                }
+                let granted = response
+                    .and_then(|r| r.expires().ok().flatten())
+                    .unwrap_or(b.expires);
+                b.failures = 0;
+                // The mirrored publication lives as long as the subscription does: each
+                // refresh extends it (to the engine's maximum), so a remote state that does
+                // not change for a long time does not expire here.
+                if let (Some(etag), Ok(engine)) = (&b.etag, self.engine()) {
+                    match engine.refresh_publication(etag, u32::MAX) {
+                        Ok(etag) => b.etag = Some(etag),
+                        Err(e) => {
+                            log::debug!("federation: mirror of {} not extended: {e}", b.presentity)
+                        }
+                    }
+                }
+                b.phase = if granted == 0 {
+                    Phase::Due(now + backoff(agent, 1))
+                } else {
+                    Phase::Active(refresh_at(agent, now, granted))
+                };
+            }
+            401 | 407 => {
+                let retry = match (&mut b.auth, response) {
+                    (Some(auth), Some(r)) => {
+                        let name = if status == 401 {
+                            "WWW-Authenticate"
+                        } else {
+                            "Proxy-Authenticate"
+                        };
+                        auth.on_challenge(status, r.headers(name), with_auth)
+                    }
+                    _ => Retry::GiveUp("no credentials for this domain".into()),
+                };
+                match retry {
+                    Retry::Again => {
+                        b.phase = Phase::Due(now);
+                        self.send_subscribe(&mut table, &key);
+                    }
+                    Retry::GiveUp(why) => {
+                        log::warn!("federation: SUBSCRIBE to {} refused: {why}", b.presentity);
+                        self.backend_failed(&mut table, &key, status);
+                    }
+                }
+            }
+            423 => {
+                let min = response.and_then(|r| r.min_expires().ok().flatten());
+                match min {
+                    Some(min) if min > b.expires => {
+                        b.expires = min;
+                        b.phase = Phase::Due(now);
+                        self.send_subscribe(&mut table, &key);
+                    }
+                    _ => self.backend_failed(&mut table, &key, status),
+                }
+            }
+            _ => self.backend_failed(&mut table, &key, status),
+        }
+        table.schedule(&key);
+    }
+
+    /// A back-end dialog failed (`status`: the answer, 408 for none): a new one after a
+    /// back-off.
+    fn backend_failed(&self, table: &mut Backends, key: &Key, status: u16) {
+        let Some(b) = table.by_key.get_mut(key) else {
+            return;
+        };
+        self.agent.failures.fetch_add(1, Ordering::Relaxed);
+        b.failures += 1;
+        log::debug!(
+            "federation: subscription to {} failed ({status}); retry #{}",
+            b.presentity,
+            b.failures
+        );
+        if status == 403 {
+            // Credentials refused outright: perhaps the server restarted and no longer knows
+            // our nonce. The next attempt starts without them (and is challenged afresh).
+            if let Some(auth) = b.auth.as_mut() {
+                auth.reset();
+            }
+        }
+        if let Some(d) = b.dialog.take() {
+            table.by_call_id.remove(&d.call_id);
+        }
+        // The notifier forgot the dialog (481): the state it gave is still the latest known
+        // and a new dialog is tried at once. Otherwise the remote state is unknown now.
+        let b = table.by_key.get_mut(key).expect("present");
+        if status != 481 {
+            if let (Some(etag), Ok(engine)) = (b.etag.take(), self.engine()) {
+                let _ = engine.remove_publication(&etag);
+            }
+        }
+        let wait = if status == 481 && b.failures == 1 {
+            0
+        } else {
+            backoff(&self.agent, b.failures)
+        };
+        b.phase = Phase::Due(self.now() + wait);
+        table.schedule(key);
+    }
+
+    /// A NOTIFY: in a back-end dialog it is answered `200` and mirrored; `481` otherwise.
+    pub(crate) fn agent_notify(&self, request: &Request) -> Result<Option<Reply>> {
+        let m = &request.message;
+        let call_id = m.call_id()?.to_string();
+        let to_tag = m.to()?.tag().unwrap_or_default().to_string();
+        let from_tag = m.from()?.tag().map(str::to_owned);
+        let cseq = m.cseq()?.seq;
+        let mut table = lock(&self.agent.backends);
+        let key = table.by_call_id.get(&call_id).cloned();
+        let Some(key) = key else {
+            let closing = table
+                .closing
+                .get(&call_id)
+                .is_some_and(|c| c.dialog.local_tag == to_tag);
+            return Ok(Some(if closing {
+                self.reply(request, 200, "OK")
+            } else {
+                self.reply(request, 481, "Subscription Does Not Exist")
+            }));
+        };
+        let engine = self.engine()?;
+        let b = table.by_key.get_mut(&key).expect("indexed");
+        let Some(d) = b.dialog.as_mut().filter(|d| d.local_tag == to_tag) else {
+            return Ok(Some(self.reply(
+                request,
+                481,
+                "Subscription Does Not Exist",
+            )));
+        };
+        if d.remote_tag.is_some() && d.remote_tag != from_tag {
+            return Ok(Some(self.reply(
+                request,
+                481,
+                "Subscription Does Not Exist",
+            )));
+        }
+        if cseq <= d.remote_cseq {
+            return Ok(Some(self.reply(
+                request,
+                500,
+                "Server Internal Error (CSeq out of order)",
+            )));
+        }
+        let Some(state) = m.subscription_state()? else {
+            return Ok(Some(self.reply(
+                request,
+                400,
+                "Bad Request (no Subscription-State)",
+            )));
+        };
+        let document = if m.body().is_empty() {
+            None
+        } else {
+            let text = std::str::from_utf8(m.body())
+                .map_err(|_| Error::Malformed("NOTIFY body is not UTF-8".into()))?;
+            Some(b.package.parse(text, &engine.config().limits)?)
+        };
+        // Checked: the NOTIFY is taken.
+        self.agent.notifies_received.fetch_add(1, Ordering::Relaxed);
+        d.remote_cseq = cseq;
+        if d.remote_tag.is_none() {
+            d.remote_tag = from_tag;
+        }
+        if let Ok(Contacts::List(list)) = m.contact() {
+            if let Some(c) = list.first() {
+                d.remote_target = c.uri_text().to_string();
+            }
+        }
+        let terminated = state.state().eq_ignore_ascii_case("terminated");
+        let active = state.state().eq_ignore_ascii_case("active");
+        match (active, document) {
+            (true, Some(doc)) => {
+                let etag = match &b.etag {
+                    Some(etag) => match engine.modify_publication(etag, doc.clone()) {
+                        Err(Error::UnknownEntityTag(_)) => {
+                            engine.publish(&b.presentity, doc, Some(u32::MAX))
+                        }
+                        other => other,
+                    },
+                    None => engine.publish(&b.presentity, doc, Some(u32::MAX)),
+                };
+                match etag {
+                    Ok(etag) => b.etag = Some(etag),
+                    Err(e) => log::warn!("federation: cannot mirror {}: {e}", b.presentity),
+                }
+            }
+            _ => {
+                if let Some(etag) = b.etag.take() {
+                    let _ = engine.remove_publication(&etag);
+                }
+            }
+        }
+        let mut after = After::Nothing;
+        if terminated {
+            let reason = state.reason().unwrap_or("").to_ascii_lowercase();
+            let retry_after = state.retry_after();
+            let refused_from = b.dialog.as_ref().map(|d| d.from.clone());
+            if let Some(d) = b.dialog.take() {
+                table.by_call_id.remove(&d.call_id);
+            }
+            let b = table.by_key.get_mut(&key).expect("present");
+            let ended = match reason.as_str() {
+                "rejected" => Some(TerminationReason::Rejected),
+                "noresource" => Some(TerminationReason::Noresource),
+                "giveup" => Some(TerminationReason::Giveup),
+                _ => None,
+            };
+            match ended {
+                // Only the identity the dialog was made with was refused (the remote
+                // domain's rules are per watcher): its local subscriptions end, and the
+                // others get a new dialog in the name of one of them.
+                Some(TerminationReason::Rejected) if key.account.is_none() => {
+                    let refused = refused_from
+                        .and_then(|f| Uri::parse(&f).ok())
+                        .map(|u| presentity_key(&u))
+                        .unwrap_or_default();
+                    let ids: Vec<SubscriptionId> = b
+                        .watchers
+                        .iter()
+                        .filter(|(_, w)| presentity_key(w) == refused)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    b.refused.insert(refused);
+                    let others = b
+                        .watchers
+                        .values()
+                        .any(|w| !b.refused.contains(&presentity_key(w)));
+                    b.phase = Phase::Due(if others { self.now() } else { u64::MAX });
+                    after = After::Terminate(ids, TerminationReason::Rejected);
+                }
+                Some(reason) => {
+                    b.phase = Phase::Due(u64::MAX);
+                    after = After::Terminate(b.watchers.keys().copied().collect(), reason);
+                }
+                None => {
+                    self.agent.failures.fetch_add(1, Ordering::Relaxed);
+                    b.failures += 1;
+                    let wait = match retry_after {
+                        Some(s) => u64::from(s) * 1000,
+                        None if reason == "probation" => backoff(&self.agent, b.failures.max(3)),
+                        // deactivated / timeout: subscribe again at once (RFC 6665 §4.1.3).
+                        None if b.failures == 1 => 0,
+                        None => backoff(&self.agent, b.failures),
+                    };
+                    b.phase = Phase::Due(self.now() + wait);
+                }
+            }
+        } else if let (Phase::Active(at), Some(expires)) = (b.phase, state.expires()) {
+            // The notifier may shorten the subscription (RFC 6665 §4.1.2.3).
+            let limit = refresh_at(&self.agent, self.now(), expires);
+            if limit < at {
+                b.phase = Phase::Active(limit);
+            }
+        }
+        table.schedule(&key);
+        drop(table);
+        if let After::Terminate(ids, reason) = after {
+            for id in ids {
+                let _ = engine.terminate_subscription(id, reason);
+            }
+        }
+        Ok(Some(self.reply(request, 200, "OK")))
+    }
+
+    /// Runs the due SUBSCRIBEs (new dialogs, refreshes, retries).
+    pub(crate) fn backend_tick(&self, now: u64) {
+        let mut table = lock(&self.agent.backends);
+        while table.wakes.peek().is_some_and(|w| w.0 <= now) {
+            let Wake(_, key) = table.wakes.pop().expect("peeked");
+            let due = table.by_key.get(&key).is_some_and(|b| match b.phase {
+                Phase::Due(at) | Phase::Active(at) => at <= now,
+                Phase::Sent => false,
+            });
+            if due {
+                self.send_subscribe(&mut table, &key);
+            }
+        }
+        if !table.closing.is_empty() {
+            table.closing.retain(|_, c| c.until > now);
+        }
+    }
+
+    /// Ends every back-end dialog (`Expires: 0`), for a server stopping.
+    pub(crate) fn backend_stop(&self) {
+        let mut table = lock(&self.agent.backends);
+        let backends: Vec<Backend> = table.by_key.drain().map(|(_, b)| b).collect();
+        table.by_local.clear();
+        table.by_call_id.clear();
+        table.wakes.clear();
+        for b in backends {
+            if let (Some(etag), Ok(engine)) = (&b.etag, self.engine()) {
+                let _ = engine.remove_publication(etag);
+            }
+            if let Some(dialog) = b.dialog.filter(|d| d.remote_tag.is_some()) {
+                let mut closing = Closing {
+                    dialog,
+                    hop: b.hop,
+                    until: 0,
+                };
+                self.send_unsubscribe(&mut closing, &b.presentity, b.package);
+            }
+        }
+    }
+}
+
+/// The From URI of a back-end dialog: the account's address of record, else the watcher.
+fn account_or(
+    config: &crate::sip::server::SipServerConfig,
+    account: Option<usize>,
+    watcher: &Uri,
+) -> String {
+    account
+        .and_then(|i| config.accounts.get(i))
+        .map_or_else(|| watcher.to_string(), |a| a.aor.to_string())
+}
+
+use std::sync::atomic::Ordering;

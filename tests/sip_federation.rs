@@ -1,0 +1,717 @@
+//! Federation ("distribute state", DESIGN §5): two servers, a.test and b.test, each an engine
+//! with a SIP server on loopback and a route to the other. Watchers in a.test of presentities
+//! in b.test share one back-end subscription per presentity: b.test holds one subscription
+//! per presentity whatever the number of watchers in a.test, sends one NOTIFY per change
+//! across the boundary, and a.test fans it out to its own watchers.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use impp::engine::{
+    AuthAction, Engine, EngineConfig, Event, ExpiryBounds, Package, SubscribeRequest,
+    SubscriptionId, TerminationReason,
+};
+use impp::sip::digest_client::{DigestClient, Retry};
+use impp::sip::route::{NextHop, Route, RouteTable};
+use impp::sip::server::{SipServer, SipServerConfig};
+use impp::sip::transport::{ListenAddr, Proto};
+use impp::sip::{SipLimits, SipMessage, Transport};
+use impp::store::{Credential, MemoryStore};
+use impp::uri::Uri;
+
+/// What the application of a.test saw: per subscription, the bodies of its notifications.
+type Seen = Arc<Mutex<HashMap<SubscriptionId, Vec<String>>>>;
+
+struct Domain {
+    engine: Arc<Engine>,
+    server: SipServer,
+    seen: Seen,
+}
+
+/// A port free for UDP and TCP on loopback (bound and released; the server binds it right
+/// after).
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn uri(text: &str) -> Uri {
+    text.parse().unwrap()
+}
+
+fn pidf(entity: &str, note: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"{entity}\"><tuple id=\"t1\"><status><basic>open</basic></status><note>{note}</note></tuple></presence>"
+    )
+}
+
+impl Domain {
+    /// `domain` on UDP `port`, with a route for `peer_domain` to `peer_port`.
+    fn start(
+        domain: &str,
+        port: u16,
+        peer_domain: &str,
+        peer_port: u16,
+        policy: AuthAction,
+        tweak: impl FnOnce(&mut SipServerConfig),
+    ) -> Domain {
+        Domain::start_on(
+            Arc::new(MemoryStore::new()),
+            domain,
+            port,
+            peer_domain,
+            peer_port,
+            policy,
+            tweak,
+        )
+    }
+
+    /// Like [`Domain::start`], over `store` (kept across restarts).
+    fn start_on(
+        store: Arc<MemoryStore>,
+        domain: &str,
+        port: u16,
+        peer_domain: &str,
+        peer_port: u16,
+        policy: AuthAction,
+        tweak: impl FnOnce(&mut SipServerConfig),
+    ) -> Domain {
+        let bounds = ExpiryBounds {
+            default: 3600,
+            min: 1,
+            max: 86400,
+        };
+        let engine = Arc::new(
+            Engine::new(EngineConfig {
+                domains: vec![domain.into()],
+                default_policy: policy,
+                workers: 2,
+                subscription_expiry: bounds,
+                store,
+                ..EngineConfig::default()
+            })
+            .unwrap(),
+        );
+        for user in ["alice", "bob", "carol"] {
+            engine
+                .set_user(Credential::new(
+                    uri(&format!("sip:{user}@{domain}")),
+                    domain,
+                    &format!("{user}-pw"),
+                ))
+                .unwrap();
+        }
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut config = SipServerConfig::new(vec![ListenAddr::udp(addr), ListenAddr::tcp(addr)]);
+        config.routes = RouteTable::new(vec![Route {
+            domain: Some(peer_domain.into()),
+            next_hop: NextHop {
+                proto: Proto::Udp,
+                addr: format!("127.0.0.1:{peer_port}").parse().unwrap(),
+            },
+        }]);
+        tweak(&mut config);
+        let seen: Seen = Arc::default();
+        let record = seen.clone();
+        // The application's own callback: it sees the notifications of local watchers.
+        engine
+            .set_event_callback(Some(Box::new(move |event: &Event| {
+                if let Event::Notification(n) = event {
+                    let body = n.document.as_ref().map(|d| d.to_body()).unwrap_or_default();
+                    record
+                        .lock()
+                        .unwrap()
+                        .entry(n.subscription)
+                        .or_default()
+                        .push(body);
+                }
+            })))
+            .unwrap();
+        let server = SipServer::start(engine.clone(), config).unwrap();
+        Domain {
+            engine,
+            server,
+            seen,
+        }
+    }
+
+    /// Subscriptions of remote watchers held by this domain's engine.
+    fn remote_subscriptions(&self) -> usize {
+        self.engine.remote_subscriptions().unwrap().len()
+    }
+
+    /// Whether every one of `ids` was last notified with a document containing `text`.
+    fn all_saw(&self, ids: &[SubscriptionId], text: &str) -> bool {
+        let seen = self.seen.lock().unwrap();
+        ids.iter().all(|id| {
+            seen.get(id)
+                .and_then(|bodies| bodies.last())
+                .is_some_and(|b| b.contains(text))
+        })
+    }
+}
+
+fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A SIP watcher of a.test on its own UDP socket: subscribes with digest authentication and
+/// answers NOTIFYs 200 on a thread, keeping their bodies.
+struct SipWatcher {
+    socket: UdpSocket,
+    server: SocketAddr,
+    user: String,
+    call_id: String,
+    tag: String,
+    to_tag: Arc<Mutex<Option<String>>>,
+    /// The notifier's Contact: the Request-URI of in-dialog requests (RFC 3261 §12.2.1.1).
+    remote_target: Option<String>,
+    cseq: AtomicU32,
+    responses: crossbeam_channel::Receiver<SipMessage>,
+    notifies: Arc<Mutex<Vec<String>>>,
+    digest: DigestClient,
+    thread: Option<JoinHandle<()>>,
+}
+
+static N: AtomicU32 = AtomicU32::new(1);
+
+impl SipWatcher {
+    fn new(server: SocketAddr, user: &str) -> SipWatcher {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let (tx, responses) = crossbeam_channel::unbounded();
+        let notifies: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (reader, seen) = (socket.try_clone().unwrap(), notifies.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let n = match reader.recv_from(&mut buf) {
+                    Ok((n, _)) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+                    Err(_) => return,
+                };
+                if n == 1 && buf[0] == 0 {
+                    return; // the test's stop signal
+                }
+                let m =
+                    SipMessage::parse(&buf[..n], &SipLimits::DEFAULT, Transport::Datagram).unwrap();
+                if m.is_request() {
+                    let mut text = String::from("SIP/2.0 200 OK\r\n");
+                    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+                        for v in m.headers(name) {
+                            text.push_str(&format!("{name}: {v}\r\n"));
+                        }
+                    }
+                    text.push_str("Content-Length: 0\r\n\r\n");
+                    reader.send_to(text.as_bytes(), server).unwrap();
+                    seen.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(m.body()).into_owned());
+                } else if tx.send(m).is_err() {
+                    return;
+                }
+            }
+        });
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        SipWatcher {
+            socket,
+            server,
+            user: user.into(),
+            call_id: format!("w{n}@test"),
+            tag: format!("wt{n}"),
+            to_tag: Arc::default(),
+            remote_target: None,
+            cseq: AtomicU32::new(1),
+            responses,
+            notifies,
+            digest: DigestClient::new(user, &format!("{user}-pw")),
+            thread: Some(thread),
+        }
+    }
+
+    fn subscribe(&mut self, presentity: &str, expires: u32) -> u16 {
+        let mut answered = false;
+        loop {
+            let cseq = self.cseq.fetch_add(1, Ordering::Relaxed);
+            let local = self.socket.local_addr().unwrap();
+            let to_tag = self.to_tag.lock().unwrap().clone();
+            let to = match to_tag {
+                Some(t) => format!("<{presentity}>;tag={t}"),
+                None => format!("<{presentity}>"),
+            };
+            let request_uri = self.remote_target.clone().unwrap_or(presentity.to_string());
+            let mut text = format!(
+                "SUBSCRIBE {request_uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKw{cseq}{tag};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@a.test>;tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} SUBSCRIBE\r\nContact: <sip:{user}@{local}>\r\nEvent: presence\r\nExpires: {expires}\r\n",
+                tag = self.tag,
+                user = self.user,
+                call_id = self.call_id,
+            );
+            let sent_auth = match self.digest.authorize("SUBSCRIBE", &request_uri) {
+                Some((name, value)) => {
+                    text.push_str(&format!("{name}: {value}\r\n"));
+                    true
+                }
+                None => false,
+            };
+            text.push_str("Content-Length: 0\r\n\r\n");
+            self.socket.send_to(text.as_bytes(), self.server).unwrap();
+            let r = self
+                .responses
+                .recv_timeout(Duration::from_secs(5))
+                .expect("an answer to SUBSCRIBE");
+            let status = r.status().unwrap();
+            if status == 401 && !answered {
+                answered = true;
+                let retry = self
+                    .digest
+                    .on_challenge(401, r.headers("WWW-Authenticate"), sent_auth);
+                assert_eq!(retry, Retry::Again);
+                continue;
+            }
+            if let Some(tag) = r.to().unwrap().tag() {
+                *self.to_tag.lock().unwrap() = Some(tag.to_string());
+            }
+            if let Ok(impp::sip::Contacts::List(list)) = r.contact() {
+                if let Some(c) = list.first() {
+                    self.remote_target = Some(c.uri_text().to_string());
+                }
+            }
+            return status;
+        }
+    }
+
+    fn saw(&self, text: &str) -> bool {
+        self.notifies
+            .lock()
+            .unwrap()
+            .last()
+            .is_some_and(|b| b.contains(text))
+    }
+}
+
+impl Drop for SipWatcher {
+    fn drop(&mut self) {
+        let local = self.socket.local_addr().unwrap();
+        let _ = self.socket.send_to(&[0], local);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn subscribe(engine: &Engine, watcher: &str, presentity: &str) -> SubscriptionId {
+    engine
+        .subscribe(SubscribeRequest::new(
+            uri(watcher),
+            uri(presentity),
+            Package::Presence,
+        ))
+        .unwrap()
+}
+
+#[test]
+fn a_thousand_watchers_share_ten_backend_subscriptions() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    // Watchers in a.test are let through by a.test (no local rule: the remote domain decides),
+    // although its default policy would ask the presentity.
+    let a = Domain::start(
+        "a.test",
+        port_a,
+        "b.test",
+        port_b,
+        AuthAction::Confirm,
+        |_| {},
+    );
+    let presentities: Vec<String> = (0..10).map(|i| format!("sip:p{i}@b.test")).collect();
+    for p in &presentities {
+        b.engine
+            .publish_body(&uri(p), Package::Presence, &pidf(p, "v1"), None)
+            .unwrap();
+    }
+
+    let mut local: Vec<(SubscriptionId, usize)> = Vec::new();
+    for i in 0..1000 {
+        let p = i % 10;
+        let id = subscribe(&a.engine, &format!("sip:w{i}@a.test"), &presentities[p]);
+        local.push((id, p));
+    }
+    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let mut sip_watchers: Vec<SipWatcher> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|u| SipWatcher::new(a_addr, u))
+        .collect();
+    for (n, w) in sip_watchers.iter_mut().enumerate() {
+        assert_eq!(w.subscribe(&presentities[n], 600), 200);
+    }
+
+    let ids: Vec<SubscriptionId> = local.iter().map(|(id, _)| *id).collect();
+    wait_for("every local watcher to see v1", 20, || {
+        a.all_saw(&ids, "v1")
+    });
+    wait_for("every SIP watcher to see v1", 10, || {
+        sip_watchers.iter().all(|w| w.saw("v1"))
+    });
+    assert_eq!(
+        b.remote_subscriptions(),
+        10,
+        "one subscription per presentity in b.test"
+    );
+    let stats = a.server.federation_stats();
+    assert_eq!(stats.backends, 10);
+    assert_eq!(stats.local_watchers, 1003);
+    assert_eq!(stats.subscribes_sent, 10);
+
+    // One change per presentity in b.test: ten NOTIFYs across the boundary, a thousand and
+    // three notifications in a.test.
+    let before = a.server.federation_stats().notifies_received;
+    let started = Instant::now();
+    for p in &presentities {
+        b.engine
+            .publish_body(&uri(p), Package::Presence, &pidf(p, "v2"), None)
+            .unwrap();
+    }
+    wait_for("every local watcher to see v2", 20, || {
+        a.all_saw(&ids, "v2")
+    });
+    wait_for("every SIP watcher to see v2", 10, || {
+        sip_watchers.iter().all(|w| w.saw("v2"))
+    });
+    let fan_out = started.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    let notifies = a.server.federation_stats().notifies_received - before;
+    assert_eq!(notifies, 10, "NOTIFYs crossing from b.test to a.test");
+    eprintln!(
+        "federation: 10 publications in b.test reached 1003 watchers in a.test in {fan_out:?} with {notifies} NOTIFYs across"
+    );
+
+    // The watchers of p1 leave: its back-end subscription goes; the others stay.
+    for (id, p) in &local {
+        if *p == 1 {
+            a.engine.unsubscribe(*id).unwrap();
+        }
+    }
+    sip_watchers[1].subscribe(&presentities[1], 0);
+    wait_for("b.test to drop p1's subscription", 10, || {
+        b.remote_subscriptions() == 9
+    });
+    assert_eq!(a.server.federation_stats().backends, 9);
+    // Everyone leaves: nothing is left in b.test.
+    for (id, p) in &local {
+        if *p != 1 {
+            a.engine.unsubscribe(*id).unwrap();
+        }
+    }
+    for (n, w) in sip_watchers.iter_mut().enumerate() {
+        if n != 1 {
+            w.subscribe(&presentities[n], 0);
+        }
+    }
+    wait_for("b.test to drop every subscription", 10, || {
+        b.remote_subscriptions() == 0
+    });
+    let stats = a.server.federation_stats();
+    assert_eq!((stats.backends, stats.local_watchers), (0, 0));
+}
+
+#[test]
+fn a_restarted_or_deactivating_notifier_is_subscribed_again() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    // Short back-end subscriptions, so a refresh comes soon after b.test restarts.
+    let a = Domain::start("a.test", port_a, "b.test", port_b, AuthAction::Allow, |c| {
+        c.backend_expires = 4;
+    });
+    let p = "sip:bob@b.test";
+    b.engine
+        .publish_body(&uri(p), Package::Presence, &pidf(p, "before"), None)
+        .unwrap();
+    let ids: Vec<SubscriptionId> = (0..5)
+        .map(|i| subscribe(&a.engine, &format!("sip:w{i}@a.test"), p))
+        .collect();
+    wait_for("the watchers to see 'before'", 10, || {
+        a.all_saw(&ids, "before")
+    });
+    assert_eq!(b.remote_subscriptions(), 1);
+
+    // b.test restarts without its subscriptions: the next refresh is answered 481 and a new
+    // dialog is made.
+    let Domain { engine, server, .. } = b;
+    drop(server);
+    drop(engine);
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    b.engine
+        .publish_body(&uri(p), Package::Presence, &pidf(p, "after-restart"), None)
+        .unwrap();
+    wait_for("the watchers to see 'after-restart'", 20, || {
+        a.all_saw(&ids, "after-restart")
+    });
+    assert_eq!(b.remote_subscriptions(), 1);
+    assert!(a.server.federation_stats().failures >= 1);
+
+    // b.test ends the subscription (deactivated): a.test subscribes again at once.
+    let old = b.engine.remote_subscriptions().unwrap()[0].id;
+    b.engine
+        .terminate_subscription(old, TerminationReason::Deactivated)
+        .unwrap();
+    wait_for("a new subscription in b.test", 10, || {
+        b.engine
+            .remote_subscriptions()
+            .unwrap()
+            .iter()
+            .any(|s| s.id != old)
+    });
+    assert_eq!(b.remote_subscriptions(), 1);
+    assert_eq!(a.server.federation_stats().backends, 1);
+
+    // b.test rejects the watcher the dialog was made for: that watcher's subscription ends
+    // as rejected; the others get a new dialog in the name of one of them.
+    let current = b.engine.remote_subscriptions().unwrap()[0].clone();
+    b.engine
+        .terminate_subscription(current.id, TerminationReason::Rejected)
+        .unwrap();
+    wait_for("a dialog in another watcher's name", 10, || {
+        b.engine
+            .remote_subscriptions()
+            .unwrap()
+            .iter()
+            .any(|s| s.id != current.id && s.watcher != current.watcher)
+    });
+    let (refused, kept): (Vec<SubscriptionId>, Vec<SubscriptionId>) = ids
+        .iter()
+        .partition(|id| a.engine.subscription(**id).is_err());
+    assert_eq!(
+        refused.len(),
+        1,
+        "only the refused watcher's subscription ends"
+    );
+    assert_eq!(kept.len(), 4);
+    // A watcher b.test refused cannot come back through the shared dialog.
+    let again = subscribe(&a.engine, &current.watcher.to_string(), p);
+    wait_for("the refused watcher to be ended again", 10, || {
+        a.engine.subscription(again).is_err()
+    });
+    b.engine
+        .publish_body(&uri(p), Package::Presence, &pidf(p, "still here"), None)
+        .unwrap();
+    wait_for("the others to see 'still here'", 10, || {
+        a.all_saw(&kept, "still here")
+    });
+    // Everybody refused, one after the other: nothing is left.
+    let mut rejected = std::collections::HashSet::new();
+    wait_for("every watcher refused and the back-end gone", 20, || {
+        for s in b.engine.remote_subscriptions().unwrap() {
+            if rejected.insert(s.id) {
+                b.engine
+                    .terminate_subscription(s.id, TerminationReason::Rejected)
+                    .unwrap();
+            }
+        }
+        a.server.federation_stats().backends == 0
+    });
+    assert_eq!(rejected.len(), 4, "one dialog per remaining watcher");
+    for id in ids {
+        assert!(a.engine.subscription(id).is_err(), "{id} still lives");
+    }
+}
+
+#[test]
+fn backend_subscriptions_go_over_tcp_when_routed_so() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let a = Domain::start("a.test", port_a, "b.test", port_b, AuthAction::Allow, |c| {
+        c.routes = RouteTable::new(vec![Route::parse(&format!(
+            "b.test=tcp:127.0.0.1:{port_b}"
+        ))
+        .unwrap()]);
+    });
+    let p = "sip:carol@b.test";
+    let ids: Vec<SubscriptionId> = (0..3)
+        .map(|i| subscribe(&a.engine, &format!("sip:w{i}@a.test"), p))
+        .collect();
+    wait_for("b.test to hold one subscription", 10, || {
+        b.remote_subscriptions() == 1
+    });
+    b.engine
+        .publish_body(&uri(p), Package::Presence, &pidf(p, "over tcp"), None)
+        .unwrap();
+    wait_for("the watchers to see 'over tcp'", 10, || {
+        a.all_saw(&ids, "over tcp")
+    });
+    assert_eq!(a.server.federation_stats().notifies_received, 2);
+    for id in ids {
+        a.engine.unsubscribe(id).unwrap();
+    }
+    wait_for("b.test to drop it", 10, || b.remote_subscriptions() == 0);
+}
+
+#[test]
+fn a_restarted_server_subscribes_again_for_its_restored_sip_watchers() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let store = Arc::new(MemoryStore::new());
+    let a = Domain::start_on(
+        store.clone(),
+        "a.test",
+        port_a,
+        "b.test",
+        port_b,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let p = "sip:dave@b.test";
+    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let mut watcher = SipWatcher::new(a_addr, "alice");
+    assert_eq!(watcher.subscribe(p, 600), 200);
+    wait_for("b.test to hold the back-end subscription", 10, || {
+        b.remote_subscriptions() == 1
+    });
+
+    // a.test restarts on the same store: its SIP watcher's subscription comes back, and so
+    // does the back-end subscription serving it.
+    let Domain { engine, server, .. } = a;
+    drop(server);
+    drop(engine);
+    wait_for("the old back-end subscription to end", 10, || {
+        b.remote_subscriptions() == 0
+    });
+    let a = Domain::start_on(
+        store,
+        "a.test",
+        port_a,
+        "b.test",
+        port_b,
+        AuthAction::Allow,
+        |_| {},
+    );
+    wait_for("a new back-end subscription", 10, || {
+        b.remote_subscriptions() == 1
+    });
+    b.engine
+        .publish_body(&uri(p), Package::Presence, &pidf(p, "restored"), None)
+        .unwrap();
+    wait_for("the SIP watcher to see 'restored'", 10, || {
+        watcher.saw("restored")
+    });
+    assert_eq!(a.server.federation_stats().local_watchers, 1);
+}
+
+/// A measurement: `FED_WATCHERS` watchers in a.test (default 20,000) over `FED_PRESENTITIES`
+/// presentities of b.test (default 200): the time until every back-end subscription is made
+/// and every watcher has the first document, then the time for one change of every
+/// presentity to reach every watcher, and the NOTIFYs that crossed.
+#[test]
+#[ignore = "a measurement; run explicitly"]
+fn federation_scale() {
+    let env =
+        |name: &str, default: usize| std::env::var(name).map_or(default, |v| v.parse().unwrap());
+    let (watchers, presentities) = (env("FED_WATCHERS", 20_000), env("FED_PRESENTITIES", 200));
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let a = Domain::start(
+        "a.test",
+        port_a,
+        "b.test",
+        port_b,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let names: Vec<String> = (0..presentities)
+        .map(|i| format!("sip:p{i}@b.test"))
+        .collect();
+    for p in &names {
+        b.engine
+            .publish_body(&uri(p), Package::Presence, &pidf(p, "v1"), None)
+            .unwrap();
+    }
+    let started = Instant::now();
+    let ids: Vec<SubscriptionId> = (0..watchers)
+        .map(|i| {
+            subscribe(
+                &a.engine,
+                &format!("sip:w{i}@a.test"),
+                &names[i % presentities],
+            )
+        })
+        .collect();
+    wait_for("every watcher to see v1", 120, || a.all_saw(&ids, "v1"));
+    let setup = started.elapsed();
+    assert_eq!(b.remote_subscriptions(), presentities);
+    let before = a.server.federation_stats().notifies_received;
+    let started = Instant::now();
+    for p in &names {
+        b.engine
+            .publish_body(&uri(p), Package::Presence, &pidf(p, "v2"), None)
+            .unwrap();
+    }
+    wait_for("every watcher to see v2", 120, || a.all_saw(&ids, "v2"));
+    let fan_out = started.elapsed();
+    std::thread::sleep(Duration::from_millis(300));
+    let crossed = a.server.federation_stats().notifies_received - before;
+    assert_eq!(crossed as usize, presentities);
+    eprintln!(
+        "federation_scale: {watchers} watchers over {presentities} presentities: subscribed and first state in {setup:?}; \
+         one change per presentity reached every watcher in {fan_out:?} with {crossed} NOTIFYs across"
+    );
+}
