@@ -933,7 +933,7 @@ impl Inner {
         let context = lock(&self.client_tx).respond(branch, status, reliable, self.now());
         match context {
             Some(context) => {
-                self.client_outcome(context, status);
+                self.client_outcome(context, status, Some(message));
                 true
             }
             None => false,
