@@ -377,8 +377,8 @@ impl SipServer {
             }
         }
 
-        // Messages for other domains go out through the routes.
-        if !config.routes.is_empty() {
+        // Messages for other domains go out through the routes, or an account's proxy.
+        if !config.routes.is_empty() || !config.accounts.is_empty() {
             engine.set_remote_delivery(true);
         }
         let (events_tx, events_rx) = crossbeam_channel::unbounded::<Event>();

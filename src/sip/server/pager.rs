@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 use super::{lock, parse_location, ClientContext, Inner, PendingMessage, Reply, Request};
+use crate::engine::authorization::presentity_key;
 use crate::engine::{Delivery, DeliveryOutcome, FailureReason, Message, OutgoingMessage};
 use crate::error::Result;
 use crate::log;
@@ -17,6 +18,9 @@ impl Inner {
     pub(crate) fn message(&self, request: &Request) -> Result<Option<Reply>> {
         let m = &request.message;
         let engine = self.engine()?;
+        if let Some(account) = self.account_addressed(m) {
+            return self.account_message(request, account).map(Some);
+        }
         let recipient = m.request_uri()?;
         let sender = m.from()?.uri()?;
         let user = match self.authenticate(request) {
@@ -87,12 +91,92 @@ impl Inner {
         true
     }
 
+    /// The account a MESSAGE is for, when its To names one of this stack's accounts (the
+    /// account's registrar relays it to the contact the account registered): the user-agent
+    /// role.
+    fn account_addressed(&self, m: &crate::sip::SipMessage) -> Option<usize> {
+        if self.config.accounts.is_empty() {
+            return None;
+        }
+        let to = m.to().ok()?.uri().ok()?;
+        let key = presentity_key(&to);
+        self.config
+            .accounts
+            .iter()
+            .position(|a| presentity_key(&a.aor) == key)
+    }
+
+    /// A MESSAGE for one of the accounts: handed to the application as an
+    /// [`crate::engine::Event::Message`] (endpoint `sip`) and answered `200` (or `413` over
+    /// the size limit). Not challenged: it comes from the account's own server.
+    fn account_message(&self, request: &Request, account: usize) -> Result<Reply> {
+        let m = &request.message;
+        let engine = self.engine()?;
+        let Some(content_type) = m.content_type()? else {
+            return Ok(self.reply(request, 400, "Bad Request (MESSAGE without a body)"));
+        };
+        if m.body().len() > engine.config().max_message_size {
+            return Ok(self.reply(request, 413, "Request Entity Too Large"));
+        }
+        let mut incoming = OutgoingMessage::new(
+            m.from()?.uri()?,
+            self.config.accounts[account].aor.clone(),
+            m.header("Content-Type")
+                .unwrap_or(&content_type.essence())
+                .trim(),
+            m.body(),
+        );
+        incoming.endpoint = Some("sip".into());
+        incoming.in_reply_to = m.header("In-Reply-To").map(str::to_owned);
+        engine.receive_message(incoming)?;
+        Ok(self.reply(request, 200, "OK"))
+    }
+
     /// A message for a user of another domain (the engine's [`Event::RemoteMessage`]): sent
-    /// as a MESSAGE to the next hop of the recipient's domain; its answer becomes the
+    /// as a MESSAGE through the sender's account when the sender is one (with its
+    /// credentials), else to the next hop of the recipient's domain; its answer becomes the
     /// sender's delivery outcome (see [`remote_outcome`]).
     ///
     /// [`Event::RemoteMessage`]: crate::engine::Event::RemoteMessage
     pub(crate) fn remote_message(&self, message: &Message) {
+        let sender = presentity_key(&message.sender);
+        if let Some(account) = self
+            .config
+            .accounts
+            .iter()
+            .position(|a| presentity_key(&a.aor) == sender)
+        {
+            let delivery = Delivery {
+                message: message.id,
+                sender: message.sender.clone(),
+                recipient: message.recipient.clone(),
+                outcome: DeliveryOutcome::Delivered,
+            };
+            let mut extra = Vec::new();
+            if let Some(r) = &message.in_reply_to {
+                extra.push(("In-Reply-To".to_string(), r.to_string()));
+            }
+            let request = crate::sip::agent::account::AccountRequest {
+                account,
+                method: "MESSAGE".into(),
+                request_uri: message.recipient.to_string(),
+                to: format!("<{}>", message.recipient),
+                extra,
+                body: Some((message.content_type.to_string(), message.body.to_vec())),
+            };
+            let sent = self.send_account_request(
+                request,
+                Box::new(move |inner: &Inner, status, _| inner.report_remote(delivery, status)),
+            );
+            if let Err(e) = sent {
+                log::warn!(
+                    "message {}: cannot send it through its account: {e}",
+                    message.id
+                );
+                self.report(message, 0);
+            }
+            return;
+        }
         let Some(hop) = self.config.routes.lookup(message.recipient.host()) else {
             log::info!(
                 "message {}: no route to {}",
