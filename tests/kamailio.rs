@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::imppd::{password, Imppd};
 use common::kamailio::{Kamailio, TempDir};
 use common::sipp::Sipp;
 
@@ -65,4 +66,168 @@ fn kamailio_presence_notifies_a_watcher_of_each_publication() {
         assert!(n.contains("Event: presence"), "{n}");
         assert!(n.contains("sip:alice@example.test"), "{n}");
     }
+}
+
+/// The users the dispatcher test may pick from; both nodes know all of them.
+const CANDIDATES: [&str; 8] = [
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+];
+
+/// The node port the proxy sends `user`'s requests to: an OPTIONS for the user goes through
+/// the proxy, which logs its choice (WITH_DEBUG).
+fn node_of(proxy: &Kamailio, user: &str) -> u16 {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = sock.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:{user}@example.test SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK-owner-{user};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@example.test>;tag=owner\r\n\
+         To: <sip:{user}@example.test>\r\n\
+         Call-ID: owner-{user}@127.0.0.1\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(options.as_bytes(), proxy.addr()).unwrap();
+    let needle = format!("dispatch OPTIONS owner={user} to sip:127.0.0.1:");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let log = proxy.log();
+        if let Some(at) = log.find(&needle) {
+            let rest = &log[at + needle.len()..];
+            let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+            return digits.parse().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the proxy logged no choice for {user}:\n{}", proxy.log());
+}
+
+/// The port in the first Via of a SIP message: the node that sent it.
+fn top_via_port(message: &str) -> u16 {
+    let via = message
+        .lines()
+        .find(|l| l.starts_with("Via:") || l.starts_with("v:"))
+        .unwrap_or_else(|| panic!("no Via in {message}"));
+    // "Via: SIP/2.0/UDP host:port;params"
+    let (_, value) = via.split_once(':').unwrap();
+    let sent_by = value.split_whitespace().nth(1).unwrap();
+    let host_port = sent_by.split(';').next().unwrap();
+    host_port.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn kamailio_dispatches_users_to_two_imppd_nodes_and_traffic_crosses_between_them() {
+    // Both nodes authenticate (digest) and hold the same users: a node checks the credentials
+    // of whoever sends a request for one of its users, and that sender may belong to the other
+    // node. That is the deployment this configuration is for, so the test runs it rather
+    // than --open.
+    let mut node_a = Imppd::start(&CANDIDATES, &[]);
+    let mut node_b = Imppd::start(&CANDIDATES, &[]);
+    let dir = TempDir::new("kamailio-dispatcher");
+    let list = dir.path().join("nodes.list");
+    std::fs::write(
+        &list,
+        format!(
+            "1 sip:127.0.0.1:{}\n1 sip:127.0.0.1:{}\n",
+            node_a.port(),
+            node_b.port()
+        ),
+    )
+    .unwrap();
+    let ds_list = format!("\"{}\"", list.display());
+    let proxy = Kamailio::start(
+        "dispatcher.cfg",
+        &[("DS_LIST", &ds_list), ("WITH_DEBUG", "1")],
+    );
+    let (a, b) = (node_a.port(), node_b.port());
+
+    // The hash must split these users between the two nodes, or the proxy does not divide the
+    // namespace at all.
+    let owners: Vec<(&str, u16)> = CANDIDATES
+        .iter()
+        .map(|u| (*u, node_of(&proxy, u)))
+        .collect();
+    let on = |port: u16| {
+        owners
+            .iter()
+            .find(|(_, p)| *p == port)
+            .map(|(u, _)| *u)
+            .unwrap_or_else(|| panic!("no user goes to node {port}: {owners:?}"))
+    };
+    let (alice, bob) = (on(a), on(b));
+    // Asking again gives the same answer: the choice is a function of the user.
+    assert_eq!(node_of(&proxy, alice), a);
+
+    let sipp = |scenario: &str, user: &str, log: &str| {
+        Sipp::new(scenario, proxy.addr(), user, dir.path(), log).auth(user, &password(user))
+    };
+
+    // A message for bob while he is offline is stored on bob's node...
+    sipp("kamailio_auth_message.xml", alice, "offline")
+        .set("target", bob)
+        .set("text", "stored on your node")
+        .run();
+    // ...and reaches him when he registers (through the proxy, so on his node).
+    let bob_port = common::kamailio::free_port();
+    let bob_ua = Sipp::listener("kamailio_ua.xml", bob_port, dir.path(), "bob_ua1").spawn();
+    sipp("register_contact.xml", bob, "bob_register")
+        .set("cport", &bob_port.to_string())
+        .run();
+    let got = bob_ua.wait().received("MESSAGE");
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains("stored on your node"), "{}", got[0]);
+    assert_eq!(
+        top_via_port(&got[0]),
+        b,
+        "not delivered by bob's node: {}",
+        got[0]
+    );
+
+    // alice registers on her node; messages now cross both ways while both are online.
+    let alice_port = common::kamailio::free_port();
+    sipp("register_contact.xml", alice, "alice_register")
+        .set("cport", &alice_port.to_string())
+        .run();
+    for (from, to, to_port, to_node) in [(bob, alice, alice_port, a), (alice, bob, bob_port, b)] {
+        let ua =
+            Sipp::listener("kamailio_ua.xml", to_port, dir.path(), &format!("{to}_ua2")).spawn();
+        let text = format!("hello {to}, from {from}");
+        sipp("kamailio_auth_message.xml", from, &format!("{from}_says"))
+            .set("target", to)
+            .set("text", &text)
+            .run();
+        let got = ua.wait().received("MESSAGE");
+        assert_eq!(got.len(), 1);
+        assert!(got[0].contains(&text), "{}", got[0]);
+        assert_eq!(
+            top_via_port(&got[0]),
+            to_node,
+            "relayed by the wrong node: {}",
+            got[0]
+        );
+    }
+
+    // alice watches bob through the proxy; bob's node holds the subscription and notifies her
+    // when bob publishes (also through the proxy).
+    let watcher = sipp("kamailio_auth_watch.xml", alice, "alice_watch")
+        .set("target", bob)
+        .spawn();
+    watcher.wait_for("Subscription-State: active");
+    sipp("kamailio_auth_publish.xml", bob, "bob_publish")
+        .set("note", "bob is on node b")
+        .run();
+    let notifies = watcher.wait().received("NOTIFY");
+    assert_eq!(notifies.len(), 3, "{notifies:#?}");
+    assert!(notifies[1].contains("bob is on node b"), "{}", notifies[1]);
+    assert!(notifies[2].contains("terminated"), "{}", notifies[2]);
+    for n in &notifies {
+        assert_eq!(top_via_port(n), b, "NOTIFY not from bob's node: {n}");
+    }
+
+    // Where the state lives shows in who sent what: the stored message, bob's NOTIFYs and the
+    // relays to bob came from bob's node, the relay to alice from hers (the Via checks above).
+    drop(proxy);
+    node_a.stop();
+    node_b.stop();
 }

@@ -4,5 +4,6 @@
 //! expected and not a sign of dead code.
 #![allow(dead_code)]
 
+pub mod imppd;
 pub mod kamailio;
 pub mod sipp;
