@@ -240,8 +240,11 @@ impl Kamailio {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        // Workers outlive a main process that died without stopping them. They were listed
+        // before it went; the name check keeps a PID reused since then safe.
         for pid in workers {
-            if children_of(std::process::id()).contains(&pid) || is_alive(pid) {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if is_alive(pid) && comm.trim() == "kamailio" {
                 signal(pid, "KILL");
             }
         }
