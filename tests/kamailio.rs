@@ -4,7 +4,8 @@
 //!   libimpp at Kamailio;
 //! - `dispatcher.cfg`, Kamailio as the front proxy of two imppd nodes that split the users of
 //!   one domain between them: registrations, subscriptions, publications and messages cross
-//!   from a user on one node to a user on the other.
+//!   from a user on one node to a user on the other;
+//! - examples/sip_swarm.rs, the benchmark's watcher generator, against `presence.cfg`.
 //!
 //! Kamailio and sipp come from Debian (kamailio, kamailio-presence-modules, sip-tester), which
 //! `.ci/run` installs; without them these tests fail and say so.
@@ -259,4 +260,76 @@ fn kamailio_dispatches_users_to_two_imppd_nodes_and_traffic_crosses_between_them
     assert_eq!(top_via_port(&got[0]), a);
     drop(proxy);
     node_a.stop();
+}
+
+/// examples/sip_swarm.rs (the batched watcher generator of benches/sip/compare.sh) against
+/// Kamailio's presence server: every watcher subscribes, gets its first NOTIFY and one per
+/// change, and ends its dialog; the counts it prints are what the benchmark reads.
+#[test]
+fn the_swarm_load_generator_subscribes_answers_notifies_and_unsubscribes() {
+    let k = Kamailio::start("presence.cfg", &[]);
+    let dir = TempDir::new("kamailio-swarm");
+    // The example, built like tests/examples.rs runs its own: by cargo, in this profile.
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(|p| p.parent()).unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build
+        .args(["build", "--quiet", "--example", "sip_swarm"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    assert!(build.status().unwrap().success(), "cannot build sip_swarm");
+    let swarm = std::process::Command::new(profile.join("examples/sip_swarm"))
+        .args(["--server", &k.addr().to_string()])
+        .args(["--subs", "20", "--pres", "2", "--rate", "200"])
+        // Idle long enough that a slow machine still publishes before the un-SUBSCRIBE.
+        .args(["--idle-ms", "4000", "--max-s", "40"])
+        .arg("--csv-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both presentities publish once and change once while the watchers are there: every
+    // watcher gets two more NOTIFYs, and a third (terminated) when it un-SUBSCRIBEs.
+    let csv = dir.path().join("swarm_counts.csv");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&csv).unwrap_or_default();
+        let initial = text
+            .lines()
+            .last()
+            .and_then(|l| l.split(';').nth(2))
+            .and_then(|v| v.parse::<u32>().ok());
+        if initial == Some(20) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the swarm did not subscribe: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for user in ["user0", "user1"] {
+        Sipp::new("kamailio_publish.xml", k.addr(), user, dir.path(), user)
+            .set("note", "on")
+            .set("note2", "away")
+            .run();
+    }
+    let out = swarm.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains(
+            "20 SUBSCRIBE 200s, 20 initial NOTIFYs, 60 later NOTIFYs, 0 NOTIFY retransmissions, \
+             0 failed, 20 ended"
+        ),
+        "{report}"
+    );
 }
