@@ -160,14 +160,16 @@ pub_inf() { # file updates interval_ms
 server_ticks() { $HELPER ticks "$SRV_PID" $(pgrep -P "$SRV_PID" || true); }
 # Memory of the server: imppd's VmRSS; Kamailio's shared memory in use (kB), once the
 # finished transactions have left it (tm keeps each one ~5 s), so that what remains is the
-# subscriptions.
+# subscriptions (with `drain`; the other samples do not wait).
 server_mem() {
   if [ "$SERVER" = imppd ]; then $HELPER rss "$SRV_PID"; return; fi
   local _
-  for _ in $(seq 60); do
-    [ "$(kam tm.stats | awk '$1 == "current:" { print $2 }')" = 0 ] && break
-    sleep 0.5
-  done
+  if [ "${1:-}" = drain ]; then
+    for _ in $(seq 60); do
+      [ "$(kam tm.stats | awk '$1 == "current:" { print $2 }')" = 0 ] && break
+      sleep 0.5
+    done
+  fi
   echo $(( $(shm) / 1024 ))
 }
 child_of() { pgrep -P "$1" "${2:-sipp}" | head -1 || true; }   # sipp (or $2) under `timeout`
@@ -230,7 +232,7 @@ mark SUB_IDROPS1 "$($HELPER udpdrops "$PORT")"
 mark SUB_STICKS1 "$($HELPER ticks $WSIPP)"
 log "subscribe: $(counts _NOTIFY_Recv 1) subscribed (initial NOTIFY answered); settling ${SETTLE_S}s"
 sleep "$SETTLE_S"
-mark RSS1 "$(server_mem)"
+mark RSS1 "$(server_mem drain)"
 
 storm() { # tag updates interval_ms limit_s
   local tag=$1 upd=$2 ival=$3 limit=$4 d=$WORK/pub_${1,,}
