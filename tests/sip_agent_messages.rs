@@ -5,7 +5,7 @@
 //! delivery outcome. bob writes back: b.test relays it to alice's registered contact, and the
 //! application gets it as an ordinary message event.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

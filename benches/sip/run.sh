@@ -3,6 +3,8 @@
 #
 #   benches/sip/run.sh            # default load (about 2 minutes)
 #   QUICK=1 benches/sip/run.sh    # small load, under a minute
+#   SERVER=kamailio benches/sip/run.sh   # the same load on Kamailio's presence server
+#                                        # (deploy/kamailio/presence.cfg); compare.sh runs both
 #
 # What it does: builds imppd (release), starts it on a free loopback port with
 # a fresh SQLite store in a temp dir, then
@@ -31,7 +33,12 @@
 #   SETTLE_S     pause before the memory sample (s): 35 lets the SUBSCRIBE
 #                transactions end (Timer J, 64*T1 = 32 s over UDP)   [35, *3]
 #   EXPIRES      Expires of the SUBSCRIBEs and PUBLISHes (s)               [600]
-#   KEEP=1       keep the work directory (sipp CSVs, imppd log) afterwards
+#   SERVER       the server measured: imppd | kamailio                    [imppd]
+#   WATCHERS     the watchers: sipp (watcher.xml, one sipp process) | swarm
+#                (examples/sip_swarm.rs: recvmmsg/sendmmsg, UDP only)      [sipp]
+#   KAM_SHM_MB   Kamailio's shared memory pool (-m), MB: finished transactions
+#                stay ~5 s, about 11 kB each                              [2048]
+#   KEEP=1       keep the work directory (sipp CSVs, server log) afterwards
 #   WORK         work directory                   [mktemp -d /tmp/sip-bench.X]
 set -euo pipefail
 
@@ -55,7 +62,14 @@ SETTLE_S=${SETTLE_S:-35}
 EXPIRES=${EXPIRES:-600}
 KEEP=${KEEP:-0}
 
+SERVER=${SERVER:-imppd}
+KAM_SHM_MB=${KAM_SHM_MB:-2048}
+
 case "$TRANSPORT" in u1|t1) ;; *) echo "TRANSPORT must be u1 or t1" >&2; exit 2;; esac
+case "$SERVER" in imppd|kamailio) ;; *) echo "SERVER must be imppd or kamailio" >&2; exit 2;; esac
+WATCHERS=${WATCHERS:-sipp}
+case "$WATCHERS" in sipp) ;; swarm) [ "$TRANSPORT" = u1 ] || { echo "WATCHERS=swarm is UDP only" >&2; exit 2; };;
+  *) echo "WATCHERS must be sipp or swarm" >&2; exit 2;; esac
 (( UPDATES >= 1 && SAT_UPDATES >= 1 && PRES >= 1 && SUBS >= PRES )) \
   || { echo "need UPDATES >= 1, SAT_UPDATES >= 1 and SUBS >= PRES >= 1" >&2; exit 2; }
 command -v sipp >/dev/null || { echo "sipp not found (Debian/Ubuntu: apt-get install sip-tester)" >&2; exit 2; }
@@ -70,21 +84,32 @@ MARKS=$WORK/marks.env
 mark() { echo "$1=$2" >>"$MARKS"; }
 : >"$MARKS"
 
-IMPPD_PID= WATCH_PID=
+SRV_PID= WATCH_PID=
 cleanup() {
   local p
-  for p in $WATCH_PID $IMPPD_PID; do
+  for p in $WATCH_PID $SRV_PID; do
     if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then kill "$p" 2>/dev/null || true; fi
   done
-  for p in $WATCH_PID $IMPPD_PID; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  for p in $WATCH_PID $SRV_PID; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
   if [ "$KEEP" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-log "building imppd (release)"
-cargo build --release --quiet --bin imppd
-IMPPD=${CARGO_TARGET_DIR:-$ROOT/target}/release/imppd
-[ -x "$IMPPD" ] || { echo "imppd binary not found at $IMPPD" >&2; exit 1; }
+if [ "$WATCHERS" = swarm ]; then
+  log "building the sip_swarm load generator (release)"
+  cargo build --release --quiet --example sip_swarm
+  SWARM=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/sip_swarm
+fi
+if [ "$SERVER" = imppd ]; then
+  log "building imppd (release)"
+  cargo build --release --quiet --bin imppd
+  IMPPD=${CARGO_TARGET_DIR:-$ROOT/target}/release/imppd
+  [ -x "$IMPPD" ] || { echo "imppd binary not found at $IMPPD" >&2; exit 1; }
+else
+  command -v kamailio >/dev/null && command -v kamcmd >/dev/null || {
+    echo "kamailio not found (Debian: apt-get install kamailio kamailio-presence-modules; compare.sh does)" >&2
+    exit 2; }
+fi
 
 PORT=$($HELPER freeport)
 WPORT=$($HELPER freeport)
@@ -94,16 +119,36 @@ while [ "$PPORT" = "$PORT" ] || [ "$PPORT" = "$WPORT" ]; do PPORT=$($HELPER free
 TARGET=127.0.0.1:$PORT
 SIPP=(-i 127.0.0.1 -t "$TRANSPORT" -nostdin -default_behaviors -bye -buff_size 4194304)
 
-"$IMPPD" --domain example.test --listen "udp:$TARGET" --listen "tcp:$TARGET" --db "$WORK/imppd.db" \
-  --open --policy allow --log-level warn 2>"$WORK/imppd.log" &
-IMPPD_PID=$!
-for _ in $(seq 100); do
-  grep -q '^imppd ready' "$WORK/imppd.log" && break
-  kill -0 "$IMPPD_PID" 2>/dev/null || { cat "$WORK/imppd.log" >&2; exit 1; }
-  sleep 0.1
-done
-grep -q '^imppd ready' "$WORK/imppd.log" || { echo "imppd did not get ready" >&2; cat "$WORK/imppd.log" >&2; exit 1; }
-log "imppd pid $IMPPD_PID on $TARGET (udp+tcp), db $WORK/imppd.db; work dir $WORK"
+CTL=unix:$WORK/kamailio.ctl
+kam() { kamcmd -s "$CTL" "$@"; }
+# Kamailio's shared memory in use (bytes): its subscriptions, documents and transactions.
+shm() { kam core.shmmem | awk '$1 == "real_used:" { print $2 }'; }
+if [ "$SERVER" = imppd ]; then
+  "$IMPPD" --domain example.test --listen "udp:$TARGET" --listen "tcp:$TARGET" --db "$WORK/imppd.db" \
+    --open --policy allow --log-level warn 2>"$WORK/server.log" &
+  SRV_PID=$!
+  for _ in $(seq 100); do
+    grep -q '^imppd ready' "$WORK/server.log" && break
+    kill -0 "$SRV_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  grep -q '^imppd ready' "$WORK/server.log" || { echo "imppd did not get ready" >&2; cat "$WORK/server.log" >&2; exit 1; }
+  log "imppd pid $SRV_PID on $TARGET (udp+tcp), db $WORK/imppd.db; work dir $WORK"
+else
+  # Memory-only presence (deploy/kamailio/presence.cfg), in the foreground of this background
+  # job (-DD) so that $! is its main process; -E logs to stderr.
+  kamailio -f "$ROOT/deploy/kamailio/presence.cfg" -DD -E -m "$KAM_SHM_MB" -M 16 -Y "$WORK" \
+    -P "$WORK/kamailio.pid" -A SIP_PORT="$PORT" -A "SERVER_URI=\"sip:$TARGET\"" \
+    -A "CTL_SOCK=\"$CTL\"" >"$WORK/server.log" 2>&1 &
+  SRV_PID=$!
+  for _ in $(seq 100); do
+    kam core.uptime >/dev/null 2>&1 && break
+    kill -0 "$SRV_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  kam core.uptime >/dev/null 2>&1 || { echo "kamailio did not get ready" >&2; cat "$WORK/server.log" >&2; exit 1; }
+  log "kamailio $(kamailio -v | awk 'NR == 1 { print $3 }') pid $SRV_PID on $TARGET (udp+tcp), memory only, -m $KAM_SHM_MB; work dir $WORK"
+fi
 
 # inject files
 { echo SEQUENTIAL; for ((k = 0; k < SUBS; k++)); do echo "$k;$((k % PRES));$EXPIRES"; done; } >"$WORK/watchers.inf"
@@ -111,16 +156,34 @@ pub_inf() { # file updates interval_ms
   { echo SEQUENTIAL; for ((n = 0; n < PRES; n++)); do echo "$n;$2;$3;$EXPIRES"; done; } >"$1"
 }
 
-imppd_ticks() { $HELPER ticks "$IMPPD_PID"; }
-child_of() { pgrep -P "$1" sipp | head -1 || true; }   # sipp under `timeout`
+# CPU of the server: imppd is one process (its threads are counted in its /proc stat);
+# Kamailio is a main process and its forked workers.
+server_ticks() { $HELPER ticks "$SRV_PID" $(pgrep -P "$SRV_PID" || true); }
+# Memory of the server: imppd's VmRSS; Kamailio's shared memory in use (kB), once the
+# finished transactions have left it (tm keeps each one ~5 s), so that what remains is the
+# subscriptions (with `drain`; the other samples do not wait).
+server_mem() {
+  if [ "$SERVER" = imppd ]; then $HELPER rss "$SRV_PID"; return; fi
+  local _
+  if [ "${1:-}" = drain ]; then
+    for _ in $(seq 60); do
+      [ "$(kam tm.stats | awk '$1 == "current:" { print $2 }')" = 0 ] && break
+      sleep 0.5
+    done
+  fi
+  echo $(( $(shm) / 1024 ))
+}
+child_of() { pgrep -P "$1" "${2:-sipp}" | head -1 || true; }   # sipp (or $2) under `timeout`
 CLK=$(getconf CLK_TCK)
-{ echo "CLK_TCK=$CLK"; echo "SUBS=$SUBS"; echo "PRES=$PRES"; echo "SUB_RATE=$SUB_RATE"
+{ echo "SERVER=$SERVER"; echo "WATCHERS=$WATCHERS"; echo "CLK_TCK=$CLK"; echo "SUBS=$SUBS"; echo "PRES=$PRES"; echo "SUB_RATE=$SUB_RATE"
   echo "TRANSPORT=$TRANSPORT"; echo "NCPU=$(nproc)"; } >>"$MARKS"
 
 # Watchers un-SUBSCRIBE after IDLE_MS without a NOTIFY.  It covers the
 # subscribe phase, the memory sample and the pause between the two storms.
 SUB_S=$(( (SUBS + SUB_RATE - 1) / SUB_RATE ))
 IDLE_MS=$(( SUB_S * 1000 + SETTLE_S * 1000 + 6000 ))
+# Kamailio's memory sample waits for its transactions to drain (up to 30 s).
+[ "$SERVER" = kamailio ] && IDLE_MS=$(( IDLE_MS + 30000 ))
 (( IDLE_MS < 3 * INTERVAL_MS )) && IDLE_MS=$(( 3 * INTERVAL_MS ))
 SAT_INTERVAL_MS=$(( SAT_PUB_RATE > 0 ? PRES * 1000 / SAT_PUB_RATE : 0 ))
 NOM_S=$(( (UPDATES + 1) * INTERVAL_MS / 1000 + 1 ))
@@ -129,19 +192,30 @@ SAT_S=$(( SAT_PUB_RATE > 0 ? (SAT_UPDATES + 1) * SAT_INTERVAL_MS / 1000 + 1 : 0 
 NOM_LIMIT=$(( NOM_S * 4 + 30 )); SAT_LIMIT=$(( SAT_S * 4 + 30 ))
 WATCH_LIMIT=$(( SUB_S * 4 + 30 + SETTLE_S + NOM_LIMIT + SAT_LIMIT + IDLE_MS / 1000 + 30 ))
 
-mark RSS0 "$($HELPER rss "$IMPPD_PID")"
-mark HEAP0 "$($HELPER heap "$IMPPD_PID" "$WORK/imppd.log")"
-mark SUB_TICKS0 "$(imppd_ticks)"
+mark RSS0 "$(server_mem)"
+mark SUB_TICKS0 "$(server_ticks)"
+if [ "$SERVER" = imppd ]; then mark HEAP0 "$($HELPER heap "$SRV_PID" "$WORK/server.log")"; fi
 mark SUB_IDROPS0 "$($HELPER udpdrops "$PORT")"
 mkdir -p "$WORK/watch"
 mark T_SUB_START "$(now)"
 log "subscribe: $SUBS watchers at $SUB_RATE/s over $PRES presentities ($TRANSPORT, idle un-SUBSCRIBE after $IDLE_MS ms)"
-(cd "$WORK/watch" && exec timeout $((WATCH_LIMIT + 10)) sipp -sf "$HERE/watcher.xml" -inf ../watchers.inf "${SIPP[@]}" \
-    -p "$WPORT" -m "$SUBS" -l "$SUBS" -r "$SUB_RATE" -recv_timeout "$IDLE_MS" -timeout "${WATCH_LIMIT}s" \
-    -trace_counts -trace_stat -fd 100ms -trace_err -trace_screen "$TARGET" >sipp.out 2>&1) &
-WATCH_PID=$!
-sleep 0.2
-WSIPP=$(child_of "$WATCH_PID")
+if [ "$WATCHERS" = swarm ]; then
+  # The same watchers, answering NOTIFYs in batches; it writes counters in the layout of
+  # sipp's -trace_counts/-trace_stat files, so the rest of this script reads them alike.
+  (cd "$WORK/watch" && exec timeout $((WATCH_LIMIT + 10)) "$SWARM" --server "$TARGET" --subs "$SUBS" \
+      --pres "$PRES" --rate "$SUB_RATE" --expires "$EXPIRES" --idle-ms "$IDLE_MS" --max-s "$WATCH_LIMIT" \
+      --port "$WPORT" --csv-dir . >swarm.out 2>&1) &
+  WATCH_PID=$!
+  sleep 0.2
+  WSIPP=$(child_of "$WATCH_PID" sip_swarm)
+else
+  (cd "$WORK/watch" && exec timeout $((WATCH_LIMIT + 10)) sipp -sf "$HERE/watcher.xml" -inf ../watchers.inf "${SIPP[@]}" \
+      -p "$WPORT" -m "$SUBS" -l "$SUBS" -r "$SUB_RATE" -recv_timeout "$IDLE_MS" -timeout "${WATCH_LIMIT}s" \
+      -trace_counts -trace_stat -fd 100ms -trace_err -trace_screen "$TARGET" >sipp.out 2>&1) &
+  WATCH_PID=$!
+  sleep 0.2
+  WSIPP=$(child_of "$WATCH_PID")
+fi
 mark SUB_STICKS0 "$($HELPER ticks $WSIPP)"
 counts() { $HELPER count "$WORK/watch/*_counts.csv" "$1" "$2"; }
 prev=-1 still=0 t0=$SECONDS
@@ -155,13 +229,13 @@ while (( SECONDS - t0 < SUB_S * 4 + 30 )); do
 done
 sleep 0.3   # one more stats period
 mark T_SUB_DONE "$(now)"
-mark SUB_TICKS1 "$(imppd_ticks)"
+mark SUB_TICKS1 "$(server_ticks)"
 mark SUB_IDROPS1 "$($HELPER udpdrops "$PORT")"
 mark SUB_STICKS1 "$($HELPER ticks $WSIPP)"
 log "subscribe: $(counts _NOTIFY_Recv 1) subscribed (initial NOTIFY answered); settling ${SETTLE_S}s"
 sleep "$SETTLE_S"
-mark RSS1 "$($HELPER rss "$IMPPD_PID")"
-mark HEAP1 "$($HELPER heap "$IMPPD_PID" "$WORK/imppd.log")"
+mark RSS1 "$(server_mem drain)"
+if [ "$SERVER" = imppd ]; then mark HEAP1 "$($HELPER heap "$SRV_PID" "$WORK/server.log")"; fi
 
 storm() { # tag updates interval_ms limit_s
   local tag=$1 upd=$2 ival=$3 limit=$4 d=$WORK/pub_${1,,}
@@ -172,7 +246,7 @@ storm() { # tag updates interval_ms limit_s
   mark "${tag}_DROPS0" "$($HELPER udpdrops)"
   mark "${tag}_IDROPS0" "$($HELPER udpdrops "$PORT")"
   mark "${tag}_SDROPS0" "$($HELPER udpdrops "$WPORT" "$PPORT")"
-  mark "${tag}_TICKS0" "$(imppd_ticks)"
+  mark "${tag}_TICKS0" "$(server_ticks)"
   mark "${tag}_WTICKS0" "$($HELPER ticks $WSIPP)"
   mark "T_${tag}_START" "$(now)"
   (cd "$d" && exec timeout $((limit + 10)) sipp -sf "$HERE/publisher.xml" -inf pub.inf "${SIPP[@]}" \
@@ -193,7 +267,7 @@ storm() { # tag updates interval_ms limit_s
     c=$(counts _NOTIFY_Recv 2); (( c == p )) && break; p=$c; sleep 1
   done
   mark "T_${tag}_END" "$(now)"
-  mark "${tag}_TICKS1" "$(imppd_ticks)"
+  mark "${tag}_TICKS1" "$(server_ticks)"
   mark "${tag}_WTICKS1" "$($HELPER ticks $WSIPP)"
   mark "${tag}_DROPS1" "$($HELPER udpdrops)"
   mark "${tag}_IDROPS1" "$($HELPER udpdrops "$PORT")"
@@ -205,8 +279,8 @@ storm NOM "$UPDATES" "$INTERVAL_MS" "$NOM_LIMIT"
 log "storms done; watchers un-SUBSCRIBE after ${IDLE_MS} ms idle"
 wait "$WATCH_PID" || log "watcher sipp exited with status $? (see $WORK/watch)"
 WATCH_PID=
-mark RSS2 "$($HELPER rss "$IMPPD_PID")"
-kill "$IMPPD_PID"; wait "$IMPPD_PID" || true; IMPPD_PID=
-grep -ciE 'error|panic' "$WORK/imppd.log" >/dev/null && log "imppd log has errors: $(grep -ciE 'error|panic' "$WORK/imppd.log") lines"
+mark RSS2 "$(server_mem)"
+kill "$SRV_PID"; wait "$SRV_PID" || true; SRV_PID=
+grep -ciE 'error|panic' "$WORK/server.log" >/dev/null && log "$SERVER log has errors: $(grep -ciE 'error|panic' "$WORK/server.log") lines"
 
 $HELPER report "$WORK"

@@ -8,6 +8,8 @@
                                        the drops of the 127.0.0.1 sockets on PORTs (/proc/net/udp)
   sipbench.py count CSV SUFFIX NTH     last value of the NTH counts column ending in SUFFIX
   sipbench.py report DIR               read DIR/marks.env and the sipp CSVs, print the table
+  sipbench.py compare DIR...           one table of the key figures of several runs side by
+                                       side (benches/sip/compare.sh: Kamailio, then imppd)
 
 sipp files read: watch/*_counts.csv (-trace_counts), watch/*_.csv and
 pub*/*_.csv (-trace_stat), written every -fd period.
@@ -181,7 +183,8 @@ def fmt(v, spec="{:,.0f}"):
     return "-" if v is None else spec.format(v)
 
 
-def report(d):
+def figures(d):
+    """the figures of one run (a work directory of run.sh)"""
     m = env(os.path.join(d, "marks.env"))
     num = {k: float(v) for k, v in m.items() if v.replace(".", "", 1).lstrip("-").isdigit()}
     clk = num["CLK_TCK"]
@@ -234,6 +237,20 @@ def report(d):
     w_ok = last(ws, "SuccessfulCall(C)")
     w_unexp = last(ws, "FailedUnexpectedMessage(C)")
     w_retrans = last(ws, "Retransmissions(C)")
+    return dict(locals())
+
+
+def report(d):
+    f = figures(d)
+    m, num, subs, pres = f["m"], f["num"], f["subs"], f["pres"]
+    est, notified, sub_fail, sub_cpu, sub_sipp = f["est"], f["notified"], f["sub_fail"], f["sub_cpu"], f["sub_sipp"]
+    sub_rate, per_sub, storms = f["sub_rate"], f["per_sub"], f["storms"]
+    notify_retrans, w_fail, w_ok, w_unexp, w_retrans = (
+        f["notify_retrans"], f["w_fail"], f["w_ok"], f["w_unexp"], f["w_retrans"])
+    server = m.get("SERVER", "imppd")
+    if server != "imppd":
+        report_other(f, server)
+        return
 
     print()
     print(f"== libimpp imppd SIP load: {subs} watchers over {pres} presentities, transport {m['TRANSPORT']}, "
@@ -305,6 +322,100 @@ def report(d):
     print("    10k watchers / 100 presentities, memonly mode), see issue 7 for the side-by-side run; not measured now.")
 
 
+def report_other(f, server):
+    """the figures of a run against another server (no fixed reference column)"""
+    num = f["num"]
+    print()
+    print(f"== {server} SIP load: {f['subs']} watchers over {f['pres']} presentities, transport {f['m']['TRANSPORT']} ==")
+    print(f"  subscribe: {f['est']:.0f} SUBSCRIBE 200s ({fmt(f['sub_rate'])}/s), {f['notified']:.0f} initial NOTIFYs, "
+          f"{f['sub_fail']:.0f} not established; server CPU {f['sub_cpu']:.0f} %, watcher sipp {f['sub_sipp']:.0f} %")
+    print(f"  memory (kB): {num['RSS0']:.0f} before, {num['RSS1']:.0f} with all subscribed, {num['RSS2']:.0f} at the end; "
+          f"{fmt(f['per_sub'])} B per subscription")
+    for s in f["storms"]:
+        print(f"  storm {s['tag']}: {s['offered_pub']:.0f} PUBLISH/s offered; NOTIFY {s['delivered']:.0f} of "
+              f"{s['expected']:.0f}; {fmt(s['mid'])}/s (5-95 %); server CPU {s['cpu_s']:.2f} s "
+              f"({fmt(s['cpu_per_10k'], '{:.2f}')} s per 10k NOTIFY); sipp watchers {s['sipp_w']:.0f} %, "
+              f"publisher {s['sipp_p']:.0f} %; UDP drops server {s['drops_imppd']:.0f}, sipp {s['drops_sipp']:.0f}")
+    print(f"  NOTIFY retransmissions {f['notify_retrans']:.0f}; watcher calls failed {f['w_fail']:.0f}")
+
+
+MEMORY_HOW = {
+    "imppd": "live heap delta",
+    "kamailio": "shm real_used delta",
+}
+
+
+def compare(dirs):
+    """one table: a column per run (server and watcher generator), then for each generator
+    run against both servers the ratio imppd / Kamailio"""
+    runs = [figures(d) for d in dirs]
+    servers = [r["m"].get("SERVER", "imppd") for r in runs]
+    gens = [r["m"].get("WATCHERS", "sipp") for r in runs]
+    names = [f"{s} ({g})" for s, g in zip(servers, gens)]
+    pairs = []
+    for g in dict.fromkeys(gens):
+        k = next((i for i, r in enumerate(runs) if gens[i] == g and servers[i] == "kamailio"), None)
+        i = next((i for i, r in enumerate(runs) if gens[i] == g and servers[i] == "imppd"), None)
+        if k is not None and i is not None:
+            pairs.append((g, k, i))
+
+    def storm(r, tag):
+        return next((s for s in r["storms"] if s["tag"] == tag), None)
+
+    def offered(r, tag):
+        s = storm(r, tag)
+        return s["offered_pub"] * r["subs"] / r["pres"] if s else None
+
+    def get(r, tag, key):
+        s = storm(r, tag)
+        return s[key] if s else None
+
+    rows = [
+        ("SUBSCRIBEs established /s", [r["sub_rate"] for r in runs], "{:,.0f}", "higher"),
+        ("  (offered /s; not established)", None,
+         [f"{r['num']['SUB_RATE']:,.0f}; {r['sub_fail']:,.0f}" for r in runs], None),
+        ("NOTIFY transactions /s, nominal (5-95 %)", [get(r, "NOM", "mid") for r in runs], "{:,.0f}", "higher"),
+        ("  (offered NOTIFY/s; answered of expected)", None,
+         [f"{fmt(offered(r, 'NOM'))}; {fmt(get(r, 'NOM', 'delivered'))} of {fmt(get(r, 'NOM', 'expected'))}"
+          for r in runs], None),
+        ("NOTIFY transactions /s, saturation (5-95 %)", [get(r, "SAT", "mid") for r in runs], "{:,.0f}", "higher"),
+        ("  (offered NOTIFY/s; answered of expected)", None,
+         [f"{fmt(offered(r, 'SAT'))}; {fmt(get(r, 'SAT', 'delivered'))} of {fmt(get(r, 'SAT', 'expected'))}"
+          for r in runs], None),
+        ("server CPU s per 10k NOTIFY, nominal", [get(r, "NOM", "cpu_per_10k") for r in runs], "{:.3f}", "lower"),
+        ("server CPU s per 10k NOTIFY, saturation", [get(r, "SAT", "cpu_per_10k") for r in runs], "{:.3f}", "lower"),
+        ("bytes per subscription",
+         [r["heap_per_sub"] if r.get("heap_per_sub") is not None else r["per_sub"] for r in runs],
+         "{:,.0f}", "lower"),
+        ("  (how)", None, [MEMORY_HOW.get(n, "?") for n in servers], None),
+        ("NOTIFY retransmissions seen by watchers", [r["notify_retrans"] for r in runs], "{:,.0f}", None),
+        ("watcher generator CPU % of a core (nominal / saturation)", None,
+         [f"{fmt(get(r, 'NOM', 'sipp_w'))} / {fmt(get(r, 'SAT', 'sipp_w'))}" for r in runs], None),
+    ]
+    head = ["figure"] + names + [f"imppd / kamailio ({g})" for g, _, _ in pairs]
+    table = []
+    for label, vals, spec, better in rows:
+        if vals is None:
+            cells = list(spec) + [""] * len(pairs)
+        else:
+            cells = [fmt(v, spec) for v in vals]
+            for _, k, i in pairs:
+                ratio = ""
+                if vals[k] and vals[i] is not None:
+                    ratio = f"{vals[i] / vals[k]:.2f}x" + (f" ({better} is better)" if better else "")
+                cells.append(ratio)
+        table.append([label] + cells)
+    widths = [max(len(str(row[i])) for row in table + [head]) for i in range(len(head))]
+    r0 = runs[0]
+    print()
+    print(f"== side by side: {r0['subs']} watchers over {r0['pres']} presentities, transport {r0['m']['TRANSPORT']}, "
+          f"{r0['m']['NCPU']} CPUs, load generators on the same cores ==")
+    print("  " + " | ".join(h.ljust(w) for h, w in zip(head, widths)))
+    print("  " + "-+-".join("-" * w for w in widths))
+    for row in table:
+        print("  " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
 def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "freeport":
@@ -322,6 +433,8 @@ def main():
         print(int(ser[-1][1]) if ser else 0)
     elif cmd == "report":
         report(sys.argv[2])
+    elif cmd == "compare":
+        compare(sys.argv[2:])
     else:
         print(__doc__)
         sys.exit(2)

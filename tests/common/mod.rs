@@ -1,0 +1,9 @@
+//! Shared test harnesses, included by a test file with `mod common;`.
+//!
+//! Each test file is its own crate and uses only part of what is here, so unused items are
+//! expected and not a sign of dead code.
+#![allow(dead_code)]
+
+pub mod imppd;
+pub mod kamailio;
+pub mod sipp;
