@@ -2995,6 +2995,31 @@ enum impp_status impp_sip_config_set_federate(struct impp_sip_config *config, bo
 enum impp_status impp_sip_config_add_route(struct impp_sip_config *config, const char *route);
 
 /**
+ * Adds an account (the user-agent role): the stack registers `aor` (`sip:alice@b.example`)
+ * at `registrar` (`"udp:192.0.2.7:5060"`), with digest credentials `username` (NULL: the
+ * user part of `aor`) and `password`; publishes `aor`'s presence as composed in the engine
+ * (publish it there as for any presentity); subscribes to buddies for the application (an
+ * `impp_engine_subscribe` whose watcher is `aor` and whose presentity is of another domain
+ * goes out through the account); sends `aor`'s messages to other domains through it, and
+ * hands MESSAGEs relayed to its contact to the application as `IMPP_EVENT_MESSAGE`.
+ * `outbound_proxy` (NULL: the registrar) is where requests other than REGISTER go;
+ * `expires` (0: 3600) is the registration and publication expiry asked for, in seconds.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a next hop not `udp|tcp:ADDR:PORT`),
+ * `IMPP_ERR_INVALID_URI` (`aor`). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live; strings NULL (where allowed) or NUL-terminated.
+ */
+enum impp_status impp_sip_config_add_account(struct impp_sip_config *config,
+                                             const char *aor,
+                                             const char *username,
+                                             const char *password,
+                                             const char *registrar,
+                                             const char *outbound_proxy,
+                                             uint32_t expires);
+
+/**
  * The transaction timer T1 in milliseconds (RFC 3261: 500; retransmissions start at T1 and
  * a transaction gives up after 64·T1). 1 to 60,000.
  *

@@ -89,11 +89,16 @@ impl Server {
         Server::start_on(db, free_port(), &[])
     }
 
+    /// imppd on `port` with `db`, for DOMAIN unless `extra` names its own `--domain`.
     fn start_on(db: &Path, port: u16, extra: &[&str]) -> Server {
+        let domain = if extra.contains(&"--domain") {
+            vec![]
+        } else {
+            vec!["--domain", DOMAIN]
+        };
         let mut child = Command::new(IMPPD)
+            .args(domain)
             .args([
-                "--domain",
-                DOMAIN,
                 "--listen",
                 &format!("udp:127.0.0.1:{port}"),
                 "--listen",
@@ -274,6 +279,51 @@ fn users_changed_beside_a_running_server_count_after_sighup() {
         "alice was removed: her REGISTER must fail"
     );
     server.stop();
+}
+
+/// `--account`: a second imppd (client.test) is a user agent of the first: it registers
+/// alice there with her digest credentials, so a MESSAGE to alice is delivered online (200,
+/// not stored: 202). A bad `--account` is refused before anything starts.
+#[test]
+fn imppd_registers_an_account_at_another_server() {
+    let dir = Dir::new("account");
+    let db = dir.db();
+    add_user(&db, "alice");
+    add_user(&db, "bob");
+    let server = Server::start(&db);
+    let out = imppd(&[
+        "--domain",
+        "client.test",
+        "--account",
+        "sip:alice@example.test,registrar=udp:127.0.0.1:1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password= is needed"));
+
+    let client_db = dir.0.join("client.db");
+    let mut client = Server::start_on(
+        &client_db,
+        free_port(),
+        &[
+            "--open",
+            "--domain",
+            "client.test",
+            "--account",
+            &format!(
+                "sip:alice@{DOMAIN},password=alice-pw,registrar=udp:127.0.0.1:{},expires=60",
+                server.port
+            ),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    sipp(
+        &server,
+        "message_auth_online.xml",
+        false,
+        "bob",
+        &[("target", "alice"), ("text", "hi")],
+    );
+    client.stop();
 }
 
 #[test]

@@ -53,6 +53,7 @@ const USAGE: &str = "usage:
         [--open] [--sha256] [--policy allow|confirm|polite-block|block]
         [--log-level LEVEL] [--workers N] [--config FILE]
         [--route DOMAIN=udp|tcp:ADDR:PORT]... [--route *=udp|tcp:ADDR:PORT] [--no-federate]
+        [--account AOR,password=PW,registrar=udp|tcp:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]]...
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
@@ -63,7 +64,9 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           SHA-256 too (RFC 8760), after MD5; --route sends requests for another domain
           to that next hop (imppd proxies them; *= is the default route; no route: refused);
           --no-federate forwards a user's SUBSCRIBE to another domain instead of serving it
-          with one shared back-end subscription per remote presentity";
+          with one shared back-end subscription per remote presentity; --account makes
+          imppd a user agent of another server too: it registers AOR there, publishes AOR's
+          presence, subscribes to AOR's buddies and carries AOR's messages through it";
 
 #[derive(Debug)]
 struct Options {
@@ -77,6 +80,7 @@ struct Options {
     workers: Option<usize>,
     routes: Vec<impp::sip::route::Route>,
     federate: bool,
+    accounts: Vec<impp::sip::agent::Account>,
 }
 
 impl Default for Options {
@@ -92,8 +96,59 @@ impl Default for Options {
             workers: None,
             routes: Vec::new(),
             federate: true,
+            accounts: Vec::new(),
         }
     }
+}
+
+/// `AOR,password=PW,registrar=HOP[,username=U][,proxy=HOP][,expires=S]`.
+fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
+    use impp::sip::route::NextHop;
+    let bad = |why: String| format!("--account {}: {why}", text.split(',').next().unwrap_or(""));
+    let mut parts = text.split(',');
+    let aor = Uri::parse(parts.next().unwrap_or("").trim()).map_err(|e| bad(e.to_string()))?;
+    let (mut password, mut registrar, mut username, mut proxy, mut expires) =
+        (None, None, None, None, None);
+    for part in parts {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| bad(format!("'{part}' is not name=value")))?;
+        let hop = |v: &str| NextHop::parse(v).map_err(|e| bad(e.to_string()));
+        match key.trim() {
+            "password" => password = Some(value.to_string()),
+            "registrar" => registrar = Some(hop(value)?),
+            "username" => username = Some(value.to_string()),
+            "proxy" => proxy = Some(hop(value)?),
+            "expires" => {
+                expires = Some(
+                    value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|e| *e > 0)
+                        .ok_or_else(|| bad(format!("expires '{value}' is not seconds > 0")))?,
+                )
+            }
+            other => return Err(bad(format!("unknown setting '{other}'"))),
+        }
+    }
+    let username = match username {
+        Some(u) => u,
+        None => aor
+            .user()
+            .ok_or_else(|| bad("no user part: give username=".into()))?
+            .to_string(),
+    };
+    let mut account = impp::sip::agent::Account::new(
+        aor,
+        &username,
+        &password.ok_or_else(|| bad("password= is needed".into()))?,
+        registrar.ok_or_else(|| bad("registrar= is needed".into()))?,
+    );
+    account.outbound_proxy = proxy;
+    if let Some(e) = expires {
+        account.expires = e;
+    }
+    Ok(account)
 }
 
 fn parse_listen(text: &str) -> Result<ListenAddr, String> {
@@ -154,6 +209,7 @@ impl Options {
                 impp::sip::route::Route::parse(need(name, value)?)
                     .map_err(|e| format!("--route: {e}"))?,
             ),
+            "account" => self.accounts.push(parse_account(need(name, value)?)?),
             "federate" => self.federate = flag(name, value)?,
             "no-federate" => self.federate = !flag(name, value)?,
             "workers" => {
@@ -199,7 +255,7 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (name.to_string(), None),
             };
-            const WITH_VALUE: [&str; 9] = [
+            const WITH_VALUE: [&str; 10] = [
                 "domain",
                 "listen",
                 "db",
@@ -209,6 +265,7 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 "config",
                 "password",
                 "route",
+                "account",
             ];
             if !WITH_VALUE.contains(&name.as_str())
                 && !matches!(name.as_str(), "open" | "sha256" | "no-federate" | "help")
@@ -380,6 +437,7 @@ fn serve(mut options: Options) -> Result<(), String> {
     sip.offer_sha256 = options.sha256;
     sip.routes = impp::sip::route::RouteTable::new(options.routes.clone());
     sip.federate = options.federate;
+    sip.accounts = options.accounts.clone();
     // imppd has no application of its own: what the SIP server leaves to the application
     // (subscription state changes, deliveries, expiries) is let go, so the event queue
     // never fills.

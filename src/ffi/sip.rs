@@ -21,7 +21,7 @@ use super::boundary::{free_handle, guard, handle, handle_mut, out_arg, str_arg, 
 use super::engine::{engine_ref, impp_engine};
 use super::status::impp_status;
 use crate::error::{Error, Result};
-use crate::sip::route::Route;
+use crate::sip::route::{NextHop, Route};
 use crate::sip::server::{SipServer, SipServerConfig};
 use crate::sip::transport::{ListenAddr, Proto};
 
@@ -95,7 +95,7 @@ pub unsafe extern "C" fn impp_sip_config_add_listen(
     // SAFETY: forwarded contract.
     unsafe {
         with_config(config, |c| {
-            let hop = crate::sip::route::NextHop::parse(text?)?;
+            let hop = NextHop::parse(text?)?;
             c.listen.push(match hop.proto {
                 Proto::Udp => ListenAddr::udp(hop.addr),
                 Proto::Tcp => ListenAddr::tcp(hop.addr),
@@ -184,6 +184,71 @@ pub unsafe extern "C" fn impp_sip_config_add_route(
     unsafe {
         with_config(config, |c| {
             c.routes.add(Route::parse(text?)?);
+            Ok(())
+        })
+    }
+}
+
+/// Adds an account (the user-agent role): the stack registers `aor` (`sip:alice@b.example`)
+/// at `registrar` (`"udp:192.0.2.7:5060"`), with digest credentials `username` (NULL: the
+/// user part of `aor`) and `password`; publishes `aor`'s presence as composed in the engine
+/// (publish it there as for any presentity); subscribes to buddies for the application (an
+/// `impp_engine_subscribe` whose watcher is `aor` and whose presentity is of another domain
+/// goes out through the account); sends `aor`'s messages to other domains through it, and
+/// hands MESSAGEs relayed to its contact to the application as `IMPP_EVENT_MESSAGE`.
+/// `outbound_proxy` (NULL: the registrar) is where requests other than REGISTER go;
+/// `expires` (0: 3600) is the registration and publication expiry asked for, in seconds.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a next hop not `udp|tcp:ADDR:PORT`),
+/// `IMPP_ERR_INVALID_URI` (`aor`). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live; strings NULL (where allowed) or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_add_account(
+    config: *mut impp_sip_config,
+    aor: *const c_char,
+    username: *const c_char,
+    password: *const c_char,
+    registrar: *const c_char,
+    outbound_proxy: *const c_char,
+    expires: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract (each pointer NULL or NUL-terminated).
+    let args = unsafe {
+        (
+            str_arg(aor, "aor"),
+            super::boundary::opt_str_arg(username, "username"),
+            str_arg(password, "password"),
+            str_arg(registrar, "registrar"),
+            super::boundary::opt_str_arg(outbound_proxy, "outbound_proxy"),
+        )
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            let (aor, username, password, registrar, proxy) = args;
+            let aor = crate::uri::Uri::parse(aor?)?;
+            let username = match username? {
+                Some(u) => u.to_owned(),
+                None => aor
+                    .user()
+                    .ok_or_else(|| {
+                        Error::InvalidArgument(format!("{aor} has no user part: give a username"))
+                    })?
+                    .to_owned(),
+            };
+            let mut account = crate::sip::agent::Account::new(
+                aor,
+                &username,
+                password?,
+                NextHop::parse(registrar?)?,
+            );
+            account.outbound_proxy = proxy?.map(NextHop::parse).transpose()?;
+            if expires > 0 {
+                account.expires = expires;
+            }
+            c.accounts.push(account);
             Ok(())
         })
     }
@@ -312,7 +377,7 @@ pub unsafe extern "C" fn impp_sip_local_address(
             .iter()
             .find(|l| l.proto == proto)
             .ok_or_else(|| Error::NotFound(format!("no {} address", proto.as_str())))?;
-        let text = crate::sip::route::NextHop {
+        let text = NextHop {
             proto,
             addr: addr.addr,
         }

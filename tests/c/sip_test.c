@@ -204,11 +204,90 @@ static void messages_over_sip_reach_the_application(impp_engine *engine) {
     impp_sip_free(sip);
 }
 
+/* Waits up to 10 s for an event of `kind` on `engine`; returns it (owned) or NULL. */
+static impp_event *wait_event(impp_engine *engine, impp_event_kind kind) {
+    for (int i = 0; i < 100; i++) {
+        impp_event *ev = NULL;
+        CHECK_OK(impp_engine_next_event(engine, 100, &ev));
+        if (ev != NULL && impp_event_get_kind(ev) == kind) {
+            return ev;
+        }
+        impp_event_free(ev);
+    }
+    return NULL;
+}
+
+/* The user-agent role: a second engine (client.test) with the account alice@example.test at
+ * the first engine's stack (digest authentication on) sends as alice and receives for her. */
+static void an_account_sends_and_receives(impp_engine *server) {
+    impp_sip *server_sip = start_stack(server, true);
+    char *registrar = NULL;
+    CHECK_OK(impp_sip_local_address(server_sip, "udp", &registrar));
+
+    impp_config *config = NULL;
+    CHECK_OK(impp_config_new(&config));
+    CHECK_OK(impp_config_add_domain(config, "client.test"));
+    impp_engine *client = NULL;
+    CHECK_OK(impp_engine_new(config, &client));
+    impp_sip_config *sip_config = NULL;
+    CHECK_OK(impp_sip_config_new(&sip_config));
+    CHECK_OK(impp_sip_config_add_listen(sip_config, "udp:127.0.0.1:0"));
+    CHECK_FAILS(impp_sip_config_add_account(sip_config, "not a uri", NULL, "secret", registrar,
+                                            NULL, 0),
+                IMPP_ERR_INVALID_URI);
+    CHECK_FAILS(impp_sip_config_add_account(sip_config, "sip:alice@example.test", NULL, "secret",
+                                            "udp:nowhere", NULL, 0),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_account(sip_config, "sip:example.test", NULL, "secret",
+                                            registrar, NULL, 0),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_OK(impp_sip_config_add_account(sip_config, "sip:alice@example.test", NULL, "secret",
+                                         registrar, NULL, 600));
+    impp_sip *client_sip = NULL;
+    CHECK_OK(impp_sip_start(client, sip_config, &client_sip));
+
+    uint64_t id = 0;
+    /* alice -> bob (logged in at the server's application): delivered through the account. */
+    CHECK_OK(impp_engine_login(server, "sip:bob@example.test", "app2", -1, NULL));
+    CHECK_OK(impp_engine_send_message(client, "sip:alice@example.test", "sip:bob@example.test",
+                                      "text/plain", (const uint8_t *)"hi bob", 6, NULL, NULL,
+                                      &id));
+    impp_event *ev = wait_event(client, IMPP_EVENT_DELIVERY);
+    CHECK(ev != NULL && impp_event_delivery_outcome(ev) == IMPP_DELIVERY_DELIVERED);
+    impp_event_free(ev);
+    ev = wait_event(server, IMPP_EVENT_MESSAGE);
+    CHECK(ev != NULL);
+    if (ev != NULL) {
+        CHECK_STR(impp_event_sender(ev), "sip:alice@example.test");
+    }
+    impp_event_free(ev);
+
+    /* bob -> alice: relayed to the contact the account registered (stored until then). */
+    CHECK_OK(impp_engine_send_message(server, "sip:bob@example.test", "sip:alice@example.test",
+                                      "text/plain", (const uint8_t *)"hi alice", 8, NULL, NULL,
+                                      &id));
+    ev = wait_event(client, IMPP_EVENT_MESSAGE);
+    CHECK(ev != NULL);
+    if (ev != NULL) {
+        const uint8_t *body = NULL;
+        size_t len = 0;
+        CHECK_OK(impp_event_message_body(ev, &body, &len));
+        CHECK(len == 8 && memcmp(body, "hi alice", 8) == 0);
+    }
+    impp_event_free(ev);
+
+    impp_sip_free(client_sip);
+    CHECK_OK(impp_engine_free(client));
+    impp_string_free(registrar);
+    impp_sip_free(server_sip);
+}
+
 int main(void) {
     impp_engine *engine = start_engine();
     configuration_errors_change_nothing(engine);
     answers_and_challenges(engine);
     messages_over_sip_reach_the_application(engine);
+    an_account_sends_and_receives(engine);
     CHECK_OK(impp_engine_free(engine));
     return check_report("sip_test");
 }

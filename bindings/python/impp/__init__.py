@@ -64,7 +64,7 @@ from .documents import (
     WatcherList,
 )
 from .events import Event
-from .sip import SipStack
+from .sip import Account, SipStack
 from .presence import CAPABILITIES, Activity, Note, Presence, Tuple, UserInput
 
 __version__ = "0.1.0"
@@ -79,6 +79,7 @@ def abi_version() -> int:
 __all__ = [
     "ABI_VERSION",
     "ACTIONS",
+    "Account",
     "CAPABILITIES",
     "STATS",
     "Activity",

@@ -227,6 +227,10 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "impp_sip_config_set_federate": (_status, [SipConfigP, c_bool]),
     "impp_sip_config_set_offer_sha256": (_status, [SipConfigP, c_bool]),
     "impp_sip_config_set_t1_ms": (_status, [SipConfigP, c_uint32]),
+    "impp_sip_config_add_account": (
+        _status,
+        [SipConfigP, c_char_p, c_char_p, c_char_p, c_char_p, c_char_p, c_uint32],
+    ),
     "impp_sip_config_set_workers": (_status, [SipConfigP, c_uint32]),
     "impp_sip_start": (_status, [EngineP, SipConfigP, POINTER(SipP)]),
     "impp_sip_local_address": (_status, [SipP, c_char_p, _owned_out]),

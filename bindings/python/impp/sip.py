@@ -16,6 +16,7 @@ the application keeps receiving every other event as before.
 
 import ctypes
 import threading
+from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from . import _ffi
@@ -23,9 +24,33 @@ from ._ffi import check, encode, lib, take_owned
 from .errors import Shutdown
 
 
+@dataclass(frozen=True)
+class Account:
+    """An account of the user-agent role: the stack registers ``aor`` at ``registrar``
+    (``"udp:192.0.2.7:5060"``) with digest credentials ``username`` (None: the user part of
+    ``aor``) and ``password``, publishes ``aor``'s presence as composed in the engine,
+    subscribes to buddies for the application (a subscription whose watcher is ``aor`` to a
+    presentity of another domain goes out through the account), sends ``aor``'s messages to
+    other domains through it, and gives the application the messages relayed to it.
+    ``outbound_proxy`` (None: the registrar) takes the requests other than REGISTER;
+    ``expires`` is the registration and publication expiry asked for."""
+
+    aor: str
+    password: str
+    registrar: str
+    username: Optional[str] = None
+    outbound_proxy: Optional[str] = None
+    expires: int = 3600
+
+    def __repr__(self) -> str:
+        return (f"Account(aor={self.aor!r}, username={self.username!r}, password='<hidden>', "
+                f"registrar={self.registrar!r}, outbound_proxy={self.outbound_proxy!r}, "
+                f"expires={self.expires})")
+
+
 class SipStack:
-    """``SipStack(engine, listen=[...], authenticate=True, routes=(), federate=True,
-    offer_sha256=True, t1_ms=None, workers=None)``.
+    """``SipStack(engine, listen=[...], authenticate=True, routes=(), accounts=(),
+    federate=True, offer_sha256=True, t1_ms=None, workers=None)``.
 
     ``listen``: addresses as ``"udp:127.0.0.1:5060"`` / ``"tcp:[::1]:5060"`` (port 0: any
     free port, see :meth:`local_address`). ``authenticate``: digest authentication of the
@@ -33,7 +58,8 @@ class SipStack:
     :meth:`impp.Engine.set_user_password`). ``routes``: ``"b.example=udp:192.0.2.7:5060"``
     next hops for other domains, ``"*=..."`` the default. ``federate``: serve a SUBSCRIBE of a
     local user to another domain here, with one shared back-end subscription, rather than
-    forward it. Close the stack before the engine (closing the engine closes it first).
+    forward it. ``accounts``: :class:`Account` s of the user-agent role. Close the stack
+    before the engine (closing the engine closes it first).
     """
 
     def __init__(
@@ -43,6 +69,7 @@ class SipStack:
         *,
         authenticate: bool = True,
         routes: Iterable[str] = (),
+        accounts: Iterable[Account] = (),
         federate: bool = True,
         offer_sha256: bool = True,
         t1_ms: Optional[int] = None,
@@ -60,6 +87,20 @@ class SipStack:
                 check(lib.impp_sip_config_add_listen(config, encode(address, "listen")))
             for route in routes:
                 check(lib.impp_sip_config_add_route(config, encode(route, "route")))
+            for a in accounts:
+                if not isinstance(a, Account):
+                    raise TypeError(f"accounts must be impp.Account, not {type(a).__name__}")
+                if isinstance(a.expires, bool) or not 0 <= a.expires <= 0xFFFFFFFF:
+                    raise ValueError(f"expires must be seconds >= 0, not {a.expires!r}")
+                check(lib.impp_sip_config_add_account(
+                    config,
+                    encode(a.aor, "aor"),
+                    None if a.username is None else encode(a.username, "username"),
+                    encode(a.password, "password"),
+                    encode(a.registrar, "registrar"),
+                    None if a.outbound_proxy is None else encode(a.outbound_proxy, "outbound_proxy"),
+                    a.expires,
+                ))
             check(lib.impp_sip_config_set_authenticate(config, bool(authenticate)))
             check(lib.impp_sip_config_set_federate(config, bool(federate)))
             check(lib.impp_sip_config_set_offer_sha256(config, bool(offer_sha256)))

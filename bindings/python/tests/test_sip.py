@@ -99,3 +99,43 @@ def test_closing_the_engine_closes_its_stack():
     engine.close()
     with pytest.raises(impp.Shutdown):
         sip.local_address("udp")
+
+
+def test_an_account_sends_and_receives_through_its_server():
+    """The user-agent role from Python: a client engine with the account alice@example.test
+    at a second engine's stack (digest on) sends as alice and receives for her."""
+    with impp.Engine(domains=["example.test"], default_policy="allow") as server, \
+            impp.Engine(domains=["client.test"]) as client:
+        server.set_user_password("sip:alice@example.test", "alice-secret")
+        server.set_user_password("sip:bob@example.test", "bob-secret")
+        with impp.SipStack(server, listen=["udp:127.0.0.1:0"]) as server_sip:
+            account = impp.Account("sip:alice@example.test", "alice-secret",
+                                   server_sip.local_address("udp"), expires=600)
+            assert "alice-secret" not in repr(account)
+            with impp.SipStack(client, listen=["udp:127.0.0.1:0"], accounts=[account]):
+                server.login("sip:bob@example.test", "app")
+                sent = client.send_message("sip:alice@example.test", "sip:bob@example.test",
+                                           "hello bob")
+                outcome = next(e for e in client.events(timeout=10)
+                               if e.kind == "delivery" and e.message_id == sent)
+                assert outcome.outcome == "delivered"
+                got = next(e for e in server.events(timeout=10) if e.kind == "message")
+                assert (got.sender, got.body) == ("sip:alice@example.test", b"hello bob")
+
+                server.send_message("sip:bob@example.test", "sip:alice@example.test", "hi alice")
+                got = next(e for e in client.events(timeout=10) if e.kind == "message")
+                assert (got.sender, got.recipient, got.body) == (
+                    "sip:bob@example.test", "sip:alice@example.test", b"hi alice")
+
+
+def test_bad_accounts_are_refused():
+    with impp.Engine(domains=["client.test"]) as engine:
+        for account in (
+            impp.Account("not a uri", "pw", "udp:127.0.0.1:5060"),
+            impp.Account("sip:alice@b.test", "pw", "udp:somewhere:5060"),
+            impp.Account("sip:b.test", "pw", "udp:127.0.0.1:5060"),
+        ):
+            with pytest.raises(impp.Error):
+                impp.SipStack(engine, listen=["udp:127.0.0.1:0"], accounts=[account])
+        with pytest.raises(TypeError):
+            impp.SipStack(engine, listen=["udp:127.0.0.1:0"], accounts=["sip:alice@b.test"])
