@@ -281,6 +281,32 @@ fn users_changed_beside_a_running_server_count_after_sighup() {
     server.stop();
 }
 
+/// `--db none`: memory only, as a memory-only Kamailio; serves with --open, keeps no users.
+#[test]
+fn imppd_runs_memory_only_without_a_database() {
+    let out = imppd(&[
+        "user",
+        "add",
+        "sip:x@example.test",
+        "--password",
+        "p",
+        "--db",
+        "none",
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keeps no users"));
+    let mut server = Server::start_on(Path::new("none"), free_port(), &["--open"]);
+    sipp(
+        &server,
+        "kamailio_publish.xml",
+        false,
+        "alice",
+        &[("note", "in memory"), ("note2", "still")],
+    );
+    server.stop();
+    assert!(!Path::new("none").exists(), "no file named 'none' was made");
+}
+
 /// `--account`: a second imppd (client.test) is a user agent of the first: it registers
 /// alice there with her digest credentials, so a MESSAGE to alice is delivered online (200,
 /// not stored: 202). A bad `--account` is refused before anything starts.

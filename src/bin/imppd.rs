@@ -58,6 +58,7 @@ const USAGE: &str = "usage:
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
 defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.db
+          (--db none: memory only, nothing kept across restarts, no users: use with --open)
           --policy allow --log-level info; digest authentication on (--open: off),
           challenging with MD5 alone, which every deployed phone understands (libre-based
           clients such as baresip fail when any other algorithm is offered); --sha256 offers
@@ -337,6 +338,13 @@ fn main() -> ExitCode {
     }
 }
 
+impl Options {
+    /// `--db none`.
+    fn memory_only(&self) -> bool {
+        self.db.as_os_str() == "none"
+    }
+}
+
 fn open_store(options: &Options) -> Result<Arc<SqliteStore>, String> {
     SqliteStore::open(&options.db)
         .map(Arc::new)
@@ -348,6 +356,9 @@ fn open_store(options: &Options) -> Result<Arc<SqliteStore>, String> {
 /// mode, so this reader does not block the server's writer). Returns how many users were
 /// added or changed, and how many removed.
 fn reload_users(options: &Options, engine: &Engine) -> Result<(usize, usize), String> {
+    if options.memory_only() {
+        return Err("memory only (--db none): there is no database to read".into());
+    }
     let stored = SqliteStore::open(&options.db)
         .and_then(|s| s.load())
         .map_err(|e| e.to_string())?
@@ -371,6 +382,9 @@ fn reload_users(options: &Options, engine: &Engine) -> Result<(usize, usize), St
 }
 
 fn user_command(options: &Options, args: &[String]) -> Result<(), String> {
+    if options.memory_only() {
+        return Err("--db none keeps no users: give a database file".into());
+    }
     let store = open_store(options)?;
     match args.first().map(String::as_str) {
         Some("add") => {
@@ -421,7 +435,13 @@ fn serve(mut options: Options) -> Result<(), String> {
         let local: SocketAddr = "127.0.0.1:5060".parse().expect("an address");
         options.listen = vec![ListenAddr::udp(local), ListenAddr::tcp(local)];
     }
-    let store = open_store(&options)?;
+    // `--db none`: memory only (nothing outlives the process; no users, so with --open), the
+    // counterpart of a memory-only Kamailio presence server.
+    let store: Arc<dyn Store> = if options.memory_only() {
+        Arc::new(impp::store::MemoryStore::volatile())
+    } else {
+        open_store(&options)?
+    };
     let mut config = EngineConfig {
         domains: options.domains.clone(),
         default_policy: options.policy,
