@@ -38,6 +38,8 @@
 #                (examples/sip_swarm.rs: recvmmsg/sendmmsg, UDP only)      [sipp]
 #   KAM_SHM_MB   Kamailio's shared memory pool (-m), MB: finished transactions
 #                stay ~5 s, about 11 kB each                              [2048]
+#   IMPPD_DB     imppd's --db: none (memory only, like the memory-only Kamailio) | file
+#                (a new SQLite file in the work directory)                [none]
 #   KEEP=1       keep the work directory (sipp CSVs, server log) afterwards
 #   WORK         work directory                   [mktemp -d /tmp/sip-bench.X]
 set -euo pipefail
@@ -59,6 +61,7 @@ SAT_PUB_RATE=${SAT_PUB_RATE:-400}
 SAT_UPDATES=${SAT_UPDATES:-$((2 * UPDATES))}
 TRANSPORT=${TRANSPORT:-u1}
 SETTLE_S=${SETTLE_S:-35}
+IMPPD_DB=${IMPPD_DB:-none}
 EXPIRES=${EXPIRES:-600}
 KEEP=${KEEP:-0}
 
@@ -79,6 +82,7 @@ log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 now() { date +%s.%N; }
 
 WORK=${WORK:-$(mktemp -d /tmp/sip-bench.XXXXXX)}
+[ "$IMPPD_DB" = file ] && IMPPD_DB=$WORK/imppd.db
 mkdir -p "$WORK"
 MARKS=$WORK/marks.env
 mark() { echo "$1=$2" >>"$MARKS"; }
@@ -124,7 +128,7 @@ kam() { kamcmd -s "$CTL" "$@"; }
 # Kamailio's shared memory in use (bytes): its subscriptions, documents and transactions.
 shm() { kam core.shmmem | awk '$1 == "real_used:" { print $2 }'; }
 if [ "$SERVER" = imppd ]; then
-  "$IMPPD" --domain example.test --listen "udp:$TARGET" --listen "tcp:$TARGET" --db "$WORK/imppd.db" \
+  "$IMPPD" --domain example.test --listen "udp:$TARGET" --listen "tcp:$TARGET" --db "$IMPPD_DB" \
     --open --policy allow --log-level warn 2>"$WORK/server.log" &
   SRV_PID=$!
   for _ in $(seq 100); do
@@ -133,7 +137,7 @@ if [ "$SERVER" = imppd ]; then
     sleep 0.1
   done
   grep -q '^imppd ready' "$WORK/server.log" || { echo "imppd did not get ready" >&2; cat "$WORK/server.log" >&2; exit 1; }
-  log "imppd pid $SRV_PID on $TARGET (udp+tcp), db $WORK/imppd.db; work dir $WORK"
+  log "imppd pid $SRV_PID on $TARGET (udp+tcp), db $IMPPD_DB; work dir $WORK"
 else
   # Memory-only presence (deploy/kamailio/presence.cfg), in the foreground of this background
   # job (-DD) so that $! is its main process; -E logs to stderr.

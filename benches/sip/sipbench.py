@@ -245,6 +245,7 @@ def report(d):
     m, num, subs, pres = f["m"], f["num"], f["subs"], f["pres"]
     est, notified, sub_fail, sub_cpu, sub_sipp = f["est"], f["notified"], f["sub_fail"], f["sub_cpu"], f["sub_sipp"]
     sub_rate, per_sub, storms = f["sub_rate"], f["per_sub"], f["storms"]
+    heap_per_sub = f["heap_per_sub"]
     notify_retrans, w_fail, w_ok, w_unexp, w_retrans = (
         f["notify_retrans"], f["w_fail"], f["w_ok"], f["w_unexp"], f["w_retrans"])
     server = m.get("SERVER", "imppd")
