@@ -7,7 +7,9 @@
 //!   bob@k.test share one back-end SUBSCRIBE, and what bob publishes at Kamailio reaches all;
 //! - federation, from Kamailio: a watcher of k.test (sipp) subscribes through Kamailio, which
 //!   forwards a.test's requests to a.test's server (FORWARD_DOMAIN), to alice@a.test and gets
-//!   her publications.
+//!   her publications;
+//! - both directions again with the imppd binary (`--route k.test=...`, digest authentication
+//!   on) and sipp as every user agent.
 //!
 //! Kamailio and sipp come from Debian (kamailio, kamailio-presence-modules, sip-tester), which
 //! `.ci/run` installs; without them these tests fail and say so.
@@ -18,7 +20,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::kamailio::{free_port, Kamailio, TempDir};
+use common::imppd::{password, Imppd};
+use common::kamailio::{free_port, Kamailio, TempDir, DOMAIN};
 use common::sipp::Sipp;
 use impp::engine::{
     AuthAction, Delivery, DeliveryOutcome, Engine, EngineConfig, Event, ExpiryBounds, MessageId,
@@ -436,4 +439,96 @@ fn a_watcher_at_kamailio_subscribes_through_it_to_a_user_of_a_test() {
     let presentities = k.rpc(&["presence.presentity_list"]);
     assert!(!presentities.contains("alice"), "{presentities}");
     drop(a_server);
+}
+
+#[test]
+fn imppd_federates_with_kamailio_both_ways() {
+    // imppd serves example.test (the harness's domain) with a route for k.test to Kamailio;
+    // Kamailio forwards example.test's requests to imppd.
+    let k_port = free_port();
+    let route = format!("k.test=udp:127.0.0.1:{k_port}");
+    let imppd = Imppd::start(&["alice", "carol"], &["--route", &route]);
+    let forward_domain = format!("\"{DOMAIN}\"");
+    let forward = format!("\"sip:127.0.0.1:{}\"", imppd.port());
+    let k = kamailio(
+        k_port,
+        &[
+            ("FORWARD_DOMAIN", &forward_domain),
+            ("FORWARD_ADDR", &forward),
+        ],
+    );
+    let dir = TempDir::new("kamailio-interop-imppd");
+
+    // carol of example.test (authenticated at imppd) watches bob of k.test; imppd serves her
+    // from its one back-end subscription at Kamailio.
+    let carol = Sipp::new(
+        "kamailio_interop_auth_watch.xml",
+        imppd.addr(),
+        "carol",
+        dir.path(),
+        "carol",
+    )
+    .auth("carol", &password("carol"))
+    .set("target", "sip:bob@k.test")
+    .spawn();
+    carol.wait_for("Subscription-State: active");
+    // dave of k.test (sipp, at Kamailio) watches alice of example.test through Kamailio.
+    let dave = Sipp::new(
+        "kamailio_interop_watch.xml",
+        k.addr(),
+        "dave",
+        dir.path(),
+        "dave",
+    )
+    .set("domain", K_DOMAIN)
+    .set("target", &format!("sip:alice@{DOMAIN}"))
+    .spawn();
+    dave.wait_for("Subscription-State: active");
+
+    // bob publishes at Kamailio, alice at imppd.
+    Sipp::new(
+        "kamailio_interop_publish.xml",
+        k.addr(),
+        "bob",
+        dir.path(),
+        "bob",
+    )
+    .set("domain", K_DOMAIN)
+    .set("note", "bob via kamailio")
+    .run();
+    Sipp::new(
+        "kamailio_auth_publish.xml",
+        imppd.addr(),
+        "alice",
+        dir.path(),
+        "alice",
+    )
+    .auth("alice", &password("alice"))
+    .set("note", "alice at imppd")
+    .run();
+
+    let carol = carol.wait().received("NOTIFY");
+    let noted: Vec<&String> = carol.iter().filter(|n| n.contains("<note")).collect();
+    assert_eq!(noted.len(), 1, "{carol:#?}");
+    assert!(noted[0].contains("bob via kamailio"), "{}", noted[0]);
+    assert!(noted[0].contains("sip:bob@k.test"), "{}", noted[0]);
+    assert!(carol.last().unwrap().contains("terminated"), "{carol:#?}");
+
+    let dave = dave.wait().received("NOTIFY");
+    assert_eq!(dave.len(), 3, "{dave:#?}");
+    assert!(dave[1].contains("alice at imppd"), "{}", dave[1]);
+    assert!(dave[2].contains("terminated"), "{}", dave[2]);
+    for n in &dave {
+        // From imppd by way of Kamailio.
+        assert!(
+            n.contains(&format!("Via: SIP/2.0/UDP 127.0.0.1:{k_port}")),
+            "{n}"
+        );
+    }
+    // One SUBSCRIBE of imppd's reached Kamailio for bob; dave's went through to imppd.
+    assert_eq!(requests_logged(&k, "SUBSCRIBE sip:bob@k.test"), 1);
+    assert_eq!(
+        requests_logged(&k, &format!("SUBSCRIBE sip:alice@{DOMAIN}")),
+        1
+    );
 }
