@@ -62,9 +62,16 @@ fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
 }
 
 /// Kamailio serving k.test, logging every request it gets (WITH_DEBUG), plus `extra` defines.
+/// One worker: with two, the answer to a relayed SUBSCRIBE and the first NOTIFY, sent in that
+/// order by the notifier, are relayed by different processes and overtake each other now
+/// and then, which sipp's watchers (a fixed sequence of messages) cannot take.
 fn kamailio(port: u16, extra: &[(&str, &str)]) -> Kamailio {
     let domain = format!("\"{K_DOMAIN}\"");
-    let mut defines = vec![("SIP_DOMAIN", domain.as_str()), ("WITH_DEBUG", "1")];
+    let mut defines = vec![
+        ("SIP_DOMAIN", domain.as_str()),
+        ("WITH_DEBUG", "1"),
+        ("WORKERS", "1"),
+    ];
     defines.extend_from_slice(extra);
     Kamailio::start_on("presence.cfg", port, &defines)
 }
