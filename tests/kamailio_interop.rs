@@ -9,7 +9,7 @@
 //!   forwards a.test's requests to a.test's server (FORWARD_DOMAIN), to alice@a.test and gets
 //!   her publications;
 //! - both directions again with the imppd binary (`--route k.test=...`, digest authentication
-//!   on) and sipp as every user agent.
+//!   on) and sipp as every user agent, watchers and messages alike.
 //!
 //! Kamailio and sipp come from Debian (kamailio, kamailio-presence-modules, sip-tester), which
 //! `.ci/run` installs; without them these tests fail and say so.
@@ -538,4 +538,103 @@ fn imppd_federates_with_kamailio_both_ways() {
         requests_logged(&k, &format!("SUBSCRIBE sip:alice@{DOMAIN}")),
         1
     );
+}
+
+/// The status code of the last answer sipp received.
+fn last_status(log: &str) -> u16 {
+    log.split("----------------------------------------------- ")
+        .filter(|e| e.contains("message received"))
+        .filter_map(|e| {
+            let at = e.find("SIP/2.0 ")?;
+            e[at + 8..at + 11].parse().ok()
+        })
+        .last()
+        .unwrap_or_else(|| panic!("no answer in sipp's log:\n{log}"))
+}
+
+#[test]
+fn users_of_imppd_and_of_kamailio_message_each_other_through_both_servers() {
+    let k_port = free_port();
+    let route = format!("k.test=udp:127.0.0.1:{k_port}");
+    let imppd = Imppd::start(&["alice", "carol"], &["--route", &route]);
+    let forward_domain = format!("\"{DOMAIN}\"");
+    let forward = format!("\"sip:127.0.0.1:{}\"", imppd.port());
+    let k = kamailio(
+        k_port,
+        &[
+            ("FORWARD_DOMAIN", &forward_domain),
+            ("FORWARD_ADDR", &forward),
+        ],
+    );
+    let dir = TempDir::new("kamailio-interop-messages");
+    let message = |at: SocketAddr, user: &str, domain: &str, target: &str, text: &str| {
+        Sipp::new(
+            "kamailio_interop_message.xml",
+            at,
+            user,
+            dir.path(),
+            &format!("{user}_says"),
+        )
+        .auth(user, &password(user))
+        .set("domain", domain)
+        .set("target", target)
+        .set("text", text)
+        .run()
+    };
+
+    // dave of k.test writes to alice of example.test through Kamailio, which relays it to
+    // imppd: alice is offline, so imppd keeps it (202, back through Kamailio)...
+    let alice_uri = format!("sip:alice@{DOMAIN}");
+    let sent = message(k.addr(), "dave", K_DOMAIN, &alice_uri, "hello from k.test");
+    assert_eq!(last_status(&sent.0), 202, "{}", sent.0);
+    // ...and hands it to her when she registers at imppd.
+    let alice_port = free_port();
+    let alice_ua = Sipp::listener("kamailio_ua.xml", alice_port, dir.path(), "alice_ua").spawn();
+    Sipp::new(
+        "register_contact.xml",
+        imppd.addr(),
+        "alice",
+        dir.path(),
+        "alice_register",
+    )
+    .auth("alice", &password("alice"))
+    .set("cport", &alice_port.to_string())
+    .run();
+    let got = alice_ua.wait().received("MESSAGE");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].contains("hello from k.test"), "{}", got[0]);
+    assert!(got[0].contains("sip:dave@k.test"), "{}", got[0]);
+
+    // carol of example.test (authenticated at imppd) writes to dave, registered at Kamailio:
+    // imppd sends it on by its route, Kamailio relays it to dave's contact, and dave's 200
+    // comes back as carol's answer.
+    let dave_port = free_port();
+    let dave_ua = Sipp::listener("kamailio_ua.xml", dave_port, dir.path(), "dave_ua").spawn();
+    Sipp::new(
+        "kamailio_interop_register.xml",
+        k.addr(),
+        "dave",
+        dir.path(),
+        "dave_register",
+    )
+    .set("domain", K_DOMAIN)
+    .set("cport", &dave_port.to_string())
+    .run();
+    let sent = message(
+        imppd.addr(),
+        "carol",
+        DOMAIN,
+        "sip:dave@k.test",
+        "hello from example.test",
+    );
+    assert_eq!(last_status(&sent.0), 200, "{}", sent.0);
+    let got = dave_ua.wait().received("MESSAGE");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].contains("hello from example.test"), "{}", got[0]);
+    assert!(
+        got[0].contains(&format!("sip:carol@{DOMAIN}")),
+        "{}",
+        got[0]
+    );
+    assert_eq!(requests_logged(&k, "MESSAGE sip:dave@k.test"), 1);
 }
