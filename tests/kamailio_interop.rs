@@ -466,19 +466,23 @@ fn imppd_federates_with_kamailio_both_ways() {
     );
     let dir = TempDir::new("kamailio-interop-imppd");
 
-    // carol of example.test (authenticated at imppd) watches bob of k.test; imppd serves her
-    // from its one back-end subscription at Kamailio.
-    let carol = Sipp::new(
-        "kamailio_interop_auth_watch.xml",
-        imppd.addr(),
-        "carol",
-        dir.path(),
-        "carol",
-    )
-    .auth("carol", &password("carol"))
-    .set("target", "sip:bob@k.test")
-    .spawn();
-    carol.wait_for("Subscription-State: active");
+    // carol and alice of example.test (authenticated at imppd) watch bob of k.test; imppd
+    // serves both from one back-end subscription at Kamailio.
+    let watch_bob = |user: &str| {
+        let watcher = Sipp::new(
+            "kamailio_interop_auth_watch.xml",
+            imppd.addr(),
+            user,
+            dir.path(),
+            &format!("{user}_watch"),
+        )
+        .auth(user, &password(user))
+        .set("target", "sip:bob@k.test")
+        .spawn();
+        watcher.wait_for("Subscription-State: active");
+        watcher
+    };
+    let bob_watchers = [watch_bob("carol"), watch_bob("alice")];
     // dave of k.test (sipp, at Kamailio) watches alice of example.test through Kamailio.
     let dave = Sipp::new(
         "kamailio_interop_watch.xml",
@@ -514,12 +518,17 @@ fn imppd_federates_with_kamailio_both_ways() {
     .set("note", "alice at imppd")
     .run();
 
-    let carol = carol.wait().received("NOTIFY");
-    let noted: Vec<&String> = carol.iter().filter(|n| n.contains("<note")).collect();
-    assert_eq!(noted.len(), 1, "{carol:#?}");
-    assert!(noted[0].contains("bob via kamailio"), "{}", noted[0]);
-    assert!(noted[0].contains("sip:bob@k.test"), "{}", noted[0]);
-    assert!(carol.last().unwrap().contains("terminated"), "{carol:#?}");
+    for watcher in bob_watchers {
+        let notifies = watcher.wait().received("NOTIFY");
+        let noted: Vec<&String> = notifies.iter().filter(|n| n.contains("<note")).collect();
+        assert_eq!(noted.len(), 1, "{notifies:#?}");
+        assert!(noted[0].contains("bob via kamailio"), "{}", noted[0]);
+        assert!(noted[0].contains("sip:bob@k.test"), "{}", noted[0]);
+        assert!(
+            notifies.last().unwrap().contains("terminated"),
+            "{notifies:#?}"
+        );
+    }
 
     let dave = dave.wait().received("NOTIFY");
     assert_eq!(dave.len(), 3, "{dave:#?}");
@@ -532,7 +541,8 @@ fn imppd_federates_with_kamailio_both_ways() {
             "{n}"
         );
     }
-    // One SUBSCRIBE of imppd's reached Kamailio for bob; dave's went through to imppd.
+    // One SUBSCRIBE of imppd's reached Kamailio for bob's two watchers; dave's went through
+    // to imppd.
     assert_eq!(requests_logged(&k, "SUBSCRIBE sip:bob@k.test"), 1);
     assert_eq!(
         requests_logged(&k, &format!("SUBSCRIBE sip:alice@{DOMAIN}")),
