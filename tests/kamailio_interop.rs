@@ -76,10 +76,20 @@ fn kamailio(port: u16, extra: &[(&str, &str)]) -> Kamailio {
     Kamailio::start_on("presence.cfg", port, &defines)
 }
 
-/// How many requests Kamailio logged whose request line starts with `start` (WITH_DEBUG
-/// logs "METHOD R-URI from SOURCE").
+/// How many requests Kamailio logged whose request line starts with `start`, counted by
+/// Call-ID so that a retransmission (a slow answer on a loaded machine) is not a second
+/// request. WITH_DEBUG logs "METHOD R-URI from SOURCE (PROTO) call CALL-ID".
 fn requests_logged(k: &Kamailio, start: &str) -> usize {
-    k.log().matches(&format!("{start} from ")).count()
+    let needle = format!("{start} from ");
+    let calls: std::collections::HashSet<String> = k
+        .log()
+        .lines()
+        .filter_map(|line| {
+            let rest = &line[line.find(&needle)?..];
+            Some(rest.rsplit_once(" call ")?.1.trim().to_string())
+        })
+        .collect();
+    calls.len()
 }
 
 /// An engine owning `domain` whose application records every event.
