@@ -834,8 +834,10 @@ impl Inner {
         };
         // A SUBSCRIBE from a user of another domain (federation) cannot be checked here: the
         // directory holds only this server's users. It may only watch (never act for a local
-        // identity), and the presentity's rules decide what it sees.
-        if method == "SUBSCRIBE"
+        // identity), and the presentity's rules decide what it sees. A MESSAGE from another
+        // domain likewise (relayed by that domain's server, as a Kamailio with a route to us
+        // does): it is delivered as from its foreign sender, whom the recipient may block.
+        if (method == "SUBSCRIBE" || method == "MESSAGE")
             && request
                 .message
                 .from()

@@ -1,0 +1,662 @@
+//! libimpp against Kamailio's own presence server (`deploy/kamailio/presence.cfg`, domain
+//! k.test), started by each test on a free loopback port:
+//! - the user-agent role: two engines, each with an account at Kamailio (alice and bob of
+//!   k.test), register there, publish their users' presence, watch each other through
+//!   Kamailio's presence module and exchange messages it relays to their registered contacts;
+//! - federation, towards Kamailio: the watchers of a.test (an engine with its SIP server) on
+//!   bob@k.test share one back-end SUBSCRIBE, and what bob publishes at Kamailio reaches all;
+//! - federation, from Kamailio: a watcher of k.test (sipp) subscribes through Kamailio, which
+//!   forwards a.test's requests to a.test's server (FORWARD_DOMAIN), to alice@a.test and gets
+//!   her publications;
+//! - both directions again with the imppd binary (`--route k.test=...`, digest authentication
+//!   on) and sipp as every user agent, watchers and messages alike.
+//!
+//! Kamailio and sipp come from Debian (kamailio, kamailio-presence-modules, sip-tester), which
+//! `.ci/run` installs; without them these tests fail and say so.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::imppd::{password, Imppd};
+use common::kamailio::{free_port, Kamailio, TempDir, DOMAIN};
+use common::sipp::Sipp;
+use impp::engine::{
+    AuthAction, Delivery, DeliveryOutcome, Engine, EngineConfig, Event, ExpiryBounds, MessageId,
+    OutgoingMessage, Package, SubscribeRequest, SubscriptionId,
+};
+use impp::sip::agent::Account;
+use impp::sip::route::{NextHop, Route, RouteTable};
+use impp::sip::server::{SipServer, SipServerConfig};
+use impp::sip::transport::{ListenAddr, Proto};
+use impp::store::{Credential, MemoryStore};
+use impp::uri::Uri;
+
+/// Kamailio's presence domain in these tests.
+const K_DOMAIN: &str = "k.test";
+
+/// Everything an engine's application was told.
+type Events = Arc<Mutex<Vec<Event>>>;
+
+fn uri(text: &str) -> Uri {
+    text.parse().unwrap()
+}
+
+fn pidf(entity: &str, note: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"{entity}\"><tuple id=\"t1\"><status><basic>open</basic></status><note>{note}</note></tuple></presence>"
+    )
+}
+
+fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Kamailio serving k.test, logging every request it gets (WITH_DEBUG), plus `extra` defines.
+/// One worker: with two, the answer to a relayed SUBSCRIBE and the first NOTIFY, sent in that
+/// order by the notifier, are relayed by different processes and overtake each other now
+/// and then, which sipp's watchers (a fixed sequence of messages) cannot take.
+fn kamailio(port: u16, extra: &[(&str, &str)]) -> Kamailio {
+    let domain = format!("\"{K_DOMAIN}\"");
+    let mut defines = vec![
+        ("SIP_DOMAIN", domain.as_str()),
+        ("WITH_DEBUG", "1"),
+        ("WORKERS", "1"),
+    ];
+    defines.extend_from_slice(extra);
+    Kamailio::start_on("presence.cfg", port, &defines)
+}
+
+/// How many requests Kamailio logged whose request line starts with `start`, counted by
+/// Call-ID so that a retransmission (a slow answer on a loaded machine) is not a second
+/// request. WITH_DEBUG logs "METHOD R-URI from SOURCE (PROTO) call CALL-ID".
+fn requests_logged(k: &Kamailio, start: &str) -> usize {
+    let needle = format!("{start} from ");
+    let calls: std::collections::HashSet<String> = k
+        .log()
+        .lines()
+        .filter_map(|line| {
+            let rest = &line[line.find(&needle)?..];
+            Some(rest.rsplit_once(" call ")?.1.trim().to_string())
+        })
+        .collect();
+    calls.len()
+}
+
+/// An engine owning `domain` whose application records every event.
+fn engine(domain: &str) -> (Arc<Engine>, Events) {
+    let bounds = ExpiryBounds {
+        default: 3600,
+        min: 1,
+        max: 86400,
+    };
+    let engine = Arc::new(
+        Engine::new(EngineConfig {
+            domains: vec![domain.into()],
+            default_policy: AuthAction::Allow,
+            workers: 2,
+            subscription_expiry: bounds,
+            store: Arc::new(MemoryStore::new()),
+            ..EngineConfig::default()
+        })
+        .unwrap(),
+    );
+    let events: Events = Arc::default();
+    let record = events.clone();
+    engine
+        .set_event_callback(Some(Box::new(move |event: &Event| {
+            record.lock().unwrap().push(event.clone());
+        })))
+        .unwrap();
+    (engine, events)
+}
+
+/// The bodies of the notifications of subscription `id`, oldest first ("" for none).
+fn notified(events: &Events, id: SubscriptionId) -> Vec<String> {
+    events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Notification(n) if n.subscription == id => {
+                Some(n.document.as_ref().map(|d| d.to_body()).unwrap_or_default())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_notified(events: &Events, id: SubscriptionId, text: &str) -> bool {
+    notified(events, id)
+        .last()
+        .is_some_and(|b| b.contains(text))
+}
+
+fn delivery(events: &Events, id: MessageId) -> Option<DeliveryOutcome> {
+    events.lock().unwrap().iter().find_map(|e| match e {
+        Event::Delivery(Delivery {
+            message, outcome, ..
+        }) if *message == id => Some(*outcome),
+        _ => None,
+    })
+}
+
+/// (sender, recipient, body) of the messages the application received.
+fn received(events: &Events) -> Vec<(String, String, String)> {
+    events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some((
+                m.sender.to_string(),
+                m.recipient.to_string(),
+                String::from_utf8_lossy(&m.body).into_owned(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A user agent: an engine of its own (`home`) whose SIP stack acts for `aor` at Kamailio.
+/// Kamailio does not authenticate; the password is never asked for.
+fn user_agent(home: &str, aor: &str, k: &Kamailio) -> (Arc<Engine>, Events, SipServer) {
+    let (engine, events) = engine(home);
+    let mut account = Account::new(
+        uri(aor),
+        aor.trim_start_matches("sip:")
+            .split('@')
+            .next()
+            .expect("aor with a user"),
+        "unused",
+        NextHop {
+            proto: Proto::Udp,
+            addr: k.addr(),
+        },
+    );
+    account.expires = 600;
+    let mut config = SipServerConfig::new(vec![ListenAddr::udp("127.0.0.1:0".parse().unwrap())]);
+    config.accounts = vec![account];
+    let stack = SipServer::start(engine.clone(), config).unwrap();
+    (engine, events, stack)
+}
+
+#[test]
+fn accounts_at_kamailio_register_publish_watch_each_other_and_exchange_messages() {
+    let k = kamailio(free_port(), &[]);
+    let (alice_aor, bob_aor) = ("sip:alice@k.test", "sip:bob@k.test");
+    let (alice, alice_events, alice_stack) = user_agent("alice.client", alice_aor, &k);
+    let (bob, bob_events, bob_stack) = user_agent("bob.client", bob_aor, &k);
+
+    // Registration: Kamailio's location table holds each account's contact, at the address
+    // its stack listens on.
+    for (aor, stack) in [(alice_aor, &alice_stack), (bob_aor, &bob_stack)] {
+        wait_for(&format!("{aor} to register"), 10, || {
+            stack.account_registered(0)
+        });
+        let contact = format!("127.0.0.1:{}", stack.local_addrs()[0].addr.port());
+        // usrloc keys the table by user alone (use_domain off).
+        let user = aor.trim_start_matches("sip:").split('@').next().unwrap();
+        let found = k.rpc(&["ul.lookup", "location", user]);
+        assert!(found.contains(&contact), "{aor} not at {contact}: {found}");
+    }
+
+    // alice's presence as composed in her engine goes up to Kamailio; bob watches her through
+    // Kamailio's presence module and his application sees her note.
+    alice
+        .publish_body(
+            &uri(alice_aor),
+            Package::Presence,
+            &pidf(alice_aor, "writing code"),
+            None,
+        )
+        .unwrap();
+    let bob_watches_alice = bob
+        .subscribe(SubscribeRequest::new(
+            uri(bob_aor),
+            uri(alice_aor),
+            Package::Presence,
+        ))
+        .unwrap();
+    wait_for("bob to see alice 'writing code'", 15, || {
+        last_notified(&bob_events, bob_watches_alice, "writing code")
+    });
+
+    // The other way, with the subscription first: alice's buddy bob publishes afterwards.
+    let alice_watches_bob = alice
+        .subscribe(SubscribeRequest::new(
+            uri(alice_aor),
+            uri(bob_aor),
+            Package::Presence,
+        ))
+        .unwrap();
+    wait_for("alice's subscription to bob to be notified", 15, || {
+        !notified(&alice_events, alice_watches_bob).is_empty()
+    });
+    bob.publish_body(
+        &uri(bob_aor),
+        Package::Presence,
+        &pidf(bob_aor, "in a meeting"),
+        None,
+    )
+    .unwrap();
+    wait_for("alice to see bob 'in a meeting'", 15, || {
+        last_notified(&alice_events, alice_watches_bob, "in a meeting")
+    });
+    // It is Kamailio that holds bob's document (his PUBLISH reached its presence module).
+    let presentities = k.rpc(&["presence.presentity_list"]);
+    assert!(presentities.contains("bob"), "{presentities}");
+    // A change after the first one comes through too (the uplink refreshes by entity tag).
+    alice
+        .publish_body(
+            &uri(alice_aor),
+            Package::Presence,
+            &pidf(alice_aor, "gone home"),
+            None,
+        )
+        .unwrap();
+    wait_for("bob to see alice 'gone home'", 15, || {
+        last_notified(&bob_events, bob_watches_alice, "gone home")
+    });
+
+    // Messages: Kamailio relays each to the recipient's registered contact; the sender hears
+    // the recipient's 200 as "delivered".
+    for (from_aor, from, from_events, to_aor, to_events, text) in [
+        (
+            alice_aor,
+            &alice,
+            &alice_events,
+            bob_aor,
+            &bob_events,
+            "hi bob",
+        ),
+        (
+            bob_aor,
+            &bob,
+            &bob_events,
+            alice_aor,
+            &alice_events,
+            "hi alice",
+        ),
+    ] {
+        let id = from
+            .send_message(OutgoingMessage::new(
+                uri(from_aor),
+                uri(to_aor),
+                "text/plain",
+                text,
+            ))
+            .unwrap();
+        wait_for(&format!("the outcome of {text:?}"), 10, || {
+            delivery(from_events, id).is_some()
+        });
+        assert_eq!(delivery(from_events, id), Some(DeliveryOutcome::Delivered));
+        wait_for(&format!("{to_aor} to receive {text:?}"), 10, || {
+            received(to_events).iter().any(|(_, _, b)| b == text)
+        });
+        let got = received(to_events);
+        let got = got.iter().find(|(_, _, b)| b == text).unwrap();
+        assert_eq!((got.0.as_str(), got.1.as_str()), (from_aor, to_aor));
+    }
+    // Each went through Kamailio, once.
+    assert_eq!(requests_logged(&k, "MESSAGE sip:bob@k.test"), 1);
+    assert_eq!(requests_logged(&k, "MESSAGE sip:alice@k.test"), 1);
+    drop(alice_stack);
+    drop(bob_stack);
+}
+
+/// a.test: an engine with its SIP server on `port` (UDP), authentication on, users alice,
+/// bob and carol, and a route for k.test to Kamailio at `k_addr`.
+fn a_test(port: u16, k_addr: SocketAddr) -> (Arc<Engine>, Events, SipServer) {
+    let (engine, events) = engine("a.test");
+    for user in ["alice", "bob", "carol"] {
+        engine
+            .set_user(Credential::new(
+                uri(&format!("sip:{user}@a.test")),
+                "a.test",
+                &format!("{user}-pw"),
+            ))
+            .unwrap();
+    }
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut config = SipServerConfig::new(vec![ListenAddr::udp(addr)]);
+    config.routes = RouteTable::new(vec![Route {
+        domain: Some(K_DOMAIN.into()),
+        next_hop: NextHop {
+            proto: Proto::Udp,
+            addr: k_addr,
+        },
+    }]);
+    assert!(config.federate);
+    let server = SipServer::start(engine.clone(), config).unwrap();
+    (engine, events, server)
+}
+
+#[test]
+fn watchers_of_a_test_share_one_subscription_at_kamailio_and_see_its_publications() {
+    let k = kamailio(free_port(), &[]);
+    let (a, a_events, a_server) = a_test(free_port(), k.addr());
+    let bob = "sip:bob@k.test";
+
+    let watchers: Vec<SubscriptionId> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|user| {
+            a.subscribe(SubscribeRequest::new(
+                uri(&format!("sip:{user}@a.test")),
+                uri(bob),
+                Package::Presence,
+            ))
+            .unwrap()
+        })
+        .collect();
+    // Kamailio answers the back-end SUBSCRIBE with a NOTIFY (no document yet), which a.test
+    // passes on to every watcher.
+    wait_for("every watcher's first notification", 15, || {
+        watchers
+            .iter()
+            .all(|id| !notified(&a_events, *id).is_empty())
+    });
+    // Time for a second back-end SUBSCRIBE to show up, if one were (wrongly) sent.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        requests_logged(&k, "SUBSCRIBE sip:bob@k.test"),
+        1,
+        "Kamailio's log:\n{}",
+        k.log()
+    );
+    let stats = a_server.federation_stats();
+    assert_eq!((stats.backends, stats.subscribes_sent), (1, 1), "{stats:?}");
+
+    // bob publishes at Kamailio (sipp): twice, a note then a change of it.
+    let dir = TempDir::new("kamailio-interop-fed");
+    Sipp::new("kamailio_publish.xml", k.addr(), "bob", dir.path(), "bob")
+        .set("domain", K_DOMAIN)
+        .set("note", "at kamailio")
+        .set("note2", "still at kamailio")
+        .run();
+    for id in &watchers {
+        wait_for("every a.test watcher to see bob's change", 15, || {
+            last_notified(&a_events, *id, "still at kamailio")
+        });
+    }
+    // Still one subscription at Kamailio: what crossed was NOTIFYs in its dialog.
+    assert_eq!(requests_logged(&k, "SUBSCRIBE sip:bob@k.test"), 1);
+    assert!(a_server.federation_stats().notifies_received >= 2);
+    drop(a_server);
+}
+
+#[test]
+fn a_watcher_at_kamailio_subscribes_through_it_to_a_user_of_a_test() {
+    let (a_port, k_port) = (free_port(), free_port());
+    let forward = format!("\"sip:127.0.0.1:{a_port}\"");
+    let k = kamailio(
+        k_port,
+        &[("FORWARD_DOMAIN", "\"a.test\""), ("FORWARD_ADDR", &forward)],
+    );
+    let (a, _a_events, a_server) = a_test(a_port, k.addr());
+    let alice = "sip:alice@a.test";
+    a.publish_body(&uri(alice), Package::Presence, &pidf(alice, "first"), None)
+        .unwrap();
+
+    // carol of k.test watches alice of a.test, through Kamailio.
+    let dir = TempDir::new("kamailio-interop-forward");
+    let watcher = Sipp::new(
+        "kamailio_interop_watch.xml",
+        k.addr(),
+        "carol",
+        dir.path(),
+        "carol",
+    )
+    .set("domain", K_DOMAIN)
+    .set("target", alice)
+    .spawn();
+    watcher.wait_for("Subscription-State: active");
+    let held = a.remote_subscriptions().unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    a.publish_body(
+        &uri(alice),
+        Package::Presence,
+        &pidf(alice, "at the desk"),
+        None,
+    )
+    .unwrap();
+    let log = watcher.wait();
+
+    let notifies = log.received("NOTIFY");
+    assert_eq!(notifies.len(), 3, "{notifies:#?}");
+    assert!(notifies[0].contains("first"), "{}", notifies[0]);
+    assert!(notifies[1].contains("at the desk"), "{}", notifies[1]);
+    assert!(notifies[2].contains("terminated"), "{}", notifies[2]);
+    for n in &notifies {
+        assert!(n.contains("Event: presence"), "{n}");
+        // Every NOTIFY came from a.test by way of Kamailio (its Via on top, a.test's below).
+        let vias: Vec<&str> = n
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .filter(|l| l.starts_with("Via:") || l.starts_with("v:"))
+            .collect();
+        assert_eq!(vias.len(), 2, "{n}");
+        assert!(vias[0].contains(&format!(":{k_port}")), "{n}");
+        assert!(vias[1].contains(&format!(":{a_port}")), "{n}");
+    }
+    // The SUBSCRIBE reached Kamailio once and a.test served it; the un-SUBSCRIBE, sent along
+    // the recorded route, reached a.test too (it drops the subscription); Kamailio's presence
+    // module holds nothing of alice's.
+    assert_eq!(requests_logged(&k, "SUBSCRIBE sip:alice@a.test"), 1);
+    wait_for("a.test to drop the subscription", 10, || {
+        a.remote_subscriptions().unwrap().is_empty()
+    });
+    let presentities = k.rpc(&["presence.presentity_list"]);
+    assert!(!presentities.contains("alice"), "{presentities}");
+    drop(a_server);
+}
+
+#[test]
+fn imppd_federates_with_kamailio_both_ways() {
+    // imppd serves example.test (the harness's domain) with a route for k.test to Kamailio;
+    // Kamailio forwards example.test's requests to imppd.
+    let k_port = free_port();
+    let route = format!("k.test=udp:127.0.0.1:{k_port}");
+    let imppd = Imppd::start(&["alice", "carol"], &["--route", &route]);
+    let forward_domain = format!("\"{DOMAIN}\"");
+    let forward = format!("\"sip:127.0.0.1:{}\"", imppd.port());
+    let k = kamailio(
+        k_port,
+        &[
+            ("FORWARD_DOMAIN", &forward_domain),
+            ("FORWARD_ADDR", &forward),
+        ],
+    );
+    let dir = TempDir::new("kamailio-interop-imppd");
+
+    // carol and alice of example.test (authenticated at imppd) watch bob of k.test; imppd
+    // serves both from one back-end subscription at Kamailio.
+    let watch_bob = |user: &str| {
+        let watcher = Sipp::new(
+            "kamailio_interop_auth_watch.xml",
+            imppd.addr(),
+            user,
+            dir.path(),
+            &format!("{user}_watch"),
+        )
+        .auth(user, &password(user))
+        .set("target", "sip:bob@k.test")
+        .spawn();
+        watcher.wait_for("Subscription-State: active");
+        watcher
+    };
+    let bob_watchers = [watch_bob("carol"), watch_bob("alice")];
+    // dave of k.test (sipp, at Kamailio) watches alice of example.test through Kamailio.
+    let dave = Sipp::new(
+        "kamailio_interop_watch.xml",
+        k.addr(),
+        "dave",
+        dir.path(),
+        "dave",
+    )
+    .set("domain", K_DOMAIN)
+    .set("target", &format!("sip:alice@{DOMAIN}"))
+    .spawn();
+    dave.wait_for("Subscription-State: active");
+
+    // bob publishes at Kamailio, alice at imppd.
+    Sipp::new(
+        "kamailio_interop_publish.xml",
+        k.addr(),
+        "bob",
+        dir.path(),
+        "bob",
+    )
+    .set("domain", K_DOMAIN)
+    .set("note", "bob via kamailio")
+    .run();
+    Sipp::new(
+        "kamailio_auth_publish.xml",
+        imppd.addr(),
+        "alice",
+        dir.path(),
+        "alice",
+    )
+    .auth("alice", &password("alice"))
+    .set("note", "alice at imppd")
+    .run();
+
+    for watcher in bob_watchers {
+        let notifies = watcher.wait().received("NOTIFY");
+        let noted: Vec<&String> = notifies.iter().filter(|n| n.contains("<note")).collect();
+        assert_eq!(noted.len(), 1, "{notifies:#?}");
+        assert!(noted[0].contains("bob via kamailio"), "{}", noted[0]);
+        assert!(noted[0].contains("sip:bob@k.test"), "{}", noted[0]);
+        assert!(
+            notifies.last().unwrap().contains("terminated"),
+            "{notifies:#?}"
+        );
+    }
+
+    let dave = dave.wait().received("NOTIFY");
+    assert_eq!(dave.len(), 3, "{dave:#?}");
+    assert!(dave[1].contains("alice at imppd"), "{}", dave[1]);
+    assert!(dave[2].contains("terminated"), "{}", dave[2]);
+    for n in &dave {
+        // From imppd by way of Kamailio.
+        assert!(
+            n.contains(&format!("Via: SIP/2.0/UDP 127.0.0.1:{k_port}")),
+            "{n}"
+        );
+    }
+    // One SUBSCRIBE of imppd's reached Kamailio for bob's two watchers; dave's went through
+    // to imppd.
+    assert_eq!(requests_logged(&k, "SUBSCRIBE sip:bob@k.test"), 1);
+    assert_eq!(
+        requests_logged(&k, &format!("SUBSCRIBE sip:alice@{DOMAIN}")),
+        1
+    );
+}
+
+/// The status code of the last answer sipp received.
+fn last_status(log: &str) -> u16 {
+    log.split("----------------------------------------------- ")
+        .filter(|e| e.contains("message received"))
+        .filter_map(|e| {
+            let at = e.find("SIP/2.0 ")?;
+            e[at + 8..at + 11].parse().ok()
+        })
+        .last()
+        .unwrap_or_else(|| panic!("no answer in sipp's log:\n{log}"))
+}
+
+#[test]
+fn users_of_imppd_and_of_kamailio_message_each_other_through_both_servers() {
+    let k_port = free_port();
+    let route = format!("k.test=udp:127.0.0.1:{k_port}");
+    let imppd = Imppd::start(&["alice", "carol"], &["--route", &route]);
+    let forward_domain = format!("\"{DOMAIN}\"");
+    let forward = format!("\"sip:127.0.0.1:{}\"", imppd.port());
+    let k = kamailio(
+        k_port,
+        &[
+            ("FORWARD_DOMAIN", &forward_domain),
+            ("FORWARD_ADDR", &forward),
+        ],
+    );
+    let dir = TempDir::new("kamailio-interop-messages");
+    let message = |at: SocketAddr, user: &str, domain: &str, target: &str, text: &str| {
+        Sipp::new(
+            "kamailio_interop_message.xml",
+            at,
+            user,
+            dir.path(),
+            &format!("{user}_says"),
+        )
+        .auth(user, &password(user))
+        .set("domain", domain)
+        .set("target", target)
+        .set("text", text)
+        .run()
+    };
+
+    // dave of k.test writes to alice of example.test through Kamailio, which relays it to
+    // imppd: alice is offline, so imppd keeps it (202, back through Kamailio)...
+    let alice_uri = format!("sip:alice@{DOMAIN}");
+    let sent = message(k.addr(), "dave", K_DOMAIN, &alice_uri, "hello from k.test");
+    assert_eq!(last_status(&sent.0), 202, "{}", sent.0);
+    // ...and hands it to her when she registers at imppd.
+    let alice_port = free_port();
+    let alice_ua = Sipp::listener("kamailio_ua.xml", alice_port, dir.path(), "alice_ua").spawn();
+    Sipp::new(
+        "register_contact.xml",
+        imppd.addr(),
+        "alice",
+        dir.path(),
+        "alice_register",
+    )
+    .auth("alice", &password("alice"))
+    .set("cport", &alice_port.to_string())
+    .run();
+    let got = alice_ua.wait().received("MESSAGE");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].contains("hello from k.test"), "{}", got[0]);
+    assert!(got[0].contains("sip:dave@k.test"), "{}", got[0]);
+
+    // carol of example.test (authenticated at imppd) writes to dave, registered at Kamailio:
+    // imppd sends it on by its route, Kamailio relays it to dave's contact, and dave's 200
+    // comes back as carol's answer.
+    let dave_port = free_port();
+    let dave_ua = Sipp::listener("kamailio_ua.xml", dave_port, dir.path(), "dave_ua").spawn();
+    Sipp::new(
+        "kamailio_interop_register.xml",
+        k.addr(),
+        "dave",
+        dir.path(),
+        "dave_register",
+    )
+    .set("domain", K_DOMAIN)
+    .set("cport", &dave_port.to_string())
+    .run();
+    let sent = message(
+        imppd.addr(),
+        "carol",
+        DOMAIN,
+        "sip:dave@k.test",
+        "hello from example.test",
+    );
+    assert_eq!(last_status(&sent.0), 200, "{}", sent.0);
+    let got = dave_ua.wait().received("MESSAGE");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].contains("hello from example.test"), "{}", got[0]);
+    assert!(
+        got[0].contains(&format!("sip:carol@{DOMAIN}")),
+        "{}",
+        got[0]
+    );
+    assert_eq!(requests_logged(&k, "MESSAGE sip:dave@k.test"), 1);
+}
