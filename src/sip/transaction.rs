@@ -205,6 +205,10 @@ impl ServerTransactions {
             }
             self.arrived.pop_front();
         }
+        let len = self.by_key.len();
+        shrink_map(&mut self.by_key, len);
+        shrink_deque(&mut self.arrived);
+        shrink_deque(&mut self.completed);
     }
 
     /// Transactions held.
@@ -215,6 +219,24 @@ impl ServerTransactions {
     /// Whether none is held.
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
+    }
+}
+
+/// Below this many slots a table is not worth shrinking.
+const SHRINK_FLOOR: usize = 1024;
+
+/// Gives back most of a table's room once a burst has passed (a table keeps the size of its
+/// busiest moment otherwise: after 10,000 SUBSCRIBEs in two seconds, room for 16,384
+/// transactions for good, more than the subscriptions themselves need).
+fn shrink_map<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, len: usize) {
+    if map.capacity() > SHRINK_FLOOR && len < map.capacity() / 4 {
+        map.shrink_to(len * 2);
+    }
+}
+
+fn shrink_deque<T>(queue: &mut VecDeque<T>) {
+    if queue.capacity() > SHRINK_FLOOR && queue.len() < queue.capacity() / 4 {
+        queue.shrink_to(queue.len() * 2);
     }
 }
 
@@ -369,6 +391,11 @@ impl<T> ClientTransactions<T> {
                 }
             }
             self.due.push(Reverse((t.next_due(), branch)));
+        }
+        let len = self.by_branch.len();
+        shrink_map(&mut self.by_branch, len);
+        if self.due.capacity() > SHRINK_FLOOR && self.due.len() < self.due.capacity() / 4 {
+            self.due.shrink_to(self.due.len() * 2);
         }
         actions
     }
