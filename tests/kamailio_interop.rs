@@ -317,6 +317,14 @@ fn accounts_at_kamailio_register_publish_watch_each_other_and_exchange_messages(
 /// a.test: an engine with its SIP server on `port` (UDP), authentication on, users alice,
 /// bob and carol, and a route for k.test to Kamailio at `k_addr`.
 fn a_test(port: u16, k_addr: SocketAddr) -> (Arc<Engine>, Events, SipServer) {
+    a_test_with(port, k_addr, |_| {})
+}
+
+fn a_test_with(
+    port: u16,
+    k_addr: SocketAddr,
+    tweak: impl FnOnce(&mut SipServerConfig),
+) -> (Arc<Engine>, Events, SipServer) {
     let (engine, events) = engine("a.test");
     for user in ["alice", "bob", "carol"] {
         engine
@@ -337,8 +345,86 @@ fn a_test(port: u16, k_addr: SocketAddr) -> (Arc<Engine>, Events, SipServer) {
         },
     }]);
     assert!(config.federate);
+    tweak(&mut config);
     let server = SipServer::start(engine.clone(), config).unwrap();
     (engine, events, server)
+}
+
+/// The SUBSCRIBEs Kamailio logged in the dialog whose first SUBSCRIBE was for `start`
+/// (refreshes go to Kamailio's Contact, so they are found by that dialog's Call-ID).
+fn subscribes_in_dialog_of(k: &Kamailio, start: &str) -> usize {
+    let log = k.log();
+    let needle = format!("{start} from ");
+    let Some(call) = log.lines().find_map(|l| {
+        Some(
+            l[l.find(&needle)?..]
+                .rsplit_once(" call ")?
+                .1
+                .trim()
+                .to_string(),
+        )
+    }) else {
+        return 0;
+    };
+    log.lines()
+        .filter(|l| {
+            l.contains("SUBSCRIBE sip:") && l.trim_end().ends_with(&format!(" call {call}"))
+        })
+        .count()
+}
+
+/// The back-end subscription lives as Kamailio grants it: refreshed in its dialog before it
+/// runs out (4 s asked for here), and made again when Kamailio restarts and has forgotten it
+/// (memory only: the refresh gets 481); the watcher keeps seeing bob's publications.
+#[test]
+fn a_back_end_subscription_at_kamailio_is_refreshed_and_survives_its_restart() {
+    let port = free_port();
+    let k = kamailio(port, &[]);
+    let (a, a_events, a_server) = a_test_with(free_port(), k.addr(), |c| c.backend_expires = 4);
+    let bob = "sip:bob@k.test";
+    let watcher = a
+        .subscribe(SubscribeRequest::new(
+            uri("sip:alice@a.test"),
+            uri(bob),
+            Package::Presence,
+        ))
+        .unwrap();
+    wait_for("the first notification", 15, || {
+        !notified(&a_events, watcher).is_empty()
+    });
+    // Refreshed (in the same dialog: one Call-ID) before the 4 s run out.
+    wait_for("a refresh of the back-end subscription", 15, || {
+        subscribes_in_dialog_of(&k, "SUBSCRIBE sip:bob@k.test") >= 2
+    });
+    assert_eq!(requests_logged(&k, "SUBSCRIBE sip:bob@k.test"), 1);
+    let dir = TempDir::new("kamailio-interop-refresh");
+    Sipp::new("kamailio_publish.xml", k.addr(), "bob", dir.path(), "bob")
+        .set("domain", K_DOMAIN)
+        .set("note", "after a refresh")
+        .set("note2", "after a refresh, changed")
+        .run();
+    wait_for("the change after the refresh", 15, || {
+        last_notified(&a_events, watcher, "after a refresh, changed")
+    });
+
+    // Kamailio restarts on the same port with nothing in memory.
+    drop(k);
+    let k = kamailio(port, &[]);
+    wait_for(
+        "a new back-end subscription at the restarted Kamailio",
+        20,
+        || requests_logged(&k, "SUBSCRIBE sip:bob@k.test") >= 1,
+    );
+    Sipp::new("kamailio_publish.xml", k.addr(), "bob", dir.path(), "bob2")
+        .set("domain", K_DOMAIN)
+        .set("note", "after a restart")
+        .set("note2", "after a restart, changed")
+        .run();
+    wait_for("the change after Kamailio's restart", 15, || {
+        last_notified(&a_events, watcher, "after a restart, changed")
+    });
+    assert_eq!(a_server.federation_stats().backends, 1);
+    drop(a_server);
 }
 
 #[test]
