@@ -103,7 +103,7 @@ impl Algorithm {
     }
 
     /// Lower-case hex of the hash of `parts` joined with `:`.
-    fn hash(self, parts: &[&str]) -> String {
+    pub(crate) fn hash(self, parts: &[&str]) -> String {
         fn run<D: md5::Digest>(mut d: D, parts: &[&str]) -> String {
             for (i, p) in parts.iter().enumerate() {
                 if i > 0 {
@@ -366,7 +366,7 @@ fn parse(value: &str) -> std::result::Result<DigestResponse, String> {
 }
 
 /// Writes `s` as a quoted-string.
-fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -24,7 +24,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::digest::{expected_response, Algorithm};
+use super::digest::{expected_response, quote, Algorithm};
 
 /// A challenge accepted, with the count of requests answered under its nonce.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,10 +132,9 @@ impl DigestClient {
     /// (after a 407). Each call counts one more use of the nonce.
     pub fn authorize(&mut self, method: &str, uri: &str) -> Option<(&'static str, String)> {
         let a = self.accepted.as_mut()?;
-        let ha1 = hash_hex(
-            a.algorithm,
-            &format!("{}:{}:{}", self.username, a.realm, self.password),
-        );
+        let ha1 = a
+            .algorithm
+            .hash(&[&self.username, &a.realm, &self.password]);
         let mut value = format!(
             "Digest username={}, realm={}, nonce={}, uri={}",
             quote(&self.username),
@@ -183,30 +182,6 @@ impl DigestClient {
     pub fn reset(&mut self) {
         self.accepted = None;
     }
-}
-
-/// H(text) in lower-case hex.
-fn hash_hex(algorithm: Algorithm, text: &str) -> String {
-    use md5::Digest as _;
-    let bytes: Vec<u8> = match algorithm {
-        Algorithm::Md5 => md5::Md5::digest(text.as_bytes()).to_vec(),
-        Algorithm::Sha256 => sha2::Sha256::digest(text.as_bytes()).to_vec(),
-    };
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A quoted-string.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }
 
 /// One challenge (`Digest realm=..., nonce=..., ...`) and whether it says `stale=true`; or why
