@@ -153,19 +153,9 @@ fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
 }
 
 fn parse_listen(text: &str) -> Result<ListenAddr, String> {
-    let (proto, addr) = text
-        .split_once(':')
-        .ok_or_else(|| format!("--listen {text}: expected udp:ADDR:PORT or tcp:ADDR:PORT"))?;
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|_| format!("--listen {text}: '{addr}' is not ADDR:PORT (IPv6: [::1]:5060)"))?;
-    match proto {
-        "udp" => Ok(ListenAddr::udp(addr)),
-        "tcp" => Ok(ListenAddr::tcp(addr)),
-        other => Err(format!(
-            "--listen {text}: unknown transport '{other}' (udp or tcp)"
-        )),
-    }
+    impp::sip::route::NextHop::parse(text)
+        .map(ListenAddr::from)
+        .map_err(|e| format!("--listen: {e}"))
 }
 
 impl Options {

@@ -95,11 +95,7 @@ pub unsafe extern "C" fn impp_sip_config_add_listen(
     // SAFETY: forwarded contract.
     unsafe {
         with_config(config, |c| {
-            let hop = NextHop::parse(text?)?;
-            c.listen.push(match hop.proto {
-                Proto::Udp => ListenAddr::udp(hop.addr),
-                Proto::Tcp => ListenAddr::tcp(hop.addr),
-            });
+            c.listen.push(ListenAddr::from(NextHop::parse(text?)?));
             Ok(())
         })
     }

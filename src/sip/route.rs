@@ -22,25 +22,33 @@ impl NextHop {
     /// Reads `udp:ADDR:PORT` or `tcp:ADDR:PORT` (IPv6 as `[::1]:5060`).
     pub fn parse(text: &str) -> Result<NextHop> {
         let (proto, addr) = text.split_once(':').ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "next hop '{text}': expected udp:ADDR:PORT or tcp:ADDR:PORT"
-            ))
+            Error::InvalidArgument(format!("'{text}': expected udp:ADDR:PORT or tcp:ADDR:PORT"))
         })?;
         let proto = match proto.to_ascii_lowercase().as_str() {
             "udp" => Proto::Udp,
             "tcp" => Proto::Tcp,
             other => {
                 return Err(Error::InvalidArgument(format!(
-                    "next hop '{text}': unknown transport '{other}' (udp or tcp)"
+                    "'{text}': unknown transport '{other}' (udp or tcp)"
                 )))
             }
         };
         let addr = addr.parse().map_err(|_| {
             Error::InvalidArgument(format!(
-                "next hop '{text}': '{addr}' is not ADDR:PORT (IPv6: [::1]:5060)"
+                "'{text}': '{addr}' is not ADDR:PORT (IPv6: [::1]:5060)"
             ))
         })?;
         Ok(NextHop { proto, addr })
+    }
+}
+
+/// Listening where a next hop would be sent to: the same `udp|tcp:ADDR:PORT` text.
+impl From<NextHop> for super::transport::ListenAddr {
+    fn from(hop: NextHop) -> Self {
+        match hop.proto {
+            Proto::Udp => super::transport::ListenAddr::udp(hop.addr),
+            Proto::Tcp => super::transport::ListenAddr::tcp(hop.addr),
+        }
     }
 }
 

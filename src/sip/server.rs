@@ -921,16 +921,31 @@ impl Inner {
         if status < 200 {
             return false;
         }
+        self.complete_client_transaction(message, true)
+    }
+
+    fn response(&self, message: &SipMessage) {
+        if self.forward_response(message) {
+            return;
+        }
+        self.complete_client_transaction(message, false);
+    }
+
+    /// Gives `message` to the client transaction of its top Via's branch, and its final
+    /// outcome to whoever sent the request; whether there was one. `skip_forwarded`: leave
+    /// the answers to forwarded requests alone (they are passed on whole, after the full
+    /// check).
+    fn complete_client_transaction(&self, message: &SipMessage, skip_forwarded: bool) -> bool {
         let Ok(via) = message.top_via() else {
             return false;
         };
         let Some(branch) = via.branch() else {
             return false;
         };
-        // Answers to forwarded requests are passed on whole, after the full check.
-        if lock(&self.forwards).contains_key(branch) {
+        if skip_forwarded && lock(&self.forwards).contains_key(branch) {
             return false;
         }
+        let status = message.status().unwrap_or(0);
         let reliable = via.transport().eq_ignore_ascii_case("TCP");
         let context = lock(&self.client_tx).respond(branch, status, reliable, self.now());
         match context {
@@ -939,20 +954,6 @@ impl Inner {
                 true
             }
             None => false,
-        }
-    }
-
-    fn response(&self, message: &SipMessage) {
-        if self.forward_response(message) {
-            return;
-        }
-        let Ok(via) = message.top_via() else { return };
-        let Some(branch) = via.branch() else { return };
-        let status = message.status().unwrap_or(0);
-        let reliable = via.transport().eq_ignore_ascii_case("TCP");
-        let context = lock(&self.client_tx).respond(branch, status, reliable, self.now());
-        if let Some(context) = context {
-            self.client_outcome(context, status, Some(message));
         }
     }
 

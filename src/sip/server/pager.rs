@@ -30,25 +30,10 @@ impl Inner {
         if let Err(answer) = self.check_identity(request, &user, &sender) {
             return Ok(Some(answer));
         }
-        let Some(content_type) = m.content_type()? else {
-            return Ok(Some(self.reply(
-                request,
-                400,
-                "Bad Request (MESSAGE without a body)",
-            )));
+        let outgoing = match self.read_message(request, sender, recipient, engine.config())? {
+            Ok(outgoing) => outgoing,
+            Err(answer) => return Ok(Some(answer)),
         };
-        if m.body().len() > engine.config().max_message_size {
-            return Ok(Some(self.reply(request, 413, "Request Entity Too Large")));
-        }
-        let mut outgoing = OutgoingMessage::new(
-            sender,
-            recipient,
-            m.header("Content-Type")
-                .unwrap_or(&content_type.essence())
-                .trim(),
-            m.body(),
-        );
-        outgoing.in_reply_to = m.header("In-Reply-To").map(str::to_owned);
         // The pending entry exists before the engine's outcome can be handled: the event
         // callback waits for this lock.
         let mut pending = lock(&self.pending);
@@ -110,26 +95,76 @@ impl Inner {
     /// [`crate::engine::Event::Message`] (endpoint `sip`) and answered `200` (or `413` over
     /// the size limit). Not challenged: it comes from the account's own server.
     fn account_message(&self, request: &Request, account: usize) -> Result<Reply> {
-        let m = &request.message;
         let engine = self.engine()?;
-        let Some(content_type) = m.content_type()? else {
-            return Ok(self.reply(request, 400, "Bad Request (MESSAGE without a body)"));
+        let sender = request.message.from()?.uri()?;
+        let aor = self.config.accounts[account].aor.clone();
+        let mut incoming = match self.read_message(request, sender, aor, engine.config())? {
+            Ok(incoming) => incoming,
+            Err(answer) => return Ok(answer),
         };
-        if m.body().len() > engine.config().max_message_size {
-            return Ok(self.reply(request, 413, "Request Entity Too Large"));
+        incoming.endpoint = Some("sip".into());
+        engine.receive_message(incoming)?;
+        Ok(self.reply(request, 200, "OK"))
+    }
+
+    /// The message a MESSAGE request carries, from `sender` to `recipient` (its content type
+    /// as written, its body, In-Reply-To), or the answer refusing it: `400` without a body,
+    /// `413` over the size limit.
+    fn read_message(
+        &self,
+        request: &Request,
+        sender: crate::uri::Uri,
+        recipient: crate::uri::Uri,
+        config: &crate::engine::EngineConfig,
+    ) -> Result<std::result::Result<OutgoingMessage, Reply>> {
+        let m = &request.message;
+        let Some(content_type) = m.content_type()? else {
+            return Ok(Err(self.reply(
+                request,
+                400,
+                "Bad Request (MESSAGE without a body)",
+            )));
+        };
+        if m.body().len() > config.max_message_size {
+            return Ok(Err(self.reply(request, 413, "Request Entity Too Large")));
         }
-        let mut incoming = OutgoingMessage::new(
-            m.from()?.uri()?,
-            self.config.accounts[account].aor.clone(),
+        let mut message = OutgoingMessage::new(
+            sender,
+            recipient,
             m.header("Content-Type")
                 .unwrap_or(&content_type.essence())
                 .trim(),
             m.body(),
         );
-        incoming.endpoint = Some("sip".into());
-        incoming.in_reply_to = m.header("In-Reply-To").map(str::to_owned);
-        engine.receive_message(incoming)?;
-        Ok(self.reply(request, 200, "OK"))
+        message.in_reply_to = m.header("In-Reply-To").map(str::to_owned);
+        Ok(Ok(message))
+    }
+
+    /// A MESSAGE request carrying `message` to `uri` at `dest`: its branch and bytes.
+    /// `identify` names this server's own header (`Server` when relaying for the recipient's
+    /// registrar, `User-Agent` when sending on for the sender).
+    fn message_request(
+        &self,
+        message: &Message,
+        uri: &str,
+        proto: crate::sip::transport::Proto,
+        dest: std::net::SocketAddr,
+        identify: &str,
+    ) -> Result<(String, Vec<u8>)> {
+        let (mut b, branch) = self.new_request("MESSAGE", uri, proto, dest)?;
+        b.header(
+            "From",
+            &format!("<{}>;tag={}", message.sender, self.token()),
+        )?;
+        b.header("To", &format!("<{}>", message.recipient))?;
+        b.header("Call-ID", &format!("{}@impp", self.token()))?;
+        b.header("CSeq", "1 MESSAGE")?;
+        if let Some(r) = &message.in_reply_to {
+            b.header("In-Reply-To", r)?;
+        }
+        b.header(identify, &self.config.server_name)?;
+        b.body(&message.content_type, &message.body)?;
+        Ok((branch, b.build()))
     }
 
     /// A message for a user of another domain (the engine's [`Event::RemoteMessage`]): sent
@@ -187,22 +222,7 @@ impl Inner {
             return self.report(message, 404);
         };
         let uri = message.recipient.to_string();
-        let built = (|| -> Result<(String, Vec<u8>)> {
-            let (mut b, branch) = self.new_request("MESSAGE", &uri, hop.proto, hop.addr)?;
-            b.header(
-                "From",
-                &format!("<{}>;tag={}", message.sender, self.token()),
-            )?;
-            b.header("To", &format!("<{}>", message.recipient))?;
-            b.header("Call-ID", &format!("{}@impp", self.token()))?;
-            b.header("CSeq", "1 MESSAGE")?;
-            if let Some(r) = &message.in_reply_to {
-                b.header("In-Reply-To", r)?;
-            }
-            b.header("User-Agent", &self.config.server_name)?;
-            b.body(&message.content_type, &message.body)?;
-            Ok((branch, b.build()))
-        })();
+        let built = self.message_request(message, &uri, hop.proto, hop.addr, "User-Agent");
         match built {
             Ok((branch, bytes)) => self.send_request(
                 branch,
@@ -268,22 +288,7 @@ impl Inner {
             );
             return true;
         };
-        let built = (|| -> Result<(String, Vec<u8>)> {
-            let (mut b, branch) = self.new_request("MESSAGE", endpoint, proto, dest)?;
-            b.header(
-                "From",
-                &format!("<{}>;tag={}", message.sender, self.token()),
-            )?;
-            b.header("To", &format!("<{}>", message.recipient))?;
-            b.header("Call-ID", &format!("{}@impp", self.token()))?;
-            b.header("CSeq", "1 MESSAGE")?;
-            if let Some(r) = &message.in_reply_to {
-                b.header("In-Reply-To", r)?;
-            }
-            b.header("Server", &self.config.server_name)?;
-            b.body(&message.content_type, &message.body)?;
-            Ok((branch, b.build()))
-        })();
+        let built = self.message_request(message, endpoint, proto, dest, "Server");
         match built {
             Ok((branch, bytes)) => {
                 self.send_request(branch, bytes, proto, dest, ClientContext::Relay(message.id))
