@@ -982,7 +982,7 @@ impl Shard {
         let Some(sub) = self.subscriptions.remove(&id) else {
             return;
         };
-        if sub.remote().is_some() && self.soft_state {
+        if sub.target().is_some() && self.soft_state {
             self.config
                 .store
                 .submit(crate::store::Write::DeleteSubscription(id.0), None);
@@ -1069,7 +1069,7 @@ impl Shard {
         }
         sub.notified(now);
         let (watcher, presentity) = (sub.watcher.clone(), sub.presentity.clone());
-        let remote = sub.remote().is_some();
+        let remote = sub.target().is_some();
         let full_state = match (&document, package, full) {
             (Some(_), Package::PresenceWinfo, false) => {
                 let version = sub.winfo_version().saturating_sub(1);

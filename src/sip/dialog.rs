@@ -57,12 +57,12 @@ impl SubscriptionDialog {
     }
 
     /// Serializes the dialog compactly (the engine keeps these bytes for every remote
-    /// subscription, in memory and in the store, so size matters): the marker byte 0x02, the
-    /// transport (`u`/`t`), the two CSeqs (4 bytes each, big-endian), then the texts each
-    /// preceded by its length (2 bytes, big-endian): Call-ID, local tag, remote tag, local
-    /// URI, remote URI, remote target, Event, peer address, then the routes.
+    /// subscription, in memory and in the store, so size matters): the marker byte 0x03, the
+    /// transport (`u`/`t`), the two CSeqs as LEB128 varints, the peer address in binary
+    /// (`4` or `6`, the address's bytes, the port in 2 bytes big-endian), then the texts each
+    /// preceded by its length as a varint: Call-ID, local tag, remote tag, local URI, remote
+    /// URI, remote target, Event, then the routes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let peer = self.peer.to_string();
         let texts = [
             self.call_id.as_str(),
             &self.local_tag,
@@ -71,7 +71,6 @@ impl SubscriptionDialog {
             &self.remote_uri,
             &self.remote_target,
             &self.event,
-            &peer,
         ];
         let all = || {
             texts
@@ -79,34 +78,115 @@ impl SubscriptionDialog {
                 .chain(self.route_set.iter().map(String::as_str))
         };
         // Exactly sized: the engine keeps the bytes as they are.
-        let mut out = Vec::with_capacity(10 + all().map(|t| 2 + t.len()).sum::<usize>());
+        let size = 2
+            + varint_len(self.local_cseq as usize)
+            + varint_len(self.remote_cseq as usize)
+            + if self.peer.is_ipv4() { 7 } else { 19 }
+            + all().map(|t| varint_len(t.len()) + t.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(size);
         out.push(COMPACT);
         out.push(if self.proto == Proto::Tcp { b't' } else { b'u' });
-        out.extend_from_slice(&self.local_cseq.to_be_bytes());
-        out.extend_from_slice(&self.remote_cseq.to_be_bytes());
-        for text in all() {
-            // A parsed request's lines are at most 8 KiB (SipLimits), far below 64 KiB; a
-            // longer text is cut at a character boundary rather than written wrong.
-            let mut end = text.len().min(usize::from(u16::MAX));
-            while !text.is_char_boundary(end) {
-                end -= 1;
+        push_varint(&mut out, self.local_cseq as usize);
+        push_varint(&mut out, self.remote_cseq as usize);
+        match self.peer.ip() {
+            std::net::IpAddr::V4(ip) => {
+                out.push(b'4');
+                out.extend_from_slice(&ip.octets());
             }
-            out.extend_from_slice(&(end as u16).to_be_bytes());
-            out.extend_from_slice(&text.as_bytes()[..end]);
+            std::net::IpAddr::V6(ip) => {
+                out.push(b'6');
+                out.extend_from_slice(&ip.octets());
+            }
         }
+        out.extend_from_slice(&self.peer.port().to_be_bytes());
+        for text in all() {
+            push_varint(&mut out, text.len());
+            out.extend_from_slice(text.as_bytes());
+        }
+        debug_assert_eq!(out.len(), size);
         out
     }
 
-    /// Reads what [`SubscriptionDialog::to_bytes`] wrote, or the text form (`impp-dialog 1`)
-    /// earlier versions stored.
+    /// Reads what [`SubscriptionDialog::to_bytes`] wrote, or what earlier versions stored
+    /// (the compact form with fixed-size fields, marker 0x02, or the text form
+    /// `impp-dialog 1`).
     pub fn from_bytes(bytes: &[u8]) -> Result<SubscriptionDialog> {
-        if bytes.first() == Some(&COMPACT) {
-            return Self::from_compact(bytes);
+        match bytes.first() {
+            Some(&COMPACT) => Self::from_compact(bytes),
+            Some(&COMPACT_V2) => Self::from_compact_v2(bytes),
+            _ => Self::from_text(bytes),
         }
-        Self::from_text(bytes)
     }
 
     fn from_compact(bytes: &[u8]) -> Result<SubscriptionDialog> {
+        let bad = |what: &str| Error::Malformed(format!("stored subscription dialog: {what}"));
+        let mut r = Reader {
+            rest: bytes.get(1..).unwrap_or_default(),
+        };
+        let proto = match r.take(1).ok_or_else(|| bad("truncated"))?[0] {
+            b'u' => Proto::Udp,
+            b't' => Proto::Tcp,
+            _ => return Err(bad("unknown transport")),
+        };
+        let cseq = |r: &mut Reader| {
+            r.varint()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| bad("bad CSeq"))
+        };
+        let local_cseq = cseq(&mut r)?;
+        let remote_cseq = cseq(&mut r)?;
+        let ip: std::net::IpAddr = match r.take(1).ok_or_else(|| bad("truncated"))?[0] {
+            b'4' => <[u8; 4]>::try_from(r.take(4).ok_or_else(|| bad("truncated"))?)
+                .expect("4 bytes")
+                .into(),
+            b'6' => <[u8; 16]>::try_from(r.take(16).ok_or_else(|| bad("truncated"))?)
+                .expect("16 bytes")
+                .into(),
+            _ => return Err(bad("unknown address family")),
+        };
+        let port = r.take(2).ok_or_else(|| bad("truncated"))?;
+        let peer = SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]]));
+        let mut texts: Vec<String> = Vec::with_capacity(7);
+        while !r.rest.is_empty() {
+            let text = r
+                .varint()
+                .and_then(|len| r.take(len))
+                .ok_or_else(|| bad("truncated"))?;
+            texts.push(
+                std::str::from_utf8(text)
+                    .map_err(|_| bad("not UTF-8"))?
+                    .to_owned(),
+            );
+        }
+        if texts.len() < 7 {
+            return Err(bad("fields missing"));
+        }
+        let route_set = texts.split_off(7);
+        let mut t = texts.into_iter();
+        let mut next = || t.next().expect("7 texts");
+        let d = SubscriptionDialog {
+            call_id: next(),
+            local_tag: next(),
+            remote_tag: next(),
+            local_uri: next(),
+            remote_uri: next(),
+            remote_target: next(),
+            event: next(),
+            peer,
+            route_set,
+            local_cseq,
+            remote_cseq,
+            proto,
+        };
+        d.check()?;
+        Ok(d)
+    }
+
+    /// The compact form before varints and the binary peer (marker 0x02): the transport, the
+    /// two CSeqs (4 bytes each, big-endian), then texts each preceded by a 2-byte length:
+    /// Call-ID, local tag, remote tag, local URI, remote URI, remote target, Event, the peer
+    /// address as text, then the routes.
+    fn from_compact_v2(bytes: &[u8]) -> Result<SubscriptionDialog> {
         let bad = |what: &str| Error::Malformed(format!("stored subscription dialog: {what}"));
         if bytes.len() < 10 {
             return Err(bad("truncated"));
@@ -157,6 +237,37 @@ impl SubscriptionDialog {
         };
         d.check()?;
         Ok(d)
+    }
+
+    /// Serializes the dialog in the compact form of marker 0x02 (still read; kept for tests
+    /// of that path).
+    #[cfg(test)]
+    fn to_compact_v2(&self) -> Vec<u8> {
+        let peer = self.peer.to_string();
+        let mut out = vec![
+            COMPACT_V2,
+            if self.proto == Proto::Tcp { b't' } else { b'u' },
+        ];
+        out.extend_from_slice(&self.local_cseq.to_be_bytes());
+        out.extend_from_slice(&self.remote_cseq.to_be_bytes());
+        let texts = [
+            self.call_id.as_str(),
+            &self.local_tag,
+            &self.remote_tag,
+            &self.local_uri,
+            &self.remote_uri,
+            &self.remote_target,
+            &self.event,
+            &peer,
+        ];
+        for text in texts
+            .into_iter()
+            .chain(self.route_set.iter().map(String::as_str))
+        {
+            out.extend_from_slice(&(text.len() as u16).to_be_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        out
     }
 
     /// Serializes the dialog in the text form of version 1: a versioned list of `name=value`
@@ -287,7 +398,53 @@ impl SubscriptionDialog {
 }
 
 /// The first byte of the compact form (text forms start with `i`).
-const COMPACT: u8 = 0x02;
+const COMPACT: u8 = 0x03;
+const COMPACT_V2: u8 = 0x02;
+
+/// Bytes of `value` as an LEB128 varint.
+fn varint_len(mut value: usize) -> usize {
+    let mut n = 1;
+    while value >= 0x80 {
+        value >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// Appends `value` as an LEB128 varint (7 bits a byte, low first, high bit: more follow).
+fn push_varint(out: &mut Vec<u8>, mut value: usize) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Reads the compact form front to back; `None` when the bytes run out.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = (self.rest.get(..n)?, self.rest.get(n..)?);
+        self.rest = tail;
+        Some(head)
+    }
+
+    /// A varint of at most 5 bytes (enough for 32 bits; longer is malformed).
+    fn varint(&mut self) -> Option<usize> {
+        let mut value = 0usize;
+        for i in 0..5 {
+            let b = self.take(1)?[0];
+            value |= usize::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+}
 
 fn unescape(value: &str) -> Option<String> {
     let mut out = String::with_capacity(value.len());
@@ -352,6 +509,18 @@ mod tests {
         assert_eq!(SubscriptionDialog::from_bytes(&d2.to_bytes()).unwrap(), d2);
         // What earlier versions stored is still read.
         assert_eq!(SubscriptionDialog::from_bytes(&d.to_text()).unwrap(), d);
+        assert_eq!(
+            SubscriptionDialog::from_bytes(&d.to_compact_v2()).unwrap(),
+            d
+        );
+        assert!(d.to_bytes().len() + 10 < d.to_compact_v2().len());
+        // Large CSeqs and long texts take longer varints.
+        let mut d3 = d.clone();
+        d3.local_cseq = u32::MAX;
+        d3.remote_cseq = 0x8000;
+        d3.call_id = "c".repeat(300);
+        d3.peer = "192.0.2.1:5060".parse().unwrap();
+        assert_eq!(SubscriptionDialog::from_bytes(&d3.to_bytes()).unwrap(), d3);
         // The compact form is what the engine keeps per remote subscription.
         assert!(d2.to_bytes().len() < d2.to_text().len() * 3 / 4);
     }
@@ -371,6 +540,14 @@ mod tests {
             b"\x02x\0\0\0\x01\0\0\0\x01\0\x01a",
             b"\x02u\0\0\0\x01\0\0\0\x01\0\x09a",
             b"\x02u\0\0\0\x01\0\0\0\x01\0\x01\xff",
+            b"\x03u",
+            b"\x03x\x01\x01",
+            b"\x03u\x01\x01",
+            b"\x03u\x01\x01\x35\x7f\0\0\x01\x13\xc4",
+            b"\x03u\x01\x01\x34\x7f\0\0",
+            b"\x03u\xff\xff\xff\xff\xff\x01",
+            b"\x03u\x01\x01\x34\x7f\0\0\x01\x13\xc4\x05ab",
+            b"\x03u\x01\x01\x34\x7f\0\0\x01\x13\xc4\x01\xff",
         ] {
             assert!(matches!(
                 SubscriptionDialog::from_bytes(bad),
@@ -386,6 +563,10 @@ mod tests {
         }
         for cut in 0..text.len() {
             let _ = SubscriptionDialog::from_bytes(&text[..cut]);
+        }
+        let v2 = dialog().to_compact_v2();
+        for cut in 0..v2.len() {
+            let _ = SubscriptionDialog::from_bytes(&v2[..cut]);
         }
     }
 

@@ -134,7 +134,7 @@ impl Shard {
         let Some(sub) = self.subscriptions.get(&id) else {
             return;
         };
-        let Some(remote) = sub.remote() else {
+        let Some(target) = sub.target() else {
             return;
         };
         if sub.state.is_terminated() {
@@ -146,10 +146,10 @@ impl Shard {
             presentity: (*sub.presentity).clone(),
             package: sub.package,
             expires_at: self.config.clock.unix_ms() + sub.expires_at.saturating_sub(self.now()),
-            filter: remote.filter.clone(),
+            filter: sub.filter_text().map(str::to_owned),
             min_interval_ms: sub.min_interval_ms(),
             action: sub.action,
-            target: remote.target.to_vec(),
+            target: target.to_vec(),
         };
         self.config
             .store
@@ -162,7 +162,7 @@ impl Shard {
         let mut all: Vec<_> = self
             .subscriptions
             .values()
-            .filter(|s| s.remote().is_some())
+            .filter(|s| s.target().is_some())
             .map(|s| s.info(now))
             .collect();
         all.sort_by_key(|s| s.id);
