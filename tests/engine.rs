@@ -1081,3 +1081,47 @@ fn renotify_sends_the_full_state_again() {
     w.engine.unsubscribe(id).unwrap();
     assert!(matches!(w.engine.renotify(id), Err(Error::NotFound(_))));
 }
+
+#[test]
+fn a_transport_can_name_the_subscription_in_its_target() {
+    let w = world(AuthAction::Allow);
+    let mut asked = None;
+    let id = w
+        .engine
+        .subscribe_naming(
+            SubscribeRequest::new(uri(BOB), uri(ALICE), Package::Presence),
+            |id| {
+                asked = Some(id);
+                Some(format!("dialog of {}", id.0).into_bytes().into())
+            },
+        )
+        .unwrap();
+    assert_eq!(asked, Some(id));
+    let info = w.engine.subscription(id).unwrap();
+    assert_eq!(
+        info.target.as_deref(),
+        Some(format!("dialog of {}", id.0).as_bytes())
+    );
+    // The notifications of a subscription with a target are for its transport.
+    assert!(w.notifications().iter().all(|n| n.remote));
+    // `None` keeps the request's own target (here none: a local watcher).
+    let local = w
+        .engine
+        .subscribe_naming(
+            SubscribeRequest::new(uri(BOB), uri(ALICE), Package::Presence),
+            |_| None,
+        )
+        .unwrap();
+    assert_ne!(local, id);
+    assert_eq!(w.engine.subscription(local).unwrap().target, None);
+    // A refused subscription asked for its target but was not made.
+    let mut brief = SubscribeRequest::new(uri(BOB), uri(ALICE), Package::Presence);
+    brief.expires = Some(1);
+    let mut named = None;
+    let refused = w.engine.subscribe_naming(brief, |id| {
+        named = Some(id);
+        None
+    });
+    assert!(refused.is_err());
+    assert!(w.engine.subscription(named.unwrap()).is_err());
+}

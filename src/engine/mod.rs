@@ -530,9 +530,25 @@ impl Core {
     /// [`Error::IntervalTooBrief`]; watching another presentity's watchers is
     /// [`Error::Forbidden`].
     pub fn subscribe(&self, request: SubscribeRequest) -> Result<SubscriptionId> {
+        self.subscribe_naming(request, |_| None)
+    }
+
+    /// [`Core::subscribe`] for a transport whose target names the subscription: `target` is
+    /// given the subscription's id before the subscription is made and returns the target
+    /// to keep (it replaces [`SubscribeRequest::target`] unless it returns `None`). A SIP
+    /// server writes the id into the dialog's tag, so a request inside the dialog finds its
+    /// subscription without a second index of every dialog.
+    pub fn subscribe_naming(
+        &self,
+        mut request: SubscribeRequest,
+        target: impl FnOnce(SubscriptionId) -> Option<Arc<[u8]>>,
+    ) -> Result<SubscriptionId> {
         let shard = self.shard_for(&request.presentity);
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = SubscriptionId(n * self.shards.len() as u64 + shard as u64);
+        if let Some(named) = target(id) {
+            request.target = Some(named);
+        }
         let filter = request
             .filter
             .as_ref()

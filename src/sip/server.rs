@@ -183,8 +183,6 @@ pub(crate) struct DialogState {
     pub(crate) remote_cseq: u32,
     /// When the subscription ends (server clock, ms).
     pub(crate) expires_at: u64,
-    /// The dialog id's key in [`Dialogs::by_id`].
-    key: u64,
 }
 
 impl DialogState {
@@ -197,13 +195,23 @@ impl DialogState {
     }
 }
 
-/// The server's subscription dialogs, by subscription and by dialog id.
+/// The subscription a local tag names (see [`Inner::tag_naming`]).
+fn subscription_in_tag(tag: &str) -> Option<SubscriptionId> {
+    let (_, id) = tag.rsplit_once('.')?;
+    u64::from_str_radix(id, 16).ok().map(SubscriptionId)
+}
+
+/// The server's subscription dialogs, by subscription. A dialog's local tag names its
+/// subscription, so a request inside a dialog finds it through the same table (one entry
+/// of about 40 bytes a dialog, where a second index by dialog id cost about 40 more).
 #[derive(Default)]
 pub(crate) struct Dialogs {
     pub(crate) by_subscription: HashMap<SubscriptionId, DialogState>,
-    /// By a keyed hash of the dialog id (the key is random per process, so ids cannot be
-    /// made to collide on purpose); a hit is checked against the dialog itself.
-    by_id: HashMap<u64, SubscriptionId>,
+    /// Dialogs whose local tag does not name their subscription (made before tags did, and
+    /// restored from the store), by a keyed hash of the dialog id (the key is random per
+    /// process, so ids cannot be made to collide on purpose); a hit is checked against the
+    /// dialog itself.
+    untagged: HashMap<u64, SubscriptionId>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -222,8 +230,10 @@ impl Dialogs {
         target: Arc<[u8]>,
         expires_at: u64,
     ) {
-        let key = self.key(&dialog.id());
-        self.by_id.insert(key, id);
+        if subscription_in_tag(&dialog.local_tag) != Some(id) {
+            let key = self.key(&dialog.id());
+            self.untagged.insert(key, id);
+        }
         self.by_subscription.insert(
             id,
             DialogState {
@@ -231,23 +241,37 @@ impl Dialogs {
                 local_cseq: dialog.local_cseq,
                 remote_cseq: dialog.remote_cseq,
                 expires_at,
-                key,
             },
         );
     }
 
     /// The subscription whose dialog is `dialog`.
     pub(crate) fn find(&self, dialog: &DialogId) -> Option<SubscriptionId> {
-        let sub = *self.by_id.get(&self.key(dialog))?;
-        let state = self.by_subscription.get(&sub)?;
-        let known = SubscriptionDialog::from_bytes(&state.target).ok()?;
-        (known.id() == *dialog).then_some(sub)
+        let is = |sub: SubscriptionId| {
+            self.by_subscription
+                .get(&sub)
+                .and_then(|state| SubscriptionDialog::from_bytes(&state.target).ok())
+                .is_some_and(|known| known.id() == *dialog)
+        };
+        if let Some(sub) = subscription_in_tag(&dialog.local_tag).filter(|s| is(*s)) {
+            return Some(sub);
+        }
+        if self.untagged.is_empty() {
+            return None;
+        }
+        let sub = *self.untagged.get(&self.key(dialog))?;
+        is(sub).then_some(sub)
     }
 
     pub(crate) fn remove(&mut self, id: SubscriptionId) -> Option<DialogState> {
         let state = self.by_subscription.remove(&id)?;
-        if self.by_id.get(&state.key) == Some(&id) {
-            self.by_id.remove(&state.key);
+        if !self.untagged.is_empty() {
+            if let Ok(dialog) = SubscriptionDialog::from_bytes(&state.target) {
+                let key = self.key(&dialog.id());
+                if self.untagged.get(&key) == Some(&id) {
+                    self.untagged.remove(&key);
+                }
+            }
         }
         Some(state)
     }
@@ -512,6 +536,15 @@ impl Inner {
     }
 
     /// A fresh token (tags, branches, Call-IDs): a counter and random-looking bits.
+    /// A local tag for the dialog of subscription `id`: random hex, a dot, the id in hex
+    /// (see [`Dialogs`]).
+    pub(crate) fn tag_naming(&self, id: SubscriptionId) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mix =
+            (n ^ (self.origin.elapsed().as_nanos() as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        format!("{:08x}.{:x}", (mix >> 32) as u32, id.0)
+    }
+
     pub(crate) fn token(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let mix =
@@ -1192,5 +1225,72 @@ mod tests {
             Some((Proto::Tcp, a))
         );
         assert_eq!(parse_location("sctp:1.2.3.4:5"), None);
+    }
+}
+
+#[cfg(test)]
+mod dialog_table_tests {
+    use super::*;
+
+    fn dialog(call_id: &str, local_tag: &str) -> SubscriptionDialog {
+        SubscriptionDialog {
+            call_id: call_id.into(),
+            local_tag: local_tag.into(),
+            remote_tag: "r1".into(),
+            local_uri: "sip:alice@a.test".into(),
+            remote_uri: "sip:bob@a.test".into(),
+            remote_target: "sip:bob@192.0.2.4:5062".into(),
+            route_set: Vec::new(),
+            local_cseq: 0,
+            remote_cseq: 1,
+            event: "presence".into(),
+            proto: Proto::Udp,
+            peer: "192.0.2.4:5062".parse().unwrap(),
+        }
+    }
+
+    fn add(dialogs: &mut Dialogs, id: u64, d: &SubscriptionDialog) {
+        dialogs.insert(SubscriptionId(id), d, d.to_bytes().into(), 0);
+    }
+
+    #[test]
+    fn a_dialog_is_found_through_the_subscription_its_tag_names() {
+        let mut dialogs = Dialogs::default();
+        let d = dialog("c1", "0badf00d.2a");
+        add(&mut dialogs, 0x2a, &d);
+        assert!(dialogs.untagged.is_empty());
+        assert_eq!(dialogs.find(&d.id()), Some(SubscriptionId(0x2a)));
+        // A tag naming the subscription is not enough: Call-ID and tags must all match.
+        for other in [
+            dialog("c2", "0badf00d.2a"),
+            dialog("c1", "0badf00e.2a"),
+            dialog("c1", "0badf00d.2b"),
+        ] {
+            assert_eq!(dialogs.find(&other.id()), None, "{:?}", other.id());
+        }
+        let mut spoof = d.id();
+        spoof.remote_tag = "r2".into();
+        assert_eq!(dialogs.find(&spoof), None);
+        assert!(dialogs.remove(SubscriptionId(0x2a)).is_some());
+        assert_eq!(dialogs.find(&d.id()), None);
+    }
+
+    #[test]
+    fn dialogs_with_tags_of_earlier_versions_are_found_by_their_id() {
+        let mut dialogs = Dialogs::default();
+        // Tags made before they named the subscription (a restored dialog), or naming
+        // another one.
+        let old = dialog("c1", "1f3a9c0de");
+        let odd = dialog("c2", "0badf00d.99");
+        add(&mut dialogs, 7, &old);
+        add(&mut dialogs, 8, &odd);
+        assert_eq!(dialogs.untagged.len(), 2);
+        assert_eq!(dialogs.find(&old.id()), Some(SubscriptionId(7)));
+        assert_eq!(dialogs.find(&odd.id()), Some(SubscriptionId(8)));
+        assert_eq!(dialogs.find(&dialog("c3", "1f3a9c0de").id()), None);
+        dialogs.remove(SubscriptionId(7));
+        dialogs.remove(SubscriptionId(8));
+        assert!(dialogs.untagged.is_empty());
+        assert_eq!(dialogs.find(&old.id()), None);
     }
 }

@@ -222,8 +222,10 @@ impl ServerTransactions {
     }
 }
 
-/// Below this many slots a table is not worth shrinking.
-const SHRINK_FLOOR: usize = 1024;
+/// Below this many slots a table is not worth shrinking. Low: a transaction is a few hundred
+/// bytes (a client one keeps its request for retransmission), so 1,024 idle slots were
+/// 200 KB held for good.
+const SHRINK_FLOOR: usize = 64;
 
 /// Gives back most of a table's room once a burst has passed (a table keeps the size of its
 /// busiest moment otherwise: after 10,000 SUBSCRIBEs in two seconds, room for 16,384

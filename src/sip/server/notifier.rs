@@ -87,10 +87,10 @@ impl Inner {
                 .map_err(|_| Error::Malformed("filter body is not UTF-8".into()))?;
             Some(FilterSet::parse(text, &engine.config().limits)?)
         };
-        let local_tag = self.token();
-        let dialog = SubscriptionDialog {
+        let mut dialog = SubscriptionDialog {
             call_id: m.call_id()?.to_string(),
-            local_tag: local_tag.clone(),
+            // Set below, once the subscription's id is known (the tag names it).
+            local_tag: String::new(),
             remote_tag,
             local_uri: to.uri_text().to_string(),
             remote_uri: from.uri_text().to_string(),
@@ -113,12 +113,17 @@ impl Inner {
         let mut subscribe = SubscribeRequest::new(watcher, presentity, package);
         subscribe.expires = expires;
         subscribe.filter = filter;
-        let target: std::sync::Arc<[u8]> = dialog.to_bytes().into();
-        subscribe.target = Some(target.clone());
+        let mut target: Option<std::sync::Arc<[u8]>> = None;
         // The dialog is known before the engine's first notification can be handled: the
         // event callback waits for this lock.
         let mut dialogs = lock(&self.dialogs);
-        let id = match engine.subscribe(subscribe) {
+        let made = engine.subscribe_naming(subscribe, |id| {
+            dialog.local_tag = self.tag_naming(id);
+            let bytes: std::sync::Arc<[u8]> = dialog.to_bytes().into();
+            target = Some(bytes.clone());
+            Some(bytes)
+        });
+        let id = match made {
             Ok(id) => id,
             Err(Error::IntervalTooBrief(_)) => {
                 drop(dialogs);
@@ -128,6 +133,8 @@ impl Inner {
             }
             Err(e) => return Err(e),
         };
+        let target = target.expect("the engine asked for the target");
+        let local_tag = dialog.local_tag.clone();
         let granted = expires
             .unwrap_or(engine.config().subscription_expiry.default)
             .min(engine.config().subscription_expiry.max);
