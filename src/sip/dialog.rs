@@ -57,18 +57,30 @@ impl SubscriptionDialog {
     }
 
     /// Serializes the dialog compactly (the engine keeps these bytes for every remote
-    /// subscription, in memory and in the store, so size matters): the marker byte 0x03, the
-    /// transport (`u`/`t`), the two CSeqs as LEB128 varints, the peer address in binary
-    /// (`4` or `6`, the address's bytes, the port in 2 bytes big-endian), then the texts each
-    /// preceded by its length as a varint: Call-ID, local tag, remote tag, local URI, remote
-    /// URI, remote target, Event, then the routes.
+    /// subscription, in memory and in the store, so size matters): the marker byte 0x03, a
+    /// flags byte (1: TCP; 2 and 4: the local and the remote URI are left out, see
+    /// [`SubscriptionDialog::to_bytes_beside`]), the two CSeqs as LEB128 varints, the peer
+    /// address in binary (`4` or `6`, the address's bytes, the port in 2 bytes big-endian),
+    /// then the texts each preceded by its length as a varint: Call-ID, local tag, remote
+    /// tag, local URI, remote URI, remote target, Event, then the routes.
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.to_bytes_beside("", "")
+    }
+
+    /// [`SubscriptionDialog::to_bytes`], leaving out the local URI when it is `presentity`
+    /// and the remote URI when it is `watcher`: the engine keeps the subscription's
+    /// presentity and watcher anyway (in canonical form, which is how a SUBSCRIBE usually
+    /// writes them), so the dialog need not repeat them. Read such bytes with
+    /// [`SubscriptionDialog::from_bytes_beside`] and the same two texts.
+    pub fn to_bytes_beside(&self, presentity: &str, watcher: &str) -> Vec<u8> {
+        let elide_local = !presentity.is_empty() && self.local_uri == presentity;
+        let elide_remote = !watcher.is_empty() && self.remote_uri == watcher;
         let texts = [
             self.call_id.as_str(),
             &self.local_tag,
             &self.remote_tag,
-            &self.local_uri,
-            &self.remote_uri,
+            if elide_local { "" } else { &self.local_uri },
+            if elide_remote { "" } else { &self.remote_uri },
             &self.remote_target,
             &self.event,
         ];
@@ -85,7 +97,17 @@ impl SubscriptionDialog {
             + all().map(|t| varint_len(t.len()) + t.len()).sum::<usize>();
         let mut out = Vec::with_capacity(size);
         out.push(COMPACT);
-        out.push(if self.proto == Proto::Tcp { b't' } else { b'u' });
+        let mut flags = 0;
+        if self.proto == Proto::Tcp {
+            flags |= FLAG_TCP;
+        }
+        if elide_local {
+            flags |= FLAG_LOCAL_URI_IS_PRESENTITY;
+        }
+        if elide_remote {
+            flags |= FLAG_REMOTE_URI_IS_WATCHER;
+        }
+        out.push(flags);
         push_varint(&mut out, self.local_cseq as usize);
         push_varint(&mut out, self.remote_cseq as usize);
         match self.peer.ip() {
@@ -109,25 +131,53 @@ impl SubscriptionDialog {
 
     /// Reads what [`SubscriptionDialog::to_bytes`] wrote, or what earlier versions stored
     /// (the compact form with fixed-size fields, marker 0x02, or the text form
-    /// `impp-dialog 1`).
+    /// `impp-dialog 1`). Bytes that leave the subscription's URIs out are malformed here:
+    /// read them with [`SubscriptionDialog::from_bytes_beside`].
     pub fn from_bytes(bytes: &[u8]) -> Result<SubscriptionDialog> {
+        Self::from_bytes_beside(bytes, "", "")
+    }
+
+    /// Reads what [`SubscriptionDialog::to_bytes_beside`] wrote with the same `presentity`
+    /// and `watcher` texts (and anything [`SubscriptionDialog::from_bytes`] reads).
+    pub fn from_bytes_beside(
+        bytes: &[u8],
+        presentity: &str,
+        watcher: &str,
+    ) -> Result<SubscriptionDialog> {
         match bytes.first() {
-            Some(&COMPACT) => Self::from_compact(bytes),
+            Some(&COMPACT) => Self::from_compact(bytes, presentity, watcher),
             Some(&COMPACT_V2) => Self::from_compact_v2(bytes),
             _ => Self::from_text(bytes),
         }
     }
 
-    fn from_compact(bytes: &[u8]) -> Result<SubscriptionDialog> {
+    fn from_compact(bytes: &[u8], presentity: &str, watcher: &str) -> Result<SubscriptionDialog> {
         let bad = |what: &str| Error::Malformed(format!("stored subscription dialog: {what}"));
         let mut r = Reader {
             rest: bytes.get(1..).unwrap_or_default(),
         };
-        let proto = match r.take(1).ok_or_else(|| bad("truncated"))?[0] {
-            b'u' => Proto::Udp,
-            b't' => Proto::Tcp,
-            _ => return Err(bad("unknown transport")),
+        let flags = r.take(1).ok_or_else(|| bad("truncated"))?[0];
+        if flags & !(FLAG_TCP | FLAG_LOCAL_URI_IS_PRESENTITY | FLAG_REMOTE_URI_IS_WATCHER) != 0 {
+            return Err(bad("unknown flags"));
+        }
+        let proto = if flags & FLAG_TCP != 0 {
+            Proto::Tcp
+        } else {
+            Proto::Udp
         };
+        let beside = |flag: u8, given: &str, what: &str| -> Result<Option<String>> {
+            if flags & flag == 0 {
+                return Ok(None);
+            }
+            if given.is_empty() {
+                return Err(bad(&format!(
+                    "its {what} is the subscription's (read it beside the subscription)"
+                )));
+            }
+            Ok(Some(given.to_owned()))
+        };
+        let local_uri = beside(FLAG_LOCAL_URI_IS_PRESENTITY, presentity, "local URI")?;
+        let remote_uri = beside(FLAG_REMOTE_URI_IS_WATCHER, watcher, "remote URI")?;
         let cseq = |r: &mut Reader| {
             r.varint()
                 .and_then(|v| u32::try_from(v).ok())
@@ -162,14 +212,26 @@ impl SubscriptionDialog {
             return Err(bad("fields missing"));
         }
         let route_set = texts.split_off(7);
+        // A URI left out has an empty place.
+        for (at, given) in [(3, &local_uri), (4, &remote_uri)] {
+            if given.is_some() && !texts[at].is_empty() {
+                return Err(bad("a URI both left out and written"));
+            }
+        }
         let mut t = texts.into_iter();
         let mut next = || t.next().expect("7 texts");
         let d = SubscriptionDialog {
             call_id: next(),
             local_tag: next(),
             remote_tag: next(),
-            local_uri: next(),
-            remote_uri: next(),
+            local_uri: {
+                let written = next();
+                local_uri.unwrap_or(written)
+            },
+            remote_uri: {
+                let written = next();
+                remote_uri.unwrap_or(written)
+            },
             remote_target: next(),
             event: next(),
             peer,
@@ -401,6 +463,11 @@ impl SubscriptionDialog {
 const COMPACT: u8 = 0x03;
 const COMPACT_V2: u8 = 0x02;
 
+/// The compact form's flags.
+const FLAG_TCP: u8 = 1;
+const FLAG_LOCAL_URI_IS_PRESENTITY: u8 = 2;
+const FLAG_REMOTE_URI_IS_WATCHER: u8 = 4;
+
 /// Bytes of `value` as an LEB128 varint.
 fn varint_len(mut value: usize) -> usize {
     let mut n = 1;
@@ -475,6 +542,35 @@ pub struct DialogId {
     pub remote_tag: String,
 }
 
+impl DialogId {
+    /// The id of a dialog serialized by [`SubscriptionDialog::to_bytes`] or
+    /// [`SubscriptionDialog::to_bytes_beside`] (no need to know the subscription's URIs).
+    pub fn from_bytes(bytes: &[u8]) -> Result<DialogId> {
+        if bytes.first() != Some(&COMPACT) {
+            return SubscriptionDialog::from_bytes(bytes).map(|d| d.id());
+        }
+        let bad = || Error::Malformed("stored subscription dialog: truncated".into());
+        let mut r = Reader { rest: &bytes[1..] };
+        r.take(1).ok_or_else(bad)?;
+        r.varint().ok_or_else(bad)?;
+        r.varint().ok_or_else(bad)?;
+        let family = r.take(1).ok_or_else(bad)?[0];
+        r.take(if family == b'6' { 18 } else { 6 })
+            .ok_or_else(bad)?;
+        let mut text = || -> Result<String> {
+            let t = r.varint().and_then(|len| r.take(len)).ok_or_else(bad)?;
+            std::str::from_utf8(t)
+                .map(str::to_owned)
+                .map_err(|_| Error::Malformed("stored subscription dialog: not UTF-8".into()))
+        };
+        Ok(DialogId {
+            call_id: text()?,
+            local_tag: text()?,
+            remote_tag: text()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,6 +610,30 @@ mod tests {
             d
         );
         assert!(d.to_bytes().len() + 10 < d.to_compact_v2().len());
+        // The subscription's own URIs can be left out, and are read back beside it.
+        let (pres, watcher) = (d.local_uri.as_str(), d.remote_uri.as_str());
+        let beside = d.to_bytes_beside(pres, watcher);
+        assert_eq!(
+            beside.len() + pres.len() + watcher.len(),
+            d.to_bytes().len()
+        );
+        assert_eq!(
+            SubscriptionDialog::from_bytes_beside(&beside, pres, watcher).unwrap(),
+            d
+        );
+        assert!(matches!(
+            SubscriptionDialog::from_bytes(&beside),
+            Err(Error::Malformed(_))
+        ));
+        assert_eq!(DialogId::from_bytes(&beside).unwrap(), d.id());
+        // Only what is equal is left out.
+        let other = d.to_bytes_beside("sip:carol@example.test", watcher);
+        assert_eq!(other.len() + watcher.len(), d.to_bytes().len());
+        assert_eq!(
+            SubscriptionDialog::from_bytes_beside(&other, "sip:carol@example.test", watcher)
+                .unwrap(),
+            d
+        );
         // Large CSeqs and long texts take longer varints.
         let mut d3 = d.clone();
         d3.local_cseq = u32::MAX;
@@ -540,14 +660,15 @@ mod tests {
             b"\x02x\0\0\0\x01\0\0\0\x01\0\x01a",
             b"\x02u\0\0\0\x01\0\0\0\x01\0\x09a",
             b"\x02u\0\0\0\x01\0\0\0\x01\0\x01\xff",
-            b"\x03u",
-            b"\x03x\x01\x01",
-            b"\x03u\x01\x01",
-            b"\x03u\x01\x01\x35\x7f\0\0\x01\x13\xc4",
-            b"\x03u\x01\x01\x34\x7f\0\0",
-            b"\x03u\xff\xff\xff\xff\xff\x01",
-            b"\x03u\x01\x01\x34\x7f\0\0\x01\x13\xc4\x05ab",
-            b"\x03u\x01\x01\x34\x7f\0\0\x01\x13\xc4\x01\xff",
+            b"\x03\0",
+            b"\x03\x08\x01\x01",
+            b"\x03\0\x01\x01",
+            b"\x03\0\x01\x01\x35\x7f\0\0\x01\x13\xc4",
+            b"\x03\0\x01\x01\x34\x7f\0\0",
+            b"\x03\0\xff\xff\xff\xff\xff\x01",
+            b"\x03\0\x01\x01\x34\x7f\0\0\x01\x13\xc4\x05ab",
+            b"\x03\0\x01\x01\x34\x7f\0\0\x01\x13\xc4\x01\xff",
+            b"\x03\x02\x01\x01\x34\x7f\0\0\x01\x13\xc4\x01c\x01l\x01r\x01u\0\x01t\x01e",
         ] {
             assert!(matches!(
                 SubscriptionDialog::from_bytes(bad),

@@ -186,9 +186,18 @@ pub(crate) struct DialogState {
 }
 
 impl DialogState {
-    /// The dialog, read from its bytes, with the current CSeqs.
-    pub(crate) fn dialog(&self) -> Result<SubscriptionDialog> {
-        let mut d = SubscriptionDialog::from_bytes(&self.target)?;
+    /// The dialog, read from its bytes beside its subscription's URIs, with the current
+    /// CSeqs.
+    pub(crate) fn dialog(
+        &self,
+        presentity: &crate::uri::Uri,
+        watcher: &crate::uri::Uri,
+    ) -> Result<SubscriptionDialog> {
+        let mut d = SubscriptionDialog::from_bytes_beside(
+            &self.target,
+            &presentity.to_string(),
+            &watcher.to_string(),
+        )?;
         d.local_cseq = self.local_cseq;
         d.remote_cseq = self.remote_cseq;
         Ok(d)
@@ -250,8 +259,8 @@ impl Dialogs {
         let is = |sub: SubscriptionId| {
             self.by_subscription
                 .get(&sub)
-                .and_then(|state| SubscriptionDialog::from_bytes(&state.target).ok())
-                .is_some_and(|known| known.id() == *dialog)
+                .and_then(|state| DialogId::from_bytes(&state.target).ok())
+                .is_some_and(|known| known == *dialog)
         };
         if let Some(sub) = subscription_in_tag(&dialog.local_tag).filter(|s| is(*s)) {
             return Some(sub);
@@ -266,8 +275,8 @@ impl Dialogs {
     pub(crate) fn remove(&mut self, id: SubscriptionId) -> Option<DialogState> {
         let state = self.by_subscription.remove(&id)?;
         if !self.untagged.is_empty() {
-            if let Ok(dialog) = SubscriptionDialog::from_bytes(&state.target) {
-                let key = self.key(&dialog.id());
+            if let Ok(dialog) = DialogId::from_bytes(&state.target) {
+                let key = self.key(&dialog);
                 if self.untagged.get(&key) == Some(&id) {
                     self.untagged.remove(&key);
                 }
@@ -387,7 +396,8 @@ impl SipServer {
             if target.starts_with(super::agent::account::UPLINK_TARGET) {
                 continue; // an account's internal subscription (replaced at start)
             }
-            match SubscriptionDialog::from_bytes(&target) {
+            let (presentity, watcher) = (sub.presentity.to_string(), sub.watcher.to_string());
+            match SubscriptionDialog::from_bytes_beside(&target, &presentity, &watcher) {
                 Ok(mut dialog) => {
                     // The NOTIFYs sent before the restart are not counted in the store; the
                     // next CSeq must still be higher than theirs (RFC 3261 §12.2.1.1).

@@ -110,6 +110,8 @@ impl Inner {
             proto: request.peer.proto,
             peer: request.peer.source,
         };
+        // The dialog's bytes leave out what the engine keeps anyway.
+        let (presentity_text, watcher_text) = (presentity.to_string(), watcher.to_string());
         let mut subscribe = SubscribeRequest::new(watcher, presentity, package);
         subscribe.expires = expires;
         subscribe.filter = filter;
@@ -119,7 +121,9 @@ impl Inner {
         let mut dialogs = lock(&self.dialogs);
         let made = engine.subscribe_naming(subscribe, |id| {
             dialog.local_tag = self.tag_naming(id);
-            let bytes: std::sync::Arc<[u8]> = dialog.to_bytes().into();
+            let bytes: std::sync::Arc<[u8]> = dialog
+                .to_bytes_beside(&presentity_text, &watcher_text)
+                .into();
             target = Some(bytes.clone());
             Some(bytes)
         });
@@ -246,7 +250,7 @@ impl Inner {
                 None => "terminated".to_string(),
             },
         };
-        let d = match state.dialog() {
+        let d = match state.dialog(&n.presentity, &n.watcher) {
             Ok(d) => d,
             Err(e) => {
                 log::warn!(
