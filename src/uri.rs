@@ -131,8 +131,9 @@ pub struct Uri {
 /// `Uri::user_len` of a URI without a user part (`sip:example.com`).
 const NO_USER: u16 = u16::MAX;
 
-/// The parts of a URI that most URIs lack. Never all empty: a URI without any of them has
-/// no `Rare` at all, so that the two forms of "nothing" cannot differ.
+/// The parts of a URI that most URIs lack. A URI without any of them has no `Rare` at all:
+/// an empty one would be an allocation that holds nothing. (Equality and hashing go through
+/// the accessors, so they would not notice one either way.)
 #[derive(Clone)]
 struct Rare {
     password: Option<Box<str>>,
