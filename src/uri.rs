@@ -114,8 +114,35 @@ impl fmt::Display for Scheme {
 /// - `tel`: the telephone number is the `user` (separators removed, `+` kept for a global
 ///   number), `host` is empty, the tel parameters (`isub`, `ext`, `phone-context`, ...) are
 ///   the `params`; never a password, port or header.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Uri {
+    /// The user part immediately followed by the host, in one exactly sized allocation: a
+    /// watcher URI is kept for as long as its subscription lives, so every byte counts.
+    text: Box<str>,
+    /// What few URIs have, boxed apart so that the common URI pays one pointer for it.
+    rare: Option<Box<Rare>>,
+    /// How many bytes of `text` are the user part; [`NO_USER`] when there is none (and the
+    /// whole of `text` is the host). `MAX_URI_LEN` keeps a real length far below it.
+    user_len: u16,
+    port: Option<u16>,
+    scheme: Scheme,
+}
+
+/// `Uri::user_len` of a URI without a user part (`sip:example.com`).
+const NO_USER: u16 = u16::MAX;
+
+/// The parts of a URI that most URIs lack. A URI without any of them has no `Rare` at all:
+/// an empty one would be an allocation that holds nothing. (Equality and hashing go through
+/// the accessors, so they would not notice one either way.)
+#[derive(Clone)]
+struct Rare {
+    password: Option<Box<str>>,
+    params: Box<[(String, Option<String>)]>,
+    headers: Box<[(String, String)]>,
+}
+
+/// Everything a parser found, before it is packed into a [`Uri`].
+struct Parts {
     scheme: Scheme,
     user: Option<String>,
     password: Option<String>,
@@ -123,6 +150,12 @@ pub struct Uri {
     port: Option<u16>,
     params: Vec<(String, Option<String>)>,
     headers: Vec<(String, String)>,
+}
+
+/// Drops the spare capacity the parser's buffers were grown with.
+fn exact(mut s: String) -> String {
+    s.shrink_to_fit();
+    s
 }
 
 impl Uri {
@@ -178,18 +211,24 @@ impl Uri {
 
     /// The user part (escape-normalized), or the number of a `tel` URI.
     pub fn user(&self) -> Option<&str> {
-        self.user.as_deref()
+        match self.user_len {
+            NO_USER => None,
+            len => Some(&self.text[..usize::from(len)]),
+        }
     }
 
     /// The password of a `sip`/`sips` URI (`sip:alice:secret@host`). RFC 3261 discourages
     /// it; it is kept so that nothing the peer wrote is lost.
     pub fn password(&self) -> Option<&str> {
-        self.password.as_deref()
+        self.rare.as_ref()?.password.as_deref()
     }
 
     /// The host in lower case; an IPv6 reference keeps its brackets (`[::1]`). Empty for `tel`.
     pub fn host(&self) -> &str {
-        &self.host
+        match self.user_len {
+            NO_USER => &self.text,
+            len => &self.text[usize::from(len)..],
+        }
     }
 
     /// The explicit port, or `None` when none was written or it was the scheme's default.
@@ -204,12 +243,12 @@ impl Uri {
 
     /// The parameters in canonical order, names lower-cased; `None` for a flag like `;lr`.
     pub fn params(&self) -> &[(String, Option<String>)] {
-        &self.params
+        self.rare.as_ref().map_or(&[], |r| &r.params)
     }
 
     /// The value of a parameter (name matched case-insensitively); `Some("")` for a flag.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
+        self.params()
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_deref().unwrap_or(""))
@@ -217,12 +256,12 @@ impl Uri {
 
     /// The headers (`?name=value&...`) in written order, names as written.
     pub fn headers(&self) -> &[(String, String)] {
-        &self.headers
+        self.rare.as_ref().map_or(&[], |r| &r.headers)
     }
 
     /// The value of the first header with this name (matched case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
+        self.headers()
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
@@ -249,7 +288,7 @@ impl Uri {
     /// `scheme:`), for keys built without a second allocation.
     pub(crate) fn push_aor_body(&self, out: &mut String) {
         if self.scheme == Scheme::Tel {
-            let number = self.user.as_deref().unwrap_or_default();
+            let number = self.user().unwrap_or_default();
             write_tel_number(out, number);
             if !number.starts_with('+') {
                 if let Some(ctx) = self.param("phone-context") {
@@ -259,62 +298,126 @@ impl Uri {
             }
             return;
         }
-        if let Some(user) = &self.user {
+        if let Some(user) = self.user() {
             out.push_str(user);
             out.push('@');
         }
-        out.push_str(&self.host);
-    }
-
-    /// What equality and hashing look at: canonical parts, case-insensitive parts folded,
-    /// parameters and headers sorted.
-    fn key(&self) -> Key<'_> {
-        let mut params: Vec<(String, Option<String>)> = self
-            .params
-            .iter()
-            .map(|(n, v)| (n.clone(), v.as_ref().map(|v| v.to_ascii_lowercase())))
-            .collect();
-        params.sort();
-        let mut headers: Vec<(String, String)> = self
-            .headers
-            .iter()
-            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_ascii_lowercase()))
-            .collect();
-        headers.sort();
-        Key {
-            scheme: self.scheme,
-            user: self.user.as_deref(),
-            password: self.password.as_deref(),
-            host: &self.host,
-            port: self.port,
-            params,
-            headers,
-        }
+        out.push_str(self.host());
     }
 }
 
-#[derive(PartialEq, Eq, Hash)]
-struct Key<'a> {
-    scheme: Scheme,
-    user: Option<&'a str>,
-    password: Option<&'a str>,
-    host: &'a str,
-    port: Option<u16>,
-    params: Vec<(String, Option<String>)>,
-    headers: Vec<(String, String)>,
+/// Above this many parameters, equality sorts instead of searching pairwise, so that a
+/// hostile URI full of parameters costs n log n rather than n² per comparison.
+const PAIRWISE_PARAMS: usize = 16;
+
+/// Equality of parameter lists as RFC 3261 §19.1.4 sees them (values case-insensitive,
+/// order ignored), without allocating. Names are lower-case and unique within a list (the
+/// parser rejects duplicates), so equal lengths plus a match in `b` for every entry of `a`
+/// is a one-to-one match.
+fn same_params(a: &[(String, Option<String>)], b: &[(String, Option<String>)]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > PAIRWISE_PARAMS {
+        return folded_params(a) == folded_params(b);
+    }
+    a.iter().all(|(name, value)| {
+        b.iter().any(|(n, v)| {
+            n == name
+                && match (value, v) {
+                    (None, None) => true,
+                    (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+                    _ => false,
+                }
+        })
+    })
+}
+
+/// The parameters as compared and hashed: values lower-cased, sorted by name.
+fn folded_params(params: &[(String, Option<String>)]) -> Vec<(String, Option<String>)> {
+    let mut folded: Vec<(String, Option<String>)> = params
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_ref().map(|v| v.to_ascii_lowercase())))
+        .collect();
+    folded.sort();
+    folded
+}
+
+/// Whether `params` already is its folded form, so that it can be hashed as it stands.
+fn params_folded(params: &[(String, Option<String>)]) -> bool {
+    params.windows(2).all(|w| w[0].0 < w[1].0)
+        && params
+            .iter()
+            .all(|(_, v)| !v.as_deref().is_some_and(has_upper))
+}
+
+/// The headers as compared and hashed: names and values lower-cased, sorted. Header names
+/// may repeat, so unlike parameters they cannot be matched pairwise by name.
+fn folded_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+    let mut folded: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_ascii_lowercase()))
+        .collect();
+    folded.sort();
+    folded
+}
+
+fn has_upper(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_uppercase())
 }
 
 impl PartialEq for Uri {
     fn eq(&self, other: &Uri) -> bool {
-        self.key() == other.key()
+        // `text` and `user_len` together are exactly the user part and the host.
+        self.scheme == other.scheme
+            && self.port == other.port
+            && self.user_len == other.user_len
+            && self.text == other.text
+            && self.password() == other.password()
+            && same_params(self.params(), other.params())
+            && (self.headers().is_empty() && other.headers().is_empty()
+                || folded_headers(self.headers()) == folded_headers(other.headers()))
     }
 }
 
 impl Eq for Uri {}
 
 impl Hash for Uri {
+    /// Feeds the hasher what equality looks at, in the folded form; when that form is what
+    /// is stored (always without parameters or headers), straight from the URI.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key().hash(state);
+        self.scheme.hash(state);
+        self.user().hash(state);
+        self.password().hash(state);
+        self.host().hash(state);
+        self.port.hash(state);
+        let params = self.params();
+        if params_folded(params) {
+            params.hash(state);
+        } else {
+            folded_params(params).hash(state);
+        }
+        let headers = self.headers();
+        if headers.is_empty() {
+            headers.hash(state);
+        } else {
+            folded_headers(headers).hash(state);
+        }
+    }
+}
+
+impl fmt::Debug for Uri {
+    /// The same fields as before the packed layout, so logs and test failures read alike.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Uri")
+            .field("scheme", &self.scheme)
+            .field("user", &self.user())
+            .field("password", &self.password())
+            .field("host", &self.host())
+            .field("port", &self.port)
+            .field("params", &self.params())
+            .field("headers", &self.headers())
+            .finish()
     }
 }
 
@@ -338,23 +441,23 @@ impl fmt::Display for Uri {
         out.push_str(self.scheme.as_str());
         out.push(':');
         if self.scheme == Scheme::Tel {
-            write_tel_number(&mut out, self.user.as_deref().unwrap_or_default());
+            write_tel_number(&mut out, self.user().unwrap_or_default());
         } else {
-            if let Some(user) = &self.user {
+            if let Some(user) = self.user() {
                 out.push_str(user);
-                if let Some(pw) = &self.password {
+                if let Some(pw) = self.password() {
                     out.push(':');
                     out.push_str(pw);
                 }
                 out.push('@');
             }
-            out.push_str(&self.host);
+            out.push_str(self.host());
             if let Some(port) = self.port {
                 out.push(':');
                 out.push_str(&port.to_string());
             }
         }
-        for (name, value) in &self.params {
+        for (name, value) in self.params() {
             out.push(';');
             out.push_str(name);
             if let Some(v) = value {
@@ -362,7 +465,7 @@ impl fmt::Display for Uri {
                 out.push_str(v);
             }
         }
-        for (i, (name, value)) in self.headers.iter().enumerate() {
+        for (i, (name, value)) in self.headers().iter().enumerate() {
             out.push(if i == 0 { '?' } else { '&' });
             out.push_str(name);
             out.push('=');
@@ -519,6 +622,55 @@ impl Parser<'_> {
         Ok(out)
     }
 
+    /// Packs what the scheme parsers found into a [`Uri`]: the one place a `Uri` is made, so
+    /// that every URI has the same compact, exactly sized layout.
+    fn finish(&self, parts: Parts) -> Result<Uri> {
+        let Parts {
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        } = parts;
+        let user_len = match &user {
+            None => NO_USER,
+            // Cannot happen for an input within MAX_URI_LEN (the user part never grows),
+            // but a length that does not fit must not pass for "no user".
+            Some(u) => u16::try_from(u.len())
+                .ok()
+                .filter(|&len| len != NO_USER)
+                .ok_or_else(|| self.err(format!("user part of {} bytes is too long", u.len())))?,
+        };
+        let user = user.unwrap_or_default();
+        let mut text = String::with_capacity(user.len() + host.len());
+        text.push_str(&user);
+        text.push_str(&host);
+        let rare = if password.is_none() && params.is_empty() && headers.is_empty() {
+            None
+        } else {
+            Some(Box::new(Rare {
+                password: password.map(String::into_boxed_str),
+                params: params
+                    .into_iter()
+                    .map(|(n, v)| (exact(n), v.map(exact)))
+                    .collect(),
+                headers: headers
+                    .into_iter()
+                    .map(|(n, v)| (exact(n), exact(v)))
+                    .collect(),
+            }))
+        };
+        Ok(Uri {
+            text: text.into_boxed_str(),
+            rare,
+            user_len,
+            port,
+            scheme,
+        })
+    }
+
     fn sip(&self, scheme: Scheme, rest: &str) -> Result<Uri> {
         let (user, password, after) = match rest.find('@') {
             Some(at) => {
@@ -554,7 +706,7 @@ impl Parser<'_> {
             .map(|h| self.headers(h))
             .transpose()?
             .unwrap_or_default();
-        Ok(Uri {
+        self.finish(Parts {
             scheme,
             user,
             password,
@@ -754,7 +906,7 @@ impl Parser<'_> {
             .map(|h| self.headers(h))
             .transpose()?
             .unwrap_or_default();
-        Ok(Uri {
+        self.finish(Parts {
             scheme,
             user: Some(user),
             password: None,
@@ -829,7 +981,7 @@ impl Parser<'_> {
             _ => 3,
         };
         params.sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
-        Ok(Uri {
+        self.finish(Parts {
             scheme: Scheme::Tel,
             user: Some(number),
             password: None,
@@ -913,6 +1065,195 @@ mod tests {
         assert!(p.host("1.2.3").is_err());
         assert!(p.host("1.2.3.256").is_err());
         assert!(p.host("1.2.3.4.").is_err());
+    }
+
+    /// The layout that keeps a watcher URI small (see `Uri`): the bound is what the
+    /// per-subscription memory budget was planned with.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn uri_struct_is_compact() {
+        assert!(
+            std::mem::size_of::<Uri>() <= 40,
+            "size_of::<Uri>() = {}",
+            std::mem::size_of::<Uri>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Option<Uri>>(),
+            std::mem::size_of::<Uri>()
+        );
+    }
+
+    #[test]
+    fn common_uri_is_one_exact_allocation() {
+        let u = Uri::parse("sip:%77%31234@Example.TEST").unwrap();
+        assert_eq!(&*u.text, "w1234example.test");
+        assert!(u.rare.is_none());
+        assert_eq!((u.user(), u.host()), (Some("w1234"), "example.test"));
+        let bare = Uri::parse("sip:Example.TEST").unwrap();
+        assert_eq!((bare.user(), bare.host()), (None, "example.test"));
+        assert!(bare.rare.is_none());
+        // An empty tel host: the number is the whole text.
+        let tel = Uri::parse("tel:+1-212-555-0100").unwrap();
+        assert_eq!((tel.user(), tel.host()), (Some("+12125550100"), ""));
+    }
+
+    #[test]
+    fn rare_parts_keep_no_spare_capacity() {
+        // Escapes shrink while parsing, so the parser's buffers were grown longer than this.
+        let u = Uri::parse("sip:a:%70%77@x;%6Ea%6De=%76%61l?%68=%69%6A").unwrap();
+        let rare = u.rare.as_ref().unwrap();
+        assert_eq!(rare.password.as_deref(), Some("pw"));
+        let (name, value) = &rare.params[0];
+        assert_eq!((name.as_str(), value.as_deref()), ("name", Some("val")));
+        assert_eq!(
+            (name.capacity(), value.as_ref().unwrap().capacity()),
+            (4, 3)
+        );
+        let (name, value) = &rare.headers[0];
+        assert_eq!((name.as_str(), value.as_str()), ("h", "ij"));
+        assert_eq!((name.capacity(), value.capacity()), (1, 2));
+    }
+
+    #[test]
+    fn rare_parts_round_trip_and_compare() {
+        let u =
+            Uri::parse("SIP:Bob:Secret@Example.TEST:5070;Transport=TCP;lr?Subject=Hi&b=2").unwrap();
+        let text = u.to_string();
+        assert_eq!(
+            text,
+            "sip:Bob:Secret@example.test:5070;transport=TCP;lr?Subject=Hi&b=2"
+        );
+        let again = Uri::parse(&text).unwrap();
+        assert_eq!(again, u);
+        assert_eq!(again.to_string(), text);
+        assert_eq!(again.password(), Some("Secret"));
+        // The password is case-sensitive; parameter order and value case are not.
+        assert_ne!(
+            u,
+            Uri::parse("sip:Bob:secret@example.test:5070;transport=TCP;lr?Subject=Hi&b=2").unwrap()
+        );
+        assert_eq!(
+            u,
+            Uri::parse("sip:Bob:Secret@example.test:5070;lr;transport=tcp?b=2&subject=hi").unwrap()
+        );
+    }
+
+    /// What `PartialEq` and `Hash` compared before the packed layout: every part, with the
+    /// case-insensitive ones folded and parameters and headers sorted. The new ones must give
+    /// the same answers and feed a hasher the same values, so maps keyed by URIs see no change.
+    #[derive(PartialEq, Eq, Hash)]
+    struct ReferenceKey<'a> {
+        scheme: Scheme,
+        user: Option<&'a str>,
+        password: Option<&'a str>,
+        host: &'a str,
+        port: Option<u16>,
+        params: Vec<(String, Option<String>)>,
+        headers: Vec<(String, String)>,
+    }
+
+    fn reference_key(u: &Uri) -> ReferenceKey<'_> {
+        let mut params: Vec<(String, Option<String>)> = u
+            .params()
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_ref().map(|v| v.to_ascii_lowercase())))
+            .collect();
+        params.sort();
+        let mut headers: Vec<(String, String)> = u
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_ascii_lowercase()))
+            .collect();
+        headers.sort();
+        ReferenceKey {
+            scheme: u.scheme(),
+            user: u.user(),
+            password: u.password(),
+            host: u.host(),
+            port: u.port(),
+            params,
+            headers,
+        }
+    }
+
+    fn hash_of(h: &impl Hash) -> u64 {
+        use std::collections::hash_map::DefaultHasher;
+        let mut state = DefaultHasher::new();
+        h.hash(&mut state);
+        state.finish()
+    }
+
+    #[test]
+    fn equality_and_hash_match_the_reference() {
+        let many: String = (0..PAIRWISE_PARAMS + 4)
+            .map(|i| format!(";p{i:02}=V{i}"))
+            .collect();
+        let many_reordered: String = (0..PAIRWISE_PARAMS + 4)
+            .rev()
+            .map(|i| format!(";p{i:02}=v{i}"))
+            .collect();
+        let texts = [
+            "sip:alice@example.test".to_string(),
+            "sip:Alice@example.test".to_string(),
+            "sip:alice@example.test:5060".to_string(),
+            "sip:alice@example.test:5070".to_string(),
+            "sips:alice@example.test".to_string(),
+            "sip:example.test".to_string(),
+            // The same text split differently between user and host.
+            "sip:a@bc.test".to_string(),
+            "sip:ab@c.test".to_string(),
+            "sip:alice:pw@example.test".to_string(),
+            "sip:alice:PW@example.test".to_string(),
+            "sip:alice@example.test;transport=tcp".to_string(),
+            "sip:alice@example.test;transport=TCP".to_string(),
+            "sip:alice@example.test;transport=udp".to_string(),
+            "sip:alice@example.test;transport".to_string(),
+            "sip:alice@example.test;lr;transport=tcp".to_string(),
+            "sip:alice@example.test;transport=tcp;lr".to_string(),
+            "sip:alice@example.test;transport=tcp;maddr=x".to_string(),
+            "sip:alice@example.test;maddr=x;transport=tcp".to_string(),
+            "sip:alice@example.test?a=1&b=2".to_string(),
+            "sip:alice@example.test?B=2&a=1".to_string(),
+            "sip:alice@example.test?a=1&a=1".to_string(),
+            "sip:alice@example.test?a=1".to_string(),
+            format!("sip:alice@example.test{many}"),
+            format!("sip:alice@example.test{many_reordered}"),
+            format!("sip:alice@example.test{many};x"),
+            "pres:alice@example.test".to_string(),
+            "im:alice@example.test".to_string(),
+            "pres:alice@example.test?subject=Hi".to_string(),
+            "tel:+1-212-555-0100".to_string(),
+            "tel:+1-212-555-0100;ext=12".to_string(),
+            "tel:+1-212-555-0100;foo=Bar;ext=12".to_string(),
+            "tel:+1-212-555-0100;ext=12;foo=bar".to_string(),
+            "tel:7042;phone-context=example.com".to_string(),
+        ];
+        let uris: Vec<Uri> = texts.iter().map(|t| Uri::parse(t).unwrap()).collect();
+        let mut equal_pairs = 0;
+        for a in &uris {
+            assert_eq!(hash_of(a), hash_of(&reference_key(a)), "{a}");
+            for b in &uris {
+                let expected = reference_key(a) == reference_key(b);
+                assert_eq!(a == b, expected, "{a} == {b}");
+                if a != b {
+                    continue;
+                }
+                assert_eq!(hash_of(a), hash_of(b), "{a} and {b}");
+                equal_pairs += 1;
+            }
+        }
+        // The list holds several pairs of different texts for one URI, beyond each with itself.
+        assert!(equal_pairs > uris.len() + 8, "{equal_pairs}");
+    }
+
+    #[test]
+    fn debug_names_the_parts() {
+        let u = Uri::parse("sip:alice@example.test;lr").unwrap();
+        assert_eq!(
+            format!("{u:?}"),
+            "Uri { scheme: Sip, user: Some(\"alice\"), password: None, \
+             host: \"example.test\", port: None, params: [(\"lr\", None)], headers: [] }"
+        );
     }
 
     #[test]
