@@ -545,7 +545,6 @@ impl Inner {
         self.engine.get()
     }
 
-    /// A fresh token (tags, branches, Call-IDs): a counter and random-looking bits.
     /// A local tag for the dialog of subscription `id`: random hex, a dot, the id in hex
     /// (see [`Dialogs`]).
     pub(crate) fn tag_naming(&self, id: SubscriptionId) -> String {
@@ -555,6 +554,7 @@ impl Inner {
         format!("{:08x}.{:x}", (mix >> 32) as u32, id.0)
     }
 
+    /// A fresh token (tags, branches, Call-IDs): a counter and random-looking bits.
     pub(crate) fn token(&self) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let mix =
