@@ -7,8 +7,7 @@ mod endpoint_tuples;
 pub(crate) mod messaging;
 mod recovery;
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +20,7 @@ use super::config::EngineConfig;
 use super::directory::Directory;
 use super::events::{Event, Notification, SubscriptionId, SubscriptionState, TerminationReason};
 use super::package::{Document, Package};
-use super::queue::{EventQueue, IdHasher};
+use super::queue::EventQueue;
 use super::random::Random;
 use super::subscription::{Remote, Subscription, SubscriptionInfo, Subscriptions, Throttle};
 use super::timers::{Timer, Timers};
@@ -233,9 +232,9 @@ pub(crate) struct Shard {
     /// Every notification looks its subscription up.
     subscriptions: Subscriptions,
     /// Watcher URIs shared by all the subscriptions of one watcher (a watcher usually
-    /// watches many presentities), keyed by a hash of the URI as written. An entry whose
-    /// URI nobody else holds any more is swept out now and then.
-    watcher_uris: HashMap<u64, Arc<Uri>, BuildHasherDefault<IdHasher>>,
+    /// watches many presentities; equal URIs are one watcher). An entry whose URI nobody
+    /// else holds any more is swept out now and then.
+    watcher_uris: HashSet<Arc<Uri>>,
     /// The size of `watcher_uris` after its last sweep.
     watcher_uris_swept: usize,
     rules: RuleBook,
@@ -309,7 +308,7 @@ impl Shard {
             presentities: HashMap::new(),
             etags: HashMap::new(),
             subscriptions: Subscriptions::default(),
-            watcher_uris: HashMap::default(),
+            watcher_uris: HashSet::new(),
             watcher_uris_swept: 0,
             rules: book,
             timers: Timers::default(),
@@ -554,31 +553,14 @@ impl Shard {
     /// `watcher` becomes the shared copy).
     fn intern_watcher(&mut self, watcher: Arc<Uri>) -> Arc<Uri> {
         if self.watcher_uris.len() > 2 * self.watcher_uris_swept + 1024 {
-            self.watcher_uris
-                .retain(|_, uri| Arc::strong_count(uri) > 1);
+            self.watcher_uris.retain(|uri| Arc::strong_count(uri) > 1);
             self.watcher_uris_swept = self.watcher_uris.len();
         }
-        let text = watcher.to_string();
-        let key = text_hash(&text);
-        match self.watcher_uris.entry(key) {
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                if Arc::ptr_eq(e.get(), &watcher) {
-                    watcher
-                } else if e.get().to_string() == text {
-                    e.get().clone()
-                } else if Arc::strong_count(e.get()) == 1 {
-                    // Another URI with the same hash, no longer used: replace it.
-                    e.insert(watcher.clone());
-                    watcher
-                } else {
-                    watcher // a hash collision: this one is not shared
-                }
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(watcher.clone());
-                watcher
-            }
+        if let Some(known) = self.watcher_uris.get(&*watcher) {
+            return known.clone();
         }
+        self.watcher_uris.insert(watcher.clone());
+        watcher
     }
 
     fn presentity_entry(&mut self, uri: &Arc<Uri>) -> &mut Presentity {

@@ -192,15 +192,19 @@ impl ServerTransactions {
             self.completed.pop_front();
         }
         let stale = Timers::ms(self.timers.timeout()) * 2;
+        // An answered transaction's entry here is done with at once (its Timer J runs in
+        // `completed`): popped as soon as it reaches the front, not after `stale`, so the
+        // keys of a burst of answered requests are not held for twice Timer J (about 160
+        // bytes a request: after 10,000 SUBSCRIBEs, 1.6 MB for a minute).
         while let Some((started, key)) = self.arrived.front() {
-            if started + stale > now {
-                break;
-            }
-            if self
+            let unanswered = self
                 .by_key
                 .get(&**key)
-                .is_some_and(|t| t.forget_at.is_none() && t.started == *started)
-            {
+                .is_some_and(|t| t.forget_at.is_none() && t.started == *started);
+            if unanswered {
+                if started + stale > now {
+                    break;
+                }
                 self.by_key.remove(&**key);
             }
             self.arrived.pop_front();
@@ -468,6 +472,29 @@ mod tests {
         assert_eq!(s.arrive(key("b"), 0), Arrival::New);
         s.tick(64_000);
         assert!(s.is_empty(), "an unanswered transaction does not leak");
+    }
+
+    #[test]
+    fn answered_requests_are_not_held_past_timer_j() {
+        let mut s = ServerTransactions::new(Timers::default());
+        for n in 0..100u64 {
+            let k = key(&format!("z9hG4bK{n}"));
+            assert_eq!(s.arrive(k.clone(), n), Arrival::New);
+            assert!(s.respond(&k, 200, b"200".to_vec(), false, n));
+        }
+        // One left unanswered, behind the others.
+        assert_eq!(s.arrive(key("late"), 200), Arrival::New);
+        s.tick(300);
+        assert_eq!(
+            s.arrived.len(),
+            1,
+            "answered ones leave the arrival queue at once"
+        );
+        s.tick(99 + 32_000);
+        assert_eq!(s.len(), 1, "Timer J ended the answered ones");
+        assert_eq!(s.completed.len(), 0);
+        s.tick(200 + 64_000);
+        assert!(s.is_empty() && s.arrived.is_empty());
     }
 
     #[test]
