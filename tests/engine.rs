@@ -1103,7 +1103,11 @@ fn a_transport_can_name_the_subscription_in_its_target() {
         Some(format!("dialog of {}", id.0).as_bytes())
     );
     // The notifications of a subscription with a target are for its transport.
-    assert!(w.notifications().iter().all(|n| n.remote));
+    assert!(w
+        .notifications()
+        .iter()
+        .all(|n| n.is_remote()
+            && n.target.as_deref() == Some(format!("dialog of {}", id.0).as_bytes())));
     // `None` keeps the request's own target (here none: a local watcher).
     let local = w
         .engine

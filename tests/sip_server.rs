@@ -469,6 +469,31 @@ fn subscribe_gets_the_state_then_every_change_then_the_end() {
     let body = String::from_utf8_lossy(n.body()).to_string();
     assert!(body.contains("open") || body.contains("closed"), "{body}");
 
+    // The To tag names the subscription, but the rest of the dialog must match too: a
+    // refresh with another Call-ID, or with a tag naming the subscription but not its own,
+    // is refused and changes nothing.
+    let (tag_random, named) = to_tag
+        .rsplit_once('.')
+        .expect("the tag names its subscription");
+    let other_random = format!("{}{}", &tag_random[1..], &tag_random[..1]);
+    for (to, cid) in [
+        (format!("<{aor}>;tag={to_tag}"), token()),
+        (
+            format!("<{aor}>;tag={other_random}.{named}"),
+            call_id.clone(),
+        ),
+    ] {
+        let forged = bob.request(
+            "SUBSCRIBE",
+            &aor,
+            &to,
+            &cid,
+            "Event: presence\r\nExpires: 0\r\n",
+            None,
+        );
+        assert_eq!(bob.transact(&forged).status(), Some(481), "{to} {cid}");
+    }
+
     // Refresh inside the dialog: 200 and a NOTIFY with the current state.
     let refresh = bob.request(
         "SUBSCRIBE",

@@ -96,10 +96,18 @@ pub struct Notification {
     /// full state at the same moment, used instead of `document` when this notification is
     /// merged into one that was still waiting.
     pub full_state: Option<Arc<Document>>,
-    /// Whether the subscription has a target (a remote watcher, see
+    /// The subscription's target, for a remote watcher (see
     /// [`super::SubscribeRequest::target`]): its notifications are for the transport that
-    /// made it to deliver, and its event tap takes them.
-    pub remote: bool,
+    /// made it to deliver (its event tap takes them), and carry the target so that the
+    /// transport need not keep a copy of every dialog. `None`: an in-process watcher.
+    pub target: Option<Arc<[u8]>>,
+}
+
+impl Notification {
+    /// Whether the watcher is remote (the subscription has a target).
+    pub fn is_remote(&self) -> bool {
+        self.target.is_some()
+    }
 }
 
 /// Something the application is told. New kinds may be added: match with a `_` arm.

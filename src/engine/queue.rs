@@ -683,7 +683,7 @@ mod tests {
             state: SubscriptionState::Active,
             document: Some(doc(tag)),
             full_state: None,
-            remote: false,
+            target: None,
         }
     }
 

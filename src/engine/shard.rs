@@ -1051,7 +1051,7 @@ impl Shard {
         }
         sub.notified(now);
         let (watcher, presentity) = (sub.watcher.clone(), sub.presentity.clone());
-        let remote = sub.target().is_some();
+        let target = sub.target().cloned();
         let full_state = match (&document, package, full) {
             (Some(_), Package::PresenceWinfo, false) => {
                 let version = sub.winfo_version().saturating_sub(1);
@@ -1070,7 +1070,7 @@ impl Shard {
             state,
             document,
             full_state,
-            remote,
+            target,
         }));
     }
 

@@ -171,12 +171,10 @@ impl Peer {
     }
 }
 
-/// A subscription dialog as the server keeps it: the dialog itself only as the bytes the
-/// engine keeps for the subscription (shared, not copied: a server holding many thousand
-/// dialogs keeps each once), and the parts that change.
+/// What the server keeps of a subscription dialog: the parts that change. The dialog itself
+/// is the engine subscription's target (its serialized [`SubscriptionDialog`]), which each
+/// notification carries, so the server holds no copy of it.
 pub(crate) struct DialogState {
-    /// The [`SubscriptionDialog`] serialized: the engine subscription's target.
-    pub(crate) target: Arc<[u8]>,
     /// The CSeq of the last NOTIFY sent.
     pub(crate) local_cseq: u32,
     /// The CSeq of the last SUBSCRIBE received.
@@ -186,15 +184,16 @@ pub(crate) struct DialogState {
 }
 
 impl DialogState {
-    /// The dialog, read from its bytes beside its subscription's URIs, with the current
-    /// CSeqs.
+    /// The dialog `target` (the subscription's) serializes, read beside its subscription's
+    /// URIs, with the current CSeqs.
     pub(crate) fn dialog(
         &self,
+        target: &[u8],
         presentity: &crate::uri::Uri,
         watcher: &crate::uri::Uri,
     ) -> Result<SubscriptionDialog> {
         let mut d = SubscriptionDialog::from_bytes_beside(
-            &self.target,
+            target,
             &presentity.to_string(),
             &watcher.to_string(),
         )?;
@@ -210,16 +209,20 @@ fn subscription_in_tag(tag: &str) -> Option<SubscriptionId> {
     u64::from_str_radix(id, 16).ok().map(SubscriptionId)
 }
 
-/// The server's subscription dialogs, by subscription. A dialog's local tag names its
-/// subscription, so a request inside a dialog finds it through the same table (one entry
-/// of about 40 bytes a dialog, where a second index by dialog id cost about 40 more).
+/// Whether `target` (a subscription's serialized dialog) is the dialog `id`.
+pub(crate) fn is_dialog(target: &[u8], id: &DialogId) -> bool {
+    DialogId::from_bytes(target).is_ok_and(|known| known == *id)
+}
+
+/// The server's subscription dialogs, by subscription: 16 bytes each and the table's slot.
+/// A dialog's local tag names its subscription, so a request inside a dialog finds it
+/// through the same table, and checks it against the subscription's target.
 #[derive(Default)]
 pub(crate) struct Dialogs {
     pub(crate) by_subscription: HashMap<SubscriptionId, DialogState>,
     /// Dialogs whose local tag does not name their subscription (made before tags did, and
     /// restored from the store), by a keyed hash of the dialog id (the key is random per
-    /// process, so ids cannot be made to collide on purpose); a hit is checked against the
-    /// dialog itself.
+    /// process, so ids cannot be made to collide on purpose).
     untagged: HashMap<u64, SubscriptionId>,
     hasher: std::collections::hash_map::RandomState,
 }
@@ -231,12 +234,11 @@ impl Dialogs {
             .hash_one((&id.call_id, &id.local_tag, &id.remote_tag))
     }
 
-    /// Adds the dialog of subscription `id`, serialized as `target`.
+    /// Adds the dialog of subscription `id`.
     pub(crate) fn insert(
         &mut self,
         id: SubscriptionId,
         dialog: &SubscriptionDialog,
-        target: Arc<[u8]>,
         expires_at: u64,
     ) {
         if subscription_in_tag(&dialog.local_tag) != Some(id) {
@@ -246,7 +248,6 @@ impl Dialogs {
         self.by_subscription.insert(
             id,
             DialogState {
-                target,
                 local_cseq: dialog.local_cseq,
                 remote_cseq: dialog.remote_cseq,
                 expires_at,
@@ -254,33 +255,24 @@ impl Dialogs {
         );
     }
 
-    /// The subscription whose dialog is `dialog`.
-    pub(crate) fn find(&self, dialog: &DialogId) -> Option<SubscriptionId> {
-        let is = |sub: SubscriptionId| {
-            self.by_subscription
-                .get(&sub)
-                .and_then(|state| DialogId::from_bytes(&state.target).ok())
-                .is_some_and(|known| known == *dialog)
-        };
-        if let Some(sub) = subscription_in_tag(&dialog.local_tag).filter(|s| is(*s)) {
+    /// The subscription whose dialog `dialog` may be: the caller checks it against the
+    /// subscription's target ([`is_dialog`]).
+    pub(crate) fn candidate(&self, dialog: &DialogId) -> Option<SubscriptionId> {
+        if let Some(sub) =
+            subscription_in_tag(&dialog.local_tag).filter(|s| self.by_subscription.contains_key(s))
+        {
             return Some(sub);
         }
         if self.untagged.is_empty() {
             return None;
         }
-        let sub = *self.untagged.get(&self.key(dialog))?;
-        is(sub).then_some(sub)
+        self.untagged.get(&self.key(dialog)).copied()
     }
 
     pub(crate) fn remove(&mut self, id: SubscriptionId) -> Option<DialogState> {
         let state = self.by_subscription.remove(&id)?;
         if !self.untagged.is_empty() {
-            if let Ok(dialog) = DialogId::from_bytes(&state.target) {
-                let key = self.key(&dialog);
-                if self.untagged.get(&key) == Some(&id) {
-                    self.untagged.remove(&key);
-                }
-            }
+            self.untagged.retain(|_, sub| *sub != id);
         }
         Some(state)
     }
@@ -405,7 +397,7 @@ impl SipServer {
                         .local_cseq
                         .max(restart_cseq(engine.config().clock.unix_ms()));
                     let expires_at = inner.now() + sub.expires_in.as_millis() as u64;
-                    lock(&inner.dialogs).insert(sub.id, &dialog, target, expires_at);
+                    lock(&inner.dialogs).insert(sub.id, &dialog, expires_at);
                 }
                 Err(e) => log::warn!("subscription {}: stored dialog unreadable: {e}", sub.id),
             }
@@ -1071,7 +1063,7 @@ enum Want {
 fn wants(event: &Event, agent: bool) -> Want {
     match event {
         // Subscriptions with a target were made by this server for a remote watcher.
-        Event::Notification(n) if n.remote => Want::Take,
+        Event::Notification(n) if n.is_remote() => Want::Take,
         // Endpoints named by a SIP URI are registered contacts.
         Event::Message(m) if m.endpoint.starts_with("sip:") || m.endpoint.starts_with("sips:") => {
             Want::Take
@@ -1259,30 +1251,26 @@ mod dialog_table_tests {
         }
     }
 
-    fn add(dialogs: &mut Dialogs, id: u64, d: &SubscriptionDialog) {
-        dialogs.insert(SubscriptionId(id), d, d.to_bytes().into(), 0);
-    }
-
     #[test]
     fn a_dialog_is_found_through_the_subscription_its_tag_names() {
         let mut dialogs = Dialogs::default();
         let d = dialog("c1", "0badf00d.2a");
-        add(&mut dialogs, 0x2a, &d);
+        dialogs.insert(SubscriptionId(0x2a), &d, 0);
         assert!(dialogs.untagged.is_empty());
-        assert_eq!(dialogs.find(&d.id()), Some(SubscriptionId(0x2a)));
-        // A tag naming the subscription is not enough: Call-ID and tags must all match.
-        for other in [
-            dialog("c2", "0badf00d.2a"),
-            dialog("c1", "0badf00e.2a"),
-            dialog("c1", "0badf00d.2b"),
-        ] {
-            assert_eq!(dialogs.find(&other.id()), None, "{:?}", other.id());
+        assert_eq!(dialogs.candidate(&d.id()), Some(SubscriptionId(0x2a)));
+        assert_eq!(dialogs.candidate(&dialog("c1", "0badf00d.2b").id()), None);
+        // A tag naming the subscription is not enough: Call-ID and tags must all match
+        // the subscription's target.
+        let target = d.to_bytes_beside("sip:alice@a.test", "sip:bob@a.test");
+        assert!(is_dialog(&target, &d.id()));
+        for other in [dialog("c2", "0badf00d.2a"), dialog("c1", "0badf00e.2a")] {
+            assert!(!is_dialog(&target, &other.id()), "{:?}", other.id());
         }
         let mut spoof = d.id();
         spoof.remote_tag = "r2".into();
-        assert_eq!(dialogs.find(&spoof), None);
+        assert!(!is_dialog(&target, &spoof));
         assert!(dialogs.remove(SubscriptionId(0x2a)).is_some());
-        assert_eq!(dialogs.find(&d.id()), None);
+        assert_eq!(dialogs.candidate(&d.id()), None);
     }
 
     #[test]
@@ -1292,15 +1280,15 @@ mod dialog_table_tests {
         // another one.
         let old = dialog("c1", "1f3a9c0de");
         let odd = dialog("c2", "0badf00d.99");
-        add(&mut dialogs, 7, &old);
-        add(&mut dialogs, 8, &odd);
+        dialogs.insert(SubscriptionId(7), &old, 0);
+        dialogs.insert(SubscriptionId(8), &odd, 0);
         assert_eq!(dialogs.untagged.len(), 2);
-        assert_eq!(dialogs.find(&old.id()), Some(SubscriptionId(7)));
-        assert_eq!(dialogs.find(&odd.id()), Some(SubscriptionId(8)));
-        assert_eq!(dialogs.find(&dialog("c3", "1f3a9c0de").id()), None);
+        assert_eq!(dialogs.candidate(&old.id()), Some(SubscriptionId(7)));
+        assert_eq!(dialogs.candidate(&odd.id()), Some(SubscriptionId(8)));
+        assert_eq!(dialogs.candidate(&dialog("c3", "1f3a9c0de").id()), None);
         dialogs.remove(SubscriptionId(7));
         dialogs.remove(SubscriptionId(8));
         assert!(dialogs.untagged.is_empty());
-        assert_eq!(dialogs.find(&old.id()), None);
+        assert_eq!(dialogs.candidate(&old.id()), None);
     }
 }

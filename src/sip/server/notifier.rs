@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use super::{contact_address, lock, ClientContext, Inner, Reply, Request};
+use super::{contact_address, is_dialog, lock, ClientContext, Inner, Reply, Request};
 use crate::doc::filter::FilterSet;
 use crate::engine::{Notification, Package, SubscribeRequest, SubscriptionId, SubscriptionState};
 use crate::error::{Error, Result};
@@ -115,7 +115,6 @@ impl Inner {
         let mut subscribe = SubscribeRequest::new(watcher, presentity, package);
         subscribe.expires = expires;
         subscribe.filter = filter;
-        let mut target: Option<std::sync::Arc<[u8]>> = None;
         // The dialog is known before the engine's first notification can be handled: the
         // event callback waits for this lock.
         let mut dialogs = lock(&self.dialogs);
@@ -124,7 +123,6 @@ impl Inner {
             let bytes: std::sync::Arc<[u8]> = dialog
                 .to_bytes_beside(&presentity_text, &watcher_text)
                 .into();
-            target = Some(bytes.clone());
             Some(bytes)
         });
         let id = match made {
@@ -137,12 +135,11 @@ impl Inner {
             }
             Err(e) => return Err(e),
         };
-        let target = target.expect("the engine asked for the target");
         let local_tag = dialog.local_tag.clone();
         let granted = expires
             .unwrap_or(engine.config().subscription_expiry.default)
             .min(engine.config().subscription_expiry.max);
-        dialogs.insert(id, &dialog, target, self.now() + u64::from(granted) * 1000);
+        dialogs.insert(id, &dialog, self.now() + u64::from(granted) * 1000);
         // Answer (202 would be the RFC 3265 habit; RFC 6665 answers 200) before the NOTIFY
         // leaves: the lock is held until the answer is queued.
         let mut answer = self.reply_tagged(request, 200, "OK", Some(&local_tag));
@@ -165,7 +162,13 @@ impl Inner {
             local_tag,
             remote_tag: m.from()?.tag().unwrap_or_default().to_string(),
         };
-        let Some(sub) = lock(&self.dialogs).find(&id) else {
+        let candidate = lock(&self.dialogs).candidate(&id);
+        // The dialog is the subscription's target: a tag naming a subscription is not enough.
+        let Some(sub) = candidate.filter(|sub| {
+            engine
+                .subscription(*sub)
+                .is_ok_and(|info| info.target.is_some_and(|t| is_dialog(&t, &id)))
+        }) else {
             return Ok(Some(self.reply(
                 request,
                 481,
@@ -235,6 +238,9 @@ impl Inner {
 
     /// An engine notification: a NOTIFY if the subscription is one of a SIP dialog.
     pub(crate) fn notification(&self, n: &Notification) -> bool {
+        let Some(target) = n.target.as_deref() else {
+            return false;
+        };
         let mut dialogs = lock(&self.dialogs);
         let now = self.now();
         let Some(state) = dialogs.by_subscription.get_mut(&n.subscription) else {
@@ -250,7 +256,7 @@ impl Inner {
                 None => "terminated".to_string(),
             },
         };
-        let d = match state.dialog(&n.presentity, &n.watcher) {
+        let d = match state.dialog(target, &n.presentity, &n.watcher) {
             Ok(d) => d,
             Err(e) => {
                 log::warn!(
