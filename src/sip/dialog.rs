@@ -59,10 +59,13 @@ impl SubscriptionDialog {
     /// Serializes the dialog compactly (the engine keeps these bytes for every remote
     /// subscription, in memory and in the store, so size matters): the marker byte 0x03, a
     /// flags byte (1: TCP; 2 and 4: the local and the remote URI are left out, see
-    /// [`SubscriptionDialog::to_bytes_beside`]), the two CSeqs as LEB128 varints, the peer
-    /// address in binary (`4` or `6`, the address's bytes, the port in 2 bytes big-endian),
-    /// then the texts each preceded by its length as a varint: Call-ID, local tag, remote
-    /// tag, local URI, remote URI, remote target, Event, then the routes.
+    /// [`SubscriptionDialog::to_bytes_beside`]; 8: the peer is the remote target's address;
+    /// bits 4-6: the Event is the `n`th of `presence`, `presence.winfo`, `dialog`,
+    /// `message-summary`, 0: written), the two CSeqs as LEB128 varints, the peer address in
+    /// binary unless left out (`4` or `6`, the address's bytes, the port in 2 bytes
+    /// big-endian), then the texts each preceded by its length as a varint: Call-ID, local
+    /// tag, remote tag, local URI, remote URI, remote target, Event, then the routes; what
+    /// is left out has an empty text.
     pub fn to_bytes(&self) -> Vec<u8> {
         self.to_bytes_beside("", "")
     }
@@ -75,6 +78,11 @@ impl SubscriptionDialog {
     pub fn to_bytes_beside(&self, presentity: &str, watcher: &str) -> Vec<u8> {
         let elide_local = !presentity.is_empty() && self.local_uri == presentity;
         let elide_remote = !watcher.is_empty() && self.remote_uri == watcher;
+        let elide_peer = ip_address_of(&self.remote_target) == Some(self.peer);
+        let event_code = KNOWN_EVENTS
+            .iter()
+            .position(|e| *e == self.event)
+            .map_or(0, |i| i as u8 + 1);
         let texts = [
             self.call_id.as_str(),
             &self.local_tag,
@@ -82,7 +90,7 @@ impl SubscriptionDialog {
             if elide_local { "" } else { &self.local_uri },
             if elide_remote { "" } else { &self.remote_uri },
             &self.remote_target,
-            &self.event,
+            if event_code > 0 { "" } else { &self.event },
         ];
         let all = || {
             texts
@@ -93,7 +101,11 @@ impl SubscriptionDialog {
         let size = 2
             + varint_len(self.local_cseq as usize)
             + varint_len(self.remote_cseq as usize)
-            + if self.peer.is_ipv4() { 7 } else { 19 }
+            + match (elide_peer, self.peer.is_ipv4()) {
+                (true, _) => 0,
+                (false, true) => 7,
+                (false, false) => 19,
+            }
             + all().map(|t| varint_len(t.len()) + t.len()).sum::<usize>();
         let mut out = Vec::with_capacity(size);
         out.push(COMPACT);
@@ -107,20 +119,26 @@ impl SubscriptionDialog {
         if elide_remote {
             flags |= FLAG_REMOTE_URI_IS_WATCHER;
         }
+        if elide_peer {
+            flags |= FLAG_PEER_IS_TARGET;
+        }
+        flags |= event_code << EVENT_SHIFT;
         out.push(flags);
         push_varint(&mut out, self.local_cseq as usize);
         push_varint(&mut out, self.remote_cseq as usize);
-        match self.peer.ip() {
-            std::net::IpAddr::V4(ip) => {
-                out.push(b'4');
-                out.extend_from_slice(&ip.octets());
+        if !elide_peer {
+            match self.peer.ip() {
+                std::net::IpAddr::V4(ip) => {
+                    out.push(b'4');
+                    out.extend_from_slice(&ip.octets());
+                }
+                std::net::IpAddr::V6(ip) => {
+                    out.push(b'6');
+                    out.extend_from_slice(&ip.octets());
+                }
             }
-            std::net::IpAddr::V6(ip) => {
-                out.push(b'6');
-                out.extend_from_slice(&ip.octets());
-            }
+            out.extend_from_slice(&self.peer.port().to_be_bytes());
         }
-        out.extend_from_slice(&self.peer.port().to_be_bytes());
         for text in all() {
             push_varint(&mut out, text.len());
             out.extend_from_slice(text.as_bytes());
@@ -157,9 +175,17 @@ impl SubscriptionDialog {
             rest: bytes.get(1..).unwrap_or_default(),
         };
         let flags = r.take(1).ok_or_else(|| bad("truncated"))?[0];
-        if flags & !(FLAG_TCP | FLAG_LOCAL_URI_IS_PRESENTITY | FLAG_REMOTE_URI_IS_WATCHER) != 0 {
+        if flags & 0x80 != 0 {
             return Err(bad("unknown flags"));
         }
+        let event = match usize::from((flags & EVENT_MASK) >> EVENT_SHIFT) {
+            0 => None,
+            n => Some(
+                *KNOWN_EVENTS
+                    .get(n - 1)
+                    .ok_or_else(|| bad("unknown event code"))?,
+            ),
+        };
         let proto = if flags & FLAG_TCP != 0 {
             Proto::Tcp
         } else {
@@ -185,17 +211,11 @@ impl SubscriptionDialog {
         };
         let local_cseq = cseq(&mut r)?;
         let remote_cseq = cseq(&mut r)?;
-        let ip: std::net::IpAddr = match r.take(1).ok_or_else(|| bad("truncated"))?[0] {
-            b'4' => <[u8; 4]>::try_from(r.take(4).ok_or_else(|| bad("truncated"))?)
-                .expect("4 bytes")
-                .into(),
-            b'6' => <[u8; 16]>::try_from(r.take(16).ok_or_else(|| bad("truncated"))?)
-                .expect("16 bytes")
-                .into(),
-            _ => return Err(bad("unknown address family")),
+        let peer = if flags & FLAG_PEER_IS_TARGET != 0 {
+            None
+        } else {
+            Some(read_peer(&mut r).ok_or_else(|| bad("truncated peer address"))?)
         };
-        let port = r.take(2).ok_or_else(|| bad("truncated"))?;
-        let peer = SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]]));
         let mut texts: Vec<String> = Vec::with_capacity(7);
         while !r.rest.is_empty() {
             let text = r
@@ -212,12 +232,21 @@ impl SubscriptionDialog {
             return Err(bad("fields missing"));
         }
         let route_set = texts.split_off(7);
-        // A URI left out has an empty place.
-        for (at, given) in [(3, &local_uri), (4, &remote_uri)] {
-            if given.is_some() && !texts[at].is_empty() {
-                return Err(bad("a URI both left out and written"));
+        // What is left out has an empty place.
+        for (at, left_out) in [
+            (3, local_uri.is_some()),
+            (4, remote_uri.is_some()),
+            (6, event.is_some()),
+        ] {
+            if left_out && !texts[at].is_empty() {
+                return Err(bad("a field both left out and written"));
             }
         }
+        let peer = match peer {
+            Some(peer) => peer,
+            None => ip_address_of(&texts[5])
+                .ok_or_else(|| bad("the peer is the remote target's, which has no address"))?,
+        };
         let mut t = texts.into_iter();
         let mut next = || t.next().expect("7 texts");
         let d = SubscriptionDialog {
@@ -233,7 +262,10 @@ impl SubscriptionDialog {
                 remote_uri.unwrap_or(written)
             },
             remote_target: next(),
-            event: next(),
+            event: {
+                let written = next();
+                event.map_or(written, str::to_owned)
+            },
             peer,
             route_set,
             local_cseq,
@@ -467,6 +499,48 @@ const COMPACT_V2: u8 = 0x02;
 const FLAG_TCP: u8 = 1;
 const FLAG_LOCAL_URI_IS_PRESENTITY: u8 = 2;
 const FLAG_REMOTE_URI_IS_WATCHER: u8 = 4;
+const FLAG_PEER_IS_TARGET: u8 = 8;
+const EVENT_SHIFT: u8 = 4;
+const EVENT_MASK: u8 = 0x70;
+
+/// Event header values the compact form writes as a code (the packages' plain names).
+const KNOWN_EVENTS: [&str; 4] = ["presence", "presence.winfo", "dialog", "message-summary"];
+
+/// A binary peer address: `4` or `6`, the address's bytes, the port (2 bytes, big-endian).
+fn read_peer(r: &mut Reader<'_>) -> Option<SocketAddr> {
+    let ip: std::net::IpAddr = match r.take(1)?[0] {
+        b'4' => <[u8; 4]>::try_from(r.take(4)?).ok()?.into(),
+        b'6' => <[u8; 16]>::try_from(r.take(16)?).ok()?.into(),
+        _ => return None,
+    };
+    let port = r.take(2)?;
+    Some(SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]])))
+}
+
+/// The address of `sip:[user@]IP[:port][;params]` read without a full URI parse (this runs
+/// for every NOTIFY); `None` for anything else (the caller then parses the URI properly).
+pub(crate) fn ip_address_of(uri: &str) -> Option<SocketAddr> {
+    let rest = uri.strip_prefix("sip:")?;
+    let end = rest.find([';', '?']).unwrap_or(rest.len());
+    let host_port = &rest[..end];
+    let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, h)| h);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => {
+            let (ip, after) = v6.split_once(']')?;
+            (ip, after.strip_prefix(':'))
+        }
+        None => match host_port.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        },
+    };
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => 5060,
+    };
+    Some(SocketAddr::new(ip, port))
+}
 
 /// Bytes of `value` as an LEB128 varint.
 fn varint_len(mut value: usize) -> usize {
@@ -551,12 +625,12 @@ impl DialogId {
         }
         let bad = || Error::Malformed("stored subscription dialog: truncated".into());
         let mut r = Reader { rest: &bytes[1..] };
-        r.take(1).ok_or_else(bad)?;
+        let flags = r.take(1).ok_or_else(bad)?[0];
         r.varint().ok_or_else(bad)?;
         r.varint().ok_or_else(bad)?;
-        let family = r.take(1).ok_or_else(bad)?[0];
-        r.take(if family == b'6' { 18 } else { 6 })
-            .ok_or_else(bad)?;
+        if flags & FLAG_PEER_IS_TARGET == 0 {
+            read_peer(&mut r).ok_or_else(bad)?;
+        }
         let mut text = || -> Result<String> {
             let t = r.varint().and_then(|len| r.take(len)).ok_or_else(bad)?;
             std::str::from_utf8(t)
@@ -634,6 +708,22 @@ mod tests {
                 .unwrap(),
             d
         );
+        // A plain package name is a code, and a peer that is the remote target's address
+        // is not written twice.
+        let mut plain = d.clone();
+        plain.event = "presence".into();
+        plain.peer = "192.0.2.4:5062".parse().unwrap();
+        let short = plain.to_bytes();
+        assert_eq!(SubscriptionDialog::from_bytes(&short).unwrap(), plain);
+        assert_eq!(short.len() + d.event.len() + 19, d.to_bytes().len());
+        assert_eq!(DialogId::from_bytes(&short).unwrap(), plain.id());
+        for event in KNOWN_EVENTS {
+            plain.event = event.into();
+            assert_eq!(
+                SubscriptionDialog::from_bytes(&plain.to_bytes()).unwrap(),
+                plain
+            );
+        }
         // Large CSeqs and long texts take longer varints.
         let mut d3 = d.clone();
         d3.local_cseq = u32::MAX;
@@ -669,6 +759,12 @@ mod tests {
             b"\x03\0\x01\x01\x34\x7f\0\0\x01\x13\xc4\x05ab",
             b"\x03\0\x01\x01\x34\x7f\0\0\x01\x13\xc4\x01\xff",
             b"\x03\x02\x01\x01\x34\x7f\0\0\x01\x13\xc4\x01c\x01l\x01r\x01u\0\x01t\x01e",
+            // An event code out of range; an event both coded and written; a peer left out
+            // though the remote target has no address.
+            b"\x03\x50\x01\x01\x34\x7f\0\0\x01\x13\xc4\x01c\x01l\x01r\x01u\x01v\x01t\0",
+            b"\x03\x10\x01\x01\x34\x7f\0\0\x01\x13\xc4\x01c\x01l\x01r\x01u\x01v\x01t\x01e",
+            b"\x03\x08\x01\x01\x01c\x01l\x01r\x01u\x01v\x01t\x01e",
+            b"\x03\x80\x01\x01\x34\x7f\0\0\x01\x13\xc4\x01c\x01l\x01r\x01u\x01v\x01t\x01e",
         ] {
             assert!(matches!(
                 SubscriptionDialog::from_bytes(bad),

@@ -12,7 +12,7 @@ use crate::doc::filter::FilterSet;
 use crate::engine::{Notification, Package, SubscribeRequest, SubscriptionId, SubscriptionState};
 use crate::error::{Error, Result};
 use crate::log;
-use crate::sip::dialog::{DialogId, SubscriptionDialog};
+use crate::sip::dialog::{ip_address_of, DialogId, SubscriptionDialog};
 use crate::sip::header::Contacts;
 use crate::sip::transport::Proto;
 
@@ -376,31 +376,6 @@ fn notify_destination(d: &SubscriptionDialog) -> (Proto, SocketAddr) {
             .and_then(|u| contact_address(&u))
     });
     (Proto::Udp, contact.unwrap_or(d.peer))
-}
-
-/// The address of `sip:[user@]IP[:port][;params]` read without a full URI parse (this runs
-/// for every NOTIFY); `None` for anything else (the caller then parses the URI properly).
-fn ip_address_of(uri: &str) -> Option<SocketAddr> {
-    let rest = uri.strip_prefix("sip:")?;
-    let end = rest.find([';', '?']).unwrap_or(rest.len());
-    let host_port = &rest[..end];
-    let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, h)| h);
-    let (host, port) = match host_port.strip_prefix('[') {
-        Some(v6) => {
-            let (ip, after) = v6.split_once(']')?;
-            (ip, after.strip_prefix(':'))
-        }
-        None => match host_port.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (host_port, None),
-        },
-    };
-    let ip: std::net::IpAddr = host.parse().ok()?;
-    let port = match port {
-        Some(p) => p.parse().ok()?,
-        None => 5060,
-    };
-    Some(SocketAddr::new(ip, port))
 }
 
 #[cfg(test)]
