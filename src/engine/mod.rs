@@ -37,6 +37,7 @@ mod directory;
 pub(crate) mod dispatcher;
 pub mod events;
 mod hooks;
+pub(crate) mod id_table;
 pub mod package;
 pub(crate) mod queue;
 mod random;

@@ -175,12 +175,21 @@ impl Peer {
 /// is the engine subscription's target (its serialized [`SubscriptionDialog`]), which each
 /// notification carries, so the server holds no copy of it.
 pub(crate) struct DialogState {
-    /// The CSeq of the last NOTIFY sent.
-    pub(crate) local_cseq: u32,
+    /// The subscription.
+    id: SubscriptionId,
+    /// The CSeq of the next NOTIFY (never 0, which lets `Option<DialogState>` be as small
+    /// as the state itself in the table).
+    next_cseq: std::num::NonZeroU32,
     /// The CSeq of the last SUBSCRIBE received.
     pub(crate) remote_cseq: u32,
     /// When the subscription ends (server clock, ms).
     pub(crate) expires_at: u64,
+}
+
+impl crate::engine::id_table::Keyed for DialogState {
+    fn id(&self) -> SubscriptionId {
+        self.id
+    }
 }
 
 impl DialogState {
@@ -197,9 +206,17 @@ impl DialogState {
             &presentity.to_string(),
             &watcher.to_string(),
         )?;
-        d.local_cseq = self.local_cseq;
+        d.local_cseq = self.next_cseq.get() - 1;
         d.remote_cseq = self.remote_cseq;
         Ok(d)
+    }
+
+    /// The CSeq for the next NOTIFY (and counts it).
+    pub(crate) fn take_cseq(&mut self) -> u32 {
+        let cseq = self.next_cseq.get();
+        self.next_cseq =
+            std::num::NonZeroU32::new(cseq.wrapping_add(1)).unwrap_or(std::num::NonZeroU32::MIN);
+        cseq
     }
 }
 
@@ -214,12 +231,12 @@ pub(crate) fn is_dialog(target: &[u8], id: &DialogId) -> bool {
     DialogId::from_bytes(target).is_ok_and(|known| known == *id)
 }
 
-/// The server's subscription dialogs, by subscription: 16 bytes each and the table's slot.
+/// The server's subscription dialogs, by subscription: 24 bytes each in a dense table.
 /// A dialog's local tag names its subscription, so a request inside a dialog finds it
 /// through the same table, and checks it against the subscription's target.
 #[derive(Default)]
 pub(crate) struct Dialogs {
-    pub(crate) by_subscription: HashMap<SubscriptionId, DialogState>,
+    pub(crate) by_subscription: crate::engine::id_table::IdTable<DialogState>,
     /// Dialogs whose local tag does not name their subscription (made before tags did, and
     /// restored from the store), by a keyed hash of the dialog id (the key is random per
     /// process, so ids cannot be made to collide on purpose).
@@ -248,7 +265,9 @@ impl Dialogs {
         self.by_subscription.insert(
             id,
             DialogState {
-                local_cseq: dialog.local_cseq,
+                id,
+                next_cseq: std::num::NonZeroU32::new(dialog.local_cseq.wrapping_add(1))
+                    .unwrap_or(std::num::NonZeroU32::MIN),
                 remote_cseq: dialog.remote_cseq,
                 expires_at,
             },
@@ -431,8 +450,8 @@ impl SipServer {
         // What was restored is notified again, now that its dialogs are known.
         let restored: Vec<SubscriptionId> = lock(&inner.dialogs)
             .by_subscription
-            .keys()
-            .copied()
+            .values()
+            .map(|d| d.id)
             .collect();
         for id in restored {
             let _ = engine.renotify(id);
@@ -1290,5 +1309,27 @@ mod dialog_table_tests {
         dialogs.remove(SubscriptionId(8));
         assert!(dialogs.untagged.is_empty());
         assert_eq!(dialogs.candidate(&old.id()), None);
+    }
+
+    #[test]
+    fn dialog_state_is_small_and_counts_its_cseqs() {
+        assert_eq!(
+            std::mem::size_of::<Option<DialogState>>(),
+            std::mem::size_of::<DialogState>()
+        );
+        assert!(std::mem::size_of::<DialogState>() <= 24);
+        let mut dialogs = Dialogs::default();
+        let mut d = dialog("c1", "0badf00d.1");
+        d.local_cseq = 41;
+        dialogs.insert(SubscriptionId(1), &d, 0);
+        let state = dialogs.by_subscription.get_mut(&SubscriptionId(1)).unwrap();
+        assert_eq!(state.take_cseq(), 42);
+        assert_eq!(state.take_cseq(), 43);
+        // Past the largest CSeq it starts again at 1, never 0.
+        d.local_cseq = u32::MAX - 1;
+        dialogs.insert(SubscriptionId(1), &d, 0);
+        let state = dialogs.by_subscription.get_mut(&SubscriptionId(1)).unwrap();
+        assert_eq!(state.take_cseq(), u32::MAX);
+        assert_eq!(state.take_cseq(), 1);
     }
 }

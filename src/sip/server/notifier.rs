@@ -266,8 +266,7 @@ impl Inner {
                 return true;
             }
         };
-        state.local_cseq = state.local_cseq.wrapping_add(1).max(1);
-        let cseq = state.local_cseq;
+        let cseq = state.take_cseq();
         let (proto, dest) = notify_destination(&d);
         let built = (|| -> Result<(String, Vec<u8>)> {
             let (mut b, branch) = self.new_request("NOTIFY", &d.remote_target, proto, dest)?;
