@@ -959,4 +959,15 @@ fn build_and_round_trip() {
     assert!(b.header("Content-Length", "5").is_err());
     assert!(b.header("l", "5").is_err());
     assert!(b.body("text", b"x").is_err());
+    // A header written in parts is the header of their concatenation, refused alike.
+    assert!(b.header_parts("X-A", &["x", "\r\nInjected: 1"]).is_err());
+    assert!(b.header_parts("Content-Length", &["5"]).is_err());
+    assert!(b.header_parts("Bad Name", &["x"]).is_err());
+    let mut whole = MessageBuilder::request("OPTIONS", "sip:a@b").unwrap();
+    whole.header("From", "<sip:a@b>;tag=t1").unwrap();
+    let mut parts = MessageBuilder::request("OPTIONS", "sip:a@b").unwrap();
+    parts
+        .header_parts("From", &["<", "sip:a@b", ">;tag=", "t1"])
+        .unwrap();
+    assert_eq!(parts.build(), whole.build());
 }

@@ -127,6 +127,41 @@ impl MessageBuilder {
     /// Appends a header. Content-Length is refused (it is computed); so is Content-Type
     /// (given with [`MessageBuilder::body`]).
     pub fn header(&mut self, name: &str, value: &str) -> Result<&mut MessageBuilder> {
+        Self::check_name(name)?;
+        if !is_line_text(value) {
+            return Err(invalid(format!(
+                "value of {name} contains a control character: {:?}",
+                clip(value)
+            )));
+        }
+        self.push(name, value.trim_matches(|c| c == ' ' || c == '\t'));
+        Ok(self)
+    }
+
+    /// Appends a header whose value is `parts` written one after the other, as they are (no
+    /// trimming): what [`MessageBuilder::header`] does with `parts.concat()`, without making
+    /// that string (a server writes several such headers into every NOTIFY).
+    pub fn header_parts(&mut self, name: &str, parts: &[&str]) -> Result<&mut MessageBuilder> {
+        Self::check_name(name)?;
+        if let Some(bad) = parts.iter().find(|p| !is_line_text(p)) {
+            return Err(invalid(format!(
+                "value of {name} contains a control character: {:?}",
+                clip(bad)
+            )));
+        }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.head.reserve(name.len() + len + 4);
+        self.head.extend_from_slice(name.as_bytes());
+        self.head.extend_from_slice(b": ");
+        for part in parts {
+            self.head.extend_from_slice(part.as_bytes());
+        }
+        self.head.extend_from_slice(b"\r\n");
+        Ok(self)
+    }
+
+    /// A header name must be a token, and neither Content-Length nor Content-Type.
+    fn check_name(name: &str) -> Result<()> {
         if !is_token(name) {
             return Err(invalid(format!(
                 "header name {:?} is not a token",
@@ -148,14 +183,7 @@ impl MessageBuilder {
                 _ => {}
             }
         }
-        if !is_line_text(value) {
-            return Err(invalid(format!(
-                "value of {name} contains a control character: {:?}",
-                clip(value)
-            )));
-        }
-        self.push(name, value.trim_matches(|c| c == ' ' || c == '\t'));
-        Ok(self)
+        Ok(())
     }
 
     /// Sets the body and its Content-Type (`type/subtype[;params]`).

@@ -193,24 +193,6 @@ impl crate::engine::id_table::Keyed for DialogState {
 }
 
 impl DialogState {
-    /// The dialog `target` (the subscription's) serializes, read beside its subscription's
-    /// URIs, with the current CSeqs.
-    pub(crate) fn dialog(
-        &self,
-        target: &[u8],
-        presentity: &crate::uri::Uri,
-        watcher: &crate::uri::Uri,
-    ) -> Result<SubscriptionDialog> {
-        let mut d = SubscriptionDialog::from_bytes_beside(
-            target,
-            &presentity.to_string(),
-            &watcher.to_string(),
-        )?;
-        d.local_cseq = self.next_cseq.get() - 1;
-        d.remote_cseq = self.remote_cseq;
-        Ok(d)
-    }
-
     /// The CSeq for the next NOTIFY (and counts it).
     pub(crate) fn take_cseq(&mut self) -> u32 {
         let cseq = self.next_cseq.get();
@@ -559,18 +541,35 @@ impl Inner {
     /// A local tag for the dialog of subscription `id`: random hex, a dot, the id in hex
     /// (see [`Dialogs`]).
     pub(crate) fn tag_naming(&self, id: SubscriptionId) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mix =
-            (n ^ (self.origin.elapsed().as_nanos() as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        format!("{:08x}.{:x}", (mix >> 32) as u32, id.0)
+        let (_, mix) = self.next_mix();
+        let mut tag = String::with_capacity(24);
+        push_hex(&mut tag, u64::from(mix), 8);
+        tag.push('.');
+        push_hex(&mut tag, id.0, 1);
+        tag
     }
 
     /// A fresh token (tags, branches, Call-IDs): a counter and random-looking bits.
     pub(crate) fn token(&self) -> String {
+        let mut token = String::with_capacity(32);
+        self.push_token(&mut token);
+        token
+    }
+
+    /// Appends a fresh token (see [`Inner::token`]); written by hand rather than with
+    /// `format!`, as every request this server sends needs one.
+    fn push_token(&self, out: &mut String) {
+        let (n, mix) = self.next_mix();
+        push_hex(out, n, 1);
+        push_hex(out, u64::from(mix), 8);
+    }
+
+    /// The next counter value and 32 random-looking bits from it and the clock.
+    fn next_mix(&self) -> (u64, u32) {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let mix =
             (n ^ (self.origin.elapsed().as_nanos() as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        format!("{n:x}{:08x}", (mix >> 32) as u32)
+        (n, (mix >> 32) as u32)
     }
 
     pub(crate) fn send(
@@ -618,15 +617,21 @@ impl Inner {
         proto: Proto,
         dest: SocketAddr,
     ) -> Result<(MessageBuilder, String)> {
-        let branch = format!("z9hG4bK{}", self.token());
+        let mut branch = String::with_capacity(40);
+        branch.push_str("z9hG4bK");
+        self.push_token(&mut branch);
         let mut b = MessageBuilder::request(method, uri)?;
-        b.header(
+        b.header_parts(
             "Via",
-            &format!(
-                "SIP/2.0/{} {};branch={branch};rport",
+            &[
+                "SIP/2.0/",
                 proto.as_str(),
-                self.local_for(proto, dest)
-            ),
+                " ",
+                &self.local_for(proto, dest),
+                ";branch=",
+                &branch,
+                ";rport",
+            ],
         )?;
         b.header("Max-Forwards", "70")?;
         Ok((b, branch))
@@ -1171,6 +1176,17 @@ pub(crate) fn restart_cseq(unix_ms: u64) -> u32 {
     seconds.min((1 << 31) - (1 << 24)) as u32
 }
 
+/// Appends `value` in lower-case hex, at least `width` digits (zero-padded).
+pub(crate) fn push_hex(out: &mut String, value: u64, width: usize) {
+    let digits = (64 - value.leading_zeros() as usize)
+        .div_ceil(4)
+        .max(width.max(1));
+    for i in (0..digits).rev() {
+        let nibble = if i < 16 { (value >> (4 * i)) & 0xf } else { 0 };
+        out.push(char::from(b"0123456789abcdef"[nibble as usize]));
+    }
+}
+
 /// At most 80 characters of `text` on one line (for reason phrases).
 pub(crate) fn short(text: &str) -> String {
     let line: String = text
@@ -1331,5 +1347,21 @@ mod dialog_table_tests {
         let state = dialogs.by_subscription.get_mut(&SubscriptionId(1)).unwrap();
         assert_eq!(state.take_cseq(), u32::MAX);
         assert_eq!(state.take_cseq(), 1);
+    }
+
+    #[test]
+    fn hex_is_written_like_format() {
+        for (v, w) in [
+            (0u64, 1),
+            (0, 8),
+            (0xabc, 8),
+            (u64::MAX, 1),
+            (0x0001_2345_6789, 8),
+            (7, 1),
+        ] {
+            let mut out = String::new();
+            push_hex(&mut out, v, w);
+            assert_eq!(out, format!("{v:0w$x}"));
+        }
     }
 }

@@ -241,22 +241,27 @@ impl Inner {
         let Some(target) = n.target.as_deref() else {
             return false;
         };
-        let mut dialogs = lock(&self.dialogs);
-        let now = self.now();
-        let Some(state) = dialogs.by_subscription.get_mut(&n.subscription) else {
-            return false;
-        };
+        // Under the lock only what changes (the CSeq, the dialog's end); the NOTIFY is built
+        // after, so requests inside other dialogs are not kept waiting.
         let terminated = n.state.is_terminated();
-        let remaining = state.expires_at.saturating_sub(now) / 1000;
-        let sub_state = match n.state {
-            SubscriptionState::Active => format!("active;expires={remaining}"),
-            SubscriptionState::Pending => format!("pending;expires={remaining}"),
-            SubscriptionState::Terminated(reason) => match reason {
-                Some(r) => format!("terminated;reason={}", r.as_str()),
-                None => "terminated".to_string(),
-            },
+        let (cseq, remaining) = {
+            let mut dialogs = lock(&self.dialogs);
+            let now = self.now();
+            let Some(state) = dialogs.by_subscription.get_mut(&n.subscription) else {
+                return false;
+            };
+            let cseq = state.take_cseq();
+            let remaining = state.expires_at.saturating_sub(now) / 1000;
+            if terminated {
+                dialogs.remove(n.subscription);
+            }
+            (cseq, remaining)
         };
-        let d = match state.dialog(target, &n.presentity, &n.watcher) {
+        let d = match SubscriptionDialog::from_bytes_beside(
+            target,
+            &n.presentity.to_string(),
+            &n.watcher.to_string(),
+        ) {
             Ok(d) => d,
             Err(e) => {
                 log::warn!(
@@ -266,30 +271,39 @@ impl Inner {
                 return true;
             }
         };
-        let cseq = state.take_cseq();
         let (proto, dest) = notify_destination(&d);
+        let mut cseq_text = Decimal::default();
+        let mut remaining_text = Decimal::default();
+        let sub_state: [&str; 2] = match n.state {
+            SubscriptionState::Active => ["active;expires=", remaining_text.of(remaining)],
+            SubscriptionState::Pending => ["pending;expires=", remaining_text.of(remaining)],
+            SubscriptionState::Terminated(Some(r)) => ["terminated;reason=", r.as_str()],
+            SubscriptionState::Terminated(None) => ["terminated", ""],
+        };
         let built = (|| -> Result<(String, Vec<u8>)> {
             let (mut b, branch) = self.new_request("NOTIFY", &d.remote_target, proto, dest)?;
             for route in &d.route_set {
                 b.header("Route", route)?;
             }
-            b.header("From", &format!("<{}>;tag={}", d.local_uri, d.local_tag))?;
-            b.header("To", &format!("<{}>;tag={}", d.remote_uri, d.remote_tag))?;
+            b.header_parts("From", &["<", &d.local_uri, ">;tag=", &d.local_tag])?;
+            b.header_parts("To", &["<", &d.remote_uri, ">;tag=", &d.remote_tag])?;
             b.header("Call-ID", &d.call_id)?;
-            b.header("CSeq", &format!("{cseq} NOTIFY"))?;
-            b.header("Contact", &self.contact_for(proto, dest))?;
+            b.header_parts("CSeq", &[cseq_text.of(u64::from(cseq)), " NOTIFY"])?;
+            let local = self.local_for(proto, dest);
+            let contact_end = if proto == Proto::Tcp {
+                ";transport=tcp>"
+            } else {
+                ">"
+            };
+            b.header_parts("Contact", &["<sip:", &local, contact_end])?;
             b.header("Event", &d.event)?;
-            b.header("Subscription-State", &sub_state)?;
+            b.header_parts("Subscription-State", &sub_state)?;
             b.header("Server", &self.config.server_name)?;
             if let Some(doc) = &n.document {
                 b.body(n.package.content_type(), &self.body_of(doc))?;
             }
             Ok((branch, b.build()))
         })();
-        if terminated {
-            dialogs.remove(n.subscription);
-        }
-        drop(dialogs);
         match built {
             Ok((branch, bytes)) => {
                 self.send_request(
@@ -457,5 +471,26 @@ mod tests {
             notify_destination(&dialog(Proto::Udp, &["<sip:proxy.test;lr>"])),
             to(Proto::Udp, "192.0.2.9:40000")
         );
+    }
+}
+
+/// A number written in decimal on the stack (no `format!` for the numbers of every NOTIFY).
+#[derive(Default)]
+struct Decimal {
+    digits: [u8; 20],
+}
+
+impl Decimal {
+    fn of(&mut self, mut value: u64) -> &str {
+        let mut at = self.digits.len();
+        loop {
+            at -= 1;
+            self.digits[at] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        std::str::from_utf8(&self.digits[at..]).expect("ASCII digits")
     }
 }
