@@ -48,9 +48,12 @@ impl MessageBuilder {
                 clip(request_uri)
             )));
         }
-        Ok(MessageBuilder::with_start(format!(
-            "{method} {request_uri} SIP/2.0"
-        )))
+        Ok(MessageBuilder::with_start(&[
+            method,
+            " ",
+            request_uri,
+            " SIP/2.0",
+        ]))
     }
 
     /// A response `SIP/2.0 status reason`, without headers.
@@ -64,9 +67,12 @@ impl MessageBuilder {
                 clip(reason)
             )));
         }
-        Ok(MessageBuilder::with_start(format!(
-            "SIP/2.0 {status} {reason}"
-        )))
+        Ok(MessageBuilder::with_start(&[
+            "SIP/2.0 ",
+            &status.to_string(),
+            " ",
+            reason,
+        ]))
     }
 
     /// A response to `request` as RFC 3261 §8.2.6.2 says: its Via headers in order, From,
@@ -105,9 +111,11 @@ impl MessageBuilder {
         Ok(b)
     }
 
-    fn with_start(start: String) -> MessageBuilder {
+    fn with_start(start: &[&str]) -> MessageBuilder {
         let mut head = Vec::with_capacity(512);
-        head.extend_from_slice(start.as_bytes());
+        for part in start {
+            head.extend_from_slice(part.as_bytes());
+        }
         head.extend_from_slice(b"\r\n");
         MessageBuilder {
             head,

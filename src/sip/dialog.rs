@@ -171,106 +171,27 @@ impl SubscriptionDialog {
 
     fn from_compact(bytes: &[u8], presentity: &str, watcher: &str) -> Result<SubscriptionDialog> {
         let bad = |what: &str| Error::Malformed(format!("stored subscription dialog: {what}"));
-        let mut r = Reader {
-            rest: bytes.get(1..).unwrap_or_default(),
+        let v = DialogView::read(bytes).map_err(bad)?;
+        let beside = |written: Option<&str>, given: &str, what: &str| match written {
+            Some(uri) => Ok(uri.to_owned()),
+            None if given.is_empty() => Err(bad(&format!(
+                "its {what} is the subscription's (read it beside the subscription)"
+            ))),
+            None => Ok(given.to_owned()),
         };
-        let flags = r.take(1).ok_or_else(|| bad("truncated"))?[0];
-        if flags & 0x80 != 0 {
-            return Err(bad("unknown flags"));
-        }
-        let event = match usize::from((flags & EVENT_MASK) >> EVENT_SHIFT) {
-            0 => None,
-            n => Some(
-                *KNOWN_EVENTS
-                    .get(n - 1)
-                    .ok_or_else(|| bad("unknown event code"))?,
-            ),
-        };
-        let proto = if flags & FLAG_TCP != 0 {
-            Proto::Tcp
-        } else {
-            Proto::Udp
-        };
-        let beside = |flag: u8, given: &str, what: &str| -> Result<Option<String>> {
-            if flags & flag == 0 {
-                return Ok(None);
-            }
-            if given.is_empty() {
-                return Err(bad(&format!(
-                    "its {what} is the subscription's (read it beside the subscription)"
-                )));
-            }
-            Ok(Some(given.to_owned()))
-        };
-        let local_uri = beside(FLAG_LOCAL_URI_IS_PRESENTITY, presentity, "local URI")?;
-        let remote_uri = beside(FLAG_REMOTE_URI_IS_WATCHER, watcher, "remote URI")?;
-        let cseq = |r: &mut Reader| {
-            r.varint()
-                .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| bad("bad CSeq"))
-        };
-        let local_cseq = cseq(&mut r)?;
-        let remote_cseq = cseq(&mut r)?;
-        let peer = if flags & FLAG_PEER_IS_TARGET != 0 {
-            None
-        } else {
-            Some(read_peer(&mut r).ok_or_else(|| bad("truncated peer address"))?)
-        };
-        let mut texts: Vec<String> = Vec::with_capacity(7);
-        while !r.rest.is_empty() {
-            let text = r
-                .varint()
-                .and_then(|len| r.take(len))
-                .ok_or_else(|| bad("truncated"))?;
-            texts.push(
-                std::str::from_utf8(text)
-                    .map_err(|_| bad("not UTF-8"))?
-                    .to_owned(),
-            );
-        }
-        if texts.len() < 7 {
-            return Err(bad("fields missing"));
-        }
-        let route_set = texts.split_off(7);
-        // What is left out has an empty place.
-        for (at, left_out) in [
-            (3, local_uri.is_some()),
-            (4, remote_uri.is_some()),
-            (6, event.is_some()),
-        ] {
-            if left_out && !texts[at].is_empty() {
-                return Err(bad("a field both left out and written"));
-            }
-        }
-        let peer = match peer {
-            Some(peer) => peer,
-            None => ip_address_of(&texts[5])
-                .ok_or_else(|| bad("the peer is the remote target's, which has no address"))?,
-        };
-        let mut t = texts.into_iter();
-        let mut next = || t.next().expect("7 texts");
         let d = SubscriptionDialog {
-            call_id: next(),
-            local_tag: next(),
-            remote_tag: next(),
-            local_uri: {
-                let written = next();
-                local_uri.unwrap_or(written)
-            },
-            remote_uri: {
-                let written = next();
-                remote_uri.unwrap_or(written)
-            },
-            remote_target: next(),
-            event: {
-                let written = next();
-                event.map_or(written, str::to_owned)
-            },
-            peer,
-            route_set,
-            local_cseq,
-            remote_cseq,
-            proto,
+            call_id: v.call_id.to_owned(),
+            local_tag: v.local_tag.to_owned(),
+            remote_tag: v.remote_tag.to_owned(),
+            local_uri: beside(v.local_uri, presentity, "local URI")?,
+            remote_uri: beside(v.remote_uri, watcher, "remote URI")?,
+            remote_target: v.remote_target.to_owned(),
+            route_set: v.routes().map(str::to_owned).collect(),
+            local_cseq: v.local_cseq,
+            remote_cseq: v.remote_cseq,
+            event: v.event.to_owned(),
+            proto: v.proto,
+            peer: v.peer,
         };
         d.check()?;
         Ok(d)
@@ -573,6 +494,15 @@ impl<'a> Reader<'a> {
         Some(head)
     }
 
+    /// A text: its length as a varint, then its bytes (UTF-8).
+    fn text(&mut self) -> std::result::Result<&'a str, &'static str> {
+        let bytes = self
+            .varint()
+            .and_then(|len| self.take(len))
+            .ok_or("truncated")?;
+        std::str::from_utf8(bytes).map_err(|_| "not UTF-8")
+    }
+
     /// A varint of at most 5 bytes (enough for 32 bits; longer is malformed).
     fn varint(&mut self) -> Option<usize> {
         let mut value = 0usize;
@@ -603,6 +533,123 @@ fn unescape(value: &str) -> Option<String> {
     }
     out.push_str(rest);
     Some(out)
+}
+
+/// A dialog read in place from the compact form (marker 0x03): every text borrowed from
+/// the bytes, nothing copied. A server reads one for every NOTIFY it sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DialogView<'a> {
+    pub(crate) call_id: &'a str,
+    pub(crate) local_tag: &'a str,
+    pub(crate) remote_tag: &'a str,
+    /// `None`: left out, it is the subscription's presentity.
+    pub(crate) local_uri: Option<&'a str>,
+    /// `None`: left out, it is the subscription's watcher.
+    pub(crate) remote_uri: Option<&'a str>,
+    pub(crate) remote_target: &'a str,
+    pub(crate) event: &'a str,
+    /// The route set, each a varint length and the text, to the end of the bytes.
+    routes: &'a [u8],
+    pub(crate) local_cseq: u32,
+    pub(crate) remote_cseq: u32,
+    pub(crate) proto: Proto,
+    pub(crate) peer: SocketAddr,
+}
+
+impl<'a> DialogView<'a> {
+    /// Reads the compact form; the error says what is wrong (older forms are not read here:
+    /// [`SubscriptionDialog::from_bytes`] reads them).
+    pub(crate) fn read(bytes: &'a [u8]) -> std::result::Result<DialogView<'a>, &'static str> {
+        if bytes.first() != Some(&COMPACT) {
+            return Err("not the compact form");
+        }
+        let mut r = Reader { rest: &bytes[1..] };
+        let flags = r.take(1).ok_or("truncated")?[0];
+        if flags & 0x80 != 0 {
+            return Err("unknown flags");
+        }
+        let event = match usize::from((flags & EVENT_MASK) >> EVENT_SHIFT) {
+            0 => None,
+            n => Some(*KNOWN_EVENTS.get(n - 1).ok_or("unknown event code")?),
+        };
+        let cseq = |r: &mut Reader| {
+            r.varint()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or("bad CSeq")
+        };
+        let local_cseq = cseq(&mut r)?;
+        let remote_cseq = cseq(&mut r)?;
+        let peer = if flags & FLAG_PEER_IS_TARGET != 0 {
+            None
+        } else {
+            Some(read_peer(&mut r).ok_or("truncated peer address")?)
+        };
+        let mut texts = [""; 7];
+        for text in &mut texts {
+            *text = r.text()?;
+        }
+        let routes = r.rest;
+        // The routes must be whole texts too.
+        let mut check = Reader { rest: routes };
+        while !check.rest.is_empty() {
+            check.text()?;
+        }
+        let [call_id, local_tag, remote_tag, local_uri, remote_uri, remote_target, written_event] =
+            texts;
+        // What is left out has an empty place.
+        let left_out =
+            |flag: u8, text: &'a str| -> std::result::Result<Option<&'a str>, &'static str> {
+                match (flags & flag != 0, text.is_empty()) {
+                    (false, _) => Ok(Some(text)),
+                    (true, true) => Ok(None),
+                    (true, false) => Err("a field both left out and written"),
+                }
+            };
+        let local_uri = left_out(FLAG_LOCAL_URI_IS_PRESENTITY, local_uri)?;
+        let remote_uri = left_out(FLAG_REMOTE_URI_IS_WATCHER, remote_uri)?;
+        let event = match event {
+            Some(_) if !written_event.is_empty() => {
+                return Err("a field both left out and written")
+            }
+            Some(code) => code,
+            None => written_event,
+        };
+        let peer = match peer {
+            Some(peer) => peer,
+            None => ip_address_of(remote_target)
+                .ok_or("the peer is the remote target's, which has no address")?,
+        };
+        Ok(DialogView {
+            call_id,
+            local_tag,
+            remote_tag,
+            local_uri,
+            remote_uri,
+            remote_target,
+            event,
+            routes,
+            local_cseq,
+            remote_cseq,
+            proto: if flags & FLAG_TCP != 0 {
+                Proto::Tcp
+            } else {
+                Proto::Udp
+            },
+            peer,
+        })
+    }
+
+    /// The route set, in order.
+    pub(crate) fn routes(&self) -> impl Iterator<Item = &'a str> {
+        let mut r = Reader { rest: self.routes };
+        std::iter::from_fn(move || {
+            if r.rest.is_empty() {
+                None
+            } else {
+                r.text().ok()
+            }
+        })
+    }
 }
 
 /// Identifies a dialog (RFC 3261 §12): Call-ID and the two tags, seen from this side.
@@ -733,6 +780,42 @@ mod tests {
         assert_eq!(SubscriptionDialog::from_bytes(&d3.to_bytes()).unwrap(), d3);
         // The compact form is what the engine keeps per remote subscription.
         assert!(d2.to_bytes().len() < d2.to_text().len() * 3 / 4);
+    }
+
+    #[test]
+    fn a_view_reads_in_place_what_the_owned_form_reads() {
+        let d = dialog();
+        let bytes = d.to_bytes();
+        let v = DialogView::read(&bytes).unwrap();
+        assert_eq!(
+            (
+                v.call_id,
+                v.local_tag,
+                v.remote_tag,
+                v.remote_target,
+                v.event
+            ),
+            (
+                d.call_id.as_str(),
+                d.local_tag.as_str(),
+                d.remote_tag.as_str(),
+                d.remote_target.as_str(),
+                d.event.as_str()
+            )
+        );
+        assert_eq!(v.local_uri, Some(d.local_uri.as_str()));
+        assert_eq!(v.routes().collect::<Vec<_>>(), d.route_set);
+        assert_eq!(
+            (v.local_cseq, v.remote_cseq, v.proto, v.peer),
+            (7, 3, d.proto, d.peer)
+        );
+        // Left-out URIs are None: the reader takes the subscription's.
+        let beside = d.to_bytes_beside(&d.local_uri, &d.remote_uri);
+        let v = DialogView::read(&beside).unwrap();
+        assert_eq!((v.local_uri, v.remote_uri), (None, None));
+        // Older forms are not read in place.
+        assert!(DialogView::read(&d.to_compact_v2()).is_err());
+        assert!(DialogView::read(&d.to_text()).is_err());
     }
 
     #[test]

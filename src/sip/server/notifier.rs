@@ -12,7 +12,7 @@ use crate::doc::filter::FilterSet;
 use crate::engine::{Notification, Package, SubscribeRequest, SubscriptionId, SubscriptionState};
 use crate::error::{Error, Result};
 use crate::log;
-use crate::sip::dialog::{ip_address_of, DialogId, SubscriptionDialog};
+use crate::sip::dialog::{ip_address_of, DialogId, DialogView, SubscriptionDialog};
 use crate::sip::header::Contacts;
 use crate::sip::transport::Proto;
 
@@ -257,18 +257,44 @@ impl Inner {
             }
             (cseq, remaining)
         };
-        let d = match SubscriptionDialog::from_bytes_beside(
-            target,
-            &n.presentity.to_string(),
-            &n.watcher.to_string(),
-        ) {
+        // Read in place; a dialog stored by an earlier version is rewritten in today's form
+        // first (a restored subscription's, until it ends).
+        let rewritten: Vec<u8>;
+        let d = match DialogView::read(target) {
             Ok(d) => d,
-            Err(e) => {
-                log::warn!(
-                    "subscription {}: its dialog is unreadable: {e}",
-                    n.subscription
-                );
-                return true;
+            Err(_) => match SubscriptionDialog::from_bytes(target) {
+                Ok(old) => {
+                    rewritten = old.to_bytes();
+                    match DialogView::read(&rewritten) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            log::warn!("subscription {}: its dialog: {e}", n.subscription);
+                            return true;
+                        }
+                    }
+                }
+                Err(e) => {
+                    log::warn!(
+                        "subscription {}: its dialog is unreadable: {e}",
+                        n.subscription
+                    );
+                    return true;
+                }
+            },
+        };
+        let (presentity_text, watcher_text);
+        let local_uri = match d.local_uri {
+            Some(uri) => uri,
+            None => {
+                presentity_text = n.presentity.to_string();
+                &presentity_text
+            }
+        };
+        let remote_uri = match d.remote_uri {
+            Some(uri) => uri,
+            None => {
+                watcher_text = n.watcher.to_string();
+                &watcher_text
             }
         };
         let (proto, dest) = notify_destination(&d);
@@ -281,13 +307,13 @@ impl Inner {
             SubscriptionState::Terminated(None) => ["terminated", ""],
         };
         let built = (|| -> Result<(String, Vec<u8>)> {
-            let (mut b, branch) = self.new_request("NOTIFY", &d.remote_target, proto, dest)?;
-            for route in &d.route_set {
+            let (mut b, branch) = self.new_request("NOTIFY", d.remote_target, proto, dest)?;
+            for route in d.routes() {
                 b.header("Route", route)?;
             }
-            b.header_parts("From", &["<", &d.local_uri, ">;tag=", &d.local_tag])?;
-            b.header_parts("To", &["<", &d.remote_uri, ">;tag=", &d.remote_tag])?;
-            b.header("Call-ID", &d.call_id)?;
+            b.header_parts("From", &["<", local_uri, ">;tag=", d.local_tag])?;
+            b.header_parts("To", &["<", remote_uri, ">;tag=", d.remote_tag])?;
+            b.header("Call-ID", d.call_id)?;
             b.header_parts("CSeq", &[cseq_text.of(u64::from(cseq)), " NOTIFY"])?;
             let local = self.local_for(proto, dest);
             let contact_end = if proto == Proto::Tcp {
@@ -296,7 +322,7 @@ impl Inner {
                 ">"
             };
             b.header_parts("Contact", &["<sip:", &local, contact_end])?;
-            b.header("Event", &d.event)?;
+            b.header("Event", d.event)?;
             b.header_parts("Subscription-State", &sub_state)?;
             b.header("Server", &self.config.server_name)?;
             if let Some(doc) = &n.document {
@@ -365,8 +391,8 @@ impl Inner {
 /// parameter says how), else to the watcher's Contact over the SUBSCRIBE's transport. Over
 /// TCP, and whenever an address needs DNS, to where the SUBSCRIBE came from (the connection
 /// it came over is reused).
-fn notify_destination(d: &SubscriptionDialog) -> (Proto, SocketAddr) {
-    if let Some(first) = d.route_set.first() {
+fn notify_destination(d: &DialogView<'_>) -> (Proto, SocketAddr) {
+    if let Some(first) = d.routes().next() {
         let uri =
             crate::uri::Uri::parse(first.trim().trim_start_matches('<').trim_end_matches('>'));
         if let Ok(uri) = uri {
@@ -383,8 +409,8 @@ fn notify_destination(d: &SubscriptionDialog) -> (Proto, SocketAddr) {
     if d.proto == Proto::Tcp {
         return (Proto::Tcp, d.peer);
     }
-    let contact = ip_address_of(&d.remote_target).or_else(|| {
-        crate::uri::Uri::parse(&d.remote_target)
+    let contact = ip_address_of(d.remote_target).or_else(|| {
+        crate::uri::Uri::parse(d.remote_target)
             .ok()
             .and_then(|u| contact_address(&u))
     });
@@ -394,6 +420,11 @@ fn notify_destination(d: &SubscriptionDialog) -> (Proto, SocketAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn destination_of(d: &SubscriptionDialog) -> (Proto, SocketAddr) {
+        let bytes = d.to_bytes();
+        notify_destination(&DialogView::read(&bytes).unwrap())
+    }
 
     fn dialog(proto: Proto, routes: &[&str]) -> SubscriptionDialog {
         SubscriptionDialog {
@@ -445,15 +476,15 @@ mod tests {
     fn notifies_follow_the_route_set_then_the_contact() {
         let to = |p, a: &str| (p, a.parse::<SocketAddr>().unwrap());
         assert_eq!(
-            notify_destination(&dialog(Proto::Udp, &[])),
+            destination_of(&dialog(Proto::Udp, &[])),
             to(Proto::Udp, "192.0.2.4:5062")
         );
         assert_eq!(
-            notify_destination(&dialog(Proto::Tcp, &[])),
+            destination_of(&dialog(Proto::Tcp, &[])),
             to(Proto::Tcp, "192.0.2.9:40000")
         );
         assert_eq!(
-            notify_destination(&dialog(
+            destination_of(&dialog(
                 Proto::Udp,
                 &[
                     "<sip:198.51.100.1:5070;transport=tcp;lr>",
@@ -463,12 +494,12 @@ mod tests {
             to(Proto::Tcp, "198.51.100.1:5070")
         );
         assert_eq!(
-            notify_destination(&dialog(Proto::Tcp, &["<sip:198.51.100.1;lr>"])),
+            destination_of(&dialog(Proto::Tcp, &["<sip:198.51.100.1;lr>"])),
             to(Proto::Udp, "198.51.100.1:5060")
         );
         // A proxy named by a host name: back where the SUBSCRIBE came from.
         assert_eq!(
-            notify_destination(&dialog(Proto::Udp, &["<sip:proxy.test;lr>"])),
+            destination_of(&dialog(Proto::Udp, &["<sip:proxy.test;lr>"])),
             to(Proto::Udp, "192.0.2.9:40000")
         );
     }
