@@ -65,7 +65,9 @@ pub(crate) struct Subscription {
     pub(crate) watcher: Arc<Uri>,
     pub(crate) presentity: Arc<Uri>,
     pub(crate) expires_at: u64,
-    pub(crate) first_subscribed: u64,
+    /// When it was made, in whole seconds of the shard clock (watcher information tells
+    /// the age in seconds; four bytes last 136 years).
+    subscribed_s: u32,
     /// A remote watcher's target (see [`Remote::target`]).
     target: Option<Arc<[u8]>>,
     extra: Option<Box<Extra>>,
@@ -73,9 +75,50 @@ pub(crate) struct Subscription {
     pub(crate) state: SubscriptionState,
     pub(crate) action: AuthAction,
     /// Watcher information about this subscription (kept by the presentity's
-    /// [`super::watchers::WatcherLog`]): its status and the event that caused it.
-    pub(crate) winfo_status: WatcherStatus,
-    pub(crate) winfo_event: WatcherEvent,
+    /// [`super::watchers::WatcherLog`]): its status and the event that caused it, in one
+    /// byte (with the creation time in seconds, this keeps the subscription at 64 bytes).
+    winfo: WinfoMark,
+}
+
+/// A watcher status and event in one byte: the status in the high bits.
+#[derive(Clone, Copy)]
+struct WinfoMark(u8);
+
+const WINFO_STATUSES: [WatcherStatus; 4] = [
+    WatcherStatus::Pending,
+    WatcherStatus::Active,
+    WatcherStatus::Waiting,
+    WatcherStatus::Terminated,
+];
+
+const WINFO_EVENTS: [WatcherEvent; 8] = [
+    WatcherEvent::Subscribe,
+    WatcherEvent::Approved,
+    WatcherEvent::Deactivated,
+    WatcherEvent::Probation,
+    WatcherEvent::Rejected,
+    WatcherEvent::Timeout,
+    WatcherEvent::Giveup,
+    WatcherEvent::Noresource,
+];
+
+impl WinfoMark {
+    fn new(status: WatcherStatus, event: WatcherEvent) -> WinfoMark {
+        let s = WINFO_STATUSES
+            .iter()
+            .position(|x| *x == status)
+            .unwrap_or(0);
+        let e = WINFO_EVENTS.iter().position(|x| *x == event).unwrap_or(0);
+        WinfoMark((s << 4 | e) as u8)
+    }
+
+    fn status(self) -> WatcherStatus {
+        WINFO_STATUSES[usize::from(self.0 >> 4)]
+    }
+
+    fn event(self) -> WatcherEvent {
+        WINFO_EVENTS[usize::from(self.0 & 0xf)]
+    }
 }
 
 /// The rarely needed part of a subscription.
@@ -136,15 +179,37 @@ impl Subscription {
             watcher,
             presentity,
             expires_at,
-            first_subscribed: now,
+            subscribed_s: u32::try_from(now / 1000).unwrap_or(u32::MAX),
             target,
             extra,
             package,
             state,
             action,
-            winfo_status: status_of_event(state, WatcherEvent::Subscribe),
-            winfo_event: WatcherEvent::Subscribe,
+            winfo: WinfoMark::new(
+                status_of_event(state, WatcherEvent::Subscribe),
+                WatcherEvent::Subscribe,
+            ),
         }
+    }
+
+    /// How long ago it was made, in whole seconds.
+    pub(crate) fn age_s(&self, now: u64) -> u64 {
+        (now / 1000).saturating_sub(u64::from(self.subscribed_s))
+    }
+
+    /// Its watcher status, for watcher information.
+    pub(crate) fn winfo_status(&self) -> WatcherStatus {
+        self.winfo.status()
+    }
+
+    /// The event that caused its watcher status.
+    pub(crate) fn winfo_event(&self) -> WatcherEvent {
+        self.winfo.event()
+    }
+
+    /// Records a watcher status and the event that caused it.
+    pub(crate) fn set_winfo(&mut self, status: WatcherStatus, event: WatcherEvent) {
+        self.winfo = WinfoMark::new(status, event);
     }
 
     /// Watcher information only: the version of the next document (0: none sent yet).
@@ -314,8 +379,9 @@ mod tests {
             std::mem::size_of::<Subscription>(),
             std::mem::size_of::<Option<Subscription>>()
         );
-        // 56 before a remote watcher's target (16 bytes) moved in from the boxed extra part.
-        assert!(std::mem::size_of::<Option<Subscription>>() <= 72);
+        // 56 before a remote watcher's target (16 bytes) moved in from the boxed extra part;
+        // back to 64 with the creation time in seconds and the watcher mark in one byte.
+        assert!(std::mem::size_of::<Option<Subscription>>() <= 64);
     }
 
     #[test]
@@ -329,5 +395,15 @@ mod tests {
         assert!(subs.remove(&SubscriptionId(5)).is_some());
         assert!(!subs.contains_key(&SubscriptionId(5)));
         assert_eq!(subs.len(), 2);
+    }
+
+    #[test]
+    fn the_watcher_mark_keeps_every_status_and_event() {
+        for status in WINFO_STATUSES {
+            for event in WINFO_EVENTS {
+                let mark = WinfoMark::new(status, event);
+                assert_eq!((mark.status(), mark.event()), (status, event));
+            }
+        }
     }
 }

@@ -43,8 +43,7 @@ impl WatcherLog {
     /// change is kept for partial documents when `watched` (someone watches the watchers).
     pub(crate) fn record(&mut self, sub: &mut Subscription, event: WatcherEvent, watched: bool) {
         self.seq += 1;
-        sub.winfo_status = status_of(sub.state, event);
-        sub.winfo_event = event;
+        sub.set_winfo(status_of(sub.state, event), event);
         if let Some(i) = self.changes.iter().position(|c| c.1 == sub.id) {
             self.changes.remove(i);
         }
@@ -97,7 +96,7 @@ impl WatcherLog {
         for e in watchers {
             let include = match since {
                 None => matches!(
-                    e.winfo_status,
+                    e.winfo_status(),
                     WatcherStatus::Pending | WatcherStatus::Active
                 ),
                 Some(_) => changed.binary_search(&e.id).is_ok(),
@@ -116,12 +115,12 @@ impl WatcherLog {
             let mut w = Watcher::new(
                 e.id.to_string(),
                 e.watcher.to_string(),
-                e.winfo_status,
-                e.winfo_event,
+                e.winfo_status(),
+                e.winfo_event(),
             );
-            w.duration_subscribed = Some(now.saturating_sub(e.first_subscribed) / 1000);
+            w.duration_subscribed = Some(e.age_s(now));
             if matches!(
-                e.winfo_status,
+                e.winfo_status(),
                 WatcherStatus::Pending | WatcherStatus::Active
             ) {
                 w.expiration = Some(e.expires_at.saturating_sub(now) / 1000);
