@@ -24,11 +24,13 @@
 //! answered request for 64·T1), and `tick` runs every few milliseconds, so it must not look
 //! at all of them: server transactions wait in two queues in the order they fall due (their
 //! delays are fixed, so arrival order is due order), client transactions in a heap keyed by
-//! their next due time. An entry whose transaction went away or changed is skipped or put
-//! back when it comes up.
+//! their next due time until they complete, then (timer K being fixed too) in a queue. An
+//! entry whose transaction went away or changed is skipped or put back when it comes up.
+//! Every NOTIFY makes one client transaction, so the heap is kept small (the completed ones,
+//! most of them, leave it) and its entries compare by time alone.
 #![forbid(unsafe_code)]
 
-use std::cmp::Reverse;
+use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -286,13 +288,44 @@ pub enum ClientAction<T> {
     TimedOut(T),
 }
 
+/// A client transaction's place in the timer heap: when it is next due. Entries compare by
+/// time alone, reversed (the heap's top is the earliest); which of two entries due at the
+/// same millisecond comes first does not matter, so branches are never compared.
+struct Due {
+    at: u64,
+    branch: Arc<str>,
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.at.cmp(&self.at)
+    }
+}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+
+impl Eq for Due {}
+
 /// The client transactions of one SIP stack, keyed by the branch they were sent with. `T` is
 /// what the application wants back with the outcome.
 pub struct ClientTransactions<T> {
     timers: Timers,
     by_branch: HashMap<Arc<str>, ClientTransaction<T>>,
-    /// One entry per transaction: the time it was next due when the entry was made.
-    due: BinaryHeap<Reverse<(u64, Arc<str>)>>,
+    /// One entry per transaction: the time it was next due when the entry was made. A
+    /// completed transaction's entry is dropped when it comes up.
+    due: BinaryHeap<Due>,
+    /// The completed ones (over UDP), in the order timer K ends them.
+    lingering: VecDeque<(u64, Arc<str>)>,
 }
 
 impl<T> ClientTransactions<T> {
@@ -302,6 +335,7 @@ impl<T> ClientTransactions<T> {
             timers,
             by_branch: HashMap::new(),
             due: BinaryHeap::new(),
+            lingering: VecDeque::new(),
         }
     }
 
@@ -327,7 +361,10 @@ impl<T> ClientTransactions<T> {
             deadline: now + Timers::ms(self.timers.timeout()),
             context: Some(context),
         };
-        self.due.push(Reverse((t.next_due(), branch.clone())));
+        self.due.push(Due {
+            at: t.next_due(),
+            branch: branch.clone(),
+        });
         // A branch used again replaces the older transaction; its heap entry then serves the
         // new one (an extra early look is harmless).
         self.by_branch.insert(branch, t);
@@ -337,6 +374,8 @@ impl<T> ClientTransactions<T> {
     /// `reliable` transport or not. A final response gives back the application's context,
     /// once (a retransmitted final is absorbed).
     pub fn respond(&mut self, branch: &str, status: u16, reliable: bool, now: u64) -> Option<T> {
+        let (key, _) = self.by_branch.get_key_value(branch)?;
+        let key = key.clone();
         let t = self.by_branch.get_mut(branch)?;
         if t.state == ClientState::Completed {
             return None;
@@ -356,6 +395,7 @@ impl<T> ClientTransactions<T> {
             t.retransmit_at = None;
             t.request = Vec::new();
             t.deadline = now + Timers::ms(self.timers.t4);
+            self.lingering.push_back((t.deadline, key));
         }
         context
     }
@@ -364,14 +404,17 @@ impl<T> ClientTransactions<T> {
     pub fn tick(&mut self, now: u64) -> Vec<ClientAction<T>> {
         let t2 = Timers::ms(self.timers.t2);
         let mut actions = Vec::new();
-        while let Some(Reverse((at, _))) = self.due.peek() {
+        while let Some(Due { at, .. }) = self.due.peek() {
             if *at > now {
                 break;
             }
-            let Reverse((_, branch)) = self.due.pop().expect("peeked");
+            let Due { branch, .. } = self.due.pop().expect("peeked");
             let Some(t) = self.by_branch.get_mut(&*branch) else {
                 continue; // answered over TCP, or replaced and gone
             };
+            if t.state == ClientState::Completed {
+                continue; // timer K is run from `lingering`
+            }
             if now >= t.deadline {
                 if let Some(context) = t.context.take() {
                     actions.push(ClientAction::TimedOut(context));
@@ -392,8 +435,26 @@ impl<T> ClientTransactions<T> {
                     t.retransmit_at = Some(now + t.interval);
                 }
             }
-            self.due.push(Reverse((t.next_due(), branch)));
+            self.due.push(Due {
+                at: t.next_due(),
+                branch,
+            });
         }
+        while let Some((at, branch)) = self.lingering.front() {
+            if *at > now {
+                break;
+            }
+            // Unless the branch now names a newer transaction (its deadline is later).
+            if self
+                .by_branch
+                .get(&**branch)
+                .is_some_and(|t| t.state == ClientState::Completed && t.deadline <= now)
+            {
+                self.by_branch.remove(&**branch);
+            }
+            self.lingering.pop_front();
+        }
+        shrink_deque(&mut self.lingering);
         let len = self.by_branch.len();
         shrink_map(&mut self.by_branch, len);
         if self.due.capacity() > SHRINK_FLOOR && self.due.len() < self.due.capacity() / 4 {
@@ -404,7 +465,12 @@ impl<T> ClientTransactions<T> {
 
     /// The earliest clock time at which [`ClientTransactions::tick`] may have work.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.due.peek().map(|Reverse((at, _))| *at)
+        let heap = self.due.peek().map(|d| d.at);
+        let queue = self.lingering.front().map(|(at, _)| *at);
+        match (heap, queue) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Transactions held.
