@@ -15,8 +15,11 @@
 //!
 //! # Threads
 //!
-//! The transport's I/O thread only queues what arrives; `workers` threads parse and handle
-//! requests (engine calls are round trips to a shard, so they are kept off the I/O thread);
+//! The transport's I/O thread queues what arrives for `workers` threads, which parse and
+//! handle requests (engine calls are round trips to a shard, so they are kept off the I/O
+//! thread). Only the final answers to this server's own requests are taken on the I/O thread
+//! itself, in place (one per NOTIFY: parsing one is cheaper than waking a worker for it);
+//! an outcome that needs more than a note goes on to a worker;
 //! the server's event tap on the engine ([`crate::engine::EventTap`]) takes the events that
 //! are the server's to deliver (notifications of remote watchers, messages for registered
 //! contacts) and hands them to one events thread that turns them into requests; every other
@@ -130,9 +133,18 @@ pub struct SipServer {
     inner: Arc<Inner>,
     transport: Arc<Transport>,
     threads: Vec<JoinHandle<()>>,
-    inbound: Option<Sender<Inbound>>,
+    inbound: Option<Sender<Work>>,
     stop: Arc<AtomicBool>,
     _engine: Arc<Engine>,
+}
+
+/// What the workers are given.
+enum Work {
+    /// A message as it arrived.
+    Inbound(Inbound),
+    /// The final response to a request of this server, whose client transaction the I/O
+    /// thread completed; the outcome is for a worker to act on.
+    Outcome(ClientContext, u16, SipMessage),
 }
 
 /// What a client transaction is for.
@@ -353,7 +365,7 @@ impl SipServer {
             forwards: Mutex::new(HashMap::new()),
         });
 
-        let (inbound_tx, inbound_rx) = crossbeam_channel::unbounded::<Inbound>();
+        let (inbound_tx, inbound_rx) = crossbeam_channel::unbounded::<Work>();
         let limits = config.limits;
         let framer: super::transport::Framer = Arc::new(move |buf: &[u8]| {
             super::framing::frame(buf, &limits)
@@ -362,12 +374,29 @@ impl SipServer {
         });
         let mut tconfig = TransportConfig::new(config.listen.clone(), framer);
         tconfig.max_message_size = config.limits.max_message_size;
+        tconfig.early = Some(Arc::new({
+            // Weak: the transport is held by `inner`.
+            let (inner, to_workers) = (Arc::downgrade(&inner), inbound_tx.clone());
+            move |data: &[u8], proto: Proto| {
+                let Some(inner) = inner.upgrade() else {
+                    return false;
+                };
+                match inner.early_final_response(data, proto) {
+                    Early::NotOurs => false,
+                    Early::Done => true,
+                    Early::Outcome(context, status, message) => {
+                        let _ = to_workers.send(Work::Outcome(context, status, message));
+                        true
+                    }
+                }
+            }
+        }));
         let handler_tx = inbound_tx.clone();
         let transport = Arc::new(
             Transport::start(
                 tconfig,
                 Arc::new(move |inbound| {
-                    let _ = handler_tx.send(inbound);
+                    let _ = handler_tx.send(Work::Inbound(inbound));
                 }),
                 Arc::new({
                     // Weak: the transport is held by `inner`.
@@ -530,10 +559,25 @@ impl Drop for SipServer {
     }
 }
 
-fn worker(inner: &Arc<Inner>, rx: &Receiver<Inbound>) {
-    while let Ok(inbound) = rx.recv() {
-        inner.handle(inbound);
+fn worker(inner: &Arc<Inner>, rx: &Receiver<Work>) {
+    while let Ok(work) = rx.recv() {
+        match work {
+            Work::Inbound(inbound) => inner.handle(inbound),
+            Work::Outcome(context, status, message) => {
+                inner.client_outcome(context, status, Some(&message))
+            }
+        }
     }
+}
+
+/// What the I/O thread made of a message (see [`Inner::early_final_response`]).
+enum Early {
+    /// Not a final response to a request of ours: the workers take it as usual.
+    NotOurs,
+    /// Its client transaction is completed and nothing else is to be done.
+    Done,
+    /// Its client transaction is completed; a worker acts on the outcome.
+    Outcome(ClientContext, u16, SipMessage),
 }
 
 impl Inner {
@@ -967,6 +1011,39 @@ impl Inner {
         self.complete_client_transaction(message, true)
     }
 
+    /// On the I/O thread, with the bytes in place: completes the client transaction a final
+    /// response answers, if it is one of ours, as [`Inner::own_final_response`] would on a
+    /// worker. Anything else (requests, provisional responses, answers to forwarded requests,
+    /// what does not parse) is left to the workers, which check it whole.
+    fn early_final_response(&self, data: &[u8], proto: Proto) -> Early {
+        // Only the status line is looked at before deciding to parse: `SIP/2.0 2xx`..`6xx`.
+        let Some(line) = data.get(..9) else {
+            return Early::NotOurs;
+        };
+        if !line[..8].eq_ignore_ascii_case(b"SIP/2.0 ") || !(b'2'..=b'6').contains(&line[8]) {
+            return Early::NotOurs;
+        }
+        let framing = match proto {
+            Proto::Tcp => Framing::Stream,
+            Proto::Udp => Framing::Datagram,
+        };
+        let Ok(message) = SipMessage::parse_lenient(data, &self.config.limits, framing) else {
+            return Early::NotOurs;
+        };
+        let Some((context, status)) = self.take_client_context(&message, true) else {
+            return Early::NotOurs;
+        };
+        match context {
+            // A NOTIFY accepted, a relayed MESSAGE answered: nothing to do but note it, which
+            // is quick and never waits (what ends a subscription goes to a worker).
+            ClientContext::Notify(_) if status < 300 => {}
+            ClientContext::Relay(_) => {}
+            _ => return Early::Outcome(context, status, message),
+        }
+        self.client_outcome(context, status, Some(&message));
+        Early::Done
+    }
+
     fn response(&self, message: &SipMessage) {
         if self.forward_response(message) {
             return;
@@ -979,25 +1056,31 @@ impl Inner {
     /// the answers to forwarded requests alone (they are passed on whole, after the full
     /// check).
     fn complete_client_transaction(&self, message: &SipMessage, skip_forwarded: bool) -> bool {
-        let Ok(via) = message.top_via() else {
-            return false;
-        };
-        let Some(branch) = via.branch() else {
-            return false;
-        };
-        if skip_forwarded && lock(&self.forwards).contains_key(branch) {
-            return false;
-        }
-        let status = message.status().unwrap_or(0);
-        let reliable = via.transport().eq_ignore_ascii_case("TCP");
-        let context = lock(&self.client_tx).respond(branch, status, reliable, self.now());
-        match context {
-            Some(context) => {
+        match self.take_client_context(message, skip_forwarded) {
+            Some((context, status)) => {
                 self.client_outcome(context, status, Some(message));
                 true
             }
             None => false,
         }
+    }
+
+    /// Gives `message` to the client transaction of its top Via's branch; the context and
+    /// status of a final outcome, the first time one comes.
+    fn take_client_context(
+        &self,
+        message: &SipMessage,
+        skip_forwarded: bool,
+    ) -> Option<(ClientContext, u16)> {
+        let via = message.top_via().ok()?;
+        let branch = via.branch()?;
+        if skip_forwarded && lock(&self.forwards).contains_key(branch) {
+            return None;
+        }
+        let status = message.status().unwrap_or(0);
+        let reliable = via.transport().eq_ignore_ascii_case("TCP");
+        let context = lock(&self.client_tx).respond(branch, status, reliable, self.now())?;
+        Some((context, status))
     }
 
     /// The final outcome of a request this server sent (`status` 408 and no response for a
