@@ -591,6 +591,36 @@ mod tests {
     }
 
     #[test]
+    fn timer_k_of_a_branch_used_again_spares_the_newer_transaction() {
+        let dest: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let mut c = ClientTransactions::new(Timers::default());
+        c.start("b".into(), b"NOTIFY".to_vec(), dest, false, 1, 0);
+        assert_eq!(c.respond("b", 200, false, 10), Some(1));
+        assert_eq!(
+            c.next_deadline(),
+            Some(500),
+            "timer E's entry is still in the heap"
+        );
+        assert!(
+            c.tick(500).is_empty(),
+            "a completed transaction is not retransmitted"
+        );
+        assert_eq!(c.next_deadline(), Some(5010), "timer K");
+        // The branch names a new transaction before the old one's timer K runs out.
+        c.start("b".into(), b"NOTIFY".to_vec(), dest, false, 2, 1000);
+        assert!(c
+            .tick(5010)
+            .iter()
+            .all(|a| matches!(a, ClientAction::Retransmit { .. })));
+        assert_eq!(c.len(), 1, "the new transaction stays");
+        assert_eq!(c.respond("b", 200, false, 5020), Some(2));
+        assert!(c.tick(10_019).is_empty());
+        assert_eq!(c.len(), 1);
+        assert!(c.tick(10_020).is_empty());
+        assert!(c.is_empty());
+    }
+
+    #[test]
     fn timers_forget_exactly_what_is_due_among_many() {
         let timers = Timers::default();
         let mut server = ServerTransactions::new(timers);
