@@ -23,15 +23,18 @@
 //! A busy server holds many transactions (every NOTIFY over UDP lingers for T4, every
 //! answered request for 64·T1), and `tick` runs every few milliseconds, so it must not look
 //! at all of them: server transactions wait in two queues in the order they fall due (their
-//! delays are fixed, so arrival order is due order), client transactions in a heap keyed by
-//! their next due time until they complete, then (timer K being fixed too) in a queue. An
-//! entry whose transaction went away or changed is skipped or put back when it comes up.
-//! Every NOTIFY makes one client transaction, so the heap is kept small (the completed ones,
-//! most of them, leave it) and its entries compare by time alone.
+//! delays are fixed, so arrival order is due order). So do client transactions for their
+//! first timer over UDP (E, at T1) and, once completed, for timer K; only the timers of
+//! transactions already retransmitted (their delays differ) and those over TCP wait in a heap
+//! keyed by due time. An entry whose transaction went away or changed is skipped or put back
+//! when it comes up. Every NOTIFY makes one client transaction, most are answered before
+//! their first timer: they never touch the heap.
 #![forbid(unsafe_code)]
 
 use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -232,7 +235,10 @@ const SHRINK_FLOOR: usize = 64;
 /// Gives back most of a table's room once a burst has passed (a table keeps the size of its
 /// busiest moment otherwise: after 10,000 SUBSCRIBEs in two seconds, room for 16,384
 /// transactions for good, more than the subscriptions themselves need).
-fn shrink_map<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, len: usize) {
+fn shrink_map<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, V, S>,
+    len: usize,
+) {
     if map.capacity() > SHRINK_FLOOR && len < map.capacity() / 4 {
         map.shrink_to(len * 2);
     }
@@ -316,13 +322,52 @@ impl PartialEq for Due {
 
 impl Eq for Due {}
 
+/// Hashes the branches of the client table: FxHash (rustc's multiply-and-rotate over 8-byte
+/// words), several times cheaper than the default SipHash, which the table is looked up with
+/// four times per NOTIFY. SipHash's guard against keys chosen to collide is not needed here:
+/// the keys are this server's own branches; what peers send only looks them up.
+#[derive(Default, Clone, Copy)]
+struct BranchHasher(u64);
+
+impl BranchHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for BranchHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.add(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits weakest; the table picks buckets by them.
+        self.0.rotate_left(26)
+    }
+}
+
 /// The client transactions of one SIP stack, keyed by the branch they were sent with. `T` is
 /// what the application wants back with the outcome.
 pub struct ClientTransactions<T> {
     timers: Timers,
-    by_branch: HashMap<Arc<str>, ClientTransaction<T>>,
-    /// One entry per transaction: the time it was next due when the entry was made. A
-    /// completed transaction's entry is dropped when it comes up.
+    by_branch: HashMap<Arc<str>, ClientTransaction<T>, BuildHasherDefault<BranchHasher>>,
+    /// Transactions over UDP until their first timer E (T1 after the start), in start order.
+    starting: VecDeque<(u64, Arc<str>)>,
+    /// The other timers of transactions not completed: when each was next due when its entry
+    /// was made.
     due: BinaryHeap<Due>,
     /// The completed ones (over UDP), in the order timer K ends them.
     lingering: VecDeque<(u64, Arc<str>)>,
@@ -333,7 +378,8 @@ impl<T> ClientTransactions<T> {
     pub fn new(timers: Timers) -> ClientTransactions<T> {
         ClientTransactions {
             timers,
-            by_branch: HashMap::new(),
+            by_branch: HashMap::default(),
+            starting: VecDeque::new(),
             due: BinaryHeap::new(),
             lingering: VecDeque::new(),
         }
@@ -361,12 +407,16 @@ impl<T> ClientTransactions<T> {
             deadline: now + Timers::ms(self.timers.timeout()),
             context: Some(context),
         };
-        self.due.push(Due {
-            at: t.next_due(),
-            branch: branch.clone(),
-        });
-        // A branch used again replaces the older transaction; its heap entry then serves the
-        // new one (an extra early look is harmless).
+        if reliable {
+            self.due.push(Due {
+                at: t.next_due(),
+                branch: branch.clone(),
+            });
+        } else {
+            self.starting.push_back((t.next_due(), branch.clone()));
+        }
+        // A branch used again replaces the older transaction; its timer entries then serve
+        // the new one (an extra early look is harmless).
         self.by_branch.insert(branch, t);
     }
 
@@ -402,58 +452,34 @@ impl<T> ClientTransactions<T> {
 
     /// Runs the timers due at `now`: retransmissions to send, transactions that timed out.
     pub fn tick(&mut self, now: u64) -> Vec<ClientAction<T>> {
-        let t2 = Timers::ms(self.timers.t2);
         let mut actions = Vec::new();
+        while let Some((at, _)) = self.starting.front() {
+            if *at > now {
+                break;
+            }
+            let (_, branch) = self.starting.pop_front().expect("looked at");
+            self.fire(branch, now, &mut actions);
+        }
         while let Some(Due { at, .. }) = self.due.peek() {
             if *at > now {
                 break;
             }
             let Due { branch, .. } = self.due.pop().expect("peeked");
-            let Some(t) = self.by_branch.get_mut(&*branch) else {
-                continue; // answered over TCP, or replaced and gone
-            };
-            if t.state == ClientState::Completed {
-                continue; // timer K is run from `lingering`
-            }
-            if now >= t.deadline {
-                if let Some(context) = t.context.take() {
-                    actions.push(ClientAction::TimedOut(context));
-                }
-                self.by_branch.remove(&*branch);
-                continue;
-            }
-            if let Some(at) = t.retransmit_at {
-                if now >= at {
-                    actions.push(ClientAction::Retransmit {
-                        dest: t.dest,
-                        request: t.request.clone(),
-                    });
-                    t.interval = match t.state {
-                        ClientState::Trying => (t.interval * 2).min(t2),
-                        _ => t2,
-                    };
-                    t.retransmit_at = Some(now + t.interval);
-                }
-            }
-            self.due.push(Due {
-                at: t.next_due(),
-                branch,
-            });
+            self.fire(branch, now, &mut actions);
         }
-        while let Some((at, branch)) = self.lingering.front() {
+        while let Some((at, _)) = self.lingering.front() {
             if *at > now {
                 break;
             }
+            let (_, branch) = self.lingering.pop_front().expect("looked at");
             // Unless the branch now names a newer transaction (its deadline is later).
-            if self
-                .by_branch
-                .get(&**branch)
-                .is_some_and(|t| t.state == ClientState::Completed && t.deadline <= now)
-            {
-                self.by_branch.remove(&**branch);
+            if let Entry::Occupied(t) = self.by_branch.entry(branch) {
+                if t.get().state == ClientState::Completed && t.get().deadline <= now {
+                    t.remove();
+                }
             }
-            self.lingering.pop_front();
         }
+        shrink_deque(&mut self.starting);
         shrink_deque(&mut self.lingering);
         let len = self.by_branch.len();
         shrink_map(&mut self.by_branch, len);
@@ -463,14 +489,53 @@ impl<T> ClientTransactions<T> {
         actions
     }
 
+    /// A timer of the transaction of `branch` fell due (E or F; K is run apart): the
+    /// retransmission or timeout it calls for goes to `actions`, and its next timer to the
+    /// heap.
+    fn fire(&mut self, branch: Arc<str>, now: u64, actions: &mut Vec<ClientAction<T>>) {
+        let Some(t) = self.by_branch.get_mut(&*branch) else {
+            return; // answered over TCP, or replaced and gone
+        };
+        if t.state == ClientState::Completed {
+            return; // timer K is run from `lingering`
+        }
+        if now >= t.deadline {
+            if let Some(context) = t.context.take() {
+                actions.push(ClientAction::TimedOut(context));
+            }
+            self.by_branch.remove(&*branch);
+            return;
+        }
+        if let Some(at) = t.retransmit_at {
+            if now >= at {
+                actions.push(ClientAction::Retransmit {
+                    dest: t.dest,
+                    request: t.request.clone(),
+                });
+                let t2 = Timers::ms(self.timers.t2);
+                t.interval = match t.state {
+                    ClientState::Trying => (t.interval * 2).min(t2),
+                    _ => t2,
+                };
+                t.retransmit_at = Some(now + t.interval);
+            }
+        }
+        self.due.push(Due {
+            at: t.next_due(),
+            branch,
+        });
+    }
+
     /// The earliest clock time at which [`ClientTransactions::tick`] may have work.
     pub fn next_deadline(&self) -> Option<u64> {
-        let heap = self.due.peek().map(|d| d.at);
-        let queue = self.lingering.front().map(|(at, _)| *at);
-        match (heap, queue) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.starting.front().map(|(at, _)| *at),
+            self.due.peek().map(|d| d.at),
+            self.lingering.front().map(|(at, _)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Transactions held.
@@ -599,7 +664,7 @@ mod tests {
         assert_eq!(
             c.next_deadline(),
             Some(500),
-            "timer E's entry is still in the heap"
+            "timer E's entry is still queued"
         );
         assert!(
             c.tick(500).is_empty(),
