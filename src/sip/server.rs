@@ -17,9 +17,9 @@
 //!
 //! The transport's I/O thread queues what arrives for `workers` threads, which parse and
 //! handle requests (engine calls are round trips to a shard, so they are kept off the I/O
-//! thread). Only the final answers to this server's own requests are taken on the I/O thread
-//! itself, in place (one per NOTIFY: parsing one is cheaper than waking a worker for it);
-//! an outcome that needs more than a note goes on to a worker;
+//! thread). Only the final answers to this server's own requests that need no more than a
+//! note (a NOTIFY accepted: one per NOTIFY sent) are taken on the I/O thread itself, read in
+//! place: that costs less than waking a worker for them;
 //! the server's event tap on the engine ([`crate::engine::EventTap`]) takes the events that
 //! are the server's to deliver (notifications of remote watchers, messages for registered
 //! contacts) and hands them to one events thread that turns them into requests; every other
@@ -48,6 +48,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::builder::{bad_request, MessageBuilder};
 use super::dialog::{DialogId, SubscriptionDialog};
 use super::digest::{DigestAuthenticator, Outcome};
+use super::header::Via;
 use super::message::SipMessage;
 use super::transaction::{
     Arrival, ClientAction, ClientTransactions, ServerKey, ServerTransactions, Timers,
@@ -133,18 +134,9 @@ pub struct SipServer {
     inner: Arc<Inner>,
     transport: Arc<Transport>,
     threads: Vec<JoinHandle<()>>,
-    inbound: Option<Sender<Work>>,
+    inbound: Option<Sender<Inbound>>,
     stop: Arc<AtomicBool>,
     _engine: Arc<Engine>,
-}
-
-/// What the workers are given.
-enum Work {
-    /// A message as it arrived.
-    Inbound(Inbound),
-    /// The final response to a request of this server, whose client transaction the I/O
-    /// thread completed; the outcome is for a worker to act on.
-    Outcome(ClientContext, u16, SipMessage),
 }
 
 /// What a client transaction is for.
@@ -365,7 +357,7 @@ impl SipServer {
             forwards: Mutex::new(HashMap::new()),
         });
 
-        let (inbound_tx, inbound_rx) = crossbeam_channel::unbounded::<Work>();
+        let (inbound_tx, inbound_rx) = crossbeam_channel::unbounded::<Inbound>();
         let limits = config.limits;
         let framer: super::transport::Framer = Arc::new(move |buf: &[u8]| {
             super::framing::frame(buf, &limits)
@@ -376,19 +368,11 @@ impl SipServer {
         tconfig.max_message_size = config.limits.max_message_size;
         tconfig.early = Some(Arc::new({
             // Weak: the transport is held by `inner`.
-            let (inner, to_workers) = (Arc::downgrade(&inner), inbound_tx.clone());
-            move |data: &[u8], proto: Proto| {
-                let Some(inner) = inner.upgrade() else {
-                    return false;
-                };
-                match inner.early_final_response(data, proto) {
-                    Early::NotOurs => false,
-                    Early::Done => true,
-                    Early::Outcome(context, status, message) => {
-                        let _ = to_workers.send(Work::Outcome(context, status, message));
-                        true
-                    }
-                }
+            let inner = Arc::downgrade(&inner);
+            move |data: &[u8], _: Proto| {
+                inner
+                    .upgrade()
+                    .is_some_and(|inner| inner.early_final_response(data))
             }
         }));
         let handler_tx = inbound_tx.clone();
@@ -396,7 +380,7 @@ impl SipServer {
             Transport::start(
                 tconfig,
                 Arc::new(move |inbound| {
-                    let _ = handler_tx.send(Work::Inbound(inbound));
+                    let _ = handler_tx.send(inbound);
                 }),
                 Arc::new({
                     // Weak: the transport is held by `inner`.
@@ -559,25 +543,10 @@ impl Drop for SipServer {
     }
 }
 
-fn worker(inner: &Arc<Inner>, rx: &Receiver<Work>) {
-    while let Ok(work) = rx.recv() {
-        match work {
-            Work::Inbound(inbound) => inner.handle(inbound),
-            Work::Outcome(context, status, message) => {
-                inner.client_outcome(context, status, Some(&message))
-            }
-        }
+fn worker(inner: &Arc<Inner>, rx: &Receiver<Inbound>) {
+    while let Ok(inbound) = rx.recv() {
+        inner.handle(inbound);
     }
-}
-
-/// What the I/O thread made of a message (see [`Inner::early_final_response`]).
-enum Early {
-    /// Not a final response to a request of ours: the workers take it as usual.
-    NotOurs,
-    /// Its client transaction is completed and nothing else is to be done.
-    Done,
-    /// Its client transaction is completed; a worker acts on the outcome.
-    Outcome(ClientContext, u16, SipMessage),
 }
 
 impl Inner {
@@ -1011,37 +980,43 @@ impl Inner {
         self.complete_client_transaction(message, true)
     }
 
-    /// On the I/O thread, with the bytes in place: completes the client transaction a final
-    /// response answers, if it is one of ours, as [`Inner::own_final_response`] would on a
-    /// worker. Anything else (requests, provisional responses, answers to forwarded requests,
-    /// what does not parse) is left to the workers, which check it whole.
-    fn early_final_response(&self, data: &[u8], proto: Proto) -> Early {
-        // Only the status line is looked at before deciding to parse: `SIP/2.0 2xx`..`6xx`.
-        let Some(line) = data.get(..9) else {
-            return Early::NotOurs;
+    /// On the I/O thread, with the bytes in place: whether `data` is a final response that
+    /// completes a client transaction of ours whose outcome needs no more than a note (a
+    /// NOTIFY accepted, a relayed MESSAGE answered), which it then completes, as
+    /// [`Inner::own_final_response`] would on a worker. Everything else (requests,
+    /// provisional responses, answers to forwarded requests, a NOTIFY refused, which ends its
+    /// subscription, the answers the user-agent role acts on) is left to the workers, which
+    /// parse and check it whole.
+    fn early_final_response(&self, data: &[u8]) -> bool {
+        let Some((status, top_via)) = SipMessage::peek_response(data) else {
+            return false;
         };
-        if !line[..8].eq_ignore_ascii_case(b"SIP/2.0 ") || !(b'2'..=b'6').contains(&line[8]) {
-            return Early::NotOurs;
+        if status < 200 {
+            return false;
         }
-        let framing = match proto {
-            Proto::Tcp => Framing::Stream,
-            Proto::Udp => Framing::Datagram,
+        let Ok(via) = Via::parse(top_via) else {
+            return false;
         };
-        let Ok(message) = SipMessage::parse_lenient(data, &self.config.limits, framing) else {
-            return Early::NotOurs;
+        let Some(branch) = via.branch() else {
+            return false;
         };
-        let Some((context, status)) = self.take_client_context(&message, true) else {
-            return Early::NotOurs;
-        };
-        match context {
-            // A NOTIFY accepted, a relayed MESSAGE answered: nothing to do but note it, which
-            // is quick and never waits (what ends a subscription goes to a worker).
-            ClientContext::Notify(_) if status < 300 => {}
-            ClientContext::Relay(_) => {}
-            _ => return Early::Outcome(context, status, message),
+        if lock(&self.forwards).contains_key(branch) {
+            return false;
         }
-        self.client_outcome(context, status, Some(&message));
-        Early::Done
+        let reliable = via.transport().eq_ignore_ascii_case("TCP");
+        let context = {
+            let mut table = lock(&self.client_tx);
+            match table.pending(branch) {
+                Some(ClientContext::Notify(_)) if status < 300 => {}
+                Some(ClientContext::Relay(_)) => {}
+                _ => return false,
+            }
+            table.respond(branch, status, reliable, self.now())
+        };
+        if let Some(context) = context {
+            self.client_outcome(context, status, None);
+        }
+        true
     }
 
     fn response(&self, message: &SipMessage) {

@@ -420,6 +420,14 @@ impl<T> ClientTransactions<T> {
         self.by_branch.insert(branch, t);
     }
 
+    /// The context of the transaction of `branch`, while it waits for its final response.
+    pub fn pending(&self, branch: &str) -> Option<&T> {
+        self.by_branch
+            .get(branch)
+            .filter(|t| t.state != ClientState::Completed)
+            .and_then(|t| t.context.as_ref())
+    }
+
     /// A response with `status` arrived for the transaction of `branch`, sent over a
     /// `reliable` transport or not. A final response gives back the application's context,
     /// once (a retransmitted final is absorbed).
