@@ -8,7 +8,7 @@
 #   git worktree add /tmp/old <rev> && (cd /tmp/old && cargo build --release --bin imppd)
 #   benches/sip/ab.sh /tmp/old/target/release/imppd target/release/imppd
 #
-# Environment: ROUNDS [3]; everything else is passed to run.sh, with these defaults for a
+# Environment: ROUNDS [3]; AB_KEEP=1 keeps every run's directory and report; everything else is passed to run.sh, with these defaults for a
 # run of about a minute: SUBS [10000], SETTLE_S [3], UPDATES [5]. Runs never overlap.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +18,7 @@ for bin in "$A" "$B"; do [ -x "$bin" ] || { echo "not an executable: $bin" >&2; 
 ROUNDS=${ROUNDS:-3}
 export SUBS=${SUBS:-10000} SETTLE_S=${SETTLE_S:-3} UPDATES=${UPDATES:-5} KEEP=1
 ROOTDIR=$(mktemp -d /tmp/sip-ab.XXXXXX)
-trap 'rm -rf "$ROOTDIR"' EXIT
+if [ "${AB_KEEP:-0}" = 1 ]; then echo "runs kept in $ROOTDIR" >&2; else trap 'rm -rf "$ROOTDIR"' EXIT; fi
 for ((r = 1; r <= ROUNDS; r++)); do
   for side in A B; do
     bin=$A; [ "$side" = B ] && bin=$B

@@ -356,18 +356,26 @@ def ab(root):
         d = os.path.join(root, name)
         if not (os.path.isdir(d) and name[:1] in rows and name[1:].isdigit()):
             continue
-        storms = {s["tag"]: s for s in figures(d)["storms"]}
+        f = figures(d)
+        storms = {s["tag"]: s for s in f["storms"]}
+        storms["ALL"] = {"retrans": f["notify_retrans"],
+                         "drops": sum(s["drops"] for s in f["storms"])}
         rows[name[0]].append((name, storms))
     keys = [("NOM", "cpu_per_10k", "CPU s/10k NOTIFY, nominal", "{:.3f}"),
             ("SAT", "cpu_per_10k", "CPU s/10k NOTIFY, saturation", "{:.3f}"),
             ("NOM", "mid", "NOTIFY/s, nominal", "{:,.0f}"),
-            ("SAT", "mid", "NOTIFY/s, saturation", "{:,.0f}")]
+            ("SAT", "mid", "NOTIFY/s, saturation", "{:,.0f}"),
+            # A disturbed run: datagrams dropped by any socket of the host (sipp's, or
+            # another program's) during the storms, NOTIFYs the watchers saw twice.
+            ("ALL", "drops", "UDP drops (host)", "{:,.0f}"),
+            ("ALL", "retrans", "NOTIFY retrans", "{:,.0f}")]
 
     def val(storms, tag, key):
         s = storms.get(tag)
         return s[key] if s and s[key] is not None else None
 
     print("run  " + " | ".join(f"{k[2]:>28}" for k in keys))
+    print("     (medians of the CPU and rate columns; drops and retransmissions tell disturbed runs)")
     for side in ("A", "B"):
         for name, storms in rows[side]:
             print(f"{name:<4} " + " | ".join(f"{fmt(val(storms, t, k), f):>28}" for t, k, _, f in keys))
