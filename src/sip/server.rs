@@ -1031,31 +1031,25 @@ impl Inner {
     /// the answers to forwarded requests alone (they are passed on whole, after the full
     /// check).
     fn complete_client_transaction(&self, message: &SipMessage, skip_forwarded: bool) -> bool {
-        match self.take_client_context(message, skip_forwarded) {
-            Some((context, status)) => {
+        let Ok(via) = message.top_via() else {
+            return false;
+        };
+        let Some(branch) = via.branch() else {
+            return false;
+        };
+        if skip_forwarded && lock(&self.forwards).contains_key(branch) {
+            return false;
+        }
+        let status = message.status().unwrap_or(0);
+        let reliable = via.transport().eq_ignore_ascii_case("TCP");
+        let context = lock(&self.client_tx).respond(branch, status, reliable, self.now());
+        match context {
+            Some(context) => {
                 self.client_outcome(context, status, Some(message));
                 true
             }
             None => false,
         }
-    }
-
-    /// Gives `message` to the client transaction of its top Via's branch; the context and
-    /// status of a final outcome, the first time one comes.
-    fn take_client_context(
-        &self,
-        message: &SipMessage,
-        skip_forwarded: bool,
-    ) -> Option<(ClientContext, u16)> {
-        let via = message.top_via().ok()?;
-        let branch = via.branch()?;
-        if skip_forwarded && lock(&self.forwards).contains_key(branch) {
-            return None;
-        }
-        let status = message.status().unwrap_or(0);
-        let reliable = via.transport().eq_ignore_ascii_case("TCP");
-        let context = lock(&self.client_tx).respond(branch, status, reliable, self.now())?;
-        Some((context, status))
     }
 
     /// The final outcome of a request this server sent (`status` 408 and no response for a
