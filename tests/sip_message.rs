@@ -971,3 +971,92 @@ fn build_and_round_trip() {
         .unwrap();
     assert_eq!(parts.build(), whole.build());
 }
+
+/// `peek_response` reads a response's status and top Via in place; where it answers, the
+/// answer is the full parse's; where the message is not plain enough it declines (`None`) and
+/// leaves the decision to the full parse.
+#[test]
+fn peek_response_agrees_with_the_full_parse_or_declines() {
+    let agrees = |bytes: &[u8]| {
+        let (status, top) = SipMessage::peek_response(bytes)
+            .unwrap_or_else(|| panic!("peeked: {}", String::from_utf8_lossy(bytes)));
+        let m = parse(bytes);
+        assert_eq!(Some(status), m.status());
+        let full = m.top_via().unwrap();
+        let peeked = impp::sip::header::Via::parse(top).unwrap();
+        assert_eq!(peeked.branch(), full.branch());
+        assert_eq!(peeked.transport(), full.transport());
+        assert_eq!(peeked.host(), full.host());
+        (status, top.to_string())
+    };
+    let via = "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKnotify1;rport=5060";
+    let response = |status: &str, headers: &str| {
+        wire(
+            &format!(
+                "SIP/2.0 {status}\n{headers}From: <sip:a@example.test>;tag=1\nTo: <sip:b@example.test>;tag=2\nCall-ID: c1\nCSeq: 7 NOTIFY\nContent-Length: 0\n"
+            ),
+            b"",
+        )
+    };
+    // The usual answer to a NOTIFY, and the same with the Via further down, compact, in
+    // odd case, with a second entry in the same field, after leading CRLFs.
+    let (status, top) = agrees(&response("200 OK", &format!("Via: {via}\n")));
+    assert_eq!((status, top.as_str()), (200, via));
+    agrees(&response(
+        "481 Call/Transaction Does Not Exist",
+        &format!("Server: x\nv:   {via}\n"),
+    ));
+    agrees(&response(
+        "200 OK",
+        &format!("vIA : {via} , SIP/2.0/TCP 198.51.100.2;branch=z9hG4bKsecond\n"),
+    ));
+    agrees(&response(
+        "202 Accepted",
+        &format!(
+            "Subject: folded\n  over two lines\nVia: {via}\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\n"
+        ),
+    ));
+    let mut lead = b"\r\n\r\n".to_vec();
+    lead.extend(response("200 OK", &format!("Via: {via}\n")));
+    agrees(&lead);
+    let (status, _) = agrees(&response("100 Trying", &format!("Via: {via}\n")));
+    assert_eq!(
+        status, 100,
+        "provisional responses are read too; the caller decides"
+    );
+
+    // Declined: requests, a folded Via, bare LF, control characters or non-UTF-8 bytes in
+    // the Via, no Via, a malformed status line, cut short.
+    let declined = |bytes: &[u8]| {
+        assert_eq!(
+            SipMessage::peek_response(bytes),
+            None,
+            "{}",
+            String::from_utf8_lossy(bytes)
+        )
+    };
+    declined(&wire(
+        &format!("NOTIFY sip:b@example.test SIP/2.0\nVia: {via}\nContent-Length: 0\n"),
+        b"",
+    ));
+    declined(&response(
+        "200 OK",
+        "Via: SIP/2.0/UDP 192.0.2.1:5060\n ;branch=z9hG4bKfold\n",
+    ));
+    declined(format!("SIP/2.0 200 OK\nVia: {via}\n\n").as_bytes());
+    declined(&response(
+        "200 OK",
+        "Via: SIP/2.0/UDP h;branch=z9hG4bK\u{1}x\n",
+    ));
+    let mut latin1 = response("200 OK", "Via: SIP/2.0/UDP h;branch=z9hG4bKxx\n");
+    let at = latin1.windows(2).position(|w| w == b"xx").unwrap();
+    latin1[at] = 0xe9;
+    declined(&latin1);
+    declined(&response("200 OK", ""));
+    for status in ["2000 OK", "20 OK", "abc OK", "099 Low", "700 High"] {
+        declined(&response(status, &format!("Via: {via}\n")));
+    }
+    declined(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKcut");
+    declined(b"SIP/2.0 200 OK");
+    declined(b"");
+}

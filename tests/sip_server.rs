@@ -1029,3 +1029,77 @@ fn subscribe_without_accept_and_with_an_empty_supported_header() {
         "{notify:?}"
     );
 }
+
+/// The answers to the server's NOTIFYs are taken as they arrive (on the transport's thread):
+/// a 200 completes the transaction, so the NOTIFY is never sent again; a 481 (the watcher
+/// forgot the dialog) ends the subscription.
+#[test]
+fn a_notify_answered_200_is_done_and_one_answered_481_ends_the_subscription() {
+    // T1 = 10 ms: an unanswered NOTIFY would be sent again within 10 ms.
+    let s = Server::start_with(false, 65536, |c| {
+        c.timers.t1 = Duration::from_millis(10);
+        c.timers.t2 = Duration::from_millis(40);
+    });
+    let mut alice = Client::new(s.udp(), "alice");
+    let aor = alice.aor();
+    assert_eq!(
+        alice.publish("", Some(&pidf(&aor, "open", "in"))).status(),
+        Some(200)
+    );
+    let mut bob = Client::new(s.udp(), "bob");
+    let sub = bob.request(
+        "SUBSCRIBE",
+        &aor,
+        &format!("<{aor}>"),
+        &token(),
+        "Event: presence\r\nExpires: 600\r\n",
+        None,
+    );
+    assert_eq!(bob.transact(&sub).status(), Some(200));
+    bob.next_request("NOTIFY"); // answered 200 by the client
+                                // Nothing more comes for 300 ms (timer E would have fired about five times).
+    let mut buf = vec![0u8; 65536];
+    let quiet_until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < quiet_until {
+        if let Ok((n, _)) = bob.socket.recv_from(&mut buf) {
+            panic!(
+                "unexpected after a NOTIFY answered 200: {}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+        }
+    }
+    assert_eq!(s.engine.stats().subscriptions_active, 1);
+
+    // The next NOTIFY is answered 481.
+    assert_eq!(
+        alice
+            .publish("", Some(&pidf(&aor, "closed", "out")))
+            .status(),
+        Some(200)
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let notify = loop {
+        assert!(Instant::now() < deadline, "no second NOTIFY");
+        if let Ok((n, _)) = bob.socket.recv_from(&mut buf) {
+            let m = parse(&buf[..n]);
+            if m.method() == Some("NOTIFY") {
+                break m;
+            }
+        }
+    };
+    let mut text = String::from("SIP/2.0 481 Call/Transaction Does Not Exist\r\n");
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        for v in notify.headers(name) {
+            text.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    text.push_str("Content-Length: 0\r\n\r\n");
+    bob.socket.send_to(text.as_bytes(), s.udp()).unwrap();
+    while s.engine.stats().subscriptions_active != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the subscription did not end after the 481"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -635,3 +635,68 @@ fn stop_from_the_handler_does_not_wait_for_itself() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// The early handler sees each message in place, before the handler, over UDP and TCP: what
+/// it takes never reaches the handler, what it leaves does, whole and in order; a panic in it
+/// loses that one message only.
+#[test]
+fn early_handler_takes_what_it_deals_with() {
+    let (seen_tx, seen) = channel::<(Vec<u8>, Proto)>();
+    let seen_tx = std::sync::Mutex::new(seen_tx);
+    let h = Harness::start_with(
+        vec![ListenAddr::udp(v4()), ListenAddr::tcp(v4())],
+        move |config| {
+            config.early = Some(Arc::new(move |data: &[u8], proto: Proto| {
+                assert!(
+                    !data.starts_with(b"PANIC"),
+                    "a test panic in the early handler"
+                );
+                let _ = seen_tx.lock().unwrap().send((data.to_vec(), proto));
+                data.starts_with(b"SIP/2.0 ")
+            }));
+        },
+    );
+    let request = message("OPTIONS sip:x@example.test SIP/2.0", "");
+    let response = message("SIP/2.0 200 OK", "");
+
+    // UDP: the response is taken, the request passed on; both were seen early.
+    let client = UdpSocket::bind(v4()).unwrap();
+    let udp = h.addr(Proto::Udp, false);
+    client.send_to(&response, udp).unwrap();
+    client.send_to(&request, udp).unwrap();
+    assert_eq!(h.recv().data, request);
+    assert_eq!(
+        seen.recv_timeout(WAIT).unwrap(),
+        (response.clone(), Proto::Udp)
+    );
+    assert_eq!(
+        seen.recv_timeout(WAIT).unwrap(),
+        (request.clone(), Proto::Udp)
+    );
+    // A panic drops its message; the next one gets through.
+    client.send_to(b"PANIC\r\n\r\n", udp).unwrap();
+    client.send_to(&request, udp).unwrap();
+    assert_eq!(h.recv().data, request);
+    assert_eq!(
+        seen.recv_timeout(WAIT).unwrap(),
+        (request.clone(), Proto::Udp)
+    );
+
+    // TCP: a taken message between two passed ones in one write.
+    let mut stream = tcp_client(h.addr(Proto::Tcp, false));
+    let other = message("MESSAGE sip:y@example.test SIP/2.0", "body");
+    stream
+        .write_all(&[request.clone(), response.clone(), other.clone()].concat())
+        .unwrap();
+    let first = h.recv();
+    assert_eq!(first.data, request);
+    assert_eq!(first.proto, Proto::Tcp);
+    assert_eq!(h.recv().data, other);
+    for want in [&request, &response, &other] {
+        assert_eq!(seen.recv_timeout(WAIT).unwrap(), (want.clone(), Proto::Tcp));
+    }
+    assert!(
+        h.inbound.recv_timeout(Duration::from_millis(100)).is_err(),
+        "the taken ones never reach the handler"
+    );
+}

@@ -40,6 +40,8 @@
 #                stay ~5 s, about 11 kB each                              [2048]
 #   IMPPD_DB     imppd's --db: none (memory only, like the memory-only Kamailio) | file
 #                (a new SQLite file in the work directory)                [none]
+#   IMPPD        an imppd binary to measure instead of building one (A/B runs of two
+#                builds; benches/sip/ab.sh)                               [build]
 #   KEEP=1       keep the work directory (sipp CSVs, server log) afterwards
 #   WORK         work directory                   [mktemp -d /tmp/sip-bench.X]
 set -euo pipefail
@@ -104,7 +106,10 @@ if [ "$WATCHERS" = swarm ]; then
   cargo build --release --quiet --example sip_swarm
   SWARM=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/sip_swarm
 fi
-if [ "$SERVER" = imppd ]; then
+if [ "$SERVER" = imppd ] && [ -n "${IMPPD:-}" ]; then
+  log "imppd binary given: $IMPPD"
+  [ -x "$IMPPD" ] || { echo "imppd binary not found at $IMPPD" >&2; exit 1; }
+elif [ "$SERVER" = imppd ]; then
   log "building imppd (release)"
   cargo build --release --quiet --bin imppd
   IMPPD=${CARGO_TARGET_DIR:-$ROOT/target}/release/imppd

@@ -10,6 +10,8 @@
   sipbench.py report DIR               read DIR/marks.env and the sipp CSVs, print the table
   sipbench.py compare DIR...           one table of the key figures of several runs side by
                                        side (benches/sip/compare.sh: Kamailio, then imppd)
+  sipbench.py ab ROOT                  the runs ROOT/A1, ROOT/B1, ... of benches/sip/ab.sh:
+                                       each run's figures and the medians of A and of B
 
 sipp files read: watch/*_counts.csv (-trace_counts), watch/*_.csv and
 pub*/*_.csv (-trace_stat), written every -fd period.
@@ -346,6 +348,49 @@ MEMORY_HOW = {
 }
 
 
+def ab(root):
+    """server CPU per 10k NOTIFY transactions and NOTIFY rate of the A and B runs of ab.sh"""
+    import statistics
+    rows = {"A": [], "B": []}
+    for name in sorted(os.listdir(root), key=lambda n: (n[1:], n[0])):
+        d = os.path.join(root, name)
+        if not (os.path.isdir(d) and name[:1] in rows and name[1:].isdigit()):
+            continue
+        f = figures(d)
+        storms = {s["tag"]: s for s in f["storms"]}
+        storms["ALL"] = {"retrans": f["notify_retrans"],
+                         "drops": sum(s["drops"] for s in f["storms"])}
+        rows[name[0]].append((name, storms))
+    keys = [("NOM", "cpu_per_10k", "CPU s/10k NOTIFY, nominal", "{:.3f}"),
+            ("SAT", "cpu_per_10k", "CPU s/10k NOTIFY, saturation", "{:.3f}"),
+            ("NOM", "mid", "NOTIFY/s, nominal", "{:,.0f}"),
+            ("SAT", "mid", "NOTIFY/s, saturation", "{:,.0f}"),
+            # A disturbed run: datagrams dropped by any socket of the host (sipp's, or
+            # another program's) during the storms, NOTIFYs the watchers saw twice.
+            ("ALL", "drops", "UDP drops (host)", "{:,.0f}"),
+            ("ALL", "retrans", "NOTIFY retrans", "{:,.0f}")]
+
+    def val(storms, tag, key):
+        s = storms.get(tag)
+        return s[key] if s and s[key] is not None else None
+
+    print("run  " + " | ".join(f"{k[2]:>28}" for k in keys))
+    print("     (medians of the CPU and rate columns; drops and retransmissions tell disturbed runs)")
+    for side in ("A", "B"):
+        for name, storms in rows[side]:
+            print(f"{name:<4} " + " | ".join(f"{fmt(val(storms, t, k), f):>28}" for t, k, _, f in keys))
+    medians = {}
+    for side in ("A", "B"):
+        meds = []
+        for t, k, _, f in keys:
+            vals = [v for v in (val(s, t, k) for _, s in rows[side]) if v is not None]
+            meds.append(statistics.median(vals) if vals else None)
+        medians[side] = meds
+        print(f"med{side} " + " | ".join(f"{fmt(m, f):>28}" for m, (_, _, _, f) in zip(meds, keys)))
+    ratios = [b / a if a and b else None for a, b in zip(medians["A"], medians["B"])]
+    print("B/A  " + " | ".join(f"{fmt(r, '{:.2f}x'):>28}" for r in ratios))
+
+
 def compare(dirs):
     """one table: a column per run (server and watcher generator), then for each generator
     run against both servers the ratio imppd / Kamailio"""
@@ -436,6 +481,8 @@ def main():
         report(sys.argv[2])
     elif cmd == "compare":
         compare(sys.argv[2:])
+    elif cmd == "ab":
+        ab(sys.argv[2])
     else:
         print(__doc__)
         sys.exit(2)

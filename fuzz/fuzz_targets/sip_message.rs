@@ -2,7 +2,8 @@
 //! accessor returns (no panic); `parse` accepts exactly what `parse_lenient` plus
 //! `check_essentials` accepts; a fully checked request's 200 response, built from it, parses back with the
 //! same Via, From, Call-ID and CSeq. The stream framer never panics and, when it finds a
-//! message, says a length within the input.
+//! message, says a length within the input. `peek_response`, where it answers on a message
+//! that parses, reads the status and top Via the parse reads.
 #![no_main]
 
 use impp::sip::framing::{frame, Frame};
@@ -38,10 +39,19 @@ fuzz_target!(|data: &[u8]| {
             let _ = SipMessage::parse(&data[..n], &limits, Transport::Stream);
         }
     }
+    let peeked = SipMessage::peek_response(data);
     let Ok(m) = SipMessage::parse_lenient(data, &limits, Transport::Datagram) else {
         return;
     };
     touch(&m);
+    // What the in-place look at a response reads is what the parse reads.
+    if let Some((status, top)) = peeked {
+        assert_eq!(Some(status), m.status());
+        let peeked = impp::sip::header::Via::parse(top).ok();
+        let full = m.top_via().ok();
+        assert_eq!(peeked.as_ref().map(|v| v.branch()), full.as_ref().map(|v| v.branch()));
+        assert_eq!(peeked.map(|v| v.transport()), full.map(|v| v.transport()));
+    }
     assert_eq!(
         SipMessage::parse(data, &limits, Transport::Datagram).is_ok(),
         m.check_essentials().is_ok()

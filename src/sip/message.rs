@@ -313,6 +313,78 @@ impl SipMessage {
         })
     }
 
+    /// A response's status code and the first entry of its first Via header field, read in
+    /// place, without parsing the message: all a server needs to complete its own client
+    /// transaction from the answer (one per NOTIFY it sends), at a fraction of the cost of
+    /// [`SipMessage::parse_lenient`] (no copy, no allocation, nothing read past the Via line).
+    /// `None` for a request, and whenever what comes before that entry is not as plain as
+    /// most messages have it (a line that does not end in CRLF, a fold of the Via line, a
+    /// control character or non-UTF-8 bytes in it, no Via at all): the caller then parses
+    /// the message whole, which decides. Nothing else in the message is looked at.
+    pub fn peek_response(bytes: &[u8]) -> Option<(u16, &str)> {
+        /// The end of the line starting at `from`: where its CRLF starts.
+        fn line_end(input: &[u8], from: usize) -> Option<usize> {
+            let at = from
+                + input
+                    .get(from..)?
+                    .iter()
+                    .position(|&b| b == b'\r' || b == b'\n')?;
+            (input.get(at..at + 2) == Some(b"\r\n")).then_some(at)
+        }
+        let mut base = 0;
+        while bytes[base..].starts_with(b"\r\n") {
+            base += 2;
+        }
+        let input = &bytes[base..];
+        let end = line_end(input, 0)?;
+        let status = &input[..end];
+        if status.len() < 12
+            || !status[..8].eq_ignore_ascii_case(b"SIP/2.0 ")
+            || status[11] != b' '
+            || !status[8..11].iter().all(u8::is_ascii_digit)
+        {
+            return None;
+        }
+        let code = status[8..11]
+            .iter()
+            .fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+        if !(100..=699).contains(&code) {
+            return None;
+        }
+        let mut at = end + 2;
+        loop {
+            let end = line_end(input, at)?;
+            let line = &input[at..end];
+            at = end + 2;
+            // The empty line (no Via) or another header's fold: nothing to read here.
+            if is_ws(*line.first()?) {
+                continue;
+            }
+            let name_end = line.iter().position(|&b| !is_token_byte(b))?;
+            let mut colon = name_end;
+            while colon < line.len() && is_ws(line[colon]) {
+                colon += 1;
+            }
+            if name_end == 0 || line.get(colon) != Some(&b':') {
+                return None;
+            }
+            // `name` is ASCII: token bytes only.
+            let name = std::str::from_utf8(&line[..name_end]).ok()?;
+            if classify(name) != Known::Via {
+                continue;
+            }
+            let value = &line[colon + 1..];
+            if input.get(at).is_some_and(|&b| is_ws(b))
+                || value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+            {
+                return None;
+            }
+            let value = std::str::from_utf8(value).ok()?;
+            let top = split_list(value, "Via").next()?.ok()?;
+            return Some((code, top));
+        }
+    }
+
     /// The checks [`SipMessage::parse`] makes (see the module documentation): Content-Length
     /// agrees with the body; Via is present; From, To, Call-ID and CSeq are present once; CSeq
     /// is well-formed and names the request's method; a body has a Content-Type header.

@@ -15,8 +15,11 @@
 //!
 //! # Threads
 //!
-//! The transport's I/O thread only queues what arrives; `workers` threads parse and handle
-//! requests (engine calls are round trips to a shard, so they are kept off the I/O thread);
+//! The transport's I/O thread queues what arrives for `workers` threads, which parse and
+//! handle requests (engine calls are round trips to a shard, so they are kept off the I/O
+//! thread). Only the final answers to this server's own requests that need no more than a
+//! note (a NOTIFY accepted: one per NOTIFY sent) are taken on the I/O thread itself, read in
+//! place: that costs less than waking a worker for them;
 //! the server's event tap on the engine ([`crate::engine::EventTap`]) takes the events that
 //! are the server's to deliver (notifications of remote watchers, messages for registered
 //! contacts) and hands them to one events thread that turns them into requests; every other
@@ -45,6 +48,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::builder::{bad_request, MessageBuilder};
 use super::dialog::{DialogId, SubscriptionDialog};
 use super::digest::{DigestAuthenticator, Outcome};
+use super::header::Via;
 use super::message::SipMessage;
 use super::transaction::{
     Arrival, ClientAction, ClientTransactions, ServerKey, ServerTransactions, Timers,
@@ -355,6 +359,15 @@ impl SipServer {
         });
         let mut tconfig = TransportConfig::new(config.listen.clone(), framer);
         tconfig.max_message_size = config.limits.max_message_size;
+        tconfig.early = Some(Arc::new({
+            // Weak: the transport is held by `inner`.
+            let inner = Arc::downgrade(&inner);
+            move |data: &[u8], _: Proto| {
+                inner
+                    .upgrade()
+                    .is_some_and(|inner| inner.early_final_response(data))
+            }
+        }));
         let handler_tx = inbound_tx.clone();
         let transport = Arc::new(
             Transport::start(
@@ -981,6 +994,45 @@ impl Inner {
             return false;
         }
         self.complete_client_transaction(message, true)
+    }
+
+    /// On the I/O thread, with the bytes in place: whether `data` is a final response that
+    /// completes a client transaction of ours whose outcome needs no more than a note (a
+    /// NOTIFY accepted, a relayed MESSAGE answered), which it then completes, as
+    /// [`Inner::own_final_response`] would on a worker. Everything else (requests,
+    /// provisional responses, answers to forwarded requests, a NOTIFY refused, which ends its
+    /// subscription, the answers the user-agent role acts on) is left to the workers, which
+    /// parse and check it whole.
+    fn early_final_response(&self, data: &[u8]) -> bool {
+        let Some((status, top_via)) = SipMessage::peek_response(data) else {
+            return false;
+        };
+        if status < 200 {
+            return false;
+        }
+        let Ok(via) = Via::parse(top_via) else {
+            return false;
+        };
+        let Some(branch) = via.branch() else {
+            return false;
+        };
+        if lock(&self.forwards).contains_key(branch) {
+            return false;
+        }
+        let reliable = via.transport().eq_ignore_ascii_case("TCP");
+        let context = {
+            let mut table = lock(&self.client_tx);
+            match table.pending(branch) {
+                Some(ClientContext::Notify(_)) if status < 300 => {}
+                Some(ClientContext::Relay(_)) => {}
+                _ => return false,
+            }
+            table.respond(branch, status, reliable, self.now())
+        };
+        if let Some(context) = context {
+            self.client_outcome(context, status, None);
+        }
+        true
     }
 
     fn response(&self, message: &SipMessage) {

@@ -23,13 +23,18 @@
 //! A busy server holds many transactions (every NOTIFY over UDP lingers for T4, every
 //! answered request for 64·T1), and `tick` runs every few milliseconds, so it must not look
 //! at all of them: server transactions wait in two queues in the order they fall due (their
-//! delays are fixed, so arrival order is due order), client transactions in a heap keyed by
-//! their next due time. An entry whose transaction went away or changed is skipped or put
-//! back when it comes up.
+//! delays are fixed, so arrival order is due order). So do client transactions for their
+//! first timer over UDP (E, at T1) and, once completed, for timer K; only the timers of
+//! transactions already retransmitted (their delays differ) and those over TCP wait in a heap
+//! keyed by due time. An entry whose transaction went away or changed is skipped or put back
+//! when it comes up. Every NOTIFY makes one client transaction, most are answered before
+//! their first timer: they never touch the heap.
 #![forbid(unsafe_code)]
 
-use std::cmp::Reverse;
+use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -234,7 +239,10 @@ const SHRINK_FLOOR: usize = 64;
 /// Gives back most of a table's room once a burst has passed (a table keeps the size of its
 /// busiest moment otherwise: after 10,000 SUBSCRIBEs in two seconds, room for 16,384
 /// transactions for good, more than the subscriptions themselves need).
-fn shrink_map<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, len: usize) {
+fn shrink_map<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, V, S>,
+    len: usize,
+) {
     if map.capacity() > SHRINK_FLOOR && len < map.capacity() / 4 {
         map.shrink_to(len * 2);
     }
@@ -290,13 +298,83 @@ pub enum ClientAction<T> {
     TimedOut(T),
 }
 
+/// A client transaction's place in the timer heap: when it is next due. Entries compare by
+/// time alone, reversed (the heap's top is the earliest); which of two entries due at the
+/// same millisecond comes first does not matter, so branches are never compared.
+struct Due {
+    at: u64,
+    branch: Arc<str>,
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.at.cmp(&self.at)
+    }
+}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+    }
+}
+
+impl Eq for Due {}
+
+/// Hashes the branches of the client table: FxHash (rustc's multiply-and-rotate over 8-byte
+/// words), several times cheaper than the default SipHash, which the table is looked up with
+/// four times per NOTIFY. SipHash's guard against keys chosen to collide is not needed here:
+/// the keys are this server's own branches; what peers send only looks them up.
+#[derive(Default, Clone, Copy)]
+struct BranchHasher(u64);
+
+impl BranchHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for BranchHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.add(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits weakest; the table picks buckets by them.
+        self.0.rotate_left(26)
+    }
+}
+
 /// The client transactions of one SIP stack, keyed by the branch they were sent with. `T` is
 /// what the application wants back with the outcome.
 pub struct ClientTransactions<T> {
     timers: Timers,
-    by_branch: HashMap<Arc<str>, ClientTransaction<T>>,
-    /// One entry per transaction: the time it was next due when the entry was made.
-    due: BinaryHeap<Reverse<(u64, Arc<str>)>>,
+    by_branch: HashMap<Arc<str>, ClientTransaction<T>, BuildHasherDefault<BranchHasher>>,
+    /// Transactions over UDP until their first timer E (T1 after the start), in start order.
+    starting: VecDeque<(u64, Arc<str>)>,
+    /// The other timers of transactions not completed: when each was next due when its entry
+    /// was made.
+    due: BinaryHeap<Due>,
+    /// The completed ones (over UDP), in the order timer K ends them.
+    lingering: VecDeque<(u64, Arc<str>)>,
 }
 
 impl<T> ClientTransactions<T> {
@@ -304,8 +382,10 @@ impl<T> ClientTransactions<T> {
     pub fn new(timers: Timers) -> ClientTransactions<T> {
         ClientTransactions {
             timers,
-            by_branch: HashMap::new(),
+            by_branch: HashMap::default(),
+            starting: VecDeque::new(),
             due: BinaryHeap::new(),
+            lingering: VecDeque::new(),
         }
     }
 
@@ -331,16 +411,33 @@ impl<T> ClientTransactions<T> {
             deadline: now + Timers::ms(self.timers.timeout()),
             context: Some(context),
         };
-        self.due.push(Reverse((t.next_due(), branch.clone())));
-        // A branch used again replaces the older transaction; its heap entry then serves the
-        // new one (an extra early look is harmless).
+        if reliable {
+            self.due.push(Due {
+                at: t.next_due(),
+                branch: branch.clone(),
+            });
+        } else {
+            self.starting.push_back((t.next_due(), branch.clone()));
+        }
+        // A branch used again replaces the older transaction; its timer entries then serve
+        // the new one (an extra early look is harmless).
         self.by_branch.insert(branch, t);
+    }
+
+    /// The context of the transaction of `branch`, while it waits for its final response.
+    pub fn pending(&self, branch: &str) -> Option<&T> {
+        self.by_branch
+            .get(branch)
+            .filter(|t| t.state != ClientState::Completed)
+            .and_then(|t| t.context.as_ref())
     }
 
     /// A response with `status` arrived for the transaction of `branch`, sent over a
     /// `reliable` transport or not. A final response gives back the application's context,
     /// once (a retransmitted final is absorbed).
     pub fn respond(&mut self, branch: &str, status: u16, reliable: bool, now: u64) -> Option<T> {
+        let (key, _) = self.by_branch.get_key_value(branch)?;
+        let key = key.clone();
         let t = self.by_branch.get_mut(branch)?;
         if t.state == ClientState::Completed {
             return None;
@@ -360,44 +457,42 @@ impl<T> ClientTransactions<T> {
             t.retransmit_at = None;
             t.request = Vec::new();
             t.deadline = now + Timers::ms(self.timers.t4);
+            self.lingering.push_back((t.deadline, key));
         }
         context
     }
 
     /// Runs the timers due at `now`: retransmissions to send, transactions that timed out.
     pub fn tick(&mut self, now: u64) -> Vec<ClientAction<T>> {
-        let t2 = Timers::ms(self.timers.t2);
         let mut actions = Vec::new();
-        while let Some(Reverse((at, _))) = self.due.peek() {
+        while let Some((at, _)) = self.starting.front() {
             if *at > now {
                 break;
             }
-            let Reverse((_, branch)) = self.due.pop().expect("peeked");
-            let Some(t) = self.by_branch.get_mut(&*branch) else {
-                continue; // answered over TCP, or replaced and gone
-            };
-            if now >= t.deadline {
-                if let Some(context) = t.context.take() {
-                    actions.push(ClientAction::TimedOut(context));
-                }
-                self.by_branch.remove(&*branch);
-                continue;
-            }
-            if let Some(at) = t.retransmit_at {
-                if now >= at {
-                    actions.push(ClientAction::Retransmit {
-                        dest: t.dest,
-                        request: t.request.clone(),
-                    });
-                    t.interval = match t.state {
-                        ClientState::Trying => (t.interval * 2).min(t2),
-                        _ => t2,
-                    };
-                    t.retransmit_at = Some(now + t.interval);
-                }
-            }
-            self.due.push(Reverse((t.next_due(), branch)));
+            let (_, branch) = self.starting.pop_front().expect("looked at");
+            self.fire(branch, now, &mut actions);
         }
+        while let Some(Due { at, .. }) = self.due.peek() {
+            if *at > now {
+                break;
+            }
+            let Due { branch, .. } = self.due.pop().expect("peeked");
+            self.fire(branch, now, &mut actions);
+        }
+        while let Some((at, _)) = self.lingering.front() {
+            if *at > now {
+                break;
+            }
+            let (_, branch) = self.lingering.pop_front().expect("looked at");
+            // Unless the branch now names a newer transaction (its deadline is later).
+            if let Entry::Occupied(t) = self.by_branch.entry(branch) {
+                if t.get().state == ClientState::Completed && t.get().deadline <= now {
+                    t.remove();
+                }
+            }
+        }
+        shrink_deque(&mut self.starting);
+        shrink_deque(&mut self.lingering);
         let len = self.by_branch.len();
         shrink_map(&mut self.by_branch, len);
         if self.due.capacity() > SHRINK_FLOOR && self.due.len() < self.due.capacity() / 4 {
@@ -406,9 +501,53 @@ impl<T> ClientTransactions<T> {
         actions
     }
 
+    /// A timer of the transaction of `branch` fell due (E or F; K is run apart): the
+    /// retransmission or timeout it calls for goes to `actions`, and its next timer to the
+    /// heap.
+    fn fire(&mut self, branch: Arc<str>, now: u64, actions: &mut Vec<ClientAction<T>>) {
+        let Some(t) = self.by_branch.get_mut(&*branch) else {
+            return; // answered over TCP, or replaced and gone
+        };
+        if t.state == ClientState::Completed {
+            return; // timer K is run from `lingering`
+        }
+        if now >= t.deadline {
+            if let Some(context) = t.context.take() {
+                actions.push(ClientAction::TimedOut(context));
+            }
+            self.by_branch.remove(&*branch);
+            return;
+        }
+        if let Some(at) = t.retransmit_at {
+            if now >= at {
+                actions.push(ClientAction::Retransmit {
+                    dest: t.dest,
+                    request: t.request.clone(),
+                });
+                let t2 = Timers::ms(self.timers.t2);
+                t.interval = match t.state {
+                    ClientState::Trying => (t.interval * 2).min(t2),
+                    _ => t2,
+                };
+                t.retransmit_at = Some(now + t.interval);
+            }
+        }
+        self.due.push(Due {
+            at: t.next_due(),
+            branch,
+        });
+    }
+
     /// The earliest clock time at which [`ClientTransactions::tick`] may have work.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.due.peek().map(|Reverse((at, _))| *at)
+        [
+            self.starting.front().map(|(at, _)| *at),
+            self.due.peek().map(|d| d.at),
+            self.lingering.front().map(|(at, _)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Transactions held.
@@ -549,6 +688,36 @@ mod tests {
         assert_eq!(c.respond("b2", 481, true, 10_001), Some("tcp"));
         assert!(c.is_empty());
         assert_eq!(c.respond("unknown", 200, false, 0), None);
+    }
+
+    #[test]
+    fn timer_k_of_a_branch_used_again_spares_the_newer_transaction() {
+        let dest: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let mut c = ClientTransactions::new(Timers::default());
+        c.start("b".into(), b"NOTIFY".to_vec(), dest, false, 1, 0);
+        assert_eq!(c.respond("b", 200, false, 10), Some(1));
+        assert_eq!(
+            c.next_deadline(),
+            Some(500),
+            "timer E's entry is still queued"
+        );
+        assert!(
+            c.tick(500).is_empty(),
+            "a completed transaction is not retransmitted"
+        );
+        assert_eq!(c.next_deadline(), Some(5010), "timer K");
+        // The branch names a new transaction before the old one's timer K runs out.
+        c.start("b".into(), b"NOTIFY".to_vec(), dest, false, 2, 1000);
+        assert!(c
+            .tick(5010)
+            .iter()
+            .all(|a| matches!(a, ClientAction::Retransmit { .. })));
+        assert_eq!(c.len(), 1, "the new transaction stays");
+        assert_eq!(c.respond("b", 200, false, 5020), Some(2));
+        assert!(c.tick(10_019).is_empty());
+        assert_eq!(c.len(), 1);
+        assert!(c.tick(10_020).is_empty());
+        assert!(c.is_empty());
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!   UDP datagram, or one message cut out of a TCP stream by the [`Framer`] the user supplies
 //!   (the transport knows nothing of SIP syntax). The handler runs **on the I/O thread** and
 //!   must not block: it should parse or just queue the bytes and hand the work on. A panic in
-//!   the handler is caught and logged.
+//!   the handler is caught and logged. An optional [`EarlyHandler`] sees each message in
+//!   place first and may keep it from the handler, for work too small to be worth the copy
+//!   and the hand-off.
 //! * **Sending.** [`Transport::send`] may be called from any thread (including the handler);
 //!   it queues the [`Outbound`] and wakes the I/O thread, and returns at once. UDP goes out of
 //!   the first UDP listening socket of the destination's address family, so the peer sees the
@@ -112,6 +114,14 @@ pub type Framer = Arc<dyn Fn(&[u8]) -> Result<Option<usize>, String> + Send + Sy
 /// Receives every inbound message, on the I/O thread; it must not block.
 pub type Handler = Arc<dyn Fn(Inbound) + Send + Sync>;
 
+/// Sees each inbound message in place (the bytes, and UDP or TCP), on the I/O thread, before
+/// it is copied into an [`Inbound`] for the [`Handler`]; `true` means it dealt with the
+/// message, which the handler then never sees. It is for work smaller than the hand-off to
+/// another thread it saves (a copy, a channel send, a thread wake-up): completing the
+/// server's own transactions from their answers, say. It must not block; a panic in it is
+/// caught and logged, and the message dropped.
+pub type EarlyHandler = Arc<dyn Fn(&[u8], Proto) -> bool + Send + Sync>;
+
 /// Receives every message that could not be sent, on the I/O thread; it must not block.
 pub type FailureHandler = Arc<dyn Fn(SendFailure) + Send + Sync>;
 
@@ -140,6 +150,9 @@ pub struct TransportConfig {
     pub max_tcp_connections: usize,
     /// Cuts TCP streams into messages.
     pub framer: Framer,
+    /// Takes the messages it can deal with before they reach the [`Handler`]; `None` (the
+    /// default): every message goes to the handler.
+    pub early: Option<EarlyHandler>,
 }
 
 impl TransportConfig {
@@ -161,6 +174,7 @@ impl TransportConfig {
             max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
             max_tcp_connections: Self::DEFAULT_MAX_TCP_CONNECTIONS,
             framer,
+            early: None,
         }
     }
 }
@@ -173,6 +187,7 @@ impl fmt::Debug for TransportConfig {
             .field("tcp_idle_timeout", &self.tcp_idle_timeout)
             .field("max_message_size", &self.max_message_size)
             .field("max_tcp_connections", &self.max_tcp_connections)
+            .field("early", &self.early.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -18,8 +18,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{
-    ConnectionId, FailureHandler, Framer, Handler, Inbound, ListenAddr, Outbound, Proto, SendError,
-    SendFailure, TransportConfig, UdpRecvBuffer, MAX_TCP_SEND_QUEUE,
+    ConnectionId, EarlyHandler, FailureHandler, Framer, Handler, Inbound, ListenAddr, Outbound,
+    Proto, SendError, SendFailure, TransportConfig, UdpRecvBuffer, MAX_TCP_SEND_QUEUE,
 };
 use crate::log;
 
@@ -89,6 +89,7 @@ struct Driver {
     next_token: usize,
     commands: Receiver<Command>,
     handler: Handler,
+    early: Option<EarlyHandler>,
     on_failure: FailureHandler,
     framer: Framer,
     idle_timeout: Duration,
@@ -168,6 +169,7 @@ pub(super) fn start(
         by_peer: HashMap::new(),
         commands: rx,
         handler,
+        early: config.early,
         on_failure,
         framer: config.framer,
         idle_timeout: config.tcp_idle_timeout,
@@ -357,6 +359,22 @@ impl Driver {
         );
     }
 
+    /// Offers a message to the early handler, if any: whether it took it.
+    fn taken_early(early: Option<&EarlyHandler>, data: &[u8], proto: Proto) -> bool {
+        let Some(early) = early else {
+            return false;
+        };
+        match panic::catch_unwind(AssertUnwindSafe(|| early(data, proto))) {
+            Ok(taken) => taken,
+            Err(_) => {
+                // It may have done part of its work: dropping the message is safer than
+                // having it done twice.
+                log::error!("SIP transport: the early handler panicked; message dropped");
+                true
+            }
+        }
+    }
+
     fn deliver(&self, inbound: Inbound) {
         let handler = &self.handler;
         if panic::catch_unwind(AssertUnwindSafe(|| handler(inbound))).is_err() {
@@ -451,6 +469,9 @@ impl Driver {
                     errors = 0;
                     if n > self.max_message_size {
                         log::debug!("SIP UDP {local}: dropped a {n}-byte datagram from {source}");
+                        continue;
+                    }
+                    if Self::taken_early(self.early.as_ref(), &self.recv_buf[..n], Proto::Udp) {
                         continue;
                     }
                     let inbound = Inbound {
@@ -719,6 +740,10 @@ impl Driver {
                     if n > self.max_message_size {
                         break Err("message too large".to_string());
                     }
+                    at += n;
+                    if Self::taken_early(self.early.as_ref(), &rest[..n], Proto::Tcp) {
+                        continue;
+                    }
                     let inbound = Inbound {
                         data: rest[..n].to_vec(),
                         source: conn.peer,
@@ -726,7 +751,6 @@ impl Driver {
                         proto: Proto::Tcp,
                         connection: Some(conn.id),
                     };
-                    at += n;
                     // The handler cannot reach this thread's state: `conn` stays valid.
                     let handler = &self.handler;
                     if panic::catch_unwind(AssertUnwindSafe(|| handler(inbound))).is_err() {
