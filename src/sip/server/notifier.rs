@@ -257,8 +257,8 @@ impl Inner {
             }
             (cseq, remaining)
         };
-        // Read in place; a dialog stored by an earlier version is rewritten in today's form
-        // first (a restored subscription's, until it ends).
+        // Read in place; a dialog an earlier version stored (a restored subscription's) is
+        // first read whole and written in today's form, for each of its NOTIFYs.
         let rewritten: Vec<u8>;
         let d = match DialogView::read(target) {
             Ok(d) => d,
