@@ -18,8 +18,9 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::fixtures::{pidf, uri, wait_for};
 use common::imppd::{password, Imppd};
 use common::kamailio::{free_port, Kamailio, TempDir, DOMAIN};
 use common::sipp::Sipp;
@@ -32,35 +33,12 @@ use impp::sip::route::{NextHop, Route, RouteTable};
 use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transport::{ListenAddr, Proto};
 use impp::store::{Credential, MemoryStore};
-use impp::uri::Uri;
 
 /// Kamailio's presence domain in these tests.
 const K_DOMAIN: &str = "k.test";
 
 /// Everything an engine's application was told.
 type Events = Arc<Mutex<Vec<Event>>>;
-
-fn uri(text: &str) -> Uri {
-    text.parse().unwrap()
-}
-
-fn pidf(entity: &str, note: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"{entity}\"><tuple id=\"t1\"><status><basic>open</basic></status><note>{note}</note></tuple></presence>"
-    )
-}
-
-fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 /// Kamailio serving k.test, logging every request it gets (WITH_DEBUG), plus `extra` defines.
 /// One worker: with two, the answer to a relayed SUBSCRIBE and the first NOTIFY, sent in that
 /// order by the notifier, are relayed by different processes and overtake each other now

@@ -20,15 +20,12 @@ use impp::sip::route::NextHop;
 use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transport::{ListenAddr, Proto};
 use impp::store::{Credential, MemoryStore};
-use impp::uri::Uri;
+
+mod common;
+use common::fixtures::{pidf, uri, wait_for};
 
 /// Per subscription, the bodies of its notifications ("" for none).
 type Seen = Arc<Mutex<HashMap<SubscriptionId, Vec<String>>>>;
-
-fn uri(text: &str) -> Uri {
-    text.parse().unwrap()
-}
-
 fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -36,24 +33,6 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
-
-fn pidf(entity: &str, note: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"{entity}\"><tuple id=\"t1\"><status><basic>open</basic></status><note>{note}</note></tuple></presence>"
-    )
-}
-
-fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn last_saw(seen: &Seen, id: SubscriptionId, text: &str) -> bool {
     seen.lock()
         .unwrap()

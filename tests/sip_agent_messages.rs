@@ -6,36 +6,17 @@
 //! application gets it as an ordinary message event.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use impp::engine::{
-    AuthAction, Delivery, DeliveryOutcome, Engine, EngineConfig, Event, MessageId, OutgoingMessage,
-};
+use impp::engine::{Delivery, DeliveryOutcome, Engine, Event, MessageId, OutgoingMessage};
 use impp::sip::agent::Account;
 use impp::sip::route::NextHop;
 use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transport::{ListenAddr, Proto};
-use impp::store::{Credential, MemoryStore};
-use impp::uri::Uri;
+use impp::store::Credential;
 
-fn uri(text: &str) -> Uri {
-    text.parse().unwrap()
-}
-
-fn engine(domain: &str) -> Arc<Engine> {
-    Arc::new(
-        Engine::new(EngineConfig {
-            domains: vec![domain.into()],
-            default_policy: AuthAction::Allow,
-            workers: 2,
-            store: Arc::new(MemoryStore::new()),
-            ..EngineConfig::default()
-        })
-        .unwrap(),
-    )
-}
-
+mod common;
+use common::fixtures::{engine, uri};
 fn next<T>(engine: &Engine, secs: u64, mut pick: impl FnMut(Event) -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {

@@ -21,7 +21,9 @@ use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transport::{ListenAddr, Proto};
 use impp::sip::{SipLimits, SipMessage, Transport};
 use impp::store::{Credential, MemoryStore};
-use impp::uri::Uri;
+
+mod common;
+use common::fixtures::{pidf, uri, wait_for};
 
 /// What the application of a.test saw: per subscription, the bodies of its notifications.
 type Seen = Arc<Mutex<HashMap<SubscriptionId, Vec<String>>>>;
@@ -43,17 +45,6 @@ fn free_port() -> u16 {
         }
     }
 }
-
-fn uri(text: &str) -> Uri {
-    text.parse().unwrap()
-}
-
-fn pidf(entity: &str, note: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"{entity}\"><tuple id=\"t1\"><status><basic>open</basic></status><note>{note}</note></tuple></presence>"
-    )
-}
-
 impl Domain {
     /// `domain` on UDP `port`, with a route for `peer_domain` to `peer_port`.
     fn start(
@@ -159,18 +150,6 @@ impl Domain {
         })
     }
 }
-
-fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 /// A SIP watcher of a.test on its own UDP socket: subscribes with digest authentication and
 /// answers NOTIFYs 200 on a thread, keeping their bodies.
 struct SipWatcher {

@@ -7,33 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use impp::engine::{
-    AuthAction, Delivery, DeliveryOutcome, Engine, EngineConfig, Event, FailureReason, MessageId,
-    OutgoingMessage,
+    Delivery, DeliveryOutcome, Engine, Event, FailureReason, MessageId, OutgoingMessage,
 };
 use impp::sip::route::Route;
 use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transaction::Timers;
 use impp::sip::transport::{ListenAddr, Proto};
-use impp::store::{Credential, MemoryStore};
-use impp::uri::Uri;
+use impp::store::Credential;
 
-fn uri(s: &str) -> Uri {
-    s.parse().unwrap()
-}
-
-fn engine(domain: &str) -> Arc<Engine> {
-    Arc::new(
-        Engine::new(EngineConfig {
-            domains: vec![domain.into()],
-            default_policy: AuthAction::Allow,
-            workers: 2,
-            store: Arc::new(MemoryStore::new()),
-            ..EngineConfig::default()
-        })
-        .unwrap(),
-    )
-}
-
+mod common;
+use common::fixtures::{engine, uri};
 fn stack(engine: &Arc<Engine>, routes: &[String]) -> SipServer {
     let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut config = SipServerConfig::new(vec![ListenAddr::udp(local)]);
