@@ -6,11 +6,13 @@
 //! imppd is started by the test on a free loopback port and stopped by PID (SIGTERM).
 
 use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::kamailio::free_port;
 
 const DOMAIN: &str = "example.test";
 const IMPPD: &str = env!("CARGO_BIN_EXE_imppd");
@@ -72,18 +74,6 @@ struct Server {
     port: u16,
 }
 
-/// A port free on 127.0.0.1 for both UDP and TCP (probed, then released).
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
-}
-
 impl Server {
     fn start(db: &Path) -> Server {
         Server::start_on(db, free_port(), &[])
@@ -134,19 +124,7 @@ impl Server {
     }
 
     fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "imppd exited with {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        panic!("imppd did not stop on SIGTERM");
+        common::imppd::terminate(&mut self.child);
     }
 }
 

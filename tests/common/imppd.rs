@@ -115,24 +115,31 @@ impl Imppd {
 
     /// SIGTERM, then waits for a clean exit (panics if there is none within 10 s).
     pub fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
+        terminate(&mut self.child);
+    }
+}
+
+/// Sends imppd SIGTERM and waits for it to exit successfully (it may have exited already);
+/// panics if it does not exit within 10 s or exits with a failure.
+pub fn terminate(child: &mut Child) {
+    if let Ok(Some(status)) = child.try_wait() {
+        assert!(status.success(), "imppd exited with {status}");
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            assert!(status.success(), "imppd exited with {status}");
             return;
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "imppd exited with {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        panic!("imppd did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("imppd did not stop on SIGTERM");
 }
 
 impl Drop for Imppd {
