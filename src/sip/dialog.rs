@@ -670,24 +670,12 @@ impl DialogId {
         if bytes.first() != Some(&COMPACT) {
             return SubscriptionDialog::from_bytes(bytes).map(|d| d.id());
         }
-        let bad = || Error::Malformed("stored subscription dialog: truncated".into());
-        let mut r = Reader { rest: &bytes[1..] };
-        let flags = r.take(1).ok_or_else(bad)?[0];
-        r.varint().ok_or_else(bad)?;
-        r.varint().ok_or_else(bad)?;
-        if flags & FLAG_PEER_IS_TARGET == 0 {
-            read_peer(&mut r).ok_or_else(bad)?;
-        }
-        let mut text = || -> Result<String> {
-            let t = r.varint().and_then(|len| r.take(len)).ok_or_else(bad)?;
-            std::str::from_utf8(t)
-                .map(str::to_owned)
-                .map_err(|_| Error::Malformed("stored subscription dialog: not UTF-8".into()))
-        };
+        let v = DialogView::read(bytes)
+            .map_err(|e| Error::Malformed(format!("stored subscription dialog: {e}")))?;
         Ok(DialogId {
-            call_id: text()?,
-            local_tag: text()?,
-            remote_tag: text()?,
+            call_id: v.call_id.to_owned(),
+            local_tag: v.local_tag.to_owned(),
+            remote_tag: v.remote_tag.to_owned(),
         })
     }
 }
