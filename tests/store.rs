@@ -302,6 +302,7 @@ fn message(id: u64, body: Vec<u8>) -> StoredMessage {
         in_reply_to: (id % 3 == 0).then(|| format!("parent-of-{id}")),
         sent_at: 1_700_000_000_000 + id,
         expires_at: 1_700_000_600_000 + id,
+        wire: (id % 4 == 1).then(|| format!("MESSAGE sip:bob@x SIP/2.0\r\n{id}").into_bytes()),
     }
 }
 

@@ -307,7 +307,6 @@ impl EventQueue {
     }
 
     /// Whether [`close`](Self::close) was called.
-    #[cfg(test)]
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
     }
@@ -612,12 +611,9 @@ fn forget(waiting: &mut IdMap, event: &Event, seq: u64) {
     }
 }
 
-/// The latest state wins; a change-only document gives way to the full state it came with.
-fn merge_into(waiting: &mut Notification, mut newer: Notification) {
-    if let Some(full) = &newer.full_state {
-        newer.document = Some(Arc::clone(full));
-    }
-    *waiting = newer;
+/// See [`Notification::merge`].
+fn merge_into(waiting: &mut Notification, newer: Notification) {
+    waiting.merge(newer);
 }
 
 fn deadline(timeout: Option<Duration>) -> Option<Instant> {

@@ -569,6 +569,16 @@ impl SipMessage {
         self.fields.len()
     }
 
+    /// The message as bytes: its start line and header fields as received (folded lines
+    /// unfolded), the empty line, the body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.head.len() + 2 + self.body.len());
+        out.extend_from_slice(self.head.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+
     /// The body (possibly binary).
     pub fn body(&self) -> &[u8] {
         &self.body

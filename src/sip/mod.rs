@@ -32,6 +32,8 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+mod alarm;
+pub(crate) mod proxy;
 pub mod builder;
 pub mod dialog;
 pub mod digest;

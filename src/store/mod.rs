@@ -62,6 +62,9 @@ pub struct StoredMessage {
     pub sent_at: u64,
     /// When it expires undelivered, in Unix milliseconds.
     pub expires_at: u64,
+    /// The message as the sender's transport received it (SIP: the MESSAGE request's
+    /// bytes), so that it is relayed later as it was written; opaque to the store.
+    pub wire: Option<Vec<u8>>,
 }
 
 /// A logged-in device of a user (a local login or a SIP registration). Identity: `user`

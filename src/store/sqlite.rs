@@ -96,6 +96,9 @@ use crate::uri::Uri;
 /// - `publications`: key `etag`; indexed by `presentity_key`, `seq` (the load order).
 /// - `subscriptions`: key `id`; `target` is the remote target's opaque bytes.
 /// - `credentials`: key `user_key` (presentity key of `user_uri`).
+///
+/// Version 3: `messages.wire`, the message as the sender's transport received it (a BLOB,
+/// NULL for messages sent through the API and for those stored by earlier versions).
 pub const MIGRATIONS: &[&str] = &[
     "CREATE TABLE rules (
         presentity_key TEXT NOT NULL,
@@ -153,6 +156,7 @@ pub const MIGRATIONS: &[&str] = &[
         ha1_md5    TEXT NOT NULL,
         ha1_sha256 TEXT NOT NULL
     ) WITHOUT ROWID;",
+    "ALTER TABLE messages ADD COLUMN wire BLOB NULL;",
 ];
 
 /// The most writes one transaction holds (see "Group commit" in the module documentation).
@@ -589,8 +593,8 @@ fn save_message(conn: &Connection, m: &StoredMessage, name: &str) -> Result<()> 
         conn,
         name,
         "INSERT OR REPLACE INTO messages (id, sender, recipient, content_type, body, endpoint,
-             in_reply_to, sent_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             in_reply_to, sent_at, expires_at, wire)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             int(m.id, "message id", name)?,
             m.sender.to_string(),
@@ -601,6 +605,7 @@ fn save_message(conn: &Connection, m: &StoredMessage, name: &str) -> Result<()> 
             m.in_reply_to,
             int(m.sent_at, "message sent_at", name)?,
             int(m.expires_at, "message expires_at", name)?,
+            m.wire,
         ],
     )
 }
@@ -681,7 +686,7 @@ fn load(conn: &mut Connection, name: &str) -> Result<Snapshot> {
             name,
             "messages",
             "SELECT id, sender, recipient, content_type, body, endpoint, in_reply_to, sent_at,
-                    expires_at
+                    expires_at, wire
              FROM messages ORDER BY id",
             1,
             |row| {
@@ -695,6 +700,7 @@ fn load(conn: &mut Connection, name: &str) -> Result<Snapshot> {
                     in_reply_to: opt_text(row, 6)?,
                     sent_at: uint(row, 7)?,
                     expires_at: uint(row, 8)?,
+                    wire: column(row, 9)?,
                 })
             },
         )?,
@@ -906,6 +912,7 @@ mod tests {
             in_reply_to: None,
             sent_at,
             expires_at: u64::try_from(i64::MAX).unwrap(),
+            wire: None,
         }
     }
 

@@ -679,6 +679,24 @@ impl Inner {
         }
     }
 
+    /// The earliest clock time [`Inner::accounts_tick`] has work.
+    pub(crate) fn accounts_next_deadline(&self) -> Option<u64> {
+        let accounts = lock(&self.agent.accounts);
+        if accounts.stopped {
+            return None;
+        }
+        let at = |phase: Phase| match phase {
+            Phase::Due(at) | Phase::Active(at) => Some(at),
+            Phase::Idle | Phase::Sent => None,
+        };
+        accounts
+            .states
+            .iter()
+            .flat_map(|s| [Some(s.uplink_due), at(s.reg_phase), at(s.pub_phase)])
+            .flatten()
+            .min()
+    }
+
     /// Ends every account's publication and registration, and its internal subscription.
     pub(crate) fn accounts_stop(&self) {
         let mut accounts = lock(&self.agent.accounts);

@@ -781,6 +781,14 @@ impl Inner {
         }
     }
 
+    /// The earliest clock time [`Inner::backend_tick`] has work.
+    pub(crate) fn backend_next_deadline(&self) -> Option<u64> {
+        let table = lock(&self.agent.backends);
+        let wake = table.wakes.peek().map(|w| w.0);
+        let closing = table.closing.values().map(|c| c.until).min();
+        wake.into_iter().chain(closing).min()
+    }
+
     /// Ends every back-end dialog (`Expires: 0`), for a server stopping.
     pub(crate) fn backend_stop(&self) {
         let mut table = lock(&self.agent.backends);
