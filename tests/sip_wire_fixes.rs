@@ -1,6 +1,7 @@
 //! Details of what the server puts on the wire, checked there with the client of
 //! `common::sip`: a SUBSCRIBE whose Accept takes no type of its package is refused `406` and
-//! makes nothing.
+//! makes nothing; every 2xx to PUBLISH carries `SIP-ETag`, a removal's the removed tag with
+//! `Expires: 0`.
 
 mod common;
 use common::sip::{header_map, token, Client, Server};
@@ -110,4 +111,53 @@ fn a_subscribe_whose_accept_takes_no_type_of_the_package_is_refused_406_and_make
     let r = bob.transact(&refresh);
     assert_eq!(r.status(), Some(200), "{:?}", r.reason());
     assert_eq!(bob.next_request("NOTIFY").call_id().unwrap(), call_id);
+}
+
+#[test]
+fn every_2xx_to_publish_carries_sip_etag_and_a_removal_the_removed_tag_with_expires_0() {
+    let s = Server::start(true);
+    let mut alice = Client::new(s.udp(), "alice");
+    let aor = alice.aor();
+    let etag_and_expires = |r: &impp::sip::SipMessage| {
+        let h = header_map(r);
+        (
+            h.get("sip-etag").cloned().expect("a SIP-ETag"),
+            h["expires"].clone(),
+        )
+    };
+    let document = common::fixtures::pidf(&aor, "here");
+    // Initial, refresh, modify: each a new tag.
+    let r = alice.publish("Expires: 600\r\n", Some(&document));
+    assert_eq!(r.status(), Some(200));
+    let (initial, expires) = etag_and_expires(&r);
+    assert_eq!(expires, "600");
+    let r = alice.publish(
+        &format!("SIP-If-Match: {initial}\r\nExpires: 600\r\n"),
+        None,
+    );
+    assert_eq!(r.status(), Some(200));
+    let (refreshed, _) = etag_and_expires(&r);
+    let r = alice.publish(
+        &format!("SIP-If-Match: {refreshed}\r\n"),
+        Some(&common::fixtures::pidf(&aor, "away")),
+    );
+    assert_eq!(r.status(), Some(200));
+    let (modified, _) = etag_and_expires(&r);
+    assert_eq!(
+        [&initial, &refreshed, &modified]
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        3
+    );
+    assert_eq!(s.engine.stats().publications, 1);
+    // Removal: the tag removed, and Expires: 0.
+    let r = alice.publish(&format!("SIP-If-Match: {modified}\r\nExpires: 0\r\n"), None);
+    assert_eq!(r.status(), Some(200), "{:?}", r.reason());
+    assert_eq!(etag_and_expires(&r), (modified.clone(), "0".to_string()));
+    assert_eq!(s.engine.stats().publications, 0);
+    // The tag is gone: removing it again is 412, without a SIP-ETag.
+    let r = alice.publish(&format!("SIP-If-Match: {modified}\r\nExpires: 0\r\n"), None);
+    assert_eq!(r.status(), Some(412));
+    assert!(!header_map(&r).contains_key("sip-etag"));
 }
