@@ -1,7 +1,8 @@
 //! Details of what the server puts on the wire, checked there with the client of
 //! `common::sip`: a SUBSCRIBE whose Accept takes no type of its package is refused `406` and
 //! makes nothing; every 2xx to PUBLISH carries `SIP-ETag`, a removal's the removed tag with
-//! `Expires: 0`.
+//! `Expires: 0`; the server's NOTIFYs name it in `User-Agent` (a request header), its answers
+//! in `Server`.
 
 mod common;
 use common::sip::{header_map, token, Client, Server};
@@ -160,4 +161,20 @@ fn every_2xx_to_publish_carries_sip_etag_and_a_removal_the_removed_tag_with_expi
     let r = alice.publish(&format!("SIP-If-Match: {modified}\r\nExpires: 0\r\n"), None);
     assert_eq!(r.status(), Some(412));
     assert!(!header_map(&r).contains_key("sip-etag"));
+}
+
+#[test]
+fn notifies_carry_user_agent_and_answers_server() {
+    let s = Server::start(false);
+    let alice = Client::new(s.udp(), "alice");
+    let mut bob = Client::new(s.udp(), "bob");
+    let r = subscribe(&mut bob, &alice.aor(), "Event: presence\r\n");
+    assert_eq!(r.status(), Some(200));
+    let h = header_map(&r);
+    assert!(h["server"].starts_with("libimpp/"), "{h:?}");
+    assert!(!h.contains_key("user-agent"), "{h:?}");
+    let n = bob.next_request("NOTIFY");
+    let h = header_map(&n);
+    assert!(h["user-agent"].starts_with("libimpp/"), "{h:?}");
+    assert!(!h.contains_key("server"), "{h:?}");
 }

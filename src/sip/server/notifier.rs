@@ -335,7 +335,7 @@ impl Inner {
             b.header_parts("Contact", &["<sip:", &local, contact_end])?;
             b.header("Event", d.event)?;
             b.header_parts("Subscription-State", &sub_state)?;
-            b.header("Server", &self.config.server_name)?;
+            b.header("User-Agent", &self.config.server_name)?;
             if let Some(doc) = &n.document {
                 b.body(n.package.content_type(), &self.body_of(doc))?;
             }
