@@ -20,7 +20,7 @@
 use std::fmt;
 
 use super::header::{
-    check_call_id, tokens, AuthValue, CSeq, Contacts, ContentType, Event, NameAddr,
+    check_call_id, tokens, Accept, AuthValue, CSeq, Contacts, ContentType, Event, NameAddr,
     SubscriptionState, Via,
 };
 use super::lex::{clip, is_token, is_token_byte, is_ws, number, plain_prefix, split_list};
@@ -710,6 +710,15 @@ impl SipMessage {
         self.single(Known::ContentType)?
             .map(ContentType::parse)
             .transpose()
+    }
+
+    /// Accept, over every Accept header; `None` without one. An empty Accept is present and
+    /// takes nothing.
+    pub fn accept(&self) -> Result<Option<Accept<'_>>> {
+        if self.headers("Accept").next().is_none() {
+            return Ok(None);
+        }
+        Accept::parse(self.headers("Accept")).map(Some)
     }
 
     /// Record-Route, in order.

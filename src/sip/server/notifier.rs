@@ -1,5 +1,6 @@
 //! SUBSCRIBE and NOTIFY (RFC 6665, 3856, 3857): a SUBSCRIBE outside a dialog creates one and
-//! a subscription in the engine whose target is that dialog; the engine's notifications of
+//! a subscription in the engine whose target is that dialog (unless its Accept takes no type
+//! of the package: `406`); the engine's notifications of
 //! the subscription go out as NOTIFYs inside it (the first at once: full state, or none
 //! while pending). A SUBSCRIBE inside the dialog refreshes (or with `Expires: 0` ends) it.
 //!
@@ -46,6 +47,16 @@ impl Inner {
         let to = m.to()?;
         if let Some(local_tag) = to.tag() {
             return self.resubscribe(request, local_tag.to_string());
+        }
+        // A watcher whose Accept takes no type of the package (an empty Accept takes none)
+        // could not read a single NOTIFY: 406 naming the type (RFC 6665, RFC 3261 §21.4.7),
+        // and nothing is made. Without Accept the package's own type is assumed.
+        if let Some(accept) = m.accept()? {
+            if !accept.accepts(package.content_type()) {
+                let mut answer = self.reply(request, 406, "Not Acceptable");
+                answer.header("Accept", package.content_type())?;
+                return Ok(Some(answer));
+            }
         }
         let presentity = m.request_uri()?;
         let from = m.from()?;
