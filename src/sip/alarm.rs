@@ -28,6 +28,8 @@ struct State {
     rung: bool,
     /// Rounds completed.
     rounds: u64,
+    /// Whether the thread is in a round (not asleep in [`Alarm::sleep`]).
+    busy: bool,
     stopped: bool,
 }
 
@@ -35,7 +37,11 @@ impl Default for Alarm {
     fn default() -> Self {
         Alarm {
             sleeping_until: AtomicU64::new(u64::MAX),
-            state: Mutex::new(State::default()),
+            // The thread starts with a round.
+            state: Mutex::new(State {
+                busy: true,
+                ..State::default()
+            }),
             changed: Condvar::new(),
         }
     }
@@ -62,7 +68,7 @@ impl Alarm {
         let mut state = self.lock();
         // A round under way may have read the clock before the caller changed it: wait for
         // the one after it.
-        let target = state.rounds + 2;
+        let target = state.rounds + if state.busy { 2 } else { 1 };
         state.rung = true;
         self.changed.notify_all();
         let deadline = std::time::Instant::now() + limit;
@@ -86,6 +92,7 @@ impl Alarm {
     pub(crate) fn sleep(&self, now: u64, next: Option<u64>) -> bool {
         let mut state = self.lock();
         state.rounds += 1;
+        state.busy = false;
         self.changed.notify_all();
         self.sleeping_until
             .store(next.unwrap_or(u64::MAX), Ordering::Release);
@@ -111,6 +118,7 @@ impl Alarm {
             }
         }
         state.rung = false;
+        state.busy = true;
         // Anything scheduled from now on may need this round: the next `at` rings.
         self.sleeping_until.store(0, Ordering::Release);
         !state.stopped

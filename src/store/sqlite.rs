@@ -968,7 +968,7 @@ mod tests {
         }
         conn.execute(
             "INSERT INTO messages VALUES (7, 'not a uri', 'sip:bob@x', 'text/plain', x'00', NULL,
-                 NULL, 1, 2)",
+                 NULL, 1, 2, NULL)",
             [],
         )
         .unwrap();
