@@ -22,6 +22,7 @@ pub mod doc;
 pub mod engine;
 pub mod error;
 pub mod log;
+pub mod model;
 pub mod sip;
 pub mod store;
 pub mod uri;

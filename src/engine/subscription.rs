@@ -5,14 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::authorization::AuthAction;
-use super::events::{SubscriptionId, SubscriptionState};
-use super::id_table::{IdTable, Keyed};
-use super::package::{Document, Package};
+use super::events::SubscriptionState;
 use super::watchers::status_of_event;
 use crate::doc::filter::Filter;
 use crate::doc::winfo::{WatcherEvent, WatcherStatus};
 use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::id_table::{IdTable, Keyed};
+use crate::model::package::{Document, Package};
+use crate::model::rule::AuthAction;
 use crate::uri::Uri;
 
 /// A snapshot of a subscription, as `Engine::subscription` returns it.

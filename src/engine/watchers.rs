@@ -8,11 +8,12 @@
 //! the watchers).
 #![forbid(unsafe_code)]
 
-use super::events::{SubscriptionId, SubscriptionState};
-use super::package::Package;
+use super::events::SubscriptionState;
 use super::subscription::Subscription;
 use crate::doc::winfo::{Watcher, WatcherEvent, WatcherList, WatcherStatus, Watcherinfo};
 use crate::doc::DocState;
+use crate::model::id::SubscriptionId;
+use crate::model::package::Package;
 use crate::uri::Uri;
 
 /// The recent changes to the watchers of one presentity.
@@ -152,7 +153,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::engine::authorization::AuthAction;
+    use crate::model::rule::AuthAction;
 
     fn sub(id: u64, watcher: &str, state: SubscriptionState) -> Subscription {
         Subscription::new(

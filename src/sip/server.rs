@@ -57,9 +57,12 @@ use super::transport::{
     via_received_rport, Inbound, ListenAddr, Outbound, Proto, Transport, TransportConfig,
 };
 use super::{SipLimits, Transport as Framing};
-use crate::engine::{Engine, EngineHandle, Event, MessageId, SubscriptionId};
+use crate::engine::{Engine, EngineHandle, Event, MessageId};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::id_table::{IdTable, Keyed};
+use crate::model::key::presentity_key;
 use crate::uri::Uri;
 
 /// Methods the server answers.
@@ -190,7 +193,7 @@ pub(crate) struct DialogState {
     pub(crate) expires_at: u64,
 }
 
-impl crate::engine::id_table::Keyed for DialogState {
+impl Keyed for DialogState {
     fn id(&self) -> SubscriptionId {
         self.id
     }
@@ -222,7 +225,7 @@ pub(crate) fn is_dialog(target: &[u8], id: &DialogId) -> bool {
 /// through the same table, and checks it against the subscription's target.
 #[derive(Default)]
 pub(crate) struct Dialogs {
-    pub(crate) by_subscription: crate::engine::id_table::IdTable<DialogState>,
+    pub(crate) by_subscription: IdTable<DialogState>,
     /// Dialogs whose local tag does not name their subscription (made before tags did, and
     /// restored from the store), by a keyed hash of the dialog id (the key is random per
     /// process, so ids cannot be made to collide on purpose).
@@ -299,7 +302,8 @@ pub(crate) struct Inner {
     pub(crate) register_gate: Mutex<()>,
     /// The last document serialized for a NOTIFY, and its body (see `Inner::body_of`).
     #[allow(clippy::type_complexity)]
-    pub(crate) last_body: Mutex<Option<(std::sync::Weak<crate::engine::Document>, Arc<[u8]>)>>,
+    pub(crate) last_body:
+        Mutex<Option<(std::sync::Weak<crate::model::package::Document>, Arc<[u8]>)>>,
     pub(crate) origin: Instant,
     pub(crate) counter: AtomicU64,
     pub(crate) domains: Vec<String>,
@@ -976,10 +980,7 @@ impl Inner {
         identity: &Uri,
     ) -> std::result::Result<(), Reply> {
         match user {
-            Some(u)
-                if crate::engine::authorization::presentity_key(u)
-                    != crate::engine::authorization::presentity_key(identity) =>
-            {
+            Some(u) if presentity_key(u) != presentity_key(identity) => {
                 log::info!("SIP: {u} may not act as {identity}");
                 Err(self.reply(request, 403, "Forbidden (not your identity)"))
             }

@@ -9,9 +9,11 @@ use std::net::SocketAddr;
 
 use super::{contact_address, is_dialog, lock, ClientContext, Inner, Reply, Request};
 use crate::doc::filter::FilterSet;
-use crate::engine::{Notification, Package, SubscribeRequest, SubscriptionId, SubscriptionState};
+use crate::engine::{Notification, SubscribeRequest, SubscriptionState};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::package::Package;
 use crate::sip::dialog::{ip_address_of, DialogId, DialogView, SubscriptionDialog};
 use crate::sip::header::Contacts;
 use crate::sip::transport::Proto;
