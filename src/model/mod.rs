@@ -13,7 +13,7 @@
 //!
 //! The engine re-exports these names where they always were (`engine::AuthRule`,
 //! `engine::Package`, `engine::authorization::presentity_key`, ...); the engine's own
-//! evaluation of rules, [`crate::engine::authorization::RuleBook`], stays in the engine.
+//! evaluation of rules, `engine::authorization::RuleBook`, stays in the engine.
 #![forbid(unsafe_code)]
 
 pub mod id;

@@ -1,6 +1,6 @@
 //! Authorization rules as data (DESIGN §1 "authorization"): per-presentity rules that match
 //! one watcher or a whole domain, each with an action. The engine decides with them
-//! ([`crate::engine::authorization::RuleBook`]); the stores keep them.
+//! (`engine::authorization::RuleBook`); the stores keep them.
 //!
 //! # Identity
 //!
@@ -32,7 +32,7 @@ pub enum AuthAction {
     /// The subscription is rejected.
     Block,
     /// The subscription becomes active but sees only the neutral document
-    /// (see [`crate::engine::compose::neutral`]); the watcher cannot tell it from a real one.
+    /// (see `engine::compose::neutral`); the watcher cannot tell it from a real one.
     PoliteBlock,
     /// The subscription stays pending until the presentity decides.
     Confirm,
