@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::authorization::AuthAction;
 use super::clock::{Clock, SystemClock};
 use crate::doc::Limits;
 use crate::error::{Error, Result};
+use crate::model::rule::AuthAction;
 use crate::store::{MemoryStore, Store};
 use crate::uri::Uri;
 

@@ -5,17 +5,8 @@
 use std::sync::Arc;
 
 use super::package::{Document, Package};
+pub use crate::model::id::SubscriptionId;
 use crate::uri::Uri;
-
-/// Identifies a subscription for its whole life. Unique within an engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SubscriptionId(pub u64);
-
-impl std::fmt::Display for SubscriptionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
 
 /// Why a subscription ended (RFC 6665 §4.2.2 reason codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

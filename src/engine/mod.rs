@@ -37,8 +37,6 @@ mod directory;
 pub(crate) mod dispatcher;
 pub mod events;
 mod port;
-pub(crate) mod id_table;
-pub mod package;
 pub(crate) mod queue;
 pub(crate) mod random;
 mod restore;
@@ -55,7 +53,10 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded, Sender};
 
-pub use authorization::{AuthAction, AuthRule, WatcherMatch};
+/// Event packages, now in [`crate::model::package`]; re-exported under their old path.
+pub use crate::model::package;
+pub use crate::model::package::{Document, Package};
+pub use crate::model::rule::{AuthAction, AuthRule, WatcherMatch};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{EngineConfig, ExpiryBounds};
 pub use events::{
@@ -63,11 +64,9 @@ pub use events::{
     SubscriptionId, SubscriptionState, TerminationReason,
 };
 pub use port::{Port, PortCloser, PortOptions, PortStats};
-pub use package::{Document, Package};
 pub use shard::messaging::EndpointInfo;
 pub use subscription::SubscriptionInfo;
 
-use authorization::presentity_key;
 use directory::Directory;
 use dispatcher::Dispatcher;
 use queue::EventQueue;
@@ -77,6 +76,7 @@ use crate::doc::filter::FilterSet;
 use crate::doc::pidf::Presence;
 use crate::error::{Error, Result};
 use crate::log;
+use crate::model::key::presentity_key;
 use crate::store::Credential;
 use crate::uri::Uri;
 

@@ -69,7 +69,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::events::{Event, Notification, SubscriptionId};
+use super::events::{Event, Notification};
+use crate::model::id::SubscriptionId;
 
 /// Counters of a queue since it was created. `queued - delivered` is the current length.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -654,7 +655,7 @@ mod tests {
     use super::*;
     use crate::doc::mwi::MessageSummary;
     use crate::engine::events::SubscriptionState;
-    use crate::engine::package::{Document, Package};
+    use crate::model::package::{Document, Package};
     use crate::uri::Uri;
 
     fn uri() -> Arc<Uri> {

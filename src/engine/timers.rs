@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::events::SubscriptionId;
+use crate::model::id::SubscriptionId;
 
 /// What comes due.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

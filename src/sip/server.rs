@@ -58,9 +58,12 @@ use super::transport::{
     via_received_rport, Inbound, ListenAddr, Outbound, Proto, Transport, TransportConfig,
 };
 use super::{SipLimits, Transport as Framing};
-use crate::engine::{Engine, EngineHandle, Event, MessageId, Notification, SubscriptionId};
+use crate::engine::{Engine, EngineHandle, Event, MessageId, Notification};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::id_table::{IdTable, Keyed};
+use crate::model::key::presentity_key;
 use crate::uri::Uri;
 
 /// Methods the server answers.
@@ -198,7 +201,7 @@ pub(crate) struct DialogState {
     pub(crate) in_flight: bool,
 }
 
-impl crate::engine::id_table::Keyed for DialogState {
+impl Keyed for DialogState {
     fn id(&self) -> SubscriptionId {
         self.id
     }
@@ -245,7 +248,7 @@ fn expiry_seconds(now_ms: u64, life_ms: u64) -> u32 {
 /// through the same table, and checks it against the subscription's target.
 #[derive(Default)]
 pub(crate) struct Dialogs {
-    pub(crate) by_subscription: crate::engine::id_table::IdTable<DialogState>,
+    pub(crate) by_subscription: IdTable<DialogState>,
     /// The notification each dialog with a NOTIFY in flight is told next: what changed
     /// meanwhile, merged (the latest state wins), so a slow watcher costs one waiting
     /// notification at most.
@@ -341,7 +344,8 @@ pub(crate) struct Inner {
     pub(crate) register_gate: Mutex<()>,
     /// The last document serialized for a NOTIFY, and its body (see `Inner::body_of`).
     #[allow(clippy::type_complexity)]
-    pub(crate) last_body: Mutex<Option<(std::sync::Weak<crate::engine::Document>, Arc<[u8]>)>>,
+    pub(crate) last_body:
+        Mutex<Option<(std::sync::Weak<crate::model::package::Document>, Arc<[u8]>)>>,
     /// The engine's clock: every SIP timer runs on it.
     pub(crate) clock: Arc<dyn crate::engine::Clock>,
     /// Tags, branches and Call-IDs: a split of the engine's generator.
@@ -1059,10 +1063,7 @@ impl Inner {
         identity: &Uri,
     ) -> std::result::Result<(), Reply> {
         match user {
-            Some(u)
-                if crate::engine::authorization::presentity_key(u)
-                    != crate::engine::authorization::presentity_key(identity) =>
-            {
+            Some(u) if presentity_key(u) != presentity_key(identity) => {
                 log::info!("SIP: {u} may not act as {identity}");
                 Err(self.reply(request, 403, "Forbidden (not your identity)"))
             }

@@ -69,19 +69,18 @@ use super::{
     Completion, Credential, EndpointRecord, PublicationRecord, Snapshot, Store, StoredMessage,
     SubscriptionRecord, Write,
 };
-use crate::engine::authorization::{
-    presentity_key, watcher_key, AuthAction, AuthRule, WatcherMatch,
-};
-use crate::engine::package::Package;
 use crate::error::{Error, Result};
+use crate::model::key::{presentity_key, watcher_key};
+use crate::model::package::Package;
+use crate::model::rule::{AuthAction, AuthRule, WatcherMatch};
 use crate::uri::Uri;
 
 /// The schema, one step per version: `MIGRATIONS[i]` takes a file from version `i` to
 /// `i + 1`. Steps are only ever appended, never edited.
 ///
-/// Version 1, the rules: the primary key is the rule's identity as
-/// [`crate::engine::authorization::RuleBook`] defines it — the presentity key, the kind of
-/// match, and the watcher key (for `watcher`) or the lower-cased domain (for `domain`).
+/// Version 1, the rules: the primary key is the rule's identity as [`crate::model::rule`]
+/// defines it — the presentity key, the kind of match, and the watcher key (for `watcher`)
+/// or the lower-cased domain (for `domain`).
 /// `presentity_uri` and `watcher_value` keep the URI or domain as it was given, so a loaded
 /// rule equals the saved one.
 ///

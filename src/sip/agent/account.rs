@@ -22,10 +22,13 @@
 use std::sync::Arc;
 
 use super::{backoff, refresh_at, AgentTx};
-use crate::engine::authorization::presentity_key;
-use crate::engine::{AuthAction, Notification, Package, SubscribeRequest, SubscriptionId};
+use crate::engine::{Notification, SubscribeRequest};
 use crate::error::Result;
 use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::key::presentity_key;
+use crate::model::package::Package;
+use crate::model::rule::AuthAction;
 use crate::sip::builder::MessageBuilder;
 use crate::sip::digest_client::{DigestClient, Retry};
 use crate::sip::header::Contacts;

@@ -19,11 +19,13 @@
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use super::{backoff, refresh_at, AgentTx};
-use crate::engine::{
-    authorization::presentity_key, AuthAction, Event, Package, SubscriptionId, TerminationReason,
-};
+use crate::engine::{Event, TerminationReason};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::key::presentity_key;
+use crate::model::package::Package;
+use crate::model::rule::AuthAction;
 use crate::sip::digest_client::{DigestClient, Retry};
 use crate::sip::header::Contacts;
 use crate::sip::message::SipMessage;

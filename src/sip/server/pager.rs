@@ -23,10 +23,10 @@
 #![forbid(unsafe_code)]
 
 use super::{lock, parse_location, ClientContext, Inner, PendingMessage, Reply, Request};
-use crate::engine::authorization::presentity_key;
 use crate::engine::{Delivery, DeliveryOutcome, FailureReason, Message, OutgoingMessage};
 use crate::error::Result;
 use crate::log;
+use crate::model::key::presentity_key;
 
 impl Inner {
     /// `Ok(None)`: the answer follows the engine's first outcome.

@@ -8,8 +8,8 @@
 #![forbid(unsafe_code)]
 
 use super::{Inner, Reply, Request};
-use crate::engine::Package;
 use crate::error::Result;
+use crate::model::package::Package;
 
 impl Inner {
     pub(crate) fn publish(&self, request: &Request) -> Result<Reply> {
