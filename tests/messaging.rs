@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use impp::doc::pidf::Basic;
 use impp::engine::{
-    Port, PortOptions,
     AuthAction, AuthRule, Delivery, DeliveryOutcome, Document, Engine, EngineConfig, Event,
-    FailureReason, ManualClock, Message, MessageId, OutgoingMessage, Package, SubscribeRequest,
-    WatcherMatch,
+    FailureReason, ManualClock, Message, MessageId, OutgoingMessage, Package, Port, PortOptions,
+    SubscribeRequest, WatcherMatch,
 };
 use impp::store::{Completion, MemoryStore, Snapshot, Store, Write};
 use impp::uri::Uri;
@@ -731,7 +730,10 @@ fn a_port_gets_what_is_the_transports_and_the_application_sees_the_rest() {
     w.engine.sync().unwrap();
     assert!(matches!(
         &w.events()[..],
-        [Event::Delivery(Delivery { outcome: DeliveryOutcome::Failed(FailureReason::UnknownUser), .. })]
+        [Event::Delivery(Delivery {
+            outcome: DeliveryOutcome::Failed(FailureReason::UnknownUser),
+            ..
+        })]
     ));
     let too_big = OutgoingMessage::new(
         uri("sip:dave@c.test"),
@@ -795,7 +797,10 @@ fn a_message_for_a_device_is_delivered_when_the_device_takes_it() {
     assert_eq!(got[0].id, id);
     assert_eq!(&*got[0].endpoint, BOB_DEVICE);
     assert_eq!(got[0].contact.as_deref(), Some("udp:192.0.2.7:5062"));
-    assert!(told(&w).is_empty(), "nothing told before the device answers");
+    assert!(
+        told(&w).is_empty(),
+        "nothing told before the device answers"
+    );
     w.engine.report_handover(&got[0], true).unwrap();
     assert_eq!(told(&w), [(id, DeliveryOutcome::Delivered)]);
     // A late word about it changes nothing.

@@ -265,15 +265,18 @@ fn messages_to_online_and_offline_users() {
     let mut alice = Client::new(s.udp(), "alice");
     let mut bob = Client::new(s.udp(), "bob");
     let bob_aor = bob.aor();
-    let send = |alice: &mut Client, text: &str| {
-        let m = alice.request(
+    let message = |alice: &Client, text: &str| {
+        alice.request(
             "MESSAGE",
             &bob_aor,
             &format!("<{bob_aor}>"),
             &token(),
             "",
             Some(("text/plain", text.as_bytes())),
-        );
+        )
+    };
+    let send = |alice: &mut Client, text: &str| {
+        let m = message(alice, text);
         alice.transact(&m)
     };
     // Bob is offline: stored (202).
@@ -285,9 +288,14 @@ fn messages_to_online_and_offline_users() {
     let m2 = bob.next_request("MESSAGE");
     assert_eq!((m1.body(), m2.body()), (&b"first"[..], &b"second"[..]));
     assert_eq!(m1.from().unwrap().uri_text(), alice.aor());
-    // Online now: delivered (200) and relayed.
-    assert_eq!(send(&mut alice, "third").status(), Some(200));
-    assert_eq!(bob.next_request("MESSAGE").body(), b"third");
+    // Online now: relayed, and delivered (200) once bob's device took it (answered 200).
+    let call_id = alice.send(&message(&alice, "third"));
+    let relayed = bob.next_request("MESSAGE");
+    assert_eq!(relayed.body(), b"third");
+    assert_eq!(alice.final_response(&call_id).status(), Some(200));
+    // Relayed as a proxy forwards it: what alice wrote reaches bob unchanged.
+    assert_eq!(relayed.call_id().unwrap(), call_id);
+    assert_eq!(relayed.request_uri_text().unwrap(), bob.contact_uri());
     // Unknown user: 404; too large: 413.
     let m = alice.request(
         "MESSAGE",
@@ -323,11 +331,11 @@ fn messages_to_online_and_offline_users() {
         .unwrap()
         .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
     tcp.write_all(m.as_bytes()).unwrap();
+    assert_eq!(bob.next_request("MESSAGE").body(), b"by tcp");
     let mut buf = vec![0u8; 4096];
     let n = tcp.read(&mut buf).unwrap();
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.starts_with("SIP/2.0 200"), "{text}");
-    assert_eq!(bob.next_request("MESSAGE").body(), b"by tcp");
 }
 
 #[test]

@@ -54,7 +54,10 @@ pub(crate) struct SharedRandom(AtomicU64);
 
 impl SharedRandom {
     pub(crate) fn next_u64(&self) -> u64 {
-        mix(self.0.fetch_add(GAMMA, Ordering::Relaxed).wrapping_add(GAMMA))
+        mix(self
+            .0
+            .fetch_add(GAMMA, Ordering::Relaxed)
+            .wrapping_add(GAMMA))
     }
 
     /// A fraction in `[low, high)`, for jitter.

@@ -33,7 +33,6 @@
 
 pub mod agent;
 mod alarm;
-pub(crate) mod proxy;
 pub mod builder;
 pub mod dialog;
 pub mod digest;
@@ -43,6 +42,7 @@ pub mod header;
 mod lex;
 pub mod message;
 pub mod name;
+pub(crate) mod proxy;
 pub mod route;
 pub mod server;
 pub mod transaction;

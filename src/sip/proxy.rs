@@ -52,11 +52,7 @@ pub(crate) fn retargeted(
     max_forwards: u32,
     strip_auth: bool,
 ) -> crate::error::Result<Vec<u8>> {
-    let start = format!(
-        "{} {} SIP/2.0",
-        m.method().unwrap_or_default(),
-        request_uri
-    );
+    let start = format!("{} {} SIP/2.0", m.method().unwrap_or_default(), request_uri);
     let mut fields: Vec<(&str, String)> = vec![("Via", our_via.to_string())];
     for rr in record_route {
         fields.push(("Record-Route", rr.clone()));

@@ -46,11 +46,11 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::builder::{bad_request, MessageBuilder};
-use super::proxy::with_received;
 use super::dialog::{DialogId, SubscriptionDialog};
 use super::digest::{DigestAuthenticator, Outcome};
 use super::header::Via;
 use super::message::SipMessage;
+use super::proxy::with_received;
 use super::transaction::{
     Arrival, ClientAction, ClientTransactions, ServerKey, ServerTransactions, Timers,
 };
@@ -1195,10 +1195,15 @@ impl Inner {
     fn next_deadline(&self) -> Option<u64> {
         let server = lock(&self.server_tx).next_deadline();
         let client = lock(&self.client_tx).next_deadline();
-        [server, client, self.next_retry(), self.agent_next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            server,
+            client,
+            self.next_retry(),
+            self.agent_next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// An event of the server's port (see [`crate::engine::Port`] for which they are).

@@ -32,18 +32,29 @@ impl Server {
         max_message_size: usize,
         tweak: impl FnOnce(&mut SipServerConfig),
     ) -> Server {
+        Server::start_configured(
+            authenticate,
+            |c| c.max_message_size = max_message_size,
+            tweak,
+        )
+    }
+
+    /// A server whose engine's configuration `engine` may change first (a manual clock, say).
+    pub fn start_configured(
+        authenticate: bool,
+        engine: impl FnOnce(&mut EngineConfig),
+        tweak: impl FnOnce(&mut SipServerConfig),
+    ) -> Server {
         let store = Arc::new(MemoryStore::new());
-        let engine = Arc::new(
-            Engine::new(EngineConfig {
-                domains: vec![DOMAIN.into()],
-                default_policy: AuthAction::Allow,
-                workers: 2,
-                max_message_size,
-                store,
-                ..EngineConfig::default()
-            })
-            .unwrap(),
-        );
+        let mut config = EngineConfig {
+            domains: vec![DOMAIN.into()],
+            default_policy: AuthAction::Allow,
+            workers: 2,
+            store,
+            ..EngineConfig::default()
+        };
+        engine(&mut config);
+        let engine = Arc::new(Engine::new(config).unwrap());
         for user in ["alice", "bob", "carol"] {
             let uri = format!("sip:{user}@{DOMAIN}").parse().unwrap();
             engine
@@ -85,6 +96,9 @@ pub struct Client {
     pub cseq: AtomicU32,
     /// Requests received from the server that were not yet looked at.
     pub requests: Vec<SipMessage>,
+    /// Whether requests from the server are answered `200` as they are read (default);
+    /// off, the test answers them itself ([`Client::answer_with`]).
+    pub auto_answer: bool,
 }
 
 static N: AtomicU32 = AtomicU32::new(1);
@@ -110,11 +124,17 @@ impl Client {
             tag: token(),
             cseq: AtomicU32::new(1),
             requests: Vec::new(),
+            auto_answer: true,
         }
     }
 
     pub fn local(&self) -> SocketAddr {
         self.socket.local_addr().unwrap()
+    }
+
+    /// The Contact this client registers and subscribes with.
+    pub fn contact_uri(&self) -> String {
+        format!("sip:{}@{}", self.user, self.local())
     }
 
     pub fn aor(&self) -> String {
@@ -156,12 +176,23 @@ impl Client {
     /// Sends `request` and waits for its final response, keeping requests that arrive in
     /// between (and answering them 200).
     pub fn transact(&mut self, request: &[u8]) -> SipMessage {
+        let call_id = self.send(request);
+        self.final_response(&call_id)
+    }
+
+    /// Sends `request` without waiting for its answer; its Call-ID.
+    pub fn send(&self, request: &[u8]) -> String {
         self.socket.send_to(request, self.server).unwrap();
-        let call_id = SipMessage::parse_lenient(request, &SipLimits::DEFAULT, Transport::Datagram)
+        SipMessage::parse_lenient(request, &SipLimits::DEFAULT, Transport::Datagram)
             .unwrap()
             .call_id()
             .unwrap()
-            .to_string();
+            .to_string()
+    }
+
+    /// The final response of the request with `call_id` (answering the requests that come
+    /// meanwhile).
+    pub fn final_response(&mut self, call_id: &str) -> SipMessage {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut buf = vec![0u8; 65536];
         while Instant::now() < deadline {
@@ -170,7 +201,9 @@ impl Client {
             };
             let m = parse(&buf[..n]);
             if m.is_request() {
-                self.answer(&m);
+                if self.auto_answer {
+                    self.answer(&m);
+                }
                 self.requests.push(m);
                 continue;
             }
@@ -178,7 +211,7 @@ impl Client {
                 return m;
             }
         }
-        panic!("no final response to {}", String::from_utf8_lossy(request));
+        panic!("no final response to {call_id}");
     }
 
     /// Sends `request`, answering a 401 challenge once with this client's password.
@@ -223,7 +256,13 @@ impl Client {
     }
 
     pub fn answer(&self, request: &SipMessage) {
-        let mut text = String::from("SIP/2.0 200 OK\r\n");
+        self.answer_with(request, 200, "OK", "");
+    }
+
+    /// Answers `request` with `status` and `reason`; `extra` are more header lines
+    /// (CRLF-terminated).
+    pub fn answer_with(&self, request: &SipMessage, status: u16, reason: &str, extra: &str) {
+        let mut text = format!("SIP/2.0 {status} {reason}\r\n{extra}");
         for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
             for v in request.headers(name) {
                 text.push_str(&format!("{name}: {v}\r\n"));
@@ -250,7 +289,9 @@ impl Client {
             };
             let m = parse(&buf[..n]);
             if m.is_request() {
-                self.answer(&m);
+                if self.auto_answer {
+                    self.answer(&m);
+                }
                 if m.method() == Some(method) {
                     return m;
                 }

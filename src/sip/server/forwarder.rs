@@ -73,15 +73,13 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 use super::{contact_address, lock, ClientContext, Inner, Peer, Request};
-use crate::sip::proxy::{forwarded, relayed};
 use crate::log;
 use crate::sip::header::NameAddr;
 use crate::sip::message::SipMessage;
+use crate::sip::proxy::{forwarded, relayed};
 use crate::sip::route::{NextHop, RouteTable};
 use crate::sip::transaction::ServerKey;
-use crate::sip::transport::{
-    must_use_stream, response_destination, Proto, SendFailure,
-};
+use crate::sip::transport::{must_use_stream, response_destination, Proto, SendFailure};
 use crate::uri::Uri;
 
 /// The Max-Forwards a request without one is taken to carry (RFC 3261 §8.1.1.6).

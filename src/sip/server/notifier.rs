@@ -24,7 +24,6 @@
 use std::net::SocketAddr;
 
 use super::{contact_address, is_dialog, lock, ClientContext, Inner, Reply, Request};
-use crate::sip::SipMessage;
 use crate::doc::filter::FilterSet;
 use crate::engine::{Notification, SubscribeRequest, SubscriptionState};
 use crate::error::{Error, Result};
@@ -34,6 +33,7 @@ use crate::model::package::Package;
 use crate::sip::dialog::{ip_address_of, DialogId, DialogView, SubscriptionDialog};
 use crate::sip::header::Contacts;
 use crate::sip::transport::Proto;
+use crate::sip::SipMessage;
 
 impl Inner {
     /// `Ok(None)`: answered here already (the answer must precede the first NOTIFY).
