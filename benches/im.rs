@@ -74,6 +74,7 @@ fn run(engine: &Arc<Engine>, total: usize, counts: fn(&Event) -> bool) -> f64 {
                             body: body.clone(),
                             endpoint: None,
                             in_reply_to: None,
+                            wire: None,
                         })
                         .unwrap();
                 }

@@ -3,6 +3,19 @@
 //! This crate is the Rust API; `src/ffi` wraps it as the C ABI declared in `include/impp.h`.
 //! Everything outside `ffi` is safe Rust.
 //!
+//! The modules are layers, listed from the top; each imports only the ones below it:
+//!
+//! | module | what |
+//! | --- | --- |
+//! | `ffi` | the C ABI (hidden from these docs; the header is its reference) |
+//! | [`sip`] | SIP SIMPLE: codec, transports, transactions, the server and agent roles |
+//! | [`engine`] | the threaded core: shards, publications, subscriptions, authorization, events |
+//! | [`store`] | durable state behind one trait: SQLite or in memory |
+//! | [`model`] | the vocabulary every layer shares: keys, rules, packages, ids |
+//! | [`doc`] | the documents (PIDF, watcher info, filters, dialog, MWI, ...) and their codecs |
+//! | [`uri`] | URIs: parse, canonical form, comparison |
+//! | [`error`], [`log`] | the error type every layer returns; the library's log lines |
+//!
 //! ```
 //! use impp::doc::pidf::{Basic, Presence, Tuple};
 //! use impp::doc::Limits;
@@ -22,6 +35,7 @@ pub mod doc;
 pub mod engine;
 pub mod error;
 pub mod log;
+pub mod model;
 pub mod sip;
 pub mod store;
 pub mod uri;

@@ -1086,17 +1086,23 @@ fn renotify_sends_the_full_state_again() {
 fn a_transport_can_name_the_subscription_in_its_target() {
     let w = world(AuthAction::Allow);
     let mut asked = None;
-    let id = w
+    let mut request = SubscribeRequest::new(uri(BOB), uri(ALICE), Package::Presence);
+    request.expires = Some(999_999);
+    let made = w
         .engine
-        .subscribe_naming(
-            SubscribeRequest::new(uri(BOB), uri(ALICE), Package::Presence),
-            |id| {
-                asked = Some(id);
-                Some(format!("dialog of {}", id.0).into_bytes().into())
-            },
-        )
+        .subscribe_naming(request, |id| {
+            asked = Some(id);
+            Some(format!("dialog of {}", id.0).into_bytes().into())
+        })
         .unwrap();
+    let id = made.id;
     assert_eq!(asked, Some(id));
+    // The expiry granted: the request clamped to the configured maximum.
+    assert_eq!(made.expires, w.engine.config().subscription_expiry.max);
+    assert_eq!(
+        w.engine.refresh_subscription(id, 999_999).unwrap(),
+        w.engine.config().subscription_expiry.max
+    );
     let info = w.engine.subscription(id).unwrap();
     assert_eq!(
         info.target.as_deref(),
@@ -1115,7 +1121,8 @@ fn a_transport_can_name_the_subscription_in_its_target() {
             SubscribeRequest::new(uri(BOB), uri(ALICE), Package::Presence),
             |_| None,
         )
-        .unwrap();
+        .unwrap()
+        .id;
     assert_ne!(local, id);
     assert_eq!(w.engine.subscription(local).unwrap().target, None);
     // A refused subscription asked for its target but was not made.

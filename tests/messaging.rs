@@ -7,8 +7,8 @@ use std::time::Duration;
 use impp::doc::pidf::Basic;
 use impp::engine::{
     AuthAction, AuthRule, Delivery, DeliveryOutcome, Document, Engine, EngineConfig, Event,
-    FailureReason, ManualClock, Message, MessageId, OutgoingMessage, Package, SubscribeRequest,
-    WatcherMatch,
+    FailureReason, ManualClock, Message, MessageId, OutgoingMessage, Package, Port, PortOptions,
+    SubscribeRequest, WatcherMatch,
 };
 use impp::store::{Completion, MemoryStore, Snapshot, Store, Write};
 use impp::uri::Uri;
@@ -626,27 +626,27 @@ fn a_restarted_engine_restores_endpoints_and_publications() {
 }
 
 // ----------------------------------------------------------------------------------------
-// What a transport plugs in: the event tap and remote delivery
+// What a transport plugs in: the engine port
 // ----------------------------------------------------------------------------------------
 
-#[test]
-fn a_tap_takes_what_is_its_own_and_the_application_sees_the_rest() {
-    let w = world_with(|c| c.domains = vec!["a.test".into()]);
-    let (tx, rx) = std::sync::mpsc::channel::<Event>();
-    let tx = Mutex::new(tx);
-    w.engine
-        .set_event_tap(Some(Arc::new(move |events: &mut Vec<Event>| {
-            events.retain(|e| {
-                if matches!(e, Event::RemoteMessage(_)) {
-                    tx.lock().unwrap().send(e.clone()).unwrap();
-                    false
-                } else {
-                    true
-                }
-            })
-        })));
+/// The events waiting at a port (every shard has queued what it made when `sync` returns).
+fn port_events(engine: &Engine, port: &Port) -> Vec<Event> {
+    engine.sync().unwrap();
+    let mut out = Vec::new();
+    loop {
+        let more = port.next_events(1024, Some(Duration::ZERO));
+        if more.is_empty() {
+            return out;
+        }
+        out.extend(more);
+    }
+}
 
-    // Without remote delivery, another domain's user is unknown.
+#[test]
+fn a_port_gets_what_is_the_transports_and_the_application_sees_the_rest() {
+    let w = world_with(|c| c.domains = vec!["a.test".into()]);
+
+    // Without a port asking for them, another domain's user is unknown.
     let first = w.send("sip:alice@a.test", "sip:bob@b.test", "hi");
     w.engine.sync().unwrap();
     assert!(matches!(
@@ -654,13 +654,24 @@ fn a_tap_takes_what_is_its_own_and_the_application_sees_the_rest() {
         [Event::Delivery(Delivery { message, outcome: DeliveryOutcome::Failed(FailureReason::UnknownUser), .. })] if *message == first
     ));
 
-    // With it, the message goes to the transport, and the sender hears what it reports.
-    w.engine.set_remote_delivery(true);
+    // With one, the message goes to the transport, and the sender hears what it reports.
+    let port = w
+        .engine
+        .open_port(PortOptions {
+            remote_messages: true,
+            ..PortOptions::default()
+        })
+        .unwrap();
+    assert!(matches!(
+        w.engine.open_port(PortOptions::default()),
+        Err(Error::InvalidArgument(_))
+    ));
     let id = w.send("sip:alice@a.test", "sip:bob@b.test", "hello");
     w.engine.sync().unwrap();
-    assert!(w.events().is_empty(), "the tap took the remote message");
-    let Event::RemoteMessage(m) = rx.recv_timeout(Duration::from_secs(5)).unwrap() else {
-        panic!("not a remote message")
+    assert!(w.events().is_empty(), "the port took the remote message");
+    let got = port_events(&w.engine, &port);
+    let [Event::RemoteMessage(m)] = &got[..] else {
+        panic!("not one remote message: {got:?}")
     };
     assert_eq!((m.id, &*m.body, &*m.endpoint), (id, &b"hello"[..], ""));
     assert_eq!(m.recipient.to_string(), "sip:bob@b.test");
@@ -673,8 +684,14 @@ fn a_tap_takes_what_is_its_own_and_the_application_sees_the_rest() {
         })
         .unwrap();
     w.engine.sync().unwrap();
+    // Outcomes are seen by both: the transport answers its senders, the application
+    // follows them.
     assert!(matches!(
         &w.events()[..],
+        [Event::Delivery(Delivery { message, outcome: DeliveryOutcome::Delivered, .. })] if *message == id
+    ));
+    assert!(matches!(
+        &port_events(&w.engine, &port)[..],
         [Event::Delivery(Delivery { message, outcome: DeliveryOutcome::Delivered, .. })] if *message == id
     ));
 
@@ -690,6 +707,7 @@ fn a_tap_takes_what_is_its_own_and_the_application_sees_the_rest() {
         .map(|e| matches!(e, Event::Message(_)))
         .collect();
     assert_eq!(kinds, [true, false]);
+    let _ = port_events(&w.engine, &port); // the copy of carol's delivery
 
     // A message that came in from elsewhere reaches the application once, as sent.
     let mut incoming = OutgoingMessage::new(
@@ -706,11 +724,17 @@ fn a_tap_takes_what_is_its_own_and_the_application_sees_the_rest() {
         [Event::Message(m)] if &*m.body == b"from afar" && &*m.endpoint == "sip-ua"
     ));
 
-    // Removing the tap gives the application everything again.
-    w.engine.set_event_tap(None);
+    // Closing the port gives the application everything again.
+    drop(port);
     w.send("sip:alice@a.test", "sip:bob@b.test", "again");
     w.engine.sync().unwrap();
-    assert!(matches!(&w.events()[..], [Event::RemoteMessage(_)]));
+    assert!(matches!(
+        &w.events()[..],
+        [Event::Delivery(Delivery {
+            outcome: DeliveryOutcome::Failed(FailureReason::UnknownUser),
+            ..
+        })]
+    ));
     let too_big = OutgoingMessage::new(
         uri("sip:dave@c.test"),
         uri("sip:alice@b.test"),
@@ -721,4 +745,176 @@ fn a_tap_takes_what_is_its_own_and_the_application_sees_the_rest() {
         w.engine.receive_message(too_big),
         Err(Error::TooLarge(_))
     ));
+}
+
+// ----------------------------------------------------------------------------------------
+// Hand-over to a transport's devices: `delivered` only once a device took the message
+// ----------------------------------------------------------------------------------------
+
+const BOB_DEVICE: &str = "sip:bob@192.0.2.7:5062";
+
+/// An engine with a transport's port open and bob registered through it.
+fn transport_world() -> (World, Port) {
+    let w = world_with(|c| c.domains = vec!["a.test".into()]);
+    let port = w.engine.open_port(PortOptions::default()).unwrap();
+    register_bob(&w);
+    (w, port)
+}
+
+fn register_bob(w: &World) {
+    w.engine
+        .login_at(
+            &uri("sip:bob@a.test"),
+            BOB_DEVICE,
+            Some("udp:192.0.2.7:5062"),
+            Some(3600),
+        )
+        .unwrap();
+}
+
+/// The messages the port got for devices, in order.
+fn relayed(w: &World, port: &Port) -> Vec<Message> {
+    port_events(&w.engine, port)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(*m),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the senders were told, in order.
+fn told(w: &World) -> Vec<(MessageId, DeliveryOutcome)> {
+    outcomes(&w.events())
+}
+
+#[test]
+fn a_message_for_a_device_is_delivered_when_the_device_takes_it() {
+    let (w, port) = transport_world();
+    let id = w.send("sip:alice@a.test", "sip:bob@a.test", "hi");
+    let got = relayed(&w, &port);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, id);
+    assert_eq!(&*got[0].endpoint, BOB_DEVICE);
+    assert_eq!(got[0].contact.as_deref(), Some("udp:192.0.2.7:5062"));
+    assert!(
+        told(&w).is_empty(),
+        "nothing told before the device answers"
+    );
+    w.engine.report_handover(&got[0], true).unwrap();
+    assert_eq!(told(&w), [(id, DeliveryOutcome::Delivered)]);
+    // A late word about it changes nothing.
+    w.engine.report_handover(&got[0], false).unwrap();
+    assert!(told(&w).is_empty());
+}
+
+#[test]
+fn a_message_no_device_answers_is_stored_and_handed_over_again_at_the_next_login() {
+    let (w, port) = transport_world();
+    let first = w.send("sip:alice@a.test", "sip:bob@a.test", "one");
+    assert_eq!(relayed(&w, &port).len(), 1);
+    // A second message waits behind the first (one hand-over at a time keeps the order).
+    let second = w.send("sip:alice@a.test", "sip:bob@a.test", "two");
+    assert!(relayed(&w, &port).is_empty());
+    w.advance(7);
+    assert!(told(&w).is_empty(), "the bound is 8 s");
+    w.advance(1);
+    // Both are stored; the senders hear it.
+    assert_eq!(
+        told(&w),
+        [
+            (first, DeliveryOutcome::Stored),
+            (second, DeliveryOutcome::Stored)
+        ]
+    );
+    assert_eq!(w.engine.stats().messages_waiting, 2);
+    // The device does not answer: until bob logs in again nothing more is tried, and a new
+    // message is stored at once.
+    let third = w.send("sip:alice@a.test", "sip:bob@a.test", "three");
+    assert_eq!(told(&w), [(third, DeliveryOutcome::Stored)]);
+    assert!(relayed(&w, &port).is_empty());
+    // The next registration hands them over again, one at a time, in order.
+    register_bob(&w);
+    for (id, body) in [(first, "one"), (second, "two"), (third, "three")] {
+        let got = relayed(&w, &port);
+        assert_eq!(got.len(), 1, "one at a time");
+        assert_eq!((got[0].id, &*got[0].body), (id, body.as_bytes()));
+        w.engine.report_handover(&got[0], true).unwrap();
+        assert_eq!(told(&w), [(id, DeliveryOutcome::Delivered)]);
+    }
+    assert_eq!(w.engine.stats().messages_waiting, 0);
+}
+
+#[test]
+fn a_message_every_device_refuses_is_stored_at_once() {
+    let (w, port) = transport_world();
+    w.engine
+        .login_at(
+            &uri("sip:bob@a.test"),
+            "sip:bob@192.0.2.8:5062",
+            Some("udp:192.0.2.8:5062"),
+            Some(3600),
+        )
+        .unwrap();
+    let id = w.send("sip:alice@a.test", "sip:bob@a.test", "hi");
+    let got = relayed(&w, &port);
+    assert_eq!(got.len(), 2, "every device gets it");
+    w.engine.report_handover(&got[0], false).unwrap();
+    assert!(told(&w).is_empty(), "the other device may still take it");
+    w.engine.report_handover(&got[1], false).unwrap();
+    assert_eq!(told(&w), [(id, DeliveryOutcome::Stored)]);
+    // An is-composing indication is never stored: it fails as offline.
+    let mut typing = OutgoingMessage::new(
+        uri("sip:alice@a.test"),
+        uri("sip:bob@a.test"),
+        "application/im-iscomposing+xml",
+        "<x/>",
+    );
+    typing.endpoint = None;
+    let typing = w.engine.send_message(typing).unwrap();
+    assert_eq!(
+        told(&w),
+        [(typing, DeliveryOutcome::Failed(FailureReason::Offline))]
+    );
+}
+
+#[test]
+fn a_message_for_an_application_endpoint_as_well_is_delivered_at_once() {
+    let (w, port) = transport_world();
+    w.engine
+        .login(&uri("sip:bob@a.test"), "desktop", None)
+        .unwrap();
+    let id = w.send("sip:alice@a.test", "sip:bob@a.test", "hi");
+    let events = w.events();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Message(m) if &*m.endpoint == "desktop")));
+    assert!(events.iter().any(
+        |e| matches!(e, Event::Delivery(d) if d.message == id && d.outcome == DeliveryOutcome::Delivered)
+    ));
+    // The device still gets its copy.
+    assert_eq!(relayed(&w, &port).len(), 1);
+}
+
+#[test]
+fn the_transport_keeps_the_message_as_it_received_it() {
+    let (w, port) = transport_world();
+    let mut m = OutgoingMessage::new(
+        uri("sip:alice@a.test"),
+        uri("sip:bob@a.test"),
+        "text/plain",
+        "hi",
+    );
+    m.wire = Some(Arc::from(&b"MESSAGE sip:bob@a.test SIP/2.0\r\n..."[..]));
+    let id = w.engine.send_message(m).unwrap();
+    let got = relayed(&w, &port);
+    assert_eq!(
+        got[0].wire.as_deref(),
+        Some(&b"MESSAGE sip:bob@a.test SIP/2.0\r\n..."[..])
+    );
+    w.advance(8);
+    assert_eq!(told(&w), [(id, DeliveryOutcome::Stored)]);
+    register_bob(&w);
+    let again = relayed(&w, &port);
+    assert_eq!(again[0].wire, got[0].wire, "kept with the stored message");
 }

@@ -173,7 +173,17 @@ impl Client {
     /// Sends `request` to the server and waits for its final response (and where it came
     /// from), keeping the requests that arrive in between.
     fn transact(&mut self, request: &[u8], wait: Duration) -> (SipMessage, SocketAddr) {
+        self.send(request);
+        self.final_response(request, wait)
+    }
+
+    /// Sends `request` to the server without waiting for its answer.
+    fn send(&self, request: &[u8]) {
         self.socket.send_to(request, self.server).unwrap();
+    }
+
+    /// Waits for the final response to `request`, sent before (see [`Client::transact`]).
+    fn final_response(&mut self, request: &[u8], wait: Duration) -> (SipMessage, SocketAddr) {
         let sent = parse(request);
         let call_id = sent.call_id().unwrap().to_string();
         let cseq = sent.header("CSeq").unwrap().to_string();
@@ -203,37 +213,38 @@ impl Client {
         if r.status() != Some(401) {
             return r;
         }
-        let challenge = r
-            .headers("WWW-Authenticate")
-            .find(|c| c.contains("MD5"))
-            .expect("an MD5 challenge")
-            .to_string();
-        let param = |name: &str| {
-            let i = challenge.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-            challenge[i..].split('"').next().unwrap().to_string()
-        };
-        let (realm, nonce) = (param("realm"), param("nonce"));
+        let (realm, nonce) = challenge_of(&r);
+        let m = parse(&first);
+        let auth = self.authorization(
+            m.method().unwrap(),
+            m.request_uri_text().unwrap(),
+            &realm,
+            &nonce,
+        );
+        self.transact(&build(self, &auth), Duration::from_secs(5)).0
+    }
+
+    /// The Authorization line answering the challenge (`realm`, `nonce`) for `method` to
+    /// `uri` with this user's password.
+    fn authorization(&self, method: &str, uri: &str, realm: &str, nonce: &str) -> String {
         let credential = Credential::new(
             self.aor().parse().unwrap(),
-            &realm,
+            realm,
             &format!("{}-pw", self.user),
         );
-        let m = parse(&first);
-        let uri = m.request_uri_text().unwrap().to_string();
         let cnonce = token();
         let response = expected_response(
             Algorithm::Md5,
             &credential.ha1_md5,
-            m.method().unwrap(),
-            &uri,
-            &nonce,
+            method,
+            uri,
+            nonce,
             Some(("auth", "00000001", &cnonce)),
         );
-        let auth = format!(
+        format!(
             "Authorization: Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"{cnonce}\"\r\n",
             self.user
-        );
-        self.transact(&build(self, &auth), Duration::from_secs(5)).0
+        )
     }
 
     fn answer(&self, request: &SipMessage, to: SocketAddr) {
@@ -324,25 +335,39 @@ fn message_to_another_domain_is_forwarded_and_answered_back() {
         .contains("realm=\"a.test\""));
     // ...then forwards it; B delivers it to bob's registered contact and its 200 comes back
     // through A, with only alice's Via left, from A's address.
+    // (B answers once bob's device took the message: bob answers, then alice hears 200.)
     let call_id = token();
-    let r = alice.transact_auth(|c, auth| {
-        c.request_with_body(
+    let (realm, nonce) = {
+        let first = alice.request_with_body(
             "MESSAGE",
             "sip:bob@b.test",
             "<sip:bob@b.test>",
             &call_id,
-            auth,
+            "",
             Some("hello bob"),
-        )
-    });
+        );
+        let (r, _) = alice.transact(&first, Duration::from_secs(5));
+        assert_eq!(r.status(), Some(401));
+        challenge_of(&r)
+    };
+    let auth = alice.authorization("MESSAGE", "sip:bob@b.test", &realm, &nonce);
+    let request = alice.request_with_body(
+        "MESSAGE",
+        "sip:bob@b.test",
+        "<sip:bob@b.test>",
+        &call_id,
+        &auth,
+        Some("hello bob"),
+    );
+    alice.send(&request);
+    let (m, _) = bob.next_request("MESSAGE");
+    assert_eq!(m.body(), b"hello bob");
+    let (r, _) = alice.final_response(&request, Duration::from_secs(5));
     assert_eq!(r.status(), Some(200), "{r:?}");
     let vias = r.via().unwrap();
     assert_eq!(vias.len(), 1, "our Via is removed on the way back");
     assert_eq!(vias[0].rport(), Some(Some(alice.local().port())));
     assert_eq!(r.call_id().unwrap(), call_id);
-
-    let (m, _) = bob.next_request("MESSAGE");
-    assert_eq!(m.body(), b"hello bob");
     assert!(m.from().unwrap().uri_text().contains("alice@a.test"));
     assert!(
         b.engine.user(&"sip:bob@b.test".parse().unwrap()).is_some(),
@@ -370,20 +395,19 @@ fn message_to_another_domain_is_forwarded_and_answered_back() {
     // A request from a foreign user arriving at A for b.test is forwarded without a
     // challenge (it is not A's to authenticate).
     let mut stranger = Client::new(a.udp(), "zed", "c.test");
-    let (r, _) = stranger.transact(
-        &stranger.request_with_body(
-            "MESSAGE",
-            "sip:bob@b.test",
-            "<sip:bob@b.test>",
-            &token(),
-            "",
-            Some("from afar"),
-        ),
-        Duration::from_secs(5),
+    let request = stranger.request_with_body(
+        "MESSAGE",
+        "sip:bob@b.test",
+        "<sip:bob@b.test>",
+        &token(),
+        "",
+        Some("from afar"),
     );
-    assert_eq!(r.status(), Some(200));
+    stranger.send(&request);
     let (m, _) = bob.next_request("MESSAGE");
     assert_eq!(m.body(), b"from afar");
+    let (r, _) = stranger.final_response(&request, Duration::from_secs(5));
+    assert_eq!(r.status(), Some(200));
 }
 
 #[test]
@@ -802,20 +826,33 @@ fn imppd_routes_and_federation_from_flags_and_config_file() {
         a.ready
     );
     let mut alice = Client::new(a_addr, "alice", "a.test");
-    let (r, _) = alice.transact(
-        &alice.request_with_body(
-            "MESSAGE",
-            "sip:bob@b.test",
-            "<sip:bob@b.test>",
-            &token(),
-            "",
-            Some("via imppd"),
-        ),
-        Duration::from_secs(5),
+    let request = alice.request_with_body(
+        "MESSAGE",
+        "sip:bob@b.test",
+        "<sip:bob@b.test>",
+        &token(),
+        "",
+        Some("via imppd"),
     );
-    assert_eq!(r.status(), Some(200), "{r:?}");
+    alice.send(&request);
     let (m, _) = bob.next_request("MESSAGE");
     assert_eq!(m.body(), b"via imppd");
+    let (r, _) = alice.final_response(&request, Duration::from_secs(5));
+    assert_eq!(r.status(), Some(200), "{r:?}");
+}
+
+/// The realm and nonce of a 401's MD5 challenge.
+fn challenge_of(r: &SipMessage) -> (String, String) {
+    let challenge = r
+        .headers("WWW-Authenticate")
+        .find(|c| c.contains("MD5"))
+        .expect("an MD5 challenge")
+        .to_string();
+    let param = |name: &str| {
+        let i = challenge.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        challenge[i..].split('"').next().unwrap().to_string()
+    };
+    (param("realm"), param("nonce"))
 }
 
 /// A port free on 127.0.0.1 for both UDP and TCP, with its UDP socket kept bound.
@@ -975,20 +1012,19 @@ fn loose_routing_follows_the_route_set_but_is_no_open_relay() {
     // A has no route to b.test: only the Route header leads there.
     let a = Node::start("a.test", |c| c.authenticate = false);
     let mut alice = Client::new(a.udp(), "alice", "a.test");
-    let (r, _) = alice.transact(
-        &alice.request_with_body(
-            "MESSAGE",
-            "sip:bob@b.test",
-            "<sip:bob@b.test>",
-            &token(),
-            &format!("Route: <sip:{};lr>, <sip:{};lr>\r\n", a.udp(), b.udp()),
-            Some("routed"),
-        ),
-        Duration::from_secs(5),
+    let request = alice.request_with_body(
+        "MESSAGE",
+        "sip:bob@b.test",
+        "<sip:bob@b.test>",
+        &token(),
+        &format!("Route: <sip:{};lr>, <sip:{};lr>\r\n", a.udp(), b.udp()),
+        Some("routed"),
     );
-    assert_eq!(r.status(), Some(200), "{r:?}");
+    alice.send(&request);
     let (m, _) = bob.next_request("MESSAGE");
     assert_eq!(m.body(), b"routed");
+    let (r, _) = alice.final_response(&request, Duration::from_secs(5));
+    assert_eq!(r.status(), Some(200), "{r:?}");
 
     // Outside a dialog, a Route naming A and a Request-URI naming some address does not make
     // A send there: the request is refused as one for a domain A does not serve.

@@ -1,300 +1,16 @@
-//! The SIP server over an engine, driven by a small SIP client written here over UDP and TCP
-//! sockets on loopback: OPTIONS, REGISTER with digest authentication, PUBLISH (initial,
+//! The SIP server over an engine, driven by the SIP client of `common::sip` on loopback (and
+//! by hand over TCP): OPTIONS, REGISTER with digest authentication, PUBLISH (initial,
 //! refresh, modify, remove, unknown tag), SUBSCRIBE with its NOTIFYs, MESSAGE to online and
 //! offline users, and bad input.
 
-use std::collections::HashMap;
 use std::io::{Read, Write as _};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use impp::engine::{AuthAction, Engine, EngineConfig};
-use impp::sip::digest::{expected_response, Algorithm};
-use impp::sip::server::{SipServer, SipServerConfig};
-use impp::sip::transport::ListenAddr;
 use impp::sip::{SipLimits, SipMessage, Transport};
-use impp::store::{Credential, MemoryStore};
 
-const DOMAIN: &str = "example.test";
-
-struct Server {
-    engine: Arc<Engine>,
-    server: SipServer,
-}
-
-impl Server {
-    fn start(authenticate: bool) -> Server {
-        Server::start_with(authenticate, 65536, |_| {})
-    }
-
-    fn start_with(
-        authenticate: bool,
-        max_message_size: usize,
-        tweak: impl FnOnce(&mut SipServerConfig),
-    ) -> Server {
-        let store = Arc::new(MemoryStore::new());
-        let engine = Arc::new(
-            Engine::new(EngineConfig {
-                domains: vec![DOMAIN.into()],
-                default_policy: AuthAction::Allow,
-                workers: 2,
-                max_message_size,
-                store,
-                ..EngineConfig::default()
-            })
-            .unwrap(),
-        );
-        for user in ["alice", "bob", "carol"] {
-            let uri = format!("sip:{user}@{DOMAIN}").parse().unwrap();
-            engine
-                .set_user(Credential::new(uri, DOMAIN, &format!("{user}-pw")))
-                .unwrap();
-        }
-        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let mut config = SipServerConfig::new(vec![ListenAddr::udp(local), ListenAddr::tcp(local)]);
-        config.authenticate = authenticate;
-        tweak(&mut config);
-        let server = SipServer::start(engine.clone(), config).unwrap();
-        Server { engine, server }
-    }
-
-    fn udp(&self) -> SocketAddr {
-        self.addr(impp::sip::transport::Proto::Udp)
-    }
-
-    fn tcp(&self) -> SocketAddr {
-        self.addr(impp::sip::transport::Proto::Tcp)
-    }
-
-    fn addr(&self, proto: impp::sip::transport::Proto) -> SocketAddr {
-        self.server
-            .local_addrs()
-            .iter()
-            .find(|l| l.proto == proto)
-            .unwrap()
-            .addr
-    }
-}
-
-/// A SIP client on one UDP socket.
-struct Client {
-    socket: UdpSocket,
-    server: SocketAddr,
-    user: String,
-    tag: String,
-    cseq: AtomicU32,
-    /// Requests received from the server that were not yet looked at.
-    requests: Vec<SipMessage>,
-}
-
-static N: AtomicU32 = AtomicU32::new(1);
-
-fn token() -> String {
-    format!("t{}", N.fetch_add(1, Ordering::Relaxed))
-}
-
-fn parse(bytes: &[u8]) -> SipMessage {
-    SipMessage::parse(bytes, &SipLimits::DEFAULT, Transport::Datagram).unwrap()
-}
-
-impl Client {
-    fn new(server: SocketAddr, user: &str) -> Client {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        Client {
-            socket,
-            server,
-            user: user.into(),
-            tag: token(),
-            cseq: AtomicU32::new(1),
-            requests: Vec::new(),
-        }
-    }
-
-    fn local(&self) -> SocketAddr {
-        self.socket.local_addr().unwrap()
-    }
-
-    fn aor(&self) -> String {
-        format!("sip:{}@{DOMAIN}", self.user)
-    }
-
-    /// A request from this client; `extra` are more header lines (CRLF-terminated).
-    fn request(
-        &self,
-        method: &str,
-        uri: &str,
-        to: &str,
-        call_id: &str,
-        extra: &str,
-        body: Option<(&str, &[u8])>,
-    ) -> Vec<u8> {
-        let cseq = self.cseq.fetch_add(1, Ordering::Relaxed);
-        let mut text = format!(
-            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{b};rport\r\nMax-Forwards: 70\r\nFrom: <{aor}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{user}@{local}>\r\n{extra}",
-            local = self.local(),
-            b = token(),
-            aor = self.aor(),
-            tag = self.tag,
-            user = self.user,
-        );
-        let body = match body {
-            Some((ct, bytes)) => {
-                text.push_str(&format!("Content-Type: {ct}\r\n"));
-                bytes
-            }
-            None => &[],
-        };
-        text.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-        let mut out = text.into_bytes();
-        out.extend_from_slice(body);
-        out
-    }
-
-    /// Sends `request` and waits for its final response, keeping requests that arrive in
-    /// between (and answering them 200).
-    fn transact(&mut self, request: &[u8]) -> SipMessage {
-        self.socket.send_to(request, self.server).unwrap();
-        let call_id = SipMessage::parse_lenient(request, &SipLimits::DEFAULT, Transport::Datagram)
-            .unwrap()
-            .call_id()
-            .unwrap()
-            .to_string();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut buf = vec![0u8; 65536];
-        while Instant::now() < deadline {
-            let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
-                continue;
-            };
-            let m = parse(&buf[..n]);
-            if m.is_request() {
-                self.answer(&m);
-                self.requests.push(m);
-                continue;
-            }
-            if m.call_id().unwrap() == call_id && m.status().unwrap() >= 200 {
-                return m;
-            }
-        }
-        panic!("no final response to {}", String::from_utf8_lossy(request));
-    }
-
-    /// Sends `request`, answering a 401 challenge once with this client's password.
-    fn transact_auth(&mut self, build: impl Fn(&Client, &str) -> Vec<u8>) -> SipMessage {
-        let first = build(self, "");
-        let r = self.transact(&first);
-        if r.status() != Some(401) {
-            return r;
-        }
-        let challenge = r
-            .headers("WWW-Authenticate")
-            .find(|c| c.contains("MD5"))
-            .expect("an MD5 challenge")
-            .to_string();
-        let param = |name: &str| {
-            let i = challenge.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-            challenge[i..].split('"').next().unwrap().to_string()
-        };
-        let (realm, nonce) = (param("realm"), param("nonce"));
-        let credential = Credential::new(
-            self.aor().parse().unwrap(),
-            &realm,
-            &format!("{}-pw", self.user),
-        );
-        let m = parse(&first);
-        let method = m.method().unwrap().to_string();
-        let uri = m.request_uri_text().unwrap().to_string();
-        let cnonce = token();
-        let response = expected_response(
-            Algorithm::Md5,
-            &credential.ha1_md5,
-            &method,
-            &uri,
-            &nonce,
-            Some(("auth", "00000001", &cnonce)),
-        );
-        let auth = format!(
-            "Authorization: Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"{cnonce}\"\r\n",
-            self.user
-        );
-        self.transact(&build(self, &auth))
-    }
-
-    fn answer(&self, request: &SipMessage) {
-        let mut text = String::from("SIP/2.0 200 OK\r\n");
-        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-            for v in request.headers(name) {
-                text.push_str(&format!("{name}: {v}\r\n"));
-            }
-        }
-        text.push_str("Content-Length: 0\r\n\r\n");
-        self.socket.send_to(text.as_bytes(), self.server).unwrap();
-    }
-
-    /// Waits for a request from the server (answering it 200).
-    fn next_request(&mut self, method: &str) -> SipMessage {
-        if let Some(i) = self
-            .requests
-            .iter()
-            .position(|m| m.method() == Some(method))
-        {
-            return self.requests.remove(i);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut buf = vec![0u8; 65536];
-        while Instant::now() < deadline {
-            let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
-                continue;
-            };
-            let m = parse(&buf[..n]);
-            if m.is_request() {
-                self.answer(&m);
-                if m.method() == Some(method) {
-                    return m;
-                }
-                self.requests.push(m);
-            }
-        }
-        panic!("no {method} arrived");
-    }
-
-    fn register(&mut self, expires: u32) -> SipMessage {
-        let aor = self.aor();
-        let call_id = format!("reg-{}", self.tag);
-        self.transact_auth(|c, auth| {
-            c.request(
-                "REGISTER",
-                &format!("sip:{DOMAIN}"),
-                &format!("<{aor}>"),
-                &call_id,
-                &format!("Expires: {expires}\r\n{auth}"),
-                None,
-            )
-        })
-    }
-
-    fn publish(&mut self, extra: &str, body: Option<&str>) -> SipMessage {
-        let aor = self.aor();
-        let call_id = token();
-        let extra = extra.to_string();
-        let body = body.map(str::to_owned);
-        self.transact_auth(move |c, auth| {
-            c.request(
-                "PUBLISH",
-                &aor,
-                &format!("<{aor}>"),
-                &call_id,
-                &format!("Event: presence\r\n{extra}{auth}"),
-                body.as_deref()
-                    .map(|b| ("application/pidf+xml", b.as_bytes())),
-            )
-        })
-    }
-}
+mod common;
+use common::sip::{header_map, parse, token, Client, Server, DOMAIN};
 
 fn pidf(entity: &str, basic: &str, note: &str) -> String {
     format!(
@@ -303,12 +19,6 @@ fn pidf(entity: &str, basic: &str, note: &str) -> String {
   <tuple id="t1"><status><basic>{basic}</basic></status><note>{note}</note></tuple>
 </presence>"#
     )
-}
-
-fn header_map(m: &SipMessage) -> HashMap<String, String> {
-    m.all_headers()
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
-        .collect()
 }
 
 #[test]
@@ -555,15 +265,18 @@ fn messages_to_online_and_offline_users() {
     let mut alice = Client::new(s.udp(), "alice");
     let mut bob = Client::new(s.udp(), "bob");
     let bob_aor = bob.aor();
-    let send = |alice: &mut Client, text: &str| {
-        let m = alice.request(
+    let message = |alice: &Client, text: &str| {
+        alice.request(
             "MESSAGE",
             &bob_aor,
             &format!("<{bob_aor}>"),
             &token(),
             "",
             Some(("text/plain", text.as_bytes())),
-        );
+        )
+    };
+    let send = |alice: &mut Client, text: &str| {
+        let m = message(alice, text);
         alice.transact(&m)
     };
     // Bob is offline: stored (202).
@@ -575,9 +288,14 @@ fn messages_to_online_and_offline_users() {
     let m2 = bob.next_request("MESSAGE");
     assert_eq!((m1.body(), m2.body()), (&b"first"[..], &b"second"[..]));
     assert_eq!(m1.from().unwrap().uri_text(), alice.aor());
-    // Online now: delivered (200) and relayed.
-    assert_eq!(send(&mut alice, "third").status(), Some(200));
-    assert_eq!(bob.next_request("MESSAGE").body(), b"third");
+    // Online now: relayed, and delivered (200) once bob's device took it (answered 200).
+    let call_id = alice.send(&message(&alice, "third"));
+    let relayed = bob.next_request("MESSAGE");
+    assert_eq!(relayed.body(), b"third");
+    assert_eq!(alice.final_response(&call_id).status(), Some(200));
+    // Relayed as a proxy forwards it: what alice wrote reaches bob unchanged.
+    assert_eq!(relayed.call_id().unwrap(), call_id);
+    assert_eq!(relayed.request_uri_text().unwrap(), bob.contact_uri());
     // Unknown user: 404; too large: 413.
     let m = alice.request(
         "MESSAGE",
@@ -613,11 +331,11 @@ fn messages_to_online_and_offline_users() {
         .unwrap()
         .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
     tcp.write_all(m.as_bytes()).unwrap();
+    assert_eq!(bob.next_request("MESSAGE").body(), b"by tcp");
     let mut buf = vec![0u8; 4096];
     let n = tcp.read(&mut buf).unwrap();
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.starts_with("SIP/2.0 200"), "{text}");
-    assert_eq!(bob.next_request("MESSAGE").body(), b"by tcp");
 }
 
 #[test]

@@ -1,14 +1,10 @@
-//! Who may watch a presentity (DESIGN §1 "authorization"): per-presentity rules that match
-//! one watcher or a whole domain, each with an action.
+//! Who may watch a presentity (DESIGN §1 "authorization"): the engine's evaluation of the
+//! per-presentity rules, [`RuleBook`].
 //!
-//! # Identity
-//!
-//! Presentities and watchers are compared by one key, [`presentity_key`] (and its alias
-//! [`watcher_key`]): the address of record ([`Uri::aor`]) without its scheme. So
-//! `sip:bob@x;transport=tcp`, `sips:bob@x`, `pres:bob@x` and `im:bob@x` are all the same
-//! party `bob@x`: the scheme says how to reach someone, not who they are. The user part stays
-//! case-sensitive and the host is lower-case, as in the canonical [`Uri`]. A `tel` URI is keyed
-//! by its number (`+12125550100`, or `7042;phone-context=example.com` for a local number).
+//! The rules themselves ([`AuthRule`], [`WatcherMatch`], [`AuthAction`]) and the keys that
+//! identify presentities and watchers ([`presentity_key`], [`watcher_key`]) are vocabulary
+//! every layer shares, so they live in [`crate::model`]; they are re-exported here under
+//! their old paths.
 //!
 //! # Decision
 //!
@@ -26,148 +22,17 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
-use crate::error::{Error, Result};
-use crate::uri::{Scheme, Uri};
-
-/// What happens to a watcher's subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AuthAction {
-    /// The subscription becomes active and sees the composed state.
-    Allow,
-    /// The subscription is rejected.
-    Block,
-    /// The subscription becomes active but sees only the neutral document
-    /// (see [`crate::engine::compose::neutral`]); the watcher cannot tell it from a real one.
-    PoliteBlock,
-    /// The subscription stays pending until the presentity decides.
-    Confirm,
-}
-
-impl AuthAction {
-    /// Every action, in a stable order.
-    pub const ALL: [AuthAction; 4] = [
-        AuthAction::Allow,
-        AuthAction::Block,
-        AuthAction::PoliteBlock,
-        AuthAction::Confirm,
-    ];
-
-    /// `"allow"`, `"block"`, `"polite-block"` or `"confirm"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthAction::Allow => "allow",
-            AuthAction::Block => "block",
-            AuthAction::PoliteBlock => "polite-block",
-            AuthAction::Confirm => "confirm",
-        }
-    }
-}
-
-impl fmt::Display for AuthAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for AuthAction {
-    type Err = Error;
-    /// Parses the names [`AuthAction::as_str`] writes, in any case.
-    fn from_str(s: &str) -> Result<AuthAction> {
-        AuthAction::ALL
-            .into_iter()
-            .find(|a| a.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "unknown authorization action '{s}' (expected allow, block, polite-block or confirm)"
-                ))
-            })
-    }
-}
-
-/// Which watchers a rule applies to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WatcherMatch {
-    /// One watcher, compared by [`watcher_key`] (scheme, parameters and headers ignored).
-    Watcher(Uri),
-    /// Every watcher whose URI host is this domain (case-insensitive, no subdomains).
-    Domain(String),
-}
-
-impl WatcherMatch {
-    /// Whether this match covers `watcher`.
-    pub fn matches(&self, watcher: &Uri) -> bool {
-        match self {
-            WatcherMatch::Watcher(uri) => watcher_key(uri) == watcher_key(watcher),
-            WatcherMatch::Domain(domain) => {
-                !watcher.host().is_empty() && watcher.host().eq_ignore_ascii_case(domain)
-            }
-        }
-    }
-
-    /// The identity of the match: two matches with the same key are the same rule slot.
-    fn slot(&self) -> Slot {
-        match self {
-            WatcherMatch::Watcher(uri) => Slot::Watcher(watcher_key(uri)),
-            WatcherMatch::Domain(domain) => Slot::Domain(domain.to_ascii_lowercase()),
-        }
-    }
-}
-
-/// One authorization rule of one presentity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthRule {
-    /// Whose presence the rule protects.
-    pub presentity: Uri,
-    /// Which watchers it applies to.
-    pub watcher: WatcherMatch,
-    /// What happens to them.
-    pub action: AuthAction,
-}
-
-impl AuthRule {
-    /// A rule.
-    pub fn new(presentity: Uri, watcher: WatcherMatch, action: AuthAction) -> AuthRule {
-        AuthRule {
-            presentity,
-            watcher,
-            action,
-        }
-    }
-}
-
-/// The key that names a presentity (the engine shards presentities by it): `user@host` for
-/// `sip`, `sips`, `pres` and `im` (host lower-case, user part as written; `host` alone for a
-/// URI without a user), the number for `tel` (with its `;phone-context=` when local).
-/// Built from [`Uri::aor`], so parameters, headers, port and password never count.
-pub fn presentity_key(uri: &Uri) -> String {
-    debug_assert!(uri.scheme() != Scheme::Tel || uri.host().is_empty());
-    // One allocation of the right size in the common case (keys are made on hot paths).
-    let mut key = String::with_capacity(uri.user().map_or(0, |u| u.len() + 1) + uri.host().len());
-    uri.push_aor_body(&mut key);
-    key
-}
-
-/// The key that names a watcher; the same notion of identity as [`presentity_key`], so a
-/// presentity watching itself is recognised whatever schemes the two URIs use.
-pub fn watcher_key(uri: &Uri) -> String {
-    presentity_key(uri)
-}
-
-/// Where a rule lives among one presentity's rules.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Slot {
-    Watcher(String),
-    Domain(String),
-}
+pub use crate::model::key::{presentity_key, watcher_key};
+use crate::model::rule::RuleSlot;
+pub use crate::model::rule::{AuthAction, AuthRule, WatcherMatch};
+use crate::uri::Uri;
 
 /// The rules of many presentities, keyed by [`presentity_key`]; within a presentity, at most
 /// one rule per watcher key and one per (lower-cased) domain.
 #[derive(Debug, Clone, Default)]
 pub struct RuleBook {
-    by_presentity: BTreeMap<String, BTreeMap<Slot, AuthRule>>,
+    by_presentity: BTreeMap<String, BTreeMap<RuleSlot, AuthRule>>,
 }
 
 impl RuleBook {
@@ -249,12 +114,12 @@ impl RuleBook {
         let Some(rules) = self.by_presentity.get(&key) else {
             return default;
         };
-        if let Some(rule) = rules.get(&Slot::Watcher(wkey)) {
+        if let Some(rule) = rules.get(&RuleSlot::Watcher(wkey)) {
             return rule.action;
         }
         if !watcher.host().is_empty() {
             // The canonical host is already lower-case.
-            if let Some(rule) = rules.get(&Slot::Domain(watcher.host().to_owned())) {
+            if let Some(rule) = rules.get(&RuleSlot::Domain(watcher.host().to_owned())) {
                 return rule.action;
             }
         }
@@ -283,56 +148,6 @@ mod tests {
     }
 
     const ALICE: &str = "sip:alice@example.test";
-
-    #[test]
-    fn action_names_round_trip() {
-        for a in AuthAction::ALL {
-            assert_eq!(a.as_str().parse::<AuthAction>().unwrap(), a);
-            assert_eq!(a.to_string(), a.as_str());
-        }
-        assert_eq!(
-            "Polite-Block".parse::<AuthAction>().unwrap(),
-            AuthAction::PoliteBlock
-        );
-        let err = "deny".parse::<AuthAction>().unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("'deny'")));
-    }
-
-    #[test]
-    fn keys_ignore_scheme_and_parameters() {
-        assert_eq!(
-            presentity_key(&uri("pres:alice@Example.TEST")),
-            "alice@example.test"
-        );
-        assert_eq!(
-            presentity_key(&uri("sip:alice@example.test:5060;transport=tcp?subject=x")),
-            "alice@example.test"
-        );
-        assert_eq!(
-            presentity_key(&uri("sips:alice@example.test")),
-            "alice@example.test"
-        );
-        assert_eq!(
-            presentity_key(&uri("im:alice@example.test")),
-            "alice@example.test"
-        );
-        assert_ne!(
-            presentity_key(&uri("sip:Alice@example.test")),
-            "alice@example.test"
-        );
-        assert_eq!(presentity_key(&uri("sip:example.test")), "example.test");
-        // The address of record has no port.
-        assert_eq!(presentity_key(&uri("sip:a@x:5070")), "a@x");
-        assert_eq!(presentity_key(&uri("tel:+1-212-555-0100")), "+12125550100");
-        assert_eq!(
-            presentity_key(&uri("tel:7042;phone-context=Example.COM")),
-            "7042;phone-context=example.com"
-        );
-        assert_eq!(
-            watcher_key(&uri("sip:bob@x;transport=tcp")),
-            watcher_key(&uri("pres:bob@x"))
-        );
-    }
 
     #[test]
     fn precedence_watcher_then_domain_then_default() {
@@ -514,5 +329,58 @@ mod tests {
         assert_eq!(keys, ["a@x", "a@x", "b@x"]);
         assert_eq!(all[0].watcher, watcher("sip:d@x"));
         assert_eq!(book.len(), 3);
+    }
+
+    #[test]
+    fn loaded_rules_rebuild_the_same_decisions() {
+        use crate::store::{MemoryStore, Store};
+        let store = MemoryStore::new();
+        store
+            .save_rule(&rule(
+                "sip:alice@x",
+                WatcherMatch::Domain("corp.test".into()),
+                AuthAction::Block,
+            ))
+            .unwrap();
+        let mut book = RuleBook::new();
+        for r in store.load_rules().unwrap() {
+            book.set(r);
+        }
+        assert_eq!(
+            book.decide(
+                &uri("sip:alice@x"),
+                &uri("sip:eve@corp.test"),
+                AuthAction::Allow
+            ),
+            AuthAction::Block
+        );
+    }
+
+    #[test]
+    fn the_memory_store_keeps_rules_as_the_book_does() {
+        use crate::store::{MemoryStore, Store};
+        // The same saves and deletes, in a store and in a book: the same rules (replaced by
+        // the same identity), in the same order.
+        let store = MemoryStore::new();
+        let mut book = RuleBook::new();
+        let saves = [
+            rule("sip:b@x", watcher("sip:c@x"), AuthAction::Block),
+            rule("sip:a@x", domain("Y"), AuthAction::Confirm),
+            rule("sip:a@x", watcher("sip:d@x"), AuthAction::Allow),
+            rule("pres:a@x", watcher("sips:d@x;lr"), AuthAction::PoliteBlock),
+            rule("sip:a@x", domain("y"), AuthAction::Block),
+            rule("sip:a@x", watcher("sip:a@y"), AuthAction::Block),
+            rule("tel:+12125550100", domain("x"), AuthAction::Allow),
+        ];
+        for r in saves {
+            store.save_rule(&r).unwrap();
+            book.set(r);
+        }
+        store
+            .delete_rule(&uri("sip:b@x"), &watcher("pres:c@x"))
+            .unwrap();
+        book.remove(&uri("sip:b@x"), &watcher("pres:c@x"));
+        assert_eq!(store.load_rules().unwrap(), book.rules());
+        assert_eq!(book.len(), 4);
     }
 }

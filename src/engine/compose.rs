@@ -52,12 +52,12 @@
 
 use std::collections::HashSet;
 
-use super::package::{Document, Package};
 use crate::doc::dialog::DialogInfo;
 use crate::doc::mwi::{MessageClass, MessageCount, MessageSummary};
 use crate::doc::pidf::{Basic, Presence, Tuple};
 use crate::doc::winfo::{WatcherList, Watcherinfo};
 use crate::doc::DocState;
+use crate::model::package::{Document, Package};
 use crate::uri::Uri;
 
 /// The id of the one tuple of the neutral presence document: a plain, constant id that says

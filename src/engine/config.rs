@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::authorization::AuthAction;
 use super::clock::{Clock, SystemClock};
 use crate::doc::Limits;
 use crate::error::{Error, Result};
+use crate::model::rule::AuthAction;
 use crate::store::{MemoryStore, Store};
 use crate::uri::Uri;
 
@@ -69,11 +69,20 @@ pub struct EngineConfig {
     /// How long a message stored for an offline recipient is kept before it fails as
     /// `expired`. Default 7 days.
     pub message_expiry: Duration,
+    /// How long a message handed to a transport's devices (registered SIP contacts) waits
+    /// for one of them to take it; then it is stored as for an offline user (its sender
+    /// hears `stored`) and handed over again at the user's next login. Well under a SIP
+    /// sender's own 32 s transaction timeout, so the sender hears the outcome. Default 8 s.
+    pub handover_timeout: Duration,
     /// Whether a logged-in endpoint of a user who publishes no presence makes the user
     /// appear `open` (one minimal tuple per endpoint, withdrawn at logout). Default: no.
     pub endpoint_presence: bool,
     /// The clock. Default: the system's monotonic clock.
     pub clock: Arc<dyn Clock>,
+    /// The seed of the engine's one random generator (entity tags, and the SIP stack's tags,
+    /// branches and jitter, which it draws from the engine). Default `None`: seeded from the
+    /// operating system's per-process random keys. A fixed seed makes runs repeatable (tests).
+    pub random_seed: Option<u64>,
     /// Durable state. Default: in memory, without soft state ([`MemoryStore::volatile`]);
     /// give an [`crate::store::SqliteStore`] to keep state across restarts.
     pub store: Arc<dyn Store>,
@@ -94,6 +103,7 @@ impl Default for EngineConfig {
             endpoint_expiry: bounds,
             max_message_size: 65536,
             message_expiry: Duration::from_secs(7 * 24 * 3600),
+            handover_timeout: Duration::from_secs(8),
             endpoint_presence: false,
             queue_capacity: 65536,
             default_policy: AuthAction::Confirm,
@@ -101,6 +111,7 @@ impl Default for EngineConfig {
             winfo_admins: Vec::new(),
             limits: Limits::DEFAULT,
             clock: Arc::new(SystemClock::new()),
+            random_seed: None,
             store: Arc::new(MemoryStore::volatile()),
         }
     }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
 
-use super::authorization::presentity_key;
+use crate::model::key::presentity_key;
 use crate::store::Credential;
 use crate::uri::Uri;
 

@@ -297,7 +297,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::engine::package::Package;
+    use crate::model::package::Package;
     use crate::uri::Uri;
 
     const WAIT: Duration = Duration::from_secs(5);

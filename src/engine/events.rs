@@ -5,17 +5,8 @@
 use std::sync::Arc;
 
 use super::package::{Document, Package};
+pub use crate::model::id::SubscriptionId;
 use crate::uri::Uri;
-
-/// Identifies a subscription for its whole life. Unique within an engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SubscriptionId(pub u64);
-
-impl std::fmt::Display for SubscriptionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
 
 /// Why a subscription ended (RFC 6665 §4.2.2 reason codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,8 +89,9 @@ pub struct Notification {
     pub full_state: Option<Arc<Document>>,
     /// The subscription's target, for a remote watcher (see
     /// [`super::SubscribeRequest::target`]): its notifications are for the transport that
-    /// made it to deliver (its event tap takes them), and carry the target so that the
-    /// transport need not keep a copy of every dialog. `None`: an in-process watcher.
+    /// made it to deliver (they go to its port, [`super::Port`]), and carry the target so
+    /// that the transport need not keep a copy of every dialog. `None`: an in-process
+    /// watcher.
     pub target: Option<Arc<[u8]>>,
 }
 
@@ -107,6 +99,18 @@ impl Notification {
     /// Whether the watcher is remote (the subscription has a target).
     pub fn is_remote(&self) -> bool {
         self.target.is_some()
+    }
+
+    /// Merges a newer notification of the same subscription into this one, which the
+    /// watcher has not been told yet: the latest state wins, and a change-only document
+    /// (watcher information) gives way to the full state it came with, since the watcher
+    /// never saw the state the change applies to. The one rule for every place that holds
+    /// notifications back (the event queues, a transport's per-dialog delivery).
+    pub fn merge(&mut self, mut newer: Notification) {
+        if let Some(full) = &newer.full_state {
+            newer.document = Some(Arc::clone(full));
+        }
+        *self = newer;
     }
 }
 
@@ -215,6 +219,16 @@ pub struct Message {
     pub in_reply_to: Option<Arc<str>>,
     /// When it was sent, in Unix milliseconds.
     pub sent_at: u64,
+    /// Where the endpoint is reached, for an endpoint a transport logged in with a contact
+    /// ([`super::Core::login_at`]): such a message is the transport's to deliver (it goes
+    /// to its port), and the transport tells the engine whether the device took it
+    /// ([`super::Core::report_handover`]). `None`: an in-process endpoint.
+    pub contact: Option<Arc<str>>,
+    /// The message as the sender's transport received it, when it came through one (for
+    /// SIP, the MESSAGE request's bytes), kept with the message (on disk too) so that a
+    /// transport relays it as it was written: headers, encoding, identifiers. Opaque to the
+    /// engine.
+    pub wire: Option<Arc<[u8]>>,
 }
 
 /// Why a message could not be delivered.

@@ -36,11 +36,9 @@ pub mod config;
 mod directory;
 pub(crate) mod dispatcher;
 pub mod events;
-mod hooks;
-pub(crate) mod id_table;
-pub mod package;
+mod port;
 pub(crate) mod queue;
-mod random;
+pub(crate) mod random;
 mod restore;
 mod shard;
 mod subscription;
@@ -55,19 +53,20 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded, Sender};
 
-pub use authorization::{AuthAction, AuthRule, WatcherMatch};
+/// Event packages, now in [`crate::model::package`]; re-exported under their old path.
+pub use crate::model::package;
+pub use crate::model::package::{Document, Package};
+pub use crate::model::rule::{AuthAction, AuthRule, WatcherMatch};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{EngineConfig, ExpiryBounds};
 pub use events::{
     Delivery, DeliveryOutcome, Event, FailureReason, Message, MessageId, Notification,
     SubscriptionId, SubscriptionState, TerminationReason,
 };
-pub use hooks::EventTap;
-pub use package::{Document, Package};
+pub use port::{Port, PortCloser, PortOptions, PortStats};
 pub use shard::messaging::EndpointInfo;
 pub use subscription::SubscriptionInfo;
 
-use authorization::presentity_key;
 use directory::Directory;
 use dispatcher::Dispatcher;
 use queue::EventQueue;
@@ -77,6 +76,7 @@ use crate::doc::filter::FilterSet;
 use crate::doc::pidf::Presence;
 use crate::error::{Error, Result};
 use crate::log;
+use crate::model::key::presentity_key;
 use crate::store::Credential;
 use crate::uri::Uri;
 
@@ -139,6 +139,19 @@ pub struct OutgoingMessage {
     pub endpoint: Option<String>,
     /// The message or call it refers to (the application's reference), handed over as is.
     pub in_reply_to: Option<String>,
+    /// The message as a transport received it (see [`Message::wire`]); `None` for a
+    /// message the application sends.
+    pub wire: Option<Arc<[u8]>>,
+}
+
+/// A subscription made, with the expiry the engine granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscribed {
+    /// The new subscription.
+    pub id: SubscriptionId,
+    /// Its granted expiry in seconds (the request, or the default, clamped to the
+    /// configured bounds; 0 for a fetch, which ends at once).
+    pub expires: u32,
 }
 
 impl OutgoingMessage {
@@ -158,6 +171,7 @@ impl OutgoingMessage {
             body: Arc::from(body.as_ref()),
             endpoint: None,
             in_reply_to: None,
+            wire: None,
         }
     }
 }
@@ -256,7 +270,9 @@ pub struct Core {
     next_id: AtomicU64,
     next_message_id: AtomicU64,
     directory: Arc<Directory>,
-    hooks: Arc<hooks::Hooks>,
+    port: Arc<port::PortSlot>,
+    /// The engine's one generator; shards and transports draw their own splits of it.
+    random: Mutex<random::Random>,
     closed: AtomicBool,
     me: Weak<Core>,
 }
@@ -299,7 +315,11 @@ impl Engine {
         let mut senders = Vec::with_capacity(config.workers);
         let mut threads = Vec::with_capacity(config.workers);
         let mut counters = Vec::with_capacity(config.workers);
-        let hooks = Arc::new(hooks::Hooks::default());
+        let port = Arc::new(port::PortSlot::default());
+        let mut random = match config.random_seed {
+            Some(seed) => random::Random::seeded(seed),
+            None => random::Random::from_entropy(),
+        };
         for (index, mut part) in parts.into_iter().enumerate() {
             let (tx, rx) = unbounded();
             let c = Arc::new(ShardCounters::default());
@@ -311,7 +331,8 @@ impl Engine {
                 std::mem::take(&mut part.rules),
                 tx.clone(),
                 directory.clone(),
-                hooks.clone(),
+                port.clone(),
+                random.split(),
             );
             shard.restore(part);
             let thread = std::thread::Builder::new()
@@ -334,7 +355,8 @@ impl Engine {
             next_id: AtomicU64::new(next_subscription),
             next_message_id: AtomicU64::new(next_message_id),
             directory,
-            hooks,
+            port,
+            random: Mutex::new(random),
             closed: AtomicBool::new(false),
             me: me.clone(),
         });
@@ -531,7 +553,7 @@ impl Core {
     /// [`Error::IntervalTooBrief`]; watching another presentity's watchers is
     /// [`Error::Forbidden`].
     pub fn subscribe(&self, request: SubscribeRequest) -> Result<SubscriptionId> {
-        self.subscribe_naming(request, |_| None)
+        self.subscribe_naming(request, |_| None).map(|s| s.id)
     }
 
     /// [`Core::subscribe`] for a transport whose target names the subscription: `target` is
@@ -543,7 +565,7 @@ impl Core {
         &self,
         mut request: SubscribeRequest,
         target: impl FnOnce(SubscriptionId) -> Option<Arc<[u8]>>,
-    ) -> Result<SubscriptionId> {
+    ) -> Result<Subscribed> {
         let shard = self.shard_for(&request.presentity);
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = SubscriptionId(n * self.shards.len() as u64 + shard as u64);
@@ -577,10 +599,13 @@ impl Core {
             request: new,
             reply,
         })
+        .map(|(id, expires)| Subscribed { id, expires })
     }
 
-    /// Extends a subscription; `expires` 0 ends it like [`Core::unsubscribe`].
-    pub fn refresh_subscription(&self, id: SubscriptionId, expires: u32) -> Result<()> {
+    /// Extends a subscription; `expires` 0 ends it like [`Core::unsubscribe`]. Returns the
+    /// granted expiry in seconds (the request clamped to the configured maximum; 0 when it
+    /// ended).
+    pub fn refresh_subscription(&self, id: SubscriptionId, expires: u32) -> Result<u32> {
         self.call(self.shard_for_subscription(id), |reply| {
             Command::RefreshSubscription { id, expires, reply }
         })
@@ -759,11 +784,38 @@ impl Core {
         Ok(id)
     }
 
-    /// While on, a message for a user of a domain the engine does not own becomes an
-    /// [`Event::RemoteMessage`] for the transport to send on, instead of failing as
-    /// `unknown-user`. Set by a transport that can reach other domains (the SIP stack).
-    pub fn set_remote_delivery(&self, on: bool) {
-        self.hooks.set_remote_delivery(on);
+    /// Opens the engine's port for a transport (see [`Port`]): from now on the events that
+    /// are the transport's (notifications of the subscriptions it made with a target,
+    /// messages for the endpoints it logged in with a contact, messages for other domains
+    /// when [`PortOptions::remote_messages`] asks) go to the port's own bounded queue, and
+    /// copies of the others it asks for. One port per engine; closing or dropping the
+    /// [`Port`] gives everything back to the application's queue.
+    pub fn open_port(&self, options: PortOptions) -> Result<Port> {
+        self.check_open()?;
+        self.port.open(options)
+    }
+
+    /// A generator of its own for a part of the engine or a transport, split from the
+    /// engine's one generator (see [`EngineConfig::random_seed`]).
+    pub(crate) fn random(&self) -> random::Random {
+        lock(&self.random).split()
+    }
+
+    /// A transport's word on a message it relayed (an [`Event::Message`] with a contact,
+    /// given back as it came): `taken` when the device answered that it accepted it (SIP:
+    /// 2xx), `false` when it refused or failed. The first device that takes it makes it
+    /// `delivered` for its sender; when every device refused, or none answered within
+    /// [`EngineConfig::handover_timeout`], it is stored for the user's next login.
+    pub fn report_handover(&self, message: &Message, taken: bool) -> Result<()> {
+        self.check_open()?;
+        let shard = shard_of(&presentity_key(&message.recipient), self.shards.len());
+        self.shards[shard]
+            .send(Command::ReportHandover {
+                id: message.id.0,
+                endpoint: message.endpoint.to_string(),
+                taken,
+            })
+            .map_err(|_| Error::Shutdown("the engine is shut down".into()))
     }
 
     /// Tells a remote message's sender what became of it: queues an [`Event::Delivery`]
@@ -775,13 +827,6 @@ impl Core {
         self.shards[shard]
             .send(Command::ReportDelivery(delivery))
             .map_err(|_| Error::Shutdown("the engine is shut down".into()))
-    }
-
-    /// Sets (or with `None` removes) the transport's event tap (see [`EventTap`]): it sees
-    /// every batch of events before the application's queue and takes what is its own. One
-    /// tap per engine; the application's callback or polling is unaffected.
-    pub fn set_event_tap(&self, tap: Option<EventTap>) {
-        self.hooks.set_tap(tap);
     }
 
     /// Checks `message` and makes it a letter with a new id; the shard of its recipient.
@@ -806,6 +851,7 @@ impl Core {
             endpoint: message.endpoint.map(Into::into),
             in_reply_to: message.in_reply_to.map(Into::into),
             sent_at: self.config.clock.unix_ms(),
+            wire: message.wire,
         };
         Ok((shard, letter))
     }

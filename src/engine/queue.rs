@@ -69,7 +69,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::events::{Event, Notification, SubscriptionId};
+use super::events::{Event, Notification};
+use crate::model::id::SubscriptionId;
 
 /// Counters of a queue since it was created. `queued - delivered` is the current length.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -307,7 +308,6 @@ impl EventQueue {
     }
 
     /// Whether [`close`](Self::close) was called.
-    #[cfg(test)]
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
     }
@@ -612,12 +612,9 @@ fn forget(waiting: &mut IdMap, event: &Event, seq: u64) {
     }
 }
 
-/// The latest state wins; a change-only document gives way to the full state it came with.
-fn merge_into(waiting: &mut Notification, mut newer: Notification) {
-    if let Some(full) = &newer.full_state {
-        newer.document = Some(Arc::clone(full));
-    }
-    *waiting = newer;
+/// See [`Notification::merge`].
+fn merge_into(waiting: &mut Notification, newer: Notification) {
+    waiting.merge(newer);
 }
 
 fn deadline(timeout: Option<Duration>) -> Option<Instant> {
@@ -658,7 +655,7 @@ mod tests {
     use super::*;
     use crate::doc::mwi::MessageSummary;
     use crate::engine::events::SubscriptionState;
-    use crate::engine::package::{Document, Package};
+    use crate::model::package::{Document, Package};
     use crate::uri::Uri;
 
     fn uri() -> Arc<Uri> {

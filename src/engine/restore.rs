@@ -8,8 +8,9 @@
 //! for users with an endpoint still logged in are delivered at once.
 #![forbid(unsafe_code)]
 
-use super::authorization::{presentity_key, AuthRule};
 use super::shard::shard_of;
+use crate::model::key::presentity_key;
+use crate::model::rule::AuthRule;
 use crate::store::{
     EndpointRecord, PublicationRecord, Snapshot, Store, StoredMessage, SubscriptionRecord, Write,
 };

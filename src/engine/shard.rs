@@ -66,12 +66,14 @@ pub(crate) enum Command {
     },
     Subscribe {
         request: NewSubscription,
-        reply: Reply<SubscriptionId>,
+        /// The subscription and its granted expiry (seconds).
+        reply: Reply<(SubscriptionId, u32)>,
     },
     RefreshSubscription {
         id: SubscriptionId,
         expires: u32,
-        reply: Reply<()>,
+        /// The granted expiry (seconds; 0 when it ended).
+        reply: Reply<u32>,
     },
     Unsubscribe {
         id: SubscriptionId,
@@ -110,6 +112,12 @@ pub(crate) enum Command {
     ReceiveMessage(Box<messaging::Letter>),
     /// The outcome a transport reports for a remote message.
     ReportDelivery(super::events::Delivery),
+    /// A transport's word on a message it relayed to one of the recipient's devices.
+    ReportHandover {
+        id: u64,
+        endpoint: String,
+        taken: bool,
+    },
     /// The store's answer to a message write.
     MessageStored {
         id: u64,
@@ -250,13 +258,15 @@ pub(crate) struct Shard {
     users: HashMap<String, messaging::User>,
     /// The user key of each message waiting in a mailbox.
     waiting: HashMap<u64, String>,
+    /// Messages handed to a transport's devices, by id, until one takes them.
+    handovers: HashMap<u64, messaging::Handover>,
     /// This shard's own command channel (the store answers through it).
     me: Sender<Command>,
     /// Whether the store wants soft state ([`crate::store::Store::keeps_soft_state`]).
     soft_state: bool,
     directory: Arc<Directory>,
     /// What a transport set on the engine (event tap, remote delivery).
-    pub(crate) hooks: Arc<super::hooks::Hooks>,
+    pub(crate) port: Arc<super::port::PortSlot>,
 }
 
 /// The shard a presentity lives on.
@@ -292,7 +302,8 @@ impl Shard {
         rules: Vec<AuthRule>,
         me: Sender<Command>,
         directory: Arc<Directory>,
-        hooks: Arc<super::hooks::Hooks>,
+        port: Arc<super::port::PortSlot>,
+        random: Random,
     ) -> Shard {
         let mut book = RuleBook::default();
         for rule in rules {
@@ -314,15 +325,16 @@ impl Shard {
             timers: Timers::default(),
             next_seq: 0,
             next_etag: 0,
-            random: Random::from_entropy(),
+            random,
             outbox: Vec::new(),
             notified: 0,
             users: HashMap::new(),
             waiting: HashMap::new(),
+            handovers: HashMap::new(),
             me,
             soft_state,
             directory,
-            hooks,
+            port,
         }
     }
 
@@ -388,7 +400,7 @@ impl Shard {
         }
         if !self.outbox.is_empty() {
             let mut events = std::mem::take(&mut self.outbox);
-            self.hooks.tap(&mut events);
+            self.port.route(&mut events);
             // Refused only after the queue closed at shutdown: nobody is left to deliver to.
             if let Err(refused) = self.queue.push_batch(events) {
                 log::warn!(
@@ -490,6 +502,11 @@ impl Shard {
             Command::SendMessage(letter) => self.send_message(*letter),
             Command::ReceiveMessage(letter) => self.receive_message(*letter),
             Command::ReportDelivery(delivery) => self.report_delivery(delivery),
+            Command::ReportHandover {
+                id,
+                endpoint,
+                taken,
+            } => self.report_handover(id, &endpoint, taken),
             Command::MessageStored { id, result } => self.message_stored(id, result),
             Command::Login {
                 user,
@@ -785,7 +802,7 @@ impl Shard {
     // Subscriptions
     // ----------------------------------------------------------------------------------
 
-    fn subscribe(&mut self, request: NewSubscription) -> Result<SubscriptionId> {
+    fn subscribe(&mut self, request: NewSubscription) -> Result<(SubscriptionId, u32)> {
         let NewSubscription {
             id,
             watcher,
@@ -897,15 +914,15 @@ impl Shard {
         } else {
             self.persist_subscription(id);
         }
-        Ok(id)
+        Ok((id, if fetch { 0 } else { expires }))
     }
 
-    fn refresh_subscription(&mut self, id: SubscriptionId, expires: u32) -> Result<()> {
+    fn refresh_subscription(&mut self, id: SubscriptionId, expires: u32) -> Result<u32> {
         if !self.subscriptions.contains_key(&id) {
             return Err(unknown_subscription(id));
         }
         if expires == 0 {
-            return self.unsubscribe(id);
+            return self.unsubscribe(id).map(|()| 0);
         }
         let expires = self
             .config
@@ -916,7 +933,7 @@ impl Shard {
         sub.expires_at = expires_at;
         self.timers.schedule(expires_at, Timer::Subscription(id));
         self.persist_subscription(id);
-        Ok(())
+        Ok(expires)
     }
 
     fn unsubscribe(&mut self, id: SubscriptionId) -> Result<()> {
@@ -1330,6 +1347,7 @@ impl Shard {
                 }
                 Timer::Message(id) => self.message_expired(id),
                 Timer::Endpoint(key, endpoint) => self.endpoint_timer(&key, &endpoint, deadline),
+                Timer::Handover(id) => self.handover_timer(id),
                 Timer::Throttle(id) => {
                     if self
                         .subscriptions

@@ -5,15 +5,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::authorization::AuthAction;
-use super::events::{SubscriptionId, SubscriptionState};
-use super::id_table::{IdTable, Keyed};
-use super::package::{Document, Package};
-use super::watchers::status_of_event;
+use super::events::SubscriptionState;
 use crate::doc::filter::Filter;
 use crate::doc::winfo::{WatcherEvent, WatcherStatus};
 use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::id_table::{IdTable, Keyed};
+use crate::model::package::{Document, Package};
+use crate::model::rule::AuthAction;
 use crate::uri::Uri;
+
+/// The watcher status (RFC 3857) of a subscription in `state` after `event`.
+pub(crate) fn status_of_event(state: SubscriptionState, event: WatcherEvent) -> WatcherStatus {
+    match state {
+        SubscriptionState::Pending => WatcherStatus::Pending,
+        SubscriptionState::Active => WatcherStatus::Active,
+        // RFC 3857 §3.9: a pending subscription that times out waits for the presentity.
+        SubscriptionState::Terminated(_) if event == WatcherEvent::Giveup => WatcherStatus::Waiting,
+        SubscriptionState::Terminated(_) => WatcherStatus::Terminated,
+    }
+}
 
 /// A snapshot of a subscription, as `Engine::subscription` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]

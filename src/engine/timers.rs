@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::events::SubscriptionId;
+use crate::model::id::SubscriptionId;
 
 /// What comes due.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,6 +23,8 @@ pub(crate) enum Timer {
     Message(u64),
     /// An endpoint login's expiry: (user key, endpoint id).
     Endpoint(String, String),
+    /// The end of the wait for a transport's devices to take a message, by message id.
+    Handover(u64),
 }
 
 /// Deadlines in clock milliseconds, earliest first (on a tie: publications, then
@@ -38,6 +40,7 @@ pub(crate) struct Timers {
     throttles: BinaryHeap<Reverse<(u64, SubscriptionId)>>,
     messages: BinaryHeap<Reverse<(u64, u64)>>,
     endpoints: BinaryHeap<Reverse<(u64, (String, String))>>,
+    handovers: BinaryHeap<Reverse<(u64, u64)>>,
 }
 
 /// Which heap holds the earliest entry.
@@ -48,6 +51,7 @@ enum Kind {
     Throttle,
     Message,
     Endpoint,
+    Handover,
 }
 
 impl Timers {
@@ -61,6 +65,7 @@ impl Timers {
             Timer::Endpoint(user, endpoint) => self
                 .endpoints
                 .push(Reverse((deadline_ms, (user, endpoint)))),
+            Timer::Handover(id) => self.handovers.push(Reverse((deadline_ms, id))),
         }
     }
 
@@ -86,7 +91,11 @@ impl Timers {
             .endpoints
             .peek()
             .map(|Reverse((d, _))| (*d, Kind::Endpoint));
-        [p, s, t, m, e].into_iter().flatten().min()
+        let h = self
+            .handovers
+            .peek()
+            .map(|Reverse((d, _))| (*d, Kind::Handover));
+        [p, s, t, m, e, h].into_iter().flatten().min()
     }
 
     /// The earliest deadline, if any.
@@ -121,6 +130,10 @@ impl Timers {
                 .endpoints
                 .pop()
                 .map(|Reverse((d, (user, endpoint)))| (d, Timer::Endpoint(user, endpoint))),
+            Kind::Handover => self
+                .handovers
+                .pop()
+                .map(|Reverse((d, id))| (d, Timer::Handover(id))),
         }
     }
 
@@ -132,6 +145,7 @@ impl Timers {
             + self.throttles.len()
             + self.messages.len()
             + self.endpoints.len()
+            + self.handovers.len()
     }
 }
 

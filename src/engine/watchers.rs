@@ -8,11 +8,11 @@
 //! the watchers).
 #![forbid(unsafe_code)]
 
-use super::events::{SubscriptionId, SubscriptionState};
-use super::package::Package;
-use super::subscription::Subscription;
+use super::subscription::{status_of_event, Subscription};
 use crate::doc::winfo::{Watcher, WatcherEvent, WatcherList, WatcherStatus, Watcherinfo};
 use crate::doc::DocState;
+use crate::model::id::SubscriptionId;
+use crate::model::package::Package;
 use crate::uri::Uri;
 
 /// The recent changes to the watchers of one presentity.
@@ -23,27 +23,12 @@ pub(crate) struct WatcherLog {
     seq: u64,
 }
 
-fn status_of(state: SubscriptionState, event: WatcherEvent) -> WatcherStatus {
-    match state {
-        SubscriptionState::Pending => WatcherStatus::Pending,
-        SubscriptionState::Active => WatcherStatus::Active,
-        // RFC 3857 §3.9: a pending subscription that times out waits for the presentity.
-        SubscriptionState::Terminated(_) if event == WatcherEvent::Giveup => WatcherStatus::Waiting,
-        SubscriptionState::Terminated(_) => WatcherStatus::Terminated,
-    }
-}
-
-/// The watcher status of a subscription in `state` after `event`.
-pub(crate) fn status_of_event(state: SubscriptionState, event: WatcherEvent) -> WatcherStatus {
-    status_of(state, event)
-}
-
 impl WatcherLog {
     /// Records `event` for subscription `sub` (its current state gives the status). The
     /// change is kept for partial documents when `watched` (someone watches the watchers).
     pub(crate) fn record(&mut self, sub: &mut Subscription, event: WatcherEvent, watched: bool) {
         self.seq += 1;
-        sub.set_winfo(status_of(sub.state, event), event);
+        sub.set_winfo(status_of_event(sub.state, event), event);
         if let Some(i) = self.changes.iter().position(|c| c.1 == sub.id) {
             self.changes.remove(i);
         }
@@ -152,7 +137,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::engine::authorization::AuthAction;
+    use crate::engine::events::SubscriptionState;
+    use crate::model::rule::AuthAction;
 
     fn sub(id: u64, watcher: &str, state: SubscriptionState) -> Subscription {
         Subscription::new(

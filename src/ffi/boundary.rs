@@ -1,4 +1,5 @@
-//! The panic boundary, the thread-local last error, and the checked conversions every
+//! The panic boundary, the status it turns every outcome into ([`impp_status`], one code per
+//! [`Error`] variant), the thread-local last error, and the checked conversions every
 //! exported function uses for its arguments.
 
 use std::cell::RefCell;
@@ -8,9 +9,70 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use super::status::impp_status;
 use crate::doc::Limits;
 use crate::error::{Error, Result};
+
+/// The outcome of a fallible call. `IMPP_OK` is zero; errors are small negative numbers that
+/// are never renumbered. The detail of the last failure on the calling thread is in
+/// `impp_last_error()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum impp_status {
+    /// Success.
+    IMPP_OK = 0,
+    /// An argument was NULL, not valid UTF-8, or out of range.
+    IMPP_ERR_INVALID_ARGUMENT = -1,
+    /// A URI did not parse.
+    IMPP_ERR_INVALID_URI = -2,
+    /// A document is not well-formed or does not follow its schema.
+    IMPP_ERR_MALFORMED = -3,
+    /// A document exceeds the size or nesting limit.
+    IMPP_ERR_TOO_LARGE = -4,
+    /// A document uses a DOCTYPE, an entity declaration or an undeclared entity.
+    IMPP_ERR_UNSAFE_XML = -5,
+    /// Valid, but outside what the library implements (e.g. an XPath form).
+    IMPP_ERR_UNSUPPORTED = -6,
+    /// An index or item does not exist.
+    IMPP_ERR_NOT_FOUND = -7,
+    /// A bug inside the library (a panic was caught); the handle is still usable.
+    IMPP_ERR_INTERNAL = -8,
+    /// A publication's entity tag is unknown or expired.
+    IMPP_ERR_UNKNOWN_ENTITY_TAG = -9,
+    /// A requested expiry is shorter than the configured minimum.
+    IMPP_ERR_INTERVAL_TOO_BRIEF = -10,
+    /// An event package the engine does not serve.
+    IMPP_ERR_UNKNOWN_PACKAGE = -11,
+    /// The engine is shut down or shutting down.
+    IMPP_ERR_SHUTDOWN = -12,
+    /// The call is not allowed from inside an event callback (it would deadlock).
+    IMPP_ERR_IN_CALLBACK = -13,
+    /// The requester may not do this.
+    IMPP_ERR_FORBIDDEN = -14,
+    /// Durable storage failed (cannot open, read or write the store: I/O, disk full, locked).
+    IMPP_ERR_STORAGE = -15,
+}
+
+impl impp_status {
+    pub(crate) fn from_error(e: &Error) -> impp_status {
+        match e {
+            Error::InvalidArgument(_) => impp_status::IMPP_ERR_INVALID_ARGUMENT,
+            Error::InvalidUri(_) => impp_status::IMPP_ERR_INVALID_URI,
+            Error::Malformed(_) => impp_status::IMPP_ERR_MALFORMED,
+            Error::TooLarge(_) => impp_status::IMPP_ERR_TOO_LARGE,
+            Error::UnsafeXml(_) => impp_status::IMPP_ERR_UNSAFE_XML,
+            Error::Unsupported(_) => impp_status::IMPP_ERR_UNSUPPORTED,
+            Error::NotFound(_) => impp_status::IMPP_ERR_NOT_FOUND,
+            Error::Internal(_) => impp_status::IMPP_ERR_INTERNAL,
+            Error::UnknownEntityTag(_) => impp_status::IMPP_ERR_UNKNOWN_ENTITY_TAG,
+            Error::IntervalTooBrief(_) => impp_status::IMPP_ERR_INTERVAL_TOO_BRIEF,
+            Error::UnknownPackage(_) => impp_status::IMPP_ERR_UNKNOWN_PACKAGE,
+            Error::Shutdown(_) => impp_status::IMPP_ERR_SHUTDOWN,
+            Error::InCallback(_) => impp_status::IMPP_ERR_IN_CALLBACK,
+            Error::Forbidden(_) => impp_status::IMPP_ERR_FORBIDDEN,
+            Error::Storage(_) => impp_status::IMPP_ERR_STORAGE,
+        }
+    }
+}
 
 thread_local! {
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };

@@ -393,7 +393,9 @@ pub unsafe extern "C" fn impp_engine_refresh_subscription(
     guard(|| {
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
-        e.engine.refresh_subscription(SubscriptionId(id), expires)
+        e.engine
+            .refresh_subscription(SubscriptionId(id), expires)
+            .map(|_| ())
     })
 }
 

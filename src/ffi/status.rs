@@ -1,9 +1,11 @@
-//! Status codes, the last error, versions and the library's own string type.
+//! Status codes (the type, [`impp_status`], is defined beside the panic boundary that returns
+//! it, and re-exported here), their names, the last error, versions and the library's own
+//! string type.
 
 use std::ffi::{c_char, CString};
 
+pub use super::boundary::impp_status;
 use super::boundary::{guard_value, last_error_ptr};
-use crate::error::Error;
 
 /// The major version of this library.
 pub const IMPP_VERSION_MAJOR: u32 = 0;
@@ -14,68 +16,6 @@ pub const IMPP_VERSION_PATCH: u32 = 0;
 /// The ABI version this header describes. Compare it with `impp_abi_version()` at run time:
 /// a program built against one ABI version must not load a library of another.
 pub const IMPP_ABI_VERSION: u32 = 1;
-
-/// The outcome of a fallible call. `IMPP_OK` is zero; errors are small negative numbers that
-/// are never renumbered. The detail of the last failure on the calling thread is in
-/// `impp_last_error()`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum impp_status {
-    /// Success.
-    IMPP_OK = 0,
-    /// An argument was NULL, not valid UTF-8, or out of range.
-    IMPP_ERR_INVALID_ARGUMENT = -1,
-    /// A URI did not parse.
-    IMPP_ERR_INVALID_URI = -2,
-    /// A document is not well-formed or does not follow its schema.
-    IMPP_ERR_MALFORMED = -3,
-    /// A document exceeds the size or nesting limit.
-    IMPP_ERR_TOO_LARGE = -4,
-    /// A document uses a DOCTYPE, an entity declaration or an undeclared entity.
-    IMPP_ERR_UNSAFE_XML = -5,
-    /// Valid, but outside what the library implements (e.g. an XPath form).
-    IMPP_ERR_UNSUPPORTED = -6,
-    /// An index or item does not exist.
-    IMPP_ERR_NOT_FOUND = -7,
-    /// A bug inside the library (a panic was caught); the handle is still usable.
-    IMPP_ERR_INTERNAL = -8,
-    /// A publication's entity tag is unknown or expired.
-    IMPP_ERR_UNKNOWN_ENTITY_TAG = -9,
-    /// A requested expiry is shorter than the configured minimum.
-    IMPP_ERR_INTERVAL_TOO_BRIEF = -10,
-    /// An event package the engine does not serve.
-    IMPP_ERR_UNKNOWN_PACKAGE = -11,
-    /// The engine is shut down or shutting down.
-    IMPP_ERR_SHUTDOWN = -12,
-    /// The call is not allowed from inside an event callback (it would deadlock).
-    IMPP_ERR_IN_CALLBACK = -13,
-    /// The requester may not do this.
-    IMPP_ERR_FORBIDDEN = -14,
-    /// Durable storage failed (cannot open, read or write the store: I/O, disk full, locked).
-    IMPP_ERR_STORAGE = -15,
-}
-
-impl impp_status {
-    pub(crate) fn from_error(e: &Error) -> impp_status {
-        match e {
-            Error::InvalidArgument(_) => impp_status::IMPP_ERR_INVALID_ARGUMENT,
-            Error::InvalidUri(_) => impp_status::IMPP_ERR_INVALID_URI,
-            Error::Malformed(_) => impp_status::IMPP_ERR_MALFORMED,
-            Error::TooLarge(_) => impp_status::IMPP_ERR_TOO_LARGE,
-            Error::UnsafeXml(_) => impp_status::IMPP_ERR_UNSAFE_XML,
-            Error::Unsupported(_) => impp_status::IMPP_ERR_UNSUPPORTED,
-            Error::NotFound(_) => impp_status::IMPP_ERR_NOT_FOUND,
-            Error::Internal(_) => impp_status::IMPP_ERR_INTERNAL,
-            Error::UnknownEntityTag(_) => impp_status::IMPP_ERR_UNKNOWN_ENTITY_TAG,
-            Error::IntervalTooBrief(_) => impp_status::IMPP_ERR_INTERVAL_TOO_BRIEF,
-            Error::UnknownPackage(_) => impp_status::IMPP_ERR_UNKNOWN_PACKAGE,
-            Error::Shutdown(_) => impp_status::IMPP_ERR_SHUTDOWN,
-            Error::InCallback(_) => impp_status::IMPP_ERR_IN_CALLBACK,
-            Error::Forbidden(_) => impp_status::IMPP_ERR_FORBIDDEN,
-            Error::Storage(_) => impp_status::IMPP_ERR_STORAGE,
-        }
-    }
-}
 
 /// The static name of a status code, such as `"IMPP_ERR_MALFORMED"`; `"IMPP_UNKNOWN"` for a
 /// value that is not a status. Never NULL; the string is static. Any thread.
@@ -143,6 +83,7 @@ pub unsafe extern "C" fn impp_string_free(s: *mut c_char) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn version_macros_match_the_crate() {

@@ -9,6 +9,7 @@
 //! | [`Event`] | Event | RFC 6665 §8.2.1 |
 //! | [`SubscriptionState`] | Subscription-State | RFC 6665 §8.2.3 |
 //! | [`ContentType`] | Content-Type | §20.15 |
+//! | [`Accept`], [`MediaRange`] | Accept | §20.1 (RFC 2616 §14.1) |
 //! | [`Contacts`] | Contact, including `*` | §20.10 |
 //! | [`AuthValue`] | Authorization, WWW-Authenticate and the Proxy- forms | §20.7, §20.44 |
 //!
@@ -18,59 +19,10 @@
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::lex::{clip, is_token, is_ws, number, Cursor};
+use super::lex::{clip, is_token, is_ws, number, split_list, Cursor};
+pub use super::lex::{Param, Params};
 use crate::error::{Error, Result};
 use crate::uri::Uri;
-
-/// One `;name[=value]` parameter; a quoted value is unquoted and unescaped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Param<'a> {
-    /// The name as written.
-    pub name: &'a str,
-    /// The value, if there was an `=`.
-    pub value: Option<Cow<'a, str>>,
-}
-
-/// The parameters of a header value, in order; names compare case-insensitively.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params<'a>(Vec<Param<'a>>);
-
-impl<'a> Params<'a> {
-    pub(crate) fn from_vec(v: Vec<Param<'a>>) -> Self {
-        Params(v)
-    }
-
-    /// `None` if absent, `Some(None)` if present without a value.
-    pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        self.0
-            .iter()
-            .find(|p| p.name.eq_ignore_ascii_case(name))
-            .map(|p| p.value.as_deref())
-    }
-
-    /// The value of `name`, if present with a value.
-    pub fn value(&self, name: &str) -> Option<&str> {
-        self.get(name).flatten()
-    }
-
-    /// Whether `name` is present (with or without a value).
-    pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-
-    /// All parameters in order.
-    pub fn iter(&self) -> std::slice::Iter<'_, Param<'a>> {
-        self.0.iter()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 /// `name-addr` or `addr-spec`, with header parameters: the value of From, To, one Contact,
 /// one Route or one Record-Route.
@@ -473,6 +425,140 @@ impl<'a> ContentType<'a> {
     }
 }
 
+/// `Accept`: the media ranges a user agent takes, over every Accept header of a message, in
+/// order. Present but empty, it takes nothing (RFC 3261 §20.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accept<'a> {
+    ranges: Vec<MediaRange<'a>>,
+}
+
+impl<'a> Accept<'a> {
+    /// The ranges of `values`, one value per Accept header line, each a comma-separated list.
+    pub fn parse(values: impl IntoIterator<Item = &'a str>) -> Result<Accept<'a>> {
+        let mut ranges = Vec::new();
+        for value in values {
+            for item in split_list(value, "Accept") {
+                ranges.push(MediaRange::parse(item?)?);
+            }
+        }
+        Ok(Accept { ranges })
+    }
+
+    pub fn ranges(&self) -> &[MediaRange<'a>] {
+        &self.ranges
+    }
+
+    /// Whether a body of `content_type` (`type/subtype`; parameters and case do not count)
+    /// is acceptable. The most specific ranges that match it decide (`type/subtype` before
+    /// `type/*` before `*/*`, RFC 2616 §14.1), so `application/*;q=0, application/pidf+xml`
+    /// takes PIDF and `application/pidf+xml;q=0, */*` does not; `q=0` is "not at all". A
+    /// type no range matches is not acceptable.
+    pub fn accepts(&self, content_type: &str) -> bool {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        let (media_type, subtype) = essence.split_once('/').unwrap_or((essence, ""));
+        let matching = || {
+            self.ranges.iter().filter_map(|r| {
+                r.specificity(media_type, subtype)
+                    .map(|rank| (rank, r.quality))
+            })
+        };
+        let Some(most) = matching().map(|(rank, _)| rank).max() else {
+            return false;
+        };
+        matching().any(|(rank, q)| rank == most && q > 0)
+    }
+}
+
+/// One element of Accept: `type/subtype`, `type/*` or `*/*`, with parameters, of which `q`
+/// (0 to 1 with up to three decimals; 1 when absent) says how much it is wanted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRange<'a> {
+    media_type: &'a str,
+    subtype: &'a str,
+    quality: u16,
+    params: Params<'a>,
+}
+
+impl<'a> MediaRange<'a> {
+    pub fn parse(value: &'a str) -> Result<MediaRange<'a>> {
+        let mut c = Cursor::new(value, "Accept");
+        c.skip_ws();
+        let media_type = c.token("the media type")?;
+        if !c.eat_sep(b'/') {
+            return Err(c.err("expected / after the media type"));
+        }
+        let subtype = c.token("the media subtype")?;
+        if media_type == "*" && subtype != "*" {
+            return Err(c.err(format!("*/{subtype} is not a media range")));
+        }
+        let params = c.params()?;
+        let quality = match params.get("q") {
+            None => 1000,
+            Some(q) => q
+                .and_then(qvalue)
+                .ok_or_else(|| c.err(format!("q={:?} is not a q-value", q.unwrap_or(""))))?,
+        };
+        Ok(MediaRange {
+            media_type,
+            subtype,
+            quality,
+            params,
+        })
+    }
+
+    /// The type, `*` in `*/*`.
+    pub fn media_type(&self) -> &'a str {
+        self.media_type
+    }
+
+    /// The subtype, `*` in `type/*` and `*/*`.
+    pub fn subtype(&self) -> &'a str {
+        self.subtype
+    }
+
+    /// The q-value in thousandths: 1000 when absent, 0 for "not acceptable".
+    pub fn quality(&self) -> u16 {
+        self.quality
+    }
+
+    pub fn params(&self) -> &Params<'a> {
+        &self.params
+    }
+
+    /// How closely this range names `media_type/subtype`: 2 exactly, 1 as `type/*`, 0 as
+    /// `*/*`; `None` if it does not match.
+    fn specificity(&self, media_type: &str, subtype: &str) -> Option<u8> {
+        if self.media_type == "*" {
+            return Some(0);
+        }
+        if !self.media_type.eq_ignore_ascii_case(media_type) {
+            return None;
+        }
+        if self.subtype == "*" {
+            return Some(1);
+        }
+        self.subtype.eq_ignore_ascii_case(subtype).then_some(2)
+    }
+}
+
+/// `qvalue` (RFC 3261 §25.1): `0[.ddd]` or `1[.000]`, in thousandths.
+fn qvalue(text: &str) -> Option<u16> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    match whole {
+        "0" => Some(thousandths),
+        "1" if thousandths == 0 => Some(1000),
+        _ => None,
+    }
+}
+
 /// The Contact header(s) of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Contacts<'a> {
@@ -666,5 +752,69 @@ mod tests {
         assert!(check_call_id("a84b4c76e66710@pc33.example.test").is_ok());
         assert!(check_call_id("a b").is_err());
         assert!(check_call_id("@x").is_err());
+    }
+
+    fn accepts(values: &[&str], content_type: &str) -> bool {
+        Accept::parse(values.iter().copied())
+            .unwrap()
+            .accepts(content_type)
+    }
+
+    #[test]
+    fn accept_matches_media_ranges_with_wildcards_and_q_values() {
+        const PIDF: &str = "application/pidf+xml";
+        assert!(accepts(&["application/pidf+xml"], PIDF));
+        assert!(accepts(&["Application/PIDF+XML;charset=utf-8"], PIDF));
+        assert!(accepts(&["application/*"], PIDF));
+        assert!(accepts(&["*/*"], "application/pidf+xml; charset=UTF-8"));
+        // An RLS watcher (RFC 4662) lists PIDF among its types, in one header or several.
+        assert!(accepts(
+            &["multipart/related, application/rlmi+xml, application/pidf+xml"],
+            PIDF
+        ));
+        assert!(accepts(
+            &[
+                "multipart/related",
+                "application/rlmi+xml",
+                "application/pidf+xml"
+            ],
+            PIDF
+        ));
+        assert!(!accepts(&["text/plain"], PIDF));
+        assert!(!accepts(&["application/xpidf+xml, text/*"], PIDF));
+        assert!(!accepts(&["application/pidf+xml;q=0"], PIDF));
+        assert!(!accepts(&["application/pidf+xml;q=0.000"], PIDF));
+        assert!(accepts(&["application/pidf+xml;q=0.001"], PIDF));
+        assert!(accepts(&["application/pidf+xml;q=1.0"], PIDF));
+        // The most specific matching range decides.
+        assert!(!accepts(&["application/pidf+xml;q=0, */*"], PIDF));
+        assert!(!accepts(&["application/pidf+xml;q=0, application/*"], PIDF));
+        assert!(accepts(&["application/*;q=0, application/pidf+xml"], PIDF));
+        assert!(accepts(&["*/*;q=0, application/*;q=0.5"], PIDF));
+        assert!(!accepts(&["*/*;q=0"], PIDF));
+        // Present but empty: nothing is acceptable.
+        assert!(!accepts(&[""], PIDF));
+        assert!(!accepts(&[], PIDF));
+
+        let r = MediaRange::parse("text/*; q=0.25 ;level=1").unwrap();
+        assert_eq!(
+            (r.media_type(), r.subtype(), r.quality()),
+            ("text", "*", 250)
+        );
+        assert_eq!(r.params().value("level"), Some("1"));
+        for bad in [
+            "text",
+            "text/",
+            "*/plain",
+            "text/plain;q=2",
+            "text/plain;q=1.5",
+            "text/plain;q=0.1234",
+            "text/plain;q=.5",
+            "text/plain;q",
+            "text/plain junk",
+        ] {
+            assert!(MediaRange::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Accept::parse(["text/plain,,text/html"]).is_err());
     }
 }

@@ -1,5 +1,5 @@
 //! Lexical pieces of the SIP grammar (RFC 3261 §25.1) shared by the header parsers: tokens,
-//! quoted strings, parameters and comma-separated lists.
+//! quoted strings, parameters (and the [`Params`] they parse into) and comma-separated lists.
 //!
 //! Header values reach these functions already unfolded (a folded line break is two spaces),
 //! trimmed, free of control characters other than HTAB, and valid UTF-8.
@@ -8,8 +8,57 @@
 use std::borrow::Cow;
 use std::fmt::Display;
 
-use super::header::{Param, Params};
 use crate::error::{Error, Result};
+
+/// One `;name[=value]` parameter; a quoted value is unquoted and unescaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param<'a> {
+    /// The name as written.
+    pub name: &'a str,
+    /// The value, if there was an `=`.
+    pub value: Option<Cow<'a, str>>,
+}
+
+/// The parameters of a header value, in order; names compare case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params<'a>(Vec<Param<'a>>);
+
+impl<'a> Params<'a> {
+    pub(crate) fn from_vec(v: Vec<Param<'a>>) -> Self {
+        Params(v)
+    }
+
+    /// `None` if absent, `Some(None)` if present without a value.
+    pub fn get(&self, name: &str) -> Option<Option<&str>> {
+        self.0
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| p.value.as_deref())
+    }
+
+    /// The value of `name`, if present with a value.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).flatten()
+    }
+
+    /// Whether `name` is present (with or without a value).
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// All parameters in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Param<'a>> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// A byte class as a lookup table: ASCII alphanumerics plus `extra`.
 const fn class(extra: &[u8]) -> [bool; 256] {

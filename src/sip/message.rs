@@ -20,7 +20,7 @@
 use std::fmt;
 
 use super::header::{
-    check_call_id, tokens, AuthValue, CSeq, Contacts, ContentType, Event, NameAddr,
+    check_call_id, tokens, Accept, AuthValue, CSeq, Contacts, ContentType, Event, NameAddr,
     SubscriptionState, Via,
 };
 use super::lex::{clip, is_token, is_token_byte, is_ws, number, plain_prefix, split_list};
@@ -569,6 +569,16 @@ impl SipMessage {
         self.fields.len()
     }
 
+    /// The message as bytes: its start line and header fields as received (folded lines
+    /// unfolded), the empty line, the body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.head.len() + 2 + self.body.len());
+        out.extend_from_slice(self.head.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+        out
+    }
+
     /// The body (possibly binary).
     pub fn body(&self) -> &[u8] {
         &self.body
@@ -700,6 +710,15 @@ impl SipMessage {
         self.single(Known::ContentType)?
             .map(ContentType::parse)
             .transpose()
+    }
+
+    /// Accept, over every Accept header; `None` without one. An empty Accept is present and
+    /// takes nothing.
+    pub fn accept(&self) -> Result<Option<Accept<'_>>> {
+        if self.headers("Accept").next().is_none() {
+            return Ok(None);
+        }
+        Accept::parse(self.headers("Accept")).map(Some)
     }
 
     /// Record-Route, in order.

@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+mod alarm;
 pub mod builder;
 pub mod dialog;
 pub mod digest;
@@ -41,6 +42,7 @@ pub mod header;
 mod lex;
 pub mod message;
 pub mod name;
+pub(crate) mod proxy;
 pub mod route;
 pub mod server;
 pub mod transaction;

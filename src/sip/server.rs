@@ -41,7 +41,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -50,6 +50,7 @@ use super::dialog::{DialogId, SubscriptionDialog};
 use super::digest::{DigestAuthenticator, Outcome};
 use super::header::Via;
 use super::message::SipMessage;
+use super::proxy::with_received;
 use super::transaction::{
     Arrival, ClientAction, ClientTransactions, ServerKey, ServerTransactions, Timers,
 };
@@ -57,9 +58,12 @@ use super::transport::{
     via_received_rport, Inbound, ListenAddr, Outbound, Proto, Transport, TransportConfig,
 };
 use super::{SipLimits, Transport as Framing};
-use crate::engine::{Engine, EngineHandle, Event, MessageId, SubscriptionId};
+use crate::engine::{Engine, EngineHandle, Event, MessageId, Notification};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::id_table::{IdTable, Keyed};
+use crate::model::key::presentity_key;
 use crate::uri::Uri;
 
 /// Methods the server answers.
@@ -136,6 +140,9 @@ pub struct SipServer {
     threads: Vec<JoinHandle<()>>,
     inbound: Option<Sender<Inbound>>,
     stop: Arc<AtomicBool>,
+    /// Closing the port ends the events thread (and gives the engine's events back to the
+    /// application).
+    port: crate::engine::PortCloser,
     _engine: Arc<Engine>,
 }
 
@@ -144,8 +151,8 @@ pub struct SipServer {
 pub(crate) enum ClientContext {
     /// A NOTIFY of a subscription.
     Notify(SubscriptionId),
-    /// A MESSAGE relayed to a registered contact.
-    Relay(MessageId),
+    /// A MESSAGE relayed to a registered contact: the engine's message event.
+    Relay(Box<crate::engine::Message>),
     /// A MESSAGE sent on to another domain; its answer is the sender's outcome.
     Remote(Box<crate::engine::Delivery>),
     /// A request of the user-agent role (back-end subscriptions, accounts).
@@ -186,17 +193,31 @@ pub(crate) struct DialogState {
     next_cseq: std::num::NonZeroU32,
     /// The CSeq of the last SUBSCRIBE received.
     pub(crate) remote_cseq: u32,
-    /// When the subscription ends (server clock, ms).
-    pub(crate) expires_at: u64,
+    /// When the subscription ends (clock seconds: the clock's milliseconds / 1000; 32 bits
+    /// keep the state in 24 bytes).
+    expires_at_s: u32,
+    /// Whether a NOTIFY of this dialog waits for its answer (RFC 6665 §4.2.2: one at a
+    /// time; what changes meanwhile waits in [`Dialogs::deferred`]).
+    pub(crate) in_flight: bool,
 }
 
-impl crate::engine::id_table::Keyed for DialogState {
+impl Keyed for DialogState {
     fn id(&self) -> SubscriptionId {
         self.id
     }
 }
 
 impl DialogState {
+    /// Sets the subscription's end `granted_s` seconds after `now_ms` (clock time).
+    pub(crate) fn expire_after(&mut self, now_ms: u64, granted_s: u32) {
+        self.expires_at_s = expiry_seconds(now_ms, u64::from(granted_s) * 1000);
+    }
+
+    /// Whole seconds left at `now_ms`.
+    pub(crate) fn remaining_s(&self, now_ms: u64) -> u64 {
+        (u64::from(self.expires_at_s) * 1000).saturating_sub(now_ms) / 1000
+    }
+
     /// The CSeq for the next NOTIFY (and counts it).
     pub(crate) fn take_cseq(&mut self) -> u32 {
         let cseq = self.next_cseq.get();
@@ -217,12 +238,24 @@ pub(crate) fn is_dialog(target: &[u8], id: &DialogId) -> bool {
     DialogId::from_bytes(target).is_ok_and(|known| known == *id)
 }
 
+/// The clock second (rounded up) `life_ms` after `now_ms`.
+fn expiry_seconds(now_ms: u64, life_ms: u64) -> u32 {
+    (now_ms + life_ms).div_ceil(1000).min(u64::from(u32::MAX)) as u32
+}
+
 /// The server's subscription dialogs, by subscription: 24 bytes each in a dense table.
 /// A dialog's local tag names its subscription, so a request inside a dialog finds it
 /// through the same table, and checks it against the subscription's target.
 #[derive(Default)]
 pub(crate) struct Dialogs {
-    pub(crate) by_subscription: crate::engine::id_table::IdTable<DialogState>,
+    pub(crate) by_subscription: IdTable<DialogState>,
+    /// The notification each dialog with a NOTIFY in flight is told next: what changed
+    /// meanwhile, merged (the latest state wins), so a slow watcher costs one waiting
+    /// notification at most.
+    pub(crate) deferred: HashMap<SubscriptionId, Notification>,
+    /// Dialogs whose last NOTIFY was refused with a Retry-After: when to try again (clock
+    /// ms), earliest first.
+    pub(crate) retries: std::collections::BinaryHeap<std::cmp::Reverse<(u64, SubscriptionId)>>,
     /// Dialogs whose local tag does not name their subscription (made before tags did, and
     /// restored from the store), by a keyed hash of the dialog id (the key is random per
     /// process, so ids cannot be made to collide on purpose).
@@ -237,7 +270,7 @@ impl Dialogs {
             .hash_one((&id.call_id, &id.local_tag, &id.remote_tag))
     }
 
-    /// Adds the dialog of subscription `id`.
+    /// Adds the dialog of subscription `id`, which ends at `expires_at` (clock ms).
     pub(crate) fn insert(
         &mut self,
         id: SubscriptionId,
@@ -255,9 +288,20 @@ impl Dialogs {
                 next_cseq: std::num::NonZeroU32::new(dialog.local_cseq.wrapping_add(1))
                     .unwrap_or(std::num::NonZeroU32::MIN),
                 remote_cseq: dialog.remote_cseq,
-                expires_at,
+                expires_at_s: expiry_seconds(expires_at, 0),
+                in_flight: false,
             },
         );
+    }
+
+    /// Keeps `n` for when the NOTIFY in flight is answered, merged into what waits already.
+    pub(crate) fn defer(&mut self, n: Notification) {
+        match self.deferred.entry(n.subscription) {
+            std::collections::hash_map::Entry::Occupied(mut waiting) => waiting.get_mut().merge(n),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(n);
+            }
+        }
     }
 
     /// The subscription whose dialog `dialog` may be: the caller checks it against the
@@ -276,6 +320,7 @@ impl Dialogs {
 
     pub(crate) fn remove(&mut self, id: SubscriptionId) -> Option<DialogState> {
         let state = self.by_subscription.remove(&id)?;
+        self.deferred.remove(&id);
         if !self.untagged.is_empty() {
             self.untagged.retain(|_, sub| *sub != id);
         }
@@ -299,8 +344,14 @@ pub(crate) struct Inner {
     pub(crate) register_gate: Mutex<()>,
     /// The last document serialized for a NOTIFY, and its body (see `Inner::body_of`).
     #[allow(clippy::type_complexity)]
-    pub(crate) last_body: Mutex<Option<(std::sync::Weak<crate::engine::Document>, Arc<[u8]>)>>,
-    pub(crate) origin: Instant,
+    pub(crate) last_body:
+        Mutex<Option<(std::sync::Weak<crate::model::package::Document>, Arc<[u8]>)>>,
+    /// The engine's clock: every SIP timer runs on it.
+    pub(crate) clock: Arc<dyn crate::engine::Clock>,
+    /// Tags, branches and Call-IDs: a split of the engine's generator.
+    pub(crate) random: crate::engine::random::SharedRandom,
+    /// Wakes the timer thread (see [`super::alarm`]).
+    pub(crate) alarm: super::alarm::Alarm,
     pub(crate) counter: AtomicU64,
     pub(crate) domains: Vec<String>,
     /// The user-agent role: back-end subscriptions and accounts.
@@ -343,10 +394,12 @@ impl SipServer {
             pending: Mutex::new(HashMap::new()),
             register_gate: Mutex::new(()),
             last_body: Mutex::new(None),
-            origin: Instant::now(),
+            clock: engine.config().clock.clone(),
+            random: engine.random().shared(),
+            alarm: super::alarm::Alarm::default(),
             counter: AtomicU64::new(1),
             domains,
-            agent: super::agent::Agent::new(),
+            agent: super::agent::Agent::new(engine.random().shared()),
             forwards: Mutex::new(HashMap::new()),
         });
 
@@ -417,25 +470,29 @@ impl SipServer {
             }
         }
 
-        // Messages for other domains go out through the routes, or an account's proxy.
-        if !config.routes.is_empty() || !config.accounts.is_empty() {
-            engine.set_remote_delivery(true);
-        }
-        let (events_tx, events_rx) = crossbeam_channel::unbounded::<Event>();
-        // Whether a back-end subscription can exist at all (a route or an account): if not,
-        // subscription state changes are not copied to the events thread.
-        let agent = !config.accounts.is_empty() || (config.federate && !config.routes.is_empty());
-        engine.set_event_tap(Some(Arc::new(move |events: &mut Vec<Event>| {
-            tap(events, &events_tx, agent)
-        })));
+        // The engine port: the events that are this server's to deliver come to its own
+        // bounded queue. Messages for other domains go out through the routes, or an
+        // account's proxy; copies of subscription state changes are needed only where a
+        // back-end subscription can exist at all (a route or an account).
+        let port = engine.open_port(crate::engine::PortOptions {
+            capacity: engine.config().queue_capacity,
+            remote_messages: !config.routes.is_empty() || !config.accounts.is_empty(),
+            subscription_events: !config.accounts.is_empty()
+                || (config.federate && !config.routes.is_empty()),
+        })?;
+        let port_closer = port.closer();
         let mut threads = Vec::new();
         {
             let inner = inner.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name("impp-sip-events".into())
-                    .spawn(move || {
-                        while let Ok(event) = events_rx.recv() {
+                    .spawn(move || loop {
+                        let events = port.next_events(256, None);
+                        if events.is_empty() && port.is_closed() {
+                            break;
+                        }
+                        for event in events {
                             inner.on_event(event);
                         }
                     })
@@ -454,6 +511,7 @@ impl SipServer {
         // Accounts (user-agent role): their registrations and uplink publications start
         // with the timer thread.
         inner.accounts_start();
+        inner.wake_for_agent();
 
         let stop = Arc::new(AtomicBool::new(false));
         for n in 0..config.workers {
@@ -466,14 +524,15 @@ impl SipServer {
             );
         }
         {
-            let (inner, stop) = (inner.clone(), stop.clone());
+            let inner = inner.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name("impp-sip-timers".into())
-                    .spawn(move || {
-                        while !stop.load(Ordering::Acquire) {
-                            std::thread::sleep(Duration::from_millis(20));
-                            inner.tick();
+                    .spawn(move || loop {
+                        let now = inner.now();
+                        inner.tick(now);
+                        if !inner.alarm.sleep(now, inner.next_deadline()) {
+                            break;
                         }
                     })
                     .map_err(|e| Error::Internal(format!("cannot start a SIP thread: {e}")))?,
@@ -488,6 +547,7 @@ impl SipServer {
             threads,
             inbound: Some(inbound_tx),
             stop,
+            port: port_closer,
             _engine: engine,
         })
     }
@@ -507,6 +567,14 @@ impl SipServer {
         self.inner.agent.stats()
     }
 
+    /// Runs the stack's timers at the clock's current time and returns when they have run
+    /// (at most 10 s of real time): for tests and embedders that drive the engine with a
+    /// manual clock ([`crate::engine::ManualClock`]), after advancing it. With the system
+    /// clock the timers run by themselves. Whether they ran (`false`: stopped).
+    pub fn sync(&self) -> bool {
+        self.inner.alarm.ring_and_wait(Duration::from_secs(10))
+    }
+
     /// The bound addresses (port 0 resolved).
     pub fn local_addrs(&self) -> &[ListenAddr] {
         self.transport.local_addrs()
@@ -516,13 +584,10 @@ impl SipServer {
     /// subscriptions, with their dialogs, stay in its store).
     pub fn stop(&mut self) {
         self.inner.agent_stop();
-        if let Ok(engine) = self.inner.engine.get() {
-            // Dropping the tap drops its channel sender: the events thread ends.
-            engine.set_event_tap(None);
-            engine.set_remote_delivery(false);
-        }
+        self.port.close();
         self.transport.stop();
         self.stop.store(true, Ordering::Release);
+        self.inner.alarm.stop();
         drop(self.inbound.take());
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -544,7 +609,7 @@ fn worker(inner: &Arc<Inner>, rx: &Receiver<Inbound>) {
 
 impl Inner {
     pub(crate) fn now(&self) -> u64 {
-        self.origin.elapsed().as_millis() as u64
+        self.clock.now_ms()
     }
 
     pub(crate) fn engine(&self) -> Result<Arc<crate::engine::Core>> {
@@ -577,12 +642,10 @@ impl Inner {
         push_hex(out, u64::from(mix), 8);
     }
 
-    /// The next counter value and 32 random-looking bits from it and the clock.
+    /// The next counter value (unique) and 32 random bits.
     fn next_mix(&self) -> (u64, u32) {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mix =
-            (n ^ (self.origin.elapsed().as_nanos() as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (n, (mix >> 32) as u32)
+        (n, (self.random.next_u64() >> 32) as u32)
     }
 
     pub(crate) fn send(
@@ -621,6 +684,14 @@ impl Inner {
             .map_or_else(|| Arc::from("127.0.0.1:5060"), |(_, _, t)| t.clone())
     }
 
+    /// A new Via branch (RFC 3261 §8.1.1.7: the magic cookie, then a fresh token).
+    pub(crate) fn branch(&self) -> String {
+        let mut branch = String::with_capacity(40);
+        branch.push_str("z9hG4bK");
+        self.push_token(&mut branch);
+        branch
+    }
+
     /// A request this server sends to `dest` over `proto`: its start line, a Via with a new
     /// branch (returned) and `rport`, and Max-Forwards; the caller adds the rest.
     pub(crate) fn new_request(
@@ -630,9 +701,7 @@ impl Inner {
         proto: Proto,
         dest: SocketAddr,
     ) -> Result<(MessageBuilder, String)> {
-        let mut branch = String::with_capacity(40);
-        branch.push_str("z9hG4bK");
-        self.push_token(&mut branch);
+        let branch = self.branch();
         let mut b = MessageBuilder::request(method, uri)?;
         b.header_parts(
             "Via",
@@ -660,14 +729,22 @@ impl Inner {
         dest: SocketAddr,
         context: ClientContext,
     ) {
+        let now = self.now();
         lock(&self.client_tx).start(
             branch,
             bytes.clone(),
             dest,
             proto == Proto::Tcp,
             context,
-            self.now(),
+            now,
         );
+        // Its first timer: E over UDP, F over TCP.
+        let first = if proto == Proto::Tcp {
+            self.config.timers.timeout()
+        } else {
+            self.config.timers.t1
+        };
+        self.alarm.at(now + first.as_millis() as u64);
         self.send(proto, dest, None, bytes);
     }
 
@@ -764,7 +841,11 @@ impl Inner {
             "MESSAGE" => self.message(&request),
             "OPTIONS" => self.options(&request).map(Some),
             // Only back-end dialogs receive NOTIFYs; `481` for any other.
-            "NOTIFY" => self.agent_notify(&request),
+            "NOTIFY" => {
+                let answer = self.agent_notify(&request);
+                self.wake_for_agent();
+                answer
+            }
             _ => {
                 let mut b = self.reply(&request, 405, "Method Not Allowed");
                 let _ = b.header("Allow", ALLOW);
@@ -789,13 +870,19 @@ impl Inner {
     /// Sends `answer` in the request's transaction.
     pub(crate) fn answer(&self, request: &Request, answer: Reply) {
         let bytes = answer.builder.build();
+        let now = self.now();
         lock(&self.server_tx).respond(
             &request.key,
             answer.status,
             bytes.clone(),
             request.peer.reliable(),
-            self.now(),
+            now,
         );
+        if !request.peer.reliable() {
+            // Timer J.
+            self.alarm
+                .at(now + self.config.timers.timeout().as_millis() as u64);
+        }
         self.send(
             request.peer.proto,
             request.peer.source,
@@ -976,10 +1063,7 @@ impl Inner {
         identity: &Uri,
     ) -> std::result::Result<(), Reply> {
         match user {
-            Some(u)
-                if crate::engine::authorization::presentity_key(u)
-                    != crate::engine::authorization::presentity_key(identity) =>
-            {
+            Some(u) if presentity_key(u) != presentity_key(identity) => {
                 log::info!("SIP: {u} may not act as {identity}");
                 Err(self.reply(request, 403, "Forbidden (not your identity)"))
             }
@@ -1072,20 +1156,20 @@ impl Inner {
     /// timeout).
     fn client_outcome(&self, context: ClientContext, status: u16, response: Option<&SipMessage>) {
         match context {
-            ClientContext::Agent(tx) => self.agent_response(tx, status, response),
-            ClientContext::Notify(id) => self.notify_outcome(id, status),
-            ClientContext::Relay(id) => {
-                if status >= 300 {
-                    log::debug!("SIP: relayed message {id} was answered {status}");
-                }
+            ClientContext::Agent(tx) => {
+                self.agent_response(tx, status, response);
+                self.wake_for_agent();
             }
+            ClientContext::Notify(id) => self.notify_outcome(id, status, response),
+            ClientContext::Relay(message) => self.relay_outcome(&message, status),
             ClientContext::Remote(delivery) => self.report_remote(*delivery, status),
             ClientContext::Forward(branch) => self.forward_failed(&branch, status),
         }
     }
 
-    fn tick(&self) {
-        let now = self.now();
+    /// Runs what is due at `now` (clock ms).
+    fn tick(&self, now: u64) {
+        self.notify_retries(now);
         lock(&self.server_tx).tick(now);
         let actions = lock(&self.client_tx).tick(now);
         for action in actions {
@@ -1099,7 +1183,30 @@ impl Inner {
         self.agent_tick(now);
     }
 
-    /// An event the tap handed over (see [`wants`]).
+    /// Tells the timer thread of the agent's earliest deadline (after the agent's state
+    /// changed: its requests' answers, back-end NOTIFYs, its events).
+    fn wake_for_agent(&self) {
+        if let Some(at) = self.agent_next_deadline() {
+            self.alarm.at(at);
+        }
+    }
+
+    /// The earliest clock time [`Inner::tick`] has work.
+    fn next_deadline(&self) -> Option<u64> {
+        let server = lock(&self.server_tx).next_deadline();
+        let client = lock(&self.client_tx).next_deadline();
+        [
+            server,
+            client,
+            self.next_retry(),
+            self.agent_next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// An event of the server's port (see [`crate::engine::Port`] for which they are).
     fn on_event(&self, event: Event) {
         match event {
             Event::Notification(n) if !self.notification(&n) && !self.uplink_notification(&n) => {
@@ -1108,70 +1215,15 @@ impl Inner {
                     n.subscription
                 );
             }
-            Event::Message(m) => {
-                self.relay(&m);
-            }
+            Event::Message(m) => self.relay(&m),
             Event::Delivery(d) => {
                 self.delivery(&d);
             }
             Event::RemoteMessage(m) => self.remote_message(&m),
             event => {
                 self.agent_event(&event);
+                self.wake_for_agent();
             }
-        }
-    }
-}
-
-/// What the server's tap does with an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Want {
-    /// The server's to deliver: the application does not see it.
-    Take,
-    /// The server acts on it, and the application sees it too.
-    Copy,
-    /// Not the server's.
-    Leave,
-}
-
-/// Decides, without locks (it runs on shard threads while request handlers may hold the
-/// server's tables across engine calls), which events are the server's; `agent`: whether
-/// back-end subscriptions are possible (see `crate::sip::agent`).
-fn wants(event: &Event, agent: bool) -> Want {
-    match event {
-        // Subscriptions with a target were made by this server for a remote watcher.
-        Event::Notification(n) if n.is_remote() => Want::Take,
-        // Endpoints named by a SIP URI are registered contacts.
-        Event::Message(m) if m.endpoint.starts_with("sip:") || m.endpoint.starts_with("sips:") => {
-            Want::Take
-        }
-        // The answer to a MESSAGE that came over SIP; the sender's application may care too.
-        Event::Delivery(_) => Want::Copy,
-        Event::RemoteMessage(_) => Want::Take,
-        // Federation (`crate::sip::agent`): the first and last local watchers of a remote
-        // presentity make and end its back-end subscription, and the remote domain decides
-        // who may watch it; the application still sees these.
-        Event::SubscriptionStateChanged { .. } | Event::AuthorizationRequested { .. } if agent => {
-            Want::Copy
-        }
-        _ => Want::Leave,
-    }
-}
-
-/// The server's event tap: moves what it wants to the events thread, in order.
-fn tap(events: &mut Vec<Event>, to_server: &Sender<Event>, agent: bool) {
-    if !events.iter().any(|e| wants(e, agent) != Want::Leave) {
-        return;
-    }
-    for event in std::mem::take(events) {
-        match wants(&event, agent) {
-            Want::Take => {
-                let _ = to_server.send(event);
-            }
-            Want::Copy => {
-                let _ = to_server.send(event.clone());
-                events.push(event);
-            }
-            Want::Leave => events.push(event),
         }
     }
 }
@@ -1194,29 +1246,6 @@ impl Reply {
         self.builder.header(name, value)?;
         Ok(self)
     }
-}
-
-/// The top Via `via` with its `received` and `rport` parameters replaced by the ones given
-/// (computed by [`via_received_rport`], RFC 3581).
-fn with_received(via: &str, received: Option<String>, rport: Option<u16>) -> String {
-    let mut out = String::with_capacity(via.len() + 40);
-    for (i, part) in via.split(';').enumerate() {
-        let name = part.split('=').next().unwrap_or("").trim();
-        if i > 0 && (name.eq_ignore_ascii_case("rport") || name.eq_ignore_ascii_case("received")) {
-            continue;
-        }
-        if i > 0 {
-            out.push(';');
-        }
-        out.push_str(part);
-    }
-    if let Some(ip) = received {
-        out.push_str(&format!(";received={ip}"));
-    }
-    if let Some(port) = rport {
-        out.push_str(&format!(";rport={port}"));
-    }
-    out
 }
 
 /// The CSeq a dialog restored after a restart continues from: seconds since 2023-11-14

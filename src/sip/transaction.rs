@@ -166,6 +166,7 @@ impl ServerTransactions {
             if reliable {
                 // Timer J is zero over a reliable transport.
                 self.by_key.remove(key);
+                self.pop_answered_arrivals();
                 return true;
             }
             // Timer J runs from the first final response.
@@ -178,7 +179,26 @@ impl ServerTransactions {
         }
         let t = self.by_key.get_mut(key).expect("looked up above");
         t.last_response = Some(response);
+        if status >= 200 {
+            self.pop_answered_arrivals();
+        }
         true
+    }
+
+    /// Drops the answered transactions from the front of the arrivals: their entry there
+    /// is done with (timer J runs in `completed`), so the keys of a burst of answered
+    /// requests are not held until the next timer round.
+    fn pop_answered_arrivals(&mut self) {
+        while let Some((started, key)) = self.arrived.front() {
+            let unanswered = self
+                .by_key
+                .get(&**key)
+                .is_some_and(|t| t.forget_at.is_none() && t.started == *started);
+            if unanswered {
+                break;
+            }
+            self.arrived.pop_front();
+        }
     }
 
     /// Forgets what is due at `now`.
@@ -218,6 +238,18 @@ impl ServerTransactions {
         shrink_map(&mut self.by_key, len);
         shrink_deque(&mut self.arrived);
         shrink_deque(&mut self.completed);
+    }
+
+    /// The earliest clock time at which [`ServerTransactions::tick`] may have work: the
+    /// first completed transaction's timer J, and the first arrival's staleness.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let stale = Timers::ms(self.timers.timeout()) * 2;
+        // (Answered arrivals leave the front when they are answered.)
+        let arrived = self.arrived.front().map(|(started, _)| started + stale);
+        [self.completed.front().map(|(at, _)| *at), arrived]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Transactions held.

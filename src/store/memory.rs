@@ -10,11 +10,12 @@ use super::{
     Completion, Credential, EndpointRecord, PublicationRecord, Snapshot, Store, StoredMessage,
     SubscriptionRecord, Write,
 };
-use crate::engine::authorization::{presentity_key, RuleBook};
 use crate::error::Result;
+use crate::model::key::presentity_key;
+use crate::model::rule::{AuthRule, RuleSlot};
 
-/// A [`Store`] in memory. Rules are kept in a [`RuleBook`], so the store and the engine
-/// agree on what makes two rules the same.
+/// A [`Store`] in memory. Rules are keyed by their identity as [`crate::model::rule`]
+/// defines it (presentity key and slot), the same as the engine's and the SQLite store's.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
@@ -24,7 +25,8 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
-    rules: RuleBook,
+    /// By (presentity key, slot): the order [`Snapshot::rules`] lists them in.
+    rules: BTreeMap<(String, RuleSlot), AuthRule>,
     messages: BTreeMap<u64, StoredMessage>,
     endpoints: BTreeMap<(String, String), EndpointRecord>,
     publications: HashMap<String, PublicationRecord>,
@@ -60,13 +62,15 @@ impl State {
     fn apply(&mut self, write: Write) {
         match write {
             Write::SaveRule(rule) => {
-                self.rules.set(rule);
+                let key = (presentity_key(&rule.presentity), rule.watcher.slot());
+                self.rules.insert(key, rule);
             }
             Write::DeleteRule {
                 presentity,
                 watcher,
             } => {
-                self.rules.remove(&presentity, &watcher);
+                self.rules
+                    .remove(&(presentity_key(&presentity), watcher.slot()));
             }
             Write::SaveMessage(m) => {
                 self.messages.insert(m.id, m);
@@ -134,7 +138,7 @@ impl Store for MemoryStore {
         // same as the SQLite store's).
         publications.sort_by_cached_key(|p| (presentity_key(&p.presentity), p.seq, p.etag.clone()));
         Ok(Snapshot {
-            rules: state.rules.rules(),
+            rules: state.rules.values().cloned().collect(),
             messages: state.messages.values().cloned().collect(),
             endpoints: state.endpoints.values().cloned().collect(),
             publications,
@@ -149,7 +153,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::engine::authorization::{AuthAction, AuthRule, WatcherMatch};
+    use crate::model::rule::{AuthAction, WatcherMatch};
     use crate::uri::Uri;
 
     fn uri(s: &str) -> Uri {
@@ -217,30 +221,6 @@ mod tests {
         store.delete_rule(&uri("sip:alice@x"), &bob).unwrap();
         store.delete_rule(&uri("sip:carol@x"), &bob).unwrap();
         assert!(store.load_rules().unwrap().is_empty());
-    }
-
-    #[test]
-    fn loaded_rules_rebuild_the_same_decisions() {
-        let store = MemoryStore::new();
-        store
-            .save_rule(&rule(
-                "sip:alice@x",
-                WatcherMatch::Domain("corp.test".into()),
-                AuthAction::Block,
-            ))
-            .unwrap();
-        let mut book = RuleBook::new();
-        for r in store.load_rules().unwrap() {
-            book.set(r);
-        }
-        assert_eq!(
-            book.decide(
-                &uri("sip:alice@x"),
-                &uri("sip:eve@corp.test"),
-                AuthAction::Allow
-            ),
-            AuthAction::Block
-        );
     }
 
     #[test]

@@ -36,9 +36,9 @@ pub mod sqlite;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
-use crate::engine::authorization::{AuthAction, AuthRule, WatcherMatch};
-use crate::engine::package::Package;
 use crate::error::{Error, Result};
+use crate::model::package::Package;
+use crate::model::rule::{AuthAction, AuthRule, WatcherMatch};
 use crate::uri::Uri;
 
 /// An instant message kept for a recipient who had no endpoint online. Identity: `id`.
@@ -62,10 +62,13 @@ pub struct StoredMessage {
     pub sent_at: u64,
     /// When it expires undelivered, in Unix milliseconds.
     pub expires_at: u64,
+    /// The message as the sender's transport received it (SIP: the MESSAGE request's
+    /// bytes), so that it is relayed later as it was written; opaque to the store.
+    pub wire: Option<Vec<u8>>,
 }
 
 /// A logged-in device of a user (a local login or a SIP registration). Identity: `user`
-/// (by [`crate::engine::authorization::presentity_key`]) and `endpoint`.
+/// (by [`crate::model::key::presentity_key`]) and `endpoint`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointRecord {
     /// The user (address of record).
@@ -122,7 +125,7 @@ pub struct SubscriptionRecord {
 
 /// A user's credentials for digest authentication: the password is never kept, only the
 /// digests `H(user:realm:password)` (RFC 7616 "HA1") for each algorithm. Identity: `user`
-/// (by [`crate::engine::authorization::presentity_key`]).
+/// (by [`crate::model::key::presentity_key`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
     /// The user (address of record).
@@ -168,8 +171,7 @@ fn hex(bytes: &[u8]) -> String {
 /// One change to the store.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    /// Adds or replaces a rule (identity as
-    /// [`crate::engine::authorization::RuleBook::set`] defines it).
+    /// Adds or replaces a rule (identity as [`crate::model::rule`] defines it).
     SaveRule(AuthRule),
     /// Deletes the rule of a presentity for a watcher or domain.
     DeleteRule {
@@ -217,8 +219,8 @@ pub type Completion = Box<dyn FnOnce(Result<()>) + Send>;
 /// Everything a store holds, as [`Store::load`] returns it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
-    /// Rules in [`crate::engine::authorization::RuleBook::rules`] order: by presentity key,
-    /// then watcher rules by watcher key, then domain rules by domain.
+    /// Rules by presentity key, then watcher rules by watcher key, then domain rules by domain
+    /// (the order of their identity, [`crate::model::rule`]; the engine lists them alike).
     pub rules: Vec<AuthRule>,
     /// Stored messages by id (the order they were sent).
     pub messages: Vec<StoredMessage>,

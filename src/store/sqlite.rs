@@ -69,19 +69,18 @@ use super::{
     Completion, Credential, EndpointRecord, PublicationRecord, Snapshot, Store, StoredMessage,
     SubscriptionRecord, Write,
 };
-use crate::engine::authorization::{
-    presentity_key, watcher_key, AuthAction, AuthRule, WatcherMatch,
-};
-use crate::engine::package::Package;
 use crate::error::{Error, Result};
+use crate::model::key::{presentity_key, watcher_key};
+use crate::model::package::Package;
+use crate::model::rule::{AuthAction, AuthRule, WatcherMatch};
 use crate::uri::Uri;
 
 /// The schema, one step per version: `MIGRATIONS[i]` takes a file from version `i` to
 /// `i + 1`. Steps are only ever appended, never edited.
 ///
-/// Version 1, the rules: the primary key is the rule's identity as
-/// [`crate::engine::authorization::RuleBook`] defines it — the presentity key, the kind of
-/// match, and the watcher key (for `watcher`) or the lower-cased domain (for `domain`).
+/// Version 1, the rules: the primary key is the rule's identity as [`crate::model::rule`]
+/// defines it — the presentity key, the kind of match, and the watcher key (for `watcher`)
+/// or the lower-cased domain (for `domain`).
 /// `presentity_uri` and `watcher_value` keep the URI or domain as it was given, so a loaded
 /// rule equals the saved one.
 ///
@@ -96,6 +95,9 @@ use crate::uri::Uri;
 /// - `publications`: key `etag`; indexed by `presentity_key`, `seq` (the load order).
 /// - `subscriptions`: key `id`; `target` is the remote target's opaque bytes.
 /// - `credentials`: key `user_key` (presentity key of `user_uri`).
+///
+/// Version 3: `messages.wire`, the message as the sender's transport received it (a BLOB,
+/// NULL for messages sent through the API and for those stored by earlier versions).
 pub const MIGRATIONS: &[&str] = &[
     "CREATE TABLE rules (
         presentity_key TEXT NOT NULL,
@@ -153,6 +155,7 @@ pub const MIGRATIONS: &[&str] = &[
         ha1_md5    TEXT NOT NULL,
         ha1_sha256 TEXT NOT NULL
     ) WITHOUT ROWID;",
+    "ALTER TABLE messages ADD COLUMN wire BLOB NULL;",
 ];
 
 /// The most writes one transaction holds (see "Group commit" in the module documentation).
@@ -589,8 +592,8 @@ fn save_message(conn: &Connection, m: &StoredMessage, name: &str) -> Result<()> 
         conn,
         name,
         "INSERT OR REPLACE INTO messages (id, sender, recipient, content_type, body, endpoint,
-             in_reply_to, sent_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             in_reply_to, sent_at, expires_at, wire)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             int(m.id, "message id", name)?,
             m.sender.to_string(),
@@ -601,6 +604,7 @@ fn save_message(conn: &Connection, m: &StoredMessage, name: &str) -> Result<()> 
             m.in_reply_to,
             int(m.sent_at, "message sent_at", name)?,
             int(m.expires_at, "message expires_at", name)?,
+            m.wire,
         ],
     )
 }
@@ -681,7 +685,7 @@ fn load(conn: &mut Connection, name: &str) -> Result<Snapshot> {
             name,
             "messages",
             "SELECT id, sender, recipient, content_type, body, endpoint, in_reply_to, sent_at,
-                    expires_at
+                    expires_at, wire
              FROM messages ORDER BY id",
             1,
             |row| {
@@ -695,6 +699,7 @@ fn load(conn: &mut Connection, name: &str) -> Result<Snapshot> {
                     in_reply_to: opt_text(row, 6)?,
                     sent_at: uint(row, 7)?,
                     expires_at: uint(row, 8)?,
+                    wire: column(row, 9)?,
                 })
             },
         )?,
@@ -906,6 +911,7 @@ mod tests {
             in_reply_to: None,
             sent_at,
             expires_at: u64::try_from(i64::MAX).unwrap(),
+            wire: None,
         }
     }
 
@@ -961,7 +967,7 @@ mod tests {
         }
         conn.execute(
             "INSERT INTO messages VALUES (7, 'not a uri', 'sip:bob@x', 'text/plain', x'00', NULL,
-                 NULL, 1, 2)",
+                 NULL, 1, 2, NULL)",
             [],
         )
         .unwrap();

@@ -7,4 +7,5 @@
 pub mod fixtures;
 pub mod imppd;
 pub mod kamailio;
+pub mod sip;
 pub mod sipp;

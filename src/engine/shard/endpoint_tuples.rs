@@ -7,8 +7,8 @@
 
 use super::{Publication, Shard};
 use crate::doc::pidf::{Basic, Contact, Presence, Tuple};
-use crate::engine::package::{Document, Package};
 use crate::error::Result;
+use crate::model::package::{Document, Package};
 
 impl Shard {
     /// Publishes (or extends) the automatic tuple of endpoint `endpoint` of user `key`.

@@ -12,6 +12,20 @@
 //! still being written; a message that arrives while earlier ones wait queues behind them,
 //! so a user who logs in sees every message in the order sent, exactly once, and a sender
 //! always learns `stored` before `delivered`.
+//!
+//! # Hand-over to a transport's devices
+//!
+//! An endpoint a transport logged in with a contact (a registered SIP device) is reached
+//! through the transport, which tells whether the device took the message
+//! ([`crate::engine::Core::report_handover`]). A message that reaches only such devices is
+//! not `delivered` when handed over, but when one of them takes it: nothing acknowledged is
+//! lost. When none takes it (each refused, or none answered within
+//! [`crate::engine::EngineConfig::handover_timeout`]), it is stored as for an offline user
+//! (its sender hears `stored`), the user is *held* (the mailbox waits for the user's next
+//! login instead of draining into devices that do not answer), and it is handed over again
+//! at that login. One hand-over per user at a time keeps the order; a message that arrives
+//! meanwhile waits in the mailbox. A message handed over from disk stays on disk until a
+//! device takes it.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -45,6 +59,8 @@ pub(crate) struct Letter {
     pub(crate) in_reply_to: Option<Arc<str>>,
     /// Unix milliseconds.
     pub(crate) sent_at: u64,
+    /// The message as the sender's transport received it (see [`Message::wire`]).
+    pub(crate) wire: Option<Arc<[u8]>>,
 }
 
 impl Letter {
@@ -60,6 +76,8 @@ impl Letter {
             endpoint: self.endpoint.unwrap_or_else(|| Arc::from("")),
             in_reply_to: self.in_reply_to,
             sent_at: self.sent_at,
+            contact: None,
+            wire: self.wire,
         }
     }
 
@@ -74,6 +92,7 @@ impl Letter {
             in_reply_to: self.in_reply_to.as_deref().map(str::to_owned),
             sent_at: self.sent_at,
             expires_at,
+            wire: self.wire.as_deref().map(<[u8]>::to_vec),
         }
     }
 
@@ -88,6 +107,7 @@ impl Letter {
             endpoint: m.endpoint.map(Into::into),
             in_reply_to: m.in_reply_to.map(Into::into),
             sent_at: m.sent_at,
+            wire: m.wire.map(Into::into),
         }
     }
 }
@@ -108,6 +128,16 @@ struct Waiting {
     durability: Durability,
 }
 
+/// A message handed to a transport's devices, waiting for one of them to take it.
+pub(crate) struct Handover {
+    letter: Letter,
+    /// Devices that have not answered yet.
+    outstanding: u32,
+    /// Whether the letter is on disk (handed over from the mailbox): it is deleted only
+    /// once a device took it.
+    stored: bool,
+}
+
 /// A logged-in device.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
@@ -124,6 +154,12 @@ pub(crate) struct User {
     pub(super) uri: Arc<Uri>,
     pub(super) endpoints: Vec<Endpoint>,
     mailbox: BTreeMap<u64, Waiting>,
+    /// The message handed to the transport's devices and not decided yet: the mailbox
+    /// waits behind it.
+    handing: Option<u64>,
+    /// The devices did not take the last message handed to them: until the next login,
+    /// the user is treated as offline.
+    held: bool,
 }
 
 impl User {
@@ -132,11 +168,19 @@ impl User {
             uri,
             endpoints: Vec::new(),
             mailbox: BTreeMap::new(),
+            handing: None,
+            held: false,
         }
     }
 
     fn is_idle(&self) -> bool {
-        self.endpoints.is_empty() && self.mailbox.is_empty()
+        self.endpoints.is_empty() && self.mailbox.is_empty() && self.handing.is_none()
+    }
+
+    /// Whether a message can be handed over now: an endpoint is online, the devices are
+    /// not held, no hand-over is undecided.
+    fn reachable(&self) -> bool {
+        !self.endpoints.is_empty() && !self.held
     }
 }
 
@@ -230,7 +274,7 @@ impl Shard {
         if letter.body.len() > self.config.max_message_size {
             return self.fail(&letter, FailureReason::TooLarge);
         }
-        if !self.config.owns(&letter.recipient) && self.hooks.remote_delivery() {
+        if !self.config.owns(&letter.recipient) && self.port.remote_messages() {
             return self
                 .outbox
                 .push(Event::RemoteMessage(Box::new(letter.into_message())));
@@ -256,10 +300,11 @@ impl Shard {
             AuthAction::Allow | AuthAction::Confirm => {}
         }
         let (online, empty) = self.users.get(&*letter.key).map_or((false, true), |u| {
-            (!u.endpoints.is_empty(), u.mailbox.is_empty())
+            (u.reachable(), u.mailbox.is_empty() && u.handing.is_none())
         });
         if online && empty {
-            return self.hand_over(&letter);
+            self.hand_over(&letter, false);
+            return;
         }
         if online {
             let key = letter.key.clone();
@@ -316,7 +361,7 @@ impl Shard {
         let Some(user) = self.users.get_mut(&key) else {
             return;
         };
-        let online = !user.endpoints.is_empty();
+        let online = user.reachable();
         let Some(waiting) = user.mailbox.get_mut(&id) else {
             return;
         };
@@ -350,7 +395,7 @@ impl Shard {
             let Some(user) = self.users.get_mut(key) else {
                 return;
             };
-            if user.endpoints.is_empty() {
+            if !user.reachable() || user.handing.is_some() {
                 return;
             }
             let Some(entry) = user.mailbox.first_entry() else {
@@ -360,7 +405,12 @@ impl Shard {
                 return;
             }
             let waiting = entry.remove();
-            if waiting.durability == Durability::Stored {
+            let stored = waiting.durability == Durability::Stored;
+            if !self.hand_over(&waiting.letter, stored) {
+                // Still on disk and still expiring, until a device takes it.
+                return;
+            }
+            if stored {
                 self.config
                     .store
                     .submit(Write::DeleteMessage(waiting.letter.id), None);
@@ -368,21 +418,29 @@ impl Shard {
             if self.waiting.remove(&waiting.letter.id).is_some() {
                 self.counters.waiting.fetch_sub(1, RELAXED);
             }
-            self.hand_over(&waiting.letter);
         }
     }
 
     /// Gives a letter to its recipient's endpoints (the one it names, if online; else every
-    /// one) and tells the sender.
-    fn hand_over(&mut self, letter: &Letter) {
+    /// one). Whether it is done (the sender was told `delivered`); `false`: only devices of
+    /// the transport got it, and the sender is told when one takes it (see the module
+    /// documentation). `stored`: the letter is on disk.
+    fn hand_over(&mut self, letter: &Letter, stored: bool) -> bool {
+        let through_port = self.port.is_open();
         let user = &self.users[&*letter.key];
         let named = letter
             .endpoint
             .as_deref()
             .filter(|name| user.endpoints.iter().any(|e| &*e.id == *name));
+        let (mut local, mut devices) = (false, 0u32);
         for endpoint in &user.endpoints {
             if named.is_some_and(|name| name != &*endpoint.id) {
                 continue;
+            }
+            let contact = endpoint.contact.clone().filter(|_| through_port);
+            match contact {
+                Some(_) => devices += 1,
+                None => local = true,
             }
             self.outbox.push(Event::Message(Box::new(Message {
                 id: MessageId(letter.id),
@@ -393,13 +451,134 @@ impl Shard {
                 endpoint: endpoint.id.clone(),
                 in_reply_to: letter.in_reply_to.clone(),
                 sent_at: letter.sent_at,
+                contact,
+                wire: letter.wire.clone(),
             })));
         }
-        self.tell_sender(letter, DeliveryOutcome::Delivered);
+        if local || devices == 0 {
+            self.tell_sender(letter, DeliveryOutcome::Delivered);
+            return true;
+        }
+        let key = letter.key.to_string();
+        if let Some(user) = self.users.get_mut(&key) {
+            user.handing = Some(letter.id);
+        }
+        let deadline = self.now() + self.config.handover_timeout.as_millis() as u64;
+        self.timers.schedule(deadline, Timer::Handover(letter.id));
+        self.handovers.insert(
+            letter.id,
+            Handover {
+                letter: letter.clone(),
+                outstanding: devices,
+                stored,
+            },
+        );
+        false
+    }
+
+    /// A transport's word on a message it relayed to `endpoint`: taken (a device answered
+    /// 2xx) or not.
+    pub(super) fn report_handover(&mut self, id: u64, endpoint: &str, taken: bool) {
+        let Some(handover) = self.handovers.get_mut(&id) else {
+            return; // decided already (another device, or the deadline)
+        };
+        if !taken {
+            log::debug!("message {id}: endpoint {endpoint} did not take it");
+            handover.outstanding = handover.outstanding.saturating_sub(1);
+            if handover.outstanding == 0 {
+                self.handover_failed(id);
+            }
+            return;
+        }
+        let handover = self.handovers.remove(&id).expect("found above");
+        let key = handover.letter.key.to_string();
+        if handover.stored {
+            self.config.store.submit(Write::DeleteMessage(id), None);
+            if self.waiting.remove(&id).is_some() {
+                self.counters.waiting.fetch_sub(1, RELAXED);
+            }
+        }
+        if let Some(user) = self.users.get_mut(&key) {
+            user.handing = None;
+        }
+        self.tell_sender(&handover.letter, DeliveryOutcome::Delivered);
+        self.drain(&key);
+    }
+
+    /// No device took the message in time.
+    pub(super) fn handover_timer(&mut self, id: u64) {
+        if self.handovers.contains_key(&id) {
+            log::debug!("message {id}: no device took it in time");
+            self.handover_failed(id);
+        }
+    }
+
+    /// No device took a message: it is stored (or stays stored) for the user's next login,
+    /// and so is everything queued behind it; the user is held until then.
+    fn handover_failed(&mut self, id: u64) {
+        let Some(handover) = self.handovers.remove(&id) else {
+            return;
+        };
+        let letter = handover.letter;
+        let key = letter.key.to_string();
+        let mut behind = Vec::new();
+        if let Some(user) = self.users.get_mut(&key) {
+            user.handing = None;
+            user.held = true;
+            // What waited in memory behind it goes to disk now: the user is unreachable.
+            let transient: Vec<u64> = user
+                .mailbox
+                .iter()
+                .filter(|(_, w)| w.durability == Durability::Transient)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in transient {
+                if let Some(w) = user.mailbox.remove(&id) {
+                    behind.push(w.letter);
+                }
+            }
+        }
+        let expires_at_unix = letter.sent_at + self.config.message_expiry.as_millis() as u64;
+        if handover.stored {
+            if self.config.clock.unix_ms() >= expires_at_unix {
+                if self.waiting.remove(&id).is_some() {
+                    self.counters.waiting.fetch_sub(1, RELAXED);
+                }
+                self.config.store.submit(Write::DeleteMessage(id), None);
+                self.fail(&letter, FailureReason::Expired);
+            } else {
+                let recipient = letter.recipient.clone();
+                self.user_entry_by_key(&key, &recipient).mailbox.insert(
+                    id,
+                    Waiting {
+                        letter,
+                        durability: Durability::Stored,
+                    },
+                );
+            }
+        } else {
+            self.store_or_fail(letter);
+        }
+        for letter in behind {
+            self.store_or_fail(letter);
+        }
+        self.collect_user_if_idle(&key);
+    }
+
+    /// Stores a letter for a user who cannot take it now; an is-composing indication, which
+    /// is never stored, fails as `offline`.
+    fn store_or_fail(&mut self, letter: Letter) {
+        if letter.content_type.eq_ignore_ascii_case(IS_COMPOSING) {
+            return self.fail(&letter, FailureReason::Offline);
+        }
+        self.store_letter(letter, Durability::Writing);
     }
 
     /// A stored message's time ran out.
     pub(super) fn message_expired(&mut self, id: u64) {
+        if self.handovers.contains_key(&id) {
+            return; // handed over from disk: its outcome decides (see `handover_failed`)
+        }
         let Some(key) = self.waiting.remove(&id) else {
             return; // delivered before
         };
@@ -467,6 +646,8 @@ impl Shard {
     ) {
         let key = presentity_key(&user);
         let entry = self.user_entry(&user);
+        // A login is the moment to try devices that did not take a message before.
+        entry.held = false;
         match entry.endpoints.iter_mut().find(|e| e.id == endpoint) {
             Some(e) => {
                 e.expires_at = expires_at;

@@ -10,13 +10,14 @@ use super::messaging::{Durability, Letter};
 use super::{shard_of_etag, Publication, Shard};
 use crate::doc::filter::FilterSet;
 use crate::doc::winfo::WatcherEvent;
-use crate::engine::authorization::AuthAction;
-use crate::engine::events::{Event, SubscriptionId, SubscriptionState};
-use crate::engine::package::Package;
+use crate::engine::events::{Event, SubscriptionState};
 use crate::engine::restore::Restored;
 use crate::engine::subscription::{Remote, Subscription};
 use crate::engine::timers::Timer;
 use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::package::Package;
+use crate::model::rule::AuthAction;
 use crate::store::{PublicationRecord, SubscriptionRecord, Write};
 
 impl Shard {

@@ -22,10 +22,13 @@
 use std::sync::Arc;
 
 use super::{backoff, refresh_at, AgentTx};
-use crate::engine::authorization::presentity_key;
-use crate::engine::{AuthAction, Notification, Package, SubscribeRequest, SubscriptionId};
+use crate::engine::{Notification, SubscribeRequest};
 use crate::error::Result;
 use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::key::presentity_key;
+use crate::model::package::Package;
+use crate::model::rule::AuthAction;
 use crate::sip::builder::MessageBuilder;
 use crate::sip::digest_client::{DigestClient, Retry};
 use crate::sip::header::Contacts;
@@ -677,6 +680,24 @@ impl Inner {
                 self.send_publish(&mut accounts, i);
             }
         }
+    }
+
+    /// The earliest clock time [`Inner::accounts_tick`] has work.
+    pub(crate) fn accounts_next_deadline(&self) -> Option<u64> {
+        let accounts = lock(&self.agent.accounts);
+        if accounts.stopped {
+            return None;
+        }
+        let at = |phase: Phase| match phase {
+            Phase::Due(at) | Phase::Active(at) => Some(at),
+            Phase::Idle | Phase::Sent => None,
+        };
+        accounts
+            .states
+            .iter()
+            .flat_map(|s| [Some(s.uplink_due), at(s.reg_phase), at(s.pub_phase)])
+            .flatten()
+            .min()
     }
 
     /// Ends every account's publication and registration, and its internal subscription.

@@ -19,11 +19,13 @@
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use super::{backoff, refresh_at, AgentTx};
-use crate::engine::{
-    authorization::presentity_key, AuthAction, Event, Package, SubscriptionId, TerminationReason,
-};
+use crate::engine::{Event, TerminationReason};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::key::presentity_key;
+use crate::model::package::Package;
+use crate::model::rule::AuthAction;
 use crate::sip::digest_client::{DigestClient, Retry};
 use crate::sip::header::Contacts;
 use crate::sip::message::SipMessage;
@@ -779,6 +781,14 @@ impl Inner {
         if !table.closing.is_empty() {
             table.closing.retain(|_, c| c.until > now);
         }
+    }
+
+    /// The earliest clock time [`Inner::backend_tick`] has work.
+    pub(crate) fn backend_next_deadline(&self) -> Option<u64> {
+        let table = lock(&self.agent.backends);
+        let wake = table.wakes.peek().map(|w| w.0);
+        let closing = table.closing.values().map(|c| c.until).min();
+        wake.into_iter().chain(closing).min()
     }
 
     /// Ends every back-end dialog (`Expires: 0`), for a server stopping.

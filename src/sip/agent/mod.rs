@@ -33,8 +33,6 @@ pub(crate) mod backend;
 
 pub use account::Account;
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -83,7 +81,7 @@ pub(crate) enum AgentTx {
 pub(crate) struct Agent {
     pub(crate) backends: Mutex<Backends>,
     pub(crate) accounts: Mutex<account::Accounts>,
-    random: Mutex<u64>,
+    random: crate::engine::random::SharedRandom,
     pub(crate) subscribes_sent: AtomicU64,
     pub(crate) notifies_received: AtomicU64,
     pub(crate) failures: AtomicU64,
@@ -92,13 +90,12 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
-    pub(crate) fn new() -> Agent {
-        let mut h = RandomState::new().build_hasher();
-        h.write_u64(0xa9e7);
+    /// An agent drawing its jitter from `random` (a split of the engine's generator).
+    pub(crate) fn new(random: crate::engine::random::SharedRandom) -> Agent {
         Agent {
             backends: Mutex::new(Backends::default()),
             accounts: Mutex::new(account::Accounts::default()),
-            random: Mutex::new(h.finish()),
+            random,
             subscribes_sent: AtomicU64::new(0),
             notifies_received: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -106,15 +103,9 @@ impl Agent {
         }
     }
 
-    /// A random fraction in `[low, high)` (SplitMix64), for jitter.
+    /// A random fraction in `[low, high)`, for jitter.
     pub(crate) fn jitter(&self, low: f64, high: f64) -> f64 {
-        let mut state = super::server::lock(&self.random);
-        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        low + (high - low) * ((z >> 11) as f64 / (1u64 << 53) as f64)
+        self.random.fraction(low, high)
     }
 
     /// Requests sent whose answer has not come yet (for a stopping server).
@@ -170,6 +161,14 @@ impl Inner {
         self.accounts_tick(now);
     }
 
+    /// The earliest clock time [`Inner::agent_tick`] has work.
+    pub(crate) fn agent_next_deadline(&self) -> Option<u64> {
+        [self.backend_next_deadline(), self.accounts_next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
     /// Ends what the agent holds at the remote servers, for a server stopping, and waits a
     /// little (at most a second) for the answers.
     pub(crate) fn agent_stop(&self) {
@@ -203,7 +202,7 @@ mod tests {
 
     #[test]
     fn jitter_spreads_refreshes_and_retries() {
-        let agent = Agent::new();
+        let agent = Agent::new(crate::engine::random::Random::seeded(7).shared());
         let times: Vec<u64> = (0..200).map(|_| refresh_at(&agent, 0, 100)).collect();
         assert!(times.iter().all(|&t| (60_000..85_000).contains(&t)));
         let distinct: std::collections::BTreeSet<u64> = times.iter().map(|t| t / 1000).collect();

@@ -1,20 +1,39 @@
 //! SUBSCRIBE and NOTIFY (RFC 6665, 3856, 3857): a SUBSCRIBE outside a dialog creates one and
-//! a subscription in the engine whose target is that dialog; the engine's notifications of
+//! a subscription in the engine whose target is that dialog (unless its Accept takes no type
+//! of the package: `406`); the engine's notifications of
 //! the subscription go out as NOTIFYs inside it (the first at once: full state, or none
 //! while pending). A SUBSCRIBE inside the dialog refreshes (or with `Expires: 0` ends) it.
-//! A NOTIFY answered `481` or not answered at all ends the subscription.
+//!
+//! # One NOTIFY in flight per dialog (RFC 6665 §4.2.2)
+//!
+//! A dialog never has two NOTIFYs outstanding: a notification that comes while one waits for
+//! its answer is kept (merged with any other that came meanwhile: the latest state wins)
+//! and sent when the answer comes. A slow watcher therefore costs one waiting notification
+//! at most, and always ends on the true final state; a late NOTIFY can never overtake a
+//! newer one. What each answer does:
+//!
+//! | answer | what follows |
+//! | --- | --- |
+//! | 2xx | the waiting notification, if any, goes out |
+//! | 401, 407 (the watcher challenges its notifier) | as 2xx: this server has no credentials to offer, so the next state goes out when it comes |
+//! | 481, no answer (timer F: 32 s over UDP), 408 | the subscription ends (the watcher forgot the dialog, or is gone) |
+//! | another 4xx/5xx/6xx with `Retry-After: N` that ends before the subscription does | the dialog waits N seconds, then gets the current full state (what changed meanwhile merges into it) |
+//! | another 4xx/5xx/6xx | the subscription ends (RFC 6665 §4.2.2: a notifier removes the subscription on a failure response) |
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 
 use super::{contact_address, is_dialog, lock, ClientContext, Inner, Reply, Request};
 use crate::doc::filter::FilterSet;
-use crate::engine::{Notification, Package, SubscribeRequest, SubscriptionId, SubscriptionState};
+use crate::engine::{Notification, SubscribeRequest, SubscriptionState};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::package::Package;
 use crate::sip::dialog::{ip_address_of, DialogId, DialogView, SubscriptionDialog};
 use crate::sip::header::Contacts;
 use crate::sip::transport::Proto;
+use crate::sip::SipMessage;
 
 impl Inner {
     /// `Ok(None)`: answered here already (the answer must precede the first NOTIFY).
@@ -30,6 +49,16 @@ impl Inner {
         let to = m.to()?;
         if let Some(local_tag) = to.tag() {
             return self.resubscribe(request, local_tag.to_string());
+        }
+        // A watcher whose Accept takes no type of the package (an empty Accept takes none)
+        // could not read a single NOTIFY: 406 naming the type (RFC 6665, RFC 3261 §21.4.7),
+        // and nothing is made. Without Accept the package's own type is assumed.
+        if let Some(accept) = m.accept()? {
+            if !accept.accepts(package.content_type()) {
+                let mut answer = self.reply(request, 406, "Not Acceptable");
+                answer.header("Accept", package.content_type())?;
+                return Ok(Some(answer));
+            }
         }
         let presentity = m.request_uri()?;
         let from = m.from()?;
@@ -125,8 +154,11 @@ impl Inner {
                 .into();
             Some(bytes)
         });
-        let id = match made {
-            Ok(id) => id,
+        let crate::engine::Subscribed {
+            id,
+            expires: granted,
+        } = match made {
+            Ok(made) => made,
             Err(Error::IntervalTooBrief(_)) => {
                 drop(dialogs);
                 return self
@@ -136,9 +168,6 @@ impl Inner {
             Err(e) => return Err(e),
         };
         let local_tag = dialog.local_tag.clone();
-        let granted = expires
-            .unwrap_or(engine.config().subscription_expiry.default)
-            .min(engine.config().subscription_expiry.max);
         dialogs.insert(id, &dialog, self.now() + u64::from(granted) * 1000);
         // Answer (202 would be the RFC 3265 habit; RFC 6665 answers 200) before the NOTIFY
         // leaves: the lock is held until the answer is queued.
@@ -214,10 +243,9 @@ impl Inner {
         if expires < bounds.min {
             return self.too_brief(request, bounds.min).map(Some);
         }
-        let granted = expires.min(bounds.max);
-        engine.refresh_subscription(sub, granted)?;
+        let granted = engine.refresh_subscription(sub, expires)?;
         if let Some(state) = lock(&self.dialogs).by_subscription.get_mut(&sub) {
-            state.expires_at = self.now() + u64::from(granted) * 1000;
+            state.expire_after(self.now(), granted);
         }
         let mut answer = self.reply(request, 200, "OK");
         answer.header("Expires", &granted.to_string())?;
@@ -250,8 +278,14 @@ impl Inner {
             let Some(state) = dialogs.by_subscription.get_mut(&n.subscription) else {
                 return false;
             };
+            if state.in_flight {
+                // The answer to the one in flight sends it (merged with what else comes).
+                dialogs.defer(n.clone());
+                return true;
+            }
+            state.in_flight = true;
             let cseq = state.take_cseq();
-            let remaining = state.expires_at.saturating_sub(now) / 1000;
+            let remaining = state.remaining_s(now);
             if terminated {
                 dialogs.remove(n.subscription);
             }
@@ -269,6 +303,7 @@ impl Inner {
                         Ok(d) => d,
                         Err(e) => {
                             log::warn!("subscription {}: its dialog: {e}", n.subscription);
+                            self.notify_outcome(n.subscription, 500, None);
                             return true;
                         }
                     }
@@ -278,6 +313,7 @@ impl Inner {
                         "subscription {}: its dialog is unreadable: {e}",
                         n.subscription
                     );
+                    self.notify_outcome(n.subscription, 500, None);
                     return true;
                 }
             },
@@ -324,7 +360,7 @@ impl Inner {
             b.header_parts("Contact", &["<sip:", &local, contact_end])?;
             b.header("Event", d.event)?;
             b.header_parts("Subscription-State", &sub_state)?;
-            b.header("Server", &self.config.server_name)?;
+            b.header("User-Agent", &self.config.server_name)?;
             if let Some(doc) = &n.document {
                 b.body(n.package.content_type(), &self.body_of(doc))?;
             }
@@ -340,10 +376,13 @@ impl Inner {
                     ClientContext::Notify(n.subscription),
                 );
             }
-            Err(e) => log::warn!(
-                "subscription {}: cannot build its NOTIFY: {e}",
-                n.subscription
-            ),
+            Err(e) => {
+                log::warn!(
+                    "subscription {}: cannot build its NOTIFY: {e}",
+                    n.subscription
+                );
+                self.notify_outcome(n.subscription, 500, None);
+            }
         }
         true
     }
@@ -366,16 +405,52 @@ impl Inner {
         body
     }
 
-    /// What the watcher answered a NOTIFY (408: no answer).
-    pub(crate) fn notify_outcome(&self, id: SubscriptionId, status: u16) {
-        if status < 300 {
+    /// What the watcher answered a NOTIFY (408: no answer; `response` when there was
+    /// one): see the module documentation for what each answer does.
+    pub(crate) fn notify_outcome(
+        &self,
+        id: SubscriptionId,
+        status: u16,
+        response: Option<&SipMessage>,
+    ) {
+        if (200..300).contains(&status) || matches!(status, 401 | 407) {
+            let next = {
+                let mut dialogs = lock(&self.dialogs);
+                match dialogs.by_subscription.get_mut(&id) {
+                    Some(state) => {
+                        state.in_flight = false;
+                        dialogs.deferred.remove(&id)
+                    }
+                    None => None,
+                }
+            };
+            if let Some(next) = next {
+                self.notification(&next);
+            }
             return;
+        }
+        let retry_after = response
+            .and_then(|r| r.header("Retry-After"))
+            .and_then(retry_after_seconds);
+        if let Some(wait) = retry_after.filter(|_| !matches!(status, 408 | 481)) {
+            let now = self.now();
+            let mut dialogs = lock(&self.dialogs);
+            let fits = dialogs
+                .by_subscription
+                .get(&id)
+                .is_some_and(|state| state.remaining_s(now) > wait);
+            if fits {
+                log::debug!("subscription {id}: NOTIFY answered {status}; again in {wait} s");
+                dialogs
+                    .retries
+                    .push(std::cmp::Reverse((now + wait * 1000, id)));
+                drop(dialogs);
+                self.alarm.at(now + wait * 1000);
+                return;
+            }
         }
         // 481 (the watcher forgot the dialog), a timeout, or any other failure: the
         // subscription ends; its dialog goes first, so no final NOTIFY is sent into it.
-        if matches!(status, 401 | 407) {
-            return;
-        }
         log::debug!("subscription {id}: NOTIFY answered {status}; ending it");
         let had = lock(&self.dialogs).remove(id).is_some();
         if had {
@@ -384,6 +459,58 @@ impl Inner {
             }
         }
     }
+
+    /// Dialogs whose Retry-After ran out by `now` get their next NOTIFY: what waited
+    /// (as full state: the watcher missed the refused one), or the current state.
+    pub(crate) fn notify_retries(&self, now: u64) {
+        loop {
+            let (id, waiting) = {
+                let mut dialogs = lock(&self.dialogs);
+                match dialogs.retries.peek() {
+                    Some(std::cmp::Reverse((at, _))) if *at <= now => {}
+                    _ => return,
+                }
+                let std::cmp::Reverse((_, id)) = dialogs.retries.pop().expect("peeked");
+                let Some(state) = dialogs.by_subscription.get_mut(&id) else {
+                    continue;
+                };
+                state.in_flight = false;
+                (id, dialogs.deferred.remove(&id))
+            };
+            match waiting {
+                Some(mut n) => {
+                    if let Some(full) = n.full_state.clone() {
+                        n.document = Some(full);
+                    }
+                    self.notification(&n);
+                }
+                None => {
+                    if let Ok(engine) = self.engine() {
+                        let _ = engine.renotify(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The earliest Retry-After deadline (clock ms).
+    pub(crate) fn next_retry(&self) -> Option<u64> {
+        lock(&self.dialogs)
+            .retries
+            .peek()
+            .map(|std::cmp::Reverse((at, _))| *at)
+    }
+}
+
+/// The seconds of a Retry-After value (RFC 3261 §20.33: `delta-seconds [comment]
+/// *(;param)`), at most a day.
+fn retry_after_seconds(value: &str) -> Option<u64> {
+    let digits: &str = value
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?;
+    let seconds: u64 = digits.parse().ok()?;
+    Some(seconds.min(86_400))
 }
 
 /// Where a dialog's NOTIFYs go (RFC 3261 §12.2.1.1, §8.1.2): to the first entry of the route

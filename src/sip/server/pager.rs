@@ -1,17 +1,32 @@
 //! MESSAGE (RFC 3428): a MESSAGE for a user of the owned domains becomes
 //! [`crate::engine::Core::send_message`]; its answer waits for the engine's first delivery
-//! outcome: `200` (handed to the user's endpoints: its registered contacts get the message
-//! relayed as a MESSAGE each), `202` (stored for an offline user), `404` (no such user),
-//! `413` (over the size limit), `403` (the recipient blocks the sender), `480` (an
-//! is-composing indication for an offline user). The engine's message events for endpoints
-//! that are registered SIP contacts are relayed here too.
+//! outcome: `200` (a device took it: an application's endpoint, or a registered contact
+//! that answered 2xx), `202` (stored for an offline user, or for one whose contacts did not
+//! take it: see below), `404` (no such user), `413` (over the size limit), `403` (the
+//! recipient blocks the sender), `480` (an is-composing indication for a user who cannot
+//! take it now).
+//!
+//! # Relaying to registered contacts: nothing acknowledged is lost
+//!
+//! A message for a registered contact (an engine message event with a contact) is relayed
+//! as a proxy forwards a request (RFC 3261 §16.6): the sender's MESSAGE as it arrived, with
+//! the contact as its Request-URI, this server's Via on top, Max-Forwards one lower, and the
+//! credentials meant for this server and its Route entries removed. Body, Content-Encoding,
+//! Subject, Date, Priority, display names, tags, Call-ID and CSeq reach the device as the
+//! sender wrote them; a stored message keeps them (the engine stores the request's bytes
+//! with it) for its later delivery. The contact's answer goes back to the engine
+//! ([`crate::engine::Core::report_handover`]): the sender hears `200` only once a device
+//! answered 2xx. When none does within the engine's hand-over bound (8 s by default, well
+//! under the sender's own 32 s), the message is stored as for an offline user, the sender
+//! hears `202`, and it is relayed again at the user's next registration. A message the
+//! application sends (no request behind it) is relayed as a new MESSAGE.
 #![forbid(unsafe_code)]
 
 use super::{lock, parse_location, ClientContext, Inner, PendingMessage, Reply, Request};
-use crate::engine::authorization::presentity_key;
 use crate::engine::{Delivery, DeliveryOutcome, FailureReason, Message, OutgoingMessage};
 use crate::error::Result;
 use crate::log;
+use crate::model::key::presentity_key;
 
 impl Inner {
     /// `Ok(None)`: the answer follows the engine's first outcome.
@@ -30,10 +45,12 @@ impl Inner {
         if let Err(answer) = self.check_identity(request, &user, &sender) {
             return Ok(Some(answer));
         }
-        let outgoing = match self.read_message(request, sender, recipient, engine.config())? {
+        let mut outgoing = match self.read_message(request, sender, recipient, engine.config())? {
             Ok(outgoing) => outgoing,
             Err(answer) => return Ok(Some(answer)),
         };
+        // Relayed as it was written (see the module documentation).
+        outgoing.wire = Some(m.to_bytes().into());
         // The pending entry exists before the engine's outcome can be handled: the event
         // callback waits for this lock.
         let mut pending = lock(&self.pending);
@@ -264,38 +281,97 @@ impl Inner {
         }
     }
 
-    /// A message for one of a user's endpoints: relayed when the endpoint is a registered
-    /// contact.
-    pub(crate) fn relay(&self, message: &Message) -> bool {
-        let endpoint = &*message.endpoint;
-        if !(endpoint.starts_with("sip:") || endpoint.starts_with("sips:")) {
-            return false;
-        }
-        let Ok(engine) = self.engine() else {
-            return false;
-        };
-        drop(lock(&self.register_gate));
-        let location = engine
-            .endpoints(&message.recipient)
-            .ok()
-            .and_then(|eps| eps.into_iter().find(|e| e.endpoint == endpoint))
-            .and_then(|e| e.contact)
-            .and_then(|c| parse_location(&c));
-        let Some((proto, dest)) = location else {
+    /// A message for a registered contact (the engine's message event with a contact):
+    /// relayed to it; its answer goes back to the engine (see the module documentation).
+    pub(crate) fn relay(&self, message: &Message) {
+        let Some((proto, dest)) = message.contact.as_deref().and_then(parse_location) else {
             log::debug!(
-                "message {}: endpoint {endpoint} has no location",
-                message.id
+                "message {}: endpoint {} has no location",
+                message.id,
+                message.endpoint
             );
-            return true;
+            return self.handed_over(message, false);
         };
-        let built = self.message_request(message, endpoint, proto, dest, "Server");
+        // A REGISTER that brought the user online is answered before its messages leave.
+        drop(lock(&self.register_gate));
+        let uri = &*message.endpoint;
+        let built = match &message.wire {
+            Some(wire) => self.retarget(wire, uri, proto, dest),
+            None => self.message_request(message, uri, proto, dest, "User-Agent"),
+        };
         match built {
-            Ok((branch, bytes)) => {
-                self.send_request(branch, bytes, proto, dest, ClientContext::Relay(message.id))
+            Ok((branch, bytes)) => self.send_request(
+                branch,
+                bytes,
+                proto,
+                dest,
+                ClientContext::Relay(Box::new(message.clone())),
+            ),
+            Err(e) => {
+                log::warn!("message {}: cannot relay it to {uri}: {e}", message.id);
+                self.handed_over(message, false);
             }
-            Err(e) => log::warn!("message {}: cannot relay it to {endpoint}: {e}", message.id),
         }
-        true
+    }
+
+    /// The sender's MESSAGE `wire` as this server forwards it to the contact `uri` at `dest`
+    /// (RFC 3261 §16.6): its branch and bytes.
+    fn retarget(
+        &self,
+        wire: &[u8],
+        uri: &str,
+        proto: crate::sip::transport::Proto,
+        dest: std::net::SocketAddr,
+    ) -> Result<(String, Vec<u8>)> {
+        let m = crate::sip::SipMessage::parse(
+            wire,
+            &self.config.limits,
+            crate::sip::Transport::Datagram,
+        )?;
+        let max_forwards = m.max_forwards()?.unwrap_or(70);
+        if max_forwards == 0 {
+            return Err(crate::error::Error::InvalidArgument(
+                "Max-Forwards is 0".into(),
+            ));
+        }
+        let branch = self.branch();
+        let our_via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            proto.as_str(),
+            self.local_for(proto, dest)
+        );
+        // Every Route entry was for this server or its proxies: the request now goes to
+        // the contact itself.
+        let routes = m.header_values("Route")?.len();
+        let bytes = crate::sip::proxy::retargeted(
+            &m,
+            uri,
+            None,
+            &our_via,
+            &[],
+            routes,
+            max_forwards - 1,
+            true,
+        )?;
+        Ok((branch, bytes))
+    }
+
+    /// What the contact answered a relayed message (`status` 408: no answer).
+    pub(crate) fn relay_outcome(&self, message: &Message, status: u16) {
+        if status >= 300 {
+            log::debug!(
+                "message {}: {} answered {status}",
+                message.id,
+                message.endpoint
+            );
+        }
+        self.handed_over(message, (200..300).contains(&status));
+    }
+
+    fn handed_over(&self, message: &Message, taken: bool) {
+        if let Ok(engine) = self.engine() {
+            let _ = engine.report_handover(message, taken);
+        }
     }
 }
 

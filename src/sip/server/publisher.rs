@@ -1,14 +1,15 @@
 //! PUBLISH (RFC 3903): an initial publication carries a body; `SIP-If-Match` names an
 //! existing one to refresh (no body: the document is kept), modify (a body) or remove
-//! (`Expires: 0`). Every success carries a new `SIP-ETag`; an unknown or expired tag is
+//! (`Expires: 0`). Every success carries a `SIP-ETag` (RFC 3903): a new one, or for a
+//! removal the one removed, with `Expires: 0`; an unknown or expired tag is
 //! `412 Conditional Request Failed`, a body of a type the package does not take `415` (with
 //! `Accept`), a document of its type that does not parse or validate `400`, an expiry below
 //! the minimum `423` with `Min-Expires`.
 #![forbid(unsafe_code)]
 
 use super::{Inner, Reply, Request};
-use crate::engine::Package;
 use crate::error::Result;
+use crate::model::package::Package;
 
 impl Inner {
     pub(crate) fn publish(&self, request: &Request) -> Result<Reply> {
@@ -93,7 +94,7 @@ impl Inner {
                 ))
             }
             (None, Some(doc)) => engine.publish(&presentity, doc, Some(granted)),
-            (Some(tag), _) if removing => engine.remove_publication(&tag).map(|()| String::new()),
+            (Some(tag), _) if removing => engine.remove_publication(&tag).map(|()| tag),
             (Some(tag), None) => engine.refresh_publication(&tag, granted),
             (Some(tag), Some(doc)) => engine
                 .modify_publication(&tag, doc)
@@ -101,9 +102,7 @@ impl Inner {
         };
         let tag = result?;
         let mut answer = self.reply(request, 200, "OK");
-        if !tag.is_empty() {
-            answer.header("SIP-ETag", &tag)?;
-        }
+        answer.header("SIP-ETag", &tag)?;
         answer.header("Expires", &granted.to_string())?;
         Ok(answer)
     }

@@ -1,7 +1,10 @@
 //! Event packages: the seam between the generic publish/subscribe/notify core and the
-//! documents of each package. A package names its codec (parse a body into a [`Document`]),
+//! documents of each package. A package names its codec (parse a body into a [`Document`]);
 //! its composition of several publications into what watchers see, and its neutral document
-//! (what a polite-blocked watcher sees).
+//! (what a polite-blocked watcher sees), are the engine's (`engine::compose`).
+//!
+//! The engine, the stores (the package of a publication or a subscription) and the SIP
+//! layer (the `Event` header, the `Content-Type` of a body) all name packages this way.
 #![forbid(unsafe_code)]
 
 use crate::doc::dialog::DialogInfo;

@@ -4,7 +4,7 @@
 //! growing, a doubling vector) costs more than the small values themselves.
 #![forbid(unsafe_code)]
 
-use super::events::SubscriptionId;
+use super::id::SubscriptionId;
 
 /// A value that knows its own id (so the table need not store it beside the value).
 pub(crate) trait Keyed {

@@ -1,0 +1,342 @@
+//! A SIP server over an engine on loopback and a small SIP client written over a UDP socket,
+//! for the tests that talk to the server at the wire: requests built as text, answers and
+//! the server's own requests (answered 200) read back as parsed messages.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use impp::engine::{AuthAction, Engine, EngineConfig};
+use impp::sip::digest::{expected_response, Algorithm};
+use impp::sip::server::{SipServer, SipServerConfig};
+use impp::sip::transport::ListenAddr;
+use impp::sip::{SipLimits, SipMessage, Transport};
+use impp::store::{Credential, MemoryStore};
+
+pub const DOMAIN: &str = "example.test";
+
+pub struct Server {
+    pub engine: Arc<Engine>,
+    pub server: SipServer,
+}
+
+impl Server {
+    pub fn start(authenticate: bool) -> Server {
+        Server::start_with(authenticate, 65536, |_| {})
+    }
+
+    pub fn start_with(
+        authenticate: bool,
+        max_message_size: usize,
+        tweak: impl FnOnce(&mut SipServerConfig),
+    ) -> Server {
+        Server::start_configured(
+            authenticate,
+            |c| c.max_message_size = max_message_size,
+            tweak,
+        )
+    }
+
+    /// A server whose engine's configuration `engine` may change first (a manual clock, say).
+    pub fn start_configured(
+        authenticate: bool,
+        engine: impl FnOnce(&mut EngineConfig),
+        tweak: impl FnOnce(&mut SipServerConfig),
+    ) -> Server {
+        let store = Arc::new(MemoryStore::new());
+        let mut config = EngineConfig {
+            domains: vec![DOMAIN.into()],
+            default_policy: AuthAction::Allow,
+            workers: 2,
+            store,
+            ..EngineConfig::default()
+        };
+        engine(&mut config);
+        let engine = Arc::new(Engine::new(config).unwrap());
+        for user in ["alice", "bob", "carol"] {
+            let uri = format!("sip:{user}@{DOMAIN}").parse().unwrap();
+            engine
+                .set_user(Credential::new(uri, DOMAIN, &format!("{user}-pw")))
+                .unwrap();
+        }
+        let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let mut config = SipServerConfig::new(vec![ListenAddr::udp(local), ListenAddr::tcp(local)]);
+        config.authenticate = authenticate;
+        tweak(&mut config);
+        let server = SipServer::start(engine.clone(), config).unwrap();
+        Server { engine, server }
+    }
+
+    pub fn udp(&self) -> SocketAddr {
+        self.addr(impp::sip::transport::Proto::Udp)
+    }
+
+    pub fn tcp(&self) -> SocketAddr {
+        self.addr(impp::sip::transport::Proto::Tcp)
+    }
+
+    pub fn addr(&self, proto: impp::sip::transport::Proto) -> SocketAddr {
+        self.server
+            .local_addrs()
+            .iter()
+            .find(|l| l.proto == proto)
+            .unwrap()
+            .addr
+    }
+}
+
+/// A SIP client on one UDP socket.
+pub struct Client {
+    pub socket: UdpSocket,
+    pub server: SocketAddr,
+    pub user: String,
+    pub tag: String,
+    pub cseq: AtomicU32,
+    /// Requests received from the server that were not yet looked at.
+    pub requests: Vec<SipMessage>,
+    /// Whether requests from the server are answered `200` as they are read (default);
+    /// off, the test answers them itself ([`Client::answer_with`]).
+    pub auto_answer: bool,
+}
+
+static N: AtomicU32 = AtomicU32::new(1);
+
+pub fn token() -> String {
+    format!("t{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn parse(bytes: &[u8]) -> SipMessage {
+    SipMessage::parse(bytes, &SipLimits::DEFAULT, Transport::Datagram).unwrap()
+}
+
+impl Client {
+    pub fn new(server: SocketAddr, user: &str) -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Client {
+            socket,
+            server,
+            user: user.into(),
+            tag: token(),
+            cseq: AtomicU32::new(1),
+            requests: Vec::new(),
+            auto_answer: true,
+        }
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    /// The Contact this client registers and subscribes with.
+    pub fn contact_uri(&self) -> String {
+        format!("sip:{}@{}", self.user, self.local())
+    }
+
+    pub fn aor(&self) -> String {
+        format!("sip:{}@{DOMAIN}", self.user)
+    }
+
+    /// A request from this client; `extra` are more header lines (CRLF-terminated).
+    pub fn request(
+        &self,
+        method: &str,
+        uri: &str,
+        to: &str,
+        call_id: &str,
+        extra: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> Vec<u8> {
+        let cseq = self.cseq.fetch_add(1, Ordering::Relaxed);
+        let mut text = format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{b};rport\r\nMax-Forwards: 70\r\nFrom: <{aor}>;tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{user}@{local}>\r\n{extra}",
+            local = self.local(),
+            b = token(),
+            aor = self.aor(),
+            tag = self.tag,
+            user = self.user,
+        );
+        let body = match body {
+            Some((ct, bytes)) => {
+                text.push_str(&format!("Content-Type: {ct}\r\n"));
+                bytes
+            }
+            None => &[],
+        };
+        text.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut out = text.into_bytes();
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// Sends `request` and waits for its final response, keeping requests that arrive in
+    /// between (and answering them 200).
+    pub fn transact(&mut self, request: &[u8]) -> SipMessage {
+        let call_id = self.send(request);
+        self.final_response(&call_id)
+    }
+
+    /// Sends `request` without waiting for its answer; its Call-ID.
+    pub fn send(&self, request: &[u8]) -> String {
+        self.socket.send_to(request, self.server).unwrap();
+        SipMessage::parse_lenient(request, &SipLimits::DEFAULT, Transport::Datagram)
+            .unwrap()
+            .call_id()
+            .unwrap()
+            .to_string()
+    }
+
+    /// The final response of the request with `call_id` (answering the requests that come
+    /// meanwhile).
+    pub fn final_response(&mut self, call_id: &str) -> SipMessage {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let m = parse(&buf[..n]);
+            if m.is_request() {
+                if self.auto_answer {
+                    self.answer(&m);
+                }
+                self.requests.push(m);
+                continue;
+            }
+            if m.call_id().unwrap() == call_id && m.status().unwrap() >= 200 {
+                return m;
+            }
+        }
+        panic!("no final response to {call_id}");
+    }
+
+    /// Sends `request`, answering a 401 challenge once with this client's password.
+    pub fn transact_auth(&mut self, build: impl Fn(&Client, &str) -> Vec<u8>) -> SipMessage {
+        let first = build(self, "");
+        let r = self.transact(&first);
+        if r.status() != Some(401) {
+            return r;
+        }
+        let challenge = r
+            .headers("WWW-Authenticate")
+            .find(|c| c.contains("MD5"))
+            .expect("an MD5 challenge")
+            .to_string();
+        let param = |name: &str| {
+            let i = challenge.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            challenge[i..].split('"').next().unwrap().to_string()
+        };
+        let (realm, nonce) = (param("realm"), param("nonce"));
+        let credential = Credential::new(
+            self.aor().parse().unwrap(),
+            &realm,
+            &format!("{}-pw", self.user),
+        );
+        let m = parse(&first);
+        let method = m.method().unwrap().to_string();
+        let uri = m.request_uri_text().unwrap().to_string();
+        let cnonce = token();
+        let response = expected_response(
+            Algorithm::Md5,
+            &credential.ha1_md5,
+            &method,
+            &uri,
+            &nonce,
+            Some(("auth", "00000001", &cnonce)),
+        );
+        let auth = format!(
+            "Authorization: Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"{cnonce}\"\r\n",
+            self.user
+        );
+        self.transact(&build(self, &auth))
+    }
+
+    pub fn answer(&self, request: &SipMessage) {
+        self.answer_with(request, 200, "OK", "");
+    }
+
+    /// Answers `request` with `status` and `reason`; `extra` are more header lines
+    /// (CRLF-terminated).
+    pub fn answer_with(&self, request: &SipMessage, status: u16, reason: &str, extra: &str) {
+        let mut text = format!("SIP/2.0 {status} {reason}\r\n{extra}");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            for v in request.headers(name) {
+                text.push_str(&format!("{name}: {v}\r\n"));
+            }
+        }
+        text.push_str("Content-Length: 0\r\n\r\n");
+        self.socket.send_to(text.as_bytes(), self.server).unwrap();
+    }
+
+    /// Waits for a request from the server (answering it 200).
+    pub fn next_request(&mut self, method: &str) -> SipMessage {
+        if let Some(i) = self
+            .requests
+            .iter()
+            .position(|m| m.method() == Some(method))
+        {
+            return self.requests.remove(i);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = vec![0u8; 65536];
+        while Instant::now() < deadline {
+            let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let m = parse(&buf[..n]);
+            if m.is_request() {
+                if self.auto_answer {
+                    self.answer(&m);
+                }
+                if m.method() == Some(method) {
+                    return m;
+                }
+                self.requests.push(m);
+            }
+        }
+        panic!("no {method} arrived");
+    }
+
+    pub fn register(&mut self, expires: u32) -> SipMessage {
+        let aor = self.aor();
+        let call_id = format!("reg-{}", self.tag);
+        self.transact_auth(|c, auth| {
+            c.request(
+                "REGISTER",
+                &format!("sip:{DOMAIN}"),
+                &format!("<{aor}>"),
+                &call_id,
+                &format!("Expires: {expires}\r\n{auth}"),
+                None,
+            )
+        })
+    }
+
+    pub fn publish(&mut self, extra: &str, body: Option<&str>) -> SipMessage {
+        let aor = self.aor();
+        let call_id = token();
+        let extra = extra.to_string();
+        let body = body.map(str::to_owned);
+        self.transact_auth(move |c, auth| {
+            c.request(
+                "PUBLISH",
+                &aor,
+                &format!("<{aor}>"),
+                &call_id,
+                &format!("Event: presence\r\n{extra}{auth}"),
+                body.as_deref()
+                    .map(|b| ("application/pidf+xml", b.as_bytes())),
+            )
+        })
+    }
+}
+
+pub fn header_map(m: &SipMessage) -> HashMap<String, String> {
+    m.all_headers()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+        .collect()
+}
