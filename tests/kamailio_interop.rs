@@ -30,8 +30,8 @@ use impp::engine::{
 };
 use impp::sip::agent::Account;
 use impp::sip::route::{NextHop, Route, RouteTable};
-use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transport::{ListenAddr, Proto};
+use impp::sip::{SipServer, SipServerConfig};
 use impp::store::{Credential, MemoryStore};
 
 /// Kamailio's presence domain in these tests.

@@ -17,8 +17,8 @@ use impp::engine::{
 };
 use impp::sip::agent::Account;
 use impp::sip::route::NextHop;
-use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transport::{ListenAddr, Proto};
+use impp::sip::{SipServer, SipServerConfig};
 use impp::store::{Credential, MemoryStore};
 
 mod common;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use impp::engine::{Delivery, DeliveryOutcome, Engine, Event, MessageId, OutgoingMessage};
 use impp::sip::agent::Account;
 use impp::sip::route::NextHop;
-use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transport::{ListenAddr, Proto};
+use impp::sip::{SipServer, SipServerConfig};
 use impp::store::Credential;
 
 mod common;

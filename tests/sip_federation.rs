@@ -17,9 +17,9 @@ use impp::engine::{
 };
 use impp::sip::digest_client::{DigestClient, Retry};
 use impp::sip::route::{NextHop, Route, RouteTable};
-use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transport::{ListenAddr, Proto};
 use impp::sip::{SipLimits, SipMessage, Transport};
+use impp::sip::{SipServer, SipServerConfig};
 use impp::store::{Credential, MemoryStore};
 
 mod common;

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use impp::engine::{AuthAction, Engine, EngineConfig};
 use impp::sip::digest::{expected_response, Algorithm};
 use impp::sip::route::Route;
-use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transport::{ListenAddr, Proto};
 use impp::sip::{SipLimits, SipMessage, Transport};
+use impp::sip::{SipServer, SipServerConfig};
 use impp::store::{Credential, MemoryStore};
 
 /// One domain's server.

@@ -10,9 +10,9 @@ use impp::engine::{
     Delivery, DeliveryOutcome, Engine, Event, FailureReason, MessageId, OutgoingMessage,
 };
 use impp::sip::route::Route;
-use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transaction::Timers;
 use impp::sip::transport::{ListenAddr, Proto};
+use impp::sip::{SipServer, SipServerConfig};
 use impp::store::Credential;
 
 mod common;

@@ -43,8 +43,8 @@ use std::time::Duration;
 
 use impp::engine::{AuthAction, Engine, EngineConfig};
 use impp::log::{self, Level};
-use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transport::{ListenAddr, Proto};
+use impp::sip::{SipServer, SipServerConfig};
 use impp::store::{Credential, SqliteStore, Store, Write};
 use impp::uri::Uri;
 

@@ -22,8 +22,8 @@ use super::engine::{engine_ref, impp_engine};
 use super::status::impp_status;
 use crate::error::{Error, Result};
 use crate::sip::route::{NextHop, Route};
-use crate::sip::server::{SipServer, SipServerConfig};
 use crate::sip::transport::{ListenAddr, Proto};
+use crate::sip::{SipServer, SipServerConfig};
 
 /// How a SIP stack is set up. Create with `impp_sip_config_new`; `impp_sip_start` consumes it.
 pub struct impp_sip_config {

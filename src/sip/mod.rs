@@ -42,9 +42,12 @@ pub mod header;
 mod lex;
 pub mod message;
 pub mod name;
+pub mod node;
+pub(crate) mod page;
 pub(crate) mod proxy;
 pub mod route;
 pub mod server;
+pub(crate) mod stack;
 pub mod transaction;
 pub mod transport;
 
@@ -54,6 +57,7 @@ pub use header::{
     AuthValue, CSeq, Contacts, ContentType, Event, NameAddr, Param, Params, SubscriptionState, Via,
 };
 pub use message::SipMessage;
+pub use node::{SipServer, SipServerConfig};
 
 /// Bounds on what the parser and the stream framer accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

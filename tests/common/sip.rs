@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use impp::engine::{AuthAction, Engine, EngineConfig};
 use impp::sip::digest::{expected_response, Algorithm};
-use impp::sip::server::{SipServer, SipServerConfig};
 use impp::sip::transport::ListenAddr;
 use impp::sip::{SipLimits, SipMessage, Transport};
+use impp::sip::{SipServer, SipServerConfig};
 use impp::store::{Credential, MemoryStore};
 
 pub const DOMAIN: &str = "example.test";

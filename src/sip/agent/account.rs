@@ -19,9 +19,9 @@
 //! ([`crate::sip::digest_client`]); later requests carry credentials before being asked.
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
-use super::{backoff, refresh_at, AgentTx};
+use super::{backoff, refresh_at, AgentCounters};
 use crate::engine::{Notification, SubscribeRequest};
 use crate::error::Result;
 use crate::log;
@@ -34,7 +34,7 @@ use crate::sip::digest_client::{DigestClient, Retry};
 use crate::sip::header::Contacts;
 use crate::sip::message::SipMessage;
 use crate::sip::route::NextHop;
-use crate::sip::server::{lock, ClientContext, Inner};
+use crate::sip::stack::{lock, Reply, Request, Stack, Waiting};
 use crate::uri::Uri;
 
 /// The target marking the internal subscription of an account's uplink publication.
@@ -106,10 +106,10 @@ enum Phase {
 
 /// What a one-shot request of an account does with its final answer (`None`: no answer in
 /// time, status 408).
-pub(crate) type Done = Box<dyn FnOnce(&Inner, u16, Option<&SipMessage>) + Send>;
+pub(crate) type Done = Box<dyn FnOnce(u16, Option<&SipMessage>) + Send>;
 
 /// A one-shot request of an account (such as a MESSAGE), for
-/// [`Inner::send_account_request`].
+/// [`Accounts::send_account_request`].
 #[derive(Debug, Clone)]
 pub(crate) struct AccountRequest {
     /// Which account (index in `SipServerConfig::accounts`).
@@ -162,9 +162,37 @@ pub(crate) struct AccountState {
     pub_tag: String,
 }
 
+/// The accounts role: registration, uplink publication and one-shot requests of each
+/// account, as a user agent of the account's registrar.
+pub(crate) struct Accounts {
+    me: Weak<Accounts>,
+    stack: Arc<Stack>,
+    engine: crate::engine::EngineHandle,
+    accounts: Arc<[Account]>,
+    state: Mutex<AccountsState>,
+    counters: Arc<AgentCounters>,
+}
+
+/// The outcome of an account's request goes back to the role.
+struct AccountWaiter {
+    role: Weak<Accounts>,
+    account: usize,
+    purpose: Purpose,
+    with_auth: bool,
+}
+
+impl Waiting for AccountWaiter {
+    fn outcome(self: Box<Self>, status: u16, response: Option<&SipMessage>) {
+        if let Some(role) = self.role.upgrade() {
+            role.counters.answered();
+            role.response(self.account, self.purpose, self.with_auth, status, response);
+        }
+    }
+}
+
 /// The accounts' state and their one-shot requests.
 #[derive(Default)]
-pub(crate) struct Accounts {
+struct AccountsState {
     states: Vec<AccountState>,
     /// Set when the server stops: nothing is started again.
     stopped: bool,
@@ -182,34 +210,58 @@ pub(crate) enum Purpose {
     OneShot(u64),
 }
 
-impl Inner {
-    /// The account whose address of record is `watcher`, and where its requests go.
-    pub(crate) fn account_route(&self, watcher: &Uri) -> Option<(usize, NextHop)> {
-        let key = presentity_key(watcher);
-        self.config
-            .accounts
-            .iter()
-            .position(|a| presentity_key(&a.aor) == key)
-            .map(|i| (i, self.config.accounts[i].next_hop()))
+impl Accounts {
+    /// The role for `accounts`, not started ([`Accounts::start`]).
+    pub(crate) fn new(
+        stack: Arc<Stack>,
+        engine: crate::engine::EngineHandle,
+        accounts: Arc<[Account]>,
+        counters: Arc<AgentCounters>,
+    ) -> Arc<Accounts> {
+        Arc::new_cyclic(|me| Accounts {
+            me: me.clone(),
+            stack,
+            engine,
+            accounts,
+            state: Mutex::new(AccountsState::default()),
+            counters,
+        })
     }
 
-    /// Fresh digest state for account `i`.
-    pub(crate) fn account_digest(&self, i: usize) -> Option<DigestClient> {
-        self.config
-            .accounts
-            .get(i)
-            .map(|a| DigestClient::new(&a.username, &a.password))
+    fn engine(&self) -> Result<Arc<crate::engine::Core>> {
+        self.engine.get()
+    }
+
+    /// Sends a request of an account in a new client transaction (counted until answered).
+    fn send_request(
+        &self,
+        branch: String,
+        bytes: Vec<u8>,
+        hop: NextHop,
+        account: usize,
+        purpose: Purpose,
+        with_auth: bool,
+    ) {
+        self.counters.sent();
+        let waiter = Box::new(AccountWaiter {
+            role: self.me.clone(),
+            account,
+            purpose,
+            with_auth,
+        });
+        self.stack
+            .send_request(branch, bytes, hop.proto, hop.addr, waiter);
     }
 
     /// Starts the accounts: registration and uplink publication of each.
-    pub(crate) fn accounts_start(&self) {
-        let now = self.now();
+    pub(crate) fn start(&self) {
+        let now = self.stack.now();
         let mut states = Vec::new();
-        for a in &self.config.accounts {
+        for a in self.accounts.iter() {
             states.push(AccountState {
                 digest: DigestClient::new(&a.username, &a.password),
-                reg_call_id: format!("{}@impp", self.token()),
-                reg_tag: self.token(),
+                reg_call_id: format!("{}@impp", self.stack.token()),
+                reg_tag: self.stack.token(),
                 reg_cseq: 0,
                 reg_phase: Phase::Due(now),
                 reg_failures: 0,
@@ -224,10 +276,10 @@ impl Inner {
                 pub_failures: 0,
                 pub_expires: a.expires,
                 pub_reset: false,
-                pub_tag: self.token(),
+                pub_tag: self.stack.token(),
             });
         }
-        lock(&self.agent.accounts).states = states;
+        lock(&self.state).states = states;
         let Ok(engine) = self.engine() else { return };
         // Internal subscriptions kept in the store by an earlier run are replaced.
         for sub in engine.remote_subscriptions().unwrap_or_default() {
@@ -251,7 +303,7 @@ impl Inner {
                 return;
             }
         }
-        let a = &self.config.accounts[i];
+        let a = &self.accounts[i];
         let mut request = SubscribeRequest::new(a.aor.clone(), a.aor.clone(), Package::Presence);
         let mut target = UPLINK_TARGET.to_vec();
         target.extend_from_slice(a.aor.to_string().as_bytes());
@@ -272,7 +324,7 @@ impl Inner {
 
     /// A notification of an internal subscription (`false`: not one).
     pub(crate) fn uplink_notification(&self, n: &Notification) -> bool {
-        let mut accounts = lock(&self.agent.accounts);
+        let mut accounts = lock(&self.state);
         let Some(i) = accounts
             .states
             .iter()
@@ -305,20 +357,22 @@ impl Inner {
         request_uri: &str,
         hop: NextHop,
     ) -> Result<(MessageBuilder, String)> {
-        let (mut b, branch) = self.new_request(method, request_uri, hop.proto, hop.addr)?;
-        b.header("User-Agent", &self.config.server_name)?;
+        let (mut b, branch) = self
+            .stack
+            .new_request(method, request_uri, hop.proto, hop.addr)?;
+        b.header("User-Agent", &self.stack.config().server_name)?;
         Ok((b, branch))
     }
 
-    fn send_register(&self, accounts: &mut Accounts, i: usize, expires: u32) {
-        let a = &self.config.accounts[i];
+    fn send_register(&self, accounts: &mut AccountsState, i: usize, expires: u32) {
+        let a = &self.accounts[i];
         let hop = a.registrar;
         let s = &mut accounts.states[i];
         s.reg_cseq += 1;
         let uri = format!("sip:{}", a.aor.host());
         let authorization = s.digest.authorize("REGISTER", &uri);
         let with_auth = authorization.is_some();
-        let local = self.local_for(hop.proto, hop.addr);
+        let local = self.stack.local_for(hop.proto, hop.addr);
         let contact = match hop.proto {
             crate::sip::transport::Proto::Tcp => {
                 format!("<sip:{}@{local};transport=tcp>", a.username)
@@ -345,17 +399,7 @@ impl Inner {
             Purpose::Register
         };
         match built {
-            Ok((branch, bytes)) => self.agent_send_request(
-                branch,
-                bytes,
-                hop.proto,
-                hop.addr,
-                ClientContext::Agent(AgentTx::Account {
-                    account: i,
-                    purpose,
-                    with_auth,
-                }),
-            ),
+            Ok((branch, bytes)) => self.send_request(branch, bytes, hop, i, purpose, with_auth),
             Err(e) => {
                 log::warn!("account {}: cannot build its REGISTER: {e}", a.aor);
                 s.reg_phase = Phase::Idle;
@@ -365,8 +409,8 @@ impl Inner {
 
     /// Sends the account's PUBLISH: the latest document (with `SIP-If-Match` when one is
     /// published), a body-less refresh, or a removal when there is no document any more.
-    fn send_publish(&self, accounts: &mut Accounts, i: usize) {
-        let a = &self.config.accounts[i];
+    fn send_publish(&self, accounts: &mut AccountsState, i: usize) {
+        let a = &self.accounts[i];
         let hop = a.next_hop();
         let s = &mut accounts.states[i];
         let body = if s.dirty { s.body.clone() } else { None };
@@ -394,7 +438,7 @@ impl Inner {
             let (mut b, branch) = self.account_builder("PUBLISH", &uri, hop)?;
             b.header("From", &format!("<{}>;tag={}", a.aor, s.pub_tag))?;
             b.header("To", &format!("<{}>", a.aor))?;
-            b.header("Call-ID", &format!("{}@impp", self.token()))?;
+            b.header("Call-ID", &format!("{}@impp", self.stack.token()))?;
             b.header("CSeq", "1 PUBLISH")?;
             b.header("Event", Package::Presence.as_str())?;
             b.header("Expires", &expires.to_string())?;
@@ -412,17 +456,9 @@ impl Inner {
         s.dirty = false;
         s.pub_phase = Phase::Sent;
         match built {
-            Ok((branch, bytes)) => self.agent_send_request(
-                branch,
-                bytes,
-                hop.proto,
-                hop.addr,
-                ClientContext::Agent(AgentTx::Account {
-                    account: i,
-                    purpose: Purpose::Publish,
-                    with_auth,
-                }),
-            ),
+            Ok((branch, bytes)) => {
+                self.send_request(branch, bytes, hop, i, Purpose::Publish, with_auth)
+            }
             Err(e) => {
                 log::warn!("account {}: cannot build its PUBLISH: {e}", a.aor);
                 s.pub_phase = Phase::Idle;
@@ -435,15 +471,14 @@ impl Inner {
     /// `401`/`407` is answered once per challenge with the
     /// account's credentials; the final answer (or 408 without one after a timeout) goes to
     /// `done`. Errors: no such account, or a request that cannot be built.
-    #[allow(dead_code)] // the accounts' MESSAGE requests (not written yet) go through it
     pub(crate) fn send_account_request(&self, request: AccountRequest, done: Done) -> Result<()> {
-        if request.account >= self.config.accounts.len() {
+        if request.account >= self.accounts.len() {
             return Err(crate::error::Error::InvalidArgument(format!(
                 "no account {}",
                 request.account
             )));
         }
-        let mut accounts = lock(&self.agent.accounts);
+        let mut accounts = lock(&self.state);
         accounts.next_id += 1;
         let id = accounts.next_id;
         accounts.one_shots.insert(
@@ -461,22 +496,22 @@ impl Inner {
         sent
     }
 
-    fn send_one_shot(&self, accounts: &mut Accounts, id: u64) -> Result<()> {
-        let Accounts {
+    fn send_one_shot(&self, accounts: &mut AccountsState, id: u64) -> Result<()> {
+        let AccountsState {
             states, one_shots, ..
         } = accounts;
         let Some(r) = one_shots.get(&id).map(|o| &o.request) else {
             return Ok(());
         };
-        let a = &self.config.accounts[r.account];
+        let a = &self.accounts[r.account];
         let hop = a.next_hop();
         let s = &mut states[r.account];
         let authorization = s.digest.authorize(&r.method, &r.request_uri);
         let with_auth = authorization.is_some();
         let (mut b, branch) = self.account_builder(&r.method, &r.request_uri, hop)?;
-        b.header("From", &format!("<{}>;tag={}", a.aor, self.token()))?;
+        b.header("From", &format!("<{}>;tag={}", a.aor, self.stack.token()))?;
         b.header("To", &r.to)?;
-        b.header("Call-ID", &format!("{}@impp", self.token()))?;
+        b.header("Call-ID", &format!("{}@impp", self.stack.token()))?;
         b.header("CSeq", &format!("1 {}", r.method))?;
         for (name, value) in &r.extra {
             b.header(name, value)?;
@@ -487,22 +522,20 @@ impl Inner {
         if let Some((ct, body)) = &r.body {
             b.body(ct, body)?;
         }
-        self.agent_send_request(
+        let account = r.account;
+        self.send_request(
             branch,
             b.build(),
-            hop.proto,
-            hop.addr,
-            ClientContext::Agent(AgentTx::Account {
-                account: r.account,
-                purpose: Purpose::OneShot(id),
-                with_auth,
-            }),
+            hop,
+            account,
+            Purpose::OneShot(id),
+            with_auth,
         );
         Ok(())
     }
 
     /// The final answer to a request of account `i`.
-    pub(crate) fn account_response(
+    fn response(
         &self,
         i: usize,
         purpose: Purpose,
@@ -510,12 +543,12 @@ impl Inner {
         status: u16,
         response: Option<&SipMessage>,
     ) {
-        let mut accounts = lock(&self.agent.accounts);
+        let mut accounts = lock(&self.state);
         if i >= accounts.states.len() {
             return;
         }
-        let now = self.now();
-        let aor = &self.config.accounts[i].aor;
+        let now = self.stack.now();
+        let aor = &self.accounts[i].aor;
         // A challenge: answered once per challenge, for whichever request it was.
         let challenge = matches!(status, 401 | 407);
         let again = if challenge {
@@ -560,7 +593,7 @@ impl Inner {
                 };
                 drop(accounts);
                 if let Some(done) = r.done.take() {
-                    done(self, status, response);
+                    done(status, response);
                 }
             }
             Purpose::Register => {
@@ -569,11 +602,11 @@ impl Inner {
                 match status {
                     200..=299 => {
                         let granted = response
-                            .and_then(|r| granted_contact_expires(r, &self.config.accounts[i]))
+                            .and_then(|r| granted_contact_expires(r, &self.accounts[i]))
                             .unwrap_or(s.reg_expires);
                         s.reg_failures = 0;
                         s.reg_reset = false;
-                        s.reg_phase = Phase::Active(refresh_at(&self.agent, now, granted));
+                        s.reg_phase = Phase::Active(refresh_at(&self.stack, now, granted));
                         log::debug!("account {aor}: registered for {granted} s");
                     }
                     _ if again => self.send_register(&mut accounts, i, expires),
@@ -592,7 +625,7 @@ impl Inner {
                     }
                     _ => {
                         s.reg_failures += 1;
-                        s.reg_phase = Phase::Due(now + backoff(&self.agent, s.reg_failures));
+                        s.reg_phase = Phase::Due(now + backoff(&self.stack, s.reg_failures));
                         log::info!("account {aor}: REGISTER answered {status}; retry later");
                     }
                 }
@@ -613,7 +646,7 @@ impl Inner {
                         s.pub_phase = if s.dirty {
                             Phase::Due(now)
                         } else if s.etag.is_some() && granted > 0 {
-                            Phase::Active(refresh_at(&self.agent, now, granted))
+                            Phase::Active(refresh_at(&self.stack, now, granted))
                         } else {
                             Phase::Idle
                         };
@@ -649,7 +682,7 @@ impl Inner {
                         {
                             s.pub_expires = s.pub_expires.max(min);
                         }
-                        s.pub_phase = Phase::Due(now + backoff(&self.agent, s.pub_failures));
+                        s.pub_phase = Phase::Due(now + backoff(&self.stack, s.pub_failures));
                         log::info!("account {aor}: PUBLISH answered {status}; retry later");
                     }
                 }
@@ -658,8 +691,8 @@ impl Inner {
     }
 
     /// Runs the accounts' due requests.
-    pub(crate) fn accounts_tick(&self, now: u64) {
-        let mut accounts = lock(&self.agent.accounts);
+    pub(crate) fn tick(&self, now: u64) {
+        let mut accounts = lock(&self.state);
         if accounts.stopped {
             return;
         }
@@ -682,9 +715,9 @@ impl Inner {
         }
     }
 
-    /// The earliest clock time [`Inner::accounts_tick`] has work.
-    pub(crate) fn accounts_next_deadline(&self) -> Option<u64> {
-        let accounts = lock(&self.agent.accounts);
+    /// The earliest clock time [`Accounts::tick`] has work.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        let accounts = lock(&self.state);
         if accounts.stopped {
             return None;
         }
@@ -701,8 +734,8 @@ impl Inner {
     }
 
     /// Ends every account's publication and registration, and its internal subscription.
-    pub(crate) fn accounts_stop(&self) {
-        let mut accounts = lock(&self.agent.accounts);
+    pub(crate) fn stop(&self) {
+        let mut accounts = lock(&self.state);
         accounts.stopped = true;
         let mut uplinks = Vec::new();
         for i in 0..accounts.states.len() {
@@ -728,9 +761,91 @@ impl Inner {
         }
     }
 
+    /// The account a MESSAGE is for, when its To names one of the accounts (the account's
+    /// registrar relays it to the contact the account registered).
+    pub(crate) fn addressed(&self, m: &SipMessage) -> Option<usize> {
+        if self.accounts.is_empty() {
+            return None;
+        }
+        let to = m.to().ok()?.uri().ok()?;
+        let key = presentity_key(&to);
+        self.accounts
+            .iter()
+            .position(|a| presentity_key(&a.aor) == key)
+    }
+
+    /// A MESSAGE for account `account`: handed to the application as an
+    /// [`crate::engine::Event::Message`] (endpoint `sip`) and answered `200` (or `413` over
+    /// the size limit). Not challenged: it comes from the account's own server.
+    pub(crate) fn message(&self, request: &Request, account: usize) -> Result<Reply> {
+        let engine = self.engine()?;
+        let sender = request.message.from()?.uri()?;
+        let aor = self.accounts[account].aor.clone();
+        let read =
+            crate::sip::page::read_message(&self.stack, request, sender, aor, engine.config())?;
+        let mut incoming = match read {
+            Ok(incoming) => incoming,
+            Err(answer) => return Ok(answer),
+        };
+        incoming.endpoint = Some("sip".into());
+        engine.receive_message(incoming)?;
+        Ok(self.stack.reply(request, 200, "OK"))
+    }
+
+    /// A message for a user of another domain whose sender is one of the accounts: sent as
+    /// a MESSAGE through the account's proxy with its credentials; its answer becomes the
+    /// sender's delivery outcome. `false`: the sender is no account.
+    pub(crate) fn send_message(&self, message: &crate::engine::Message) -> bool {
+        let sender = presentity_key(&message.sender);
+        let Some(account) = self
+            .accounts
+            .iter()
+            .position(|a| presentity_key(&a.aor) == sender)
+        else {
+            return false;
+        };
+        let delivery = crate::engine::Delivery {
+            message: message.id,
+            sender: message.sender.clone(),
+            recipient: message.recipient.clone(),
+            outcome: crate::engine::DeliveryOutcome::Delivered,
+        };
+        let mut extra = Vec::new();
+        if let Some(r) = &message.in_reply_to {
+            extra.push(("In-Reply-To".to_string(), r.to_string()));
+        }
+        let request = AccountRequest {
+            account,
+            method: "MESSAGE".into(),
+            request_uri: message.recipient.to_string(),
+            to: format!("<{}>", message.recipient),
+            extra,
+            body: Some((message.content_type.to_string(), message.body.to_vec())),
+        };
+        let engine = self.engine.clone();
+        let report = move |delivery: crate::engine::Delivery, status: u16| {
+            let mut delivery = delivery;
+            delivery.outcome = crate::sip::page::remote_outcome(status);
+            if let Ok(engine) = engine.get() {
+                let _ = engine.report_delivery(delivery);
+            }
+        };
+        let failed = (delivery.clone(), report.clone());
+        let sent =
+            self.send_account_request(request, Box::new(move |status, _| report(delivery, status)));
+        if let Err(e) = sent {
+            log::warn!(
+                "message {}: cannot send it through its account: {e}",
+                message.id
+            );
+            (failed.1)(failed.0, 0);
+        }
+        true
+    }
+
     /// Whether account `i` is registered now (for tests and status displays).
-    pub(crate) fn account_registered(&self, i: usize) -> bool {
-        lock(&self.agent.accounts)
+    pub(crate) fn registered(&self, i: usize) -> bool {
+        lock(&self.state)
             .states
             .get(i)
             .is_some_and(|s| matches!(s.reg_phase, Phase::Active(_)))
@@ -761,7 +876,7 @@ fn granted_contact_expires(r: &SipMessage, account: &Account) -> Option<u32> {
 mod tests {
     use super::*;
     use crate::engine::{Engine, EngineConfig};
-    use crate::sip::server::{SipServer, SipServerConfig};
+    use crate::sip::node::{SipServer, SipServerConfig};
     use crate::sip::transport::{ListenAddr, Proto};
     use crate::store::Credential;
 
@@ -814,10 +929,10 @@ mod tests {
                 body: Some(("text/plain".into(), b"hello".to_vec())),
             };
             client
-                .inner()
+                .accounts()
                 .send_account_request(
                     request,
-                    Box::new(move |_, status, _| {
+                    Box::new(move |status, _| {
                         let _ = tx.send((account, status));
                     }),
                 )
@@ -840,8 +955,8 @@ mod tests {
             body: None,
         };
         assert!(client
-            .inner()
-            .send_account_request(bad, Box::new(|_, _, _| {}))
+            .accounts()
+            .send_account_request(bad, Box::new(|_, _| {}))
             .is_err());
     }
 }

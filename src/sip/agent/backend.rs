@@ -18,7 +18,9 @@
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
-use super::{backoff, refresh_at, AgentTx};
+use std::sync::{Arc, Mutex, Weak};
+
+use super::{account_digest, account_route, backoff, refresh_at, Account, AgentCounters};
 use crate::engine::{Event, TerminationReason};
 use crate::error::{Error, Result};
 use crate::log;
@@ -30,7 +32,8 @@ use crate::sip::digest_client::{DigestClient, Retry};
 use crate::sip::header::Contacts;
 use crate::sip::message::SipMessage;
 use crate::sip::route::NextHop;
-use crate::sip::server::{lock, ClientContext, Inner, Reply, Request};
+use crate::sip::route::RouteTable;
+use crate::sip::stack::{lock, Reply, Request, Stack, Waiting};
 use crate::uri::Uri;
 
 /// How long a dialog nobody watches any more is remembered, so that its last NOTIFYs are
@@ -121,9 +124,64 @@ impl Ord for Wake {
     }
 }
 
+/// What a back-end's client transaction is for.
+#[derive(Debug, Clone)]
+enum BackendTx {
+    /// A SUBSCRIBE of the back-end subscription `key`, in the dialog with `call_id`, sent
+    /// with credentials or not.
+    Subscribe {
+        key: Key,
+        call_id: String,
+        with_auth: bool,
+    },
+    /// A SUBSCRIBE with `Expires: 0` ending a dialog nobody watches any more.
+    Unsubscribe,
+}
+
+/// The federation role: the back-end subscriptions and what they are made with.
+pub(crate) struct Backends {
+    me: Weak<Backends>,
+    stack: Arc<Stack>,
+    engine: crate::engine::EngineHandle,
+    /// Whether local watchers of remote presentities are served here at all.
+    federate: bool,
+    /// Expiry asked for in back-end SUBSCRIBEs (seconds).
+    backend_expires: u32,
+    routes: RouteTable,
+    /// The accounts: a watcher that is one goes through its proxy and credentials.
+    accounts: Arc<[Account]>,
+    table: Mutex<BackendTable>,
+    counters: Arc<AgentCounters>,
+}
+
+/// What federation is set up with (see the node's configuration).
+pub(crate) struct FederationConfig {
+    /// Whether local watchers of remote presentities are served here at all.
+    pub(crate) federate: bool,
+    /// Expiry asked for in back-end SUBSCRIBEs (seconds).
+    pub(crate) backend_expires: u32,
+    /// Next hops of the other domains.
+    pub(crate) routes: RouteTable,
+}
+
+/// The outcome of a back-end's request goes back to the role.
+struct BackendWaiter {
+    role: Weak<Backends>,
+    tx: BackendTx,
+}
+
+impl Waiting for BackendWaiter {
+    fn outcome(self: Box<Self>, status: u16, response: Option<&SipMessage>) {
+        if let Some(role) = self.role.upgrade() {
+            role.counters.answered();
+            role.response(self.tx, status, response);
+        }
+    }
+}
+
 /// The back-end subscriptions.
 #[derive(Default)]
-pub(crate) struct Backends {
+pub(crate) struct BackendTable {
     by_key: HashMap<Key, Backend>,
     by_local: HashMap<SubscriptionId, Key>,
     by_call_id: HashMap<String, Key>,
@@ -134,7 +192,7 @@ pub(crate) struct Backends {
     wakes: BinaryHeap<Wake>,
 }
 
-impl Backends {
+impl BackendTable {
     /// Records the timed step of back-end `key` (after its phase was set).
     fn schedule(&mut self, key: &Key) {
         let at = match self.by_key.get(key).map(|b| b.phase) {
@@ -156,7 +214,48 @@ enum After {
     Terminate(Vec<SubscriptionId>, TerminationReason),
 }
 
-impl Inner {
+impl Backends {
+    /// The role, for the stack and engine given, with the configuration it needs.
+    pub(crate) fn new(
+        stack: Arc<Stack>,
+        engine: crate::engine::EngineHandle,
+        config: FederationConfig,
+        accounts: Arc<[Account]>,
+        counters: Arc<AgentCounters>,
+    ) -> Arc<Backends> {
+        Arc::new_cyclic(|me| Backends {
+            me: me.clone(),
+            stack,
+            engine,
+            federate: config.federate,
+            backend_expires: config.backend_expires,
+            routes: config.routes,
+            accounts,
+            table: Mutex::new(BackendTable::default()),
+            counters,
+        })
+    }
+
+    fn engine(&self) -> Result<Arc<crate::engine::Core>> {
+        self.engine.get()
+    }
+
+    /// Sends a request of a back-end in a new client transaction (counted until answered).
+    fn send_request(&self, branch: String, bytes: Vec<u8>, hop: NextHop, tx: BackendTx) {
+        self.counters.sent();
+        let waiter = Box::new(BackendWaiter {
+            role: self.me.clone(),
+            tx,
+        });
+        self.stack
+            .send_request(branch, bytes, hop.proto, hop.addr, waiter);
+    }
+
+    /// (back-end subscriptions, local watchers).
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        lock(&self.table).counts()
+    }
+
     /// Where the back-end subscription of `watcher` to `presentity` goes, if it is one:
     /// federation on, a domain the engine does not own, a publishable package, and a route
     /// (the watcher's account, else the domain's route).
@@ -166,14 +265,14 @@ impl Inner {
         presentity: &Uri,
         package: Package,
     ) -> Option<(Option<usize>, NextHop)> {
-        if !self.config.federate || !package.is_publishable() {
+        if !self.federate || !package.is_publishable() {
             return None;
         }
         let engine = self.engine().ok()?;
         if engine.config().owns(presentity) {
             return None;
         }
-        if let Some((i, hop)) = self.account_route(watcher) {
+        if let Some((i, hop)) = account_route(&self.accounts, watcher) {
             // An account watching itself sees what it publishes from here: mirroring the
             // registrar's view of it back would loop into the uplink publication.
             if presentity_key(watcher) == presentity_key(presentity) {
@@ -181,15 +280,12 @@ impl Inner {
             }
             return Some((Some(i), hop));
         }
-        self.config
-            .routes
-            .lookup(presentity.host())
-            .map(|hop| (None, hop))
+        self.routes.lookup(presentity.host()).map(|hop| (None, hop))
     }
 
     /// A subscription of a remote watcher restored from the store after a restart: if it is a
     /// local watcher of a remote presentity, its back-end subscription is made again.
-    pub(crate) fn agent_restored(&self, sub: &crate::engine::SubscriptionInfo) {
+    pub(crate) fn restored(&self, sub: &crate::engine::SubscriptionInfo) {
         if !sub.state.is_terminated() {
             self.local_watcher(sub.id, &sub.watcher, &sub.presentity, sub.package);
         }
@@ -207,7 +303,7 @@ impl Inner {
 
     /// The agent's part of an engine event; `true` when it is consumed (the application does
     /// not see it).
-    pub(crate) fn agent_event(&self, event: &Event) -> bool {
+    pub(crate) fn event(&self, event: &Event) -> bool {
         match event {
             Event::SubscriptionStateChanged {
                 subscription,
@@ -263,14 +359,14 @@ impl Inner {
             package,
             account,
         };
-        let mut table = lock(&self.agent.backends);
+        let mut table = lock(&self.table);
         if table.by_local.contains_key(&id) {
             return; // a state change of a watcher already counted (pending → active)
         }
         table.by_local.insert(id, key.clone());
-        let now = self.now();
-        let expires = self.config.backend_expires;
-        let auth = account.and_then(|i| self.account_digest(i));
+        let now = self.stack.now();
+        let expires = self.backend_expires;
+        let auth = account.and_then(|i| account_digest(&self.accounts, i));
         let backend = table.by_key.entry(key.clone()).or_insert_with(|| {
             log::debug!("federation: first local watcher of {presentity} ({package})");
             Backend {
@@ -305,7 +401,7 @@ impl Inner {
     }
 
     fn local_watcher_gone(&self, id: SubscriptionId) {
-        let mut table = lock(&self.agent.backends);
+        let mut table = lock(&self.table);
         let Some(key) = table.by_local.remove(&id) else {
             return;
         };
@@ -332,10 +428,10 @@ impl Inner {
             let mut closing = Closing {
                 dialog,
                 hop: backend.hop,
-                until: self.now() + CLOSING_MS,
+                until: self.stack.now() + CLOSING_MS,
             };
             // Without the notifier's tag the SUBSCRIBE is not answered yet: the answer ends
-            // it (see `agent_response`).
+            // it (see `Backends::response`).
             if closing.dialog.remote_tag.is_some() {
                 self.send_unsubscribe(&mut closing, &backend.presentity, backend.package);
             }
@@ -346,7 +442,7 @@ impl Inner {
     }
 
     /// Sends the SUBSCRIBE the back-end `key` is due: in its dialog, or a new one.
-    fn send_subscribe(&self, table: &mut Backends, key: &Key) {
+    fn send_subscribe(&self, table: &mut BackendTable, key: &Key) {
         let Some(b) = table.by_key.get_mut(key) else {
             return;
         };
@@ -355,17 +451,17 @@ impl Inner {
                 .watchers
                 .values()
                 .find(|w| !b.refused.contains(&presentity_key(w)))
-                .map(|w| account_or(&self.config, key.account, w))
+                .map(|w| account_or(&self.accounts, key.account, w))
             else {
                 // Every watcher left was refused; their subscriptions are ending.
                 b.phase = Phase::Due(u64::MAX);
                 return;
             };
-            let call_id = format!("{}@impp", self.token());
+            let call_id = format!("{}@impp", self.stack.token());
             table.by_call_id.insert(call_id.clone(), key.clone());
             b.dialog = Some(Dialog {
                 call_id,
-                local_tag: self.token(),
+                local_tag: self.stack.token(),
                 remote_tag: None,
                 from,
                 remote_target: b.presentity.to_string(),
@@ -385,13 +481,15 @@ impl Inner {
         let with_auth = built.as_ref().is_ok_and(|(_, _, a)| *a);
         match built.map(|(branch, bytes, _)| (branch, bytes)) {
             Ok((branch, bytes)) => {
-                self.agent.subscribes_sent.fetch_add(1, Ordering::Relaxed);
-                let context = ClientContext::Agent(AgentTx::Subscribe {
+                self.counters
+                    .subscribes_sent
+                    .fetch_add(1, Ordering::Relaxed);
+                let tx = BackendTx::Subscribe {
                     key: key.clone(),
                     call_id: d.call_id.clone(),
                     with_auth,
-                });
-                self.agent_send_request(branch, bytes, b.hop.proto, b.hop.addr, context);
+                };
+                self.send_request(branch, bytes, b.hop, tx);
             }
             Err(e) => {
                 log::warn!(
@@ -399,7 +497,7 @@ impl Inner {
                     b.presentity
                 );
                 b.failures += 1;
-                b.phase = Phase::Due(self.now() + backoff(&self.agent, b.failures));
+                b.phase = Phase::Due(self.stack.now() + backoff(&self.stack, b.failures));
                 table.schedule(key);
             }
         }
@@ -409,14 +507,10 @@ impl Inner {
         closing.dialog.cseq += 1;
         match self.subscribe_request(&closing.dialog, presentity, package, 0, closing.hop, None) {
             Ok((branch, bytes, _)) => {
-                self.agent.subscribes_sent.fetch_add(1, Ordering::Relaxed);
-                self.agent_send_request(
-                    branch,
-                    bytes,
-                    closing.hop.proto,
-                    closing.hop.addr,
-                    ClientContext::Agent(AgentTx::Unsubscribe),
-                );
+                self.counters
+                    .subscribes_sent
+                    .fetch_add(1, Ordering::Relaxed);
+                self.send_request(branch, bytes, closing.hop, BackendTx::Unsubscribe);
             }
             Err(e) => log::debug!("federation: cannot build an unsubscribe: {e}"),
         }
@@ -432,7 +526,8 @@ impl Inner {
         authorization: Option<(&'static str, String)>,
     ) -> Result<(String, Vec<u8>, bool)> {
         let (mut b, branch) =
-            self.new_request("SUBSCRIBE", &d.remote_target, hop.proto, hop.addr)?;
+            self.stack
+                .new_request("SUBSCRIBE", &d.remote_target, hop.proto, hop.addr)?;
         b.header("From", &format!("<{}>;tag={}", d.from, d.local_tag))?;
         match &d.remote_tag {
             Some(tag) => b.header("To", &format!("<{presentity}>;tag={tag}"))?,
@@ -440,11 +535,11 @@ impl Inner {
         };
         b.header("Call-ID", &d.call_id)?;
         b.header("CSeq", &format!("{} SUBSCRIBE", d.cseq))?;
-        b.header("Contact", &self.contact_for(hop.proto, hop.addr))?;
+        b.header("Contact", &self.stack.contact_for(hop.proto, hop.addr))?;
         b.header("Event", package.as_str())?;
         b.header("Accept", package.content_type())?;
         b.header("Expires", &expires.to_string())?;
-        b.header("User-Agent", &self.config.server_name)?;
+        b.header("User-Agent", &self.stack.config().server_name)?;
         let with_auth = authorization.is_some();
         if let Some((name, value)) = authorization {
             b.header(name, &value)?;
@@ -453,8 +548,8 @@ impl Inner {
     }
 
     /// The final answer to a SUBSCRIBE of the agent (`None`: no answer in time, 408).
-    pub(crate) fn backend_response(&self, tx: AgentTx, status: u16, response: Option<&SipMessage>) {
-        let AgentTx::Subscribe {
+    fn response(&self, tx: BackendTx, status: u16, response: Option<&SipMessage>) {
+        let BackendTx::Subscribe {
             key,
             call_id,
             with_auth,
@@ -462,8 +557,8 @@ impl Inner {
         else {
             return;
         };
-        let mut table = lock(&self.agent.backends);
-        let now = self.now();
+        let mut table = lock(&self.table);
+        let now = self.stack.now();
         let current = table
             .by_key
             .get(&key)
@@ -486,7 +581,7 @@ impl Inner {
             }
             return;
         }
-        let agent = &self.agent;
+        let stack = &self.stack;
         let b = table.by_key.get_mut(&key).expect("checked above");
         match status {
             200..=299 => {
@@ -517,9 +612,9 @@ impl Inner {
                     }
                 }
                 b.phase = if granted == 0 {
-                    Phase::Due(now + backoff(agent, 1))
+                    Phase::Due(now + backoff(stack, 1))
                 } else {
-                    Phase::Active(refresh_at(agent, now, granted))
+                    Phase::Active(refresh_at(stack, now, granted))
                 };
             }
             401 | 407 => {
@@ -563,11 +658,11 @@ impl Inner {
 
     /// A back-end dialog failed (`status`: the answer, 408 for none): a new one after a
     /// back-off.
-    fn backend_failed(&self, table: &mut Backends, key: &Key, status: u16) {
+    fn backend_failed(&self, table: &mut BackendTable, key: &Key, status: u16) {
         let Some(b) = table.by_key.get_mut(key) else {
             return;
         };
-        self.agent.failures.fetch_add(1, Ordering::Relaxed);
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
         b.failures += 1;
         log::debug!(
             "federation: subscription to {} failed ({status}); retry #{}",
@@ -595,20 +690,20 @@ impl Inner {
         let wait = if status == 481 && b.failures == 1 {
             0
         } else {
-            backoff(&self.agent, b.failures)
+            backoff(&self.stack, b.failures)
         };
-        b.phase = Phase::Due(self.now() + wait);
+        b.phase = Phase::Due(self.stack.now() + wait);
         table.schedule(key);
     }
 
     /// A NOTIFY: in a back-end dialog it is answered `200` and mirrored; `481` otherwise.
-    pub(crate) fn agent_notify(&self, request: &Request) -> Result<Option<Reply>> {
+    pub(crate) fn notify(&self, request: &Request) -> Result<Option<Reply>> {
         let m = &request.message;
         let call_id = m.call_id()?.to_string();
         let to_tag = m.to()?.tag().unwrap_or_default().to_string();
         let from_tag = m.from()?.tag().map(str::to_owned);
         let cseq = m.cseq()?.seq;
-        let mut table = lock(&self.agent.backends);
+        let mut table = lock(&self.table);
         let key = table.by_call_id.get(&call_id).cloned();
         let Some(key) = key else {
             let closing = table
@@ -616,36 +711,37 @@ impl Inner {
                 .get(&call_id)
                 .is_some_and(|c| c.dialog.local_tag == to_tag);
             return Ok(Some(if closing {
-                self.reply(request, 200, "OK")
+                self.stack.reply(request, 200, "OK")
             } else {
-                self.reply(request, 481, "Subscription Does Not Exist")
+                self.stack
+                    .reply(request, 481, "Subscription Does Not Exist")
             }));
         };
         let engine = self.engine()?;
         let b = table.by_key.get_mut(&key).expect("indexed");
         let Some(d) = b.dialog.as_mut().filter(|d| d.local_tag == to_tag) else {
-            return Ok(Some(self.reply(
+            return Ok(Some(self.stack.reply(
                 request,
                 481,
                 "Subscription Does Not Exist",
             )));
         };
         if d.remote_tag.is_some() && d.remote_tag != from_tag {
-            return Ok(Some(self.reply(
+            return Ok(Some(self.stack.reply(
                 request,
                 481,
                 "Subscription Does Not Exist",
             )));
         }
         if cseq <= d.remote_cseq {
-            return Ok(Some(self.reply(
+            return Ok(Some(self.stack.reply(
                 request,
                 500,
                 "Server Internal Error (CSeq out of order)",
             )));
         }
         let Some(state) = m.subscription_state()? else {
-            return Ok(Some(self.reply(
+            return Ok(Some(self.stack.reply(
                 request,
                 400,
                 "Bad Request (no Subscription-State)",
@@ -659,7 +755,9 @@ impl Inner {
             Some(b.package.parse(text, &engine.config().limits)?)
         };
         // Checked: the NOTIFY is taken.
-        self.agent.notifies_received.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .notifies_received
+            .fetch_add(1, Ordering::Relaxed);
         d.remote_cseq = cseq;
         if d.remote_tag.is_none() {
             d.remote_tag = from_tag;
@@ -728,7 +826,7 @@ impl Inner {
                         .watchers
                         .values()
                         .any(|w| !b.refused.contains(&presentity_key(w)));
-                    b.phase = Phase::Due(if others { self.now() } else { u64::MAX });
+                    b.phase = Phase::Due(if others { self.stack.now() } else { u64::MAX });
                     after = After::Terminate(ids, TerminationReason::Rejected);
                 }
                 Some(reason) => {
@@ -736,21 +834,21 @@ impl Inner {
                     after = After::Terminate(b.watchers.keys().copied().collect(), reason);
                 }
                 None => {
-                    self.agent.failures.fetch_add(1, Ordering::Relaxed);
+                    self.counters.failures.fetch_add(1, Ordering::Relaxed);
                     b.failures += 1;
                     let wait = match retry_after {
                         Some(s) => u64::from(s) * 1000,
-                        None if reason == "probation" => backoff(&self.agent, b.failures.max(3)),
+                        None if reason == "probation" => backoff(&self.stack, b.failures.max(3)),
                         // deactivated / timeout: subscribe again at once (RFC 6665 §4.1.3).
                         None if b.failures == 1 => 0,
-                        None => backoff(&self.agent, b.failures),
+                        None => backoff(&self.stack, b.failures),
                     };
-                    b.phase = Phase::Due(self.now() + wait);
+                    b.phase = Phase::Due(self.stack.now() + wait);
                 }
             }
         } else if let (Phase::Active(at), Some(expires)) = (b.phase, state.expires()) {
             // The notifier may shorten the subscription (RFC 6665 §4.1.2.3).
-            let limit = refresh_at(&self.agent, self.now(), expires);
+            let limit = refresh_at(&self.stack, self.stack.now(), expires);
             if limit < at {
                 b.phase = Phase::Active(limit);
             }
@@ -762,12 +860,12 @@ impl Inner {
                 let _ = engine.terminate_subscription(id, reason);
             }
         }
-        Ok(Some(self.reply(request, 200, "OK")))
+        Ok(Some(self.stack.reply(request, 200, "OK")))
     }
 
     /// Runs the due SUBSCRIBEs (new dialogs, refreshes, retries).
-    pub(crate) fn backend_tick(&self, now: u64) {
-        let mut table = lock(&self.agent.backends);
+    pub(crate) fn tick(&self, now: u64) {
+        let mut table = lock(&self.table);
         while table.wakes.peek().is_some_and(|w| w.0 <= now) {
             let Wake(_, key) = table.wakes.pop().expect("peeked");
             let due = table.by_key.get(&key).is_some_and(|b| match b.phase {
@@ -783,17 +881,17 @@ impl Inner {
         }
     }
 
-    /// The earliest clock time [`Inner::backend_tick`] has work.
-    pub(crate) fn backend_next_deadline(&self) -> Option<u64> {
-        let table = lock(&self.agent.backends);
+    /// The earliest clock time [`Backends::tick`] has work.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        let table = lock(&self.table);
         let wake = table.wakes.peek().map(|w| w.0);
         let closing = table.closing.values().map(|c| c.until).min();
         wake.into_iter().chain(closing).min()
     }
 
     /// Ends every back-end dialog (`Expires: 0`), for a server stopping.
-    pub(crate) fn backend_stop(&self) {
-        let mut table = lock(&self.agent.backends);
+    pub(crate) fn stop(&self) {
+        let mut table = lock(&self.table);
         let backends: Vec<Backend> = table.by_key.drain().map(|(_, b)| b).collect();
         table.by_local.clear();
         table.by_call_id.clear();
@@ -815,13 +913,9 @@ impl Inner {
 }
 
 /// The From URI of a back-end dialog: the account's address of record, else the watcher.
-fn account_or(
-    config: &crate::sip::server::SipServerConfig,
-    account: Option<usize>,
-    watcher: &Uri,
-) -> String {
+fn account_or(accounts: &[Account], account: Option<usize>, watcher: &Uri) -> String {
     account
-        .and_then(|i| config.accounts.get(i))
+        .and_then(|i| accounts.get(i))
         .map_or_else(|| watcher.to_string(), |a| a.aor.to_string())
 }
 

@@ -20,12 +20,19 @@
 //! end, and the others get a new dialog in another watcher's name. A local watcher whose watcher URI is an
 //! account's address of record goes through that account's proxy and credentials instead.
 //!
+//! # Shape
+//!
+//! Two roles, each its own type over the stack ([`crate::sip::stack::Stack`]) and the
+//! engine's API, which never reach into each other or into the server roles: [`Backends`]
+//! (federation) and [`account::Accounts`]. What they share is below them: the accounts'
+//! configuration ([`Account`]), the counters ([`AgentCounters`]) and the timing helpers here.
+//!
 //! # Threads
 //!
-//! Everything here runs on the server's threads: engine events on the event thread,
+//! Everything here runs on the node's threads: engine events on the event thread,
 //! responses and NOTIFYs on the workers, refreshes and retries on the timer thread. One mutex
-//! guards the tables; engine calls made under it are short round trips to a shard, which
-//! never waits for the event thread.
+//! guards each role's table; engine calls made under it are short round trips to a shard,
+//! which never waits for the event thread.
 #![forbid(unsafe_code)]
 
 pub mod account;
@@ -34,10 +41,12 @@ pub(crate) mod backend;
 pub use account::Account;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
-use super::message::SipMessage;
-use super::server::Inner;
+use super::route::NextHop;
+use super::stack::Stack;
+use crate::model::key::presentity_key;
+use crate::sip::digest_client::DigestClient;
+use crate::uri::Uri;
 
 pub(crate) use backend::Backends;
 
@@ -57,64 +66,36 @@ pub struct FederationStats {
     pub failures: u64,
 }
 
-/// What an outgoing client transaction of the agent is for.
-#[derive(Debug, Clone)]
-pub(crate) enum AgentTx {
-    /// A SUBSCRIBE of the back-end subscription `key`, in the dialog with `call_id`, sent
-    /// with credentials or not.
-    Subscribe {
-        key: backend::Key,
-        call_id: String,
-        with_auth: bool,
-    },
-    /// A SUBSCRIBE with `Expires: 0` ending a dialog nobody watches any more.
-    Unsubscribe,
-    /// A request of an account (REGISTER, PUBLISH, one-shot), sent with credentials or not.
-    Account {
-        account: usize,
-        purpose: account::Purpose,
-        with_auth: bool,
-    },
-}
-
-/// The agent's state, held by the server.
-pub(crate) struct Agent {
-    pub(crate) backends: Mutex<Backends>,
-    pub(crate) accounts: Mutex<account::Accounts>,
-    random: crate::engine::random::SharedRandom,
+/// The agent roles' counters, shared by both.
+#[derive(Debug, Default)]
+pub(crate) struct AgentCounters {
     pub(crate) subscribes_sent: AtomicU64,
     pub(crate) notifies_received: AtomicU64,
     pub(crate) failures: AtomicU64,
     /// Requests sent and not answered yet.
-    pub(crate) outstanding: AtomicU64,
+    outstanding: AtomicU64,
 }
 
-impl Agent {
-    /// An agent drawing its jitter from `random` (a split of the engine's generator).
-    pub(crate) fn new(random: crate::engine::random::SharedRandom) -> Agent {
-        Agent {
-            backends: Mutex::new(Backends::default()),
-            accounts: Mutex::new(account::Accounts::default()),
-            random,
-            subscribes_sent: AtomicU64::new(0),
-            notifies_received: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            outstanding: AtomicU64::new(0),
-        }
+impl AgentCounters {
+    /// A request was sent.
+    pub(crate) fn sent(&self) {
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A random fraction in `[low, high)`, for jitter.
-    pub(crate) fn jitter(&self, low: f64, high: f64) -> f64 {
-        self.random.fraction(low, high)
+    /// A request was answered (or timed out).
+    pub(crate) fn answered(&self) {
+        let _ = self
+            .outstanding
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
-    /// Requests sent whose answer has not come yet (for a stopping server).
+    /// Requests sent and not answered yet (for a stopping node, which waits a little).
     pub(crate) fn outstanding(&self) -> u64 {
         self.outstanding.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn stats(&self) -> FederationStats {
-        let (backends, local_watchers) = super::server::lock(&self.backends).counts();
+    /// The statistics, with the back-end counts (back-ends, local watchers).
+    pub(crate) fn stats(&self, (backends, local_watchers): (u64, u64)) -> FederationStats {
         FederationStats {
             backends,
             local_watchers,
@@ -125,75 +106,35 @@ impl Agent {
     }
 }
 
-impl Inner {
-    /// The final answer to a request of the agent (408 and no response: none in time).
-    pub(crate) fn agent_response(&self, tx: AgentTx, status: u16, response: Option<&SipMessage>) {
-        let _ = self
-            .agent
-            .outstanding
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        match tx {
-            AgentTx::Account {
-                account,
-                purpose,
-                with_auth,
-            } => self.account_response(account, purpose, with_auth, status, response),
-            tx => self.backend_response(tx, status, response),
-        }
-    }
+/// The account whose address of record is `watcher`, and where its requests go.
+pub(crate) fn account_route(accounts: &[Account], watcher: &Uri) -> Option<(usize, NextHop)> {
+    let key = presentity_key(watcher);
+    accounts
+        .iter()
+        .position(|a| presentity_key(&a.aor) == key)
+        .map(|i| (i, accounts[i].next_hop()))
+}
 
-    /// Sends a request of the agent in a new client transaction (counted until answered).
-    pub(crate) fn agent_send_request(
-        &self,
-        branch: String,
-        bytes: Vec<u8>,
-        proto: super::transport::Proto,
-        dest: std::net::SocketAddr,
-        context: super::server::ClientContext,
-    ) {
-        self.agent.outstanding.fetch_add(1, Ordering::Relaxed);
-        self.send_request(branch, bytes, proto, dest, context);
-    }
-
-    /// Runs what is due at `now` (clock ms): SUBSCRIBEs to send again.
-    pub(crate) fn agent_tick(&self, now: u64) {
-        self.backend_tick(now);
-        self.accounts_tick(now);
-    }
-
-    /// The earliest clock time [`Inner::agent_tick`] has work.
-    pub(crate) fn agent_next_deadline(&self) -> Option<u64> {
-        [self.backend_next_deadline(), self.accounts_next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Ends what the agent holds at the remote servers, for a server stopping, and waits a
-    /// little (at most a second) for the answers.
-    pub(crate) fn agent_stop(&self) {
-        self.backend_stop();
-        self.accounts_stop();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-        while std::time::Instant::now() < deadline && self.agent.outstanding() > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-    }
+/// Fresh digest state for account `i`.
+pub(crate) fn account_digest(accounts: &[Account], i: usize) -> Option<DigestClient> {
+    accounts
+        .get(i)
+        .map(|a| DigestClient::new(&a.username, &a.password))
 }
 
 /// The refresh time of a subscription granted `granted` seconds from `now` (clock ms): at a
 /// random point between 60% and 85% of its life, so that the refreshes of many
 /// subscriptions created together spread out, and always before it expires.
-pub(crate) fn refresh_at(agent: &Agent, now: u64, granted: u32) -> u64 {
+pub(crate) fn refresh_at(stack: &Stack, now: u64, granted: u32) -> u64 {
     let life = u64::from(granted.max(1)) * 1000;
-    now + (life as f64 * agent.jitter(0.6, 0.85)) as u64
+    now + (life as f64 * stack.jitter(0.6, 0.85)) as u64
 }
 
 /// The wait before retry number `failures` (1, 2, ...): 1 s doubling up to 5 minutes, times a
 /// random factor between 0.5 and 1 so that retries after a common failure spread out.
-pub(crate) fn backoff(agent: &Agent, failures: u32) -> u64 {
+pub(crate) fn backoff(stack: &Stack, failures: u32) -> u64 {
     let base = 1000u64 << failures.saturating_sub(1).min(9);
-    (base.min(300_000) as f64 * agent.jitter(0.5, 1.0)) as u64
+    (base.min(300_000) as f64 * stack.jitter(0.5, 1.0)) as u64
 }
 
 #[cfg(test)]
@@ -202,13 +143,21 @@ mod tests {
 
     #[test]
     fn jitter_spreads_refreshes_and_retries() {
-        let agent = Agent::new(crate::engine::random::Random::seeded(7).shared());
-        let times: Vec<u64> = (0..200).map(|_| refresh_at(&agent, 0, 100)).collect();
+        let stack = Stack::new(
+            crate::sip::stack::StackConfig {
+                timers: Default::default(),
+                limits: Default::default(),
+                server_name: "test".into(),
+            },
+            crate::engine::ManualClock::new(),
+            crate::engine::random::Random::seeded(7).shared(),
+        );
+        let times: Vec<u64> = (0..200).map(|_| refresh_at(&stack, 0, 100)).collect();
         assert!(times.iter().all(|&t| (60_000..85_000).contains(&t)));
         let distinct: std::collections::BTreeSet<u64> = times.iter().map(|t| t / 1000).collect();
         assert!(distinct.len() > 10, "refreshes bunch up: {distinct:?}");
-        assert!((500..1000).contains(&backoff(&agent, 1)));
-        assert!((1000..2000).contains(&backoff(&agent, 2)));
-        assert!(backoff(&agent, 40) <= 300_000);
+        assert!((500..1000).contains(&backoff(&stack, 1)));
+        assert!((1000..2000).contains(&backoff(&stack, 2)));
+        assert!(backoff(&stack, 40) <= 300_000);
     }
 }

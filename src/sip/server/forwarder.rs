@@ -4,7 +4,7 @@
 //!
 //! # Which requests are forwarded
 //!
-//! Decided by [`Inner::forward`], in this order:
+//! Decided by [`Forwarder::forward`], in this order:
 //!
 //! 1. INVITE, ACK and CANCEL are never forwarded (the server has non-INVITE transactions only).
 //! 2. Loose routing (§16.4): while the top Route entry is us (one of our listen addresses, or
@@ -72,12 +72,15 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
-use super::{contact_address, lock, ClientContext, Inner, Peer, Request};
+use std::sync::{Arc, Mutex, Weak};
+
+use super::auth::Authentication;
 use crate::log;
 use crate::sip::header::NameAddr;
 use crate::sip::message::SipMessage;
 use crate::sip::proxy::{forwarded, relayed};
 use crate::sip::route::{NextHop, RouteTable};
+use crate::sip::stack::{contact_address, lock, Peer, Request, Stack, Waiting};
 use crate::sip::transaction::ServerKey;
 use crate::sip::transport::{must_use_stream, response_destination, Proto, SendFailure};
 use crate::uri::Uri;
@@ -108,7 +111,80 @@ enum Target {
     Refuse(u16, &'static str),
 }
 
-impl Inner {
+/// The forwarder role: see the module documentation.
+pub(crate) struct Forwarder {
+    me: Weak<Forwarder>,
+    stack: Arc<Stack>,
+    auth: Arc<Authentication>,
+    routes: RouteTable,
+    federate: bool,
+    authenticate: bool,
+    /// The owned domains.
+    domains: Vec<String>,
+    forwards: Mutex<Forwards>,
+}
+
+/// What the forwarder is set up with (see the node's configuration).
+pub(crate) struct ForwarderConfig {
+    /// Next hops of the other domains.
+    pub(crate) routes: RouteTable,
+    /// Whether a SUBSCRIBE to another domain is served by federation rather than forwarded.
+    pub(crate) federate: bool,
+    /// Whether requests of the owned domains' users are authenticated before forwarding.
+    pub(crate) authenticate: bool,
+}
+
+/// A forwarded request's fate when no answer is passed on: a timeout (408) or nothing
+/// sent (503) is answered upstream. Never taken early: the answers are passed on whole.
+struct ForwardWaiter {
+    role: Weak<Forwarder>,
+    branch: String,
+}
+
+impl Waiting for ForwardWaiter {
+    fn outcome(self: Box<Self>, status: u16, _: Option<&SipMessage>) {
+        if let Some(role) = self.role.upgrade() {
+            role.forward_failed(&self.branch, status);
+        }
+    }
+}
+
+impl Forwarder {
+    pub(crate) fn new(
+        stack: Arc<Stack>,
+        auth: Arc<Authentication>,
+        domains: Vec<String>,
+        config: ForwarderConfig,
+    ) -> Arc<Forwarder> {
+        Arc::new_cyclic(|me| Forwarder {
+            me: me.clone(),
+            stack,
+            auth,
+            routes: config.routes,
+            federate: config.federate,
+            authenticate: config.authenticate,
+            domains,
+            forwards: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Whether `response` answers a request forwarded here (passed on whole, after the
+    /// full check).
+    pub(crate) fn passes_on(&self, response: &SipMessage) -> bool {
+        let Ok(via) = response.top_via() else {
+            return false;
+        };
+        via.branch()
+            .is_some_and(|branch| lock(&self.forwards).contains_key(branch))
+    }
+
+    fn waiter(&self, branch: String) -> Box<ForwardWaiter> {
+        Box::new(ForwardWaiter {
+            role: self.me.clone(),
+            branch,
+        })
+    }
+
     /// Forwards `request` if it is not for us (see the module documentation); true when it
     /// was taken care of (forwarded or answered), false when the local handlers serve it.
     pub(crate) fn forward(&self, request: &Request) -> bool {
@@ -127,8 +203,8 @@ impl Inner {
             Target::Local => return false,
             Target::Hop(hop, popped) => (hop, popped),
             Target::Refuse(status, reason) => {
-                let answer = self.reply(request, status, reason);
-                self.answer(request, answer);
+                let answer = self.stack.reply(request, status, reason);
+                self.stack.answer(request, answer);
                 return true;
             }
         };
@@ -138,8 +214,8 @@ impl Inner {
             Err(_) => DEFAULT_MAX_FORWARDS,
         };
         if max_forwards == 0 {
-            let answer = self.reply(request, 483, "Too Many Hops");
-            self.answer(request, answer);
+            let answer = self.stack.reply(request, 483, "Too Many Hops");
+            self.stack.answer(request, answer);
             return true;
         }
         let branch = self.forward_branch(m, popped);
@@ -152,8 +228,8 @@ impl Inner {
                 request.key.method,
                 m.request_uri_text().unwrap_or("")
             );
-            let answer = self.reply(request, 482, "Loop Detected");
-            self.answer(request, answer);
+            let answer = self.stack.reply(request, 482, "Loop Detected");
+            self.stack.answer(request, answer);
             return true;
         }
         let from_owned = m
@@ -162,19 +238,19 @@ impl Inner {
             .and_then(|f| f.uri().ok())
             .is_some_and(|u| self.owned_host(u.host()));
         let mut authenticated = false;
-        if from_owned && self.config.authenticate {
-            let user = match self.authenticate(request) {
+        if from_owned && self.authenticate {
+            let user = match self.auth.authenticate(request) {
                 Ok(user) => user,
                 Err(answer) => {
-                    self.answer(request, answer);
+                    self.stack.answer(request, answer);
                     return true;
                 }
             };
             let Ok(sender) = m.from().and_then(|f| f.uri()) else {
                 return false;
             };
-            if let Err(answer) = self.check_identity(request, &user, &sender) {
-                self.answer(request, answer);
+            if let Err(answer) = self.auth.check_identity(request, &user, &sender) {
+                self.stack.answer(request, answer);
                 return true;
             }
             authenticated = true;
@@ -190,7 +266,7 @@ impl Inner {
             let our_via = format!(
                 "SIP/2.0/{} {};branch={branch};rport",
                 proto.as_str(),
-                self.local_for(proto, hop.addr)
+                self.stack.local_for(proto, hop.addr)
             );
             forwarded(
                 m,
@@ -233,13 +309,9 @@ impl Inner {
                 udp_fallback,
             },
         );
-        self.send_request(
-            branch.clone(),
-            bytes,
-            hop.proto,
-            hop.addr,
-            ClientContext::Forward(branch),
-        );
+        let waiter = self.waiter(branch.clone());
+        self.stack
+            .send_request(branch, bytes, hop.proto, hop.addr, waiter);
         true
     }
 
@@ -259,7 +331,7 @@ impl Inner {
             return false;
         }
         // The client transaction stops retransmitting (and absorbs a repeated final).
-        let _ = lock(&self.client_tx).respond(branch, status, reliable, self.now());
+        let _ = self.stack.complete(branch, status, reliable);
         if status == 100 {
             return true;
         }
@@ -282,19 +354,14 @@ impl Inner {
                 return true;
             }
         };
-        lock(&self.server_tx).respond(
-            &up.key,
-            status,
-            bytes.clone(),
-            up.peer.reliable(),
-            self.now(),
-        );
+        self.stack
+            .record_answer(&up.key, status, bytes.clone(), up.peer.reliable());
         let dest = up.message.top_via().map_or(up.peer.source, |v| {
             response_destination(up.peer.proto, v.port(), v.rport().is_some(), up.peer.source)
         });
         let (proto, connection) = (up.peer.proto, up.peer.connection);
         drop(forwards);
-        self.send(proto, dest, connection, bytes);
+        self.stack.send(proto, dest, connection, bytes);
         true
     }
 
@@ -315,19 +382,19 @@ impl Inner {
             key: up.key,
         };
         let answer = if status == 408 {
-            self.reply(
+            self.stack.reply(
                 &request,
                 408,
                 "Request Timeout (no answer from the next hop)",
             )
         } else {
-            self.reply(
+            self.stack.reply(
                 &request,
                 503,
                 "Service Unavailable (the next hop is unreachable)",
             )
         };
-        self.answer(&request, answer);
+        self.stack.answer(&request, answer);
     }
 
     /// The transport could not send a message: when it is one of our forwarded requests, it
@@ -337,7 +404,7 @@ impl Inner {
     pub(crate) fn forward_unsent(&self, failure: &SendFailure) {
         let Ok(m) = SipMessage::parse_lenient(
             &failure.data,
-            &self.config.limits,
+            self.stack.limits(),
             crate::sip::Transport::Stream,
         ) else {
             return;
@@ -358,13 +425,9 @@ impl Inner {
         match fallback {
             Some((bytes, dest)) => {
                 log::debug!("SIP: no TCP at {dest}; forwarding over UDP after all");
-                self.send_request(
-                    branch.clone(),
-                    bytes,
-                    Proto::Udp,
-                    dest,
-                    ClientContext::Forward(branch),
-                );
+                let waiter = self.waiter(branch.clone());
+                self.stack
+                    .send_request(branch, bytes, Proto::Udp, dest, waiter);
             }
             None => self.forward_failed(&branch, 503),
         }
@@ -383,7 +446,7 @@ impl Inner {
         if popped > 0 {
             if let Some(next) = routes.get(popped) {
                 let uri = NameAddr::parse(next, "Route")?.uri()?;
-                return Ok(match hop_of(&uri, &self.config.routes) {
+                return Ok(match hop_of(&uri, &self.routes) {
                     Some(hop) => Target::Hop(hop, popped),
                     None => Target::Refuse(404, "Not Found (no route to the next Route entry)"),
                 });
@@ -394,7 +457,7 @@ impl Inner {
             return Ok(Target::Local);
         }
         let in_dialog = m.to()?.tag().is_some();
-        if m.method() == Some("SUBSCRIBE") && self.config.federate && !in_dialog {
+        if m.method() == Some("SUBSCRIBE") && self.federate && !in_dialog {
             let from_owned = m.from()?.uri().is_ok_and(|u| self.owned_host(u.host()));
             if from_owned {
                 return Ok(Target::Local);
@@ -413,7 +476,7 @@ impl Inner {
                 ));
             }
         }
-        Ok(match self.config.routes.lookup(uri.host()) {
+        Ok(match self.routes.lookup(uri.host()) {
             Some(hop) => Target::Hop(hop, popped),
             None => Target::Local,
         })
@@ -434,10 +497,7 @@ impl Inner {
         let Some(addr) = contact_address(uri) else {
             return false;
         };
-        let Some(t) = self.transport.get() else {
-            return false;
-        };
-        t.local_addrs().iter().any(|l| {
+        self.stack.local_addrs().iter().any(|l| {
             l.addr.port() == addr.port()
                 && (l.addr.ip() == addr.ip()
                     || (l.addr.ip().is_unspecified()
@@ -452,7 +512,7 @@ impl Inner {
         let entry = |proto: Proto, dest: SocketAddr| {
             format!(
                 "<sip:{};transport={};lr>",
-                self.local_for(proto, dest),
+                self.stack.local_for(proto, dest),
                 proto.as_str().to_ascii_lowercase()
             )
         };
@@ -468,10 +528,8 @@ impl Inner {
     /// The branch of our Via for `m` (see "Loop detection" in the module documentation).
     fn forward_branch(&self, m: &SipMessage, popped: usize) -> String {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        if let Some(t) = self.transport.get() {
-            for l in t.local_addrs() {
-                l.addr.hash(&mut h);
-            }
+        for l in self.stack.local_addrs() {
+            l.addr.hash(&mut h);
         }
         m.request_uri_text().hash(&mut h);
         m.from()

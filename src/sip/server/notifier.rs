@@ -22,29 +22,144 @@
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
 
-use super::{contact_address, is_dialog, lock, ClientContext, Inner, Reply, Request};
+use super::auth::Authentication;
+use super::dialog_table::{is_dialog, restart_cseq, Dialogs};
 use crate::doc::filter::FilterSet;
+use crate::engine::EngineHandle;
 use crate::engine::{Notification, SubscribeRequest, SubscriptionState};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::model::id::SubscriptionId;
+use crate::model::id_table::Keyed;
 use crate::model::package::Package;
 use crate::sip::dialog::{ip_address_of, DialogId, DialogView, SubscriptionDialog};
 use crate::sip::header::Contacts;
+use crate::sip::stack::{contact_address, lock, push_hex, Reply, Request, Stack, Waiting};
 use crate::sip::transport::Proto;
 use crate::sip::SipMessage;
+use crate::uri::Uri;
 
-impl Inner {
+/// Whether a SUBSCRIBE from a watcher (first) to a presentity of another domain (second)
+/// is served here (federation), as the node decides it.
+pub(crate) type RemotePresentities = Box<dyn Fn(&Uri, &Uri, Package) -> bool + Send + Sync>;
+
+/// The notifier role: the subscription dialogs of remote watchers and their NOTIFYs.
+pub(crate) struct Notifier {
+    me: Weak<Notifier>,
+    stack: Arc<Stack>,
+    engine: EngineHandle,
+    auth: Arc<Authentication>,
+    dialogs: Mutex<Dialogs>,
+    /// The last document serialized for a NOTIFY, and its body (see `Notifier::body_of`).
+    #[allow(clippy::type_complexity)]
+    last_body: Mutex<Option<(std::sync::Weak<crate::model::package::Document>, Arc<[u8]>)>>,
+    federates: RemotePresentities,
+}
+
+/// A NOTIFY's answer goes back to the notifier; a 2xx needs no more than its status.
+struct NotifyWaiter {
+    role: Weak<Notifier>,
+    id: SubscriptionId,
+}
+
+impl Waiting for NotifyWaiter {
+    fn outcome(self: Box<Self>, status: u16, response: Option<&SipMessage>) {
+        if let Some(role) = self.role.upgrade() {
+            role.notify_outcome(self.id, status, response);
+        }
+    }
+
+    fn early(&self, status: u16) -> bool {
+        (200..300).contains(&status)
+    }
+}
+
+impl Notifier {
+    pub(crate) fn new(
+        stack: Arc<Stack>,
+        engine: EngineHandle,
+        auth: Arc<Authentication>,
+        federates: RemotePresentities,
+    ) -> Arc<Notifier> {
+        Arc::new_cyclic(|me| Notifier {
+            me: me.clone(),
+            stack,
+            engine,
+            auth,
+            dialogs: Mutex::new(Dialogs::default()),
+            last_body: Mutex::new(None),
+            federates,
+        })
+    }
+
+    fn engine(&self) -> Result<Arc<crate::engine::Core>> {
+        self.engine.get()
+    }
+
+    /// Handles a SUBSCRIBE; it is answered here (before the first NOTIFY leaves).
+    pub(crate) fn handle(&self, request: &Request) {
+        let answer = self.subscribe(request);
+        self.stack.finish(request, answer);
+    }
+
+    /// A local tag for the dialog of subscription `id`: random hex, a dot, the id in hex
+    /// (see [`Dialogs`]).
+    fn tag_naming(&self, id: SubscriptionId) -> String {
+        let mut tag = String::with_capacity(24);
+        push_hex(&mut tag, u64::from(self.stack.random_u32()), 8);
+        tag.push('.');
+        push_hex(&mut tag, id.0, 1);
+        tag
+    }
+
+    /// The dialog of a subscription restored from the store (`target` its stored dialog):
+    /// known again, so its NOTIFYs go out; whether it is one of this role's.
+    pub(crate) fn restore(&self, sub: &crate::engine::SubscriptionInfo, target: &[u8]) -> bool {
+        let (presentity, watcher) = (sub.presentity.to_string(), sub.watcher.to_string());
+        match SubscriptionDialog::from_bytes_beside(target, &presentity, &watcher) {
+            Ok(mut dialog) => {
+                // The NOTIFYs sent before the restart are not counted in the store; the
+                // next CSeq must still be higher than theirs (RFC 3261 §12.2.1.1).
+                dialog.local_cseq = dialog.local_cseq.max(restart_cseq(self.stack.unix_ms()));
+                let expires_at = self.stack.now() + sub.expires_in.as_millis() as u64;
+                lock(&self.dialogs).insert(sub.id, &dialog, expires_at);
+                true
+            }
+            Err(e) => {
+                log::warn!("subscription {}: stored dialog unreadable: {e}", sub.id);
+                false
+            }
+        }
+    }
+
+    /// The subscriptions whose dialogs are known (restored ones, at start).
+    pub(crate) fn dialogs_known(&self) -> Vec<SubscriptionId> {
+        lock(&self.dialogs)
+            .by_subscription
+            .values()
+            .map(|d| d.id())
+            .collect()
+    }
+
     /// `Ok(None)`: answered here already (the answer must precede the first NOTIFY).
-    pub(crate) fn subscribe(&self, request: &Request) -> Result<Option<Reply>> {
+    fn subscribe(&self, request: &Request) -> Result<Option<Reply>> {
         let m = &request.message;
         let engine = self.engine()?;
         let Some(event) = m.event()? else {
-            return Ok(Some(self.bad_event(request, "no Event header")));
+            return Ok(Some(super::bad_event(
+                &self.stack,
+                request,
+                "no Event header",
+            )));
         };
         let Ok(package) = event.package().parse::<Package>() else {
-            return Ok(Some(self.bad_event(request, event.package())));
+            return Ok(Some(super::bad_event(
+                &self.stack,
+                request,
+                event.package(),
+            )));
         };
         let to = m.to()?;
         if let Some(local_tag) = to.tag() {
@@ -55,7 +170,7 @@ impl Inner {
         // and nothing is made. Without Accept the package's own type is assumed.
         if let Some(accept) = m.accept()? {
             if !accept.accepts(package.content_type()) {
-                let mut answer = self.reply(request, 406, "Not Acceptable");
+                let mut answer = self.stack.reply(request, 406, "Not Acceptable");
                 answer.header("Accept", package.content_type())?;
                 return Ok(Some(answer));
             }
@@ -65,27 +180,27 @@ impl Inner {
         let watcher = from.uri()?;
         // A presentity of another domain is served through one back-end subscription shared
         // by the local watchers (federation, see `crate::sip::agent`).
-        if !engine.config().owns(&presentity) && !self.federates(&watcher, &presentity, package) {
-            return Ok(Some(self.reply(request, 404, "Not Found")));
+        if !engine.config().owns(&presentity) && !(self.federates)(&watcher, &presentity, package) {
+            return Ok(Some(self.stack.reply(request, 404, "Not Found")));
         }
         let Some(remote_tag) = from.tag().map(str::to_owned) else {
-            return Ok(Some(self.reply(
+            return Ok(Some(self.stack.reply(
                 request,
                 400,
                 "Bad Request (From without a tag)",
             )));
         };
-        let user = match self.authenticate(request) {
+        let user = match self.auth.authenticate(request) {
             Ok(user) => user,
             Err(answer) => return Ok(Some(answer)),
         };
-        if let Err(answer) = self.check_identity(request, &user, &watcher) {
+        if let Err(answer) = self.auth.check_identity(request, &user, &watcher) {
             return Ok(Some(answer));
         }
         let remote_target = match m.contact()? {
             Contacts::List(list) if !list.is_empty() => list[0].uri_text().to_string(),
             _ => {
-                return Ok(Some(self.reply(
+                return Ok(Some(self.stack.reply(
                     request,
                     400,
                     "Bad Request (SUBSCRIBE without Contact)",
@@ -96,6 +211,7 @@ impl Inner {
         if let Some(e) = expires {
             if e != 0 && e < engine.config().subscription_expiry.min {
                 return self
+                    .stack
                     .too_brief(request, engine.config().subscription_expiry.min)
                     .map(Some);
             }
@@ -108,7 +224,7 @@ impl Inner {
                 ct.essence()
                     .eq_ignore_ascii_case(crate::doc::filter::CONTENT_TYPE)
             }) {
-                let mut answer = self.reply(request, 415, "Unsupported Media Type");
+                let mut answer = self.stack.reply(request, 415, "Unsupported Media Type");
                 answer.header("Accept", crate::doc::filter::CONTENT_TYPE)?;
                 return Ok(Some(answer));
             }
@@ -162,22 +278,27 @@ impl Inner {
             Err(Error::IntervalTooBrief(_)) => {
                 drop(dialogs);
                 return self
+                    .stack
                     .too_brief(request, engine.config().subscription_expiry.min)
                     .map(Some);
             }
             Err(e) => return Err(e),
         };
         let local_tag = dialog.local_tag.clone();
-        dialogs.insert(id, &dialog, self.now() + u64::from(granted) * 1000);
+        dialogs.insert(id, &dialog, self.stack.now() + u64::from(granted) * 1000);
         // Answer (202 would be the RFC 3265 habit; RFC 6665 answers 200) before the NOTIFY
         // leaves: the lock is held until the answer is queued.
-        let mut answer = self.reply_tagged(request, 200, "OK", Some(&local_tag));
+        let mut answer = self
+            .stack
+            .reply_tagged(request, 200, "OK", Some(&local_tag));
         answer.header("Expires", &granted.to_string())?;
         answer.header(
             "Contact",
-            &self.contact_for(request.peer.proto, request.peer.source),
+            &self
+                .stack
+                .contact_for(request.peer.proto, request.peer.source),
         )?;
-        self.answer(request, answer);
+        self.stack.answer(request, answer);
         drop(dialogs);
         // The answer is sent; the caller must not answer again.
         Ok(None)
@@ -198,31 +319,31 @@ impl Inner {
                 .subscription(*sub)
                 .is_ok_and(|info| info.target.is_some_and(|t| is_dialog(&t, &id)))
         }) else {
-            return Ok(Some(self.reply(
+            return Ok(Some(self.stack.reply(
                 request,
                 481,
                 "Subscription Does Not Exist",
             )));
         };
-        let user = match self.authenticate(request) {
+        let user = match self.auth.authenticate(request) {
             Ok(user) => user,
             Err(answer) => return Ok(Some(answer)),
         };
-        if let Err(answer) = self.check_identity(request, &user, &m.from()?.uri()?) {
+        if let Err(answer) = self.auth.check_identity(request, &user, &m.from()?.uri()?) {
             return Ok(Some(answer));
         }
         let cseq = m.cseq()?.seq;
         {
             let mut dialogs = lock(&self.dialogs);
             let Some(state) = dialogs.by_subscription.get_mut(&sub) else {
-                return Ok(Some(self.reply(
+                return Ok(Some(self.stack.reply(
                     request,
                     481,
                     "Subscription Does Not Exist",
                 )));
             };
             if cseq <= state.remote_cseq {
-                return Ok(Some(self.reply(
+                return Ok(Some(self.stack.reply(
                     request,
                     500,
                     "Server Internal Error (CSeq out of order)",
@@ -234,34 +355,25 @@ impl Inner {
         let expires = m.expires()?.unwrap_or(bounds.default);
         if expires == 0 {
             // The answer goes first, then the final NOTIFY the engine sends.
-            let mut answer = self.reply(request, 200, "OK");
+            let mut answer = self.stack.reply(request, 200, "OK");
             answer.header("Expires", "0")?;
-            self.answer(request, answer);
+            self.stack.answer(request, answer);
             engine.unsubscribe(sub)?;
             return Ok(None);
         }
         if expires < bounds.min {
-            return self.too_brief(request, bounds.min).map(Some);
+            return self.stack.too_brief(request, bounds.min).map(Some);
         }
         let granted = engine.refresh_subscription(sub, expires)?;
         if let Some(state) = lock(&self.dialogs).by_subscription.get_mut(&sub) {
-            state.expire_after(self.now(), granted);
+            state.expire_after(self.stack.now(), granted);
         }
-        let mut answer = self.reply(request, 200, "OK");
+        let mut answer = self.stack.reply(request, 200, "OK");
         answer.header("Expires", &granted.to_string())?;
-        self.answer(request, answer);
+        self.stack.answer(request, answer);
         // RFC 6665 §4.2.1.2: a refresh is followed by a NOTIFY with the current state.
         engine.renotify(sub)?;
         Ok(None)
-    }
-
-    /// The Contact this server puts in its requests and dialog-creating answers.
-    pub(crate) fn contact_for(&self, proto: Proto, peer: SocketAddr) -> String {
-        let local = self.local_for(proto, peer);
-        match proto {
-            Proto::Tcp => format!("<sip:{local};transport=tcp>"),
-            Proto::Udp => format!("<sip:{local}>"),
-        }
     }
 
     /// An engine notification: a NOTIFY if the subscription is one of a SIP dialog.
@@ -274,7 +386,7 @@ impl Inner {
         let terminated = n.state.is_terminated();
         let (cseq, remaining) = {
             let mut dialogs = lock(&self.dialogs);
-            let now = self.now();
+            let now = self.stack.now();
             let Some(state) = dialogs.by_subscription.get_mut(&n.subscription) else {
                 return false;
             };
@@ -343,7 +455,9 @@ impl Inner {
             SubscriptionState::Terminated(None) => ["terminated", ""],
         };
         let built = (|| -> Result<(String, Vec<u8>)> {
-            let (mut b, branch) = self.new_request("NOTIFY", d.remote_target, proto, dest)?;
+            let (mut b, branch) = self
+                .stack
+                .new_request("NOTIFY", d.remote_target, proto, dest)?;
             for route in d.routes() {
                 b.header("Route", route)?;
             }
@@ -351,7 +465,7 @@ impl Inner {
             b.header_parts("To", &["<", remote_uri, ">;tag=", d.remote_tag])?;
             b.header("Call-ID", d.call_id)?;
             b.header_parts("CSeq", &[cseq_text.of(u64::from(cseq)), " NOTIFY"])?;
-            let local = self.local_for(proto, dest);
+            let local = self.stack.local_for(proto, dest);
             let contact_end = if proto == Proto::Tcp {
                 ";transport=tcp>"
             } else {
@@ -360,7 +474,7 @@ impl Inner {
             b.header_parts("Contact", &["<sip:", &local, contact_end])?;
             b.header("Event", d.event)?;
             b.header_parts("Subscription-State", &sub_state)?;
-            b.header("User-Agent", &self.config.server_name)?;
+            b.header("User-Agent", &self.stack.config().server_name)?;
             if let Some(doc) = &n.document {
                 b.body(n.package.content_type(), &self.body_of(doc))?;
             }
@@ -368,13 +482,11 @@ impl Inner {
         })();
         match built {
             Ok((branch, bytes)) => {
-                self.send_request(
-                    branch,
-                    bytes,
-                    proto,
-                    dest,
-                    ClientContext::Notify(n.subscription),
-                );
+                let waiter = Box::new(NotifyWaiter {
+                    role: self.me.clone(),
+                    id: n.subscription,
+                });
+                self.stack.send_request(branch, bytes, proto, dest, waiter);
             }
             Err(e) => {
                 log::warn!(
@@ -433,7 +545,7 @@ impl Inner {
             .and_then(|r| r.header("Retry-After"))
             .and_then(retry_after_seconds);
         if let Some(wait) = retry_after.filter(|_| !matches!(status, 408 | 481)) {
-            let now = self.now();
+            let now = self.stack.now();
             let mut dialogs = lock(&self.dialogs);
             let fits = dialogs
                 .by_subscription
@@ -445,7 +557,7 @@ impl Inner {
                     .retries
                     .push(std::cmp::Reverse((now + wait * 1000, id)));
                 drop(dialogs);
-                self.alarm.at(now + wait * 1000);
+                self.stack.alarm().at(now + wait * 1000);
                 return;
             }
         }

@@ -7,32 +7,61 @@
 //! the minimum `423` with `Min-Expires`.
 #![forbid(unsafe_code)]
 
-use super::{Inner, Reply, Request};
+use std::sync::Arc;
+
+use super::auth::Authentication;
+use crate::engine::EngineHandle;
 use crate::error::Result;
 use crate::model::package::Package;
+use crate::sip::stack::{Reply, Request, Stack};
 
-impl Inner {
-    pub(crate) fn publish(&self, request: &Request) -> Result<Reply> {
+/// The publisher role (the event state compositor's front: publications go to the engine).
+pub(crate) struct Publisher {
+    stack: Arc<Stack>,
+    engine: EngineHandle,
+    auth: Arc<Authentication>,
+}
+
+impl Publisher {
+    pub(crate) fn new(
+        stack: Arc<Stack>,
+        engine: EngineHandle,
+        auth: Arc<Authentication>,
+    ) -> Publisher {
+        Publisher {
+            stack,
+            engine,
+            auth,
+        }
+    }
+
+    /// Handles and answers a PUBLISH.
+    pub(crate) fn handle(&self, request: &Request) {
+        let answer = self.publish(request).map(Some);
+        self.stack.finish(request, answer);
+    }
+
+    fn publish(&self, request: &Request) -> Result<Reply> {
         let m = &request.message;
-        let engine = self.engine()?;
+        let engine = self.engine.get()?;
         let presentity = m.request_uri()?;
         if !engine.config().owns(&presentity) {
-            return Ok(self.reply(request, 404, "Not Found"));
+            return Ok(self.stack.reply(request, 404, "Not Found"));
         }
         let Some(event) = m.event()? else {
-            return Ok(self.bad_event(request, "no Event header"));
+            return Ok(super::bad_event(&self.stack, request, "no Event header"));
         };
         let Ok(package) = event.package().parse::<Package>() else {
-            return Ok(self.bad_event(request, event.package()));
+            return Ok(super::bad_event(&self.stack, request, event.package()));
         };
         if !package.is_publishable() {
-            return Ok(self.bad_event(request, event.package()));
+            return Ok(super::bad_event(&self.stack, request, event.package()));
         }
-        let user = match self.authenticate(request) {
+        let user = match self.auth.authenticate(request) {
             Ok(user) => user,
             Err(answer) => return Ok(answer),
         };
-        if let Err(answer) = self.check_identity(request, &user, &presentity) {
+        if let Err(answer) = self.auth.check_identity(request, &user, &presentity) {
             return Ok(answer);
         }
         let expires = m.expires()?;
@@ -43,12 +72,14 @@ impl Inner {
             let ct = m.content_type()?;
             let expected = package.content_type();
             if !ct.is_some_and(|ct| ct.essence().eq_ignore_ascii_case(expected)) {
-                let mut answer = self.reply(request, 415, "Unsupported Media Type");
+                let mut answer = self.stack.reply(request, 415, "Unsupported Media Type");
                 answer.header("Accept", expected)?;
                 return Ok(answer);
             }
             let Ok(text) = std::str::from_utf8(body) else {
-                return Ok(self.reply(request, 400, "Bad Request (body is not UTF-8)"));
+                return Ok(self
+                    .stack
+                    .reply(request, 400, "Bad Request (body is not UTF-8)"));
             };
             match package.parse(text, &engine.config().limits) {
                 Ok(doc) => Some(doc),
@@ -56,10 +87,10 @@ impl Inner {
                 // baresip's `<basic>unknown</basic>`: PIDF allows only open and closed):
                 // 400, not 415, which would tell the client to send another type.
                 Err(e) => {
-                    return Ok(self.reply(
+                    return Ok(self.stack.reply(
                         request,
                         400,
-                        &format!("Bad Request ({})", super::short(&e.to_string())),
+                        &format!("Bad Request ({})", crate::sip::stack::short(&e.to_string())),
                     ))
                 }
             }
@@ -75,19 +106,23 @@ impl Inner {
                 .grant(expires, "publication")
             {
                 Ok(granted) => granted,
-                Err(_) => return self.too_brief(request, engine.config().publication_expiry.min),
+                Err(_) => {
+                    return self
+                        .stack
+                        .too_brief(request, engine.config().publication_expiry.min)
+                }
             }
         };
         let result: Result<String> = match (if_match, document) {
             (None, None) => {
-                return Ok(self.reply(
+                return Ok(self.stack.reply(
                     request,
                     400,
                     "Bad Request (an initial PUBLISH needs a body)",
                 ))
             }
             (None, Some(_)) if removing => {
-                return Ok(self.reply(
+                return Ok(self.stack.reply(
                     request,
                     400,
                     "Bad Request (Expires: 0 without SIP-If-Match)",
@@ -101,23 +136,9 @@ impl Inner {
                 .and_then(|tag| engine.refresh_publication(&tag, granted)),
         };
         let tag = result?;
-        let mut answer = self.reply(request, 200, "OK");
+        let mut answer = self.stack.reply(request, 200, "OK");
         answer.header("SIP-ETag", &tag)?;
         answer.header("Expires", &granted.to_string())?;
         Ok(answer)
-    }
-
-    /// `423 Interval Too Brief` with `Min-Expires`.
-    pub(crate) fn too_brief(&self, request: &Request, min: u32) -> Result<Reply> {
-        let mut answer = self.reply(request, 423, "Interval Too Brief");
-        answer.header("Min-Expires", &min.to_string())?;
-        Ok(answer)
-    }
-
-    pub(crate) fn bad_event(&self, request: &Request, what: &str) -> Reply {
-        crate::log::debug!("SIP: 489 for event '{what}'");
-        let mut answer = self.reply(request, 489, "Bad Event");
-        let _ = answer.header("Allow-Events", super::ALLOW_EVENTS);
-        answer
     }
 }

@@ -5,34 +5,75 @@
 //! are relayed to the new contact at once.
 #![forbid(unsafe_code)]
 
-use super::{location, Inner, Reply, Request};
+use std::sync::{Arc, Mutex};
+
+use super::auth::Authentication;
 use crate::engine::EndpointInfo;
+use crate::engine::EngineHandle;
 use crate::error::{Error, Result};
 use crate::sip::header::Contacts;
+use crate::sip::stack::{location, lock, Reply, Request, Stack};
 
 /// Default registration expiry when the request names none (RFC 3261 §10.2.1.1).
 const DEFAULT_EXPIRES: u32 = 3600;
 
-impl Inner {
-    pub(crate) fn register(&self, request: &Request) -> Result<Reply> {
+/// The registrar role.
+pub(crate) struct Registrar {
+    stack: Arc<Stack>,
+    engine: EngineHandle,
+    auth: Arc<Authentication>,
+    /// Held while a REGISTER is handled and answered; the pager takes it before it relays,
+    /// so a client gets its REGISTER's answer before the messages that waited for it.
+    gate: Arc<Mutex<()>>,
+}
+
+impl Registrar {
+    pub(crate) fn new(
+        stack: Arc<Stack>,
+        engine: EngineHandle,
+        auth: Arc<Authentication>,
+        gate: Arc<Mutex<()>>,
+    ) -> Registrar {
+        Registrar {
+            stack,
+            engine,
+            auth,
+            gate,
+        }
+    }
+
+    /// Handles and answers a REGISTER.
+    pub(crate) fn handle(&self, request: &Request) {
+        // Messages waiting for the user are relayed as soon as it is online; the gate
+        // keeps them behind the REGISTER's answer.
+        let _gate = lock(&self.gate);
+        let answer = self.register(request).map(Some);
+        self.stack.finish(request, answer);
+    }
+
+    fn register(&self, request: &Request) -> Result<Reply> {
         let m = &request.message;
         let aor = m.to()?.uri()?;
-        let engine = self.engine()?;
+        let engine = self.engine.get()?;
         if !engine.config().owns(&aor) {
-            return Ok(self.reply(request, 404, "Not Found (not a domain of this registrar)"));
+            return Ok(self.stack.reply(
+                request,
+                404,
+                "Not Found (not a domain of this registrar)",
+            ));
         }
-        let user = match self.authenticate(request) {
+        let user = match self.auth.authenticate(request) {
             Ok(user) => user,
             Err(answer) => return Ok(answer),
         };
-        if let Err(answer) = self.check_identity(request, &user, &aor) {
+        if let Err(answer) = self.auth.check_identity(request, &user, &aor) {
             return Ok(answer);
         }
         let header_expires = m.expires()?;
         match m.contact()? {
             Contacts::Wildcard => {
                 if header_expires != Some(0) {
-                    return Ok(self.reply(
+                    return Ok(self.stack.reply(
                         request,
                         400,
                         "Bad Request (Contact * needs Expires: 0)",
@@ -59,14 +100,16 @@ impl Inner {
                     match engine.login_at(&aor, uri, Some(&here), Some(expires)) {
                         Ok(_) => {}
                         Err(Error::IntervalTooBrief(_)) => {
-                            return self.too_brief(request, engine.config().endpoint_expiry.min)
+                            return self
+                                .stack
+                                .too_brief(request, engine.config().endpoint_expiry.min)
                         }
                         Err(e) => return Err(e),
                     }
                 }
             }
         }
-        let mut answer = self.reply(request, 200, "OK");
+        let mut answer = self.stack.reply(request, 200, "OK");
         for endpoint in engine.endpoints(&aor)? {
             if is_contact(&endpoint) {
                 answer.header(
@@ -85,7 +128,7 @@ impl Inner {
 fn contact_location(request: &Request, contact: Option<&crate::uri::Uri>) -> String {
     let peer = &request.peer;
     if peer.proto == crate::sip::transport::Proto::Udp {
-        if let Some(addr) = contact.and_then(super::contact_address) {
+        if let Some(addr) = contact.and_then(crate::sip::stack::contact_address) {
             return location(peer.proto, addr);
         }
     }

@@ -1,0 +1,565 @@
+//! The node (DESIGN §5): a running SIP server, assembled from the stack and the roles.
+//! The stack ([`super::stack`]) carries messages and transactions; the server roles
+//! ([`super::server`]) serve the owned domains; the agent roles ([`super::agent`]) act as a
+//! user agent of other domains. The node is the one place that knows them all: it gives
+//! each request to its role, each event of the engine's port ([`crate::engine::Port`]) to
+//! the role that delivers it, and runs the timers; the roles never call each other.
+//!
+//! | request | role |
+//! | --- | --- |
+//! | any non-INVITE request for another domain with a route (not a SUBSCRIBE served by federation) | forwarder |
+//! | REGISTER | registrar |
+//! | SUBSCRIBE | notifier (a presentity of another domain: served through a back-end subscription, when federation takes it) |
+//! | PUBLISH | publisher |
+//! | MESSAGE | an account's, when its To is the account; else the pager |
+//! | NOTIFY | the back-end subscriptions (`481` for any other) |
+//! | OPTIONS | answered here: `200` with Allow, Allow-Events, Accept |
+//! | anything else | `405 Method Not Allowed` with Allow |
+//!
+//! | port event | role |
+//! | --- | --- |
+//! | a notification | the notifier (a SIP dialog), else the accounts (an account's own presence) |
+//! | a message for a registered contact | the pager (relayed) |
+//! | a delivery outcome | the pager (the answer to a MESSAGE that waited for it) |
+//! | a message for another domain | the accounts when its sender is one, else the pager |
+//! | subscription state changes, authorization requests | the back-end subscriptions |
+//!
+//! # Threads
+//!
+//! The transport's I/O thread queues what arrives for `workers` threads, which parse and
+//! handle requests (engine calls are round trips to a shard, so they are kept off the I/O
+//! thread); only the final answers that need no more than a note (a NOTIFY accepted, a
+//! relayed MESSAGE answered) are taken on the I/O thread itself. One events thread takes
+//! the port's events; one timer thread runs every timer of the stack and the roles, on the
+//! engine's clock, sleeping until the next deadline ([`super::alarm`]).
+#![forbid(unsafe_code)]
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::agent::account::{Accounts, UPLINK_TARGET};
+use super::agent::backend::FederationConfig;
+use super::agent::{AgentCounters, Backends, FederationStats};
+use super::digest::DigestAuthenticator;
+use super::server::auth::{Authentication, Challenges};
+use super::server::forwarder::{Forwarder, ForwarderConfig};
+use super::server::notifier::Notifier;
+use super::server::pager::Pager;
+use super::server::publisher::Publisher;
+use super::server::registrar::Registrar;
+use super::server::{ALLOW, ALLOW_EVENTS};
+use super::stack::{Dispatch, Request, Stack, StackConfig};
+use super::transaction::Timers;
+use super::transport::{Inbound, ListenAddr, Proto, SendFailure, Transport, TransportConfig};
+use super::{SipLimits, SipMessage};
+use crate::engine::{Engine, Event, PortCloser, PortOptions};
+use crate::error::{Error, Result};
+use crate::log;
+
+/// How a [`SipServer`] is set up.
+#[derive(Debug, Clone)]
+pub struct SipServerConfig {
+    /// Where to listen.
+    pub listen: Vec<ListenAddr>,
+    /// Whether requests must carry digest credentials of a user in the engine's directory
+    /// (REGISTER, PUBLISH, SUBSCRIBE, MESSAGE). Default: yes.
+    pub authenticate: bool,
+    /// Transaction timers (T1 = 500 ms by default).
+    pub timers: Timers,
+    /// Message limits.
+    pub limits: SipLimits,
+    /// Threads handling requests. Default 2.
+    pub workers: usize,
+    /// The Server / User-Agent header value.
+    pub server_name: String,
+    /// Whether the SHA-256 challenge comes before the MD5 one. Default: no. RFC 8760 orders
+    /// by preference (SHA-256 first), but deployed clients such as sipp read only the first
+    /// challenge and know only MD5, so the default puts MD5 first and a client that knows
+    /// SHA-256 still finds it.
+    pub prefer_sha256: bool,
+    /// Whether a SHA-256 challenge is offered next to the MD5 one. Default: yes. libre-based
+    /// clients (baresip) try every challenge of a 401 and fail the request on one naming an
+    /// algorithm other than MD5 ("Function not implemented"), whatever the order; such
+    /// clients need this off (imppd offers MD5 alone unless given `--sha256`).
+    pub offer_sha256: bool,
+    /// Where requests for domains the engine does not own go (forwarding, federation,
+    /// the user-agent role). Empty: such requests are refused.
+    pub routes: super::route::RouteTable,
+    /// Whether a SUBSCRIBE from a user of an owned domain to a presentity of another domain
+    /// is served here, with one back-end subscription per remote presentity shared by all
+    /// local watchers (federation, "distribute state"), rather than forwarded. Default: yes.
+    pub federate: bool,
+    /// Expiry asked for in back-end SUBSCRIBEs (seconds); they are refreshed at a random
+    /// point between 60% and 85% of what the notifier grants. Default 3600.
+    pub backend_expires: u32,
+    /// Accounts at other servers this server acts for as a user agent (REGISTER, uplink
+    /// PUBLISH, subscriptions of the account's buddies): see [`super::agent::Account`].
+    /// Default: none.
+    pub accounts: Vec<super::agent::Account>,
+}
+
+impl SipServerConfig {
+    /// Listening on `listen`, every other option at its default.
+    pub fn new(listen: Vec<ListenAddr>) -> SipServerConfig {
+        SipServerConfig {
+            listen,
+            authenticate: true,
+            timers: Timers::default(),
+            limits: SipLimits::DEFAULT,
+            workers: 2,
+            server_name: format!("libimpp/{}", env!("CARGO_PKG_VERSION")),
+            prefer_sha256: false,
+            offer_sha256: true,
+            routes: super::route::RouteTable::default(),
+            federate: true,
+            backend_expires: 3600,
+            accounts: Vec::new(),
+        }
+    }
+}
+
+/// A running SIP server over an engine.
+pub struct SipServer {
+    node: Arc<Node>,
+    transport: Arc<Transport>,
+    threads: Vec<JoinHandle<()>>,
+    inbound: Option<Sender<Inbound>>,
+    /// Closing the port ends the events thread (and gives the engine's events back to the
+    /// application).
+    port: PortCloser,
+    _engine: Arc<Engine>,
+}
+
+/// The stack and the roles, wired together.
+struct Node {
+    stack: Arc<Stack>,
+    registrar: Registrar,
+    publisher: Publisher,
+    notifier: Arc<Notifier>,
+    pager: Arc<Pager>,
+    forwarder: Arc<Forwarder>,
+    backends: Arc<Backends>,
+    accounts: Arc<Accounts>,
+    agent_counters: Arc<AgentCounters>,
+}
+
+impl SipServer {
+    /// Starts serving the engine's domains: binds the listen addresses, opens the engine's
+    /// port (the application keeps every event that is not the server's to deliver, through
+    /// its own callback or polling), and starts the worker, events and timer threads.
+    /// Subscriptions of remote watchers restored from the store get their dialogs back and
+    /// are notified again.
+    pub fn start(engine: Arc<Engine>, config: SipServerConfig) -> Result<SipServer> {
+        if config.workers == 0 {
+            return Err(Error::InvalidArgument("workers must be at least 1".into()));
+        }
+        let domains = engine.config().domains.clone();
+        let realms: Vec<String> = if domains.is_empty() {
+            vec!["impp".to_string()]
+        } else {
+            domains.clone()
+        };
+        let digest =
+            DigestAuthenticator::new(realms)?.with_engine_clock(engine.config().clock.clone());
+        let stack = Arc::new(Stack::new(
+            StackConfig {
+                timers: config.timers,
+                limits: config.limits,
+                server_name: config.server_name.clone(),
+            },
+            engine.config().clock.clone(),
+            engine.random().shared(),
+        ));
+        let handle = engine.handle();
+        let auth = Arc::new(Authentication::new(
+            stack.clone(),
+            handle.clone(),
+            digest,
+            domains.clone(),
+            Challenges {
+                enabled: config.authenticate,
+                prefer_sha256: config.prefer_sha256,
+                offer_sha256: config.offer_sha256,
+            },
+        ));
+        let gate = Arc::new(Mutex::new(()));
+        let accounts_config: Arc<[super::agent::Account]> = config.accounts.clone().into();
+        let agent_counters = Arc::new(AgentCounters::default());
+        let backends = Backends::new(
+            stack.clone(),
+            handle.clone(),
+            FederationConfig {
+                federate: config.federate,
+                backend_expires: config.backend_expires,
+                routes: config.routes.clone(),
+            },
+            accounts_config.clone(),
+            agent_counters.clone(),
+        );
+        let federates = {
+            let backends = Arc::downgrade(&backends);
+            Box::new(
+                move |watcher: &crate::uri::Uri, presentity: &crate::uri::Uri, package| {
+                    backends
+                        .upgrade()
+                        .is_some_and(|b| b.federates(watcher, presentity, package))
+                },
+            )
+        };
+        let node = Arc::new(Node {
+            registrar: Registrar::new(stack.clone(), handle.clone(), auth.clone(), gate.clone()),
+            publisher: Publisher::new(stack.clone(), handle.clone(), auth.clone()),
+            notifier: Notifier::new(stack.clone(), handle.clone(), auth.clone(), federates),
+            pager: Pager::new(
+                stack.clone(),
+                handle.clone(),
+                auth.clone(),
+                gate,
+                config.routes.clone(),
+            ),
+            forwarder: Forwarder::new(
+                stack.clone(),
+                auth,
+                domains,
+                ForwarderConfig {
+                    routes: config.routes.clone(),
+                    federate: config.federate,
+                    authenticate: config.authenticate,
+                },
+            ),
+            backends,
+            accounts: Accounts::new(
+                stack.clone(),
+                handle.clone(),
+                accounts_config,
+                agent_counters.clone(),
+            ),
+            agent_counters,
+            stack,
+        });
+
+        let (inbound_tx, inbound_rx) = crossbeam_channel::unbounded::<Inbound>();
+        let limits = config.limits;
+        let framer: super::transport::Framer = Arc::new(move |buf: &[u8]| {
+            super::framing::frame(buf, &limits)
+                .map(|f| f.map(|f| f.len()))
+                .map_err(|e| e.to_string())
+        });
+        let mut tconfig = TransportConfig::new(config.listen.clone(), framer);
+        tconfig.max_message_size = config.limits.max_message_size;
+        tconfig.early = Some(Arc::new({
+            // Weak: the transport is held by the stack.
+            let stack = Arc::downgrade(&node.stack);
+            move |data: &[u8], _: Proto| {
+                stack
+                    .upgrade()
+                    .is_some_and(|stack| stack.early_final_response(data))
+            }
+        }));
+        let handler_tx = inbound_tx.clone();
+        let transport = Arc::new(
+            Transport::start(
+                tconfig,
+                Arc::new(move |inbound| {
+                    let _ = handler_tx.send(inbound);
+                }),
+                Arc::new({
+                    // Weak: the transport is held by the stack.
+                    let node = Arc::downgrade(&node);
+                    move |failure| {
+                        log::debug!(
+                            "SIP: could not send to {} over {}: {:?}",
+                            failure.dest,
+                            failure.proto,
+                            failure.error
+                        );
+                        if let Some(node) = node.upgrade() {
+                            node.unsent(&failure);
+                        }
+                    }
+                }),
+            )
+            .map_err(|e| Error::Storage(format!("cannot start the SIP transport: {e}")))?,
+        );
+        node.stack.attach(transport.clone());
+
+        // Dialogs of restored subscriptions.
+        for sub in engine.remote_subscriptions()? {
+            node.backends.restored(&sub);
+            let Some(target) = sub.target.clone() else {
+                continue;
+            };
+            if target.starts_with(UPLINK_TARGET) {
+                continue; // an account's internal subscription (replaced at start)
+            }
+            node.notifier.restore(&sub, &target);
+        }
+
+        // The engine port: the events that are this server's to deliver come to its own
+        // bounded queue. Messages for other domains go out through the routes, or an
+        // account's proxy; copies of subscription state changes are needed only where a
+        // back-end subscription can exist at all (a route or an account).
+        let port = engine.open_port(PortOptions {
+            capacity: engine.config().queue_capacity,
+            remote_messages: !config.routes.is_empty() || !config.accounts.is_empty(),
+            subscription_events: !config.accounts.is_empty()
+                || (config.federate && !config.routes.is_empty()),
+        })?;
+        let port_closer = port.closer();
+        let mut threads = Vec::new();
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(f)
+                .map_err(|e| Error::Internal(format!("cannot start a SIP thread: {e}")))
+        };
+        {
+            let node = node.clone();
+            threads.push(spawn(
+                "impp-sip-events".into(),
+                Box::new(move || loop {
+                    let events = port.next_events(256, None);
+                    if events.is_empty() && port.is_closed() {
+                        break;
+                    }
+                    for event in events {
+                        node.event(event);
+                    }
+                }),
+            )?);
+        }
+        // What was restored is notified again, now that its dialogs are known.
+        for id in node.notifier.dialogs_known() {
+            let _ = engine.renotify(id);
+        }
+        // Accounts (user-agent role): their registrations and uplink publications start
+        // with the timer thread.
+        node.accounts.start();
+        node.wake_for_agent();
+
+        for n in 0..config.workers {
+            let (node, rx) = (node.clone(), inbound_rx.clone());
+            threads.push(spawn(
+                format!("impp-sip-{n}"),
+                Box::new(move || worker(&node, &rx)),
+            )?);
+        }
+        {
+            let node = node.clone();
+            threads.push(spawn(
+                "impp-sip-timers".into(),
+                Box::new(move || loop {
+                    let now = node.stack.now();
+                    node.tick(now);
+                    if !node.stack.alarm().sleep(now, node.next_deadline()) {
+                        break;
+                    }
+                }),
+            )?);
+        }
+        for l in transport.local_addrs() {
+            log::info!("SIP: listening on {}:{}", l.proto.as_str(), l.addr);
+        }
+        Ok(SipServer {
+            node,
+            transport,
+            threads,
+            inbound: Some(inbound_tx),
+            port: port_closer,
+            _engine: engine,
+        })
+    }
+
+    /// The accounts role (for the crate's tests).
+    #[cfg(test)]
+    pub(crate) fn accounts(&self) -> &Arc<Accounts> {
+        &self.node.accounts
+    }
+
+    /// Whether account `index` of [`SipServerConfig::accounts`] is registered now.
+    pub fn account_registered(&self, index: usize) -> bool {
+        self.node.accounts.registered(index)
+    }
+
+    /// Counts about the back-end subscriptions of federation.
+    pub fn federation_stats(&self) -> FederationStats {
+        self.node.agent_counters.stats(self.node.backends.counts())
+    }
+
+    /// Runs the stack's timers at the clock's current time and returns when they have run
+    /// (at most 10 s of real time): for tests and embedders that drive the engine with a
+    /// manual clock ([`crate::engine::ManualClock`]), after advancing it. With the system
+    /// clock the timers run by themselves. Whether they ran (`false`: stopped).
+    pub fn sync(&self) -> bool {
+        self.node
+            .stack
+            .alarm()
+            .ring_and_wait(Duration::from_secs(10))
+    }
+
+    /// The bound addresses (port 0 resolved).
+    pub fn local_addrs(&self) -> &[ListenAddr] {
+        self.transport.local_addrs()
+    }
+
+    /// Stops the transport and the server's threads. The engine keeps running (its
+    /// subscriptions, with their dialogs, stay in its store).
+    pub fn stop(&mut self) {
+        self.node.stop_agent();
+        self.port.close();
+        self.transport.stop();
+        self.node.stack.alarm().stop();
+        drop(self.inbound.take());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SipServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn worker(node: &Arc<Node>, rx: &Receiver<Inbound>) {
+    while let Ok(inbound) = rx.recv() {
+        node.stack.handle(inbound, &**node);
+    }
+}
+
+impl Node {
+    /// An event of the engine's port: to the role that delivers it (see the module
+    /// documentation).
+    fn event(&self, event: Event) {
+        match event {
+            Event::Notification(n) => {
+                if !self.notifier.notification(&n) && !self.accounts.uplink_notification(&n) {
+                    log::debug!(
+                        "subscription {}: no dialog for its notification",
+                        n.subscription
+                    );
+                }
+            }
+            Event::Message(m) => self.pager.relay(&m),
+            Event::Delivery(d) => {
+                self.pager.delivery(&d);
+            }
+            Event::RemoteMessage(m) => {
+                if !self.accounts.send_message(&m) {
+                    self.pager.remote_message(&m);
+                }
+            }
+            event => {
+                self.backends.event(&event);
+                self.wake_for_agent();
+            }
+        }
+    }
+
+    /// Runs what is due at `now` (clock ms).
+    fn tick(&self, now: u64) {
+        self.notifier.notify_retries(now);
+        self.stack.tick(now);
+        self.backends.tick(now);
+        self.accounts.tick(now);
+    }
+
+    /// The earliest clock time [`Node::tick`] has work.
+    fn next_deadline(&self) -> Option<u64> {
+        [
+            self.stack.next_deadline(),
+            self.notifier.next_retry(),
+            self.backends.next_deadline(),
+            self.accounts.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Tells the timer thread of the agent roles' earliest deadline (after their state
+    /// changed: their requests' answers, back-end NOTIFYs, their events).
+    fn wake_for_agent(&self) {
+        let next = [self.backends.next_deadline(), self.accounts.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(at) = next {
+            self.stack.alarm().at(at);
+        }
+    }
+
+    /// Ends what the agent roles hold at the remote servers, for a server stopping, and
+    /// waits a little (at most a second of real time: these are network answers, not
+    /// timers) for the answers.
+    fn stop_agent(&self) {
+        self.backends.stop();
+        self.accounts.stop();
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while std::time::Instant::now() < deadline && self.agent_counters.outstanding() > 0 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn options(&self, request: &Request) -> Result<super::stack::Reply> {
+        let mut b = self.stack.reply(request, 200, "OK");
+        b.header("Allow", ALLOW)?;
+        b.header("Allow-Events", ALLOW_EVENTS)?;
+        b.header(
+            "Accept",
+            "application/pidf+xml, application/dialog-info+xml, application/simple-message-summary, application/watcherinfo+xml, application/simple-filter+xml, text/plain, */*",
+        )?;
+        Ok(b)
+    }
+}
+
+impl Dispatch for Node {
+    fn request(&self, request: Request) {
+        if self.forwarder.forward(&request) {
+            return;
+        }
+        match request.key.method.as_str() {
+            "REGISTER" => self.registrar.handle(&request),
+            "SUBSCRIBE" => self.notifier.handle(&request),
+            "PUBLISH" => self.publisher.handle(&request),
+            "MESSAGE" => match self.accounts.addressed(&request.message) {
+                Some(account) => {
+                    let answer = self.accounts.message(&request, account).map(Some);
+                    self.stack.finish(&request, answer);
+                }
+                None => self.pager.handle(&request),
+            },
+            "OPTIONS" => {
+                let answer = self.options(&request).map(Some);
+                self.stack.finish(&request, answer);
+            }
+            // Only back-end dialogs receive NOTIFYs; `481` for any other.
+            "NOTIFY" => {
+                let answer = self.backends.notify(&request);
+                self.wake_for_agent();
+                self.stack.finish(&request, answer);
+            }
+            _ => {
+                let mut b = self.stack.reply(&request, 405, "Method Not Allowed");
+                let _ = b.header("Allow", ALLOW);
+                self.stack.answer(&request, b);
+            }
+        }
+    }
+
+    fn passes_on(&self, response: &SipMessage) -> bool {
+        self.forwarder.passes_on(response)
+    }
+
+    fn response(&self, response: &SipMessage) -> bool {
+        self.forwarder.forward_response(response)
+    }
+
+    fn unsent(&self, failure: &SendFailure) {
+        self.forwarder.forward_unsent(failure);
+    }
+}
