@@ -16,11 +16,9 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+pub use super::xml_lexer::XML_NS;
 use super::xml_lexer::{Attr, Event, Lexer, PRESEEDED};
 use crate::error::{Error, Result};
-
-/// The namespace of `xml:lang` and friends, bound to the `xml` prefix by definition.
-pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
 /// Safety limits applied to every document before and while it is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -828,3 +826,6 @@ mod tests {
         assert_eq!(again.children[0].attribute(XML_NS, "lang"), Some("fr"));
     }
 }
+
+#[cfg(test)]
+mod lexer_tests;
