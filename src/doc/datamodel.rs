@@ -7,7 +7,6 @@
 
 use super::caps::DeviceCaps;
 use super::ns;
-use super::pidf::timestamp;
 use super::rpid::{
     parse_class, write_class, Activities, Mood, PlaceIs, PlaceType, Privacy, Sphere, StatusIcon,
     TimeOffset, UserInput,
@@ -101,6 +100,10 @@ fn once<T>(
         *slot = Some(read(node)?);
     }
     Ok(())
+}
+
+fn timestamp(node: Node<'_, '_>) -> Result<Timestamp> {
+    Timestamp::from_node(DOC, node)
 }
 
 fn text(node: Node<'_, '_>) -> Result<String> {

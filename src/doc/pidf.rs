@@ -428,7 +428,7 @@ impl Tuple {
                 }
                 (ns::PIDF, "note") => push_small(&mut t.notes, Note::from_node(child)),
                 (ns::PIDF, "timestamp") => {
-                    t.timestamp = Some(timestamp(child)?);
+                    t.timestamp = Some(Timestamp::from_node(DOC, child)?);
                 }
                 (ns::DATA_MODEL, "deviceID") => {
                     push_small(&mut t.device_ids, child.trimmed().to_owned())
@@ -538,12 +538,6 @@ impl Status {
         }
         Ok(s)
     }
-}
-
-/// Reads an element whose content is a date-time.
-pub(crate) fn timestamp(node: Node<'_, '_>) -> Result<Timestamp> {
-    Timestamp::parse(node.text())
-        .map_err(|e| Error::malformed(DOC, format!("<{}>: {}", node.local(), e)))
 }
 
 /// Accepts anything shaped like an absolute URI (`scheme:rest`): PIDF allows any scheme.
