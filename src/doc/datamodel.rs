@@ -1,8 +1,19 @@
 //! The presence data model's person and device elements (RFC 4479), as they appear inside a
 //! PIDF document, carrying RPID (RFC 4480) person data and device capabilities (RFC 5196).
 //!
-//! An element that may appear once (say `rpid:activities`) and appears again is kept, like any
-//! unknown element, in `extensions`, so nothing a device sent is dropped.
+//! Names are kept, values are checked (the rule of every codec, see [`crate::doc`]): an
+//! element a person or device does not define, in any namespace (the data-model one
+//! included: a `<dm:foo>`), an element that may appear once (say `rpid:activities`) and
+//! appears again, and an element in a shape its schema does not give it (a `<dm:note>` or
+//! `<dm:deviceID>` holding elements, an RPID element its reader does not take, such as a
+//! text-only `<rpid:activities>busy</rpid:activities>`) are kept in `extensions`, so nothing
+//! a device sent is dropped. A person or device without an `id`, and values outside their
+//! types (a `<dm:timestamp>` that is not a date-time, the RPID and caps values those modules
+//! check), are errors.
+//!
+//! Extensions are written before `<dm:deviceID>`, the notes and the timestamp, where RFC 4479
+//! puts them, unless one of them is in the data-model namespace: then all of them are written
+//! last (see [`super::xml::any_in`]).
 #![forbid(unsafe_code)]
 
 use super::caps::DeviceCaps;
@@ -11,7 +22,7 @@ use super::rpid::{
     parse_class, write_class, Activities, Mood, PlaceIs, PlaceType, Privacy, Sphere, StatusIcon,
     TimeOffset, UserInput,
 };
-use super::xml::{trim, Attribute, Element, Node, XmlWriter};
+use super::xml::{any_in, trim, Attribute, Element, Node, XmlWriter};
 use super::{push_small, Note, Timestamp};
 use crate::error::{Error, Result};
 
@@ -86,28 +97,40 @@ fn element_id<'t>(node: Node<'t, '_>) -> Result<&'t str> {
     Ok(id)
 }
 
-/// Stores `value` in `slot` unless it is already filled, in which case the element is kept
-/// as an extension instead.
+/// Stores what `read` gives in `slot` unless the slot is already filled or `read` does not
+/// take the element (`None`): then the element is kept as an extension instead.
 fn once<T>(
     slot: &mut Option<T>,
     node: Node<'_, '_>,
     extensions: &mut Vec<Element>,
-    read: impl FnOnce(Node<'_, '_>) -> Result<T>,
+    read: impl FnOnce(Node<'_, '_>) -> Result<Option<T>>,
 ) -> Result<()> {
-    if slot.is_some() {
-        extensions.push(node.to_element());
-    } else {
-        *slot = Some(read(node)?);
+    if slot.is_none() {
+        *slot = read(node)?;
+        if slot.is_some() {
+            return Ok(());
+        }
     }
+    extensions.push(node.to_element());
     Ok(())
 }
 
-fn timestamp(node: Node<'_, '_>) -> Result<Timestamp> {
-    Timestamp::from_node(DOC, node)
+/// Keeps `note` in `notes`, or the element in `extensions` when it is not a plain note.
+fn note(node: Node<'_, '_>, notes: &mut Vec<Note>, extensions: &mut Vec<Element>) {
+    match Note::read(node) {
+        Some(n) => push_small(notes, n),
+        None => extensions.push(node.to_element()),
+    }
 }
 
-fn text(node: Node<'_, '_>) -> Result<String> {
-    Ok(node.trimmed().to_owned())
+fn timestamp(node: Node<'_, '_>) -> Result<Option<Timestamp>> {
+    node.is_leaf(&[])
+        .then(|| Timestamp::from_node(DOC, node))
+        .transpose()
+}
+
+fn text(node: Node<'_, '_>) -> Result<Option<String>> {
+    Ok(node.is_leaf(&[]).then(|| node.trimmed().to_owned()))
 }
 
 impl Person {
@@ -147,14 +170,8 @@ impl Person {
                 (ns::RPID, "user-input") => {
                     once(&mut p.user_input, child, ext, UserInput::from_node)?
                 }
-                (ns::DATA_MODEL, "note") => push_small(&mut p.notes, Note::from_node(child)),
+                (ns::DATA_MODEL, "note") => note(child, &mut p.notes, ext),
                 (ns::DATA_MODEL, "timestamp") => once(&mut p.timestamp, child, ext, timestamp)?,
-                (ns::DATA_MODEL, other) => {
-                    return Err(Error::malformed(
-                        DOC,
-                        format!("unexpected <dm:{other}> in <dm:person>"),
-                    ))
-                }
                 _ => ext.push(child.to_element()),
             }
         }
@@ -196,12 +213,18 @@ impl Person {
         if let Some(u) = &self.user_input {
             u.write(w);
         }
-        w.elements(&self.extensions);
+        let late = any_in(&self.extensions, ns::DATA_MODEL);
+        if !late {
+            w.elements(&self.extensions);
+        }
         for n in &self.notes {
             n.write(w, ns::DATA_MODEL);
         }
         if let Some(ts) = &self.timestamp {
             w.leaf(ns::DATA_MODEL, "timestamp", ts.as_str());
+        }
+        if late {
+            w.elements(&self.extensions);
         }
         w.end(ns::DATA_MODEL, "person");
     }
@@ -234,14 +257,8 @@ impl Device {
                 (ns::CAPS, "devcaps") => {
                     once(&mut d.device_caps, child, ext, DeviceCaps::from_node)?
                 }
-                (ns::DATA_MODEL, "note") => d.notes.push(Note::from_node(child)),
+                (ns::DATA_MODEL, "note") => note(child, &mut d.notes, ext),
                 (ns::DATA_MODEL, "timestamp") => once(&mut d.timestamp, child, ext, timestamp)?,
-                (ns::DATA_MODEL, other) => {
-                    return Err(Error::malformed(
-                        DOC,
-                        format!("unexpected <dm:{other}> in <dm:device>"),
-                    ))
-                }
                 _ => ext.push(child.to_element()),
             }
         }
@@ -262,7 +279,10 @@ impl Device {
         if let Some(c) = &self.device_caps {
             c.write(w);
         }
-        w.elements(&self.extensions);
+        let late = any_in(&self.extensions, ns::DATA_MODEL);
+        if !late {
+            w.elements(&self.extensions);
+        }
         if let Some(id) = &self.device_id {
             w.leaf(ns::DATA_MODEL, "deviceID", id);
         }
@@ -271,6 +291,9 @@ impl Device {
         }
         if let Some(ts) = &self.timestamp {
             w.leaf(ns::DATA_MODEL, "timestamp", ts.as_str());
+        }
+        if late {
+            w.elements(&self.extensions);
         }
         w.end(ns::DATA_MODEL, "device");
     }

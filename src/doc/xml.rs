@@ -114,6 +114,19 @@ impl Element {
 
 const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
+/// Whether any of the kept `extensions` is in namespace `ns`.
+///
+/// An element whose schema puts extensions before some of its own children (a PIDF tuple's
+/// `contact`, `note` and `timestamp`; a data-model person's or device's `note` and
+/// `timestamp`) writes its extensions there, unless one of them is in the element's own
+/// namespace: such an element (an unknown name, or a repeat of a child that may appear once)
+/// fits no place in the schema, and written before the children it could be taken for, it
+/// would read back as one of them. Then every extension is written after the modelled
+/// children, in order, and a repeat reads back as the repeat it was.
+pub(crate) fn any_in(extensions: &[Element], ns: &str) -> bool {
+    extensions.iter().any(|e| e.namespace == ns)
+}
+
 // ---------------------------------------------------------------------------------------
 // Reading
 // ---------------------------------------------------------------------------------------
@@ -317,6 +330,36 @@ impl<'t, 'a> Node<'t, 'a> {
     pub(crate) fn has_attrs(&self) -> bool {
         let (a, b) = self.data().attrs;
         a != b
+    }
+
+    /// Whether this element has character content other than whitespace.
+    pub(crate) fn has_text(&self) -> bool {
+        !self.trimmed().is_empty()
+    }
+
+    /// Whether every attribute of this element is one of `known`: unqualified names, or
+    /// `"xml:lang"` and the like for the XML namespace.
+    pub(crate) fn attrs_within(&self, known: &[&str]) -> bool {
+        self.raw_attrs().iter().all(|a| match a.ns {
+            // No namespace (index 0) and the XML namespace (index 1): see PRESEEDED.
+            0 => known.iter().any(|k| short_eq(k, a.local)),
+            1 => known
+                .iter()
+                .any(|k| k.strip_prefix("xml:") == Some(a.local)),
+            _ => false,
+        })
+    }
+
+    /// Whether this element has the shape of a schema leaf with the attributes `known`: no
+    /// child elements and no other attributes. Its text is for the caller to check.
+    pub(crate) fn is_leaf(&self, known: &[&str]) -> bool {
+        !self.has_children() && (!self.has_attrs() || self.attrs_within(known))
+    }
+
+    /// Whether this element is empty: no child elements, attributes or text (the shape of
+    /// the token elements such as `<rpid:busy/>`).
+    pub(crate) fn is_empty_element(&self) -> bool {
+        !self.has_children() && !self.has_attrs() && !self.has_text()
     }
 
     /// Attributes of this element (namespace declarations excluded).
