@@ -1122,10 +1122,21 @@ impl<'a, 'd> Lexer<'a, 'd> {
                     seen = 1;
                 }
                 ("encoding", 1) => {
-                    if !value.eq_ignore_ascii_case("utf-8") {
+                    // Asterisk (chan_sip, and res_pjsip for eyeBeam) declares ISO-8859-1 on
+                    // documents it writes in ASCII: ASCII reads the same in all three, so such
+                    // a document is accepted. With other bytes it would read differently.
+                    let ascii_alias = ["iso-8859-1", "latin1", "us-ascii", "ascii"]
+                        .iter()
+                        .any(|a| value.eq_ignore_ascii_case(a));
+                    if !value.eq_ignore_ascii_case("utf-8") && !(ascii_alias && self.b.is_ascii()) {
+                        let why = if ascii_alias {
+                            "UTF-8, or ASCII text under this declaration"
+                        } else {
+                            "UTF-8 only"
+                        };
                         return Err(self.err(
                             vstart,
-                            format_args!("encoding '{value}' is not supported (UTF-8 only)"),
+                            format_args!("encoding '{value}' is not supported ({why})"),
                         ));
                     }
                     seen = 2;

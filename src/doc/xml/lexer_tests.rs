@@ -35,10 +35,14 @@ fn xml_declaration() {
     ok("<?xml version=\"1.0\"?><a/>");
     ok("\u{FEFF}<?xml version=\"1.0\"?><a/>");
     malformed("<?xml version='1.1'?><a/>", "version '1.1'");
+    // Declared Latin-1 or ASCII, written in ASCII (as Asterisk does): the same text.
+    ok("<?xml version='1.0' encoding='ISO-8859-1'?><a>b</a>");
+    ok("<?xml version='1.0' encoding='us-ascii'?><a/>");
     malformed(
-        "<?xml version='1.0' encoding='ISO-8859-1'?><a/>",
-        "UTF-8 only",
+        "<?xml version='1.0' encoding='ISO-8859-1'?><a>\u{e9}</a>",
+        "ASCII text",
     );
+    malformed("<?xml version='1.0' encoding='UTF-16'?><a/>", "UTF-8 only");
     malformed("<?xml encoding='UTF-8' version='1.0'?><a/>", "encoding");
     malformed("<?xml?><a/>", "version");
     malformed(" <?xml version='1.0'?><a/>", "very start");
