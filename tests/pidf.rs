@@ -366,10 +366,10 @@ fn malformed_documents_are_clear_errors() {
     assert_malformed(&format!("{OPEN}<x:tuple id='t'/></presence>"), "prefix 'x'");
     assert_malformed(
         &format!(
-            "{OPEN}<person xmlns='{}'><note>no id</note></person></presence>",
+            "{OPEN}<person xmlns='{}' id=' '><note>blank id</note></person></presence>",
             ns::DATA_MODEL
         ),
-        "'id'",
+        "empty id",
     );
     assert_malformed(
         &format!("{OPEN}<person xmlns='{}' id='p'><user-input xmlns='{}'>asleep</user-input></person></presence>", ns::DATA_MODEL, ns::RPID),
@@ -452,6 +452,29 @@ fn elements_the_schemas_do_not_define_are_kept() {
         out.contains("<rpid:office/>") && out.contains("<rpid:partying/>"),
         "{out}"
     );
+}
+
+/// Asterisk's PIDF carries a data-model person without the id RFC 4479 requires: read with
+/// an empty id, written back without one, and two of them do not clash.
+#[test]
+fn persons_without_id_are_read() {
+    let xml = format!(
+        "{OPEN}<tuple id='t'><status><basic>open</basic></status></tuple>\
+         <person xmlns='{dm}'><activities xmlns='{rpid}'><on-the-phone/></activities></person>\
+         <person xmlns='{dm}'/></presence>",
+        dm = ns::DATA_MODEL,
+        rpid = ns::RPID
+    );
+    let p = parse(&xml);
+    assert_eq!(p.persons.len(), 2);
+    assert_eq!(p.persons[0].id, "");
+    assert_eq!(
+        p.persons[0].activities.as_ref().unwrap().values,
+        vec![Activity::OnThePhone]
+    );
+    assert!(p.validate().is_ok());
+    round_trip(&p);
+    assert!(!p.to_xml().contains("id=\"\""), "{}", p.to_xml());
 }
 
 #[test]

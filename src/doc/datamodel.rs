@@ -7,9 +7,11 @@
 //! appears again, and an element in a shape its schema does not give it (a `<dm:note>` or
 //! `<dm:deviceID>` holding elements, an RPID element its reader does not take, such as a
 //! text-only `<rpid:activities>busy</rpid:activities>`) are kept in `extensions`, so nothing
-//! a device sent is dropped. A person or device without an `id`, and values outside their
+//! a device sent is dropped. A blank `id`, and values outside their
 //! types (a `<dm:timestamp>` that is not a date-time, the RPID and caps values those modules
-//! check), are errors.
+//! check), are errors. A person or device without an `id` is read with an empty one:
+//! RFC 4479 requires it, but Asterisk's PIDF carries `<dm:person>` without it, and nothing
+//! refers to a person by id.
 //!
 //! Extensions are written before `<dm:deviceID>`, the notes and the timestamp, where RFC 4479
 //! puts them, unless one of them is in the data-model namespace: then all of them are written
@@ -31,7 +33,8 @@ const DOC: &str = "pidf";
 /// The human behind the presentity (`dm:person`): what they do, feel, where they are.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Person {
-    /// Element id, unique within the document.
+    /// Element id, unique within the document; empty when the element has none (RFC 4479
+    /// requires one, but Asterisk, for one, writes `<dm:person>` without it).
     pub id: String,
     /// What the person is doing (away, busy, on-the-phone, meeting, ...).
     pub activities: Option<Activities>,
@@ -66,7 +69,8 @@ pub struct Person {
 /// A physical device of the presentity (`dm:device`): a phone, a laptop.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Device {
-    /// Element id, unique within the document.
+    /// Element id, unique within the document; empty when the element has none (RFC 4479
+    /// requires one, but Asterisk, for one, writes `<dm:person>` without it).
     pub id: String,
     /// The device identifier (`dm:deviceID`, usually a URN) that tuples refer to.
     pub device_id: Option<String>,
@@ -86,8 +90,12 @@ pub struct Device {
     pub extension_attributes: Vec<Attribute>,
 }
 
+/// The `id` of a person or device: empty when absent (Asterisk writes `<dm:person>` without
+/// one); an `id` attribute that is there must not be blank.
 fn element_id<'t>(node: Node<'t, '_>) -> Result<&'t str> {
-    let id = node.required_attr(DOC, "id")?;
+    let Some(id) = node.attr("id") else {
+        return Ok("");
+    };
     if trim(id).is_empty() {
         return Err(Error::malformed(
             DOC,
@@ -95,6 +103,13 @@ fn element_id<'t>(node: Node<'t, '_>) -> Result<&'t str> {
         ));
     }
     Ok(id)
+}
+
+/// Writes the `id` of a person or device, unless it has none.
+fn write_id(w: &mut XmlWriter<'_>, id: &str) {
+    if !id.is_empty() {
+        w.attr("id", id);
+    }
 }
 
 /// Stores what `read` gives in `slot` unless the slot is already filled or `read` does not
@@ -180,7 +195,7 @@ impl Person {
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
         w.open(ns::DATA_MODEL, "person");
-        w.attr("id", &self.id);
+        write_id(w, &self.id);
         w.ext_attrs(&self.extension_attributes);
         w.close_start();
         if let Some(a) = &self.activities {
@@ -267,7 +282,7 @@ impl Device {
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
         w.open(ns::DATA_MODEL, "device");
-        w.attr("id", &self.id);
+        write_id(w, &self.id);
         w.ext_attrs(&self.extension_attributes);
         w.close_start();
         if let Some(c) = &self.class {

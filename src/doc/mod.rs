@@ -26,8 +26,9 @@
 //!   [`Error::UnsafeXml`](crate::Error::UnsafeXml), [`Error::TooLarge`](crate::Error::TooLarge));
 //!   a wrong root element or root namespace, and a root without its required attributes;
 //!   an item without what identifies it or what a watcher acts on (a tuple's `id` and
-//!   `<status>`, a person's or device's `id`, ids used twice, a dialog's `id` and `<state>`,
-//!   a watcher's `id`, `status`, `event` and URI, the is-composing `<state>`); and values
+//!   `<status>`, ids used twice, a dialog's `id` and `<state>`, a watcher's `id`, `status`,
+//!   `event` and URI, the is-composing `<state>`; a data-model person or device may lack its
+//!   `id`, as Asterisk's do, see [`datamodel`]); and values
 //!   outside their types, in text or attributes (a `<basic>` other than `open`/`closed`, a
 //!   state or event outside its tokens, a number, date-time or URI that is not one). A value
 //!   is refused rather than kept because the typed field would otherwise tell the

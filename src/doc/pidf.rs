@@ -23,7 +23,8 @@
 //!   [`super::rpid`] and [`super::caps`]).
 //! - Refused ([`Error::Malformed`]): a wrong root element or namespace, a `<presence>`
 //!   without a URI-shaped `entity`, a tuple without an `id` or without `<status>`, an id
-//!   used twice across tuples, persons and devices, and values outside their types: a
+//!   used twice across tuples, persons and devices (a person or device may have none, see
+//!   [`super::datamodel`]), and values outside their types: a
 //!   `<basic>` other than `open` or `closed`, a contact that is not a URI or a priority
 //!   outside 0..1, a timestamp that is not a date-time, and the RPID and caps values their
 //!   modules check. What these carry is what a watcher acts on; reading the document without
@@ -321,8 +322,9 @@ impl Presence {
         Ok(p)
     }
 
-    /// Checks what the model requires beyond its types: ids present and unique across
-    /// tuples, persons and devices (RFC 4479 §4.4), a URI-shaped entity.
+    /// Checks what the model requires beyond its types: tuple ids present, ids unique across
+    /// tuples, persons and devices (RFC 4479 §4.4; a person or device without one clashes
+    /// with nothing), a URI-shaped entity.
     pub fn validate(&self) -> Result<()> {
         check_uri(&self.entity, "entity")?;
         for t in &self.tuples {
@@ -334,12 +336,14 @@ impl Presence {
     }
 
     fn check_ids(&self) -> Result<()> {
+        // A person or device without an id (empty) clashes with nothing.
         let ids = self
             .tuples
             .iter()
             .map(|t| ("tuple", t.id.as_str()))
             .chain(self.persons.iter().map(|p| ("person", p.id.as_str())))
-            .chain(self.devices.iter().map(|d| ("device", d.id.as_str())));
+            .chain(self.devices.iter().map(|d| ("device", d.id.as_str())))
+            .filter(|(_, id)| !id.is_empty());
         let twice = |kind: &str, id: &str| {
             Error::malformed(
                 DOC,
