@@ -15,7 +15,7 @@
 //!
 //! Extensions are written before `<dm:deviceID>`, the notes and the timestamp, where RFC 4479
 //! puts them, unless one of them is in the data-model namespace: then all of them are written
-//! last (see [`super::xml::any_in`]).
+//! last (see `xml::any_in`).
 #![forbid(unsafe_code)]
 
 use super::caps::DeviceCaps;

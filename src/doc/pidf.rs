@@ -32,7 +32,7 @@
 //!
 //! Extensions of a tuple are written after `<status>` and the RPID and caps children, where
 //! RFC 3863 puts them, unless one of them is in the PIDF namespace: then all of them are
-//! written after the tuple's last child (see [`super::xml::any_in`]).
+//! written after the tuple's last child (see `xml::any_in`).
 #![forbid(unsafe_code)]
 
 use super::caps::ServiceCaps;

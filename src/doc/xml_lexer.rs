@@ -25,7 +25,7 @@ use std::fmt::Display;
 use crate::error::{Error, Result};
 
 /// The namespace of `xml:lang` and friends, bound to the `xml` prefix by definition. It lives
-/// here, with the tokenizer that binds the prefix, so that [`super::xml`] (built on the
+/// here, with the tokenizer that binds the prefix, so that the tree (`doc::xml`, built on the
 /// tokenizer) imports it and the tokenizer imports nothing from the tree.
 pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
@@ -1128,7 +1128,9 @@ impl<'a, 'd> Lexer<'a, 'd> {
                     let ascii_alias = ["iso-8859-1", "latin1", "us-ascii", "ascii"]
                         .iter()
                         .any(|a| value.eq_ignore_ascii_case(a));
-                    if !value.eq_ignore_ascii_case("utf-8") && !(ascii_alias && self.b.is_ascii()) {
+                    let readable =
+                        value.eq_ignore_ascii_case("utf-8") || (ascii_alias && self.b.is_ascii());
+                    if !readable {
                         let why = if ascii_alias {
                             "UTF-8, or ASCII text under this declaration"
                         } else {
