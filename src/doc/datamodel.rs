@@ -24,7 +24,7 @@ use super::rpid::{
     parse_class, write_class, Activities, Mood, PlaceIs, PlaceType, Privacy, Sphere, StatusIcon,
     TimeOffset, UserInput,
 };
-use super::xml::{any_in, trim, Attribute, Element, Node, XmlWriter};
+use super::xml::{any_in, read_once, trim, Attribute, Element, Node, XmlWriter};
 use super::{push_small, Note, Timestamp};
 use crate::error::{Error, Result};
 
@@ -112,21 +112,16 @@ fn write_id(w: &mut XmlWriter<'_>, id: &str) {
     }
 }
 
-/// Stores what `read` gives in `slot` unless the slot is already filled or `read` does not
-/// take the element (`None`): then the element is kept as an extension instead.
+/// Reads `node` into `slot` as [`read_once`] does, or keeps it in `extensions`.
 fn once<T>(
     slot: &mut Option<T>,
     node: Node<'_, '_>,
     extensions: &mut Vec<Element>,
     read: impl FnOnce(Node<'_, '_>) -> Result<Option<T>>,
 ) -> Result<()> {
-    if slot.is_none() {
-        *slot = read(node)?;
-        if slot.is_some() {
-            return Ok(());
-        }
+    if !read_once(slot, node, read)? {
+        extensions.push(node.to_element());
     }
-    extensions.push(node.to_element());
     Ok(())
 }
 

@@ -36,7 +36,7 @@ use std::str::FromStr;
 use crate::doc::ns;
 pub use crate::doc::token::DocState;
 use crate::doc::token::{fold, token_enum, Fold};
-use crate::doc::xml::{Node, Tree, XmlWriter};
+use crate::doc::xml::{read_once, Node, Tree, XmlWriter};
 use crate::doc::{Attribute, Element, Limits};
 use crate::error::{Error, Result};
 
@@ -370,20 +370,6 @@ fn parse_dialog(node: Node<'_, '_>) -> Result<Dialog> {
     Ok(dialog)
 }
 
-/// Stores what `read` gives unless the slot is filled; `false` when the element is to be
-/// kept as an extension (a repeat, or `read` does not take its shape).
-fn once<T>(
-    slot: &mut Option<T>,
-    node: Node<'_, '_>,
-    read: impl FnOnce(Node<'_, '_>) -> Result<Option<T>>,
-) -> Result<bool> {
-    if slot.is_none() {
-        *slot = read(node)?;
-        return Ok(slot.is_some());
-    }
-    Ok(false)
-}
-
 /// Reads one dialog-info child of `<dialog>`; `false` when it is kept as an extension.
 fn read_dialog_child(
     dialog: &mut Dialog,
@@ -392,13 +378,13 @@ fn read_dialog_child(
 ) -> Result<bool> {
     Ok(match child.local() {
         // Required: a state in a shape other than text is an error, not an extension.
-        "state" => once(state, child, |c| parse_state(c).map(Some))?,
-        "duration" => once(&mut dialog.duration, child, |c| {
+        "state" => read_once(state, child, |c| parse_state(c).map(Some))?,
+        "duration" => read_once(&mut dialog.duration, child, |c| {
             c.is_leaf(&[])
                 .then(|| parse_uint(c.text(), "<duration>"))
                 .transpose()
         })?,
-        "replaces" => once(&mut dialog.replaces, child, |c| {
+        "replaces" => read_once(&mut dialog.replaces, child, |c| {
             if !c.is_leaf(&["call-id", "local-tag", "remote-tag"]) || c.has_text() {
                 return Ok(None);
             }
@@ -408,7 +394,7 @@ fn read_dialog_child(
                 remote_tag: c.required_attr(DOC, "remote-tag")?.to_owned(),
             }))
         })?,
-        "referred-by" => once(&mut dialog.referred_by, child, |c| Ok(parse_identity(c)))?,
+        "referred-by" => read_once(&mut dialog.referred_by, child, |c| Ok(parse_identity(c)))?,
         // An empty route set is no route set: a later one may still be read.
         "route-set" if dialog.route_set.is_empty() => match parse_route_set(child) {
             Some(hops) => {
@@ -417,8 +403,8 @@ fn read_dialog_child(
             }
             None => false,
         },
-        "local" => once(&mut dialog.local, child, parse_participant)?,
-        "remote" => once(&mut dialog.remote, child, parse_participant)?,
+        "local" => read_once(&mut dialog.local, child, parse_participant)?,
+        "remote" => read_once(&mut dialog.remote, child, parse_participant)?,
         _ => false,
     })
 }
@@ -475,9 +461,9 @@ fn parse_participant(node: Node<'_, '_>) -> Result<Option<Participant>> {
     for child in node.children() {
         let read = child.ns() == ns::DIALOG_INFO
             && match child.local() {
-                "identity" => once(&mut p.identity, child, |c| Ok(parse_identity(c)))?,
-                "target" => once(&mut p.target, child, parse_target)?,
-                "session-description" => once(&mut p.session_description, child, |c| {
+                "identity" => read_once(&mut p.identity, child, |c| Ok(parse_identity(c)))?,
+                "target" => read_once(&mut p.target, child, parse_target)?,
+                "session-description" => read_once(&mut p.session_description, child, |c| {
                     if !c.is_leaf(&["type"]) {
                         return Ok(None);
                     }
@@ -486,7 +472,7 @@ fn parse_participant(node: Node<'_, '_>) -> Result<Option<Participant>> {
                         text: c.text().to_owned(),
                     }))
                 })?,
-                "cseq" => once(&mut p.cseq, child, |c| {
+                "cseq" => read_once(&mut p.cseq, child, |c| {
                     c.is_leaf(&[])
                         .then(|| parse_uint(c.text(), "<cseq>"))
                         .transpose()

@@ -39,7 +39,7 @@ use super::caps::ServiceCaps;
 use super::datamodel::{Device, Person};
 use super::ns;
 use super::rpid::{parse_class, write_class, Relationship, ServiceClass, StatusIcon, UserInput};
-use super::xml::{any_in, trim, Attribute, Element, Limits, Node, Tree, XmlWriter};
+use super::xml::{any_in, read_once, trim, Attribute, Element, Limits, Node, Tree, XmlWriter};
 use super::xml_lexer::{has_below, has_byte};
 use super::{push_default, push_small, Note, Timestamp};
 use crate::error::{Error, Result};
@@ -444,21 +444,9 @@ impl Tuple {
     /// extension (an unknown element, a repeat, another shape).
     fn read_child(&mut self, child: Node<'_, '_>, status: &mut Option<Status>) -> Result<bool> {
         let t = self;
-        /// Stores what `read` gives unless the slot is filled; `false` to keep the element.
-        fn once<T>(
-            slot: &mut Option<T>,
-            child: Node<'_, '_>,
-            read: impl FnOnce(Node<'_, '_>) -> Result<Option<T>>,
-        ) -> Result<bool> {
-            if slot.is_none() {
-                *slot = read(child)?;
-                return Ok(slot.is_some());
-            }
-            Ok(false)
-        }
         Ok(match (child.ns(), child.local()) {
-            (ns::PIDF, "status") => once(status, child, |c| Status::from_node(c).map(Some))?,
-            (ns::PIDF, "contact") => once(&mut t.contact, child, |c| {
+            (ns::PIDF, "status") => read_once(status, child, |c| Status::from_node(c).map(Some))?,
+            (ns::PIDF, "contact") => read_once(&mut t.contact, child, |c| {
                 if !c.is_leaf(&["priority"]) {
                     return Ok(None);
                 }
@@ -477,7 +465,7 @@ impl Tuple {
                 }
                 None => false,
             },
-            (ns::PIDF, "timestamp") => once(&mut t.timestamp, child, |c| {
+            (ns::PIDF, "timestamp") => read_once(&mut t.timestamp, child, |c| {
                 c.is_leaf(&[])
                     .then(|| Timestamp::from_node(DOC, c))
                     .transpose()
@@ -486,16 +474,20 @@ impl Tuple {
                 push_small(&mut t.device_ids, child.trimmed().to_owned());
                 true
             }
-            (ns::RPID, "class") => once(&mut t.class, child, parse_class)?,
+            (ns::RPID, "class") => read_once(&mut t.class, child, parse_class)?,
             (ns::RPID, "relationship") => {
-                once(&mut t.relationship, child, Relationship::from_node)?
+                read_once(&mut t.relationship, child, Relationship::from_node)?
             }
             (ns::RPID, "service-class") => {
-                once(&mut t.service_class, child, ServiceClass::from_node)?
+                read_once(&mut t.service_class, child, ServiceClass::from_node)?
             }
-            (ns::RPID, "user-input") => once(&mut t.user_input, child, UserInput::from_node)?,
-            (ns::RPID, "status-icon") => once(&mut t.status_icon, child, StatusIcon::from_node)?,
-            (ns::CAPS, "servcaps") => once(&mut t.service_caps, child, ServiceCaps::from_node)?,
+            (ns::RPID, "user-input") => read_once(&mut t.user_input, child, UserInput::from_node)?,
+            (ns::RPID, "status-icon") => {
+                read_once(&mut t.status_icon, child, StatusIcon::from_node)?
+            }
+            (ns::CAPS, "servcaps") => {
+                read_once(&mut t.service_caps, child, ServiceCaps::from_node)?
+            }
             _ => false,
         })
     }

@@ -114,6 +114,22 @@ impl Element {
 
 const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
 
+/// Stores what `read` makes of `node` in `slot`, unless the slot is already filled (`node`
+/// repeats an element that may appear once: the first is read) or `read` does not take the
+/// element's shape (`None`). Returns whether it was stored; when not, the caller keeps
+/// `node` as an extension.
+pub(crate) fn read_once<T>(
+    slot: &mut Option<T>,
+    node: Node<'_, '_>,
+    read: impl FnOnce(Node<'_, '_>) -> Result<Option<T>>,
+) -> Result<bool> {
+    if slot.is_some() {
+        return Ok(false);
+    }
+    *slot = read(node)?;
+    Ok(slot.is_some())
+}
+
 /// Whether any of the kept `extensions` is in namespace `ns`.
 ///
 /// An element whose schema puts extensions before some of its own children (a PIDF tuple's
