@@ -423,17 +423,9 @@ fn refuses_values_outside_the_schema() {
     let m = malformed(&with_dialog(r#"<dialog id="7"/>"#));
     assert!(m.contains("<state>"), "{m}");
     let m = malformed(&with_dialog(
-        r#"<dialog id="7"><state>early</state><state>confirmed</state></dialog>"#,
-    ));
-    assert!(m.contains("more than one <state>"), "{m}");
-    let m = malformed(&with_dialog(
         r#"<dialog id="7"><state>early</state><duration>1m</duration></dialog>"#,
     ));
     assert!(m.contains("duration"), "{m}");
-    let m = malformed(&with_dialog(
-        r#"<dialog id="7"><state>early</state><ringing/></dialog>"#,
-    ));
-    assert!(m.contains("<ringing>"), "{m}");
     let m = malformed(&with_dialog(
         r#"<dialog id="7"><state>early</state><replaces call-id="c" local-tag="l"/></dialog>"#,
     ));
@@ -455,17 +447,58 @@ fn refuses_values_outside_the_schema() {
     ));
     assert!(m.contains("cseq"), "{m}");
     let m = malformed(&with_dialog(
-        r#"<dialog id="7"><state>early</state><remote><identity>sip:a@b</identity><identity>sip:c@d</identity></remote></dialog>"#,
-    ));
-    assert!(m.contains("more than one <identity>"), "{m}");
-    let m = malformed(&with_dialog(
-        r#"<dialog id="7"><state>early</state><route-set><via>x</via></route-set></dialog>"#,
-    ));
-    assert!(m.contains("<via>"), "{m}");
-    let m = malformed(&with_dialog(
         r#"<dialog id="7"><state><b>early</b></state></dialog>"#,
     ));
     assert!(m.contains("not elements"), "{m}");
+    // A value is checked in a known element of the standard shape, next to kept ones.
+    let m = malformed(&with_dialog(
+        r#"<dialog id="7"><state>early</state><exclusive>no</exclusive><duration>1m</duration></dialog>"#,
+    ));
+    assert!(m.contains("duration"), "{m}");
+}
+
+#[test]
+fn keeps_elements_the_schema_does_not_define_and_repeats() {
+    let doc = parse(&with_dialog(
+        r#"<exclusive>false</exclusive>
+        <dialog id="7"><state>early</state><state>confirmed</state><ringing/>
+          <duration><approx>60</approx></duration>
+          <route-set><via>x</via></route-set>
+          <route-set><hop>sip:p1.example.test;lr</hop></route-set>
+          <remote><identity>sip:a@b</identity><identity>sip:c@d</identity>
+            <target uri="sip:a@192.0.2.7"><x/></target>
+            <mediaAttributes><mediaType>audio</mediaType></mediaAttributes></remote>
+        </dialog>"#,
+    ));
+    let names = |es: &[Element]| es.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&doc.extensions), ["exclusive"]);
+    let d = &doc.dialogs[0];
+    assert_eq!(d.state.value, DialogStateValue::Early);
+    assert_eq!(d.duration, None);
+    assert_eq!(d.route_set, ["sip:p1.example.test;lr"]);
+    assert_eq!(
+        names(&d.extensions),
+        ["state", "ringing", "duration", "route-set"]
+    );
+    assert_eq!(d.extensions[0].text, "confirmed");
+    let remote = d.remote.as_ref().unwrap();
+    assert_eq!(remote.identity.as_ref().unwrap().uri, "sip:a@b");
+    assert_eq!(remote.target, None);
+    assert_eq!(
+        names(&remote.extensions),
+        ["identity", "target", "mediaAttributes"]
+    );
+    round_trip(&doc);
+    // Everything kept is written back.
+    let xml = doc.to_xml();
+    for kept in [
+        "<exclusive>false</exclusive>",
+        "<ringing/>",
+        "<via>x</via>",
+        "<x/>",
+    ] {
+        assert!(xml.contains(kept), "{kept} lost:\n{xml}");
+    }
 }
 
 #[test]

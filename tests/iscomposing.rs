@@ -241,10 +241,34 @@ fn wrong_namespace_or_root() {
         "<ic:isComposing xmlns:ic='urn:ietf:params:xml:ns:im-iscomposing'><state>idle</state></ic:isComposing>"
     )
     .contains("required <state>"));
-    // Unknown elements of the is-composing namespace are refused.
-    assert!(malformed(&wrap("<state>idle</state><typing/>")).contains("unexpected <typing>"));
     malformed("not xml at all");
     malformed("");
+}
+
+#[test]
+fn unknown_elements_of_the_namespace_are_kept_repeats_refused() {
+    // An element the schema does not define, and an optional one holding an element, are
+    // kept and written back; the values of the others are read.
+    let d = IsComposing::parse(&wrap(
+        "<state>active</state><typing/><refresh><in>60</in></refresh><contenttype>text/plain</contenttype>",
+    ))
+    .unwrap();
+    assert_eq!(d.state, ComposingState::Active);
+    assert_eq!(
+        (d.refresh, d.content_type.as_deref()),
+        (None, Some("text/plain"))
+    );
+    let names: Vec<&str> = d.extensions.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["typing", "refresh"]);
+    let again = IsComposing::parse(&d.to_xml()).unwrap();
+    assert_eq!(again, d);
+    // Two of one element contradict each other, kept or not: refused.
+    for twice in [
+        "<state>idle</state><state>active</state>",
+        "<state>idle</state><refresh><in>60</in></refresh><refresh>60</refresh>",
+    ] {
+        assert!(malformed(&wrap(twice)).contains("more than one"), "{twice}");
+    }
 }
 
 #[test]

@@ -363,19 +363,118 @@ fn malformed_documents_are_clear_errors() {
         &format!("{OPEN}<tuple id='t'><status/><timestamp>noon</timestamp></tuple></presence>"),
         "noon",
     );
-    assert_malformed(
-        &format!("{OPEN}<tuple id='t'><status/><bogus/></tuple></presence>"),
-        "bogus",
-    );
     assert_malformed(&format!("{OPEN}<x:tuple id='t'/></presence>"), "prefix 'x'");
     assert_malformed(
-        &format!("{OPEN}<person xmlns='{}' id='p'><activities xmlns='{}'><partying/></activities></person></presence>", ns::DATA_MODEL, ns::RPID),
-        "partying",
+        &format!(
+            "{OPEN}<person xmlns='{}' id=' '><note>blank id</note></person></presence>",
+            ns::DATA_MODEL
+        ),
+        "empty id",
+    );
+    assert_malformed(
+        &format!("{OPEN}<person xmlns='{}' id='p'><user-input xmlns='{}'>asleep</user-input></person></presence>", ns::DATA_MODEL, ns::RPID),
+        "asleep",
     );
     assert_malformed(
         &format!("{OPEN}<tuple id='t'><status/><servcaps xmlns='{}'><audio>maybe</audio></servcaps></tuple></presence>", ns::CAPS),
         "maybe",
     );
+}
+
+/// Elements the schemas do not define, in their own namespaces, as devices send them: kept
+/// where they appear, written back, and the rest of the document read as usual.
+#[test]
+fn elements_the_schemas_do_not_define_are_kept() {
+    let xml = format!(
+        r#"<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="{dm}" xmlns:rpid="{rpid}"
+            xmlns:lt="{lt}" entity="sip:6001@pbx.example.test">
+          <tuple id="digium-presence">
+            <status><digium_presence type="away" subtype="lunch">back at two</digium_presence></status>
+          </tuple>
+          <tuple id="t1">
+            <status><basic>open</basic><basic>closed</basic></status>
+            <bogus/>
+            <contact>sip:6001@192.0.2.1</contact>
+            <contact>sip:6001@192.0.2.2</contact>
+            <note>ready<b>!</b></note>
+            <timestamp>2026-11-24T14:45:00Z</timestamp>
+          </tuple>
+          <dm:person id="p1">
+            <rpid:activities><rpid:on-the-phone/><rpid:partying/></rpid:activities>
+            <rpid:place-type><rpid:office/></rpid:place-type>
+            <rpid:mood>cheerful</rpid:mood>
+            <dm:mood-hint>cheerful</dm:mood-hint>
+            <dm:timestamp>2026-11-24T14:45:00Z</dm:timestamp>
+            <dm:timestamp>2026-11-24T14:46:00Z</dm:timestamp>
+          </dm:person>
+          <lastseen>yesterday</lastseen>
+        </presence>"#,
+        dm = ns::DATA_MODEL,
+        rpid = ns::RPID,
+        lt = ns::LOCATION_TYPE,
+    );
+    let p = parse(&xml);
+    let names = |es: &[impp::doc::Element]| es.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+    let digium = &p.tuples[0];
+    assert_eq!(digium.status.basic, None);
+    assert_eq!(digium.status.extensions[0].name, "digium_presence");
+    assert_eq!(digium.status.extensions[0].namespace, ns::PIDF);
+    assert_eq!(digium.status.extensions[0].text, "back at two");
+    let t = &p.tuples[1];
+    assert_eq!(t.status.basic, Some(Basic::Open));
+    assert_eq!(names(&t.status.extensions), ["basic"]);
+    assert_eq!(t.contact.as_ref().unwrap().uri, "sip:6001@192.0.2.1");
+    assert!(t.notes.is_empty());
+    assert_eq!(names(&t.extensions), ["bogus", "contact", "note"]);
+    let person = &p.persons[0];
+    let activities = person.activities.as_ref().unwrap();
+    assert_eq!(activities.values, vec![Activity::OnThePhone]);
+    assert_eq!(names(&activities.extensions), ["partying"]);
+    let place = person.place_type.as_ref().unwrap();
+    assert!(place.values.is_empty());
+    assert_eq!(names(&place.extensions), ["office"]);
+    assert_eq!(person.mood, None);
+    assert_eq!(
+        person.timestamp.as_ref().unwrap().as_str(),
+        "2026-11-24T14:45:00Z"
+    );
+    assert_eq!(
+        names(&person.extensions),
+        ["mood", "mood-hint", "timestamp"]
+    );
+    assert_eq!(names(&p.extensions), ["lastseen"]);
+    round_trip(&p);
+    // Written back where they read back the same: the repeats after the first.
+    let out = p.to_xml();
+    let first = out.find("192.0.2.1").unwrap();
+    assert!(out.find("192.0.2.2").unwrap() > first, "{out}");
+    assert!(
+        out.contains("<rpid:office/>") && out.contains("<rpid:partying/>"),
+        "{out}"
+    );
+}
+
+/// Asterisk's PIDF carries a data-model person without the id RFC 4479 requires: read with
+/// an empty id, written back without one, and two of them do not clash.
+#[test]
+fn persons_without_id_are_read() {
+    let xml = format!(
+        "{OPEN}<tuple id='t'><status><basic>open</basic></status></tuple>\
+         <person xmlns='{dm}'><activities xmlns='{rpid}'><on-the-phone/></activities></person>\
+         <person xmlns='{dm}'/></presence>",
+        dm = ns::DATA_MODEL,
+        rpid = ns::RPID
+    );
+    let p = parse(&xml);
+    assert_eq!(p.persons.len(), 2);
+    assert_eq!(p.persons[0].id, "");
+    assert_eq!(
+        p.persons[0].activities.as_ref().unwrap().values,
+        vec![Activity::OnThePhone]
+    );
+    assert!(p.validate().is_ok());
+    round_trip(&p);
+    assert!(!p.to_xml().contains("id=\"\""), "{}", p.to_xml());
 }
 
 #[test]

@@ -1,18 +1,30 @@
 //! The presence data model's person and device elements (RFC 4479), as they appear inside a
 //! PIDF document, carrying RPID (RFC 4480) person data and device capabilities (RFC 5196).
 //!
-//! An element that may appear once (say `rpid:activities`) and appears again is kept, like any
-//! unknown element, in `extensions`, so nothing a device sent is dropped.
+//! Names are kept, values are checked (the rule of every codec, see [`crate::doc`]): an
+//! element a person or device does not define, in any namespace (the data-model one
+//! included: a `<dm:foo>`), an element that may appear once (say `rpid:activities`) and
+//! appears again, and an element in a shape its schema does not give it (a `<dm:note>` or
+//! `<dm:deviceID>` holding elements, an RPID element its reader does not take, such as a
+//! text-only `<rpid:activities>busy</rpid:activities>`) are kept in `extensions`, so nothing
+//! a device sent is dropped. A blank `id`, and values outside their
+//! types (a `<dm:timestamp>` that is not a date-time, the RPID and caps values those modules
+//! check), are errors. A person or device without an `id` is read with an empty one:
+//! RFC 4479 requires it, but Asterisk's PIDF carries `<dm:person>` without it, and nothing
+//! refers to a person by id.
+//!
+//! Extensions are written before `<dm:deviceID>`, the notes and the timestamp, where RFC 4479
+//! puts them, unless one of them is in the data-model namespace: then all of them are written
+//! last (see `xml::any_in`).
 #![forbid(unsafe_code)]
 
 use super::caps::DeviceCaps;
 use super::ns;
-use super::pidf::timestamp;
 use super::rpid::{
     parse_class, write_class, Activities, Mood, PlaceIs, PlaceType, Privacy, Sphere, StatusIcon,
     TimeOffset, UserInput,
 };
-use super::xml::{trim, Attribute, Element, Node, XmlWriter};
+use super::xml::{any_in, read_once, trim, Attribute, Element, Node, XmlWriter};
 use super::{push_small, Note, Timestamp};
 use crate::error::{Error, Result};
 
@@ -21,7 +33,8 @@ const DOC: &str = "pidf";
 /// The human behind the presentity (`dm:person`): what they do, feel, where they are.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Person {
-    /// Element id, unique within the document.
+    /// Element id, unique within the document; empty when the element has none (RFC 4479
+    /// requires one, but Asterisk, for one, writes `<dm:person>` without it).
     pub id: String,
     /// What the person is doing (away, busy, on-the-phone, meeting, ...).
     pub activities: Option<Activities>,
@@ -56,7 +69,8 @@ pub struct Person {
 /// A physical device of the presentity (`dm:device`): a phone, a laptop.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Device {
-    /// Element id, unique within the document.
+    /// Element id, unique within the document; empty when the element has none (RFC 4479
+    /// requires one, but Asterisk, for one, writes `<dm:person>` without it).
     pub id: String,
     /// The device identifier (`dm:deviceID`, usually a URN) that tuples refer to.
     pub device_id: Option<String>,
@@ -76,8 +90,12 @@ pub struct Device {
     pub extension_attributes: Vec<Attribute>,
 }
 
+/// The `id` of a person or device: empty when absent (Asterisk writes `<dm:person>` without
+/// one); an `id` attribute that is there must not be blank.
 fn element_id<'t>(node: Node<'t, '_>) -> Result<&'t str> {
-    let id = node.required_attr(DOC, "id")?;
+    let Some(id) = node.attr("id") else {
+        return Ok("");
+    };
     if trim(id).is_empty() {
         return Err(Error::malformed(
             DOC,
@@ -87,24 +105,42 @@ fn element_id<'t>(node: Node<'t, '_>) -> Result<&'t str> {
     Ok(id)
 }
 
-/// Stores `value` in `slot` unless it is already filled, in which case the element is kept
-/// as an extension instead.
+/// Writes the `id` of a person or device, unless it has none.
+fn write_id(w: &mut XmlWriter<'_>, id: &str) {
+    if !id.is_empty() {
+        w.attr("id", id);
+    }
+}
+
+/// Reads `node` into `slot` as [`read_once`] does, or keeps it in `extensions`.
 fn once<T>(
     slot: &mut Option<T>,
     node: Node<'_, '_>,
     extensions: &mut Vec<Element>,
-    read: impl FnOnce(Node<'_, '_>) -> Result<T>,
+    read: impl FnOnce(Node<'_, '_>) -> Result<Option<T>>,
 ) -> Result<()> {
-    if slot.is_some() {
+    if !read_once(slot, node, read)? {
         extensions.push(node.to_element());
-    } else {
-        *slot = Some(read(node)?);
     }
     Ok(())
 }
 
-fn text(node: Node<'_, '_>) -> Result<String> {
-    Ok(node.trimmed().to_owned())
+/// Keeps `note` in `notes`, or the element in `extensions` when it is not a plain note.
+fn note(node: Node<'_, '_>, notes: &mut Vec<Note>, extensions: &mut Vec<Element>) {
+    match Note::read(node) {
+        Some(n) => push_small(notes, n),
+        None => extensions.push(node.to_element()),
+    }
+}
+
+fn timestamp(node: Node<'_, '_>) -> Result<Option<Timestamp>> {
+    node.is_leaf(&[])
+        .then(|| Timestamp::from_node(DOC, node))
+        .transpose()
+}
+
+fn text(node: Node<'_, '_>) -> Result<Option<String>> {
+    Ok(node.is_leaf(&[]).then(|| node.trimmed().to_owned()))
 }
 
 impl Person {
@@ -144,14 +180,8 @@ impl Person {
                 (ns::RPID, "user-input") => {
                     once(&mut p.user_input, child, ext, UserInput::from_node)?
                 }
-                (ns::DATA_MODEL, "note") => push_small(&mut p.notes, Note::from_node(child)),
+                (ns::DATA_MODEL, "note") => note(child, &mut p.notes, ext),
                 (ns::DATA_MODEL, "timestamp") => once(&mut p.timestamp, child, ext, timestamp)?,
-                (ns::DATA_MODEL, other) => {
-                    return Err(Error::malformed(
-                        DOC,
-                        format!("unexpected <dm:{other}> in <dm:person>"),
-                    ))
-                }
                 _ => ext.push(child.to_element()),
             }
         }
@@ -160,7 +190,7 @@ impl Person {
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
         w.open(ns::DATA_MODEL, "person");
-        w.attr("id", &self.id);
+        write_id(w, &self.id);
         w.ext_attrs(&self.extension_attributes);
         w.close_start();
         if let Some(a) = &self.activities {
@@ -193,12 +223,18 @@ impl Person {
         if let Some(u) = &self.user_input {
             u.write(w);
         }
-        w.elements(&self.extensions);
+        let late = any_in(&self.extensions, ns::DATA_MODEL);
+        if !late {
+            w.elements(&self.extensions);
+        }
         for n in &self.notes {
             n.write(w, ns::DATA_MODEL);
         }
         if let Some(ts) = &self.timestamp {
             w.leaf(ns::DATA_MODEL, "timestamp", ts.as_str());
+        }
+        if late {
+            w.elements(&self.extensions);
         }
         w.end(ns::DATA_MODEL, "person");
     }
@@ -231,14 +267,8 @@ impl Device {
                 (ns::CAPS, "devcaps") => {
                     once(&mut d.device_caps, child, ext, DeviceCaps::from_node)?
                 }
-                (ns::DATA_MODEL, "note") => d.notes.push(Note::from_node(child)),
+                (ns::DATA_MODEL, "note") => note(child, &mut d.notes, ext),
                 (ns::DATA_MODEL, "timestamp") => once(&mut d.timestamp, child, ext, timestamp)?,
-                (ns::DATA_MODEL, other) => {
-                    return Err(Error::malformed(
-                        DOC,
-                        format!("unexpected <dm:{other}> in <dm:device>"),
-                    ))
-                }
                 _ => ext.push(child.to_element()),
             }
         }
@@ -247,7 +277,7 @@ impl Device {
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
         w.open(ns::DATA_MODEL, "device");
-        w.attr("id", &self.id);
+        write_id(w, &self.id);
         w.ext_attrs(&self.extension_attributes);
         w.close_start();
         if let Some(c) = &self.class {
@@ -259,7 +289,10 @@ impl Device {
         if let Some(c) = &self.device_caps {
             c.write(w);
         }
-        w.elements(&self.extensions);
+        let late = any_in(&self.extensions, ns::DATA_MODEL);
+        if !late {
+            w.elements(&self.extensions);
+        }
         if let Some(id) = &self.device_id {
             w.leaf(ns::DATA_MODEL, "deviceID", id);
         }
@@ -268,6 +301,9 @@ impl Device {
         }
         if let Some(ts) = &self.timestamp {
             w.leaf(ns::DATA_MODEL, "timestamp", ts.as_str());
+        }
+        if late {
+            w.elements(&self.extensions);
         }
         w.end(ns::DATA_MODEL, "device");
     }

@@ -6,12 +6,29 @@
 //! targets. An idle extension is a `full` document without dialogs. A `partial` document
 //! carries only the dialogs that changed; [`DialogInfo::apply`] folds it into a full state.
 //!
-//! The codec is strict where the schema is closed (unknown elements in the dialog-info
-//! namespace, enumeration values outside the schema, missing required attributes, numbers
-//! that are not numbers) and keeps what the schema leaves open: elements of other
-//! namespaces under `<dialog-info>`, `<dialog>`, `<local>` and `<remote>` (vendor lamps such
-//! as shared-appearance data) are kept as [`Element`]s, and attributes of `<dialog-info>`
-//! and `<dialog>` this module does not know are kept as [`Attribute`]s.
+//! # What is kept, what is refused
+//!
+//! Phones and PBXes put more in a dialog document than RFC 4235 defines: shared-appearance
+//! data (`<sa:appearance>`, and in older drafts `<exclusive>` in the dialog-info namespace
+//! itself), media attributes under `<local>`, vendor elements. Names are kept, values are
+//! checked (the rule of every codec, see [`crate::doc`]):
+//!
+//! - Kept as [`Element`]s in the `extensions` of `<dialog-info>`, `<dialog>`, `<local>` or
+//!   `<remote>`: elements the schema does not define there, in any namespace (the
+//!   dialog-info one included); a repeat of an element that may appear once (the first is
+//!   read); and an optional element in a shape the schema does not give it (an `<identity>`,
+//!   `<duration>` or `<cseq>` holding elements or unknown attributes, a `<route-set>` with
+//!   something other than `<hop>`s, a `<target>` with something other than `<param>`s).
+//!   Attributes of `<dialog-info>` and `<dialog>` this module does not know are kept as
+//!   [`Attribute`]s.
+//! - Refused ([`Error::Malformed`]): a wrong root element or namespace, a root without
+//!   `version`, `state` or `entity`, a dialog without `id` or without a readable `<state>`
+//!   (a lamp cannot show a dialog whose state it does not know), and values outside the
+//!   schema: a state, event or direction that is not one of its tokens, numbers that are
+//!   not numbers, a code outside 100..=699, a `<replaces>`, `<target>`, `<param>` or
+//!   `<session-description>` without its required attributes.
+//!
+//! Extensions are written after the modelled children of their element.
 #![forbid(unsafe_code)]
 
 use std::str::FromStr;
@@ -19,7 +36,7 @@ use std::str::FromStr;
 use crate::doc::ns;
 pub use crate::doc::token::DocState;
 use crate::doc::token::{fold, token_enum, Fold};
-use crate::doc::xml::{Node, Tree, XmlWriter};
+use crate::doc::xml::{read_once, Node, Tree, XmlWriter};
 use crate::doc::{Attribute, Element, Limits};
 use crate::error::{Error, Result};
 
@@ -147,7 +164,8 @@ pub struct Participant {
     pub session_description: Option<SessionDescription>,
     /// Its most recent CSeq number in the dialog (`<cseq>`).
     pub cseq: Option<u32>,
-    /// Elements of other namespaces, kept and written back last.
+    /// Elements this module does not read (other namespaces, names RFC 4235 does not define
+    /// here, repeats, other shapes), kept and written back last.
     pub extensions: Vec<Element>,
 }
 
@@ -189,7 +207,8 @@ pub struct Dialog {
     pub local: Option<Participant>,
     /// The other party's side (`<remote>`).
     pub remote: Option<Participant>,
-    /// Elements of other namespaces, kept and written back last.
+    /// Elements this module does not read (other namespaces, names RFC 4235 does not define
+    /// here, repeats, other shapes), kept and written back last.
     pub extensions: Vec<Element>,
     /// Attributes this module does not model.
     pub extension_attributes: Vec<Attribute>,
@@ -217,7 +236,8 @@ pub struct DialogInfo {
     pub entity: String,
     /// The dialogs: all current ones in a full document, the changed ones in a partial one.
     pub dialogs: Vec<Dialog>,
-    /// Elements of other namespaces, kept and written back after the dialogs.
+    /// Elements this module does not read (other namespaces, names RFC 4235 does not define
+    /// here), kept and written back after the dialogs.
     pub extensions: Vec<Element>,
     /// Attributes this module does not model.
     pub extension_attributes: Vec<Attribute>,
@@ -243,8 +263,6 @@ impl DialogInfo {
         for child in root.children() {
             if child.is(ns::DIALOG_INFO, "dialog") {
                 doc.dialogs.push(parse_dialog(child)?);
-            } else if child.ns() == ns::DIALOG_INFO {
-                return Err(unexpected(child, "dialog-info"));
             } else {
                 doc.extensions.push(child.to_element());
             }
@@ -337,55 +355,9 @@ fn parse_dialog(node: Node<'_, '_>) -> Result<Dialog> {
         ..Dialog::default()
     };
     let mut state = None;
-    let mut route_set = None;
     for child in node.children() {
-        if child.ns() != ns::DIALOG_INFO {
+        if child.ns() != ns::DIALOG_INFO || !read_dialog_child(&mut dialog, &mut state, child)? {
             dialog.extensions.push(child.to_element());
-            continue;
-        }
-        let once = |seen: bool| -> Result<()> {
-            if seen {
-                return Err(Error::malformed(
-                    DOC,
-                    format!("<dialog id=\"{id}\"> has more than one <{}>", child.local()),
-                ));
-            }
-            Ok(())
-        };
-        match child.local() {
-            "state" => {
-                once(state.is_some())?;
-                state = Some(parse_state(child)?);
-            }
-            "duration" => {
-                once(dialog.duration.is_some())?;
-                dialog.duration = Some(parse_uint(simple_text(child)?, "<duration>")?);
-            }
-            "replaces" => {
-                once(dialog.replaces.is_some())?;
-                dialog.replaces = Some(Replaces {
-                    call_id: child.required_attr(DOC, "call-id")?.to_owned(),
-                    local_tag: child.required_attr(DOC, "local-tag")?.to_owned(),
-                    remote_tag: child.required_attr(DOC, "remote-tag")?.to_owned(),
-                });
-            }
-            "referred-by" => {
-                once(dialog.referred_by.is_some())?;
-                dialog.referred_by = Some(parse_identity(child)?);
-            }
-            "route-set" => {
-                once(route_set.is_some())?;
-                route_set = Some(parse_route_set(child)?);
-            }
-            "local" => {
-                once(dialog.local.is_some())?;
-                dialog.local = Some(parse_participant(child)?);
-            }
-            "remote" => {
-                once(dialog.remote.is_some())?;
-                dialog.remote = Some(parse_participant(child)?);
-            }
-            _ => return Err(unexpected(child, "dialog")),
         }
     }
     dialog.state = state.ok_or_else(|| {
@@ -394,9 +366,47 @@ fn parse_dialog(node: Node<'_, '_>) -> Result<Dialog> {
             format!("<dialog id=\"{id}\"> lacks the required <state>"),
         )
     })?;
-    dialog.route_set = route_set.unwrap_or_default();
     dialog.id = id;
     Ok(dialog)
+}
+
+/// Reads one dialog-info child of `<dialog>`; `false` when it is kept as an extension.
+fn read_dialog_child(
+    dialog: &mut Dialog,
+    state: &mut Option<DialogState>,
+    child: Node<'_, '_>,
+) -> Result<bool> {
+    Ok(match child.local() {
+        // Required: a state in a shape other than text is an error, not an extension.
+        "state" => read_once(state, child, |c| parse_state(c).map(Some))?,
+        "duration" => read_once(&mut dialog.duration, child, |c| {
+            c.is_leaf(&[])
+                .then(|| parse_uint(c.text(), "<duration>"))
+                .transpose()
+        })?,
+        "replaces" => read_once(&mut dialog.replaces, child, |c| {
+            if !c.is_leaf(&["call-id", "local-tag", "remote-tag"]) || c.has_text() {
+                return Ok(None);
+            }
+            Ok(Some(Replaces {
+                call_id: c.required_attr(DOC, "call-id")?.to_owned(),
+                local_tag: c.required_attr(DOC, "local-tag")?.to_owned(),
+                remote_tag: c.required_attr(DOC, "remote-tag")?.to_owned(),
+            }))
+        })?,
+        "referred-by" => read_once(&mut dialog.referred_by, child, |c| Ok(parse_identity(c)))?,
+        // An empty route set is no route set: a later one may still be read.
+        "route-set" if dialog.route_set.is_empty() => match parse_route_set(child) {
+            Some(hops) => {
+                dialog.route_set = hops;
+                true
+            }
+            None => false,
+        },
+        "local" => read_once(&mut dialog.local, child, parse_participant)?,
+        "remote" => read_once(&mut dialog.remote, child, parse_participant)?,
+        _ => false,
+    })
 }
 
 fn parse_state(node: Node<'_, '_>) -> Result<DialogState> {
@@ -420,89 +430,82 @@ fn parse_state(node: Node<'_, '_>) -> Result<DialogState> {
     })
 }
 
-fn parse_identity(node: Node<'_, '_>) -> Result<Identity> {
-    Ok(Identity {
-        uri: simple_text(node)?.to_owned(),
+/// Reads `<identity>` or `<referred-by>`; `None` when it holds elements or attributes other
+/// than `display`.
+fn parse_identity(node: Node<'_, '_>) -> Option<Identity> {
+    node.is_leaf(&["display"]).then(|| Identity {
+        uri: node.trimmed().to_owned(),
         display: node.attr("display").map(str::to_owned),
     })
 }
 
-fn parse_route_set(node: Node<'_, '_>) -> Result<Vec<String>> {
+/// Reads `<route-set>`; `None` when it holds anything but plain `<hop>`s.
+fn parse_route_set(node: Node<'_, '_>) -> Option<Vec<String>> {
+    if node.has_attrs() || node.has_text() {
+        return None;
+    }
     node.children()
         .map(|hop| {
-            if hop.is(ns::DIALOG_INFO, "hop") {
-                Ok(simple_text(hop)?.to_owned())
-            } else {
-                Err(unexpected(hop, "route-set"))
-            }
+            (hop.is(ns::DIALOG_INFO, "hop") && hop.is_leaf(&[])).then(|| hop.trimmed().to_owned())
         })
         .collect()
 }
 
-fn parse_participant(node: Node<'_, '_>) -> Result<Participant> {
-    let side = node.local();
+/// Reads `<local>` or `<remote>`; `None` when it has attributes or text (the schema gives it
+/// neither): the dialog keeps it whole.
+fn parse_participant(node: Node<'_, '_>) -> Result<Option<Participant>> {
+    if node.has_attrs() || node.has_text() {
+        return Ok(None);
+    }
     let mut p = Participant::default();
     for child in node.children() {
-        if child.ns() != ns::DIALOG_INFO {
+        let read = child.ns() == ns::DIALOG_INFO
+            && match child.local() {
+                "identity" => read_once(&mut p.identity, child, |c| Ok(parse_identity(c)))?,
+                "target" => read_once(&mut p.target, child, parse_target)?,
+                "session-description" => read_once(&mut p.session_description, child, |c| {
+                    if !c.is_leaf(&["type"]) {
+                        return Ok(None);
+                    }
+                    Ok(Some(SessionDescription {
+                        content_type: c.required_attr(DOC, "type")?.trim().to_owned(),
+                        text: c.text().to_owned(),
+                    }))
+                })?,
+                "cseq" => read_once(&mut p.cseq, child, |c| {
+                    c.is_leaf(&[])
+                        .then(|| parse_uint(c.text(), "<cseq>"))
+                        .transpose()
+                })?,
+                _ => false,
+            };
+        if !read {
             p.extensions.push(child.to_element());
-            continue;
-        }
-        let once = |seen: bool| -> Result<()> {
-            if seen {
-                return Err(Error::malformed(
-                    DOC,
-                    format!("<{side}> has more than one <{}>", child.local()),
-                ));
-            }
-            Ok(())
-        };
-        match child.local() {
-            "identity" => {
-                once(p.identity.is_some())?;
-                p.identity = Some(parse_identity(child)?);
-            }
-            "target" => {
-                once(p.target.is_some())?;
-                p.target = Some(parse_target(child)?);
-            }
-            "session-description" => {
-                once(p.session_description.is_some())?;
-                if child.has_children() {
-                    return Err(Error::malformed(
-                        DOC,
-                        "<session-description> must hold text, not elements",
-                    ));
-                }
-                p.session_description = Some(SessionDescription {
-                    content_type: child.required_attr(DOC, "type")?.trim().to_owned(),
-                    text: child.text().to_owned(),
-                });
-            }
-            "cseq" => {
-                once(p.cseq.is_some())?;
-                p.cseq = Some(parse_uint(simple_text(child)?, "<cseq>")?);
-            }
-            _ => return Err(unexpected(child, side)),
         }
     }
-    Ok(p)
+    Ok(Some(p))
 }
 
-fn parse_target(node: Node<'_, '_>) -> Result<Target> {
+/// Reads `<target>`; `None` when it holds anything but `<param>`s with `pname` and `pval`,
+/// or attributes other than `uri`: the participant keeps it whole.
+fn parse_target(node: Node<'_, '_>) -> Result<Option<Target>> {
+    let plain_params = node
+        .children()
+        .all(|p| p.is(ns::DIALOG_INFO, "param") && p.is_leaf(&["pname", "pval"]) && !p.has_text());
+    if !plain_params || !node.attrs_within(&["uri"]) || node.has_text() {
+        return Ok(None);
+    }
     let mut target = Target {
         uri: node.required_attr(DOC, "uri")?.trim().to_owned(),
         params: Vec::new(),
     };
     for param in node.children() {
-        if !param.is(ns::DIALOG_INFO, "param") {
-            return Err(unexpected(param, "target"));
-        }
         target.params.push((
             param.required_attr(DOC, "pname")?.to_owned(),
             param.required_attr(DOC, "pval")?.to_owned(),
         ));
     }
-    Ok(target)
+    Ok(Some(target))
 }
 
 /// The trimmed text of an element whose schema type is simple content.
@@ -514,10 +517,6 @@ fn simple_text<'t>(node: Node<'t, '_>) -> Result<&'t str> {
         ));
     }
     Ok(node.trimmed())
-}
-
-fn unexpected(node: Node<'_, '_>, parent: &str) -> Error {
-    Error::malformed(DOC, format!("unexpected <{}> in <{parent}>", node.local()))
 }
 
 /// Parses an `xs:nonNegativeInteger` value: decimal digits only.

@@ -33,11 +33,14 @@
 //! `idle` (surrounding whitespace ignored; anything else is [`Error::Malformed`]: the schema
 //! types it as a string, but the RFC defines only these two states). `<lastactive>` must be
 //! an `xs:dateTime`; `<refresh>` an `xs:positiveInteger` that fits in a `u32`, so `0` is
-//! refused. Each of the four may appear at most once; other elements of the is-composing
-//! namespace are refused, elements of other namespaces are kept as [`Element`]s and
-//! attributes of the root (such as `xsi:schemaLocation`) as [`Attribute`]s, both written
-//! back. A `<refresh>` in an `idle` document is kept as written, although it means nothing
-//! there.
+//! refused. Each of the four may appear at most once: the document is these four values, and
+//! two of one contradict each other, so a repeat is refused (unlike the other codecs, which
+//! read the first and keep the repeat). Names are kept, values are checked (the rule of every
+//! codec, see [`crate::doc`]): elements the schema does not define, in any namespace (the
+//! is-composing one included), and a `<lastactive>`, `<contenttype>` or `<refresh>` holding
+//! elements or attributes are kept as [`Element`]s, attributes of the root (such as
+//! `xsi:schemaLocation`) as [`Attribute`]s, both written back. A `<refresh>` in an `idle`
+//! document is kept as written, although it means nothing there.
 //!
 //! [`IsComposing::to_xml`] writes the elements in schema order (state, lastactive,
 //! contenttype, refresh, extensions); `parse(to_xml(d)) == d` for every parsed `d`, and for
@@ -95,7 +98,8 @@ pub struct IsComposing {
     /// Seconds until the sender refreshes an `active` state (`<refresh>`, at least 1);
     /// the receiver treats the state as expired when that time passes without a refresh.
     pub refresh: Option<u32>,
-    /// Elements of other namespaces, kept and written back last.
+    /// Elements this module does not read (other namespaces, names RFC 3994 does not define,
+    /// optional elements in another shape), kept and written back last.
     pub extensions: Vec<Element>,
     /// Attributes of the root this module does not model (e.g. `xsi:schemaLocation`).
     pub extension_attributes: Vec<Attribute>,
@@ -149,55 +153,50 @@ impl IsComposing {
             ..IsComposing::default()
         };
         let mut state = None;
+        // Which of state, lastactive, contenttype and refresh were seen, read or kept.
+        let mut seen = [false; 4];
         for child in root.children() {
-            if child.ns() != NS {
+            let name = child.local();
+            let which = match (child.ns() == NS, name) {
+                (true, "state") => 0,
+                (true, "lastactive") => 1,
+                (true, "contenttype") => 2,
+                (true, "refresh") => 3,
+                _ => {
+                    doc.extensions.push(child.to_element());
+                    continue;
+                }
+            };
+            if std::mem::replace(&mut seen[which], true) {
+                return Err(Error::malformed(DOC, format!("more than one <{name}>")));
+            }
+            if which == 0 {
+                let text = simple_text(child)?;
+                state = Some(ComposingState::from_name(text).ok_or_else(|| {
+                    Error::malformed(
+                        DOC,
+                        format!("<state> must be 'active' or 'idle', not '{text}'"),
+                    )
+                })?);
+                continue;
+            }
+            // An optional element holding elements or attributes is kept, not read.
+            if !child.is_leaf(&[]) {
                 doc.extensions.push(child.to_element());
                 continue;
             }
-            let once = |seen: bool| -> Result<()> {
-                if seen {
-                    return Err(Error::malformed(
-                        DOC,
-                        format!("more than one <{}>", child.local()),
-                    ));
-                }
-                Ok(())
-            };
-            match child.local() {
-                "state" => {
-                    once(state.is_some())?;
-                    let text = simple_text(child)?;
-                    state = Some(ComposingState::from_name(text).ok_or_else(|| {
-                        Error::malformed(
-                            DOC,
-                            format!("<state> must be 'active' or 'idle', not '{text}'"),
-                        )
-                    })?);
-                }
-                "lastactive" => {
-                    once(doc.last_active.is_some())?;
-                    let text = simple_text(child)?;
+            let text = child.trimmed();
+            match which {
+                1 => {
                     doc.last_active = Some(Timestamp::parse(text).map_err(|_| {
                         Error::malformed(
                             DOC,
                             format!("<lastactive> '{text}' is not a date-time (expected YYYY-MM-DDThh:mm:ss[.fff][Z|+hh:mm])"),
                         )
-                    })?);
+                    })?)
                 }
-                "contenttype" => {
-                    once(doc.content_type.is_some())?;
-                    doc.content_type = Some(simple_text(child)?.to_owned());
-                }
-                "refresh" => {
-                    once(doc.refresh.is_some())?;
-                    doc.refresh = Some(parse_refresh(simple_text(child)?)?);
-                }
-                other => {
-                    return Err(Error::malformed(
-                        DOC,
-                        format!("unexpected <{other}> in <isComposing>"),
-                    ))
-                }
+                2 => doc.content_type = Some(text.to_owned()),
+                _ => doc.refresh = Some(parse_refresh(text)?),
             }
         }
         doc.state = state

@@ -11,6 +11,42 @@
 //!
 //! Every parser takes [`Limits`]; every model serializes back to a document that parses to
 //! an equal model. Elements a codec does not model are kept as [`Element`]s and written back.
+//!
+//! # Documents from real devices: names are kept, values are checked
+//!
+//! Phones, softphones and PBXes send documents their schemas do not define: pre-RFC RPID
+//! (`<rpid:place-type><rpid:office/></rpid:place-type>`), vendor elements in a standard
+//! namespace (Asterisk's `<digium_presence>` in a PIDF `<status>`, `<exclusive>` in a dialog),
+//! known elements in another shape. Refusing such a document fails a whole PUBLISH or NOTIFY
+//! for one element nobody reads, so every XML codec follows one rule:
+//!
+//! - **Refused**: what is not XML or not safe (malformed documents, DOCTYPE, entity
+//!   declarations and references other than the predefined ones, documents over the size or
+//!   nesting limits: [`Error::Malformed`](crate::Error::Malformed),
+//!   [`Error::UnsafeXml`](crate::Error::UnsafeXml), [`Error::TooLarge`](crate::Error::TooLarge));
+//!   a wrong root element or root namespace, and a root without its required attributes;
+//!   an item without what identifies it or what a watcher acts on (a tuple's `id` and
+//!   `<status>`, ids used twice, a dialog's `id` and `<state>`, a watcher's `id`, `status`,
+//!   `event` and URI, the is-composing `<state>`; a data-model person or device may lack its
+//!   `id`, as Asterisk's do, see [`datamodel`]); and values
+//!   outside their types, in text or attributes (a `<basic>` other than `open`/`closed`, a
+//!   state or event outside its tokens, a number, date-time or URI that is not one). A value
+//!   is refused rather than kept because the typed field would otherwise tell the
+//!   application that the sender said nothing, when it said something else.
+//! - **Kept** as an [`Element`] in the `extensions` of the nearest enclosing model, and
+//!   written back: an element a schema does not define where it appears, in any namespace,
+//!   the codec's own included (an RPID value spelled as an element name RFC 4480 does not
+//!   know, like `<rpid:office/>`, is such a name); a repeat of an element that may appear
+//!   once (the first is read; the is-composing document refuses repeats instead, see
+//!   [`iscomposing`]); and a known optional element in a shape its schema does not give it
+//!   (elements where the schema has text, text where it has elements only, attributes where
+//!   the model has no room for them). Such an element is not interpreted at all, so its
+//!   values are not checked.
+//!
+//! A kept element is written back where the schema allows extensions, after the modelled
+//! children it could be taken for, so that it reads back as the same extension. The filter
+//! codec ([`filter`]) is the exception: a filter it does not understand is refused, because
+//! ignoring part of a filter would send a watcher what it asked not to get.
 #![forbid(unsafe_code)]
 
 pub mod caps;
@@ -110,11 +146,13 @@ impl Note {
         }
     }
 
-    pub(crate) fn from_node(node: xml::Node<'_, '_>) -> Note {
-        Note {
+    /// Reads a note element (text with an optional `xml:lang`), or `None` when it has
+    /// child elements or other attributes: such a note is kept whole as an extension.
+    pub(crate) fn read(node: xml::Node<'_, '_>) -> Option<Note> {
+        node.is_leaf(&["xml:lang"]).then(|| Note {
             text: node.text().to_owned(),
             lang: node.xml_attr("lang").map(str::to_owned),
-        }
+        })
     }
 
     pub(crate) fn write(&self, w: &mut xml::XmlWriter<'_>, ns: &str) {

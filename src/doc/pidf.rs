@@ -6,13 +6,40 @@
 //! `<impp:presence xmlns:impp="...">` and any other prefix read the same. Elements and
 //! attributes from namespaces this module does not model are kept in `extensions` and
 //! `extension_attributes` and written back, so parse → serialize → parse gives an equal model.
+//!
+//! # What is kept, what is refused
+//!
+//! Phones and clients send PIDF that RFC 3863 never defined: Asterisk's
+//! `<tuple id="digium-presence"><status><digium_presence type="away"/></status></tuple>` (an
+//! unknown element in the PIDF namespace), eyeBeam's `<pp:person>`, the pre-RFC RPID forms.
+//! Names are kept, values are checked (the rule of every codec, see [`crate::doc`]):
+//!
+//! - Kept in the `extensions` of `<presence>`, `<tuple>` or `<status>`: elements the schema
+//!   does not define there, in any namespace, the PIDF one included; a repeat of a child
+//!   that may appear once (a second `<status>`, `<basic>`, `<contact>` or `<timestamp>`; the
+//!   first is read); a known optional element in a shape the schema does not give it
+//!   (`<contact>`, `<basic>`, `<timestamp>` or a note holding elements or unknown
+//!   attributes; an RPID or caps element its reader does not take, see
+//!   [`super::rpid`] and [`super::caps`]).
+//! - Refused ([`Error::Malformed`]): a wrong root element or namespace, a `<presence>`
+//!   without a URI-shaped `entity`, a tuple without an `id` or without `<status>`, an id
+//!   used twice across tuples, persons and devices (a person or device may have none, see
+//!   [`super::datamodel`]), and values outside their types: a
+//!   `<basic>` other than `open` or `closed`, a contact that is not a URI or a priority
+//!   outside 0..1, a timestamp that is not a date-time, and the RPID and caps values their
+//!   modules check. What these carry is what a watcher acts on; reading the document without
+//!   it would tell the watcher something the publisher did not say.
+//!
+//! Extensions of a tuple are written after `<status>` and the RPID and caps children, where
+//! RFC 3863 puts them, unless one of them is in the PIDF namespace: then all of them are
+//! written after the tuple's last child (see `xml::any_in`).
 #![forbid(unsafe_code)]
 
 use super::caps::ServiceCaps;
 use super::datamodel::{Device, Person};
 use super::ns;
 use super::rpid::{parse_class, write_class, Relationship, ServiceClass, StatusIcon, UserInput};
-use super::xml::{trim, Attribute, Element, Limits, Node, Tree, XmlWriter};
+use super::xml::{any_in, read_once, trim, Attribute, Element, Limits, Node, Tree, XmlWriter};
 use super::xml_lexer::{has_below, has_byte};
 use super::{push_default, push_small, Note, Timestamp};
 use crate::error::{Error, Result};
@@ -76,7 +103,9 @@ pub struct Tuple {
     pub status_icon: Option<StatusIcon>,
     /// Service capabilities (RFC 5196 `servcaps`).
     pub service_caps: Option<ServiceCaps>,
-    /// Other child elements, kept as read.
+    /// Other child elements (other namespaces, names RFC 3863 does not define, repeats,
+    /// other shapes), kept as read. Written where RFC 3863 puts extensions, or after the
+    /// tuple's last child when one is in the PIDF namespace.
     pub extensions: Vec<Element>,
     /// Other attributes of `<tuple>`, kept as read.
     pub extension_attributes: Vec<Attribute>,
@@ -87,7 +116,8 @@ pub struct Tuple {
 pub struct Status {
     /// `open` (willing to communicate) or `closed`; absent when the publisher does not say.
     pub basic: Option<Basic>,
-    /// Extension status elements, kept as read.
+    /// Other status elements (extensions such as Asterisk's `<digium_presence>`, a second
+    /// `<basic>`), kept as read.
     pub extensions: Vec<Element>,
 }
 
@@ -279,15 +309,12 @@ impl Presence {
             match (child.ns(), child.local()) {
                 // Read in place: a tuple is a large value, not worth moving twice.
                 (ns::PIDF, "tuple") => push_default(&mut p.tuples).read(child)?,
-                (ns::PIDF, "note") => push_small(&mut p.notes, Note::from_node(child)),
                 (ns::DATA_MODEL, "person") => push_default(&mut p.persons).read(child)?,
                 (ns::DATA_MODEL, "device") => p.devices.push(Device::from_node(child)?),
-                (ns::PIDF, other) => {
-                    return Err(Error::malformed(
-                        DOC,
-                        format!("unexpected <{other}> in <presence>"),
-                    ))
-                }
+                (ns::PIDF, "note") => match Note::read(child) {
+                    Some(n) => push_small(&mut p.notes, n),
+                    None => p.extensions.push(child.to_element()),
+                },
                 _ => p.extensions.push(child.to_element()),
             }
         }
@@ -295,8 +322,9 @@ impl Presence {
         Ok(p)
     }
 
-    /// Checks what the model requires beyond its types: ids present and unique across
-    /// tuples, persons and devices (RFC 4479 §4.4), a URI-shaped entity.
+    /// Checks what the model requires beyond its types: tuple ids present, ids unique across
+    /// tuples, persons and devices (RFC 4479 §4.4; a person or device without one clashes
+    /// with nothing), a URI-shaped entity.
     pub fn validate(&self) -> Result<()> {
         check_uri(&self.entity, "entity")?;
         for t in &self.tuples {
@@ -308,12 +336,14 @@ impl Presence {
     }
 
     fn check_ids(&self) -> Result<()> {
+        // A person or device without an id (empty) clashes with nothing.
         let ids = self
             .tuples
             .iter()
             .map(|t| ("tuple", t.id.as_str()))
             .chain(self.persons.iter().map(|p| ("person", p.id.as_str())))
-            .chain(self.devices.iter().map(|d| ("device", d.id.as_str())));
+            .chain(self.devices.iter().map(|d| ("device", d.id.as_str())))
+            .filter(|(_, id)| !id.is_empty());
         let twice = |kind: &str, id: &str| {
             Error::malformed(
                 DOC,
@@ -401,66 +431,65 @@ impl Tuple {
         t.extension_attributes = node.other_attrs(&["id"]);
         let mut status = None;
         for child in node.children() {
-            match (child.ns(), child.local()) {
-                (ns::PIDF, "status") => {
-                    if status.is_some() {
-                        return Err(Error::malformed(
-                            DOC,
-                            format!("tuple '{id}' has two <status>"),
-                        ));
-                    }
-                    status = Some(Status::from_node(child)?);
-                }
-                (ns::PIDF, "contact") => {
-                    if t.contact.is_some() {
-                        return Err(Error::malformed(
-                            DOC,
-                            format!("tuple '{id}' has two <contact>"),
-                        ));
-                    }
-                    let uri = child.trimmed();
-                    check_uri(uri, "contact")?;
-                    let priority = child.attr("priority").map(Priority::parse).transpose()?;
-                    t.contact = Some(Contact {
-                        uri: uri.to_owned(),
-                        priority,
-                    });
-                }
-                (ns::PIDF, "note") => push_small(&mut t.notes, Note::from_node(child)),
-                (ns::PIDF, "timestamp") => {
-                    t.timestamp = Some(timestamp(child)?);
-                }
-                (ns::DATA_MODEL, "deviceID") => {
-                    push_small(&mut t.device_ids, child.trimmed().to_owned())
-                }
-                (ns::RPID, "class") if t.class.is_none() => t.class = Some(parse_class(child)?),
-                (ns::RPID, "relationship") if t.relationship.is_none() => {
-                    t.relationship = Some(Relationship::from_node(child)?)
-                }
-                (ns::RPID, "service-class") if t.service_class.is_none() => {
-                    t.service_class = Some(ServiceClass::from_node(child)?)
-                }
-                (ns::RPID, "user-input") if t.user_input.is_none() => {
-                    t.user_input = Some(UserInput::from_node(child)?)
-                }
-                (ns::RPID, "status-icon") if t.status_icon.is_none() => {
-                    t.status_icon = Some(StatusIcon::from_node(child)?)
-                }
-                (ns::CAPS, "servcaps") if t.service_caps.is_none() => {
-                    t.service_caps = Some(ServiceCaps::from_node(child)?)
-                }
-                (ns::PIDF, other) => {
-                    return Err(Error::malformed(
-                        DOC,
-                        format!("unexpected <{other}> in tuple '{id}'"),
-                    ))
-                }
-                _ => t.extensions.push(child.to_element()),
+            if !t.read_child(child, &mut status)? {
+                push_small(&mut t.extensions, child.to_element());
             }
         }
         t.status =
             status.ok_or_else(|| Error::malformed(DOC, format!("tuple '{id}' has no <status>")))?;
         Ok(())
+    }
+
+    /// Reads one child of `<tuple>` into its field; `false` when it is to be kept as an
+    /// extension (an unknown element, a repeat, another shape).
+    fn read_child(&mut self, child: Node<'_, '_>, status: &mut Option<Status>) -> Result<bool> {
+        let t = self;
+        Ok(match (child.ns(), child.local()) {
+            (ns::PIDF, "status") => read_once(status, child, |c| Status::from_node(c).map(Some))?,
+            (ns::PIDF, "contact") => read_once(&mut t.contact, child, |c| {
+                if !c.is_leaf(&["priority"]) {
+                    return Ok(None);
+                }
+                let uri = c.trimmed();
+                check_uri(uri, "contact")?;
+                let priority = c.attr("priority").map(Priority::parse).transpose()?;
+                Ok(Some(Contact {
+                    uri: uri.to_owned(),
+                    priority,
+                }))
+            })?,
+            (ns::PIDF, "note") => match Note::read(child) {
+                Some(n) => {
+                    push_small(&mut t.notes, n);
+                    true
+                }
+                None => false,
+            },
+            (ns::PIDF, "timestamp") => read_once(&mut t.timestamp, child, |c| {
+                c.is_leaf(&[])
+                    .then(|| Timestamp::from_node(DOC, c))
+                    .transpose()
+            })?,
+            (ns::DATA_MODEL, "deviceID") if child.is_leaf(&[]) => {
+                push_small(&mut t.device_ids, child.trimmed().to_owned());
+                true
+            }
+            (ns::RPID, "class") => read_once(&mut t.class, child, parse_class)?,
+            (ns::RPID, "relationship") => {
+                read_once(&mut t.relationship, child, Relationship::from_node)?
+            }
+            (ns::RPID, "service-class") => {
+                read_once(&mut t.service_class, child, ServiceClass::from_node)?
+            }
+            (ns::RPID, "user-input") => read_once(&mut t.user_input, child, UserInput::from_node)?,
+            (ns::RPID, "status-icon") => {
+                read_once(&mut t.status_icon, child, StatusIcon::from_node)?
+            }
+            (ns::CAPS, "servcaps") => {
+                read_once(&mut t.service_caps, child, ServiceCaps::from_node)?
+            }
+            _ => false,
+        })
     }
 
     fn write(&self, w: &mut XmlWriter<'_>) {
@@ -496,7 +525,10 @@ impl Tuple {
         if let Some(c) = &self.service_caps {
             c.write(w);
         }
-        w.elements(&self.extensions);
+        let late = any_in(&self.extensions, ns::PIDF);
+        if !late {
+            w.elements(&self.extensions);
+        }
         if let Some(c) = &self.contact {
             w.open(ns::PIDF, "contact");
             if let Some(p) = c.priority {
@@ -512,6 +544,9 @@ impl Tuple {
         if let Some(ts) = &self.timestamp {
             w.leaf(ns::PIDF, "timestamp", ts.as_str());
         }
+        if late {
+            w.elements(&self.extensions);
+        }
         w.end(ns::PIDF, "tuple");
     }
 }
@@ -520,30 +555,15 @@ impl Status {
     fn from_node(node: Node<'_, '_>) -> Result<Status> {
         let mut s = Status::default();
         for child in node.children() {
-            match (child.ns(), child.local()) {
-                (ns::PIDF, "basic") => {
-                    if s.basic.is_some() {
-                        return Err(Error::malformed(DOC, "<status> has two <basic>"));
-                    }
-                    s.basic = Some(child.trimmed().parse()?);
-                }
-                (ns::PIDF, other) => {
-                    return Err(Error::malformed(
-                        DOC,
-                        format!("unexpected <{other}> in <status>"),
-                    ))
-                }
-                _ => s.extensions.push(child.to_element()),
+            // A second <basic>, or one holding elements, is kept like an unknown element.
+            if child.is(ns::PIDF, "basic") && s.basic.is_none() && child.is_leaf(&[]) {
+                s.basic = Some(child.trimmed().parse()?);
+            } else {
+                s.extensions.push(child.to_element());
             }
         }
         Ok(s)
     }
-}
-
-/// Reads an element whose content is a date-time.
-pub(crate) fn timestamp(node: Node<'_, '_>) -> Result<Timestamp> {
-    Timestamp::parse(node.text())
-        .map_err(|e| Error::malformed(DOC, format!("<{}>: {}", node.local(), e)))
 }
 
 /// Accepts anything shaped like an absolute URI (`scheme:rest`): PIDF allows any scheme.

@@ -1,13 +1,34 @@
 //! Rich presence (RPID, RFC 4480): what a person is doing, how they feel, where they are,
 //! who could overhear them, and how a service relates to them.
 //!
-//! Every element of the RPID namespace has a typed model here with a strict reader and a
-//! writer; [`crate::doc::pidf`] and [`crate::doc::datamodel`] call them for the children of
-//! `<person>`, `<tuple>` and `<device>`. The schema of RFC 4480 is extensible only through
-//! *other* namespaces, so an element of the RPID namespace that RFC 4480 does not define (say
-//! `<rpid:foo/>` inside `<rpid:activities>`) is an error, while elements of other namespaces
-//! are kept as [`Element`]s and attributes of other namespaces (or unknown unqualified ones,
-//! which the schema's `anyAttribute` allows) as [`Attribute`]s, and both are written back.
+//! Every element of the RPID namespace has a typed model here with a reader and a writer;
+//! [`crate::doc::pidf`] and [`crate::doc::datamodel`] call them for the children of
+//! `<person>`, `<tuple>` and `<device>`.
+//!
+//! # What is kept, what is refused
+//!
+//! RPID spells most of its values as element names (`<rpid:on-the-phone/>`), and devices
+//! send names RFC 4480 never defined: the pre-RFC drafts' `<rpid:place-type><rpid:office/>`
+//! (RFC 4480 wants `<lt:office/>` from RFC 4589), vendor activities, values of a newer
+//! draft. Such names are kept, not refused (see [`crate::doc`] for the rule of every codec):
+//!
+//! - A child element that an RPID element does not define, in any namespace (`<rpid:office/>`
+//!   in `<rpid:place-type>`, `<rpid:partying/>` in `<rpid:activities>`, a second value in
+//!   `<rpid:sphere>` or `<rpid:relationship>`, a note with child elements), is kept in that
+//!   element's `extensions` and written back after its modelled children.
+//! - An RPID element in a shape RFC 4480 does not give it (text in `<rpid:activities>`,
+//!   elements in `<rpid:user-input>` or `<rpid:status-icon>`, a `<rpid:place-is>` medium
+//!   that is not one known value, attributes where the model has no room for them) is not
+//!   read at all: its reader returns `None` and the caller keeps it whole in the `extensions`
+//!   of the person, tuple or device.
+//! - Values in text and attributes are checked: a `<rpid:user-input>` that is neither
+//!   `active` nor `idle`, a `<rpid:time-offset>` that is not a number, a `from`, `until` or
+//!   `last-input` that is not a date-time, and a bad `idle-threshold` are errors, because the
+//!   typed field would otherwise claim the sender said nothing.
+//!
+//! Attributes of other namespaces (and unknown unqualified ones, which the schema's
+//! `anyAttribute` allows) are kept as [`Attribute`]s where the element has
+//! `extension_attributes`.
 //!
 //! Free-text values (`<rpid:other>`) carry an optional `xml:lang` like notes do, so they are
 //! modelled as [`Note`]s.
@@ -36,12 +57,10 @@ fn write_note_as(w: &mut XmlWriter<'_>, name: &str, note: &Note) {
     w.end(ns::RPID, name);
 }
 
-/// The error for an element of the RPID namespace that does not belong where it was found.
-fn unexpected(parent: &str, child: Node<'_, '_>) -> Error {
-    malformed(format!(
-        "<rpid:{parent}> does not allow <rpid:{}> (RFC 4480 defines no such child)",
-        child.local()
-    ))
+/// `value` when `node` is an empty element (`<rpid:busy/>`), the shape of RPID's token
+/// values; `None` for an unknown name or a token with content, which is kept as an extension.
+fn token<T>(node: Node<'_, '_>, value: Option<T>) -> Option<T> {
+    value.filter(|_| node.is_empty_element())
 }
 
 fn read_id(node: Node<'_, '_>) -> Option<String> {
@@ -233,7 +252,8 @@ pub struct Activities {
     pub notes: Vec<Note>,
     /// The activities, in document order.
     pub values: Vec<Activity>,
-    /// Child elements of other namespaces, kept and written back.
+    /// Child elements this module does not read (other namespaces, names RFC 4480 does not
+    /// define here, repeats, other shapes), kept and written back.
     pub extensions: Vec<Element>,
     /// Attributes other than `id`, `from` and `until`, kept and written back.
     pub extension_attributes: Vec<Attribute>,
@@ -248,7 +268,12 @@ impl Activities {
         }
     }
 
-    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+    /// Reads `<rpid:activities>`; `None` when it holds text (a shape RFC 4480 does not give
+    /// it): the caller keeps it whole.
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Option<Self>> {
+        if node.has_text() {
+            return Ok(None);
+        }
         let mut out = Activities {
             id: read_id(node),
             range: TimeRange::from_attrs(node)?,
@@ -256,20 +281,31 @@ impl Activities {
             ..Activities::default()
         };
         for child in node.children() {
-            if child.ns() != ns::RPID {
-                out.extensions.push(child.to_element());
-                continue;
+            if child.ns() == ns::RPID {
+                match child.local() {
+                    "note" => {
+                        if let Some(n) = Note::read(child) {
+                            push_small(&mut out.notes, n);
+                            continue;
+                        }
+                    }
+                    "other" => {
+                        if let Some(n) = Note::read(child) {
+                            push_small(&mut out.values, Activity::Other(n));
+                            continue;
+                        }
+                    }
+                    name => {
+                        if let Some(a) = token(child, Activity::from_name(name)) {
+                            push_small(&mut out.values, a);
+                            continue;
+                        }
+                    }
+                }
             }
-            match child.local() {
-                "note" => push_small(&mut out.notes, Note::from_node(child)),
-                "other" => push_small(&mut out.values, Activity::Other(Note::from_node(child))),
-                name => match Activity::from_name(name) {
-                    Some(a) => push_small(&mut out.values, a),
-                    None => return Err(unexpected("activities", child)),
-                },
-            }
+            push_small(&mut out.extensions, child.to_element());
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
@@ -433,7 +469,8 @@ pub struct Mood {
     pub notes: Vec<Note>,
     /// The moods, in document order.
     pub values: Vec<MoodValue>,
-    /// Child elements of other namespaces, kept and written back.
+    /// Child elements this module does not read (other namespaces, names RFC 4480 does not
+    /// define here, repeats, other shapes), kept and written back.
     pub extensions: Vec<Element>,
     /// Attributes other than `id`, `from` and `until`, kept and written back.
     pub extension_attributes: Vec<Attribute>,
@@ -448,7 +485,11 @@ impl Mood {
         }
     }
 
-    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+    /// Reads `<rpid:mood>`; `None` when it holds text: the caller keeps it whole.
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Option<Self>> {
+        if node.has_text() {
+            return Ok(None);
+        }
         let mut out = Mood {
             id: read_id(node),
             range: TimeRange::from_attrs(node)?,
@@ -456,20 +497,31 @@ impl Mood {
             ..Mood::default()
         };
         for child in node.children() {
-            if child.ns() != ns::RPID {
-                out.extensions.push(child.to_element());
-                continue;
+            if child.ns() == ns::RPID {
+                match child.local() {
+                    "note" => {
+                        if let Some(n) = Note::read(child) {
+                            out.notes.push(n);
+                            continue;
+                        }
+                    }
+                    "other" => {
+                        if let Some(n) = Note::read(child) {
+                            out.values.push(MoodValue::Other(n));
+                            continue;
+                        }
+                    }
+                    name => {
+                        if let Some(m) = token(child, MoodValue::from_name(name)) {
+                            out.values.push(m);
+                            continue;
+                        }
+                    }
+                }
             }
-            match child.local() {
-                "note" => out.notes.push(Note::from_node(child)),
-                "other" => out.values.push(MoodValue::Other(Note::from_node(child))),
-                name => match MoodValue::from_name(name) {
-                    Some(m) => out.values.push(m),
-                    None => return Err(unexpected("mood", child)),
-                },
-            }
+            out.extensions.push(child.to_element());
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
@@ -550,43 +602,34 @@ pub struct PlaceIs {
     pub video: Option<PlaceVideo>,
     /// Conditions for text.
     pub text: Option<PlaceText>,
-    /// Child elements of other namespaces, kept and written back.
+    /// Child elements this module does not read (other namespaces, names RFC 4480 does not
+    /// define here, repeats, other shapes), kept and written back.
     pub extensions: Vec<Element>,
     /// Attributes other than `id`, `from` and `until`, kept and written back.
     pub extension_attributes: Vec<Attribute>,
 }
 
-/// Reads the single token child of a `<rpid:place-is>` medium element.
-fn place_token<T>(node: Node<'_, '_>, from_name: fn(&str) -> Option<T>) -> Result<T> {
-    let mut found = None;
-    for child in node.children() {
-        let value = (child.ns() == ns::RPID)
-            .then(|| from_name(child.local()))
-            .flatten()
-            .ok_or_else(|| {
-                malformed(format!(
-                    "<rpid:{}> inside <rpid:place-is> does not allow <{}>",
-                    node.local(),
-                    child.local()
-                ))
-            })?;
-        if found.replace(value).is_some() {
-            return Err(malformed(format!(
-                "<rpid:{}> inside <rpid:place-is> has more than one value",
-                node.local()
-            )));
-        }
+/// Reads the single token child of a `<rpid:place-is>` medium element (`<rpid:audio>`);
+/// `None` unless it is exactly one known value and nothing else: the medium is then kept
+/// whole in the `<rpid:place-is>` extensions.
+fn place_token<T>(node: Node<'_, '_>, from_name: fn(&str) -> Option<T>) -> Option<T> {
+    if node.has_attrs() || node.has_text() {
+        return None;
     }
-    found.ok_or_else(|| {
-        malformed(format!(
-            "<rpid:{}> inside <rpid:place-is> is empty",
-            node.local()
-        ))
-    })
+    let mut children = node.children();
+    let child = children.next()?;
+    if children.next().is_some() || child.ns() != ns::RPID {
+        return None;
+    }
+    token(child, from_name(child.local()))
 }
 
 impl PlaceIs {
-    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+    /// Reads `<rpid:place-is>`; `None` when it holds text: the caller keeps it whole.
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Option<Self>> {
+        if node.has_text() {
+            return Ok(None);
+        }
         let mut out = PlaceIs {
             id: read_id(node),
             range: TimeRange::from_attrs(node)?,
@@ -594,19 +637,28 @@ impl PlaceIs {
             ..PlaceIs::default()
         };
         for child in node.children() {
-            if child.ns() != ns::RPID {
-                out.extensions.push(child.to_element());
-                continue;
+            if child.ns() == ns::RPID {
+                // A medium seen before is a repeat: kept, like an unknown element.
+                let read = match child.local() {
+                    "note" => Note::read(child).map(|n| out.notes.push(n)),
+                    "audio" if out.audio.is_none() => {
+                        place_token(child, PlaceAudio::from_name).map(|v| out.audio = Some(v))
+                    }
+                    "video" if out.video.is_none() => {
+                        place_token(child, PlaceVideo::from_name).map(|v| out.video = Some(v))
+                    }
+                    "text" if out.text.is_none() => {
+                        place_token(child, PlaceText::from_name).map(|v| out.text = Some(v))
+                    }
+                    _ => None,
+                };
+                if read.is_some() {
+                    continue;
+                }
             }
-            match child.local() {
-                "note" => out.notes.push(Note::from_node(child)),
-                "audio" => out.audio = Some(place_token(child, PlaceAudio::from_name)?),
-                "video" => out.video = Some(place_token(child, PlaceVideo::from_name)?),
-                "text" => out.text = Some(place_token(child, PlaceText::from_name)?),
-                _ => return Err(unexpected("place-is", child)),
-            }
+            out.extensions.push(child.to_element());
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
@@ -681,7 +733,13 @@ pub struct PlaceType {
 }
 
 impl PlaceType {
-    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+    /// Reads `<rpid:place-type>`; `None` when it holds text: the caller keeps it whole.
+    /// The pre-RFC form `<rpid:place-type><rpid:office/></rpid:place-type>` reads as a
+    /// place type without values whose `extensions` hold `<rpid:office/>`.
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Option<Self>> {
+        if node.has_text() {
+            return Ok(None);
+        }
         let mut out = PlaceType {
             id: read_id(node),
             range: TimeRange::from_attrs(node)?,
@@ -689,22 +747,28 @@ impl PlaceType {
             ..PlaceType::default()
         };
         for child in node.children() {
-            if child.ns() == ns::LOCATION_TYPE {
-                out.values
-                    .push(PlaceTypeValue::Location(child.local().to_owned()));
-            } else if child.ns() != ns::RPID {
-                out.extensions.push(child.to_element());
-            } else {
-                match child.local() {
-                    "note" => out.notes.push(Note::from_node(child)),
-                    "other" => out
-                        .values
-                        .push(PlaceTypeValue::Other(Note::from_node(child))),
-                    _ => return Err(unexpected("place-type", child)),
+            match (child.ns(), child.local()) {
+                (ns::LOCATION_TYPE, name) if child.is_empty_element() => {
+                    out.values.push(PlaceTypeValue::Location(name.to_owned()));
+                    continue;
                 }
+                (ns::RPID, "note") => {
+                    if let Some(n) = Note::read(child) {
+                        out.notes.push(n);
+                        continue;
+                    }
+                }
+                (ns::RPID, "other") => {
+                    if let Some(n) = Note::read(child) {
+                        out.values.push(PlaceTypeValue::Other(n));
+                        continue;
+                    }
+                }
+                _ => {}
             }
+            out.extensions.push(child.to_element());
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
@@ -769,14 +833,19 @@ pub struct Privacy {
     pub notes: Vec<Note>,
     /// The private media.
     pub values: Vec<PrivacyValue>,
-    /// Child elements of other namespaces, kept and written back.
+    /// Child elements this module does not read (other namespaces, names RFC 4480 does not
+    /// define here, repeats, other shapes), kept and written back.
     pub extensions: Vec<Element>,
     /// Attributes other than `id`, `from` and `until`, kept and written back.
     pub extension_attributes: Vec<Attribute>,
 }
 
 impl Privacy {
-    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+    /// Reads `<rpid:privacy>`; `None` when it holds text: the caller keeps it whole.
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Option<Self>> {
+        if node.has_text() {
+            return Ok(None);
+        }
         let mut out = Privacy {
             id: read_id(node),
             range: TimeRange::from_attrs(node)?,
@@ -784,19 +853,25 @@ impl Privacy {
             ..Privacy::default()
         };
         for child in node.children() {
-            if child.ns() != ns::RPID {
-                out.extensions.push(child.to_element());
-                continue;
+            if child.ns() == ns::RPID {
+                match child.local() {
+                    "note" => {
+                        if let Some(n) = Note::read(child) {
+                            out.notes.push(n);
+                            continue;
+                        }
+                    }
+                    name => {
+                        if let Some(p) = token(child, PrivacyValue::from_name(name)) {
+                            out.values.push(p);
+                            continue;
+                        }
+                    }
+                }
             }
-            match child.local() {
-                "note" => out.notes.push(Note::from_node(child)),
-                name => match PrivacyValue::from_name(name) {
-                    Some(p) => out.values.push(p),
-                    None => return Err(unexpected("privacy", child)),
-                },
-            }
+            out.extensions.push(child.to_element());
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
@@ -857,32 +932,46 @@ pub struct Relationship {
     pub notes: Vec<Note>,
     /// The relationship; `None` when the element carries none (or only extensions).
     pub value: Option<RelationshipValue>,
-    /// Child elements of other namespaces, kept and written back.
+    /// Child elements this module does not read (other namespaces, names RFC 4480 does not
+    /// define here, repeats, other shapes), kept and written back.
     pub extensions: Vec<Element>,
 }
 
 impl Relationship {
-    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+    /// Reads `<rpid:relationship>`; `None` when it holds text or attributes (RFC 4480 gives
+    /// it none): the caller keeps it whole. A second value is kept as an extension.
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Option<Self>> {
+        if node.has_text() || node.has_attrs() {
+            return Ok(None);
+        }
         let mut out = Relationship::default();
         for child in node.children() {
-            if child.ns() != ns::RPID {
-                out.extensions.push(child.to_element());
-                continue;
-            }
-            let value = match child.local() {
-                "note" => {
-                    out.notes.push(Note::from_node(child));
-                    continue;
+            if child.ns() == ns::RPID {
+                match child.local() {
+                    "note" => {
+                        if let Some(n) = Note::read(child) {
+                            out.notes.push(n);
+                            continue;
+                        }
+                    }
+                    "other" if out.value.is_none() => {
+                        if let Some(n) = Note::read(child) {
+                            out.value = Some(RelationshipValue::Other(n));
+                            continue;
+                        }
+                    }
+                    name if out.value.is_none() => {
+                        if let Some(v) = token(child, RelationshipValue::from_name(name)) {
+                            out.value = Some(v);
+                            continue;
+                        }
+                    }
+                    _ => {}
                 }
-                "other" => RelationshipValue::Other(Note::from_node(child)),
-                name => RelationshipValue::from_name(name)
-                    .ok_or_else(|| unexpected("relationship", child))?,
-            };
-            if out.value.replace(value).is_some() {
-                return Err(malformed("<rpid:relationship> has more than one value"));
             }
+            out.extensions.push(child.to_element());
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
@@ -930,29 +1019,40 @@ pub struct ServiceClass {
     pub notes: Vec<Note>,
     /// The service class; `None` when the element carries none (or only extensions).
     pub value: Option<ServiceClassValue>,
-    /// Child elements of other namespaces, kept and written back.
+    /// Child elements this module does not read (other namespaces, names RFC 4480 does not
+    /// define here, repeats, other shapes), kept and written back.
     pub extensions: Vec<Element>,
 }
 
 impl ServiceClass {
-    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+    /// Reads `<rpid:service-class>`; `None` when it holds text or attributes (RFC 4480
+    /// gives it none): the caller keeps it whole. A second value is kept as an extension.
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Option<Self>> {
+        if node.has_text() || node.has_attrs() {
+            return Ok(None);
+        }
         let mut out = ServiceClass::default();
         for child in node.children() {
-            if child.ns() != ns::RPID {
-                out.extensions.push(child.to_element());
-                continue;
+            if child.ns() == ns::RPID {
+                match child.local() {
+                    "note" => {
+                        if let Some(n) = Note::read(child) {
+                            out.notes.push(n);
+                            continue;
+                        }
+                    }
+                    name if out.value.is_none() => {
+                        if let Some(v) = token(child, ServiceClassValue::from_name(name)) {
+                            out.value = Some(v);
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
             }
-            if child.local() == "note" {
-                out.notes.push(Note::from_node(child));
-                continue;
-            }
-            let value = ServiceClassValue::from_name(child.local())
-                .ok_or_else(|| unexpected("service-class", child))?;
-            if out.value.replace(value).is_some() {
-                return Err(malformed("<rpid:service-class> has more than one value"));
-            }
+            out.extensions.push(child.to_element());
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
@@ -1021,14 +1121,18 @@ pub struct Sphere {
     pub range: TimeRange,
     /// The sphere; `None` for an empty element (or one with extensions only).
     pub value: Option<SphereValue>,
-    /// Child elements of other namespaces, kept and written back.
+    /// Child elements this module does not read (other namespaces, names RFC 4480 does not
+    /// define here, repeats, other shapes), kept and written back.
     pub extensions: Vec<Element>,
     /// Attributes other than `id`, `from` and `until`, kept and written back.
     pub extension_attributes: Vec<Attribute>,
 }
 
 impl Sphere {
-    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+    /// Reads `<rpid:sphere>`; `None` when it holds both a value element and text (the
+    /// schema allows one or the other): the caller keeps it whole. A second value element
+    /// is kept as an extension.
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Option<Self>> {
         let mut out = Sphere {
             id: read_id(node),
             range: TimeRange::from_attrs(node)?,
@@ -1036,27 +1140,22 @@ impl Sphere {
             ..Sphere::default()
         };
         for child in node.children() {
-            if child.ns() != ns::RPID {
-                out.extensions.push(child.to_element());
-                continue;
+            if child.ns() == ns::RPID && out.value.is_none() {
+                if let Some(v) = token(child, SphereValue::from_name(child.local())) {
+                    out.value = Some(v);
+                    continue;
+                }
             }
-            let value =
-                SphereValue::from_name(child.local()).ok_or_else(|| unexpected("sphere", child))?;
-            if out.value.replace(value).is_some() {
-                return Err(malformed("<rpid:sphere> has more than one value"));
-            }
+            out.extensions.push(child.to_element());
         }
         let text = node.trimmed();
         if !text.is_empty() {
-            if let Some(v) = &out.value {
-                return Err(malformed(format!(
-                    "<rpid:sphere> has both <rpid:{}/> and the text '{text}'",
-                    v.as_str()
-                )));
+            if out.value.is_some() {
+                return Ok(None);
             }
             out.value = Some(SphereValue::Other(text.to_owned()));
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
@@ -1100,19 +1199,18 @@ pub struct StatusIcon {
 }
 
 impl StatusIcon {
-    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
-        if let Some(child) = node.children().next() {
-            return Err(malformed(format!(
-                "<rpid:status-icon> holds a URI, not the element <{}>",
-                child.local()
-            )));
+    /// Reads `<rpid:status-icon>`; `None` when it holds elements (it holds a URI): the
+    /// caller keeps it whole.
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Option<Self>> {
+        if node.has_children() {
+            return Ok(None);
         }
-        Ok(StatusIcon {
+        Ok(Some(StatusIcon {
             id: read_id(node),
             range: TimeRange::from_attrs(node)?,
             uri: node.trimmed().to_owned(),
             extension_attributes: read_ext_attrs(node, RANGE_ATTRS),
-        })
+        }))
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
@@ -1145,20 +1243,25 @@ pub struct TimeOffset {
 }
 
 impl TimeOffset {
-    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+    /// Reads `<rpid:time-offset>`; `None` when it holds elements (it holds a number): the
+    /// caller keeps it whole.
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Option<Self>> {
+        if node.has_children() {
+            return Ok(None);
+        }
         let text = node.trimmed();
         let minutes = text.parse::<i32>().map_err(|_| {
             malformed(format!(
                 "<rpid:time-offset> must be a whole number of minutes, not '{text}'"
             ))
         })?;
-        Ok(TimeOffset {
+        Ok(Some(TimeOffset {
             id: read_id(node),
             range: TimeRange::from_attrs(node)?,
             description: node.attr("description").map(str::to_owned),
             minutes,
             extension_attributes: read_ext_attrs(node, &["id", "from", "until", "description"]),
-        })
+        }))
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
@@ -1220,7 +1323,12 @@ pub struct UserInput {
 }
 
 impl UserInput {
-    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Self> {
+    /// Reads `<rpid:user-input>`; `None` when it holds elements (it holds `active` or
+    /// `idle`): the caller keeps it whole.
+    pub(crate) fn from_node(node: Node<'_, '_>) -> Result<Option<Self>> {
+        if node.has_children() {
+            return Ok(None);
+        }
         let text = node.trimmed();
         let state = UserInputState::from_name(text).ok_or_else(|| {
             malformed(format!(
@@ -1248,13 +1356,13 @@ impl UserInput {
                 ))
             })?),
         };
-        Ok(UserInput {
+        Ok(Some(UserInput {
             id: read_id(node),
             idle_threshold,
             last_input,
             state,
             extension_attributes: read_ext_attrs(node, &["id", "idle-threshold", "last-input"]),
-        })
+        }))
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter<'_>) {
@@ -1275,15 +1383,15 @@ impl UserInput {
 }
 
 /// Reads `<rpid:class>`: an `xs:token` used to group tuples, devices or persons. Runs of
-/// whitespace collapse to one space, as `xs:token` demands.
-pub(crate) fn parse_class(node: Node<'_, '_>) -> Result<String> {
-    if let Some(child) = node.children().next() {
-        return Err(malformed(format!(
-            "<rpid:class> holds a token, not the element <{}>",
-            child.local()
-        )));
+/// whitespace collapse to one space, as `xs:token` demands. `None` when it holds elements
+/// or attributes (the schema gives it neither): the caller keeps it whole.
+pub(crate) fn parse_class(node: Node<'_, '_>) -> Result<Option<String>> {
+    if !node.is_leaf(&[]) {
+        return Ok(None);
     }
-    Ok(node.text().split_whitespace().collect::<Vec<_>>().join(" "))
+    Ok(Some(
+        node.text().split_whitespace().collect::<Vec<_>>().join(" "),
+    ))
 }
 
 /// Writes `<rpid:class>token</rpid:class>`.
@@ -1304,14 +1412,14 @@ mod tests {
     ];
 
     trait Codec: Sized + PartialEq + std::fmt::Debug {
-        fn read(node: Node<'_, '_>) -> Result<Self>;
+        fn read(node: Node<'_, '_>) -> Result<Option<Self>>;
         fn put(&self, w: &mut XmlWriter<'_>);
     }
 
     macro_rules! codec {
         ($($t:ty),*) => {$(
             impl Codec for $t {
-                fn read(node: Node<'_, '_>) -> Result<Self> { <$t>::from_node(node) }
+                fn read(node: Node<'_, '_>) -> Result<Option<Self>> { <$t>::from_node(node) }
                 fn put(&self, w: &mut XmlWriter<'_>) { self.write(w) }
             }
         )*};
@@ -1328,8 +1436,9 @@ mod tests {
     );
     codec!(StatusIcon, TimeOffset, UserInput);
 
-    /// Parses `fragment` (prefixes rpid, lt and ext declared) as the first child of a root.
-    fn parse<T: Codec>(fragment: &str) -> Result<T> {
+    /// Reads `fragment` (prefixes rpid, lt and ext declared) as the first child of a root:
+    /// `Ok(None)` when the reader leaves it to its parent to keep whole.
+    fn read<T: Codec>(fragment: &str) -> Result<Option<T>> {
         let doc = format!(
             r#"<presence xmlns="{}" xmlns:rpid="{}" xmlns:lt="{}" xmlns:ext="urn:example:ext">{fragment}</presence>"#,
             ns::PIDF,
@@ -1341,6 +1450,21 @@ mod tests {
         T::read(node)
     }
 
+    /// Reads `fragment`, which must be taken by its reader.
+    fn parse<T: Codec>(fragment: &str) -> Result<T> {
+        read(fragment).map(|v| v.unwrap_or_else(|| panic!("not read, kept: {fragment}")))
+    }
+
+    /// Asserts that the reader does not take `fragment`: its parent keeps it whole.
+    fn kept<T: Codec>(fragment: &str) {
+        assert_eq!(read::<T>(fragment).unwrap(), None, "{fragment}");
+    }
+
+    /// The names of the extensions of a model read from `fragment`.
+    fn ext_names(extensions: &[Element]) -> Vec<&str> {
+        extensions.iter().map(|e| e.name.as_str()).collect()
+    }
+
     /// Writes `value`, parses the output and checks the model survived; returns the XML.
     fn round_trip<T: Codec>(value: &T, known: &'static [(&'static str, &'static str)]) -> String {
         let mut w = XmlWriter::new(ns::PIDF, known);
@@ -1348,7 +1472,7 @@ mod tests {
         let doc = w.finish("presence", |_| {});
         let tree = Tree::parse("pidf", &doc, &Limits::DEFAULT).unwrap();
         let again = T::read(tree.root().children().next().unwrap()).unwrap();
-        assert_eq!(&again, value, "{doc}");
+        assert_eq!(again.as_ref(), Some(value), "{doc}");
         doc
     }
 
@@ -1424,13 +1548,16 @@ mod tests {
     }
 
     #[test]
-    fn activities_errors() {
-        let err =
-            parse::<Activities>("<rpid:activities><rpid:foo/></rpid:activities>").unwrap_err();
-        assert!(
-            matches!(&err, Error::Malformed(m) if m.contains("rpid:foo")),
-            "{err}"
-        );
+    fn unknown_activities_are_kept_values_are_checked() {
+        let a: Activities = parse(
+            "<rpid:activities><rpid:foo/><rpid:busy/><rpid:away>now</rpid:away></rpid:activities>",
+        )
+        .unwrap();
+        assert_eq!(a.values, vec![Activity::Busy]);
+        assert_eq!(ext_names(&a.extensions), ["foo", "away"]);
+        assert_eq!(a.extensions[1].text, "now");
+        round_trip(&a, KNOWN);
+        kept::<Activities>("<rpid:activities>busy</rpid:activities>");
         let err = parse::<Activities>(
             r#"<rpid:activities from="tomorrow"><rpid:away/></rpid:activities>"#,
         )
@@ -1467,7 +1594,10 @@ mod tests {
         for name in MoodValue::NAMES {
             assert_eq!(MoodValue::from_name(name).unwrap().as_str(), *name);
         }
-        assert!(parse::<Mood>("<rpid:mood><rpid:elated/></rpid:mood>").is_err());
+        let m: Mood = parse("<rpid:mood><rpid:elated/><rpid:sad/></rpid:mood>").unwrap();
+        assert_eq!(m.values, vec![MoodValue::Sad]);
+        assert_eq!(ext_names(&m.extensions), ["elated"]);
+        round_trip(&m, KNOWN);
         round_trip(&Mood::new(vec![MoodValue::Unknown]), KNOWN);
     }
 
@@ -1485,12 +1615,20 @@ mod tests {
         assert_eq!(p.video, Some(PlaceVideo::TooBright));
         assert_eq!(p.text, Some(PlaceText::Uncomfortable));
         round_trip(&p, KNOWN);
-        assert!(parse::<PlaceIs>(
-            "<rpid:place-is><rpid:audio><rpid:dark/></rpid:audio></rpid:place-is>"
+        // A medium that is not one known value, a repeated medium and an unknown medium are
+        // kept; the first readable medium is read.
+        let p: PlaceIs = parse(
+            "<rpid:place-is><rpid:audio><rpid:dark/></rpid:audio><rpid:audio/>\
+             <rpid:audio><rpid:quiet/></rpid:audio><rpid:audio><rpid:ok/></rpid:audio>\
+             <rpid:smell><rpid:ok/></rpid:smell></rpid:place-is>",
         )
-        .is_err());
-        assert!(parse::<PlaceIs>("<rpid:place-is><rpid:audio/></rpid:place-is>").is_err());
-        assert!(parse::<PlaceIs>("<rpid:place-is><rpid:smell/></rpid:place-is>").is_err());
+        .unwrap();
+        assert_eq!(p.audio, Some(PlaceAudio::Quiet));
+        assert_eq!(
+            ext_names(&p.extensions),
+            ["audio", "audio", "audio", "smell"]
+        );
+        round_trip(&p, KNOWN);
     }
 
     #[test]
@@ -1515,7 +1653,14 @@ mod tests {
         assert!(doc.contains("<lt:residence/>"), "{doc}");
         // A writer without a prefix for location types still produces the right namespace.
         round_trip(&p, &[(ns::RPID, "rpid")]);
-        assert!(parse::<PlaceType>("<rpid:place-type><rpid:office/></rpid:place-type>").is_err());
+        // The pre-RFC form names the place type in the RPID namespace: kept, not refused.
+        let old: PlaceType = parse("<rpid:place-type><rpid:office/></rpid:place-type>").unwrap();
+        assert!(old.values.is_empty());
+        assert_eq!(old.extensions[0].namespace, ns::RPID);
+        assert_eq!(old.extensions[0].name, "office");
+        let doc = round_trip(&old, KNOWN);
+        assert!(doc.contains("<rpid:office/>"), "{doc}");
+        kept::<PlaceType>("<rpid:place-type>office</rpid:place-type>");
     }
 
     #[test]
@@ -1530,7 +1675,9 @@ mod tests {
         let u: Privacy = parse("<rpid:privacy><rpid:unknown/></rpid:privacy>").unwrap();
         assert_eq!(u.values, vec![PrivacyValue::Unknown]);
         round_trip(&u, KNOWN);
-        assert!(parse::<Privacy>("<rpid:privacy><rpid:smell/></rpid:privacy>").is_err());
+        let p: Privacy = parse("<rpid:privacy><rpid:smell/></rpid:privacy>").unwrap();
+        assert_eq!(ext_names(&p.extensions), ["smell"]);
+        round_trip(&p, KNOWN);
     }
 
     #[test]
@@ -1547,20 +1694,23 @@ mod tests {
             RelationshipValue::from_name("self"),
             Some(RelationshipValue::SelfContact)
         );
-        assert!(parse::<Relationship>(
-            "<rpid:relationship><rpid:family/><rpid:friend/></rpid:relationship>"
-        )
-        .is_err());
+        let r: Relationship =
+            parse("<rpid:relationship><rpid:family/><rpid:friend/></rpid:relationship>").unwrap();
+        assert_eq!(r.value, Some(RelationshipValue::Family));
+        assert_eq!(ext_names(&r.extensions), ["friend"]);
+        round_trip(&r, KNOWN);
+        kept::<Relationship>(r#"<rpid:relationship id="r"><rpid:family/></rpid:relationship>"#);
 
         let s: ServiceClass =
             parse("<rpid:service-class><rpid:note>front desk</rpid:note><rpid:in-person/></rpid:service-class>")
                 .unwrap();
         assert_eq!(s.value, Some(ServiceClassValue::InPerson));
         round_trip(&s, KNOWN);
-        assert!(
-            parse::<ServiceClass>("<rpid:service-class><rpid:pigeon/></rpid:service-class>")
-                .is_err()
-        );
+        let s: ServiceClass =
+            parse("<rpid:service-class><rpid:pigeon/></rpid:service-class>").unwrap();
+        assert_eq!(s.value, None);
+        assert_eq!(ext_names(&s.extensions), ["pigeon"]);
+        round_trip(&s, KNOWN);
     }
 
     #[test]
@@ -1577,9 +1727,15 @@ mod tests {
         let s: Sphere = parse("<rpid:sphere/>").unwrap();
         assert_eq!(s.value, None);
         round_trip(&s, KNOWN);
-        assert!(parse::<Sphere>("<rpid:sphere><rpid:home/><rpid:work/></rpid:sphere>").is_err());
-        assert!(parse::<Sphere>("<rpid:sphere>club<rpid:home/></rpid:sphere>").is_err());
-        assert!(parse::<Sphere>("<rpid:sphere><rpid:garden/></rpid:sphere>").is_err());
+        let s: Sphere = parse("<rpid:sphere><rpid:home/><rpid:work/></rpid:sphere>").unwrap();
+        assert_eq!(s.value, Some(SphereValue::Home));
+        assert_eq!(ext_names(&s.extensions), ["work"]);
+        round_trip(&s, KNOWN);
+        kept::<Sphere>("<rpid:sphere>club<rpid:home/></rpid:sphere>");
+        let s: Sphere = parse("<rpid:sphere>club<rpid:garden/></rpid:sphere>").unwrap();
+        assert_eq!(s.value, Some(SphereValue::Other("club".into())));
+        assert_eq!(ext_names(&s.extensions), ["garden"]);
+        round_trip(&s, KNOWN);
     }
 
     #[test]
@@ -1601,6 +1757,8 @@ mod tests {
         round_trip(&t, KNOWN);
         let t: TimeOffset = parse("<rpid:time-offset>+60</rpid:time-offset>").unwrap();
         assert_eq!(t.minutes, 60);
+        kept::<TimeOffset>("<rpid:time-offset><ext:hours>1</ext:hours></rpid:time-offset>");
+        kept::<StatusIcon>("<rpid:status-icon><ext:img/></rpid:status-icon>");
         for bad in ["", "1.5", "an hour", "99999999999"] {
             let err = parse::<TimeOffset>(&format!("<rpid:time-offset>{bad}</rpid:time-offset>"))
                 .unwrap_err();
@@ -1639,6 +1797,11 @@ mod tests {
                 "now",
             ),
             ("<rpid:user-input>asleep</rpid:user-input>", "asleep"),
+            // A value is checked even next to an extension attribute.
+            (
+                r#"<rpid:user-input ext:why="away">asleep</rpid:user-input>"#,
+                "asleep",
+            ),
         ] {
             let err = parse::<UserInput>(bad).unwrap_err();
             assert!(
@@ -1655,7 +1818,9 @@ mod tests {
             ns::RPID
         );
         let tree = Tree::parse("pidf", &doc, &Limits::DEFAULT).unwrap();
-        let class = parse_class(tree.root().children().next().unwrap()).unwrap();
+        let class = parse_class(tree.root().children().next().unwrap())
+            .unwrap()
+            .unwrap();
         assert_eq!(class, "home phones");
         let mut w = XmlWriter::new(ns::PIDF, KNOWN);
         write_class(&mut w, &class);

@@ -1,6 +1,7 @@
 //! `xs:dateTime` values as presence documents carry them (RFC 3339 profile).
 #![forbid(unsafe_code)]
 
+use super::xml::Node;
 use crate::error::{Error, Result};
 
 /// A validated `xs:dateTime` such as `2026-11-24T14:45:00Z` or `2026-11-24T15:45:00.250+01:00`.
@@ -21,6 +22,13 @@ impl Timestamp {
                 "'{text}' is not a date-time (expected YYYY-MM-DDThh:mm:ss[.fff][Z|+hh:mm])"
             )))
         }
+    }
+
+    /// Reads an element whose content is a date-time (`<timestamp>`, `<dm:timestamp>`),
+    /// naming the element and the document `doc` in the error.
+    pub(crate) fn from_node(doc: &str, node: Node<'_, '_>) -> Result<Timestamp> {
+        Timestamp::parse(node.text())
+            .map_err(|e| Error::malformed(doc, format!("<{}>: {}", node.local(), e)))
     }
 
     /// The text as written.

@@ -6,12 +6,18 @@
 //! timeout, ...). A `full` document lists every watcher; a `partial` one only those that
 //! changed since the previous version, and [`Watcherinfo::apply`] folds it into a full state.
 //!
-//! The codec is strict where the schema is closed (unknown elements in the watcherinfo
-//! namespace, enumeration values outside the schema, missing required attributes and
-//! non-numeric counters are errors) and keeps what the schema leaves open: elements of other
-//! namespaces under `<watcherinfo>` and `<watcher-list>` are kept as [`Element`]s, and
-//! attributes this module does not know are kept as [`Attribute`]s, so a document passes
-//! through unchanged in meaning.
+//! Names are kept, values are checked (the rule of every codec, see [`crate::doc`]):
+//!
+//! - Kept as [`Element`]s in the `extensions` of `<watcherinfo>` and `<watcher-list>`:
+//!   elements the schema does not define there, in any namespace (the watcherinfo one
+//!   included), and a `<watcher>` holding elements (it holds a URI). Attributes this module
+//!   does not know are kept as [`Attribute`]s. A document passes through unchanged in
+//!   meaning.
+//! - Refused ([`Error::Malformed`]): a wrong root element or namespace, missing required
+//!   attributes (`version`, `state`, `resource`, `package`, and a watcher's `id`, `status`
+//!   and `event`), a watcher without a URI, a status or event outside the schema's tokens,
+//!   and counters that are not numbers: a watcher list read without them would misreport
+//!   who watches.
 #![forbid(unsafe_code)]
 
 use std::str::FromStr;
@@ -118,7 +124,8 @@ pub struct WatcherList {
     pub package: String,
     /// The watchers: all of them in a full document, the changed ones in a partial one.
     pub watchers: Vec<Watcher>,
-    /// Elements of other namespaces, kept and written back after the watchers.
+    /// Elements this module does not read (other namespaces, names RFC 3858 does not define
+    /// here, watchers holding elements), kept and written back after the watchers.
     pub extensions: Vec<Element>,
     /// Attributes this module does not model.
     pub extension_attributes: Vec<Attribute>,
@@ -144,7 +151,8 @@ pub struct Watcherinfo {
     pub state: DocState,
     /// One entry per (resource, package) pair.
     pub lists: Vec<WatcherList>,
-    /// Elements of other namespaces, kept and written back after the lists.
+    /// Elements this module does not read (other namespaces, names RFC 3858 does not define
+    /// here), kept and written back after the lists.
     pub extensions: Vec<Element>,
     /// Attributes this module does not model.
     pub extension_attributes: Vec<Attribute>,
@@ -169,8 +177,6 @@ impl Watcherinfo {
         for child in root.children() {
             if child.is(ns::WATCHERINFO, "watcher-list") {
                 doc.lists.push(parse_list(child)?);
-            } else if child.ns() == ns::WATCHERINFO {
-                return Err(unexpected(child, "watcherinfo"));
             } else {
                 doc.extensions.push(child.to_element());
             }
@@ -270,25 +276,25 @@ fn parse_list(node: Node<'_, '_>) -> Result<WatcherList> {
         extension_attributes: node.other_attrs(&["resource", "package"]),
     };
     for child in node.children() {
-        if child.is(ns::WATCHERINFO, "watcher") {
-            list.watchers.push(parse_watcher(child)?);
-        } else if child.ns() == ns::WATCHERINFO {
-            return Err(unexpected(child, "watcher-list"));
+        let watcher = if child.is(ns::WATCHERINFO, "watcher") {
+            parse_watcher(child)?
         } else {
-            list.extensions.push(child.to_element());
+            None
+        };
+        match watcher {
+            Some(w) => list.watchers.push(w),
+            None => list.extensions.push(child.to_element()),
         }
     }
     Ok(list)
 }
 
-fn parse_watcher(node: Node<'_, '_>) -> Result<Watcher> {
-    let id = node.required_attr(DOC, "id")?.to_owned();
+/// Reads `<watcher>`; `None` when it holds elements (it holds a URI): the list keeps it.
+fn parse_watcher(node: Node<'_, '_>) -> Result<Option<Watcher>> {
     if node.has_children() {
-        return Err(Error::malformed(
-            DOC,
-            format!("<watcher id=\"{id}\"> must hold only its URI, not elements"),
-        ));
+        return Ok(None);
     }
+    let id = node.required_attr(DOC, "id")?.to_owned();
     let uri = node.trimmed();
     if uri.is_empty() {
         return Err(Error::malformed(
@@ -301,7 +307,7 @@ fn parse_watcher(node: Node<'_, '_>) -> Result<Watcher> {
             .map(|v| parse_uint(v, &format!("<watcher> {name}")))
             .transpose()
     };
-    Ok(Watcher {
+    Ok(Some(Watcher {
         status: node.required_attr(DOC, "status")?.trim().parse()?,
         event: node.required_attr(DOC, "event")?.trim().parse()?,
         uri: uri.to_owned(),
@@ -319,7 +325,7 @@ fn parse_watcher(node: Node<'_, '_>) -> Result<Watcher> {
             "xml:lang",
         ]),
         id,
-    })
+    }))
 }
 
 fn write_list(w: &mut XmlWriter<'_>, list: &WatcherList) {
@@ -356,10 +362,6 @@ fn write_watcher(w: &mut XmlWriter<'_>, watcher: &Watcher) {
     w.close_start();
     w.text(&watcher.uri);
     w.end(ns::WATCHERINFO, "watcher");
-}
-
-fn unexpected(node: Node<'_, '_>, parent: &str) -> Error {
-    Error::malformed(DOC, format!("unexpected <{}> in <{parent}>", node.local()))
 }
 
 /// Parses an `xs:nonNegativeInteger`/`xs:unsignedLong` value: decimal digits only.

@@ -16,11 +16,9 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+pub use super::xml_lexer::XML_NS;
 use super::xml_lexer::{Attr, Event, Lexer, PRESEEDED};
 use crate::error::{Error, Result};
-
-/// The namespace of `xml:lang` and friends, bound to the `xml` prefix by definition.
-pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
 /// Safety limits applied to every document before and while it is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +113,35 @@ impl Element {
 }
 
 const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// Stores what `read` makes of `node` in `slot`, unless the slot is already filled (`node`
+/// repeats an element that may appear once: the first is read) or `read` does not take the
+/// element's shape (`None`). Returns whether it was stored; when not, the caller keeps
+/// `node` as an extension.
+pub(crate) fn read_once<T>(
+    slot: &mut Option<T>,
+    node: Node<'_, '_>,
+    read: impl FnOnce(Node<'_, '_>) -> Result<Option<T>>,
+) -> Result<bool> {
+    if slot.is_some() {
+        return Ok(false);
+    }
+    *slot = read(node)?;
+    Ok(slot.is_some())
+}
+
+/// Whether any of the kept `extensions` is in namespace `ns`.
+///
+/// An element whose schema puts extensions before some of its own children (a PIDF tuple's
+/// `contact`, `note` and `timestamp`; a data-model person's or device's `note` and
+/// `timestamp`) writes its extensions there, unless one of them is in the element's own
+/// namespace: such an element (an unknown name, or a repeat of a child that may appear once)
+/// fits no place in the schema, and written before the children it could be taken for, it
+/// would read back as one of them. Then every extension is written after the modelled
+/// children, in order, and a repeat reads back as the repeat it was.
+pub(crate) fn any_in(extensions: &[Element], ns: &str) -> bool {
+    extensions.iter().any(|e| e.namespace == ns)
+}
 
 // ---------------------------------------------------------------------------------------
 // Reading
@@ -319,6 +346,36 @@ impl<'t, 'a> Node<'t, 'a> {
     pub(crate) fn has_attrs(&self) -> bool {
         let (a, b) = self.data().attrs;
         a != b
+    }
+
+    /// Whether this element has character content other than whitespace.
+    pub(crate) fn has_text(&self) -> bool {
+        !self.trimmed().is_empty()
+    }
+
+    /// Whether every attribute of this element is one of `known`: unqualified names, or
+    /// `"xml:lang"` and the like for the XML namespace.
+    pub(crate) fn attrs_within(&self, known: &[&str]) -> bool {
+        self.raw_attrs().iter().all(|a| match a.ns {
+            // No namespace (index 0) and the XML namespace (index 1): see PRESEEDED.
+            0 => known.iter().any(|k| short_eq(k, a.local)),
+            1 => known
+                .iter()
+                .any(|k| k.strip_prefix("xml:") == Some(a.local)),
+            _ => false,
+        })
+    }
+
+    /// Whether this element has the shape of a schema leaf with the attributes `known`: no
+    /// child elements and no other attributes. Its text is for the caller to check.
+    pub(crate) fn is_leaf(&self, known: &[&str]) -> bool {
+        !self.has_children() && (!self.has_attrs() || self.attrs_within(known))
+    }
+
+    /// Whether this element is empty: no child elements, attributes or text (the shape of
+    /// the token elements such as `<rpid:busy/>`).
+    pub(crate) fn is_empty_element(&self) -> bool {
+        !self.has_children() && !self.has_attrs() && !self.has_text()
     }
 
     /// Attributes of this element (namespace declarations excluded).
@@ -828,3 +885,6 @@ mod tests {
         assert_eq!(again.children[0].attribute(XML_NS, "lang"), Some("fr"));
     }
 }
+
+#[cfg(test)]
+mod lexer_tests;
