@@ -156,8 +156,17 @@ pub fn emit(level: Level, target: &str, message: fmt::Arguments<'_>) {
 }
 
 /// Logs at a level: `log!(Level::Info, "engine started with {} workers", n)`. The message
-/// is formatted only when the level is enabled.
+/// is formatted only when the level is enabled. The target is the calling module, or what
+/// `target: T,` before the message names (`log::debug!(target: LOG_TARGET, "...")`): code
+/// moved into a child module keeps the target its lines had, so an application filtering by
+/// target sees the same lines.
 macro_rules! log {
+    ($level:expr, target: $target:expr, $($arg:tt)+) => {{
+        let level = $level;
+        if $crate::log::enabled(level) {
+            $crate::log::emit(level, $target, format_args!($($arg)+));
+        }
+    }};
     ($level:expr, $($arg:tt)+) => {{
         let level = $level;
         if $crate::log::enabled(level) {
@@ -253,6 +262,29 @@ mod tests {
                 (Level::Trace, "now this too".to_owned()),
             ]
         );
+    }
+
+    /// This module's name, as a child module names it.
+    const TARGET: &str = module_path!();
+
+    mod child {
+        pub(super) fn say() {
+            crate::log::info!(target: super::TARGET, "filed under the parent {}", 1);
+            crate::log::info!("filed under the child");
+        }
+    }
+
+    #[test]
+    fn a_line_with_a_target_is_filed_under_it() {
+        let _guard = exclusive();
+        let (lines, sink) = collector();
+        set_sink(Some(sink));
+        set_max_level(Level::Info);
+        child::say();
+        set_sink(None);
+        set_max_level(Level::Warn);
+        let got = lines.lock().unwrap().clone();
+        assert_eq!(got, [(Level::Info, "filed under the parent 1".to_owned())]);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! stored endpoints), and withdrawn when the endpoint logs out or its login expires.
 #![forbid(unsafe_code)]
 
-use super::{Publication, Shard};
+use super::publications::Publication;
+use super::Shard;
 use crate::doc::pidf::{Basic, Contact, Presence, Tuple};
 use crate::error::Result;
 use crate::model::package::{Document, Package};

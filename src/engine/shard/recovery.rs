@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::messaging::{Durability, Letter};
-use super::{shard_of_etag, Publication, Shard};
+use super::publications::Publication;
+use super::{shard_of_etag, Shard};
 use crate::doc::filter::FilterSet;
 use crate::doc::winfo::WatcherEvent;
 use crate::engine::events::{Event, SubscriptionState};

@@ -1,0 +1,160 @@
+//! Who may watch a shard's presentities (DESIGN §1 "authorization"): the rules about a
+//! presentity's watchers (set, remove, list; [`crate::engine::authorization::RuleBook`]
+//! evaluates them), the decisions they give, and the decisions an application gives on
+//! pending watchers.
+//!
+//! # Rules
+//!
+//! - A decision can be given later and changed later: a rule that is set or removed is
+//!   applied at once to the presentity's existing subscriptions, and an application may
+//!   decide any subscription at any time.
+//! - Approve (allow) moves a subscription to active with a full notification; polite-block
+//!   makes it active with a neutral document; block (or revoke) ends it as rejected;
+//!   confirm moves it back to pending, where the watcher sees nothing more and the
+//!   application is asked again.
+//! - A pending subscription stays pending until someone decides: a rule that still says
+//!   confirm does not ask again.
+//! - A rule is written to the store before it takes effect: when the store refuses, nothing
+//!   changes.
+//! - Watcher-information subscriptions need no authorization (who may make them is decided
+//!   when they are made, [`super::subscriptions`]).
+#![forbid(unsafe_code)]
+
+use super::subscriptions::unknown_subscription;
+use super::{count_state, Shard, LOG_TARGET};
+use crate::doc::winfo::WatcherEvent;
+use crate::engine::events::{Event, SubscriptionState, TerminationReason};
+use crate::error::{Error, Result};
+use crate::log;
+use crate::model::id::SubscriptionId;
+use crate::model::key::presentity_key;
+use crate::model::package::Package;
+use crate::model::rule::{AuthAction, AuthRule, WatcherMatch};
+use crate::uri::Uri;
+
+impl Shard {
+    pub(super) fn authorize(&mut self, id: SubscriptionId, action: AuthAction) -> Result<()> {
+        let sub = self
+            .subscriptions
+            .get(&id)
+            .ok_or_else(|| unknown_subscription(id))?;
+        if sub.package == Package::PresenceWinfo {
+            return Err(Error::InvalidArgument(format!(
+                "subscription {id} watches watcher information, which needs no authorization"
+            )));
+        }
+        self.apply_decision(id, action);
+        Ok(())
+    }
+
+    /// Moves a subscription to what `action` says: approve (pending → active with a full
+    /// notification), polite-block (active, neutral document), block/revoke (terminated,
+    /// rejected), confirm (back to pending: the watcher sees nothing more).
+    fn apply_decision(&mut self, id: SubscriptionId, action: AuthAction) {
+        let Some(sub) = self.subscriptions.get_mut(&id) else {
+            return;
+        };
+        if sub.action == action && sub.state != SubscriptionState::Pending {
+            return;
+        }
+        log::debug!(
+            target: LOG_TARGET,
+            "subscription {id}: authorization decided: {action} (was {})",
+            sub.action
+        );
+        let old_state = sub.state;
+        sub.action = action;
+        let state = match action {
+            AuthAction::Allow | AuthAction::PoliteBlock => SubscriptionState::Active,
+            AuthAction::Confirm => SubscriptionState::Pending,
+            AuthAction::Block => {
+                self.terminate(id, Some(TerminationReason::Rejected));
+                return;
+            }
+        };
+        if state == old_state && action == AuthAction::Confirm {
+            return;
+        }
+        sub.state = state;
+        count_state(&self.counters, Some(old_state), Some(state));
+        let (watcher, presentity, package) =
+            (sub.watcher.clone(), sub.presentity.clone(), sub.package);
+        self.persist_subscription(id);
+        if old_state != state {
+            self.outbox.push(Event::SubscriptionStateChanged {
+                subscription: id,
+                watcher,
+                presentity,
+                package,
+                state,
+            });
+            match state {
+                SubscriptionState::Active => self.log_watcher(id, WatcherEvent::Approved),
+                SubscriptionState::Pending => {
+                    // Back to waiting for a decision: ask again.
+                    let sub = &self.subscriptions[&id];
+                    self.outbox.push(Event::AuthorizationRequested {
+                        subscription: id,
+                        watcher: sub.watcher.clone(),
+                        presentity: sub.presentity.clone(),
+                        package: sub.package,
+                    });
+                }
+                SubscriptionState::Terminated(_) => {}
+            }
+        }
+        self.notify(id, true);
+    }
+
+    pub(super) fn set_rule(&mut self, rule: AuthRule) -> Result<()> {
+        self.config.store.save_rule(&rule)?;
+        let presentity = rule.presentity.clone();
+        self.rules.set(rule);
+        self.reevaluate(&presentity);
+        Ok(())
+    }
+
+    pub(super) fn remove_rule(&mut self, presentity: &Uri, watcher: &WatcherMatch) -> Result<bool> {
+        self.config.store.delete_rule(presentity, watcher)?;
+        let removed = self.rules.remove(presentity, watcher);
+        if removed {
+            self.reevaluate(presentity);
+        }
+        Ok(removed)
+    }
+
+    /// The rules about `presentity`'s watchers.
+    pub(super) fn list_rules(&self, presentity: &Uri) -> Vec<AuthRule> {
+        self.rules.rules_for(presentity)
+    }
+
+    /// Applies changed rules to the presentity's existing subscriptions: a decision can be
+    /// given later and changed later.
+    fn reevaluate(&mut self, presentity: &Uri) {
+        let key = presentity_key(presentity);
+        let ids: Vec<SubscriptionId> = self
+            .presentities
+            .get(&key)
+            .map(|p| {
+                p.channels
+                    .iter()
+                    .filter(|(package, _)| **package != Package::PresenceWinfo)
+                    .flat_map(|(_, c)| c.subscribers.iter().copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in ids {
+            let Some(sub) = self.subscriptions.get(&id) else {
+                continue;
+            };
+            let action =
+                self.rules
+                    .decide(&sub.presentity, &sub.watcher, self.config.default_policy);
+            // A pending subscription stays pending until someone decides; a rule that
+            // still says confirm does not re-ask.
+            if action != sub.action {
+                self.apply_decision(id, action);
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Watcher information (RFC 3857/3858) of a shard's presentities: every change of a
+//! (non-winfo) subscription is logged with its presentity, and the presentity's
+//! `presence.winfo` subscribers are notified of it.
+//!
+//! # Rules
+//!
+//! - A winfo subscriber gets a full document the first time and whenever its notification
+//!   is forced (its own state changes, a renotify, the end of a held minimum interval),
+//!   otherwise the changes since its last notification; its documents carry consecutive
+//!   versions (0, 1, ...).
+//! - A partial document goes out with the full state at the same moment, which replaces it
+//!   when the notification is merged into one still waiting (see
+//!   [`crate::engine::Notification::merge`]).
+//! - Changes every winfo subscriber was told are trimmed from the log; while nobody watches
+//!   the watchers, none are kept.
+//! - A full document lists the presentity's subscriptions in subscription order within a
+//!   package, packages in the order of their first subscription.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use super::{Presentity, Shard};
+use crate::doc::winfo::WatcherEvent;
+use crate::engine::subscription::{Subscription, Subscriptions};
+use crate::model::id::SubscriptionId;
+use crate::model::key::presentity_key;
+use crate::model::package::{Document, Package};
+
+impl Shard {
+    /// Records a watcher event of a (non-winfo) subscription and tells the presentity's
+    /// watcher-info subscribers.
+    pub(super) fn log_watcher(&mut self, id: SubscriptionId, event: WatcherEvent) {
+        let Some(sub) = self.subscriptions.get_mut(&id) else {
+            return;
+        };
+        let key = presentity_key(&sub.presentity);
+        let Some(p) = self.presentities.get_mut(&key) else {
+            return;
+        };
+        let winfo_subscribers = p
+            .channels
+            .get(&Package::PresenceWinfo)
+            .map(|c| c.subscribers.clone())
+            .unwrap_or_default();
+        p.watchers.record(sub, event, !winfo_subscribers.is_empty());
+        for w in &winfo_subscribers {
+            self.notify(*w, false);
+        }
+        // Changes every winfo subscriber was told are needed no more (one that was told
+        // nothing yet gets a full document first).
+        let told = winfo_subscribers
+            .iter()
+            .filter_map(|w| self.subscriptions.get(w))
+            .filter(|s| s.winfo_version() > 0)
+            .map(|s| s.winfo_seen())
+            .min();
+        if let Some(p) = self.presentities.get_mut(&key) {
+            p.watchers.trim(told);
+        }
+    }
+
+    /// The watcher-info document for winfo subscription `id`: full the first time (or when
+    /// `full`), otherwise the changes since its last notification. Advances the
+    /// subscription's version and what it has been told.
+    pub(super) fn watcher_info(
+        &mut self,
+        key: &str,
+        id: SubscriptionId,
+        full: bool,
+    ) -> Arc<Document> {
+        let now = self.now();
+        let sub = self.subscriptions.get(&id).expect("winfo subscription");
+        let p = self
+            .presentities
+            .get(key)
+            .expect("presentity of a subscription");
+        let first = sub.winfo_version() == 0;
+        let since = (!full && !first).then_some(sub.winfo_seen());
+        let watchers = watchers_of(&self.subscriptions, p);
+        let doc = p
+            .watchers
+            .document(&p.uri, sub.winfo_version(), since, now, &watchers);
+        let last = p.watchers.last_change();
+        self.subscriptions
+            .get_mut(&id)
+            .expect("winfo subscription")
+            .winfo_advance(last);
+        Arc::new(Document::Winfo(doc))
+    }
+
+    /// The full watcher-info document at `version`, without side effects.
+    pub(super) fn watcher_info_full(&self, key: &str, version: u32) -> Arc<Document> {
+        let p = &self.presentities[key];
+        let watchers = watchers_of(&self.subscriptions, p);
+        Arc::new(Document::Winfo(p.watchers.document(
+            &p.uri,
+            version,
+            None,
+            self.now(),
+            &watchers,
+        )))
+    }
+}
+
+/// The (non-winfo) subscriptions to `p`, in subscription order within a package, packages
+/// in the order of their first subscription.
+fn watchers_of<'a>(subscriptions: &'a Subscriptions, p: &Presentity) -> Vec<&'a Subscription> {
+    let mut channels: Vec<Vec<&Subscription>> = p
+        .channels
+        .iter()
+        .filter(|(package, _)| **package != Package::PresenceWinfo)
+        .map(|(_, c)| {
+            c.subscribers
+                .iter()
+                .filter_map(|id| subscriptions.get(id))
+                .collect::<Vec<_>>()
+        })
+        .filter(|subs| !subs.is_empty())
+        .collect();
+    channels.sort_by_key(|subs| subs[0].id);
+    channels.into_iter().flatten().collect()
+}
