@@ -149,7 +149,7 @@ pub enum Event {
     /// reaches). Boxed: the queue moves every event, and notifications are the many.
     Message(Box<Message>),
     /// An instant message for a user of a domain this engine does not own, while a transport
-    /// delivers such messages ([`super::Core::set_remote_delivery`]): the transport sends it
+    /// delivers such messages (the transport's port ([`super::PortOptions::remote_messages`])): the transport sends it
     /// on and reports the outcome with [`super::Core::report_delivery`]. `endpoint` is empty.
     RemoteMessage(Box<Message>),
     /// What became of a sent message, for its sender: `Stored` (the recipient was offline;

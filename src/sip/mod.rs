@@ -1,22 +1,13 @@
-//! SIP SIMPLE (DESIGN §5): the message codec (RFC 3261 §7, §20, §25) for the non-INVITE
-//! requests presence and instant messaging use, transports, transactions, digest
-//! authentication, subscription dialogs, and the server role over the engine.
+//! SIP SIMPLE (DESIGN §5), in layers a reader can hold one at a time; each knows only the
+//! ones below it.
 //!
-//! | module | concept |
+//! | layer | modules |
 //! | --- | --- |
-//! | [`agent`] | the server as a user agent of other domains: federation, accounts |
-//! | [`message`] | a parsed message: start line, header index, body; typed values on demand |
-//! | [`header`] | typed header values (name-addr, Via, CSeq, Event, Subscription-State, ...) |
-//! | [`name`] | header names: case-insensitive matching and the compact forms |
-//! | [`builder`] | building requests and responses, and the `400 Bad Request` for a bad request |
-//! | [`framing`] | cutting a TCP byte stream into messages and keep-alives (RFC 5626) |
-//! | [`transport`] | UDP and TCP on a mio I/O thread |
-//! | [`transaction`] | non-INVITE client and server transactions, without I/O |
-//! | [`digest`] | server-side digest authentication (RFC 7616, 8760) |
-//! | [`digest_client`] | answering a digest challenge as a client (RFC 7616, 8760, 2617) |
-//! | [`dialog`] | the notifier's subscription dialog, kept as the engine's subscription target |
-//! | [`route`] | next hops for the domains this engine does not own |
-//! | [`server`] | the server role: REGISTER, PUBLISH, SUBSCRIBE/NOTIFY, MESSAGE, OPTIONS over the engine |
+//! | codec (no I/O) | [`message`] (a parsed message), [`header`] (typed values), [`name`] (header names), [`builder`] (building messages), [`framing`] (a TCP stream cut into messages), `proxy` (a request as a proxy forwards it), [`dialog`] (a subscription dialog as bytes), [`digest`] and [`digest_client`] (digest authentication), [`route`] (next hops), `page` (MESSAGE ↔ engine message) |
+//! | stack | `stack` (knows no role: the transport, transactions, the engine's clock and the timer thread's `alarm`, tokens, outcomes to whoever waits), [`transport`] (UDP and TCP on a mio I/O thread), [`transaction`] (non-INVITE client and server transactions, without I/O) |
+//! | server roles | [`server`]: registrar, publisher, notifier, pager, forwarder |
+//! | agent roles | [`agent`]: back-end subscriptions (federation), accounts |
+//! | node | [`node`]: [`SipServer`], which builds the stack and the roles and gives each request and engine event to its role |
 //!
 //! Parsing does the least work a server needs on every message: one pass over the bytes that
 //! checks the start line and the line structure and records where each header name and value

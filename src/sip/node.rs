@@ -1,5 +1,5 @@
 //! The node (DESIGN §5): a running SIP server, assembled from the stack and the roles.
-//! The stack ([`super::stack`]) carries messages and transactions; the server roles
+//! The stack (`super::stack`) carries messages and transactions; the server roles
 //! ([`super::server`]) serve the owned domains; the agent roles ([`super::agent`]) act as a
 //! user agent of other domains. The node is the one place that knows them all: it gives
 //! each request to its role, each event of the engine's port ([`crate::engine::Port`]) to
@@ -31,7 +31,7 @@
 //! thread); only the final answers that need no more than a note (a NOTIFY accepted, a
 //! relayed MESSAGE answered) are taken on the I/O thread itself. One events thread takes
 //! the port's events; one timer thread runs every timer of the stack and the roles, on the
-//! engine's clock, sleeping until the next deadline ([`super::alarm`]).
+//! engine's clock, sleeping until the next deadline (`super::alarm`).
 #![forbid(unsafe_code)]
 
 use std::sync::{Arc, Mutex};

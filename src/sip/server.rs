@@ -1,19 +1,19 @@
 //! The server roles (DESIGN §5): what the server does with the requests for the domains
-//! it owns, each role a type of its own over the stack ([`crate::sip::stack::Stack`]) and
+//! it owns, each role a type of its own over the stack (`crate::sip::stack::Stack`) and
 //! the engine's API. Roles never reach into each other: the node
 //! ([`crate::sip::node::SipServer`]) gives each request to its role and each engine event
 //! to the role that delivers it.
 //!
 //! | role | requests | what they become |
 //! | --- | --- | --- |
-//! | [`registrar::Registrar`] | REGISTER | [`Core::login_at`] per contact |
-//! | [`publisher::Publisher`] | PUBLISH | publish / refresh / modify / remove |
-//! | [`notifier::Notifier`] | SUBSCRIBE (and the NOTIFYs it sends) | a subscription whose target is the dialog; NOTIFYs from its notifications, one in flight per dialog |
-//! | [`pager::Pager`] | MESSAGE | [`Core::send_message`]; relayed to registered contacts, answered `200` only once a device took it |
-//! | [`forwarder::Forwarder`] | a non-INVITE request for another domain with a route | forwarded to its next hop, as a proxy |
+//! | `registrar::Registrar` | REGISTER | [`Core::login_at`] per contact |
+//! | `publisher::Publisher` | PUBLISH | publish / refresh / modify / remove |
+//! | `notifier::Notifier` | SUBSCRIBE (and the NOTIFYs it sends) | a subscription whose target is the dialog; NOTIFYs from its notifications, one in flight per dialog |
+//! | `pager::Pager` | MESSAGE | [`Core::send_message`]; relayed to registered contacts, answered `200` only once a device took it |
+//! | `forwarder::Forwarder` | a non-INVITE request for another domain with a route | forwarded to its next hop, as a proxy |
 //!
-//! Shared below the roles: [`auth`] (digest authentication and identity checks) and
-//! [`dialog_table`] (the notifier's table, in a file of its own).
+//! Shared below the roles: `auth` (digest authentication and identity checks) and
+//! `dialog_table` (the notifier's table, in a file of its own).
 //!
 //! [`Core::login_at`]: crate::engine::Core::login_at
 //! [`Core::send_message`]: crate::engine::Core::send_message

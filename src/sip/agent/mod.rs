@@ -22,10 +22,10 @@
 //!
 //! # Shape
 //!
-//! Two roles, each its own type over the stack ([`crate::sip::stack::Stack`]) and the
-//! engine's API, which never reach into each other or into the server roles: [`Backends`]
-//! (federation) and [`account::Accounts`]. What they share is below them: the accounts'
-//! configuration ([`Account`]), the counters ([`AgentCounters`]) and the timing helpers here.
+//! Two roles, each its own type over the stack (`crate::sip::stack::Stack`) and the
+//! engine's API, which never reach into each other or into the server roles: `Backends`
+//! (federation) and `account::Accounts`. What they share is below them: the accounts'
+//! configuration ([`Account`]), the counters (`AgentCounters`) and the timing helpers here.
 //!
 //! # Threads
 //!
