@@ -1136,3 +1136,64 @@ fn a_transport_can_name_the_subscription_in_its_target() {
     assert!(refused.is_err());
     assert!(w.engine.subscription(named.unwrap()).is_err());
 }
+
+#[test]
+fn a_transports_port_is_bounded_and_merges_per_subscription_like_the_applications_queue() {
+    let w = world(AuthAction::Allow);
+    // A port of two events: a transport that does not keep up under a storm.
+    let port = w.engine.open_port(port_options(2)).unwrap();
+    let remote = |watcher: &str| {
+        let mut request = SubscribeRequest::new(uri(watcher), uri(ALICE), Package::Presence);
+        request.target = Some(Arc::from(&b"a dialog"[..]));
+        w.engine.subscribe(request).unwrap()
+    };
+    let (bob, carol) = (remote(BOB), remote("sip:carol@example.test"));
+    let local = w.subscribe("sip:dave@example.test", ALICE);
+    let a = uri(ALICE);
+    let mut etag = w
+        .engine
+        .publish(&a, presence(ALICE, &[("t0", Basic::Open)]), None)
+        .unwrap();
+    for i in 1..=50 {
+        etag = w
+            .engine
+            .modify_publication(&etag, presence(ALICE, &[(&format!("t{i}"), Basic::Open)]))
+            .unwrap();
+    }
+    w.engine.sync().unwrap();
+    // The application's watcher saw its own notifications, none of the transport's.
+    let mine = w.notifications();
+    assert!(mine.iter().all(|n| n.subscription == local), "{mine:?}");
+    // The transport's: bounded (at most one waiting per subscription beyond the bound),
+    // each subscription ending on the last state.
+    let theirs: Vec<Notification> = port
+        .next_events(1000, Some(Duration::ZERO))
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Notification(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        theirs.len() <= 2 + 2,
+        "{} notifications waited",
+        theirs.len()
+    );
+    assert!(port.stats().merged > 90, "{:?}", port.stats());
+    for sub in [bob, carol] {
+        let last = theirs
+            .iter()
+            .rev()
+            .find(|n| n.subscription == sub)
+            .expect("notified");
+        assert_eq!(tuple_ids(last), ["t50"], "{sub}");
+        assert!(last.is_remote());
+    }
+}
+
+fn port_options(capacity: usize) -> impp::engine::PortOptions {
+    impp::engine::PortOptions {
+        capacity,
+        ..impp::engine::PortOptions::default()
+    }
+}
