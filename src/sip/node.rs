@@ -121,6 +121,10 @@ impl SipServerConfig {
     }
 }
 
+/// The timer thread's grain (clock ms): SIP's timers (T1 = 500 ms and its multiples) need
+/// no finer one.
+const TIMER_GRAIN_MS: u64 = 10;
+
 /// A running SIP server over an engine.
 pub struct SipServer {
     node: Arc<Node>,
@@ -354,7 +358,12 @@ impl SipServer {
                 Box::new(move || loop {
                     let now = node.stack.now();
                     node.tick(now);
-                    if !node.stack.alarm().sleep(now, node.next_deadline()) {
+                    // Deadlines are taken on a grid of TIMER_GRAIN_MS: under load the many
+                    // transactions' timers then run in rounds, not one wake-up each.
+                    let next = node
+                        .next_deadline()
+                        .map(|at| at.div_ceil(TIMER_GRAIN_MS) * TIMER_GRAIN_MS);
+                    if !node.stack.alarm().sleep(now, next) {
                         break;
                     }
                 }),
@@ -462,7 +471,7 @@ impl Node {
 
     /// Runs what is due at `now` (clock ms).
     fn tick(&self, now: u64) {
-        self.notifier.notify_retries(now);
+        self.notifier.tick(now);
         self.stack.tick(now);
         self.backends.tick(now);
         self.accounts.tick(now);
@@ -472,7 +481,7 @@ impl Node {
     fn next_deadline(&self) -> Option<u64> {
         [
             self.stack.next_deadline(),
-            self.notifier.next_retry(),
+            self.notifier.next_deadline(),
             self.backends.next_deadline(),
             self.accounts.next_deadline(),
         ]

@@ -56,6 +56,34 @@ pub(crate) struct Notifier {
     #[allow(clippy::type_complexity)]
     last_body: Mutex<Option<(std::sync::Weak<crate::model::package::Document>, Arc<[u8]>)>>,
     federates: RemotePresentities,
+    /// NOTIFYs claimed by an answer to the one before, for the timer thread to send.
+    ready: Mutex<Vec<(Notification, Claim)>>,
+}
+
+/// What a NOTIFY takes from its dialog's state: its CSeq and the subscription's seconds
+/// left.
+struct Claim {
+    cseq: u32,
+    remaining: u64,
+}
+
+/// Claims the dialog of `n` (in flight, which the caller set or found set) for its NOTIFY:
+/// the next CSeq and the time left; a final notification ends the dialog.
+fn claim(dialogs: &mut Dialogs, n: &Notification, now: u64) -> Claim {
+    let Some(state) = dialogs.by_subscription.get_mut(&n.subscription) else {
+        return Claim {
+            cseq: 1,
+            remaining: 0,
+        };
+    };
+    let claim = Claim {
+        cseq: state.take_cseq(),
+        remaining: state.remaining_s(now),
+    };
+    if n.state.is_terminated() {
+        dialogs.remove(n.subscription);
+    }
+    claim
 }
 
 /// A NOTIFY's answer goes back to the notifier; a 2xx needs no more than its status.
@@ -91,6 +119,7 @@ impl Notifier {
             dialogs: Mutex::new(Dialogs::default()),
             last_body: Mutex::new(None),
             federates,
+            ready: Mutex::new(Vec::new()),
         })
     }
 
@@ -378,15 +407,13 @@ impl Notifier {
 
     /// An engine notification: a NOTIFY if the subscription is one of a SIP dialog.
     pub(crate) fn notification(&self, n: &Notification) -> bool {
-        let Some(target) = n.target.as_deref() else {
+        if n.target.is_none() {
             return false;
-        };
+        }
         // Under the lock only what changes (the CSeq, the dialog's end); the NOTIFY is built
         // after, so requests inside other dialogs are not kept waiting.
-        let terminated = n.state.is_terminated();
-        let (cseq, remaining) = {
+        let claim = {
             let mut dialogs = lock(&self.dialogs);
-            let now = self.stack.now();
             let Some(state) = dialogs.by_subscription.get_mut(&n.subscription) else {
                 return false;
             };
@@ -396,12 +423,16 @@ impl Notifier {
                 return true;
             }
             state.in_flight = true;
-            let cseq = state.take_cseq();
-            let remaining = state.remaining_s(now);
-            if terminated {
-                dialogs.remove(n.subscription);
-            }
-            (cseq, remaining)
+            claim(&mut dialogs, n, self.stack.now())
+        };
+        self.send_notify(n, claim);
+        true
+    }
+
+    /// Sends the NOTIFY of `n`, whose dialog was claimed (see [`claim`]).
+    fn send_notify(&self, n: &Notification, Claim { cseq, remaining }: Claim) {
+        let Some(target) = n.target.as_deref() else {
+            return;
         };
         // Read in place; a dialog an earlier version stored (a restored subscription's) is
         // first read whole and written in today's form, for each of its NOTIFYs.
@@ -416,7 +447,7 @@ impl Notifier {
                         Err(e) => {
                             log::warn!("subscription {}: its dialog: {e}", n.subscription);
                             self.notify_outcome(n.subscription, 500, None);
-                            return true;
+                            return;
                         }
                     }
                 }
@@ -426,7 +457,7 @@ impl Notifier {
                         n.subscription
                     );
                     self.notify_outcome(n.subscription, 500, None);
-                    return true;
+                    return;
                 }
             },
         };
@@ -496,7 +527,6 @@ impl Notifier {
                 self.notify_outcome(n.subscription, 500, None);
             }
         }
-        true
     }
 
     /// The serialized document. The watchers of one publication are notified one after the
@@ -526,18 +556,36 @@ impl Notifier {
         response: Option<&SipMessage>,
     ) {
         if (200..300).contains(&status) || matches!(status, 401 | 407) {
+            // What waited goes next, claimed under the same lock (so nothing newer can go
+            // out before it); it is sent from the timer thread, which keeps the building of
+            // NOTIFYs off the transport's I/O thread (where 2xx answers are taken).
             let next = {
                 let mut dialogs = lock(&self.dialogs);
-                match dialogs.by_subscription.get_mut(&id) {
-                    Some(state) => {
-                        state.in_flight = false;
-                        dialogs.deferred.remove(&id)
+                if !dialogs.by_subscription.contains_key(&id) {
+                    return;
+                }
+                // (The map is empty unless watchers fall behind: no hashing then.)
+                let waiting = if dialogs.deferred.is_empty() {
+                    None
+                } else {
+                    dialogs.deferred.remove(&id)
+                };
+                match waiting {
+                    Some(n) => {
+                        let claim = claim(&mut dialogs, &n, self.stack.now());
+                        Some((n, claim))
                     }
-                    None => None,
+                    None => {
+                        if let Some(state) = dialogs.by_subscription.get_mut(&id) {
+                            state.in_flight = false;
+                        }
+                        None
+                    }
                 }
             };
             if let Some(next) = next {
-                self.notification(&next);
+                lock(&self.ready).push(next);
+                self.stack.alarm().ring();
             }
             return;
         }
@@ -572,9 +620,14 @@ impl Notifier {
         }
     }
 
-    /// Dialogs whose Retry-After ran out by `now` get their next NOTIFY: what waited
-    /// (as full state: the watcher missed the refused one), or the current state.
-    pub(crate) fn notify_retries(&self, now: u64) {
+    /// On the timer thread, at `now`: the NOTIFYs made ready by answers, then the dialogs
+    /// whose Retry-After ran out: what waited (as full state: the watcher missed the refused
+    /// one), or the current state.
+    pub(crate) fn tick(&self, now: u64) {
+        let ready = std::mem::take(&mut *lock(&self.ready));
+        for (n, claim) in ready {
+            self.send_notify(&n, claim);
+        }
         loop {
             let (id, waiting) = {
                 let mut dialogs = lock(&self.dialogs);
@@ -583,20 +636,30 @@ impl Notifier {
                     _ => return,
                 }
                 let std::cmp::Reverse((_, id)) = dialogs.retries.pop().expect("peeked");
-                let Some(state) = dialogs.by_subscription.get_mut(&id) else {
+                if !dialogs.by_subscription.contains_key(&id) {
                     continue;
-                };
-                state.in_flight = false;
-                (id, dialogs.deferred.remove(&id))
+                }
+                match dialogs.deferred.remove(&id) {
+                    Some(mut n) => {
+                        if let Some(full) = n.full_state.clone() {
+                            n.document = Some(full);
+                        }
+                        // Still in flight: claimed for this one.
+                        let claim = claim(&mut dialogs, &n, now);
+                        (id, Some((n, claim)))
+                    }
+                    None => {
+                        if let Some(state) = dialogs.by_subscription.get_mut(&id) {
+                            state.in_flight = false;
+                        }
+                        (id, None)
+                    }
+                }
             };
             match waiting {
-                Some(mut n) => {
-                    if let Some(full) = n.full_state.clone() {
-                        n.document = Some(full);
-                    }
-                    self.notification(&n);
-                }
+                Some((n, claim)) => self.send_notify(&n, claim),
                 None => {
+                    // The current state, from the engine (it comes back as a notification).
                     if let Ok(engine) = self.engine() {
                         let _ = engine.renotify(id);
                     }
@@ -605,8 +668,12 @@ impl Notifier {
         }
     }
 
-    /// The earliest Retry-After deadline (clock ms).
-    pub(crate) fn next_retry(&self) -> Option<u64> {
+    /// The earliest clock time [`Notifier::tick`] has work: now when NOTIFYs are ready,
+    /// else the earliest Retry-After deadline.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        if !lock(&self.ready).is_empty() {
+            return Some(0);
+        }
         lock(&self.dialogs)
             .retries
             .peek()
