@@ -12,16 +12,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use impp::engine::{
-    AuthAction, Engine, EngineConfig, Event, ExpiryBounds, Package, SubscribeRequest,
-    SubscriptionId,
+    AuthAction, Clock, Engine, EngineConfig, Event, ExpiryBounds, ManualClock, Package,
+    SubscribeRequest, SubscriptionId, SystemClock,
 };
 use impp::sip::agent::Account;
 use impp::sip::route::NextHop;
 use impp::sip::transport::{ListenAddr, Proto};
 use impp::sip::{SipServer, SipServerConfig};
-use impp::store::{Credential, MemoryStore};
+use impp::store::{Credential, MemoryStore, Store};
+use impp::uri::Uri;
 
 mod common;
+use common::clock::advance;
 use common::fixtures::{pidf, uri, wait_for};
 
 /// Per subscription, the bodies of its notifications ("" for none).
@@ -41,8 +43,13 @@ fn last_saw(seen: &Seen, id: SubscriptionId, text: &str) -> bool {
         .is_some_and(|b| b.contains(text))
 }
 
-/// An engine whose application records its notifications.
-fn engine(domain: &str, policy: AuthAction) -> (Arc<Engine>, Seen) {
+/// An engine on `clock` over `store`, whose application records its notifications.
+fn engine(
+    domain: &str,
+    policy: AuthAction,
+    clock: Arc<dyn Clock>,
+    store: Arc<MemoryStore>,
+) -> (Arc<Engine>, Seen) {
     let short = ExpiryBounds {
         default: 3600,
         min: 1,
@@ -56,7 +63,8 @@ fn engine(domain: &str, policy: AuthAction) -> (Arc<Engine>, Seen) {
             publication_expiry: short,
             subscription_expiry: short,
             endpoint_expiry: short,
-            store: Arc::new(MemoryStore::new()),
+            clock,
+            store,
             ..EngineConfig::default()
         })
         .unwrap(),
@@ -79,9 +87,14 @@ fn engine(domain: &str, policy: AuthAction) -> (Arc<Engine>, Seen) {
     (engine, seen)
 }
 
-/// The registrar and presence server of b.test on UDP `port`, authentication on.
-fn registrar(port: u16) -> (Arc<Engine>, Seen, SipServer) {
-    let (engine, seen) = engine("b.test", AuthAction::Allow);
+/// The registrar and presence server of b.test on UDP `port`, authentication on, on `clock`
+/// over `store`.
+fn registrar(
+    port: u16,
+    clock: &Arc<ManualClock>,
+    store: &Arc<MemoryStore>,
+) -> (Arc<Engine>, Seen, SipServer) {
+    let (engine, seen) = engine("b.test", AuthAction::Allow, clock.clone(), store.clone());
     for user in ["alice", "bob", "carol"] {
         engine
             .set_user(Credential::new(
@@ -92,16 +105,66 @@ fn registrar(port: u16) -> (Arc<Engine>, Seen, SipServer) {
             .unwrap();
     }
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let config = SipServerConfig::new(vec![ListenAddr::udp(addr)]);
+    let mut config = SipServerConfig::new(vec![ListenAddr::udp(addr)]);
     assert!(config.authenticate);
+    // One worker: what arrives is handled in order (see options_round_trip).
+    config.workers = 1;
     let server = SipServer::start(engine.clone(), config).unwrap();
     (engine, seen, server)
 }
 
+/// Whether `b`'s store holds a registration and a publication of `aor`, each alive past
+/// `ms` of clock time (what the engine wrote of them by now).
+fn held_past(b: &Engine, store: &MemoryStore, aor: &Uri, ms: u64) -> bool {
+    b.sync().unwrap();
+    let snapshot = store.load().unwrap();
+    let past = ManualClock::UNIX_ORIGIN_MS + ms;
+    let endpoints: Vec<u64> = snapshot
+        .endpoints
+        .iter()
+        .filter(|e| e.user == *aor)
+        .map(|e| e.expires_at)
+        .collect();
+    let publications: Vec<u64> = snapshot
+        .publications
+        .iter()
+        .filter(|p| p.presentity == *aor)
+        .map(|p| p.expires_at)
+        .collect();
+    !endpoints.is_empty()
+        && !publications.is_empty()
+        && endpoints.iter().chain(&publications).all(|&at| at > past)
+}
+
+/// Sends an OPTIONS to the SIP server at `server` and waits for its answer: with one worker,
+/// the server handled whatever reached it before.
+fn options_round_trip(server: SocketAddr) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let local = socket.local_addr().unwrap();
+    let request = format!(
+        "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-barrier;rport\r\nMax-Forwards: 70\r\nFrom: <sip:test@{local}>;tag=barrier\r\nTo: <sip:{server}>\r\nCall-ID: barrier@{local}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket.send_to(request.as_bytes(), server).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = socket.recv_from(&mut buf).expect("an answer to OPTIONS");
+    assert!(
+        buf[..n].starts_with(b"SIP/2.0 200 "),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
 #[test]
 fn an_account_registers_publishes_and_subscribes_with_digest() {
+    // Both servers on one manual clock: the account's refreshes and b.test's expiries happen
+    // when the test moves it.
+    let clock = ManualClock::new();
+    let b_store = Arc::new(MemoryStore::new());
     let port_b = free_port();
-    let (b, b_seen, b_server) = registrar(port_b);
+    let (b, b_seen, b_server) = registrar(port_b, &clock, &b_store);
     let alice = "sip:alice@b.test";
     let carol_watches = b
         .subscribe(SubscribeRequest::new(
@@ -112,7 +175,12 @@ fn an_account_registers_publishes_and_subscribes_with_digest() {
         .unwrap();
 
     // The client: its own domain is client.test; b.test is reached through the account.
-    let (c, c_seen) = engine("client.test", AuthAction::Confirm);
+    let (c, c_seen) = engine(
+        "client.test",
+        AuthAction::Confirm,
+        clock.clone(),
+        Arc::new(MemoryStore::new()),
+    );
     let mut account = Account::new(
         uri(alice),
         "alice",
@@ -126,6 +194,7 @@ fn an_account_registers_publishes_and_subscribes_with_digest() {
     account.expires = 3;
     let mut config = SipServerConfig::new(vec![ListenAddr::udp("127.0.0.1:0".parse().unwrap())]);
     config.accounts = vec![account];
+    config.workers = 1;
     let mut client = SipServer::start(c.clone(), config).unwrap();
 
     wait_for("the account to register", 10, || {
@@ -169,7 +238,19 @@ fn an_account_registers_publishes_and_subscribes_with_digest() {
     });
 
     // Refreshes: after more than the expiry, b.test still has the endpoint and the document.
-    std::thread::sleep(Duration::from_millis(3500));
+    // The account refreshes both at 60% to 85% of the 3 s granted: all due at 2.6 s. Once
+    // b.test took them, its clock goes past the first expiry (3 s; the account's next
+    // refreshes are not due before 4.4 s).
+    advance(
+        &clock,
+        Duration::from_millis(2600),
+        &[&b, &c],
+        &[&b_server, &client],
+    );
+    wait_for("the refreshes to reach b.test", 5, || {
+        held_past(&b, &b_store, &uri(alice), 3000)
+    });
+    advance(&clock, Duration::from_millis(1000), &[&b], &[&b_server]);
     assert_eq!(b.endpoints(&uri(alice)).unwrap().len(), 1);
     let fresh = b
         .subscribe(SubscribeRequest::new(
@@ -188,7 +269,7 @@ fn an_account_registers_publishes_and_subscribes_with_digest() {
     // registers again and publishes in full when its tag is refused.
     drop(b_server);
     drop(b);
-    let (b, b_seen, _b_server) = registrar(port_b);
+    let (b, b_seen, b_server) = registrar(port_b, &clock, &Arc::new(MemoryStore::new()));
     let carol_again = b
         .subscribe(SubscribeRequest::new(
             uri("sip:carol@b.test"),
@@ -196,6 +277,13 @@ fn an_account_registers_publishes_and_subscribes_with_digest() {
             Package::Presence,
         ))
         .unwrap();
+    // The account's next refreshes (at most 85% of 3 s after the last) go to the new b.test.
+    advance(
+        &clock,
+        Duration::from_secs(3),
+        &[&b, &c],
+        &[&b_server, &client],
+    );
     wait_for("alice to register again", 10, || {
         b.endpoints(&uri(alice)).unwrap().len() == 1
     });
@@ -209,7 +297,13 @@ fn an_account_registers_publishes_and_subscribes_with_digest() {
         last_saw(&b_seen, carol_again, "back")
     });
 
-    // Stopping un-registers and withdraws the publication.
+    // Stopping un-registers and withdraws the publication. The removal names the entity
+    // tag of b.test's answer to that last PUBLISH, so the client must have taken it first
+    // (carol may see the change before b.test sends its answer): with one worker each, an
+    // OPTIONS answered by b.test comes after that answer, and one answered by the client
+    // after the client took it.
+    options_round_trip(b_server.local_addrs()[0].addr);
+    options_round_trip(client.local_addrs()[0].addr);
     client.stop();
     wait_for("the registration to end", 5, || {
         b.endpoints(&uri(alice)).unwrap().is_empty()
@@ -248,7 +342,12 @@ fn an_account_registers_at_sipp_checking_its_credentials() {
     // sipp binds its port before reading the scenario's first message.
     std::thread::sleep(Duration::from_millis(300));
 
-    let (c, _) = engine("client.test", AuthAction::Confirm);
+    let (c, _) = engine(
+        "client.test",
+        AuthAction::Confirm,
+        Arc::new(SystemClock::new()),
+        Arc::new(MemoryStore::new()),
+    );
     let account = Account::new(
         uri("sip:alice@b.test"),
         "alice",

@@ -12,28 +12,11 @@
 //!   wrote it, at its next registration.
 
 mod common;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::fixtures::{pidf, wait_for};
 use common::sip::{header_map, token, Client, Server, DOMAIN};
-use impp::engine::ManualClock;
 use impp::sip::SipMessage;
-
-fn clocked() -> (Server, Arc<ManualClock>) {
-    let clock = ManualClock::new();
-    let c = clock.clone();
-    let server = Server::start_configured(false, move |config| config.clock = c, |_| {});
-    (server, clock)
-}
-
-/// Advances the clock and runs what came due, in the engine and in the SIP stack.
-fn advance(s: &Server, clock: &ManualClock, secs: u64) {
-    clock.advance(Duration::from_secs(secs));
-    s.engine.sync().unwrap();
-    assert!(s.server.sync());
-    s.engine.sync().unwrap();
-}
 
 /// Bob's subscription to alice's presence; bob answers nothing by himself. The first NOTIFY,
 /// unanswered.
@@ -81,7 +64,7 @@ fn nothing_arrives(client: &mut Client) -> bool {
 
 #[test]
 fn a_slow_watcher_has_one_notify_in_flight_and_ends_on_the_last_state() {
-    let (s, _clock) = clocked();
+    let s = Server::clocked(false, |_| {});
     let mut alice = Client::new(s.udp(), "alice");
     let mut bob = Client::new(s.udp(), "bob");
     let first = slow_watcher(&s, &mut alice, &mut bob);
@@ -115,7 +98,7 @@ fn a_slow_watcher_has_one_notify_in_flight_and_ends_on_the_last_state() {
 
 #[test]
 fn a_notify_answered_481_ends_the_subscription_and_what_waited_is_dropped() {
-    let (s, _clock) = clocked();
+    let s = Server::clocked(false, |_| {});
     let mut alice = Client::new(s.udp(), "alice");
     let mut bob = Client::new(s.udp(), "bob");
     let first = slow_watcher(&s, &mut alice, &mut bob);
@@ -134,7 +117,7 @@ fn a_notify_answered_481_ends_the_subscription_and_what_waited_is_dropped() {
 
 #[test]
 fn a_notify_answered_503_with_retry_after_is_sent_again_with_the_current_state() {
-    let (s, clock) = clocked();
+    let s = Server::clocked(false, |_| {});
     let mut alice = Client::new(s.udp(), "alice");
     let mut bob = Client::new(s.udp(), "bob");
     let first = slow_watcher(&s, &mut alice, &mut bob);
@@ -143,9 +126,9 @@ fn a_notify_answered_503_with_retry_after_is_sent_again_with_the_current_state()
     s.engine.sync().unwrap();
     let r = alice.publish("", Some(&pidf(&aor, "while away")));
     assert_eq!(r.status(), Some(200));
-    advance(&s, &clock, 29);
+    s.advance(Duration::from_secs(29));
     assert!(nothing_arrives(&mut bob), "not before Retry-After");
-    advance(&s, &clock, 1);
+    s.advance(Duration::from_secs(1));
     let again = bob.next_request("NOTIFY");
     assert!(body(&again).contains("while away"), "{}", body(&again));
     assert!(header_map(&again)["subscription-state"].starts_with("active"));
@@ -200,7 +183,7 @@ fn assert_as_written(relayed: &SipMessage, call_id: &str, bob: &Client) {
 
 #[test]
 fn a_message_a_contact_never_answers_is_stored_then_relayed_as_written_at_its_next_registration() {
-    let (s, clock) = clocked();
+    let s = Server::clocked(false, |_| {});
     let mut alice = Client::new(s.udp(), "alice");
     let mut bob = Client::new(s.udp(), "bob");
     assert_eq!(bob.register(600).status(), Some(200));
@@ -210,7 +193,7 @@ fn a_message_a_contact_never_answers_is_stored_then_relayed_as_written_at_its_ne
     let relayed = bob.next_request("MESSAGE");
     assert_as_written(&relayed, &call_id, &bob);
     // Bob's device never answers. Before the bound alice hears nothing...
-    advance(&s, &clock, 7);
+    s.advance(Duration::from_secs(7));
     alice.socket.set_nonblocking(true).unwrap();
     let mut buf = [0u8; 2048];
     assert!(
@@ -219,7 +202,7 @@ fn a_message_a_contact_never_answers_is_stored_then_relayed_as_written_at_its_ne
     );
     alice.socket.set_nonblocking(false).unwrap();
     // ...then the message is stored, and alice hears 202.
-    advance(&s, &clock, 1);
+    s.advance(Duration::from_secs(1));
     assert_eq!(alice.final_response(&call_id).status(), Some(202));
     assert_eq!(s.engine.stats().messages_waiting, 1);
     // At bob's next registration it is relayed again, as alice wrote it; bob takes it.
@@ -239,7 +222,7 @@ fn a_message_a_contact_never_answers_is_stored_then_relayed_as_written_at_its_ne
 
 #[test]
 fn a_message_a_contact_refuses_with_480_is_stored_at_once() {
-    let (s, _clock) = clocked();
+    let s = Server::clocked(false, |_| {});
     let mut alice = Client::new(s.udp(), "alice");
     let mut bob = Client::new(s.udp(), "bob");
     assert_eq!(bob.register(600).status(), Some(200));

@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use impp::engine::{
-    AuthAction, Engine, EngineConfig, Event, ExpiryBounds, Package, SubscribeRequest,
-    SubscriptionId, TerminationReason,
+    AuthAction, Clock, Engine, EngineConfig, Event, ExpiryBounds, ManualClock, Package,
+    SubscribeRequest, SubscriptionId, SystemClock, TerminationReason,
 };
 use impp::sip::digest_client::{DigestClient, Retry};
 use impp::sip::route::{NextHop, Route, RouteTable};
@@ -23,6 +23,7 @@ use impp::sip::{SipServer, SipServerConfig};
 use impp::store::{Credential, MemoryStore};
 
 mod common;
+use common::clock::advance;
 use common::fixtures::{pidf, uri, wait_for};
 
 /// What the application of a.test saw: per subscription, the bodies of its notifications.
@@ -57,6 +58,7 @@ impl Domain {
     ) -> Domain {
         Domain::start_on(
             Arc::new(MemoryStore::new()),
+            Arc::new(SystemClock::new()),
             domain,
             port,
             peer_domain,
@@ -66,9 +68,11 @@ impl Domain {
         )
     }
 
-    /// Like [`Domain::start`], over `store` (kept across restarts).
+    /// Like [`Domain::start`], over `store` (kept across restarts) and on `clock`.
+    #[allow(clippy::too_many_arguments)]
     fn start_on(
         store: Arc<MemoryStore>,
+        clock: Arc<dyn Clock>,
         domain: &str,
         port: u16,
         peer_domain: &str,
@@ -88,6 +92,7 @@ impl Domain {
                 workers: 2,
                 subscription_expiry: bounds,
                 store,
+                clock,
                 ..EngineConfig::default()
             })
             .unwrap(),
@@ -421,19 +426,24 @@ fn a_thousand_watchers_share_ten_backend_subscriptions() {
 
 #[test]
 fn a_restarted_or_deactivating_notifier_is_subscribed_again() {
+    // Both domains on one manual clock: a.test refreshes when the test moves it.
+    let clock = ManualClock::new();
+    let on_clock = |domain: &str, port: u16, peer: &str, peer_port: u16, backend_expires| {
+        Domain::start_on(
+            Arc::new(MemoryStore::new()),
+            clock.clone(),
+            domain,
+            port,
+            peer,
+            peer_port,
+            AuthAction::Allow,
+            |c| c.backend_expires = backend_expires,
+        )
+    };
     let (port_a, port_b) = (free_port(), free_port());
-    let b = Domain::start(
-        "b.test",
-        port_b,
-        "a.test",
-        port_a,
-        AuthAction::Allow,
-        |_| {},
-    );
+    let b = on_clock("b.test", port_b, "a.test", port_a, 3600);
     // Short back-end subscriptions, so a refresh comes soon after b.test restarts.
-    let a = Domain::start("a.test", port_a, "b.test", port_b, AuthAction::Allow, |c| {
-        c.backend_expires = 4;
-    });
+    let a = on_clock("a.test", port_a, "b.test", port_b, 4);
     let p = "sip:bob@b.test";
     b.engine
         .publish_body(&uri(p), Package::Presence, &pidf(p, "before"), None)
@@ -451,17 +461,17 @@ fn a_restarted_or_deactivating_notifier_is_subscribed_again() {
     let Domain { engine, server, .. } = b;
     drop(server);
     drop(engine);
-    let b = Domain::start(
-        "b.test",
-        port_b,
-        "a.test",
-        port_a,
-        AuthAction::Allow,
-        |_| {},
-    );
+    let b = on_clock("b.test", port_b, "a.test", port_a, 3600);
     b.engine
         .publish_body(&uri(p), Package::Presence, &pidf(p, "after-restart"), None)
         .unwrap();
+    // The refresh is due at 60% to 85% of the 4 s granted.
+    advance(
+        &clock,
+        Duration::from_secs(4),
+        &[&a.engine, &b.engine],
+        &[&a.server, &b.server],
+    );
     wait_for("the watchers to see 'after-restart'", 20, || {
         a.all_saw(&ids, "after-restart")
     });
@@ -585,6 +595,7 @@ fn a_restarted_server_subscribes_again_for_its_restored_sip_watchers() {
     let store = Arc::new(MemoryStore::new());
     let a = Domain::start_on(
         store.clone(),
+        Arc::new(SystemClock::new()),
         "a.test",
         port_a,
         "b.test",
@@ -610,6 +621,7 @@ fn a_restarted_server_subscribes_again_for_its_restored_sip_watchers() {
     });
     let a = Domain::start_on(
         store,
+        Arc::new(SystemClock::new()),
         "a.test",
         port_a,
         "b.test",

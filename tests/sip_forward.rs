@@ -8,13 +8,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use impp::engine::{AuthAction, Engine, EngineConfig};
+use impp::engine::{AuthAction, Clock, Engine, EngineConfig, ManualClock, SystemClock};
 use impp::sip::digest::{expected_response, Algorithm};
 use impp::sip::route::Route;
+use impp::sip::transaction::Timers;
 use impp::sip::transport::{ListenAddr, Proto};
 use impp::sip::{SipLimits, SipMessage, Transport};
 use impp::sip::{SipServer, SipServerConfig};
 use impp::store::{Credential, MemoryStore};
+
+mod common;
+use common::clock::{advance, timer_e_steps};
 
 /// One domain's server.
 struct Node {
@@ -25,12 +29,22 @@ struct Node {
 impl Node {
     /// A server for `domain` with users alice, bob and carol (password `USER-pw`).
     fn start(domain: &str, tweak: impl FnOnce(&mut SipServerConfig)) -> Node {
+        Node::start_on(Arc::new(SystemClock::new()), domain, tweak)
+    }
+
+    /// Like [`Node::start`], on `clock` (a manual one: timers fire when the test moves it).
+    fn start_on(
+        clock: Arc<dyn Clock>,
+        domain: &str,
+        tweak: impl FnOnce(&mut SipServerConfig),
+    ) -> Node {
         let engine = Arc::new(
             Engine::new(EngineConfig {
                 domains: vec![domain.into()],
                 default_policy: AuthAction::Allow,
                 workers: 2,
                 store: Arc::new(MemoryStore::new()),
+                clock,
                 ..EngineConfig::default()
             })
             .unwrap(),
@@ -43,9 +57,6 @@ impl Node {
         }
         let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let mut config = SipServerConfig::new(vec![ListenAddr::udp(local), ListenAddr::tcp(local)]);
-        // Short timers: a next hop that does not answer times out in 64 × 20 ms.
-        config.timers.t1 = Duration::from_millis(20);
-        config.timers.t2 = Duration::from_millis(160);
         tweak(&mut config);
         let server = SipServer::start(engine.clone(), config).unwrap();
         Node { engine, server }
@@ -449,11 +460,13 @@ fn a_routing_loop_ends_with_482_and_no_storm() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let b = Node::start("b.test", |c| {
+    // On a manual clock, so that every retransmission timer can be run below.
+    let clock = ManualClock::new();
+    let b = Node::start_on(clock.clone(), "b.test", |c| {
         c.authenticate = false;
         c.routes.add(route(&format!("c.test=udp:{a_udp}")));
     });
-    let a = Node::start("a.test", |c| {
+    let a = Node::start_on(clock.clone(), "a.test", |c| {
         c.authenticate = false;
         c.listen = vec![ListenAddr::udp(a_udp)];
         c.routes.add(route(&format!("c.test=udp:{}", b.udp())));
@@ -478,7 +491,16 @@ fn a_routing_loop_ends_with_482_and_no_storm() {
         started.elapsed() < Duration::from_secs(2),
         "answered at once"
     );
-    // Nothing more arrives: no storm of repeated answers.
+    // Nothing more arrives: no storm of repeated answers, neither at once nor from a timer
+    // (the clock runs through every timer E of the forwarded requests, up to timer F).
+    for step in timer_e_steps(&Timers::default()) {
+        advance(
+            &clock,
+            step,
+            &[&a.engine, &b.engine],
+            &[&a.server, &b.server],
+        );
+    }
     let quiet = Instant::now() + Duration::from_millis(500);
     while Instant::now() < quiet {
         if let Some((m, _)) = alice.receive() {
@@ -525,32 +547,43 @@ fn a_silent_next_hop_times_out_with_408() {
     // Bound but never read: requests vanish there.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     silent
-        .set_read_timeout(Some(Duration::from_millis(20)))
+        .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let a = Node::start("a.test", |c| {
+    // On a manual clock: the forwarded request's timers fire as the test moves it.
+    let clock = ManualClock::new();
+    let a = Node::start_on(clock.clone(), "a.test", |c| {
         c.authenticate = false;
         c.routes
             .add(route(&format!("*=udp:{}", silent.local_addr().unwrap())));
     });
     let mut alice = Client::new(a.udp(), "alice", "a.test");
     let started = Instant::now();
-    let (r, _) = alice.transact(
-        &alice.request_with_body(
-            "MESSAGE",
-            "sip:bob@b.test",
-            "<sip:bob@b.test>",
-            &token(),
-            "",
-            Some("anyone?"),
-        ),
-        Duration::from_secs(10),
+    let request = alice.request_with_body(
+        "MESSAGE",
+        "sip:bob@b.test",
+        "<sip:bob@b.test>",
+        &token(),
+        "",
+        Some("anyone?"),
     );
+    alice.send(&request);
+    // Forwarded (its transaction started): then timer E after timer E up to timer F.
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = silent
+        .recv_from(&mut buf)
+        .expect("the request is forwarded");
+    let mut copies = vec![parse(&buf[..n])];
+    for step in timer_e_steps(&Timers::default()) {
+        advance(&clock, step, &[&a.engine], &[&a.server]);
+    }
+    let (r, _) = alice.final_response(&request, Duration::from_secs(10));
     assert_eq!(r.status(), Some(408));
     assert!(started.elapsed() < Duration::from_secs(5));
     // The forwarded request was retransmitted over UDP while it waited, with one Via of
     // A's on top of alice's and Max-Forwards decremented.
-    let mut buf = vec![0u8; 65536];
-    let mut copies = Vec::new();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
     while let Ok((n, _)) = silent.recv_from(&mut buf) {
         copies.push(parse(&buf[..n]));
     }

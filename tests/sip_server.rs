@@ -7,9 +7,12 @@ use std::io::{Read, Write as _};
 use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use impp::sip::transaction::Timers;
 use impp::sip::{SipLimits, SipMessage, Transport};
 
 mod common;
+use common::clock::timer_e_steps;
+use common::fixtures::wait_for;
 use common::sip::{header_map, parse, token, Client, Server, DOMAIN};
 
 fn pidf(entity: &str, basic: &str, note: &str) -> String {
@@ -379,11 +382,10 @@ fn bad_input_is_answered_or_dropped_and_the_server_goes_on() {
 
 #[test]
 fn a_notify_nobody_answers_is_retransmitted_then_ends_the_subscription() {
-    // T1 = 10 ms: timer F (64·T1) ends an unanswered NOTIFY after 640 ms.
-    let s = Server::start_with(false, 65536, |c| {
-        c.timers.t1 = Duration::from_millis(10);
-        c.timers.t2 = Duration::from_millis(40);
-    });
+    // On a manual clock: timer E sends the unanswered NOTIFY again at T1, timer F (64·T1)
+    // ends it, each when the test moves the clock there.
+    let s = Server::clocked(false, |_| {});
+    let timers = Timers::default();
     let mut alice = Client::new(s.udp(), "alice");
     let aor = alice.aor();
     assert_eq!(
@@ -411,21 +413,31 @@ fn a_notify_nobody_answers_is_retransmitted_then_ends_the_subscription() {
     silent.send_to(sub.as_bytes(), s.udp()).unwrap();
     let mut notifies = 0;
     let mut ok = false;
-    let deadline = Instant::now() + Duration::from_secs(5);
     let mut buf = vec![0u8; 65536];
-    while Instant::now() < deadline {
-        if let Ok((n, _)) = silent.recv_from(&mut buf) {
-            let m = parse(&buf[..n]);
-            match m.method() {
-                Some("NOTIFY") => notifies += 1,
-                None => ok |= m.status() == Some(200),
-                _ => {}
+    // Reads what reaches the silent watcher until `done` holds (at most 5 s of real time for
+    // the datagrams to arrive; the clock stands still meanwhile).
+    let mut read = |ok: &mut bool, notifies: &mut usize, done: fn(bool, usize) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done(*ok, *notifies) && Instant::now() < deadline {
+            if let Ok((n, _)) = silent.recv_from(&mut buf) {
+                let m = parse(&buf[..n]);
+                match m.method() {
+                    Some("NOTIFY") => *notifies += 1,
+                    None => *ok |= m.status() == Some(200),
+                    _ => {}
+                }
             }
         }
-        if ok && notifies > 1 && s.engine.stats().subscriptions_active == 0 {
-            break;
-        }
-    }
+    };
+    // The answer and the first NOTIFY come at once; T1 later timer E sends the NOTIFY again.
+    read(&mut ok, &mut notifies, |ok, notifies| ok && notifies == 1);
+    s.advance(timers.t1);
+    read(&mut ok, &mut notifies, |_, notifies| notifies > 1);
+    // At 64·T1 timer F ends the transaction, and the subscription with it.
+    s.advance(timers.timeout() - timers.t1);
+    wait_for("the subscription to end", 5, || {
+        s.engine.stats().subscriptions_active == 0
+    });
     assert!(ok, "the SUBSCRIBE was answered 200");
     assert!(
         notifies > 1,
@@ -753,11 +765,8 @@ fn subscribe_without_accept_and_with_an_empty_supported_header() {
 /// forgot the dialog) ends the subscription.
 #[test]
 fn a_notify_answered_200_is_done_and_one_answered_481_ends_the_subscription() {
-    // T1 = 10 ms: an unanswered NOTIFY would be sent again within 10 ms.
-    let s = Server::start_with(false, 65536, |c| {
-        c.timers.t1 = Duration::from_millis(10);
-        c.timers.t2 = Duration::from_millis(40);
-    });
+    // On a manual clock: an unanswered NOTIFY would be sent again at each timer E.
+    let s = Server::clocked(false, |_| {});
     let mut alice = Client::new(s.udp(), "alice");
     let aor = alice.aor();
     assert_eq!(
@@ -775,18 +784,30 @@ fn a_notify_answered_200_is_done_and_one_answered_481_ends_the_subscription() {
     );
     assert_eq!(bob.transact(&sub).status(), Some(200));
     bob.next_request("NOTIFY"); // answered 200 by the client
-                                // Nothing more comes for 300 ms (timer E would have fired about five times).
-    let mut buf = vec![0u8; 65536];
-    let quiet_until = Instant::now() + Duration::from_millis(300);
-    while Instant::now() < quiet_until {
-        if let Ok((n, _)) = bob.socket.recv_from(&mut buf) {
-            panic!(
-                "unexpected after a NOTIFY answered 200: {}",
-                String::from_utf8_lossy(&buf[..n])
-            );
-        }
+    let options = |bob: &Client| {
+        bob.request(
+            "OPTIONS",
+            &format!("sip:{DOMAIN}"),
+            &format!("<sip:{DOMAIN}>"),
+            &token(),
+            "",
+            None,
+        )
+    };
+    // Once bob's OPTIONS is answered, his 200 was taken: the I/O thread reads his datagrams
+    // in order, and takes the answer to a NOTIFY as it reads it.
+    assert_eq!(bob.transact(&options(&bob)).status(), Some(200));
+    // Nothing more comes while the clock runs through every timer E up to timer F: what
+    // the timer rounds sent left before the answer to a second OPTIONS.
+    for step in timer_e_steps(&Timers::default()) {
+        s.advance(step);
+    }
+    assert_eq!(bob.transact(&options(&bob)).status(), Some(200));
+    if let Some(m) = bob.requests.first() {
+        panic!("unexpected after a NOTIFY answered 200: {m:?}");
     }
     assert_eq!(s.engine.stats().subscriptions_active, 1);
+    let mut buf = vec![0u8; 65536];
 
     // The next NOTIFY is answered 481.
     assert_eq!(

@@ -33,14 +33,18 @@ pub fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
 
 /// An engine owning `domain`, allowing every watcher, memory only.
 pub fn engine(domain: &str) -> Arc<Engine> {
-    Arc::new(
-        Engine::new(EngineConfig {
-            domains: vec![domain.into()],
-            default_policy: AuthAction::Allow,
-            workers: 2,
-            store: Arc::new(MemoryStore::new()),
-            ..EngineConfig::default()
-        })
-        .unwrap(),
-    )
+    engine_with(domain, |_| {})
+}
+
+/// Like [`engine`], with its configuration changed by `tweak` first (a manual clock, say).
+pub fn engine_with(domain: &str, tweak: impl FnOnce(&mut EngineConfig)) -> Arc<Engine> {
+    let mut config = EngineConfig {
+        domains: vec![domain.into()],
+        default_policy: AuthAction::Allow,
+        workers: 2,
+        store: Arc::new(MemoryStore::new()),
+        ..EngineConfig::default()
+    };
+    tweak(&mut config);
+    Arc::new(Engine::new(config).unwrap())
 }

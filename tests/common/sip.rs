@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use impp::engine::{AuthAction, Engine, EngineConfig};
+use impp::engine::{AuthAction, Engine, EngineConfig, ManualClock};
 use impp::sip::digest::{expected_response, Algorithm};
 use impp::sip::transport::ListenAddr;
 use impp::sip::{SipLimits, SipMessage, Transport};
@@ -20,6 +20,8 @@ pub const DOMAIN: &str = "example.test";
 pub struct Server {
     pub engine: Arc<Engine>,
     pub server: SipServer,
+    /// The manual clock of a server made by [`Server::clocked`].
+    pub clock: Option<Arc<ManualClock>>,
 }
 
 impl Server {
@@ -37,6 +39,26 @@ impl Server {
             |c| c.max_message_size = max_message_size,
             tweak,
         )
+    }
+
+    /// A server on a manual clock: no timer fires until the test moves it
+    /// ([`Server::advance`]).
+    pub fn clocked(authenticate: bool, tweak: impl FnOnce(&mut SipServerConfig)) -> Server {
+        let clock = ManualClock::new();
+        let c = clock.clone();
+        let mut server = Server::start_configured(authenticate, move |e| e.clock = c, tweak);
+        server.clock = Some(clock);
+        server
+    }
+
+    /// Moves the clock of a [`Server::clocked`] forward by `by` and runs what fell due, in
+    /// the engine and in the SIP stack (see [`super::clock::sync`]).
+    pub fn advance(&self, by: Duration) {
+        let clock = self
+            .clock
+            .as_ref()
+            .expect("a server made by Server::clocked");
+        super::clock::advance(clock, by, &[&self.engine], &[&self.server]);
     }
 
     /// A server whose engine's configuration `engine` may change first (a manual clock, say).
@@ -66,7 +88,11 @@ impl Server {
         config.authenticate = authenticate;
         tweak(&mut config);
         let server = SipServer::start(engine.clone(), config).unwrap();
-        Server { engine, server }
+        Server {
+            engine,
+            server,
+            clock: None,
+        }
     }
 
     pub fn udp(&self) -> SocketAddr {
