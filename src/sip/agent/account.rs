@@ -631,6 +631,7 @@ impl Accounts {
                 }
             }
             Purpose::Publish => {
+                let stopped = accounts.stopped;
                 let s = &mut accounts.states[i];
                 match status {
                     200..=299 => {
@@ -643,6 +644,18 @@ impl Accounts {
                             .unwrap_or(s.pub_expires);
                         s.pub_failures = 0;
                         s.pub_reset = false;
+                        if stopped {
+                            // The answer to a PUBLISH that was on its way when the account
+                            // stopped: the withdrawal sent then named the tag before it, so
+                            // this publication is withdrawn now, by its own tag.
+                            if granted > 0 && s.etag.is_some() {
+                                s.body = None;
+                                s.dirty = true;
+                                self.send_publish(&mut accounts, i);
+                            }
+                            accounts.states[i].pub_phase = Phase::Idle;
+                            return;
+                        }
                         s.pub_phase = if s.dirty {
                             Phase::Due(now)
                         } else if s.etag.is_some() && granted > 0 {
