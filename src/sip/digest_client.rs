@@ -77,6 +77,14 @@ impl DigestClient {
         }
     }
 
+    /// [`DigestClient::new`] whose client nonces come from `seed` (the SIP stack's share of
+    /// the engine's randomness) rather than from the time.
+    pub(crate) fn seeded(username: &str, password: &str, seed: u64) -> DigestClient {
+        let mut client = DigestClient::new(username, password);
+        client.seed = seed;
+        client
+    }
+
     /// The user name.
     pub fn username(&self) -> &str {
         &self.username

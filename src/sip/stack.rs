@@ -194,6 +194,11 @@ impl Stack {
         (self.random.next_u64() >> 32) as u32
     }
 
+    /// 64 random bits.
+    pub(crate) fn random_u64(&self) -> u64 {
+        self.random.next_u64()
+    }
+
     /// A random fraction in `[low, high)`, for jitter.
     pub(crate) fn jitter(&self, low: f64, high: f64) -> f64 {
         self.random.fraction(low, high)

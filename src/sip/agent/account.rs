@@ -259,7 +259,7 @@ impl Accounts {
         let mut states = Vec::new();
         for a in self.accounts.iter() {
             states.push(AccountState {
-                digest: DigestClient::new(&a.username, &a.password),
+                digest: DigestClient::seeded(&a.username, &a.password, self.stack.random_u64()),
                 reg_call_id: format!("{}@impp", self.stack.token()),
                 reg_tag: self.stack.token(),
                 reg_cseq: 0,

@@ -366,7 +366,7 @@ impl Backends {
         table.by_local.insert(id, key.clone());
         let now = self.stack.now();
         let expires = self.backend_expires;
-        let auth = account.and_then(|i| account_digest(&self.accounts, i));
+        let auth = account.and_then(|i| account_digest(&self.accounts, i, self.stack.random_u64()));
         let backend = table.by_key.entry(key.clone()).or_insert_with(|| {
             log::debug!("federation: first local watcher of {presentity} ({package})");
             Backend {

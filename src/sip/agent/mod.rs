@@ -115,11 +115,11 @@ pub(crate) fn account_route(accounts: &[Account], watcher: &Uri) -> Option<(usiz
         .map(|i| (i, accounts[i].next_hop()))
 }
 
-/// Fresh digest state for account `i`.
-pub(crate) fn account_digest(accounts: &[Account], i: usize) -> Option<DigestClient> {
+/// Fresh digest state for account `i` (client nonces from `seed`).
+pub(crate) fn account_digest(accounts: &[Account], i: usize, seed: u64) -> Option<DigestClient> {
     accounts
         .get(i)
-        .map(|a| DigestClient::new(&a.username, &a.password))
+        .map(|a| DigestClient::seeded(&a.username, &a.password, seed))
 }
 
 /// The refresh time of a subscription granted `granted` seconds from `now` (clock ms): at a
