@@ -1,16 +1,49 @@
 /*
  * libimpp: presence and instant messaging (SIP SIMPLE) engine, C API.
  *
- * Conventions:
- *  - Functions are impp_<object>_<verb>. Every function that can fail returns an
- *    impp_status (IMPP_OK is 0, errors are negative and never renumbered); output
- *    parameters come last and are written only on success. impp_last_error() gives the
- *    message of the last failure on the calling thread.
- *  - Strings passed in are borrowed, NUL-terminated UTF-8, for the call only.
- *  - Strings returned are either borrowed from a handle (the lifetime is stated per
- *    function) or owned: free owned strings with impp_string_free(), never with free().
- *  - Every impp_x_new/parse has its impp_x_free; impp_x_free(NULL) is a no-op.
+ * Conventions (also in README.md, "C API conventions"; tests/header_conventions.rs checks
+ * the ones marked [checked] on this file, so new functions cannot drift from them):
+ *  - Names: functions are impp_<object>_<verb> [checked] (impp_engine_subscribe,
+ *    impp_presence_add_tuple); functions of the library as a whole are named after what
+ *    they act on (impp_log_set_level, impp_status_name). A getter is impp_<object>_<field>,
+ *    never with get_ [checked] (impp_event_kind). Types are impp_<thing>; macros and enum
+ *    values are IMPP_<...>. No function has the name of a type [checked].
+ *  - Handles: every impp_x_new, impp_x_parse and impp_x_start returns an impp_status, writes
+ *    the new handle to its last parameter, and has its impp_x_free [checked];
+ *    impp_x_free(NULL) is a no-op. A configuration given to impp_engine_new or
+ *    impp_sip_start is consumed, even when the call fails. Frees return void, except
+ *    impp_engine_free and impp_sip_free, which join threads and return an impp_status:
+ *    called from inside an event callback they return IMPP_ERR_IN_CALLBACK and tear
+ *    nothing down.
+ *  - Status: every function that can fail returns an impp_status. IMPP_OK is 0; errors are
+ *    negative, never renumbered, and new ones are appended. impp_status_name() names a code;
+ *    impp_last_error() gives the message of the last failure on the calling thread.
+ *  - Arguments: NULL where a value is required is IMPP_ERR_INVALID_ARGUMENT. An argument
+ *    that takes one of the enums below is typed with that enum, never int [checked]; a value
+ *    outside the enum is IMPP_ERR_INVALID_ARGUMENT (impp_engine_stat answers 0 and the
+ *    *_name functions "unknown" instead, as they never fail). Output parameters come last
+ *    [checked], are named out or <what>_out [checked], and are written only on success.
+ *  - Accessors that cannot fail on a live handle (counts, event fields, *_name) return their
+ *    value directly, and each says what it returns for NULL: 0, NULL, false, or the
+ *    enum's NONE/INVALID value.
+ *  - Strings passed in are borrowed, NUL-terminated UTF-8, for the call only; documents are
+ *    passed as (pointer, length). Strings returned are either borrowed from a handle (the
+ *    lifetime is stated per function) or owned (char *): free owned strings with
+ *    impp_string_free(), never with free().
+ *  - Callbacks are set with (callback, user_data, free_user_data): free_user_data runs
+ *    exactly once, after the callback's last call. Event callbacks run on the engine's
+ *    dispatcher thread, in order; the log callback on any library thread.
  *  - No panic crosses this boundary: a bug inside the library returns IMPP_ERR_INTERNAL.
+ *  - IMPP_ABI_VERSION (this header) must equal impp_abi_version() (the loaded library).
+ *
+ * Coming in later ABI versions; NOT yet true of this header:
+ *  - one meaning for expiry arguments (today it differs per call: publish takes 0 for the
+ *    default, subscribe and login -1; 0 logs an endpoint out and ends a subscription in
+ *    impp_engine_refresh_subscription; each function says which);
+ *  - options handles (such as impp_subscribe_options, impp_message_options, impp_account)
+ *    for the calls with many optional parameters, so that they can grow without an ABI break;
+ *  - snapshots for lists read from a live engine (today rules are read by index,
+ *    impp_engine_rule_count then impp_engine_rule, which can race with changes).
  */
 
 #ifndef IMPP_H
@@ -41,7 +74,7 @@
  * The ABI version this header describes. Compare it with `impp_abi_version()` at run time:
  * a program built against one ABI version must not load a library of another.
  */
-#define IMPP_ABI_VERSION 1
+#define IMPP_ABI_VERSION 2
 
 /**
  * The outcome of a fallible call. `IMPP_OK` is zero; errors are small negative numbers that
@@ -113,7 +146,34 @@ typedef enum impp_status {
    * Durable storage failed (cannot open, read or write the store: I/O, disk full, locked).
    */
   IMPP_ERR_STORAGE = -15,
+  /**
+   * The network failed: a listen address cannot be bound (in use, or not an address of
+   * this host).
+   */
+  IMPP_ERR_NETWORK = -16,
 } impp_status;
+
+/**
+ * How a watcher no rule mentions is treated, or what a rule does.
+ */
+typedef enum impp_auth_action {
+  /**
+   * The watcher may watch.
+   */
+  IMPP_AUTH_ALLOW = 1,
+  /**
+   * The watcher is refused: told terminated/rejected, never sees a document.
+   */
+  IMPP_AUTH_BLOCK = 2,
+  /**
+   * The watcher is told active but only ever sees a neutral, closed document.
+   */
+  IMPP_AUTH_POLITE_BLOCK = 3,
+  /**
+   * The subscription stays pending until the presentity decides (`impp_engine_authorize`).
+   */
+  IMPP_AUTH_CONFIRM = 4,
+} impp_auth_action;
 
 /**
  * Whether a watcherinfo or dialog-info document carries the whole state or only changes.
@@ -212,84 +272,6 @@ typedef enum impp_dialog_event {
 } impp_dialog_event;
 
 /**
- * The state of a subscription.
- */
-typedef enum impp_subscription_state {
-  /**
-   * Not applicable (the event has no subscription state).
-   */
-  IMPP_SUBSCRIPTION_NONE = 0,
-  /**
-   * Waiting for authorization; no document.
-   */
-  IMPP_SUBSCRIPTION_PENDING = 1,
-  /**
-   * Authorized.
-   */
-  IMPP_SUBSCRIPTION_ACTIVE = 2,
-  /**
-   * Ended; see the reason.
-   */
-  IMPP_SUBSCRIPTION_TERMINATED = 3,
-} impp_subscription_state;
-
-/**
- * How a watcher no rule mentions is treated, or what a rule does.
- */
-typedef enum impp_auth_action {
-  /**
-   * The watcher may watch.
-   */
-  IMPP_AUTH_ALLOW = 1,
-  /**
-   * The watcher is refused: told terminated/rejected, never sees a document.
-   */
-  IMPP_AUTH_BLOCK = 2,
-  /**
-   * The watcher is told active but only ever sees a neutral, closed document.
-   */
-  IMPP_AUTH_POLITE_BLOCK = 3,
-  /**
-   * The subscription stays pending until the presentity decides (`impp_engine_authorize`).
-   */
-  IMPP_AUTH_CONFIRM = 4,
-} impp_auth_action;
-
-/**
- * What an event is about.
- */
-typedef enum impp_event_kind {
-  /**
-   * A watcher's notification: state, and the document when the watcher may see it.
-   */
-  IMPP_EVENT_NOTIFICATION = 1,
-  /**
-   * A subscription waits for the presentity's decision (`impp_engine_authorize`).
-   */
-  IMPP_EVENT_AUTHORIZATION_REQUESTED = 2,
-  /**
-   * A subscription changed state (created, authorized, terminated).
-   */
-  IMPP_EVENT_SUBSCRIPTION_STATE = 3,
-  /**
-   * A publication was not refreshed in time and was withdrawn.
-   */
-  IMPP_EVENT_PUBLICATION_EXPIRED = 4,
-  /**
-   * An instant message for one of the recipient's endpoints.
-   */
-  IMPP_EVENT_MESSAGE = 5,
-  /**
-   * What became of a sent message (for its sender).
-   */
-  IMPP_EVENT_DELIVERY = 6,
-  /**
-   * An endpoint's login was not refreshed in time and ended.
-   */
-  IMPP_EVENT_ENDPOINT_EXPIRED = 7,
-} impp_event_kind;
-
-/**
  * Why a subscription ended (RFC 6665).
  */
 typedef enum impp_reason {
@@ -322,6 +304,133 @@ typedef enum impp_reason {
    */
   IMPP_REASON_NORESOURCE = 6,
 } impp_reason;
+
+/**
+ * The state of a subscription.
+ */
+typedef enum impp_subscription_state {
+  /**
+   * Not applicable (the event has no subscription state).
+   */
+  IMPP_SUBSCRIPTION_NONE = 0,
+  /**
+   * Waiting for authorization; no document.
+   */
+  IMPP_SUBSCRIPTION_PENDING = 1,
+  /**
+   * Authorized.
+   */
+  IMPP_SUBSCRIPTION_ACTIVE = 2,
+  /**
+   * Ended; see the reason.
+   */
+  IMPP_SUBSCRIPTION_TERMINATED = 3,
+} impp_subscription_state;
+
+/**
+ * A counter of `impp_engine_stat`.
+ *
+ * Counters are read one at a time by this selector (there is no caller-allocated stats
+ * struct), so new counters are appended as new values: existing values never change and the
+ * ABI version stays the same. An older library answers 0 for a value it does not know.
+ */
+typedef enum impp_stat {
+  /**
+   * Presentities with publications or subscribers.
+   */
+  IMPP_STAT_PRESENTITIES = 0,
+  /**
+   * Live publications.
+   */
+  IMPP_STAT_PUBLICATIONS = 1,
+  /**
+   * Subscriptions waiting for authorization.
+   */
+  IMPP_STAT_SUBSCRIPTIONS_PENDING = 2,
+  /**
+   * Active subscriptions.
+   */
+  IMPP_STAT_SUBSCRIPTIONS_ACTIVE = 3,
+  /**
+   * Events waiting to be delivered.
+   */
+  IMPP_STAT_EVENTS_QUEUED = 4,
+  /**
+   * Notifications produced.
+   */
+  IMPP_STAT_NOTIFICATIONS_SENT = 5,
+  /**
+   * Notifications merged into one still waiting (the consumer fell behind).
+   */
+  IMPP_STAT_NOTIFICATIONS_MERGED = 6,
+  /**
+   * Notifications held back by a minimum interval.
+   */
+  IMPP_STAT_NOTIFICATIONS_THROTTLED = 7,
+  /**
+   * Events queued beyond the bound because they could not merge.
+   */
+  IMPP_STAT_EVENTS_OVERFLOWED = 8,
+  /**
+   * Panics caught inside the event callback's Rust glue.
+   */
+  IMPP_STAT_CALLBACK_PANICS = 9,
+  /**
+   * Endpoints logged in.
+   */
+  IMPP_STAT_ENDPOINTS = 10,
+  /**
+   * Instant messages waiting for their recipient (stored, or queued behind stored ones).
+   */
+  IMPP_STAT_MESSAGES_WAITING = 11,
+  /**
+   * Instant messages delivered.
+   */
+  IMPP_STAT_MESSAGES_DELIVERED = 12,
+  /**
+   * Instant messages that failed.
+   */
+  IMPP_STAT_MESSAGES_FAILED = 13,
+} impp_stat;
+
+/**
+ * What an event is about, as `impp_event_kind` returns it. (The type is not named
+ * `impp_event_kind`: C has one namespace for functions and types.)
+ */
+typedef enum impp_event_type {
+  /**
+   * Not an event: what `impp_event_kind(NULL)` returns. No event has this kind.
+   */
+  IMPP_EVENT_INVALID = 0,
+  /**
+   * A watcher's notification: state, and the document when the watcher may see it.
+   */
+  IMPP_EVENT_NOTIFICATION = 1,
+  /**
+   * A subscription waits for the presentity's decision (`impp_engine_authorize`).
+   */
+  IMPP_EVENT_AUTHORIZATION_REQUESTED = 2,
+  /**
+   * A subscription changed state (created, authorized, terminated).
+   */
+  IMPP_EVENT_SUBSCRIPTION_STATE = 3,
+  /**
+   * A publication was not refreshed in time and was withdrawn.
+   */
+  IMPP_EVENT_PUBLICATION_EXPIRED = 4,
+  /**
+   * An instant message for one of the recipient's endpoints.
+   */
+  IMPP_EVENT_MESSAGE = 5,
+  /**
+   * What became of a sent message (for its sender).
+   */
+  IMPP_EVENT_DELIVERY = 6,
+  /**
+   * An endpoint's login was not refreshed in time and ended.
+   */
+  IMPP_EVENT_ENDPOINT_EXPIRED = 7,
+} impp_event_type;
 
 /**
  * What became of a sent message (`impp_event_delivery_outcome`).
@@ -401,6 +510,33 @@ typedef enum impp_composing_state {
 } impp_composing_state;
 
 /**
+ * The level of a log line, and the maximum level given to `impp_log_set_callback` and
+ * `impp_log_set_level`: lines finer than the maximum are dropped before they are formatted.
+ */
+typedef enum impp_log_level {
+  /**
+   * Something failed that the application should know about (a panicking callback).
+   */
+  IMPP_LOG_ERROR = 1,
+  /**
+   * Something unexpected that the library worked around (a filter that cannot apply).
+   */
+  IMPP_LOG_WARN = 2,
+  /**
+   * Lifecycle: engines starting and stopping.
+   */
+  IMPP_LOG_INFO = 3,
+  /**
+   * Decisions and soft-state changes: authorization, expiries.
+   */
+  IMPP_LOG_DEBUG = 4,
+  /**
+   * Per-notification detail (many lines).
+   */
+  IMPP_LOG_TRACE = 5,
+} impp_log_level;
+
+/**
  * The basic status of a tuple.
  */
 typedef enum impp_basic {
@@ -417,6 +553,48 @@ typedef enum impp_basic {
    */
   IMPP_BASIC_CLOSED = 2,
 } impp_basic;
+
+/**
+ * A yes/no capability of a service (RFC 5196).
+ */
+typedef enum impp_capability {
+  /**
+   * Audio sessions.
+   */
+  IMPP_CAP_AUDIO = 0,
+  /**
+   * Video sessions.
+   */
+  IMPP_CAP_VIDEO = 1,
+  /**
+   * Real-time text sessions.
+   */
+  IMPP_CAP_TEXT = 2,
+  /**
+   * Page-mode instant messages (SIP MESSAGE).
+   */
+  IMPP_CAP_MESSAGE = 3,
+  /**
+   * Application sessions.
+   */
+  IMPP_CAP_APPLICATION = 4,
+  /**
+   * Control sessions.
+   */
+  IMPP_CAP_CONTROL = 5,
+  /**
+   * Data sessions.
+   */
+  IMPP_CAP_DATA = 6,
+  /**
+   * The service is an automaton (IVR, answering machine).
+   */
+  IMPP_CAP_AUTOMATA = 7,
+  /**
+   * The service is a conference focus.
+   */
+  IMPP_CAP_ISFOCUS = 8,
+} impp_capability;
 
 /**
  * Whether the person is using their devices (RPID `user-input`).
@@ -497,141 +675,6 @@ typedef enum impp_watcher_event {
 } impp_watcher_event;
 
 /**
- * A yes/no capability of a service (RFC 5196).
- */
-typedef enum impp_capability {
-  /**
-   * Audio sessions.
-   */
-  IMPP_CAP_AUDIO = 0,
-  /**
-   * Video sessions.
-   */
-  IMPP_CAP_VIDEO = 1,
-  /**
-   * Real-time text sessions.
-   */
-  IMPP_CAP_TEXT = 2,
-  /**
-   * Page-mode instant messages (SIP MESSAGE).
-   */
-  IMPP_CAP_MESSAGE = 3,
-  /**
-   * Application sessions.
-   */
-  IMPP_CAP_APPLICATION = 4,
-  /**
-   * Control sessions.
-   */
-  IMPP_CAP_CONTROL = 5,
-  /**
-   * Data sessions.
-   */
-  IMPP_CAP_DATA = 6,
-  /**
-   * The service is an automaton (IVR, answering machine).
-   */
-  IMPP_CAP_AUTOMATA = 7,
-  /**
-   * The service is a conference focus.
-   */
-  IMPP_CAP_ISFOCUS = 8,
-} impp_capability;
-
-/**
- * A counter of `impp_engine_stat`.
- *
- * Counters are read one at a time by this selector (there is no caller-allocated stats
- * struct), so new counters are appended as new values: existing values never change and the
- * ABI version stays the same. An older library answers 0 for a value it does not know.
- */
-typedef enum impp_stat {
-  /**
-   * Presentities with publications or subscribers.
-   */
-  IMPP_STAT_PRESENTITIES = 0,
-  /**
-   * Live publications.
-   */
-  IMPP_STAT_PUBLICATIONS = 1,
-  /**
-   * Subscriptions waiting for authorization.
-   */
-  IMPP_STAT_SUBSCRIPTIONS_PENDING = 2,
-  /**
-   * Active subscriptions.
-   */
-  IMPP_STAT_SUBSCRIPTIONS_ACTIVE = 3,
-  /**
-   * Events waiting to be delivered.
-   */
-  IMPP_STAT_EVENTS_QUEUED = 4,
-  /**
-   * Notifications produced.
-   */
-  IMPP_STAT_NOTIFICATIONS_SENT = 5,
-  /**
-   * Notifications merged into one still waiting (the consumer fell behind).
-   */
-  IMPP_STAT_NOTIFICATIONS_MERGED = 6,
-  /**
-   * Notifications held back by a minimum interval.
-   */
-  IMPP_STAT_NOTIFICATIONS_THROTTLED = 7,
-  /**
-   * Events queued beyond the bound because they could not merge.
-   */
-  IMPP_STAT_EVENTS_OVERFLOWED = 8,
-  /**
-   * Panics caught inside the event callback's Rust glue.
-   */
-  IMPP_STAT_CALLBACK_PANICS = 9,
-  /**
-   * Endpoints logged in.
-   */
-  IMPP_STAT_ENDPOINTS = 10,
-  /**
-   * Instant messages waiting for their recipient (stored, or queued behind stored ones).
-   */
-  IMPP_STAT_MESSAGES_WAITING = 11,
-  /**
-   * Instant messages delivered.
-   */
-  IMPP_STAT_MESSAGES_DELIVERED = 12,
-  /**
-   * Instant messages that failed.
-   */
-  IMPP_STAT_MESSAGES_FAILED = 13,
-} impp_stat;
-
-/**
- * The level of a log line, and the maximum level given to `impp_set_log_callback` and
- * `impp_set_log_level`: lines finer than the maximum are dropped before they are formatted.
- */
-typedef enum impp_log_level {
-  /**
-   * Something failed that the application should know about (a panicking callback).
-   */
-  IMPP_LOG_ERROR = 1,
-  /**
-   * Something unexpected that the library worked around (a filter that cannot apply).
-   */
-  IMPP_LOG_WARN = 2,
-  /**
-   * Lifecycle: engines starting and stopping.
-   */
-  IMPP_LOG_INFO = 3,
-  /**
-   * Decisions and soft-state changes: authorization, expiries.
-   */
-  IMPP_LOG_DEBUG = 4,
-  /**
-   * Per-notification detail (many lines).
-   */
-  IMPP_LOG_TRACE = 5,
-} impp_log_level;
-
-/**
  * An engine configuration being built. Create it with `impp_config_new`; pass it to
  * `impp_engine_new` (which consumes it) or free it with `impp_config_free`.
  */
@@ -707,13 +750,12 @@ typedef void (*impp_event_callback)(const struct impp_event *event, void *user_d
 typedef void (*impp_free_callback)(void *user_data);
 
 /**
- * The log callback: one line at `level` (an `impp_log_level`) from `target` (the library
- * module that logged it, such as `"impp::engine::shard"`); `message` is the text without a
- * line break. Both strings are UTF-8, borrowed for the call only (copy what you keep).
+ * The log callback: one line at `level` from `target` (the library module that logged it,
+ * such as `"impp::engine::shard"`); `message` is the text without a line break. Both strings are UTF-8, borrowed for the call only (copy what you keep).
  * It is called on any library thread, possibly from several threads at once: make it
  * thread-safe. It may call library functions; lines logged from inside it are dropped.
  */
-typedef void (*impp_log_callback)(int level,
+typedef void (*impp_log_callback)(enum impp_log_level level,
                                   const char *target,
                                   const char *message,
                                   void *user_data);
@@ -860,7 +902,8 @@ enum impp_status impp_config_set_queue_capacity(struct impp_config *config, size
  * # Safety
  * `config` is NULL or a live configuration.
  */
-enum impp_status impp_config_set_default_policy(struct impp_config *config, int action);
+enum impp_status impp_config_set_default_policy(struct impp_config *config,
+                                                enum impp_auth_action action);
 
 /**
  * Sets the default minimum time between two notifications of one subscription, in
@@ -1142,7 +1185,7 @@ enum impp_status impp_dialog_info_dialog_remote_identity(const struct impp_dialo
  */
 enum impp_status impp_dialog_info_add_dialog(struct impp_dialog_info *info,
                                              const char *id,
-                                             int state,
+                                             enum impp_dialog_state state,
                                              size_t *index_out);
 
 /**
@@ -1168,8 +1211,8 @@ enum impp_status impp_dialog_info_remove_dialog(struct impp_dialog_info *info, s
  */
 enum impp_status impp_dialog_info_dialog_set_state(struct impp_dialog_info *info,
                                                    size_t index,
-                                                   int state,
-                                                   int event,
+                                                   enum impp_dialog_state state,
+                                                   enum impp_dialog_event event,
                                                    int code);
 
 /**
@@ -1219,7 +1262,7 @@ enum impp_status impp_dialog_info_dialog_set_remote_tag(struct impp_dialog_info 
  */
 enum impp_status impp_dialog_info_dialog_set_direction(struct impp_dialog_info *info,
                                                        size_t index,
-                                                       int direction);
+                                                       enum impp_dialog_direction direction);
 
 /**
  * Sets (or, with `uri` NULL, removes) the other party's identity in the dialog at `index`:
@@ -1401,7 +1444,7 @@ enum impp_status impp_engine_unsubscribe(const struct impp_engine *engine, uint6
  */
 enum impp_status impp_engine_terminate_subscription(const struct impp_engine *engine,
                                                     uint64_t id,
-                                                    int reason);
+                                                    enum impp_reason reason);
 
 /**
  * The state of a live subscription: `*state_out`, and if not NULL `*expires_in_out`
@@ -1429,7 +1472,9 @@ enum impp_status impp_engine_subscription_state(const struct impp_engine *engine
  * # Safety
  * `engine` NULL or live.
  */
-enum impp_status impp_engine_authorize(const struct impp_engine *engine, uint64_t id, int action);
+enum impp_status impp_engine_authorize(const struct impp_engine *engine,
+                                       uint64_t id,
+                                       enum impp_auth_action action);
 
 /**
  * Adds or replaces the rule of `presentity` for one watcher URI (`watcher`, with `domain`
@@ -1445,7 +1490,7 @@ enum impp_status impp_engine_set_rule(const struct impp_engine *engine,
                                       const char *presentity,
                                       const char *watcher,
                                       const char *domain,
-                                      int action);
+                                      enum impp_auth_action action);
 
 /**
  * Removes a rule (arguments as `impp_engine_set_rule`); `*removed_out` (if not NULL) says
@@ -1536,7 +1581,7 @@ enum impp_status impp_engine_set_event_callback(const struct impp_engine *engine
  * # Safety
  * `engine` NULL or live.
  */
-uint64_t impp_engine_stat(const struct impp_engine *engine, int which);
+uint64_t impp_engine_stat(const struct impp_engine *engine, enum impp_stat which);
 
 /**
  * Moves the manual clock forward by `ms` milliseconds and waits until every shard has run
@@ -1564,7 +1609,7 @@ enum impp_status impp_engine_sync(const struct impp_engine *engine);
 /**
  * The C names of the `impp_reason` values, for messages. Static; any thread.
  */
-const char *impp_reason_name(int reason);
+const char *impp_reason_name(enum impp_reason reason);
 
 /**
  * Frees an event returned by `impp_engine_next_event`. NULL is a no-op. Never free the event
@@ -1576,12 +1621,17 @@ const char *impp_reason_name(int reason);
 void impp_event_free(struct impp_event *event);
 
 /**
- * The kind of the event; `IMPP_EVENT_NOTIFICATION` for NULL (check your pointers).
+ * The kind of the event; `IMPP_EVENT_INVALID` (0, which no event has) for NULL, so that a
+ * NULL event never reads as a real kind.
+ *
+ * Like every event accessor it returns its value directly, with a documented value for
+ * NULL, rather than a status and an output parameter: on a live event it cannot fail, and
+ * `switch (impp_event_kind(ev))` stays one line in a callback.
  *
  * # Safety
  * `event` is NULL or a live event.
  */
-enum impp_event_kind impp_event_get_kind(const struct impp_event *event);
+enum impp_event_type impp_event_kind(const struct impp_event *event);
 
 /**
  * The subscription the event is about; 0 for a publication expiry or NULL.
@@ -1636,7 +1686,8 @@ enum impp_subscription_state impp_event_state(const struct impp_event *event,
 const char *impp_event_etag(const struct impp_event *event);
 
 /**
- * Whether the event carries a document (a notification the watcher may see content of).
+ * Whether the event carries a document (a notification the watcher may see content of);
+ * false for NULL.
  *
  * # Safety
  * `event` is NULL or a live event.
@@ -1803,15 +1854,15 @@ enum impp_failure_reason impp_event_failure_reason(const struct impp_event *even
  * (the names of the Rust and Python APIs), `"none"` for `IMPP_DELIVERY_NONE`, `"unknown"`
  * for any other number. Static; any thread.
  */
-const char *impp_delivery_outcome_name(int outcome);
+const char *impp_delivery_outcome_name(enum impp_delivery_outcome outcome);
 
 /**
  * The name of an `impp_failure_reason` value: `"unknown-user"`, `"too-large"`,
- * `"expired"`, `"rejected"`, `"offline"`, `"storage"` (the names of the Rust and Python
+ * `"expired"`, `"rejected"`, `"offline"`, `"storage"`, `"unreachable"` (the names of the Rust and Python
  * APIs), `"none"` for `IMPP_FAILURE_NONE`, `"unknown"` for any other number. Static; any
  * thread.
  */
-const char *impp_failure_reason_name(int reason);
+const char *impp_failure_reason_name(enum impp_failure_reason reason);
 
 /**
  * Parses a filter document of `len` bytes (UTF-8, need not be NUL-terminated) with the
@@ -1933,7 +1984,8 @@ enum impp_status impp_filter_set_apply(const struct impp_filter_set *set,
  * # Safety
  * `out` is NULL or writable.
  */
-enum impp_status impp_iscomposing_new(int state, struct impp_iscomposing **out);
+enum impp_status impp_iscomposing_new(enum impp_composing_state state,
+                                      struct impp_iscomposing **out);
 
 /**
  * Parses an is-composing document (`application/im-iscomposing+xml`) of `len` bytes
@@ -1994,7 +2046,8 @@ enum impp_status impp_iscomposing_state(const struct impp_iscomposing *doc,
  * # Safety
  * `doc` is NULL or a live handle.
  */
-enum impp_status impp_iscomposing_set_state(struct impp_iscomposing *doc, int state);
+enum impp_status impp_iscomposing_set_state(struct impp_iscomposing *doc,
+                                            enum impp_composing_state state);
 
 /**
  * When the user last composed (`<lastactive>`), an `xs:dateTime` as written such as
@@ -2081,8 +2134,8 @@ enum impp_status impp_iscomposing_active_expires_after(const struct impp_iscompo
 
 /**
  * Sends the library's log lines to `callback(level, target, message, user_data)` for every
- * line at `max_level` (an `impp_log_level`) or more important; NULL `callback` goes back to
- * the default (error and warning lines on standard error; `max_level` still applies).
+ * line at `max_level` or more important; NULL `callback` goes back to the default (error
+ * and warning lines on standard error; `max_level` still applies).
  *
  * Threads: the callback runs on whichever library thread logged the line (engine shard
  * threads, dispatcher threads, or the thread calling into the library), possibly on several
@@ -2104,19 +2157,19 @@ enum impp_status impp_iscomposing_active_expires_after(const struct impp_iscompo
  * `callback` and `free_user_data` are NULL or functions valid until `free_user_data` has
  * run (or forever without one); `user_data` is whatever they expect.
  */
-enum impp_status impp_set_log_callback(impp_log_callback callback,
+enum impp_status impp_log_set_callback(impp_log_callback callback,
                                        void *user_data,
                                        impp_free_callback free_user_data,
-                                       int max_level);
+                                       enum impp_log_level max_level);
 
 /**
- * Sets the maximum level (an `impp_log_level`) of the lines that reach the log callback or
- * the default (standard error, which shows error and warning lines only). The default is
- * `IMPP_LOG_WARN`. Process-wide; any thread; cheap.
+ * Sets the maximum level of the lines that reach the log callback or the default (standard
+ * error, which shows error and warning lines only). The default is `IMPP_LOG_WARN`.
+ * Process-wide; any thread; cheap.
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`max_level` out of range; nothing changes).
  */
-enum impp_status impp_set_log_level(int max_level);
+enum impp_status impp_log_set_level(enum impp_log_level max_level);
 
 /**
  * Logs endpoint `endpoint` (an id of 1 to 256 characters, no control characters, e.g. a SIP
@@ -2232,12 +2285,16 @@ enum impp_status impp_engine_remove_user(const struct impp_engine *engine,
                                          bool *was_user_out);
 
 /**
- * Whether `user` is in the user directory. False for NULL or a bad URI.
+ * Whether `user` is in the user directory: on success `*has_user_out` is true or false.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_INVALID_URI` (`user` is not a URI).
  *
  * # Safety
- * `engine` NULL or live; `user` NULL or NUL-terminated.
+ * `engine` NULL or live; `user` NULL or NUL-terminated; `has_user_out` NULL or writable.
  */
-bool impp_engine_has_user(const struct impp_engine *engine, const char *user);
+enum impp_status impp_engine_has_user(const struct impp_engine *engine,
+                                      const char *user,
+                                      bool *has_user_out);
 
 /**
  * Creates a message summary with only the lamp state (`Messages-Waiting: yes` when
@@ -2514,7 +2571,7 @@ size_t impp_presence_tuple_count(const struct impp_presence *presence);
  */
 enum impp_status impp_presence_add_tuple(struct impp_presence *presence,
                                          const char *id,
-                                         int basic,
+                                         enum impp_basic basic,
                                          size_t *index_out);
 
 /**
@@ -2561,7 +2618,7 @@ enum impp_status impp_presence_tuple_basic(const struct impp_presence *presence,
  */
 enum impp_status impp_presence_tuple_set_basic(struct impp_presence *presence,
                                                size_t index,
-                                               int basic);
+                                               enum impp_basic basic);
 
 /**
  * Sets (or, with `uri` NULL, removes) the contact of the tuple at `index`. `priority` is
@@ -2698,7 +2755,7 @@ enum impp_status impp_presence_note(const struct impp_presence *presence,
  */
 enum impp_status impp_presence_tuple_set_capability(struct impp_presence *presence,
                                                     size_t index,
-                                                    int cap,
+                                                    enum impp_capability cap,
                                                     int value);
 
 /**
@@ -2711,7 +2768,7 @@ enum impp_status impp_presence_tuple_set_capability(struct impp_presence *presen
  */
 enum impp_status impp_presence_tuple_capability(const struct impp_presence *presence,
                                                 size_t index,
-                                                int cap,
+                                                enum impp_capability cap,
                                                 int *out);
 
 /**
@@ -2871,7 +2928,7 @@ enum impp_status impp_presence_mood(const struct impp_presence *presence,
  * `presence` is NULL or a live handle; `last_input` NULL or a NUL-terminated string.
  */
 enum impp_status impp_presence_set_user_input(struct impp_presence *presence,
-                                              int state,
+                                              enum impp_user_input state,
                                               const char *last_input);
 
 /**
@@ -3045,8 +3102,9 @@ enum impp_status impp_sip_config_set_workers(struct impp_sip_config *config, uin
  * consuming `config` whether or not this succeeds. On success `*out` owns the stack.
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, no listen address, bad settings),
- * `IMPP_ERR_STORAGE` (an address cannot be bound: in use, or not local),
- * `IMPP_ERR_SHUTDOWN` (the engine was shut down).
+ * `IMPP_ERR_NETWORK` (an address cannot be bound: in use, or not local),
+ * `IMPP_ERR_STORAGE` (the engine's store cannot be read), `IMPP_ERR_SHUTDOWN` (the engine
+ * was shut down).
  *
  * # Safety
  * `engine` NULL or live; `config` NULL or a configuration not yet freed or consumed; `out`
@@ -3073,19 +3131,26 @@ enum impp_status impp_sip_local_address(const struct impp_sip *sip, const char *
  * Stops the stack (closes its sockets, joins its threads) and frees it. The engine keeps
  * running: subscriptions of SIP watchers stay in it, with their dialogs (kept in the store
  * when it keeps soft state), and are notified again by the next stack started over it.
- * NULL is a no-op.
+ * NULL is a no-op (`IMPP_OK`).
+ *
+ * Errors: `IMPP_ERR_IN_CALLBACK` when called from inside an engine's event callback: as with
+ * `impp_engine_free`, nothing is torn down from the dispatcher thread (stopping waits up to
+ * a second for the accounts' last requests and joins the stack's threads, holding up every
+ * event behind it). Nothing is stopped and the stack keeps working; free it from another
+ * thread, or after the callback.
  *
  * # Safety
- * `sip` is NULL or a stack from `impp_sip_start` not yet freed; not called from inside the
- * engine's event callback.
+ * `sip` is NULL or a stack from `impp_sip_start` not yet freed; no other thread may use it
+ * after this call has started. Not called from inside the log callback (which may run on
+ * one of the stack's own threads, which this call joins).
  */
-void impp_sip_free(struct impp_sip *sip);
+enum impp_status impp_sip_free(struct impp_sip *sip);
 
 /**
  * The static name of a status code, such as `"IMPP_ERR_MALFORMED"`; `"IMPP_UNKNOWN"` for a
  * value that is not a status. Never NULL; the string is static. Any thread.
  */
-const char *impp_status_name(int32_t status);
+const char *impp_status_name(enum impp_status status);
 
 /**
  * The message of the last failed call on the calling thread, or NULL if the last fallible

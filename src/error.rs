@@ -53,6 +53,10 @@ pub enum Error {
     /// locked). Nothing the call would have changed was kept.
     #[error("storage failure: {0}")]
     Storage(String),
+    /// The network failed: a listen address cannot be bound (in use, or not an address of
+    /// this host), or a socket cannot be set up.
+    #[error("network failure: {0}")]
+    Network(String),
 }
 
 impl Error {
@@ -74,6 +78,7 @@ impl Error {
             Error::InCallback(_) => -13,
             Error::Forbidden(_) => -14,
             Error::Storage(_) => -15,
+            Error::Network(_) => -16,
         }
     }
 

@@ -870,7 +870,7 @@ class EventView {
 public:
     explicit EventView(const impp_event *event) noexcept : event_(event) {}
 
-    impp_event_kind kind() const noexcept { return impp_event_get_kind(event_); }
+    impp_event_type kind() const noexcept { return impp_event_kind(event_); }
     /* The subscription; 0 for a publication expiry. */
     std::uint64_t subscription() const noexcept { return impp_event_subscription(event_); }
     /* The watcher; none for a publication expiry. */
@@ -1341,7 +1341,10 @@ private:
 
 /* The SIP stack over an engine (impp_sip_*): serves the engine's domains on the wire,
  * forwards other domains to their routes. Options are set on the object, then start()
- * binds and runs it; the destructor stops it. Destroy it before its engine. */
+ * binds and runs it (an address that cannot be bound throws IMPP_ERR_NETWORK); stop() or
+ * the destructor stops it. Destroy it before its engine. As for an Engine, stopping it from
+ * inside an engine's event callback is refused: stop() throws IMPP_ERR_IN_CALLBACK and the
+ * stack keeps running, and the destructor, which cannot throw, calls std::terminate(). */
 class SipStack {
 public:
     SipStack() {
@@ -1397,6 +1400,15 @@ public:
         sip_ = s;
     }
 
+    /* Stops the stack now (as the destructor does), reporting failure: from inside an event
+     * callback it throws IMPP_ERR_IN_CALLBACK and the stack keeps running. */
+    void stop() {
+        if (sip_ != nullptr) {
+            detail::check(impp_sip_free(sip_));
+            sip_ = nullptr;
+        }
+    }
+
     /* The first bound address of "udp" or "tcp", port 0 resolved. */
     std::string local_address(const std::string &proto) const {
         char *out = nullptr;
@@ -1414,7 +1426,14 @@ private:
 
     void destroy() noexcept {
         impp_sip_config_free(std::exchange(config_, nullptr));
-        impp_sip_free(std::exchange(sip_, nullptr));
+        if (sip_ == nullptr) {
+            return;
+        }
+        if (impp_sip_free(sip_) == IMPP_ERR_IN_CALLBACK) {
+            std::fprintf(stderr, "impp: a SipStack was destroyed from inside an event callback\n");
+            std::terminate();
+        }
+        sip_ = nullptr;
     }
 
     impp_sip_config *config_ = nullptr;

@@ -51,7 +51,7 @@ static void show_bob(impp_engine *engine) {
         check(impp_engine_next_event(engine, 0, &ev), "impp_engine_next_event");
         if (ev == NULL) break;
         impp_presence *seen = NULL;
-        if (impp_event_get_kind(ev) == IMPP_EVENT_NOTIFICATION && impp_event_has_document(ev) &&
+        if (impp_event_kind(ev) == IMPP_EVENT_NOTIFICATION && impp_event_has_document(ev) &&
             impp_event_presence(ev, &seen) == IMPP_OK) {
             printf("    Bob sees:");
             if (impp_presence_tuple_count(seen) == 0) printf(" nothing published");

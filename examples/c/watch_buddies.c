@@ -60,7 +60,7 @@ static void describe(const impp_presence *doc, char *out, size_t size) {
 /* Handle one event: print a buddy's new status when it changed. */
 static void handle(impp_engine *engine, const impp_event *ev) {
     int who = buddy_index(impp_event_presentity(ev));
-    switch (impp_event_get_kind(ev)) {
+    switch (impp_event_kind(ev)) {
     case IMPP_EVENT_AUTHORIZATION_REQUESTED:
         /* Dave has no rule for Bob: he is asked, and (here) always says yes. */
         printf("  %s asks %s for consent: allowed\n", impp_event_watcher(ev),

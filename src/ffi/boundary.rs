@@ -50,6 +50,9 @@ pub enum impp_status {
     IMPP_ERR_FORBIDDEN = -14,
     /// Durable storage failed (cannot open, read or write the store: I/O, disk full, locked).
     IMPP_ERR_STORAGE = -15,
+    /// The network failed: a listen address cannot be bound (in use, or not an address of
+    /// this host).
+    IMPP_ERR_NETWORK = -16,
 }
 
 impl impp_status {
@@ -70,6 +73,7 @@ impl impp_status {
             Error::InCallback(_) => impp_status::IMPP_ERR_IN_CALLBACK,
             Error::Forbidden(_) => impp_status::IMPP_ERR_FORBIDDEN,
             Error::Storage(_) => impp_status::IMPP_ERR_STORAGE,
+            Error::Network(_) => impp_status::IMPP_ERR_NETWORK,
         }
     }
 }

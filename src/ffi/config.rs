@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{free_handle, guard, guard_value, handle_mut, out_arg, str_arg, write_out};
+use super::enum_arg;
 use super::status::impp_status;
 use crate::engine::{AuthAction, EngineConfig, ExpiryBounds, ManualClock};
 use crate::error::{Error, Result};
@@ -90,12 +91,17 @@ pub unsafe extern "C" fn impp_config_free(config: *mut impp_config) {
     unsafe { free_handle(config) }
 }
 
-fn with_config(
+/// Runs `change` on the configuration behind `config` inside the panic boundary.
+///
+/// # Safety
+/// `config` is NULL or a live configuration from `impp_config_new`, used by no other thread
+/// during the call (what every setter documents).
+unsafe fn with_config(
     config: *mut impp_config,
     change: impl FnOnce(&mut impp_config) -> Result<()>,
 ) -> impp_status {
     guard(|| {
-        // SAFETY: the caller's contract (every setter documents it).
+        // SAFETY: the contract above.
         let c = unsafe { handle_mut(config, "config") }?;
         change(c)
     })
@@ -113,15 +119,18 @@ pub unsafe extern "C" fn impp_config_set_workers(
     config: *mut impp_config,
     workers: u32,
 ) -> impp_status {
-    with_config(config, |c| {
-        if workers == 0 || workers > 256 {
-            return Err(Error::InvalidArgument(format!(
-                "workers must be between 1 and 256, not {workers}"
-            )));
-        }
-        c.config.workers = workers as usize;
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            if workers == 0 || workers > 256 {
+                return Err(Error::InvalidArgument(format!(
+                    "workers must be between 1 and 256, not {workers}"
+                )));
+            }
+            c.config.workers = workers as usize;
+            Ok(())
+        })
+    }
 }
 
 /// Adds a domain the engine owns (e.g. `"example.test"`).
@@ -135,17 +144,19 @@ pub unsafe extern "C" fn impp_config_add_domain(
     config: *mut impp_config,
     domain: *const c_char,
 ) -> impp_status {
-    with_config(config, |c| {
-        // SAFETY: the caller's contract.
-        let domain = unsafe { str_arg(domain, "domain") }?;
-        if domain.is_empty() || domain.chars().any(|ch| ch.is_whitespace() || ch == '@') {
-            return Err(Error::InvalidArgument(format!(
-                "'{domain}' is not a domain"
-            )));
-        }
-        c.config.domains.push(domain.to_ascii_lowercase());
-        Ok(())
-    })
+    // SAFETY: the caller's contract (`config` and `domain`).
+    unsafe {
+        with_config(config, |c| {
+            let domain = str_arg(domain, "domain")?;
+            if domain.is_empty() || domain.chars().any(|ch| ch.is_whitespace() || ch == '@') {
+                return Err(Error::InvalidArgument(format!(
+                    "'{domain}' is not a domain"
+                )));
+            }
+            c.config.domains.push(domain.to_ascii_lowercase());
+            Ok(())
+        })
+    }
 }
 
 fn bounds(min: u32, default: u32, max: u32) -> Result<ExpiryBounds> {
@@ -171,10 +182,13 @@ pub unsafe extern "C" fn impp_config_set_publication_expiry(
     default_expiry: u32,
     max: u32,
 ) -> impp_status {
-    with_config(config, |c| {
-        c.config.publication_expiry = bounds(min, default_expiry, max)?;
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            c.config.publication_expiry = bounds(min, default_expiry, max)?;
+            Ok(())
+        })
+    }
 }
 
 /// Sets the subscription expiry bounds in seconds (as for publications).
@@ -190,10 +204,13 @@ pub unsafe extern "C" fn impp_config_set_subscription_expiry(
     default_expiry: u32,
     max: u32,
 ) -> impp_status {
-    with_config(config, |c| {
-        c.config.subscription_expiry = bounds(min, default_expiry, max)?;
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            c.config.subscription_expiry = bounds(min, default_expiry, max)?;
+            Ok(())
+        })
+    }
 }
 
 /// Sets the endpoint login expiry bounds in seconds (as for publications; default 3600,
@@ -211,10 +228,13 @@ pub unsafe extern "C" fn impp_config_set_endpoint_expiry(
     default_expiry: u32,
     max: u32,
 ) -> impp_status {
-    with_config(config, |c| {
-        c.config.endpoint_expiry = bounds(min, default_expiry, max)?;
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            c.config.endpoint_expiry = bounds(min, default_expiry, max)?;
+            Ok(())
+        })
+    }
 }
 
 /// Sets the largest instant message body in bytes (default 65536); a larger message fails
@@ -229,15 +249,18 @@ pub unsafe extern "C" fn impp_config_set_max_message_size(
     config: *mut impp_config,
     max_bytes: usize,
 ) -> impp_status {
-    with_config(config, |c| {
-        if max_bytes == 0 {
-            return Err(Error::InvalidArgument(
-                "the maximum message size must be above 0".into(),
-            ));
-        }
-        c.config.max_message_size = max_bytes;
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            if max_bytes == 0 {
+                return Err(Error::InvalidArgument(
+                    "the maximum message size must be above 0".into(),
+                ));
+            }
+            c.config.max_message_size = max_bytes;
+            Ok(())
+        })
+    }
 }
 
 /// Sets how long a message stored for an offline recipient is kept, in seconds (default 7
@@ -252,15 +275,18 @@ pub unsafe extern "C" fn impp_config_set_message_expiry(
     config: *mut impp_config,
     seconds: u64,
 ) -> impp_status {
-    with_config(config, |c| {
-        if seconds == 0 {
-            return Err(Error::InvalidArgument(
-                "the message expiry must be above 0".into(),
-            ));
-        }
-        c.config.message_expiry = Duration::from_secs(seconds);
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            if seconds == 0 {
+                return Err(Error::InvalidArgument(
+                    "the message expiry must be above 0".into(),
+                ));
+            }
+            c.config.message_expiry = Duration::from_secs(seconds);
+            Ok(())
+        })
+    }
 }
 
 /// Sets whether a logged-in endpoint of a user who publishes no presence makes the user
@@ -276,10 +302,13 @@ pub unsafe extern "C" fn impp_config_set_endpoint_presence(
     config: *mut impp_config,
     enabled: bool,
 ) -> impp_status {
-    with_config(config, |c| {
-        c.config.endpoint_presence = enabled;
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            c.config.endpoint_presence = enabled;
+            Ok(())
+        })
+    }
 }
 
 /// Sets how many events the queue holds before notifications of one subscription start
@@ -294,15 +323,18 @@ pub unsafe extern "C" fn impp_config_set_queue_capacity(
     config: *mut impp_config,
     capacity: usize,
 ) -> impp_status {
-    with_config(config, |c| {
-        if capacity == 0 {
-            return Err(Error::InvalidArgument(
-                "queue capacity must be at least 1".into(),
-            ));
-        }
-        c.config.queue_capacity = capacity;
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            if capacity == 0 {
+                return Err(Error::InvalidArgument(
+                    "queue capacity must be at least 1".into(),
+                ));
+            }
+            c.config.queue_capacity = capacity;
+            Ok(())
+        })
+    }
 }
 
 /// Sets what happens to watchers no rule mentions (an `impp_auth_action` value).
@@ -314,12 +346,15 @@ pub unsafe extern "C" fn impp_config_set_queue_capacity(
 #[no_mangle]
 pub unsafe extern "C" fn impp_config_set_default_policy(
     config: *mut impp_config,
-    action: c_int,
+    action: enum_arg::impp_auth_action,
 ) -> impp_status {
-    with_config(config, |c| {
-        c.config.default_policy = auth_action_from_c(action)?;
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            c.config.default_policy = auth_action_from_c(action)?;
+            Ok(())
+        })
+    }
 }
 
 /// Sets the default minimum time between two notifications of one subscription, in
@@ -334,10 +369,13 @@ pub unsafe extern "C" fn impp_config_set_min_notify_interval_ms(
     config: *mut impp_config,
     interval_ms: u64,
 ) -> impp_status {
-    with_config(config, |c| {
-        c.config.min_notify_interval = Duration::from_millis(interval_ms);
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            c.config.min_notify_interval = Duration::from_millis(interval_ms);
+            Ok(())
+        })
+    }
 }
 
 /// Adds a URI allowed to watch every presentity's watchers (`presence.winfo`).
@@ -351,12 +389,14 @@ pub unsafe extern "C" fn impp_config_add_winfo_admin(
     config: *mut impp_config,
     uri: *const c_char,
 ) -> impp_status {
-    with_config(config, |c| {
-        // SAFETY: the caller's contract.
-        let uri = Uri::parse(unsafe { str_arg(uri, "uri") }?)?;
-        c.config.winfo_admins.push(uri);
-        Ok(())
-    })
+    // SAFETY: the caller's contract (`config` and `uri`).
+    unsafe {
+        with_config(config, |c| {
+            let uri = Uri::parse(str_arg(uri, "uri")?)?;
+            c.config.winfo_admins.push(uri);
+            Ok(())
+        })
+    }
 }
 
 /// Sets the limits applied to documents given as text: size in bytes and nesting depth.
@@ -371,16 +411,19 @@ pub unsafe extern "C" fn impp_config_set_document_limits(
     max_bytes: usize,
     max_depth: u32,
 ) -> impp_status {
-    with_config(config, |c| {
-        if max_bytes == 0 || max_depth == 0 {
-            return Err(Error::InvalidArgument(
-                "document limits must be above 0".into(),
-            ));
-        }
-        c.config.limits.max_bytes = max_bytes;
-        c.config.limits.max_depth = max_depth as usize;
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            if max_bytes == 0 || max_depth == 0 {
+                return Err(Error::InvalidArgument(
+                    "document limits must be above 0".into(),
+                ));
+            }
+            c.config.limits.max_bytes = max_bytes;
+            c.config.limits.max_depth = max_depth as usize;
+            Ok(())
+        })
+    }
 }
 
 /// Keeps the engine's durable state (authorization rules) in the SQLite file at `path`,
@@ -402,15 +445,17 @@ pub unsafe extern "C" fn impp_config_set_store_path(
     config: *mut impp_config,
     path: *const c_char,
 ) -> impp_status {
-    with_config(config, |c| {
-        // SAFETY: the caller's contract.
-        let path = unsafe { str_arg(path, "path") }?;
-        if path.is_empty() {
-            return Err(Error::InvalidArgument("path is empty".into()));
-        }
-        c.config.store = Arc::new(SqliteStore::open(path)?);
-        Ok(())
-    })
+    // SAFETY: the caller's contract (`config` and `path`).
+    unsafe {
+        with_config(config, |c| {
+            let path = str_arg(path, "path")?;
+            if path.is_empty() {
+                return Err(Error::InvalidArgument("path is empty".into()));
+            }
+            c.config.store = Arc::new(SqliteStore::open(path)?);
+            Ok(())
+        })
+    }
 }
 
 /// Makes the engine use a manual clock that only moves with `impp_engine_advance_clock`:
@@ -422,12 +467,15 @@ pub unsafe extern "C" fn impp_config_set_store_path(
 /// `config` is NULL or a live configuration.
 #[no_mangle]
 pub unsafe extern "C" fn impp_config_use_manual_clock(config: *mut impp_config) -> impp_status {
-    with_config(config, |c| {
-        let clock = ManualClock::new();
-        c.config.clock = clock.clone();
-        c.manual_clock = Some(clock);
-        Ok(())
-    })
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            let clock = ManualClock::new();
+            c.config.clock = clock.clone();
+            c.manual_clock = Some(clock);
+            Ok(())
+        })
+    }
 }
 
 /// The workers a new configuration gets by default (the number of cores). Any thread.

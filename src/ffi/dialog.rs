@@ -11,6 +11,7 @@ use super::boundary::{
     document_arg, field_text, free_handle, guard, guard_value, handle, handle_mut, opt_str_arg,
     out_arg, str_arg, write_out, write_owned_text, StrCache,
 };
+use super::enum_arg;
 use super::presence::as_invalid_argument;
 use super::status::impp_status;
 use super::winfo::{doc_state_to_c, impp_doc_state};
@@ -123,7 +124,7 @@ fn direction_to_c(d: Option<Direction>) -> impp_dialog_direction {
     }
 }
 
-fn direction_from_c(value: c_int) -> Result<Option<Direction>> {
+fn direction_from_c(value: enum_arg::impp_dialog_direction) -> Result<Option<Direction>> {
     match value {
         0 => Ok(None),
         1 => Ok(Some(Direction::Initiator)),
@@ -144,7 +145,7 @@ fn state_to_c(s: DialogStateValue) -> impp_dialog_state {
     }
 }
 
-fn state_from_c(value: c_int) -> Result<DialogStateValue> {
+fn state_from_c(value: enum_arg::impp_dialog_state) -> Result<DialogStateValue> {
     usize::try_from(value)
         .ok()
         .and_then(|v| v.checked_sub(1))
@@ -169,7 +170,7 @@ fn event_to_c(e: Option<DialogEvent>) -> impp_dialog_event {
     }
 }
 
-fn event_from_c(value: c_int) -> Result<Option<DialogEvent>> {
+fn event_from_c(value: enum_arg::impp_dialog_event) -> Result<Option<DialogEvent>> {
     if value == 0 {
         return Ok(None);
     }
@@ -619,7 +620,7 @@ pub unsafe extern "C" fn impp_dialog_info_dialog_remote_identity(
 pub unsafe extern "C" fn impp_dialog_info_add_dialog(
     info: *mut impp_dialog_info,
     id: *const c_char,
-    state: c_int,
+    state: enum_arg::impp_dialog_state,
     index_out: *mut usize,
 ) -> impp_status {
     guard(|| {
@@ -677,8 +678,8 @@ pub unsafe extern "C" fn impp_dialog_info_remove_dialog(
 pub unsafe extern "C" fn impp_dialog_info_dialog_set_state(
     info: *mut impp_dialog_info,
     index: usize,
-    state: c_int,
-    event: c_int,
+    state: enum_arg::impp_dialog_state,
+    event: enum_arg::impp_dialog_event,
     code: c_int,
 ) -> impp_status {
     guard(|| {
@@ -788,7 +789,7 @@ pub unsafe extern "C" fn impp_dialog_info_dialog_set_remote_tag(
 pub unsafe extern "C" fn impp_dialog_info_dialog_set_direction(
     info: *mut impp_dialog_info,
     index: usize,
-    direction: c_int,
+    direction: enum_arg::impp_dialog_direction,
 ) -> impp_status {
     guard(|| {
         // SAFETY: the caller's contract.

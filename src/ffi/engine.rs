@@ -14,6 +14,7 @@ use super::boundary::{
     bytes_arg, guard, guard_value, handle, opt_str_arg, out_arg, owned_c_string, str_arg, write_out,
 };
 use super::config::{auth_action_from_c, auth_action_to_c, impp_auth_action, impp_config};
+use super::enum_arg;
 use super::event::{impp_event, impp_subscription_state, state_to_c};
 use super::presence::impp_presence;
 use super::status::impp_status;
@@ -78,33 +79,54 @@ pub type impp_event_callback =
 /// Frees the `user_data` of a callback; runs exactly once, after the callback's last call.
 pub type impp_free_callback = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 
+/// Borrows the engine behind `engine` (`IMPP_ERR_INVALID_ARGUMENT` for NULL).
+///
+/// # Safety
+/// `engine` is NULL or a live engine from `impp_engine_new`, not freed during `'a`.
 pub(super) unsafe fn engine_ref<'a>(engine: *const impp_engine) -> Result<&'a impp_engine> {
-    // SAFETY: forwarded contract: NULL or a live engine.
+    // SAFETY: the contract above.
     unsafe { handle(engine, "engine") }
 }
 
-pub(super) fn uri_arg(ptr: *const c_char, name: &str) -> Result<Uri> {
-    // SAFETY: every caller documents `ptr` as NULL or a NUL-terminated string.
+/// Parses a required URI argument (`IMPP_ERR_INVALID_ARGUMENT` for NULL or non-UTF-8,
+/// `IMPP_ERR_INVALID_URI` for a bad URI).
+///
+/// # Safety
+/// `ptr` is NULL or a NUL-terminated string, readable for the call.
+pub(super) unsafe fn uri_arg(ptr: *const c_char, name: &str) -> Result<Uri> {
+    // SAFETY: the contract above.
     let text = unsafe { str_arg(ptr, name) }?;
     Uri::parse(text)
 }
 
-fn package_arg(ptr: *const c_char) -> Result<Package> {
-    // SAFETY: as `uri_arg`.
+/// Parses a required event package name (`"presence"`...).
+///
+/// # Safety
+/// As [`uri_arg`].
+unsafe fn package_arg(ptr: *const c_char) -> Result<Package> {
+    // SAFETY: the contract above.
     let text = unsafe { str_arg(ptr, "event_package") }?;
     text.parse()
 }
 
-fn body_arg<'a>(ptr: *const c_char, len: usize) -> Result<&'a str> {
-    // SAFETY: every caller documents `ptr` as pointing to `len` readable bytes (or NULL).
+/// Borrows a document body given as `(ptr, len)`, which must be UTF-8.
+///
+/// # Safety
+/// `ptr` is NULL (only with `len` 0) or points to `len` bytes readable for `'a`.
+unsafe fn body_arg<'a>(ptr: *const c_char, len: usize) -> Result<&'a str> {
+    // SAFETY: the contract above.
     let bytes = unsafe { bytes_arg(ptr.cast(), len, "body") }?;
     std::str::from_utf8(bytes)
         .map_err(|e| Error::Malformed(format!("body is not UTF-8 (at byte {})", e.valid_up_to())))
 }
 
-fn write_owned(out: *mut *mut c_char, value: String, what: &str) -> Result<()> {
+/// Hands `value` to the caller as an owned C string in `*out`.
+///
+/// # Safety
+/// `out` is non-NULL (checked with `out_arg`), aligned and writable.
+unsafe fn write_owned(out: *mut *mut c_char, value: String, what: &str) -> Result<()> {
     let c = owned_c_string(value, what)?;
-    // SAFETY: every caller checked `out` with `out_arg` first.
+    // SAFETY: the contract above.
     unsafe { write_out(out, c) };
     Ok(())
 }
@@ -198,12 +220,16 @@ pub unsafe extern "C" fn impp_engine_publish(
         out_arg(etag_out, "etag_out")?;
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
-        let presentity = uri_arg(presentity, "presentity")?;
-        let package = package_arg(event_package)?;
-        let body = body_arg(body, len)?;
+        // SAFETY: the caller's contract.
+        let presentity = unsafe { uri_arg(presentity, "presentity") }?;
+        // SAFETY: the caller's contract.
+        let package = unsafe { package_arg(event_package) }?;
+        // SAFETY: the caller's contract.
+        let body = unsafe { body_arg(body, len) }?;
         let expires = (expires != 0).then_some(expires);
         let etag = e.engine.publish_body(&presentity, package, body, expires)?;
-        write_owned(etag_out, etag, "etag")
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_owned(etag_out, etag, "etag") }
     })
 }
 
@@ -224,7 +250,8 @@ pub unsafe extern "C" fn impp_engine_publish_presence(
         out_arg(etag_out, "etag_out")?;
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
-        let presentity = uri_arg(presentity, "presentity")?;
+        // SAFETY: the caller's contract.
+        let presentity = unsafe { uri_arg(presentity, "presentity") }?;
         // SAFETY: the caller's contract.
         let doc = unsafe { handle(document, "document") }?;
         doc.doc
@@ -234,7 +261,8 @@ pub unsafe extern "C" fn impp_engine_publish_presence(
         let etag = e
             .engine
             .publish(&presentity, Document::Presence(doc.doc.clone()), expires)?;
-        write_owned(etag_out, etag, "etag")
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_owned(etag_out, etag, "etag") }
     })
 }
 
@@ -260,7 +288,8 @@ pub unsafe extern "C" fn impp_engine_refresh_publication(
         // SAFETY: the caller's contract.
         let etag = unsafe { str_arg(etag, "etag") }?;
         let new = e.engine.refresh_publication(etag, expires)?;
-        write_owned(new_etag_out, new, "etag")
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_owned(new_etag_out, new, "etag") }
     })
 }
 
@@ -286,10 +315,14 @@ pub unsafe extern "C" fn impp_engine_modify_publication(
         let e = unsafe { engine_ref(engine) }?;
         // SAFETY: the caller's contract.
         let etag = unsafe { str_arg(etag, "etag") }?;
-        let package = package_arg(event_package)?;
-        let document = package.parse(body_arg(body, len)?, &e.engine.config().limits)?;
+        // SAFETY: the caller's contract.
+        let package = unsafe { package_arg(event_package) }?;
+        // SAFETY: the caller's contract.
+        let body = unsafe { body_arg(body, len) }?;
+        let document = package.parse(body, &e.engine.config().limits)?;
         let new = e.engine.modify_publication(etag, document)?;
-        write_owned(new_etag_out, new, "etag")
+        // SAFETY: checked non-NULL above; writable by the caller's contract.
+        unsafe { write_owned(new_etag_out, new, "etag") }
     })
 }
 
@@ -343,11 +376,15 @@ pub unsafe extern "C" fn impp_engine_subscribe(
         out_arg(id_out, "id_out")?;
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
-        let mut request = SubscribeRequest::new(
-            uri_arg(watcher, "watcher")?,
-            uri_arg(presentity, "presentity")?,
-            package_arg(event_package)?,
-        );
+        // SAFETY: the caller's contract (the three strings NULL or NUL-terminated).
+        let (watcher, presentity, package) = unsafe {
+            (
+                uri_arg(watcher, "watcher")?,
+                uri_arg(presentity, "presentity")?,
+                package_arg(event_package)?,
+            )
+        };
+        let mut request = SubscribeRequest::new(watcher, presentity, package);
         request.expires = match expires {
             -1 => None,
             0..=0xFFFF_FFFF => Some(expires as u32),
@@ -358,7 +395,8 @@ pub unsafe extern "C" fn impp_engine_subscribe(
             }
         };
         if !filter_xml.is_null() {
-            let text = body_arg(filter_xml, filter_len)?;
+            // SAFETY: the caller's contract.
+            let text = unsafe { body_arg(filter_xml, filter_len) }?;
             request.filter = Some(FilterSet::parse(text, &e.engine.config().limits)?);
         }
         request.min_interval = match min_interval_ms {
@@ -428,7 +466,7 @@ pub unsafe extern "C" fn impp_engine_unsubscribe(
 pub unsafe extern "C" fn impp_engine_terminate_subscription(
     engine: *const impp_engine,
     id: u64,
-    reason: c_int,
+    reason: enum_arg::impp_reason,
 ) -> impp_status {
     guard(|| {
         // SAFETY: the caller's contract.
@@ -500,7 +538,7 @@ pub unsafe extern "C" fn impp_engine_subscription_state(
 pub unsafe extern "C" fn impp_engine_authorize(
     engine: *const impp_engine,
     id: u64,
-    action: c_int,
+    action: enum_arg::impp_auth_action,
 ) -> impp_status {
     guard(|| {
         // SAFETY: the caller's contract.
@@ -510,8 +548,12 @@ pub unsafe extern "C" fn impp_engine_authorize(
     })
 }
 
-fn watcher_match(watcher: *const c_char, domain: *const c_char) -> Result<WatcherMatch> {
-    // SAFETY: callers document both as NULL or NUL-terminated.
+/// What a rule applies to: exactly one of a watcher URI and a domain.
+///
+/// # Safety
+/// `watcher` and `domain` are each NULL or a NUL-terminated string, readable for the call.
+unsafe fn watcher_match(watcher: *const c_char, domain: *const c_char) -> Result<WatcherMatch> {
+    // SAFETY: the contract above.
     let (watcher, domain) = unsafe {
         (
             opt_str_arg(watcher, "watcher")?,
@@ -544,14 +586,21 @@ pub unsafe extern "C" fn impp_engine_set_rule(
     presentity: *const c_char,
     watcher: *const c_char,
     domain: *const c_char,
-    action: c_int,
+    action: enum_arg::impp_auth_action,
 ) -> impp_status {
     guard(|| {
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
+        // SAFETY: the caller's contract (the three strings NULL or NUL-terminated).
+        let (presentity, watcher) = unsafe {
+            (
+                uri_arg(presentity, "presentity")?,
+                watcher_match(watcher, domain)?,
+            )
+        };
         let rule = AuthRule {
-            presentity: uri_arg(presentity, "presentity")?,
-            watcher: watcher_match(watcher, domain)?,
+            presentity,
+            watcher,
             action: auth_action_from_c(action)?,
         };
         e.engine.set_rule(rule)
@@ -574,10 +623,14 @@ pub unsafe extern "C" fn impp_engine_remove_rule(
     guard(|| {
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
-        let removed = e.engine.remove_rule(
-            &uri_arg(presentity, "presentity")?,
-            &watcher_match(watcher, domain)?,
-        )?;
+        // SAFETY: the caller's contract (the three strings NULL or NUL-terminated).
+        let (presentity, watcher) = unsafe {
+            (
+                uri_arg(presentity, "presentity")?,
+                watcher_match(watcher, domain)?,
+            )
+        };
+        let removed = e.engine.remove_rule(&presentity, &watcher)?;
         if !removed_out.is_null() {
             // SAFETY: non-NULL, the caller's contract.
             unsafe { write_out(removed_out, removed) };
@@ -600,7 +653,9 @@ pub unsafe extern "C" fn impp_engine_rule_count(
         out_arg(count_out, "count_out")?;
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
-        let n = e.engine.rules(&uri_arg(presentity, "presentity")?)?.len();
+        // SAFETY: the caller's contract.
+        let presentity = unsafe { uri_arg(presentity, "presentity") }?;
+        let n = e.engine.rules(&presentity)?.len();
         // SAFETY: checked non-NULL above.
         unsafe { write_out(count_out, n) };
         Ok(())
@@ -629,7 +684,9 @@ pub unsafe extern "C" fn impp_engine_rule(
         out_arg(action_out, "action_out")?;
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
-        let rules = e.engine.rules(&uri_arg(presentity, "presentity")?)?;
+        // SAFETY: the caller's contract.
+        let presentity = unsafe { uri_arg(presentity, "presentity") }?;
+        let rules = e.engine.rules(&presentity)?;
         let rule = rules.get(index).ok_or_else(|| {
             Error::NotFound(format!(
                 "rule index {index} is out of range ({} rules)",
@@ -773,7 +830,10 @@ pub unsafe extern "C" fn impp_engine_set_event_callback(
 /// # Safety
 /// `engine` NULL or live.
 #[no_mangle]
-pub unsafe extern "C" fn impp_engine_stat(engine: *const impp_engine, which: c_int) -> u64 {
+pub unsafe extern "C" fn impp_engine_stat(
+    engine: *const impp_engine,
+    which: enum_arg::impp_stat,
+) -> u64 {
     guard_value(0, || {
         // SAFETY: the caller's contract.
         let Some(e) = (unsafe { engine.as_ref() }) else {
@@ -842,7 +902,7 @@ pub unsafe extern "C" fn impp_engine_sync(engine: *const impp_engine) -> impp_st
 
 /// The C names of the `impp_reason` values, for messages. Static; any thread.
 #[no_mangle]
-pub extern "C" fn impp_reason_name(reason: c_int) -> *const c_char {
+pub extern "C" fn impp_reason_name(reason: enum_arg::impp_reason) -> *const c_char {
     let name: &'static [u8] = match reason {
         0 => b"none\0",
         1 => b"deactivated\0",

@@ -14,10 +14,13 @@ use super::winfo::impp_winfo;
 use crate::engine::{Document, Event, SubscriptionState, TerminationReason};
 use crate::error::Error;
 
-/// What an event is about.
+/// What an event is about, as `impp_event_kind` returns it. (The type is not named
+/// `impp_event_kind`: C has one namespace for functions and types.)
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum impp_event_kind {
+pub enum impp_event_type {
+    /// Not an event: what `impp_event_kind(NULL)` returns. No event has this kind.
+    IMPP_EVENT_INVALID = 0,
     /// A watcher's notification: state, and the document when the watcher may see it.
     IMPP_EVENT_NOTIFICATION = 1,
     /// A subscription waits for the presentity's decision (`impp_engine_authorize`).
@@ -132,8 +135,12 @@ fn cached(cell: &OnceCell<CString>, make: impl FnOnce() -> Option<String>) -> *c
     }
 }
 
+/// The event behind `event`, or `None` for NULL.
+///
+/// # Safety
+/// `event` is NULL or a live event, not freed during `'a`.
 pub(super) unsafe fn event_ref<'a>(event: *const impp_event) -> Option<&'a impp_event> {
-    // SAFETY: the caller's contract: NULL or a live event.
+    // SAFETY: the contract above.
     unsafe { event.as_ref() }
 }
 
@@ -148,30 +155,35 @@ pub unsafe extern "C" fn impp_event_free(event: *mut impp_event) {
     unsafe { free_handle(event) }
 }
 
-/// The kind of the event; `IMPP_EVENT_NOTIFICATION` for NULL (check your pointers).
+/// The kind of the event; `IMPP_EVENT_INVALID` (0, which no event has) for NULL, so that a
+/// NULL event never reads as a real kind.
+///
+/// Like every event accessor it returns its value directly, with a documented value for
+/// NULL, rather than a status and an output parameter: on a live event it cannot fail, and
+/// `switch (impp_event_kind(ev))` stays one line in a callback.
 ///
 /// # Safety
 /// `event` is NULL or a live event.
 #[no_mangle]
-pub unsafe extern "C" fn impp_event_get_kind(event: *const impp_event) -> impp_event_kind {
-    guard_value(impp_event_kind::IMPP_EVENT_NOTIFICATION, || {
+pub unsafe extern "C" fn impp_event_kind(event: *const impp_event) -> impp_event_type {
+    guard_value(impp_event_type::IMPP_EVENT_INVALID, || {
         // SAFETY: the caller's contract.
-        match unsafe { event_ref(event) }.map(|e| &e.event) {
-            Some(Event::AuthorizationRequested { .. }) => {
-                impp_event_kind::IMPP_EVENT_AUTHORIZATION_REQUESTED
+        let Some(e) = (unsafe { event_ref(event) }) else {
+            return impp_event_type::IMPP_EVENT_INVALID;
+        };
+        // Exhaustive: a new kind of engine event must be given its C value here.
+        match &e.event {
+            Event::Notification(_) => impp_event_type::IMPP_EVENT_NOTIFICATION,
+            Event::AuthorizationRequested { .. } => {
+                impp_event_type::IMPP_EVENT_AUTHORIZATION_REQUESTED
             }
-            Some(Event::SubscriptionStateChanged { .. }) => {
-                impp_event_kind::IMPP_EVENT_SUBSCRIPTION_STATE
+            Event::SubscriptionStateChanged { .. } => {
+                impp_event_type::IMPP_EVENT_SUBSCRIPTION_STATE
             }
-            Some(Event::PublicationExpired { .. }) => {
-                impp_event_kind::IMPP_EVENT_PUBLICATION_EXPIRED
-            }
-            Some(Event::Message(_) | Event::RemoteMessage(_)) => {
-                impp_event_kind::IMPP_EVENT_MESSAGE
-            }
-            Some(Event::Delivery(_)) => impp_event_kind::IMPP_EVENT_DELIVERY,
-            Some(Event::EndpointExpired { .. }) => impp_event_kind::IMPP_EVENT_ENDPOINT_EXPIRED,
-            _ => impp_event_kind::IMPP_EVENT_NOTIFICATION,
+            Event::PublicationExpired { .. } => impp_event_type::IMPP_EVENT_PUBLICATION_EXPIRED,
+            Event::Message(_) | Event::RemoteMessage(_) => impp_event_type::IMPP_EVENT_MESSAGE,
+            Event::Delivery(_) => impp_event_type::IMPP_EVENT_DELIVERY,
+            Event::EndpointExpired { .. } => impp_event_type::IMPP_EVENT_ENDPOINT_EXPIRED,
         }
     })
 }
@@ -326,7 +338,8 @@ fn document(e: &impp_event) -> Option<&Document> {
     }
 }
 
-/// Whether the event carries a document (a notification the watcher may see content of).
+/// Whether the event carries a document (a notification the watcher may see content of);
+/// false for NULL.
 ///
 /// # Safety
 /// `event` is NULL or a live event.

@@ -3,9 +3,10 @@
 //! value for an event of another kind (or NULL), and strings borrowed from the event, valid
 //! until it is freed (or the callback it was handed to returns).
 
-use std::ffi::{c_char, c_int};
+use std::ffi::c_char;
 
 use super::boundary::{guard, guard_value, handle, out_arg, write_out};
+use super::enum_arg;
 use super::event::{event_ref, impp_event};
 use super::status::impp_status;
 use crate::engine::{DeliveryOutcome, Event, FailureReason};
@@ -293,7 +294,9 @@ pub unsafe extern "C" fn impp_event_failure_reason(
 /// (the names of the Rust and Python APIs), `"none"` for `IMPP_DELIVERY_NONE`, `"unknown"`
 /// for any other number. Static; any thread.
 #[no_mangle]
-pub extern "C" fn impp_delivery_outcome_name(outcome: c_int) -> *const c_char {
+pub extern "C" fn impp_delivery_outcome_name(
+    outcome: enum_arg::impp_delivery_outcome,
+) -> *const c_char {
     let name: &'static [u8] = match outcome {
         0 => b"none\0",
         1 => b"delivered\0",
@@ -305,11 +308,11 @@ pub extern "C" fn impp_delivery_outcome_name(outcome: c_int) -> *const c_char {
 }
 
 /// The name of an `impp_failure_reason` value: `"unknown-user"`, `"too-large"`,
-/// `"expired"`, `"rejected"`, `"offline"`, `"storage"` (the names of the Rust and Python
+/// `"expired"`, `"rejected"`, `"offline"`, `"storage"`, `"unreachable"` (the names of the Rust and Python
 /// APIs), `"none"` for `IMPP_FAILURE_NONE`, `"unknown"` for any other number. Static; any
 /// thread.
 #[no_mangle]
-pub extern "C" fn impp_failure_reason_name(reason: c_int) -> *const c_char {
+pub extern "C" fn impp_failure_reason_name(reason: enum_arg::impp_failure_reason) -> *const c_char {
     let name: &'static [u8] = match reason {
         0 => b"none\0",
         1 => b"unknown-user\0",
@@ -326,12 +329,14 @@ pub extern "C" fn impp_failure_reason_name(reason: c_int) -> *const c_char {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::CStr;
+    use std::ffi::{c_int, CStr};
 
     use super::*;
 
-    fn name(ptr: *const c_char) -> &'static str {
-        // SAFETY: the name functions return static NUL-terminated strings.
+    /// # Safety
+    /// `ptr` is a static NUL-terminated string (what the `_name` functions return).
+    unsafe fn name(ptr: *const c_char) -> &'static str {
+        // SAFETY: the contract above.
         unsafe { CStr::from_ptr(ptr) }.to_str().unwrap()
     }
 
@@ -346,10 +351,9 @@ mod tests {
             FailureReason::Storage,
             FailureReason::Unreachable,
         ] {
-            assert_eq!(
-                name(impp_failure_reason_name(reason_to_c(reason) as c_int)),
-                reason.as_str()
-            );
+            // SAFETY: a name function's static string.
+            let got = unsafe { name(impp_failure_reason_name(reason_to_c(reason) as c_int)) };
+            assert_eq!(got, reason.as_str());
         }
         for (outcome, c) in [
             (
@@ -365,12 +369,14 @@ mod tests {
                 impp_delivery_outcome::IMPP_DELIVERY_FAILED,
             ),
         ] {
-            assert_eq!(
-                name(impp_delivery_outcome_name(c as c_int)),
-                outcome.as_str()
-            );
+            // SAFETY: a name function's static string.
+            let got = unsafe { name(impp_delivery_outcome_name(c as c_int)) };
+            assert_eq!(got, outcome.as_str());
         }
-        assert_eq!(name(impp_failure_reason_name(0)), "none");
-        assert_eq!(name(impp_delivery_outcome_name(42)), "unknown");
+        // SAFETY: the name functions' static strings.
+        unsafe {
+            assert_eq!(name(impp_failure_reason_name(0)), "none");
+            assert_eq!(name(impp_delivery_outcome_name(42)), "unknown");
+        }
     }
 }

@@ -5,12 +5,13 @@
 //! modified (any `impp_iscomposing_` call taking a non-const handle) or freed. A handle may
 //! be used from any thread, but by one thread at a time.
 
-use std::ffi::{c_char, c_int};
+use std::ffi::c_char;
 
 use super::boundary::{
     document_arg, field_text, free_handle, guard, handle, handle_mut, opt_str_arg, out_arg,
     write_out, write_owned_text, StrCache,
 };
+use super::enum_arg;
 use super::presence::as_invalid_argument;
 use super::status::impp_status;
 use crate::doc::iscomposing::{ComposingState, IsComposing};
@@ -56,7 +57,7 @@ fn state_to_c(s: ComposingState) -> impp_composing_state {
     }
 }
 
-fn state_from_c(value: c_int) -> Result<ComposingState> {
+fn state_from_c(value: enum_arg::impp_composing_state) -> Result<ComposingState> {
     match value {
         1 => Ok(ComposingState::Active),
         2 => Ok(ComposingState::Idle),
@@ -89,7 +90,7 @@ fn refresh_arg(value: i64) -> Result<Option<u32>> {
 /// `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn impp_iscomposing_new(
-    state: c_int,
+    state: enum_arg::impp_composing_state,
     out: *mut *mut impp_iscomposing,
 ) -> impp_status {
     guard(|| {
@@ -198,7 +199,7 @@ pub unsafe extern "C" fn impp_iscomposing_state(
 #[no_mangle]
 pub unsafe extern "C" fn impp_iscomposing_set_state(
     doc: *mut impp_iscomposing,
-    state: c_int,
+    state: enum_arg::impp_composing_state,
 ) -> impp_status {
     guard(|| {
         // SAFETY: the caller's contract.

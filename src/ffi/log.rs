@@ -4,16 +4,17 @@
 //! to the maximum level goes to it, on whichever library thread logged it.
 
 use std::borrow::Cow;
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::ffi::{c_char, c_void, CString};
 
 use super::boundary::guard;
 use super::engine::impp_free_callback;
+use super::enum_arg;
 use super::status::impp_status;
 use crate::error::{Error, Result};
 use crate::log::{self, Level};
 
-/// The level of a log line, and the maximum level given to `impp_set_log_callback` and
-/// `impp_set_log_level`: lines finer than the maximum are dropped before they are formatted.
+/// The level of a log line, and the maximum level given to `impp_log_set_callback` and
+/// `impp_log_set_level`: lines finer than the maximum are dropped before they are formatted.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum impp_log_level {
@@ -29,14 +30,13 @@ pub enum impp_log_level {
     IMPP_LOG_TRACE = 5,
 }
 
-/// The log callback: one line at `level` (an `impp_log_level`) from `target` (the library
-/// module that logged it, such as `"impp::engine::shard"`); `message` is the text without a
-/// line break. Both strings are UTF-8, borrowed for the call only (copy what you keep).
+/// The log callback: one line at `level` from `target` (the library module that logged it,
+/// such as `"impp::engine::shard"`); `message` is the text without a line break. Both strings are UTF-8, borrowed for the call only (copy what you keep).
 /// It is called on any library thread, possibly from several threads at once: make it
 /// thread-safe. It may call library functions; lines logged from inside it are dropped.
 pub type impp_log_callback = Option<
     unsafe extern "C" fn(
-        level: c_int,
+        level: enum_arg::impp_log_level,
         target: *const c_char,
         message: *const c_char,
         user_data: *mut c_void,
@@ -50,7 +50,7 @@ struct LogUserData {
     free: impp_free_callback,
 }
 
-// SAFETY: `impp_set_log_callback` documents that the callback is called on any library
+// SAFETY: `impp_log_set_callback` documents that the callback is called on any library
 // thread, concurrently, and that `free_user_data` runs on any library thread; the
 // application makes them fit for that. The library never touches the pointer itself.
 unsafe impl Send for LogUserData {}
@@ -66,7 +66,7 @@ impl Drop for LogUserData {
     }
 }
 
-fn level_arg(level: c_int, name: &str) -> Result<Level> {
+fn level_arg(level: enum_arg::impp_log_level, name: &str) -> Result<Level> {
     Level::from_number(i64::from(level)).ok_or_else(|| {
         Error::InvalidArgument(format!(
             "{name} {level} is not a log level (IMPP_LOG_ERROR 1 ... IMPP_LOG_TRACE 5)"
@@ -84,8 +84,8 @@ fn c_text(s: &str) -> Cow<'_, str> {
 }
 
 /// Sends the library's log lines to `callback(level, target, message, user_data)` for every
-/// line at `max_level` (an `impp_log_level`) or more important; NULL `callback` goes back to
-/// the default (error and warning lines on standard error; `max_level` still applies).
+/// line at `max_level` or more important; NULL `callback` goes back to the default (error
+/// and warning lines on standard error; `max_level` still applies).
 ///
 /// Threads: the callback runs on whichever library thread logged the line (engine shard
 /// threads, dispatcher threads, or the thread calling into the library), possibly on several
@@ -107,11 +107,11 @@ fn c_text(s: &str) -> Cow<'_, str> {
 /// `callback` and `free_user_data` are NULL or functions valid until `free_user_data` has
 /// run (or forever without one); `user_data` is whatever they expect.
 #[no_mangle]
-pub unsafe extern "C" fn impp_set_log_callback(
+pub unsafe extern "C" fn impp_log_set_callback(
     callback: impp_log_callback,
     user_data: *mut c_void,
     free_user_data: impp_free_callback,
-    max_level: c_int,
+    max_level: enum_arg::impp_log_level,
 ) -> impp_status {
     let owner = LogUserData {
         data: user_data,
@@ -138,7 +138,7 @@ pub unsafe extern "C" fn impp_set_log_callback(
             // for the call.
             unsafe {
                 callback(
-                    level as c_int,
+                    level as enum_arg::impp_log_level,
                     target.as_ptr(),
                     message.as_ptr(),
                     owner.data,
@@ -151,13 +151,13 @@ pub unsafe extern "C" fn impp_set_log_callback(
     })
 }
 
-/// Sets the maximum level (an `impp_log_level`) of the lines that reach the log callback or
-/// the default (standard error, which shows error and warning lines only). The default is
-/// `IMPP_LOG_WARN`. Process-wide; any thread; cheap.
+/// Sets the maximum level of the lines that reach the log callback or the default (standard
+/// error, which shows error and warning lines only). The default is `IMPP_LOG_WARN`.
+/// Process-wide; any thread; cheap.
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT` (`max_level` out of range; nothing changes).
 #[no_mangle]
-pub extern "C" fn impp_set_log_level(max_level: c_int) -> impp_status {
+pub extern "C" fn impp_log_set_level(max_level: enum_arg::impp_log_level) -> impp_status {
     guard(|| {
         log::set_max_level(level_arg(max_level, "max_level")?);
         Ok(())

@@ -80,7 +80,8 @@ pub unsafe extern "C" fn impp_engine_login_at(
     guard(|| {
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
-        let user = uri_arg(user, "user")?;
+        // SAFETY: the caller's contract.
+        let user = unsafe { uri_arg(user, "user") }?;
         // SAFETY: the caller's contract.
         let endpoint = unsafe { str_arg(endpoint, "endpoint") }?;
         // SAFETY: the caller's contract.
@@ -113,7 +114,8 @@ pub unsafe extern "C" fn impp_engine_logout(
     guard(|| {
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
-        let user = uri_arg(user, "user")?;
+        // SAFETY: the caller's contract.
+        let user = unsafe { uri_arg(user, "user") }?;
         // SAFETY: the caller's contract.
         let endpoint = unsafe { str_arg(endpoint, "endpoint") }?;
         let was = e.engine.logout(&user, endpoint)?;
@@ -158,8 +160,10 @@ pub unsafe extern "C" fn impp_engine_send_message(
         out_arg(id_out, "id_out")?;
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
-        let sender = uri_arg(sender, "sender")?;
-        let recipient = uri_arg(recipient, "recipient")?;
+        // SAFETY: the caller's contract.
+        let sender = unsafe { uri_arg(sender, "sender") }?;
+        // SAFETY: the caller's contract.
+        let recipient = unsafe { uri_arg(recipient, "recipient") }?;
         // SAFETY: the caller's contract.
         let content_type = unsafe { str_arg(content_type, "content_type") }?;
         // SAFETY: the caller's contract.
@@ -196,7 +200,8 @@ pub unsafe extern "C" fn impp_engine_set_user_password(
     guard(|| {
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
-        let user = uri_arg(user, "user")?;
+        // SAFETY: the caller's contract.
+        let user = unsafe { uri_arg(user, "user") }?;
         // SAFETY: the caller's contract.
         let password = unsafe { str_arg(password, "password") }?;
         e.engine.set_user_password(&user, password)
@@ -220,7 +225,8 @@ pub unsafe extern "C" fn impp_engine_remove_user(
     guard(|| {
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
-        let user = uri_arg(user, "user")?;
+        // SAFETY: the caller's contract.
+        let user = unsafe { uri_arg(user, "user") }?;
         let was = e.engine.remove_user(&user)?;
         if !was_user_out.is_null() {
             // SAFETY: non-NULL, the caller's contract.
@@ -230,20 +236,27 @@ pub unsafe extern "C" fn impp_engine_remove_user(
     })
 }
 
-/// Whether `user` is in the user directory. False for NULL or a bad URI.
+/// Whether `user` is in the user directory: on success `*has_user_out` is true or false.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_INVALID_URI` (`user` is not a URI).
 ///
 /// # Safety
-/// `engine` NULL or live; `user` NULL or NUL-terminated.
+/// `engine` NULL or live; `user` NULL or NUL-terminated; `has_user_out` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn impp_engine_has_user(
     engine: *const impp_engine,
     user: *const c_char,
-) -> bool {
-    super::boundary::guard_value(false, || {
+    has_user_out: *mut bool,
+) -> impp_status {
+    guard(|| {
+        out_arg(has_user_out, "has_user_out")?;
         // SAFETY: the caller's contract.
-        let Ok(e) = (unsafe { engine_ref(engine) }) else {
-            return false;
-        };
-        uri_arg(user, "user").is_ok_and(|u| e.engine.user(&u).is_some())
+        let e = unsafe { engine_ref(engine) }?;
+        // SAFETY: the caller's contract.
+        let user = unsafe { uri_arg(user, "user") }?;
+        let has = e.engine.user(&user).is_some();
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(has_user_out, has) };
+        Ok(())
     })
 }

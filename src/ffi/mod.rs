@@ -2,14 +2,49 @@
 //! only place in the crate with `unsafe` code. `build.rs` runs cbindgen over these files to
 //! write `include/impp.h`; the doc comments here are the C API reference.
 //!
-//! Conventions (see STYLE.md): functions are `impp_<object>_<verb>`; fallible functions
-//! return an [`impp_status`] and write output parameters (always last) only on success; the
-//! detail of a failure is in the thread-local [`impp_last_error`] message; no panic crosses
-//! the boundary; strings in are borrowed NUL-terminated UTF-8; strings out are either
-//! borrowed from a handle (lifetime stated per function) or owned and freed with
-//! [`impp_string_free`].
+//! Conventions (see STYLE.md, the header's opening comment in `cbindgen.toml`, and the
+//! README's "C API conventions"; `tests/header_conventions.rs` checks them on the header):
+//! functions are `impp_<object>_<verb>`; fallible functions return an [`impp_status`] and
+//! write output parameters (always last) only on success; the detail of a failure is in the
+//! thread-local [`impp_last_error`] message; no panic crosses the boundary; enum arguments
+//! are typed with their enum in the header (see [`enum_arg`]); strings in are borrowed
+//! NUL-terminated UTF-8; strings out are either borrowed from a handle (lifetime stated per
+//! function) or owned and freed with [`impp_string_free`].
 
 #![allow(non_camel_case_types)]
+
+/// The types of enum arguments: in the header each is the enum of the same name; here each
+/// is the `int` that a C enum is passed as.
+///
+/// cbindgen resolves a type by the last segment of its path, so a parameter declared as
+/// `enum_arg::impp_auth_action` is written into the header as `enum impp_auth_action` (the
+/// enum defined in `config.rs`). Rust, though, receives a plain `c_int`, and every function
+/// checks it: a C caller may pass any integer in an enum (C allows it), and a value outside a
+/// Rust `#[repr(C)]` enum would be undefined behaviour the moment it arrived, not an
+/// `IMPP_ERR_INVALID_ARGUMENT`. A C enum whose values fit in an `int` is passed as an `int`
+/// on every platform Rust supports (the tests below check the sizes); the library's
+/// functions already return its enums as `#[repr(C)]` Rust enums on the same assumption.
+///
+/// This module sits in `mod.rs`, which `build.rs` does not give to cbindgen, so these
+/// aliases never reach the header themselves (they would clash with the enums).
+pub(crate) mod enum_arg {
+    use std::ffi::c_int;
+
+    pub(crate) type impp_auth_action = c_int;
+    pub(crate) type impp_basic = c_int;
+    pub(crate) type impp_capability = c_int;
+    pub(crate) type impp_composing_state = c_int;
+    pub(crate) type impp_delivery_outcome = c_int;
+    pub(crate) type impp_dialog_direction = c_int;
+    pub(crate) type impp_dialog_event = c_int;
+    pub(crate) type impp_dialog_state = c_int;
+    pub(crate) type impp_failure_reason = c_int;
+    pub(crate) type impp_log_level = c_int;
+    pub(crate) type impp_reason = c_int;
+    pub(crate) type impp_stat = c_int;
+    pub(crate) type impp_status = c_int;
+    pub(crate) type impp_user_input = c_int;
+}
 
 mod boundary;
 mod config;
@@ -48,6 +83,35 @@ pub use winfo::*;
 
 #[cfg(test)]
 mod tests {
+    /// Every enum taken through [`super::enum_arg`] is passed as an `int` (see there).
+    #[test]
+    fn enum_arguments_are_int_sized() {
+        use std::ffi::c_int;
+        use std::mem::{align_of, size_of};
+        macro_rules! int_sized {
+            ($($t:ty),*) => {$(
+                assert_eq!(size_of::<$t>(), size_of::<c_int>(), stringify!($t));
+                assert_eq!(align_of::<$t>(), align_of::<c_int>(), stringify!($t));
+            )*};
+        }
+        int_sized!(
+            super::impp_auth_action,
+            super::impp_basic,
+            super::impp_capability,
+            super::impp_composing_state,
+            super::impp_delivery_outcome,
+            super::impp_dialog_direction,
+            super::impp_dialog_event,
+            super::impp_dialog_state,
+            super::impp_failure_reason,
+            super::impp_log_level,
+            super::impp_reason,
+            super::impp_stat,
+            super::impp_status,
+            super::impp_user_input
+        );
+    }
+
     /// The committed header must equal what `build.rs` generates from this folder.
     /// Regenerate it with `IMPP_UPDATE_HEADER=1 cargo build`.
     #[test]

@@ -4,12 +4,13 @@
 //! modified (any `impp_presence_` call taking a non-const handle) or freed. A handle may be
 //! used from any thread, but by one thread at a time.
 
-use std::ffi::{c_char, c_int};
+use std::ffi::c_char;
 
 use super::boundary::{
     bytes_arg, free_handle, guard, guard_value, handle, handle_mut, opt_str_arg, out_arg, str_arg,
     write_out, write_owned_text, StrCache,
 };
+use super::enum_arg;
 use super::status::impp_status;
 use crate::doc::pidf::{check_uri, Basic, Contact, Presence, Priority, Tuple};
 use crate::doc::{Limits, Note, Timestamp};
@@ -55,7 +56,7 @@ pub enum impp_basic {
     IMPP_BASIC_CLOSED = 2,
 }
 
-fn basic_from_c(value: c_int) -> Result<Option<Basic>> {
+fn basic_from_c(value: enum_arg::impp_basic) -> Result<Option<Basic>> {
     match value {
         0 => Ok(None),
         1 => Ok(Some(Basic::Open)),
@@ -331,7 +332,7 @@ pub unsafe extern "C" fn impp_presence_tuple_count(presence: *const impp_presenc
 pub unsafe extern "C" fn impp_presence_add_tuple(
     presence: *mut impp_presence,
     id: *const c_char,
-    basic: c_int,
+    basic: enum_arg::impp_basic,
     index_out: *mut usize,
 ) -> impp_status {
     guard(|| {
@@ -440,7 +441,7 @@ pub unsafe extern "C" fn impp_presence_tuple_basic(
 pub unsafe extern "C" fn impp_presence_tuple_set_basic(
     presence: *mut impp_presence,
     index: usize,
-    basic: c_int,
+    basic: enum_arg::impp_basic,
 ) -> impp_status {
     guard(|| {
         // SAFETY: the caller's contract.

@@ -4,6 +4,7 @@
 use std::ffi::{c_char, c_int};
 
 use super::boundary::{guard, guard_value, handle, handle_mut, out_arg, str_arg, write_out};
+use super::enum_arg;
 use super::presence::{impp_presence, tuple_mut, Field};
 use super::status::impp_status;
 use crate::doc::caps::{Duplex, ServiceCaps, Supported};
@@ -33,7 +34,7 @@ pub enum impp_capability {
     IMPP_CAP_ISFOCUS = 8,
 }
 
-fn flag(caps: &mut ServiceCaps, cap: c_int) -> Result<&mut Option<bool>> {
+fn flag(caps: &mut ServiceCaps, cap: enum_arg::impp_capability) -> Result<&mut Option<bool>> {
     Ok(match cap {
         0 => &mut caps.audio,
         1 => &mut caps.video,
@@ -63,7 +64,7 @@ fn flag(caps: &mut ServiceCaps, cap: c_int) -> Result<&mut Option<bool>> {
 pub unsafe extern "C" fn impp_presence_tuple_set_capability(
     presence: *mut impp_presence,
     index: usize,
-    cap: c_int,
+    cap: enum_arg::impp_capability,
     value: c_int,
 ) -> impp_status {
     guard(|| {
@@ -103,7 +104,7 @@ pub unsafe extern "C" fn impp_presence_tuple_set_capability(
 pub unsafe extern "C" fn impp_presence_tuple_capability(
     presence: *const impp_presence,
     index: usize,
-    cap: c_int,
+    cap: enum_arg::impp_capability,
     out: *mut c_int,
 ) -> impp_status {
     guard(|| {

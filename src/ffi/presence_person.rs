@@ -5,11 +5,12 @@
 //! it (with id `"person"`, or `"person-N"` if that id is taken) when the document has none.
 //! Strings read are borrowed from the handle like every other getter.
 
-use std::ffi::{c_char, c_int};
+use std::ffi::c_char;
 
 use super::boundary::{
     guard, guard_value, handle, handle_mut, opt_str_arg, out_arg, str_arg, write_out,
 };
+use super::enum_arg;
 use super::presence::{as_invalid_argument, impp_presence, make_note, Field};
 use super::status::impp_status;
 use crate::doc::datamodel::Person;
@@ -281,7 +282,7 @@ pub unsafe extern "C" fn impp_presence_mood(
 #[no_mangle]
 pub unsafe extern "C" fn impp_presence_set_user_input(
     presence: *mut impp_presence,
-    state: c_int,
+    state: enum_arg::impp_user_input,
     last_input: *const c_char,
 ) -> impp_status {
     guard(|| {

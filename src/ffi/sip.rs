@@ -10,8 +10,9 @@
 //! `impp_engine_next_event`, as without the stack.
 //!
 //! Threading contract: a configuration is used by one thread at a time; a running stack may be
-//! used from any thread. `impp_sip_free` joins the stack's threads; do not call it from inside
-//! the engine's event callback. Free the stack before the engine (freeing the engine first is
+//! used from any thread. `impp_sip_free` joins the stack's threads: called from inside the
+//! engine's event callback it returns `IMPP_ERR_IN_CALLBACK` and stops nothing, as
+//! `impp_engine_free` does. Free the stack before the engine (freeing the engine first is
 //! safe, but the stack then answers every request `503`).
 
 use std::ffi::c_char;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use super::boundary::{free_handle, guard, handle, handle_mut, out_arg, str_arg, write_out};
 use super::engine::{engine_ref, impp_engine};
 use super::status::impp_status;
+use crate::engine::dispatcher;
 use crate::error::{Error, Result};
 use crate::sip::route::{NextHop, Route};
 use crate::sip::transport::{ListenAddr, Proto};
@@ -65,13 +67,17 @@ pub unsafe extern "C" fn impp_sip_config_free(config: *mut impp_sip_config) {
     unsafe { free_handle(config) }
 }
 
-/// Runs `change` on the configuration behind `config`.
+/// Runs `change` on the configuration behind `config` inside the panic boundary.
+///
+/// # Safety
+/// `config` is NULL or a live configuration from `impp_sip_config_new`, used by no other
+/// thread during the call.
 unsafe fn with_config(
     config: *mut impp_sip_config,
     change: impl FnOnce(&mut SipServerConfig) -> Result<()>,
 ) -> impp_status {
     guard(|| {
-        // SAFETY: forwarded contract: NULL or a live configuration.
+        // SAFETY: the contract above.
         let c = unsafe { handle_mut(config, "config") }?;
         change(&mut c.config)
     })
@@ -305,8 +311,9 @@ pub unsafe extern "C" fn impp_sip_config_set_workers(
 /// consuming `config` whether or not this succeeds. On success `*out` owns the stack.
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, no listen address, bad settings),
-/// `IMPP_ERR_STORAGE` (an address cannot be bound: in use, or not local),
-/// `IMPP_ERR_SHUTDOWN` (the engine was shut down).
+/// `IMPP_ERR_NETWORK` (an address cannot be bound: in use, or not local),
+/// `IMPP_ERR_STORAGE` (the engine's store cannot be read), `IMPP_ERR_SHUTDOWN` (the engine
+/// was shut down).
 ///
 /// # Safety
 /// `engine` NULL or live; `config` NULL or a configuration not yet freed or consumed; `out`
@@ -331,12 +338,25 @@ pub unsafe extern "C" fn impp_sip_start(
                 "no listen address: add one with impp_sip_config_add_listen".into(),
             ));
         }
-        let server = SipServer::start(e.engine.clone(), config.config)?;
+        let server = SipServer::start(e.engine.clone(), config.config).map_err(network_error)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out, Box::into_raw(Box::new(impp_sip { server }))) };
         Ok(())
     })
 }
+
+/// The error of a transport that could not start is a network failure. `SipServer::start`
+/// reports it as `Error::Storage` with this prefix (its own sockets are the only thing it
+/// binds); anything else, a real store failure included, passes through unchanged.
+fn network_error(e: Error) -> Error {
+    match e {
+        Error::Storage(m) if m.starts_with(TRANSPORT_START_FAILED) => Error::Network(m),
+        other => other,
+    }
+}
+
+/// How `src/sip/node.rs` words a transport that could not start.
+const TRANSPORT_START_FAILED: &str = "cannot start the SIP transport";
 
 /// The first bound address of transport `proto` (`"udp"` or `"tcp"`), as
 /// `"udp:127.0.0.1:5060"` (a port 0 given at configuration is resolved here). On success
@@ -388,13 +408,75 @@ pub unsafe extern "C" fn impp_sip_local_address(
 /// Stops the stack (closes its sockets, joins its threads) and frees it. The engine keeps
 /// running: subscriptions of SIP watchers stay in it, with their dialogs (kept in the store
 /// when it keeps soft state), and are notified again by the next stack started over it.
-/// NULL is a no-op.
+/// NULL is a no-op (`IMPP_OK`).
+///
+/// Errors: `IMPP_ERR_IN_CALLBACK` when called from inside an engine's event callback: as with
+/// `impp_engine_free`, nothing is torn down from the dispatcher thread (stopping waits up to
+/// a second for the accounts' last requests and joins the stack's threads, holding up every
+/// event behind it). Nothing is stopped and the stack keeps working; free it from another
+/// thread, or after the callback.
 ///
 /// # Safety
-/// `sip` is NULL or a stack from `impp_sip_start` not yet freed; not called from inside the
-/// engine's event callback.
+/// `sip` is NULL or a stack from `impp_sip_start` not yet freed; no other thread may use it
+/// after this call has started. Not called from inside the log callback (which may run on
+/// one of the stack's own threads, which this call joins).
 #[no_mangle]
-pub unsafe extern "C" fn impp_sip_free(sip: *mut impp_sip) {
-    // SAFETY: forwarded contract; dropping the stack stops it.
-    unsafe { free_handle(sip) }
+pub unsafe extern "C" fn impp_sip_free(sip: *mut impp_sip) -> impp_status {
+    if sip.is_null() {
+        return impp_status::IMPP_OK;
+    }
+    guard(|| {
+        if dispatcher::in_dispatcher_thread() {
+            return Err(Error::InCallback(
+                "impp_sip_free was called from inside an engine's event callback".into(),
+            ));
+        }
+        // SAFETY: created by Box::into_raw in `impp_sip_start` and not freed (the contract
+        // above); dropping the stack stops it and joins its threads.
+        drop(unsafe { Box::from_raw(sip) });
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transport_that_cannot_start_is_a_network_error() {
+        let e = network_error(Error::Storage(format!(
+            "{TRANSPORT_START_FAILED}: Address already in use (os error 98)"
+        )));
+        assert!(
+            matches!(&e, Error::Network(m) if m.contains("in use")),
+            "{e:?}"
+        );
+        assert_eq!(impp_status::from_error(&e), impp_status::IMPP_ERR_NETWORK);
+        // A real store failure stays one.
+        let e = network_error(Error::Storage("database is locked".into()));
+        assert!(matches!(e, Error::Storage(_)), "{e:?}");
+    }
+
+    /// The wording `network_error` recognises is the one `SipServer::start` uses: starting
+    /// a stack on an address another socket holds must fail with it.
+    #[test]
+    fn the_transport_error_wording_is_still_recognised() {
+        let holder = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = holder.local_addr().expect("local_addr");
+        let engine = std::sync::Arc::new(
+            crate::engine::Engine::new(crate::engine::EngineConfig::default()).expect("engine"),
+        );
+        let mut config = SipServerConfig::new(Vec::new());
+        config.listen.push(ListenAddr::from(
+            NextHop::parse(&format!("udp:{addr}")).expect("hop"),
+        ));
+        let err = SipServer::start(engine.clone(), config)
+            .err()
+            .expect("the address is in use");
+        assert!(
+            matches!(network_error(err.clone()), Error::Network(_)),
+            "SipServer::start failed with {err:?}: update TRANSPORT_START_FAILED"
+        );
+        engine.shutdown().expect("shutdown");
+    }
 }

@@ -6,6 +6,7 @@ use std::ffi::{c_char, CString};
 
 pub use super::boundary::impp_status;
 use super::boundary::{guard_value, last_error_ptr};
+use super::enum_arg;
 
 /// The major version of this library.
 pub const IMPP_VERSION_MAJOR: u32 = 0;
@@ -15,12 +16,12 @@ pub const IMPP_VERSION_MINOR: u32 = 1;
 pub const IMPP_VERSION_PATCH: u32 = 0;
 /// The ABI version this header describes. Compare it with `impp_abi_version()` at run time:
 /// a program built against one ABI version must not load a library of another.
-pub const IMPP_ABI_VERSION: u32 = 1;
+pub const IMPP_ABI_VERSION: u32 = 2;
 
 /// The static name of a status code, such as `"IMPP_ERR_MALFORMED"`; `"IMPP_UNKNOWN"` for a
 /// value that is not a status. Never NULL; the string is static. Any thread.
 #[no_mangle]
-pub extern "C" fn impp_status_name(status: i32) -> *const c_char {
+pub extern "C" fn impp_status_name(status: enum_arg::impp_status) -> *const c_char {
     let name: &'static [u8] = match status {
         0 => b"IMPP_OK\0",
         -1 => b"IMPP_ERR_INVALID_ARGUMENT\0",
@@ -38,6 +39,7 @@ pub extern "C" fn impp_status_name(status: i32) -> *const c_char {
         -13 => b"IMPP_ERR_IN_CALLBACK\0",
         -14 => b"IMPP_ERR_FORBIDDEN\0",
         -15 => b"IMPP_ERR_STORAGE\0",
+        -16 => b"IMPP_ERR_NETWORK\0",
         _ => b"IMPP_UNKNOWN\0",
     };
     name.as_ptr().cast()
@@ -120,6 +122,7 @@ mod tests {
             Error::InCallback(String::new()),
             Error::Forbidden(String::new()),
             Error::Storage(String::new()),
+            Error::Network(String::new()),
         ];
         for e in &errors {
             let status = impp_status::from_error(e);

@@ -79,7 +79,7 @@ static char *copy(const char *s) {
 }
 
 /* The callback: may run on any library thread, several at once. */
-static void collect(int level, const char *target, const char *message, void *user_data) {
+static void collect(impp_log_level level, const char *target, const char *message, void *user_data) {
     collector *c = user_data;
     atomic_fetch_add(&c->in_call, 1);
     pthread_mutex_lock(&c->lock);
@@ -154,7 +154,7 @@ static void drain(impp_engine *engine) {
 
 /* An engine's start and stop are info lines of "impp::engine", on the calling thread. */
 static void test_info_lines_and_levels(collector *c) {
-    CHECK_OK(impp_set_log_callback(collect, c, collector_free, IMPP_LOG_INFO));
+    CHECK_OK(impp_log_set_callback(collect, c, collector_free, IMPP_LOG_INFO));
     impp_engine *engine = start_engine(IMPP_AUTH_ALLOW);
     CHECK(count_lines(c, IMPP_LOG_INFO, "impp::engine", "engine started: 2 workers") == 1);
 
@@ -165,12 +165,12 @@ static void test_info_lines_and_levels(collector *c) {
     CHECK(lines_at(c, IMPP_LOG_DEBUG) == 0);
 
     /* Raised to debug: the next decision is. */
-    CHECK_OK(impp_set_log_level(IMPP_LOG_DEBUG));
+    CHECK_OK(impp_log_set_level(IMPP_LOG_DEBUG));
     CHECK_OK(impp_engine_subscribe(engine, "sip:carol@example.test", ALICE, "presence", -1, NULL,
                                    0, -1, &id));
     drain(engine);
     CHECK(count_lines(c, IMPP_LOG_DEBUG, "impp::engine::shard", "authorized: allow") == 1);
-    CHECK_OK(impp_set_log_level(IMPP_LOG_INFO));
+    CHECK_OK(impp_log_set_level(IMPP_LOG_INFO));
 
     CHECK_OK(impp_engine_free(engine));
     CHECK(count_lines(c, IMPP_LOG_INFO, "impp::engine", "engine stopped") == 1);
@@ -233,18 +233,18 @@ static void test_concurrent_lines(collector *c) {
 static void test_bad_input(collector *c) {
     collector other;
     collector_init(&other);
-    CHECK_STATUS(impp_set_log_callback(collect, &other, collector_free, 0),
+    CHECK_STATUS(impp_log_set_callback(collect, &other, collector_free, 0),
                  IMPP_ERR_INVALID_ARGUMENT);
     CHECK(impp_last_error() != NULL && strstr(impp_last_error(), "max_level 0") != NULL);
     CHECK(atomic_load(&other.frees) == 1);
-    CHECK_STATUS(impp_set_log_callback(collect, &other, collector_free, 6),
+    CHECK_STATUS(impp_log_set_callback(collect, &other, collector_free, 6),
                  IMPP_ERR_INVALID_ARGUMENT);
     CHECK(atomic_load(&other.frees) == 2);
-    CHECK_STATUS(impp_set_log_level(-1), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(impp_set_log_level(IMPP_LOG_TRACE + 1), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(impp_log_set_level(-1), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(impp_log_set_level(IMPP_LOG_TRACE + 1), IMPP_ERR_INVALID_ARGUMENT);
 
     /* NULL callback with user data: freed at once, never called. */
-    CHECK_OK(impp_set_log_callback(NULL, &other, collector_free, IMPP_LOG_WARN));
+    CHECK_OK(impp_log_set_callback(NULL, &other, collector_free, IMPP_LOG_WARN));
     CHECK(atomic_load(&other.frees) == 3);
     CHECK(other.count == 0);
     collector_destroy(&other);
@@ -254,7 +254,7 @@ static void test_bad_input(collector *c) {
     CHECK(atomic_load(&c->freed_during_call) == 0);
 
     /* Back on the default: nothing reaches the old collector any more. */
-    CHECK_OK(impp_set_log_level(IMPP_LOG_INFO));
+    CHECK_OK(impp_log_set_level(IMPP_LOG_INFO));
     collector_clear(c);
     impp_engine *engine = start_engine(IMPP_AUTH_ALLOW);
     CHECK_OK(impp_engine_free(engine));
@@ -269,14 +269,14 @@ static atomic_int self_replacing_frees;
 static atomic_int self_replacing_in_call;
 static atomic_int self_replacing_freed_early;
 
-static void replace_myself(int level, const char *target, const char *message, void *user_data) {
+static void replace_myself(impp_log_level level, const char *target, const char *message, void *user_data) {
     (void)level;
     (void)target;
     (void)message;
     (void)user_data;
     atomic_store(&self_replacing_in_call, 1);
     atomic_fetch_add(&self_replacing_calls, 1);
-    CHECK_OK(impp_set_log_callback(NULL, NULL, NULL, IMPP_LOG_WARN));
+    CHECK_OK(impp_log_set_callback(NULL, NULL, NULL, IMPP_LOG_WARN));
     atomic_store(&self_replacing_in_call, 0);
 }
 
@@ -289,7 +289,7 @@ static void replaced_free(void *user_data) {
 }
 
 static void test_replaced_from_inside_the_callback(void) {
-    CHECK_OK(impp_set_log_callback(replace_myself, &self_replacing_calls, replaced_free,
+    CHECK_OK(impp_log_set_callback(replace_myself, &self_replacing_calls, replaced_free,
                                    IMPP_LOG_INFO));
     impp_engine *engine = start_engine(IMPP_AUTH_ALLOW);
     CHECK_OK(impp_engine_free(engine));
@@ -306,7 +306,7 @@ int main(void) {
     test_concurrent_lines(&c);
     test_bad_input(&c);
     test_replaced_from_inside_the_callback();
-    CHECK_OK(impp_set_log_callback(NULL, NULL, NULL, IMPP_LOG_WARN));
+    CHECK_OK(impp_log_set_callback(NULL, NULL, NULL, IMPP_LOG_WARN));
     CHECK(atomic_load(&c.frees) == 1);
     collector_destroy(&c);
     return check_report("log_test");

@@ -1,10 +1,12 @@
 /* The SIP stack as a C program starts it over its engine, under ASan/UBSan (and valgrind):
  * configuration errors that change nothing, a stack on loopback answering OPTIONS and
- * challenging an unauthenticated REGISTER, and a MESSAGE arriving over SIP that the
- * application receives through its own event polling while the stack runs. */
+ * challenging an unauthenticated REGISTER, a MESSAGE arriving over SIP that the
+ * application receives through its own event polling while the stack runs, an address in
+ * use refused as a network error, and impp_sip_free refused from inside an event callback. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "impp.h"
@@ -118,7 +121,7 @@ static void configuration_errors_change_nothing(impp_engine *engine) {
     CHECK(sip == NULL);
     CHECK_FAILS(impp_sip_start(engine, NULL, &sip), IMPP_ERR_INVALID_ARGUMENT);
     impp_sip_config_free(NULL);
-    impp_sip_free(NULL);
+    CHECK_OK(impp_sip_free(NULL));
 }
 
 static void answers_and_challenges(impp_engine *engine) {
@@ -155,7 +158,7 @@ static void answers_and_challenges(impp_engine *engine) {
              answer, sizeof answer);
     CHECK(strncmp(answer, "SIP/2.0 401", 11) == 0);
     CHECK(strstr(answer, "WWW-Authenticate: Digest") != NULL);
-    impp_sip_free(sip);
+    CHECK_OK(impp_sip_free(sip));
 }
 
 static void messages_over_sip_reach_the_application(impp_engine *engine) {
@@ -190,7 +193,7 @@ static void messages_over_sip_reach_the_application(impp_engine *engine) {
         if (ev == NULL) {
             continue;
         }
-        if (impp_event_get_kind(ev) == IMPP_EVENT_MESSAGE) {
+        if (impp_event_kind(ev) == IMPP_EVENT_MESSAGE) {
             const uint8_t *body = NULL;
             size_t len = 0;
             CHECK_OK(impp_event_message_body(ev, &body, &len));
@@ -201,15 +204,15 @@ static void messages_over_sip_reach_the_application(impp_engine *engine) {
         impp_event_free(ev);
     }
     CHECK(found);
-    impp_sip_free(sip);
+    CHECK_OK(impp_sip_free(sip));
 }
 
 /* Waits up to 10 s for an event of `kind` on `engine`; returns it (owned) or NULL. */
-static impp_event *wait_event(impp_engine *engine, impp_event_kind kind) {
+static impp_event *wait_event(impp_engine *engine, impp_event_type kind) {
     for (int i = 0; i < 100; i++) {
         impp_event *ev = NULL;
         CHECK_OK(impp_engine_next_event(engine, 100, &ev));
-        if (ev != NULL && impp_event_get_kind(ev) == kind) {
+        if (ev != NULL && impp_event_kind(ev) == kind) {
             return ev;
         }
         impp_event_free(ev);
@@ -276,10 +279,93 @@ static void an_account_sends_and_receives(impp_engine *server) {
     }
     impp_event_free(ev);
 
-    impp_sip_free(client_sip);
+    CHECK_OK(impp_sip_free(client_sip));
     CHECK_OK(impp_engine_free(client));
     impp_string_free(registrar);
-    impp_sip_free(server_sip);
+    CHECK_OK(impp_sip_free(server_sip));
+}
+
+/* A listen address another socket holds is a network failure, not a storage one. */
+static void an_address_in_use_is_a_network_error(impp_engine *engine) {
+    impp_sip *first = start_stack(engine, false);
+    char *address = NULL;
+    CHECK_OK(impp_sip_local_address(first, "udp", &address));
+    impp_sip_config *config = NULL;
+    CHECK_OK(impp_sip_config_new(&config));
+    CHECK_OK(impp_sip_config_add_listen(config, address));
+    impp_sip *second = NULL;
+    CHECK_FAILS(impp_sip_start(engine, config, &second), IMPP_ERR_NETWORK);
+    CHECK(second == NULL);
+    CHECK_STR(impp_status_name(IMPP_ERR_NETWORK), "IMPP_ERR_NETWORK");
+    impp_string_free(address);
+    CHECK_OK(impp_sip_free(first));
+}
+
+/* What the event callback of freeing_inside_a_callback_is_refused saw. */
+struct free_inside {
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    impp_sip *sip;
+    bool ran;
+    impp_status status;
+};
+
+static void free_the_stack(const impp_event *ev, void *user_data) {
+    (void)ev;
+    struct free_inside *f = user_data;
+    pthread_mutex_lock(&f->lock);
+    if (!f->ran) {
+        f->status = impp_sip_free(f->sip);
+        f->ran = true;
+        pthread_cond_signal(&f->done);
+    }
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* impp_sip_free from inside an event callback is refused as impp_engine_free is: nothing is
+ * stopped, the stack keeps answering, and it frees normally afterwards. */
+static void freeing_inside_a_callback_is_refused(impp_engine *engine) {
+    struct free_inside f;
+    memset(&f, 0, sizeof f);
+    pthread_mutex_init(&f.lock, NULL);
+    pthread_cond_init(&f.done, NULL);
+    f.sip = start_stack(engine, false);
+    CHECK_OK(impp_engine_set_event_callback(engine, free_the_stack, &f, NULL));
+    /* A watcher of the application (not over SIP): its notification reaches the callback. */
+    uint64_t sub = 0;
+    CHECK_OK(impp_engine_subscribe(engine, "sip:carol@example.test", "sip:dave@example.test",
+                                   "presence", -1, NULL, 0, -1, &sub));
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(&f.lock);
+    int rc = 0;
+    while (!f.ran && rc == 0) {
+        rc = pthread_cond_timedwait(&f.done, &f.lock, &deadline);
+    }
+    bool ran = f.ran;
+    impp_status status = f.status;
+    pthread_mutex_unlock(&f.lock);
+    CHECK(ran);
+    CHECK(status == IMPP_ERR_IN_CALLBACK);
+    CHECK_OK(impp_engine_set_event_callback(engine, NULL, NULL, NULL));
+
+    char answer[4096];
+    exchange(udp_port(f.sip),
+             "OPTIONS sip:example.test SIP/2.0\r\n"
+             "Via: SIP/2.0/UDP 127.0.0.1:45060;branch=z9hG4bKc-options-2;rport\r\n"
+             "Max-Forwards: 70\r\n"
+             "From: <sip:probe@example.test>;tag=4\r\n"
+             "To: <sip:example.test>\r\n"
+             "Call-ID: c-options-2\r\n"
+             "CSeq: 1 OPTIONS\r\n"
+             "Content-Length: 0\r\n\r\n",
+             answer, sizeof answer);
+    CHECK(strncmp(answer, "SIP/2.0 200", 11) == 0);
+    CHECK_OK(impp_engine_unsubscribe(engine, sub));
+    CHECK_OK(impp_sip_free(f.sip));
+    pthread_cond_destroy(&f.done);
+    pthread_mutex_destroy(&f.lock);
 }
 
 int main(void) {
@@ -288,6 +374,8 @@ int main(void) {
     answers_and_challenges(engine);
     messages_over_sip_reach_the_application(engine);
     an_account_sends_and_receives(engine);
+    an_address_in_use_is_a_network_error(engine);
+    freeing_inside_a_callback_is_refused(engine);
     CHECK_OK(impp_engine_free(engine));
     return check_report("sip_test");
 }

@@ -724,6 +724,39 @@ void test_sip_stack() {
     CHECK_THROWS(sip.listen("udp:127.0.0.1:0"), IMPP_ERR_INVALID_ARGUMENT);  // started
     impp::SipStack moved = std::move(sip);
     CHECK(moved.local_address("udp").rfind("udp:127.0.0.1:", 0) == 0);
+
+    // An address another stack holds: a network error.
+    impp::SipStack clash;
+    clash.listen(moved.local_address("udp"));
+    CHECK_THROWS(clash.start(engine), IMPP_ERR_NETWORK);
+
+    // Stopping from inside an event callback is refused; the stack keeps running.
+    std::mutex lock;
+    std::condition_variable seen;
+    std::optional<impp_status> inside;
+    engine.set_callback([&](const impp::EventView &) {
+        std::lock_guard<std::mutex> guard(lock);
+        if (!inside) {
+            try {
+                moved.stop();
+                inside = IMPP_OK;
+            } catch (const impp::Error &e) {
+                inside = e.status();
+            }
+            seen.notify_all();
+        }
+    });
+    engine.subscribe(BOB, DAVE, "presence");
+    {
+        std::unique_lock<std::mutex> guard(lock);
+        seen.wait_for(guard, std::chrono::seconds(10), [&] { return inside.has_value(); });
+        CHECK(inside == std::optional<impp_status>(IMPP_ERR_IN_CALLBACK));
+    }
+    engine.clear_callback();
+    CHECK(moved.local_address("udp").rfind("udp:127.0.0.1:", 0) == 0);
+    moved.stop();
+    moved.stop();  // once stopped, a no-op
+    CHECK_THROWS(moved.local_address("udp"), IMPP_ERR_INVALID_ARGUMENT);
 }
 
 }  // namespace

@@ -46,7 +46,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 from .errors import InvalidArgument, error_for_status
 
 #: The ABI version this package speaks; the library's ``impp_abi_version()`` must match.
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 log = logging.getLogger("impp")
 
@@ -139,8 +139,8 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "impp_version": (c_char_p, []),
     "impp_abi_version": (c_uint32, []),
     "impp_string_free": (None, [c_void_p]),
-    "impp_set_log_callback": (_status, [LOG_CALLBACK, c_void_p, FREE_CALLBACK, c_int]),
-    "impp_set_log_level": (_status, [c_int]),
+    "impp_log_set_callback": (_status, [LOG_CALLBACK, c_void_p, FREE_CALLBACK, _enum]),
+    "impp_log_set_level": (_status, [_enum]),
     # Configuration
     "impp_config_new": (_status, [POINTER(ConfigP)]),
     "impp_config_free": (None, [ConfigP]),
@@ -234,7 +234,7 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "impp_sip_config_set_workers": (_status, [SipConfigP, c_uint32]),
     "impp_sip_start": (_status, [EngineP, SipConfigP, POINTER(SipP)]),
     "impp_sip_local_address": (_status, [SipP, c_char_p, _owned_out]),
-    "impp_sip_free": (None, [SipP]),
+    "impp_sip_free": (_status, [SipP]),
     # Endpoints and instant messages
     "impp_engine_login": (_status, [EngineP, c_char_p, c_char_p, c_int64, POINTER(c_uint32)]),
     "impp_engine_login_at": (
@@ -244,7 +244,7 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     "impp_engine_logout": (_status, [EngineP, c_char_p, c_char_p, POINTER(c_bool)]),
     "impp_engine_set_user_password": (_status, [EngineP, c_char_p, c_char_p]),
     "impp_engine_remove_user": (_status, [EngineP, c_char_p, POINTER(c_bool)]),
-    "impp_engine_has_user": (c_bool, [EngineP, c_char_p]),
+    "impp_engine_has_user": (_status, [EngineP, c_char_p, POINTER(c_bool)]),
     # The body is passed as a pointer plus a length (it may hold NUL bytes).
     "impp_engine_send_message": (
         _status,
@@ -262,7 +262,7 @@ PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
     ),
     # Events
     "impp_event_free": (None, [EventP]),
-    "impp_event_get_kind": (_enum, [EventP]),
+    "impp_event_kind": (_enum, [EventP]),
     "impp_event_subscription": (c_uint64, [EventP]),
     "impp_event_watcher": (c_char_p, [EventP]),
     "impp_event_presentity": (c_char_p, [EventP]),
@@ -769,7 +769,7 @@ def set_log_level(level: Union[int, str, None] = None) -> int:
         py_level = level
     else:
         raise TypeError(f"level must be a logging level, a name or None, not {level!r}")
-    check(lib.impp_set_log_level(_library_level(py_level)))
+    check(lib.impp_log_set_level(_library_level(py_level)))
     previous, _log_level = _log_level, py_level
     return previous
 
@@ -778,7 +778,7 @@ def _install_log_callback() -> None:
     global _log_level
     _log_level = logging.getLogger("impp").getEffectiveLevel()
     check(
-        lib.impp_set_log_callback(
+        lib.impp_log_set_callback(
             LOG_TRAMPOLINE, None, NO_FREE_CALLBACK, _library_level(_log_level)
         )
     )
@@ -789,7 +789,7 @@ def _remove_log_callback() -> None:
     # Registered before the engine module's exit handler, so it runs after engines closed:
     # from here on, lines go to standard error instead of into a finalizing interpreter.
     try:
-        lib.impp_set_log_callback(NO_LOG_CALLBACK, None, NO_FREE_CALLBACK, 2)
+        lib.impp_log_set_callback(NO_LOG_CALLBACK, None, NO_FREE_CALLBACK, 2)
     except BaseException:
         pass
 

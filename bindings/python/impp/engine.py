@@ -922,9 +922,12 @@ class Engine:
         return was.value
 
     def has_user(self, user: str) -> bool:
-        """Whether ``user`` is in the user directory."""
+        """Whether ``user`` is in the user directory; :class:`impp.InvalidUri` when ``user``
+        is not a URI."""
+        has = c_bool()
         with self._use() as h:
-            return bool(lib.impp_engine_has_user(h, encode(user, "user")))
+            check(lib.impp_engine_has_user(h, encode(user, "user"), ctypes.byref(has)))
+        return has.value
 
     def send_message(
         self,

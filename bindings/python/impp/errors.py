@@ -24,6 +24,7 @@ __all__ = [
     "InCallback",
     "Forbidden",
     "Storage",
+    "Network",
     "error_for_status",
 ]
 
@@ -166,6 +167,14 @@ class Storage(Error):
     status_name = "IMPP_ERR_STORAGE"
 
 
+class Network(Error):
+    """The network failed: a listen address cannot be bound (in use, or not an address of
+    this host)."""
+
+    status = -16
+    status_name = "IMPP_ERR_NETWORK"
+
+
 _BY_STATUS: Dict[int, Type[Error]] = {
     cls.status: cls  # type: ignore[misc]
     for cls in (
@@ -184,6 +193,7 @@ _BY_STATUS: Dict[int, Type[Error]] = {
         InCallback,
         Forbidden,
         Storage,
+        Network,
     )
 }
 

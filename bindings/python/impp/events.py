@@ -18,7 +18,7 @@ from ._ffi import check, decode, lib
 
 __all__ = ["Event", "KINDS", "OLD_KINDS", "STATES", "REASONS", "OUTCOMES", "FAILURE_REASONS"]
 
-#: impp_event_kind values: the names ``Event.kind`` takes.
+#: impp_event_type values (what ``impp_event_kind`` returns): the names ``Event.kind`` takes.
 KINDS = {
     1: "notify",
     2: "watcher-pending",
@@ -178,7 +178,7 @@ class Event:
     @classmethod
     def _copy(cls, event: Any) -> "Event":
         """Reads every field of a live C event (borrowed or owned) into a new Event."""
-        kind = lib.impp_event_get_kind(event)
+        kind = lib.impp_event_kind(event)
         reason = c_int()
         state = lib.impp_event_state(event, ctypes.byref(reason))
         body = None

@@ -130,12 +130,15 @@ class SipStack:
         return take_owned(out) or ""
 
     def close(self) -> None:
-        """Stops the stack (its sockets and threads). The engine keeps running. Idempotent."""
+        """Stops the stack (its sockets and threads). The engine keeps running. Idempotent.
+        From inside an engine's event callback it raises :class:`impp.InCallback` and the
+        stack keeps running (close it from another thread), as :meth:`Engine.close` does."""
         with self._lock:
-            ptr, self._ptr = self._ptr, None
-        if ptr:
-            lib.impp_sip_free(ptr)
-            self._engine._stacks.discard(self)
+            if not self._ptr:
+                return
+            check(lib.impp_sip_free(self._ptr))
+            self._ptr = None
+        self._engine._stacks.discard(self)
 
     def __enter__(self) -> "SipStack":
         return self

@@ -230,6 +230,8 @@ def test_the_user_directory_decides_who_exists_and_survives_a_restart(tmp_path):
     with impp.Engine(domains=["example.test"], store=path) as engine:
         engine.set_user_password(BOB, "s3cret")
         assert engine.has_user(BOB) and not engine.has_user(ALICE)
+        with pytest.raises(impp.InvalidUri):
+            engine.has_user("not a uri")
         known = engine.send_message(ALICE, BOB, "hi")
         unknown = engine.send_message(BOB, "sip:nobody@example.test", "hi")
         outcomes = {d.message_id: (d.outcome, d.reason) for d in of_kind(drain(engine), "delivery")}

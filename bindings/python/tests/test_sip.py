@@ -139,3 +139,39 @@ def test_bad_accounts_are_refused():
                 impp.SipStack(engine, listen=["udp:127.0.0.1:0"], accounts=[account])
         with pytest.raises(TypeError):
             impp.SipStack(engine, listen=["udp:127.0.0.1:0"], accounts=["sip:alice@b.test"])
+
+
+def test_an_address_in_use_is_a_network_error():
+    with impp.Engine(domains=["example.test"]) as engine:
+        with impp.SipStack(engine, listen=["udp:127.0.0.1:0"]) as first:
+            with pytest.raises(impp.Network) as e:
+                impp.SipStack(engine, listen=[first.local_address("udp")])
+            assert e.value.status == -16 and str(e.value)
+
+
+def test_closing_a_stack_inside_a_callback_is_refused():
+    import threading
+
+    with impp.Engine(domains=["example.test"], default_policy="allow") as engine:
+        with impp.SipStack(engine, listen=["udp:127.0.0.1:0"]) as sip:
+            seen = []
+            done = threading.Event()
+
+            def close_it(event):
+                if not done.is_set():
+                    try:
+                        sip.close()
+                        seen.append(None)
+                    except impp.Error as e:
+                        seen.append(e)
+                    done.set()
+
+            engine.on_event(close_it)
+            engine.subscribe("sip:carol@example.test", "sip:dave@example.test")
+            assert done.wait(10)
+            engine.on_event(None)
+            assert isinstance(seen[0], impp.InCallback), seen
+            # Still running, and closes normally from here.
+            assert sip.local_address("udp").startswith("udp:127.0.0.1:")
+        with pytest.raises(impp.Shutdown):
+            sip.local_address("udp")
