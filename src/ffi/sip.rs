@@ -338,25 +338,12 @@ pub unsafe extern "C" fn impp_sip_start(
                 "no listen address: add one with impp_sip_config_add_listen".into(),
             ));
         }
-        let server = SipServer::start(e.engine.clone(), config.config).map_err(network_error)?;
+        let server = SipServer::start(e.engine.clone(), config.config)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out, Box::into_raw(Box::new(impp_sip { server }))) };
         Ok(())
     })
 }
-
-/// The error of a transport that could not start is a network failure. `SipServer::start`
-/// reports it as `Error::Storage` with this prefix (its own sockets are the only thing it
-/// binds); anything else, a real store failure included, passes through unchanged.
-fn network_error(e: Error) -> Error {
-    match e {
-        Error::Storage(m) if m.starts_with(TRANSPORT_START_FAILED) => Error::Network(m),
-        other => other,
-    }
-}
-
-/// How `src/sip/node.rs` words a transport that could not start.
-const TRANSPORT_START_FAILED: &str = "cannot start the SIP transport";
 
 /// The first bound address of transport `proto` (`"udp"` or `"tcp"`), as
 /// `"udp:127.0.0.1:5060"` (a port 0 given at configuration is resolved here). On success
@@ -442,25 +429,9 @@ pub unsafe extern "C" fn impp_sip_free(sip: *mut impp_sip) -> impp_status {
 mod tests {
     use super::*;
 
+    /// A stack on an address another socket holds fails as a network error.
     #[test]
     fn a_transport_that_cannot_start_is_a_network_error() {
-        let e = network_error(Error::Storage(format!(
-            "{TRANSPORT_START_FAILED}: Address already in use (os error 98)"
-        )));
-        assert!(
-            matches!(&e, Error::Network(m) if m.contains("in use")),
-            "{e:?}"
-        );
-        assert_eq!(impp_status::from_error(&e), impp_status::IMPP_ERR_NETWORK);
-        // A real store failure stays one.
-        let e = network_error(Error::Storage("database is locked".into()));
-        assert!(matches!(e, Error::Storage(_)), "{e:?}");
-    }
-
-    /// The wording `network_error` recognises is the one `SipServer::start` uses: starting
-    /// a stack on an address another socket holds must fail with it.
-    #[test]
-    fn the_transport_error_wording_is_still_recognised() {
         let holder = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let addr = holder.local_addr().expect("local_addr");
         let engine = std::sync::Arc::new(
@@ -474,9 +445,10 @@ mod tests {
             .err()
             .expect("the address is in use");
         assert!(
-            matches!(network_error(err.clone()), Error::Network(_)),
-            "SipServer::start failed with {err:?}: update TRANSPORT_START_FAILED"
+            matches!(&err, Error::Network(m) if m.contains("in use")),
+            "{err:?}"
         );
+        assert_eq!(impp_status::from_error(&err), impp_status::IMPP_ERR_NETWORK);
         engine.shutdown().expect("shutdown");
     }
 }

@@ -286,7 +286,7 @@ impl SipServer {
                     }
                 }),
             )
-            .map_err(|e| Error::Storage(format!("cannot start the SIP transport: {e}")))?,
+            .map_err(|e| Error::Network(format!("cannot start the SIP transport: {e}")))?,
         );
         node.stack.attach(transport.clone());
 
