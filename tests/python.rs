@@ -1,6 +1,8 @@
 //! Runs the Python package's pytest suite (`bindings/python/tests`) against the freshly
-//! built `libimpp.so`, so `cargo test` covers the Python binding too. Needs `pytest`
-//! (`python3 -m pip install pytest`; CI installs it).
+//! built `libimpp.so`, so `cargo test` covers the Python binding too, including
+//! `mypy --strict` over the package (`test_typing.py`, required here through
+//! `IMPP_REQUIRE_MYPY`, so a type error fails `cargo test`). Needs `pytest` and `mypy`
+//! (`python3 -m pip install pytest mypy`; CI installs them).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,14 +32,16 @@ fn python_package_tests() {
     assert!(library.exists(), "{} is missing", library.display());
 
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_pytest = Command::new(&python)
-        .args(["-c", "import pytest"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        has_pytest,
-        "pytest is required for the Python binding tests: {python} -m pip install pytest"
-    );
+    for module in ["pytest", "mypy"] {
+        let found = Command::new(&python)
+            .args(["-c", &format!("import {module}")])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            found,
+            "{module} is required for the Python binding tests: {python} -m pip install pytest mypy"
+        );
+    }
     let output = Command::new(&python)
         .args([
             "-m",
@@ -49,6 +53,7 @@ fn python_package_tests() {
         ])
         .current_dir(&root)
         .env("IMPP_LIBRARY", &library)
+        .env("IMPP_REQUIRE_MYPY", "1")
         .output()
         .expect("run pytest");
     let text = format!(

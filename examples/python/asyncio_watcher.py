@@ -9,6 +9,7 @@ repository root after `cargo build`:
 """
 
 import asyncio
+from typing import Dict, Optional
 
 import impp
 
@@ -26,13 +27,14 @@ def describe(doc: impp.Presence) -> str:
 
 async def watch(engine: impp.Engine) -> None:
     """Prints each change of each buddy's status."""
-    last = {}
+    last: Dict[Optional[str], str] = {}
     subs = [engine.subscribe(ME, buddy) for buddy in BUDDIES]
     print(f"watching {', '.join(s.presentity for s in subs)}")
     async for event in engine.aevents(timeout=0.5):  # ends after 0.5 s without an event
-        if event.kind != "notify" or event.document is None:
+        doc = event.document  # parsed for the package: a Presence for "presence"
+        if event.kind is not impp.EventKind.NOTIFY or not isinstance(doc, impp.Presence):
             continue
-        now = describe(event.document)
+        now = describe(doc)
         if last.get(event.presentity) != now:
             last[event.presentity] = now
             print(f"{event.presentity}: {now}")
@@ -46,7 +48,7 @@ async def buddies(engine: impp.Engine) -> None:
         (BUDDIES[1], "open", "working from home"),
         (BUDDIES[0], "closed", "lunch"),
     ]
-    pubs = {}
+    pubs: Dict[str, impp.Publication] = {}
     for who, basic, note in steps:
         await asyncio.sleep(0.05)
         doc = impp.Presence(entity=who, tuples=[impp.Tuple(id="pc", basic=basic)], notes=[note])

@@ -21,19 +21,21 @@ def status(basic: str, note: str) -> impp.Presence:
 
 
 def handle(engine: impp.Engine, event: impp.Event) -> None:
-    """What the bot does with each engine event."""
-    if event.kind == "watcher-pending":
+    """What the bot does with each engine event (kinds, states and actions are enums; a
+    member also equals its token, so `event.kind == "notify"` works too)."""
+    Kind = impp.EventKind
+    if event.kind is Kind.WATCHER_PENDING and event.subscription_id is not None:
         # Nobody has a rule: the bot decides, and lets everyone else in.
         print(f"  {event.watcher} asks to watch: allowed")
-        engine.authorize(event.subscription_id, "allow")
-    elif event.kind == "subscription-state":
+        engine.authorize(event.subscription_id, impp.AuthAction.ALLOW)
+    elif event.kind is Kind.SUBSCRIPTION_STATE:
         print(f"  subscription {event.subscription_id} of {event.watcher}: {event.state}"
               + (f" ({event.reason})" if event.reason else ""))
-    elif event.kind == "notify" and event.document is not None:
+    elif event.kind is Kind.NOTIFY and isinstance(event.document, impp.Presence):
         seen = event.document.tuples
         what = ", ".join(f"{t.basic} {[n.text for n in t.notes]}" for t in seen) or "nothing"
         print(f"  {event.watcher} is told: {what}")
-    elif event.kind == "publication-expired":
+    elif event.kind is Kind.PUBLICATION_EXPIRED:
         print(f"  the bot's publication expired ({event.etag})")
 
 

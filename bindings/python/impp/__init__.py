@@ -15,45 +15,23 @@ see :func:`set_log_level`.
         )
         engine.publish("sip:alice@example.test", doc)
         for event in engine.events(timeout=0.5):
-            print(event.kind, event.state, event.xml)
+            if event.kind is impp.EventKind.NOTIFY:
+                print(event.state, event.xml)
+
+The protocol's enumerations are :mod:`enum` classes (``impp.EventKind``,
+``impp.AuthAction``, ``impp.Basic``...); most are string enums equal to their tokens, so
+``event.kind == "notify"`` holds too, and arguments take either. Every failure raises an
+:class:`impp.Error` subclass; the package is typed (``py.typed``, checked with
+``mypy --strict``).
 """
 
 from . import _ffi
 from ._ffi import ABI_VERSION, TRACE, library_path, set_log_level
 from ._ffi import version as library_version
-from .engine import (
-    ACTIONS,
-    STATS,
-    Config,
-    Engine,
-    Publication,
-    Rule,
-    Subscription,
-    SubscriptionState,
-)
-from .errors import (
-    Error,
-    Forbidden,
-    Storage,
-    Network,
-    InCallback,
-    Internal,
-    IntervalTooBrief,
-    InvalidArgument,
-    InvalidUri,
-    Malformed,
-    NotFound,
-    ParseError,
-    Shutdown,
-    TooLarge,
-    UnknownEntityTag,
-    UnknownPackage,
-    UnsafeXml,
-    Unsupported,
-)
 from .documents import (
     Dialog,
     DialogInfo,
+    DialogRef,
     Filter,
     FilterSet,
     Identity,
@@ -64,11 +42,65 @@ from .documents import (
     Watcherinfo,
     WatcherList,
 )
-from .events import Event
+from .engine import (
+    STATS,
+    Config,
+    Document,
+    Engine,
+    EventCallback,
+    Publication,
+    Rule,
+    Subscription,
+    SubscriptionInfo,
+)
+from .enums import (
+    AuthAction,
+    Basic,
+    Capability,
+    ComposingState,
+    DeliveryOutcome,
+    DialogDirection,
+    DialogEvent,
+    DialogState,
+    DocState,
+    EventKind,
+    FailureReason,
+    LogLevel,
+    SubscriptionState,
+    TerminationReason,
+    UserInputState,
+    WatcherEvent,
+    WatcherStatus,
+)
+from .errors import (
+    Error,
+    Forbidden,
+    InCallback,
+    Internal,
+    IntervalTooBrief,
+    InvalidArgument,
+    InvalidState,
+    InvalidUri,
+    Malformed,
+    Network,
+    NotFound,
+    ParseError,
+    Shutdown,
+    Status,
+    Storage,
+    TooLarge,
+    UnknownEntityTag,
+    UnknownPackage,
+    UnsafeXml,
+    Unsupported,
+)
+from .events import Event, EventDocument
+from .presence import Activity, Note, NoteLike, Presence, Tuple, TupleRef, UserInput
 from .sip import Account, SipStack
-from .presence import CAPABILITIES, Activity, Note, Presence, Tuple, UserInput
 
-__version__ = "0.1.0"
+#: The version of the loaded library (``impp_version()``), which is this package's: the
+#: package is released with the library it wraps, and checks its ABI at import.
+__version__: str = library_version()
 
 
 def abi_version() -> int:
@@ -79,52 +111,75 @@ def abi_version() -> int:
 
 __all__ = [
     "ABI_VERSION",
-    "ACTIONS",
     "Account",
-    "CAPABILITIES",
-    "STATS",
     "Activity",
+    "AuthAction",
+    "Basic",
+    "Capability",
+    "ComposingState",
     "Config",
+    "DeliveryOutcome",
     "Dialog",
+    "DialogDirection",
+    "DialogEvent",
     "DialogInfo",
+    "DialogRef",
+    "DialogState",
+    "DocState",
+    "Document",
     "Engine",
     "Error",
     "Event",
+    "EventCallback",
+    "EventDocument",
+    "EventKind",
+    "FailureReason",
     "Filter",
     "FilterSet",
-    "Identity",
     "Forbidden",
-    "Storage",
-    "Network",
+    "Identity",
     "InCallback",
     "Internal",
     "IntervalTooBrief",
     "InvalidArgument",
+    "InvalidState",
     "InvalidUri",
     "IsComposing",
+    "LogLevel",
     "Malformed",
     "MessageCounts",
     "MessageSummary",
+    "Network",
     "Note",
+    "NoteLike",
     "NotFound",
     "ParseError",
     "Presence",
     "Publication",
     "Rule",
+    "STATS",
     "Shutdown",
     "SipStack",
+    "Status",
+    "Storage",
     "Subscription",
+    "SubscriptionInfo",
     "SubscriptionState",
     "TRACE",
+    "TerminationReason",
     "TooLarge",
     "Tuple",
+    "TupleRef",
     "UnknownEntityTag",
     "UnknownPackage",
     "UnsafeXml",
     "Unsupported",
     "UserInput",
+    "UserInputState",
     "Watcher",
+    "WatcherEvent",
     "WatcherList",
+    "WatcherStatus",
     "Watcherinfo",
     "__version__",
     "abi_version",

@@ -19,6 +19,8 @@ library sends is set at import from the effective level of the ``impp`` logger, 
 :func:`set_log_level`.
 """
 
+from __future__ import annotations
+
 import atexit
 import ctypes
 import itertools
@@ -41,9 +43,10 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from .errors import InvalidArgument, error_for_status
+from .enums import LogLevel
+from .errors import Internal, InvalidArgument, error_for_status
 
 #: The ABI version this package speaks; the library's ``impp_abi_version()`` must match.
 ABI_VERSION = 2
@@ -132,7 +135,7 @@ LOG_CALLBACK = CFUNCTYPE(None, c_int, c_char_p, c_char_p, c_void_p)
 
 #: name -> (restype, argtypes) for every function this package calls. A test checks this
 #: table against include/impp.h (names, parameter counts and kinds).
-PROTOTYPES: Dict[str, Tuple[object, List[object]]] = {
+PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     # Library
     "impp_status_name": (c_char_p, [c_int32]),
     "impp_last_error": (c_char_p, []),
@@ -591,6 +594,7 @@ def encode(value: Union[str, bytes], what: str) -> bytes:
 
 
 def encode_optional(value: Optional[Union[str, bytes]], what: str) -> Optional[bytes]:
+    """As :func:`encode`, with None passed on (NULL, where the header allows it)."""
     return None if value is None else encode(value, what)
 
 
@@ -604,7 +608,15 @@ def body_bytes(value: Union[str, bytes], what: str) -> bytes:
 
 
 def decode(value: Optional[bytes]) -> Optional[str]:
+    """A borrowed C string (copied by ctypes into bytes, or None for NULL) as a str."""
     return None if value is None else value.decode("utf-8")
+
+
+def decode_required(value: Optional[bytes], what: str) -> str:
+    """A borrowed C string the header promises is never NULL on success, as a str."""
+    if value is None:
+        raise Internal(f"the library returned no {what}")
+    return value.decode("utf-8")
 
 
 def take_owned(ptr: c_void_p) -> Optional[str]:
@@ -617,13 +629,26 @@ def take_owned(ptr: c_void_p) -> Optional[str]:
         lib.impp_string_free(ptr)
 
 
+def owned_text(fn: Callable[[Any, Any, Any], int], handle: Any) -> str:
+    """Calls a ``*_to_xml``/``*_to_text`` function (handle, owned text out, length out) and
+    copies and frees the text."""
+    out = c_void_p()
+    length = c_size_t()
+    check(fn(handle, ctypes.byref(out), ctypes.byref(length)))
+    try:
+        return ctypes.string_at(out.value or 0, length.value).decode("utf-8")
+    finally:
+        lib.impp_string_free(out)
+
+
 def version() -> str:
     """The loaded library's version string."""
-    return lib.impp_version().decode("ascii")
+    return str(lib.impp_version().decode("ascii"))
 
 
 def status_name(status: int) -> str:
-    return lib.impp_status_name(status).decode("ascii")
+    """The C name of a status code (``"IMPP_ERR_MALFORMED"``), from the library."""
+    return str(lib.impp_status_name(status).decode("ascii"))
 
 
 # --- Callbacks ---
@@ -633,13 +658,13 @@ def status_name(status: int) -> str:
 # _registry; the free thunk (which the library runs exactly once, after the last call)
 # removes the entry and with it the last reference this package holds to the callable.
 
-_registry: Dict[int, Callable[[object], None]] = {}
+_registry: Dict[int, Callable[[Any], None]] = {}
 _registry_lock = threading.Lock()
 _keys = itertools.count(1)  # 0 would be NULL
 _local = threading.local()
 
 
-def register(fn: Callable[[object], None]) -> int:
+def register(fn: Callable[[Any], None]) -> int:
     """Stores ``fn`` (called with the borrowed event pointer) and returns its key."""
     with _registry_lock:
         key = next(_keys)
@@ -655,10 +680,11 @@ def registered() -> int:
 
 def in_callback() -> bool:
     """Whether the calling thread is running an event callback right now."""
-    return getattr(_local, "depth", 0) > 0
+    depth: int = getattr(_local, "depth", 0)
+    return depth > 0
 
 
-def _on_event(event, user_data) -> None:
+def _on_event(event: Any, user_data: Optional[int]) -> None:
     # Nothing may escape: an exception here would be printed by ctypes and lost, and must
     # never reach the library.
     try:
@@ -678,7 +704,7 @@ def _on_event(event, user_data) -> None:
             pass
 
 
-def _on_free(user_data) -> None:
+def _on_free(user_data: Optional[int]) -> None:
     try:
         with _registry_lock:
             _registry.pop(user_data or 0, None)
@@ -700,16 +726,19 @@ NO_FREE_CALLBACK = FREE_CALLBACK()
 # the logging module. Python's logging is thread-safe; the trampoline holds the GIL while it
 # runs (ctypes takes it), and never lets an exception reach the library.
 
-#: Python level of each library level (impp_log_level). Trace has no logging name: 5.
-TRACE = 5
-_PY_LEVEL = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG, 5: TRACE}
-_LEVEL_NAMES = {
-    "trace": TRACE,
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
+#: The level of the library's per-notification lines, below ``logging.DEBUG``.
+TRACE = LogLevel.TRACE
+#: Python level of each library level (impp_log_level).
+_PY_LEVEL = {
+    1: LogLevel.ERROR,
+    2: LogLevel.WARNING,
+    3: LogLevel.INFO,
+    4: LogLevel.DEBUG,
+    5: LogLevel.TRACE,
+}
+_LEVEL_NAMES: Dict[str, int] = {
+    **{level.name.lower(): int(level) for level in LogLevel},
     "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
 _loggers: Dict[bytes, logging.Logger] = {}
@@ -740,7 +769,9 @@ def _logger_for(target: Optional[bytes]) -> logging.Logger:
     return found
 
 
-def _on_log(level, target, message, user_data) -> None:
+def _on_log(
+    level: int, target: Optional[bytes], message: Optional[bytes], user_data: Optional[int]
+) -> None:
     # Runs on library threads too; nothing may escape into C.
     try:
         logger = _logger_for(target)
@@ -752,9 +783,10 @@ def _on_log(level, target, message, user_data) -> None:
         pass
 
 
-def set_log_level(level: Union[int, str, None] = None) -> int:
-    """Sets which library lines reach ``logging``: a logging level (``logging.DEBUG``, or
-    :data:`TRACE` = 5 for per-notification lines) or its name (``"debug"``, ``"trace"``...);
+def set_log_level(level: Union[LogLevel, int, str, None] = None) -> int:
+    """Sets which library lines reach ``logging``: a :class:`impp.LogLevel` or any logging
+    level (``logging.DEBUG``, or :data:`TRACE` = 5 for per-notification lines) or its name
+    (``"debug"``, ``"trace"``...; another name raises :class:`impp.InvalidArgument`);
     None (the default) follows the current effective level of the ``impp`` logger, as at
     import. Lines below it are dropped inside the library at the cost of an atomic load, so
     call this again after lowering the ``impp`` logger's level. Returns the previous level."""
@@ -764,7 +796,9 @@ def set_log_level(level: Union[int, str, None] = None) -> int:
     elif isinstance(level, str):
         py_level = _LEVEL_NAMES.get(level.lower(), -1)
         if py_level < 0:
-            raise ValueError(f"unknown log level {level!r} (one of {', '.join(_LEVEL_NAMES)})")
+            raise InvalidArgument(
+                f"unknown log level {level!r} (one of {', '.join(_LEVEL_NAMES)})"
+            )
     elif isinstance(level, int) and not isinstance(level, bool):
         py_level = level
     else:

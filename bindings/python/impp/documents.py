@@ -8,12 +8,23 @@ call :meth:`close` to free it early. Everything read from a handle is copied int
 Python values at once, so nothing returned here borrows from it.
 """
 
+from __future__ import annotations
+
 import ctypes
-from ctypes import c_bool, c_char_p, c_int, c_int64, c_size_t, c_uint32, c_void_p
+from ctypes import c_bool, c_char_p, c_int, c_int64, c_size_t, c_uint32
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Type, TypeVar, Union
 
 from . import _ffi
-from ._ffi import body_bytes, check, decode, encode, encode_optional, lib
+from ._ffi import body_bytes, check, decode, decode_required, encode, encode_optional, lib, owned_text
+from .enums import (
+    ComposingState,
+    DialogDirection,
+    DialogEvent,
+    DialogState,
+    DocState,
+    WatcherEvent,
+    WatcherStatus,
+)
 from .errors import InvalidArgument, NotFound
 from .presence import Presence
 
@@ -29,60 +40,13 @@ __all__ = [
     "FilterSet",
     "Filter",
     "IsComposing",
-    "DOC_STATES",
-    "WATCHER_STATUSES",
-    "WATCHER_EVENTS",
-    "DIALOG_STATES",
-    "DIALOG_EVENTS",
-    "DIALOG_DIRECTIONS",
-    "COMPOSING_STATES",
+    "DialogRef",
 ]
-
-#: impp_doc_state values.
-DOC_STATES = {1: "full", 2: "partial"}
-#: impp_watcher_status values.
-WATCHER_STATUSES = {1: "pending", 2: "active", 3: "waiting", 4: "terminated"}
-#: impp_watcher_event values.
-WATCHER_EVENTS = {
-    1: "subscribe",
-    2: "approved",
-    3: "deactivated",
-    4: "probation",
-    5: "rejected",
-    6: "timeout",
-    7: "giveup",
-    8: "noresource",
-}
-#: impp_dialog_state values.
-DIALOG_STATES = {1: "trying", 2: "proceeding", 3: "early", 4: "confirmed", 5: "terminated"}
-#: impp_dialog_event values (NONE is None).
-DIALOG_EVENTS = {
-    0: None,
-    1: "cancelled",
-    2: "rejected",
-    3: "replaced",
-    4: "local-bye",
-    5: "remote-bye",
-    6: "error",
-    7: "timeout",
-}
-#: impp_dialog_direction values (NONE is None).
-DIALOG_DIRECTIONS = {0: None, 1: "initiator", 2: "recipient"}
-#: impp_composing_state values.
-COMPOSING_STATES = {1: "active", 2: "idle"}
 
 _UINT32_MAX = 0xFFFFFFFF
 
-Ref = Union[int, str]
-
-
-def _value(table: Dict[int, Optional[str]], name: Optional[str], what: str) -> int:
-    """The C value of a name of ``table`` (None for the NONE value, where it has one)."""
-    for value, known in table.items():
-        if known == name:
-            return value
-    names = ", ".join(repr(n) for n in table.values())
-    raise ValueError(f"{what} must be one of {names}, not {name!r}")
+#: A dialog of a :class:`DialogInfo`, named by its index or its id.
+DialogRef = Union[int, str]
 
 
 def _optional_seconds(value: int) -> Optional[int]:
@@ -94,19 +58,8 @@ def _count(value: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, not {value!r}")
     if not 0 <= value <= _UINT32_MAX:
-        raise InvalidArgument(f"{what} must be between 0 and {_UINT32_MAX}, not {value}", -1)
+        raise InvalidArgument(f"{what} must be between 0 and {_UINT32_MAX}, not {value}")
     return value
-
-
-def _owned_text(fn: Callable[..., int], handle) -> str:
-    """Calls a ``*_to_xml``/``*_to_text`` function and copies and frees its owned string."""
-    out = c_void_p()
-    length = c_size_t()
-    check(fn(handle, ctypes.byref(out), ctypes.byref(length)))
-    try:
-        return ctypes.string_at(out.value, length.value).decode("utf-8")
-    finally:
-        lib.impp_string_free(out)
 
 
 _H = TypeVar("_H", bound="_Handle")
@@ -116,6 +69,7 @@ class _Handle:
     """Lifetime of one owned C handle: close(), context manager, freed when collected."""
 
     __slots__ = ("_ptr", "__weakref__")
+    _ptr: Any
     _FREE = ""  # name of the impp_*_free function
     _WHAT = "document"
 
@@ -129,7 +83,8 @@ class _Handle:
         return self
 
     def close(self) -> None:
-        """Frees the handle; later use raises ValueError. Closing twice is harmless."""
+        """Frees the handle; later use raises :class:`impp.InvalidArgument`. Closing twice is
+        harmless."""
         ptr, self._ptr = getattr(self, "_ptr", None), None
         if ptr:
             getattr(lib, self._FREE)(ptr)
@@ -149,16 +104,23 @@ class _Handle:
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` freed the handle."""
         return not getattr(self, "_ptr", None)
 
     def _h(self) -> Any:
         ptr = getattr(self, "_ptr", None)
         if not ptr:
-            raise ValueError(f"the {self._WHAT} is closed")
+            raise InvalidArgument(f"the {self._WHAT} is closed")
         return ptr
 
 
-def _parse(cls, fn, pointer_type, data: Union[str, bytes], what: str):
+def _parse(
+    cls: Type[_H],
+    fn: Callable[[bytes, int, Any], int],
+    pointer_type: Callable[[], Any],
+    data: Union[str, bytes],
+    what: str,
+) -> _H:
     raw = body_bytes(data, what)
     out = pointer_type()
     check(fn(raw, len(raw), ctypes.byref(out)))
@@ -171,10 +133,15 @@ def _parse(cls, fn, pointer_type, data: Union[str, bytes], what: str):
 class Watcher(NamedTuple):
     """One watcher (subscription) of a watched resource."""
 
+    #: The watcher's id in the document.
     id: str
+    #: The watcher's URI.
     uri: str
-    status: str  # "pending", "active", "waiting" or "terminated"
-    event: str  # "subscribe", "approved", ..., "noresource"
+    #: The subscription's status.
+    status: WatcherStatus
+    #: What last happened to it.
+    event: WatcherEvent
+    #: The watcher's display name, or None.
     display_name: Optional[str] = None
     #: Seconds the subscription has existed; None when the document does not say.
     duration: Optional[int] = None
@@ -185,8 +152,11 @@ class Watcher(NamedTuple):
 class WatcherList(NamedTuple):
     """The watchers of one resource in one event package."""
 
+    #: The watched resource's URI.
     resource: str
+    #: The event package (``"presence"``...).
     package: str
+    #: Its watchers, in document order.
     watchers: List[Watcher]
 
 
@@ -202,26 +172,28 @@ class Watcherinfo(_Handle):
         raise TypeError("a Watcherinfo comes from Watcherinfo.parse() or Event.winfo()")
 
     @classmethod
-    def parse(cls, xml: Union[str, bytes]) -> "Watcherinfo":
+    def parse(cls, xml: Union[str, bytes]) -> Watcherinfo:
         """Parses a document. Raises :class:`impp.Malformed`, :class:`impp.TooLarge` or
         :class:`impp.UnsafeXml`."""
         return _parse(cls, lib.impp_winfo_parse, _ffi.WinfoP, xml, "xml")
 
     def to_xml(self) -> str:
-        return _owned_text(lib.impp_winfo_to_xml, self._h())
+        """The document as XML text."""
+        return owned_text(lib.impp_winfo_to_xml, self._h())
 
     @property
     def version(self) -> int:
+        """The document's version (RFC 3857: one more for each notification)."""
         out = c_uint32()
         check(lib.impp_winfo_version(self._h(), ctypes.byref(out)))
         return out.value
 
     @property
-    def state(self) -> str:
-        """``"full"`` or ``"partial"``."""
+    def state(self) -> DocState:
+        """Whether the document is complete or a change to the previous one."""
         out = c_int()
         check(lib.impp_winfo_state(self._h(), ctypes.byref(out)))
-        return DOC_STATES[out.value]
+        return DocState._from_c(out.value)
 
     @property
     def lists(self) -> List[WatcherList]:
@@ -233,7 +205,13 @@ class Watcherinfo(_Handle):
             check(lib.impp_winfo_list_resource(h, i, ctypes.byref(resource)))
             check(lib.impp_winfo_list_package(h, i, ctypes.byref(package)))
             watchers = [self._watcher(i, w) for w in range(lib.impp_winfo_watcher_count(h, i))]
-            found.append(WatcherList(decode(resource.value), decode(package.value), watchers))
+            found.append(
+                WatcherList(
+                    decode_required(resource.value, "resource"),
+                    decode_required(package.value, "package"),
+                    watchers,
+                )
+            )
         return found
 
     @property
@@ -254,10 +232,10 @@ class Watcherinfo(_Handle):
         check(lib.impp_winfo_watcher_duration_subscribed(h, i, w, ctypes.byref(duration)))
         check(lib.impp_winfo_watcher_expiration(h, i, w, ctypes.byref(expiration)))
         return Watcher(
-            id=decode(wid.value),
-            uri=decode(uri.value),
-            status=WATCHER_STATUSES.get(status.value, f"unknown({status.value})"),
-            event=WATCHER_EVENTS.get(event.value, f"unknown({event.value})"),
+            id=decode_required(wid.value, "watcher id"),
+            uri=decode_required(uri.value, "watcher URI"),
+            status=WatcherStatus._from_c(status.value),
+            event=WatcherEvent._from_c(event.value),
             display_name=decode(display.value),
             duration=_optional_seconds(duration.value),
             expiration=_optional_seconds(expiration.value),
@@ -273,6 +251,8 @@ class Watcherinfo(_Handle):
 
 
 class Identity(NamedTuple):
+    """A party of a dialog: its URI and display name."""
+
     uri: str
     display: Optional[str] = None
 
@@ -280,11 +260,16 @@ class Identity(NamedTuple):
 class Dialog(NamedTuple):
     """A snapshot of one dialog; change the document through :class:`DialogInfo` methods."""
 
+    #: The dialog's id in the document.
     id: str
-    state: str  # "trying", "proceeding", "early", "confirmed" or "terminated"
-    event: Optional[str] = None  # why: "rejected", "local-bye", ... or None
-    code: Optional[int] = None  # the SIP response code behind it, or None
-    direction: Optional[str] = None  # "initiator", "recipient" or None
+    #: Where the dialog is.
+    state: DialogState
+    #: Why it got there, or None.
+    event: Optional[DialogEvent] = None
+    #: The SIP response code behind it, or None.
+    code: Optional[int] = None
+    #: Who started it, or None.
+    direction: Optional[DialogDirection] = None
     call_id: Optional[str] = None
     local_tag: Optional[str] = None
     remote_tag: Optional[str] = None
@@ -309,40 +294,44 @@ class DialogInfo(_Handle):
         self._ptr = out
 
     @classmethod
-    def parse(cls, xml: Union[str, bytes]) -> "DialogInfo":
+    def parse(cls, xml: Union[str, bytes]) -> DialogInfo:
         """Parses a document. Raises :class:`impp.Malformed`, :class:`impp.TooLarge` or
         :class:`impp.UnsafeXml`."""
         return _parse(cls, lib.impp_dialog_info_parse, _ffi.DialogInfoP, xml, "xml")
 
     def to_xml(self) -> str:
-        return _owned_text(lib.impp_dialog_info_to_xml, self._h())
+        """The document as XML text."""
+        return owned_text(lib.impp_dialog_info_to_xml, self._h())
 
     def __bytes__(self) -> bytes:
         return self.to_xml().encode("utf-8")
 
     @property
     def version(self) -> int:
+        """The document's version."""
         out = c_uint32()
         check(lib.impp_dialog_info_version(self._h(), ctypes.byref(out)))
         return out.value
 
     @property
-    def state(self) -> str:
-        """``"full"`` or ``"partial"``."""
+    def state(self) -> DocState:
+        """Whether the document is complete or a change to the previous one."""
         out = c_int()
         check(lib.impp_dialog_info_state(self._h(), ctypes.byref(out)))
-        return DOC_STATES[out.value]
+        return DocState._from_c(out.value)
 
     @property
     def entity(self) -> str:
+        """The URI whose dialogs the document describes."""
         out = c_char_p()
         check(lib.impp_dialog_info_entity(self._h(), ctypes.byref(out)))
-        return decode(out.value)
+        return decode_required(out.value, "entity")
 
     def __len__(self) -> int:
-        return lib.impp_dialog_info_dialog_count(self._h())
+        """The number of dialogs."""
+        return int(lib.impp_dialog_info_dialog_count(self._h()))
 
-    def _index(self, ref: Ref) -> int:
+    def _index(self, ref: DialogRef) -> int:
         """A dialog index from an index or a dialog id."""
         if isinstance(ref, bool):
             raise TypeError("a dialog is named by its index (int) or id (str)")
@@ -352,22 +341,22 @@ class DialogInfo(_Handle):
             for i in range(len(self)):
                 if self._borrowed(lib.impp_dialog_info_dialog_id, i) == ref:
                     return i
-            raise NotFound(f"no dialog with id {ref!r} in the document", -7)
+            raise NotFound(f"no dialog with id {ref!r} in the document")
         raise TypeError(f"a dialog is named by its index (int) or id (str), not {ref!r}")
 
-    def _borrowed(self, fn, i: int) -> Optional[str]:
+    def _borrowed(self, fn: Callable[[Any, int, Any], int], i: int) -> Optional[str]:
         out = c_char_p()
         check(fn(self._h(), i, ctypes.byref(out)))
         return decode(out.value)
 
-    def _identity(self, fn, i: int) -> Optional[Identity]:
+    def _identity(self, fn: Callable[[Any, int, Any, Any], int], i: int) -> Optional[Identity]:
         uri, display = c_char_p(), c_char_p()
         check(fn(self._h(), i, ctypes.byref(uri), ctypes.byref(display)))
         if uri.value is None:
             return None
-        return Identity(decode(uri.value), decode(display.value))
+        return Identity(uri.value.decode("utf-8"), decode(display.value))
 
-    def dialog(self, ref: Ref) -> Dialog:
+    def dialog(self, ref: DialogRef) -> Dialog:
         """A snapshot of one dialog, by index or id."""
         i = self._index(ref)
         h = self._h()
@@ -379,11 +368,11 @@ class DialogInfo(_Handle):
         )
         check(lib.impp_dialog_info_dialog_direction(h, i, ctypes.byref(direction)))
         return Dialog(
-            id=self._borrowed(lib.impp_dialog_info_dialog_id, i),
-            state=DIALOG_STATES.get(state.value, f"unknown({state.value})"),
-            event=DIALOG_EVENTS.get(event.value, f"unknown({event.value})"),
+            id=self._borrowed(lib.impp_dialog_info_dialog_id, i) or "",
+            state=DialogState._from_c(state.value),
+            event=DialogEvent._from_c_optional(event.value),
             code=None if code.value < 0 else code.value,
-            direction=DIALOG_DIRECTIONS.get(direction.value),
+            direction=DialogDirection._from_c_optional(direction.value),
             call_id=self._borrowed(lib.impp_dialog_info_dialog_call_id, i),
             local_tag=self._borrowed(lib.impp_dialog_info_dialog_local_tag, i),
             remote_tag=self._borrowed(lib.impp_dialog_info_dialog_remote_tag, i),
@@ -399,8 +388,8 @@ class DialogInfo(_Handle):
     def add_dialog(
         self,
         id: str,
-        state: str = "trying",
-        direction: Optional[str] = None,
+        state: Union[DialogState, str] = DialogState.TRYING,
+        direction: Union[DialogDirection, str, None] = None,
         call_id: Optional[str] = None,
         remote: Optional[str] = None,
         remote_display: Optional[str] = None,
@@ -412,7 +401,7 @@ class DialogInfo(_Handle):
             lib.impp_dialog_info_add_dialog(
                 self._h(),
                 encode(id, "id"),
-                _value(DIALOG_STATES, state, "state"),
+                DialogState._parse(state, "state")._c,
                 ctypes.byref(index),
             )
         )
@@ -428,14 +417,15 @@ class DialogInfo(_Handle):
             raise
         return index.value
 
-    def remove_dialog(self, dialog: Ref) -> None:
+    def remove_dialog(self, dialog: DialogRef) -> None:
+        """Removes a dialog (by index or id); the later ones move up by one."""
         check(lib.impp_dialog_info_remove_dialog(self._h(), self._index(dialog)))
 
     def set_state(
         self,
-        dialog: Ref,
-        state: str,
-        event: Optional[str] = None,
+        dialog: DialogRef,
+        state: Union[DialogState, str],
+        event: Union[DialogEvent, str, None] = None,
         code: Optional[int] = None,
     ) -> None:
         """Sets a dialog's state, why it got there (``"rejected"``, ``"remote-bye"``, ... or
@@ -444,23 +434,26 @@ class DialogInfo(_Handle):
             lib.impp_dialog_info_dialog_set_state(
                 self._h(),
                 self._index(dialog),
-                _value(DIALOG_STATES, state, "state"),
-                _value(DIALOG_EVENTS, event, "event"),
+                DialogState._parse(state, "state")._c,
+                DialogEvent._parse_optional(event, "event"),
                 -1 if code is None else int(code),
             )
         )
 
-    def set_direction(self, dialog: Ref, direction: Optional[str]) -> None:
-        """``"initiator"`` (the entity called), ``"recipient"`` (it was called) or None."""
+    def set_direction(
+        self, dialog: DialogRef, direction: Union[DialogDirection, str, None]
+    ) -> None:
+        """Sets who started the dialog: ``"initiator"`` (the entity called),
+        ``"recipient"`` (it was called) or None."""
         check(
             lib.impp_dialog_info_dialog_set_direction(
                 self._h(),
                 self._index(dialog),
-                _value(DIALOG_DIRECTIONS, direction, "direction"),
+                DialogDirection._parse_optional(direction, "direction"),
             )
         )
 
-    def set_call_id(self, dialog: Ref, call_id: Optional[str]) -> None:
+    def set_call_id(self, dialog: DialogRef, call_id: Optional[str]) -> None:
         """Sets (None: removes) the SIP Call-ID."""
         check(
             lib.impp_dialog_info_dialog_set_call_id(
@@ -468,14 +461,16 @@ class DialogInfo(_Handle):
             )
         )
 
-    def set_local_tag(self, dialog: Ref, tag: Optional[str]) -> None:
+    def set_local_tag(self, dialog: DialogRef, tag: Optional[str]) -> None:
+        """Sets (None: removes) the local tag of the SIP dialog."""
         check(
             lib.impp_dialog_info_dialog_set_local_tag(
                 self._h(), self._index(dialog), encode_optional(tag, "tag")
             )
         )
 
-    def set_remote_tag(self, dialog: Ref, tag: Optional[str]) -> None:
+    def set_remote_tag(self, dialog: DialogRef, tag: Optional[str]) -> None:
+        """Sets (None: removes) the remote tag of the SIP dialog."""
         check(
             lib.impp_dialog_info_dialog_set_remote_tag(
                 self._h(), self._index(dialog), encode_optional(tag, "tag")
@@ -483,7 +478,7 @@ class DialogInfo(_Handle):
         )
 
     def set_remote_identity(
-        self, dialog: Ref, uri: Optional[str], display: Optional[str] = None
+        self, dialog: DialogRef, uri: Optional[str], display: Optional[str] = None
     ) -> None:
         """Sets (``uri`` None: removes) the other party's URI and display name."""
         check(
@@ -530,13 +525,13 @@ class MessageSummary(_Handle):
         self._ptr = out
 
     @classmethod
-    def parse(cls, text: Union[str, bytes]) -> "MessageSummary":
+    def parse(cls, text: Union[str, bytes]) -> MessageSummary:
         """Parses a body. Raises :class:`impp.Malformed` or :class:`impp.TooLarge`."""
         return _parse(cls, lib.impp_message_summary_parse, _ffi.MessageSummaryP, text, "text")
 
     def to_text(self) -> str:
         """The body, with CRLF line ends."""
-        return _owned_text(lib.impp_message_summary_to_text, self._h())
+        return owned_text(lib.impp_message_summary_to_text, self._h())
 
     def __bytes__(self) -> bytes:
         return self.to_text().encode("utf-8")
@@ -551,8 +546,6 @@ class MessageSummary(_Handle):
     @messages_waiting.setter
     def messages_waiting(self, value: bool) -> None:
         check(lib.impp_message_summary_set_messages_waiting(self._h(), bool(value)))
-
-    waiting = messages_waiting
 
     @property
     def account(self) -> Optional[str]:
@@ -570,7 +563,7 @@ class MessageSummary(_Handle):
         """Class name (lower case: ``"voice-message"``, ``"fax-message"``, ...) -> counts,
         in body order."""
         h = self._h()
-        found = {}
+        found: Dict[str, MessageCounts] = {}
         for i in range(lib.impp_message_summary_class_count(h)):
             name = c_char_p()
             check(lib.impp_message_summary_class_name(h, i, ctypes.byref(name)))
@@ -586,7 +579,7 @@ class MessageSummary(_Handle):
                     ctypes.byref(urgent_old),
                 )
             )
-            found[decode(name.value)] = MessageCounts(
+            found[decode_required(name.value, "message class")] = MessageCounts(
                 new.value,
                 old.value,
                 _optional_seconds(urgent_new.value),
@@ -635,8 +628,11 @@ class MessageSummary(_Handle):
 class Filter(NamedTuple):
     """One filter of a set: its id and the resource or domain it applies to (or neither)."""
 
+    #: The filter's id.
     id: str
+    #: The resource it applies to, or None.
     uri: Optional[str] = None
+    #: The domain it applies to, or None.
     domain: Optional[str] = None
 
 
@@ -652,20 +648,23 @@ class FilterSet(_Handle):
         raise TypeError("a FilterSet comes from FilterSet.parse()")
 
     @classmethod
-    def parse(cls, xml: Union[str, bytes]) -> "FilterSet":
+    def parse(cls, xml: Union[str, bytes]) -> FilterSet:
         """Parses a filter document. Raises :class:`impp.Malformed`,
         :class:`impp.Unsupported` (XPath outside the implemented subset),
         :class:`impp.TooLarge` or :class:`impp.UnsafeXml`."""
         return _parse(cls, lib.impp_filter_set_parse, _ffi.FilterSetP, xml, "xml")
 
     def to_xml(self) -> str:
-        return _owned_text(lib.impp_filter_set_to_xml, self._h())
+        """The filter document as XML text."""
+        return owned_text(lib.impp_filter_set_to_xml, self._h())
 
     def __len__(self) -> int:
-        return lib.impp_filter_set_filter_count(self._h())
+        """The number of filters."""
+        return int(lib.impp_filter_set_filter_count(self._h()))
 
     @property
     def filters(self) -> List[Filter]:
+        """Every filter of the set, in document order."""
         h = self._h()
         found = []
         for i in range(lib.impp_filter_set_filter_count(h)):
@@ -673,7 +672,13 @@ class FilterSet(_Handle):
             check(lib.impp_filter_set_filter_id(h, i, ctypes.byref(fid)))
             check(lib.impp_filter_set_filter_uri(h, i, ctypes.byref(uri)))
             check(lib.impp_filter_set_filter_domain(h, i, ctypes.byref(domain)))
-            found.append(Filter(decode(fid.value), decode(uri.value), decode(domain.value)))
+            found.append(
+                Filter(
+                    decode_required(fid.value, "filter id"),
+                    decode(uri.value),
+                    decode(domain.value),
+                )
+            )
         return found
 
     def apply(self, resource: str, presence: Presence) -> Presence:
@@ -722,7 +727,7 @@ class IsComposing(_Handle):
 
     def __init__(
         self,
-        state: str = "idle",
+        state: Union[ComposingState, str] = ComposingState.IDLE,
         *,
         refresh: Optional[int] = None,
         content_type: Optional[str] = None,
@@ -730,7 +735,7 @@ class IsComposing(_Handle):
     ) -> None:
         self._ptr = None
         out = _ffi.IsComposingP()
-        check(lib.impp_iscomposing_new(_value(COMPOSING_STATES, state, "state"), ctypes.byref(out)))
+        check(lib.impp_iscomposing_new(ComposingState._parse(state, "state")._c, ctypes.byref(out)))
         self._ptr = out
         if refresh is not None:
             self.refresh = refresh
@@ -740,32 +745,34 @@ class IsComposing(_Handle):
             self.last_active = last_active
 
     @classmethod
-    def parse(cls, xml: Union[str, bytes]) -> "IsComposing":
+    def parse(cls, xml: Union[str, bytes]) -> IsComposing:
         """Parses a document. Raises :class:`impp.Malformed`, :class:`impp.TooLarge` or
         :class:`impp.UnsafeXml`."""
         return _parse(cls, lib.impp_iscomposing_parse, _ffi.IsComposingP, xml, "xml")
 
     def to_xml(self) -> str:
-        return _owned_text(lib.impp_iscomposing_to_xml, self._h())
+        """The document as XML text."""
+        return owned_text(lib.impp_iscomposing_to_xml, self._h())
 
     def __bytes__(self) -> bytes:
         return self.to_xml().encode("utf-8")
 
     @property
-    def state(self) -> str:
-        """``"active"`` or ``"idle"``."""
+    def state(self) -> ComposingState:
+        """Whether the peer is composing (a member or its token when set)."""
         out = c_int()
         check(lib.impp_iscomposing_state(self._h(), ctypes.byref(out)))
-        return COMPOSING_STATES[out.value]
+        return ComposingState._from_c(out.value)
 
     @state.setter
-    def state(self, value: str) -> None:
-        check(lib.impp_iscomposing_set_state(self._h(), _value(COMPOSING_STATES, value, "state")))
+    def state(self, value: Union[ComposingState, str]) -> None:
+        state = ComposingState._parse(value, "state")
+        check(lib.impp_iscomposing_set_state(self._h(), state._c))
 
     @property
     def active(self) -> bool:
-        """Whether the state is ``"active"``."""
-        return self.state == "active"
+        """Whether the state is ``ACTIVE``."""
+        return self.state is ComposingState.ACTIVE
 
     @property
     def last_active(self) -> Optional[str]:
@@ -821,7 +828,7 @@ class IsComposing(_Handle):
     def __repr__(self) -> str:
         if self.closed:
             return "<impp.IsComposing closed>"
-        parts = [f"state={self.state!r}"]
+        parts = [f"state={str(self.state)!r}"]
         for name in ("refresh", "content_type", "last_active"):
             value = getattr(self, name)
             if value is not None:

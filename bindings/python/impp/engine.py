@@ -6,6 +6,8 @@ intervals as floats), except :meth:`Engine.advance_clock`, which takes milliseco
 call it wraps.
 """
 
+from __future__ import annotations
+
 import asyncio
 import atexit
 import ctypes
@@ -19,49 +21,48 @@ import weakref
 from contextlib import contextmanager
 from ctypes import c_bool, c_int, c_size_t, c_uint32, c_uint64, c_void_p
 from typing import (
+    TYPE_CHECKING,
     Any,
     AsyncIterator,
     Callable,
     Dict,
+    Iterable,
     Iterator,
     List,
     NamedTuple,
     Optional,
+    Tuple,
     Union,
 )
 
 from . import _ffi
 from ._ffi import body_bytes, check, encode, encode_optional, lib
-from .errors import NotFound, Shutdown, Unsupported
 from .documents import DialogInfo, MessageSummary
-from .events import STATES, Event
+from .enums import AuthAction, SubscriptionState, TerminationReason
+from .errors import InvalidArgument, InvalidState, NotFound, Shutdown, Unsupported
+from .events import Event
 from .presence import Presence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .sip import SipStack
 
 __all__ = [
     "Config",
+    "Document",
     "Engine",
+    "EventCallback",
     "Publication",
     "Rule",
     "Subscription",
-    "SubscriptionState",
-    "ACTIONS",
+    "SubscriptionInfo",
     "STATS",
 ]
 
+#: What :meth:`Engine.publish` takes: a document as text or bytes, or a document object.
 Document = Union[str, bytes, Presence, DialogInfo, MessageSummary]
+#: A function events are delivered to (:meth:`Engine.on_event`, ``subscribe(on_event=...)``).
 EventCallback = Callable[[Event], None]
 
-#: impp_auth_action values by name.
-ACTIONS = {"allow": 1, "block": 2, "polite_block": 3, "confirm": 4}
-_ACTION_NAMES = {v: k for k, v in ACTIONS.items()}
-_REASONS = {
-    "deactivated": 1,
-    "probation": 2,
-    "rejected": 3,
-    "timeout": 4,
-    "giveup": 5,
-    "noresource": 6,
-}
 #: impp_stat counters, in C order: the keys of Engine.stats().
 STATS = (
     "presentities",
@@ -85,70 +86,54 @@ STATS = (
 _SLICE_MS = 200
 
 
-def _action(action: Union[str, int]) -> int:
-    if isinstance(action, str):
-        value = ACTIONS.get(action.replace("-", "_"))
-        if value is not None:
-            return value
-    elif isinstance(action, int) and not isinstance(action, bool) and action in _ACTION_NAMES:
-        return action
-    raise ValueError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
+def _action(action: Union[AuthAction, str]) -> int:
+    """The C value of an action given as a member or its token."""
+    return AuthAction._parse(action, "action")._c
 
 
-def _is_action(value: object) -> bool:
-    try:
-        _action(value)  # type: ignore[arg-type]
-    except ValueError:
-        return False
-    return True
-
-
-def _reason(reason: Union[str, int]) -> int:
-    if isinstance(reason, str) and reason in _REASONS:
-        return _REASONS[reason]
-    if isinstance(reason, int) and not isinstance(reason, bool) and 1 <= reason <= 6:
-        return reason
-    raise ValueError(f"reason must be one of {', '.join(_REASONS)}, not {reason!r}")
-
-
-def _id(subscription: Union[int, "Subscription"]) -> int:
+def _id(subscription: Union[int, Subscription]) -> int:
     """A subscription id from an int or a :class:`Subscription`."""
     if isinstance(subscription, bool):
         raise TypeError("a subscription is named by its id (int) or a Subscription")
     return operator.index(subscription)
 
 
-def _etag(publication: Union[str, "Publication"]) -> str:
+def _etag(publication: Union[str, Publication]) -> str:
     return publication.etag if isinstance(publication, Publication) else publication
 
 
 def _seconds_to_ms(value: float, what: str) -> int:
     if value < 0:
-        raise ValueError(f"{what} must not be negative: {value!r}")
+        raise InvalidArgument(f"{what} must not be negative: {value!r}")
     return int(round(value * 1000))
 
 
 class Rule(NamedTuple):
-    """An authorization rule: for one ``watcher`` URI or a whole ``domain`` (the other is
-    None), what to do (``"allow"``, ``"block"``, ``"polite_block"``, ``"confirm"``)."""
+    """An authorization rule of a presentity: for one ``watcher`` URI or a whole ``domain``
+    (the other is None), what to do."""
 
     watcher: Optional[str]
     domain: Optional[str]
-    action: str
+    action: AuthAction
 
 
-class SubscriptionState(NamedTuple):
-    state: Optional[str]  # "pending", "active", "terminated"
-    expires_in: int  # seconds left
-    authorization: Optional[str]  # what authorization decided (an action name)
+class SubscriptionInfo(NamedTuple):
+    """The engine's view of one subscription (:meth:`Engine.subscription_state`)."""
+
+    #: Where the subscription is (None: not said).
+    state: Optional[SubscriptionState]
+    #: Seconds left before it expires.
+    expires_in: int
+    #: What authorization decided for the watcher, or None.
+    authorization: Optional[AuthAction]
 
 
 class Config:
     """Engine options. Keyword arguments call the setters of the same name:
 
     ``workers``, ``domains`` (list), ``publication_expiry`` / ``subscription_expiry``
-    (``(min, default, max)`` seconds), ``queue_capacity``, ``default_policy`` (an action
-    name), ``min_notify_interval`` (seconds), ``winfo_admins`` (list of URIs),
+    (``(min, default, max)`` seconds), ``queue_capacity``, ``default_policy`` (an
+    :class:`impp.AuthAction` or its token), ``store`` (a path), ``min_notify_interval`` (seconds), ``winfo_admins`` (list of URIs),
     ``document_limits`` (``(max_bytes, max_depth)``), ``manual_clock`` (bool),
     ``endpoint_expiry`` (``(min, default, max)`` seconds), ``max_message_size`` (bytes),
     ``message_expiry`` (seconds a message stored for an offline recipient is kept),
@@ -159,7 +144,7 @@ class Config:
     """
 
     def __init__(self, **options: Any) -> None:
-        self._ptr = None
+        self._ptr: Any = None
         out = _ffi.ConfigP()
         check(lib.impp_config_new(ctypes.byref(out)))
         self._ptr = out
@@ -169,7 +154,9 @@ class Config:
             self.close()
             raise
 
-    def update(self, **options: Any) -> "Config":
+    def update(self, **options: Any) -> Config:
+        """Applies options as the constructor does; :class:`TypeError` for an unknown
+        one."""
         for name, value in options.items():
             setter = _CONFIG_OPTIONS.get(name)
             if setter is None:
@@ -181,77 +168,96 @@ class Config:
 
     @staticmethod
     def default_workers() -> int:
-        return lib.impp_config_default_workers()
+        """The number of shard workers an engine gets when the configuration says none."""
+        return int(lib.impp_config_default_workers())
 
     def _h(self) -> Any:
         if not self._ptr:
-            raise ValueError("the configuration is closed or was given to an engine")
+            raise InvalidArgument("the configuration is closed or was given to an engine")
         return self._ptr
 
-    def set_workers(self, workers: int) -> "Config":
+    def set_workers(self, workers: int) -> Config:
+        """The number of shard threads (1 or more)."""
         check(lib.impp_config_set_workers(self._h(), workers))
         return self
 
-    def add_domain(self, domain: str) -> "Config":
+    def add_domain(self, domain: str) -> Config:
+        """Adds a domain the engine serves (its users' presentities and messages)."""
         check(lib.impp_config_add_domain(self._h(), encode(domain, "domain")))
         return self
 
-    def set_publication_expiry(self, min: int, default: int, max: int) -> "Config":
+    def set_publication_expiry(self, min: int, default: int, max: int) -> Config:
+        """Publication expiries in seconds: the shortest accepted, the default, the
+        longest granted."""
         check(lib.impp_config_set_publication_expiry(self._h(), min, default, max))
         return self
 
-    def set_subscription_expiry(self, min: int, default: int, max: int) -> "Config":
+    def set_subscription_expiry(self, min: int, default: int, max: int) -> Config:
+        """Subscription expiries in seconds: the shortest accepted, the default, the
+        longest granted."""
         check(lib.impp_config_set_subscription_expiry(self._h(), min, default, max))
         return self
 
-    def set_queue_capacity(self, capacity: int) -> "Config":
+    def set_queue_capacity(self, capacity: int) -> Config:
+        """How many events wait for the application before the oldest are dropped."""
         check(lib.impp_config_set_queue_capacity(self._h(), capacity))
         return self
 
-    def set_default_policy(self, action: Union[str, int]) -> "Config":
+    def set_default_policy(self, action: Union[AuthAction, str]) -> Config:
+        """What happens to a watcher no rule covers (default: ``CONFIRM``, ask the
+        presentity)."""
         check(lib.impp_config_set_default_policy(self._h(), _action(action)))
         return self
 
-    def set_min_notify_interval(self, seconds: float) -> "Config":
+    def set_min_notify_interval(self, seconds: float) -> Config:
+        """The default minimum time between two notifications of one subscription."""
         ms = _seconds_to_ms(seconds, "min_notify_interval")
         check(lib.impp_config_set_min_notify_interval_ms(self._h(), ms))
         return self
 
-    def add_winfo_admin(self, uri: str) -> "Config":
+    def add_winfo_admin(self, uri: str) -> Config:
+        """Lets ``uri`` watch the watcher information of every presentity."""
         check(lib.impp_config_add_winfo_admin(self._h(), encode(uri, "uri")))
         return self
 
-    def set_document_limits(self, max_bytes: int, max_depth: int) -> "Config":
+    def set_document_limits(self, max_bytes: int, max_depth: int) -> Config:
+        """The largest document (bytes) and deepest nesting the engine accepts."""
         check(lib.impp_config_set_document_limits(self._h(), max_bytes, max_depth))
         return self
 
-    def set_store_path(self, path: Union[str, "os.PathLike[str]"]) -> "Config":
+    def set_store_path(self, path: Union[str, os.PathLike[str]]) -> Config:
         """Keeps durable state (authorization rules, for now) in the SQLite file at ``path``
         (created if missing; opened at once, so a bad path fails here)."""
         check(lib.impp_config_set_store_path(self._h(), encode(os.fspath(path), "store")))
         return self
 
-    def set_endpoint_expiry(self, min: int, default: int, max: int) -> "Config":
+    def set_endpoint_expiry(self, min: int, default: int, max: int) -> Config:
+        """Login expiries in seconds: the shortest accepted, the default, the longest
+        granted."""
         check(lib.impp_config_set_endpoint_expiry(self._h(), min, default, max))
         return self
 
-    def set_max_message_size(self, max_bytes: int) -> "Config":
+    def set_max_message_size(self, max_bytes: int) -> Config:
+        """The largest instant message body accepted, in bytes."""
         if max_bytes < 0:
-            raise ValueError(f"max_message_size must not be negative: {max_bytes!r}")
+            raise InvalidArgument(f"max_message_size must not be negative: {max_bytes!r}")
         check(lib.impp_config_set_max_message_size(self._h(), max_bytes))
         return self
 
-    def set_message_expiry(self, seconds: int) -> "Config":
+    def set_message_expiry(self, seconds: int) -> Config:
+        """How long a message stored for an offline recipient is kept, in seconds."""
         if seconds < 0:
-            raise ValueError(f"message_expiry must not be negative: {seconds!r}")
+            raise InvalidArgument(f"message_expiry must not be negative: {seconds!r}")
         check(lib.impp_config_set_message_expiry(self._h(), int(seconds)))
         return self
 
-    def set_endpoint_presence(self, enabled: bool = True) -> "Config":
+    def set_endpoint_presence(self, enabled: bool = True) -> Config:
+        """Whether a logged-in endpoint makes a user who publishes nothing appear open."""
         check(lib.impp_config_set_endpoint_presence(self._h(), bool(enabled)))
         return self
 
-    def use_manual_clock(self) -> "Config":
+    def use_manual_clock(self) -> Config:
+        """Time moves only by :meth:`Engine.advance_clock` (for tests and simulations)."""
         check(lib.impp_config_use_manual_clock(self._h()))
         return self
 
@@ -261,11 +267,12 @@ class Config:
         return ptr
 
     def close(self) -> None:
+        """Frees the configuration unless an engine took it. Idempotent."""
         ptr, self._ptr = getattr(self, "_ptr", None), None
         if ptr:
             lib.impp_config_free(ptr)
 
-    def __enter__(self) -> "Config":
+    def __enter__(self) -> Config:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -278,23 +285,23 @@ class Config:
             pass
 
 
-def _many(setter):
-    def apply(config: Config, values) -> None:
-        for value in [values] if isinstance(values, (str, bytes)) else values:
+def _many(setter: Callable[[Config, str], object]) -> Callable[[Config, Any], None]:
+    def apply(config: Config, values: Union[str, Iterable[str]]) -> None:
+        for value in [values] if isinstance(values, str) else values:
             setter(config, value)
 
     return apply
 
 
-def _flag(setter):
-    def apply(config: Config, value) -> None:
+def _flag(setter: Callable[[Config], object]) -> Callable[[Config, Any], None]:
+    def apply(config: Config, value: object) -> None:
         if value:
             setter(config)
 
     return apply
 
 
-_CONFIG_OPTIONS: Dict[str, Callable[[Config, object], None]] = {
+_CONFIG_OPTIONS: Dict[str, Callable[[Config, Any], object]] = {
     "workers": Config.set_workers,
     "domains": _many(Config.add_domain),
     "publication_expiry": lambda c, v: c.set_publication_expiry(*v),
@@ -320,7 +327,7 @@ class Publication:
 
     __slots__ = ("engine", "presentity", "package", "etag")
 
-    def __init__(self, engine: "Engine", presentity: str, package: str, etag: str) -> None:
+    def __init__(self, engine: Engine, presentity: str, package: str, etag: str) -> None:
         self.engine = engine
         self.presentity = presentity
         self.package = package
@@ -367,7 +374,7 @@ class Subscription:
     __slots__ = ("engine", "id", "watcher", "presentity", "package")
 
     def __init__(
-        self, engine: "Engine", id: int, watcher: str, presentity: str, package: str
+        self, engine: Engine, id: int, watcher: str, presentity: str, package: str
     ) -> None:
         self.engine = engine
         self.id = id
@@ -376,15 +383,15 @@ class Subscription:
         self.package = package
 
     @property
-    def state(self) -> Optional[str]:
-        """``"pending"``, ``"active"`` or ``"terminated"``; ``"terminated"`` too once the
-        engine has forgotten the subscription."""
+    def state(self) -> Optional[SubscriptionState]:
+        """Where the subscription is; ``TERMINATED`` too once the engine has forgotten
+        it."""
         try:
             return self.engine.subscription_state(self.id).state
         except NotFound:
-            return "terminated"
+            return SubscriptionState.TERMINATED
 
-    def info(self) -> SubscriptionState:
+    def info(self) -> SubscriptionInfo:
         """The engine's full view: state, seconds left, authorization."""
         return self.engine.subscription_state(self.id)
 
@@ -421,7 +428,7 @@ class Subscription:
 
 # Engines still open, closed at interpreter exit: a dispatcher thread must not call into a
 # Python that is finalizing. Weak, so this never keeps an engine alive.
-_live: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+_live: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 @atexit.register
@@ -440,7 +447,7 @@ class _Deliver:
 
     __slots__ = ("engine", "callback")
 
-    def __init__(self, engine: "Engine") -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = weakref.ref(engine)
         self.callback = None
 
@@ -454,6 +461,65 @@ class _Deliver:
             engine._route(event)
         finally:
             engine._dispatch_thread = None
+
+
+class _AsyncWaiter:
+    """One coroutine awaiting :meth:`Engine.wait_event`: its future, completed on the loop's
+    thread by :meth:`poke`.
+
+    Two things wake it, never a timer: the engine's descriptor (``loop.add_reader``) while
+    the application polls, and :meth:`wake` (``loop.call_soon_threadsafe``) from the
+    dispatcher thread when it queues an event for polling (per-subscription callbacks hold
+    the C callback) or from any thread when the engine switches between the two, or
+    closes. The descriptor is watched only while polling: in callback mode it is readable
+    while the dispatcher lags behind, and watching it then would spin the loop."""
+
+    __slots__ = ("engine", "loop", "future", "fd", "reading")
+
+    def __init__(
+        self, engine: Engine, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Event]
+    ) -> None:
+        self.engine = engine
+        self.loop = loop
+        self.future = future
+        self.fd = engine.fileno()
+        self.reading = False
+
+    def poke(self) -> None:
+        """On the loop thread: watches the descriptor as the engine's mode asks, and
+        completes the future with an event if one waits (or with the error that polling
+        raises). Running on the loop thread, like a cancellation, so once the future is done
+        no event is taken and lost."""
+        if self.future.done():
+            return
+        want = not self.engine._has_callback and not self.engine.closed
+        if want != self.reading:
+            if want:
+                self.loop.add_reader(self.fd, self.poke)
+            else:
+                self.loop.remove_reader(self.fd)
+            self.reading = want
+        try:
+            got = self.engine.next_event(0)
+        except BaseException as e:
+            self.future.set_exception(e)
+            return
+        if got is not None:
+            self.future.set_result(got)
+
+    def wake(self) -> None:
+        """From any thread: :meth:`poke` soon, on the loop thread."""
+        try:
+            self.loop.call_soon_threadsafe(self.poke)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits any more
+
+    def stop(self) -> None:
+        """On the loop thread: stops watching the descriptor (also after the engine closed:
+        the selector forgets a descriptor that is already closed)."""
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+            self.reading = False
 
 
 class Engine:
@@ -476,23 +542,24 @@ class Engine:
         config: Optional[Config] = None,
         *,
         domains: Optional[List[str]] = None,
-        store: Optional[str] = None,
+        store: Union[str, os.PathLike[str], None] = None,
         workers: Optional[int] = None,
         **options: Any,
     ) -> None:
-        self._ptr = None
+        self._ptr: Any = None
         self._cond = threading.Condition()
         self._busy = 0
         self._closing = False
         self._has_callback = False
         self._callback: Optional[EventCallback] = None
         self._sub_callbacks: Dict[int, EventCallback] = {}
-        self._queue: "queue.SimpleQueue[Event]" = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._routing_lock = threading.Lock()
         self._dispatch_thread: Optional[int] = None
-        self._async_waiting = False
+        # The coroutine awaiting wait_event(), woken from the dispatcher thread.
+        self._waiter: Optional[_AsyncWaiter] = None
         # SIP stacks running over this engine (closed before it).
-        self._stacks: "weakref.WeakSet" = weakref.WeakSet()
+        self._stacks: weakref.WeakSet[SipStack] = weakref.WeakSet()
         if store is not None:
             options["store"] = store
         if domains is not None:
@@ -560,12 +627,14 @@ class Engine:
             self._has_callback = False
             self._callback = None
             self._sub_callbacks.clear()
+        self._wake_waiter()  # it gets Shutdown
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` has shut the engine down."""
         return self._ptr is None
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -609,7 +678,7 @@ class Engine:
         out = c_void_p()
         if isinstance(body, (DialogInfo, MessageSummary)):
             if package is not None and package != body.PACKAGE:
-                raise ValueError(
+                raise InvalidArgument(
                     f"a {type(body).__name__} is published in {body.PACKAGE!r}, not {package!r}"
                 )
             package = body.PACKAGE
@@ -618,7 +687,7 @@ class Engine:
             package = "presence"
         if isinstance(body, Presence):
             if package != "presence":
-                raise ValueError(f"a Presence document is published in 'presence', not {package!r}")
+                raise InvalidArgument(f"a Presence document is published in 'presence', not {package!r}")
             doc = body._h()
             with self._use() as h:
                 check(
@@ -683,6 +752,7 @@ class Engine:
         return _ffi.take_owned(out) or ""
 
     def remove_publication(self, etag: Union[str, Publication]) -> None:
+        """Withdraws a publication."""
         with self._use() as h:
             check(lib.impp_engine_remove_publication(h, encode(_etag(etag), "etag")))
 
@@ -745,13 +815,17 @@ class Engine:
             check(lib.impp_engine_unsubscribe(h, _id(id)))
 
     def terminate_subscription(
-        self, id: Union[int, Subscription], reason: Union[str, int] = "deactivated"
+        self,
+        id: Union[int, Subscription],
+        reason: Union[TerminationReason, str] = TerminationReason.DEACTIVATED,
     ) -> None:
         """Ends a subscription from the notifier's side with an RFC 6665 reason."""
+        value = TerminationReason._parse(reason, "reason")._c
         with self._use() as h:
-            check(lib.impp_engine_terminate_subscription(h, _id(id), _reason(reason)))
+            check(lib.impp_engine_terminate_subscription(h, _id(id), value))
 
-    def subscription_state(self, id: Union[int, Subscription]) -> SubscriptionState:
+    def subscription_state(self, id: Union[int, Subscription]) -> SubscriptionInfo:
+        """The engine's view of a subscription; :class:`impp.NotFound` once it is gone."""
         state, expires, auth = c_int(), c_uint32(), c_int()
         with self._use() as h:
             check(
@@ -759,56 +833,36 @@ class Engine:
                     h, _id(id), ctypes.byref(state), ctypes.byref(expires), ctypes.byref(auth)
                 )
             )
-        return SubscriptionState(
-            STATES.get(state.value), expires.value, _ACTION_NAMES.get(auth.value)
+        return SubscriptionInfo(
+            SubscriptionState._from_c_optional(state.value),
+            expires.value,
+            AuthAction._from_c_optional(auth.value),
         )
 
     # --- authorization ---
 
-    def authorize(self, subscription_id: Union[int, Subscription], action: Union[str, int]) -> None:
-        """Decides one (pending) subscription: ``"allow"``, ``"block"``, ``"polite-block"``
-        or ``"confirm"`` (back to pending)."""
+    def authorize(
+        self, subscription_id: Union[int, Subscription], action: Union[AuthAction, str]
+    ) -> None:
+        """Decides one (pending) subscription: ``ALLOW``, ``BLOCK``, ``POLITE_BLOCK`` or
+        ``CONFIRM`` (back to pending), as members or tokens (``"polite-block"``)."""
+        value = _action(action)
         with self._use() as h:
-            check(lib.impp_engine_authorize(h, _id(subscription_id), _action(action)))
+            check(lib.impp_engine_authorize(h, _id(subscription_id), value))
 
     def set_rule(
-        self,
-        presentity: str,
-        *args: Optional[Union[str, int]],
-        watcher: Optional[str] = None,
-        domain: Optional[str] = None,
+        self, presentity: str, watcher_or_domain: str, action: Union[AuthAction, str]
     ) -> None:
-        """``set_rule(presentity, watcher_uri_or_domain, action)``: adds or replaces the
-        rule of ``presentity`` for one watcher (``"sip:bob@example.test"``: a URI has a
-        scheme ``:``) or a whole domain (``"example.test"``). Actions: ``"allow"``,
-        ``"block"``, ``"polite-block"``, ``"confirm"``.
-
-        The older form ``set_rule(presentity, action, watcher=None, domain=None)`` (also
-        positionally) still works."""
-        if len(args) == 2 and not (_is_action(args[0]) and not _is_action(args[1])):
-            target, action = args
-            if watcher is not None or domain is not None:
-                raise TypeError("give the watcher or domain once")
-            if not isinstance(target, str):
-                raise TypeError(f"watcher_uri_or_domain must be str, not {target!r}")
-            if ":" in target:
-                watcher = target
-            else:
-                domain = target
-        elif 1 <= len(args) <= 3:
-            action = args[0]
-            if len(args) >= 2:
-                if watcher is not None:
-                    raise TypeError("watcher given twice")
-                watcher = args[1]  # type: ignore[assignment]
-            if len(args) == 3:
-                if domain is not None:
-                    raise TypeError("domain given twice")
-                domain = args[2]  # type: ignore[assignment]
-        else:
-            raise TypeError("set_rule(presentity, watcher_uri_or_domain, action)")
-        if action is None:
-            raise TypeError("set_rule() needs an action")
+        """Adds or replaces the rule of ``presentity`` for one watcher
+        (``"sip:bob@example.test"``: a URI has a scheme ``:``) or a whole domain
+        (``"example.test"``): what happens to its subscriptions (an
+        :class:`impp.AuthAction` or its token)."""
+        if not isinstance(watcher_or_domain, str):
+            raise TypeError(f"watcher_or_domain must be str, not {watcher_or_domain!r}")
+        watcher, domain = (
+            (watcher_or_domain, None) if ":" in watcher_or_domain else (None, watcher_or_domain)
+        )
+        value = _action(action)
         with self._use() as h:
             check(
                 lib.impp_engine_set_rule(
@@ -816,7 +870,7 @@ class Engine:
                     encode(presentity, "presentity"),
                     encode_optional(watcher, "watcher"),
                     encode_optional(domain, "domain"),
-                    _action(action),
+                    value,
                 )
             )
 
@@ -838,6 +892,7 @@ class Engine:
         return removed.value
 
     def rules(self, presentity: str) -> List[Rule]:
+        """The authorization rules of ``presentity``."""
         pres = encode(presentity, "presentity")
         found = []
         with self._use() as h:
@@ -856,7 +911,7 @@ class Engine:
                     Rule(
                         _ffi.take_owned(watcher),
                         _ffi.take_owned(domain),
-                        _ACTION_NAMES.get(action.value, str(action.value)),
+                        AuthAction._from_c(action.value),
                     )
                 )
         return found
@@ -877,7 +932,7 @@ class Engine:
         endpoint is reached at, kept with the login. Messages stored for the user arrive
         as ``"message"`` events, in the order sent."""
         if expires is not None and (isinstance(expires, bool) or expires < 0):
-            raise ValueError(f"expires must be None or seconds >= 0, not {expires!r}")
+            raise InvalidArgument(f"expires must be None or seconds >= 0, not {expires!r}")
         granted = c_uint32()
         with self._use() as h:
             check(
@@ -972,7 +1027,7 @@ class Engine:
         """The next event, waiting up to ``timeout`` seconds (None: until one comes); None
         if none came in time. Not available while a callback is set."""
         if self._callback is not None:
-            raise RuntimeError("events go to the on_event() callback; polling is off")
+            raise InvalidState("events go to the on_event() callback; polling is off")
         if self._has_callback:
             return self._next_routed(timeout)
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
@@ -1030,49 +1085,27 @@ class Engine:
 
     def fileno(self) -> int:
         """A descriptor readable while events wait (for select/poll/asyncio). Never read or
-        close it; call :meth:`next_event`."""
+        close it; call :meth:`next_event`. It stays quiet while callbacks take the events
+        (:meth:`on_event`, ``subscribe(on_event=...)``): :meth:`wait_event` then waits on
+        the dispatcher thread instead."""
         with self._use() as h:
-            return lib.impp_engine_event_fd(h)
+            return int(lib.impp_engine_event_fd(h))
 
     async def wait_event(self, timeout: Optional[float] = None) -> Optional[Event]:
-        """Awaits the next event (None after ``timeout`` seconds without one), with the
-        engine's descriptor registered in the running loop (``loop.add_reader``). One waiter
-        per engine at a time."""
-        event = self.next_event(0)
-        if event is not None:
-            return event
-        if self._has_callback:
-            # Per-subscription callbacks own the C callback: the descriptor stays quiet, so
-            # poll the Python queue without blocking the loop.
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while deadline is None or time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-                event = self.next_event(0)
-                if event is not None:
-                    return event
-            return None
-        if self._async_waiting:
-            raise RuntimeError("another coroutine is already waiting for this engine's events")
+        """Awaits the next event (None after ``timeout`` seconds without one) without
+        blocking the loop and without polling: the loop wakes on the engine's descriptor
+        (``loop.add_reader``) while the application polls, and from the dispatcher thread
+        (``loop.call_soon_threadsafe``) while per-subscription callbacks take the events and
+        leave the others here. One waiting coroutine per engine at a time (a second raises
+        :class:`impp.InvalidState`); after :meth:`close` it raises :class:`impp.Shutdown`."""
         loop = asyncio.get_running_loop()
-        fd = self.fileno()
-        future = loop.create_future()
-
-        def ready() -> None:
-            # Runs on the loop thread, like the cancellation, so once the future is done no
-            # event is taken and lost.
-            if future.done():
-                return
-            try:
-                got = self.next_event(0)
-            except BaseException as e:
-                future.set_exception(e)
-                return
-            if got is not None:
-                future.set_result(got)
-
-        self._async_waiting = True
-        loop.add_reader(fd, ready)
+        future: asyncio.Future[Event] = loop.create_future()
+        with self._routing_lock:
+            if self._waiter is not None:
+                raise InvalidState("another coroutine is already waiting for this engine's events")
+            waiter = self._waiter = _AsyncWaiter(self, loop, future)
         try:
+            waiter.poke()  # takes an event that already waits, starts watching the descriptor
             if timeout is None:
                 return await future
             try:
@@ -1080,9 +1113,17 @@ class Engine:
             except asyncio.TimeoutError:
                 return None
         finally:
-            self._async_waiting = False
-            # Also after close(): the selector forgets a descriptor that is already closed.
-            loop.remove_reader(fd)
+            with self._routing_lock:
+                self._waiter = None
+            waiter.stop()
+
+    def _wake_waiter(self) -> None:
+        """Any thread: lets the coroutine in :meth:`wait_event` look again (an event was
+        queued for polling, the delivery mode changed, the engine closed)."""
+        with self._routing_lock:
+            waiter = self._waiter
+        if waiter is not None:
+            waiter.wake()
 
     async def aevents(self, timeout: Optional[float] = None) -> AsyncIterator[Event]:
         """``async for event in engine.aevents()``: like :meth:`events`, without blocking
@@ -1115,6 +1156,7 @@ class Engine:
                     )
                 )
             self._has_callback = False
+            self._wake_waiter()  # back to the descriptor
             return None
         if not callable(callback):
             raise TypeError(f"the callback must be callable, not {callback!r}")
@@ -1124,6 +1166,7 @@ class Engine:
         except BaseException:
             self._callback = None
             raise
+        self._wake_waiter()  # polling is off: it gets InvalidState
         return callback
 
     def _route(self, event: Event) -> None:
@@ -1136,6 +1179,8 @@ class Engine:
             target = self._callback
         if target is None:
             self._queue.put(event)
+            # After the put: a coroutine that starts waiting later finds the event itself.
+            self._wake_waiter()
             return
         target(event)
 
@@ -1154,12 +1199,14 @@ class Engine:
             raise
         check(status)  # on failure the library already ran the free thunk
         self._has_callback = True
+        self._wake_waiter()  # the descriptor goes quiet: the dispatcher thread wakes it
 
     # --- introspection and tests ---
 
     def stats(self) -> Dict[str, int]:
+        """The engine's counters, by the names of :data:`STATS`."""
         with self._use() as h:
-            return {name: lib.impp_engine_stat(h, i) for i, name in enumerate(STATS)}
+            return {name: int(lib.impp_engine_stat(h, i)) for i, name in enumerate(STATS)}
 
     def advance_clock(self, ms: int) -> None:
         """Moves the manual clock (``manual_clock=True``) forward by ``ms`` milliseconds and

@@ -4,6 +4,8 @@ A C event handed to a callback lives for the call only, and one returned by poll
 right after it is read, so an :class:`Event` never points into the library.
 """
 
+from __future__ import annotations
+
 import ctypes
 from ctypes import c_int, c_size_t, c_void_p
 from dataclasses import dataclass
@@ -15,126 +17,98 @@ if TYPE_CHECKING:  # pragma: no cover
     from .presence import Presence
 
 from ._ffi import check, decode, lib
+from .enums import DeliveryOutcome, EventKind, FailureReason, SubscriptionState, TerminationReason
 
-__all__ = ["Event", "KINDS", "OLD_KINDS", "STATES", "REASONS", "OUTCOMES", "FAILURE_REASONS"]
+__all__ = ["Event", "EventDocument"]
 
-#: impp_event_type values (what ``impp_event_kind`` returns): the names ``Event.kind`` takes.
-KINDS = {
-    1: "notify",
-    2: "watcher-pending",
-    3: "subscription-state",
-    4: "publication-expired",
-    5: "message",
-    6: "delivery",
-    7: "endpoint-expired",
-}
-#: The names earlier versions of this package used, mapped to the current ones.
-OLD_KINDS = {
-    "notification": "notify",
-    "authorization_requested": "watcher-pending",
-    "subscription_state": "subscription-state",
-    "publication_expired": "publication-expired",
-}
-#: impp_subscription_state values (NONE is None).
-STATES = {0: None, 1: "pending", 2: "active", 3: "terminated"}
-#: impp_reason values (NONE is None).
-REASONS = {
-    0: None,
-    1: "deactivated",
-    2: "probation",
-    3: "rejected",
-    4: "timeout",
-    5: "giveup",
-    6: "noresource",
-}
-#: impp_delivery_outcome values (NONE is None).
-OUTCOMES = {0: None, 1: "delivered", 2: "stored", 3: "failed"}
-#: impp_failure_reason values (NONE is None): the ``reason`` of a failed delivery.
-FAILURE_REASONS = {
-    0: None,
-    1: "unknown-user",
-    2: "too-large",
-    3: "expired",
-    4: "rejected",
-    5: "offline",
-    6: "storage",
-    7: "unreachable",
-}
+#: What :attr:`Event.document` holds: the notification's body parsed for its package.
+EventDocument = Union["Presence", "Watcherinfo", "DialogInfo", "MessageSummary"]
+
+_MESSAGE_KINDS = (EventKind.MESSAGE, EventKind.DELIVERY, EventKind.ENDPOINT_EXPIRED)
 
 
 @dataclass(frozen=True)
 class Event:
-    """One event of an engine.
+    """One event of an engine, copied out of the library (it never points into it).
 
-    ``kind`` is ``"notify"`` (a notification), ``"watcher-pending"`` (a watcher waits for
-    authorization), ``"subscription-state"`` or ``"publication-expired"``.
-    ``subscription_id`` is the subscription id (None for a publication expiry). ``state`` is
-    ``"pending"``, ``"active"``, ``"terminated"`` or None; ``reason`` an RFC 6665 reason
-    (``"rejected"``, ``"timeout"``, ...) or None. ``etag`` is set for a publication expiry.
-    ``xml`` is the notification's document as text, when the watcher may see one, and
-    ``document`` that text parsed for the package (a :class:`impp.Presence`,
-    :class:`impp.Watcherinfo`, :class:`impp.DialogInfo` or :class:`impp.MessageSummary`),
-    or None.
+    ``kind`` (an :class:`impp.EventKind`, equal to its token) says which fields are set.
+
+    Subscriptions and publications:
+
+    - ``NOTIFY`` (``"notify"``): a notification to ``watcher`` about ``presentity`` in
+      ``package`` for ``subscription_id``, with the subscription's ``state`` and, once it is
+      terminated, a ``reason``. ``xml`` is the document as text when the watcher may see
+      one, and ``document`` that text parsed for the package, or None.
+    - ``WATCHER_PENDING`` (``"watcher-pending"``): ``watcher`` waits for the presentity's
+      decision on ``subscription_id`` (:meth:`impp.Engine.authorize`).
+    - ``SUBSCRIPTION_STATE`` (``"subscription-state"``): ``subscription_id`` changed
+      ``state`` (and ``reason``), for the presentity's side.
+    - ``PUBLICATION_EXPIRED`` (``"publication-expired"``): the publication of
+      ``presentity`` with entity tag ``etag`` ran out.
 
     Instant messages (see :meth:`impp.Engine.send_message`):
 
-    - ``"message"``: a message for one endpoint of its recipient. ``message_id`` (the
-      decimal string :meth:`~impp.Engine.send_message` returned), ``sender``, ``recipient``,
-      ``content_type``, ``body`` (bytes, exactly as sent), ``endpoint`` (the endpoint this
-      copy is for), ``in_reply_to`` (or None) and ``sent_at`` (Unix time in milliseconds,
-      an int).
-    - ``"delivery"``: what became of a sent message, for its sender. ``message_id``,
-      ``sender``, ``recipient``, ``outcome`` (``"delivered"``, ``"stored"`` or
-      ``"failed"``) and ``reason`` (None, or for ``"failed"`` one of ``"unknown-user"``,
-      ``"too-large"``, ``"expired"``, ``"rejected"``, ``"offline"``, ``"storage"``, ``"unreachable"``).
-    - ``"endpoint-expired"``: an endpoint's login ran out. ``user`` and ``endpoint``.
-
-    ``subscription`` is the older name of ``subscription_id``; ``body`` is the message
-    body for a message event and the older name of ``xml`` for the others.
+    - ``MESSAGE`` (``"message"``): a message for one endpoint of its recipient.
+      ``message_id`` (the decimal string :meth:`~impp.Engine.send_message` returned),
+      ``sender``, ``recipient``, ``content_type``, ``body`` (bytes, exactly as sent),
+      ``endpoint`` (the endpoint this copy is for), ``in_reply_to`` (or None) and
+      ``sent_at`` (Unix time in milliseconds).
+    - ``DELIVERY`` (``"delivery"``): what became of a sent message, for its sender.
+      ``message_id``, ``sender``, ``recipient``, ``outcome`` (an
+      :class:`impp.DeliveryOutcome`) and, for ``FAILED``, ``reason`` (an
+      :class:`impp.FailureReason`).
+    - ``ENDPOINT_EXPIRED`` (``"endpoint-expired"``): an endpoint's login ran out. ``user``
+      and ``endpoint``.
     """
 
-    kind: str
+    #: What the event reports.
+    kind: EventKind
+    #: The subscription's engine id (None for events of no subscription).
     subscription_id: Optional[int]
+    #: The watcher's URI (subscription events).
     watcher: Optional[str]
+    #: The presentity's URI (also the recipient user of a message event).
     presentity: Optional[str]
+    #: The event package (``"presence"``, ``"dialog"``...; subscription events).
     package: Optional[str]
-    state: Optional[str] = None
-    reason: Optional[str] = None
+    #: The subscription's state after the event (subscription events), or None.
+    state: Optional[SubscriptionState] = None
+    #: Why a subscription ended (an :class:`impp.TerminationReason`), or why a message failed
+    #: (an :class:`impp.FailureReason`, for a ``DELIVERY`` event); None otherwise.
+    reason: Union[TerminationReason, FailureReason, None] = None
+    #: The expired publication's entity tag (``PUBLICATION_EXPIRED``).
     etag: Optional[str] = None
+    #: The notification's document as text, when the watcher may see one.
     xml: Optional[str] = None
+    #: The message id, a decimal string (message events).
     message_id: Optional[str] = None
+    #: The message's sender URI (message events).
     sender: Optional[str] = None
+    #: The message's recipient URI (message events).
     recipient: Optional[str] = None
+    #: The message's MIME type (``MESSAGE``).
     content_type: Optional[str] = None
-    message_body: Optional[bytes] = None
+    #: The message body, exactly as sent (``MESSAGE``).
+    body: Optional[bytes] = None
+    #: The endpoint id (``MESSAGE``, ``ENDPOINT_EXPIRED``).
     endpoint: Optional[str] = None
+    #: The message id this one answers, as given by the sender (``MESSAGE``).
     in_reply_to: Optional[str] = None
+    #: When the message was sent, Unix time in milliseconds (``MESSAGE``).
     sent_at: Optional[int] = None
-    outcome: Optional[str] = None
+    #: What became of the message (``DELIVERY``).
+    outcome: Optional[DeliveryOutcome] = None
+    #: The user whose endpoint expired (``ENDPOINT_EXPIRED``).
     user: Optional[str] = None
 
-    @property
-    def subscription(self) -> Optional[int]:
-        """Alias of :attr:`subscription_id`."""
-        return self.subscription_id
-
-    @property
-    def body(self) -> Union[bytes, str, None]:
-        """A message event's body (bytes); for other events the alias of :attr:`xml`."""
-        if self.kind == "message":
-            return self.message_body
-        return self.xml
-
-    def is_kind(self, kind: str) -> bool:
-        """Whether the event is of ``kind``, current or old name (``"notification"``...)."""
-        return self.kind == OLD_KINDS.get(kind, kind)
-
     @cached_property
-    def document(self) -> Any:
+    def document(self) -> Optional[EventDocument]:
         """The document parsed for the event's package (parsed once, then kept), or None
         when the event carries none or the package has no document type here."""
-        for parse in (self.presence, self.winfo, self.dialog_info, self.message_summary):
-            doc = parse()
+        # Not `a() or b()`: an empty Presence or DialogInfo is falsy (len() is 0).
+        parsers = (self.presence, self.winfo, self.dialog_info, self.message_summary)
+        for parse in parsers:
+            doc: Optional[EventDocument] = parse()
             if doc is not None:
                 return doc
         return None
@@ -176,9 +150,11 @@ class Event:
         return MessageSummary.parse(self.xml)
 
     @classmethod
-    def _copy(cls, event: Any) -> "Event":
+    def _copy(cls, event: Any) -> Event:
         """Reads every field of a live C event (borrowed or owned) into a new Event."""
-        kind = lib.impp_event_kind(event)
+        kind = EventKind._from_c(lib.impp_event_kind(event))
+        if kind in _MESSAGE_KINDS:
+            return cls._copy_message(event, kind)
         reason = c_int()
         state = lib.impp_event_state(event, ctypes.byref(reason))
         body = None
@@ -187,47 +163,43 @@ class Event:
             check(lib.impp_event_body(event, ctypes.byref(ptr), ctypes.byref(length)))
             body = ctypes.string_at(ptr.value, length.value).decode("utf-8") if ptr.value else ""
         subscription = lib.impp_event_subscription(event)
-        name = KINDS.get(kind, f"unknown({kind})")
-        if name in ("message", "delivery", "endpoint-expired"):
-            return cls._copy_message(event, name)
         return cls(
-            kind=KINDS.get(kind, f"unknown({kind})"),
+            kind=kind,
             subscription_id=subscription or None,
             watcher=decode(lib.impp_event_watcher(event)),
             presentity=decode(lib.impp_event_presentity(event)),
             package=decode(lib.impp_event_package(event)),
-            state=STATES.get(state),
-            reason=REASONS.get(reason.value),
+            state=SubscriptionState._from_c_optional(state),
+            reason=TerminationReason._from_c_optional(reason.value),
             etag=decode(lib.impp_event_etag(event)),
             xml=body,
         )
 
     @classmethod
-    def _copy_message(cls, event: Any, kind: str) -> "Event":
+    def _copy_message(cls, event: Any, kind: EventKind) -> Event:
         """Reads a message, delivery or endpoint expiry event."""
         message_id = lib.impp_event_message_id(event)
         presentity = decode(lib.impp_event_presentity(event))
         body = None
-        if kind == "message":
+        if kind is EventKind.MESSAGE:
             ptr, length = c_void_p(), c_size_t()
             check(lib.impp_event_message_body(event, ctypes.byref(ptr), ctypes.byref(length)))
-            body = ctypes.string_at(ptr.value, length.value) if length.value else b""
-        outcome = OUTCOMES.get(lib.impp_event_delivery_outcome(event))
+            body = ctypes.string_at(ptr.value or 0, length.value) if length.value else b""
         return cls(
             kind=kind,
             subscription_id=None,
             watcher=None,
             presentity=presentity,
             package=None,
-            reason=FAILURE_REASONS.get(lib.impp_event_failure_reason(event)),
+            reason=FailureReason._from_c_optional(lib.impp_event_failure_reason(event)),
             message_id=str(message_id) if message_id else None,
             sender=decode(lib.impp_event_sender(event)),
             recipient=decode(lib.impp_event_recipient(event)),
             content_type=decode(lib.impp_event_content_type(event)),
-            message_body=body,
+            body=body,
             endpoint=decode(lib.impp_event_endpoint(event)),
             in_reply_to=decode(lib.impp_event_in_reply_to(event)),
-            sent_at=lib.impp_event_sent_at(event) if kind == "message" else None,
-            outcome=outcome,
-            user=presentity if kind == "endpoint-expired" else None,
+            sent_at=lib.impp_event_sent_at(event) if kind is EventKind.MESSAGE else None,
+            outcome=DeliveryOutcome._from_c_optional(lib.impp_event_delivery_outcome(event)),
+            user=presentity if kind is EventKind.ENDPOINT_EXPIRED else None,
         )

@@ -4,56 +4,50 @@ A :class:`Presence` owns one ``impp_presence`` handle. Everything read from it i
 into Python objects at once, so nothing returned here borrows from the handle.
 """
 
+from __future__ import annotations
+
 import ctypes
-from ctypes import c_char_p, c_double, c_int, c_size_t, c_void_p
-from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Union
+from ctypes import c_char_p, c_double, c_int, c_size_t
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Union
 
 from . import _ffi
-from ._ffi import check, decode, encode, encode_optional, lib
-from .errors import NotFound
+from ._ffi import check, decode, decode_required, encode, encode_optional, lib
+from .enums import Basic, Capability, UserInputState
+from .errors import InvalidArgument, NotFound
 
-__all__ = ["Presence", "Tuple", "Note", "Activity", "UserInput", "CAPABILITIES"]
+__all__ = ["Presence", "Tuple", "Note", "Activity", "UserInput", "NoteLike", "TupleRef"]
 
-_BASIC = {None: 0, "open": 1, "closed": 2}
-_BASIC_NAMES = {v: k for k, v in _BASIC.items()}
-_USER_INPUT = {None: 0, "active": 1, "idle": 2}
-_USER_INPUT_NAMES = {v: k for k, v in _USER_INPUT.items()}
-
-#: RFC 5196 yes/no capabilities, by name, as the C enum impp_capability numbers them.
-CAPABILITIES = {
-    "audio": 0,
-    "video": 1,
-    "text": 2,
-    "message": 3,
-    "application": 4,
-    "control": 5,
-    "data": 6,
-    "automata": 7,
-    "isfocus": 8,
-}
 _TRISTATE = {1: True, 0: False, -1: None}
 
+#: A tuple of a :class:`Presence`, named by its index or its id.
 TupleRef = Union[int, str]
 
 
 class Note(NamedTuple):
+    """A PIDF note: free text, optionally with its language tag (``"fr"``)."""
+
     text: str
     lang: Optional[str] = None
 
 
 class Activity(NamedTuple):
-    """``name`` is the RFC 4480 name, or ``"other"`` with the free text in ``text``."""
+    """An RPID activity: ``name`` is the RFC 4480 name (``"on-the-phone"``...), or
+    ``"other"`` with the free text in ``text``."""
 
     name: str
     text: Optional[str] = None
 
 
 class UserInput(NamedTuple):
-    state: Optional[str]  # "active", "idle" or None (not said)
+    """RPID user input: whether the person uses the device (None: the document does not
+    say), and when they last did (an ``xs:dateTime`` as written, or None)."""
+
+    state: Optional[UserInputState]
     last_input: Optional[str] = None
 
 
+#: A note given as its text alone or as a :class:`Note`.
 NoteLike = Union[Note, str]
 
 
@@ -62,52 +56,64 @@ def _note(value: NoteLike) -> Note:
         return value
     if isinstance(value, str):
         return Note(value)
-    if isinstance(value, tuple) and 1 <= len(value) <= 2:
-        return Note(*value)
     raise TypeError(f"a note is a str or an impp.Note, not {value!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Tuple:
     """One tuple: a snapshot read from a :class:`Presence` (``doc.tuples``), or a
-    description to build one from (``Presence(entity, tuples=[Tuple(...)])``). ``notes``
-    accepts plain strings, which become :class:`Note` values. Change an existing document
-    through :class:`Presence` methods."""
+    description to build one from (``Presence(entity, tuples=[Tuple(...)])``). ``basic``
+    and the keys of ``capabilities`` may be given as their tokens (``"open"``,
+    ``"audio"``); ``notes`` as plain strings. Change an existing document through
+    :class:`Presence` methods."""
 
+    #: The tuple id, unique in its document.
     id: str
-    basic: Optional[str] = None  # "open", "closed" or None
-    contact: Optional[str] = None
-    priority: Optional[float] = None
-    timestamp: Optional[str] = None
-    notes: List[Note] = field(default_factory=list)
-    #: capability name -> True/False, only for those the tuple states.
-    capabilities: Dict[str, bool] = field(default_factory=dict)
-    media_types: List[str] = field(default_factory=list)
+    #: The basic status, or None when the tuple states none.
+    basic: Optional[Basic]
+    #: The contact URI, or None.
+    contact: Optional[str]
+    #: The contact's priority between 0 and 1, or None.
+    priority: Optional[float]
+    #: An ``xs:dateTime`` such as ``2026-11-24T14:45:00Z``, or None.
+    timestamp: Optional[str]
+    #: The tuple's notes, in document order.
+    notes: List[Note]
+    #: The RFC 5196 capabilities the tuple states, supported (True) or not (False).
+    capabilities: Dict[Capability, bool]
+    #: The MIME types the tuple lists (RFC 5196 ``<type>``).
+    media_types: List[str]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "notes", [_note(n) for n in self.notes])
-        object.__setattr__(self, "capabilities", dict(self.capabilities))
-        object.__setattr__(self, "media_types", list(self.media_types))
-
-
-def _basic_value(basic: Optional[str]) -> int:
-    try:
-        return _BASIC[basic]
-    except (KeyError, TypeError):
-        raise ValueError(f"basic must be 'open', 'closed' or None, not {basic!r}") from None
-
-
-def _capability(cap: str) -> int:
-    try:
-        return CAPABILITIES[cap]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown capability {cap!r} (one of {', '.join(CAPABILITIES)})"
-        ) from None
+    def __init__(
+        self,
+        id: str,
+        basic: Union[Basic, str, None] = None,
+        contact: Optional[str] = None,
+        priority: Optional[float] = None,
+        timestamp: Optional[str] = None,
+        notes: Iterable[NoteLike] = (),
+        capabilities: Union[Mapping[Capability, bool], Mapping[str, bool]] = {},
+        media_types: Iterable[str] = (),
+    ) -> None:
+        """Raises :class:`impp.InvalidArgument` for a ``basic`` or capability token that is
+        not one."""
+        init = object.__setattr__  # frozen
+        init(self, "id", id)
+        init(self, "basic", None if basic is None else Basic._parse(basic, "basic"))
+        init(self, "contact", contact)
+        init(self, "priority", priority)
+        init(self, "timestamp", timestamp)
+        init(self, "notes", [_note(n) for n in notes])
+        init(
+            self,
+            "capabilities",
+            {Capability._parse(c, "capability"): bool(v) for c, v in capabilities.items()},
+        )
+        init(self, "media_types", list(media_types))
 
 
 class Presence:
-    """A presence document.
+    """A presence document (PIDF, ``application/pidf+xml``).
 
     ``Presence(entity, tuples=[Tuple(...)], notes=[...])`` builds one (both lists
     optional; notes are strings or :class:`Note` values); ``Presence.from_xml`` (alias
@@ -115,6 +121,7 @@ class Presence:
     early."""
 
     __slots__ = ("_ptr", "__weakref__")
+    _ptr: Any
 
     def __init__(
         self,
@@ -141,7 +148,7 @@ class Presence:
             raise TypeError(f"tuples must be impp.Tuple values, not {t!r}")
         i = self.add_tuple(t.id, t.basic, contact=t.contact, priority=t.priority)
         if t.contact is None and t.priority is not None:
-            raise ValueError(f"tuple {t.id!r}: a priority needs a contact")
+            raise InvalidArgument(f"tuple {t.id!r}: a priority needs a contact")
         if t.timestamp is not None:
             self.set_timestamp(i, t.timestamp)
         for note in t.notes:
@@ -153,7 +160,7 @@ class Presence:
         return i
 
     @classmethod
-    def _adopt(cls, ptr: Any) -> "Presence":
+    def _adopt(cls, ptr: Any) -> Presence:
         self = cls.__new__(cls)
         self._ptr = ptr
         return self
@@ -164,8 +171,9 @@ class Presence:
         xml: Union[str, bytes],
         max_bytes: Optional[int] = None,
         max_depth: Optional[int] = None,
-    ) -> "Presence":
-        """Parses a PIDF document. Raises :class:`impp.ParseError`: precisely
+    ) -> Presence:
+        """Parses a PIDF document (``max_bytes``/``max_depth``: tighter limits than the
+        library's defaults). Raises :class:`impp.ParseError`: precisely
         :class:`impp.Malformed`, :class:`impp.TooLarge` or :class:`impp.UnsafeXml`
         (DOCTYPE, entities)."""
         data = _ffi.body_bytes(xml, "xml")
@@ -190,7 +198,7 @@ class Presence:
         xml: Union[str, bytes],
         max_bytes: Optional[int] = None,
         max_depth: Optional[int] = None,
-    ) -> "Presence":
+    ) -> Presence:
         """Same as :meth:`parse`: a document from PIDF text or bytes; raises
         :class:`impp.ParseError`."""
         return cls.parse(xml, max_bytes, max_depth)
@@ -198,12 +206,13 @@ class Presence:
     # --- lifetime ---
 
     def close(self) -> None:
-        """Frees the handle; later use raises ValueError. Closing twice is harmless."""
+        """Frees the handle; later use raises :class:`impp.InvalidArgument`. Closing twice is
+        harmless."""
         ptr, self._ptr = getattr(self, "_ptr", None), None
         if ptr:
             lib.impp_presence_free(ptr)
 
-    def __enter__(self) -> "Presence":
+    def __enter__(self) -> Presence:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -218,41 +227,39 @@ class Presence:
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` freed the handle."""
         return not self._ptr
 
     def _h(self) -> Any:
         if not self._ptr:
-            raise ValueError("the presence document is closed")
+            raise InvalidArgument("the presence document is closed")
         return self._ptr
 
-    def clone(self) -> "Presence":
+    def clone(self) -> Presence:
         """An independent copy."""
         out = _ffi.PresenceP()
         check(lib.impp_presence_clone(self._h(), ctypes.byref(out)))
         return Presence._adopt(out)
 
-    copy = clone
+    def copy(self) -> Presence:
+        """Same as :meth:`clone`."""
+        return self.clone()
 
-    def __copy__(self) -> "Presence":
+    def __copy__(self) -> Presence:
         return self.clone()
 
     # --- document ---
 
     @property
     def entity(self) -> str:
+        """The presentity's URI (``pres:alice@example.test``)."""
         out = c_char_p()
         check(lib.impp_presence_entity(self._h(), ctypes.byref(out)))
-        return decode(out.value)
+        return decode_required(out.value, "entity")
 
     def to_xml(self) -> str:
         """The document as PIDF text (with an XML declaration)."""
-        out = c_void_p()
-        length = c_size_t()
-        check(lib.impp_presence_to_xml(self._h(), ctypes.byref(out), ctypes.byref(length)))
-        try:
-            return ctypes.string_at(out.value, length.value).decode("utf-8")
-        finally:
-            lib.impp_string_free(out)
+        return _ffi.owned_text(lib.impp_presence_to_xml, self._h())
 
     def __bytes__(self) -> bytes:
         return self.to_xml().encode("utf-8")
@@ -265,7 +272,8 @@ class Presence:
     # --- tuples ---
 
     def __len__(self) -> int:
-        return lib.impp_presence_tuple_count(self._h())
+        """The number of tuples."""
+        return int(lib.impp_presence_tuple_count(self._h()))
 
     def _index(self, ref: TupleRef) -> int:
         """A tuple index from an index or a tuple id."""
@@ -277,18 +285,18 @@ class Presence:
             for i in range(len(self)):
                 if self._tuple_id(i) == ref:
                     return i
-            raise NotFound(f"no tuple with id {ref!r} in the document", -7)
+            raise NotFound(f"no tuple with id {ref!r} in the document")
         raise TypeError(f"a tuple is named by its index (int) or id (str), not {ref!r}")
 
     def _tuple_id(self, index: int) -> str:
         out = c_char_p()
         check(lib.impp_presence_tuple_id(self._h(), index, ctypes.byref(out)))
-        return decode(out.value)
+        return decode_required(out.value, "tuple id")
 
     def add_tuple(
         self,
         id: str,
-        basic: Optional[str] = None,
+        basic: Union[Basic, str, None] = None,
         contact: Optional[str] = None,
         priority: Optional[float] = None,
     ) -> int:
@@ -297,7 +305,10 @@ class Presence:
         index = c_size_t()
         check(
             lib.impp_presence_add_tuple(
-                self._h(), encode(id, "id"), _basic_value(basic), ctypes.byref(index)
+                self._h(),
+                encode(id, "id"),
+                Basic._parse_optional(basic, "basic"),
+                ctypes.byref(index),
             )
         )
         if contact is not None:
@@ -309,10 +320,13 @@ class Presence:
         return index.value
 
     def remove_tuple(self, tuple: TupleRef) -> None:
+        """Removes a tuple (by index or id); the later ones move up by one."""
         check(lib.impp_presence_remove_tuple(self._h(), self._index(tuple)))
 
-    def set_basic(self, tuple: TupleRef, basic: Optional[str]) -> None:
-        check(lib.impp_presence_tuple_set_basic(self._h(), self._index(tuple), _basic_value(basic)))
+    def set_basic(self, tuple: TupleRef, basic: Union[Basic, str, None]) -> None:
+        """Sets a tuple's basic status (None removes it)."""
+        value = Basic._parse_optional(basic, "basic")
+        check(lib.impp_presence_tuple_set_basic(self._h(), self._index(tuple), value))
 
     def set_contact(
         self, tuple: TupleRef, uri: Optional[str], priority: Optional[float] = None
@@ -357,21 +371,21 @@ class Presence:
         for n in range(lib.impp_presence_tuple_note_count(h, i)):
             text, lang = c_char_p(), c_char_p()
             check(lib.impp_presence_tuple_note(h, i, n, ctypes.byref(text), ctypes.byref(lang)))
-            notes.append(Note(decode(text.value), decode(lang.value)))
+            notes.append(Note(decode_required(text.value, "note"), decode(lang.value)))
         caps = {}
-        for name, value in CAPABILITIES.items():
+        for cap in Capability:
             said = c_int()
-            check(lib.impp_presence_tuple_capability(h, i, value, ctypes.byref(said)))
+            check(lib.impp_presence_tuple_capability(h, i, cap._c, ctypes.byref(said)))
             if said.value in (0, 1):
-                caps[name] = bool(said.value)
+                caps[cap] = bool(said.value)
         media = []
         for m in range(lib.impp_presence_tuple_media_type_count(h, i)):
             out = c_char_p()
             check(lib.impp_presence_tuple_media_type(h, i, m, ctypes.byref(out)))
-            media.append(decode(out.value))
+            media.append(decode_required(out.value, "media type"))
         return Tuple(
             id=self._tuple_id(i),
-            basic=_BASIC_NAMES.get(basic.value),
+            basic=Basic._from_c_optional(basic.value),
             contact=decode(uri.value),
             priority=None if prio.value < 0 else prio.value,
             timestamp=decode(stamp.value),
@@ -400,10 +414,11 @@ class Presence:
         for n in range(lib.impp_presence_note_count(h)):
             text, lang = c_char_p(), c_char_p()
             check(lib.impp_presence_note(h, n, ctypes.byref(text), ctypes.byref(lang)))
-            notes.append(Note(decode(text.value), decode(lang.value)))
+            notes.append(Note(decode_required(text.value, "note"), decode(lang.value)))
         return notes
 
     def add_person_note(self, text: str, lang: Optional[str] = None) -> None:
+        """Adds a note of the person (RPID ``<dm:person>``), not of a tuple."""
         check(
             lib.impp_presence_add_person_note(
                 self._h(), encode(text, "text"), encode_optional(lang, "lang")
@@ -412,12 +427,13 @@ class Presence:
 
     @property
     def person_notes(self) -> List[Note]:
+        """The person's notes (see :meth:`add_person_note`)."""
         h = self._h()
         notes = []
         for n in range(lib.impp_presence_person_note_count(h)):
             text, lang = c_char_p(), c_char_p()
             check(lib.impp_presence_person_note(h, n, ctypes.byref(text), ctypes.byref(lang)))
-            notes.append(Note(decode(text.value), decode(lang.value)))
+            notes.append(Note(decode_required(text.value, "note"), decode(lang.value)))
         return notes
 
     # --- person: activities, moods, user input ---
@@ -431,16 +447,18 @@ class Presence:
         check(lib.impp_presence_add_other_activity(self._h(), encode(text, "text")))
 
     def clear_activities(self) -> None:
+        """Removes every activity."""
         check(lib.impp_presence_clear_activities(self._h()))
 
     @property
     def activities(self) -> List[Activity]:
+        """The person's RPID activities, in document order."""
         h = self._h()
         found = []
         for i in range(lib.impp_presence_activity_count(h)):
             name, text = c_char_p(), c_char_p()
             check(lib.impp_presence_activity(h, i, ctypes.byref(name), ctypes.byref(text)))
-            found.append(Activity(decode(name.value), decode(text.value)))
+            found.append(Activity(decode_required(name.value, "activity"), decode(text.value)))
         return found
 
     def add_mood(self, name: str) -> None:
@@ -449,29 +467,29 @@ class Presence:
 
     @property
     def moods(self) -> List[str]:
+        """The person's RPID moods, in document order."""
         h = self._h()
         found = []
         for i in range(lib.impp_presence_mood_count(h)):
             name = c_char_p()
             check(lib.impp_presence_mood(h, i, ctypes.byref(name)))
-            found.append(decode(name.value))
+            found.append(decode_required(name.value, "mood"))
         return found
 
     @property
     def user_input(self) -> UserInput:
+        """The person's RPID user input."""
         state = c_int()
         last = c_char_p()
         check(lib.impp_presence_user_input(self._h(), ctypes.byref(state), ctypes.byref(last)))
-        return UserInput(_USER_INPUT_NAMES.get(state.value), decode(last.value))
+        return UserInput(UserInputState._from_c_optional(state.value), decode(last.value))
 
-    def set_user_input(self, state: Optional[str], last_input: Optional[str] = None) -> None:
-        """``state`` is ``"active"``, ``"idle"`` or None (removes it)."""
-        try:
-            value = _USER_INPUT[state]
-        except (KeyError, TypeError):
-            raise ValueError(
-                f"user input must be 'active', 'idle' or None, not {state!r}"
-            ) from None
+    def set_user_input(
+        self, state: Union[UserInputState, str, None], last_input: Optional[str] = None
+    ) -> None:
+        """Sets the person's user input (``state`` None removes it) and when it was last
+        active (an ``xs:dateTime``, or None)."""
+        value = UserInputState._parse_optional(state, "user input")
         check(
             lib.impp_presence_set_user_input(
                 self._h(), value, encode_optional(last_input, "last_input")
@@ -480,26 +498,34 @@ class Presence:
 
     # --- service capabilities (RFC 5196) ---
 
-    def set_capability(self, tuple: TupleRef, cap: str, supported: Optional[bool]) -> None:
+    def set_capability(
+        self, tuple: TupleRef, cap: Union[Capability, str], supported: Optional[bool]
+    ) -> None:
         """Declares a capability supported (True), not supported (False), or removes it
         (None)."""
         value = -1 if supported is None else int(bool(supported))
         check(
             lib.impp_presence_tuple_set_capability(
-                self._h(), self._index(tuple), _capability(cap), value
+                self._h(), self._index(tuple), Capability._parse(cap, "capability")._c, value
             )
         )
 
-    def capability(self, tuple: TupleRef, cap: str) -> Optional[bool]:
+    def capability(self, tuple: TupleRef, cap: Union[Capability, str]) -> Optional[bool]:
+        """Whether a tuple states the capability supported (True) or not (False); None when
+        it does not say."""
         out = c_int()
         check(
             lib.impp_presence_tuple_capability(
-                self._h(), self._index(tuple), _capability(cap), ctypes.byref(out)
+                self._h(),
+                self._index(tuple),
+                Capability._parse(cap, "capability")._c,
+                ctypes.byref(out),
             )
         )
         return _TRISTATE[out.value]
 
     def add_media_type(self, tuple: TupleRef, mime: str) -> None:
+        """Lists a MIME type the tuple's contact handles (RFC 5196 ``<type>``)."""
         check(
             lib.impp_presence_tuple_add_media_type(
                 self._h(), self._index(tuple), encode(mime, "mime")
@@ -515,6 +541,8 @@ class Presence:
         )
 
     def duplex(self, tuple: TupleRef, mode: str) -> Optional[bool]:
+        """Whether a tuple states the duplex mode supported (True) or not (False); None when
+        it does not say."""
         out = c_int()
         check(
             lib.impp_presence_tuple_duplex(

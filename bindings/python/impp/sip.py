@@ -14,14 +14,21 @@ While the stack runs, it takes the engine events that are its own to deliver
 the application keeps receiving every other event as before.
 """
 
+from __future__ import annotations
+
 import ctypes
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from . import _ffi
 from ._ffi import check, encode, lib, take_owned
-from .errors import Shutdown
+from .errors import InvalidArgument, Shutdown
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import Engine
+
+__all__ = ["Account", "SipStack"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class SipStack:
 
     def __init__(
         self,
-        engine,
+        engine: Engine,
         listen: Iterable[str],
         *,
         authenticate: bool = True,
@@ -75,15 +82,17 @@ class SipStack:
         t1_ms: Optional[int] = None,
         workers: Optional[int] = None,
     ) -> None:
-        self._ptr = None
+        self._ptr: Any = None
         self._lock = threading.Lock()
         config = _ffi.SipConfigP()
         check(lib.impp_sip_config_new(ctypes.byref(config)))
         try:
-            listen = list(listen)
-            if isinstance(listen, str) or not listen:
-                raise ValueError("listen must be a non-empty list of addresses")
-            for address in listen:
+            if isinstance(listen, str):
+                raise TypeError("listen must be a list of addresses, not one str")
+            addresses = list(listen)
+            if not addresses:
+                raise InvalidArgument("listen must be a non-empty list of addresses")
+            for address in addresses:
                 check(lib.impp_sip_config_add_listen(config, encode(address, "listen")))
             for route in routes:
                 check(lib.impp_sip_config_add_route(config, encode(route, "route")))
@@ -91,7 +100,7 @@ class SipStack:
                 if not isinstance(a, Account):
                     raise TypeError(f"accounts must be impp.Account, not {type(a).__name__}")
                 if isinstance(a.expires, bool) or not 0 <= a.expires <= 0xFFFFFFFF:
-                    raise ValueError(f"expires must be seconds >= 0, not {a.expires!r}")
+                    raise InvalidArgument(f"expires must be seconds >= 0, not {a.expires!r}")
                 check(lib.impp_sip_config_add_account(
                     config,
                     encode(a.aor, "aor"),
@@ -124,7 +133,7 @@ class SipStack:
         ``"udp:127.0.0.1:5060"``, with a port 0 resolved."""
         with self._lock:
             if not self._ptr:
-                raise Shutdown("the SIP stack is closed", -12)
+                raise Shutdown("the SIP stack is closed")
             out = ctypes.c_void_p()
             check(lib.impp_sip_local_address(self._ptr, encode(proto, "proto"), ctypes.byref(out)))
         return take_owned(out) or ""
@@ -140,7 +149,7 @@ class SipStack:
             self._ptr = None
         self._engine._stacks.discard(self)
 
-    def __enter__(self) -> "SipStack":
+    def __enter__(self) -> SipStack:
         return self
 
     def __exit__(self, *exc: object) -> None:

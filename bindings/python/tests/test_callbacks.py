@@ -15,25 +15,25 @@ from conftest import ALICE, BOB, Collector
 def test_events_reach_the_callback_in_order(engine):
     got = Collector()
     engine.on_event(got)
-    engine.set_rule(ALICE, "allow", watcher=BOB)
+    engine.set_rule(ALICE, BOB, "allow")
     sub = engine.subscribe(BOB, ALICE)
     events = got.wait_for(lambda evs: any(e.kind == "notify" for e in evs))
-    assert all(isinstance(e, impp.Event) and e.subscription == sub for e in events)
-    with pytest.raises(RuntimeError, match="callback"):
+    assert all(isinstance(e, impp.Event) and e.subscription_id == sub for e in events)
+    with pytest.raises(impp.InvalidState, match="callback"):
         engine.next_event(0)
 
 
 def test_events_outlive_the_call(engine):
     kept = Collector()
     engine.on_event(kept)
-    engine.set_rule(ALICE, "allow", watcher=BOB)
+    engine.set_rule(ALICE, BOB, "allow")
     engine.subscribe(BOB, ALICE)
     doc = impp.Presence("pres:alice@example.test")
     doc.add_tuple("t", "open")
     engine.publish(ALICE, doc)
-    events = kept.wait_for(lambda evs: any(e.body and "open" in e.body for e in evs))
+    events = kept.wait_for(lambda evs: any(e.xml and "open" in e.xml for e in evs))
     gc.collect()
-    body = [e for e in events if e.body and "open" in e.body][0]
+    body = [e for e in events if e.xml and "open" in e.xml][0]
     with body.presence() as seen:  # copied during the call, usable long after
         assert seen.tuples[0].basic == "open"
 
@@ -50,7 +50,7 @@ def test_an_exception_in_the_callback_is_logged_and_delivery_continues(engine, c
 
     with caplog.at_level(logging.ERROR, logger="impp"):
         engine.on_event(flaky)
-        engine.set_rule(ALICE, "allow", watcher=BOB)
+        engine.set_rule(ALICE, BOB, "allow")
         engine.subscribe(BOB, ALICE)
         engine.subscribe("sip:carol@example.test", ALICE)
         got.wait_for(lambda evs: len(evs) >= 2)
@@ -64,7 +64,7 @@ def test_the_callback_may_call_the_engine(engine):
 
     def authorize(event):
         if event.kind == "watcher-pending":
-            engine.authorize(event.subscription, "allow")
+            engine.authorize(event.subscription_id, "allow")
         decided(event)
 
     engine.on_event(authorize)
@@ -90,7 +90,7 @@ def test_closing_from_inside_the_callback_raises_in_callback():
     [first] = outcome.wait_for(lambda got: len(got) >= 1)[:1]
     assert first[0] == -13 and first[1]
     assert not engine.closed
-    engine.set_rule(ALICE, "allow", watcher=BOB)  # still working
+    engine.set_rule(ALICE, BOB, "allow")  # still working
     engine.close()
     assert engine.closed
 

@@ -236,7 +236,7 @@ def test_dialog_info_bad_input():
 
 
 def check_summary(m):
-    assert m.messages_waiting is True and m.waiting is True
+    assert m.messages_waiting is True
     assert m.account == "sip:alice@vmail.example.test"
     assert m.counts == {
         "voice-message": impp.MessageCounts(3, 5, 1, 0),
@@ -271,7 +271,7 @@ def test_message_summary_build():
         assert m.set_count("voice-message", 0, 6) == 0
         assert m.counts["voice-message"] == impp.MessageCounts(0, 6)
         m.account = None
-        m.waiting = False
+        m.messages_waiting = False
         assert m.to_text().startswith("Messages-Waiting: no\r\n")
         assert "Message-Account" not in m.to_text()
         assert "waiting=False" in repr(m)
@@ -356,7 +356,7 @@ def test_filter_set_bad_input():
 
 
 def _document_event(engine, sub):
-    found = [e for e in drain(engine) if e.subscription == sub and e.body is not None]
+    found = [e for e in drain(engine) if e.subscription_id == sub and e.xml is not None]
     assert found, "no notification with a document"
     return found[-1]
 

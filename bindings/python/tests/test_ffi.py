@@ -142,11 +142,22 @@ def test_abi_version_matches_the_header():
 def test_status_codes_match_the_header():
     codes = dict(re.findall(r"(IMPP_(?:OK|ERR_\w+)) = (-?\d+)", HEADER.read_text()))
     classes = [getattr(impp, n) for n in impp.__all__]
-    errors = [c for c in classes if isinstance(c, type) and issubclass(c, impp.Error) and c not in (impp.Error, impp.ParseError)]
+    errors = [
+        c for c in classes
+        if isinstance(c, type) and issubclass(c, impp.Error) and c.status is not None
+    ]
     assert len(errors) == len(codes) - 1 == 16
     for cls in errors:
         assert int(codes[cls.status_name]) == cls.status
         assert _ffi.status_name(cls.status) == cls.status_name
+        assert isinstance(cls.status, impp.Status) and cls.status.name == cls.status_name[9:]
+    # Every code of the header is a member of impp.Status, by the same name.
+    assert {f"IMPP_{'ERR_' if s else ''}{s.name}": str(int(s)) for s in impp.Status} == codes
+    # The classes without a status: the families and the package's own InvalidState.
+    assert {
+        c for c in classes
+        if isinstance(c, type) and issubclass(c, impp.Error) and c.status is None
+    } == {impp.Error, impp.ParseError, impp.InvalidState}
 
 
 def test_version():

@@ -99,7 +99,7 @@ def test_offline_messages_are_stored_then_delivered_in_order(im):
 
 
 def test_failure_reasons(im):
-    im.set_rule(CAROL, "block", watcher=ALICE)
+    im.set_rule(CAROL, ALICE, "block")
     too_large = im.send_message(ALICE, BOB, "x" * 17)
     foreign = im.send_message(ALICE, "sip:bob@elsewhere.test", "hi")
     blocked = im.send_message(ALICE, CAROL, "hi")

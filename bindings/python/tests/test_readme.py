@@ -23,13 +23,13 @@ def run_python_block(path, index=0):
 
 def test_readme_example_runs():
     out = run_python_block(PACKAGE_ROOT / "README.md")
-    assert "['open'] [Activity(name='on-the-phone', text=None)]" in out, out
+    assert "[<Basic.OPEN: 'open'>] [Activity(name='on-the-phone', text=None)]" in out, out
     assert "True" in out, out
 
 
 def test_repository_readme_quick_start_runs():
     out = run_python_block(REPO_ROOT / "README.md")
-    assert "bob sees [('phone', 'open')]" in out, out
+    assert "bob sees phone open" in out, out
     assert out.rstrip().endswith("is active"), out
 
 
