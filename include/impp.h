@@ -30,20 +30,30 @@
  *    passed as (pointer, length). Strings returned are either borrowed from a handle (the
  *    lifetime is stated per function) or owned (char *): free owned strings with
  *    impp_string_free(), never with free().
+ *  - Expiries: every expiry or interval argument (expires, *_set_expires,
+ *    *_set_min_interval_ms) is a uint32_t count of seconds (milliseconds where the name
+ *    ends in _ms) [checked for expires], and 0, spelled IMPP_EXPIRES_DEFAULT, means the
+ *    configured default. Longer than the configured maximum is shortened; shorter than the
+ *    minimum is IMPP_ERR_INTERVAL_TOO_BRIEF. Ending something is never an expiry of 0 but
+ *    its own function: impp_engine_remove_publication, impp_engine_unsubscribe,
+ *    impp_engine_logout. (The impp_config_set_* setters that set the defaults themselves,
+ *    and timeouts such as impp_engine_next_event's, are not expiry arguments.)
+ *  - Options: a call with many optional parameters takes an options handle
+ *    (impp_subscribe_options, impp_message_options, impp_account), made by its _new with
+ *    the required values only, filled by its _set_* setters, read by its getters and freed
+ *    by its _free. NULL options (where a function allows them) mean every default. The call
+ *    borrows the options for its duration only [checked: taken as const]: unlike a
+ *    configuration given to impp_engine_new, they are not consumed, and may be reused or
+ *    freed at once. New options come as new setters, without an ABI break.
+ *  - Snapshots: a list read from a live engine comes as a handle holding a copy taken in one
+ *    call (impp_engine_rules gives an impp_rule_list): later changes do not show in it, its
+ *    indexes stay valid, and its strings are borrowed from it until its _free. Every handle
+ *    a function hands out through a struct impp_x ** has its impp_x_free [checked].
  *  - Callbacks are set with (callback, user_data, free_user_data): free_user_data runs
  *    exactly once, after the callback's last call. Event callbacks run on the engine's
  *    dispatcher thread, in order; the log callback on any library thread.
  *  - No panic crosses this boundary: a bug inside the library returns IMPP_ERR_INTERNAL.
  *  - IMPP_ABI_VERSION (this header) must equal impp_abi_version() (the loaded library).
- *
- * Coming in later ABI versions; NOT yet true of this header:
- *  - one meaning for expiry arguments (today it differs per call: publish takes 0 for the
- *    default, subscribe and login -1; 0 logs an endpoint out and ends a subscription in
- *    impp_engine_refresh_subscription; each function says which);
- *  - options handles (such as impp_subscribe_options, impp_message_options, impp_account)
- *    for the calls with many optional parameters, so that they can grow without an ABI break;
- *  - snapshots for lists read from a live engine (today rules are read by index,
- *    impp_engine_rule_count then impp_engine_rule, which can race with changes).
  */
 
 #ifndef IMPP_H
@@ -54,6 +64,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+
+/**
+ * The expiry argument that asks for the configured default: every expiry or interval
+ * argument of this API (`expires`, `*_set_expires`, `*_min_interval_ms`) is a `uint32_t`
+ * where 0 means the configured default. Ending something is never an expiry of 0: it has
+ * its own function (`impp_engine_remove_publication`, `impp_engine_unsubscribe`,
+ * `impp_engine_logout`).
+ */
+#define IMPP_EXPIRES_DEFAULT 0
 
 /**
  * The major version of this library.
@@ -74,7 +93,7 @@
  * The ABI version this header describes. Compare it with `impp_abi_version()` at run time:
  * a program built against one ABI version must not load a library of another.
  */
-#define IMPP_ABI_VERSION 2
+#define IMPP_ABI_VERSION 3
 
 /**
  * The outcome of a fallible call. `IMPP_OK` is zero; errors are small negative numbers that
@@ -675,6 +694,13 @@ typedef enum impp_watcher_event {
 } impp_watcher_event;
 
 /**
+ * An account being described. Create with `impp_account_new`, complete with the
+ * `impp_account_set_*` setters, add to a SIP configuration with
+ * `impp_sip_config_add_account` (which copies it) and free with `impp_account_free`.
+ */
+typedef struct impp_account impp_account;
+
+/**
  * An engine configuration being built. Create it with `impp_config_new`; pass it to
  * `impp_engine_new` (which consumes it) or free it with `impp_config_free`.
  */
@@ -710,6 +736,13 @@ typedef struct impp_filter_set impp_filter_set;
 typedef struct impp_iscomposing impp_iscomposing;
 
 /**
+ * The optional fields of an instant message. Create with `impp_message_options_new`, fill
+ * with the `impp_message_options_set_*` setters, pass to `impp_engine_send_message` (which
+ * only reads them) and free with `impp_message_options_free`.
+ */
+typedef struct impp_message_options impp_message_options;
+
+/**
  * A message summary. Create it with `impp_message_summary_new` or
  * `impp_message_summary_parse` (or get one from an event with
  * `impp_event_message_summary`), free it with `impp_message_summary_free`.
@@ -723,6 +756,12 @@ typedef struct impp_message_summary impp_message_summary;
 typedef struct impp_presence impp_presence;
 
 /**
+ * A copy of a presentity's rules as they were when `impp_engine_rules` took it; later
+ * changes to the rules do not show in it. Free it with `impp_rule_list_free`.
+ */
+typedef struct impp_rule_list impp_rule_list;
+
+/**
  * A running SIP stack. Stop and free it with `impp_sip_free`.
  */
 typedef struct impp_sip impp_sip;
@@ -731,6 +770,13 @@ typedef struct impp_sip impp_sip;
  * How a SIP stack is set up. Create with `impp_sip_config_new`; `impp_sip_start` consumes it.
  */
 typedef struct impp_sip_config impp_sip_config;
+
+/**
+ * The optional fields of a subscription. Create with `impp_subscribe_options_new`, fill with
+ * the `impp_subscribe_options_set_*` setters, pass to `impp_engine_subscribe` (which only
+ * reads them) and free with `impp_subscribe_options_free`.
+ */
+typedef struct impp_subscribe_options impp_subscribe_options;
 
 /**
  * A watcher information document. Create it with `impp_winfo_parse` (or get one from an
@@ -763,6 +809,115 @@ typedef void (*impp_log_callback)(enum impp_log_level level,
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates an account: the stack will register `aor` (`sip:alice@b.example`) at `registrar`
+ * (a next hop, `"udp:192.0.2.7:5060"` or `"tcp:[2001:db8::7]:5060"`) with digest
+ * credentials whose user name is the user part of `aor` (see `impp_account_set_username`)
+ * and whose password is `password`; no outbound proxy; the default expiry (3600 s). The
+ * strings are copied.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a registrar not
+ * `udp|tcp:ADDR:PORT`), `IMPP_ERR_INVALID_URI` (`aor`).
+ *
+ * # Safety
+ * Strings NULL or NUL-terminated; `out` NULL or writable.
+ */
+enum impp_status impp_account_new(const char *aor,
+                                  const char *password,
+                                  const char *registrar,
+                                  struct impp_account **out);
+
+/**
+ * Frees an account. NULL is a no-op. A configuration it was added to keeps its own copy.
+ *
+ * # Safety
+ * `account` is NULL or an account from `impp_account_new` not yet freed, used by no call in
+ * progress.
+ */
+void impp_account_free(struct impp_account *account);
+
+/**
+ * Sets the digest user name; NULL (the default) is the user part of the AOR, which an AOR
+ * without one (`sip:b.example`) cannot go without: `impp_sip_config_add_account` refuses
+ * it.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, empty). Nothing changes on
+ * error.
+ *
+ * # Safety
+ * `account` NULL or live; `username` NULL or NUL-terminated.
+ */
+enum impp_status impp_account_set_username(struct impp_account *account, const char *username);
+
+/**
+ * Sets where the account's requests other than REGISTER go (a next hop as for the
+ * registrar); NULL (the default) is the registrar.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, not `udp|tcp:ADDR:PORT`).
+ * Nothing changes on error.
+ *
+ * # Safety
+ * `account` NULL or live; `outbound_proxy` NULL or NUL-terminated.
+ */
+enum impp_status impp_account_set_outbound_proxy(struct impp_account *account,
+                                                 const char *outbound_proxy);
+
+/**
+ * Sets the registration and publication expiry the account asks for, in seconds; 0
+ * (`IMPP_EXPIRES_DEFAULT`, the default) is 3600.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+enum impp_status impp_account_set_expires(struct impp_account *account, uint32_t expires);
+
+/**
+ * The AOR, as given, borrowed from the account until it is freed; NULL for NULL.
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+const char *impp_account_aor(const struct impp_account *account);
+
+/**
+ * The registrar, as given, borrowed from the account until it is freed; NULL for NULL.
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+const char *impp_account_registrar(const struct impp_account *account);
+
+/**
+ * The digest user name the account will use: the one set, else the user part of the AOR;
+ * NULL when there is neither, or for NULL. Borrowed from the account until the user name is
+ * next set or the account is freed.
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+const char *impp_account_username(const struct impp_account *account);
+
+/**
+ * The outbound proxy set, as given; NULL when none is set (requests go to the registrar),
+ * or for NULL. Borrowed from the account until the proxy is next set or the account is
+ * freed.
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+const char *impp_account_outbound_proxy(const struct impp_account *account);
+
+/**
+ * The expiry set, in seconds (0: the default, 3600); 0 for NULL. (The password has no
+ * getter: it is only kept to answer digest challenges.)
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+uint32_t impp_account_expires(const struct impp_account *account);
 
 /**
  * Creates a configuration with every default: workers = number of cores; publication,
@@ -809,9 +964,10 @@ enum impp_status impp_config_add_domain(struct impp_config *config, const char *
 
 /**
  * Sets the publication expiry bounds in seconds: shorter requests fail with
- * `IMPP_ERR_INTERVAL_TOO_BRIEF`, longer ones are shortened to `max`.
+ * `IMPP_ERR_INTERVAL_TOO_BRIEF`, longer ones are shortened to `max`, and a request of 0
+ * (`IMPP_EXPIRES_DEFAULT`) gets `default_expiry`.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`).
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`, `default` 0).
  *
  * # Safety
  * `config` is NULL or a live configuration.
@@ -824,7 +980,7 @@ enum impp_status impp_config_set_publication_expiry(struct impp_config *config,
 /**
  * Sets the subscription expiry bounds in seconds (as for publications).
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`).
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`, `default` 0).
  *
  * # Safety
  * `config` is NULL or a live configuration.
@@ -839,7 +995,7 @@ enum impp_status impp_config_set_subscription_expiry(struct impp_config *config,
  * minimum 60, maximum 86400): shorter logins fail with `IMPP_ERR_INTERVAL_TOO_BRIEF`,
  * longer ones are shortened to `max`.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`).
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`, `default` 0).
  *
  * # Safety
  * `config` is NULL or a live configuration.
@@ -1311,8 +1467,9 @@ enum impp_status impp_engine_free(struct impp_engine *engine);
 /**
  * Publishes a document for `presentity` in `event_package` (`"presence"`, `"dialog"`,
  * `"message-summary"`), given as `len` bytes of text (PIDF or dialog-info XML, or
- * message-summary text). `expires` in seconds (0: the configured default). On success
- * `*etag_out` is the publication's entity tag, owned: free it with `impp_string_free`.
+ * message-summary text). `expires` in seconds (0, `IMPP_EXPIRES_DEFAULT`: the configured
+ * default; longer than the configured maximum is shortened). On success `*etag_out` is the
+ * publication's entity tag, owned: free it with `impp_string_free`.
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_INVALID_URI`, `IMPP_ERR_UNKNOWN_PACKAGE`,
  * `IMPP_ERR_MALFORMED`/`IMPP_ERR_TOO_LARGE`/`IMPP_ERR_UNSAFE_XML` (the body),
@@ -1344,11 +1501,13 @@ enum impp_status impp_engine_publish_presence(const struct impp_engine *engine,
                                               char **etag_out);
 
 /**
- * Extends a publication by `expires` seconds (0 removes it); `*new_etag_out` (owned, may be
- * empty after a removal) replaces the old tag, which stops working.
+ * Extends a publication by `expires` seconds (0, `IMPP_EXPIRES_DEFAULT`: the configured
+ * default; longer than the maximum is shortened); `*new_etag_out` (owned) replaces the old
+ * tag, which stops working. To withdraw a publication, call
+ * `impp_engine_remove_publication`.
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_UNKNOWN_ENTITY_TAG` (unknown or expired:
- * SIP 412), `IMPP_ERR_INTERVAL_TOO_BRIEF`, `IMPP_ERR_SHUTDOWN`.
+ * SIP 412), `IMPP_ERR_INTERVAL_TOO_BRIEF`, `IMPP_ERR_SHUTDOWN`. Nothing changes on error.
  *
  * # Safety
  * `engine` NULL or live; `etag` NULL or NUL-terminated; `new_etag_out` NULL or writable.
@@ -1385,36 +1544,34 @@ enum impp_status impp_engine_modify_publication(const struct impp_engine *engine
 enum impp_status impp_engine_remove_publication(const struct impp_engine *engine, const char *etag);
 
 /**
- * Subscribes `watcher` to `presentity` in `event_package`. `expires` in seconds (-1: the
- * default; 0: fetch the state once and end). `filter_xml` (may be NULL) is an RFC 4661
- * filter document of `filter_len` bytes. `min_interval_ms` is the minimum time between
- * notifications (-1: the engine default). On success `*id_out` is the subscription id. The
- * first notification arrives as an event.
+ * Subscribes `watcher` to `presentity` in `event_package`, with `options` (NULL: every
+ * default; see `impp_subscribe_options_new`), which the call only reads: they stay the
+ * caller's, to reuse or free. On success `*id_out` is the subscription id. The first
+ * notification arrives as an event.
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_INVALID_URI`, `IMPP_ERR_UNKNOWN_PACKAGE`,
- * `IMPP_ERR_MALFORMED`/`IMPP_ERR_UNSUPPORTED` (the filter), `IMPP_ERR_INTERVAL_TOO_BRIEF`
- * (SIP 423), `IMPP_ERR_FORBIDDEN` (another presentity's watcher information),
- * `IMPP_ERR_SHUTDOWN`.
+ * `IMPP_ERR_MALFORMED`/`IMPP_ERR_TOO_LARGE`/`IMPP_ERR_UNSAFE_XML`/`IMPP_ERR_UNSUPPORTED`
+ * (the options' filter), `IMPP_ERR_INTERVAL_TOO_BRIEF` (the options' expiry: SIP 423),
+ * `IMPP_ERR_FORBIDDEN` (another presentity's watcher information), `IMPP_ERR_SHUTDOWN`.
+ * Nothing changes on error.
  *
  * # Safety
- * `engine` NULL or live; strings NULL or NUL-terminated; `filter_xml` NULL or `filter_len`
- * readable bytes; `id_out` NULL or writable.
+ * `engine` NULL or live; strings NULL or NUL-terminated; `options` NULL or live options not
+ * modified during the call; `id_out` NULL or writable.
  */
 enum impp_status impp_engine_subscribe(const struct impp_engine *engine,
                                        const char *watcher,
                                        const char *presentity,
                                        const char *event_package,
-                                       int64_t expires,
-                                       const char *filter_xml,
-                                       size_t filter_len,
-                                       int64_t min_interval_ms,
+                                       const struct impp_subscribe_options *options,
                                        uint64_t *id_out);
 
 /**
- * Extends a subscription by `expires` seconds (0 ends it like `impp_engine_unsubscribe`).
+ * Extends a subscription by `expires` seconds (0, `IMPP_EXPIRES_DEFAULT`: the configured
+ * default; longer than the maximum is shortened). To end it, call `impp_engine_unsubscribe`.
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_NOT_FOUND` (SIP 481),
- * `IMPP_ERR_INTERVAL_TOO_BRIEF`, `IMPP_ERR_SHUTDOWN`.
+ * `IMPP_ERR_INTERVAL_TOO_BRIEF`, `IMPP_ERR_SHUTDOWN`. Nothing changes on error.
  *
  * # Safety
  * `engine` NULL or live.
@@ -1504,32 +1661,6 @@ enum impp_status impp_engine_remove_rule(const struct impp_engine *engine,
                                          const char *watcher,
                                          const char *domain,
                                          bool *removed_out);
-
-/**
- * The number of rules of `presentity`, in `*count_out`; read them with `impp_engine_rule`.
- *
- * # Safety
- * `engine` NULL or live; `presentity` NULL or NUL-terminated; `count_out` NULL or writable.
- */
-enum impp_status impp_engine_rule_count(const struct impp_engine *engine,
-                                        const char *presentity,
-                                        size_t *count_out);
-
-/**
- * Rule `index` of `presentity` (in a stable order): `*watcher_out` or `*domain_out` (owned
- * strings, the other one NULL; free with `impp_string_free`) and `*action_out`.
- *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_NOT_FOUND` (index out of range).
- *
- * # Safety
- * `engine` NULL or live; `presentity` NULL or NUL-terminated; outputs NULL or writable.
- */
-enum impp_status impp_engine_rule(const struct impp_engine *engine,
-                                  const char *presentity,
-                                  size_t index,
-                                  char **watcher_out,
-                                  char **domain_out,
-                                  enum impp_auth_action *action_out);
 
 /**
  * Waits up to `timeout_ms` milliseconds (-1: forever, 0: don't wait) for the next event. On
@@ -2172,15 +2303,80 @@ enum impp_status impp_log_set_callback(impp_log_callback callback,
 enum impp_status impp_log_set_level(enum impp_log_level max_level);
 
 /**
- * Logs endpoint `endpoint` (an id of 1 to 256 characters, no control characters, e.g. a SIP
- * instance id or `"phone"`) of `user` in, or refreshes its login. `expires` in seconds: -1
- * is the configured default (as for `impp_engine_subscribe`; 0 cannot mean "default" here
- * because it logs the endpoint out), longer than the maximum is shortened. On success
- * `*granted_out` (if not NULL) is the granted expiry in seconds (0 after a logout). Messages
- * stored for the user are delivered to the endpoint, in the order sent, as
- * `IMPP_EVENT_MESSAGE` events; their senders get `IMPP_EVENT_DELIVERY` events.
+ * Creates message options with every default: no endpoint (every endpoint of the recipient
+ * gets the message), no in-reply-to. Passing these to `impp_engine_send_message` is the same
+ * as passing NULL.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad endpoint id, `expires` out of range),
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`out` NULL).
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+enum impp_status impp_message_options_new(struct impp_message_options **out);
+
+/**
+ * Frees message options. NULL is a no-op. The calls that used them kept nothing of them.
+ *
+ * # Safety
+ * `options` is NULL or options from `impp_message_options_new` not yet freed, used by no
+ * call in progress.
+ */
+void impp_message_options_free(struct impp_message_options *options);
+
+/**
+ * Sets the one endpoint of the recipient to deliver to while it is online (an endpoint id
+ * as given to `impp_engine_login`: 1 to 256 characters, no control characters); NULL (the
+ * default) removes it: every endpoint gets the message.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL options, not UTF-8, not an endpoint id).
+ * Nothing changes on error.
+ *
+ * # Safety
+ * `options` is NULL or live options; `endpoint` NULL or NUL-terminated.
+ */
+enum impp_status impp_message_options_set_endpoint(struct impp_message_options *options,
+                                                   const char *endpoint);
+
+/**
+ * Sets the in-reply-to value handed to the recipient as is (any UTF-8 text, such as the id
+ * of the message answered); NULL (the default) removes it.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL options, not UTF-8). Nothing changes on error.
+ *
+ * # Safety
+ * `options` is NULL or live options; `in_reply_to` NULL or NUL-terminated.
+ */
+enum impp_status impp_message_options_set_in_reply_to(struct impp_message_options *options,
+                                                      const char *in_reply_to);
+
+/**
+ * The endpoint set, borrowed from the options until it is next set or the options are
+ * freed; NULL when none is set, or for NULL.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+const char *impp_message_options_endpoint(const struct impp_message_options *options);
+
+/**
+ * The in-reply-to value set, borrowed from the options until it is next set or the options
+ * are freed; NULL when none is set, or for NULL.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+const char *impp_message_options_in_reply_to(const struct impp_message_options *options);
+
+/**
+ * Logs endpoint `endpoint` (an id of 1 to 256 characters, no control characters, e.g. a SIP
+ * instance id or `"phone"`) of `user` in, or refreshes its login. `expires` in seconds: 0
+ * (`IMPP_EXPIRES_DEFAULT`) is the configured default, longer than the maximum is shortened.
+ * Logging out is `impp_engine_logout`. On success `*granted_out` (if not NULL) is the
+ * granted expiry in seconds. Messages stored for the user are delivered to the endpoint, in
+ * the order sent, as `IMPP_EVENT_MESSAGE` events; their senders get `IMPP_EVENT_DELIVERY`
+ * events.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad endpoint id),
  * `IMPP_ERR_INVALID_URI`, `IMPP_ERR_INTERVAL_TOO_BRIEF` (below the minimum: SIP 423),
  * `IMPP_ERR_FORBIDDEN` (a user outside the engine's domains), `IMPP_ERR_SHUTDOWN`. Nothing
  * changes on error.
@@ -2191,7 +2387,7 @@ enum impp_status impp_log_set_level(enum impp_log_level max_level);
 enum impp_status impp_engine_login(const struct impp_engine *engine,
                                    const char *user,
                                    const char *endpoint,
-                                   int64_t expires,
+                                   uint32_t expires,
                                    uint32_t *granted_out);
 
 /**
@@ -2207,7 +2403,7 @@ enum impp_status impp_engine_login_at(const struct impp_engine *engine,
                                       const char *user,
                                       const char *endpoint,
                                       const char *contact,
-                                      int64_t expires,
+                                      uint32_t expires,
                                       uint32_t *granted_out);
 
 /**
@@ -2229,20 +2425,21 @@ enum impp_status impp_engine_logout(const struct impp_engine *engine,
  * Sends an instant message from `sender` to `recipient`: `content_type` is its MIME type
  * (`type/subtype`, parameters allowed, e.g. `"text/plain;charset=utf-8"`), `body` points to
  * `body_len` bytes of any content (NUL bytes included; NULL only with `body_len` 0).
- * `endpoint` (NULL: none) names the one endpoint of the recipient to deliver to when it is
- * online (otherwise every endpoint gets it); `in_reply_to` (NULL: none) is handed to the
- * recipient as is. On success `*id_out` is the message id (never 0), at once; what becomes
- * of the message arrives as `IMPP_EVENT_DELIVERY` events for the sender: delivered, or
- * stored (the recipient is offline) then delivered or failed, or failed with a reason (a
- * body above the configured maximum is `IMPP_FAILURE_TOO_LARGE`, not an error here).
+ * `options` (NULL: every default; see `impp_message_options_new`: the endpoint to deliver
+ * to, in-reply-to) are only read by the call: they stay the caller's, to reuse or free. On
+ * success `*id_out` is the message id (never 0), at once; what becomes of the message
+ * arrives as `IMPP_EVENT_DELIVERY` events for the sender: delivered, or stored (the
+ * recipient is offline) then delivered or failed, or failed with a reason (a body above the
+ * configured maximum is `IMPP_FAILURE_TOO_LARGE`, not an error here).
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a malformed content type, an empty endpoint
- * id, `body` NULL with a length), `IMPP_ERR_INVALID_URI`, `IMPP_ERR_SHUTDOWN`. On error
- * nothing is sent and no event follows.
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a malformed content type, `body` NULL with a
+ * length), `IMPP_ERR_INVALID_URI`, `IMPP_ERR_SHUTDOWN`. On error nothing is sent and no
+ * event follows.
  *
  * # Safety
  * `engine` NULL or live; strings NULL or NUL-terminated; `body` NULL or `body_len` readable
- * bytes; `id_out` NULL or writable.
+ * bytes; `options` NULL or live options not modified during the call; `id_out` NULL or
+ * writable.
  */
 enum impp_status impp_engine_send_message(const struct impp_engine *engine,
                                           const char *sender,
@@ -2250,8 +2447,7 @@ enum impp_status impp_engine_send_message(const struct impp_engine *engine,
                                           const char *content_type,
                                           const uint8_t *body,
                                           size_t body_len,
-                                          const char *endpoint,
-                                          const char *in_reply_to,
+                                          const struct impp_message_options *options,
                                           uint64_t *id_out);
 
 /**
@@ -2979,6 +3175,75 @@ enum impp_status impp_presence_person_note(const struct impp_presence *presence,
                                            const char **lang_out);
 
 /**
+ * Takes a snapshot of the rules of `presentity` (in a stable order: the same rules always
+ * come in the same order). On success `*out` owns a new list (possibly empty), to be freed
+ * with `impp_rule_list_free`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8), `IMPP_ERR_INVALID_URI`,
+ * `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live; `presentity` NULL or NUL-terminated; `out` NULL or writable.
+ */
+enum impp_status impp_engine_rules(const struct impp_engine *engine,
+                                   const char *presentity,
+                                   struct impp_rule_list **out);
+
+/**
+ * Frees a rule list and the strings borrowed from it. NULL is a no-op.
+ *
+ * # Safety
+ * `list` is NULL or a list from `impp_engine_rules` not yet freed.
+ */
+void impp_rule_list_free(struct impp_rule_list *list);
+
+/**
+ * The number of rules in the list; 0 for NULL.
+ *
+ * # Safety
+ * `list` is NULL or a live list.
+ */
+size_t impp_rule_list_count(const struct impp_rule_list *list);
+
+/**
+ * The watcher URI rule `index` applies to, or NULL for a rule of a whole domain (see
+ * `impp_rule_list_domain`). Borrowed from the list until `impp_rule_list_free`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` is NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_rule_list_watcher(const struct impp_rule_list *list,
+                                        size_t index,
+                                        const char **out);
+
+/**
+ * The domain rule `index` applies to, or NULL for a rule of one watcher (see
+ * `impp_rule_list_watcher`). Borrowed from the list until `impp_rule_list_free`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` is NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_rule_list_domain(const struct impp_rule_list *list,
+                                       size_t index,
+                                       const char **out);
+
+/**
+ * What rule `index` does.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` is NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_rule_list_action(const struct impp_rule_list *list,
+                                       size_t index,
+                                       enum impp_auth_action *out);
+
+/**
  * A new configuration: no listen address yet (add at least one), digest authentication on,
  * federation on, no routes, T1 500 ms, 2 worker threads.
  *
@@ -3052,29 +3317,23 @@ enum impp_status impp_sip_config_set_federate(struct impp_sip_config *config, bo
 enum impp_status impp_sip_config_add_route(struct impp_sip_config *config, const char *route);
 
 /**
- * Adds an account (the user-agent role): the stack registers `aor` (`sip:alice@b.example`)
- * at `registrar` (`"udp:192.0.2.7:5060"`), with digest credentials `username` (NULL: the
- * user part of `aor`) and `password`; publishes `aor`'s presence as composed in the engine
- * (publish it there as for any presentity); subscribes to buddies for the application (an
- * `impp_engine_subscribe` whose watcher is `aor` and whose presentity is of another domain
- * goes out through the account); sends `aor`'s messages to other domains through it, and
- * hands MESSAGEs relayed to its contact to the application as `IMPP_EVENT_MESSAGE`.
- * `outbound_proxy` (NULL: the registrar) is where requests other than REGISTER go;
- * `expires` (0: 3600) is the registration and publication expiry asked for, in seconds.
+ * Adds an account (the user-agent role), described by `account` (see `impp_account_new`),
+ * which the call copies: it stays the caller's, to reuse or free. The stack registers the
+ * account's AOR (`sip:alice@b.example`) at its registrar; publishes the AOR's presence as
+ * composed in the engine (publish it there as for any presentity); subscribes to buddies for
+ * the application (an `impp_engine_subscribe` whose watcher is the AOR and whose presentity
+ * is of another domain goes out through the account); sends the AOR's messages to other
+ * domains through it, and hands MESSAGEs relayed to its contact to the application as
+ * `IMPP_EVENT_MESSAGE`.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a next hop not `udp|tcp:ADDR:PORT`),
- * `IMPP_ERR_INVALID_URI` (`aor`). Nothing changes on error.
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, an AOR without a user part and no user name
+ * set). Nothing changes on error.
  *
  * # Safety
- * `config` NULL or live; strings NULL (where allowed) or NUL-terminated.
+ * `config` NULL or live; `account` NULL or a live account not modified during the call.
  */
 enum impp_status impp_sip_config_add_account(struct impp_sip_config *config,
-                                             const char *aor,
-                                             const char *username,
-                                             const char *password,
-                                             const char *registrar,
-                                             const char *outbound_proxy,
-                                             uint32_t expires);
+                                             const struct impp_account *account);
 
 /**
  * The transaction timer T1 in milliseconds (RFC 3261: 500; retransmissions start at T1 and
@@ -3177,6 +3436,118 @@ uint32_t impp_abi_version(void);
  * `s` is NULL or a string returned as owned by this library and not yet freed.
  */
 void impp_string_free(char *s);
+
+/**
+ * Creates subscription options with every default: the configured expiry, no filter, the
+ * engine's minimum notification interval, a lasting subscription (not a fetch). Passing
+ * these to `impp_engine_subscribe` is the same as passing NULL.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`out` NULL).
+ *
+ * # Safety
+ * `out` is NULL or writable.
+ */
+enum impp_status impp_subscribe_options_new(struct impp_subscribe_options **out);
+
+/**
+ * Frees subscription options. NULL is a no-op. The calls that used them kept nothing of
+ * them, so this may follow any call at once.
+ *
+ * # Safety
+ * `options` is NULL or options from `impp_subscribe_options_new` not yet freed, used by no
+ * call in progress.
+ */
+void impp_subscribe_options_free(struct impp_subscribe_options *options);
+
+/**
+ * Sets the requested expiry in seconds: 0 (`IMPP_EXPIRES_DEFAULT`, the default) is the
+ * engine's configured default; longer than the configured maximum is shortened, shorter
+ * than the minimum makes `impp_engine_subscribe` fail with `IMPP_ERR_INTERVAL_TOO_BRIEF`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL). Any thread; one at a time per options.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+enum impp_status impp_subscribe_options_set_expires(struct impp_subscribe_options *options,
+                                                    uint32_t expires);
+
+/**
+ * Sets whether the subscription only fetches the current state: the watcher gets one
+ * notification and the subscription ends at once (RFC 6665 §4.4.3, a SUBSCRIBE with
+ * `Expires: 0`); the expiry is then ignored. Default: no. This is how to fetch: an expiry
+ * of 0 means the default, as everywhere in this API.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+enum impp_status impp_subscribe_options_set_fetch(struct impp_subscribe_options *options,
+                                                  bool fetch);
+
+/**
+ * Sets the RFC 4661 filter document, `len` bytes at `xml` (copied); NULL with `len` 0
+ * removes it (the default: no filter). The document is parsed by `impp_engine_subscribe`,
+ * against the engine's document limits, which reports a bad one (`IMPP_ERR_MALFORMED`,
+ * `IMPP_ERR_UNSUPPORTED`...); here it is only checked to be text.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL options, `xml` NULL with a length),
+ * `IMPP_ERR_MALFORMED` (not UTF-8, or a NUL byte). Nothing changes on error.
+ *
+ * # Safety
+ * `options` is NULL or live options; `xml` NULL or `len` readable bytes.
+ */
+enum impp_status impp_subscribe_options_set_filter(struct impp_subscribe_options *options,
+                                                   const char *xml,
+                                                   size_t len);
+
+/**
+ * Sets the minimum time between two notifications of the subscription, in milliseconds
+ * (RFC 6446): changes inside it merge into one notification. 0 (the default) is the
+ * engine's configured default (`impp_config_set_min_notify_interval_ms`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+enum impp_status impp_subscribe_options_set_min_interval_ms(struct impp_subscribe_options *options,
+                                                            uint32_t min_interval_ms);
+
+/**
+ * The expiry set, in seconds (0: the configured default); 0 for NULL.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+uint32_t impp_subscribe_options_expires(const struct impp_subscribe_options *options);
+
+/**
+ * Whether the options ask for a fetch; false for NULL.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+bool impp_subscribe_options_fetch(const struct impp_subscribe_options *options);
+
+/**
+ * The filter document set (NUL-terminated), borrowed from the options until the filter is
+ * next set or the options are freed; NULL when there is none, or for NULL.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+const char *impp_subscribe_options_filter(const struct impp_subscribe_options *options);
+
+/**
+ * The minimum notification interval set, in milliseconds (0: the engine's default); 0 for
+ * NULL.
+ *
+ * # Safety
+ * `options` is NULL or live options.
+ */
+uint32_t impp_subscribe_options_min_interval_ms(const struct impp_subscribe_options *options);
 
 /**
  * Parses a watcherinfo document (`application/watcherinfo+xml`) of `len` bytes (UTF-8, need

@@ -49,4 +49,4 @@ pub use error::{Error, Result};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The ABI version: bumped whenever a change breaks binary compatibility of the C API.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;

@@ -162,6 +162,15 @@ fn messaging_api_under_sanitizers() {
     assert!(out.contains("messaging_test: all checks passed"), "{out}");
 }
 
+/// The ABI 3 conventions: options handles (defaults, setters, getters, refused values, NULL
+/// options as the defaults), one expiry rule (0 is the configured default, never an end),
+/// rule lists as snapshots unaffected by later changes, and `_free(NULL)` as a no-op.
+#[test]
+fn options_and_snapshots_under_sanitizers() {
+    let out = sanitized_c_test("options_test");
+    assert!(out.contains("options_test: all checks passed"), "{out}");
+}
+
 /// The SIP stack started over an engine: configuration errors, OPTIONS and a digest
 /// challenge on loopback, and a MESSAGE over SIP reaching the application's polling.
 #[test]

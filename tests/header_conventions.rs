@@ -8,7 +8,13 @@
 //! - every `impp_<object>_new` / `_parse` / `_start` returns an `impp_status` and has an
 //!   `impp_<object>_free`;
 //! - an argument the library has an enum for is typed with that enum, never a plain `int`;
-//! - no function is named like a type of the header (C has one namespace for both).
+//! - no function is named like a type of the header (C has one namespace for both);
+//! - an expiry argument (`expires`, `<what>_expires`) is a `uint32_t`, where 0 is the
+//!   configured default (a signed type would let -1 or 0 mean something else again);
+//! - options handles (`impp_<what>_options`, `impp_account`) are borrowed by the calls that
+//!   take them: any function but their own takes them `const`;
+//! - every handle handed out through a `struct impp_<object> **` output has an
+//!   `impp_<object>_free` (snapshots such as `impp_engine_rules`' `impp_rule_list` too).
 //!
 //! The header is parsed as text: cbindgen writes one declaration per function, ending in `;`,
 //! with its parameters inside one pair of parentheses, which is all this needs.
@@ -74,6 +80,27 @@ const LEADING_VERBS: &[&str] = &[
 
 /// Integer types that must not stand in for an enum.
 const PLAIN_INTEGERS: &[&str] = &["int", "int32_t", "unsigned int", "uint32_t"];
+
+/// Handles of optional arguments that are not named `impp_<what>_options`; like those, they
+/// are only read by the calls they are given to.
+const OPTIONS_HANDLES: &[&str] = &["impp_account"];
+
+/// Whether `ty` (a parameter type) is a pointer to an options handle, and which.
+fn options_handle(ty: &str) -> Option<&str> {
+    let name = ty
+        .trim_start_matches("const ")
+        .strip_prefix("struct ")?
+        .strip_suffix('*')?
+        .trim();
+    (name.ends_with("_options") || OPTIONS_HANDLES.contains(&name)).then_some(name)
+}
+
+/// The handle type written by a `struct impp_x **` output: `impp_x`.
+fn handed_out_handle(ty: &str) -> Option<&str> {
+    ty.strip_prefix("struct ")?
+        .strip_suffix("**")
+        .map(str::trim)
+}
 
 /// Removes `/* */` and `//` comments and preprocessor lines.
 fn strip(text: &str) -> String {
@@ -303,6 +330,36 @@ fn violations(text: &str) -> Vec<String> {
             }
         }
         int_for_enum(f, "", &mut found);
+        for p in &f.params {
+            let is_expiry = p.name == "expires" || p.name.ends_with("_expires");
+            if is_expiry && !is_out(p) && p.ty != "uint32_t" {
+                found.push(format!(
+                    "{name}: expiry `{}` is `{}`; expiries are `uint32_t` seconds, 0 for the configured default",
+                    p.name, p.ty
+                ));
+            }
+            if let Some(options) = options_handle(&p.ty) {
+                let own = name.starts_with(&format!("{options}_"));
+                if !own && !p.ty.starts_with("const ") {
+                    found.push(format!(
+                        "{name}: options `{}` ({}) are not `const`; calls borrow options, they do not consume or change them",
+                        p.name, p.ty
+                    ));
+                }
+            }
+            if let Some(handle) = handed_out_handle(&p.ty) {
+                let free = format!("{handle}_free");
+                // A constructor without its free is reported once, above.
+                let constructor =
+                    constructed_object(name).is_some_and(|o| handle == format!("impp_{o}"));
+                if is_out(p) && !constructor && !names.contains(free.as_str()) {
+                    found.push(format!(
+                        "{name}: hands out a `{handle}` (`{}`) that has no `{free}`",
+                        p.name
+                    ));
+                }
+            }
+        }
     }
     // The library calls callbacks with enum values too: typed the same way.
     for f in &header.callbacks {
@@ -347,6 +404,38 @@ fn the_header_follows_the_conventions() {
             );
         }
     }
+    for handle in OPTIONS_HANDLES {
+        assert!(
+            header.types.contains(*handle),
+            "OPTIONS_HANDLES names `{handle}`, which is not a type of the header: update the table"
+        );
+    }
+    // The options and snapshot rules must have something to check, or a pass means nothing.
+    let borrowed: BTreeSet<&str> = header
+        .functions
+        .iter()
+        .flat_map(|f| &f.params)
+        .filter_map(|p| options_handle(&p.ty).filter(|_| p.ty.starts_with("const ")))
+        .collect();
+    assert!(
+        [
+            "impp_subscribe_options",
+            "impp_message_options",
+            "impp_account"
+        ]
+        .iter()
+        .all(|o| borrowed.contains(o)),
+        "options handles taken by calls: {borrowed:?}"
+    );
+    let rules = header
+        .functions
+        .iter()
+        .find(|f| f.name == "impp_engine_rules")
+        .expect("impp_engine_rules parsed");
+    assert_eq!(
+        handed_out_handle(&rules.params[2].ty),
+        Some("impp_rule_list")
+    );
     let found = violations(&text);
     assert!(
         found.is_empty(),
@@ -360,7 +449,7 @@ const GOOD: &str = r#"
 /* Conventions... */
 #ifndef X_H
 #define X_H
-#define IMPP_ABI_VERSION 2
+#define IMPP_ABI_VERSION 3
 typedef enum impp_status {
   IMPP_OK = 0,
   IMPP_ERR_INVALID_ARGUMENT = -1,
@@ -558,4 +647,63 @@ fn a_function_named_like_a_type_fails() {
         "enum impp_auth_action impp_auth_action(const struct impp_foo *foo);",
         "impp_auth_action: a function named like a type",
     );
+}
+
+#[test]
+fn an_expiry_that_is_not_uint32_fails() {
+    assert_one_violation(
+        "enum impp_status impp_foo_refresh(const struct impp_foo *foo, int64_t expires);",
+        "impp_foo_refresh: expiry `expires` is `int64_t`",
+    );
+    assert_one_violation(
+        "enum impp_status impp_foo_set_login_expires(struct impp_foo *foo, int32_t login_expires);",
+        "impp_foo_set_login_expires: expiry `login_expires` is `int32_t`",
+    );
+    // Outputs named after an expiry, and the bounds of a configuration, are not expiries.
+    let found = violations(&good_with(
+        "enum impp_status impp_foo_state(const struct impp_foo *foo, uint32_t *expires_in_out);\n\
+         enum impp_status impp_foo_set_expiry(struct impp_foo *foo, uint32_t min, uint32_t default_expiry);\n\
+         enum impp_status impp_foo_renew(const struct impp_foo *foo, uint32_t expires);",
+    ));
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn options_taken_without_const_fail() {
+    let options = "typedef struct impp_bar_options impp_bar_options;\n\
+        enum impp_status impp_bar_options_new(struct impp_bar_options **out);\n\
+        void impp_bar_options_free(struct impp_bar_options *options);\n\
+        enum impp_status impp_bar_options_set_size(struct impp_bar_options *options, size_t size);";
+    let found = violations(&good_with(&format!(
+        "{options}\nenum impp_status impp_foo_bar(const struct impp_foo *foo, const struct impp_bar_options *options);"
+    )));
+    assert!(found.is_empty(), "{found:?}");
+    let found = violations(&good_with(&format!(
+        "{options}\nenum impp_status impp_foo_bar(const struct impp_foo *foo, struct impp_bar_options *options);"
+    )));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains(
+            "impp_foo_bar: options `options` (struct impp_bar_options *) are not `const`"
+        ),
+        "{found:?}"
+    );
+    // An account is an options handle too.
+    assert_one_violation(
+        "enum impp_status impp_foo_add_account(struct impp_foo *foo, struct impp_account *account);",
+        "impp_foo_add_account: options `account`",
+    );
+}
+
+#[test]
+fn a_handle_handed_out_without_its_free_fails() {
+    assert_one_violation(
+        "enum impp_status impp_foo_rules(const struct impp_foo *foo, struct impp_rule_list **out);",
+        "impp_foo_rules: hands out a `impp_rule_list` (`out`) that has no `impp_rule_list_free`",
+    );
+    let found = violations(&good_with(
+        "enum impp_status impp_foo_rules(const struct impp_foo *foo, struct impp_rule_list **out);\n\
+         void impp_rule_list_free(struct impp_rule_list *list);",
+    ));
+    assert!(found.is_empty(), "{found:?}");
 }

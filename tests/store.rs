@@ -948,8 +948,8 @@ mod c_api {
     use super::*;
     use impp::ffi::{
         impp_auth_action, impp_config, impp_config_free, impp_config_new,
-        impp_config_set_store_path, impp_engine_free, impp_engine_new, impp_engine_rule_count,
-        impp_engine_set_rule, impp_status,
+        impp_config_set_store_path, impp_engine_free, impp_engine_new, impp_engine_rules,
+        impp_engine_set_rule, impp_rule_list_count, impp_rule_list_free, impp_status,
     };
 
     fn c(s: &str) -> CString {
@@ -1013,16 +1013,19 @@ mod c_api {
             let (config, status) = config_at(&path);
             assert_eq!(status, impp_status::IMPP_OK);
             let mut engine = std::ptr::null_mut();
-            let mut n = 0usize;
+            let mut rules = std::ptr::null_mut();
             // SAFETY: the configuration is consumed by impp_engine_new; the engine is live
-            // until freed.
-            unsafe {
+            // until freed; the rule list is live until freed here.
+            let n = unsafe {
                 assert_eq!(impp_engine_new(config, &mut engine), impp_status::IMPP_OK);
                 assert_eq!(
-                    impp_engine_rule_count(engine, alice.as_ptr(), &mut n),
+                    impp_engine_rules(engine, alice.as_ptr(), &mut rules),
                     impp_status::IMPP_OK
                 );
-            }
+                let n = impp_rule_list_count(rules);
+                impp_rule_list_free(rules);
+                n
+            };
             (engine, n)
         };
         let (engine, n) = count();

@@ -1044,12 +1044,14 @@ struct Rule {
 
 /* Options of Engine::subscribe. */
 struct SubscribeOptions {
-    /* Seconds; -1: the configured default; 0: fetch once. */
-    std::int64_t expires = -1;
+    /* Seconds; 0 (IMPP_EXPIRES_DEFAULT): the configured default. */
+    std::uint32_t expires = IMPP_EXPIRES_DEFAULT;
     /* An RFC 4661 filter document; none: no filter. */
     std::optional<std::string> filter;
-    /* Minimum time between notifications; negative: the engine default. */
-    std::chrono::milliseconds min_interval{-1};
+    /* Minimum time between notifications; 0: the engine default. */
+    std::chrono::milliseconds min_interval{0};
+    /* Fetch the state once: one notification, then the subscription ends. */
+    bool fetch = false;
 };
 
 /* The state of a live subscription. */
@@ -1125,7 +1127,8 @@ public:
         return publish(presentity, "message-summary", document.to_text(), expires);
     }
 
-    /* Extends a publication; returns its new entity tag (the old one stops working). */
+    /* Extends a publication by `expires` seconds (0: the configured default); returns its new
+     * entity tag (the old one stops working). Withdraw it with remove_publication. */
     std::string refresh_publication(const std::string &etag, std::uint32_t expires) const {
         char *next = nullptr;
         detail::check(impp_engine_refresh_publication(engine_, etag.c_str(), expires, &next));
@@ -1149,18 +1152,28 @@ public:
     std::uint64_t subscribe(const std::string &watcher, const std::string &presentity,
                             const std::string &package = "presence",
                             const SubscribeOptions &options = SubscribeOptions()) const {
+        impp_subscribe_options *raw = nullptr;
+        detail::check(impp_subscribe_options_new(&raw));
+        const std::unique_ptr<impp_subscribe_options, void (*)(impp_subscribe_options *)> c_options(
+            raw, &impp_subscribe_options_free);
+        detail::check(impp_subscribe_options_set_expires(raw, options.expires));
+        detail::check(impp_subscribe_options_set_fetch(raw, options.fetch));
+        if (options.filter) {
+            detail::check(impp_subscribe_options_set_filter(raw, options.filter->data(),
+                                                            options.filter->size()));
+        }
+        const auto max_ms = std::numeric_limits<std::uint32_t>::max();
+        const auto ms = options.min_interval.count();
+        detail::check(impp_subscribe_options_set_min_interval_ms(
+            raw, ms <= 0 ? 0 : ms > max_ms ? max_ms : static_cast<std::uint32_t>(ms)));
         std::uint64_t id = 0;
-        const char *filter = options.filter ? options.filter->data() : nullptr;
-        const std::size_t filter_len = options.filter ? options.filter->size() : 0;
-        const std::int64_t min_interval =
-            options.min_interval.count() < 0 ? -1
-                                             : static_cast<std::int64_t>(options.min_interval.count());
         detail::check(impp_engine_subscribe(engine_, watcher.c_str(), presentity.c_str(),
-                                            package.c_str(), options.expires, filter, filter_len,
-                                            min_interval, &id));
+                                            package.c_str(), raw, &id));
         return id;
     }
 
+    /* Extends a subscription by `expires` seconds (0: the configured default). End it with
+     * unsubscribe. */
     void refresh_subscription(std::uint64_t id, std::uint32_t expires) const {
         detail::check(impp_engine_refresh_subscription(engine_, id, expires));
     }
@@ -1200,18 +1213,22 @@ public:
         return removed;
     }
 
+    /* The rules of `presentity`, as one snapshot. */
     std::vector<Rule> rules(const std::string &presentity) const {
-        std::size_t count = 0;
-        detail::check(impp_engine_rule_count(engine_, presentity.c_str(), &count));
+        impp_rule_list *raw = nullptr;
+        detail::check(impp_engine_rules(engine_, presentity.c_str(), &raw));
+        const std::unique_ptr<impp_rule_list, void (*)(impp_rule_list *)> list(
+            raw, &impp_rule_list_free);
+        const std::size_t count = impp_rule_list_count(raw);
         std::vector<Rule> rules;
         rules.reserve(count);
         for (std::size_t i = 0; i < count; i++) {
-            char *watcher = nullptr;
-            char *domain = nullptr;
+            const char *watcher = nullptr;
+            const char *domain = nullptr;
             impp_auth_action action = IMPP_AUTH_CONFIRM;
-            detail::check(
-                impp_engine_rule(engine_, presentity.c_str(), i, &watcher, &domain, &action));
-            detail::OwnedString w(watcher), d(domain);
+            detail::check(impp_rule_list_watcher(raw, i, &watcher));
+            detail::check(impp_rule_list_domain(raw, i, &domain));
+            detail::check(impp_rule_list_action(raw, i, &action));
             Rule rule;
             if (watcher != nullptr) {
                 rule.watcher = std::string(watcher);
@@ -1226,10 +1243,10 @@ public:
     }
 
     /* Logs endpoint `endpoint` of `user` in or refreshes it; returns the granted seconds.
-     * `expires` in seconds; -1: the configured default; 0: log out. `contact`: where the
-     * endpoint is reached (none: not given). */
+     * `expires` in seconds; 0 (IMPP_EXPIRES_DEFAULT): the configured default (log out with
+     * logout). `contact`: where the endpoint is reached (none: not given). */
     std::uint32_t login(const std::string &user, const std::string &endpoint,
-                        std::int64_t expires = -1,
+                        std::uint32_t expires = IMPP_EXPIRES_DEFAULT,
                         const std::optional<std::string> &contact = std::nullopt) const {
         std::uint32_t granted = 0;
         detail::check(impp_engine_login_at(engine_, user.c_str(), endpoint.c_str(),
@@ -1251,11 +1268,17 @@ public:
                                const std::string &content_type = "text/plain",
                                const std::optional<std::string> &endpoint = std::nullopt,
                                const std::optional<std::string> &in_reply_to = std::nullopt) const {
+        impp_message_options *raw = nullptr;
+        detail::check(impp_message_options_new(&raw));
+        const std::unique_ptr<impp_message_options, void (*)(impp_message_options *)> options(
+            raw, &impp_message_options_free);
+        detail::check(impp_message_options_set_endpoint(raw, detail::c_str_or_null(endpoint)));
+        detail::check(
+            impp_message_options_set_in_reply_to(raw, detail::c_str_or_null(in_reply_to)));
         std::uint64_t id = 0;
         detail::check(impp_engine_send_message(
             engine_, sender.c_str(), recipient.c_str(), content_type.c_str(),
-            reinterpret_cast<const std::uint8_t *>(body.data()), body.size(),
-            detail::c_str_or_null(endpoint), detail::c_str_or_null(in_reply_to), &id));
+            reinterpret_cast<const std::uint8_t *>(body.data()), body.size(), raw, &id));
         return id;
     }
 

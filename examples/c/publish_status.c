@@ -100,8 +100,8 @@ int main(void) {
 
     /* Alice lets Bob watch her; Bob subscribes. */
     check(impp_engine_set_rule(engine, ALICE, BOB, NULL, IMPP_AUTH_ALLOW), "set_rule");
-    uint64_t sub = 0;
-    check(impp_engine_subscribe(engine, BOB, ALICE, "presence", 3600, NULL, 0, -1, &sub),
+    uint64_t sub = 0; /* NULL options: the defaults (the configured expiry, no filter) */
+    check(impp_engine_subscribe(engine, BOB, ALICE, "presence", NULL, &sub),
           "impp_engine_subscribe");
     show_bob(engine);
 

@@ -151,12 +151,16 @@ int main(void) {
     check(impp_engine_set_rule(engine, buddies[0], BOB, NULL, IMPP_AUTH_ALLOW), "set_rule");
     check(impp_engine_set_rule(engine, buddies[1], BOB, NULL, IMPP_AUTH_ALLOW), "set_rule");
 
+    /* Options are only read by each call: one set serves every subscription. */
+    impp_subscribe_options *options = NULL;
+    check(impp_subscribe_options_new(&options), "impp_subscribe_options_new");
+    check(impp_subscribe_options_set_expires(options, 3600), "set_expires");
     for (int i = 0; i < BUDDIES; i++) {
         uint64_t sub = 0;
-        check(impp_engine_subscribe(engine, BOB, buddies[i], "presence", 3600, NULL, 0, -1,
-                                    &sub),
+        check(impp_engine_subscribe(engine, BOB, buddies[i], "presence", options, &sub),
               "impp_engine_subscribe");
     }
+    impp_subscribe_options_free(options);
     run_events(engine, "Bob subscribes to his buddies:");
 
     char *alice = publish(engine, buddies[0], IMPP_BASIC_OPEN, "at my desk", 3600);

@@ -1015,8 +1015,9 @@ impl Core {
     }
 }
 
-/// Checks an endpoint id: 1 to 256 characters, none of them a control character.
-fn check_endpoint_id(endpoint: &str) -> Result<()> {
+/// Checks an endpoint id: 1 to 256 characters, none of them a control character. (Also
+/// used by the C API's message options, which check an endpoint when it is set.)
+pub(crate) fn check_endpoint_id(endpoint: &str) -> Result<()> {
     if endpoint.is_empty() || endpoint.len() > 256 || endpoint.chars().any(char::is_control) {
         return Err(Error::InvalidArgument(format!(
             "endpoint id '{}' must be 1 to 256 characters without control characters",

@@ -159,19 +159,22 @@ pub unsafe extern "C" fn impp_config_add_domain(
     }
 }
 
+/// Expiry bounds as the `impp_config_set_*_expiry` setters take them. The default cannot be
+/// 0: an expiry of 0 (`IMPP_EXPIRES_DEFAULT`) is how a call asks for the default.
 fn bounds(min: u32, default: u32, max: u32) -> Result<ExpiryBounds> {
-    if !(min <= default && default <= max) || max == 0 {
+    if !(min <= default && default <= max) || default == 0 {
         return Err(Error::InvalidArgument(format!(
-            "expiry bounds must satisfy 0 < max and min <= default <= max (got {min}, {default}, {max})"
+            "expiry bounds must satisfy 0 < default and min <= default <= max (got {min}, {default}, {max})"
         )));
     }
     Ok(ExpiryBounds { default, min, max })
 }
 
 /// Sets the publication expiry bounds in seconds: shorter requests fail with
-/// `IMPP_ERR_INTERVAL_TOO_BRIEF`, longer ones are shortened to `max`.
+/// `IMPP_ERR_INTERVAL_TOO_BRIEF`, longer ones are shortened to `max`, and a request of 0
+/// (`IMPP_EXPIRES_DEFAULT`) gets `default_expiry`.
 ///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`).
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`, `default` 0).
 ///
 /// # Safety
 /// `config` is NULL or a live configuration.
@@ -193,7 +196,7 @@ pub unsafe extern "C" fn impp_config_set_publication_expiry(
 
 /// Sets the subscription expiry bounds in seconds (as for publications).
 ///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`).
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`, `default` 0).
 ///
 /// # Safety
 /// `config` is NULL or a live configuration.
@@ -217,7 +220,7 @@ pub unsafe extern "C" fn impp_config_set_subscription_expiry(
 /// minimum 60, maximum 86400): shorter logins fail with `IMPP_ERR_INTERVAL_TOO_BRIEF`,
 /// longer ones are shortened to `max`.
 ///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`).
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `min <= default <= max`, `default` 0).
 ///
 /// # Safety
 /// `config` is NULL or a live configuration.

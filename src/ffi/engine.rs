@@ -18,6 +18,7 @@ use super::enum_arg;
 use super::event::{impp_event, impp_subscription_state, state_to_c};
 use super::presence::impp_presence;
 use super::status::impp_status;
+use super::subscribe_options::impp_subscribe_options;
 use crate::doc::filter::FilterSet;
 use crate::engine::{
     dispatcher, AuthRule, Document, Engine, ManualClock, Package, SubscribeRequest, SubscriptionId,
@@ -25,6 +26,13 @@ use crate::engine::{
 };
 use crate::error::{Error, Result};
 use crate::uri::Uri;
+
+/// The expiry argument that asks for the configured default: every expiry or interval
+/// argument of this API (`expires`, `*_set_expires`, `*_min_interval_ms`) is a `uint32_t`
+/// where 0 means the configured default. Ending something is never an expiry of 0: it has
+/// its own function (`impp_engine_remove_publication`, `impp_engine_unsubscribe`,
+/// `impp_engine_logout`).
+pub const IMPP_EXPIRES_DEFAULT: u32 = 0;
 
 /// A running engine. Create it with `impp_engine_new`, free it with `impp_engine_free`.
 pub struct impp_engine {
@@ -196,8 +204,9 @@ pub unsafe extern "C" fn impp_engine_free(engine: *mut impp_engine) -> impp_stat
 
 /// Publishes a document for `presentity` in `event_package` (`"presence"`, `"dialog"`,
 /// `"message-summary"`), given as `len` bytes of text (PIDF or dialog-info XML, or
-/// message-summary text). `expires` in seconds (0: the configured default). On success
-/// `*etag_out` is the publication's entity tag, owned: free it with `impp_string_free`.
+/// message-summary text). `expires` in seconds (0, `IMPP_EXPIRES_DEFAULT`: the configured
+/// default; longer than the configured maximum is shortened). On success `*etag_out` is the
+/// publication's entity tag, owned: free it with `impp_string_free`.
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_INVALID_URI`, `IMPP_ERR_UNKNOWN_PACKAGE`,
 /// `IMPP_ERR_MALFORMED`/`IMPP_ERR_TOO_LARGE`/`IMPP_ERR_UNSAFE_XML` (the body),
@@ -266,11 +275,13 @@ pub unsafe extern "C" fn impp_engine_publish_presence(
     })
 }
 
-/// Extends a publication by `expires` seconds (0 removes it); `*new_etag_out` (owned, may be
-/// empty after a removal) replaces the old tag, which stops working.
+/// Extends a publication by `expires` seconds (0, `IMPP_EXPIRES_DEFAULT`: the configured
+/// default; longer than the maximum is shortened); `*new_etag_out` (owned) replaces the old
+/// tag, which stops working. To withdraw a publication, call
+/// `impp_engine_remove_publication`.
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_UNKNOWN_ENTITY_TAG` (unknown or expired:
-/// SIP 412), `IMPP_ERR_INTERVAL_TOO_BRIEF`, `IMPP_ERR_SHUTDOWN`.
+/// SIP 412), `IMPP_ERR_INTERVAL_TOO_BRIEF`, `IMPP_ERR_SHUTDOWN`. Nothing changes on error.
 ///
 /// # Safety
 /// `engine` NULL or live; `etag` NULL or NUL-terminated; `new_etag_out` NULL or writable.
@@ -287,6 +298,10 @@ pub unsafe extern "C" fn impp_engine_refresh_publication(
         let e = unsafe { engine_ref(engine) }?;
         // SAFETY: the caller's contract.
         let etag = unsafe { str_arg(etag, "etag") }?;
+        let expires = match expires {
+            IMPP_EXPIRES_DEFAULT => e.engine.config().publication_expiry.default,
+            seconds => seconds,
+        };
         let new = e.engine.refresh_publication(etag, expires)?;
         // SAFETY: checked non-NULL above; writable by the caller's contract.
         unsafe { write_owned(new_etag_out, new, "etag") }
@@ -346,30 +361,27 @@ pub unsafe extern "C" fn impp_engine_remove_publication(
     })
 }
 
-/// Subscribes `watcher` to `presentity` in `event_package`. `expires` in seconds (-1: the
-/// default; 0: fetch the state once and end). `filter_xml` (may be NULL) is an RFC 4661
-/// filter document of `filter_len` bytes. `min_interval_ms` is the minimum time between
-/// notifications (-1: the engine default). On success `*id_out` is the subscription id. The
-/// first notification arrives as an event.
+/// Subscribes `watcher` to `presentity` in `event_package`, with `options` (NULL: every
+/// default; see `impp_subscribe_options_new`), which the call only reads: they stay the
+/// caller's, to reuse or free. On success `*id_out` is the subscription id. The first
+/// notification arrives as an event.
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_INVALID_URI`, `IMPP_ERR_UNKNOWN_PACKAGE`,
-/// `IMPP_ERR_MALFORMED`/`IMPP_ERR_UNSUPPORTED` (the filter), `IMPP_ERR_INTERVAL_TOO_BRIEF`
-/// (SIP 423), `IMPP_ERR_FORBIDDEN` (another presentity's watcher information),
-/// `IMPP_ERR_SHUTDOWN`.
+/// `IMPP_ERR_MALFORMED`/`IMPP_ERR_TOO_LARGE`/`IMPP_ERR_UNSAFE_XML`/`IMPP_ERR_UNSUPPORTED`
+/// (the options' filter), `IMPP_ERR_INTERVAL_TOO_BRIEF` (the options' expiry: SIP 423),
+/// `IMPP_ERR_FORBIDDEN` (another presentity's watcher information), `IMPP_ERR_SHUTDOWN`.
+/// Nothing changes on error.
 ///
 /// # Safety
-/// `engine` NULL or live; strings NULL or NUL-terminated; `filter_xml` NULL or `filter_len`
-/// readable bytes; `id_out` NULL or writable.
+/// `engine` NULL or live; strings NULL or NUL-terminated; `options` NULL or live options not
+/// modified during the call; `id_out` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn impp_engine_subscribe(
     engine: *const impp_engine,
     watcher: *const c_char,
     presentity: *const c_char,
     event_package: *const c_char,
-    expires: i64,
-    filter_xml: *const c_char,
-    filter_len: usize,
-    min_interval_ms: i64,
+    options: *const impp_subscribe_options,
     id_out: *mut u64,
 ) -> impp_status {
     guard(|| {
@@ -384,29 +396,24 @@ pub unsafe extern "C" fn impp_engine_subscribe(
                 package_arg(event_package)?,
             )
         };
+        let defaults = impp_subscribe_options::default();
+        // SAFETY: the caller's contract (NULL or live options).
+        let options = unsafe { options.as_ref() }.unwrap_or(&defaults);
         let mut request = SubscribeRequest::new(watcher, presentity, package);
-        request.expires = match expires {
-            -1 => None,
-            0..=0xFFFF_FFFF => Some(expires as u32),
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "expires {other} is out of range (-1 or 0..4294967295)"
-                )))
-            }
+        request.expires = match (options.fetch, options.expires) {
+            (true, _) => Some(0),
+            (false, IMPP_EXPIRES_DEFAULT) => None,
+            (false, seconds) => Some(seconds),
         };
-        if !filter_xml.is_null() {
-            // SAFETY: the caller's contract.
-            let text = unsafe { body_arg(filter_xml, filter_len) }?;
+        if let Some(filter) = &options.filter {
+            let text = filter.to_str().map_err(|_| {
+                Error::Internal("a filter checked as UTF-8 is no longer UTF-8".into())
+            })?;
             request.filter = Some(FilterSet::parse(text, &e.engine.config().limits)?);
         }
-        request.min_interval = match min_interval_ms {
-            -1 => None,
-            ms if ms >= 0 => Some(Duration::from_millis(ms as u64)),
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "min_interval_ms {other} is out of range (-1 or >= 0)"
-                )))
-            }
+        request.min_interval = match options.min_interval_ms {
+            0 => None,
+            ms => Some(Duration::from_millis(u64::from(ms))),
         };
         let id = e.engine.subscribe(request)?;
         // SAFETY: checked non-NULL above.
@@ -415,10 +422,11 @@ pub unsafe extern "C" fn impp_engine_subscribe(
     })
 }
 
-/// Extends a subscription by `expires` seconds (0 ends it like `impp_engine_unsubscribe`).
+/// Extends a subscription by `expires` seconds (0, `IMPP_EXPIRES_DEFAULT`: the configured
+/// default; longer than the maximum is shortened). To end it, call `impp_engine_unsubscribe`.
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_NOT_FOUND` (SIP 481),
-/// `IMPP_ERR_INTERVAL_TOO_BRIEF`, `IMPP_ERR_SHUTDOWN`.
+/// `IMPP_ERR_INTERVAL_TOO_BRIEF`, `IMPP_ERR_SHUTDOWN`. Nothing changes on error.
 ///
 /// # Safety
 /// `engine` NULL or live.
@@ -431,6 +439,10 @@ pub unsafe extern "C" fn impp_engine_refresh_subscription(
     guard(|| {
         // SAFETY: the caller's contract.
         let e = unsafe { engine_ref(engine) }?;
+        let expires = match expires {
+            IMPP_EXPIRES_DEFAULT => e.engine.config().subscription_expiry.default,
+            seconds => seconds,
+        };
         e.engine
             .refresh_subscription(SubscriptionId(id), expires)
             .map(|_| ())
@@ -634,77 +646,6 @@ pub unsafe extern "C" fn impp_engine_remove_rule(
         if !removed_out.is_null() {
             // SAFETY: non-NULL, the caller's contract.
             unsafe { write_out(removed_out, removed) };
-        }
-        Ok(())
-    })
-}
-
-/// The number of rules of `presentity`, in `*count_out`; read them with `impp_engine_rule`.
-///
-/// # Safety
-/// `engine` NULL or live; `presentity` NULL or NUL-terminated; `count_out` NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn impp_engine_rule_count(
-    engine: *const impp_engine,
-    presentity: *const c_char,
-    count_out: *mut usize,
-) -> impp_status {
-    guard(|| {
-        out_arg(count_out, "count_out")?;
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_ref(engine) }?;
-        // SAFETY: the caller's contract.
-        let presentity = unsafe { uri_arg(presentity, "presentity") }?;
-        let n = e.engine.rules(&presentity)?.len();
-        // SAFETY: checked non-NULL above.
-        unsafe { write_out(count_out, n) };
-        Ok(())
-    })
-}
-
-/// Rule `index` of `presentity` (in a stable order): `*watcher_out` or `*domain_out` (owned
-/// strings, the other one NULL; free with `impp_string_free`) and `*action_out`.
-///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_NOT_FOUND` (index out of range).
-///
-/// # Safety
-/// `engine` NULL or live; `presentity` NULL or NUL-terminated; outputs NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn impp_engine_rule(
-    engine: *const impp_engine,
-    presentity: *const c_char,
-    index: usize,
-    watcher_out: *mut *mut c_char,
-    domain_out: *mut *mut c_char,
-    action_out: *mut impp_auth_action,
-) -> impp_status {
-    guard(|| {
-        out_arg(watcher_out, "watcher_out")?;
-        out_arg(domain_out, "domain_out")?;
-        out_arg(action_out, "action_out")?;
-        // SAFETY: the caller's contract.
-        let e = unsafe { engine_ref(engine) }?;
-        // SAFETY: the caller's contract.
-        let presentity = unsafe { uri_arg(presentity, "presentity") }?;
-        let rules = e.engine.rules(&presentity)?;
-        let rule = rules.get(index).ok_or_else(|| {
-            Error::NotFound(format!(
-                "rule index {index} is out of range ({} rules)",
-                rules.len()
-            ))
-        })?;
-        let (w, d) = match &rule.watcher {
-            WatcherMatch::Watcher(u) => (
-                owned_c_string(u.to_string(), "watcher")?,
-                std::ptr::null_mut(),
-            ),
-            WatcherMatch::Domain(d) => (std::ptr::null_mut(), owned_c_string(d.clone(), "domain")?),
-        };
-        // SAFETY: all three checked non-NULL above.
-        unsafe {
-            write_out(watcher_out, w);
-            write_out(domain_out, d);
-            write_out(action_out, auth_action_to_c(rule.action));
         }
         Ok(())
     })

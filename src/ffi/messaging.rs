@@ -5,35 +5,35 @@
 //!
 //! Threading contract: as for every engine function (any thread, also inside the callback).
 
-use std::ffi::c_char;
+use std::ffi::{c_char, CString};
 
 use super::boundary::{bytes_arg, guard, opt_str_arg, out_arg, str_arg, write_out};
-use super::engine::{engine_ref, impp_engine, uri_arg};
+use super::engine::{engine_ref, impp_engine, uri_arg, IMPP_EXPIRES_DEFAULT};
+use super::message_options::impp_message_options;
 use super::status::impp_status;
 use crate::engine::OutgoingMessage;
 use crate::error::{Error, Result};
 
-/// `expires` as `impp_engine_subscribe` takes it: -1 is the configured default, 0 and up are
-/// seconds.
-fn expires_arg(expires: i64) -> Result<Option<u32>> {
-    match expires {
-        -1 => Ok(None),
-        0..=0xFFFF_FFFF => Ok(Some(expires as u32)),
-        other => Err(Error::InvalidArgument(format!(
-            "expires {other} is out of range (-1 or 0..4294967295)"
-        ))),
-    }
+/// A text field of message options as an owned string (checked as UTF-8 when it was set).
+fn option_text(value: Option<&CString>) -> Result<Option<String>> {
+    value
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .map_err(|_| Error::Internal("a message option is no longer UTF-8".into()))
+        })
+        .transpose()
 }
 
 /// Logs endpoint `endpoint` (an id of 1 to 256 characters, no control characters, e.g. a SIP
-/// instance id or `"phone"`) of `user` in, or refreshes its login. `expires` in seconds: -1
-/// is the configured default (as for `impp_engine_subscribe`; 0 cannot mean "default" here
-/// because it logs the endpoint out), longer than the maximum is shortened. On success
-/// `*granted_out` (if not NULL) is the granted expiry in seconds (0 after a logout). Messages
-/// stored for the user are delivered to the endpoint, in the order sent, as
-/// `IMPP_EVENT_MESSAGE` events; their senders get `IMPP_EVENT_DELIVERY` events.
+/// instance id or `"phone"`) of `user` in, or refreshes its login. `expires` in seconds: 0
+/// (`IMPP_EXPIRES_DEFAULT`) is the configured default, longer than the maximum is shortened.
+/// Logging out is `impp_engine_logout`. On success `*granted_out` (if not NULL) is the
+/// granted expiry in seconds. Messages stored for the user are delivered to the endpoint, in
+/// the order sent, as `IMPP_EVENT_MESSAGE` events; their senders get `IMPP_EVENT_DELIVERY`
+/// events.
 ///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad endpoint id, `expires` out of range),
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad endpoint id),
 /// `IMPP_ERR_INVALID_URI`, `IMPP_ERR_INTERVAL_TOO_BRIEF` (below the minimum: SIP 423),
 /// `IMPP_ERR_FORBIDDEN` (a user outside the engine's domains), `IMPP_ERR_SHUTDOWN`. Nothing
 /// changes on error.
@@ -45,7 +45,7 @@ pub unsafe extern "C" fn impp_engine_login(
     engine: *const impp_engine,
     user: *const c_char,
     endpoint: *const c_char,
-    expires: i64,
+    expires: u32,
     granted_out: *mut u32,
 ) -> impp_status {
     // SAFETY: forwarded contract (no contact).
@@ -74,7 +74,7 @@ pub unsafe extern "C" fn impp_engine_login_at(
     user: *const c_char,
     endpoint: *const c_char,
     contact: *const c_char,
-    expires: i64,
+    expires: u32,
     granted_out: *mut u32,
 ) -> impp_status {
     guard(|| {
@@ -86,7 +86,7 @@ pub unsafe extern "C" fn impp_engine_login_at(
         let endpoint = unsafe { str_arg(endpoint, "endpoint") }?;
         // SAFETY: the caller's contract.
         let contact = unsafe { opt_str_arg(contact, "contact") }?;
-        let expires = expires_arg(expires)?;
+        let expires = (expires != IMPP_EXPIRES_DEFAULT).then_some(expires);
         let granted = e.engine.login_at(&user, endpoint, contact, expires)?;
         if !granted_out.is_null() {
             // SAFETY: non-NULL, the caller's contract.
@@ -130,20 +130,21 @@ pub unsafe extern "C" fn impp_engine_logout(
 /// Sends an instant message from `sender` to `recipient`: `content_type` is its MIME type
 /// (`type/subtype`, parameters allowed, e.g. `"text/plain;charset=utf-8"`), `body` points to
 /// `body_len` bytes of any content (NUL bytes included; NULL only with `body_len` 0).
-/// `endpoint` (NULL: none) names the one endpoint of the recipient to deliver to when it is
-/// online (otherwise every endpoint gets it); `in_reply_to` (NULL: none) is handed to the
-/// recipient as is. On success `*id_out` is the message id (never 0), at once; what becomes
-/// of the message arrives as `IMPP_EVENT_DELIVERY` events for the sender: delivered, or
-/// stored (the recipient is offline) then delivered or failed, or failed with a reason (a
-/// body above the configured maximum is `IMPP_FAILURE_TOO_LARGE`, not an error here).
+/// `options` (NULL: every default; see `impp_message_options_new`: the endpoint to deliver
+/// to, in-reply-to) are only read by the call: they stay the caller's, to reuse or free. On
+/// success `*id_out` is the message id (never 0), at once; what becomes of the message
+/// arrives as `IMPP_EVENT_DELIVERY` events for the sender: delivered, or stored (the
+/// recipient is offline) then delivered or failed, or failed with a reason (a body above the
+/// configured maximum is `IMPP_FAILURE_TOO_LARGE`, not an error here).
 ///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a malformed content type, an empty endpoint
-/// id, `body` NULL with a length), `IMPP_ERR_INVALID_URI`, `IMPP_ERR_SHUTDOWN`. On error
-/// nothing is sent and no event follows.
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a malformed content type, `body` NULL with a
+/// length), `IMPP_ERR_INVALID_URI`, `IMPP_ERR_SHUTDOWN`. On error nothing is sent and no
+/// event follows.
 ///
 /// # Safety
 /// `engine` NULL or live; strings NULL or NUL-terminated; `body` NULL or `body_len` readable
-/// bytes; `id_out` NULL or writable.
+/// bytes; `options` NULL or live options not modified during the call; `id_out` NULL or
+/// writable.
 #[no_mangle]
 pub unsafe extern "C" fn impp_engine_send_message(
     engine: *const impp_engine,
@@ -152,8 +153,7 @@ pub unsafe extern "C" fn impp_engine_send_message(
     content_type: *const c_char,
     body: *const u8,
     body_len: usize,
-    endpoint: *const c_char,
-    in_reply_to: *const c_char,
+    options: *const impp_message_options,
     id_out: *mut u64,
 ) -> impp_status {
     guard(|| {
@@ -169,11 +169,11 @@ pub unsafe extern "C" fn impp_engine_send_message(
         // SAFETY: the caller's contract.
         let body = unsafe { bytes_arg(body, body_len, "body") }?;
         let mut message = OutgoingMessage::new(sender, recipient, content_type, body);
-        // SAFETY: the caller's contract.
-        message.endpoint = unsafe { opt_str_arg(endpoint, "endpoint") }?.map(str::to_owned);
-        // SAFETY: the caller's contract.
-        message.in_reply_to =
-            unsafe { opt_str_arg(in_reply_to, "in_reply_to") }?.map(str::to_owned);
+        // SAFETY: the caller's contract (NULL or live options).
+        if let Some(options) = unsafe { options.as_ref() } {
+            message.endpoint = option_text(options.endpoint.as_ref())?;
+            message.in_reply_to = option_text(options.in_reply_to.as_ref())?;
+        }
         let id = e.engine.send_message(message)?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(id_out, id.0) };

@@ -46,6 +46,7 @@ pub(crate) mod enum_arg {
     pub(crate) type impp_user_input = c_int;
 }
 
+mod account;
 mod boundary;
 mod config;
 mod dialog;
@@ -55,15 +56,19 @@ mod event_message;
 mod filter;
 mod iscomposing;
 mod log;
+mod message_options;
 mod messaging;
 mod mwi;
 mod presence;
 mod presence_caps;
 mod presence_person;
+mod rule_list;
 mod sip;
 mod status;
+mod subscribe_options;
 mod winfo;
 
+pub use account::*;
 pub use config::*;
 pub use dialog::*;
 pub use engine::*;
@@ -72,13 +77,16 @@ pub use event_message::*;
 pub use filter::*;
 pub use iscomposing::*;
 pub use log::*;
+pub use message_options::*;
 pub use messaging::*;
 pub use mwi::*;
 pub use presence::*;
 pub use presence_caps::*;
 pub use presence_person::*;
+pub use rule_list::*;
 pub use sip::*;
 pub use status::*;
+pub use subscribe_options::*;
 pub use winfo::*;
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
+use super::account::impp_account;
 use super::boundary::{free_handle, guard, handle, handle_mut, out_arg, str_arg, write_out};
 use super::engine::{engine_ref, impp_engine};
 use super::status::impp_status;
@@ -191,66 +192,30 @@ pub unsafe extern "C" fn impp_sip_config_add_route(
     }
 }
 
-/// Adds an account (the user-agent role): the stack registers `aor` (`sip:alice@b.example`)
-/// at `registrar` (`"udp:192.0.2.7:5060"`), with digest credentials `username` (NULL: the
-/// user part of `aor`) and `password`; publishes `aor`'s presence as composed in the engine
-/// (publish it there as for any presentity); subscribes to buddies for the application (an
-/// `impp_engine_subscribe` whose watcher is `aor` and whose presentity is of another domain
-/// goes out through the account); sends `aor`'s messages to other domains through it, and
-/// hands MESSAGEs relayed to its contact to the application as `IMPP_EVENT_MESSAGE`.
-/// `outbound_proxy` (NULL: the registrar) is where requests other than REGISTER go;
-/// `expires` (0: 3600) is the registration and publication expiry asked for, in seconds.
+/// Adds an account (the user-agent role), described by `account` (see `impp_account_new`),
+/// which the call copies: it stays the caller's, to reuse or free. The stack registers the
+/// account's AOR (`sip:alice@b.example`) at its registrar; publishes the AOR's presence as
+/// composed in the engine (publish it there as for any presentity); subscribes to buddies for
+/// the application (an `impp_engine_subscribe` whose watcher is the AOR and whose presentity
+/// is of another domain goes out through the account); sends the AOR's messages to other
+/// domains through it, and hands MESSAGEs relayed to its contact to the application as
+/// `IMPP_EVENT_MESSAGE`.
 ///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a next hop not `udp|tcp:ADDR:PORT`),
-/// `IMPP_ERR_INVALID_URI` (`aor`). Nothing changes on error.
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, an AOR without a user part and no user name
+/// set). Nothing changes on error.
 ///
 /// # Safety
-/// `config` NULL or live; strings NULL (where allowed) or NUL-terminated.
+/// `config` NULL or live; `account` NULL or a live account not modified during the call.
 #[no_mangle]
 pub unsafe extern "C" fn impp_sip_config_add_account(
     config: *mut impp_sip_config,
-    aor: *const c_char,
-    username: *const c_char,
-    password: *const c_char,
-    registrar: *const c_char,
-    outbound_proxy: *const c_char,
-    expires: u32,
+    account: *const impp_account,
 ) -> impp_status {
-    // SAFETY: forwarded contract (each pointer NULL or NUL-terminated).
-    let args = unsafe {
-        (
-            str_arg(aor, "aor"),
-            super::boundary::opt_str_arg(username, "username"),
-            str_arg(password, "password"),
-            str_arg(registrar, "registrar"),
-            super::boundary::opt_str_arg(outbound_proxy, "outbound_proxy"),
-        )
-    };
-    // SAFETY: forwarded contract.
+    // SAFETY: the caller's contract (`config` and `account`).
     unsafe {
         with_config(config, |c| {
-            let (aor, username, password, registrar, proxy) = args;
-            let aor = crate::uri::Uri::parse(aor?)?;
-            let username = match username? {
-                Some(u) => u.to_owned(),
-                None => aor
-                    .user()
-                    .ok_or_else(|| {
-                        Error::InvalidArgument(format!("{aor} has no user part: give a username"))
-                    })?
-                    .to_owned(),
-            };
-            let mut account = crate::sip::agent::Account::new(
-                aor,
-                &username,
-                password?,
-                NextHop::parse(registrar?)?,
-            );
-            account.outbound_proxy = proxy?.map(NextHop::parse).transpose()?;
-            if expires > 0 {
-                account.expires = expires;
-            }
-            c.accounts.push(account);
+            let account = handle(account, "account")?;
+            c.accounts.push(account.to_account()?);
             Ok(())
         })
     }

@@ -16,7 +16,7 @@ pub const IMPP_VERSION_MINOR: u32 = 1;
 pub const IMPP_VERSION_PATCH: u32 = 0;
 /// The ABI version this header describes. Compare it with `impp_abi_version()` at run time:
 /// a program built against one ABI version must not load a library of another.
-pub const IMPP_ABI_VERSION: u32 = 2;
+pub const IMPP_ABI_VERSION: u32 = 3;
 
 /// The static name of a status code, such as `"IMPP_ERR_MALFORMED"`; `"IMPP_UNKNOWN"` for a
 /// value that is not a status. Never NULL; the string is static. Any thread.

@@ -46,6 +46,17 @@ static const char PHONE_OPEN[] =
         CHECK(impp_last_error() != NULL && impp_last_error()[0] != '\0'); \
     } while (0)
 
+/* Subscribes with an expiry in seconds (0: the configured default), through options. */
+static impp_status subscribe_for(impp_engine *e, const char *watcher, const char *presentity,
+                                 uint32_t expires, uint64_t *id_out) {
+    impp_subscribe_options *options = NULL;
+    impp_status s = impp_subscribe_options_new(&options);
+    if (s == IMPP_OK) s = impp_subscribe_options_set_expires(options, expires);
+    if (s == IMPP_OK) s = impp_engine_subscribe(e, watcher, presentity, "presence", options, id_out);
+    impp_subscribe_options_free(options);
+    return s;
+}
+
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
@@ -197,7 +208,7 @@ static void test_full_flow(void) {
 
     /* Bob asks; the policy is confirm: the subscription waits, the presentity is asked. */
     uint64_t bob = 0;
-    CHECK_OK(impp_engine_subscribe(e, BOB, ALICE, "presence", -1, NULL, 0, -1, &bob));
+    CHECK_OK(impp_engine_subscribe(e, BOB, ALICE, "presence", NULL, &bob));
     CHECK(bob != 0);
     n = take_all(e, ev, 32);
     CHECK(n == 3);
@@ -286,6 +297,16 @@ static void test_full_flow(void) {
     CHECK(untouched == (char *)(uintptr_t)0x1);
     CHECK_FAILS(impp_engine_refresh_publication(e, desk_tag2, 5, &untouched),
                 IMPP_ERR_INTERVAL_TOO_BRIEF);
+    /* 0 is the configured default (3600 s), never a removal: the publication lives on. */
+    char *desk_tag_default = NULL;
+    CHECK_OK(impp_engine_refresh_publication(e, desk_tag2, IMPP_EXPIRES_DEFAULT,
+                                             &desk_tag_default));
+    CHECK(desk_tag_default != NULL && desk_tag_default[0] != '\0');
+    CHECK(impp_engine_stat(e, IMPP_STAT_PUBLICATIONS) == 2);
+    impp_string_free(desk_tag2);
+    desk_tag2 = NULL;
+    CHECK_OK(impp_engine_refresh_publication(e, desk_tag_default, 120, &desk_tag2));
+    impp_string_free(desk_tag_default);
     CHECK(drain(e) == 0); /* a refresh changes no document */
 
     /* Modify: the document changes, and the tag again. */
@@ -345,7 +366,11 @@ static void test_full_flow(void) {
     CHECK_FAILS(impp_engine_refresh_publication(e, desk_tag3, 120, &untouched),
                 IMPP_ERR_UNKNOWN_ENTITY_TAG);
 
-    /* Subscription timeout: shortened to the minimum, then not refreshed. */
+    /* Subscription timeout: 0 refreshes to the configured default (it never ends one);
+     * then shortened to the minimum, and not refreshed. */
+    CHECK_OK(impp_engine_refresh_subscription(e, bob, IMPP_EXPIRES_DEFAULT));
+    CHECK_OK(impp_engine_subscription_state(e, bob, &st, &expires_in, NULL));
+    CHECK(st == IMPP_SUBSCRIPTION_ACTIVE && expires_in == 3600);
     CHECK_FAILS(impp_engine_refresh_subscription(e, bob, 10), IMPP_ERR_INTERVAL_TOO_BRIEF);
     CHECK_OK(impp_engine_refresh_subscription(e, bob, 60));
     CHECK_OK(impp_engine_subscription_state(e, bob, &st, &expires_in, NULL));
@@ -365,10 +390,15 @@ static void test_full_flow(void) {
     CHECK_FAILS(impp_engine_unsubscribe(e, bob), IMPP_ERR_NOT_FOUND);
     CHECK(impp_engine_stat(e, IMPP_STAT_SUBSCRIPTIONS_ACTIVE) == 0);
 
-    /* A fetch (expires 0) gets one notification and ends by itself. */
+    /* A fetch (an option: an expiry of 0 is the default) gets one notification and ends by
+     * itself. */
     uint64_t fetch = 0;
     CHECK_OK(impp_engine_set_rule(e, ALICE, DAVE, NULL, IMPP_AUTH_ALLOW));
-    CHECK_OK(impp_engine_subscribe(e, DAVE, ALICE, "presence", 0, NULL, 0, -1, &fetch));
+    impp_subscribe_options *fetch_once = NULL;
+    CHECK_OK(impp_subscribe_options_new(&fetch_once));
+    CHECK_OK(impp_subscribe_options_set_fetch(fetch_once, true));
+    CHECK_OK(impp_engine_subscribe(e, DAVE, ALICE, "presence", fetch_once, &fetch));
+    impp_subscribe_options_free(fetch_once);
     n = take_all(e, ev, 32);
     CHECK(n == 4);
     if (n == 4) {
@@ -382,7 +412,7 @@ static void test_full_flow(void) {
 
     /* A notifier-side termination carries its reason. */
     uint64_t dave = 0;
-    CHECK_OK(impp_engine_subscribe(e, DAVE, ALICE, "presence", 600, NULL, 0, -1, &dave));
+    CHECK_OK(subscribe_for(e, DAVE, ALICE, 600, &dave));
     CHECK(drain(e) == 2);
     CHECK_OK(impp_engine_terminate_subscription(e, dave, IMPP_REASON_PROBATION));
     n = take_all(e, ev, 32);
@@ -402,18 +432,30 @@ static void test_full_flow(void) {
     CHECK_OK(impp_engine_free(e));
 }
 
+/* The number of rules of `presentity`, from a snapshot. */
+static size_t rule_count(impp_engine *e, const char *presentity) {
+    impp_rule_list *rules = NULL;
+    CHECK_OK(impp_engine_rules(e, presentity, &rules));
+    size_t count = impp_rule_list_count(rules);
+    impp_rule_list_free(rules);
+    return count;
+}
+
 /* Reads every rule of `presentity`; checks it has the watcher rule and the domain rule. */
 static void check_rules(impp_engine *e, const char *presentity, const char *watcher,
                         impp_auth_action watcher_action, const char *domain,
                         impp_auth_action domain_action) {
-    size_t count = 0;
-    CHECK_OK(impp_engine_rule_count(e, presentity, &count));
+    impp_rule_list *rules = NULL;
+    CHECK_OK(impp_engine_rules(e, presentity, &rules));
+    size_t count = impp_rule_list_count(rules);
     CHECK(count == 2);
     bool saw_watcher = false, saw_domain = false;
     for (size_t i = 0; i < count; i++) {
-        char *w = (char *)(uintptr_t)0x1, *d = (char *)(uintptr_t)0x1;
+        const char *w = (const char *)(uintptr_t)0x1, *d = (const char *)(uintptr_t)0x1;
         impp_auth_action action = (impp_auth_action)0;
-        CHECK_OK(impp_engine_rule(e, presentity, i, &w, &d, &action));
+        CHECK_OK(impp_rule_list_watcher(rules, i, &w));
+        CHECK_OK(impp_rule_list_domain(rules, i, &d));
+        CHECK_OK(impp_rule_list_action(rules, i, &action));
         CHECK((w == NULL) != (d == NULL));
         if (w != NULL && strcmp(w, watcher) == 0 && action == watcher_action) {
             saw_watcher = true;
@@ -421,14 +463,14 @@ static void check_rules(impp_engine *e, const char *presentity, const char *watc
         if (d != NULL && strcmp(d, domain) == 0 && action == domain_action) {
             saw_domain = true;
         }
-        impp_string_free(w);
-        impp_string_free(d);
     }
     CHECK(saw_watcher && saw_domain);
-    char *w = NULL, *d = NULL;
-    impp_auth_action action;
-    CHECK_FAILS(impp_engine_rule(e, presentity, count, &w, &d, &action), IMPP_ERR_NOT_FOUND);
-    CHECK(w == NULL && d == NULL);
+    const char *w = NULL;
+    impp_auth_action action = (impp_auth_action)0;
+    CHECK_FAILS(impp_rule_list_watcher(rules, count, &w), IMPP_ERR_NOT_FOUND);
+    CHECK_FAILS(impp_rule_list_action(rules, count, &action), IMPP_ERR_NOT_FOUND);
+    CHECK(w == NULL && action == (impp_auth_action)0);
+    impp_rule_list_free(rules);
 }
 
 static void test_rules_blocking_winfo_stats(void) {
@@ -436,9 +478,7 @@ static void test_rules_blocking_winfo_stats(void) {
     impp_event *ev[32];
     size_t n;
 
-    size_t count = 99;
-    CHECK_OK(impp_engine_rule_count(e, ALICE, &count));
-    CHECK(count == 0);
+    CHECK(rule_count(e, ALICE) == 0);
     CHECK_OK(impp_engine_set_rule(e, ALICE, CAROL, NULL, IMPP_AUTH_ALLOW));
     CHECK_OK(impp_engine_set_rule(e, ALICE, NULL, "blocked.test", IMPP_AUTH_BLOCK));
     check_rules(e, ALICE, CAROL, IMPP_AUTH_ALLOW, "blocked.test", IMPP_AUTH_BLOCK);
@@ -452,7 +492,7 @@ static void test_rules_blocking_winfo_stats(void) {
 
     /* Allowed by a watcher rule: active at once, no question asked. */
     uint64_t carol = 0;
-    CHECK_OK(impp_engine_subscribe(e, CAROL, ALICE, "presence", -1, NULL, 0, -1, &carol));
+    CHECK_OK(impp_engine_subscribe(e, CAROL, ALICE, "presence", NULL, &carol));
     n = take_all(e, ev, 32);
     CHECK(n == 2);
     if (n == 2) {
@@ -466,7 +506,7 @@ static void test_rules_blocking_winfo_stats(void) {
 
     /* Blocked by a domain rule: rejected, never a document. */
     uint64_t mallory = 0;
-    CHECK_OK(impp_engine_subscribe(e, MALLORY, ALICE, "presence", -1, NULL, 0, -1, &mallory));
+    CHECK_OK(impp_engine_subscribe(e, MALLORY, ALICE, "presence", NULL, &mallory));
     n = take_all(e, ev, 32);
     CHECK(n == 2);
     if (n == 2) {
@@ -485,7 +525,7 @@ static void test_rules_blocking_winfo_stats(void) {
     /* Polite-blocked: told active, shown only the neutral closed document. */
     CHECK_OK(impp_engine_set_rule(e, ALICE, EVE, NULL, IMPP_AUTH_POLITE_BLOCK));
     uint64_t eve = 0;
-    CHECK_OK(impp_engine_subscribe(e, EVE, ALICE, "presence", -1, NULL, 0, -1, &eve));
+    CHECK_OK(impp_engine_subscribe(e, EVE, ALICE, "presence", NULL, &eve));
     n = take_all(e, ev, 32);
     CHECK(n == 2);
     if (n == 2) {
@@ -520,15 +560,14 @@ static void test_rules_blocking_winfo_stats(void) {
     CHECK_OK(impp_engine_remove_rule(e, ALICE, CAROL, NULL, &removed));
     CHECK(!removed);
     CHECK_OK(impp_engine_remove_rule(e, ALICE, NULL, "blocked.test", NULL));
-    CHECK_OK(impp_engine_rule_count(e, ALICE, &count));
-    CHECK(count == 1);
+    CHECK(rule_count(e, ALICE) == 1);
 
     /* Watcher information: only for the presentity itself. */
     uint64_t winfo = 0;
-    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presence.winfo", -1, NULL, 0, -1, &winfo),
+    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presence.winfo", NULL, &winfo),
                 IMPP_ERR_FORBIDDEN);
     CHECK(winfo == 0);
-    CHECK_OK(impp_engine_subscribe(e, ALICE, ALICE, "presence.winfo", -1, NULL, 0, -1, &winfo));
+    CHECK_OK(impp_engine_subscribe(e, ALICE, ALICE, "presence.winfo", NULL, &winfo));
     n = take_all(e, ev, 32);
     CHECK(n == 2);
     if (n == 2) {
@@ -545,7 +584,7 @@ static void test_rules_blocking_winfo_stats(void) {
     free_all(ev, n);
     /* A new watcher shows up in it, pending. */
     uint64_t bob = 0;
-    CHECK_OK(impp_engine_subscribe(e, BOB, ALICE, "presence", -1, NULL, 0, -1, &bob));
+    CHECK_OK(impp_engine_subscribe(e, BOB, ALICE, "presence", NULL, &bob));
     n = take_all(e, ev, 32);
     bool told = false;
     for (size_t i = 0; i < n; i++) {
@@ -612,7 +651,7 @@ static void test_event_fd(void) {
     CHECK(!readable(fd));
 
     uint64_t id = 0;
-    CHECK_OK(impp_engine_subscribe(e, BOB, ALICE, "presence", -1, NULL, 0, -1, &id));
+    CHECK_OK(impp_engine_subscribe(e, BOB, ALICE, "presence", NULL, &id));
     CHECK_OK(impp_engine_sync(e));
     CHECK(readable(fd));
     /* Readable while any event waits, not after the last one is taken. */
@@ -779,7 +818,7 @@ static void conversation_callback(const impp_event *ev, void *user_data) {
     } else if (strcmp(s.watcher, CAROL) == 0 && s.phone && !r->subscribed) {
         r->subscribed = true;
         uint64_t id = 0;
-        if (impp_engine_subscribe(e, DAVE, ALICE, "presence", -1, NULL, 0, -1, &id) != IMPP_OK) {
+        if (impp_engine_subscribe(e, DAVE, ALICE, "presence", NULL, &id) != IMPP_OK) {
             r->inner_failures++;
         }
         pthread_mutex_lock(&r->lock);
@@ -831,7 +870,7 @@ static void test_callback_mode(void) {
 
     CHECK_OK(impp_engine_set_event_callback(e, conversation_callback, &first, count_free));
     uint64_t carol = 0;
-    CHECK_OK(impp_engine_subscribe(e, CAROL, ALICE, "presence", -1, NULL, 0, -1, &carol));
+    CHECK_OK(impp_engine_subscribe(e, CAROL, ALICE, "presence", NULL, &carol));
     /* Polling while a callback consumes gives nothing, at once. */
     impp_event *polled = (impp_event *)(uintptr_t)0x1;
     CHECK_OK(impp_engine_next_event(e, 0, &polled));
@@ -960,7 +999,7 @@ static void test_free_while_callback_runs(void) {
     const char *watchers[] = {BOB, CAROL, DAVE, EVE, "sip:frank@example.test"};
     for (size_t i = 0; i < 5; i++) {
         uint64_t id;
-        CHECK_OK(impp_engine_subscribe(e, watchers[i], ALICE, "presence", -1, NULL, 0, -1, &id));
+        CHECK_OK(impp_engine_subscribe(e, watchers[i], ALICE, "presence", NULL, &id));
     }
     for (int i = 0; i < WAIT_MS && !atomic_load(&s.started); i++) {
         sleep_ms(1);
@@ -987,7 +1026,7 @@ static void test_free_with_events_queued(void) {
         char watcher[64];
         snprintf(watcher, sizeof watcher, "sip:w%d@example.test", i);
         uint64_t id;
-        CHECK_OK(impp_engine_subscribe(e, watcher, ALICE, "presence", -1, NULL, 0, -1, &id));
+        CHECK_OK(impp_engine_subscribe(e, watcher, ALICE, "presence", NULL, &id));
         if (i % 2 == 0) {
             CHECK_OK(impp_engine_authorize(e, id, IMPP_AUTH_ALLOW));
         }
@@ -1056,8 +1095,7 @@ static void test_config_bad_input(void) {
     CHECK_FAILS(impp_engine_advance_clock(e, 1000), IMPP_ERR_INVALID_ARGUMENT);
     /* A configured administrator may watch anyone's watchers. */
     uint64_t id = 0;
-    CHECK_OK(impp_engine_subscribe(e, "sip:admin@example.test", ALICE, "presence.winfo", -1,
-                                   NULL, 0, -1, &id));
+    CHECK_OK(impp_engine_subscribe(e, "sip:admin@example.test", ALICE, "presence.winfo", NULL, &id));
     CHECK_OK(impp_engine_free(e));
 
     /* impp_engine_new consumes the configuration even when it fails (ASan sees leaks). */
@@ -1152,33 +1190,29 @@ static void test_engine_bad_input(void) {
     CHECK(tag == untouched_tag);
 
     /* subscribe. */
-    CHECK_FAILS(impp_engine_subscribe(NULL, BOB, ALICE, "presence", -1, NULL, 0, -1, &id),
+    CHECK_FAILS(impp_engine_subscribe(NULL, BOB, ALICE, "presence", NULL, &id),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_subscribe(e, NULL, ALICE, "presence", -1, NULL, 0, -1, &id),
+    CHECK_FAILS(impp_engine_subscribe(e, NULL, ALICE, "presence", NULL, &id),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_subscribe(e, BOB, NULL, "presence", -1, NULL, 0, -1, &id),
+    CHECK_FAILS(impp_engine_subscribe(e, BOB, NULL, "presence", NULL, &id),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, NULL, -1, NULL, 0, -1, &id),
+    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, NULL, NULL, &id),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presence", -1, NULL, 0, -1, NULL),
+    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presence", NULL, NULL),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_subscribe(e, "bob", ALICE, "presence", -1, NULL, 0, -1, &id),
+    CHECK_FAILS(impp_engine_subscribe(e, "bob", ALICE, "presence", NULL, &id),
                 IMPP_ERR_INVALID_URI);
-    CHECK_FAILS(impp_engine_subscribe(e, BOB, "<sip:alice@example.test>", "presence", -1, NULL,
-                                      0, -1, &id),
+    CHECK_FAILS(impp_engine_subscribe(e, BOB, "<sip:alice@example.test>", "presence", NULL, &id),
                 IMPP_ERR_INVALID_URI);
-    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presense", -1, NULL, 0, -1, &id),
+    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presense", NULL, &id),
                 IMPP_ERR_UNKNOWN_PACKAGE);
-    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presence", 5, NULL, 0, -1, &id),
-                IMPP_ERR_INTERVAL_TOO_BRIEF);
-    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presence", -2, NULL, 0, -1, &id),
-                IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presence", 4294967296LL, NULL, 0, -1, &id),
-                IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presence", -1, NULL, 0, -5, &id),
-                IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presence", -1, "<filter-set", 11, -1, &id),
+    CHECK_FAILS(subscribe_for(e, BOB, ALICE, 5, &id), IMPP_ERR_INTERVAL_TOO_BRIEF);
+    impp_subscribe_options *bad_filter = NULL;
+    CHECK_OK(impp_subscribe_options_new(&bad_filter));
+    CHECK_OK(impp_subscribe_options_set_filter(bad_filter, "<filter-set", 11));
+    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presence", bad_filter, &id),
                 IMPP_ERR_MALFORMED);
+    impp_subscribe_options_free(bad_filter);
     CHECK(id == 7);
     CHECK(impp_engine_stat(e, IMPP_STAT_SUBSCRIPTIONS_PENDING) == 0);
 
@@ -1231,19 +1265,12 @@ static void test_engine_bad_input(void) {
     CHECK_FAILS(impp_engine_remove_rule(e, ALICE, NULL, NULL, &removed),
                 IMPP_ERR_INVALID_ARGUMENT);
     CHECK(removed);
-    size_t count = 99;
-    CHECK_FAILS(impp_engine_rule_count(NULL, ALICE, &count), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_rule_count(e, NULL, &count), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_rule_count(e, ALICE, NULL), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_rule_count(e, "not a uri", &count), IMPP_ERR_INVALID_URI);
-    CHECK(count == 99);
-    char *w = NULL, *d = NULL;
-    impp_auth_action action;
-    CHECK_FAILS(impp_engine_rule(NULL, ALICE, 0, &w, &d, &action), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_rule(e, ALICE, 0, NULL, &d, &action), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_rule(e, ALICE, 0, &w, NULL, &action), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_rule(e, ALICE, 0, &w, &d, NULL), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_rule(e, ALICE, 0, &w, &d, &action), IMPP_ERR_NOT_FOUND);
+    impp_rule_list *rules = (impp_rule_list *)(uintptr_t)0x1;
+    CHECK_FAILS(impp_engine_rules(NULL, ALICE, &rules), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_engine_rules(e, NULL, &rules), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_engine_rules(e, ALICE, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_engine_rules(e, "not a uri", &rules), IMPP_ERR_INVALID_URI);
+    CHECK(rules == (impp_rule_list *)(uintptr_t)0x1);
 
     /* Events, polling, callbacks, clock. */
     impp_event *ev = (impp_event *)(uintptr_t)0x1;
@@ -1280,7 +1307,7 @@ static void test_engine_bad_input(void) {
     CHECK(drain(e) == 0);
     CHECK_OK(impp_engine_publish_presence(e, ALICE, doc, 0, &tag));
     CHECK(impp_last_error() == NULL);
-    CHECK_OK(impp_engine_subscribe(e, BOB, ALICE, "presence", -1, NULL, 0, -1, &id));
+    CHECK_OK(impp_engine_subscribe(e, BOB, ALICE, "presence", NULL, &id));
     CHECK_OK(impp_engine_authorize(e, id, IMPP_AUTH_ALLOW));
     impp_event *got[8];
     size_t n = take_all(e, got, 8);

@@ -160,14 +160,13 @@ static void test_info_lines_and_levels(collector *c) {
 
     /* Debug lines (authorization decisions) are below the maximum level: not delivered. */
     uint64_t id = 0;
-    CHECK_OK(impp_engine_subscribe(engine, BOB, ALICE, "presence", -1, NULL, 0, -1, &id));
+    CHECK_OK(impp_engine_subscribe(engine, BOB, ALICE, "presence", NULL, &id));
     drain(engine);
     CHECK(lines_at(c, IMPP_LOG_DEBUG) == 0);
 
     /* Raised to debug: the next decision is. */
     CHECK_OK(impp_log_set_level(IMPP_LOG_DEBUG));
-    CHECK_OK(impp_engine_subscribe(engine, "sip:carol@example.test", ALICE, "presence", -1, NULL,
-                                   0, -1, &id));
+    CHECK_OK(impp_engine_subscribe(engine, "sip:carol@example.test", ALICE, "presence", NULL, &id));
     drain(engine);
     CHECK(count_lines(c, IMPP_LOG_DEBUG, "impp::engine::shard", "authorized: allow") == 1);
     CHECK_OK(impp_log_set_level(IMPP_LOG_INFO));
@@ -185,8 +184,11 @@ static void test_warning_from_a_shard_thread(collector *c) {
     CHECK_OK(impp_engine_publish(engine, ALICE, "presence", DESK_OPEN, strlen(DESK_OPEN), 60,
                                  &etag));
     uint64_t id = 0;
-    CHECK_OK(impp_engine_subscribe(engine, BOB, ALICE, "presence", -1, BAD_FILTER,
-                                   strlen(BAD_FILTER), -1, &id));
+    impp_subscribe_options *options = NULL;
+    CHECK_OK(impp_subscribe_options_new(&options));
+    CHECK_OK(impp_subscribe_options_set_filter(options, BAD_FILTER, strlen(BAD_FILTER)));
+    CHECK_OK(impp_engine_subscribe(engine, BOB, ALICE, "presence", options, &id));
+    impp_subscribe_options_free(options);
     drain(engine);
     CHECK(count_lines(c, IMPP_LOG_WARN, "impp::engine::subscription",
                       "filter cannot be applied") == 1);

@@ -25,6 +25,16 @@
 
 #define MAX_EVENTS 64
 
+/* Message options with an endpoint and an in-reply-to (NULL: none); free them with
+ * impp_message_options_free. */
+static impp_message_options *message_options(const char *endpoint, const char *in_reply_to) {
+    impp_message_options *options = NULL;
+    CHECK_OK(impp_message_options_new(&options));
+    CHECK_OK(impp_message_options_set_endpoint(options, endpoint));
+    CHECK_OK(impp_message_options_set_in_reply_to(options, in_reply_to));
+    return options;
+}
+
 /* An engine with two workers, a manual clock, the domain example.test, everyone allowed,
  * and messages up to 16 bytes. */
 static impp_engine *start_engine(void) {
@@ -107,19 +117,22 @@ static void test_online_delivery_to_every_endpoint(void) {
     uint32_t granted = 0;
     CHECK_OK(impp_engine_login(e, BOB, "phone", 600, &granted));
     CHECK(granted == 600);
-    CHECK_OK(impp_engine_login_at(e, BOB, "laptop", "sip:bob@192.0.2.1:5060", -1, &granted));
+    CHECK_OK(impp_engine_login_at(e, BOB, "laptop", "sip:bob@192.0.2.1:5060",
+                                  IMPP_EXPIRES_DEFAULT, &granted));
     CHECK(granted == 600); /* the configured default */
     /* Longer than the maximum is shortened. */
     CHECK_OK(impp_engine_login(e, BOB, "laptop", 100000, &granted));
     CHECK(granted == 7200);
-    CHECK_OK(impp_engine_login(e, BOB, "laptop", -1, NULL));
+    CHECK_OK(impp_engine_login(e, BOB, "laptop", IMPP_EXPIRES_DEFAULT, NULL));
     CHECK(impp_engine_stat(e, IMPP_STAT_ENDPOINTS) == 2);
     CHECK(drain(e) == 0);
 
     static const uint8_t binary[] = {'h', 'i', 0x00, 0xff, '!'};
     uint64_t id = 0;
+    impp_message_options *reply = message_options(NULL, "call-42");
     CHECK_OK(impp_engine_send_message(e, ALICE, BOB, "application/octet-stream", binary,
-                                      sizeof binary, NULL, "call-42", &id));
+                                      sizeof binary, reply, &id));
+    impp_message_options_free(reply);
     CHECK(id != 0);
 
     impp_event *events[MAX_EVENTS], *messages[MAX_EVENTS], *deliveries[MAX_EVENTS];
@@ -175,8 +188,10 @@ static void test_online_delivery_to_every_endpoint(void) {
     CHECK(impp_engine_stat(e, IMPP_STAT_MESSAGES_DELIVERED) == 1);
 
     /* A named endpoint alone gets it while online; an empty body is a body. */
+    impp_message_options *to_laptop = message_options("laptop", NULL);
     CHECK_OK(impp_engine_send_message(e, ALICE, BOB, "text/plain; charset=utf-8", NULL, 0,
-                                      "laptop", NULL, &id));
+                                      to_laptop, &id));
+    impp_message_options_free(to_laptop);
     n = take_all(e, events, MAX_EVENTS);
     nm = of_kind(events, n, IMPP_EVENT_MESSAGE, messages);
     CHECK(nm == 1);
@@ -198,10 +213,12 @@ static void test_online_delivery_to_every_endpoint(void) {
     CHECK(!was);
     CHECK_OK(impp_engine_logout(e, BOB, "tablet", NULL));
     CHECK(impp_engine_stat(e, IMPP_STAT_ENDPOINTS) == 1);
-    /* Logging in with 0 seconds logs out too. */
+    /* Logging in with 0 seconds is the configured default, never a logout. */
     granted = 99;
-    CHECK_OK(impp_engine_login(e, BOB, "laptop", 0, &granted));
-    CHECK(granted == 0);
+    CHECK_OK(impp_engine_login(e, BOB, "laptop", IMPP_EXPIRES_DEFAULT, &granted));
+    CHECK(granted == 600);
+    CHECK(impp_engine_stat(e, IMPP_STAT_ENDPOINTS) == 1);
+    CHECK_OK(impp_engine_logout(e, BOB, "laptop", NULL));
     CHECK(impp_engine_stat(e, IMPP_STAT_ENDPOINTS) == 0);
     CHECK(drain(e) == 0);
     CHECK_OK(impp_engine_free(e));
@@ -213,8 +230,7 @@ static void test_offline_stored_then_delivered_in_order(void) {
     uint64_t ids[3] = {0, 0, 0};
     for (int i = 0; i < 3; i++) {
         CHECK_OK(impp_engine_send_message(e, ALICE, BOB, "text/plain",
-                                          (const uint8_t *)texts[i], strlen(texts[i]), NULL,
-                                          NULL, &ids[i]));
+                                          (const uint8_t *)texts[i], strlen(texts[i]), NULL, &ids[i]));
     }
     CHECK(ids[0] < ids[1] && ids[1] < ids[2]);
 
@@ -232,7 +248,7 @@ static void test_offline_stored_then_delivered_in_order(void) {
     free_all(events, n);
     CHECK(impp_engine_stat(e, IMPP_STAT_MESSAGES_WAITING) == 3);
 
-    CHECK_OK(impp_engine_login(e, BOB, "phone", -1, NULL));
+    CHECK_OK(impp_engine_login(e, BOB, "phone", IMPP_EXPIRES_DEFAULT, NULL));
     n = take_all(e, events, MAX_EVENTS);
     size_t nm = of_kind(events, n, IMPP_EVENT_MESSAGE, picked);
     CHECK(nm == 3);
@@ -255,13 +271,12 @@ static void test_offline_stored_then_delivered_in_order(void) {
     CHECK(impp_engine_stat(e, IMPP_STAT_MESSAGES_DELIVERED) == 3);
 
     /* Exactly once: another endpoint logging in gets nothing. */
-    CHECK_OK(impp_engine_login(e, BOB, "laptop", -1, NULL));
+    CHECK_OK(impp_engine_login(e, BOB, "laptop", IMPP_EXPIRES_DEFAULT, NULL));
     CHECK(drain(e) == 0);
 
     /* A stored message that is not picked up in time fails as expired. */
     uint64_t late = 0;
-    CHECK_OK(impp_engine_send_message(e, ALICE, CAROL, "text/plain", (const uint8_t *)"x", 1,
-                                      NULL, NULL, &late));
+    CHECK_OK(impp_engine_send_message(e, ALICE, CAROL, "text/plain", (const uint8_t *)"x", 1, NULL, &late));
     CHECK(drain(e) == 1); /* stored */
     CHECK_OK(impp_engine_advance_clock(e, 3600 * 1000));
     n = take_all(e, events, MAX_EVENTS);
@@ -290,22 +305,21 @@ static impp_event *delivery_of(impp_event **events, size_t n, uint64_t id) {
 
 static void test_failures_have_reasons(void) {
     impp_engine *e = start_engine();
-    CHECK_OK(impp_engine_login(e, BOB, "phone", -1, NULL));
+    CHECK_OK(impp_engine_login(e, BOB, "phone", IMPP_EXPIRES_DEFAULT, NULL));
     CHECK_OK(impp_engine_set_rule(e, CAROL, ALICE, NULL, IMPP_AUTH_BLOCK));
     const char big[] = "12345678901234567"; /* 17 bytes, the maximum is 16 */
     const char ok[] = "1234567890123456";   /* exactly 16 */
     uint64_t too_large = 0, fits = 0, foreign = 0, blocked = 0, typing = 0;
     CHECK_OK(impp_engine_send_message(e, ALICE, BOB, "text/plain", (const uint8_t *)big,
-                                      strlen(big), NULL, NULL, &too_large));
+                                      strlen(big), NULL, &too_large));
     CHECK_OK(impp_engine_send_message(e, ALICE, BOB, "text/plain", (const uint8_t *)ok,
-                                      strlen(ok), NULL, NULL, &fits));
+                                      strlen(ok), NULL, &fits));
     CHECK_OK(impp_engine_send_message(e, ALICE, "sip:bob@elsewhere.test", "text/plain",
-                                      (const uint8_t *)"hi", 2, NULL, NULL, &foreign));
-    CHECK_OK(impp_engine_send_message(e, ALICE, CAROL, "text/plain", (const uint8_t *)"hi", 2,
-                                      NULL, NULL, &blocked));
+                                      (const uint8_t *)"hi", 2, NULL, &foreign));
+    CHECK_OK(impp_engine_send_message(e, ALICE, CAROL, "text/plain", (const uint8_t *)"hi", 2, NULL, &blocked));
     CHECK_OK(impp_engine_send_message(e, ALICE, "sip:dave@example.test",
                                       "application/im-iscomposing+xml",
-                                      (const uint8_t *)"<isComposing/>", 14, NULL, NULL,
+                                      (const uint8_t *)"<isComposing/>", 14, NULL,
                                       &typing));
 
     impp_event *events[MAX_EVENTS];
@@ -394,52 +408,53 @@ static void test_bad_input_changes_nothing(void) {
     const uint8_t *hi = (const uint8_t *)"hi";
     uint64_t id = 12345;
 
-    CHECK_FAILS(impp_engine_send_message(NULL, ALICE, BOB, "text/plain", hi, 2, NULL, NULL,
+    CHECK_FAILS(impp_engine_send_message(NULL, ALICE, BOB, "text/plain", hi, 2, NULL,
                                          &id),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_send_message(e, NULL, BOB, "text/plain", hi, 2, NULL, NULL, &id),
+    CHECK_FAILS(impp_engine_send_message(e, NULL, BOB, "text/plain", hi, 2, NULL, &id),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_send_message(e, ALICE, NULL, "text/plain", hi, 2, NULL, NULL, &id),
+    CHECK_FAILS(impp_engine_send_message(e, ALICE, NULL, "text/plain", hi, 2, NULL, &id),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_send_message(e, ALICE, BOB, NULL, hi, 2, NULL, NULL, &id),
+    CHECK_FAILS(impp_engine_send_message(e, ALICE, BOB, NULL, hi, 2, NULL, &id),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_send_message(e, ALICE, BOB, "text/plain", hi, 2, NULL, NULL, NULL),
+    CHECK_FAILS(impp_engine_send_message(e, ALICE, BOB, "text/plain", hi, 2, NULL, NULL),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_send_message(e, ALICE, BOB, "text/plain", NULL, 2, NULL, NULL, &id),
+    CHECK_FAILS(impp_engine_send_message(e, ALICE, BOB, "text/plain", NULL, 2, NULL, &id),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_send_message(e, "not a uri", BOB, "text/plain", hi, 2, NULL, NULL,
+    CHECK_FAILS(impp_engine_send_message(e, "not a uri", BOB, "text/plain", hi, 2, NULL,
                                          &id),
                 IMPP_ERR_INVALID_URI);
-    CHECK_FAILS(impp_engine_send_message(e, ALICE, "bob", "text/plain", hi, 2, NULL, NULL, &id),
+    CHECK_FAILS(impp_engine_send_message(e, ALICE, "bob", "text/plain", hi, 2, NULL, &id),
                 IMPP_ERR_INVALID_URI);
     const char *bad_types[] = {"", "text", "text/", "/plain", "te xt/plain", "text/plain\n"};
     for (size_t i = 0; i < sizeof bad_types / sizeof bad_types[0]; i++) {
-        CHECK_FAILS(impp_engine_send_message(e, ALICE, BOB, bad_types[i], hi, 2, NULL, NULL,
+        CHECK_FAILS(impp_engine_send_message(e, ALICE, BOB, bad_types[i], hi, 2, NULL,
                                              &id),
                     IMPP_ERR_INVALID_ARGUMENT);
     }
-    CHECK_FAILS(impp_engine_send_message(e, ALICE, BOB, "text/plain", hi, 2, "", NULL, &id),
+    /* Bad option values are refused when set (see options_test.c); the options left as
+     * they were still send. */
+    impp_message_options *options = message_options(NULL, NULL);
+    CHECK_FAILS(impp_message_options_set_endpoint(options, ""), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_message_options_set_endpoint(options, "\xff"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_message_options_set_in_reply_to(options, "\xfe"),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_send_message(e, ALICE, BOB, "text/plain", hi, 2, "\xff", NULL, &id),
+    CHECK_FAILS(impp_engine_send_message(e, ALICE, BOB, "text", hi, 2, options, &id),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_send_message(e, ALICE, BOB, "text/plain", hi, 2, NULL, "\xfe", &id),
-                IMPP_ERR_INVALID_ARGUMENT);
+    impp_message_options_free(options);
     CHECK(id == 12345); /* outputs are written only on success */
 
     uint32_t granted = 4242;
-    CHECK_FAILS(impp_engine_login(NULL, BOB, "phone", -1, &granted), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_login(e, NULL, "phone", -1, &granted), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_login(e, BOB, NULL, -1, &granted), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_login(e, BOB, "", -1, &granted), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_login(e, BOB, "ph\tone", -1, &granted), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_login(e, BOB, "phone", -2, &granted), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_engine_login(e, BOB, "phone", 0x100000000LL, &granted),
-                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_engine_login(NULL, BOB, "phone", IMPP_EXPIRES_DEFAULT, &granted), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_engine_login(e, NULL, "phone", IMPP_EXPIRES_DEFAULT, &granted), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_engine_login(e, BOB, NULL, IMPP_EXPIRES_DEFAULT, &granted), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_engine_login(e, BOB, "", IMPP_EXPIRES_DEFAULT, &granted), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_engine_login(e, BOB, "ph\tone", IMPP_EXPIRES_DEFAULT, &granted), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_engine_login(e, BOB, "phone", 10, &granted), IMPP_ERR_INTERVAL_TOO_BRIEF);
-    CHECK_FAILS(impp_engine_login(e, "bob", "phone", -1, &granted), IMPP_ERR_INVALID_URI);
-    CHECK_FAILS(impp_engine_login(e, "sip:bob@elsewhere.test", "phone", -1, &granted),
+    CHECK_FAILS(impp_engine_login(e, "bob", "phone", IMPP_EXPIRES_DEFAULT, &granted), IMPP_ERR_INVALID_URI);
+    CHECK_FAILS(impp_engine_login(e, "sip:bob@elsewhere.test", "phone", IMPP_EXPIRES_DEFAULT, &granted),
                 IMPP_ERR_FORBIDDEN);
-    CHECK_FAILS(impp_engine_login_at(e, BOB, "phone", "\xff", -1, &granted),
+    CHECK_FAILS(impp_engine_login_at(e, BOB, "phone", "\xff", IMPP_EXPIRES_DEFAULT, &granted),
                 IMPP_ERR_INVALID_ARGUMENT);
     CHECK(granted == 4242);
     bool was = true;
@@ -521,10 +536,8 @@ static void test_user_directory(void) {
     CHECK(has);
     /* With a directory, only its users exist. */
     uint64_t to_bob = 0, to_carol = 0;
-    CHECK_OK(impp_engine_send_message(e, ALICE, BOB, "text/plain", (const uint8_t *)"hi", 2,
-                                      NULL, NULL, &to_bob));
-    CHECK_OK(impp_engine_send_message(e, ALICE, CAROL, "text/plain", (const uint8_t *)"hi", 2,
-                                      NULL, NULL, &to_carol));
+    CHECK_OK(impp_engine_send_message(e, ALICE, BOB, "text/plain", (const uint8_t *)"hi", 2, NULL, &to_bob));
+    CHECK_OK(impp_engine_send_message(e, ALICE, CAROL, "text/plain", (const uint8_t *)"hi", 2, NULL, &to_carol));
     impp_event *events[MAX_EVENTS];
     size_t n = take_all(e, events, MAX_EVENTS);
     const impp_event *d = delivery_of(events, n, to_bob);

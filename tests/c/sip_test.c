@@ -166,7 +166,8 @@ static void messages_over_sip_reach_the_application(impp_engine *engine) {
     int port = udp_port(sip);
     /* The directory has users (alice): bob must be one too to receive messages. */
     CHECK_OK(impp_engine_set_user_password(engine, "sip:bob@example.test", "bob-secret"));
-    CHECK_OK(impp_engine_login(engine, "sip:bob@example.test", "app", -1, NULL));
+    CHECK_OK(impp_engine_login(engine, "sip:bob@example.test", "app", IMPP_EXPIRES_DEFAULT,
+                               NULL));
     char answer[4096];
     exchange(port,
              "MESSAGE sip:bob@example.test SIP/2.0\r\n"
@@ -235,25 +236,32 @@ static void an_account_sends_and_receives(impp_engine *server) {
     impp_sip_config *sip_config = NULL;
     CHECK_OK(impp_sip_config_new(&sip_config));
     CHECK_OK(impp_sip_config_add_listen(sip_config, "udp:127.0.0.1:0"));
-    CHECK_FAILS(impp_sip_config_add_account(sip_config, "not a uri", NULL, "secret", registrar,
-                                            NULL, 0),
+    impp_account *account = NULL;
+    CHECK_FAILS(impp_account_new("not a uri", "secret", registrar, &account),
                 IMPP_ERR_INVALID_URI);
-    CHECK_FAILS(impp_sip_config_add_account(sip_config, "sip:alice@example.test", NULL, "secret",
-                                            "udp:nowhere", NULL, 0),
+    CHECK_FAILS(impp_account_new("sip:alice@example.test", "secret", "udp:nowhere", &account),
                 IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_sip_config_add_account(sip_config, "sip:example.test", NULL, "secret",
-                                            registrar, NULL, 0),
-                IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_OK(impp_sip_config_add_account(sip_config, "sip:alice@example.test", NULL, "secret",
-                                         registrar, NULL, 600));
+    CHECK(account == NULL);
+    /* An AOR without a user part needs a user name. */
+    CHECK_OK(impp_account_new("sip:example.test", "secret", registrar, &account));
+    CHECK_FAILS(impp_sip_config_add_account(sip_config, account), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_account(sip_config, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_account(NULL, account), IMPP_ERR_INVALID_ARGUMENT);
+    impp_account_free(account);
+    account = NULL;
+    CHECK_OK(impp_account_new("sip:alice@example.test", "secret", registrar, &account));
+    CHECK_OK(impp_account_set_expires(account, 600));
+    CHECK_OK(impp_sip_config_add_account(sip_config, account));
+    impp_account_free(account); /* the configuration keeps its own copy */
     impp_sip *client_sip = NULL;
     CHECK_OK(impp_sip_start(client, sip_config, &client_sip));
 
     uint64_t id = 0;
     /* alice -> bob (logged in at the server's application): delivered through the account. */
-    CHECK_OK(impp_engine_login(server, "sip:bob@example.test", "app2", -1, NULL));
+    CHECK_OK(impp_engine_login(server, "sip:bob@example.test", "app2", IMPP_EXPIRES_DEFAULT,
+                               NULL));
     CHECK_OK(impp_engine_send_message(client, "sip:alice@example.test", "sip:bob@example.test",
-                                      "text/plain", (const uint8_t *)"hi bob", 6, NULL, NULL,
+                                      "text/plain", (const uint8_t *)"hi bob", 6, NULL,
                                       &id));
     impp_event *ev = wait_event(client, IMPP_EVENT_DELIVERY);
     CHECK(ev != NULL && impp_event_delivery_outcome(ev) == IMPP_DELIVERY_DELIVERED);
@@ -267,7 +275,7 @@ static void an_account_sends_and_receives(impp_engine *server) {
 
     /* bob -> alice: relayed to the contact the account registered (stored until then). */
     CHECK_OK(impp_engine_send_message(server, "sip:bob@example.test", "sip:alice@example.test",
-                                      "text/plain", (const uint8_t *)"hi alice", 8, NULL, NULL,
+                                      "text/plain", (const uint8_t *)"hi alice", 8, NULL,
                                       &id));
     ev = wait_event(client, IMPP_EVENT_MESSAGE);
     CHECK(ev != NULL);
@@ -334,7 +342,7 @@ static void freeing_inside_a_callback_is_refused(impp_engine *engine) {
     /* A watcher of the application (not over SIP): its notification reaches the callback. */
     uint64_t sub = 0;
     CHECK_OK(impp_engine_subscribe(engine, "sip:carol@example.test", "sip:dave@example.test",
-                                   "presence", -1, NULL, 0, -1, &sub));
+                                   "presence", NULL, &sub));
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += 10;

@@ -251,6 +251,14 @@ void test_engine_polling() {
     CHECK(watcher_rules == 1 && domain_rules == 1);
     const std::uint64_t dave = engine.subscribe(DAVE, ALICE, "presence", {600, std::nullopt, 0ms});
     CHECK(engine.subscription(dave).state == IMPP_SUBSCRIPTION_ACTIVE);
+    CHECK(engine.subscription(dave).expires_in == 600);
+    engine.refresh_subscription(dave, IMPP_EXPIRES_DEFAULT); // the configured default
+    CHECK(engine.subscription(dave).expires_in == 3600);
+    // A fetch: one notification, then the subscription is gone.
+    const std::uint64_t fetch =
+        engine.subscribe(DAVE, ALICE, "presence", {0, std::nullopt, 0ms, true});
+    take_all(engine);
+    CHECK_THROWS(engine.subscription(fetch), IMPP_ERR_NOT_FOUND);
     CHECK(engine.remove_rule(ALICE, impp::Rule::for_watcher(CAROL, IMPP_AUTH_BLOCK)));
     CHECK(!engine.remove_rule(ALICE, impp::Rule::for_watcher(CAROL, IMPP_AUTH_BLOCK)));
     CHECK(engine.rules(ALICE).size() == 1);
@@ -259,10 +267,12 @@ void test_engine_polling() {
     // Bad input throws and changes nothing.
     CHECK_THROWS(engine.subscribe(BOB, "not a uri"), IMPP_ERR_INVALID_URI);
     CHECK_THROWS(engine.subscribe(BOB, ALICE, "presense"), IMPP_ERR_UNKNOWN_PACKAGE);
-    CHECK_THROWS(engine.subscribe(BOB, ALICE, "presence", {5, std::nullopt, -1ms}),
+    CHECK_THROWS(engine.subscribe(BOB, ALICE, "presence", {5, std::nullopt, 0ms}),
                  IMPP_ERR_INTERVAL_TOO_BRIEF);
-    CHECK_THROWS(engine.subscribe(BOB, ALICE, "presence", {-1, std::string("<filter"), -1ms}),
+    CHECK_THROWS(engine.subscribe(BOB, ALICE, "presence", {0, std::string("<filter"), 0ms}),
                  IMPP_ERR_MALFORMED);
+    CHECK_THROWS(engine.send_message(ALICE, BOB, "x", "text/plain", std::string("")),
+                 IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(engine.subscribe(BOB, ALICE, "presence.winfo"), IMPP_ERR_FORBIDDEN);
     CHECK_THROWS(engine.publish(ALICE, "presence", "<presence"), IMPP_ERR_MALFORMED);
     CHECK_THROWS(engine.publish(ALICE, "presence", std::string_view("\xff\xfe", 2)),

@@ -49,7 +49,7 @@ from .enums import LogLevel
 from .errors import Internal, InvalidArgument, error_for_status
 
 #: The ABI version this package speaks; the library's ``impp_abi_version()`` must match.
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 log = logging.getLogger("impp")
 
@@ -108,6 +108,22 @@ class impp_sip(ctypes.Structure):
     pass
 
 
+class impp_subscribe_options(ctypes.Structure):
+    pass
+
+
+class impp_message_options(ctypes.Structure):
+    pass
+
+
+class impp_account(ctypes.Structure):
+    pass
+
+
+class impp_rule_list(ctypes.Structure):
+    pass
+
+
 ConfigP = POINTER(impp_config)
 EngineP = POINTER(impp_engine)
 EventP = POINTER(impp_event)
@@ -119,6 +135,10 @@ FilterSetP = POINTER(impp_filter_set)
 IsComposingP = POINTER(impp_iscomposing)
 SipConfigP = POINTER(impp_sip_config)
 SipP = POINTER(impp_sip)
+SubscribeOptionsP = POINTER(impp_subscribe_options)
+MessageOptionsP = POINTER(impp_message_options)
+AccountP = POINTER(impp_account)
+RuleListP = POINTER(impp_rule_list)
 
 # Borrowed strings coming out are c_char_p (ctypes copies them into bytes at once). Owned
 # strings coming out are c_void_p, so this package keeps the pointer to hand back to
@@ -182,18 +202,14 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "impp_engine_remove_publication": (_status, [EngineP, c_char_p]),
     "impp_engine_subscribe": (
         _status,
-        [
-            EngineP,
-            c_char_p,
-            c_char_p,
-            c_char_p,
-            c_int64,
-            c_char_p,
-            c_size_t,
-            c_int64,
-            POINTER(c_uint64),
-        ],
+        [EngineP, c_char_p, c_char_p, c_char_p, SubscribeOptionsP, POINTER(c_uint64)],
     ),
+    "impp_subscribe_options_new": (_status, [POINTER(SubscribeOptionsP)]),
+    "impp_subscribe_options_free": (None, [SubscribeOptionsP]),
+    "impp_subscribe_options_set_expires": (_status, [SubscribeOptionsP, c_uint32]),
+    "impp_subscribe_options_set_fetch": (_status, [SubscribeOptionsP, c_bool]),
+    "impp_subscribe_options_set_filter": (_status, [SubscribeOptionsP, c_char_p, c_size_t]),
+    "impp_subscribe_options_set_min_interval_ms": (_status, [SubscribeOptionsP, c_uint32]),
     "impp_engine_refresh_subscription": (_status, [EngineP, c_uint64, c_uint32]),
     "impp_engine_unsubscribe": (_status, [EngineP, c_uint64]),
     "impp_engine_terminate_subscription": (_status, [EngineP, c_uint64, c_int]),
@@ -207,11 +223,12 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
         _status,
         [EngineP, c_char_p, c_char_p, c_char_p, POINTER(c_bool)],
     ),
-    "impp_engine_rule_count": (_status, [EngineP, c_char_p, POINTER(c_size_t)]),
-    "impp_engine_rule": (
-        _status,
-        [EngineP, c_char_p, c_size_t, _owned_out, _owned_out, POINTER(_enum)],
-    ),
+    "impp_engine_rules": (_status, [EngineP, c_char_p, POINTER(RuleListP)]),
+    "impp_rule_list_free": (None, [RuleListP]),
+    "impp_rule_list_count": (c_size_t, [RuleListP]),
+    "impp_rule_list_watcher": (_status, [RuleListP, c_size_t, _borrowed_out]),
+    "impp_rule_list_domain": (_status, [RuleListP, c_size_t, _borrowed_out]),
+    "impp_rule_list_action": (_status, [RuleListP, c_size_t, POINTER(_enum)]),
     "impp_engine_next_event": (_status, [EngineP, c_int32, POINTER(EventP)]),
     "impp_engine_event_fd": (c_int, [EngineP]),
     "impp_engine_set_event_callback": (
@@ -230,19 +247,21 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "impp_sip_config_set_federate": (_status, [SipConfigP, c_bool]),
     "impp_sip_config_set_offer_sha256": (_status, [SipConfigP, c_bool]),
     "impp_sip_config_set_t1_ms": (_status, [SipConfigP, c_uint32]),
-    "impp_sip_config_add_account": (
-        _status,
-        [SipConfigP, c_char_p, c_char_p, c_char_p, c_char_p, c_char_p, c_uint32],
-    ),
+    "impp_sip_config_add_account": (_status, [SipConfigP, AccountP]),
+    "impp_account_new": (_status, [c_char_p, c_char_p, c_char_p, POINTER(AccountP)]),
+    "impp_account_free": (None, [AccountP]),
+    "impp_account_set_username": (_status, [AccountP, c_char_p]),
+    "impp_account_set_outbound_proxy": (_status, [AccountP, c_char_p]),
+    "impp_account_set_expires": (_status, [AccountP, c_uint32]),
     "impp_sip_config_set_workers": (_status, [SipConfigP, c_uint32]),
     "impp_sip_start": (_status, [EngineP, SipConfigP, POINTER(SipP)]),
     "impp_sip_local_address": (_status, [SipP, c_char_p, _owned_out]),
     "impp_sip_free": (_status, [SipP]),
     # Endpoints and instant messages
-    "impp_engine_login": (_status, [EngineP, c_char_p, c_char_p, c_int64, POINTER(c_uint32)]),
+    "impp_engine_login": (_status, [EngineP, c_char_p, c_char_p, c_uint32, POINTER(c_uint32)]),
     "impp_engine_login_at": (
         _status,
-        [EngineP, c_char_p, c_char_p, c_char_p, c_int64, POINTER(c_uint32)],
+        [EngineP, c_char_p, c_char_p, c_char_p, c_uint32, POINTER(c_uint32)],
     ),
     "impp_engine_logout": (_status, [EngineP, c_char_p, c_char_p, POINTER(c_bool)]),
     "impp_engine_set_user_password": (_status, [EngineP, c_char_p, c_char_p]),
@@ -258,11 +277,14 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
             c_char_p,
             c_char_p,
             c_size_t,
-            c_char_p,
-            c_char_p,
+            MessageOptionsP,
             POINTER(c_uint64),
         ],
     ),
+    "impp_message_options_new": (_status, [POINTER(MessageOptionsP)]),
+    "impp_message_options_free": (None, [MessageOptionsP]),
+    "impp_message_options_set_endpoint": (_status, [MessageOptionsP, c_char_p]),
+    "impp_message_options_set_in_reply_to": (_status, [MessageOptionsP, c_char_p]),
     # Events
     "impp_event_free": (None, [EventP]),
     "impp_event_kind": (_enum, [EventP]),

@@ -19,7 +19,7 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
-from ctypes import c_bool, c_int, c_size_t, c_uint32, c_uint64, c_void_p
+from ctypes import c_bool, c_int, c_uint32, c_uint64, c_void_p
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -106,6 +106,21 @@ def _seconds_to_ms(value: float, what: str) -> int:
     if value < 0:
         raise InvalidArgument(f"{what} must not be negative: {value!r}")
     return int(round(value * 1000))
+
+
+def _expires(value: Optional[int], what: str, ending: str) -> int:
+    """An expiry as the C API takes it (a uint32, 0 for the configured default) from None (the
+    default) or seconds from 1. 0 is refused rather than read as the default: it used to end
+    the thing, which is ``ending`` now."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be None or seconds (int), not {value!r}")
+    if value == 0:
+        raise InvalidArgument(f"{what} 0 is not an expiry: use None for the default, {ending} to end")
+    if not 1 <= value <= 0xFFFFFFFF:
+        raise InvalidArgument(f"{what} must be None or seconds from 1 to 4294967295, not {value!r}")
+    return value
 
 
 class Rule(NamedTuple):
@@ -334,8 +349,8 @@ class Publication:
         self.etag = etag
 
     def refresh(self, expires: int) -> str:
-        """Extends the publication by ``expires`` seconds (0 removes it); returns the new
-        entity tag (also in ``etag``)."""
+        """Extends the publication by ``expires`` seconds (None: the configured default;
+        :meth:`remove` withdraws it); returns the new entity tag (also in ``etag``)."""
         self.etag = self.engine.refresh_publication(self.etag, expires)
         return self.etag
 
@@ -396,7 +411,8 @@ class Subscription:
         return self.engine.subscription_state(self.id)
 
     def refresh(self, expires: int) -> None:
-        """Extends the subscription by ``expires`` seconds (0 ends it)."""
+        """Extends the subscription by ``expires`` seconds (None: the configured default;
+        :meth:`unsubscribe` ends it)."""
         self.engine.refresh_subscription(self.id, expires)
 
     def unsubscribe(self) -> None:
@@ -712,13 +728,15 @@ class Engine:
         return Publication(self, presentity, package, _ffi.take_owned(out) or "")
 
     def refresh_publication(self, etag: Union[str, Publication], expires: int) -> str:
-        """Extends a publication by ``expires`` seconds (0 removes it); returns the new tag,
-        which replaces the old one."""
+        """Extends a publication by ``expires`` seconds (None: the configured default);
+        returns the new tag, which replaces the old one. Withdraw a publication with
+        :meth:`remove_publication`."""
+        exp = _expires(expires, "expires", "remove_publication()")
         out = c_void_p()
         with self._use() as h:
             check(
                 lib.impp_engine_refresh_publication(
-                    h, encode(_etag(etag), "etag"), expires, ctypes.byref(out)
+                    h, encode(_etag(etag), "etag"), exp, ctypes.byref(out)
                 )
             )
         return _ffi.take_owned(out) or ""
@@ -770,9 +788,10 @@ class Engine:
     ) -> Subscription:
         """Subscribes ``watcher`` to ``presentity`` and returns the :class:`Subscription`
         (``int()`` of it is the id). ``expires`` in seconds (None: the configured default;
-        0: fetch once; the configured maximum caps it), ``filter`` an RFC 4661 filter
-        document, ``min_interval`` the minimum seconds between notifications (None: the
-        engine default). The first notification arrives as an event.
+        0: fetch the state once, then the subscription ends; the configured maximum caps
+        it), ``filter`` an RFC 4661 filter document, ``min_interval`` the minimum seconds
+        between notifications (None or 0: the engine default). The first notification
+        arrives as an event.
 
         With ``on_event``, this subscription's events go to ``on_event(event)`` on the
         engine's dispatcher thread instead of the engine-wide delivery (the engine then
@@ -781,33 +800,47 @@ class Engine:
         if on_event is not None and not callable(on_event):
             raise TypeError(f"on_event must be callable, not {on_event!r}")
         filt = None if filter is None else body_bytes(filter, "filter")
+        fetch = expires == 0 and not isinstance(expires, bool)
+        exp = 0 if fetch else _expires(expires, "expires", "unsubscribe()")
+        interval = 0 if min_interval is None else _seconds_to_ms(min_interval, "min_interval")
+        if interval > 0xFFFFFFFF:
+            raise InvalidArgument(f"min_interval must be below 4294967.296 s, not {min_interval!r}")
         out = c_uint64()
         if on_event is not None:
             self._install_dispatcher()
-        # The lock keeps the dispatcher from routing this subscription's first events before
-        # its callback is registered.
-        with self._routing_lock, self._use() as h:
-            check(
-                lib.impp_engine_subscribe(
-                    h,
-                    encode(watcher, "watcher"),
-                    encode(presentity, "presentity"),
-                    encode(package, "package"),
-                    -1 if expires is None else expires,
-                    filt,
-                    0 if filt is None else len(filt),
-                    -1 if min_interval is None else _seconds_to_ms(min_interval, "min_interval"),
-                    ctypes.byref(out),
+        options = _ffi.SubscribeOptionsP()
+        check(lib.impp_subscribe_options_new(ctypes.byref(options)))
+        try:
+            check(lib.impp_subscribe_options_set_expires(options, exp))
+            check(lib.impp_subscribe_options_set_fetch(options, fetch))
+            if filt is not None:
+                check(lib.impp_subscribe_options_set_filter(options, filt, len(filt)))
+            check(lib.impp_subscribe_options_set_min_interval_ms(options, interval))
+            # The lock keeps the dispatcher from routing this subscription's first events
+            # before its callback is registered.
+            with self._routing_lock, self._use() as h:
+                check(
+                    lib.impp_engine_subscribe(
+                        h,
+                        encode(watcher, "watcher"),
+                        encode(presentity, "presentity"),
+                        encode(package, "package"),
+                        options,
+                        ctypes.byref(out),
+                    )
                 )
-            )
-            if on_event is not None:
-                self._sub_callbacks[out.value] = on_event
+                if on_event is not None:
+                    self._sub_callbacks[out.value] = on_event
+        finally:
+            lib.impp_subscribe_options_free(options)
         return Subscription(self, out.value, watcher, presentity, package)
 
     def refresh_subscription(self, id: Union[int, Subscription], expires: int) -> None:
-        """Extends a subscription by ``expires`` seconds (0 ends it)."""
+        """Extends a subscription by ``expires`` seconds (None: the configured default). End
+        a subscription with :meth:`unsubscribe`."""
+        exp = _expires(expires, "expires", "unsubscribe()")
         with self._use() as h:
-            check(lib.impp_engine_refresh_subscription(h, _id(id), expires))
+            check(lib.impp_engine_refresh_subscription(h, _id(id), exp))
 
     def unsubscribe(self, id: Union[int, Subscription]) -> None:
         """Ends a subscription; its watcher gets a final ``terminated`` notification."""
@@ -892,28 +925,27 @@ class Engine:
         return removed.value
 
     def rules(self, presentity: str) -> List[Rule]:
-        """The authorization rules of ``presentity``."""
+        """The authorization rules of ``presentity``, read as one snapshot."""
         pres = encode(presentity, "presentity")
-        found = []
+        snapshot = _ffi.RuleListP()
         with self._use() as h:
-            count = c_size_t()
-            check(lib.impp_engine_rule_count(h, pres, ctypes.byref(count)))
-            for i in range(count.value):
-                watcher, domain, action = c_void_p(), c_void_p(), c_int()
-                status = lib.impp_engine_rule(
-                    h, pres, i, ctypes.byref(watcher), ctypes.byref(domain), ctypes.byref(action)
-                )
-                try:
-                    check(status)
-                except NotFound:
-                    break  # rules removed by another thread meanwhile
+            check(lib.impp_engine_rules(h, pres, ctypes.byref(snapshot)))
+        found = []
+        try:
+            for i in range(lib.impp_rule_list_count(snapshot)):
+                watcher, domain, action = ctypes.c_char_p(), ctypes.c_char_p(), c_int()
+                check(lib.impp_rule_list_watcher(snapshot, i, ctypes.byref(watcher)))
+                check(lib.impp_rule_list_domain(snapshot, i, ctypes.byref(domain)))
+                check(lib.impp_rule_list_action(snapshot, i, ctypes.byref(action)))
                 found.append(
                     Rule(
-                        _ffi.take_owned(watcher),
-                        _ffi.take_owned(domain),
+                        None if watcher.value is None else watcher.value.decode(),
+                        None if domain.value is None else domain.value.decode(),
                         AuthAction._from_c(action.value),
                     )
                 )
+        finally:
+            lib.impp_rule_list_free(snapshot)
         return found
 
     # --- endpoints and instant messages ---
@@ -927,12 +959,11 @@ class Engine:
     ) -> int:
         """Logs endpoint ``endpoint`` (an id such as ``"phone"``) of ``user`` in, or
         refreshes its login; returns the granted expiry in seconds. ``expires`` None is the
-        configured default, 0 logs out, longer than the maximum is shortened, below the
-        minimum raises :class:`impp.IntervalTooBrief`. ``contact`` is the address the
-        endpoint is reached at, kept with the login. Messages stored for the user arrive
-        as ``"message"`` events, in the order sent."""
-        if expires is not None and (isinstance(expires, bool) or expires < 0):
-            raise InvalidArgument(f"expires must be None or seconds >= 0, not {expires!r}")
+        configured default, longer than the maximum is shortened, below the minimum raises
+        :class:`impp.IntervalTooBrief`; log out with :meth:`logout`. ``contact`` is the
+        address the endpoint is reached at, kept with the login. Messages stored for the
+        user arrive as ``"message"`` events, in the order sent."""
+        exp = _expires(expires, "expires", "logout()")
         granted = c_uint32()
         with self._use() as h:
             check(
@@ -941,7 +972,7 @@ class Engine:
                     encode(user, "user"),
                     encode(endpoint, "endpoint"),
                     encode_optional(contact, "contact"),
-                    -1 if expires is None else expires,
+                    exp,
                     ctypes.byref(granted),
                 )
             )
@@ -1005,20 +1036,35 @@ class Engine:
         empty endpoint) raise :class:`impp.InvalidArgument` and send nothing."""
         data = body_bytes(body, "body")
         out = c_uint64()
-        with self._use() as h:
-            check(
-                lib.impp_engine_send_message(
-                    h,
-                    encode(sender, "sender"),
-                    encode(recipient, "recipient"),
-                    encode(content_type, "content_type"),
-                    data,
-                    len(data),
-                    encode_optional(endpoint, "endpoint"),
-                    encode_optional(in_reply_to, "in_reply_to"),
-                    ctypes.byref(out),
+        options = _ffi.MessageOptionsP()  # NULL: every default
+        try:
+            if endpoint is not None or in_reply_to is not None:
+                check(lib.impp_message_options_new(ctypes.byref(options)))
+                check(
+                    lib.impp_message_options_set_endpoint(
+                        options, encode_optional(endpoint, "endpoint")
+                    )
                 )
-            )
+                check(
+                    lib.impp_message_options_set_in_reply_to(
+                        options, encode_optional(in_reply_to, "in_reply_to")
+                    )
+                )
+            with self._use() as h:
+                check(
+                    lib.impp_engine_send_message(
+                        h,
+                        encode(sender, "sender"),
+                        encode(recipient, "recipient"),
+                        encode(content_type, "content_type"),
+                        data,
+                        len(data),
+                        options,
+                        ctypes.byref(out),
+                    )
+                )
+        finally:
+            lib.impp_message_options_free(options)
         return str(out.value)
 
     # --- events: polling ---

@@ -101,15 +101,24 @@ class SipStack:
                     raise TypeError(f"accounts must be impp.Account, not {type(a).__name__}")
                 if isinstance(a.expires, bool) or not 0 <= a.expires <= 0xFFFFFFFF:
                     raise InvalidArgument(f"expires must be seconds >= 0, not {a.expires!r}")
-                check(lib.impp_sip_config_add_account(
-                    config,
+                account = _ffi.AccountP()
+                check(lib.impp_account_new(
                     encode(a.aor, "aor"),
-                    None if a.username is None else encode(a.username, "username"),
                     encode(a.password, "password"),
                     encode(a.registrar, "registrar"),
-                    None if a.outbound_proxy is None else encode(a.outbound_proxy, "outbound_proxy"),
-                    a.expires,
+                    ctypes.byref(account),
                 ))
+                try:
+                    if a.username is not None:
+                        check(lib.impp_account_set_username(
+                            account, encode(a.username, "username")))
+                    if a.outbound_proxy is not None:
+                        check(lib.impp_account_set_outbound_proxy(
+                            account, encode(a.outbound_proxy, "outbound_proxy")))
+                    check(lib.impp_account_set_expires(account, a.expires))
+                    check(lib.impp_sip_config_add_account(config, account))
+                finally:
+                    lib.impp_account_free(account)
             check(lib.impp_sip_config_set_authenticate(config, bool(authenticate)))
             check(lib.impp_sip_config_set_federate(config, bool(federate)))
             check(lib.impp_sip_config_set_offer_sha256(config, bool(offer_sha256)))

@@ -89,6 +89,63 @@ def test_publication_refresh_modify_remove(engine):
     assert info.value.status == -9 and info.value.message
 
 
+def test_zero_never_ends_anything_and_none_is_the_default(engine):
+    engine.set_rule(ALICE, "example.test", "allow")
+    with online() as doc:
+        etag = engine.publish(ALICE, doc, expires=60)
+    sub = engine.subscribe(BOB, ALICE, expires=120)
+    drain(engine)
+    # 0 used to remove a publication or end a subscription: now refused, pointing to the
+    # function that does it.
+    with pytest.raises(ValueError, match="remove_publication"):
+        engine.refresh_publication(etag, 0)
+    with pytest.raises(ValueError, match="unsubscribe"):
+        engine.refresh_subscription(sub, 0)
+    with pytest.raises(ValueError):
+        engine.refresh_subscription(sub, -1)
+    assert engine.subscription_state(sub).expires_in == 120
+    assert engine.stats()["publications"] == 1
+    # None: the configured default (3600 s).
+    engine.refresh_subscription(sub, None)
+    assert engine.subscription_state(sub).expires_in == 3600
+    etag = engine.refresh_publication(etag, None)
+    engine.advance_clock(3599_000)
+    assert engine.stats()["publications"] == 1
+    engine.refresh_subscription(sub, 60)
+    assert engine.subscription_state(sub).expires_in == 60
+    drain(engine)
+
+
+def test_subscribe_options(engine):
+    engine.set_rule(ALICE, "example.test", "allow")
+    with online() as doc:
+        engine.publish(ALICE, doc)
+    drain(engine)
+    # expires=0 fetches the state once: one document, then the subscription ends.
+    fetch = engine.subscribe(BOB, ALICE, expires=0)
+    events = [e for e in drain(engine) if e.kind == "notify"]
+    assert [e.state for e in events] == ["active", "terminated"]
+    assert "open" in (events[0].xml or "")
+    with pytest.raises(impp.NotFound):
+        engine.subscription_state(fetch)
+    # None is the configured default; a filter and a minimum interval reach the engine.
+    sub = engine.subscribe(BOB, ALICE, expires=None, filter=None, min_interval=None)
+    assert engine.subscription_state(sub).expires_in == 3600
+    with pytest.raises(impp.Malformed):
+        engine.subscribe(CAROL, ALICE, filter="<filter-set")
+    with pytest.raises(ValueError):
+        engine.subscribe(CAROL, ALICE, min_interval=-1)
+    slow = engine.subscribe(CAROL, ALICE, min_interval=5.0)
+    drain(engine)
+    throttled = engine.stats()["notifications_throttled"]
+    with online(note="busy") as doc:
+        engine.publish(ALICE, doc)
+    drain(engine)
+    assert engine.stats()["notifications_throttled"] > throttled
+    engine.unsubscribe(slow)
+    engine.unsubscribe(sub)
+
+
 def test_watcher_sees_the_documents(engine):
     engine.set_rule(ALICE, BOB, "allow")
     sub = engine.subscribe(BOB, ALICE)

@@ -136,7 +136,10 @@ def test_logout_and_endpoint_expiry(im):
     assert (expired.user, expired.endpoint) == (BOB, "phone")
     assert expired.message_id is None and expired.sender is None
     assert im.stats()["endpoints"] == 0
-    assert im.login(BOB, "phone", expires=0) == 0  # 0 logs out (nothing to log out here)
+    # 0 is not an expiry (it used to log out): refused, naming logout(); nothing logs in.
+    with pytest.raises(ValueError, match="logout"):
+        im.login(BOB, "phone", expires=0)
+    assert im.stats()["endpoints"] == 0
 
 
 def test_bad_arguments_raise_and_send_nothing(im):

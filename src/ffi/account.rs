@@ -1,0 +1,278 @@
+//! An account of the SIP user-agent role, given to `impp_sip_config_add_account`: the
+//! required fields at creation, one setter per optional field, so that fields added later
+//! (TLS, ...) are new functions rather than a changed signature.
+
+use std::ffi::{c_char, CString};
+
+use super::boundary::{
+    free_handle, guard, guard_value, handle_mut, opt_str_arg, out_arg, str_arg, write_out,
+};
+use super::status::impp_status;
+use crate::error::{Error, Result};
+use crate::sip::agent::Account;
+use crate::sip::route::NextHop;
+use crate::uri::Uri;
+
+/// An account being described. Create with `impp_account_new`, complete with the
+/// `impp_account_set_*` setters, add to a SIP configuration with
+/// `impp_sip_config_add_account` (which copies it) and free with `impp_account_free`.
+pub struct impp_account {
+    aor: Uri,
+    aor_text: CString,
+    /// The user part of the AOR: the digest user name when none is set.
+    aor_user: Option<CString>,
+    password: String,
+    registrar: NextHop,
+    registrar_text: CString,
+    username: Option<CString>,
+    outbound_proxy: Option<(NextHop, CString)>,
+    /// Seconds; 0 is the default (3600).
+    expires: u32,
+}
+
+impl impp_account {
+    /// The account the SIP layer runs.
+    pub(super) fn to_account(&self) -> Result<Account> {
+        let username = self
+            .username
+            .as_ref()
+            .or(self.aor_user.as_ref())
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{} has no user part: give a username (impp_account_set_username)",
+                    self.aor
+                ))
+            })?
+            .to_str()
+            .map_err(|_| Error::Internal("account user name is not UTF-8".into()))?;
+        let mut account = Account::new(self.aor.clone(), username, &self.password, self.registrar);
+        account.outbound_proxy = self.outbound_proxy.as_ref().map(|(hop, _)| *hop);
+        if self.expires != 0 {
+            account.expires = self.expires;
+        }
+        Ok(account)
+    }
+}
+
+fn c_string(value: &str, what: &str) -> Result<CString> {
+    CString::new(value).map_err(|_| Error::InvalidArgument(format!("{what} contains a NUL")))
+}
+
+/// Creates an account: the stack will register `aor` (`sip:alice@b.example`) at `registrar`
+/// (a next hop, `"udp:192.0.2.7:5060"` or `"tcp:[2001:db8::7]:5060"`) with digest
+/// credentials whose user name is the user part of `aor` (see `impp_account_set_username`)
+/// and whose password is `password`; no outbound proxy; the default expiry (3600 s). The
+/// strings are copied.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a registrar not
+/// `udp|tcp:ADDR:PORT`), `IMPP_ERR_INVALID_URI` (`aor`).
+///
+/// # Safety
+/// Strings NULL or NUL-terminated; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_new(
+    aor: *const c_char,
+    password: *const c_char,
+    registrar: *const c_char,
+    out: *mut *mut impp_account,
+) -> impp_status {
+    guard(|| {
+        out_arg(out, "out")?;
+        // SAFETY: the caller's contract (each string NULL or NUL-terminated).
+        let (aor_text, password, registrar_text) = unsafe {
+            (
+                str_arg(aor, "aor")?,
+                str_arg(password, "password")?,
+                str_arg(registrar, "registrar")?,
+            )
+        };
+        let aor = Uri::parse(aor_text)?;
+        let registrar = NextHop::parse(registrar_text)?;
+        let account = Box::new(impp_account {
+            aor_user: aor.user().map(|u| c_string(u, "aor")).transpose()?,
+            aor,
+            aor_text: c_string(aor_text, "aor")?,
+            password: password.to_owned(),
+            registrar,
+            registrar_text: c_string(registrar_text, "registrar")?,
+            username: None,
+            outbound_proxy: None,
+            expires: 0,
+        });
+        // SAFETY: checked non-NULL above.
+        unsafe { write_out(out, Box::into_raw(account)) };
+        Ok(())
+    })
+}
+
+/// Frees an account. NULL is a no-op. A configuration it was added to keeps its own copy.
+///
+/// # Safety
+/// `account` is NULL or an account from `impp_account_new` not yet freed, used by no call in
+/// progress.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_free(account: *mut impp_account) {
+    // SAFETY: forwarded contract.
+    unsafe { free_handle(account) }
+}
+
+/// Runs `change` on the account behind `account` inside the panic boundary.
+///
+/// # Safety
+/// `account` is NULL or a live account, used by no other thread during the call.
+unsafe fn with_account(
+    account: *mut impp_account,
+    change: impl FnOnce(&mut impp_account) -> Result<()>,
+) -> impp_status {
+    guard(|| {
+        // SAFETY: the contract above.
+        let a = unsafe { handle_mut(account, "account") }?;
+        change(a)
+    })
+}
+
+/// Sets the digest user name; NULL (the default) is the user part of the AOR, which an AOR
+/// without one (`sip:b.example`) cannot go without: `impp_sip_config_add_account` refuses
+/// it.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, empty). Nothing changes on
+/// error.
+///
+/// # Safety
+/// `account` NULL or live; `username` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_set_username(
+    account: *mut impp_account,
+    username: *const c_char,
+) -> impp_status {
+    // SAFETY: the caller's contract (`account` and `username`).
+    unsafe {
+        with_account(account, |a| {
+            let username = opt_str_arg(username, "username")?;
+            if username.is_some_and(str::is_empty) {
+                return Err(Error::InvalidArgument("username is empty".into()));
+            }
+            a.username = username.map(|u| c_string(u, "username")).transpose()?;
+            Ok(())
+        })
+    }
+}
+
+/// Sets where the account's requests other than REGISTER go (a next hop as for the
+/// registrar); NULL (the default) is the registrar.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, not `udp|tcp:ADDR:PORT`).
+/// Nothing changes on error.
+///
+/// # Safety
+/// `account` NULL or live; `outbound_proxy` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_set_outbound_proxy(
+    account: *mut impp_account,
+    outbound_proxy: *const c_char,
+) -> impp_status {
+    // SAFETY: the caller's contract (`account` and `outbound_proxy`).
+    unsafe {
+        with_account(account, |a| {
+            let proxy = opt_str_arg(outbound_proxy, "outbound_proxy")?;
+            a.outbound_proxy = proxy
+                .map(|p| Ok((NextHop::parse(p)?, c_string(p, "outbound_proxy")?)))
+                .transpose()?;
+            Ok(())
+        })
+    }
+}
+
+/// Sets the registration and publication expiry the account asks for, in seconds; 0
+/// (`IMPP_EXPIRES_DEFAULT`, the default) is 3600.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_set_expires(
+    account: *mut impp_account,
+    expires: u32,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_account(account, |a| {
+            a.expires = expires;
+            Ok(())
+        })
+    }
+}
+
+/// Borrows a string field of a live account, or gives NULL.
+///
+/// # Safety
+/// `account` is NULL or a live account.
+unsafe fn text_of(
+    account: *const impp_account,
+    field: impl FnOnce(&impp_account) -> Option<&CString>,
+) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: the contract above.
+        unsafe { account.as_ref() }
+            .and_then(field)
+            .map_or(std::ptr::null(), |s| s.as_ptr())
+    })
+}
+
+/// The AOR, as given, borrowed from the account until it is freed; NULL for NULL.
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_aor(account: *const impp_account) -> *const c_char {
+    // SAFETY: forwarded contract.
+    unsafe { text_of(account, |a| Some(&a.aor_text)) }
+}
+
+/// The registrar, as given, borrowed from the account until it is freed; NULL for NULL.
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_registrar(account: *const impp_account) -> *const c_char {
+    // SAFETY: forwarded contract.
+    unsafe { text_of(account, |a| Some(&a.registrar_text)) }
+}
+
+/// The digest user name the account will use: the one set, else the user part of the AOR;
+/// NULL when there is neither, or for NULL. Borrowed from the account until the user name is
+/// next set or the account is freed.
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_username(account: *const impp_account) -> *const c_char {
+    // SAFETY: forwarded contract.
+    unsafe { text_of(account, |a| a.username.as_ref().or(a.aor_user.as_ref())) }
+}
+
+/// The outbound proxy set, as given; NULL when none is set (requests go to the registrar),
+/// or for NULL. Borrowed from the account until the proxy is next set or the account is
+/// freed.
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_outbound_proxy(
+    account: *const impp_account,
+) -> *const c_char {
+    // SAFETY: forwarded contract.
+    unsafe { text_of(account, |a| a.outbound_proxy.as_ref().map(|(_, text)| text)) }
+}
+
+/// The expiry set, in seconds (0: the default, 3600); 0 for NULL. (The password has no
+/// getter: it is only kept to answer digest challenges.)
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_expires(account: *const impp_account) -> u32 {
+    // SAFETY: the caller's contract.
+    guard_value(0, || unsafe { account.as_ref() }.map_or(0, |a| a.expires))
+}
