@@ -1,8 +1,10 @@
 //! Builds and runs the C programs in `tests/c/` and the C++ wrapper test in `tests/cpp/`
 //! against the freshly built `libimpp.so`, under AddressSanitizer and
-//! UndefinedBehaviorSanitizer (and every C test once more under valgrind), and checks that
-//! the generated header compiles cleanly as C11 and C++17 with strict warnings.
+//! UndefinedBehaviorSanitizer (and every C test once more under valgrind), checks that
+//! the generated header compiles cleanly as C11 and C++17 with strict warnings, and that the
+//! C++ wrapper reaches every function the header declares.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -398,4 +400,121 @@ fn readme_c_quick_start_runs() {
         "{out}"
     );
     assert!(out.contains("<basic>open</basic>"), "{out}");
+}
+
+/// Every function of `include/impp.h` is reachable from the C++ wrapper: its name is used in
+/// the code of `bindings/c/impp.hpp` (a mention in a comment or a string does not count). A
+/// function added to the C API without its C++ wrapper fails here, by name.
+#[test]
+fn cpp_wrapper_reaches_every_c_function() {
+    let header = std::fs::read_to_string(root().join("include/impp.h")).expect("include/impp.h");
+    let wrapper =
+        std::fs::read_to_string(root().join("bindings/c/impp.hpp")).expect("bindings/c/impp.hpp");
+    let functions = declared_functions(&header);
+    // A parser that found nothing would pass vacuously.
+    assert!(
+        functions.len() >= 200
+            && functions.contains("impp_engine_new")
+            && functions.contains("impp_abi_version"),
+        "found only {} functions in include/impp.h: {functions:?}",
+        functions.len()
+    );
+    let used: BTreeSet<String> = code_tokens(&wrapper)
+        .into_iter()
+        .map(|(ident, _)| ident)
+        .collect();
+    let missing: Vec<&String> = functions.iter().filter(|f| !used.contains(*f)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of the {} functions of include/impp.h are not reachable from bindings/c/impp.hpp \
+         (wrap them, then tests/cpp/wrapper_test.cpp exercises the wrapper):\n{missing:#?}",
+        missing.len(),
+        functions.len()
+    );
+}
+
+/// The checker itself: declarations are found, and names in comments, strings, character
+/// literals, preprocessor lines and function pointer typedefs are not taken for functions.
+#[test]
+fn coverage_checker_reads_code_not_comments() {
+    let header = "/* impp_in_comment(void); */\n#define IMPP_X(a) impp_macro(a)\n\
+                  typedef void (*impp_cb)(void *user_data);\n\
+                  enum impp_status impp_thing_new(struct impp_thing **out);\n\
+                  const char *impp_thing_name (int x); // impp_trailing(void);\n";
+    let functions = declared_functions(header);
+    assert_eq!(
+        functions.into_iter().collect::<Vec<_>>(),
+        ["impp_thing_name", "impp_thing_new"]
+    );
+    let wrapper = "// impp_a\n/* impp_b */ f(\"impp_c\", '\\'', impp_d); g(impp_e(1));";
+    let used: Vec<String> = code_tokens(wrapper)
+        .into_iter()
+        .map(|(ident, _)| ident)
+        .filter(|ident| ident.starts_with("impp_"))
+        .collect();
+    assert_eq!(used, ["impp_d", "impp_e"]);
+}
+
+/// The functions a C header declares: identifiers `impp_...` followed by `(`.
+fn declared_functions(header: &str) -> BTreeSet<String> {
+    code_tokens(header)
+        .into_iter()
+        .filter(|(ident, next)| ident.starts_with("impp_") && *next == Some('('))
+        .map(|(ident, _)| ident)
+        .collect()
+}
+
+/// The identifiers of C or C++ source, each with the character that follows it (after
+/// blanks), skipping comments, string and character literals, and preprocessor lines.
+fn code_tokens(source: &str) -> Vec<(String, Option<char>)> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    let mut line_start = true;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '\n' {
+            line_start = true;
+            i += 1;
+        } else if c.is_whitespace() {
+            i += 1;
+        } else if line_start && c == '#' {
+            // A preprocessor line, with its continuations.
+            while i < chars.len() && !(chars[i] == '\n' && chars[i - 1] != '\\') {
+                i += 1;
+            }
+        } else if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            i += 2;
+            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                i += 1;
+            }
+            i += 2;
+            line_start = false;
+        } else if c == '"' || c == '\'' {
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            i += 1;
+            line_start = false;
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let ident: String = chars[start..i].iter().collect();
+            let after = chars[i..].iter().copied().find(|c| !c.is_whitespace());
+            tokens.push((ident, after));
+            line_start = false;
+        } else {
+            i += 1;
+            line_start = false;
+        }
+    }
+    tokens
 }

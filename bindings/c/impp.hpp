@@ -1,20 +1,38 @@
 /*
  * libimpp: a header-only C++17 wrapper over the C API in impp.h.
  *
- * - Every failing call throws impp::Error, which carries the impp_status and the message of
- *   impp_last_error() taken on the calling thread at the moment of failure.
- * - Handles (Presence, Watcherinfo, DialogInfo, MessageSummary, FilterSet, Config, Engine,
- *   Event) are move-only RAII owners; a moved-from object holds nothing and may only be
- *   destroyed or assigned to.
+ * Every function of impp.h is reachable from here (tests/c_api.rs fails on one that is not).
+ *
+ * - Errors: every failing call throws impp::Error, which carries the impp_status and the
+ *   message of impp_last_error() taken on the calling thread at the moment of failure.
+ *   A library whose ABI differs from the header's throws impp::AbiMismatch (an impp::Error)
+ *   when an Engine is made; impp::check_abi() runs the same check on demand.
+ * - Ownership, one style: every class that owns a library handle (Presence, Watcherinfo,
+ *   DialogInfo, MessageSummary, IsComposing, FilterSet, Config, Event, Engine, SipConfig,
+ *   SipStack) is move-only and holds it in a std::unique_ptr with a deleter that calls the
+ *   handle's _free. Each offers get() (the handle, still owned), release() (gives it up) and,
+ *   where C code can hand one over, adopt(raw) (takes it). A moved-from object holds nothing
+ *   and may only be destroyed or assigned to.
+ * - Events: impp::Event owns an event (from Engine::next_event); impp::EventView borrows one
+ *   (the callback's, or an Event's through view() or the implicit conversion). Both have the
+ *   same accessors, from one template; neither derives from the other.
+ * - const: a method is const only when it changes nothing: getters of documents, and on an
+ *   Engine the calls that only read (subscription, rules, has_user, stat, event_fd, sync).
+ *   Publishing, subscribing, taking events, setting callbacks are not const.
  * - Strings returned by value are copies; std::string_view results are borrowed from the
  *   object they came from and live as long as it (the lifetime rules of impp.h).
+ * - Configuration before start: Config and SipConfig are builders whose setters chain on
+ *   lvalues and temporaries alike; Engine(Config) and SipStack(Engine &, SipConfig) consume
+ *   them. A running Engine or SipStack has no setters, so nothing fails for being "started".
  *
- * Threading: as impp.h. An Engine may be used from any number of threads at once and from
- * inside its own callback. The callback runs on the engine's dispatcher thread, one event at
- * a time, in order. Destroying an Engine joins every engine thread; no callback runs after
- * its destructor returns. Destroying an Engine (or calling close()) from inside its own
- * callback is not allowed: close() throws impp::Error(IMPP_ERR_IN_CALLBACK) and changes
- * nothing, and the destructor, which cannot throw, calls std::terminate().
+ * Threading: as impp.h. An Engine may be used from any number of threads at once (const
+ * methods or not: the engine synchronizes internally) and from inside its own callback. The
+ * callback runs on the engine's dispatcher thread, one event at a time, in order. Destroying
+ * an Engine joins every engine thread; no callback runs after its destructor returns.
+ * Destroying an Engine (or calling close()) from inside its own callback is not allowed:
+ * close() throws impp::Error(IMPP_ERR_IN_CALLBACK) and changes nothing, and the destructor,
+ * which cannot throw, calls std::terminate(). The same holds for a SipStack and stop(). The
+ * log callback (impp::logging) runs on any library thread, possibly several at once.
  *
  * Link with -limpp. Include impp.h's directory and this one.
  */
@@ -37,6 +55,12 @@
 
 #include "impp.h"
 
+/* The ABI version of impp.h this wrapper was written for. A different impp.h (one that added,
+ * removed or re-shaped functions) must not compile against it unreviewed. */
+#define IMPP_HPP_ABI_VERSION 3
+static_assert(IMPP_ABI_VERSION == IMPP_HPP_ABI_VERSION,
+              "impp.hpp wraps another ABI version of impp.h: update the wrapper with the header");
+
 namespace impp {
 
 /* A failed call: the status and the library's message. */
@@ -55,6 +79,26 @@ private:
     std::string message_;
 };
 
+/* The loaded library speaks another ABI than the impp.h this program was compiled with
+ * (status IMPP_ERR_UNSUPPORTED). Rebuild the program against the library's header. */
+class AbiMismatch : public Error {
+public:
+    AbiMismatch(std::uint32_t header_version, std::uint32_t library_version)
+        : Error(IMPP_ERR_UNSUPPORTED,
+                "libimpp ABI mismatch: this program was built against IMPP_ABI_VERSION " +
+                    std::to_string(header_version) + " but the loaded library has ABI " +
+                    std::to_string(library_version)),
+          header_version_(header_version),
+          library_version_(library_version) {}
+
+    std::uint32_t header_version() const noexcept { return header_version_; }
+    std::uint32_t library_version() const noexcept { return library_version_; }
+
+private:
+    std::uint32_t header_version_;
+    std::uint32_t library_version_;
+};
+
 namespace detail {
 
 /* Throws for a failed status, with the calling thread's last error. */
@@ -67,10 +111,26 @@ inline void check(impp_status status) {
                                            : std::string(impp_status_name(status)));
 }
 
-struct StringFree {
-    void operator()(char *s) const noexcept { impp_string_free(s); }
+/* Throws AbiMismatch unless the two versions are equal. */
+inline void check_abi_versions(std::uint32_t header_version, std::uint32_t library_version) {
+    if (header_version != library_version) {
+        throw AbiMismatch(header_version, library_version);
+    }
+}
+
+/* The deleter of every owned handle whose _free returns nothing: Free(p), NULL a no-op. */
+template <auto Free>
+struct Deleter {
+    template <typename T>
+    void operator()(T *p) const noexcept {
+        Free(p);
+    }
 };
-using OwnedString = std::unique_ptr<char, StringFree>;
+
+template <typename T, auto Free>
+using Owned = std::unique_ptr<T, Deleter<Free>>;
+
+using OwnedString = Owned<char, impp_string_free>;
 
 /* Copies and frees a string the library returned as owned. */
 inline std::string take(char *s) {
@@ -89,187 +149,32 @@ inline std::optional<std::string_view> optional_view(const char *s) {
     return std::string_view(s);
 }
 
-inline const char *c_str_or_null(const std::optional<std::string> &s) {
-    return s ? s->c_str() : nullptr;
-}
-
-struct PresenceFree {
-    void operator()(impp_presence *p) const noexcept { impp_presence_free(p); }
-};
-struct ConfigFree {
-    void operator()(impp_config *c) const noexcept { impp_config_free(c); }
-};
-struct EventFree {
-    void operator()(impp_event *e) const noexcept { impp_event_free(e); }
-};
-
-}  // namespace detail
-
-/* A presence document (PIDF with its extensions). */
-class Presence {
-public:
-    /* An empty document for `entity`, a URI such as "pres:alice@example.test". */
-    explicit Presence(const std::string &entity) {
-        impp_presence *p = nullptr;
-        detail::check(impp_presence_new(entity.c_str(), &p));
-        handle_.reset(p);
-    }
-
-    /* Parses a PIDF document (throws IMPP_ERR_MALFORMED, _TOO_LARGE or _UNSAFE_XML). */
-    static Presence parse(std::string_view xml) {
-        impp_presence *p = nullptr;
-        detail::check(impp_presence_parse(xml.data(), xml.size(), &p));
-        return adopt(p);
-    }
-
-    /* Takes ownership of a handle from the C API (e.g. impp_event_presence). */
-    static Presence adopt(impp_presence *raw) noexcept { return Presence(raw); }
-
-    Presence(Presence &&) noexcept = default;
-    Presence &operator=(Presence &&) noexcept = default;
-    Presence(const Presence &) = delete;
-    Presence &operator=(const Presence &) = delete;
-
-    /* An independent copy. */
-    Presence clone() const {
-        impp_presence *p = nullptr;
-        detail::check(impp_presence_clone(get(), &p));
-        return adopt(p);
-    }
-
-    std::string to_xml() const {
-        char *xml = nullptr;
-        detail::check(impp_presence_to_xml(get(), &xml, nullptr));
-        return detail::take(xml);
-    }
-
-    std::string entity() const {
-        const char *s = nullptr;
-        detail::check(impp_presence_entity(get(), &s));
-        return std::string(detail::view(s));
-    }
-
-    std::size_t tuple_count() const noexcept { return impp_presence_tuple_count(get()); }
-
-    /* Appends a tuple; returns its index. */
-    std::size_t add_tuple(const std::string &id, impp_basic basic) {
-        std::size_t index = 0;
-        detail::check(impp_presence_add_tuple(get(), id.c_str(), basic, &index));
-        return index;
-    }
-
-    void remove_tuple(std::size_t index) { detail::check(impp_presence_remove_tuple(get(), index)); }
-
-    std::string tuple_id(std::size_t index) const {
-        const char *s = nullptr;
-        detail::check(impp_presence_tuple_id(get(), index, &s));
-        return std::string(detail::view(s));
-    }
-
-    impp_basic tuple_basic(std::size_t index) const {
-        impp_basic b = IMPP_BASIC_UNSET;
-        detail::check(impp_presence_tuple_basic(get(), index, &b));
-        return b;
-    }
-
-    void set_tuple_basic(std::size_t index, impp_basic basic) {
-        detail::check(impp_presence_tuple_set_basic(get(), index, basic));
-    }
-
-    /* Sets the contact (`priority` 0..1, or negative for none). */
-    void set_tuple_contact(std::size_t index, const std::string &uri, double priority = -1.0) {
-        detail::check(impp_presence_tuple_set_contact(get(), index, uri.c_str(), priority));
-    }
-
-    /* The contact URI, if the tuple has one. */
-    std::optional<std::string> tuple_contact(std::size_t index) const {
-        const char *uri = nullptr;
-        detail::check(impp_presence_tuple_contact(get(), index, &uri, nullptr));
-        if (uri == nullptr) {
-            return std::nullopt;
-        }
-        return std::string(uri);
-    }
-
-    void add_tuple_note(std::size_t index, const std::string &text,
-                        const std::optional<std::string> &lang = std::nullopt) {
-        detail::check(impp_presence_tuple_add_note(get(), index, text.c_str(),
-                                                   detail::c_str_or_null(lang)));
-    }
-
-    std::vector<std::string> tuple_notes(std::size_t index) const {
-        std::vector<std::string> notes;
-        const std::size_t n = impp_presence_tuple_note_count(get(), index);
-        for (std::size_t i = 0; i < n; i++) {
-            const char *text = nullptr;
-            detail::check(impp_presence_tuple_note(get(), index, i, &text, nullptr));
-            notes.emplace_back(detail::view(text));
-        }
-        return notes;
-    }
-
-    void add_note(const std::string &text, const std::optional<std::string> &lang = std::nullopt) {
-        detail::check(impp_presence_add_note(get(), text.c_str(), detail::c_str_or_null(lang)));
-    }
-
-    std::vector<std::string> notes() const {
-        std::vector<std::string> notes;
-        const std::size_t n = impp_presence_note_count(get());
-        for (std::size_t i = 0; i < n; i++) {
-            const char *text = nullptr;
-            detail::check(impp_presence_note(get(), i, &text, nullptr));
-            notes.emplace_back(detail::view(text));
-        }
-        return notes;
-    }
-
-    /* An RFC 4480 activity by name ("away", "on-the-phone", ...). */
-    void add_activity(const std::string &name) {
-        detail::check(impp_presence_add_activity(get(), name.c_str()));
-    }
-
-    /* The person's activities by name ("other" for free text). */
-    std::vector<std::string> activities() const {
-        std::vector<std::string> names;
-        const std::size_t n = impp_presence_activity_count(get());
-        for (std::size_t i = 0; i < n; i++) {
-            const char *name = nullptr;
-            detail::check(impp_presence_activity(get(), i, &name, nullptr));
-            names.emplace_back(detail::view(name));
-        }
-        return names;
-    }
-
-    const impp_presence *get() const noexcept { return handle_.get(); }
-    impp_presence *get() noexcept { return handle_.get(); }
-    /* Gives up ownership (e.g. to hand the handle to C code that frees it). */
-    impp_presence *release() noexcept { return handle_.release(); }
-
-private:
-    explicit Presence(impp_presence *raw) noexcept : handle_(raw) {}
-    std::unique_ptr<impp_presence, detail::PresenceFree> handle_;
-};
-
-namespace detail {
-
-struct WinfoFree {
-    void operator()(impp_winfo *w) const noexcept { impp_winfo_free(w); }
-};
-struct DialogInfoFree {
-    void operator()(impp_dialog_info *d) const noexcept { impp_dialog_info_free(d); }
-};
-struct MessageSummaryFree {
-    void operator()(impp_message_summary *m) const noexcept { impp_message_summary_free(m); }
-};
-struct FilterSetFree {
-    void operator()(impp_filter_set *f) const noexcept { impp_filter_set_free(f); }
-};
-
 inline std::optional<std::string> optional_string(const char *s) {
     if (s == nullptr) {
         return std::nullopt;
     }
     return std::string(s);
+}
+
+inline const char *c_str_or_null(const std::optional<std::string> &s) {
+    return s ? s->c_str() : nullptr;
+}
+
+/* The C API's yes (1) / no (0) / not said (-1). */
+inline int tristate(std::optional<bool> value) { return value ? (*value ? 1 : 0) : -1; }
+inline std::optional<bool> from_tristate(int value) {
+    if (value < 0) {
+        return std::nullopt;
+    }
+    return value != 0;
+}
+
+/* Seconds as the C API's int64 with -1 for none. */
+inline std::optional<std::chrono::seconds> optional_seconds(std::int64_t secs) {
+    if (secs < 0) {
+        return std::nullopt;
+    }
+    return std::chrono::seconds(secs);
 }
 
 /* Calls a serializer of the form f(handle, char **out, size_t *len) and takes its string. */
@@ -289,7 +194,410 @@ std::optional<std::string> borrowed_at(Fn fn, const Handle *handle, std::size_t 
     return optional_string(s);
 }
 
+/* Calls a getter of the form f(handle, const char **out). */
+template <typename Handle, typename Fn>
+std::optional<std::string> borrowed(Fn fn, const Handle *handle) {
+    const char *s = nullptr;
+    check(fn(handle, &s));
+    return optional_string(s);
+}
+
+/* Calls a getter of the form f(handle, int64_t *out) that gives -1 for none. */
+template <typename Handle, typename Fn>
+std::optional<std::chrono::seconds> seconds_of(Fn fn, const Handle *handle) {
+    std::int64_t secs = -1;
+    check(fn(handle, &secs));
+    return optional_seconds(secs);
+}
+
 }  // namespace detail
+
+/* --- The library as a whole ------------------------------------------------------------- */
+
+/* The loaded library's version, "major.minor.patch". */
+inline std::string_view version() noexcept { return detail::view(impp_version()); }
+
+/* The loaded library's ABI version (compare with IMPP_ABI_VERSION). */
+inline std::uint32_t abi_version() noexcept { return impp_abi_version(); }
+
+/* Throws AbiMismatch when the loaded library's ABI is not the one of the impp.h this program
+ * was compiled with. Engine's constructor calls it; call it yourself to check earlier. */
+inline void check_abi() { detail::check_abi_versions(IMPP_ABI_VERSION, impp_abi_version()); }
+
+/* Static names, for messages: "IMPP_ERR_MALFORMED", "deactivated", "delivered", "too-large"
+ * ("unknown" or "IMPP_UNKNOWN" for a value outside the enum). */
+inline std::string_view name(impp_status status) noexcept {
+    return detail::view(impp_status_name(status));
+}
+inline std::string_view name(impp_reason reason) noexcept {
+    return detail::view(impp_reason_name(reason));
+}
+inline std::string_view name(impp_delivery_outcome outcome) noexcept {
+    return detail::view(impp_delivery_outcome_name(outcome));
+}
+inline std::string_view name(impp_failure_reason reason) noexcept {
+    return detail::view(impp_failure_reason_name(reason));
+}
+
+/* The library's log lines (process-wide). Without a callback, error and warning lines go to
+ * standard error. */
+namespace logging {
+
+/* One line: its level, the library module that logged it ("impp::engine::shard"), and the
+ * text without a line break; both views are valid for the call only. */
+using Callback =
+    std::function<void(impp_log_level level, std::string_view target, std::string_view message)>;
+
+namespace detail {
+
+inline void trampoline(impp_log_level level, const char *target, const char *message,
+                       void *user_data) noexcept {
+    try {
+        (*static_cast<const Callback *>(user_data))(level, impp::detail::view(target),
+                                                    impp::detail::view(message));
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "impp: the log callback threw: %s\n", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "impp: the log callback threw a non-standard exception\n");
+    }
+}
+
+inline void free_callback(void *user_data) noexcept { delete static_cast<Callback *>(user_data); }
+
+}  // namespace detail
+
+/* Sends every line at `max_level` or more important to `callback` (an empty function: back
+ * to standard error). It runs on whichever library thread logged the line, possibly on
+ * several at once: make it thread-safe, and quick. It may call the library; an exception
+ * leaving it is reported on standard error and dropped. The function is kept on the heap and
+ * destroyed after its last call, when it is replaced; the library never resets the setting,
+ * so a callback still set at exit is never destroyed (call clear_callback() first). */
+inline void set_callback(Callback callback, impp_log_level max_level = IMPP_LOG_INFO) {
+    if (!callback) {
+        impp::detail::check(impp_log_set_callback(nullptr, nullptr, nullptr, max_level));
+        return;
+    }
+    auto *held = new Callback(std::move(callback));
+    /* On failure the library has already called free_callback(held). */
+    impp::detail::check(impp_log_set_callback(&detail::trampoline, held, &detail::free_callback,
+                                              max_level));
+}
+
+/* Back to standard error (error and warning lines, or what `max_level` lets through). */
+inline void clear_callback(impp_log_level max_level = IMPP_LOG_WARN) {
+    set_callback(Callback(), max_level);
+}
+
+/* The most detailed level that still reaches the callback or standard error. */
+inline void set_level(impp_log_level max_level) {
+    impp::detail::check(impp_log_set_level(max_level));
+}
+
+}  // namespace logging
+
+/* --- Presence documents ----------------------------------------------------------------- */
+
+/* A note and its language (an xml:lang tag), if it has one. */
+struct Note {
+    std::string text;
+    std::optional<std::string> lang;
+};
+inline bool operator==(const Note &a, const Note &b) {
+    return a.text == b.text && a.lang == b.lang;
+}
+inline bool operator!=(const Note &a, const Note &b) { return !(a == b); }
+
+/* An activity of the person: an RFC 4480 name, or "other" with its free text. */
+struct Activity {
+    std::string name;
+    std::optional<std::string> text;
+};
+inline bool operator==(const Activity &a, const Activity &b) {
+    return a.name == b.name && a.text == b.text;
+}
+inline bool operator!=(const Activity &a, const Activity &b) { return !(a == b); }
+
+/* A tuple's contact: its URI and priority (0..1), if it has one. */
+struct Contact {
+    std::string uri;
+    std::optional<double> priority;
+};
+
+/* Whether the person is using their devices, and when they last did (an xs:dateTime). */
+struct UserInput {
+    impp_user_input state = IMPP_USER_INPUT_UNKNOWN;
+    std::optional<std::string> last_input;
+};
+
+/* A presence document (PIDF with its extensions). Tuples, notes, activities and moods are
+ * indexed from 0 in document order. */
+class Presence {
+public:
+    /* An empty document for `entity`, a URI such as "pres:alice@example.test". */
+    explicit Presence(const std::string &entity) {
+        impp_presence *p = nullptr;
+        detail::check(impp_presence_new(entity.c_str(), &p));
+        handle_.reset(p);
+    }
+
+    /* Parses a PIDF document (throws IMPP_ERR_MALFORMED, _TOO_LARGE or _UNSAFE_XML). */
+    static Presence parse(std::string_view xml) {
+        impp_presence *p = nullptr;
+        detail::check(impp_presence_parse(xml.data(), xml.size(), &p));
+        return adopt(p);
+    }
+
+    /* Parses with explicit limits: larger or deeper documents throw IMPP_ERR_TOO_LARGE. */
+    static Presence parse(std::string_view xml, std::size_t max_bytes, std::uint32_t max_depth) {
+        impp_presence *p = nullptr;
+        detail::check(impp_presence_parse_limited(xml.data(), xml.size(), max_bytes, max_depth, &p));
+        return adopt(p);
+    }
+
+    /* Takes ownership of a handle from the C API (e.g. impp_event_presence). */
+    static Presence adopt(impp_presence *raw) noexcept { return Presence(raw); }
+
+    Presence(Presence &&) noexcept = default;
+    Presence &operator=(Presence &&) noexcept = default;
+    Presence(const Presence &) = delete;
+    Presence &operator=(const Presence &) = delete;
+
+    /* An independent copy. */
+    Presence clone() const {
+        impp_presence *p = nullptr;
+        detail::check(impp_presence_clone(get(), &p));
+        return adopt(p);
+    }
+
+    std::string to_xml() const { return detail::serialize(impp_presence_to_xml, get()); }
+
+    std::string entity() const {
+        const char *s = nullptr;
+        detail::check(impp_presence_entity(get(), &s));
+        return std::string(detail::view(s));
+    }
+
+    /* --- Tuples --- */
+
+    std::size_t tuple_count() const noexcept { return impp_presence_tuple_count(get()); }
+
+    /* Appends a tuple; returns its index. */
+    std::size_t add_tuple(const std::string &id, impp_basic basic) {
+        std::size_t index = 0;
+        detail::check(impp_presence_add_tuple(get(), id.c_str(), basic, &index));
+        return index;
+    }
+
+    void remove_tuple(std::size_t index) { detail::check(impp_presence_remove_tuple(get(), index)); }
+
+    std::string tuple_id(std::size_t index) const {
+        return detail::borrowed_at(impp_presence_tuple_id, get(), index).value_or("");
+    }
+
+    impp_basic tuple_basic(std::size_t index) const {
+        impp_basic b = IMPP_BASIC_UNSET;
+        detail::check(impp_presence_tuple_basic(get(), index, &b));
+        return b;
+    }
+
+    void set_tuple_basic(std::size_t index, impp_basic basic) {
+        detail::check(impp_presence_tuple_set_basic(get(), index, basic));
+    }
+
+    /* Sets (`uri` none: removes) the contact; `priority` 0..1, or none. */
+    void set_tuple_contact(std::size_t index, const std::optional<std::string> &uri,
+                           std::optional<double> priority = std::nullopt) {
+        detail::check(impp_presence_tuple_set_contact(get(), index, detail::c_str_or_null(uri),
+                                                      priority.value_or(-1.0)));
+    }
+
+    /* The contact, if the tuple has one. */
+    std::optional<Contact> tuple_contact(std::size_t index) const {
+        const char *uri = nullptr;
+        double priority = -1.0;
+        detail::check(impp_presence_tuple_contact(get(), index, &uri, &priority));
+        if (uri == nullptr) {
+            return std::nullopt;
+        }
+        Contact contact{std::string(uri), std::nullopt};
+        if (priority >= 0.0) {
+            contact.priority = priority;
+        }
+        return contact;
+    }
+
+    /* Sets (none: removes) the timestamp, an xs:dateTime such as "2026-11-24T14:45:00Z". */
+    void set_tuple_timestamp(std::size_t index, const std::optional<std::string> &timestamp) {
+        detail::check(
+            impp_presence_tuple_set_timestamp(get(), index, detail::c_str_or_null(timestamp)));
+    }
+
+    std::optional<std::string> tuple_timestamp(std::size_t index) const {
+        return detail::borrowed_at(impp_presence_tuple_timestamp, get(), index);
+    }
+
+    void add_tuple_note(std::size_t index, const std::string &text,
+                        const std::optional<std::string> &lang = std::nullopt) {
+        detail::check(impp_presence_tuple_add_note(get(), index, text.c_str(),
+                                                   detail::c_str_or_null(lang)));
+    }
+
+    std::vector<Note> tuple_notes(std::size_t index) const {
+        std::vector<Note> notes;
+        const std::size_t n = impp_presence_tuple_note_count(get(), index);
+        for (std::size_t i = 0; i < n; i++) {
+            const char *text = nullptr;
+            const char *lang = nullptr;
+            detail::check(impp_presence_tuple_note(get(), index, i, &text, &lang));
+            notes.push_back(Note{std::string(detail::view(text)), detail::optional_string(lang)});
+        }
+        return notes;
+    }
+
+    /* Declares a capability supported (true), not supported (false), or says nothing (none). */
+    void set_tuple_capability(std::size_t index, impp_capability cap, std::optional<bool> value) {
+        detail::check(
+            impp_presence_tuple_set_capability(get(), index, cap, detail::tristate(value)));
+    }
+
+    /* Whether the tuple's service supports `cap`; none when the document does not say. */
+    std::optional<bool> tuple_capability(std::size_t index, impp_capability cap) const {
+        int value = -1;
+        detail::check(impp_presence_tuple_capability(get(), index, cap, &value));
+        return detail::from_tristate(value);
+    }
+
+    /* Adds a MIME type the tuple's service supports ("text/plain"). */
+    void add_tuple_media_type(std::size_t index, const std::string &mime) {
+        detail::check(impp_presence_tuple_add_media_type(get(), index, mime.c_str()));
+    }
+
+    std::vector<std::string> tuple_media_types(std::size_t index) const {
+        std::vector<std::string> types;
+        const std::size_t n = impp_presence_tuple_media_type_count(get(), index);
+        for (std::size_t i = 0; i < n; i++) {
+            const char *mime = nullptr;
+            detail::check(impp_presence_tuple_media_type(get(), index, i, &mime));
+            types.emplace_back(detail::view(mime));
+        }
+        return types;
+    }
+
+    /* Declares a duplex mode ("full", "half", "receive-only", "send-only") supported or not. */
+    void add_tuple_duplex(std::size_t index, const std::string &mode, bool supported) {
+        detail::check(impp_presence_tuple_add_duplex(get(), index, mode.c_str(), supported));
+    }
+
+    /* Whether the tuple's service supports a duplex mode; none when not said. */
+    std::optional<bool> tuple_duplex(std::size_t index, const std::string &mode) const {
+        int value = -1;
+        detail::check(impp_presence_tuple_duplex(get(), index, mode.c_str(), &value));
+        return detail::from_tristate(value);
+    }
+
+    /* --- The document's own notes --- */
+
+    void add_note(const std::string &text, const std::optional<std::string> &lang = std::nullopt) {
+        detail::check(impp_presence_add_note(get(), text.c_str(), detail::c_str_or_null(lang)));
+    }
+
+    std::vector<Note> notes() const {
+        std::vector<Note> notes;
+        const std::size_t n = impp_presence_note_count(get());
+        for (std::size_t i = 0; i < n; i++) {
+            const char *text = nullptr;
+            const char *lang = nullptr;
+            detail::check(impp_presence_note(get(), i, &text, &lang));
+            notes.push_back(Note{std::string(detail::view(text)), detail::optional_string(lang)});
+        }
+        return notes;
+    }
+
+    /* --- The person (RFC 4479/4480) --- */
+
+    /* An RFC 4480 activity by name ("away", "on-the-phone", ...). */
+    void add_activity(const std::string &name) {
+        detail::check(impp_presence_add_activity(get(), name.c_str()));
+    }
+
+    /* A free-text activity (listed as "other" with its text). */
+    void add_other_activity(const std::string &text) {
+        detail::check(impp_presence_add_other_activity(get(), text.c_str()));
+    }
+
+    void clear_activities() { detail::check(impp_presence_clear_activities(get())); }
+
+    std::vector<Activity> activities() const {
+        std::vector<Activity> found;
+        const std::size_t n = impp_presence_activity_count(get());
+        for (std::size_t i = 0; i < n; i++) {
+            const char *name = nullptr;
+            const char *text = nullptr;
+            detail::check(impp_presence_activity(get(), i, &name, &text));
+            found.push_back(Activity{std::string(detail::view(name)), detail::optional_string(text)});
+        }
+        return found;
+    }
+
+    /* An RFC 4480 mood by name ("happy", "in_love", ...). */
+    void add_mood(const std::string &name) {
+        detail::check(impp_presence_add_mood(get(), name.c_str()));
+    }
+
+    /* The moods by name ("other" for free text). */
+    std::vector<std::string> moods() const {
+        std::vector<std::string> names;
+        const std::size_t n = impp_presence_mood_count(get());
+        for (std::size_t i = 0; i < n; i++) {
+            names.push_back(detail::borrowed_at(impp_presence_mood, get(), i).value_or(""));
+        }
+        return names;
+    }
+
+    /* IMPP_USER_INPUT_UNKNOWN removes it; `last_input` an xs:dateTime, or none. */
+    void set_user_input(impp_user_input state,
+                        const std::optional<std::string> &last_input = std::nullopt) {
+        detail::check(
+            impp_presence_set_user_input(get(), state, detail::c_str_or_null(last_input)));
+    }
+
+    UserInput user_input() const {
+        UserInput out;
+        const char *last = nullptr;
+        detail::check(impp_presence_user_input(get(), &out.state, &last));
+        out.last_input = detail::optional_string(last);
+        return out;
+    }
+
+    void add_person_note(const std::string &text,
+                         const std::optional<std::string> &lang = std::nullopt) {
+        detail::check(
+            impp_presence_add_person_note(get(), text.c_str(), detail::c_str_or_null(lang)));
+    }
+
+    std::vector<Note> person_notes() const {
+        std::vector<Note> notes;
+        const std::size_t n = impp_presence_person_note_count(get());
+        for (std::size_t i = 0; i < n; i++) {
+            const char *text = nullptr;
+            const char *lang = nullptr;
+            detail::check(impp_presence_person_note(get(), i, &text, &lang));
+            notes.push_back(Note{std::string(detail::view(text)), detail::optional_string(lang)});
+        }
+        return notes;
+    }
+
+    const impp_presence *get() const noexcept { return handle_.get(); }
+    impp_presence *get() noexcept { return handle_.get(); }
+    /* Gives up ownership (e.g. to hand the handle to C code that frees it). */
+    impp_presence *release() noexcept { return handle_.release(); }
+
+private:
+    explicit Presence(impp_presence *raw) noexcept : handle_(raw) {}
+    detail::Owned<impp_presence, impp_presence_free> handle_;
+};
+
+/* --- Watcher information ---------------------------------------------------------------- */
 
 /* One watcher of a watched resource (a subscription), copied out of a Watcherinfo. */
 struct Watcher {
@@ -305,7 +613,7 @@ struct Watcher {
 };
 
 /* A watcher information document (presence.winfo), read-only: from Watcherinfo::parse or
- * EventView::winfo(). Lists are indexed from 0, and so are the watchers of each list. */
+ * an event's winfo(). Lists are indexed from 0, and so are the watchers of each list. */
 class Watcherinfo {
 public:
     /* Parses watcherinfo XML (throws IMPP_ERR_MALFORMED, _TOO_LARGE or _UNSAFE_XML). */
@@ -395,8 +703,10 @@ public:
 
 private:
     explicit Watcherinfo(impp_winfo *raw) noexcept : handle_(raw) {}
-    std::unique_ptr<impp_winfo, detail::WinfoFree> handle_;
+    detail::Owned<impp_winfo, impp_winfo_free> handle_;
 };
+
+/* --- Dialog information ----------------------------------------------------------------- */
 
 /* A party of a dialog: its URI and display name. */
 struct Identity {
@@ -453,9 +763,7 @@ public:
     }
 
     std::string entity() const {
-        const char *s = nullptr;
-        detail::check(impp_dialog_info_entity(get(), &s));
-        return std::string(detail::view(s));
+        return detail::borrowed(impp_dialog_info_entity, get()).value_or("");
     }
 
     std::size_t dialog_count() const noexcept { return impp_dialog_info_dialog_count(get()); }
@@ -567,8 +875,10 @@ private:
         return Identity{std::string(uri), detail::optional_string(display)};
     }
 
-    std::unique_ptr<impp_dialog_info, detail::DialogInfoFree> handle_;
+    detail::Owned<impp_dialog_info, impp_dialog_info_free> handle_;
 };
+
+/* --- Message summaries ------------------------------------------------------------------ */
 
 /* The counts of one message class; the urgent ones are none when not given. */
 struct MessageCounts {
@@ -619,9 +929,7 @@ public:
 
     /* The mailbox URI (Message-Account), if the body gives one. */
     std::optional<std::string> account() const {
-        const char *s = nullptr;
-        detail::check(impp_message_summary_account(get(), &s));
-        return detail::optional_string(s);
+        return detail::borrowed(impp_message_summary_account, get());
     }
 
     /* Sets (none: removes) the mailbox URI. */
@@ -676,8 +984,100 @@ public:
 
 private:
     explicit MessageSummary(impp_message_summary *raw) noexcept : handle_(raw) {}
-    std::unique_ptr<impp_message_summary, detail::MessageSummaryFree> handle_;
+    detail::Owned<impp_message_summary, impp_message_summary_free> handle_;
 };
+
+/* --- Is-composing (RFC 3994) ------------------------------------------------------------ */
+
+/* An is-composing document: the typing indication sent as an instant message of content
+ * type IsComposing::mime_type (Engine::send_message), and read back with
+ * EventView::is_composing(). */
+class IsComposing {
+public:
+    /* The content type of the message that carries one. */
+    static constexpr std::string_view mime_type = "application/im-iscomposing+xml";
+
+    /* A document in `state` with nothing else. */
+    explicit IsComposing(impp_composing_state state) {
+        impp_iscomposing *c = nullptr;
+        detail::check(impp_iscomposing_new(state, &c));
+        handle_.reset(c);
+    }
+
+    /* Parses one (throws IMPP_ERR_MALFORMED, _TOO_LARGE or _UNSAFE_XML). */
+    static IsComposing parse(std::string_view xml) {
+        impp_iscomposing *c = nullptr;
+        detail::check(impp_iscomposing_parse(xml.data(), xml.size(), &c));
+        return adopt(c);
+    }
+
+    static IsComposing adopt(impp_iscomposing *raw) noexcept { return IsComposing(raw); }
+
+    IsComposing(IsComposing &&) noexcept = default;
+    IsComposing &operator=(IsComposing &&) noexcept = default;
+    IsComposing(const IsComposing &) = delete;
+    IsComposing &operator=(const IsComposing &) = delete;
+
+    /* The body of the message that carries it. */
+    std::string to_xml() const { return detail::serialize(impp_iscomposing_to_xml, get()); }
+
+    impp_composing_state state() const {
+        impp_composing_state s = IMPP_COMPOSING_STATE_IDLE;
+        detail::check(impp_iscomposing_state(get(), &s));
+        return s;
+    }
+
+    void set_state(impp_composing_state state) {
+        detail::check(impp_iscomposing_set_state(get(), state));
+    }
+
+    /* When the user last composed, an xs:dateTime as written; none when not given. */
+    std::optional<std::string> last_active() const {
+        return detail::borrowed(impp_iscomposing_last_active, get());
+    }
+
+    /* Sets (none: removes) when the user last composed ("2026-11-24T14:45:00Z"). */
+    void set_last_active(const std::optional<std::string> &timestamp) {
+        detail::check(impp_iscomposing_set_last_active(get(), detail::c_str_or_null(timestamp)));
+    }
+
+    /* What is being composed ("text/plain", "audio"); none when not said. */
+    std::optional<std::string> content_type() const {
+        return detail::borrowed(impp_iscomposing_content_type, get());
+    }
+
+    void set_content_type(const std::optional<std::string> &content_type) {
+        detail::check(
+            impp_iscomposing_set_content_type(get(), detail::c_str_or_null(content_type)));
+    }
+
+    /* The refresh interval; none when the document has none. */
+    std::optional<std::chrono::seconds> refresh() const {
+        return detail::seconds_of(impp_iscomposing_refresh, get());
+    }
+
+    /* Sets (none: removes) the refresh interval, 1 s or more. */
+    void set_refresh(std::optional<std::chrono::seconds> refresh) {
+        detail::check(impp_iscomposing_set_refresh(
+            get(), refresh ? static_cast<std::int64_t>(refresh->count()) : -1));
+    }
+
+    /* For an active document, after how long without a refresh the sender counts as idle
+     * (the refresh interval, or 120 s); none for an idle document. */
+    std::optional<std::chrono::seconds> active_expires_after() const {
+        return detail::seconds_of(impp_iscomposing_active_expires_after, get());
+    }
+
+    const impp_iscomposing *get() const noexcept { return handle_.get(); }
+    impp_iscomposing *get() noexcept { return handle_.get(); }
+    impp_iscomposing *release() noexcept { return handle_.release(); }
+
+private:
+    explicit IsComposing(impp_iscomposing *raw) noexcept : handle_(raw) {}
+    detail::Owned<impp_iscomposing, impp_iscomposing_free> handle_;
+};
+
+/* --- Filters (RFC 4661) ----------------------------------------------------------------- */
 
 /* A filter document (RFC 4661 <filter-set>); its XPath is compiled by parse(). */
 class FilterSet {
@@ -728,8 +1128,10 @@ public:
 
 private:
     explicit FilterSet(impp_filter_set *raw) noexcept : handle_(raw) {}
-    std::unique_ptr<impp_filter_set, detail::FilterSetFree> handle_;
+    detail::Owned<impp_filter_set, impp_filter_set_free> handle_;
 };
+
+/* --- The engine ------------------------------------------------------------------------- */
 
 /* An engine configuration. Setters return the object for chaining, on lvalues and on
  * temporaries alike: `Engine engine(Config().workers(2).manual_clock());` */
@@ -745,6 +1147,9 @@ public:
     Config &operator=(Config &&) noexcept = default;
     Config(const Config &) = delete;
     Config &operator=(const Config &) = delete;
+
+    /* The workers a new configuration gets (the number of cores). */
+    static std::uint32_t default_workers() noexcept { return impp_config_default_workers(); }
 
     Config &workers(std::uint32_t n) & {
         detail::check(impp_config_set_workers(get(), n));
@@ -849,6 +1254,15 @@ public:
     }
     Config &&endpoint_presence(bool enabled) && { return std::move(endpoint_presence(enabled)); }
 
+    /* Keeps the durable state (rules, users) in the SQLite file at `path`, opened (and
+     * created if missing) here: a bad path throws now (IMPP_ERR_STORAGE, _MALFORMED,
+     * _UNSUPPORTED). Without it the state lives in memory and goes with the engine. */
+    Config &store_path(const std::string &path) & {
+        detail::check(impp_config_set_store_path(get(), path.c_str()));
+        return *this;
+    }
+    Config &&store_path(const std::string &path) && { return std::move(store_path(path)); }
+
     /* A clock that moves only with Engine::advance_clock (for tests). */
     Config &manual_clock() & {
         detail::check(impp_config_use_manual_clock(get()));
@@ -856,176 +1270,218 @@ public:
     }
     Config &&manual_clock() && { return std::move(manual_clock()); }
 
-    impp_config *get() const noexcept { return handle_.get(); }
+    const impp_config *get() const noexcept { return handle_.get(); }
+    impp_config *get() noexcept { return handle_.get(); }
     /* Gives up ownership (impp_engine_new consumes the configuration). */
     impp_config *release() noexcept { return handle_.release(); }
 
 private:
-    std::unique_ptr<impp_config, detail::ConfigFree> handle_;
+    detail::Owned<impp_config, impp_config_free> handle_;
 };
 
-/* A non-owning view of an event: the one handed to a callback (valid for the call only), or
- * an Event's. Copy out what you keep; string_views are borrowed from the event. */
-class EventView {
-public:
-    explicit EventView(const impp_event *event) noexcept : event_(event) {}
+namespace detail {
 
-    impp_event_type kind() const noexcept { return impp_event_kind(event_); }
+/* The accessors of an event, shared by the owning Event and the borrowing EventView: `Self`
+ * provides `const impp_event *get() const`. */
+template <typename Self>
+class EventAccessors {
+public:
+    impp_event_type kind() const noexcept { return impp_event_kind(raw()); }
     /* The subscription; 0 for a publication expiry. */
-    std::uint64_t subscription() const noexcept { return impp_event_subscription(event_); }
+    std::uint64_t subscription() const noexcept { return impp_event_subscription(raw()); }
     /* The watcher; none for a publication expiry. */
     std::optional<std::string_view> watcher() const noexcept {
-        return detail::optional_view(impp_event_watcher(event_));
+        return optional_view(impp_event_watcher(raw()));
     }
-    std::string_view presentity() const noexcept {
-        return detail::view(impp_event_presentity(event_));
-    }
+    std::string_view presentity() const noexcept { return view(impp_event_presentity(raw())); }
     /* "presence", "presence.winfo", "dialog" or "message-summary". */
-    std::string_view package() const noexcept { return detail::view(impp_event_package(event_)); }
+    std::string_view package() const noexcept { return view(impp_event_package(raw())); }
     /* IMPP_SUBSCRIPTION_NONE for events without one. */
-    impp_subscription_state state() const noexcept { return impp_event_state(event_, nullptr); }
+    impp_subscription_state state() const noexcept { return impp_event_state(raw(), nullptr); }
     impp_reason reason() const noexcept {
         impp_reason reason = IMPP_REASON_NONE;
-        impp_event_state(event_, &reason);
+        impp_event_state(raw(), &reason);
         return reason;
     }
     /* The entity tag of an expired publication. */
     std::optional<std::string_view> etag() const noexcept {
-        return detail::optional_view(impp_event_etag(event_));
+        return optional_view(impp_event_etag(raw()));
     }
-    bool has_document() const noexcept { return impp_event_has_document(event_); }
+    bool has_document() const noexcept { return impp_event_has_document(raw()); }
 
     /* The document in its package's format; none when the event carries none. */
     std::optional<std::string_view> body() const {
         const char *body = nullptr;
         std::size_t len = 0;
-        const impp_status status = impp_event_body(event_, &body, &len);
+        const impp_status status = impp_event_body(raw(), &body, &len);
         if (status == IMPP_ERR_NOT_FOUND) {
             return std::nullopt;
         }
-        detail::check(status);
+        check(status);
         return std::string_view(body, len);
     }
 
     /* The presence document as a new, owned handle; none unless a PIDF notification. */
     std::optional<Presence> presence() const {
-        impp_presence *p = nullptr;
-        const impp_status status = impp_event_presence(event_, &p);
-        if (status == IMPP_ERR_NOT_FOUND) {
-            return std::nullopt;
-        }
-        detail::check(status);
-        return Presence::adopt(p);
+        return document<Presence>(impp_event_presence);
     }
 
     /* The watcher information document as a new, owned handle; none unless a
      * presence.winfo notification with a document. */
-    std::optional<Watcherinfo> winfo() const {
-        impp_winfo *w = nullptr;
-        const impp_status status = impp_event_winfo(event_, &w);
-        if (status == IMPP_ERR_NOT_FOUND) {
-            return std::nullopt;
-        }
-        detail::check(status);
-        return Watcherinfo::adopt(w);
-    }
+    std::optional<Watcherinfo> winfo() const { return document<Watcherinfo>(impp_event_winfo); }
 
     /* The dialog-info document as a new, owned handle; none unless a dialog notification
      * with a document. */
     std::optional<DialogInfo> dialog_info() const {
-        impp_dialog_info *d = nullptr;
-        const impp_status status = impp_event_dialog_info(event_, &d);
-        if (status == IMPP_ERR_NOT_FOUND) {
-            return std::nullopt;
-        }
-        detail::check(status);
-        return DialogInfo::adopt(d);
+        return document<DialogInfo>(impp_event_dialog_info);
     }
 
     /* The message summary as a new, owned handle; none unless a message-summary
      * notification with a document. */
     std::optional<MessageSummary> message_summary() const {
-        impp_message_summary *m = nullptr;
-        const impp_status status = impp_event_message_summary(event_, &m);
-        if (status == IMPP_ERR_NOT_FOUND) {
-            return std::nullopt;
-        }
-        detail::check(status);
-        return MessageSummary::adopt(m);
+        return document<MessageSummary>(impp_event_message_summary);
     }
 
     /* --- Message, delivery and endpoint expiry events --- */
 
     /* The message id of a message or delivery event; 0 for other events. */
-    std::uint64_t message_id() const noexcept { return impp_event_message_id(event_); }
+    std::uint64_t message_id() const noexcept { return impp_event_message_id(raw()); }
     /* The sender of a message or delivery event. */
     std::optional<std::string_view> sender() const noexcept {
-        return detail::optional_view(impp_event_sender(event_));
+        return optional_view(impp_event_sender(raw()));
     }
     /* The recipient of a message or delivery event. */
     std::optional<std::string_view> recipient() const noexcept {
-        return detail::optional_view(impp_event_recipient(event_));
+        return optional_view(impp_event_recipient(raw()));
     }
     /* The endpoint of a message event (the copy's) or of an endpoint expiry (its user is
      * presentity()). */
     std::optional<std::string_view> endpoint() const noexcept {
-        return detail::optional_view(impp_event_endpoint(event_));
+        return optional_view(impp_event_endpoint(raw()));
     }
     /* The MIME type of a message event. */
     std::optional<std::string_view> content_type() const noexcept {
-        return detail::optional_view(impp_event_content_type(event_));
+        return optional_view(impp_event_content_type(raw()));
     }
     /* The body of a message event: any bytes, NULs included; none for other events. */
     std::optional<std::string_view> message_body() const {
         const std::uint8_t *body = nullptr;
         std::size_t len = 0;
-        const impp_status status = impp_event_message_body(event_, &body, &len);
+        const impp_status status = impp_event_message_body(raw(), &body, &len);
         if (status == IMPP_ERR_NOT_FOUND) {
             return std::nullopt;
         }
-        detail::check(status);
+        check(status);
         return std::string_view(reinterpret_cast<const char *>(body), len);
+    }
+    /* A message event carrying an is-composing document (content type
+     * IsComposing::mime_type, any case, parameters allowed), parsed; none for other events.
+     * A malformed one throws as IsComposing::parse does. */
+    std::optional<IsComposing> is_composing() const {
+        const std::optional<std::string_view> type = content_type();
+        const std::optional<std::string_view> body = message_body();
+        if (!type || !body || !same_media_type(*type, IsComposing::mime_type)) {
+            return std::nullopt;
+        }
+        return IsComposing::parse(*body);
     }
     /* The reference the sender gave, if any. */
     std::optional<std::string_view> in_reply_to() const noexcept {
-        return detail::optional_view(impp_event_in_reply_to(event_));
+        return optional_view(impp_event_in_reply_to(raw()));
     }
     /* When a message event's message was sent, in Unix milliseconds; 0 otherwise. */
-    std::uint64_t sent_at() const noexcept { return impp_event_sent_at(event_); }
+    std::uint64_t sent_at() const noexcept { return impp_event_sent_at(raw()); }
     /* IMPP_DELIVERY_NONE unless a delivery event. */
     impp_delivery_outcome delivery_outcome() const noexcept {
-        return impp_event_delivery_outcome(event_);
+        return impp_event_delivery_outcome(raw());
     }
     /* IMPP_FAILURE_NONE unless a failed delivery. */
     impp_failure_reason failure_reason() const noexcept {
-        return impp_event_failure_reason(event_);
+        return impp_event_failure_reason(raw());
     }
+
+protected:
+    EventAccessors() = default;
+    ~EventAccessors() = default;
+    EventAccessors(const EventAccessors &) = default;
+    EventAccessors &operator=(const EventAccessors &) = default;
+
+private:
+    const impp_event *raw() const noexcept { return static_cast<const Self &>(*this).get(); }
+
+    template <typename Document, typename Raw>
+    std::optional<Document> document(impp_status (*fn)(const impp_event *, Raw **)) const {
+        Raw *out = nullptr;
+        const impp_status status = fn(raw(), &out);
+        if (status == IMPP_ERR_NOT_FOUND) {
+            return std::nullopt;
+        }
+        check(status);
+        return Document::adopt(out);
+    }
+
+    /* Whether a content type ("Application/IM-isComposing+xml; charset=utf-8") is `want`. */
+    static bool same_media_type(std::string_view type, std::string_view want) noexcept {
+        const std::size_t semi = type.find(';');
+        if (semi != std::string_view::npos) {
+            type = type.substr(0, semi);
+        }
+        while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) {
+            type.remove_suffix(1);
+        }
+        if (type.size() != want.size()) {
+            return false;
+        }
+        for (std::size_t i = 0; i < type.size(); i++) {
+            char c = type[i];
+            if (c >= 'A' && c <= 'Z') {
+                c = static_cast<char>(c - 'A' + 'a');
+            }
+            if (c != want[i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+};
+
+}  // namespace detail
+
+/* A borrowed event: the one handed to a callback (valid for the call only), or an Event's
+ * (valid while the Event lives). Copy out what you keep; string_views are borrowed from the
+ * event. */
+class EventView : public detail::EventAccessors<EventView> {
+public:
+    explicit EventView(const impp_event *event) noexcept : event_(event) {}
 
     const impp_event *get() const noexcept { return event_; }
 
-protected:
+private:
     const impp_event *event_;
 };
 
-/* An owned event from Engine::next_event. Move-only; usable wherever an EventView is. */
-class Event : public EventView {
+/* An owned event, from Engine::next_event. Move-only; converts to an EventView wherever one
+ * is expected. */
+class Event : public detail::EventAccessors<Event> {
 public:
     /* Takes ownership of an event from impp_engine_next_event. */
-    explicit Event(impp_event *owned) noexcept : EventView(owned) {}
-    Event(Event &&other) noexcept : EventView(std::exchange(other.event_, nullptr)) {}
-    Event &operator=(Event &&other) noexcept {
-        if (this != &other) {
-            free();
-            event_ = std::exchange(other.event_, nullptr);
-        }
-        return *this;
-    }
+    static Event adopt(impp_event *owned) noexcept { return Event(owned); }
+
+    Event(Event &&) noexcept = default;
+    Event &operator=(Event &&) noexcept = default;
     Event(const Event &) = delete;
     Event &operator=(const Event &) = delete;
-    ~Event() { free(); }
+
+    /* A view of this event, valid while it lives. */
+    EventView view() const noexcept { return EventView(get()); }
+    operator EventView() const noexcept { return view(); }
+
+    const impp_event *get() const noexcept { return handle_.get(); }
+    impp_event *release() noexcept { return handle_.release(); }
 
 private:
-    void free() noexcept { impp_event_free(const_cast<impp_event *>(event_)); }
+    explicit Event(impp_event *owned) noexcept : handle_(owned) {}
+    detail::Owned<impp_event, impp_event_free> handle_;
 };
 
 /* A rule of a presentity: for one watcher URI or for a whole domain. */
@@ -1052,6 +1508,44 @@ struct SubscribeOptions {
     std::chrono::milliseconds min_interval{0};
     /* Fetch the state once: one notification, then the subscription ends. */
     bool fetch = false;
+
+    /* The options a C `impp_subscribe_options` handle holds (for code that has one). */
+    static SubscribeOptions from(const impp_subscribe_options *options) {
+        SubscribeOptions out;
+        if (options == nullptr) {
+            return out;
+        }
+        out.expires = impp_subscribe_options_expires(options);
+        out.fetch = impp_subscribe_options_fetch(options);
+        if (const char *filter = impp_subscribe_options_filter(options)) {
+            out.filter = std::string(filter);
+        }
+        out.min_interval = std::chrono::milliseconds(impp_subscribe_options_min_interval_ms(options));
+        return out;
+    }
+};
+
+/* What `Engine::send_message` takes besides the message itself. */
+struct MessageOptions {
+    /* The one endpoint of the recipient to deliver to; none: every endpoint. */
+    std::optional<std::string> endpoint;
+    /* The message or call this one refers to (the application's reference). */
+    std::optional<std::string> in_reply_to;
+
+    /* The options a C `impp_message_options` handle holds (for code that has one). */
+    static MessageOptions from(const impp_message_options *options) {
+        MessageOptions out;
+        if (options == nullptr) {
+            return out;
+        }
+        if (const char *endpoint = impp_message_options_endpoint(options)) {
+            out.endpoint = std::string(endpoint);
+        }
+        if (const char *in_reply_to = impp_message_options_in_reply_to(options)) {
+            out.in_reply_to = std::string(in_reply_to);
+        }
+        return out;
+    }
 };
 
 /* The state of a live subscription. */
@@ -1061,97 +1555,127 @@ struct SubscriptionInfo {
     impp_auth_action authorization;
 };
 
+namespace detail {
+
+/* Frees an engine; from inside its own callback that is refused, and a destructor cannot
+ * report it: terminate, rather than leave an engine running that its owner thinks gone. */
+struct EngineFree {
+    void operator()(impp_engine *engine) const noexcept {
+        if (impp_engine_free(engine) == IMPP_ERR_IN_CALLBACK) {
+            std::fprintf(stderr, "impp: an Engine was destroyed from inside its own callback\n");
+            std::terminate();
+        }
+    }
+};
+
+/* Frees a SIP stack, as EngineFree. */
+struct SipFree {
+    void operator()(impp_sip *sip) const noexcept {
+        if (impp_sip_free(sip) == IMPP_ERR_IN_CALLBACK) {
+            std::fprintf(stderr, "impp: a SipStack was destroyed from inside an event callback\n");
+            std::terminate();
+        }
+    }
+};
+
+}  // namespace detail
+
 /* A running engine. See the threading notes at the top of this file. */
 class Engine {
 public:
     using Callback = std::function<void(const EventView &)>;
 
+    /* Starts an engine from `config` (consumed). Throws AbiMismatch first when the loaded
+     * library's ABI is not this header's. */
     explicit Engine(Config config) {
+        check_abi();
         impp_engine *e = nullptr;
         detail::check(impp_engine_new(config.release(), &e));
-        engine_ = e;
+        handle_.reset(e);
     }
 
-    Engine(Engine &&other) noexcept : engine_(std::exchange(other.engine_, nullptr)) {}
-    Engine &operator=(Engine &&other) noexcept {
-        if (this != &other) {
-            destroy();
-            engine_ = std::exchange(other.engine_, nullptr);
-        }
-        return *this;
-    }
+    /* Takes ownership of an engine from the C API (no ABI check: its creator's job). */
+    static Engine adopt(impp_engine *raw) noexcept { return Engine(raw); }
+
+    Engine(Engine &&) noexcept = default;
+    /* Destroys the engine held before (as the destructor does). */
+    Engine &operator=(Engine &&) noexcept = default;
     Engine(const Engine &) = delete;
     Engine &operator=(const Engine &) = delete;
 
     /* Joins every engine thread and frees the callback. Never from inside the callback. */
-    ~Engine() { destroy(); }
+    ~Engine() = default;
 
     /* Shuts the engine down now (as the destructor does), reporting failure: from inside the
      * callback it throws IMPP_ERR_IN_CALLBACK and the engine keeps working. */
     void close() {
-        if (engine_ != nullptr) {
-            detail::check(impp_engine_free(engine_));
-            engine_ = nullptr;
+        if (handle_) {
+            detail::check(impp_engine_free(handle_.get()));
+            (void)handle_.release();
         }
     }
+
+    /* --- Publications --- */
 
     /* Publishes `body` (PIDF, dialog-info or message-summary text); returns the entity tag.
      * `expires` in seconds, 0 for the default. */
     std::string publish(const std::string &presentity, const std::string &package,
-                        std::string_view body, std::uint32_t expires = 0) const {
+                        std::string_view body, std::uint32_t expires = 0) {
         char *etag = nullptr;
-        detail::check(impp_engine_publish(engine_, presentity.c_str(), package.c_str(),
+        detail::check(impp_engine_publish(get(), presentity.c_str(), package.c_str(),
                                           body.data(), body.size(), expires, &etag));
         return detail::take(etag);
     }
 
     /* Publishes a presence document; returns the entity tag. */
     std::string publish(const std::string &presentity, const Presence &document,
-                        std::uint32_t expires = 0) const {
+                        std::uint32_t expires = 0) {
         char *etag = nullptr;
-        detail::check(impp_engine_publish_presence(engine_, presentity.c_str(), document.get(),
+        detail::check(impp_engine_publish_presence(get(), presentity.c_str(), document.get(),
                                                    expires, &etag));
         return detail::take(etag);
     }
 
     /* Publishes a dialog-info document in the "dialog" package; returns the entity tag. */
     std::string publish(const std::string &presentity, const DialogInfo &document,
-                        std::uint32_t expires = 0) const {
+                        std::uint32_t expires = 0) {
         return publish(presentity, "dialog", document.to_xml(), expires);
     }
 
     /* Publishes a message summary in the "message-summary" package; returns the entity
      * tag. */
     std::string publish(const std::string &presentity, const MessageSummary &document,
-                        std::uint32_t expires = 0) const {
+                        std::uint32_t expires = 0) {
         return publish(presentity, "message-summary", document.to_text(), expires);
     }
 
     /* Extends a publication by `expires` seconds (0: the configured default); returns its new
      * entity tag (the old one stops working). Withdraw it with remove_publication. */
-    std::string refresh_publication(const std::string &etag, std::uint32_t expires) const {
+    std::string refresh_publication(const std::string &etag, std::uint32_t expires) {
         char *next = nullptr;
-        detail::check(impp_engine_refresh_publication(engine_, etag.c_str(), expires, &next));
+        detail::check(impp_engine_refresh_publication(get(), etag.c_str(), expires, &next));
         return detail::take(next);
     }
 
     /* Replaces a publication's document; returns its new entity tag. */
     std::string modify_publication(const std::string &etag, const std::string &package,
-                                   std::string_view body) const {
+                                   std::string_view body) {
         char *next = nullptr;
-        detail::check(impp_engine_modify_publication(engine_, etag.c_str(), package.c_str(),
+        detail::check(impp_engine_modify_publication(get(), etag.c_str(), package.c_str(),
                                                      body.data(), body.size(), &next));
         return detail::take(next);
     }
 
-    void remove_publication(const std::string &etag) const {
-        detail::check(impp_engine_remove_publication(engine_, etag.c_str()));
+    void remove_publication(const std::string &etag) {
+        detail::check(impp_engine_remove_publication(get(), etag.c_str()));
     }
+
+    /* --- Subscriptions and authorization --- */
 
     /* Subscribes; returns the subscription id. The first notification comes as an event. */
     std::uint64_t subscribe(const std::string &watcher, const std::string &presentity,
                             const std::string &package = "presence",
-                            const SubscribeOptions &options = SubscribeOptions()) const {
+                            const SubscribeOptions &options = SubscribeOptions()) {
         impp_subscribe_options *raw = nullptr;
         detail::check(impp_subscribe_options_new(&raw));
         const std::unique_ptr<impp_subscribe_options, void (*)(impp_subscribe_options *)> c_options(
@@ -1167,47 +1691,45 @@ public:
         detail::check(impp_subscribe_options_set_min_interval_ms(
             raw, ms <= 0 ? 0 : ms > max_ms ? max_ms : static_cast<std::uint32_t>(ms)));
         std::uint64_t id = 0;
-        detail::check(impp_engine_subscribe(engine_, watcher.c_str(), presentity.c_str(),
+        detail::check(impp_engine_subscribe(get(), watcher.c_str(), presentity.c_str(),
                                             package.c_str(), raw, &id));
         return id;
     }
 
     /* Extends a subscription by `expires` seconds (0: the configured default). End it with
      * unsubscribe. */
-    void refresh_subscription(std::uint64_t id, std::uint32_t expires) const {
-        detail::check(impp_engine_refresh_subscription(engine_, id, expires));
+    void refresh_subscription(std::uint64_t id, std::uint32_t expires) {
+        detail::check(impp_engine_refresh_subscription(get(), id, expires));
     }
 
-    void unsubscribe(std::uint64_t id) const {
-        detail::check(impp_engine_unsubscribe(engine_, id));
-    }
+    void unsubscribe(std::uint64_t id) { detail::check(impp_engine_unsubscribe(get(), id)); }
 
-    void terminate_subscription(std::uint64_t id, impp_reason reason) const {
-        detail::check(impp_engine_terminate_subscription(engine_, id, reason));
+    void terminate_subscription(std::uint64_t id, impp_reason reason) {
+        detail::check(impp_engine_terminate_subscription(get(), id, reason));
     }
 
     SubscriptionInfo subscription(std::uint64_t id) const {
         SubscriptionInfo info{IMPP_SUBSCRIPTION_NONE, 0, IMPP_AUTH_CONFIRM};
-        detail::check(impp_engine_subscription_state(engine_, id, &info.state, &info.expires_in,
+        detail::check(impp_engine_subscription_state(get(), id, &info.state, &info.expires_in,
                                                      &info.authorization));
         return info;
     }
 
-    void authorize(std::uint64_t id, impp_auth_action action) const {
-        detail::check(impp_engine_authorize(engine_, id, action));
+    void authorize(std::uint64_t id, impp_auth_action action) {
+        detail::check(impp_engine_authorize(get(), id, action));
     }
 
-    void set_rule(const std::string &presentity, const Rule &rule) const {
-        detail::check(impp_engine_set_rule(engine_, presentity.c_str(),
+    void set_rule(const std::string &presentity, const Rule &rule) {
+        detail::check(impp_engine_set_rule(get(), presentity.c_str(),
                                            detail::c_str_or_null(rule.watcher),
                                            detail::c_str_or_null(rule.domain), rule.action));
     }
 
     /* Removes the rule for the same watcher or domain (the action is ignored); returns
      * whether there was one. */
-    bool remove_rule(const std::string &presentity, const Rule &rule) const {
+    bool remove_rule(const std::string &presentity, const Rule &rule) {
         bool removed = false;
-        detail::check(impp_engine_remove_rule(engine_, presentity.c_str(),
+        detail::check(impp_engine_remove_rule(get(), presentity.c_str(),
                                               detail::c_str_or_null(rule.watcher),
                                               detail::c_str_or_null(rule.domain), &removed));
         return removed;
@@ -1216,7 +1738,7 @@ public:
     /* The rules of `presentity`, as one snapshot. */
     std::vector<Rule> rules(const std::string &presentity) const {
         impp_rule_list *raw = nullptr;
-        detail::check(impp_engine_rules(engine_, presentity.c_str(), &raw));
+        detail::check(impp_engine_rules(get(), presentity.c_str(), &raw));
         const std::unique_ptr<impp_rule_list, void (*)(impp_rule_list *)> list(
             raw, &impp_rule_list_free);
         const std::size_t count = impp_rule_list_count(raw);
@@ -1242,22 +1764,29 @@ public:
         return rules;
     }
 
+    /* --- Endpoints, messages and users --- */
+
     /* Logs endpoint `endpoint` of `user` in or refreshes it; returns the granted seconds.
      * `expires` in seconds; 0 (IMPP_EXPIRES_DEFAULT): the configured default (log out with
      * logout). `contact`: where the endpoint is reached (none: not given). */
     std::uint32_t login(const std::string &user, const std::string &endpoint,
                         std::uint32_t expires = IMPP_EXPIRES_DEFAULT,
-                        const std::optional<std::string> &contact = std::nullopt) const {
+                        const std::optional<std::string> &contact = std::nullopt) {
         std::uint32_t granted = 0;
-        detail::check(impp_engine_login_at(engine_, user.c_str(), endpoint.c_str(),
+        if (!contact) {
+            detail::check(
+                impp_engine_login(get(), user.c_str(), endpoint.c_str(), expires, &granted));
+            return granted;
+        }
+        detail::check(impp_engine_login_at(get(), user.c_str(), endpoint.c_str(),
                                            detail::c_str_or_null(contact), expires, &granted));
         return granted;
     }
 
     /* Logs an endpoint out; returns whether it was logged in. */
-    bool logout(const std::string &user, const std::string &endpoint) const {
+    bool logout(const std::string &user, const std::string &endpoint) {
         bool was = false;
-        detail::check(impp_engine_logout(engine_, user.c_str(), endpoint.c_str(), &was));
+        detail::check(impp_engine_logout(get(), user.c_str(), endpoint.c_str(), &was));
         return was;
     }
 
@@ -1267,7 +1796,7 @@ public:
                                std::string_view body,
                                const std::string &content_type = "text/plain",
                                const std::optional<std::string> &endpoint = std::nullopt,
-                               const std::optional<std::string> &in_reply_to = std::nullopt) const {
+                               const std::optional<std::string> &in_reply_to = std::nullopt) {
         impp_message_options *raw = nullptr;
         detail::check(impp_message_options_new(&raw));
         const std::unique_ptr<impp_message_options, void (*)(impp_message_options *)> options(
@@ -1277,63 +1806,93 @@ public:
             impp_message_options_set_in_reply_to(raw, detail::c_str_or_null(in_reply_to)));
         std::uint64_t id = 0;
         detail::check(impp_engine_send_message(
-            engine_, sender.c_str(), recipient.c_str(), content_type.c_str(),
+            get(), sender.c_str(), recipient.c_str(), content_type.c_str(),
             reinterpret_cast<const std::uint8_t *>(body.data()), body.size(), raw, &id));
         return id;
     }
 
+    /* Adds `user` (a URI with a user part) to the user directory, or changes its password;
+     * returns once the digests are durable. While the directory has users, messages to
+     * anyone else fail as IMPP_FAILURE_UNKNOWN_USER. */
+    void set_user_password(const std::string &user, const std::string &password) {
+        detail::check(impp_engine_set_user_password(get(), user.c_str(), password.c_str()));
+    }
+
+    /* Removes `user` from the user directory; returns whether it was there. */
+    bool remove_user(const std::string &user) {
+        bool was = false;
+        detail::check(impp_engine_remove_user(get(), user.c_str(), &was));
+        return was;
+    }
+
+    /* Whether `user` is in the user directory. */
+    bool has_user(const std::string &user) const {
+        bool has = false;
+        detail::check(impp_engine_has_user(get(), user.c_str(), &has));
+        return has;
+    }
+
+    /* --- Events --- */
+
     /* The next event, waiting up to `timeout` (negative: forever; zero: not at all); none
      * when none came in time. Don't poll while a callback is set. */
     std::optional<Event> next_event(
-        std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) const {
+        std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
         const auto max = std::numeric_limits<std::int32_t>::max();
         const std::int32_t ms = timeout.count() < 0    ? -1
                                 : timeout.count() > max ? max
                                                         : static_cast<std::int32_t>(timeout.count());
         impp_event *event = nullptr;
-        detail::check(impp_engine_next_event(engine_, ms, &event));
+        detail::check(impp_engine_next_event(get(), ms, &event));
         if (event == nullptr) {
             return std::nullopt;
         }
-        return Event(event);
+        return Event::adopt(event);
     }
 
     /* Readable exactly while events wait; never read or close it. */
-    int event_fd() const noexcept { return impp_engine_event_fd(engine_); }
+    int event_fd() const noexcept { return impp_engine_event_fd(get()); }
 
     /* Sets the callback (an empty function: back to polling). It runs on the dispatcher
      * thread, in order, and may call this engine (but not destroy it). An exception leaving
      * it is reported on stderr and dropped: it never reaches the library. The function is
      * kept on the heap and destroyed after its last call: when replaced or when the engine
      * is destroyed. */
-    void set_callback(Callback callback) const {
+    void set_callback(Callback callback) {
         if (!callback) {
-            detail::check(impp_engine_set_event_callback(engine_, nullptr, nullptr, nullptr));
+            detail::check(impp_engine_set_event_callback(get(), nullptr, nullptr, nullptr));
             return;
         }
         auto *held = new Callback(std::move(callback));
         /* On failure the library has already called free_callback(held). */
-        detail::check(impp_engine_set_event_callback(engine_, &Engine::trampoline, held,
+        detail::check(impp_engine_set_event_callback(get(), &Engine::trampoline, held,
                                                      &Engine::free_callback));
     }
 
     /* Back to polling. */
-    void clear_callback() const { set_callback(Callback()); }
+    void clear_callback() { set_callback(Callback()); }
 
-    std::uint64_t stat(impp_stat which) const noexcept { return impp_engine_stat(engine_, which); }
+    /* --- Counters, clock, barrier --- */
+
+    std::uint64_t stat(impp_stat which) const noexcept { return impp_engine_stat(get(), which); }
 
     /* Moves the manual clock forward and waits for what became due. */
-    void advance_clock(std::chrono::milliseconds by) const {
+    void advance_clock(std::chrono::milliseconds by) {
         detail::check(impp_engine_advance_clock(
-            engine_, by.count() < 0 ? 0 : static_cast<std::uint64_t>(by.count())));
+            get(), by.count() < 0 ? 0 : static_cast<std::uint64_t>(by.count())));
     }
 
     /* Waits until every earlier call was handled and its events queued. */
-    void sync() const { detail::check(impp_engine_sync(engine_)); }
+    void sync() const { detail::check(impp_engine_sync(get())); }
 
-    impp_engine *get() const noexcept { return engine_; }
+    const impp_engine *get() const noexcept { return handle_.get(); }
+    impp_engine *get() noexcept { return handle_.get(); }
+    /* Gives up ownership: the engine keeps running, and its callback with it. */
+    impp_engine *release() noexcept { return handle_.release(); }
 
 private:
+    explicit Engine(impp_engine *raw) noexcept : handle_(raw) {}
+
     static void trampoline(const impp_event *event, void *user_data) noexcept {
         try {
             (*static_cast<Callback *>(user_data))(EventView(event));
@@ -1348,119 +1907,205 @@ private:
         delete static_cast<Callback *>(user_data);
     }
 
-    void destroy() noexcept {
-        if (engine_ == nullptr) {
-            return;
-        }
-        if (impp_engine_free(engine_) == IMPP_ERR_IN_CALLBACK) {
-            std::fprintf(stderr, "impp: an Engine was destroyed from inside its own callback\n");
-            std::terminate();
-        }
-        engine_ = nullptr;
-    }
-
-    impp_engine *engine_ = nullptr;
+    std::unique_ptr<impp_engine, detail::EngineFree> handle_;
 };
 
-/* The SIP stack over an engine (impp_sip_*): serves the engine's domains on the wire,
- * forwards other domains to their routes. Options are set on the object, then start()
- * binds and runs it (an address that cannot be bound throws IMPP_ERR_NETWORK); stop() or
- * the destructor stops it. Destroy it before its engine. As for an Engine, stopping it from
- * inside an engine's event callback is refused: stop() throws IMPP_ERR_IN_CALLBACK and the
- * stack keeps running, and the destructor, which cannot throw, calls std::terminate(). */
-class SipStack {
+/* --- The SIP stack ---------------------------------------------------------------------- */
+
+/* An account of the user-agent role (SipConfig::add_account): the stack registers `aor` at
+ * `registrar`, publishes its presence, subscribes to buddies and carries its messages. */
+struct SipAccount {
+    /* "sip:alice@b.example". */
+    std::string aor;
+    /* The digest user name; none: the user part of `aor`. */
+    std::optional<std::string> username;
+    std::string password;
+    /* The next hop, "udp:192.0.2.7:5060". */
+    std::string registrar;
+    /* Where requests other than REGISTER go; none: the registrar. */
+    std::optional<std::string> outbound_proxy;
+    /* The registration and publication expiry asked for, in seconds; 0: 3600. */
+    std::uint32_t expires = 0;
+
+    /* The account a C `impp_account` handle describes (its password is not readable back:
+     * give it here). */
+    static SipAccount from(const impp_account *account, const std::string &password) {
+        SipAccount out;
+        if (account == nullptr) {
+            return out;
+        }
+        auto text = [](const char *s) { return s == nullptr ? std::string() : std::string(s); };
+        out.aor = text(impp_account_aor(account));
+        out.registrar = text(impp_account_registrar(account));
+        if (const char *username = impp_account_username(account)) {
+            out.username = std::string(username);
+        }
+        if (const char *proxy = impp_account_outbound_proxy(account)) {
+            out.outbound_proxy = std::string(proxy);
+        }
+        out.expires = impp_account_expires(account);
+        out.password = password;
+        return out;
+    }
+};
+
+/* How a SIP stack is set up: a builder, consumed by SipStack's constructor. Setters throw at
+ * once on a bad value (IMPP_ERR_INVALID_ARGUMENT, _INVALID_URI) and change nothing then;
+ * they chain on lvalues and temporaries alike. */
+class SipConfig {
 public:
-    SipStack() {
+    /* No listen address yet (add at least one); authentication, SHA-256 challenges and
+     * federation on; no routes; T1 500 ms; 2 workers. */
+    SipConfig() {
         impp_sip_config *c = nullptr;
         detail::check(impp_sip_config_new(&c));
-        config_ = c;
+        handle_.reset(c);
     }
-    SipStack(SipStack &&other) noexcept
-        : config_(std::exchange(other.config_, nullptr)), sip_(std::exchange(other.sip_, nullptr)) {}
-    SipStack &operator=(SipStack &&other) noexcept {
-        if (this != &other) {
-            destroy();
-            config_ = std::exchange(other.config_, nullptr);
-            sip_ = std::exchange(other.sip_, nullptr);
-        }
+
+    SipConfig(SipConfig &&) noexcept = default;
+    SipConfig &operator=(SipConfig &&) noexcept = default;
+    SipConfig(const SipConfig &) = delete;
+    SipConfig &operator=(const SipConfig &) = delete;
+
+    /* "udp:127.0.0.1:5060", "tcp:[::1]:0" (port 0: any free port, see local_address). */
+    SipConfig &add_listen(const std::string &address) & {
+        detail::check(impp_sip_config_add_listen(get(), address.c_str()));
         return *this;
     }
+    SipConfig &&add_listen(const std::string &address) && {
+        return std::move(add_listen(address));
+    }
+
+    /* "b.example=udp:192.0.2.7:5060"; "*=..." for the default route. */
+    SipConfig &add_route(const std::string &route) & {
+        detail::check(impp_sip_config_add_route(get(), route.c_str()));
+        return *this;
+    }
+    SipConfig &&add_route(const std::string &route) && { return std::move(add_route(route)); }
+
+    SipConfig &add_account(const SipAccount &account) & {
+        impp_account *raw = nullptr;
+        detail::check(impp_account_new(account.aor.c_str(), account.password.c_str(),
+                                       account.registrar.c_str(), &raw));
+        const std::unique_ptr<impp_account, void (*)(impp_account *)> handle(raw,
+                                                                              &impp_account_free);
+        if (account.username) {
+            detail::check(impp_account_set_username(raw, account.username->c_str()));
+        }
+        if (account.outbound_proxy) {
+            detail::check(impp_account_set_outbound_proxy(raw, account.outbound_proxy->c_str()));
+        }
+        detail::check(impp_account_set_expires(raw, account.expires));
+        detail::check(impp_sip_config_add_account(get(), raw));
+        return *this;
+    }
+    SipConfig &&add_account(const SipAccount &account) && {
+        return std::move(add_account(account));
+    }
+
+    /* Whether requests from the engine's users must carry digest credentials. */
+    SipConfig &authenticate(bool on) & {
+        detail::check(impp_sip_config_set_authenticate(get(), on));
+        return *this;
+    }
+    SipConfig &&authenticate(bool on) && { return std::move(authenticate(on)); }
+
+    /* Whether challenges offer SHA-256 next to MD5 (off for clients that fail on it). */
+    SipConfig &offer_sha256(bool on) & {
+        detail::check(impp_sip_config_set_offer_sha256(get(), on));
+        return *this;
+    }
+    SipConfig &&offer_sha256(bool on) && { return std::move(offer_sha256(on)); }
+
+    /* Whether subscriptions to other domains are served here (federation) or forwarded. */
+    SipConfig &federate(bool on) & {
+        detail::check(impp_sip_config_set_federate(get(), on));
+        return *this;
+    }
+    SipConfig &&federate(bool on) && { return std::move(federate(on)); }
+
+    /* The transaction timer T1, 1 ms to 60 s. */
+    SipConfig &t1(std::chrono::milliseconds interval) & {
+        /* Out of range either way is the library's error to report, not a silent clamp. */
+        std::uint32_t ms = 0;
+        if (interval.count() > 0) {
+            const auto count = static_cast<std::uint64_t>(interval.count());
+            ms = count > std::numeric_limits<std::uint32_t>::max()
+                     ? std::numeric_limits<std::uint32_t>::max()
+                     : static_cast<std::uint32_t>(count);
+        }
+        detail::check(impp_sip_config_set_t1_ms(get(), ms));
+        return *this;
+    }
+    SipConfig &&t1(std::chrono::milliseconds interval) && { return std::move(t1(interval)); }
+
+    /* Threads handling requests, 1 to 64. */
+    SipConfig &workers(std::uint32_t n) & {
+        detail::check(impp_sip_config_set_workers(get(), n));
+        return *this;
+    }
+    SipConfig &&workers(std::uint32_t n) && { return std::move(workers(n)); }
+
+    const impp_sip_config *get() const noexcept { return handle_.get(); }
+    impp_sip_config *get() noexcept { return handle_.get(); }
+    /* Gives up ownership (impp_sip_start consumes the configuration). */
+    impp_sip_config *release() noexcept { return handle_.release(); }
+
+private:
+    detail::Owned<impp_sip_config, impp_sip_config_free> handle_;
+};
+
+/* A running SIP stack over an engine (impp_sip_*): serves the engine's domains on the wire,
+ * forwards other domains to their routes, runs the accounts. Made running from a SipConfig;
+ * stop() or the destructor stops it. Destroy it before its engine. As for an Engine,
+ * stopping it from inside an engine's event callback is refused: stop() throws
+ * IMPP_ERR_IN_CALLBACK and the stack keeps running, and the destructor, which cannot throw,
+ * calls std::terminate(). */
+class SipStack {
+public:
+    /* Binds the addresses and starts serving over `engine`, consuming `config`. Throws
+     * IMPP_ERR_INVALID_ARGUMENT (no listen address, bad settings), IMPP_ERR_NETWORK (an
+     * address cannot be bound), IMPP_ERR_STORAGE, IMPP_ERR_SHUTDOWN. */
+    SipStack(Engine &engine, SipConfig config) {
+        impp_sip *s = nullptr;
+        detail::check(impp_sip_start(engine.get(), config.release(), &s));
+        handle_.reset(s);
+    }
+
+    /* Takes ownership of a stack from the C API. */
+    static SipStack adopt(impp_sip *raw) noexcept { return SipStack(raw); }
+
+    SipStack(SipStack &&) noexcept = default;
+    /* Stops the stack held before (as the destructor does). */
+    SipStack &operator=(SipStack &&) noexcept = default;
     SipStack(const SipStack &) = delete;
     SipStack &operator=(const SipStack &) = delete;
-    ~SipStack() { destroy(); }
-
-    /* "udp:127.0.0.1:5060", "tcp:[::1]:0"... (before start). */
-    SipStack &listen(const std::string &address) {
-        detail::check(impp_sip_config_add_listen(config(), address.c_str()));
-        return *this;
-    }
-    /* "b.example=udp:192.0.2.7:5060", "*=..." for the default route (before start). */
-    SipStack &route(const std::string &route) {
-        detail::check(impp_sip_config_add_route(config(), route.c_str()));
-        return *this;
-    }
-    SipStack &authenticate(bool on) {
-        detail::check(impp_sip_config_set_authenticate(config(), on));
-        return *this;
-    }
-    SipStack &federate(bool on) {
-        detail::check(impp_sip_config_set_federate(config(), on));
-        return *this;
-    }
-    SipStack &t1_ms(std::uint32_t t1) {
-        detail::check(impp_sip_config_set_t1_ms(config(), t1));
-        return *this;
-    }
-
-    /* Binds the addresses and starts serving over `engine`. */
-    void start(const Engine &engine) {
-        impp_sip *s = nullptr;
-        impp_sip_config *c = std::exchange(config_, nullptr);
-        if (c == nullptr) {
-            throw Error(IMPP_ERR_INVALID_ARGUMENT, "the SIP stack was started already");
-        }
-        detail::check(impp_sip_start(engine.get(), c, &s));
-        sip_ = s;
-    }
+    ~SipStack() = default;
 
     /* Stops the stack now (as the destructor does), reporting failure: from inside an event
-     * callback it throws IMPP_ERR_IN_CALLBACK and the stack keeps running. */
+     * callback it throws IMPP_ERR_IN_CALLBACK and the stack keeps running. Stopping a stopped
+     * stack does nothing. */
     void stop() {
-        if (sip_ != nullptr) {
-            detail::check(impp_sip_free(sip_));
-            sip_ = nullptr;
+        if (handle_) {
+            detail::check(impp_sip_free(handle_.get()));
+            (void)handle_.release();
         }
     }
 
-    /* The first bound address of "udp" or "tcp", port 0 resolved. */
+    /* The first bound address of "udp" or "tcp", port 0 resolved (throws
+     * IMPP_ERR_INVALID_ARGUMENT once stopped). */
     std::string local_address(const std::string &proto) const {
         char *out = nullptr;
-        detail::check(impp_sip_local_address(sip_, proto.c_str(), &out));
+        detail::check(impp_sip_local_address(get(), proto.c_str(), &out));
         return detail::take(out);
     }
 
+    const impp_sip *get() const noexcept { return handle_.get(); }
+    impp_sip *release() noexcept { return handle_.release(); }
+
 private:
-    impp_sip_config *config() const {
-        if (config_ == nullptr) {
-            throw Error(IMPP_ERR_INVALID_ARGUMENT, "the SIP stack is started: options are fixed");
-        }
-        return config_;
-    }
-
-    void destroy() noexcept {
-        impp_sip_config_free(std::exchange(config_, nullptr));
-        if (sip_ == nullptr) {
-            return;
-        }
-        if (impp_sip_free(sip_) == IMPP_ERR_IN_CALLBACK) {
-            std::fprintf(stderr, "impp: a SipStack was destroyed from inside an event callback\n");
-            std::terminate();
-        }
-        sip_ = nullptr;
-    }
-
-    impp_sip_config *config_ = nullptr;
-    impp_sip *sip_ = nullptr;
+    explicit SipStack(impp_sip *raw) noexcept : handle_(raw) {}
+    std::unique_ptr<impp_sip, detail::SipFree> handle_;
 };
 
 }  // namespace impp

@@ -1,13 +1,20 @@
-// The C++17 wrapper (bindings/c/impp.hpp) used as a C++ program uses it, under ASan/UBSan.
+// The C++17 wrapper (bindings/c/impp.hpp) used as a C++ program uses it, under ASan/UBSan:
+// every class (Engine, Config, Event/EventView, the documents, IsComposing, FilterSet,
+// logging, SipConfig/SipStack), the library-wide functions, and bad input for each.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -53,7 +60,7 @@ void check_throws(Body &&body, impp_status expected, const char *what, int line)
     check_throws([&] { (void)(expr); }, (expected), #expr, __LINE__)
 
 // Every waiting event, after a barrier.
-std::vector<impp::Event> take_all(const impp::Engine &engine) {
+std::vector<impp::Event> take_all(impp::Engine &engine) {
     engine.sync();
     std::vector<impp::Event> events;
     while (auto event = engine.next_event()) {
@@ -79,7 +86,7 @@ void test_presence() {
     impp::Presence p("pres:alice@example.test");
     CHECK(p.add_tuple("mobile", IMPP_BASIC_OPEN) == 0);
     CHECK(p.add_tuple("desk", IMPP_BASIC_CLOSED) == 1);
-    p.set_tuple_contact(0, "sip:alice@198.51.100.7", 0.5);
+    p.set_tuple_contact(0, std::string("sip:alice@198.51.100.7"), 0.5);
     p.add_tuple_note(0, "On the train", std::string("en"));
     p.add_note("Reachable by IM <only>");
     p.add_activity("on-the-phone");
@@ -89,11 +96,13 @@ void test_presence() {
     CHECK(q.tuple_count() == 2);
     CHECK(q.tuple_id(1) == "desk");
     CHECK(q.tuple_basic(0) == IMPP_BASIC_OPEN);
-    CHECK(q.tuple_contact(0) == std::optional<std::string>("sip:alice@198.51.100.7"));
+    std::optional<impp::Contact> contact = q.tuple_contact(0);
+    CHECK(contact && contact->uri == "sip:alice@198.51.100.7");
+    CHECK(contact && contact->priority == std::optional<double>(0.5));
     CHECK(!q.tuple_contact(1));
-    CHECK(q.tuple_notes(0) == std::vector<std::string>{"On the train"});
-    CHECK(q.notes() == std::vector<std::string>{"Reachable by IM <only>"});
-    CHECK(q.activities() == std::vector<std::string>{"on-the-phone"});
+    CHECK(q.tuple_notes(0) == (std::vector<impp::Note>{{"On the train", std::string("en")}}));
+    CHECK(q.notes() == (std::vector<impp::Note>{{"Reachable by IM <only>", std::nullopt}}));
+    CHECK(q.activities() == (std::vector<impp::Activity>{{"on-the-phone", std::nullopt}}));
 
     // Copies are explicit and independent; moves leave nothing behind.
     impp::Presence c = q.clone();
@@ -204,6 +213,13 @@ void test_engine_polling() {
         impp::Event kept = std::move(*got);
         CHECK(got->get() == nullptr);  // NOLINT(bugprone-use-after-move): checking the moved-from state
         CHECK(has_tuple(kept, "phone", IMPP_BASIC_OPEN) && has_tuple(kept, "desk", IMPP_BASIC_OPEN));
+        // A view borrows; release() and adopt() hand the ownership over and back.
+        impp::EventView view = kept.view();
+        CHECK(view.get() == kept.get() && view.kind() == IMPP_EVENT_NOTIFICATION);
+        impp_event *raw = kept.release();
+        CHECK(kept.get() == nullptr && raw != nullptr);
+        impp::Event again = impp::Event::adopt(raw);
+        CHECK(again.get() == raw && has_tuple(again, "phone", IMPP_BASIC_OPEN));
     }
     CHECK(!engine.next_event(1ms));
 
@@ -573,7 +589,7 @@ void test_filter_set() {
     CHECK(for_bob.tuple_count() == 1 && for_bob.tuple_id(0) == "desk");
     CHECK(for_bob.tuple_basic(0) == IMPP_BASIC_OPEN && for_bob.notes().empty());
     impp::Presence for_carol = f.apply(CAROL, doc);
-    CHECK(for_carol.tuple_count() == 0 && for_carol.notes() == std::vector<std::string>{"busy"});
+    CHECK(for_carol.tuple_count() == 0 && for_carol.notes() == (std::vector<impp::Note>{{"busy", std::nullopt}}));
     CHECK(f.apply(DAVE, doc).tuple_count() == 2);  // no filter applies: a copy
     CHECK(doc.tuple_count() == 2);
 
@@ -587,7 +603,7 @@ void test_filter_set() {
 }
 
 // The last event of `sub` that carries a document.
-std::optional<impp::Event> document_event(const impp::Engine &engine, std::uint64_t sub) {
+std::optional<impp::Event> document_event(impp::Engine &engine, std::uint64_t sub) {
     std::optional<impp::Event> found;
     for (impp::Event &e : take_all(engine)) {
         if (e.subscription() == sub && e.has_document()) {
@@ -666,7 +682,7 @@ void test_messaging() {
     CHECK(id != 0);
     auto events = take_all(engine);
     CHECK(events.size() == 2);
-    for (const impp::EventView &ev : events) {
+    for (const impp::Event &ev : events) {
         CHECK(ev.message_id() == id);
         CHECK(ev.sender() == std::optional<std::string_view>(ALICE));
         CHECK(ev.recipient() == std::optional<std::string_view>(BOB));
@@ -717,28 +733,56 @@ void test_messaging() {
     CHECK(engine.stat(IMPP_STAT_ENDPOINTS) == 0);
 }
 
+// An event of `kind`, waiting up to 10 s (events of other kinds are dropped).
+std::optional<impp::Event> wait_event(impp::Engine &engine, impp_event_type kind) {
+    for (int i = 0; i < 100; i++) {
+        std::optional<impp::Event> event = engine.next_event(100ms);
+        if (event && event->kind() == kind) {
+            return event;
+        }
+    }
+    return std::nullopt;
+}
+
 void test_sip_stack() {
     impp::Engine engine(impp::Config().workers(2).add_domain("example.test"));
-    impp::SipStack bad;
-    CHECK_THROWS(bad.listen("sctp:127.0.0.1:0"), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_THROWS(bad.route("no-hop"), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_THROWS(bad.start(engine), IMPP_ERR_INVALID_ARGUMENT);  // nothing to listen on
-    CHECK_THROWS(bad.listen("udp:127.0.0.1:0"), IMPP_ERR_INVALID_ARGUMENT);  // consumed
 
-    impp::SipStack sip;
-    sip.listen("udp:127.0.0.1:0").listen("tcp:127.0.0.1:0").route("*=udp:127.0.0.1:9").t1_ms(100);
-    sip.start(engine);
+    // A bad setting throws at once, and the configuration stays as it was.
+    impp::SipConfig bad;
+    CHECK_THROWS(bad.add_listen("sctp:127.0.0.1:0"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.add_listen("udp:localhost:5060"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.add_route("no-hop"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.t1(0ms), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.t1(std::chrono::hours(2)), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.workers(0), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.add_account({"not a uri", std::nullopt, "secret", "udp:127.0.0.1:9",
+                                  std::nullopt, 0}),
+                 IMPP_ERR_INVALID_URI);
+    CHECK_THROWS(bad.add_account({ALICE, std::nullopt, "secret", "udp:nowhere", std::nullopt, 0}),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    // Nothing to listen on: refused, and the configuration is consumed all the same.
+    CHECK_THROWS(impp::SipStack(engine, std::move(bad)), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK(bad.get() == nullptr);  // NOLINT(bugprone-use-after-move): consumed
+
+    impp::SipStack sip(engine, impp::SipConfig()
+                                   .add_listen("udp:127.0.0.1:0")
+                                   .add_listen("tcp:127.0.0.1:0")
+                                   .add_route("*=udp:127.0.0.1:9")
+                                   .t1(100ms)
+                                   .workers(2)
+                                   .authenticate(true)
+                                   .offer_sha256(false)
+                                   .federate(false));
     CHECK(sip.local_address("udp").rfind("udp:127.0.0.1:", 0) == 0);
     CHECK(sip.local_address("tcp").rfind("tcp:127.0.0.1:", 0) == 0);
     CHECK_THROWS(sip.local_address("sctp"), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_THROWS(sip.listen("udp:127.0.0.1:0"), IMPP_ERR_INVALID_ARGUMENT);  // started
     impp::SipStack moved = std::move(sip);
+    CHECK(sip.get() == nullptr);  // NOLINT(bugprone-use-after-move): checking the moved-from state
     CHECK(moved.local_address("udp").rfind("udp:127.0.0.1:", 0) == 0);
 
     // An address another stack holds: a network error.
-    impp::SipStack clash;
-    clash.listen(moved.local_address("udp"));
-    CHECK_THROWS(clash.start(engine), IMPP_ERR_NETWORK);
+    CHECK_THROWS(impp::SipStack(engine, impp::SipConfig().add_listen(moved.local_address("udp"))),
+                 IMPP_ERR_NETWORK);
 
     // Stopping from inside an event callback is refused; the stack keeps running.
     std::mutex lock;
@@ -766,13 +810,432 @@ void test_sip_stack() {
     CHECK(moved.local_address("udp").rfind("udp:127.0.0.1:", 0) == 0);
     moved.stop();
     moved.stop();  // once stopped, a no-op
+    CHECK(moved.get() == nullptr);
     CHECK_THROWS(moved.local_address("udp"), IMPP_ERR_INVALID_ARGUMENT);
 }
 
+// The user-agent role: a second engine (client.test) with the account alice@example.test at
+// the first engine's stack (digest authentication on) sends as alice and receives for her.
+void test_sip_account() {
+    impp::Engine server(
+        impp::Config().workers(2).default_policy(IMPP_AUTH_ALLOW).add_domain("example.test"));
+    // Both users in the directory: with one, messages to anyone else fail as unknown-user.
+    server.set_user_password(ALICE, "secret");
+    server.set_user_password(BOB, "bob-secret");
+    impp::SipStack server_sip(server, impp::SipConfig().add_listen("udp:127.0.0.1:0").t1(100ms));
+
+    impp::Engine client(impp::Config().workers(2).add_domain("client.test"));
+    impp::SipAccount alice;
+    alice.aor = ALICE;
+    alice.password = "secret";
+    alice.registrar = server_sip.local_address("udp");
+    alice.expires = 600;
+    impp::SipStack client_sip(
+        client, impp::SipConfig().add_listen("udp:127.0.0.1:0").t1(100ms).add_account(alice));
+
+    // alice -> bob (logged in at the server's application): delivered through the account.
+    CHECK(server.login(BOB, "app") > 0);
+    const std::uint64_t id = client.send_message(ALICE, BOB, "hi bob");
+    std::optional<impp::Event> event = wait_event(client, IMPP_EVENT_DELIVERY);
+    CHECK(event && event->message_id() == id);
+    CHECK(event && event->delivery_outcome() == IMPP_DELIVERY_DELIVERED);
+    event = wait_event(server, IMPP_EVENT_MESSAGE);
+    CHECK(event && event->sender() == std::optional<std::string_view>(ALICE));
+    CHECK(event && event->message_body() == std::optional<std::string_view>("hi bob"));
+
+    // bob -> alice: relayed to the contact the account registered.
+    server.send_message(BOB, ALICE, "hi alice");
+    event = wait_event(client, IMPP_EVENT_MESSAGE);
+    CHECK(event && event->message_body() == std::optional<std::string_view>("hi alice"));
+
+    client_sip.stop();
+    server_sip.stop();
+}
+
+// The library as a whole: versions, the ABI check, static names.
+void test_library() {
+    CHECK(impp::abi_version() == IMPP_ABI_VERSION);
+    CHECK(IMPP_HPP_ABI_VERSION == IMPP_ABI_VERSION);
+    impp::check_abi();  // the library this test runs with: no mismatch
+    CHECK(impp::version() == std::to_string(IMPP_VERSION_MAJOR) + "." +
+                                 std::to_string(IMPP_VERSION_MINOR) + "." +
+                                 std::to_string(IMPP_VERSION_PATCH));
+
+    // A library of another ABI is refused with both numbers, as an impp::Error too.
+    try {
+        impp::detail::check_abi_versions(IMPP_ABI_VERSION, IMPP_ABI_VERSION + 1);
+        CHECK(false);
+    } catch (const impp::AbiMismatch &e) {
+        CHECK(e.status() == IMPP_ERR_UNSUPPORTED);
+        CHECK(e.header_version() == IMPP_ABI_VERSION);
+        CHECK(e.library_version() == IMPP_ABI_VERSION + 1);
+        const std::string what = e.what();
+        CHECK(what.find("ABI") != std::string::npos);
+        CHECK(what.find(std::to_string(IMPP_ABI_VERSION + 1)) != std::string::npos);
+    }
+    CHECK_THROWS(impp::detail::check_abi_versions(1, 2), IMPP_ERR_UNSUPPORTED);
+
+    CHECK(impp::name(IMPP_ERR_NETWORK) == "IMPP_ERR_NETWORK");
+    CHECK(impp::name(IMPP_OK) == "IMPP_OK");
+    CHECK(impp::name(IMPP_REASON_DEACTIVATED) == "deactivated");
+    CHECK(impp::name(IMPP_REASON_NONE) == "none");
+    CHECK(impp::name(IMPP_DELIVERY_STORED) == "stored");
+    CHECK(impp::name(IMPP_FAILURE_UNREACHABLE) == "unreachable");
+    CHECK(impp::Config::default_workers() >= 1);
+}
+
+// Tuple services (timestamps, capabilities, media types, duplex) and the person (activities,
+// moods, user input, notes), built, read back, removed, and refused.
+void test_presence_person_and_services() {
+    impp::Presence p(ALICE);
+    CHECK(p.add_tuple("im", IMPP_BASIC_OPEN) == 0);
+    p.set_tuple_timestamp(0, std::string("2026-11-24T14:45:00Z"));
+    p.set_tuple_capability(0, IMPP_CAP_MESSAGE, true);
+    p.set_tuple_capability(0, IMPP_CAP_AUDIO, false);
+    p.add_tuple_media_type(0, "text/plain");
+    p.add_tuple_media_type(0, "message/cpim");
+    p.add_tuple_duplex(0, "full", true);
+    p.add_tuple_duplex(0, "half", false);
+    p.set_tuple_contact(0, std::string("sip:alice@192.0.2.1"));
+    p.add_activity("meeting");
+    p.add_other_activity("gardening");
+    p.add_mood("happy");
+    p.set_user_input(IMPP_USER_INPUT_IDLE, std::string("2026-11-24T14:00:00Z"));
+    p.add_person_note("In a meeting until 3", std::string("en"));
+    p.add_person_note("Bis 15 Uhr", std::string("de"));
+
+    impp::Presence q = impp::Presence::parse(p.to_xml());
+    CHECK(q.tuple_timestamp(0) == std::optional<std::string>("2026-11-24T14:45:00Z"));
+    CHECK(q.tuple_capability(0, IMPP_CAP_MESSAGE) == std::optional<bool>(true));
+    CHECK(q.tuple_capability(0, IMPP_CAP_AUDIO) == std::optional<bool>(false));
+    CHECK(!q.tuple_capability(0, IMPP_CAP_VIDEO));
+    CHECK(q.tuple_media_types(0) == (std::vector<std::string>{"text/plain", "message/cpim"}));
+    CHECK(q.tuple_duplex(0, "full") == std::optional<bool>(true));
+    CHECK(q.tuple_duplex(0, "half") == std::optional<bool>(false));
+    CHECK(!q.tuple_duplex(0, "send-only"));
+    std::optional<impp::Contact> contact = q.tuple_contact(0);
+    CHECK(contact && contact->uri == "sip:alice@192.0.2.1" && !contact->priority);
+    CHECK(q.activities() == (std::vector<impp::Activity>{{"meeting", std::nullopt},
+                                                         {"other", std::string("gardening")}}));
+    CHECK(q.moods() == std::vector<std::string>{"happy"});
+    impp::UserInput input = q.user_input();
+    CHECK(input.state == IMPP_USER_INPUT_IDLE);
+    CHECK(input.last_input == std::optional<std::string>("2026-11-24T14:00:00Z"));
+    CHECK(q.person_notes() ==
+          (std::vector<impp::Note>{{"In a meeting until 3", std::string("en")},
+                                   {"Bis 15 Uhr", std::string("de")}}));
+
+    // Saying nothing again.
+    q.set_tuple_capability(0, IMPP_CAP_MESSAGE, std::nullopt);
+    CHECK(!q.tuple_capability(0, IMPP_CAP_MESSAGE));
+    q.set_tuple_timestamp(0, std::nullopt);
+    CHECK(!q.tuple_timestamp(0));
+    q.set_tuple_contact(0, std::nullopt);
+    CHECK(!q.tuple_contact(0));
+    q.clear_activities();
+    CHECK(q.activities().empty());
+    q.set_user_input(IMPP_USER_INPUT_UNKNOWN);
+    CHECK(q.user_input().state == IMPP_USER_INPUT_UNKNOWN && !q.user_input().last_input);
+    CHECK(q.moods().size() == 1 && q.person_notes().size() == 2);
+
+    // Bad input throws; nothing changes.
+    CHECK_THROWS(p.set_tuple_timestamp(0, std::string("yesterday")), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(p.add_tuple_media_type(0, "plain"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(p.add_tuple_duplex(0, "quarter", true), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(p.tuple_duplex(0, "quarter"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(p.set_tuple_capability(5, IMPP_CAP_AUDIO, true), IMPP_ERR_NOT_FOUND);
+    CHECK_THROWS(p.tuple_capability(5, IMPP_CAP_AUDIO), IMPP_ERR_NOT_FOUND);
+    CHECK_THROWS(p.set_tuple_contact(0, std::string("sip:alice@192.0.2.1"), 1.5),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(p.add_mood("hangry"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(p.add_other_activity(""), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(p.set_user_input(IMPP_USER_INPUT_ACTIVE, std::string("noon")),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK(p.tuple_media_types(0).size() == 2 && p.moods().size() == 1);
+    CHECK(p.user_input().state == IMPP_USER_INPUT_IDLE);
+
+    // Explicit limits.
+    const std::string xml = p.to_xml();
+    CHECK(impp::Presence::parse(xml, xml.size(), 32).tuple_count() == 1);
+    CHECK_THROWS(impp::Presence::parse(xml, xml.size() - 1, 32), IMPP_ERR_TOO_LARGE);
+    CHECK_THROWS(impp::Presence::parse(xml, 65536, 2), IMPP_ERR_TOO_LARGE);
+}
+
+const std::string ISCOMPOSING =
+    "<?xml version='1.0' encoding='UTF-8'?>\n"
+    "<ic:isComposing xmlns:ic='urn:ietf:params:xml:ns:im-iscomposing'>\n"
+    "  <ic:state>idle</ic:state>\n"
+    "  <ic:lastactive>2003-01-27T10:43:00Z</ic:lastactive>\n"
+    "  <ic:contenttype>audio</ic:contenttype>\n"
+    "</ic:isComposing>\n";
+
+// Is-composing documents: read, built, refused, and carried as a message by the engine.
+void test_iscomposing() {
+    impp::IsComposing c = impp::IsComposing::parse(ISCOMPOSING);
+    CHECK(c.state() == IMPP_COMPOSING_STATE_IDLE);
+    CHECK(c.last_active() == std::optional<std::string>("2003-01-27T10:43:00Z"));
+    CHECK(c.content_type() == std::optional<std::string>("audio"));
+    CHECK(!c.refresh() && !c.active_expires_after());
+    impp::IsComposing back = impp::IsComposing::parse(c.to_xml());
+    CHECK(back.content_type() == std::optional<std::string>("audio"));
+
+    impp::IsComposing typing(IMPP_COMPOSING_STATE_ACTIVE);
+    CHECK(!typing.content_type() && !typing.last_active() && !typing.refresh());
+    CHECK(typing.active_expires_after() == std::optional<std::chrono::seconds>(120s));
+    typing.set_refresh(90s);
+    typing.set_content_type(std::string("text/plain"));
+    typing.set_last_active(std::string("2026-11-24T14:45:00Z"));
+    CHECK(typing.refresh() == std::optional<std::chrono::seconds>(90s));
+    CHECK(typing.active_expires_after() == std::optional<std::chrono::seconds>(90s));
+    impp::IsComposing parsed = impp::IsComposing::parse(typing.to_xml());
+    CHECK(parsed.state() == IMPP_COMPOSING_STATE_ACTIVE);
+    CHECK(parsed.content_type() == std::optional<std::string>("text/plain"));
+    CHECK(parsed.last_active() == std::optional<std::string>("2026-11-24T14:45:00Z"));
+    parsed.set_state(IMPP_COMPOSING_STATE_IDLE);
+    CHECK(!parsed.active_expires_after());
+    parsed.set_refresh(std::nullopt);
+    parsed.set_content_type(std::nullopt);
+    parsed.set_last_active(std::nullopt);
+    CHECK(!parsed.refresh() && !parsed.content_type() && !parsed.last_active());
+
+    CHECK_THROWS(typing.set_refresh(0s), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(typing.set_last_active(std::string("yesterday")), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(typing.set_content_type(std::string(" text/plain")), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK(typing.refresh() == std::optional<std::chrono::seconds>(90s));
+    CHECK_THROWS(impp::IsComposing::parse("<isComposing"), IMPP_ERR_MALFORMED);
+    CHECK_THROWS(impp::IsComposing::parse(
+                     "<isComposing xmlns='urn:ietf:params:xml:ns:im-iscomposing'>"
+                     "<state>typing</state></isComposing>"),
+                 IMPP_ERR_MALFORMED);
+    impp::IsComposing moved = std::move(c);
+    CHECK(c.get() == nullptr);  // NOLINT(bugprone-use-after-move): checking the moved-from state
+    CHECK(moved.state() == IMPP_COMPOSING_STATE_IDLE);
+
+    // Through the engine: a message of the is-composing type, read back from the event.
+    impp::Engine engine(
+        impp::Config().workers(1).default_policy(IMPP_AUTH_ALLOW).add_domain("example.test"));
+    engine.login(BOB, "phone");
+    const std::string mime(impp::IsComposing::mime_type);
+    engine.send_message(ALICE, BOB, typing.to_xml(), mime);
+    engine.send_message(ALICE, BOB, typing.to_xml(), "Application/IM-isComposing+XML; x=y");
+    engine.send_message(ALICE, BOB, "just text");
+    int composing = 0, other = 0;
+    for (const impp::Event &e : take_all(engine)) {
+        if (e.kind() != IMPP_EVENT_MESSAGE) {
+            CHECK(!e.is_composing());
+            continue;
+        }
+        std::optional<impp::IsComposing> seen = e.is_composing();
+        if (seen) {
+            composing++;
+            CHECK(seen->state() == IMPP_COMPOSING_STATE_ACTIVE);
+            CHECK(seen->refresh() == std::optional<std::chrono::seconds>(90s));
+        } else {
+            other++;
+            CHECK(e.message_body() == std::optional<std::string_view>("just text"));
+        }
+    }
+    CHECK(composing == 2 && other == 1);
+    // Offline, an indication is never stored: it fails at once.
+    CHECK(engine.logout(BOB, "phone"));
+    engine.send_message(ALICE, BOB, typing.to_xml(), mime);
+    std::vector<impp::Event> events = take_all(engine);
+    CHECK(events.size() == 1);
+    if (events.size() == 1) {
+        CHECK(events[0].failure_reason() == IMPP_FAILURE_OFFLINE);
+    }
+}
+
+// What the log callback saw.
+struct LogLines {
+    std::mutex lock;
+    std::vector<std::string> lines;  // "<level> <target>: <message>"
+
+    std::size_t count(impp_log_level level, const std::string &target,
+                      const std::string &text) {
+        std::lock_guard<std::mutex> guard(lock);
+        std::size_t n = 0;
+        const std::string prefix = std::to_string(static_cast<int>(level)) + " " + target + ": ";
+        for (const std::string &line : lines) {
+            if (line.rfind(prefix, 0) == 0 && line.find(text) != std::string::npos) {
+                n++;
+            }
+        }
+        return n;
+    }
+};
+
+void test_logging() {
+    auto log = std::make_shared<LogLines>();
+    auto token = std::make_shared<int>(0);  // its use count tells whether the callback lives
+    impp::logging::set_callback(
+        [log, token](impp_log_level level, std::string_view target, std::string_view message) {
+            std::lock_guard<std::mutex> guard(log->lock);
+            log->lines.push_back(std::to_string(static_cast<int>(level)) + " " +
+                                 std::string(target) + ": " + std::string(message));
+        },
+        IMPP_LOG_INFO);
+    CHECK(token.use_count() == 2);
+    {
+        impp::Engine engine(
+            impp::Config().workers(2).default_policy(IMPP_AUTH_ALLOW).add_domain("example.test"));
+        CHECK(log->count(IMPP_LOG_INFO, "impp::engine", "engine started") == 1);
+        // Debug lines are below the level: dropped; raised, they come.
+        engine.subscribe(BOB, ALICE);
+        take_all(engine);
+        CHECK(log->count(IMPP_LOG_DEBUG, "impp::engine::shard", "") == 0);
+        impp::logging::set_level(IMPP_LOG_DEBUG);
+        engine.subscribe(CAROL, ALICE);
+        take_all(engine);
+        CHECK(log->count(IMPP_LOG_DEBUG, "impp::engine::shard", "authorized: allow") == 1);
+        impp::logging::set_level(IMPP_LOG_INFO);
+    }
+    CHECK(log->count(IMPP_LOG_INFO, "impp::engine", "engine stopped") == 1);
+
+    // Bad levels are refused and change nothing; a refused callback is destroyed at once.
+    CHECK_THROWS(impp::logging::set_level(static_cast<impp_log_level>(6)),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    auto refused = std::make_shared<int>(0);
+    CHECK_THROWS(impp::logging::set_callback([refused](impp_log_level, std::string_view,
+                                                       std::string_view) {},
+                                             static_cast<impp_log_level>(0)),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK(refused.use_count() == 1);
+    CHECK(token.use_count() == 2);
+
+    // A callback that throws: reported on stderr and dropped. Replacing the first one
+    // destroyed it (and what it captured) after its last call.
+    std::atomic<int> thrown{0};
+    impp::logging::set_callback(
+        [&thrown](impp_log_level, std::string_view, std::string_view) {
+            thrown++;
+            throw std::runtime_error("a bug in the application's log callback");
+        },
+        IMPP_LOG_INFO);
+    CHECK(token.use_count() == 1);
+    { impp::Engine engine(impp::Config().workers(1)); }
+    CHECK(thrown >= 2);
+
+    // Back to standard error; nothing of ours is held any more.
+    impp::logging::clear_callback();
+    { impp::Engine engine(impp::Config().workers(1)); }
+    const int after = thrown;
+    { impp::Engine engine(impp::Config().workers(1)); }
+    CHECK(thrown == after);
+}
+
+// The user directory, and durable state in a store file that outlives an engine.
+void test_users_and_store() {
+    namespace fs = std::filesystem;
+    const fs::path path =
+        fs::temp_directory_path() /
+        ("impp_wrapper_test_" +
+         std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()) + ".sqlite");
+    auto config = [&] {
+        return impp::Config().workers(1).add_domain("example.test").store_path(path.string());
+    };
+    {
+        impp::Engine engine(config());
+        CHECK(!engine.has_user(BOB));
+        engine.set_user_password(BOB, "s3cret");
+        CHECK(engine.has_user(BOB));
+        engine.set_rule(ALICE, impp::Rule::for_watcher(CAROL, IMPP_AUTH_BLOCK));
+    }
+    {
+        impp::Engine engine(config());
+        CHECK(engine.has_user(BOB));  // kept in the file
+        CHECK(engine.rules(ALICE).size() == 1);
+        CHECK(engine.remove_user(BOB));
+        CHECK(!engine.remove_user(BOB));
+        CHECK(!engine.has_user(BOB));
+        CHECK_THROWS(engine.has_user("not a uri"), IMPP_ERR_INVALID_URI);
+        CHECK_THROWS(engine.set_user_password("sip:example.test", "pw"),
+                     IMPP_ERR_INVALID_ARGUMENT);
+        CHECK_THROWS(engine.remove_user("not a uri"), IMPP_ERR_INVALID_URI);
+    }
+    for (const char *suffix : {"", "-wal", "-shm", "-journal"}) {
+        std::error_code ignored;
+        fs::remove(path.string() + suffix, ignored);
+    }
+    CHECK_THROWS(impp::Config().store_path(""), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(impp::Config().store_path("/nonexistent-dir/impp.sqlite"), IMPP_ERR_STORAGE);
+}
+
+// Compile-time shape of the wrapper: one ownership style, views apart from owners, and
+// const only on what changes nothing.
+template <typename T>
+constexpr bool move_only_owner() {
+    return !std::is_copy_constructible_v<T> && !std::is_copy_assignable_v<T> &&
+           std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T>;
+}
+static_assert(move_only_owner<impp::Presence>() && move_only_owner<impp::Watcherinfo>() &&
+              move_only_owner<impp::DialogInfo>() && move_only_owner<impp::MessageSummary>() &&
+              move_only_owner<impp::IsComposing>() && move_only_owner<impp::FilterSet>() &&
+              move_only_owner<impp::Config>() && move_only_owner<impp::Event>() &&
+              move_only_owner<impp::Engine>() && move_only_owner<impp::SipConfig>() &&
+              move_only_owner<impp::SipStack>());
+static_assert(!std::is_base_of_v<impp::EventView, impp::Event> &&
+              !std::is_base_of_v<impp::Event, impp::EventView>);
+static_assert(std::is_convertible_v<const impp::Event &, impp::EventView>);
+static_assert(std::is_trivially_copyable_v<impp::EventView>);
+
+template <typename E, typename = void>
+struct can_publish : std::false_type {};
+template <typename E>
+struct can_publish<E, std::void_t<decltype(std::declval<E &>().publish(
+                          std::string(), std::string(), std::string_view()))>> : std::true_type {};
+template <typename E, typename = void>
+struct can_take_events : std::false_type {};
+template <typename E>
+struct can_take_events<E, std::void_t<decltype(std::declval<E &>().next_event())>>
+    : std::true_type {};
+template <typename E, typename = void>
+struct can_read_stats : std::false_type {};
+template <typename E>
+struct can_read_stats<E, std::void_t<decltype(std::declval<E &>().stat(IMPP_STAT_ENDPOINTS),
+                                              std::declval<E &>().has_user(std::string()),
+                                              std::declval<E &>().rules(std::string()))>>
+    : std::true_type {};
+static_assert(can_publish<impp::Engine>::value && !can_publish<const impp::Engine>::value);
+static_assert(can_take_events<impp::Engine>::value && !can_take_events<const impp::Engine>::value);
+static_assert(can_read_stats<const impp::Engine>::value);
+
 }  // namespace
 
+// The option structs read back what a C options handle holds.
+void test_options_from_c_handles() {
+    impp_subscribe_options *so = nullptr;
+    CHECK(impp_subscribe_options_new(&so) == IMPP_OK);
+    CHECK(impp_subscribe_options_set_expires(so, 120) == IMPP_OK);
+    CHECK(impp_subscribe_options_set_fetch(so, true) == IMPP_OK);
+    CHECK(impp_subscribe_options_set_min_interval_ms(so, 250) == IMPP_OK);
+    const impp::SubscribeOptions sub = impp::SubscribeOptions::from(so);
+    CHECK(sub.expires == 120 && sub.fetch && sub.min_interval.count() == 250 && !sub.filter);
+    impp_subscribe_options_free(so);
+    CHECK(impp::SubscribeOptions::from(nullptr).expires == IMPP_EXPIRES_DEFAULT);
+
+    impp_message_options *mo = nullptr;
+    CHECK(impp_message_options_new(&mo) == IMPP_OK);
+    CHECK(impp_message_options_set_endpoint(mo, "phone") == IMPP_OK);
+    const impp::MessageOptions msg = impp::MessageOptions::from(mo);
+    CHECK(msg.endpoint == std::optional<std::string>("phone") && !msg.in_reply_to);
+    impp_message_options_free(mo);
+
+    impp_account *acc = nullptr;
+    CHECK(impp_account_new("sip:alice@b.example", "pw", "udp:127.0.0.1:5070", &acc) == IMPP_OK);
+    CHECK(impp_account_set_expires(acc, 600) == IMPP_OK);
+    const impp::SipAccount account = impp::SipAccount::from(acc, "pw");
+    CHECK(account.aor == "sip:alice@b.example" && account.expires == 600);
+    CHECK(account.registrar.find("127.0.0.1:5070") != std::string::npos);
+    CHECK(!account.outbound_proxy && account.password == "pw");
+    impp_account_free(acc);
+}
+
 int main() {
+    test_library();
+    test_options_from_c_handles();
     test_presence();
+    test_presence_person_and_services();
     test_config();
     test_engine_polling();
     test_callbacks();
@@ -780,8 +1243,12 @@ int main() {
     test_dialog_info();
     test_message_summary();
     test_filter_set();
+    test_iscomposing();
     test_documents_through_engine();
     test_messaging();
+    test_users_and_store();
+    test_logging();
     test_sip_stack();
+    test_sip_account();
     return check_report("wrapper_test");
 }
