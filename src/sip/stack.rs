@@ -145,7 +145,8 @@ impl Stack {
     pub(crate) fn new(config: StackConfig, clock: Arc<dyn Clock>, random: SharedRandom) -> Stack {
         Stack {
             server_tx: Mutex::new(ServerTransactions::new(config.timers)),
-            client_tx: Mutex::new(ClientTransactions::new(config.timers)),
+            // Answered client transactions end at once (see `without_timer_k`).
+            client_tx: Mutex::new(ClientTransactions::new(config.timers).without_timer_k()),
             config,
             transport: OnceLock::new(),
             local_text: OnceLock::new(),

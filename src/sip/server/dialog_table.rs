@@ -80,7 +80,7 @@ pub(crate) struct Dialogs {
     /// The notification each dialog with a NOTIFY in flight is told next: what changed
     /// meanwhile, merged (the latest state wins), so a slow watcher costs one waiting
     /// notification at most.
-    pub(crate) deferred: HashMap<SubscriptionId, Notification>,
+    deferred: HashMap<SubscriptionId, Notification>,
     /// Dialogs whose last NOTIFY was refused with a Retry-After: when to try again (clock
     /// ms), earliest first.
     pub(crate) retries: std::collections::BinaryHeap<std::cmp::Reverse<(u64, SubscriptionId)>>,
@@ -122,6 +122,20 @@ impl Dialogs {
         );
     }
 
+    /// The notification waiting for subscription `id`, taken out. The map gives its room
+    /// back as it empties after a storm (a map keeps the room of its largest size).
+    pub(crate) fn take_deferred(&mut self, id: SubscriptionId) -> Option<Notification> {
+        if self.deferred.is_empty() {
+            return None; // (no hashing while watchers keep up)
+        }
+        let taken = self.deferred.remove(&id);
+        let (len, room) = (self.deferred.len(), self.deferred.capacity());
+        if room > 64 && len < room / 4 {
+            self.deferred.shrink_to(len * 2);
+        }
+        taken
+    }
+
     /// Keeps `n` for when the NOTIFY in flight is answered, merged into what waits already.
     pub(crate) fn defer(&mut self, n: Notification) {
         match self.deferred.entry(n.subscription) {
@@ -148,7 +162,7 @@ impl Dialogs {
 
     pub(crate) fn remove(&mut self, id: SubscriptionId) -> Option<DialogState> {
         let state = self.by_subscription.remove(&id)?;
-        self.deferred.remove(&id);
+        self.take_deferred(id);
         if !self.untagged.is_empty() {
             self.untagged.retain(|_, sub| *sub != id);
         }

@@ -564,13 +564,7 @@ impl Notifier {
                 if !dialogs.by_subscription.contains_key(&id) {
                     return;
                 }
-                // (The map is empty unless watchers fall behind: no hashing then.)
-                let waiting = if dialogs.deferred.is_empty() {
-                    None
-                } else {
-                    dialogs.deferred.remove(&id)
-                };
-                match waiting {
+                match dialogs.take_deferred(id) {
                     Some(n) => {
                         let claim = claim(&mut dialogs, &n, self.stack.now());
                         Some((n, claim))
@@ -639,7 +633,7 @@ impl Notifier {
                 if !dialogs.by_subscription.contains_key(&id) {
                     continue;
                 }
-                match dialogs.deferred.remove(&id) {
+                match dialogs.take_deferred(id) {
                     Some(mut n) => {
                         if let Some(full) = n.full_state.clone() {
                             n.document = Some(full);
