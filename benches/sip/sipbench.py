@@ -282,7 +282,7 @@ def figures(d):
 
 
 def mib(kb):
-    return "-" if kb is None else f"{kb / 1024:,.1f} MB"
+    return "-" if kb is None else f"{kb / 1024:,.1f} MiB"
 
 
 def after_storms(num):
@@ -534,8 +534,8 @@ def compare(dirs):
          [r["heap_per_sub"] if r.get("heap_per_sub") is not None else r["per_sub"] for r in runs],
          "{:,.0f}", "lower"),
         ("  (how)", None, [MEMORY_HOW.get(n, "?") for n in servers], None),
-        ("memory with all subscribed, MB", None, [memory_at(r, "RSS1", "HEAP1") for r in runs], None),
-        ("memory after the storms, MB", None, [memory_at(r, "RSS_STORMS", "HEAP_STORMS") for r in runs], None),
+        ("memory with all subscribed, MiB", None, [memory_at(r, "RSS1", "HEAP1") for r in runs], None),
+        ("memory after the storms, MiB", None, [memory_at(r, "RSS_STORMS", "HEAP_STORMS") for r in runs], None),
         ("  (after the storms / with all subscribed)", None,
          [ratio_at(r, "RSS_STORMS", "RSS1", "HEAP_STORMS", "HEAP1") for r in runs], None),
         ("NOTIFY retransmissions seen by watchers", [r["notify_retrans"] for r in runs], "{:,.0f}", None),
@@ -629,8 +629,8 @@ def slow_figures(d):
 def slowreport(d):
     f = slow_figures(d)
     num, subs, pres, pub, fin = f["num"], f["subs"], f["pres"], f["pub"], f["fin"]
-    mb = lambda b: "-" if b is None else f"{b / 1e6:,.1f} MB"
-    kmb = lambda k: "-" if k is None else f"{k / 1024:,.1f} MB"
+    mb = lambda b: "-" if b is None else f"{b / 1048576:,.1f} MiB"
+    kmb = lambda k: "-" if k is None else f"{k / 1024:,.1f} MiB"
     growth = f["peak_heap"] - num["HEAP1"] if f["peak_heap"] is not None else None
     pub_ok = float(pub.get("ok", 0))
     span = f["t_end"] - f["t0"]
@@ -653,7 +653,7 @@ def slowreport(d):
          f"{float(pub.get('skipped', 0)):,.0f} turns skipped, {float(pub.get('retrans', 0)):,.0f} retransmitted", ""),
         ("live heap: with all subscribed / peak in storm", f"{mb(num['HEAP1'])} / {mb(f['peak_heap'])} "
          f"({len(f['storm'])} samples)", ""),
-        ("live heap: peak growth in the storm", mb(growth), "< 20 MB"),
+        ("live heap: peak growth in the storm", mb(growth), "< 20 MB (19.1 MiB)"),
         ("live heap: after the drain / at the end", f"{mb(num['HEAP2'])} / {mb(num.get('HEAP3'))}", ""),
         ("VmRSS: with all subscribed / peak (VmHWM) in storm", f"{kmb(num['RSS1'])} / {kmb(num.get('HWM'))}", ""),
         ("VmRSS: after the drain / at the end", f"{kmb(num['RSS2'])} / {kmb(num.get('RSS3'))}", ""),
