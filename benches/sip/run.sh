@@ -297,6 +297,7 @@ mark RSS_STORMS "$(server_mem)"
 if [ "$SERVER" = imppd ]; then mark HEAP_STORMS "$($HELPER heap "$SRV_PID" "$WORK/server.log")"; fi
 if (( POST_S * 1000 + 2000 < IDLE_MS )); then
   sleep "$POST_S"
+  mark POST_S "$POST_S"
   mark RSS_POST "$(server_mem)"
   if [ "$SERVER" = imppd ]; then mark HEAP_POST "$($HELPER heap "$SRV_PID" "$WORK/server.log")"; fi
 fi

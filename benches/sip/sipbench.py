@@ -285,18 +285,19 @@ def mib(kb):
     return "-" if kb is None else f"{kb / 1024:,.1f} MiB"
 
 
-def after_storms(num):
+def after_storms(num, what="VmRSS"):
     """lines on the server's memory after the storms (marks RSS_STORMS, HEAP_STORMS, RSS_POST,
     HEAP_POST, RSS2 and HEAP2 of run.sh): live heap and VmRSS against their level with all
     subscribed"""
     lines = []
     rss1, heap1 = num.get("RSS1"), num.get("HEAP1")
+    post = f"{num.get('POST_S', 6):.0f} s later"
     for label, rk, hk in (("drained", "RSS_STORMS", "HEAP_STORMS"),
-                          ("timer K later", "RSS_POST", "HEAP_POST"),
+                          (post, "RSS_POST", "HEAP_POST"),
                           ("at the end (un-SUBSCRIBEd)", "RSS2", "HEAP2")):
         if rk not in num:
             continue
-        text = f"{label}: VmRSS {mib(num[rk])}"
+        text = f"{label}: {what} {mib(num[rk])}"
         if rss1:
             text += f" ({num[rk] / rss1:.2f}x with all subscribed, {mib(rss1)})"
         if hk in num:
@@ -411,8 +412,8 @@ def report_other(f, server):
           f"{f['sub_fail']:.0f} not established; server CPU {f['sub_cpu']:.0f} %, watcher sipp {f['sub_sipp']:.0f} %")
     print(f"  memory (kB): {num['RSS0']:.0f} before, {num['RSS1']:.0f} with all subscribed, {num['RSS2']:.0f} at the end; "
           f"{fmt(f['per_sub'])} B per subscription")
-    for line in after_storms(num):
-        print(f"  memory after the storms (shm): {line}")
+    for line in after_storms(num, "shm real_used"):
+        print(f"  memory after the storms: {line}")
     for s in f["storms"]:
         print(f"  storm {s['tag']}: {s['offered_pub']:.0f} PUBLISH/s offered; NOTIFY {s['delivered']:.0f} of "
               f"{s['expected']:.0f}; {fmt(s['mid'])}/s (5-95 %); server CPU {s['cpu_s']:.2f} s "
