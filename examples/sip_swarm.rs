@@ -19,7 +19,27 @@
 //! `Initial_NOTIFY_Recv` (first NOTIFY of a dialog), `Later_NOTIFY_Recv` (each later NOTIFY,
 //! once per CSeq), `Swarm_NOTIFY_Retrans` (a NOTIFY seen again), `FailedCall(C)`,
 //! `SuccessfulCall(C)` (dialogs ended by the un-SUBSCRIBE), `Retransmissions(C)` (SUBSCRIBEs
-//! sent again) and `FailedUnexpectedMessage(C)`.
+//! sent again) and `FailedUnexpectedMessage(C)`; then `Awaiting_Answer` (NOTIFYs received
+//! and not answered yet) and `Max_Unanswered_Per_Dialog` (the most NOTIFYs of one dialog
+//! unanswered at once, so far).
+//!
+//! # Slow watchers: `--answer-delay-ms` and `--expect-file`
+//!
+//! With `--answer-delay-ms MS` every new NOTIFY is answered only MS after it came (a
+//! retransmission of it meanwhile is absorbed, as a transaction layer would; one that comes
+//! after the answer gets the answer again at once). The swarm counts, per dialog, the NOTIFYs
+//! received and not answered yet: a server that keeps one NOTIFY in flight per dialog
+//! (RFC 6665 §4.2.2) never has two of them (`Max_Unanswered_Per_Dialog` stays 1; each time a
+//! NOTIFY of a new CSeq arrives while another of its dialog waits for its answer counts as an
+//! overlap).
+//!
+//! With `--expect-file FILE`, the swarm reads each NOTIFY body's sequence number (the
+//! `impp-seq:N` that examples/sip_publisher.rs puts in the PIDF note) and keeps the one of
+//! the newest NOTIFY (highest CSeq) of each dialog. It goes idle only once FILE exists (the
+//! publisher writes it when done: `P N` per presentity, its last state) and no NOTIFY came
+//! for IDLE_MS; then, before un-SUBSCRIBing, it checks that every watcher's newest NOTIFY
+//! carries its presentity's last sequence number, and prints (and writes to
+//! `<csv-dir>/swarm_final.txt`, as `key=value` lines) how many do.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -43,12 +63,17 @@ struct Options {
     domain: String,
     port: u16,
     csv_dir: Option<std::path::PathBuf>,
+    /// Answer each NOTIFY this long after it came (0: at once).
+    answer_delay: Duration,
+    /// The publisher's final states (`P N` lines), to check the watchers against.
+    expect_file: Option<std::path::PathBuf>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: sip_swarm --server ADDR:PORT [--subs N] [--pres P] [--rate R] [--expires S]\n\
-         \x20      [--idle-ms MS] [--max-s S] [--domain D] [--port PORT] [--csv-dir DIR]"
+         \x20      [--idle-ms MS] [--max-s S] [--domain D] [--port PORT] [--csv-dir DIR]\n\
+         \x20      [--answer-delay-ms MS] [--expect-file FILE]"
     );
     std::process::exit(2);
 }
@@ -65,6 +90,8 @@ fn options() -> Options {
         domain: "example.test".into(),
         port: 0,
         csv_dir: None,
+        answer_delay: Duration::ZERO,
+        expect_file: None,
     };
     let mut server = false;
     let mut args = std::env::args().skip(1);
@@ -88,6 +115,11 @@ fn options() -> Options {
             "--domain" => o.domain = value,
             "--port" => o.port = value.parse().unwrap_or_else(|_| bad("not a port")),
             "--csv-dir" => o.csv_dir = Some(value.into()),
+            "--answer-delay-ms" => {
+                o.answer_delay =
+                    Duration::from_millis(value.parse().unwrap_or_else(|_| bad("not ms")))
+            }
+            "--expect-file" => o.expect_file = Some(value.into()),
             _ => usage(),
         }
     }
@@ -118,6 +150,13 @@ struct Dialog {
     unsubscribed: bool,
     ended: bool,
     failed: bool,
+    /// CSeqs of the NOTIFYs received and not answered yet (answers held back by
+    /// `--answer-delay-ms`); a server keeping one NOTIFY in flight per dialog never makes
+    /// this longer than 1.
+    awaiting: Vec<u32>,
+    /// The CSeq of the newest NOTIFY, and the `impp-seq:` number its body carried.
+    newest_cseq: u32,
+    newest_seq: Option<u64>,
 }
 
 #[derive(Default)]
@@ -130,6 +169,12 @@ struct Counters {
     successful: u64,
     retrans: u64,
     unexpected: u64,
+    /// NOTIFYs received and not answered yet, over all dialogs.
+    awaiting: u64,
+    /// The most NOTIFYs of one dialog unanswered at once.
+    max_unanswered: u64,
+    /// NOTIFYs of a new CSeq that came while another of their dialog waited for its answer.
+    overlaps: u64,
 }
 
 struct Swarm {
@@ -141,6 +186,9 @@ struct Swarm {
     c: Counters,
     out: Vec<(SocketAddr, Vec<u8>)>,
     last_notify: Instant,
+    /// Answers held back (`--answer-delay-ms`), in the order they fall due: when, the
+    /// watcher, the NOTIFY's CSeq, where to and the bytes.
+    delayed: VecDeque<(Instant, usize, u32, SocketAddr, Vec<u8>)>,
 }
 
 fn header<'a>(msg: &'a str, long: &str, short: &str) -> Option<&'a str> {
@@ -160,6 +208,13 @@ fn tag_of(value: &str) -> Option<String> {
     let rest = &value[at + 5..];
     let end = rest.find([';', '>', ' ']).unwrap_or(rest.len());
     Some(rest[..end].to_string())
+}
+
+/// The `impp-seq:N` number of a NOTIFY body (examples/sip_publisher.rs puts it in the note).
+fn seq_of(body: &str) -> Option<u64> {
+    let at = body.find("impp-seq:")? + "impp-seq:".len();
+    let digits: &str = body[at..].split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
 }
 
 fn uri_of(value: &str) -> Option<String> {
@@ -284,6 +339,7 @@ impl Swarm {
         if d.target.is_none() {
             d.target = header(msg, "Contact", "m").and_then(uri_of);
         }
+        let mut new = true;
         if !d.notified {
             d.notified = true;
             d.last_notify_cseq = cseq;
@@ -301,6 +357,27 @@ impl Swarm {
                 self.c.later += 1;
             } else {
                 self.c.notify_retrans += 1;
+                new = false;
+            }
+        }
+        if new && cseq >= d.newest_cseq {
+            d.newest_cseq = cseq;
+            d.newest_seq = msg
+                .split_once("\r\n\r\n")
+                .and_then(|(_, body)| seq_of(body));
+        }
+        let delay = self.o.answer_delay;
+        if !delay.is_zero() {
+            if d.awaiting.contains(&cseq) {
+                return; // a retransmission while its answer is held back: absorbed
+            }
+            if new {
+                if !d.awaiting.is_empty() {
+                    self.c.overlaps += 1;
+                }
+                d.awaiting.push(cseq);
+                self.c.awaiting += 1;
+                self.c.max_unanswered = self.c.max_unanswered.max(d.awaiting.len() as u64);
             }
         }
         let terminated =
@@ -323,7 +400,78 @@ impl Swarm {
             }
         }
         reply.push_str("Content-Length: 0\r\n\r\n");
+        if !delay.is_zero() && self.dialogs[k].awaiting.contains(&cseq) {
+            self.delayed
+                .push_back((Instant::now() + delay, k, cseq, from, reply.into_bytes()));
+            return;
+        }
         self.out.push((from, reply.into_bytes()));
+    }
+
+    /// The held-back answers due by `now` go out.
+    fn release(&mut self, now: Instant) {
+        while self.delayed.front().is_some_and(|(at, ..)| *at <= now) {
+            let (_, k, cseq, to, bytes) = self.delayed.pop_front().expect("looked at");
+            let d = &mut self.dialogs[k];
+            if let Some(i) = d.awaiting.iter().position(|c| *c == cseq) {
+                d.awaiting.swap_remove(i);
+                self.c.awaiting -= 1;
+            }
+            self.out.push((to, bytes));
+        }
+    }
+
+    /// Every watcher's newest NOTIFY against its presentity's final state (`P N` lines).
+    fn check_final(&self, expect: &str) -> Vec<(&'static str, u64)> {
+        let mut last = vec![None; self.o.pres];
+        for line in expect.lines() {
+            let mut it = line.split_whitespace();
+            if let (Some(p), Some(n)) = (it.next(), it.next()) {
+                if let (Ok(p), Ok(n)) = (p.parse::<usize>(), n.parse::<u64>()) {
+                    if p < last.len() {
+                        last[p] = Some(n);
+                    }
+                }
+            }
+        }
+        let (mut on, mut behind, mut ahead, mut no_seq, mut not_subscribed) = (0, 0, 0, 0, 0);
+        let mut shown = 0;
+        for (k, d) in self.dialogs.iter().enumerate() {
+            if !d.notified || d.failed {
+                not_subscribed += 1;
+                continue;
+            }
+            let want = last[k % self.o.pres];
+            match (d.newest_seq, want) {
+                (Some(got), Some(want)) if got == want => on += 1,
+                (got, want) => {
+                    match (got, want) {
+                        (None, _) => no_seq += 1,
+                        (Some(g), Some(w)) if g > w => ahead += 1,
+                        _ => behind += 1,
+                    }
+                    if shown < 5 {
+                        shown += 1;
+                        eprintln!(
+                            "sip_swarm: watcher {k} (user{}): newest NOTIFY CSeq {} carries {got:?}, \
+                             the last published is {want:?}",
+                            k % self.o.pres,
+                            d.newest_cseq
+                        );
+                    }
+                }
+            }
+        }
+        vec![
+            ("watchers", self.dialogs.len() as u64),
+            ("on_final_state", on),
+            ("behind", behind),
+            ("ahead", ahead),
+            ("without_sequence", no_seq),
+            ("not_subscribed", not_subscribed),
+            ("max_unanswered_per_dialog", self.c.max_unanswered),
+            ("overlaps", self.c.overlaps),
+        ]
     }
 
     fn flush(&mut self) {
@@ -454,7 +602,7 @@ impl Csv {
         csv.line(
             "CurrentTime;Swarm_200_Recv;Initial_NOTIFY_Recv;Later_NOTIFY_Recv;\
              Swarm_NOTIFY_Retrans;FailedCall(C);SuccessfulCall(C);Retransmissions(C);\
-             FailedUnexpectedMessage(C)",
+             FailedUnexpectedMessage(C);Awaiting_Answer;Max_Unanswered_Per_Dialog",
         );
         csv
     }
@@ -469,7 +617,7 @@ impl Csv {
     fn sample(&mut self, c: &Counters) {
         // sipp's time cell: date, time and epoch separated by tabs (sipbench.py reads the last).
         self.line(&format!(
-            "-\t-\t{:.6};{};{};{};{};{};{};{};{}",
+            "-\t-\t{:.6};{};{};{};{};{};{};{};{};{};{}",
             epoch(),
             c.ok_200,
             c.initial,
@@ -478,7 +626,9 @@ impl Csv {
             c.failed,
             c.successful,
             c.retrans,
-            c.unexpected
+            c.unexpected,
+            c.awaiting,
+            c.max_unanswered
         ));
     }
 }
@@ -506,6 +656,7 @@ fn main() {
         c: Counters::default(),
         out: Vec::new(),
         last_notify: Instant::now(),
+        delayed: VecDeque::new(),
     };
     eprintln!(
         "sip_swarm: {} watchers from {local} to {} at {}/s",
@@ -561,11 +712,30 @@ fn main() {
             waiting.push_back(k);
         }
         // Idle: every SUBSCRIBE answered and no NOTIFY for idle_ms; un-SUBSCRIBE at the rate.
-        let settled = next_new == subs && waiting.is_empty();
-        if unsub_from.is_none()
+        let settled = next_new == subs && waiting.is_empty() && sw.delayed.is_empty();
+        // With --expect-file, not before the publisher is done (the file exists).
+        let idle = unsub_from.is_none()
             && settled
-            && now.duration_since(sw.last_notify) >= Duration::from_millis(sw.o.idle_ms)
-        {
+            && now.duration_since(sw.last_notify) >= Duration::from_millis(sw.o.idle_ms);
+        let expected = match &sw.o.expect_file {
+            _ if !idle => None,
+            None => Some(String::new()),
+            Some(path) => std::fs::read_to_string(path).ok(),
+        };
+        if idle && expected.is_some() {
+            if sw.o.expect_file.is_some() {
+                let figures = sw.check_final(expected.as_deref().unwrap_or(""));
+                let line = figures
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                println!("sip_swarm: final state: {line}");
+                if let Some(dir) = &sw.o.csv_dir {
+                    let text: String = figures.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+                    let _ = std::fs::write(dir.join("swarm_final.txt"), text);
+                }
+            }
             eprintln!("sip_swarm: idle; un-SUBSCRIBE");
             unsub_from = Some(now);
         }
@@ -591,8 +761,10 @@ fn main() {
                 break;
             }
         }
+        sw.release(now);
         sw.flush();
         sw.receive(&mut bufs);
+        sw.release(Instant::now());
         sw.flush();
         if now >= next_sample {
             csv.sample(&sw.c);
@@ -600,16 +772,18 @@ fn main() {
         }
     }
     // Answer what is still in flight for a moment (final NOTIFYs), then the last sample.
-    let end = Instant::now() + Duration::from_millis(500);
+    let end = Instant::now() + sw.o.answer_delay + Duration::from_millis(500);
     while Instant::now() < end {
         sw.receive(&mut bufs);
+        sw.release(Instant::now());
         sw.flush();
     }
     csv.sample(&sw.c);
     let c = &sw.c;
     println!(
         "sip_swarm: {} SUBSCRIBE 200s, {} initial NOTIFYs, {} later NOTIFYs, {} NOTIFY \
-         retransmissions, {} failed, {} ended, {} SUBSCRIBE retransmissions, {} unexpected",
+         retransmissions, {} failed, {} ended, {} SUBSCRIBE retransmissions, {} unexpected, \
+         at most {} NOTIFYs of one dialog unanswered at once ({} overlaps)",
         c.ok_200,
         c.initial,
         c.later,
@@ -617,6 +791,8 @@ fn main() {
         c.failed,
         c.successful,
         c.retrans,
-        c.unexpected
+        c.unexpected,
+        c.max_unanswered,
+        c.overlaps
     );
 }

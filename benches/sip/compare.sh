@@ -32,10 +32,13 @@
 #                               per 10,000 NOTIFYs answered
 #   bytes per subscription      Kamailio: growth of `kamcmd core.shmmem` real_used once its
 #                               transactions have drained (`tm.stats` current = 0), divided by
-#                               the subscriptions; imppd: growth of VmRSS (/proc) after
-#                               SETTLE_S seconds, divided by the subscriptions. Kamailio's
-#                               figure leaves out its private (pkg) memory; imppd's includes
-#                               everything the process holds.
+#                               the subscriptions; imppd: growth of its live heap (SIGUSR1)
+#                               after SETTLE_S seconds, divided by the subscriptions. Kamailio's
+#                               figure leaves out its private (pkg) memory.
+#   memory with all subscribed, after the storms
+#                               imppd: live heap and VmRSS (MB) after SETTLE_S, and once the
+#                               saturation storm has drained (watchers still subscribed), and
+#                               their ratio; Kamailio: shm real_used (MB)
 #
 #   KEEP=1   keep both work directories (sipp CSVs, server logs, each run's full report)
 set -euo pipefail

@@ -10,13 +10,15 @@
 # a fresh SQLite store in a temp dir, then
 #   1. SUBS long-lived sipp watchers SUBSCRIBE at SUB_RATE/s (watcher K watches
 #      sip:user<K%PRES>@example.test) and answer every NOTIFY;
-#   2. samples imppd's VmRSS before and after, giving bytes per subscription;
+#   2. samples imppd's live heap and VmRSS before and after, giving bytes per subscription;
 #   3. nominal PUBLISH storm: each presentity publishes, then sends UPDATES
 #      modify PUBLISHes (SIP-If-Match) every INTERVAL_MS, then removes its
 #      state: PRES*1000/INTERVAL_MS PUBLISH/s offered, each one fanning out to
 #      SUBS/PRES watchers (defaults: 100 PUBLISH/s -> ~10k NOTIFY/s);
 #   4. saturation storm: the same at SAT_PUB_RATE PUBLISH/s (default 400);
-#   5. the watchers go idle and un-SUBSCRIBE; imppd is stopped (SIGTERM).
+#   5. live heap and VmRSS after the storms (drained, all still subscribed), and POST_S
+#      seconds later (the NOTIFY transactions' timer K has run out);
+#   6. the watchers go idle and un-SUBSCRIBE; imppd is stopped (SIGTERM).
 # It prints one table with the figures, next to fixed Kamailio reference
 # figures.  Everything runs on 127.0.0.1, each sipp run is bounded by
 # `timeout` and `sipp -timeout`, and processes are stopped by PID.
@@ -42,6 +44,9 @@
 #                (a new SQLite file in the work directory)                [none]
 #   IMPPD        an imppd binary to measure instead of building one (A/B runs of two
 #                builds; benches/sip/ab.sh)                               [build]
+#   POST_S       pause between the two memory samples after the storms (s)      [6]
+#   TRIM_PROBE=1 after those samples, call malloc_trim(0) in imppd through gdb and sample
+#                VmRSS again: what glibc held free (a diagnostic)                    [0]
 #   KEEP=1       keep the work directory (sipp CSVs, server log) afterwards
 #   WORK         work directory                   [mktemp -d /tmp/sip-bench.X]
 set -euo pipefail
@@ -65,6 +70,7 @@ TRANSPORT=${TRANSPORT:-u1}
 SETTLE_S=${SETTLE_S:-35}
 IMPPD_DB=${IMPPD_DB:-none}
 EXPIRES=${EXPIRES:-600}
+POST_S=${POST_S:-6}
 KEEP=${KEEP:-0}
 
 SERVER=${SERVER:-imppd}
@@ -284,11 +290,34 @@ storm() { # tag updates interval_ms limit_s
 }
 storm NOM "$UPDATES" "$INTERVAL_MS" "$NOM_LIMIT"
 (( SAT_PUB_RATE > 0 )) && storm SAT "$SAT_UPDATES" "$SAT_INTERVAL_MS" "$SAT_LIMIT"
+# Memory after the storms (drained, the watchers still subscribed): VmRSS (Kamailio: shm)
+# and imppd's live heap; then again POST_S seconds later, once the NOTIFY transactions'
+# timer K (5 s) has run out.
+mark RSS_STORMS "$(server_mem)"
+if [ "$SERVER" = imppd ]; then mark HEAP_STORMS "$($HELPER heap "$SRV_PID" "$WORK/server.log")"; fi
+if (( POST_S * 1000 + 2000 < IDLE_MS )); then
+  sleep "$POST_S"
+  mark POST_S "$POST_S"
+  mark RSS_POST "$(server_mem)"
+  if [ "$SERVER" = imppd ]; then mark HEAP_POST "$($HELPER heap "$SRV_PID" "$WORK/server.log")"; fi
+fi
+# TRIM_PROBE=1: how much of VmRSS is memory glibc holds free: malloc_trim(0) called in imppd
+# through gdb (a diagnostic; imppd itself never calls it), then VmRSS again.
+if [ "$SERVER" = imppd ] && [ "${TRIM_PROBE:-0}" = 1 ]; then
+  if command -v gdb >/dev/null; then
+    timeout 60 gdb -p "$SRV_PID" -batch -nx -ex 'call (int) malloc_trim(0)' >"$WORK/trim.log" 2>&1 \
+      || log "gdb malloc_trim failed (see $WORK/trim.log)"
+    mark RSS_TRIM "$(server_mem)"
+  else
+    log "TRIM_PROBE: gdb not found"
+  fi
+fi
 
 log "storms done; watchers un-SUBSCRIBE after ${IDLE_MS} ms idle"
 wait "$WATCH_PID" || log "watcher sipp exited with status $? (see $WORK/watch)"
 WATCH_PID=
 mark RSS2 "$(server_mem)"
+if [ "$SERVER" = imppd ]; then mark HEAP2 "$($HELPER heap "$SRV_PID" "$WORK/server.log")"; fi
 kill "$SRV_PID"; wait "$SRV_PID" || true; SRV_PID=
 grep -ciE 'error|panic' "$WORK/server.log" >/dev/null && log "$SERVER log has errors: $(grep -ciE 'error|panic' "$WORK/server.log") lines"
 

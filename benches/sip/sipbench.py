@@ -12,6 +12,12 @@
                                        side (benches/sip/compare.sh: Kamailio, then imppd)
   sipbench.py ab ROOT                  the runs ROOT/A1, ROOT/B1, ... of benches/sip/ab.sh:
                                        each run's figures and the medians of A and of B
+  sipbench.py heap PID LOG             imppd's live heap (bytes), asked with SIGUSR1
+  sipbench.py hwm PID                  VmHWM (peak VmRSS) in kB
+  sipbench.py resethwm PID             resets VmHWM to the current VmRSS (/proc/PID/clear_refs)
+  sipbench.py memwatch PID LOG S OUT   every S seconds, until PID ends (or this is stopped),
+                                       appends "epoch heap_bytes rss_kB" to OUT
+  sipbench.py slowreport DIR           the table of benches/sip/slow_watchers.sh
 
 sipp files read: watch/*_counts.csv (-trace_counts), watch/*_.csv and
 pub*/*_.csv (-trace_stat), written every -fd period.
@@ -58,6 +64,39 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def status_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_hwm(pid):
+    """VmHWM := VmRSS (writing 5 to clear_refs, Linux 4.0+); False when not allowed"""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memwatch(pid, log, interval, out):
+    """samples imppd's live heap and VmRSS every interval seconds while it runs"""
+    import time
+    with open(out, "a") as f:
+        while True:
+            try:
+                heap = heap_bytes(pid, log)
+                rss = rss_kb(pid)
+            except (OSError, ProcessLookupError):
+                return
+            f.write(f"{time.time():.3f} {heap} {rss}\n")
+            f.flush()
+            time.sleep(interval)
 
 
 def heap_bytes(pid, log):
@@ -242,6 +281,36 @@ def figures(d):
     return dict(locals())
 
 
+def mib(kb):
+    return "-" if kb is None else f"{kb / 1024:,.1f} MiB"
+
+
+def after_storms(num, what="VmRSS"):
+    """lines on the server's memory after the storms (marks RSS_STORMS, HEAP_STORMS, RSS_POST,
+    HEAP_POST, RSS2 and HEAP2 of run.sh): live heap and VmRSS against their level with all
+    subscribed"""
+    lines = []
+    rss1, heap1 = num.get("RSS1"), num.get("HEAP1")
+    post = f"{num.get('POST_S', 6):.0f} s later"
+    for label, rk, hk in (("drained", "RSS_STORMS", "HEAP_STORMS"),
+                          (post, "RSS_POST", "HEAP_POST"),
+                          ("at the end (un-SUBSCRIBEd)", "RSS2", "HEAP2")):
+        if rk not in num:
+            continue
+        text = f"{label}: {what} {mib(num[rk])}"
+        if rss1:
+            text += f" ({num[rk] / rss1:.2f}x with all subscribed, {mib(rss1)})"
+        if hk in num:
+            text += f"; live heap {mib(num[hk] / 1024)}"
+            if heap1:
+                text += f" ({num[hk] / heap1:.2f}x, {mib(heap1 / 1024)})"
+        lines.append(text)
+    if "RSS_TRIM" in num:
+        lines.append(f"after malloc_trim(0) (TRIM_PROBE): VmRSS {mib(num['RSS_TRIM'])}"
+                     + (f" ({num['RSS_TRIM'] / rss1:.2f}x with all subscribed)" if rss1 else ""))
+    return lines
+
+
 def report(d):
     f = figures(d)
     m, num, subs, pres = f["m"], f["num"], f["subs"], f["pres"]
@@ -266,6 +335,8 @@ def report(d):
               "(after the settle pause: transactions ended)")
     print(f"  memory: VmRSS {num['RSS0']:.0f} kB before, {num['RSS1']:.0f} kB with all subscribed, "
           f"{num['RSS2']:.0f} kB at the end")
+    for line in after_storms(num):
+        print(f"  memory after the storms: {line}")
     for s in storms:
         name = "nominal" if s["tag"] == "NOM" else "saturation"
         print(f"  PUBLISH storm ({name}): {s['offered_pub']:.0f} PUBLISH/s offered x {s['updates']} updates; "
@@ -297,6 +368,13 @@ def report(d):
          "4,953/s at 5k/s offered, 0 failed"),
         ("bytes per subscription", f"{fmt(heap_per_sub)} B live heap ({fmt(per_sub)} B VmRSS) / subscription",
          "1,077 B (shm real_used)"),
+        ("memory with all subscribed",
+         f"live heap {mib(num['HEAP1'] / 1024) if 'HEAP1' in num else '-'}, VmRSS {mib(num['RSS1'])}", "-"),
+        ("memory after the storms (drained)",
+         f"live heap {mib(num['HEAP_STORMS'] / 1024) if 'HEAP_STORMS' in num else '-'}, "
+         f"VmRSS {mib(num.get('RSS_STORMS'))}"
+         + (f" ({num['RSS_STORMS'] / num['RSS1']:.2f}x)" if num.get('RSS1') and 'RSS_STORMS' in num else ""),
+         "-"),
         ("NOTIFY/s, nominal storm",
          f"{fmt(nom['mid'])}/s (offered {fmt(nom['offered_pub'] * subs / pres)}/s = {fmt(nom['offered_pub'])} PUBLISH/s)"
          if nom else "-",
@@ -334,6 +412,8 @@ def report_other(f, server):
           f"{f['sub_fail']:.0f} not established; server CPU {f['sub_cpu']:.0f} %, watcher sipp {f['sub_sipp']:.0f} %")
     print(f"  memory (kB): {num['RSS0']:.0f} before, {num['RSS1']:.0f} with all subscribed, {num['RSS2']:.0f} at the end; "
           f"{fmt(f['per_sub'])} B per subscription")
+    for line in after_storms(num, "shm real_used"):
+        print(f"  memory after the storms: {line}")
     for s in f["storms"]:
         print(f"  storm {s['tag']}: {s['offered_pub']:.0f} PUBLISH/s offered; NOTIFY {s['delivered']:.0f} of "
               f"{s['expected']:.0f}; {fmt(s['mid'])}/s (5-95 %); server CPU {s['cpu_s']:.2f} s "
@@ -391,6 +471,27 @@ def ab(root):
     print("B/A  " + " | ".join(f"{fmt(r, '{:.2f}x'):>28}" for r in ratios))
 
 
+def memory_at(r, rss_key, heap_key):
+    """'heap H / RSS R' (imppd) or 'shm S' (Kamailio: run.sh's memory sample is its shm)"""
+    num = r["num"]
+    if rss_key not in num:
+        return "-"
+    if r["m"].get("SERVER", "imppd") != "imppd":
+        return f"shm {num[rss_key] / 1024:,.1f}"
+    heap = f"heap {num[heap_key] / 1048576:,.1f} / " if heap_key in num else ""
+    return f"{heap}RSS {num[rss_key] / 1024:,.1f}"
+
+
+def ratio_at(r, rss_a, rss_b, heap_a, heap_b):
+    num = r["num"]
+    if rss_a not in num or not num.get(rss_b):
+        return "-"
+    text = f"{num[rss_a] / num[rss_b]:.2f}x"
+    if num.get(heap_b) and heap_a in num:
+        text = f"heap {num[heap_a] / num[heap_b]:.2f}x / RSS " + text
+    return text
+
+
 def compare(dirs):
     """one table: a column per run (server and watcher generator), then for each generator
     run against both servers the ratio imppd / Kamailio"""
@@ -434,6 +535,10 @@ def compare(dirs):
          [r["heap_per_sub"] if r.get("heap_per_sub") is not None else r["per_sub"] for r in runs],
          "{:,.0f}", "lower"),
         ("  (how)", None, [MEMORY_HOW.get(n, "?") for n in servers], None),
+        ("memory with all subscribed, MiB", None, [memory_at(r, "RSS1", "HEAP1") for r in runs], None),
+        ("memory after the storms, MiB", None, [memory_at(r, "RSS_STORMS", "HEAP_STORMS") for r in runs], None),
+        ("  (after the storms / with all subscribed)", None,
+         [ratio_at(r, "RSS_STORMS", "RSS1", "HEAP_STORMS", "HEAP1") for r in runs], None),
         ("NOTIFY retransmissions seen by watchers", [r["notify_retrans"] for r in runs], "{:,.0f}", None),
         ("watcher generator CPU % of a core (nominal / saturation)", None,
          [f"{fmt(get(r, 'NOM', 'sipp_w'))} / {fmt(get(r, 'SAT', 'sipp_w'))}" for r in runs], None),
@@ -462,6 +567,122 @@ def compare(dirs):
         print("  " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
 
 
+def kv_file(path):
+    d = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if "=" in line:
+                    k, v = line.split("=", 1)
+                    d[k] = v
+    except OSError:
+        pass
+    return d
+
+
+def summary_line(path, prefix):
+    """key=value pairs of the last line starting with prefix in path"""
+    d = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(prefix):
+                    d = dict(w.split("=", 1) for w in line[len(prefix):].split() if "=" in w)
+    except OSError:
+        pass
+    return d
+
+
+def slow_figures(d):
+    """the figures of one run of benches/sip/slow_watchers.sh (work directory d)"""
+    m = env(os.path.join(d, "marks.env"))
+    num = {k: float(v) for k, v in m.items() if v.replace(".", "", 1).lstrip("-").isdigit()}
+    clk = num["CLK_TCK"]
+    subs, pres = int(num["SUBS"]), int(num["PRES"])
+    wc = f"{d}/watch/*_counts.csv"
+    initial = series(wc, "_NOTIFY_Recv", 1)
+    later = series(wc, "_NOTIFY_Recv", 2)
+    retrans = series(wc, "_NOTIFY_Retrans", 1)
+    t0, t_pub, t_end = num["T_STORM_START"], num["T_PUB_END"], num["T_DRAINED"]
+    subscribed = at(initial, num["T_SUB_DONE"])
+    new_in_storm = at(later, t_end) - at(later, t0)
+    retrans_in_storm = at(retrans, t_end) - at(retrans, t0)
+    # the last NOTIFY of the storm: when the later-NOTIFY count reached its final value
+    last_notify = reach([(t, v) for t, v in later if t >= t0], at(later, t_end)) if later else None
+    samples = []
+    try:
+        with open(os.path.join(d, "memwatch.txt")) as f:
+            for line in f:
+                t, h, r = line.split()
+                samples.append((float(t), int(h), int(r)))
+    except OSError:
+        pass
+    storm = [s for s in samples if t0 <= s[0] <= t_end and s[1] > 0]
+    peak_heap = max((s[1] for s in storm), default=None)
+    peak_rss_sampled = max((s[2] for s in storm), default=None)
+    pub = summary_line(os.path.join(d, "publisher.out"), "sip_publisher: summary ")
+    fin = kv_file(os.path.join(d, "watch", "swarm_final.txt"))
+    cpu_s = (num["STORM_TICKS1"] - num["STORM_TICKS0"]) / clk
+    return dict(locals())
+
+
+def slowreport(d):
+    f = slow_figures(d)
+    num, subs, pres, pub, fin = f["num"], f["subs"], f["pres"], f["pub"], f["fin"]
+    mb = lambda b: "-" if b is None else f"{b / 1048576:,.1f} MiB"
+    kmb = lambda k: "-" if k is None else f"{k / 1024:,.1f} MiB"
+    growth = f["peak_heap"] - num["HEAP1"] if f["peak_heap"] is not None else None
+    pub_ok = float(pub.get("ok", 0))
+    span = f["t_end"] - f["t0"]
+    offered = pub_ok * subs / pres
+    on = int(fin.get("on_final_state", -1))
+    watched = subs - int(fin.get("not_subscribed", subs))
+    max_un = int(fin.get("max_unanswered_per_dialog", -1))
+    drain = (f["last_notify"] - f["t_pub"]) if f["last_notify"] else None
+    ok_heap = growth is not None and growth < 20e6
+    ok_final = fin != {} and on == subs
+    ok_one = 0 <= max_un <= 1
+    print()
+    print(f"== imppd, slow watchers: {subs} watchers over {pres} presentities answering each NOTIFY "
+          f"after {num['DELAY_MS']:.0f} ms; {num['PUB_RATE']:.0f} PUBLISH/s for {num['STORM_S']:.0f} s; "
+          f"{num['NCPU']:.0f} CPUs, load generators on the same cores ==")
+    rows = [
+        ("subscribed (initial NOTIFY received)", f"{f['subscribed']:,.0f} of {subs:,}", ""),
+        ("PUBLISH storm", f"{float(pub.get('sent', 0)):,.0f} sent in {float(pub.get('seconds', 0)):.1f} s, "
+         f"{pub_ok:,.0f} answered 2xx, {float(pub.get('failed', 0)):,.0f} failed, "
+         f"{float(pub.get('skipped', 0)):,.0f} turns skipped, {float(pub.get('retrans', 0)):,.0f} retransmitted", ""),
+        ("live heap: with all subscribed / peak in storm", f"{mb(num['HEAP1'])} / {mb(f['peak_heap'])} "
+         f"({len(f['storm'])} samples)", ""),
+        ("live heap: peak growth in the storm", mb(growth), "< 20 MB (19.1 MiB)"),
+        ("live heap: after the drain / at the end", f"{mb(num['HEAP2'])} / {mb(num.get('HEAP3'))}", ""),
+        ("VmRSS: with all subscribed / peak (VmHWM) in storm", f"{kmb(num['RSS1'])} / {kmb(num.get('HWM'))}", ""),
+        ("VmRSS: after the drain / at the end", f"{kmb(num['RSS2'])} / {kmb(num.get('RSS3'))}", ""),
+        ("NOTIFYs received in the storm (new CSeq)", f"{f['new_in_storm']:,.0f} ({f['new_in_storm'] / span:,.0f}/s over "
+         f"{span:.1f} s; {f['new_in_storm'] / max(1, watched):.1f} per watcher)", ""),
+        ("  notifications offered (2xx PUBLISHes x watchers)", f"{offered:,.0f} (merged: "
+         f"{max(0.0, offered - f['new_in_storm']):,.0f})", ""),
+        ("  NOTIFY retransmissions received", f"{f['retrans_in_storm']:,.0f}", ""),
+        ("NOTIFYs of one dialog unanswered at once (max)", f"{max_un} ({fin.get('overlaps', '-')} overlaps)", "<= 1"),
+        ("watchers on the last published state", f"{on:,} of {subs:,} (behind {fin.get('behind', '-')}, "
+         f"ahead {fin.get('ahead', '-')}, without a sequence {fin.get('without_sequence', '-')})", "all"),
+        ("drain: last NOTIFY after the last PUBLISH", "-" if drain is None else f"{drain:.1f} s", ""),
+        ("imppd CPU over the storm and drain", f"{f['cpu_s']:.1f} s ({f['cpu_s'] / span * 100:.0f} % of one core)", ""),
+        ("UDP drops: imppd socket / generators", f"{num['IDROPS1'] - num['IDROPS0']:,.0f} / "
+         f"{num['SDROPS1'] - num['SDROPS0']:,.0f}", ""),
+    ]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    print(f"  {'figure':<{w0}} | {'this run':<{w1}} | target")
+    print(f"  {'-' * w0}-+-{'-' * w1}-+-{'-' * 8}")
+    for a, b, c in rows:
+        print(f"  {a:<{w0}} | {b:<{w1}} | {c}")
+    verdict = "PASS" if ok_heap and ok_final and ok_one else "FAIL"
+    print(f"  {verdict}: heap growth {'<' if ok_heap else '>='} 20 MB; "
+          f"{'every' if ok_final else 'NOT every'} watcher on the final state; "
+          f"{'at most one' if ok_one else 'MORE than one'} NOTIFY in flight per dialog")
+
+
 def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "freeport":
@@ -472,6 +693,14 @@ def main():
         print(heap_bytes(sys.argv[2], sys.argv[3]))
     elif cmd == "rss":
         print(rss_kb(sys.argv[2]))
+    elif cmd == "hwm":
+        print(status_kb(sys.argv[2], "VmHWM"))
+    elif cmd == "resethwm":
+        print(1 if reset_hwm(sys.argv[2]) else 0)
+    elif cmd == "memwatch":
+        memwatch(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5])
+    elif cmd == "slowreport":
+        slowreport(sys.argv[2])
     elif cmd == "udpdrops":
         print(udpdrops(sys.argv[2:]))
     elif cmd == "count":
