@@ -14,6 +14,7 @@
 
 #include "impp.h"
 #include "check.h"
+#include "events.h"
 
 #define ALICE "sip:alice@example.test"
 #define BOB "sip:bob@example.test"
@@ -87,41 +88,6 @@ static impp_engine *start_engine(int policy) {
     CHECK_OK(impp_engine_new(config, &engine));
     CHECK(engine != NULL);
     return engine;
-}
-
-/* Every event produced so far, in order (after a barrier); returns how many. */
-static size_t take_all(impp_engine *engine, impp_event **events, size_t max) {
-    CHECK_OK(impp_engine_sync(engine));
-    size_t n = 0;
-    for (;;) {
-        impp_event *ev = NULL;
-        CHECK_OK(impp_engine_next_event(engine, 0, &ev));
-        if (ev == NULL) {
-            break;
-        }
-        if (n == max) {
-            fprintf(stderr, "take_all: more than %zu events\n", max);
-            check_failures++;
-            impp_event_free(ev);
-            continue;
-        }
-        events[n++] = ev;
-    }
-    return n;
-}
-
-static void free_all(impp_event **events, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        impp_event_free(events[i]);
-    }
-}
-
-/* Frees every waiting event; returns how many there were. */
-static size_t drain(impp_engine *engine) {
-    impp_event *events[64];
-    size_t n = take_all(engine, events, 64);
-    free_all(events, n);
-    return n;
 }
 
 /* Checks kind, subscription, state and reason of an event. */
