@@ -560,8 +560,8 @@ impl Dispatch for Node {
         }
     }
 
-    fn passes_on(&self, response: &SipMessage) -> bool {
-        self.forwarder.passes_on(response)
+    fn passes_on(&self, branch: &str) -> bool {
+        self.forwarder.passes_on(branch)
     }
 
     fn response(&self, response: &SipMessage) -> bool {

@@ -66,9 +66,10 @@ pub(crate) trait Dispatch: Send + Sync {
     /// A new request (not a retransmission), checked well-formed.
     fn request(&self, request: Request);
 
-    /// Whether `response` answers a request passed on whole (a proxy's): then it is not
-    /// completed before the full check, but given to [`Dispatch::response`].
-    fn passes_on(&self, _response: &SipMessage) -> bool {
+    /// Whether the response to the request sent with Via branch `branch` answers a request
+    /// passed on whole (a proxy's): then it is not completed before the full check, but
+    /// given to [`Dispatch::response`].
+    fn passes_on(&self, _branch: &str) -> bool {
         false
     }
 
@@ -333,10 +334,8 @@ impl Stack {
 
     /// Completes the client transaction of `branch` with a final `status`, taking its
     /// waiter (for a response passed on whole by its taker, see [`Dispatch::response`]).
-    pub(crate) fn complete(&self, branch: &str, status: u16, reliable: bool) -> bool {
-        lock(&self.client_tx)
-            .respond(branch, status, reliable, self.now())
-            .is_some()
+    pub(crate) fn complete(&self, branch: &str, status: u16, reliable: bool) {
+        let _ = lock(&self.client_tx).respond(branch, status, reliable, self.now());
     }
 
     /// What came in from the transport (on a worker thread): see the module documentation.
@@ -363,12 +362,14 @@ impl Stack {
         // The answers to this stack's own requests (NOTIFYs, mostly: one per notification)
         // need only their top Via's branch and their status: the whole-message check is left
         // for the rest. Answers to requests passed on whole are the dispatcher's, after it.
-        if !message.is_request()
-            && message.status().unwrap_or(0) >= 200
-            && !dispatch.passes_on(&message)
-            && self.complete_client_transaction(&message)
-        {
-            return;
+        if !message.is_request() && message.status().unwrap_or(0) >= 200 {
+            if let Ok(via) = message.top_via() {
+                if via.branch().is_some_and(|b| !dispatch.passes_on(b))
+                    && self.complete_client_transaction(&message, &via)
+                {
+                    return;
+                }
+            }
         }
         if let Err(problem) = message.check() {
             if message.is_request() && message.can_answer_bad_request() {
@@ -387,7 +388,9 @@ impl Stack {
         if message.is_request() {
             self.request(message, peer, dispatch);
         } else if !dispatch.response(&message) {
-            self.complete_client_transaction(&message);
+            if let Ok(via) = message.top_via() {
+                self.complete_client_transaction(&message, &via);
+            }
         }
     }
 
@@ -420,12 +423,9 @@ impl Stack {
         dispatch.request(Request { message, peer, key });
     }
 
-    /// Gives `message` (a final response) to the client transaction of its top Via's
-    /// branch, and its outcome to the transaction's waiter; whether there was one.
-    fn complete_client_transaction(&self, message: &SipMessage) -> bool {
-        let Ok(via) = message.top_via() else {
-            return false;
-        };
+    /// Gives `message` (top Via `via`) to the client transaction of its branch, and a final
+    /// one's outcome to the transaction's waiter; whether there was a transaction.
+    fn complete_client_transaction(&self, message: &SipMessage, via: &Via<'_>) -> bool {
         let Some(branch) = via.branch() else {
             return false;
         };

@@ -168,14 +168,10 @@ impl Forwarder {
         })
     }
 
-    /// Whether `response` answers a request forwarded here (passed on whole, after the
-    /// full check).
-    pub(crate) fn passes_on(&self, response: &SipMessage) -> bool {
-        let Ok(via) = response.top_via() else {
-            return false;
-        };
-        via.branch()
-            .is_some_and(|branch| lock(&self.forwards).contains_key(branch))
+    /// Whether the request sent with Via branch `branch` was forwarded here (its answers are
+    /// passed on whole, after the full check).
+    pub(crate) fn passes_on(&self, branch: &str) -> bool {
+        lock(&self.forwards).contains_key(branch)
     }
 
     fn waiter(&self, branch: String) -> Box<ForwardWaiter> {
@@ -331,7 +327,7 @@ impl Forwarder {
             return false;
         }
         // The client transaction stops retransmitting (and absorbs a repeated final).
-        let _ = self.stack.complete(branch, status, reliable);
+        self.stack.complete(branch, status, reliable);
         if status == 100 {
             return true;
         }
