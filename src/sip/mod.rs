@@ -29,6 +29,7 @@ pub mod dialog;
 pub mod digest;
 pub mod digest_client;
 pub mod framing;
+pub mod guard;
 pub mod header;
 mod lex;
 pub mod message;
@@ -44,6 +45,7 @@ pub mod transport;
 
 pub use builder::{bad_request, MessageBuilder};
 pub use framing::{Frame, Framer};
+pub use guard::GuardStats;
 pub use header::{
     AuthValue, CSeq, Contacts, ContentType, Event, NameAddr, Param, Params, SubscriptionState, Via,
 };

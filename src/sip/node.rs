@@ -398,6 +398,11 @@ impl SipServer {
         self.node.agent_counters.stats(self.node.backends.counts())
     }
 
+    /// Counts of what the server refused to protect its users (see [`super::guard`]).
+    pub fn guard_stats(&self) -> super::GuardStats {
+        self.node.stack.guard().stats()
+    }
+
     /// Runs the stack's timers at the clock's current time and returns when they have run
     /// (at most 10 s of real time): for tests and embedders that drive the engine with a
     /// manual clock ([`crate::engine::ManualClock`]), after advancing it. With the system

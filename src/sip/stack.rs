@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::alarm::Alarm;
 use super::builder::{bad_request, MessageBuilder};
+use super::guard::GuardCounters;
 use super::header::Via;
 use super::message::SipMessage;
 use super::proxy::with_received;
@@ -29,7 +30,8 @@ use super::transaction::{
     Arrival, ClientAction, ClientTransactions, ServerKey, ServerTransactions, Timers,
 };
 use super::transport::{
-    via_received_rport, ConnectionId, Inbound, ListenAddr, Outbound, Proto, SendFailure, Transport,
+    via_received_rport, ConnectionId, Inbound, ListenAddr, Outbound, PeerCertificate, Proto,
+    SendFailure, Transport,
 };
 use super::{SipLimits, Transport as Framing};
 use crate::engine::random::SharedRandom;
@@ -100,6 +102,8 @@ pub(crate) struct Stack {
     counter: AtomicU64,
     /// Wakes the timer thread (see [`super::alarm`]).
     alarm: Alarm,
+    /// Refusals of every limit, throttle and trust check (see [`super::guard`]).
+    guard: GuardCounters,
 }
 
 /// A request being handled.
@@ -110,11 +114,14 @@ pub(crate) struct Request {
 }
 
 /// Where a request came from (and where its answer goes).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Peer {
     pub(crate) proto: Proto,
     pub(crate) source: SocketAddr,
     pub(crate) connection: Option<ConnectionId>,
+    /// The certificate a TLS peer presented (mutual TLS), verified during the handshake.
+    #[allow(dead_code)] // read by the trust checks between domains, which come next
+    pub(crate) certificate: Option<PeerCertificate>,
 }
 
 impl Peer {
@@ -155,7 +162,13 @@ impl Stack {
             random,
             counter: AtomicU64::new(1),
             alarm: Alarm::default(),
+            guard: GuardCounters::default(),
         }
+    }
+
+    /// The refusal counters every role adds to (see [`super::guard`]).
+    pub(crate) fn guard(&self) -> &GuardCounters {
+        &self.guard
     }
 
     /// Sets the transport (once, right after it started: it is made with handlers that
@@ -348,6 +361,7 @@ impl Stack {
             proto: inbound.proto,
             source: inbound.source,
             connection: inbound.connection,
+            certificate: inbound.certificate.clone(),
         };
         let message = match SipMessage::parse_lenient(&inbound.data, &self.config.limits, framing) {
             Ok(m) => m,

@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod driver;
+mod identity;
 mod rules;
 
 use std::fmt;
@@ -49,6 +50,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
+pub use identity::PeerCertificate;
 pub use rules::{must_use_stream, response_destination, via_received_rport};
 
 /// A transport protocol.
@@ -226,6 +228,9 @@ pub struct Inbound {
     /// The TCP connection it came on (`None` for UDP); pass it back in
     /// [`Outbound::connection`] to answer on the same connection.
     pub connection: Option<ConnectionId>,
+    /// The certificate the peer presented on a TLS connection (mutual TLS), verified against
+    /// the trust anchors; `None` otherwise.
+    pub certificate: Option<PeerCertificate>,
 }
 
 /// One message to send.

@@ -9,6 +9,7 @@ use crate::engine::EngineHandle;
 use crate::log;
 use crate::model::key::presentity_key;
 use crate::sip::digest::{DigestAuthenticator, Outcome};
+use crate::sip::guard::GuardCounters;
 use crate::sip::stack::{Reply, Request, Stack};
 use crate::uri::Uri;
 
@@ -101,6 +102,7 @@ impl Authentication {
         }
         if let (Some(why), false) = (&refused, stale) {
             log::info!("SIP: {method} from {} refused: {why}", request.peer.source);
+            GuardCounters::count(&self.stack.guard().auth_failures);
             return Err(self.stack.reply(request, 403, "Forbidden"));
         }
         let realm = self.realm_for(request);

@@ -254,7 +254,7 @@ impl Forwarder {
         let dialog_creating =
             request.key.method == "SUBSCRIBE" && m.to().map(|t| t.tag().is_none()).unwrap_or(false);
         let record_route = if dialog_creating {
-            self.record_route(request.peer, hop)
+            self.record_route(request.peer.clone(), hop)
         } else {
             Vec::new()
         };
@@ -300,7 +300,7 @@ impl Forwarder {
             branch.clone(),
             Upstream {
                 message: m.clone(),
-                peer: request.peer,
+                peer: request.peer.clone(),
                 key: request.key.clone(),
                 udp_fallback,
             },

@@ -153,7 +153,7 @@ impl Pager {
             id,
             PendingMessage {
                 request: m.clone(),
-                from: request.peer,
+                from: request.peer.clone(),
                 key: request.key.clone(),
             },
         );

@@ -480,6 +480,7 @@ impl Driver {
                         local,
                         proto: Proto::Udp,
                         connection: None,
+                        certificate: None,
                     };
                     self.deliver(inbound);
                 }
@@ -750,6 +751,7 @@ impl Driver {
                         local: conn.local,
                         proto: Proto::Tcp,
                         connection: Some(conn.id),
+                        certificate: None,
                     };
                     // The handler cannot reach this thread's state: `conn` stays valid.
                     let handler = &self.handler;

@@ -1,0 +1,35 @@
+//! What the server refuses to protect its users, counted: every limit, throttle and trust
+//! check adds to [`GuardCounters`] when it refuses something, and [`SipServer::guard_stats`]
+//! reads them. One struct for all of them so an operator finds every refusal in one place.
+//!
+//! [`SipServer::guard_stats`]: super::SipServer::guard_stats
+#![forbid(unsafe_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Refusals counted since the server started, cheap to read at any time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuardStats {
+    /// Digest credentials refused (wrong password, unknown user, replayed or foreign nonce).
+    pub auth_failures: u64,
+}
+
+/// The live counters behind [`GuardStats`], shared by the stack and the roles.
+#[derive(Debug, Default)]
+pub(crate) struct GuardCounters {
+    pub(crate) auth_failures: AtomicU64,
+}
+
+impl GuardCounters {
+    /// Adds one to a counter.
+    pub(crate) fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A snapshot.
+    pub(crate) fn stats(&self) -> GuardStats {
+        GuardStats {
+            auth_failures: self.auth_failures.load(Ordering::Relaxed),
+        }
+    }
+}
