@@ -107,6 +107,7 @@ impl Harness {
                 dest: to.source,
                 data: data.to_vec(),
                 connection: to.connection,
+                server_name: None,
             })
             .expect("running");
     }
@@ -216,6 +217,7 @@ fn several_listen_addresses() {
                     .send_to(&data, l.addr)
                     .unwrap();
             }
+            Proto::Tls => unreachable!("no TLS listener here"),
             Proto::Tcp => {
                 let mut s = tcp_client(l.addr);
                 s.write_all(&data).unwrap();
@@ -298,6 +300,7 @@ fn tcp_framing_and_reply_on_the_same_connection() {
             dest: a.source,
             data: reply2.clone(),
             connection: None,
+            server_name: None,
         })
         .unwrap();
     assert_eq!(read_message(&mut client), reply2);
@@ -319,6 +322,7 @@ fn outbound_tcp_connect_to_another_transport() {
                 dest: b_addr,
                 data: request.clone(),
                 connection: None,
+                server_name: None,
             })
             .unwrap();
     }
@@ -351,6 +355,7 @@ fn failed_sends_are_reported() {
             dest: closed,
             data: b"hello".to_vec(),
             connection: None,
+            server_name: None,
         })
         .unwrap();
     let f = h
@@ -372,6 +377,7 @@ fn failed_sends_are_reported() {
             dest: "[::1]:5060".parse().unwrap(),
             data: b"x".to_vec(),
             connection: None,
+            server_name: None,
         })
         .unwrap();
     let f = h.failures.recv_timeout(WAIT).unwrap();
@@ -505,6 +511,7 @@ fn stop_joins_promptly_and_closes_everything() {
         dest: got.source,
         data: b"late".to_vec(),
         connection: got.connection,
+        server_name: None,
     });
     assert!(again.is_err());
     h.transport.stop(); // a second stop does nothing
@@ -551,6 +558,7 @@ fn a_peer_that_does_not_read_fills_its_send_queue() {
                 dest,
                 data: chunk.clone(),
                 connection: None,
+                server_name: None,
             })
             .unwrap();
     }
@@ -629,6 +637,7 @@ fn stop_from_the_handler_does_not_wait_for_itself() {
         dest: server,
         data: b"x".to_vec(),
         connection: None,
+        server_name: None,
     };
     while transport.send(out.clone()).is_ok() {
         assert!(Instant::now() < deadline, "the I/O thread did not stop");

@@ -329,15 +329,10 @@ pub unsafe extern "C" fn impp_sip_local_address(
         // SAFETY: forwarded contract.
         let s = unsafe { handle(sip, "sip") }?;
         // SAFETY: forwarded contract.
-        let proto = match unsafe { str_arg(proto, "proto") }? {
-            p if p.eq_ignore_ascii_case("udp") => Proto::Udp,
-            p if p.eq_ignore_ascii_case("tcp") => Proto::Tcp,
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "unknown transport '{other}' (udp or tcp)"
-                )))
-            }
-        };
+        let proto = unsafe { str_arg(proto, "proto") }?;
+        let proto = Proto::from_param(proto).ok_or_else(|| {
+            Error::InvalidArgument(format!("unknown transport '{proto}' (udp, tcp or tls)"))
+        })?;
         out_arg(out, "out")?;
         let addr = s
             .server

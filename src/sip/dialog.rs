@@ -61,7 +61,7 @@ impl SubscriptionDialog {
     /// flags byte (1: TCP; 2 and 4: the local and the remote URI are left out, see
     /// [`SubscriptionDialog::to_bytes_beside`]; 8: the peer is the remote target's address;
     /// bits 4-6: the Event is the `n`th of `presence`, `presence.winfo`, `dialog`,
-    /// `message-summary`, 0: written), the two CSeqs as LEB128 varints, the peer address in
+    /// `message-summary`, 0: written; 128: with 1, TLS), the two CSeqs as LEB128 varints, the peer address in
     /// binary unless left out (`4` or `6`, the address's bytes, the port in 2 bytes
     /// big-endian), then the texts each preceded by its length as a varint: Call-ID, local
     /// tag, remote tag, local URI, remote URI, remote target, Event, then the routes; what
@@ -110,8 +110,11 @@ impl SubscriptionDialog {
         let mut out = Vec::with_capacity(size);
         out.push(COMPACT);
         let mut flags = 0;
-        if self.proto == Proto::Tcp {
+        if self.proto.is_stream() {
             flags |= FLAG_TCP;
+        }
+        if self.proto == Proto::Tls {
+            flags |= FLAG_TLS;
         }
         if elide_local {
             flags |= FLAG_LOCAL_URI_IS_PRESENTITY;
@@ -209,6 +212,7 @@ impl SubscriptionDialog {
         let proto = match bytes[1] {
             b'u' => Proto::Udp,
             b't' => Proto::Tcp,
+            b's' => Proto::Tls,
             _ => return Err(bad("unknown transport")),
         };
         let cseq = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
@@ -261,7 +265,11 @@ impl SubscriptionDialog {
         let peer = self.peer.to_string();
         let mut out = vec![
             COMPACT_V2,
-            if self.proto == Proto::Tcp { b't' } else { b'u' },
+            match self.proto {
+                Proto::Udp => b'u',
+                Proto::Tcp => b't',
+                Proto::Tls => b's',
+            },
         ];
         out.extend_from_slice(&self.local_cseq.to_be_bytes());
         out.extend_from_slice(&self.remote_cseq.to_be_bytes());
@@ -316,14 +324,7 @@ impl SubscriptionDialog {
         field("local-cseq", &self.local_cseq.to_string());
         field("remote-cseq", &self.remote_cseq.to_string());
         field("event", &self.event);
-        field(
-            "proto",
-            if self.proto == Proto::Tcp {
-                "tcp"
-            } else {
-                "udp"
-            },
-        );
+        field("proto", self.proto.param());
         field("peer", &self.peer.to_string());
         out.into_bytes()
     }
@@ -374,6 +375,7 @@ impl SubscriptionDialog {
                     d.proto = match value.as_str() {
                         "udp" => Proto::Udp,
                         "tcp" => Proto::Tcp,
+                        "tls" => Proto::Tls,
                         other => return Err(bad(&format!("unknown transport '{other}'"))),
                     }
                 }
@@ -421,6 +423,8 @@ const FLAG_TCP: u8 = 1;
 const FLAG_LOCAL_URI_IS_PRESENTITY: u8 = 2;
 const FLAG_REMOTE_URI_IS_WATCHER: u8 = 4;
 const FLAG_PEER_IS_TARGET: u8 = 8;
+/// With `FLAG_TCP`: the stream is TLS.
+const FLAG_TLS: u8 = 0x80;
 const EVENT_SHIFT: u8 = 4;
 const EVENT_MASK: u8 = 0x70;
 
@@ -565,8 +569,8 @@ impl<'a> DialogView<'a> {
         }
         let mut r = Reader { rest: &bytes[1..] };
         let flags = r.take(1).ok_or("truncated")?[0];
-        if flags & 0x80 != 0 {
-            return Err("unknown flags");
+        if flags & FLAG_TLS != 0 && flags & FLAG_TCP == 0 {
+            return Err("TLS flag without the stream flag");
         }
         let event = match usize::from((flags & EVENT_MASK) >> EVENT_SHIFT) {
             0 => None,
@@ -630,7 +634,9 @@ impl<'a> DialogView<'a> {
             routes,
             local_cseq,
             remote_cseq,
-            proto: if flags & FLAG_TCP != 0 {
+            proto: if flags & FLAG_TLS != 0 {
+                Proto::Tls
+            } else if flags & FLAG_TCP != 0 {
                 Proto::Tcp
             } else {
                 Proto::Udp

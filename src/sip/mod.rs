@@ -40,6 +40,7 @@ pub(crate) mod proxy;
 pub mod route;
 pub mod server;
 pub(crate) mod stack;
+pub mod tls;
 pub mod transaction;
 pub mod transport;
 

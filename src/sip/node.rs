@@ -95,6 +95,9 @@ pub struct SipServerConfig {
     /// Expiry asked for in back-end SUBSCRIBEs (seconds); they are refreshed at a random
     /// point between 60% and 85% of what the notifier grants. Default 3600.
     pub backend_expires: u32,
+    /// The certificate, key and trust anchors for TLS listeners and outgoing TLS (routes and
+    /// accounts with `tls:` next hops); required when any of them uses TLS. Default: none.
+    pub tls: Option<super::tls::TlsConfig>,
     /// Accounts at other servers this server acts for as a user agent (REGISTER, uplink
     /// PUBLISH, subscriptions of the account's buddies): see [`super::agent::Account`].
     /// Default: none.
@@ -117,6 +120,7 @@ impl SipServerConfig {
             federate: true,
             backend_expires: 3600,
             accounts: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -159,6 +163,22 @@ impl SipServer {
     pub fn start(engine: Arc<Engine>, config: SipServerConfig) -> Result<SipServer> {
         if config.workers == 0 {
             return Err(Error::InvalidArgument("workers must be at least 1".into()));
+        }
+        if config.tls.is_none() {
+            let hops = config.routes.routes().iter().map(|r| r.next_hop).chain(
+                config
+                    .accounts
+                    .iter()
+                    .flat_map(|a| std::iter::once(a.registrar).chain(a.outbound_proxy)),
+            );
+            let wants_tls = config.listen.iter().any(|l| l.proto == Proto::Tls)
+                || hops.into_iter().any(|h| h.proto == Proto::Tls);
+            if wants_tls {
+                return Err(Error::InvalidArgument(
+                    "TLS listen addresses, routes and accounts need a TLS certificate and key"
+                        .into(),
+                ));
+            }
         }
         let domains = engine.config().domains.clone();
         let realms: Vec<String> = if domains.is_empty() {
@@ -254,6 +274,7 @@ impl SipServer {
         });
         let mut tconfig = TransportConfig::new(config.listen.clone(), framer);
         tconfig.max_message_size = config.limits.max_message_size;
+        tconfig.tls = config.tls.clone();
         tconfig.early = Some(Arc::new({
             // Weak: the transport is held by the stack.
             let stack = Arc::downgrade(&node.stack);

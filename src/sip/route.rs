@@ -12,27 +12,25 @@ use crate::error::{Error, Result};
 /// A transport address requests are sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NextHop {
-    /// UDP or TCP.
+    /// UDP, TCP or TLS.
     pub proto: Proto,
     /// The address.
     pub addr: SocketAddr,
 }
 
 impl NextHop {
-    /// Reads `udp:ADDR:PORT` or `tcp:ADDR:PORT` (IPv6 as `[::1]:5060`).
+    /// Reads `udp:ADDR:PORT`, `tcp:ADDR:PORT` or `tls:ADDR:PORT` (IPv6 as `[::1]:5060`).
     pub fn parse(text: &str) -> Result<NextHop> {
         let (proto, addr) = text.split_once(':').ok_or_else(|| {
-            Error::InvalidArgument(format!("'{text}': expected udp:ADDR:PORT or tcp:ADDR:PORT"))
+            Error::InvalidArgument(format!(
+                "'{text}': expected udp:ADDR:PORT, tcp:ADDR:PORT or tls:ADDR:PORT"
+            ))
         })?;
-        let proto = match proto.to_ascii_lowercase().as_str() {
-            "udp" => Proto::Udp,
-            "tcp" => Proto::Tcp,
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "'{text}': unknown transport '{other}' (udp or tcp)"
-                )))
-            }
-        };
+        let proto = Proto::from_param(proto).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "'{text}': unknown transport '{proto}' (udp, tcp or tls)"
+            ))
+        })?;
         let addr = addr.parse().map_err(|_| {
             Error::InvalidArgument(format!(
                 "'{text}': '{addr}' is not ADDR:PORT (IPv6: [::1]:5060)"
@@ -45,21 +43,16 @@ impl NextHop {
 /// Listening where a next hop would be sent to: the same `udp|tcp:ADDR:PORT` text.
 impl From<NextHop> for super::transport::ListenAddr {
     fn from(hop: NextHop) -> Self {
-        match hop.proto {
-            Proto::Udp => super::transport::ListenAddr::udp(hop.addr),
-            Proto::Tcp => super::transport::ListenAddr::tcp(hop.addr),
+        super::transport::ListenAddr {
+            proto: hop.proto,
+            addr: hop.addr,
         }
     }
 }
 
 impl fmt::Display for NextHop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let proto = if self.proto == Proto::Tcp {
-            "tcp"
-        } else {
-            "udp"
-        };
-        write!(f, "{proto}:{}", self.addr)
+        write!(f, "{}:{}", self.proto.param(), self.addr)
     }
 }
 

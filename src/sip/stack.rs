@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use super::alarm::Alarm;
 use super::builder::{bad_request, MessageBuilder};
 use super::guard::GuardCounters;
-use super::header::Via;
+use super::header::{NameAddr, Via};
 use super::message::SipMessage;
 use super::proxy::with_received;
 use super::transaction::{
@@ -126,7 +126,7 @@ pub(crate) struct Peer {
 
 impl Peer {
     pub(crate) fn reliable(&self) -> bool {
-        self.proto == Proto::Tcp
+        self.proto.is_stream()
     }
 }
 
@@ -252,11 +252,19 @@ impl Stack {
         data: Vec<u8>,
     ) {
         if let Some(t) = self.transport.get() {
+            // A new TLS connection checks that the peer's certificate names the domain the
+            // request is for (RFC 5922 §7.2).
+            let server_name = if proto == Proto::Tls {
+                tls_server_name(&data, &self.config.limits)
+            } else {
+                None
+            };
             let _ = t.send(Outbound {
                 proto,
                 dest,
                 data,
                 connection,
+                server_name,
             });
         }
     }
@@ -284,8 +292,8 @@ impl Stack {
     pub(crate) fn contact_for(&self, proto: Proto, peer: SocketAddr) -> String {
         let local = self.local_for(proto, peer);
         match proto {
-            Proto::Tcp => format!("<sip:{local};transport=tcp>"),
             Proto::Udp => format!("<sip:{local}>"),
+            Proto::Tcp | Proto::Tls => format!("<sip:{local};transport={}>", proto.param()),
         }
     }
 
@@ -327,16 +335,9 @@ impl Stack {
         waiting: Box<dyn Waiting>,
     ) {
         let now = self.now();
-        lock(&self.client_tx).start(
-            branch,
-            bytes.clone(),
-            dest,
-            proto == Proto::Tcp,
-            waiting,
-            now,
-        );
+        lock(&self.client_tx).start(branch, bytes.clone(), dest, proto.is_stream(), waiting, now);
         // Its first timer: E over UDP, F over TCP.
-        let first = if proto == Proto::Tcp {
+        let first = if proto.is_stream() {
             self.config.timers.timeout()
         } else {
             self.config.timers.t1
@@ -354,7 +355,7 @@ impl Stack {
     /// What came in from the transport (on a worker thread): see the module documentation.
     pub(crate) fn handle(&self, inbound: Inbound, dispatch: &dyn Dispatch) {
         let framing = match inbound.proto {
-            Proto::Tcp => Framing::Stream,
+            Proto::Tcp | Proto::Tls => Framing::Stream,
             Proto::Udp => Framing::Datagram,
         };
         let peer = Peer {
@@ -659,6 +660,24 @@ pub(crate) fn push_hex(out: &mut String, value: u64, width: usize) {
     }
 }
 
+/// The name a request's TLS peer must show: the host of the top Route, else of the
+/// Request-URI, the first that is a domain name rather than an address; `None` (the IP
+/// address is checked) for responses and requests that name only addresses.
+fn tls_server_name(data: &[u8], limits: &SipLimits) -> Option<String> {
+    let message = SipMessage::parse(data, limits, Framing::Stream).ok()?;
+    let route = message
+        .headers("Route")
+        .next()
+        .and_then(|r| NameAddr::parse(r, "Route").ok())
+        .and_then(|r| r.uri().ok())
+        .map(|u| u.host().to_string());
+    let target = message.request_uri().ok().map(|u| u.host().to_string());
+    [route, target]
+        .into_iter()
+        .flatten()
+        .find(|host| !host.starts_with('[') && host.parse::<std::net::IpAddr>().is_err())
+}
+
 /// At most 80 characters of `text` on one line (for reason phrases).
 pub(crate) fn short(text: &str) -> String {
     let line: String = text
@@ -669,26 +688,37 @@ pub(crate) fn short(text: &str) -> String {
     line
 }
 
-/// The transport address a contact URI names, when its host is an IP address (no DNS here).
+/// The transport address a contact URI names, when its host is an IP address (no DNS here);
+/// without a port, 5061 for TLS and 5060 otherwise (RFC 3263 §4.2).
 pub(crate) fn contact_address(uri: &Uri) -> Option<SocketAddr> {
     let host = uri.host().trim_start_matches('[').trim_end_matches(']');
     let ip: std::net::IpAddr = host.parse().ok()?;
-    Some(SocketAddr::new(ip, uri.port().unwrap_or(5060)))
+    let default = if uri_transport(uri) == Proto::Tls {
+        5061
+    } else {
+        5060
+    };
+    Some(SocketAddr::new(ip, uri.port().unwrap_or(default)))
+}
+
+/// The transport a URI asks for: TLS for `sips:` (RFC 5630) or `;transport=tls`, TCP for
+/// `;transport=tcp`, else UDP.
+pub(crate) fn uri_transport(uri: &Uri) -> Proto {
+    if uri.scheme() == crate::uri::Scheme::Sips {
+        return Proto::Tls;
+    }
+    uri.param("transport")
+        .and_then(Proto::from_param)
+        .unwrap_or(Proto::Udp)
 }
 
 /// `udp:1.2.3.4:5060` for an endpoint's contact location.
 pub(crate) fn location(proto: Proto, addr: SocketAddr) -> String {
-    let proto = if proto == Proto::Tcp { "tcp" } else { "udp" };
-    format!("{proto}:{addr}")
+    format!("{}:{addr}", proto.param())
 }
 
 /// Reads a location written by [`location`].
 pub(crate) fn parse_location(text: &str) -> Option<(Proto, SocketAddr)> {
     let (proto, addr) = text.split_once(':')?;
-    let proto = match proto {
-        "udp" => Proto::Udp,
-        "tcp" => Proto::Tcp,
-        _ => return None,
-    };
-    Some((proto, addr.parse().ok()?))
+    Some((Proto::from_param(proto)?, addr.parse().ok()?))
 }

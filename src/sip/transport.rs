@@ -60,6 +60,9 @@ pub enum Proto {
     Udp,
     /// A byte stream: messages are cut out by the [`Framer`].
     Tcp,
+    /// A byte stream over TLS (RFC 3261 §26): as TCP, encrypted, with the peer's certificate
+    /// checked.
+    Tls,
 }
 
 impl Proto {
@@ -68,7 +71,30 @@ impl Proto {
         match self {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
+            Proto::Tls => "TLS",
         }
+    }
+
+    /// Whether it is a connection (TCP or TLS) rather than datagrams: reliable, ordered, and
+    /// the way back to a peer behind NAT.
+    pub fn is_stream(self) -> bool {
+        self != Proto::Udp
+    }
+
+    /// The `transport=` URI parameter value, lower case (`udp`, `tcp`, `tls`).
+    pub fn param(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+            Proto::Tls => "tls",
+        }
+    }
+
+    /// From a `transport=` parameter or a Via sent-protocol transport, any case.
+    pub fn from_param(text: &str) -> Option<Proto> {
+        [Proto::Udp, Proto::Tcp, Proto::Tls]
+            .into_iter()
+            .find(|p| p.param().eq_ignore_ascii_case(text))
     }
 }
 
@@ -100,6 +126,14 @@ impl ListenAddr {
     pub fn tcp(addr: SocketAddr) -> ListenAddr {
         ListenAddr {
             proto: Proto::Tcp,
+            addr,
+        }
+    }
+
+    /// A TLS listen address (needs [`TransportConfig::tls`]).
+    pub fn tls(addr: SocketAddr) -> ListenAddr {
+        ListenAddr {
+            proto: Proto::Tls,
             addr,
         }
     }
@@ -155,6 +189,12 @@ pub struct TransportConfig {
     /// Takes the messages it can deal with before they reach the [`Handler`]; `None` (the
     /// default): every message goes to the handler.
     pub early: Option<EarlyHandler>,
+    /// The certificate, key and trust anchors for TLS listeners and outgoing TLS
+    /// connections; required when any listen address is TLS. Default: none.
+    pub tls: Option<crate::sip::tls::TlsConfig>,
+    /// A TLS handshake not complete this long after the connection opened fails (and the
+    /// connection closes). Default 10 s.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl TransportConfig {
@@ -166,6 +206,8 @@ impl TransportConfig {
     pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 << 10;
     /// Default of [`TransportConfig::max_tcp_connections`]: 4096.
     pub const DEFAULT_MAX_TCP_CONNECTIONS: usize = 4096;
+    /// Default of [`TransportConfig::tls_handshake_timeout`]: 10 s.
+    pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// A configuration with these listen addresses and framer and the defaults otherwise.
     pub fn new(listen: Vec<ListenAddr>, framer: Framer) -> TransportConfig {
@@ -177,6 +219,8 @@ impl TransportConfig {
             max_tcp_connections: Self::DEFAULT_MAX_TCP_CONNECTIONS,
             framer,
             early: None,
+            tls: None,
+            tls_handshake_timeout: Self::DEFAULT_TLS_HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -190,6 +234,7 @@ impl fmt::Debug for TransportConfig {
             .field("max_message_size", &self.max_message_size)
             .field("max_tcp_connections", &self.max_tcp_connections)
             .field("early", &self.early.is_some())
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -242,8 +287,11 @@ pub struct Outbound {
     pub dest: SocketAddr,
     /// The bytes, one whole message.
     pub data: Vec<u8>,
-    /// For TCP: the connection to prefer, if still open. Ignored for UDP.
+    /// For TCP and TLS: the connection to prefer, if still open. Ignored for UDP.
     pub connection: Option<ConnectionId>,
+    /// For TLS, when a new connection must be opened: the domain the peer's certificate
+    /// must name (RFC 5922 §7.2); `None`: its IP address must be named.
+    pub server_name: Option<String>,
 }
 
 /// The most bytes queued for writing on one TCP connection: a peer that stops reading
@@ -285,6 +333,9 @@ pub enum SendError {
     /// The transport stopped before the message was written.
     #[error("the transport stopped")]
     Stopped,
+    /// A TLS message, and the transport has no TLS configuration.
+    #[error("no TLS certificate and key are configured")]
+    NoTlsConfig,
     /// Connecting, writing or sending failed; `TimedOut` for a connect that outlasted the
     /// idle timeout, `WouldBlock` when a UDP socket's send queue is full.
     #[error("{0}")]
@@ -300,6 +351,7 @@ impl SendError {
             SendError::Closed => SendError::Closed,
             SendError::Stopped => SendError::Stopped,
             SendError::QueueFull => SendError::QueueFull,
+            SendError::NoTlsConfig => SendError::NoTlsConfig,
             SendError::Io(e) => SendError::Io(io::Error::new(e.kind(), e.to_string())),
         }
     }

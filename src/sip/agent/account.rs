@@ -373,11 +373,14 @@ impl Accounts {
         let authorization = s.digest.authorize("REGISTER", &uri);
         let with_auth = authorization.is_some();
         let local = self.stack.local_for(hop.proto, hop.addr);
-        let contact = match hop.proto {
-            crate::sip::transport::Proto::Tcp => {
-                format!("<sip:{}@{local};transport=tcp>", a.username)
-            }
-            crate::sip::transport::Proto::Udp => format!("<sip:{}@{local}>", a.username),
+        let contact = if hop.proto.is_stream() {
+            format!(
+                "<sip:{}@{local};transport={}>",
+                a.username,
+                hop.proto.param()
+            )
+        } else {
+            format!("<sip:{}@{local}>", a.username)
         };
         let built = (|| -> Result<(String, Vec<u8>)> {
             let (mut b, branch) = self.account_builder("REGISTER", &uri, hop)?;

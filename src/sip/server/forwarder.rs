@@ -80,7 +80,7 @@ use crate::sip::header::NameAddr;
 use crate::sip::message::SipMessage;
 use crate::sip::proxy::{forwarded, relayed};
 use crate::sip::route::{NextHop, RouteTable};
-use crate::sip::stack::{contact_address, lock, Peer, Request, Stack, Waiting};
+use crate::sip::stack::{contact_address, lock, uri_transport, Peer, Request, Stack, Waiting};
 use crate::sip::transaction::ServerKey;
 use crate::sip::transport::{must_use_stream, response_destination, Proto, SendFailure};
 use crate::uri::Uri;
@@ -465,7 +465,7 @@ impl Forwarder {
             if let Some(addr) = contact_address(&uri) {
                 return Ok(Target::Hop(
                     NextHop {
-                        proto: proto_of(&uri),
+                        proto: uri_transport(&uri),
                         addr,
                     },
                     popped,
@@ -545,20 +545,12 @@ impl Forwarder {
     }
 }
 
-/// The transport a URI asks for (`;transport=tcp`), UDP otherwise.
-fn proto_of(uri: &Uri) -> Proto {
-    match uri.param("transport") {
-        Some(t) if t.eq_ignore_ascii_case("tcp") => Proto::Tcp,
-        _ => Proto::Udp,
-    }
-}
-
 /// The hop a Route entry names: its address when it is an IP address, else the route of its
 /// domain.
 fn hop_of(uri: &Uri, routes: &RouteTable) -> Option<NextHop> {
     match contact_address(uri) {
         Some(addr) => Some(NextHop {
-            proto: proto_of(uri),
+            proto: uri_transport(uri),
             addr,
         }),
         None => routes.lookup(uri.host()),

@@ -497,10 +497,10 @@ impl Notifier {
             b.header("Call-ID", d.call_id)?;
             b.header_parts("CSeq", &[cseq_text.of(u64::from(cseq)), " NOTIFY"])?;
             let local = self.stack.local_for(proto, dest);
-            let contact_end = if proto == Proto::Tcp {
-                ";transport=tcp>"
-            } else {
-                ">"
+            let contact_end = match proto {
+                Proto::Udp => ">",
+                Proto::Tcp => ";transport=tcp>",
+                Proto::Tls => ";transport=tls>",
             };
             b.header_parts("Contact", &["<sip:", &local, contact_end])?;
             b.header("Event", d.event)?;
@@ -696,18 +696,15 @@ fn notify_destination(d: &DialogView<'_>) -> (Proto, SocketAddr) {
         let uri =
             crate::uri::Uri::parse(first.trim().trim_start_matches('<').trim_end_matches('>'));
         if let Ok(uri) = uri {
-            let proto = match uri.param("transport") {
-                Some(t) if t.eq_ignore_ascii_case("tcp") => Proto::Tcp,
-                _ => Proto::Udp,
-            };
+            let proto = crate::sip::stack::uri_transport(&uri);
             if let Some(addr) = contact_address(&uri) {
                 return (proto, addr);
             }
         }
         return (d.proto, d.peer);
     }
-    if d.proto == Proto::Tcp {
-        return (Proto::Tcp, d.peer);
+    if d.proto.is_stream() {
+        return (d.proto, d.peer);
     }
     let contact = ip_address_of(d.remote_target).or_else(|| {
         crate::uri::Uri::parse(d.remote_target)

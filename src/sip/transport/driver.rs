@@ -19,7 +19,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::{
     ConnectionId, EarlyHandler, FailureHandler, Framer, Handler, Inbound, ListenAddr, Outbound,
-    Proto, SendError, SendFailure, TransportConfig, UdpRecvBuffer, MAX_TCP_SEND_QUEUE,
+    PeerCertificate, Proto, SendError, SendFailure, TransportConfig, UdpRecvBuffer,
+    MAX_TCP_SEND_QUEUE,
 };
 use crate::log;
 
@@ -58,14 +59,21 @@ enum Listener {
         /// Datagrams that met a full send buffer, sent when the socket is writable again.
         queue: VecDeque<(SocketAddr, Vec<u8>)>,
     },
-    Tcp {
-        socket: TcpListener,
-    },
+    /// TCP, or TLS when `tls`.
+    Tcp { socket: TcpListener, tls: bool },
 }
 
 struct Conn {
     id: ConnectionId,
+    /// TCP or TLS.
+    proto: Proto,
     stream: TcpStream,
+    /// The TLS session of a TLS connection (boxed: a TCP connection pays one pointer).
+    tls: Option<Box<rustls::Connection>>,
+    /// The certificate a TLS peer presented, once its handshake is done.
+    certificate: Option<PeerCertificate>,
+    /// When a TLS connection opened (its handshake must end within the timeout).
+    opened: Instant,
     peer: SocketAddr,
     local: SocketAddr,
     /// An outbound connection whose connect has not completed.
@@ -84,14 +92,16 @@ struct Driver {
     poll: Poll,
     listeners: Vec<Listener>,
     conns: HashMap<usize, Conn>,
-    /// The most recent open connection with each peer.
-    by_peer: HashMap<SocketAddr, usize>,
+    /// The most recent open connection with each peer, by protocol (TCP or TLS).
+    by_peer: HashMap<(Proto, SocketAddr), usize>,
     next_token: usize,
     commands: Receiver<Command>,
     handler: Handler,
     early: Option<EarlyHandler>,
     on_failure: FailureHandler,
     framer: Framer,
+    tls: Option<crate::sip::tls::TlsConfig>,
+    handshake_timeout: Duration,
     idle_timeout: Duration,
     max_message_size: usize,
     max_conns: usize,
@@ -110,6 +120,12 @@ pub(super) fn start(
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "a SIP transport needs at least one listen address",
+        ));
+    }
+    if config.tls.is_none() && config.listen.iter().any(|l| l.proto == Proto::Tls) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a TLS listen address needs a certificate and key (TransportConfig::tls)",
         ));
     }
     let poll = Poll::new()?;
@@ -149,13 +165,19 @@ pub(super) fn start(
                     queue: VecDeque::new(),
                 });
             }
-            Proto::Tcp => {
+            Proto::Tcp | Proto::Tls => {
                 let (mut socket, addr) = bind_tcp(want.addr)?;
                 poll.registry()
                     .register(&mut socket, token, Interest::READABLE)?;
-                log::info!("SIP TCP listening on {addr}");
-                local.push(ListenAddr::tcp(addr));
-                listeners.push(Listener::Tcp { socket });
+                log::info!("SIP {} listening on {addr}", want.proto);
+                local.push(ListenAddr {
+                    proto: want.proto,
+                    addr,
+                });
+                listeners.push(Listener::Tcp {
+                    socket,
+                    tls: want.proto == Proto::Tls,
+                });
             }
         }
     }
@@ -172,6 +194,8 @@ pub(super) fn start(
         early: config.early,
         on_failure,
         framer: config.framer,
+        tls: config.tls,
+        handshake_timeout: config.tls_handshake_timeout,
         idle_timeout: config.tcp_idle_timeout,
         max_message_size: config.max_message_size,
         max_conns: config.max_tcp_connections,
@@ -340,7 +364,7 @@ impl Driver {
                 }
                 Command::Send(out) => match out.proto {
                     Proto::Udp => self.send_udp(out),
-                    Proto::Tcp => self.send_tcp(out),
+                    Proto::Tcp | Proto::Tls => self.send_stream(out),
                 },
             }
         }
@@ -518,9 +542,10 @@ impl Driver {
 
     fn accept(&mut self, index: usize) {
         loop {
-            let Listener::Tcp { socket } = &self.listeners[index] else {
+            let Listener::Tcp { socket, tls } = &self.listeners[index] else {
                 return;
             };
+            let tls = *tls;
             match socket.accept() {
                 Ok((stream, peer)) => {
                     if self.conns.len() >= self.max_conns {
@@ -529,7 +554,14 @@ impl Driver {
                         continue;
                     }
                     let local = stream.local_addr().unwrap_or(peer);
-                    if let Some(token) = self.add_conn(stream, peer, local, false) {
+                    let session = match self.tls_session(tls, None, peer) {
+                        Ok(session) => session,
+                        Err(e) => {
+                            log::warn!("SIP TLS: cannot start a session with {peer}: {e}");
+                            continue;
+                        }
+                    };
+                    if let Some(token) = self.add_conn(stream, peer, local, false, session) {
                         log::debug!("SIP TCP: accepted {peer} as conn#{token}");
                     }
                 }
@@ -550,6 +582,7 @@ impl Driver {
         peer: SocketAddr,
         local: SocketAddr,
         connecting: bool,
+        tls: Option<Box<rustls::Connection>>,
     ) -> Option<usize> {
         let token = self.next_token;
         let registered = self.poll.registry().register(
@@ -565,11 +598,20 @@ impl Driver {
             let _ = stream.set_nodelay(true);
         }
         self.next_token += 1;
+        let proto = if tls.is_some() {
+            Proto::Tls
+        } else {
+            Proto::Tcp
+        };
         self.conns.insert(
             token,
             Conn {
                 id: ConnectionId(token as u64),
+                proto,
                 stream,
+                tls,
+                certificate: None,
+                opened: Instant::now(),
                 peer,
                 local,
                 connecting,
@@ -580,11 +622,43 @@ impl Driver {
                 last_active: Instant::now(),
             },
         );
-        self.by_peer.insert(peer, token);
+        self.by_peer.insert((proto, peer), token);
         Some(token)
     }
 
-    fn send_tcp(&mut self, out: Outbound) {
+    /// A new TLS session (`None` for a TCP connection): the server side for an accepted
+    /// connection, the client side verifying `server_name` (or the peer's address) for an
+    /// outgoing one.
+    fn tls_session(
+        &self,
+        tls: bool,
+        outgoing: Option<Option<&str>>,
+        peer: SocketAddr,
+    ) -> Result<Option<Box<rustls::Connection>>, SendError> {
+        if !tls {
+            return Ok(None);
+        }
+        let config = self.tls.as_ref().ok_or(SendError::NoTlsConfig)?;
+        let invalid = |e: String| SendError::Io(io::Error::new(io::ErrorKind::InvalidInput, e));
+        let session: rustls::Connection = match outgoing {
+            None => rustls::ServerConnection::new(config.server.clone())
+                .map_err(|e| invalid(e.to_string()))?
+                .into(),
+            Some(name) => {
+                let name = match name {
+                    Some(name) => rustls_pki_types::ServerName::try_from(name.to_string())
+                        .map_err(|e| invalid(format!("'{name}': {e}")))?,
+                    None => rustls_pki_types::ServerName::IpAddress(peer.ip().into()),
+                };
+                rustls::ClientConnection::new(config.client.clone(), name)
+                    .map_err(|e| invalid(e.to_string()))?
+                    .into()
+            }
+        };
+        Ok(Some(Box::new(session)))
+    }
+
+    fn send_stream(&mut self, out: Outbound) {
         if out.data.is_empty() {
             // Nothing to write (and a zero-byte write would look like a dead connection).
             return;
@@ -592,11 +666,11 @@ impl Driver {
         let preferred = out
             .connection
             .map(|id| id.0 as usize)
-            .filter(|t| self.conns.contains_key(t));
-        let existing = preferred.or_else(|| self.by_peer.get(&out.dest).copied());
+            .filter(|t| self.conns.get(t).is_some_and(|c| c.proto == out.proto));
+        let existing = preferred.or_else(|| self.by_peer.get(&(out.proto, out.dest)).copied());
         let token = match existing {
             Some(token) => token,
-            None => match self.connect(out.dest) {
+            None => match self.connect(out.proto, out.dest, out.server_name.as_deref()) {
                 Ok(token) => token,
                 Err(e) => return self.fail(out, None, e),
             },
@@ -611,10 +685,16 @@ impl Driver {
         self.flush(token);
     }
 
-    fn connect(&mut self, dest: SocketAddr) -> Result<usize, SendError> {
+    fn connect(
+        &mut self,
+        proto: Proto,
+        dest: SocketAddr,
+        server_name: Option<&str>,
+    ) -> Result<usize, SendError> {
         if self.conns.len() >= self.max_conns {
             return Err(SendError::ConnectionLimit);
         }
+        let session = self.tls_session(proto == Proto::Tls, Some(server_name), dest)?;
         let stream = TcpStream::connect(dest).map_err(SendError::Io)?;
         let unspecified = SocketAddr::new(
             if dest.is_ipv6() {
@@ -625,7 +705,7 @@ impl Driver {
             0,
         );
         let token = self
-            .add_conn(stream, dest, unspecified, true)
+            .add_conn(stream, dest, unspecified, true, session)
             .ok_or(SendError::Closed)?;
         log::debug!("SIP TCP: connecting to {dest} as conn#{token}");
         Ok(token)
@@ -670,6 +750,9 @@ impl Driver {
         if conn.connecting {
             return;
         }
+        if conn.tls.is_some() {
+            return self.flush_tls(token);
+        }
         while let Some((data, _)) = conn.out.front() {
             match conn.stream.write(&data[conn.out_pos..]) {
                 Ok(0) => {
@@ -692,9 +775,121 @@ impl Driver {
         }
     }
 
+    /// Writes what the TLS session has ready, then moves queued messages into the session
+    /// one at a time, each once the records before it are written: the session never holds
+    /// more than one message, and what the queue still holds when the connection fails is
+    /// reported as unsent.
+    fn flush_tls(&mut self, token: usize) {
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            let Conn {
+                stream, tls, out, ..
+            } = conn;
+            let tls = tls.as_mut().expect("a TLS connection");
+            while tls.wants_write() {
+                match tls.write_tls(stream) {
+                    Ok(0) => {
+                        let e =
+                            io::Error::new(io::ErrorKind::WriteZero, "connection wrote nothing");
+                        return self.close(token, "write failed", SendError::Io(e));
+                    }
+                    Ok(_) => conn.last_active = Instant::now(),
+                    Err(e) if would_block(&e) => return,
+                    Err(e) if interrupted(&e) => continue,
+                    Err(e) => return self.close(token, "write failed", SendError::Io(e)),
+                }
+            }
+            if tls.is_handshaking() {
+                return;
+            }
+            let Some((data, _)) = out.pop_front() else {
+                return;
+            };
+            conn.out_bytes -= data.len();
+            if let Err(e) = tls.writer().write_all(&data) {
+                return self.close(token, "TLS write failed", SendError::Io(e));
+            }
+        }
+    }
+
+    /// Reads what a TLS connection has, decrypts it, and delivers each complete message;
+    /// answers the handshake as it goes.
+    fn read_tls(&mut self, token: usize) {
+        for _ in 0..TCP_READ_BUDGET {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            if conn.connecting {
+                return;
+            }
+            let Conn {
+                stream,
+                tls,
+                inbuf,
+                certificate,
+                peer,
+                ..
+            } = conn;
+            let tls = tls.as_mut().expect("a TLS connection");
+            match tls.read_tls(stream) {
+                Ok(0) => return self.close(token, "closed by peer", SendError::Closed),
+                Ok(_) => {
+                    conn.last_active = Instant::now();
+                    let was_handshaking = tls.is_handshaking();
+                    let state = match tls.process_new_packets() {
+                        Ok(state) => state,
+                        Err(e) => {
+                            // The alert saying why, if the socket takes it.
+                            let _ = tls.write_tls(stream);
+                            log::info!("SIP TLS: {peer}: {e}");
+                            return self.close(token, &format!("TLS: {e}"), SendError::Closed);
+                        }
+                    };
+                    let mut plain = state.plaintext_bytes_to_read();
+                    while plain > 0 {
+                        let n = plain.min(self.recv_buf.len());
+                        if tls.reader().read_exact(&mut self.recv_buf[..n]).is_err() {
+                            break;
+                        }
+                        inbuf.extend_from_slice(&self.recv_buf[..n]);
+                        plain -= n;
+                    }
+                    if was_handshaking && !tls.is_handshaking() {
+                        *certificate = tls
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .map(|c| PeerCertificate::new(c.clone().into_owned()));
+                        log::debug!(
+                            "SIP TLS: conn#{token} with {peer} established{}",
+                            if certificate.is_some() {
+                                " (the peer gave a certificate)"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                    // Handshake answers, and the messages that waited for the handshake.
+                    self.flush(token);
+                    if !self.frame(token) {
+                        return;
+                    }
+                }
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => return self.close(token, "read failed", SendError::Io(e)),
+            }
+        }
+        self.unfinished.push(token);
+    }
+
     /// Reads until the socket is drained or the budget is spent, delivering each complete
     /// message.
     fn read(&mut self, token: usize) {
+        if self.conns.get(&token).is_some_and(|c| c.tls.is_some()) {
+            return self.read_tls(token);
+        }
         for _ in 0..TCP_READ_BUDGET {
             let Some(conn) = self.conns.get_mut(&token) else {
                 return;
@@ -742,16 +937,16 @@ impl Driver {
                         break Err("message too large".to_string());
                     }
                     at += n;
-                    if Self::taken_early(self.early.as_ref(), &rest[..n], Proto::Tcp) {
+                    if Self::taken_early(self.early.as_ref(), &rest[..n], conn.proto) {
                         continue;
                     }
                     let inbound = Inbound {
                         data: rest[..n].to_vec(),
                         source: conn.peer,
                         local: conn.local,
-                        proto: Proto::Tcp,
+                        proto: conn.proto,
                         connection: Some(conn.id),
-                        certificate: None,
+                        certificate: conn.certificate.clone(),
                     };
                     // The handler cannot reach this thread's state: `conn` stays valid.
                     let handler = &self.handler;
@@ -790,7 +985,11 @@ impl Driver {
         let idle: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| now.duration_since(c.last_active) >= self.idle_timeout)
+            .filter(|(_, c)| {
+                now.duration_since(c.last_active) >= self.idle_timeout
+                    || (c.tls.as_ref().is_some_and(|t| t.is_handshaking())
+                        && now.duration_since(c.opened) >= self.handshake_timeout)
+            })
             .map(|(t, _)| *t)
             .collect();
         for token in idle {
@@ -808,8 +1007,14 @@ impl Driver {
         let Some(mut conn) = self.conns.remove(&token) else {
             return;
         };
-        if self.by_peer.get(&conn.peer) == Some(&token) {
-            self.by_peer.remove(&conn.peer);
+        if self.by_peer.get(&(conn.proto, conn.peer)) == Some(&token) {
+            self.by_peer.remove(&(conn.proto, conn.peer));
+        }
+        if let Some(tls) = conn.tls.as_mut() {
+            // Says goodbye if the socket takes it at once; the peer learns of the close
+            // from the TCP FIN anyway.
+            tls.send_close_notify();
+            let _ = tls.write_tls(&mut conn.stream);
         }
         let _ = self.poll.registry().deregister(&mut conn.stream);
         log::debug!("SIP TCP: conn#{token} with {} closed: {why}", conn.peer);
@@ -818,7 +1023,7 @@ impl Driver {
                 report(
                     &self.on_failure,
                     SendFailure {
-                        proto: Proto::Tcp,
+                        proto: conn.proto,
                         dest: conn.peer,
                         connection: Some(conn.id),
                         data,

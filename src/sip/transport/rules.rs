@@ -8,6 +8,8 @@ use super::Proto;
 
 /// The SIP port used when a Via's sent-by has none (RFC 3261 §19.1.2; TLS is not handled).
 const DEFAULT_SIP_PORT: u16 = 5060;
+/// The port for TLS when none is given (RFC 3261 §19.1.2).
+const DEFAULT_SIPS_PORT: u16 = 5061;
 
 /// The parameters a server adds to the top Via of a request it received from `source`.
 ///
@@ -59,7 +61,12 @@ pub fn response_destination(
     if proto == Proto::Udp && via_rport_requested {
         return source;
     }
-    SocketAddr::new(source.ip(), via_port.unwrap_or(DEFAULT_SIP_PORT))
+    let default = if proto == Proto::Tls {
+        DEFAULT_SIPS_PORT
+    } else {
+        DEFAULT_SIP_PORT
+    };
+    SocketAddr::new(source.ip(), via_port.unwrap_or(default))
 }
 
 /// Whether a request of `message_len` bytes must go over a congestion-controlled stream

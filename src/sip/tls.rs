@@ -1,0 +1,154 @@
+//! TLS settings for SIP (RFC 3261 §26, RFC 5922): one certificate and key that the server
+//! presents to whoever connects and, as a client certificate, to the peers it connects to
+//! (mutual TLS between domains); the trust anchors that peers' certificates must chain to.
+//!
+//! * **Incoming:** the certificate is presented; peers are asked for a certificate but need
+//!   not give one (phones have none). A certificate they do give must chain to the trust
+//!   anchors, or the handshake fails; a verified one travels with every message of the
+//!   connection ([`super::transport::PeerCertificate`]) for the trust checks between domains.
+//! * **Outgoing:** the peer's certificate must chain to the trust anchors and name the domain
+//!   the request is for (RFC 5922 §7.2: a DNS subjectAltName; see
+//!   [`super::transport::Outbound::server_name`]).
+//!
+//! TLS 1.2 and 1.3 with rustls's default cipher suites (ring). The trust anchors are the
+//! system's (`/etc/ssl/certs` and friends, through rustls-native-certs) unless a CA file is
+//! given.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::error::{Error, Result};
+use crate::log;
+
+/// A server's TLS identity and trust anchors, ready for the transport. Cheap to clone.
+#[derive(Clone)]
+pub struct TlsConfig {
+    pub(crate) server: Arc<ServerConfig>,
+    pub(crate) client: Arc<ClientConfig>,
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig").finish_non_exhaustive()
+    }
+}
+
+/// Where the trust anchors come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustAnchors<'a> {
+    /// The system's certificate store.
+    System,
+    /// These PEM certificates (one or more `CERTIFICATE` blocks).
+    Pem(&'a [u8]),
+}
+
+impl TlsConfig {
+    /// From PEM files: the certificate chain (the server's certificate first), its private
+    /// key (PKCS#8, PKCS#1 or SEC1), and the trust anchors (`None`: the system's).
+    pub fn from_pem_files(
+        certificate_chain: &Path,
+        private_key: &Path,
+        trust_anchors: Option<&Path>,
+    ) -> Result<TlsConfig> {
+        let read = |what: &str, path: &Path| {
+            std::fs::read(path)
+                .map_err(|e| Error::InvalidArgument(format!("TLS {what} {}: {e}", path.display())))
+        };
+        let chain = read("certificate", certificate_chain)?;
+        let key = read("key", private_key)?;
+        let ca = trust_anchors.map(|p| read("CA file", p)).transpose()?;
+        TlsConfig::from_pem(
+            &chain,
+            &key,
+            match &ca {
+                Some(ca) => TrustAnchors::Pem(ca),
+                None => TrustAnchors::System,
+            },
+        )
+    }
+
+    /// From PEM text in memory (see [`TlsConfig::from_pem_files`]).
+    pub fn from_pem(
+        certificate_chain: &[u8],
+        private_key: &[u8],
+        trust_anchors: TrustAnchors<'_>,
+    ) -> Result<TlsConfig> {
+        let bad = |why: String| Error::InvalidArgument(format!("TLS: {why}"));
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(certificate_chain)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| bad(format!("the certificate file is not PEM: {e:?}")))?;
+        if chain.is_empty() {
+            return Err(bad("the certificate file holds no CERTIFICATE".into()));
+        }
+        let key = PrivateKeyDer::from_pem_slice(private_key)
+            .map_err(|e| bad(format!("the key file holds no private key: {e:?}")))?;
+        let roots = Arc::new(load_roots(trust_anchors)?);
+        // ring: builds with a C compiler alone (see Cargo.toml); its lack of post-quantum key
+        // exchange is what the deprecation note is about.
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| bad(format!("cannot verify peers with these trust anchors: {e}")))?;
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain.clone(), key.clone_key())
+            .map_err(|e| bad(format!("the key does not fit the certificate: {e}")))?;
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| bad(format!("the key does not fit the certificate: {e}")))?;
+        Ok(TlsConfig {
+            server: Arc::new(server),
+            client: Arc::new(client),
+        })
+    }
+}
+
+fn load_roots(anchors: TrustAnchors<'_>) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    match anchors {
+        TrustAnchors::Pem(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| {
+                    Error::InvalidArgument(format!("TLS: the CA file is not PEM: {e:?}"))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    Error::InvalidArgument(format!("TLS: a CA certificate is unusable: {e}"))
+                })?;
+            }
+            if roots.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "TLS: the CA file holds no CERTIFICATE".into(),
+                ));
+            }
+        }
+        TrustAnchors::System => {
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                log::warn!("TLS: reading the system's trust anchors: {e}");
+            }
+            let (added, ignored) = roots.add_parsable_certificates(found.certs);
+            log::info!("TLS: {added} trust anchors from the system ({ignored} unusable)");
+            if roots.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "TLS: the system has no trust anchors; give a CA file".into(),
+                ));
+            }
+        }
+    }
+    Ok(roots)
+}
