@@ -5,7 +5,7 @@
 //! imppd --domain example.test [--listen udp:127.0.0.1:5060]... [--db ./imppd.db]
 //!       [--open] [--sha256] [--policy allow|confirm|polite-block|block]
 //!       [--log-level info] [--workers N] [--config FILE]
-//!       [--route DOMAIN=udp|tcp:ADDR:PORT]... [--route *=udp|tcp:ADDR:PORT] [--no-federate]
+//!       [--route DOMAIN=udp|tcp|tls:ADDR:PORT]... [--route *=udp|tcp|tls:ADDR:PORT] [--no-federate]
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]
@@ -49,11 +49,12 @@ use impp::store::{Credential, SqliteStore, Store, Write};
 use impp::uri::Uri;
 
 const USAGE: &str = "usage:
-  imppd --domain DOMAIN [--domain DOMAIN]... [--listen udp|tcp:ADDR:PORT]... [--db FILE]
+  imppd --domain DOMAIN [--domain DOMAIN]... [--listen udp|tcp|tls:ADDR:PORT]... [--db FILE]
         [--open] [--sha256] [--policy allow|confirm|polite-block|block]
         [--log-level LEVEL] [--workers N] [--config FILE]
-        [--route DOMAIN=udp|tcp:ADDR:PORT]... [--route *=udp|tcp:ADDR:PORT] [--no-federate]
-        [--account AOR,password=PW,registrar=udp|tcp:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]]...
+        [--route DOMAIN=udp|tcp|tls:ADDR:PORT]... [--route *=udp|tcp|tls:ADDR:PORT] [--no-federate]
+        [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]]...
+        [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
@@ -67,7 +68,11 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           --no-federate forwards a user's SUBSCRIBE to another domain instead of serving it
           with one shared back-end subscription per remote presentity; --account makes
           imppd a user agent of another server too: it registers AOR there, publishes AOR's
-          presence, subscribes to AOR's buddies and carries AOR's messages through it";
+          presence, subscribes to AOR's buddies and carries AOR's messages through it;
+          --tls-cert/--tls-key (PEM) are needed for tls: listeners, routes and accounts;
+          peers' certificates must chain to --tls-ca (default: the system's trust
+          anchors), and the certificate of a server imppd connects to must name the
+          domain it is reached for";
 
 #[derive(Debug)]
 struct Options {
@@ -82,6 +87,10 @@ struct Options {
     routes: Vec<impp::sip::route::Route>,
     federate: bool,
     accounts: Vec<impp::sip::agent::Account>,
+    /// `--tls-cert`, `--tls-key`, `--tls-ca`.
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -98,6 +107,9 @@ impl Default for Options {
             routes: Vec::new(),
             federate: true,
             accounts: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
         }
     }
 }
@@ -201,6 +213,9 @@ impl Options {
                     .map_err(|e| format!("--route: {e}"))?,
             ),
             "account" => self.accounts.push(parse_account(need(name, value)?)?),
+            "tls-cert" => self.tls_cert = Some(PathBuf::from(need(name, value)?)),
+            "tls-key" => self.tls_key = Some(PathBuf::from(need(name, value)?)),
+            "tls-ca" => self.tls_ca = Some(PathBuf::from(need(name, value)?)),
             "federate" => self.federate = flag(name, value)?,
             "no-federate" => self.federate = !flag(name, value)?,
             "workers" => {
@@ -246,7 +261,10 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (name.to_string(), None),
             };
-            const WITH_VALUE: [&str; 10] = [
+            const WITH_VALUE: [&str; 13] = [
+                "tls-cert",
+                "tls-key",
+                "tls-ca",
                 "domain",
                 "listen",
                 "db",
@@ -417,6 +435,19 @@ fn user_command(options: &Options, args: &[String]) -> Result<(), String> {
     }
 }
 
+/// The TLS settings, when a certificate is given (both files or neither).
+fn tls_config(options: &Options) -> Result<Option<impp::sip::tls::TlsConfig>, String> {
+    match (&options.tls_cert, &options.tls_key) {
+        (Some(cert), Some(key)) => {
+            impp::sip::tls::TlsConfig::from_pem_files(cert, key, options.tls_ca.as_deref())
+                .map(Some)
+                .map_err(|e| e.to_string())
+        }
+        (None, None) => Ok(None),
+        _ => Err("--tls-cert and --tls-key go together".into()),
+    }
+}
+
 fn serve(mut options: Options) -> Result<(), String> {
     if options.domains.is_empty() {
         return Err("at least one --domain is needed".into());
@@ -448,6 +479,7 @@ fn serve(mut options: Options) -> Result<(), String> {
     sip.routes = impp::sip::route::RouteTable::new(options.routes.clone());
     sip.federate = options.federate;
     sip.accounts = options.accounts.clone();
+    sip.tls = tls_config(&options)?;
     // imppd has no application of its own: what the SIP server leaves to the application
     // (subscription state changes, deliveries, expiries) is let go, so the event queue
     // never fills.
