@@ -414,3 +414,178 @@ fn plain_text_on_the_tls_port_and_untrusted_client_certificates_are_refused() {
     let mut alice = TlsPhone::connect(tls, &ca, "alice", "a.test");
     alice.register();
 }
+
+/// Whether the server closed `stream` (end of stream or reset, within 5 s).
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue, // an alert, say
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Whether `stream` is still open: nothing arrives within a short wait, and no end.
+fn still_open(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    matches!(stream.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut)
+}
+
+#[test]
+fn stalled_handshakes_and_unvouched_connections_close_on_the_clock() {
+    let ca = TestCa::new("test CA");
+    let cert = ca.issue(&["example.test"]);
+    let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server = common::sip::Server::clocked(true, |c| {
+        c.listen.push(ListenAddr::tls(local));
+        c.tls = Some(cert.config(&ca));
+    });
+    let tls = server
+        .server
+        .local_addrs()
+        .iter()
+        .find(|l| l.proto == Proto::Tls)
+        .unwrap()
+        .addr;
+    let tcp = server.tcp();
+
+    // A TLS connection that never says hello, and a TCP one that sends a request that is
+    // never authenticated (it is challenged and left there).
+    let mut silent = TcpStream::connect(tls).unwrap();
+    let mut stranger = TcpStream::connect(tcp).unwrap();
+    stranger
+        .write_all(b"OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKs1\r\nFrom: <sip:x@x.test>;tag=1\r\nTo: <sip:example.test>\r\nCall-ID: s1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    // A phone that registers over TCP with its password: vouched for.
+    let mut phone = TcpStream::connect(tcp).unwrap();
+    register_over_tcp(&mut phone, "alice", "alice-pw");
+
+    server.advance(Duration::from_secs(9));
+    assert!(still_open(&mut silent), "9 s: the handshake may still come");
+    server.advance(Duration::from_secs(2));
+    assert!(
+        closed_by_server(&mut silent),
+        "11 s: a stalled handshake is closed"
+    );
+    assert!(still_open(&mut phone));
+
+    server.advance(Duration::from_secs(25));
+    assert!(
+        closed_by_server(&mut stranger),
+        "36 s: an unvouched connection is closed"
+    );
+    assert!(still_open(&mut phone), "the phone's connection stays");
+    let stats = server.server.transport_stats();
+    assert_eq!(stats.connections_timed_out, 2, "{stats:?}");
+    assert_eq!(stats.open_connections, 1, "{stats:?}");
+}
+
+#[test]
+fn one_address_cannot_take_every_connection() {
+    let server = common::sip::Server::start_with(false, 65536, |c| {
+        c.connections.max_per_address = 3;
+    });
+    let mut held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(server.tcp()).unwrap())
+        .collect();
+    let mut fourth = TcpStream::connect(server.tcp()).unwrap();
+    assert!(
+        closed_by_server(&mut fourth),
+        "the fourth from one address is refused"
+    );
+    for s in &mut held {
+        assert!(still_open(s));
+    }
+    assert_eq!(server.server.transport_stats().connections_refused, 1);
+    // Closing one makes room again.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut again = TcpStream::connect(server.tcp()).unwrap();
+        if still_open(&mut again) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "room after a close");
+    }
+}
+
+/// Registers `user` over a plain TCP connection, answering the digest challenge.
+fn register_over_tcp(stream: &mut TcpStream, user: &str, password: &str) {
+    use impp::sip::digest::{expected_response, Algorithm};
+    let local = stream.local_addr().unwrap();
+    let request = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK{b}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@example.test>;tag=r1\r\nTo: <sip:{user}@example.test>\r\nCall-ID: reg-{user}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local};transport=tcp>\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n",
+            b = token()
+        )
+    };
+    stream.write_all(request(1, "").as_bytes()).unwrap();
+    let challenge = read_stream_message(stream);
+    assert_eq!(challenge.status(), Some(401));
+    let www = challenge
+        .headers("WWW-Authenticate")
+        .find(|c| c.contains("MD5"))
+        .unwrap()
+        .to_string();
+    let param = |name: &str| {
+        let i = www.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        www[i..].split('"').next().unwrap().to_string()
+    };
+    let (realm, nonce) = (param("realm"), param("nonce"));
+    let credential = impp::store::Credential::new(
+        format!("sip:{user}@example.test").parse().unwrap(),
+        &realm,
+        password,
+    );
+    let response = expected_response(
+        Algorithm::Md5,
+        &credential.ha1_md5,
+        "REGISTER",
+        "sip:example.test",
+        &nonce,
+        Some(("auth", "00000001", "c1")),
+    );
+    let auth = format!(
+        "Authorization: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"sip:example.test\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c1\"\r\n"
+    );
+    stream.write_all(request(2, &auth).as_bytes()).unwrap();
+    assert_eq!(read_stream_message(stream).status(), Some(200));
+}
+
+fn read_stream_message(stream: &mut TcpStream) -> SipMessage {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if buf.len() >= end + 4 + len {
+                return SipMessage::parse(
+                    &buf[..end + 4 + len],
+                    &SipLimits::DEFAULT,
+                    Transport::Stream,
+                )
+                .unwrap();
+            }
+        }
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}

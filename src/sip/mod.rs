@@ -51,7 +51,7 @@ pub use header::{
     AuthValue, CSeq, Contacts, ContentType, Event, NameAddr, Param, Params, SubscriptionState, Via,
 };
 pub use message::SipMessage;
-pub use node::{SipServer, SipServerConfig};
+pub use node::{ConnectionLimits, SipServer, SipServerConfig};
 
 /// Bounds on what the parser and the stream framer accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

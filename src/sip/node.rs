@@ -95,6 +95,8 @@ pub struct SipServerConfig {
     /// Expiry asked for in back-end SUBSCRIBEs (seconds); they are refreshed at a random
     /// point between 60% and 85% of what the notifier grants. Default 3600.
     pub backend_expires: u32,
+    /// Bounds on TCP and TLS connections.
+    pub connections: ConnectionLimits,
     /// The certificate, key and trust anchors for TLS listeners and outgoing TLS (routes and
     /// accounts with `tls:` next hops); required when any of them uses TLS. Default: none.
     pub tls: Option<super::tls::TlsConfig>,
@@ -121,6 +123,36 @@ impl SipServerConfig {
             backend_expires: 3600,
             accounts: Vec::new(),
             tls: None,
+            connections: ConnectionLimits::default(),
+        }
+    }
+}
+
+/// Bounds on TCP and TLS connections, so that strangers cannot hold them open or take them
+/// all (see [`TransportConfig`] for each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections open at once, inbound and outbound. Default 4096.
+    pub max_total: usize,
+    /// Inbound connections from one IP address. Default 64.
+    pub max_per_address: usize,
+    /// A connection with nothing read or written this long closes. Default 180 s.
+    pub idle_timeout: Duration,
+    /// A TLS handshake must end this long after the connection opened. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// An inbound connection no request authenticated on (nor a trusted peer used) closes
+    /// this long after it opened. Default 32 s.
+    pub unvouched_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_total: TransportConfig::DEFAULT_MAX_TCP_CONNECTIONS,
+            max_per_address: TransportConfig::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            idle_timeout: TransportConfig::DEFAULT_TCP_IDLE_TIMEOUT,
+            handshake_timeout: TransportConfig::DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+            unvouched_timeout: TransportConfig::DEFAULT_UNVOUCHED_TIMEOUT,
         }
     }
 }
@@ -275,6 +307,12 @@ impl SipServer {
         let mut tconfig = TransportConfig::new(config.listen.clone(), framer);
         tconfig.max_message_size = config.limits.max_message_size;
         tconfig.tls = config.tls.clone();
+        tconfig.clock = engine.config().clock.clone();
+        tconfig.max_tcp_connections = config.connections.max_total;
+        tconfig.max_connections_per_address = config.connections.max_per_address;
+        tconfig.tcp_idle_timeout = config.connections.idle_timeout;
+        tconfig.tls_handshake_timeout = config.connections.handshake_timeout;
+        tconfig.unvouched_timeout = config.connections.unvouched_timeout;
         tconfig.early = Some(Arc::new({
             // Weak: the transport is held by the stack.
             let stack = Arc::downgrade(&node.stack);
@@ -429,10 +467,19 @@ impl SipServer {
     /// manual clock ([`crate::engine::ManualClock`]), after advancing it. With the system
     /// clock the timers run by themselves. Whether they ran (`false`: stopped).
     pub fn sync(&self) -> bool {
-        self.node
+        let ran = self
+            .node
             .stack
             .alarm()
-            .ring_and_wait(Duration::from_secs(10))
+            .ring_and_wait(Duration::from_secs(10));
+        // The connections' timeouts run on the same clock.
+        self.transport.sweep();
+        ran
+    }
+
+    /// Counts about the TCP and TLS connections.
+    pub fn transport_stats(&self) -> super::transport::TransportStats {
+        self.transport.stats()
     }
 
     /// The bound addresses (port 0 resolved).

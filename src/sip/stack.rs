@@ -166,6 +166,15 @@ impl Stack {
         }
     }
 
+    /// Vouches for the connection a request came on (it authenticated, or came from a
+    /// trusted peer): it is no longer closed as a stranger's (see
+    /// [`super::transport::TransportConfig::unvouched_timeout`]).
+    pub(crate) fn vouch(&self, peer: &Peer) {
+        if let (Some(connection), Some(t)) = (peer.connection, self.transport.get()) {
+            t.vouch(connection);
+        }
+    }
+
     /// The refusal counters every role adds to (see [`super::guard`]).
     pub(crate) fn guard(&self) -> &GuardCounters {
         &self.guard

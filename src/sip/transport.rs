@@ -195,6 +195,19 @@ pub struct TransportConfig {
     /// A TLS handshake not complete this long after the connection opened fails (and the
     /// connection closes). Default 10 s.
     pub tls_handshake_timeout: Duration,
+    /// The most TCP and TLS connections one IP address may have open with the transport at
+    /// once (inbound ones; beyond it a new one is accepted and closed at once): one address
+    /// cannot take the whole [`TransportConfig::max_tcp_connections`]. Default 64.
+    pub max_connections_per_address: usize,
+    /// An inbound connection that nothing vouched for ([`Transport::vouch`]: the SIP layer
+    /// does when a request on it authenticates, or comes from a trusted peer) is closed
+    /// this long after it opened, whatever it sends: a stranger cannot hold connections
+    /// (and their buffers) open by trickling bytes. Default 32 s (64 × T1: long enough for
+    /// a challenge and its answer over a slow link).
+    pub unvouched_timeout: Duration,
+    /// The clock the timeouts above run on (the engine's, so tests can move it; see
+    /// [`Transport::sweep`]). Default: the system clock.
+    pub clock: Arc<dyn crate::engine::Clock>,
 }
 
 impl TransportConfig {
@@ -208,6 +221,10 @@ impl TransportConfig {
     pub const DEFAULT_MAX_TCP_CONNECTIONS: usize = 4096;
     /// Default of [`TransportConfig::tls_handshake_timeout`]: 10 s.
     pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default of [`TransportConfig::max_connections_per_address`]: 64.
+    pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+    /// Default of [`TransportConfig::unvouched_timeout`]: 32 s.
+    pub const DEFAULT_UNVOUCHED_TIMEOUT: Duration = Duration::from_secs(32);
 
     /// A configuration with these listen addresses and framer and the defaults otherwise.
     pub fn new(listen: Vec<ListenAddr>, framer: Framer) -> TransportConfig {
@@ -221,6 +238,9 @@ impl TransportConfig {
             early: None,
             tls: None,
             tls_handshake_timeout: Self::DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+            max_connections_per_address: Self::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            unvouched_timeout: Self::DEFAULT_UNVOUCHED_TIMEOUT,
+            clock: Arc::new(crate::engine::SystemClock::new()),
         }
     }
 }
@@ -235,6 +255,11 @@ impl fmt::Debug for TransportConfig {
             .field("max_tcp_connections", &self.max_tcp_connections)
             .field("early", &self.early.is_some())
             .field("tls", &self.tls.is_some())
+            .field(
+                "max_connections_per_address",
+                &self.max_connections_per_address,
+            )
+            .field("unvouched_timeout", &self.unvouched_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -385,6 +410,19 @@ pub struct Transport {
     thread: Mutex<Option<JoinHandle<()>>>,
     local: Vec<ListenAddr>,
     udp_buffers: Vec<UdpRecvBuffer>,
+    stats: Arc<driver::Counters>,
+}
+
+/// Counts about a transport's connections, cheap to read at any time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// TCP and TLS connections open now.
+    pub open_connections: usize,
+    /// Inbound connections refused because their address had
+    /// [`TransportConfig::max_connections_per_address`] open already.
+    pub connections_refused: u64,
+    /// Connections closed for a TLS handshake or a vouch that did not come in time.
+    pub connections_timed_out: u64,
 }
 
 impl Transport {
@@ -404,6 +442,7 @@ impl Transport {
             thread: Mutex::new(Some(started.thread)),
             local: started.local,
             udp_buffers: started.udp_buffers,
+            stats: started.stats,
         })
     }
 
@@ -419,6 +458,16 @@ impl Transport {
             .iter()
             .find(|l| l.proto == proto && l.addr.is_ipv6() == v6)
             .map(|l| l.addr)
+    }
+
+    /// Counts about the connections.
+    pub fn stats(&self) -> TransportStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        TransportStats {
+            open_connections: self.stats.open.load(Relaxed),
+            connections_refused: self.stats.refused.load(Relaxed),
+            connections_timed_out: self.stats.timed_out.load(Relaxed),
+        }
     }
 
     /// The receive buffer of each UDP socket, as requested and as granted.
@@ -458,6 +507,29 @@ impl Transport {
         // A send racing `stop` may be accepted here after the thread has drained its queue
         // for the last time: that message is dropped without a report.
         self.waker.wake().map_err(|_| Stopped)
+    }
+
+    /// Marks a connection as trusted by the layer above (a request on it authenticated):
+    /// it is no longer closed for being unvouched (see
+    /// [`TransportConfig::unvouched_timeout`]). Unknown or closed connections are ignored.
+    pub fn vouch(&self, connection: ConnectionId) {
+        if self
+            .commands
+            .send(driver::Command::Vouch(connection))
+            .is_ok()
+        {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Closes, now, the connections whose timeouts have passed on the configured clock, and
+    /// returns when that is done (at most 10 s). The transport does this by itself a few
+    /// times per timeout; this is for a clock moved by hand (tests).
+    pub fn sweep(&self) {
+        let (done, wait) = crossbeam_channel::bounded(1);
+        if self.commands.send(driver::Command::Sweep(done)).is_ok() && self.waker.wake().is_ok() {
+            let _ = wait.recv_timeout(Duration::from_secs(10));
+        }
     }
 
     /// Stops the I/O thread and waits for it; every socket is closed when this returns. Data

@@ -65,6 +65,7 @@ impl Authentication {
         request: &Request,
     ) -> std::result::Result<Option<Uri>, Reply> {
         if !self.enabled {
+            self.stack.vouch(&request.peer);
             return Ok(None);
         }
         let method = request.key.method.as_str();
@@ -95,7 +96,10 @@ impl Authentication {
         let mut stale = false;
         for value in request.message.headers("Authorization") {
             match self.digest.verify(method, value, lookup) {
-                Outcome::Authenticated { user } => return Ok(Some(user)),
+                Outcome::Authenticated { user } => {
+                    self.stack.vouch(&request.peer);
+                    return Ok(Some(user));
+                }
                 Outcome::Stale => stale = true,
                 Outcome::Rejected(why) | Outcome::Malformed(why) => refused = Some(why),
             }

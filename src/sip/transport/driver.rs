@@ -8,9 +8,11 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream, UdpSocket};
@@ -38,6 +40,9 @@ const TCP_READ_BUDGET: usize = 16;
 
 pub(super) enum Command {
     Send(Outbound),
+    Vouch(ConnectionId),
+    /// Close what timed out now, then say so.
+    Sweep(Sender<()>),
     Stop,
 }
 
@@ -50,6 +55,15 @@ pub(super) struct Started {
     pub thread: JoinHandle<()>,
     pub local: Vec<ListenAddr>,
     pub udp_buffers: Vec<UdpRecvBuffer>,
+    pub stats: Arc<Counters>,
+}
+
+/// What [`super::Transport::stats`] reads.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    pub open: AtomicUsize,
+    pub refused: AtomicU64,
+    pub timed_out: AtomicU64,
 }
 
 enum Listener {
@@ -72,8 +86,13 @@ struct Conn {
     tls: Option<Box<rustls::Connection>>,
     /// The certificate a TLS peer presented, once its handshake is done.
     certificate: Option<PeerCertificate>,
-    /// When a TLS connection opened (its handshake must end within the timeout).
-    opened: Instant,
+    /// When it opened (clock ms): a TLS handshake and an unvouched connection have a
+    /// bounded time from there.
+    opened: u64,
+    /// Whether the layer above vouched for it (outbound connections are ours: vouched).
+    vouched: bool,
+    /// Accepted (counted against its address's limit) rather than opened by us.
+    inbound: bool,
     peer: SocketAddr,
     local: SocketAddr,
     /// An outbound connection whose connect has not completed.
@@ -85,7 +104,8 @@ struct Conn {
     out_pos: usize,
     /// Bytes in `out`, counting the written part of the front message.
     out_bytes: usize,
-    last_active: Instant,
+    /// Clock ms of the last byte read or written.
+    last_active: u64,
 }
 
 struct Driver {
@@ -102,6 +122,12 @@ struct Driver {
     framer: Framer,
     tls: Option<crate::sip::tls::TlsConfig>,
     handshake_timeout: Duration,
+    unvouched_timeout: Duration,
+    max_per_address: usize,
+    /// Open inbound connections by peer IP address.
+    per_address: HashMap<std::net::IpAddr, usize>,
+    clock: Arc<dyn crate::engine::Clock>,
+    stats: Arc<Counters>,
     idle_timeout: Duration,
     max_message_size: usize,
     max_conns: usize,
@@ -182,6 +208,7 @@ pub(super) fn start(
         }
     }
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let stats = Arc::new(Counters::default());
     let (tx, rx) = crossbeam_channel::unbounded();
     let driver = Driver {
         poll,
@@ -196,6 +223,11 @@ pub(super) fn start(
         framer: config.framer,
         tls: config.tls,
         handshake_timeout: config.tls_handshake_timeout,
+        unvouched_timeout: config.unvouched_timeout,
+        max_per_address: config.max_connections_per_address,
+        per_address: HashMap::new(),
+        clock: config.clock,
+        stats: stats.clone(),
         idle_timeout: config.tcp_idle_timeout,
         max_message_size: config.max_message_size,
         max_conns: config.max_tcp_connections,
@@ -213,6 +245,7 @@ pub(super) fn start(
         thread,
         local,
         udp_buffers,
+        stats,
     })
 }
 
@@ -279,10 +312,10 @@ impl Driver {
         // Idle connections are looked for a few times per timeout, at most once a second.
         let sweep_every =
             (self.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let mut next_sweep = Instant::now() + sweep_every;
+        let mut next_sweep = std::time::Instant::now() + sweep_every;
         while !self.stopping {
             let wait = if self.unfinished.is_empty() {
-                next_sweep.saturating_duration_since(Instant::now())
+                next_sweep.saturating_duration_since(std::time::Instant::now())
             } else {
                 Duration::ZERO
             };
@@ -310,9 +343,10 @@ impl Driver {
                     self.read(token);
                 }
             }
-            if Instant::now() >= next_sweep {
+            // The sweep's own rhythm is real time; what it closes is decided on the clock.
+            if std::time::Instant::now() >= next_sweep {
                 self.close_idle();
-                next_sweep = Instant::now() + sweep_every;
+                next_sweep = std::time::Instant::now() + sweep_every;
             }
         }
         self.shut_down();
@@ -366,6 +400,15 @@ impl Driver {
                     Proto::Udp => self.send_udp(out),
                     Proto::Tcp | Proto::Tls => self.send_stream(out),
                 },
+                Command::Vouch(id) => {
+                    if let Some(conn) = self.conns.get_mut(&(id.0 as usize)) {
+                        conn.vouched = true;
+                    }
+                }
+                Command::Sweep(done) => {
+                    self.close_idle();
+                    let _ = done.send(());
+                }
             }
         }
     }
@@ -553,6 +596,16 @@ impl Driver {
                         drop(stream);
                         continue;
                     }
+                    let from_peer = self.per_address.get(&peer.ip()).copied().unwrap_or(0);
+                    if from_peer >= self.max_per_address {
+                        log::info!(
+                            "SIP TCP: {} already has {from_peer} connections, refusing another",
+                            peer.ip()
+                        );
+                        self.stats.refused.fetch_add(1, Relaxed);
+                        drop(stream);
+                        continue;
+                    }
                     let local = stream.local_addr().unwrap_or(peer);
                     let session = match self.tls_session(tls, None, peer) {
                         Ok(session) => session,
@@ -562,6 +615,7 @@ impl Driver {
                         }
                     };
                     if let Some(token) = self.add_conn(stream, peer, local, false, session) {
+                        *self.per_address.entry(peer.ip()).or_insert(0) += 1;
                         log::debug!("SIP TCP: accepted {peer} as conn#{token}");
                     }
                 }
@@ -611,7 +665,9 @@ impl Driver {
                 stream,
                 tls,
                 certificate: None,
-                opened: Instant::now(),
+                opened: self.clock.now_ms(),
+                vouched: connecting,
+                inbound: !connecting,
                 peer,
                 local,
                 connecting,
@@ -619,10 +675,11 @@ impl Driver {
                 out: VecDeque::new(),
                 out_pos: 0,
                 out_bytes: 0,
-                last_active: Instant::now(),
+                last_active: self.clock.now_ms(),
             },
         );
         self.by_peer.insert((proto, peer), token);
+        self.stats.open.store(self.conns.len(), Relaxed);
         Some(token)
     }
 
@@ -725,7 +782,7 @@ impl Driver {
             match conn.stream.peer_addr() {
                 Ok(_) => {
                     conn.connecting = false;
-                    conn.last_active = Instant::now();
+                    conn.last_active = self.clock.now_ms();
                     let _ = conn.stream.set_nodelay(true);
                     if let Ok(local) = conn.stream.local_addr() {
                         conn.local = local;
@@ -760,7 +817,7 @@ impl Driver {
                     return self.close(token, "write failed", SendError::Io(e));
                 }
                 Ok(n) => {
-                    conn.last_active = Instant::now();
+                    conn.last_active = self.clock.now_ms();
                     conn.out_pos += n;
                     if conn.out_pos == data.len() {
                         conn.out_bytes -= data.len();
@@ -795,7 +852,7 @@ impl Driver {
                             io::Error::new(io::ErrorKind::WriteZero, "connection wrote nothing");
                         return self.close(token, "write failed", SendError::Io(e));
                     }
-                    Ok(_) => conn.last_active = Instant::now(),
+                    Ok(_) => conn.last_active = self.clock.now_ms(),
                     Err(e) if would_block(&e) => return,
                     Err(e) if interrupted(&e) => continue,
                     Err(e) => return self.close(token, "write failed", SendError::Io(e)),
@@ -836,7 +893,7 @@ impl Driver {
             match tls.read_tls(stream) {
                 Ok(0) => return self.close(token, "closed by peer", SendError::Closed),
                 Ok(_) => {
-                    conn.last_active = Instant::now();
+                    conn.last_active = self.clock.now_ms();
                     let was_handshaking = tls.is_handshaking();
                     let state = match tls.process_new_packets() {
                         Ok(state) => state,
@@ -900,7 +957,7 @@ impl Driver {
             match conn.stream.read(&mut self.recv_buf) {
                 Ok(0) => return self.close(token, "closed by peer", SendError::Closed),
                 Ok(n) => {
-                    conn.last_active = Instant::now();
+                    conn.last_active = self.clock.now_ms();
                     conn.inbuf.extend_from_slice(&self.recv_buf[..n]);
                     if !self.frame(token) {
                         return;
@@ -969,6 +1026,10 @@ impl Driver {
             return false;
         }
         conn.inbuf.drain(..at);
+        if conn.inbuf.is_empty() && conn.inbuf.capacity() > 4096 {
+            // An idle connection keeps no big buffer from its last message.
+            conn.inbuf = Vec::new();
+        }
         if pongs > 0 {
             for _ in 0..pongs {
                 conn.out_bytes += 2;
@@ -981,24 +1042,34 @@ impl Driver {
     }
 
     fn close_idle(&mut self) {
-        let now = Instant::now();
-        let idle: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                now.duration_since(c.last_active) >= self.idle_timeout
-                    || (c.tls.as_ref().is_some_and(|t| t.is_handshaking())
-                        && now.duration_since(c.opened) >= self.handshake_timeout)
-            })
-            .map(|(t, _)| *t)
-            .collect();
-        for token in idle {
+        let now = self.clock.now_ms();
+        let past =
+            |since: u64, limit: Duration| now.saturating_sub(since) >= limit.as_millis() as u64;
+        let mut idle = Vec::new();
+        for (&token, c) in &self.conns {
+            let why = if past(c.last_active, self.idle_timeout) {
+                "idle"
+            } else if c.tls.as_ref().is_some_and(|t| t.is_handshaking())
+                && past(c.opened, self.handshake_timeout)
+            {
+                "TLS handshake too slow"
+            } else if !c.vouched && past(c.opened, self.unvouched_timeout) {
+                "nothing authenticated on it in time"
+            } else {
+                continue;
+            };
+            idle.push((token, why));
+        }
+        for (token, why) in idle {
+            if why != "idle" {
+                self.stats.timed_out.fetch_add(1, Relaxed);
+            }
             let error = if self.conns[&token].connecting {
                 SendError::Io(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
             } else {
                 SendError::Closed
             };
-            self.close(token, "idle", error);
+            self.close(token, why, error);
         }
     }
 
@@ -1007,6 +1078,15 @@ impl Driver {
         let Some(mut conn) = self.conns.remove(&token) else {
             return;
         };
+        self.stats.open.store(self.conns.len(), Relaxed);
+        if conn.inbound {
+            if let Some(n) = self.per_address.get_mut(&conn.peer.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_address.remove(&conn.peer.ip());
+                }
+            }
+        }
         if self.by_peer.get(&(conn.proto, conn.peer)) == Some(&token) {
             self.by_peer.remove(&(conn.proto, conn.peer));
         }
