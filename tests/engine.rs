@@ -435,6 +435,115 @@ fn a_polite_blocked_watcher_sees_only_the_neutral_document() {
     }
 }
 
+/// `same_domain_policy`: a watcher no rule names is decided by whether its host is the
+/// presentity's (case-insensitively, subdomains and hostless `tel` URIs are not); rules win
+/// over it, and removing a rule falls back to it.
+#[test]
+fn watchers_of_the_presentitys_own_domain_get_the_same_domain_policy() {
+    let w = world_with(AuthAction::Confirm, |c| {
+        c.same_domain_policy = Some(AuthAction::Allow)
+    });
+    let state = |id| w.engine.subscription(id).unwrap();
+    let bob = w.subscribe(BOB, ALICE);
+    let shouting = w.subscribe("sip:dave@EXAMPLE.Test", ALICE);
+    let carol = w.subscribe(CAROL, ALICE);
+    let lab = w.subscribe("sip:erin@lab.example.test", ALICE);
+    let tel = w.subscribe("tel:+12125550100", "tel:+12125550199");
+    for id in [bob, shouting] {
+        assert_eq!(state(id).state, SubscriptionState::Active);
+        assert_eq!(state(id).authorization, AuthAction::Allow);
+    }
+    for id in [carol, lab, tel] {
+        assert_eq!(state(id).state, SubscriptionState::Pending, "{id}");
+        assert_eq!(state(id).authorization, AuthAction::Confirm);
+    }
+    // The presentity's host, not the engine's domains: carol's own presentity lets bob wait.
+    let other = w.subscribe(BOB, CAROL);
+    assert_eq!(state(other).state, SubscriptionState::Pending);
+
+    // Rules win over the same-domain policy, both ways.
+    let a = uri(ALICE);
+    let own_domain = WatcherMatch::Domain("example.test".into());
+    w.engine
+        .set_rule(AuthRule::new(
+            a.clone(),
+            own_domain.clone(),
+            AuthAction::PoliteBlock,
+        ))
+        .unwrap();
+    w.engine
+        .set_rule(AuthRule::new(
+            a.clone(),
+            WatcherMatch::Watcher(uri(CAROL)),
+            AuthAction::Allow,
+        ))
+        .unwrap();
+    assert_eq!(state(bob).authorization, AuthAction::PoliteBlock);
+    assert_eq!(state(shouting).authorization, AuthAction::PoliteBlock);
+    assert_eq!(state(carol).state, SubscriptionState::Active);
+    let late = w.subscribe("sip:frank@example.test", ALICE);
+    assert_eq!(state(late).authorization, AuthAction::PoliteBlock);
+
+    // Without the rules, each falls back to the policy its domain gives.
+    assert!(w.engine.remove_rule(&a, &own_domain).unwrap());
+    assert!(w
+        .engine
+        .remove_rule(&a, &WatcherMatch::Watcher(uri(CAROL)))
+        .unwrap());
+    assert_eq!(state(bob).authorization, AuthAction::Allow);
+    assert_eq!(state(late).authorization, AuthAction::Allow);
+    assert_eq!(state(carol).state, SubscriptionState::Pending);
+
+    // Unset (the default), every watcher gets the default policy.
+    assert_eq!(EngineConfig::default().same_domain_policy, None);
+    let w = world(AuthAction::Confirm);
+    let id = w.subscribe(BOB, ALICE);
+    assert_eq!(
+        w.engine.subscription(id).unwrap().state,
+        SubscriptionState::Pending
+    );
+}
+
+/// `Engine::all_rules`: every presentity's rules, in the store's order.
+#[test]
+fn all_rules_lists_every_presentity_in_the_stores_order() {
+    use impp::store::{MemoryStore, Store};
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let w = world_with(AuthAction::Confirm, |c| c.store = store.clone());
+    assert!(w.engine.all_rules().unwrap().is_empty());
+    for (p, m, a) in [
+        (
+            BOB,
+            WatcherMatch::Domain("other.test".into()),
+            AuthAction::Block,
+        ),
+        (
+            ALICE,
+            WatcherMatch::Domain("Other.test".into()),
+            AuthAction::Allow,
+        ),
+        (ALICE, WatcherMatch::Watcher(uri(CAROL)), AuthAction::Block),
+        (CAROL, WatcherMatch::Watcher(uri(BOB)), AuthAction::Confirm),
+    ] {
+        w.engine.set_rule(AuthRule::new(uri(p), m, a)).unwrap();
+    }
+    let all = w.engine.all_rules().unwrap();
+    assert_eq!(all, store.load_rules().unwrap());
+    let listed: Vec<(String, AuthAction)> = all
+        .iter()
+        .map(|r| (r.presentity.to_string(), r.action))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (ALICE.to_string(), AuthAction::Block),
+            (ALICE.to_string(), AuthAction::Allow),
+            (BOB.to_string(), AuthAction::Block),
+            (CAROL.to_string(), AuthAction::Confirm),
+        ]
+    );
+}
+
 #[test]
 fn pending_watcher_that_is_never_answered_gives_up() {
     let w = world(AuthAction::Confirm);

@@ -1,7 +1,9 @@
 //! imppd on the wire, driven by sipp (Debian package `sip-tester`) with the project's own
 //! scenarios in `tests/sip/`: REGISTER, PUBLISH, SUBSCRIBE/NOTIFY and MESSAGE, each with
 //! digest authentication, over UDP and TCP; a message stored for an offline user reaches it
-//! when it registers, also after imppd restarts; users are managed with `imppd user`.
+//! when it registers, also after imppd restarts; users are managed with `imppd user`, and
+//! authorization rules with `imppd rule` (closed by default: a watcher of another domain
+//! waits for a decision), both picked up by a running server on SIGHUP.
 //!
 //! imppd is started by the test on a free loopback port and stopped by PID (SIGTERM).
 
@@ -9,10 +11,12 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod common;
 use common::kamailio::free_port;
+use common::sip::{token, Client};
 
 const DOMAIN: &str = "example.test";
 const IMPPD: &str = env!("CARGO_BIN_EXE_imppd");
@@ -72,6 +76,8 @@ fn add_user(db: &Path, name: &str) {
 struct Server {
     child: Child,
     port: u16,
+    /// What it wrote on standard error so far.
+    log: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -104,10 +110,16 @@ impl Server {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
         std::thread::spawn(move || {
             let mut ready = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+                drop(log);
                 if line.starts_with("imppd ready") {
                     if let Some(tx) = ready.take() {
                         let _ = tx.send(());
@@ -120,7 +132,29 @@ impl Server {
         });
         rx.recv_timeout(Duration::from_secs(20))
             .expect("imppd did not become ready");
-        Server { child, port }
+        Server { child, port, log }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
+    }
+
+    /// Sends SIGHUP and waits until the server logged `line` (the reload's summary).
+    fn hup_until(&self, line: &str) {
+        let hup = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(hup.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.log.lock().unwrap().contains(line) {
+            assert!(
+                Instant::now() < deadline,
+                "imppd never logged '{line}':\n{}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn stop(&mut self) {
@@ -493,8 +527,187 @@ fn the_readme_main_command_starts_imppd_with_two_users() {
     rx.recv_timeout(Duration::from_secs(20))
         .expect("imppd did not start");
     // It serves the users it created: alice registers with her password.
-    let server = Server { child, port };
+    let log = Arc::default();
+    let server = Server { child, port, log };
     sipp_with_password(&server, "register_auth.xml", "alice", "alice-secret");
     let mut server = server;
+    server.stop();
+}
+
+/// `imppd rule ...` on `db`.
+fn rule(db: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["rule"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--db", db.to_str().unwrap()]);
+    imppd(&all)
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn rules_are_managed_with_imppd_rule() {
+    let dir = Dir::new("rules");
+    let db = dir.db();
+    let alice = format!("sip:alice@{DOMAIN}");
+    for (watcher, action) in [
+        ("sip:carol@other.test", "allow"),
+        ("Other.Test", "block"),
+        ("other.test", "polite-block"),
+    ] {
+        let out = rule(&db, &["add", &alice, watcher, action]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let out = rule(
+        &db,
+        &[
+            "add",
+            "sip:zed@example.test",
+            "sip:bob@example.test",
+            "confirm",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    // The third replaced the second: one rule per watcher or domain.
+    let listed = "sip:alice@example.test sip:carol@other.test allow\n\
+                  sip:alice@example.test other.test polite-block\n";
+    assert_eq!(
+        stdout(&rule(&db, &["list", "pres:alice@example.test"])),
+        listed
+    );
+    let all = stdout(&rule(&db, &["list"]));
+    assert_eq!(
+        all,
+        format!("{listed}sip:zed@example.test sip:bob@example.test confirm\n")
+    );
+
+    // Bad input: a clear message, exit status 1 (as `imppd user`), nothing changed.
+    for (args, message) in [
+        (
+            vec!["add", "not a uri", "other.test", "allow"],
+            "presentity 'not a uri'",
+        ),
+        (
+            vec!["add", &alice, "carol@other.test", "allow"],
+            "neither a URI",
+        ),
+        (
+            vec!["add", &alice, "sip:bad uri", "allow"],
+            "watcher 'sip:bad uri'",
+        ),
+        (
+            vec!["add", &alice, "other.test", "deny"],
+            "unknown authorization action 'deny'",
+        ),
+        (vec!["add", &alice, "other.test"], "needs an action"),
+        (
+            vec!["del", &alice, "sip:dave@other.test"],
+            "no rule for sip:dave@other.test",
+        ),
+        (vec!["del", &alice, "third.test"], "no rule for third.test"),
+        (vec!["frob"], "add, del or list"),
+    ] {
+        let out = rule(&db, &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert_eq!(stdout(&rule(&db, &["list"])), all);
+    let out = imppd(&["rule", "list", "--db", "none"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keeps no rules"));
+
+    let out = rule(&db, &["del", "pres:alice@example.test", "OTHER.test"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        stdout(&rule(&db, &["list", &alice])),
+        "sip:alice@example.test sip:carol@other.test allow\n"
+    );
+}
+
+/// A watcher subscribes to alice; the server's first NOTIFY's Subscription-State.
+fn subscribe(server: &Server, user: &str, domain: &str) -> (Client, String) {
+    let mut client = Client::new(server.addr(), user);
+    client.domain = domain.into();
+    let alice = format!("sip:alice@{DOMAIN}");
+    let request = client.request(
+        "SUBSCRIBE",
+        &alice,
+        &format!("<{alice}>"),
+        &token(),
+        "Event: presence\r\nExpires: 600\r\n",
+        None,
+    );
+    let r = client.transact(&request);
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let state = next_state(&mut client);
+    (client, state)
+}
+
+/// The Subscription-State of the next NOTIFY.
+fn next_state(client: &mut Client) -> String {
+    let notify = client.next_request("NOTIFY");
+    notify.header("Subscription-State").unwrap().to_string()
+}
+
+/// The closed default, then `imppd rule add` / `rule del` beside the running server and
+/// SIGHUP: its decisions change, for existing subscriptions too, without a restart.
+#[test]
+fn rules_changed_beside_a_running_server_decide_after_sighup() {
+    let dir = Dir::new("rule-reload");
+    let db = dir.db();
+    let mut server = Server::start_on(&db, free_port(), &["--open"]);
+    assert!(
+        server
+            .log
+            .lock()
+            .unwrap()
+            .contains("policy same domain allow, others confirm"),
+        "{}",
+        server.log.lock().unwrap()
+    );
+    // Closed: a watcher of alice's domain may watch, one of another domain waits.
+    let (mut carol, state) = subscribe(&server, "carol", "other.test");
+    assert!(state.starts_with("pending"), "{state}");
+    let (mut bob, state) = subscribe(&server, "bob", DOMAIN);
+    assert!(state.starts_with("active"), "{state}");
+
+    let alice = format!("sip:alice@{DOMAIN}");
+    for (watcher, action) in [("other.test", "allow"), ("sip:bob@example.test", "block")] {
+        let out = rule(&db, &["add", &alice, watcher, action]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    server.hup_until("rules reloaded (2 added or changed, 0 removed)");
+    assert!(server
+        .log
+        .lock()
+        .unwrap()
+        .contains("imppd: rule added: sip:alice@example.test other.test allow"));
+    assert!(next_state(&mut carol).starts_with("active"));
+    assert_eq!(next_state(&mut bob), "terminated;reason=rejected");
+    let (_dave, state) = subscribe(&server, "dave", "other.test");
+    assert!(state.starts_with("active"), "{state}");
+    let (_bob, state) = subscribe(&server, "bob", DOMAIN);
+    assert_eq!(state, "terminated;reason=rejected");
+
+    // Deleted from the store: gone from the server at the next SIGHUP; carol waits again.
+    let out = rule(&db, &["del", &alice, "other.test"]);
+    assert!(out.status.success(), "{out:?}");
+    server.hup_until("rules reloaded (0 added or changed, 1 removed)");
+    assert!(next_state(&mut carol).starts_with("pending"));
+    server.stop();
+}
+
+/// `--policy` decides every watcher no rule names, whatever its domain.
+#[test]
+fn the_policy_flag_applies_to_every_watcher() {
+    let dir = Dir::new("policy");
+    let mut server = Server::start_on(&dir.db(), free_port(), &["--open", "--policy", "allow"]);
+    let (_carol, state) = subscribe(&server, "carol", "other.test");
+    assert!(state.starts_with("active"), "{state}");
+    server.stop();
+    let mut server = Server::start_on(&dir.db(), free_port(), &["--open", "--policy", "confirm"]);
+    let (_bob, state) = subscribe(&server, "bob", DOMAIN);
+    assert!(state.starts_with("pending"), "{state}");
     server.stop();
 }

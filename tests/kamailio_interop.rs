@@ -530,7 +530,12 @@ fn imppd_federates_with_kamailio_both_ways() {
     // Kamailio forwards example.test's requests to imppd.
     let k_port = free_port();
     let route = format!("k.test=udp:127.0.0.1:{k_port}");
-    let imppd = Imppd::start(&["alice", "carol"], &["--route", &route]);
+    // `--policy allow`: dave of k.test may watch alice (closed, imppd's default, he would
+    // wait for a decision as a watcher of another domain).
+    let imppd = Imppd::start(
+        &["alice", "carol"],
+        &["--route", &route, "--policy", "allow"],
+    );
     let forward_domain = format!("\"{DOMAIN}\"");
     let forward = format!("\"sip:127.0.0.1:{}\"", imppd.port());
     let k = kamailio(

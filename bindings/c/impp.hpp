@@ -1195,6 +1195,22 @@ public:
         return std::move(default_policy(action));
     }
 
+    /* Watchers no rule names whose host is the presentity's get `action` instead of the
+       default policy (unset: the default policy for everyone). */
+    Config &same_domain_policy(impp_auth_action action) & {
+        detail::check(impp_config_set_same_domain_policy(get(), action));
+        return *this;
+    }
+    Config &&same_domain_policy(impp_auth_action action) && {
+        return std::move(same_domain_policy(action));
+    }
+
+    Config &clear_same_domain_policy() & {
+        detail::check(impp_config_clear_same_domain_policy(get()));
+        return *this;
+    }
+    Config &&clear_same_domain_policy() && { return std::move(clear_same_domain_policy()); }
+
     Config &min_notify_interval(std::chrono::milliseconds interval) & {
         const auto ms = interval.count() < 0 ? 0 : static_cast<std::uint64_t>(interval.count());
         detail::check(impp_config_set_min_notify_interval_ms(get(), ms));

@@ -9,7 +9,17 @@
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]
+//! imppd rule add sip:alice@example.test other.test|sip:bob@other.test ACTION [--db ./imppd.db]
+//! imppd rule del sip:alice@example.test other.test|sip:bob@other.test [--db ./imppd.db]
+//! imppd rule list [sip:alice@example.test] [--db ./imppd.db]
 //! ```
+//!
+//! Authorization is closed by default: a watcher no rule names may watch a presentity of its
+//! own domain (its URI host is the presentity's) and waits, pending, for a decision
+//! otherwise. `--policy` gives one action for every watcher no rule names instead
+//! (`--policy allow` is the open server). `imppd rule` keeps per-presentity rules, for one
+//! watcher or a whole domain (ACTION: allow, block, polite-block or confirm), which win over
+//! both.
 //!
 //! A config file holds the same options, one `name = value` per line (`#` starts a comment;
 //! `domain` and `listen` may repeat); flags given on the command line come after it and win
@@ -25,10 +35,13 @@
 //! SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
 //! the store, and after a restart every remote watcher is notified again in its dialog.
 //! SIGUSR1 prints the live heap (bytes allocated and not freed) on stderr; SIGHUP reloads the
-//! users from the database (after `imppd user add`/`del` ran beside the server).
+//! users and the rules from the database (after `imppd user` or `imppd rule` ran beside the
+//! server), logging what changed.
 
 #[path = "imppd/heap.rs"]
 mod heap;
+#[path = "imppd/rules.rs"]
+mod rules;
 
 #[global_allocator]
 static ALLOCATOR: heap::Counting = heap::Counting;
@@ -58,13 +71,20 @@ const USAGE: &str = "usage:
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
+  imppd rule add PRESENTITY WATCHER|DOMAIN allow|block|polite-block|confirm [--db FILE]
+  imppd rule del PRESENTITY WATCHER|DOMAIN [--db FILE]
+  imppd rule list [PRESENTITY] [--db FILE]
 defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.db
           (--db none: memory only, nothing kept across restarts, no users: use with --open)
-          --policy allow --log-level info; digest authentication on (--open: off),
-          challenging with MD5 alone, which every deployed phone understands (libre-based
-          clients such as baresip fail when any other algorithm is offered); --sha256 offers
-          SHA-256 too (RFC 8760), after MD5; --route sends requests for another domain
-          to that next hop (imppd proxies them; *= is the default route; no route: refused);
+          --log-level info; without --policy a watcher no rule names is allowed to watch
+          a presentity of its own domain and pending (confirm) otherwise, with --policy it
+          gets that action whatever its domain (--policy allow: open to everyone); rules
+          (imppd rule; a bare DOMAIN covers every watcher of it) win over both;
+          digest authentication on (--open: off), challenging with MD5 alone, which every
+          deployed phone understands (libre-based clients such as baresip fail when any
+          other algorithm is offered); --sha256 offers SHA-256 too (RFC 8760), after MD5;
+          --route sends requests for another domain to that next hop (imppd proxies them;
+          *= is the default route; no route: refused);
           --no-federate forwards a user's SUBSCRIBE to another domain instead of serving it
           with one shared back-end subscription per remote presentity; --account makes
           imppd a user agent of another server too: it registers AOR there, publishes AOR's
@@ -81,7 +101,8 @@ struct Options {
     db: PathBuf,
     open: bool,
     sha256: bool,
-    policy: AuthAction,
+    /// `None`: closed (same domain allow, others confirm).
+    policy: Option<AuthAction>,
     log_level: Level,
     workers: Option<usize>,
     routes: Vec<impp::sip::route::Route>,
@@ -101,7 +122,7 @@ impl Default for Options {
             db: PathBuf::from("imppd.db"),
             open: false,
             sha256: false,
-            policy: AuthAction::Allow,
+            policy: None,
             log_level: Level::Info,
             workers: None,
             routes: Vec::new(),
@@ -190,9 +211,11 @@ impl Options {
             "open" => self.open = flag(name, value)?,
             "sha256" => self.sha256 = flag(name, value)?,
             "policy" => {
-                self.policy = need(name, value)?
-                    .parse()
-                    .map_err(|e: impp::Error| format!("--policy: {e}"))?
+                self.policy = Some(
+                    need(name, value)?
+                        .parse()
+                        .map_err(|e: impp::Error| format!("--policy: {e}"))?,
+                )
             }
             "log-level" => {
                 self.log_level = match need(name, value)? {
@@ -334,6 +357,10 @@ fn main() -> ExitCode {
     })));
     let result = match positional.first().map(String::as_str) {
         Some("user") => user_command(&options, &positional[1..]),
+        Some("rule") if options.memory_only() => {
+            Err("--db none keeps no rules: give a database file".into())
+        }
+        Some("rule") => rules::command(&options.db, &positional[1..]),
         Some(other) => Err(format!("unknown command '{other}'")),
         None => serve(options),
     };
@@ -465,7 +492,9 @@ fn serve(mut options: Options) -> Result<(), String> {
     };
     let mut config = EngineConfig {
         domains: options.domains.clone(),
-        default_policy: options.policy,
+        // Closed unless --policy says otherwise: the presentity's own domain may watch.
+        default_policy: options.policy.unwrap_or(AuthAction::Confirm),
+        same_domain_policy: options.policy.is_none().then_some(AuthAction::Allow),
         store,
         ..EngineConfig::default()
     };
@@ -494,7 +523,7 @@ fn serve(mut options: Options) -> Result<(), String> {
         .collect();
     let _ = writeln!(
         std::io::stderr(),
-        "imppd ready: domains {} on {} (db {}, authentication {}, routes {}, federation {})",
+        "imppd ready: domains {} on {} (db {}, authentication {}, routes {}, federation {}, policy {})",
         options.domains.join(", "),
         addrs.join(" "),
         options.db.display(),
@@ -509,7 +538,8 @@ fn serve(mut options: Options) -> Result<(), String> {
                 .collect::<Vec<_>>()
                 .join(" ")
         },
-        if options.federate { "on" } else { "off" }
+        if options.federate { "on" } else { "off" },
+        options.policy.map_or("same domain allow, others confirm".into(), |p| p.to_string())
     );
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -535,6 +565,15 @@ fn serve(mut options: Options) -> Result<(), String> {
                 Err(e) => {
                     let _ = writeln!(std::io::stderr(), "imppd: cannot reload the users: {e}");
                 }
+            }
+            if !options.memory_only() {
+                let _ = match rules::reload(&options.db, &engine) {
+                    Ok((added, removed)) => writeln!(
+                        std::io::stderr(),
+                        "imppd: rules reloaded ({added} added or changed, {removed} removed)"
+                    ),
+                    Err(e) => writeln!(std::io::stderr(), "imppd: cannot reload the rules: {e}"),
+                };
             }
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -18,7 +18,9 @@
 //!    watcher URI's host, compared case-insensitively; subdomains do not match
 //!    (`example.com` does not cover `sip:bob@lab.example.com`), and a `tel` watcher, which
 //!    has no host, matches no domain rule;
-//! 4. the default the caller passes.
+//! 4. the default the caller passes: the engine passes
+//!    [`crate::engine::EngineConfig::policy_for`], its `same_domain_policy` for a watcher of
+//!    the presentity's own host when set, else its `default_policy`.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;

@@ -54,6 +54,11 @@ pub struct EngineConfig {
     /// What happens to a watcher no rule mentions. Default: `Confirm` (the presentity
     /// decides, RFC 3856 §6).
     pub default_policy: AuthAction,
+    /// What happens instead to a watcher no rule mentions whose URI host is the presentity's
+    /// own (compared case-insensitively, no subdomains; a `tel` URI has no host and is never
+    /// of a domain). `None`: [`EngineConfig::default_policy`] for every watcher. Rules win
+    /// over both ([`crate::engine::authorization`]). Default: `None`.
+    pub same_domain_policy: Option<AuthAction>,
     /// Minimum time between two notifications of one subscription (RFC 6446); changes
     /// inside it merge into one notification. Default: none.
     pub min_notify_interval: Duration,
@@ -107,6 +112,7 @@ impl Default for EngineConfig {
             endpoint_presence: false,
             queue_capacity: 65536,
             default_policy: AuthAction::Confirm,
+            same_domain_policy: None,
             min_notify_interval: Duration::ZERO,
             winfo_admins: Vec::new(),
             limits: Limits::DEFAULT,
@@ -130,6 +136,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("endpoint_presence", &self.endpoint_presence)
             .field("queue_capacity", &self.queue_capacity)
             .field("default_policy", &self.default_policy)
+            .field("same_domain_policy", &self.same_domain_policy)
             .field("min_notify_interval", &self.min_notify_interval)
             .finish_non_exhaustive()
     }
@@ -167,6 +174,21 @@ impl EngineConfig {
             ));
         }
         Ok(())
+    }
+
+    /// What happens to `watcher` asking to watch `presentity` when no rule mentions it:
+    /// [`EngineConfig::same_domain_policy`] when set and the two share a host, else
+    /// [`EngineConfig::default_policy`].
+    pub fn policy_for(&self, presentity: &Uri, watcher: &Uri) -> AuthAction {
+        match self.same_domain_policy {
+            Some(action)
+                if !watcher.host().is_empty()
+                    && watcher.host().eq_ignore_ascii_case(presentity.host()) =>
+            {
+                action
+            }
+            _ => self.default_policy,
+        }
     }
 
     /// Whether the engine owns `uri`'s domain (every domain when none is configured).

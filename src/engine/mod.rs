@@ -697,6 +697,17 @@ impl Core {
         })
     }
 
+    /// Every rule of every presentity, in the order of [`crate::store::Snapshot::rules`]
+    /// (a server compares them with its store's after the store changed beside it).
+    pub fn all_rules(&self) -> Result<Vec<AuthRule>> {
+        let mut all = Vec::new();
+        for shard in 0..self.shards.len() {
+            all.extend(self.call(shard, |reply| Command::AllRules { reply })?);
+        }
+        all.sort_by_cached_key(|r| (presentity_key(&r.presentity), r.watcher.slot()));
+        Ok(all)
+    }
+
     // ----------------------------------------------------------------------------------
     // Endpoints and instant messages
     // ----------------------------------------------------------------------------------

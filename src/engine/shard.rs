@@ -127,6 +127,10 @@ pub(crate) enum Command {
         presentity: Uri,
         reply: Reply<Vec<AuthRule>>,
     },
+    /// Every rule of the shard's presentities.
+    AllRules {
+        reply: Reply<Vec<AuthRule>>,
+    },
     /// Sends an instant message (the recipient's shard); the outcome is an event.
     SendMessage(Box<messaging::Letter>),
     /// A message that came in from another domain for one of the transport's local users.
@@ -484,6 +488,9 @@ impl Shard {
             }
             Command::Rules { presentity, reply } => {
                 let _ = reply.send(Ok(self.list_rules(&presentity)));
+            }
+            Command::AllRules { reply } => {
+                let _ = reply.send(Ok(self.rules.rules()));
             }
             Command::SendMessage(letter) => self.send_message(*letter),
             Command::ReceiveMessage(letter) => self.receive_message(*letter),

@@ -360,6 +360,52 @@ pub unsafe extern "C" fn impp_config_set_default_policy(
     }
 }
 
+/// Sets what happens instead of the default policy to watchers no rule mentions whose URI
+/// host is the presentity's own (compared case-insensitively; subdomains and `tel` URIs,
+/// which have no host, are not of the domain). Rules still win over it. Unset (the
+/// default), every watcher no rule mentions gets the default policy;
+/// `impp_config_clear_same_domain_policy` unsets it again. A "closed" server: default
+/// policy `IMPP_AUTH_CONFIRM`, same-domain policy `IMPP_AUTH_ALLOW`.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad value).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_same_domain_policy(
+    config: *mut impp_config,
+    action: enum_arg::impp_auth_action,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            c.config.same_domain_policy = Some(auth_action_from_c(action)?);
+            Ok(())
+        })
+    }
+}
+
+/// Unsets the same-domain policy (`impp_config_set_same_domain_policy`): every watcher no
+/// rule mentions gets the default policy again. A function of its own rather than an
+/// `impp_auth_action` value, because every other taker of that enum needs a real action.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_clear_same_domain_policy(
+    config: *mut impp_config,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            c.config.same_domain_policy = None;
+            Ok(())
+        })
+    }
+}
+
 /// Sets the default minimum time between two notifications of one subscription, in
 /// milliseconds (0: none). Changes inside it merge into one notification.
 ///

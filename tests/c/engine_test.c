@@ -1023,6 +1023,67 @@ static void test_free_with_events_queued(void) {
 
 /* ------------------------------------------------------------------------------------- */
 
+/* The same-domain policy: watchers no rule names that share the presentity's host get it
+ * instead of the default policy; rules win over it; cleared, the default applies again. */
+static impp_engine *start_closed_engine(int clear) {
+    impp_config *config = NULL;
+    CHECK_OK(impp_config_new(&config));
+    CHECK_OK(impp_config_set_workers(config, 2));
+    CHECK_OK(impp_config_use_manual_clock(config));
+    CHECK_OK(impp_config_set_default_policy(config, IMPP_AUTH_CONFIRM));
+    CHECK_FAILS(impp_config_set_same_domain_policy(NULL, IMPP_AUTH_ALLOW),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_config_set_same_domain_policy(config, (impp_auth_action)0),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_config_set_same_domain_policy(config, (impp_auth_action)99),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_config_clear_same_domain_policy(NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_OK(impp_config_set_same_domain_policy(config, IMPP_AUTH_ALLOW));
+    if (clear) {
+        CHECK_OK(impp_config_clear_same_domain_policy(config));
+    }
+    impp_engine *engine = NULL;
+    CHECK_OK(impp_engine_new(config, &engine));
+    return engine;
+}
+
+static void check_subscription(impp_engine *e, uint64_t id, impp_subscription_state state,
+                               impp_auth_action action) {
+    impp_subscription_state st = (impp_subscription_state)99;
+    impp_auth_action auth = (impp_auth_action)99;
+    CHECK_OK(impp_engine_subscription_state(e, id, &st, NULL, &auth));
+    CHECK(st == state);
+    CHECK(auth == action);
+}
+
+static void test_same_domain_policy(void) {
+    impp_event *ev[32];
+    impp_engine *e = start_closed_engine(0);
+    uint64_t bob = 0, carol = 0;
+    CHECK_OK(impp_engine_subscribe(e, BOB, ALICE, "presence", NULL, &bob));
+    CHECK_OK(impp_engine_subscribe(e, CAROL, ALICE, "presence", NULL, &carol));
+    check_subscription(e, bob, IMPP_SUBSCRIPTION_ACTIVE, IMPP_AUTH_ALLOW);
+    check_subscription(e, carol, IMPP_SUBSCRIPTION_PENDING, IMPP_AUTH_CONFIRM);
+    /* A rule wins over both policies. */
+    CHECK_OK(impp_engine_set_rule(e, ALICE, NULL, "other.test", IMPP_AUTH_ALLOW));
+    CHECK_OK(impp_engine_set_rule(e, ALICE, BOB, NULL, IMPP_AUTH_POLITE_BLOCK));
+    check_subscription(e, carol, IMPP_SUBSCRIPTION_ACTIVE, IMPP_AUTH_ALLOW);
+    check_subscription(e, bob, IMPP_SUBSCRIPTION_ACTIVE, IMPP_AUTH_POLITE_BLOCK);
+    bool removed = false;
+    CHECK_OK(impp_engine_remove_rule(e, ALICE, BOB, NULL, &removed));
+    CHECK(removed);
+    check_subscription(e, bob, IMPP_SUBSCRIPTION_ACTIVE, IMPP_AUTH_ALLOW);
+    free_all(ev, take_all(e, ev, 32));
+    CHECK_OK(impp_engine_free(e));
+
+    /* Cleared: the default policy for every watcher, of the domain or not. */
+    e = start_closed_engine(1);
+    CHECK_OK(impp_engine_subscribe(e, BOB, ALICE, "presence", NULL, &bob));
+    check_subscription(e, bob, IMPP_SUBSCRIPTION_PENDING, IMPP_AUTH_CONFIRM);
+    free_all(ev, take_all(e, ev, 32));
+    CHECK_OK(impp_engine_free(e));
+}
+
 static void test_config_bad_input(void) {
     impp_config *c = NULL;
     CHECK_FAILS(impp_config_new(NULL), IMPP_ERR_INVALID_ARGUMENT);
@@ -1323,6 +1384,7 @@ int main(void) {
     test_callback_mode();
     test_free_while_callback_runs();
     test_free_with_events_queued();
+    test_same_domain_policy();
     test_config_bad_input();
     test_engine_bad_input();
     test_document_limits();

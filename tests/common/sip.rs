@@ -118,6 +118,8 @@ pub struct Client {
     pub socket: UdpSocket,
     pub server: SocketAddr,
     pub user: String,
+    /// The domain of its address of record (default DOMAIN).
+    pub domain: String,
     pub tag: String,
     pub cseq: AtomicU32,
     /// Requests received from the server that were not yet looked at.
@@ -147,6 +149,7 @@ impl Client {
             socket,
             server,
             user: user.into(),
+            domain: DOMAIN.into(),
             tag: token(),
             cseq: AtomicU32::new(1),
             requests: Vec::new(),
@@ -164,7 +167,7 @@ impl Client {
     }
 
     pub fn aor(&self) -> String {
-        format!("sip:{}@{DOMAIN}", self.user)
+        format!("sip:{}@{}", self.user, self.domain)
     }
 
     /// A request from this client; `extra` are more header lines (CRLF-terminated).

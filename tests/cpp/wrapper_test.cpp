@@ -148,6 +148,9 @@ void test_config() {
     CHECK_THROWS(impp::Config().default_policy(static_cast<impp_auth_action>(99)),
                  IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(impp::Config().add_winfo_admin("nope"), IMPP_ERR_INVALID_URI);
+    CHECK_THROWS(impp::Config().same_domain_policy(static_cast<impp_auth_action>(0)),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    impp::Config().same_domain_policy(IMPP_AUTH_ALLOW).clear_same_domain_policy();
     // A configuration that failed one setter still builds an engine.
     impp::Config config;
     config.workers(1).queue_capacity(64);

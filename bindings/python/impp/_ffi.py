@@ -174,6 +174,8 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "impp_config_set_subscription_expiry": (_status, [ConfigP, c_uint32, c_uint32, c_uint32]),
     "impp_config_set_queue_capacity": (_status, [ConfigP, c_size_t]),
     "impp_config_set_default_policy": (_status, [ConfigP, c_int]),
+    "impp_config_set_same_domain_policy": (_status, [ConfigP, c_int]),
+    "impp_config_clear_same_domain_policy": (_status, [ConfigP]),
     "impp_config_set_min_notify_interval_ms": (_status, [ConfigP, c_uint64]),
     "impp_config_add_winfo_admin": (_status, [ConfigP, c_char_p]),
     "impp_config_set_document_limits": (_status, [ConfigP, c_size_t, c_uint32]),

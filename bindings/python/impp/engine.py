@@ -148,7 +148,9 @@ class Config:
 
     ``workers``, ``domains`` (list), ``publication_expiry`` / ``subscription_expiry``
     (``(min, default, max)`` seconds), ``queue_capacity``, ``default_policy`` (an
-    :class:`impp.AuthAction` or its token), ``store`` (a path), ``min_notify_interval`` (seconds), ``winfo_admins`` (list of URIs),
+    :class:`impp.AuthAction` or its token), ``same_domain_policy`` (the same, or None:
+    see :meth:`set_same_domain_policy`), ``store`` (a path), ``min_notify_interval``
+    (seconds), ``winfo_admins`` (list of URIs),
     ``document_limits`` (``(max_bytes, max_depth)``), ``manual_clock`` (bool),
     ``endpoint_expiry`` (``(min, default, max)`` seconds), ``max_message_size`` (bytes),
     ``message_expiry`` (seconds a message stored for an offline recipient is kept),
@@ -222,6 +224,17 @@ class Config:
         """What happens to a watcher no rule covers (default: ``CONFIRM``, ask the
         presentity)."""
         check(lib.impp_config_set_default_policy(self._h(), _action(action)))
+        return self
+
+    def set_same_domain_policy(self, action: Optional[Union[AuthAction, str]]) -> Config:
+        """What happens instead of the default policy to a watcher no rule covers whose URI
+        host is the presentity's own (case-insensitive; subdomains and ``tel:`` URIs are
+        not of the domain). ``None`` unsets it: the default policy for every watcher (the
+        default). Rules win over both."""
+        if action is None:
+            check(lib.impp_config_clear_same_domain_policy(self._h()))
+        else:
+            check(lib.impp_config_set_same_domain_policy(self._h(), _action(action)))
         return self
 
     def set_min_notify_interval(self, seconds: float) -> Config:
@@ -323,6 +336,7 @@ _CONFIG_OPTIONS: Dict[str, Callable[[Config, Any], object]] = {
     "subscription_expiry": lambda c, v: c.set_subscription_expiry(*v),
     "queue_capacity": Config.set_queue_capacity,
     "default_policy": Config.set_default_policy,
+    "same_domain_policy": Config.set_same_domain_policy,
     "min_notify_interval": Config.set_min_notify_interval,
     "winfo_admins": _many(Config.add_winfo_admin),
     "document_limits": lambda c, v: c.set_document_limits(*v),

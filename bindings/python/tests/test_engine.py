@@ -242,6 +242,32 @@ def test_config_object_and_options():
     assert impp.Config.default_workers() >= 1
 
 
+def test_same_domain_policy():
+    # Closed: watchers of the presentity's own domain are let in, others wait for a
+    # decision; rules win over both.
+    with impp.Engine(manual_clock=True, workers=1, domains=["example.test"],
+                     default_policy="confirm",
+                     same_domain_policy=impp.AuthAction.ALLOW) as engine:
+        bob = engine.subscribe(BOB, ALICE)
+        carol = engine.subscribe("sip:carol@other.test", ALICE)
+        assert engine.subscription_state(bob).authorization == impp.AuthAction.ALLOW
+        assert engine.subscription_state(bob).state == "active"
+        assert engine.subscription_state(carol).state == "pending"
+        engine.set_rule(ALICE, "example.test", "polite-block")
+        engine.set_rule(ALICE, "other.test", "allow")
+        assert engine.subscription_state(bob).authorization == "polite-block"
+        assert engine.subscription_state(carol).state == "active"
+        assert engine.remove_rule(ALICE, domain="example.test") is True
+        assert engine.subscription_state(bob).authorization == "allow"
+    # None unsets it: the default policy for everyone.
+    config = impp.Config(workers=1, same_domain_policy="allow")
+    config.set_same_domain_policy(None)
+    with impp.Engine(config) as engine:
+        assert engine.subscription_state(engine.subscribe(BOB, ALICE)).state == "pending"
+    with pytest.raises(impp.InvalidArgument):
+        impp.Config(same_domain_policy="sometimes")
+
+
 def test_advance_clock_needs_a_manual_clock():
     with impp.Engine(workers=1) as engine:
         with pytest.raises(impp.InvalidArgument):

@@ -147,9 +147,8 @@ impl Shard {
             let Some(sub) = self.subscriptions.get(&id) else {
                 continue;
             };
-            let action =
-                self.rules
-                    .decide(&sub.presentity, &sub.watcher, self.config.default_policy);
+            let default = self.config.policy_for(&sub.presentity, &sub.watcher);
+            let action = self.rules.decide(&sub.presentity, &sub.watcher, default);
             // A pending subscription stays pending until someone decides; a rule that
             // still says confirm does not re-ask.
             if action != sub.action {

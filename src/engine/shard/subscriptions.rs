@@ -73,8 +73,8 @@ impl Shard {
             }
             AuthAction::Allow
         } else {
-            self.rules
-                .decide(&presentity, &watcher, self.config.default_policy)
+            let default = self.config.policy_for(&presentity, &watcher);
+            self.rules.decide(&presentity, &watcher, default)
         };
         log::debug!(
             target: LOG_TARGET,
