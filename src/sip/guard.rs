@@ -12,12 +12,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct GuardStats {
     /// Digest credentials refused (wrong password, unknown user, replayed or foreign nonce).
     pub auth_failures: u64,
+    /// Requests answered `503` for coming from an address over its rate limit.
+    pub rate_refused: u64,
+    /// Messages dropped unread from an address far over its rate limit.
+    pub rate_dropped: u64,
+    /// Messages dropped because the workers' queue was full.
+    pub queue_dropped: u64,
 }
 
 /// The live counters behind [`GuardStats`], shared by the stack and the roles.
 #[derive(Debug, Default)]
 pub(crate) struct GuardCounters {
     pub(crate) auth_failures: AtomicU64,
+    pub(crate) rate_refused: AtomicU64,
+    pub(crate) rate_dropped: AtomicU64,
+    pub(crate) queue_dropped: AtomicU64,
 }
 
 impl GuardCounters {
@@ -30,6 +39,9 @@ impl GuardCounters {
     pub(crate) fn stats(&self) -> GuardStats {
         GuardStats {
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
+            rate_refused: self.rate_refused.load(Ordering::Relaxed),
+            rate_dropped: self.rate_dropped.load(Ordering::Relaxed),
+            queue_dropped: self.queue_dropped.load(Ordering::Relaxed),
         }
     }
 }

@@ -37,6 +37,7 @@ pub mod name;
 pub mod node;
 pub(crate) mod page;
 pub(crate) mod proxy;
+pub mod rate;
 pub mod route;
 pub mod server;
 pub(crate) mod stack;

@@ -44,6 +44,8 @@ use super::agent::account::{Accounts, UPLINK_TARGET};
 use super::agent::backend::FederationConfig;
 use super::agent::{AgentCounters, Backends, FederationStats};
 use super::digest::DigestAuthenticator;
+use super::guard::GuardCounters;
+use super::rate::{Admission, RateLimit, RateLimiter};
 use super::server::auth::{Authentication, Challenges};
 use super::server::forwarder::{Forwarder, ForwarderConfig};
 use super::server::notifier::Notifier;
@@ -58,6 +60,7 @@ use super::{SipLimits, SipMessage};
 use crate::engine::{Engine, Event, PortCloser, PortOptions};
 use crate::error::{Error, Result};
 use crate::log;
+use std::sync::atomic::AtomicU64;
 
 /// How a [`SipServer`] is set up.
 #[derive(Debug, Clone)]
@@ -97,6 +100,9 @@ pub struct SipServerConfig {
     pub backend_expires: u32,
     /// Bounds on TCP and TLS connections.
     pub connections: ConnectionLimits,
+    /// Messages per second each source address may send (see [`super::rate`]). Default
+    /// [`RateLimit::DEFAULT`]: 200 a second, bursts of 1000.
+    pub rate_limit: RateLimit,
     /// The certificate, key and trust anchors for TLS listeners and outgoing TLS (routes and
     /// accounts with `tls:` next hops); required when any of them uses TLS. Default: none.
     pub tls: Option<super::tls::TlsConfig>,
@@ -124,6 +130,7 @@ impl SipServerConfig {
             accounts: Vec::new(),
             tls: None,
             connections: ConnectionLimits::default(),
+            rate_limit: RateLimit::DEFAULT,
         }
     }
 }
@@ -157,6 +164,9 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Messages received and not yet taken by a worker, at most: beyond, they are dropped.
+const INBOUND_QUEUE: usize = 65_536;
+
 /// The timer thread's grain (clock ms): SIP's timers (T1 = 500 ms and its multiples) need
 /// no finer one.
 const TIMER_GRAIN_MS: u64 = 10;
@@ -166,7 +176,7 @@ pub struct SipServer {
     node: Arc<Node>,
     transport: Arc<Transport>,
     threads: Vec<JoinHandle<()>>,
-    inbound: Option<Sender<Inbound>>,
+    inbound: Option<Sender<(Inbound, Admission)>>,
     /// Closing the port ends the events thread (and gives the engine's events back to the
     /// application).
     port: PortCloser,
@@ -297,7 +307,12 @@ impl SipServer {
             stack,
         });
 
-        let (inbound_tx, inbound_rx) = crossbeam_channel::unbounded::<Inbound>();
+        // Bounded: what the workers cannot take in time is dropped (and counted) rather than
+        // held without limit; the rate limiter keeps one address from filling it.
+        let (inbound_tx, inbound_rx) =
+            crossbeam_channel::bounded::<(Inbound, Admission)>(INBOUND_QUEUE);
+        let limiter = RateLimiter::new(config.rate_limit, Vec::new());
+        let clock = engine.config().clock.clone();
         let limits = config.limits;
         let framer: super::transport::Framer = Arc::new(move |buf: &[u8]| {
             super::framing::frame(buf, &limits)
@@ -326,8 +341,25 @@ impl SipServer {
         let transport = Arc::new(
             Transport::start(
                 tconfig,
-                Arc::new(move |inbound| {
-                    let _ = handler_tx.send(inbound);
+                Arc::new({
+                    let node = Arc::downgrade(&node);
+                    move |inbound: Inbound| {
+                        let admission = limiter.admit(inbound.source.ip(), clock.now_ms());
+                        let guard = node.upgrade();
+                        let count = |counter: fn(&GuardCounters) -> &AtomicU64| {
+                            if let Some(node) = &guard {
+                                GuardCounters::count(counter(node.stack.guard()));
+                            }
+                        };
+                        match admission {
+                            Admission::Admit => {}
+                            Admission::Refuse { .. } => count(|g| &g.rate_refused),
+                            Admission::Drop => return count(|g| &g.rate_dropped),
+                        }
+                        if handler_tx.try_send((inbound, admission)).is_err() {
+                            count(|g| &g.queue_dropped);
+                        }
+                    }
                 }),
                 Arc::new({
                     // Weak: the transport is held by the stack.
@@ -507,9 +539,12 @@ impl Drop for SipServer {
     }
 }
 
-fn worker(node: &Arc<Node>, rx: &Receiver<Inbound>) {
-    while let Ok(inbound) = rx.recv() {
-        node.stack.handle(inbound, &**node);
+fn worker(node: &Arc<Node>, rx: &Receiver<(Inbound, Admission)>) {
+    while let Ok((inbound, admission)) = rx.recv() {
+        match admission {
+            Admission::Refuse { retry_after } => node.stack.refuse_over_rate(inbound, retry_after),
+            _ => node.stack.handle(inbound, &**node),
+        }
     }
 }
 

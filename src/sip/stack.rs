@@ -418,6 +418,33 @@ impl Stack {
         }
     }
 
+    /// Answers a request from an address over its rate limit `503 Service Unavailable`
+    /// with `Retry-After`, statelessly (see [`super::rate`]); anything else is dropped.
+    pub(crate) fn refuse_over_rate(&self, inbound: Inbound, retry_after: u32) {
+        let framing = if inbound.proto.is_stream() {
+            Framing::Stream
+        } else {
+            Framing::Datagram
+        };
+        let Ok(message) = SipMessage::parse_lenient(&inbound.data, &self.config.limits, framing)
+        else {
+            return;
+        };
+        if !message.is_request() || message.method() == Some("ACK") || message.check().is_err() {
+            return;
+        }
+        let built = (|| -> Result<Vec<u8>> {
+            let reason = "Service Unavailable (too many requests from your address)";
+            let mut b = MessageBuilder::response_to(&message, 503, reason, Some(&self.token()))?;
+            b.header("Retry-After", &retry_after.to_string())?;
+            b.header("Server", &self.config.server_name)?;
+            Ok(b.build())
+        })();
+        if let Ok(bytes) = built {
+            self.send(inbound.proto, inbound.source, inbound.connection, bytes);
+        }
+    }
+
     fn request(&self, message: SipMessage, peer: Peer, dispatch: &dyn Dispatch) {
         let method = message.method().unwrap_or_default().to_string();
         if method == "ACK" {
@@ -454,7 +481,7 @@ impl Stack {
             return false;
         };
         let status = message.status().unwrap_or(0);
-        let reliable = via.transport().eq_ignore_ascii_case("TCP");
+        let reliable = !via.transport().eq_ignore_ascii_case("UDP");
         let waiting = lock(&self.client_tx).respond(branch, status, reliable, self.now());
         match waiting {
             Some(waiting) => {
@@ -486,7 +513,7 @@ impl Stack {
         let Some(branch) = via.branch() else {
             return false;
         };
-        let reliable = via.transport().eq_ignore_ascii_case("TCP");
+        let reliable = !via.transport().eq_ignore_ascii_case("UDP");
         let waiting = {
             let mut table = lock(&self.client_tx);
             match table.pending(branch) {

@@ -321,7 +321,7 @@ impl Forwarder {
             return false;
         };
         let status = message.status().unwrap_or(0);
-        let reliable = via.transport().eq_ignore_ascii_case("TCP");
+        let reliable = !via.transport().eq_ignore_ascii_case("UDP");
         let mut forwards = lock(&self.forwards);
         if !forwards.contains_key(branch) {
             return false;
