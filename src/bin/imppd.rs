@@ -6,6 +6,9 @@
 //!       [--open] [--sha256] [--policy allow|confirm|polite-block|block]
 //!       [--log-level info] [--workers N] [--config FILE]
 //!       [--route DOMAIN=udp|tcp:ADDR:PORT]... [--route *=udp|tcp:ADDR:PORT] [--no-federate]
+//!       [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
+//!       [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
+//!       [--max-endpoints-per-user N]
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]
@@ -21,6 +24,13 @@
 //! imppd's users to a presentity of another domain is served with one shared back-end
 //! subscription per presentity (federation) unless `--no-federate` is given, in which case
 //! it is forwarded like any other request.
+//!
+//! The `--max-*` options bound the state strangers can make imppd keep (defaults 1000, 100,
+//! 1000, 10000, 10; see [`impp::engine::StateLimits`]): messages waiting for one offline
+//! user, and from one sender for one user (past either: `480 Temporarily Unavailable
+//! (mailbox full)`); subscriptions of one watcher and to one presentity (past either: `403
+//! Forbidden (too many subscriptions)`); registered contacts of one user (past it: `403
+//! Forbidden (too many registrations)`).
 //!
 //! SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
 //! the store, and after a restart every remote watcher is notified again in its dialog.
@@ -54,6 +64,9 @@ const USAGE: &str = "usage:
         [--log-level LEVEL] [--workers N] [--config FILE]
         [--route DOMAIN=udp|tcp:ADDR:PORT]... [--route *=udp|tcp:ADDR:PORT] [--no-federate]
         [--account AOR,password=PW,registrar=udp|tcp:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]]...
+        [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
+        [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
+        [--max-endpoints-per-user N]
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
@@ -67,7 +80,13 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           --no-federate forwards a user's SUBSCRIBE to another domain instead of serving it
           with one shared back-end subscription per remote presentity; --account makes
           imppd a user agent of another server too: it registers AOR there, publishes AOR's
-          presence, subscribes to AOR's buddies and carries AOR's messages through it";
+          presence, subscribes to AOR's buddies and carries AOR's messages through it;
+          state kept per user, watcher and presentity is bounded (N >= 1; past a bound the
+          request is refused and nothing is kept): --max-offline-messages-per-user 1000
+          and --max-offline-messages-per-sender 100 (messages waiting for one user, and
+          from one sender for one user: 480), --max-subscriptions-per-watcher 1000 and
+          --max-subscriptions-per-presentity 10000 (403), --max-endpoints-per-user 10
+          (registered contacts of one user: 403)";
 
 #[derive(Debug)]
 struct Options {
@@ -82,6 +101,7 @@ struct Options {
     routes: Vec<impp::sip::route::Route>,
     federate: bool,
     accounts: Vec<impp::sip::agent::Account>,
+    state_limits: impp::engine::StateLimits,
 }
 
 impl Default for Options {
@@ -98,8 +118,30 @@ impl Default for Options {
             routes: Vec::new(),
             federate: true,
             accounts: Vec::new(),
+            state_limits: impp::engine::StateLimits::default(),
         }
     }
+}
+
+/// Sets the bound `--max-...` names to `value` (at least 1).
+fn set_state_limit(
+    limits: &mut impp::engine::StateLimits,
+    name: &str,
+    value: &str,
+) -> Result<(), String> {
+    let field = match name {
+        "max-offline-messages-per-user" => &mut limits.max_offline_messages_per_user,
+        "max-offline-messages-per-sender" => &mut limits.max_offline_messages_per_sender,
+        "max-subscriptions-per-watcher" => &mut limits.max_subscriptions_per_watcher,
+        "max-subscriptions-per-presentity" => &mut limits.max_subscriptions_per_presentity,
+        "max-endpoints-per-user" => &mut limits.max_endpoints_per_user,
+        other => return Err(format!("unknown option --{other}")),
+    };
+    *field =
+        value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            format!("--{name} needs a number from 1 to 4294967295, not '{value}'")
+        })?;
+    Ok(())
 }
 
 /// `AOR,password=PW,registrar=HOP[,username=U][,proxy=HOP][,expires=S]`.
@@ -210,6 +252,9 @@ impl Options {
                         .map_err(|_| "--workers needs a number".to_string())?,
                 )
             }
+            limit if limit.starts_with("max-") => {
+                set_state_limit(&mut self.state_limits, limit, need(name, value)?)?
+            }
             other => return Err(format!("unknown option --{other}")),
         }
         Ok(())
@@ -259,6 +304,7 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 "account",
             ];
             if !WITH_VALUE.contains(&name.as_str())
+                && !name.starts_with("max-")
                 && !matches!(name.as_str(), "open" | "sha256" | "no-federate" | "help")
             {
                 return Err(format!("unknown option --{name}"));
@@ -435,6 +481,7 @@ fn serve(mut options: Options) -> Result<(), String> {
     let mut config = EngineConfig {
         domains: options.domains.clone(),
         default_policy: options.policy,
+        state_limits: options.state_limits,
         store,
         ..EngineConfig::default()
     };
