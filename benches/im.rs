@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use impp::engine::{AuthAction, DeliveryOutcome, Engine, EngineConfig, Event, OutgoingMessage};
+use impp::engine::{
+    AuthAction, DeliveryOutcome, Engine, EngineConfig, Event, OutgoingMessage, StateLimits,
+};
 use impp::store::{MemoryStore, SqliteStore, Store};
 use impp::uri::Uri;
 
@@ -43,6 +45,9 @@ fn engine(store: Arc<dyn Store>) -> Engine {
         workers: 2,
         default_policy: AuthAction::Allow,
         queue_capacity: 1 << 20,
+        // Throughput, not the bounds: above scale 1 a mailbox holds more than the default
+        // 100 messages from one sender.
+        state_limits: StateLimits::UNLIMITED,
         store,
         ..EngineConfig::default()
     })

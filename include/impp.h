@@ -170,6 +170,11 @@ typedef enum impp_status {
    * this host).
    */
   IMPP_ERR_NETWORK = -16,
+  /**
+   * A configured bound on the engine's state is reached (subscriptions per watcher or per
+   * presentity, endpoints per user); nothing changed. Room comes back as that state ends.
+   */
+  IMPP_ERR_LIMIT_REACHED = -17,
 } impp_status;
 
 /**
@@ -410,6 +415,20 @@ typedef enum impp_stat {
    * Instant messages that failed.
    */
   IMPP_STAT_MESSAGES_FAILED = 13,
+  /**
+   * Instant messages refused because the recipient's mailbox was full (also counted in
+   * `IMPP_STAT_MESSAGES_FAILED`).
+   */
+  IMPP_STAT_MESSAGES_REFUSED = 14,
+  /**
+   * Subscriptions refused because their watcher or presentity had as many as allowed.
+   */
+  IMPP_STAT_SUBSCRIPTIONS_REFUSED = 15,
+  /**
+   * Logins (SIP registrations) refused because their user had as many endpoints as
+   * allowed.
+   */
+  IMPP_STAT_ENDPOINTS_REFUSED = 16,
 } impp_stat;
 
 /**
@@ -512,6 +531,12 @@ typedef enum impp_failure_reason {
    * answered with a server error).
    */
   IMPP_FAILURE_UNREACHABLE = 7,
+  /**
+   * The recipient cannot take it now and its mailbox is full: as many waiting messages as
+   * are kept for one user, or from this sender for one user
+   * (`impp_config_set_max_offline_messages_per_user`, `_per_sender`). Nothing was stored.
+   */
+  IMPP_FAILURE_MAILBOX_FULL = 8,
 } impp_failure_reason;
 
 /**
@@ -924,7 +949,9 @@ uint32_t impp_account_expires(const struct impp_account *account);
  * subscription and endpoint expiry default 3600 s, minimum 60 s, maximum 86400 s; messages
  * up to 64 KiB, stored for 7 days; no endpoint presence; queue capacity 65536;
  * default policy confirm; no minimum notification interval; documents up to 64 KiB and 32
- * levels; the system clock; an in-memory store.
+ * levels; at most 1000 messages waiting per user and 100 of them per sender, 1000
+ * subscriptions per watcher, 10000 per presentity and 10 endpoints per user; the system
+ * clock; an in-memory store.
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`out` NULL).
  *
@@ -1110,6 +1137,70 @@ enum impp_status impp_config_set_min_notify_interval_ms(struct impp_config *conf
  * `config` is NULL or a live configuration; `uri` NULL or a NUL-terminated string.
  */
 enum impp_status impp_config_add_winfo_admin(struct impp_config *config, const char *uri);
+
+/**
+ * Sets how many instant messages may wait for one recipient (stored while it is offline,
+ * or queued behind those); default 1000. One more fails with an `IMPP_FAILURE_MAILBOX_FULL`
+ * delivery event and is not stored. `UINT32_MAX`: no bound.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_max_offline_messages_per_user(struct impp_config *config,
+                                                               uint32_t max);
+
+/**
+ * Sets how many instant messages from one sender may wait for one recipient; default 100.
+ * One more from that sender fails with `IMPP_FAILURE_MAILBOX_FULL` while other senders
+ * may still write, so one stranger cannot fill a user's mailbox. `UINT32_MAX`: no bound.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_max_offline_messages_per_sender(struct impp_config *config,
+                                                                 uint32_t max);
+
+/**
+ * Sets how many live subscriptions one watcher may hold, over every presentity and
+ * package; default 1000. One more fails with `IMPP_ERR_LIMIT_REACHED` (a fetch, expiry 0,
+ * is never refused). `UINT32_MAX`: no bound.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_max_subscriptions_per_watcher(struct impp_config *config,
+                                                               uint32_t max);
+
+/**
+ * Sets how many live subscriptions one presentity may have, over every package; default
+ * 10000. One more fails with `IMPP_ERR_LIMIT_REACHED` (a fetch is never refused).
+ * `UINT32_MAX`: no bound.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_max_subscriptions_per_presentity(struct impp_config *config,
+                                                                  uint32_t max);
+
+/**
+ * Sets how many endpoints (logins, registered SIP contacts) one user may have; default 10.
+ * Logging in one more fails with `IMPP_ERR_LIMIT_REACHED`; refreshing one that is logged
+ * in always works. `UINT32_MAX`: no bound.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+ *
+ * # Safety
+ * `config` is NULL or a live configuration.
+ */
+enum impp_status impp_config_set_max_endpoints_per_user(struct impp_config *config, uint32_t max);
 
 /**
  * Sets the limits applied to documents given as text: size in bytes and nesting depth.
@@ -1580,8 +1671,10 @@ enum impp_status impp_engine_remove_publication(const struct impp_engine *engine
  * Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_INVALID_URI`, `IMPP_ERR_UNKNOWN_PACKAGE`,
  * `IMPP_ERR_MALFORMED`/`IMPP_ERR_TOO_LARGE`/`IMPP_ERR_UNSAFE_XML`/`IMPP_ERR_UNSUPPORTED`
  * (the options' filter), `IMPP_ERR_INTERVAL_TOO_BRIEF` (the options' expiry: SIP 423),
- * `IMPP_ERR_FORBIDDEN` (another presentity's watcher information), `IMPP_ERR_SHUTDOWN`.
- * Nothing changes on error.
+ * `IMPP_ERR_FORBIDDEN` (another presentity's watcher information), `IMPP_ERR_LIMIT_REACHED`
+ * (the watcher or the presentity has as many subscriptions as
+ * `impp_config_set_max_subscriptions_per_watcher` or `_per_presentity` allow),
+ * `IMPP_ERR_SHUTDOWN`. Nothing changes on error.
  *
  * # Safety
  * `engine` NULL or live; strings NULL or NUL-terminated; `options` NULL or live options not
@@ -2406,8 +2499,9 @@ const char *impp_message_options_in_reply_to(const struct impp_message_options *
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad endpoint id),
  * `IMPP_ERR_INVALID_URI`, `IMPP_ERR_INTERVAL_TOO_BRIEF` (below the minimum: SIP 423),
- * `IMPP_ERR_FORBIDDEN` (a user outside the engine's domains), `IMPP_ERR_SHUTDOWN`. Nothing
- * changes on error.
+ * `IMPP_ERR_FORBIDDEN` (a user outside the engine's domains), `IMPP_ERR_LIMIT_REACHED` (a
+ * new endpoint of a user who has `impp_config_set_max_endpoints_per_user` of them),
+ * `IMPP_ERR_SHUTDOWN`. Nothing changes on error.
  *
  * # Safety
  * `engine` NULL or live; strings NULL or NUL-terminated; `granted_out` NULL or writable.

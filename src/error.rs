@@ -57,6 +57,11 @@ pub enum Error {
     /// this host), or a socket cannot be set up.
     #[error("network failure: {0}")]
     Network(String),
+    /// A configured bound on the engine's state is reached (subscriptions per watcher or
+    /// per presentity, endpoints per user): the request is refused and nothing changed.
+    /// Room comes back when some of that state ends.
+    #[error("limit reached: {0}")]
+    LimitReached(String),
 }
 
 impl Error {
@@ -79,6 +84,7 @@ impl Error {
             Error::Forbidden(_) => -14,
             Error::Storage(_) => -15,
             Error::Network(_) => -16,
+            Error::LimitReached(_) => -17,
         }
     }
 

@@ -711,3 +711,51 @@ fn the_policy_flag_applies_to_every_watcher() {
     assert!(state.starts_with("pending"), "{state}");
     server.stop();
 }
+
+/// The `--max-*` bounds, from the command line and from a config file: past them imppd
+/// answers as the library's server does (here a second registration of one user is 403 and
+/// a second waiting message from one sender is 480), and a bound of 0 is refused at start.
+#[test]
+fn state_limits_come_from_flags_and_the_config_file() {
+    use common::sip::{token, Client};
+    let bad = imppd(&["--domain", DOMAIN, "--max-endpoints-per-user", "0"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--max-endpoints-per-user needs a number"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let dir = Dir::new("limits");
+    let config = dir.0.join("imppd.conf");
+    std::fs::write(&config, "open\nmax-endpoints-per-user = 1\n").unwrap();
+    let mut server = Server::start_on(
+        &dir.db(),
+        free_port(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--max-offline-messages-per-sender",
+            "1",
+        ],
+    );
+    let addr = format!("127.0.0.1:{}", server.port).parse().unwrap();
+    let (mut phone, mut laptop) = (Client::new(addr, "bob"), Client::new(addr, "bob"));
+    assert_eq!(phone.register(600).status(), Some(200));
+    assert_eq!(laptop.register(600).status(), Some(403));
+    let mut alice = Client::new(addr, "alice");
+    let carol = format!("sip:carol@{DOMAIN}");
+    let mut send = || {
+        let m = alice.request(
+            "MESSAGE",
+            &carol,
+            &format!("<{carol}>"),
+            &token(),
+            "",
+            Some(("text/plain", b"hi")),
+        );
+        alice.transact(&m).status()
+    };
+    assert_eq!(send(), Some(202));
+    assert_eq!(send(), Some(480));
+    server.stop();
+}

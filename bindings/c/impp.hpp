@@ -1270,6 +1270,48 @@ public:
     }
     Config &&endpoint_presence(bool enabled) && { return std::move(endpoint_presence(enabled)); }
 
+    /* Bounds on the state one user, watcher or presentity makes the engine keep (each at
+     * least 1; UINT32_MAX: none). Messages waiting per recipient (default 1000) and per
+     * sender per recipient (default 100): past either a message fails as
+     * IMPP_FAILURE_MAILBOX_FULL. */
+    Config &max_offline_messages_per_user(std::uint32_t max) & {
+        detail::check(impp_config_set_max_offline_messages_per_user(get(), max));
+        return *this;
+    }
+    Config &&max_offline_messages_per_user(std::uint32_t max) && {
+        return std::move(max_offline_messages_per_user(max));
+    }
+    Config &max_offline_messages_per_sender(std::uint32_t max) & {
+        detail::check(impp_config_set_max_offline_messages_per_sender(get(), max));
+        return *this;
+    }
+    Config &&max_offline_messages_per_sender(std::uint32_t max) && {
+        return std::move(max_offline_messages_per_sender(max));
+    }
+    /* Live subscriptions per watcher (default 1000) and per presentity (default 10000), and
+     * endpoints per user (default 10): past them IMPP_ERR_LIMIT_REACHED. */
+    Config &max_subscriptions_per_watcher(std::uint32_t max) & {
+        detail::check(impp_config_set_max_subscriptions_per_watcher(get(), max));
+        return *this;
+    }
+    Config &&max_subscriptions_per_watcher(std::uint32_t max) && {
+        return std::move(max_subscriptions_per_watcher(max));
+    }
+    Config &max_subscriptions_per_presentity(std::uint32_t max) & {
+        detail::check(impp_config_set_max_subscriptions_per_presentity(get(), max));
+        return *this;
+    }
+    Config &&max_subscriptions_per_presentity(std::uint32_t max) && {
+        return std::move(max_subscriptions_per_presentity(max));
+    }
+    Config &max_endpoints_per_user(std::uint32_t max) & {
+        detail::check(impp_config_set_max_endpoints_per_user(get(), max));
+        return *this;
+    }
+    Config &&max_endpoints_per_user(std::uint32_t max) && {
+        return std::move(max_endpoints_per_user(max));
+    }
+
     /* Keeps the durable state (rules, users) in the SQLite file at `path`, opened (and
      * created if missing) here: a bad path throws now (IMPP_ERR_STORAGE, _MALFORMED,
      * _UNSUPPORTED). Without it the state lives in memory and goes with the engine. */

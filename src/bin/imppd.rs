@@ -6,6 +6,9 @@
 //!       [--open] [--sha256] [--policy allow|confirm|polite-block|block]
 //!       [--log-level info] [--workers N] [--config FILE]
 //!       [--route DOMAIN=udp|tcp|tls:ADDR:PORT]... [--route *=udp|tcp|tls:ADDR:PORT] [--no-federate]
+//!       [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
+//!       [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
+//!       [--max-endpoints-per-user N]
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]
@@ -31,6 +34,13 @@
 //! imppd's users to a presentity of another domain is served with one shared back-end
 //! subscription per presentity (federation) unless `--no-federate` is given, in which case
 //! it is forwarded like any other request.
+//!
+//! The `--max-*` options bound the state strangers can make imppd keep (defaults 1000, 100,
+//! 1000, 10000, 10; see [`impp::engine::StateLimits`]): messages waiting for one offline
+//! user, and from one sender for one user (past either: `480 Temporarily Unavailable
+//! (mailbox full)`); subscriptions of one watcher and to one presentity (past either: `403
+//! Forbidden (too many subscriptions)`); registered contacts of one user (past it: `403
+//! Forbidden (too many registrations)`).
 //!
 //! SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
 //! the store, and after a restart every remote watcher is notified again in its dialog.
@@ -68,6 +78,9 @@ const USAGE: &str = "usage:
         [--route DOMAIN=udp|tcp|tls:ADDR:PORT]... [--route *=udp|tcp|tls:ADDR:PORT] [--no-federate]
         [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]]...
         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
+        [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
+        [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
+        [--max-endpoints-per-user N]
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
@@ -92,7 +105,13 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           --tls-cert/--tls-key (PEM) are needed for tls: listeners, routes and accounts;
           peers' certificates must chain to --tls-ca (default: the system's trust
           anchors), and the certificate of a server imppd connects to must name the
-          domain it is reached for";
+          domain it is reached for;
+          state kept per user, watcher and presentity is bounded (N >= 1; past a bound the
+          request is refused and nothing is kept): --max-offline-messages-per-user 1000
+          and --max-offline-messages-per-sender 100 (messages waiting for one user, and
+          from one sender for one user: 480), --max-subscriptions-per-watcher 1000 and
+          --max-subscriptions-per-presentity 10000 (403), --max-endpoints-per-user 10
+          (registered contacts of one user: 403)";
 
 #[derive(Debug)]
 struct Options {
@@ -112,6 +131,7 @@ struct Options {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
+    state_limits: impp::engine::StateLimits,
 }
 
 impl Default for Options {
@@ -131,8 +151,30 @@ impl Default for Options {
             tls_cert: None,
             tls_key: None,
             tls_ca: None,
+            state_limits: impp::engine::StateLimits::default(),
         }
     }
+}
+
+/// Sets the bound `--max-...` names to `value` (at least 1).
+fn set_state_limit(
+    limits: &mut impp::engine::StateLimits,
+    name: &str,
+    value: &str,
+) -> Result<(), String> {
+    let field = match name {
+        "max-offline-messages-per-user" => &mut limits.max_offline_messages_per_user,
+        "max-offline-messages-per-sender" => &mut limits.max_offline_messages_per_sender,
+        "max-subscriptions-per-watcher" => &mut limits.max_subscriptions_per_watcher,
+        "max-subscriptions-per-presentity" => &mut limits.max_subscriptions_per_presentity,
+        "max-endpoints-per-user" => &mut limits.max_endpoints_per_user,
+        other => return Err(format!("unknown option --{other}")),
+    };
+    *field =
+        value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            format!("--{name} needs a number from 1 to 4294967295, not '{value}'")
+        })?;
+    Ok(())
 }
 
 /// `AOR,password=PW,registrar=HOP[,username=U][,proxy=HOP][,expires=S]`.
@@ -248,6 +290,9 @@ impl Options {
                         .map_err(|_| "--workers needs a number".to_string())?,
                 )
             }
+            limit if limit.starts_with("max-") => {
+                set_state_limit(&mut self.state_limits, limit, need(name, value)?)?
+            }
             other => return Err(format!("unknown option --{other}")),
         }
         Ok(())
@@ -300,6 +345,7 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 "account",
             ];
             if !WITH_VALUE.contains(&name.as_str())
+                && !name.starts_with("max-")
                 && !matches!(name.as_str(), "open" | "sha256" | "no-federate" | "help")
             {
                 return Err(format!("unknown option --{name}"));
@@ -495,6 +541,7 @@ fn serve(mut options: Options) -> Result<(), String> {
         // Closed unless --policy says otherwise: the presentity's own domain may watch.
         default_policy: options.policy.unwrap_or(AuthAction::Confirm),
         same_domain_policy: options.policy.is_none().then_some(AuthAction::Allow),
+        state_limits: options.state_limits,
         store,
         ..EngineConfig::default()
     };

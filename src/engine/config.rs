@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::clock::{Clock, SystemClock};
+use super::limits::StateLimits;
 use crate::doc::Limits;
 use crate::error::{Error, Result};
 use crate::model::rule::AuthAction;
@@ -82,6 +83,9 @@ pub struct EngineConfig {
     /// Whether a logged-in endpoint of a user who publishes no presence makes the user
     /// appear `open` (one minimal tuple per endpoint, withdrawn at logout). Default: no.
     pub endpoint_presence: bool,
+    /// Bounds on the state one user, watcher or presentity makes the engine keep (stored
+    /// messages, subscriptions, endpoints); see [`StateLimits`] for each default.
+    pub state_limits: StateLimits,
     /// The clock. Default: the system's monotonic clock.
     pub clock: Arc<dyn Clock>,
     /// The seed of the engine's one random generator (entity tags, and the SIP stack's tags,
@@ -116,6 +120,7 @@ impl Default for EngineConfig {
             min_notify_interval: Duration::ZERO,
             winfo_admins: Vec::new(),
             limits: Limits::DEFAULT,
+            state_limits: StateLimits::default(),
             clock: Arc::new(SystemClock::new()),
             random_seed: None,
             store: Arc::new(MemoryStore::volatile()),
@@ -138,6 +143,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("default_policy", &self.default_policy)
             .field("same_domain_policy", &self.same_domain_policy)
             .field("min_notify_interval", &self.min_notify_interval)
+            .field("state_limits", &self.state_limits)
             .finish_non_exhaustive()
     }
 }
@@ -173,6 +179,7 @@ impl EngineConfig {
                 "message_expiry must be above zero".into(),
             ));
         }
+        self.state_limits.validate()?;
         Ok(())
     }
 

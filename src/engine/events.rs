@@ -251,6 +251,10 @@ pub enum FailureReason {
     /// The recipient's domain could not be reached: its next hop did not answer, or
     /// answered with a server error (a message sent on by a transport).
     Unreachable,
+    /// The recipient cannot take it now and its mailbox is full: it holds as many waiting
+    /// messages as the engine keeps for one user, or as many from this sender as it keeps
+    /// from one sender for one user ([`crate::engine::StateLimits`]). Nothing was stored.
+    MailboxFull,
 }
 
 impl FailureReason {
@@ -264,6 +268,7 @@ impl FailureReason {
             FailureReason::Offline => "offline",
             FailureReason::Storage => "storage",
             FailureReason::Unreachable => "unreachable",
+            FailureReason::MailboxFull => "mailbox-full",
         }
     }
 }

@@ -36,6 +36,7 @@ pub mod config;
 mod directory;
 pub(crate) mod dispatcher;
 pub mod events;
+pub mod limits;
 mod port;
 pub(crate) mod queue;
 pub(crate) mod random;
@@ -63,6 +64,7 @@ pub use events::{
     Delivery, DeliveryOutcome, Event, FailureReason, Message, MessageId, Notification,
     SubscriptionId, SubscriptionState, TerminationReason,
 };
+pub use limits::StateLimits;
 pub use port::{Port, PortCloser, PortOptions, PortStats};
 pub use shard::messaging::EndpointInfo;
 pub use subscription::SubscriptionInfo;
@@ -231,6 +233,14 @@ pub struct Stats {
     pub messages_delivered: u64,
     /// Messages that failed.
     pub messages_failed: u64,
+    /// Messages refused because the recipient's mailbox was full (also counted in
+    /// `messages_failed`; see [`StateLimits`]).
+    pub messages_refused: u64,
+    /// Subscriptions refused because their watcher or presentity had as many as allowed.
+    pub subscriptions_refused: u64,
+    /// Logins (SIP registrations) refused because their user had as many endpoints as
+    /// allowed.
+    pub endpoints_refused: u64,
 }
 
 /// The presence engine. Dropping it shuts it down (see [`Core::shutdown`]).
@@ -316,6 +326,7 @@ impl Engine {
         let mut threads = Vec::with_capacity(config.workers);
         let mut counters = Vec::with_capacity(config.workers);
         let port = Arc::new(port::PortSlot::default());
+        let tally = Arc::new(limits::WatcherTally::default());
         let mut random = match config.random_seed {
             Some(seed) => random::Random::seeded(seed),
             None => random::Random::from_entropy(),
@@ -332,6 +343,7 @@ impl Engine {
                 tx.clone(),
                 directory.clone(),
                 port.clone(),
+                tally.clone(),
                 random.split(),
             );
             shard.restore(part);
@@ -551,7 +563,8 @@ impl Core {
     /// full current state, or none while authorization is pending. A presentity that has
     /// not published yet can be watched. Expiry outside the bounds is
     /// [`Error::IntervalTooBrief`]; watching another presentity's watchers is
-    /// [`Error::Forbidden`].
+    /// [`Error::Forbidden`]; a watcher or presentity with as many subscriptions as
+    /// [`EngineConfig::state_limits`] allows is [`Error::LimitReached`].
     pub fn subscribe(&self, request: SubscribeRequest) -> Result<SubscriptionId> {
         self.subscribe_naming(request, |_| None).map(|s| s.id)
     }
@@ -715,7 +728,9 @@ impl Core {
     /// Logs endpoint `endpoint` of `user` in, or refreshes its login; returns the granted
     /// expiry in seconds (`expires` `None`: the default; below the minimum is
     /// [`Error::IntervalTooBrief`]; 0 logs out). Messages waiting for the user are delivered
-    /// to it, in the order sent. A user outside the owned domains is [`Error::Forbidden`].
+    /// to it, in the order sent. A user outside the owned domains is [`Error::Forbidden`]; a
+    /// new endpoint of a user with as many as [`EngineConfig::state_limits`] allows is
+    /// [`Error::LimitReached`] (refreshing one always works).
     pub fn login(&self, user: &Uri, endpoint: &str, expires: Option<u32>) -> Result<u32> {
         self.login_at(user, endpoint, None, expires)
     }
@@ -738,6 +753,15 @@ impl Core {
             expires,
             reply,
         })
+    }
+
+    /// Counts a login refused at [`StateLimits::max_endpoints_per_user`] by a transport
+    /// that checked the bound itself before changing anything (a SIP REGISTER adding and
+    /// removing several contacts at once is refused whole).
+    pub(crate) fn count_endpoint_refusal(&self, user: &Uri) {
+        self.counters[self.shard_for(user)]
+            .endpoints_refused
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Logs an endpoint out; returns whether it was logged in.
@@ -987,6 +1011,9 @@ impl Core {
             s.messages_waiting += c.waiting.load(Ordering::Relaxed);
             s.messages_delivered += c.delivered.load(Ordering::Relaxed);
             s.messages_failed += c.failed.load(Ordering::Relaxed);
+            s.messages_refused += c.messages_refused.load(Ordering::Relaxed);
+            s.subscriptions_refused += c.subscriptions_refused.load(Ordering::Relaxed);
+            s.endpoints_refused += c.endpoints_refused.load(Ordering::Relaxed);
         }
         let q = self.queue.stats();
         s.events_queued = self.queue.len() as u64;

@@ -36,6 +36,7 @@ use super::authorization::{presentity_key, AuthAction, AuthRule, RuleBook, Watch
 use super::config::EngineConfig;
 use super::directory::Directory;
 use super::events::{Event, SubscriptionId, SubscriptionState, TerminationReason};
+use super::limits::WatcherTally;
 use super::queue::EventQueue;
 use super::random::Random;
 use super::subscription::{Remote, SubscriptionInfo, Subscriptions};
@@ -206,6 +207,10 @@ pub(crate) struct ShardCounters {
     pub(crate) waiting: AtomicU64,
     pub(crate) delivered: AtomicU64,
     pub(crate) failed: AtomicU64,
+    /// Refusals at the bounds of [`super::limits::StateLimits`].
+    pub(crate) messages_refused: AtomicU64,
+    pub(crate) subscriptions_refused: AtomicU64,
+    pub(crate) endpoints_refused: AtomicU64,
 }
 
 /// One package's state of one presentity.
@@ -269,6 +274,8 @@ pub(crate) struct Shard {
     directory: Arc<Directory>,
     /// What a transport set on the engine (event tap, remote delivery).
     pub(crate) port: Arc<super::port::PortSlot>,
+    /// Every watcher's live subscriptions, over every shard (see [`super::limits`]).
+    tally: Arc<WatcherTally>,
 }
 
 /// The shard a presentity lives on.
@@ -305,6 +312,7 @@ impl Shard {
         me: Sender<Command>,
         directory: Arc<Directory>,
         port: Arc<super::port::PortSlot>,
+        tally: Arc<WatcherTally>,
         random: Random,
     ) -> Shard {
         let mut book = RuleBook::default();
@@ -337,6 +345,7 @@ impl Shard {
             soft_state,
             directory,
             port,
+            tally,
         }
     }
 

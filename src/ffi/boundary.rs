@@ -53,6 +53,9 @@ pub enum impp_status {
     /// The network failed: a listen address cannot be bound (in use, or not an address of
     /// this host).
     IMPP_ERR_NETWORK = -16,
+    /// A configured bound on the engine's state is reached (subscriptions per watcher or per
+    /// presentity, endpoints per user); nothing changed. Room comes back as that state ends.
+    IMPP_ERR_LIMIT_REACHED = -17,
 }
 
 impl impp_status {
@@ -74,6 +77,7 @@ impl impp_status {
             Error::Forbidden(_) => impp_status::IMPP_ERR_FORBIDDEN,
             Error::Storage(_) => impp_status::IMPP_ERR_STORAGE,
             Error::Network(_) => impp_status::IMPP_ERR_NETWORK,
+            Error::LimitReached(_) => impp_status::IMPP_ERR_LIMIT_REACHED,
         }
     }
 }

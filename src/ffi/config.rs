@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::boundary::{free_handle, guard, guard_value, handle_mut, out_arg, str_arg, write_out};
 use super::enum_arg;
 use super::status::impp_status;
-use crate::engine::{AuthAction, EngineConfig, ExpiryBounds, ManualClock};
+use crate::engine::{AuthAction, EngineConfig, ExpiryBounds, ManualClock, StateLimits};
 use crate::error::{Error, Result};
 use crate::store::SqliteStore;
 use crate::uri::Uri;
@@ -61,7 +61,9 @@ pub struct impp_config {
 /// subscription and endpoint expiry default 3600 s, minimum 60 s, maximum 86400 s; messages
 /// up to 64 KiB, stored for 7 days; no endpoint presence; queue capacity 65536;
 /// default policy confirm; no minimum notification interval; documents up to 64 KiB and 32
-/// levels; the system clock; an in-memory store.
+/// levels; at most 1000 messages waiting per user and 100 of them per sender, 1000
+/// subscriptions per watcher, 10000 per presentity and 10 endpoints per user; the system
+/// clock; an in-memory store.
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT` (`out` NULL).
 ///
@@ -444,6 +446,135 @@ pub unsafe extern "C" fn impp_config_add_winfo_admin(
             let uri = Uri::parse(str_arg(uri, "uri")?)?;
             c.config.winfo_admins.push(uri);
             Ok(())
+        })
+    }
+}
+
+/// Sets one bound of the engine's state to `max` (at least 1; `UINT32_MAX`: no bound).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+unsafe fn set_state_limit(
+    config: *mut impp_config,
+    max: u32,
+    name: &str,
+    field: impl FnOnce(&mut StateLimits) -> &mut u32,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_config(config, |c| {
+            if max == 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "{name} must be at least 1 (UINT32_MAX for no bound), not 0"
+                )));
+            }
+            *field(&mut c.config.state_limits) = max;
+            Ok(())
+        })
+    }
+}
+
+/// Sets how many instant messages may wait for one recipient (stored while it is offline,
+/// or queued behind those); default 1000. One more fails with an `IMPP_FAILURE_MAILBOX_FULL`
+/// delivery event and is not stored. `UINT32_MAX`: no bound.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_max_offline_messages_per_user(
+    config: *mut impp_config,
+    max: u32,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        set_state_limit(config, max, "max_offline_messages_per_user", |l| {
+            &mut l.max_offline_messages_per_user
+        })
+    }
+}
+
+/// Sets how many instant messages from one sender may wait for one recipient; default 100.
+/// One more from that sender fails with `IMPP_FAILURE_MAILBOX_FULL` while other senders
+/// may still write, so one stranger cannot fill a user's mailbox. `UINT32_MAX`: no bound.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_max_offline_messages_per_sender(
+    config: *mut impp_config,
+    max: u32,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        set_state_limit(config, max, "max_offline_messages_per_sender", |l| {
+            &mut l.max_offline_messages_per_sender
+        })
+    }
+}
+
+/// Sets how many live subscriptions one watcher may hold, over every presentity and
+/// package; default 1000. One more fails with `IMPP_ERR_LIMIT_REACHED` (a fetch, expiry 0,
+/// is never refused). `UINT32_MAX`: no bound.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_max_subscriptions_per_watcher(
+    config: *mut impp_config,
+    max: u32,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        set_state_limit(config, max, "max_subscriptions_per_watcher", |l| {
+            &mut l.max_subscriptions_per_watcher
+        })
+    }
+}
+
+/// Sets how many live subscriptions one presentity may have, over every package; default
+/// 10000. One more fails with `IMPP_ERR_LIMIT_REACHED` (a fetch is never refused).
+/// `UINT32_MAX`: no bound.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_max_subscriptions_per_presentity(
+    config: *mut impp_config,
+    max: u32,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        set_state_limit(config, max, "max_subscriptions_per_presentity", |l| {
+            &mut l.max_subscriptions_per_presentity
+        })
+    }
+}
+
+/// Sets how many endpoints (logins, registered SIP contacts) one user may have; default 10.
+/// Logging in one more fails with `IMPP_ERR_LIMIT_REACHED`; refreshing one that is logged
+/// in always works. `UINT32_MAX`: no bound.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0).
+///
+/// # Safety
+/// `config` is NULL or a live configuration.
+#[no_mangle]
+pub unsafe extern "C" fn impp_config_set_max_endpoints_per_user(
+    config: *mut impp_config,
+    max: u32,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        set_state_limit(config, max, "max_endpoints_per_user", |l| {
+            &mut l.max_endpoints_per_user
         })
     }
 }

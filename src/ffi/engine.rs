@@ -77,6 +77,14 @@ pub enum impp_stat {
     IMPP_STAT_MESSAGES_DELIVERED = 12,
     /// Instant messages that failed.
     IMPP_STAT_MESSAGES_FAILED = 13,
+    /// Instant messages refused because the recipient's mailbox was full (also counted in
+    /// `IMPP_STAT_MESSAGES_FAILED`).
+    IMPP_STAT_MESSAGES_REFUSED = 14,
+    /// Subscriptions refused because their watcher or presentity had as many as allowed.
+    IMPP_STAT_SUBSCRIPTIONS_REFUSED = 15,
+    /// Logins (SIP registrations) refused because their user had as many endpoints as
+    /// allowed.
+    IMPP_STAT_ENDPOINTS_REFUSED = 16,
 }
 
 /// The event callback: `event` is borrowed for the call only (do not free it; copy what you
@@ -369,8 +377,10 @@ pub unsafe extern "C" fn impp_engine_remove_publication(
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT`, `IMPP_ERR_INVALID_URI`, `IMPP_ERR_UNKNOWN_PACKAGE`,
 /// `IMPP_ERR_MALFORMED`/`IMPP_ERR_TOO_LARGE`/`IMPP_ERR_UNSAFE_XML`/`IMPP_ERR_UNSUPPORTED`
 /// (the options' filter), `IMPP_ERR_INTERVAL_TOO_BRIEF` (the options' expiry: SIP 423),
-/// `IMPP_ERR_FORBIDDEN` (another presentity's watcher information), `IMPP_ERR_SHUTDOWN`.
-/// Nothing changes on error.
+/// `IMPP_ERR_FORBIDDEN` (another presentity's watcher information), `IMPP_ERR_LIMIT_REACHED`
+/// (the watcher or the presentity has as many subscriptions as
+/// `impp_config_set_max_subscriptions_per_watcher` or `_per_presentity` allow),
+/// `IMPP_ERR_SHUTDOWN`. Nothing changes on error.
 ///
 /// # Safety
 /// `engine` NULL or live; strings NULL or NUL-terminated; `options` NULL or live options not
@@ -796,6 +806,9 @@ pub unsafe extern "C" fn impp_engine_stat(
             11 => s.messages_waiting,
             12 => s.messages_delivered,
             13 => s.messages_failed,
+            14 => s.messages_refused,
+            15 => s.subscriptions_refused,
+            16 => s.endpoints_refused,
             _ => 0,
         }
     })

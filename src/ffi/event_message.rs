@@ -49,6 +49,10 @@ pub enum impp_failure_reason {
     /// The recipient's domain could not be reached (its next hop did not answer, or
     /// answered with a server error).
     IMPP_FAILURE_UNREACHABLE = 7,
+    /// The recipient cannot take it now and its mailbox is full: as many waiting messages as
+    /// are kept for one user, or from this sender for one user
+    /// (`impp_config_set_max_offline_messages_per_user`, `_per_sender`). Nothing was stored.
+    IMPP_FAILURE_MAILBOX_FULL = 8,
 }
 
 fn reason_to_c(reason: FailureReason) -> impp_failure_reason {
@@ -60,6 +64,7 @@ fn reason_to_c(reason: FailureReason) -> impp_failure_reason {
         FailureReason::Offline => impp_failure_reason::IMPP_FAILURE_OFFLINE,
         FailureReason::Storage => impp_failure_reason::IMPP_FAILURE_STORAGE,
         FailureReason::Unreachable => impp_failure_reason::IMPP_FAILURE_UNREACHABLE,
+        FailureReason::MailboxFull => impp_failure_reason::IMPP_FAILURE_MAILBOX_FULL,
     }
 }
 
@@ -322,6 +327,7 @@ pub extern "C" fn impp_failure_reason_name(reason: enum_arg::impp_failure_reason
         5 => b"offline\0",
         6 => b"storage\0",
         7 => b"unreachable\0",
+        8 => b"mailbox-full\0",
         _ => b"unknown\0",
     };
     name.as_ptr().cast()
@@ -350,6 +356,7 @@ mod tests {
             FailureReason::Offline,
             FailureReason::Storage,
             FailureReason::Unreachable,
+            FailureReason::MailboxFull,
         ] {
             // SAFETY: a name function's static string.
             let got = unsafe { name(impp_failure_reason_name(reason_to_c(reason) as c_int)) };

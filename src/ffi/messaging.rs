@@ -35,8 +35,9 @@ fn option_text(value: Option<&CString>) -> Result<Option<String>> {
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, bad endpoint id),
 /// `IMPP_ERR_INVALID_URI`, `IMPP_ERR_INTERVAL_TOO_BRIEF` (below the minimum: SIP 423),
-/// `IMPP_ERR_FORBIDDEN` (a user outside the engine's domains), `IMPP_ERR_SHUTDOWN`. Nothing
-/// changes on error.
+/// `IMPP_ERR_FORBIDDEN` (a user outside the engine's domains), `IMPP_ERR_LIMIT_REACHED` (a
+/// new endpoint of a user who has `impp_config_set_max_endpoints_per_user` of them),
+/// `IMPP_ERR_SHUTDOWN`. Nothing changes on error.
 ///
 /// # Safety
 /// `engine` NULL or live; strings NULL or NUL-terminated; `granted_out` NULL or writable.

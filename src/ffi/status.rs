@@ -40,6 +40,7 @@ pub extern "C" fn impp_status_name(status: enum_arg::impp_status) -> *const c_ch
         -14 => b"IMPP_ERR_FORBIDDEN\0",
         -15 => b"IMPP_ERR_STORAGE\0",
         -16 => b"IMPP_ERR_NETWORK\0",
+        -17 => b"IMPP_ERR_LIMIT_REACHED\0",
         _ => b"IMPP_UNKNOWN\0",
     };
     name.as_ptr().cast()
@@ -123,6 +124,7 @@ mod tests {
             Error::Forbidden(String::new()),
             Error::Storage(String::new()),
             Error::Network(String::new()),
+            Error::LimitReached(String::new()),
         ];
         for e in &errors {
             let status = impp_status::from_error(e);

@@ -638,6 +638,7 @@ impl Stack {
             Error::IntervalTooBrief(_) => (423, "Interval Too Brief"),
             Error::UnknownPackage(_) => (489, "Bad Event"),
             Error::Forbidden(_) => (403, "Forbidden"),
+            Error::LimitReached(_) => (403, "Forbidden (limit reached)"),
             Error::NotFound(_) => (481, "Subscription Does Not Exist"),
             Error::InvalidUri(_) | Error::InvalidArgument(_) => (400, "Bad Request"),
             Error::Malformed(_) | Error::UnsafeXml(_) => (400, "Bad Request"),

@@ -1,7 +1,8 @@
 /* Endpoints and instant messages as a C program uses them, under ASan/UBSan (and valgrind):
  * online delivery to every endpoint with a binary body, offline storage then delivery on
  * login in order, failures with their reasons, logout, endpoint expiry with the manual
- * clock, and bad input that must change nothing. */
+ * clock, bad input that must change nothing, and the bounds on the state kept per user,
+ * watcher and presentity. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdbool.h>
@@ -527,6 +528,87 @@ static void test_user_directory(void) {
     CHECK_OK(impp_engine_free(e));
 }
 
+/* The bounds on stored messages, subscriptions and endpoints: refused past them with a
+ * clear status (or a mailbox-full delivery), nothing changed, each refusal counted. */
+static void test_state_limits(void) {
+    impp_config *config = NULL;
+    CHECK_OK(impp_config_new(&config));
+    CHECK_FAILS(impp_config_set_max_offline_messages_per_user(NULL, 3), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_config_set_max_offline_messages_per_user(config, 0), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_config_set_max_offline_messages_per_sender(config, 0), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_config_set_max_subscriptions_per_watcher(config, 0), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_config_set_max_subscriptions_per_presentity(config, 0), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_config_set_max_endpoints_per_user(config, 0), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_OK(impp_config_set_workers(config, 2));
+    CHECK_OK(impp_config_use_manual_clock(config));
+    CHECK_OK(impp_config_set_default_policy(config, IMPP_AUTH_ALLOW));
+    CHECK_OK(impp_config_add_domain(config, "example.test"));
+    CHECK_OK(impp_config_set_max_offline_messages_per_user(config, 3));
+    CHECK_OK(impp_config_set_max_offline_messages_per_sender(config, 2));
+    CHECK_OK(impp_config_set_max_subscriptions_per_watcher(config, 1));
+    CHECK_OK(impp_config_set_max_subscriptions_per_presentity(config, 2));
+    CHECK_OK(impp_config_set_max_endpoints_per_user(config, 1));
+    impp_engine *e = NULL;
+    CHECK_OK(impp_engine_new(config, &e));
+
+    /* Bob is offline: two from Alice are stored, her third is refused, Carol's first is
+     * stored (the mailbox holds 3 now) and her second is refused. */
+    const char *senders[] = {ALICE, ALICE, ALICE, CAROL, CAROL};
+    uint64_t ids[5] = {0};
+    for (size_t i = 0; i < 5; i++) {
+        CHECK_OK(impp_engine_send_message(e, senders[i], BOB, "text/plain", (const uint8_t *)"hi",
+                                          2, NULL, &ids[i]));
+    }
+    impp_event *events[MAX_EVENTS];
+    size_t n = take_all(e, events, MAX_EVENTS);
+    const impp_failure_reason want[] = {IMPP_FAILURE_NONE, IMPP_FAILURE_NONE,
+                                        IMPP_FAILURE_MAILBOX_FULL, IMPP_FAILURE_NONE,
+                                        IMPP_FAILURE_MAILBOX_FULL};
+    for (size_t i = 0; i < 5; i++) {
+        const impp_event *d = delivery_of(events, n, ids[i]);
+        CHECK(d != NULL);
+        if (d != NULL) {
+            CHECK(impp_event_failure_reason(d) == want[i]);
+            CHECK(impp_event_delivery_outcome(d) ==
+                  (want[i] == IMPP_FAILURE_NONE ? IMPP_DELIVERY_STORED : IMPP_DELIVERY_FAILED));
+        }
+    }
+    free_all(events, n);
+    CHECK_STR(impp_failure_reason_name(IMPP_FAILURE_MAILBOX_FULL), "mailbox-full");
+    CHECK(impp_engine_stat(e, IMPP_STAT_MESSAGES_WAITING) == 3);
+    CHECK(impp_engine_stat(e, IMPP_STAT_MESSAGES_REFUSED) == 2);
+    CHECK(impp_engine_stat(e, IMPP_STAT_MESSAGES_FAILED) == 2);
+
+    /* One endpoint per user: a second is refused, the first refreshes. */
+    CHECK_OK(impp_engine_login(e, BOB, "phone", IMPP_EXPIRES_DEFAULT, NULL));
+    uint32_t granted = 77;
+    CHECK_FAILS(impp_engine_login(e, BOB, "laptop", IMPP_EXPIRES_DEFAULT, &granted),
+                IMPP_ERR_LIMIT_REACHED);
+    CHECK(granted == 77);
+    CHECK_STR(impp_status_name(IMPP_ERR_LIMIT_REACHED), "IMPP_ERR_LIMIT_REACHED");
+    CHECK_OK(impp_engine_login(e, BOB, "phone", IMPP_EXPIRES_DEFAULT, NULL));
+    CHECK(impp_engine_stat(e, IMPP_STAT_ENDPOINTS) == 1);
+    CHECK(impp_engine_stat(e, IMPP_STAT_ENDPOINTS_REFUSED) == 1);
+    drain(e);
+
+    /* One subscription per watcher, two per presentity. */
+    uint64_t sub = 0, other = 0, refused = 99;
+    CHECK_OK(impp_engine_subscribe(e, BOB, ALICE, "presence", NULL, &sub));
+    CHECK_FAILS(impp_engine_subscribe(e, BOB, CAROL, "presence", NULL, &refused),
+                IMPP_ERR_LIMIT_REACHED);
+    CHECK(refused == 99);
+    CHECK_OK(impp_engine_subscribe(e, CAROL, ALICE, "presence", NULL, &other));
+    CHECK_FAILS(impp_engine_subscribe(e, "sip:dave@example.test", ALICE, "presence", NULL, &refused),
+                IMPP_ERR_LIMIT_REACHED);
+    CHECK(impp_engine_stat(e, IMPP_STAT_SUBSCRIPTIONS_ACTIVE) == 2);
+    CHECK(impp_engine_stat(e, IMPP_STAT_SUBSCRIPTIONS_REFUSED) == 2);
+    /* Ending one frees room. */
+    CHECK_OK(impp_engine_unsubscribe(e, sub));
+    CHECK_OK(impp_engine_subscribe(e, BOB, CAROL, "presence", NULL, &sub));
+    drain(e);
+    CHECK_OK(impp_engine_free(e));
+}
+
 int main(void) {
     test_user_directory();
     test_online_delivery_to_every_endpoint();
@@ -534,5 +616,6 @@ int main(void) {
     test_failures_have_reasons();
     test_endpoint_expiry();
     test_bad_input_changes_nothing();
+    test_state_limits();
     return check_report("messaging_test");
 }

@@ -673,10 +673,21 @@ void test_messaging() {
                             .endpoint_expiry(60, 600, 3600)
                             .max_message_size(8)
                             .message_expiry(std::chrono::hours(1))
-                            .endpoint_presence(false));
+                            .endpoint_presence(false)
+                            .max_offline_messages_per_user(50)
+                            .max_offline_messages_per_sender(5)
+                            .max_subscriptions_per_watcher(100)
+                            .max_subscriptions_per_presentity(100)
+                            .max_endpoints_per_user(2));
     CHECK(engine.login(BOB, "phone") == 600);
     CHECK(engine.login(BOB, "laptop", 120, std::string("sip:bob@192.0.2.1")) == 120);
     CHECK(engine.stat(IMPP_STAT_ENDPOINTS) == 2);
+    // A third endpoint is past the bound: refused and counted, a refresh is not.
+    CHECK_THROWS(engine.login(BOB, "tablet"), IMPP_ERR_LIMIT_REACHED);
+    CHECK(engine.login(BOB, "phone") == 600);
+    CHECK(engine.stat(IMPP_STAT_ENDPOINTS) == 2);
+    CHECK(engine.stat(IMPP_STAT_ENDPOINTS_REFUSED) == 1);
+    CHECK_THROWS(impp::Config().max_endpoints_per_user(0), IMPP_ERR_INVALID_ARGUMENT);
 
     using namespace std::string_view_literals;
     const std::string_view binary = "a\0b"sv;

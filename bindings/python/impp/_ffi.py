@@ -184,6 +184,11 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "impp_config_set_max_message_size": (_status, [ConfigP, c_size_t]),
     "impp_config_set_message_expiry": (_status, [ConfigP, c_uint64]),
     "impp_config_set_endpoint_presence": (_status, [ConfigP, c_bool]),
+    "impp_config_set_max_offline_messages_per_user": (_status, [ConfigP, c_uint32]),
+    "impp_config_set_max_offline_messages_per_sender": (_status, [ConfigP, c_uint32]),
+    "impp_config_set_max_subscriptions_per_watcher": (_status, [ConfigP, c_uint32]),
+    "impp_config_set_max_subscriptions_per_presentity": (_status, [ConfigP, c_uint32]),
+    "impp_config_set_max_endpoints_per_user": (_status, [ConfigP, c_uint32]),
     "impp_config_default_workers": (c_uint32, []),
     # Engine
     "impp_engine_new": (_status, [ConfigP, POINTER(EngineP)]),

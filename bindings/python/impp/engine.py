@@ -79,6 +79,9 @@ STATS = (
     "messages_waiting",
     "messages_delivered",
     "messages_failed",
+    "messages_refused",
+    "subscriptions_refused",
+    "endpoints_refused",
 )
 
 # Blocking waits are cut into slices so that Ctrl-C is seen and close() from another thread
@@ -155,7 +158,12 @@ class Config:
     ``endpoint_expiry`` (``(min, default, max)`` seconds), ``max_message_size`` (bytes),
     ``message_expiry`` (seconds a message stored for an offline recipient is kept),
     ``endpoint_presence`` (bool: a logged-in endpoint makes a user who publishes nothing
-    appear open).
+    appear open), and the bounds on the state one user, watcher or presentity makes the
+    engine keep (each at least 1; ``0xFFFFFFFF``: none): ``max_offline_messages_per_user``
+    (default 1000) and ``max_offline_messages_per_sender`` (per recipient, default 100;
+    past either a message fails as ``mailbox-full``), ``max_subscriptions_per_watcher``
+    (default 1000), ``max_subscriptions_per_presentity`` (default 10000) and
+    ``max_endpoints_per_user`` (default 10; past these :class:`impp.LimitReached`).
 
     An :class:`Engine` consumes its Config; one Config makes one engine.
     """
@@ -284,6 +292,51 @@ class Config:
         check(lib.impp_config_set_endpoint_presence(self._h(), bool(enabled)))
         return self
 
+    def _limit(self, setter: Any, name: str, value: int) -> Config:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, not {value!r}")
+        if not 1 <= value <= 0xFFFFFFFF:
+            raise InvalidArgument(f"{name} must be from 1 to 4294967295, not {value!r}")
+        check(setter(self._h(), value))
+        return self
+
+    def set_max_offline_messages_per_user(self, max: int) -> Config:
+        """How many messages may wait for one recipient (default 1000); more fail as
+        ``mailbox-full``."""
+        return self._limit(
+            lib.impp_config_set_max_offline_messages_per_user, "max_offline_messages_per_user", max
+        )
+
+    def set_max_offline_messages_per_sender(self, max: int) -> Config:
+        """How many messages from one sender may wait for one recipient (default 100); more
+        from that sender fail as ``mailbox-full``."""
+        return self._limit(
+            lib.impp_config_set_max_offline_messages_per_sender,
+            "max_offline_messages_per_sender",
+            max,
+        )
+
+    def set_max_subscriptions_per_watcher(self, max: int) -> Config:
+        """How many live subscriptions one watcher may hold (default 1000); more raise
+        :class:`impp.LimitReached`."""
+        return self._limit(
+            lib.impp_config_set_max_subscriptions_per_watcher, "max_subscriptions_per_watcher", max
+        )
+
+    def set_max_subscriptions_per_presentity(self, max: int) -> Config:
+        """How many live subscriptions one presentity may have (default 10000); more raise
+        :class:`impp.LimitReached`."""
+        return self._limit(
+            lib.impp_config_set_max_subscriptions_per_presentity,
+            "max_subscriptions_per_presentity",
+            max,
+        )
+
+    def set_max_endpoints_per_user(self, max: int) -> Config:
+        """How many endpoints one user may have logged in (default 10); one more raises
+        :class:`impp.LimitReached`."""
+        return self._limit(lib.impp_config_set_max_endpoints_per_user, "max_endpoints_per_user", max)
+
     def use_manual_clock(self) -> Config:
         """Time moves only by :meth:`Engine.advance_clock` (for tests and simulations)."""
         check(lib.impp_config_use_manual_clock(self._h()))
@@ -346,6 +399,11 @@ _CONFIG_OPTIONS: Dict[str, Callable[[Config, Any], object]] = {
     "max_message_size": Config.set_max_message_size,
     "message_expiry": Config.set_message_expiry,
     "endpoint_presence": Config.set_endpoint_presence,
+    "max_offline_messages_per_user": Config.set_max_offline_messages_per_user,
+    "max_offline_messages_per_sender": Config.set_max_offline_messages_per_sender,
+    "max_subscriptions_per_watcher": Config.set_max_subscriptions_per_watcher,
+    "max_subscriptions_per_presentity": Config.set_max_subscriptions_per_presentity,
+    "max_endpoints_per_user": Config.set_max_endpoints_per_user,
 }
 
 

@@ -182,6 +182,7 @@ class FailureReason(_CEnum):
     OFFLINE = ("offline", 5)
     STORAGE = ("storage", 6)
     UNREACHABLE = ("unreachable", 7)
+    MAILBOX_FULL = ("mailbox-full", 8)
 
 
 class Basic(_CEnum):

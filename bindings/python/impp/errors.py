@@ -29,6 +29,7 @@ __all__ = [
     "Forbidden",
     "Storage",
     "Network",
+    "LimitReached",
     "InvalidState",
     "error_for_status",
 ]
@@ -56,6 +57,7 @@ class Status(enum.IntEnum):
     FORBIDDEN = -14
     STORAGE = -15
     NETWORK = -16
+    LIMIT_REACHED = -17
 
 
 class Error(Exception):
@@ -206,6 +208,14 @@ class Network(Error):
     status_name = "IMPP_ERR_NETWORK"
 
 
+class LimitReached(Error):
+    """A configured bound on the engine's state is reached (subscriptions per watcher or per
+    presentity, endpoints per user); nothing changed. Room comes back as that state ends."""
+
+    status = Status.LIMIT_REACHED
+    status_name = "IMPP_ERR_LIMIT_REACHED"
+
+
 class InvalidState(Error, RuntimeError):
     """The object is not in a state where the call makes sense: polling an engine whose
     events go to an :meth:`~impp.Engine.on_event` callback, a second coroutine awaiting the
@@ -233,6 +243,7 @@ for _cls in (
     Forbidden,
     Storage,
     Network,
+    LimitReached,
 ):
     assert _cls.status is not None
     _BY_STATUS[_cls.status] = _cls

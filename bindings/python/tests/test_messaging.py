@@ -179,6 +179,40 @@ def test_config_options():
         impp.Config(endpoint_expiry=(30, 20, 10))
 
 
+def test_state_limits():
+    """The bounds on stored messages, subscriptions and endpoints: set through Config (and
+    as Engine keywords), refused past them with nothing kept, each refusal counted."""
+    config = impp.Config(manual_clock=True, default_policy="allow")
+    assert config.set_max_offline_messages_per_user(3) is config
+    config.set_max_endpoints_per_user(1).set_max_subscriptions_per_presentity(100)
+    with impp.Engine(config, max_offline_messages_per_sender=1,
+                     max_subscriptions_per_watcher=1) as e:
+        first = e.send_message(ALICE, BOB, "one")
+        second = e.send_message(ALICE, BOB, "two")
+        got = {d.message_id: (d.outcome, d.reason) for d in of_kind(drain(e), "delivery")}
+        assert got == {first: ("stored", None), second: ("failed", "mailbox-full")}
+        assert impp.FailureReason.MAILBOX_FULL == "mailbox-full"
+        e.login(BOB, "phone")
+        with pytest.raises(impp.LimitReached, match="endpoints"):
+            e.login(BOB, "laptop")
+        sub = e.subscribe(BOB, ALICE)
+        with pytest.raises(impp.LimitReached) as refused:
+            e.subscribe(BOB, CAROL)
+        assert refused.value.status == impp.Status.LIMIT_REACHED
+        drain(e)
+        stats = e.stats()
+        assert (stats["messages_refused"], stats["endpoints_refused"],
+                stats["subscriptions_refused"]) == (1, 1, 1)
+        assert (stats["messages_waiting"], stats["endpoints"]) == (0, 1)
+        sub.unsubscribe()
+        e.subscribe(BOB, CAROL)
+    for bad in (0, -1, 2**32):
+        with pytest.raises(impp.InvalidArgument):
+            impp.Config(max_endpoints_per_user=bad)
+    with pytest.raises(TypeError):
+        impp.Config(max_subscriptions_per_watcher="10")
+
+
 def test_a_message_reaches_the_callback(im):
     got = Collector()
     im.on_event(got)

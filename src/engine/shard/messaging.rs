@@ -28,7 +28,7 @@
 //! device takes it.
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{Command, Shard};
@@ -128,6 +128,74 @@ struct Waiting {
     durability: Durability,
 }
 
+/// A user's waiting messages by id (the order sent), and how many of them each sender
+/// wrote (the bounds of [`crate::engine::StateLimits`] read both).
+#[derive(Default)]
+struct Mailbox {
+    letters: BTreeMap<u64, Waiting>,
+    /// By sender key; a sender with nothing waiting has no entry.
+    senders: HashMap<String, u32>,
+}
+
+impl Mailbox {
+    fn len(&self) -> usize {
+        self.letters.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.letters.is_empty()
+    }
+
+    /// The messages from `sender` (a key) waiting.
+    fn of_sender(&self, sender: &str) -> u32 {
+        self.senders.get(sender).copied().unwrap_or(0)
+    }
+
+    fn insert(&mut self, waiting: Waiting) {
+        *self
+            .senders
+            .entry(presentity_key(&waiting.letter.sender))
+            .or_default() += 1;
+        if let Some(replaced) = self.letters.insert(waiting.letter.id, waiting) {
+            self.uncount(&replaced);
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Waiting> {
+        let waiting = self.letters.remove(&id)?;
+        self.uncount(&waiting);
+        Some(waiting)
+    }
+
+    fn uncount(&mut self, gone: &Waiting) {
+        let sender = presentity_key(&gone.letter.sender);
+        if let Some(n) = self.senders.get_mut(&sender) {
+            *n -= 1;
+            if *n == 0 {
+                self.senders.remove(&sender);
+            }
+        }
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Waiting> {
+        self.letters.get_mut(&id)
+    }
+
+    /// The first message (the oldest), if any.
+    fn first(&self) -> Option<&Waiting> {
+        self.letters.first_key_value().map(|(_, w)| w)
+    }
+
+    /// The ids of the messages not stored (waiting in memory only).
+    fn transient(&self) -> Vec<u64> {
+        self.letters
+            .iter()
+            .filter(|(_, w)| w.durability == Durability::Transient)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
 /// A message handed to a transport's devices, waiting for one of them to take it.
 pub(crate) struct Handover {
     letter: Letter,
@@ -153,7 +221,7 @@ pub(crate) struct Endpoint {
 pub(crate) struct User {
     pub(super) uri: Arc<Uri>,
     pub(super) endpoints: Vec<Endpoint>,
-    mailbox: BTreeMap<u64, Waiting>,
+    mailbox: Mailbox,
     /// The message handed to the transport's devices and not decided yet: the mailbox
     /// waits behind it.
     handing: Option<u64>,
@@ -167,7 +235,7 @@ impl User {
         User {
             uri,
             endpoints: Vec::new(),
-            mailbox: BTreeMap::new(),
+            mailbox: Mailbox::default(),
             handing: None,
             held: false,
         }
@@ -307,21 +375,51 @@ impl Shard {
             return;
         }
         if online {
+            if !self.mailbox_has_room(&letter) {
+                return self.fail(&letter, FailureReason::MailboxFull);
+            }
             let key = letter.key.clone();
             let user = self.users.get_mut(&*key).expect("online above");
-            user.mailbox.insert(
-                letter.id,
-                Waiting {
-                    letter,
-                    durability: Durability::Transient,
-                },
-            );
+            user.mailbox.insert(Waiting {
+                letter,
+                durability: Durability::Transient,
+            });
             return self.drain(&key);
         }
         if letter.content_type.eq_ignore_ascii_case(IS_COMPOSING) {
             return self.fail(&letter, FailureReason::Offline);
         }
+        if !self.mailbox_has_room(&letter) {
+            return self.fail(&letter, FailureReason::MailboxFull);
+        }
         self.store_letter(letter, Durability::Writing);
+    }
+
+    /// Whether the recipient's mailbox may take one more letter under the bounds of
+    /// [`crate::engine::StateLimits`] (a refusal is counted and logged).
+    fn mailbox_has_room(&self, letter: &Letter) -> bool {
+        let Some(mailbox) = self.users.get(&*letter.key).map(|u| &u.mailbox) else {
+            return true;
+        };
+        let limits = self.config.state_limits;
+        let refusal = if mailbox.len() >= limits.max_offline_messages_per_user as usize {
+            "the most this server keeps for one user"
+        } else if mailbox.of_sender(&presentity_key(&letter.sender))
+            >= limits.max_offline_messages_per_sender
+        {
+            "the most this server keeps from one sender for one user"
+        } else {
+            return true;
+        };
+        self.counters.messages_refused.fetch_add(1, RELAXED);
+        log::debug!(
+            "message {} from {} to {} refused: its mailbox holds {}",
+            letter.id,
+            letter.sender,
+            letter.recipient,
+            refusal
+        );
+        false
     }
 
     /// Puts a letter in its (offline) recipient's mailbox and, for a new one, writes it.
@@ -347,7 +445,7 @@ impl Shard {
         let recipient = letter.recipient.clone();
         self.user_entry_by_key(&key, &recipient)
             .mailbox
-            .insert(letter.id, Waiting { letter, durability });
+            .insert(Waiting { letter, durability });
         if durability == Durability::Stored {
             self.drain(&key);
         }
@@ -362,7 +460,7 @@ impl Shard {
             return;
         };
         let online = user.reachable();
-        let Some(waiting) = user.mailbox.get_mut(&id) else {
+        let Some(waiting) = user.mailbox.get_mut(id) else {
             return;
         };
         match result {
@@ -378,7 +476,7 @@ impl Shard {
             }
             Err(e) => {
                 log::error!("message {id} could not be stored: {e}");
-                let letter = user.mailbox.remove(&id).expect("found above").letter;
+                let letter = user.mailbox.remove(id).expect("found above").letter;
                 self.waiting.remove(&id);
                 self.counters.waiting.fetch_sub(1, RELAXED);
                 self.fail(&letter, FailureReason::Storage);
@@ -398,13 +496,14 @@ impl Shard {
             if !user.reachable() || user.handing.is_some() {
                 return;
             }
-            let Some(entry) = user.mailbox.first_entry() else {
+            let Some(first) = user.mailbox.first() else {
                 return self.collect_user_if_idle(key);
             };
-            if entry.get().durability == Durability::Writing {
+            if first.durability == Durability::Writing {
                 return;
             }
-            let waiting = entry.remove();
+            let id = first.letter.id;
+            let waiting = user.mailbox.remove(id).expect("the first one");
             let stored = waiting.durability == Durability::Stored;
             if !self.hand_over(&waiting.letter, stored) {
                 // Still on disk and still expiring, until a device takes it.
@@ -526,14 +625,8 @@ impl Shard {
             user.handing = None;
             user.held = true;
             // What waited in memory behind it goes to disk now: the user is unreachable.
-            let transient: Vec<u64> = user
-                .mailbox
-                .iter()
-                .filter(|(_, w)| w.durability == Durability::Transient)
-                .map(|(id, _)| *id)
-                .collect();
-            for id in transient {
-                if let Some(w) = user.mailbox.remove(&id) {
+            for id in user.mailbox.transient() {
+                if let Some(w) = user.mailbox.remove(id) {
                     behind.push(w.letter);
                 }
             }
@@ -548,13 +641,12 @@ impl Shard {
                 self.fail(&letter, FailureReason::Expired);
             } else {
                 let recipient = letter.recipient.clone();
-                self.user_entry_by_key(&key, &recipient).mailbox.insert(
-                    id,
-                    Waiting {
+                self.user_entry_by_key(&key, &recipient)
+                    .mailbox
+                    .insert(Waiting {
                         letter,
                         durability: Durability::Stored,
-                    },
-                );
+                    });
             }
         } else {
             self.store_or_fail(letter);
@@ -583,7 +675,7 @@ impl Shard {
             return; // delivered before
         };
         self.counters.waiting.fetch_sub(1, RELAXED);
-        let Some(waiting) = self.users.get_mut(&key).and_then(|u| u.mailbox.remove(&id)) else {
+        let Some(waiting) = self.users.get_mut(&key).and_then(|u| u.mailbox.remove(id)) else {
             return;
         };
         if waiting.durability != Durability::Transient {
@@ -619,6 +711,7 @@ impl Shard {
             )));
         }
         let granted = self.config.endpoint_expiry.grant(Some(expires), "login")?;
+        self.check_endpoint_room(&user, &endpoint)?;
         let expires_at = self.now() + u64::from(granted) * 1000;
         self.restore_endpoint(user.clone(), endpoint.clone(), contact.clone(), expires_at);
         if self.soft_state {
@@ -634,6 +727,26 @@ impl Shard {
         }
         self.drain(&presentity_key(&user));
         Ok(granted)
+    }
+
+    /// Refuses a new endpoint of a user who has as many as
+    /// [`crate::engine::StateLimits::max_endpoints_per_user`] (counted); a refresh of one
+    /// logged in passes.
+    fn check_endpoint_room(&self, user: &Uri, endpoint: &str) -> Result<()> {
+        let max = self.config.state_limits.max_endpoints_per_user;
+        let Some(entry) = self.users.get(&presentity_key(user)) else {
+            return Ok(());
+        };
+        if entry.endpoints.len() < max as usize
+            || entry.endpoints.iter().any(|e| &*e.id == endpoint)
+        {
+            return Ok(());
+        }
+        self.counters.endpoints_refused.fetch_add(1, RELAXED);
+        log::debug!("login of endpoint {endpoint} of {user} refused: {max} endpoints already");
+        Err(Error::LimitReached(format!(
+            "{user} has {max} endpoints logged in, the most this server keeps for one user"
+        )))
     }
 
     /// Puts an endpoint online until `expires_at` (clock time) without writing it.

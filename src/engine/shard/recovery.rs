@@ -111,6 +111,8 @@ impl Shard {
             .subscribers
             .push(id);
         self.count_state(None, Some(state));
+        // Taken back whatever the bounds say now: it was accepted before the restart.
+        self.tally.add(&crate::model::key::presentity_key(&watcher));
         self.subscriptions.insert(id, sub);
         self.timers.schedule(expires_at, Timer::Subscription(id));
         if r.package != Package::PresenceWinfo {

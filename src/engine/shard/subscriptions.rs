@@ -76,6 +76,13 @@ impl Shard {
             let default = self.config.policy_for(&presentity, &watcher);
             self.rules.decide(&presentity, &watcher, default)
         };
+        // The bounds come before anything changes; past this point nothing fails.
+        let watcher_key = presentity_key(&watcher);
+        if fetch {
+            self.tally.add(&watcher_key);
+        } else {
+            self.check_subscription_room(&key, &watcher_key, &watcher, &presentity)?;
+        }
         log::debug!(
             target: LOG_TARGET,
             "subscription {id}: {watcher} to {presentity} ({package}) authorized: {action}"
@@ -153,6 +160,41 @@ impl Shard {
             self.persist_subscription(id);
         }
         Ok((id, if fetch { 0 } else { expires }))
+    }
+
+    /// Refuses a subscription past [`crate::engine::StateLimits`]'s bounds (counted);
+    /// otherwise counts it in the watcher's tally.
+    fn check_subscription_room(
+        &mut self,
+        key: &str,
+        watcher_key: &str,
+        watcher: &Uri,
+        presentity: &Uri,
+    ) -> Result<()> {
+        let limits = self.config.state_limits;
+        let watchers = self.presentities.get(key).map_or(0, |p| {
+            p.channels.values().map(|c| c.subscribers.len()).sum()
+        });
+        let refusal = if watchers >= limits.max_subscriptions_per_presentity as usize {
+            format!(
+                "{presentity} has {watchers} subscriptions, the most this server keeps for one presentity"
+            )
+        } else if !self
+            .tally
+            .try_add(watcher_key, limits.max_subscriptions_per_watcher)
+        {
+            format!(
+                "{watcher} has {} subscriptions, the most this server keeps for one watcher",
+                limits.max_subscriptions_per_watcher
+            )
+        } else {
+            return Ok(());
+        };
+        self.counters
+            .subscriptions_refused
+            .fetch_add(1, Ordering::Relaxed);
+        log::debug!(target: LOG_TARGET, "subscription of {watcher} to {presentity} refused: {refusal}");
+        Err(Error::LimitReached(refusal))
     }
 
     pub(super) fn refresh_subscription(&mut self, id: SubscriptionId, expires: u32) -> Result<u32> {
@@ -256,6 +298,7 @@ impl Shard {
                 .submit(crate::store::Write::DeleteSubscription(id.0), None);
         }
         self.count_state(Some(sub.state), None);
+        self.tally.remove(&presentity_key(&sub.watcher));
         let key = presentity_key(&sub.presentity);
         if let Some(p) = self.presentities.get_mut(&key) {
             if let Some(c) = p.channels.get_mut(&sub.package) {

@@ -3,6 +3,11 @@
 //! of the package: `406`); the engine's notifications of
 //! the subscription go out as NOTIFYs inside it (the first at once: full state, or none
 //! while pending). A SUBSCRIBE inside the dialog refreshes (or with `Expires: 0` ends) it.
+//! A new SUBSCRIBE from a watcher, or to a presentity, that has as many subscriptions as the
+//! engine keeps ([`crate::engine::StateLimits`]) gets `403 Forbidden (too many
+//! subscriptions)` and makes nothing: the bound holds until some of those subscriptions end,
+//! so repeating the request at once would not help (RFC 3261 §21.4.4), and `503` would tell
+//! the watcher this server is overloaded and send it to another one (RFC 3263 §4.3).
 //!
 //! # One NOTIFY in flight per dialog (RFC 6665 §4.2.2)
 //!
@@ -310,6 +315,14 @@ impl Notifier {
                     .stack
                     .too_brief(request, engine.config().subscription_expiry.min)
                     .map(Some);
+            }
+            Err(Error::LimitReached(_)) => {
+                drop(dialogs);
+                return Ok(Some(self.stack.reply(
+                    request,
+                    403,
+                    "Forbidden (too many subscriptions)",
+                )));
             }
             Err(e) => return Err(e),
         };

@@ -4,7 +4,9 @@
 //! that answered 2xx), `202` (stored for an offline user, or for one whose contacts did not
 //! take it: see below), `404` (no such user), `413` (over the size limit), `403` (the
 //! recipient blocks the sender), `480` (an is-composing indication for a user who cannot
-//! take it now).
+//! take it now; or, with the reason phrase `Temporarily Unavailable (mailbox full)`, a
+//! message for a user whose mailbox holds as many waiting messages as the engine keeps for
+//! one user or from one sender: see [`crate::engine::StateLimits`]).
 //!
 //! # Relaying to registered contacts: nothing acknowledged is lost
 //!
@@ -173,6 +175,11 @@ impl Pager {
             DeliveryOutcome::Failed(FailureReason::TooLarge) => (413, "Request Entity Too Large"),
             DeliveryOutcome::Failed(FailureReason::Rejected) => (403, "Forbidden"),
             DeliveryOutcome::Failed(FailureReason::Offline) => (480, "Temporarily Unavailable"),
+            // The user is known but cannot take the message now, and no more are kept for
+            // it (RFC 3261 §21.4.18); not 486, which says a device was reached and is busy.
+            DeliveryOutcome::Failed(FailureReason::MailboxFull) => {
+                (480, "Temporarily Unavailable (mailbox full)")
+            }
             DeliveryOutcome::Failed(FailureReason::Expired) => (408, "Request Timeout"),
             DeliveryOutcome::Failed(FailureReason::Storage) => (500, "Server Internal Error"),
             DeliveryOutcome::Failed(FailureReason::Unreachable) => (503, "Service Unavailable"),

@@ -2,7 +2,9 @@
 //! of the user in the engine ([`crate::engine::Core::login_at`]): its id is the contact URI,
 //! its location the address the REGISTER came from (so requests reach a client behind NAT
 //! over the path it opened). Registering brings the user online, so messages stored for it
-//! are relayed to the new contact at once.
+//! are relayed to the new contact at once. A REGISTER that would give the user more
+//! endpoints than the engine keeps gets `403 Forbidden (too many registrations)` and changes
+//! nothing (see [`too_many_registrations`]).
 #![forbid(unsafe_code)]
 
 use std::sync::{Arc, Mutex};
@@ -86,23 +88,37 @@ impl Registrar {
                 }
             }
             Contacts::List(contacts) => {
-                for contact in contacts {
+                let expires_of = |contact: &crate::sip::header::NameAddr| match contact
+                    .params()
+                    .value("expires")
+                {
+                    Some(v) => v.parse::<u32>().unwrap_or(DEFAULT_EXPIRES),
+                    None => header_expires.unwrap_or(DEFAULT_EXPIRES),
+                };
+                let (removed, added): (Vec<_>, Vec<_>) =
+                    contacts.iter().partition(|c| expires_of(c) == 0);
+                let max = engine.config().state_limits.max_endpoints_per_user;
+                if too_many(&engine.endpoints(&aor)?, &removed, &added, max) {
+                    engine.count_endpoint_refusal(&aor);
+                    return Ok(too_many_registrations(&self.stack, request));
+                }
+                // Removals first, so that the bound counts what the request leaves.
+                for contact in removed {
+                    engine.logout(&aor, contact.uri_text())?;
+                }
+                for contact in added {
                     let here = contact_location(request, contact.uri().ok().as_ref());
-                    let expires = match contact.params().value("expires") {
-                        Some(v) => v.parse::<u32>().unwrap_or(DEFAULT_EXPIRES),
-                        None => header_expires.unwrap_or(DEFAULT_EXPIRES),
-                    };
                     let uri = contact.uri_text();
-                    if expires == 0 {
-                        engine.logout(&aor, uri)?;
-                        continue;
-                    }
-                    match engine.login_at(&aor, uri, Some(&here), Some(expires)) {
+                    match engine.login_at(&aor, uri, Some(&here), Some(expires_of(contact))) {
                         Ok(_) => {}
                         Err(Error::IntervalTooBrief(_)) => {
                             return self
                                 .stack
                                 .too_brief(request, engine.config().endpoint_expiry.min)
+                        }
+                        // Another REGISTER of the user's took the room meanwhile.
+                        Err(Error::LimitReached(_)) => {
+                            return Ok(too_many_registrations(&self.stack, request))
                         }
                         Err(e) => return Err(e),
                     }
@@ -120,6 +136,39 @@ impl Registrar {
         }
         Ok(answer)
     }
+}
+
+/// Whether a REGISTER that removes `removed` and adds or refreshes `added` would leave the
+/// user more than `max` endpoints (only when it adds one: a refresh or removal never fails).
+fn too_many(
+    endpoints: &[EndpointInfo],
+    removed: &[&crate::sip::header::NameAddr],
+    added: &[&crate::sip::header::NameAddr],
+    max: u32,
+) -> bool {
+    let known = |uri: &str| endpoints.iter().any(|e| e.endpoint == uri);
+    let distinct = |contacts: &[&crate::sip::header::NameAddr], known_ones: bool| {
+        let mut uris: Vec<&str> = contacts
+            .iter()
+            .map(|c| c.uri_text())
+            .filter(|uri| known(uri) == known_ones)
+            .collect();
+        uris.sort_unstable();
+        uris.dedup();
+        uris.len()
+    };
+    let (new, gone) = (distinct(added, false), distinct(removed, true));
+    new > 0 && endpoints.len() - gone + new > max as usize
+}
+
+/// The answer to a REGISTER that would give its user more endpoints than the engine keeps
+/// ([`crate::engine::StateLimits::max_endpoints_per_user`]): `403` with the reason, nothing
+/// registered. Not `503` (which some registrars send): it would tell the phone this server
+/// is overloaded and send it to another one (RFC 3263 §4.3), while the bound holds until
+/// one of the user's registrations ends, so repeating the request would not help
+/// (RFC 3261 §21.4.4).
+fn too_many_registrations(stack: &Stack, request: &Request) -> Reply {
+    stack.reply(request, 403, "Forbidden (too many registrations)")
 }
 
 /// Where requests for a contact go: over UDP the Contact's own address when it is an IP
