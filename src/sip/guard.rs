@@ -10,14 +10,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Refusals counted since the server started, cheap to read at any time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GuardStats {
-    /// Digest credentials refused (wrong password, unknown user, replayed or foreign nonce).
+    /// Digest credentials refused (wrong password, unknown user, foreign nonce).
     pub auth_failures: u64,
+    /// Credentials refused unchecked: their address, user or pair had failed too often.
+    pub auth_throttled: u64,
+    /// Correct digest responses refused for reusing a nonce count (challenged again).
+    pub nonce_replays: u64,
 }
 
 /// The live counters behind [`GuardStats`], shared by the stack and the roles.
 #[derive(Debug, Default)]
 pub(crate) struct GuardCounters {
     pub(crate) auth_failures: AtomicU64,
+    pub(crate) auth_throttled: AtomicU64,
+    pub(crate) nonce_replays: AtomicU64,
 }
 
 impl GuardCounters {
@@ -30,6 +36,8 @@ impl GuardCounters {
     pub(crate) fn stats(&self) -> GuardStats {
         GuardStats {
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
+            auth_throttled: self.auth_throttled.load(Ordering::Relaxed),
+            nonce_replays: self.nonce_replays.load(Ordering::Relaxed),
         }
     }
 }
