@@ -128,6 +128,10 @@ fn is_rejected(o: &Outcome, needle: &str) -> bool {
     matches!(o, Outcome::Rejected(why) if why.contains(needle))
 }
 
+fn is_replayed(o: &Outcome, needle: &str) -> bool {
+    matches!(o, Outcome::Replayed(why) if why.contains(needle))
+}
+
 // ---- RFC 7616 §3.9.1 ------------------------------------------------------------------
 
 // Expected values computed with Python's hashlib while writing this test.
@@ -366,19 +370,27 @@ fn tampered_nonce_is_rejected() {
     let (auth, _) = server();
     let ch = sha256_challenge(&auth);
     let nonce = challenge_param(&ch, "nonce").unwrap();
-    // Change the issue time (its last hex digit) and, separately, the last digit of the MAC.
-    let mut early = nonce.clone().into_bytes();
-    early[15] = if early[15] == b'0' { b'1' } else { b'0' };
-    let early = String::from_utf8(early).unwrap();
-    let mut last = nonce.clone();
-    let l = last.pop().unwrap();
-    last.push(if l == 'a' { 'b' } else { 'a' });
-    for bad in [early, last, "abc".to_owned(), format!("{nonce}00")] {
+    // Change one hex digit: of the issue time (its last), of the realm MAC (its last, at
+    // byte 8 + 12 + 16 of the nonce) and of the client MAC (the nonce's last).
+    let flip = |i: usize| {
+        let mut b = nonce.clone().into_bytes();
+        b[i] = if b[i] == b'0' { b'1' } else { b'0' };
+        String::from_utf8(b).unwrap()
+    };
+    assert_eq!(nonce.len(), 88);
+    let (early, realm_mac, client_mac) = (flip(15), flip(71), flip(87));
+    for bad in [early, realm_mac, "abc".to_owned(), format!("{nonce}00")] {
         // The client computes a correct response over the tampered nonce.
         let forged = ch.replace(&nonce, &bad);
         let o = auth.verify("REGISTER", &Client::new(&forged).authorization(), lookup);
         assert!(is_rejected(&o, "nonce not issued"), "{bad}: {o:?}");
     }
+    // A genuine nonce of another client address: challenged again, the response unchecked.
+    let forged = ch.replace(&nonce, &client_mac);
+    let mut c = Client::new(&forged);
+    c.password = "guess";
+    let o = auth.verify("REGISTER", &c.authorization(), lookup);
+    assert_eq!(o, Outcome::Stale);
 }
 
 #[test]
@@ -486,12 +498,13 @@ fn replayed_nc_is_rejected() {
         Outcome::Authenticated { .. }
     ));
     let o = auth.verify("REGISTER", &value, lookup);
-    assert!(is_rejected(&o, "replayed nc 00000001"), "{o:?}");
+    assert!(is_replayed(&o, "replayed nc 00000001"), "{o:?}");
 }
 
 #[test]
 fn increasing_nc_is_accepted_and_lower_refused() {
     let (auth, _) = server();
+    let auth = auth.with_nc_window(0);
     let ch = md5_challenge(&auth);
     for nc in [1, 2, 3, 7] {
         let mut c = Client::new(&ch);
@@ -504,12 +517,35 @@ fn increasing_nc_is_accepted_and_lower_refused() {
         let mut c = Client::new(&ch);
         c.nc = nc;
         let o = auth.verify("REGISTER", &c.authorization(), lookup);
-        assert!(is_rejected(&o, "highest seen 00000007"), "nc {nc}: {o:?}");
+        assert!(is_replayed(&o, "highest seen 00000007"), "nc {nc}: {o:?}");
     }
     // Another nonce has its own count.
     let other = md5_challenge(&auth);
     let o = auth.verify("REGISTER", &Client::new(&other).authorization(), lookup);
     assert_eq!(o, Outcome::Authenticated { user: alice_uri() });
+}
+
+#[test]
+fn nc_out_of_order_within_the_window_is_accepted_once() {
+    let (auth, _) = server();
+    let auth = auth.with_nc_window(4);
+    let ch = md5_challenge(&auth);
+    let verify = |nc: u32| {
+        let mut c = Client::new(&ch);
+        c.nc = nc;
+        auth.verify("REGISTER", &c.authorization(), lookup)
+    };
+    let ok = Outcome::Authenticated { user: alice_uri() };
+    // A burst verified out of order (several workers, or the network).
+    for nc in [2, 1, 5, 3, 4] {
+        assert_eq!(verify(nc), ok, "nc {nc}");
+    }
+    for nc in [1, 2, 3, 4, 5] {
+        assert!(is_replayed(&verify(nc), "replayed"), "nc {nc} again");
+    }
+    assert_eq!(verify(10), ok);
+    assert_eq!(verify(6), ok, "10 - 4: the window's edge");
+    assert!(is_replayed(&verify(5), "highest seen 0000000a"), "below it");
 }
 
 #[test]
@@ -561,7 +597,7 @@ fn rfc2069_response_accepted_once_when_enabled() {
         Outcome::Authenticated { user: alice_uri() }
     );
     let o = auth.verify("REGISTER", &value, lookup);
-    assert!(is_rejected(&o, "already used"), "{o:?}");
+    assert!(is_replayed(&o, "already used"), "{o:?}");
 }
 
 #[test]

@@ -18,18 +18,37 @@
 //!   [`DigestAuthenticator::accept_rfc2069`] accepts it, and then each nonce can be used
 //!   without `qop` only once.
 //! - **Nonces** are self-validating, so no table is needed to know a nonce is genuine: a
-//!   nonce is lower-case hex of 36 bytes, `issued-at (u64 Unix ms, big-endian) ‖ 12 random
-//!   bytes ‖ the first 16 bytes of HMAC-SHA-256(key, label ‖ issued-at ‖ random ‖ realm)`.
-//!   The HMAC binds the nonce to its realm. The key is random per authenticator unless set
-//!   with [`DigestAuthenticator::with_secret`] (so processes, or a restarted process, can
-//!   accept each other's nonces). A genuine nonce older than the lifetime (default 300 s)
-//!   gives [`Outcome::Stale`] — but only when the response is otherwise correct, so that
+//!   nonce is lower-case hex of 44 bytes, `issued-at (u64 Unix ms, big-endian) ‖ 12 random
+//!   bytes ‖ the first 16 bytes of HMAC-SHA-256(key, label ‖ issued-at ‖ random ‖ realm) ‖
+//!   the first 8 bytes of HMAC-SHA-256(key, label' ‖ issued-at ‖ random ‖ client)`.
+//!   The first HMAC binds the nonce to its realm: a nonce of another realm, or one this key
+//!   never issued, is refused. The second binds it to the client's address
+//!   ([`DigestAuthenticator::challenge_for`]; an IPv6 address by its /64, see
+//!   [`address_key`]): a genuine nonce answered from another address is answered
+//!   [`Outcome::Stale`] *without checking the response*, so the client (which moved, or sits
+//!   behind a NAT that changed its address) gets a fresh nonce for where it is now. That is
+//!   what makes a failure attributable to an address: whoever sends a response for a nonce
+//!   bound to an address received the challenge there, so a sender forging another's source
+//!   address over UDP never gets a guess checked in that address's name (the server's
+//!   failure throttle relies on it), and a sniffed Authorization cannot be replayed from
+//!   elsewhere. The key is random per authenticator unless set with
+//!   [`DigestAuthenticator::with_secret`] (so processes, or a restarted process, can accept
+//!   each other's nonces). A genuine nonce older than the lifetime (default 300 s) gives
+//!   [`Outcome::Stale`] — but only when the response is otherwise correct, so that
 //!   `stale=true` never tells a client with a wrong password to just retry (RFC 7616 §3.3).
-//! - **Replay.** The highest `nc` seen for each nonce is kept until the nonce expires; a
-//!   repeated or lower `nc` is rejected. The table holds at most
-//!   [`DigestAuthenticator::with_max_tracked_nonces`] nonces; when it is full the oldest is
-//!   forgotten and every nonce issued no later than it is from then on answered as stale
+//! - **Replay.** For each nonce the highest `nc` seen is kept, with a bitmap of which of the
+//!   [`DigestAuthenticator::with_nc_window`] values below it (default
+//!   [`DEFAULT_NC_WINDOW`]) were used, until the nonce expires. An `nc` used before, or below
+//!   the window, is a replay ([`Outcome::Replayed`]); an unused one inside the window is
+//!   accepted once. The window is for order, not retransmissions (a retransmitted request is
+//!   absorbed by the server transaction before it is authenticated): a client that sends a
+//!   burst (a phone subscribing to a panel of buddies) may see its requests verified out of
+//!   order, by the network or by the server's several worker threads. The table holds at
+//!   most [`DigestAuthenticator::with_max_tracked_nonces`] nonces; when it is full the oldest
+//!   is forgotten and every nonce issued no later than it is from then on answered as stale
 //!   (the client gets a fresh nonce), so a forgotten nonce can never be replayed.
+//! - **Unknown users** take the same path as wrong passwords, down to computing a response
+//!   to compare (with a placeholder HA1), and get the same [`Outcome::Rejected`].
 //! - **opaque** is a per-realm value derived from the key. A client that sends it back must
 //!   send it unchanged; one that omits it is accepted (it carries no security here).
 //! - The digest `uri` is not compared with the Request-URI: [`parse_authorization`] exposes
@@ -42,6 +61,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,14 +79,23 @@ pub const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);
 /// How many nonces' highest `nc` are remembered at most, unless configured otherwise.
 pub const DEFAULT_MAX_TRACKED_NONCES: usize = 65_536;
 
+/// How far below the highest `nc` seen an unused `nc` is still accepted, unless configured
+/// otherwise (see the module notes on replay).
+pub const DEFAULT_NC_WINDOW: u32 = 32;
+
+/// The widest `nc` window (the bitmap's width).
+pub const MAX_NC_WINDOW: u32 = 64;
+
 /// How far in the future a nonce's issue time may be (clock skew between processes that
 /// share a key) before the nonce is refused.
 const FUTURE_TOLERANCE_MS: u64 = 60_000;
 
 const NONCE_RANDOM_LEN: usize = 12;
 const NONCE_MAC_LEN: usize = 16;
-const NONCE_LEN: usize = 8 + NONCE_RANDOM_LEN + NONCE_MAC_LEN;
+const NONCE_CLIENT_MAC_LEN: usize = 8;
+const NONCE_LEN: usize = 8 + NONCE_RANDOM_LEN + NONCE_MAC_LEN + NONCE_CLIENT_MAC_LEN;
 const NONCE_LABEL: &[u8] = b"impp sip digest nonce\0";
+const NONCE_CLIENT_LABEL: &[u8] = b"impp sip digest nonce client\0";
 const OPAQUE_LABEL: &[u8] = b"impp sip digest opaque\0";
 
 /// A digest algorithm this module computes.
@@ -162,11 +191,16 @@ pub enum Outcome {
         /// Who authenticated.
         user: Uri,
     },
-    /// The response is correct but its nonce has expired (or was forgotten): challenge
-    /// again with `stale = true`, and the client retries without asking its user.
+    /// The response is correct but its nonce has expired (or was forgotten), or the nonce
+    /// is genuine but was issued to another client address (then the response was not
+    /// checked): challenge again with `stale = true`, and the client retries without asking
+    /// its user.
     Stale,
+    /// The response is correct, but its `nc` was used before under this nonce (or is below
+    /// the window), or a nonce answered without `qop` is used again. The reason is for logs.
+    Replayed(String),
     /// The credentials are well-formed but not accepted (wrong password, unknown user,
-    /// replayed `nc`, realm not served, forged nonce, unsupported algorithm or qop). The
+    /// realm not served, forged nonce, unsupported algorithm or qop). The
     /// reason is for logs; it never contains a password or HA1.
     Rejected(String),
     /// The header value does not follow the grammar, or lacks a required parameter.
@@ -465,12 +499,44 @@ fn system_unix_ms() -> u64 {
 /// A nonce's identity: when it was issued and its random part.
 type NonceId = (u64, [u8; NONCE_RANDOM_LEN]);
 
-/// The highest `nc` seen per nonce, bounded.
+/// What is remembered of one nonce's counts: the highest `nc` and which of the
+/// [`MAX_NC_WINDOW`] values below it were used (bit `i`: `highest - 1 - i`).
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    highest: u32,
+    below: u64,
+}
+
+impl Seen {
+    /// Takes `nc` if it is new and not below `window`; `false` for a replay.
+    fn take(&mut self, nc: u32, window: u32) -> bool {
+        if nc > self.highest {
+            let shift = nc - self.highest;
+            // The old highest moves to bit `shift - 1`; what falls off the end is forgotten.
+            self.below = self.below.checked_shl(shift).unwrap_or(0)
+                | 1u64.checked_shl(shift - 1).unwrap_or(0);
+            self.highest = nc;
+            return true;
+        }
+        let distance = self.highest - nc;
+        if distance == 0 || distance > window.min(MAX_NC_WINDOW) {
+            return false;
+        }
+        let bit = 1u64 << (distance - 1);
+        if self.below & bit != 0 {
+            return false;
+        }
+        self.below |= bit;
+        true
+    }
+}
+
+/// The counts seen per nonce, bounded.
 #[derive(Debug, Default)]
 struct NonceCounts {
-    highest: HashMap<NonceId, u32>,
+    seen: HashMap<NonceId, Seen>,
     by_age: BTreeSet<NonceId>,
-    /// Every nonce issued at or before this time that is not in `highest` has been
+    /// Every nonce issued at or before this time that is not in `seen` has been
     /// forgotten (evicted when the table was full) and is treated as stale.
     forgotten_up_to: Option<u64>,
 }
@@ -481,40 +547,91 @@ enum Count {
     Forgotten,
 }
 
+/// The limits [`NonceCounts::record`] works within.
+#[derive(Debug, Clone, Copy)]
+struct CountLimits {
+    lifetime_ms: u64,
+    max_tracked: usize,
+    window: u32,
+}
+
 impl NonceCounts {
-    fn record(&mut self, id: NonceId, nc: u32, now: u64, lifetime: u64, cap: usize) -> Count {
+    fn record(&mut self, id: NonceId, nc: u32, now: u64, limits: CountLimits) -> Count {
         // Forget nonces that have expired: they are answered as stale before getting here.
         while let Some(&oldest) = self.by_age.first() {
-            if oldest.0.saturating_add(lifetime) >= now {
+            if oldest.0.saturating_add(limits.lifetime_ms) >= now {
                 break;
             }
             self.by_age.pop_first();
-            self.highest.remove(&oldest);
+            self.seen.remove(&oldest);
         }
-        if let Some(h) = self.highest.get_mut(&id) {
-            if nc <= *h {
-                return Count::Replayed { highest: *h };
-            }
-            *h = nc;
-            return Count::Accepted;
+        if let Some(s) = self.seen.get_mut(&id) {
+            return if s.take(nc, limits.window) {
+                Count::Accepted
+            } else {
+                Count::Replayed { highest: s.highest }
+            };
         }
         if self.forgotten_up_to.is_some_and(|f| id.0 <= f) {
             return Count::Forgotten;
         }
-        while self.highest.len() >= cap.max(1) {
+        while self.seen.len() >= limits.max_tracked.max(1) {
             let Some(oldest) = self.by_age.pop_first() else {
                 break;
             };
-            self.highest.remove(&oldest);
+            self.seen.remove(&oldest);
             self.forgotten_up_to = Some(self.forgotten_up_to.map_or(oldest.0, |f| f.max(oldest.0)));
         }
         if self.forgotten_up_to.is_some_and(|f| id.0 <= f) {
             return Count::Forgotten;
         }
-        self.highest.insert(id, nc);
+        self.seen.insert(
+            id,
+            Seen {
+                highest: nc,
+                below: 0,
+            },
+        );
         self.by_age.insert(id);
         Count::Accepted
     }
+
+    /// How many nonces are tracked.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+/// The address a client is known by, for binding nonces to it and for counting its
+/// failures: an IPv4 address (an IPv4-mapped IPv6 address as the IPv4 one), or the /64 of an
+/// IPv6 address (one host's privacy addresses share it, and a host that holds a /64 could
+/// otherwise take a fresh address for each request).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+    }
+}
+
+/// The bytes a nonce's client MAC covers for `client` (see [`address_key`]).
+fn client_tag(client: Option<IpAddr>) -> Vec<u8> {
+    match client.map(address_key) {
+        None => vec![0],
+        Some(IpAddr::V4(a)) => [&[4u8][..], &a.octets()].concat(),
+        Some(IpAddr::V6(a)) => [&[6u8][..], &a.octets()[..8]].concat(),
+    }
+}
+
+/// Why a nonce is not accepted as it stands.
+enum NonceProblem {
+    /// Not issued by this key for this realm (forged, another realm, another server).
+    Foreign,
+    /// Genuine, but issued to another client address.
+    Moved,
 }
 
 type UnixMs = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -529,6 +646,7 @@ pub struct DigestAuthenticator {
     counter: AtomicU64,
     lifetime_ms: u64,
     max_tracked: usize,
+    nc_window: u32,
     rfc2069: bool,
     md5: bool,
     clock: UnixMs,
@@ -541,6 +659,7 @@ impl fmt::Debug for DigestAuthenticator {
             .field("realms", &self.realms)
             .field("lifetime_ms", &self.lifetime_ms)
             .field("max_tracked", &self.max_tracked)
+            .field("nc_window", &self.nc_window)
             .field("rfc2069", &self.rfc2069)
             .field("md5", &self.md5)
             .finish_non_exhaustive()
@@ -549,7 +668,7 @@ impl fmt::Debug for DigestAuthenticator {
 
 impl DigestAuthenticator {
     /// An authenticator for `realms` (compared exactly, case-sensitively), with a random key,
-    /// the default nonce lifetime and table size, MD5 offered, RFC 2069 responses refused, and
+    /// the default nonce lifetime, `nc` window and table size, MD5 offered, RFC 2069 responses refused, and
     /// the system clock. Fails if there is no realm, or a realm is empty or contains a control
     /// character.
     pub fn new<I, S>(realms: I) -> Result<DigestAuthenticator>
@@ -577,6 +696,7 @@ impl DigestAuthenticator {
             counter: AtomicU64::new(0),
             lifetime_ms: DEFAULT_NONCE_LIFETIME.as_millis() as u64,
             max_tracked: DEFAULT_MAX_TRACKED_NONCES,
+            nc_window: DEFAULT_NC_WINDOW,
             rfc2069: false,
             md5: true,
             clock: Arc::new(system_unix_ms),
@@ -608,6 +728,13 @@ impl DigestAuthenticator {
     /// How many nonces' highest `nc` are remembered at most (at least 1).
     pub fn with_max_tracked_nonces(mut self, max: usize) -> DigestAuthenticator {
         self.max_tracked = max.max(1);
+        self
+    }
+
+    /// How far below the highest `nc` seen under a nonce an unused `nc` is still accepted
+    /// (at most [`MAX_NC_WINDOW`]; 0: `nc` must rise with every request).
+    pub fn with_nc_window(mut self, window: u32) -> DigestAuthenticator {
+        self.nc_window = window.min(MAX_NC_WINDOW);
         self
     }
 
@@ -646,9 +773,22 @@ impl DigestAuthenticator {
     /// The values of the `WWW-Authenticate` (or `Proxy-Authenticate`) header fields for a
     /// challenge in `realm`: SHA-256 first, then MD5 (unless switched off), sharing one fresh
     /// nonce; `stale` adds `stale=true`. A realm not served is still challenged, but
-    /// [`verify`](Self::verify) will reject the answer.
+    /// [`verify`](Self::verify) will reject the answer. The nonce is bound to no address:
+    /// it is answered through [`verify`](Self::verify); a server that knows where requests
+    /// come from uses [`challenge_for`](Self::challenge_for).
     pub fn challenge(&self, realm: &str, stale: bool) -> Vec<String> {
-        let nonce = self.make_nonce(realm);
+        self.challenge_bound(realm, stale, None)
+    }
+
+    /// [`challenge`](Self::challenge) with a nonce bound to the address of the client it is
+    /// sent to: answered from another address ([`verify_from`](Self::verify_from)), the
+    /// nonce gets [`Outcome::Stale`] and the response is not checked (see the module notes).
+    pub fn challenge_for(&self, realm: &str, stale: bool, client: IpAddr) -> Vec<String> {
+        self.challenge_bound(realm, stale, Some(client))
+    }
+
+    fn challenge_bound(&self, realm: &str, stale: bool, client: Option<IpAddr>) -> Vec<String> {
+        let nonce = self.make_nonce(realm, client);
         let opaque = self.opaque(realm);
         let realm = quote(realm);
         let stale = if stale { ", stale=true" } else { "" };
@@ -668,9 +808,38 @@ impl DigestAuthenticator {
     }
 
     /// Verifies the value of an `Authorization` (or `Proxy-Authorization`) header field of a
-    /// request with `method`. `lookup(username, realm)` finds the stored credential; it is
-    /// called only for well-formed credentials with a genuine nonce of a served realm.
+    /// request with `method`, answering a nonce of [`challenge`](Self::challenge).
+    /// `lookup(username, realm)` finds the stored credential; it is called only for
+    /// well-formed credentials with a genuine nonce of a served realm.
     pub fn verify<F>(&self, method: &str, authorization: &str, lookup: F) -> Outcome
+    where
+        F: FnOnce(&str, &str) -> Option<Credential>,
+    {
+        self.verify_bound(method, authorization, None, lookup)
+    }
+
+    /// [`verify`](Self::verify) for a request from `client`, answering a nonce of
+    /// [`challenge_for`](Self::challenge_for).
+    pub fn verify_from<F>(
+        &self,
+        method: &str,
+        authorization: &str,
+        client: IpAddr,
+        lookup: F,
+    ) -> Outcome
+    where
+        F: FnOnce(&str, &str) -> Option<Credential>,
+    {
+        self.verify_bound(method, authorization, Some(client), lookup)
+    }
+
+    fn verify_bound<F>(
+        &self,
+        method: &str,
+        authorization: &str,
+        client: Option<IpAddr>,
+        lookup: F,
+    ) -> Outcome
     where
         F: FnOnce(&str, &str) -> Option<Credential>,
     {
@@ -710,8 +879,16 @@ impl DigestAuthenticator {
                 ))
             }
         };
-        let Some(id) = self.open_nonce(&r.realm, &r.nonce) else {
-            return Outcome::Rejected(format!("user {user:?}: nonce not issued by this server"));
+        let id = match self.open_nonce(&r.realm, &r.nonce, client) {
+            Ok(id) => id,
+            Err(NonceProblem::Foreign) => {
+                return Outcome::Rejected(format!(
+                    "user {user:?}: nonce not issued by this server for realm {:?}",
+                    r.realm
+                ))
+            }
+            // Not checked: see the module notes.
+            Err(NonceProblem::Moved) => return Outcome::Stale,
         };
         let now = (self.clock)();
         if id.0 > now.saturating_add(FUTURE_TOLERANCE_MS) {
@@ -722,27 +899,40 @@ impl DigestAuthenticator {
                 return Outcome::Rejected(format!("user {user:?}: opaque does not match"));
             }
         }
-        let Some(credential) = lookup(&r.username, &r.realm) else {
-            return Outcome::Rejected(format!("unknown user {user:?} in realm {:?}", r.realm));
-        };
-        if credential.realm != r.realm || credential.user.user().unwrap_or("") != r.username {
-            return Outcome::Rejected(format!(
-                "user {user:?}: the credential found is for another user or realm"
-            ));
-        }
-        let ha1 = algorithm.ha1(&credential);
-        if ha1.is_empty() {
-            return Outcome::Rejected(format!("user {user:?}: no {algorithm} credential stored"));
-        }
         let qop = match (&r.qop, &r.nc, &r.cnonce) {
             (Some(qop), Some(nc), Some(cnonce)) => {
                 Some((qop.as_str(), nc.as_str(), cnonce.as_str()))
             }
             _ => None,
         };
+        // Whatever the credential found (or not), a response is computed and compared, so
+        // that an unknown user costs the same as a wrong password.
+        let found = match lookup(&r.username, &r.realm) {
+            None => Err(format!("unknown user {user:?} in realm {:?}", r.realm)),
+            Some(c) if c.realm != r.realm || c.user.user().unwrap_or("") != r.username => Err(
+                format!("user {user:?}: the credential found is for another user or realm"),
+            ),
+            Some(c) if algorithm.ha1(&c).is_empty() => {
+                Err(format!("user {user:?}: no {algorithm} credential stored"))
+            }
+            Some(c) => Ok(c),
+        };
+        let placeholder;
+        let ha1 = match &found {
+            Ok(c) => algorithm.ha1(c),
+            Err(_) => {
+                placeholder = algorithm.hash(&[&r.username, &r.realm, ""]);
+                &placeholder
+            }
+        };
         let expected = expected_response(algorithm, ha1, method, &r.uri, &r.nonce, qop);
         let given = r.response.to_ascii_lowercase();
-        if !ct_eq(given.as_bytes(), expected.as_bytes()) {
+        let matches = ct_eq(given.as_bytes(), expected.as_bytes());
+        let credential = match found {
+            Ok(c) => c,
+            Err(why) => return Outcome::Rejected(why),
+        };
+        if !matches {
             return Outcome::Rejected(format!(
                 "user {user:?}: wrong {algorithm} response (wrong password?)"
             ));
@@ -750,27 +940,32 @@ impl DigestAuthenticator {
         if now > id.0.saturating_add(self.lifetime_ms) {
             return Outcome::Stale;
         }
+        let limits = CountLimits {
+            lifetime_ms: self.lifetime_ms,
+            max_tracked: self.max_tracked,
+            window: self.nc_window,
+        };
         let recorded = self
             .counts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .record(id, nc, now, self.lifetime_ms, self.max_tracked);
+            .record(id, nc, now, limits);
         match recorded {
             Count::Accepted => Outcome::Authenticated {
                 user: credential.user,
             },
             Count::Forgotten => Outcome::Stale,
             Count::Replayed { highest } if r.qop.is_none() || highest == u32::MAX => {
-                Outcome::Rejected(format!("user {user:?}: nonce already used"))
+                Outcome::Replayed(format!("user {user:?}: nonce already used"))
             }
-            Count::Replayed { highest } => Outcome::Rejected(format!(
+            Count::Replayed { highest } => Outcome::Replayed(format!(
                 "user {user:?}: replayed nc {nc:08x} (highest seen {highest:08x})"
             )),
         }
     }
 
-    /// A fresh nonce for `realm`.
-    fn make_nonce(&self, realm: &str) -> String {
+    /// A fresh nonce for `realm`, bound to `client`.
+    fn make_nonce(&self, realm: &str, client: Option<IpAddr>) -> String {
         let issued = (self.clock)().to_be_bytes();
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let mut h = sha2::Sha256::new();
@@ -779,29 +974,43 @@ impl DigestAuthenticator {
         let random = h.finalize();
         let random = &random[..NONCE_RANDOM_LEN];
         let mac = hmac_sha256(&self.key, &[NONCE_LABEL, &issued, random, realm.as_bytes()]);
+        let tag = client_tag(client);
+        let client_mac = hmac_sha256(&self.key, &[NONCE_CLIENT_LABEL, &issued, random, &tag]);
         let mut bytes = Vec::with_capacity(NONCE_LEN);
         bytes.extend_from_slice(&issued);
         bytes.extend_from_slice(random);
         bytes.extend_from_slice(&mac[..NONCE_MAC_LEN]);
+        bytes.extend_from_slice(&client_mac[..NONCE_CLIENT_MAC_LEN]);
         hex(&bytes)
     }
 
-    /// The identity of `nonce` if this authenticator's key issued it for `realm`.
-    fn open_nonce(&self, realm: &str, nonce: &str) -> Option<NonceId> {
-        let bytes = unhex(nonce)?;
+    /// The identity of `nonce` if this authenticator's key issued it for `realm` and
+    /// `client`.
+    fn open_nonce(
+        &self,
+        realm: &str,
+        nonce: &str,
+        client: Option<IpAddr>,
+    ) -> std::result::Result<NonceId, NonceProblem> {
+        let bytes = unhex(nonce).ok_or(NonceProblem::Foreign)?;
         if bytes.len() != NONCE_LEN {
-            return None;
+            return Err(NonceProblem::Foreign);
         }
         let (issued, rest) = bytes.split_at(8);
-        let (random, mac) = rest.split_at(NONCE_RANDOM_LEN);
+        let (random, rest) = rest.split_at(NONCE_RANDOM_LEN);
+        let (mac, client_mac) = rest.split_at(NONCE_MAC_LEN);
         let expected = hmac_sha256(&self.key, &[NONCE_LABEL, issued, random, realm.as_bytes()]);
         if !ct_eq(mac, &expected[..NONCE_MAC_LEN]) {
-            return None;
+            return Err(NonceProblem::Foreign);
         }
-        Some((
-            u64::from_be_bytes(issued.try_into().ok()?),
-            random.try_into().ok()?,
-        ))
+        let tag = client_tag(client);
+        let expected = hmac_sha256(&self.key, &[NONCE_CLIENT_LABEL, issued, random, &tag]);
+        if !ct_eq(client_mac, &expected[..NONCE_CLIENT_MAC_LEN]) {
+            return Err(NonceProblem::Moved);
+        }
+        let issued: [u8; 8] = issued.try_into().map_err(|_| NonceProblem::Foreign)?;
+        let random = random.try_into().map_err(|_| NonceProblem::Foreign)?;
+        Ok((u64::from_be_bytes(issued), random))
     }
 
     /// The `opaque` value of `realm`.
@@ -876,13 +1085,31 @@ mod tests {
     #[test]
     fn nonce_is_bound_to_realm_and_key() {
         let a = DigestAuthenticator::new(["example.test", "other.test"]).unwrap();
-        let n = a.make_nonce("example.test");
+        let n = a.make_nonce("example.test", None);
         assert_eq!(n.len(), NONCE_LEN * 2);
-        assert!(a.open_nonce("example.test", &n).is_some());
-        assert!(a.open_nonce("other.test", &n).is_none());
+        assert!(a.open_nonce("example.test", &n, None).is_ok());
+        assert!(matches!(
+            a.open_nonce("other.test", &n, None),
+            Err(NonceProblem::Foreign)
+        ));
         let b = DigestAuthenticator::new(["example.test"]).unwrap();
-        assert!(b.open_nonce("example.test", &n).is_none());
-        assert_ne!(n, a.make_nonce("example.test"));
+        assert!(matches!(
+            b.open_nonce("example.test", &n, None),
+            Err(NonceProblem::Foreign)
+        ));
+        assert_ne!(n, a.make_nonce("example.test", None));
+        // One flipped bit anywhere makes it foreign, or moved when it is in the client MAC.
+        let mut bytes = unhex(&n).unwrap();
+        bytes[NONCE_LEN - 1] ^= 1;
+        assert!(matches!(
+            a.open_nonce("example.test", &hex(&bytes), None),
+            Err(NonceProblem::Moved)
+        ));
+        bytes[NONCE_LEN - NONCE_CLIENT_MAC_LEN - 1] ^= 1;
+        assert!(matches!(
+            a.open_nonce("example.test", &hex(&bytes), None),
+            Err(NonceProblem::Foreign)
+        ));
     }
 
     #[test]
@@ -896,8 +1123,8 @@ mod tests {
             .unwrap()
             .with_secret(&secret)
             .unwrap();
-        let n = a.make_nonce("example.test");
-        assert!(b.open_nonce("example.test", &n).is_some());
+        let n = a.make_nonce("example.test", None);
+        assert!(b.open_nonce("example.test", &n, None).is_ok());
         assert_eq!(a.opaque("example.test"), b.opaque("example.test"));
         assert!(DigestAuthenticator::new(["x"])
             .unwrap()
@@ -946,7 +1173,7 @@ mod tests {
                 Outcome::Authenticated { .. }
             ));
         }
-        assert_eq!(a.counts.lock().unwrap().highest.len(), 2);
+        assert_eq!(a.counts.lock().unwrap().len(), 2);
         // The first nonce was forgotten: its next use is stale, never a replay.
         let v = answer(&chals[0], "secret", 1, None);
         assert_eq!(a.verify("REGISTER", &v, lookup), Outcome::Stale);
@@ -956,7 +1183,7 @@ mod tests {
         let v = answer(&chals[2], "secret", 1, None);
         assert!(matches!(
             a.verify("REGISTER", &v, lookup),
-            Outcome::Rejected(_)
+            Outcome::Replayed(_)
         ));
     }
 
@@ -982,7 +1209,119 @@ mod tests {
             a.verify("REGISTER", &v, lookup),
             Outcome::Authenticated { .. }
         ));
-        assert_eq!(a.counts.lock().unwrap().highest.len(), 1);
+        assert_eq!(a.counts.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn nonce_is_bound_to_the_client_address() {
+        let a = DigestAuthenticator::new(["example.test"]).unwrap();
+        let lookup = |_: &str, _: &str| Some(alice());
+        let here: IpAddr = "192.0.2.1".parse().unwrap();
+        let there: IpAddr = "192.0.2.2".parse().unwrap();
+        let ch = a.challenge_for("example.test", false, here).remove(1);
+        // From elsewhere: stale, even with a wrong password (it is not checked), and the
+        // nonce's count is not taken.
+        for password in ["secret", "guess"] {
+            let v = answer(&ch, password, 1, None);
+            assert_eq!(a.verify_from("REGISTER", &v, there, lookup), Outcome::Stale);
+            assert_eq!(a.verify("REGISTER", &v, lookup), Outcome::Stale);
+        }
+        let v = answer(&ch, "secret", 1, None);
+        assert!(matches!(
+            a.verify_from("REGISTER", &v, here, lookup),
+            Outcome::Authenticated { .. }
+        ));
+        // An unbound nonce is not good from an address either.
+        let ch = a.challenge("example.test", false).remove(1);
+        let v = answer(&ch, "secret", 1, None);
+        assert_eq!(a.verify_from("REGISTER", &v, here, lookup), Outcome::Stale);
+        // IPv6 by its /64; an IPv4-mapped address as the IPv4 one.
+        let v6a: IpAddr = "2001:db8:1:2::10".parse().unwrap();
+        let v6b: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let v6c: IpAddr = "2001:db8:1:3::10".parse().unwrap();
+        let ch = a.challenge_for("example.test", false, v6a).remove(1);
+        let v = answer(&ch, "secret", 1, None);
+        assert_eq!(a.verify_from("REGISTER", &v, v6c, lookup), Outcome::Stale);
+        assert!(matches!(
+            a.verify_from("REGISTER", &v, v6b, lookup),
+            Outcome::Authenticated { .. }
+        ));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(address_key(mapped), here);
+        let ch = a.challenge_for("example.test", false, mapped).remove(1);
+        let v = answer(&ch, "secret", 1, None);
+        assert!(matches!(
+            a.verify_from("REGISTER", &v, here, lookup),
+            Outcome::Authenticated { .. }
+        ));
+    }
+
+    #[test]
+    fn nc_window_takes_each_value_once() {
+        let mut s = Seen {
+            highest: 10,
+            below: 0,
+        };
+        assert!(!s.take(10, 4), "the highest again");
+        assert!(s.take(8, 4) && !s.take(8, 4), "inside the window, once");
+        assert!(s.take(6, 4) && !s.take(5, 4), "the window's edge");
+        assert!(s.take(12, 4) && s.take(11, 4) && s.take(9, 4));
+        assert!(
+            !s.take(10, 4) && !s.take(8, 4) && !s.take(11, 4),
+            "shifted with it"
+        );
+        assert!(!s.take(7, 4), "fell out");
+        // A jump past the whole bitmap forgets it; the old highest is below the window.
+        assert!(s.take(12 + 100, 64) && !s.take(12, 64) && s.take(111, 64));
+        // Strict (no window).
+        let mut s = Seen {
+            highest: 1,
+            below: 0,
+        };
+        assert!(s.take(2, 0) && !s.take(1, 0) && !s.take(2, 0) && s.take(3, 0));
+        // The widest window reaches 64 below, not 65.
+        let mut s = Seen {
+            highest: 100,
+            below: 0,
+        };
+        assert!(s.take(36, 64) && !s.take(35, 64) && s.take(99, 64));
+        assert!(s.take(u32::MAX, 64) && !s.take(u32::MAX, 64));
+    }
+
+    #[test]
+    fn unknown_user_and_wrong_password_are_refused_alike() {
+        let a = DigestAuthenticator::new(["example.test"]).unwrap();
+        let ch = a.challenge("example.test", false).remove(1);
+        let v = answer(&ch, "guess", 1, None);
+        let wrong = a.verify("REGISTER", &v, |_: &str, _: &str| Some(alice()));
+        let unknown = a.verify("REGISTER", &v, |_: &str, _: &str| None);
+        assert!(matches!(wrong, Outcome::Rejected(_)), "{wrong:?}");
+        assert!(matches!(unknown, Outcome::Rejected(_)), "{unknown:?}");
+        // A response computed with the placeholder HA1 of an unknown user is no key.
+        let placeholder = Algorithm::Md5.hash(&["alice", "example.test", ""]);
+        let nonce = ch
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let resp = expected_response(
+            Algorithm::Md5,
+            &placeholder,
+            "REGISTER",
+            "sip:example.test",
+            nonce,
+            Some(("auth", "00000001", "xyz")),
+        );
+        let v = format!(
+            "Digest username=\"alice\", realm=\"example.test\", nonce=\"{nonce}\", \
+             uri=\"sip:example.test\", response=\"{resp}\", cnonce=\"xyz\", nc=00000001, qop=auth"
+        );
+        assert!(matches!(
+            a.verify("REGISTER", &v, |_: &str, _: &str| None),
+            Outcome::Rejected(_)
+        ));
     }
 
     #[test]

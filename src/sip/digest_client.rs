@@ -51,14 +51,24 @@ pub enum Retry {
     GiveUp(String),
 }
 
-/// One user's digest credentials and the state of the last challenge answered.
-#[derive(Debug)]
+/// One user's digest credentials and the state of the last challenge answered. Its `Debug`
+/// form hides the password.
 pub struct DigestClient {
     username: String,
     password: String,
     accepted: Option<Accepted>,
     cnonces: AtomicU64,
     seed: u64,
+}
+
+impl std::fmt::Debug for DigestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DigestClient")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .field("accepted", &self.accepted)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DigestClient {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Refusals counted since the server started, cheap to read at any time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GuardStats {
-    /// Digest credentials refused (wrong password, unknown user, replayed or foreign nonce).
+    /// Digest credentials refused (wrong password, unknown user, foreign nonce).
     pub auth_failures: u64,
     /// Requests answered `503` for coming from an address over its rate limit.
     pub rate_refused: u64,
@@ -18,6 +18,10 @@ pub struct GuardStats {
     pub rate_dropped: u64,
     /// Messages dropped because the workers' queue was full.
     pub queue_dropped: u64,
+    /// Credentials refused unchecked: their address, user or pair had failed too often.
+    pub auth_throttled: u64,
+    /// Correct digest responses refused for reusing a nonce count (challenged again).
+    pub nonce_replays: u64,
 }
 
 /// The live counters behind [`GuardStats`], shared by the stack and the roles.
@@ -27,6 +31,8 @@ pub(crate) struct GuardCounters {
     pub(crate) rate_refused: AtomicU64,
     pub(crate) rate_dropped: AtomicU64,
     pub(crate) queue_dropped: AtomicU64,
+    pub(crate) auth_throttled: AtomicU64,
+    pub(crate) nonce_replays: AtomicU64,
 }
 
 impl GuardCounters {
@@ -42,6 +48,8 @@ impl GuardCounters {
             rate_refused: self.rate_refused.load(Ordering::Relaxed),
             rate_dropped: self.rate_dropped.load(Ordering::Relaxed),
             queue_dropped: self.queue_dropped.load(Ordering::Relaxed),
+            auth_throttled: self.auth_throttled.load(Ordering::Relaxed),
+            nonce_replays: self.nonce_replays.load(Ordering::Relaxed),
         }
     }
 }

@@ -773,10 +773,34 @@ impl SipMessage {
     }
 }
 
+/// The head with the values of the credential header fields (Authorization,
+/// Proxy-Authorization) replaced, so that a message's `Debug` form never shows a digest
+/// response (or Basic credentials) wherever it is printed.
+fn redacted_head(head: &str) -> std::borrow::Cow<'_, str> {
+    let secret = |line: &str| {
+        line.split_once(':').is_some_and(|(name, _)| {
+            let name = name.trim_end_matches([' ', '\t']);
+            name.eq_ignore_ascii_case("Authorization")
+                || name.eq_ignore_ascii_case("Proxy-Authorization")
+        })
+    };
+    if !head.split("\r\n").any(secret) {
+        return std::borrow::Cow::Borrowed(head);
+    }
+    let lines: Vec<std::borrow::Cow<'_, str>> = head
+        .split("\r\n")
+        .map(|line| match line.split_once(':') {
+            Some((name, _)) if secret(line) => format!("{name}: <hidden>").into(),
+            _ => line.into(),
+        })
+        .collect();
+    std::borrow::Cow::Owned(lines.join("\r\n"))
+}
+
 impl fmt::Debug for SipMessage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SipMessage")
-            .field("head", &self.head)
+            .field("head", &redacted_head(&self.head))
             .field("body_len", &self.body.len())
             .field("problem", &self.problem)
             .finish()

@@ -53,6 +53,7 @@ pub use header::{
 };
 pub use message::SipMessage;
 pub use node::{ConnectionLimits, SipServer, SipServerConfig};
+pub use server::throttle::AuthLimits;
 
 /// Bounds on what the parser and the stream framer accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -52,6 +52,7 @@ use super::server::notifier::Notifier;
 use super::server::pager::Pager;
 use super::server::publisher::Publisher;
 use super::server::registrar::Registrar;
+use super::server::throttle::{AuthLimits, Throttle};
 use super::server::{ALLOW, ALLOW_EVENTS};
 use super::stack::{Dispatch, Request, Stack, StackConfig};
 use super::transaction::Timers;
@@ -110,6 +111,9 @@ pub struct SipServerConfig {
     /// PUBLISH, subscriptions of the account's buddies): see [`super::agent::Account`].
     /// Default: none.
     pub accounts: Vec<super::agent::Account>,
+    /// Nonce lifetime, `nc` window and the throttle on failed credentials (see
+    /// [`AuthLimits`]).
+    pub auth_limits: AuthLimits,
 }
 
 impl SipServerConfig {
@@ -131,6 +135,7 @@ impl SipServerConfig {
             tls: None,
             connections: ConnectionLimits::default(),
             rate_limit: RateLimit::DEFAULT,
+            auth_limits: AuthLimits::default(),
         }
     }
 }
@@ -228,8 +233,10 @@ impl SipServer {
         } else {
             domains.clone()
         };
-        let digest =
-            DigestAuthenticator::new(realms)?.with_engine_clock(engine.config().clock.clone());
+        let digest = DigestAuthenticator::new(realms)?
+            .with_engine_clock(engine.config().clock.clone())
+            .with_nonce_lifetime(config.auth_limits.nonce_lifetime)
+            .with_nc_window(config.auth_limits.nc_window);
         let stack = Arc::new(Stack::new(
             StackConfig {
                 timers: config.timers,
@@ -244,6 +251,7 @@ impl SipServer {
             stack.clone(),
             handle.clone(),
             digest,
+            Throttle::new(config.auth_limits.clone()),
             domains.clone(),
             Challenges {
                 enabled: config.authenticate,

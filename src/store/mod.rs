@@ -125,8 +125,9 @@ pub struct SubscriptionRecord {
 
 /// A user's credentials for digest authentication: the password is never kept, only the
 /// digests `H(user:realm:password)` (RFC 7616 "HA1") for each algorithm. Identity: `user`
-/// (by [`crate::model::key::presentity_key`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (by [`crate::model::key::presentity_key`]). Its `Debug` form hides the HA1 values (each is
+/// as good as the password for this realm).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
     /// The user (address of record).
     pub user: Uri,
@@ -136,6 +137,17 @@ pub struct Credential {
     pub ha1_md5: String,
     /// HA1 with SHA-256, lower-case hex.
     pub ha1_sha256: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("user", &self.user)
+            .field("realm", &self.realm)
+            .field("ha1_md5", &"<hidden>")
+            .field("ha1_sha256", &"<hidden>")
+            .finish()
+    }
 }
 
 impl Credential {

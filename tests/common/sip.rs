@@ -141,7 +141,13 @@ pub fn parse(bytes: &[u8]) -> SipMessage {
 
 impl Client {
     pub fn new(server: SocketAddr, user: &str) -> Client {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Client::bound(server, user, "127.0.0.1")
+    }
+
+    /// A client on a socket of loopback address `ip` (any of 127.0.0.0/8), for tests that
+    /// need requests from several source addresses.
+    pub fn bound(server: SocketAddr, user: &str, ip: &str) -> Client {
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
