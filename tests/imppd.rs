@@ -759,3 +759,62 @@ fn state_limits_come_from_flags_and_the_config_file() {
     assert_eq!(send(), Some(480));
     server.stop();
 }
+
+/// The network bounds come from flags (and the config file, as every option): bad values
+/// are refused at start with a message, good ones show in the start-up line.
+#[test]
+fn network_bounds_come_from_flags() {
+    for (flag, value, says) in [
+        ("--rate-limit", "50/10", "--rate-limit"),
+        ("--rate-limit", "fast", "--rate-limit"),
+        ("--max-connections", "0", "--max-connections needs a number"),
+        (
+            "--max-connections-per-address",
+            "x",
+            "--max-connections-per-address needs",
+        ),
+        (
+            "--unauthenticated-timeout",
+            "0",
+            "--unauthenticated-timeout needs seconds",
+        ),
+        (
+            "--auth-proxy",
+            "proxy.test",
+            "--auth-proxy needs an IP address",
+        ),
+        (
+            "--listen",
+            "tls:127.0.0.1:0",
+            "need a TLS certificate and key",
+        ),
+        (
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-cert and --tls-key go together",
+        ),
+    ] {
+        let out = imppd(&["--domain", DOMAIN, "--db", "none", "--open", flag, value]);
+        assert!(!out.status.success(), "{flag} {value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
+    }
+    let mut node = common::imppd::Imppd::start(
+        &[],
+        &[
+            "--open",
+            "--rate-limit",
+            "50/100",
+            "--max-connections-per-address",
+            "8",
+            "--auth-proxy",
+            "127.0.0.9",
+        ],
+    );
+    let log = node.log();
+    assert!(
+        log.contains("connections 4096 (8 per address), rate limit 50/s bursts 100"),
+        "{log}"
+    );
+    node.stop();
+}

@@ -50,6 +50,8 @@
 
 #[path = "imppd/heap.rs"]
 mod heap;
+#[path = "imppd/network.rs"]
+mod network;
 #[path = "imppd/rules.rs"]
 mod rules;
 
@@ -78,6 +80,9 @@ const USAGE: &str = "usage:
         [--route DOMAIN=udp|tcp|tls:ADDR:PORT]... [--route *=udp|tcp|tls:ADDR:PORT] [--no-federate]
         [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]]...
         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
+        [--rate-limit N[/BURST]] [--max-connections N] [--max-connections-per-address N]
+        [--unauthenticated-timeout S] [--tls-handshake-timeout S] [--idle-timeout S]
+        [--auth-proxy ADDR]...
         [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
         [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
         [--max-endpoints-per-user N]
@@ -111,7 +116,14 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           and --max-offline-messages-per-sender 100 (messages waiting for one user, and
           from one sender for one user: 480), --max-subscriptions-per-watcher 1000 and
           --max-subscriptions-per-presentity 10000 (403), --max-endpoints-per-user 10
-          (registered contacts of one user: 403)";
+          (registered contacts of one user: 403);
+          the network is bounded too: --rate-limit 200/1000 (requests a second from one
+          address, and its bursts; past them 503 with Retry-After, then dropped unread;
+          0: off), --max-connections 4096 and --max-connections-per-address 64 (TCP and
+          TLS), --unauthenticated-timeout 32 (a connection no request authenticated on
+          closes), --tls-handshake-timeout 10, --idle-timeout 180 (seconds);
+          --auth-proxy ADDR: a front proxy whose requests count against the client
+          address in its Via for the digest throttle, and are not rate limited";
 
 #[derive(Debug)]
 struct Options {
@@ -132,6 +144,7 @@ struct Options {
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
     state_limits: impp::engine::StateLimits,
+    network: network::NetworkOptions,
 }
 
 impl Default for Options {
@@ -152,6 +165,7 @@ impl Default for Options {
             tls_key: None,
             tls_ca: None,
             state_limits: impp::engine::StateLimits::default(),
+            network: network::NetworkOptions::default(),
         }
     }
 }
@@ -290,6 +304,12 @@ impl Options {
                         .map_err(|_| "--workers needs a number".to_string())?,
                 )
             }
+            name if network::NAMES.contains(&name) => {
+                return self
+                    .network
+                    .set(name, need(name, value)?)
+                    .expect("one of network::NAMES")
+            }
             limit if limit.starts_with("max-") => {
                 set_state_limit(&mut self.state_limits, limit, need(name, value)?)?
             }
@@ -345,6 +365,7 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 "account",
             ];
             if !WITH_VALUE.contains(&name.as_str())
+                && !network::NAMES.contains(&name.as_str())
                 && !name.starts_with("max-")
                 && !matches!(name.as_str(), "open" | "sha256" | "no-federate" | "help")
             {
@@ -556,12 +577,14 @@ fn serve(mut options: Options) -> Result<(), String> {
     sip.federate = options.federate;
     sip.accounts = options.accounts.clone();
     sip.tls = tls_config(&options)?;
+    options.network.apply(&mut sip);
     // imppd has no application of its own: what the SIP server leaves to the application
     // (subscription state changes, deliveries, expiries) is let go, so the event queue
     // never fills.
     engine
         .set_event_callback(Some(Box::new(|_event| {})))
         .map_err(|e| e.to_string())?;
+    let network_summary = options.network.summary(&sip);
     let mut server = SipServer::start(engine.clone(), sip).map_err(|e| e.to_string())?;
     let addrs: Vec<String> = server
         .local_addrs()
@@ -570,7 +593,7 @@ fn serve(mut options: Options) -> Result<(), String> {
         .collect();
     let _ = writeln!(
         std::io::stderr(),
-        "imppd ready: domains {} on {} (db {}, authentication {}, routes {}, federation {}, policy {})",
+        "imppd ready: domains {} on {} (db {}, authentication {}, routes {}, federation {}, policy {}, {})",
         options.domains.join(", "),
         addrs.join(" "),
         options.db.display(),
@@ -586,7 +609,8 @@ fn serve(mut options: Options) -> Result<(), String> {
                 .join(" ")
         },
         if options.federate { "on" } else { "off" },
-        options.policy.map_or("same domain allow, others confirm".into(), |p| p.to_string())
+        options.policy.map_or("same domain allow, others confirm".into(), |p| p.to_string()),
+        network_summary
     );
 
     let stop = Arc::new(AtomicBool::new(false));

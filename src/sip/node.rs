@@ -101,7 +101,8 @@ pub struct SipServerConfig {
     pub backend_expires: u32,
     /// Bounds on TCP and TLS connections.
     pub connections: ConnectionLimits,
-    /// Messages per second each source address may send (see [`super::rate`]). Default
+    /// Messages per second each source address may send (see [`super::rate`]); the front
+    /// proxies of [`SipServerConfig::auth_limits`] are exempt. Default
     /// [`RateLimit::DEFAULT`]: 200 a second, bursts of 1000.
     pub rate_limit: RateLimit,
     /// The certificate, key and trust anchors for TLS listeners and outgoing TLS (routes and
@@ -319,7 +320,14 @@ impl SipServer {
         // held without limit; the rate limiter keeps one address from filling it.
         let (inbound_tx, inbound_rx) =
             crossbeam_channel::bounded::<(Inbound, Admission)>(INBOUND_QUEUE);
-        let limiter = RateLimiter::new(config.rate_limit, Vec::new());
+        // Front proxies carry many clients' requests: they are not limited as one client.
+        let exempt = config
+            .auth_limits
+            .proxies
+            .iter()
+            .map(|&ip| (ip, if ip.is_ipv4() { 32 } else { 128 }))
+            .collect();
+        let limiter = RateLimiter::new(config.rate_limit, exempt);
         let clock = engine.config().clock.clone();
         let limits = config.limits;
         let framer: super::transport::Framer = Arc::new(move |buf: &[u8]| {

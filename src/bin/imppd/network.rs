@@ -1,0 +1,92 @@
+//! The options that bound what strangers on the network can make imppd do: connections,
+//! requests per second per address, and the digest throttle's front proxies. Each is a flag
+//! and a config-file key of the same name; the defaults are the library's.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use impp::sip::rate::RateLimit;
+use impp::sip::{ConnectionLimits, SipServerConfig};
+
+/// `--max-connections`, `--max-connections-per-address`, `--unauthenticated-timeout`,
+/// `--tls-handshake-timeout`, `--idle-timeout`, `--rate-limit`, `--auth-proxy`.
+#[derive(Debug, Default)]
+pub struct NetworkOptions {
+    connections: ConnectionLimits,
+    rate_limit: Option<RateLimit>,
+    auth_proxies: Vec<IpAddr>,
+}
+
+/// The names this module reads (each takes a value).
+pub const NAMES: [&str; 7] = [
+    "max-connections",
+    "max-connections-per-address",
+    "unauthenticated-timeout",
+    "tls-handshake-timeout",
+    "idle-timeout",
+    "rate-limit",
+    "auth-proxy",
+];
+
+impl NetworkOptions {
+    /// Applies option `name` if it is one of [`NAMES`]: `None` when it is not.
+    pub fn set(&mut self, name: &str, value: &str) -> Option<Result<(), String>> {
+        let count = |v: &str| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("--{name} needs a number of at least 1, not '{v}'"))
+        };
+        let seconds = |v: &str| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .map(Duration::from_secs)
+                .ok_or_else(|| format!("--{name} needs seconds (at least 1), not '{v}'"))
+        };
+        let c = &mut self.connections;
+        let result = match name {
+            "max-connections" => count(value).map(|n| c.max_total = n),
+            "max-connections-per-address" => count(value).map(|n| c.max_per_address = n),
+            "unauthenticated-timeout" => seconds(value).map(|d| c.unvouched_timeout = d),
+            "tls-handshake-timeout" => seconds(value).map(|d| c.handshake_timeout = d),
+            "idle-timeout" => seconds(value).map(|d| c.idle_timeout = d),
+            "rate-limit" => RateLimit::parse(value)
+                .map(|r| self.rate_limit = Some(r))
+                .map_err(|e| format!("--rate-limit: {e}")),
+            "auth-proxy" => value
+                .parse()
+                .map(|ip| self.auth_proxies.push(ip))
+                .map_err(|_| format!("--auth-proxy needs an IP address, not '{value}'")),
+            _ => return None,
+        };
+        Some(result)
+    }
+
+    /// Puts the options into the server's configuration.
+    pub fn apply(&self, sip: &mut SipServerConfig) {
+        sip.connections = self.connections;
+        if let Some(rate) = self.rate_limit {
+            sip.rate_limit = rate;
+        }
+        sip.auth_limits
+            .proxies
+            .extend(self.auth_proxies.iter().copied());
+    }
+
+    /// One line for the start-up report.
+    pub fn summary(&self, sip: &SipServerConfig) -> String {
+        let rate = if sip.rate_limit.per_second == 0 {
+            "off".to_string()
+        } else {
+            format!(
+                "{}/s bursts {}",
+                sip.rate_limit.per_second, sip.rate_limit.burst
+            )
+        };
+        format!(
+            "connections {} ({} per address), rate limit {rate}",
+            sip.connections.max_total, sip.connections.max_per_address
+        )
+    }
+}
