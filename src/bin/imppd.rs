@@ -6,6 +6,8 @@
 //!       [--open] [--sha256] [--policy allow|confirm|polite-block|block]
 //!       [--log-level info] [--workers N] [--config FILE]
 //!       [--route DOMAIN=udp|tcp|tls:ADDR:PORT]... [--route *=udp|tcp|tls:ADDR:PORT] [--no-federate]
+//!       [--peer DOMAIN=ADDR[/PREFIX]]... [--federation trusted|open]
+//!       [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]...
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]
@@ -21,6 +23,15 @@
 //! imppd's users to a presentity of another domain is served with one shared back-end
 //! subscription per presentity (federation) unless `--no-federate` is given, in which case
 //! it is forwarded like any other request.
+//!
+//! Trust between domains (DESIGN §5a): a request whose From names a domain imppd does not
+//! own is believed only from a peer that speaks for that domain: a mutual-TLS peer whose
+//! certificate names it, or an address `--peer DOMAIN=ADDR[/PREFIX]` lists for it; anything
+//! else is `403` with the reason (`--federation open` believes any SUBSCRIBE or MESSAGE
+//! from anyone, as before). Only imppd's own users (answering `407` with
+//! Proxy-Authorization) and trusted peers are relayed to other domains. `--publisher`
+//! lets a PBX (by address) or a privileged account publish `presence`, `dialog` and
+//! `message-summary` state for every user of an owned domain.
 //!
 //! SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
 //! the store, and after a restart every remote watcher is notified again in its dialog.
@@ -55,6 +66,8 @@ const USAGE: &str = "usage:
         [--route DOMAIN=udp|tcp|tls:ADDR:PORT]... [--route *=udp|tcp|tls:ADDR:PORT] [--no-federate]
         [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]]...
         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
+        [--peer DOMAIN=ADDR[/PREFIX]]... [--federation trusted|open]
+        [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]...
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
@@ -72,7 +85,12 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           --tls-cert/--tls-key (PEM) are needed for tls: listeners, routes and accounts;
           peers' certificates must chain to --tls-ca (default: the system's trust
           anchors), and the certificate of a server imppd connects to must name the
-          domain it is reached for";
+          domain it is reached for; a request from a user of another domain is believed
+          only from a trusted peer: a TLS peer whose certificate names that domain, or an
+          address --peer lists for it (else 403; --federation open: from anyone, for
+          SUBSCRIBE and MESSAGE), and only imppd's users (407 challenge) and trusted
+          peers are relayed; --publisher lets a PBX address or an account of an owned
+          domain publish presence, dialog and message-summary state for that domain's users";
 
 #[derive(Debug)]
 struct Options {
@@ -91,6 +109,10 @@ struct Options {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
+    /// `--peer`, `--federation`, `--publisher`.
+    peers: Vec<impp::sip::TrustedPeer>,
+    federation: impp::sip::Federation,
+    publishers: Vec<impp::sip::TrustedPublisher>,
 }
 
 impl Default for Options {
@@ -110,6 +132,9 @@ impl Default for Options {
             tls_cert: None,
             tls_key: None,
             tls_ca: None,
+            peers: Vec::new(),
+            federation: impp::sip::Federation::Trusted,
+            publishers: Vec::new(),
         }
     }
 }
@@ -216,6 +241,19 @@ impl Options {
             "tls-cert" => self.tls_cert = Some(PathBuf::from(need(name, value)?)),
             "tls-key" => self.tls_key = Some(PathBuf::from(need(name, value)?)),
             "tls-ca" => self.tls_ca = Some(PathBuf::from(need(name, value)?)),
+            "peer" => self.peers.push(
+                impp::sip::TrustedPeer::parse(need(name, value)?)
+                    .map_err(|e| format!("--peer: {e}"))?,
+            ),
+            "federation" => {
+                self.federation = need(name, value)?
+                    .parse()
+                    .map_err(|e: impp::Error| format!("--federation: {e}"))?
+            }
+            "publisher" => self.publishers.push(
+                impp::sip::TrustedPublisher::parse(need(name, value)?)
+                    .map_err(|e| format!("--publisher: {e}"))?,
+            ),
             "federate" => self.federate = flag(name, value)?,
             "no-federate" => self.federate = !flag(name, value)?,
             "workers" => {
@@ -261,7 +299,7 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (name.to_string(), None),
             };
-            const WITH_VALUE: [&str; 13] = [
+            const WITH_VALUE: [&str; 16] = [
                 "tls-cert",
                 "tls-key",
                 "tls-ca",
@@ -275,6 +313,9 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 "password",
                 "route",
                 "account",
+                "peer",
+                "federation",
+                "publisher",
             ];
             if !WITH_VALUE.contains(&name.as_str())
                 && !matches!(name.as_str(), "open" | "sha256" | "no-federate" | "help")
@@ -435,6 +476,18 @@ fn user_command(options: &Options, args: &[String]) -> Result<(), String> {
     }
 }
 
+/// `a, b, c`, or `none`.
+fn list_or_none<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items
+        .iter()
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The TLS settings, when a certificate is given (both files or neither).
 fn tls_config(options: &Options) -> Result<Option<impp::sip::tls::TlsConfig>, String> {
     match (&options.tls_cert, &options.tls_key) {
@@ -480,6 +533,9 @@ fn serve(mut options: Options) -> Result<(), String> {
     sip.federate = options.federate;
     sip.accounts = options.accounts.clone();
     sip.tls = tls_config(&options)?;
+    sip.peers = options.peers.clone();
+    sip.federation = options.federation;
+    sip.publishers = options.publishers.clone();
     // imppd has no application of its own: what the SIP server leaves to the application
     // (subscription state changes, deliveries, expiries) is let go, so the event queue
     // never fills.
@@ -492,6 +548,14 @@ fn serve(mut options: Options) -> Result<(), String> {
         .iter()
         .map(|l| format!("{}:{}", l.proto.as_str(), l.addr))
         .collect();
+    let _ = writeln!(
+        std::io::stderr(),
+        "imppd trust: federation {}, peers {}, publishers {}",
+        options.federation,
+        list_or_none(&options.peers),
+        list_or_none(&options.publishers)
+    );
+
     let _ = writeln!(
         std::io::stderr(),
         "imppd ready: domains {} on {} (db {}, authentication {}, routes {}, federation {})",

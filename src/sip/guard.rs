@@ -12,12 +12,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct GuardStats {
     /// Digest credentials refused (wrong password, unknown user, replayed or foreign nonce).
     pub auth_failures: u64,
+    /// Requests refused `403` for the identity they claim (see [`super::server::trust`]):
+    /// another domain's user from a peer that does not speak for that domain, or asking
+    /// what such a user may not (REGISTER, PUBLISH); an authenticated user acting as
+    /// someone else; a MESSAGE for an account not from the account's server.
+    pub untrusted: u64,
+    /// Requests for other domains the forwarder would not relay: not from an own user, a
+    /// trusted peer or a dialog it record-routed.
+    pub relays_refused: u64,
 }
 
 /// The live counters behind [`GuardStats`], shared by the stack and the roles.
 #[derive(Debug, Default)]
 pub(crate) struct GuardCounters {
     pub(crate) auth_failures: AtomicU64,
+    pub(crate) untrusted: AtomicU64,
+    pub(crate) relays_refused: AtomicU64,
 }
 
 impl GuardCounters {
@@ -30,6 +40,8 @@ impl GuardCounters {
     pub(crate) fn stats(&self) -> GuardStats {
         GuardStats {
             auth_failures: self.auth_failures.load(Ordering::Relaxed),
+            untrusted: self.untrusted.load(Ordering::Relaxed),
+            relays_refused: self.relays_refused.load(Ordering::Relaxed),
         }
     }
 }

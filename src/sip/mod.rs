@@ -52,6 +52,7 @@ pub use header::{
 };
 pub use message::SipMessage;
 pub use node::{SipServer, SipServerConfig};
+pub use server::trust::{Federation, Network, PublisherId, TrustedPeer, TrustedPublisher};
 
 /// Bounds on what the parser and the stream framer accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,9 @@
 //! | `pager::Pager` | MESSAGE | [`Core::send_message`]; relayed to registered contacts, answered `200` only once a device took it |
 //! | `forwarder::Forwarder` | a non-INVITE request for another domain with a route | forwarded to its next hop, as a proxy |
 //!
-//! Shared below the roles: `auth` (digest authentication and identity checks) and
-//! `dialog_table` (the notifier's table, in a file of its own).
+//! Shared below the roles: `auth` (digest authentication and identity checks), [`trust`]
+//! (who may speak for another domain's users, and for the owned domains' users besides
+//! themselves) and `dialog_table` (the notifier's table, in a file of its own).
 //!
 //! [`Core::login_at`]: crate::engine::Core::login_at
 //! [`Core::send_message`]: crate::engine::Core::send_message
@@ -26,6 +27,7 @@ pub(crate) mod notifier;
 pub(crate) mod pager;
 pub(crate) mod publisher;
 pub(crate) mod registrar;
+pub mod trust;
 
 use crate::sip::stack::{Reply, Request, Stack};
 

@@ -295,7 +295,7 @@ impl Pager {
             &[],
             routes,
             max_forwards - 1,
-            true,
+            crate::sip::proxy::Checked::Authorization,
         )?;
         Ok((branch, bytes))
     }
