@@ -18,6 +18,9 @@
 //! | relayed to another domain (the forwarder) | from a trusted peer only, whatever the federation mode, or inside a dialog the forwarder record-routed |
 //! | MESSAGE for an account (the user-agent role) | from the account's registrar or outbound proxy, or a trusted peer of the account's domain |
 //!
+//! An identity without a domain (a `tel:` From) has no peer to vouch for it: it is believed
+//! only in open federation.
+//!
 //! Responses need no such check: they are matched to this server's own client transactions
 //! by the branch it chose.
 //!
@@ -329,6 +332,10 @@ impl Trust {
     /// Whether `peer` speaks for `domain`: its mutual-TLS certificate names it, or its
     /// source address is listed for it. `Err`: why not, for a reason phrase.
     pub(crate) fn speaks_for(&self, peer: &Peer, domain: &str) -> std::result::Result<(), String> {
+        if domain.is_empty() {
+            // A tel: identity: no domain, so no peer can be listed or named for it.
+            return Err("an identity without a domain has no trusted peer".into());
+        }
         if peer
             .certificate
             .as_ref()
@@ -474,6 +481,56 @@ mod tests {
         assert_eq!("open".parse::<Federation>().unwrap(), Federation::Open);
         assert_eq!(Federation::default(), Federation::Trusted);
         assert!("closed".parse::<Federation>().is_err());
+    }
+
+    fn from(addr: &str) -> Peer {
+        Peer {
+            proto: crate::sip::transport::Proto::Udp,
+            source: addr.parse().unwrap(),
+            connection: None,
+            certificate: None,
+        }
+    }
+
+    #[test]
+    fn listed_addresses_speak_for_their_domain_only() {
+        let config = TrustConfig {
+            peers: vec![
+                TrustedPeer::parse("b.test=192.0.2.0/24").unwrap(),
+                TrustedPeer::parse("c.test=2001:db8::7").unwrap(),
+            ],
+            ..TrustConfig::default()
+        };
+        let trust = Trust::new(vec!["a.test".into()], config.clone()).unwrap();
+        assert!(trust.speaks_for(&from("192.0.2.9:5060"), "b.test").is_ok());
+        assert!(trust
+            .speaks_for(&from("[::ffff:192.0.2.9]:5060"), "b.test")
+            .is_ok());
+        assert_eq!(
+            trust.speaks_for(&from("192.0.2.9:5060"), "c.test"),
+            Err("c.test is not a trusted peer".to_string())
+        );
+        assert!(trust
+            .speaks_for(&from("[2001:db8::7]:5061"), "c.test")
+            .is_ok());
+        assert!(trust
+            .speaks_for(&from("198.51.100.1:5060"), "b.test")
+            .is_err());
+        assert!(trust
+            .believes(&from("198.51.100.1:5060"), "b.test")
+            .is_err());
+        // A tel: identity has no domain: nobody vouches for it, except in open federation.
+        assert!(trust.speaks_for(&from("192.0.2.9:5060"), "").is_err());
+        let open = Trust::new(
+            vec!["a.test".into()],
+            TrustConfig {
+                federation: Federation::Open,
+                ..config
+            },
+        )
+        .unwrap();
+        assert!(open.believes(&from("198.51.100.1:5060"), "b.test").is_ok());
+        assert!(open.believes(&from("198.51.100.1:5060"), "").is_ok());
     }
 
     #[test]
