@@ -656,7 +656,12 @@ fn next_state(client: &mut Client) -> String {
 fn rules_changed_beside_a_running_server_decide_after_sighup() {
     let dir = Dir::new("rule-reload");
     let db = dir.db();
-    let mut server = Server::start_on(&db, free_port(), &["--open"]);
+    // other.test's server is at loopback too (its users' requests come from there).
+    let mut server = Server::start_on(
+        &db,
+        free_port(),
+        &["--open", "--peer", "other.test=127.0.0.1"],
+    );
     assert!(
         server
             .log
@@ -702,7 +707,17 @@ fn rules_changed_beside_a_running_server_decide_after_sighup() {
 #[test]
 fn the_policy_flag_applies_to_every_watcher() {
     let dir = Dir::new("policy");
-    let mut server = Server::start_on(&dir.db(), free_port(), &["--open", "--policy", "allow"]);
+    let mut server = Server::start_on(
+        &dir.db(),
+        free_port(),
+        &[
+            "--open",
+            "--policy",
+            "allow",
+            "--peer",
+            "other.test=127.0.0.1",
+        ],
+    );
     let (_carol, state) = subscribe(&server, "carol", "other.test");
     assert!(state.starts_with("active"), "{state}");
     server.stop();

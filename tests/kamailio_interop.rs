@@ -31,7 +31,7 @@ use impp::engine::{
 use impp::sip::agent::Account;
 use impp::sip::route::{NextHop, Route, RouteTable};
 use impp::sip::transport::{ListenAddr, Proto};
-use impp::sip::{SipServer, SipServerConfig};
+use impp::sip::{Network, SipServer, SipServerConfig, TrustedPeer};
 use impp::store::{Credential, MemoryStore};
 
 /// Kamailio's presence domain in these tests.
@@ -323,6 +323,11 @@ fn a_test_with(
         },
     }]);
     assert!(config.federate);
+    // Kamailio speaks for k.test's users (DESIGN §5a).
+    config.peers = vec![TrustedPeer {
+        domain: K_DOMAIN.into(),
+        network: Network::new(k_addr.ip(), 32).unwrap(),
+    }];
     tweak(&mut config);
     let server = SipServer::start(engine.clone(), config).unwrap();
     (engine, events, server)
@@ -530,11 +535,18 @@ fn imppd_federates_with_kamailio_both_ways() {
     // Kamailio forwards example.test's requests to imppd.
     let k_port = free_port();
     let route = format!("k.test=udp:127.0.0.1:{k_port}");
-    // `--policy allow`: dave of k.test may watch alice (closed, imppd's default, he would
-    // wait for a decision as a watcher of another domain).
+    // Kamailio, at loopback, speaks for k.test's users (DESIGN §5a). `--policy allow`: dave
+    // of k.test may watch alice (closed, imppd's default, he would wait for a decision).
     let imppd = Imppd::start(
         &["alice", "carol"],
-        &["--route", &route, "--policy", "allow"],
+        &[
+            "--route",
+            &route,
+            "--peer",
+            "k.test=127.0.0.1",
+            "--policy",
+            "allow",
+        ],
     );
     let forward_domain = format!("\"{DOMAIN}\"");
     let forward = format!("\"sip:127.0.0.1:{}\"", imppd.port());
@@ -647,7 +659,11 @@ fn last_status(log: &str) -> u16 {
 fn users_of_imppd_and_of_kamailio_message_each_other_through_both_servers() {
     let k_port = free_port();
     let route = format!("k.test=udp:127.0.0.1:{k_port}");
-    let imppd = Imppd::start(&["alice", "carol"], &["--route", &route]);
+    // Kamailio, at loopback, speaks for k.test's users (DESIGN §5a).
+    let imppd = Imppd::start(
+        &["alice", "carol"],
+        &["--route", &route, "--peer", "k.test=127.0.0.1"],
+    );
     let forward_domain = format!("\"{DOMAIN}\"");
     let forward = format!("\"sip:127.0.0.1:{}\"", imppd.port());
     let k = kamailio(

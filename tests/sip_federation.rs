@@ -19,7 +19,7 @@ use impp::sip::digest_client::{DigestClient, Retry};
 use impp::sip::route::{NextHop, Route, RouteTable};
 use impp::sip::transport::{ListenAddr, Proto};
 use impp::sip::{SipLimits, SipMessage, Transport};
-use impp::sip::{SipServer, SipServerConfig};
+use impp::sip::{SipServer, SipServerConfig, TrustedPeer};
 use impp::store::{Credential, MemoryStore};
 
 mod common;
@@ -115,6 +115,8 @@ impl Domain {
                 addr: format!("127.0.0.1:{peer_port}").parse().unwrap(),
             },
         }]);
+        // The peer's server, at loopback, speaks for its users (DESIGN §5a).
+        config.peers = vec![TrustedPeer::parse(&format!("{peer_domain}=127.0.0.1")).unwrap()];
         tweak(&mut config);
         let seen: Seen = Arc::default();
         let record = seen.clone();

@@ -14,7 +14,7 @@ use impp::sip::route::Route;
 use impp::sip::transaction::Timers;
 use impp::sip::transport::{ListenAddr, Proto};
 use impp::sip::{SipLimits, SipMessage, Transport};
-use impp::sip::{SipServer, SipServerConfig};
+use impp::sip::{SipServer, SipServerConfig, TrustedPeer};
 use impp::store::{Credential, MemoryStore};
 
 mod common;
@@ -82,6 +82,12 @@ impl Node {
 
 fn route(text: &str) -> Route {
     Route::parse(text).unwrap()
+}
+
+/// `domain`'s server is trusted at loopback (where every server of these tests runs) to
+/// speak for its users.
+fn peer(domain: &str) -> TrustedPeer {
+    TrustedPeer::parse(&format!("{domain}=127.0.0.1")).unwrap()
 }
 
 static N: AtomicU32 = AtomicU32::new(1);
@@ -217,11 +223,12 @@ impl Client {
         panic!("no final response to {}", String::from_utf8_lossy(request));
     }
 
-    /// Sends the request `build` makes, answering a 401 once with this user's password.
+    /// Sends the request `build` makes, answering a 401 (a registrar's challenge) or a 407
+    /// (a proxy's) once with this user's password.
     fn transact_auth(&mut self, build: impl Fn(&Client, &str) -> Vec<u8>) -> SipMessage {
         let first = build(self, "");
         let (r, _) = self.transact(&first, Duration::from_secs(5));
-        if r.status() != Some(401) {
+        if !matches!(r.status(), Some(401 | 407)) {
             return r;
         }
         let (realm, nonce) = challenge_of(&r);
@@ -232,11 +239,16 @@ impl Client {
             &realm,
             &nonce,
         );
+        let auth = if r.status() == Some(407) {
+            format!("Proxy-{auth}")
+        } else {
+            auth
+        };
         self.transact(&build(self, &auth), Duration::from_secs(5)).0
     }
 
     /// The Authorization line answering the challenge (`realm`, `nonce`) for `method` to
-    /// `uri` with this user's password.
+    /// `uri` with this user's password (`Proxy-` in front answers a 407).
     fn authorization(&self, method: &str, uri: &str, realm: &str, nonce: &str) -> String {
         let credential = Credential::new(
             self.aor().parse().unwrap(),
@@ -308,9 +320,12 @@ impl Client {
 }
 
 /// a.test forwards b.test to B over UDP; B (no authentication: a request from a foreign
-/// user must not be challenged there) serves bob.
+/// user must not be challenged there; A trusted to speak for a.test) serves bob.
 fn a_and_b(b_route_proto: Proto, tweak_a: impl FnOnce(&mut SipServerConfig)) -> (Node, Node) {
-    let b = Node::start("b.test", |c| c.authenticate = false);
+    let b = Node::start("b.test", |c| {
+        c.authenticate = false;
+        c.peers.push(peer("a.test"));
+    });
     let hop = match b_route_proto {
         Proto::Udp => format!("b.test=udp:{}", b.udp()),
         Proto::Tcp => format!("b.test=tcp:{}", b.tcp()),
@@ -330,7 +345,7 @@ fn message_to_another_domain_is_forwarded_and_answered_back() {
     assert_eq!(bob.register().status(), Some(200));
 
     let mut alice = Client::new(a.udp(), "alice", "a.test");
-    // A challenges its own user before forwarding (realm a.test)...
+    // A challenges its own user before forwarding, as a proxy (realm a.test)...
     let first = alice.request_with_body(
         "MESSAGE",
         "sip:bob@b.test",
@@ -340,9 +355,9 @@ fn message_to_another_domain_is_forwarded_and_answered_back() {
         Some("hi"),
     );
     let (r, _) = alice.transact(&first, Duration::from_secs(5));
-    assert_eq!(r.status(), Some(401));
+    assert_eq!(r.status(), Some(407));
     assert!(r
-        .header("WWW-Authenticate")
+        .header("Proxy-Authenticate")
         .unwrap()
         .contains("realm=\"a.test\""));
     // ...then forwards it; B delivers it to bob's registered contact and its 200 comes back
@@ -359,10 +374,13 @@ fn message_to_another_domain_is_forwarded_and_answered_back() {
             Some("hello bob"),
         );
         let (r, _) = alice.transact(&first, Duration::from_secs(5));
-        assert_eq!(r.status(), Some(401));
+        assert_eq!(r.status(), Some(407));
         challenge_of(&r)
     };
-    let auth = alice.authorization("MESSAGE", "sip:bob@b.test", &realm, &nonce);
+    let auth = format!(
+        "Proxy-{}",
+        alice.authorization("MESSAGE", "sip:bob@b.test", &realm, &nonce)
+    );
     let request = alice.request_with_body(
         "MESSAGE",
         "sip:bob@b.test",
@@ -404,8 +422,9 @@ fn message_to_another_domain_is_forwarded_and_answered_back() {
     });
     assert_eq!(r.status(), Some(403));
 
-    // A request from a foreign user arriving at A for b.test is forwarded without a
-    // challenge (it is not A's to authenticate).
+    // A request from a user of a domain A does not trust, arriving at A for b.test, is not
+    // relayed (it is not A's to authenticate, and A is no open relay; tests/sip_trust.rs
+    // has the rest).
     let mut stranger = Client::new(a.udp(), "zed", "c.test");
     let request = stranger.request_with_body(
         "MESSAGE",
@@ -415,11 +434,13 @@ fn message_to_another_domain_is_forwarded_and_answered_back() {
         "",
         Some("from afar"),
     );
-    stranger.send(&request);
-    let (m, _) = bob.next_request("MESSAGE");
-    assert_eq!(m.body(), b"from afar");
-    let (r, _) = stranger.final_response(&request, Duration::from_secs(5));
-    assert_eq!(r.status(), Some(200));
+    let (r, _) = stranger.transact(&request, Duration::from_secs(5));
+    assert_eq!(r.status(), Some(403));
+    assert_eq!(
+        r.reason(),
+        Some("Forbidden (not relayed: c.test is not a trusted peer)")
+    );
+    assert_eq!(a.server.guard_stats().relays_refused, 1);
 }
 
 #[test]
@@ -466,6 +487,7 @@ fn a_routing_loop_ends_with_482_and_no_storm() {
     let b = Node::start_on(clock.clone(), "b.test", |c| {
         c.authenticate = false;
         c.routes.add(route(&format!("c.test=udp:{a_udp}")));
+        c.peers.push(peer("a.test"));
     });
     let a = Node::start_on(clock.clone(), "a.test", |c| {
         c.authenticate = false;
@@ -625,23 +647,25 @@ fn subscribe_through_the_proxy(hop: Proto) {
     });
     assert_eq!(r.status(), Some(200), "{r:?}");
     assert_eq!(b.engine.remote_subscriptions().unwrap().len(), 1);
-    // A record-routed the dialog: over TCP one entry facing B, one facing alice (UDP).
+    // A record-routed the dialog: over TCP one entry facing B, one facing alice (UDP), each
+    // sealed for the dialog (`dlg=`, which lets B's NOTIFYs through A).
     let mut rr: Vec<String> = r
         .record_route()
         .unwrap()
         .iter()
         .map(|n| n.uri_text().to_string())
         .collect();
+    let unsealed: Vec<String> = rr.iter().map(|e| without_seal(e)).collect();
     if hop == Proto::Tcp {
         assert_eq!(
-            rr,
+            unsealed,
             vec![
                 format!("sip:{};transport=tcp;lr", a.tcp()),
                 format!("sip:{};transport=udp;lr", a.udp()),
             ]
         );
     } else {
-        assert_eq!(rr, vec![format!("sip:{};transport=udp;lr", a.udp())]);
+        assert_eq!(unsealed, vec![format!("sip:{};transport=udp;lr", a.udp())]);
         rr.push(rr[0].clone());
     }
     let to = r.header("To").unwrap().to_string();
@@ -769,9 +793,20 @@ impl Drop for TempDir {
     }
 }
 
+/// A Record-Route entry of ours without its `;dlg=` seal (which must be there).
+fn without_seal(entry: &str) -> String {
+    let (before, seal) = entry.split_once(";dlg=").expect("a sealed entry");
+    assert_eq!(seal.len(), 16, "{entry}");
+    assert!(seal.bytes().all(|b| b.is_ascii_hexdigit()), "{entry}");
+    before.to_string()
+}
+
 #[test]
 fn imppd_routes_and_federation_from_flags_and_config_file() {
-    let b = Node::start("b.test", |c| c.authenticate = false);
+    let b = Node::start("b.test", |c| {
+        c.authenticate = false;
+        c.peers.push(peer("a.test"));
+    });
     let mut bob = Client::new(b.udp(), "bob", "b.test");
     assert_eq!(bob.register().status(), Some(200));
     let dir = TempDir::new();
@@ -833,9 +868,10 @@ fn imppd_routes_and_federation_from_flags_and_config_file() {
             Duration::from_secs(5),
         );
         assert_eq!(r.status(), Some(200), "{r:?}");
+        let rr = r.header("Record-Route").unwrap();
         assert_eq!(
-            r.header("Record-Route"),
-            Some(format!("<sip:{a_addr};transport=udp;lr>").as_str())
+            without_seal(rr.trim_start_matches('<').trim_end_matches('>')),
+            format!("sip:{a_addr};transport=udp;lr")
         );
         assert_eq!(b.engine.remote_subscriptions().unwrap().len(), 1);
     }
@@ -875,10 +911,11 @@ fn imppd_routes_and_federation_from_flags_and_config_file() {
     assert_eq!(r.status(), Some(200), "{r:?}");
 }
 
-/// The realm and nonce of a 401's MD5 challenge.
+/// The realm and nonce of a 401's or 407's MD5 challenge.
 fn challenge_of(r: &SipMessage) -> (String, String) {
     let challenge = r
         .headers("WWW-Authenticate")
+        .chain(r.headers("Proxy-Authenticate"))
         .find(|c| c.contains("MD5"))
         .expect("an MD5 challenge")
         .to_string();
@@ -1040,7 +1077,10 @@ fn a_tcp_hop_refusing_the_connection_is_answered_503_at_once() {
 
 #[test]
 fn loose_routing_follows_the_route_set_but_is_no_open_relay() {
-    let b = Node::start("b.test", |c| c.authenticate = false);
+    let b = Node::start("b.test", |c| {
+        c.authenticate = false;
+        c.peers.push(peer("a.test"));
+    });
     let mut bob = Client::new(b.udp(), "bob", "b.test");
     assert_eq!(bob.register().status(), Some(200));
     // A has no route to b.test: only the Route header leads there.

@@ -13,16 +13,20 @@ use impp::engine::{
 use impp::sip::route::Route;
 use impp::sip::transaction::Timers;
 use impp::sip::transport::{ListenAddr, Proto};
-use impp::sip::{SipServer, SipServerConfig};
+use impp::sip::{SipServer, SipServerConfig, TrustedPeer};
 use impp::store::Credential;
 
 mod common;
 use common::clock::advance;
 use common::fixtures::{engine_with, uri};
-fn stack(engine: &Arc<Engine>, routes: &[String]) -> SipServer {
+fn stack(engine: &Arc<Engine>, routes: &[String], peers: &[&str]) -> SipServer {
     let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut config = SipServerConfig::new(vec![ListenAddr::udp(local)]);
     config.authenticate = false;
+    config.peers = peers
+        .iter()
+        .map(|p| TrustedPeer::parse(p).unwrap())
+        .collect();
     for r in routes {
         config.routes.add(Route::parse(r).unwrap());
     }
@@ -82,7 +86,8 @@ fn messages_to_another_domain_go_through_its_next_hop() {
         ))
         .unwrap();
     }
-    let b_stack = stack(&b, &[]);
+    // B believes a.test's users from loopback, where A's stack sends from (DESIGN §5a).
+    let b_stack = stack(&b, &[], &["a.test=127.0.0.1"]);
     // Nothing answers here: a next hop that is down.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     silent
@@ -95,6 +100,7 @@ fn messages_to_another_domain_go_through_its_next_hop() {
             format!("b.test=udp:{}", udp(&b_stack)),
             format!("down.test=udp:{}", silent.local_addr().unwrap()),
         ],
+        &[],
     );
     b.login(&uri("sip:bob@b.test"), "pc", None).unwrap();
 

@@ -9,6 +9,8 @@
 //!       [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
 //!       [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
 //!       [--max-endpoints-per-user N]
+//!       [--peer DOMAIN=ADDR[/PREFIX]]... [--federation trusted|open]
+//!       [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]...
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]
@@ -41,6 +43,14 @@
 //! (mailbox full)`); subscriptions of one watcher and to one presentity (past either: `403
 //! Forbidden (too many subscriptions)`); registered contacts of one user (past it: `403
 //! Forbidden (too many registrations)`).
+//! Trust between domains (DESIGN §5a): a request whose From names a domain imppd does not
+//! own is believed only from a peer that speaks for that domain: a mutual-TLS peer whose
+//! certificate names it, or an address `--peer DOMAIN=ADDR[/PREFIX]` lists for it; anything
+//! else is `403` with the reason (`--federation open` believes any SUBSCRIBE or MESSAGE
+//! from anyone, as before). Only imppd's own users (answering `407` with
+//! Proxy-Authorization) and trusted peers are relayed to other domains. `--publisher`
+//! lets a PBX (by address) or a privileged account publish `presence`, `dialog` and
+//! `message-summary` state for every user of an owned domain.
 //!
 //! SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
 //! the store, and after a restart every remote watcher is notified again in its dialog.
@@ -86,6 +96,8 @@ const USAGE: &str = "usage:
         [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
         [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
         [--max-endpoints-per-user N]
+        [--peer DOMAIN=ADDR[/PREFIX]]... [--federation trusted|open]
+        [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]...
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
@@ -110,7 +122,13 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           --tls-cert/--tls-key (PEM) are needed for tls: listeners, routes and accounts;
           peers' certificates must chain to --tls-ca (default: the system's trust
           anchors), and the certificate of a server imppd connects to must name the
-          domain it is reached for;
+          domain it is reached for; a request from a user of another domain is believed
+          only from a trusted peer: a TLS peer whose certificate names that domain, or an
+          address --peer lists for it (else 403; --federation open: from anyone, for
+          SUBSCRIBE and MESSAGE), and only imppd's users (407 challenge) and trusted
+          peers are relayed; --publisher lets a PBX address or an account of an owned
+          domain publish presence, dialog and message-summary state for that domain's users;
+
           state kept per user, watcher and presentity is bounded (N >= 1; past a bound the
           request is refused and nothing is kept): --max-offline-messages-per-user 1000
           and --max-offline-messages-per-sender 100 (messages waiting for one user, and
@@ -145,6 +163,10 @@ struct Options {
     tls_ca: Option<PathBuf>,
     state_limits: impp::engine::StateLimits,
     network: network::NetworkOptions,
+    /// `--peer`, `--federation`, `--publisher`.
+    peers: Vec<impp::sip::TrustedPeer>,
+    federation: impp::sip::Federation,
+    publishers: Vec<impp::sip::TrustedPublisher>,
 }
 
 impl Default for Options {
@@ -166,6 +188,9 @@ impl Default for Options {
             tls_ca: None,
             state_limits: impp::engine::StateLimits::default(),
             network: network::NetworkOptions::default(),
+            peers: Vec::new(),
+            federation: impp::sip::Federation::Trusted,
+            publishers: Vec::new(),
         }
     }
 }
@@ -295,6 +320,19 @@ impl Options {
             "tls-cert" => self.tls_cert = Some(PathBuf::from(need(name, value)?)),
             "tls-key" => self.tls_key = Some(PathBuf::from(need(name, value)?)),
             "tls-ca" => self.tls_ca = Some(PathBuf::from(need(name, value)?)),
+            "peer" => self.peers.push(
+                impp::sip::TrustedPeer::parse(need(name, value)?)
+                    .map_err(|e| format!("--peer: {e}"))?,
+            ),
+            "federation" => {
+                self.federation = need(name, value)?
+                    .parse()
+                    .map_err(|e: impp::Error| format!("--federation: {e}"))?
+            }
+            "publisher" => self.publishers.push(
+                impp::sip::TrustedPublisher::parse(need(name, value)?)
+                    .map_err(|e| format!("--publisher: {e}"))?,
+            ),
             "federate" => self.federate = flag(name, value)?,
             "no-federate" => self.federate = !flag(name, value)?,
             "workers" => {
@@ -349,7 +387,7 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (name.to_string(), None),
             };
-            const WITH_VALUE: [&str; 13] = [
+            const WITH_VALUE: [&str; 16] = [
                 "tls-cert",
                 "tls-key",
                 "tls-ca",
@@ -363,6 +401,9 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 "password",
                 "route",
                 "account",
+                "peer",
+                "federation",
+                "publisher",
             ];
             if !WITH_VALUE.contains(&name.as_str())
                 && !network::NAMES.contains(&name.as_str())
@@ -529,6 +570,18 @@ fn user_command(options: &Options, args: &[String]) -> Result<(), String> {
     }
 }
 
+/// `a, b, c`, or `none`.
+fn list_or_none<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items
+        .iter()
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The TLS settings, when a certificate is given (both files or neither).
 fn tls_config(options: &Options) -> Result<Option<impp::sip::tls::TlsConfig>, String> {
     match (&options.tls_cert, &options.tls_key) {
@@ -578,6 +631,9 @@ fn serve(mut options: Options) -> Result<(), String> {
     sip.accounts = options.accounts.clone();
     sip.tls = tls_config(&options)?;
     options.network.apply(&mut sip);
+    sip.peers = options.peers.clone();
+    sip.federation = options.federation;
+    sip.publishers = options.publishers.clone();
     // imppd has no application of its own: what the SIP server leaves to the application
     // (subscription state changes, deliveries, expiries) is let go, so the event queue
     // never fills.
@@ -591,6 +647,14 @@ fn serve(mut options: Options) -> Result<(), String> {
         .iter()
         .map(|l| format!("{}:{}", l.proto.as_str(), l.addr))
         .collect();
+    let _ = writeln!(
+        std::io::stderr(),
+        "imppd trust: federation {}, peers {}, publishers {}",
+        options.federation,
+        list_or_none(&options.peers),
+        list_or_none(&options.publishers)
+    );
+
     let _ = writeln!(
         std::io::stderr(),
         "imppd ready: domains {} on {} (db {}, authentication {}, routes {}, federation {}, policy {}, {})",

@@ -22,6 +22,14 @@ pub struct GuardStats {
     pub auth_throttled: u64,
     /// Correct digest responses refused for reusing a nonce count (challenged again).
     pub nonce_replays: u64,
+    /// Requests refused `403` for the identity they claim (see [`super::server::trust`]):
+    /// another domain's user from a peer that does not speak for that domain, or asking
+    /// what such a user may not (REGISTER, PUBLISH); an authenticated user acting as
+    /// someone else; a MESSAGE for an account not from the account's server.
+    pub untrusted: u64,
+    /// Requests for other domains the forwarder would not relay: not from an own user, a
+    /// trusted peer or a dialog it record-routed.
+    pub relays_refused: u64,
 }
 
 /// The live counters behind [`GuardStats`], shared by the stack and the roles.
@@ -33,6 +41,8 @@ pub(crate) struct GuardCounters {
     pub(crate) queue_dropped: AtomicU64,
     pub(crate) auth_throttled: AtomicU64,
     pub(crate) nonce_replays: AtomicU64,
+    pub(crate) untrusted: AtomicU64,
+    pub(crate) relays_refused: AtomicU64,
 }
 
 impl GuardCounters {
@@ -50,6 +60,8 @@ impl GuardCounters {
             queue_dropped: self.queue_dropped.load(Ordering::Relaxed),
             auth_throttled: self.auth_throttled.load(Ordering::Relaxed),
             nonce_replays: self.nonce_replays.load(Ordering::Relaxed),
+            untrusted: self.untrusted.load(Ordering::Relaxed),
+            relays_refused: self.relays_refused.load(Ordering::Relaxed),
         }
     }
 }

@@ -54,6 +54,7 @@ pub use header::{
 pub use message::SipMessage;
 pub use node::{ConnectionLimits, SipServer, SipServerConfig};
 pub use server::throttle::AuthLimits;
+pub use server::trust::{Federation, Network, PublisherId, TrustedPeer, TrustedPublisher};
 
 /// Bounds on what the parser and the stream framer accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,17 +2,18 @@
 //! The stack (`super::stack`) carries messages and transactions; the server roles
 //! ([`super::server`]) serve the owned domains; the agent roles ([`super::agent`]) act as a
 //! user agent of other domains. The node is the one place that knows them all: it gives
-//! each request to its role, each event of the engine's port ([`crate::engine::Port`]) to
+//! each request to its role (who may ask what is decided in the roles, through
+//! `super::server::auth` and `super::server::trust`), each event of the engine's port ([`crate::engine::Port`]) to
 //! the role that delivers it, and runs the timers; the roles never call each other.
 //!
 //! | request | role |
 //! | --- | --- |
-//! | any non-INVITE request for another domain with a route (not a SUBSCRIBE served by federation) | forwarder |
+//! | any non-INVITE request for another domain with a route (not a SUBSCRIBE served by federation) | forwarder (relaying only the own users, trusted peers and its record-routed dialogs) |
 //! | REGISTER | registrar |
 //! | SUBSCRIBE | notifier (a presentity of another domain: served through a back-end subscription, when federation takes it) |
 //! | PUBLISH | publisher |
-//! | MESSAGE | an account's, when its To is the account; else the pager |
-//! | NOTIFY | the back-end subscriptions (`481` for any other) |
+//! | MESSAGE | an account's, when its To is the account (from the account's server or a peer believed for its domain, else `403`); else the pager |
+//! | NOTIFY | the back-end subscriptions (`481` for any other: only the dialogs this server opened take NOTIFYs) |
 //! | OPTIONS | answered here: `200` with Allow, Allow-Events, Accept |
 //! | anything else | `405 Method Not Allowed` with Allow |
 //!
@@ -53,6 +54,7 @@ use super::server::pager::Pager;
 use super::server::publisher::Publisher;
 use super::server::registrar::Registrar;
 use super::server::throttle::{AuthLimits, Throttle};
+use super::server::trust::{Trust, TrustConfig};
 use super::server::{ALLOW, ALLOW_EVENTS};
 use super::stack::{Dispatch, Request, Stack, StackConfig};
 use super::transaction::Timers;
@@ -102,7 +104,8 @@ pub struct SipServerConfig {
     /// Bounds on TCP and TLS connections.
     pub connections: ConnectionLimits,
     /// Messages per second each source address may send (see [`super::rate`]); the front
-    /// proxies of [`SipServerConfig::auth_limits`] are exempt. Default
+    /// proxies of [`SipServerConfig::auth_limits`] and the [`SipServerConfig::peers`] are
+    /// exempt. Default
     /// [`RateLimit::DEFAULT`]: 200 a second, bursts of 1000.
     pub rate_limit: RateLimit,
     /// The certificate, key and trust anchors for TLS listeners and outgoing TLS (routes and
@@ -115,6 +118,18 @@ pub struct SipServerConfig {
     /// Nonce lifetime, `nc` window and the throttle on failed credentials (see
     /// [`AuthLimits`]).
     pub auth_limits: AuthLimits,
+    /// Peers trusted by address to speak for the users of other domains: a request whose
+    /// From names such a domain is believed from the listed addresses (besides mutual-TLS
+    /// peers whose certificate names the domain). See [`super::server::trust`]. Default:
+    /// none.
+    pub peers: Vec<super::TrustedPeer>,
+    /// Whom requests claiming another domain's identity are believed from: trusted peers
+    /// only (default), or anyone ([`super::Federation::Open`]).
+    pub federation: super::Federation,
+    /// Telephony systems that PUBLISH `presence`, `dialog` and `message-summary` state for
+    /// any user of an owned domain: a PBX by its address, or a privileged account. Default:
+    /// none.
+    pub publishers: Vec<super::TrustedPublisher>,
 }
 
 impl SipServerConfig {
@@ -137,6 +152,9 @@ impl SipServerConfig {
             connections: ConnectionLimits::default(),
             rate_limit: RateLimit::DEFAULT,
             auth_limits: AuthLimits::default(),
+            peers: Vec::new(),
+            federation: super::Federation::Trusted,
+            publishers: Vec::new(),
         }
     }
 }
@@ -200,6 +218,8 @@ struct Node {
     backends: Arc<Backends>,
     accounts: Arc<Accounts>,
     agent_counters: Arc<AgentCounters>,
+    /// For the MESSAGEs of the accounts (the server roles reach it through `auth`).
+    trust: Arc<Trust>,
 }
 
 impl SipServer {
@@ -248,6 +268,14 @@ impl SipServer {
             engine.random().shared(),
         ));
         let handle = engine.handle();
+        let trust = Arc::new(Trust::new(
+            domains.clone(),
+            TrustConfig {
+                peers: config.peers.clone(),
+                federation: config.federation,
+                publishers: config.publishers.clone(),
+            },
+        )?);
         let auth = Arc::new(Authentication::new(
             stack.clone(),
             handle.clone(),
@@ -259,6 +287,7 @@ impl SipServer {
                 prefer_sha256: config.prefer_sha256,
                 offer_sha256: config.offer_sha256,
             },
+            trust.clone(),
         ));
         let gate = Arc::new(Mutex::new(()));
         let accounts_config: Arc<[super::agent::Account]> = config.accounts.clone().into();
@@ -313,6 +342,7 @@ impl SipServer {
                 agent_counters.clone(),
             ),
             agent_counters,
+            trust,
             stack,
         });
 
@@ -320,12 +350,19 @@ impl SipServer {
         // held without limit; the rate limiter keeps one address from filling it.
         let (inbound_tx, inbound_rx) =
             crossbeam_channel::bounded::<(Inbound, Admission)>(INBOUND_QUEUE);
-        // Front proxies carry many clients' requests: they are not limited as one client.
+        // Front proxies and trusted peers carry many clients' requests: they are not limited
+        // as one client.
         let exempt = config
             .auth_limits
             .proxies
             .iter()
             .map(|&ip| (ip, if ip.is_ipv4() { 32 } else { 128 }))
+            .chain(
+                config
+                    .peers
+                    .iter()
+                    .map(|p| (p.network.addr(), p.network.prefix())),
+            )
             .collect();
         let limiter = RateLimiter::new(config.rate_limit, exempt);
         let clock = engine.config().clock.clone();
@@ -638,6 +675,35 @@ impl Node {
         }
     }
 
+    /// Whether a MESSAGE for account `account` comes from the account's server (its
+    /// registrar or outbound proxy), or from a peer believed for the account's domain
+    /// (`super::server::trust`); else the `403` refusing it.
+    fn account_sender(
+        &self,
+        request: &Request,
+        account: usize,
+    ) -> std::result::Result<(), super::stack::Reply> {
+        if self.accounts.is_server_of(&request.peer, account) {
+            return Ok(());
+        }
+        let domain = self.accounts.domain(account);
+        match self.trust.believes(&request.peer, &domain) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                log::info!(
+                    "SIP: a MESSAGE for account {account} from {} refused: not its server",
+                    request.peer.source
+                );
+                GuardCounters::count(&self.stack.guard().untrusted);
+                Err(self.stack.reply(
+                    request,
+                    403,
+                    &format!("Forbidden (not from the server of {domain})"),
+                ))
+            }
+        }
+    }
+
     fn options(&self, request: &Request) -> Result<super::stack::Reply> {
         let mut b = self.stack.reply(request, 200, "OK");
         b.header("Allow", ALLOW)?;
@@ -661,7 +727,10 @@ impl Dispatch for Node {
             "PUBLISH" => self.publisher.handle(&request),
             "MESSAGE" => match self.accounts.addressed(&request.message) {
                 Some(account) => {
-                    let answer = self.accounts.message(&request, account).map(Some);
+                    let answer = match self.account_sender(&request, account) {
+                        Ok(()) => self.accounts.message(&request, account).map(Some),
+                        Err(refusal) => Ok(Some(refusal)),
+                    };
                     self.stack.finish(&request, answer);
                 }
                 None => self.pager.handle(&request),

@@ -7,14 +7,41 @@
 
 use std::net::SocketAddr;
 
+use super::digest::parse_authorization;
 use super::lex::split_list;
 use super::message::SipMessage;
 use super::name::{classify, Known};
 use super::transport::via_received_rport;
 
+/// The credentials this server checked itself, taken out of what it passes on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Checked<'a> {
+    /// None: every credential goes on.
+    Nothing,
+    /// Every Authorization header (a registrar's proxy relaying to a registered contact:
+    /// they were answers to this server's own challenges).
+    Authorization,
+    /// The Proxy-Authorization headers for these realms (RFC 3261 §22.3: a proxy takes out
+    /// its own; those for proxies further on stay).
+    ProxyAuthorization { realms: &'a [String] },
+}
+
+impl Checked<'_> {
+    /// Whether the header `name: value` is taken out.
+    fn strips(&self, name: Known, value: &str) -> bool {
+        match (self, name) {
+            (Checked::Authorization, Known::Authorization) => true,
+            (Checked::ProxyAuthorization { realms }, Known::ProxyAuthorization) => {
+                parse_authorization(value).is_ok_and(|c| realms.contains(&c.realm))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The request `m` as it is forwarded: `our_via` on top, then our `record_route` entries,
 /// the received top Via with `received`/`rport` for `source`, `popped` Route entries
-/// removed, Max-Forwards set to `max_forwards`, Authorization dropped when `strip_auth`,
+/// removed, Max-Forwards set to `max_forwards`, the credentials `checked` here taken out,
 /// and Content-Length recomputed.
 pub(crate) fn forwarded(
     m: &SipMessage,
@@ -23,7 +50,7 @@ pub(crate) fn forwarded(
     record_route: &[String],
     popped: usize,
     max_forwards: u32,
-    strip_auth: bool,
+    checked: Checked<'_>,
 ) -> crate::error::Result<Vec<u8>> {
     retargeted(
         m,
@@ -33,7 +60,7 @@ pub(crate) fn forwarded(
         record_route,
         popped,
         max_forwards,
-        strip_auth,
+        checked,
     )
 }
 
@@ -50,7 +77,7 @@ pub(crate) fn retargeted(
     record_route: &[String],
     popped: usize,
     max_forwards: u32,
-    strip_auth: bool,
+    checked: Checked<'_>,
 ) -> crate::error::Result<Vec<u8>> {
     let start = format!("{} {} SIP/2.0", m.method().unwrap_or_default(), request_uri);
     let mut fields: Vec<(&str, String)> = vec![("Via", our_via.to_string())];
@@ -88,7 +115,7 @@ pub(crate) fn retargeted(
                 fields.push(("Max-Forwards", max_forwards.to_string()));
             }
             Known::ContentLength => {}
-            Known::Authorization if strip_auth => {}
+            known if checked.strips(known, value) => {}
             _ => fields.push((name, value.to_string())),
         }
     }
@@ -197,7 +224,7 @@ mod tests {
             &["<sip:192.0.2.1:5060;transport=udp;lr>".to_string()],
             1,
             6,
-            true,
+            Checked::Authorization,
         )
         .unwrap();
         let f = parse(std::str::from_utf8(&out).unwrap());
@@ -226,6 +253,36 @@ mod tests {
         assert_eq!(f.content_length(), Some(2));
         assert_eq!(f.request_uri_text(), Some("sip:bob@b.test"));
         assert_eq!(f.call_id().unwrap(), "c1");
+    }
+
+    #[test]
+    fn a_proxy_takes_out_only_its_own_proxy_credentials() {
+        let m = parse(
+            "MESSAGE sip:bob@b.test SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa\r\n\
+             From: <sip:alice@a.test>;tag=1\r\nTo: <sip:bob@b.test>\r\nCall-ID: c1\r\n\
+             CSeq: 2 MESSAGE\r\n\
+             Proxy-Authorization: Digest username=\"alice\", realm=\"a.test\", nonce=\"n\", uri=\"sip:bob@b.test\", response=\"0\"\r\n\
+             Proxy-Authorization: Digest username=\"alice\", realm=\"next.test\", nonce=\"n\", uri=\"sip:bob@b.test\", response=\"1\"\r\n\
+             Authorization: Digest username=\"alice\", realm=\"b.test\", nonce=\"n\", uri=\"sip:bob@b.test\", response=\"2\"\r\n\
+             Content-Length: 0\r\n\r\n",
+        );
+        let realms = ["a.test".to_string()];
+        let out = forwarded(
+            &m,
+            "192.0.2.9:4000".parse().unwrap(),
+            "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfw1;rport",
+            &[],
+            0,
+            69,
+            Checked::ProxyAuthorization { realms: &realms },
+        )
+        .unwrap();
+        let f = parse(std::str::from_utf8(&out).unwrap());
+        let proxy: Vec<&str> = f.headers("Proxy-Authorization").collect();
+        assert_eq!(proxy.len(), 1);
+        assert!(proxy[0].contains("next.test"), "{proxy:?}");
+        assert!(f.header("Authorization").unwrap().contains("b.test"));
     }
 
     #[test]

@@ -199,7 +199,7 @@ impl Bucket {
 
 /// Whether `ip` is in the network `net`/`len` (same family only).
 pub(crate) fn in_network(ip: IpAddr, net: IpAddr, len: u8) -> bool {
-    match (ip, net) {
+    match (ip.to_canonical(), net) {
         (IpAddr::V4(ip), IpAddr::V4(net)) => {
             let len = u32::from(len.min(32));
             let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };

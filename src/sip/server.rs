@@ -13,8 +13,9 @@
 //! | `forwarder::Forwarder` | a non-INVITE request for another domain with a route | forwarded to its next hop, as a proxy |
 //!
 //! Shared below the roles: `auth` (digest authentication and identity checks), with
-//! `throttle` (the brake on password guessing it applies), and `dialog_table` (the
-//! notifier's table, in a file of its own).
+//! `throttle` (the brake on password guessing it applies), [`trust`] (who may speak for
+//! another domain's users, and for the owned domains' users besides themselves) and
+//! `dialog_table` (the notifier's table, in a file of its own).
 //!
 //! [`Core::login_at`]: crate::engine::Core::login_at
 //! [`Core::send_message`]: crate::engine::Core::send_message
@@ -28,6 +29,7 @@ pub(crate) mod pager;
 pub(crate) mod publisher;
 pub(crate) mod registrar;
 pub(crate) mod throttle;
+pub mod trust;
 
 use crate::sip::stack::{Reply, Request, Stack};
 

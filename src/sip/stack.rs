@@ -120,7 +120,6 @@ pub(crate) struct Peer {
     pub(crate) source: SocketAddr,
     pub(crate) connection: Option<ConnectionId>,
     /// The certificate a TLS peer presented (mutual TLS), verified during the handshake.
-    #[allow(dead_code)] // read by the trust checks between domains, which come next
     pub(crate) certificate: Option<PeerCertificate>,
 }
 

@@ -790,9 +790,25 @@ impl Accounts {
             .position(|a| presentity_key(&a.aor) == key)
     }
 
+    /// The domain of account `account`'s address of record.
+    pub(crate) fn domain(&self, account: usize) -> String {
+        self.accounts[account].aor.host().to_ascii_lowercase()
+    }
+
+    /// Whether `peer` is the server of account `account`: its registrar's or outbound
+    /// proxy's address (any port: a server's connections and UDP sockets differ).
+    pub(crate) fn is_server_of(&self, peer: &crate::sip::stack::Peer, account: usize) -> bool {
+        let a = &self.accounts[account];
+        let ip = peer.source.ip().to_canonical();
+        std::iter::once(a.registrar)
+            .chain(a.outbound_proxy)
+            .any(|hop| hop.addr.ip().to_canonical() == ip)
+    }
+
     /// A MESSAGE for account `account`: handed to the application as an
     /// [`crate::engine::Event::Message`] (endpoint `sip`) and answered `200` (or `413` over
-    /// the size limit). Not challenged: it comes from the account's own server.
+    /// the size limit). Not challenged: it comes from the account's own server (the node
+    /// checked, see [`Accounts::is_server_of`]).
     pub(crate) fn message(&self, request: &Request, account: usize) -> Result<Reply> {
         let engine = self.engine()?;
         let sender = request.message.from()?.uri()?;

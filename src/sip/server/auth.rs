@@ -1,6 +1,8 @@
 //! Who may do what: the digest authentication (RFC 7616, 8760) and identity checks every
-//! server role applies to the requests of the owned domains' users. Not a role: the roles
-//! share one, made by the node.
+//! server role applies to the requests of the owned domains' users, as a registrar (`401`,
+//! `WWW-Authenticate`) or as a proxy (`407`, `Proxy-Authenticate`, for what the forwarder
+//! relays); requests claiming another domain's identity go to [`super::trust`]. Not a
+//! role: the roles share one, made by the node.
 //!
 //! | credentials | answer | counted in [`GuardStats`] |
 //! | --- | --- | --- |
@@ -35,6 +37,33 @@ use crate::sip::server::throttle::{Claimed, Throttle};
 use crate::sip::stack::{Reply, Request, Stack};
 use crate::uri::Uri;
 
+use super::trust::Trust;
+
+/// Who asks for credentials: the server for itself (RFC 3261 §22.2) or as a proxy (§22.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asker {
+    Server,
+    Proxy,
+}
+
+impl Asker {
+    /// The header the credentials come in.
+    fn credentials(self) -> &'static str {
+        match self {
+            Asker::Server => "Authorization",
+            Asker::Proxy => "Proxy-Authorization",
+        }
+    }
+
+    /// The challenge's status, reason phrase and header.
+    fn challenge(self) -> (u16, &'static str, &'static str) {
+        match self {
+            Asker::Server => (401, "Unauthorized", "WWW-Authenticate"),
+            Asker::Proxy => (407, "Proxy Authentication Required", "Proxy-Authenticate"),
+        }
+    }
+}
+
 /// Whether and how requests are challenged (see the node's configuration).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Challenges {
@@ -58,6 +87,8 @@ pub(crate) struct Authentication {
     offer_sha256: bool,
     /// The owned domains, the realms of their users.
     domains: Vec<String>,
+    /// Who speaks for other domains' users (and for the owned ones' besides themselves).
+    trust: Arc<Trust>,
 }
 
 impl Authentication {
@@ -69,6 +100,7 @@ impl Authentication {
         throttle: Throttle,
         domains: Vec<String>,
         challenges: Challenges,
+        trust: Arc<Trust>,
     ) -> Authentication {
         Authentication {
             stack,
@@ -79,16 +111,65 @@ impl Authentication {
             prefer_sha256: challenges.prefer_sha256,
             offer_sha256: challenges.offer_sha256,
             domains,
+            trust,
         }
     }
 
-    /// Checks the request's digest credentials; `Ok(None)` when authentication is off,
-    /// `Ok(Some(user))` when they are good, `Err(answer)` (a challenge or a refusal)
-    /// otherwise.
+    /// The realms credentials are asked for.
+    pub(crate) fn realms(&self) -> &[String] {
+        self.digest.realms()
+    }
+
+    /// The trust decisions between domains.
+    pub(crate) fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// A `403` whose reason phrase says `why`, counted as a refused identity.
+    pub(crate) fn untrusted(&self, request: &Request, why: &str) -> Reply {
+        log::info!(
+            "SIP: {} from {} refused: {why}",
+            request.key.method,
+            request.peer.source
+        );
+        GuardCounters::count(&self.stack.guard().untrusted);
+        self.stack
+            .reply(request, 403, &format!("Forbidden ({why})"))
+    }
+
+    /// Checks who the request comes from. A From of another domain cannot be checked with
+    /// digest (the directory holds only this server's users): it is believed only from a
+    /// peer that speaks for that domain, and only for what such a user may ask (see
+    /// [`super::trust`]); `Ok(None)` then, else a `403` saying why. Otherwise the request's
+    /// digest credentials: `Ok(None)` when authentication is off, `Ok(Some(user))` when they
+    /// are good, `Err(answer)` (a challenge or a refusal) otherwise.
     pub(crate) fn authenticate(
         &self,
         request: &Request,
     ) -> std::result::Result<Option<Uri>, Reply> {
+        if let Some(domain) = self.trust.foreign_domain(&request.message) {
+            return match self.trust.foreign_request(request, &domain) {
+                Ok(()) => {
+                    self.stack.vouch(&request.peer);
+                    Ok(None)
+                }
+                Err(why) => Err(self.untrusted(request, &why)),
+            };
+        }
+        self.digest(request, Asker::Server)
+    }
+
+    /// [`Authentication::authenticate`] as a proxy, for a request of an owned domain's user
+    /// that the forwarder relays: `407` and `Proxy-Authenticate`, credentials in
+    /// `Proxy-Authorization` (RFC 3261 §22.3).
+    pub(crate) fn authenticate_proxied(
+        &self,
+        request: &Request,
+    ) -> std::result::Result<Option<Uri>, Reply> {
+        self.digest(request, Asker::Proxy)
+    }
+
+    fn digest(&self, request: &Request, asker: Asker) -> std::result::Result<Option<Uri>, Reply> {
         if !self.enabled {
             self.stack.vouch(&request.peer);
             return Ok(None);
@@ -98,20 +179,6 @@ impl Authentication {
             Ok(e) => e,
             Err(e) => return Err(self.stack.error_reply(request, &e)),
         };
-        // A SUBSCRIBE from a user of another domain (federation) cannot be checked here: the
-        // directory holds only this server's users. It may only watch (never act for a local
-        // identity), and the presentity's rules decide what it sees. A MESSAGE from another
-        // domain likewise (relayed by that domain's server, as a Kamailio with a route to us
-        // does): it is delivered as from its foreign sender, whom the recipient may block.
-        if (method == "SUBSCRIBE" || method == "MESSAGE")
-            && request
-                .message
-                .from()
-                .and_then(|f| f.uri())
-                .is_ok_and(|u| !engine.config().owns(&u))
-        {
-            return Ok(None);
-        }
         let lookup = |username: &str, realm: &str| {
             Uri::parse(&format!("sip:{username}@{realm}"))
                 .ok()
@@ -124,7 +191,7 @@ impl Authentication {
         let guard = self.stack.guard();
         let mut refused = None;
         let mut stale = false;
-        for value in request.message.headers("Authorization") {
+        for value in request.message.headers(asker.credentials()) {
             // Who the credentials claim to be, unchecked: what the throttle counts.
             let claimed: Option<Claimed> = parse_authorization(value)
                 .ok()
@@ -159,13 +226,14 @@ impl Authentication {
             log::info!("SIP: {method} from {client} refused: {why}");
             return Err(self.stack.reply(request, 403, "Forbidden"));
         }
-        Err(self.challenge(request, client, stale))
+        Err(self.challenge(request, client, stale, asker))
     }
 
-    /// `401` with a challenge per algorithm offered, bound to `client`.
-    fn challenge(&self, request: &Request, client: IpAddr, stale: bool) -> Reply {
-        let realm = self.realm_for(request);
-        let mut b = self.stack.reply(request, 401, "Unauthorized");
+    /// `401` (or a proxy's `407`) with a challenge per algorithm offered, bound to `client`.
+    fn challenge(&self, request: &Request, client: IpAddr, stale: bool, asker: Asker) -> Reply {
+        let realm = self.realm_for(request, asker);
+        let (status, reason, header) = asker.challenge();
+        let mut b = self.stack.reply(request, status, reason);
         let mut challenges = self.digest.challenge_for(&realm, stale, client);
         if !self.prefer_sha256 {
             challenges.reverse(); // MD5 first (see SipServerConfig::prefer_sha256)
@@ -174,7 +242,7 @@ impl Authentication {
             if !self.offer_sha256 && challenge.contains("algorithm=SHA-256") {
                 continue;
             }
-            let _ = b.header("WWW-Authenticate", &challenge);
+            let _ = b.header(header, &challenge);
         }
         b
     }
@@ -188,10 +256,14 @@ impl Authentication {
         b
     }
 
-    fn realm_for(&self, request: &Request) -> String {
-        let host = request
-            .message
-            .to()
+    /// The realm of the user asked: the To's domain (a registrar's), or for a proxy the
+    /// From's (the user's own domain; the To is another).
+    fn realm_for(&self, request: &Request, asker: Asker) -> String {
+        let party = match asker {
+            Asker::Server => request.message.to(),
+            Asker::Proxy => request.message.from(),
+        };
+        let host = party
             .ok()
             .and_then(|t| t.uri().ok())
             .map(|u| u.host().to_string())
@@ -215,6 +287,7 @@ impl Authentication {
         match user {
             Some(u) if presentity_key(u) != presentity_key(identity) => {
                 log::info!("SIP: {u} may not act as {identity}");
+                GuardCounters::count(&self.stack.guard().untrusted);
                 Err(self
                     .stack
                     .reply(request, 403, "Forbidden (not your identity)"))

@@ -18,7 +18,8 @@
 //!    our Contact: rule 3.)
 //! 5. Inside a dialog (To tag) whose route we recorded (a Route of ours was removed), a
 //!    Request-URI that is an IP address (the other party's Contact) is the next hop itself.
-//!    Outside a dialog it is not: naming us in a Route does not make us an open relay.
+//!    Outside a dialog it is not: naming us in a Route does not make us an open relay (and
+//!    inside one, who may be relayed is decided below).
 //! 6. Otherwise the Request-URI's domain is looked up in the route table (its own route, else
 //!    the default one). Without a route the request is left to the existing path, which
 //!    refuses it as before (`404` for SUBSCRIBE, the engine's answer for MESSAGE).
@@ -31,9 +32,20 @@
 //!   request (Request-URI, From and To tags, Call-ID, CSeq, the remaining Route) and of our own
 //!   address; a request that comes back unchanged already carries our Via with that branch,
 //!   and is answered `482 Loop Detected` instead of going round until Max-Forwards runs out.
-//! * A request from a user of an owned domain is authenticated first when `authenticate` is
-//!   on (a user may only send as itself); its Authorization headers are ours and are not
-//!   passed on. Requests from other domains are not challenged here.
+//! * Who is relayed at all (DESIGN §5a; nobody else is, `403` saying why):
+//!   - a user of an owned domain, authenticated as a proxy authenticates when
+//!     `authenticate` is on (`407` with `Proxy-Authenticate`; a user may only send as
+//!     itself); its Proxy-Authorization headers for our realms are ours and are not passed
+//!     on, its Authorization headers are for whoever asks downstream;
+//!   - a user of another domain from a peer that speaks for that domain (mutual TLS, a
+//!     listed address: `super::trust`), whatever the federation mode: open federation
+//!     believes strangers, it does not relay for them;
+//!   - anyone inside a dialog we record-routed: our Record-Route entry carries a seal
+//!     (`dlg=`, a keyed hash of the Call-ID and the dialog creator's tag under a key drawn
+//!     when the server starts), and a Route entry of ours with the seal of the request's
+//!     dialog lets the remote party's in-dialog requests (the NOTIFYs) through. Dialogs
+//!     record-routed before a restart lose the seal: their strangers' requests are refused
+//!     until the subscriber subscribes again.
 //! * The received request's top Via gets `received`/`rport` (RFC 3581), our Via goes on
 //!   top, and a dialog-creating SUBSCRIBE gets our Record-Route `<sip:ADDR;transport=..;lr>`
 //!   (two of them when the two sides use different transports or addresses, RFC 5658), so the
@@ -74,13 +86,18 @@ use std::net::SocketAddr;
 
 use std::sync::{Arc, Mutex, Weak};
 
+use sha2::Digest as _;
+
 use super::auth::Authentication;
 use crate::log;
+use crate::sip::guard::GuardCounters;
 use crate::sip::header::NameAddr;
 use crate::sip::message::SipMessage;
-use crate::sip::proxy::{forwarded, relayed};
+use crate::sip::proxy::{forwarded, relayed, Checked};
 use crate::sip::route::{NextHop, RouteTable};
-use crate::sip::stack::{contact_address, lock, uri_transport, Peer, Request, Stack, Waiting};
+use crate::sip::stack::{
+    contact_address, lock, uri_transport, Peer, Reply, Request, Stack, Waiting,
+};
 use crate::sip::transaction::ServerKey;
 use crate::sip::transport::{must_use_stream, response_destination, Proto, SendFailure};
 use crate::uri::Uri;
@@ -105,8 +122,9 @@ pub(crate) type Forwards = HashMap<String, Upstream>;
 enum Target {
     /// Served here.
     Local,
-    /// Forwarded to this hop, with this many Route entries (ours) removed first.
-    Hop(NextHop, usize),
+    /// Forwarded to this hop, with this many Route entries (ours) removed first, and whether
+    /// one of them carried the seal of the request's dialog.
+    Hop(NextHop, usize, bool),
     /// Refused (a Route we cannot follow).
     Refuse(u16, &'static str),
 }
@@ -122,6 +140,8 @@ pub(crate) struct Forwarder {
     /// The owned domains.
     domains: Vec<String>,
     forwards: Mutex<Forwards>,
+    /// The key of the seals of our Record-Route entries.
+    seal_key: [u8; 32],
 }
 
 /// What the forwarder is set up with (see the node's configuration).
@@ -156,8 +176,13 @@ impl Forwarder {
         domains: Vec<String>,
         config: ForwarderConfig,
     ) -> Arc<Forwarder> {
+        let mut seal_key = [0u8; 32];
+        for chunk in seal_key.chunks_mut(8) {
+            chunk.copy_from_slice(&stack.random_u64().to_le_bytes());
+        }
         Arc::new_cyclic(|me| Forwarder {
             me: me.clone(),
+            seal_key,
             stack,
             auth,
             routes: config.routes,
@@ -195,9 +220,9 @@ impl Forwarder {
                 return false;
             }
         };
-        let (hop, popped) = match target {
+        let (hop, popped, sealed) = match target {
             Target::Local => return false,
-            Target::Hop(hop, popped) => (hop, popped),
+            Target::Hop(hop, popped, sealed) => (hop, popped, sealed),
             Target::Refuse(status, reason) => {
                 let answer = self.stack.reply(request, status, reason);
                 self.stack.answer(request, answer);
@@ -228,33 +253,17 @@ impl Forwarder {
             self.stack.answer(request, answer);
             return true;
         }
-        let from_owned = m
-            .from()
-            .ok()
-            .and_then(|f| f.uri().ok())
-            .is_some_and(|u| self.owned_host(u.host()));
-        let mut authenticated = false;
-        if from_owned && self.authenticate {
-            let user = match self.auth.authenticate(request) {
-                Ok(user) => user,
-                Err(answer) => {
-                    self.stack.answer(request, answer);
-                    return true;
-                }
-            };
-            let Ok(sender) = m.from().and_then(|f| f.uri()) else {
-                return false;
-            };
-            if let Err(answer) = self.auth.check_identity(request, &user, &sender) {
+        let checked = match self.admit(request, sealed) {
+            Ok(checked) => checked,
+            Err(answer) => {
                 self.stack.answer(request, answer);
                 return true;
             }
-            authenticated = true;
-        }
+        };
         let dialog_creating =
             request.key.method == "SUBSCRIBE" && m.to().map(|t| t.tag().is_none()).unwrap_or(false);
         let record_route = if dialog_creating {
-            self.record_route(request.peer.clone(), hop)
+            self.record_route(m, request.peer.clone(), hop)
         } else {
             Vec::new()
         };
@@ -271,7 +280,7 @@ impl Forwarder {
                 &record_route,
                 popped,
                 max_forwards - 1,
-                authenticated,
+                checked,
             )
         };
         let mut bytes = match build(hop.proto) {
@@ -439,11 +448,12 @@ impl Forwarder {
             }
             popped += 1;
         }
+        let sealed = popped > 0 && self.sealed(m, &routes[..popped]);
         if popped > 0 {
             if let Some(next) = routes.get(popped) {
                 let uri = NameAddr::parse(next, "Route")?.uri()?;
                 return Ok(match hop_of(&uri, &self.routes) {
-                    Some(hop) => Target::Hop(hop, popped),
+                    Some(hop) => Target::Hop(hop, popped, sealed),
                     None => Target::Refuse(404, "Not Found (no route to the next Route entry)"),
                 });
             }
@@ -469,12 +479,96 @@ impl Forwarder {
                         addr,
                     },
                     popped,
+                    sealed,
                 ));
             }
         }
         Ok(match self.routes.lookup(uri.host()) {
-            Some(hop) => Target::Hop(hop, popped),
+            Some(hop) => Target::Hop(hop, popped, sealed),
             None => Target::Local,
+        })
+    }
+
+    /// Whether `request` is relayed (see "Who is relayed" in the module documentation); `Ok`
+    /// with the credentials we checked (taken out of what is passed on), else the answer
+    /// refusing it. `sealed`: a Route entry of ours carried the seal of its dialog.
+    fn admit(&self, request: &Request, sealed: bool) -> Result<Checked<'_>, Reply> {
+        let m = &request.message;
+        let from = m.from().and_then(|f| f.uri()).ok();
+        if let Some(sender) = from.as_ref().filter(|u| self.owned_host(u.host())) {
+            if !self.authenticate {
+                return Ok(Checked::Nothing);
+            }
+            let user = self.auth.authenticate_proxied(request)?;
+            self.auth.check_identity(request, &user, sender)?;
+            return Ok(Checked::ProxyAuthorization {
+                realms: self.auth.realms(),
+            });
+        }
+        if sealed {
+            return Ok(Checked::Nothing);
+        }
+        let why = match &from {
+            Some(sender) => match self.auth.trust().speaks_for(&request.peer, sender.host()) {
+                Ok(()) => return Ok(Checked::Nothing),
+                Err(why) => why,
+            },
+            None => "no sender to vouch for".to_string(),
+        };
+        log::info!(
+            "SIP: not relaying a {} from {} for {}: {why}",
+            request.key.method,
+            request.peer.source,
+            m.request_uri_text().unwrap_or("")
+        );
+        GuardCounters::count(&self.stack.guard().relays_refused);
+        Err(self
+            .stack
+            .reply(request, 403, &format!("Forbidden (not relayed: {why})")))
+    }
+
+    /// The seal of the dialog with `call_id` created by the party whose tag is `tag`: 16 hex
+    /// digits of SHA-256 over the key, the Call-ID and the tag (a prefix MAC: the truncated
+    /// hash does not give away the state a length extension would need).
+    fn seal(&self, call_id: &str, tag: &str) -> String {
+        let mut h = sha2::Sha256::new();
+        h.update(self.seal_key);
+        h.update(call_id.as_bytes());
+        h.update([0u8]);
+        h.update(tag.as_bytes());
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Whether one of `ours` (the Route entries of ours the request carried) has the seal of
+    /// its dialog: made with its From tag (a request of the dialog's creator) or its To tag
+    /// (one of the other party).
+    fn sealed(&self, m: &SipMessage, ours: &[&str]) -> bool {
+        let (Ok(call_id), Ok(from), Ok(to)) = (m.call_id(), m.from(), m.to()) else {
+            return false;
+        };
+        let expected: Vec<String> = [from.tag(), to.tag()]
+            .into_iter()
+            .flatten()
+            .map(|tag| self.seal(call_id, tag))
+            .collect();
+        ours.iter().any(|entry| {
+            let Some(seal) = NameAddr::parse(entry, "Route")
+                .ok()
+                .and_then(|n| n.uri().ok())
+                .and_then(|u| u.param("dlg").map(str::to_owned))
+            else {
+                return false;
+            };
+            expected.iter().any(|e| {
+                e.len() == seal.len()
+                    && e.bytes()
+                        .zip(seal.bytes())
+                        .fold(0, |acc, (a, b)| acc | (a ^ b))
+                        == 0
+            })
         })
     }
 
@@ -501,13 +595,18 @@ impl Forwarder {
         })
     }
 
-    /// Our Record-Route entries for a dialog-creating request from `peer` going to `hop`:
-    /// the one facing the next hop on top, and one facing the sender under it when the two
-    /// differ (RFC 5658 double record-routing), so each side reaches us on its own transport.
-    fn record_route(&self, peer: Peer, hop: NextHop) -> Vec<String> {
+    /// Our Record-Route entries for a dialog-creating request `m` from `peer` going to
+    /// `hop`: the one facing the next hop on top, and one facing the sender under it when the
+    /// two differ (RFC 5658 double record-routing), so each side reaches us on its own
+    /// transport. Each carries the dialog's seal (see [`Forwarder::admit`]).
+    fn record_route(&self, m: &SipMessage, peer: Peer, hop: NextHop) -> Vec<String> {
+        let seal = match (m.call_id(), m.from()) {
+            (Ok(call_id), Ok(from)) => self.seal(call_id, from.tag().unwrap_or_default()),
+            _ => String::new(),
+        };
         let entry = |proto: Proto, dest: SocketAddr| {
             format!(
-                "<sip:{};transport={};lr>",
+                "<sip:{};transport={};lr;dlg={seal}>",
                 self.stack.local_for(proto, dest),
                 proto.as_str().to_ascii_lowercase()
             )

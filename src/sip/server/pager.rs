@@ -302,7 +302,7 @@ impl Pager {
             &[],
             routes,
             max_forwards - 1,
-            true,
+            crate::sip::proxy::Checked::Authorization,
         )?;
         Ok((branch, bytes))
     }

@@ -4,7 +4,9 @@
 //! removal the one removed, with `Expires: 0`; an unknown or expired tag is
 //! `412 Conditional Request Failed`, a body of a type the package does not take `415` (with
 //! `Accept`), a document of its type that does not parse or validate `400`, an expiry below
-//! the minimum `423` with `Min-Expires`.
+//! the minimum `423` with `Min-Expires`. Only the presentity itself publishes, or a
+//! telephony system trusted to publish for the users of its domain (`super::trust`);
+//! anyone else is `403`.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -57,12 +59,26 @@ impl Publisher {
         if !package.is_publishable() {
             return Ok(super::bad_event(&self.stack, request, event.package()));
         }
-        let user = match self.auth.authenticate(request) {
-            Ok(user) => user,
-            Err(answer) => return Ok(answer),
-        };
-        if let Err(answer) = self.auth.check_identity(request, &user, &presentity) {
-            return Ok(answer);
+        // A user publishes for itself; a telephony system listed as a publisher of the
+        // presentity's domain, for any of its users (see `super::trust`): a PBX by its
+        // address, without digest, or a privileged account by its credentials.
+        if !self
+            .auth
+            .trust()
+            .publishes_from(&request.peer, &presentity, package)
+        {
+            let user = match self.auth.authenticate(request) {
+                Ok(user) => user,
+                Err(answer) => return Ok(answer),
+            };
+            let delegated = user
+                .as_ref()
+                .is_some_and(|u| self.auth.trust().publishes_as(u, &presentity, package));
+            if !delegated {
+                if let Err(answer) = self.auth.check_identity(request, &user, &presentity) {
+                    return Ok(answer);
+                }
+            }
         }
         let expires = m.expires()?;
         let body = m.body();
