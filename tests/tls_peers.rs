@@ -10,7 +10,8 @@
 //!   normal REGISTER over TLS works.
 //! - PJSIP's Python binding, pjsua2 (PyPI `pjsua2-python`), `tests/peers/pjsua2_peer.py`:
 //!   two accounts register over TLS with digest, publish, watch each other and exchange
-//!   messages; an account that trusts another CA does not register.
+//!   messages; an account that trusts another CA does not register, nor one whose server's
+//!   certificate does not name the address it connects to.
 //!
 //! Needs python3, and pjsua2 for the second test (`python3 -m pip install pjsua2-python`;
 //! `.ci/run` does): a missing one fails with that hint, never a silent skip.
@@ -161,10 +162,20 @@ fn pjsua2_publishes_subscribes_and_messages_over_tls() {
     ca.issue(&[DOMAIN]).write(dir.path(), "imppd");
     let stranger = TestCa::new("a CA that did not sign imppd's certificate");
     let stranger_ca = stranger.write(dir.path(), "stranger-ca");
+    // A certificate from the right CA that names the domain but not 127.0.0.1, the address
+    // the phones connect to.
+    ca.issue_with(&[DOMAIN], |p| {
+        p.subject_alt_names
+            .retain(|n| !matches!(n, rcgen::SanType::IpAddress(_)))
+    })
+    .write(dir.path(), "unnamed");
     let (mut imppd, tls) = imppd_tls(&["alice", "bob"], dir.path(), "imppd", &[]);
+    let (mut unnamed, unnamed_tls) = imppd_tls(&["alice"], dir.path(), "unnamed", &[]);
     let args = vec![
         "--port".to_string(),
         tls.to_string(),
+        "--unnamed-port".into(),
+        unnamed_tls.to_string(),
         "--ca".into(),
         dir.path().join("ca.crt").display().to_string(),
         "--stranger-ca".into(),
@@ -174,8 +185,9 @@ fn pjsua2_publishes_subscribes_and_messages_over_tls() {
         // One argument: argparse would take "-pw" alone for an option.
         format!("--password-suffix={}", password("")),
     ];
-    let out = run_script("pjsua2_peer.py", &args, &[&imppd]);
-    assert!(out.contains("steps: 8 ok, 0 failed"), "{out}");
+    let out = run_script("pjsua2_peer.py", &args, &[&imppd, &unnamed]);
+    assert!(out.contains("steps: 9 ok, 0 failed"), "{out}");
     eprintln!("{out}");
     imppd.stop();
+    unnamed.stop();
 }

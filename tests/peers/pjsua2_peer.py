@@ -2,12 +2,14 @@
 """Two PJSIP user agents (pjsua2, PJSIP's Python binding; PyPI package pjsua2-python) against
 imppd over TLS: alice and bob register with digest, publish their presence (PUBLISH, RFC
 3903), watch each other (SUBSCRIBE/NOTIFY) and exchange MESSAGEs, each over its own TLS
-connection to imppd, verifying imppd's certificate against the run's CA. A third account,
-on a TLS transport that trusts another CA, must not register. Run by tests/tls_peers.rs,
-which makes the certificates and starts imppd.
+connection to imppd, verifying imppd's certificate against the run's CA. An account on a
+TLS transport that trusts another CA must not register, nor one whose server's certificate,
+from the right CA, does not name the address it connects to (the imppd on --unnamed-port
+has a certificate without 127.0.0.1). Run by tests/tls_peers.rs, which makes the
+certificates and starts both imppd.
 
-    pjsua2_peer.py --port TLS_PORT --ca CA_FILE --stranger-ca OTHER_CA_FILE
-                   [--domain D] [--password-suffix -pw]
+    pjsua2_peer.py --port TLS_PORT --unnamed-port TLS_PORT --ca CA_FILE
+                   --stranger-ca OTHER_CA_FILE [--domain D] [--password-suffix=-pw]
 
 Each step prints "PASS step" or "FAIL step: why" and the run stops at the first failure; it
 ends with "steps: N ok, M failed" and exits 1 on any failure. Every wait is bounded.
@@ -74,6 +76,7 @@ class Failed(Exception):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--unnamed-port", type=int, required=True)
     ap.add_argument("--ca", required=True)
     ap.add_argument("--stranger-ca", required=True)
     ap.add_argument("--domain", default="example.test")
@@ -137,7 +140,7 @@ def main():
         steps.append((name, None))
         print(f"PASS {name}", flush=True)
 
-    def account(user, transport):
+    def account(user, transport, server=server):
         acc = Account(user)
         c = pj.AccountConfig()
         c.idUri = f"sip:{user}@{a.domain}"
@@ -181,7 +184,8 @@ def main():
         if f"{sender.name}@{a.domain}" not in got:
             raise Failed(f"{receiver.name} got it from {got}")
 
-    alice = bob = stranger = None
+    alice = bob = None
+    strangers = []
     try:
         alice = account("alice", trusted)
         bob = account("bob", trusted)
@@ -238,21 +242,31 @@ def main():
 
         step("alice goes offline and bob is told", offline)
 
-        def refused():
-            nonlocal stranger
-            stranger = account("alice", untrusted)
-            pump("an answer or failure of the REGISTER", lambda: stranger.reg_codes)
-            if 200 in stranger.reg_codes:
-                raise Failed("registered through a server its CA did not sign")
-            # PJSIP refused imppd's certificate (PJSIP_TLS_ECERTVERIF): the REGISTER never left.
-            if "certificate" not in stranger.reg_reasons[0].lower():
-                raise Failed(f"failed, but not on the certificate: {stranger.reg_reasons}")
+        def refused(why, acc):
+            pump(f"an answer or failure of the REGISTER ({why})", lambda: acc.reg_codes)
+            if 200 in acc.reg_codes:
+                raise Failed(f"registered ({why})")
+            # PJSIP refused the certificate (PJSIP_TLS_ECERTVERIF): the REGISTER never left.
+            if "certificate" not in acc.reg_reasons[0].lower():
+                raise Failed(f"failed, but not on the certificate: {acc.reg_reasons}")
 
-        step("an account trusting another CA does not register", refused)
+        def stranger_ca():
+            strangers.append(account("alice", untrusted))
+            refused("a CA that did not sign imppd's certificate", strangers[-1])
+
+        step("an account trusting another CA does not register", stranger_ca)
+
+        def unnamed():
+            other = f"sip:127.0.0.1:{a.unnamed_port};transport=tls"
+            strangers.append(account("alice", trusted, server=other))
+            refused("a certificate that does not name 127.0.0.1", strangers[-1])
+
+        step("an account does not register where the certificate does not name the address",
+             unnamed)
     except Failed:
         pass
     finally:
-        for acc in (alice, bob, stranger):
+        for acc in [alice, bob] + strangers:
             if acc is not None:
                 for b in acc.buddies:
                     b.subscribePresence(False)
