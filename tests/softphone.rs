@@ -10,9 +10,21 @@
 //! - MESSAGE alice → bob and bob → alice;
 //! - bob quits, alice sends two messages (stored), a new bob registers and gets both.
 //!
-//! Over UDP and over TCP, with imppd as a user starts it (its challenges offer MD5 alone by
-//! default; libre fails a 401 that offers
-//! any algorithm but MD5). presence.so is loaded with `/insmod` after REGISTER succeeded: its
+//! Over UDP, TCP and TLS, with imppd as a user starts it (its challenges offer MD5 alone by
+//! default; libre fails a 401 that offers any algorithm but MD5). Each run also checks from
+//! baresip's SIP trace that every message it sent or received went over the transport under
+//! test.
+//!
+//! Over TLS imppd presents a certificate for example.test (and 127.0.0.1) signed by a CA made
+//! for the run (tests/common/certs.rs), and each phone is given that CA as `sip_cafile`.
+//! baresip 1.0.0 only loads that file: libre 1.1.0 has `tls_set_verify_server` and
+//! `tls_peer_set_verify_host`, but baresip 1.0.0 calls neither (it has no
+//! `sip_verify_server`, which came in 1.1.0), so by itself it would register to any server.
+//! The phones therefore run with `OPENSSL_CONF` naming `tests/softphone/openssl.cnf`, whose
+//! system default `VerifyMode = Peer` makes OpenSSL check the chain against `sip_cafile` on
+//! every connection; a phone given another CA is shown to be refused (`Register: Protocol
+//! error`). The certificate's *name* is still not checked by baresip; the second publisher
+//! (a rustls client here) checks that imppd's certificate names example.test (RFC 5922). presence.so is loaded with `/insmod` after REGISTER succeeded: its
 //! first PUBLISH carries `<basic>unknown</basic>`, which imppd refuses (400); the next
 //! `/presence_online` then starts a publication of its own.
 //!
@@ -20,7 +32,7 @@
 //! imppd and of every baresip is printed.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +42,10 @@ use std::time::{Duration, Instant};
 use impp::sip::digest::{expected_response, Algorithm};
 use impp::sip::{SipLimits, SipMessage, Transport};
 use impp::store::Credential;
+
+mod common;
+
+use common::certs::TestCa;
 
 const DOMAIN: &str = "example.test";
 const IMPPD: &str = env!("CARGO_BIN_EXE_imppd");
@@ -194,15 +210,40 @@ fn terminate(child: &mut Child, grace: Duration) {
     }
 }
 
-/// imppd on a free loopback port (UDP and TCP), MD5-only digest.
+/// What the TLS run makes in imppd's directory: a CA for the run, and imppd's certificate
+/// for DOMAIN (and 127.0.0.1) signed by it. No key material outlives the run.
+struct TlsFiles {
+    ca: TestCa,
+    ca_file: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl TlsFiles {
+    fn make(dir: &Path) -> TlsFiles {
+        let ca = TestCa::new("softphone test CA");
+        let ca_file = ca.write(dir, "ca");
+        let (cert, key) = ca.issue(&[DOMAIN]).write(dir, "imppd");
+        TlsFiles {
+            ca,
+            ca_file,
+            cert,
+            key,
+        }
+    }
+}
+
+/// imppd on a free loopback port (UDP and TCP), and on the next one over TLS when given
+/// certificates; MD5-only digest.
 struct Server {
     child: Child,
     port: u16,
+    tls: Option<TlsFiles>,
     log: Output,
 }
 
 impl Server {
-    fn start(db: &Path) -> Server {
+    fn start(db: &Path, tls: Option<TlsFiles>) -> Server {
         for user in ["alice", "bob"] {
             let out = Command::new(IMPPD)
                 .args(["user", "add", &format!("sip:{user}@{DOMAIN}")])
@@ -217,11 +258,23 @@ impl Server {
             );
         }
         let port = free_port_pair();
-        let mut child = Command::new(IMPPD)
+        let mut command = Command::new(IMPPD);
+        command
             .args(["--domain", DOMAIN, "--log-level", "debug"])
             .args(["--listen", &format!("udp:127.0.0.1:{port}")])
             .args(["--listen", &format!("tcp:127.0.0.1:{port}")])
-            .args(["--db", db.to_str().unwrap()])
+            .args(["--db", db.to_str().unwrap()]);
+        if let Some(tls) = &tls {
+            command
+                .args(["--listen", &format!("tls:127.0.0.1:{}", port + 1)])
+                .arg("--tls-cert")
+                .arg(&tls.cert)
+                .arg("--tls-key")
+                .arg(&tls.key)
+                .arg("--tls-ca")
+                .arg(&tls.ca_file);
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -229,7 +282,12 @@ impl Server {
             .unwrap();
         let log = Output::default();
         log.collect(child.stderr.take().unwrap());
-        let mut server = Server { child, port, log };
+        let mut server = Server {
+            child,
+            port,
+            tls,
+            log,
+        };
         if !wait_until(Duration::from_secs(10), || {
             server.log.text().contains("imppd ready")
         }) {
@@ -239,8 +297,17 @@ impl Server {
         server
     }
 
+    /// UDP and TCP.
     fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Where a phone using `transport` sends.
+    fn addr_for(&self, transport: &str) -> SocketAddr {
+        match transport {
+            "tls" => SocketAddr::from(([127, 0, 0, 1], self.port + 1)),
+            _ => self.addr(),
+        }
     }
 
     /// Stops imppd with SIGTERM; an error if it does not exit cleanly in time.
@@ -277,10 +344,22 @@ struct Phone {
 }
 
 impl Phone {
-    fn start(user: &str, buddy: &str, transport: &str, server: &Server) -> Phone {
+    /// A phone of `user` watching `buddy`. Over TLS it trusts the CA in `trust` (imppd's, or
+    /// another one to see it refused).
+    fn start(
+        user: &str,
+        buddy: &str,
+        transport: &str,
+        server: &Server,
+        trust: Option<&Path>,
+    ) -> Phone {
         let (binary, modules) = baresip();
         let dir = Dir::new(user);
         let port = free_port_pair();
+        let tls_ca = match trust {
+            Some(ca) => format!("sip_cafile\t\t{}", ca.display()),
+            None => String::new(),
+        };
         let fill = |template: &str| {
             let text = std::fs::read_to_string(templates().join(template)).unwrap();
             let text = text
@@ -288,7 +367,8 @@ impl Phone {
                 .replace("${MODULE_PATH}", modules.to_str().unwrap())
                 .replace("${USER}", user)
                 .replace("${PASSWORD}", &format!("{user}-pw"))
-                .replace("${SERVER}", &server.addr().to_string())
+                .replace("${SERVER}", &server.addr_for(transport).to_string())
+                .replace("${TLS_CA}", &tls_ca)
                 .replace("${TRANSPORT}", transport)
                 .replace("${BUDDY_NAME}", buddy)
                 .replace("${BUDDY}", buddy)
@@ -299,8 +379,14 @@ impl Phone {
         for template in ["config", "accounts", "contacts"] {
             fill(template);
         }
+        let mut command = Command::new(binary);
+        if trust.is_some() {
+            // OpenSSL's system default for this process: verify the server's chain.
+            fill("openssl.cnf");
+            command.env("OPENSSL_CONF", dir.0.join("openssl.cnf"));
+        }
         // -s: SIP trace; -t: baresip quits by itself after 55 s, whatever happens here.
-        let mut child = Command::new(binary)
+        let mut child = command
             .arg("-f")
             .arg(&dir.0)
             .args(["-s", "-t", "55"])
@@ -414,6 +500,43 @@ impl Phone {
     }
 }
 
+impl Phone {
+    /// How many SIP messages baresip traced (`-s`) per transport: a trace opens with a line
+    /// `PROTO SRC -> DST` (after a line `#`, which the other output stream may separate from it).
+    fn traced(&self) -> Vec<(String, usize)> {
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for line in self.out.text().lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let head = words.len() == 4
+                && ["UDP", "TCP", "TLS"].contains(&words[0])
+                && words[2] == "->"
+                && words[1].parse::<SocketAddr>().is_ok()
+                && words[3].parse::<SocketAddr>().is_ok();
+            if head {
+                match counts.iter_mut().find(|(p, _)| p == words[0]) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((words[0].to_string(), 1)),
+                }
+            }
+        }
+        counts
+    }
+
+    /// Every SIP message baresip traced went over `transport`, and there were some.
+    fn only_over(&self, transport: &str) -> Check {
+        let counts = self.traced();
+        let want = transport.to_ascii_uppercase();
+        if counts.len() == 1 && counts[0].0 == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: messages traced per transport {counts:?}, expected {want} alone",
+                self.name
+            ))
+        }
+    }
+}
+
 impl Drop for Phone {
     fn drop(&mut self) {
         drop(self.stdin.take());
@@ -421,14 +544,121 @@ impl Drop for Phone {
     }
 }
 
-/// A second publisher for alice: PUBLISH over UDP (MD5 digest when challenged). `body`
+/// The second publisher's way to imppd: UDP (the UDP and TCP runs), or a TLS connection of
+/// its own that accepts imppd's certificate only if it chains to the run's CA and names
+/// DOMAIN (RFC 5922 §7.2; rustls checks the name given here against the subjectAltNames).
+enum Link {
+    Udp(UdpSocket, SocketAddr),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Link {
+    fn udp(server: SocketAddr) -> Result<Link, String> {
+        let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Ok(Link::Udp(socket, server))
+    }
+
+    /// Connects and completes the handshake, so a certificate refused shows as such.
+    fn tls(server: SocketAddr, ca: &TestCa) -> Result<Link, String> {
+        let tcp = TcpStream::connect(server).map_err(|e| format!("connect {server}: {e}"))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+        let name = rustls::pki_types::ServerName::try_from(DOMAIN.to_string()).unwrap();
+        let conn = rustls::ClientConnection::new(ca.client_config(), name).unwrap();
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        while stream.conn.is_handshaking() {
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .map_err(|e| format!("TLS handshake with imppd for {DOMAIN}: {e}"))?;
+        }
+        Ok(Link::Tls(Box::new(stream)))
+    }
+
+    fn local(&self) -> SocketAddr {
+        match self {
+            Link::Udp(socket, _) => socket.local_addr().unwrap(),
+            Link::Tls(stream) => stream.sock.local_addr().unwrap(),
+        }
+    }
+
+    /// The Via of a request sent on this link.
+    fn via(&self, branch: &str) -> String {
+        match self {
+            Link::Udp(..) => format!("SIP/2.0/UDP {};branch={branch};rport", self.local()),
+            Link::Tls(..) => format!("SIP/2.0/TLS {};branch={branch}", self.local()),
+        }
+    }
+
+    /// Sends `request` (again every 500 ms over UDP) until its final answer comes, for 4 s.
+    fn transact(&mut self, request: &str) -> Result<SipMessage, String> {
+        let deadline = Instant::now() + Duration::from_secs(4);
+        match self {
+            Link::Udp(socket, server) => {
+                let mut buf = vec![0u8; 65536];
+                let mut next_send = Instant::now();
+                while Instant::now() < deadline {
+                    if Instant::now() >= next_send {
+                        socket
+                            .send_to(request.as_bytes(), *server)
+                            .map_err(|e| e.to_string())?;
+                        next_send = Instant::now() + Duration::from_millis(500);
+                    }
+                    let Ok((n, _)) = socket.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let m = SipMessage::parse(&buf[..n], &SipLimits::DEFAULT, Transport::Datagram)
+                        .map_err(|e| e.to_string())?;
+                    if m.status().is_some_and(|s| s >= 200) {
+                        return Ok(m);
+                    }
+                }
+                Err("no final answer to PUBLISH".into())
+            }
+            Link::Tls(stream) => {
+                stream
+                    .write_all(request.as_bytes())
+                    .and_then(|()| stream.flush())
+                    .map_err(|e| format!("PUBLISH over TLS: {e}"))?;
+                let mut buf = Vec::new();
+                while Instant::now() < deadline {
+                    // One whole message: the head, then Content-Length bytes of body.
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            let bytes: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                            let m =
+                                SipMessage::parse(&bytes, &SipLimits::DEFAULT, Transport::Stream)
+                                    .map_err(|e| e.to_string())?;
+                            if m.status().is_some_and(|s| s >= 200) {
+                                return Ok(m);
+                            }
+                            continue;
+                        }
+                    }
+                    let mut chunk = [0u8; 4096];
+                    match stream.read(&mut chunk) {
+                        Ok(0) => return Err("imppd closed the TLS connection".into()),
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        Err(e) => return Err(format!("reading over TLS: {e}")),
+                    }
+                }
+                Err("no final answer to PUBLISH over TLS".into())
+            }
+        }
+    }
+}
+
+/// A second publisher for alice: PUBLISH on `link` (MD5 digest when challenged). `body`
 /// `None` removes the publication `etag`. Returns the new SIP-ETag.
-fn publish(server: SocketAddr, body: Option<&str>, etag: Option<&str>) -> Result<String, String> {
-    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let local = socket.local_addr().unwrap();
+fn publish(link: &mut Link, body: Option<&str>, etag: Option<&str>) -> Result<String, String> {
     let aor = format!("sip:alice@{DOMAIN}");
     static N: AtomicUsize = AtomicUsize::new(0);
     let call_id = format!(
@@ -436,10 +666,10 @@ fn publish(server: SocketAddr, body: Option<&str>, etag: Option<&str>) -> Result
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     );
-    let build = |cseq: u32, auth: &str| {
+    let build = |link: &Link, cseq: u32, auth: &str| {
         let mut text = format!(
             "PUBLISH {aor} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}-{cseq};rport\r\n\
+             Via: {}\r\n\
              Max-Forwards: 70\r\n\
              From: <{aor}>;tag=second\r\n\
              To: <{aor}>\r\n\
@@ -447,6 +677,7 @@ fn publish(server: SocketAddr, body: Option<&str>, etag: Option<&str>) -> Result
              CSeq: {cseq} PUBLISH\r\n\
              Event: presence\r\n\
              Expires: {}\r\n{auth}",
+            link.via(&format!("z9hG4bK{call_id}-{cseq}")),
             if body.is_some() { 60 } else { 0 }
         );
         if let Some(tag) = etag {
@@ -461,29 +692,8 @@ fn publish(server: SocketAddr, body: Option<&str>, etag: Option<&str>) -> Result
         }
         text
     };
-    let transact = |request: &str| -> Result<SipMessage, String> {
-        let deadline = Instant::now() + Duration::from_secs(4);
-        let mut buf = vec![0u8; 65536];
-        let mut next_send = Instant::now();
-        while Instant::now() < deadline {
-            if Instant::now() >= next_send {
-                socket
-                    .send_to(request.as_bytes(), server)
-                    .map_err(|e| e.to_string())?;
-                next_send = Instant::now() + Duration::from_millis(500);
-            }
-            let Ok((n, _)) = socket.recv_from(&mut buf) else {
-                continue;
-            };
-            let m = SipMessage::parse(&buf[..n], &SipLimits::DEFAULT, Transport::Datagram)
-                .map_err(|e| e.to_string())?;
-            if m.status().is_some_and(|s| s >= 200) {
-                return Ok(m);
-            }
-        }
-        Err("no final answer to PUBLISH".into())
-    };
-    let mut answer = transact(&build(1, ""))?;
+    let first = build(link, 1, "");
+    let mut answer = link.transact(&first)?;
     if answer.status() == Some(401) {
         let challenge = answer
             .headers("WWW-Authenticate")
@@ -518,7 +728,8 @@ fn publish(server: SocketAddr, body: Option<&str>, etag: Option<&str>) -> Result
              uri=\"{aor}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, \
              cnonce=\"{cnonce}\", opaque=\"{opaque}\"\r\n"
         );
-        answer = transact(&build(2, &auth))?;
+        let second = build(link, 2, &auth);
+        answer = link.transact(&second)?;
     }
     match answer.status() {
         Some(200) => Ok(answer
@@ -552,7 +763,8 @@ fn softphones(transport: &str) {
     let _ = baresip(); // a clear message first when baresip is missing
     let started = Instant::now();
     let dir = Dir::new(&format!("imppd-{transport}"));
-    let mut server = Server::start(&dir.0.join("imppd.db"));
+    let tls = (transport == "tls").then(|| TlsFiles::make(&dir.0));
+    let mut server = Server::start(&dir.0.join("imppd.db"), tls);
     let mut phones: Vec<Phone> = Vec::new();
     let result = flow(transport, &mut server, &mut phones);
     let stopped = server.stop();
@@ -574,8 +786,11 @@ fn softphones(transport: &str) {
 fn flow(transport: &str, server: &mut Server, phones: &mut Vec<Phone>) -> Check {
     const ALICE: usize = 0;
     const BOB: usize = 1;
-    phones.push(Phone::start("alice", "bob", transport, server));
-    phones.push(Phone::start("bob", "alice", transport, server));
+    // Over TLS the phones trust the run's CA, which signed imppd's certificate.
+    let trust = server.tls.as_ref().map(|t| t.ca_file.clone());
+    let trust = trust.as_deref();
+    phones.push(Phone::start("alice", "bob", transport, server, trust));
+    phones.push(Phone::start("bob", "alice", transport, server, trust));
 
     // REGISTER with digest (the 401 first, then the 200).
     for p in phones.iter() {
@@ -600,10 +815,16 @@ fn flow(transport: &str, server: &mut Server, phones: &mut Vec<Phone>) -> Check 
     phones[ALICE].cmd("/presence_offline")?;
     phones[BOB].sees("alice", "Offline", SHORT)?;
 
-    // A second publisher for alice says busy; removed, she is offline again.
-    let etag = publish(server.addr(), Some(&busy_pidf()), None)?;
+    // A second publisher for alice says busy; removed, she is offline again. Over TLS it
+    // checks that imppd's certificate names the domain.
+    let mut link = match &server.tls {
+        Some(tls) => Link::tls(server.addr_for("tls"), &tls.ca)?,
+        None => Link::udp(server.addr())?,
+    };
+    let etag = publish(&mut link, Some(&busy_pidf()), None)?;
     phones[BOB].sees("alice", "Busy", SHORT)?;
-    publish(server.addr(), None, Some(&etag))?;
+    publish(&mut link, None, Some(&etag))?;
+    drop(link);
     phones[BOB].sees("alice", "Offline", SHORT)?;
 
     // MESSAGE both ways.
@@ -624,7 +845,7 @@ fn flow(transport: &str, server: &mut Server, phones: &mut Vec<Phone>) -> Check 
         std::thread::sleep(Duration::from_millis(100));
     }
     phones[ALICE].expect_n(since, "SIP/2.0 202 ", texts.len(), SHORT)?;
-    phones.push(Phone::start("bob", "alice", transport, server));
+    phones.push(Phone::start("bob", "alice", transport, server, trust));
     let bob = phones.len() - 1;
     phones[bob].expect(0, "registered successfully", SHORT)?;
     for text in texts {
@@ -634,6 +855,34 @@ fn flow(transport: &str, server: &mut Server, phones: &mut Vec<Phone>) -> Check 
     for p in phones.iter_mut() {
         if matches!(p.child.try_wait(), Ok(None)) {
             p.quit()?;
+        }
+    }
+    // Everything went over the transport under test (no fallback to another).
+    for p in phones.iter() {
+        p.only_over(transport)?;
+    }
+
+    // Over TLS, a phone that trusts another CA does not get through: OpenSSL refuses imppd's
+    // chain, so the REGISTER never leaves.
+    if server.tls.is_some() {
+        let dir = Dir::new("stranger-ca");
+        let stranger = TestCa::new("a CA that did not sign imppd's certificate");
+        let ca_file = stranger.write(&dir.0, "stranger-ca");
+        phones.push(Phone::start(
+            "alice",
+            "bob",
+            transport,
+            server,
+            Some(&ca_file),
+        ));
+        let p = phones.last_mut().unwrap();
+        p.expect(0, "Register: Protocol error", SHORT)?;
+        if p.out.text().contains("registered successfully") {
+            return Err(format!("{}: registered with a CA it should refuse", p.name));
+        }
+        p.quit()?;
+        if p.traced().iter().any(|(_, n)| *n > 0) {
+            return Err(format!("{}: sent SIP without a trusted server", p.name));
         }
     }
     Ok(())
@@ -647,4 +896,9 @@ fn baresip_over_udp() {
 #[test]
 fn baresip_over_tcp() {
     softphones("tcp");
+}
+
+#[test]
+fn baresip_over_tls() {
+    softphones("tls");
 }

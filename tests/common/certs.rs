@@ -38,6 +38,32 @@ impl TestCa {
         }
     }
 
+    /// Writes the CA certificate to `dir/NAME.crt`; returns its path.
+    pub fn write(&self, dir: &Path, name: &str) -> PathBuf {
+        let path = dir.join(format!("{name}.crt"));
+        std::fs::write(&path, &self.pem).unwrap();
+        path
+    }
+
+    /// A rustls client configuration that trusts this CA alone and presents no certificate:
+    /// what a phone checking its server's certificate uses.
+    pub fn client_config(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(self.pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        // ring, as the library itself uses (see src/sip/tls.rs).
+        #[allow(deprecated)]
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        std::sync::Arc::new(config)
+    }
+
     /// A certificate naming `domains` (DNS subjectAltNames) and 127.0.0.1 and ::1.
     pub fn issue(&self, domains: &[&str]) -> Issued {
         self.issue_with(domains, |_| {})

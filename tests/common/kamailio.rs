@@ -3,8 +3,8 @@
 //! log in a temporary directory. It is ready once it answers OPTIONS, and it is stopped by PID
 //! when dropped.
 //!
-//! Kamailio comes from the Debian packages `kamailio` and `kamailio-presence-modules`, which
-//! `.ci/run` installs. A test that needs it fails with that hint when it is missing: a skipped
+//! Kamailio comes from the Debian packages `kamailio` and `kamailio-presence-modules` (and
+//! `kamailio-tls-modules` for SIP over TLS), which `.ci/run` installs. A test that needs it fails with that hint when it is missing: a skipped
 //! interop test would look like a passing one.
 
 use std::net::{SocketAddr, UdpSocket};
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 /// The SIP domain every configuration serves unless told otherwise.
 pub const DOMAIN: &str = "example.test";
 
-const INSTALL_HINT: &str = "install the Debian packages kamailio and \
-     kamailio-presence-modules (.ci/run does)";
+const INSTALL_HINT: &str = "install the Debian packages kamailio, \
+     kamailio-presence-modules and, for SIP over TLS, kamailio-tls-modules (.ci/run does)";
 
 /// A port free on 127.0.0.1 for both UDP and TCP (probed, then released).
 pub fn free_port() -> u16 {
@@ -77,7 +77,7 @@ pub struct Kamailio {
 impl Kamailio {
     /// Starts `deploy/kamailio/<config>` on a free port. `defines` are extra `-A NAME=value`
     /// pre-processor defines (a string value needs its own double quotes); the harness sets
-    /// `SIP_IP`, `SIP_PORT`, `SERVER_URI` and `CTL_SOCK` itself.
+    /// `SIP_IP`, `SIP_PORT`, `SERVER_URI` and `CTL_SOCK` itself, unless `defines` has them.
     pub fn start(config: &str, defines: &[(&str, &str)]) -> Kamailio {
         Kamailio::start_on(config, free_port(), defines)
     }
@@ -97,6 +97,8 @@ impl Kamailio {
             ("SERVER_URI".into(), format!("\"sip:127.0.0.1:{port}\"")),
             ("CTL_SOCK".into(), format!("\"{ctl}\"")),
         ];
+        // A define the caller gives replaces the harness's (SERVER_URI over TLS, say).
+        all.retain(|(name, _)| !defines.iter().any(|(k, _)| k == name));
         all.extend(defines.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
         let mut cmd = Command::new("kamailio");
@@ -189,9 +191,11 @@ impl Kamailio {
         self.dir.path()
     }
 
-    /// What Kamailio has logged so far.
+    /// What Kamailio has logged so far (lossy: at debug level its tls module dumps raw
+    /// records).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
+        let bytes = std::fs::read(self.dir.path().join("kamailio.log")).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// One RPC through kamcmd (`kamcmd -s <ctl> <args>`); panics when it fails.

@@ -249,15 +249,18 @@ impl Client {
         panic!("no final response to {call_id}");
     }
 
-    /// Sends `request`, answering a 401 challenge once with this client's password.
+    /// Sends `request`, answering a 401 (or a proxy's 407) challenge once with this client's
+    /// password.
     pub fn transact_auth(&mut self, build: impl Fn(&Client, &str) -> Vec<u8>) -> SipMessage {
         let first = build(self, "");
         let r = self.transact(&first);
-        if r.status() != Some(401) {
-            return r;
-        }
+        let (challenge_header, credentials_header) = match r.status() {
+            Some(401) => ("WWW-Authenticate", "Authorization"),
+            Some(407) => ("Proxy-Authenticate", "Proxy-Authorization"),
+            _ => return r,
+        };
         let challenge = r
-            .headers("WWW-Authenticate")
+            .headers(challenge_header)
             .find(|c| c.contains("MD5"))
             .expect("an MD5 challenge")
             .to_string();
@@ -284,7 +287,7 @@ impl Client {
             Some(("auth", "00000001", &cnonce)),
         );
         let auth = format!(
-            "Authorization: Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"{cnonce}\"\r\n",
+            "{credentials_header}: Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"{cnonce}\"\r\n",
             self.user
         );
         self.transact(&build(self, &auth))
