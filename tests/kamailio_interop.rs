@@ -943,13 +943,9 @@ fn message_both_ways(link: Link) {
 /// MESSAGE from carol of example.test to dave of k.test fails at imppd and never reaches
 /// Kamailio.
 ///
-/// TODO(trust between domains): the other way round, this Kamailio relays dave@k.test's
-/// requests to imppd presenting the other.test certificate, and today imppd takes them (the
-/// chain is trusted; nothing yet ties a foreign identity to the peer's certificate). Once
-/// imppd accepts a request claiming a foreign identity only from a mutual-TLS peer whose
-/// certificate names that domain (or from addresses listed with `--peer`), add here: dave's
-/// MESSAGE to alice through Kamailio (kamailio_interop_message.xml at `f.k.addr()`) is
-/// answered 403, and a SUBSCRIBE from dave gets no subscription at imppd.
+/// The other way round, this Kamailio relays dave@k.test's MESSAGE to imppd presenting the
+/// other.test certificate: the chain is trusted, but the certificate does not name k.test,
+/// so imppd refuses the identity (403, back through Kamailio) and keeps nothing.
 #[test]
 fn imppd_refuses_a_kamailio_whose_certificate_names_another_domain() {
     let f = federation(&["carol"], Link::Tls("other.test"));
@@ -978,4 +974,27 @@ fn imppd_refuses_a_kamailio_whose_certificate_names_another_domain() {
         f.k.log()
     );
     assert!(tls_peers_logged(&f.k).is_empty(), "{}", f.k.log());
+
+    let dir = TempDir::new("kamailio-interop-wrong-cert");
+    let alice_uri = format!("sip:alice@{DOMAIN}");
+    let sent = Sipp::new(
+        "kamailio_interop_message.xml",
+        f.k.addr(),
+        "dave",
+        dir.path(),
+        "dave_says",
+    )
+    .auth("dave", &password("dave"))
+    .set("domain", K_DOMAIN)
+    .set("target", &alice_uri)
+    .set("text", "from a server that is not k.test's")
+    .run();
+    assert_eq!(last_status(&sent.0), 403, "{}", sent.0);
+    assert!(
+        f.imppd
+            .log()
+            .contains("the TLS certificate does not name k.test"),
+        "{}",
+        f.imppd.log()
+    );
 }

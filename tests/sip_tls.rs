@@ -488,6 +488,43 @@ fn stalled_handshakes_and_unvouched_connections_close_on_the_clock() {
     let stats = server.server.transport_stats();
     assert_eq!(stats.connections_timed_out, 2, "{stats:?}");
     assert_eq!(stats.open_connections, 1, "{stats:?}");
+
+    // Idle: the phone's connection closes 180 s after its last byte (it sent nothing since
+    // its REGISTER at 0 s); a keep-alive ping (RFC 5626 §4.4.1) would have kept it.
+    server.advance(Duration::from_secs(143));
+    assert!(still_open(&mut phone), "179 s");
+    server.advance(Duration::from_secs(2));
+    assert!(closed_by_server(&mut phone), "181 s: idle");
+}
+
+#[test]
+fn keep_alive_pings_over_tls_are_answered_and_keep_the_connection() {
+    let ca = TestCa::new("test CA");
+    let cert = ca.issue(&["example.test"]);
+    let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server = common::sip::Server::clocked(false, |c| {
+        c.listen.push(ListenAddr::tls(local));
+        c.tls = Some(cert.config(&ca));
+    });
+    let tls = server
+        .server
+        .local_addrs()
+        .iter()
+        .find(|l| l.proto == Proto::Tls)
+        .unwrap()
+        .addr;
+    let mut alice = TlsPhone::connect(tls, &ca, "alice", "example.test");
+    alice.register();
+    for _ in 0..3 {
+        server.advance(Duration::from_secs(120));
+        // A double CRLF is answered with a single CRLF, inside TLS.
+        alice.send(b"\r\n\r\n");
+        let mut pong = [0u8; 2];
+        alice.stream.read_exact(&mut pong).unwrap();
+        assert_eq!(&pong, b"\r\n");
+    }
+    // 360 s after the REGISTER, the connection is still there: a request still works.
+    alice.register();
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //!   certificate from a CA it does not trust, plain text on its TLS port (no SIP answer, the
 //!   connection closes) and a TLS handshake on its TCP port; imppd refuses to talk to a peer
 //!   domain's server whose certificate names another domain, and reaches the right one over
-//!   mutual TLS presenting its own; a stalled handshake is held open meanwhile; then a
+//!   mutual TLS presenting its own; a stalled handshake is closed by imppd within its 1 s bound; then a
 //!   normal REGISTER over TLS works.
 //! - PJSIP's Python binding, pjsua2 (PyPI `pjsua2-python`), `tests/peers/pjsua2_peer.py`:
 //!   two accounts register over TLS with digest, publish, watch each other and exchange
@@ -107,18 +107,20 @@ fn python_ssl_at_the_edges_of_imppds_tls_port() {
         .write(dir.path(), "stranger");
 
     let peer_port = free_port();
+    // A handshake bound of 1 s (imppd's clock is the real one): the script waits for the
+    // stalled connection to be closed.
     let route = vec![
         "--route".to_string(),
         format!("{PEER_DOMAIN}=tls:127.0.0.1:{peer_port}"),
+        "--tls-handshake-timeout".into(),
+        "1".into(),
     ];
     let (mut imppd, tls) = imppd_tls(&["alice"], dir.path(), "imppd", &route);
     let (mut expired, expired_tls) = imppd_tls(&[], dir.path(), "expired", &[]);
-    // TODO(handshake timeout): once imppd takes its TLS handshake timeout as a setting, start
-    // it with a short one and pass `--stall-timeout` so the script waits for the stalled
-    // connection to be closed; with the fixed 10 s it would wait that long, so it only holds
-    // the connection open through the other checks.
     let args = vec![
-        "--certs".to_string(),
+        "--stall-timeout".to_string(),
+        "1".into(),
+        "--certs".into(),
         dir.path().display().to_string(),
         "--tls".into(),
         tls.to_string(),
@@ -138,7 +140,7 @@ fn python_ssl_at_the_edges_of_imppds_tls_port() {
         password("alice"),
     ];
     let out = run_script("tls_edges.py", &args, &[&imppd, &expired]);
-    assert!(out.contains("checks: 8 ok, 0 failed"), "{out}");
+    assert!(out.contains("checks: 9 ok, 0 failed"), "{out}");
     eprintln!("{out}");
     imppd.stop();
     expired.stop();

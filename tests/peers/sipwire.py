@@ -86,7 +86,7 @@ class Conn:
             f"Call-ID: {call_id}\r\n"
             f"CSeq: {cseq} {method}\r\n"
             f"{extra}"
-            + (f"Authorization: {auth}\r\n" if auth else "")
+            + (f"{auth}\r\n" if auth else "")
             + f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
         )
         self.send(text)
@@ -106,12 +106,19 @@ class Conn:
         """A request, and again with digest credentials if challenged: the final answer."""
         call_id = self.request(method, uri, sender, to, extra, body)
         got = self.final(call_id)
-        if got.status == 401:
-            challenge = next(
-                (c for c in got.all("www-authenticate") if "md5" in c.lower()),
-                got.get("www-authenticate"),
+        if got.status in (401, 407):
+            # 401 from a registrar, 407 from a proxy (a request imppd relays to another
+            # domain): the challenge and the credentials travel in headers named to match.
+            asks, answers = (
+                ("www-authenticate", "Authorization")
+                if got.status == 401
+                else ("proxy-authenticate", "Proxy-Authorization")
             )
-            auth = digest(challenge, method, uri, user, password)
+            challenge = next(
+                (c for c in got.all(asks) if "md5" in c.lower()),
+                got.get(asks),
+            )
+            auth = f"{answers}: " + digest(challenge, method, uri, user, password)
             call_id = self.request(method, uri, sender, to, extra, body, call_id, 2, auth)
             got = self.final(call_id)
         return got
