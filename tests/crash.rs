@@ -34,6 +34,9 @@ fn open_engine(path: &Path) -> Engine {
         workers: 2,
         default_policy: AuthAction::Allow,
         store: Arc::new(SqliteStore::open(path).unwrap()),
+        // Thousands of messages from one sender wait for one recipient: durability is under
+        // test here, not the mailbox bounds.
+        state_limits: impp::engine::StateLimits::UNLIMITED,
         ..EngineConfig::default()
     })
     .unwrap()

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::certs::{Issued, TestCa};
 use common::sip::token;
+use common::tls::{client_config, framed_len, TlsConn};
 use impp::engine::{AuthAction, Engine, EngineConfig};
 use impp::sip::route::Route;
 use impp::sip::transport::{ListenAddr, Proto};
@@ -64,56 +65,24 @@ impl Node {
     }
 }
 
-fn client_config(ca: &TestCa, cert: Option<&Issued>) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca.pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    Arc::new(match cert {
-        None => builder.with_no_client_auth(),
-        Some(cert) => {
-            let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
-                .map(|c| c.unwrap())
-                .collect();
-            let key =
-                rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-    })
-}
-
-use rustls::pki_types::pem::PemObject;
-
 /// A phone on one TLS connection.
 struct TlsPhone {
-    stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
-    buf: Vec<u8>,
+    conn: TlsConn,
     user: String,
     domain: String,
 }
 
 impl TlsPhone {
     fn connect(server: SocketAddr, ca: &TestCa, user: &str, domain: &str) -> TlsPhone {
-        let tcp = TcpStream::connect(server).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let name = ServerName::IpAddress(server.ip().into());
-        let conn = rustls::ClientConnection::new(client_config(ca, None), name).unwrap();
         TlsPhone {
-            stream: rustls::StreamOwned::new(conn, tcp),
-            buf: Vec::new(),
+            conn: TlsConn::connect(server, ca, None),
             user: user.into(),
             domain: domain.into(),
         }
     }
 
     fn local(&self) -> SocketAddr {
-        self.stream.sock.local_addr().unwrap()
+        self.conn.local()
     }
 
     fn request(
@@ -138,40 +107,15 @@ impl TlsPhone {
     }
 
     fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).unwrap();
-        self.stream.flush().unwrap();
+        self.conn.send(bytes);
     }
 
-    /// The next whole message on the connection.
     fn next(&mut self) -> SipMessage {
-        loop {
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
-                let len = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
-                if self.buf.len() >= end + 4 + len {
-                    let bytes: Vec<u8> = self.buf.drain(..end + 4 + len).collect();
-                    return SipMessage::parse(&bytes, &SipLimits::DEFAULT, Transport::Stream)
-                        .unwrap();
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).expect("a message over TLS");
-            assert!(n > 0, "the server closed the TLS connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
+        self.conn.next()
     }
 
     fn transact(&mut self, request: &(String, Vec<u8>)) -> SipMessage {
-        self.send(&request.1);
-        loop {
-            let m = self.next();
-            if !m.is_request() && m.call_id().unwrap() == request.0 && m.status().unwrap() >= 200 {
-                return m;
-            }
-        }
+        self.conn.transact(&request.0, &request.1)
     }
 
     fn register(&mut self) {
@@ -520,7 +464,7 @@ fn keep_alive_pings_over_tls_are_answered_and_keep_the_connection() {
         // A double CRLF is answered with a single CRLF, inside TLS.
         alice.send(b"\r\n\r\n");
         let mut pong = [0u8; 2];
-        alice.stream.read_exact(&mut pong).unwrap();
+        alice.conn.stream.read_exact(&mut pong).unwrap();
         assert_eq!(&pong, b"\r\n");
     }
     // 360 s after the REGISTER, the connection is still there: a request still works.
@@ -606,20 +550,8 @@ fn read_stream_message(stream: &mut TcpStream) -> SipMessage {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
-            if buf.len() >= end + 4 + len {
-                return SipMessage::parse(
-                    &buf[..end + 4 + len],
-                    &SipLimits::DEFAULT,
-                    Transport::Stream,
-                )
-                .unwrap();
-            }
+        if let Some(n) = framed_len(&buf) {
+            return SipMessage::parse(&buf[..n], &SipLimits::DEFAULT, Transport::Stream).unwrap();
         }
         let n = stream.read(&mut chunk).unwrap();
         assert!(n > 0, "closed");

@@ -10,14 +10,14 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::certs::{Issued, TestCa};
 use common::sip::token;
+use common::tls::TlsConn;
 use impp::engine::{AuthAction, Engine, EngineConfig};
 use impp::sip::agent::Account;
 use impp::sip::digest::{expected_response, Algorithm};
@@ -28,7 +28,6 @@ use impp::sip::{
     TrustedPublisher,
 };
 use impp::store::{Credential, MemoryStore};
-use rustls::pki_types::pem::PemObject as _;
 
 /// One domain's server, with users alice, bob, carol and voicemail (password `USER-pw`).
 struct Node {
@@ -425,48 +424,20 @@ fn open_federation_believes_anyone_as_before() {
 
 /// A phone or server on one TLS connection, presenting `cert` (if any).
 struct TlsUa {
-    stream: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
-    buf: Vec<u8>,
+    conn: TlsConn,
 }
 
 impl TlsUa {
     fn connect(server: SocketAddr, ca: &TestCa, cert: Option<&Issued>) -> TlsUa {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca.pem.as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots);
-        let config = match cert {
-            None => builder.with_no_client_auth(),
-            Some(cert) => {
-                let chain =
-                    rustls::pki_types::CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
-                        .map(|c| c.unwrap())
-                        .collect();
-                let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes())
-                    .unwrap();
-                builder.with_client_auth_cert(chain, key).unwrap()
-            }
-        };
-        let tcp = TcpStream::connect(server).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let name = rustls::pki_types::ServerName::IpAddress(server.ip().into());
-        let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
         TlsUa {
-            stream: rustls::StreamOwned::new(conn, tcp),
-            buf: Vec::new(),
+            conn: TlsConn::connect(server, ca, cert),
         }
     }
 
     /// A MESSAGE from `from_user@from_domain` to `to`, and its final answer.
     fn message(&mut self, from_user: &str, from_domain: &str, to: &str) -> SipMessage {
         let call_id = token();
-        let local = self.stream.sock.local_addr().unwrap();
+        let local = self.conn.local();
         let request = request_text(
             "TLS",
             local,
@@ -479,34 +450,7 @@ impl TlsUa {
             "",
             Some(("text/plain", "over mutual TLS")),
         );
-        self.stream.write_all(&request).unwrap();
-        self.stream.flush().unwrap();
-        loop {
-            let m = self.next();
-            if !m.is_request() && m.call_id().unwrap() == call_id && m.status().unwrap() >= 200 {
-                return m;
-            }
-        }
-    }
-
-    fn next(&mut self) -> SipMessage {
-        loop {
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
-                let len = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
-                if self.buf.len() >= end + 4 + len {
-                    let bytes: Vec<u8> = self.buf.drain(..end + 4 + len).collect();
-                    return parse(&bytes, Transport::Stream);
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).expect("a message over TLS");
-            assert!(n > 0, "the server closed the TLS connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
+        self.conn.transact(&call_id, &request)
     }
 }
 

@@ -742,6 +742,10 @@ impl Dispatch for Node {
             // Only back-end dialogs receive NOTIFYs; `481` for any other.
             "NOTIFY" => {
                 let answer = self.backends.notify(&request);
+                if matches!(&answer, Ok(Some(reply)) if reply.status < 300) {
+                    // The server of a back-end dialog this node opened: no stranger.
+                    self.stack.vouch(&request.peer);
+                }
                 self.wake_for_agent();
                 self.stack.finish(&request, answer);
             }

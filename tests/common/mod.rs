@@ -11,3 +11,4 @@ pub mod imppd;
 pub mod kamailio;
 pub mod sip;
 pub mod sipp;
+pub mod tls;
