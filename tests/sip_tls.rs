@@ -558,3 +558,42 @@ fn read_stream_message(stream: &mut TcpStream) -> SipMessage {
         buf.extend_from_slice(&chunk[..n]);
     }
 }
+
+#[test]
+fn sips_uris_are_served_over_tls_only() {
+    let ca = TestCa::new("test CA");
+    let node = Node::start("a.test", &ca, &ca.issue(&["a.test"]), |c| {
+        // b.test is reached over UDP: no hop for a sips: request.
+        c.routes
+            .add(Route::parse("b.test=udp:127.0.0.1:9").unwrap());
+    });
+    let bob = UdpPhone::new(node.addr(Proto::Udp), "bob", "a.test");
+    let over_udp = bob.request(
+        "REGISTER",
+        "sips:a.test",
+        "sips:bob@a.test",
+        "Expires: 600\r\n",
+        "",
+    );
+    let (answer, _) = bob.transact(&over_udp);
+    assert_eq!(answer.status(), Some(416), "{:?}", answer.reason());
+
+    let mut alice = TlsPhone::connect(node.addr(Proto::Tls), &ca, "alice", "a.test");
+    let over_tls = alice.request(
+        "REGISTER",
+        "sips:a.test",
+        "sips:alice@a.test",
+        "Expires: 600\r\n",
+        "",
+    );
+    assert_eq!(alice.transact(&over_tls).status(), Some(200));
+    let onward = alice.request(
+        "MESSAGE",
+        "sips:carol@b.test",
+        "sips:carol@b.test",
+        "Content-Type: text/plain\r\n",
+        "not in clear",
+    );
+    let answer = alice.transact(&onward);
+    assert_eq!(answer.status(), Some(480), "{:?}", answer.reason());
+}

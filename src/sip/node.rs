@@ -718,6 +718,18 @@ impl Node {
 
 impl Dispatch for Node {
     fn request(&self, request: Request) {
+        // A sips: Request-URI asks for TLS on every hop (RFC 5630 §4.1): one that came over
+        // anything else has already lost that, and is not served.
+        let secure = request.message.request_uri_text().is_some_and(|u| {
+            u.get(..5)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sips:"))
+        });
+        if secure && request.peer.proto != Proto::Tls {
+            let answer =
+                self.stack
+                    .reply(&request, 416, "Unsupported URI Scheme (sips: needs TLS)");
+            return self.stack.answer(&request, answer);
+        }
         if self.forwarder.forward(&request) {
             return;
         }

@@ -229,6 +229,19 @@ impl Forwarder {
                 return true;
             }
         };
+        // A sips: Request-URI goes on over TLS only (RFC 5630 §4.1).
+        let secure = m
+            .request_uri()
+            .is_ok_and(|u| u.scheme() == crate::uri::Scheme::Sips);
+        if secure && hop.proto != Proto::Tls {
+            let answer = self.stack.reply(
+                request,
+                480,
+                "Temporarily Unavailable (no TLS route for a sips: URI)",
+            );
+            self.stack.answer(request, answer);
+            return true;
+        }
         // Validation before anything costly (§16.3): hops, then loops.
         let max_forwards = match m.max_forwards() {
             Ok(v) => v.unwrap_or(DEFAULT_MAX_FORWARDS),
