@@ -20,9 +20,10 @@
  *    impp_last_error() gives the message of the last failure on the calling thread.
  *  - Arguments: NULL where a value is required is IMPP_ERR_INVALID_ARGUMENT. An argument
  *    that takes one of the enums below is typed with that enum, never int [checked]; a value
- *    outside the enum is IMPP_ERR_INVALID_ARGUMENT (impp_engine_stat answers 0 and the
- *    *_name functions "unknown" instead, as they never fail). Output parameters come last
- *    [checked], are named out or <what>_out [checked], and are written only on success.
+ *    outside the enum is IMPP_ERR_INVALID_ARGUMENT (impp_engine_stat and impp_sip_stat
+ *    answer 0 and the *_name functions "unknown" instead, as they never fail). Output
+ *    parameters come last [checked], are named out or <what>_out [checked], and are
+ *    written only on success.
  *  - Accessors that cannot fail on a live handle (counts, event fields, *_name) return their
  *    value directly, and each says what it returns for NULL: 0, NULL, false, or the
  *    enum's NONE/INVALID value.
@@ -659,6 +660,68 @@ typedef enum impp_user_input {
 } impp_user_input;
 
 /**
+ * A counter of `impp_sip_stat`. (The type is not named `impp_sip_stat`: C has one namespace
+ * for functions and types.)
+ *
+ * As for `impp_stat`, counters are read one at a time by this selector, so new counters
+ * are appended as new values: existing values never change and the ABI version stays the
+ * same. An older library answers 0 for a value it does not know. Every counter counts
+ * since the stack started, except `IMPP_SIP_STAT_OPEN_CONNECTIONS` (a level).
+ */
+typedef enum impp_sip_counter {
+  /**
+   * Digest credentials refused (wrong password, unknown user, foreign nonce).
+   */
+  IMPP_SIP_STAT_AUTH_FAILURES = 0,
+  /**
+   * Requests answered `503` for coming from an address over its rate limit.
+   */
+  IMPP_SIP_STAT_RATE_REFUSED = 1,
+  /**
+   * Messages dropped unread from an address far over its rate limit.
+   */
+  IMPP_SIP_STAT_RATE_DROPPED = 2,
+  /**
+   * Messages dropped because the workers' queue was full.
+   */
+  IMPP_SIP_STAT_QUEUE_DROPPED = 3,
+  /**
+   * Credentials refused unchecked: their address, user or pair had failed too often.
+   */
+  IMPP_SIP_STAT_AUTH_THROTTLED = 4,
+  /**
+   * Correct digest responses refused for reusing a nonce count (challenged again).
+   */
+  IMPP_SIP_STAT_NONCE_REPLAYS = 5,
+  /**
+   * TCP and TLS connections open now.
+   */
+  IMPP_SIP_STAT_OPEN_CONNECTIONS = 6,
+  /**
+   * Inbound connections refused because their address had as many open as allowed
+   * (`impp_sip_config_set_max_connections_per_address`).
+   */
+  IMPP_SIP_STAT_CONNECTIONS_REFUSED = 7,
+  /**
+   * Connections closed for a TLS handshake or an authenticated request that did not come
+   * in time (`impp_sip_config_set_tls_handshake_timeout_ms`, `_set_unvouched_timeout_ms`).
+   */
+  IMPP_SIP_STAT_CONNECTIONS_TIMED_OUT = 8,
+  /**
+   * Requests refused `403` for the identity they claim: another domain's user from a peer
+   * that does not speak for that domain, or asking what such a user may not; an
+   * authenticated user acting as someone else; a MESSAGE for an account not from the
+   * account's server.
+   */
+  IMPP_SIP_STAT_UNTRUSTED = 9,
+  /**
+   * Requests for other domains the stack would not relay: not from one of its users, a
+   * trusted peer or a dialog it record-routed.
+   */
+  IMPP_SIP_STAT_RELAYS_REFUSED = 10,
+} impp_sip_counter;
+
+/**
  * The state of one watcher's subscription (RFC 3857).
  */
 typedef enum impp_watcher_status {
@@ -837,13 +900,15 @@ extern "C" {
 
 /**
  * Creates an account: the stack will register `aor` (`sip:alice@b.example`) at `registrar`
- * (a next hop, `"udp:192.0.2.7:5060"` or `"tcp:[2001:db8::7]:5060"`) with digest
+ * (a next hop, `"udp:192.0.2.7:5060"`, `"tcp:[2001:db8::7]:5060"` or `"tls:..."`: TLS
+ * needs `impp_sip_config_set_tls_files`, and the peer's certificate must name the domain
+ * each request is for, RFC 5922) with digest
  * credentials whose user name is the user part of `aor` (see `impp_account_set_username`)
  * and whose password is `password`; no outbound proxy; the default expiry (3600 s). The
  * strings are copied.
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a registrar not
- * `udp|tcp:ADDR:PORT`), `IMPP_ERR_INVALID_URI` (`aor`).
+ * `udp|tcp|tls:ADDR:PORT`), `IMPP_ERR_INVALID_URI` (`aor`).
  *
  * # Safety
  * Strings NULL or NUL-terminated; `out` NULL or writable.
@@ -879,8 +944,8 @@ enum impp_status impp_account_set_username(struct impp_account *account, const c
  * Sets where the account's requests other than REGISTER go (a next hop as for the
  * registrar); NULL (the default) is the registrar.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, not `udp|tcp:ADDR:PORT`).
- * Nothing changes on error.
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, not
+ * `udp|tcp|tls:ADDR:PORT`). Nothing changes on error.
  *
  * # Safety
  * `account` NULL or live; `outbound_proxy` NULL or NUL-terminated.
@@ -3385,11 +3450,13 @@ enum impp_status impp_sip_config_new(struct impp_sip_config **out);
 void impp_sip_config_free(struct impp_sip_config *config);
 
 /**
- * Adds a listen address: `"udp:127.0.0.1:5060"`, `"tcp:[::1]:5060"` (port 0: any free port,
- * see `impp_sip_local_address`). Any number of UDP and TCP addresses, IPv4 and IPv6.
+ * Adds a listen address: `"udp:127.0.0.1:5060"`, `"tcp:[::1]:5060"`, `"tls:0.0.0.0:5061"`
+ * (port 0: any free port, see `impp_sip_local_address`). Any number of UDP, TCP and TLS
+ * addresses, IPv4 and IPv6. A TLS address needs a certificate and key
+ * (`impp_sip_config_set_tls_files` or `_set_tls_pem`) by `impp_sip_start`.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `udp|tcp:ADDR:PORT`). Nothing changes on
- * error.
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `udp|tcp|tls:ADDR:PORT`). Nothing changes
+ * on error.
  *
  * # Safety
  * `config` NULL or live; `address` NULL or NUL-terminated.
@@ -3428,10 +3495,12 @@ enum impp_status impp_sip_config_set_federate(struct impp_sip_config *config, bo
 /**
  * Adds a route: `"b.example=udp:192.0.2.7:5060"` sends requests for `b.example` there;
  * `"*=tcp:..."` is the default route for every domain without its own. A later route for
- * the same domain replaces an earlier one. No DNS: next hops are IP addresses.
+ * the same domain replaces an earlier one. No DNS: next hops are IP addresses. A `tls:` next
+ * hop needs a certificate and key (`impp_sip_config_set_tls_files`), and its certificate
+ * must name the domain and chain to the trust anchors.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `DOMAIN=udp|tcp:ADDR:PORT`). Nothing changes
- * on error.
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `DOMAIN=udp|tcp|tls:ADDR:PORT`). Nothing
+ * changes on error.
  *
  * # Safety
  * `config` NULL or live; `route` NULL or NUL-terminated.
@@ -3479,6 +3548,204 @@ enum impp_status impp_sip_config_set_t1_ms(struct impp_sip_config *config, uint3
 enum impp_status impp_sip_config_set_workers(struct impp_sip_config *config, uint32_t workers);
 
 /**
+ * Sets the TLS certificate, key and trust anchors from PEM files, for TLS listen addresses
+ * and for outgoing TLS (routes and accounts with `tls:` next hops): `cert_path` the
+ * certificate chain (the server's certificate first), `key_path` its private key (PKCS#8,
+ * PKCS#1 or SEC1), `ca_path` the certificates peers' certificates must chain to, or NULL
+ * for the system's trust store. The files are read and checked during the call (the key
+ * must fit the certificate); a later call replaces the earlier setting.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL `config`, `cert_path` or `key_path`; a file that
+ * cannot be read, holds no PEM certificate or key, or a key that does not fit the
+ * certificate: `impp_last_error` names the file and why). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live; each path NULL or NUL-terminated.
+ */
+enum impp_status impp_sip_config_set_tls_files(struct impp_sip_config *config,
+                                               const char *cert_path,
+                                               const char *key_path,
+                                               const char *ca_path);
+
+/**
+ * As `impp_sip_config_set_tls_files`, from PEM text in memory: `cert_pem` the certificate
+ * chain, `key_pem` its private key, `ca_pem` the trust anchors (one or more CERTIFICATE
+ * blocks) or NULL for the system's. The library keeps what it needs: the strings may be
+ * freed (and the key's wiped) after the call.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL `config`, `cert_pem` or `key_pem`; text that
+ * holds no PEM certificate or key; a key that does not fit the certificate). Nothing changes
+ * on error.
+ *
+ * # Safety
+ * `config` NULL or live; each string NULL or NUL-terminated.
+ */
+enum impp_status impp_sip_config_set_tls_pem(struct impp_sip_config *config,
+                                             const char *cert_pem,
+                                             const char *key_pem,
+                                             const char *ca_pem);
+
+/**
+ * TCP and TLS connections open at once, inbound and outbound (default 4096); beyond it new
+ * inbound connections are refused. At least 1.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_max_connections(struct impp_sip_config *config, uint32_t max);
+
+/**
+ * Inbound TCP and TLS connections from one IP address open at once (default 64), so that
+ * one address cannot take them all; one more is refused (counted as
+ * `IMPP_SIP_STAT_CONNECTIONS_REFUSED`). At least 1.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_max_connections_per_address(struct impp_sip_config *config,
+                                                                 uint32_t max);
+
+/**
+ * A TCP or TLS connection with nothing read or written for this long is closed, in
+ * milliseconds (default 180,000). 100 to 86,400,000 (a day).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_idle_timeout_ms(struct impp_sip_config *config,
+                                                     uint32_t timeout_ms);
+
+/**
+ * A TLS handshake must end this long after the connection opened, in milliseconds
+ * (default 10,000); else the connection is closed (counted as
+ * `IMPP_SIP_STAT_CONNECTIONS_TIMED_OUT`). 100 to 600,000.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_tls_handshake_timeout_ms(struct impp_sip_config *config,
+                                                              uint32_t timeout_ms);
+
+/**
+ * An inbound TCP or TLS connection on which no request authenticated (nor a trusted peer
+ * spoke) is closed this long after it opened, in milliseconds (default 32,000; counted as
+ * `IMPP_SIP_STAT_CONNECTIONS_TIMED_OUT`). 100 to 86,400,000 (a day).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_unvouched_timeout_ms(struct impp_sip_config *config,
+                                                          uint32_t timeout_ms);
+
+/**
+ * Messages each source address may send: `per_second` on average, in bursts of up to
+ * `burst` (at least `per_second`). Beyond that as many again are answered `503` with
+ * Retry-After (`IMPP_SIP_STAT_RATE_REFUSED`) and the rest dropped unread
+ * (`IMPP_SIP_STAT_RATE_DROPPED`). `per_second` 0 turns the limit off (`burst` is then
+ * ignored). Default: 200 a second, bursts of 1000.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, `burst` below a non-zero `per_second`).
+ * Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_rate_limit(struct impp_sip_config *config,
+                                                uint32_t per_second,
+                                                uint32_t burst);
+
+/**
+ * How long a digest nonce is good for, in milliseconds (default 300,000); a client
+ * answering an older one is challenged again with `stale=true`. 1,000 to 86,400,000.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_nonce_lifetime_ms(struct impp_sip_config *config,
+                                                       uint32_t lifetime_ms);
+
+/**
+ * How far below the highest nonce count (`nc`) seen under a nonce an unused one is still
+ * accepted, for requests verified out of order (default 32); 0: `nc` must rise with every
+ * request. 0 to 64. A reused `nc` is always challenged again
+ * (`IMPP_SIP_STAT_NONCE_REPLAYS`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, above 64). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_nc_window(struct impp_sip_config *config, uint32_t window);
+
+/**
+ * Failed digest credentials from one source address, for one user, or for one (user,
+ * address) pair within the failure window (`impp_sip_config_set_auth_failure_window_ms`)
+ * that start a block (`impp_sip_config_set_auth_block_ms`): meanwhile the credentials it
+ * covers are refused unchecked with `403` and Retry-After
+ * (`IMPP_SIP_STAT_AUTH_THROTTLED`). Default 10; 0 turns the throttle off.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_max_auth_failures(struct impp_sip_config *config,
+                                                       uint32_t max);
+
+/**
+ * The window failed credentials are counted in, in milliseconds (default 60,000).
+ * 1,000 to 86,400,000.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_auth_failure_window_ms(struct impp_sip_config *config,
+                                                            uint32_t window_ms);
+
+/**
+ * How long a source address, or a (user, address) pair, that failed too often is refused,
+ * in milliseconds (default 300,000). 1,000 to 86,400,000. (A user alone is refused only
+ * briefly, and never from an address it authenticated from lately: see the README's
+ * "Digest hardening".)
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_auth_block_ms(struct impp_sip_config *config,
+                                                   uint32_t block_ms);
+
+/**
+ * Adds a front proxy (an IP address, `"192.0.2.1"` or `"2001:db8::1"`): a server such as
+ * Kamailio that dispatches its clients' requests to this stack. Failed credentials in its
+ * requests count against the client's address as the proxy wrote it in its Via (its
+ * `received`, else its host), not against the proxy, and it is exempt from the rate limit
+ * (it carries many clients' requests). Default: none.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not an IP address). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live; `address` NULL or NUL-terminated.
+ */
+enum impp_status impp_sip_config_add_auth_proxy(struct impp_sip_config *config,
+                                                const char *address);
+
+/**
  * Starts a SIP stack over `engine` (the engine's configured domains are the ones it serves),
  * consuming `config` whether or not this succeeds. On success `*out` owns the stack.
  *
@@ -3496,7 +3763,7 @@ enum impp_status impp_sip_start(const struct impp_engine *engine,
                                 struct impp_sip **out);
 
 /**
- * The first bound address of transport `proto` (`"udp"` or `"tcp"`), as
+ * The first bound address of transport `proto` (`"udp"`, `"tcp"` or `"tls"`), as
  * `"udp:127.0.0.1:5060"` (a port 0 given at configuration is resolved here). On success
  * `*out` is owned: free it with `impp_string_free`.
  *
@@ -3507,6 +3774,18 @@ enum impp_status impp_sip_start(const struct impp_engine *engine,
  * `sip` NULL or live; `proto` NULL or NUL-terminated; `out` NULL or writable.
  */
 enum impp_status impp_sip_local_address(const struct impp_sip *sip, const char *proto, char **out);
+
+/**
+ * One counter of the running stack (see `impp_sip_counter`): what it refused to protect its
+ * users, and its TCP and TLS connections. Cheap, and callable from any thread at any time.
+ *
+ * Returns 0 for NULL `sip` and for a value outside `impp_sip_counter` (a counter of a newer
+ * library).
+ *
+ * # Safety
+ * `sip` NULL or live.
+ */
+uint64_t impp_sip_stat(const struct impp_sip *sip, enum impp_sip_counter which);
 
 /**
  * Stops the stack (closes its sockets, joins its threads) and frees it. The engine keeps

@@ -52,7 +52,7 @@ struct Header {
 const ENUM_MEANINGS: &[(&str, &[&str])] = &[
     ("action", &["impp_auth_action"]),
     ("kind", &["impp_event_type"]),
-    ("which", &["impp_stat"]),
+    ("which", &["impp_stat", "impp_sip_counter"]),
     (
         "state",
         &[

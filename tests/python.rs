@@ -2,10 +2,15 @@
 //! built `libimpp.so`, so `cargo test` covers the Python binding too, including
 //! `mypy --strict` over the package (`test_typing.py`, required here through
 //! `IMPP_REQUIRE_MYPY`, so a type error fails `cargo test`). Needs `pytest` and `mypy`
-//! (`python3 -m pip install pytest mypy`; CI installs them).
+//! (`python3 -m pip install pytest mypy`; CI installs them). The SIP tests' TLS certificate
+//! is made here (rcgen) and passed in `IMPP_TEST_TLS_CERT`, `_KEY` and `_CA`.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::certs::TestCa;
 
 #[test]
 fn python_package_tests() {
@@ -31,6 +36,16 @@ fn python_package_tests() {
     let library = profile.join("libimpp.so");
     assert!(library.exists(), "{} is missing", library.display());
 
+    // TLS files for the SIP tests (`test_sip.py`): Python's standard library cannot make
+    // certificates, so a test CA and a certificate it issued for example.test (and
+    // 127.0.0.1) are written here, in PEM, and named in the environment.
+    let tls = profile.join("python-tests").join("tls");
+    std::fs::create_dir_all(&tls).expect("create the TLS dir");
+    let ca = TestCa::new("libimpp Python test CA");
+    let (cert, key) = ca.issue(&["example.test"]).write(&tls, "server");
+    let ca_path = tls.join("ca.pem");
+    std::fs::write(&ca_path, &ca.pem).expect("write ca.pem");
+
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     for module in ["pytest", "mypy"] {
         let found = Command::new(&python)
@@ -54,6 +69,10 @@ fn python_package_tests() {
         .current_dir(&root)
         .env("IMPP_LIBRARY", &library)
         .env("IMPP_REQUIRE_MYPY", "1")
+        .env("IMPP_TEST_TLS_CERT", &cert)
+        .env("IMPP_TEST_TLS_KEY", &key)
+        .env("IMPP_TEST_TLS_CA", &ca_path)
+        .env("IMPP_REQUIRE_TLS_FILES", "1")
         .output()
         .expect("run pytest");
     let text = format!(

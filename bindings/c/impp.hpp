@@ -169,6 +169,19 @@ inline std::optional<bool> from_tristate(int value) {
     return value != 0;
 }
 
+/* Milliseconds as the C API's uint32 durations: negative as 0 and too long as UINT32_MAX,
+ * so that out of range either way stays the library's error to report, not a silent clamp
+ * into range. */
+inline std::uint32_t ms_arg(std::chrono::milliseconds interval) noexcept {
+    if (interval.count() <= 0) {
+        return 0;
+    }
+    const auto count = static_cast<std::uint64_t>(interval.count());
+    return count > std::numeric_limits<std::uint32_t>::max()
+               ? std::numeric_limits<std::uint32_t>::max()
+               : static_cast<std::uint32_t>(count);
+}
+
 /* Seconds as the C API's int64 with -1 for none. */
 inline std::optional<std::chrono::seconds> optional_seconds(std::int64_t secs) {
     if (secs < 0) {
@@ -2084,15 +2097,7 @@ public:
 
     /* The transaction timer T1, 1 ms to 60 s. */
     SipConfig &t1(std::chrono::milliseconds interval) & {
-        /* Out of range either way is the library's error to report, not a silent clamp. */
-        std::uint32_t ms = 0;
-        if (interval.count() > 0) {
-            const auto count = static_cast<std::uint64_t>(interval.count());
-            ms = count > std::numeric_limits<std::uint32_t>::max()
-                     ? std::numeric_limits<std::uint32_t>::max()
-                     : static_cast<std::uint32_t>(count);
-        }
-        detail::check(impp_sip_config_set_t1_ms(get(), ms));
+        detail::check(impp_sip_config_set_t1_ms(get(), detail::ms_arg(interval)));
         return *this;
     }
     SipConfig &&t1(std::chrono::milliseconds interval) && { return std::move(t1(interval)); }
@@ -2103,6 +2108,142 @@ public:
         return *this;
     }
     SipConfig &&workers(std::uint32_t n) && { return std::move(workers(n)); }
+
+    /* TLS for tls: listen addresses, routes and accounts, from PEM files: the certificate
+     * chain, its private key, and the trust anchors peers' certificates must chain to
+     * (std::nullopt: the system's). Read and checked now: a file that cannot be read or does
+     * not hold what it should throws IMPP_ERR_INVALID_ARGUMENT naming it. */
+    SipConfig &tls_files(const std::string &cert_path, const std::string &key_path,
+                         const std::optional<std::string> &ca_path = std::nullopt) & {
+        detail::check(impp_sip_config_set_tls_files(get(), cert_path.c_str(), key_path.c_str(),
+                                                    detail::c_str_or_null(ca_path)));
+        return *this;
+    }
+    SipConfig &&tls_files(const std::string &cert_path, const std::string &key_path,
+                          const std::optional<std::string> &ca_path = std::nullopt) && {
+        return std::move(tls_files(cert_path, key_path, ca_path));
+    }
+
+    /* As tls_files, from PEM text in memory. */
+    SipConfig &tls_pem(const std::string &cert_pem, const std::string &key_pem,
+                       const std::optional<std::string> &ca_pem = std::nullopt) & {
+        detail::check(impp_sip_config_set_tls_pem(get(), cert_pem.c_str(), key_pem.c_str(),
+                                                  detail::c_str_or_null(ca_pem)));
+        return *this;
+    }
+    SipConfig &&tls_pem(const std::string &cert_pem, const std::string &key_pem,
+                        const std::optional<std::string> &ca_pem = std::nullopt) && {
+        return std::move(tls_pem(cert_pem, key_pem, ca_pem));
+    }
+
+    /* TCP and TLS connections open at once (at least 1; default 4096). */
+    SipConfig &max_connections(std::uint32_t n) & {
+        detail::check(impp_sip_config_set_max_connections(get(), n));
+        return *this;
+    }
+    SipConfig &&max_connections(std::uint32_t n) && { return std::move(max_connections(n)); }
+
+    /* Inbound connections from one IP address (at least 1; default 64). */
+    SipConfig &max_connections_per_address(std::uint32_t n) & {
+        detail::check(impp_sip_config_set_max_connections_per_address(get(), n));
+        return *this;
+    }
+    SipConfig &&max_connections_per_address(std::uint32_t n) && {
+        return std::move(max_connections_per_address(n));
+    }
+
+    /* A connection with no traffic this long closes (100 ms to a day; default 180 s). */
+    SipConfig &idle_timeout(std::chrono::milliseconds timeout) & {
+        detail::check(impp_sip_config_set_idle_timeout_ms(get(), detail::ms_arg(timeout)));
+        return *this;
+    }
+    SipConfig &&idle_timeout(std::chrono::milliseconds timeout) && {
+        return std::move(idle_timeout(timeout));
+    }
+
+    /* A TLS handshake must end this long after the connection opened (100 ms to 10 min;
+     * default 10 s). */
+    SipConfig &tls_handshake_timeout(std::chrono::milliseconds timeout) & {
+        detail::check(
+            impp_sip_config_set_tls_handshake_timeout_ms(get(), detail::ms_arg(timeout)));
+        return *this;
+    }
+    SipConfig &&tls_handshake_timeout(std::chrono::milliseconds timeout) && {
+        return std::move(tls_handshake_timeout(timeout));
+    }
+
+    /* An inbound connection no request authenticated on closes this long after it opened
+     * (100 ms to a day; default 32 s). */
+    SipConfig &unvouched_timeout(std::chrono::milliseconds timeout) & {
+        detail::check(impp_sip_config_set_unvouched_timeout_ms(get(), detail::ms_arg(timeout)));
+        return *this;
+    }
+    SipConfig &&unvouched_timeout(std::chrono::milliseconds timeout) && {
+        return std::move(unvouched_timeout(timeout));
+    }
+
+    /* Messages per second per source address, in bursts of up to `burst` (at least
+     * per_second); per_second 0 turns the limit off. Default 200/s, bursts of 1000. */
+    SipConfig &rate_limit(std::uint32_t per_second, std::uint32_t burst) & {
+        detail::check(impp_sip_config_set_rate_limit(get(), per_second, burst));
+        return *this;
+    }
+    SipConfig &&rate_limit(std::uint32_t per_second, std::uint32_t burst) && {
+        return std::move(rate_limit(per_second, burst));
+    }
+
+    /* How long a digest nonce is good for (1 s to a day; default 300 s). */
+    SipConfig &nonce_lifetime(std::chrono::milliseconds lifetime) & {
+        detail::check(impp_sip_config_set_nonce_lifetime_ms(get(), detail::ms_arg(lifetime)));
+        return *this;
+    }
+    SipConfig &&nonce_lifetime(std::chrono::milliseconds lifetime) && {
+        return std::move(nonce_lifetime(lifetime));
+    }
+
+    /* How far below the highest nc an unused one is accepted (0 to 64; default 32). */
+    SipConfig &nc_window(std::uint32_t window) & {
+        detail::check(impp_sip_config_set_nc_window(get(), window));
+        return *this;
+    }
+    SipConfig &&nc_window(std::uint32_t window) && { return std::move(nc_window(window)); }
+
+    /* Failed credentials within the failure window that start a block (0: no throttle;
+     * default 10). */
+    SipConfig &max_auth_failures(std::uint32_t n) & {
+        detail::check(impp_sip_config_set_max_auth_failures(get(), n));
+        return *this;
+    }
+    SipConfig &&max_auth_failures(std::uint32_t n) && { return std::move(max_auth_failures(n)); }
+
+    /* The window failures are counted in (1 s to a day; default 60 s). */
+    SipConfig &auth_failure_window(std::chrono::milliseconds window) & {
+        detail::check(impp_sip_config_set_auth_failure_window_ms(get(), detail::ms_arg(window)));
+        return *this;
+    }
+    SipConfig &&auth_failure_window(std::chrono::milliseconds window) && {
+        return std::move(auth_failure_window(window));
+    }
+
+    /* How long an address or (user, address) pair that failed too often is refused (1 s to
+     * a day; default 300 s). */
+    SipConfig &auth_block(std::chrono::milliseconds block) & {
+        detail::check(impp_sip_config_set_auth_block_ms(get(), detail::ms_arg(block)));
+        return *this;
+    }
+    SipConfig &&auth_block(std::chrono::milliseconds block) && {
+        return std::move(auth_block(block));
+    }
+
+    /* A front proxy by IP address: failures in its requests count against the client's Via
+     * address, and it is not rate limited. */
+    SipConfig &add_auth_proxy(const std::string &address) & {
+        detail::check(impp_sip_config_add_auth_proxy(get(), address.c_str()));
+        return *this;
+    }
+    SipConfig &&add_auth_proxy(const std::string &address) && {
+        return std::move(add_auth_proxy(address));
+    }
 
     const impp_sip_config *get() const noexcept { return handle_.get(); }
     impp_sip_config *get() noexcept { return handle_.get(); }
@@ -2150,12 +2291,18 @@ public:
         }
     }
 
-    /* The first bound address of "udp" or "tcp", port 0 resolved (throws
+    /* The first bound address of "udp", "tcp" or "tls", port 0 resolved (throws
      * IMPP_ERR_INVALID_ARGUMENT once stopped). */
     std::string local_address(const std::string &proto) const {
         char *out = nullptr;
         detail::check(impp_sip_local_address(get(), proto.c_str(), &out));
         return detail::take(out);
+    }
+
+    /* One counter (IMPP_SIP_STAT_RATE_REFUSED, IMPP_SIP_STAT_OPEN_CONNECTIONS...): what the
+     * stack refused to protect its users, and its connections. 0 once stopped. */
+    std::uint64_t stat(impp_sip_counter which) const noexcept {
+        return impp_sip_stat(get(), which);
     }
 
     const impp_sip *get() const noexcept { return handle_.get(); }

@@ -59,13 +59,15 @@ fn c_string(value: &str, what: &str) -> Result<CString> {
 }
 
 /// Creates an account: the stack will register `aor` (`sip:alice@b.example`) at `registrar`
-/// (a next hop, `"udp:192.0.2.7:5060"` or `"tcp:[2001:db8::7]:5060"`) with digest
+/// (a next hop, `"udp:192.0.2.7:5060"`, `"tcp:[2001:db8::7]:5060"` or `"tls:..."`: TLS
+/// needs `impp_sip_config_set_tls_files`, and the peer's certificate must name the domain
+/// each request is for, RFC 5922) with digest
 /// credentials whose user name is the user part of `aor` (see `impp_account_set_username`)
 /// and whose password is `password`; no outbound proxy; the default expiry (3600 s). The
 /// strings are copied.
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a registrar not
-/// `udp|tcp:ADDR:PORT`), `IMPP_ERR_INVALID_URI` (`aor`).
+/// `udp|tcp|tls:ADDR:PORT`), `IMPP_ERR_INVALID_URI` (`aor`).
 ///
 /// # Safety
 /// Strings NULL or NUL-terminated; `out` NULL or writable.
@@ -161,8 +163,8 @@ pub unsafe extern "C" fn impp_account_set_username(
 /// Sets where the account's requests other than REGISTER go (a next hop as for the
 /// registrar); NULL (the default) is the registrar.
 ///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, not `udp|tcp:ADDR:PORT`).
-/// Nothing changes on error.
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, not
+/// `udp|tcp|tls:ADDR:PORT`). Nothing changes on error.
 ///
 /// # Safety
 /// `account` NULL or live; `outbound_proxy` NULL or NUL-terminated.

@@ -41,6 +41,7 @@ pub(crate) mod enum_arg {
     pub(crate) type impp_failure_reason = c_int;
     pub(crate) type impp_log_level = c_int;
     pub(crate) type impp_reason = c_int;
+    pub(crate) type impp_sip_counter = c_int;
     pub(crate) type impp_stat = c_int;
     pub(crate) type impp_status = c_int;
     pub(crate) type impp_user_input = c_int;
@@ -114,6 +115,7 @@ mod tests {
             super::impp_failure_reason,
             super::impp_log_level,
             super::impp_reason,
+            super::impp_sip_counter,
             super::impp_stat,
             super::impp_status,
             super::impp_user_input

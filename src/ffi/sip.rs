@@ -9,6 +9,11 @@
 //! contacts); every other event still reaches the application through its callback or
 //! `impp_engine_next_event`, as without the stack.
 //!
+//! What protects a stack exposed to strangers is set on the configuration too: TLS
+//! (`impp_sip_config_set_tls_files`), bounds on connections, a rate per source address and
+//! the digest throttle; `impp_sip_stat` reads what a running stack refused
+//! (`impp_sip_counter`).
+//!
 //! Threading contract: a configuration is used by one thread at a time; a running stack may be
 //! used from any thread. `impp_sip_free` joins the stack's threads: called from inside the
 //! engine's event callback it returns `IMPP_ERR_IN_CALLBACK` and stops nothing, as
@@ -16,17 +21,24 @@
 //! safe, but the stack then answers every request `503`).
 
 use std::ffi::c_char;
+use std::path::Path;
 use std::time::Duration;
 
 use super::account::impp_account;
-use super::boundary::{free_handle, guard, handle, handle_mut, out_arg, str_arg, write_out};
+use super::boundary::{
+    free_handle, guard, guard_value, handle, handle_mut, out_arg, str_arg, write_out,
+};
 use super::engine::{engine_ref, impp_engine};
+use super::enum_arg;
 use super::status::impp_status;
 use crate::engine::dispatcher;
 use crate::error::{Error, Result};
+use crate::sip::digest::MAX_NC_WINDOW;
+use crate::sip::rate::RateLimit;
 use crate::sip::route::{NextHop, Route};
+use crate::sip::tls::{TlsConfig, TrustAnchors};
 use crate::sip::transport::{ListenAddr, Proto};
-use crate::sip::{SipServer, SipServerConfig};
+use crate::sip::{AuthLimits, ConnectionLimits, SipServer, SipServerConfig};
 
 /// How a SIP stack is set up. Create with `impp_sip_config_new`; `impp_sip_start` consumes it.
 pub struct impp_sip_config {
@@ -84,11 +96,13 @@ unsafe fn with_config(
     })
 }
 
-/// Adds a listen address: `"udp:127.0.0.1:5060"`, `"tcp:[::1]:5060"` (port 0: any free port,
-/// see `impp_sip_local_address`). Any number of UDP and TCP addresses, IPv4 and IPv6.
+/// Adds a listen address: `"udp:127.0.0.1:5060"`, `"tcp:[::1]:5060"`, `"tls:0.0.0.0:5061"`
+/// (port 0: any free port, see `impp_sip_local_address`). Any number of UDP, TCP and TLS
+/// addresses, IPv4 and IPv6. A TLS address needs a certificate and key
+/// (`impp_sip_config_set_tls_files` or `_set_tls_pem`) by `impp_sip_start`.
 ///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `udp|tcp:ADDR:PORT`). Nothing changes on
-/// error.
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `udp|tcp|tls:ADDR:PORT`). Nothing changes
+/// on error.
 ///
 /// # Safety
 /// `config` NULL or live; `address` NULL or NUL-terminated.
@@ -169,10 +183,12 @@ pub unsafe extern "C" fn impp_sip_config_set_federate(
 
 /// Adds a route: `"b.example=udp:192.0.2.7:5060"` sends requests for `b.example` there;
 /// `"*=tcp:..."` is the default route for every domain without its own. A later route for
-/// the same domain replaces an earlier one. No DNS: next hops are IP addresses.
+/// the same domain replaces an earlier one. No DNS: next hops are IP addresses. A `tls:` next
+/// hop needs a certificate and key (`impp_sip_config_set_tls_files`), and its certificate
+/// must name the domain and chain to the trust anchors.
 ///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `DOMAIN=udp|tcp:ADDR:PORT`). Nothing changes
-/// on error.
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `DOMAIN=udp|tcp|tls:ADDR:PORT`). Nothing
+/// changes on error.
 ///
 /// # Safety
 /// `config` NULL or live; `route` NULL or NUL-terminated.
@@ -236,12 +252,7 @@ pub unsafe extern "C" fn impp_sip_config_set_t1_ms(
     // SAFETY: forwarded contract.
     unsafe {
         with_config(config, |c| {
-            if !(1..=60_000).contains(&t1_ms) {
-                return Err(Error::InvalidArgument(format!(
-                    "T1 of {t1_ms} ms is out of range (1 to 60000)"
-                )));
-            }
-            c.timers.t1 = Duration::from_millis(u64::from(t1_ms));
+            c.timers.t1 = ms_in_range("T1", t1_ms, 1, 60_000)?;
             Ok(())
         })
     }
@@ -267,6 +278,430 @@ pub unsafe extern "C" fn impp_sip_config_set_workers(
                 )));
             }
             c.workers = workers as usize;
+            Ok(())
+        })
+    }
+}
+
+/// `ms` as a duration, if it is within `min..=max` milliseconds; else an
+/// `IMPP_ERR_INVALID_ARGUMENT` naming `what` and the range.
+fn ms_in_range(what: &str, ms: u32, min: u32, max: u32) -> Result<Duration> {
+    if !(min..=max).contains(&ms) {
+        return Err(Error::InvalidArgument(format!(
+            "{what} of {ms} ms is out of range ({min} to {max})"
+        )));
+    }
+    Ok(Duration::from_millis(u64::from(ms)))
+}
+
+/// `max` as a count, if it is at least 1.
+fn at_least_one(what: &str, max: u32) -> Result<usize> {
+    if max == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "{what} must be at least 1 (UINT32_MAX for no practical bound), not 0"
+        )));
+    }
+    usize::try_from(max).map_err(|_| Error::InvalidArgument(format!("{what} {max} is too large")))
+}
+
+/// One day in milliseconds: the longest timeout or block these setters take.
+const DAY_MS: u32 = 86_400_000;
+
+/// Sets the TLS certificate, key and trust anchors from PEM files, for TLS listen addresses
+/// and for outgoing TLS (routes and accounts with `tls:` next hops): `cert_path` the
+/// certificate chain (the server's certificate first), `key_path` its private key (PKCS#8,
+/// PKCS#1 or SEC1), `ca_path` the certificates peers' certificates must chain to, or NULL
+/// for the system's trust store. The files are read and checked during the call (the key
+/// must fit the certificate); a later call replaces the earlier setting.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL `config`, `cert_path` or `key_path`; a file that
+/// cannot be read, holds no PEM certificate or key, or a key that does not fit the
+/// certificate: `impp_last_error` names the file and why). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live; each path NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_tls_files(
+    config: *mut impp_sip_config,
+    cert_path: *const c_char,
+    key_path: *const c_char,
+    ca_path: *const c_char,
+) -> impp_status {
+    // SAFETY: forwarded contract (each pointer NULL or NUL-terminated).
+    let (cert, key) = unsafe {
+        (
+            str_arg(cert_path, "cert_path"),
+            str_arg(key_path, "key_path"),
+        )
+    };
+    let ca = if ca_path.is_null() {
+        None
+    } else {
+        // SAFETY: forwarded contract.
+        Some(unsafe { str_arg(ca_path, "ca_path") })
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            let ca = ca.transpose()?;
+            let tls =
+                TlsConfig::from_pem_files(Path::new(cert?), Path::new(key?), ca.map(Path::new))?;
+            c.tls = Some(tls);
+            Ok(())
+        })
+    }
+}
+
+/// As `impp_sip_config_set_tls_files`, from PEM text in memory: `cert_pem` the certificate
+/// chain, `key_pem` its private key, `ca_pem` the trust anchors (one or more CERTIFICATE
+/// blocks) or NULL for the system's. The library keeps what it needs: the strings may be
+/// freed (and the key's wiped) after the call.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL `config`, `cert_pem` or `key_pem`; text that
+/// holds no PEM certificate or key; a key that does not fit the certificate). Nothing changes
+/// on error.
+///
+/// # Safety
+/// `config` NULL or live; each string NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_tls_pem(
+    config: *mut impp_sip_config,
+    cert_pem: *const c_char,
+    key_pem: *const c_char,
+    ca_pem: *const c_char,
+) -> impp_status {
+    // SAFETY: forwarded contract (each pointer NULL or NUL-terminated).
+    let (cert, key) = unsafe { (str_arg(cert_pem, "cert_pem"), str_arg(key_pem, "key_pem")) };
+    let ca = if ca_pem.is_null() {
+        None
+    } else {
+        // SAFETY: forwarded contract.
+        Some(unsafe { str_arg(ca_pem, "ca_pem") })
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            let anchors = match ca.transpose()? {
+                Some(pem) => TrustAnchors::Pem(pem.as_bytes()),
+                None => TrustAnchors::System,
+            };
+            let tls = TlsConfig::from_pem(cert?.as_bytes(), key?.as_bytes(), anchors)?;
+            c.tls = Some(tls);
+            Ok(())
+        })
+    }
+}
+
+/// Runs `change` on the connection limits of `config`.
+///
+/// # Safety
+/// As for `with_config`.
+unsafe fn with_connections(
+    config: *mut impp_sip_config,
+    change: impl FnOnce(&mut ConnectionLimits) -> Result<()>,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe { with_config(config, |c| change(&mut c.connections)) }
+}
+
+/// TCP and TLS connections open at once, inbound and outbound (default 4096); beyond it new
+/// inbound connections are refused. At least 1.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_max_connections(
+    config: *mut impp_sip_config,
+    max: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_connections(config, |l| {
+            l.max_total = at_least_one("max_connections", max)?;
+            Ok(())
+        })
+    }
+}
+
+/// Inbound TCP and TLS connections from one IP address open at once (default 64), so that
+/// one address cannot take them all; one more is refused (counted as
+/// `IMPP_SIP_STAT_CONNECTIONS_REFUSED`). At least 1.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, 0). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_max_connections_per_address(
+    config: *mut impp_sip_config,
+    max: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_connections(config, |l| {
+            l.max_per_address = at_least_one("max_connections_per_address", max)?;
+            Ok(())
+        })
+    }
+}
+
+/// A TCP or TLS connection with nothing read or written for this long is closed, in
+/// milliseconds (default 180,000). 100 to 86,400,000 (a day).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_idle_timeout_ms(
+    config: *mut impp_sip_config,
+    timeout_ms: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_connections(config, |l| {
+            l.idle_timeout = ms_in_range("the idle timeout", timeout_ms, 100, DAY_MS)?;
+            Ok(())
+        })
+    }
+}
+
+/// A TLS handshake must end this long after the connection opened, in milliseconds
+/// (default 10,000); else the connection is closed (counted as
+/// `IMPP_SIP_STAT_CONNECTIONS_TIMED_OUT`). 100 to 600,000.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_tls_handshake_timeout_ms(
+    config: *mut impp_sip_config,
+    timeout_ms: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_connections(config, |l| {
+            l.handshake_timeout =
+                ms_in_range("the TLS handshake timeout", timeout_ms, 100, 600_000)?;
+            Ok(())
+        })
+    }
+}
+
+/// An inbound TCP or TLS connection on which no request authenticated (nor a trusted peer
+/// spoke) is closed this long after it opened, in milliseconds (default 32,000; counted as
+/// `IMPP_SIP_STAT_CONNECTIONS_TIMED_OUT`). 100 to 86,400,000 (a day).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_unvouched_timeout_ms(
+    config: *mut impp_sip_config,
+    timeout_ms: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_connections(config, |l| {
+            l.unvouched_timeout = ms_in_range("the unvouched timeout", timeout_ms, 100, DAY_MS)?;
+            Ok(())
+        })
+    }
+}
+
+/// Messages each source address may send: `per_second` on average, in bursts of up to
+/// `burst` (at least `per_second`). Beyond that as many again are answered `503` with
+/// Retry-After (`IMPP_SIP_STAT_RATE_REFUSED`) and the rest dropped unread
+/// (`IMPP_SIP_STAT_RATE_DROPPED`). `per_second` 0 turns the limit off (`burst` is then
+/// ignored). Default: 200 a second, bursts of 1000.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, `burst` below a non-zero `per_second`).
+/// Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_rate_limit(
+    config: *mut impp_sip_config,
+    per_second: u32,
+    burst: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            c.rate_limit = if per_second == 0 {
+                RateLimit::OFF
+            } else if burst < per_second {
+                return Err(Error::InvalidArgument(format!(
+                    "a burst of {burst} is below the rate of {per_second} a second"
+                )));
+            } else {
+                RateLimit { per_second, burst }
+            };
+            Ok(())
+        })
+    }
+}
+
+/// Runs `change` on the digest limits of `config`.
+///
+/// # Safety
+/// As for `with_config`.
+unsafe fn with_auth_limits(
+    config: *mut impp_sip_config,
+    change: impl FnOnce(&mut AuthLimits) -> Result<()>,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe { with_config(config, |c| change(&mut c.auth_limits)) }
+}
+
+/// How long a digest nonce is good for, in milliseconds (default 300,000); a client
+/// answering an older one is challenged again with `stale=true`. 1,000 to 86,400,000.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_nonce_lifetime_ms(
+    config: *mut impp_sip_config,
+    lifetime_ms: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_auth_limits(config, |l| {
+            l.nonce_lifetime = ms_in_range("the nonce lifetime", lifetime_ms, 1_000, DAY_MS)?;
+            Ok(())
+        })
+    }
+}
+
+/// How far below the highest nonce count (`nc`) seen under a nonce an unused one is still
+/// accepted, for requests verified out of order (default 32); 0: `nc` must rise with every
+/// request. 0 to 64. A reused `nc` is always challenged again
+/// (`IMPP_SIP_STAT_NONCE_REPLAYS`).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, above 64). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_nc_window(
+    config: *mut impp_sip_config,
+    window: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_auth_limits(config, |l| {
+            if window > MAX_NC_WINDOW {
+                return Err(Error::InvalidArgument(format!(
+                    "an nc window of {window} is out of range (0 to {MAX_NC_WINDOW})"
+                )));
+            }
+            l.nc_window = window;
+            Ok(())
+        })
+    }
+}
+
+/// Failed digest credentials from one source address, for one user, or for one (user,
+/// address) pair within the failure window (`impp_sip_config_set_auth_failure_window_ms`)
+/// that start a block (`impp_sip_config_set_auth_block_ms`): meanwhile the credentials it
+/// covers are refused unchecked with `403` and Retry-After
+/// (`IMPP_SIP_STAT_AUTH_THROTTLED`). Default 10; 0 turns the throttle off.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_max_auth_failures(
+    config: *mut impp_sip_config,
+    max: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_auth_limits(config, |l| {
+            l.max_failures = max;
+            Ok(())
+        })
+    }
+}
+
+/// The window failed credentials are counted in, in milliseconds (default 60,000).
+/// 1,000 to 86,400,000.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_auth_failure_window_ms(
+    config: *mut impp_sip_config,
+    window_ms: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_auth_limits(config, |l| {
+            l.failure_window = ms_in_range("the failure window", window_ms, 1_000, DAY_MS)?;
+            Ok(())
+        })
+    }
+}
+
+/// How long a source address, or a (user, address) pair, that failed too often is refused,
+/// in milliseconds (default 300,000). 1,000 to 86,400,000. (A user alone is refused only
+/// briefly, and never from an address it authenticated from lately: see the README's
+/// "Digest hardening".)
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_auth_block_ms(
+    config: *mut impp_sip_config,
+    block_ms: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_auth_limits(config, |l| {
+            l.block = ms_in_range("the block", block_ms, 1_000, DAY_MS)?;
+            Ok(())
+        })
+    }
+}
+
+/// Adds a front proxy (an IP address, `"192.0.2.1"` or `"2001:db8::1"`): a server such as
+/// Kamailio that dispatches its clients' requests to this stack. Failed credentials in its
+/// requests count against the client's address as the proxy wrote it in its Via (its
+/// `received`, else its host), not against the proxy, and it is exempt from the rate limit
+/// (it carries many clients' requests). Default: none.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not an IP address). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live; `address` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_add_auth_proxy(
+    config: *mut impp_sip_config,
+    address: *const c_char,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    let text = unsafe { str_arg(address, "address") };
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_auth_limits(config, |l| {
+            let text = text?;
+            let ip = text
+                .trim()
+                .parse()
+                .map_err(|_| Error::InvalidArgument(format!("'{text}' is not an IP address")))?;
+            l.proxies.push(ip);
             Ok(())
         })
     }
@@ -310,7 +745,7 @@ pub unsafe extern "C" fn impp_sip_start(
     })
 }
 
-/// The first bound address of transport `proto` (`"udp"` or `"tcp"`), as
+/// The first bound address of transport `proto` (`"udp"`, `"tcp"` or `"tls"`), as
 /// `"udp:127.0.0.1:5060"` (a port 0 given at configuration is resolved here). On success
 /// `*out` is owned: free it with `impp_string_free`.
 ///
@@ -349,6 +784,110 @@ pub unsafe extern "C" fn impp_sip_local_address(
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out, c) };
         Ok(())
+    })
+}
+
+/// A counter of `impp_sip_stat`. (The type is not named `impp_sip_stat`: C has one namespace
+/// for functions and types.)
+///
+/// As for `impp_stat`, counters are read one at a time by this selector, so new counters
+/// are appended as new values: existing values never change and the ABI version stays the
+/// same. An older library answers 0 for a value it does not know. Every counter counts
+/// since the stack started, except `IMPP_SIP_STAT_OPEN_CONNECTIONS` (a level).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum impp_sip_counter {
+    /// Digest credentials refused (wrong password, unknown user, foreign nonce).
+    IMPP_SIP_STAT_AUTH_FAILURES = 0,
+    /// Requests answered `503` for coming from an address over its rate limit.
+    IMPP_SIP_STAT_RATE_REFUSED = 1,
+    /// Messages dropped unread from an address far over its rate limit.
+    IMPP_SIP_STAT_RATE_DROPPED = 2,
+    /// Messages dropped because the workers' queue was full.
+    IMPP_SIP_STAT_QUEUE_DROPPED = 3,
+    /// Credentials refused unchecked: their address, user or pair had failed too often.
+    IMPP_SIP_STAT_AUTH_THROTTLED = 4,
+    /// Correct digest responses refused for reusing a nonce count (challenged again).
+    IMPP_SIP_STAT_NONCE_REPLAYS = 5,
+    /// TCP and TLS connections open now.
+    IMPP_SIP_STAT_OPEN_CONNECTIONS = 6,
+    /// Inbound connections refused because their address had as many open as allowed
+    /// (`impp_sip_config_set_max_connections_per_address`).
+    IMPP_SIP_STAT_CONNECTIONS_REFUSED = 7,
+    /// Connections closed for a TLS handshake or an authenticated request that did not come
+    /// in time (`impp_sip_config_set_tls_handshake_timeout_ms`, `_set_unvouched_timeout_ms`).
+    IMPP_SIP_STAT_CONNECTIONS_TIMED_OUT = 8,
+    /// Requests refused `403` for the identity they claim: another domain's user from a peer
+    /// that does not speak for that domain, or asking what such a user may not; an
+    /// authenticated user acting as someone else; a MESSAGE for an account not from the
+    /// account's server.
+    IMPP_SIP_STAT_UNTRUSTED = 9,
+    /// Requests for other domains the stack would not relay: not from one of its users, a
+    /// trusted peer or a dialog it record-routed.
+    IMPP_SIP_STAT_RELAYS_REFUSED = 10,
+}
+
+/// Reads one counter of a running server.
+type ReadCounter = fn(&SipServer) -> u64;
+
+/// Where `impp_sip_stat` reads each counter, in the order of `impp_sip_counter`: a counter
+/// added to `SipServer::guard_stats` or `transport_stats` is one value appended to the enum
+/// and one line here (the tests below fail on a field of either without its counter).
+const SIP_COUNTERS: &[(impp_sip_counter, ReadCounter)] = {
+    use impp_sip_counter::*;
+    &[
+        (IMPP_SIP_STAT_AUTH_FAILURES, |s| {
+            s.guard_stats().auth_failures
+        }),
+        (IMPP_SIP_STAT_RATE_REFUSED, |s| s.guard_stats().rate_refused),
+        (IMPP_SIP_STAT_RATE_DROPPED, |s| s.guard_stats().rate_dropped),
+        (IMPP_SIP_STAT_QUEUE_DROPPED, |s| {
+            s.guard_stats().queue_dropped
+        }),
+        (IMPP_SIP_STAT_AUTH_THROTTLED, |s| {
+            s.guard_stats().auth_throttled
+        }),
+        (IMPP_SIP_STAT_NONCE_REPLAYS, |s| {
+            s.guard_stats().nonce_replays
+        }),
+        (IMPP_SIP_STAT_OPEN_CONNECTIONS, |s| {
+            s.transport_stats().open_connections as u64
+        }),
+        (IMPP_SIP_STAT_CONNECTIONS_REFUSED, |s| {
+            s.transport_stats().connections_refused
+        }),
+        (IMPP_SIP_STAT_CONNECTIONS_TIMED_OUT, |s| {
+            s.transport_stats().connections_timed_out
+        }),
+        (IMPP_SIP_STAT_UNTRUSTED, |s| s.guard_stats().untrusted),
+        (IMPP_SIP_STAT_RELAYS_REFUSED, |s| {
+            s.guard_stats().relays_refused
+        }),
+    ]
+};
+
+/// One counter of the running stack (see `impp_sip_counter`): what it refused to protect its
+/// users, and its TCP and TLS connections. Cheap, and callable from any thread at any time.
+///
+/// Returns 0 for NULL `sip` and for a value outside `impp_sip_counter` (a counter of a newer
+/// library).
+///
+/// # Safety
+/// `sip` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_stat(
+    sip: *const impp_sip,
+    which: enum_arg::impp_sip_counter,
+) -> u64 {
+    guard_value(0, || {
+        // SAFETY: the caller's contract.
+        let Some(s) = (unsafe { sip.as_ref() }) else {
+            return 0;
+        };
+        usize::try_from(which)
+            .ok()
+            .and_then(|i| SIP_COUNTERS.get(i))
+            .map_or(0, |(_, read)| read(&s.server))
     })
 }
 
@@ -410,5 +949,147 @@ mod tests {
         );
         assert_eq!(impp_status::from_error(&err), impp_status::IMPP_ERR_NETWORK);
         engine.shutdown().expect("shutdown");
+    }
+
+    /// The field names of a struct, from its derived `Debug` form.
+    fn fields(debug: &str) -> Vec<String> {
+        let inside = debug
+            .split_once('{')
+            .and_then(|(_, rest)| rest.rsplit_once('}'))
+            .map_or("", |(inside, _)| inside);
+        inside
+            .split(',')
+            .filter_map(|f| f.split_once(':'))
+            .map(|(name, _)| name.trim().to_owned())
+            .collect()
+    }
+
+    /// `impp_sip_stat` reads the counters by their value as an index: the table is in the
+    /// enum's order, from 0, without gaps.
+    #[test]
+    fn the_counter_table_is_in_enum_order() {
+        for (i, (counter, _)) in SIP_COUNTERS.iter().enumerate() {
+            assert_eq!(*counter as usize, i, "{counter:?} is out of place");
+        }
+    }
+
+    /// Every field of `GuardStats` and `TransportStats` has its counter, named after it: a
+    /// field added to either fails here until it is given a value of `impp_sip_counter` and
+    /// a line of `SIP_COUNTERS` (then Python's `SIP_STATS`, which its tests check against
+    /// the header).
+    #[test]
+    fn every_guard_and_transport_field_has_a_counter() {
+        let names: Vec<String> = SIP_COUNTERS.iter().map(|(c, _)| format!("{c:?}")).collect();
+        let guard = fields(&format!("{:?}", crate::sip::GuardStats::default()));
+        let transport = fields(&format!(
+            "{:?}",
+            crate::sip::transport::TransportStats::default()
+        ));
+        assert!(
+            guard.len() >= 6 && transport.len() >= 3,
+            "{guard:?} {transport:?}"
+        );
+        for field in guard.iter().chain(&transport) {
+            let wanted = format!("IMPP_SIP_STAT_{}", field.to_ascii_uppercase());
+            assert!(
+                names.contains(&wanted),
+                "no {wanted} for the field `{field}`: append it to impp_sip_counter and SIP_COUNTERS"
+            );
+        }
+        assert_eq!(names.len(), guard.len() + transport.len(), "{names:?}");
+    }
+
+    /// Bad values of the setters are refused and change nothing.
+    #[test]
+    fn setters_refuse_bad_values_and_change_nothing() {
+        let mut config: *mut impp_sip_config = std::ptr::null_mut();
+        // SAFETY: a valid out pointer; the configuration is freed at the end.
+        unsafe {
+            assert_eq!(impp_sip_config_new(&mut config), impp_status::IMPP_OK);
+            let before = format!("{:?}", (*config).config);
+            let bad = [
+                impp_sip_config_set_max_connections(config, 0),
+                impp_sip_config_set_max_connections_per_address(config, 0),
+                impp_sip_config_set_idle_timeout_ms(config, 99),
+                impp_sip_config_set_tls_handshake_timeout_ms(config, 600_001),
+                impp_sip_config_set_unvouched_timeout_ms(config, 0),
+                impp_sip_config_set_rate_limit(config, 10, 9),
+                impp_sip_config_set_nonce_lifetime_ms(config, 999),
+                impp_sip_config_set_nc_window(config, 65),
+                impp_sip_config_set_auth_failure_window_ms(config, DAY_MS + 1),
+                impp_sip_config_set_auth_block_ms(config, 0),
+                impp_sip_config_set_tls_files(
+                    config,
+                    c"/nonexistent/impp.crt".as_ptr(),
+                    c"/nonexistent/impp.key".as_ptr(),
+                    std::ptr::null(),
+                ),
+                impp_sip_config_set_tls_pem(
+                    config,
+                    c"not PEM".as_ptr(),
+                    c"not PEM".as_ptr(),
+                    std::ptr::null(),
+                ),
+                impp_sip_config_set_tls_pem(
+                    config,
+                    std::ptr::null(),
+                    c"x".as_ptr(),
+                    std::ptr::null(),
+                ),
+                impp_sip_config_add_auth_proxy(config, c"proxy.example".as_ptr()),
+                impp_sip_config_add_auth_proxy(config, std::ptr::null()),
+            ];
+            assert!(
+                bad.iter()
+                    .all(|s| *s == impp_status::IMPP_ERR_INVALID_ARGUMENT),
+                "{bad:?}"
+            );
+            assert_eq!(format!("{:?}", (*config).config), before);
+
+            assert_eq!(
+                impp_sip_config_set_rate_limit(config, 0, 0),
+                impp_status::IMPP_OK
+            );
+            assert_eq!((*config).config.rate_limit, RateLimit::OFF);
+            assert_eq!(
+                impp_sip_config_set_rate_limit(config, 5, 5),
+                impp_status::IMPP_OK
+            );
+            assert_eq!(
+                impp_sip_config_set_nc_window(config, 0),
+                impp_status::IMPP_OK
+            );
+            assert_eq!(
+                impp_sip_config_add_auth_proxy(config, c" 2001:db8::1".as_ptr()),
+                impp_status::IMPP_OK
+            );
+            assert_eq!(
+                (*config).config.auth_limits.proxies,
+                ["2001:db8::1".parse::<std::net::IpAddr>().unwrap()]
+            );
+            assert_eq!(
+                impp_sip_config_set_auth_block_ms(config, 1_500),
+                impp_status::IMPP_OK
+            );
+            assert_eq!(
+                impp_sip_config_set_max_connections(config, u32::MAX),
+                impp_status::IMPP_OK
+            );
+            let c = &(*config).config;
+            assert_eq!(
+                c.rate_limit,
+                RateLimit {
+                    per_second: 5,
+                    burst: 5
+                }
+            );
+            assert_eq!(
+                (c.auth_limits.nc_window, c.auth_limits.block),
+                (0, Duration::from_millis(1_500))
+            );
+            assert_eq!(c.connections.max_total, u32::MAX as usize);
+            impp_sip_config_free(config);
+        }
+        assert_eq!(unsafe { impp_sip_stat(std::ptr::null(), 0) }, 0);
     }
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <condition_variable>
@@ -769,6 +770,21 @@ void test_sip_stack() {
     CHECK_THROWS(bad.t1(0ms), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.t1(std::chrono::hours(2)), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.workers(0), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.tls_files("/nonexistent/impp.crt", "/nonexistent/impp.key"),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.tls_pem("not PEM", "not PEM", std::string("not PEM")),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.max_connections(0), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.max_connections_per_address(0), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.idle_timeout(-1ms), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.tls_handshake_timeout(std::chrono::hours(1)), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.unvouched_timeout(0ms), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.rate_limit(10, 9), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.nonce_lifetime(999ms), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.nc_window(65), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.auth_failure_window(std::chrono::hours(25)), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.auth_block(0ms), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.add_auth_proxy("proxy.example"), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_account({"not a uri", std::nullopt, "secret", "udp:127.0.0.1:9",
                                   std::nullopt, 0}),
                  IMPP_ERR_INVALID_URI);
@@ -786,13 +802,29 @@ void test_sip_stack() {
                                    .workers(2)
                                    .authenticate(true)
                                    .offer_sha256(false)
-                                   .federate(false));
+                                   .federate(false)
+                                   .max_connections(100)
+                                   .max_connections_per_address(10)
+                                   .idle_timeout(std::chrono::minutes(2))
+                                   .tls_handshake_timeout(5s)
+                                   .unvouched_timeout(20s)
+                                   .rate_limit(100, 500)
+                                   .nonce_lifetime(std::chrono::minutes(1))
+                                   .nc_window(16)
+                                   .max_auth_failures(5)
+                                   .auth_failure_window(30s)
+                                   .auth_block(std::chrono::minutes(10))
+                                   .add_auth_proxy("127.0.0.9"));
     CHECK(sip.local_address("udp").rfind("udp:127.0.0.1:", 0) == 0);
+    CHECK(sip.stat(IMPP_SIP_STAT_RATE_REFUSED) == 0);
+    CHECK(sip.stat(IMPP_SIP_STAT_OPEN_CONNECTIONS) == 0);
     CHECK(sip.local_address("tcp").rfind("tcp:127.0.0.1:", 0) == 0);
     CHECK_THROWS(sip.local_address("sctp"), IMPP_ERR_INVALID_ARGUMENT);
     impp::SipStack moved = std::move(sip);
     CHECK(sip.get() == nullptr);  // NOLINT(bugprone-use-after-move): checking the moved-from state
     CHECK(moved.local_address("udp").rfind("udp:127.0.0.1:", 0) == 0);
+    CHECK(sip.stat(IMPP_SIP_STAT_AUTH_FAILURES) == 0);  // NOLINT(bugprone-use-after-move)
+
 
     // An address another stack holds: a network error.
     CHECK_THROWS(impp::SipStack(engine, impp::SipConfig().add_listen(moved.local_address("udp"))),
@@ -826,6 +858,19 @@ void test_sip_stack() {
     moved.stop();  // once stopped, a no-op
     CHECK(moved.get() == nullptr);
     CHECK_THROWS(moved.local_address("udp"), IMPP_ERR_INVALID_ARGUMENT);
+
+    // TLS from the PEM files tests/c_api.rs made (a certificate of a test CA), once the
+    // stack above is stopped (one stack per engine at a time).
+    const char *cert = std::getenv("IMPP_TEST_TLS_CERT");
+    const char *key = std::getenv("IMPP_TEST_TLS_KEY");
+    const char *ca = std::getenv("IMPP_TEST_TLS_CA");
+    CHECK(cert != nullptr && key != nullptr && ca != nullptr);
+    if (cert != nullptr && key != nullptr && ca != nullptr) {
+        impp::SipStack tls(engine, impp::SipConfig().add_listen("tls:127.0.0.1:0").tls_files(
+                                       cert, key, std::string(ca)));
+        CHECK(tls.local_address("tls").rfind("tls:127.0.0.1:", 0) == 0);
+        CHECK_THROWS(tls.local_address("udp"), IMPP_ERR_NOT_FOUND);
+    }
 }
 
 // The user-agent role: a second engine (client.test) with the account alice@example.test at

@@ -97,7 +97,16 @@ from .errors import (
 )
 from .events import Event, EventDocument
 from .presence import Activity, Note, NoteLike, Presence, Tuple, TupleRef, UserInput
-from .sip import Account, SipStack
+from .sip import (
+    SIP_STATS,
+    Account,
+    AuthLimits,
+    ConnectionLimits,
+    RateLimit,
+    SipStack,
+    TlsFiles,
+    TlsPem,
+)
 
 #: The version of the loaded library (``impp_version()``), which is this package's: the
 #: package is released with the library it wraps, and checks its ABI at import.
@@ -115,10 +124,12 @@ __all__ = [
     "Account",
     "Activity",
     "AuthAction",
+    "AuthLimits",
     "Basic",
     "Capability",
     "ComposingState",
     "Config",
+    "ConnectionLimits",
     "DeliveryOutcome",
     "Dialog",
     "DialogDirection",
@@ -158,8 +169,10 @@ __all__ = [
     "ParseError",
     "Presence",
     "Publication",
+    "RateLimit",
     "Rule",
     "STATS",
+    "SIP_STATS",
     "Shutdown",
     "SipStack",
     "Status",
@@ -169,6 +182,8 @@ __all__ = [
     "SubscriptionState",
     "TRACE",
     "TerminationReason",
+    "TlsFiles",
+    "TlsPem",
     "TooLarge",
     "Tuple",
     "TupleRef",

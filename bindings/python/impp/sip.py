@@ -12,23 +12,149 @@ federates (one back-end subscription per remote presentity).
 While the stack runs, it takes the engine events that are its own to deliver
 (notifications of watchers that subscribed over SIP, messages for registered SIP contacts);
 the application keeps receiving every other event as before.
+
+TLS listeners (``"tls:0.0.0.0:5061"``), routes and accounts take a certificate and key
+(:class:`TlsFiles` or :class:`TlsPem`); :class:`ConnectionLimits`, :class:`RateLimit` and
+:class:`AuthLimits` bound what strangers can make the stack do, and :meth:`SipStack.stats`
+counts what it refused:
+
+    tls = impp.TlsFiles("server.crt", "server.key", ca="ca.pem")
+    with impp.SipStack(engine, listen=["tls:127.0.0.1:0"], tls=tls,
+                       rate_limit=impp.RateLimit(50, burst=200),
+                       auth_limits=impp.AuthLimits(max_failures=5)) as sip:
+        print(sip.local_address("tls"), sip.stats()["rate_refused"])
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Tuple, Union
 
 from . import _ffi
-from ._ffi import check, encode, lib, take_owned
+from ._ffi import check, encode, encode_optional, lib, take_owned
 from .errors import InvalidArgument, Shutdown
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Engine
 
-__all__ = ["Account", "SipStack"]
+__all__ = [
+    "SIP_STATS",
+    "Account",
+    "AuthLimits",
+    "ConnectionLimits",
+    "RateLimit",
+    "SipStack",
+    "TlsFiles",
+    "TlsPem",
+]
+
+#: impp_sip_counter counters, in C order: the keys of :meth:`SipStack.stats`. Every count is
+#: since the stack started, but ``open_connections`` (connections open now).
+SIP_STATS = (
+    "auth_failures",
+    "rate_refused",
+    "rate_dropped",
+    "queue_dropped",
+    "auth_throttled",
+    "nonce_replays",
+    "open_connections",
+    "connections_refused",
+    "connections_timed_out",
+    "untrusted",
+    "relays_refused",
+)
+
+_Path = Union[str, "os.PathLike[str]"]
+
+
+def _u32(value: Optional[int], what: str) -> Optional[int]:
+    """An int the C API takes as a uint32 (None passed on); the library checks the range
+    each setting allows."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {value!r}")
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise InvalidArgument(f"{what} must be from 0 to 4294967295, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """TLS for ``tls:`` listen addresses, routes and accounts, from PEM files: ``cert`` the
+    certificate chain (the server's certificate first), ``key`` its private key, ``ca`` the
+    certificates peers' certificates must chain to (None: the system's trust store). Read
+    and checked when the stack is made: a file that cannot be read or does not hold what it
+    should raises :class:`impp.InvalidArgument` naming it."""
+
+    cert: _Path
+    key: _Path
+    ca: Optional[_Path] = None
+
+
+@dataclass(frozen=True)
+class TlsPem:
+    """As :class:`TlsFiles`, from PEM text in memory (``str`` or ``bytes``). The key is not
+    shown by ``repr``."""
+
+    cert: Union[str, bytes]
+    key: Union[str, bytes]
+    ca: Optional[Union[str, bytes]] = None
+
+    def __repr__(self) -> str:
+        return f"TlsPem(cert={self.cert!r}, key='<hidden>', ca={self.ca!r})"
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """Bounds on TCP and TLS connections; None keeps the default. ``max_total``: open at
+    once (default 4096); ``max_per_address``: inbound from one IP address (default 64);
+    ``idle_timeout_ms``: a connection with no traffic this long closes (default 180000;
+    100 to 86400000); ``tls_handshake_timeout_ms``: a TLS handshake must end this long after
+    the connection opened (default 10000; 100 to 600000); ``unvouched_timeout_ms``: an
+    inbound connection no request authenticated on closes this long after it opened
+    (default 32000; 100 to 86400000)."""
+
+    max_total: Optional[int] = None
+    max_per_address: Optional[int] = None
+    idle_timeout_ms: Optional[int] = None
+    tls_handshake_timeout_ms: Optional[int] = None
+    unvouched_timeout_ms: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Messages each source address may send: ``per_second`` on average, in bursts of up to
+    ``burst`` (at least ``per_second``; None: five times ``per_second``). Beyond that as
+    many again are answered ``503`` and the rest dropped unread. ``RateLimit(0)`` turns the
+    limit off. The stack's default is ``RateLimit(200, burst=1000)``."""
+
+    per_second: int
+    burst: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class AuthLimits:
+    """How digest authentication limits replays and guessing; None keeps the default.
+    ``nonce_lifetime_ms``: how long a nonce is good for (default 300000; 1000 to 86400000).
+    ``nc_window``: how far below the highest nonce count an unused one is accepted (default
+    32; 0 to 64). ``max_failures``: failed credentials from one address, for one user or for
+    one (user, address) pair within ``failure_window_ms`` that start a block (default 10; 0:
+    no throttle). ``failure_window_ms``: default 60000, 1000 to 86400000. ``block_ms``: how
+    long an address or pair that failed too often is refused (default 300000; 1000 to
+    86400000). ``proxies``: IP addresses of front proxies (a Kamailio dispatching to this
+    stack), whose requests' failures count against the client address in their Via and
+    which are not rate limited (default: none)."""
+
+    nonce_lifetime_ms: Optional[int] = None
+    nc_window: Optional[int] = None
+    max_failures: Optional[int] = None
+    failure_window_ms: Optional[int] = None
+    block_ms: Optional[int] = None
+    proxies: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,15 +183,20 @@ class Account:
 
 class SipStack:
     """``SipStack(engine, listen=[...], authenticate=True, routes=(), accounts=(),
-    federate=True, offer_sha256=True, t1_ms=None, workers=None)``.
+    federate=True, offer_sha256=True, t1_ms=None, workers=None, tls=None,
+    connection_limits=None, rate_limit=None, auth_limits=None)``.
 
-    ``listen``: addresses as ``"udp:127.0.0.1:5060"`` / ``"tcp:[::1]:5060"`` (port 0: any
-    free port, see :meth:`local_address`). ``authenticate``: digest authentication of the
-    users of the engine's domains (their passwords set with
-    :meth:`impp.Engine.set_user_password`). ``routes``: ``"b.example=udp:192.0.2.7:5060"``
-    next hops for other domains, ``"*=..."`` the default. ``federate``: serve a SUBSCRIBE of a
-    local user to another domain here, with one shared back-end subscription, rather than
-    forward it. ``accounts``: :class:`Account` s of the user-agent role. Close the stack
+    ``listen``: addresses as ``"udp:127.0.0.1:5060"`` / ``"tcp:[::1]:5060"`` /
+    ``"tls:0.0.0.0:5061"`` (port 0: any free port, see :meth:`local_address`).
+    ``authenticate``: digest authentication of the users of the engine's domains (their
+    passwords set with :meth:`impp.Engine.set_user_password`). ``routes``:
+    ``"b.example=udp:192.0.2.7:5060"`` next hops for other domains, ``"*=..."`` the default.
+    ``federate``: serve a SUBSCRIBE of a local user to another domain here, with one shared
+    back-end subscription, rather than forward it. ``accounts``: :class:`Account` s of the
+    user-agent role. ``tls``: a :class:`TlsFiles` or :class:`TlsPem`, needed by ``tls:``
+    addresses. ``connection_limits``, ``rate_limit``, ``auth_limits``: a
+    :class:`ConnectionLimits`, :class:`RateLimit`, :class:`AuthLimits` (None: the defaults).
+    A bad value raises :class:`impp.InvalidArgument` and no stack starts. Close the stack
     before the engine (closing the engine closes it first).
     """
 
@@ -81,6 +212,10 @@ class SipStack:
         offer_sha256: bool = True,
         t1_ms: Optional[int] = None,
         workers: Optional[int] = None,
+        tls: Union[TlsFiles, TlsPem, None] = None,
+        connection_limits: Optional[ConnectionLimits] = None,
+        rate_limit: Optional[RateLimit] = None,
+        auth_limits: Optional[AuthLimits] = None,
     ) -> None:
         self._ptr: Any = None
         self._lock = threading.Lock()
@@ -126,6 +261,10 @@ class SipStack:
                 check(lib.impp_sip_config_set_t1_ms(config, int(t1_ms)))
             if workers is not None:
                 check(lib.impp_sip_config_set_workers(config, int(workers)))
+            _set_tls(config, tls)
+            _set_connection_limits(config, connection_limits)
+            _set_rate_limit(config, rate_limit)
+            _set_auth_limits(config, auth_limits)
         except BaseException:
             lib.impp_sip_config_free(config)
             raise
@@ -138,14 +277,25 @@ class SipStack:
         engine._stacks.add(self)
 
     def local_address(self, proto: str = "udp") -> str:
-        """The first bound address of ``proto`` (``"udp"`` or ``"tcp"``), such as
-        ``"udp:127.0.0.1:5060"``, with a port 0 resolved."""
+        """The first bound address of ``proto`` (``"udp"``, ``"tcp"`` or ``"tls"``), such
+        as ``"udp:127.0.0.1:5060"``, with a port 0 resolved."""
         with self._lock:
             if not self._ptr:
                 raise Shutdown("the SIP stack is closed")
             out = ctypes.c_void_p()
             check(lib.impp_sip_local_address(self._ptr, encode(proto, "proto"), ctypes.byref(out)))
         return take_owned(out) or ""
+
+    def stats(self) -> Dict[str, int]:
+        """The stack's counters, by the names of :data:`SIP_STATS`: what it refused to
+        protect its users (``auth_failures``, ``rate_refused``, ``rate_dropped``,
+        ``queue_dropped``, ``auth_throttled``, ``nonce_replays``, ``untrusted``,
+        ``relays_refused``) and its TCP and TLS connections (``open_connections``,
+        ``connections_refused``, ``connections_timed_out``)."""
+        with self._lock:
+            if not self._ptr:
+                raise Shutdown("the SIP stack is closed")
+            return {name: int(lib.impp_sip_stat(self._ptr, i)) for i, name in enumerate(SIP_STATS)}
 
     def close(self) -> None:
         """Stops the stack (its sockets and threads). The engine keeps running. Idempotent.
@@ -169,3 +319,81 @@ class SipStack:
             self.close()
         except Exception:
             pass
+
+
+def _set_tls(config: Any, tls: Union[TlsFiles, TlsPem, None]) -> None:
+    if tls is None:
+        return
+    if isinstance(tls, TlsFiles):
+        check(lib.impp_sip_config_set_tls_files(
+            config,
+            encode(os.fspath(tls.cert), "tls.cert"),
+            encode(os.fspath(tls.key), "tls.key"),
+            None if tls.ca is None else encode(os.fspath(tls.ca), "tls.ca"),
+        ))
+    elif isinstance(tls, TlsPem):
+        check(lib.impp_sip_config_set_tls_pem(
+            config,
+            encode(tls.cert, "tls.cert"),
+            encode(tls.key, "tls.key"),
+            encode_optional(tls.ca, "tls.ca"),
+        ))
+    else:
+        raise TypeError(f"tls must be impp.TlsFiles or impp.TlsPem, not {type(tls).__name__}")
+
+
+def _set_connection_limits(config: Any, limits: Optional[ConnectionLimits]) -> None:
+    if limits is None:
+        return
+    if not isinstance(limits, ConnectionLimits):
+        raise TypeError(f"connection_limits must be impp.ConnectionLimits, not {limits!r}")
+    for value, setter, what in (
+        (limits.max_total, lib.impp_sip_config_set_max_connections, "max_total"),
+        (limits.max_per_address, lib.impp_sip_config_set_max_connections_per_address,
+         "max_per_address"),
+        (limits.idle_timeout_ms, lib.impp_sip_config_set_idle_timeout_ms, "idle_timeout_ms"),
+        (limits.tls_handshake_timeout_ms, lib.impp_sip_config_set_tls_handshake_timeout_ms,
+         "tls_handshake_timeout_ms"),
+        (limits.unvouched_timeout_ms, lib.impp_sip_config_set_unvouched_timeout_ms,
+         "unvouched_timeout_ms"),
+    ):
+        checked = _u32(value, what)
+        if checked is not None:
+            check(setter(config, checked))
+
+
+def _set_rate_limit(config: Any, limit: Optional[RateLimit]) -> None:
+    if limit is None:
+        return
+    if not isinstance(limit, RateLimit):
+        raise TypeError(f"rate_limit must be impp.RateLimit, not {limit!r}")
+    per_second = _u32(limit.per_second, "per_second")
+    if per_second is None:
+        raise TypeError("per_second must be an int, not None")
+    burst = _u32(limit.burst, "burst")
+    if burst is None:
+        burst = min(per_second * 5, 0xFFFFFFFF)
+    check(lib.impp_sip_config_set_rate_limit(config, per_second, burst))
+
+
+def _set_auth_limits(config: Any, limits: Optional[AuthLimits]) -> None:
+    if limits is None:
+        return
+    if not isinstance(limits, AuthLimits):
+        raise TypeError(f"auth_limits must be impp.AuthLimits, not {limits!r}")
+    for value, setter, what in (
+        (limits.nonce_lifetime_ms, lib.impp_sip_config_set_nonce_lifetime_ms,
+         "nonce_lifetime_ms"),
+        (limits.nc_window, lib.impp_sip_config_set_nc_window, "nc_window"),
+        (limits.max_failures, lib.impp_sip_config_set_max_auth_failures, "max_failures"),
+        (limits.failure_window_ms, lib.impp_sip_config_set_auth_failure_window_ms,
+         "failure_window_ms"),
+        (limits.block_ms, lib.impp_sip_config_set_auth_block_ms, "block_ms"),
+    ):
+        checked = _u32(value, what)
+        if checked is not None:
+            check(setter(config, checked))
+    if isinstance(limits.proxies, str):
+        raise TypeError("proxies must be a sequence of addresses, not one str")
+    for proxy in limits.proxies:
+        check(lib.impp_sip_config_add_auth_proxy(config, encode(proxy, "proxy")))

@@ -175,3 +175,183 @@ def test_closing_a_stack_inside_a_callback_is_refused():
             assert sip.local_address("udp").startswith("udp:127.0.0.1:")
         with pytest.raises(impp.Shutdown):
             sip.local_address("udp")
+
+
+# --- TLS, limits and counters -------------------------------------------------------------
+
+import os
+import re
+import ssl
+import time
+
+from conftest import REPO_ROOT
+
+
+@pytest.fixture
+def tls_files():
+    """(cert, key, ca) paths of a certificate for example.test and 127.0.0.1 and its CA, made
+    by tests/python.rs (the standard library cannot make certificates). Without them these
+    tests are skipped, unless IMPP_REQUIRE_TLS_FILES=1 (cargo test sets it)."""
+    paths = [os.environ.get(f"IMPP_TEST_TLS_{n}") for n in ("CERT", "KEY", "CA")]
+    if None in paths:
+        if os.environ.get("IMPP_REQUIRE_TLS_FILES") == "1":
+            pytest.fail("IMPP_TEST_TLS_CERT, _KEY and _CA must name PEM files")
+        pytest.skip("no TLS files: run through cargo test --test python")
+    return paths
+
+
+def options_over_tls(address: str, ca: str) -> str:
+    """Sends an OPTIONS over TLS to ``address`` ("tls:127.0.0.1:PORT"), checking the
+    server's certificate against ``ca`` and the name example.test; returns the answer."""
+    host, port = address.split(":", 1)[1].rsplit(":", 1)
+    context = ssl.create_default_context(cafile=ca)
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="example.test") as s:
+            here = f"127.0.0.1:{s.getsockname()[1]}"
+            s.sendall(request("OPTIONS", "sip:example.test", "sip:p@example.test",
+                              "sip:example.test", "tls-1").replace(
+                "SIP/2.0/UDP HERE", f"SIP/2.0/TLS {here}").encode())
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            return answer.decode()
+
+
+def test_a_tls_listener_answers_with_the_certificate_from_files_or_memory(tls_files):
+    cert, key, ca = tls_files
+    with impp.Engine(domains=["example.test"]) as engine:
+        with impp.SipStack(engine, listen=["tls:127.0.0.1:0"],
+                           tls=impp.TlsFiles(cert, key, ca=ca)) as sip:
+            address = sip.local_address("tls")
+            assert address.startswith("tls:127.0.0.1:") and not address.endswith(":0")
+            assert options_over_tls(address, ca).startswith("SIP/2.0 200")
+            with pytest.raises(impp.NotFound):
+                sip.local_address("udp")
+        pem = impp.TlsPem(open(cert, "rb").read(), open(key).read(), open(ca).read())
+        assert "PRIVATE KEY" not in repr(pem)
+        with impp.SipStack(engine, listen=["tls:127.0.0.1:0"], tls=pem) as sip:
+            assert options_over_tls(sip.local_address("tls"), ca).startswith("SIP/2.0 200")
+
+
+def test_bad_tls_settings_are_refused_with_a_clear_error(tls_files):
+    cert, key, ca = tls_files
+    with impp.Engine(domains=["example.test"]) as engine:
+        with pytest.raises(impp.InvalidArgument, match="/nonexistent/impp.crt"):
+            impp.SipStack(engine, listen=["tls:127.0.0.1:0"],
+                          tls=impp.TlsFiles("/nonexistent/impp.crt", key))
+        with pytest.raises(impp.InvalidArgument, match="/nonexistent/ca.pem"):
+            impp.SipStack(engine, listen=["udp:127.0.0.1:0"],
+                          tls=impp.TlsFiles(cert, key, ca="/nonexistent/ca.pem"))
+        with pytest.raises(impp.InvalidArgument):  # a certificate is not a key
+            impp.SipStack(engine, listen=["udp:127.0.0.1:0"], tls=impp.TlsFiles(cert, cert))
+        with pytest.raises(impp.InvalidArgument):
+            impp.SipStack(engine, listen=["udp:127.0.0.1:0"],
+                          tls=impp.TlsPem("not PEM", "not PEM"))
+        with pytest.raises(impp.InvalidArgument, match="TLS"):  # no certificate at all
+            impp.SipStack(engine, listen=["tls:127.0.0.1:0"])
+        with pytest.raises(TypeError):
+            impp.SipStack(engine, listen=["udp:127.0.0.1:0"], tls=(cert, key))
+        # Nothing was left running: a stack starts as usual.
+        with impp.SipStack(engine, listen=["udp:127.0.0.1:0"]) as sip:
+            assert sip.local_address("udp").startswith("udp:127.0.0.1:")
+
+
+def test_bad_limits_are_refused():
+    with impp.Engine(domains=["example.test"]) as engine:
+        for kwargs in (
+            {"connection_limits": impp.ConnectionLimits(max_total=0)},
+            {"connection_limits": impp.ConnectionLimits(max_per_address=0)},
+            {"connection_limits": impp.ConnectionLimits(idle_timeout_ms=0)},
+            {"connection_limits": impp.ConnectionLimits(tls_handshake_timeout_ms=600_001)},
+            {"connection_limits": impp.ConnectionLimits(unvouched_timeout_ms=-1)},
+            {"connection_limits": impp.ConnectionLimits(max_total=2**32)},
+            {"rate_limit": impp.RateLimit(10, burst=9)},
+            {"auth_limits": impp.AuthLimits(nonce_lifetime_ms=999)},
+            {"auth_limits": impp.AuthLimits(nc_window=65)},
+            {"auth_limits": impp.AuthLimits(failure_window_ms=0)},
+            {"auth_limits": impp.AuthLimits(block_ms=86_400_001)},
+            {"auth_limits": impp.AuthLimits(proxies=("proxy.example",))},
+        ):
+            with pytest.raises(impp.InvalidArgument) as e:
+                impp.SipStack(engine, listen=["udp:127.0.0.1:0"], **kwargs)
+            assert str(e.value), kwargs
+        for kwargs in (
+            {"connection_limits": impp.ConnectionLimits(max_total="10")},
+            {"rate_limit": impp.RateLimit(True)},
+            {"rate_limit": (10, 20)},
+            {"auth_limits": {"max_failures": 3}},
+        ):
+            with pytest.raises(TypeError):
+                impp.SipStack(engine, listen=["udp:127.0.0.1:0"], **kwargs)
+        # Good values at their bounds, and the limit off.
+        with impp.SipStack(
+            engine, listen=["udp:127.0.0.1:0"],
+            connection_limits=impp.ConnectionLimits(
+                max_total=0xFFFFFFFF, max_per_address=1, idle_timeout_ms=86_400_000,
+                tls_handshake_timeout_ms=100, unvouched_timeout_ms=100),
+            rate_limit=impp.RateLimit(0),
+            auth_limits=impp.AuthLimits(nonce_lifetime_ms=1000, nc_window=0, max_failures=0,
+                                        failure_window_ms=1000, block_ms=86_400_000,
+                                        proxies=("192.0.2.1", "2001:db8::1")),
+        ) as sip:
+            assert sip.stats()["rate_refused"] == 0
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_counters_of_a_running_stack():
+    # A clock that stands still: the rate limiter's bucket never refills, however slowly
+    # the requests are read.
+    with impp.Engine(domains=["example.test"], manual_clock=True) as engine:
+        with impp.SipStack(engine, listen=["udp:127.0.0.1:0", "tcp:127.0.0.1:0"],
+                           rate_limit=impp.RateLimit(1, burst=1),
+                           connection_limits=impp.ConnectionLimits(max_per_address=1)) as sip:
+            stats = sip.stats()
+            assert list(stats) == list(impp.SIP_STATS)
+            assert all(v == 0 for v in stats.values()), stats
+
+            # Three requests at 1 a second, bursts of 1: one answered, one 503, one dropped.
+            host, port = sip.local_address("udp").split(":", 1)[1].rsplit(":", 1)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", 0))
+                s.settimeout(20)
+                here = f"127.0.0.1:{s.getsockname()[1]}"
+                for i in range(3):
+                    s.sendto(request("OPTIONS", "sip:example.test", "sip:p@example.test",
+                                     "sip:example.test", f"rate-{i}")
+                             .replace("HERE", here).encode(), (host, int(port)))
+                answers = sorted(s.recv(65536).decode().split("\r\n", 1)[0] for _ in range(2))
+            assert answers[0] == "SIP/2.0 200 OK", answers
+            assert answers[1].startswith("SIP/2.0 503 "), answers
+            assert sip.stats()["rate_refused"] == 1
+            assert wait_for(lambda: sip.stats()["rate_dropped"] == 1), sip.stats()
+
+            # One TCP connection per address: the second is refused.
+            tcp = sip.local_address("tcp").split(":", 1)[1].rsplit(":", 1)
+            with socket.create_connection((tcp[0], int(tcp[1])), timeout=5):
+                assert wait_for(lambda: sip.stats()["open_connections"] == 1)
+                with socket.create_connection((tcp[0], int(tcp[1])), timeout=5):
+                    assert wait_for(lambda: sip.stats()["connections_refused"] == 1)
+            assert sip.stats()["auth_failures"] == 0
+        with pytest.raises(impp.Shutdown):
+            sip.stats()
+
+
+def test_sip_stats_follow_the_header():
+    text = (REPO_ROOT / "include" / "impp.h").read_text()
+    body = re.search(r"typedef enum impp_sip_counter \{(.*?)\} impp_sip_counter;", text, re.S)
+    assert body, "impp_sip_counter is not in include/impp.h"
+    constants = re.findall(r"(IMPP_SIP_STAT_\w+) = (\d+)", re.sub(r"/\*.*?\*/", "", body.group(1),
+                                                                     flags=re.S))
+    assert [int(v) for _, v in constants] == list(range(len(constants)))
+    assert [f"IMPP_SIP_STAT_{n.upper()}" for n in impp.SIP_STATS] == [k for k, _ in constants]

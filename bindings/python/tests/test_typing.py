@@ -84,6 +84,19 @@ def build() -> impp.Presence:
     doc.entity.upper()
     doc.tuples[0].basic.upper()  # error
     return doc
+
+
+def serve(engine: impp.Engine) -> int:
+    with impp.SipStack(
+        engine, listen=["tls:127.0.0.1:0"],
+        tls=impp.TlsFiles("server.crt", "server.key", ca=None),
+        connection_limits=impp.ConnectionLimits(max_per_address=8, idle_timeout_ms=60_000),
+        rate_limit=impp.RateLimit(50, burst=200),
+        auth_limits=impp.AuthLimits(max_failures=5, block_ms=600_000),
+    ) as sip:
+        refused: int = sip.stats()["rate_refused"]
+        impp.SipStack(engine, listen=["udp:127.0.0.1:0"], rate_limit=(50, 200))  # error
+        return refused
 '''
 
 
