@@ -54,7 +54,9 @@
 //!
 //! SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
 //! the store, and after a restart every remote watcher is notified again in its dialog.
-//! SIGUSR1 prints the live heap (bytes allocated and not freed) on stderr; SIGHUP reloads the
+//! SIGUSR1 prints the live heap (bytes allocated and not freed) on stderr, after a line of
+//! the network guards' counters (requests refused and dropped over the per-address rate,
+//! dropped for a full worker queue; connections open, refused and timed out); SIGHUP reloads the
 //! users and the rules from the database (after `imppd user` or `imppd rule` ran beside the
 //! server), logging what changed.
 
@@ -713,6 +715,22 @@ fn serve(mut options: Options) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(50));
         if report.swap(false, Ordering::Relaxed) {
+            let (g, t) = (server.guard_stats(), server.transport_stats());
+            let _ = writeln!(
+                std::io::stderr(),
+                "imppd: guard rate_refused={} rate_dropped={} queue_dropped={} \
+                 auth_failures={} auth_throttled={} untrusted={}; connections open={} \
+                 refused={} timed_out={}",
+                g.rate_refused,
+                g.rate_dropped,
+                g.queue_dropped,
+                g.auth_failures,
+                g.auth_throttled,
+                g.untrusted,
+                t.open_connections,
+                t.connections_refused,
+                t.connections_timed_out
+            );
             let _ = writeln!(
                 std::io::stderr(),
                 "imppd: heap {} bytes live",

@@ -1,0 +1,1198 @@
+//! tls_swarm: TLS (and plain TCP) clients of imppd, for the figures of benches/network/run.sh.
+//!
+//! ```text
+//! tls_swarm certs DIR
+//! tls_swarm handshake --server ADDR:PORT --ca FILE [--seconds S] [--threads T] [--sources N]
+//!                     [--no-verify] [--tls12] [--group x25519|p256|p384]
+//! tls_swarm hold --server ADDR:PORT [--tcp | --ca FILE] --conns N [--rate R] [--sources N]
+//!                [--method REGISTER|OPTIONS] --ready-file FILE --until-file FILE
+//! tls_swarm watch --server ADDR:PORT [--tcp | --ca FILE] --conns C --dialogs K --pres P
+//!                 [--rate R] [--sources N] --stats-file FILE --until-file FILE
+//! ```
+//!
+//! * `certs` writes a test CA (`ca.crt`) and a certificate it signed for `example.test`,
+//!   127.0.0.1 and ::1 (`server.crt`, `server.key`; ECDSA P-256, what rcgen makes) into DIR,
+//!   for imppd's `--tls-cert`/`--tls-key`.
+//! * `handshake`: T threads (4) each open a connection, complete a full TLS handshake (no
+//!   resumption; TLS 1.3 unless `--tls12`), send close_notify and close, again and again for S
+//!   seconds (10). Prints `handshakes=N failed=F seconds=S rate=R`. The server's certificate
+//!   is checked against `--ca` unless `--no-verify`, which spares the generator two ECDSA
+//!   verifications per handshake (the key exchange is done in full either way). The client
+//!   offers the `--group` key exchange first (x25519: what OpenSSL, browsers and phones
+//!   offer first; rustls with ring offers P-384 first, which costs the server several times
+//!   more, and a rustls server follows the client's order). `hold` and `watch` take
+//!   `--group`, `--tls12` and `--no-verify` too.
+//! * `hold`: opens N connections (TLS, or plain TCP with `--tcp`), at most R new ones a second
+//!   (2000) and 256 unanswered at once; on each, once its handshake is done, sends one request
+//!   (a REGISTER of its own user `hK`, or an OPTIONS) and waits for the answer. Once every
+//!   connection is answered or failed it writes `held=N failed=F handshakes=H ...` to the
+//!   ready file (and stdout), then keeps the connections open and idle until the until-file
+//!   exists, and prints how many the server closed meanwhile.
+//! * `watch`: C connections with K subscription dialogs each: watcher `wI`
+//!   (`I = conn * K + k`) SUBSCRIBEs to `sip:user<I % P>@example.test` over its connection
+//!   and answers every NOTIFY with 200 at once. Every 100 ms it appends
+//!   `epoch subscribed initial_notifies later_notifies failed closed` to the stats file; it
+//!   stops when the until-file exists.
+//!
+//! Connections come from the loopback addresses 127.0.0.2, 127.0.0.3, ... (`--sources`, 16),
+//! in turn: a server limits the connections of one address, and one address has only so many
+//! ports. No authentication: imppd runs with `--open`. The file descriptor limit is raised to
+//! its hard limit at start.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::Resumption;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+
+const DOMAIN: &str = "example.test";
+
+struct Options {
+    server: SocketAddr,
+    ca: Option<PathBuf>,
+    tcp: bool,
+    verify: bool,
+    tls12: bool,
+    /// The key exchange group offered first (the one the client sends a key share for).
+    group: String,
+    seconds: f64,
+    threads: usize,
+    sources: usize,
+    conns: usize,
+    dialogs: usize,
+    pres: usize,
+    rate: f64,
+    method: String,
+    ready_file: Option<PathBuf>,
+    until_file: Option<PathBuf>,
+    stats_file: Option<PathBuf>,
+    max_s: f64,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: tls_swarm certs DIR\n\
+         \x20      tls_swarm handshake --server ADDR:PORT --ca FILE [--seconds S] [--threads T]\n\
+         \x20                          [--sources N] [--no-verify] [--tls12] [--group G]\n\
+         \x20      tls_swarm hold --server ADDR:PORT [--tcp | --ca FILE] --conns N [--rate R]\n\
+         \x20                     [--sources N] [--method REGISTER|OPTIONS] --ready-file FILE\n\
+         \x20                     --until-file FILE [--max-s S]\n\
+         \x20      tls_swarm watch --server ADDR:PORT [--tcp | --ca FILE] --conns C --dialogs K\n\
+         \x20                      --pres P [--rate R] [--sources N] --stats-file FILE\n\
+         \x20                      --until-file FILE [--max-s S]"
+    );
+    std::process::exit(2);
+}
+
+fn options(args: impl Iterator<Item = String>) -> Options {
+    let mut o = Options {
+        server: "127.0.0.1:5061".parse().unwrap(),
+        ca: None,
+        tcp: false,
+        verify: true,
+        tls12: false,
+        group: "x25519".into(),
+        seconds: 10.0,
+        threads: 4,
+        sources: 16,
+        conns: 1000,
+        dialogs: 10,
+        pres: 100,
+        rate: 2000.0,
+        method: "REGISTER".into(),
+        ready_file: None,
+        until_file: None,
+        stats_file: None,
+        max_s: 900.0,
+    };
+    let mut args = args.peekable();
+    while let Some(name) = args.next() {
+        match name.as_str() {
+            "--tcp" => {
+                o.tcp = true;
+                continue;
+            }
+            "--no-verify" => {
+                o.verify = false;
+                continue;
+            }
+            "--tls12" => {
+                o.tls12 = true;
+                continue;
+            }
+            _ => {}
+        }
+        let value = args.next().unwrap_or_else(|| usage());
+        let bad = |what: &str| -> ! {
+            eprintln!("tls_swarm: {name} {value}: {what}");
+            std::process::exit(2)
+        };
+        let count = || -> usize {
+            value
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or_else(|| bad("not a count"))
+        };
+        let number = || -> f64 {
+            value
+                .parse()
+                .ok()
+                .filter(|n: &f64| *n > 0.0)
+                .unwrap_or_else(|| bad("not a positive number"))
+        };
+        match name.as_str() {
+            "--server" => o.server = value.parse().unwrap_or_else(|_| bad("not ADDR:PORT")),
+            "--ca" => o.ca = Some(value.into()),
+            "--group" => match value.as_str() {
+                "x25519" | "p256" | "p384" => o.group = value,
+                _ => bad("x25519, p256 or p384"),
+            },
+            "--seconds" => o.seconds = number(),
+            "--threads" => o.threads = count(),
+            "--sources" => o.sources = count().min(250),
+            "--conns" => o.conns = count(),
+            "--dialogs" => o.dialogs = count(),
+            "--pres" => o.pres = count(),
+            "--rate" => o.rate = number(),
+            "--max-s" => o.max_s = number(),
+            "--method" => match value.as_str() {
+                "REGISTER" | "OPTIONS" => o.method = value,
+                _ => bad("REGISTER or OPTIONS"),
+            },
+            "--ready-file" => o.ready_file = Some(value.into()),
+            "--until-file" => o.until_file = Some(value.into()),
+            "--stats-file" => o.stats_file = Some(value.into()),
+            _ => usage(),
+        }
+    }
+    if !o.tcp && o.ca.is_none() && o.verify {
+        eprintln!("tls_swarm: TLS needs --ca FILE (or --no-verify)");
+        std::process::exit(2);
+    }
+    o
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| usage());
+    raise_fd_limit();
+    match mode.as_str() {
+        "certs" => certs(&PathBuf::from(args.next().unwrap_or_else(|| usage()))),
+        "handshake" => handshake(&options(args)),
+        "hold" => hold(&options(args)),
+        "watch" => watch(&options(args)),
+        _ => usage(),
+    }
+}
+
+/// As many descriptors as the hard limit allows: `hold` keeps one per connection.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the one struct passed, which lives
+    // across the calls.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+fn epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+// ---- certificates ----
+
+fn certs(dir: &std::path::Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType,
+    };
+    std::fs::create_dir_all(dir).expect("create the certificate directory");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "tls_swarm test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let mut params = CertificateParams::new(vec![DOMAIN.to_string()]).unwrap();
+    params.distinguished_name.push(DnType::CommonName, DOMAIN);
+    for ip in ["127.0.0.1", "::1"] {
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(ip.parse().unwrap()));
+    }
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+    println!(
+        "tls_swarm: wrote ca.crt, server.crt, server.key in {}",
+        dir.display()
+    );
+}
+
+// ---- TLS client configuration ----
+
+/// Accepts any certificate and signature (`--no-verify`): a benchmark client that spends
+/// its CPU on the key exchange only.
+#[derive(Debug)]
+struct NoVerify(Vec<SignatureScheme>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.clone()
+    }
+}
+
+/// A client configuration: full handshakes only (no session resumption), ring as imppd
+/// uses, no client certificate.
+fn client_config(o: &Options) -> Arc<ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    // ring, as the library itself uses (see src/sip/tls.rs).
+    #[allow(deprecated)]
+    let mut provider = rustls::crypto::ring::default_provider();
+    // The group offered first gets the key share, and a rustls server takes the client's
+    // order: x25519 first as OpenSSL, browsers and phones do (rustls's ring provider puts
+    // P-384 first).
+    use rustls::crypto::ring::kx_group;
+    let first: &'static dyn rustls::crypto::SupportedKxGroup = match o.group.as_str() {
+        "p256" => kx_group::SECP256R1,
+        "p384" => kx_group::SECP384R1,
+        _ => kx_group::X25519,
+    };
+    provider.kx_groups.retain(|g| g.name() != first.name());
+    provider.kx_groups.insert(0, first);
+    let provider = Arc::new(provider);
+    let schemes = provider
+        .signature_verification_algorithms
+        .supported_schemes();
+    let versions: &[&rustls::SupportedProtocolVersion] = if o.tls12 {
+        &[&rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13]
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .expect("protocol versions");
+    let mut config = if o.verify {
+        let pem = std::fs::read(o.ca.as_ref().expect("--ca")).expect("read the CA file");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            roots.add(cert.expect("a PEM certificate")).expect("a CA");
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify(schemes)))
+            .with_no_client_auth()
+    };
+    config.resumption = Resumption::disabled();
+    Arc::new(config)
+}
+
+fn server_name(o: &Options) -> ServerName<'static> {
+    ServerName::IpAddress(o.server.ip().into())
+}
+
+/// The `i`-th source address: 127.0.0.2, 127.0.0.3, ...
+fn source(o: &Options, i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % o.sources) as u8))
+}
+
+/// A TCP socket bound to `from` (any port), connecting to `to`; non-blocking if asked.
+fn socket_to(from: IpAddr, to: SocketAddr, nonblocking: bool) -> io::Result<std::net::TcpStream> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let s = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
+    s.bind(&SockAddr::from(SocketAddr::new(from, 0)))?;
+    s.set_nodelay(true)?;
+    if nonblocking {
+        s.set_nonblocking(true)?;
+        match s.connect(&SockAddr::from(to)) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+    } else {
+        s.connect_timeout(&SockAddr::from(to), Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    }
+    Ok(s.into())
+}
+
+// ---- handshake ----
+
+fn handshake(o: &Options) {
+    let config = client_config(o);
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..o.threads)
+        .map(|t| {
+            let (config, ok, failed, stop) =
+                (config.clone(), ok.clone(), failed.clone(), stop.clone());
+            let (server, name) = (o.server, server_name(o));
+            let sources: Vec<IpAddr> = (0..o.sources).map(|i| source(o, i)).collect();
+            std::thread::spawn(move || {
+                let mut i = t;
+                let mut last_error = String::new();
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let from = sources[i % sources.len()];
+                    match one_handshake(&config, &name, from, server) {
+                        Ok(()) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            if failed.fetch_add(1, Ordering::Relaxed) < 3 || e != last_error {
+                                eprintln!("tls_swarm: handshake from {from} failed: {e}");
+                            }
+                            last_error = e;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(o.seconds));
+    stop.store(true, Ordering::Relaxed);
+    let done = ok.load(Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    for t in threads {
+        let _ = t.join();
+    }
+    println!(
+        "tls_swarm: handshakes={done} failed={} seconds={elapsed:.3} rate={:.1} threads={} \
+         tls={} group={} verify={}",
+        failed.load(Ordering::Relaxed),
+        done as f64 / elapsed,
+        o.threads,
+        if o.tls12 { "1.2" } else { "1.3" },
+        o.group,
+        if o.verify { "yes" } else { "no" }
+    );
+}
+
+/// Connect, full handshake, close_notify, close.
+fn one_handshake(
+    config: &Arc<ClientConfig>,
+    name: &ServerName<'static>,
+    from: IpAddr,
+    to: SocketAddr,
+) -> Result<(), String> {
+    let mut stream = socket_to(from, to, false).map_err(|e| format!("connect: {e}"))?;
+    let mut tls = ClientConnection::new(config.clone(), name.clone()).map_err(|e| e.to_string())?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut stream)
+            .map_err(|e| format!("handshake: {e}"))?;
+    }
+    tls.send_close_notify();
+    while tls.wants_write() {
+        tls.write_tls(&mut stream)
+            .map_err(|e| format!("close: {e}"))?;
+    }
+    Ok(())
+}
+
+// ---- connections driven by a poller (hold, watch) ----
+
+/// One client connection, TLS or plain TCP, non-blocking.
+struct Conn {
+    stream: TcpStream,
+    tls: Option<ClientConnection>,
+    local: SocketAddr,
+    connected: bool,
+    /// Plaintext received, not yet cut into messages.
+    inbuf: Vec<u8>,
+    /// Plaintext to send (over TLS: handed to the session once its handshake is done).
+    out: Vec<u8>,
+}
+
+fn fail(kind: io::ErrorKind, what: &str) -> io::Error {
+    io::Error::new(kind, what.to_string())
+}
+
+impl Conn {
+    fn open(
+        from: IpAddr,
+        to: SocketAddr,
+        tls: Option<(&Arc<ClientConfig>, &ServerName<'static>)>,
+    ) -> io::Result<Conn> {
+        let std = socket_to(from, to, true)?;
+        let local = std.local_addr()?;
+        let tls = match tls {
+            Some((config, name)) => Some(
+                ClientConnection::new(config.clone(), name.clone())
+                    .map_err(|e| fail(io::ErrorKind::InvalidInput, &e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(Conn {
+            stream: TcpStream::from_std(std),
+            tls,
+            local,
+            connected: false,
+            inbuf: Vec::new(),
+            out: Vec::new(),
+        })
+    }
+
+    /// Whether it is connected and, over TLS, past its handshake.
+    fn up(&self) -> bool {
+        self.connected && self.tls.as_ref().map_or(true, |t| !t.is_handshaking())
+    }
+
+    /// Does all the I/O the socket allows now; an error closes the connection.
+    fn pump(&mut self) -> io::Result<()> {
+        use io::ErrorKind::{Interrupted, NotConnected, WouldBlock};
+        if !self.connected {
+            if let Some(e) = self.stream.take_error()? {
+                return Err(e);
+            }
+            match self.stream.peer_addr() {
+                Ok(_) => self.connected = true,
+                Err(e) if e.kind() == NotConnected => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(tls) = self.tls.as_mut() else {
+            while !self.out.is_empty() {
+                match self.stream.write(&self.out) {
+                    Ok(0) => return Err(fail(io::ErrorKind::WriteZero, "wrote nothing")),
+                    Ok(n) => {
+                        self.out.drain(..n);
+                    }
+                    Err(e) if e.kind() == WouldBlock => break,
+                    Err(e) if e.kind() == Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut buf = [0u8; 16384];
+            loop {
+                match self.stream.read(&mut buf) {
+                    Ok(0) => {
+                        return Err(fail(io::ErrorKind::UnexpectedEof, "closed by the server"))
+                    }
+                    Ok(n) => self.inbuf.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        loop {
+            if !tls.is_handshaking() && !self.out.is_empty() {
+                tls.writer().write_all(&self.out)?;
+                self.out.clear();
+            }
+            let mut write_blocked = false;
+            while tls.wants_write() {
+                match tls.write_tls(&mut self.stream) {
+                    Ok(0) => return Err(fail(io::ErrorKind::WriteZero, "wrote nothing")),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == WouldBlock => {
+                        write_blocked = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => return Err(fail(io::ErrorKind::UnexpectedEof, "closed by the server")),
+                Ok(_) => {
+                    let state = tls
+                        .process_new_packets()
+                        .map_err(|e| fail(io::ErrorKind::InvalidData, &format!("TLS: {e}")))?;
+                    let n = state.plaintext_bytes_to_read();
+                    if n > 0 {
+                        let at = self.inbuf.len();
+                        self.inbuf.resize(at + n, 0);
+                        tls.reader().read_exact(&mut self.inbuf[at..])?;
+                    }
+                }
+                Err(e) if e.kind() == WouldBlock => {
+                    let more = !tls.is_handshaking() && !self.out.is_empty();
+                    if write_blocked || (!tls.wants_write() && !more) {
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Cuts the complete messages out of the buffer.
+    fn messages(&mut self) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut at = 0;
+        while let Some(n) = message_len(&self.inbuf[at..]) {
+            found.push(String::from_utf8_lossy(&self.inbuf[at..at + n]).into_owned());
+            at += n;
+        }
+        self.inbuf.drain(..at);
+        found
+    }
+}
+
+/// The length of the first complete message in `buf` (leading CRLFs included), if complete.
+fn message_len(buf: &[u8]) -> Option<usize> {
+    let skip = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
+    let rest = &buf[skip..];
+    if rest.is_empty() {
+        return None;
+    }
+    let end = rest.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&rest[..end]).ok()?;
+    let length: usize = head
+        .split("\r\n")
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            let name = name.trim();
+            (name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("l"))
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    (rest.len() >= end + length).then_some(skip + end + length)
+}
+
+fn header<'a>(msg: &'a str, long: &'static str, short: &'static str) -> Option<&'a str> {
+    headers(msg, long, short).next()
+}
+
+fn headers<'a>(
+    msg: &'a str,
+    long: &'static str,
+    short: &'static str,
+) -> impl Iterator<Item = &'a str> {
+    msg.split("\r\n")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(move |l| {
+            let (name, value) = l.split_once(':')?;
+            let name = name.trim();
+            (name.eq_ignore_ascii_case(long) || (!short.is_empty() && name == short))
+                .then(|| value.trim())
+        })
+}
+
+/// The status code of a response, `None` for a request.
+fn status(msg: &str) -> Option<u16> {
+    msg.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+}
+
+/// CSeq number and method.
+fn cseq(msg: &str) -> Option<(u32, &str)> {
+    let mut it = header(msg, "CSeq", "")?.split_whitespace();
+    Some((it.next()?.parse().ok()?, it.next()?))
+}
+
+/// `200 OK` to a request, with its Vias, From, To, Call-ID and CSeq.
+fn ok_to(msg: &str) -> String {
+    let mut r = String::from("SIP/2.0 200 OK\r\n");
+    for v in headers(msg, "Via", "v") {
+        r.push_str("Via: ");
+        r.push_str(v);
+        r.push_str("\r\n");
+    }
+    for (long, short) in [("From", "f"), ("To", "t"), ("Call-ID", "i"), ("CSeq", "")] {
+        if let Some(v) = header(msg, long, short) {
+            r.push_str(long);
+            r.push_str(": ");
+            r.push_str(v);
+            r.push_str("\r\n");
+        }
+    }
+    r.push_str("Content-Length: 0\r\n\r\n");
+    r
+}
+
+fn transport_name(o: &Options) -> &'static str {
+    if o.tcp {
+        "TCP"
+    } else {
+        "TLS"
+    }
+}
+
+/// Opens connections at a rate, with a bound on those not yet answered, and runs the poller.
+struct Driver {
+    poll: Poll,
+    events: Events,
+    conns: HashMap<usize, Conn>,
+    config: Option<Arc<ClientConfig>>,
+    name: ServerName<'static>,
+    next: usize,
+    start: Instant,
+    /// Connection failures by reason (first words of the error).
+    errors: HashMap<String, u64>,
+}
+
+impl Driver {
+    fn new(o: &Options) -> Driver {
+        Driver {
+            poll: Poll::new().expect("a poller"),
+            events: Events::with_capacity(1024),
+            conns: HashMap::new(),
+            config: (!o.tcp).then(|| client_config(o)),
+            name: server_name(o),
+            next: 0,
+            start: Instant::now(),
+            errors: HashMap::new(),
+        }
+    }
+
+    /// Opens connection number `self.next`; `None` (counted) when it fails at once.
+    fn open(&mut self, o: &Options) -> Option<usize> {
+        let token = self.next;
+        self.next += 1;
+        let tls = self.config.as_ref().map(|c| (c, &self.name));
+        match Conn::open(source(o, token), o.server, tls) {
+            Ok(mut conn) => {
+                self.poll
+                    .registry()
+                    .register(
+                        &mut conn.stream,
+                        Token(token),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
+                    .expect("register a connection");
+                self.conns.insert(token, conn);
+                Some(token)
+            }
+            Err(e) => {
+                self.error(&e);
+                None
+            }
+        }
+    }
+
+    fn error(&mut self, e: &io::Error) {
+        let text = e.to_string();
+        let key: String = text
+            .split_whitespace()
+            .take(6)
+            .collect::<Vec<_>>()
+            .join(" ");
+        *self.errors.entry(key).or_insert(0) += 1;
+    }
+
+    fn close(&mut self, token: usize) {
+        if let Some(mut conn) = self.conns.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+    }
+
+    /// The tokens that had events within `timeout`.
+    fn wait(&mut self, timeout: Duration) -> Vec<usize> {
+        if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                panic!("poll: {e}");
+            }
+        }
+        let mut tokens: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
+        tokens.dedup();
+        tokens
+    }
+
+    fn errors_text(&self) -> String {
+        if self.errors.is_empty() {
+            return "none".into();
+        }
+        let mut v: Vec<_> = self.errors.iter().collect();
+        v.sort();
+        v.iter()
+            .map(|(k, n)| format!("{n} x '{k}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+// ---- hold ----
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HoldState {
+    /// Connecting or handshaking; the request waits in the connection's queue.
+    Opening,
+    /// Up (handshake done); the request is sent, its answer awaited.
+    Asked,
+    /// Answered 2xx: held, idle.
+    Held,
+}
+
+fn hold_request(o: &Options, k: usize, local: SocketAddr) -> String {
+    let t = transport_name(o);
+    let param = t.to_ascii_lowercase();
+    let (uri, to, contact) = if o.method == "REGISTER" {
+        (
+            format!("sip:{DOMAIN}"),
+            format!("<sip:h{k}@{DOMAIN}>"),
+            format!("Contact: <sip:h{k}@{local};transport={param}>\r\nExpires: 3600\r\n"),
+        )
+    } else {
+        (
+            format!("sip:{DOMAIN}"),
+            format!("<sip:{DOMAIN}>"),
+            String::new(),
+        )
+    };
+    format!(
+        "{m} {uri} SIP/2.0\r\n\
+         Via: SIP/2.0/{t} {local};branch=z9hG4bK-hold{k};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:h{k}@{DOMAIN}>;tag=h{k}\r\n\
+         To: {to}\r\n\
+         Call-ID: hold{k}@{ip}\r\n\
+         CSeq: 1 {m}\r\n\
+         {contact}Content-Length: 0\r\n\r\n",
+        m = o.method,
+        ip = local.ip()
+    )
+}
+
+fn hold(o: &Options) {
+    const IN_FLIGHT: usize = 256;
+    let mut d = Driver::new(o);
+    let mut state: HashMap<usize, (HoldState, Instant)> = HashMap::new();
+    let (mut held, mut failed, mut handshakes, mut lost_after) = (0usize, 0usize, 0usize, 0usize);
+    let mut codes: HashMap<u16, u64> = HashMap::new();
+    let mut ready_at: Option<Instant> = None;
+    let mut last_report = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs_f64(o.max_s);
+    eprintln!(
+        "tls_swarm: holding {} {} connections to {} ({} requests)",
+        o.conns,
+        transport_name(o),
+        o.server,
+        o.method
+    );
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            eprintln!("tls_swarm: time limit reached");
+            break;
+        }
+        // New connections due at the rate, with at most IN_FLIGHT unanswered.
+        let due = ((now - d.start).as_secs_f64() * o.rate) as usize + 1;
+        let pending = state
+            .values()
+            .filter(|(s, _)| *s != HoldState::Held)
+            .count();
+        let mut room = IN_FLIGHT.saturating_sub(pending);
+        while d.next < o.conns.min(due) && room > 0 {
+            room -= 1;
+            let k = d.next;
+            match d.open(o) {
+                Some(token) => {
+                    let conn = d.conns.get_mut(&token).expect("just opened");
+                    conn.out = hold_request(o, k, conn.local).into_bytes();
+                    state.insert(token, (HoldState::Opening, now));
+                    // A connect to loopback may complete at once: no edge would come.
+                    pump_hold(
+                        o,
+                        &mut d,
+                        token,
+                        &mut state,
+                        &mut HoldCounts {
+                            held: &mut held,
+                            failed: &mut failed,
+                            handshakes: &mut handshakes,
+                            lost_after: &mut lost_after,
+                            codes: &mut codes,
+                        },
+                    );
+                }
+                None => failed += 1,
+            }
+        }
+        for token in d.wait(Duration::from_millis(10)) {
+            pump_hold(
+                o,
+                &mut d,
+                token,
+                &mut state,
+                &mut HoldCounts {
+                    held: &mut held,
+                    failed: &mut failed,
+                    handshakes: &mut handshakes,
+                    lost_after: &mut lost_after,
+                    codes: &mut codes,
+                },
+            );
+        }
+        // Unanswered for 30 s: failed.
+        let stale: Vec<usize> = state
+            .iter()
+            .filter(|(_, (s, at))| *s != HoldState::Held && now - *at > Duration::from_secs(30))
+            .map(|(t, _)| *t)
+            .collect();
+        for token in stale {
+            state.remove(&token);
+            d.close(token);
+            failed += 1;
+            *d.errors.entry("no answer in 30 s".into()).or_insert(0) += 1;
+        }
+        if last_report.elapsed() > Duration::from_secs(5) && ready_at.is_none() {
+            eprintln!("tls_swarm: {} opened, {held} held, {failed} failed", d.next);
+            last_report = Instant::now();
+        }
+        if ready_at.is_none()
+            && d.next >= o.conns
+            && state.values().all(|(s, _)| *s == HoldState::Held)
+        {
+            ready_at = Some(now);
+            let line = format!(
+                "held={held} failed={failed} handshakes={handshakes} seconds={:.3} \
+                 transport={} method={} answers={} errors={}",
+                (now - d.start).as_secs_f64(),
+                transport_name(o),
+                o.method,
+                {
+                    let mut c: Vec<_> = codes.iter().collect();
+                    c.sort();
+                    c.iter()
+                        .map(|(k, v)| format!("{k}:{v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+                d.errors_text().replace(' ', "_")
+            );
+            println!("tls_swarm: ready: {line}");
+            if let Some(path) = &o.ready_file {
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, format!("{line}\n")).expect("write the ready file");
+                std::fs::rename(&tmp, path).expect("rename the ready file");
+            }
+        }
+        if ready_at.is_some() && o.until_file.as_ref().is_some_and(|p| p.exists()) {
+            break;
+        }
+    }
+    println!(
+        "tls_swarm: done: held={held} (closed by the server while idle: {lost_after}), \
+         failed={failed}, errors: {}",
+        d.errors_text()
+    );
+}
+
+struct HoldCounts<'a> {
+    held: &'a mut usize,
+    failed: &'a mut usize,
+    handshakes: &'a mut usize,
+    lost_after: &'a mut usize,
+    codes: &'a mut HashMap<u16, u64>,
+}
+
+fn pump_hold(
+    o: &Options,
+    d: &mut Driver,
+    token: usize,
+    state: &mut HashMap<usize, (HoldState, Instant)>,
+    c: &mut HoldCounts<'_>,
+) {
+    let Some(conn) = d.conns.get_mut(&token) else {
+        return;
+    };
+    let mut result = conn.pump();
+    let Some(&(was, _)) = state.get(&token) else {
+        return;
+    };
+    let mut now = was;
+    if now == HoldState::Opening && conn.up() {
+        now = HoldState::Asked;
+        if !o.tcp {
+            *c.handshakes += 1;
+        }
+        // Over TLS the request goes into the session now that the handshake is done.
+        if result.is_ok() {
+            result = conn.pump();
+        }
+    }
+    let mut refused = false;
+    for msg in conn.messages() {
+        let (Some(code), Some((_, method))) = (status(&msg), cseq(&msg)) else {
+            continue;
+        };
+        if code < 200 || method != o.method {
+            continue;
+        }
+        *c.codes.entry(code).or_insert(0) += 1;
+        if now != HoldState::Held {
+            if (200..300).contains(&code) {
+                now = HoldState::Held;
+                *c.held += 1;
+            } else {
+                refused = true;
+            }
+        }
+    }
+    if refused {
+        state.remove(&token);
+        d.close(token);
+        *c.failed += 1;
+        return;
+    }
+    if now != was {
+        state.insert(token, (now, Instant::now()));
+    }
+    if let Err(e) = result {
+        hold_error(d, token, state, c, &e);
+    }
+}
+
+fn hold_error(
+    d: &mut Driver,
+    token: usize,
+    state: &mut HashMap<usize, (HoldState, Instant)>,
+    c: &mut HoldCounts<'_>,
+    e: &io::Error,
+) {
+    match state.remove(&token) {
+        Some((HoldState::Held, _)) => {
+            *c.held -= 1;
+            *c.lost_after += 1;
+        }
+        Some(_) => *c.failed += 1,
+        None => {}
+    }
+    d.error(e);
+    d.close(token);
+}
+
+// ---- watch ----
+
+fn subscribe(o: &Options, i: usize, local: SocketAddr) -> String {
+    let t = transport_name(o);
+    let param = t.to_ascii_lowercase();
+    let p = i % o.pres;
+    format!(
+        "SUBSCRIBE sip:user{p}@{DOMAIN} SIP/2.0\r\n\
+         Via: SIP/2.0/{t} {local};branch=z9hG4bK-watch{i};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:w{i}@{DOMAIN}>;tag=w{i}\r\n\
+         To: <sip:user{p}@{DOMAIN}>\r\n\
+         Call-ID: watch{i}@{ip}\r\n\
+         CSeq: 1 SUBSCRIBE\r\n\
+         Contact: <sip:w{i}@{local};transport={param}>\r\n\
+         Event: presence\r\n\
+         Accept: application/pidf+xml\r\n\
+         Expires: 3600\r\n\
+         Content-Length: 0\r\n\r\n",
+        ip = local.ip()
+    )
+}
+
+/// The watcher index of one of our Call-IDs (`watchI@...`).
+fn watcher(call_id: &str) -> Option<usize> {
+    call_id
+        .strip_prefix("watch")?
+        .split('@')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[derive(Default)]
+struct WatchCounts {
+    subscribed: u64,
+    initial: u64,
+    later: u64,
+    failed: u64,
+    closed: u64,
+}
+
+fn watch(o: &Options) {
+    const IN_FLIGHT: usize = 64;
+    let mut d = Driver::new(o);
+    let dialogs = o.conns * o.dialogs;
+    // Highest NOTIFY CSeq of each dialog (0: none yet).
+    let mut last_cseq = vec![0u32; dialogs];
+    // Connections whose SUBSCRIBEs are queued but not sent: not up yet.
+    let mut opening: HashMap<usize, ()> = HashMap::new();
+    let mut c = WatchCounts::default();
+    let mut stats = o
+        .stats_file
+        .as_ref()
+        .map(|p| std::fs::File::create(p).expect("create the stats file"));
+    let mut next_sample = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs_f64(o.max_s);
+    eprintln!(
+        "tls_swarm: {} watchers on {} {} connections to {}, {} presentities",
+        dialogs,
+        o.conns,
+        transport_name(o),
+        o.server,
+        o.pres
+    );
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            eprintln!("tls_swarm: time limit reached");
+            break;
+        }
+        // Connections at `rate / dialogs` a second (the SUBSCRIBE rate is `rate`).
+        let due = ((now - d.start).as_secs_f64() * o.rate / o.dialogs as f64) as usize + 1;
+        while d.next < o.conns.min(due) && opening.len() < IN_FLIGHT {
+            let k = d.next;
+            match d.open(o) {
+                Some(token) => {
+                    let conn = d.conns.get_mut(&token).expect("just opened");
+                    let local = conn.local;
+                    for j in 0..o.dialogs {
+                        conn.out
+                            .extend_from_slice(subscribe(o, k * o.dialogs + j, local).as_bytes());
+                    }
+                    opening.insert(token, ());
+                    pump_watch(&mut d, token, &mut last_cseq, &mut opening, &mut c);
+                }
+                None => c.failed += o.dialogs as u64,
+            }
+        }
+        for token in d.wait(Duration::from_millis(10)) {
+            pump_watch(&mut d, token, &mut last_cseq, &mut opening, &mut c);
+        }
+        if now >= next_sample {
+            if let Some(f) = stats.as_mut() {
+                let _ = writeln!(
+                    f,
+                    "{:.3} {} {} {} {} {}",
+                    epoch(),
+                    c.subscribed,
+                    c.initial,
+                    c.later,
+                    c.failed,
+                    c.closed
+                );
+                let _ = f.flush();
+            }
+            next_sample = now + Duration::from_millis(100);
+        }
+        if d.next >= o.conns && o.until_file.as_ref().is_some_and(|p| p.exists()) {
+            break;
+        }
+    }
+    println!(
+        "tls_swarm: watch done: {} SUBSCRIBE 2xx, {} initial NOTIFYs, {} later NOTIFYs, \
+         {} failed, {} connections closed by the server; errors: {}",
+        c.subscribed,
+        c.initial,
+        c.later,
+        c.failed,
+        c.closed,
+        d.errors_text()
+    );
+}
+
+fn pump_watch(
+    d: &mut Driver,
+    token: usize,
+    last_cseq: &mut [u32],
+    opening: &mut HashMap<usize, ()>,
+    c: &mut WatchCounts,
+) {
+    let Some(conn) = d.conns.get_mut(&token) else {
+        return;
+    };
+    let mut result = conn.pump();
+    if conn.up() && opening.remove(&token).is_some() && result.is_ok() {
+        // Over TLS the SUBSCRIBEs go into the session now that the handshake is done.
+        result = conn.pump();
+    }
+    let mut answered = false;
+    for msg in conn.messages() {
+        let Some((n, method)) = cseq(&msg) else {
+            continue;
+        };
+        if let Some(code) = status(&msg) {
+            if method == "SUBSCRIBE" && code >= 200 {
+                if (200..300).contains(&code) {
+                    c.subscribed += 1;
+                } else {
+                    c.failed += 1;
+                }
+            }
+            continue;
+        }
+        if !msg.starts_with("NOTIFY ") {
+            continue;
+        }
+        let i = header(&msg, "Call-ID", "i")
+            .and_then(watcher)
+            .filter(|i| *i < last_cseq.len());
+        if let Some(i) = i {
+            if last_cseq[i] == 0 {
+                c.initial += 1;
+            } else if n > last_cseq[i] {
+                c.later += 1;
+            }
+            last_cseq[i] = last_cseq[i].max(n);
+        }
+        conn.out.extend_from_slice(ok_to(&msg).as_bytes());
+        answered = true;
+    }
+    if answered && result.is_ok() {
+        result = conn.pump();
+    }
+    if let Err(e) = result {
+        opening.remove(&token);
+        c.closed += 1;
+        d.error(&e);
+        d.close(token);
+    }
+}
