@@ -188,8 +188,10 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Messages received and not yet taken by a worker, at most: beyond, they are dropped.
-const INBOUND_QUEUE: usize = 65_536;
+/// Messages received and not yet taken by a worker, at most: beyond, they are dropped. The
+/// queue's slots are allocated at start (about 130 bytes each); bursts beyond it wait in the
+/// UDP sockets' receive buffers and the TCP connections.
+const INBOUND_QUEUE: usize = 16_384;
 
 /// The timer thread's grain (clock ms): SIP's timers (T1 = 500 ms and its multiples) need
 /// no finer one.
@@ -375,6 +377,11 @@ impl SipServer {
         let mut tconfig = TransportConfig::new(config.listen.clone(), framer);
         tconfig.max_message_size = config.limits.max_message_size;
         tconfig.tls = config.tls.clone();
+        // A new TLS connection checks that the peer's certificate names the domain the
+        // request is for (RFC 5922 §7.2).
+        tconfig.tls_name = Some(Arc::new(move |data: &[u8]| {
+            super::stack::tls_server_name(data, &limits)
+        }));
         tconfig.clock = engine.config().clock.clone();
         tconfig.max_tcp_connections = config.connections.max_total;
         tconfig.max_connections_per_address = config.connections.max_per_address;

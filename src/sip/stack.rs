@@ -260,19 +260,14 @@ impl Stack {
         data: Vec<u8>,
     ) {
         if let Some(t) = self.transport.get() {
-            // A new TLS connection checks that the peer's certificate names the domain the
-            // request is for (RFC 5922 §7.2).
-            let server_name = if proto == Proto::Tls {
-                tls_server_name(&data, &self.config.limits)
-            } else {
-                None
-            };
+            // A new TLS connection's name comes from `tls_server_name`, asked by the
+            // transport only when it opens one.
             let _ = t.send(Outbound {
                 proto,
                 dest,
                 data,
                 connection,
-                server_name,
+                server_name: None,
             });
         }
     }
@@ -699,7 +694,7 @@ pub(crate) fn push_hex(out: &mut String, value: u64, width: usize) {
 /// The name a request's TLS peer must show: the host of the top Route, else of the
 /// Request-URI, the first that is a domain name rather than an address; `None` (the IP
 /// address is checked) for responses and requests that name only addresses.
-fn tls_server_name(data: &[u8], limits: &SipLimits) -> Option<String> {
+pub(crate) fn tls_server_name(data: &[u8], limits: &SipLimits) -> Option<String> {
     let message = SipMessage::parse(data, limits, Framing::Stream).ok()?;
     let route = message
         .headers("Route")

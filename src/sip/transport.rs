@@ -158,6 +158,10 @@ pub type Handler = Arc<dyn Fn(Inbound) + Send + Sync>;
 /// caught and logged, and the message dropped.
 pub type EarlyHandler = Arc<dyn Fn(&[u8], Proto) -> bool + Send + Sync>;
 
+/// Reads the name a new TLS connection's peer must show from the message that opens it (see
+/// [`TransportConfig::tls_name`]).
+pub type TlsName = Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>;
+
 /// Receives every message that could not be sent, on the I/O thread; it must not block.
 pub type FailureHandler = Arc<dyn Fn(SendFailure) + Send + Sync>;
 
@@ -195,6 +199,11 @@ pub struct TransportConfig {
     /// A TLS handshake not complete this long after the connection opened fails (and the
     /// connection closes). Default 10 s.
     pub tls_handshake_timeout: Duration,
+    /// Reads, from a message that needs a new TLS connection, the name the peer's
+    /// certificate must show (the transport knows no SIP; the layer above does). Called
+    /// only when a connection is opened, never for messages on open ones. Default: none
+    /// (the peer's IP address, unless [`Outbound::server_name`] says otherwise).
+    pub tls_name: Option<TlsName>,
     /// The most TCP and TLS connections one IP address may have open with the transport at
     /// once (inbound ones; beyond it a new one is accepted and closed at once): one address
     /// cannot take the whole [`TransportConfig::max_tcp_connections`]. Default 64.
@@ -238,6 +247,7 @@ impl TransportConfig {
             early: None,
             tls: None,
             tls_handshake_timeout: Self::DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+            tls_name: None,
             max_connections_per_address: Self::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             unvouched_timeout: Self::DEFAULT_UNVOUCHED_TIMEOUT,
             clock: Arc::new(crate::engine::SystemClock::new()),
@@ -315,7 +325,8 @@ pub struct Outbound {
     /// For TCP and TLS: the connection to prefer, if still open. Ignored for UDP.
     pub connection: Option<ConnectionId>,
     /// For TLS, when a new connection must be opened: the domain the peer's certificate
-    /// must name (RFC 5922 §7.2); `None`: its IP address must be named.
+    /// must name (RFC 5922 §7.2); `None`: the one [`TransportConfig::tls_name`] reads from
+    /// the message, else the peer's IP address.
     pub server_name: Option<String>,
 }
 

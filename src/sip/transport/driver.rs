@@ -121,6 +121,7 @@ struct Driver {
     on_failure: FailureHandler,
     framer: Framer,
     tls: Option<crate::sip::tls::TlsConfig>,
+    tls_name: Option<super::TlsName>,
     handshake_timeout: Duration,
     unvouched_timeout: Duration,
     max_per_address: usize,
@@ -222,6 +223,7 @@ pub(super) fn start(
         on_failure,
         framer: config.framer,
         tls: config.tls,
+        tls_name: config.tls_name,
         handshake_timeout: config.tls_handshake_timeout,
         unvouched_timeout: config.unvouched_timeout,
         max_per_address: config.max_connections_per_address,
@@ -727,10 +729,17 @@ impl Driver {
         let existing = preferred.or_else(|| self.by_peer.get(&(out.proto, out.dest)).copied());
         let token = match existing {
             Some(token) => token,
-            None => match self.connect(out.proto, out.dest, out.server_name.as_deref()) {
-                Ok(token) => token,
-                Err(e) => return self.fail(out, None, e),
-            },
+            None => {
+                let name = match (&out.server_name, &self.tls_name) {
+                    (Some(name), _) => Some(name.clone()),
+                    (None, Some(read)) if out.proto == Proto::Tls => read(&out.data),
+                    _ => None,
+                };
+                match self.connect(out.proto, out.dest, name.as_deref()) {
+                    Ok(token) => token,
+                    Err(e) => return self.fail(out, None, e),
+                }
+            }
         };
         let conn = self.conns.get_mut(&token).expect("the connection is open");
         if conn.out_bytes + out.data.len() > MAX_TCP_SEND_QUEUE {
@@ -830,6 +839,8 @@ impl Driver {
                 Err(e) => return self.close(token, "write failed", SendError::Io(e)),
             }
         }
+        // Written out: an idle connection keeps no queue.
+        conn.out = VecDeque::new();
     }
 
     /// Writes what the TLS session has ready, then moves queued messages into the session
@@ -862,6 +873,8 @@ impl Driver {
                 return;
             }
             let Some((data, _)) = out.pop_front() else {
+                // Written out: an idle connection keeps no queue.
+                *out = VecDeque::new();
                 return;
             };
             conn.out_bytes -= data.len();
@@ -1026,8 +1039,10 @@ impl Driver {
             return false;
         }
         conn.inbuf.drain(..at);
-        if conn.inbuf.is_empty() && conn.inbuf.capacity() > 4096 {
-            // An idle connection keeps no big buffer from its last message.
+        if conn.inbuf.is_empty() && conn.inbuf.capacity() > 0 {
+            // An idle connection keeps no buffer from its last message (most connections
+            // are idle most of the time; a new buffer per message costs little beside its
+            // parse).
             conn.inbuf = Vec::new();
         }
         if pongs > 0 {
