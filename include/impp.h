@@ -660,6 +660,26 @@ typedef enum impp_user_input {
 } impp_user_input;
 
 /**
+ * Whom a stack believes a request claiming an identity of a domain the engine does not own
+ * (its From) from: the argument of `impp_sip_config_set_federation`.
+ */
+typedef enum impp_federation {
+  /**
+   * Only from a peer that speaks for that domain: a mutual-TLS peer whose certificate
+   * names it, or an address listed for it with `impp_sip_config_add_peer`. Anyone else's
+   * SUBSCRIBE or MESSAGE "from" a user of the domain is refused `403` and counted as
+   * `IMPP_SIP_STAT_UNTRUSTED`. The default.
+   */
+  IMPP_FEDERATION_TRUSTED = 1,
+  /**
+   * From anyone, as SIP servers without peering did: any SUBSCRIBE or MESSAGE "from" any
+   * other domain's user is believed. Relaying to other domains stays for trusted peers,
+   * and other domains' users still never REGISTER or PUBLISH.
+   */
+  IMPP_FEDERATION_OPEN = 2,
+} impp_federation;
+
+/**
  * A counter of `impp_sip_stat`. (The type is not named `impp_sip_stat`: C has one namespace
  * for functions and types.)
  *
@@ -3432,7 +3452,8 @@ enum impp_status impp_rule_list_action(const struct impp_rule_list *list,
 
 /**
  * A new configuration: no listen address yet (add at least one), digest authentication on,
- * federation on, no routes, T1 500 ms, 2 worker threads.
+ * federation on, no routes, T1 500 ms, 2 worker threads; other domains' users believed
+ * from trusted peers only (`IMPP_FEDERATION_TRUSTED`), with no peer or publisher listed.
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (`out` NULL).
  *
@@ -3746,13 +3767,69 @@ enum impp_status impp_sip_config_add_auth_proxy(struct impp_sip_config *config,
                                                 const char *address);
 
 /**
+ * Adds a peer trusted by its address to speak for the users of another domain:
+ * `"b.test=192.0.2.7"`, `"b.test=192.0.2.0/24"` or `"b.test=2001:db8::/64"`
+ * (`DOMAIN=ADDR[/PREFIX]`; imppd `--peer`). A request whose From names `b.test` is believed
+ * when it comes from that address or block (a mutual-TLS peer whose certificate names the
+ * domain is believed without one). Repeatable: a domain may have several addresses, an
+ * address speak for several domains. Peers are also exempt from the rate limit. Default:
+ * none. The domain must not be one of the engine's (whose users authenticate):
+ * `impp_sip_start` refuses that with `IMPP_ERR_INVALID_ARGUMENT`, as the configuration
+ * does not know the engine's domains before it.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, not `DOMAIN=ADDR[/PREFIX]`: no
+ * `=`, an empty domain or one with `*` or a space, not an IP address, a prefix over 32 for
+ * IPv4 or 128 for IPv6; `impp_last_error` says which). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live; `peer` NULL or NUL-terminated.
+ */
+enum impp_status impp_sip_config_add_peer(struct impp_sip_config *config, const char *peer);
+
+/**
+ * Whom requests claiming an identity of another domain are believed from (see
+ * `impp_federation`; imppd `--federation`): `IMPP_FEDERATION_TRUSTED` (the default) or
+ * `IMPP_FEDERATION_OPEN`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a value outside `impp_federation`). Nothing
+ * changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_federation(struct impp_sip_config *config,
+                                                enum impp_federation federation);
+
+/**
+ * Adds a telephony system that may PUBLISH `presence`, `dialog` and `message-summary` state
+ * for every user of one of the engine's domains (busy lamps, message-waiting lamps), which
+ * otherwise only each user may (imppd `--publisher`): a PBX by its address,
+ * `"192.0.2.20=example.test"` or `"192.0.2.0/24=example.test"` (`ADDR[/PREFIX]=DOMAIN`;
+ * no credentials are asked of it), or an account of an owned domain authenticated by
+ * digest, `"sip:voicemail@example.test=example.test"` (`ACCOUNT_URI=DOMAIN`). Repeatable.
+ * Default: none. The domain, and an account's domain, must be the engine's:
+ * `impp_sip_start` refuses another with `IMPP_ERR_INVALID_ARGUMENT`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, neither form: no `=`, an empty
+ * domain or one with `*` or a space, a bad address or prefix, a URI without a user part;
+ * `impp_last_error` says which). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live; `publisher` NULL or NUL-terminated.
+ */
+enum impp_status impp_sip_config_add_publisher(struct impp_sip_config *config,
+                                               const char *publisher);
+
+/**
  * Starts a SIP stack over `engine` (the engine's configured domains are the ones it serves),
  * consuming `config` whether or not this succeeds. On success `*out` owns the stack.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, no listen address, bad settings),
- * `IMPP_ERR_NETWORK` (an address cannot be bound: in use, or not local),
- * `IMPP_ERR_STORAGE` (the engine's store cannot be read), `IMPP_ERR_SHUTDOWN` (the engine
- * was shut down).
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, no listen address, bad settings; a peer
+ * (`impp_sip_config_add_peer`) for one of the engine's domains, a publisher
+ * (`impp_sip_config_add_publisher`) for a domain, or an account of a domain, that is not
+ * the engine's: `impp_last_error` names it), `IMPP_ERR_NETWORK` (an address cannot be
+ * bound: in use, or not local), `IMPP_ERR_STORAGE` (the engine's store cannot be read),
+ * `IMPP_ERR_SHUTDOWN` (the engine was shut down).
  *
  * # Safety
  * `engine` NULL or live; `config` NULL or a configuration not yet freed or consumed; `out`

@@ -210,7 +210,10 @@ fn sip_api_under_sanitizers() {
 /// certificate files the harness made (`tls_env`), a bad file refused with its name and
 /// nothing changed, every setter's bad values refused, and the counters of
 /// `impp_sip_stat` moving (a rate-limited `503`, a connection over the per-address bound,
-/// a TLS handshake that never came).
+/// a TLS handshake that never came); trust between domains (a MESSAGE "from" another
+/// domain's user refused `403` and counted unless its address is a listed peer or
+/// federation is open; a peer for an owned domain or a publisher for another refused at
+/// start).
 #[test]
 fn sip_settings_and_counters_under_sanitizers() {
     let out = sanitized_c_test("sip_settings_test");

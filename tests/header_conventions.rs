@@ -70,6 +70,7 @@ const ENUM_MEANINGS: &[(&str, &[&str])] = &[
     ("cap", &["impp_capability"]),
     ("outcome", &["impp_delivery_outcome"]),
     ("status", &["impp_status"]),
+    ("federation", &["impp_federation"]),
 ];
 
 /// Verbs that cannot be the object of `impp_<object>_<verb>`.

@@ -2245,6 +2245,36 @@ public:
         return std::move(add_auth_proxy(address));
     }
 
+    /* A peer trusted by its address to speak for another domain's users: "b.test=192.0.2.7",
+     * "b.test=192.0.2.0/24", "b.test=2001:db8::/64" (repeatable). A domain of the engine's
+     * is refused when the stack starts (impp::SipStack throws IMPP_ERR_INVALID_ARGUMENT). */
+    SipConfig &add_peer(const std::string &peer) & {
+        detail::check(impp_sip_config_add_peer(get(), peer.c_str()));
+        return *this;
+    }
+    SipConfig &&add_peer(const std::string &peer) && { return std::move(add_peer(peer)); }
+
+    /* Whom requests claiming another domain's identity are believed from:
+     * IMPP_FEDERATION_TRUSTED (trusted peers only; the default) or IMPP_FEDERATION_OPEN
+     * (anyone). */
+    SipConfig &federation(impp_federation mode) & {
+        detail::check(impp_sip_config_set_federation(get(), mode));
+        return *this;
+    }
+    SipConfig &&federation(impp_federation mode) && { return std::move(federation(mode)); }
+
+    /* A telephony system that may publish presence, dialog and message-summary state for
+     * every user of one of the engine's domains: "192.0.2.20=example.test" (a PBX by
+     * address) or "sip:voicemail@example.test=example.test" (an account, by digest)
+     * (repeatable). A domain not the engine's is refused when the stack starts. */
+    SipConfig &add_publisher(const std::string &publisher) & {
+        detail::check(impp_sip_config_add_publisher(get(), publisher.c_str()));
+        return *this;
+    }
+    SipConfig &&add_publisher(const std::string &publisher) && {
+        return std::move(add_publisher(publisher));
+    }
+
     const impp_sip_config *get() const noexcept { return handle_.get(); }
     impp_sip_config *get() noexcept { return handle_.get(); }
     /* Gives up ownership (impp_sip_start consumes the configuration). */

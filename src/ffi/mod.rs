@@ -39,6 +39,7 @@ pub(crate) mod enum_arg {
     pub(crate) type impp_dialog_event = c_int;
     pub(crate) type impp_dialog_state = c_int;
     pub(crate) type impp_failure_reason = c_int;
+    pub(crate) type impp_federation = c_int;
     pub(crate) type impp_log_level = c_int;
     pub(crate) type impp_reason = c_int;
     pub(crate) type impp_sip_counter = c_int;
@@ -113,6 +114,7 @@ mod tests {
             super::impp_dialog_event,
             super::impp_dialog_state,
             super::impp_failure_reason,
+            super::impp_federation,
             super::impp_log_level,
             super::impp_reason,
             super::impp_sip_counter,

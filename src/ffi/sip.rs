@@ -11,8 +11,10 @@
 //!
 //! What protects a stack exposed to strangers is set on the configuration too: TLS
 //! (`impp_sip_config_set_tls_files`), bounds on connections, a rate per source address and
-//! the digest throttle; `impp_sip_stat` reads what a running stack refused
-//! (`impp_sip_counter`).
+//! the digest throttle; so is whom it believes for other domains' users (trusted peers,
+//! `impp_sip_config_add_peer`; `impp_sip_config_set_federation`) and which telephony systems
+//! publish for its own (`impp_sip_config_add_publisher`). `impp_sip_stat` reads what a
+//! running stack refused (`impp_sip_counter`).
 //!
 //! Threading contract: a configuration is used by one thread at a time; a running stack may be
 //! used from any thread. `impp_sip_free` joins the stack's threads: called from inside the
@@ -38,7 +40,10 @@ use crate::sip::rate::RateLimit;
 use crate::sip::route::{NextHop, Route};
 use crate::sip::tls::{TlsConfig, TrustAnchors};
 use crate::sip::transport::{ListenAddr, Proto};
-use crate::sip::{AuthLimits, ConnectionLimits, SipServer, SipServerConfig};
+use crate::sip::{
+    AuthLimits, ConnectionLimits, Federation, SipServer, SipServerConfig, TrustedPeer,
+    TrustedPublisher,
+};
 
 /// How a SIP stack is set up. Create with `impp_sip_config_new`; `impp_sip_start` consumes it.
 pub struct impp_sip_config {
@@ -51,7 +56,8 @@ pub struct impp_sip {
 }
 
 /// A new configuration: no listen address yet (add at least one), digest authentication on,
-/// federation on, no routes, T1 500 ms, 2 worker threads.
+/// federation on, no routes, T1 500 ms, 2 worker threads; other domains' users believed
+/// from trusted peers only (`IMPP_FEDERATION_TRUSTED`), with no peer or publisher listed.
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT` (`out` NULL).
 ///
@@ -707,13 +713,129 @@ pub unsafe extern "C" fn impp_sip_config_add_auth_proxy(
     }
 }
 
+/// Whom a stack believes a request claiming an identity of a domain the engine does not own
+/// (its From) from: the argument of `impp_sip_config_set_federation`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum impp_federation {
+    /// Only from a peer that speaks for that domain: a mutual-TLS peer whose certificate
+    /// names it, or an address listed for it with `impp_sip_config_add_peer`. Anyone else's
+    /// SUBSCRIBE or MESSAGE "from" a user of the domain is refused `403` and counted as
+    /// `IMPP_SIP_STAT_UNTRUSTED`. The default.
+    IMPP_FEDERATION_TRUSTED = 1,
+    /// From anyone, as SIP servers without peering did: any SUBSCRIBE or MESSAGE "from" any
+    /// other domain's user is believed. Relaying to other domains stays for trusted peers,
+    /// and other domains' users still never REGISTER or PUBLISH.
+    IMPP_FEDERATION_OPEN = 2,
+}
+
+fn federation_from_c(value: std::ffi::c_int) -> Result<Federation> {
+    Ok(match value {
+        1 => Federation::Trusted,
+        2 => Federation::Open,
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "{other} is not an impp_federation value (1..2)"
+            )))
+        }
+    })
+}
+
+/// Adds a peer trusted by its address to speak for the users of another domain:
+/// `"b.test=192.0.2.7"`, `"b.test=192.0.2.0/24"` or `"b.test=2001:db8::/64"`
+/// (`DOMAIN=ADDR[/PREFIX]`; imppd `--peer`). A request whose From names `b.test` is believed
+/// when it comes from that address or block (a mutual-TLS peer whose certificate names the
+/// domain is believed without one). Repeatable: a domain may have several addresses, an
+/// address speak for several domains. Peers are also exempt from the rate limit. Default:
+/// none. The domain must not be one of the engine's (whose users authenticate):
+/// `impp_sip_start` refuses that with `IMPP_ERR_INVALID_ARGUMENT`, as the configuration
+/// does not know the engine's domains before it.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, not `DOMAIN=ADDR[/PREFIX]`: no
+/// `=`, an empty domain or one with `*` or a space, not an IP address, a prefix over 32 for
+/// IPv4 or 128 for IPv6; `impp_last_error` says which). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live; `peer` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_add_peer(
+    config: *mut impp_sip_config,
+    peer: *const c_char,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    let text = unsafe { str_arg(peer, "peer") };
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            c.peers.push(TrustedPeer::parse(text?)?);
+            Ok(())
+        })
+    }
+}
+
+/// Whom requests claiming an identity of another domain are believed from (see
+/// `impp_federation`; imppd `--federation`): `IMPP_FEDERATION_TRUSTED` (the default) or
+/// `IMPP_FEDERATION_OPEN`.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a value outside `impp_federation`). Nothing
+/// changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_federation(
+    config: *mut impp_sip_config,
+    federation: enum_arg::impp_federation,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            c.federation = federation_from_c(federation)?;
+            Ok(())
+        })
+    }
+}
+
+/// Adds a telephony system that may PUBLISH `presence`, `dialog` and `message-summary` state
+/// for every user of one of the engine's domains (busy lamps, message-waiting lamps), which
+/// otherwise only each user may (imppd `--publisher`): a PBX by its address,
+/// `"192.0.2.20=example.test"` or `"192.0.2.0/24=example.test"` (`ADDR[/PREFIX]=DOMAIN`;
+/// no credentials are asked of it), or an account of an owned domain authenticated by
+/// digest, `"sip:voicemail@example.test=example.test"` (`ACCOUNT_URI=DOMAIN`). Repeatable.
+/// Default: none. The domain, and an account's domain, must be the engine's:
+/// `impp_sip_start` refuses another with `IMPP_ERR_INVALID_ARGUMENT`.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, neither form: no `=`, an empty
+/// domain or one with `*` or a space, a bad address or prefix, a URI without a user part;
+/// `impp_last_error` says which). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live; `publisher` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_add_publisher(
+    config: *mut impp_sip_config,
+    publisher: *const c_char,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    let text = unsafe { str_arg(publisher, "publisher") };
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            c.publishers.push(TrustedPublisher::parse(text?)?);
+            Ok(())
+        })
+    }
+}
+
 /// Starts a SIP stack over `engine` (the engine's configured domains are the ones it serves),
 /// consuming `config` whether or not this succeeds. On success `*out` owns the stack.
 ///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, no listen address, bad settings),
-/// `IMPP_ERR_NETWORK` (an address cannot be bound: in use, or not local),
-/// `IMPP_ERR_STORAGE` (the engine's store cannot be read), `IMPP_ERR_SHUTDOWN` (the engine
-/// was shut down).
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, no listen address, bad settings; a peer
+/// (`impp_sip_config_add_peer`) for one of the engine's domains, a publisher
+/// (`impp_sip_config_add_publisher`) for a domain, or an account of a domain, that is not
+/// the engine's: `impp_last_error` names it), `IMPP_ERR_NETWORK` (an address cannot be
+/// bound: in use, or not local), `IMPP_ERR_STORAGE` (the engine's store cannot be read),
+/// `IMPP_ERR_SHUTDOWN` (the engine was shut down).
 ///
 /// # Safety
 /// `engine` NULL or live; `config` NULL or a configuration not yet freed or consumed; `out`
@@ -1038,6 +1160,18 @@ mod tests {
                 ),
                 impp_sip_config_add_auth_proxy(config, c"proxy.example".as_ptr()),
                 impp_sip_config_add_auth_proxy(config, std::ptr::null()),
+                impp_sip_config_add_peer(config, c"b.test".as_ptr()),
+                impp_sip_config_add_peer(config, c"b.test=b.example".as_ptr()),
+                impp_sip_config_add_peer(config, c"b.test=192.0.2.0/33".as_ptr()),
+                impp_sip_config_add_peer(config, c"*=192.0.2.1".as_ptr()),
+                impp_sip_config_add_peer(config, std::ptr::null()),
+                impp_sip_config_set_federation(config, 0),
+                impp_sip_config_set_federation(config, 3),
+                impp_sip_config_add_publisher(config, c"192.0.2.20".as_ptr()),
+                impp_sip_config_add_publisher(config, c"192.0.2.0/40=example.test".as_ptr()),
+                impp_sip_config_add_publisher(config, c"sip:example.test=example.test".as_ptr()),
+                impp_sip_config_add_publisher(config, c"192.0.2.20=".as_ptr()),
+                impp_sip_config_add_publisher(config, std::ptr::null()),
             ];
             assert!(
                 bad.iter()
@@ -1088,6 +1222,47 @@ mod tests {
                 (0, Duration::from_millis(1_500))
             );
             assert_eq!(c.connections.max_total, u32::MAX as usize);
+
+            for (peer, publisher) in [
+                (
+                    c" B.test = 192.0.2.0/24".as_ptr(),
+                    c"192.0.2.20=Example.test".as_ptr(),
+                ),
+                (
+                    c"b.test=2001:db8::/64".as_ptr(),
+                    c"sip:voicemail@example.test=example.test".as_ptr(),
+                ),
+            ] {
+                assert_eq!(impp_sip_config_add_peer(config, peer), impp_status::IMPP_OK);
+                assert_eq!(
+                    impp_sip_config_add_publisher(config, publisher),
+                    impp_status::IMPP_OK
+                );
+            }
+            assert_eq!(
+                impp_sip_config_set_federation(config, impp_federation::IMPP_FEDERATION_OPEN as _),
+                impp_status::IMPP_OK
+            );
+            let c = &(*config).config;
+            let peers: Vec<String> = c.peers.iter().map(ToString::to_string).collect();
+            assert_eq!(peers, ["b.test=192.0.2.0/24", "b.test=2001:db8::/64"]);
+            let publishers: Vec<String> = c.publishers.iter().map(ToString::to_string).collect();
+            assert_eq!(
+                publishers,
+                [
+                    "192.0.2.20/32=example.test",
+                    "sip:voicemail@example.test=example.test"
+                ]
+            );
+            assert_eq!(c.federation, Federation::Open);
+            assert_eq!(
+                impp_sip_config_set_federation(
+                    config,
+                    impp_federation::IMPP_FEDERATION_TRUSTED as _
+                ),
+                impp_status::IMPP_OK
+            );
+            assert_eq!((*config).config.federation, Federation::Trusted);
             impp_sip_config_free(config);
         }
         assert_eq!(unsafe { impp_sip_stat(std::ptr::null(), 0) }, 0);

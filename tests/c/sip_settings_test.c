@@ -5,7 +5,11 @@
  * values refused, and impp_sip_stat reading counters that move: a request over the rate
  * limit answered 503 (on a manual clock, so that a slow run cannot refill the bucket), a
  * connection over the per-address bound refused, and a TLS handshake that never came closed
- * in time. */
+ * in time. Trust between domains: a MESSAGE "from" another domain's user, sent by hand over
+ * UDP from 127.0.0.1, is refused 403 and counted as IMPP_SIP_STAT_UNTRUSTED unless
+ * 127.0.0.1 is listed as a peer of that domain (impp_sip_config_add_peer) or federation is
+ * open; a peer for the engine's own domain, or a publisher for another, is refused by
+ * impp_sip_start. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <arpa/inet.h>
@@ -251,6 +255,31 @@ static void bad_values_are_refused(impp_engine *engine) {
                 IMPP_ERR_INVALID_ARGUMENT);
     CHECK_ERROR_MENTIONS("proxy.example");
     CHECK_FAILS(impp_sip_config_add_auth_proxy(config, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_peer(config, "other.test"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("DOMAIN=ADDR");
+    CHECK_FAILS(impp_sip_config_add_peer(config, "other.test=peer.other.test"),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("peer.other.test");
+    CHECK_FAILS(impp_sip_config_add_peer(config, "other.test=192.0.2.0/33"),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_peer(config, "*=192.0.2.1"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_peer(config, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_peer(NULL, "other.test=192.0.2.1"),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_set_federation(config, (impp_federation)0),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_set_federation(config, (impp_federation)99),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("99");
+    CHECK_FAILS(impp_sip_config_set_federation(NULL, IMPP_FEDERATION_OPEN),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_publisher(config, "192.0.2.20"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_publisher(config, "192.0.2.0/40=example.test"),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_publisher(config, "sip:example.test=example.test"),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_publisher(config, "192.0.2.20="), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_publisher(config, NULL), IMPP_ERR_INVALID_ARGUMENT);
     /* The good values at their bounds. */
     CHECK_OK(impp_sip_config_set_max_connections(config, UINT32_MAX));
     CHECK_OK(impp_sip_config_set_max_connections_per_address(config, 1));
@@ -268,6 +297,12 @@ static void bad_values_are_refused(impp_engine *engine) {
     CHECK_OK(impp_sip_config_set_auth_block_ms(config, 86400000));
     CHECK_OK(impp_sip_config_add_auth_proxy(config, "192.0.2.1"));
     CHECK_OK(impp_sip_config_add_auth_proxy(config, "2001:db8::1"));
+    CHECK_OK(impp_sip_config_add_peer(config, "other.test=192.0.2.0/24"));
+    CHECK_OK(impp_sip_config_add_peer(config, "other.test=2001:db8::/64"));
+    CHECK_OK(impp_sip_config_set_federation(config, IMPP_FEDERATION_OPEN));
+    CHECK_OK(impp_sip_config_set_federation(config, IMPP_FEDERATION_TRUSTED));
+    CHECK_OK(impp_sip_config_add_publisher(config, "192.0.2.20=example.test"));
+    CHECK_OK(impp_sip_config_add_publisher(config, "sip:voicemail@example.test=example.test"));
     impp_sip *sip = NULL;
     CHECK_OK(impp_sip_start(engine, config, &sip));
     CHECK(sip != NULL);
@@ -375,6 +410,131 @@ static void the_rate_limit_is_counted(void) {
     CHECK_OK(impp_engine_free(engine));
 }
 
+/* Sends a MESSAGE "from" `from` to sip:alice@example.test over UDP from 127.0.0.1 to
+ * 127.0.0.1:`port`, and returns the status code of the final answer (0: none came). */
+static int message_from(int port, const char *from, int call) {
+    int here = 0;
+    int fd = udp_socket(&here);
+    struct sockaddr_in to = {0};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons((uint16_t)port);
+    const char *body = "hello alice";
+    char request[1024];
+    int n = snprintf(request, sizeof request,
+                     "MESSAGE sip:alice@example.test SIP/2.0\r\n"
+                     "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKc-trust-%d;rport\r\n"
+                     "Max-Forwards: 70\r\n"
+                     "From: <%s>;tag=t%d\r\n"
+                     "To: <sip:alice@example.test>\r\n"
+                     "Call-ID: c-trust-%d\r\n"
+                     "CSeq: 1 MESSAGE\r\n"
+                     "Content-Type: text/plain\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     here, call, from, call, call, strlen(body), body);
+    CHECK(n > 0 && (size_t)n < sizeof request);
+    CHECK(sendto(fd, request, (size_t)n, 0, (struct sockaddr *)&to, sizeof to) == n);
+    int code = 0;
+    char answer[4096];
+    for (;;) {
+        ssize_t got = recv(fd, answer, sizeof answer - 1, 0);
+        if (got <= 0) {
+            break;
+        }
+        answer[got] = '\0';
+        if (strncmp(answer, "SIP/2.0 ", 8) == 0 && answer[8] != '1') {
+            code = atoi(answer + 8);
+            break;
+        }
+    }
+    close(fd);
+    return code;
+}
+
+/* A stack for example.test on UDP, with the peer `peer` (NULL: none) and federation
+ * `federation`; the MESSAGE "from" sip:x@other.test sent from 127.0.0.1 gets `expected`
+ * (2: any 2xx) and moves IMPP_SIP_STAT_UNTRUSTED by `untrusted`. */
+static void message_from_other_test(impp_engine *engine, const char *peer,
+                                    impp_federation federation, int expected,
+                                    uint64_t untrusted, int call) {
+    impp_sip_config *config = NULL;
+    CHECK_OK(impp_sip_config_new(&config));
+    CHECK_OK(impp_sip_config_add_listen(config, "udp:127.0.0.1:0"));
+    if (peer != NULL) {
+        CHECK_OK(impp_sip_config_add_peer(config, peer));
+    }
+    CHECK_OK(impp_sip_config_set_federation(config, federation));
+    impp_sip *sip = NULL;
+    CHECK_OK(impp_sip_start(engine, config, &sip));
+    CHECK(sip != NULL);
+    if (sip == NULL) {
+        return;
+    }
+    int code = message_from(port_of(sip, "udp"), "sip:x@other.test", call);
+    bool as_expected = expected == 2 ? code / 100 == 2 : code == expected;
+    CHECK(as_expected);
+    if (!as_expected) {
+        fprintf(stderr, "sip_settings_test: MESSAGE from other.test (peer %s): %d\n",
+                peer ? peer : "none", code);
+    }
+    CHECK(impp_sip_stat(sip, IMPP_SIP_STAT_UNTRUSTED) == untrusted);
+    CHECK_OK(impp_sip_free(sip));
+}
+
+/* Trust between domains: a peer listed for other.test at 127.0.0.1 is believed, nobody else
+ * is (403, counted) unless federation is open; impp_sip_start refuses a peer for the
+ * engine's own domain and a publisher for a domain (or an account) not its own, with
+ * IMPP_ERR_INVALID_ARGUMENT and a message naming it, consuming the configuration. */
+static void trust_between_domains(void) {
+    impp_engine *engine = start_engine(false);
+    uint64_t stored = impp_engine_stat(engine, IMPP_STAT_MESSAGES_WAITING);
+    /* No peer: refused and counted; nothing stored for alice. */
+    message_from_other_test(engine, NULL, IMPP_FEDERATION_TRUSTED, 403, 1, 1);
+    CHECK(impp_engine_stat(engine, IMPP_STAT_MESSAGES_WAITING) == stored);
+    /* A peer for another address (or another domain) does not vouch for 127.0.0.1. */
+    message_from_other_test(engine, "other.test=192.0.2.0/24", IMPP_FEDERATION_TRUSTED, 403, 1,
+                            2);
+    message_from_other_test(engine, "third.test=127.0.0.1", IMPP_FEDERATION_TRUSTED, 403, 1, 3);
+    /* Listed: believed (alice is offline: the message is stored). */
+    message_from_other_test(engine, "other.test=127.0.0.1", IMPP_FEDERATION_TRUSTED, 2, 0, 4);
+    message_from_other_test(engine, "other.test=127.0.0.0/8", IMPP_FEDERATION_TRUSTED, 2, 0, 5);
+    /* Open federation: believed without a peer. */
+    message_from_other_test(engine, NULL, IMPP_FEDERATION_OPEN, 2, 0, 6);
+    CHECK(impp_engine_stat(engine, IMPP_STAT_MESSAGES_WAITING) == stored + 3);
+
+    /* Checked against the engine's domains at start. */
+    impp_sip_config *config = NULL;
+    impp_sip *sip = NULL;
+    CHECK_OK(impp_sip_config_new(&config));
+    CHECK_OK(impp_sip_config_add_listen(config, "udp:127.0.0.1:0"));
+    CHECK_OK(impp_sip_config_add_peer(config, "Example.test=127.0.0.1"));
+    CHECK_FAILS(impp_sip_start(engine, config, &sip), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("example.test is a domain of this server");
+    CHECK(sip == NULL);
+    CHECK_OK(impp_sip_config_new(&config));
+    CHECK_OK(impp_sip_config_add_listen(config, "udp:127.0.0.1:0"));
+    CHECK_OK(impp_sip_config_add_publisher(config, "127.0.0.3=other.test"));
+    CHECK_FAILS(impp_sip_start(engine, config, &sip), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("other.test is not a domain of this server");
+    CHECK(sip == NULL);
+    CHECK_OK(impp_sip_config_new(&config));
+    CHECK_OK(impp_sip_config_add_listen(config, "udp:127.0.0.1:0"));
+    CHECK_OK(impp_sip_config_add_publisher(config, "sip:voicemail@other.test=example.test"));
+    CHECK_FAILS(impp_sip_start(engine, config, &sip), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("not a user of this server");
+    CHECK(sip == NULL);
+    /* Nothing was left running: the same settings for the right domains start. */
+    CHECK_OK(impp_sip_config_new(&config));
+    CHECK_OK(impp_sip_config_add_listen(config, "udp:127.0.0.1:0"));
+    CHECK_OK(impp_sip_config_add_peer(config, "other.test=127.0.0.1"));
+    CHECK_OK(impp_sip_config_add_publisher(config, "127.0.0.3=example.test"));
+    CHECK_OK(impp_sip_config_add_publisher(config, "sip:voicemail@example.test=example.test"));
+    CHECK_OK(impp_sip_start(engine, config, &sip));
+    CHECK(sip != NULL);
+    CHECK_OK(impp_sip_free(sip));
+    CHECK_OK(impp_engine_free(engine));
+}
+
 int main(void) {
     cert_path = getenv("IMPP_TEST_TLS_CERT");
     key_path = getenv("IMPP_TEST_TLS_KEY");
@@ -390,5 +550,6 @@ int main(void) {
     bad_values_are_refused(engine);
     CHECK_OK(impp_engine_free(engine));
     the_rate_limit_is_counted();
+    trust_between_domains();
     return check_report("sip_settings_test");
 }

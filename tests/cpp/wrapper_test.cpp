@@ -785,6 +785,9 @@ void test_sip_stack() {
     CHECK_THROWS(bad.auth_failure_window(std::chrono::hours(25)), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.auth_block(0ms), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_auth_proxy("proxy.example"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.add_peer("other.test"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.federation(static_cast<impp_federation>(0)), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.add_publisher("192.0.2.20/40=example.test"), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_account({"not a uri", std::nullopt, "secret", "udp:127.0.0.1:9",
                                   std::nullopt, 0}),
                  IMPP_ERR_INVALID_URI);
@@ -793,6 +796,11 @@ void test_sip_stack() {
     // Nothing to listen on: refused, and the configuration is consumed all the same.
     CHECK_THROWS(impp::SipStack(engine, std::move(bad)), IMPP_ERR_INVALID_ARGUMENT);
     CHECK(bad.get() == nullptr);  // NOLINT(bugprone-use-after-move): consumed
+    // A peer for the engine's own domain is refused when the stack starts.
+    CHECK_THROWS(impp::SipStack(engine, impp::SipConfig()
+                                            .add_listen("udp:127.0.0.1:0")
+                                            .add_peer("example.test=127.0.0.1")),
+                 IMPP_ERR_INVALID_ARGUMENT);
 
     impp::SipStack sip(engine, impp::SipConfig()
                                    .add_listen("udp:127.0.0.1:0")
@@ -814,7 +822,12 @@ void test_sip_stack() {
                                    .max_auth_failures(5)
                                    .auth_failure_window(30s)
                                    .auth_block(std::chrono::minutes(10))
-                                   .add_auth_proxy("127.0.0.9"));
+                                   .add_auth_proxy("127.0.0.9")
+                                   .add_peer("other.test=127.0.0.2")
+                                   .add_peer("other.test=2001:db8::/64")
+                                   .federation(IMPP_FEDERATION_OPEN)
+                                   .add_publisher("127.0.0.3=example.test")
+                                   .add_publisher("sip:voicemail@example.test=example.test"));
     CHECK(sip.local_address("udp").rfind("udp:127.0.0.1:", 0) == 0);
     CHECK(sip.stat(IMPP_SIP_STAT_RATE_REFUSED) == 0);
     CHECK(sip.stat(IMPP_SIP_STAT_OPEN_CONNECTIONS) == 0);

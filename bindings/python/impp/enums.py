@@ -34,6 +34,7 @@ __all__ = [
     "DocState",
     "EventKind",
     "FailureReason",
+    "Federation",
     "LogLevel",
     "Status",
     "SubscriptionState",
@@ -279,6 +280,20 @@ class DialogDirection(_CEnum):
     INITIATOR = ("initiator", 1)
     #: The entity was called.
     RECIPIENT = ("recipient", 2)
+
+
+class Federation(_CEnum):
+    """Whom a :class:`impp.SipStack` believes a request claiming an identity of a domain the
+    engine does not own from (``impp_federation``; imppd ``--federation``)."""
+
+    #: Only from a peer that speaks for that domain: a mutual-TLS peer whose certificate
+    #: names it, or an address listed in ``SipStack(peers=...)``. Anyone else's SUBSCRIBE or
+    #: MESSAGE "from" a user of the domain is refused ``403`` (counted as ``untrusted``).
+    #: The default.
+    TRUSTED = ("trusted", 1)
+    #: From anyone, as SIP servers without peering did. Relaying to other domains stays for
+    #: trusted peers, and other domains' users still never REGISTER or PUBLISH.
+    OPEN = ("open", 2)
 
 
 class LogLevel(enum.IntEnum):

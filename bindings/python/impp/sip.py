@@ -23,6 +23,16 @@ counts what it refused:
                        rate_limit=impp.RateLimit(50, burst=200),
                        auth_limits=impp.AuthLimits(max_failures=5)) as sip:
         print(sip.local_address("tls"), sip.stats()["rate_refused"])
+
+Another domain's users are believed only from a peer that speaks for their domain (a
+mutual-TLS certificate naming it, or an address listed in ``peers``) unless ``federation``
+is :attr:`Federation.OPEN`; ``publishers`` lets a PBX or a voicemail account publish for
+every user of the engine's domain:
+
+    with impp.SipStack(engine, listen=["udp:0.0.0.0:5060"],
+                       peers=["b.test=192.0.2.7"],
+                       publishers=["192.0.2.20=example.test"]) as sip:
+        print(sip.stats()["untrusted"])
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Tuple, Union
 
 from . import _ffi
 from ._ffi import check, encode, encode_optional, lib, take_owned
+from .enums import Federation
 from .errors import InvalidArgument, Shutdown
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -184,7 +195,8 @@ class Account:
 class SipStack:
     """``SipStack(engine, listen=[...], authenticate=True, routes=(), accounts=(),
     federate=True, offer_sha256=True, t1_ms=None, workers=None, tls=None,
-    connection_limits=None, rate_limit=None, auth_limits=None)``.
+    connection_limits=None, rate_limit=None, auth_limits=None, peers=(),
+    federation=Federation.TRUSTED, publishers=())``.
 
     ``listen``: addresses as ``"udp:127.0.0.1:5060"`` / ``"tcp:[::1]:5060"`` /
     ``"tls:0.0.0.0:5061"`` (port 0: any free port, see :meth:`local_address`).
@@ -196,6 +208,14 @@ class SipStack:
     user-agent role. ``tls``: a :class:`TlsFiles` or :class:`TlsPem`, needed by ``tls:``
     addresses. ``connection_limits``, ``rate_limit``, ``auth_limits``: a
     :class:`ConnectionLimits`, :class:`RateLimit`, :class:`AuthLimits` (None: the defaults).
+    ``peers``: ``"b.test=192.0.2.7"`` or ``"b.test=192.0.2.0/24"`` (``DOMAIN=ADDR[/PREFIX]``),
+    addresses trusted to speak for the users of another domain. ``federation``: whom such
+    users are believed from, a :class:`impp.Federation` or its token (``"trusted"``: peers
+    only, the default; ``"open"``: anyone). ``publishers``: ``"192.0.2.20=example.test"`` (a
+    PBX by address) or ``"sip:voicemail@example.test=example.test"`` (an account), telephony
+    systems that may publish presence, dialog and message-summary state for every user of
+    one of the engine's domains. A peer for one of the engine's domains, or a publisher for
+    a domain not the engine's, raises :class:`impp.InvalidArgument` when the stack starts.
     A bad value raises :class:`impp.InvalidArgument` and no stack starts. Close the stack
     before the engine (closing the engine closes it first).
     """
@@ -216,6 +236,9 @@ class SipStack:
         connection_limits: Optional[ConnectionLimits] = None,
         rate_limit: Optional[RateLimit] = None,
         auth_limits: Optional[AuthLimits] = None,
+        peers: Iterable[str] = (),
+        federation: Union[Federation, str] = Federation.TRUSTED,
+        publishers: Iterable[str] = (),
     ) -> None:
         self._ptr: Any = None
         self._lock = threading.Lock()
@@ -265,6 +288,7 @@ class SipStack:
             _set_connection_limits(config, connection_limits)
             _set_rate_limit(config, rate_limit)
             _set_auth_limits(config, auth_limits)
+            _set_trust(config, peers, federation, publishers)
         except BaseException:
             lib.impp_sip_config_free(config)
             raise
@@ -397,3 +421,18 @@ def _set_auth_limits(config: Any, limits: Optional[AuthLimits]) -> None:
         raise TypeError("proxies must be a sequence of addresses, not one str")
     for proxy in limits.proxies:
         check(lib.impp_sip_config_add_auth_proxy(config, encode(proxy, "proxy")))
+
+
+def _set_trust(config: Any, peers: Iterable[str], federation: Union[Federation, str],
+               publishers: Iterable[str]) -> None:
+    if isinstance(peers, str):
+        raise TypeError("peers must be a list of DOMAIN=ADDR[/PREFIX], not one str")
+    if isinstance(publishers, str):
+        raise TypeError("publishers must be a list of ADDR[/PREFIX]=DOMAIN or "
+                        "ACCOUNT=DOMAIN, not one str")
+    for peer in peers:
+        check(lib.impp_sip_config_add_peer(config, encode(peer, "peer")))
+    check(lib.impp_sip_config_set_federation(
+        config, Federation._parse(federation, "federation")._c))
+    for publisher in publishers:
+        check(lib.impp_sip_config_add_publisher(config, encode(publisher, "publisher")))

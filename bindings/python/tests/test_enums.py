@@ -38,6 +38,7 @@ C_ENUMS = {
     impp.DialogState: ("impp_dialog_state", "IMPP_DIALOG_STATE_", {}),
     impp.DialogEvent: ("impp_dialog_event", "IMPP_DIALOG_EVENT_", {}),
     impp.DialogDirection: ("impp_dialog_direction", "IMPP_DIALOG_DIRECTION_", {}),
+    impp.Federation: ("impp_federation", "IMPP_FEDERATION_", {}),
 }
 
 

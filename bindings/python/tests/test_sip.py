@@ -355,3 +355,102 @@ def test_sip_stats_follow_the_header():
                                                                      flags=re.S))
     assert [int(v) for _, v in constants] == list(range(len(constants)))
     assert [f"IMPP_SIP_STAT_{n.upper()}" for n in impp.SIP_STATS] == [k for k, _ in constants]
+
+
+# --- Trust between domains ------------------------------------------------------------------
+
+def message_from_other_test(sip: impp.SipStack, call: str) -> str:
+    """A MESSAGE "from" sip:x@other.test to alice@example.test over UDP from 127.0.0.1, and
+    the first line of its final answer."""
+    answer = exchange(sip.local_address("udp"), request(
+        "MESSAGE", "sip:alice@example.test", "sip:x@other.test", "sip:alice@example.test",
+        call, "Content-Type: text/plain\r\n", "hello alice"))
+    return answer.split("\r\n", 1)[0]
+
+
+def test_another_domain_is_believed_only_from_its_peer_or_in_open_federation():
+    with impp.Engine(domains=["example.test"]) as engine:
+        # No peer: refused, counted, nothing stored for alice.
+        with impp.SipStack(engine, listen=["udp:127.0.0.1:0"]) as sip:
+            line = message_from_other_test(sip, "trust-1")
+            assert line == "SIP/2.0 403 Forbidden (other.test is not a trusted peer)", line
+            assert sip.stats()["untrusted"] == 1
+        assert engine.stats()["messages_waiting"] == 0
+        # A peer of another address, or of another domain, does not vouch for 127.0.0.1.
+        for peers in (["other.test=192.0.2.0/24"], ["third.test=127.0.0.1"]):
+            with impp.SipStack(engine, listen=["udp:127.0.0.1:0"], peers=peers) as sip:
+                assert message_from_other_test(sip, "trust-2").startswith("SIP/2.0 403")
+                assert sip.stats()["untrusted"] == 1
+        # Listed (by address or block): believed; alice is offline, so it is stored (202).
+        for n, peers in enumerate((["other.test=127.0.0.1"],
+                                   ["other.test=2001:db8::/64", "other.test=127.0.0.0/8"])):
+            with impp.SipStack(engine, listen=["udp:127.0.0.1:0"], peers=peers,
+                               federation=impp.Federation.TRUSTED) as sip:
+                line = message_from_other_test(sip, f"trust-3-{n}")
+                assert line.startswith("SIP/2.0 202"), line
+                assert sip.stats()["untrusted"] == 0
+        # Open federation: believed from anyone (the member or its token).
+        for n, federation in enumerate((impp.Federation.OPEN, "open")):
+            with impp.SipStack(engine, listen=["udp:127.0.0.1:0"],
+                               federation=federation) as sip:
+                line = message_from_other_test(sip, f"trust-4-{n}")
+                assert line.startswith("SIP/2.0 202"), line
+                assert sip.stats()["untrusted"] == 0
+        assert engine.stats()["messages_waiting"] == 4
+
+
+ON_THE_PHONE = """<?xml version="1.0"?>
+<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full" entity="sip:alice@example.test">
+ <dialog id="call-7" direction="initiator"><state>confirmed</state></dialog>
+</dialog-info>
+"""
+
+
+def test_a_listed_pbx_publishes_for_the_users_of_its_domain():
+    publish = request("PUBLISH", "sip:alice@example.test", "sip:pbx@pbx.test",
+                      "sip:alice@example.test", "pbx",
+                      "Event: dialog\r\nExpires: 600\r\n"
+                      "Content-Type: application/dialog-info+xml\r\n", ON_THE_PHONE)
+    with impp.Engine(domains=["example.test"]) as engine:
+        with impp.SipStack(engine, listen=["udp:127.0.0.1:0"]) as sip:
+            line = exchange(sip.local_address("udp"), publish).split("\r\n", 1)[0]
+            assert line.startswith("SIP/2.0 403"), line
+        assert engine.stats()["publications"] == 0
+        with impp.SipStack(engine, listen=["udp:127.0.0.1:0"],
+                           publishers=["127.0.0.1=example.test",
+                                       "sip:voicemail@example.test=example.test"]) as sip:
+            answer = exchange(sip.local_address("udp"), publish)
+            assert answer.startswith("SIP/2.0 200"), answer
+            assert "SIP-ETag:" in answer
+        assert engine.stats()["publications"] == 1
+
+
+def test_bad_trust_settings_are_refused():
+    with impp.Engine(domains=["example.test"]) as engine:
+        for kwargs, message in (
+            ({"peers": ["other.test"]}, "DOMAIN=ADDR"),
+            ({"peers": ["other.test=peer.other.test"]}, "peer.other.test"),
+            ({"peers": ["other.test=192.0.2.0/33"]}, "33"),
+            ({"federation": "closed"}, "closed"),
+            ({"publishers": ["192.0.2.20"]}, "192.0.2.20"),
+            ({"publishers": ["sip:example.test=example.test"]}, "sip:example.test"),
+            # Checked against the engine's domains when the stack starts.
+            ({"peers": ["example.test=127.0.0.1"]}, "example.test is a domain of this server"),
+            ({"publishers": ["127.0.0.1=other.test"]}, "other.test is not a domain of this server"),
+            ({"publishers": ["sip:vm@other.test=example.test"]}, "not a user of this server"),
+        ):
+            with pytest.raises(impp.InvalidArgument, match=re.escape(message)):
+                impp.SipStack(engine, listen=["udp:127.0.0.1:0"], **kwargs)
+        for kwargs in (
+            {"peers": "other.test=127.0.0.1"},
+            {"publishers": "127.0.0.1=example.test"},
+            {"federation": 2},
+            {"peers": [7]},
+        ):
+            with pytest.raises(TypeError):
+                impp.SipStack(engine, listen=["udp:127.0.0.1:0"], **kwargs)
+        # Nothing was left running: a stack with good settings starts.
+        with impp.SipStack(engine, listen=["udp:127.0.0.1:0"], peers=["other.test=127.0.0.1"],
+                           federation="trusted",
+                           publishers=["127.0.0.1=example.test"]) as sip:
+            assert sip.stats()["untrusted"] == 0

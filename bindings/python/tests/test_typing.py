@@ -93,9 +93,13 @@ def serve(engine: impp.Engine) -> int:
         connection_limits=impp.ConnectionLimits(max_per_address=8, idle_timeout_ms=60_000),
         rate_limit=impp.RateLimit(50, burst=200),
         auth_limits=impp.AuthLimits(max_failures=5, block_ms=600_000),
+        peers=["b.test=192.0.2.7"], federation=impp.Federation.OPEN,
+        publishers=["192.0.2.20=example.test"],
     ) as sip:
         refused: int = sip.stats()["rate_refused"]
         impp.SipStack(engine, listen=["udp:127.0.0.1:0"], rate_limit=(50, 200))  # error
+        impp.SipStack(engine, listen=["udp:127.0.0.1:0"], federation="open")
+        impp.SipStack(engine, listen=["udp:127.0.0.1:0"], federation=2)  # error
         return refused
 '''
 
