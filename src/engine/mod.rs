@@ -1030,7 +1030,9 @@ impl Core {
         }
     }
 
-    fn check_open(&self) -> Result<()> {
+    /// [`Error::Shutdown`] once the engine is shut down (for calls that read shared state
+    /// without asking a shard, which would answer the same).
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Shutdown("the engine is shut down".into()));
         }
