@@ -96,6 +96,7 @@ from .errors import (
     Unsupported,
 )
 from .events import Event, EventDocument
+from .lists import EntryLike, ListEntry, ListRef, Resource, ResourceList
 from .presence import Activity, Note, NoteLike, Presence, Tuple, TupleRef, UserInput
 from .sip import Account, SipStack
 
@@ -129,6 +130,7 @@ __all__ = [
     "DocState",
     "Document",
     "Engine",
+    "EntryLike",
     "Error",
     "Event",
     "EventCallback",
@@ -147,6 +149,8 @@ __all__ = [
     "InvalidUri",
     "IsComposing",
     "LimitReached",
+    "ListEntry",
+    "ListRef",
     "LogLevel",
     "Malformed",
     "MessageCounts",
@@ -158,6 +162,8 @@ __all__ = [
     "ParseError",
     "Presence",
     "Publication",
+    "Resource",
+    "ResourceList",
     "Rule",
     "STATS",
     "Shutdown",
