@@ -754,4 +754,45 @@ mod tests {
         assert!("Active".parse::<InstanceState>().is_err());
         assert_eq!(Rlmi::CONTENT_TYPE, "application/rlmi+xml");
     }
+
+    /// A small deterministic stand-in for the `rlmi` fuzz target.
+    #[test]
+    fn mutated_documents_fail_cleanly_or_round_trip() {
+        let alphabet = b"<>/=\"' :xa1-";
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut ok = 0;
+        for _ in 0..5_000 {
+            let mut bytes = FULL.as_bytes().to_vec();
+            for _ in 0..1 + next(3) {
+                let at = next(bytes.len() + 1);
+                let c = alphabet[next(alphabet.len())];
+                match next(3) {
+                    0 if at < bytes.len() => bytes[at] = c,
+                    1 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, c),
+                }
+            }
+            let Ok(text) = String::from_utf8(bytes) else {
+                continue;
+            };
+            match Rlmi::parse(&text, &Limits::DEFAULT) {
+                Ok(doc) => {
+                    ok += 1;
+                    doc.validate().unwrap();
+                    round_trip(&doc);
+                }
+                Err(Error::Malformed(m) | Error::UnsafeXml(m)) => assert!(!m.is_empty()),
+                Err(other) => panic!("{text:?} gave {other:?}"),
+            }
+        }
+        assert!(ok > 500, "{ok}");
+    }
 }
