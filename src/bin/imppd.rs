@@ -71,6 +71,8 @@
 
 #[path = "imppd/heap.rs"]
 mod heap;
+#[path = "imppd/list_import.rs"]
+mod list_import;
 #[path = "imppd/lists.rs"]
 mod lists;
 #[path = "imppd/network.rs"]

@@ -14,8 +14,11 @@ use std::path::Path;
 
 use impp::engine::Engine;
 use impp::model::list::{ListEntry, ListTable, ResourceList};
+use impp::model::package::Package;
 use impp::store::{SqliteStore, Store, Write};
 use impp::uri::Uri;
+
+use crate::list_import;
 
 /// A display name as a SIP quoted string.
 fn quoted(name: &str) -> String {
@@ -276,8 +279,98 @@ pub fn command(db: &Path, domains: &[String], args: &[String]) -> Result<(), Str
             }
             Ok(())
         }
+        Some("import") => {
+            let file = arg(
+                1,
+                "a file (an RFC 4826 resource-lists or rls-services document)",
+            )?;
+            extra(2)?;
+            let mut packages = Vec::new();
+            for flag in &flags {
+                match flag.strip_prefix("--package=") {
+                    Some(p) => packages.push(p.parse().map_err(|e: impp::Error| e.to_string())?),
+                    None => {
+                        return Err(format!(
+                            "list import: unexpected argument '{}'",
+                            flag.split('=').next().unwrap_or(flag)
+                        ))
+                    }
+                }
+            }
+            import(db, domains, file, &packages)
+        }
         _ => Err("list: add, del, show or import".into()),
     }
+}
+
+/// `list import FILE`: every list of the document added or replaced, all checked together
+/// with the stored ones before anything is written.
+fn import(db: &Path, domains: &[String], file: &str, packages: &[Package]) -> Result<(), String> {
+    let text = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    let text = String::from_utf8(text).map_err(|e| {
+        format!(
+            "{file} is not UTF-8 (at byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    let (kind, imported) =
+        list_import::lists_of(&text, domains, packages).map_err(|e| format!("{file}: {e}"))?;
+    if imported.is_empty() {
+        return Err(format!(
+            "{file}: the {} document holds no list",
+            kind.as_str()
+        ));
+    }
+    for list in &imported {
+        check_domain(&list.uri, domains).map_err(|e| format!("{file}: {e}"))?;
+    }
+    let store = SqliteStore::open(db).map_err(|e| e.to_string())?;
+    let stored = stored_table(&store)?;
+    let keys: std::collections::HashSet<String> = imported.iter().map(|l| l.key()).collect();
+    let table = ListTable::checked(
+        stored
+            .lists()
+            .filter(|l| !keys.contains(&l.key()))
+            .cloned()
+            .chain(imported.iter().cloned()),
+    )
+    .map_err(|e| format!("{file}: {e}"))?;
+    // Every write queued at once (one transaction, as a rule), then every outcome awaited.
+    let (done, outcomes) = crossbeam_channel::unbounded();
+    for list in &imported {
+        let checked = table.get(&list.uri).expect("checked above").clone();
+        let done = done.clone();
+        store.submit(
+            Write::SaveList(checked),
+            Some(Box::new(move |result| {
+                let _ = done.send(result);
+            })),
+        );
+    }
+    drop(done);
+    for outcome in outcomes {
+        outcome.map_err(|e| e.to_string())?;
+    }
+    println!(
+        "imported {} lists from {file} ({})",
+        imported.len(),
+        kind.as_str()
+    );
+    for list in &imported {
+        let list = table.get(&list.uri).expect("checked above");
+        let resources = table.expand(&list.uri).unwrap_or_default().len();
+        println!(
+            "{} {}: {} entries, {resources} resources",
+            if stored.get(&list.uri).is_some() {
+                "replaced"
+            } else {
+                "added"
+            },
+            heading(list),
+            list.entries.len()
+        );
+    }
+    Ok(())
 }
 
 /// Makes the engine's lists what the store `db` holds now (after `imppd list` ran beside
