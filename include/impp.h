@@ -660,6 +660,20 @@ typedef enum impp_user_input {
 } impp_user_input;
 
 /**
+ * What an entry of a list is.
+ */
+typedef enum impp_list_entry_kind {
+  /**
+   * A resource: a URI the list's subscribers watch.
+   */
+  IMPP_LIST_ENTRY_RESOURCE = 0,
+  /**
+   * A reference to another list, by its URI: every resource of that list.
+   */
+  IMPP_LIST_ENTRY_REFERENCE = 1,
+} impp_list_entry_kind;
+
+/**
  * Whom a stack believes a request claiming an identity of a domain the engine does not own
  * (its From) from: the argument of `impp_sip_config_set_federation`.
  */
@@ -862,6 +876,22 @@ typedef struct impp_message_summary impp_message_summary;
  * `impp_presence_new` or `impp_presence_parse`, free it with `impp_presence_free`.
  */
 typedef struct impp_presence impp_presence;
+
+/**
+ * A resource list: its URI, display name, packages and ordered entries. Made with
+ * `impp_resource_list_new` and the `impp_resource_list_add_*`/`_set_*` setters, or handed
+ * out by `impp_engine_resource_list`, `impp_engine_expand_list` and `impp_resource_list_copy`;
+ * freed with `impp_resource_list_free`. Lists borrowed from an `impp_resource_lists` are
+ * freed with it.
+ */
+typedef struct impp_resource_list impp_resource_list;
+
+/**
+ * A copy of every list of an engine as they were when `impp_engine_resource_lists` took
+ * it, by list key; later changes do not show in it. Its lists are borrowed from it
+ * (`impp_resource_lists_item`). Free it with `impp_resource_lists_free`.
+ */
+typedef struct impp_resource_lists impp_resource_lists;
 
 /**
  * A copy of a presentity's rules as they were when `impp_engine_rules` took it; later
@@ -3380,6 +3410,288 @@ enum impp_status impp_presence_person_note(const struct impp_presence *presence,
                                            size_t index,
                                            const char **text_out,
                                            const char **lang_out);
+
+/**
+ * Creates an empty list named `uri` (`"sip:sales-blf@example.test"`), serving `presence`
+ * until packages are added, without a display name.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8), `IMPP_ERR_INVALID_URI`.
+ *
+ * # Safety
+ * `uri` NULL or NUL-terminated; `out` NULL or writable.
+ */
+enum impp_status impp_resource_list_new(const char *uri, struct impp_resource_list **out);
+
+/**
+ * Copies a list (one made with the setters, or one borrowed from a snapshot, to keep it
+ * after the snapshot is freed). On success `*out` owns the copy.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `list` NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_resource_list_copy(const struct impp_resource_list *list,
+                                         struct impp_resource_list **out);
+
+/**
+ * Frees a list and the strings borrowed from it. NULL is a no-op. Never free a list
+ * borrowed from an `impp_resource_lists` (the snapshot frees it).
+ *
+ * # Safety
+ * `list` is NULL or a list from `impp_resource_list_new`, `_copy`,
+ * `impp_engine_resource_list` or `impp_engine_expand_list`, not yet freed.
+ */
+void impp_resource_list_free(struct impp_resource_list *list);
+
+/**
+ * Sets the list's display name (copied), or removes it with NULL. A name read before with
+ * `impp_resource_list_display_name` is invalid afterwards.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL list, not UTF-8, empty, over 256 characters, a
+ * control character). Nothing changes on error.
+ *
+ * # Safety
+ * `list` NULL or a live list made by this caller (not one borrowed from a snapshot);
+ * `display_name` NULL or NUL-terminated.
+ */
+enum impp_status impp_resource_list_set_display_name(struct impp_resource_list *list,
+                                                     const char *display_name);
+
+/**
+ * Appends a resource: `uri` (copied), shown as `display_name` (NULL: none).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL list or uri, not UTF-8, a bad display name, the
+ * resource already in the list, the list's own URI, 500 entries already),
+ * `IMPP_ERR_INVALID_URI`. Nothing changes on error.
+ *
+ * # Safety
+ * `list` NULL or a live list made by this caller; strings NULL or NUL-terminated.
+ */
+enum impp_status impp_resource_list_add_entry(struct impp_resource_list *list,
+                                              const char *uri,
+                                              const char *display_name);
+
+/**
+ * Appends a reference to the list named `list_uri` (copied): every resource of that list,
+ * in its order. The list need not exist yet (it expands to nothing until it does); cycles
+ * through references are refused by `impp_engine_set_list`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, already referenced, the list's own
+ * URI, 500 entries already), `IMPP_ERR_INVALID_URI`. Nothing changes on error.
+ *
+ * # Safety
+ * `list` NULL or a live list made by this caller; `list_uri` NULL or NUL-terminated.
+ */
+enum impp_status impp_resource_list_add_reference(struct impp_resource_list *list,
+                                                  const char *list_uri);
+
+/**
+ * Adds an event package the list serves: `"presence"` or `"dialog"`. A list serves
+ * `presence` until a package is added; from the first one on it serves those added.
+ * Adding one twice changes nothing.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a package a list does not serve:
+ * `presence.winfo`, `message-summary`), `IMPP_ERR_UNKNOWN_PACKAGE`. Nothing changes on
+ * error.
+ *
+ * # Safety
+ * `list` NULL or a live list made by this caller; `event_package` NULL or NUL-terminated.
+ */
+enum impp_status impp_resource_list_add_package(struct impp_resource_list *list,
+                                                const char *event_package);
+
+/**
+ * The list's URI, borrowed from the list until it is freed; NULL for NULL.
+ *
+ * # Safety
+ * `list` NULL or a live list.
+ */
+const char *impp_resource_list_uri(const struct impp_resource_list *list);
+
+/**
+ * The list's display name, borrowed from the list until the name is set again or the list
+ * is freed; NULL when it has none, or for NULL.
+ *
+ * # Safety
+ * `list` NULL or a live list.
+ */
+const char *impp_resource_list_display_name(const struct impp_resource_list *list);
+
+/**
+ * How many packages the list serves (at least 1: `presence` when none was added); 0 for
+ * NULL.
+ *
+ * # Safety
+ * `list` NULL or a live list.
+ */
+size_t impp_resource_list_package_count(const struct impp_resource_list *list);
+
+/**
+ * Package `index` the list serves (`"presence"` or `"dialog"`, in that order): a static
+ * string, valid for the life of the program.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_resource_list_package(const struct impp_resource_list *list,
+                                            size_t index,
+                                            const char **out);
+
+/**
+ * The number of entries of the list; 0 for NULL.
+ *
+ * # Safety
+ * `list` NULL or a live list.
+ */
+size_t impp_resource_list_entry_count(const struct impp_resource_list *list);
+
+/**
+ * Whether entry `index` is a resource or a reference to another list.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_resource_list_entry_kind(const struct impp_resource_list *list,
+                                               size_t index,
+                                               enum impp_list_entry_kind *out);
+
+/**
+ * The URI of entry `index`: the resource's, or the referenced list's. Borrowed from the list
+ * until it is freed.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_resource_list_entry_uri(const struct impp_resource_list *list,
+                                              size_t index,
+                                              const char **out);
+
+/**
+ * The display name of entry `index`, or NULL when it has none (a reference never has one).
+ * Borrowed from the list until it is freed.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_resource_list_entry_display_name(const struct impp_resource_list *list,
+                                                       size_t index,
+                                                       const char **out);
+
+/**
+ * Takes a snapshot of every list of the engine (the same lists always come in the same
+ * order). On success `*out` owns a new snapshot (possibly empty), to be freed with
+ * `impp_resource_lists_free`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live; `out` NULL or writable.
+ */
+enum impp_status impp_engine_resource_lists(const struct impp_engine *engine,
+                                            struct impp_resource_lists **out);
+
+/**
+ * Frees a snapshot of lists and every list and string borrowed from it. NULL is a no-op.
+ *
+ * # Safety
+ * `lists` is NULL or a snapshot from `impp_engine_resource_lists` not yet freed.
+ */
+void impp_resource_lists_free(struct impp_resource_lists *lists);
+
+/**
+ * The number of lists in the snapshot; 0 for NULL.
+ *
+ * # Safety
+ * `lists` NULL or a live snapshot.
+ */
+size_t impp_resource_lists_count(const struct impp_resource_lists *lists);
+
+/**
+ * List `index` of the snapshot, borrowed from it until `impp_resource_lists_free` (read it
+ * with the `impp_resource_list_*` getters; do not change or free it: copy it with
+ * `impp_resource_list_copy` to keep or change it).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `lists` NULL or a live snapshot; `out` NULL or writable.
+ */
+enum impp_status impp_resource_lists_item(const struct impp_resource_lists *lists,
+                                          size_t index,
+                                          const struct impp_resource_list **out);
+
+/**
+ * Adds a list to the engine, or replaces the list with its URI; returns once it is
+ * durable. `list` is only read (it may be freed or reused at once). The engine checks it
+ * against its other lists: at most 500 entries, at most 8 levels of nesting through
+ * references and 1000 resources once references are expanded (from this list or any list
+ * that reaches it), and no cycle (a list reaching itself through references); references
+ * to lists that do not exist yet are allowed.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a rule broken: the message says which),
+ * `IMPP_ERR_FORBIDDEN` (the list's URI is not of a domain the engine owns),
+ * `IMPP_ERR_STORAGE`, `IMPP_ERR_SHUTDOWN`. Nothing changes on error.
+ *
+ * # Safety
+ * `engine` NULL or live; `list` NULL or a live list.
+ */
+enum impp_status impp_engine_set_list(const struct impp_engine *engine,
+                                      const struct impp_resource_list *list);
+
+/**
+ * Removes the list named `uri`; `*removed_out` (if not NULL) says whether there was one.
+ * Returns once the removal is durable. Lists referencing it keep the reference, which
+ * expands to nothing until a list of that URI is set again.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8), `IMPP_ERR_INVALID_URI`,
+ * `IMPP_ERR_STORAGE`, `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live; `uri` NULL or NUL-terminated; `removed_out` NULL or writable.
+ */
+enum impp_status impp_engine_remove_list(const struct impp_engine *engine,
+                                         const char *uri,
+                                         bool *removed_out);
+
+/**
+ * A copy of the list named `uri` (by key: scheme and parameters do not count). On success
+ * `*out` owns it (free it with `impp_resource_list_free`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8), `IMPP_ERR_INVALID_URI`,
+ * `IMPP_ERR_NOT_FOUND` (no such list), `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live; `uri` NULL or NUL-terminated; `out` NULL or writable.
+ */
+enum impp_status impp_engine_resource_list(const struct impp_engine *engine,
+                                           const char *uri,
+                                           struct impp_resource_list **out);
+
+/**
+ * The resources of the list named `uri`, as a list of the same URI, display name and
+ * packages whose entries are resources only: its own, and each reference replaced by the
+ * resources of the list it names, in order, each resource once (the first met, with its
+ * display name), references to missing lists skipped. On success `*out` owns it (free it
+ * with `impp_resource_list_free`).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8), `IMPP_ERR_INVALID_URI`,
+ * `IMPP_ERR_NOT_FOUND` (no such list), `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live; `uri` NULL or NUL-terminated; `out` NULL or writable.
+ */
+enum impp_status impp_engine_expand_list(const struct impp_engine *engine,
+                                         const char *uri,
+                                         struct impp_resource_list **out);
 
 /**
  * Takes a snapshot of the rules of `presentity` (in a stable order: the same rules always

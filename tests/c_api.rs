@@ -198,6 +198,15 @@ fn options_and_snapshots_under_sanitizers() {
     assert!(out.contains("options_test: all checks passed"), "{out}");
 }
 
+/// Resource lists: built with setters (refused values change nothing), set on an engine,
+/// read back one at a time and as a snapshot, expanded through references, refused when they
+/// would break a rule between lists, removed.
+#[test]
+fn lists_api_under_sanitizers() {
+    let out = sanitized_c_test("lists_test");
+    assert!(out.contains("lists_test: all checks passed"), "{out}");
+}
+
 /// The SIP stack started over an engine: configuration errors, OPTIONS and a digest
 /// challenge on loopback, and a MESSAGE over SIP reaching the application's polling.
 #[test]

@@ -12,6 +12,13 @@
 //!   as publications of one presentity; what is composed keeps their extensions and
 //!   round-trips too.
 //! - Every XML document still round-trips with a vendor element inserted after any tag.
+//! - The resource lists (`resource-lists/`, `rls-services/`) and RLMI documents (`rlmi/`)
+//!   round-trip the same way and pass their codec's `validate`. The list notifications in
+//!   `list-notify/` (a `Content-Type` line, an empty line, the `multipart/related` body) are
+//!   read with CRLF and with LF line ends; every instance's state part is found and read by
+//!   the codec of its type (a nested list again as a list notification); the body built
+//!   again from the model reads back equal; and the partial notification folds into the
+//!   full state of the same list.
 //! - Every document under `refused/<codec>/` is refused with the error its name starts with
 //!   (`malformed-`, `unsafe-`, `too-large-`), and every accepted document padded past the
 //!   size limit is refused as too large.
@@ -24,10 +31,15 @@ use impp::doc::dialog::DialogInfo;
 use impp::doc::iscomposing::IsComposing;
 use impp::doc::mwi::MessageSummary;
 use impp::doc::pidf::Presence;
+use impp::doc::resource_lists::ResourceLists;
+use impp::doc::rlmi::{InstanceState, Rlmi};
+use impp::doc::rls_services::RlsServices;
 use impp::doc::winfo::Watcherinfo;
 use impp::doc::{ns, Element, Limits};
 use impp::engine::compose::compose;
 use impp::engine::{Document, Package};
+use impp::sip::list_body::ListBody;
+use impp::sip::multipart::MultipartRelated;
 use impp::uri::Uri;
 use impp::Error;
 
@@ -285,6 +297,175 @@ fn message_summaries_round_trip_and_compose() {
     );
 }
 
+#[test]
+fn resource_lists_round_trip() {
+    let docs = corpus("resource-lists");
+    for (name, text) in &docs {
+        let d = round_trip(
+            name,
+            text,
+            |t| ResourceLists::parse(t, &limits()),
+            ResourceLists::to_xml,
+        );
+        nothing_dropped(name, text, &d.to_xml());
+        d.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // The busy-lamp panel keeps its 50 keys in order.
+    let (_, blf) = docs
+        .iter()
+        .find(|(n, _)| n.contains("blf-50"))
+        .expect("the 50-key BLF list");
+    let blf = ResourceLists::parse(blf, &limits()).unwrap();
+    let keys: Vec<String> = blf.lists[0]
+        .entries()
+        .iter()
+        .map(|e| e.uri.clone())
+        .collect();
+    let expected: Vec<String> = (201..251)
+        .map(|n| format!("sip:{n}@pbx.example.test"))
+        .collect();
+    assert_eq!(keys, expected);
+}
+
+#[test]
+fn rls_services_round_trip() {
+    for (name, text) in &corpus("rls-services") {
+        let d = round_trip(
+            name,
+            text,
+            |t| RlsServices::parse(t, &limits()),
+            RlsServices::to_xml,
+        );
+        nothing_dropped(name, text, &d.to_xml());
+        d.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!d.services.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn rlmi_documents_round_trip() {
+    for (name, text) in &corpus("rlmi") {
+        let d = round_trip(name, text, |t| Rlmi::parse(t, &limits()), Rlmi::to_xml);
+        nothing_dropped(name, text, &d.to_xml());
+        d.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+/// A list notification file: the Content-Type header value and the body (LF line ends, as
+/// stored).
+fn notification(name: &str, text: &str) -> (String, Vec<u8>) {
+    let (header, body) = text
+        .split_once("\n\n")
+        .unwrap_or_else(|| panic!("{name}: no empty line after the Content-Type"));
+    let value = header
+        .strip_prefix("Content-Type:")
+        .unwrap_or_else(|| panic!("{name}: the first line is not a Content-Type"));
+    (value.trim().to_owned(), body.as_bytes().to_vec())
+}
+
+fn crlf(body: &[u8]) -> Vec<u8> {
+    String::from_utf8(body.to_vec())
+        .unwrap()
+        .replace('\n', "\r\n")
+        .into_bytes()
+}
+
+/// Reads a list notification, checks every part an instance names against the codec of its
+/// type (nested lists recursively), rebuilds it, and returns it.
+fn read_list_notification(name: &str, content_type: &str, body: &[u8]) -> ListBody {
+    let list = ListBody::parse(content_type, body, &limits())
+        .unwrap_or_else(|e| panic!("{name} is refused: {e}"));
+    // The RLMI root round-trips and keeps every name it carried.
+    let m = MultipartRelated::parse(content_type, body, &limits()).unwrap();
+    let root = std::str::from_utf8(&m.root().unwrap().body).unwrap();
+    let rlmi = round_trip(name, root, |t| Rlmi::parse(t, &limits()), Rlmi::to_xml);
+    nothing_dropped(name, root, &rlmi.to_xml());
+    assert_eq!(rlmi, list.rlmi);
+    for (resource, instance) in list.rlmi.instances() {
+        let Some(part) = list.state_of(instance) else {
+            assert!(instance.cid.is_none(), "{name}: {}", resource.uri);
+            continue;
+        };
+        let what = format!("{name}, the part of {}", resource.uri);
+        if part.is("multipart/related") {
+            read_list_notification(&what, &part.content_type, &part.body);
+            continue;
+        }
+        let text = std::str::from_utf8(&part.body).unwrap();
+        if part.is(impp::doc::pidf::CONTENT_TYPE) {
+            let p = round_trip(
+                &what,
+                text,
+                |t| Presence::parse(t, &limits()),
+                Presence::to_xml,
+            );
+            assert_eq!(p.entity, resource.uri, "{what}");
+        } else if part.is(DialogInfo::CONTENT_TYPE) {
+            let d = round_trip(
+                &what,
+                text,
+                |t| DialogInfo::parse(t, &limits()),
+                DialogInfo::to_xml,
+            );
+            assert_eq!(d.entity, resource.uri, "{what}");
+        } else {
+            panic!("{what}: no codec for {}", part.content_type);
+        }
+    }
+    // Built again (another boundary, CRLF line ends), it reads back the same.
+    let (ct, bytes) = list
+        .encode()
+        .unwrap_or_else(|e| panic!("{name}: the model does not build: {e}"));
+    let again = ListBody::parse(&ct, &bytes, &limits())
+        .unwrap_or_else(|e| panic!("{name}: the built body is refused: {e}"));
+    assert_eq!(again, list, "{name}: the rebuilt body differs");
+    list
+}
+
+#[test]
+fn list_notifications_read_and_rebuild() {
+    let docs = corpus("list-notify");
+    let mut lists = BTreeMap::new();
+    for (name, text) in &docs {
+        let (ct, body) = notification(name, text);
+        let list = read_list_notification(name, &ct, &body);
+        let wire = read_list_notification(name, &ct, &crlf(&body));
+        // CRLF and LF read the same, the parts' own line ends aside.
+        assert_eq!(wire.rlmi, list.rlmi, "{name}");
+        assert_eq!(wire.rlmi_id, list.rlmi_id, "{name}");
+        assert_eq!(wire.parts.len(), list.parts.len(), "{name}");
+        for (w, l) in wire.parts.iter().zip(&list.parts) {
+            assert_eq!(
+                (&w.content_id, &w.content_type, &w.body),
+                (&l.content_id, &l.content_type, &crlf(&l.body)),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            list.rlmi.full_state,
+            name.contains("full-state"),
+            "{name}: the name says which state it carries"
+        );
+        lists.insert(name.clone(), list);
+    }
+    assert!(docs.len() >= 4, "only {} list notifications", docs.len());
+
+    // Kamailio's partial notification folds into its full state: Ben's presence changes,
+    // Chloe is authorized; the others stay as they were.
+    let mut state = lists["kamailio-rls-presence-full-state.txt"].rlmi.clone();
+    let partial = &lists["kamailio-rls-presence-partial-state.txt"].rlmi;
+    assert!(state.apply(partial).unwrap());
+    assert_eq!(state.version, 1);
+    assert_eq!(state.resources.len(), 4);
+    let chloe = state.resource("sip:203@pbx.example.test").unwrap();
+    assert_eq!(chloe.instances[0].state, InstanceState::Active);
+    let ana = state.resource("sip:201@pbx.example.test").unwrap();
+    assert_eq!(
+        ana.instances[0].cid.as_deref(),
+        Some("Hk2sL9aQ@rls.example.test")
+    );
+}
+
 /// Real devices put vendor elements anywhere. Inserted after any tag of any corpus
 /// document, an element of another namespace or an undefined one of the document's own is
 /// kept and written back; the document is refused only where a required value can no
@@ -331,11 +512,42 @@ fn vendor_elements_anywhere_are_kept() {
             d.to_xml()
         })
     }
-    let codecs: [(&str, &str, Check); 4] = [
+    fn resource_lists(t: &str) -> Option<String> {
+        ResourceLists::parse(t, &limits()).ok().map(|d| {
+            round_trip(
+                "resource-lists",
+                t,
+                |x| ResourceLists::parse(x, &limits()),
+                ResourceLists::to_xml,
+            );
+            d.to_xml()
+        })
+    }
+    fn rls_services(t: &str) -> Option<String> {
+        RlsServices::parse(t, &limits()).ok().map(|d| {
+            round_trip(
+                "rls-services",
+                t,
+                |x| RlsServices::parse(x, &limits()),
+                RlsServices::to_xml,
+            );
+            d.to_xml()
+        })
+    }
+    fn rlmi(t: &str) -> Option<String> {
+        Rlmi::parse(t, &limits()).ok().map(|d| {
+            round_trip("rlmi", t, |x| Rlmi::parse(x, &limits()), Rlmi::to_xml);
+            d.to_xml()
+        })
+    }
+    let codecs: [(&str, &str, Check); 7] = [
         ("pidf", ns::PIDF, pidf),
         ("dialog", ns::DIALOG_INFO, dialog),
         ("winfo", ns::WATCHERINFO, winfo),
         ("iscomposing", ns::IM_ISCOMPOSING, iscomposing),
+        ("resource-lists", ns::RESOURCE_LISTS, resource_lists),
+        ("rls-services", ns::RLS_SERVICES, rls_services),
+        ("rlmi", ns::RLMI, rlmi),
     ];
     let (mut tried, mut kept) = (0, 0);
     for (dir, own_ns, check) in codecs {
@@ -375,11 +587,22 @@ fn vendor_elements_anywhere_are_kept() {
 #[test]
 fn refused_documents_stay_refused() {
     type Parse = fn(&str) -> impp::Result<()>;
-    let codecs: [(&str, Parse); 4] = [
+    let codecs: [(&str, Parse); 8] = [
         ("pidf", |t| Presence::parse(t, &limits()).map(drop)),
         ("dialog", |t| DialogInfo::parse(t, &limits()).map(drop)),
         ("winfo", |t| Watcherinfo::parse(t, &limits()).map(drop)),
         ("iscomposing", |t| IsComposing::parse(t).map(drop)),
+        ("resource-lists", |t| {
+            ResourceLists::parse(t, &limits()).map(drop)
+        }),
+        ("rls-services", |t| {
+            RlsServices::parse(t, &limits()).map(drop)
+        }),
+        ("rlmi", |t| Rlmi::parse(t, &limits()).map(drop)),
+        ("list-notify", |t| {
+            let (ct, body) = notification("refused", t);
+            ListBody::parse(&ct, &body, &limits()).map(drop)
+        }),
     ];
     let mut count = 0;
     for (dir, parse) in codecs {
@@ -395,7 +618,7 @@ fn refused_documents_stay_refused() {
             count += 1;
         }
     }
-    assert!(count >= 10, "only {count} refused documents");
+    assert!(count >= 25, "only {count} refused documents");
 }
 
 #[test]
@@ -411,6 +634,30 @@ fn documents_over_the_size_limit_are_refused() {
             let big = format!("{text}{padding}");
             assert!(
                 matches!(package.parse(&big, &limits()), Err(Error::TooLarge(_))),
+                "{dir}/{name} padded past the limit"
+            );
+        }
+    }
+    type Parse = fn(&str) -> impp::Result<()>;
+    let codecs: [(&str, Parse); 4] = [
+        ("resource-lists", |t| {
+            ResourceLists::parse(t, &limits()).map(drop)
+        }),
+        ("rls-services", |t| {
+            RlsServices::parse(t, &limits()).map(drop)
+        }),
+        ("rlmi", |t| Rlmi::parse(t, &limits()).map(drop)),
+        // The padding lands in the epilogue, after the close delimiter.
+        ("list-notify", |t| {
+            let (ct, body) = notification("padded", t);
+            ListBody::parse(&ct, &body, &limits()).map(drop)
+        }),
+    ];
+    for (dir, parse) in codecs {
+        for (name, text) in corpus(dir) {
+            let big = format!("{text}{padding}");
+            assert!(
+                matches!(parse(&big), Err(Error::TooLarge(_))),
                 "{dir}/{name} padded past the limit"
             );
         }

@@ -3,7 +3,8 @@
 //! digest authentication, over UDP and TCP; a message stored for an offline user reaches it
 //! when it registers, also after imppd restarts; users are managed with `imppd user`, and
 //! authorization rules with `imppd rule` (closed by default: a watcher of another domain
-//! waits for a decision), both picked up by a running server on SIGHUP.
+//! waits for a decision), and resource lists with `imppd list` (add, del, show, import of
+//! RFC 4826 documents), all picked up by a running server on SIGHUP.
 //!
 //! imppd is started by the test on a free loopback port and stopped by PID (SIGTERM).
 
@@ -700,6 +701,327 @@ fn rules_changed_beside_a_running_server_decide_after_sighup() {
     assert!(out.status.success(), "{out:?}");
     server.hup_until("rules reloaded (0 added or changed, 1 removed)");
     assert!(next_state(&mut carol).starts_with("pending"));
+    server.stop();
+}
+
+/// `imppd list ...` on `db`.
+fn list(db: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["list"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--db", db.to_str().unwrap()]);
+    imppd(&all)
+}
+
+fn assert_ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{out:?}");
+    stdout(out)
+}
+
+/// Runs `args`; checks the exit status is 1 and standard error says `message`.
+fn assert_refused(db: &Path, args: &[&str], message: &str) {
+    let out = list(db, args);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(message), "{args:?}: {stderr}");
+}
+
+#[test]
+fn lists_are_managed_with_imppd_list() {
+    let dir = Dir::new("lists");
+    let db = dir.db();
+    let sales = "sip:sales-blf@example.test";
+    let support = "sip:support-blf@example.test";
+    let out = assert_ok(&list(
+        &db,
+        &[
+            "add",
+            sales,
+            "--entry",
+            "Alice <sip:alice@example.test>",
+            "--ref",
+            support,
+            "--entry",
+            "sip:bob@example.test",
+            "--package",
+            "dialog",
+            "--package",
+            "presence",
+            "--name",
+            "Sales team",
+        ],
+    ));
+    assert_eq!(
+        out,
+        "added sip:sales-blf@example.test \"Sales team\" (presence, dialog): 3 entries, 2 resources\n"
+    );
+    assert_ok(&list(
+        &db,
+        &[
+            "add",
+            support,
+            "--entry",
+            "sip:carol@example.test",
+            "--entry",
+            "\"A. \\\"Al\\\" Smith\" <sip:alice@example.test>",
+        ],
+    ));
+    let shown = "sip:sales-blf@example.test \"Sales team\" (presence, dialog)\n  \
+                 entry \"Alice\" <sip:alice@example.test>\n  \
+                 ref <sip:support-blf@example.test>\n  \
+                 entry <sip:bob@example.test>\n  \
+                 expands to 3 resources\n";
+    let all = assert_ok(&list(&db, &["show"]));
+    assert_eq!(
+        all,
+        format!(
+            "{shown}sip:support-blf@example.test (presence)\n  \
+             entry <sip:carol@example.test>\n  \
+             entry \"A. \\\"Al\\\" Smith\" <sip:alice@example.test>\n  \
+             expands to 2 resources\n"
+        )
+    );
+    // One list, with its resources in order (the first display name met).
+    assert_eq!(
+        assert_ok(&list(&db, &["show", "pres:sales-blf@example.test"])),
+        format!(
+            "{shown}  resource \"Alice\" <sip:alice@example.test>\n  \
+             resource <sip:carol@example.test>\n  \
+             resource <sip:bob@example.test>\n"
+        )
+    );
+
+    // Bad input: a clear message, exit status 1, nothing changed.
+    let many: Vec<String> = (0..501)
+        .flat_map(|i| ["--entry".to_string(), format!("sip:u{i}@example.test")])
+        .collect();
+    let mut too_many = vec!["add", support];
+    too_many.extend(many.iter().map(String::as_str));
+    let nine: Vec<String> = (1..=9).map(|i| format!("sip:l{i}@example.test")).collect();
+    for (args, message) in [
+        (vec!["add", "not a uri", "--entry", "sip:a@example.test"], "list 'not a uri'"),
+        (vec!["add", support, "--entry", "sip:bad uri"], "entry 'sip:bad uri'"),
+        (vec!["add", support, "--ref", "nope"], "ref 'nope'"),
+        (
+            vec!["add", support, "--entry", "sip:a@example.test", "--ref", sales],
+            "sip:support-blf@example.test -> sip:sales-blf@example.test -> sip:support-blf@example.test is a cycle",
+        ),
+        (
+            vec!["add", support, "--entry", "sip:a@example.test", "--entry", "pres:a@example.test"],
+            "names resource pres:a@example.test twice",
+        ),
+        (too_many, "at most 500"),
+        (vec!["add", support], "at least one --entry or --ref"),
+        (
+            vec!["add", support, "--entry", "sip:a@example.test", "--package", "message-summary"],
+            "a list serves presence or dialog",
+        ),
+        (
+            vec!["add", support, "--entry", "sip:a@example.test", "--package", "weather"],
+            "unknown event package: 'weather'",
+        ),
+        (
+            vec!["add", "sip:x@other.test", "--entry", "sip:a@example.test", "--domain", DOMAIN],
+            "not of a domain imppd serves",
+        ),
+        (vec!["del", "sip:nothing@example.test"], "there is no list sip:nothing@example.test"),
+        (vec!["show", "sip:nothing@example.test"], "there is no list"),
+        (vec!["frob"], "add, del, show or import"),
+    ] {
+        assert_refused(&db, &args, message);
+    }
+    // Nine levels deep: eight are fine, the ninth is refused.
+    for i in (1..=8).rev() {
+        let mut args = vec!["add", nine[i - 1].as_str(), "--entry", "sip:r@example.test"];
+        if i < 8 {
+            args.extend(["--ref", nine[i].as_str()]);
+        }
+        assert_ok(&list(&db, &args));
+    }
+    assert_refused(
+        &db,
+        &["add", "sip:l0@example.test", "--ref", &nine[0]],
+        "more than 8 levels",
+    );
+    for l in &nine[..8] {
+        assert_ok(&list(&db, &["del", l]));
+    }
+    assert_eq!(assert_ok(&list(&db, &["show"])), all);
+    let out = imppd(&["list", "show", "--db", "none"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keeps no lists"));
+
+    // Deleting a referenced list: the reference stays, and says so.
+    let out = assert_ok(&list(&db, &["del", support]));
+    assert!(
+        out.contains("deleted sip:support-blf@example.test"),
+        "{out}"
+    );
+    assert!(
+        out.contains("still referenced by sip:sales-blf@example.test"),
+        "{out}"
+    );
+    let out = assert_ok(&list(&db, &["show"]));
+    assert!(
+        out.contains("ref <sip:support-blf@example.test> (no such list yet)"),
+        "{out}"
+    );
+    assert!(out.contains("expands to 2 resources"), "{out}");
+}
+
+#[test]
+fn lists_are_imported_from_rfc_4826_documents() {
+    let dir = Dir::new("list-import");
+    let db = dir.db();
+    let file = |name: &str, text: &str| {
+        let path = dir.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    // Kamailio's rls-services: one service pointing at an XCAP list, one inline.
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let services = corpus.join("rls-services/kamailio-rls-blf-services.xml");
+    let services = services.to_str().unwrap();
+    assert_refused(&db, &["import", services], "give one --domain DOMAIN");
+    let out = assert_ok(&list(
+        &db,
+        &["import", services, "--domain", "pbx.example.test"],
+    ));
+    assert_eq!(
+        out,
+        format!(
+            "imported 2 lists from {services} (rls-services)\n\
+             added sip:blf-lobby@pbx.example.test (dialog): 1 entries, 0 resources\n\
+             added sip:lobby-buddies@pbx.example.test (presence): 3 entries, 3 resources\n"
+        )
+    );
+    // The resource-lists document it points into: its list becomes the one referenced.
+    let panel = corpus.join("resource-lists/yealink-blf-50-entries.xml");
+    let panel = panel.to_str().unwrap();
+    assert_refused(&db, &["import", panel], "give one --domain");
+    let out = assert_ok(&list(
+        &db,
+        &[
+            "import",
+            panel,
+            "--domain",
+            "pbx.example.test",
+            "--package",
+            "dialog",
+        ],
+    ));
+    assert!(
+        out.contains("added sip:blf-t46-lobby@pbx.example.test \"Lobby BLF panel\" (dialog): 50 entries, 50 resources"),
+        "{out}"
+    );
+    let out = assert_ok(&list(&db, &["show", "sip:blf-lobby@pbx.example.test"]));
+    assert!(out.contains("expands to 50 resources"), "{out}");
+    assert!(
+        out.contains("resource \"Reception\" <sip:201@pbx.example.test>"),
+        "{out}"
+    );
+
+    // Nested lists flattened in order, each resource once; an entry-ref by URI; a
+    // re-import replaces.
+    let nested = file(
+        "nested.xml",
+        r#"<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">
+             <list name="team"><display-name> Team </display-name>
+               <entry uri="sip:a@example.test"><display-name>A</display-name></entry>
+               <list name="inner"><entry uri="sip:b@example.test"/><entry uri="sip:a@example.test"/></list>
+               <entry-ref ref="r/~~/resource-lists/list%5b@name=%22x%22%5d/entry%5b@uri=%22sip:c@example.test%22%5d"/>
+               <external anchor="sip:sales@example.test"/>
+             </list>
+           </resource-lists>"#,
+    );
+    let out = assert_ok(&list(&db, &["import", &nested, "--domain", DOMAIN]));
+    assert!(
+        out.contains("added sip:team@example.test \"Team\" (presence): 4 entries, 3 resources"),
+        "{out}"
+    );
+    let out = assert_ok(&list(&db, &["import", &nested, "--domain", DOMAIN]));
+    assert!(out.contains("replaced sip:team@example.test"), "{out}");
+    let before = assert_ok(&list(&db, &["show"]));
+
+    // Bad documents: a message naming the file, exit status 1, nothing changed.
+    let cycle = file(
+        "cycle.xml",
+        r#"<rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">
+             <service uri="sip:sales@example.test"><list><rl:external anchor="sip:team@example.test"/></list>
+               <packages><package>presence</package></packages></service>
+             <service uri="sip:new@example.test"><list><rl:entry uri="sip:z@example.test"/></list></service>
+           </rls-services>"#,
+    );
+    for (path, message) in [
+        (file("truncated.xml", "<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\"><service uri=\"sip:a@x\">"), "truncated"),
+        (file("other.xml", "<presence xmlns='urn:ietf:params:xml:ns:pidf'/>"), "neither a resource-lists nor an rls-services document"),
+        (file("doctype.xml", "<!DOCTYPE x [<!ENTITY e 'x'>]><resource-lists xmlns='urn:ietf:params:xml:ns:resource-lists'/>"), "unsafe XML"),
+        (cycle, "is a cycle"),
+        (file("winfo.xml", r#"<rls-services xmlns="urn:ietf:params:xml:ns:rls-services"><service uri="sip:w@example.test"><list/><packages><package>presence.winfo</package></packages></service></rls-services>"#), "not one a list serves"),
+        (file("xcap.xml", r#"<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="x"><entry-ref ref="users/sip:a@x/index"/></list></resource-lists>"#), "does not select an entry"),
+        (dir.0.join("missing.xml").to_str().unwrap().to_owned(), "cannot read"),
+    ] {
+        assert_refused(&db, &["import", &path, "--domain", DOMAIN], message);
+    }
+    assert_eq!(assert_ok(&list(&db, &["show"])), before);
+    assert!(!before.contains("sip:new@example.test"));
+}
+
+/// `imppd list` beside a running server, then SIGHUP: the server takes the lists, all at
+/// once (a change that is only valid together with another one passes), and logs each.
+#[test]
+fn lists_changed_beside_a_running_server_are_taken_on_sighup() {
+    let dir = Dir::new("list-reload");
+    let db = dir.db();
+    let (a, b) = ("sip:a@example.test", "sip:b@example.test");
+    assert_ok(&list(
+        &db,
+        &["add", a, "--entry", "sip:x@example.test", "--ref", b],
+    ));
+    let mut server = Server::start_on(&db, free_port(), &["--open"]);
+    server.hup_until("lists reloaded (0 added or changed, 0 removed)");
+
+    assert_ok(&list(&db, &["add", b, "--entry", "sip:y@example.test"]));
+    assert_ok(&list(
+        &db,
+        &[
+            "add",
+            "sip:c@elsewhere.test",
+            "--entry",
+            "sip:z@example.test",
+        ],
+    ));
+    server.hup_until("lists reloaded (1 added or changed, 0 removed)");
+    let log = server.log.lock().unwrap().clone();
+    assert!(
+        log.contains("imppd: list added: sip:b@example.test (presence): 1 entries"),
+        "{log}"
+    );
+    assert!(
+        log.contains("imppd: list ignored: sip:c@elsewhere.test is not of a domain imppd serves"),
+        "{log}"
+    );
+    assert_ok(&list(&db, &["del", "sip:c@elsewhere.test"]));
+
+    // Turned around: a -> b becomes b -> a. Each step in the store was valid; the server,
+    // which still has a -> b, takes both changes at once.
+    assert_ok(&list(&db, &["add", a, "--entry", "sip:x@example.test"]));
+    assert_ok(&list(
+        &db,
+        &["add", b, "--entry", "sip:y@example.test", "--ref", a],
+    ));
+    server.hup_until("lists reloaded (2 added or changed, 0 removed)");
+    assert!(server
+        .log
+        .lock()
+        .unwrap()
+        .contains("imppd: list changed: sip:a@example.test"));
+
+    assert_ok(&list(&db, &["del", a]));
+    server.hup_until("lists reloaded (0 added or changed, 1 removed)");
+    assert!(server
+        .log
+        .lock()
+        .unwrap()
+        .contains("imppd: list removed: sip:a@example.test"));
     server.stop();
 }
 

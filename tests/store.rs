@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use impp::engine::authorization::{AuthAction, AuthRule, WatcherMatch};
 use impp::engine::{
-    Engine, EngineConfig, ManualClock, Package, SubscribeRequest, SubscriptionState,
+    Engine, EngineConfig, ListEntry, ManualClock, Package, Resource, ResourceList,
+    SubscribeRequest, SubscriptionState,
 };
 use impp::error::Error;
 use impp::store::sqlite::MIGRATIONS;
@@ -570,12 +571,61 @@ fn contract_all_kinds(store: &dyn Store) {
     );
     assert_eq!(s.credentials, vec![bob]);
 
+    // Resource lists, by list key, entries in order; saving replaces entries and all.
+    let blf = resource_list("blf", 3);
+    let team = resource_list("team", 0);
+    let s = apply(
+        store,
+        vec![
+            Write::SaveList(team.clone()),
+            Write::SaveList(blf.clone()),
+            Write::SaveList(resource_list("zz", 1)),
+        ],
+    );
+    assert_eq!(
+        s.lists,
+        vec![blf.clone(), team.clone(), resource_list("zz", 1)]
+    );
+    let mut shorter = resource_list("blf", 1);
+    shorter.uri = uri("pres:blf@x");
+    shorter.display_name = None;
+    let s = apply(
+        store,
+        vec![
+            Write::SaveList(shorter.clone()),
+            Write::DeleteList(uri("sip:zz@x;transport=tcp")),
+            Write::DeleteList(uri("sip:zz@x")),
+            Write::DeleteList(uri("sip:nothing@x")),
+        ],
+    );
+    assert_eq!(s.lists, vec![shorter, team]);
+
     // Nothing else was disturbed by the other kinds' writes.
     assert!(s.rules.is_empty());
     assert_eq!(s.messages.len(), 2);
     assert_eq!(s.endpoints.len(), 3);
     assert_eq!(s.publications.len(), 4);
     assert_eq!(s.subscriptions.len(), 2);
+    assert_eq!(s.credentials.len(), 1);
+}
+
+/// A list `sip:NAME@x` with `n` entries of every shape (resources named or not, references),
+/// a display name and both packages.
+fn resource_list(name: &str, n: usize) -> ResourceList {
+    let mut list = ResourceList::new(uri(&format!("sip:{name}@x")));
+    list.display_name = Some(format!("{name} é \"quoted\""));
+    list.packages = vec![Package::Presence, Package::Dialog];
+    for i in 0..n {
+        list.entries.push(match i % 3 {
+            0 => ListEntry::Resource(Resource::named(
+                uri(&format!("sip:r{i}@x;transport=tcp")),
+                format!("Resource {i}"),
+            )),
+            1 => ListEntry::Resource(Resource::new(uri(&format!("tel:+1555000{i}")))),
+            _ => ListEntry::Reference(uri(&format!("sip:other{i}@x"))),
+        });
+    }
+    list
 }
 
 #[test]
@@ -624,6 +674,7 @@ fn assert_same(got: &Snapshot, expected: &Snapshot) {
     first_difference("publications", &got.publications, &expected.publications);
     first_difference("subscriptions", &got.subscriptions, &expected.subscriptions);
     first_difference("credentials", &got.credentials, &expected.credentials);
+    first_difference("lists", &got.lists, &expected.lists);
     assert_eq!(got, expected);
 }
 
@@ -642,7 +693,7 @@ fn random_writes(seed: u64, n: usize) -> Vec<Write> {
     for _ in 0..n {
         let user = users[rng.below(users.len() as u64) as usize];
         let k = rng.below(20);
-        writes.push(match rng.below(11) {
+        writes.push(match rng.below(13) {
             0 => Write::SaveMessage(message(k, binary(k as u8))),
             1 => Write::DeleteMessage(k),
             2 => Write::SaveEndpoint(endpoint(user, &format!("ep{}", k % 4), None)),
@@ -661,6 +712,16 @@ fn random_writes(seed: u64, n: usize) -> Vec<Write> {
             7 => Write::DeleteSubscription(k),
             8 => Write::SaveCredential(Credential::new(uri(user), "r", &k.to_string())),
             9 => Write::DeleteCredential(uri(user)),
+            10 => {
+                let mut list = resource_list(&format!("l{}", k % 5), (k % 7) as usize);
+                list.uri = uri(&format!(
+                    "{}l{}@x",
+                    ["sip:", "pres:"][k as usize % 2],
+                    k % 5
+                ));
+                Write::SaveList(list)
+            }
+            11 => Write::DeleteList(uri(&format!("sip:l{}@x", k % 5))),
             _ => Write::SaveRule(rule(
                 user,
                 WatcherMatch::Watcher(uri(users[k as usize % users.len()])),
@@ -702,6 +763,7 @@ fn every_kind_survives_reopening_the_file() {
     assert!(!loaded.publications.is_empty());
     assert!(!loaded.subscriptions.is_empty());
     assert!(!loaded.credentials.is_empty());
+    assert!(!loaded.lists.is_empty());
 }
 
 #[test]
@@ -736,6 +798,42 @@ fn a_file_of_schema_version_1_is_migrated_and_keeps_its_rules() {
     let loaded = SqliteStore::open(&path).unwrap().load().unwrap();
     assert_eq!(loaded.rules, vec![expected]);
     assert_eq!(loaded.messages, vec![message(1, binary(1))]);
+}
+
+#[test]
+fn a_file_of_schema_version_3_gains_the_list_tables_and_keeps_everything_else() {
+    let dir = TempDir::new("v3");
+    let path = dir.file("impp.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for step in &MIGRATIONS[..3] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version (version) VALUES (3);
+             INSERT INTO rules VALUES
+                 ('alice@x', 'domain', 'corp.test', 'sip:alice@x', 'corp.test', 'block');
+             INSERT INTO credentials VALUES ('bob@x', 'sip:bob@x', 'x', 'aa', 'bb');",
+        )
+        .unwrap();
+    }
+    assert_eq!(schema_version(&path), 3);
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.rules.len(), 1);
+        assert_eq!(loaded.credentials.len(), 1);
+        assert!(loaded.lists.is_empty());
+        store
+            .write(Write::SaveList(resource_list("blf", 4)))
+            .unwrap();
+    }
+    assert_eq!(schema_version(&path), 4);
+    assert_eq!(MIGRATIONS.len(), 4);
+    let loaded = SqliteStore::open(&path).unwrap().load().unwrap();
+    assert_eq!(loaded.lists, vec![resource_list("blf", 4)]);
+    assert_eq!(loaded.rules.len(), 1);
 }
 
 /// Submits `n` messages from one thread without waiting; returns how many completions were

@@ -8,16 +8,17 @@
  *   A library whose ABI differs from the header's throws impp::AbiMismatch (an impp::Error)
  *   when an Engine is made; impp::check_abi() runs the same check on demand.
  * - Ownership, one style: every class that owns a library handle (Presence, Watcherinfo,
- *   DialogInfo, MessageSummary, IsComposing, FilterSet, Config, Event, Engine, SipConfig,
- *   SipStack) is move-only and holds it in a std::unique_ptr with a deleter that calls the
- *   handle's _free. Each offers get() (the handle, still owned), release() (gives it up) and,
+ *   DialogInfo, MessageSummary, IsComposing, FilterSet, ResourceList, Config, Event, Engine,
+ *   SipConfig, SipStack) is move-only and holds it in a std::unique_ptr with a deleter that
+ *   calls the handle's _free. Each offers get() (the handle, still owned), release() (gives it up) and,
  *   where C code can hand one over, adopt(raw) (takes it). A moved-from object holds nothing
  *   and may only be destroyed or assigned to.
  * - Events: impp::Event owns an event (from Engine::next_event); impp::EventView borrows one
  *   (the callback's, or an Event's through view() or the implicit conversion). Both have the
  *   same accessors, from one template; neither derives from the other.
  * - const: a method is const only when it changes nothing: getters of documents, and on an
- *   Engine the calls that only read (subscription, rules, has_user, stat, event_fd, sync).
+ *   Engine the calls that only read (subscription, rules, resource_list, resource_lists,
+ *   expand_list, has_user, stat, event_fd, sync).
  *   Publishing, subscribing, taking events, setting callbacks are not const.
  * - Strings returned by value are copies; std::string_view results are borrowed from the
  *   object they came from and live as long as it (the lifetime rules of impp.h).
@@ -1144,6 +1145,153 @@ private:
     detail::Owned<impp_filter_set, impp_filter_set_free> handle_;
 };
 
+/* --- Resource lists ------------------------------------------------------------------- */
+
+/* One entry of a resource list: a resource (a URI, maybe with a display name) or a reference
+ * to another list, by its URI (every resource of that list). */
+struct ListEntry {
+    impp_list_entry_kind kind = IMPP_LIST_ENTRY_RESOURCE;
+    std::string uri;
+    std::optional<std::string> display_name;
+
+    static ListEntry resource(std::string uri,
+                              std::optional<std::string> display_name = std::nullopt) {
+        return ListEntry{IMPP_LIST_ENTRY_RESOURCE, std::move(uri), std::move(display_name)};
+    }
+    static ListEntry reference(std::string list_uri) {
+        return ListEntry{IMPP_LIST_ENTRY_REFERENCE, std::move(list_uri), std::nullopt};
+    }
+};
+
+inline bool operator==(const ListEntry &a, const ListEntry &b) {
+    return a.kind == b.kind && a.uri == b.uri && a.display_name == b.display_name;
+}
+inline bool operator!=(const ListEntry &a, const ListEntry &b) { return !(a == b); }
+
+/* A resource list (RFC 4826): a URI that stands for its entries, the packages it serves
+ * ("presence" unless others are added) and a display name. Built with chaining setters, which
+ * throw at once on a refused value and change nothing then:
+ * `engine.set_list(impp::ResourceList("sip:sales@example.test").add_entry(alice, "Alice"))`.
+ * Engine::set_list only reads it. Move-only; clone() copies it. */
+class ResourceList {
+public:
+    explicit ResourceList(const std::string &uri) {
+        impp_resource_list *l = nullptr;
+        detail::check(impp_resource_list_new(uri.c_str(), &l));
+        handle_.reset(l);
+    }
+
+    static ResourceList adopt(impp_resource_list *raw) noexcept { return ResourceList(raw); }
+
+    /* A copy of a list the library owns, such as one borrowed from a C snapshot. */
+    static ResourceList copy(const impp_resource_list *list) {
+        impp_resource_list *l = nullptr;
+        detail::check(impp_resource_list_copy(list, &l));
+        return adopt(l);
+    }
+
+    ResourceList clone() const { return copy(get()); }
+
+    ResourceList(ResourceList &&) noexcept = default;
+    ResourceList &operator=(ResourceList &&) noexcept = default;
+    ResourceList(const ResourceList &) = delete;
+    ResourceList &operator=(const ResourceList &) = delete;
+
+    /* Sets the display name (none: removes it). */
+    ResourceList &display_name(const std::optional<std::string> &name) & {
+        detail::check(impp_resource_list_set_display_name(get(), detail::c_str_or_null(name)));
+        return *this;
+    }
+    ResourceList &&display_name(const std::optional<std::string> &name) && {
+        return std::move(display_name(name));
+    }
+
+    /* Appends a resource. */
+    ResourceList &add_entry(const std::string &uri,
+                            const std::optional<std::string> &name = std::nullopt) & {
+        detail::check(
+            impp_resource_list_add_entry(get(), uri.c_str(), detail::c_str_or_null(name)));
+        return *this;
+    }
+    ResourceList &&add_entry(const std::string &uri,
+                             const std::optional<std::string> &name = std::nullopt) && {
+        return std::move(add_entry(uri, name));
+    }
+
+    /* Appends a reference to another list (which need not exist yet). */
+    ResourceList &add_reference(const std::string &list_uri) & {
+        detail::check(impp_resource_list_add_reference(get(), list_uri.c_str()));
+        return *this;
+    }
+    ResourceList &&add_reference(const std::string &list_uri) && {
+        return std::move(add_reference(list_uri));
+    }
+
+    /* Appends an entry of either kind. */
+    ResourceList &add(const ListEntry &entry) & {
+        return entry.kind == IMPP_LIST_ENTRY_REFERENCE ? add_reference(entry.uri)
+                                                       : add_entry(entry.uri, entry.display_name);
+    }
+    ResourceList &&add(const ListEntry &entry) && { return std::move(add(entry)); }
+
+    /* Adds a package the list serves: "presence" or "dialog". The first one added replaces
+     * the default, "presence". */
+    ResourceList &add_package(const std::string &event_package) & {
+        detail::check(impp_resource_list_add_package(get(), event_package.c_str()));
+        return *this;
+    }
+    ResourceList &&add_package(const std::string &event_package) && {
+        return std::move(add_package(event_package));
+    }
+
+    std::string uri() const { return std::string(detail::view(impp_resource_list_uri(get()))); }
+
+    std::optional<std::string> display_name() const {
+        return detail::optional_string(impp_resource_list_display_name(get()));
+    }
+
+    /* The packages served, in a stable order ("presence" before "dialog"). */
+    std::vector<std::string> packages() const {
+        std::vector<std::string> packages;
+        const std::size_t count = impp_resource_list_package_count(get());
+        for (std::size_t i = 0; i < count; i++) {
+            packages.push_back(
+                detail::borrowed_at(impp_resource_list_package, get(), i).value_or(""));
+        }
+        return packages;
+    }
+
+    std::size_t entry_count() const noexcept { return impp_resource_list_entry_count(get()); }
+
+    ListEntry entry(std::size_t index) const {
+        ListEntry entry;
+        detail::check(impp_resource_list_entry_kind(get(), index, &entry.kind));
+        entry.uri = detail::borrowed_at(impp_resource_list_entry_uri, get(), index).value_or("");
+        entry.display_name =
+            detail::borrowed_at(impp_resource_list_entry_display_name, get(), index);
+        return entry;
+    }
+
+    /* Every entry, in order. */
+    std::vector<ListEntry> entries() const {
+        std::vector<ListEntry> entries;
+        const std::size_t count = entry_count();
+        entries.reserve(count);
+        for (std::size_t i = 0; i < count; i++) {
+            entries.push_back(entry(i));
+        }
+        return entries;
+    }
+
+    const impp_resource_list *get() const noexcept { return handle_.get(); }
+    impp_resource_list *get() noexcept { return handle_.get(); }
+    impp_resource_list *release() noexcept { return handle_.release(); }
+
+private:
+    explicit ResourceList(impp_resource_list *raw) noexcept : handle_(raw) {}
+    detail::Owned<impp_resource_list, impp_resource_list_free> handle_;
+};
+
 /* --- The engine ------------------------------------------------------------------------- */
 
 /* An engine configuration. Setters return the object for chaining, on lvalues and on
@@ -1833,6 +1981,58 @@ public:
             rules.push_back(std::move(rule));
         }
         return rules;
+    }
+
+    /* --- Resource lists --- */
+
+    /* Adds a list, or replaces the list with its URI; returns once it is durable. Throws
+     * IMPP_ERR_INVALID_ARGUMENT when it would break a rule between lists (a cycle, over 8
+     * levels or 1000 resources; the message says which), IMPP_ERR_FORBIDDEN for another
+     * domain's list. `list` is only read. */
+    void set_list(const ResourceList &list) {
+        detail::check(impp_engine_set_list(get(), list.get()));
+    }
+
+    /* Removes a list; returns whether there was one. */
+    bool remove_list(const std::string &uri) {
+        bool removed = false;
+        detail::check(impp_engine_remove_list(get(), uri.c_str(), &removed));
+        return removed;
+    }
+
+    /* A copy of the list named `uri`; none when there is no such list. */
+    std::optional<ResourceList> resource_list(const std::string &uri) const {
+        impp_resource_list *raw = nullptr;
+        const impp_status status = impp_engine_resource_list(get(), uri.c_str(), &raw);
+        if (status == IMPP_ERR_NOT_FOUND) {
+            return std::nullopt;
+        }
+        detail::check(status);
+        return ResourceList::adopt(raw);
+    }
+
+    /* Every list, by key, as one snapshot. */
+    std::vector<ResourceList> resource_lists() const {
+        impp_resource_lists *raw = nullptr;
+        detail::check(impp_engine_resource_lists(get(), &raw));
+        const detail::Owned<impp_resource_lists, impp_resource_lists_free> snapshot(raw);
+        const std::size_t count = impp_resource_lists_count(raw);
+        std::vector<ResourceList> lists;
+        lists.reserve(count);
+        for (std::size_t i = 0; i < count; i++) {
+            const impp_resource_list *item = nullptr;
+            detail::check(impp_resource_lists_item(raw, i, &item));
+            lists.push_back(ResourceList::copy(item));
+        }
+        return lists;
+    }
+
+    /* The resources of the list named `uri`, references followed (in order, each once);
+     * throws IMPP_ERR_NOT_FOUND when there is no such list. */
+    std::vector<ListEntry> expand_list(const std::string &uri) const {
+        impp_resource_list *raw = nullptr;
+        detail::check(impp_engine_expand_list(get(), uri.c_str(), &raw));
+        return ResourceList::adopt(raw).entries();
     }
 
     /* --- Endpoints, messages and users --- */

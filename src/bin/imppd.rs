@@ -17,6 +17,12 @@
 //! imppd rule add sip:alice@example.test other.test|sip:bob@other.test ACTION [--db ./imppd.db]
 //! imppd rule del sip:alice@example.test other.test|sip:bob@other.test [--db ./imppd.db]
 //! imppd rule list [sip:alice@example.test] [--db ./imppd.db]
+//! imppd list add sip:sales-blf@example.test --entry sip:alice@example.test
+//!       [--entry 'Bob <sip:bob@example.test>']... [--ref LIST-URI]...
+//!       [--package presence|dialog]... [--name TEXT] [--db ./imppd.db]
+//! imppd list del sip:sales-blf@example.test [--db ./imppd.db]
+//! imppd list show [sip:sales-blf@example.test] [--db ./imppd.db]
+//! imppd list import FILE.xml [--domain example.test] [--db ./imppd.db]
 //! ```
 //!
 //! Authorization is closed by default: a watcher no rule names may watch a presentity of its
@@ -25,6 +31,11 @@
 //! (`--policy allow` is the open server). `imppd rule` keeps per-presentity rules, for one
 //! watcher or a whole domain (ACTION: allow, block, polite-block or confirm), which win over
 //! both.
+//!
+//! `imppd list` keeps resource lists (RFC 4826): a URI standing for its entries, resources
+//! and references to other lists, checked before anything is written (at most 500 entries,
+//! no resource twice, no cycle through references, at most 8 levels of nesting and 1000
+//! resources once references are expanded). The list server that serves them is to come.
 //!
 //! A config file holds the same options, one `name = value` per line (`#` starts a comment;
 //! `domain` and `listen` may repeat); flags given on the command line come after it and win
@@ -57,11 +68,15 @@
 //! SIGUSR1 prints the live heap (bytes allocated and not freed) on stderr, after a line of
 //! the network guards' counters (requests refused and dropped over the per-address rate,
 //! dropped for a full worker queue; connections open, refused and timed out); SIGHUP reloads the
-//! users and the rules from the database (after `imppd user` or `imppd rule` ran beside the
-//! server), logging what changed.
+//! users, the rules and the lists from the database (after `imppd user`, `imppd rule` or
+//! `imppd list` ran beside the server), logging what changed.
 
 #[path = "imppd/heap.rs"]
 mod heap;
+#[path = "imppd/list_import.rs"]
+mod list_import;
+#[path = "imppd/lists.rs"]
+mod lists;
 #[path = "imppd/network.rs"]
 mod network;
 #[path = "imppd/rules.rs"]
@@ -106,12 +121,19 @@ const USAGE: &str = "usage:
   imppd rule add PRESENTITY WATCHER|DOMAIN allow|block|polite-block|confirm [--db FILE]
   imppd rule del PRESENTITY WATCHER|DOMAIN [--db FILE]
   imppd rule list [PRESENTITY] [--db FILE]
+  imppd list add URI --entry URI|'NAME <URI>' [--entry ...]... [--ref LIST-URI]...
+        [--package presence|dialog]... [--name TEXT] [--domain DOMAIN]... [--db FILE]
+  imppd list del URI [--db FILE]
+  imppd list show [URI] [--db FILE]
+  imppd list import FILE.xml [--domain DOMAIN]... [--db FILE]
 defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.db
           (--db none: memory only, nothing kept across restarts, no users: use with --open)
           --log-level info; without --policy a watcher no rule names is allowed to watch
           a presentity of its own domain and pending (confirm) otherwise, with --policy it
           gets that action whatever its domain (--policy allow: open to everyone); rules
           (imppd rule; a bare DOMAIN covers every watcher of it) win over both;
+          lists (imppd list) hold at most 500 entries, expand to at most 1000 resources
+          through at most 8 levels of references, and never reach themselves;
           digest authentication on (--open: off), challenging with MD5 alone, which every
           deployed phone understands (libre-based clients such as baresip fail when any
           other algorithm is offered); --sha256 offers SHA-256 too (RFC 8760), after MD5;
@@ -376,6 +398,9 @@ impl Options {
     }
 }
 
+/// The flags of `imppd list add`, passed on to it with the positional arguments, in order.
+const LIST_FLAGS: [&str; 4] = ["entry", "ref", "package", "name"];
+
 /// Parses `--name value` / `--flag` arguments (a config file first, wherever it is given).
 fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
     let mut options = Options::default();
@@ -408,6 +433,7 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 "publisher",
             ];
             if !WITH_VALUE.contains(&name.as_str())
+                && !LIST_FLAGS.contains(&name.as_str())
                 && !network::NAMES.contains(&name.as_str())
                 && !name.starts_with("max-")
                 && !matches!(name.as_str(), "open" | "sha256" | "no-federate" | "help")
@@ -425,7 +451,12 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                         .ok_or_else(|| format!("--{name} needs a value"))?,
                 )
             };
-            pairs.push((name, value));
+            if LIST_FLAGS.contains(&name.as_str()) {
+                // `imppd list add`'s entries, in the order given.
+                positional.push(format!("--{name}={}", value.unwrap_or_default()));
+            } else {
+                pairs.push((name, value));
+            }
         } else {
             positional.push(arg.clone());
         }
@@ -471,6 +502,10 @@ fn main() -> ExitCode {
             Err("--db none keeps no rules: give a database file".into())
         }
         Some("rule") => rules::command(&options.db, &positional[1..]),
+        Some("list") if options.memory_only() => {
+            Err("--db none keeps no lists: give a database file".into())
+        }
+        Some("list") => lists::command(&options.db, &options.domains, &positional[1..]),
         Some(other) => Err(format!("unknown command '{other}'")),
         None => serve(options),
     };
@@ -710,6 +745,13 @@ fn serve(mut options: Options) -> Result<(), String> {
                         "imppd: rules reloaded ({added} added or changed, {removed} removed)"
                     ),
                     Err(e) => writeln!(std::io::stderr(), "imppd: cannot reload the rules: {e}"),
+                };
+                let _ = match lists::reload(&options.db, &engine) {
+                    Ok((added, removed)) => writeln!(
+                        std::io::stderr(),
+                        "imppd: lists reloaded ({added} added or changed, {removed} removed)"
+                    ),
+                    Err(e) => writeln!(std::io::stderr(), "imppd: cannot reload the lists: {e}"),
                 };
             }
         }

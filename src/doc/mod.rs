@@ -1,13 +1,20 @@
 //! Documents that presence carries, each with a typed model and a strict codec.
 //!
-//! | module | document | RFC |
-//! | --- | --- | --- |
-//! | [`pidf`] | presence (PIDF) with the data model, RPID and capabilities | 3863, 4479, 4480, 5196 |
-//! | [`winfo`] | watcher information | 3858 |
-//! | [`filter`] | event notification filters | 4661 |
-//! | [`dialog`] | dialog state (busy lamps) | 4235 |
-//! | [`mwi`] | message summary (voicemail lamps) | 3842 |
-//! | [`iscomposing`] | is-composing indication (typing indicators) | 3994 |
+//! | module | document | model | RFC |
+//! | --- | --- | --- | --- |
+//! | [`pidf`] | presence (PIDF) with the data model, RPID and capabilities | [`Presence`](pidf::Presence) | 3863, 4479, 4480, 5196 |
+//! | [`winfo`] | watcher information | [`Watcherinfo`](winfo::Watcherinfo) | 3858 |
+//! | [`filter`] | event notification filters | [`FilterSet`](filter::FilterSet) | 4661 |
+//! | [`dialog`] | dialog state (busy lamps) | [`DialogInfo`](dialog::DialogInfo) | 4235 |
+//! | [`mwi`] | message summary (voicemail lamps) | [`MessageSummary`](mwi::MessageSummary) | 3842 |
+//! | [`iscomposing`] | is-composing indication (typing indicators) | [`IsComposing`](iscomposing::IsComposing) | 3994 |
+//! | [`resource_lists`] | resource lists (buddy lists, busy-lamp panels) | [`ResourceLists`](resource_lists::ResourceLists): [`List`](resource_lists::List)s of [`ListItem`](resource_lists::ListItem)s ([`Entry`](resource_lists::Entry), [`EntryRef`](resource_lists::EntryRef), [`External`](resource_lists::External), nested lists), with [`DisplayName`](resource_lists::DisplayName)s | 4826 §3 |
+//! | [`rls_services`] | resource list services (the URIs a list server answers) | [`RlsServices`](rls_services::RlsServices): [`Service`](rls_services::Service)s, each with a [`ServiceList`](rls_services::ServiceList) | 4826 §4 |
+//! | [`rlmi`] | resource list meta-information (the root of a list NOTIFY) | [`Rlmi`](rlmi::Rlmi): [`Resource`](rlmi::Resource)s with [`Instance`](rlmi::Instance)s in an [`InstanceState`](rlmi::InstanceState) | 4662 §5 |
+//!
+//! The `multipart/related` body that carries RLMI with one part per resource instance is a
+//! MIME body, not a document: its codecs are in the SIP layer, [`crate::sip::multipart`]
+//! and [`crate::sip::list_body`].
 //!
 //! Every parser takes [`Limits`]; every model serializes back to a document that parses to
 //! an equal model. Elements a codec does not model are kept as [`Element`]s and written back.
@@ -56,6 +63,9 @@ pub mod filter;
 pub mod iscomposing;
 pub mod mwi;
 pub mod pidf;
+pub mod resource_lists;
+pub mod rlmi;
+pub mod rls_services;
 pub mod rpid;
 pub mod timestamp;
 pub(crate) mod token;
@@ -88,6 +98,12 @@ pub mod ns {
     pub const DIALOG_INFO: &str = "urn:ietf:params:xml:ns:dialog-info";
     /// Is-composing indication, RFC 3994.
     pub const IM_ISCOMPOSING: &str = "urn:ietf:params:xml:ns:im-iscomposing";
+    /// Resource lists, RFC 4826 §3.
+    pub const RESOURCE_LISTS: &str = "urn:ietf:params:xml:ns:resource-lists";
+    /// Resource list services, RFC 4826 §4.
+    pub const RLS_SERVICES: &str = "urn:ietf:params:xml:ns:rls-services";
+    /// Resource list meta-information (RLMI), RFC 4662 §5.
+    pub const RLMI: &str = "urn:ietf:params:xml:ns:rlmi";
 }
 
 /// Pushes `x` onto `v`, allocating the first room directly (what `push` would allocate, minus

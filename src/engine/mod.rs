@@ -37,6 +37,7 @@ mod directory;
 pub(crate) mod dispatcher;
 pub mod events;
 pub mod limits;
+mod lists;
 mod port;
 pub(crate) mod queue;
 pub(crate) mod random;
@@ -54,6 +55,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded, Sender};
 
+pub use crate::model::list::{ListEntry, Resource, ResourceList};
 /// Event packages, now in [`crate::model::package`]; re-exported under their old path.
 pub use crate::model::package;
 pub use crate::model::package::{Document, Package};
@@ -71,6 +73,7 @@ pub use subscription::SubscriptionInfo;
 
 use directory::Directory;
 use dispatcher::Dispatcher;
+use lists::Lists;
 use queue::EventQueue;
 use shard::{shard_of, shard_of_etag, Command, NewSubscription, Reply, Shard, ShardCounters};
 
@@ -280,6 +283,7 @@ pub struct Core {
     next_id: AtomicU64,
     next_message_id: AtomicU64,
     directory: Arc<Directory>,
+    lists: Lists,
     port: Arc<port::PortSlot>,
     /// The engine's one generator; shards and transports draw their own splits of it.
     random: Mutex<random::Random>,
@@ -303,16 +307,32 @@ impl Drop for Engine {
 
 impl Engine {
     /// Starts an engine: one thread per shard and the event queue. What the store keeps is
-    /// loaded and given to the shards that own it: rules, users, endpoints, publications,
-    /// stored messages and remote subscriptions (what ran out while the engine was down
-    /// expires at once, with the usual events).
+    /// loaded and given to the shards that own it: rules, users, resource lists, endpoints,
+    /// publications, stored messages and remote subscriptions (what ran out while the engine
+    /// was down expires at once, with the usual events). A stored list of a domain the engine
+    /// does not own is left in the store and not served (a warning is logged).
     pub fn new(config: EngineConfig) -> Result<Engine> {
         config.validate()?;
         let config = Arc::new(config);
         let queue = EventQueue::new(config.queue_capacity)
             .map_err(|e| Error::Internal(format!("cannot create the event queue: {e}")))?;
-        let snapshot = config.store.load()?;
+        let mut snapshot = config.store.load()?;
         let directory = Arc::new(Directory::new(snapshot.credentials.clone()));
+        let lists = Lists::new(
+            std::mem::take(&mut snapshot.lists)
+                .into_iter()
+                .filter(|l| {
+                    let owned = config.owns(&l.uri);
+                    if !owned {
+                        log::warn!(
+                            "list {} is not of a domain this engine owns: not served",
+                            l.uri
+                        );
+                    }
+                    owned
+                })
+                .collect(),
+        );
         let next_message_id = snapshot
             .messages
             .iter()
@@ -367,6 +387,7 @@ impl Engine {
             next_id: AtomicU64::new(next_subscription),
             next_message_id: AtomicU64::new(next_message_id),
             directory,
+            lists,
             port,
             random: Mutex::new(random),
             closed: AtomicBool::new(false),
@@ -937,7 +958,81 @@ impl Core {
         self.directory.all()
     }
 
-    fn check_open(&self) -> Result<()> {
+    // ----------------------------------------------------------------------------------
+    // Resource lists
+    // ----------------------------------------------------------------------------------
+
+    /// Adds a resource list, or replaces the list with its URI (by key: scheme and
+    /// parameters do not count); returns once it is durable. The list is checked on its own
+    /// and against the other lists ([`crate::model::list`]: at most 500 entries, no resource
+    /// or reference twice, no cycle through references, at most 8 levels of nesting and
+    /// 1000 resources expanded, from it or from any list that reaches it); references to
+    /// lists that do not exist yet are allowed. What the engine keeps is the checked list
+    /// (packages in order, `presence` when none was named).
+    ///
+    /// Errors: [`Error::InvalidArgument`] (a rule broken; the message says which),
+    /// [`Error::Forbidden`] (the list's URI is not of a domain the engine owns),
+    /// [`Error::Storage`], [`Error::Shutdown`]. Refused: nothing changes.
+    pub fn set_list(&self, list: ResourceList) -> Result<()> {
+        self.check_open()?;
+        self.check_list_domain(&list.uri)?;
+        self.lists.set(self.config.store.as_ref(), list).map(drop)
+    }
+
+    /// Removes the list named `uri`; returns whether there was one, once its removal is
+    /// durable. Lists that reference it keep the reference, which expands to nothing until
+    /// a list of that URI is set again.
+    pub fn remove_list(&self, uri: &Uri) -> Result<bool> {
+        self.check_open()?;
+        self.lists.remove(self.config.store.as_ref(), uri)
+    }
+
+    /// Makes the engine's lists exactly `lists` (checked together, as [`Core::set_list`]
+    /// checks one; the ones that differ are stored or deleted), so that a server can follow
+    /// its store after lists were changed beside it without passing through a state that
+    /// breaks a rule. Refused: nothing changes.
+    pub fn replace_lists(&self, lists: Vec<ResourceList>) -> Result<()> {
+        self.check_open()?;
+        for list in &lists {
+            self.check_list_domain(&list.uri)?;
+        }
+        self.lists.replace(self.config.store.as_ref(), lists)
+    }
+
+    /// The list named `uri`, if there is one.
+    pub fn list(&self, uri: &Uri) -> Option<ResourceList> {
+        self.lists.get(uri)
+    }
+
+    /// Every list, by key ([`ResourceList::key`]).
+    pub fn lists(&self) -> Vec<ResourceList> {
+        self.lists.all()
+    }
+
+    /// The resources of the list named `uri`: its entries, references replaced by the
+    /// resources of the lists they name, in order, each resource once (the first met, with
+    /// its display name), references to missing lists skipped.
+    ///
+    /// Errors: [`Error::NotFound`] (no list has that URI).
+    pub fn expand_list(&self, uri: &Uri) -> Result<Vec<Resource>> {
+        self.lists
+            .expand(uri)
+            .ok_or_else(|| Error::NotFound(format!("there is no list {uri}")))
+    }
+
+    fn check_list_domain(&self, uri: &Uri) -> Result<()> {
+        if self.config.owns(uri) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "list {uri} is not in a domain this engine owns"
+            )))
+        }
+    }
+
+    /// [`Error::Shutdown`] once the engine is shut down (for calls that read shared state
+    /// without asking a shard, which would answer the same).
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Shutdown("the engine is shut down".into()));
         }

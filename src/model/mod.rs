@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | [`key`] | canonical keys: [`presentity_key`] (and [`watcher_key`]) name a party whatever URI scheme reaches it |
 //! | [`rule`] | authorization rules as data: [`AuthAction`], [`WatcherMatch`], [`AuthRule`], and when a match covers a watcher |
+//! | [`list`] | resource lists as data: [`ResourceList`], its entries, the bounds and rules between lists ([`list::ListTable`]), and their expansion |
 //! | [`package`] | event packages ([`Package`]: names, content types) and their documents ([`Document`]) |
 //! | [`id`] | ids that cross layers: [`SubscriptionId`] |
 //! | `id_table` | a dense table of values by subscription id (the engine's subscriptions, a SIP server's dialogs) |
@@ -19,10 +20,12 @@
 pub mod id;
 pub(crate) mod id_table;
 pub mod key;
+pub mod list;
 pub mod package;
 pub mod rule;
 
 pub use id::SubscriptionId;
 pub use key::{presentity_key, watcher_key};
+pub use list::{ListEntry, Resource, ResourceList};
 pub use package::{Document, Package};
 pub use rule::{AuthAction, AuthRule, WatcherMatch};

@@ -3,7 +3,7 @@
 //!
 //! | layer | modules |
 //! | --- | --- |
-//! | codec (no I/O) | [`message`] (a parsed message), [`header`] (typed values), [`name`] (header names), [`builder`] (building messages), [`framing`] (a TCP stream cut into messages), `proxy` (a request as a proxy forwards it), [`dialog`] (a subscription dialog as bytes), [`digest`] and [`digest_client`] (digest authentication), [`route`] (next hops), `page` (MESSAGE ↔ engine message) |
+//! | codec (no I/O) | [`message`] (a parsed message), [`header`] (typed values), [`name`] (header names), [`builder`] (building messages), [`framing`] (a TCP stream cut into messages), [`multipart`] (`multipart/related` bodies) and [`list_body`] (the RLMI body of a list NOTIFY, RFC 4662), `proxy` (a request as a proxy forwards it), [`dialog`] (a subscription dialog as bytes), [`digest`] and [`digest_client`] (digest authentication), [`route`] (next hops), `page` (MESSAGE ↔ engine message) |
 //! | stack | `stack` (knows no role: the transport, transactions, the engine's clock and the timer thread's `alarm`, tokens, outcomes to whoever waits), [`transport`] (UDP and TCP on a mio I/O thread), [`transaction`] (non-INVITE client and server transactions, without I/O) |
 //! | server roles | [`server`]: registrar, publisher, notifier, pager, forwarder |
 //! | agent roles | [`agent`]: back-end subscriptions (federation), accounts |
@@ -32,7 +32,9 @@ pub mod framing;
 pub mod guard;
 pub mod header;
 mod lex;
+pub mod list_body;
 pub mod message;
+pub mod multipart;
 pub mod name;
 pub mod node;
 pub(crate) mod page;

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::model::key::presentity_key;
+use crate::model::list::ResourceList;
 use crate::model::rule::{AuthRule, RuleSlot};
 
 /// A [`Store`] in memory. Rules are keyed by their identity as [`crate::model::rule`]
@@ -32,6 +33,7 @@ struct State {
     publications: HashMap<String, PublicationRecord>,
     subscriptions: BTreeMap<u64, SubscriptionRecord>,
     credentials: BTreeMap<String, Credential>,
+    lists: BTreeMap<String, ResourceList>,
 }
 
 impl MemoryStore {
@@ -42,7 +44,7 @@ impl MemoryStore {
     }
 
     /// An empty store that declines soft state ([`Store::keeps_soft_state`] is false):
-    /// rules, messages and credentials only. The engine's default, where nothing outlives the
+    /// rules, lists, messages and credentials only. The engine's default, where nothing outlives the
     /// engine and serializing every publication would be wasted work.
     pub fn volatile() -> MemoryStore {
         MemoryStore {
@@ -110,6 +112,12 @@ impl State {
             Write::DeleteCredential(user) => {
                 self.credentials.remove(&presentity_key(&user));
             }
+            Write::SaveList(list) => {
+                self.lists.insert(list.key(), list);
+            }
+            Write::DeleteList(uri) => {
+                self.lists.remove(&presentity_key(&uri));
+            }
         }
     }
 }
@@ -144,6 +152,7 @@ impl Store for MemoryStore {
             publications,
             subscriptions: state.subscriptions.values().cloned().collect(),
             credentials: state.credentials.values().cloned().collect(),
+            lists: state.lists.values().cloned().collect(),
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Durable state (DESIGN §4) behind one trait, [`Store`].
 //!
 //! Presence itself is soft state; what must survive a restart is kept through a `Store`:
-//! authorization rules, stored instant messages (for recipients who were offline),
+//! authorization rules, resource lists, stored instant messages (for recipients who were offline),
 //! endpoints (logged-in devices, SIP registrations), publications not yet expired,
 //! subscriptions whose watcher is remote, and user credentials for digest authentication.
 //!
@@ -9,7 +9,7 @@
 //! order they were submitted; each may carry a [`Completion`] that is called once the write
 //! is durable (for a persistent store: on disk) or failed. The engine waits for the
 //! completion where it acknowledges durability (a stored message's `stored` outcome, a rule
-//! change, a credential) and writes the rest behind (publications, subscriptions and
+//! change, a resource list, a credential) and writes the rest behind (publications, subscriptions and
 //! endpoints are soft state: a crash may lose their last few milliseconds of changes, never
 //! an acknowledged message or rule). [`Store::load`] returns everything at start-up.
 //!
@@ -37,6 +37,7 @@ pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::{Error, Result};
+use crate::model::list::ResourceList;
 use crate::model::package::Package;
 use crate::model::rule::{AuthAction, AuthRule, WatcherMatch};
 use crate::uri::Uri;
@@ -223,6 +224,11 @@ pub enum Write {
     SaveCredential(Credential),
     /// Deletes a user's credentials.
     DeleteCredential(Uri),
+    /// Adds or replaces a resource list (identity: [`ResourceList::key`]), entries and all.
+    /// The store keeps it as given: checking it is the engine's (`model::list`).
+    SaveList(ResourceList),
+    /// Deletes a resource list, by the key of its URI.
+    DeleteList(Uri),
 }
 
 /// Called once a write is durable (`Ok`) or has failed.
@@ -244,6 +250,8 @@ pub struct Snapshot {
     pub subscriptions: Vec<SubscriptionRecord>,
     /// Credentials by user key.
     pub credentials: Vec<Credential>,
+    /// Resource lists by list key ([`ResourceList::key`]), each with its entries in order.
+    pub lists: Vec<ResourceList>,
 }
 
 /// Where the engine keeps what must survive a restart.

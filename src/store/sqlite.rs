@@ -71,6 +71,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::model::key::{presentity_key, watcher_key};
+use crate::model::list::{ListEntry, Resource, ResourceList};
 use crate::model::package::Package;
 use crate::model::rule::{AuthAction, AuthRule, WatcherMatch};
 use crate::uri::Uri;
@@ -98,6 +99,13 @@ use crate::uri::Uri;
 ///
 /// Version 3: `messages.wire`, the message as the sender's transport received it (a BLOB,
 /// NULL for messages sent through the API and for those stored by earlier versions).
+///
+/// Version 4, resource lists ([`crate::model::list`]): `lists` holds one row per list, key
+/// `list_key` ([`ResourceList::key`]), with its URI as given, its display name and its
+/// packages (names, comma-separated, in order); `list_entries` its entries, key `list_key`
+/// and `position` (0, 1, ...: the list's order), each a `resource` (URI and display name)
+/// or a `reference` (the URI of another list). Saving a list replaces its row and all its
+/// entries; deleting it deletes both (the entries also go with their list by foreign key).
 pub const MIGRATIONS: &[&str] = &[
     "CREATE TABLE rules (
         presentity_key TEXT NOT NULL,
@@ -156,6 +164,20 @@ pub const MIGRATIONS: &[&str] = &[
         ha1_sha256 TEXT NOT NULL
     ) WITHOUT ROWID;",
     "ALTER TABLE messages ADD COLUMN wire BLOB NULL;",
+    "CREATE TABLE lists (
+        list_key     TEXT NOT NULL PRIMARY KEY,
+        uri          TEXT NOT NULL,
+        display_name TEXT NULL,
+        packages     TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE list_entries (
+        list_key     TEXT NOT NULL REFERENCES lists (list_key) ON DELETE CASCADE,
+        position     INTEGER NOT NULL,
+        kind         TEXT NOT NULL CHECK (kind IN ('resource', 'reference')),
+        uri          TEXT NOT NULL,
+        display_name TEXT NULL,
+        PRIMARY KEY (list_key, position)
+    ) WITHOUT ROWID;",
 ];
 
 /// The most writes one transaction holds (see "Group commit" in the module documentation).
@@ -584,7 +606,56 @@ fn apply(conn: &Connection, op: &Write, name: &str) -> Result<()> {
             "DELETE FROM credentials WHERE user_key = ?1",
             [presentity_key(user)],
         ),
+        Write::SaveList(list) => save_list(conn, list, name),
+        Write::DeleteList(uri) => delete_list(conn, &presentity_key(uri), name),
     }
+}
+
+fn delete_list(conn: &Connection, key: &str, name: &str) -> Result<()> {
+    exec(
+        conn,
+        name,
+        "DELETE FROM list_entries WHERE list_key = ?1",
+        [key],
+    )?;
+    exec(conn, name, "DELETE FROM lists WHERE list_key = ?1", [key])
+}
+
+fn save_list(conn: &Connection, list: &ResourceList, name: &str) -> Result<()> {
+    let key = list.key();
+    delete_list(conn, &key, name)?;
+    let packages: Vec<&str> = list.packages.iter().map(|p| p.as_str()).collect();
+    exec(
+        conn,
+        name,
+        "INSERT INTO lists (list_key, uri, display_name, packages) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            key,
+            list.uri.to_string(),
+            list.display_name,
+            packages.join(",")
+        ],
+    )?;
+    for (position, entry) in list.entries.iter().enumerate() {
+        let (kind, uri, display_name) = match entry {
+            ListEntry::Resource(r) => ("resource", &r.uri, r.display_name.as_deref()),
+            ListEntry::Reference(uri) => ("reference", uri, None),
+        };
+        exec(
+            conn,
+            name,
+            "INSERT INTO list_entries (list_key, position, kind, uri, display_name)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                key,
+                int(position as u64, "list entry position", name)?,
+                kind,
+                uri.to_string(),
+                display_name,
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 fn save_message(conn: &Connection, m: &StoredMessage, name: &str) -> Result<()> {
@@ -775,10 +846,70 @@ fn load(conn: &mut Connection, name: &str) -> Result<Snapshot> {
                 })
             },
         )?,
+        lists: load_lists(&tx, name)?,
     };
     // Read only: ending the transaction either way keeps nothing.
     tx.commit().map_err(|e| sql_error(name, e))?;
     Ok(snapshot)
+}
+
+/// The lists by key, each with its entries in position order.
+fn load_lists(conn: &Connection, name: &str) -> Result<Vec<ResourceList>> {
+    let mut lists = load_table(
+        conn,
+        name,
+        "lists",
+        "SELECT list_key, uri, display_name, packages FROM lists ORDER BY list_key",
+        1,
+        |row| {
+            let packages = text(row, 3)?
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse()
+                        .map_err(|e: Error| format!("column packages: {e}"))
+                })
+                .collect::<std::result::Result<Vec<Package>, String>>()?;
+            Ok(ResourceList {
+                uri: uri(row, 1)?,
+                display_name: opt_text(row, 2)?,
+                packages,
+                entries: Vec::new(),
+            })
+        },
+    )?;
+    let at: std::collections::HashMap<String, usize> = lists
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.key(), i))
+        .collect();
+    let entries = load_table(
+        conn,
+        name,
+        "list_entries",
+        "SELECT list_key, position, kind, uri, display_name FROM list_entries
+         ORDER BY list_key, position",
+        2,
+        |row| {
+            let key = text(row, 0)?;
+            let index = *at
+                .get(&key)
+                .ok_or_else(|| format!("no list has the key '{key}'"))?;
+            let entry = match text(row, 2)?.as_str() {
+                "resource" => ListEntry::Resource(Resource {
+                    uri: uri(row, 3)?,
+                    display_name: opt_text(row, 4)?,
+                }),
+                "reference" => ListEntry::Reference(uri(row, 3)?),
+                other => return Err(format!("unknown entry kind '{other}'")),
+            };
+            Ok((index, entry))
+        },
+    )?;
+    for (index, entry) in entries {
+        lists[index].entries.push(entry);
+    }
+    Ok(lists)
 }
 
 /// The rows of one query, each turned into an item by `parse`. A row whose values do not
@@ -976,6 +1107,23 @@ mod tests {
                 assert!(m.contains("table messages"), "{m}");
                 assert!(m.contains("id=7"), "{m}");
                 assert!(m.contains("sender"), "{m}");
+            }
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+
+        let conn = Connection::open_in_memory().unwrap();
+        for step in MIGRATIONS {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO lists VALUES ('blf@x', 'sip:blf@x', NULL, 'presence,weather');",
+        )
+        .unwrap();
+        match load(&mut { conn }, "test.db") {
+            Err(Error::Malformed(m)) => {
+                assert!(m.contains("table lists"), "{m}");
+                assert!(m.contains("list_key='blf@x'"), "{m}");
+                assert!(m.contains("weather"), "{m}");
             }
             other => panic!("expected Malformed, got {other:?}"),
         }

@@ -1,6 +1,7 @@
 // The C++17 wrapper (bindings/c/impp.hpp) used as a C++ program uses it, under ASan/UBSan:
 // every class (Engine, Config, Event/EventView, the documents, IsComposing, FilterSet,
-// logging, SipConfig/SipStack), the library-wide functions, and bad input for each.
+// ResourceList, logging, SipConfig/SipStack), the library-wide functions, and bad input for
+// each.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -1245,7 +1246,7 @@ static_assert(move_only_owner<impp::Presence>() && move_only_owner<impp::Watcher
               move_only_owner<impp::IsComposing>() && move_only_owner<impp::FilterSet>() &&
               move_only_owner<impp::Config>() && move_only_owner<impp::Event>() &&
               move_only_owner<impp::Engine>() && move_only_owner<impp::SipConfig>() &&
-              move_only_owner<impp::SipStack>());
+              move_only_owner<impp::SipStack>() && move_only_owner<impp::ResourceList>());
 static_assert(!std::is_base_of_v<impp::EventView, impp::Event> &&
               !std::is_base_of_v<impp::Event, impp::EventView>);
 static_assert(std::is_convertible_v<const impp::Event &, impp::EventView>);
@@ -1303,6 +1304,69 @@ void test_options_from_c_handles() {
     impp_account_free(acc);
 }
 
+// Resource lists: built with chaining setters (a refused value throws and changes nothing),
+// set on an engine, read back, expanded through references, refused when they would close a
+// cycle, removed; a list from a C snapshot copied.
+void test_resource_lists() {
+    impp::Engine engine(impp::Config().workers(2).manual_clock().add_domain("example.test"));
+    const std::string sales = "sip:sales-blf@example.test";
+    const std::string support = "sip:support-blf@example.test";
+
+    impp::ResourceList list = impp::ResourceList(sales)
+                                  .display_name("Sales")
+                                  .add_entry(ALICE, "Alice")
+                                  .add_reference(support)
+                                  .add_package("dialog");
+    CHECK(list.uri() == sales);
+    CHECK(list.display_name() == std::optional<std::string>("Sales"));
+    CHECK(list.packages() == std::vector<std::string>{"dialog"});
+    list.add(impp::ListEntry::resource(DAVE));
+    CHECK_THROWS(list.add_entry(ALICE), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(list.add(impp::ListEntry::reference(sales)), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(list.add_package("weather"), IMPP_ERR_UNKNOWN_PACKAGE);
+    CHECK_THROWS(impp::ResourceList("no uri"), IMPP_ERR_INVALID_URI);
+    const std::vector<impp::ListEntry> entries = {
+        impp::ListEntry::resource(ALICE, "Alice"),
+        impp::ListEntry::reference(support),
+        impp::ListEntry::resource(DAVE),
+    };
+    CHECK(list.entries() == entries);
+    CHECK(list.entry_count() == 3);
+
+    engine.set_list(list);
+    const impp::ResourceList copy = list.clone();
+    list.display_name(std::nullopt);  // the engine kept its own copy
+    CHECK(!list.display_name() && copy.display_name());
+
+    std::optional<impp::ResourceList> got = engine.resource_list(sales);
+    CHECK(got && got->entries() == entries && got->display_name() == copy.display_name());
+    CHECK(!engine.resource_list(support));
+
+    // The reference expands to nothing until support exists.
+    std::vector<impp::ListEntry> expanded = engine.expand_list(sales);
+    CHECK(expanded.size() == 2);
+    engine.set_list(impp::ResourceList(support).add_entry(BOB).add_entry(ALICE, "Other name"));
+    expanded = engine.expand_list(sales);
+    CHECK(expanded.size() == 3);
+    CHECK(expanded[0] == impp::ListEntry::resource(ALICE, "Alice"));
+    CHECK(expanded[1] == impp::ListEntry::resource(BOB));
+    CHECK(expanded[2] == impp::ListEntry::resource(DAVE));
+    CHECK_THROWS(engine.expand_list("sip:nothing@example.test"), IMPP_ERR_NOT_FOUND);
+
+    // A cycle: refused, nothing changed.
+    CHECK_THROWS(engine.set_list(impp::ResourceList(support).add_reference(sales)),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(engine.set_list(impp::ResourceList("sip:x@other.test")), IMPP_ERR_FORBIDDEN);
+    const std::vector<impp::ResourceList> lists = engine.resource_lists();
+    CHECK(lists.size() == 2 && lists[0].uri() == sales && lists[1].uri() == support);
+    CHECK(lists[1].entry_count() == 2);
+
+    CHECK(engine.remove_list(support));
+    CHECK(!engine.remove_list(support));
+    CHECK(engine.resource_lists().size() == 1);
+    CHECK(engine.expand_list(sales).size() == 2);
+}
+
 int main() {
     test_library();
     test_options_from_c_handles();
@@ -1319,6 +1383,7 @@ int main() {
     test_documents_through_engine();
     test_messaging();
     test_users_and_store();
+    test_resource_lists();
     test_logging();
     test_sip_stack();
     test_sip_account();

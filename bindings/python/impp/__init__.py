@@ -97,6 +97,7 @@ from .errors import (
     Unsupported,
 )
 from .events import Event, EventDocument
+from .lists import EntryLike, ListEntry, ListRef, Resource, ResourceList
 from .presence import Activity, Note, NoteLike, Presence, Tuple, TupleRef, UserInput
 from .sip import (
     SIP_STATS,
@@ -141,6 +142,7 @@ __all__ = [
     "DocState",
     "Document",
     "Engine",
+    "EntryLike",
     "Error",
     "Event",
     "EventCallback",
@@ -160,6 +162,8 @@ __all__ = [
     "InvalidUri",
     "IsComposing",
     "LimitReached",
+    "ListEntry",
+    "ListRef",
     "LogLevel",
     "Malformed",
     "MessageCounts",
@@ -172,6 +176,8 @@ __all__ = [
     "Presence",
     "Publication",
     "RateLimit",
+    "Resource",
+    "ResourceList",
     "Rule",
     "STATS",
     "SIP_STATS",

@@ -124,6 +124,14 @@ class impp_rule_list(ctypes.Structure):
     pass
 
 
+class impp_resource_list(ctypes.Structure):
+    pass
+
+
+class impp_resource_lists(ctypes.Structure):
+    pass
+
+
 ConfigP = POINTER(impp_config)
 EngineP = POINTER(impp_engine)
 EventP = POINTER(impp_event)
@@ -139,6 +147,12 @@ SubscribeOptionsP = POINTER(impp_subscribe_options)
 MessageOptionsP = POINTER(impp_message_options)
 AccountP = POINTER(impp_account)
 RuleListP = POINTER(impp_rule_list)
+ResourceListP = POINTER(impp_resource_list)
+ResourceListsP = POINTER(impp_resource_lists)
+
+#: impp_list_entry_kind values.
+LIST_ENTRY_RESOURCE = 0
+LIST_ENTRY_REFERENCE = 1
 
 # Borrowed strings coming out are c_char_p (ctypes copies them into bytes at once). Owned
 # strings coming out are c_void_p, so this package keeps the pointer to hand back to
@@ -236,6 +250,33 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "impp_rule_list_watcher": (_status, [RuleListP, c_size_t, _borrowed_out]),
     "impp_rule_list_domain": (_status, [RuleListP, c_size_t, _borrowed_out]),
     "impp_rule_list_action": (_status, [RuleListP, c_size_t, POINTER(_enum)]),
+    # Resource lists
+    "impp_resource_list_new": (_status, [c_char_p, POINTER(ResourceListP)]),
+    "impp_resource_list_copy": (_status, [ResourceListP, POINTER(ResourceListP)]),
+    "impp_resource_list_free": (None, [ResourceListP]),
+    "impp_resource_list_set_display_name": (_status, [ResourceListP, c_char_p]),
+    "impp_resource_list_add_entry": (_status, [ResourceListP, c_char_p, c_char_p]),
+    "impp_resource_list_add_reference": (_status, [ResourceListP, c_char_p]),
+    "impp_resource_list_add_package": (_status, [ResourceListP, c_char_p]),
+    "impp_resource_list_uri": (c_char_p, [ResourceListP]),
+    "impp_resource_list_display_name": (c_char_p, [ResourceListP]),
+    "impp_resource_list_package_count": (c_size_t, [ResourceListP]),
+    "impp_resource_list_package": (_status, [ResourceListP, c_size_t, _borrowed_out]),
+    "impp_resource_list_entry_count": (c_size_t, [ResourceListP]),
+    "impp_resource_list_entry_kind": (_status, [ResourceListP, c_size_t, POINTER(_enum)]),
+    "impp_resource_list_entry_uri": (_status, [ResourceListP, c_size_t, _borrowed_out]),
+    "impp_resource_list_entry_display_name": (
+        _status,
+        [ResourceListP, c_size_t, _borrowed_out],
+    ),
+    "impp_engine_set_list": (_status, [EngineP, ResourceListP]),
+    "impp_engine_remove_list": (_status, [EngineP, c_char_p, POINTER(c_bool)]),
+    "impp_engine_resource_list": (_status, [EngineP, c_char_p, POINTER(ResourceListP)]),
+    "impp_engine_expand_list": (_status, [EngineP, c_char_p, POINTER(ResourceListP)]),
+    "impp_engine_resource_lists": (_status, [EngineP, POINTER(ResourceListsP)]),
+    "impp_resource_lists_free": (None, [ResourceListsP]),
+    "impp_resource_lists_count": (c_size_t, [ResourceListsP]),
+    "impp_resource_lists_item": (_status, [ResourceListsP, c_size_t, POINTER(ResourceListP)]),
     "impp_engine_next_event": (_status, [EngineP, c_int32, POINTER(EventP)]),
     "impp_engine_event_fd": (c_int, [EngineP]),
     "impp_engine_set_event_callback": (

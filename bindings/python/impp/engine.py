@@ -41,6 +41,11 @@ from .documents import DialogInfo, MessageSummary
 from .enums import AuthAction, SubscriptionState, TerminationReason
 from .errors import InvalidArgument, InvalidState, NotFound, Shutdown, Unsupported
 from .events import Event
+from .lists import EntryLike, Resource, ResourceList
+from .lists import build as _build_list
+from .lists import make as _make_list
+from .lists import read as _read_list
+from .lists import read_owned as _read_owned_list
 from .presence import Presence
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -1019,6 +1024,86 @@ class Engine:
         finally:
             lib.impp_rule_list_free(snapshot)
         return found
+
+    # --- resource lists ---
+
+    def set_list(
+        self,
+        uri: Union[str, ResourceList],
+        entries: Iterable[EntryLike] = (),
+        *,
+        packages: Optional[Iterable[str]] = None,
+        display_name: Optional[str] = None,
+    ) -> None:
+        """Adds a resource list, or replaces the list with its URI; returns once it is
+        durable. Either a :class:`impp.ResourceList`, or its URI with its ``entries`` (in
+        order: URIs or :class:`impp.Resource` for resources, :class:`impp.ListRef` for
+        references to other lists, which need not exist yet), the ``packages`` it serves
+        (``"presence"``, ``"dialog"``; default presence) and a ``display_name``.
+
+        Raises :class:`impp.InvalidArgument` when the list breaks a rule (at most 500
+        entries, no resource or reference twice, no cycle through references, at most 8
+        levels of nesting and 1000 resources expanded, from it or any list that reaches
+        it; the message says which), :class:`impp.Forbidden` for a list of a domain the
+        engine does not own, :class:`impp.InvalidUri`, :class:`impp.UnknownPackage`.
+        Nothing changes then."""
+        if isinstance(uri, ResourceList):
+            if entries or packages is not None or display_name is not None:
+                raise TypeError("give a ResourceList alone, or a URI with its entries")
+            resource_list = uri
+        else:
+            resource_list = _make_list(uri, entries, packages, display_name)
+        handle = _build_list(resource_list)
+        try:
+            with self._use() as h:
+                check(lib.impp_engine_set_list(h, handle))
+        finally:
+            lib.impp_resource_list_free(handle)
+
+    def remove_list(self, uri: str) -> bool:
+        """Removes the list named ``uri``; returns whether there was one. Lists that
+        reference it keep the reference, which expands to nothing until it is set again."""
+        removed = c_bool()
+        with self._use() as h:
+            check(lib.impp_engine_remove_list(h, encode(uri, "uri"), ctypes.byref(removed)))
+        return removed.value
+
+    def resource_list(self, uri: str) -> Optional[ResourceList]:
+        """The list named ``uri`` (by key: ``pres:`` and ``sip:`` name the same one), or
+        None."""
+        out = _ffi.ResourceListP()
+        with self._use() as h:
+            status = lib.impp_engine_resource_list(h, encode(uri, "uri"), ctypes.byref(out))
+        if status == NotFound.status:
+            return None
+        check(status)
+        return _read_owned_list(out)
+
+    def lists(self) -> List[ResourceList]:
+        """Every resource list, by key, read as one snapshot."""
+        snapshot = _ffi.ResourceListsP()
+        with self._use() as h:
+            check(lib.impp_engine_resource_lists(h, ctypes.byref(snapshot)))
+        try:
+            found = []
+            for i in range(lib.impp_resource_lists_count(snapshot)):
+                item = _ffi.ResourceListP()
+                check(lib.impp_resource_lists_item(snapshot, i, ctypes.byref(item)))
+                found.append(_read_list(item))
+            return found
+        finally:
+            lib.impp_resource_lists_free(snapshot)
+
+    def expand_list(self, uri: str) -> List[Resource]:
+        """The resources of the list named ``uri``: its entries, each reference replaced by
+        the resources of the list it names, in order, each resource once (the first met,
+        with its display name), references to missing lists skipped. Raises
+        :class:`impp.NotFound` when there is no such list."""
+        out = _ffi.ResourceListP()
+        with self._use() as h:
+            check(lib.impp_engine_expand_list(h, encode(uri, "uri"), ctypes.byref(out)))
+        expanded = _read_owned_list(out)
+        return [e for e in expanded.entries if isinstance(e, Resource)]
 
     # --- endpoints and instant messages ---
 

@@ -128,6 +128,7 @@ def test_every_document_function_of_the_header_is_declared():
         "impp_iscomposing_",
         "impp_presence_",
         "impp_event_",
+        "impp_resource_list",
     )
     wanted = {name for name in header_functions() if name.startswith(prefixes)}
     assert {"impp_event_winfo", "impp_filter_set_apply", "impp_winfo_parse"} <= wanted

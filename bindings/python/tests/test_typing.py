@@ -57,6 +57,21 @@ def decide(engine: impp.Engine, sub: impp.Subscription) -> None:
     engine.authorize(sub, 3)  # error
 
 
+def lists(engine: impp.Engine) -> List[str]:
+    engine.set_list(
+        "sip:blf@example.test",
+        ["sip:a@example.test", impp.Resource("sip:b@example.test", "B"),
+         impp.ListRef("sip:other@example.test")],
+        packages=["dialog"],
+    )
+    engine.set_list(impp.ResourceList("sip:other@example.test", (impp.Resource("sip:c@x"),)))
+    found: Optional[impp.ResourceList] = engine.resource_list("sip:blf@example.test")
+    names: List[Optional[str]] = [r.display_name for r in engine.expand_list("sip:blf@x")]
+    removed: bool = engine.remove_list("sip:other@example.test")
+    engine.set_list("sip:blf@example.test", [3])  # error
+    return [l.uri for l in engine.lists()]
+
+
 async def wait(engine: impp.Engine) -> Optional[impp.Event]:
     async for event in engine.aevents(timeout=0.1):
         return event
