@@ -10,6 +10,7 @@
 //! | --- | --- |
 //! | any non-INVITE request for another domain with a route (not a SUBSCRIBE served by federation) | forwarder (relaying only the own users, trusted peers and its record-routed dialogs) |
 //! | REGISTER | registrar |
+//! | SUBSCRIBE to a resource list of an owned domain, or inside a list dialog | list server |
 //! | SUBSCRIBE | notifier (a presentity of another domain: served through a back-end subscription, when federation takes it) |
 //! | PUBLISH | publisher |
 //! | MESSAGE | an account's, when its To is the account (from the account's server or a peer believed for its domain, else `403`); else the pager |
@@ -19,6 +20,7 @@
 //!
 //! | port event | role |
 //! | --- | --- |
+//! | a notification of a back subscription of a list dialog (its target starts with `list_server::LIST_TARGET`) | the list server |
 //! | a notification | the notifier (a SIP dialog), else the accounts (an account's own presence) |
 //! | a message for a registered contact | the pager (relayed) |
 //! | a delivery outcome | the pager (the answer to a MESSAGE that waited for it) |
@@ -49,6 +51,7 @@ use super::guard::GuardCounters;
 use super::rate::{Admission, RateLimit, RateLimiter};
 use super::server::auth::{Authentication, Challenges};
 use super::server::forwarder::{Forwarder, ForwarderConfig};
+use super::server::list_server::{ListServer, LIST_TARGET};
 use super::server::notifier::Notifier;
 use super::server::pager::Pager;
 use super::server::publisher::Publisher;
@@ -130,6 +133,11 @@ pub struct SipServerConfig {
     /// any user of an owned domain: a PBX by its address, or a privileged account. Default:
     /// none.
     pub publishers: Vec<super::TrustedPublisher>,
+    /// How long the list server (RFC 4662) collects the changes of a list subscription's
+    /// resources before it sends them in one NOTIFY, counted from the first change after a
+    /// NOTIFY; zero sends each change at once (one NOTIFY is still in flight per list
+    /// dialog at most). Default 1 s.
+    pub list_batch_interval: Duration,
 }
 
 impl SipServerConfig {
@@ -155,6 +163,7 @@ impl SipServerConfig {
             peers: Vec::new(),
             federation: super::Federation::Trusted,
             publishers: Vec::new(),
+            list_batch_interval: Duration::from_secs(1),
         }
     }
 }
@@ -215,6 +224,7 @@ struct Node {
     registrar: Registrar,
     publisher: Publisher,
     notifier: Arc<Notifier>,
+    list_server: Arc<ListServer>,
     pager: Arc<Pager>,
     forwarder: Arc<Forwarder>,
     backends: Arc<Backends>,
@@ -319,6 +329,12 @@ impl SipServer {
             registrar: Registrar::new(stack.clone(), handle.clone(), auth.clone(), gate.clone()),
             publisher: Publisher::new(stack.clone(), handle.clone(), auth.clone()),
             notifier: Notifier::new(stack.clone(), handle.clone(), auth.clone(), federates),
+            list_server: ListServer::new(
+                stack.clone(),
+                handle.clone(),
+                auth.clone(),
+                config.list_batch_interval,
+            ),
             pager: Pager::new(
                 stack.clone(),
                 handle.clone(),
@@ -447,8 +463,8 @@ impl SipServer {
             let Some(target) = sub.target.clone() else {
                 continue;
             };
-            if target.starts_with(UPLINK_TARGET) {
-                continue; // an account's internal subscription (replaced at start)
+            if target.starts_with(UPLINK_TARGET) || target.starts_with(LIST_TARGET) {
+                continue; // an account's, or a list dialog's, (replaced or ended at start)
             }
             node.notifier.restore(&sub, &target);
         }
@@ -494,6 +510,8 @@ impl SipServer {
         // with the timer thread.
         node.accounts.start();
         node.wake_for_agent();
+        // List dialogs are not restored: their back subscriptions end.
+        node.list_server.start();
 
         for n in 0..config.workers {
             let (node, rx) = (node.clone(), inbound_rx.clone());
@@ -614,7 +632,10 @@ impl Node {
     fn event(&self, event: Event) {
         match event {
             Event::Notification(n) => {
-                if !self.notifier.notification(&n) && !self.accounts.uplink_notification(&n) {
+                if !self.list_server.notification(&n)
+                    && !self.notifier.notification(&n)
+                    && !self.accounts.uplink_notification(&n)
+                {
                     log::debug!(
                         "subscription {}: no dialog for its notification",
                         n.subscription
@@ -640,6 +661,7 @@ impl Node {
     /// Runs what is due at `now` (clock ms).
     fn tick(&self, now: u64) {
         self.notifier.tick(now);
+        self.list_server.tick(now);
         self.stack.tick(now);
         self.backends.tick(now);
         self.accounts.tick(now);
@@ -650,6 +672,7 @@ impl Node {
         [
             self.stack.next_deadline(),
             self.notifier.next_deadline(),
+            self.list_server.next_deadline(),
             self.backends.next_deadline(),
             self.accounts.next_deadline(),
         ]
@@ -742,7 +765,11 @@ impl Dispatch for Node {
         }
         match request.key.method.as_str() {
             "REGISTER" => self.registrar.handle(&request),
-            "SUBSCRIBE" => self.notifier.handle(&request),
+            "SUBSCRIBE" => {
+                if !self.list_server.handle(&request) {
+                    self.notifier.handle(&request);
+                }
+            }
             "PUBLISH" => self.publisher.handle(&request),
             "MESSAGE" => match self.accounts.addressed(&request.message) {
                 Some(account) => {

@@ -9,6 +9,7 @@
 //! | `registrar::Registrar` | REGISTER | [`Core::login_at`] per contact |
 //! | `publisher::Publisher` | PUBLISH | publish / refresh / modify / remove |
 //! | `notifier::Notifier` | SUBSCRIBE (and the NOTIFYs it sends) | a subscription whose target is the dialog; NOTIFYs from its notifications, one in flight per dialog |
+//! | `list_server::ListServer` | SUBSCRIBE to a resource list, or inside a list dialog (RFC 4662) | one engine subscription per resource (back subscriptions, no SIP); batched `multipart/related` RLMI NOTIFYs, one in flight per list dialog |
 //! | `pager::Pager` | MESSAGE | [`Core::send_message`]; relayed to registered contacts, answered `200` only once a device took it |
 //! | `forwarder::Forwarder` | a non-INVITE request for another domain with a route | forwarded to its next hop, as a proxy |
 //!
@@ -24,6 +25,7 @@
 pub(crate) mod auth;
 pub(crate) mod dialog_table;
 pub(crate) mod forwarder;
+pub(crate) mod list_server;
 pub(crate) mod notifier;
 pub(crate) mod pager;
 pub(crate) mod publisher;

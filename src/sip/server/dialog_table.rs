@@ -1,6 +1,7 @@
 //! The notifier's table of subscription dialogs: what it keeps of each (the parts that
 //! change: CSeqs, expiry, whether a NOTIFY is in flight), what waits to be told next, and
-//! the Retry-After waits. The dialog itself is the engine subscription's target.
+//! the Retry-After waits. The dialog itself is the engine subscription's target. Also where
+//! a dialog's NOTIFYs go ([`notify_destination`]), which the list server's dialogs share.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
@@ -8,7 +9,11 @@ use std::collections::HashMap;
 use crate::engine::Notification;
 use crate::model::id::SubscriptionId;
 use crate::model::id_table::{IdTable, Keyed};
-use crate::sip::dialog::{DialogId, SubscriptionDialog};
+use std::net::SocketAddr;
+
+use crate::sip::dialog::{ip_address_of, DialogId, DialogView, SubscriptionDialog};
+use crate::sip::stack::contact_address;
+use crate::sip::transport::Proto;
 
 /// What the server keeps of a subscription dialog: the parts that change. The dialog itself
 /// is the engine subscription's target (its serialized [`SubscriptionDialog`]), which each
@@ -168,6 +173,34 @@ impl Dialogs {
         }
         Some(state)
     }
+}
+
+/// Where a dialog's NOTIFYs go (RFC 3261 §12.2.1.1, §8.1.2): to the first entry of the route
+/// set when there is one (a proxy that record-routed the SUBSCRIBE; its `transport`
+/// parameter says how), else to the watcher's Contact over the SUBSCRIBE's transport. Over
+/// TCP, and whenever an address needs DNS, to where the SUBSCRIBE came from (the connection
+/// it came over is reused).
+pub(crate) fn notify_destination(d: &DialogView<'_>) -> (Proto, SocketAddr) {
+    if let Some(first) = d.routes().next() {
+        let uri =
+            crate::uri::Uri::parse(first.trim().trim_start_matches('<').trim_end_matches('>'));
+        if let Ok(uri) = uri {
+            let proto = crate::sip::stack::uri_transport(&uri);
+            if let Some(addr) = contact_address(&uri) {
+                return (proto, addr);
+            }
+        }
+        return (d.proto, d.peer);
+    }
+    if d.proto.is_stream() {
+        return (d.proto, d.peer);
+    }
+    let contact = ip_address_of(d.remote_target).or_else(|| {
+        crate::uri::Uri::parse(d.remote_target)
+            .ok()
+            .and_then(|u| contact_address(&u))
+    });
+    (Proto::Udp, contact.unwrap_or(d.peer))
 }
 
 /// The CSeq a dialog restored after a restart continues from: seconds since 2023-11-14

@@ -26,11 +26,10 @@
 //! | another 4xx/5xx/6xx | the subscription ends (RFC 6665 §4.2.2: a notifier removes the subscription on a failure response) |
 #![forbid(unsafe_code)]
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::auth::Authentication;
-use super::dialog_table::{is_dialog, restart_cseq, Dialogs};
+use super::dialog_table::{is_dialog, notify_destination, restart_cseq, Dialogs};
 use crate::doc::filter::FilterSet;
 use crate::engine::EngineHandle;
 use crate::engine::{Notification, SubscribeRequest, SubscriptionState};
@@ -39,9 +38,9 @@ use crate::log;
 use crate::model::id::SubscriptionId;
 use crate::model::id_table::Keyed;
 use crate::model::package::Package;
-use crate::sip::dialog::{ip_address_of, DialogId, DialogView, SubscriptionDialog};
+use crate::sip::dialog::{DialogId, DialogView, SubscriptionDialog};
 use crate::sip::header::Contacts;
-use crate::sip::stack::{contact_address, lock, push_hex, Reply, Request, Stack, Waiting};
+use crate::sip::stack::{lock, push_hex, Reply, Request, Stack, Waiting};
 use crate::sip::transport::Proto;
 use crate::sip::SipMessage;
 use crate::uri::Uri;
@@ -699,37 +698,11 @@ fn retry_after_seconds(value: &str) -> Option<u64> {
     Some(seconds.min(86_400))
 }
 
-/// Where a dialog's NOTIFYs go (RFC 3261 §12.2.1.1, §8.1.2): to the first entry of the route
-/// set when there is one (a proxy that record-routed the SUBSCRIBE; its `transport`
-/// parameter says how), else to the watcher's Contact over the SUBSCRIBE's transport. Over
-/// TCP, and whenever an address needs DNS, to where the SUBSCRIBE came from (the connection
-/// it came over is reused).
-fn notify_destination(d: &DialogView<'_>) -> (Proto, SocketAddr) {
-    if let Some(first) = d.routes().next() {
-        let uri =
-            crate::uri::Uri::parse(first.trim().trim_start_matches('<').trim_end_matches('>'));
-        if let Ok(uri) = uri {
-            let proto = crate::sip::stack::uri_transport(&uri);
-            if let Some(addr) = contact_address(&uri) {
-                return (proto, addr);
-            }
-        }
-        return (d.proto, d.peer);
-    }
-    if d.proto.is_stream() {
-        return (d.proto, d.peer);
-    }
-    let contact = ip_address_of(d.remote_target).or_else(|| {
-        crate::uri::Uri::parse(d.remote_target)
-            .ok()
-            .and_then(|u| contact_address(&u))
-    });
-    (Proto::Udp, contact.unwrap_or(d.peer))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::dialog::ip_address_of;
+    use std::net::SocketAddr;
 
     fn destination_of(d: &SubscriptionDialog) -> (Proto, SocketAddr) {
         let bytes = d.to_bytes();
