@@ -6,7 +6,7 @@
 //! nothing.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -205,5 +205,233 @@ fn a_list_at_another_server_feeds_local_watchers_of_its_resources() {
     b.sync().unwrap();
     wait_for("dave to see alice's state gone", 10, || {
         !last_saw(&seen, alice, "in a meeting")
+    });
+}
+
+/// The value of header `name` in the raw SIP text `text` (first occurrence).
+fn raw_header<'a>(text: &'a str, name: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// A scripted a.test: answers the account's REGISTER and PUBLISH 200, hands back the
+/// SUBSCRIBE it answers 200, and sends NOTIFYs in its dialog.
+struct ScriptedListServer {
+    socket: UdpSocket,
+    /// (client address, Call-ID, the client's tag) once subscribed.
+    dialog: Option<(SocketAddr, String, String)>,
+    cseq: u32,
+}
+
+impl ScriptedListServer {
+    fn new() -> ScriptedListServer {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        ScriptedListServer {
+            socket,
+            dialog: None,
+            cseq: 0,
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    /// Receives until a response comes (its status), answering requests on the way: 200
+    /// (a SUBSCRIBE's headers are returned through `subscribed`).
+    fn run(&mut self, mut subscribed: Option<&mut String>) -> u16 {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let (n, from) = self.socket.recv_from(&mut buf).expect("a message");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(status) = text.strip_prefix("SIP/2.0 ") {
+                return status[..3].parse().unwrap();
+            }
+            let method = text.split(' ').next().unwrap().to_owned();
+            let mut extra = String::new();
+            match method.as_str() {
+                "REGISTER" => extra = "Expires: 3600\r\n".into(),
+                "PUBLISH" => extra = "Expires: 3600\r\nSIP-ETag: e1\r\n".into(),
+                "SUBSCRIBE" => {
+                    extra = "Expires: 600\r\n".into();
+                    if let Some(s) = subscribed.as_deref_mut() {
+                        *s = text.clone();
+                    }
+                    let from_tag = raw_header(&text, "From")
+                        .split(";tag=")
+                        .nth(1)
+                        .unwrap()
+                        .to_owned();
+                    self.dialog = Some((from, raw_header(&text, "Call-ID").to_owned(), from_tag));
+                }
+                _ => {}
+            }
+            let to = raw_header(&text, "To");
+            let to = if to.contains(";tag=") {
+                to.to_owned()
+            } else {
+                format!("{to};tag=srv")
+            };
+            let answer = format!(
+                "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:{}>\r\n{extra}Content-Length: 0\r\n\r\n",
+                raw_header(&text, "Via"),
+                raw_header(&text, "From"),
+                raw_header(&text, "Call-ID"),
+                raw_header(&text, "CSeq"),
+                self.addr(),
+            );
+            self.socket.send_to(answer.as_bytes(), from).unwrap();
+            if method == "SUBSCRIBE" && subscribed.is_some() {
+                return 0;
+            }
+        }
+    }
+
+    /// Sends a NOTIFY with `content_type` and `body` in the dialog; returns the answer's
+    /// status.
+    fn notify(&mut self, content_type: &str, body: &[u8]) -> u16 {
+        let (to, call_id, tag) = self.dialog.clone().expect("subscribed");
+        self.cseq += 1;
+        let me = self.addr();
+        let mut request = format!(
+            "NOTIFY sip:{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-n{c}\r\nMax-Forwards: 70\r\nFrom: <sip:buddies@a.test>;tag=srv\r\nTo: <sip:bob@a.test>;tag={tag}\r\nCall-ID: {call_id}\r\nCSeq: {c} NOTIFY\r\nContact: <sip:{me}>\r\nEvent: presence\r\nSubscription-State: active;expires=600\r\nRequire: eventlist\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len(),
+            c = self.cseq,
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        self.socket.send_to(&request, to).unwrap();
+        self.run(None)
+    }
+}
+
+/// A list NOTIFY body: `resources` as (user of a.test, note: `Some` active with a PIDF,
+/// `None` terminated), in full or partial state.
+fn list_body(version: u32, full: bool, resources: &[(&str, Option<&str>)]) -> (String, Vec<u8>) {
+    use impp::doc::rlmi::{Instance, Resource, Rlmi};
+    use impp::sip::list_body::ListBody;
+    use impp::sip::multipart::BodyPart;
+    let mut rlmi = Rlmi::new("sip:buddies@a.test", version);
+    rlmi.full_state = full;
+    let mut parts = Vec::new();
+    for (user, note) in resources {
+        let resource_uri = format!("sip:{user}@a.test");
+        let mut r = Resource::new(&resource_uri);
+        match note {
+            Some(note) => {
+                let cid = format!("{user}{version}@a.test");
+                r.instances
+                    .push(Instance::active(format!("i-{user}"), &cid));
+                parts.push(BodyPart::new(
+                    cid,
+                    "application/pidf+xml",
+                    pidf(&resource_uri, note),
+                ));
+            }
+            None => r
+                .instances
+                .push(Instance::terminated(format!("i-{user}"), "noresource")),
+        }
+        rlmi.resources.push(r);
+    }
+    let mut body = ListBody::new(rlmi, format!("rlmi{version}@a.test"));
+    body.parts = parts;
+    body.encode().unwrap()
+}
+
+#[test]
+fn faulty_list_bodies_are_refused_and_change_nothing() {
+    let clock = ManualClock::new();
+    let mut a = ScriptedListServer::new();
+    let (b, seen, b_server) = client(&clock, a.addr());
+    let alice = watch(&b, "sip:alice@a.test");
+    let carol = watch(&b, "sip:carol@a.test");
+    b_server
+        .subscribe_list(0, &uri("sip:buddies@a.test"), Package::Presence)
+        .unwrap();
+    let mut subscribe = String::new();
+    assert_eq!(a.run(Some(&mut subscribe)), 0);
+    assert!(
+        subscribe.starts_with("SUBSCRIBE sip:buddies@a.test "),
+        "{subscribe}"
+    );
+    assert_eq!(raw_header(&subscribe, "Supported"), "eventlist");
+    assert_eq!(
+        raw_header(&subscribe, "Accept"),
+        "application/rlmi+xml, multipart/related, application/pidf+xml"
+    );
+    assert_eq!(raw_header(&subscribe, "Event"), "presence");
+
+    // Full state: both resources.
+    let (ct, body) = list_body(0, true, &[("alice", Some("home")), ("carol", Some("gym"))]);
+    assert_eq!(a.notify(&ct, &body), 200);
+    wait_for("dave to see alice and carol", 10, || {
+        last_saw(&seen, alice, "home") && last_saw(&seen, carol, "gym")
+    });
+
+    // Faulty bodies, each carrying a change: 400, and nothing changes.
+    let (ct, body) = list_body(1, false, &[("alice", Some("FAULTY"))]);
+    let boundary = ct.split("boundary=").nth(1).unwrap().trim_matches('"');
+    let bad_boundary = ct.replace(boundary, "not-the-boundary");
+    assert_eq!(a.notify(&bad_boundary, &body), 400, "bad boundary");
+    let no_start = ct.replace("rlmi1@a.test", "elsewhere@a.test");
+    assert_ne!(no_start, ct);
+    assert_eq!(a.notify(&no_start, &body), 400, "missing start part");
+    let text = String::from_utf8(body.clone()).unwrap();
+    let no_cid_part = text.replacen("cid=\"alice1@a.test\"", "cid=\"gone@a.test\"", 1);
+    assert_ne!(no_cid_part, text);
+    assert_eq!(
+        a.notify(&ct, no_cid_part.as_bytes()),
+        400,
+        "missing cid part"
+    );
+    let wrong_type = text.replace(
+        "Content-Type: application/pidf+xml",
+        "Content-Type: text/plain",
+    );
+    assert_ne!(wrong_type, text);
+    assert_eq!(
+        a.notify(&ct, wrong_type.as_bytes()),
+        400,
+        "part of another type"
+    );
+    b.sync().unwrap();
+    assert!(last_saw(&seen, alice, "home"));
+    assert!(last_saw(&seen, carol, "gym"));
+    assert!(!seen
+        .lock()
+        .unwrap()
+        .values()
+        .flatten()
+        .any(|n| n.contains("FAULTY")));
+
+    // Partial state changes only what it lists.
+    let (ct, body) = list_body(1, false, &[("alice", Some("office"))]);
+    assert_eq!(a.notify(&ct, &body), 200);
+    wait_for("dave to see alice 'office'", 10, || {
+        last_saw(&seen, alice, "office")
+    });
+    assert!(last_saw(&seen, carol, "gym"));
+
+    // A terminated instance clears that resource only.
+    let (ct, body) = list_body(2, false, &[("carol", None)]);
+    assert_eq!(a.notify(&ct, &body), 200);
+    wait_for("dave to see carol's state gone", 10, || {
+        last(&seen, carol).is_some_and(|n| !n.contains("gym"))
+    });
+    assert!(last_saw(&seen, alice, "office"));
+
+    // Full state replaces every resource's state: carol back, alice not listed any more.
+    let (ct, body) = list_body(3, true, &[("carol", Some("back"))]);
+    assert_eq!(a.notify(&ct, &body), 200);
+    wait_for("dave to see carol back and alice gone", 10, || {
+        last_saw(&seen, carol, "back") && last(&seen, alice).is_some_and(|n| !n.contains("office"))
     });
 }
