@@ -562,6 +562,36 @@ impl SipServer {
         self.node.accounts.registered(index)
     }
 
+    /// Subscribes account `account` (an index of [`SipServerConfig::accounts`]) to the
+    /// resource list `list` at its server (RFC 4662: `Supported: eventlist`), for `package`
+    /// (`presence` or `dialog`), refreshed until [`SipServer::unsubscribe_list`] or the server
+    /// stops. Each NOTIFY's `multipart/related` body is read strictly (a faulty one is
+    /// answered `400` and changes nothing) and every resource's state is mirrored into the
+    /// engine as that resource's publication, so local watchers of the resources get
+    /// ordinary notifications: full state replaces every resource's state, partial state
+    /// those listed, and a resource that is pending or terminated has none. Subscribing
+    /// again to the same list is a no-op. Refused (`InvalidArgument`) for an unknown
+    /// account, a list of an owned domain, or a package without documents.
+    pub fn subscribe_list(
+        &self,
+        account: usize,
+        list: &crate::uri::Uri,
+        package: crate::model::package::Package,
+    ) -> crate::error::Result<()> {
+        self.node.backends.subscribe_list(account, list, package)
+    }
+
+    /// Ends what [`SipServer::subscribe_list`] started; `false` when there was no such
+    /// subscription.
+    pub fn unsubscribe_list(
+        &self,
+        account: usize,
+        list: &crate::uri::Uri,
+        package: crate::model::package::Package,
+    ) -> bool {
+        self.node.backends.unsubscribe_list(account, list, package)
+    }
+
     /// Counts about the back-end subscriptions of federation.
     pub fn federation_stats(&self) -> FederationStats {
         self.node.agent_counters.stats(self.node.backends.counts())

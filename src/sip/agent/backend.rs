@@ -47,6 +47,9 @@ pub(crate) struct Key {
     presentity: String,
     package: Package,
     account: Option<usize>,
+    /// A list subscription (RFC 4662): the presentity is a resource list at the account's
+    /// server, and each resource's state is mirrored.
+    list: bool,
 }
 
 /// The subscriber's side of a dialog.
@@ -64,6 +67,8 @@ struct Dialog {
     cseq: u32,
     /// CSeq of the last NOTIFY accepted.
     remote_cseq: u32,
+    /// A list subscription's dialog (`Supported: eventlist`, the list's `Accept`).
+    list: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +100,21 @@ struct Backend {
     /// Watcher identities (keys) the notifier rejected: not used as the From of a new
     /// dialog, and their local subscriptions end as rejected.
     refused: HashSet<String>,
+    /// For a list subscription: the resources whose state is mirrored, by key, with their
+    /// URI and the entity tag of their publication in the local engine.
+    mirrored: BTreeMap<String, (Uri, String)>,
+}
+
+impl Backend {
+    /// Removes every mirrored publication (the presentity's, and a list's resources').
+    fn clear_mirror(&mut self, engine: &crate::engine::Core) {
+        if let Some(etag) = self.etag.take() {
+            let _ = engine.remove_publication(&etag);
+        }
+        for (_, (_, etag)) in std::mem::take(&mut self.mirrored) {
+            let _ = engine.remove_publication(&etag);
+        }
+    }
 }
 
 /// A dialog ended locally whose notifier may still send or answer.
@@ -283,6 +303,79 @@ impl Backends {
         self.routes.lookup(presentity.host()).map(|hop| (None, hop))
     }
 
+    /// Subscribes account `account` to the resource list `list` (RFC 4662) for `package`,
+    /// through the account's proxy and with its credentials; each resource's state is
+    /// mirrored into the engine as that resource's publication until
+    /// [`Backends::unsubscribe_list`]. Subscribing again to the same list is a no-op.
+    pub(crate) fn subscribe_list(
+        &self,
+        account: usize,
+        list: &Uri,
+        package: Package,
+    ) -> Result<()> {
+        let Some(a) = self.accounts.get(account) else {
+            return Err(Error::InvalidArgument(format!("no account {account}")));
+        };
+        if !package.is_publishable() {
+            return Err(Error::InvalidArgument(format!(
+                "package {package} cannot be mirrored from a list"
+            )));
+        }
+        if self.engine()?.config().owns(list) {
+            return Err(Error::InvalidArgument(format!(
+                "{list} is a list of this server's own domain"
+            )));
+        }
+        let key = Key {
+            presentity: presentity_key(list),
+            package,
+            account: Some(account),
+            list: true,
+        };
+        let mut table = lock(&self.table);
+        if table.by_key.contains_key(&key) {
+            return Ok(());
+        }
+        let auth = account_digest(&self.accounts, account, self.stack.random_u64());
+        table.by_key.insert(
+            key.clone(),
+            Backend {
+                presentity: list.clone(),
+                package,
+                watchers: BTreeMap::new(),
+                hop: a.next_hop(),
+                dialog: None,
+                phase: Phase::Due(self.stack.now()),
+                etag: None,
+                failures: 0,
+                expires: self.backend_expires,
+                auth,
+                refused: HashSet::new(),
+                mirrored: BTreeMap::new(),
+            },
+        );
+        self.send_subscribe(&mut table, &key);
+        table.schedule(&key);
+        Ok(())
+    }
+
+    /// Ends account `account`'s subscription to `list` for `package`: the dialog ends
+    /// (`Expires: 0`) and the mirrored states are removed. `false` when there was none.
+    pub(crate) fn unsubscribe_list(&self, account: usize, list: &Uri, package: Package) -> bool {
+        let key = Key {
+            presentity: presentity_key(list),
+            package,
+            account: Some(account),
+            list: true,
+        };
+        let mut table = lock(&self.table);
+        if !table.by_key.contains_key(&key) {
+            return false;
+        }
+        self.end_backend(&mut table, &key);
+        true
+    }
+
     /// A subscription of a remote watcher restored from the store after a restart: if it is a
     /// local watcher of a remote presentity, its back-end subscription is made again.
     pub(crate) fn restored(&self, sub: &crate::engine::SubscriptionInfo) {
@@ -358,6 +451,7 @@ impl Backends {
             presentity: presentity_key(presentity),
             package,
             account,
+            list: false,
         };
         let mut table = lock(&self.table);
         if table.by_local.contains_key(&id) {
@@ -381,6 +475,7 @@ impl Backends {
                 expires,
                 auth,
                 refused: HashSet::new(),
+                mirrored: BTreeMap::new(),
             }
         });
         if account.is_none() && backend.refused.contains(&presentity_key(watcher)) {
@@ -412,16 +507,21 @@ impl Backends {
         if !backend.watchers.is_empty() {
             return;
         }
-        let backend = table.by_key.remove(&key).expect("present");
         log::debug!(
             "federation: last local watcher of {} ({}) gone",
             backend.presentity,
             backend.package
         );
-        if let Some(etag) = &backend.etag {
-            if let Ok(engine) = self.engine() {
-                let _ = engine.remove_publication(etag);
-            }
+        self.end_backend(&mut table, &key);
+    }
+
+    /// Ends back-end `key`: its mirror is removed, its dialog ended (`Expires: 0`).
+    fn end_backend(&self, table: &mut BackendTable, key: &Key) {
+        let Some(mut backend) = table.by_key.remove(key) else {
+            return;
+        };
+        if let Ok(engine) = self.engine() {
+            backend.clear_mirror(&engine);
         }
         if let Some(dialog) = backend.dialog {
             table.by_call_id.remove(&dialog.call_id);
@@ -447,12 +547,15 @@ impl Backends {
             return;
         };
         if b.dialog.is_none() {
-            let Some(from) = b
-                .watchers
-                .values()
-                .find(|w| !b.refused.contains(&presentity_key(w)))
-                .map(|w| account_or(&self.accounts, key.account, w))
-            else {
+            let from = if key.list {
+                Some(account_or(&self.accounts, key.account, &b.presentity))
+            } else {
+                b.watchers
+                    .values()
+                    .find(|w| !b.refused.contains(&presentity_key(w)))
+                    .map(|w| account_or(&self.accounts, key.account, w))
+            };
+            let Some(from) = from else {
                 // Every watcher left was refused; their subscriptions are ending.
                 b.phase = Phase::Due(u64::MAX);
                 return;
@@ -467,6 +570,7 @@ impl Backends {
                 remote_target: b.presentity.to_string(),
                 cseq: 0,
                 remote_cseq: 0,
+                list: key.list,
             });
         }
         let d = b.dialog.as_mut().expect("set above");
@@ -537,7 +641,19 @@ impl Backends {
         b.header("CSeq", &format!("{} SUBSCRIBE", d.cseq))?;
         b.header("Contact", &self.stack.contact_for(hop.proto, hop.addr))?;
         b.header("Event", package.as_str())?;
-        b.header("Accept", package.content_type())?;
+        if d.list {
+            b.header("Supported", "eventlist")?;
+            b.header(
+                "Accept",
+                &format!(
+                    "{}, multipart/related, {}",
+                    crate::doc::rlmi::Rlmi::CONTENT_TYPE,
+                    package.content_type()
+                ),
+            )?;
+        } else {
+            b.header("Accept", package.content_type())?;
+        }
         b.header("Expires", &expires.to_string())?;
         b.header("User-Agent", &self.stack.config().server_name)?;
         let with_auth = authorization.is_some();
@@ -608,6 +724,14 @@ impl Backends {
                         Ok(etag) => b.etag = Some(etag),
                         Err(e) => {
                             log::debug!("federation: mirror of {} not extended: {e}", b.presentity)
+                        }
+                    }
+                }
+                if let Ok(engine) = self.engine() {
+                    for (uri, etag) in b.mirrored.values_mut() {
+                        match engine.refresh_publication(etag, u32::MAX) {
+                            Ok(tag) => *etag = tag,
+                            Err(e) => log::debug!("list: mirror of {uri} not extended: {e}"),
                         }
                     }
                 }
@@ -683,8 +807,8 @@ impl Backends {
         // and a new dialog is tried at once. Otherwise the remote state is unknown now.
         let b = table.by_key.get_mut(key).expect("present");
         if status != 481 {
-            if let (Some(etag), Ok(engine)) = (b.etag.take(), self.engine()) {
-                let _ = engine.remove_publication(&etag);
+            if let Ok(engine) = self.engine() {
+                b.clear_mirror(&engine);
             }
         }
         let wait = if status == 481 && b.failures == 1 {
@@ -747,7 +871,18 @@ impl Backends {
                 "Bad Request (no Subscription-State)",
             )));
         };
-        let document = if m.body().is_empty() {
+        let list = if key.list && !m.body().is_empty() {
+            match list_updates(m, b.package, &engine.config().limits) {
+                Ok(updates) => Some(updates),
+                Err(e) => {
+                    log::info!("list: NOTIFY for {} refused: {e}", b.presentity);
+                    return Ok(Some(self.stack.reply(request, 400, "Bad Request")));
+                }
+            }
+        } else {
+            None
+        };
+        let document = if m.body().is_empty() || key.list {
             None
         } else {
             let text = std::str::from_utf8(m.body())
@@ -770,6 +905,14 @@ impl Backends {
         let terminated = state.state().eq_ignore_ascii_case("terminated");
         let active = state.state().eq_ignore_ascii_case("active");
         match (active, document) {
+            _ if key.list => match list {
+                Some((full_state, updates)) if !terminated => {
+                    mirror_list(&engine, b, full_state, updates)
+                }
+                // Nothing known any more (pending, or ended): no resource's state is shown.
+                _ if !active => b.clear_mirror(&engine),
+                _ => {}
+            },
             (true, Some(doc)) => {
                 let etag = match &b.etag {
                     Some(etag) => match engine.modify_publication(etag, doc.clone()) {
@@ -785,11 +928,7 @@ impl Backends {
                     Err(e) => log::warn!("federation: cannot mirror {}: {e}", b.presentity),
                 }
             }
-            _ => {
-                if let Some(etag) = b.etag.take() {
-                    let _ = engine.remove_publication(&etag);
-                }
-            }
+            _ => b.clear_mirror(&engine),
         }
         let mut after = After::Nothing;
         if terminated {
@@ -896,9 +1035,9 @@ impl Backends {
         table.by_local.clear();
         table.by_call_id.clear();
         table.wakes.clear();
-        for b in backends {
-            if let (Some(etag), Ok(engine)) = (&b.etag, self.engine()) {
-                let _ = engine.remove_publication(etag);
+        for mut b in backends {
+            if let Ok(engine) = self.engine() {
+                b.clear_mirror(&engine);
             }
             if let Some(dialog) = b.dialog.filter(|d| d.remote_tag.is_some()) {
                 let mut closing = Closing {
@@ -920,3 +1059,120 @@ fn account_or(accounts: &[Account], account: Option<usize>, watcher: &Uri) -> St
 }
 
 use std::sync::atomic::Ordering;
+
+/// What a list NOTIFY says of one resource.
+#[derive(Debug)]
+enum ResourceUpdate {
+    /// Its state, to mirror.
+    Set(crate::model::package::Document),
+    /// No state (pending, terminated): its mirror is removed.
+    Clear,
+    /// Listed without a state part (unchanged, or a nested list): left as it is.
+    Keep,
+}
+
+/// Reads a list NOTIFY's body strictly (RFC 4662 §5): whether it is full state, and what it
+/// says of each resource it lists. Any fault (boundary, root, a `cid` without its part, a
+/// part of another type, a state document that does not parse) refuses the whole body.
+fn list_updates(
+    m: &SipMessage,
+    package: Package,
+    limits: &crate::doc::Limits,
+) -> Result<(bool, Vec<(Uri, ResourceUpdate)>)> {
+    use crate::doc::rlmi::InstanceState;
+    let content_type = m
+        .header("Content-Type")
+        .ok_or_else(|| Error::Malformed("list NOTIFY without Content-Type".into()))?;
+    let body = crate::sip::list_body::ListBody::parse(content_type, m.body(), limits)?;
+    let mut updates = Vec::with_capacity(body.rlmi.resources.len());
+    for r in &body.rlmi.resources {
+        let uri = Uri::parse(&r.uri)?;
+        let mut update = ResourceUpdate::Clear;
+        for instance in &r.instances {
+            if instance.state != InstanceState::Active {
+                continue;
+            }
+            let Some(part) = body.state_of(instance) else {
+                if instance.cid.is_some() {
+                    return Err(Error::Malformed(format!(
+                        "instance {} of {} names a part the body lacks",
+                        instance.id, r.uri
+                    )));
+                }
+                update = ResourceUpdate::Keep;
+                continue;
+            };
+            if part.is("multipart/related") {
+                log::debug!("list: {} is a nested list, not mirrored", r.uri);
+                update = ResourceUpdate::Keep;
+                continue;
+            }
+            if !part.is(package.content_type()) {
+                return Err(Error::Malformed(format!(
+                    "the state of {} is {}, not {}",
+                    r.uri,
+                    part.content_type,
+                    package.content_type()
+                )));
+            }
+            let text = std::str::from_utf8(&part.body)
+                .map_err(|_| Error::Malformed(format!("the state of {} is not UTF-8", r.uri)))?;
+            update = ResourceUpdate::Set(package.parse(text, limits)?);
+            break;
+        }
+        updates.push((uri, update));
+    }
+    Ok((body.rlmi.full_state, updates))
+}
+
+/// Mirrors a list NOTIFY into the engine: each resource's state as its publication; in full
+/// state, the resources it does not list lose theirs.
+fn mirror_list(
+    engine: &crate::engine::Core,
+    b: &mut Backend,
+    full_state: bool,
+    updates: Vec<(Uri, ResourceUpdate)>,
+) {
+    if full_state {
+        let listed: HashSet<String> = updates.iter().map(|(u, _)| presentity_key(u)).collect();
+        let gone: Vec<String> = b
+            .mirrored
+            .keys()
+            .filter(|k| !listed.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some((_, etag)) = b.mirrored.remove(&k) {
+                let _ = engine.remove_publication(&etag);
+            }
+        }
+    }
+    for (uri, update) in updates {
+        let k = presentity_key(&uri);
+        match update {
+            ResourceUpdate::Keep => {}
+            ResourceUpdate::Clear => {
+                if let Some((_, etag)) = b.mirrored.remove(&k) {
+                    let _ = engine.remove_publication(&etag);
+                }
+            }
+            ResourceUpdate::Set(doc) => {
+                let etag = match b.mirrored.get(&k) {
+                    Some((_, etag)) => match engine.modify_publication(etag, doc.clone()) {
+                        Err(Error::UnknownEntityTag(_)) => {
+                            engine.publish(&uri, doc, Some(u32::MAX))
+                        }
+                        other => other,
+                    },
+                    None => engine.publish(&uri, doc, Some(u32::MAX)),
+                };
+                match etag {
+                    Ok(etag) => {
+                        b.mirrored.insert(k, (uri, etag));
+                    }
+                    Err(e) => log::warn!("list: cannot mirror {uri}: {e}"),
+                }
+            }
+        }
+    }
+}
