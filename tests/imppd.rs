@@ -1121,6 +1121,11 @@ fn network_bounds_come_from_flags() {
             "--auth-proxy needs an IP address",
         ),
         (
+            "--list-batch-interval",
+            "60001",
+            "--list-batch-interval needs milliseconds",
+        ),
+        (
             "--listen",
             "tls:127.0.0.1:0",
             "need a TLS certificate and key",
@@ -1146,11 +1151,15 @@ fn network_bounds_come_from_flags() {
             "8",
             "--auth-proxy",
             "127.0.0.9",
+            "--list-batch-interval",
+            "250",
         ],
     );
     let log = node.log();
     assert!(
-        log.contains("connections 4096 (8 per address), rate limit 50/s bursts 100"),
+        log.contains(
+            "connections 4096 (8 per address), rate limit 50/s bursts 100, list batch 250 ms"
+        ),
         "{log}"
     );
     node.stop();
