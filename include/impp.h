@@ -3881,6 +3881,19 @@ enum impp_status impp_sip_config_set_t1_ms(struct impp_sip_config *config, uint3
 enum impp_status impp_sip_config_set_workers(struct impp_sip_config *config, uint32_t workers);
 
 /**
+ * How long the list server (RFC 4662) collects changes of a list's resources before it
+ * sends one partial-state NOTIFY, in milliseconds (default 1,000); 0: a NOTIFY for each
+ * change as it comes (still one in flight per list dialog). 0 to 60,000.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_list_batch_interval_ms(struct impp_sip_config *config,
+                                                            uint32_t interval_ms);
+
+/**
  * Sets the TLS certificate, key and trust anchors from PEM files, for TLS listen addresses
  * and for outgoing TLS (routes and accounts with `tls:` next hops): `cert_path` the
  * certificate chain (the server's certificate first), `key_path` its private key (PKCS#8,

@@ -1121,6 +1121,11 @@ fn network_bounds_come_from_flags() {
             "--auth-proxy needs an IP address",
         ),
         (
+            "--list-batch-interval",
+            "60001",
+            "--list-batch-interval needs milliseconds",
+        ),
+        (
             "--listen",
             "tls:127.0.0.1:0",
             "need a TLS certificate and key",
@@ -1146,12 +1151,69 @@ fn network_bounds_come_from_flags() {
             "8",
             "--auth-proxy",
             "127.0.0.9",
+            "--list-batch-interval",
+            "250",
         ],
     );
     let log = node.log();
     assert!(
-        log.contains("connections 4096 (8 per address), rate limit 50/s bursts 100"),
+        log.contains(
+            "connections 4096 (8 per address), rate limit 50/s bursts 100, list batch 250 ms"
+        ),
         "{log}"
     );
     node.stop();
+}
+
+/// A desk phone's BLF list against the real binary (sipp, digest on): `imppd list add` a
+/// dialog list of alice and bob; the phone subscribes with `Supported: eventlist` and gets a
+/// full-state RLMI NOTIFY (version 0); alice publishes a call and the next NOTIFY is partial
+/// (version 1) with alice only (`--list-batch-interval 0`: at once).
+#[test]
+fn a_desk_phone_watches_its_blf_list() {
+    let dir = Dir::new("blf");
+    for name in ["alice", "bob", "phone"] {
+        add_user(&dir.db(), name);
+    }
+    let blf = format!("sip:blf@{DOMAIN}");
+    assert_ok(&list(
+        &dir.db(),
+        &[
+            "add",
+            &blf,
+            "--entry",
+            &format!("sip:alice@{DOMAIN}"),
+            "--entry",
+            &format!("sip:bob@{DOMAIN}"),
+            "--package",
+            "dialog",
+        ],
+    ));
+    let mut server = Server::start_on(&dir.db(), free_port(), &["--list-batch-interval", "0"]);
+    let phone = common::sipp::Sipp::new(
+        "blf_list_subscribe.xml",
+        server.addr(),
+        "phone",
+        &dir.0,
+        "phone",
+    )
+    .auth("phone", "phone-pw")
+    .set("list", "blf")
+    .spawn();
+    phone.wait_for("fullState=\"true\"");
+    sipp(&server, "publish_dialog_auth.xml", false, "alice", &[]);
+    let log = phone.wait();
+    let notifies = log.received("NOTIFY");
+    assert_eq!(notifies.len(), 3, "{notifies:?}");
+    let partial = &notifies[1];
+    assert!(partial.contains("fullState=\"false\""), "{partial}");
+    assert!(
+        partial.contains(&format!("uri=\"sip:alice@{DOMAIN}\"")),
+        "{partial}"
+    );
+    assert!(
+        !partial.contains(&format!("sip:bob@{DOMAIN}")),
+        "only alice changed: {partial}"
+    );
+    server.stop();
 }

@@ -328,3 +328,182 @@ fn an_expired_list_subscription_ends_with_its_back_subscriptions() {
     s.engine.sync().unwrap();
     assert_eq!(s.engine.stats().subscriptions_active, 0);
 }
+
+/// The engine and the stack run what is due, until `done` (polled, up to 5 s).
+fn eventually(s: &Server, what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        s.engine.sync().unwrap();
+        assert!(s.server.sync());
+        if done() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_refresh_expands_the_list_again() {
+    let s = Server::clocked(false, |_| {});
+    let mut alice = Client::new(s.udp(), "alice");
+    let mut carol = Client::new(s.udp(), "carol");
+    let mut bob = Client::new(s.udp(), "bob");
+    for (c, note) in [(&mut alice, "alice 0"), (&mut carol, "carol 0")] {
+        let a = c.aor();
+        assert_eq!(c.publish("", Some(&pidf(&a, note))).status(), Some(200));
+    }
+    let list = set_list(&s, "buddies", impp::engine::Package::Presence, &["alice"]);
+    let call_id = token();
+    let r = subscribe(&mut bob, &list, "presence", &call_id, EVENTLIST);
+    assert_eq!(r.status(), Some(200));
+    let tag = to_tag(&r);
+    let body = list_body(&bob.next_request("NOTIFY"));
+    let uris: Vec<&str> = body.rlmi.resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(uris, [aor("alice")]);
+
+    // Carol joins the list (the engine's API); nothing is sent before the refresh.
+    set_list(
+        &s,
+        "buddies",
+        impp::engine::Package::Presence,
+        &["alice", "carol"],
+    );
+    assert!(
+        nothing_arrives(&s, &mut bob),
+        "the list is expanded at refreshes"
+    );
+    let refresh = bob.request(
+        "SUBSCRIBE",
+        &list,
+        &format!("<{list}>;tag={tag}"),
+        &call_id,
+        &format!("Event: presence\r\nExpires: 600\r\n{EVENTLIST}"),
+        None,
+    );
+    let r = bob.transact(&refresh);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(header_map(&r)["require"], "eventlist");
+    // At once: every resource's state is known (no advance of the clock, which would
+    // retransmit the NOTIFY before the client reads it).
+    let after = bob.next_request("NOTIFY");
+    assert!(header_map(&after)["subscription-state"].starts_with("active"));
+    let body = list_body(&after);
+    assert!(body.rlmi.full_state, "a refresh's NOTIFY has full state");
+    assert_eq!(body.rlmi.version, 1);
+    let uris: Vec<&str> = body.rlmi.resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(uris, [aor("alice"), aor("carol")]);
+    assert!(state_of(&body, &aor("carol")).unwrap().contains("carol 0"));
+    assert!(state_of(&body, &aor("alice")).unwrap().contains("alice 0"));
+    s.engine.sync().unwrap();
+    assert_eq!(s.engine.stats().subscriptions_active, 2);
+
+    unsubscribe(&mut bob, &list, &call_id, &tag, "presence");
+    let last = bob.next_request("NOTIFY");
+    assert!(
+        header_map(&last)["subscription-state"].starts_with("terminated"),
+        "{last:?}"
+    );
+    eventually(&s, "the back subscriptions end", || {
+        s.engine.stats().subscriptions_active == 0
+    });
+}
+
+#[test]
+fn a_fetch_gets_one_full_state_terminated_notify() {
+    let s = Server::clocked(false, |_| {});
+    let mut alice = Client::new(s.udp(), "alice");
+    let mut bob = Client::new(s.udp(), "bob");
+    let a = alice.aor();
+    assert_eq!(
+        alice.publish("", Some(&pidf(&a, "alice 0"))).status(),
+        Some(200)
+    );
+    let list = set_list(
+        &s,
+        "buddies",
+        impp::engine::Package::Presence,
+        &["alice", "carol"],
+    );
+    let fetch = bob.request(
+        "SUBSCRIBE",
+        &list,
+        &format!("<{list}>"),
+        &token(),
+        &format!("Event: presence\r\nExpires: 0\r\n{EVENTLIST}"),
+        None,
+    );
+    let r = bob.transact(&fetch);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(header_map(&r)["expires"], "0");
+    let only = bob.next_request("NOTIFY");
+    assert!(
+        header_map(&only)["subscription-state"].starts_with("terminated"),
+        "{:?}",
+        header_map(&only)
+    );
+    let body = list_body(&only);
+    assert!(body.rlmi.full_state);
+    assert_eq!(body.rlmi.version, 0);
+    let uris: Vec<&str> = body.rlmi.resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(uris, [aor("alice"), aor("carol")]);
+    assert!(state_of(&body, &aor("alice")).unwrap().contains("alice 0"));
+    eventually(&s, "the back subscriptions end", || {
+        s.engine.stats().subscriptions_active == 0
+    });
+    // Nothing more: a change of alice is not sent.
+    assert_eq!(
+        alice.publish("", Some(&pidf(&a, "alice 1"))).status(),
+        Some(200)
+    );
+    s.advance(Duration::from_secs(2));
+    assert!(
+        nothing_arrives(&s, &mut bob),
+        "a fetch has one NOTIFY: {:?}",
+        bob.requests
+    );
+}
+
+#[test]
+fn a_list_notify_answered_481_ends_the_dialog_and_its_back_subscriptions() {
+    let s = Server::clocked(false, |_| {});
+    let mut alice = Client::new(s.udp(), "alice");
+    let mut bob = Client::new(s.udp(), "bob");
+    bob.auto_answer = false;
+    let list = set_list(
+        &s,
+        "buddies",
+        impp::engine::Package::Presence,
+        &["alice", "carol"],
+    );
+    let call_id = token();
+    let r = subscribe(&mut bob, &list, "presence", &call_id, EVENTLIST);
+    assert_eq!(r.status(), Some(200));
+    let tag = to_tag(&r);
+    let first = bob.next_request("NOTIFY");
+    assert_eq!(list_body(&first).rlmi.version, 0);
+    s.engine.sync().unwrap();
+    assert_eq!(s.engine.stats().subscriptions_active, 2);
+    bob.answer_with(&first, 481, "Subscription Does Not Exist", "");
+    eventually(&s, "the back subscriptions end", || {
+        s.engine.stats().subscriptions_active == 0
+    });
+
+    // The dialog is gone: no NOTIFY for a change, and a refresh gets 481.
+    let a = alice.aor();
+    assert_eq!(
+        alice.publish("", Some(&pidf(&a, "alice 1"))).status(),
+        Some(200)
+    );
+    s.advance(Duration::from_secs(2));
+    assert!(nothing_arrives(&s, &mut bob), "the list dialog ended");
+    let refresh = bob.request(
+        "SUBSCRIBE",
+        &list,
+        &format!("<{list}>;tag={tag}"),
+        &call_id,
+        &format!("Event: presence\r\nExpires: 600\r\n{EVENTLIST}"),
+        None,
+    );
+    assert_eq!(bob.transact(&refresh).status(), Some(481));
+}

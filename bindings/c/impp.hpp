@@ -2302,6 +2302,15 @@ public:
     }
     SipConfig &&t1(std::chrono::milliseconds interval) && { return std::move(t1(interval)); }
 
+    /* How long the list server collects changes before a partial NOTIFY, 0 to 60 s (0: none). */
+    SipConfig &list_batch_interval(std::chrono::milliseconds interval) & {
+        detail::check(impp_sip_config_set_list_batch_interval_ms(get(), detail::ms_arg(interval)));
+        return *this;
+    }
+    SipConfig &&list_batch_interval(std::chrono::milliseconds interval) && {
+        return std::move(list_batch_interval(interval));
+    }
+
     /* Threads handling requests, 1 to 64. */
     SipConfig &workers(std::uint32_t n) & {
         detail::check(impp_sip_config_set_workers(get(), n));

@@ -165,7 +165,9 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           TLS), --unauthenticated-timeout 32 (a connection no request authenticated on
           closes), --tls-handshake-timeout 10, --idle-timeout 180 (seconds);
           --auth-proxy ADDR: a front proxy whose requests count against the client
-          address in its Via for the digest throttle, and are not rate limited";
+          address in its Via for the digest throttle, and are not rate limited;
+          --list-batch-interval 1000: how long (ms, 0 to 60000; 0: none) changes of a
+          resource list's resources are collected into one partial NOTIFY (RFC 4662)";
 
 #[derive(Debug)]
 struct Options {

@@ -289,6 +289,28 @@ pub unsafe extern "C" fn impp_sip_config_set_workers(
     }
 }
 
+/// How long the list server (RFC 4662) collects changes of a list's resources before it
+/// sends one partial-state NOTIFY, in milliseconds (default 1,000); 0: a NOTIFY for each
+/// change as it comes (still one in flight per list dialog). 0 to 60,000.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, out of range). Nothing changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_list_batch_interval_ms(
+    config: *mut impp_sip_config,
+    interval_ms: u32,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            c.list_batch_interval = ms_in_range("the list batch interval", interval_ms, 0, 60_000)?;
+            Ok(())
+        })
+    }
+}
+
 /// `ms` as a duration, if it is within `min..=max` milliseconds; else an
 /// `IMPP_ERR_INVALID_ARGUMENT` naming `what` and the range.
 fn ms_in_range(what: &str, ms: u32, min: u32, max: u32) -> Result<Duration> {
@@ -1140,6 +1162,7 @@ mod tests {
                 impp_sip_config_set_nc_window(config, 65),
                 impp_sip_config_set_auth_failure_window_ms(config, DAY_MS + 1),
                 impp_sip_config_set_auth_block_ms(config, 0),
+                impp_sip_config_set_list_batch_interval_ms(config, 60_001),
                 impp_sip_config_set_tls_files(
                     config,
                     c"/nonexistent/impp.crt".as_ptr(),
@@ -1209,6 +1232,11 @@ mod tests {
                 impp_sip_config_set_max_connections(config, u32::MAX),
                 impp_status::IMPP_OK
             );
+            assert_eq!(
+                impp_sip_config_set_list_batch_interval_ms(config, 0),
+                impp_status::IMPP_OK
+            );
+            assert_eq!((*config).config.list_batch_interval, Duration::ZERO);
             let c = &(*config).config;
             assert_eq!(
                 c.rate_limit,

@@ -198,6 +198,7 @@ static void tls_from_memory_and_connection_counters(impp_engine *engine) {
     CHECK_OK(impp_sip_config_set_max_connections_per_address(config, 1));
     CHECK_OK(impp_sip_config_set_max_connections(config, 16));
     CHECK_OK(impp_sip_config_set_idle_timeout_ms(config, 60000));
+    CHECK_OK(impp_sip_config_set_list_batch_interval_ms(config, 250));
     CHECK_OK(impp_sip_config_set_unvouched_timeout_ms(config, 60000));
     impp_sip *sip = NULL;
     CHECK_OK(impp_sip_start(engine, config, &sip));
@@ -237,6 +238,8 @@ static void bad_values_are_refused(impp_engine *engine) {
                 IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_sip_config_set_idle_timeout_ms(config, 0), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_sip_config_set_idle_timeout_ms(config, 86400001), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_set_list_batch_interval_ms(config, 60001),
+                IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_sip_config_set_tls_handshake_timeout_ms(config, 99),
                 IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_sip_config_set_tls_handshake_timeout_ms(config, 600001),
@@ -291,6 +294,8 @@ static void bad_values_are_refused(impp_engine *engine) {
     CHECK_OK(impp_sip_config_set_nonce_lifetime_ms(config, 1000));
     CHECK_OK(impp_sip_config_set_nc_window(config, 0));
     CHECK_OK(impp_sip_config_set_nc_window(config, 64));
+    CHECK_OK(impp_sip_config_set_list_batch_interval_ms(config, 0));
+    CHECK_OK(impp_sip_config_set_list_batch_interval_ms(config, 60000));
     CHECK_OK(impp_sip_config_set_max_auth_failures(config, 0)); /* off */
     CHECK_OK(impp_sip_config_set_max_auth_failures(config, 3));
     CHECK_OK(impp_sip_config_set_auth_failure_window_ms(config, 1000));

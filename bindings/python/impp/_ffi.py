@@ -302,6 +302,7 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "impp_account_set_outbound_proxy": (_status, [AccountP, c_char_p]),
     "impp_account_set_expires": (_status, [AccountP, c_uint32]),
     "impp_sip_config_set_workers": (_status, [SipConfigP, c_uint32]),
+    "impp_sip_config_set_list_batch_interval_ms": (_status, [SipConfigP, c_uint32]),
     "impp_sip_start": (_status, [EngineP, SipConfigP, POINTER(SipP)]),
     "impp_sip_local_address": (_status, [SipP, c_char_p, _owned_out]),
     "impp_sip_free": (_status, [SipP]),

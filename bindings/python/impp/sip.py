@@ -196,7 +196,7 @@ class SipStack:
     """``SipStack(engine, listen=[...], authenticate=True, routes=(), accounts=(),
     federate=True, offer_sha256=True, t1_ms=None, workers=None, tls=None,
     connection_limits=None, rate_limit=None, auth_limits=None, peers=(),
-    federation=Federation.TRUSTED, publishers=())``.
+    federation=Federation.TRUSTED, publishers=(), list_batch_interval_ms=None)``.
 
     ``listen``: addresses as ``"udp:127.0.0.1:5060"`` / ``"tcp:[::1]:5060"`` /
     ``"tls:0.0.0.0:5061"`` (port 0: any free port, see :meth:`local_address`).
@@ -216,6 +216,8 @@ class SipStack:
     systems that may publish presence, dialog and message-summary state for every user of
     one of the engine's domains. A peer for one of the engine's domains, or a publisher for
     a domain not the engine's, raises :class:`impp.InvalidArgument` when the stack starts.
+    ``list_batch_interval_ms``: how long the list server (RFC 4662) collects changes of a
+    list's resources before one partial-state NOTIFY (default 1000; 0: none; 0 to 60000).
     A bad value raises :class:`impp.InvalidArgument` and no stack starts. Close the stack
     before the engine (closing the engine closes it first).
     """
@@ -239,6 +241,7 @@ class SipStack:
         peers: Iterable[str] = (),
         federation: Union[Federation, str] = Federation.TRUSTED,
         publishers: Iterable[str] = (),
+        list_batch_interval_ms: Optional[int] = None,
     ) -> None:
         self._ptr: Any = None
         self._lock = threading.Lock()
@@ -284,6 +287,9 @@ class SipStack:
                 check(lib.impp_sip_config_set_t1_ms(config, int(t1_ms)))
             if workers is not None:
                 check(lib.impp_sip_config_set_workers(config, int(workers)))
+            batch = _u32(list_batch_interval_ms, "list_batch_interval_ms")
+            if batch is not None:
+                check(lib.impp_sip_config_set_list_batch_interval_ms(config, batch))
             _set_tls(config, tls)
             _set_connection_limits(config, connection_limits)
             _set_rate_limit(config, rate_limit)

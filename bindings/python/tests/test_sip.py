@@ -85,6 +85,8 @@ def test_bad_settings_are_refused_with_a_clear_error():
             {"listen": ["udp:localhost:5060"]},
             {"listen": ["udp:127.0.0.1:0"], "routes": ["b.test"]},
             {"listen": ["udp:127.0.0.1:0"], "t1_ms": 0},
+            {"listen": ["udp:127.0.0.1:0"], "list_batch_interval_ms": 60_001},
+            {"listen": ["udp:127.0.0.1:0"], "list_batch_interval_ms": -1},
         ):
             with pytest.raises(impp.InvalidArgument) as e:
                 impp.SipStack(engine, **kwargs)
@@ -298,6 +300,13 @@ def test_bad_limits_are_refused():
                                         proxies=("192.0.2.1", "2001:db8::1")),
         ) as sip:
             assert sip.stats()["rate_refused"] == 0
+        # The list server's batching interval at its bounds (0: none).
+        for interval in (0, 60_000):
+            with impp.SipStack(engine, listen=["udp:127.0.0.1:0"],
+                               list_batch_interval_ms=interval) as sip:
+                assert sip.local_address("udp").startswith("udp:127.0.0.1:")
+        with pytest.raises(TypeError):
+            impp.SipStack(engine, listen=["udp:127.0.0.1:0"], list_batch_interval_ms=1.5)
 
 
 def wait_for(predicate, timeout=10.0):

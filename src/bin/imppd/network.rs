@@ -1,6 +1,7 @@
 //! The options that bound what strangers on the network can make imppd do: connections,
-//! requests per second per address, and the digest throttle's front proxies. Each is a flag
-//! and a config-file key of the same name; the defaults are the library's.
+//! requests per second per address, and the digest throttle's front proxies; and the list
+//! server's batching interval. Each is a flag and a config-file key of the same name; the
+//! defaults are the library's.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -9,16 +10,21 @@ use impp::sip::rate::RateLimit;
 use impp::sip::{ConnectionLimits, SipServerConfig};
 
 /// `--max-connections`, `--max-connections-per-address`, `--unauthenticated-timeout`,
-/// `--tls-handshake-timeout`, `--idle-timeout`, `--rate-limit`, `--auth-proxy`.
+/// `--tls-handshake-timeout`, `--idle-timeout`, `--rate-limit`, `--auth-proxy`,
+/// `--list-batch-interval`.
 #[derive(Debug, Default)]
 pub struct NetworkOptions {
     connections: ConnectionLimits,
     rate_limit: Option<RateLimit>,
     auth_proxies: Vec<IpAddr>,
+    list_batch_interval: Option<Duration>,
 }
 
+/// The longest `--list-batch-interval`, in milliseconds (as the C API's bound).
+const MAX_LIST_BATCH_MS: u64 = 60_000;
+
 /// The names this module reads (each takes a value).
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     "max-connections",
     "max-connections-per-address",
     "unauthenticated-timeout",
@@ -26,6 +32,7 @@ pub const NAMES: [&str; 7] = [
     "idle-timeout",
     "rate-limit",
     "auth-proxy",
+    "list-batch-interval",
 ];
 
 impl NetworkOptions {
@@ -58,6 +65,16 @@ impl NetworkOptions {
                 .parse()
                 .map(|ip| self.auth_proxies.push(ip))
                 .map_err(|_| format!("--auth-proxy needs an IP address, not '{value}'")),
+            "list-batch-interval" => value
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= MAX_LIST_BATCH_MS)
+                .map(|ms| self.list_batch_interval = Some(Duration::from_millis(ms)))
+                .ok_or_else(|| {
+                    format!(
+                        "--list-batch-interval needs milliseconds (0 to {MAX_LIST_BATCH_MS}), not '{value}'"
+                    )
+                }),
             _ => return None,
         };
         Some(result)
@@ -72,6 +89,9 @@ impl NetworkOptions {
         sip.auth_limits
             .proxies
             .extend(self.auth_proxies.iter().copied());
+        if let Some(interval) = self.list_batch_interval {
+            sip.list_batch_interval = interval;
+        }
     }
 
     /// One line for the start-up report.
@@ -85,8 +105,10 @@ impl NetworkOptions {
             )
         };
         format!(
-            "connections {} ({} per address), rate limit {rate}",
-            sip.connections.max_total, sip.connections.max_per_address
+            "connections {} ({} per address), rate limit {rate}, list batch {} ms",
+            sip.connections.max_total,
+            sip.connections.max_per_address,
+            sip.list_batch_interval.as_millis()
         )
     }
 }
