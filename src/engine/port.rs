@@ -127,6 +127,14 @@ pub struct PortCloser {
 }
 
 impl PortCloser {
+    /// The events waiting now, and how many were taken so far (read in that order): the
+    /// taker has dealt with everything queued before this call once it has handled that
+    /// many and none wait. For [`crate::sip::SipServer::sync`].
+    pub(crate) fn progress(&self) -> (usize, u64) {
+        let waiting = self.queue.len();
+        (waiting, self.queue.stats().delivered)
+    }
+
     /// Closes the port (once; later calls do nothing).
     pub fn close(&self) {
         self.slot.detach(&self.queue);

@@ -232,6 +232,8 @@ struct Node {
     agent_counters: Arc<AgentCounters>,
     /// For the MESSAGEs of the accounts (the server roles reach it through `auth`).
     trust: Arc<Trust>,
+    /// Port events the events thread has handled (see [`SipServer::sync`]).
+    events_handled: std::sync::atomic::AtomicU64,
 }
 
 impl SipServer {
@@ -360,6 +362,7 @@ impl SipServer {
                 agent_counters.clone(),
             ),
             agent_counters,
+            events_handled: std::sync::atomic::AtomicU64::new(0),
             trust,
             stack,
         });
@@ -496,9 +499,12 @@ impl SipServer {
                     if events.is_empty() && port.is_closed() {
                         break;
                     }
+                    let taken = events.len() as u64;
                     for event in events {
                         node.event(event);
                     }
+                    node.events_handled
+                        .fetch_add(taken, std::sync::atomic::Ordering::Release);
                 }),
             )?);
         }
@@ -607,6 +613,20 @@ impl SipServer {
     /// manual clock ([`crate::engine::ManualClock`]), after advancing it. With the system
     /// clock the timers run by themselves. Whether they ran (`false`: stopped).
     pub fn sync(&self) -> bool {
+        // What the engine queued for this server is handled first, at the current time (a
+        // change reaching a role after the clock moved would be timed from the new time).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (waiting, taken) = self.port.progress();
+            let handled = self
+                .node
+                .events_handled
+                .load(std::sync::atomic::Ordering::Acquire);
+            if (waiting == 0 && handled >= taken) || std::time::Instant::now() >= deadline {
+                break;
+            }
+            std::thread::yield_now();
+        }
         let ran = self
             .node
             .stack

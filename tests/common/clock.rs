@@ -9,8 +9,11 @@ use impp::engine::{Engine, ManualClock};
 use impp::sip::transaction::Timers;
 use impp::sip::SipServer;
 
-/// Moves `clock` forward by `by`, then runs what fell due at the new time: see [`sync`].
+/// Settles what is under way at the current time, moves `clock` forward by `by`, then runs
+/// what fell due at the new time: see [`sync`]. Settling first matters: a change still on
+/// its way to a SIP role when the clock moves would be timed from the new time.
 pub fn advance(clock: &ManualClock, by: Duration, engines: &[&Engine], servers: &[&SipServer]) {
+    sync(engines, servers);
     clock.advance(by);
     sync(engines, servers);
 }
