@@ -558,6 +558,12 @@ impl<'k> XmlWriter<'k> {
         if ns == self.current_default() {
             return (None, false);
         }
+        // The XML namespace is bound to `xml` in every document and may not be declared as
+        // a default namespace: an element in it (`<xml:x>`, odd but well-formed) keeps the
+        // prefix.
+        if ns == XML_NS {
+            return (Some("xml"), false);
+        }
         match self.known_prefix(ns) {
             Some(p) => (Some(p), false),
             None => (None, true),
@@ -883,6 +889,18 @@ mod tests {
         assert_eq!(e, again);
         assert_eq!(again.children[1].namespace, "");
         assert_eq!(again.children[0].attribute(XML_NS, "lang"), Some("fr"));
+    }
+
+    #[test]
+    fn an_element_in_the_xml_namespace_keeps_its_prefix() {
+        // Found by fuzzing the rls-services codec: written with a default-namespace
+        // declaration of the XML namespace, it did not parse back.
+        let src = r#"<r xmlns="urn:r"><xml:e xml:lang="en" k="v"><c/></xml:e></r>"#;
+        let e = Element::parse(src, &Limits::DEFAULT).unwrap();
+        assert_eq!(e.children[0].namespace, XML_NS);
+        let xml = e.to_xml();
+        assert!(xml.contains("<xml:e "), "{xml}");
+        assert_eq!(Element::parse(&xml, &Limits::DEFAULT).unwrap(), e);
     }
 }
 
