@@ -616,23 +616,26 @@ impl ListServer {
         else {
             return true;
         };
-        match n.state {
-            SubscriptionState::Active => {
-                e.state = InstanceState::Active;
-                e.reason = None;
-                e.document = n.document.clone();
-            }
-            SubscriptionState::Pending => {
-                e.state = InstanceState::Pending;
-                e.reason = None;
-                e.document = None;
-            }
+        let (state, reason, document) = match n.state {
+            SubscriptionState::Active => (InstanceState::Active, None, n.document.clone()),
+            SubscriptionState::Pending => (InstanceState::Pending, None, None),
             SubscriptionState::Terminated(reason) => {
-                e.state = InstanceState::Terminated;
-                e.reason = reason.map(|r| r.as_str().to_string());
-                e.document = None;
                 e.back = None;
+                let reason = reason.map(|r| r.as_str().to_string());
+                (InstanceState::Terminated, reason, None)
             }
+        };
+        // The same state told again (a resource's first state can be notified twice, say)
+        // is nothing to tell the subscriber: no partial NOTIFY for it.
+        let unchanged = e.reported
+            && e.state == state
+            && e.reason == reason
+            && e.document.as_deref() == document.as_deref();
+        e.state = state;
+        e.reason = reason;
+        e.document = document;
+        if unchanged {
+            return true;
         }
         e.reported = true;
         e.changed = true;
