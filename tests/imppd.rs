@@ -1167,8 +1167,9 @@ fn network_bounds_come_from_flags() {
 
 /// A desk phone's BLF list against the real binary (sipp, digest on): `imppd list add` a
 /// dialog list of alice and bob; the phone subscribes with `Supported: eventlist` and gets a
-/// full-state RLMI NOTIFY (version 0); alice publishes a call and the next NOTIFY is partial
-/// (version 1) with alice only (`--list-batch-interval 0`: at once).
+/// full-state RLMI NOTIFY (version 0); alice publishes a call and a partial NOTIFY with alice
+/// only follows (`--list-batch-interval 0`: at once; partial NOTIFYs of the resources' own
+/// first changes may come between).
 #[test]
 fn a_desk_phone_watches_its_blf_list() {
     let dir = Dir::new("blf");
