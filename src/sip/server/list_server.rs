@@ -70,6 +70,13 @@ use crate::sip::transport::Proto;
 use crate::sip::SipMessage;
 use crate::uri::Uri;
 
+/// How long a full-state NOTIFY waits for resources that have not told their first state
+/// yet (clock ms), when the batching interval is shorter: the full state goes out as soon as
+/// every resource has told its state, and after this at the latest (a resource whose
+/// subscription never reports must not hold the list back). Without it, a batching interval
+/// of 0 would send every resource as pending and correct it at once in a partial NOTIFY.
+const FIRST_STATE_WAIT_MS: u64 = 200;
+
 /// How the target of a back subscription starts (then the list dialog's id, in hex).
 pub(crate) const LIST_TARGET: &[u8] = b"impp-list ";
 
@@ -382,7 +389,7 @@ impl ListServer {
             expires_at: now + u64::from(granted) * 1000,
             in_flight: false,
             full: true,
-            due: Some(now + self.batch_ms),
+            due: Some(now + self.batch_ms.max(FIRST_STATE_WAIT_MS)),
             ending: (granted == 0).then_some(Some("timeout")),
         };
         // Under the table's lock: the back subscriptions' first notifications (on the
@@ -570,7 +577,7 @@ impl ListServer {
         d.due = Some(if d.resources.iter().all(|e| e.reported) || granted == 0 {
             now
         } else {
-            now + self.batch_ms
+            now + self.batch_ms.max(FIRST_STATE_WAIT_MS)
         });
         let due = d.due;
         table.dialogs.insert(id, d);
