@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use impp::engine::{
     AuthAction, Clock, Engine, EngineConfig, Event, ExpiryBounds, ManualClock, Package,
-    SubscribeRequest, SubscriptionId, SystemClock, TerminationReason,
+    ResourceList, SubscribeRequest, SubscriptionId, SystemClock, TerminationReason,
 };
 use impp::sip::digest_client::{DigestClient, Retry};
 use impp::sip::route::{NextHop, Route, RouteTable};
@@ -235,6 +235,11 @@ impl SipWatcher {
     }
 
     fn subscribe(&mut self, presentity: &str, expires: u32) -> u16 {
+        self.subscribe_with(presentity, expires, "")
+    }
+
+    /// [`SipWatcher::subscribe`] with more header lines (CRLF-terminated).
+    fn subscribe_with(&mut self, presentity: &str, expires: u32, extra: &str) -> u16 {
         let mut answered = false;
         loop {
             let cseq = self.cseq.fetch_add(1, Ordering::Relaxed);
@@ -246,7 +251,7 @@ impl SipWatcher {
             };
             let request_uri = self.remote_target.clone().unwrap_or(presentity.to_string());
             let mut text = format!(
-                "SUBSCRIBE {request_uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKw{cseq}{tag};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@a.test>;tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} SUBSCRIBE\r\nContact: <sip:{user}@{local}>\r\nEvent: presence\r\nExpires: {expires}\r\n",
+                "SUBSCRIBE {request_uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKw{cseq}{tag};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@a.test>;tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} SUBSCRIBE\r\nContact: <sip:{user}@{local}>\r\nEvent: presence\r\nExpires: {expires}\r\n{extra}",
                 tag = self.tag,
                 user = self.user,
                 call_id = self.call_id,
@@ -641,6 +646,107 @@ fn a_restarted_server_subscribes_again_for_its_restored_sip_watchers() {
         watcher.saw("restored")
     });
     assert_eq!(a.server.federation_stats().local_watchers, 1);
+}
+
+/// A resource list of a.test with resources of b.test (RFC 4662 §4.3: a list may hold
+/// resources its server does not own): each remote resource is watched through federation's
+/// shared back-end subscription, one per presentity whatever the number of lists and watchers
+/// in a.test, and its state reaches the list's NOTIFYs like a local resource's.
+#[test]
+fn a_list_with_resources_of_another_domain_watches_them_through_federation() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let a = Domain::start("a.test", port_a, "b.test", port_b, AuthAction::Allow, |c| {
+        c.list_batch_interval = Duration::ZERO
+    });
+    let (dave, erin, alice) = ("sip:dave@b.test", "sip:erin@b.test", "sip:alice@a.test");
+    for (p, note) in [(dave, "dave v1"), (erin, "erin v1")] {
+        b.engine
+            .publish_body(&uri(p), Package::Presence, &pidf(p, note), None)
+            .unwrap();
+    }
+    a.engine
+        .publish_body(
+            &uri(alice),
+            Package::Presence,
+            &pidf(alice, "alice v1"),
+            None,
+        )
+        .unwrap();
+    let mut list = ResourceList::new(uri("sip:buddies@a.test"));
+    for r in [dave, erin, alice] {
+        list.push_resource(uri(r), None);
+    }
+    a.engine.set_list(list).unwrap();
+    // One more watcher of dave in a.test, outside any list: it shares the back-end
+    // subscription.
+    let single = subscribe(&a.engine, "sip:carol@a.test", dave);
+
+    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let eventlist = "Supported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/pidf+xml\r\n";
+    let mut watchers: Vec<SipWatcher> = ["bob", "carol"]
+        .iter()
+        .map(|user| SipWatcher::new(a_addr, user))
+        .collect();
+    for w in &mut watchers {
+        assert_eq!(w.subscribe_with("sip:buddies@a.test", 600, eventlist), 200);
+    }
+    // Every list watcher sees every resource active with its document, the remote ones
+    // included (the first full state may show them pending until the back-end dialogs
+    // answer; a partial NOTIFY follows).
+    let shows =
+        |w: &SipWatcher, text: &str| w.notifies.lock().unwrap().iter().any(|b| b.contains(text));
+    for w in &watchers {
+        wait_for("the list to show the remote resources", 10, || {
+            ["dave v1", "erin v1", "alice v1"]
+                .iter()
+                .all(|t| shows(w, t))
+        });
+    }
+    // One back-end subscription per remote presentity: the two lists and carol's single
+    // subscription share dave's.
+    wait_for("b.test to hold one subscription per presentity", 10, || {
+        b.remote_subscriptions() == 2
+    });
+    assert_eq!(a.server.federation_stats().backends, 2);
+
+    // A change at b.test crosses once and reaches every list and the single watcher.
+    b.engine
+        .publish_body(&uri(dave), Package::Presence, &pidf(dave, "dave v2"), None)
+        .unwrap();
+    for w in &watchers {
+        wait_for("the lists to show dave's change", 10, || {
+            shows(w, "dave v2")
+        });
+    }
+    wait_for("carol's single subscription to see it", 10, || {
+        a.all_saw(&[single], "dave v2")
+    });
+    // The partial NOTIFY carries dave alone.
+    let last = watchers[0].notifies.lock().unwrap().last().unwrap().clone();
+    assert!(
+        last.contains("dave v2") && !last.contains("erin v1"),
+        "{last}"
+    );
+
+    // The lists end: dave's back-end subscription stays for carol, erin's ends.
+    for w in &mut watchers {
+        assert_eq!(w.subscribe_with("sip:buddies@a.test", 0, eventlist), 200);
+    }
+    wait_for("erin's back-end subscription to end", 10, || {
+        b.remote_subscriptions() == 1
+    });
+    a.engine.unsubscribe(single).unwrap();
+    wait_for("dave's too, with the last watcher", 10, || {
+        b.remote_subscriptions() == 0
+    });
 }
 
 /// A measurement: `FED_WATCHERS` watchers in a.test (default 20,000) over `FED_PRESENTITIES`

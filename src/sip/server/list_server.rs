@@ -17,7 +17,10 @@
 //! RLMI instance: pending → `pending`, active → `active` with the document the engine
 //! composed for the watcher (a polite block's neutral one too) in a part of its own,
 //! terminated → `terminated` with the reason (a blocked subscriber: `rejected`). The back
-//! subscriptions are made, refreshed and ended with the list dialog. They are kept in the
+//! subscriptions are made, refreshed and ended with the list dialog. A resource of another
+//! domain is subscribed alike: its engine subscription is a local watcher of a remote
+//! presentity, so federation's back-end role serves it through the shared back-end
+//! subscription (module `crate::sip::agent::backend`), as for any local watcher. They are kept in the
 //! store like any subscription with a target, but list dialogs are not restored after a
 //! restart: the back subscriptions an earlier run left are ended at start
 //! ([`ListServer::start`]), and the subscriber, whose next refresh gets `481`, subscribes
