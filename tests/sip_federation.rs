@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use impp::engine::{
-    AuthAction, Clock, Engine, EngineConfig, Event, ExpiryBounds, ManualClock, Package,
-    ResourceList, SubscribeRequest, SubscriptionId, SystemClock, TerminationReason,
+    AuthAction, AuthRule, Clock, Engine, EngineConfig, Event, ExpiryBounds, ManualClock, Package,
+    ResourceList, SubscribeRequest, SubscriptionId, SystemClock, TerminationReason, WatcherMatch,
 };
 use impp::sip::digest_client::{DigestClient, Retry};
 use impp::sip::route::{NextHop, Route, RouteTable};
@@ -747,6 +747,61 @@ fn a_list_with_resources_of_another_domain_watches_them_through_federation() {
     wait_for("dave's too, with the last watcher", 10, || {
         b.remote_subscriptions() == 0
     });
+}
+
+/// A remote resource of a list is authorized by its own domain's rules for the list's
+/// subscriber: b.test blocks bob of a.test from dave, so bob's list shows dave
+/// `terminated;reason=rejected` while carol's list, sharing the back-end subscription, shows
+/// dave active.
+#[test]
+fn a_remote_resource_of_a_list_follows_its_domains_rules_for_each_subscriber() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let a = Domain::start("a.test", port_a, "b.test", port_b, AuthAction::Allow, |c| {
+        c.list_batch_interval = Duration::ZERO
+    });
+    let dave = "sip:dave@b.test";
+    b.engine
+        .set_rule(AuthRule::new(
+            uri(dave),
+            WatcherMatch::Watcher(uri("sip:bob@a.test")),
+            AuthAction::Block,
+        ))
+        .unwrap();
+    b.engine
+        .publish_body(&uri(dave), Package::Presence, &pidf(dave, "dave v1"), None)
+        .unwrap();
+    let mut list = ResourceList::new(uri("sip:buddies@a.test"));
+    list.push_resource(uri(dave), None);
+    a.engine.set_list(list).unwrap();
+
+    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let eventlist = "Supported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/pidf+xml\r\n";
+    let mut bob = SipWatcher::new(a_addr, "bob");
+    let mut carol = SipWatcher::new(a_addr, "carol");
+    let shows =
+        |w: &SipWatcher, text: &str| w.notifies.lock().unwrap().iter().any(|b| b.contains(text));
+    assert_eq!(
+        bob.subscribe_with("sip:buddies@a.test", 600, eventlist),
+        200
+    );
+    wait_for("bob's list to show dave rejected", 10, || {
+        shows(&bob, "reason=\"rejected\"")
+    });
+    assert_eq!(
+        carol.subscribe_with("sip:buddies@a.test", 600, eventlist),
+        200
+    );
+    wait_for("carol's list to show dave", 10, || shows(&carol, "dave v1"));
+    assert!(!shows(&bob, "dave v1"), "bob never sees dave's document");
+    assert!(!shows(&carol, "rejected"));
 }
 
 /// A measurement: `FED_WATCHERS` watchers in a.test (default 20,000) over `FED_PRESENTITIES`
