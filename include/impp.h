@@ -1066,12 +1066,12 @@ uint32_t impp_account_expires(const struct impp_account *account);
  * resource's state is mirrored into the engine as that resource's publication, so the
  * application watches the resources one by one (`impp_engine_subscribe` to
  * `sip:alice@b.example`) and gets ordinary notifications. `event_package` is
- * `"presence"` or `"dialog"`. Declaring the same list (by URI key) and package again
+ * `"presence"` or `"dialog"` (or `"message-summary"`). Declaring the same list (by URI key) and package again
  * changes nothing. A list of one of the engine's own domains is refused by
  * `impp_sip_start` (the configuration does not know the engine's domains before).
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a package without documents to
- * mirror: `presence.winfo`, `message-summary`), `IMPP_ERR_INVALID_URI` (`list_uri`),
+ * mirror: `presence.winfo`), `IMPP_ERR_INVALID_URI` (`list_uri`),
  * `IMPP_ERR_UNKNOWN_PACKAGE`. Nothing changes on error.
  *
  * # Safety
@@ -1099,7 +1099,7 @@ size_t impp_account_list_count(const struct impp_account *account);
 const char *impp_account_list_uri(const struct impp_account *account, size_t index);
 
 /**
- * The event package of declared list `index` (`"presence"` or `"dialog"`), a static
+ * The event package of declared list `index` (`"presence"`, `"dialog"`...), a static
  * string; NULL for NULL or an index out of range.
  *
  * # Safety
@@ -4229,7 +4229,7 @@ enum impp_status impp_sip_local_address(const struct impp_sip *sip, const char *
 /**
  * Subscribes account `account_index` (its index among the accounts added with
  * `impp_sip_config_add_account`, from 0) to the resource list `list_uri` at the account's
- * server (RFC 4662), for `event_package` (`"presence"` or `"dialog"`), through the
+ * server (RFC 4662), for `event_package` (`"presence"`, `"dialog"`), through the
  * account's proxy and with its credentials, refreshed until `impp_sip_unsubscribe_list`
  * or `impp_sip_free`. Each resource's state is mirrored into the engine as that resource's
  * publication, so the application (and every watcher of the engine) watches the resources
@@ -4241,7 +4241,7 @@ enum impp_status impp_sip_local_address(const struct impp_sip *sip, const char *
  *
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, no account `account_index`, a
  * list of one of the engine's own domains, a package without documents to mirror:
- * `presence.winfo`, `message-summary`), `IMPP_ERR_INVALID_URI` (`list_uri`),
+ * `presence.winfo`), `IMPP_ERR_INVALID_URI` (`list_uri`),
  * `IMPP_ERR_UNKNOWN_PACKAGE`, `IMPP_ERR_SHUTDOWN` (the engine was shut down). Nothing
  * changes on error.
  *

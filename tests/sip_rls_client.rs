@@ -343,7 +343,6 @@ fn bad_list_subscriptions_are_refused_and_change_nothing() {
         (1, list.clone(), Package::Presence, "no account 1"),
         (0, uri("sip:mine@b.test"), Package::Presence, "own domain"),
         (0, list.clone(), Package::PresenceWinfo, "presence.winfo"),
-        (0, list.clone(), Package::MessageSummary, "message-summary"),
     ];
     for (account, list, package, says) in refused {
         let err = server.subscribe_list(account, &list, package).unwrap_err();

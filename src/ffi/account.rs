@@ -290,12 +290,12 @@ pub unsafe extern "C" fn impp_account_expires(account: *const impp_account) -> u
 /// resource's state is mirrored into the engine as that resource's publication, so the
 /// application watches the resources one by one (`impp_engine_subscribe` to
 /// `sip:alice@b.example`) and gets ordinary notifications. `event_package` is
-/// `"presence"` or `"dialog"`. Declaring the same list (by URI key) and package again
+/// `"presence"` or `"dialog"` (or `"message-summary"`). Declaring the same list (by URI key) and package again
 /// changes nothing. A list of one of the engine's own domains is refused by
 /// `impp_sip_start` (the configuration does not know the engine's domains before).
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a package without documents to
-/// mirror: `presence.winfo`, `message-summary`), `IMPP_ERR_INVALID_URI` (`list_uri`),
+/// mirror: `presence.winfo`), `IMPP_ERR_INVALID_URI` (`list_uri`),
 /// `IMPP_ERR_UNKNOWN_PACKAGE`. Nothing changes on error.
 ///
 /// # Safety
@@ -350,7 +350,7 @@ pub unsafe extern "C" fn impp_account_list_uri(
     unsafe { text_of(account, |a| a.lists.get(index).map(|(_, text)| text)) }
 }
 
-/// The event package of declared list `index` (`"presence"` or `"dialog"`), a static
+/// The event package of declared list `index` (`"presence"`, `"dialog"`...), a static
 /// string; NULL for NULL or an index out of range.
 ///
 /// # Safety

@@ -934,7 +934,7 @@ pub unsafe extern "C" fn impp_sip_local_address(
 
 /// Subscribes account `account_index` (its index among the accounts added with
 /// `impp_sip_config_add_account`, from 0) to the resource list `list_uri` at the account's
-/// server (RFC 4662), for `event_package` (`"presence"` or `"dialog"`), through the
+/// server (RFC 4662), for `event_package` (`"presence"`, `"dialog"`), through the
 /// account's proxy and with its credentials, refreshed until `impp_sip_unsubscribe_list`
 /// or `impp_sip_free`. Each resource's state is mirrored into the engine as that resource's
 /// publication, so the application (and every watcher of the engine) watches the resources
@@ -946,7 +946,7 @@ pub unsafe extern "C" fn impp_sip_local_address(
 ///
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, no account `account_index`, a
 /// list of one of the engine's own domains, a package without documents to mirror:
-/// `presence.winfo`, `message-summary`), `IMPP_ERR_INVALID_URI` (`list_uri`),
+/// `presence.winfo`), `IMPP_ERR_INVALID_URI` (`list_uri`),
 /// `IMPP_ERR_UNKNOWN_PACKAGE`, `IMPP_ERR_SHUTDOWN` (the engine was shut down). Nothing
 /// changes on error.
 ///

@@ -72,13 +72,15 @@ pub struct Account {
 pub struct ListSubscription {
     /// The list's URI (`sip:buddies@b.test`), of a domain the engine does not own.
     pub uri: Uri,
-    /// `presence` or `dialog`: a package whose documents can be mirrored.
+    /// `presence` or `dialog` (the packages lists serve), or `message-summary`: a package
+    /// whose documents can be mirrored.
     pub package: Package,
 }
 
 impl ListSubscription {
     /// The list `uri` watched for `package`; refused (`InvalidArgument`) for a package
-    /// without documents to mirror (`presence.winfo`, `message-summary`).
+    /// without documents to mirror (`presence.winfo`: watcher information is made by an
+    /// engine, never published).
     pub fn new(uri: Uri, package: Package) -> Result<ListSubscription> {
         check_list_package(package)?;
         Ok(ListSubscription { uri, package })
@@ -86,13 +88,13 @@ impl ListSubscription {
 }
 
 /// Whether a list's resources can be mirrored for `package` (the engine keeps publications
-/// of presence and dialog state only).
+/// of every package but watcher information, which it makes itself).
 pub(crate) fn check_list_package(package: Package) -> Result<()> {
     if package.is_publishable() {
         Ok(())
     } else {
         Err(crate::error::Error::InvalidArgument(format!(
-            "package {package} cannot be mirrored from a list (presence or dialog)"
+            "package {package} cannot be mirrored from a list (watcher information is never published)"
         )))
     }
 }
