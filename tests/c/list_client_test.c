@@ -57,8 +57,10 @@ static impp_sip *serve_the_list(impp_engine *a) {
     CHECK_OK(impp_resource_list_add_entry(list, "sip:carol@a.test", NULL));
     CHECK_OK(impp_engine_set_list(a, list));
     impp_resource_list_free(list);
+    char *etag = NULL;
     CHECK_OK(impp_engine_publish(a, ALICE, "presence", ALICE_PIDF, strlen(ALICE_PIDF),
-                                 IMPP_EXPIRES_DEFAULT, NULL));
+                                 IMPP_EXPIRES_DEFAULT, &etag));
+    impp_string_free(etag);
     impp_sip_config *config = NULL;
     CHECK_OK(impp_sip_config_new(&config));
     CHECK_OK(impp_sip_config_add_listen(config, "udp:127.0.0.1:0"));
@@ -69,9 +71,10 @@ static impp_sip *serve_the_list(impp_engine *a) {
     return sip;
 }
 
-/* Waits up to 20 s for a notification of `sub` whose body contains `text` (or, with
- * `text` NULL, one without a body); false when none came. Other events are dropped. */
-static bool wait_notification(impp_engine *engine, uint64_t sub, const char *text) {
+/* Waits up to 20 s for a notification of `sub` whose body contains `text` (`shown`), or
+ * does not (`!shown`: the state is gone, with no body or a neutral one); false when none
+ * came. Other events are dropped. */
+static bool wait_notification(impp_engine *engine, uint64_t sub, const char *text, bool shown) {
     for (int i = 0; i < 200; i++) {
         impp_event *ev = NULL;
         CHECK_OK(impp_engine_next_event(engine, 100, &ev));
@@ -82,8 +85,9 @@ static bool wait_notification(impp_engine *engine, uint64_t sub, const char *tex
         if (impp_event_kind(ev) == IMPP_EVENT_NOTIFICATION && impp_event_subscription(ev) == sub) {
             const char *body = NULL;
             size_t len = 0;
-            bool has_body = impp_event_body(ev, &body, &len) == IMPP_OK && body != NULL && len > 0;
-            found = text == NULL ? !has_body : has_body && strstr(body, text) != NULL;
+            bool has = impp_event_body(ev, &body, &len) == IMPP_OK && body != NULL &&
+                       strstr(body, text) != NULL;
+            found = has == shown;
         }
         impp_event_free(ev);
         if (found) {
@@ -183,7 +187,7 @@ int main(void) {
     CHECK_OK(impp_sip_config_add_account(config, account));
     impp_account_free(account); /* the configuration keeps its own copy */
     CHECK_OK(impp_sip_start(b, config, &b_sip));
-    CHECK(wait_notification(b, alice, "at her desk"));
+    CHECK(wait_notification(b, alice, "at her desk", true));
 
     run_time_calls_refuse_bad_input(b_sip);
 
@@ -191,14 +195,14 @@ int main(void) {
     bool ended = false;
     CHECK_OK(impp_sip_unsubscribe_list(b_sip, 0, LIST, "presence", &ended));
     CHECK(ended);
-    CHECK(wait_notification(b, alice, NULL));
+    CHECK(wait_notification(b, alice, "at her desk", false));
     CHECK_OK(impp_sip_unsubscribe_list(b_sip, 0, LIST, "presence", &ended));
     CHECK(!ended);
 
     /* Subscribed again at run time: dave sees her again. */
     CHECK_OK(impp_sip_subscribe_list(b_sip, 0, LIST, "presence"));
     CHECK_OK(impp_sip_subscribe_list(b_sip, 0, LIST, "presence")); /* a no-op */
-    CHECK(wait_notification(b, alice, "at her desk"));
+    CHECK(wait_notification(b, alice, "at her desk", true));
 
     CHECK_OK(impp_sip_free(b_sip));
     CHECK_OK(impp_engine_free(b));
