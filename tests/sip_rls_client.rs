@@ -268,7 +268,9 @@ fn a_list_declared_with_the_account_is_subscribed_at_every_start() {
     let (a, a_server) = list_server(&clock);
     let list_uri = uri("sip:buddies@a.test");
     let mut account = bob_at(a_server.local_addrs()[0].addr);
-    account.add_list(list_uri.clone(), Package::Presence).unwrap();
+    account
+        .add_list(list_uri.clone(), Package::Presence)
+        .unwrap();
     // The same list again is one declaration; a package without documents is refused.
     account
         .add_list(uri("pres:buddies@a.test"), Package::Presence)
@@ -357,9 +359,7 @@ fn bad_list_subscriptions_are_refused_and_change_nothing() {
     }
     assert_eq!(server.federation_stats().backends, 0);
     assert_eq!(server.federation_stats().subscribes_sent, 0);
-    assert!(!server
-        .unsubscribe_list(0, &list, Package::Dialog)
-        .unwrap());
+    assert!(!server.unsubscribe_list(0, &list, Package::Dialog).unwrap());
 }
 
 /// The value of header `name` in the raw SIP text `text` (first occurrence).

@@ -333,7 +333,9 @@ pub unsafe extern "C" fn impp_account_add_list(
 #[no_mangle]
 pub unsafe extern "C" fn impp_account_list_count(account: *const impp_account) -> usize {
     // SAFETY: the caller's contract.
-    guard_value(0, || unsafe { account.as_ref() }.map_or(0, |a| a.lists.len()))
+    guard_value(0, || {
+        unsafe { account.as_ref() }.map_or(0, |a| a.lists.len())
+    })
 }
 
 /// The URI of declared list `index` (in the order added), as given, borrowed from the
