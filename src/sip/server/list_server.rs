@@ -52,10 +52,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::auth::Authentication;
-use super::dialog_table::notify_destination;
+use super::dialog_table::{notify_destination, restart_cseq, retry_after_seconds};
 use crate::doc::resource_lists::DisplayName;
 use crate::doc::rlmi::{Instance, InstanceState, Resource as RlmiResource, Rlmi};
-use crate::engine::{Document, EngineHandle, Notification, SubscribeRequest, SubscriptionState};
+use crate::engine::{
+    Document, EngineHandle, Notification, SubscribeRequest, SubscriptionInfo, SubscriptionState,
+};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::model::id::SubscriptionId;
@@ -77,8 +79,14 @@ use crate::uri::Uri;
 /// of 0 would send every resource as pending and correct it at once in a partial NOTIFY.
 const FIRST_STATE_WAIT_MS: u64 = 200;
 
-/// How the target of a back subscription starts (then the list dialog's id, in hex).
+/// How the target of a back subscription starts (then the list dialog's record: see
+/// [`record`]).
 pub(crate) const LIST_TARGET: &[u8] = b"impp-list ";
+
+/// The longest a NOTIFY is held to keep the RLMI version behind the seconds counted by
+/// [`restart_cseq`] (see [`pace_ms`]): the pace holds a NOTIFY a second at most, so a longer
+/// wait means the wall clock stepped back, and the NOTIFY goes rather than wait for it.
+const MAX_PACE_MS: u64 = 2_000;
 
 /// The option tag of RFC 4662.
 const EVENTLIST: &str = "eventlist";
@@ -109,6 +117,9 @@ struct Table {
 /// One list subscription.
 struct ListDialog {
     dialog: SubscriptionDialog,
+    /// The target of its back subscriptions (its record, see [`record`]): one allocation
+    /// shared by all of them in the engine.
+    target: Arc<[u8]>,
     /// The list's URI as the subscriber wrote it (the RLMI `uri`).
     list_text: String,
     list_uri: Uri,
@@ -127,6 +138,9 @@ struct ListDialog {
     full: bool,
     /// When the next NOTIFY is due (clock ms); `None`: nothing to tell.
     due: Option<u64>,
+    /// No NOTIFY but the final one before this (clock ms): the subscriber's Retry-After,
+    /// or the version's pace after a restart ([`pace_ms`]).
+    hold_until: Option<u64>,
     /// The dialog ends with its next NOTIFY, with this Subscription-State reason.
     ending: Option<Option<&'static str>>,
 }
@@ -165,9 +179,12 @@ struct NotifyWaiter {
 }
 
 impl Waiting for NotifyWaiter {
-    fn outcome(self: Box<Self>, status: u16, _response: Option<&SipMessage>) {
+    fn outcome(self: Box<Self>, status: u16, response: Option<&SipMessage>) {
         if let Some(role) = self.role.upgrade() {
-            role.notify_outcome(self.id, status);
+            let retry_after = response
+                .and_then(|r| r.header("Retry-After"))
+                .and_then(retry_after_seconds);
+            role.notify_outcome(self.id, status, retry_after);
         }
     }
 
@@ -180,6 +197,68 @@ impl Waiting for NotifyWaiter {
 fn dialog_in_tag(tag: &str) -> Option<u64> {
     let at = tag.rfind(TAG_MARK)?;
     u64::from_str_radix(&tag[at + TAG_MARK.len()..], 16).ok()
+}
+
+/// The record of list dialog `id` that each of its back subscriptions carries as its target,
+/// so the dialog comes back after a restart from any of them (the store keeps every
+/// subscription's target; no table of its own): [`LIST_TARGET`], the id in hex, a space,
+/// the list's URI as the subscriber wrote it, a line feed, then the dialog
+/// ([`SubscriptionDialog::to_bytes_beside`], leaving out the local URI when it is the list's
+/// text and the remote one when it is the watcher's). The engine, the watcher and the
+/// package are the back subscription's own; the expiry is theirs too, as they are refreshed
+/// with the dialog. What changes with each NOTIFY (the RLMI version, the CSeq) is not
+/// written: a restored dialog continues from the wall clock ([`restart_version`]).
+fn record(id: u64, list_text: &str, dialog: &SubscriptionDialog, watcher: &str) -> Arc<[u8]> {
+    let mut out = LIST_TARGET.to_vec();
+    out.extend_from_slice(format!("{id:x} {list_text}\n").as_bytes());
+    out.extend_from_slice(&dialog.to_bytes_beside(list_text, watcher));
+    out.into()
+}
+
+/// A back subscription's target read: the list dialog's id and, unless an earlier version
+/// wrote it (the id alone), the list's text and the dialog's bytes; `None`: not a list's.
+fn read_record(target: &[u8]) -> Option<(u64, Option<(&str, &[u8])>)> {
+    let rest = target.strip_prefix(LIST_TARGET)?;
+    let (head, dialog) = match rest.iter().position(|&b| b == b'\n') {
+        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+        None => (rest, None),
+    };
+    let head = std::str::from_utf8(head).ok()?;
+    let (id, list_text) = match head.split_once(' ') {
+        Some((id, list)) => (id, Some(list)),
+        None => (head, None),
+    };
+    let id = u64::from_str_radix(id, 16).ok()?;
+    Some((id, list_text.zip(dialog)))
+}
+
+/// The RLMI version a list dialog restored after a restart continues from: one more than the
+/// seconds [`restart_cseq`] counts at the restart. A list dialog never sends a version
+/// ahead of those seconds ([`pace_ms`]), so every version it sent before the restart is
+/// lower, however many restarts came before; its CSeq, always the version plus one, rises
+/// with it.
+fn restart_version(unix_ms: u64) -> u32 {
+    restart_cseq(unix_ms).saturating_add(1)
+}
+
+/// How long (ms) the NOTIFY of RLMI version `version` waits at wall-clock time `unix_ms`, so
+/// that no version goes out before [`restart_cseq`] has counted that many seconds: 0 for
+/// every dialog that sent fewer NOTIFYs than seconds passed since its last restart (a fresh
+/// one starts at 0, far behind), at most a second after a restart or for a dialog that sent
+/// more than one a second since; 0 as well when the wait is longer than [`MAX_PACE_MS`] (the
+/// wall clock stepped back).
+fn pace_ms(version: u32, unix_ms: u64) -> u64 {
+    let counted = u64::from(restart_cseq(unix_ms));
+    let version = u64::from(version);
+    if version <= counted {
+        return 0;
+    }
+    let wait = (version - counted) * 1000 - unix_ms % 1000;
+    if wait > MAX_PACE_MS {
+        0
+    } else {
+        wait
+    }
 }
 
 /// Whether a request's Supported headers (or their compact form `k`) name `eventlist`.
@@ -206,17 +285,165 @@ impl ListServer {
         })
     }
 
-    /// Ends the back subscriptions an earlier run left in the store (list dialogs are not
-    /// restored). Their final notifications, if they come here, find no dialog.
+    /// Brings back the list dialogs an earlier run left in the store, from their back
+    /// subscriptions (called once the engine's port is open, before any request is taken):
+    /// each dialog is rebuilt from its record ([`record`]) with the list expanded again
+    /// (resources added meanwhile subscribed, removed ones ended), its back subscriptions
+    /// are notified again, and its full state goes out once they have told it (RLMI version
+    /// and CSeq from [`restart_version`]). A dialog whose record cannot be read (written by
+    /// an earlier version, or unreadable), whose list or package is gone, or which expired
+    /// has its back subscriptions ended. New dialogs get ids above every id seen, so their
+    /// tags never name a restored dialog.
     pub(crate) fn start(&self) {
         let Ok(engine) = self.engine.get() else {
             return;
         };
+        let mut groups: HashMap<u64, Vec<SubscriptionInfo>> = HashMap::new();
         for sub in engine.remote_subscriptions().unwrap_or_default() {
-            if sub.target.is_some_and(|t| t.starts_with(LIST_TARGET)) {
-                let _ = engine.unsubscribe(sub.id);
-            }
+            let Some((id, _)) = sub.target.as_deref().and_then(read_record) else {
+                continue;
+            };
+            groups.entry(id).or_default().push(sub);
         }
+        let now = self.stack.now();
+        let version = restart_version(self.stack.unix_ms());
+        let bounds = engine.config().subscription_expiry;
+        let mut ended = Vec::new();
+        let mut renotify = Vec::new();
+        let mut dues = Vec::new();
+        let mut table = lock(&self.table);
+        table.next_id = table.next_id.max(groups.keys().copied().max().unwrap_or(0));
+        for (id, subs) in groups {
+            let Some(mut d) = self.restored(&engine, id, &subs, now, version) else {
+                ended.extend(subs.iter().map(|s| s.id));
+                continue;
+            };
+            // The list as it is now, in its order: a restored back subscription per resource
+            // still listed (one; any other ends), a new one for a resource added meanwhile
+            // (or whose subscription ended before the restart).
+            let mut backs: HashMap<String, SubscriptionId> = HashMap::new();
+            for sub in &subs {
+                if let Some(other) = backs.insert(presentity_key(&sub.presentity), sub.id) {
+                    ended.push(other);
+                }
+            }
+            let remaining_s = (d.expires_at - now).div_ceil(1000) as u32;
+            for r in engine.expand_list(&d.list_uri).unwrap_or_default() {
+                let key = presentity_key(&r.uri);
+                let entry = match backs.remove(&key) {
+                    Some(back) => {
+                        table.by_back.insert(back, id);
+                        renotify.push(back);
+                        Entry {
+                            key,
+                            uri: r.uri,
+                            name: r.display_name,
+                            instance: self.stack.token(),
+                            back: Some(back),
+                            state: InstanceState::Pending,
+                            reason: None,
+                            document: None,
+                            reported: false,
+                            changed: true,
+                        }
+                    }
+                    None => self.back_subscription(
+                        &engine,
+                        &mut table,
+                        id,
+                        &d,
+                        r,
+                        remaining_s.max(bounds.min),
+                    ),
+                };
+                d.resources.push(entry);
+            }
+            ended.extend(backs.into_values());
+            if d.resources.iter().all(|e| e.reported) {
+                d.due = Some(now);
+            }
+            dues.extend(d.due);
+            log::debug!(
+                "list dialog {id}: restored, {} watching {}",
+                d.watcher,
+                d.list_uri
+            );
+            table.dialogs.insert(id, d);
+        }
+        drop(table);
+        // Their final notifications find no dialog.
+        for back in ended {
+            let _ = engine.unsubscribe(back);
+        }
+        // The current state of each resource, for the full-state NOTIFY.
+        for back in renotify {
+            let _ = engine.renotify(back);
+        }
+        if let Some(at) = dues.into_iter().min() {
+            self.stack.alarm().at(at);
+        }
+    }
+
+    /// List dialog `id` rebuilt from the record its back subscriptions `subs` carry, without
+    /// resources yet; `None` when it cannot come back (see [`ListServer::start`]).
+    fn restored(
+        &self,
+        engine: &crate::engine::Core,
+        id: u64,
+        subs: &[SubscriptionInfo],
+        now: u64,
+        version: u32,
+    ) -> Option<ListDialog> {
+        let first = subs.first()?;
+        let watcher = first.watcher.clone();
+        let package = first.package;
+        let target = first.target.clone()?;
+        let Some((_, Some((list_text, dialog)))) = read_record(&target) else {
+            log::info!(
+                "list dialog {id}: stored by an earlier version; its back subscriptions end"
+            );
+            return None;
+        };
+        let dialog =
+            match SubscriptionDialog::from_bytes_beside(dialog, list_text, &watcher.to_string()) {
+                Ok(dialog) => dialog,
+                Err(e) => {
+                    log::warn!("list dialog {id}: stored dialog unreadable: {e}");
+                    return None;
+                }
+            };
+        // The dialog lives as long as its longest-lived back subscription (they are made
+        // and refreshed with it).
+        let expires_in = subs.iter().map(|s| s.expires_in).max()?;
+        if expires_in.is_zero() {
+            log::debug!("list dialog {id}: expired before the restart");
+            return None;
+        }
+        let list = Uri::parse(list_text).ok().and_then(|uri| engine.list(&uri));
+        let Some(list) = list.filter(|l| {
+            l.packages.is_empty() && package == Package::Presence || l.packages.contains(&package)
+        }) else {
+            log::info!("list dialog {id}: its list {list_text} no longer serves {package}");
+            return None;
+        };
+        Some(ListDialog {
+            dialog,
+            target: target.clone(),
+            list_text: list_text.to_string(),
+            list_uri: list.uri,
+            list_name: list.display_name,
+            watcher,
+            package,
+            resources: Vec::new(),
+            version,
+            next_cseq: version.wrapping_add(1).max(1),
+            expires_at: now + expires_in.as_millis() as u64,
+            in_flight: false,
+            full: true,
+            due: Some(now + self.batch_ms.max(FIRST_STATE_WAIT_MS)),
+            hold_until: None,
+            ending: None,
+        })
     }
 
     /// Takes a SUBSCRIBE if it is this role's (to a list of an owned domain, or inside a
@@ -376,9 +603,12 @@ impl ListServer {
             proto: request.peer.proto,
             peer: request.peer.source,
         };
+        let list_text = m.request_uri_text().unwrap_or_default().to_string();
+        let target = record(id, &list_text, &dialog, &watcher.to_string());
         let mut d = ListDialog {
             dialog,
-            list_text: m.request_uri_text().unwrap_or_default().to_string(),
+            target,
+            list_text,
             list_uri: list.uri.clone(),
             list_name: list.display_name.clone(),
             watcher,
@@ -390,6 +620,7 @@ impl ListServer {
             in_flight: false,
             full: true,
             due: Some(now + self.batch_ms.max(FIRST_STATE_WAIT_MS)),
+            hold_until: None,
             ending: (granted == 0).then_some(Some("timeout")),
         };
         // Under the table's lock: the back subscriptions' first notifications (on the
@@ -453,9 +684,7 @@ impl ListServer {
             changed: true,
         };
         let mut request = SubscribeRequest::new(d.watcher.clone(), entry.uri.clone(), d.package);
-        let mut target = LIST_TARGET.to_vec();
-        target.extend_from_slice(format!("{id:x}").as_bytes());
-        request.target = Some(target.into());
+        request.target = Some(d.target.clone());
         request.expires = Some(expires);
         // The list server batches; the engine need not hold notifications back.
         request.min_interval = Some(std::time::Duration::ZERO);
@@ -678,7 +907,8 @@ impl ListServer {
                     d.full = true;
                     d.due = Some(now);
                 }
-                if d.in_flight || !d.due.is_some_and(|at| at <= now) {
+                let held = d.ending.is_none() && d.hold_until.is_some_and(|at| at > now);
+                if d.in_flight || held || !d.due.is_some_and(|at| at <= now) {
                     continue;
                 }
                 if d.ending.is_some() {
@@ -719,7 +949,12 @@ impl ListServer {
             .dialogs
             .values()
             .flat_map(|d| {
-                let due = if d.in_flight { None } else { d.due };
+                let hold = d.hold_until.filter(|_| d.ending.is_none()).unwrap_or(0);
+                let due = if d.in_flight {
+                    None
+                } else {
+                    d.due.map(|at| at.max(hold))
+                };
                 [due, d.ending.is_none().then_some(d.expires_at)]
             })
             .flatten()
@@ -729,10 +964,19 @@ impl ListServer {
     /// The NOTIFY of dialog `d` for what is due: full or partial state, the version counted,
     /// the dialog marked in flight; `None` when there is nothing to tell.
     fn prepare(&self, id: u64, d: &mut ListDialog, now: u64) -> Option<Prepared> {
-        d.due = None;
+        let due = d.due.take();
         let full = d.full || d.version == 0 || d.ending.is_some();
         if !full && !d.resources.iter().any(|e| e.changed) {
             return None;
+        }
+        if d.ending.is_none() {
+            let wait = pace_ms(d.version, self.stack.unix_ms());
+            if wait > 0 {
+                d.hold_until = Some(now + wait);
+                d.due = due;
+                self.stack.alarm().at(now + wait);
+                return None;
+            }
         }
         let mut rlmi = Rlmi::new(d.list_text.clone(), d.version);
         rlmi.full_state = full;
@@ -797,7 +1041,7 @@ impl ListServer {
             Ok(d) => d,
             Err(e) => {
                 log::warn!("list dialog {}: its dialog: {e}", p.id);
-                return self.notify_outcome(p.id, 500);
+                return self.notify_outcome(p.id, 500, None);
             }
         };
         let (proto, dest): (Proto, SocketAddr) = notify_destination(&d);
@@ -838,13 +1082,17 @@ impl ListServer {
             }
             Err(e) => {
                 log::warn!("list dialog {}: cannot build its NOTIFY: {e}", p.id);
-                self.notify_outcome(p.id, 500);
+                self.notify_outcome(p.id, 500, None);
             }
         }
     }
 
-    /// What the subscriber answered a NOTIFY of list dialog `id` (408: no answer).
-    fn notify_outcome(&self, id: u64, status: u16) {
+    /// What the subscriber answered a NOTIFY of list dialog `id` (408: no answer), with the
+    /// seconds of its Retry-After if it had one: as for the notifier's dialogs, a failure
+    /// with a Retry-After that ends before the dialog does (not 408 nor 481) holds the
+    /// dialog that long, then its full state goes out (the subscriber missed the refused
+    /// one; what changed meanwhile is in it); any other failure ends the dialog.
+    fn notify_outcome(&self, id: u64, status: u16, retry_after: Option<u64>) {
         let mut table = lock(&self.table);
         if (200..300).contains(&status) || matches!(status, 401 | 407) {
             let Some(d) = table.dialogs.get_mut(&id) else {
@@ -857,6 +1105,24 @@ impl ListServer {
                 self.stack.alarm().ring();
             }
             return;
+        }
+        if let Some(wait) = retry_after.filter(|_| !matches!(status, 408 | 481)) {
+            let now = self.stack.now();
+            if let Some(d) = table
+                .dialogs
+                .get_mut(&id)
+                .filter(|d| d.ending.is_none() && d.expires_at.saturating_sub(now) > wait * 1000)
+            {
+                log::debug!("list dialog {id}: NOTIFY answered {status}; again in {wait} s");
+                let at = now + wait * 1000;
+                d.in_flight = false;
+                d.full = true;
+                d.hold_until = Some(at);
+                d.due = Some(at);
+                drop(table);
+                self.stack.alarm().at(at);
+                return;
+            }
         }
         log::debug!("list dialog {id}: NOTIFY answered {status}; ending it");
         let Some(d) = table.dialogs.remove(&id) else {
@@ -885,5 +1151,59 @@ mod tests {
         assert_eq!(dialog_in_tag("0badf00d.2a"), None);
         assert_eq!(dialog_in_tag("1f3a9c0de"), None);
         assert_eq!(dialog_in_tag("x.lzz"), None);
+    }
+
+    fn dialog() -> SubscriptionDialog {
+        SubscriptionDialog {
+            call_id: "c1@phone".into(),
+            local_tag: "0badf00d.l2a".into(),
+            remote_tag: "r1".into(),
+            local_uri: "sip:buddies@a.test".into(),
+            remote_uri: "sip:bob@a.test".into(),
+            remote_target: "sip:bob@192.0.2.4:5062".into(),
+            route_set: vec!["<sip:p.test;lr>".into()],
+            local_cseq: 0,
+            remote_cseq: 7,
+            event: "presence".into(),
+            proto: Proto::Udp,
+            peer: "192.0.2.4:5062".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_back_subscriptions_target_carries_its_list_dialog() {
+        let d = dialog();
+        let target = record(0x2a, "sip:buddies@a.test", &d, "sip:bob@a.test");
+        let (id, rest) = read_record(&target).unwrap();
+        assert_eq!(id, 0x2a);
+        let (list, bytes) = rest.unwrap();
+        assert_eq!(list, "sip:buddies@a.test");
+        // The URIs the list and the back subscription give are left out.
+        assert!(bytes.len() < d.to_bytes().len());
+        let back = SubscriptionDialog::from_bytes_beside(bytes, list, "sip:bob@a.test").unwrap();
+        assert_eq!(back, d);
+        // What an earlier version wrote: the id alone, no dialog to restore.
+        assert_eq!(read_record(b"impp-list 2a"), Some((0x2a, None)));
+        for other in [&b"impp-dialog 1"[..], b"impp-list zz x\n", b"impp-list "] {
+            assert_eq!(read_record(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn versions_never_run_ahead_of_the_seconds_a_restart_continues_from() {
+        // 2026-11-24, on a second.
+        let unix = 1_795_500_000_000;
+        let restored = restart_version(unix);
+        assert_eq!(restored, restart_cseq(unix) + 1);
+        // The restored version waits for its second; one behind it goes at once.
+        assert_eq!(pace_ms(restored, unix), 1000);
+        assert_eq!(pace_ms(restored, unix + 400), 600);
+        assert_eq!(pace_ms(restored, unix + 1000), 0);
+        assert_eq!(pace_ms(0, unix), 0);
+        // A wall clock stepped back: no wait of more than MAX_PACE_MS.
+        assert_eq!(pace_ms(restored + 10, unix), 0);
+        // Any version sent before a restart (at most the seconds counted then) is below the
+        // one the restart continues from, even a second later.
+        assert!(restart_version(unix + 999) > restart_cseq(unix + 999));
     }
 }
