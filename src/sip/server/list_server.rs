@@ -17,11 +17,24 @@
 //! RLMI instance: pending → `pending`, active → `active` with the document the engine
 //! composed for the watcher (a polite block's neutral one too) in a part of its own,
 //! terminated → `terminated` with the reason (a blocked subscriber: `rejected`). The back
-//! subscriptions are made, refreshed and ended with the list dialog. They are kept in the
-//! store like any subscription with a target, but list dialogs are not restored after a
-//! restart: the back subscriptions an earlier run left are ended at start
-//! ([`ListServer::start`]), and the subscriber, whose next refresh gets `481`, subscribes
-//! again.
+//! subscriptions are made, refreshed and ended with the list dialog.
+//!
+//! # After a restart
+//!
+//! The back subscriptions are kept in the store like any subscription with a target, and
+//! their target is the list dialog's record ([`record`]: its id, the list's URI and the
+//! SIP dialog, one shared allocation per dialog), so a list subscription that was accepted
+//! survives a restart without a table of its own: [`ListServer::start`] rebuilds each
+//! dialog from any of its back subscriptions, expands its list again, has the engine tell
+//! every resource's state again and sends the full state in the same dialog. The RLMI
+//! version and the CSeq are not written at each NOTIFY; a restored dialog continues from the
+//! seconds counted on the wall clock ([`restart_version`]), and no dialog sends a version
+//! ahead of that count ([`pace_ms`]: a NOTIFY waits a second at most, and only after a
+//! restart or beyond one NOTIFY a second), so both keep rising for the subscriber across
+//! any number of restarts. Records an earlier version wrote (no dialog), unreadable ones,
+//! lists gone or no longer serving the package, and dialogs that expired while the server
+//! was down have their back subscriptions ended. New dialogs are numbered above every
+//! restored one, so a tag never names two.
 //!
 //! # NOTIFYs
 //!
@@ -31,8 +44,11 @@
 //! [`crate::sip::SipServerConfig::list_batch_interval`] from the first change after a
 //! NOTIFY (on the engine's clock, through the stack's alarm), and one NOTIFY is in flight
 //! per dialog: what changes meanwhile merges (the latest state of each resource) into the
-//! next one. A NOTIFY answered with a failure (any status but 2xx, 401, 407; or none) ends
-//! the list dialog and its back subscriptions.
+//! next one. A NOTIFY answered 401 or 407 counts as answered (no credentials to offer); one
+//! refused with `Retry-After: N` (but 408 and 481) that ends before the dialog does holds
+//! the dialog N seconds, then its full state goes out (what changed meanwhile in it), as for
+//! single subscriptions; any other failure (or no answer) ends the list dialog and its back
+//! subscriptions.
 //!
 //! # The list changing
 //!
