@@ -4,7 +4,8 @@
 //! the same dialog with a higher RLMI version and CSeq, partial NOTIFYs after, and its
 //! refreshes are answered `200`; one that expired meanwhile leaves nothing. A list NOTIFY
 //! refused with a Retry-After holds the dialog that long, then sends its full state; any
-//! other failure ends it.
+//! other failure ends it. A resource whose place in the list changes at a refresh is still
+//! notified.
 
 mod common;
 use std::path::Path;
@@ -309,4 +310,43 @@ fn a_list_notify_refused_with_retry_after_waits_then_sends_full_state() {
     publish(&s, "alice", "alice 3");
     s.advance(Duration::from_secs(2));
     assert!(nothing_arrives(&s, &mut bob), "{:?}", bob.requests);
+}
+
+/// The list server finds a back subscription's resource by its place in the list; a refresh
+/// that moves it (alice left the list, carol is now first) must not lose its changes.
+#[test]
+fn a_resource_moved_in_the_list_at_a_refresh_is_still_notified() {
+    let s = Server::clocked(false, |_| {});
+    publish(&s, "alice", "alice 0");
+    publish(&s, "carol", "carol 0");
+    let list = buddies(&s);
+    let mut bob = Client::new(s.udp(), "bob");
+    let call_id = token();
+    let r = subscribe(&mut bob, &list, &call_id, None);
+    assert_eq!(r.status(), Some(200));
+    let local_tag = r.to().unwrap().tag().unwrap().to_string();
+    assert_eq!(
+        list_body(&bob.next_request("NOTIFY")).rlmi.resources.len(),
+        2
+    );
+
+    let mut only_carol = ResourceList::new(uri(&list));
+    only_carol.packages = vec![Package::Presence];
+    only_carol.push_resource(uri(&aor("carol")), None);
+    s.engine.set_list(only_carol).unwrap();
+    assert_eq!(
+        subscribe(&mut bob, &list, &call_id, Some(&local_tag)).status(),
+        Some(200)
+    );
+    let body = list_body(&bob.next_request("NOTIFY"));
+    assert!(body.rlmi.full_state);
+    assert_eq!(body.rlmi.resources.len(), 1);
+    s.engine.sync().unwrap();
+    assert_eq!(s.engine.stats().subscriptions_active, 1, "alice's ended");
+
+    publish(&s, "carol", "carol 1");
+    s.advance(Duration::from_secs(1));
+    let body = list_body(&bob.next_request("NOTIFY"));
+    assert!(!body.rlmi.full_state);
+    assert!(state_of(&body, &aor("carol")).contains("carol 1"));
 }

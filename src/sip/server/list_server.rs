@@ -126,8 +126,23 @@ pub(crate) struct ListServer {
 #[derive(Default)]
 struct Table {
     dialogs: HashMap<u64, ListDialog>,
-    by_back: HashMap<SubscriptionId, u64>,
+    /// Each back subscription's list dialog, and its entry there (an index of the dialog's
+    /// `resources`, set again whenever they are rebuilt: see [`Table::index`]).
+    by_back: HashMap<SubscriptionId, (u64, usize)>,
     next_id: u64,
+}
+
+impl Table {
+    /// Points the back subscriptions of list dialog `id` at their entries of `d`, once its
+    /// resources are built (or rebuilt), under the lock the back subscriptions'
+    /// notifications wait for.
+    fn index(&mut self, id: u64, d: &ListDialog) {
+        for (at, e) in d.resources.iter().enumerate() {
+            if let Some(back) = e.back {
+                self.by_back.insert(back, (id, at));
+            }
+        }
+    }
 }
 
 /// One list subscription.
@@ -348,7 +363,6 @@ impl ListServer {
                 let key = presentity_key(&r.uri);
                 let entry = match backs.remove(&key) {
                     Some(back) => {
-                        table.by_back.insert(back, id);
                         renotify.push(back);
                         Entry {
                             key,
@@ -363,18 +377,12 @@ impl ListServer {
                             changed: true,
                         }
                     }
-                    None => self.back_subscription(
-                        &engine,
-                        &mut table,
-                        id,
-                        &d,
-                        r,
-                        remaining_s.max(bounds.min),
-                    ),
+                    None => self.back_subscription(&engine, id, &d, r, remaining_s.max(bounds.min)),
                 };
                 d.resources.push(entry);
             }
             ended.extend(backs.into_values());
+            table.index(id, &d);
             if d.resources.iter().all(|e| e.reported) {
                 d.due = Some(now);
             }
@@ -643,9 +651,10 @@ impl ListServer {
         // events thread) wait for it, so they find their dialog.
         let back_expires = granted.max(bounds.min);
         for r in resources {
-            let entry = self.back_subscription(engine, &mut table, id, &d, r, back_expires);
+            let entry = self.back_subscription(engine, id, &d, r, back_expires);
             d.resources.push(entry);
         }
+        table.index(id, &d);
         let all_reported = d.resources.iter().all(|e| e.reported);
         if all_reported {
             d.due = Some(now);
@@ -677,11 +686,11 @@ impl ListServer {
     }
 
     /// The back subscription of `resource` for list dialog `id` (made with the table's lock
-    /// held), as an entry; one the engine refuses is a terminated instance.
+    /// held; the caller indexes it, [`Table::index`]), as an entry; one the engine refuses is
+    /// a terminated instance.
     fn back_subscription(
         &self,
         engine: &crate::engine::Core,
-        table: &mut Table,
         id: u64,
         d: &ListDialog,
         resource: crate::model::list::Resource,
@@ -705,10 +714,7 @@ impl ListServer {
         // The list server batches; the engine need not hold notifications back.
         request.min_interval = Some(std::time::Duration::ZERO);
         match engine.subscribe(request) {
-            Ok(sub) => {
-                entry.back = Some(sub);
-                table.by_back.insert(sub, id);
-            }
+            Ok(sub) => entry.back = Some(sub),
             Err(e) => {
                 log::debug!("list dialog {id}: no subscription to {}: {e}", entry.uri);
                 entry.state = InstanceState::Terminated;
@@ -798,16 +804,27 @@ impl ListServer {
                 .map(|e| (e.key.clone(), e))
                 .collect();
             for r in resources {
-                let kept = old.remove(&presentity_key(&r.uri)).filter(|e| {
-                    e.back
-                        .is_some_and(|b| engine.refresh_subscription(b, granted).is_ok())
-                });
+                let kept = match old.remove(&presentity_key(&r.uri)) {
+                    Some(e)
+                        if e.back
+                            .is_some_and(|b| engine.refresh_subscription(b, granted).is_ok()) =>
+                    {
+                        Some(e)
+                    }
+                    Some(Entry {
+                        back: Some(gone), ..
+                    }) => {
+                        table.by_back.remove(&gone);
+                        None
+                    }
+                    _ => None,
+                };
                 let entry = match kept {
                     Some(mut e) => {
                         e.name = r.display_name;
                         e
                     }
-                    None => self.back_subscription(&engine, &mut table, id, &d, r, granted),
+                    None => self.back_subscription(&engine, id, &d, r, granted),
                 };
                 d.resources.push(entry);
             }
@@ -817,6 +834,7 @@ impl ListServer {
                     ended.push(back);
                 }
             }
+            table.index(id, &d);
         }
         d.full = true;
         d.due = Some(if d.resources.iter().all(|e| e.reported) || granted == 0 {
@@ -852,7 +870,7 @@ impl ListServer {
         }
         let now = self.stack.now();
         let mut table = lock(&self.table);
-        let Some(&id) = table.by_back.get(&n.subscription) else {
+        let Some(&(id, at)) = table.by_back.get(&n.subscription) else {
             return true; // a back subscription of a dialog that ended
         };
         if n.state.is_terminated() {
@@ -863,8 +881,8 @@ impl ListServer {
         };
         let Some(e) = d
             .resources
-            .iter_mut()
-            .find(|e| e.back == Some(n.subscription))
+            .get_mut(at)
+            .filter(|e| e.back == Some(n.subscription))
         else {
             return true;
         };
