@@ -4,8 +4,8 @@
 //! the same dialog with a higher RLMI version and CSeq, partial NOTIFYs after, and its
 //! refreshes are answered `200`; one that expired meanwhile leaves nothing. A list NOTIFY
 //! refused with a Retry-After holds the dialog that long, then sends its full state; any
-//! other failure ends it. A resource whose place in the list changes at a refresh is still
-//! notified.
+//! other failure ends it. A resource whose place in the list changes at a refresh, or that
+//! follows one whose back subscription the engine refused, is still notified.
 
 mod common;
 use std::path::Path;
@@ -348,5 +348,52 @@ fn a_resource_moved_in_the_list_at_a_refresh_is_still_notified() {
     s.advance(Duration::from_secs(1));
     let body = list_body(&bob.next_request("NOTIFY"));
     assert!(!body.rlmi.full_state);
+    assert!(state_of(&body, &aor("carol")).contains("carol 1"));
+}
+
+/// The back subscriptions of a new list dialog are made outside the list server's lock: one
+/// the engine refuses (alice has as many watchers as the engine keeps) is a terminated
+/// instance in its place, and the resource after it is still notified.
+#[test]
+fn a_back_subscription_the_engine_refuses_is_a_rejected_instance_in_its_place() {
+    let clock = ManualClock::new();
+    let c = clock.clone();
+    let mut s = Server::start_configured(
+        false,
+        move |e| {
+            e.clock = c;
+            e.state_limits.max_subscriptions_per_presentity = 1;
+        },
+        |_| {},
+    );
+    s.clock = Some(clock);
+    publish(&s, "alice", "alice 0");
+    publish(&s, "carol", "carol 0");
+    // Alice's one watcher.
+    s.engine
+        .subscribe(impp::engine::SubscribeRequest::new(
+            uri(&aor("carol")),
+            uri(&aor("alice")),
+            Package::Presence,
+        ))
+        .unwrap();
+    let list = buddies(&s);
+    let mut bob = Client::new(s.udp(), "bob");
+    let r = subscribe(&mut bob, &list, &token(), None);
+    assert_eq!(r.status(), Some(200));
+    let body = list_body(&bob.next_request("NOTIFY"));
+    assert!(body.rlmi.full_state);
+    let uris: Vec<&str> = body.rlmi.resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(uris, [aor("alice"), aor("carol")]);
+    let alice = &body.rlmi.resources[0].instances[0];
+    assert_eq!(alice.state, impp::doc::rlmi::InstanceState::Terminated);
+    assert_eq!(alice.reason.as_deref(), Some("rejected"));
+    assert!(state_of(&body, &aor("carol")).contains("carol 0"));
+
+    publish(&s, "carol", "carol 1");
+    s.advance(Duration::from_secs(1));
+    let body = list_body(&bob.next_request("NOTIFY"));
+    assert!(!body.rlmi.full_state);
+    assert_eq!(body.rlmi.resources.len(), 1);
     assert!(state_of(&body, &aor("carol")).contains("carol 1"));
 }

@@ -17,7 +17,10 @@
 //! RLMI instance: pending → `pending`, active → `active` with the document the engine
 //! composed for the watcher (a polite block's neutral one too) in a part of its own,
 //! terminated → `terminated` with the reason (a blocked subscriber: `rejected`). The back
-//! subscriptions are made, refreshed and ended with the list dialog.
+//! subscriptions are made, refreshed and ended with the list dialog, outside the role's
+//! lock (an engine round trip each would hold back every other list dialog and the events
+//! thread); only a resource added to the list is subscribed under it, at a refresh. A back
+//! notification finds its dialog and entry through one map.
 //!
 //! # After a restart
 //!
@@ -246,9 +249,12 @@ fn record(id: u64, list_text: &str, dialog: &SubscriptionDialog, watcher: &str) 
     out.into()
 }
 
+/// What a record holds besides the id: the list's text and the dialog's bytes.
+type Written<'a> = (&'a str, &'a [u8]);
+
 /// A back subscription's target read: the list dialog's id and, unless an earlier version
 /// wrote it (the id alone), the list's text and the dialog's bytes; `None`: not a list's.
-fn read_record(target: &[u8]) -> Option<(u64, Option<(&str, &[u8])>)> {
+fn read_record(target: &[u8]) -> Option<(u64, Option<Written<'_>>)> {
     let rest = target.strip_prefix(LIST_TARGET)?;
     let (head, dialog) = match rest.iter().position(|&b| b == b'\n') {
         Some(at) => (&rest[..at], Some(&rest[at + 1..])),
@@ -290,6 +296,40 @@ fn pace_ms(version: u32, unix_ms: u64) -> u64 {
     } else {
         wait
     }
+}
+
+/// The back subscription of `watcher` to `resource` for a list dialog whose record is
+/// `target`.
+fn back_request(
+    watcher: &Uri,
+    resource: Uri,
+    package: Package,
+    target: &Arc<[u8]>,
+    expires: u32,
+) -> SubscribeRequest {
+    let mut request = SubscribeRequest::new(watcher.clone(), resource, package);
+    request.target = Some(target.clone());
+    request.expires = Some(expires);
+    // The list server batches; the engine need not hold notifications back.
+    request.min_interval = Some(std::time::Duration::ZERO);
+    request
+}
+
+/// Entry `e` of list dialog `id`, whose back subscription the engine refused with `error`: a
+/// terminated instance (`rejected` when the resource's rules or bounds said no).
+fn refused(id: u64, e: &mut Entry, error: &Error) {
+    log::debug!("list dialog {id}: no subscription to {}: {error}", e.uri);
+    e.back = None;
+    e.state = InstanceState::Terminated;
+    e.reason = Some(
+        match error {
+            Error::Forbidden(_) | Error::LimitReached(_) => "rejected",
+            _ => "noresource",
+        }
+        .to_string(),
+    );
+    e.reported = true;
+    e.changed = true;
 }
 
 /// Whether a request's Supported headers (or their compact form `k`) name `eventlist`.
@@ -647,20 +687,63 @@ impl ListServer {
             hold_until: None,
             ending: (granted == 0).then_some(Some("timeout")),
         };
-        // Under the table's lock: the back subscriptions' first notifications (on the
-        // events thread) wait for it, so they find their dialog.
+        // The dialog goes into the table first, and its back subscriptions are made without
+        // the table's lock (an engine round trip each would hold back every other list
+        // dialog, and the events thread): "in flight" keeps the timer thread from sending a
+        // NOTIFY before the answer below, and each entry is in the table, under the id the
+        // engine gives before it makes the subscription, before its first notification can
+        // come. Nothing else can reach the dialog meanwhile: its tag is not known outside.
         let back_expires = granted.max(bounds.min);
-        for r in resources {
-            let entry = self.back_subscription(engine, id, &d, r, back_expires);
-            d.resources.push(entry);
-        }
-        table.index(id, &d);
-        let all_reported = d.resources.iter().all(|e| e.reported);
-        if all_reported {
-            d.due = Some(now);
-        }
-        let due = d.due;
+        let (watcher, target) = (d.watcher.clone(), d.target.clone());
+        d.in_flight = true;
         table.dialogs.insert(id, d);
+        drop(table);
+        for r in resources {
+            let mut entry = Some(self.entry(r));
+            let uri = entry.as_ref().map(|e| e.uri.clone()).expect("made above");
+            let request = back_request(&watcher, uri, package, &target, back_expires);
+            let mut named = None;
+            let made = engine.subscribe_naming(request, |sub| {
+                named = Some(sub);
+                let mut table = lock(&self.table);
+                let Table {
+                    dialogs, by_back, ..
+                } = &mut *table;
+                if let (Some(d), Some(mut e)) = (dialogs.get_mut(&id), entry.take()) {
+                    e.back = Some(sub);
+                    by_back.insert(sub, (id, d.resources.len()));
+                    d.resources.push(e);
+                }
+                None
+            });
+            if let Err(error) = made {
+                let mut table = lock(&self.table);
+                let Table {
+                    dialogs, by_back, ..
+                } = &mut *table;
+                let placed = named.and_then(|sub| by_back.remove(&sub));
+                if let Some(d) = dialogs.get_mut(&id) {
+                    let e = match placed {
+                        Some((_, at)) => d.resources.get_mut(at),
+                        None => entry.take().map(|e| {
+                            d.resources.push(e);
+                            d.resources.last_mut().expect("pushed")
+                        }),
+                    };
+                    if let Some(e) = e {
+                        refused(id, e, &error);
+                    }
+                }
+            }
+        }
+        let mut table = lock(&self.table);
+        let due = table.dialogs.get_mut(&id).and_then(|d| {
+            d.in_flight = false;
+            if d.resources.iter().all(|e| e.reported) {
+                d.due = Some(now);
+            }
+            d.due
+        });
         let mut answer = self
             .stack
             .reply_tagged(request, 200, "OK", Some(&local_tag));
@@ -696,7 +779,18 @@ impl ListServer {
         resource: crate::model::list::Resource,
         expires: u32,
     ) -> Entry {
-        let mut entry = Entry {
+        let mut entry = self.entry(resource);
+        let request = back_request(&d.watcher, entry.uri.clone(), d.package, &d.target, expires);
+        match engine.subscribe(request) {
+            Ok(sub) => entry.back = Some(sub),
+            Err(e) => refused(id, &mut entry, &e),
+        }
+        entry
+    }
+
+    /// A resource's entry before its back subscription tells anything: pending, to be told.
+    fn entry(&self, resource: crate::model::list::Resource) -> Entry {
+        Entry {
             key: presentity_key(&resource.uri),
             uri: resource.uri,
             name: resource.display_name,
@@ -707,28 +801,7 @@ impl ListServer {
             document: None,
             reported: false,
             changed: true,
-        };
-        let mut request = SubscribeRequest::new(d.watcher.clone(), entry.uri.clone(), d.package);
-        request.target = Some(d.target.clone());
-        request.expires = Some(expires);
-        // The list server batches; the engine need not hold notifications back.
-        request.min_interval = Some(std::time::Duration::ZERO);
-        match engine.subscribe(request) {
-            Ok(sub) => entry.back = Some(sub),
-            Err(e) => {
-                log::debug!("list dialog {id}: no subscription to {}: {e}", entry.uri);
-                entry.state = InstanceState::Terminated;
-                entry.reason = Some(
-                    match e {
-                        Error::Forbidden(_) | Error::LimitReached(_) => "rejected",
-                        _ => "noresource",
-                    }
-                    .to_string(),
-                );
-                entry.reported = true;
-            }
         }
-        entry
     }
 
     /// A SUBSCRIBE inside list dialog `id`: a refresh (the list expanded again, full state
@@ -771,20 +844,53 @@ impl ListServer {
         }
         let granted = expires.min(bounds.max);
         let cseq = m.cseq()?.seq;
+        // The back subscriptions as they are, taken under the lock; the list is expanded and
+        // they are refreshed without it (an engine round trip each), then the dialog is
+        // rebuilt under it from what it is by then (notifications, a NOTIFY's answer, the
+        // timer may have changed it meanwhile).
+        let (list_uri, before) = {
+            let mut table = lock(&self.table);
+            let Some(d) = table.dialogs.get_mut(&id) else {
+                return gone();
+            };
+            if cseq <= d.dialog.remote_cseq {
+                return Ok(Some(self.stack.reply(
+                    request,
+                    500,
+                    "Server Internal Error (CSeq out of order)",
+                )));
+            }
+            d.dialog.remote_cseq = cseq;
+            let before: HashMap<SubscriptionId, String> = d
+                .resources
+                .iter()
+                .filter_map(|e| Some((e.back?, e.key.clone())))
+                .collect();
+            (d.list_uri.clone(), before)
+        };
+        let (resources, refreshed) = if granted == 0 {
+            (Vec::new(), std::collections::HashSet::new())
+        } else {
+            let resources = engine.expand_list(&list_uri).unwrap_or_default();
+            let listed: std::collections::HashSet<String> =
+                resources.iter().map(|r| presentity_key(&r.uri)).collect();
+            let refreshed: std::collections::HashSet<SubscriptionId> = before
+                .iter()
+                .filter(|(_, key)| listed.contains(*key))
+                .map(|(&back, _)| back)
+                .filter(|&back| engine.refresh_subscription(back, granted).is_ok())
+                .collect();
+            (resources, refreshed)
+        };
         let now = self.stack.now();
         let mut table = lock(&self.table);
         let Some(mut d) = table.dialogs.remove(&id) else {
-            return gone();
+            return gone(); // ended meanwhile (expired, or its NOTIFY refused)
         };
-        if cseq <= d.dialog.remote_cseq {
+        if d.ending.is_some() {
             table.dialogs.insert(id, d);
-            return Ok(Some(self.stack.reply(
-                request,
-                500,
-                "Server Internal Error (CSeq out of order)",
-            )));
+            return gone(); // ending meanwhile (an unsubscribe)
         }
-        d.dialog.remote_cseq = cseq;
         let mut ended = Vec::new();
         if granted == 0 {
             for e in &mut d.resources {
@@ -797,8 +903,8 @@ impl ListServer {
         } else {
             d.expires_at = now + u64::from(granted) * 1000;
             // The list as it is now: resources kept are refreshed (or subscribed again when
-            // their subscription ended), new ones subscribed, removed ones ended.
-            let resources = engine.expand_list(&d.list_uri).unwrap_or_default();
+            // their subscription ended), new ones subscribed, removed ones ended. A back
+            // subscription made since the snapshot (by a refresh at the same time) is new.
             let mut old: HashMap<String, Entry> = std::mem::take(&mut d.resources)
                 .into_iter()
                 .map(|e| (e.key.clone(), e))
@@ -806,8 +912,9 @@ impl ListServer {
             for r in resources {
                 let kept = match old.remove(&presentity_key(&r.uri)) {
                     Some(e)
-                        if e.back
-                            .is_some_and(|b| engine.refresh_subscription(b, granted).is_ok()) =>
+                        if e.back.is_some_and(|b| {
+                            refreshed.contains(&b) || !before.contains_key(&b)
+                        }) =>
                     {
                         Some(e)
                     }
