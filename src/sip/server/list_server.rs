@@ -737,11 +737,15 @@ impl ListServer {
             }
         }
         let mut table = lock(&self.table);
+        // Decided again now that every entry is in (a notification that came meanwhile
+        // judged "every resource told" over the entries made so far).
         let due = table.dialogs.get_mut(&id).and_then(|d| {
             d.in_flight = false;
-            if d.resources.iter().all(|e| e.reported) {
-                d.due = Some(now);
-            }
+            d.due = Some(if d.resources.iter().all(|e| e.reported) {
+                now
+            } else {
+                now + self.batch_ms.max(FIRST_STATE_WAIT_MS)
+            });
             d.due
         });
         let mut answer = self
