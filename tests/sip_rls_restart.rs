@@ -5,7 +5,8 @@
 //! refreshes are answered `200`; one that expired meanwhile leaves nothing. A list NOTIFY
 //! refused with a Retry-After holds the dialog that long, then sends its full state; any
 //! other failure ends it. A resource whose place in the list changes at a refresh, or that
-//! follows one whose back subscription the engine refused, is still notified.
+//! follows one whose back subscription the engine refused, is still notified. The back
+//! subscriptions of one dialog share its record in memory, also after a restart.
 
 mod common;
 use std::path::Path;
@@ -396,4 +397,61 @@ fn a_back_subscription_the_engine_refuses_is_a_rejected_instance_in_its_place() 
     assert!(!body.rlmi.full_state);
     assert_eq!(body.rlmi.resources.len(), 1);
     assert!(state_of(&body, &aor("carol")).contains("carol 1"));
+}
+
+/// The distinct allocations among the targets of the engine's remote subscriptions.
+fn target_allocations(s: &Server) -> usize {
+    let mut seen: Vec<*const u8> = s
+        .engine
+        .remote_subscriptions()
+        .unwrap()
+        .iter()
+        .filter_map(|sub| sub.target.as_ref().map(|t| t.as_ptr()))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    seen.len()
+}
+
+/// Every back subscription of a list dialog carries the dialog's record: one allocation
+/// shared by all of them, before a restart and (one per engine shard) after it.
+#[test]
+fn the_back_subscriptions_of_a_list_dialog_share_its_record_across_a_restart() {
+    let dir = TempDir::new("rls-restart-shared");
+    let db = dir.path().join("impp.db");
+    let clock = ManualClock::new();
+    let s = start(&db, &clock);
+    let members: Vec<String> = (0..8).map(|n| aor(&format!("user{n}"))).collect();
+    let list_uri = aor("panel");
+    let mut list = ResourceList::new(uri(&list_uri));
+    list.packages = vec![Package::Presence];
+    for m in &members {
+        list.push_resource(uri(m), None);
+    }
+    s.engine.set_list(list).unwrap();
+    let mut bob = Client::new(s.udp(), "bob");
+    assert_eq!(
+        subscribe(&mut bob, &list_uri, &token(), None).status(),
+        Some(200)
+    );
+    assert_eq!(
+        list_body(&bob.next_request("NOTIFY")).rlmi.resources.len(),
+        8
+    );
+    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 8);
+    assert_eq!(target_allocations(&s), 1);
+    stop(s);
+
+    clock.advance(Duration::from_secs(5));
+    let s = start(&db, &clock);
+    bob.server = s.udp();
+    s.advance(Duration::from_secs(1));
+    assert_eq!(
+        list_body(&bob.next_request("NOTIFY")).rlmi.resources.len(),
+        8
+    );
+    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 8);
+    // The test's engine has 2 shards (workers), each loading its share of the store.
+    assert!(target_allocations(&s) <= 2, "{}", target_allocations(&s));
+    stop(s);
 }
