@@ -283,11 +283,12 @@ fn restart_version(unix_ms: u64) -> u32 {
 /// every dialog that sent fewer NOTIFYs than seconds passed since its last restart (a fresh
 /// one starts at 0, far behind), at most a second after a restart or for a dialog that sent
 /// more than one a second since; 0 as well when the wait is longer than [`MAX_PACE_MS`] (the
-/// wall clock stepped back).
+/// wall clock stepped back) or the wall clock is before the count's start (not set: there is
+/// nothing to keep pace with).
 fn pace_ms(version: u32, unix_ms: u64) -> u64 {
     let counted = u64::from(restart_cseq(unix_ms));
     let version = u64::from(version);
-    if version <= counted {
+    if version <= counted || counted == 0 {
         return 0;
     }
     let wait = (version - counted) * 1000 - unix_ms % 1000;
@@ -1347,6 +1348,9 @@ mod tests {
         assert_eq!(pace_ms(0, unix), 0);
         // A wall clock stepped back: no wait of more than MAX_PACE_MS.
         assert_eq!(pace_ms(restored + 10, unix), 0);
+        // A wall clock not set (before the count starts): no pace at all.
+        assert_eq!(pace_ms(1, 0), 0);
+        assert_eq!(pace_ms(2, 1_000_000_000_000), 0);
         // Any version sent before a restart (at most the seconds counted then) is below the
         // one the restart continues from, even a second later.
         assert!(restart_version(unix + 999) > restart_cseq(unix + 999));
