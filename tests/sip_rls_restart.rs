@@ -2,7 +2,8 @@
 //! clock: a list subscription accepted before a restart keeps its dialog (its back
 //! subscriptions in a SQLite file carry it), so the subscriber gets a full-state NOTIFY in
 //! the same dialog with a higher RLMI version and CSeq, partial NOTIFYs after, and its
-//! refreshes are answered `200`; one that expired meanwhile leaves nothing. A list NOTIFY
+//! refreshes are answered `200`; one that expired meanwhile, or whose record or list is
+//! gone, leaves nothing, and new dialogs are numbered above the ids found. A list NOTIFY
 //! refused with a Retry-After holds the dialog that long, then sends its full state; any
 //! other failure ends it. A resource whose place in the list changes at a refresh, or that
 //! follows one whose back subscription the engine refused, is still notified. The back
@@ -453,5 +454,71 @@ fn the_back_subscriptions_of_a_list_dialog_share_its_record_across_a_restart() {
     assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 8);
     // The test's engine has 2 shards (workers), each loading its share of the store.
     assert!(target_allocations(&s) <= 2, "{}", target_allocations(&s));
+    stop(s);
+}
+
+/// Back subscriptions whose list dialog cannot come back are ended at start, and the
+/// subscriber hears nothing: a record an earlier version wrote (the id alone), one whose
+/// dialog is unreadable, and a dialog whose list was deleted while the server was down. New
+/// list dialogs are numbered above every id found.
+#[test]
+fn list_dialogs_that_cannot_come_back_leave_no_back_subscriptions() {
+    let dir = TempDir::new("rls-restart-incomplete");
+    let db = dir.path().join("impp.db");
+    let clock = ManualClock::new();
+    let s = start(&db, &clock);
+    publish(&s, "alice", "alice 0");
+    let list = buddies(&s);
+    let mut bob = Client::new(s.udp(), "bob");
+    assert_eq!(
+        subscribe(&mut bob, &list, &token(), None).status(),
+        Some(200)
+    );
+    assert!(list_body(&bob.next_request("NOTIFY")).rlmi.full_state);
+    // What an earlier version stored, and a record whose dialog is garbage.
+    for target in [
+        &b"impp-list 7"[..],
+        b"impp-list 30 sip:buddies@example.test\n\x03\x00garbage",
+    ] {
+        let mut request = impp::engine::SubscribeRequest::new(
+            uri(&aor("bob")),
+            uri(&aor("carol")),
+            Package::Presence,
+        );
+        request.target = Some(target.into());
+        s.engine.subscribe(request).unwrap();
+    }
+    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 4);
+    stop(s);
+
+    // The list is deleted while the server is down (imppd list del).
+    {
+        let store = Arc::new(SqliteStore::open(&db).unwrap());
+        let engine = impp::engine::Engine::new(impp::engine::EngineConfig {
+            domains: vec![DOMAIN.into()],
+            store,
+            clock: clock.clone(),
+            ..impp::engine::EngineConfig::default()
+        })
+        .unwrap();
+        assert!(engine.remove_list(&uri(&list)).unwrap());
+        engine.shutdown().unwrap();
+    }
+    clock.advance(Duration::from_secs(5));
+    let s = start(&db, &clock);
+    bob.server = s.udp();
+    s.advance(Duration::from_secs(2));
+    assert!(nothing_arrives(&s, &mut bob), "{:?}", bob.requests);
+    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 0);
+    assert_eq!(s.engine.stats().subscriptions_active, 0);
+
+    // A new list dialog's tag names an id above the 0x30 found in the store.
+    let list = buddies(&s);
+    let r = subscribe(&mut bob, &list, &token(), None);
+    assert_eq!(r.status(), Some(200));
+    let tag = r.to().unwrap().tag().unwrap().to_string();
+    let id = u64::from_str_radix(tag.rsplit_once(".l").unwrap().1, 16).unwrap();
+    assert!(id > 0x30, "{tag}");
+    assert!(list_body(&bob.next_request("NOTIFY")).rlmi.full_state);
     stop(s);
 }
