@@ -4,7 +4,8 @@
 //! when it registers, also after imppd restarts; users are managed with `imppd user`, and
 //! authorization rules with `imppd rule` (closed by default: a watcher of another domain
 //! waits for a decision), and resource lists with `imppd list` (add, del, show, import of
-//! RFC 4826 documents), all picked up by a running server on SIGHUP.
+//! RFC 4826 documents), all picked up by a running server on SIGHUP; a phone's list
+//! subscription survives an imppd restart.
 //!
 //! imppd is started by the test on a free loopback port and stopped by PID (SIGTERM).
 
@@ -1350,5 +1351,87 @@ fn an_account_subscribes_to_its_list_at_another_imppd() {
         "dave never saw alice 'in a meeting'"
     );
     client.stop();
+    server.stop();
+}
+
+/// A phone's list subscription survives an imppd restart on the same `--db`: after SIGTERM
+/// and a new imppd, the phone (a small UDP client here) gets a full-state NOTIFY in the same
+/// dialog with a higher RLMI version and CSeq, and its refresh is answered 200.
+#[test]
+fn a_list_subscription_survives_an_imppd_restart() {
+    let dir = Dir::new("rls-restart");
+    let buddies = format!("sip:buddies@{DOMAIN}");
+    assert_ok(&list(
+        &dir.db(),
+        &[
+            "add",
+            &buddies,
+            "--entry",
+            &format!("sip:alice@{DOMAIN}"),
+            "--entry",
+            &format!("sip:carol@{DOMAIN}"),
+        ],
+    ));
+    let port = free_port();
+    let mut server = Server::start_on(&dir.db(), port, &["--open"]);
+    let mut phone = Client::new(server.addr(), "bob");
+    let call_id = token();
+    let subscribe = |phone: &Client, to: &str| {
+        phone.request(
+            "SUBSCRIBE",
+            &buddies,
+            to,
+            &call_id,
+            "Event: presence\r\nExpires: 600\r\nSupported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/pidf+xml\r\n",
+            None,
+        )
+    };
+    let r = phone.transact(&subscribe(&phone, &format!("<{buddies}>")));
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let local_tag = r.to().unwrap().tag().unwrap().to_string();
+    let rlmi = |m: &impp::sip::SipMessage| {
+        let ct = m.header("Content-Type").unwrap();
+        impp::sip::list_body::ListBody::parse(ct, m.body(), &impp::doc::Limits::default())
+            .unwrap()
+            .rlmi
+    };
+    let first = phone.next_request("NOTIFY");
+    let before = rlmi(&first);
+    assert!(before.full_state);
+    // Once both back subscriptions are in the store (written behind), restart imppd.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stored: i64 = rusqlite::Connection::open(dir.db())
+            .and_then(|c| c.query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0)))
+            .unwrap_or(0);
+        if stored == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the back subscriptions never reached the store"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.stop();
+    let mut server = Server::start_on(&dir.db(), port, &["--open"]);
+    let again = phone.next_request("NOTIFY");
+    assert_eq!(again.call_id().unwrap(), call_id);
+    assert_eq!(again.from().unwrap().tag(), Some(local_tag.as_str()));
+    let after = rlmi(&again);
+    assert!(after.full_state);
+    assert_eq!(after.resources.len(), 2);
+    assert!(
+        after.version > before.version,
+        "{} after {}",
+        after.version,
+        before.version
+    );
+    assert!(again.cseq().unwrap().seq > first.cseq().unwrap().seq);
+    let r = phone.transact(&subscribe(&phone, &format!("<{buddies}>;tag={local_tag}")));
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let refreshed = rlmi(&phone.next_request("NOTIFY"));
+    assert!(refreshed.full_state);
+    assert_eq!(refreshed.version, after.version + 1);
     server.stop();
 }

@@ -468,7 +468,7 @@ impl SipServer {
                 continue;
             };
             if target.starts_with(UPLINK_TARGET) || target.starts_with(LIST_TARGET) {
-                continue; // an account's, or a list dialog's, (replaced or ended at start)
+                continue; // an account's (replaced at start), or a list dialog's (see below)
             }
             node.notifier.restore(&sub, &target);
         }
@@ -518,7 +518,7 @@ impl SipServer {
         node.accounts.start();
         node.backends.start_lists();
         node.wake_for_agent();
-        // List dialogs are not restored: their back subscriptions end.
+        // List dialogs come back from their back subscriptions (before any request).
         node.list_server.start();
 
         for n in 0..config.workers {

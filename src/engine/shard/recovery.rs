@@ -2,6 +2,7 @@
 //! and keeps its publications in the store as they change.
 #![forbid(unsafe_code)]
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -41,10 +42,14 @@ impl Shard {
         for m in restored.messages {
             self.store_letter(Letter::from_record(m), Durability::Stored);
         }
+        // Identical targets are kept once: the back subscriptions of one list dialog all carry
+        // its record (see `crate::sip::server::list_server`), which they shared in one
+        // allocation before the restart.
+        let mut targets: HashSet<Arc<[u8]>> = HashSet::new();
         let restored: Vec<SubscriptionId> = restored
             .subscriptions
             .into_iter()
-            .filter_map(|s| self.restore_subscription(s))
+            .filter_map(|s| self.restore_subscription(s, &mut targets))
             .collect();
         // Every watcher is told the current state again, once all of them are back (a
         // watcher-information subscriber's full document lists the others).
@@ -54,7 +59,11 @@ impl Shard {
     }
 
     /// Re-creates a remote watcher's subscription (its id already fits this shard).
-    fn restore_subscription(&mut self, r: SubscriptionRecord) -> Option<SubscriptionId> {
+    fn restore_subscription(
+        &mut self,
+        r: SubscriptionRecord,
+        targets: &mut HashSet<Arc<[u8]>>,
+    ) -> Option<SubscriptionId> {
         let id = SubscriptionId(r.id);
         let state = match r.action {
             AuthAction::Allow | AuthAction::PoliteBlock => SubscriptionState::Active,
@@ -100,7 +109,14 @@ impl Shard {
             filter,
             Duration::from_millis(r.min_interval_ms),
             Some(Remote {
-                target: r.target.into(),
+                target: match targets.get(r.target.as_slice()) {
+                    Some(same) => same.clone(),
+                    None => {
+                        let target: Arc<[u8]> = r.target.into();
+                        targets.insert(target.clone());
+                        target
+                    }
+                },
                 filter: r.filter,
             }),
         );

@@ -17,14 +17,32 @@
 //! RLMI instance: pending → `pending`, active → `active` with the document the engine
 //! composed for the watcher (a polite block's neutral one too) in a part of its own,
 //! terminated → `terminated` with the reason (a blocked subscriber: `rejected`). The back
-//! subscriptions are made, refreshed and ended with the list dialog. A resource of another
-//! domain is subscribed alike: its engine subscription is a local watcher of a remote
-//! presentity, so federation's back-end role serves it through the shared back-end
-//! subscription (module `crate::sip::agent::backend`), as for any local watcher. They are kept in the
-//! store like any subscription with a target, but list dialogs are not restored after a
-//! restart: the back subscriptions an earlier run left are ended at start
-//! ([`ListServer::start`]), and the subscriber, whose next refresh gets `481`, subscribes
-//! again.
+//! subscriptions are made, refreshed and ended with the list dialog, outside the role's
+//! lock (an engine round trip each would hold back every other list dialog and the events
+//! thread); only a resource added to the list is subscribed under it, at a refresh. A back
+//! notification finds its dialog and entry through one map.
+//!
+//! A resource of another domain is subscribed alike: its engine subscription is a local
+//! watcher of a remote presentity, so federation's back-end role serves it through the
+//! shared back-end subscription (module `crate::sip::agent::backend`), as for any local
+//! watcher.
+//!
+//! # After a restart
+//!
+//! The back subscriptions are kept in the store like any subscription with a target, and
+//! their target is the list dialog's record ([`record`]: its id, the list's URI and the
+//! SIP dialog, one shared allocation per dialog), so a list subscription that was accepted
+//! survives a restart without a table of its own: [`ListServer::start`] rebuilds each
+//! dialog from any of its back subscriptions, expands its list again, has the engine tell
+//! every resource's state again and sends the full state in the same dialog. The RLMI
+//! version and the CSeq are not written at each NOTIFY; a restored dialog continues from the
+//! seconds counted on the wall clock ([`restart_version`]), and no dialog sends a version
+//! ahead of that count ([`pace_ms`]: a NOTIFY waits a second at most, and only after a
+//! restart or beyond one NOTIFY a second), so both keep rising for the subscriber across
+//! any number of restarts. Records an earlier version wrote (no dialog), unreadable ones,
+//! lists gone or no longer serving the package, and dialogs that expired while the server
+//! was down have their back subscriptions ended. New dialogs are numbered above every
+//! restored one, so a tag never names two.
 //!
 //! # NOTIFYs
 //!
@@ -34,8 +52,11 @@
 //! [`crate::sip::SipServerConfig::list_batch_interval`] from the first change after a
 //! NOTIFY (on the engine's clock, through the stack's alarm), and one NOTIFY is in flight
 //! per dialog: what changes meanwhile merges (the latest state of each resource) into the
-//! next one. A NOTIFY answered with a failure (any status but 2xx, 401, 407; or none) ends
-//! the list dialog and its back subscriptions.
+//! next one. A NOTIFY answered 401 or 407 counts as answered (no credentials to offer); one
+//! refused with `Retry-After: N` (but 408 and 481) that ends before the dialog does holds
+//! the dialog N seconds, then its full state goes out (what changed meanwhile in it), as for
+//! single subscriptions; any other failure (or no answer) ends the list dialog and its back
+//! subscriptions.
 //!
 //! # The list changing
 //!
@@ -55,10 +76,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::auth::Authentication;
-use super::dialog_table::notify_destination;
+use super::dialog_table::{notify_destination, restart_cseq, retry_after_seconds};
 use crate::doc::resource_lists::DisplayName;
 use crate::doc::rlmi::{Instance, InstanceState, Resource as RlmiResource, Rlmi};
-use crate::engine::{Document, EngineHandle, Notification, SubscribeRequest, SubscriptionState};
+use crate::engine::{
+    Document, EngineHandle, Notification, SubscribeRequest, SubscriptionInfo, SubscriptionState,
+};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::model::id::SubscriptionId;
@@ -80,8 +103,14 @@ use crate::uri::Uri;
 /// of 0 would send every resource as pending and correct it at once in a partial NOTIFY.
 const FIRST_STATE_WAIT_MS: u64 = 200;
 
-/// How the target of a back subscription starts (then the list dialog's id, in hex).
+/// How the target of a back subscription starts (then the list dialog's record: see
+/// [`record`]).
 pub(crate) const LIST_TARGET: &[u8] = b"impp-list ";
+
+/// The longest a NOTIFY is held to keep the RLMI version behind the seconds counted by
+/// [`restart_cseq`] (see [`pace_ms`]): the pace holds a NOTIFY a second at most, so a longer
+/// wait means the wall clock stepped back, and the NOTIFY goes rather than wait for it.
+const MAX_PACE_MS: u64 = 2_000;
 
 /// The option tag of RFC 4662.
 const EVENTLIST: &str = "eventlist";
@@ -105,13 +134,31 @@ pub(crate) struct ListServer {
 #[derive(Default)]
 struct Table {
     dialogs: HashMap<u64, ListDialog>,
-    by_back: HashMap<SubscriptionId, u64>,
+    /// Each back subscription's list dialog, and its entry there (an index of the dialog's
+    /// `resources`, set again whenever they are rebuilt: see [`Table::index`]).
+    by_back: HashMap<SubscriptionId, (u64, usize)>,
     next_id: u64,
+}
+
+impl Table {
+    /// Points the back subscriptions of list dialog `id` at their entries of `d`, once its
+    /// resources are built (or rebuilt), under the lock the back subscriptions'
+    /// notifications wait for.
+    fn index(&mut self, id: u64, d: &ListDialog) {
+        for (at, e) in d.resources.iter().enumerate() {
+            if let Some(back) = e.back {
+                self.by_back.insert(back, (id, at));
+            }
+        }
+    }
 }
 
 /// One list subscription.
 struct ListDialog {
     dialog: SubscriptionDialog,
+    /// The target of its back subscriptions (its record, see [`record`]): one allocation
+    /// shared by all of them in the engine.
+    target: Arc<[u8]>,
     /// The list's URI as the subscriber wrote it (the RLMI `uri`).
     list_text: String,
     list_uri: Uri,
@@ -130,6 +177,9 @@ struct ListDialog {
     full: bool,
     /// When the next NOTIFY is due (clock ms); `None`: nothing to tell.
     due: Option<u64>,
+    /// No NOTIFY but the final one before this (clock ms): the subscriber's Retry-After,
+    /// or the version's pace after a restart ([`pace_ms`]).
+    hold_until: Option<u64>,
     /// The dialog ends with its next NOTIFY, with this Subscription-State reason.
     ending: Option<Option<&'static str>>,
 }
@@ -168,9 +218,12 @@ struct NotifyWaiter {
 }
 
 impl Waiting for NotifyWaiter {
-    fn outcome(self: Box<Self>, status: u16, _response: Option<&SipMessage>) {
+    fn outcome(self: Box<Self>, status: u16, response: Option<&SipMessage>) {
         if let Some(role) = self.role.upgrade() {
-            role.notify_outcome(self.id, status);
+            let retry_after = response
+                .and_then(|r| r.header("Retry-After"))
+                .and_then(retry_after_seconds);
+            role.notify_outcome(self.id, status, retry_after);
         }
     }
 
@@ -183,6 +236,106 @@ impl Waiting for NotifyWaiter {
 fn dialog_in_tag(tag: &str) -> Option<u64> {
     let at = tag.rfind(TAG_MARK)?;
     u64::from_str_radix(&tag[at + TAG_MARK.len()..], 16).ok()
+}
+
+/// The record of list dialog `id` that each of its back subscriptions carries as its target,
+/// so the dialog comes back after a restart from any of them (the store keeps every
+/// subscription's target; no table of its own): [`LIST_TARGET`], the id in hex, a space,
+/// the list's URI as the subscriber wrote it, a line feed, then the dialog
+/// ([`SubscriptionDialog::to_bytes_beside`], leaving out the local URI when it is the list's
+/// text and the remote one when it is the watcher's). The engine, the watcher and the
+/// package are the back subscription's own; the expiry is theirs too, as they are refreshed
+/// with the dialog. What changes with each NOTIFY (the RLMI version, the CSeq) is not
+/// written: a restored dialog continues from the wall clock ([`restart_version`]).
+fn record(id: u64, list_text: &str, dialog: &SubscriptionDialog, watcher: &str) -> Arc<[u8]> {
+    let mut out = LIST_TARGET.to_vec();
+    out.extend_from_slice(format!("{id:x} {list_text}\n").as_bytes());
+    out.extend_from_slice(&dialog.to_bytes_beside(list_text, watcher));
+    out.into()
+}
+
+/// What a record holds besides the id: the list's text and the dialog's bytes.
+type Written<'a> = (&'a str, &'a [u8]);
+
+/// A back subscription's target read: the list dialog's id and, unless an earlier version
+/// wrote it (the id alone), the list's text and the dialog's bytes; `None`: not a list's.
+fn read_record(target: &[u8]) -> Option<(u64, Option<Written<'_>>)> {
+    let rest = target.strip_prefix(LIST_TARGET)?;
+    let (head, dialog) = match rest.iter().position(|&b| b == b'\n') {
+        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+        None => (rest, None),
+    };
+    let head = std::str::from_utf8(head).ok()?;
+    let (id, list_text) = match head.split_once(' ') {
+        Some((id, list)) => (id, Some(list)),
+        None => (head, None),
+    };
+    let id = u64::from_str_radix(id, 16).ok()?;
+    Some((id, list_text.zip(dialog)))
+}
+
+/// The RLMI version a list dialog restored after a restart continues from: one more than the
+/// seconds [`restart_cseq`] counts at the restart. A list dialog never sends a version
+/// ahead of those seconds ([`pace_ms`]), so every version it sent before the restart is
+/// lower, however many restarts came before; its CSeq, always the version plus one, rises
+/// with it.
+fn restart_version(unix_ms: u64) -> u32 {
+    restart_cseq(unix_ms).saturating_add(1)
+}
+
+/// How long (ms) the NOTIFY of RLMI version `version` waits at wall-clock time `unix_ms`, so
+/// that no version goes out before [`restart_cseq`] has counted that many seconds: 0 for
+/// every dialog that sent fewer NOTIFYs than seconds passed since its last restart (a fresh
+/// one starts at 0, far behind), at most a second after a restart or for a dialog that sent
+/// more than one a second since; 0 as well when the wait is longer than [`MAX_PACE_MS`] (the
+/// wall clock stepped back) or the wall clock is before the count's start (not set: there is
+/// nothing to keep pace with).
+fn pace_ms(version: u32, unix_ms: u64) -> u64 {
+    let counted = u64::from(restart_cseq(unix_ms));
+    let version = u64::from(version);
+    if version <= counted || counted == 0 {
+        return 0;
+    }
+    let wait = (version - counted) * 1000 - unix_ms % 1000;
+    if wait > MAX_PACE_MS {
+        0
+    } else {
+        wait
+    }
+}
+
+/// The back subscription of `watcher` to `resource` for a list dialog whose record is
+/// `target`.
+fn back_request(
+    watcher: &Uri,
+    resource: Uri,
+    package: Package,
+    target: &Arc<[u8]>,
+    expires: u32,
+) -> SubscribeRequest {
+    let mut request = SubscribeRequest::new(watcher.clone(), resource, package);
+    request.target = Some(target.clone());
+    request.expires = Some(expires);
+    // The list server batches; the engine need not hold notifications back.
+    request.min_interval = Some(std::time::Duration::ZERO);
+    request
+}
+
+/// Entry `e` of list dialog `id`, whose back subscription the engine refused with `error`: a
+/// terminated instance (`rejected` when the resource's rules or bounds said no).
+fn refused(id: u64, e: &mut Entry, error: &Error) {
+    log::debug!("list dialog {id}: no subscription to {}: {error}", e.uri);
+    e.back = None;
+    e.state = InstanceState::Terminated;
+    e.reason = Some(
+        match error {
+            Error::Forbidden(_) | Error::LimitReached(_) => "rejected",
+            _ => "noresource",
+        }
+        .to_string(),
+    );
+    e.reported = true;
+    e.changed = true;
 }
 
 /// Whether a request's Supported headers (or their compact form `k`) name `eventlist`.
@@ -209,17 +362,158 @@ impl ListServer {
         })
     }
 
-    /// Ends the back subscriptions an earlier run left in the store (list dialogs are not
-    /// restored). Their final notifications, if they come here, find no dialog.
+    /// Brings back the list dialogs an earlier run left in the store, from their back
+    /// subscriptions (called once the engine's port is open, before any request is taken):
+    /// each dialog is rebuilt from its record ([`record`]) with the list expanded again
+    /// (resources added meanwhile subscribed, removed ones ended), its back subscriptions
+    /// are notified again, and its full state goes out once they have told it (RLMI version
+    /// and CSeq from [`restart_version`]). A dialog whose record cannot be read (written by
+    /// an earlier version, or unreadable), whose list or package is gone, or which expired
+    /// has its back subscriptions ended. New dialogs get ids above every id seen, so their
+    /// tags never name a restored dialog.
     pub(crate) fn start(&self) {
         let Ok(engine) = self.engine.get() else {
             return;
         };
+        let mut groups: HashMap<u64, Vec<SubscriptionInfo>> = HashMap::new();
         for sub in engine.remote_subscriptions().unwrap_or_default() {
-            if sub.target.is_some_and(|t| t.starts_with(LIST_TARGET)) {
-                let _ = engine.unsubscribe(sub.id);
-            }
+            let Some((id, _)) = sub.target.as_deref().and_then(read_record) else {
+                continue;
+            };
+            groups.entry(id).or_default().push(sub);
         }
+        let now = self.stack.now();
+        let version = restart_version(self.stack.unix_ms());
+        let bounds = engine.config().subscription_expiry;
+        let mut ended = Vec::new();
+        let mut renotify = Vec::new();
+        let mut dues = Vec::new();
+        let mut table = lock(&self.table);
+        table.next_id = table.next_id.max(groups.keys().copied().max().unwrap_or(0));
+        for (id, subs) in groups {
+            let Some(mut d) = self.restored(&engine, id, &subs, now, version) else {
+                ended.extend(subs.iter().map(|s| s.id));
+                continue;
+            };
+            // The list as it is now, in its order: a restored back subscription per resource
+            // still listed (one; any other ends), a new one for a resource added meanwhile
+            // (or whose subscription ended before the restart).
+            let mut backs: HashMap<String, SubscriptionId> = HashMap::new();
+            for sub in &subs {
+                if let Some(other) = backs.insert(presentity_key(&sub.presentity), sub.id) {
+                    ended.push(other);
+                }
+            }
+            let remaining_s = (d.expires_at - now).div_ceil(1000) as u32;
+            for r in engine.expand_list(&d.list_uri).unwrap_or_default() {
+                let key = presentity_key(&r.uri);
+                let entry = match backs.remove(&key) {
+                    Some(back) => {
+                        renotify.push(back);
+                        Entry {
+                            key,
+                            uri: r.uri,
+                            name: r.display_name,
+                            instance: self.stack.token(),
+                            back: Some(back),
+                            state: InstanceState::Pending,
+                            reason: None,
+                            document: None,
+                            reported: false,
+                            changed: true,
+                        }
+                    }
+                    None => self.back_subscription(&engine, id, &d, r, remaining_s.max(bounds.min)),
+                };
+                d.resources.push(entry);
+            }
+            ended.extend(backs.into_values());
+            table.index(id, &d);
+            if d.resources.iter().all(|e| e.reported) {
+                d.due = Some(now);
+            }
+            dues.extend(d.due);
+            log::debug!(
+                "list dialog {id}: restored, {} watching {}",
+                d.watcher,
+                d.list_uri
+            );
+            table.dialogs.insert(id, d);
+        }
+        drop(table);
+        // Their final notifications find no dialog.
+        for back in ended {
+            let _ = engine.unsubscribe(back);
+        }
+        // The current state of each resource, for the full-state NOTIFY.
+        for back in renotify {
+            let _ = engine.renotify(back);
+        }
+        if let Some(at) = dues.into_iter().min() {
+            self.stack.alarm().at(at);
+        }
+    }
+
+    /// List dialog `id` rebuilt from the record its back subscriptions `subs` carry, without
+    /// resources yet; `None` when it cannot come back (see [`ListServer::start`]).
+    fn restored(
+        &self,
+        engine: &crate::engine::Core,
+        id: u64,
+        subs: &[SubscriptionInfo],
+        now: u64,
+        version: u32,
+    ) -> Option<ListDialog> {
+        let first = subs.first()?;
+        let watcher = first.watcher.clone();
+        let package = first.package;
+        let target = first.target.clone()?;
+        let Some((_, Some((list_text, dialog)))) = read_record(&target) else {
+            log::info!(
+                "list dialog {id}: stored by an earlier version; its back subscriptions end"
+            );
+            return None;
+        };
+        let dialog =
+            match SubscriptionDialog::from_bytes_beside(dialog, list_text, &watcher.to_string()) {
+                Ok(dialog) => dialog,
+                Err(e) => {
+                    log::warn!("list dialog {id}: stored dialog unreadable: {e}");
+                    return None;
+                }
+            };
+        // The dialog lives as long as its longest-lived back subscription (they are made
+        // and refreshed with it).
+        let expires_in = subs.iter().map(|s| s.expires_in).max()?;
+        if expires_in.is_zero() {
+            log::debug!("list dialog {id}: expired before the restart");
+            return None;
+        }
+        let list = Uri::parse(list_text).ok().and_then(|uri| engine.list(&uri));
+        let Some(list) = list.filter(|l| {
+            l.packages.is_empty() && package == Package::Presence || l.packages.contains(&package)
+        }) else {
+            log::info!("list dialog {id}: its list {list_text} no longer serves {package}");
+            return None;
+        };
+        Some(ListDialog {
+            dialog,
+            target: target.clone(),
+            list_text: list_text.to_string(),
+            list_uri: list.uri,
+            list_name: list.display_name,
+            watcher,
+            package,
+            resources: Vec::new(),
+            version,
+            next_cseq: version.wrapping_add(1).max(1),
+            expires_at: now + expires_in.as_millis() as u64,
+            in_flight: false,
+            full: true,
+            due: Some(now + self.batch_ms.max(FIRST_STATE_WAIT_MS)),
+            hold_until: None,
+            ending: None,
+        })
     }
 
     /// Takes a SUBSCRIBE if it is this role's (to a list of an owned domain, or inside a
@@ -379,9 +673,12 @@ impl ListServer {
             proto: request.peer.proto,
             peer: request.peer.source,
         };
+        let list_text = m.request_uri_text().unwrap_or_default().to_string();
+        let target = record(id, &list_text, &dialog, &watcher.to_string());
         let mut d = ListDialog {
             dialog,
-            list_text: m.request_uri_text().unwrap_or_default().to_string(),
+            target,
+            list_text,
             list_uri: list.uri.clone(),
             list_name: list.display_name.clone(),
             watcher,
@@ -393,21 +690,70 @@ impl ListServer {
             in_flight: false,
             full: true,
             due: Some(now + self.batch_ms.max(FIRST_STATE_WAIT_MS)),
+            hold_until: None,
             ending: (granted == 0).then_some(Some("timeout")),
         };
-        // Under the table's lock: the back subscriptions' first notifications (on the
-        // events thread) wait for it, so they find their dialog.
+        // The dialog goes into the table first, and its back subscriptions are made without
+        // the table's lock (an engine round trip each would hold back every other list
+        // dialog, and the events thread): "in flight" keeps the timer thread from sending a
+        // NOTIFY before the answer below, and each entry is in the table, under the id the
+        // engine gives before it makes the subscription, before its first notification can
+        // come. Nothing else can reach the dialog meanwhile: its tag is not known outside.
         let back_expires = granted.max(bounds.min);
-        for r in resources {
-            let entry = self.back_subscription(engine, &mut table, id, &d, r, back_expires);
-            d.resources.push(entry);
-        }
-        let all_reported = d.resources.iter().all(|e| e.reported);
-        if all_reported {
-            d.due = Some(now);
-        }
-        let due = d.due;
+        let (watcher, target) = (d.watcher.clone(), d.target.clone());
+        d.in_flight = true;
         table.dialogs.insert(id, d);
+        drop(table);
+        for r in resources {
+            let mut entry = Some(self.entry(r));
+            let uri = entry.as_ref().map(|e| e.uri.clone()).expect("made above");
+            let request = back_request(&watcher, uri, package, &target, back_expires);
+            let mut named = None;
+            let made = engine.subscribe_naming(request, |sub| {
+                named = Some(sub);
+                let mut table = lock(&self.table);
+                let Table {
+                    dialogs, by_back, ..
+                } = &mut *table;
+                if let (Some(d), Some(mut e)) = (dialogs.get_mut(&id), entry.take()) {
+                    e.back = Some(sub);
+                    by_back.insert(sub, (id, d.resources.len()));
+                    d.resources.push(e);
+                }
+                None
+            });
+            if let Err(error) = made {
+                let mut table = lock(&self.table);
+                let Table {
+                    dialogs, by_back, ..
+                } = &mut *table;
+                let placed = named.and_then(|sub| by_back.remove(&sub));
+                if let Some(d) = dialogs.get_mut(&id) {
+                    let e = match placed {
+                        Some((_, at)) => d.resources.get_mut(at),
+                        None => entry.take().map(|e| {
+                            d.resources.push(e);
+                            d.resources.last_mut().expect("pushed")
+                        }),
+                    };
+                    if let Some(e) = e {
+                        refused(id, e, &error);
+                    }
+                }
+            }
+        }
+        let mut table = lock(&self.table);
+        // Decided again now that every entry is in (a notification that came meanwhile
+        // judged "every resource told" over the entries made so far).
+        let due = table.dialogs.get_mut(&id).and_then(|d| {
+            d.in_flight = false;
+            d.due = Some(if d.resources.iter().all(|e| e.reported) {
+                now
+            } else {
+                now + self.batch_ms.max(FIRST_STATE_WAIT_MS)
+            });
+            d.due
+        });
         let mut answer = self
             .stack
             .reply_tagged(request, 200, "OK", Some(&local_tag));
@@ -433,17 +779,28 @@ impl ListServer {
     }
 
     /// The back subscription of `resource` for list dialog `id` (made with the table's lock
-    /// held), as an entry; one the engine refuses is a terminated instance.
+    /// held; the caller indexes it, [`Table::index`]), as an entry; one the engine refuses is
+    /// a terminated instance.
     fn back_subscription(
         &self,
         engine: &crate::engine::Core,
-        table: &mut Table,
         id: u64,
         d: &ListDialog,
         resource: crate::model::list::Resource,
         expires: u32,
     ) -> Entry {
-        let mut entry = Entry {
+        let mut entry = self.entry(resource);
+        let request = back_request(&d.watcher, entry.uri.clone(), d.package, &d.target, expires);
+        match engine.subscribe(request) {
+            Ok(sub) => entry.back = Some(sub),
+            Err(e) => refused(id, &mut entry, &e),
+        }
+        entry
+    }
+
+    /// A resource's entry before its back subscription tells anything: pending, to be told.
+    fn entry(&self, resource: crate::model::list::Resource) -> Entry {
+        Entry {
             key: presentity_key(&resource.uri),
             uri: resource.uri,
             name: resource.display_name,
@@ -454,33 +811,7 @@ impl ListServer {
             document: None,
             reported: false,
             changed: true,
-        };
-        let mut request = SubscribeRequest::new(d.watcher.clone(), entry.uri.clone(), d.package);
-        let mut target = LIST_TARGET.to_vec();
-        target.extend_from_slice(format!("{id:x}").as_bytes());
-        request.target = Some(target.into());
-        request.expires = Some(expires);
-        // The list server batches; the engine need not hold notifications back.
-        request.min_interval = Some(std::time::Duration::ZERO);
-        match engine.subscribe(request) {
-            Ok(sub) => {
-                entry.back = Some(sub);
-                table.by_back.insert(sub, id);
-            }
-            Err(e) => {
-                log::debug!("list dialog {id}: no subscription to {}: {e}", entry.uri);
-                entry.state = InstanceState::Terminated;
-                entry.reason = Some(
-                    match e {
-                        Error::Forbidden(_) | Error::LimitReached(_) => "rejected",
-                        _ => "noresource",
-                    }
-                    .to_string(),
-                );
-                entry.reported = true;
-            }
         }
-        entry
     }
 
     /// A SUBSCRIBE inside list dialog `id`: a refresh (the list expanded again, full state
@@ -523,20 +854,53 @@ impl ListServer {
         }
         let granted = expires.min(bounds.max);
         let cseq = m.cseq()?.seq;
+        // The back subscriptions as they are, taken under the lock; the list is expanded and
+        // they are refreshed without it (an engine round trip each), then the dialog is
+        // rebuilt under it from what it is by then (notifications, a NOTIFY's answer, the
+        // timer may have changed it meanwhile).
+        let (list_uri, before) = {
+            let mut table = lock(&self.table);
+            let Some(d) = table.dialogs.get_mut(&id) else {
+                return gone();
+            };
+            if cseq <= d.dialog.remote_cseq {
+                return Ok(Some(self.stack.reply(
+                    request,
+                    500,
+                    "Server Internal Error (CSeq out of order)",
+                )));
+            }
+            d.dialog.remote_cseq = cseq;
+            let before: HashMap<SubscriptionId, String> = d
+                .resources
+                .iter()
+                .filter_map(|e| Some((e.back?, e.key.clone())))
+                .collect();
+            (d.list_uri.clone(), before)
+        };
+        let (resources, refreshed) = if granted == 0 {
+            (Vec::new(), std::collections::HashSet::new())
+        } else {
+            let resources = engine.expand_list(&list_uri).unwrap_or_default();
+            let listed: std::collections::HashSet<String> =
+                resources.iter().map(|r| presentity_key(&r.uri)).collect();
+            let refreshed: std::collections::HashSet<SubscriptionId> = before
+                .iter()
+                .filter(|(_, key)| listed.contains(*key))
+                .map(|(&back, _)| back)
+                .filter(|&back| engine.refresh_subscription(back, granted).is_ok())
+                .collect();
+            (resources, refreshed)
+        };
         let now = self.stack.now();
         let mut table = lock(&self.table);
         let Some(mut d) = table.dialogs.remove(&id) else {
-            return gone();
+            return gone(); // ended meanwhile (expired, or its NOTIFY refused)
         };
-        if cseq <= d.dialog.remote_cseq {
+        if d.ending.is_some() {
             table.dialogs.insert(id, d);
-            return Ok(Some(self.stack.reply(
-                request,
-                500,
-                "Server Internal Error (CSeq out of order)",
-            )));
+            return gone(); // ending meanwhile (an unsubscribe)
         }
-        d.dialog.remote_cseq = cseq;
         let mut ended = Vec::new();
         if granted == 0 {
             for e in &mut d.resources {
@@ -549,23 +913,35 @@ impl ListServer {
         } else {
             d.expires_at = now + u64::from(granted) * 1000;
             // The list as it is now: resources kept are refreshed (or subscribed again when
-            // their subscription ended), new ones subscribed, removed ones ended.
-            let resources = engine.expand_list(&d.list_uri).unwrap_or_default();
+            // their subscription ended), new ones subscribed, removed ones ended. A back
+            // subscription made since the snapshot (by a refresh at the same time) is new.
             let mut old: HashMap<String, Entry> = std::mem::take(&mut d.resources)
                 .into_iter()
                 .map(|e| (e.key.clone(), e))
                 .collect();
             for r in resources {
-                let kept = old.remove(&presentity_key(&r.uri)).filter(|e| {
-                    e.back
-                        .is_some_and(|b| engine.refresh_subscription(b, granted).is_ok())
-                });
+                let kept = match old.remove(&presentity_key(&r.uri)) {
+                    Some(e)
+                        if e.back.is_some_and(|b| {
+                            refreshed.contains(&b) || !before.contains_key(&b)
+                        }) =>
+                    {
+                        Some(e)
+                    }
+                    Some(Entry {
+                        back: Some(gone), ..
+                    }) => {
+                        table.by_back.remove(&gone);
+                        None
+                    }
+                    _ => None,
+                };
                 let entry = match kept {
                     Some(mut e) => {
                         e.name = r.display_name;
                         e
                     }
-                    None => self.back_subscription(&engine, &mut table, id, &d, r, granted),
+                    None => self.back_subscription(&engine, id, &d, r, granted),
                 };
                 d.resources.push(entry);
             }
@@ -575,6 +951,7 @@ impl ListServer {
                     ended.push(back);
                 }
             }
+            table.index(id, &d);
         }
         d.full = true;
         d.due = Some(if d.resources.iter().all(|e| e.reported) || granted == 0 {
@@ -610,7 +987,7 @@ impl ListServer {
         }
         let now = self.stack.now();
         let mut table = lock(&self.table);
-        let Some(&id) = table.by_back.get(&n.subscription) else {
+        let Some(&(id, at)) = table.by_back.get(&n.subscription) else {
             return true; // a back subscription of a dialog that ended
         };
         if n.state.is_terminated() {
@@ -621,8 +998,8 @@ impl ListServer {
         };
         let Some(e) = d
             .resources
-            .iter_mut()
-            .find(|e| e.back == Some(n.subscription))
+            .get_mut(at)
+            .filter(|e| e.back == Some(n.subscription))
         else {
             return true;
         };
@@ -681,7 +1058,8 @@ impl ListServer {
                     d.full = true;
                     d.due = Some(now);
                 }
-                if d.in_flight || !d.due.is_some_and(|at| at <= now) {
+                let held = d.ending.is_none() && d.hold_until.is_some_and(|at| at > now);
+                if d.in_flight || held || !d.due.is_some_and(|at| at <= now) {
                     continue;
                 }
                 if d.ending.is_some() {
@@ -722,7 +1100,12 @@ impl ListServer {
             .dialogs
             .values()
             .flat_map(|d| {
-                let due = if d.in_flight { None } else { d.due };
+                let hold = d.hold_until.filter(|_| d.ending.is_none()).unwrap_or(0);
+                let due = if d.in_flight {
+                    None
+                } else {
+                    d.due.map(|at| at.max(hold))
+                };
                 [due, d.ending.is_none().then_some(d.expires_at)]
             })
             .flatten()
@@ -732,10 +1115,19 @@ impl ListServer {
     /// The NOTIFY of dialog `d` for what is due: full or partial state, the version counted,
     /// the dialog marked in flight; `None` when there is nothing to tell.
     fn prepare(&self, id: u64, d: &mut ListDialog, now: u64) -> Option<Prepared> {
-        d.due = None;
+        let due = d.due.take();
         let full = d.full || d.version == 0 || d.ending.is_some();
         if !full && !d.resources.iter().any(|e| e.changed) {
             return None;
+        }
+        if d.ending.is_none() {
+            let wait = pace_ms(d.version, self.stack.unix_ms());
+            if wait > 0 {
+                d.hold_until = Some(now + wait);
+                d.due = due;
+                self.stack.alarm().at(now + wait);
+                return None;
+            }
         }
         let mut rlmi = Rlmi::new(d.list_text.clone(), d.version);
         rlmi.full_state = full;
@@ -800,7 +1192,7 @@ impl ListServer {
             Ok(d) => d,
             Err(e) => {
                 log::warn!("list dialog {}: its dialog: {e}", p.id);
-                return self.notify_outcome(p.id, 500);
+                return self.notify_outcome(p.id, 500, None);
             }
         };
         let (proto, dest): (Proto, SocketAddr) = notify_destination(&d);
@@ -841,13 +1233,17 @@ impl ListServer {
             }
             Err(e) => {
                 log::warn!("list dialog {}: cannot build its NOTIFY: {e}", p.id);
-                self.notify_outcome(p.id, 500);
+                self.notify_outcome(p.id, 500, None);
             }
         }
     }
 
-    /// What the subscriber answered a NOTIFY of list dialog `id` (408: no answer).
-    fn notify_outcome(&self, id: u64, status: u16) {
+    /// What the subscriber answered a NOTIFY of list dialog `id` (408: no answer), with the
+    /// seconds of its Retry-After if it had one: as for the notifier's dialogs, a failure
+    /// with a Retry-After that ends before the dialog does (not 408 nor 481) holds the
+    /// dialog that long, then its full state goes out (the subscriber missed the refused
+    /// one; what changed meanwhile is in it); any other failure ends the dialog.
+    fn notify_outcome(&self, id: u64, status: u16, retry_after: Option<u64>) {
         let mut table = lock(&self.table);
         if (200..300).contains(&status) || matches!(status, 401 | 407) {
             let Some(d) = table.dialogs.get_mut(&id) else {
@@ -860,6 +1256,24 @@ impl ListServer {
                 self.stack.alarm().ring();
             }
             return;
+        }
+        if let Some(wait) = retry_after.filter(|_| !matches!(status, 408 | 481)) {
+            let now = self.stack.now();
+            if let Some(d) = table
+                .dialogs
+                .get_mut(&id)
+                .filter(|d| d.ending.is_none() && d.expires_at.saturating_sub(now) > wait * 1000)
+            {
+                log::debug!("list dialog {id}: NOTIFY answered {status}; again in {wait} s");
+                let at = now + wait * 1000;
+                d.in_flight = false;
+                d.full = true;
+                d.hold_until = Some(at);
+                d.due = Some(at);
+                drop(table);
+                self.stack.alarm().at(at);
+                return;
+            }
         }
         log::debug!("list dialog {id}: NOTIFY answered {status}; ending it");
         let Some(d) = table.dialogs.remove(&id) else {
@@ -888,5 +1302,62 @@ mod tests {
         assert_eq!(dialog_in_tag("0badf00d.2a"), None);
         assert_eq!(dialog_in_tag("1f3a9c0de"), None);
         assert_eq!(dialog_in_tag("x.lzz"), None);
+    }
+
+    fn dialog() -> SubscriptionDialog {
+        SubscriptionDialog {
+            call_id: "c1@phone".into(),
+            local_tag: "0badf00d.l2a".into(),
+            remote_tag: "r1".into(),
+            local_uri: "sip:buddies@a.test".into(),
+            remote_uri: "sip:bob@a.test".into(),
+            remote_target: "sip:bob@192.0.2.4:5062".into(),
+            route_set: vec!["<sip:p.test;lr>".into()],
+            local_cseq: 0,
+            remote_cseq: 7,
+            event: "presence".into(),
+            proto: Proto::Udp,
+            peer: "192.0.2.4:5062".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_back_subscriptions_target_carries_its_list_dialog() {
+        let d = dialog();
+        let target = record(0x2a, "sip:buddies@a.test", &d, "sip:bob@a.test");
+        let (id, rest) = read_record(&target).unwrap();
+        assert_eq!(id, 0x2a);
+        let (list, bytes) = rest.unwrap();
+        assert_eq!(list, "sip:buddies@a.test");
+        // The URIs the list and the back subscription give are left out.
+        assert!(bytes.len() < d.to_bytes().len());
+        let back = SubscriptionDialog::from_bytes_beside(bytes, list, "sip:bob@a.test").unwrap();
+        assert_eq!(back, d);
+        // What an earlier version wrote: the id alone, no dialog to restore.
+        assert_eq!(read_record(b"impp-list 2a"), Some((0x2a, None)));
+        for other in [&b"impp-dialog 1"[..], b"impp-list zz x\n", b"impp-list "] {
+            assert_eq!(read_record(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn versions_never_run_ahead_of_the_seconds_a_restart_continues_from() {
+        // 2026-11-24, on a second.
+        let unix = 1_795_500_000_000;
+        let restored = restart_version(unix);
+        assert_eq!(restored, restart_cseq(unix) + 1);
+        // The restored version waits for its second; one behind it goes at once.
+        assert_eq!(pace_ms(restored, unix), 1000);
+        assert_eq!(pace_ms(restored, unix + 400), 600);
+        assert_eq!(pace_ms(restored, unix + 1000), 0);
+        assert_eq!(pace_ms(0, unix), 0);
+        // A wall clock stepped back: no wait of more than MAX_PACE_MS.
+        assert_eq!(pace_ms(restored + 10, unix), 0);
+        // A wall clock not set (before the count starts): no pace at all.
+        assert_eq!(pace_ms(1, 0), 0);
+        assert_eq!(pace_ms(2, 1_000_000_000_000), 0);
+        // Any version sent before a restart (at most the seconds counted then) is below the
+        // one the restart continues from, even a second later.
+        assert!(restart_version(unix + 999) > restart_cseq(unix + 999));
     }
 }

@@ -29,7 +29,9 @@
 use std::sync::{Arc, Mutex, Weak};
 
 use super::auth::Authentication;
-use super::dialog_table::{is_dialog, notify_destination, restart_cseq, Dialogs};
+use super::dialog_table::{
+    is_dialog, notify_destination, restart_cseq, retry_after_seconds, Dialogs,
+};
 use crate::doc::filter::FilterSet;
 use crate::engine::EngineHandle;
 use crate::engine::{Notification, SubscribeRequest, SubscriptionState};
@@ -685,17 +687,6 @@ impl Notifier {
             .peek()
             .map(|std::cmp::Reverse((at, _))| *at)
     }
-}
-
-/// The seconds of a Retry-After value (RFC 3261 §20.33: `delta-seconds [comment]
-/// *(;param)`), at most a day.
-fn retry_after_seconds(value: &str) -> Option<u64> {
-    let digits: &str = value
-        .trim_start()
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?;
-    let seconds: u64 = digits.parse().ok()?;
-    Some(seconds.min(86_400))
 }
 
 #[cfg(test)]

@@ -1,0 +1,524 @@
+//! The list server (RFC 4662) across a restart, and a subscriber's Retry-After, on a manual
+//! clock: a list subscription accepted before a restart keeps its dialog (its back
+//! subscriptions in a SQLite file carry it), so the subscriber gets a full-state NOTIFY in
+//! the same dialog with a higher RLMI version and CSeq, partial NOTIFYs after, and its
+//! refreshes are answered `200`; one that expired meanwhile, or whose record or list is
+//! gone, leaves nothing, and new dialogs are numbered above the ids found. A list NOTIFY
+//! refused with a Retry-After holds the dialog that long, then sends its full state; any
+//! other failure ends it. A resource whose place in the list changes at a refresh, or that
+//! follows one whose back subscription the engine refused, is still notified. The back
+//! subscriptions of one dialog share its record in memory, also after a restart.
+
+mod common;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fixtures::pidf;
+use common::kamailio::TempDir;
+use common::sip::{header_map, token, Client, Server, DOMAIN};
+use impp::doc::Limits;
+use impp::engine::{ManualClock, Package, ResourceList};
+use impp::sip::list_body::ListBody;
+use impp::sip::SipMessage;
+use impp::store::SqliteStore;
+
+fn uri(text: &str) -> impp::uri::Uri {
+    text.parse().unwrap()
+}
+
+fn aor(user: &str) -> String {
+    format!("sip:{user}@{DOMAIN}")
+}
+
+const EVENTLIST: &str = "Supported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/pidf+xml\r\n";
+
+/// A server on `clock` over the SQLite file `db` (kept across its lifetimes).
+fn start(db: &Path, clock: &Arc<ManualClock>) -> Server {
+    let store = Arc::new(SqliteStore::open(db).unwrap());
+    let c = clock.clone();
+    let mut s = Server::start_configured(
+        false,
+        move |e| {
+            e.clock = c;
+            e.store = store;
+        },
+        |_| {},
+    );
+    s.clock = Some(clock.clone());
+    s
+}
+
+/// Stops the SIP server and the engine, as a process exit would (the store is closed).
+fn stop(s: Server) {
+    let Server { engine, server, .. } = s;
+    drop(server);
+    engine.shutdown().unwrap();
+    drop(engine);
+}
+
+fn publish(s: &Server, user: &str, note: &str) {
+    let a = aor(user);
+    s.engine
+        .publish_body(&uri(&a), Package::Presence, &pidf(&a, note), None)
+        .unwrap();
+}
+
+fn list_body(m: &SipMessage) -> ListBody {
+    let h = header_map(m);
+    assert_eq!(h["require"], "eventlist");
+    ListBody::parse(&h["content-type"], m.body(), &Limits::default()).unwrap()
+}
+
+/// The state part of `resource` in `body`, as text.
+fn state_of(body: &ListBody, resource: &str) -> String {
+    let r = body
+        .rlmi
+        .resources
+        .iter()
+        .find(|r| r.uri == resource)
+        .unwrap_or_else(|| panic!("{resource} is not in {:?}", body.rlmi));
+    let part = body.state_of(&r.instances[0]).expect("a state part");
+    String::from_utf8(part.body.clone()).unwrap()
+}
+
+fn cseq(m: &SipMessage) -> u32 {
+    m.cseq().unwrap().seq
+}
+
+/// Whether no request reached `client` once the engine and the stack ran what is due (an
+/// OPTIONS round trip: its answer comes after anything the server sent before it).
+fn nothing_arrives(s: &Server, client: &mut Client) -> bool {
+    s.engine.sync().unwrap();
+    assert!(s.server.sync());
+    let target = format!("sip:{DOMAIN}");
+    let options = client.request(
+        "OPTIONS",
+        &target,
+        &format!("<{target}>"),
+        &token(),
+        "",
+        None,
+    );
+    assert_eq!(client.transact(&options).status(), Some(200));
+    client.requests.is_empty()
+}
+
+/// The list `buddies` of alice and carol, for presence.
+fn buddies(s: &Server) -> String {
+    let list_uri = aor("buddies");
+    let mut list = ResourceList::new(uri(&list_uri));
+    list.packages = vec![Package::Presence];
+    for m in ["alice", "carol"] {
+        list.push_resource(uri(&aor(m)), None);
+    }
+    s.engine.set_list(list).unwrap();
+    list_uri
+}
+
+fn subscribe(bob: &mut Client, list: &str, call_id: &str, to_tag: Option<&str>) -> SipMessage {
+    let to = match to_tag {
+        Some(tag) => format!("<{list}>;tag={tag}"),
+        None => format!("<{list}>"),
+    };
+    let request = bob.request(
+        "SUBSCRIBE",
+        list,
+        &to,
+        call_id,
+        &format!("Event: presence\r\nExpires: 600\r\n{EVENTLIST}"),
+        None,
+    );
+    bob.transact(&request)
+}
+
+#[test]
+fn a_list_subscription_keeps_its_dialog_across_a_restart() {
+    let dir = TempDir::new("rls-restart");
+    let db = dir.path().join("impp.db");
+    let clock = ManualClock::new();
+    let s = start(&db, &clock);
+    publish(&s, "alice", "alice 0");
+    publish(&s, "carol", "carol 0");
+    let list = buddies(&s);
+    let mut bob = Client::new(s.udp(), "bob");
+    let call_id = token();
+    let r = subscribe(&mut bob, &list, &call_id, None);
+    assert_eq!(r.status(), Some(200));
+    let local_tag = r.to().unwrap().tag().unwrap().to_string();
+    let first = bob.next_request("NOTIFY");
+    let body = list_body(&first);
+    assert!(body.rlmi.full_state);
+    assert_eq!(body.rlmi.version, 0);
+    publish(&s, "alice", "alice 1");
+    s.advance(Duration::from_secs(1));
+    let partial = bob.next_request("NOTIFY");
+    let body = list_body(&partial);
+    assert!(!body.rlmi.full_state);
+    assert_eq!(body.rlmi.version, 1);
+    assert!(state_of(&body, &aor("alice")).contains("alice 1"));
+    let (version_before, cseq_before) = (body.rlmi.version, cseq(&partial));
+    assert_eq!(s.engine.stats().subscriptions_active, 2);
+
+    // The process stops, and starts again on the same file a minute later.
+    stop(s);
+    clock.advance(Duration::from_secs(60));
+    let s = start(&db, &clock);
+    bob.server = s.udp();
+    // The full state, once every resource told it (and the version's pace allows it).
+    s.advance(Duration::from_secs(1));
+    let full = bob.next_request("NOTIFY");
+    let h = header_map(&full);
+    assert_eq!(full.call_id().unwrap(), call_id, "the same dialog");
+    assert_eq!(full.from().unwrap().tag(), Some(local_tag.as_str()));
+    assert_eq!(full.to().unwrap().tag(), Some(bob.tag.as_str()));
+    assert!(h["subscription-state"].starts_with("active"), "{h:?}");
+    let body = list_body(&full);
+    assert!(body.rlmi.full_state);
+    assert!(
+        body.rlmi.version > version_before,
+        "{} after {version_before}",
+        body.rlmi.version
+    );
+    assert!(
+        cseq(&full) > cseq_before,
+        "{} after {cseq_before}",
+        cseq(&full)
+    );
+    assert_eq!(body.rlmi.resources.len(), 2);
+    assert!(state_of(&body, &aor("alice")).contains("alice 1"));
+    assert!(state_of(&body, &aor("carol")).contains("carol 0"));
+    assert_eq!(
+        s.engine.stats().subscriptions_active,
+        2,
+        "the same back subscriptions, no more"
+    );
+    let (version, full_cseq) = (body.rlmi.version, cseq(&full));
+
+    // A change afterwards: a partial NOTIFY, the next version.
+    publish(&s, "carol", "carol 1");
+    s.advance(Duration::from_secs(1));
+    let partial = bob.next_request("NOTIFY");
+    let body = list_body(&partial);
+    assert!(!body.rlmi.full_state);
+    assert_eq!(body.rlmi.version, version + 1);
+    assert_eq!(cseq(&partial), full_cseq + 1);
+    assert_eq!(body.rlmi.resources.len(), 1);
+    assert!(state_of(&body, &aor("carol")).contains("carol 1"));
+
+    // A refresh inside the dialog is taken, and full state follows.
+    let r = subscribe(&mut bob, &list, &call_id, Some(&local_tag));
+    assert_eq!(r.status(), Some(200));
+    s.advance(Duration::from_secs(1));
+    let refreshed = bob.next_request("NOTIFY");
+    let body = list_body(&refreshed);
+    assert!(body.rlmi.full_state);
+    assert_eq!(body.rlmi.version, version + 2);
+    assert!(nothing_arrives(&s, &mut bob));
+    assert_eq!(s.engine.stats().subscriptions_active, 2);
+    stop(s);
+}
+
+#[test]
+fn a_list_subscription_that_expired_before_the_restart_leaves_nothing() {
+    let dir = TempDir::new("rls-restart-expired");
+    let db = dir.path().join("impp.db");
+    let clock = ManualClock::new();
+    let s = start(&db, &clock);
+    publish(&s, "alice", "alice 0");
+    let list = buddies(&s);
+    let mut bob = Client::new(s.udp(), "bob");
+    let r = subscribe(&mut bob, &list, &token(), None);
+    assert_eq!(r.status(), Some(200));
+    let local_tag = r.to().unwrap().tag().unwrap().to_string();
+    assert!(list_body(&bob.next_request("NOTIFY")).rlmi.full_state);
+    assert_eq!(s.engine.stats().subscriptions_active, 2);
+    stop(s);
+
+    // Down for longer than the subscription's 600 s.
+    clock.advance(Duration::from_secs(700));
+    let s = start(&db, &clock);
+    bob.server = s.udp();
+    s.advance(Duration::from_secs(2));
+    assert!(nothing_arrives(&s, &mut bob), "{:?}", bob.requests);
+    assert_eq!(s.engine.stats().subscriptions_active, 0);
+    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 0);
+
+    // A refresh of the gone dialog: 481.
+    let r = subscribe(&mut bob, &list, &token(), Some(&local_tag));
+    assert_eq!(r.status(), Some(481));
+    stop(s);
+}
+
+#[test]
+fn a_list_notify_refused_with_retry_after_waits_then_sends_full_state() {
+    let s = Server::clocked(false, |_| {});
+    publish(&s, "alice", "alice 0");
+    publish(&s, "carol", "carol 0");
+    let list = buddies(&s);
+    let mut bob = Client::new(s.udp(), "bob");
+    bob.auto_answer = false;
+    let r = subscribe(&mut bob, &list, &token(), None);
+    assert_eq!(r.status(), Some(200));
+    let first = bob.next_request("NOTIFY");
+    assert_eq!(list_body(&first).rlmi.version, 0);
+    bob.answer(&first);
+
+    // A partial NOTIFY refused for 5 s: the dialog stays, nothing goes meanwhile (another
+    // change included).
+    publish(&s, "alice", "alice 1");
+    s.advance(Duration::from_secs(1));
+    let refused = bob.next_request("NOTIFY");
+    assert_eq!(list_body(&refused).rlmi.version, 1);
+    bob.answer_with(&refused, 503, "Service Unavailable", "Retry-After: 5\r\n");
+    assert!(
+        nothing_arrives(&s, &mut bob),
+        "the answer taken at this time"
+    );
+    publish(&s, "alice", "alice 2");
+    s.advance(Duration::from_secs(1));
+    s.advance(Duration::from_secs(2));
+    assert!(nothing_arrives(&s, &mut bob), "{:?}", bob.requests);
+    assert_eq!(s.engine.stats().subscriptions_active, 2);
+
+    // After the wait: the full state, the latest of each resource.
+    s.advance(Duration::from_secs(2));
+    let again = bob.next_request("NOTIFY");
+    let body = list_body(&again);
+    assert!(body.rlmi.full_state);
+    assert_eq!(body.rlmi.version, 2);
+    assert_eq!(body.rlmi.resources.len(), 2);
+    assert!(state_of(&body, &aor("alice")).contains("alice 2"));
+    assert!(state_of(&body, &aor("carol")).contains("carol 0"));
+
+    // Another failure with a Retry-After (not 503) holds it the same way.
+    bob.answer_with(&again, 480, "Temporarily Unavailable", "Retry-After: 3\r\n");
+    assert!(
+        nothing_arrives(&s, &mut bob),
+        "the answer taken at this time"
+    );
+    s.advance(Duration::from_secs(2));
+    assert!(nothing_arrives(&s, &mut bob), "{:?}", bob.requests);
+    s.advance(Duration::from_secs(1));
+    let third = bob.next_request("NOTIFY");
+    let body = list_body(&third);
+    assert!(body.rlmi.full_state);
+    assert_eq!(body.rlmi.version, 3);
+
+    // A failure without Retry-After ends the dialog and its back subscriptions.
+    bob.answer_with(&third, 500, "Server Internal Error", "");
+    s.advance(Duration::from_secs(1));
+    assert_eq!(s.engine.stats().subscriptions_active, 0);
+    publish(&s, "alice", "alice 3");
+    s.advance(Duration::from_secs(2));
+    assert!(nothing_arrives(&s, &mut bob), "{:?}", bob.requests);
+}
+
+/// The list server finds a back subscription's resource by its place in the list; a refresh
+/// that moves it (alice left the list, carol is now first) must not lose its changes.
+#[test]
+fn a_resource_moved_in_the_list_at_a_refresh_is_still_notified() {
+    let s = Server::clocked(false, |_| {});
+    publish(&s, "alice", "alice 0");
+    publish(&s, "carol", "carol 0");
+    let list = buddies(&s);
+    let mut bob = Client::new(s.udp(), "bob");
+    let call_id = token();
+    let r = subscribe(&mut bob, &list, &call_id, None);
+    assert_eq!(r.status(), Some(200));
+    let local_tag = r.to().unwrap().tag().unwrap().to_string();
+    assert_eq!(
+        list_body(&bob.next_request("NOTIFY")).rlmi.resources.len(),
+        2
+    );
+
+    let mut only_carol = ResourceList::new(uri(&list));
+    only_carol.packages = vec![Package::Presence];
+    only_carol.push_resource(uri(&aor("carol")), None);
+    s.engine.set_list(only_carol).unwrap();
+    assert_eq!(
+        subscribe(&mut bob, &list, &call_id, Some(&local_tag)).status(),
+        Some(200)
+    );
+    let body = list_body(&bob.next_request("NOTIFY"));
+    assert!(body.rlmi.full_state);
+    assert_eq!(body.rlmi.resources.len(), 1);
+    s.engine.sync().unwrap();
+    assert_eq!(s.engine.stats().subscriptions_active, 1, "alice's ended");
+
+    publish(&s, "carol", "carol 1");
+    s.advance(Duration::from_secs(1));
+    let body = list_body(&bob.next_request("NOTIFY"));
+    assert!(!body.rlmi.full_state);
+    assert!(state_of(&body, &aor("carol")).contains("carol 1"));
+}
+
+/// The back subscriptions of a new list dialog are made outside the list server's lock: one
+/// the engine refuses (alice has as many watchers as the engine keeps) is a terminated
+/// instance in its place, and the resource after it is still notified.
+#[test]
+fn a_back_subscription_the_engine_refuses_is_a_rejected_instance_in_its_place() {
+    let clock = ManualClock::new();
+    let c = clock.clone();
+    let mut s = Server::start_configured(
+        false,
+        move |e| {
+            e.clock = c;
+            e.state_limits.max_subscriptions_per_presentity = 1;
+        },
+        |_| {},
+    );
+    s.clock = Some(clock);
+    publish(&s, "alice", "alice 0");
+    publish(&s, "carol", "carol 0");
+    // Alice's one watcher.
+    s.engine
+        .subscribe(impp::engine::SubscribeRequest::new(
+            uri(&aor("carol")),
+            uri(&aor("alice")),
+            Package::Presence,
+        ))
+        .unwrap();
+    let list = buddies(&s);
+    let mut bob = Client::new(s.udp(), "bob");
+    let r = subscribe(&mut bob, &list, &token(), None);
+    assert_eq!(r.status(), Some(200));
+    let body = list_body(&bob.next_request("NOTIFY"));
+    assert!(body.rlmi.full_state);
+    let uris: Vec<&str> = body.rlmi.resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(uris, [aor("alice"), aor("carol")]);
+    let alice = &body.rlmi.resources[0].instances[0];
+    assert_eq!(alice.state, impp::doc::rlmi::InstanceState::Terminated);
+    assert_eq!(alice.reason.as_deref(), Some("rejected"));
+    assert!(state_of(&body, &aor("carol")).contains("carol 0"));
+
+    publish(&s, "carol", "carol 1");
+    s.advance(Duration::from_secs(1));
+    let body = list_body(&bob.next_request("NOTIFY"));
+    assert!(!body.rlmi.full_state);
+    assert_eq!(body.rlmi.resources.len(), 1);
+    assert!(state_of(&body, &aor("carol")).contains("carol 1"));
+}
+
+/// The distinct allocations among the targets of the engine's remote subscriptions.
+fn target_allocations(s: &Server) -> usize {
+    let mut seen: Vec<*const u8> = s
+        .engine
+        .remote_subscriptions()
+        .unwrap()
+        .iter()
+        .filter_map(|sub| sub.target.as_ref().map(|t| t.as_ptr()))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    seen.len()
+}
+
+/// Every back subscription of a list dialog carries the dialog's record: one allocation
+/// shared by all of them, before a restart and (one per engine shard) after it.
+#[test]
+fn the_back_subscriptions_of_a_list_dialog_share_its_record_across_a_restart() {
+    let dir = TempDir::new("rls-restart-shared");
+    let db = dir.path().join("impp.db");
+    let clock = ManualClock::new();
+    let s = start(&db, &clock);
+    let members: Vec<String> = (0..8).map(|n| aor(&format!("user{n}"))).collect();
+    let list_uri = aor("panel");
+    let mut list = ResourceList::new(uri(&list_uri));
+    list.packages = vec![Package::Presence];
+    for m in &members {
+        list.push_resource(uri(m), None);
+    }
+    s.engine.set_list(list).unwrap();
+    let mut bob = Client::new(s.udp(), "bob");
+    assert_eq!(
+        subscribe(&mut bob, &list_uri, &token(), None).status(),
+        Some(200)
+    );
+    assert_eq!(
+        list_body(&bob.next_request("NOTIFY")).rlmi.resources.len(),
+        8
+    );
+    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 8);
+    assert_eq!(target_allocations(&s), 1);
+    stop(s);
+
+    clock.advance(Duration::from_secs(5));
+    let s = start(&db, &clock);
+    bob.server = s.udp();
+    s.advance(Duration::from_secs(1));
+    assert_eq!(
+        list_body(&bob.next_request("NOTIFY")).rlmi.resources.len(),
+        8
+    );
+    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 8);
+    // The test's engine has 2 shards (workers), each loading its share of the store.
+    assert!(target_allocations(&s) <= 2, "{}", target_allocations(&s));
+    stop(s);
+}
+
+/// Back subscriptions whose list dialog cannot come back are ended at start, and the
+/// subscriber hears nothing: a record an earlier version wrote (the id alone), one whose
+/// dialog is unreadable, and a dialog whose list was deleted while the server was down. New
+/// list dialogs are numbered above every id found.
+#[test]
+fn list_dialogs_that_cannot_come_back_leave_no_back_subscriptions() {
+    let dir = TempDir::new("rls-restart-incomplete");
+    let db = dir.path().join("impp.db");
+    let clock = ManualClock::new();
+    let s = start(&db, &clock);
+    publish(&s, "alice", "alice 0");
+    let list = buddies(&s);
+    let mut bob = Client::new(s.udp(), "bob");
+    assert_eq!(
+        subscribe(&mut bob, &list, &token(), None).status(),
+        Some(200)
+    );
+    assert!(list_body(&bob.next_request("NOTIFY")).rlmi.full_state);
+    // What an earlier version stored, and a record whose dialog is garbage.
+    for target in [
+        &b"impp-list 7"[..],
+        b"impp-list 30 sip:buddies@example.test\n\x03\x00garbage",
+    ] {
+        let mut request = impp::engine::SubscribeRequest::new(
+            uri(&aor("bob")),
+            uri(&aor("carol")),
+            Package::Presence,
+        );
+        request.target = Some(target.into());
+        s.engine.subscribe(request).unwrap();
+    }
+    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 4);
+    stop(s);
+
+    // The list is deleted while the server is down (imppd list del).
+    {
+        let store = Arc::new(SqliteStore::open(&db).unwrap());
+        let engine = impp::engine::Engine::new(impp::engine::EngineConfig {
+            domains: vec![DOMAIN.into()],
+            store,
+            clock: clock.clone(),
+            ..impp::engine::EngineConfig::default()
+        })
+        .unwrap();
+        assert!(engine.remove_list(&uri(&list)).unwrap());
+        engine.shutdown().unwrap();
+    }
+    clock.advance(Duration::from_secs(5));
+    let s = start(&db, &clock);
+    bob.server = s.udp();
+    s.advance(Duration::from_secs(2));
+    assert!(nothing_arrives(&s, &mut bob), "{:?}", bob.requests);
+    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 0);
+    assert_eq!(s.engine.stats().subscriptions_active, 0);
+
+    // A new list dialog's tag names an id above the 0x30 found in the store.
+    let list = buddies(&s);
+    let r = subscribe(&mut bob, &list, &token(), None);
+    assert_eq!(r.status(), Some(200));
+    let tag = r.to().unwrap().tag().unwrap().to_string();
+    let id = u64::from_str_radix(tag.rsplit_once(".l").unwrap().1, 16).unwrap();
+    assert!(id > 0x30, "{tag}");
+    assert!(list_body(&bob.next_request("NOTIFY")).rlmi.full_state);
+    stop(s);
+}
