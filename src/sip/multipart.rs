@@ -4,7 +4,7 @@
 //! body on top of this codec.
 //!
 //! ```text
-//! Content-Type: multipart/related;type="application/rlmi+xml";start="<r@x>";boundary="b1"
+//! Content-Type: multipart/related;type="application/rlmi+xml";start="<r@x>";boundary=b1
 //!
 //! --b1
 //! Content-Transfer-Encoding: binary
@@ -272,7 +272,14 @@ impl MultipartRelated {
             check_id(start)?;
             header.push_str(&format!(";start=\"<{start}>\""));
         }
-        header.push_str(&format!(";boundary=\"{}\"", self.boundary));
+        // A boundary that is a token goes out bare (RFC 2045 allows both): belle-sip, the
+        // stack of Linphone 5.1, looks for the quotes as part of the delimiter, fails to
+        // split a quoted one, and linphonec then crashes on the NOTIFY.
+        if is_token(&self.boundary) {
+            header.push_str(&format!(";boundary={}", self.boundary));
+        } else {
+            header.push_str(&format!(";boundary=\"{}\"", self.boundary));
+        }
 
         let mut ids = HashSet::new();
         let mut out = Vec::new();
@@ -948,7 +955,7 @@ mod tests {
         let (ct, body) = m.encode().unwrap();
         assert!(
             ct.starts_with(
-                "multipart/related;type=\"application/rlmi+xml\";start=\"<r@x>\";boundary=\"impp-"
+                "multipart/related;type=\"application/rlmi+xml\";start=\"<r@x>\";boundary=impp-"
             ),
             "{ct}"
         );

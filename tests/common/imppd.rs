@@ -45,11 +45,18 @@ impl Imppd {
     /// A store with `users` (see `add_user`) and an imppd serving DOMAIN on it with the given
     /// extra arguments.
     pub fn start(users: &[&str], extra: &[&str]) -> Imppd {
+        Imppd::start_prepared(users, |_| {}, extra)
+    }
+
+    /// As `start`, with `prepare` run on the store after the users are added and before
+    /// imppd starts (e.g. `imppd list add`, which a running imppd takes only on SIGHUP).
+    pub fn start_prepared(users: &[&str], prepare: impl FnOnce(&Path), extra: &[&str]) -> Imppd {
         let dir = TempDir::new("imppd");
         let db = dir.path().join("imppd.db");
         for user in users {
             add_user(&db, user);
         }
+        prepare(&db);
         let port = free_port();
         let mut child = Command::new(IMPPD)
             .args(["--domain", DOMAIN])
