@@ -40,6 +40,7 @@
 mod driver;
 mod identity;
 mod rules;
+pub mod websocket;
 
 use std::fmt;
 use std::io;
