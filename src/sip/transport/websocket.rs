@@ -125,7 +125,10 @@ pub fn accept(buf: &[u8], origins: &OriginPolicy) -> Result<Option<(usize, Vec<u
         _ => return Err(Refusal::new(400, "Bad Request (Sec-WebSocket-Key)")),
     };
     if !has_token("Sec-WebSocket-Protocol", SUBPROTOCOL) {
-        return Err(Refusal::new(400, "Bad Request (the sip subprotocol is required)"));
+        return Err(Refusal::new(
+            400,
+            "Bad Request (the sip subprotocol is required)",
+        ));
     }
     let origins_given = header("Origin");
     if let Some(origin) = origins_given.first() {
@@ -348,10 +351,15 @@ mod tests {
     #[test]
     fn waits_for_the_rest_of_a_handshake_and_bounds_it() {
         let h = handshake("Sec-WebSocket-Protocol: sip\r\n");
-        assert_eq!(accept(&h.as_bytes()[..40], &OriginPolicy::default()), Ok(None));
+        assert_eq!(
+            accept(&h.as_bytes()[..40], &OriginPolicy::default()),
+            Ok(None)
+        );
         let long = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HANDSHAKE));
         assert_eq!(
-            accept(long.as_bytes(), &OriginPolicy::default()).unwrap_err().status,
+            accept(long.as_bytes(), &OriginPolicy::default())
+                .unwrap_err()
+                .status,
             431
         );
     }
@@ -364,8 +372,7 @@ mod tests {
         assert_eq!(status("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
         assert_eq!(status(&handshake("")), 400, "no subprotocol");
         assert_eq!(status(&handshake("Sec-WebSocket-Protocol: chat\r\n")), 400);
-        let old = handshake("Sec-WebSocket-Protocol: sip\r\n")
-            .replace("Version: 13", "Version: 8");
+        let old = handshake("Sec-WebSocket-Protocol: sip\r\n").replace("Version: 13", "Version: 8");
         let refusal = accept(old.as_bytes(), &policy).unwrap_err();
         assert_eq!(refusal.status, 426);
         assert!(String::from_utf8(refusal.response())
