@@ -59,7 +59,7 @@ use super::server::registrar::Registrar;
 use super::server::throttle::{AuthLimits, Throttle};
 use super::server::trust::{Trust, TrustConfig};
 use super::server::{ALLOW, ALLOW_EVENTS};
-use super::stack::{Dispatch, Request, Stack, StackConfig};
+use super::stack::{lock, Dispatch, Request, Stack, StackConfig};
 use super::transaction::Timers;
 use super::transport::{Inbound, ListenAddr, Proto, SendFailure, Transport, TransportConfig};
 use super::{SipLimits, SipMessage};
@@ -241,6 +241,10 @@ struct Node {
     trust: Arc<Trust>,
     /// Port events the events thread has handled (see [`SipServer::sync`]).
     events_handled: std::sync::atomic::AtomicU64,
+    /// The locations of WebSocket connections that closed, for the timer thread to end
+    /// their registrations (the transport tells of them on its I/O thread, which must not
+    /// wait for the engine).
+    closed_websockets: Mutex<Vec<String>>,
 }
 
 impl SipServer {
@@ -370,6 +374,7 @@ impl SipServer {
             ),
             agent_counters,
             events_handled: std::sync::atomic::AtomicU64::new(0),
+            closed_websockets: Mutex::default(),
             trust,
             stack,
         });
@@ -417,6 +422,17 @@ impl SipServer {
         tconfig.ws_origins = super::transport::websocket::OriginPolicy {
             allowed: config.ws_origins.clone(),
         };
+        tconfig.on_websocket_closed = Some(Arc::new({
+            // Weak: the transport is held by the stack.
+            let node = Arc::downgrade(&node);
+            move |proto, peer| {
+                if let Some(node) = node.upgrade() {
+                    lock(&node.closed_websockets).push(super::stack::location(proto, peer));
+                    let now = node.stack.now();
+                    node.stack.alarm().at(now);
+                }
+            }
+        }));
         tconfig.early = Some(Arc::new({
             // Weak: the transport is held by the stack.
             let stack = Arc::downgrade(&node.stack);
@@ -720,6 +736,10 @@ impl Node {
 
     /// Runs what is due at `now` (clock ms).
     fn tick(&self, now: u64) {
+        let closed = std::mem::take(&mut *lock(&self.closed_websockets));
+        for location in closed {
+            self.registrar.websocket_closed(&location);
+        }
         self.notifier.tick(now);
         self.list_server.tick(now);
         self.stack.tick(now);

@@ -201,6 +201,12 @@ pub type TlsName = Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>;
 /// Receives every message that could not be sent, on the I/O thread; it must not block.
 pub type FailureHandler = Arc<dyn Fn(SendFailure) + Send + Sync>;
 
+/// Told of every WebSocket connection that closed (its protocol and peer address), on the
+/// I/O thread; it must not block. A WebSocket peer cannot be reached any other way (RFC 7118
+/// §5: only the client opens connections), so what was registered over it is unreachable
+/// from then on.
+pub type ClosedHandler = Arc<dyn Fn(Proto, SocketAddr) + Send + Sync>;
+
 /// What a [`Transport`] listens on and how it treats its connections.
 #[derive(Clone)]
 pub struct TransportConfig {
@@ -253,6 +259,8 @@ pub struct TransportConfig {
     /// Which web pages may open WebSockets ([`websocket::OriginPolicy`]): by default only
     /// pages of the server's own host and port (and clients that are not browsers).
     pub ws_origins: websocket::OriginPolicy,
+    /// Told when a WebSocket connection closes. Default: none.
+    pub on_websocket_closed: Option<ClosedHandler>,
     /// The clock the timeouts above run on (the engine's, so tests can move it; see
     /// [`Transport::sweep`]). Default: the system clock.
     pub clock: Arc<dyn crate::engine::Clock>,
@@ -290,6 +298,7 @@ impl TransportConfig {
             max_connections_per_address: Self::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             unvouched_timeout: Self::DEFAULT_UNVOUCHED_TIMEOUT,
             ws_origins: websocket::OriginPolicy::default(),
+            on_websocket_closed: None,
             clock: Arc::new(crate::engine::SystemClock::new()),
         }
     }

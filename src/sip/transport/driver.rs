@@ -134,6 +134,7 @@ struct Driver {
     tls: Option<crate::sip::tls::TlsConfig>,
     tls_name: Option<super::TlsName>,
     ws_origins: OriginPolicy,
+    on_websocket_closed: Option<super::ClosedHandler>,
     handshake_timeout: Duration,
     unvouched_timeout: Duration,
     max_per_address: usize,
@@ -237,6 +238,7 @@ pub(super) fn start(
         tls: config.tls,
         tls_name: config.tls_name,
         ws_origins: config.ws_origins,
+        on_websocket_closed: config.on_websocket_closed,
         handshake_timeout: config.tls_handshake_timeout,
         unvouched_timeout: config.unvouched_timeout,
         max_per_address: config.max_connections_per_address,
@@ -1239,6 +1241,12 @@ impl Driver {
         }
         let _ = self.poll.registry().deregister(&mut conn.stream);
         log::debug!("SIP TCP: conn#{token} with {} closed: {why}", conn.peer);
+        if let (Some(on_closed), true) = (&self.on_websocket_closed, conn.proto.is_websocket()) {
+            let (on_closed, proto, peer) = (on_closed.clone(), conn.proto, conn.peer);
+            if panic::catch_unwind(AssertUnwindSafe(|| on_closed(proto, peer))).is_err() {
+                log::error!("SIP transport: the closed-connection handler panicked");
+            }
+        }
         for (mut data, reported) in conn.out.drain(..) {
             if reported {
                 if conn.ws.is_some() {
