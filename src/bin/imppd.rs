@@ -293,8 +293,7 @@ fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
 }
 
 fn parse_listen(text: &str) -> Result<ListenAddr, String> {
-    impp::sip::route::NextHop::parse(text)
-        .map(ListenAddr::from)
+    ListenAddr::parse(text)
         .map_err(|e| format!("--listen: {e}"))
 }
 

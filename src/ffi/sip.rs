@@ -122,7 +122,7 @@ pub unsafe extern "C" fn impp_sip_config_add_listen(
     // SAFETY: forwarded contract.
     unsafe {
         with_config(config, |c| {
-            c.listen.push(ListenAddr::from(NextHop::parse(text?)?));
+            c.listen.push(ListenAddr::parse(text?)?);
             Ok(())
         })
     }
