@@ -49,6 +49,25 @@ impl OriginPolicy {
     }
 }
 
+/// Reads an allowed origin as configured: `*`, or a web origin as a browser sends it
+/// (`https://host[:port]`, no path), without a trailing `/`.
+pub fn parse_origin(text: &str) -> crate::error::Result<String> {
+    let value = text.trim().trim_end_matches('/');
+    let good = value == "*"
+        || value.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme, "http" | "https")
+                && !rest.is_empty()
+                && !rest.contains(['/', ' ', '?', '#', '@'])
+        });
+    if good {
+        Ok(value.to_string())
+    } else {
+        Err(crate::error::Error::InvalidArgument(format!(
+            "'{text}' is not a web origin (https://host[:port], or *)"
+        )))
+    }
+}
+
 /// A handshake refused: the HTTP answer sent before the connection closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -378,6 +397,16 @@ mod tests {
         assert!(String::from_utf8(refusal.response())
             .unwrap()
             .contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn configured_origins_are_checked() {
+        assert_eq!(parse_origin("https://a.test/").unwrap(), "https://a.test");
+        assert_eq!(parse_origin("http://a.test:8080").unwrap(), "http://a.test:8080");
+        assert_eq!(parse_origin("*").unwrap(), "*");
+        for bad in ["a.test", "ftp://a.test", "https://", "https://a.test/x", "https://u@a.test"] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
