@@ -1060,6 +1060,54 @@ const char *impp_account_outbound_proxy(const struct impp_account *account);
 uint32_t impp_account_expires(const struct impp_account *account);
 
 /**
+ * Declares a resource list (RFC 4662) at the account's server that the stack subscribes
+ * to for as long as it runs: from `impp_sip_start` on (every start, so a restarted
+ * program that declares it again is subscribed again) until `impp_sip_free`. Each
+ * resource's state is mirrored into the engine as that resource's publication, so the
+ * application watches the resources one by one (`impp_engine_subscribe` to
+ * `sip:alice@b.example`) and gets ordinary notifications. `event_package` is
+ * `"presence"` or `"dialog"` (or `"message-summary"`). Declaring the same list (by URI key) and package again
+ * changes nothing. A list of one of the engine's own domains is refused by
+ * `impp_sip_start` (the configuration does not know the engine's domains before).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a package without documents to
+ * mirror: `presence.winfo`), `IMPP_ERR_INVALID_URI` (`list_uri`),
+ * `IMPP_ERR_UNKNOWN_PACKAGE`. Nothing changes on error.
+ *
+ * # Safety
+ * `account` NULL or live; `list_uri` and `event_package` NULL or NUL-terminated.
+ */
+enum impp_status impp_account_add_list(struct impp_account *account,
+                                       const char *list_uri,
+                                       const char *event_package);
+
+/**
+ * How many lists the account declares (`impp_account_add_list`); 0 for NULL.
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+size_t impp_account_list_count(const struct impp_account *account);
+
+/**
+ * The URI of declared list `index` (in the order added), as given, borrowed from the
+ * account until it is freed; NULL for NULL or an index out of range.
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+const char *impp_account_list_uri(const struct impp_account *account, size_t index);
+
+/**
+ * The event package of declared list `index` (`"presence"`, `"dialog"`...), a static
+ * string; NULL for NULL or an index out of range.
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+const char *impp_account_list_package(const struct impp_account *account, size_t index);
+
+/**
  * Creates a configuration with every default: workers = number of cores; publication,
  * subscription and endpoint expiry default 3600 s, minimum 60 s, maximum 86400 s; messages
  * up to 64 KiB, stored for 7 days; no endpoint presence; queue capacity 65536;
@@ -4152,7 +4200,8 @@ enum impp_status impp_sip_config_add_publisher(struct impp_sip_config *config,
  * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, no listen address, bad settings; a peer
  * (`impp_sip_config_add_peer`) for one of the engine's domains, a publisher
  * (`impp_sip_config_add_publisher`) for a domain, or an account of a domain, that is not
- * the engine's: `impp_last_error` names it), `IMPP_ERR_NETWORK` (an address cannot be
+ * the engine's, a list an account declares (`impp_account_add_list`) of one of the
+ * engine's domains: `impp_last_error` names it), `IMPP_ERR_NETWORK` (an address cannot be
  * bound: in use, or not local), `IMPP_ERR_STORAGE` (the engine's store cannot be read),
  * `IMPP_ERR_SHUTDOWN` (the engine was shut down).
  *
@@ -4176,6 +4225,51 @@ enum impp_status impp_sip_start(const struct impp_engine *engine,
  * `sip` NULL or live; `proto` NULL or NUL-terminated; `out` NULL or writable.
  */
 enum impp_status impp_sip_local_address(const struct impp_sip *sip, const char *proto, char **out);
+
+/**
+ * Subscribes account `account_index` (its index among the accounts added with
+ * `impp_sip_config_add_account`, from 0) to the resource list `list_uri` at the account's
+ * server (RFC 4662), for `event_package` (`"presence"`, `"dialog"`), through the
+ * account's proxy and with its credentials, refreshed until `impp_sip_unsubscribe_list`
+ * or `impp_sip_free`. Each resource's state is mirrored into the engine as that resource's
+ * publication, so the application (and every watcher of the engine) watches the resources
+ * one by one with `impp_engine_subscribe` and gets ordinary `IMPP_EVENT_NOTIFICATION`s:
+ * full state replaces every resource's state, partial state those it lists, and a
+ * resource that is pending or terminated has none. Subscribing again to the same list is
+ * a no-op. A list subscription made here is not made again at the next start: declare it
+ * with `impp_account_add_list` for that.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, no account `account_index`, a
+ * list of one of the engine's own domains, a package without documents to mirror:
+ * `presence.winfo`), `IMPP_ERR_INVALID_URI` (`list_uri`),
+ * `IMPP_ERR_UNKNOWN_PACKAGE`, `IMPP_ERR_SHUTDOWN` (the engine was shut down). Nothing
+ * changes on error.
+ *
+ * # Safety
+ * `sip` NULL or live; `list_uri` and `event_package` NULL or NUL-terminated.
+ */
+enum impp_status impp_sip_subscribe_list(const struct impp_sip *sip,
+                                         size_t account_index,
+                                         const char *list_uri,
+                                         const char *event_package);
+
+/**
+ * Ends account `account_index`'s subscription to the list `list_uri` for `event_package`
+ * (made by `impp_sip_subscribe_list`, or declared with `impp_account_add_list`: until the
+ * next start): the dialog ends and the mirrored resource states are removed (watchers are
+ * notified that they are gone). `*ended_out` (if not NULL) says whether there was one.
+ *
+ * Errors: as `impp_sip_subscribe_list`. Nothing changes on error.
+ *
+ * # Safety
+ * `sip` NULL or live; `list_uri` and `event_package` NULL or NUL-terminated; `ended_out`
+ * NULL or writable.
+ */
+enum impp_status impp_sip_unsubscribe_list(const struct impp_sip *sip,
+                                           size_t account_index,
+                                           const char *list_uri,
+                                           const char *event_package,
+                                           bool *ended_out);
 
 /**
  * One counter of the running stack (see `impp_sip_counter`): what it refused to protect its

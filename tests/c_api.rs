@@ -232,6 +232,17 @@ fn sip_settings_and_counters_under_sanitizers() {
     );
 }
 
+/// The list client from C: a stack subscribes to a list an account declares as it starts
+/// (served by a second engine and stack in the same program), the application's watcher of
+/// one resource is told its state, the list is ended and made again at run time, and bad
+/// arguments (NULL, not UTF-8, malformed URIs, unknown or document-less packages, an unknown
+/// account, a list of an owned domain) are refused and change nothing.
+#[test]
+fn list_client_under_sanitizers() {
+    let out = sanitized_c_test("list_client_test");
+    assert!(out.contains("list_client_test: all checks passed"), "{out}");
+}
+
 /// The header-only C++ wrapper (`bindings/c/impp.hpp`), built with strict warnings.
 #[test]
 fn cpp_wrapper_under_sanitizers() {

@@ -1223,3 +1223,132 @@ fn a_desk_phone_watches_its_blf_list() {
     );
     server.stop();
 }
+
+/// A one-tuple PIDF document of `entity` with `note`.
+fn pidf(entity: &str, note: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"{entity}\"><tuple id=\"t1\"><status><basic>open</basic></status><note>{note}</note></tuple></presence>"
+    )
+}
+
+/// Reads NOTIFYs (for up to `tries` of them, 5 s each) until one's body contains `text`.
+fn notified(client: &mut Client, text: &str, tries: usize) -> bool {
+    (0..tries).any(|_| {
+        let notify = client.next_request("NOTIFY");
+        String::from_utf8_lossy(notify.body()).contains(text)
+    })
+}
+
+/// The list client in imppd: a client imppd (client.test) whose account bob@example.test
+/// declares the list `sip:buddies@example.test` (`--account ...,list=URI`) subscribes to it
+/// at the first imppd as it starts, and a SIP watcher of client.test at the client imppd
+/// sees alice's state there as it changes. The client's route to example.test is a dead
+/// end, so alice's state can only come through the list. Bad `list=` values stop imppd
+/// with a message.
+#[test]
+fn an_account_subscribes_to_its_list_at_another_imppd() {
+    let dir = Dir::new("list-client");
+    let db = dir.db();
+    for user in ["alice", "bob", "carol"] {
+        add_user(&db, user);
+    }
+    let buddies = format!("sip:buddies@{DOMAIN}");
+    assert_ok(&list(
+        &db,
+        &[
+            "add",
+            &buddies,
+            "--entry",
+            &format!("sip:alice@{DOMAIN}"),
+            "--entry",
+            &format!("sip:carol@{DOMAIN}"),
+        ],
+    ));
+    let mut server = Server::start_on(&db, free_port(), &["--list-batch-interval", "0"]);
+    let mut alice = Client::new(server.addr(), "alice");
+    let r = alice.publish(
+        "Expires: 600\r\n",
+        Some(&pidf(&format!("sip:alice@{DOMAIN}"), "at her desk")),
+    );
+    assert_eq!(r.status(), Some(200), "{r:?}");
+
+    // Bad list= values: refused before anything starts (exit 2), or at start (exit 1).
+    let account = format!(
+        "sip:bob@{DOMAIN},password=bob-pw,registrar=udp:127.0.0.1:{}",
+        server.port
+    );
+    for (list, code, says) in [
+        ("not a uri", 2, "list=not a uri"),
+        (
+            "presence.winfo:sip:buddies@example.test",
+            2,
+            "cannot be mirrored",
+        ),
+        ("sip:mine@client.test", 1, "own domain"),
+    ] {
+        let out = imppd(&[
+            "--domain",
+            "client.test",
+            "--db",
+            "none",
+            "--open",
+            "--listen",
+            &format!("udp:127.0.0.1:{}", free_port()),
+            "--account",
+            &format!("{account},list={list}"),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{list}: {stderr}");
+        assert!(stderr.contains(says), "{list}: {stderr}");
+    }
+
+    let client_db = dir.0.join("client.db");
+    let mut client = Server::start_on(
+        &client_db,
+        free_port(),
+        &[
+            "--open",
+            "--domain",
+            "client.test",
+            "--policy",
+            "allow",
+            "--route",
+            "example.test=udp:127.0.0.1:1",
+            "--account",
+            &format!("{account},list={buddies}"),
+        ],
+    );
+
+    // dave of client.test watches alice at the client imppd.
+    let mut dave = Client::new(client.addr(), "dave");
+    dave.domain = "client.test".into();
+    let alice_uri = format!("sip:alice@{DOMAIN}");
+    let request = dave.request(
+        "SUBSCRIBE",
+        &alice_uri,
+        &format!("<{alice_uri}>"),
+        &token(),
+        "Event: presence\r\nExpires: 600\r\n",
+        None,
+    );
+    let r = dave.transact(&request);
+    assert!(matches!(r.status(), Some(200 | 202)), "{r:?}");
+    assert!(
+        notified(&mut dave, "at her desk", 4),
+        "dave never saw alice 'at her desk':\n{}",
+        client.log.lock().unwrap()
+    );
+
+    // A change at example.test reaches dave through the list.
+    let r = alice.publish(
+        "Expires: 600\r\n",
+        Some(&pidf(&format!("sip:alice@{DOMAIN}"), "in a meeting")),
+    );
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    assert!(
+        notified(&mut dave, "in a meeting", 4),
+        "dave never saw alice 'in a meeting'"
+    );
+    client.stop();
+    server.stop();
+}

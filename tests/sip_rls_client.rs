@@ -200,12 +200,166 @@ fn a_list_at_another_server_feeds_local_watchers_of_its_resources() {
     });
 
     // Ending the list subscription removes what it mirrored.
-    assert!(b_server.unsubscribe_list(0, &list_uri, Package::Presence));
-    assert!(!b_server.unsubscribe_list(0, &list_uri, Package::Presence));
+    assert!(b_server
+        .unsubscribe_list(0, &list_uri, Package::Presence)
+        .unwrap());
+    assert!(!b_server
+        .unsubscribe_list(0, &list_uri, Package::Presence)
+        .unwrap());
     b.sync().unwrap();
     wait_for("dave to see alice's state gone", 10, || {
         !last_saw(&seen, alice, "in a meeting")
     });
+}
+
+/// a.test's engine and server, with users alice, bob, carol, the list
+/// `sip:buddies@a.test` of alice and carol, and alice's state "at her desk".
+fn list_server(clock: &Arc<ManualClock>) -> (Arc<Engine>, SipServer) {
+    let (a, _) = engine("a.test", clock.clone());
+    for user in ["alice", "bob", "carol"] {
+        a.set_user(Credential::new(
+            uri(&format!("sip:{user}@a.test")),
+            "a.test",
+            &format!("{user}-pw"),
+        ))
+        .unwrap();
+    }
+    let mut list = ResourceList::new(uri("sip:buddies@a.test"));
+    list.packages = vec![Package::Presence];
+    list.push_resource(uri("sip:alice@a.test"), None);
+    list.push_resource(uri("sip:carol@a.test"), None);
+    a.set_list(list).unwrap();
+    a.publish_body(
+        &uri("sip:alice@a.test"),
+        Package::Presence,
+        &pidf("sip:alice@a.test", "at her desk"),
+        None,
+    )
+    .unwrap();
+    let mut config = SipServerConfig::new(vec![ListenAddr::udp("127.0.0.1:0".parse().unwrap())]);
+    config.workers = 1;
+    let server = SipServer::start(a.clone(), config).unwrap();
+    (a, server)
+}
+
+/// The configuration of b.test's server with `account`.
+fn client_config(account: Account) -> SipServerConfig {
+    let mut config = SipServerConfig::new(vec![ListenAddr::udp("127.0.0.1:0".parse().unwrap())]);
+    config.accounts = vec![account];
+    config.workers = 1;
+    config
+}
+
+fn bob_at(registrar: SocketAddr) -> Account {
+    Account::new(
+        uri("sip:bob@a.test"),
+        "bob",
+        "bob-pw",
+        NextHop {
+            proto: Proto::Udp,
+            addr: registrar,
+        },
+    )
+}
+
+#[test]
+fn a_list_declared_with_the_account_is_subscribed_at_every_start() {
+    let clock = ManualClock::new();
+    let (a, a_server) = list_server(&clock);
+    let list_uri = uri("sip:buddies@a.test");
+    let mut account = bob_at(a_server.local_addrs()[0].addr);
+    account
+        .add_list(list_uri.clone(), Package::Presence)
+        .unwrap();
+    // The same list again is one declaration; a package without documents is refused.
+    account
+        .add_list(uri("pres:buddies@a.test"), Package::Presence)
+        .unwrap();
+    assert!(account
+        .add_list(list_uri.clone(), Package::PresenceWinfo)
+        .is_err());
+    assert_eq!(account.lists.len(), 1);
+    let config = client_config(account);
+
+    // dave watches alice before any server runs: nothing is known of her.
+    let (b, seen) = engine("b.test", clock.clone());
+    let alice = watch(&b, "sip:alice@a.test");
+    b.sync().unwrap();
+    assert!(!last_saw(&seen, alice, "at her desk"));
+
+    // The server starts and subscribes to the declared list without being asked.
+    let b_server = SipServer::start(b.clone(), config.clone()).unwrap();
+    wait_for("dave to see alice 'at her desk'", 10, || {
+        step(&clock, &a, &b, &a_server, &b_server);
+        last_saw(&seen, alice, "at her desk")
+    });
+    assert_eq!(b_server.federation_stats().backends, 1);
+
+    // Stopping ends it and removes what it mirrored.
+    drop(b_server);
+    b.sync().unwrap();
+    wait_for("dave to see alice's state gone", 10, || {
+        !last_saw(&seen, alice, "at her desk")
+    });
+
+    // A restart (a new server, the same configuration) subscribes again.
+    let b_server = SipServer::start(b.clone(), config).unwrap();
+    wait_for("dave to see alice 'at her desk' again", 10, || {
+        step(&clock, &a, &b, &a_server, &b_server);
+        last_saw(&seen, alice, "at her desk")
+    });
+
+    // The declared list can be ended at run time (until the next start).
+    assert!(b_server
+        .unsubscribe_list(0, &list_uri, Package::Presence)
+        .unwrap());
+    assert_eq!(b_server.federation_stats().backends, 0);
+}
+
+#[test]
+fn bad_list_subscriptions_are_refused_and_change_nothing() {
+    let clock = ManualClock::new();
+    // Nobody answers at the registrar: nothing here needs an answer.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let registrar = silent.local_addr().unwrap();
+    let (b, _) = engine("b.test", clock.clone());
+
+    // A declared list of the server's own domain: the server does not start.
+    let mut account = bob_at(registrar);
+    account
+        .add_list(uri("sip:mine@b.test"), Package::Presence)
+        .unwrap();
+    let err = SipServer::start(b.clone(), client_config(account))
+        .err()
+        .expect("a list of an owned domain is refused");
+    assert!(
+        matches!(&err, impp::Error::InvalidArgument(m) if m.contains("sip:mine@b.test") && m.contains("own domain")),
+        "{err:?}"
+    );
+
+    // At run time: an unknown account, a list of an owned domain, a package without
+    // documents.
+    let server = SipServer::start(b.clone(), client_config(bob_at(registrar))).unwrap();
+    let list = uri("sip:buddies@a.test");
+    let refused = [
+        (1, list.clone(), Package::Presence, "no account 1"),
+        (0, uri("sip:mine@b.test"), Package::Presence, "own domain"),
+        (0, list.clone(), Package::PresenceWinfo, "presence.winfo"),
+    ];
+    for (account, list, package, says) in refused {
+        let err = server.subscribe_list(account, &list, package).unwrap_err();
+        assert!(
+            matches!(&err, impp::Error::InvalidArgument(m) if m.contains(says)),
+            "{err:?}"
+        );
+        let err = server
+            .unsubscribe_list(account, &list, package)
+            .unwrap_err();
+        assert!(matches!(&err, impp::Error::InvalidArgument(_)), "{err:?}");
+    }
+    assert_eq!(server.federation_stats().backends, 0);
+    assert_eq!(server.federation_stats().subscribes_sent, 0);
+    assert!(!server.unsubscribe_list(0, &list, Package::Dialog).unwrap());
 }
 
 /// The value of header `name` in the raw SIP text `text` (first occurrence).

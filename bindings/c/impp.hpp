@@ -2183,8 +2183,19 @@ private:
 
 /* --- The SIP stack ---------------------------------------------------------------------- */
 
+/* A resource list at an account's server (RFC 4662) the stack subscribes to while it runs
+ * (SipAccount::lists, impp_account_add_list): each resource's state reaches the engine's
+ * watchers of that resource as ordinary notifications. */
+struct SipList {
+    /* "sip:buddies@b.example". */
+    std::string uri;
+    /* "presence" or "dialog". */
+    std::string package = "presence";
+};
+
 /* An account of the user-agent role (SipConfig::add_account): the stack registers `aor` at
- * `registrar`, publishes its presence, subscribes to buddies and carries its messages. */
+ * `registrar`, publishes its presence, subscribes to buddies and to `lists`, and carries its
+ * messages. */
 struct SipAccount {
     /* "sip:alice@b.example". */
     std::string aor;
@@ -2197,6 +2208,9 @@ struct SipAccount {
     std::optional<std::string> outbound_proxy;
     /* The registration and publication expiry asked for, in seconds; 0: 3600. */
     std::uint32_t expires = 0;
+    /* Resource lists subscribed to at every start of the stack, until it stops (a list of
+     * the engine's own domain makes SipStack's constructor throw IMPP_ERR_INVALID_ARGUMENT). */
+    std::vector<SipList> lists;
 
     /* The account a C `impp_account` handle describes (its password is not readable back:
      * give it here). */
@@ -2215,6 +2229,10 @@ struct SipAccount {
             out.outbound_proxy = std::string(proxy);
         }
         out.expires = impp_account_expires(account);
+        for (std::size_t i = 0; i < impp_account_list_count(account); i++) {
+            out.lists.push_back(SipList{text(impp_account_list_uri(account, i)),
+                                        text(impp_account_list_package(account, i))});
+        }
         out.password = password;
         return out;
     }
@@ -2267,6 +2285,9 @@ public:
             detail::check(impp_account_set_outbound_proxy(raw, account.outbound_proxy->c_str()));
         }
         detail::check(impp_account_set_expires(raw, account.expires));
+        for (const SipList &list : account.lists) {
+            detail::check(impp_account_add_list(raw, list.uri.c_str(), list.package.c_str()));
+        }
         detail::check(impp_sip_config_add_account(get(), raw));
         return *this;
     }
@@ -2536,6 +2557,27 @@ public:
         char *out = nullptr;
         detail::check(impp_sip_local_address(get(), proto.c_str(), &out));
         return detail::take(out);
+    }
+
+    /* Subscribes account `account` (its index among those added to the SipConfig, from 0) to
+     * the resource list `list` at its server for `package` ("presence", "dialog"), until
+     * unsubscribe_list or stop (not made again at the next start: declare it in
+     * SipAccount::lists for that). Again for the same list: a no-op. Throws
+     * IMPP_ERR_INVALID_ARGUMENT (no such account, a list of the engine's own domain,
+     * "presence.winfo", stopped), IMPP_ERR_INVALID_URI, IMPP_ERR_UNKNOWN_PACKAGE. */
+    void subscribe_list(std::size_t account, const std::string &list,
+                        const std::string &package = "presence") {
+        detail::check(impp_sip_subscribe_list(get(), account, list.c_str(), package.c_str()));
+    }
+
+    /* Ends what subscribe_list (or a declared list) started; whether there was one. Throws
+     * as subscribe_list. */
+    bool unsubscribe_list(std::size_t account, const std::string &list,
+                          const std::string &package = "presence") {
+        bool ended = false;
+        detail::check(
+            impp_sip_unsubscribe_list(get(), account, list.c_str(), package.c_str(), &ended));
+        return ended;
     }
 
     /* One counter (IMPP_SIP_STAT_RATE_REFUSED, IMPP_SIP_STAT_OPEN_CONNECTIONS...): what the

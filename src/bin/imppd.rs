@@ -105,7 +105,8 @@ const USAGE: &str = "usage:
         [--open] [--sha256] [--policy allow|confirm|polite-block|block]
         [--log-level LEVEL] [--workers N] [--config FILE]
         [--route DOMAIN=udp|tcp|tls:ADDR:PORT]... [--route *=udp|tcp|tls:ADDR:PORT] [--no-federate]
-        [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]]...
+        [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]
+                   [,list=[presence:|dialog:]LIST-URI]...]...
         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
         [--rate-limit N[/BURST]] [--max-connections N] [--max-connections-per-address N]
         [--unauthenticated-timeout S] [--tls-handshake-timeout S] [--idle-timeout S]
@@ -143,6 +144,9 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           with one shared back-end subscription per remote presentity; --account makes
           imppd a user agent of another server too: it registers AOR there, publishes AOR's
           presence, subscribes to AOR's buddies and carries AOR's messages through it;
+          each list= is a resource list at that server (RFC 4662) imppd subscribes to
+          while it runs (every start), so that its resources' states reach local
+          watchers (presence unless dialog: comes first);
           --tls-cert/--tls-key (PEM) are needed for tls: listeners, routes and accounts;
           peers' certificates must chain to --tls-ca (default: the system's trust
           anchors), and the certificate of a server imppd connects to must name the
@@ -246,7 +250,7 @@ fn set_state_limit(
     Ok(())
 }
 
-/// `AOR,password=PW,registrar=HOP[,username=U][,proxy=HOP][,expires=S]`.
+/// `AOR,password=PW,registrar=HOP[,username=U][,proxy=HOP][,expires=S][,list=[PACKAGE:]URI]...`.
 fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
     use impp::sip::route::NextHop;
     let bad = |why: String| format!("--account {}: {why}", text.split(',').next().unwrap_or(""));
@@ -254,6 +258,7 @@ fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
     let aor = Uri::parse(parts.next().unwrap_or("").trim()).map_err(|e| bad(e.to_string()))?;
     let (mut password, mut registrar, mut username, mut proxy, mut expires) =
         (None, None, None, None, None);
+    let mut lists = Vec::new();
     for part in parts {
         let (key, value) = part
             .split_once('=')
@@ -264,6 +269,7 @@ fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
             "registrar" => registrar = Some(hop(value)?),
             "username" => username = Some(value.to_string()),
             "proxy" => proxy = Some(hop(value)?),
+            "list" => lists.push(parse_account_list(value).map_err(bad)?),
             "expires" => {
                 expires = Some(
                     value
@@ -293,7 +299,28 @@ fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
     if let Some(e) = expires {
         account.expires = e;
     }
+    for (uri, package) in lists {
+        account
+            .add_list(uri, package)
+            .map_err(|e| bad(e.to_string()))?;
+    }
     Ok(account)
+}
+
+/// An account's `list=[PACKAGE:]URI`: a resource list at the account's server, for
+/// `presence` unless a package (`dialog:sip:blf@b.test`) comes first. No URI scheme is a
+/// package name, so the prefix cannot be mistaken for one.
+fn parse_account_list(value: &str) -> Result<(Uri, impp::engine::Package), String> {
+    let value = value.trim();
+    let (package, uri) = match value.split_once(':') {
+        Some((prefix, rest)) => match prefix.parse::<impp::engine::Package>() {
+            Ok(package) => (package, rest),
+            Err(_) => (impp::engine::Package::Presence, value),
+        },
+        None => (impp::engine::Package::Presence, value),
+    };
+    let uri = Uri::parse(uri).map_err(|e| format!("list={value}: {e}"))?;
+    Ok((uri, package))
 }
 
 fn parse_listen(text: &str) -> Result<ListenAddr, String> {

@@ -9,7 +9,8 @@ use super::boundary::{
 };
 use super::status::impp_status;
 use crate::error::{Error, Result};
-use crate::sip::agent::Account;
+use crate::model::package::Package;
+use crate::sip::agent::{Account, ListSubscription};
 use crate::sip::route::NextHop;
 use crate::uri::Uri;
 
@@ -28,6 +29,8 @@ pub struct impp_account {
     outbound_proxy: Option<(NextHop, CString)>,
     /// Seconds; 0 is the default (3600).
     expires: u32,
+    /// The declared lists, with their URIs as given.
+    lists: Vec<(ListSubscription, CString)>,
 }
 
 impl impp_account {
@@ -50,6 +53,7 @@ impl impp_account {
         if self.expires != 0 {
             account.expires = self.expires;
         }
+        account.lists = self.lists.iter().map(|(l, _)| l.clone()).collect();
         Ok(account)
     }
 }
@@ -100,6 +104,7 @@ pub unsafe extern "C" fn impp_account_new(
             username: None,
             outbound_proxy: None,
             expires: 0,
+            lists: Vec::new(),
         });
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out, Box::into_raw(account)) };
@@ -277,4 +282,97 @@ pub unsafe extern "C" fn impp_account_outbound_proxy(
 pub unsafe extern "C" fn impp_account_expires(account: *const impp_account) -> u32 {
     // SAFETY: the caller's contract.
     guard_value(0, || unsafe { account.as_ref() }.map_or(0, |a| a.expires))
+}
+
+/// Declares a resource list (RFC 4662) at the account's server that the stack subscribes
+/// to for as long as it runs: from `impp_sip_start` on (every start, so a restarted
+/// program that declares it again is subscribed again) until `impp_sip_free`. Each
+/// resource's state is mirrored into the engine as that resource's publication, so the
+/// application watches the resources one by one (`impp_engine_subscribe` to
+/// `sip:alice@b.example`) and gets ordinary notifications. `event_package` is
+/// `"presence"` or `"dialog"` (or `"message-summary"`). Declaring the same list (by URI key) and package again
+/// changes nothing. A list of one of the engine's own domains is refused by
+/// `impp_sip_start` (the configuration does not know the engine's domains before).
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a package without documents to
+/// mirror: `presence.winfo`), `IMPP_ERR_INVALID_URI` (`list_uri`),
+/// `IMPP_ERR_UNKNOWN_PACKAGE`. Nothing changes on error.
+///
+/// # Safety
+/// `account` NULL or live; `list_uri` and `event_package` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_add_list(
+    account: *mut impp_account,
+    list_uri: *const c_char,
+    event_package: *const c_char,
+) -> impp_status {
+    // SAFETY: the caller's contract (`account`, `list_uri`, `event_package`).
+    unsafe {
+        with_account(account, |a| {
+            let text = str_arg(list_uri, "list_uri")?;
+            let package: Package = str_arg(event_package, "event_package")?.parse()?;
+            let uri = Uri::parse(text)?;
+            let list = ListSubscription::new(uri, package)?;
+            let key = crate::model::key::presentity_key(&list.uri);
+            let known = a.lists.iter().any(|(l, _)| {
+                l.package == package && crate::model::key::presentity_key(&l.uri) == key
+            });
+            if !known {
+                let text = c_string(text, "list_uri")?;
+                a.lists.push((list, text));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// How many lists the account declares (`impp_account_add_list`); 0 for NULL.
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_list_count(account: *const impp_account) -> usize {
+    // SAFETY: the caller's contract.
+    guard_value(0, || {
+        unsafe { account.as_ref() }.map_or(0, |a| a.lists.len())
+    })
+}
+
+/// The URI of declared list `index` (in the order added), as given, borrowed from the
+/// account until it is freed; NULL for NULL or an index out of range.
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_list_uri(
+    account: *const impp_account,
+    index: usize,
+) -> *const c_char {
+    // SAFETY: forwarded contract.
+    unsafe { text_of(account, |a| a.lists.get(index).map(|(_, text)| text)) }
+}
+
+/// The event package of declared list `index` (`"presence"`, `"dialog"`...), a static
+/// string; NULL for NULL or an index out of range.
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_list_package(
+    account: *const impp_account,
+    index: usize,
+) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: the caller's contract.
+        let Some((list, _)) = unsafe { account.as_ref() }.and_then(|a| a.lists.get(index)) else {
+            return std::ptr::null();
+        };
+        let name: &'static std::ffi::CStr = match list.package {
+            Package::Presence => c"presence",
+            Package::Dialog => c"dialog",
+            Package::PresenceWinfo => c"presence.winfo",
+            Package::MessageSummary => c"message-summary",
+        };
+        name.as_ptr()
+    })
 }

@@ -119,7 +119,7 @@ pub(super) unsafe fn uri_arg(ptr: *const c_char, name: &str) -> Result<Uri> {
 ///
 /// # Safety
 /// As [`uri_arg`].
-unsafe fn package_arg(ptr: *const c_char) -> Result<Package> {
+pub(super) unsafe fn package_arg(ptr: *const c_char) -> Result<Package> {
     // SAFETY: the contract above.
     let text = unsafe { str_arg(ptr, "event_package") }?;
     text.parse()

@@ -30,7 +30,7 @@ use super::account::impp_account;
 use super::boundary::{
     free_handle, guard, guard_value, handle, handle_mut, out_arg, str_arg, write_out,
 };
-use super::engine::{engine_ref, impp_engine};
+use super::engine::{engine_ref, impp_engine, package_arg, uri_arg};
 use super::enum_arg;
 use super::status::impp_status;
 use crate::engine::dispatcher;
@@ -885,7 +885,8 @@ pub unsafe extern "C" fn impp_sip_config_add_publisher(
 /// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, no listen address, bad settings; a peer
 /// (`impp_sip_config_add_peer`) for one of the engine's domains, a publisher
 /// (`impp_sip_config_add_publisher`) for a domain, or an account of a domain, that is not
-/// the engine's: `impp_last_error` names it), `IMPP_ERR_NETWORK` (an address cannot be
+/// the engine's, a list an account declares (`impp_account_add_list`) of one of the
+/// engine's domains: `impp_last_error` names it), `IMPP_ERR_NETWORK` (an address cannot be
 /// bound: in use, or not local), `IMPP_ERR_STORAGE` (the engine's store cannot be read),
 /// `IMPP_ERR_SHUTDOWN` (the engine was shut down).
 ///
@@ -958,6 +959,82 @@ pub unsafe extern "C" fn impp_sip_local_address(
         let c = super::boundary::owned_c_string(text, "address")?;
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out, c) };
+        Ok(())
+    })
+}
+
+/// Subscribes account `account_index` (its index among the accounts added with
+/// `impp_sip_config_add_account`, from 0) to the resource list `list_uri` at the account's
+/// server (RFC 4662), for `event_package` (`"presence"`, `"dialog"`), through the
+/// account's proxy and with its credentials, refreshed until `impp_sip_unsubscribe_list`
+/// or `impp_sip_free`. Each resource's state is mirrored into the engine as that resource's
+/// publication, so the application (and every watcher of the engine) watches the resources
+/// one by one with `impp_engine_subscribe` and gets ordinary `IMPP_EVENT_NOTIFICATION`s:
+/// full state replaces every resource's state, partial state those it lists, and a
+/// resource that is pending or terminated has none. Subscribing again to the same list is
+/// a no-op. A list subscription made here is not made again at the next start: declare it
+/// with `impp_account_add_list` for that.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, no account `account_index`, a
+/// list of one of the engine's own domains, a package without documents to mirror:
+/// `presence.winfo`), `IMPP_ERR_INVALID_URI` (`list_uri`),
+/// `IMPP_ERR_UNKNOWN_PACKAGE`, `IMPP_ERR_SHUTDOWN` (the engine was shut down). Nothing
+/// changes on error.
+///
+/// # Safety
+/// `sip` NULL or live; `list_uri` and `event_package` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_subscribe_list(
+    sip: *const impp_sip,
+    account_index: usize,
+    list_uri: *const c_char,
+    event_package: *const c_char,
+) -> impp_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let (s, list, package) = unsafe {
+            (
+                handle(sip, "sip")?,
+                uri_arg(list_uri, "list_uri")?,
+                package_arg(event_package)?,
+            )
+        };
+        s.server.subscribe_list(account_index, &list, package)
+    })
+}
+
+/// Ends account `account_index`'s subscription to the list `list_uri` for `event_package`
+/// (made by `impp_sip_subscribe_list`, or declared with `impp_account_add_list`: until the
+/// next start): the dialog ends and the mirrored resource states are removed (watchers are
+/// notified that they are gone). `*ended_out` (if not NULL) says whether there was one.
+///
+/// Errors: as `impp_sip_subscribe_list`. Nothing changes on error.
+///
+/// # Safety
+/// `sip` NULL or live; `list_uri` and `event_package` NULL or NUL-terminated; `ended_out`
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_unsubscribe_list(
+    sip: *const impp_sip,
+    account_index: usize,
+    list_uri: *const c_char,
+    event_package: *const c_char,
+    ended_out: *mut bool,
+) -> impp_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let (s, list, package) = unsafe {
+            (
+                handle(sip, "sip")?,
+                uri_arg(list_uri, "list_uri")?,
+                package_arg(event_package)?,
+            )
+        };
+        let ended = s.server.unsubscribe_list(account_index, &list, package)?;
+        if !ended_out.is_null() {
+            // SAFETY: non-NULL, the caller's contract.
+            unsafe { write_out(ended_out, ended) };
+        }
         Ok(())
     })
 }

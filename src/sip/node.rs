@@ -273,6 +273,7 @@ impl SipServer {
                 ));
             }
         }
+        super::agent::backend::check_declared_lists(&config.accounts, engine.config())?;
         let domains = engine.config().domains.clone();
         let realms: Vec<String> = if domains.is_empty() {
             vec!["impp".to_string()]
@@ -541,6 +542,7 @@ impl SipServer {
         // Accounts (user-agent role): their registrations and uplink publications start
         // with the timer thread.
         node.accounts.start();
+        node.backends.start_lists();
         node.wake_for_agent();
         // List dialogs are not restored: their back subscriptions end.
         node.list_server.start();
@@ -602,8 +604,10 @@ impl SipServer {
     /// engine as that resource's publication, so local watchers of the resources get
     /// ordinary notifications: full state replaces every resource's state, partial state
     /// those listed, and a resource that is pending or terminated has none. Subscribing
-    /// again to the same list is a no-op. Refused (`InvalidArgument`) for an unknown
-    /// account, a list of an owned domain, or a package without documents.
+    /// again to the same list is a no-op. Refused (`InvalidArgument`, nothing changed) for an
+    /// unknown account, a list of an owned domain, or a package without documents. Lists
+    /// declared with the account ([`super::agent::Account::lists`]) are subscribed at every
+    /// start without this call.
     pub fn subscribe_list(
         &self,
         account: usize,
@@ -613,14 +617,15 @@ impl SipServer {
         self.node.backends.subscribe_list(account, list, package)
     }
 
-    /// Ends what [`SipServer::subscribe_list`] started; `false` when there was no such
-    /// subscription.
+    /// Ends what [`SipServer::subscribe_list`] started, or a list the account declares
+    /// ([`super::agent::Account::lists`]) until the next start; `Ok(false)` when there was no
+    /// such subscription. Refused as `subscribe_list` refuses its arguments.
     pub fn unsubscribe_list(
         &self,
         account: usize,
         list: &crate::uri::Uri,
         package: crate::model::package::Package,
-    ) -> bool {
+    ) -> crate::error::Result<bool> {
         self.node.backends.unsubscribe_list(account, list, package)
     }
 

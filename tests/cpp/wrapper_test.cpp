@@ -790,9 +790,9 @@ void test_sip_stack() {
     CHECK_THROWS(bad.federation(static_cast<impp_federation>(0)), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_publisher("192.0.2.20/40=example.test"), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_account({"not a uri", std::nullopt, "secret", "udp:127.0.0.1:9",
-                                  std::nullopt, 0}),
+                                  std::nullopt, 0, {}}),
                  IMPP_ERR_INVALID_URI);
-    CHECK_THROWS(bad.add_account({ALICE, std::nullopt, "secret", "udp:nowhere", std::nullopt, 0}),
+    CHECK_THROWS(bad.add_account({ALICE, std::nullopt, "secret", "udp:nowhere", std::nullopt, 0, {}}),
                  IMPP_ERR_INVALID_ARGUMENT);
     // Nothing to listen on: refused, and the configuration is consumed all the same.
     CHECK_THROWS(impp::SipStack(engine, std::move(bad)), IMPP_ERR_INVALID_ARGUMENT);
@@ -920,6 +920,77 @@ void test_sip_account() {
     server.send_message(BOB, ALICE, "hi alice");
     event = wait_event(client, IMPP_EVENT_MESSAGE);
     CHECK(event && event->message_body() == std::optional<std::string_view>("hi alice"));
+
+    client_sip.stop();
+    server_sip.stop();
+}
+
+// Whether a notification of `sub` comes within 20 s whose body shows "at her desk" (`shown`)
+// or does not (the state gone); other events are dropped.
+bool wait_body(impp::Engine &engine, std::uint64_t sub, bool shown) {
+    for (int i = 0; i < 200; i++) {
+        std::optional<impp::Event> event = engine.next_event(100ms);
+        if (!event || event->kind() != IMPP_EVENT_NOTIFICATION || event->subscription() != sub) {
+            continue;
+        }
+        const std::optional<std::string_view> body = event->body();
+        if ((body && body->find("at her desk") != std::string_view::npos) == shown) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// The list client: the account declares a list at the first engine's stack; the client
+// stack subscribes to it as it starts and the client's watcher of alice is told her state.
+// Ended and made again at run time; bad arguments throw and change nothing.
+void test_sip_list_client() {
+    impp::Engine server(
+        impp::Config().workers(2).default_policy(IMPP_AUTH_ALLOW).add_domain("example.test"));
+    server.set_user_password(ALICE, "secret");
+    server.set_list(impp::ResourceList("sip:buddies@example.test").add_entry(ALICE));
+    server.publish(ALICE, "presence",
+                   "<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:alice@example.test\">"
+                   "<tuple id=\"t1\"><status><basic>open</basic></status>"
+                   "<note>at her desk</note></tuple></presence>");
+    impp::SipStack server_sip(
+        server, impp::SipConfig().add_listen("udp:127.0.0.1:0").list_batch_interval(0ms));
+
+    impp::Engine client(
+        impp::Config().workers(2).default_policy(IMPP_AUTH_ALLOW).add_domain("client.test"));
+    impp::SipAccount alice;
+    alice.aor = ALICE;
+    alice.password = "secret";
+    alice.registrar = server_sip.local_address("udp");
+    alice.lists.push_back(impp::SipList{"sip:buddies@example.test", "presence"});
+    const std::uint64_t watch = client.subscribe("sip:dave@client.test", ALICE, "presence");
+    impp::SipStack client_sip(
+        client, impp::SipConfig().add_listen("udp:127.0.0.1:0").add_account(alice));
+    CHECK(wait_body(client, watch, true));
+
+    CHECK_THROWS(client_sip.subscribe_list(1, "sip:buddies@example.test"),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(client_sip.subscribe_list(0, "sip:mine@client.test"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(client_sip.subscribe_list(0, "not a uri"), IMPP_ERR_INVALID_URI);
+    CHECK_THROWS(client_sip.subscribe_list(0, "sip:buddies@example.test", "bogus"),
+                 IMPP_ERR_UNKNOWN_PACKAGE);
+    CHECK_THROWS(client_sip.unsubscribe_list(0, "sip:buddies@example.test", "presence.winfo"),
+                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK(client_sip.unsubscribe_list(0, "sip:buddies@example.test"));
+    CHECK(wait_body(client, watch, false));
+    CHECK(!client_sip.unsubscribe_list(0, "sip:buddies@example.test"));
+    client_sip.subscribe_list(0, "sip:buddies@example.test");
+    CHECK(wait_body(client, watch, true));
+
+    // A declared list of the client's own domain: the stack does not start.
+    impp::SipAccount own = alice;
+    own.lists = {impp::SipList{"sip:mine@client.test", "presence"}};
+    CHECK_THROWS(
+        impp::SipStack(client, impp::SipConfig().add_listen("udp:127.0.0.1:0").add_account(own)),
+        IMPP_ERR_INVALID_ARGUMENT);
+    impp::SipAccount winfo = alice;
+    winfo.lists = {impp::SipList{"sip:buddies@example.test", "presence.winfo"}};
+    CHECK_THROWS(impp::SipConfig().add_account(winfo), IMPP_ERR_INVALID_ARGUMENT);
 
     client_sip.stop();
     server_sip.stop();
@@ -1301,6 +1372,11 @@ void test_options_from_c_handles() {
     CHECK(account.aor == "sip:alice@b.example" && account.expires == 600);
     CHECK(account.registrar.find("127.0.0.1:5070") != std::string::npos);
     CHECK(!account.outbound_proxy && account.password == "pw");
+    CHECK(account.lists.empty());
+    CHECK(impp_account_add_list(acc, "sip:blf@b.example", "dialog") == IMPP_OK);
+    const impp::SipAccount with_list = impp::SipAccount::from(acc, "pw");
+    CHECK(with_list.lists.size() == 1 && with_list.lists[0].uri == "sip:blf@b.example" &&
+          with_list.lists[0].package == "dialog");
     impp_account_free(acc);
 }
 
@@ -1387,5 +1463,6 @@ int main() {
     test_logging();
     test_sip_stack();
     test_sip_account();
+    test_sip_list_client();
     return check_report("wrapper_test");
 }

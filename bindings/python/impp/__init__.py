@@ -102,6 +102,7 @@ from .presence import Activity, Note, NoteLike, Presence, Tuple, TupleRef, UserI
 from .sip import (
     SIP_STATS,
     Account,
+    AccountList,
     AuthLimits,
     ConnectionLimits,
     RateLimit,
@@ -124,6 +125,7 @@ def abi_version() -> int:
 __all__ = [
     "ABI_VERSION",
     "Account",
+    "AccountList",
     "Activity",
     "AuthAction",
     "AuthLimits",

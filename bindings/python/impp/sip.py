@@ -41,7 +41,7 @@ import ctypes
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Sequence, Tuple, Union
 
 from . import _ffi
 from ._ffi import check, encode, encode_optional, lib, take_owned
@@ -54,6 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "SIP_STATS",
     "Account",
+    "AccountList",
     "AuthLimits",
     "ConnectionLimits",
     "RateLimit",
@@ -169,6 +170,21 @@ class AuthLimits:
 
 
 @dataclass(frozen=True)
+class AccountList:
+    """A resource list (RFC 4662) at an account's server, declared with the account
+    (``Account(..., lists=[...])``): the stack subscribes to it when it starts and keeps it
+    until it closes, and each resource's state reaches the engine's watchers of that
+    resource (``engine.subscribe(me, "sip:alice@b.test")``) as ordinary notifications.
+    ``package`` is ``"presence"`` or ``"dialog"``."""
+
+    uri: str
+    package: str = "presence"
+
+
+ListLike = Union[str, AccountList]
+
+
+@dataclass(frozen=True)
 class Account:
     """An account of the user-agent role: the stack registers ``aor`` at ``registrar``
     (``"udp:192.0.2.7:5060"``) with digest credentials ``username`` (None: the user part of
@@ -177,7 +193,11 @@ class Account:
     presentity of another domain goes out through the account), sends ``aor``'s messages to
     other domains through it, and gives the application the messages relayed to it.
     ``outbound_proxy`` (None: the registrar) takes the requests other than REGISTER;
-    ``expires`` is the registration and publication expiry asked for."""
+    ``expires`` is the registration and publication expiry asked for. ``lists``: resource
+    lists at the account's server the stack subscribes to while it runs, each an
+    :class:`AccountList` or a list URI (for ``presence``); a list of one of the engine's
+    own domains raises :class:`impp.InvalidArgument` when the stack starts, a bad URI or
+    package before."""
 
     aor: str
     password: str
@@ -185,11 +205,22 @@ class Account:
     username: Optional[str] = None
     outbound_proxy: Optional[str] = None
     expires: int = 3600
+    lists: Sequence[ListLike] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lists, str):
+            raise TypeError("lists must be a sequence of list URIs or impp.AccountList, "
+                            "not one str")
+        lists = tuple(AccountList(x) if isinstance(x, str) else x for x in self.lists)
+        for x in lists:
+            if not isinstance(x, AccountList):
+                raise TypeError(f"lists must hold str or impp.AccountList, not {x!r}")
+        object.__setattr__(self, "lists", lists)
 
     def __repr__(self) -> str:
         return (f"Account(aor={self.aor!r}, username={self.username!r}, password='<hidden>', "
                 f"registrar={self.registrar!r}, outbound_proxy={self.outbound_proxy!r}, "
-                f"expires={self.expires})")
+                f"expires={self.expires}, lists={self.lists!r})")
 
 
 class SipStack:
@@ -277,6 +308,10 @@ class SipStack:
                         check(lib.impp_account_set_outbound_proxy(
                             account, encode(a.outbound_proxy, "outbound_proxy")))
                     check(lib.impp_account_set_expires(account, a.expires))
+                    for x in a.lists:
+                        assert isinstance(x, AccountList)  # made so by Account
+                        check(lib.impp_account_add_list(
+                            account, encode(x.uri, "list uri"), encode(x.package, "package")))
                     check(lib.impp_sip_config_add_account(config, account))
                 finally:
                     lib.impp_account_free(account)
@@ -316,6 +351,36 @@ class SipStack:
             check(lib.impp_sip_local_address(self._ptr, encode(proto, "proto"), ctypes.byref(out)))
         return take_owned(out) or ""
 
+    def subscribe_list(self, account: int, uri: str, package: str = "presence") -> None:
+        """Subscribes account number ``account`` (its index in ``accounts``) to the resource
+        list ``uri`` at its server (RFC 4662) for ``package`` (``"presence"``,
+        ``"dialog"``), until :meth:`unsubscribe_list` or :meth:`close`; each resource's
+        state reaches the engine's watchers of that resource as ordinary notifications.
+        Again for the same list: nothing changes. Not made again by the next stack: declare
+        it in :attr:`Account.lists` for that. Raises :class:`impp.InvalidArgument` (no such
+        account, a list of one of the engine's own domains, ``"presence.winfo"``),
+        :class:`impp.InvalidUri`, :class:`impp.UnknownPackage`; nothing changes then."""
+        index = _index(account)
+        with self._lock:
+            if not self._ptr:
+                raise Shutdown("the SIP stack is closed")
+            check(lib.impp_sip_subscribe_list(
+                self._ptr, index, encode(uri, "uri"), encode(package, "package")))
+
+    def unsubscribe_list(self, account: int, uri: str, package: str = "presence") -> bool:
+        """Ends what :meth:`subscribe_list` (or a declared list, until the next stack)
+        started: the mirrored resource states go, and watchers are told. Returns whether
+        there was such a subscription. Raises as :meth:`subscribe_list`."""
+        index = _index(account)
+        ended = ctypes.c_bool()
+        with self._lock:
+            if not self._ptr:
+                raise Shutdown("the SIP stack is closed")
+            check(lib.impp_sip_unsubscribe_list(
+                self._ptr, index, encode(uri, "uri"), encode(package, "package"),
+                ctypes.byref(ended)))
+        return ended.value
+
     def stats(self) -> Dict[str, int]:
         """The stack's counters, by the names of :data:`SIP_STATS`: what it refused to
         protect its users (``auth_failures``, ``rate_refused``, ``rate_dropped``,
@@ -349,6 +414,15 @@ class SipStack:
             self.close()
         except Exception:
             pass
+
+
+def _index(account: int) -> int:
+    """An account index as the C API takes it (a size_t)."""
+    if isinstance(account, bool) or not isinstance(account, int):
+        raise TypeError(f"account must be an int (an index of accounts), not {account!r}")
+    if not 0 <= account < 2**63:
+        raise InvalidArgument(f"no account {account}")
+    return account
 
 
 def _set_tls(config: Any, tls: Union[TlsFiles, TlsPem, None]) -> None:

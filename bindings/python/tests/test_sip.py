@@ -463,3 +463,97 @@ def test_bad_trust_settings_are_refused():
                            federation="trusted",
                            publishers=["127.0.0.1=example.test"]) as sip:
             assert sip.stats()["untrusted"] == 0
+
+
+def _pidf(entity: str, note: str) -> str:
+    return ('<?xml version="1.0" encoding="UTF-8"?>'
+            f'<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="{entity}">'
+            '<tuple id="t1"><status><basic>open</basic></status>'
+            f'<note>{note}</note></tuple></presence>')
+
+
+def _shows(engine: impp.Engine, sub: int, text: str, shown: bool = True) -> bool:
+    """Whether a notification of ``sub`` comes within 20 s whose document shows ``text``
+    (``shown``), or does not (the state gone); other events are dropped."""
+    for event in engine.events(timeout=20):
+        if event.kind == "notify" and event.subscription_id == sub:
+            if (text in (event.xml or "")) == shown:
+                return True
+    return False
+
+
+def test_a_list_at_another_stack_feeds_local_watchers_of_its_resources():
+    """The list client from Python: b.test serves the list sip:buddies@b.test (alice and
+    carol); the client engine's account bob@b.test declares it, so the client stack
+    subscribes to it as it starts, and dave's ordinary watches of alice and carol on the
+    client follow their presence as it changes at b.test. Ended and made again at run
+    time."""
+    with impp.Engine(domains=["b.test"], default_policy="allow") as server, \
+            impp.Engine(domains=["client.test"], default_policy="allow") as client:
+        for user in ("alice", "bob", "carol"):
+            server.set_user_password(f"sip:{user}@b.test", f"{user}-pw")
+        server.set_list("sip:buddies@b.test", ["sip:alice@b.test", "sip:carol@b.test"])
+        alice = server.publish("sip:alice@b.test", _pidf("sip:alice@b.test", "at her desk"))
+        with impp.SipStack(server, listen=["udp:127.0.0.1:0"],
+                           list_batch_interval_ms=0) as server_sip:
+            account = impp.Account("sip:bob@b.test", "bob-pw", server_sip.local_address("udp"),
+                                   lists=["sip:buddies@b.test"])
+            assert account.lists == (impp.AccountList("sip:buddies@b.test", "presence"),)
+            watch_alice = client.subscribe("sip:dave@client.test", "sip:alice@b.test")
+            watch_carol = client.subscribe("sip:dave@client.test", "sip:carol@b.test")
+            with impp.SipStack(client, listen=["udp:127.0.0.1:0"],
+                               accounts=[account]) as client_sip:
+                assert _shows(client, int(watch_alice), "at her desk")
+
+                # Changes at b.test reach dave's watches through the one list subscription.
+                server.publish("sip:carol@b.test", _pidf("sip:carol@b.test", "out for lunch"))
+                assert _shows(client, int(watch_carol), "out for lunch")
+                alice.modify(_pidf("sip:alice@b.test", "in a meeting"))
+                assert _shows(client, int(watch_alice), "in a meeting")
+
+                # Ended at run time: the mirrored states go; made again: they come back.
+                assert client_sip.unsubscribe_list(0, "sip:buddies@b.test")
+                assert _shows(client, int(watch_alice), "in a meeting", shown=False)
+                assert not client_sip.unsubscribe_list(0, "sip:buddies@b.test")
+                client_sip.subscribe_list(0, "sip:buddies@b.test", "presence")
+                assert _shows(client, int(watch_alice), "in a meeting")
+
+
+def test_bad_list_subscriptions_are_refused():
+    with impp.Engine(domains=["client.test"]) as engine:
+        registrar = "udp:127.0.0.1:9"
+        # Before the stack: bad declarations.
+        for lists, error in (
+            (["not a uri"], impp.InvalidUri),
+            ([impp.AccountList("sip:buddies@b.test", "bogus")], impp.UnknownPackage),
+            ([impp.AccountList("sip:buddies@b.test", "presence.winfo")], impp.InvalidArgument),
+            (["sip:mine@client.test"], impp.InvalidArgument),  # the engine's own domain
+        ):
+            account = impp.Account("sip:bob@b.test", "pw", registrar, lists=lists)
+            with pytest.raises(error):
+                impp.SipStack(engine, listen=["udp:127.0.0.1:0"], accounts=[account])
+        with pytest.raises(TypeError):
+            impp.Account("sip:bob@b.test", "pw", registrar, lists="sip:buddies@b.test")
+        with pytest.raises(TypeError):
+            impp.Account("sip:bob@b.test", "pw", registrar, lists=[42])
+
+        # At run time: nothing is subscribed or ended.
+        account = impp.Account("sip:bob@b.test", "pw", registrar)
+        with impp.SipStack(engine, listen=["udp:127.0.0.1:0"], accounts=[account]) as sip:
+            for args, error in (
+                ((1, "sip:buddies@b.test"), impp.InvalidArgument),
+                ((-1, "sip:buddies@b.test"), impp.InvalidArgument),
+                ((0, "sip:mine@client.test"), impp.InvalidArgument),
+                ((0, "not a uri"), impp.InvalidUri),
+                ((0, "sip:buddies@b.test", "bogus"), impp.UnknownPackage),
+                ((0, "sip:buddies@b.test", "presence.winfo"), impp.InvalidArgument),
+            ):
+                with pytest.raises(error):
+                    sip.subscribe_list(*args)
+                with pytest.raises(error):
+                    sip.unsubscribe_list(*args)
+            with pytest.raises(TypeError):
+                sip.subscribe_list("0", "sip:buddies@b.test")
+            assert not sip.unsubscribe_list(0, "sip:buddies@b.test")
+        with pytest.raises(impp.Shutdown):
+            sip.subscribe_list(0, "sip:buddies@b.test")

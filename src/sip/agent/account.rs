@@ -13,7 +13,10 @@
 //!   withdraws it when the server stops;
 //! - subscribes to its buddies: an engine subscription whose watcher is the address of record
 //!   goes out through the account's outbound proxy (else its registrar) with its credentials,
-//!   as a back-end subscription (module `backend`).
+//!   as a back-end subscription (module `backend`);
+//! - subscribes to the resource lists it declares ([`Account::lists`], RFC 4662) as soon as
+//!   the server starts, and keeps them until it stops (module `backend` too): declared with
+//!   the account, they are made again at every start, as the registration is.
 //!
 //! Every request of an account answers a `401`/`407` challenge once per challenge
 //! ([`crate::sip::digest_client`]); later requests carry credentials before being asked.
@@ -57,6 +60,43 @@ pub struct Account {
     pub outbound_proxy: Option<NextHop>,
     /// Registration and publication expiry asked for, in seconds. Default 3600.
     pub expires: u32,
+    /// The resource lists at the account's server the server subscribes to while it runs
+    /// (each resource's state mirrored into the engine; see `SipServer::subscribe_list`).
+    /// Default none. Add with [`Account::add_list`], which checks the package.
+    pub lists: Vec<ListSubscription>,
+}
+
+/// A resource list at an account's server (RFC 4662) and the event package it is watched
+/// for, declared with the account so that every start subscribes to it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListSubscription {
+    /// The list's URI (`sip:buddies@b.test`), of a domain the engine does not own.
+    pub uri: Uri,
+    /// `presence` or `dialog` (the packages lists serve), or `message-summary`: a package
+    /// whose documents can be mirrored.
+    pub package: Package,
+}
+
+impl ListSubscription {
+    /// The list `uri` watched for `package`; refused (`InvalidArgument`) for a package
+    /// without documents to mirror (`presence.winfo`: watcher information is made by an
+    /// engine, never published).
+    pub fn new(uri: Uri, package: Package) -> Result<ListSubscription> {
+        check_list_package(package)?;
+        Ok(ListSubscription { uri, package })
+    }
+}
+
+/// Whether a list's resources can be mirrored for `package` (the engine keeps publications
+/// of every package but watcher information, which it makes itself).
+pub(crate) fn check_list_package(package: Package) -> Result<()> {
+    if package.is_publishable() {
+        Ok(())
+    } else {
+        Err(crate::error::Error::InvalidArgument(format!(
+            "package {package} cannot be mirrored from a list (watcher information is never published)"
+        )))
+    }
 }
 
 impl std::fmt::Debug for Account {
@@ -68,6 +108,7 @@ impl std::fmt::Debug for Account {
             .field("registrar", &self.registrar)
             .field("outbound_proxy", &self.outbound_proxy)
             .field("expires", &self.expires)
+            .field("lists", &self.lists)
             .finish()
     }
 }
@@ -83,7 +124,25 @@ impl Account {
             registrar,
             outbound_proxy: None,
             expires: 3600,
+            lists: Vec::new(),
         }
+    }
+
+    /// Declares the list `uri` for `package` (see [`Account::lists`]); the same list and
+    /// package again changes nothing. Refused (`InvalidArgument`, nothing changed) for a
+    /// package without documents. (Whether the list is of a domain the engine owns is only
+    /// known when the server starts, which refuses it then.)
+    pub fn add_list(&mut self, uri: Uri, package: Package) -> Result<()> {
+        let list = ListSubscription::new(uri, package)?;
+        let key = presentity_key(&list.uri);
+        if !self
+            .lists
+            .iter()
+            .any(|l| l.package == package && presentity_key(&l.uri) == key)
+        {
+            self.lists.push(list);
+        }
+        Ok(())
     }
 
     /// Where the account's requests other than REGISTER go.

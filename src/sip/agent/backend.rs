@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use std::sync::{Arc, Mutex, Weak};
 
+use super::account::check_list_package;
 use super::{account_digest, account_route, backoff, refresh_at, Account, AgentCounters};
 use crate::engine::{Event, TerminationReason};
 use crate::error::{Error, Result};
@@ -303,6 +304,20 @@ impl Backends {
         self.routes.lookup(presentity.host()).map(|hop| (None, hop))
     }
 
+    /// Checks the arguments of a list subscription: account `account` exists, `package` has
+    /// documents to mirror, and `list` is not of a domain the engine owns (its own lists are
+    /// served here, not subscribed to).
+    fn check_list(&self, account: usize, list: &Uri, package: Package) -> Result<()> {
+        if account >= self.accounts.len() {
+            return Err(Error::InvalidArgument(format!(
+                "no account {account} (there are {})",
+                self.accounts.len()
+            )));
+        }
+        check_list_package(package)?;
+        check_list_domain(self.engine()?.config(), list)
+    }
+
     /// Subscribes account `account` to the resource list `list` (RFC 4662) for `package`,
     /// through the account's proxy and with its credentials; each resource's state is
     /// mirrored into the engine as that resource's publication until
@@ -313,28 +328,44 @@ impl Backends {
         list: &Uri,
         package: Package,
     ) -> Result<()> {
-        let Some(a) = self.accounts.get(account) else {
-            return Err(Error::InvalidArgument(format!("no account {account}")));
-        };
-        if !package.is_publishable() {
-            return Err(Error::InvalidArgument(format!(
-                "package {package} cannot be mirrored from a list"
-            )));
+        self.check_list(account, list, package)?;
+        let mut table = lock(&self.table);
+        if let Some(key) = self.add_list(&mut table, account, list, package) {
+            self.send_subscribe(&mut table, &key);
+            table.schedule(&key);
         }
-        if self.engine()?.config().owns(list) {
-            return Err(Error::InvalidArgument(format!(
-                "{list} is a list of this server's own domain"
-            )));
+        Ok(())
+    }
+
+    /// Subscribes every account to the lists it declares ([`Account::lists`], checked when
+    /// the server started): due at once, sent by the timer thread.
+    pub(crate) fn start_lists(&self) {
+        let mut table = lock(&self.table);
+        for (i, account) in self.accounts.iter().enumerate() {
+            for l in &account.lists {
+                if let Some(key) = self.add_list(&mut table, i, &l.uri, l.package) {
+                    table.schedule(&key);
+                }
+            }
         }
+    }
+
+    /// A new list back-end, due now; `None` when the account holds it already.
+    fn add_list(
+        &self,
+        table: &mut BackendTable,
+        account: usize,
+        list: &Uri,
+        package: Package,
+    ) -> Option<Key> {
         let key = Key {
             presentity: presentity_key(list),
             package,
             account: Some(account),
             list: true,
         };
-        let mut table = lock(&self.table);
         if table.by_key.contains_key(&key) {
-            return Ok(());
+            return None;
         }
         let auth = account_digest(&self.accounts, account, self.stack.random_u64());
         table.by_key.insert(
@@ -343,7 +374,7 @@ impl Backends {
                 presentity: list.clone(),
                 package,
                 watchers: BTreeMap::new(),
-                hop: a.next_hop(),
+                hop: self.accounts[account].next_hop(),
                 dialog: None,
                 phase: Phase::Due(self.stack.now()),
                 etag: None,
@@ -354,14 +385,19 @@ impl Backends {
                 mirrored: BTreeMap::new(),
             },
         );
-        self.send_subscribe(&mut table, &key);
-        table.schedule(&key);
-        Ok(())
+        Some(key)
     }
 
     /// Ends account `account`'s subscription to `list` for `package`: the dialog ends
-    /// (`Expires: 0`) and the mirrored states are removed. `false` when there was none.
-    pub(crate) fn unsubscribe_list(&self, account: usize, list: &Uri, package: Package) -> bool {
+    /// (`Expires: 0`) and the mirrored states are removed. `Ok(false)` when there was none;
+    /// refused as [`Backends::subscribe_list`] refuses its arguments.
+    pub(crate) fn unsubscribe_list(
+        &self,
+        account: usize,
+        list: &Uri,
+        package: Package,
+    ) -> Result<bool> {
+        self.check_list(account, list, package)?;
         let key = Key {
             presentity: presentity_key(list),
             package,
@@ -370,10 +406,10 @@ impl Backends {
         };
         let mut table = lock(&self.table);
         if !table.by_key.contains_key(&key) {
-            return false;
+            return Ok(false);
         }
         self.end_backend(&mut table, &key);
-        true
+        Ok(true)
     }
 
     /// A subscription of a remote watcher restored from the store after a restart: if it is a
@@ -1049,6 +1085,33 @@ impl Backends {
             }
         }
     }
+}
+
+/// Refuses a list of a domain `config` owns: the server serves its own lists (list server)
+/// and subscribing to one would mirror its own resources back into them.
+fn check_list_domain(config: &crate::engine::EngineConfig, list: &Uri) -> Result<()> {
+    if config.owns(list) {
+        return Err(Error::InvalidArgument(format!(
+            "{list} is a list of this server's own domain (subscribe to lists of other servers)"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the lists the accounts declare before a server starts: none of a domain the
+/// engine owns (the packages were checked when they were added).
+pub(crate) fn check_declared_lists(
+    accounts: &[Account],
+    config: &crate::engine::EngineConfig,
+) -> Result<()> {
+    for a in accounts {
+        for l in &a.lists {
+            check_list_package(l.package)?;
+            check_list_domain(config, &l.uri)
+                .map_err(|e| Error::InvalidArgument(format!("account {}: {e}", a.aor)))?;
+        }
+    }
+    Ok(())
 }
 
 /// The From URI of a back-end dialog: the account's address of record, else the watcher.

@@ -38,7 +38,7 @@
 pub mod account;
 pub(crate) mod backend;
 
-pub use account::Account;
+pub use account::{Account, ListSubscription};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
