@@ -324,8 +324,7 @@ fn parse_account_list(value: &str) -> Result<(Uri, impp::engine::Package), Strin
 }
 
 fn parse_listen(text: &str) -> Result<ListenAddr, String> {
-    ListenAddr::parse(text)
-        .map_err(|e| format!("--listen: {e}"))
+    ListenAddr::parse(text).map_err(|e| format!("--listen: {e}"))
 }
 
 impl Options {

@@ -942,7 +942,9 @@ pub unsafe extern "C" fn impp_sip_local_address(
         // SAFETY: forwarded contract.
         let proto = unsafe { str_arg(proto, "proto") }?;
         let proto = Proto::from_param(proto).ok_or_else(|| {
-            Error::InvalidArgument(format!("unknown transport '{proto}' (udp, tcp, tls, ws or wss)"))
+            Error::InvalidArgument(format!(
+                "unknown transport '{proto}' (udp, tcp, tls, ws or wss)"
+            ))
         })?;
         out_arg(out, "out")?;
         let addr = s

@@ -85,8 +85,9 @@ struct Conn {
     stream: TcpStream,
     /// The TLS session of a TLS connection (boxed: a TCP connection pays one pointer).
     tls: Option<Box<rustls::Connection>>,
-    /// The WebSocket layer of a WS or WSS connection (boxed: others pay one pointer).
-    ws: Option<Box<WsState>>,
+    /// The WebSocket layer of a WS or WSS connection (its session boxed: others pay one
+    /// pointer).
+    ws: Option<WsState>,
     /// The certificate a TLS peer presented, once its handshake is done.
     certificate: Option<PeerCertificate>,
     /// When it opened (clock ms): a TLS handshake and an unvouched connection have a
@@ -116,7 +117,7 @@ enum WsState {
     /// Waiting for the client's opening handshake.
     Handshake,
     /// Open: each message is a SIP message.
-    Open(websocket::Session),
+    Open(Box<websocket::Session>),
 }
 
 struct Driver {
@@ -677,7 +678,7 @@ impl Driver {
                 proto,
                 stream,
                 tls,
-                ws: proto.is_websocket().then(|| Box::new(WsState::Handshake)),
+                ws: proto.is_websocket().then_some(WsState::Handshake),
                 certificate: None,
                 opened: self.clock.now_ms(),
                 vouched: connecting,
@@ -758,7 +759,7 @@ impl Driver {
             let id = conn.id;
             return self.fail(out, Some(id), SendError::QueueFull);
         }
-        let data = match conn.ws.as_deref_mut() {
+        let data = match conn.ws.as_mut() {
             None => out.data,
             Some(WsState::Open(session)) => match session.frame(&out.data) {
                 Ok(frame) => frame,
@@ -1094,7 +1095,7 @@ impl Driver {
         let Some(conn) = self.conns.get_mut(&token) else {
             return false;
         };
-        let Some(ws) = conn.ws.as_deref_mut() else {
+        let Some(ws) = conn.ws.as_mut() else {
             return true;
         };
         if matches!(ws, WsState::Handshake) {
@@ -1102,7 +1103,7 @@ impl Driver {
                 Ok(None) => return true,
                 Ok(Some((length, answer))) => {
                     log::debug!("SIP {}: conn#{token} with {} open", conn.proto, conn.peer);
-                    *ws = WsState::Open(websocket::Session::new(self.max_message_size));
+                    *ws = WsState::Open(Box::new(websocket::Session::new(self.max_message_size)));
                     conn.inbuf.drain(..length);
                     conn.out_bytes += answer.len();
                     conn.out.push_back((answer, false));
@@ -1124,7 +1125,7 @@ impl Driver {
                 }
             }
         }
-        let Some(WsState::Open(session)) = conn.ws.as_deref_mut() else {
+        let Some(WsState::Open(session)) = conn.ws.as_mut() else {
             return true;
         };
         let input = std::mem::take(&mut conn.inbuf);
@@ -1192,7 +1193,7 @@ impl Driver {
                 && past(c.opened, self.handshake_timeout)
             {
                 "TLS handshake too slow"
-            } else if matches!(c.ws.as_deref(), Some(WsState::Handshake))
+            } else if matches!(c.ws, Some(WsState::Handshake))
                 && past(c.opened, self.handshake_timeout)
             {
                 "WebSocket handshake too slow"

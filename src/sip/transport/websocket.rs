@@ -402,9 +402,18 @@ mod tests {
     #[test]
     fn configured_origins_are_checked() {
         assert_eq!(parse_origin("https://a.test/").unwrap(), "https://a.test");
-        assert_eq!(parse_origin("http://a.test:8080").unwrap(), "http://a.test:8080");
+        assert_eq!(
+            parse_origin("http://a.test:8080").unwrap(),
+            "http://a.test:8080"
+        );
         assert_eq!(parse_origin("*").unwrap(), "*");
-        for bad in ["a.test", "ftp://a.test", "https://", "https://a.test/x", "https://u@a.test"] {
+        for bad in [
+            "a.test",
+            "ftp://a.test",
+            "https://",
+            "https://a.test/x",
+            "https://u@a.test",
+        ] {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }
     }
