@@ -3831,13 +3831,15 @@ enum impp_status impp_sip_config_new(struct impp_sip_config **out);
 void impp_sip_config_free(struct impp_sip_config *config);
 
 /**
- * Adds a listen address: `"udp:127.0.0.1:5060"`, `"tcp:[::1]:5060"`, `"tls:0.0.0.0:5061"`
- * (port 0: any free port, see `impp_sip_local_address`). Any number of UDP, TCP and TLS
- * addresses, IPv4 and IPv6. A TLS address needs a certificate and key
- * (`impp_sip_config_set_tls_files` or `_set_tls_pem`) by `impp_sip_start`.
+ * Adds a listen address: `"udp:127.0.0.1:5060"`, `"tcp:[::1]:5060"`, `"tls:0.0.0.0:5061"`,
+ * or a WebSocket one for browsers (RFC 7118): `"ws:127.0.0.1:8080"`, `"wss:0.0.0.0:8443"`
+ * (port 0: any free port, see `impp_sip_local_address`). Any number of addresses of each
+ * transport, IPv4 and IPv6. A TLS or WSS address needs a certificate and key
+ * (`impp_sip_config_set_tls_files` or `_set_tls_pem`) by `impp_sip_start`; which pages may
+ * connect over WebSocket: `impp_sip_config_add_ws_origin`.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `udp|tcp|tls:ADDR:PORT`). Nothing changes
- * on error.
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `udp|tcp|tls|ws|wss:ADDR:PORT`). Nothing
+ * changes on error.
  *
  * # Safety
  * `config` NULL or live; `address` NULL or NUL-terminated.
@@ -4160,6 +4162,21 @@ enum impp_status impp_sip_config_add_auth_proxy(struct impp_sip_config *config,
 enum impp_status impp_sip_config_add_peer(struct impp_sip_config *config, const char *peer);
 
 /**
+ * Adds a web origin whose pages may open WebSockets to the stack's `ws:` and `wss:`
+ * listeners (RFC 7118; imppd `--ws-origin`): `"https://phone.example.test"` (scheme, host
+ * and port as a browser sends them in `Origin`), or `"*"` for any page. Pages served from
+ * the stack's own host and port are always allowed, and clients that are not browsers send
+ * no origin. Repeatable. Default: none besides the stack's own.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, not an `http`/`https` origin
+ * without a path, nor `*`). Nothing changes on error.
+ *
+ * # Safety
+ * `config` NULL or live; `origin` NULL or NUL-terminated.
+ */
+enum impp_status impp_sip_config_add_ws_origin(struct impp_sip_config *config, const char *origin);
+
+/**
  * Whom requests claiming an identity of another domain are believed from (see
  * `impp_federation`; imppd `--federation`): `IMPP_FEDERATION_TRUSTED` (the default) or
  * `IMPP_FEDERATION_OPEN`.
@@ -4214,7 +4231,8 @@ enum impp_status impp_sip_start(const struct impp_engine *engine,
                                 struct impp_sip **out);
 
 /**
- * The first bound address of transport `proto` (`"udp"`, `"tcp"` or `"tls"`), as
+ * The first bound address of transport `proto` (`"udp"`, `"tcp"`, `"tls"`, `"ws"` or
+ * `"wss"`), as
  * `"udp:127.0.0.1:5060"` (a port 0 given at configuration is resolved here). On success
  * `*out` is owned: free it with `impp_string_free`.
  *

@@ -329,7 +329,7 @@ fn a_and_b(b_route_proto: Proto, tweak_a: impl FnOnce(&mut SipServerConfig)) -> 
     let hop = match b_route_proto {
         Proto::Udp => format!("b.test=udp:{}", b.udp()),
         Proto::Tcp => format!("b.test=tcp:{}", b.tcp()),
-        Proto::Tls => unreachable!("these tests route over UDP and TCP"),
+        _ => unreachable!("these tests route over UDP and TCP"),
     };
     let a = Node::start("a.test", |c| {
         c.routes.add(route(&hop));

@@ -217,7 +217,9 @@ fn several_listen_addresses() {
                     .send_to(&data, l.addr)
                     .unwrap();
             }
-            Proto::Tls => unreachable!("no TLS listener here"),
+            Proto::Tls | Proto::Ws | Proto::Wss => {
+                unreachable!("no TLS or WebSocket listener here")
+            }
             Proto::Tcp => {
                 let mut s = tcp_client(l.addr);
                 s.write_all(&data).unwrap();

@@ -2484,6 +2484,17 @@ public:
     }
     SipConfig &&add_peer(const std::string &peer) && { return std::move(add_peer(peer)); }
 
+    /* A web origin whose pages may open WebSockets to the ws: and wss: listeners (RFC 7118):
+     * "https://phone.example.test", or "*" for any (repeatable; pages of the stack's own host
+     * and port are always allowed). */
+    SipConfig &add_ws_origin(const std::string &origin) & {
+        detail::check(impp_sip_config_add_ws_origin(get(), origin.c_str()));
+        return *this;
+    }
+    SipConfig &&add_ws_origin(const std::string &origin) && {
+        return std::move(add_ws_origin(origin));
+    }
+
     /* Whom requests claiming another domain's identity are believed from:
      * IMPP_FEDERATION_TRUSTED (trusted peers only; the default) or IMPP_FEDERATION_OPEN
      * (anyone). */

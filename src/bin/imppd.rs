@@ -101,7 +101,7 @@ use impp::store::{Credential, SqliteStore, Store, Write};
 use impp::uri::Uri;
 
 const USAGE: &str = "usage:
-  imppd --domain DOMAIN [--domain DOMAIN]... [--listen udp|tcp|tls:ADDR:PORT]... [--db FILE]
+  imppd --domain DOMAIN [--domain DOMAIN]... [--listen udp|tcp|tls|ws|wss:ADDR:PORT]... [--db FILE]
         [--open] [--sha256] [--policy allow|confirm|polite-block|block]
         [--log-level LEVEL] [--workers N] [--config FILE]
         [--route DOMAIN=udp|tcp|tls:ADDR:PORT]... [--route *=udp|tcp|tls:ADDR:PORT] [--no-federate]
@@ -110,7 +110,7 @@ const USAGE: &str = "usage:
         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
         [--rate-limit N[/BURST]] [--max-connections N] [--max-connections-per-address N]
         [--unauthenticated-timeout S] [--tls-handshake-timeout S] [--idle-timeout S]
-        [--auth-proxy ADDR]...
+        [--auth-proxy ADDR]... [--ws-origin ORIGIN]...
         [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
         [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
         [--max-endpoints-per-user N]
@@ -170,6 +170,10 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           closes), --tls-handshake-timeout 10, --idle-timeout 180 (seconds);
           --auth-proxy ADDR: a front proxy whose requests count against the client
           address in its Via for the digest throttle, and are not rate limited;
+          ws: and wss: listeners take SIP over WebSocket (RFC 7118) from browsers: a page
+          may connect only from imppd's own host and port or an origin --ws-origin lists
+          (https://phone.example.test; * for any; clients that are not browsers send no
+          origin); wss: needs --tls-cert/--tls-key;
           --list-batch-interval 1000: how long (ms, 0 to 60000; 0: none) changes of a
           resource list's resources are collected into one partial NOTIFY (RFC 4662)";
 
@@ -320,9 +324,7 @@ fn parse_account_list(value: &str) -> Result<(Uri, impp::engine::Package), Strin
 }
 
 fn parse_listen(text: &str) -> Result<ListenAddr, String> {
-    impp::sip::route::NextHop::parse(text)
-        .map(ListenAddr::from)
-        .map_err(|e| format!("--listen: {e}"))
+    ListenAddr::parse(text).map_err(|e| format!("--listen: {e}"))
 }
 
 impl Options {

@@ -61,7 +61,8 @@ impl SubscriptionDialog {
     /// flags byte (1: TCP; 2 and 4: the local and the remote URI are left out, see
     /// [`SubscriptionDialog::to_bytes_beside`]; 8: the peer is the remote target's address;
     /// bits 4-6: the Event is the `n`th of `presence`, `presence.winfo`, `dialog`,
-    /// `message-summary`, 0: written; 128: with 1, TLS), the two CSeqs as LEB128 varints, the peer address in
+    /// `message-summary`, 0: written; 128: with 1, TLS; without 1, a WebSocket, followed by a
+    /// byte `w` (WS) or `s` (WSS)), the two CSeqs as LEB128 varints, the peer address in
     /// binary unless left out (`4` or `6`, the address's bytes, the port in 2 bytes
     /// big-endian), then the texts each preceded by its length as a varint: Call-ID, local
     /// tag, remote tag, local URI, remote URI, remote target, Event, then the routes; what
@@ -99,6 +100,7 @@ impl SubscriptionDialog {
         };
         // Exactly sized: the engine keeps the bytes as they are.
         let size = 2
+            + usize::from(self.proto.is_websocket())
             + varint_len(self.local_cseq as usize)
             + varint_len(self.remote_cseq as usize)
             + match (elide_peer, self.peer.is_ipv4()) {
@@ -110,11 +112,11 @@ impl SubscriptionDialog {
         let mut out = Vec::with_capacity(size);
         out.push(COMPACT);
         let mut flags = 0;
-        if self.proto.is_stream() {
-            flags |= FLAG_TCP;
-        }
-        if self.proto == Proto::Tls {
-            flags |= FLAG_TLS;
+        match self.proto {
+            Proto::Udp => {}
+            Proto::Tcp => flags |= FLAG_TCP,
+            Proto::Tls => flags |= FLAG_TCP | FLAG_TLS,
+            Proto::Ws | Proto::Wss => flags |= FLAG_TLS,
         }
         if elide_local {
             flags |= FLAG_LOCAL_URI_IS_PRESENTITY;
@@ -127,6 +129,11 @@ impl SubscriptionDialog {
         }
         flags |= event_code << EVENT_SHIFT;
         out.push(flags);
+        match self.proto {
+            Proto::Ws => out.push(b'w'),
+            Proto::Wss => out.push(b's'),
+            _ => {}
+        }
         push_varint(&mut out, self.local_cseq as usize);
         push_varint(&mut out, self.remote_cseq as usize);
         if !elide_peer {
@@ -269,6 +276,7 @@ impl SubscriptionDialog {
                 Proto::Udp => b'u',
                 Proto::Tcp => b't',
                 Proto::Tls => b's',
+                Proto::Ws | Proto::Wss => unreachable!("the v2 form had no WebSocket"),
             },
         ];
         out.extend_from_slice(&self.local_cseq.to_be_bytes());
@@ -372,12 +380,9 @@ impl SubscriptionDialog {
                 "remote-cseq" => d.remote_cseq = number(&value)?,
                 "event" => d.event = value,
                 "proto" => {
-                    d.proto = match value.as_str() {
-                        "udp" => Proto::Udp,
-                        "tcp" => Proto::Tcp,
-                        "tls" => Proto::Tls,
-                        other => return Err(bad(&format!("unknown transport '{other}'"))),
-                    }
+                    d.proto = Proto::from_param(&value)
+                        .filter(|_| value == value.to_ascii_lowercase())
+                        .ok_or_else(|| bad(&format!("unknown transport '{value}'")))?
                 }
                 "peer" => {
                     peer = Some(
@@ -423,7 +428,8 @@ const FLAG_TCP: u8 = 1;
 const FLAG_LOCAL_URI_IS_PRESENTITY: u8 = 2;
 const FLAG_REMOTE_URI_IS_WATCHER: u8 = 4;
 const FLAG_PEER_IS_TARGET: u8 = 8;
-/// With `FLAG_TCP`: the stream is TLS.
+/// With `FLAG_TCP`: the stream is TLS; without: a WebSocket (a byte after the flags says
+/// which).
 const FLAG_TLS: u8 = 0x80;
 const EVENT_SHIFT: u8 = 4;
 const EVENT_MASK: u8 = 0x70;
@@ -569,9 +575,17 @@ impl<'a> DialogView<'a> {
         }
         let mut r = Reader { rest: &bytes[1..] };
         let flags = r.take(1).ok_or("truncated")?[0];
-        if flags & FLAG_TLS != 0 && flags & FLAG_TCP == 0 {
-            return Err("TLS flag without the stream flag");
-        }
+        let proto = match (flags & FLAG_TCP != 0, flags & FLAG_TLS != 0) {
+            (false, false) => Proto::Udp,
+            (true, false) => Proto::Tcp,
+            (true, true) => Proto::Tls,
+            // The TLS flag alone: a WebSocket, which the next byte says.
+            (false, true) => match r.take(1).ok_or("truncated")?[0] {
+                b'w' => Proto::Ws,
+                b's' => Proto::Wss,
+                _ => return Err("unknown WebSocket transport"),
+            },
+        };
         let event = match usize::from((flags & EVENT_MASK) >> EVENT_SHIFT) {
             0 => None,
             n => Some(*KNOWN_EVENTS.get(n - 1).ok_or("unknown event code")?),
@@ -634,13 +648,7 @@ impl<'a> DialogView<'a> {
             routes,
             local_cseq,
             remote_cseq,
-            proto: if flags & FLAG_TLS != 0 {
-                Proto::Tls
-            } else if flags & FLAG_TCP != 0 {
-                Proto::Tcp
-            } else {
-                Proto::Udp
-            },
+            proto,
             peer,
         })
     }
@@ -774,6 +782,23 @@ mod tests {
         assert_eq!(SubscriptionDialog::from_bytes(&d3.to_bytes()).unwrap(), d3);
         // The compact form is what the engine keeps per remote subscription.
         assert!(d2.to_bytes().len() < d2.to_text().len() * 3 / 4);
+    }
+
+    #[test]
+    fn every_transport_round_trips_through_the_compact_form() {
+        for proto in [Proto::Udp, Proto::Tcp, Proto::Tls, Proto::Ws, Proto::Wss] {
+            let mut d = dialog();
+            d.proto = proto;
+            let bytes = d.to_bytes();
+            assert_eq!(DialogView::read(&bytes).unwrap().proto, proto);
+            assert_eq!(SubscriptionDialog::from_bytes(&bytes).unwrap(), d);
+            if proto.is_websocket() {
+                // A WebSocket's byte is checked.
+                let mut bad = bytes.clone();
+                bad[2] = b'x';
+                assert!(DialogView::read(&bad).is_err());
+            }
+        }
     }
 
     #[test]

@@ -59,7 +59,7 @@ use super::server::registrar::Registrar;
 use super::server::throttle::{AuthLimits, Throttle};
 use super::server::trust::{Trust, TrustConfig};
 use super::server::{ALLOW, ALLOW_EVENTS};
-use super::stack::{Dispatch, Request, Stack, StackConfig};
+use super::stack::{lock, Dispatch, Request, Stack, StackConfig};
 use super::transaction::Timers;
 use super::transport::{Inbound, ListenAddr, Proto, SendFailure, Transport, TransportConfig};
 use super::{SipLimits, SipMessage};
@@ -138,6 +138,11 @@ pub struct SipServerConfig {
     /// NOTIFY; zero sends each change at once (one NOTIFY is still in flight per list
     /// dialog at most). Default 1 s.
     pub list_batch_interval: Duration,
+    /// Which web pages may open WebSocket connections to the `ws` and `wss` listeners
+    /// (RFC 7118): pages of the server's own host and port, and these origins
+    /// (`https://phone.example.test`; `*` for any). Clients that send no `Origin` (not
+    /// browsers) are not asked. Default: none besides the server's own.
+    pub ws_origins: Vec<String>,
 }
 
 impl SipServerConfig {
@@ -164,6 +169,7 @@ impl SipServerConfig {
             federation: super::Federation::Trusted,
             publishers: Vec::new(),
             list_batch_interval: Duration::from_secs(1),
+            ws_origins: Vec::new(),
         }
     }
 }
@@ -178,7 +184,8 @@ pub struct ConnectionLimits {
     pub max_per_address: usize,
     /// A connection with nothing read or written this long closes. Default 180 s.
     pub idle_timeout: Duration,
-    /// A TLS handshake must end this long after the connection opened. Default 10 s.
+    /// A TLS handshake, and a WebSocket's opening handshake, must end this long after the
+    /// connection opened. Default 10 s.
     pub handshake_timeout: Duration,
     /// An inbound connection no request authenticated on (nor a trusted peer used) closes
     /// this long after it opened. Default 32 s.
@@ -234,6 +241,10 @@ struct Node {
     trust: Arc<Trust>,
     /// Port events the events thread has handled (see [`SipServer::sync`]).
     events_handled: std::sync::atomic::AtomicU64,
+    /// The locations of WebSocket connections that closed, for the timer thread to end
+    /// their registrations (the transport tells of them on its I/O thread, which must not
+    /// wait for the engine).
+    closed_websockets: Mutex<Vec<String>>,
 }
 
 impl SipServer {
@@ -253,7 +264,7 @@ impl SipServer {
                     .iter()
                     .flat_map(|a| std::iter::once(a.registrar).chain(a.outbound_proxy)),
             );
-            let wants_tls = config.listen.iter().any(|l| l.proto == Proto::Tls)
+            let wants_tls = config.listen.iter().any(|l| l.proto.is_tls())
                 || hops.into_iter().any(|h| h.proto == Proto::Tls);
             if wants_tls {
                 return Err(Error::InvalidArgument(
@@ -364,6 +375,7 @@ impl SipServer {
             ),
             agent_counters,
             events_handled: std::sync::atomic::AtomicU64::new(0),
+            closed_websockets: Mutex::default(),
             trust,
             stack,
         });
@@ -408,6 +420,20 @@ impl SipServer {
         tconfig.tcp_idle_timeout = config.connections.idle_timeout;
         tconfig.tls_handshake_timeout = config.connections.handshake_timeout;
         tconfig.unvouched_timeout = config.connections.unvouched_timeout;
+        tconfig.ws_origins = super::transport::websocket::OriginPolicy {
+            allowed: config.ws_origins.clone(),
+        };
+        tconfig.on_websocket_closed = Some(Arc::new({
+            // Weak: the transport is held by the stack.
+            let node = Arc::downgrade(&node);
+            move |proto, peer| {
+                if let Some(node) = node.upgrade() {
+                    lock(&node.closed_websockets).push(super::stack::location(proto, peer));
+                    let now = node.stack.now();
+                    node.stack.alarm().at(now);
+                }
+            }
+        }));
         tconfig.early = Some(Arc::new({
             // Weak: the transport is held by the stack.
             let stack = Arc::downgrade(&node.stack);
@@ -715,6 +741,10 @@ impl Node {
 
     /// Runs what is due at `now` (clock ms).
     fn tick(&self, now: u64) {
+        let closed = std::mem::take(&mut *lock(&self.closed_websockets));
+        for location in closed {
+            self.registrar.websocket_closed(&location);
+        }
         self.notifier.tick(now);
         self.list_server.tick(now);
         self.stack.tick(now);
@@ -809,7 +839,7 @@ impl Dispatch for Node {
             u.get(..5)
                 .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sips:"))
         });
-        if secure && request.peer.proto != Proto::Tls {
+        if secure && !request.peer.proto.is_tls() {
             let answer =
                 self.stack
                     .reply(&request, 416, "Unsupported URI Scheme (sips: needs TLS)");

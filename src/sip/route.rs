@@ -19,24 +19,44 @@ pub struct NextHop {
 }
 
 impl NextHop {
-    /// Reads `udp:ADDR:PORT`, `tcp:ADDR:PORT` or `tls:ADDR:PORT` (IPv6 as `[::1]:5060`).
+    /// Reads `udp:ADDR:PORT`, `tcp:ADDR:PORT` or `tls:ADDR:PORT` (IPv6 as `[::1]:5060`). A
+    /// WebSocket is no next hop: only its clients open connections (RFC 7118).
     pub fn parse(text: &str) -> Result<NextHop> {
-        let (proto, addr) = text.split_once(':').ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "'{text}': expected udp:ADDR:PORT, tcp:ADDR:PORT or tls:ADDR:PORT"
-            ))
-        })?;
-        let proto = Proto::from_param(proto).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "'{text}': unknown transport '{proto}' (udp, tcp or tls)"
-            ))
-        })?;
-        let addr = addr.parse().map_err(|_| {
-            Error::InvalidArgument(format!(
-                "'{text}': '{addr}' is not ADDR:PORT (IPv6: [::1]:5060)"
-            ))
-        })?;
-        Ok(NextHop { proto, addr })
+        let hop = parse_transport_address(text)?;
+        if hop.proto.is_websocket() {
+            return Err(Error::InvalidArgument(format!(
+                "'{text}': a WebSocket cannot be a next hop (only clients open WebSockets)"
+            )));
+        }
+        Ok(hop)
+    }
+}
+
+/// `PROTO:ADDR:PORT` for any transport.
+fn parse_transport_address(text: &str) -> Result<NextHop> {
+    let (proto, addr) = text.split_once(':').ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "'{text}': expected udp:ADDR:PORT, tcp:ADDR:PORT or tls:ADDR:PORT (to listen, also \
+             ws: and wss:)"
+        ))
+    })?;
+    let proto = Proto::from_param(proto).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "'{text}': unknown transport '{proto}' (udp, tcp, tls; to listen, also ws, wss)"
+        ))
+    })?;
+    let addr = addr.parse().map_err(|_| {
+        Error::InvalidArgument(format!(
+            "'{text}': '{addr}' is not ADDR:PORT (IPv6: [::1]:5060)"
+        ))
+    })?;
+    Ok(NextHop { proto, addr })
+}
+
+impl super::transport::ListenAddr {
+    /// Reads `udp:ADDR:PORT`, `tcp:`, `tls:`, `ws:` or `wss:` (IPv6 as `[::1]:5060`).
+    pub fn parse(text: &str) -> Result<super::transport::ListenAddr> {
+        parse_transport_address(text).map(Into::into)
     }
 }
 

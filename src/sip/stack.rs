@@ -296,7 +296,7 @@ impl Stack {
         let local = self.local_for(proto, peer);
         match proto {
             Proto::Udp => format!("<sip:{local}>"),
-            Proto::Tcp | Proto::Tls => format!("<sip:{local};transport={}>", proto.param()),
+            _ => format!("<sip:{local};transport={}>", proto.param()),
         }
     }
 
@@ -359,7 +359,9 @@ impl Stack {
     pub(crate) fn handle(&self, inbound: Inbound, dispatch: &dyn Dispatch) {
         let framing = match inbound.proto {
             Proto::Tcp | Proto::Tls => Framing::Stream,
-            Proto::Udp => Framing::Datagram,
+            // A WebSocket message is one whole SIP message, as a datagram is (RFC 7118 §5:
+            // Content-Length is optional).
+            Proto::Udp | Proto::Ws | Proto::Wss => Framing::Datagram,
         };
         let peer = Peer {
             proto: inbound.proto,

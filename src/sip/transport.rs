@@ -40,6 +40,7 @@
 mod driver;
 mod identity;
 mod rules;
+pub mod websocket;
 
 use std::fmt;
 use std::io;
@@ -63,6 +64,11 @@ pub enum Proto {
     /// A byte stream over TLS (RFC 3261 §26): as TCP, encrypted, with the peer's certificate
     /// checked.
     Tls,
+    /// WebSocket (RFC 7118) over TCP: one SIP message per WebSocket message. Only inbound:
+    /// browsers connect, the server answers over their connection.
+    Ws,
+    /// WebSocket over TLS (`wss`, RFC 7118): as [`Proto::Ws`], encrypted.
+    Wss,
 }
 
 impl Proto {
@@ -72,6 +78,8 @@ impl Proto {
             Proto::Udp => "UDP",
             Proto::Tcp => "TCP",
             Proto::Tls => "TLS",
+            Proto::Ws => "WS",
+            Proto::Wss => "WSS",
         }
     }
 
@@ -87,12 +95,24 @@ impl Proto {
             Proto::Udp => "udp",
             Proto::Tcp => "tcp",
             Proto::Tls => "tls",
+            Proto::Ws => "ws",
+            Proto::Wss => "wss",
         }
+    }
+
+    /// Whether it is encrypted by TLS (TLS or secure WebSocket): what `sips:` asks for.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Proto::Tls | Proto::Wss)
+    }
+
+    /// Whether it is a WebSocket (RFC 7118): connections only its clients open.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Proto::Ws | Proto::Wss)
     }
 
     /// From a `transport=` parameter or a Via sent-protocol transport, any case.
     pub fn from_param(text: &str) -> Option<Proto> {
-        [Proto::Udp, Proto::Tcp, Proto::Tls]
+        [Proto::Udp, Proto::Tcp, Proto::Tls, Proto::Ws, Proto::Wss]
             .into_iter()
             .find(|p| p.param().eq_ignore_ascii_case(text))
     }
@@ -137,6 +157,22 @@ impl ListenAddr {
             addr,
         }
     }
+
+    /// A WebSocket listen address (RFC 7118, `ws`).
+    pub fn ws(addr: SocketAddr) -> ListenAddr {
+        ListenAddr {
+            proto: Proto::Ws,
+            addr,
+        }
+    }
+
+    /// A secure WebSocket listen address (`wss`; needs [`TransportConfig::tls`]).
+    pub fn wss(addr: SocketAddr) -> ListenAddr {
+        ListenAddr {
+            proto: Proto::Wss,
+            addr,
+        }
+    }
 }
 
 /// Cuts messages out of a TCP stream. Given the bytes buffered so far on a connection (never
@@ -164,6 +200,12 @@ pub type TlsName = Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>;
 
 /// Receives every message that could not be sent, on the I/O thread; it must not block.
 pub type FailureHandler = Arc<dyn Fn(SendFailure) + Send + Sync>;
+
+/// Told of every WebSocket connection that closed (its protocol and peer address), on the
+/// I/O thread; it must not block. A WebSocket peer cannot be reached any other way (RFC 7118
+/// §5: only the client opens connections), so what was registered over it is unreachable
+/// from then on.
+pub type ClosedHandler = Arc<dyn Fn(Proto, SocketAddr) + Send + Sync>;
 
 /// What a [`Transport`] listens on and how it treats its connections.
 #[derive(Clone)]
@@ -196,8 +238,8 @@ pub struct TransportConfig {
     /// The certificate, key and trust anchors for TLS listeners and outgoing TLS
     /// connections; required when any listen address is TLS. Default: none.
     pub tls: Option<crate::sip::tls::TlsConfig>,
-    /// A TLS handshake not complete this long after the connection opened fails (and the
-    /// connection closes). Default 10 s.
+    /// A TLS handshake, or a WebSocket opening handshake, not complete this long after the
+    /// connection opened fails (and the connection closes). Default 10 s.
     pub tls_handshake_timeout: Duration,
     /// Reads, from a message that needs a new TLS connection, the name the peer's
     /// certificate must show (the transport knows no SIP; the layer above does). Called
@@ -214,6 +256,11 @@ pub struct TransportConfig {
     /// (and their buffers) open by trickling bytes. Default 32 s (64 × T1: long enough for
     /// a challenge and its answer over a slow link).
     pub unvouched_timeout: Duration,
+    /// Which web pages may open WebSockets ([`websocket::OriginPolicy`]): by default only
+    /// pages of the server's own host and port (and clients that are not browsers).
+    pub ws_origins: websocket::OriginPolicy,
+    /// Told when a WebSocket connection closes. Default: none.
+    pub on_websocket_closed: Option<ClosedHandler>,
     /// The clock the timeouts above run on (the engine's, so tests can move it; see
     /// [`Transport::sweep`]). Default: the system clock.
     pub clock: Arc<dyn crate::engine::Clock>,
@@ -250,6 +297,8 @@ impl TransportConfig {
             tls_name: None,
             max_connections_per_address: Self::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             unvouched_timeout: Self::DEFAULT_UNVOUCHED_TIMEOUT,
+            ws_origins: websocket::OriginPolicy::default(),
+            on_websocket_closed: None,
             clock: Arc::new(crate::engine::SystemClock::new()),
         }
     }
@@ -372,6 +421,9 @@ pub enum SendError {
     /// A TLS message, and the transport has no TLS configuration.
     #[error("no TLS certificate and key are configured")]
     NoTlsConfig,
+    /// A WebSocket peer with no open connection: only the peer can open one (RFC 7118).
+    #[error("no WebSocket connection is open with the peer")]
+    NotConnected,
     /// Connecting, writing or sending failed; `TimedOut` for a connect that outlasted the
     /// idle timeout, `WouldBlock` when a UDP socket's send queue is full.
     #[error("{0}")]
@@ -388,6 +440,7 @@ impl SendError {
             SendError::Stopped => SendError::Stopped,
             SendError::QueueFull => SendError::QueueFull,
             SendError::NoTlsConfig => SendError::NoTlsConfig,
+            SendError::NotConnected => SendError::NotConnected,
             SendError::Io(e) => SendError::Io(io::Error::new(e.kind(), e.to_string())),
         }
     }

@@ -283,6 +283,15 @@ static void bad_values_are_refused(impp_engine *engine) {
                 IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_sip_config_add_publisher(config, "192.0.2.20="), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_sip_config_add_publisher(config, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_ws_origin(config, "phone.example.test"),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("phone.example.test");
+    CHECK_FAILS(impp_sip_config_add_ws_origin(config, "https://a.test/page"),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_ws_origin(config, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_ws_origin(NULL, "*"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_route(config, "*=ws:127.0.0.1:9"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("WebSocket");
     /* The good values at their bounds. */
     CHECK_OK(impp_sip_config_set_max_connections(config, UINT32_MAX));
     CHECK_OK(impp_sip_config_set_max_connections_per_address(config, 1));
@@ -298,6 +307,9 @@ static void bad_values_are_refused(impp_engine *engine) {
     CHECK_OK(impp_sip_config_set_list_batch_interval_ms(config, 60000));
     CHECK_OK(impp_sip_config_set_max_auth_failures(config, 0)); /* off */
     CHECK_OK(impp_sip_config_set_max_auth_failures(config, 3));
+    CHECK_OK(impp_sip_config_add_ws_origin(config, "https://phone.example.test"));
+    CHECK_OK(impp_sip_config_add_ws_origin(config, "*"));
+    CHECK_OK(impp_sip_config_add_listen(config, "ws:127.0.0.1:0"));
     CHECK_OK(impp_sip_config_set_auth_failure_window_ms(config, 1000));
     CHECK_OK(impp_sip_config_set_auth_block_ms(config, 86400000));
     CHECK_OK(impp_sip_config_add_auth_proxy(config, "192.0.2.1"));

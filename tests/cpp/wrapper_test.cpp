@@ -787,6 +787,7 @@ void test_sip_stack() {
     CHECK_THROWS(bad.auth_block(0ms), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_auth_proxy("proxy.example"), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_peer("other.test"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.add_ws_origin("phone.example.test"), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.federation(static_cast<impp_federation>(0)), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_publisher("192.0.2.20/40=example.test"), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_account({"not a uri", std::nullopt, "secret", "udp:127.0.0.1:9",
@@ -806,6 +807,8 @@ void test_sip_stack() {
     impp::SipStack sip(engine, impp::SipConfig()
                                    .add_listen("udp:127.0.0.1:0")
                                    .add_listen("tcp:127.0.0.1:0")
+                                   .add_listen("ws:127.0.0.1:0")
+                                   .add_ws_origin("https://phone.example.test")
                                    .add_route("*=udp:127.0.0.1:9")
                                    .t1(100ms)
                                    .workers(2)
@@ -833,6 +836,7 @@ void test_sip_stack() {
     CHECK(sip.stat(IMPP_SIP_STAT_RATE_REFUSED) == 0);
     CHECK(sip.stat(IMPP_SIP_STAT_OPEN_CONNECTIONS) == 0);
     CHECK(sip.local_address("tcp").rfind("tcp:127.0.0.1:", 0) == 0);
+    CHECK(sip.local_address("ws").rfind("ws:127.0.0.1:", 0) == 0);
     CHECK_THROWS(sip.local_address("sctp"), IMPP_ERR_INVALID_ARGUMENT);
     impp::SipStack moved = std::move(sip);
     CHECK(sip.get() == nullptr);  // NOLINT(bugprone-use-after-move): checking the moved-from state

@@ -227,10 +227,13 @@ class SipStack:
     """``SipStack(engine, listen=[...], authenticate=True, routes=(), accounts=(),
     federate=True, offer_sha256=True, t1_ms=None, workers=None, tls=None,
     connection_limits=None, rate_limit=None, auth_limits=None, peers=(),
-    federation=Federation.TRUSTED, publishers=(), list_batch_interval_ms=None)``.
+    federation=Federation.TRUSTED, publishers=(), list_batch_interval_ms=None,
+    ws_origins=())``.
 
     ``listen``: addresses as ``"udp:127.0.0.1:5060"`` / ``"tcp:[::1]:5060"`` /
-    ``"tls:0.0.0.0:5061"`` (port 0: any free port, see :meth:`local_address`).
+    ``"tls:0.0.0.0:5061"``, or for browsers (SIP over WebSocket, RFC 7118)
+    ``"ws:127.0.0.1:8080"`` / ``"wss:0.0.0.0:8443"`` (port 0: any free port, see
+    :meth:`local_address`).
     ``authenticate``: digest authentication of the users of the engine's domains (their
     passwords set with :meth:`impp.Engine.set_user_password`). ``routes``:
     ``"b.example=udp:192.0.2.7:5060"`` next hops for other domains, ``"*=..."`` the default.
@@ -249,7 +252,8 @@ class SipStack:
     a domain not the engine's, raises :class:`impp.InvalidArgument` when the stack starts.
     ``list_batch_interval_ms``: how long the list server (RFC 4662) collects changes of a
     list's resources before one partial-state NOTIFY (default 1000; 0: none; 0 to 60000).
-    A bad value raises :class:`impp.InvalidArgument` and no stack starts. Close the stack
+    ``ws_origins``: web origins (``"https://phone.example.test"``, or ``"*"``) whose pages
+    may open WebSockets besides pages of the stack's own host and port. A bad value raises :class:`impp.InvalidArgument` and no stack starts. Close the stack
     before the engine (closing the engine closes it first).
     """
 
@@ -273,6 +277,7 @@ class SipStack:
         federation: Union[Federation, str] = Federation.TRUSTED,
         publishers: Iterable[str] = (),
         list_batch_interval_ms: Optional[int] = None,
+        ws_origins: Iterable[str] = (),
     ) -> None:
         self._ptr: Any = None
         self._lock = threading.Lock()
@@ -330,6 +335,10 @@ class SipStack:
             _set_rate_limit(config, rate_limit)
             _set_auth_limits(config, auth_limits)
             _set_trust(config, peers, federation, publishers)
+            if isinstance(ws_origins, str):
+                raise TypeError("ws_origins must be a list of origins, not one str")
+            for origin in ws_origins:
+                check(lib.impp_sip_config_add_ws_origin(config, encode(origin, "ws_origin")))
         except BaseException:
             lib.impp_sip_config_free(config)
             raise
@@ -342,8 +351,8 @@ class SipStack:
         engine._stacks.add(self)
 
     def local_address(self, proto: str = "udp") -> str:
-        """The first bound address of ``proto`` (``"udp"``, ``"tcp"`` or ``"tls"``), such
-        as ``"udp:127.0.0.1:5060"``, with a port 0 resolved."""
+        """The first bound address of ``proto`` (``"udp"``, ``"tcp"``, ``"tls"``, ``"ws"``
+        or ``"wss"``), such as ``"udp:127.0.0.1:5060"``, with a port 0 resolved."""
         with self._lock:
             if not self._ptr:
                 raise Shutdown("the SIP stack is closed")

@@ -557,3 +557,44 @@ def test_bad_list_subscriptions_are_refused():
             assert not sip.unsubscribe_list(0, "sip:buddies@b.test")
         with pytest.raises(impp.Shutdown):
             sip.subscribe_list(0, "sip:buddies@b.test")
+
+
+def _websocket_handshake(address: str, origin: str) -> str:
+    """The status line a ws: listener answers a SIP WebSocket handshake from ``origin``."""
+    host, port = address.split(":", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall((
+            "GET / HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Protocol: sip\r\nOrigin: {origin}\r\n\r\n"
+        ).encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.decode().split("\r\n", 1)[0]
+
+
+def test_a_websocket_listener_takes_pages_of_its_allowed_origins():
+    with impp.Engine(domains=["example.test"]) as engine:
+        with impp.SipStack(engine, listen=["udp:127.0.0.1:0", "ws:127.0.0.1:0"],
+                           ws_origins=["https://app.example.test"]) as sip:
+            ws = sip.local_address("ws")
+            assert ws.startswith("ws:127.0.0.1:")
+            assert _websocket_handshake(ws, "https://app.example.test").startswith(
+                "HTTP/1.1 101")
+            assert _websocket_handshake(ws, "https://evil.test").startswith("HTTP/1.1 403")
+        for origins, message in (
+            (["app.example.test"], "app.example.test"),
+            (["https://app.example.test/page"], "/page"),
+        ):
+            with pytest.raises(impp.InvalidArgument, match=re.escape(message)):
+                impp.SipStack(engine, listen=["ws:127.0.0.1:0"], ws_origins=origins)
+        with pytest.raises(TypeError):
+            impp.SipStack(engine, listen=["ws:127.0.0.1:0"], ws_origins="*")
+        with pytest.raises(impp.InvalidArgument, match="WebSocket"):
+            impp.SipStack(engine, listen=["udp:127.0.0.1:0"], routes=["*=ws:127.0.0.1:9"])

@@ -18,13 +18,15 @@ pub struct NetworkOptions {
     rate_limit: Option<RateLimit>,
     auth_proxies: Vec<IpAddr>,
     list_batch_interval: Option<Duration>,
+    /// `--ws-origin`, repeatable.
+    ws_origins: Vec<String>,
 }
 
 /// The longest `--list-batch-interval`, in milliseconds (as the C API's bound).
 const MAX_LIST_BATCH_MS: u64 = 60_000;
 
 /// The names this module reads (each takes a value).
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 9] = [
     "max-connections",
     "max-connections-per-address",
     "unauthenticated-timeout",
@@ -33,6 +35,7 @@ pub const NAMES: [&str; 8] = [
     "rate-limit",
     "auth-proxy",
     "list-batch-interval",
+    "ws-origin",
 ];
 
 impl NetworkOptions {
@@ -75,6 +78,9 @@ impl NetworkOptions {
                         "--list-batch-interval needs milliseconds (0 to {MAX_LIST_BATCH_MS}), not '{value}'"
                     )
                 }),
+            "ws-origin" => impp::sip::transport::websocket::parse_origin(value)
+                .map(|o| self.ws_origins.push(o))
+                .map_err(|e| format!("--ws-origin: {e}")),
             _ => return None,
         };
         Some(result)
@@ -92,6 +98,7 @@ impl NetworkOptions {
         if let Some(interval) = self.list_batch_interval {
             sip.list_batch_interval = interval;
         }
+        sip.ws_origins.extend(self.ws_origins.iter().cloned());
     }
 
     /// One line for the start-up report.

@@ -233,7 +233,7 @@ impl Forwarder {
         let secure = m
             .request_uri()
             .is_ok_and(|u| u.scheme() == crate::uri::Scheme::Sips);
-        if secure && hop.proto != Proto::Tls {
+        if secure && !hop.proto.is_tls() {
             let answer = self.stack.reply(
                 request,
                 480,

@@ -1214,6 +1214,8 @@ impl ListServer {
                 Proto::Udp => ">",
                 Proto::Tcp => ";transport=tcp>",
                 Proto::Tls => ";transport=tls>",
+                Proto::Ws => ";transport=ws>",
+                Proto::Wss => ";transport=wss>",
             };
             b.header_parts("Contact", &["<sip:", &local, contact_end])?;
             b.header("Event", d.event)?;

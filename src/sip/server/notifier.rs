@@ -515,6 +515,8 @@ impl Notifier {
                 Proto::Udp => ">",
                 Proto::Tcp => ";transport=tcp>",
                 Proto::Tls => ";transport=tls>",
+                Proto::Ws => ";transport=ws>",
+                Proto::Wss => ";transport=wss>",
             };
             b.header_parts("Contact", &["<sip:", &local, contact_end])?;
             b.header("Event", d.event)?;

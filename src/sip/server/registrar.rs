@@ -7,14 +7,17 @@
 //! nothing (see [`too_many_registrations`]).
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::auth::Authentication;
 use crate::engine::EndpointInfo;
 use crate::engine::EngineHandle;
 use crate::error::{Error, Result};
+use crate::log;
 use crate::sip::header::Contacts;
 use crate::sip::stack::{location, lock, Reply, Request, Stack};
+use crate::uri::Uri;
 
 /// Default registration expiry when the request names none (RFC 3261 §10.2.1.1).
 const DEFAULT_EXPIRES: u32 = 3600;
@@ -27,6 +30,9 @@ pub(crate) struct Registrar {
     /// Held while a REGISTER is handled and answered; the pager takes it before it relays,
     /// so a client gets its REGISTER's answer before the messages that waited for it.
     gate: Arc<Mutex<()>>,
+    /// The contacts registered over each WebSocket connection (by its location, see
+    /// [`contact_location`]): they end when it closes ([`Registrar::websocket_closed`]).
+    over_websockets: Mutex<HashMap<String, Vec<(Uri, String)>>>,
 }
 
 impl Registrar {
@@ -41,6 +47,32 @@ impl Registrar {
             engine,
             auth,
             gate,
+            over_websockets: Mutex::default(),
+        }
+    }
+
+    /// Ends the registrations made over the WebSocket connection at `location` that closed
+    /// (RFC 7118 §5: the client cannot be reached another way): the user is offline at once
+    /// if it has no other contact, and messages for it are stored.
+    pub(crate) fn websocket_closed(&self, location: &str) {
+        let Some(contacts) = lock(&self.over_websockets).remove(location) else {
+            return;
+        };
+        let Ok(engine) = self.engine.get() else {
+            return;
+        };
+        for (aor, contact) in contacts {
+            // A contact registered again over another connection since is not this one's.
+            let here = engine.endpoints(&aor).ok().and_then(|endpoints| {
+                endpoints
+                    .into_iter()
+                    .find(|e| e.endpoint == contact)
+                    .and_then(|e| e.contact)
+            });
+            if here.as_deref() == Some(location) {
+                log::debug!("{aor}: {contact} gone with its WebSocket");
+                let _ = engine.logout(&aor, &contact);
+            }
         }
     }
 
@@ -110,6 +142,13 @@ impl Registrar {
                     let here = contact_location(request, contact.uri().ok().as_ref());
                     let uri = contact.uri_text();
                     match engine.login_at(&aor, uri, Some(&here), Some(expires_of(contact))) {
+                        Ok(_) if request.peer.proto.is_websocket() => {
+                            let mut table = lock(&self.over_websockets);
+                            let list = table.entry(here).or_default();
+                            if !list.iter().any(|(a, c)| a == &aor && c == uri) {
+                                list.push((aor.clone(), uri.to_string()));
+                            }
+                        }
                         Ok(_) => {}
                         Err(Error::IntervalTooBrief(_)) => {
                             return self

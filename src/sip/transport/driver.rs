@@ -19,6 +19,7 @@ use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::websocket::{self, OriginPolicy};
 use super::{
     ConnectionId, EarlyHandler, FailureHandler, Framer, Handler, Inbound, ListenAddr, Outbound,
     PeerCertificate, Proto, SendError, SendFailure, TransportConfig, UdpRecvBuffer,
@@ -73,8 +74,8 @@ enum Listener {
         /// Datagrams that met a full send buffer, sent when the socket is writable again.
         queue: VecDeque<(SocketAddr, Vec<u8>)>,
     },
-    /// TCP, or TLS when `tls`.
-    Tcp { socket: TcpListener, tls: bool },
+    /// TCP, TLS, WS or WSS (`proto`).
+    Tcp { socket: TcpListener, proto: Proto },
 }
 
 struct Conn {
@@ -84,6 +85,9 @@ struct Conn {
     stream: TcpStream,
     /// The TLS session of a TLS connection (boxed: a TCP connection pays one pointer).
     tls: Option<Box<rustls::Connection>>,
+    /// The WebSocket layer of a WS or WSS connection (its session boxed: others pay one
+    /// pointer).
+    ws: Option<WsState>,
     /// The certificate a TLS peer presented, once its handshake is done.
     certificate: Option<PeerCertificate>,
     /// When it opened (clock ms): a TLS handshake and an unvouched connection have a
@@ -108,6 +112,14 @@ struct Conn {
     last_active: u64,
 }
 
+/// Where a WebSocket connection is.
+enum WsState {
+    /// Waiting for the client's opening handshake.
+    Handshake,
+    /// Open: each message is a SIP message.
+    Open(Box<websocket::Session>),
+}
+
 struct Driver {
     poll: Poll,
     listeners: Vec<Listener>,
@@ -122,6 +134,8 @@ struct Driver {
     framer: Framer,
     tls: Option<crate::sip::tls::TlsConfig>,
     tls_name: Option<super::TlsName>,
+    ws_origins: OriginPolicy,
+    on_websocket_closed: Option<super::ClosedHandler>,
     handshake_timeout: Duration,
     unvouched_timeout: Duration,
     max_per_address: usize,
@@ -149,7 +163,7 @@ pub(super) fn start(
             "a SIP transport needs at least one listen address",
         ));
     }
-    if config.tls.is_none() && config.listen.iter().any(|l| l.proto == Proto::Tls) {
+    if config.tls.is_none() && config.listen.iter().any(|l| l.proto.is_tls()) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "a TLS listen address needs a certificate and key (TransportConfig::tls)",
@@ -192,7 +206,7 @@ pub(super) fn start(
                     queue: VecDeque::new(),
                 });
             }
-            Proto::Tcp | Proto::Tls => {
+            Proto::Tcp | Proto::Tls | Proto::Ws | Proto::Wss => {
                 let (mut socket, addr) = bind_tcp(want.addr)?;
                 poll.registry()
                     .register(&mut socket, token, Interest::READABLE)?;
@@ -203,7 +217,7 @@ pub(super) fn start(
                 });
                 listeners.push(Listener::Tcp {
                     socket,
-                    tls: want.proto == Proto::Tls,
+                    proto: want.proto,
                 });
             }
         }
@@ -224,6 +238,8 @@ pub(super) fn start(
         framer: config.framer,
         tls: config.tls,
         tls_name: config.tls_name,
+        ws_origins: config.ws_origins,
+        on_websocket_closed: config.on_websocket_closed,
         handshake_timeout: config.tls_handshake_timeout,
         unvouched_timeout: config.unvouched_timeout,
         max_per_address: config.max_connections_per_address,
@@ -400,7 +416,7 @@ impl Driver {
                 }
                 Command::Send(out) => match out.proto {
                     Proto::Udp => self.send_udp(out),
-                    Proto::Tcp | Proto::Tls => self.send_stream(out),
+                    _ => self.send_stream(out),
                 },
                 Command::Vouch(id) => {
                     if let Some(conn) = self.conns.get_mut(&(id.0 as usize)) {
@@ -587,10 +603,10 @@ impl Driver {
 
     fn accept(&mut self, index: usize) {
         loop {
-            let Listener::Tcp { socket, tls } = &self.listeners[index] else {
+            let Listener::Tcp { socket, proto } = &self.listeners[index] else {
                 return;
             };
-            let tls = *tls;
+            let proto = *proto;
             match socket.accept() {
                 Ok((stream, peer)) => {
                     if self.conns.len() >= self.max_conns {
@@ -609,14 +625,14 @@ impl Driver {
                         continue;
                     }
                     let local = stream.local_addr().unwrap_or(peer);
-                    let session = match self.tls_session(tls, None, peer) {
+                    let session = match self.tls_session(proto.is_tls(), None, peer) {
                         Ok(session) => session,
                         Err(e) => {
                             log::warn!("SIP TLS: cannot start a session with {peer}: {e}");
                             continue;
                         }
                     };
-                    if let Some(token) = self.add_conn(stream, peer, local, false, session) {
+                    if let Some(token) = self.add_conn(stream, proto, peer, local, false, session) {
                         *self.per_address.entry(peer.ip()).or_insert(0) += 1;
                         log::debug!("SIP TCP: accepted {peer} as conn#{token}");
                     }
@@ -635,6 +651,7 @@ impl Driver {
     fn add_conn(
         &mut self,
         mut stream: TcpStream,
+        proto: Proto,
         peer: SocketAddr,
         local: SocketAddr,
         connecting: bool,
@@ -654,11 +671,6 @@ impl Driver {
             let _ = stream.set_nodelay(true);
         }
         self.next_token += 1;
-        let proto = if tls.is_some() {
-            Proto::Tls
-        } else {
-            Proto::Tcp
-        };
         self.conns.insert(
             token,
             Conn {
@@ -666,6 +678,7 @@ impl Driver {
                 proto,
                 stream,
                 tls,
+                ws: proto.is_websocket().then_some(WsState::Handshake),
                 certificate: None,
                 opened: self.clock.now_ms(),
                 vouched: connecting,
@@ -746,8 +759,22 @@ impl Driver {
             let id = conn.id;
             return self.fail(out, Some(id), SendError::QueueFull);
         }
-        conn.out_bytes += out.data.len();
-        conn.out.push_back((out.data, true));
+        let data = match conn.ws.as_mut() {
+            None => out.data,
+            Some(WsState::Open(session)) => match session.frame(&out.data) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    let id = conn.id;
+                    return self.fail(out, Some(id), SendError::Io(e));
+                }
+            },
+            Some(WsState::Handshake) => {
+                let id = conn.id;
+                return self.fail(out, Some(id), SendError::NotConnected);
+            }
+        };
+        conn.out_bytes += data.len();
+        conn.out.push_back((data, true));
         self.flush(token);
     }
 
@@ -757,6 +784,9 @@ impl Driver {
         dest: SocketAddr,
         server_name: Option<&str>,
     ) -> Result<usize, SendError> {
+        if proto.is_websocket() {
+            return Err(SendError::NotConnected);
+        }
         if self.conns.len() >= self.max_conns {
             return Err(SendError::ConnectionLimit);
         }
@@ -771,7 +801,7 @@ impl Driver {
             0,
         );
         let token = self
-            .add_conn(stream, dest, unspecified, true, session)
+            .add_conn(stream, proto, dest, unspecified, true, session)
             .ok_or(SendError::Closed)?;
         log::debug!("SIP TCP: connecting to {dest} as conn#{token}");
         Ok(token)
@@ -989,6 +1019,9 @@ impl Driver {
         let Some(conn) = self.conns.get_mut(&token) else {
             return false;
         };
+        if conn.ws.is_some() {
+            return self.frame_ws(token);
+        }
         // Messages are cut at offset `at`; the buffer is shifted once, at the end.
         let mut at = 0;
         let mut pongs = 0;
@@ -1056,6 +1089,98 @@ impl Driver {
         true
     }
 
+    /// The WebSocket layer of [`Driver::frame`]: answers the opening handshake, then takes
+    /// each WebSocket message as one SIP message; false if it closed the connection.
+    fn frame_ws(&mut self, token: usize) -> bool {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return false;
+        };
+        let Some(ws) = conn.ws.as_mut() else {
+            return true;
+        };
+        if matches!(ws, WsState::Handshake) {
+            match websocket::accept(&conn.inbuf, &self.ws_origins) {
+                Ok(None) => return true,
+                Ok(Some((length, answer))) => {
+                    log::debug!("SIP {}: conn#{token} with {} open", conn.proto, conn.peer);
+                    *ws = WsState::Open(Box::new(websocket::Session::new(self.max_message_size)));
+                    conn.inbuf.drain(..length);
+                    conn.out_bytes += answer.len();
+                    conn.out.push_back((answer, false));
+                }
+                Err(refusal) => {
+                    log::info!(
+                        "SIP {}: {} refused: {} {}",
+                        conn.proto,
+                        conn.peer,
+                        refusal.status,
+                        refusal.reason
+                    );
+                    let answer = refusal.response();
+                    conn.out_bytes += answer.len();
+                    conn.out.push_back((answer, false));
+                    self.flush(token);
+                    self.close(token, "WebSocket handshake refused", SendError::Closed);
+                    return false;
+                }
+            }
+        }
+        let Some(WsState::Open(session)) = conn.ws.as_mut() else {
+            return true;
+        };
+        let input = std::mem::take(&mut conn.inbuf);
+        let mut received = session.receive(&input);
+        let mut refused = None;
+        for message in received.messages {
+            match websocket::keep_alive(&message) {
+                Some(true) => match session.frame(b"\r\n") {
+                    Ok(pong) => received.output.extend(pong),
+                    Err(_) => refused = Some("cannot answer a keep-alive".to_string()),
+                },
+                Some(false) => {}
+                None if !websocket::looks_like_sip(&message) => {
+                    received
+                        .output
+                        .extend(session.close(1003, "not a SIP message"));
+                    refused = Some("a WebSocket message that is not SIP".into());
+                }
+                None => {
+                    if Self::taken_early(self.early.as_ref(), &message, conn.proto) {
+                        continue;
+                    }
+                    let inbound = Inbound {
+                        data: message,
+                        source: conn.peer,
+                        local: conn.local,
+                        proto: conn.proto,
+                        connection: Some(conn.id),
+                        certificate: conn.certificate.clone(),
+                    };
+                    let handler = &self.handler;
+                    if panic::catch_unwind(AssertUnwindSafe(|| handler(inbound))).is_err() {
+                        log::error!("SIP transport: the inbound handler panicked");
+                    }
+                }
+            }
+            if refused.is_some() {
+                break;
+            }
+        }
+        if !received.output.is_empty() {
+            conn.out_bytes += received.output.len();
+            conn.out.push_back((received.output, false));
+        }
+        if !conn.out.is_empty() {
+            // The handshake's answer, pongs, a close.
+            self.flush(token);
+        }
+        if let Some(why) = refused.or(received.closed) {
+            self.close(token, &why, SendError::Closed);
+            return false;
+        }
+        self.conns.contains_key(&token)
+    }
+
     fn close_idle(&mut self) {
         let now = self.clock.now_ms();
         let past =
@@ -1068,6 +1193,10 @@ impl Driver {
                 && past(c.opened, self.handshake_timeout)
             {
                 "TLS handshake too slow"
+            } else if matches!(c.ws, Some(WsState::Handshake))
+                && past(c.opened, self.handshake_timeout)
+            {
+                "WebSocket handshake too slow"
             } else if !c.vouched && past(c.opened, self.unvouched_timeout) {
                 "nothing authenticated on it in time"
             } else {
@@ -1113,8 +1242,18 @@ impl Driver {
         }
         let _ = self.poll.registry().deregister(&mut conn.stream);
         log::debug!("SIP TCP: conn#{token} with {} closed: {why}", conn.peer);
-        for (data, reported) in conn.out.drain(..) {
+        if let (Some(on_closed), true) = (&self.on_websocket_closed, conn.proto.is_websocket()) {
+            let (on_closed, proto, peer) = (on_closed.clone(), conn.proto, conn.peer);
+            if panic::catch_unwind(AssertUnwindSafe(|| on_closed(proto, peer))).is_err() {
+                log::error!("SIP transport: the closed-connection handler panicked");
+            }
+        }
+        for (mut data, reported) in conn.out.drain(..) {
             if reported {
+                if conn.ws.is_some() {
+                    // The SIP message inside the frame.
+                    data = websocket::payload(&data).to_vec();
+                }
                 report(
                     &self.on_failure,
                     SendFailure {
