@@ -417,3 +417,46 @@ fn bad_frames_close_the_websocket_with_the_right_code() {
     assert_eq!(phone.ws.read().unwrap(), Message::Pong(vec![1, 2].into()));
     assert_eq!(phone.register().status(), Some(200));
 }
+
+#[test]
+fn a_subscription_over_a_closed_websocket_ends_at_its_next_notify() {
+    let ca = TestCa::new("ws test CA");
+    let cert = ca.issue(&["127.0.0.1", DOMAIN]);
+    let s = server(&ca, &cert, |_| {});
+    let mut bob = Client::new(s.udp(), "bob");
+    let b = bob.aor();
+    assert_eq!(
+        bob.publish("", Some(&pidf(&b, "at my desk"))).status(),
+        Some(200)
+    );
+    let mut alice = WsPhone::connect(&s, Proto::Ws, &ca, "alice");
+    let call_id = token();
+    let sub = alice.request(
+        "SUBSCRIBE",
+        &b,
+        &call_id,
+        "Event: presence\r\nExpires: 600\r\n",
+        "",
+    );
+    assert_eq!(alice.transact(&sub).status(), Some(200));
+    alice.next_request("NOTIFY");
+    assert_eq!(s.engine.stats().subscriptions_active, 1);
+    alice.ws.close(None).unwrap();
+    while alice.ws.read().is_ok() {}
+
+    // The next NOTIFY cannot go anywhere: its transaction fails at once (a transport error
+    // is a 503), and the subscription ends without waiting for Timer F (no clock moves).
+    assert_eq!(
+        bob.publish("", Some(&pidf(&b, "gone home"))).status(),
+        Some(200)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while s.engine.stats().subscriptions_active != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscription lives on"
+        );
+        s.server.sync();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

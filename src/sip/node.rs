@@ -245,6 +245,9 @@ struct Node {
     /// their registrations (the transport tells of them on its I/O thread, which must not
     /// wait for the engine).
     closed_websockets: Mutex<Vec<String>>,
+    /// Requests the transport could not send to a WebSocket client, for the timer thread
+    /// to end their transactions.
+    unsent_requests: Mutex<Vec<Vec<u8>>>,
 }
 
 impl SipServer {
@@ -376,6 +379,7 @@ impl SipServer {
             agent_counters,
             events_handled: std::sync::atomic::AtomicU64::new(0),
             closed_websockets: Mutex::default(),
+            unsent_requests: Mutex::default(),
             trust,
             stack,
         });
@@ -745,6 +749,10 @@ impl Node {
         for location in closed {
             self.registrar.websocket_closed(&location);
         }
+        let unsent = std::mem::take(&mut *lock(&self.unsent_requests));
+        for data in unsent {
+            self.stack.fail_unsent(&data);
+        }
         self.notifier.tick(now);
         self.list_server.tick(now);
         self.stack.tick(now);
@@ -897,6 +905,16 @@ impl Dispatch for Node {
     }
 
     fn unsent(&self, failure: &SendFailure) {
-        self.forwarder.forward_unsent(failure);
+        if self.forwarder.forward_unsent(failure) {
+            return;
+        }
+        // A request for a WebSocket client that is gone (only the client can open its
+        // WebSocket): its transaction ends now, on the timer thread, rather than after
+        // Timer F (32 s). Other failures keep their retransmissions and timers.
+        if matches!(failure.error, super::transport::SendError::NotConnected) {
+            lock(&self.unsent_requests).push(failure.data.clone());
+            let now = self.stack.now();
+            self.stack.alarm().at(now);
+        }
     }
 }

@@ -349,6 +349,23 @@ impl Stack {
         self.send(proto, dest, None, bytes);
     }
 
+    /// Ends the client transaction of the request in `data` that could not be sent, as if
+    /// answered `503` (RFC 3261 §8.1.3.1: a transport error is a 503): its waiter hears at
+    /// once rather than when the transaction times out. Off the I/O thread (waiters may work
+    /// with the engine).
+    pub(crate) fn fail_unsent(&self, data: &[u8]) {
+        let Ok(m) = SipMessage::parse_lenient(data, self.limits(), Framing::Stream) else {
+            return;
+        };
+        let Some(branch) = m.top_via().ok().and_then(|v| v.branch().map(str::to_owned)) else {
+            return;
+        };
+        let waiting = lock(&self.client_tx).respond(&branch, 503, true, self.now());
+        if let Some(waiting) = waiting {
+            waiting.outcome(503, None);
+        }
+    }
+
     /// Completes the client transaction of `branch` with a final `status`, taking its
     /// waiter (for a response passed on whole by its taker, see [`Dispatch::response`]).
     pub(crate) fn complete(&self, branch: &str, status: u16, reliable: bool) {

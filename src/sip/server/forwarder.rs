@@ -417,26 +417,26 @@ impl Forwarder {
 
     /// The transport could not send a message: when it is one of our forwarded requests, it
     /// is sent over UDP if it went over TCP only because of its size, else the sender is
-    /// answered `503` at once rather than after timer F. Runs on the transport's I/O thread:
-    /// it only takes short locks and queues.
-    pub(crate) fn forward_unsent(&self, failure: &SendFailure) {
+    /// answered `503` at once rather than after timer F; `true` when it was. Runs on the
+    /// transport's I/O thread: it only takes short locks and queues.
+    pub(crate) fn forward_unsent(&self, failure: &SendFailure) -> bool {
         let Ok(m) = SipMessage::parse_lenient(
             &failure.data,
             self.stack.limits(),
             crate::sip::Transport::Stream,
         ) else {
-            return;
+            return false;
         };
         if !m.is_request() {
-            return;
+            return false;
         }
         let Some(branch) = m.top_via().ok().and_then(|v| v.branch().map(str::to_owned)) else {
-            return;
+            return false;
         };
         let fallback = {
             let mut forwards = lock(&self.forwards);
             let Some(up) = forwards.get_mut(&branch) else {
-                return;
+                return false;
             };
             up.udp_fallback.take()
         };
@@ -449,6 +449,7 @@ impl Forwarder {
             }
             None => self.forward_failed(&branch, 503),
         }
+        true
     }
 
     /// Where `m` goes (rules 2 to 6 of the module documentation).
