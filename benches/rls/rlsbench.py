@@ -158,13 +158,15 @@ def report(path):
                                          "{:.1f}%"),
           fmt(m[x]["states_per_notify"], "{:.2f}"), fmt(m[x]["bytes_per_notify"])]
          for x in modes])
+    cpu_modes = modes + (["none"] if "none" in m else [])
     table(
         "imppd CPU over the storm (utime+stime, from the storm's start until the NOTIFYs stop)",
         ["mode", "us per change published", "us per state delivered", "us per change covered",
          "cores busy"],
-        [[x, fmt(m[x]["cpu_per_change"], "{:,.1f}"), fmt(m[x]["cpu_per_state"], "{:,.2f}"),
-          fmt(m[x]["cpu_per_covered"], "{:,.2f}"), fmt(m[x]["cores"], "{:.2f}")]
-         for x in modes])
+        [[x + (" (no phones)" if x == "none" else ""), fmt(m[x]["cpu_per_change"], "{:,.1f}"),
+          fmt(m[x]["cpu_per_state"], "{:,.2f}"), fmt(m[x]["cpu_per_covered"], "{:,.2f}"),
+          fmt(m[x]["cores"], "{:.2f}")]
+         for x in cpu_modes])
     table(
         "Memory per phone (after every phone's first NOTIFY, less before the SUBSCRIBEs)",
         ["mode", "live heap per phone", "VmRSS per phone", "seconds to subscribe all"],
@@ -184,6 +186,11 @@ def report(path):
         print(f"CPU list / single, per change published: {fmt(c, '{:.2f}')} "
               f"(target <= 0.33: {'met' if c and c <= 1 / 3 else 'MISSED'}); "
               f"per change covered: {fmt(cc, '{:.2f}')}")
+        if "none" in m and m["none"]["cpu_per_change"] is not None:
+            z = m["none"]["cpu_per_change"]
+            above = ratio(l["cpu_per_change"] - z, s["cpu_per_change"] - z)
+            print(f"  the storm alone costs {fmt(z, '{:,.1f}')} us per change (no phones); above "
+                  f"that, list / single: {fmt(above, '{:.2f}')}")
         print(f"bytes per list subscription of {int(info.get('keys', 0))} resources "
               f"(live heap): {fmt(per)} (target <= 4,096: "
               f"{'met' if per is not None and per <= 4096 else 'MISSED'}); "

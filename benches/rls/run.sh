@@ -9,6 +9,7 @@
 #   QUICK=1 benches/rls/run.sh             # 200 phones x 20 keys of 200 users, 50/s, 8 s, once
 #   PHONES=500 KEYS=50 USERS=1000 RATE=200 STORM_S=30 REPS=5 KEEP=1 benches/rls/run.sh
 #   MODES=list benches/rls/run.sh          # one mode only
+#   MODES="single list" benches/rls/run.sh # without the storm alone (mode none: no phones)
 #   IMPPD=/path/to/imppd benches/rls/run.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,8 +27,10 @@ STORM_S=${STORM_S:-$(q 8 20)}
 SEED=${SEED:-1}
 BATCH_MS=${BATCH_MS:-1000}
 SETTLE_S=${SETTLE_S:-3}
-MODES=${MODES:-"single list"}
+MODES=${MODES:-"none single list"}
+PERF=${PERF:-0}   # 1: perf record imppd over each storm (WORK/perf-MODE-REP.data; implies KEEP=1)
 KEEP=${KEEP:-0}
+[ "$PERF" = 1 ] && KEEP=1
 
 RLSB="python3 $HERE/rlsbench.py"
 SIPB="python3 $ROOT/benches/sip/sipbench.py"
@@ -41,7 +44,7 @@ RESULTS=$WORK/results.txt
 : >"$RESULTS"
 record() { echo "$*" >>"$RESULTS"; }
 
-SRV_PID= GEN_PID=
+SRV_PID= GEN_PID= PERF_PID=
 stop_pid() { # pid: SIGTERM, wait at most 10 s, then SIGKILL
   local p=$1 _
   [ -n "$p" ] || return 0
@@ -51,6 +54,7 @@ stop_pid() { # pid: SIGTERM, wait at most 10 s, then SIGKILL
   wait "$p" 2>/dev/null || true
 }
 cleanup() {
+  stop_pid "$PERF_PID"; PERF_PID=
   stop_pid "$GEN_PID"; GEN_PID=
   stop_pid "$SRV_PID"; SRV_PID=
   if [ "$KEEP" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
@@ -119,12 +123,22 @@ for rep in $(seq "$REPS"); do
     start_imppd "$mode-$rep"
     sleep 1
     before=$($NETB probe "$SRV_PID" "$SRV_LOG")
-    dialogs=$PHONES; [ "$mode" = single ] && dialogs=$((PHONES * KEYS))
+    case "$mode" in
+      list) dialogs=$PHONES ;;
+      single) dialogs=$((PHONES * KEYS)) ;;
+      none) dialogs=0 ;;   # the storm alone: what a change costs with no one watching
+      *) echo "unknown mode $mode (single, list, none)" >&2; exit 2 ;;
+    esac
     STATS=$WORK/watch-$mode-$rep.txt
     rm -f "$WORK/until"
     ts=$(now)
+    if [ "$mode" = none ]; then
+      sleep 1 &   # a stand-in generator: its stats file is all zeros
+      echo "$(now) 0 0 0 0 0 0 0 0" >"$STATS"
+    else
     "$SWARM" watch --server "127.0.0.1:$PORT" --blf "$mode" "${BLF[@]}" --rate 5000 \
       --stats-file "$STATS" --until-file "$WORK/until" --max-s 900 >"$WORK/watch-$mode-$rep.out" 2>&1 &
+    fi
     GEN_PID=$!
     # every dialog has its first NOTIFY (at most 5 minutes)
     for _ in $(seq 1200); do
@@ -139,6 +153,12 @@ for rep in $(seq "$REPS"); do
     sleep "$SETTLE_S"
     held=$($NETB probe "$SRV_PID" "$SRV_LOG")
     # the storm
+    if [ "$PERF" = 1 ]; then
+      perf record -q -F 499 --call-graph dwarf,16384 -p "$SRV_PID" -o "$WORK/perf-$mode-$rep.data" \
+        >/dev/null 2>&1 &
+      PERF_PID=$!
+      sleep 1
+    fi
     t0=$(now); c0=$(ticks "$SRV_PID")
     timeout $((STORM_S + 120)) "$PUBLISHER" --server "127.0.0.1:$PORT" --event dialog --pres "$USERS" \
       --rate "$RATE" --duration-s "$STORM_S" --final-file "$WORK/final.txt" >"$WORK/pub.out" 2>&1 || true
@@ -151,6 +171,7 @@ for rep in $(seq "$REPS"); do
       p=$c; sleep 0.25
     done
     c1=$(ticks "$SRV_PID"); t1=$(now)
+    if [ -n "$PERF_PID" ]; then kill -TERM "$PERF_PID" 2>/dev/null || true; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=; fi
     st=$($RLSB stats "$STATS" "$t0")
     pub=$(grep 'summary' "$WORK/pub.out" || true)
     [ -n "$pub" ] || { echo "the publisher printed no summary:" >&2; cat "$WORK/pub.out" >&2; exit 1; }
@@ -163,7 +184,7 @@ heap0=$(val heap "$before") rss0=$(val rss_kb "$before") heap1=$(val heap "$held
     touch "$WORK/until"
     for _ in $(seq 100); do kill -0 "$GEN_PID" 2>/dev/null || break; sleep 0.1; done
     stop_pid "$GEN_PID"; GEN_PID=
-    log "$mode #$rep: $(grep '^tls_swarm: watch done' "$WORK/watch-$mode-$rep.out" | sed 's/^tls_swarm: //')"
+    [ "$mode" = none ] || log "$mode #$rep: $(grep '^tls_swarm: watch done' "$WORK/watch-$mode-$rep.out" | sed 's/^tls_swarm: //')"
     stop_pid "$SRV_PID"; SRV_PID=
   done
 done
