@@ -1094,9 +1094,7 @@ fn blf_lists(o: &Options) {
             "  <service uri=\"sip:blf{k}@{DOMAIN}\">\n    <list>\n"
         ));
         for u in blf_keys(o, k) {
-            out.push_str(&format!(
-                "      <rl:entry uri=\"sip:user{u}@{DOMAIN}\"/>\n"
-            ));
+            out.push_str(&format!("      <rl:entry uri=\"sip:user{u}@{DOMAIN}\"/>\n"));
         }
         out.push_str(
             "    </list>\n    <packages><package>dialog</package></packages>\n  </service>\n",
@@ -1120,7 +1118,10 @@ fn subscribe(o: &Options, i: usize, local: SocketAddr) -> String {
     let t = transport_name(o);
     let param = t.to_ascii_lowercase();
     let (target, event) = match o.blf {
-        None => (format!("user{}", i % o.pres), "Event: presence\r\nAccept: application/pidf+xml\r\n"),
+        None => (
+            format!("user{}", i % o.pres),
+            "Event: presence\r\nAccept: application/pidf+xml\r\n",
+        ),
         Some(Blf::Single) => (
             format!("user{}", blf_keys(o, i / o.dialogs)[i % o.dialogs]),
             "Event: dialog\r\nAccept: application/dialog-info+xml\r\n",
