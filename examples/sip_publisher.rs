@@ -15,8 +15,7 @@
 //! `--event dialog` publishes dialog state instead (`Event: dialog`, an RFC 4235
 //! `application/dialog-info+xml` body): each state is one dialog, alternately `early`
 //! (ringing) and `confirmed` (busy), whose `call-id` carries the sequence number
-//! (`impp-seq:N`), for the busy-lamp
-//! list figures of benches/rls/run.sh.
+//! (`impp-seq:N`), for the busy-lamp list figures of benches/rls/run.sh.
 //!
 //! Once the time is up it waits for the last answers and writes FINAL_FILE: one line
 //! `P N` per presentity, N the sequence number of its last PUBLISH answered 2xx, i.e. the
