@@ -12,6 +12,11 @@
 //! are retransmitted over UDP (500 ms, doubling up to 4 s) and fail after 32 s; a failure
 //! (412 included) makes the next one an initial PUBLISH again.
 //!
+//! `--event dialog` publishes dialog state instead (`Event: dialog`, an RFC 4235
+//! `application/dialog-info+xml` body): each state is one dialog, alternately `early`
+//! (ringing) and `confirmed` (busy), whose `call-id` carries the sequence number
+//! (`impp-seq:N`), for the busy-lamp list figures of benches/rls/run.sh.
+//!
 //! Once the time is up it waits for the last answers and writes FINAL_FILE: one line
 //! `P N` per presentity, N the sequence number of its last PUBLISH answered 2xx, i.e. the
 //! state its watchers must end on (`sip_swarm --expect-file`). The file appears whole (it is
@@ -35,12 +40,15 @@ struct Options {
     domain: String,
     port: u16,
     final_file: Option<std::path::PathBuf>,
+    /// `presence` (PIDF bodies) or `dialog` (dialog-info bodies).
+    event: String,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: sip_publisher --server ADDR:PORT [--pres P] [--rate R] [--duration-s S]\n\
-         \x20      [--expires S] [--domain D] [--port PORT] [--final-file FILE]"
+         \x20      [--expires S] [--domain D] [--port PORT] [--final-file FILE]\n\
+         \x20      [--event presence|dialog]"
     );
     std::process::exit(2);
 }
@@ -55,6 +63,7 @@ fn options() -> Options {
         domain: "example.test".into(),
         port: 0,
         final_file: None,
+        event: "presence".into(),
     };
     let mut server = false;
     let mut args = std::env::args().skip(1);
@@ -76,6 +85,10 @@ fn options() -> Options {
             "--domain" => o.domain = value,
             "--port" => o.port = value.parse().unwrap_or_else(|_| bad("not a port")),
             "--final-file" => o.final_file = Some(value.into()),
+            "--event" => match value.as_str() {
+                "presence" | "dialog" => o.event = value,
+                _ => bad("presence or dialog"),
+            },
             _ => usage(),
         }
     }
@@ -167,12 +180,29 @@ fn main() {
                 st.cseq += 1;
                 let seq = st.sent_seq;
                 let domain = &o.domain;
-                let body = format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n\
-                     <presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:user{p}@{domain}\">\r\n \
-                     <tuple id=\"bench{p}\"><status><basic>open</basic></status>\
-                     <note>impp-seq:{seq}</note></tuple>\r\n</presence>\r\n"
-                );
+                let (content_type, body) = if o.event == "dialog" {
+                    let state = if seq % 2 == 1 { "early" } else { "confirmed" };
+                    (
+                        "application/dialog-info+xml",
+                        format!(
+                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n\
+                             <dialog-info xmlns=\"urn:ietf:params:xml:ns:dialog-info\" version=\"{seq}\" \
+                             state=\"full\" entity=\"sip:user{p}@{domain}\">\r\n \
+                             <dialog id=\"bench{p}\" call-id=\"impp-seq:{seq}\" direction=\"recipient\">\
+                             <state>{state}</state></dialog>\r\n</dialog-info>\r\n"
+                        ),
+                    )
+                } else {
+                    (
+                        "application/pidf+xml",
+                        format!(
+                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n\
+                             <presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:user{p}@{domain}\">\r\n \
+                             <tuple id=\"bench{p}\"><status><basic>open</basic></status>\
+                             <note>impp-seq:{seq}</note></tuple>\r\n</presence>\r\n"
+                        ),
+                    )
+                };
                 let if_match = match &st.etag {
                     Some(etag) => format!("SIP-If-Match: {etag}\r\n"),
                     None => String::new(),
@@ -185,14 +215,15 @@ fn main() {
                      To: <sip:user{p}@{domain}>\r\n\
                      Call-ID: {cid}\r\n\
                      CSeq: {cseq} PUBLISH\r\n\
-                     Event: presence\r\n\
+                     Event: {event}\r\n\
                      Expires: {expires}\r\n\
                      {if_match}\
-                     Content-Type: application/pidf+xml\r\n\
+                     Content-Type: {content_type}\r\n\
                      Content-Length: {len}\r\n\r\n{body}",
                     cseq = st.cseq,
                     cid = call_id(p),
                     expires = o.expires,
+                    event = o.event,
                     len = body.len(),
                 );
                 let bytes = msg.into_bytes();

@@ -8,6 +8,8 @@
 //!                [--method REGISTER|OPTIONS] --ready-file FILE --until-file FILE
 //! tls_swarm watch --server ADDR:PORT [--tcp | --ca FILE] --conns C --dialogs K --pres P
 //!                 [--rate R] [--sources N] --stats-file FILE --until-file FILE
+//!                 [--blf list|single --users U [--seed S]]
+//! tls_swarm blf-lists --conns C --dialogs K --users U [--seed S]
 //! ```
 //!
 //! * `certs` writes a test CA (`ca.crt`) and a certificate it signed for `example.test`,
@@ -33,6 +35,20 @@
 //!   and answers every NOTIFY with 200 at once. Every 100 ms it appends
 //!   `epoch subscribed initial_notifies later_notifies failed closed` to the stats file; it
 //!   stops when the until-file exists.
+//! * Busy-lamp phones (`watch --blf`, for benches/rls/run.sh): connection `k` is phone `k`,
+//!   whose K keys are K distinct users among `sip:user0..user<U-1>@example.test`, drawn
+//!   pseudo-randomly from the seed (1) and the phone's number, so every run and both modes
+//!   draw the same. `--blf single`: the phone's K dialogs are `Event: dialog` subscriptions,
+//!   one per key. `--blf list`: the phone has one dialog, a subscription to its own list
+//!   `sip:blf<k>@example.test` with `Supported: eventlist` (RFC 4662), whose NOTIFYs are
+//!   `multipart/related`. Either way every NOTIFY's `<dialog-info>` documents are counted as
+//!   resource states delivered, and the sequence number a publisher put in each
+//!   (`impp-seq:N`, examples/sip_publisher.rs `--event dialog`) says how many changes of
+//!   that key the phone learnt of: `N` less the last it had. The stats lines get three
+//!   more columns: `states covered notify_bytes` (all NOTIFYs, the first ones included).
+//! * `blf-lists` prints the phones' lists as an RFC 4826 rls-services document (one
+//!   `<service uri="sip:blf<k>@example.test">` of package `dialog` per phone, its keys as
+//!   entries), for `imppd list import`.
 //!
 //! Connections come from the loopback addresses 127.0.0.2, 127.0.0.3, ... (`--sources`, 16),
 //! in turn: a server limits the connections of one address, and one address has only so many
@@ -76,6 +92,16 @@ struct Options {
     until_file: Option<PathBuf>,
     stats_file: Option<PathBuf>,
     max_s: f64,
+    /// `--blf`: busy-lamp phones, one list subscription or one per key.
+    blf: Option<Blf>,
+    users: usize,
+    seed: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Blf {
+    List,
+    Single,
 }
 
 fn usage() -> ! {
@@ -88,7 +114,9 @@ fn usage() -> ! {
          \x20                     --until-file FILE [--max-s S]\n\
          \x20      tls_swarm watch --server ADDR:PORT [--tcp | --ca FILE] --conns C --dialogs K\n\
          \x20                      --pres P [--rate R] [--sources N] --stats-file FILE\n\
-         \x20                      --until-file FILE [--max-s S]"
+         \x20                      --until-file FILE [--max-s S]\n\
+         \x20                      [--blf list|single --users U [--seed S]]\n\
+         \x20      tls_swarm blf-lists --conns C --dialogs K --users U [--seed S]"
     );
     std::process::exit(2);
 }
@@ -113,6 +141,9 @@ fn options(args: impl Iterator<Item = String>) -> Options {
         until_file: None,
         stats_file: None,
         max_s: 900.0,
+        blf: None,
+        users: 1000,
+        seed: 1,
     };
     let mut args = args.peekable();
     while let Some(name) = args.next() {
@@ -172,8 +203,19 @@ fn options(args: impl Iterator<Item = String>) -> Options {
             "--ready-file" => o.ready_file = Some(value.into()),
             "--until-file" => o.until_file = Some(value.into()),
             "--stats-file" => o.stats_file = Some(value.into()),
+            "--blf" => match value.as_str() {
+                "list" => o.blf = Some(Blf::List),
+                "single" => o.blf = Some(Blf::Single),
+                _ => bad("list or single"),
+            },
+            "--users" => o.users = count(),
+            "--seed" => o.seed = value.parse().unwrap_or_else(|_| bad("not a number")),
             _ => usage(),
         }
+    }
+    if o.blf.is_some() && o.dialogs > o.users {
+        eprintln!("tls_swarm: --dialogs (keys per phone) must not exceed --users");
+        std::process::exit(2);
     }
     if !o.tcp && o.ca.is_none() && o.verify {
         eprintln!("tls_swarm: TLS needs --ca FILE (or --no-verify)");
@@ -191,6 +233,7 @@ fn main() {
         "handshake" => handshake(&options(args)),
         "hold" => hold(&options(args)),
         "watch" => watch(&options(args)),
+        "blf-lists" => blf_lists(&options(args)),
         _ => usage(),
     }
 }
@@ -1017,21 +1060,88 @@ fn hold_error(
 
 // ---- watch ----
 
+/// SplitMix64: a small fixed generator, so the keys are the same on every machine.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The busy-lamp keys of phone `k`: `o.dialogs` distinct users below `o.users` (a partial
+/// Fisher-Yates shuffle seeded by `o.seed` and `k`).
+fn blf_keys(o: &Options, k: usize) -> Vec<usize> {
+    let mut state = o.seed ^ (k as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let mut all: Vec<usize> = (0..o.users).collect();
+    for j in 0..o.dialogs {
+        let pick = j + (splitmix(&mut state) % (o.users - j) as u64) as usize;
+        all.swap(j, pick);
+    }
+    all.truncate(o.dialogs);
+    all
+}
+
+/// `blf-lists`: every phone's list as one rls-services document.
+fn blf_lists(o: &Options) {
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\"\n    \
+         xmlns:rl=\"urn:ietf:params:xml:ns:resource-lists\">\n",
+    );
+    for k in 0..o.conns {
+        out.push_str(&format!(
+            "  <service uri=\"sip:blf{k}@{DOMAIN}\">\n    <list>\n"
+        ));
+        for u in blf_keys(o, k) {
+            out.push_str(&format!("      <rl:entry uri=\"sip:user{u}@{DOMAIN}\"/>\n"));
+        }
+        out.push_str(
+            "    </list>\n    <packages><package>dialog</package></packages>\n  </service>\n",
+        );
+    }
+    out.push_str("</rls-services>\n");
+    print!("{out}");
+}
+
+/// Dialogs per connection: one list subscription, or one per key (or `--dialogs`).
+fn per_conn(o: &Options) -> usize {
+    if o.blf == Some(Blf::List) {
+        1
+    } else {
+        o.dialogs
+    }
+}
+
+/// The SUBSCRIBE of watcher `i`, on connection `i / per_conn(o)`.
 fn subscribe(o: &Options, i: usize, local: SocketAddr) -> String {
     let t = transport_name(o);
     let param = t.to_ascii_lowercase();
-    let p = i % o.pres;
+    let (target, event) = match o.blf {
+        None => (
+            format!("user{}", i % o.pres),
+            "Event: presence\r\nAccept: application/pidf+xml\r\n",
+        ),
+        Some(Blf::Single) => (
+            format!("user{}", blf_keys(o, i / o.dialogs)[i % o.dialogs]),
+            "Event: dialog\r\nAccept: application/dialog-info+xml\r\n",
+        ),
+        Some(Blf::List) => (
+            format!("blf{i}"),
+            "Event: dialog\r\nSupported: eventlist\r\n\
+             Accept: multipart/related, application/rlmi+xml, application/dialog-info+xml\r\n",
+        ),
+    };
     format!(
-        "SUBSCRIBE sip:user{p}@{DOMAIN} SIP/2.0\r\n\
+        "SUBSCRIBE sip:{target}@{DOMAIN} SIP/2.0\r\n\
          Via: SIP/2.0/{t} {local};branch=z9hG4bK-watch{i};rport\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:w{i}@{DOMAIN}>;tag=w{i}\r\n\
-         To: <sip:user{p}@{DOMAIN}>\r\n\
+         To: <sip:{target}@{DOMAIN}>\r\n\
          Call-ID: watch{i}@{ip}\r\n\
          CSeq: 1 SUBSCRIBE\r\n\
          Contact: <sip:w{i}@{local};transport={param}>\r\n\
-         Event: presence\r\n\
-         Accept: application/pidf+xml\r\n\
+         {event}\
          Expires: 3600\r\n\
          Content-Length: 0\r\n\r\n",
         ip = local.ip()
@@ -1055,12 +1165,49 @@ struct WatchCounts {
     later: u64,
     failed: u64,
     closed: u64,
+    /// `--blf`: `<dialog-info>` documents received, the changes they covered, and the
+    /// NOTIFYs' bytes.
+    states: u64,
+    covered: u64,
+    notify_bytes: u64,
+    /// The last sequence number each (watcher, user) had.
+    last_seq: HashMap<(usize, u32), u64>,
+}
+
+impl WatchCounts {
+    /// Counts the dialog-info documents of a NOTIFY to watcher `i`.
+    fn blf_states(&mut self, i: usize, msg: &str) {
+        let body = msg.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        for doc in body.split("<dialog-info").skip(1) {
+            self.states += 1;
+            let head = doc.split('>').next().unwrap_or("");
+            let user = head
+                .split("entity=\"sip:user")
+                .nth(1)
+                .and_then(|r| r.split('@').next())
+                .and_then(|n| n.parse::<u32>().ok());
+            let seq = doc
+                .split("impp-seq:")
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            if let Some(user) = user {
+                let last = self.last_seq.entry((i, user)).or_insert(0);
+                if seq > *last {
+                    self.covered += seq - *last;
+                    *last = seq;
+                }
+            }
+        }
+    }
 }
 
 fn watch(o: &Options) {
     const IN_FLIGHT: usize = 64;
     let mut d = Driver::new(o);
-    let dialogs = o.conns * o.dialogs;
+    let per_conn = per_conn(o);
+    let dialogs = o.conns * per_conn;
     // Highest NOTIFY CSeq of each dialog (0: none yet).
     let mut last_cseq = vec![0u32; dialogs];
     // Connections whose SUBSCRIBEs are queued but not sent: not up yet.
@@ -1087,37 +1234,40 @@ fn watch(o: &Options) {
             break;
         }
         // Connections at `rate / dialogs` a second (the SUBSCRIBE rate is `rate`).
-        let due = ((now - d.start).as_secs_f64() * o.rate / o.dialogs as f64) as usize + 1;
+        let due = ((now - d.start).as_secs_f64() * o.rate / per_conn as f64) as usize + 1;
         while d.next < o.conns.min(due) && opening.len() < IN_FLIGHT {
             let k = d.next;
             match d.open(o) {
                 Some(token) => {
                     let conn = d.conns.get_mut(&token).expect("just opened");
                     let local = conn.local;
-                    for j in 0..o.dialogs {
+                    for j in 0..per_conn {
                         conn.out
-                            .extend_from_slice(subscribe(o, k * o.dialogs + j, local).as_bytes());
+                            .extend_from_slice(subscribe(o, k * per_conn + j, local).as_bytes());
                     }
                     opening.insert(token, ());
-                    pump_watch(&mut d, token, &mut last_cseq, &mut opening, &mut c);
+                    pump_watch(o, &mut d, token, &mut last_cseq, &mut opening, &mut c);
                 }
-                None => c.failed += o.dialogs as u64,
+                None => c.failed += per_conn as u64,
             }
         }
         for token in d.wait(Duration::from_millis(10)) {
-            pump_watch(&mut d, token, &mut last_cseq, &mut opening, &mut c);
+            pump_watch(o, &mut d, token, &mut last_cseq, &mut opening, &mut c);
         }
         if now >= next_sample {
             if let Some(f) = stats.as_mut() {
                 let _ = writeln!(
                     f,
-                    "{:.3} {} {} {} {} {}",
+                    "{:.3} {} {} {} {} {} {} {} {}",
                     epoch(),
                     c.subscribed,
                     c.initial,
                     c.later,
                     c.failed,
-                    c.closed
+                    c.closed,
+                    c.states,
+                    c.covered,
+                    c.notify_bytes
                 );
                 let _ = f.flush();
             }
@@ -1140,6 +1290,7 @@ fn watch(o: &Options) {
 }
 
 fn pump_watch(
+    o: &Options,
     d: &mut Driver,
     token: usize,
     last_cseq: &mut [u32],
@@ -1182,6 +1333,10 @@ fn pump_watch(
                 c.later += 1;
             }
             last_cseq[i] = last_cseq[i].max(n);
+            if o.blf.is_some() {
+                c.notify_bytes += msg.len() as u64;
+                c.blf_states(i, &msg);
+            }
         }
         conn.out.extend_from_slice(ok_to(&msg).as_bytes());
         answered = true;
