@@ -36,6 +36,7 @@ pub mod list_body;
 pub mod message;
 pub mod multipart;
 pub mod name;
+pub mod recipient_list;
 pub mod node;
 pub(crate) mod page;
 pub(crate) mod proxy;
