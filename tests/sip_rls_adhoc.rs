@@ -264,9 +264,8 @@ fn bad_recipient_lists_are_refused_with_400() {
     let mut bob = Client::new(s.udp(), "bob");
     let doc = resource_lists(&["alice"]);
     let bomb = deflate(&vec![b' '; 1 << 20]);
-    let mut many = String::from(
-        "<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list>",
-    );
+    let mut many =
+        String::from("<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list>");
     for n in 0..=impp::model::list::MAX_RESOURCES {
         many.push_str(&format!("<entry uri=\"sip:u{n}@{DOMAIN}\"/>"));
     }
@@ -345,15 +344,19 @@ fn an_unknown_requirement_gets_420_with_unsupported() {
     );
     let r = bob.transact(&request);
     assert_eq!(r.status(), Some(420));
-    assert_eq!(
-        header_map(&r)["unsupported"],
-        "recipient-list-subscribe"
-    );
+    assert_eq!(header_map(&r)["unsupported"], "recipient-list-subscribe");
     s.engine.sync().unwrap();
     assert_eq!(s.engine.stats().subscriptions_active, 0);
     // OPTIONS says what is supported.
     let target = format!("sip:{DOMAIN}");
-    let options = bob.request("OPTIONS", &target, &format!("<{target}>"), &token(), "", None);
+    let options = bob.request(
+        "OPTIONS",
+        &target,
+        &format!("<{target}>"),
+        &token(),
+        "",
+        None,
+    );
     let r = bob.transact(&options);
     assert_eq!(
         header_map(&r)["supported"],
@@ -446,7 +449,11 @@ fn an_adhoc_list_survives_a_restart() {
     let full = bob.next_request("NOTIFY");
     assert_eq!(full.call_id().unwrap(), call_id, "the same dialog");
     assert_eq!(full.from().unwrap().tag(), Some(tag.as_str()));
-    assert_eq!(header_map(&full)["event"], "Presence", "Linphone's dialect kept");
+    assert_eq!(
+        header_map(&full)["event"],
+        "Presence",
+        "Linphone's dialect kept"
+    );
     assert!(String::from_utf8_lossy(full.body()).contains("\r\nContent-Id: "));
     let body = list_body(&full);
     assert!(body.rlmi.full_state);

@@ -620,11 +620,11 @@ fn parse_part(raw: &[u8], n: usize) -> Result<BodyPart> {
             let id = bracketed(value)
                 .or_else(|| is_id(value).then_some(value))
                 .ok_or_else(|| {
-                where_(format!(
-                    "the Content-ID {:?} is not an id (in angle brackets, or bare)",
-                    clip(value)
-                ))
-            })?;
+                    where_(format!(
+                        "the Content-ID {:?} is not an id (in angle brackets, or bare)",
+                        clip(value)
+                    ))
+                })?;
             part.content_id = Some(id.to_owned());
         } else if name.eq_ignore_ascii_case("Content-Transfer-Encoding") {
             once(&part.transfer_encoding)?;
@@ -834,7 +834,10 @@ mod tests {
             .unwrap()
             .contains("\r\nContent-ID: <p1@x>\r\n"));
         // Both read back as the same body.
-        assert_eq!(MultipartRelated::parse(&ct, &bare, &Limits::DEFAULT).unwrap(), m);
+        assert_eq!(
+            MultipartRelated::parse(&ct, &bare, &Limits::DEFAULT).unwrap(),
+            m
+        );
     }
 
     #[test]

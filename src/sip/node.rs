@@ -14,7 +14,7 @@
 //! | --- | --- |
 //! | any non-INVITE request for another domain with a route (not a SUBSCRIBE served by federation) | forwarder (relaying only the own users, trusted peers and its record-routed dialogs) |
 //! | REGISTER | registrar |
-//! | SUBSCRIBE to a resource list of an owned domain, or inside a list dialog | list server |
+//! | SUBSCRIBE to a resource list of an owned domain, carrying its own list (RFC 5367, to any URI of an owned domain), or inside a list dialog | list server |
 //! | SUBSCRIBE | notifier (a presentity of another domain: served through a back-end subscription, when federation takes it) |
 //! | PUBLISH | publisher |
 //! | MESSAGE | an account's, when its To is the account (from the account's server or a peer believed for its domain, else `403`); else the pager |

@@ -65,7 +65,9 @@ fn bad(what: impl std::fmt::Display) -> Error {
 pub fn resources(m: &SipMessage) -> Result<Vec<Resource>> {
     let body = m.body();
     if body.is_empty() {
-        return Err(bad("the SUBSCRIBE requires recipient-list-subscribe but has no body"));
+        return Err(bad(
+            "the SUBSCRIBE requires recipient-list-subscribe but has no body",
+        ));
     }
     let content_type = m
         .content_type()?
@@ -106,7 +108,7 @@ pub fn resources(m: &SipMessage) -> Result<Vec<Resource>> {
         }
     };
     let text = std::str::from_utf8(bytes).map_err(|_| bad("the body is not UTF-8"))?;
-    let doc = ResourceLists::parse(text, &limits).map_err(|e| bad(e))?;
+    let doc = ResourceLists::parse(text, &limits).map_err(bad)?;
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut entries = 0usize;
@@ -145,8 +147,7 @@ fn flatten(
                     .map(|n| n.text.trim().to_string())
                     .filter(|n| !n.is_empty());
                 if let Some(name) = &name {
-                    check_display_name(name, &format!("the display name of {uri}"))
-                        .map_err(|err| bad(err))?;
+                    check_display_name(name, &format!("the display name of {uri}")).map_err(bad)?;
                 }
                 if seen.insert(presentity_key(&uri)) {
                     out.push(Resource {
@@ -215,7 +216,13 @@ pub(crate) fn reason_text(e: &Error) -> String {
     let text = e.to_string();
     let mut out: String = text
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .take(160)
         .collect();
     if text.chars().count() > 160 {
@@ -285,19 +292,23 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_refused_with_a_reason() {
-        let refused = |headers: &str, body: &[u8]| resources(&subscribe(headers, body)).unwrap_err();
+        let refused =
+            |headers: &str, body: &[u8]| resources(&subscribe(headers, body)).unwrap_err();
         assert!(refused(PLAIN, b"").to_string().contains("no body"));
         let e = refused(PLAIN, b"<resource-lists");
         assert!(matches!(e, Error::Malformed(_)), "{e}");
         let e = refused(&format!("{PLAIN}Content-Encoding: br\r\n"), DOC.as_bytes());
         assert!(matches!(e, Error::Unsupported(_)), "{e}");
-        let e = refused(&format!("{PLAIN}Content-Encoding: deflate\r\n"), b"not deflate");
-        assert!(e.to_string().contains("does not inflate"), "{e}");
         let e = refused(
-            "Content-Type: application/xml\r\n",
-            DOC.as_bytes(),
+            &format!("{PLAIN}Content-Encoding: deflate\r\n"),
+            b"not deflate",
         );
-        assert!(e.to_string().contains("not application/resource-lists+xml"), "{e}");
+        assert!(e.to_string().contains("does not inflate"), "{e}");
+        let e = refused("Content-Type: application/xml\r\n", DOC.as_bytes());
+        assert!(
+            e.to_string().contains("not application/resource-lists+xml"),
+            "{e}"
+        );
         let e = refused(
             "Content-Type: application/resource-lists+xml\r\nContent-Disposition: render\r\n",
             DOC.as_bytes(),
@@ -311,9 +322,8 @@ mod tests {
         let e = refused(&format!("{PLAIN}Content-Encoding: deflate\r\n"), &bomb);
         assert!(matches!(e, Error::TooLarge(_)), "{e}");
         // Over the bound of entries.
-        let mut many = String::from(
-            "<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list>",
-        );
+        let mut many =
+            String::from("<resource-lists xmlns=\"urn:ietf:params:xml:ns:resource-lists\"><list>");
         for n in 0..=MAX_RESOURCES {
             many.push_str(&format!("<entry uri=\"sip:u{n}@a.test\"/>"));
         }

@@ -9,7 +9,7 @@
 //! | `registrar::Registrar` | REGISTER | [`Core::login_at`] per contact |
 //! | `publisher::Publisher` | PUBLISH | publish / refresh / modify / remove |
 //! | `notifier::Notifier` | SUBSCRIBE (and the NOTIFYs it sends) | a subscription whose target is the dialog; NOTIFYs from its notifications, one in flight per dialog |
-//! | `list_server::ListServer` | SUBSCRIBE to a resource list, or inside a list dialog (RFC 4662) | one engine subscription per resource (back subscriptions, no SIP); batched `multipart/related` RLMI NOTIFYs, one in flight per list dialog |
+//! | `list_server::ListServer` | SUBSCRIBE to a resource list, or carrying its own (RFC 5367), or inside a list dialog (RFC 4662) | one engine subscription per resource (back subscriptions, no SIP); batched `multipart/related` RLMI NOTIFYs, one in flight per list dialog |
 //! | `pager::Pager` | MESSAGE | [`Core::send_message`]; relayed to registered contacts, answered `200` only once a device took it |
 //! | `forwarder::Forwarder` | a non-INVITE request for another domain with a route | forwarded to its next hop, as a proxy |
 //!
@@ -46,7 +46,10 @@ pub const ALLOW_EVENTS: &str = "presence, presence.winfo, dialog, message-summar
 /// extension is implemented, for any method.
 pub(crate) fn supported_requirements(method: &str) -> &'static [&'static str] {
     match method {
-        "SUBSCRIBE" => &["eventlist", crate::sip::recipient_list::RECIPIENT_LIST_SUBSCRIBE],
+        "SUBSCRIBE" => &[
+            "eventlist",
+            crate::sip::recipient_list::RECIPIENT_LIST_SUBSCRIBE,
+        ],
         "NOTIFY" => &["eventlist"],
         _ => &[],
     }
@@ -84,7 +87,11 @@ pub(crate) fn bad_extension(stack: &Stack, request: &Request) -> Option<Reply> {
     let mut answer = stack.reply(request, 420, "Bad Extension");
     if answer.header("Unsupported", &unknown.join(", ")).is_err() {
         // A tag that cannot be written back as it came (a control character, say).
-        return Some(stack.reply(request, 400, "Bad Request (Require is not a list of option tags)"));
+        return Some(stack.reply(
+            request,
+            400,
+            "Bad Request (Require is not a list of option tags)",
+        ));
     }
     Some(answer)
 }

@@ -8,6 +8,32 @@
 //! a watcher of another domain gets `403`. What each user then sees of each resource is
 //! decided by that resource's own authorization rules, as if the user watched it alone.
 //!
+//! # Lists sent in the SUBSCRIBE (RFC 5367)
+//!
+//! A SUBSCRIBE that requires `recipient-list-subscribe` carries its own list
+//! ([`crate::sip::recipient_list`]: a resource-lists body, maybe deflated or gzipped): the
+//! dialog watches those resources, an ad-hoc list, instead of a stored one. Its Request-URI,
+//! any URI of an owned domain (Linphone's `rls_uri`), only names the list (the RLMI `uri`):
+//! the body wins over a list stored under that URI, so none is needed. The body is read
+//! once the subscriber is authenticated (nothing is inflated for a stranger); one that cannot
+//! be read gets `400` with the reason and makes nothing. A refresh without a body keeps the
+//! list, one with a body replaces it (a dialog of a stored list takes none: `400`). The
+//! option tag itself is known to the node's `420` check (`crate::sip::server::bad_extension`).
+//!
+//! # Linphone's dialect, an interoperability exception
+//!
+//! liblinphone 5.1 (Linphone's engine) takes a list NOTIFY to its friend list only when the
+//! Event header is exactly `Presence` (it compares with that string, case-sensitively, though
+//! RFC 6665 compares packages byte by byte and it subscribed with `presence`), and finds a
+//! resource's part only under a header spelled `Content-Id` whose value is the RLMI `cid`
+//! without the angle brackets RFC 2045 requires. Spelled as the RFCs have them, its NOTIFYs
+//! are answered `200` and nothing is shown. So a subscriber whose User-Agent names Linphone
+//! or belle-sip ([`linphone_dialect`]) gets `Event: Presence` (for the presence package) and
+//! `Content-Id: cid` part headers ([`ContentIdStyle::Bare`]); everyone else the standard
+//! spelling. It is decided when the dialog starts and written in its record, so it holds
+//! after a restart. A fix in a later Linphone would read both spellings of the part header
+//! only if it reads brackets: keep an eye on it when Linphone changes.
+//!
 //! # Back subscriptions, inside the engine
 //!
 //! A list dialog is backed by one engine subscription per resource of the expanded list,
@@ -34,7 +60,11 @@
 //! SIP dialog, one shared allocation per dialog), so a list subscription that was accepted
 //! survives a restart without a table of its own: [`ListServer::start`] rebuilds each
 //! dialog from any of its back subscriptions, expands its list again, has the engine tell
-//! every resource's state again and sends the full state in the same dialog. The RLMI
+//! every resource's state again and sends the full state in the same dialog. An ad-hoc
+//! list's record says so (and Linphone's dialect too, [`Flags`]): its resources are exactly
+//! its back subscriptions (one per resource, made with the dialog), so the restored list is
+//! their presentities in the order they were made, with no stored list to look up; display
+//! names and resources refused before the restart (no back subscription) are not kept. The RLMI
 //! version and the CSeq are not written at each NOTIFY; a restored dialog continues from the
 //! seconds counted on the wall clock ([`restart_version`]), and no dialog sends a version
 //! ahead of that count ([`pace_ms`]: a NOTIFY waits a second at most, and only after a
@@ -1027,7 +1057,11 @@ impl ListServer {
                 .iter()
                 .filter_map(|e| Some((e.back?, e.key.clone())))
                 .collect();
-            (d.list_uri.clone(), replaced.or_else(|| d.adhoc.clone()), before)
+            (
+                d.list_uri.clone(),
+                replaced.or_else(|| d.adhoc.clone()),
+                before,
+            )
         };
         let (resources, refreshed) = if granted == 0 {
             (Vec::new(), std::collections::HashSet::new())
@@ -1487,7 +1521,13 @@ mod tests {
     #[test]
     fn a_back_subscriptions_target_carries_its_list_dialog() {
         let d = dialog();
-        let target = record(0x2a, "sip:buddies@a.test", Flags::default(), &d, "sip:bob@a.test");
+        let target = record(
+            0x2a,
+            "sip:buddies@a.test",
+            Flags::default(),
+            &d,
+            "sip:bob@a.test",
+        );
         let (id, rest) = read_record(&target).unwrap();
         assert_eq!(id, 0x2a);
         let (list, flags, bytes) = rest.unwrap();
