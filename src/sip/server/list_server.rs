@@ -31,8 +31,8 @@
 //! or belle-sip ([`linphone_dialect`]) gets `Event: Presence` (for the presence package) and
 //! `Content-Id: cid` part headers ([`ContentIdStyle::Bare`]); everyone else the standard
 //! spelling. It is decided when the dialog starts and written in its record, so it holds
-//! after a restart. A fix in a later Linphone would read both spellings of the part header
-//! only if it reads brackets: keep an eye on it when Linphone changes.
+//! after a restart. It applies to every Linphone version: whether one that reads the
+//! standard spelling still reads this one is not known (tests/linphone.rs would tell).
 //!
 //! # Back subscriptions, inside the engine
 //!
