@@ -1,40 +1,34 @@
 //! imppd as the resource-list server of a real Linphone: Debian's `linphonec` (package
 //! `linphone-cli`, liblinphone 5.1.65 with belle-sip 5.1.64) runs headless as alice, with
-//! `rls_uri` naming a presence list of bob and carol that imppd serves, and is read from its
-//! own log (`-d 6 -l FILE`: every SIP message it sends and receives) and from what it prints.
+//! `rls_uri` naming a list URI of imppd's domain and friends bob and carol, and is read from
+//! its own log (`-d 6 -l FILE`: every SIP message it sends and receives) and from what it
+//! prints.
 //!
-//! What Linphone 5.1 does, checked here:
+//! What Linphone 5.1 sends, checked here: after registering (digest) it subscribes to the
+//! list once, `SUBSCRIBE sip:alice-buddies@example.test` with `Event: presence`, `Supported:
+//! eventlist`, `Accept: multipart/related, application/pidf+xml, application/rlmi+xml`,
+//! `User-Agent: Linphonec/5.1.65` and an RFC 5367 recipient list: `Require:
+//! recipient-list-subscribe`, `Content-Disposition: recipient-list` and its friends in an
+//! `application/resource-lists+xml` body sent `Content-Encoding: deflate` (unless
+//! `handle_content_encoding=none`). imppd inflates that body and watches its resources (the
+//! body wins over a list stored under the same URI, which is not needed), answers `200` with
+//! `Require: eventlist`, and sends its list NOTIFYs in Linphone's dialect, as it does for any
+//! subscriber whose User-Agent names Linphone: `Event: Presence` and part headers `Content-Id:
+//! cid` without brackets. liblinphone 5.1 hands a list NOTIFY to its friend list only when
+//! its Event header is spelled `Presence` (a case-sensitive comparison, though it subscribed
+//! with `presence`), and finds each resource's part only under a header spelled `Content-Id`
+//! whose value is the RLMI `cid` as it is; spelled as RFC 6665 and RFC 2045 have it, the
+//! NOTIFYs are answered `200` and nothing is shown.
 //!
-//! - it registers (digest), then subscribes to the list once: `SUBSCRIBE
-//!   sip:alice-buddies@example.test` with `Event: presence`, `Supported: eventlist`, `Accept:
-//!   multipart/related, application/pidf+xml, application/rlmi+xml` and, besides, an RFC 5367
-//!   recipient list (`Require: recipient-list-subscribe`, `Content-Disposition:
-//!   recipient-list`, an `application/resource-lists+xml` body naming its friends, sent
-//!   `Content-Encoding: deflate` unless `handle_content_encoding=none`); imppd answers `200`
-//!   with `Require: eventlist` and serves the list it stores (the body is not read: the list
-//!   URI names the list);
-//! - it takes imppd's full-state NOTIFY and the partial one after bob publishes `open`, and
-//!   answers each `200` (no crash: with a quoted `boundary` parameter belle-sip takes the
-//!   quotes as part of the boundary and linphonec dies of SIGSEGV, which is why imppd writes a
-//!   token boundary bare);
-//! - but it shows no friend's presence from them: liblinphone 5.1 hands a list NOTIFY to its
-//!   friend list only when its Event header is spelled `Presence` (a case-sensitive
-//!   comparison with "Presence", though it subscribed with `presence` and RFC 6665 compares
-//!   event packages byte by byte), and then finds a resource's part only by a header spelled
-//!   `Content-Id` whose value is the RLMI `cid` without the angle brackets RFC 2045 requires.
-//!   imppd sends `Event: presence` and `Content-ID: <...>`, as the RFCs say; the second test
-//!   shows, with NOTIFYs written here, that ones differing from imppd's in just those two
-//!   points make linphonec print `Friend "bob" <sip:bob@example.test> is Online`, and
-//!   `Offline` when a partial NOTIFY says so.
+//! The first two tests show linphonec printing bob and carol Offline (nothing published),
+//! Online as each publishes `open`, Offline again as each publishes `closed`, with imppd
+//! storing alice's list or not. The third, with a list server written here, shows that the
+//! standard spelling makes linphonec show nothing, and that `Event: Presence` alone is not
+//! enough (the reason for the dialect). Without `rls_uri` the same linphonec subscribes to
+//! each friend on its own (the fourth test).
 //!
-//! Without `rls_uri` the same linphonec subscribes to each friend on its own, and shows bob
-//! Offline, then Online once he publishes (the third test): that is how Linphone 5.1 watches
-//! its friends through imppd.
-//!
-//! The first test therefore asserts that linphonec prints no friend's presence, with a
-//! message saying what changed when it does (a Linphone that reads RFC 4662 NOTIFYs as they
-//! are written). Skipped with a message only when `linphonec` is not installed and `CI` is
-//! unset; every process is stopped by its PID; on failure linphonec's log is printed.
+//! Skipped with a message only when `linphonec` is not installed and `CI` is unset; every
+//! process is stopped by its PID; on failure linphonec's log is printed.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -276,15 +270,37 @@ fn pidf(entity: &str, basic: &str) -> String {
     )
 }
 
-/// alice's linphonec against imppd serving her buddy list: the list SUBSCRIBE, imppd's
-/// NOTIFYs taken and answered, bob's change carried to it; and, what Linphone 5.1 then does
-/// with them, no friend's presence shown (see the module comment).
-#[test]
-fn linphone_subscribes_to_its_buddy_list_at_imppd() {
+/// Waits until linphonec has printed `line` at or after byte `from` of its output; where.
+fn wait_shown(phone: &mut Linphone, line: &str, from: usize, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = phone.out();
+        if let Some(at) = out.get(from..).and_then(|rest| rest.find(line)) {
+            return from + at;
+        }
+        assert!(phone.running(), "linphonec died:\n{}", phone.tail());
+        assert!(
+            Instant::now() < deadline,
+            "linphonec did not show '{line}' within {timeout:?}:\n{}",
+            phone.tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// alice's linphonec with imppd as its list server (`rls_uri`), imppd storing her list
+/// (`stored`) or not (the friend list Linphone sends in its SUBSCRIBE, RFC 5367, is the
+/// list): the one list SUBSCRIBE it sends, checked; then bob and carol shown Offline (full
+/// state: nothing published), Online once each publishes `open`, Offline again once each
+/// publishes `closed`, all from imppd's list NOTIFYs in Linphone's dialect.
+fn linphone_watches_its_friends_through_imppd(stored: bool) {
     let Some(binary) = linphonec() else { return };
     let mut server = Imppd::start_prepared(
         &["alice", "bob", "carol"],
         |db| {
+            if !stored {
+                return;
+            }
             let out = Command::new(IMPPD)
                 .args(["list", "add", LIST, "--name", "Alice's buddies"])
                 .args(["--entry", &format!("sip:bob@{DOMAIN}")])
@@ -309,6 +325,7 @@ fn linphone_subscribes_to_its_buddy_list_at_imppd() {
     phone.wait_log("active list subscription", Duration::from_secs(20), |log| {
         log.contains("moving to subscription state LinphoneSubscriptionActive")
     });
+    // What Linphone 5.1 sends: one list SUBSCRIBE, with its friends in an RFC 5367 body.
     let log = phone.log();
     let all = messages(&log);
     let subscribe = all
@@ -325,6 +342,9 @@ fn linphone_subscribes_to_its_buddy_list_at_imppd() {
         "Require: recipient-list-subscribe",
         "Content-Type: application/resource-lists+xml",
         "Content-Disposition: recipient-list",
+        "User-Agent: Linphonec/",
+        // The list itself, compressed (imppd inflates it; the log shows the bytes).
+        "Content-Encoding: deflate",
     ] {
         assert!(subscribe.contains(line), "no '{line}' in:\n{subscribe}");
     }
@@ -345,49 +365,49 @@ fn linphone_subscribes_to_its_buddy_list_at_imppd() {
         .unwrap_or_else(|| panic!("no 200 to the list SUBSCRIBE:\n{}", phone.tail()));
     assert!(accepted.contains("Require: eventlist"), "{accepted}");
 
-    // The full state: both friends, neither has published.
-    phone.wait_log("full-state NOTIFY", Duration::from_secs(10), |log| {
-        messages(log)
-            .iter()
-            .any(|m| m.starts_with("NOTIFY ") && m.contains("fullState=\"true\""))
-    });
+    // Shown: both Offline (nothing published), then each Online, then each Offline again.
+    let wait = Duration::from_secs(15);
+    let friend =
+        |name: &str, state: &str| format!("Friend \"{name}\" <sip:{name}@{DOMAIN}> is {state}");
+    for name in ["bob", "carol"] {
+        wait_shown(&mut phone, &friend(name, "Offline"), 0, wait);
+    }
+    let mut clients = Vec::new();
+    let mut online = Vec::new();
+    for name in ["bob", "carol"] {
+        let from = phone.out().len();
+        let mut client = Client::new(server.addr(), name);
+        let entity = format!("sip:{name}@{DOMAIN}");
+        let answer = client.publish("Expires: 600\r\n", Some(&pidf(&entity, "open")));
+        assert_eq!(answer.status(), Some(200), "{name}'s PUBLISH");
+        let etag = answer
+            .header("SIP-ETag")
+            .expect("an entity tag")
+            .to_string();
+        online.push(wait_shown(&mut phone, &friend(name, "Online"), from, wait));
+        clients.push((name, client, entity, etag));
+    }
+    for (name, client, entity, etag) in &mut clients {
+        let from = phone.out().len();
+        let answer = client.publish(
+            &format!("Expires: 600\r\nSIP-If-Match: {etag}\r\n"),
+            Some(&pidf(entity, "closed")),
+        );
+        assert_eq!(answer.status(), Some(200), "{name}'s second PUBLISH");
+        wait_shown(&mut phone, &friend(name, "Offline"), from, wait);
+    }
 
-    // bob comes online: a partial NOTIFY with his PIDF.
-    let mut bob = Client::new(server.addr(), "bob");
-    let answer = bob.publish(
-        "Expires: 600\r\n",
-        Some(&pidf(&format!("sip:bob@{DOMAIN}"), "open")),
-    );
-    assert_eq!(answer.status(), Some(200), "bob's PUBLISH");
-    phone.wait_log("NOTIFY with bob open", Duration::from_secs(10), |log| {
-        messages(log).iter().any(|m| {
-            m.starts_with("NOTIFY ")
-                && m.contains("fullState=\"false\"")
-                && m.contains("entity=\"sip:bob@example.test\"")
-                && m.contains("<basic>open</basic>")
-        })
-    });
-    // Whatever it does with them, linphonec keeps up: every NOTIFY answered 200, none
-    // refused, still running.
-    phone.wait_log("200 to every NOTIFY", Duration::from_secs(5), |log| {
-        let all = messages(log);
-        let notifies = all.iter().filter(|m| m.starts_with("NOTIFY ")).count();
-        let answered = all
-            .iter()
-            .filter(|m| m.starts_with("SIP/2.0 200") && m.contains(" NOTIFY\n"))
-            .count();
-        answered >= notifies
-    });
+    // What imppd wrote, in Linphone's dialect; and every NOTIFY answered 200.
     let all = messages(&phone.log());
     let notifies: Vec<&String> = all.iter().filter(|m| m.starts_with("NOTIFY ")).collect();
+    assert!(notifies.len() >= 5, "{} NOTIFYs", notifies.len());
     for notify in &notifies {
-        // What imppd writes, as RFC 6665 and RFC 2045 have it (and what Linphone 5.1 skips).
-        assert!(notify.contains("\nEvent: presence\n"), "{notify}");
+        assert!(notify.contains("\nEvent: Presence\n"), "{notify}");
         assert!(notify.contains("\nRequire: eventlist\n"), "{notify}");
-        assert!(notify.contains("Content-ID: <"), "{notify}");
+        assert!(notify.contains("\nContent-Id: "), "{notify}");
+        assert!(!notify.contains("Content-ID: <"), "{notify}");
         assert!(notify.contains(";boundary=impp-"), "{notify}");
     }
-    // Every answer either way is a 200, or imppd's challenge.
     for answer in all.iter().filter(|m| m.starts_with("SIP/2.0 ")) {
         assert!(
             answer.starts_with("SIP/2.0 200") || answer.starts_with("SIP/2.0 401"),
@@ -400,29 +420,27 @@ fn linphone_subscribes_to_its_buddy_list_at_imppd() {
         "imppd saw a NOTIFY fail:\n{}",
         server.log()
     );
-    // Time for linphonec to act on the NOTIFYs it answered.
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(phone.running(), "linphonec died:\n{}", phone.tail());
-
-    // What Linphone 5.1 does with them: nothing shown, the NOTIFY never reaches its friend
-    // list ("Notify presence for list" is what liblinphone logs when one does).
-    let shown = phone.out();
-    let log = phone.log();
-    assert!(
-        !shown.contains("Friend \"bob\"") && !log.contains("Notify presence for list"),
-        "linphonec now takes imppd's list NOTIFYs (Event: presence, Content-ID: <cid>): \
-         turn this check into one that it shows bob Online, and update the module comment \
-         and the README:\n{shown}\n{}",
-        phone.tail()
-    );
-
     phone.quit();
     server.stop();
 }
 
+/// imppd stores alice's list under her `rls_uri`; Linphone's own list in the SUBSCRIBE
+/// names the same friends, and is the one watched.
+#[test]
+fn linphone_shows_its_friends_through_a_stored_list() {
+    linphone_watches_its_friends_through_imppd(true);
+}
+
+/// No list stored: imppd serves the friend list Linphone sends (RFC 5367). This is all a
+/// Linphone user needs: `rls_uri` naming any URI of imppd's domain.
+#[test]
+fn linphone_shows_its_friends_through_its_own_recipient_list() {
+    linphone_watches_its_friends_through_imppd(false);
+}
+
 /// What a list NOTIFY needs for linphonec 5.1 to show it, found with a list server written
 /// here (UDP on 127.0.0.1, no authentication) that sends NOTIFYs shaped as imppd's (bare
-/// boundary, RLMI root, one PIDF part per resource), spelled either as imppd spells them or
+/// boundary, RLMI root, one PIDF part per resource), spelled as the RFCs have it or
 /// otherwise: the full state (version 0: bob open, carol closed), then, once that is
 /// answered, a partial one (version 1: bob closed). Returns what linphonec printed.
 fn fake_list_server_run(binary: &Path, event: &str, content_id: fn(&str) -> String) -> String {
@@ -560,15 +578,16 @@ fn fake_list_server_run(binary: &Path, event: &str, content_id: fn(&str) -> Stri
     phone.out()
 }
 
-/// The two points that keep Linphone 5.1 from showing imppd's list NOTIFYs, and that reading
-/// linphonec's output does see a friend's presence change: the same NOTIFYs show nothing as
-/// imppd spells them; with `Event: Presence` and `Content-Id: cid` they show bob Online and
-/// carol Offline, then bob Offline; `Event: Presence` alone is not enough.
+/// The two points of Linphone's dialect, and that reading linphonec's output does see a
+/// friend's presence change: the same NOTIFYs show nothing spelled as the RFCs have it
+/// (`Event: presence`, `Content-ID: <cid>`, what imppd writes for other subscribers); with
+/// `Event: Presence` and `Content-Id: cid` they show bob Online and carol Offline, then bob
+/// Offline; `Event: Presence` alone is not enough.
 #[test]
 fn linphone_shows_a_list_notify_only_spelled_its_own_way() {
     let Some(binary) = linphonec() else { return };
-    let as_imppd = fake_list_server_run(&binary, "presence", |cid| format!("Content-ID: <{cid}>"));
-    assert!(!as_imppd.contains("Friend \""), "{as_imppd}");
+    let as_rfcs = fake_list_server_run(&binary, "presence", |cid| format!("Content-ID: <{cid}>"));
+    assert!(!as_rfcs.contains("Friend \""), "{as_rfcs}");
     let as_linphone = fake_list_server_run(&binary, "Presence", |cid| format!("Content-Id: {cid}"));
     // The full state, then bob's change.
     let bob = "Friend \"bob\" <sip:bob@example.test> is";

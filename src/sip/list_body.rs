@@ -20,7 +20,7 @@
 
 use std::collections::HashSet;
 
-use super::multipart::{BodyPart, MultipartRelated};
+use super::multipart::{BodyPart, ContentIdStyle, MultipartRelated};
 use crate::doc::rlmi::{Instance, Rlmi};
 use crate::doc::Limits;
 use crate::error::{Error, Result};
@@ -118,6 +118,12 @@ impl ListBody {
     /// (`Content-Transfer-Encoding: binary`, `charset="UTF-8"`), then the parts in order,
     /// under a boundary that starts no line of any part.
     pub fn encode(&self) -> Result<(String, Vec<u8>)> {
+        self.encode_with(ContentIdStyle::Standard)
+    }
+
+    /// [`ListBody::encode`] with the parts' Content-IDs written in `style` (Linphone's
+    /// dialect: [`ContentIdStyle::Bare`]).
+    pub fn encode_with(&self, style: ContentIdStyle) -> Result<(String, Vec<u8>)> {
         let invalid = |what: String| Error::InvalidArgument(format!("{DOC}: {what}"));
         self.rlmi
             .validate()
@@ -155,7 +161,7 @@ impl ListBody {
             body: self.rlmi.to_xml().into_bytes(),
         });
         parts.extend(self.parts.iter().cloned());
-        MultipartRelated::new(Rlmi::CONTENT_TYPE, self.rlmi_id.clone(), parts).encode()
+        MultipartRelated::new(Rlmi::CONTENT_TYPE, self.rlmi_id.clone(), parts).encode_with(style)
     }
 }
 

@@ -40,6 +40,7 @@ pub mod node;
 pub(crate) mod page;
 pub(crate) mod proxy;
 pub mod rate;
+pub mod recipient_list;
 pub mod route;
 pub mod server;
 pub(crate) mod stack;

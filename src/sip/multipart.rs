@@ -38,7 +38,10 @@
 //! - each part's headers are `Name: value` lines (names are tokens; a line starting with
 //!   a space or tab continues the previous one), then an empty line, then the part's body.
 //!   `Content-Type` is required and must parse; `Content-ID` is required on every part the
-//!   root does not stand for, in angle brackets; `Content-Transfer-Encoding` is optional,
+//!   root does not stand for, in angle brackets as RFC 2045 has it, or bare (an id alone, as
+//!   belle-sip writes and Linphone reads it: see [`ContentIdStyle::Bare`]; an id cannot be
+//!   mistaken for anything else, so reading both costs nothing and lets libimpp's list client
+//!   read a server that speaks Linphone's dialect); `Content-Transfer-Encoding` is optional,
 //!   and only the identity encodings `7bit`, `8bit` and `binary` are read (`base64` and
 //!   others are [`Error::Unsupported`]: SIP carries bodies as they are). Each of the three
 //!   may appear once; other headers are kept in order. Content-IDs are unique;
@@ -55,7 +58,8 @@
 //! skipped), and [`MultipartRelated::encode`] writes the Content-Type header value and the
 //! body with CRLF line ends, checking first that every value can be written and read back
 //! ([`Error::InvalidArgument`] otherwise). `parse(encode(m)) == m` for every `m` `encode`
-//! accepts.
+//! accepts. [`MultipartRelated::encode_with`] writes the parts' Content-IDs in another
+//! [`ContentIdStyle`] (Linphone's, for the list server).
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
@@ -76,6 +80,20 @@ pub const MAX_PART_HEADERS: usize = 32;
 
 /// Longest boundary (RFC 2046 §5.1.1).
 pub const MAX_BOUNDARY_LEN: usize = 70;
+
+/// How [`MultipartRelated::encode_with`] writes each part's Content-ID header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContentIdStyle {
+    /// `Content-ID: <id>`, as RFC 2045 §7 and RFC 2392 have it.
+    #[default]
+    Standard,
+    /// `Content-Id: id`, without the brackets: liblinphone 5.1 finds a list NOTIFY's parts
+    /// only under a header spelled `Content-Id` (its lookup is case-sensitive) whose value is
+    /// the RLMI `cid` as it is (RFC 4662 §5.2 gives the cid without brackets), and shows
+    /// nothing of a part written the standard way. An interoperability exception, used by
+    /// the list server for Linphone's subscribers only.
+    Bare,
+}
 
 /// One body part.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -254,6 +272,12 @@ impl MultipartRelated {
     /// that does not parse, a header value with a line break, a root that is missing or
     /// not of `root_type`, more than [`MAX_PARTS`] parts.
     pub fn encode(&self) -> Result<(String, Vec<u8>)> {
+        self.encode_with(ContentIdStyle::Standard)
+    }
+
+    /// [`MultipartRelated::encode`], the parts' Content-IDs written in `style` (the `start`
+    /// parameter keeps its brackets: RFC 2387 requires them, and Linphone reads it so).
+    pub fn encode_with(&self, style: ContentIdStyle) -> Result<(String, Vec<u8>)> {
         check_boundary(&self.boundary).map_err(invalid)?;
         if !is_media_type(&self.root_type) {
             return Err(invalid(format!(
@@ -284,7 +308,7 @@ impl MultipartRelated {
         let mut ids = HashSet::new();
         let mut out = Vec::new();
         for (n, p) in self.parts.iter().enumerate() {
-            let head = part_head(p).map_err(|e| invalid(format!("part {}: {e}", n + 1)))?;
+            let head = part_head(p, style).map_err(|e| invalid(format!("part {}: {e}", n + 1)))?;
             if let Some(id) = &p.content_id {
                 if !ids.insert(id.as_str()) {
                     return Err(invalid(format!("two parts have the Content-ID <{id}>")));
@@ -593,12 +617,14 @@ fn parse_part(raw: &[u8], n: usize) -> Result<BodyPart> {
             content_type = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("Content-ID") {
             once(&part.content_id)?;
-            let id = bracketed(value).ok_or_else(|| {
-                where_(format!(
-                    "the Content-ID {:?} is not an id in angle brackets",
-                    clip(value)
-                ))
-            })?;
+            let id = bracketed(value)
+                .or_else(|| is_id(value).then_some(value))
+                .ok_or_else(|| {
+                    where_(format!(
+                        "the Content-ID {:?} is not an id (in angle brackets, or bare)",
+                        clip(value)
+                    ))
+                })?;
             part.content_id = Some(id.to_owned());
         } else if name.eq_ignore_ascii_case("Content-Transfer-Encoding") {
             once(&part.transfer_encoding)?;
@@ -629,7 +655,7 @@ fn parse_part(raw: &[u8], n: usize) -> Result<BodyPart> {
 
 /// The header block of a part as `encode` writes it (each line with its CRLF), or what is
 /// wrong with it.
-fn part_head(p: &BodyPart) -> std::result::Result<Vec<u8>, String> {
+fn part_head(p: &BodyPart, style: ContentIdStyle) -> std::result::Result<Vec<u8>, String> {
     let line_text = |s: &str| !s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f);
     let mut head = String::new();
     if let Some(te) = &p.transfer_encoding {
@@ -651,7 +677,10 @@ fn part_head(p: &BodyPart) -> std::result::Result<Vec<u8>, String> {
                 clip(id)
             ));
         }
-        head.push_str(&format!("Content-ID: <{id}>\r\n"));
+        match style {
+            ContentIdStyle::Standard => head.push_str(&format!("Content-ID: <{id}>\r\n")),
+            ContentIdStyle::Bare => head.push_str(&format!("Content-Id: {id}\r\n")),
+        }
     }
     let ct = p.content_type.trim_matches([' ', '\t']);
     if ct != p.content_type || !line_text(ct) || ContentType::parse(ct).is_err() {
@@ -792,6 +821,26 @@ mod tests {
     }
 
     #[test]
+    fn linphones_bare_content_ids_are_written_on_request_and_read_either_way() {
+        let m = parse(CT, &two_parts("\r\n")).unwrap();
+        let (ct, standard) = m.encode().unwrap();
+        let (bare_ct, bare) = m.encode_with(ContentIdStyle::Bare).unwrap();
+        assert_eq!(ct, bare_ct, "the start parameter keeps its brackets");
+        let text = String::from_utf8(bare.clone()).unwrap();
+        assert!(text.contains("\r\nContent-Id: root@x\r\n"), "{text}");
+        assert!(text.contains("\r\nContent-Id: p1@x\r\n"), "{text}");
+        assert!(!text.contains("Content-ID"), "{text}");
+        assert!(String::from_utf8(standard)
+            .unwrap()
+            .contains("\r\nContent-ID: <p1@x>\r\n"));
+        // Both read back as the same body.
+        assert_eq!(
+            MultipartRelated::parse(&ct, &bare, &Limits::DEFAULT).unwrap(),
+            m
+        );
+    }
+
+    #[test]
     fn the_root_without_start_is_the_first_part() {
         let ct = r#"multipart/related; boundary=simple; type="application/rlmi+xml""#;
         let body = "--simple\r\nContent-Type: application/rlmi+xml\r\n\r\n<list/>\r\n--simple\r\nContent-ID: <a>\r\nContent-Type: text/plain\r\n\r\n\r\n--simple--";
@@ -859,8 +908,10 @@ mod tests {
         assert!(m.contains("part 2") && m.contains("no Content-Type"), "{m}");
         let m = malformed(CT, &part("Content-Type: text/plain"));
         assert!(m.contains("part 2 has no Content-ID"), "{m}");
-        let m = malformed(CT, &part("Content-ID: p@x\r\nContent-Type: text/plain"));
+        let m = malformed(CT, &part("Content-ID: <p@x\r\nContent-Type: text/plain"));
         assert!(m.contains("angle brackets"), "{m}");
+        let m = malformed(CT, &part("Content-ID: p x\r\nContent-Type: text/plain"));
+        assert!(m.contains("not an id"), "{m}");
         let m = malformed(
             CT,
             &part("Content-ID: <root@x>\r\nContent-Type: text/plain"),

@@ -6,16 +6,20 @@
 //! `super::server::auth` and `super::server::trust`), each event of the engine's port ([`crate::engine::Port`]) to
 //! the role that delivers it, and runs the timers; the roles never call each other.
 //!
+//! A request served here (not relayed) whose `Require` names an option tag the server does
+//! not implement for its method gets `420 Bad Extension` with `Unsupported` before any role
+//! sees it (`super::server::bad_extension`).
+//!
 //! | request | role |
 //! | --- | --- |
 //! | any non-INVITE request for another domain with a route (not a SUBSCRIBE served by federation) | forwarder (relaying only the own users, trusted peers and its record-routed dialogs) |
 //! | REGISTER | registrar |
-//! | SUBSCRIBE to a resource list of an owned domain, or inside a list dialog | list server |
+//! | SUBSCRIBE to a resource list of an owned domain, carrying its own list (RFC 5367, to any URI of an owned domain), or inside a list dialog | list server |
 //! | SUBSCRIBE | notifier (a presentity of another domain: served through a back-end subscription, when federation takes it) |
 //! | PUBLISH | publisher |
 //! | MESSAGE | an account's, when its To is the account (from the account's server or a peer believed for its domain, else `403`); else the pager |
 //! | NOTIFY | the back-end subscriptions (`481` for any other: only the dialogs this server opened take NOTIFYs) |
-//! | OPTIONS | answered here: `200` with Allow, Allow-Events, Accept |
+//! | OPTIONS | answered here: `200` with Allow, Allow-Events, Supported, Accept |
 //! | anything else | `405 Method Not Allowed` with Allow |
 //!
 //! | port event | role |
@@ -831,6 +835,7 @@ impl Node {
         let mut b = self.stack.reply(request, 200, "OK");
         b.header("Allow", ALLOW)?;
         b.header("Allow-Events", ALLOW_EVENTS)?;
+        b.header("Supported", "eventlist, recipient-list-subscribe")?;
         b.header(
             "Accept",
             "application/pidf+xml, application/dialog-info+xml, application/simple-message-summary, application/watcherinfo+xml, application/simple-filter+xml, text/plain, */*",
@@ -855,6 +860,9 @@ impl Dispatch for Node {
         }
         if self.forwarder.forward(&request) {
             return;
+        }
+        if let Some(answer) = super::server::bad_extension(&self.stack, &request) {
+            return self.stack.answer(&request, answer);
         }
         match request.key.method.as_str() {
             "REGISTER" => self.registrar.handle(&request),

@@ -8,6 +8,32 @@
 //! a watcher of another domain gets `403`. What each user then sees of each resource is
 //! decided by that resource's own authorization rules, as if the user watched it alone.
 //!
+//! # Lists sent in the SUBSCRIBE (RFC 5367)
+//!
+//! A SUBSCRIBE that requires `recipient-list-subscribe` carries its own list
+//! ([`crate::sip::recipient_list`]: a resource-lists body, maybe deflated or gzipped): the
+//! dialog watches those resources, an ad-hoc list, instead of a stored one. Its Request-URI,
+//! any URI of an owned domain (Linphone's `rls_uri`), only names the list (the RLMI `uri`):
+//! the body wins over a list stored under that URI, so none is needed. The body is read
+//! once the subscriber is authenticated (nothing is inflated for a stranger); one that cannot
+//! be read gets `400` with the reason and makes nothing. A refresh without a body keeps the
+//! list, one with a body replaces it (a dialog of a stored list takes none: `400`). The
+//! option tag itself is known to the node's `420` check (`crate::sip::server::bad_extension`).
+//!
+//! # Linphone's dialect, an interoperability exception
+//!
+//! liblinphone 5.1 (Linphone's engine) takes a list NOTIFY to its friend list only when the
+//! Event header is exactly `Presence` (it compares with that string, case-sensitively, though
+//! RFC 6665 compares packages byte by byte and it subscribed with `presence`), and finds a
+//! resource's part only under a header spelled `Content-Id` whose value is the RLMI `cid`
+//! without the angle brackets RFC 2045 requires. Spelled as the RFCs have them, its NOTIFYs
+//! are answered `200` and nothing is shown. So a subscriber whose User-Agent names Linphone
+//! or belle-sip ([`linphone_dialect`]) gets `Event: Presence` (for the presence package) and
+//! `Content-Id: cid` part headers ([`ContentIdStyle::Bare`]); everyone else the standard
+//! spelling. It is decided when the dialog starts and written in its record, so it holds
+//! after a restart. It applies to every Linphone version: whether one that reads the
+//! standard spelling still reads this one is not known (tests/linphone.rs would tell).
+//!
 //! # Back subscriptions, inside the engine
 //!
 //! A list dialog is backed by one engine subscription per resource of the expanded list,
@@ -34,7 +60,11 @@
 //! SIP dialog, one shared allocation per dialog), so a list subscription that was accepted
 //! survives a restart without a table of its own: [`ListServer::start`] rebuilds each
 //! dialog from any of its back subscriptions, expands its list again, has the engine tell
-//! every resource's state again and sends the full state in the same dialog. The RLMI
+//! every resource's state again and sends the full state in the same dialog. An ad-hoc
+//! list's record says so (and Linphone's dialect too, [`Flags`]): its resources are exactly
+//! its back subscriptions (one per resource, made with the dialog), so the restored list is
+//! their presentities in the order they were made, with no stored list to look up; display
+//! names and resources refused before the restart (no back subscription) are not kept. The RLMI
 //! version and the CSeq are not written at each NOTIFY; a restored dialog continues from the
 //! seconds counted on the wall clock ([`restart_version`]), and no dialog sends a version
 //! ahead of that count ([`pace_ms`]: a NOTIFY waits a second at most, and only after a
@@ -86,11 +116,13 @@ use crate::error::{Error, Result};
 use crate::log;
 use crate::model::id::SubscriptionId;
 use crate::model::key::presentity_key;
+use crate::model::list::{Resource, LIST_PACKAGES};
 use crate::model::package::Package;
 use crate::sip::dialog::{DialogView, SubscriptionDialog};
 use crate::sip::header::Contacts;
 use crate::sip::list_body::ListBody;
-use crate::sip::multipart::BodyPart;
+use crate::sip::multipart::{BodyPart, ContentIdStyle};
+use crate::sip::recipient_list;
 use crate::sip::stack::{lock, push_hex, Reply, Request, Stack, Waiting};
 use crate::sip::transport::Proto;
 use crate::sip::SipMessage;
@@ -163,6 +195,12 @@ struct ListDialog {
     list_text: String,
     list_uri: Uri,
     list_name: Option<String>,
+    /// The resources of an ad-hoc list (RFC 5367: the subscriber sent them in its
+    /// SUBSCRIBE), which the dialog watches instead of a stored list; `None`: the stored
+    /// list `list_uri`, expanded at each refresh.
+    adhoc: Option<Vec<Resource>>,
+    /// Its NOTIFYs are written in Linphone's dialect ([`linphone_dialect`]).
+    linphone: bool,
     watcher: Uri,
     package: Package,
     resources: Vec<Entry>,
@@ -204,6 +242,8 @@ struct Entry {
 /// A NOTIFY built under the lock, sent after it.
 struct Prepared {
     id: u64,
+    /// The Event header, when not the dialog's own (Linphone's dialect).
+    event: Option<&'static str>,
     dialog: SubscriptionDialog,
     cseq: u32,
     state: String,
@@ -238,24 +278,47 @@ fn dialog_in_tag(tag: &str) -> Option<u64> {
     u64::from_str_radix(&tag[at + TAG_MARK.len()..], 16).ok()
 }
 
+/// What a list dialog's record says of it besides its list and its SIP dialog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Flags {
+    /// Its list is ad-hoc (RFC 5367): its resources are its back subscriptions' presentities.
+    adhoc: bool,
+    /// Its NOTIFYs are written in Linphone's dialect.
+    linphone: bool,
+}
+
 /// The record of list dialog `id` that each of its back subscriptions carries as its target,
 /// so the dialog comes back after a restart from any of them (the store keeps every
 /// subscription's target; no table of its own): [`LIST_TARGET`], the id in hex, a space,
-/// the list's URI as the subscriber wrote it, a line feed, then the dialog
+/// the list's URI as the subscriber wrote it, then ` adhoc` for an ad-hoc list and
+/// ` linphone` for Linphone's dialect ([`Flags`]), a line feed, then the dialog
 /// ([`SubscriptionDialog::to_bytes_beside`], leaving out the local URI when it is the list's
 /// text and the remote one when it is the watcher's). The engine, the watcher and the
 /// package are the back subscription's own; the expiry is theirs too, as they are refreshed
 /// with the dialog. What changes with each NOTIFY (the RLMI version, the CSeq) is not
 /// written: a restored dialog continues from the wall clock ([`restart_version`]).
-fn record(id: u64, list_text: &str, dialog: &SubscriptionDialog, watcher: &str) -> Arc<[u8]> {
+fn record(
+    id: u64,
+    list_text: &str,
+    flags: Flags,
+    dialog: &SubscriptionDialog,
+    watcher: &str,
+) -> Arc<[u8]> {
     let mut out = LIST_TARGET.to_vec();
-    out.extend_from_slice(format!("{id:x} {list_text}\n").as_bytes());
+    out.extend_from_slice(format!("{id:x} {list_text}").as_bytes());
+    if flags.adhoc {
+        out.extend_from_slice(b" adhoc");
+    }
+    if flags.linphone {
+        out.extend_from_slice(b" linphone");
+    }
+    out.push(b'\n');
     out.extend_from_slice(&dialog.to_bytes_beside(list_text, watcher));
     out.into()
 }
 
-/// What a record holds besides the id: the list's text and the dialog's bytes.
-type Written<'a> = (&'a str, &'a [u8]);
+/// What a record holds besides the id: the list's text, its flags and the dialog's bytes.
+type Written<'a> = (&'a str, Flags, &'a [u8]);
 
 /// A back subscription's target read: the list dialog's id and, unless an earlier version
 /// wrote it (the id alone), the list's text and the dialog's bytes; `None`: not a list's.
@@ -266,12 +329,18 @@ fn read_record(target: &[u8]) -> Option<(u64, Option<Written<'_>>)> {
         None => (rest, None),
     };
     let head = std::str::from_utf8(head).ok()?;
-    let (id, list_text) = match head.split_once(' ') {
-        Some((id, list)) => (id, Some(list)),
-        None => (head, None),
-    };
-    let id = u64::from_str_radix(id, 16).ok()?;
-    Some((id, list_text.zip(dialog)))
+    let mut words = head.split(' ');
+    let id = u64::from_str_radix(words.next()?, 16).ok()?;
+    let list_text = words.next();
+    let mut flags = Flags::default();
+    for word in words {
+        match word {
+            "adhoc" => flags.adhoc = true,
+            "linphone" => flags.linphone = true,
+            _ => return None,
+        }
+    }
+    Some((id, list_text.zip(dialog).map(|(l, d)| (l, flags, d))))
 }
 
 /// The RLMI version a list dialog restored after a restart continues from: one more than the
@@ -345,6 +414,26 @@ fn supports_eventlist(m: &SipMessage) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(EVENTLIST))
 }
 
+/// Whether a subscriber is Linphone (liblinphone over belle-sip), by its User-Agent:
+/// `Linphonec/5.1.65` for linphonec, `LinphoneAndroid/...`, `LinphoneiOS/...`,
+/// `Linphone Desktop/...` for the apps, and `belle-sip/...` in the products of others built
+/// on the same stack. Its NOTIFYs are then written in Linphone's dialect (see the module
+/// doc): liblinphone 5.1 shows nothing of the standard spelling.
+fn linphone_dialect(m: &SipMessage) -> bool {
+    m.headers("User-Agent").any(|ua| {
+        let ua = ua.to_ascii_lowercase();
+        ua.contains("linphone") || ua.contains("belle-sip")
+    })
+}
+
+/// Where a new list dialog's resources come from.
+enum Source {
+    /// The stored list the Request-URI names.
+    Stored(crate::model::list::ResourceList),
+    /// The subscriber's own (RFC 5367), read from the SUBSCRIBE when it is authenticated.
+    Adhoc(Uri),
+}
+
 impl ListServer {
     pub(crate) fn new(
         stack: Arc<Stack>,
@@ -405,7 +494,11 @@ impl ListServer {
                 }
             }
             let remaining_s = (d.expires_at - now).div_ceil(1000) as u32;
-            for r in engine.expand_list(&d.list_uri).unwrap_or_default() {
+            let resources = match &d.adhoc {
+                Some(adhoc) => adhoc.clone(),
+                None => engine.expand_list(&d.list_uri).unwrap_or_default(),
+            };
+            for r in resources {
                 let key = presentity_key(&r.uri);
                 let entry = match backs.remove(&key) {
                     Some(back) => {
@@ -468,7 +561,7 @@ impl ListServer {
         let watcher = first.watcher.clone();
         let package = first.package;
         let target = first.target.clone()?;
-        let Some((_, Some((list_text, dialog)))) = read_record(&target) else {
+        let Some((_, Some((list_text, flags, dialog)))) = read_record(&target) else {
             log::info!(
                 "list dialog {id}: stored by an earlier version; its back subscriptions end"
             );
@@ -489,19 +582,45 @@ impl ListServer {
             log::debug!("list dialog {id}: expired before the restart");
             return None;
         }
-        let list = Uri::parse(list_text).ok().and_then(|uri| engine.list(&uri));
-        let Some(list) = list.filter(|l| {
-            l.packages.is_empty() && package == Package::Presence || l.packages.contains(&package)
-        }) else {
-            log::info!("list dialog {id}: its list {list_text} no longer serves {package}");
-            return None;
+        let (list_uri, list_name, adhoc) = if flags.adhoc {
+            // An ad-hoc list is exactly its back subscriptions (one per resource, made with
+            // the dialog): their presentities, in the order they were made. What the record
+            // does not keep is lost: display names, and resources refused before the restart.
+            let mut subs: Vec<&SubscriptionInfo> = subs.iter().collect();
+            subs.sort_by_key(|s| s.id);
+            let mut seen = std::collections::HashSet::new();
+            let resources: Vec<Resource> = subs
+                .into_iter()
+                .filter(|s| seen.insert(presentity_key(&s.presentity)))
+                .map(|s| Resource::new(s.presentity.clone()))
+                .collect();
+            let Ok(uri) = Uri::parse(list_text) else {
+                log::warn!("list dialog {id}: its ad-hoc list's URI {list_text} unreadable");
+                return None;
+            };
+            if !LIST_PACKAGES.contains(&package) {
+                return None;
+            }
+            (uri, None, Some(resources))
+        } else {
+            let list = Uri::parse(list_text).ok().and_then(|uri| engine.list(&uri));
+            let Some(list) = list.filter(|l| {
+                l.packages.is_empty() && package == Package::Presence
+                    || l.packages.contains(&package)
+            }) else {
+                log::info!("list dialog {id}: its list {list_text} no longer serves {package}");
+                return None;
+            };
+            (list.uri, list.display_name, None)
         };
         Some(ListDialog {
             dialog,
             target: target.clone(),
             list_text: list_text.to_string(),
-            list_uri: list.uri,
-            list_name: list.display_name,
+            list_uri,
+            list_name,
+            adhoc,
+            linphone: flags.linphone,
             watcher,
             package,
             resources: Vec::new(),
@@ -540,13 +659,27 @@ impl ListServer {
         let Ok(uri) = m.request_uri() else {
             return false;
         };
-        if !engine.config().owns(&uri) {
-            return false;
-        }
-        let Some(list) = engine.list(&uri) else {
-            return false;
+        let owned = engine.config().owns(&uri);
+        let source = if recipient_list::required(m) {
+            // RFC 5367: the SUBSCRIBE carries its list; the Request-URI only names it (the
+            // body wins over a stored list of that URI, which is not needed).
+            if !owned {
+                let answer = self.stack.reply(
+                    request,
+                    403,
+                    "Forbidden (recipient lists are served for this server's domains)",
+                );
+                self.stack.answer(request, answer);
+                return true;
+            }
+            Source::Adhoc(uri)
+        } else {
+            match engine.list(&uri) {
+                Some(list) if owned => Source::Stored(list),
+                _ => return false,
+            }
         };
-        let answer = self.subscribe(request, &engine, list);
+        let answer = self.subscribe(request, &engine, source);
         self.stack.finish(request, answer);
         true
     }
@@ -556,13 +689,13 @@ impl ListServer {
         &self,
         request: &Request,
         engine: &crate::engine::Core,
-        list: crate::model::list::ResourceList,
+        source: Source,
     ) -> Result<Option<Reply>> {
         let m = &request.message;
-        let packages = if list.packages.is_empty() {
-            vec![Package::Presence]
-        } else {
-            list.packages.clone()
+        let packages = match &source {
+            Source::Stored(list) if list.packages.is_empty() => vec![Package::Presence],
+            Source::Stored(list) => list.packages.clone(),
+            Source::Adhoc(_) => LIST_PACKAGES.to_vec(),
         };
         let Some(event) = m.event()? else {
             return Ok(Some(super::bad_event(
@@ -641,7 +774,24 @@ impl ListServer {
             }
             other => other.unwrap_or(bounds.default).min(bounds.max),
         };
-        let resources = engine.expand_list(&list.uri)?;
+        // Read once the subscriber is known (no inflating for strangers); a bad one changes
+        // nothing.
+        let (list_uri, list_name, adhoc) = match source {
+            Source::Stored(list) => (list.uri, list.display_name, None),
+            Source::Adhoc(uri) => match recipient_list::resources(m) {
+                Ok(resources) => (uri, None, Some(resources)),
+                Err(e) => return Ok(Some(self.bad_list(request, &e))),
+            },
+        };
+        let resources = match &adhoc {
+            Some(resources) => resources.clone(),
+            None => engine.expand_list(&list_uri)?,
+        };
+        let linphone = linphone_dialect(m);
+        let flags = Flags {
+            adhoc: adhoc.is_some(),
+            linphone,
+        };
         let to = m.to()?;
         let now = self.stack.now();
         let mut table = lock(&self.table);
@@ -674,13 +824,15 @@ impl ListServer {
             peer: request.peer.source,
         };
         let list_text = m.request_uri_text().unwrap_or_default().to_string();
-        let target = record(id, &list_text, &dialog, &watcher.to_string());
+        let target = record(id, &list_text, flags, &dialog, &watcher.to_string());
         let mut d = ListDialog {
             dialog,
             target,
             list_text,
-            list_uri: list.uri.clone(),
-            list_name: list.display_name.clone(),
+            list_uri: list_uri.clone(),
+            list_name,
+            adhoc,
+            linphone,
             watcher,
             package,
             resources: Vec::with_capacity(resources.len()),
@@ -768,14 +920,23 @@ impl ListServer {
         self.stack.answer(request, answer);
         drop(table);
         log::debug!(
-            "list dialog {id}: {} watches {}",
+            "list dialog {id}: {} watches {}{}{}",
             request.peer.source,
-            list.uri
+            list_uri,
+            if flags.adhoc { " (ad-hoc)" } else { "" },
+            if flags.linphone { " (Linphone)" } else { "" },
         );
         if let Some(at) = due {
             self.stack.alarm().at(at);
         }
         Ok(None)
+    }
+
+    /// `400` for a recipient list that cannot be read, saying why.
+    fn bad_list(&self, request: &Request, e: &Error) -> Reply {
+        log::debug!("list server: 400 for {}: {e}", request.peer.source);
+        let reason = format!("Bad Request ({})", recipient_list::reason_text(e));
+        self.stack.reply(request, 400, &reason)
     }
 
     /// The back subscription of `resource` for list dialog `id` (made with the table's lock
@@ -828,7 +989,7 @@ impl ListServer {
                 "Subscription Does Not Exist",
             )))
         };
-        {
+        let adhoc = {
             let table = lock(&self.table);
             let Some(d) = table.dialogs.get(&id) else {
                 return gone();
@@ -839,7 +1000,8 @@ impl ListServer {
             {
                 return gone();
             }
-        }
+            d.adhoc.is_some()
+        };
         let user = match self.auth.authenticate(request) {
             Ok(user) => user,
             Err(answer) => return Ok(Some(answer)),
@@ -853,12 +1015,31 @@ impl ListServer {
             return self.stack.too_brief(request, bounds.min).map(Some);
         }
         let granted = expires.min(bounds.max);
+        // A refresh of an ad-hoc list with a recipient list replaces the list; one without a
+        // body keeps it. A dialog of a stored list stays one (its back subscriptions' record
+        // says so): a recipient list is for a new subscription.
+        let replaced = if recipient_list::required(m) && !m.body().is_empty() {
+            if !adhoc {
+                return Ok(Some(self.stack.reply(
+                    request,
+                    400,
+                    "Bad Request (this dialog serves a stored list; a recipient list needs a \
+                     new subscription)",
+                )));
+            }
+            match recipient_list::resources(m) {
+                Ok(resources) => Some(resources),
+                Err(e) => return Ok(Some(self.bad_list(request, &e))),
+            }
+        } else {
+            None
+        };
         let cseq = m.cseq()?.seq;
         // The back subscriptions as they are, taken under the lock; the list is expanded and
         // they are refreshed without it (an engine round trip each), then the dialog is
         // rebuilt under it from what it is by then (notifications, a NOTIFY's answer, the
         // timer may have changed it meanwhile).
-        let (list_uri, before) = {
+        let (list_uri, adhoc, before) = {
             let mut table = lock(&self.table);
             let Some(d) = table.dialogs.get_mut(&id) else {
                 return gone();
@@ -876,12 +1057,19 @@ impl ListServer {
                 .iter()
                 .filter_map(|e| Some((e.back?, e.key.clone())))
                 .collect();
-            (d.list_uri.clone(), before)
+            (
+                d.list_uri.clone(),
+                replaced.or_else(|| d.adhoc.clone()),
+                before,
+            )
         };
         let (resources, refreshed) = if granted == 0 {
             (Vec::new(), std::collections::HashSet::new())
         } else {
-            let resources = engine.expand_list(&list_uri).unwrap_or_default();
+            let resources = match &adhoc {
+                Some(adhoc) => adhoc.clone(),
+                None => engine.expand_list(&list_uri).unwrap_or_default(),
+            };
             let listed: std::collections::HashSet<String> =
                 resources.iter().map(|r| presentity_key(&r.uri)).collect();
             let refreshed: std::collections::HashSet<SubscriptionId> = before
@@ -912,6 +1100,9 @@ impl ListServer {
             d.ending = Some(None);
         } else {
             d.expires_at = now + u64::from(granted) * 1000;
+            if adhoc.is_some() {
+                d.adhoc = adhoc;
+            }
             // The list as it is now: resources kept are refreshed (or subscribed again when
             // their subscription ended), new ones subscribed, removed ones ended. A back
             // subscription made since the snapshot (by a refresh at the same time) is new.
@@ -1159,7 +1350,12 @@ impl ListServer {
         }
         let mut body = ListBody::new(rlmi, rlmi_cid);
         body.parts = parts;
-        let (content_type, bytes) = match body.encode() {
+        let style = if d.linphone {
+            ContentIdStyle::Bare
+        } else {
+            ContentIdStyle::Standard
+        };
+        let (content_type, bytes) = match body.encode_with(style) {
             Ok(encoded) => encoded,
             Err(e) => {
                 log::warn!("list dialog {id}: cannot build its NOTIFY: {e}");
@@ -1178,6 +1374,7 @@ impl ListServer {
         };
         Some(Prepared {
             id,
+            event: (d.linphone && d.package == Package::Presence).then_some("Presence"),
             dialog: d.dialog.clone(),
             cseq,
             state,
@@ -1218,7 +1415,7 @@ impl ListServer {
                 Proto::Wss => ";transport=wss>",
             };
             b.header_parts("Contact", &["<sip:", &local, contact_end])?;
-            b.header("Event", d.event)?;
+            b.header("Event", p.event.unwrap_or(d.event))?;
             b.header("Subscription-State", &p.state)?;
             b.header("Require", EVENTLIST)?;
             b.header("User-Agent", &self.stack.config().server_name)?;
@@ -1326,18 +1523,40 @@ mod tests {
     #[test]
     fn a_back_subscriptions_target_carries_its_list_dialog() {
         let d = dialog();
-        let target = record(0x2a, "sip:buddies@a.test", &d, "sip:bob@a.test");
+        let target = record(
+            0x2a,
+            "sip:buddies@a.test",
+            Flags::default(),
+            &d,
+            "sip:bob@a.test",
+        );
         let (id, rest) = read_record(&target).unwrap();
         assert_eq!(id, 0x2a);
-        let (list, bytes) = rest.unwrap();
+        let (list, flags, bytes) = rest.unwrap();
         assert_eq!(list, "sip:buddies@a.test");
+        assert_eq!(flags, Flags::default());
         // The URIs the list and the back subscription give are left out.
         assert!(bytes.len() < d.to_bytes().len());
         let back = SubscriptionDialog::from_bytes_beside(bytes, list, "sip:bob@a.test").unwrap();
         assert_eq!(back, d);
         // What an earlier version wrote: the id alone, no dialog to restore.
         assert_eq!(read_record(b"impp-list 2a"), Some((0x2a, None)));
-        for other in [&b"impp-dialog 1"[..], b"impp-list zz x\n", b"impp-list "] {
+        // An ad-hoc list's dialog with Linphone: both said, the rest as before.
+        let both = Flags {
+            adhoc: true,
+            linphone: true,
+        };
+        let target = record(0x2b, "sip:buddies@a.test", both, &d, "sip:bob@a.test");
+        assert!(target.starts_with(b"impp-list 2b sip:buddies@a.test adhoc linphone\n"));
+        let (_, rest) = read_record(&target).unwrap();
+        let (list, flags, again) = rest.unwrap();
+        assert_eq!((list, flags, again), ("sip:buddies@a.test", both, bytes));
+        for other in [
+            &b"impp-dialog 1"[..],
+            b"impp-list zz x\n",
+            b"impp-list ",
+            b"impp-list 2a sip:l@a.test later\nx",
+        ] {
             assert_eq!(read_record(other), None, "{other:?}");
         }
     }
