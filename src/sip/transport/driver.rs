@@ -884,9 +884,9 @@ impl Driver {
     }
 
     /// Writes what the TLS session has ready, then moves queued messages into the session
-    /// one at a time, each once the records before it are written: the session never holds
-    /// more than one message, and what the queue still holds when the connection fails is
-    /// reported as unsent.
+    /// one at a time (a part at a time when it is larger than the session takes), each once
+    /// the records before it are written: the session never holds more than one message,
+    /// and what the queue still holds when the connection fails is reported as unsent.
     fn flush_tls(&mut self, token: usize) {
         loop {
             let Some(conn) = self.conns.get_mut(&token) else {
@@ -912,7 +912,7 @@ impl Driver {
             if tls.is_handshaking() {
                 return;
             }
-            let Some((data, _)) = out.pop_front() else {
+            let Some((data, _)) = out.front() else {
                 if matches!(conn.ws, Some(WsState::Served)) {
                     return self.close(token, "web page served", SendError::Closed);
                 }
@@ -920,9 +920,21 @@ impl Driver {
                 *out = VecDeque::new();
                 return;
             };
-            conn.out_bytes -= data.len();
-            if let Err(e) = tls.writer().write_all(&data) {
-                return self.close(token, "TLS write failed", SendError::Io(e));
+            // The session takes at most its buffer limit (rustls: 64 KiB of records) at
+            // once: a bigger message (a file of the web root) goes in in parts, each once
+            // the records before it are written.
+            let len = data.len();
+            match tls.writer().write(&data[conn.out_pos..]) {
+                Ok(0) => return,
+                Ok(n) => {
+                    conn.out_pos += n;
+                    if conn.out_pos == len {
+                        conn.out_bytes -= len;
+                        out.pop_front();
+                        conn.out_pos = 0;
+                    }
+                }
+                Err(e) => return self.close(token, "TLS write failed", SendError::Io(e)),
             }
         }
     }
