@@ -467,7 +467,10 @@ fn a_web_root_serves_its_files_on_the_websocket_listeners() {
         assert!(page.ends_with("\r\n\r\n<title>buddies</title>"), "{page}");
         let js = get("/lib/app.js");
         assert!(js.contains("Content-Type: text/javascript"), "{proto}");
-        assert!(js.ends_with(&script), "{proto}: the whole script, then the close");
+        assert!(
+            js.ends_with(&script),
+            "{proto}: the whole script, then the close"
+        );
         for target in ["/../secret.txt", "/%2e%2e/secret.txt", "/nothing.html"] {
             assert!(get(target).starts_with("HTTP/1.1 404 "), "{proto} {target}");
         }

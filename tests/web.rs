@@ -97,7 +97,12 @@ fn imppd() -> (Imppd, u16) {
     let web_root = root().join("examples/web");
     let node = Imppd::start(
         &["alice", "bob", "carol"],
-        &["--listen", &listen, "--web-root", web_root.to_str().unwrap()],
+        &[
+            "--listen",
+            &listen,
+            "--web-root",
+            web_root.to_str().unwrap(),
+        ],
     );
     (node, web)
 }
@@ -138,7 +143,9 @@ impl Driver {
         match status {
             Some(s) if s.success() => Ok(()),
             Some(s) => Err(format!("the browser script failed ({s})")),
-            None => Err(format!("the browser script did not end within {RUN_LIMIT:?}")),
+            None => Err(format!(
+                "the browser script did not end within {RUN_LIMIT:?}"
+            )),
         }
     }
 }

@@ -1130,7 +1130,11 @@ impl Driver {
         }
         if matches!(ws, WsState::Handshake) {
             if let Some(page) = self.web_root.as_ref().and_then(|w| w.answer(&conn.inbuf)) {
-                log::debug!("SIP {}: conn#{token} with {}: web page", conn.proto, conn.peer);
+                log::debug!(
+                    "SIP {}: conn#{token} with {}: web page",
+                    conn.proto,
+                    conn.peer
+                );
                 *ws = WsState::Served;
                 conn.inbuf.clear();
                 conn.out_bytes += page.len();

@@ -27,9 +27,9 @@ pub struct WebRoot {
 impl WebRoot {
     /// Serves the files of `dir`, which must be a directory.
     pub fn new(dir: &Path) -> io::Result<WebRoot> {
-        let canonical = dir.canonicalize().map_err(|e| {
-            io::Error::new(e.kind(), format!("web root {}: {e}", dir.display()))
-        })?;
+        let canonical = dir
+            .canonicalize()
+            .map_err(|e| io::Error::new(e.kind(), format!("web root {}: {e}", dir.display())))?;
         if !canonical.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -252,7 +252,10 @@ mod tests {
         ] {
             let answer = get(&web, "GET", target);
             assert_eq!(status(&answer), "404", "{target}: {answer}");
-            assert!(!answer.contains("no\n") && !answer.ends_with("no"), "{target}");
+            assert!(
+                !answer.contains("no\n") && !answer.ends_with("no"),
+                "{target}"
+            );
         }
         std::fs::remove_dir_all(base).unwrap();
     }
@@ -263,10 +266,17 @@ mod tests {
         let post = get(&web, "POST", "/index.html");
         assert_eq!(status(&post), "405");
         assert!(post.contains("Allow: GET, HEAD\r\n"));
-        let upgrade = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        let upgrade =
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
         assert!(web.answer(upgrade.as_bytes()).is_none(), "the handshake's");
-        assert!(web.answer(b"GET / HTTP/1.1\r\nHost: x\r\n").is_none(), "incomplete");
-        assert!(web.answer(b"REGISTER sip:x SIP/2.0\r\n\r\n").is_none(), "not HTTP");
+        assert!(
+            web.answer(b"GET / HTTP/1.1\r\nHost: x\r\n").is_none(),
+            "incomplete"
+        );
+        assert!(
+            web.answer(b"REGISTER sip:x SIP/2.0\r\n\r\n").is_none(),
+            "not HTTP"
+        );
         std::fs::remove_dir_all(base).unwrap();
     }
 
