@@ -10,7 +10,7 @@
 // for a bounded time; the first one that does not happen fails the run (exit 1) with the
 // step's name. Progress goes to stdout as `STEP name` lines (tests/web.rs waits on some).
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -26,6 +26,10 @@ if (!URL_BASE || !SHOTS || !["pages", "softphone"].includes(scenario)) {
   process.exit(2);
 }
 mkdirSync(SHOTS, { recursive: true });
+// A failure's screenshots are of that run only.
+for (const old of readdirSync(SHOTS).filter((f) => f.startsWith(`failed-${scenario}-`))) {
+  rmSync(join(SHOTS, old));
+}
 
 // Chromium here refuses background network connections unless told not to make them; no
 // sandbox (the tests may run as root); QUIC off (loopback HTTP/1.1 only).
