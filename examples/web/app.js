@@ -63,7 +63,9 @@ async function signIn(user, password, domain, server) {
     uri: UserAgent.makeURI(aor),
     authorizationUsername: user.trim(),
     authorizationPassword: password,
-    transportOptions: { server },
+    // Double-CRLF keep-alives (RFC 5626 §4.4.1, answered by imppd) every ~30 s: an idle
+    // page keeps its WebSocket, which imppd closes after 180 s without traffic.
+    transportOptions: { server, keepAliveInterval: 30 },
     logLevel: "warn",
     userAgentString: "libimpp-web-buddy-list (SIP.js)",
     delegate: {
