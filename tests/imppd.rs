@@ -1136,6 +1136,8 @@ fn network_bounds_come_from_flags() {
             "/nonexistent/cert.pem",
             "--tls-cert and --tls-key go together",
         ),
+        ("--web-root", "/nonexistent/web", "--web-root: web root"),
+        ("--web-root", "Cargo.toml", "is not a directory"),
     ] {
         let out = imppd(&["--domain", DOMAIN, "--db", "none", "--open", flag, value]);
         assert!(!out.status.success(), "{flag} {value}");

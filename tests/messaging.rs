@@ -879,6 +879,36 @@ fn a_message_every_device_refuses_is_stored_at_once() {
 }
 
 #[test]
+fn a_device_that_refuses_an_is_composing_indication_still_gets_the_next_message() {
+    // baresip answers an is-composing indication 415 (it takes text alone): that says
+    // nothing about whether bob is reachable, so the text that follows is delivered, not
+    // stored for his next login.
+    let (w, port) = transport_world();
+    let typing = w
+        .engine
+        .send_message(OutgoingMessage::new(
+            uri("sip:alice@a.test"),
+            uri("sip:bob@a.test"),
+            "application/im-iscomposing+xml",
+            "<x/>",
+        ))
+        .unwrap();
+    let text = w.send("sip:alice@a.test", "sip:bob@a.test", "hi");
+    let got = relayed(&w, &port);
+    assert_eq!(got.iter().map(|m| m.id).collect::<Vec<_>>(), [typing]);
+    w.engine.report_handover(&got[0], false).unwrap();
+    assert_eq!(
+        told(&w),
+        [(typing, DeliveryOutcome::Failed(FailureReason::Offline))]
+    );
+    let got = relayed(&w, &port);
+    assert_eq!(got.iter().map(|m| m.id).collect::<Vec<_>>(), [text]);
+    w.engine.report_handover(&got[0], true).unwrap();
+    assert_eq!(told(&w), [(text, DeliveryOutcome::Delivered)]);
+    assert_eq!(w.engine.stats().messages_waiting, 0);
+}
+
+#[test]
 fn a_message_for_an_application_endpoint_as_well_is_delivered_at_once() {
     let (w, port) = transport_world();
     w.engine

@@ -460,3 +460,81 @@ fn a_subscription_over_a_closed_websocket_ends_at_its_next_notify() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// What the server answers `request` on `stream` (read until it closes), as bytes.
+fn http(mut stream: Box<dyn Stream>, request: &str) -> Vec<u8> {
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    answer
+}
+
+#[test]
+fn a_web_root_serves_its_files_on_the_websocket_listeners() {
+    let ca = TestCa::new("ws test CA");
+    let cert = ca.issue(&["127.0.0.1", DOMAIN]);
+    let dir = std::env::temp_dir().join(format!("impp-ws-web-root-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("www/lib")).unwrap();
+    std::fs::write(dir.join("www/index.html"), "<title>buddies</title>").unwrap();
+    // A script bigger than a socket's first write: it must arrive whole before the close.
+    let script = "x".repeat(900 << 10);
+    std::fs::write(dir.join("www/lib/app.js"), &script).unwrap();
+    std::fs::write(dir.join("secret.txt"), "not for the web").unwrap();
+    let web_root = dir.join("www");
+    let s = server(&ca, &cert, move |c| c.web_root = Some(web_root));
+    for proto in [Proto::Ws, Proto::Wss] {
+        let addr = s.addr(proto);
+        let stream = || -> Box<dyn Stream> {
+            match proto {
+                Proto::Ws => Box::new(tcp(addr)),
+                _ => tls(addr, &ca),
+            }
+        };
+        let get = |target: &str| {
+            let answer = http(
+                stream(),
+                &format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\n\r\n"),
+            );
+            String::from_utf8_lossy(&answer).into_owned()
+        };
+        let page = get("/");
+        assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{proto}: {page}");
+        assert!(page.contains("Content-Type: text/html; charset=utf-8\r\n"));
+        assert!(page.ends_with("\r\n\r\n<title>buddies</title>"), "{page}");
+        let js = get("/lib/app.js");
+        assert!(js.contains("Content-Type: text/javascript"), "{proto}");
+        assert!(
+            js.ends_with(&script),
+            "{proto}: the whole script, then the close"
+        );
+        for target in ["/../secret.txt", "/%2e%2e/secret.txt", "/nothing.html"] {
+            assert!(get(target).starts_with("HTTP/1.1 404 "), "{proto} {target}");
+        }
+        let post = String::from_utf8_lossy(&http(
+            stream(),
+            &format!("POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"),
+        ))
+        .into_owned();
+        assert!(post.starts_with("HTTP/1.1 405 "), "{proto}: {post}");
+        // The WebSocket on the same listener works as before.
+        let mut phone = WsPhone::connect(&s, proto, &ca, "alice");
+        assert_eq!(phone.register().status(), Some(200), "{proto}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn without_a_web_root_a_plain_get_is_refused() {
+    let ca = TestCa::new("ws test CA");
+    let cert = ca.issue(&["127.0.0.1", DOMAIN]);
+    let s = server(&ca, &cert, |_| {});
+    let answer = raw_handshake(s.addr(Proto::Ws), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+}

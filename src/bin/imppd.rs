@@ -110,7 +110,7 @@ const USAGE: &str = "usage:
         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
         [--rate-limit N[/BURST]] [--max-connections N] [--max-connections-per-address N]
         [--unauthenticated-timeout S] [--tls-handshake-timeout S] [--idle-timeout S]
-        [--auth-proxy ADDR]... [--ws-origin ORIGIN]...
+        [--auth-proxy ADDR]... [--ws-origin ORIGIN]... [--web-root DIR]
         [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
         [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
         [--max-endpoints-per-user N]
@@ -173,7 +173,9 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           ws: and wss: listeners take SIP over WebSocket (RFC 7118) from browsers: a page
           may connect only from imppd's own host and port or an origin --ws-origin lists
           (https://phone.example.test; * for any; clients that are not browsers send no
-          origin); wss: needs --tls-cert/--tls-key;
+          origin); wss: needs --tls-cert/--tls-key; --web-root DIR: those listeners
+          answer plain HTTP GETs with the files of DIR (examples/web: the web buddy
+          list, same origin as its WebSocket);
           --list-batch-interval 1000: how long (ms, 0 to 60000; 0: none) changes of a
           resource list's resources are collected into one partial NOTIFY (RFC 4662)";
 

@@ -147,6 +147,10 @@ pub struct SipServerConfig {
     /// (`https://phone.example.test`; `*` for any). Clients that send no `Origin` (not
     /// browsers) are not asked. Default: none besides the server's own.
     pub ws_origins: Vec<String>,
+    /// A directory whose files the `ws` and `wss` listeners serve to plain HTTP requests
+    /// (a web page that opens its SIP WebSocket to the same origin; see
+    /// [`super::transport::web_root`]). Default: none.
+    pub web_root: Option<std::path::PathBuf>,
 }
 
 impl SipServerConfig {
@@ -174,6 +178,7 @@ impl SipServerConfig {
             publishers: Vec::new(),
             list_batch_interval: Duration::from_secs(1),
             ws_origins: Vec::new(),
+            web_root: None,
         }
     }
 }
@@ -431,6 +436,7 @@ impl SipServer {
         tconfig.ws_origins = super::transport::websocket::OriginPolicy {
             allowed: config.ws_origins.clone(),
         };
+        tconfig.web_root = config.web_root.clone();
         tconfig.on_websocket_closed = Some(Arc::new({
             // Weak: the transport is held by the stack.
             let node = Arc::downgrade(&node);

@@ -40,6 +40,7 @@
 mod driver;
 mod identity;
 mod rules;
+pub mod web_root;
 pub mod websocket;
 
 use std::fmt;
@@ -261,6 +262,10 @@ pub struct TransportConfig {
     pub ws_origins: websocket::OriginPolicy,
     /// Told when a WebSocket connection closes. Default: none.
     pub on_websocket_closed: Option<ClosedHandler>,
+    /// A directory whose files answer the HTTP requests on `ws` and `wss` listeners that
+    /// do not ask for a WebSocket ([`web_root::WebRoot`]): a web page served from the same
+    /// origin as the SIP WebSocket it opens. Default: none (such requests are refused, 400).
+    pub web_root: Option<std::path::PathBuf>,
     /// The clock the timeouts above run on (the engine's, so tests can move it; see
     /// [`Transport::sweep`]). Default: the system clock.
     pub clock: Arc<dyn crate::engine::Clock>,
@@ -299,6 +304,7 @@ impl TransportConfig {
             unvouched_timeout: Self::DEFAULT_UNVOUCHED_TIMEOUT,
             ws_origins: websocket::OriginPolicy::default(),
             on_websocket_closed: None,
+            web_root: None,
             clock: Arc::new(crate::engine::SystemClock::new()),
         }
     }

@@ -4,6 +4,7 @@
 //! expected and not a sign of dead code.
 #![allow(dead_code)]
 
+pub mod baresip;
 pub mod certs;
 pub mod clock;
 pub mod fixtures;

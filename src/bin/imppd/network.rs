@@ -20,13 +20,15 @@ pub struct NetworkOptions {
     list_batch_interval: Option<Duration>,
     /// `--ws-origin`, repeatable.
     ws_origins: Vec<String>,
+    /// `--web-root`.
+    web_root: Option<std::path::PathBuf>,
 }
 
 /// The longest `--list-batch-interval`, in milliseconds (as the C API's bound).
 const MAX_LIST_BATCH_MS: u64 = 60_000;
 
 /// The names this module reads (each takes a value).
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     "max-connections",
     "max-connections-per-address",
     "unauthenticated-timeout",
@@ -36,6 +38,7 @@ pub const NAMES: [&str; 9] = [
     "auth-proxy",
     "list-batch-interval",
     "ws-origin",
+    "web-root",
 ];
 
 impl NetworkOptions {
@@ -81,6 +84,9 @@ impl NetworkOptions {
             "ws-origin" => impp::sip::transport::websocket::parse_origin(value)
                 .map(|o| self.ws_origins.push(o))
                 .map_err(|e| format!("--ws-origin: {e}")),
+            "web-root" => impp::sip::transport::web_root::WebRoot::new(value.as_ref())
+                .map(|_| self.web_root = Some(value.into()))
+                .map_err(|e| format!("--web-root: {e}")),
             _ => return None,
         };
         Some(result)
@@ -99,6 +105,9 @@ impl NetworkOptions {
             sip.list_batch_interval = interval;
         }
         sip.ws_origins.extend(self.ws_origins.iter().cloned());
+        if let Some(dir) = &self.web_root {
+            sip.web_root = Some(dir.clone());
+        }
     }
 
     /// One line for the start-up report.

@@ -23,7 +23,8 @@
 //! [`crate::engine::EngineConfig::handover_timeout`]), it is stored as for an offline user
 //! (its sender hears `stored`), the user is *held* (the mailbox waits for the user's next
 //! login instead of draining into devices that do not answer), and it is handed over again
-//! at that login. One hand-over per user at a time keeps the order; a message that arrives
+//! at that login. An is-composing indication that no device takes is dropped instead (it
+//! fails as `offline`) and holds no one: many devices refuse its content type. One hand-over per user at a time keeps the order; a message that arrives
 //! meanwhile waits in the mailbox. A message handed over from disk stays on disk until a
 //! device takes it.
 #![forbid(unsafe_code)]
@@ -620,6 +621,18 @@ impl Shard {
         };
         let letter = handover.letter;
         let key = letter.key.to_string();
+        if letter.content_type.eq_ignore_ascii_case(IS_COMPOSING) {
+            // A device that turns an is-composing indication down (baresip answers 415: it
+            // takes text/plain alone) is no sign that the user is unreachable: holding the
+            // user here would store the next real message instead of delivering it. The
+            // indication is dropped (its sender hears `offline`) and the queue goes on.
+            if let Some(user) = self.users.get_mut(&key) {
+                user.handing = None;
+            }
+            self.fail(&letter, FailureReason::Offline);
+            self.drain(&key);
+            return self.collect_user_if_idle(&key);
+        }
         let mut behind = Vec::new();
         if let Some(user) = self.users.get_mut(&key) {
             user.handing = None;

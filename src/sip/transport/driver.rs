@@ -19,6 +19,7 @@ use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::web_root::WebRoot;
 use super::websocket::{self, OriginPolicy};
 use super::{
     ConnectionId, EarlyHandler, FailureHandler, Framer, Handler, Inbound, ListenAddr, Outbound,
@@ -118,6 +119,9 @@ enum WsState {
     Handshake,
     /// Open: each message is a SIP message.
     Open(Box<websocket::Session>),
+    /// Not a WebSocket: a file of the web root was queued as the answer, and the
+    /// connection closes once it is written.
+    Served,
 }
 
 struct Driver {
@@ -136,6 +140,7 @@ struct Driver {
     tls_name: Option<super::TlsName>,
     ws_origins: OriginPolicy,
     on_websocket_closed: Option<super::ClosedHandler>,
+    web_root: Option<WebRoot>,
     handshake_timeout: Duration,
     unvouched_timeout: Duration,
     max_per_address: usize,
@@ -169,6 +174,7 @@ pub(super) fn start(
             "a TLS listen address needs a certificate and key (TransportConfig::tls)",
         ));
     }
+    let web_root = config.web_root.as_deref().map(WebRoot::new).transpose()?;
     let poll = Poll::new()?;
     let mut listeners = Vec::with_capacity(config.listen.len());
     let mut local = Vec::with_capacity(config.listen.len());
@@ -240,6 +246,7 @@ pub(super) fn start(
         tls_name: config.tls_name,
         ws_origins: config.ws_origins,
         on_websocket_closed: config.on_websocket_closed,
+        web_root,
         handshake_timeout: config.tls_handshake_timeout,
         unvouched_timeout: config.unvouched_timeout,
         max_per_address: config.max_connections_per_address,
@@ -768,7 +775,7 @@ impl Driver {
                     return self.fail(out, Some(id), SendError::Io(e));
                 }
             },
-            Some(WsState::Handshake) => {
+            Some(WsState::Handshake | WsState::Served) => {
                 let id = conn.id;
                 return self.fail(out, Some(id), SendError::NotConnected);
             }
@@ -869,14 +876,17 @@ impl Driver {
                 Err(e) => return self.close(token, "write failed", SendError::Io(e)),
             }
         }
+        if matches!(conn.ws, Some(WsState::Served)) {
+            return self.close(token, "web page served", SendError::Closed);
+        }
         // Written out: an idle connection keeps no queue.
         conn.out = VecDeque::new();
     }
 
     /// Writes what the TLS session has ready, then moves queued messages into the session
-    /// one at a time, each once the records before it are written: the session never holds
-    /// more than one message, and what the queue still holds when the connection fails is
-    /// reported as unsent.
+    /// one at a time (a part at a time when it is larger than the session takes), each once
+    /// the records before it are written: the session never holds more than one message,
+    /// and what the queue still holds when the connection fails is reported as unsent.
     fn flush_tls(&mut self, token: usize) {
         loop {
             let Some(conn) = self.conns.get_mut(&token) else {
@@ -902,14 +912,29 @@ impl Driver {
             if tls.is_handshaking() {
                 return;
             }
-            let Some((data, _)) = out.pop_front() else {
+            let Some((data, _)) = out.front() else {
+                if matches!(conn.ws, Some(WsState::Served)) {
+                    return self.close(token, "web page served", SendError::Closed);
+                }
                 // Written out: an idle connection keeps no queue.
                 *out = VecDeque::new();
                 return;
             };
-            conn.out_bytes -= data.len();
-            if let Err(e) = tls.writer().write_all(&data) {
-                return self.close(token, "TLS write failed", SendError::Io(e));
+            // The session takes at most its buffer limit (rustls: 64 KiB of records) at
+            // once: a bigger message (a file of the web root) goes in in parts, each once
+            // the records before it are written.
+            let len = data.len();
+            match tls.writer().write(&data[conn.out_pos..]) {
+                Ok(0) => return,
+                Ok(n) => {
+                    conn.out_pos += n;
+                    if conn.out_pos == len {
+                        conn.out_bytes -= len;
+                        out.pop_front();
+                        conn.out_pos = 0;
+                    }
+                }
+                Err(e) => return self.close(token, "TLS write failed", SendError::Io(e)),
             }
         }
     }
@@ -1098,7 +1123,25 @@ impl Driver {
         let Some(ws) = conn.ws.as_mut() else {
             return true;
         };
+        if matches!(ws, WsState::Served) {
+            // One answer per connection: what follows the request is not read.
+            conn.inbuf.clear();
+            return true;
+        }
         if matches!(ws, WsState::Handshake) {
+            if let Some(page) = self.web_root.as_ref().and_then(|w| w.answer(&conn.inbuf)) {
+                log::debug!(
+                    "SIP {}: conn#{token} with {}: web page",
+                    conn.proto,
+                    conn.peer
+                );
+                *ws = WsState::Served;
+                conn.inbuf.clear();
+                conn.out_bytes += page.len();
+                conn.out.push_back((page, false));
+                self.flush(token);
+                return self.conns.contains_key(&token);
+            }
             match websocket::accept(&conn.inbuf, &self.ws_origins) {
                 Ok(None) => return true,
                 Ok(Some((length, answer))) => {
