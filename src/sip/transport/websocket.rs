@@ -477,6 +477,48 @@ mod tests {
         assert!(r.closed.is_none());
     }
 
+    /// A client's masked frame with the FIN bit as given.
+    fn fragment(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = client_frame(opcode, payload);
+        if !fin {
+            f[0] &= 0x7f;
+        }
+        f
+    }
+
+    #[test]
+    fn a_fragmented_message_is_one_sip_message_within_the_bound() {
+        let sip = b"MESSAGE sip:a@x SIP/2.0\r\nContent-Length: 5\r\n\r\nhello";
+        let mut s = Session::new(100);
+        let mut bytes = fragment(false, 1, &sip[..10]);
+        bytes.extend(client_frame(9, b"p")); // a ping may come between fragments
+        bytes.extend(fragment(false, 0, &sip[10..30]));
+        bytes.extend(fragment(true, 0, &sip[30..]));
+        let r = s.receive(&bytes);
+        assert_eq!(r.messages, vec![sip.to_vec()]);
+        assert!(r.closed.is_none());
+        // Fragments adding up past the bound close the WebSocket (1009), whatever each one's
+        // size.
+        let mut s = Session::new(100);
+        let mut bytes = Vec::new();
+        for _ in 0..3 {
+            bytes.extend(fragment(
+                false,
+                if bytes.is_empty() { 1 } else { 0 },
+                &[b'a'; 40],
+            ));
+        }
+        let r = s.receive(&bytes);
+        assert!(r.messages.is_empty());
+        assert!(r.closed.is_some());
+        assert_eq!(&r.output[2..4], &[0x03, 0xf1], "1009");
+        // A continuation with no message begun is a protocol error (1002).
+        let mut s = Session::new(100);
+        let r = s.receive(&fragment(true, 0, b"x"));
+        assert!(r.closed.is_some());
+        assert_eq!(&r.output[2..4], &[0x03, 0xea], "1002");
+    }
+
     #[test]
     fn oversized_unmasked_and_closing_frames_close_with_the_right_code() {
         let mut s = Session::new(100);
