@@ -378,6 +378,10 @@ fn a_thousand_watchers_share_ten_backend_subscriptions() {
     assert_eq!(stats.backends, 10);
     assert_eq!(stats.local_watchers, 1003);
     assert_eq!(stats.subscribes_sent, 10);
+    // Every watcher but the ten the dialogs are made for was asked about once, with a fetch
+    // (a short transaction, not a dialog), and found alike.
+    assert_eq!(stats.probes_sent, 993);
+    assert_eq!(stats.own_dialogs, 0);
 
     // One change per presentity in b.test: ten NOTIFYs across the boundary, a thousand and
     // three notifications in a.test.
@@ -802,6 +806,165 @@ fn a_remote_resource_of_a_list_follows_its_domains_rules_for_each_subscriber() {
     wait_for("carol's list to show dave", 10, || shows(&carol, "dave v1"));
     assert!(!shows(&bob, "dave v1"), "bob never sees dave's document");
     assert!(!shows(&carol, "rejected"));
+}
+
+/// b.test's rules for dave, per watcher of a.test: bob blocked, alice polite-blocked, erin
+/// confirmed (pending until dave decides), carol allowed (b.test's default).
+fn daves_rules(b: &Domain, dave: &str) {
+    for (watcher, action) in [
+        ("sip:bob@a.test", AuthAction::Block),
+        ("sip:alice@a.test", AuthAction::PoliteBlock),
+        ("sip:erin@a.test", AuthAction::Confirm),
+    ] {
+        b.engine
+            .set_rule(AuthRule::new(
+                uri(dave),
+                WatcherMatch::Watcher(uri(watcher)),
+                action,
+            ))
+            .unwrap();
+    }
+    b.engine
+        .publish_body(&uri(dave), Package::Presence, &pidf(dave, "dave v1"), None)
+        .unwrap();
+}
+
+/// A watcher joining a back-end subscription made in another watcher's name is shown what
+/// the remote domain's rules show it, not what they show the first one: carol (allowed)
+/// subscribes first, then bob (blocked) is rejected, alice (polite-blocked) sees the neutral
+/// document, erin (confirm) stays pending until dave approves her. a.test's own policy is
+/// `allow`: the remote domain has the last word.
+#[test]
+fn a_watcher_joining_a_shared_backend_follows_the_remote_rules_for_itself() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let a = Domain::start(
+        "a.test",
+        port_a,
+        "b.test",
+        port_b,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let dave = "sip:dave@b.test";
+    daves_rules(&b, dave);
+    let carol = subscribe(&a.engine, "sip:carol@a.test", dave);
+    wait_for("carol to see dave", 10, || a.all_saw(&[carol], "dave v1"));
+    let bob = subscribe(&a.engine, "sip:bob@a.test", dave);
+    let alice = subscribe(&a.engine, "sip:alice@a.test", dave);
+    let erin = subscribe(&a.engine, "sip:erin@a.test", dave);
+    wait_for("bob to be rejected", 10, || a.engine.subscription(bob).is_err());
+    wait_for("alice to see the neutral document", 10, || {
+        a.all_saw(&[alice], "<tuple id=\"t0\"")
+    });
+    wait_for("erin's own dialog at b.test", 10, || {
+        b.engine
+            .remote_subscriptions()
+            .unwrap()
+            .iter()
+            .any(|s| s.watcher == uri("sip:erin@a.test"))
+    });
+    let state = a.engine.subscription(erin).unwrap().state;
+    assert_eq!(state, impp::engine::SubscriptionState::Pending);
+    let leaked = |id: SubscriptionId, text: &str| {
+        a.seen
+            .lock()
+            .unwrap()
+            .get(&id)
+            .is_some_and(|bodies| bodies.iter().any(|b| b.contains(text)))
+    };
+    for (who, id) in [("bob", bob), ("alice", alice), ("erin", erin)] {
+        assert!(!leaked(id, "dave v1"), "{who} was shown dave's state");
+    }
+
+    // A change reaches carol, and nobody else.
+    b.engine
+        .publish_body(&uri(dave), Package::Presence, &pidf(dave, "dave v2"), None)
+        .unwrap();
+    wait_for("carol to see dave's change", 10, || {
+        a.all_saw(&[carol], "dave v2")
+    });
+    // dave approves erin at b.test: her own dialog turns active and she is shown dave.
+    let erins = b
+        .engine
+        .remote_subscriptions()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.watcher == uri("sip:erin@a.test"))
+        .unwrap();
+    b.engine.authorize(erins.id, AuthAction::Allow).unwrap();
+    wait_for("erin to see dave once approved", 10, || {
+        a.all_saw(&[erin], "dave v2")
+    });
+    for (who, id) in [("bob", bob), ("alice", alice)] {
+        assert!(!leaked(id, "dave v2"), "{who} was shown dave's change");
+    }
+    let stats = a.server.federation_stats();
+    assert_eq!(stats.probes_sent, 3, "{stats:?}");
+    // alice and erin have dialogs of their own; bob was refused by his fetch.
+    assert_eq!(stats.own_dialogs, 2, "{stats:?}");
+}
+
+/// The same through a list of a.test with dave as a resource: carol's list shows dave, then
+/// bob's list shows him rejected and alice's the neutral document, never dave's state.
+#[test]
+fn a_list_subscriber_joining_a_shared_backend_follows_the_remote_rules_for_itself() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let a = Domain::start("a.test", port_a, "b.test", port_b, AuthAction::Allow, |c| {
+        c.list_batch_interval = Duration::ZERO
+    });
+    let dave = "sip:dave@b.test";
+    daves_rules(&b, dave);
+    let mut list = ResourceList::new(uri("sip:buddies@a.test"));
+    list.push_resource(uri(dave), None);
+    a.engine.set_list(list).unwrap();
+
+    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let eventlist = "Supported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/pidf+xml\r\n";
+    let shows =
+        |w: &SipWatcher, text: &str| w.notifies.lock().unwrap().iter().any(|b| b.contains(text));
+    let mut carol = SipWatcher::new(a_addr, "carol");
+    assert_eq!(
+        carol.subscribe_with("sip:buddies@a.test", 600, eventlist),
+        200
+    );
+    wait_for("carol's list to show dave", 10, || shows(&carol, "dave v1"));
+    let mut bob = SipWatcher::new(a_addr, "bob");
+    let mut alice = SipWatcher::new(a_addr, "alice");
+    for w in [&mut bob, &mut alice] {
+        assert_eq!(w.subscribe_with("sip:buddies@a.test", 600, eventlist), 200);
+    }
+    wait_for("bob's list to show dave rejected", 10, || {
+        shows(&bob, "reason=\"rejected\"")
+    });
+    wait_for("alice's list to show the neutral document", 10, || {
+        shows(&alice, "<tuple id=\"t0\"")
+    });
+    b.engine
+        .publish_body(&uri(dave), Package::Presence, &pidf(dave, "dave v2"), None)
+        .unwrap();
+    wait_for("carol's list to show dave's change", 10, || {
+        shows(&carol, "dave v2")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for (who, w) in [("bob", &bob), ("alice", &alice)] {
+        assert!(!shows(w, "dave v"), "{who}'s list showed dave's state");
+    }
 }
 
 /// A measurement: `FED_WATCHERS` watchers in a.test (default 20,000) over `FED_PRESENTITIES`

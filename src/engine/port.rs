@@ -47,6 +47,12 @@ pub struct PortOptions {
     /// Whether the transport gets copies of [`Event::SubscriptionStateChanged`] and
     /// [`Event::AuthorizationRequested`] (a SIP stack that keeps back-end subscriptions
     /// for its local watchers of remote presentities). Default: no.
+    ///
+    /// It also hands the transport the last word on watchers of presentities of domains the
+    /// engine does not own: where the engine's rules or default would allow such a watcher,
+    /// the subscription starts pending and [`Event::AuthorizationRequested`] asks the
+    /// transport, which allows it once the presentity's own domain did (a local rule can
+    /// restrict a remote presentity's watchers, never show them more than its domain does).
     pub subscription_events: bool,
 }
 
@@ -150,6 +156,7 @@ pub(crate) struct PortSlot {
     /// an embedding application).
     is_open: AtomicBool,
     remote_messages: AtomicBool,
+    subscription_events: AtomicBool,
 }
 
 impl PortSlot {
@@ -171,6 +178,8 @@ impl PortSlot {
         *open = Some((queue.clone(), options));
         self.remote_messages
             .store(options.remote_messages, Ordering::Release);
+        self.subscription_events
+            .store(options.subscription_events, Ordering::Release);
         self.is_open.store(true, Ordering::Release);
         Ok(Port {
             queue,
@@ -184,7 +193,14 @@ impl PortSlot {
             *open = None;
             self.is_open.store(false, Ordering::Release);
             self.remote_messages.store(false, Ordering::Release);
+            self.subscription_events.store(false, Ordering::Release);
         }
+    }
+
+    /// Whether the transport decides on watchers of other domains' presentities
+    /// ([`PortOptions::subscription_events`]).
+    pub(crate) fn decides_remote_watchers(&self) -> bool {
+        self.subscription_events.load(Ordering::Acquire)
     }
 
     /// Whether messages for other domains go to the transport.

@@ -47,6 +47,27 @@ impl Shard {
         Ok(())
     }
 
+    /// `action` (the rules' or the default's) for `watcher` of `presentity`, where the
+    /// transport has the last word on presentities of domains the engine does not own
+    /// ([`crate::engine::PortOptions::subscription_events`]): `Allow` becomes `Confirm`
+    /// (pending, and the transport is asked) until the presentity's domain allowed it.
+    pub(super) fn defer_remote(
+        &self,
+        presentity: &Uri,
+        watcher: &Uri,
+        action: AuthAction,
+    ) -> AuthAction {
+        if action == AuthAction::Allow
+            && self.port.decides_remote_watchers()
+            && !self.config.owns(presentity)
+            && presentity_key(presentity) != presentity_key(watcher)
+        {
+            AuthAction::Confirm
+        } else {
+            action
+        }
+    }
+
     /// Moves a subscription to what `action` says: approve (pending → active with a full
     /// notification), polite-block (active, neutral document), block/revoke (terminated,
     /// rejected), confirm (back to pending: the watcher sees nothing more).
@@ -149,6 +170,13 @@ impl Shard {
             };
             let default = self.config.policy_for(&sub.presentity, &sub.watcher);
             let action = self.rules.decide(&sub.presentity, &sub.watcher, default);
+            if action == AuthAction::Allow
+                && self.defer_remote(&sub.presentity, &sub.watcher, action) != action
+            {
+                // The transport decided for the presentity's domain (or is deciding): a
+                // rule that no longer restricts leaves its decision alone.
+                continue;
+            }
             // A pending subscription stays pending until someone decides; a rule that
             // still says confirm does not re-ask.
             if action != sub.action {

@@ -74,7 +74,8 @@ impl Shard {
             AuthAction::Allow
         } else {
             let default = self.config.policy_for(&presentity, &watcher);
-            self.rules.decide(&presentity, &watcher, default)
+            let action = self.rules.decide(&presentity, &watcher, default);
+            self.defer_remote(&presentity, &watcher, action)
         };
         // The bounds come before anything changes; past this point nothing fails.
         let watcher_key = presentity_key(&watcher);
