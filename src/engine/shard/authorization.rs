@@ -51,20 +51,45 @@ impl Shard {
     /// transport has the last word on presentities of domains the engine does not own
     /// ([`crate::engine::PortOptions::subscription_events`]): `Allow` becomes `Confirm`
     /// (pending, and the transport is asked) until the presentity's domain allowed it.
+    ///
+    /// `new`: for a new subscription, which is let through when the presentity has no state
+    /// for `package` here and no other watcher of it: there is nothing to show yet, and the
+    /// transport's subscription for it will be made in this watcher's name (a first watcher
+    /// then sees no pending state it would leave at once).
     pub(super) fn defer_remote(
         &self,
         presentity: &Uri,
         watcher: &Uri,
+        package: Package,
         action: AuthAction,
+        new: bool,
     ) -> AuthAction {
-        if action == AuthAction::Allow
-            && self.port.decides_remote_watchers()
-            && !self.config.owns(presentity)
-            && presentity_key(presentity) != presentity_key(watcher)
+        let wkey = presentity_key(watcher);
+        if action != AuthAction::Allow
+            || !self.port.decides_remote_watchers()
+            || self.config.owns(presentity)
+            || presentity_key(presentity) == wkey
         {
-            AuthAction::Confirm
-        } else {
+            return action;
+        }
+        let shared = || {
+            let channel = self
+                .presentities
+                .get(&presentity_key(presentity))
+                .and_then(|p| p.channels.get(&package));
+            channel.is_some_and(|c| {
+                !c.publications.is_empty()
+                    || c.subscribers.iter().any(|id| {
+                        self.subscriptions
+                            .get(id)
+                            .is_some_and(|s| presentity_key(&s.watcher) != wkey)
+                    })
+            })
+        };
+        if new && !shared() {
             action
+        } else {
+            AuthAction::Confirm
         }
     }
 
@@ -171,7 +196,8 @@ impl Shard {
             let default = self.config.policy_for(&sub.presentity, &sub.watcher);
             let action = self.rules.decide(&sub.presentity, &sub.watcher, default);
             if action == AuthAction::Allow
-                && self.defer_remote(&sub.presentity, &sub.watcher, action) != action
+                && self.defer_remote(&sub.presentity, &sub.watcher, sub.package, action, false)
+                    != action
             {
                 // The transport decided for the presentity's domain (or is deciding): a
                 // rule that no longer restricts leaves its decision alone.

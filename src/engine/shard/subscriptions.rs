@@ -75,7 +75,7 @@ impl Shard {
         } else {
             let default = self.config.policy_for(&presentity, &watcher);
             let action = self.rules.decide(&presentity, &watcher, default);
-            self.defer_remote(&presentity, &watcher, action)
+            self.defer_remote(&presentity, &watcher, package, action, true)
         };
         // The bounds come before anything changes; past this point nothing fails.
         let watcher_key = presentity_key(&watcher);

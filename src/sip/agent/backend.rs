@@ -134,6 +134,9 @@ struct Backend {
     verified: HashSet<String>,
     /// Watchers (keys) being asked about (a fetch in flight), with the fetch's Call-ID.
     probing: HashMap<String, String>,
+    /// Watchers (keys) asked about while neither they nor the owner were shown a document
+    /// ([`Verdict::Unsure`]): asked again when the shared dialog shows one.
+    unsure: HashSet<String>,
     /// An own dialog's last word for its watcher (`None`: nothing yet; pending).
     decision: Option<AuthAction>,
 }
@@ -158,6 +161,7 @@ impl Backend {
             owner: None,
             verified: HashSet::new(),
             probing: HashMap::new(),
+            unsure: HashSet::new(),
             decision: None,
         }
     }
@@ -195,9 +199,36 @@ struct Probe {
     until: u64,
     /// What the remote domain said, once it said it.
     verdict: Option<Verdict>,
-    /// The document the fetch's NOTIFY carried, while the shared dialog has not said its
-    /// own yet.
-    waiting: Option<Document>,
+    /// What the fetch's NOTIFY showed (a document or none), while the shared dialog has not
+    /// said its own yet.
+    waiting: Option<Option<Document>>,
+}
+
+/// How a local subscription came to the role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Joined {
+    /// New and pending: decided when the engine asks ([`Backends::event`]).
+    Pending,
+    /// New and let through by the engine already.
+    Active,
+    /// Restored after a restart, as it was then.
+    Restored,
+}
+
+/// What watcher `wkey` of back-end `key` (`b`) may see now, as far as the remote domain said
+/// (`None`: being asked about; it waits).
+fn standing(key: &Key, b: &Backend, wkey: &str) -> Option<AuthAction> {
+    if key.account.is_some() || key.list {
+        Some(AuthAction::Allow)
+    } else if key.watcher.is_some() {
+        b.decision
+    } else if b.owner.as_deref() == Some(wkey) || b.verified.contains(wkey) {
+        Some(AuthAction::Allow)
+    } else if b.unsure.contains(wkey) {
+        Some(AuthAction::PoliteBlock)
+    } else {
+        None
+    }
 }
 
 /// What a fetch tells of a watcher.
@@ -207,6 +238,10 @@ enum Verdict {
     Alike,
     /// Refused (`terminated;reason=rejected`): its local subscriptions end as rejected.
     Rejected,
+    /// No document, as the shared dialog shows none: nothing tells a watcher shown nothing
+    /// yet from one the remote domain keeps pending. It sees the neutral document (active,
+    /// revealing nothing) and is asked again when the shared dialog shows a document.
+    Unsure,
     /// Anything else (pending, another document, an error answer, no answer): a dialog of
     /// its own.
     Own,
@@ -507,8 +542,12 @@ impl Backends {
     /// local watcher of a remote presentity, its back-end subscription is made again.
     pub(crate) fn restored(&self, sub: &crate::engine::SubscriptionInfo) {
         if !sub.state.is_terminated() {
-            let pending = sub.state == crate::engine::SubscriptionState::Pending;
-            self.local_watcher(sub.id, &sub.watcher, &sub.presentity, sub.package, pending);
+            let state = if sub.state == crate::engine::SubscriptionState::Pending {
+                Joined::Pending
+            } else {
+                Joined::Restored
+            };
+            self.local_watcher(sub.id, &sub.watcher, &sub.presentity, sub.package, state);
         }
     }
 
@@ -536,8 +575,12 @@ impl Backends {
                 if state.is_terminated() {
                     self.local_watcher_gone(*subscription);
                 } else {
-                    let pending = *state == crate::engine::SubscriptionState::Pending;
-                    self.local_watcher(*subscription, watcher, presentity, *package, pending);
+                    let joined = if *state == crate::engine::SubscriptionState::Pending {
+                        Joined::Pending
+                    } else {
+                        Joined::Active
+                    };
+                    self.local_watcher(*subscription, watcher, presentity, *package, joined);
                 }
                 false
             }
@@ -588,16 +631,7 @@ impl Backends {
             let Some(b) = table.by_key.get(key) else {
                 return false;
             };
-            let wkey = presentity_key(watcher);
-            if key.account.is_some() || key.list {
-                Some(AuthAction::Allow)
-            } else if key.watcher.is_some() {
-                b.decision
-            } else if b.owner.as_deref() == Some(wkey.as_str()) || b.verified.contains(&wkey) {
-                Some(AuthAction::Allow)
-            } else {
-                None // being asked about
-            }
+            standing(key, b, &presentity_key(watcher))
         };
         if let Some(action) = decision {
             if let Err(e) = engine.authorize(id, action) {
@@ -613,7 +647,7 @@ impl Backends {
         watcher: &Uri,
         presentity: &Uri,
         package: Package,
-        pending: bool,
+        joined: Joined,
     ) {
         let Some((account, hop)) = self.backend_route(watcher, presentity, package) else {
             return;
@@ -664,15 +698,26 @@ impl Backends {
         if backend.owner.is_none() {
             backend.owner = Some(wkey.clone());
         }
-        if !pending && key.watcher.is_none() {
+        if joined == Joined::Restored && key.watcher.is_none() {
             // Allowed before (a subscription restored after a restart): trusted as the remote
             // domain allowed it then.
             backend.verified.insert(wkey.clone());
         }
+        // Let through by the engine (nothing to show, see `PortOptions::subscription_events`)
+        // while a back-end in another watcher's name is still here: held back like the
+        // others until the remote domain said.
+        let held = match joined {
+            Joined::Active => {
+                Some(standing(&key, backend, &wkey).unwrap_or(AuthAction::Confirm))
+                    .filter(|a| *a != AuthAction::Allow)
+            }
+            _ => None,
+        };
         let ask = account.is_none()
             && key.watcher.is_none()
             && backend.owner.as_deref() != Some(wkey.as_str())
             && !backend.verified.contains(&wkey)
+            && !backend.unsure.contains(&wkey)
             && !backend.probing.contains_key(&wkey);
         // New, or refused for the watchers before (they are being ended): this one asks
         // again for itself.
@@ -682,6 +727,10 @@ impl Backends {
         }
         if ask {
             self.send_probe(&mut table, &key, watcher);
+        }
+        drop(table);
+        if let Some(action) = held {
+            self.decide(vec![(id, action)]);
         }
     }
 
@@ -758,6 +807,7 @@ impl Backends {
         if b.owner.as_deref() == Some(wkey.as_str()) || b.verified.contains(&wkey) {
             return Vec::new(); // became the dialog's watcher meanwhile (allowed then)
         }
+        b.unsure.remove(&wkey);
         match verdict {
             Verdict::Alike => {
                 log::debug!("federation: {wkey} shares the dialog of {}", b.presentity);
@@ -765,6 +815,13 @@ impl Backends {
                 b.ids_of(&wkey)
                     .into_iter()
                     .map(|id| (id, AuthAction::Allow))
+                    .collect()
+            }
+            Verdict::Unsure => {
+                b.unsure.insert(wkey.clone());
+                b.ids_of(&wkey)
+                    .into_iter()
+                    .map(|id| (id, AuthAction::PoliteBlock))
                     .collect()
             }
             Verdict::Rejected => {
@@ -973,6 +1030,7 @@ impl Backends {
         if !b.verified.contains(&wkey) {
             b.verified.clear();
             b.probing.remove(&wkey);
+            b.unsure.remove(&wkey);
             if let Ok(engine) = self.engine() {
                 for id in b.ids_of(&wkey) {
                     let _ = engine.authorize(id, AuthAction::Allow);
@@ -1307,11 +1365,13 @@ impl Backends {
             // A watcher's own dialog: what it says decides that watcher's subscriptions;
             // nothing is mirrored (the others would see it).
             if !terminated {
-                let shown = document.filter(|_| active);
-                let action = match shown {
-                    Some(doc) if alike(&doc, shared.as_ref(), key.package) => AuthAction::Allow,
-                    Some(_) => AuthAction::PoliteBlock,
-                    None => AuthAction::Confirm,
+                let action = match (active, document) {
+                    (true, Some(doc)) if alike(&doc, shared.as_ref(), key.package) => {
+                        AuthAction::Allow
+                    }
+                    // Shown something else, or nothing: nothing of the shared state.
+                    (true, _) => AuthAction::PoliteBlock,
+                    _ => AuthAction::Confirm,
                 };
                 if b.decision != Some(action) {
                     b.decision = Some(action);
@@ -1447,18 +1507,27 @@ impl Backends {
             .iter()
             .filter(|(_, p)| p.key == *key && p.verdict.is_none())
             .filter_map(|(id, p)| p.waiting.as_ref().map(|doc| (id, doc)))
-            .map(|(id, doc)| {
-                let verdict = if alike(doc, shared.as_ref(), key.package) {
-                    Verdict::Alike
-                } else {
-                    Verdict::Own
-                };
-                (id.clone(), verdict)
-            })
+            .map(|(id, doc)| (id.clone(), judge(doc.as_ref(), shared.as_ref(), key.package)))
             .collect();
         let mut decisions = Vec::new();
         for (call_id, verdict) in ready {
             decisions.extend(self.probe_decided(table, &call_id, verdict));
+        }
+        // The shared dialog shows a document now: the watchers nothing could be told of
+        // before are asked again.
+        let again: Vec<Uri> = match table.by_key.get_mut(key) {
+            Some(b) if b.document.is_some() && !b.unsure.is_empty() => {
+                let unsure = std::mem::take(&mut b.unsure);
+                unsure
+                    .iter()
+                    .filter_map(|w| b.watchers.values().find(|u| presentity_key(u) == *w))
+                    .cloned()
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        for w in again {
+            self.send_probe(table, key, &w);
         }
         decisions
     }
@@ -1501,24 +1570,20 @@ impl Backends {
         };
         let reason = state.reason().unwrap_or("").to_ascii_lowercase();
         let pending = state.state().eq_ignore_ascii_case("pending");
-        let verdict = match document {
-            _ if reason == "rejected" => Some(Verdict::Rejected),
+        let verdict = if reason == "rejected" {
+            Some(Verdict::Rejected)
+        } else if pending {
+            Some(Verdict::Own)
+        } else {
             // Active, or ended at once as a fetch is (`timeout`) with the state it had.
-            Some(doc) if !pending => {
-                let shared = table.by_key.get(&key).filter(|b| b.notified);
-                match shared {
-                    Some(b) if alike(&doc, b.document.as_ref(), key.package) => {
-                        Some(Verdict::Alike)
-                    }
-                    Some(_) => Some(Verdict::Own),
-                    None => {
-                        // The shared dialog has not said yet: decided when it does.
-                        table.probes.get_mut(call_id).expect("present").waiting = Some(doc);
-                        None
-                    }
+            match table.by_key.get(&key).filter(|b| b.notified) {
+                Some(b) => Some(judge(document.as_ref(), b.document.as_ref(), key.package)),
+                None => {
+                    // The shared dialog has not said yet: decided when it does.
+                    table.probes.get_mut(call_id).expect("present").waiting = Some(document);
+                    None
                 }
             }
-            _ => Some(Verdict::Own),
         };
         let decisions = match verdict {
             Some(v) => self.probe_decided(&mut table, call_id, v),
@@ -1621,6 +1686,16 @@ pub(crate) fn check_declared_lists(
         }
     }
     Ok(())
+}
+
+/// What a fetch showing `doc` (or nothing) says of its watcher, the shared dialog showing
+/// `shared`.
+fn judge(doc: Option<&Document>, shared: Option<&Document>, package: Package) -> Verdict {
+    match doc {
+        Some(doc) if alike(doc, shared, package) => Verdict::Alike,
+        None if shared.is_none() => Verdict::Unsure,
+        _ => Verdict::Own,
+    }
 }
 
 /// Whether `doc`, shown to a joining watcher, is what the shared dialog shows (`shared`), so
