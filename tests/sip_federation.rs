@@ -860,7 +860,9 @@ fn a_watcher_joining_a_shared_backend_follows_the_remote_rules_for_itself() {
     let bob = subscribe(&a.engine, "sip:bob@a.test", dave);
     let alice = subscribe(&a.engine, "sip:alice@a.test", dave);
     let erin = subscribe(&a.engine, "sip:erin@a.test", dave);
-    wait_for("bob to be rejected", 10, || a.engine.subscription(bob).is_err());
+    wait_for("bob to be rejected", 10, || {
+        a.engine.subscription(bob).is_err()
+    });
     wait_for("alice to see the neutral document", 10, || {
         a.all_saw(&[alice], "<tuple id=\"t0\"")
     });

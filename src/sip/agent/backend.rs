@@ -28,7 +28,7 @@ use crate::log;
 use crate::model::id::SubscriptionId;
 use crate::model::key::presentity_key;
 use crate::model::package::{Document, Package};
-use crate::model::rule::AuthAction;
+use crate::model::rule::{AuthAction, WatcherMatch};
 use crate::sip::digest_client::{DigestClient, Retry};
 use crate::sip::header::Contacts;
 use crate::sip::message::SipMessage;
@@ -611,27 +611,38 @@ impl Backends {
         let Ok(engine) = self.engine() else {
             return false;
         };
-        if !engine
-            .rules(presentity)
-            .map(|r| r.is_empty())
-            .unwrap_or(false)
-        {
-            // Local rules about this presentity: the application decides, as for its own.
+        // A local rule for this watcher may restrict a remote presentity's watchers (`confirm`
+        // leaves the decision to the application, as for an owned presentity); without one,
+        // or with one that allows, the presentity's own domain decides.
+        let Ok(rules) = engine.rules(presentity) else {
             return false;
-        }
-        let decision = if self.backend_route(watcher, presentity, package).is_none() {
+        };
+        let ruled = rules
+            .iter()
+            .find(|r| matches!(&r.watcher, WatcherMatch::Watcher(_)) && r.watcher.matches(watcher))
+            .or_else(|| rules.iter().find(|r| r.watcher.matches(watcher)))
+            .map(|r| r.action);
+        let served = self.backend_route(watcher, presentity, package).is_some();
+        let decision = match ruled {
+            Some(AuthAction::Confirm) => return false,
+            Some(action) if action != AuthAction::Allow => Some(action),
             // Not served here: what the engine would have decided for an owned presentity.
-            Some(engine.config().policy_for(presentity, watcher))
-                .filter(|a| *a != AuthAction::Confirm)
-        } else {
-            let table = lock(&self.table);
-            let Some(key) = table.by_local.get(&id) else {
-                return false;
-            };
-            let Some(b) = table.by_key.get(key) else {
-                return false;
-            };
-            standing(key, b, &presentity_key(watcher))
+            _ if !served => {
+                match ruled.unwrap_or(engine.config().policy_for(presentity, watcher)) {
+                    AuthAction::Confirm => return false,
+                    action => Some(action),
+                }
+            }
+            _ => {
+                let table = lock(&self.table);
+                let Some(key) = table.by_local.get(&id) else {
+                    return false;
+                };
+                let Some(b) = table.by_key.get(key) else {
+                    return false;
+                };
+                standing(key, b, &presentity_key(watcher))
+            }
         };
         if let Some(action) = decision {
             if let Err(e) = engine.authorize(id, action) {
@@ -707,10 +718,8 @@ impl Backends {
         // while a back-end in another watcher's name is still here: held back like the
         // others until the remote domain said.
         let held = match joined {
-            Joined::Active => {
-                Some(standing(&key, backend, &wkey).unwrap_or(AuthAction::Confirm))
-                    .filter(|a| *a != AuthAction::Allow)
-            }
+            Joined::Active => Some(standing(&key, backend, &wkey).unwrap_or(AuthAction::Confirm))
+                .filter(|a| *a != AuthAction::Allow),
             _ => None,
         };
         let ask = account.is_none()
@@ -848,7 +857,10 @@ impl Backends {
         if ids.is_empty() {
             return;
         }
-        log::debug!("federation: {wkey} gets a dialog of its own for {}", b.presentity);
+        log::debug!(
+            "federation: {wkey} gets a dialog of its own for {}",
+            b.presentity
+        );
         let mut own = Backend::new(
             b.presentity.clone(),
             b.package,
@@ -1507,7 +1519,12 @@ impl Backends {
             .iter()
             .filter(|(_, p)| p.key == *key && p.verdict.is_none())
             .filter_map(|(id, p)| p.waiting.as_ref().map(|doc| (id, doc)))
-            .map(|(id, doc)| (id.clone(), judge(doc.as_ref(), shared.as_ref(), key.package)))
+            .map(|(id, doc)| {
+                (
+                    id.clone(),
+                    judge(doc.as_ref(), shared.as_ref(), key.package),
+                )
+            })
             .collect();
         let mut decisions = Vec::new();
         for (call_id, verdict) in ready {
