@@ -14,6 +14,44 @@
 //! - Each NOTIFY is answered `200` and mirrored into the engine as the presentity's
 //!   publication: published on the first document, modified after, removed when the remote
 //!   side sends no document (pending) or ends the dialog.
+//!
+//! # Who shares a dialog
+//!
+//! The remote domain's rules are per watcher, and a shared dialog shows every local watcher
+//! what it shows the one it was made for (its owner). So a watcher shares it only once the
+//! remote domain showed it the same:
+//!
+//! - The engine leaves the last word on watchers of other domains' presentities to this role
+//!   ([`crate::engine::PortOptions::subscription_events`]): such a subscription is pending
+//!   and [`Event::AuthorizationRequested`] comes here, except the first watcher of a
+//!   presentity that has nothing to show yet, which becomes the owner. A local rule for the
+//!   watcher may restrict (`confirm` leaves it to the application), never allow more.
+//! - The owner is allowed at once: the dialog tells it exactly what the remote domain tells
+//!   it (refused: `rejected` ends it, see above).
+//! - Any other watcher is asked about with a fetch in its name (`Expires: 0`, RFC 6665
+//!   §4.4.3), through the same route, and waits pending. The fetch's NOTIFY decides: the same
+//!   document as the shared dialog's last one (a document that looks like the package's
+//!   neutral one never counts: a polite-blocked watcher would share the real state once it
+//!   changed) — it shares the dialog, remembered as verified for this back-end; `rejected` —
+//!   its subscriptions end as rejected; no document while the shared dialog has none either —
+//!   it sees the neutral document (polite-block: active, revealing nothing) and is asked again
+//!   when the shared dialog shows one; anything else (pending, another document, an error
+//!   answer, no answer in [`PROBE_MS`]) — a dialog of its own (a [`Key`] naming the
+//!   watcher). A fetch answered before the shared dialog's first NOTIFY waits for it.
+//! - A dialog of its own mirrors nothing (the others would see it): its NOTIFYs decide its
+//!   watcher's local subscriptions — pending stays pending, active with the shared
+//!   dialog's document allows it, any other document or none gives the neutral document,
+//!   `rejected` ends it. It lasts as long as the watcher watches.
+//! - A new dialog (after a failure, or after the owner was refused) is made in the owner's
+//!   name while it watches, else in a verified watcher's; a watcher never asked about that
+//!   becomes the owner is allowed and the verified ones are forgotten.
+//! - A watcher restored after a restart was allowed before: it is taken as verified.
+//!
+//! Residual risk: a remote domain that changes its rules for a verified watcher later is not
+//! asked again (not at the watcher's refreshes either) until the watcher subscribes anew;
+//! a watcher with a dialog of its own follows such changes. Cost: at most one fetch per
+//! joining watcher (two when nothing was shown at the first), short transactions, and the
+//! back-end dialogs stay one per presentity for watchers the remote domain treats alike.
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -1715,19 +1753,39 @@ fn judge(doc: Option<&Document>, shared: Option<&Document>, package: Package) ->
     }
 }
 
+/// `doc` without what a notifier numbers per subscription (a dialog-info's `version`, RFC
+/// 4235 §4.1), so that two subscriptions' views of one state compare equal.
+fn comparable(doc: &Document) -> std::borrow::Cow<'_, Document> {
+    match doc {
+        Document::Dialog(d) if d.version != 0 => {
+            let mut d = d.clone();
+            d.version = 0;
+            std::borrow::Cow::Owned(Document::Dialog(d))
+        }
+        _ => std::borrow::Cow::Borrowed(doc),
+    }
+}
+
 /// Whether `doc`, shown to a joining watcher, is what the shared dialog shows (`shared`), so
 /// that the watcher may share it. A document that looks like the package's neutral one is
 /// never alike: a polite-blocked watcher would then share the real state when it changes.
 fn alike(doc: &Document, shared: Option<&Document>, package: Package) -> bool {
-    if shared != Some(doc) {
+    let Some(shared) = shared else {
+        return false;
+    };
+    if comparable(shared) != comparable(doc) {
         return false;
     }
+    // The neutral document names the presentity as the document does.
     let entity = match doc {
         Document::Presence(p) => Uri::parse(&p.entity).ok(),
-        _ => None,
+        Document::Dialog(d) => Uri::parse(&d.entity).ok(),
+        Document::MessageSummary(_) | Document::Winfo(_) => Uri::parse("sip:x@x.invalid").ok(),
     };
-    let neutral = entity.map(|e| crate::engine::compose::neutral(package, &e).to_body());
-    neutral.is_none_or(|n| n != doc.to_body())
+    match entity {
+        Some(e) => crate::engine::compose::neutral(package, &e).to_body() != doc.to_body(),
+        None => true,
+    }
 }
 
 /// The From URI of a back-end dialog: the account's address of record, else the watcher.
@@ -1853,5 +1911,54 @@ fn mirror_list(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::pidf::{Basic, Presence, Tuple};
+
+    fn presence(entity: &str, tuple: &str, basic: Basic) -> Document {
+        let mut p = Presence::new(entity);
+        p.tuples.push(Tuple::new(tuple, basic));
+        Document::Presence(p)
+    }
+
+    #[test]
+    fn a_fetch_shares_only_what_the_shared_dialog_shows_and_never_a_neutral_document() {
+        let dave = "sip:dave@b.test";
+        let open = presence(dave, "phone", Basic::Open);
+        let closed = presence(dave, "phone", Basic::Closed);
+        let p = Package::Presence;
+        assert_eq!(judge(Some(&open), Some(&open), p), Verdict::Alike);
+        assert_eq!(judge(Some(&open), Some(&closed), p), Verdict::Own);
+        assert_eq!(judge(Some(&open), None, p), Verdict::Own);
+        // Nothing shown either way: cannot tell.
+        assert_eq!(judge(None, None, p), Verdict::Unsure);
+        assert_eq!(judge(None, Some(&open), p), Verdict::Own);
+        // The neutral document, even when the shared dialog shows the same.
+        let neutral = crate::engine::compose::neutral(p, &Uri::parse(dave).unwrap());
+        assert_eq!(judge(Some(&neutral), Some(&neutral), p), Verdict::Own);
+        let look_alike = presence(
+            dave,
+            crate::engine::compose::NEUTRAL_TUPLE_ID,
+            Basic::Closed,
+        );
+        assert_eq!(judge(Some(&look_alike), Some(&look_alike), p), Verdict::Own);
+    }
+
+    #[test]
+    fn dialog_documents_compare_without_their_per_subscription_version() {
+        let body = |version: u32| {
+            format!(
+                "<?xml version=\"1.0\"?><dialog-info xmlns=\"urn:ietf:params:xml:ns:dialog-info\" version=\"{version}\" state=\"full\" entity=\"sip:dave@b.test\"><dialog id=\"d1\"><state>confirmed</state></dialog></dialog-info>"
+            )
+        };
+        let limits = crate::doc::Limits::default();
+        let a = Package::Dialog.parse(&body(3), &limits).unwrap();
+        let b = Package::Dialog.parse(&body(9), &limits).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(judge(Some(&a), Some(&b), Package::Dialog), Verdict::Alike);
     }
 }

@@ -54,7 +54,7 @@ pub(crate) use backend::Backends;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FederationStats {
     /// Back-end subscriptions held (one per remote presentity and package with local
-    /// watchers).
+    /// watchers, plus one per watcher with a dialog of its own).
     pub backends: u64,
     /// Local watchers served by them.
     pub local_watchers: u64,
