@@ -969,6 +969,120 @@ fn a_list_subscriber_joining_a_shared_backend_follows_the_remote_rules_for_itsel
     }
 }
 
+/// A remote domain that never answers the fetch about a joining watcher: the watcher is not
+/// let into the shared dialog; once the fetch times out it gets a dialog of its own, which
+/// the remote side (a stand-in for b.test on a socket of the test) keeps pending, so the
+/// watcher stays pending and is never shown the shared state.
+#[test]
+fn a_fetch_without_an_answer_gets_the_watcher_a_dialog_of_its_own_not_the_shared_one() {
+    let clock = ManualClock::new();
+    let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
+    fake.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let port_b = fake.local_addr().unwrap().port();
+    let port_a = free_port();
+    let a = Domain::start_on(
+        Arc::new(MemoryStore::new()),
+        clock.clone(),
+        "a.test",
+        port_a,
+        "b.test",
+        port_b,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let dave = "sip:dave@b.test";
+    // b.test's stand-in: carol's SUBSCRIBE is answered and followed by an active NOTIFY with
+    // dave's state; fetches (Expires: 0) are never answered; any other watcher's SUBSCRIBE is
+    // answered and kept pending.
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let (stop, log) = (
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        seen.clone(),
+    );
+    let stopping = stop.clone();
+    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let thread = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while !stopping.load(Ordering::Relaxed) {
+            let Ok((n, _)) = fake.recv_from(&mut buf) else {
+                continue;
+            };
+            let m = SipMessage::parse(&buf[..n], &SipLimits::DEFAULT, Transport::Datagram).unwrap();
+            if m.method() != Some("SUBSCRIBE") {
+                continue;
+            }
+            let from = m.header("From").unwrap().to_string();
+            let expires = m.header("Expires").unwrap_or("").trim().to_string();
+            log.lock().unwrap().push((from.clone(), expires.clone()));
+            if expires == "0" {
+                continue; // the fetch: no answer
+            }
+            let mut reply = String::from("SIP/2.0 200 OK\r\n");
+            for name in ["Via", "From", "Call-ID", "CSeq"] {
+                for v in m.headers(name) {
+                    reply.push_str(&format!("{name}: {v}\r\n"));
+                }
+            }
+            let to = m.header("To").unwrap();
+            reply.push_str(&format!(
+                "To: {to};tag=bt\r\nContact: <sip:dave@127.0.0.1:{port_b}>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"
+            ));
+            fake.send_to(reply.as_bytes(), a_addr).unwrap();
+            let (state, body) = if from.contains("carol") {
+                ("active;expires=600", pidf(dave, "dave v1"))
+            } else {
+                ("pending;expires=600", String::new())
+            };
+            let call_id = m.header("Call-ID").unwrap();
+            let notify = format!(
+                "NOTIFY sip:a@127.0.0.1:{port_a} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port_b};branch=z9hG4bKfake{n}{len}\r\nMax-Forwards: 70\r\nFrom: <{dave}>;tag=bt\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: 1 NOTIFY\r\nContact: <sip:dave@127.0.0.1:{port_b}>\r\nEvent: presence\r\nSubscription-State: {state}\r\n{ctype}Content-Length: {len}\r\n\r\n{body}",
+                len = body.len(),
+                ctype = if body.is_empty() { "" } else { "Content-Type: application/pidf+xml\r\n" },
+            );
+            fake.send_to(notify.as_bytes(), a_addr).unwrap();
+        }
+    });
+    let carol = subscribe(&a.engine, "sip:carol@a.test", dave);
+    wait_for("carol to see dave", 10, || a.all_saw(&[carol], "dave v1"));
+    let bob = subscribe(&a.engine, "sip:bob@a.test", dave);
+    wait_for("the fetch about bob", 10, || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(from, expires)| from.contains("bob") && expires == "0")
+    });
+    let state = |id| a.engine.subscription(id).unwrap().state;
+    assert_eq!(state(bob), impp::engine::SubscriptionState::Pending);
+    // The fetch's transaction and its wait run out.
+    advance(&clock, Duration::from_secs(33), &[&a.engine], &[&a.server]);
+    wait_for("a dialog of bob's own", 10, || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(from, expires)| from.contains("bob") && expires != "0")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    a.engine.sync().unwrap();
+    assert_eq!(state(bob), impp::engine::SubscriptionState::Pending);
+    let shown = a
+        .seen
+        .lock()
+        .unwrap()
+        .get(&bob)
+        .cloned()
+        .unwrap_or_default();
+    assert!(shown.iter().all(|b| !b.contains("dave v1")), "{shown:?}");
+    let stats = a.server.federation_stats();
+    assert_eq!(
+        (stats.backends, stats.own_dialogs, stats.probes_sent),
+        (2, 1, 1),
+        "{stats:?}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    thread.join().unwrap();
+}
+
 /// A measurement: `FED_WATCHERS` watchers in a.test (default 20,000) over `FED_PRESENTITIES`
 /// presentities of b.test (default 200): the time until every back-end subscription is made
 /// and every watcher has the first document, then the time for one change of every
