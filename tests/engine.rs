@@ -1308,10 +1308,10 @@ fn port_options(capacity: usize) -> impp::engine::PortOptions {
 }
 
 /// A transport that keeps back-end subscriptions for local watchers of other domains' presentities
-/// (`subscription_events`) has the last word on them: where this domain's rules or default
-/// would allow a watcher, the subscription is pending and the transport is asked, unless
+/// (`subscription_events`) has the last word on them: unless a rule of this domain restricts
+/// the watcher, the subscription is pending and the transport alone is asked, except when
 /// there is nothing to show and no other watcher (the first watcher, in whose name the
-/// transport subscribes). A local rule still restricts; an owned presentity is not concerned.
+/// transport subscribes). An owned presentity is not concerned.
 #[test]
 fn a_transport_that_keeps_backend_subscriptions_decides_on_watchers_of_other_domains() {
     let w = world_with(AuthAction::Allow, |c| c.domains = vec!["a.test".into()]);
@@ -1338,6 +1338,12 @@ fn a_transport_that_keeps_backend_subscriptions_decides_on_watchers_of_other_dom
         })
         .collect();
     assert_eq!(asked, vec![bob]);
+    // The application is not asked: the transport has the last word.
+    let app_asked = w
+        .events()
+        .into_iter()
+        .any(|e| matches!(e, Event::AuthorizationRequested { .. }));
+    assert!(!app_asked);
     // A rule set later that allows does not override the transport's decision.
     w.engine
         .set_rule(AuthRule::new(
@@ -1360,6 +1366,24 @@ fn a_transport_that_keeps_backend_subscriptions_decides_on_watchers_of_other_dom
         w.engine.subscription(erin).unwrap().authorization,
         AuthAction::PoliteBlock
     );
+    // A rule that says confirm asks the application (and the transport hears of it).
+    w.engine
+        .set_rule(AuthRule::new(
+            uri(dave),
+            WatcherMatch::Watcher(uri("sip:gus@a.test")),
+            AuthAction::Confirm,
+        ))
+        .unwrap();
+    let gus = w.subscribe("sip:gus@a.test", dave);
+    let app_asked: Vec<SubscriptionId> = w
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::AuthorizationRequested { subscription, .. } => Some(subscription),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(app_asked, vec![gus]);
     // An owned presentity follows this domain's rules alone.
     let alice = w.subscribe("sip:bob@a.test", "sip:alice@a.test");
     assert_eq!(state(alice), SubscriptionState::Active);

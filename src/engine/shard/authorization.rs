@@ -47,49 +47,48 @@ impl Shard {
         Ok(())
     }
 
-    /// `action` (the rules' or the default's) for `watcher` of `presentity`, where the
-    /// transport has the last word on presentities of domains the engine does not own
-    /// ([`crate::engine::PortOptions::subscription_events`]): `Allow` becomes `Confirm`
-    /// (pending, and the transport is asked) until the presentity's domain allowed it.
-    ///
-    /// `new`: for a new subscription, which is let through when the presentity has no state
-    /// for `package` here and no other watcher of it: there is nothing to show yet, and the
-    /// transport's subscription for it will be made in this watcher's name (a first watcher
-    /// then sees no pending state it would leave at once).
-    pub(super) fn defer_remote(
+    /// Whether the transport decides on `watcher` of `presentity` rather than this engine's
+    /// rules and default ([`crate::engine::PortOptions::subscription_events`]): a presentity
+    /// of a domain the engine does not own, a transport that keeps back-end subscriptions,
+    /// and no rule that restricts the watcher (block, polite-block, confirm). Its requests
+    /// for a decision go to the transport alone.
+    pub(super) fn transport_decides(&self, presentity: &Uri, watcher: &Uri) -> bool {
+        self.port.decides_remote_watchers()
+            && !self.config.owns(presentity)
+            && presentity_key(presentity) != presentity_key(watcher)
+            && matches!(
+                self.rules.ruled(presentity, watcher),
+                None | Some(AuthAction::Allow)
+            )
+    }
+
+    /// For a new subscription the transport decides on ([`Shard::transport_decides`]):
+    /// `Allow` when `presentity` has no state for `package` here and no other watcher (there
+    /// is nothing to show, and the transport's subscription is made in this watcher's name),
+    /// else `Confirm` (pending until the transport says).
+    pub(super) fn first_or_pending(
         &self,
         presentity: &Uri,
         watcher: &Uri,
         package: Package,
-        action: AuthAction,
-        new: bool,
     ) -> AuthAction {
         let wkey = presentity_key(watcher);
-        if action != AuthAction::Allow
-            || !self.port.decides_remote_watchers()
-            || self.config.owns(presentity)
-            || presentity_key(presentity) == wkey
-        {
-            return action;
-        }
-        let shared = || {
-            let channel = self
-                .presentities
-                .get(&presentity_key(presentity))
-                .and_then(|p| p.channels.get(&package));
-            channel.is_some_and(|c| {
-                !c.publications.is_empty()
-                    || c.subscribers.iter().any(|id| {
-                        self.subscriptions
-                            .get(id)
-                            .is_some_and(|s| presentity_key(&s.watcher) != wkey)
-                    })
-            })
-        };
-        if new && !shared() {
-            action
-        } else {
+        let channel = self
+            .presentities
+            .get(&presentity_key(presentity))
+            .and_then(|p| p.channels.get(&package));
+        let shared = channel.is_some_and(|c| {
+            !c.publications.is_empty()
+                || c.subscribers.iter().any(|id| {
+                    self.subscriptions
+                        .get(id)
+                        .is_some_and(|s| presentity_key(&s.watcher) != wkey)
+                })
+        });
+        if shared {
             AuthAction::Confirm
+        } else {
+            AuthAction::Allow
         }
     }
 
@@ -139,6 +138,9 @@ impl Shard {
                 SubscriptionState::Pending => {
                     // Back to waiting for a decision: ask again.
                     let sub = &self.subscriptions[&id];
+                    if self.transport_decides(&sub.presentity, &sub.watcher) {
+                        self.port.transport_asks(id);
+                    }
                     self.outbox.push(Event::AuthorizationRequested {
                         subscription: id,
                         watcher: sub.watcher.clone(),
@@ -193,16 +195,25 @@ impl Shard {
             let Some(sub) = self.subscriptions.get(&id) else {
                 continue;
             };
-            let default = self.config.policy_for(&sub.presentity, &sub.watcher);
-            let action = self.rules.decide(&sub.presentity, &sub.watcher, default);
-            if action == AuthAction::Allow
-                && self.defer_remote(&sub.presentity, &sub.watcher, sub.package, action, false)
-                    != action
-            {
-                // The transport decided for the presentity's domain (or is deciding): a
-                // rule that no longer restricts leaves its decision alone.
+            if self.transport_decides(&sub.presentity, &sub.watcher) {
+                // The transport decided for the presentity's domain (or is deciding): a rule
+                // that no longer restricts leaves its decision alone; one that was waiting
+                // for the application's word now waits for the transport's.
+                if sub.state == SubscriptionState::Pending {
+                    let (watcher, presentity, package) =
+                        (sub.watcher.clone(), sub.presentity.clone(), sub.package);
+                    self.port.transport_asks(id);
+                    self.outbox.push(Event::AuthorizationRequested {
+                        subscription: id,
+                        watcher,
+                        presentity,
+                        package,
+                    });
+                }
                 continue;
             }
+            let default = self.config.policy_for(&sub.presentity, &sub.watcher);
+            let action = self.rules.decide(&sub.presentity, &sub.watcher, default);
             // A pending subscription stays pending until someone decides; a rule that
             // still says confirm does not re-ask.
             if action != sub.action {

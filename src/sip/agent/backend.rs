@@ -23,9 +23,12 @@
 //!
 //! - The engine leaves the last word on watchers of other domains' presentities to this role
 //!   ([`crate::engine::PortOptions::subscription_events`]): such a subscription is pending
-//!   and [`Event::AuthorizationRequested`] comes here, except the first watcher of a
-//!   presentity that has nothing to show yet, which becomes the owner. A local rule for the
-//!   watcher may restrict (`confirm` leaves it to the application), never allow more.
+//!   and an [`Event::AuthorizationRequested`] that the application does not see comes here,
+//!   except for the first watcher of a presentity that has nothing to show yet, which is
+//!   let through and becomes the owner. A local rule for the watcher may restrict it (block,
+//!   polite-block; `confirm` asks the application as for an owned presentity), never allow
+//!   more. A presentity without a route follows the local default (`confirm`: it stays
+//!   pending; nothing would be shown anyway).
 //! - The owner is allowed at once: the dialog tells it exactly what the remote domain tells
 //!   it (refused: `rejected` ends it, see above).
 //! - Any other watcher is asked about with a fetch in its name (`Expires: 0`, RFC 6665
