@@ -1306,3 +1306,99 @@ fn port_options(capacity: usize) -> impp::engine::PortOptions {
         ..impp::engine::PortOptions::default()
     }
 }
+
+/// A transport that keeps back-end subscriptions for local watchers of other domains' presentities
+/// (`subscription_events`) has the last word on them: unless a rule of this domain restricts
+/// the watcher, the subscription is pending and the transport alone is asked, except when
+/// there is nothing to show and no other watcher (the first watcher, in whose name the
+/// transport subscribes). An owned presentity is not concerned.
+#[test]
+fn a_transport_that_keeps_backend_subscriptions_decides_on_watchers_of_other_domains() {
+    let w = world_with(AuthAction::Allow, |c| c.domains = vec!["a.test".into()]);
+    let port = w
+        .engine
+        .open_port(impp::engine::PortOptions {
+            subscription_events: true,
+            ..port_options(1000)
+        })
+        .unwrap();
+    let dave = "sip:dave@b.test";
+    let state = |id| w.engine.subscription(id).unwrap().state;
+    let carol = w.subscribe("sip:carol@a.test", dave);
+    assert_eq!(state(carol), SubscriptionState::Active, "the first watcher");
+    let bob = w.subscribe("sip:bob@a.test", dave);
+    assert_eq!(state(bob), SubscriptionState::Pending, "a second watcher");
+    w.engine.sync().unwrap();
+    let asked: Vec<SubscriptionId> = port
+        .next_events(1000, Some(Duration::ZERO))
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::AuthorizationRequested { subscription, .. } => Some(subscription),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, vec![bob]);
+    // The application is not asked: the transport has the last word.
+    let app_asked = w
+        .events()
+        .into_iter()
+        .any(|e| matches!(e, Event::AuthorizationRequested { .. }));
+    assert!(!app_asked);
+    // A rule set later that allows does not override the transport's decision.
+    w.engine
+        .set_rule(AuthRule::new(
+            uri(dave),
+            WatcherMatch::Watcher(uri("sip:bob@a.test")),
+            AuthAction::Allow,
+        ))
+        .unwrap();
+    assert_eq!(state(bob), SubscriptionState::Pending);
+    // One that restricts does.
+    w.engine
+        .set_rule(AuthRule::new(
+            uri(dave),
+            WatcherMatch::Domain("a.test".into()),
+            AuthAction::PoliteBlock,
+        ))
+        .unwrap();
+    let erin = w.subscribe("sip:erin@a.test", dave);
+    assert_eq!(
+        w.engine.subscription(erin).unwrap().authorization,
+        AuthAction::PoliteBlock
+    );
+    // A rule that says confirm asks the application (and the transport hears of it).
+    w.engine
+        .set_rule(AuthRule::new(
+            uri(dave),
+            WatcherMatch::Watcher(uri("sip:gus@a.test")),
+            AuthAction::Confirm,
+        ))
+        .unwrap();
+    let gus = w.subscribe("sip:gus@a.test", dave);
+    let app_asked: Vec<SubscriptionId> = w
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::AuthorizationRequested { subscription, .. } => Some(subscription),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(app_asked, vec![gus]);
+    // An owned presentity follows this domain's rules alone.
+    let alice = w.subscribe("sip:bob@a.test", "sip:alice@a.test");
+    assert_eq!(state(alice), SubscriptionState::Active);
+    // Without the port's word, the engine decides as before.
+    drop(port);
+    let frank = w.subscribe("sip:frank@a.test", dave);
+    assert_eq!(
+        w.engine.subscription(frank).unwrap().authorization,
+        AuthAction::PoliteBlock
+    );
+    w.subscribe("sip:zoe@a.test", "sip:zed@c.test");
+    let yann = w.subscribe("sip:yann@a.test", "sip:zed@c.test");
+    assert_eq!(
+        state(yann),
+        SubscriptionState::Active,
+        "a second watcher, no port"
+    );
+}

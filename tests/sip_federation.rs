@@ -378,6 +378,10 @@ fn a_thousand_watchers_share_ten_backend_subscriptions() {
     assert_eq!(stats.backends, 10);
     assert_eq!(stats.local_watchers, 1003);
     assert_eq!(stats.subscribes_sent, 10);
+    // Every watcher but the ten the dialogs are made for was asked about once, with a fetch
+    // (a short transaction, not a dialog), and found alike.
+    assert_eq!(stats.probes_sent, 993);
+    assert_eq!(stats.own_dialogs, 0);
 
     // One change per presentity in b.test: ten NOTIFYs across the boundary, a thousand and
     // three notifications in a.test.
@@ -802,6 +806,281 @@ fn a_remote_resource_of_a_list_follows_its_domains_rules_for_each_subscriber() {
     wait_for("carol's list to show dave", 10, || shows(&carol, "dave v1"));
     assert!(!shows(&bob, "dave v1"), "bob never sees dave's document");
     assert!(!shows(&carol, "rejected"));
+}
+
+/// b.test's rules for dave, per watcher of a.test: bob blocked, alice polite-blocked, erin
+/// confirmed (pending until dave decides), carol allowed (b.test's default).
+fn daves_rules(b: &Domain, dave: &str) {
+    for (watcher, action) in [
+        ("sip:bob@a.test", AuthAction::Block),
+        ("sip:alice@a.test", AuthAction::PoliteBlock),
+        ("sip:erin@a.test", AuthAction::Confirm),
+    ] {
+        b.engine
+            .set_rule(AuthRule::new(
+                uri(dave),
+                WatcherMatch::Watcher(uri(watcher)),
+                action,
+            ))
+            .unwrap();
+    }
+    b.engine
+        .publish_body(&uri(dave), Package::Presence, &pidf(dave, "dave v1"), None)
+        .unwrap();
+}
+
+/// A watcher joining a back-end subscription made in another watcher's name is shown what
+/// the remote domain's rules show it, not what they show the first one: carol (allowed)
+/// subscribes first, then bob (blocked) is rejected, alice (polite-blocked) sees the neutral
+/// document, erin (confirm) stays pending until dave approves her. a.test's own policy is
+/// `allow`: the remote domain has the last word.
+#[test]
+fn a_watcher_joining_a_shared_backend_follows_the_remote_rules_for_itself() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let a = Domain::start(
+        "a.test",
+        port_a,
+        "b.test",
+        port_b,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let dave = "sip:dave@b.test";
+    daves_rules(&b, dave);
+    let carol = subscribe(&a.engine, "sip:carol@a.test", dave);
+    wait_for("carol to see dave", 10, || a.all_saw(&[carol], "dave v1"));
+    let bob = subscribe(&a.engine, "sip:bob@a.test", dave);
+    let alice = subscribe(&a.engine, "sip:alice@a.test", dave);
+    let erin = subscribe(&a.engine, "sip:erin@a.test", dave);
+    wait_for("bob to be rejected", 10, || {
+        a.engine.subscription(bob).is_err()
+    });
+    wait_for("alice to see the neutral document", 10, || {
+        a.all_saw(&[alice], "<tuple id=\"t0\"")
+    });
+    wait_for("erin's own dialog at b.test", 10, || {
+        b.engine
+            .remote_subscriptions()
+            .unwrap()
+            .iter()
+            .any(|s| s.watcher == uri("sip:erin@a.test"))
+    });
+    let state = a.engine.subscription(erin).unwrap().state;
+    assert_eq!(state, impp::engine::SubscriptionState::Pending);
+    let leaked = |id: SubscriptionId, text: &str| {
+        a.seen
+            .lock()
+            .unwrap()
+            .get(&id)
+            .is_some_and(|bodies| bodies.iter().any(|b| b.contains(text)))
+    };
+    for (who, id) in [("bob", bob), ("alice", alice), ("erin", erin)] {
+        assert!(!leaked(id, "dave v1"), "{who} was shown dave's state");
+    }
+
+    // A change reaches carol, and nobody else.
+    b.engine
+        .publish_body(&uri(dave), Package::Presence, &pidf(dave, "dave v2"), None)
+        .unwrap();
+    wait_for("carol to see dave's change", 10, || {
+        a.all_saw(&[carol], "dave v2")
+    });
+    // dave approves erin at b.test: her own dialog turns active and she is shown dave.
+    let erins = b
+        .engine
+        .remote_subscriptions()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.watcher == uri("sip:erin@a.test"))
+        .unwrap();
+    b.engine.authorize(erins.id, AuthAction::Allow).unwrap();
+    wait_for("erin to see dave once approved", 10, || {
+        a.all_saw(&[erin], "dave v2")
+    });
+    for (who, id) in [("bob", bob), ("alice", alice)] {
+        assert!(!leaked(id, "dave v2"), "{who} was shown dave's change");
+    }
+    let stats = a.server.federation_stats();
+    assert_eq!(stats.probes_sent, 3, "{stats:?}");
+    // alice and erin have dialogs of their own; bob was refused by his fetch.
+    assert_eq!(stats.own_dialogs, 2, "{stats:?}");
+}
+
+/// The same through a list of a.test with dave as a resource: carol's list shows dave, then
+/// bob's list shows him rejected and alice's the neutral document, never dave's state.
+#[test]
+fn a_list_subscriber_joining_a_shared_backend_follows_the_remote_rules_for_itself() {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let a = Domain::start("a.test", port_a, "b.test", port_b, AuthAction::Allow, |c| {
+        c.list_batch_interval = Duration::ZERO
+    });
+    let dave = "sip:dave@b.test";
+    daves_rules(&b, dave);
+    let mut list = ResourceList::new(uri("sip:buddies@a.test"));
+    list.push_resource(uri(dave), None);
+    a.engine.set_list(list).unwrap();
+
+    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let eventlist = "Supported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/pidf+xml\r\n";
+    let shows =
+        |w: &SipWatcher, text: &str| w.notifies.lock().unwrap().iter().any(|b| b.contains(text));
+    let mut carol = SipWatcher::new(a_addr, "carol");
+    assert_eq!(
+        carol.subscribe_with("sip:buddies@a.test", 600, eventlist),
+        200
+    );
+    wait_for("carol's list to show dave", 10, || shows(&carol, "dave v1"));
+    let mut bob = SipWatcher::new(a_addr, "bob");
+    let mut alice = SipWatcher::new(a_addr, "alice");
+    for w in [&mut bob, &mut alice] {
+        assert_eq!(w.subscribe_with("sip:buddies@a.test", 600, eventlist), 200);
+    }
+    wait_for("bob's list to show dave rejected", 10, || {
+        shows(&bob, "reason=\"rejected\"")
+    });
+    wait_for("alice's list to show the neutral document", 10, || {
+        shows(&alice, "<tuple id=\"t0\"")
+    });
+    b.engine
+        .publish_body(&uri(dave), Package::Presence, &pidf(dave, "dave v2"), None)
+        .unwrap();
+    wait_for("carol's list to show dave's change", 10, || {
+        shows(&carol, "dave v2")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for (who, w) in [("bob", &bob), ("alice", &alice)] {
+        assert!(!shows(w, "dave v"), "{who}'s list showed dave's state");
+    }
+}
+
+/// A remote domain that never answers the fetch about a joining watcher: the watcher is not
+/// let into the shared dialog; once the fetch times out it gets a dialog of its own, which
+/// the remote side (a stand-in for b.test on a socket of the test) keeps pending, so the
+/// watcher stays pending and is never shown the shared state.
+#[test]
+fn a_fetch_without_an_answer_gets_the_watcher_a_dialog_of_its_own_not_the_shared_one() {
+    let clock = ManualClock::new();
+    let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
+    fake.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let port_b = fake.local_addr().unwrap().port();
+    let port_a = free_port();
+    let a = Domain::start_on(
+        Arc::new(MemoryStore::new()),
+        clock.clone(),
+        "a.test",
+        port_a,
+        "b.test",
+        port_b,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let dave = "sip:dave@b.test";
+    // b.test's stand-in: carol's SUBSCRIBE is answered and followed by an active NOTIFY with
+    // dave's state; fetches (Expires: 0) are never answered; any other watcher's SUBSCRIBE is
+    // answered and kept pending.
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let (stop, log) = (
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        seen.clone(),
+    );
+    let stopping = stop.clone();
+    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let thread = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        while !stopping.load(Ordering::Relaxed) {
+            let Ok((n, _)) = fake.recv_from(&mut buf) else {
+                continue;
+            };
+            let m = SipMessage::parse(&buf[..n], &SipLimits::DEFAULT, Transport::Datagram).unwrap();
+            if m.method() != Some("SUBSCRIBE") {
+                continue;
+            }
+            let from = m.header("From").unwrap().to_string();
+            let expires = m.header("Expires").unwrap_or("").trim().to_string();
+            log.lock().unwrap().push((from.clone(), expires.clone()));
+            if expires == "0" {
+                continue; // the fetch: no answer
+            }
+            let mut reply = String::from("SIP/2.0 200 OK\r\n");
+            for name in ["Via", "From", "Call-ID", "CSeq"] {
+                for v in m.headers(name) {
+                    reply.push_str(&format!("{name}: {v}\r\n"));
+                }
+            }
+            let to = m.header("To").unwrap();
+            reply.push_str(&format!(
+                "To: {to};tag=bt\r\nContact: <sip:dave@127.0.0.1:{port_b}>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"
+            ));
+            fake.send_to(reply.as_bytes(), a_addr).unwrap();
+            let (state, body) = if from.contains("carol") {
+                ("active;expires=600", pidf(dave, "dave v1"))
+            } else {
+                ("pending;expires=600", String::new())
+            };
+            let call_id = m.header("Call-ID").unwrap();
+            let notify = format!(
+                "NOTIFY sip:a@127.0.0.1:{port_a} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port_b};branch=z9hG4bKfake{n}{len}\r\nMax-Forwards: 70\r\nFrom: <{dave}>;tag=bt\r\nTo: {from}\r\nCall-ID: {call_id}\r\nCSeq: 1 NOTIFY\r\nContact: <sip:dave@127.0.0.1:{port_b}>\r\nEvent: presence\r\nSubscription-State: {state}\r\n{ctype}Content-Length: {len}\r\n\r\n{body}",
+                len = body.len(),
+                ctype = if body.is_empty() { "" } else { "Content-Type: application/pidf+xml\r\n" },
+            );
+            fake.send_to(notify.as_bytes(), a_addr).unwrap();
+        }
+    });
+    let carol = subscribe(&a.engine, "sip:carol@a.test", dave);
+    wait_for("carol to see dave", 10, || a.all_saw(&[carol], "dave v1"));
+    let bob = subscribe(&a.engine, "sip:bob@a.test", dave);
+    wait_for("the fetch about bob", 10, || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(from, expires)| from.contains("bob") && expires == "0")
+    });
+    let state = |id| a.engine.subscription(id).unwrap().state;
+    assert_eq!(state(bob), impp::engine::SubscriptionState::Pending);
+    // The fetch's transaction and its wait run out.
+    advance(&clock, Duration::from_secs(33), &[&a.engine], &[&a.server]);
+    wait_for("a dialog of bob's own", 10, || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(from, expires)| from.contains("bob") && expires != "0")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    a.engine.sync().unwrap();
+    assert_eq!(state(bob), impp::engine::SubscriptionState::Pending);
+    let shown = a
+        .seen
+        .lock()
+        .unwrap()
+        .get(&bob)
+        .cloned()
+        .unwrap_or_default();
+    assert!(shown.iter().all(|b| !b.contains("dave v1")), "{shown:?}");
+    let stats = a.server.federation_stats();
+    assert_eq!(
+        (stats.backends, stats.own_dialogs, stats.probes_sent),
+        (2, 1, 1),
+        "{stats:?}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    thread.join().unwrap();
 }
 
 /// A measurement: `FED_WATCHERS` watchers in a.test (default 20,000) over `FED_PRESENTITIES`

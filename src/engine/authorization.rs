@@ -108,24 +108,28 @@ impl RuleBook {
     /// What to do with `watcher` asking to watch `presentity` (precedence in the module
     /// documentation): self-watch, then the watcher's rule, then its domain's, then `default`.
     pub fn decide(&self, presentity: &Uri, watcher: &Uri, default: AuthAction) -> AuthAction {
+        self.ruled(presentity, watcher).unwrap_or(default)
+    }
+
+    /// What the rules alone say of `watcher` watching `presentity` (self-watch, the
+    /// watcher's rule, its domain's); `None` when none speaks of it.
+    pub fn ruled(&self, presentity: &Uri, watcher: &Uri) -> Option<AuthAction> {
         let key = presentity_key(presentity);
         let wkey = watcher_key(watcher);
         if key == wkey {
-            return AuthAction::Allow;
+            return Some(AuthAction::Allow);
         }
-        let Some(rules) = self.by_presentity.get(&key) else {
-            return default;
-        };
+        let rules = self.by_presentity.get(&key)?;
         if let Some(rule) = rules.get(&RuleSlot::Watcher(wkey)) {
-            return rule.action;
+            return Some(rule.action);
         }
         if !watcher.host().is_empty() {
             // The canonical host is already lower-case.
             if let Some(rule) = rules.get(&RuleSlot::Domain(watcher.host().to_owned())) {
-                return rule.action;
+                return Some(rule.action);
             }
         }
-        default
+        None
     }
 }
 

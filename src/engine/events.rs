@@ -120,7 +120,9 @@ impl Notification {
 pub enum Event {
     /// A watcher's notification.
     Notification(Notification),
-    /// A subscription awaits the presentity's decision (its rules say `confirm`).
+    /// A subscription awaits the presentity's decision (its rules say `confirm`). With a
+    /// transport that decides on watchers of other domains' presentities
+    /// ([`super::PortOptions::subscription_events`]), the requests it decides go to it alone.
     AuthorizationRequested {
         /// The pending subscription.
         subscription: SubscriptionId,

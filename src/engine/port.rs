@@ -11,7 +11,7 @@
 //! | [`Event::Message`] | its endpoint has a contact (the transport logged it in with [`super::Core::login_at`]) |
 //! | [`Event::RemoteMessage`] | always (only made while a port asks for them) |
 //! | [`Event::Delivery`] | copied: the transport answers the senders of the messages it took in, and the application sees it too |
-//! | [`Event::SubscriptionStateChanged`], [`Event::AuthorizationRequested`] | copied, when [`PortOptions::subscription_events`] asks |
+//! | [`Event::SubscriptionStateChanged`], [`Event::AuthorizationRequested`] | copied, when [`PortOptions::subscription_events`] asks; a request about a watcher of another domain's presentity that the transport decides goes to the port alone |
 //!
 //! Everything else, and everything while no port is open, goes to the application's queue
 //! alone: the application keeps its own callback or polling whatever transport runs beside
@@ -27,8 +27,9 @@
 //! therefore costs at most one waiting notification per subscription.
 #![forbid(unsafe_code)]
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use super::events::Event;
@@ -47,6 +48,14 @@ pub struct PortOptions {
     /// Whether the transport gets copies of [`Event::SubscriptionStateChanged`] and
     /// [`Event::AuthorizationRequested`] (a SIP stack that keeps back-end subscriptions
     /// for its local watchers of remote presentities). Default: no.
+    ///
+    /// It also hands the transport the last word on watchers of presentities of domains the
+    /// engine does not own, unless a rule of the engine restricts them (block, polite-block,
+    /// or confirm, which asks the application as usual): such a subscription starts pending
+    /// and an [`Event::AuthorizationRequested`] that only the transport sees asks it; it
+    /// allows the watcher once the presentity's own domain did. The exception is a first
+    /// watcher of a presentity with no state here: allowed at once, as there is nothing to
+    /// show and the transport's subscription is made in its name.
     pub subscription_events: bool,
 }
 
@@ -150,6 +159,9 @@ pub(crate) struct PortSlot {
     /// an embedding application).
     is_open: AtomicBool,
     remote_messages: AtomicBool,
+    subscription_events: AtomicBool,
+    /// Subscriptions whose next [`Event::AuthorizationRequested`] is the transport's alone.
+    transport_asks: Mutex<HashSet<crate::model::id::SubscriptionId>>,
 }
 
 impl PortSlot {
@@ -171,6 +183,8 @@ impl PortSlot {
         *open = Some((queue.clone(), options));
         self.remote_messages
             .store(options.remote_messages, Ordering::Release);
+        self.subscription_events
+            .store(options.subscription_events, Ordering::Release);
         self.is_open.store(true, Ordering::Release);
         Ok(Port {
             queue,
@@ -184,7 +198,26 @@ impl PortSlot {
             *open = None;
             self.is_open.store(false, Ordering::Release);
             self.remote_messages.store(false, Ordering::Release);
+            self.subscription_events.store(false, Ordering::Release);
+            self.transport_asks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
         }
+    }
+
+    /// The next [`Event::AuthorizationRequested`] of `id` goes to the transport alone.
+    pub(crate) fn transport_asks(&self, id: crate::model::id::SubscriptionId) {
+        self.transport_asks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id);
+    }
+
+    /// Whether the transport decides on watchers of other domains' presentities
+    /// ([`PortOptions::subscription_events`]).
+    pub(crate) fn decides_remote_watchers(&self) -> bool {
+        self.subscription_events.load(Ordering::Acquire)
     }
 
     /// Whether messages for other domains go to the transport.
@@ -212,7 +245,19 @@ impl PortSlot {
         }
         let mut mine = Vec::new();
         for event in std::mem::take(events) {
-            match share(&event, options) {
+            let share = match &event {
+                Event::AuthorizationRequested { subscription, .. }
+                    if self
+                        .transport_asks
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(subscription) =>
+                {
+                    Share::Port
+                }
+                _ => share(&event, options),
+            };
+            match share {
                 Share::Port => mine.push(event),
                 Share::Both => {
                     mine.push(event.clone());

@@ -47,6 +47,51 @@ impl Shard {
         Ok(())
     }
 
+    /// Whether the transport decides on `watcher` of `presentity` rather than this engine's
+    /// rules and default ([`crate::engine::PortOptions::subscription_events`]): a presentity
+    /// of a domain the engine does not own, a transport that keeps back-end subscriptions,
+    /// and no rule that restricts the watcher (block, polite-block, confirm). Its requests
+    /// for a decision go to the transport alone.
+    pub(super) fn transport_decides(&self, presentity: &Uri, watcher: &Uri) -> bool {
+        self.port.decides_remote_watchers()
+            && !self.config.owns(presentity)
+            && presentity_key(presentity) != presentity_key(watcher)
+            && matches!(
+                self.rules.ruled(presentity, watcher),
+                None | Some(AuthAction::Allow)
+            )
+    }
+
+    /// For a new subscription the transport decides on ([`Shard::transport_decides`]):
+    /// `Allow` when `presentity` has no state for `package` here and no other watcher (there
+    /// is nothing to show, and the transport's subscription is made in this watcher's name),
+    /// else `Confirm` (pending until the transport says).
+    pub(super) fn first_or_pending(
+        &self,
+        presentity: &Uri,
+        watcher: &Uri,
+        package: Package,
+    ) -> AuthAction {
+        let wkey = presentity_key(watcher);
+        let channel = self
+            .presentities
+            .get(&presentity_key(presentity))
+            .and_then(|p| p.channels.get(&package));
+        let shared = channel.is_some_and(|c| {
+            !c.publications.is_empty()
+                || c.subscribers.iter().any(|id| {
+                    self.subscriptions
+                        .get(id)
+                        .is_some_and(|s| presentity_key(&s.watcher) != wkey)
+                })
+        });
+        if shared {
+            AuthAction::Confirm
+        } else {
+            AuthAction::Allow
+        }
+    }
+
     /// Moves a subscription to what `action` says: approve (pending → active with a full
     /// notification), polite-block (active, neutral document), block/revoke (terminated,
     /// rejected), confirm (back to pending: the watcher sees nothing more).
@@ -93,6 +138,9 @@ impl Shard {
                 SubscriptionState::Pending => {
                     // Back to waiting for a decision: ask again.
                     let sub = &self.subscriptions[&id];
+                    if self.transport_decides(&sub.presentity, &sub.watcher) {
+                        self.port.transport_asks(id);
+                    }
                     self.outbox.push(Event::AuthorizationRequested {
                         subscription: id,
                         watcher: sub.watcher.clone(),
@@ -147,6 +195,23 @@ impl Shard {
             let Some(sub) = self.subscriptions.get(&id) else {
                 continue;
             };
+            if self.transport_decides(&sub.presentity, &sub.watcher) {
+                // The transport decided for the presentity's domain (or is deciding): a rule
+                // that no longer restricts leaves its decision alone; one that was waiting
+                // for the application's word now waits for the transport's.
+                if sub.state == SubscriptionState::Pending {
+                    let (watcher, presentity, package) =
+                        (sub.watcher.clone(), sub.presentity.clone(), sub.package);
+                    self.port.transport_asks(id);
+                    self.outbox.push(Event::AuthorizationRequested {
+                        subscription: id,
+                        watcher,
+                        presentity,
+                        package,
+                    });
+                }
+                continue;
+            }
             let default = self.config.policy_for(&sub.presentity, &sub.watcher);
             let action = self.rules.decide(&sub.presentity, &sub.watcher, default);
             // A pending subscription stays pending until someone decides; a rule that

@@ -135,6 +135,10 @@ impl Shard {
             self.log_watcher(id, WatcherEvent::Subscribe);
         }
         if state == SubscriptionState::Pending {
+            if r.package != Package::PresenceWinfo && self.transport_decides(&presentity, &watcher)
+            {
+                self.port.transport_asks(id);
+            }
             self.outbox.push(Event::AuthorizationRequested {
                 subscription: id,
                 watcher,

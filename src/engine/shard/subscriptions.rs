@@ -73,8 +73,12 @@ impl Shard {
             }
             AuthAction::Allow
         } else {
-            let default = self.config.policy_for(&presentity, &watcher);
-            self.rules.decide(&presentity, &watcher, default)
+            if self.transport_decides(&presentity, &watcher) {
+                self.first_or_pending(&presentity, &watcher, package)
+            } else {
+                let default = self.config.policy_for(&presentity, &watcher);
+                self.rules.decide(&presentity, &watcher, default)
+            }
         };
         // The bounds come before anything changes; past this point nothing fails.
         let watcher_key = presentity_key(&watcher);
@@ -144,6 +148,9 @@ impl Shard {
             self.log_watcher(id, event);
         }
         if action == AuthAction::Confirm {
+            if package != Package::PresenceWinfo && self.transport_decides(&presentity, &watcher) {
+                self.port.transport_asks(id);
+            }
             self.outbox.push(Event::AuthorizationRequested {
                 subscription: id,
                 watcher,

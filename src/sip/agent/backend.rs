@@ -14,6 +14,47 @@
 //! - Each NOTIFY is answered `200` and mirrored into the engine as the presentity's
 //!   publication: published on the first document, modified after, removed when the remote
 //!   side sends no document (pending) or ends the dialog.
+//!
+//! # Who shares a dialog
+//!
+//! The remote domain's rules are per watcher, and a shared dialog shows every local watcher
+//! what it shows the one it was made for (its owner). So a watcher shares it only once the
+//! remote domain showed it the same:
+//!
+//! - The engine leaves the last word on watchers of other domains' presentities to this role
+//!   ([`crate::engine::PortOptions::subscription_events`]): such a subscription is pending
+//!   and an [`Event::AuthorizationRequested`] that the application does not see comes here,
+//!   except for the first watcher of a presentity that has nothing to show yet, which is
+//!   let through and becomes the owner. A local rule for the watcher may restrict it (block,
+//!   polite-block; `confirm` asks the application as for an owned presentity), never allow
+//!   more. A presentity without a route follows the local default (`confirm`: it stays
+//!   pending; nothing would be shown anyway).
+//! - The owner is allowed at once: the dialog tells it exactly what the remote domain tells
+//!   it (refused: `rejected` ends it, see above).
+//! - Any other watcher is asked about with a fetch in its name (`Expires: 0`, RFC 6665
+//!   §4.4.3), through the same route, and waits pending. The fetch's NOTIFY decides: the same
+//!   document as the shared dialog's last one (a document that looks like the package's
+//!   neutral one never counts: a polite-blocked watcher would share the real state once it
+//!   changed) — it shares the dialog, remembered as verified for this back-end; `rejected` —
+//!   its subscriptions end as rejected; no document while the shared dialog has none either —
+//!   it sees the neutral document (polite-block: active, revealing nothing) and is asked again
+//!   when the shared dialog shows one; anything else (pending, another document, an error
+//!   answer, no answer in [`PROBE_MS`]) — a dialog of its own (a [`Key`] naming the
+//!   watcher). A fetch answered before the shared dialog's first NOTIFY waits for it.
+//! - A dialog of its own mirrors nothing (the others would see it): its NOTIFYs decide its
+//!   watcher's local subscriptions — pending stays pending, active with the shared
+//!   dialog's document allows it, any other document or none gives the neutral document,
+//!   `rejected` ends it. It lasts as long as the watcher watches.
+//! - A new dialog (after a failure, or after the owner was refused) is made in the owner's
+//!   name while it watches, else in a verified watcher's; a watcher never asked about that
+//!   becomes the owner is allowed and the verified ones are forgotten.
+//! - A watcher restored after a restart was allowed before: it is taken as verified.
+//!
+//! Residual risk: a remote domain that changes its rules for a verified watcher later is not
+//! asked again (not at the watcher's refreshes either) until the watcher subscribes anew;
+//! a watcher with a dialog of its own follows such changes. Cost: at most one fetch per
+//! joining watcher (two when nothing was shown at the first), short transactions, and the
+//! back-end dialogs stay one per presentity for watchers the remote domain treats alike.
 #![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -27,8 +68,8 @@ use crate::error::{Error, Result};
 use crate::log;
 use crate::model::id::SubscriptionId;
 use crate::model::key::presentity_key;
-use crate::model::package::Package;
-use crate::model::rule::AuthAction;
+use crate::model::package::{Document, Package};
+use crate::model::rule::{AuthAction, WatcherMatch};
 use crate::sip::digest_client::{DigestClient, Retry};
 use crate::sip::header::Contacts;
 use crate::sip::message::SipMessage;
@@ -41,6 +82,10 @@ use crate::uri::Uri;
 /// answered `200` rather than `481` and a late `200` to its SUBSCRIBE still ends it.
 const CLOSING_MS: u64 = 32_000;
 
+/// How long the answer to a fetch about a joining watcher is awaited (a transaction's
+/// timeout, plus the NOTIFY that follows its `200`).
+const PROBE_MS: u64 = 32_000;
+
 /// A back-end subscription's identity: the presentity (its key), the package, and the
 /// account whose proxy and credentials it uses (`None`: the domain's route).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -51,6 +96,20 @@ pub(crate) struct Key {
     /// A list subscription (RFC 4662): the presentity is a resource list at the account's
     /// server, and each resource's state is mirrored.
     list: bool,
+    /// A dialog of one watcher alone (its key): the remote domain does not show it what it
+    /// shows the shared dialog's watchers (or did not say). Its NOTIFYs are not mirrored;
+    /// they decide the watcher's local subscriptions.
+    watcher: Option<String>,
+}
+
+impl Key {
+    /// The shared back-end of the same presentity and package (of an own dialog's key).
+    fn shared(&self) -> Key {
+        Key {
+            watcher: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// The subscriber's side of a dialog.
@@ -104,9 +163,59 @@ struct Backend {
     /// For a list subscription: the resources whose state is mirrored, by key, with their
     /// URI and the entity tag of their publication in the local engine.
     mirrored: BTreeMap<String, (Uri, String)>,
+    /// The document of the current dialog's last NOTIFY (`None`: none, or none yet), which
+    /// a joining watcher's fetch is compared with.
+    document: Option<Document>,
+    /// Whether the current dialog had a NOTIFY (its `document` is what it says).
+    notified: bool,
+    /// The watcher (key) in whose name the dialogs are made while it watches.
+    owner: Option<String>,
+    /// Watchers (keys) the remote domain showed what it showed the owner: they share the
+    /// dialog.
+    verified: HashSet<String>,
+    /// Watchers (keys) being asked about (a fetch in flight), with the fetch's Call-ID.
+    probing: HashMap<String, String>,
+    /// Watchers (keys) asked about while neither they nor the owner were shown a document
+    /// ([`Verdict::Unsure`]): asked again when the shared dialog shows one.
+    unsure: HashSet<String>,
+    /// An own dialog's last word for its watcher (`None`: nothing yet; pending).
+    decision: Option<AuthAction>,
 }
 
 impl Backend {
+    fn new(presentity: Uri, package: Package, hop: NextHop, now: u64, expires: u32) -> Backend {
+        Backend {
+            presentity,
+            package,
+            watchers: BTreeMap::new(),
+            hop,
+            dialog: None,
+            phase: Phase::Due(now),
+            etag: None,
+            failures: 0,
+            expires,
+            auth: None,
+            refused: HashSet::new(),
+            mirrored: BTreeMap::new(),
+            document: None,
+            notified: false,
+            owner: None,
+            verified: HashSet::new(),
+            probing: HashMap::new(),
+            unsure: HashSet::new(),
+            decision: None,
+        }
+    }
+
+    /// The local subscriptions of watcher `wkey` (a key).
+    fn ids_of(&self, wkey: &str) -> Vec<SubscriptionId> {
+        self.watchers
+            .iter()
+            .filter(|(_, w)| presentity_key(w) == wkey)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Removes every mirrored publication (the presentity's, and a list's resources').
     fn clear_mirror(&mut self, engine: &crate::engine::Core) {
         if let Some(etag) = self.etag.take() {
@@ -116,6 +225,67 @@ impl Backend {
             let _ = engine.remove_publication(&etag);
         }
     }
+}
+
+/// A fetch (RFC 6665 §4.4.3) asking the remote domain what it shows one watcher, before
+/// that watcher shares a dialog made in another watcher's name.
+struct Probe {
+    /// The shared back-end the watcher would join.
+    key: Key,
+    /// The watcher asked about (its key).
+    watcher: String,
+    local_tag: String,
+    /// Until when the answer is awaited (then the watcher gets a dialog of its own); once
+    /// decided, until when its late NOTIFYs are still answered `200`.
+    until: u64,
+    /// What the remote domain said, once it said it.
+    verdict: Option<Verdict>,
+    /// What the fetch's NOTIFY showed (a document or none), while the shared dialog has not
+    /// said its own yet.
+    waiting: Option<Option<Document>>,
+}
+
+/// How a local subscription came to the role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Joined {
+    /// New and pending: decided when the engine asks ([`Backends::event`]).
+    Pending,
+    /// New and let through by the engine already.
+    Active,
+    /// Restored after a restart, as it was then.
+    Restored,
+}
+
+/// What watcher `wkey` of back-end `key` (`b`) may see now, as far as the remote domain said
+/// (`None`: being asked about; it waits).
+fn standing(key: &Key, b: &Backend, wkey: &str) -> Option<AuthAction> {
+    if key.account.is_some() || key.list {
+        Some(AuthAction::Allow)
+    } else if key.watcher.is_some() {
+        b.decision
+    } else if b.owner.as_deref() == Some(wkey) || b.verified.contains(wkey) {
+        Some(AuthAction::Allow)
+    } else if b.unsure.contains(wkey) {
+        Some(AuthAction::PoliteBlock)
+    } else {
+        None
+    }
+}
+
+/// What a fetch tells of a watcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Shown what the shared dialog's watcher is shown: it shares the dialog.
+    Alike,
+    /// Refused (`terminated;reason=rejected`): its local subscriptions end as rejected.
+    Rejected,
+    /// No document, as the shared dialog shows none: nothing tells a watcher shown nothing
+    /// yet from one the remote domain keeps pending. It sees the neutral document (active,
+    /// revealing nothing) and is asked again when the shared dialog shows a document.
+    Unsure,
+    /// Anything else (pending, another document, an error answer, no answer): a dialog of
+    /// its own.
+    Own,
 }
 
 /// A dialog ended locally whose notifier may still send or answer.
@@ -157,6 +327,8 @@ enum BackendTx {
     },
     /// A SUBSCRIBE with `Expires: 0` ending a dialog nobody watches any more.
     Unsubscribe,
+    /// A fetch about a joining watcher (see [`Probe`]).
+    Probe { call_id: String },
 }
 
 /// The federation role: the back-end subscriptions and what they are made with.
@@ -207,6 +379,8 @@ pub(crate) struct BackendTable {
     by_local: HashMap<SubscriptionId, Key>,
     by_call_id: HashMap<String, Key>,
     closing: HashMap<String, Closing>,
+    /// Fetches about joining watchers, by Call-ID.
+    probes: HashMap<String, Probe>,
     /// When each back-end has something to do, so that the timer thread (every 20 ms) looks
     /// only at what is due rather than at every back-end. An entry whose back-end changed
     /// its plan since is skipped when it comes up.
@@ -363,28 +537,20 @@ impl Backends {
             package,
             account: Some(account),
             list: true,
+            watcher: None,
         };
         if table.by_key.contains_key(&key) {
             return None;
         }
-        let auth = account_digest(&self.accounts, account, self.stack.random_u64());
-        table.by_key.insert(
-            key.clone(),
-            Backend {
-                presentity: list.clone(),
-                package,
-                watchers: BTreeMap::new(),
-                hop: self.accounts[account].next_hop(),
-                dialog: None,
-                phase: Phase::Due(self.stack.now()),
-                etag: None,
-                failures: 0,
-                expires: self.backend_expires,
-                auth,
-                refused: HashSet::new(),
-                mirrored: BTreeMap::new(),
-            },
+        let mut backend = Backend::new(
+            list.clone(),
+            package,
+            self.accounts[account].next_hop(),
+            self.stack.now(),
+            self.backend_expires,
         );
+        backend.auth = account_digest(&self.accounts, account, self.stack.random_u64());
+        table.by_key.insert(key.clone(), backend);
         Some(key)
     }
 
@@ -403,6 +569,7 @@ impl Backends {
             package,
             account: Some(account),
             list: true,
+            watcher: None,
         };
         let mut table = lock(&self.table);
         if !table.by_key.contains_key(&key) {
@@ -416,7 +583,12 @@ impl Backends {
     /// local watcher of a remote presentity, its back-end subscription is made again.
     pub(crate) fn restored(&self, sub: &crate::engine::SubscriptionInfo) {
         if !sub.state.is_terminated() {
-            self.local_watcher(sub.id, &sub.watcher, &sub.presentity, sub.package);
+            let state = if sub.state == crate::engine::SubscriptionState::Pending {
+                Joined::Pending
+            } else {
+                Joined::Restored
+            };
+            self.local_watcher(sub.id, &sub.watcher, &sub.presentity, sub.package, state);
         }
     }
 
@@ -444,7 +616,12 @@ impl Backends {
                 if state.is_terminated() {
                     self.local_watcher_gone(*subscription);
                 } else {
-                    self.local_watcher(*subscription, watcher, presentity, *package);
+                    let joined = if *state == crate::engine::SubscriptionState::Pending {
+                        Joined::Pending
+                    } else {
+                        Joined::Active
+                    };
+                    self.local_watcher(*subscription, watcher, presentity, *package, joined);
                 }
                 false
             }
@@ -453,45 +630,101 @@ impl Backends {
                 watcher,
                 presentity,
                 package,
-            } => {
-                // The remote domain decides who may see its presentities; without a local
-                // rule for this one, the local watcher is let through.
-                if self.backend_route(watcher, presentity, *package).is_none() {
-                    return false;
-                }
-                let Ok(engine) = self.engine() else {
-                    return false;
-                };
-                if !engine
-                    .rules(presentity)
-                    .map(|r| r.is_empty())
-                    .unwrap_or(false)
-                {
-                    return false;
-                }
-                if let Err(e) = engine.authorize(*subscription, AuthAction::Allow) {
-                    log::debug!("subscription {subscription}: cannot allow: {e}");
-                    return false;
-                }
-                true
-            }
+            } => self.authorization_requested(*subscription, watcher, presentity, *package),
             _ => false,
         }
     }
 
-    fn local_watcher(&self, id: SubscriptionId, watcher: &Uri, presentity: &Uri, package: Package) {
+    /// A local subscription to a remote presentity awaits a decision (the engine leaves
+    /// the last word on watchers of other domains to this role, see
+    /// [`crate::engine::PortOptions::subscription_events`]); `true` when decided (or being
+    /// decided) here. Without a local rule, the remote domain decides: the watcher the
+    /// back-end dialog is made for, a watcher the remote domain showed what it shows that one,
+    /// and a watcher of an account's own dialog are allowed; one being asked about waits for
+    /// the answer, one with a dialog of its own follows what that dialog says.
+    fn authorization_requested(
+        &self,
+        id: SubscriptionId,
+        watcher: &Uri,
+        presentity: &Uri,
+        package: Package,
+    ) -> bool {
+        let Ok(engine) = self.engine() else {
+            return false;
+        };
+        // A local rule for this watcher may restrict a remote presentity's watchers (`confirm`
+        // leaves the decision to the application, as for an owned presentity); without one,
+        // or with one that allows, the presentity's own domain decides.
+        let Ok(rules) = engine.rules(presentity) else {
+            return false;
+        };
+        let ruled = rules
+            .iter()
+            .find(|r| matches!(&r.watcher, WatcherMatch::Watcher(_)) && r.watcher.matches(watcher))
+            .or_else(|| rules.iter().find(|r| r.watcher.matches(watcher)))
+            .map(|r| r.action);
+        let served = self.backend_route(watcher, presentity, package).is_some();
+        let decision = match ruled {
+            Some(AuthAction::Confirm) => return false,
+            Some(action) if action != AuthAction::Allow => Some(action),
+            // Not served here: what the engine would have decided for an owned presentity.
+            _ if !served => {
+                match ruled.unwrap_or(engine.config().policy_for(presentity, watcher)) {
+                    AuthAction::Confirm => return false,
+                    action => Some(action),
+                }
+            }
+            _ => {
+                let table = lock(&self.table);
+                let Some(key) = table.by_local.get(&id) else {
+                    return false;
+                };
+                let Some(b) = table.by_key.get(key) else {
+                    return false;
+                };
+                standing(key, b, &presentity_key(watcher))
+            }
+        };
+        if let Some(action) = decision {
+            if let Err(e) = engine.authorize(id, action) {
+                log::debug!("subscription {id}: cannot decide: {e}");
+            }
+        }
+        true
+    }
+
+    fn local_watcher(
+        &self,
+        id: SubscriptionId,
+        watcher: &Uri,
+        presentity: &Uri,
+        package: Package,
+        joined: Joined,
+    ) {
         let Some((account, hop)) = self.backend_route(watcher, presentity, package) else {
             return;
         };
-        let key = Key {
+        let mut key = Key {
             presentity: presentity_key(presentity),
             package,
             account,
             list: false,
+            watcher: None,
         };
+        let wkey = presentity_key(watcher);
         let mut table = lock(&self.table);
         if table.by_local.contains_key(&id) {
             return; // a state change of a watcher already counted (pending → active)
+        }
+        if account.is_none() {
+            let own = Key {
+                watcher: Some(wkey.clone()),
+                ..key.clone()
+            };
+            if table.by_key.contains_key(&own) {
+                // The watcher has a dialog of its own already: this subscription joins it.
+                key = own;
+            }
         }
         table.by_local.insert(id, key.clone());
         let now = self.stack.now();
@@ -499,23 +732,14 @@ impl Backends {
         let auth = account.and_then(|i| account_digest(&self.accounts, i, self.stack.random_u64()));
         let backend = table.by_key.entry(key.clone()).or_insert_with(|| {
             log::debug!("federation: first local watcher of {presentity} ({package})");
-            Backend {
-                presentity: presentity.clone(),
-                package,
-                watchers: BTreeMap::new(),
-                hop,
-                dialog: None,
-                phase: Phase::Due(now),
-                etag: None,
-                failures: 0,
-                expires,
-                auth,
-                refused: HashSet::new(),
-                mirrored: BTreeMap::new(),
-            }
+            let mut b = Backend::new(presentity.clone(), package, hop, now, expires);
+            b.auth = auth;
+            b.owner = Some(wkey.clone());
+            b
         });
-        if account.is_none() && backend.refused.contains(&presentity_key(watcher)) {
+        if account.is_none() && backend.refused.contains(&wkey) {
             // The remote domain refused this watcher already.
+            table.by_local.remove(&id);
             drop(table);
             if let Ok(engine) = self.engine() {
                 let _ = engine.terminate_subscription(id, TerminationReason::Rejected);
@@ -523,11 +747,203 @@ impl Backends {
             return;
         }
         backend.watchers.insert(id, watcher.clone());
+        if backend.owner.is_none() {
+            backend.owner = Some(wkey.clone());
+        }
+        if joined == Joined::Restored && key.watcher.is_none() {
+            // Allowed before (a subscription restored after a restart): trusted as the remote
+            // domain allowed it then.
+            backend.verified.insert(wkey.clone());
+        }
+        // Let through by the engine (nothing to show, see `PortOptions::subscription_events`)
+        // while a back-end in another watcher's name is still here: held back like the
+        // others until the remote domain said.
+        let held = match joined {
+            Joined::Active => Some(standing(&key, backend, &wkey).unwrap_or(AuthAction::Confirm))
+                .filter(|a| *a != AuthAction::Allow),
+            _ => None,
+        };
+        let ask = account.is_none()
+            && key.watcher.is_none()
+            && backend.owner.as_deref() != Some(wkey.as_str())
+            && !backend.verified.contains(&wkey)
+            && !backend.unsure.contains(&wkey)
+            && !backend.probing.contains_key(&wkey);
         // New, or refused for the watchers before (they are being ended): this one asks
         // again for itself.
         let start = matches!(backend.phase, Phase::Due(at) if at == now || at == u64::MAX);
         if start && backend.dialog.is_none() {
             self.send_subscribe(&mut table, &key);
+        }
+        if ask {
+            self.send_probe(&mut table, &key, watcher);
+        }
+        drop(table);
+        if let Some(action) = held {
+            self.decide(vec![(id, action)]);
+        }
+    }
+
+    /// Asks the remote domain what it shows `watcher` of back-end `key`'s presentity: a fetch
+    /// in the watcher's name, through the same route.
+    fn send_probe(&self, table: &mut BackendTable, key: &Key, watcher: &Uri) {
+        let Some(b) = table.by_key.get_mut(key) else {
+            return;
+        };
+        let wkey = presentity_key(watcher);
+        let dialog = Dialog {
+            call_id: format!("{}@impp", self.stack.token()),
+            local_tag: self.stack.token(),
+            remote_tag: None,
+            from: watcher.to_string(),
+            remote_target: b.presentity.to_string(),
+            cseq: 1,
+            remote_cseq: 0,
+            list: false,
+        };
+        match self.subscribe_request(&dialog, &b.presentity, b.package, 0, b.hop, None) {
+            Ok((branch, bytes, _)) => {
+                self.counters.probes_sent.fetch_add(1, Ordering::Relaxed);
+                b.probing.insert(wkey.clone(), dialog.call_id.clone());
+                table.probes.insert(
+                    dialog.call_id.clone(),
+                    Probe {
+                        key: key.clone(),
+                        watcher: wkey,
+                        local_tag: dialog.local_tag.clone(),
+                        until: self.stack.now() + PROBE_MS,
+                        verdict: None,
+                        waiting: None,
+                    },
+                );
+                let tx = BackendTx::Probe {
+                    call_id: dialog.call_id,
+                };
+                self.send_request(branch, bytes, b.hop, tx);
+            }
+            Err(e) => {
+                log::warn!("federation: cannot build a fetch for {}: {e}", b.presentity);
+                self.own_dialog(table, key, &wkey);
+            }
+        }
+    }
+
+    /// The fetch `call_id` decided `verdict`: the watcher shares the dialog (allowed), or
+    /// gets a dialog of its own. Returns the local decisions to apply once the table's lock
+    /// is released.
+    fn probe_decided(
+        &self,
+        table: &mut BackendTable,
+        call_id: &str,
+        verdict: Verdict,
+    ) -> Vec<(SubscriptionId, AuthAction)> {
+        let Some(p) = table.probes.get_mut(call_id) else {
+            return Vec::new();
+        };
+        if p.verdict.is_some() {
+            return Vec::new();
+        }
+        p.verdict = Some(verdict);
+        p.waiting = None;
+        p.until = self.stack.now() + CLOSING_MS;
+        let (key, wkey) = (p.key.clone(), p.watcher.clone());
+        let Some(b) = table.by_key.get_mut(&key) else {
+            return Vec::new();
+        };
+        if b.probing.get(&wkey).map(String::as_str) != Some(call_id) {
+            return Vec::new();
+        }
+        b.probing.remove(&wkey);
+        if b.owner.as_deref() == Some(wkey.as_str()) || b.verified.contains(&wkey) {
+            return Vec::new(); // became the dialog's watcher meanwhile (allowed then)
+        }
+        b.unsure.remove(&wkey);
+        match verdict {
+            Verdict::Alike => {
+                log::debug!("federation: {wkey} shares the dialog of {}", b.presentity);
+                b.verified.insert(wkey.clone());
+                b.ids_of(&wkey)
+                    .into_iter()
+                    .map(|id| (id, AuthAction::Allow))
+                    .collect()
+            }
+            Verdict::Unsure => {
+                b.unsure.insert(wkey.clone());
+                b.ids_of(&wkey)
+                    .into_iter()
+                    .map(|id| (id, AuthAction::PoliteBlock))
+                    .collect()
+            }
+            Verdict::Rejected => {
+                b.refused.insert(wkey.clone());
+                b.ids_of(&wkey)
+                    .into_iter()
+                    .map(|id| (id, AuthAction::Block))
+                    .collect()
+            }
+            Verdict::Own => {
+                self.own_dialog(table, &key, &wkey);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Moves watcher `wkey`'s subscriptions of the shared back-end `key` to a dialog of its
+    /// own; the shared back-end ends if nobody is left in it.
+    fn own_dialog(&self, table: &mut BackendTable, key: &Key, wkey: &str) {
+        let Some(b) = table.by_key.get_mut(key) else {
+            return;
+        };
+        let ids = b.ids_of(wkey);
+        if ids.is_empty() {
+            return;
+        }
+        log::debug!(
+            "federation: {wkey} gets a dialog of its own for {}",
+            b.presentity
+        );
+        let mut own = Backend::new(
+            b.presentity.clone(),
+            b.package,
+            b.hop,
+            self.stack.now(),
+            self.backend_expires,
+        );
+        own.owner = Some(wkey.to_string());
+        for id in &ids {
+            if let Some(w) = b.watchers.remove(id) {
+                own.watchers.insert(*id, w);
+            }
+        }
+        let empty = b.watchers.is_empty();
+        let own_key = Key {
+            watcher: Some(wkey.to_string()),
+            ..key.clone()
+        };
+        for id in &ids {
+            table.by_local.insert(*id, own_key.clone());
+        }
+        table.by_key.insert(own_key.clone(), own);
+        self.counters.own_dialogs.fetch_add(1, Ordering::Relaxed);
+        if empty {
+            self.end_backend(table, key);
+        }
+        self.send_subscribe(table, &own_key);
+        table.schedule(&own_key);
+    }
+
+    /// Applies local decisions (outside the table's lock).
+    fn decide(&self, decisions: Vec<(SubscriptionId, AuthAction)>) {
+        if decisions.is_empty() {
+            return;
+        }
+        let Ok(engine) = self.engine() else {
+            return;
+        };
+        for (id, action) in decisions {
+            if let Err(e) = engine.authorize(id, action) {
+                log::debug!("subscription {id}: cannot decide: {e}");
+            }
         }
     }
 
@@ -586,16 +1002,29 @@ impl Backends {
             let from = if key.list {
                 Some(account_or(&self.accounts, key.account, &b.presentity))
             } else {
-                b.watchers
-                    .values()
-                    .find(|w| !b.refused.contains(&presentity_key(w)))
-                    .map(|w| account_or(&self.accounts, key.account, w))
+                // The owner while it watches, else a watcher the remote domain showed what
+                // it showed the owner (the others see the same), else anyone not refused.
+                let candidates = || {
+                    b.watchers
+                        .values()
+                        .filter(|w| !b.refused.contains(&presentity_key(w)))
+                };
+                let chosen = candidates()
+                    .find(|w| b.owner.as_deref() == Some(presentity_key(w).as_str()))
+                    .or_else(|| candidates().find(|w| b.verified.contains(&presentity_key(w))))
+                    .or_else(|| candidates().next())
+                    .cloned();
+                if let Some(w) = &chosen {
+                    self.take_ownership(b, w);
+                }
+                chosen.map(|w| account_or(&self.accounts, key.account, &w))
             };
             let Some(from) = from else {
                 // Every watcher left was refused; their subscriptions are ending.
                 b.phase = Phase::Due(u64::MAX);
                 return;
             };
+            b.notified = false;
             let call_id = format!("{}@impp", self.stack.token());
             table.by_call_id.insert(call_id.clone(), key.clone());
             b.dialog = Some(Dialog {
@@ -641,6 +1070,27 @@ impl Backends {
                 table.schedule(key);
             }
         }
+    }
+
+    /// Makes `watcher` the one back-end `b`'s dialogs are made for. A new owner the remote
+    /// domain was not asked about yet is allowed (it sees what its own dialog says), and the
+    /// watchers found alike with the old one are no longer known alike with it.
+    fn take_ownership(&self, b: &mut Backend, watcher: &Uri) {
+        let wkey = presentity_key(watcher);
+        if b.owner.as_deref() == Some(wkey.as_str()) {
+            return;
+        }
+        if !b.verified.contains(&wkey) {
+            b.verified.clear();
+            b.probing.remove(&wkey);
+            b.unsure.remove(&wkey);
+            if let Ok(engine) = self.engine() {
+                for id in b.ids_of(&wkey) {
+                    let _ = engine.authorize(id, AuthAction::Allow);
+                }
+            }
+        }
+        b.owner = Some(wkey);
     }
 
     fn send_unsubscribe(&self, closing: &mut Closing, presentity: &Uri, package: Package) {
@@ -701,13 +1151,24 @@ impl Backends {
 
     /// The final answer to a SUBSCRIBE of the agent (`None`: no answer in time, 408).
     fn response(&self, tx: BackendTx, status: u16, response: Option<&SipMessage>) {
-        let BackendTx::Subscribe {
-            key,
-            call_id,
-            with_auth,
-        } = tx
-        else {
-            return;
+        let (key, call_id, with_auth) = match tx {
+            BackendTx::Subscribe {
+                key,
+                call_id,
+                with_auth,
+            } => (key, call_id, with_auth),
+            BackendTx::Probe { call_id } => {
+                // A success waits for the NOTIFY; anything else gets the watcher a dialog
+                // of its own, which meets the same answer and follows it.
+                if !(200..300).contains(&status) {
+                    let mut table = lock(&self.table);
+                    let decisions = self.probe_decided(&mut table, &call_id, Verdict::Own);
+                    drop(table);
+                    self.decide(decisions);
+                }
+                return;
+            }
+            BackendTx::Unsubscribe => return,
         };
         let mut table = lock(&self.table);
         let now = self.stack.now();
@@ -865,6 +1326,9 @@ impl Backends {
         let cseq = m.cseq()?.seq;
         let mut table = lock(&self.table);
         let key = table.by_call_id.get(&call_id).cloned();
+        if key.is_none() && table.probes.contains_key(&call_id) {
+            return self.probe_notify(table, request, &call_id, &to_tag);
+        }
         let Some(key) = key else {
             let closing = table
                 .closing
@@ -878,6 +1342,15 @@ impl Backends {
             }));
         };
         let engine = self.engine()?;
+        // What the shared dialog shows, which a watcher's own dialog is compared with.
+        let shared = match key.watcher {
+            Some(_) => table
+                .by_key
+                .get(&key.shared())
+                .filter(|s| s.notified)
+                .and_then(|s| s.document.clone()),
+            None => None,
+        };
         let b = table.by_key.get_mut(&key).expect("indexed");
         let Some(d) = b.dialog.as_mut().filter(|d| d.local_tag == to_tag) else {
             return Ok(Some(self.stack.reply(
@@ -940,31 +1413,63 @@ impl Backends {
         }
         let terminated = state.state().eq_ignore_ascii_case("terminated");
         let active = state.state().eq_ignore_ascii_case("active");
-        match (active, document) {
-            _ if key.list => match list {
-                Some((full_state, updates)) if !terminated => {
-                    mirror_list(&engine, b, full_state, updates)
-                }
-                // Nothing known any more (pending, or ended): no resource's state is shown.
-                _ if !active => b.clear_mirror(&engine),
-                _ => {}
-            },
-            (true, Some(doc)) => {
-                let etag = match &b.etag {
-                    Some(etag) => match engine.modify_publication(etag, doc.clone()) {
-                        Err(Error::UnknownEntityTag(_)) => {
-                            engine.publish(&b.presentity, doc, Some(u32::MAX))
-                        }
-                        other => other,
-                    },
-                    None => engine.publish(&b.presentity, doc, Some(u32::MAX)),
+        let mut decisions = Vec::new();
+        if key.watcher.is_some() {
+            // A watcher's own dialog: what it says decides that watcher's subscriptions;
+            // nothing is mirrored (the others would see it).
+            if !terminated {
+                let action = match (active, document) {
+                    (true, Some(doc)) if alike(&doc, shared.as_ref(), key.package) => {
+                        AuthAction::Allow
+                    }
+                    // Shown something else, or nothing: nothing of the shared state.
+                    (true, _) => AuthAction::PoliteBlock,
+                    _ => AuthAction::Confirm,
                 };
-                match etag {
-                    Ok(etag) => b.etag = Some(etag),
-                    Err(e) => log::warn!("federation: cannot mirror {}: {e}", b.presentity),
+                if b.decision != Some(action) {
+                    b.decision = Some(action);
+                    decisions = b.watchers.keys().map(|id| (*id, action)).collect();
                 }
             }
-            _ => b.clear_mirror(&engine),
+        } else {
+            let shown = match (active, document) {
+                _ if key.list => {
+                    match list {
+                        Some((full_state, updates)) if !terminated => {
+                            mirror_list(&engine, b, full_state, updates)
+                        }
+                        // Nothing known any more (pending, or ended): no resource's state is
+                        // shown.
+                        _ if !active => b.clear_mirror(&engine),
+                        _ => {}
+                    }
+                    None
+                }
+                (true, Some(doc)) => {
+                    let etag = match &b.etag {
+                        Some(etag) => match engine.modify_publication(etag, doc.clone()) {
+                            Err(Error::UnknownEntityTag(_)) => {
+                                engine.publish(&b.presentity, doc.clone(), Some(u32::MAX))
+                            }
+                            other => other,
+                        },
+                        None => engine.publish(&b.presentity, doc.clone(), Some(u32::MAX)),
+                    };
+                    match etag {
+                        Ok(etag) => b.etag = Some(etag),
+                        Err(e) => log::warn!("federation: cannot mirror {}: {e}", b.presentity),
+                    }
+                    Some(doc)
+                }
+                _ => {
+                    b.clear_mirror(&engine);
+                    None
+                }
+            };
+            if !key.list {
+                b.document = shown;
+                b.notified = true;
+            }
         }
         let mut after = After::Nothing;
         if terminated {
@@ -1029,12 +1534,121 @@ impl Backends {
             }
         }
         table.schedule(&key);
+        if key.watcher.is_none() && !key.list {
+            decisions.extend(self.resolve_waiting(&mut table, &key));
+        }
         drop(table);
         if let After::Terminate(ids, reason) = after {
             for id in ids {
                 let _ = engine.terminate_subscription(id, reason);
             }
         }
+        self.decide(decisions);
+        Ok(Some(self.stack.reply(request, 200, "OK")))
+    }
+
+    /// Decides the fetches about watchers of back-end `key` that had their answer before the
+    /// shared dialog said its own document.
+    fn resolve_waiting(
+        &self,
+        table: &mut BackendTable,
+        key: &Key,
+    ) -> Vec<(SubscriptionId, AuthAction)> {
+        let shared = table.by_key.get(key).and_then(|b| b.document.clone());
+        let ready: Vec<(String, Verdict)> = table
+            .probes
+            .iter()
+            .filter(|(_, p)| p.key == *key && p.verdict.is_none())
+            .filter_map(|(id, p)| p.waiting.as_ref().map(|doc| (id, doc)))
+            .map(|(id, doc)| {
+                (
+                    id.clone(),
+                    judge(doc.as_ref(), shared.as_ref(), key.package),
+                )
+            })
+            .collect();
+        let mut decisions = Vec::new();
+        for (call_id, verdict) in ready {
+            decisions.extend(self.probe_decided(table, &call_id, verdict));
+        }
+        // The shared dialog shows a document now: the watchers nothing could be told of
+        // before are asked again.
+        let again: Vec<Uri> = match table.by_key.get_mut(key) {
+            Some(b) if b.document.is_some() && !b.unsure.is_empty() => {
+                let unsure = std::mem::take(&mut b.unsure);
+                unsure
+                    .iter()
+                    .filter_map(|w| b.watchers.values().find(|u| presentity_key(u) == *w))
+                    .cloned()
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        for w in again {
+            self.send_probe(table, key, &w);
+        }
+        decisions
+    }
+
+    /// A NOTIFY of a fetch about a joining watcher: answered `200`; its first word decides.
+    fn probe_notify(
+        &self,
+        mut table: std::sync::MutexGuard<'_, BackendTable>,
+        request: &Request,
+        call_id: &str,
+        to_tag: &str,
+    ) -> Result<Option<Reply>> {
+        let m = &request.message;
+        let p = table.probes.get(call_id).expect("checked by the caller");
+        if p.local_tag != to_tag {
+            return Ok(Some(self.stack.reply(
+                request,
+                481,
+                "Subscription Does Not Exist",
+            )));
+        }
+        if p.verdict.is_some() || p.waiting.is_some() {
+            return Ok(Some(self.stack.reply(request, 200, "OK")));
+        }
+        let Some(state) = m.subscription_state()? else {
+            return Ok(Some(self.stack.reply(
+                request,
+                400,
+                "Bad Request (no Subscription-State)",
+            )));
+        };
+        let key = p.key.clone();
+        let engine = self.engine()?;
+        let document = if m.body().is_empty() {
+            None
+        } else {
+            let text = std::str::from_utf8(m.body())
+                .map_err(|_| Error::Malformed("NOTIFY body is not UTF-8".into()))?;
+            Some(key.package.parse(text, &engine.config().limits)?)
+        };
+        let reason = state.reason().unwrap_or("").to_ascii_lowercase();
+        let pending = state.state().eq_ignore_ascii_case("pending");
+        let verdict = if reason == "rejected" {
+            Some(Verdict::Rejected)
+        } else if pending {
+            Some(Verdict::Own)
+        } else {
+            // Active, or ended at once as a fetch is (`timeout`) with the state it had.
+            match table.by_key.get(&key).filter(|b| b.notified) {
+                Some(b) => Some(judge(document.as_ref(), b.document.as_ref(), key.package)),
+                None => {
+                    // The shared dialog has not said yet: decided when it does.
+                    table.probes.get_mut(call_id).expect("present").waiting = Some(document);
+                    None
+                }
+            }
+        };
+        let decisions = match verdict {
+            Some(v) => self.probe_decided(&mut table, call_id, v),
+            None => Vec::new(),
+        };
+        drop(table);
+        self.decide(decisions);
         Ok(Some(self.stack.reply(request, 200, "OK")))
     }
 
@@ -1054,6 +1668,22 @@ impl Backends {
         if !table.closing.is_empty() {
             table.closing.retain(|_, c| c.until > now);
         }
+        // Fetches not answered in time: a dialog of its own (never sharing unasked).
+        let late: Vec<String> = table
+            .probes
+            .iter()
+            .filter(|(_, p)| p.verdict.is_none() && p.until <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut decisions = Vec::new();
+        for call_id in late {
+            decisions.extend(self.probe_decided(&mut table, &call_id, Verdict::Own));
+        }
+        table
+            .probes
+            .retain(|_, p| p.verdict.is_none() || p.until > now);
+        drop(table);
+        self.decide(decisions);
     }
 
     /// The earliest clock time [`Backends::tick`] has work.
@@ -1061,7 +1691,8 @@ impl Backends {
         let table = lock(&self.table);
         let wake = table.wakes.peek().map(|w| w.0);
         let closing = table.closing.values().map(|c| c.until).min();
-        wake.into_iter().chain(closing).min()
+        let probe = table.probes.values().map(|p| p.until).min();
+        wake.into_iter().chain(closing).chain(probe).min()
     }
 
     /// Ends every back-end dialog (`Expires: 0`), for a server stopping.
@@ -1071,6 +1702,7 @@ impl Backends {
         table.by_local.clear();
         table.by_call_id.clear();
         table.wakes.clear();
+        table.probes.clear();
         for mut b in backends {
             if let Ok(engine) = self.engine() {
                 b.clear_mirror(&engine);
@@ -1112,6 +1744,51 @@ pub(crate) fn check_declared_lists(
         }
     }
     Ok(())
+}
+
+/// What a fetch showing `doc` (or nothing) says of its watcher, the shared dialog showing
+/// `shared`.
+fn judge(doc: Option<&Document>, shared: Option<&Document>, package: Package) -> Verdict {
+    match doc {
+        Some(doc) if alike(doc, shared, package) => Verdict::Alike,
+        None if shared.is_none() => Verdict::Unsure,
+        _ => Verdict::Own,
+    }
+}
+
+/// `doc` without what a notifier numbers per subscription (a dialog-info's `version`, RFC
+/// 4235 §4.1), so that two subscriptions' views of one state compare equal.
+fn comparable(doc: &Document) -> std::borrow::Cow<'_, Document> {
+    match doc {
+        Document::Dialog(d) if d.version != 0 => {
+            let mut d = d.clone();
+            d.version = 0;
+            std::borrow::Cow::Owned(Document::Dialog(d))
+        }
+        _ => std::borrow::Cow::Borrowed(doc),
+    }
+}
+
+/// Whether `doc`, shown to a joining watcher, is what the shared dialog shows (`shared`), so
+/// that the watcher may share it. A document that looks like the package's neutral one is
+/// never alike: a polite-blocked watcher would then share the real state when it changes.
+fn alike(doc: &Document, shared: Option<&Document>, package: Package) -> bool {
+    let Some(shared) = shared else {
+        return false;
+    };
+    if comparable(shared) != comparable(doc) {
+        return false;
+    }
+    // The neutral document names the presentity as the document does.
+    let entity = match doc {
+        Document::Presence(p) => Uri::parse(&p.entity).ok(),
+        Document::Dialog(d) => Uri::parse(&d.entity).ok(),
+        Document::MessageSummary(_) | Document::Winfo(_) => Uri::parse("sip:x@x.invalid").ok(),
+    };
+    match entity {
+        Some(e) => crate::engine::compose::neutral(package, &e).to_body() != doc.to_body(),
+        None => true,
+    }
 }
 
 /// The From URI of a back-end dialog: the account's address of record, else the watcher.
@@ -1237,5 +1914,54 @@ fn mirror_list(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::pidf::{Basic, Presence, Tuple};
+
+    fn presence(entity: &str, tuple: &str, basic: Basic) -> Document {
+        let mut p = Presence::new(entity);
+        p.tuples.push(Tuple::new(tuple, basic));
+        Document::Presence(p)
+    }
+
+    #[test]
+    fn a_fetch_shares_only_what_the_shared_dialog_shows_and_never_a_neutral_document() {
+        let dave = "sip:dave@b.test";
+        let open = presence(dave, "phone", Basic::Open);
+        let closed = presence(dave, "phone", Basic::Closed);
+        let p = Package::Presence;
+        assert_eq!(judge(Some(&open), Some(&open), p), Verdict::Alike);
+        assert_eq!(judge(Some(&open), Some(&closed), p), Verdict::Own);
+        assert_eq!(judge(Some(&open), None, p), Verdict::Own);
+        // Nothing shown either way: cannot tell.
+        assert_eq!(judge(None, None, p), Verdict::Unsure);
+        assert_eq!(judge(None, Some(&open), p), Verdict::Own);
+        // The neutral document, even when the shared dialog shows the same.
+        let neutral = crate::engine::compose::neutral(p, &Uri::parse(dave).unwrap());
+        assert_eq!(judge(Some(&neutral), Some(&neutral), p), Verdict::Own);
+        let look_alike = presence(
+            dave,
+            crate::engine::compose::NEUTRAL_TUPLE_ID,
+            Basic::Closed,
+        );
+        assert_eq!(judge(Some(&look_alike), Some(&look_alike), p), Verdict::Own);
+    }
+
+    #[test]
+    fn dialog_documents_compare_without_their_per_subscription_version() {
+        let body = |version: u32| {
+            format!(
+                "<?xml version=\"1.0\"?><dialog-info xmlns=\"urn:ietf:params:xml:ns:dialog-info\" version=\"{version}\" state=\"full\" entity=\"sip:dave@b.test\"><dialog id=\"d1\"><state>confirmed</state></dialog></dialog-info>"
+            )
+        };
+        let limits = crate::doc::Limits::default();
+        let a = Package::Dialog.parse(&body(3), &limits).unwrap();
+        let b = Package::Dialog.parse(&body(9), &limits).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(judge(Some(&a), Some(&b), Package::Dialog), Verdict::Alike);
     }
 }

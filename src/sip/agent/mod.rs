@@ -54,7 +54,7 @@ pub(crate) use backend::Backends;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FederationStats {
     /// Back-end subscriptions held (one per remote presentity and package with local
-    /// watchers).
+    /// watchers, plus one per watcher with a dialog of its own).
     pub backends: u64,
     /// Local watchers served by them.
     pub local_watchers: u64,
@@ -64,6 +64,12 @@ pub struct FederationStats {
     pub notifies_received: u64,
     /// Back-end dialogs that failed (481, timeout, error answer, terminated) and were retried.
     pub failures: u64,
+    /// Fetches (SUBSCRIBE with `Expires: 0`) sent to ask the remote domain about a local
+    /// watcher joining a back-end subscription made in another watcher's name.
+    pub probes_sent: u64,
+    /// Back-end subscriptions made for one watcher alone, because the remote domain did not
+    /// show it what it shows the shared subscription's watcher (or did not answer).
+    pub own_dialogs: u64,
 }
 
 /// The agent roles' counters, shared by both.
@@ -72,6 +78,8 @@ pub(crate) struct AgentCounters {
     pub(crate) subscribes_sent: AtomicU64,
     pub(crate) notifies_received: AtomicU64,
     pub(crate) failures: AtomicU64,
+    pub(crate) probes_sent: AtomicU64,
+    pub(crate) own_dialogs: AtomicU64,
     /// Requests sent and not answered yet.
     outstanding: AtomicU64,
 }
@@ -102,6 +110,8 @@ impl AgentCounters {
             subscribes_sent: self.subscribes_sent.load(Ordering::Relaxed),
             notifies_received: self.notifies_received.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
+            probes_sent: self.probes_sent.load(Ordering::Relaxed),
+            own_dialogs: self.own_dialogs.load(Ordering::Relaxed),
         }
     }
 }
