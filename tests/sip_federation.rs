@@ -142,6 +142,16 @@ impl Domain {
         }
     }
 
+    /// Its UDP address.
+    fn udp(&self) -> SocketAddr {
+        self.server
+            .local_addrs()
+            .iter()
+            .find(|l| l.proto == Proto::Udp)
+            .expect("a UDP listener")
+            .addr
+    }
+
     /// Subscriptions of remote watchers held by this domain's engine.
     fn remote_subscriptions(&self) -> usize {
         self.engine.remote_subscriptions().unwrap().len()
@@ -157,6 +167,22 @@ impl Domain {
         })
     }
 }
+/// b.test (allowing every watcher) and a.test (with `policy` and `tweak`), each routing to
+/// the other on a free port: (a, b).
+fn two_domains(policy: AuthAction, tweak: impl FnOnce(&mut SipServerConfig)) -> (Domain, Domain) {
+    let (port_a, port_b) = (free_port(), free_port());
+    let b = Domain::start(
+        "b.test",
+        port_b,
+        "a.test",
+        port_a,
+        AuthAction::Allow,
+        |_| {},
+    );
+    let a = Domain::start("a.test", port_a, "b.test", port_b, policy, tweak);
+    (a, b)
+}
+
 /// A SIP watcher of a.test on its own UDP socket: subscribes with digest authentication and
 /// answers NOTIFYs 200 on a thread, keeping their bodies.
 struct SipWatcher {
@@ -353,7 +379,7 @@ fn a_thousand_watchers_share_ten_backend_subscriptions() {
         let id = subscribe(&a.engine, &format!("sip:w{i}@a.test"), &presentities[p]);
         local.push((id, p));
     }
-    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let a_addr = a.udp();
     let mut sip_watchers: Vec<SipWatcher> = ["alice", "bob", "carol"]
         .iter()
         .map(|u| SipWatcher::new(a_addr, u))
@@ -615,7 +641,7 @@ fn a_restarted_server_subscribes_again_for_its_restored_sip_watchers() {
         |_| {},
     );
     let p = "sip:dave@b.test";
-    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let a_addr = a.udp();
     let mut watcher = SipWatcher::new(a_addr, "alice");
     assert_eq!(watcher.subscribe(p, 600), 200);
     wait_for("b.test to hold the back-end subscription", 10, || {
@@ -658,16 +684,7 @@ fn a_restarted_server_subscribes_again_for_its_restored_sip_watchers() {
 /// in a.test, and its state reaches the list's NOTIFYs like a local resource's.
 #[test]
 fn a_list_with_resources_of_another_domain_watches_them_through_federation() {
-    let (port_a, port_b) = (free_port(), free_port());
-    let b = Domain::start(
-        "b.test",
-        port_b,
-        "a.test",
-        port_a,
-        AuthAction::Allow,
-        |_| {},
-    );
-    let a = Domain::start("a.test", port_a, "b.test", port_b, AuthAction::Allow, |c| {
+    let (a, b) = two_domains(AuthAction::Allow, |c| {
         c.list_batch_interval = Duration::ZERO
     });
     let (dave, erin, alice) = ("sip:dave@b.test", "sip:erin@b.test", "sip:alice@a.test");
@@ -693,7 +710,7 @@ fn a_list_with_resources_of_another_domain_watches_them_through_federation() {
     // subscription.
     let single = subscribe(&a.engine, "sip:carol@a.test", dave);
 
-    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let a_addr = a.udp();
     let eventlist = "Supported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/pidf+xml\r\n";
     let mut watchers: Vec<SipWatcher> = ["bob", "carol"]
         .iter()
@@ -759,16 +776,7 @@ fn a_list_with_resources_of_another_domain_watches_them_through_federation() {
 /// dave active.
 #[test]
 fn a_remote_resource_of_a_list_follows_its_domains_rules_for_each_subscriber() {
-    let (port_a, port_b) = (free_port(), free_port());
-    let b = Domain::start(
-        "b.test",
-        port_b,
-        "a.test",
-        port_a,
-        AuthAction::Allow,
-        |_| {},
-    );
-    let a = Domain::start("a.test", port_a, "b.test", port_b, AuthAction::Allow, |c| {
+    let (a, b) = two_domains(AuthAction::Allow, |c| {
         c.list_batch_interval = Duration::ZERO
     });
     let dave = "sip:dave@b.test";
@@ -786,7 +794,7 @@ fn a_remote_resource_of_a_list_follows_its_domains_rules_for_each_subscriber() {
     list.push_resource(uri(dave), None);
     a.engine.set_list(list).unwrap();
 
-    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let a_addr = a.udp();
     let eventlist = "Supported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/pidf+xml\r\n";
     let mut bob = SipWatcher::new(a_addr, "bob");
     let mut carol = SipWatcher::new(a_addr, "carol");
@@ -836,23 +844,7 @@ fn daves_rules(b: &Domain, dave: &str) {
 /// `allow`: the remote domain has the last word.
 #[test]
 fn a_watcher_joining_a_shared_backend_follows_the_remote_rules_for_itself() {
-    let (port_a, port_b) = (free_port(), free_port());
-    let b = Domain::start(
-        "b.test",
-        port_b,
-        "a.test",
-        port_a,
-        AuthAction::Allow,
-        |_| {},
-    );
-    let a = Domain::start(
-        "a.test",
-        port_a,
-        "b.test",
-        port_b,
-        AuthAction::Allow,
-        |_| {},
-    );
+    let (a, b) = two_domains(AuthAction::Allow, |_| {});
     let dave = "sip:dave@b.test";
     daves_rules(&b, dave);
     let carol = subscribe(&a.engine, "sip:carol@a.test", dave);
@@ -918,16 +910,7 @@ fn a_watcher_joining_a_shared_backend_follows_the_remote_rules_for_itself() {
 /// bob's list shows him rejected and alice's the neutral document, never dave's state.
 #[test]
 fn a_list_subscriber_joining_a_shared_backend_follows_the_remote_rules_for_itself() {
-    let (port_a, port_b) = (free_port(), free_port());
-    let b = Domain::start(
-        "b.test",
-        port_b,
-        "a.test",
-        port_a,
-        AuthAction::Allow,
-        |_| {},
-    );
-    let a = Domain::start("a.test", port_a, "b.test", port_b, AuthAction::Allow, |c| {
+    let (a, b) = two_domains(AuthAction::Allow, |c| {
         c.list_batch_interval = Duration::ZERO
     });
     let dave = "sip:dave@b.test";
@@ -936,7 +919,7 @@ fn a_list_subscriber_joining_a_shared_backend_follows_the_remote_rules_for_itsel
     list.push_resource(uri(dave), None);
     a.engine.set_list(list).unwrap();
 
-    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let a_addr = a.udp();
     let eventlist = "Supported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/pidf+xml\r\n";
     let shows =
         |w: &SipWatcher, text: &str| w.notifies.lock().unwrap().iter().any(|b| b.contains(text));
@@ -1001,7 +984,7 @@ fn a_fetch_without_an_answer_gets_the_watcher_a_dialog_of_its_own_not_the_shared
         seen.clone(),
     );
     let stopping = stop.clone();
-    let a_addr: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let a_addr = a.udp();
     let thread = std::thread::spawn(move || {
         let mut buf = vec![0u8; 65536];
         while !stopping.load(Ordering::Relaxed) {
@@ -1093,23 +1076,7 @@ fn federation_scale() {
     let env =
         |name: &str, default: usize| std::env::var(name).map_or(default, |v| v.parse().unwrap());
     let (watchers, presentities) = (env("FED_WATCHERS", 20_000), env("FED_PRESENTITIES", 200));
-    let (port_a, port_b) = (free_port(), free_port());
-    let b = Domain::start(
-        "b.test",
-        port_b,
-        "a.test",
-        port_a,
-        AuthAction::Allow,
-        |_| {},
-    );
-    let a = Domain::start(
-        "a.test",
-        port_a,
-        "b.test",
-        port_b,
-        AuthAction::Allow,
-        |_| {},
-    );
+    let (a, b) = two_domains(AuthAction::Allow, |_| {});
     let names: Vec<String> = (0..presentities)
         .map(|i| format!("sip:p{i}@b.test"))
         .collect();
