@@ -218,7 +218,7 @@ def report(path):
                          fmt(meds[k][0]), fmt(meds[k][1], "{:.1f}"),
                          fmt(med([r["share"] for r in mine]), "{:.2f}"),
                          fmt(med([r["gen_us"] for r in mine]), "{:.1f}")])
-        table("3. NOTIFY transactions: watchers over TCP, TLS, WS and WSS, a publisher over UDP "
+        table("3. NOTIFY transactions: watchers over UDP, TCP, TLS, WS and WSS, a publisher over UDP "
               "(offered = PUBLISHes answered x watchers each)",
               ["run (PUBLISH/s asked)", "PUBLISH/s answered", "NOTIFYs offered",
                "NOTIFYs answered", "delivered",
@@ -226,7 +226,7 @@ def report(path):
                "generator CPU us/NOTIFY"], rows)
         for rate in sorted({k[0] for k in keys}):
             b = meds.get((rate, "TCP"))
-            for t in ("TLS", "WS", "WSS"):
+            for t in ("UDP", "TLS", "WS", "WSS"):
                 a = meds.get((rate, t))
                 if a and b and None not in a + b:
                     print(f"   {int(rate)} PUBLISH/s: {t}/TCP NOTIFY/s {a[0] / b[0]:.2f}x, "

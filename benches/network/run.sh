@@ -26,7 +26,7 @@ MEM_METHOD=${MEM_METHOD:-REGISTER}
 SETTLE_S=${SETTLE_S:-3}
 # 3. NOTIFY
 MEM_TRANSPORTS=${MEM_TRANSPORTS:-TLS TCP WSS WS}
-NOTIFY_TRANSPORTS=${NOTIFY_TRANSPORTS:-TCP TLS WS WSS}
+NOTIFY_TRANSPORTS=${NOTIFY_TRANSPORTS:-UDP TCP TLS WS WSS}
 W_CONNS=${W_CONNS:-1000}
 W_DIALOGS=${W_DIALOGS:-10}
 PRES=${PRES:-100}
@@ -72,9 +72,11 @@ cleanup() {
 trap cleanup EXIT
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-log "building the generators (release): examples tls_swarm, udp_flood, sip_publisher"
-cargo build --release --quiet --example tls_swarm --example udp_flood --example sip_publisher
+log "building the generators (release): examples tls_swarm, sip_swarm, udp_flood, sip_publisher"
+cargo build --release --quiet --example tls_swarm --example sip_swarm --example udp_flood \
+  --example sip_publisher
 SWARM=$TARGET_DIR/release/examples/tls_swarm
+UDPSWARM=$TARGET_DIR/release/examples/sip_swarm
 FLOOD=$TARGET_DIR/release/examples/udp_flood
 PUBLISHER=$TARGET_DIR/release/examples/sip_publisher
 if [ -n "${IMPPD:-}" ]; then
@@ -214,9 +216,15 @@ if want notify; then
       start_imppd "notify-$transport-$rep" "${BIG[@]}"
       STATS=$WORK/watch-$transport-$rep.txt
       rm -f "$WORK/until"
-      swarm_to "$transport"
-      "$SWARM" watch "${X[@]}" --conns "$W_CONNS" --dialogs "$W_DIALOGS" --pres "$PRES" --rate 5000 \
-        --stats-file "$STATS" --until-file "$WORK/until" --max-s 900 >"$WORK/watch.out" 2>&1 &
+      if [ "$transport" = UDP ]; then
+        # UDP watchers: examples/sip_swarm.rs on one socket, the same dialogs; stopped by PID.
+        "$UDPSWARM" --server "127.0.0.1:$PORT" --subs "$SUBS" --pres "$PRES" --rate 5000 \
+          --idle-ms 3600000 --max-s 900 --stats-file "$STATS" >"$WORK/watch.out" 2>&1 &
+      else
+        swarm_to "$transport"
+        "$SWARM" watch "${X[@]}" --conns "$W_CONNS" --dialogs "$W_DIALOGS" --pres "$PRES" --rate 5000 \
+          --stats-file "$STATS" --until-file "$WORK/until" --max-s 900 >"$WORK/watch.out" 2>&1 &
+      fi
       GEN_PID=$!
       # every watcher has its first NOTIFY
       for _ in $(seq 240); do
@@ -245,6 +253,7 @@ per_presentity=$((SUBS / PRES)) imppd_ticks=$((c1 - c0)) gen_ticks=$((g1 - g0))"
         sleep 1
       done
       touch "$WORK/until"
+      [ "$transport" = UDP ] && kill "$GEN_PID" 2>/dev/null
       wait "$GEN_PID" || true; GEN_PID=
       log "notify $transport #$rep: $(grep '^tls_swarm: watch done' "$WORK/watch.out" | sed 's/^tls_swarm: //')"
       stop_imppd
