@@ -13,7 +13,9 @@
 //!     --pres 100 --rate 5000 --idle-ms 20000 --csv-dir /tmp/swarm
 //! ```
 //!
-//! Every 100 ms it writes cumulative counters to `<csv-dir>/swarm_counts.csv` and
+//! With `--stats-file FILE` it also writes, every 100 ms, `epoch subscribed initial later
+//! failed closed` (what examples/tls_swarm.rs `watch` writes: benches/network/run.sh puts UDP
+//! watchers beside its TCP, TLS and WebSocket ones). Every 100 ms it writes cumulative counters to `<csv-dir>/swarm_counts.csv` and
 //! `<csv-dir>/swarm_.csv`, in the layout benches/sip/sipbench.py reads from sipp's
 //! `-trace_counts`/`-trace_stat` files: `Swarm_200_Recv` (SUBSCRIBE 200s),
 //! `Initial_NOTIFY_Recv` (first NOTIFY of a dialog), `Later_NOTIFY_Recv` (each later NOTIFY,
@@ -63,6 +65,9 @@ struct Options {
     domain: String,
     port: u16,
     csv_dir: Option<std::path::PathBuf>,
+    /// `--stats-file`: every 100 ms a line `epoch subscribed initial later failed closed`, as
+    /// examples/tls_swarm.rs `watch` writes (benches/network reads it).
+    stats_file: Option<std::path::PathBuf>,
     /// Answer each NOTIFY this long after it came (0: at once).
     answer_delay: Duration,
     /// The publisher's final states (`P N` lines), to check the watchers against.
@@ -73,7 +78,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: sip_swarm --server ADDR:PORT [--subs N] [--pres P] [--rate R] [--expires S]\n\
          \x20      [--idle-ms MS] [--max-s S] [--domain D] [--port PORT] [--csv-dir DIR]\n\
-         \x20      [--answer-delay-ms MS] [--expect-file FILE]"
+         \x20      [--answer-delay-ms MS] [--expect-file FILE] [--stats-file FILE]"
     );
     std::process::exit(2);
 }
@@ -90,6 +95,7 @@ fn options() -> Options {
         domain: "example.test".into(),
         port: 0,
         csv_dir: None,
+        stats_file: None,
         answer_delay: Duration::ZERO,
         expect_file: None,
     };
@@ -115,6 +121,7 @@ fn options() -> Options {
             "--domain" => o.domain = value,
             "--port" => o.port = value.parse().unwrap_or_else(|_| bad("not a port")),
             "--csv-dir" => o.csv_dir = Some(value.into()),
+            "--stats-file" => o.stats_file = Some(value.into()),
             "--answer-delay-ms" => {
                 o.answer_delay =
                     Duration::from_millis(value.parse().unwrap_or_else(|_| bad("not ms")))
@@ -586,19 +593,20 @@ fn epoch() -> f64 {
         .unwrap_or(0.0)
 }
 
-struct Csv(Vec<std::fs::File>);
+struct Csv(Vec<std::fs::File>, Option<std::fs::File>);
 
 impl Csv {
-    fn open(dir: Option<&std::path::Path>) -> Csv {
+    fn open(dir: Option<&std::path::Path>, stats: Option<&std::path::Path>) -> Csv {
+        let stats = stats.map(|p| std::fs::File::create(p).expect("create the stats file"));
         let Some(dir) = dir else {
-            return Csv(Vec::new());
+            return Csv(Vec::new(), stats);
         };
         std::fs::create_dir_all(dir).expect("create the csv directory");
         let files = ["swarm_counts.csv", "swarm_.csv"]
             .iter()
             .map(|name| std::fs::File::create(dir.join(name)).expect("create a csv file"))
             .collect();
-        let mut csv = Csv(files);
+        let mut csv = Csv(files, stats);
         csv.line(
             "CurrentTime;Swarm_200_Recv;Initial_NOTIFY_Recv;Later_NOTIFY_Recv;\
              Swarm_NOTIFY_Retrans;FailedCall(C);SuccessfulCall(C);Retransmissions(C);\
@@ -615,6 +623,18 @@ impl Csv {
     }
 
     fn sample(&mut self, c: &Counters) {
+        if let Some(f) = &mut self.1 {
+            let _ = writeln!(
+                f,
+                "{:.3} {} {} {} {} 0",
+                epoch(),
+                c.ok_200,
+                c.initial,
+                c.later,
+                c.failed
+            );
+            let _ = f.flush();
+        }
         // sipp's time cell: date, time and epoch separated by tabs (sipbench.py reads the last).
         self.line(&format!(
             "-\t-\t{:.6};{};{};{};{};{};{};{};{};{};{}",
@@ -645,7 +665,7 @@ fn main() {
     let SocketAddr::V4(local) = sock.local_addr().unwrap() else {
         panic!("IPv4 only")
     };
-    let mut csv = Csv::open(o.csv_dir.as_deref());
+    let mut csv = Csv::open(o.csv_dir.as_deref(), o.stats_file.as_deref());
     let subs = o.subs;
     let mut sw = Swarm {
         dialogs: (0..subs).map(|_| Dialog::default()).collect(),

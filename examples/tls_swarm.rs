@@ -4,9 +4,9 @@
 //! tls_swarm certs DIR
 //! tls_swarm handshake --server ADDR:PORT --ca FILE [--seconds S] [--threads T] [--sources N]
 //!                     [--no-verify] [--tls12] [--group x25519|p256|p384]
-//! tls_swarm hold --server ADDR:PORT [--tcp | --ca FILE] --conns N [--rate R] [--sources N]
+//! tls_swarm hold --server ADDR:PORT [--tcp | --ca FILE] [--ws] --conns N [--rate R] [--sources N]
 //!                [--method REGISTER|OPTIONS] --ready-file FILE --until-file FILE
-//! tls_swarm watch --server ADDR:PORT [--tcp | --ca FILE] --conns C --dialogs K --pres P
+//! tls_swarm watch --server ADDR:PORT [--tcp | --ca FILE] [--ws] --conns C --dialogs K --pres P
 //!                 [--rate R] [--sources N] --stats-file FILE --until-file FILE
 //!                 [--blf list|single --users U [--seed S]]
 //! tls_swarm blf-lists --conns C --dialogs K --users U [--seed S]
@@ -50,6 +50,11 @@
 //!   `<service uri="sip:blf<k>@example.test">` of package `dialog` per phone, its keys as
 //!   entries), for `imppd list import`.
 //!
+//! * `--ws` (with `hold` and `watch`): SIP over WebSocket (RFC 7118) on each connection,
+//!   `ws` over TCP (`--tcp`) or `wss` over TLS: the opening handshake with the `sip`
+//!   subprotocol first, then each SIP message in a masked text frame, as a browser sends it;
+//!   the server's frames are read back into messages and its pings answered.
+//!
 //! Connections come from the loopback addresses 127.0.0.2, 127.0.0.3, ... (`--sources`, 16),
 //! in turn: a server limits the connections of one address, and one address has only so many
 //! ports. No authentication: imppd runs with `--open`. The file descriptor limit is raised to
@@ -76,6 +81,8 @@ struct Options {
     server: SocketAddr,
     ca: Option<PathBuf>,
     tcp: bool,
+    /// `--ws`: SIP over WebSocket (RFC 7118) on the connection, `ws` over TCP, `wss` over TLS.
+    ws: bool,
     verify: bool,
     tls12: bool,
     /// The key exchange group offered first (the one the client sends a key share for).
@@ -109,10 +116,10 @@ fn usage() -> ! {
         "usage: tls_swarm certs DIR\n\
          \x20      tls_swarm handshake --server ADDR:PORT --ca FILE [--seconds S] [--threads T]\n\
          \x20                          [--sources N] [--no-verify] [--tls12] [--group G]\n\
-         \x20      tls_swarm hold --server ADDR:PORT [--tcp | --ca FILE] --conns N [--rate R]\n\
+         \x20      tls_swarm hold --server ADDR:PORT [--tcp | --ca FILE] [--ws] --conns N [--rate R]\n\
          \x20                     [--sources N] [--method REGISTER|OPTIONS] --ready-file FILE\n\
          \x20                     --until-file FILE [--max-s S]\n\
-         \x20      tls_swarm watch --server ADDR:PORT [--tcp | --ca FILE] --conns C --dialogs K\n\
+         \x20      tls_swarm watch --server ADDR:PORT [--tcp | --ca FILE] [--ws] --conns C --dialogs K\n\
          \x20                      --pres P [--rate R] [--sources N] --stats-file FILE\n\
          \x20                      --until-file FILE [--max-s S]\n\
          \x20                      [--blf list|single --users U [--seed S]]\n\
@@ -126,6 +133,7 @@ fn options(args: impl Iterator<Item = String>) -> Options {
         server: "127.0.0.1:5061".parse().unwrap(),
         ca: None,
         tcp: false,
+        ws: false,
         verify: true,
         tls12: false,
         group: "x25519".into(),
@@ -150,6 +158,10 @@ fn options(args: impl Iterator<Item = String>) -> Options {
         match name.as_str() {
             "--tcp" => {
                 o.tcp = true;
+                continue;
+            }
+            "--ws" => {
+                o.ws = true;
                 continue;
             }
             "--no-verify" => {
@@ -495,6 +507,8 @@ fn one_handshake(
 struct Conn {
     stream: TcpStream,
     tls: Option<ClientConnection>,
+    /// A WebSocket connection: whether the server's `101` was read yet.
+    ws: Option<bool>,
     local: SocketAddr,
     connected: bool,
     /// Plaintext received, not yet cut into messages.
@@ -512,6 +526,7 @@ impl Conn {
         from: IpAddr,
         to: SocketAddr,
         tls: Option<(&Arc<ClientConfig>, &ServerName<'static>)>,
+        ws: bool,
     ) -> io::Result<Conn> {
         let std = socket_to(from, to, true)?;
         let local = std.local_addr()?;
@@ -522,14 +537,51 @@ impl Conn {
             ),
             None => None,
         };
+        // The opening handshake goes first; SIP frames may follow it at once (the server
+        // reads the handshake, then frames from the rest).
+        let out = if ws {
+            format!(
+                "GET / HTTP/1.1\r\nHost: {to}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Protocol: sip\r\n\r\n"
+            )
+            .into_bytes()
+        } else {
+            Vec::new()
+        };
         Ok(Conn {
             stream: TcpStream::from_std(std),
             tls,
+            ws: ws.then_some(false),
             local,
             connected: false,
             inbuf: Vec::new(),
-            out: Vec::new(),
+            out,
         })
+    }
+
+    /// Queues one SIP message: as it is, or in a masked WebSocket text frame.
+    fn send(&mut self, sip: &[u8]) {
+        if self.ws.is_none() {
+            self.out.extend_from_slice(sip);
+            return;
+        }
+        const MASK: [u8; 4] = [0x5a, 0x17, 0xc3, 0x2e];
+        self.out.push(0x81);
+        match sip.len() {
+            n if n < 126 => self.out.push(0x80 | n as u8),
+            n if n < 65536 => {
+                self.out.push(0x80 | 126);
+                self.out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                self.out.push(0x80 | 127);
+                self.out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        self.out.extend_from_slice(&MASK);
+        self.out
+            .extend(sip.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
     }
 
     /// Whether it is connected and, over TLS, past its handshake.
@@ -620,11 +672,68 @@ impl Conn {
 
     /// Cuts the complete messages out of the buffer.
     fn messages(&mut self) -> Vec<String> {
+        if self.ws.is_some() {
+            return self.ws_messages();
+        }
         let mut found = Vec::new();
         let mut at = 0;
         while let Some(n) = message_len(&self.inbuf[at..]) {
             found.push(String::from_utf8_lossy(&self.inbuf[at..at + n]).into_owned());
             at += n;
+        }
+        self.inbuf.drain(..at);
+        found
+    }
+}
+
+impl Conn {
+    /// The SIP messages in the server's WebSocket frames (unmasked), after its `101`.
+    fn ws_messages(&mut self) -> Vec<String> {
+        let mut at = 0;
+        if self.ws == Some(false) {
+            let Some(end) = self.inbuf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return Vec::new();
+            };
+            if !self.inbuf.starts_with(b"HTTP/1.1 101") {
+                eprintln!(
+                    "tls_swarm: WebSocket refused: {}",
+                    String::from_utf8_lossy(&self.inbuf[..end])
+                );
+            }
+            self.ws = Some(true);
+            at = end + 4;
+        }
+        let mut found = Vec::new();
+        loop {
+            let buf = &self.inbuf[at..];
+            if buf.len() < 2 {
+                break;
+            }
+            let (len, head) = match buf[1] & 0x7f {
+                126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+                127 if buf.len() >= 10 => (
+                    u64::from_be_bytes(buf[2..10].try_into().expect("8 bytes")) as usize,
+                    10,
+                ),
+                126 | 127 => break,
+                n => (n as usize, 2),
+            };
+            if buf.len() < head + len {
+                break;
+            }
+            let payload = &buf[head..head + len];
+            match buf[0] & 0x0f {
+                1 | 2 => found.push(String::from_utf8_lossy(payload).into_owned()),
+                9 => {
+                    // A ping: its pong (masked, as a client's frames are).
+                    let pong = payload.to_vec();
+                    self.out
+                        .extend_from_slice(&[0x8a, 0x80 | pong.len() as u8, 0, 0, 0, 0]);
+                    self.out.extend_from_slice(&pong);
+                }
+                _ => {}
+            }
+            at += head + len;
         }
         self.inbuf.drain(..at);
         found
@@ -707,10 +816,11 @@ fn ok_to(msg: &str) -> String {
 }
 
 fn transport_name(o: &Options) -> &'static str {
-    if o.tcp {
-        "TCP"
-    } else {
-        "TLS"
+    match (o.ws, o.tcp) {
+        (false, true) => "TCP",
+        (false, false) => "TLS",
+        (true, true) => "WS",
+        (true, false) => "WSS",
     }
 }
 
@@ -746,7 +856,7 @@ impl Driver {
         let token = self.next;
         self.next += 1;
         let tls = self.config.as_ref().map(|c| (c, &self.name));
-        match Conn::open(source(o, token), o.server, tls) {
+        match Conn::open(source(o, token), o.server, tls, o.ws) {
             Ok(mut conn) => {
                 self.poll
                     .registry()
@@ -884,7 +994,8 @@ fn hold(o: &Options) {
             match d.open(o) {
                 Some(token) => {
                     let conn = d.conns.get_mut(&token).expect("just opened");
-                    conn.out = hold_request(o, k, conn.local).into_bytes();
+                    let request = hold_request(o, k, conn.local);
+                    conn.send(request.as_bytes());
                     state.insert(token, (HoldState::Opening, now));
                     // A connect to loopback may complete at once: no edge would come.
                     pump_hold(
@@ -1242,8 +1353,7 @@ fn watch(o: &Options) {
                     let conn = d.conns.get_mut(&token).expect("just opened");
                     let local = conn.local;
                     for j in 0..per_conn {
-                        conn.out
-                            .extend_from_slice(subscribe(o, k * per_conn + j, local).as_bytes());
+                        conn.send(subscribe(o, k * per_conn + j, local).as_bytes());
                     }
                     opening.insert(token, ());
                     pump_watch(o, &mut d, token, &mut last_cseq, &mut opening, &mut c);
@@ -1338,7 +1448,7 @@ fn pump_watch(
                 c.blf_states(i, &msg);
             }
         }
-        conn.out.extend_from_slice(ok_to(&msg).as_bytes());
+        conn.send(ok_to(&msg).as_bytes());
         answered = true;
     }
     if answered && result.is_ok() {

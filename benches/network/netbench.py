@@ -157,7 +157,7 @@ def report(path):
                          fmt(r["heap0"] / 1048576, "{:.1f}"), fmt(r["heap1"] / 1048576, "{:.1f}"),
                          fmt(r["rss0"] / 1024, "{:.1f}"), fmt(r["rss1"] / 1024, "{:.1f}"),
                          fmt(r["heap_per"]), fmt(r["rss_per"])])
-        for t in ["TLS", "TCP"]:
+        for t in ["TLS", "TCP", "WSS", "WS"]:
             mine = [r for r in mem if r["transport"] == t]
             if mine:
                 rows.append([f"{t} median", fmt(med([r["held"] for r in mine])),
@@ -178,6 +178,13 @@ def report(path):
             print(f"   TLS: {tls:,.0f} B live heap, {tls_rss:,.0f} B VmRSS per idle connection: "
                   f"target <= 20 kB {verdict}"
                   + (f"; TLS minus TCP: {tls - tcp:,.0f} B heap" if tcp is not None else ""))
+        for t, target in (("WS", 8000), ("WSS", 20000)):
+            heap = med([r["heap_per"] for r in mem if r["transport"] == t])
+            rss = med([r["rss_per"] for r in mem if r["transport"] == t])
+            if heap is not None:
+                verdict = "met" if max(heap, rss or 0) <= target else "MISSED"
+                print(f"   {t}: {heap:,.0f} B live heap, {rss:,.0f} B VmRSS per idle connection: "
+                      f"target <= {target // 1000} kB {verdict}")
 
     nt = [r for r in recs if r["section"] == "notify"]
     if nt:
@@ -211,17 +218,19 @@ def report(path):
                          fmt(meds[k][0]), fmt(meds[k][1], "{:.1f}"),
                          fmt(med([r["share"] for r in mine]), "{:.2f}"),
                          fmt(med([r["gen_us"] for r in mine]), "{:.1f}")])
-        table("3. NOTIFY transactions: watchers over TLS and over TCP, a publisher over UDP "
+        table("3. NOTIFY transactions: watchers over UDP, TCP, TLS, WS and WSS, a publisher over UDP "
               "(offered = PUBLISHes answered x watchers each)",
               ["run (PUBLISH/s asked)", "PUBLISH/s answered", "NOTIFYs offered",
                "NOTIFYs answered", "delivered",
                "NOTIFY/s", "imppd CPU us/NOTIFY", "imppd cores busy",
                "generator CPU us/NOTIFY"], rows)
         for rate in sorted({k[0] for k in keys}):
-            a, b = meds.get((rate, "TLS")), meds.get((rate, "TCP"))
-            if a and b and None not in a + b:
-                print(f"   {int(rate)} PUBLISH/s: TLS/TCP NOTIFY/s {a[0] / b[0]:.2f}x, "
-                      f"CPU per NOTIFY {a[1] / b[1]:.2f}x")
+            b = meds.get((rate, "TCP"))
+            for t in ("UDP", "TLS", "WS", "WSS"):
+                a = meds.get((rate, t))
+                if a and b and None not in a + b:
+                    print(f"   {int(rate)} PUBLISH/s: {t}/TCP NOTIFY/s {a[0] / b[0]:.2f}x, "
+                          f"CPU per NOTIFY {a[1] / b[1]:.2f}x")
 
     fl = [r for r in recs if r["section"] == "flood"]
     if fl:

@@ -25,6 +25,8 @@ CONNS=${CONNS:-10000}
 MEM_METHOD=${MEM_METHOD:-REGISTER}
 SETTLE_S=${SETTLE_S:-3}
 # 3. NOTIFY
+MEM_TRANSPORTS=${MEM_TRANSPORTS:-TLS TCP WSS WS}
+NOTIFY_TRANSPORTS=${NOTIFY_TRANSPORTS:-UDP TCP TLS WS WSS}
 W_CONNS=${W_CONNS:-1000}
 W_DIALOGS=${W_DIALOGS:-10}
 PRES=${PRES:-100}
@@ -70,9 +72,11 @@ cleanup() {
 trap cleanup EXIT
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-log "building the generators (release): examples tls_swarm, udp_flood, sip_publisher"
-cargo build --release --quiet --example tls_swarm --example udp_flood --example sip_publisher
+log "building the generators (release): examples tls_swarm, sip_swarm, udp_flood, sip_publisher"
+cargo build --release --quiet --example tls_swarm --example sip_swarm --example udp_flood \
+  --example sip_publisher
 SWARM=$TARGET_DIR/release/examples/tls_swarm
+UDPSWARM=$TARGET_DIR/release/examples/sip_swarm
 FLOOD=$TARGET_DIR/release/examples/udp_flood
 PUBLISHER=$TARGET_DIR/release/examples/sip_publisher
 if [ -n "${IMPPD:-}" ]; then
@@ -101,15 +105,21 @@ TREE=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
 git -C "$ROOT" diff --quiet HEAD 2>/dev/null || TREE=$TREE-dirty
 record "info clk_tck=$CLK ncpu=$(nproc) reps=$REPS tree=$TREE imppd=$IMPPD"
 
-# start_imppd NAME ARGS...: imppd on a fresh UDP+TCP port ($PORT) and TLS port ($TLS_PORT),
-# memory only, open, allow all; sets SRV_PID and SRV_LOG.
+# start_imppd NAME ARGS...: imppd on a fresh UDP+TCP port ($PORT), TLS port ($TLS_PORT) and
+# WebSocket ports ($WS_PORT, $WSS_PORT), memory only, open, allow all; sets SRV_PID and
+# SRV_LOG.
 start_imppd() {
   local name=$1; shift
-  PORT=$($SIPB freeport); TLS_PORT=$($SIPB freeport)
+  PORT=$($SIPB freeport); TLS_PORT=$($SIPB freeport); WS_PORT=$($SIPB freeport); WSS_PORT=$($SIPB freeport)
   while [ "$TLS_PORT" = "$PORT" ]; do TLS_PORT=$($SIPB freeport); done
+  while [ "$WS_PORT" = "$PORT" ] || [ "$WS_PORT" = "$TLS_PORT" ]; do WS_PORT=$($SIPB freeport); done
+  while [ "$WSS_PORT" = "$PORT" ] || [ "$WSS_PORT" = "$TLS_PORT" ] || [ "$WSS_PORT" = "$WS_PORT" ]; do
+    WSS_PORT=$($SIPB freeport)
+  done
   SRV_LOG=$WORK/imppd-$name.log
   "$IMPPD" --domain example.test --db none --open --policy allow \
     --listen "udp:127.0.0.1:$PORT" --listen "tcp:127.0.0.1:$PORT" --listen "tls:127.0.0.1:$TLS_PORT" \
+    --listen "ws:127.0.0.1:$WS_PORT" --listen "wss:127.0.0.1:$WSS_PORT" \
     --tls-cert "$WORK/certs/server.crt" --tls-key "$WORK/certs/server.key" --tls-ca "$WORK/certs/ca.crt" \
     --log-level warn "$@" 2>"$SRV_LOG" &
   SRV_PID=$!
@@ -125,6 +135,16 @@ stop_imppd() { stop_pid "$SRV_PID"; SRV_PID=; }
 ticks() { $SIPB ticks "$@"; }
 # The value of KEY in a line of key=value words.
 val() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
+
+# swarm_to TRANSPORT: the generator's arguments to reach imppd over TCP, TLS, WS or WSS.
+swarm_to() {
+  case $1 in
+    TCP) X=(--server "127.0.0.1:$PORT" --tcp) ;;
+    TLS) X=(--server "127.0.0.1:$TLS_PORT" --ca "$WORK/certs/ca.crt") ;;
+    WS) X=(--server "127.0.0.1:$WS_PORT" --tcp --ws) ;;
+    WSS) X=(--server "127.0.0.1:$WSS_PORT" --ca "$WORK/certs/ca.crt" --ws) ;;
+  esac
+}
 
 BIG=(--max-connections 20000 --max-connections-per-address 20000 --idle-timeout 3600 --rate-limit 0)
 
@@ -156,12 +176,12 @@ fi
 if want memory; then
   EXTRA=(); [ "$MEM_METHOD" = OPTIONS ] && EXTRA=(--unauthenticated-timeout 3600)
   for rep in $(seq "$REPS"); do
-    for transport in TLS TCP; do
+    for transport in $MEM_TRANSPORTS; do
       start_imppd "mem-$transport-$rep" "${BIG[@]}" "${EXTRA[@]}"
       sleep 1
       before=$($NETB probe "$SRV_PID" "$SRV_LOG")
       rm -f "$WORK/ready" "$WORK/until"
-      if [ "$transport" = TLS ]; then X=(--server "127.0.0.1:$TLS_PORT" --ca "$WORK/certs/ca.crt"); else X=(--server "127.0.0.1:$PORT" --tcp); fi
+      swarm_to "$transport"
       "$SWARM" hold "${X[@]}" --conns "$CONNS" --method "$MEM_METHOD" --ready-file "$WORK/ready" \
         --until-file "$WORK/until" --max-s 600 >"$WORK/hold.out" 2>&1 &
       GEN_PID=$!
@@ -190,15 +210,21 @@ fi
 if want notify; then
   SUBS=$((W_CONNS * W_DIALOGS))
   for rep in $(seq "$REPS"); do
-    # Alternate which transport goes first.
-    order="TCP TLS"; (( rep % 2 == 0 )) && order="TLS TCP"
+    # Alternate the order of the transports.
+    order=$NOTIFY_TRANSPORTS; (( rep % 2 == 0 )) && order=$(tr ' ' '\n' <<<"$order" | tac | tr '\n' ' ')
     for transport in $order; do
       start_imppd "notify-$transport-$rep" "${BIG[@]}"
       STATS=$WORK/watch-$transport-$rep.txt
       rm -f "$WORK/until"
-      if [ "$transport" = TLS ]; then X=(--server "127.0.0.1:$TLS_PORT" --ca "$WORK/certs/ca.crt"); else X=(--server "127.0.0.1:$PORT" --tcp); fi
-      "$SWARM" watch "${X[@]}" --conns "$W_CONNS" --dialogs "$W_DIALOGS" --pres "$PRES" --rate 5000 \
-        --stats-file "$STATS" --until-file "$WORK/until" --max-s 900 >"$WORK/watch.out" 2>&1 &
+      if [ "$transport" = UDP ]; then
+        # UDP watchers: examples/sip_swarm.rs on one socket, the same dialogs; stopped by PID.
+        "$UDPSWARM" --server "127.0.0.1:$PORT" --subs "$SUBS" --pres "$PRES" --rate 5000 \
+          --idle-ms 3600000 --max-s 900 --stats-file "$STATS" >"$WORK/watch.out" 2>&1 &
+      else
+        swarm_to "$transport"
+        "$SWARM" watch "${X[@]}" --conns "$W_CONNS" --dialogs "$W_DIALOGS" --pres "$PRES" --rate 5000 \
+          --stats-file "$STATS" --until-file "$WORK/until" --max-s 900 >"$WORK/watch.out" 2>&1 &
+      fi
       GEN_PID=$!
       # every watcher has its first NOTIFY
       for _ in $(seq 240); do
@@ -227,6 +253,7 @@ per_presentity=$((SUBS / PRES)) imppd_ticks=$((c1 - c0)) gen_ticks=$((g1 - g0))"
         sleep 1
       done
       touch "$WORK/until"
+      [ "$transport" = UDP ] && kill "$GEN_PID" 2>/dev/null
       wait "$GEN_PID" || true; GEN_PID=
       log "notify $transport #$rep: $(grep '^tls_swarm: watch done' "$WORK/watch.out" | sed 's/^tls_swarm: //')"
       stop_imppd
