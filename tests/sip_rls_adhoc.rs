@@ -341,9 +341,7 @@ fn an_adhoc_list_survives_a_restart() {
     assert_eq!(uris(&body), [aor("alice"), aor("carol")]);
 
     // Stopped, started again on the same file a minute later: no stored list anywhere.
-    s.stop();
-    file.clock.advance(Duration::from_secs(60));
-    let s = file.start();
+    let s = file.restart(s, Duration::from_secs(60));
     assert!(s.engine.lists().is_empty());
     bob.server = s.udp();
     s.advance(Duration::from_secs(1));

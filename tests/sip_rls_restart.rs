@@ -72,9 +72,7 @@ fn a_list_subscription_keeps_its_dialog_across_a_restart() {
     assert_eq!(s.engine.stats().subscriptions_active, 2);
 
     // The process stops, and starts again on the same file a minute later.
-    s.stop();
-    file.clock.advance(Duration::from_secs(60));
-    let s = file.start();
+    let s = file.restart(s, Duration::from_secs(60));
     bob.server = s.udp();
     // The full state, once every resource told it (and the version's pace allows it).
     s.advance(Duration::from_secs(1));
@@ -136,11 +134,9 @@ fn a_list_subscription_that_expired_before_the_restart_leaves_nothing() {
     let s = file.start();
     let (list, mut bob, local_tag) = bob_watches_buddies(&s);
     assert_eq!(s.engine.stats().subscriptions_active, 2);
-    s.stop();
 
     // Down for longer than the subscription's 600 s.
-    file.clock.advance(Duration::from_secs(700));
-    let s = file.start();
+    let s = file.restart(s, Duration::from_secs(700));
     bob.server = s.udp();
     s.advance(Duration::from_secs(2));
     assert!(s.nothing_arrives(&mut bob), "{:?}", bob.requests);
@@ -329,10 +325,8 @@ fn the_back_subscriptions_of_a_list_dialog_share_its_record_across_a_restart() {
     );
     assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 8);
     assert_eq!(target_allocations(&s), 1);
-    s.stop();
 
-    file.clock.advance(Duration::from_secs(5));
-    let s = file.start();
+    let s = file.restart(s, Duration::from_secs(5));
     bob.server = s.udp();
     s.advance(Duration::from_secs(1));
     assert_eq!(

@@ -181,6 +181,14 @@ impl SqliteFile {
     pub fn start(&self) -> Server {
         Server::on_sqlite(&self.db, &self.clock)
     }
+
+    /// A restart: stops `s`, moves the clock by `down` (the time the process was down), and
+    /// starts a server again on the file. Its clients must be pointed at the new one.
+    pub fn restart(&self, s: Server, down: Duration) -> Server {
+        s.stop();
+        self.clock.advance(down);
+        self.start()
+    }
 }
 
 /// A SIP client on one UDP socket.
