@@ -400,6 +400,23 @@ fn receiver(port: u16) -> Child {
         .expect("sipp (Debian package sip-tester) must be installed")
 }
 
+/// Waits (20 s at most) until the store `db` of a running imppd holds `n` subscriptions:
+/// they are written behind, and read here through SQLite's WAL. `what` names them in the
+/// failure.
+fn wait_stored(db: &Path, n: i64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stored: i64 = rusqlite::Connection::open(db)
+            .and_then(|c| c.query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0)))
+            .unwrap_or(0);
+        if stored == n {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{what} never reached the store");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn wait_received(mut child: Child) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -482,20 +499,7 @@ fn a_remote_watcher_is_notified_again_in_its_dialog_after_a_restart() {
         .expect("sipp (Debian package sip-tester) must be installed");
     // Once the subscription is in the store (written behind, read here through SQLite's WAL
     // while imppd runs), restart imppd (SIGTERM: the subscription stays).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let stored: i64 = rusqlite::Connection::open(dir.db())
-            .and_then(|c| c.query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0)))
-            .unwrap_or(0);
-        if stored == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the subscription never reached the store"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_stored(&dir.db(), 1, "the subscription");
     server.stop();
     let mut server = Server::start_on(&dir.db(), port, &["--open"]);
     wait_received(watcher);
@@ -1401,20 +1405,7 @@ fn a_list_subscription_survives_an_imppd_restart() {
     let before = rlmi(&first);
     assert!(before.full_state);
     // Once both back subscriptions are in the store (written behind), restart imppd.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let stored: i64 = rusqlite::Connection::open(dir.db())
-            .and_then(|c| c.query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0)))
-            .unwrap_or(0);
-        if stored == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the back subscriptions never reached the store"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_stored(&dir.db(), 2, "the back subscriptions");
     server.stop();
     let mut server = Server::start_on(&dir.db(), port, &["--open"]);
     let again = phone.next_request("NOTIFY");

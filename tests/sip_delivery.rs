@@ -15,7 +15,7 @@ mod common;
 use std::time::Duration;
 
 use common::fixtures::{pidf, wait_for};
-use common::sip::{header_map, token, Client, Server, DOMAIN};
+use common::sip::{cseq, header_map, token, Client, Server};
 use impp::sip::SipMessage;
 
 /// Bob's subscription to alice's presence; bob answers nothing by himself. The first NOTIFY,
@@ -46,30 +46,6 @@ fn body(m: &SipMessage) -> String {
     String::from_utf8_lossy(m.body()).into_owned()
 }
 
-fn cseq(m: &SipMessage) -> u32 {
-    m.cseq().unwrap().seq
-}
-
-/// Whether no request reached `client` (none kept from before either): the engine and the
-/// stack run what is due (a NOTIFY claimed by an answer goes out on the timer thread), then
-/// an OPTIONS round trip over the same sockets, whose answer comes after anything the server
-/// sent before it. What arrives meanwhile is kept in `client.requests`.
-fn nothing_arrives(s: &Server, client: &mut Client) -> bool {
-    s.engine.sync().unwrap();
-    assert!(s.server.sync());
-    let target = format!("sip:{DOMAIN}");
-    let options = client.request(
-        "OPTIONS",
-        &target,
-        &format!("<{target}>"),
-        &token(),
-        "",
-        None,
-    );
-    assert_eq!(client.transact(&options).status(), Some(200));
-    client.requests.is_empty()
-}
-
 #[test]
 fn a_slow_watcher_has_one_notify_in_flight_and_ends_on_the_last_state() {
     let s = Server::clocked(false, |_| {});
@@ -84,7 +60,7 @@ fn a_slow_watcher_has_one_notify_in_flight_and_ends_on_the_last_state() {
     }
     s.engine.sync().unwrap();
     assert!(
-        nothing_arrives(&s, &mut bob),
+        s.nothing_arrives(&mut bob),
         "a second NOTIFY while one is in flight"
     );
     // The answer lets the next one go: it carries the last state, merged.
@@ -95,7 +71,7 @@ fn a_slow_watcher_has_one_notify_in_flight_and_ends_on_the_last_state() {
     // publications' notes; the last one is there, and nothing newer waits.
     assert!(body(&next).contains("state 5"), "{}", body(&next));
     bob.answer(&next);
-    assert!(nothing_arrives(&s, &mut bob), "one NOTIFY for five changes");
+    assert!(s.nothing_arrives(&mut bob), "one NOTIFY for five changes");
     // A change after the answer goes out at once.
     let r = alice.publish("", Some(&pidf(&aor, "state 6")));
     assert_eq!(r.status(), Some(200));
@@ -118,7 +94,7 @@ fn a_notify_answered_481_ends_the_subscription_and_what_waited_is_dropped() {
         s.engine.stats().subscriptions_active == 0
     });
     assert!(
-        nothing_arrives(&s, &mut bob),
+        s.nothing_arrives(&mut bob),
         "nothing is sent into a dialog that is gone"
     );
 }
@@ -135,7 +111,7 @@ fn a_notify_answered_503_with_retry_after_is_sent_again_with_the_current_state()
     let r = alice.publish("", Some(&pidf(&aor, "while away")));
     assert_eq!(r.status(), Some(200));
     s.advance(Duration::from_secs(29));
-    assert!(nothing_arrives(&s, &mut bob), "not before Retry-After");
+    assert!(s.nothing_arrives(&mut bob), "not before Retry-After");
     s.advance(Duration::from_secs(1));
     let again = bob.next_request("NOTIFY");
     assert!(body(&again).contains("while away"), "{}", body(&again));
@@ -215,7 +191,7 @@ fn a_message_a_contact_never_answers_is_stored_then_relayed_as_written_at_its_ne
     assert_eq!(s.engine.stats().messages_waiting, 1);
     // At bob's next registration it is relayed again, as alice wrote it; bob takes it.
     // (First the retransmissions of the first relay, which bob ignored, are thrown away.)
-    while !nothing_arrives(&s, &mut bob) {
+    while !s.nothing_arrives(&mut bob) {
         bob.requests.clear();
     }
     bob.requests.clear();
@@ -245,7 +221,7 @@ fn a_message_a_contact_refuses_with_480_is_stored_at_once() {
     let second = token();
     alice.send(&rich_message(&alice, &bob.aor(), &second));
     assert_eq!(alice.final_response(&second).status(), Some(202));
-    assert!(nothing_arrives(&s, &mut bob));
+    assert!(s.nothing_arrives(&mut bob));
     // Registered again: both come, in order, each after the other was taken.
     bob.auto_answer = true;
     assert_eq!(bob.register(600).status(), Some(200));

@@ -8,34 +8,15 @@
 mod common;
 use std::time::Duration;
 
-use common::fixtures::pidf;
-use common::sip::{header_map, token, Client, Server, DOMAIN};
+use common::fixtures::{pidf, uri};
+use common::rls::{instance_of, set_list, state_of};
+use common::sip::{aor, header_map, to_tag, token, Client, Server};
 use impp::doc::rlmi::InstanceState;
-use impp::doc::Limits;
-use impp::engine::{AuthAction, AuthRule, ResourceList, WatcherMatch};
+use impp::engine::{AuthAction, AuthRule, WatcherMatch};
 use impp::sip::list_body::ListBody;
 use impp::sip::SipMessage;
 
-fn uri(text: &str) -> impp::uri::Uri {
-    text.parse().unwrap()
-}
-
-fn aor(user: &str) -> String {
-    format!("sip:{user}@{DOMAIN}")
-}
-
-/// A list `name` of the users `members`, serving `package`.
-fn set_list(s: &Server, name: &str, package: impp::engine::Package, members: &[&str]) -> String {
-    let list_uri = aor(name);
-    let mut list = ResourceList::new(uri(&list_uri));
-    list.packages = vec![package];
-    for m in members {
-        list.push_resource(uri(&aor(m)), None);
-    }
-    s.engine.set_list(list).unwrap();
-    list_uri
-}
-
+/// A new subscription to `list` for `event`, with more header lines `extra`.
 fn subscribe(
     client: &mut Client,
     list: &str,
@@ -43,84 +24,25 @@ fn subscribe(
     call_id: &str,
     extra: &str,
 ) -> SipMessage {
-    let request = client.request(
-        "SUBSCRIBE",
-        list,
-        &format!("<{list}>"),
-        call_id,
-        &format!("Event: {event}\r\nExpires: 600\r\n{extra}"),
-        None,
-    );
-    client.transact(&request)
+    let headers = format!("Event: {event}\r\nExpires: 600\r\n{extra}");
+    common::rls::subscribe(client, list, call_id, None, &headers, None)
 }
 
 const EVENTLIST: &str = "Supported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/pidf+xml, application/dialog-info+xml\r\n";
 
 /// The list body of a NOTIFY, checked for the headers every list NOTIFY carries.
 fn list_body(m: &SipMessage) -> ListBody {
-    let h = header_map(m);
-    assert_eq!(h["require"], "eventlist");
-    let ct = &h["content-type"];
+    let ct = &header_map(m)["content-type"];
     assert!(ct.starts_with("multipart/related"), "{ct}");
     assert!(ct.contains("type=\"application/rlmi+xml\""), "{ct}");
     assert!(ct.contains("start="), "{ct}");
-    ListBody::parse(ct, m.body(), &Limits::default()).unwrap()
-}
-
-/// The state part of `resource`'s instance, as text, if the body carries one.
-fn state_of(body: &ListBody, resource: &str) -> Option<String> {
-    let r = body
-        .rlmi
-        .resources
-        .iter()
-        .find(|r| r.uri == resource)
-        .unwrap_or_else(|| panic!("{resource} is not in {:?}", body.rlmi));
-    let part = body.state_of(&r.instances[0])?;
-    Some(String::from_utf8(part.body.clone()).unwrap())
-}
-
-fn instance_of(body: &ListBody, resource: &str) -> impp::doc::rlmi::Instance {
-    body.rlmi
-        .resources
-        .iter()
-        .find(|r| r.uri == resource)
-        .unwrap_or_else(|| panic!("{resource} is not in {:?}", body.rlmi))
-        .instances[0]
-        .clone()
-}
-
-/// Whether no request reached `client`: the engine and the stack run what is due, then an
-/// OPTIONS round trip, whose answer comes after anything the server sent before it.
-fn nothing_arrives(s: &Server, client: &mut Client) -> bool {
-    s.engine.sync().unwrap();
-    assert!(s.server.sync());
-    let target = format!("sip:{DOMAIN}");
-    let options = client.request(
-        "OPTIONS",
-        &target,
-        &format!("<{target}>"),
-        &token(),
-        "",
-        None,
-    );
-    assert_eq!(client.transact(&options).status(), Some(200));
-    client.requests.is_empty()
+    common::rls::list_body(m)
 }
 
 fn unsubscribe(client: &mut Client, list: &str, call_id: &str, to_tag: &str, event: &str) {
-    let request = client.request(
-        "SUBSCRIBE",
-        list,
-        &format!("<{list}>;tag={to_tag}"),
-        call_id,
-        &format!("Event: {event}\r\nExpires: 0\r\n{EVENTLIST}"),
-        None,
-    );
-    assert_eq!(client.transact(&request).status(), Some(200));
-}
-
-fn to_tag(m: &SipMessage) -> String {
-    m.to().unwrap().tag().unwrap().to_string()
+    let headers = format!("Event: {event}\r\nExpires: 0\r\n{EVENTLIST}");
+    let r = common::rls::subscribe(client, list, call_id, Some(to_tag), &headers, None);
+    assert_eq!(r.status(), Some(200));
 }
 
 #[test]
@@ -180,10 +102,7 @@ fn a_buddy_list_gets_full_state_then_one_batched_partial_notify_per_window() {
         alice.publish("", Some(&pidf(&a, "alice 1"))).status(),
         Some(200)
     );
-    assert!(
-        nothing_arrives(&s, &mut bob),
-        "not before the batch interval"
-    );
+    assert!(s.nothing_arrives(&mut bob), "not before the batch interval");
     s.advance(Duration::from_secs(1));
     let second = bob.next_request("NOTIFY");
     let body = list_body(&second);
@@ -197,7 +116,7 @@ fn a_buddy_list_gets_full_state_then_one_batched_partial_notify_per_window() {
         assert_eq!(alice.publish("", Some(&pidf(&a, note))).status(), Some(200));
         s.engine.sync().unwrap();
     }
-    assert!(nothing_arrives(&s, &mut bob));
+    assert!(s.nothing_arrives(&mut bob));
     s.advance(Duration::from_secs(1));
     let third = bob.next_request("NOTIFY");
     let body = list_body(&third);
@@ -205,7 +124,7 @@ fn a_buddy_list_gets_full_state_then_one_batched_partial_notify_per_window() {
     assert_eq!(body.rlmi.resources.len(), 1);
     assert!(state_of(&body, &aor("alice")).unwrap().contains("alice 3"));
     s.advance(Duration::from_secs(1));
-    assert!(nothing_arrives(&s, &mut bob), "one NOTIFY for two changes");
+    assert!(s.nothing_arrives(&mut bob), "one NOTIFY for two changes");
 
     // Unsubscribe: the back subscriptions end, a final NOTIFY says terminated.
     unsubscribe(&mut bob, &list, &call_id, &tag, "presence");
@@ -370,7 +289,7 @@ fn a_refresh_expands_the_list_again() {
         &["alice", "carol"],
     );
     assert!(
-        nothing_arrives(&s, &mut bob),
+        s.nothing_arrives(&mut bob),
         "the list is expanded at refreshes"
     );
     let refresh = bob.request(
@@ -458,7 +377,7 @@ fn a_fetch_gets_one_full_state_terminated_notify() {
     );
     s.advance(Duration::from_secs(2));
     assert!(
-        nothing_arrives(&s, &mut bob),
+        s.nothing_arrives(&mut bob),
         "a fetch has one NOTIFY: {:?}",
         bob.requests
     );
@@ -496,7 +415,7 @@ fn a_list_notify_answered_481_ends_the_dialog_and_its_back_subscriptions() {
         Some(200)
     );
     s.advance(Duration::from_secs(2));
-    assert!(nothing_arrives(&s, &mut bob), "the list dialog ended");
+    assert!(s.nothing_arrives(&mut bob), "the list dialog ended");
     let refresh = bob.request(
         "SUBSCRIBE",
         &list,

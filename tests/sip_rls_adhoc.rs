@@ -11,29 +11,16 @@
 
 mod common;
 use std::io::Write;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::fixtures::pidf;
-use common::kamailio::TempDir;
-use common::sip::{header_map, token, Client, Server, DOMAIN};
+use common::fixtures::{pidf, uri};
+use common::rls::{instance_of, list_body, publish, state_text, uris};
+use common::sip::{aor, header_map, to_tag, token, Client, Server, SqliteFile, DOMAIN};
 use impp::doc::rlmi::InstanceState;
-use impp::doc::Limits;
-use impp::engine::{AuthAction, AuthRule, ManualClock, Package, ResourceList, WatcherMatch};
-use impp::sip::list_body::ListBody;
+use impp::engine::{AuthAction, AuthRule, ResourceList, WatcherMatch};
 use impp::sip::SipMessage;
-use impp::store::SqliteStore;
 
 const LIST: &str = "sip:bob-buddies@example.test";
-
-fn uri(text: &str) -> impp::uri::Uri {
-    text.parse().unwrap()
-}
-
-fn aor(user: &str) -> String {
-    format!("sip:{user}@{DOMAIN}")
-}
 
 /// A resource-lists document of `users`, as Linphone writes its friend list.
 fn resource_lists(users: &[&str]) -> String {
@@ -68,61 +55,9 @@ fn subscribe(
     extra: &str,
     body: Option<&[u8]>,
 ) -> SipMessage {
-    let to = match to_tag {
-        Some(tag) => format!("<{LIST}>;tag={tag}"),
-        None => format!("<{LIST}>"),
-    };
-    let request = client.request(
-        "SUBSCRIBE",
-        LIST,
-        &to,
-        call_id,
-        &format!("{HEADERS}Expires: 600\r\n{extra}"),
-        body.map(|b| ("application/resource-lists+xml", b)),
-    );
-    client.transact(&request)
-}
-
-fn to_tag(m: &SipMessage) -> String {
-    m.to().unwrap().tag().unwrap().to_string()
-}
-
-fn list_body(m: &SipMessage) -> ListBody {
-    let h = header_map(m);
-    assert_eq!(h["require"], "eventlist");
-    ListBody::parse(&h["content-type"], m.body(), &Limits::default()).unwrap()
-}
-
-fn uris(body: &ListBody) -> Vec<String> {
-    body.rlmi.resources.iter().map(|r| r.uri.clone()).collect()
-}
-
-fn instance_state(body: &ListBody, resource: &str) -> InstanceState {
-    body.rlmi
-        .resources
-        .iter()
-        .find(|r| r.uri == resource)
-        .unwrap_or_else(|| panic!("{resource} is not in {:?}", body.rlmi))
-        .instances[0]
-        .state
-}
-
-fn state_of(body: &ListBody, resource: &str) -> String {
-    let r = body
-        .rlmi
-        .resources
-        .iter()
-        .find(|r| r.uri == resource)
-        .unwrap_or_else(|| panic!("{resource} is not in {:?}", body.rlmi));
-    let part = body.state_of(&r.instances[0]).expect("a state part");
-    String::from_utf8(part.body.clone()).unwrap()
-}
-
-fn publish(s: &Server, user: &str, note: &str) {
-    let a = aor(user);
-    s.engine
-        .publish_body(&uri(&a), Package::Presence, &pidf(&a, note), None)
-        .unwrap();
+    let headers = format!("{HEADERS}Expires: 600\r\n{extra}");
+    let body = body.map(|b| ("application/resource-lists+xml", b));
+    common::rls::subscribe(client, LIST, call_id, to_tag, &headers, body)
 }
 
 /// The body's resources are watched (deflated, as Linphone sends them): no stored list
@@ -158,14 +93,14 @@ fn a_deflated_recipient_list_is_watched_without_a_stored_list() {
     assert_eq!(body.rlmi.uri, LIST, "the Request-URI names the ad-hoc list");
     assert!(body.rlmi.full_state);
     assert_eq!(uris(&body), [aor("alice"), aor("carol"), aor("dave")]);
-    assert!(state_of(&body, &aor("alice")).contains("alice 0"));
+    assert!(state_text(&body, &aor("alice")).contains("alice 0"));
     assert_eq!(
-        instance_state(&body, &aor("carol")),
+        instance_of(&body, &aor("carol")).state,
         InstanceState::Terminated,
         "carol's own rules block bob"
     );
     assert_eq!(
-        instance_state(&body, &aor("dave")),
+        instance_of(&body, &aor("dave")).state,
         InstanceState::Active,
         "no publication: active, closed"
     );
@@ -177,7 +112,7 @@ fn a_deflated_recipient_list_is_watched_without_a_stored_list() {
     let next = list_body(&bob.next_request("NOTIFY"));
     assert!(!next.rlmi.full_state);
     assert_eq!(uris(&next), [aor("dave")]);
-    assert!(state_of(&next, &aor("dave")).contains("dave 1"));
+    assert!(state_text(&next, &aor("dave")).contains("dave 1"));
 }
 
 /// A stored list of the same URI does not count: the dialog watches the body's resources.
@@ -348,16 +283,7 @@ fn an_unknown_requirement_gets_420_with_unsupported() {
     s.engine.sync().unwrap();
     assert_eq!(s.engine.stats().subscriptions_active, 0);
     // OPTIONS says what is supported.
-    let target = format!("sip:{DOMAIN}");
-    let options = bob.request(
-        "OPTIONS",
-        &target,
-        &format!("<{target}>"),
-        &token(),
-        "",
-        None,
-    );
-    let r = bob.transact(&options);
+    let r = bob.options();
     assert_eq!(
         header_map(&r)["supported"],
         "eventlist, recipient-list-subscribe"
@@ -382,35 +308,12 @@ fn linphone_gets_its_dialect() {
     assert!(text.contains("\r\nContent-Id: "), "{text}");
     assert!(!text.contains("Content-ID: <"), "{text}");
     let body = list_body(&first);
-    assert!(state_of(&body, &aor("alice")).contains("alice 0"));
+    assert!(state_text(&body, &aor("alice")).contains("alice 0"));
     publish(&s, "alice", "alice 1");
     s.advance(Duration::from_secs(1));
     let next = bob.next_request("NOTIFY");
     assert_eq!(header_map(&next)["event"], "Presence");
-    assert!(state_of(&list_body(&next), &aor("alice")).contains("alice 1"));
-}
-
-/// A server on `clock` over the SQLite file `db`.
-fn start(db: &Path, clock: &Arc<ManualClock>) -> Server {
-    let store = Arc::new(SqliteStore::open(db).unwrap());
-    let c = clock.clone();
-    let mut s = Server::start_configured(
-        false,
-        move |e| {
-            e.clock = c;
-            e.store = store;
-        },
-        |_| {},
-    );
-    s.clock = Some(clock.clone());
-    s
-}
-
-fn stop(s: Server) {
-    let Server { engine, server, .. } = s;
-    drop(server);
-    engine.shutdown().unwrap();
-    drop(engine);
+    assert!(state_text(&list_body(&next), &aor("alice")).contains("alice 1"));
 }
 
 /// An ad-hoc list dialog comes back after a restart from its back subscriptions: the same
@@ -418,10 +321,8 @@ fn stop(s: Server) {
 /// refresh without a body keeps the list.
 #[test]
 fn an_adhoc_list_survives_a_restart() {
-    let dir = TempDir::new("rls-adhoc-restart");
-    let db = dir.path().join("impp.db");
-    let clock = ManualClock::new();
-    let s = start(&db, &clock);
+    let file = SqliteFile::new("rls-adhoc-restart");
+    let s = file.start();
     let mut bob = Client::new(s.udp(), "bob");
     let call_id = token();
     let doc = resource_lists(&["alice", "carol"]);
@@ -440,9 +341,7 @@ fn an_adhoc_list_survives_a_restart() {
     assert_eq!(uris(&body), [aor("alice"), aor("carol")]);
 
     // Stopped, started again on the same file a minute later: no stored list anywhere.
-    stop(s);
-    clock.advance(Duration::from_secs(60));
-    let s = start(&db, &clock);
+    let s = file.restart(s, Duration::from_secs(60));
     assert!(s.engine.lists().is_empty());
     bob.server = s.udp();
     s.advance(Duration::from_secs(1));
@@ -466,7 +365,7 @@ fn an_adhoc_list_survives_a_restart() {
     s.advance(Duration::from_secs(1));
     let partial = list_body(&bob.next_request("NOTIFY"));
     assert_eq!(uris(&partial), [aor("carol")]);
-    assert!(state_of(&partial, &aor("carol")).contains("carol 1"));
+    assert!(state_text(&partial, &aor("carol")).contains("carol 1"));
 
     // A refresh without a body keeps the restored list.
     let r = subscribe(&mut bob, &call_id, Some(&tag), LINPHONE, None);
@@ -476,5 +375,5 @@ fn an_adhoc_list_survives_a_restart() {
     assert!(body.rlmi.full_state);
     assert_eq!(uris(&body), [aor("alice"), aor("carol")]);
     assert_eq!(s.engine.stats().subscriptions_active, 2);
-    stop(s);
+    s.stop();
 }

@@ -116,32 +116,8 @@ fn watch(engine: &Engine, resource: &str) -> SubscriptionId {
 fn a_list_at_another_server_feeds_local_watchers_of_its_resources() {
     let clock = ManualClock::new();
     // a.test: users, a list of alice and carol, alice's state already published.
-    let (a, _) = engine("a.test", clock.clone());
-    for user in ["alice", "bob", "carol"] {
-        a.set_user(Credential::new(
-            uri(&format!("sip:{user}@a.test")),
-            "a.test",
-            &format!("{user}-pw"),
-        ))
-        .unwrap();
-    }
+    let (a, a_server, alice_etag) = list_server(&clock);
     let list_uri = uri("sip:buddies@a.test");
-    let mut list = ResourceList::new(list_uri.clone());
-    list.packages = vec![Package::Presence];
-    list.push_resource(uri("sip:alice@a.test"), None);
-    list.push_resource(uri("sip:carol@a.test"), None);
-    a.set_list(list).unwrap();
-    let alice_etag = a
-        .publish_body(
-            &uri("sip:alice@a.test"),
-            Package::Presence,
-            &pidf("sip:alice@a.test", "at her desk"),
-            None,
-        )
-        .unwrap();
-    let mut config = SipServerConfig::new(vec![ListenAddr::udp("127.0.0.1:0".parse().unwrap())]);
-    config.workers = 1;
-    let a_server = SipServer::start(a.clone(), config).unwrap();
     let a_addr = a_server.local_addrs()[0].addr;
 
     // b.test: dave watches both resources; nothing is known of them yet.
@@ -213,8 +189,9 @@ fn a_list_at_another_server_feeds_local_watchers_of_its_resources() {
 }
 
 /// a.test's engine and server, with users alice, bob, carol, the list
-/// `sip:buddies@a.test` of alice and carol, and alice's state "at her desk".
-fn list_server(clock: &Arc<ManualClock>) -> (Arc<Engine>, SipServer) {
+/// `sip:buddies@a.test` of alice and carol, and alice's state "at her desk" (its entity tag
+/// last).
+fn list_server(clock: &Arc<ManualClock>) -> (Arc<Engine>, SipServer, String) {
     let (a, _) = engine("a.test", clock.clone());
     for user in ["alice", "bob", "carol"] {
         a.set_user(Credential::new(
@@ -229,17 +206,18 @@ fn list_server(clock: &Arc<ManualClock>) -> (Arc<Engine>, SipServer) {
     list.push_resource(uri("sip:alice@a.test"), None);
     list.push_resource(uri("sip:carol@a.test"), None);
     a.set_list(list).unwrap();
-    a.publish_body(
-        &uri("sip:alice@a.test"),
-        Package::Presence,
-        &pidf("sip:alice@a.test", "at her desk"),
-        None,
-    )
-    .unwrap();
+    let alice_etag = a
+        .publish_body(
+            &uri("sip:alice@a.test"),
+            Package::Presence,
+            &pidf("sip:alice@a.test", "at her desk"),
+            None,
+        )
+        .unwrap();
     let mut config = SipServerConfig::new(vec![ListenAddr::udp("127.0.0.1:0".parse().unwrap())]);
     config.workers = 1;
     let server = SipServer::start(a.clone(), config).unwrap();
-    (a, server)
+    (a, server, alice_etag)
 }
 
 /// The configuration of b.test's server with `account`.
@@ -265,7 +243,7 @@ fn bob_at(registrar: SocketAddr) -> Account {
 #[test]
 fn a_list_declared_with_the_account_is_subscribed_at_every_start() {
     let clock = ManualClock::new();
-    let (a, a_server) = list_server(&clock);
+    let (a, a_server, _) = list_server(&clock);
     let list_uri = uri("sip:buddies@a.test");
     let mut account = bob_at(a_server.local_addrs()[0].addr);
     account

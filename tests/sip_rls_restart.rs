@@ -10,134 +10,45 @@
 //! subscriptions of one dialog share its record in memory, also after a restart.
 
 mod common;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::fixtures::pidf;
-use common::kamailio::TempDir;
-use common::sip::{header_map, token, Client, Server, DOMAIN};
-use impp::doc::Limits;
-use impp::engine::{ManualClock, Package, ResourceList};
-use impp::sip::list_body::ListBody;
+use common::fixtures::uri;
+use common::rls::{list_body, publish, set_list, state_text};
+use common::sip::{aor, cseq, header_map, to_tag, token, Client, Server, SqliteFile, DOMAIN};
+use impp::engine::{ManualClock, Package};
 use impp::sip::SipMessage;
 use impp::store::SqliteStore;
 
-fn uri(text: &str) -> impp::uri::Uri {
-    text.parse().unwrap()
-}
-
-fn aor(user: &str) -> String {
-    format!("sip:{user}@{DOMAIN}")
-}
-
 const EVENTLIST: &str = "Supported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/pidf+xml\r\n";
-
-/// A server on `clock` over the SQLite file `db` (kept across its lifetimes).
-fn start(db: &Path, clock: &Arc<ManualClock>) -> Server {
-    let store = Arc::new(SqliteStore::open(db).unwrap());
-    let c = clock.clone();
-    let mut s = Server::start_configured(
-        false,
-        move |e| {
-            e.clock = c;
-            e.store = store;
-        },
-        |_| {},
-    );
-    s.clock = Some(clock.clone());
-    s
-}
-
-/// Stops the SIP server and the engine, as a process exit would (the store is closed).
-fn stop(s: Server) {
-    let Server { engine, server, .. } = s;
-    drop(server);
-    engine.shutdown().unwrap();
-    drop(engine);
-}
-
-fn publish(s: &Server, user: &str, note: &str) {
-    let a = aor(user);
-    s.engine
-        .publish_body(&uri(&a), Package::Presence, &pidf(&a, note), None)
-        .unwrap();
-}
-
-fn list_body(m: &SipMessage) -> ListBody {
-    let h = header_map(m);
-    assert_eq!(h["require"], "eventlist");
-    ListBody::parse(&h["content-type"], m.body(), &Limits::default()).unwrap()
-}
-
-/// The state part of `resource` in `body`, as text.
-fn state_of(body: &ListBody, resource: &str) -> String {
-    let r = body
-        .rlmi
-        .resources
-        .iter()
-        .find(|r| r.uri == resource)
-        .unwrap_or_else(|| panic!("{resource} is not in {:?}", body.rlmi));
-    let part = body.state_of(&r.instances[0]).expect("a state part");
-    String::from_utf8(part.body.clone()).unwrap()
-}
-
-fn cseq(m: &SipMessage) -> u32 {
-    m.cseq().unwrap().seq
-}
-
-/// Whether no request reached `client` once the engine and the stack ran what is due (an
-/// OPTIONS round trip: its answer comes after anything the server sent before it).
-fn nothing_arrives(s: &Server, client: &mut Client) -> bool {
-    s.engine.sync().unwrap();
-    assert!(s.server.sync());
-    let target = format!("sip:{DOMAIN}");
-    let options = client.request(
-        "OPTIONS",
-        &target,
-        &format!("<{target}>"),
-        &token(),
-        "",
-        None,
-    );
-    assert_eq!(client.transact(&options).status(), Some(200));
-    client.requests.is_empty()
-}
 
 /// The list `buddies` of alice and carol, for presence.
 fn buddies(s: &Server) -> String {
-    let list_uri = aor("buddies");
-    let mut list = ResourceList::new(uri(&list_uri));
-    list.packages = vec![Package::Presence];
-    for m in ["alice", "carol"] {
-        list.push_resource(uri(&aor(m)), None);
-    }
-    s.engine.set_list(list).unwrap();
-    list_uri
+    set_list(s, "buddies", Package::Presence, &["alice", "carol"])
 }
 
 fn subscribe(bob: &mut Client, list: &str, call_id: &str, to_tag: Option<&str>) -> SipMessage {
-    let to = match to_tag {
-        Some(tag) => format!("<{list}>;tag={tag}"),
-        None => format!("<{list}>"),
-    };
-    let request = bob.request(
-        "SUBSCRIBE",
-        list,
-        &to,
-        call_id,
-        &format!("Event: presence\r\nExpires: 600\r\n{EVENTLIST}"),
-        None,
-    );
-    bob.transact(&request)
+    let headers = format!("Event: presence\r\nExpires: 600\r\n{EVENTLIST}");
+    common::rls::subscribe(bob, list, call_id, to_tag, &headers, None)
+}
+
+/// alice publishes, the list `buddies` is set, and bob subscribes to it and is told its full
+/// state: the list's URI, bob, and the dialog's tag.
+fn bob_watches_buddies(s: &Server) -> (String, Client, String) {
+    publish(s, "alice", "alice 0");
+    let list = buddies(s);
+    let mut bob = Client::new(s.udp(), "bob");
+    let r = subscribe(&mut bob, &list, &token(), None);
+    assert_eq!(r.status(), Some(200));
+    let tag = to_tag(&r);
+    assert!(list_body(&bob.next_request("NOTIFY")).rlmi.full_state);
+    (list, bob, tag)
 }
 
 #[test]
 fn a_list_subscription_keeps_its_dialog_across_a_restart() {
-    let dir = TempDir::new("rls-restart");
-    let db = dir.path().join("impp.db");
-    let clock = ManualClock::new();
-    let s = start(&db, &clock);
+    let file = SqliteFile::new("rls-restart");
+    let s = file.start();
     publish(&s, "alice", "alice 0");
     publish(&s, "carol", "carol 0");
     let list = buddies(&s);
@@ -145,7 +56,7 @@ fn a_list_subscription_keeps_its_dialog_across_a_restart() {
     let call_id = token();
     let r = subscribe(&mut bob, &list, &call_id, None);
     assert_eq!(r.status(), Some(200));
-    let local_tag = r.to().unwrap().tag().unwrap().to_string();
+    let local_tag = to_tag(&r);
     let first = bob.next_request("NOTIFY");
     let body = list_body(&first);
     assert!(body.rlmi.full_state);
@@ -156,14 +67,12 @@ fn a_list_subscription_keeps_its_dialog_across_a_restart() {
     let body = list_body(&partial);
     assert!(!body.rlmi.full_state);
     assert_eq!(body.rlmi.version, 1);
-    assert!(state_of(&body, &aor("alice")).contains("alice 1"));
+    assert!(state_text(&body, &aor("alice")).contains("alice 1"));
     let (version_before, cseq_before) = (body.rlmi.version, cseq(&partial));
     assert_eq!(s.engine.stats().subscriptions_active, 2);
 
     // The process stops, and starts again on the same file a minute later.
-    stop(s);
-    clock.advance(Duration::from_secs(60));
-    let s = start(&db, &clock);
+    let s = file.restart(s, Duration::from_secs(60));
     bob.server = s.udp();
     // The full state, once every resource told it (and the version's pace allows it).
     s.advance(Duration::from_secs(1));
@@ -186,8 +95,8 @@ fn a_list_subscription_keeps_its_dialog_across_a_restart() {
         cseq(&full)
     );
     assert_eq!(body.rlmi.resources.len(), 2);
-    assert!(state_of(&body, &aor("alice")).contains("alice 1"));
-    assert!(state_of(&body, &aor("carol")).contains("carol 0"));
+    assert!(state_text(&body, &aor("alice")).contains("alice 1"));
+    assert!(state_text(&body, &aor("carol")).contains("carol 0"));
     assert_eq!(
         s.engine.stats().subscriptions_active,
         2,
@@ -204,7 +113,7 @@ fn a_list_subscription_keeps_its_dialog_across_a_restart() {
     assert_eq!(body.rlmi.version, version + 1);
     assert_eq!(cseq(&partial), full_cseq + 1);
     assert_eq!(body.rlmi.resources.len(), 1);
-    assert!(state_of(&body, &aor("carol")).contains("carol 1"));
+    assert!(state_text(&body, &aor("carol")).contains("carol 1"));
 
     // A refresh inside the dialog is taken, and full state follows.
     let r = subscribe(&mut bob, &list, &call_id, Some(&local_tag));
@@ -214,40 +123,30 @@ fn a_list_subscription_keeps_its_dialog_across_a_restart() {
     let body = list_body(&refreshed);
     assert!(body.rlmi.full_state);
     assert_eq!(body.rlmi.version, version + 2);
-    assert!(nothing_arrives(&s, &mut bob));
+    assert!(s.nothing_arrives(&mut bob));
     assert_eq!(s.engine.stats().subscriptions_active, 2);
-    stop(s);
+    s.stop();
 }
 
 #[test]
 fn a_list_subscription_that_expired_before_the_restart_leaves_nothing() {
-    let dir = TempDir::new("rls-restart-expired");
-    let db = dir.path().join("impp.db");
-    let clock = ManualClock::new();
-    let s = start(&db, &clock);
-    publish(&s, "alice", "alice 0");
-    let list = buddies(&s);
-    let mut bob = Client::new(s.udp(), "bob");
-    let r = subscribe(&mut bob, &list, &token(), None);
-    assert_eq!(r.status(), Some(200));
-    let local_tag = r.to().unwrap().tag().unwrap().to_string();
-    assert!(list_body(&bob.next_request("NOTIFY")).rlmi.full_state);
+    let file = SqliteFile::new("rls-restart-expired");
+    let s = file.start();
+    let (list, mut bob, local_tag) = bob_watches_buddies(&s);
     assert_eq!(s.engine.stats().subscriptions_active, 2);
-    stop(s);
 
     // Down for longer than the subscription's 600 s.
-    clock.advance(Duration::from_secs(700));
-    let s = start(&db, &clock);
+    let s = file.restart(s, Duration::from_secs(700));
     bob.server = s.udp();
     s.advance(Duration::from_secs(2));
-    assert!(nothing_arrives(&s, &mut bob), "{:?}", bob.requests);
+    assert!(s.nothing_arrives(&mut bob), "{:?}", bob.requests);
     assert_eq!(s.engine.stats().subscriptions_active, 0);
     assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 0);
 
     // A refresh of the gone dialog: 481.
     let r = subscribe(&mut bob, &list, &token(), Some(&local_tag));
     assert_eq!(r.status(), Some(481));
-    stop(s);
+    s.stop();
 }
 
 #[test]
@@ -271,14 +170,11 @@ fn a_list_notify_refused_with_retry_after_waits_then_sends_full_state() {
     let refused = bob.next_request("NOTIFY");
     assert_eq!(list_body(&refused).rlmi.version, 1);
     bob.answer_with(&refused, 503, "Service Unavailable", "Retry-After: 5\r\n");
-    assert!(
-        nothing_arrives(&s, &mut bob),
-        "the answer taken at this time"
-    );
+    assert!(s.nothing_arrives(&mut bob), "the answer taken at this time");
     publish(&s, "alice", "alice 2");
     s.advance(Duration::from_secs(1));
     s.advance(Duration::from_secs(2));
-    assert!(nothing_arrives(&s, &mut bob), "{:?}", bob.requests);
+    assert!(s.nothing_arrives(&mut bob), "{:?}", bob.requests);
     assert_eq!(s.engine.stats().subscriptions_active, 2);
 
     // After the wait: the full state, the latest of each resource.
@@ -288,17 +184,14 @@ fn a_list_notify_refused_with_retry_after_waits_then_sends_full_state() {
     assert!(body.rlmi.full_state);
     assert_eq!(body.rlmi.version, 2);
     assert_eq!(body.rlmi.resources.len(), 2);
-    assert!(state_of(&body, &aor("alice")).contains("alice 2"));
-    assert!(state_of(&body, &aor("carol")).contains("carol 0"));
+    assert!(state_text(&body, &aor("alice")).contains("alice 2"));
+    assert!(state_text(&body, &aor("carol")).contains("carol 0"));
 
     // Another failure with a Retry-After (not 503) holds it the same way.
     bob.answer_with(&again, 480, "Temporarily Unavailable", "Retry-After: 3\r\n");
-    assert!(
-        nothing_arrives(&s, &mut bob),
-        "the answer taken at this time"
-    );
+    assert!(s.nothing_arrives(&mut bob), "the answer taken at this time");
     s.advance(Duration::from_secs(2));
-    assert!(nothing_arrives(&s, &mut bob), "{:?}", bob.requests);
+    assert!(s.nothing_arrives(&mut bob), "{:?}", bob.requests);
     s.advance(Duration::from_secs(1));
     let third = bob.next_request("NOTIFY");
     let body = list_body(&third);
@@ -311,7 +204,7 @@ fn a_list_notify_refused_with_retry_after_waits_then_sends_full_state() {
     assert_eq!(s.engine.stats().subscriptions_active, 0);
     publish(&s, "alice", "alice 3");
     s.advance(Duration::from_secs(2));
-    assert!(nothing_arrives(&s, &mut bob), "{:?}", bob.requests);
+    assert!(s.nothing_arrives(&mut bob), "{:?}", bob.requests);
 }
 
 /// The list server finds a back subscription's resource by its place in the list; a refresh
@@ -326,16 +219,14 @@ fn a_resource_moved_in_the_list_at_a_refresh_is_still_notified() {
     let call_id = token();
     let r = subscribe(&mut bob, &list, &call_id, None);
     assert_eq!(r.status(), Some(200));
-    let local_tag = r.to().unwrap().tag().unwrap().to_string();
+    let local_tag = to_tag(&r);
     assert_eq!(
         list_body(&bob.next_request("NOTIFY")).rlmi.resources.len(),
         2
     );
 
-    let mut only_carol = ResourceList::new(uri(&list));
-    only_carol.packages = vec![Package::Presence];
-    only_carol.push_resource(uri(&aor("carol")), None);
-    s.engine.set_list(only_carol).unwrap();
+    // The same list, now of carol alone.
+    assert_eq!(set_list(&s, "buddies", Package::Presence, &["carol"]), list);
     assert_eq!(
         subscribe(&mut bob, &list, &call_id, Some(&local_tag)).status(),
         Some(200)
@@ -350,7 +241,7 @@ fn a_resource_moved_in_the_list_at_a_refresh_is_still_notified() {
     s.advance(Duration::from_secs(1));
     let body = list_body(&bob.next_request("NOTIFY"));
     assert!(!body.rlmi.full_state);
-    assert!(state_of(&body, &aor("carol")).contains("carol 1"));
+    assert!(state_text(&body, &aor("carol")).contains("carol 1"));
 }
 
 /// The back subscriptions of a new list dialog are made outside the list server's lock: one
@@ -390,14 +281,14 @@ fn a_back_subscription_the_engine_refuses_is_a_rejected_instance_in_its_place() 
     let alice = &body.rlmi.resources[0].instances[0];
     assert_eq!(alice.state, impp::doc::rlmi::InstanceState::Terminated);
     assert_eq!(alice.reason.as_deref(), Some("rejected"));
-    assert!(state_of(&body, &aor("carol")).contains("carol 0"));
+    assert!(state_text(&body, &aor("carol")).contains("carol 0"));
 
     publish(&s, "carol", "carol 1");
     s.advance(Duration::from_secs(1));
     let body = list_body(&bob.next_request("NOTIFY"));
     assert!(!body.rlmi.full_state);
     assert_eq!(body.rlmi.resources.len(), 1);
-    assert!(state_of(&body, &aor("carol")).contains("carol 1"));
+    assert!(state_text(&body, &aor("carol")).contains("carol 1"));
 }
 
 /// The distinct allocations among the targets of the engine's remote subscriptions.
@@ -418,18 +309,11 @@ fn target_allocations(s: &Server) -> usize {
 /// shared by all of them, before a restart and (one per engine shard) after it.
 #[test]
 fn the_back_subscriptions_of_a_list_dialog_share_its_record_across_a_restart() {
-    let dir = TempDir::new("rls-restart-shared");
-    let db = dir.path().join("impp.db");
-    let clock = ManualClock::new();
-    let s = start(&db, &clock);
-    let members: Vec<String> = (0..8).map(|n| aor(&format!("user{n}"))).collect();
-    let list_uri = aor("panel");
-    let mut list = ResourceList::new(uri(&list_uri));
-    list.packages = vec![Package::Presence];
-    for m in &members {
-        list.push_resource(uri(m), None);
-    }
-    s.engine.set_list(list).unwrap();
+    let file = SqliteFile::new("rls-restart-shared");
+    let s = file.start();
+    let members: Vec<String> = (0..8).map(|n| format!("user{n}")).collect();
+    let members: Vec<&str> = members.iter().map(String::as_str).collect();
+    let list_uri = set_list(&s, "panel", Package::Presence, &members);
     let mut bob = Client::new(s.udp(), "bob");
     assert_eq!(
         subscribe(&mut bob, &list_uri, &token(), None).status(),
@@ -441,10 +325,8 @@ fn the_back_subscriptions_of_a_list_dialog_share_its_record_across_a_restart() {
     );
     assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 8);
     assert_eq!(target_allocations(&s), 1);
-    stop(s);
 
-    clock.advance(Duration::from_secs(5));
-    let s = start(&db, &clock);
+    let s = file.restart(s, Duration::from_secs(5));
     bob.server = s.udp();
     s.advance(Duration::from_secs(1));
     assert_eq!(
@@ -454,7 +336,7 @@ fn the_back_subscriptions_of_a_list_dialog_share_its_record_across_a_restart() {
     assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 8);
     // The test's engine has 2 shards (workers), each loading its share of the store.
     assert!(target_allocations(&s) <= 2, "{}", target_allocations(&s));
-    stop(s);
+    s.stop();
 }
 
 /// Back subscriptions whose list dialog cannot come back are ended at start, and the
@@ -463,18 +345,9 @@ fn the_back_subscriptions_of_a_list_dialog_share_its_record_across_a_restart() {
 /// list dialogs are numbered above every id found.
 #[test]
 fn list_dialogs_that_cannot_come_back_leave_no_back_subscriptions() {
-    let dir = TempDir::new("rls-restart-incomplete");
-    let db = dir.path().join("impp.db");
-    let clock = ManualClock::new();
-    let s = start(&db, &clock);
-    publish(&s, "alice", "alice 0");
-    let list = buddies(&s);
-    let mut bob = Client::new(s.udp(), "bob");
-    assert_eq!(
-        subscribe(&mut bob, &list, &token(), None).status(),
-        Some(200)
-    );
-    assert!(list_body(&bob.next_request("NOTIFY")).rlmi.full_state);
+    let file = SqliteFile::new("rls-restart-incomplete");
+    let s = file.start();
+    let (list, mut bob, _) = bob_watches_buddies(&s);
     // What an earlier version stored, and a record whose dialog is garbage.
     for target in [
         &b"impp-list 7"[..],
@@ -489,26 +362,26 @@ fn list_dialogs_that_cannot_come_back_leave_no_back_subscriptions() {
         s.engine.subscribe(request).unwrap();
     }
     assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 4);
-    stop(s);
+    s.stop();
 
     // The list is deleted while the server is down (imppd list del).
     {
-        let store = Arc::new(SqliteStore::open(&db).unwrap());
+        let store = Arc::new(SqliteStore::open(&file.db).unwrap());
         let engine = impp::engine::Engine::new(impp::engine::EngineConfig {
             domains: vec![DOMAIN.into()],
             store,
-            clock: clock.clone(),
+            clock: file.clock.clone(),
             ..impp::engine::EngineConfig::default()
         })
         .unwrap();
         assert!(engine.remove_list(&uri(&list)).unwrap());
         engine.shutdown().unwrap();
     }
-    clock.advance(Duration::from_secs(5));
-    let s = start(&db, &clock);
+    file.clock.advance(Duration::from_secs(5));
+    let s = file.start();
     bob.server = s.udp();
     s.advance(Duration::from_secs(2));
-    assert!(nothing_arrives(&s, &mut bob), "{:?}", bob.requests);
+    assert!(s.nothing_arrives(&mut bob), "{:?}", bob.requests);
     assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 0);
     assert_eq!(s.engine.stats().subscriptions_active, 0);
 
@@ -516,9 +389,9 @@ fn list_dialogs_that_cannot_come_back_leave_no_back_subscriptions() {
     let list = buddies(&s);
     let r = subscribe(&mut bob, &list, &token(), None);
     assert_eq!(r.status(), Some(200));
-    let tag = r.to().unwrap().tag().unwrap().to_string();
+    let tag = to_tag(&r);
     let id = u64::from_str_radix(tag.rsplit_once(".l").unwrap().1, 16).unwrap();
     assert!(id > 0x30, "{tag}");
     assert!(list_body(&bob.next_request("NOTIFY")).rlmi.full_state);
-    stop(s);
+    s.stop();
 }

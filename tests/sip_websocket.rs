@@ -189,6 +189,20 @@ impl WsPhone {
     }
 }
 
+/// `from` sends `text` (text/plain) to `to` in a MESSAGE, without waiting for the answer;
+/// its Call-ID, to read that answer by.
+fn send_text(from: &Client, to: &str, text: &[u8]) -> String {
+    let m = from.request(
+        "MESSAGE",
+        to,
+        &format!("<{to}>"),
+        &token(),
+        "",
+        Some(("text/plain", text)),
+    );
+    from.send(&m)
+}
+
 #[test]
 fn a_browser_registers_watches_and_chats_over_ws_and_wss() {
     let ca = TestCa::new("ws test CA");
@@ -247,17 +261,7 @@ fn a_browser_registers_watches_and_chats_over_ws_and_wss() {
 
         // A MESSAGE from bob (over UDP) reaches the browser over its WebSocket; and one from
         // the browser reaches bob.
-        let to = phone.aor();
-        let call_id = token();
-        let m = bob.request(
-            "MESSAGE",
-            &to,
-            &format!("<{to}>"),
-            &call_id,
-            "",
-            Some(("text/plain", b"hello browser")),
-        );
-        bob.send(&m);
+        let call_id = send_text(&bob, &phone.aor(), b"hello browser");
         let message = phone.next_request("MESSAGE");
         assert_eq!(message.body(), b"hello browser");
         assert_eq!(bob.final_response(&call_id).status(), Some(200));
@@ -285,17 +289,7 @@ fn a_message_for_a_closed_websocket_is_stored_and_delivered_at_the_next_sign_in(
 
     // So a MESSAGE for alice is stored at once (202), not handed to a closed connection.
     let mut bob = Client::new(s.udp(), "bob");
-    let to = alice.aor();
-    let call_id = token();
-    let m = bob.request(
-        "MESSAGE",
-        &to,
-        &format!("<{to}>"),
-        &call_id,
-        "",
-        Some(("text/plain", b"while you were away")),
-    );
-    bob.send(&m);
+    let call_id = send_text(&bob, &alice.aor(), b"while you were away");
     assert_eq!(bob.final_response(&call_id).status(), Some(202));
 
     let mut again = WsPhone::connect(&s, Proto::Ws, &ca, "alice");

@@ -31,12 +31,11 @@
 //! Every wait is bounded; every process is stopped by its PID; on failure the output of
 //! imppd and of every baresip is printed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use impp::sip::digest::{expected_response, Algorithm};
@@ -45,170 +44,13 @@ use impp::store::Credential;
 
 mod common;
 
+use common::baresip::{free_port_pair, installed, terminate, wait_until, Output, Phone};
 use common::certs::TestCa;
+use common::kamailio::{TempDir, DOMAIN};
 
-const DOMAIN: &str = "example.test";
 const IMPPD: &str = env!("CARGO_BIN_EXE_imppd");
 
 type Check = Result<(), String>;
-
-fn templates() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/softphone")
-}
-
-/// The baresip executable and its module directory; a clear failure when it is missing.
-fn baresip() -> (PathBuf, PathBuf) {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let Some(binary) = std::env::split_paths(&path)
-        .map(|d| d.join("baresip"))
-        .find(|p| p.is_file())
-    else {
-        panic!(
-            "baresip is not installed: install the Debian package baresip-core \
-             (apt-get install baresip-core; .ci/run does)"
-        );
-    };
-    let candidates = [
-        std::env::var_os("BARESIP_MODULES").map(PathBuf::from),
-        Some(PathBuf::from("/usr/lib/baresip/modules")),
-        Some(PathBuf::from("/usr/lib/x86_64-linux-gnu/baresip/modules")),
-        Some(PathBuf::from("/usr/lib64/baresip/modules")),
-        Some(PathBuf::from("/usr/local/lib/baresip/modules")),
-    ];
-    let Some(modules) = candidates
-        .into_iter()
-        .flatten()
-        .find(|d| d.join("stdio.so").is_file())
-    else {
-        panic!(
-            "baresip's modules (stdio.so, presence.so) not found: install the Debian package \
-             baresip-core, or set BARESIP_MODULES to their directory"
-        );
-    };
-    (binary, modules)
-}
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "impp-softphone-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A local port free for UDP and TCP together with the next one (baresip binds SIP/TLS on
-/// port + 1), never handed out twice by this process.
-fn free_port_pair() -> u16 {
-    static TAKEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    let mut taken = TAKEN.lock().unwrap();
-    for _ in 0..200 {
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = probe.local_addr().unwrap().port();
-        drop(probe);
-        if port >= u16::MAX - 1 || taken.contains(&port) || taken.contains(&(port + 1)) {
-            continue;
-        }
-        let free = [port, port + 1].iter().all(|&p| {
-            UdpSocket::bind(("127.0.0.1", p)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-        });
-        if free {
-            taken.extend([port, port + 1]);
-            return port;
-        }
-    }
-    panic!("no two free ports in a row");
-}
-
-/// Output of a process, collected by reader threads (ANSI colours removed).
-#[derive(Clone, Default)]
-struct Output(Arc<Mutex<String>>);
-
-impl Output {
-    fn collect(&self, stream: impl Read + Send + 'static) {
-        let out = self.0.clone();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stream);
-            let mut line = Vec::new();
-            while let Ok(n) = reader.read_until(b'\n', &mut line) {
-                if n == 0 {
-                    break;
-                }
-                let text = strip_ansi(&String::from_utf8_lossy(&line));
-                out.lock().unwrap().push_str(&text);
-                line.clear();
-            }
-        });
-    }
-
-    fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
-    }
-
-    fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI: ESC [ parameters final-letter
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Polls `cond` every 50 ms until it holds or `timeout` passes.
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Sends SIGTERM to `child` by its PID; kills it if it has not exited within `grace`.
-fn terminate(child: &mut Child, grace: Duration) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    if !wait_until(grace, || matches!(child.try_wait(), Ok(Some(_)))) {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
 
 /// What the TLS run makes in imppd's directory: a CA for the run, and imppd's certificate
 /// for DOMAIN (and 127.0.0.1) signed by it. No key material outlives the run.
@@ -331,216 +173,6 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         terminate(&mut self.child, Duration::from_secs(5));
-    }
-}
-
-/// One baresip process: commands on its stdin pipe, its output (with the SIP trace) kept.
-struct Phone {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    out: Output,
-    _dir: Dir,
-}
-
-impl Phone {
-    /// A phone of `user` watching `buddy`. Over TLS it trusts the CA in `trust` (imppd's, or
-    /// another one to see it refused).
-    fn start(
-        user: &str,
-        buddy: &str,
-        transport: &str,
-        server: &Server,
-        trust: Option<&Path>,
-    ) -> Phone {
-        let (binary, modules) = baresip();
-        let dir = Dir::new(user);
-        let port = free_port_pair();
-        let tls_ca = match trust {
-            Some(ca) => format!("sip_cafile\t\t{}", ca.display()),
-            None => String::new(),
-        };
-        let fill = |template: &str| {
-            let text = std::fs::read_to_string(templates().join(template)).unwrap();
-            let text = text
-                .replace("${LISTEN}", &format!("127.0.0.1:{port}"))
-                .replace("${MODULE_PATH}", modules.to_str().unwrap())
-                .replace("${USER}", user)
-                .replace("${PASSWORD}", &format!("{user}-pw"))
-                .replace("${SERVER}", &server.addr_for(transport).to_string())
-                .replace("${TLS_CA}", &tls_ca)
-                .replace("${TRANSPORT}", transport)
-                .replace("${BUDDY_NAME}", buddy)
-                .replace("${BUDDY}", buddy)
-                .replace("${DOMAIN}", DOMAIN);
-            assert!(!text.contains("${"), "{template}: a placeholder is left");
-            std::fs::write(dir.0.join(template), text).unwrap();
-        };
-        for template in ["config", "accounts", "contacts"] {
-            fill(template);
-        }
-        let mut command = Command::new(binary);
-        if trust.is_some() {
-            // OpenSSL's system default for this process: verify the server's chain.
-            fill("openssl.cnf");
-            command.env("OPENSSL_CONF", dir.0.join("openssl.cnf"));
-        }
-        // -s: SIP trace; -t: baresip quits by itself after 55 s, whatever happens here.
-        let mut child = command
-            .arg("-f")
-            .arg(&dir.0)
-            .args(["-s", "-t", "55"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = Output::default();
-        out.collect(child.stdout.take().unwrap());
-        out.collect(child.stderr.take().unwrap());
-        let stdin = child.stdin.take();
-        Phone {
-            name: format!("{user} (pid {}, port {port})", child.id()),
-            child,
-            stdin,
-            out,
-            _dir: dir,
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> Check {
-        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .and_then(|()| stdin.flush())
-            .map_err(|e| format!("{}: cannot write {line:?}: {e}", self.name))
-    }
-
-    /// Waits until the output after `since` contains `what`.
-    fn expect(&self, since: usize, what: &str, timeout: Duration) -> Check {
-        if wait_until(timeout, || {
-            self.out
-                .text()
-                .get(since..)
-                .is_some_and(|t| t.contains(what))
-        }) {
-            Ok(())
-        } else {
-            Err(format!("{}: no {what:?} within {timeout:?}", self.name))
-        }
-    }
-
-    /// Waits until the output after `since` contains `what` `n` times.
-    fn expect_n(&self, since: usize, what: &str, n: usize, timeout: Duration) -> Check {
-        if wait_until(timeout, || {
-            self.out
-                .text()
-                .get(since..)
-                .is_some_and(|t| t.matches(what).count() >= n)
-        }) {
-            Ok(())
-        } else {
-            Err(format!(
-                "{}: {what:?} not seen {n} times within {timeout:?}",
-                self.name
-            ))
-        }
-    }
-
-    fn mark(&self) -> usize {
-        self.out.len()
-    }
-
-    /// Asks `/contacts` (every 300 ms) until `buddy` is shown as `status`.
-    fn sees(&mut self, buddy: &str, status: &str, timeout: Duration) -> Check {
-        let uri = format!("<sip:{buddy}@{DOMAIN}>");
-        let deadline = Instant::now() + timeout;
-        let mut last = String::from("nothing");
-        while Instant::now() < deadline {
-            let since = self.mark();
-            self.cmd("/contacts")?;
-            std::thread::sleep(Duration::from_millis(300));
-            let text = self.out.text();
-            let shown = text
-                .get(since..)
-                .unwrap_or_default()
-                .lines()
-                .rev()
-                .find_map(|l| {
-                    let l = l.trim_start_matches(['>', ' ']);
-                    l.ends_with(&uri)
-                        .then(|| l.split_whitespace().next().unwrap_or_default().to_string())
-                });
-            if let Some(shown) = shown {
-                if shown == status {
-                    return Ok(());
-                }
-                last = shown;
-            }
-        }
-        Err(format!(
-            "{}: {buddy} not shown {status} within {timeout:?} (last shown: {last})",
-            self.name
-        ))
-    }
-
-    /// `/quit`, then SIGTERM and SIGKILL by PID if it lingers. Ok when it quit by itself.
-    fn quit(&mut self) -> Check {
-        let _ = self.cmd("/quit");
-        let exited = wait_until(Duration::from_secs(6), || {
-            matches!(self.child.try_wait(), Ok(Some(_)))
-        });
-        drop(self.stdin.take());
-        if exited {
-            Ok(())
-        } else {
-            terminate(&mut self.child, Duration::from_secs(2));
-            Err(format!("{}: did not exit on /quit", self.name))
-        }
-    }
-}
-
-impl Phone {
-    /// How many SIP messages baresip traced (`-s`) per transport: a trace opens with a line
-    /// `PROTO SRC -> DST` (after a line `#`, which the other output stream may separate from it).
-    fn traced(&self) -> Vec<(String, usize)> {
-        let mut counts: Vec<(String, usize)> = Vec::new();
-        for line in self.out.text().lines() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let head = words.len() == 4
-                && ["UDP", "TCP", "TLS"].contains(&words[0])
-                && words[2] == "->"
-                && words[1].parse::<SocketAddr>().is_ok()
-                && words[3].parse::<SocketAddr>().is_ok();
-            if head {
-                match counts.iter_mut().find(|(p, _)| p == words[0]) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((words[0].to_string(), 1)),
-                }
-            }
-        }
-        counts
-    }
-
-    /// Every SIP message baresip traced went over `transport`, and there were some.
-    fn only_over(&self, transport: &str) -> Check {
-        let counts = self.traced();
-        let want = transport.to_ascii_uppercase();
-        if counts.len() == 1 && counts[0].0 == want {
-            Ok(())
-        } else {
-            Err(format!(
-                "{}: messages traced per transport {counts:?}, expected {want} alone",
-                self.name
-            ))
-        }
-    }
-}
-
-impl Drop for Phone {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        terminate(&mut self.child, Duration::from_secs(2));
     }
 }
 
@@ -760,11 +392,14 @@ const SHORT: Duration = Duration::from_secs(5);
 
 /// The whole flow over `transport`; on failure the logs of everything it ran are printed.
 fn softphones(transport: &str) {
-    let _ = baresip(); // a clear message first when baresip is missing
+    // A clear message first when baresip is missing.
+    if let Err(e) = installed() {
+        panic!("{e}");
+    }
     let started = Instant::now();
-    let dir = Dir::new(&format!("imppd-{transport}"));
-    let tls = (transport == "tls").then(|| TlsFiles::make(&dir.0));
-    let mut server = Server::start(&dir.0.join("imppd.db"), tls);
+    let dir = TempDir::new(&format!("softphone-imppd-{transport}"));
+    let tls = (transport == "tls").then(|| TlsFiles::make(dir.path()));
+    let mut server = Server::start(&dir.path().join("imppd.db"), tls);
     let mut phones: Vec<Phone> = Vec::new();
     let result = flow(transport, &mut server, &mut phones);
     let stopped = server.stop();
@@ -789,8 +424,9 @@ fn flow(transport: &str, server: &mut Server, phones: &mut Vec<Phone>) -> Check 
     // Over TLS the phones trust the run's CA, which signed imppd's certificate.
     let trust = server.tls.as_ref().map(|t| t.ca_file.clone());
     let trust = trust.as_deref();
-    phones.push(Phone::start("alice", "bob", transport, server, trust));
-    phones.push(Phone::start("bob", "alice", transport, server, trust));
+    let at = server.addr_for(transport);
+    phones.push(Phone::start_over("alice", "bob", transport, at, trust)?);
+    phones.push(Phone::start_over("bob", "alice", transport, at, trust)?);
 
     // REGISTER with digest (the 401 first, then the 200).
     for p in phones.iter() {
@@ -845,7 +481,7 @@ fn flow(transport: &str, server: &mut Server, phones: &mut Vec<Phone>) -> Check 
         std::thread::sleep(Duration::from_millis(100));
     }
     phones[ALICE].expect_n(since, "SIP/2.0 202 ", texts.len(), SHORT)?;
-    phones.push(Phone::start("bob", "alice", transport, server, trust));
+    phones.push(Phone::start_over("bob", "alice", transport, at, trust)?);
     let bob = phones.len() - 1;
     phones[bob].expect(0, "registered successfully", SHORT)?;
     for text in texts {
@@ -853,7 +489,7 @@ fn flow(transport: &str, server: &mut Server, phones: &mut Vec<Phone>) -> Check 
     }
 
     for p in phones.iter_mut() {
-        if matches!(p.child.try_wait(), Ok(None)) {
+        if p.running() {
             p.quit()?;
         }
     }
@@ -865,16 +501,16 @@ fn flow(transport: &str, server: &mut Server, phones: &mut Vec<Phone>) -> Check 
     // Over TLS, a phone that trusts another CA does not get through: OpenSSL refuses imppd's
     // chain, so the REGISTER never leaves.
     if server.tls.is_some() {
-        let dir = Dir::new("stranger-ca");
+        let dir = TempDir::new("softphone-stranger-ca");
         let stranger = TestCa::new("a CA that did not sign imppd's certificate");
-        let ca_file = stranger.write(&dir.0, "stranger-ca");
-        phones.push(Phone::start(
+        let ca_file = stranger.write(dir.path(), "stranger-ca");
+        phones.push(Phone::start_over(
             "alice",
             "bob",
             transport,
-            server,
+            at,
             Some(&ca_file),
-        ));
+        )?);
         let p = phones.last_mut().unwrap();
         p.expect(0, "Register: Protocol error", SHORT)?;
         if p.out.text().contains("registered successfully") {

@@ -22,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::baresip::{wait_until, Output, Phone};
+use common::baresip::{terminate, wait_until, Output, Phone};
 use common::imppd::Imppd;
 use common::kamailio::free_port;
 
@@ -152,17 +152,7 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            if !wait_until(Duration::from_secs(3), || {
-                matches!(self.child.try_wait(), Ok(Some(_)))
-            }) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
+        terminate(&mut self.child, Duration::from_secs(3));
     }
 }
 

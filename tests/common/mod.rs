@@ -10,6 +10,7 @@ pub mod clock;
 pub mod fixtures;
 pub mod imppd;
 pub mod kamailio;
+pub mod rls;
 pub mod sip;
 pub mod sipp;
 pub mod tls;

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,9 +14,16 @@ use impp::sip::digest::{expected_response, Algorithm};
 use impp::sip::transport::ListenAddr;
 use impp::sip::{SipLimits, SipMessage, Transport};
 use impp::sip::{SipServer, SipServerConfig};
-use impp::store::{Credential, MemoryStore};
+use impp::store::{Credential, MemoryStore, SqliteStore};
+
+use super::kamailio::TempDir;
 
 pub const DOMAIN: &str = "example.test";
+
+/// `sip:<user>@DOMAIN`.
+pub fn aor(user: &str) -> String {
+    format!("sip:{user}@{DOMAIN}")
+}
 
 pub struct Server {
     pub engine: Arc<Engine>,
@@ -59,6 +67,43 @@ impl Server {
             .as_ref()
             .expect("a server made by Server::clocked");
         super::clock::advance(clock, by, &[&self.engine], &[&self.server]);
+    }
+
+    /// A server on `clock` over the SQLite file `db`, which outlives it: a restart is
+    /// [`Server::stop`] and this again on the same file.
+    pub fn on_sqlite(db: &Path, clock: &Arc<ManualClock>) -> Server {
+        let store = Arc::new(SqliteStore::open(db).unwrap());
+        let c = clock.clone();
+        let mut s = Server::start_configured(
+            false,
+            move |e| {
+                e.clock = c;
+                e.store = store;
+            },
+            |_| {},
+        );
+        s.clock = Some(clock.clone());
+        s
+    }
+
+    /// Stops the SIP server and the engine, as a process exit would (the store is closed).
+    pub fn stop(self) {
+        let Server { engine, server, .. } = self;
+        drop(server);
+        engine.shutdown().unwrap();
+        drop(engine);
+    }
+
+    /// Whether no request reached `client` (none kept from before either): the engine and
+    /// the stack run what is due (a NOTIFY claimed by an answer goes out on the timer
+    /// thread), then an OPTIONS round trip over the same socket, whose answer comes after
+    /// anything the server sent before it. What arrives meanwhile is kept in
+    /// `client.requests`.
+    pub fn nothing_arrives(&self, client: &mut Client) -> bool {
+        self.engine.sync().unwrap();
+        assert!(self.server.sync());
+        assert_eq!(client.options().status(), Some(200));
+        client.requests.is_empty()
     }
 
     /// A server whose engine's configuration `engine` may change first (a manual clock, say).
@@ -110,6 +155,39 @@ impl Server {
             .find(|l| l.proto == proto)
             .unwrap()
             .addr
+    }
+}
+
+/// A SQLite file in a directory of its own (removed when dropped) and a manual clock: what a
+/// test stops a server on and starts it again on, as a process restarts.
+pub struct SqliteFile {
+    _dir: TempDir,
+    pub db: PathBuf,
+    pub clock: Arc<ManualClock>,
+}
+
+impl SqliteFile {
+    pub fn new(name: &str) -> SqliteFile {
+        let dir = TempDir::new(name);
+        let db = dir.path().join("impp.db");
+        SqliteFile {
+            _dir: dir,
+            db,
+            clock: ManualClock::new(),
+        }
+    }
+
+    /// A server over this file on this clock ([`Server::on_sqlite`]).
+    pub fn start(&self) -> Server {
+        Server::on_sqlite(&self.db, &self.clock)
+    }
+
+    /// A restart: stops `s`, moves the clock by `down` (the time the process was down), and
+    /// starts a server again on the file. Its clients must be pointed at the new one.
+    pub fn restart(&self, s: Server, down: Duration) -> Server {
+        s.stop();
+        self.clock.advance(down);
+        self.start()
     }
 }
 
@@ -339,6 +417,20 @@ impl Client {
         panic!("no {method} arrived");
     }
 
+    /// An OPTIONS to the domain; its answer.
+    pub fn options(&mut self) -> SipMessage {
+        let target = format!("sip:{DOMAIN}");
+        let options = self.request(
+            "OPTIONS",
+            &target,
+            &format!("<{target}>"),
+            &token(),
+            "",
+            None,
+        );
+        self.transact(&options)
+    }
+
     pub fn register(&mut self, expires: u32) -> SipMessage {
         let aor = self.aor();
         let call_id = format!("reg-{}", self.tag);
@@ -371,6 +463,16 @@ impl Client {
             )
         })
     }
+}
+
+/// The To tag of an answer: the dialog's tag on the server's side.
+pub fn to_tag(m: &SipMessage) -> String {
+    m.to().unwrap().tag().unwrap().to_string()
+}
+
+/// The CSeq number of a message.
+pub fn cseq(m: &SipMessage) -> u32 {
+    m.cseq().unwrap().seq
 }
 
 pub fn header_map(m: &SipMessage) -> HashMap<String, String> {
