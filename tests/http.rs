@@ -73,6 +73,10 @@ fn health_and_metrics_answer_and_bad_requests_are_refused() {
         "imppd_endpoints 0\n",
         "imppd_connections_open 0\n",
         "imppd_up 1\n",
+        "# TYPE imppd_sip_answers_total counter\n",
+        "imppd_sip_answers_total{method=\"REGISTER\",class=\"2xx\"} 0\n",
+        "imppd_sip_requests_sent_total{method=\"NOTIFY\"} 0\n",
+        "imppd_sip_request_outcomes_total{outcome=\"timeout\"} 0\n",
     ] {
         assert!(metrics.contains(line), "no {line:?} in\n{metrics}");
     }
@@ -89,7 +93,10 @@ fn health_and_metrics_answer_and_bad_requests_are_refused() {
     );
     assert!(post.contains("\r\nAllow: GET, HEAD\r\n"), "{post}");
     let missing = get(http, "GET", "/metrics/x");
-    assert!(missing.starts_with("HTTP/1.1 404 Not Found\r\n"), "{missing}");
+    assert!(
+        missing.starts_with("HTTP/1.1 404 Not Found\r\n"),
+        "{missing}"
+    );
 
     let big = format!(
         "GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Filler: {}\r\n\r\n",
@@ -125,7 +132,10 @@ fn health_and_metrics_answer_and_bad_requests_are_refused() {
     // The listener still serves after all that, and imppd stops cleanly with it (SIGTERM).
     assert!(get(http, "GET", "/health").starts_with("HTTP/1.1 200 OK\r\n"));
     node.stop();
-    assert!(TcpStream::connect(http).is_err(), "the listener outlived imppd");
+    assert!(
+        TcpStream::connect(http).is_err(),
+        "the listener outlived imppd"
+    );
 }
 
 #[test]
@@ -137,7 +147,10 @@ fn an_unusable_http_address_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--http localhost: expected ADDR:PORT"), "{err}");
+    assert!(
+        err.contains("--http localhost: expected ADDR:PORT"),
+        "{err}"
+    );
 }
 
 fn python() -> String {

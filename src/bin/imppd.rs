@@ -858,5 +858,7 @@ fn serve(mut options: Options) -> Result<(), String> {
 
 /// The SIP server, shared with the HTTP listener's scrapes (a poisoned lock still holds it).
 fn lock(server: &std::sync::Mutex<SipServer>) -> std::sync::MutexGuard<'_, SipServer> {
-    server.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    server
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -7,10 +7,11 @@ Usage: metrics_check.py HTTP-PORT SIP-PORT DOMAIN USER PASSWORD (run by tests/ht
 import os
 import socket
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sipwire import Conn  # noqa: E402
+from sipwire import Conn, answer  # noqa: E402
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
@@ -36,6 +37,9 @@ EXPECTED = {
     "imppd_federation_requests": "counter",
     "imppd_heap_live_bytes": "gauge",
     "imppd_http_requests": "counter",
+    "imppd_sip_answers": "counter",
+    "imppd_sip_requests_sent": "counter",
+    "imppd_sip_request_outcomes": "counter",
 }
 
 
@@ -73,9 +77,40 @@ got = conn.transact("REGISTER", f"sip:{domain}", aor, aor, user, password, conta
 assert got.status == 200, f"REGISTER: {got}"
 got = conn.transact("REGISTER", f"sip:{domain}", aor, aor, user, password + "-wrong", contact)
 assert got.status in (401, 403), f"REGISTER with a wrong password: {got}"
+# Alice watches herself (her own domain may): imppd answers 200 and sends a NOTIFY, which is
+# answered 200 here.
+events = "Event: presence\r\nAccept: application/pidf+xml\r\n"
+got = conn.transact("SUBSCRIBE", aor, aor, aor, user, password, contact + events)
+assert 200 <= got.status < 300, f"SUBSCRIBE: {got}"
+notify = None
+deadline = time.monotonic() + 5
+while notify is None and time.monotonic() < deadline:
+    m = conn.read(max(0.01, deadline - time.monotonic()))
+    if m.is_request:
+        answer(conn, m, 200)
+        notify = m if m.method == "NOTIFY" else None
+assert notify is not None, "no NOTIFY"
 
-after, _ = scrape()
+after = None
+def answered_notify(samples):
+    return value(samples, "imppd_sip_request_outcomes_total", outcome="2xx") >= 1
+
+
+# The NOTIFY's 200 is counted when imppd reads it: scrape until it is (at most 5 s).
+deadline = time.monotonic() + 5
+while True:
+    after, _ = scrape()
+    if answered_notify(after) or time.monotonic() > deadline:
+        break
+    time.sleep(0.05)
 checks = [
+    ("imppd_sip_answers_total", {"method": "REGISTER", "class": "2xx"}, 1),
+    ("imppd_sip_answers_total", {"method": "REGISTER", "class": "4xx"}, 2),
+    ("imppd_sip_answers_total", {"method": "SUBSCRIBE", "class": "2xx"}, 1),
+    ("imppd_sip_requests_sent_total", {"method": "NOTIFY"}, 1),
+    ("imppd_sip_request_outcomes_total", {"outcome": "2xx"}, 1),
+    ("imppd_notifications_total", {"outcome": "sent"}, 1),
+    ("imppd_subscriptions", {"state": "active"}, 1),
     ("imppd_endpoints", {}, 1),
     ("imppd_guard_total", {"reason": "auth_failure"}, 1),
     ("imppd_http_requests_total", {}, 1),

@@ -271,7 +271,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str
 /// transaction).
 fn metrics(sources: &Sources, counters: &Counters) -> String {
     let e = sources.engine.stats();
-    let (t, g, f) = {
+    let (t, g, f, w) = {
         let server = sources
             .server
             .lock()
@@ -280,6 +280,7 @@ fn metrics(sources: &Sources, counters: &Counters) -> String {
             server.transport_stats(),
             server.guard_stats(),
             server.federation_stats(),
+            server.traffic_stats(),
         )
     };
     let mut o = String::with_capacity(8192);
@@ -459,6 +460,7 @@ fn metrics(sources: &Sources, counters: &Counters) -> String {
         "Back-end dialogs that failed and were retried.",
         &[("", f.failures)],
     );
+    traffic(&mut o, &w);
     family(
         &mut o,
         "imppd_heap_live_bytes",
@@ -481,4 +483,56 @@ fn metrics(sources: &Sources, counters: &Counters) -> String {
         &[("", counters.refused.load(Ordering::Relaxed))],
     );
     o
+}
+
+/// The SIP traffic counters: labels made once per scrape (a few dozen short strings).
+fn traffic(o: &mut String, w: &impp::sip::TrafficStats) {
+    use impp::sip::traffic::{CLASSES, METHODS};
+    let answered: Vec<(String, u64)> = METHODS
+        .iter()
+        .enumerate()
+        .flat_map(|(m, method)| {
+            CLASSES.iter().enumerate().map(move |(c, class)| {
+                (
+                    format!("method=\"{method}\",class=\"{class}\""),
+                    w.answered[m][c],
+                )
+            })
+        })
+        .collect();
+    let refs: Vec<(&str, u64)> = answered.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        o,
+        "imppd_sip_answers_total",
+        "counter",
+        "Final SIP answers sent (or passed on as a proxy), by request method and class.",
+        &refs,
+    );
+    let sent: Vec<(String, u64)> = METHODS
+        .iter()
+        .zip(w.sent)
+        .map(|(method, n)| (format!("method=\"{method}\""), n))
+        .collect();
+    let refs: Vec<(&str, u64)> = sent.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        o,
+        "imppd_sip_requests_sent_total",
+        "counter",
+        "SIP requests imppd sent in client transactions (NOTIFY, SUBSCRIBE, ...), by method.",
+        &refs,
+    );
+    let mut outcomes: Vec<(String, u64)> = CLASSES
+        .iter()
+        .zip(w.sent_answered)
+        .map(|(class, n)| (format!("outcome=\"{class}\""), n))
+        .collect();
+    outcomes.push(("outcome=\"timeout\"".into(), w.sent_timed_out));
+    let refs: Vec<(&str, u64)> = outcomes.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        o,
+        "imppd_sip_request_outcomes_total",
+        "counter",
+        "How the SIP requests imppd sent ended: final answer class (unsendable counts as 5xx) or timeout.",
+        &refs,
+    );
 }
