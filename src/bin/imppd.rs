@@ -11,6 +11,7 @@
 //!       [--max-endpoints-per-user N]
 //!       [--peer DOMAIN=ADDR[/PREFIX]]... [--federation trusted|open]
 //!       [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]...
+//!       [--http ADDR:PORT]
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]

@@ -203,16 +203,13 @@ fn serve_connection(mut stream: TcpStream, sources: &Sources, counters: &Counter
 fn answer(method: &str, target: &str, sources: &Sources, counters: &Counters) -> Vec<u8> {
     let head_only = method == "HEAD";
     if method != "GET" && !head_only {
-        let mut r = response(
-            "405 Method Not Allowed",
+        // With the `Allow` field a 405 must carry (RFC 9110 §15.5.6).
+        return response(
+            "405 Method Not Allowed\r\nAllow: GET, HEAD",
             "text/plain",
             b"GET or HEAD only\n",
             false,
         );
-        // The `Allow` field a 405 must carry (RFC 9110 §15.5.6), before the blank line.
-        let at = r.len() - b"GET or HEAD only\n".len() - 2;
-        r.splice(at..at, b"Allow: GET, HEAD\r\n".iter().copied());
-        return r;
     }
     let path = target.split('?').next().unwrap_or("");
     match path {
@@ -239,7 +236,7 @@ fn answer(method: &str, target: &str, sources: &Sources, counters: &Counters) ->
 }
 
 /// A whole response with `Connection: close`; `head_only` leaves the body out (HEAD) but
-/// keeps its length.
+/// keeps its length. `status` may end with header lines of its own (`\r\n`-separated).
 fn response(status: &str, content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {
     let mut r = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
