@@ -11,6 +11,7 @@
 //!       [--max-endpoints-per-user N]
 //!       [--peer DOMAIN=ADDR[/PREFIX]]... [--federation trusted|open]
 //!       [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]...
+//!       [--http ADDR:PORT]
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]
@@ -73,6 +74,8 @@
 
 #[path = "imppd/heap.rs"]
 mod heap;
+#[path = "imppd/http.rs"]
+mod http;
 #[path = "imppd/list_import.rs"]
 mod list_import;
 #[path = "imppd/lists.rs"]
@@ -108,6 +111,7 @@ const USAGE: &str = "usage:
         [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]
                    [,list=[presence:|dialog:]LIST-URI]...]...
         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
+        [--http ADDR:PORT]
         [--rate-limit N[/BURST]] [--max-connections N] [--max-connections-per-address N]
         [--unauthenticated-timeout S] [--tls-handshake-timeout S] [--idle-timeout S]
         [--auth-proxy ADDR]... [--ws-origin ORIGIN]... [--web-root DIR]
@@ -176,6 +180,8 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           origin); wss: needs --tls-cert/--tls-key; --web-root DIR: those listeners
           answer plain HTTP GETs with the files of DIR (examples/web: the web buddy
           list, same origin as its WebSocket);
+          --http ADDR:PORT: plain HTTP with GET /health (200 ok; 503 once stopping) and
+          GET /metrics (Prometheus text format 0.0.4, imppd_* names; see the README);
           --list-batch-interval 1000: how long (ms, 0 to 60000; 0: none) changes of a
           resource list's resources are collected into one partial NOTIFY (RFC 4662)";
 
@@ -203,6 +209,8 @@ struct Options {
     peers: Vec<impp::sip::TrustedPeer>,
     federation: impp::sip::Federation,
     publishers: Vec<impp::sip::TrustedPublisher>,
+    /// `--http ADDR:PORT`: the `/health` and `/metrics` listener (see `http.rs`).
+    http: Option<SocketAddr>,
 }
 
 impl Default for Options {
@@ -227,6 +235,7 @@ impl Default for Options {
             peers: Vec::new(),
             federation: impp::sip::Federation::Trusted,
             publishers: Vec::new(),
+            http: None,
         }
     }
 }
@@ -390,6 +399,12 @@ impl Options {
                 impp::sip::TrustedPublisher::parse(need(name, value)?)
                     .map_err(|e| format!("--publisher: {e}"))?,
             ),
+            "http" => {
+                let v = need(name, value)?;
+                self.http = Some(v.parse().map_err(|_| {
+                    format!("--http {v}: expected ADDR:PORT (plain HTTP; [::1]:PORT for IPv6)")
+                })?)
+            }
             "federate" => self.federate = flag(name, value)?,
             "no-federate" => self.federate = !flag(name, value)?,
             "workers" => {
@@ -447,7 +462,8 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (name.to_string(), None),
             };
-            const WITH_VALUE: [&str; 16] = [
+            const WITH_VALUE: [&str; 17] = [
+                "http",
                 "tls-cert",
                 "tls-key",
                 "tls-ca",
@@ -711,12 +727,27 @@ fn serve(mut options: Options) -> Result<(), String> {
         .set_event_callback(Some(Box::new(|_event| {})))
         .map_err(|e| e.to_string())?;
     let network_summary = options.network.summary(&sip);
-    let mut server = SipServer::start(engine.clone(), sip).map_err(|e| e.to_string())?;
-    let addrs: Vec<String> = server
+    let server = Arc::new(std::sync::Mutex::new(
+        SipServer::start(engine.clone(), sip).map_err(|e| e.to_string())?,
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let http = match options.http {
+        Some(addr) => Some(http::HttpListener::start(
+            addr,
+            http::Sources {
+                engine: engine.clone(),
+                server: server.clone(),
+                stopping: stop.clone(),
+            },
+        )?),
+        None => None,
+    };
+    let mut addrs: Vec<String> = lock(&server)
         .local_addrs()
         .iter()
         .map(|l| format!("{}:{}", l.proto.as_str(), l.addr))
         .collect();
+    addrs.extend(http.as_ref().map(|h| format!("http:{}", h.local_addr())));
     let _ = writeln!(
         std::io::stderr(),
         "imppd trust: federation {}, peers {}, publishers {}",
@@ -747,7 +778,6 @@ fn serve(mut options: Options) -> Result<(), String> {
         network_summary
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
@@ -790,7 +820,10 @@ fn serve(mut options: Options) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(50));
         if report.swap(false, Ordering::Relaxed) {
-            let (g, t) = (server.guard_stats(), server.transport_stats());
+            let (g, t) = {
+                let server = lock(&server);
+                (server.guard_stats(), server.transport_stats())
+            };
             let _ = writeln!(
                 std::io::stderr(),
                 "imppd: guard rate_refused={} rate_dropped={} queue_dropped={} \
@@ -814,9 +847,19 @@ fn serve(mut options: Options) -> Result<(), String> {
         }
     }
     let _ = writeln!(std::io::stderr(), "imppd: stopping");
-    server.stop();
+    if let Some(http) = http {
+        http.stop();
+    }
+    lock(&server).stop();
     drop(server);
     engine.shutdown().map_err(|e| e.to_string())?;
     let _ = Proto::Udp;
     Ok(())
+}
+
+/// The SIP server, shared with the HTTP listener's scrapes (a poisoned lock still holds it).
+fn lock(server: &std::sync::Mutex<SipServer>) -> std::sync::MutexGuard<'_, SipServer> {
+    server
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

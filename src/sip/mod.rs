@@ -4,7 +4,7 @@
 //! | layer | modules |
 //! | --- | --- |
 //! | codec (no I/O) | [`message`] (a parsed message), [`header`] (typed values), [`name`] (header names), [`builder`] (building messages), [`framing`] (a TCP stream cut into messages), [`multipart`] (`multipart/related` bodies) and [`list_body`] (the RLMI body of a list NOTIFY, RFC 4662), [`recipient_list`] (a resource list sent in a SUBSCRIBE, RFC 5367), `proxy` (a request as a proxy forwards it), [`dialog`] (a subscription dialog as bytes), [`digest`] and [`digest_client`] (digest authentication), [`route`] (next hops), `page` (MESSAGE ↔ engine message) |
-//! | stack | `stack` (knows no role: the transport, transactions, the engine's clock and the timer thread's `alarm`, tokens, outcomes to whoever waits), [`transport`] (UDP, TCP, TLS and WebSocket on a mio I/O thread; `transport::websocket` the RFC 7118 handshake and framing, `transport::web_root` the static files of `--web-root`), [`transaction`] (non-INVITE client and server transactions, without I/O) |
+//! | stack | `stack` (knows no role: the transport, transactions, the engine's clock and the timer thread's `alarm`, tokens, outcomes to whoever waits), [`transport`] (UDP, TCP, TLS and WebSocket on a mio I/O thread; `transport::websocket` the RFC 7118 handshake and framing, `transport::web_root` the static files of `--web-root`), [`transaction`] (non-INVITE client and server transactions, without I/O), [`traffic`] (answers by method and class, requests sent and their outcomes, counted) |
 //! | server roles | [`server`]: registrar, publisher, notifier, list server, pager, forwarder |
 //! | agent roles | [`agent`]: back-end subscriptions (federation), accounts |
 //! | node | [`node`]: [`SipServer`], which builds the stack and the roles and gives each request and engine event to its role |
@@ -45,6 +45,7 @@ pub mod route;
 pub mod server;
 pub(crate) mod stack;
 pub mod tls;
+pub mod traffic;
 pub mod transaction;
 pub mod transport;
 
@@ -58,6 +59,7 @@ pub use message::SipMessage;
 pub use node::{ConnectionLimits, SipServer, SipServerConfig};
 pub use server::throttle::AuthLimits;
 pub use server::trust::{Federation, Network, PublisherId, TrustedPeer, TrustedPublisher};
+pub use traffic::TrafficStats;
 
 /// Bounds on what the parser and the stream framer accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

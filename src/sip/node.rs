@@ -648,6 +648,12 @@ impl SipServer {
         self.node.agent_counters.stats(self.node.backends.counts())
     }
 
+    /// Final answers by method and class, requests sent and how they ended (see
+    /// [`super::traffic`]).
+    pub fn traffic_stats(&self) -> super::TrafficStats {
+        self.node.stack.traffic().stats()
+    }
+
     /// Counts of what the server refused to protect its users (see [`super::guard`]).
     pub fn guard_stats(&self) -> super::GuardStats {
         self.node.stack.guard().stats()

@@ -26,6 +26,7 @@ use super::guard::GuardCounters;
 use super::header::{NameAddr, Via};
 use super::message::SipMessage;
 use super::proxy::with_received;
+use super::traffic::TrafficCounters;
 use super::transaction::{
     Arrival, ClientAction, ClientTransactions, ServerKey, ServerTransactions, Timers,
 };
@@ -104,6 +105,8 @@ pub(crate) struct Stack {
     alarm: Alarm,
     /// Refusals of every limit, throttle and trust check (see [`super::guard`]).
     guard: GuardCounters,
+    /// Answers and requests by method and class (see [`super::traffic`]).
+    traffic: TrafficCounters,
 }
 
 /// A request being handled.
@@ -162,6 +165,7 @@ impl Stack {
             counter: AtomicU64::new(1),
             alarm: Alarm::default(),
             guard: GuardCounters::default(),
+            traffic: TrafficCounters::default(),
         }
     }
 
@@ -177,6 +181,11 @@ impl Stack {
     /// The refusal counters every role adds to (see [`super::guard`]).
     pub(crate) fn guard(&self) -> &GuardCounters {
         &self.guard
+    }
+
+    /// The traffic counters (see [`super::traffic`]).
+    pub(crate) fn traffic(&self) -> &TrafficCounters {
+        &self.traffic
     }
 
     /// Sets the transport (once, right after it started: it is made with handlers that
@@ -338,6 +347,7 @@ impl Stack {
         waiting: Box<dyn Waiting>,
     ) {
         let now = self.now();
+        self.traffic.sent(&bytes);
         lock(&self.client_tx).start(branch, bytes.clone(), dest, proto.is_stream(), waiting, now);
         // Its first timer: E over UDP, F over TCP.
         let first = if proto.is_stream() {
@@ -362,6 +372,7 @@ impl Stack {
         };
         let waiting = lock(&self.client_tx).respond(&branch, 503, true, self.now());
         if let Some(waiting) = waiting {
+            self.traffic.outcome(503);
             waiting.outcome(503, None);
         }
     }
@@ -369,7 +380,10 @@ impl Stack {
     /// Completes the client transaction of `branch` with a final `status`, taking its
     /// waiter (for a response passed on whole by its taker, see [`Dispatch::response`]).
     pub(crate) fn complete(&self, branch: &str, status: u16, reliable: bool) {
-        let _ = lock(&self.client_tx).respond(branch, status, reliable, self.now());
+        let waiting = lock(&self.client_tx).respond(branch, status, reliable, self.now());
+        if waiting.is_some() {
+            self.traffic.outcome(status);
+        }
     }
 
     /// What came in from the transport (on a worker thread): see the module documentation.
@@ -412,6 +426,8 @@ impl Stack {
             if message.is_request() && message.can_answer_bad_request() {
                 log::debug!("SIP: 400 to {}: {problem}", inbound.source);
                 if let Ok(bytes) = bad_request(&message, &problem, Some(&self.token())) {
+                    self.traffic
+                        .answered(message.method().unwrap_or_default(), 400);
                     self.send(peer.proto, peer.source, peer.connection, bytes);
                 }
             } else {
@@ -454,6 +470,8 @@ impl Stack {
             Ok(b.build())
         })();
         if let Ok(bytes) = built {
+            self.traffic
+                .answered(message.method().unwrap_or_default(), 503);
             self.send(inbound.proto, inbound.source, inbound.connection, bytes);
         }
     }
@@ -499,6 +517,7 @@ impl Stack {
         match waiting {
             Some(waiting) => {
                 if status >= 200 {
+                    self.traffic.outcome(status);
                     waiting.outcome(status, Some(message));
                 }
                 true
@@ -536,6 +555,7 @@ impl Stack {
             table.respond(branch, status, reliable, self.now())
         };
         if let Some(waiting) = waiting {
+            self.traffic.outcome(status);
             waiting.outcome(status, None);
         }
         true
@@ -550,6 +570,9 @@ impl Stack {
     /// Sends the response `bytes` (status `status`) in the request's transaction.
     pub(crate) fn answer_bytes(&self, request: &Request, status: u16, bytes: Vec<u8>) {
         let now = self.now();
+        if status >= 200 {
+            self.traffic.answered(&request.key.method, status);
+        }
         lock(&self.server_tx).respond(
             &request.key,
             status,
@@ -579,6 +602,7 @@ impl Stack {
         bytes: Vec<u8>,
         reliable: bool,
     ) {
+        self.traffic.answered(&key.method, status);
         lock(&self.server_tx).respond(key, status, bytes, reliable, self.now());
     }
 
@@ -686,7 +710,10 @@ impl Stack {
                 ClientAction::Retransmit { dest, request } => {
                     self.send(Proto::Udp, dest, None, request)
                 }
-                ClientAction::TimedOut(waiting) => waiting.outcome(408, None),
+                ClientAction::TimedOut(waiting) => {
+                    self.traffic.timed_out();
+                    waiting.outcome(408, None)
+                }
             }
         }
     }

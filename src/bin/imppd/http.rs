@@ -1,0 +1,535 @@
+//! imppd's HTTP listener (`--http ADDR:PORT`): `/health` for load balancers and `/metrics` in
+//! the Prometheus text exposition format 0.0.4, from the counters the library already keeps.
+//!
+//! Why here and not in the library: what it serves is imppd's operation surface (its metric
+//! names, its health meaning "this process serves SIP"); an embedder of the C or Python API
+//! reads the same counters through `stats()` and exports them with its own HTTP stack. The
+//! XCAP server the issue asks for will need the listener in the library; it can move then.
+//!
+//! Kept apart from SIP on purpose: its own blocking accept thread and one short-lived thread
+//! per connection, so a slow scraper never touches the SIP I/O thread. Bounded: at most
+//! [`MAX_CONNECTIONS`] at once (more are answered `503` and closed), a request head of at most
+//! [`MAX_HEAD`] bytes (`431` past it), [`REQUEST_TIMEOUT`] to send it (closed after it), one
+//! request per connection (`Connection: close`). Requests are read by `httparse`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use impp::engine::Engine;
+use impp::sip::SipServer;
+
+/// Connections served at once; a scraper and a load balancer or two need a handful.
+pub const MAX_CONNECTIONS: usize = 16;
+/// Bytes of request line and headers; a scrape's head is a few hundred.
+pub const MAX_HEAD: usize = 8192;
+/// Time a client has to send its request head, from the connection's acceptance.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Headers read (more is `431`).
+const MAX_HEADERS: usize = 32;
+
+/// What the listener reports on.
+#[derive(Clone)]
+pub struct Sources {
+    pub engine: Arc<Engine>,
+    pub server: Arc<Mutex<SipServer>>,
+    /// Set when imppd was asked to stop (SIGTERM, SIGINT): `/health` answers `503` from then.
+    pub stopping: Arc<AtomicBool>,
+}
+
+/// The running listener; [`HttpListener::stop`] joins its accept thread.
+pub struct HttpListener {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The listener's own counters, exported with the rest.
+#[derive(Default)]
+struct Counters {
+    active: AtomicUsize,
+    requests: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl HttpListener {
+    /// Binds `addr` and starts serving. Fails when the address cannot be bound.
+    pub fn start(addr: SocketAddr, sources: Sources) -> Result<HttpListener, String> {
+        let listener = TcpListener::bind(addr).map_err(|e| format!("--http {addr}: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("--http {addr}: {e}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let counters = Arc::new(Counters::default());
+        let thread = std::thread::Builder::new()
+            .name("imppd-http".into())
+            .spawn(move || accept_loop(listener, stopped, sources, counters))
+            .map_err(|e| format!("--http: cannot start its thread: {e}"))?;
+        Ok(HttpListener {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting and joins the accept thread (connections in progress finish on their
+    /// own threads within [`REQUEST_TIMEOUT`]).
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        // The accept thread blocks in accept(): one connection wakes it to see the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Decrements the count of connections served when a connection's thread ends.
+struct Active(Arc<Counters>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    stop: Arc<AtomicBool>,
+    sources: Sources,
+    counters: Arc<Counters>,
+) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        let Ok(mut stream) = stream else { continue };
+        if counters.active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+            counters.active.fetch_sub(1, Ordering::AcqRel);
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+            let _ = stream.write_all(&response(
+                "503 Service Unavailable",
+                "text/plain",
+                b"too many connections\n",
+                false,
+            ));
+            continue;
+        }
+        let active = Active(counters.clone());
+        let sources = sources.clone();
+        let spawned = std::thread::Builder::new()
+            .name("imppd-http-conn".into())
+            .spawn(move || {
+                let counters = active.0.clone();
+                serve_connection(stream, &sources, &counters);
+                drop(active);
+            });
+        // Not spawned: `active` was dropped with the closure, the connection closed.
+        let _ = spawned;
+    }
+}
+
+/// Reads one request head (within the bounds) and answers it.
+fn serve_connection(mut stream: TcpStream, sources: &Sources, counters: &Counters) {
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
+    let mut buf = vec![0u8; MAX_HEAD];
+    let mut len = 0;
+    let answer = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return; // Stalled: closed without an answer.
+        }
+        match stream.read(&mut buf[len..]) {
+            Ok(0) => return,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return, // Timed out or reset.
+        }
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&buf[..len]) {
+            Ok(httparse::Status::Complete(_)) => {
+                counters.requests.fetch_add(1, Ordering::Relaxed);
+                break answer(
+                    request.method.unwrap_or(""),
+                    request.path.unwrap_or(""),
+                    sources,
+                    counters,
+                );
+            }
+            Ok(httparse::Status::Partial) if len == MAX_HEAD => {
+                break response(
+                    "431 Request Header Fields Too Large",
+                    "text/plain",
+                    b"request head too large\n",
+                    false,
+                )
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::TooManyHeaders) => {
+                break response(
+                    "431 Request Header Fields Too Large",
+                    "text/plain",
+                    b"too many header fields\n",
+                    false,
+                )
+            }
+            Err(e) => {
+                break response(
+                    "400 Bad Request",
+                    "text/plain",
+                    format!("{e}\n").as_bytes(),
+                    false,
+                )
+            }
+        }
+    };
+    let _ = stream.write_all(&answer);
+    let _ = stream.flush();
+}
+
+/// The response to a complete request head.
+fn answer(method: &str, target: &str, sources: &Sources, counters: &Counters) -> Vec<u8> {
+    let head_only = method == "HEAD";
+    if method != "GET" && !head_only {
+        // With the `Allow` field a 405 must carry (RFC 9110 §15.5.6).
+        return response(
+            "405 Method Not Allowed\r\nAllow: GET, HEAD",
+            "text/plain",
+            b"GET or HEAD only\n",
+            false,
+        );
+    }
+    let path = target.split('?').next().unwrap_or("");
+    match path {
+        "/health" => {
+            if sources.stopping.load(Ordering::Relaxed) {
+                response(
+                    "503 Service Unavailable",
+                    "text/plain",
+                    b"stopping\n",
+                    head_only,
+                )
+            } else {
+                response("200 OK", "text/plain", b"ok\n", head_only)
+            }
+        }
+        "/metrics" => response(
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics(sources, counters).as_bytes(),
+            head_only,
+        ),
+        _ => response("404 Not Found", "text/plain", b"not found\n", head_only),
+    }
+}
+
+/// A whole response with `Connection: close`; `head_only` leaves the body out (HEAD) but
+/// keeps its length. `status` may end with header lines of its own (`\r\n`-separated).
+fn response(status: &str, content_type: &str, body: &[u8], head_only: bool) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !head_only {
+        r.extend_from_slice(body);
+    }
+    r
+}
+
+/// Writes one metric family: its help, its type and its samples (label text, value).
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, u64)]) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// The exposition: every counter read once, relaxed (a scrape is a snapshot, not a
+/// transaction).
+fn metrics(sources: &Sources, counters: &Counters) -> String {
+    let e = sources.engine.stats();
+    let (t, g, f, w) = {
+        let server = sources
+            .server
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (
+            server.transport_stats(),
+            server.guard_stats(),
+            server.federation_stats(),
+            server.traffic_stats(),
+        )
+    };
+    let mut o = String::with_capacity(8192);
+    let gauge = "gauge";
+    let counter = "counter";
+    family(
+        &mut o,
+        "imppd_up",
+        gauge,
+        "1 while imppd serves, 0 once it was asked to stop.",
+        &[("", u64::from(!sources.stopping.load(Ordering::Relaxed)))],
+    );
+    family(
+        &mut o,
+        "imppd_presentities",
+        gauge,
+        "Presentities with publications or subscribers.",
+        &[("", e.presentities)],
+    );
+    family(
+        &mut o,
+        "imppd_publications",
+        gauge,
+        "Live publications.",
+        &[("", e.publications)],
+    );
+    family(
+        &mut o,
+        "imppd_subscriptions",
+        gauge,
+        "Subscriptions by state (pending: waiting for an authorization decision).",
+        &[
+            ("state=\"active\"", e.subscriptions_active),
+            ("state=\"pending\"", e.subscriptions_pending),
+        ],
+    );
+    family(
+        &mut o,
+        "imppd_endpoints",
+        gauge,
+        "Endpoints logged in (registered contacts).",
+        &[("", e.endpoints)],
+    );
+    family(
+        &mut o,
+        "imppd_events_queued",
+        gauge,
+        "Engine events waiting to be delivered (queue depth).",
+        &[("", e.events_queued)],
+    );
+    family(
+        &mut o,
+        "imppd_notifications_total",
+        counter,
+        "Notifications produced (sent), merged into a waiting one, held back by a minimum interval.",
+        &[
+            ("outcome=\"sent\"", e.notifications_sent),
+            ("outcome=\"merged\"", e.notifications_merged),
+            ("outcome=\"throttled\"", e.notifications_throttled),
+        ],
+    );
+    family(
+        &mut o,
+        "imppd_events_overflowed_total",
+        counter,
+        "Events queued beyond the bound because they could not merge.",
+        &[("", e.events_overflowed)],
+    );
+    family(
+        &mut o,
+        "imppd_callback_panics_total",
+        counter,
+        "Panics caught in the engine's event callback.",
+        &[("", e.callback_panics)],
+    );
+    family(
+        &mut o,
+        "imppd_messages_waiting",
+        gauge,
+        "Messages stored for an offline recipient.",
+        &[("", e.messages_waiting)],
+    );
+    family(
+        &mut o,
+        "imppd_messages_total",
+        counter,
+        "Messages delivered and failed (refused for a full mailbox counts as failed too).",
+        &[
+            ("outcome=\"delivered\"", e.messages_delivered),
+            ("outcome=\"failed\"", e.messages_failed),
+        ],
+    );
+    family(
+        &mut o,
+        "imppd_state_limit_refusals_total",
+        counter,
+        "Requests refused by a --max-* state limit, by what they would have made.",
+        &[
+            ("kind=\"message\"", e.messages_refused),
+            ("kind=\"subscription\"", e.subscriptions_refused),
+            ("kind=\"endpoint\"", e.endpoints_refused),
+        ],
+    );
+    family(
+        &mut o,
+        "imppd_connections_open",
+        gauge,
+        "TCP, TLS and WebSocket connections open now.",
+        &[("", t.open_connections as u64)],
+    );
+    family(
+        &mut o,
+        "imppd_connections_refused_total",
+        counter,
+        "Inbound connections refused for their address's connection limit.",
+        &[("", t.connections_refused)],
+    );
+    family(
+        &mut o,
+        "imppd_connections_timed_out_total",
+        counter,
+        "Connections closed for a TLS handshake or a vouch that did not come in time.",
+        &[("", t.connections_timed_out)],
+    );
+    family(
+        &mut o,
+        "imppd_guard_total",
+        counter,
+        "Requests the network guards refused or dropped, by reason.",
+        &[
+            ("reason=\"auth_failure\"", g.auth_failures),
+            ("reason=\"auth_throttled\"", g.auth_throttled),
+            ("reason=\"nonce_replay\"", g.nonce_replays),
+            ("reason=\"rate_refused\"", g.rate_refused),
+            ("reason=\"rate_dropped\"", g.rate_dropped),
+            ("reason=\"queue_dropped\"", g.queue_dropped),
+            ("reason=\"untrusted\"", g.untrusted),
+            ("reason=\"relay_refused\"", g.relays_refused),
+        ],
+    );
+    family(
+        &mut o,
+        "imppd_federation_backends",
+        gauge,
+        "Back-end subscriptions held to other domains.",
+        &[("", f.backends)],
+    );
+    family(
+        &mut o,
+        "imppd_federation_local_watchers",
+        gauge,
+        "Local watchers served by back-end subscriptions.",
+        &[("", f.local_watchers)],
+    );
+    family(
+        &mut o,
+        "imppd_federation_own_dialogs",
+        gauge,
+        "Back-end subscriptions made for one watcher alone.",
+        &[("", f.own_dialogs)],
+    );
+    family(
+        &mut o,
+        "imppd_federation_requests_total",
+        counter,
+        "Back-end SUBSCRIBE requests sent, fetches (probes) sent and NOTIFY requests received.",
+        &[
+            ("kind=\"subscribe_sent\"", f.subscribes_sent),
+            ("kind=\"probe_sent\"", f.probes_sent),
+            ("kind=\"notify_received\"", f.notifies_received),
+        ],
+    );
+    family(
+        &mut o,
+        "imppd_federation_failures_total",
+        counter,
+        "Back-end dialogs that failed and were retried.",
+        &[("", f.failures)],
+    );
+    traffic(&mut o, &w);
+    family(
+        &mut o,
+        "imppd_heap_live_bytes",
+        gauge,
+        "Bytes allocated and not freed (the live heap).",
+        &[("", super::heap::live_bytes() as u64)],
+    );
+    family(
+        &mut o,
+        "imppd_http_requests_total",
+        counter,
+        "Requests read by this HTTP listener (this scrape included).",
+        &[("", counters.requests.load(Ordering::Relaxed))],
+    );
+    family(
+        &mut o,
+        "imppd_http_connections_refused_total",
+        counter,
+        "HTTP connections refused for the listener's connection limit.",
+        &[("", counters.refused.load(Ordering::Relaxed))],
+    );
+    o
+}
+
+/// The SIP traffic counters: labels made once per scrape (a few dozen short strings).
+fn traffic(o: &mut String, w: &impp::sip::TrafficStats) {
+    use impp::sip::traffic::{CLASSES, METHODS};
+    let answered: Vec<(String, u64)> = METHODS
+        .iter()
+        .enumerate()
+        .flat_map(|(m, method)| {
+            CLASSES.iter().enumerate().map(move |(c, class)| {
+                (
+                    format!("method=\"{method}\",class=\"{class}\""),
+                    w.answered[m][c],
+                )
+            })
+        })
+        .collect();
+    let refs: Vec<(&str, u64)> = answered.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        o,
+        "imppd_sip_answers_total",
+        "counter",
+        "Final SIP answers sent (or passed on as a proxy), by request method and class.",
+        &refs,
+    );
+    let sent: Vec<(String, u64)> = METHODS
+        .iter()
+        .zip(w.sent)
+        .map(|(method, n)| (format!("method=\"{method}\""), n))
+        .collect();
+    let refs: Vec<(&str, u64)> = sent.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        o,
+        "imppd_sip_requests_sent_total",
+        "counter",
+        "SIP requests imppd sent in client transactions (NOTIFY, SUBSCRIBE, ...), by method.",
+        &refs,
+    );
+    let mut outcomes: Vec<(String, u64)> = CLASSES
+        .iter()
+        .zip(w.sent_answered)
+        .map(|(class, n)| (format!("outcome=\"{class}\""), n))
+        .collect();
+    outcomes.push(("outcome=\"timeout\"".into(), w.sent_timed_out));
+    let refs: Vec<(&str, u64)> = outcomes.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        o,
+        "imppd_sip_request_outcomes_total",
+        "counter",
+        "How the SIP requests imppd sent ended: final answer class (unsendable counts as 5xx) or timeout.",
+        &refs,
+    );
+}
