@@ -71,6 +71,10 @@
 //! users, the rules and the lists from the database (after `imppd user`, `imppd rule` or
 //! `imppd list` ran beside the server), logging what changed.
 
+#[path = "imppd/control.rs"]
+mod control;
+#[path = "imppd/ctl.rs"]
+mod ctl;
 #[path = "imppd/heap.rs"]
 mod heap;
 #[path = "imppd/list_import.rs"]
@@ -203,6 +207,8 @@ struct Options {
     peers: Vec<impp::sip::TrustedPeer>,
     federation: impp::sip::Federation,
     publishers: Vec<impp::sip::TrustedPublisher>,
+    /// `--ctl-socket PATH|none` (`None`: beside the database).
+    ctl_socket: Option<String>,
 }
 
 impl Default for Options {
@@ -227,6 +233,7 @@ impl Default for Options {
             peers: Vec::new(),
             federation: impp::sip::Federation::Trusted,
             publishers: Vec::new(),
+            ctl_socket: None,
         }
     }
 }
@@ -346,6 +353,7 @@ impl Options {
             "domain" => self.domains.push(need(name, value)?.to_ascii_lowercase()),
             "listen" => self.listen.push(parse_listen(need(name, value)?)?),
             "db" => self.db = PathBuf::from(need(name, value)?),
+            "ctl-socket" => self.ctl_socket = Some(need(name, value)?.to_owned()),
             "open" => self.open = flag(name, value)?,
             "sha256" => self.sha256 = flag(name, value)?,
             "policy" => {
@@ -468,6 +476,7 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
             if !WITH_VALUE.contains(&name.as_str())
                 && !LIST_FLAGS.contains(&name.as_str())
                 && !network::NAMES.contains(&name.as_str())
+                && !control::NAMES.contains(&name.as_str())
                 && !name.starts_with("max-")
                 && !matches!(name.as_str(), "open" | "sha256" | "no-federate" | "help")
             {
@@ -513,6 +522,9 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("ctl") {
+        return ctl::main(&args[1..]);
+    }
     let (options, positional) = match parse_options(&args) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -568,11 +580,11 @@ fn open_store(options: &Options) -> Result<Arc<SqliteStore>, String> {
 /// `user del` ran beside the server): read through a second connection (the file is in WAL
 /// mode, so this reader does not block the server's writer). Returns how many users were
 /// added or changed, and how many removed.
-fn reload_users(options: &Options, engine: &Engine) -> Result<(usize, usize), String> {
-    if options.memory_only() {
+fn reload_users(db: &std::path::Path, engine: &Engine) -> Result<(usize, usize), String> {
+    if db.as_os_str() == "none" {
         return Err("memory only (--db none): there is no database to read".into());
     }
-    let stored = SqliteStore::open(&options.db)
+    let stored = SqliteStore::open(db)
         .and_then(|s| s.load())
         .map_err(|e| e.to_string())?
         .credentials;
@@ -717,6 +729,30 @@ fn serve(mut options: Options) -> Result<(), String> {
         .iter()
         .map(|l| format!("{}:{}", l.proto.as_str(), l.addr))
         .collect();
+    // The control socket (`imppd ctl`), up before `imppd ready` so that it answers then.
+    let control = match control::socket_path(options.ctl_socket.as_deref(), &options.db) {
+        Some(path) => {
+            let context = control::Context {
+                engine: engine.clone(),
+                db: (!options.memory_only()).then(|| options.db.clone()),
+                domains: options.domains.clone(),
+                listening: addrs.clone(),
+                policy: options
+                    .policy
+                    .map_or("same domain allow, others confirm".into(), |p| {
+                        p.to_string()
+                    }),
+            };
+            let control = control::Control::start(&path, context)?;
+            let _ = writeln!(
+                std::io::stderr(),
+                "imppd control: {}",
+                control.path().display()
+            );
+            Some(control)
+        }
+        None => None,
+    };
     let _ = writeln!(
         std::io::stderr(),
         "imppd trust: federation {}, peers {}, publishers {}",
@@ -760,7 +796,7 @@ fn serve(mut options: Options) -> Result<(), String> {
         .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
     while !stop.load(Ordering::Relaxed) {
         if reload.swap(false, Ordering::Relaxed) {
-            match reload_users(&options, &engine) {
+            match reload_users(&options.db, &engine) {
                 Ok((added, removed)) => {
                     let _ = writeln!(
                         std::io::stderr(),
@@ -814,6 +850,7 @@ fn serve(mut options: Options) -> Result<(), String> {
         }
     }
     let _ = writeln!(std::io::stderr(), "imppd: stopping");
+    drop(control);
     server.stop();
     drop(server);
     engine.shutdown().map_err(|e| e.to_string())?;
