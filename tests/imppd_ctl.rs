@@ -268,6 +268,26 @@ fn ctl_without_a_server_says_none_runs() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}\n{}", server.log());
+    // A second imppd asked for the same socket does not take it from the first.
+    let second = Command::new(IMPPD)
+        .args(["--domain", DOMAIN, "--open", "--db", "none"])
+        .args([
+            "--listen",
+            &format!("udp:127.0.0.1:{}", common::kamailio::free_port()),
+        ])
+        .arg("--ctl-socket")
+        .arg(&stale)
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "{second:?}");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another imppd answers on it"), "{stderr}");
+    ok(&Command::new(IMPPD)
+        .args(["ctl", "--socket"])
+        .arg(&stale)
+        .arg("status")
+        .output()
+        .unwrap());
     server.stop();
     let mut server = Imppd::start(&[], &["--open", "--ctl-socket", "none"]);
     assert!(!socket(&server).exists());

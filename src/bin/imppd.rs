@@ -23,6 +23,7 @@
 //! imppd list del sip:sales-blf@example.test [--db ./imppd.db]
 //! imppd list show [sip:sales-blf@example.test] [--db ./imppd.db]
 //! imppd list import FILE.xml [--domain example.test] [--db ./imppd.db]
+//! imppd ctl [--db ./imppd.db | --socket PATH] [--json] COMMAND [ARGS...]
 //! ```
 //!
 //! Authorization is closed by default: a watcher no rule names may watch a presentity of its
@@ -131,6 +132,8 @@ const USAGE: &str = "usage:
   imppd list del URI [--db FILE]
   imppd list show [URI] [--db FILE]
   imppd list import FILE.xml [--domain DOMAIN]... [--db FILE]
+  imppd ctl [--db FILE | --socket PATH] [--json] COMMAND [ARGS...]   (a running imppd;
+        the server's socket: --ctl-socket PATH|none, default FILE.ctl beside --db)
 defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.db
           (--db none: memory only, nothing kept across restarts, no users: use with --open)
           --log-level info; without --policy a watcher no rule names is allowed to watch
@@ -743,13 +746,24 @@ fn serve(mut options: Options) -> Result<(), String> {
                         p.to_string()
                     }),
             };
-            let control = control::Control::start(&path, context)?;
-            let _ = writeln!(
-                std::io::stderr(),
-                "imppd control: {}",
-                control.path().display()
-            );
-            Some(control)
+            match control::Control::start(&path, context) {
+                Ok(control) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "imppd control: {}",
+                        control.path().display()
+                    );
+                    Some(control)
+                }
+                // Named with --ctl-socket: the operator asked for it, so no start without it.
+                Err(e) if options.ctl_socket.is_some() => return Err(e),
+                // The default beside the database (a path too long for a socket, a second
+                // imppd on one database): serve SIP anyway, without `imppd ctl`.
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "imppd: no control socket: {e}");
+                    None
+                }
+            }
         }
         None => None,
     };
