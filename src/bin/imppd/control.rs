@@ -12,7 +12,7 @@
 //! engine's API, as an embedder's would.
 
 use std::io::{BufRead, BufReader, Read, Write as _};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +33,8 @@ pub const NAMES: [&str; 1] = ["ctl-socket"];
 const MAX_REQUEST: u64 = 64 * 1024;
 /// How long a client may take to send its request, and to take the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the idle control thread looks for a connection (and for the stop flag).
+const POLL: Duration = Duration::from_millis(100);
 
 /// The socket's path for `--ctl-socket` (`None`: not given) and `--db`: `None` when there is
 /// to be no socket (`--ctl-socket none`, or `--db none` without `--ctl-socket`).
@@ -65,6 +67,8 @@ pub struct Context {
 /// The listening socket and its thread; dropping it stops the thread and removes the socket.
 pub struct Control {
     path: PathBuf,
+    /// The socket file's inode, so that only our own socket is removed at exit.
+    inode: Option<u64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -96,24 +100,33 @@ impl Control {
         }
         let listener =
             listen_private(path).map_err(|e| format!("control socket {}: {e}", path.display()))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+        let inode = std::fs::symlink_metadata(path).map(|m| m.ino()).ok();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let started = Instant::now();
         let thread = std::thread::Builder::new()
             .name("imppd-ctl".into())
             .spawn(move || {
-                for conn in listener.incoming() {
-                    if flag.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    if let Ok(conn) = conn {
-                        serve_one(conn, &context, started);
+                // Polled rather than blocked in accept(), so that stopping never depends on
+                // reaching the socket through its path (which an operator may have removed).
+                while !flag.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((conn, _)) => {
+                            if conn.set_nonblocking(false).is_ok() {
+                                serve_one(conn, &context, started);
+                            }
+                        }
+                        Err(_) => std::thread::sleep(POLL),
                     }
                 }
             })
             .map_err(|e| format!("control thread: {e}"))?;
         Ok(Control {
             path: path.to_owned(),
+            inode,
             stop,
             thread: Some(thread),
         })
@@ -127,12 +140,13 @@ impl Control {
 impl Drop for Control {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        // Wakes the thread from accept(); it sees the flag and ends.
-        let _ = UnixStream::connect(&self.path);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        let _ = std::fs::remove_file(&self.path);
+        let ours = std::fs::symlink_metadata(&self.path).map(|m| Some(m.ino()) == self.inode);
+        if ours.unwrap_or(false) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -149,7 +163,6 @@ fn listen_private(path: &Path) -> std::io::Result<UnixListener> {
         std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
         while listener.accept().is_ok() {}
-        listener.set_nonblocking(false)?;
         std::fs::rename(&temp, path)
     })();
     if let Err(e) = result {
