@@ -1,7 +1,8 @@
 //! `imppd ctl`: the control socket of a running imppd, with the real binary. A SIP watcher
 //! waits under `--policy confirm` until `imppd ctl decide` allows it; users added and
-//! deleted through the socket count at once; the socket is 0600 and gone after exit; ctl
-//! against no server, and bad commands, fail clearly with exit 1 and 2.
+//! deleted through the socket count at once (rules, registrations and lists are shown too);
+//! the socket is 0600 and gone after exit; ctl against no server, and bad commands, fail
+//! clearly with exit 1 and 2.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -152,8 +153,23 @@ fn a_pending_watcher_is_listed_and_allowed_with_imppd_ctl() {
 
 #[test]
 fn users_changed_with_imppd_ctl_count_without_a_restart() {
-    let mut server = Imppd::start(&["alice"], &[]);
+    let mut server = Imppd::start_prepared(
+        &["alice"],
+        |db| {
+            let out = Command::new(IMPPD)
+                .args(["list", "add", "sip:team@example.test"])
+                .args(["--entry", "sip:alice@example.test", "--db"])
+                .arg(db)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        },
+        &[],
+    );
     let db = server.db();
+    let lists = json(&ctl(&db, &["--json", "lists"]));
+    assert_eq!(lists[0]["uri"], "sip:team@example.test", "{lists}");
+    assert_eq!(lists[0]["entries"], 1, "{lists}");
     let register = |c: &Client, auth: &str| {
         c.request(
             "REGISTER",
