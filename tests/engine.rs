@@ -373,6 +373,45 @@ fn confirm_then_approve_then_revoke() {
     assert!(w.engine.authorize(id, AuthAction::Allow).is_err());
 }
 
+/// `subscriptions`: an operator's view of every live subscription, or one presentity's, in
+/// any state and across shards, by id (what `imppd ctl pending` and `subscriptions` show).
+#[test]
+fn subscriptions_are_listed_by_presentity_and_state() {
+    let w = world(AuthAction::Confirm);
+    let carol = "sip:carol@example.test";
+    let to_alice = w.subscribe(BOB, ALICE);
+    let to_carol = w.subscribe(BOB, carol);
+    let dave_to_alice = w.subscribe("sip:dave@example.test", ALICE);
+    w.engine
+        .authorize(dave_to_alice, AuthAction::Allow)
+        .unwrap();
+    w.engine.sync().unwrap();
+
+    let all = w.engine.subscriptions(None).unwrap();
+    let mut ids: Vec<_> = [to_alice, to_carol, dave_to_alice].into();
+    ids.sort();
+    assert_eq!(all.iter().map(|s| s.id).collect::<Vec<_>>(), ids);
+    let alices = w.engine.subscriptions(Some(&uri(ALICE))).unwrap();
+    assert_eq!(alices.len(), 2);
+    assert!(alices.iter().all(|s| s.presentity == uri(ALICE)));
+    let state = |id| alices.iter().find(|s| s.id == id).unwrap().state;
+    assert_eq!(state(to_alice), SubscriptionState::Pending);
+    assert_eq!(state(dave_to_alice), SubscriptionState::Active);
+    assert!(w
+        .engine
+        .subscriptions(Some(&uri("sip:nobody@example.test")))
+        .unwrap()
+        .is_empty());
+
+    w.engine.unsubscribe(to_carol).unwrap();
+    w.engine.sync().unwrap();
+    assert!(w
+        .engine
+        .subscriptions(Some(&uri(carol)))
+        .unwrap()
+        .is_empty());
+}
+
 #[test]
 fn a_blocked_watcher_learns_nothing() {
     let w = world(AuthAction::Allow);

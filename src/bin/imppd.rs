@@ -24,6 +24,7 @@
 //! imppd list del sip:sales-blf@example.test [--db ./imppd.db]
 //! imppd list show [sip:sales-blf@example.test] [--db ./imppd.db]
 //! imppd list import FILE.xml [--domain example.test] [--db ./imppd.db]
+//! imppd ctl [--db ./imppd.db | --socket PATH] [--json] COMMAND [ARGS...]
 //! ```
 //!
 //! Authorization is closed by default: a watcher no rule names may watch a presentity of its
@@ -72,6 +73,10 @@
 //! users, the rules and the lists from the database (after `imppd user`, `imppd rule` or
 //! `imppd list` ran beside the server), logging what changed.
 
+#[path = "imppd/control.rs"]
+mod control;
+#[path = "imppd/ctl.rs"]
+mod ctl;
 #[path = "imppd/heap.rs"]
 mod heap;
 #[path = "imppd/http.rs"]
@@ -131,6 +136,8 @@ const USAGE: &str = "usage:
   imppd list del URI [--db FILE]
   imppd list show [URI] [--db FILE]
   imppd list import FILE.xml [--domain DOMAIN]... [--db FILE]
+  imppd ctl [--db FILE | --socket PATH] [--json] COMMAND [ARGS...]   (a running imppd;
+        the server's socket: --ctl-socket PATH|none, default FILE.ctl beside --db)
 defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.db
           (--db none: memory only, nothing kept across restarts, no users: use with --open)
           --log-level info; without --policy a watcher no rule names is allowed to watch
@@ -211,6 +218,8 @@ struct Options {
     publishers: Vec<impp::sip::TrustedPublisher>,
     /// `--http ADDR:PORT`: the `/health` and `/metrics` listener (see `http.rs`).
     http: Option<SocketAddr>,
+    /// `--ctl-socket PATH|none` (`None`: beside the database).
+    ctl_socket: Option<String>,
 }
 
 impl Default for Options {
@@ -236,6 +245,7 @@ impl Default for Options {
             federation: impp::sip::Federation::Trusted,
             publishers: Vec::new(),
             http: None,
+            ctl_socket: None,
         }
     }
 }
@@ -355,6 +365,7 @@ impl Options {
             "domain" => self.domains.push(need(name, value)?.to_ascii_lowercase()),
             "listen" => self.listen.push(parse_listen(need(name, value)?)?),
             "db" => self.db = PathBuf::from(need(name, value)?),
+            "ctl-socket" => self.ctl_socket = Some(need(name, value)?.to_owned()),
             "open" => self.open = flag(name, value)?,
             "sha256" => self.sha256 = flag(name, value)?,
             "policy" => {
@@ -484,6 +495,7 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
             if !WITH_VALUE.contains(&name.as_str())
                 && !LIST_FLAGS.contains(&name.as_str())
                 && !network::NAMES.contains(&name.as_str())
+                && !control::NAMES.contains(&name.as_str())
                 && !name.starts_with("max-")
                 && !matches!(name.as_str(), "open" | "sha256" | "no-federate" | "help")
             {
@@ -529,6 +541,9 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("ctl") {
+        return ctl::main(&args[1..]);
+    }
     let (options, positional) = match parse_options(&args) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -584,11 +599,11 @@ fn open_store(options: &Options) -> Result<Arc<SqliteStore>, String> {
 /// `user del` ran beside the server): read through a second connection (the file is in WAL
 /// mode, so this reader does not block the server's writer). Returns how many users were
 /// added or changed, and how many removed.
-fn reload_users(options: &Options, engine: &Engine) -> Result<(usize, usize), String> {
-    if options.memory_only() {
+fn reload_users(db: &std::path::Path, engine: &Engine) -> Result<(usize, usize), String> {
+    if db.as_os_str() == "none" {
         return Err("memory only (--db none): there is no database to read".into());
     }
-    let stored = SqliteStore::open(&options.db)
+    let stored = SqliteStore::open(db)
         .and_then(|s| s.load())
         .map_err(|e| e.to_string())?
         .credentials;
@@ -748,6 +763,41 @@ fn serve(mut options: Options) -> Result<(), String> {
         .map(|l| format!("{}:{}", l.proto.as_str(), l.addr))
         .collect();
     addrs.extend(http.as_ref().map(|h| format!("http:{}", h.local_addr())));
+    // The control socket (`imppd ctl`), up before `imppd ready` so that it answers then.
+    let control = match control::socket_path(options.ctl_socket.as_deref(), &options.db) {
+        Some(path) => {
+            let context = control::Context {
+                engine: engine.clone(),
+                db: (!options.memory_only()).then(|| options.db.clone()),
+                domains: options.domains.clone(),
+                listening: addrs.clone(),
+                policy: options
+                    .policy
+                    .map_or("same domain allow, others confirm".into(), |p| {
+                        p.to_string()
+                    }),
+            };
+            match control::Control::start(&path, context) {
+                Ok(control) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "imppd control: {}",
+                        control.path().display()
+                    );
+                    Some(control)
+                }
+                // Named with --ctl-socket: the operator asked for it, so no start without it.
+                Err(e) if options.ctl_socket.is_some() => return Err(e),
+                // The default beside the database (a path too long for a socket, a second
+                // imppd on one database): serve SIP anyway, without `imppd ctl`.
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "imppd: no control socket: {e}");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let _ = writeln!(
         std::io::stderr(),
         "imppd trust: federation {}, peers {}, publishers {}",
@@ -790,7 +840,7 @@ fn serve(mut options: Options) -> Result<(), String> {
         .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
     while !stop.load(Ordering::Relaxed) {
         if reload.swap(false, Ordering::Relaxed) {
-            match reload_users(&options, &engine) {
+            match reload_users(&options.db, &engine) {
                 Ok((added, removed)) => {
                     let _ = writeln!(
                         std::io::stderr(),
@@ -847,6 +897,7 @@ fn serve(mut options: Options) -> Result<(), String> {
         }
     }
     let _ = writeln!(std::io::stderr(), "imppd: stopping");
+    drop(control);
     if let Some(http) = http {
         http.stop();
     }

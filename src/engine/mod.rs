@@ -677,6 +677,34 @@ impl Core {
         Ok(all)
     }
 
+    /// Every live subscription (`presentity` `None`) or those of one presentity, by id, in
+    /// any state: an operator's view (`imppd ctl subscriptions`, `pending`). The state is
+    /// each shard's at the moment it answered.
+    pub fn subscriptions(&self, presentity: Option<&Uri>) -> Result<Vec<SubscriptionInfo>> {
+        let mut all = Vec::new();
+        match presentity {
+            Some(p) => {
+                let key = presentity_key(p);
+                all.extend(
+                    self.call(self.shard_for(p), |reply| Command::Subscriptions {
+                        presentity: Some(key),
+                        reply,
+                    })?,
+                );
+            }
+            None => {
+                for shard in 0..self.shards.len() {
+                    all.extend(self.call(shard, |reply| Command::Subscriptions {
+                        presentity: None,
+                        reply,
+                    })?);
+                }
+                all.sort_by_key(|s| s.id);
+            }
+        }
+        Ok(all)
+    }
+
     /// Sends the subscription's watcher a notification with the full current state now (as
     /// RFC 6665 §4.2.1.2 asks after a refresh); no document while it is pending.
     pub fn renotify(&self, id: SubscriptionId) -> Result<()> {

@@ -168,6 +168,11 @@ pub(crate) enum Command {
     RemoteSubscriptions {
         reply: Reply<Vec<SubscriptionInfo>>,
     },
+    /// The shard's live subscriptions, all or one presentity's (by its key).
+    Subscriptions {
+        presentity: Option<String>,
+        reply: Reply<Vec<SubscriptionInfo>>,
+    },
     Renotify {
         id: SubscriptionId,
         reply: Reply<()>,
@@ -534,6 +539,9 @@ impl Shard {
             }
             Command::RemoteSubscriptions { reply } => {
                 let _ = reply.send(Ok(self.remote_subscriptions()));
+            }
+            Command::Subscriptions { presentity, reply } => {
+                let _ = reply.send(Ok(self.list_subscriptions(presentity.as_deref())));
             }
             Command::Endpoints { user, reply } => {
                 let _ = reply.send(Ok(self.endpoints(&user)));

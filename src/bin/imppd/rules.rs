@@ -16,7 +16,7 @@ use impp::store::{SqliteStore, Store};
 use impp::uri::Uri;
 
 /// A rule's watcher as `rule add` takes it and `rule list` prints it.
-fn watcher_text(watcher: &WatcherMatch) -> String {
+pub fn watcher_text(watcher: &WatcherMatch) -> String {
     match watcher {
         WatcherMatch::Watcher(uri) => uri.to_string(),
         WatcherMatch::Domain(domain) => domain.clone(),
@@ -34,7 +34,7 @@ fn rule_text(rule: &AuthRule) -> String {
 
 /// A URI (it has a scheme: `sip:bob@example.test`), or a bare domain (`example.test`:
 /// every watcher of that domain). `bob@example.test`, without a scheme, is neither.
-fn parse_watcher(text: &str) -> Result<WatcherMatch, String> {
+pub fn parse_watcher(text: &str) -> Result<WatcherMatch, String> {
     if text.contains(':') {
         return Uri::parse(text)
             .map(WatcherMatch::Watcher)
@@ -59,7 +59,7 @@ fn parse_watcher(text: &str) -> Result<WatcherMatch, String> {
     }
 }
 
-fn parse_presentity(text: &str) -> Result<Uri, String> {
+pub fn parse_presentity(text: &str) -> Result<Uri, String> {
     Uri::parse(text).map_err(|e| format!("presentity '{text}': {e}"))
 }
 

@@ -262,6 +262,23 @@ impl Shard {
             .ok_or_else(|| unknown_subscription(id))
     }
 
+    /// Snapshots of the live subscriptions, all or those of the presentity with key
+    /// `presentity`, by id (for an operator's view: a scan, not a hot path).
+    pub(super) fn list_subscriptions(&self, presentity: Option<&str>) -> Vec<SubscriptionInfo> {
+        let now = self.now();
+        let mut all: Vec<_> = self
+            .subscriptions
+            .values()
+            .filter(|s| match presentity {
+                Some(key) => super::presentity_key(&s.presentity) == key,
+                None => true,
+            })
+            .map(|s| s.info(now))
+            .collect();
+        all.sort_by_key(|s| s.id);
+        all
+    }
+
     /// Ends a subscription: final notification, watcher-info entry, removal.
     pub(super) fn terminate(&mut self, id: SubscriptionId, reason: Option<TerminationReason>) {
         let Some(sub) = self.subscriptions.get_mut(&id) else {
