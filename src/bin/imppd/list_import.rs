@@ -274,7 +274,7 @@ enum Selected {
 }
 
 fn xcap_selection(uri: &str) -> Option<Selected> {
-    let decoded = percent_decode(uri)?;
+    let decoded = impp::uri::percent_decode(uri)?;
     let (_, selector) = decoded.split_once("/~~/")?;
     // The last step: split on '/' outside quotes and brackets.
     let (mut depth, mut quote, mut start) = (0usize, None, 0usize);
@@ -303,24 +303,6 @@ fn xcap_selection(uri: &str) -> Option<Selected> {
         ("entry", "@uri") => Some(Selected::Entry(value.to_owned())),
         _ => None,
     }
-}
-
-/// `%XX` escapes decoded; `None` when one is broken or the result is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

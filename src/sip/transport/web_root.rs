@@ -78,7 +78,7 @@ impl WebRoot {
     /// paths ending in `/` name that directory's `index.html`.
     fn resolve(&self, target: &str) -> Option<PathBuf> {
         let path = target.split(['?', '#']).next()?;
-        let path = percent_decode(path.strip_prefix('/')?)?;
+        let path = crate::uri::percent_decode(path.strip_prefix('/')?)?;
         let mut file = self.dir.clone();
         for segment in path.split('/') {
             if segment.is_empty() {
@@ -154,24 +154,6 @@ fn response(
         out.extend_from_slice(body);
     }
     out
-}
-
-/// Decodes `%XX` escapes; `None` for a bad escape or a result that is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
