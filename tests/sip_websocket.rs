@@ -8,8 +8,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use common::certs::{Issued, TestCa};
-use common::fixtures::pidf;
+use common::certs::TestCa;
+use common::fixtures::{pidf, wait_for};
 use common::sip::{header_map, token, Client, Server, DOMAIN};
 use impp::sip::transport::{ListenAddr, Proto};
 use impp::sip::{SipLimits, SipMessage, Transport};
@@ -23,20 +23,28 @@ trait Stream: Read + Write {}
 impl<T: Read + Write> Stream for T {}
 
 /// A server of example.test listening on UDP and TCP (for the other phones), WS and WSS.
-fn server(
-    ca: &TestCa,
-    cert: &Issued,
-    tweak: impl FnOnce(&mut impp::sip::SipServerConfig),
-) -> Server {
-    let (ca_config, tls) = (ca, cert.config(ca));
-    let _ = ca_config;
-    Server::clocked(false, move |c| {
+fn server(tweak: impl FnOnce(&mut impp::sip::SipServerConfig)) -> (TestCa, Server) {
+    let ca = TestCa::new("ws test CA");
+    let tls = ca.issue(&["127.0.0.1", DOMAIN]).config(&ca);
+    let s = Server::clocked(false, move |c| {
         let local: SocketAddr = "127.0.0.1:0".parse().unwrap();
         c.listen.push(ListenAddr::ws(local));
         c.listen.push(ListenAddr::wss(local));
         c.tls = Some(tls);
         tweak(c);
-    })
+    });
+    (ca, s)
+}
+
+/// bob, a UDP phone of the server, who published "at my desk"; and his address of record.
+fn bob_at_his_desk(s: &Server) -> (Client, String) {
+    let mut bob = Client::new(s.udp(), "bob");
+    let b = bob.aor();
+    assert_eq!(
+        bob.publish("", Some(&pidf(&b, "at my desk"))).status(),
+        Some(200)
+    );
+    (bob, b)
 }
 
 /// A browser's SIP user agent on one WebSocket.
@@ -205,15 +213,8 @@ fn send_text(from: &Client, to: &str, text: &[u8]) -> String {
 
 #[test]
 fn a_browser_registers_watches_and_chats_over_ws_and_wss() {
-    let ca = TestCa::new("ws test CA");
-    let cert = ca.issue(&["127.0.0.1", DOMAIN]);
-    let s = server(&ca, &cert, |_| {});
-    let mut bob = Client::new(s.udp(), "bob");
-    let b = bob.aor();
-    assert_eq!(
-        bob.publish("", Some(&pidf(&b, "at my desk"))).status(),
-        Some(200)
-    );
+    let (ca, s) = server(|_| {});
+    let (mut bob, b) = bob_at_his_desk(&s);
 
     for (proto, user) in [(Proto::Ws, "alice"), (Proto::Wss, "carol")] {
         let mut phone = WsPhone::connect(&s, proto, &ca, user);
@@ -270,9 +271,7 @@ fn a_browser_registers_watches_and_chats_over_ws_and_wss() {
 
 #[test]
 fn a_message_for_a_closed_websocket_is_stored_and_delivered_at_the_next_sign_in() {
-    let ca = TestCa::new("ws test CA");
-    let cert = ca.issue(&["127.0.0.1", DOMAIN]);
-    let s = server(&ca, &cert, |_| {});
+    let (ca, s) = server(|_| {});
     let mut alice = WsPhone::connect(&s, Proto::Ws, &ca, "alice");
     assert_eq!(alice.register().status(), Some(200));
     let aor: impp::uri::Uri = alice.aor().parse().unwrap();
@@ -280,12 +279,10 @@ fn a_message_for_a_closed_websocket_is_stored_and_delivered_at_the_next_sign_in(
     alice.ws.close(None).unwrap();
     while alice.ws.read().is_ok() {}
     // The registration ends with its WebSocket, at once: no clock moves.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !s.engine.endpoints(&aor).unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "still registered");
+    wait_for("the registration to end", 5, || {
         s.server.sync();
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        s.engine.endpoints(&aor).unwrap().is_empty()
+    });
 
     // So a MESSAGE for alice is stored at once (202), not handed to a closed connection.
     let mut bob = Client::new(s.udp(), "bob");
@@ -316,11 +313,7 @@ fn handshake(extra: &str) -> String {
 
 #[test]
 fn bad_handshakes_are_refused_with_the_right_status() {
-    let ca = TestCa::new("ws test CA");
-    let cert = ca.issue(&["127.0.0.1", DOMAIN]);
-    let s = server(&ca, &cert, |c| {
-        c.ws_origins = vec!["https://app.example.test".into()]
-    });
+    let (ca, s) = server(|c| c.ws_origins = vec!["https://app.example.test".into()]);
     let addr = s.addr(Proto::Ws);
     let first_line = |text: &str| {
         raw_handshake(addr, text)
@@ -378,9 +371,7 @@ fn bad_handshakes_are_refused_with_the_right_status() {
 
 #[test]
 fn bad_frames_close_the_websocket_with_the_right_code() {
-    let ca = TestCa::new("ws test CA");
-    let cert = ca.issue(&["127.0.0.1", DOMAIN]);
-    let s = server(&ca, &cert, |c| c.limits.max_message_size = 4096);
+    let (ca, s) = server(|c| c.limits.max_message_size = 4096);
     let close_code = |message: Message| {
         let mut phone = WsPhone::connect(&s, Proto::Ws, &ca, "alice");
         let _ = phone.ws.send(message);
@@ -414,15 +405,8 @@ fn bad_frames_close_the_websocket_with_the_right_code() {
 
 #[test]
 fn a_subscription_over_a_closed_websocket_ends_at_its_next_notify() {
-    let ca = TestCa::new("ws test CA");
-    let cert = ca.issue(&["127.0.0.1", DOMAIN]);
-    let s = server(&ca, &cert, |_| {});
-    let mut bob = Client::new(s.udp(), "bob");
-    let b = bob.aor();
-    assert_eq!(
-        bob.publish("", Some(&pidf(&b, "at my desk"))).status(),
-        Some(200)
-    );
+    let (ca, s) = server(|_| {});
+    let (mut bob, b) = bob_at_his_desk(&s);
     let mut alice = WsPhone::connect(&s, Proto::Ws, &ca, "alice");
     let call_id = token();
     let sub = alice.request(
@@ -444,15 +428,10 @@ fn a_subscription_over_a_closed_websocket_ends_at_its_next_notify() {
         bob.publish("", Some(&pidf(&b, "gone home"))).status(),
         Some(200)
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while s.engine.stats().subscriptions_active != 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the subscription lives on"
-        );
+    wait_for("the subscription to end", 5, || {
         s.server.sync();
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        s.engine.stats().subscriptions_active == 0
+    });
 }
 
 /// What the server answers `request` on `stream` (read until it closes), as bytes.
@@ -471,8 +450,6 @@ fn http(mut stream: Box<dyn Stream>, request: &str) -> Vec<u8> {
 
 #[test]
 fn a_web_root_serves_its_files_on_the_websocket_listeners() {
-    let ca = TestCa::new("ws test CA");
-    let cert = ca.issue(&["127.0.0.1", DOMAIN]);
     let dir = std::env::temp_dir().join(format!("impp-ws-web-root-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("www/lib")).unwrap();
@@ -482,7 +459,7 @@ fn a_web_root_serves_its_files_on_the_websocket_listeners() {
     std::fs::write(dir.join("www/lib/app.js"), &script).unwrap();
     std::fs::write(dir.join("secret.txt"), "not for the web").unwrap();
     let web_root = dir.join("www");
-    let s = server(&ca, &cert, move |c| c.web_root = Some(web_root));
+    let (ca, s) = server(move |c| c.web_root = Some(web_root));
     for proto in [Proto::Ws, Proto::Wss] {
         let addr = s.addr(proto);
         let stream = || -> Box<dyn Stream> {
@@ -526,9 +503,7 @@ fn a_web_root_serves_its_files_on_the_websocket_listeners() {
 
 #[test]
 fn without_a_web_root_a_plain_get_is_refused() {
-    let ca = TestCa::new("ws test CA");
-    let cert = ca.issue(&["127.0.0.1", DOMAIN]);
-    let s = server(&ca, &cert, |_| {});
+    let (_ca, s) = server(|_| {});
     let answer = raw_handshake(s.addr(Proto::Ws), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
 }
