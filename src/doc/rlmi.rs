@@ -449,6 +449,72 @@ fn check_unique(resources: &[Resource]) -> Result<()> {
 
 const NS: &str = ns::RLMI;
 
+/// Writes an RLMI document resource by resource, each with one instance, without building an
+/// [`Rlmi`] first: what a list server does for every NOTIFY, where a model per resource (its
+/// strings and vectors) cost about as much as the rest of the NOTIFY. The output is what
+/// [`Rlmi::to_xml`] writes for the same document. Nothing is checked: the caller writes what
+/// it built itself (unique resource URIs, instance ids and cids), where [`Rlmi::validate`]
+/// would only find its own bugs.
+pub struct RlmiWriter {
+    w: XmlWriter<'static>,
+}
+
+impl RlmiWriter {
+    /// A document with no resources yet.
+    pub fn new() -> RlmiWriter {
+        RlmiWriter {
+            w: XmlWriter::new(ns::RLMI, &[]),
+        }
+    }
+
+    /// Adds a name of the list (`<name>`, no language), before any resource.
+    pub fn list_name(&mut self, name: &str) {
+        self.w.leaf(NS, "name", name);
+    }
+
+    /// Adds a resource with its optional name and its one instance.
+    #[allow(clippy::too_many_arguments)]
+    pub fn resource(
+        &mut self,
+        uri: &str,
+        name: Option<&str>,
+        instance_id: &str,
+        state: InstanceState,
+        reason: Option<&str>,
+        cid: Option<&str>,
+    ) {
+        let w = &mut self.w;
+        w.open(NS, "resource");
+        w.attr("uri", uri);
+        w.close_start();
+        if let Some(name) = name {
+            w.leaf(NS, "name", name);
+        }
+        w.open(NS, "instance");
+        w.attr("id", instance_id);
+        w.attr("state", state.as_str());
+        w.attr_opt("reason", reason);
+        w.attr_opt("cid", cid);
+        w.close_empty();
+        w.end(NS, "resource");
+    }
+
+    /// The document of list `uri` at `version`, full or partial state.
+    pub fn finish(self, uri: &str, version: u32, full_state: bool) -> String {
+        self.w.finish("list", |w| {
+            w.attr("uri", uri);
+            w.attr("version", &version.to_string());
+            w.attr("fullState", if full_state { "true" } else { "false" });
+        })
+    }
+}
+
+impl Default for RlmiWriter {
+    fn default() -> RlmiWriter {
+        RlmiWriter::new()
+    }
+}
+
 fn write_resource(w: &mut XmlWriter<'_>, r: &Resource) {
     w.open(NS, "resource");
     w.attr("uri", &r.uri);
@@ -483,6 +549,51 @@ fn write_resource(w: &mut XmlWriter<'_>, r: &Resource) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_streaming_writer_writes_what_to_xml_writes() {
+        let mut doc = Rlmi::new("sip:blf&co@example.test", 7);
+        doc.full_state = false;
+        doc.names.push(DisplayName::new("Desk <1>"));
+        let mut bob = Resource::new("sip:bob@example.test");
+        bob.names.push(DisplayName::new("Bob \"B\""));
+        bob.instances.push(Instance::active("1a", "c1@x"));
+        let mut carol = Resource::new("sip:carol@example.test");
+        carol.instances.push(Instance::terminated("2", "rejected"));
+        let mut dave = Resource::new("sip:dave@example.test");
+        dave.instances
+            .push(Instance::new("3", InstanceState::Pending));
+        doc.resources = vec![bob, carol, dave];
+        let mut w = RlmiWriter::new();
+        w.list_name("Desk <1>");
+        w.resource(
+            "sip:bob@example.test",
+            Some("Bob \"B\""),
+            "1a",
+            InstanceState::Active,
+            None,
+            Some("c1@x"),
+        );
+        w.resource(
+            "sip:carol@example.test",
+            None,
+            "2",
+            InstanceState::Terminated,
+            Some("rejected"),
+            None,
+        );
+        w.resource(
+            "sip:dave@example.test",
+            None,
+            "3",
+            InstanceState::Pending,
+            None,
+            None,
+        );
+        let written = w.finish("sip:blf&co@example.test", 7, false);
+        assert_eq!(written, doc.to_xml());
+        assert_eq!(parse(&written), doc);
+    }
 
     fn parse(doc: &str) -> Rlmi {
         Rlmi::parse(doc, &Limits::DEFAULT).unwrap_or_else(|e| panic!("{e}\n{doc}"))

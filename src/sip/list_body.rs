@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 const DOC: &str = "RLMI multipart/related";
 
 /// The Content-Type of the RLMI part as [`ListBody::encode`] writes it.
-const RLMI_PART_TYPE: &str = "application/rlmi+xml;charset=\"UTF-8\"";
+pub(crate) const RLMI_PART_TYPE: &str = "application/rlmi+xml;charset=\"UTF-8\"";
 
 /// A list notification: the RLMI document and the parts with the instances' states.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +165,84 @@ impl ListBody {
     }
 }
 
+/// One instance's state, already written, for [`write_trusted`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WrittenPart<'a> {
+    /// Its Content-ID, without angle brackets (the RLMI `cid`).
+    pub content_id: &'a str,
+    /// Its Content-Type header value.
+    pub content_type: &'a str,
+    /// Its body.
+    pub body: &'a [u8],
+}
+
+/// The Content-Type header value and the body of a list NOTIFY written straight from
+/// `rlmi` (an RLMI document, e.g. from [`crate::doc::rlmi::RlmiWriter`]), its Content-ID
+/// `rlmi_id` and `parts`, under `boundary`: the bytes [`ListBody::encode_with`] writes for
+/// the same body and boundary, without its checks and copies. For a server writing what it
+/// built itself, every NOTIFY: the caller vouches that `boundary` is a token that starts no
+/// line of the RLMI document or of any part (see [`starts_a_line`]), that the ids are
+/// unique ids ([`ListBody::encode_with`] says what one is) named by the RLMI document, and
+/// that the content types parse; anything else writes a body no reader takes.
+pub(crate) fn write_trusted(
+    rlmi: &str,
+    rlmi_id: &str,
+    parts: &[WrittenPart<'_>],
+    boundary: &str,
+    style: ContentIdStyle,
+) -> (String, Vec<u8>) {
+    let header = format!(
+        "{};type=\"{}\";start=\"<{rlmi_id}>\";boundary={boundary}",
+        MultipartRelated::MEDIA_TYPE,
+        Rlmi::CONTENT_TYPE
+    );
+    let size = rlmi.len()
+        + parts
+            .iter()
+            .map(|p| p.body.len() + p.content_type.len() + p.content_id.len() + 96)
+            .sum::<usize>()
+        + 160;
+    let mut out = Vec::with_capacity(size);
+    let mut part = |n: usize, id: &str, content_type: &str, body: &[u8]| {
+        if n > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"--");
+        out.extend_from_slice(boundary.as_bytes());
+        out.extend_from_slice(b"\r\nContent-Transfer-Encoding: binary\r\n");
+        match style {
+            ContentIdStyle::Standard => {
+                out.extend_from_slice(b"Content-ID: <");
+                out.extend_from_slice(id.as_bytes());
+                out.extend_from_slice(b">\r\n");
+            }
+            ContentIdStyle::Bare => {
+                out.extend_from_slice(b"Content-Id: ");
+                out.extend_from_slice(id.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        out.extend_from_slice(b"Content-Type: ");
+        out.extend_from_slice(content_type.as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(body);
+    };
+    part(0, rlmi_id, RLMI_PART_TYPE, rlmi.as_bytes());
+    for (n, p) in parts.iter().enumerate() {
+        part(n + 1, p.content_id, p.content_type, p.body);
+    }
+    out.extend_from_slice(b"\r\n--");
+    out.extend_from_slice(boundary.as_bytes());
+    out.extend_from_slice(b"--\r\n");
+    (header, out)
+}
+
+/// Whether a line of `text` starts with `--boundary` (so `boundary` cannot delimit a body
+/// that holds `text`).
+pub(crate) fn starts_a_line(text: &[u8], boundary: &str) -> bool {
+    super::multipart::starts_a_line(text, boundary)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +285,39 @@ mod tests {
             pidf("sip:carol@example.test", "closed"),
         ));
         body
+    }
+
+    #[test]
+    fn the_trusted_writer_writes_what_encode_writes() {
+        let body = full_state();
+        for style in [ContentIdStyle::Standard, ContentIdStyle::Bare] {
+            let (ct, bytes) = body.encode_with(style).unwrap();
+            let boundary = ct.rsplit("boundary=").next().unwrap();
+            let parts: Vec<WrittenPart<'_>> = body
+                .parts
+                .iter()
+                .map(|p| WrittenPart {
+                    content_id: p.content_id.as_deref().unwrap(),
+                    content_type: &p.content_type,
+                    body: &p.body,
+                })
+                .collect();
+            let rlmi = body.rlmi.to_xml();
+            let (ct2, bytes2) = write_trusted(
+                &rlmi,
+                body.rlmi_id.as_deref().unwrap(),
+                &parts,
+                boundary,
+                style,
+            );
+            assert_eq!(ct2, ct);
+            assert_eq!(
+                String::from_utf8_lossy(&bytes2),
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        assert!(starts_a_line(b"x\r\n--b1 y", "b1"));
+        assert!(!starts_a_line(b"x --b1", "b1"));
     }
 
     #[test]

@@ -427,7 +427,7 @@ fn check_id(id: &str) -> Result<()> {
 }
 
 /// Whether a line of `text` (the first, or one after a LF) starts with `--boundary`.
-fn starts_a_line(text: &[u8], boundary: &str) -> bool {
+pub(crate) fn starts_a_line(text: &[u8], boundary: &str) -> bool {
     let dash = [b"--", boundary.as_bytes()].concat();
     text.starts_with(&dash)
         || text

@@ -107,8 +107,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use super::auth::Authentication;
 use super::dialog_table::{notify_destination, restart_cseq, retry_after_seconds};
-use crate::doc::resource_lists::DisplayName;
-use crate::doc::rlmi::{Instance, InstanceState, Resource as RlmiResource, Rlmi};
+use crate::doc::rlmi::{InstanceState, Rlmi, RlmiWriter};
 use crate::engine::{
     Document, EngineHandle, Notification, SubscribeRequest, SubscriptionInfo, SubscriptionState,
 };
@@ -120,8 +119,8 @@ use crate::model::list::{Resource, LIST_PACKAGES};
 use crate::model::package::Package;
 use crate::sip::dialog::{DialogView, SubscriptionDialog};
 use crate::sip::header::Contacts;
-use crate::sip::list_body::ListBody;
-use crate::sip::multipart::{BodyPart, ContentIdStyle};
+use crate::sip::list_body::{self, WrittenPart};
+use crate::sip::multipart::{BodyPart, ContentIdStyle, MultipartRelated};
 use crate::sip::recipient_list;
 use crate::sip::stack::{lock, push_hex, Reply, Request, Stack, Waiting};
 use crate::sip::transport::Proto;
@@ -159,6 +158,9 @@ pub(crate) struct ListServer {
     auth: Arc<Authentication>,
     /// How long changes are collected before a partial NOTIFY (clock ms).
     batch_ms: u64,
+    /// The multipart boundary of its NOTIFYs: random, drawn once, so that no document's
+    /// bytes need be scanned for it more than once (when written, [`Rendered::clashes`]).
+    boundary: String,
     table: Mutex<Table>,
 }
 
@@ -170,6 +172,48 @@ struct Table {
     /// `resources`, set again whenever they are rebuilt: see [`Table::index`]).
     by_back: HashMap<SubscriptionId, (u64, usize)>,
     next_id: u64,
+    rendered: RenderedDocs,
+}
+
+/// The documents written ([`Rendered`]), by the address of the engine's document each
+/// holds (so the address names nothing else while it is here); swept of those no entry
+/// holds any more when they have doubled since the last sweep ([`RenderedDocs::sweep`]).
+#[derive(Default)]
+struct RenderedDocs {
+    by_address: HashMap<usize, Arc<Rendered>>,
+    sweep_at: usize,
+}
+
+/// The least number of written documents kept before the first sweep.
+const RENDERED_SWEEP_MIN: usize = 1024;
+
+impl RenderedDocs {
+    /// The written form of `document` ([`Rendered`]): the one already written, or written
+    /// now and kept for the other lists that show it.
+    fn render(&mut self, document: &Arc<Document>, boundary: &str) -> Arc<Rendered> {
+        let at = Arc::as_ptr(document) as usize;
+        if let Some(r) = self.by_address.get(&at) {
+            return r.clone();
+        }
+        let body = document.to_body().into_bytes().into_boxed_slice();
+        let rendered = Arc::new(Rendered {
+            clashes: list_body::starts_a_line(&body, boundary),
+            document: document.clone(),
+            body,
+        });
+        self.by_address.insert(at, rendered.clone());
+        rendered
+    }
+
+    /// Drops the written documents no entry holds any more, once there are twice as many as
+    /// after the last sweep (so sweeping costs a constant per document written).
+    fn sweep(&mut self) {
+        if self.by_address.len() < self.sweep_at.max(RENDERED_SWEEP_MIN) {
+            return;
+        }
+        self.by_address.retain(|_, r| Arc::strong_count(r) > 1);
+        self.sweep_at = self.by_address.len() * 2;
+    }
 }
 
 impl Table {
@@ -204,6 +248,8 @@ struct ListDialog {
     watcher: Uri,
     package: Package,
     resources: Vec<Entry>,
+    /// The RLMI instance id of the next back subscription made ([`Entry::instance`]).
+    next_instance: u32,
     /// The RLMI version of the next NOTIFY.
     version: u32,
     next_cseq: u32,
@@ -222,21 +268,38 @@ struct ListDialog {
     ending: Option<Option<&'static str>>,
 }
 
-/// One resource of a list dialog, and what its back subscription last told.
+/// One resource of a list dialog, and what its back subscription last told. Kept small: a
+/// list server holds one per resource of every list subscription (50,000 for a thousand
+/// busy-lamp panels of 50 keys).
 struct Entry {
-    uri: Uri,
-    key: String,
-    name: Option<String>,
-    /// The RLMI instance id (stable while the back subscription lives).
-    instance: String,
+    /// The resource as the list names it; the engine's own copy of it once a notification
+    /// shows they are the same (so the lists that watch a resource share one).
+    uri: Arc<Uri>,
+    name: Option<Box<str>>,
     back: Option<SubscriptionId>,
+    /// The document the resource shows the subscriber (while active), written once for
+    /// every list dialog that shows it ([`Rendered`]).
+    document: Option<Arc<Rendered>>,
+    /// The RLMI instance id, a number of the dialog's (stable while the back subscription
+    /// lives; a new back subscription gets a new one): written in hex.
+    instance: u32,
     state: InstanceState,
-    reason: Option<String>,
-    document: Option<Arc<Document>>,
+    reason: Option<&'static str>,
     /// Its first state is known.
     reported: bool,
     /// Changed since the last NOTIFY.
     changed: bool,
+}
+
+/// A document a back subscription delivered, with its bytes as a NOTIFY part: written once
+/// per document, not once per list that shows it (the engine shares one composed document
+/// between the watchers that see the same; 50 lists watching a key get the same `Arc`).
+struct Rendered {
+    document: Arc<Document>,
+    body: Box<[u8]>,
+    /// The server's boundary starts a line of `body`: a NOTIFY carrying it is written the
+    /// checked way, under a boundary chosen for it ([`ListBody::encode_with`]).
+    clashes: bool,
 }
 
 /// A NOTIFY built under the lock, sent after it.
@@ -396,15 +459,58 @@ fn refused(id: u64, e: &mut Entry, error: &Error) {
     log::debug!("list dialog {id}: no subscription to {}: {error}", e.uri);
     e.back = None;
     e.state = InstanceState::Terminated;
-    e.reason = Some(
-        match error {
-            Error::Forbidden(_) | Error::LimitReached(_) => "rejected",
-            _ => "noresource",
-        }
-        .to_string(),
-    );
+    e.reason = Some(match error {
+        Error::Forbidden(_) | Error::LimitReached(_) => "rejected",
+        _ => "noresource",
+    });
     e.reported = true;
     e.changed = true;
+}
+
+/// A resource's entry with RLMI instance id `instance`, before its back subscription tells
+/// anything: pending, to be told.
+fn new_entry(resource: Resource, instance: u32) -> Entry {
+    Entry {
+        uri: Arc::new(resource.uri),
+        name: resource.display_name.map(String::into_boxed_str),
+        back: None,
+        document: None,
+        instance,
+        state: InstanceState::Pending,
+        reason: None,
+        reported: false,
+        changed: true,
+    }
+}
+
+impl ListDialog {
+    /// A new RLMI instance id ([`Entry::instance`]).
+    fn take_instance(&mut self) -> u32 {
+        let n = self.next_instance;
+        self.next_instance = self.next_instance.wrapping_add(1).max(1);
+        n
+    }
+}
+
+/// A list NOTIFY's body written the checked way, under a boundary chosen for its parts: for
+/// the rare NOTIFY whose parts the list server's own boundary starts a line of.
+fn checked_body(
+    rlmi: &str,
+    rlmi_cid: &str,
+    parts: &[WrittenPart<'_>],
+    style: ContentIdStyle,
+) -> Result<(String, Vec<u8>)> {
+    let mut all = vec![BodyPart::new(
+        rlmi_cid,
+        list_body::RLMI_PART_TYPE,
+        rlmi.as_bytes().to_vec(),
+    )];
+    all.extend(
+        parts
+            .iter()
+            .map(|p| BodyPart::new(p.content_id, p.content_type, p.body.to_vec())),
+    );
+    MultipartRelated::new(Rlmi::CONTENT_TYPE, Some(rlmi_cid.to_string()), all).encode_with(style)
 }
 
 /// Whether a request's Supported headers (or their compact form `k`) name `eventlist`.
@@ -443,10 +549,16 @@ impl ListServer {
     ) -> Arc<ListServer> {
         Arc::new_cyclic(|me| ListServer {
             me: me.clone(),
-            stack,
+            stack: stack.clone(),
             engine,
             auth,
             batch_ms: batch.as_millis() as u64,
+            boundary: {
+                let mut b = String::from("impp-");
+                push_hex(&mut b, u64::from(stack.random_u32()), 8);
+                push_hex(&mut b, u64::from(stack.random_u32()), 8);
+                b
+            },
             table: Mutex::new(Table::default()),
         })
     }
@@ -499,24 +611,23 @@ impl ListServer {
                 None => engine.expand_list(&d.list_uri).unwrap_or_default(),
             };
             for r in resources {
-                let key = presentity_key(&r.uri);
-                let entry = match backs.remove(&key) {
+                let instance = d.take_instance();
+                let entry = match backs.remove(&presentity_key(&r.uri)) {
                     Some(back) => {
                         renotify.push(back);
                         Entry {
-                            key,
-                            uri: r.uri,
-                            name: r.display_name,
-                            instance: self.stack.token(),
                             back: Some(back),
-                            state: InstanceState::Pending,
-                            reason: None,
-                            document: None,
-                            reported: false,
-                            changed: true,
+                            ..new_entry(r, instance)
                         }
                     }
-                    None => self.back_subscription(&engine, id, &d, r, remaining_s.max(bounds.min)),
+                    None => self.back_subscription(
+                        &engine,
+                        id,
+                        &d,
+                        r,
+                        instance,
+                        remaining_s.max(bounds.min),
+                    ),
                 };
                 d.resources.push(entry);
             }
@@ -624,6 +735,7 @@ impl ListServer {
             watcher,
             package,
             resources: Vec::new(),
+            next_instance: 1,
             version,
             next_cseq: version.wrapping_add(1).max(1),
             expires_at: now + expires_in.as_millis() as u64,
@@ -836,6 +948,7 @@ impl ListServer {
             watcher,
             package,
             resources: Vec::with_capacity(resources.len()),
+            next_instance: resources.len() as u32 + 1,
             version: 0,
             next_cseq: 1,
             expires_at: now + u64::from(granted) * 1000,
@@ -856,9 +969,12 @@ impl ListServer {
         d.in_flight = true;
         table.dialogs.insert(id, d);
         drop(table);
-        for r in resources {
-            let mut entry = Some(self.entry(r));
-            let uri = entry.as_ref().map(|e| e.uri.clone()).expect("made above");
+        for (at, r) in resources.into_iter().enumerate() {
+            let mut entry = Some(new_entry(r, at as u32 + 1));
+            let uri = entry
+                .as_ref()
+                .map(|e| Uri::clone(&e.uri))
+                .expect("made above");
             let request = back_request(&watcher, uri, package, &target, back_expires);
             let mut named = None;
             let made = engine.subscribe_naming(request, |sub| {
@@ -948,31 +1064,22 @@ impl ListServer {
         id: u64,
         d: &ListDialog,
         resource: crate::model::list::Resource,
+        instance: u32,
         expires: u32,
     ) -> Entry {
-        let mut entry = self.entry(resource);
-        let request = back_request(&d.watcher, entry.uri.clone(), d.package, &d.target, expires);
+        let mut entry = new_entry(resource, instance);
+        let request = back_request(
+            &d.watcher,
+            Uri::clone(&entry.uri),
+            d.package,
+            &d.target,
+            expires,
+        );
         match engine.subscribe(request) {
             Ok(sub) => entry.back = Some(sub),
             Err(e) => refused(id, &mut entry, &e),
         }
         entry
-    }
-
-    /// A resource's entry before its back subscription tells anything: pending, to be told.
-    fn entry(&self, resource: crate::model::list::Resource) -> Entry {
-        Entry {
-            key: presentity_key(&resource.uri),
-            uri: resource.uri,
-            name: resource.display_name,
-            instance: self.stack.token(),
-            back: None,
-            state: InstanceState::Pending,
-            reason: None,
-            document: None,
-            reported: false,
-            changed: true,
-        }
     }
 
     /// A SUBSCRIBE inside list dialog `id`: a refresh (the list expanded again, full state
@@ -1055,7 +1162,7 @@ impl ListServer {
             let before: HashMap<SubscriptionId, String> = d
                 .resources
                 .iter()
-                .filter_map(|e| Some((e.back?, e.key.clone())))
+                .filter_map(|e| Some((e.back?, presentity_key(&e.uri))))
                 .collect();
             (
                 d.list_uri.clone(),
@@ -1108,7 +1215,7 @@ impl ListServer {
             // subscription made since the snapshot (by a refresh at the same time) is new.
             let mut old: HashMap<String, Entry> = std::mem::take(&mut d.resources)
                 .into_iter()
-                .map(|e| (e.key.clone(), e))
+                .map(|e| (presentity_key(&e.uri), e))
                 .collect();
             for r in resources {
                 let kept = match old.remove(&presentity_key(&r.uri)) {
@@ -1129,10 +1236,13 @@ impl ListServer {
                 };
                 let entry = match kept {
                     Some(mut e) => {
-                        e.name = r.display_name;
+                        e.name = r.display_name.map(String::into_boxed_str);
                         e
                     }
-                    None => self.back_subscription(&engine, id, &d, r, granted),
+                    None => {
+                        let instance = d.take_instance();
+                        self.back_subscription(&engine, id, &d, r, instance, granted)
+                    }
                 };
                 d.resources.push(entry);
             }
@@ -1184,7 +1294,10 @@ impl ListServer {
         if n.state.is_terminated() {
             table.by_back.remove(&n.subscription);
         }
-        let Some(d) = table.dialogs.get_mut(&id) else {
+        let Table {
+            dialogs, rendered, ..
+        } = &mut *table;
+        let Some(d) = dialogs.get_mut(&id) else {
             return true;
         };
         let Some(e) = d
@@ -1194,21 +1307,30 @@ impl ListServer {
         else {
             return true;
         };
+        if !Arc::ptr_eq(&e.uri, &n.presentity) && *e.uri == *n.presentity {
+            e.uri = n.presentity.clone();
+        }
         let (state, reason, document) = match n.state {
-            SubscriptionState::Active => (InstanceState::Active, None, n.document.clone()),
+            SubscriptionState::Active => (InstanceState::Active, None, n.document.as_ref()),
             SubscriptionState::Pending => (InstanceState::Pending, None, None),
             SubscriptionState::Terminated(reason) => {
                 e.back = None;
-                let reason = reason.map(|r| r.as_str().to_string());
-                (InstanceState::Terminated, reason, None)
+                (InstanceState::Terminated, reason.map(|r| r.as_str()), None)
             }
         };
         // The same state told again (a resource's first state can be notified twice, say)
         // is nothing to tell the subscriber: no partial NOTIFY for it.
-        let unchanged = e.reported
-            && e.state == state
-            && e.reason == reason
-            && e.document.as_deref() == document.as_deref();
+        let same_document = match (&e.document, document) {
+            (None, None) => true,
+            (Some(had), Some(new)) => Arc::ptr_eq(&had.document, new) || *had.document == **new,
+            _ => false,
+        };
+        let unchanged = e.reported && e.state == state && e.reason == reason && same_document;
+        let document = match document {
+            Some(doc) if !same_document => Some(rendered.render(doc, &self.boundary)),
+            Some(_) => e.document.take(),
+            None => None,
+        };
         e.state = state;
         e.reason = reason;
         e.document = document;
@@ -1271,6 +1393,7 @@ impl ListServer {
             for id in finished {
                 dialogs.remove(&id);
             }
+            table.rendered.sweep();
         }
         if !ended.is_empty() {
             if let Ok(engine) = self.engine.get() {
@@ -1320,47 +1443,71 @@ impl ListServer {
                 return None;
             }
         }
-        let mut rlmi = Rlmi::new(d.list_text.clone(), d.version);
-        rlmi.full_state = full;
-        if let Some(name) = &d.list_name {
-            rlmi.names.push(DisplayName::new(name.clone()));
-        }
-        let host = d.list_uri.host().to_string();
-        let rlmi_cid = format!("{}@{host}", self.stack.token());
-        let mut parts = Vec::new();
-        for e in d.resources.iter_mut().filter(|e| full || e.changed) {
-            e.changed = false;
-            let mut resource = RlmiResource::new(e.uri.to_string());
-            if let Some(name) = &e.name {
-                resource.names.push(DisplayName::new(name.clone()));
-            }
-            let mut instance = Instance::new(e.instance.clone(), e.state);
-            instance.reason = e.reason.clone();
-            if let (InstanceState::Active, Some(doc)) = (e.state, &e.document) {
-                let cid = format!("{}@{host}", self.stack.token());
-                parts.push(BodyPart::new(
-                    cid.clone(),
-                    d.package.content_type(),
-                    doc.to_body().into_bytes(),
-                ));
-                instance.cid = Some(cid);
-            }
-            resource.instances.push(instance);
-            rlmi.resources.push(resource);
-        }
-        let mut body = ListBody::new(rlmi, rlmi_cid);
-        body.parts = parts;
+        let host = d.list_uri.host();
         let style = if d.linphone {
             ContentIdStyle::Bare
         } else {
             ContentIdStyle::Standard
         };
-        let (content_type, bytes) = match body.encode_with(style) {
-            Ok(encoded) => encoded,
-            Err(e) => {
-                log::warn!("list dialog {id}: cannot build its NOTIFY: {e}");
-                return None;
+        // The ids of this NOTIFY's parts: unique in the body, and across the dialog's
+        // NOTIFYs (its id, the version, the instance).
+        let prefix = format!("{id:x}.{:x}", d.version);
+        let rlmi_cid = format!("{prefix}@{host}");
+        let mut rlmi = RlmiWriter::new();
+        if let Some(name) = &d.list_name {
+            rlmi.list_name(name);
+        }
+        let mut shown: Vec<(String, Arc<Rendered>)> = Vec::new();
+        let mut instance = String::with_capacity(8);
+        let mut uri = String::with_capacity(64);
+        // Whether the boundary may start a line somewhere: only where a name (text the server
+        // did not write) or a part that clashes is in the NOTIFY.
+        let mut check = d.list_name.is_some();
+        for e in d.resources.iter_mut().filter(|e| full || e.changed) {
+            e.changed = false;
+            instance.clear();
+            push_hex(&mut instance, u64::from(e.instance), 1);
+            let cid = match (e.state, &e.document) {
+                (InstanceState::Active, Some(doc)) => {
+                    let cid = format!("{prefix}.{instance}@{host}");
+                    check |= doc.clashes;
+                    shown.push((cid, doc.clone()));
+                    shown.last().map(|(cid, _)| cid.as_str())
+                }
+                _ => None,
+            };
+            uri.clear();
+            use std::fmt::Write as _;
+            let _ = write!(uri, "{}", e.uri);
+            check |= e.name.is_some();
+            rlmi.resource(&uri, e.name.as_deref(), &instance, e.state, e.reason, cid);
+        }
+        let rlmi = rlmi.finish(&d.list_text, d.version, full);
+        let content_type = d.package.content_type();
+        let parts: Vec<WrittenPart<'_>> = shown
+            .iter()
+            .map(|(cid, doc)| WrittenPart {
+                content_id: cid,
+                content_type,
+                body: &doc.body,
+            })
+            .collect();
+        // A name is text the server did not write (a list's, a resource's): the boundary is
+        // looked for in the document, as in any part the boundary starts a line of (so
+        // unlikely with a random boundary that it is not worth a faster way).
+        let (content_type, bytes) = if check
+            && (list_body::starts_a_line(rlmi.as_bytes(), &self.boundary)
+                || shown.iter().any(|(_, doc)| doc.clashes))
+        {
+            match checked_body(&rlmi, &rlmi_cid, &parts, style) {
+                Ok(encoded) => encoded,
+                Err(e) => {
+                    log::warn!("list dialog {id}: cannot build its NOTIFY: {e}");
+                    return None;
+                }
             }
+        } else {
+            list_body::write_trusted(&rlmi, &rlmi_cid, &parts, &self.boundary, style)
         };
         d.version = d.version.wrapping_add(1);
         d.full = false;
