@@ -101,7 +101,8 @@
 //! does the same with `terminated;reason=timeout`.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -173,6 +174,13 @@ struct Table {
     by_back: HashMap<SubscriptionId, (u64, usize)>,
     next_id: u64,
     rendered: RenderedDocs,
+    /// When the timer thread is to look at which dialog, earliest first: a dialog's next
+    /// NOTIFY ([`Table::schedule`]) and its end ([`Table::schedule_end`]), pushed when they
+    /// are set, so that a tick looks only at the dialogs with something due, not at every
+    /// dialog (a thousand busy-lamp panels send about as many NOTIFYs a second, each at a
+    /// time of its own). An entry made stale by a later change (an earlier NOTIFY, a
+    /// refresh) wakes its dialog for nothing; there is one per change, so they stay few.
+    wakes: BinaryHeap<Reverse<(u64, u64)>>,
 }
 
 /// The documents written ([`Rendered`]), by the address of the engine's document each
@@ -217,6 +225,20 @@ impl RenderedDocs {
 }
 
 impl Table {
+    /// Has the timer thread look at dialog `id` when its next NOTIFY is due.
+    fn schedule(&mut self, id: u64) {
+        if let Some(at) = self.dialogs.get(&id).and_then(ListDialog::next_due) {
+            self.wakes.push(Reverse((at, id)));
+        }
+    }
+
+    /// Has the timer thread look at dialog `id` when it expires.
+    fn schedule_end(&mut self, id: u64) {
+        if let Some(d) = self.dialogs.get(&id).filter(|d| d.ending.is_none()) {
+            self.wakes.push(Reverse((d.expires_at, id)));
+        }
+    }
+
     /// Points the back subscriptions of list dialog `id` at their entries of `d`, once its
     /// resources are built (or rebuilt), under the lock the back subscriptions'
     /// notifications wait for.
@@ -484,6 +506,20 @@ fn new_entry(resource: Resource, instance: u32) -> Entry {
 }
 
 impl ListDialog {
+    /// When the dialog's next NOTIFY is due, not before a hold ends; none while one is in
+    /// flight (its answer schedules the dialog again).
+    fn next_due(&self) -> Option<u64> {
+        let hold = self
+            .hold_until
+            .filter(|_| self.ending.is_none())
+            .unwrap_or(0);
+        if self.in_flight {
+            None
+        } else {
+            self.due.map(|at| at.max(hold))
+        }
+    }
+
     /// A new RLMI instance id ([`Entry::instance`]).
     fn take_instance(&mut self) -> u32 {
         let n = self.next_instance;
@@ -643,6 +679,8 @@ impl ListServer {
                 d.list_uri
             );
             table.dialogs.insert(id, d);
+            table.schedule(id);
+            table.schedule_end(id);
         }
         drop(table);
         // Their final notifications find no dialog.
@@ -1022,6 +1060,8 @@ impl ListServer {
             });
             d.due
         });
+        table.schedule(id);
+        table.schedule_end(id);
         let mut answer = self
             .stack
             .reply_tagged(request, 200, "OK", Some(&local_tag));
@@ -1262,6 +1302,8 @@ impl ListServer {
         });
         let due = d.due;
         table.dialogs.insert(id, d);
+        table.schedule(id);
+        table.schedule_end(id);
         let mut answer = self.stack.reply(request, 200, "OK");
         answer.header("Expires", &granted.to_string())?;
         answer.header("Require", EVENTLIST)?;
@@ -1339,14 +1381,18 @@ impl ListServer {
         }
         e.reported = true;
         e.changed = true;
+        // Only a dialog waiting for its full state looks at every resource.
         let waiting_first = d.version == 0 || d.full;
-        let all_reported = d.resources.iter().all(|e| e.reported);
-        let due = if waiting_first && all_reported {
+        let due = if waiting_first && d.resources.iter().all(|e| e.reported) {
             Some(now)
         } else {
             Some(d.due.unwrap_or(now + self.batch_ms))
         };
+        let moved = d.due != due;
         d.due = due;
+        if moved {
+            table.schedule(id);
+        }
         drop(table);
         if let Some(at) = due {
             self.stack.alarm().at(at);
@@ -1361,11 +1407,26 @@ impl ListServer {
         let mut ended = Vec::new();
         {
             let mut table = lock(&self.table);
+            let mut woken = Vec::new();
+            while let Some(&Reverse((at, id))) = table.wakes.peek() {
+                if at > now {
+                    break;
+                }
+                table.wakes.pop();
+                woken.push(id);
+            }
+            woken.sort_unstable();
+            woken.dedup();
             let Table {
                 dialogs, by_back, ..
             } = &mut *table;
             let mut finished = Vec::new();
-            for (&id, d) in dialogs.iter_mut() {
+            let mut waiting = Vec::new();
+            for id in woken {
+                let Some(d) = dialogs.get_mut(&id) else {
+                    continue;
+                };
+                waiting.push(id);
                 if d.ending.is_none() && d.expires_at <= now {
                     d.ending = Some(Some("timeout"));
                     d.full = true;
@@ -1393,6 +1454,9 @@ impl ListServer {
             for id in finished {
                 dialogs.remove(&id);
             }
+            for id in waiting {
+                table.schedule(id);
+            }
             table.rendered.sweep();
         }
         if !ended.is_empty() {
@@ -1407,23 +1471,10 @@ impl ListServer {
         }
     }
 
-    /// The earliest clock time [`ListServer::tick`] has work.
+    /// The earliest clock time [`ListServer::tick`] has work (or may have: a dialog woken
+    /// early finds nothing to do and is scheduled again).
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        let table = lock(&self.table);
-        table
-            .dialogs
-            .values()
-            .flat_map(|d| {
-                let hold = d.hold_until.filter(|_| d.ending.is_none()).unwrap_or(0);
-                let due = if d.in_flight {
-                    None
-                } else {
-                    d.due.map(|at| at.max(hold))
-                };
-                [due, d.ending.is_none().then_some(d.expires_at)]
-            })
-            .flatten()
-            .min()
+        lock(&self.table).wakes.peek().map(|w| w.0 .0)
     }
 
     /// The NOTIFY of dialog `d` for what is due: full or partial state, the version counted,
@@ -1597,6 +1648,7 @@ impl ListServer {
             };
             d.in_flight = false;
             if d.due.is_some() {
+                table.schedule(id);
                 drop(table);
                 // Sent from the timer thread (not the I/O thread that took the answer).
                 self.stack.alarm().ring();
@@ -1616,6 +1668,7 @@ impl ListServer {
                 d.full = true;
                 d.hold_until = Some(at);
                 d.due = Some(at);
+                table.schedule(id);
                 drop(table);
                 self.stack.alarm().at(at);
                 return;
