@@ -140,7 +140,8 @@ pub struct SipServerConfig {
     /// How long the list server (RFC 4662) collects the changes of a list subscription's
     /// resources before it sends them in one NOTIFY, counted from the first change after a
     /// NOTIFY; zero sends each change at once (one NOTIFY is still in flight per list
-    /// dialog at most). Default 1 s.
+    /// dialog at most). Default 1 s. An interval of 200 ms or more ends on the next 20 ms of
+    /// the clock, so that the dialogs whose batches end together are sent in one go.
     pub list_batch_interval: Duration,
     /// Which web pages may open WebSocket connections to the `ws` and `wss` listeners
     /// (RFC 7118): pages of the server's own host and port, and these origins

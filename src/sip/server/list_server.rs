@@ -144,6 +144,27 @@ pub(crate) const LIST_TARGET: &[u8] = b"impp-list ";
 /// wait means the wall clock stepped back, and the NOTIFY goes rather than wait for it.
 const MAX_PACE_MS: u64 = 2_000;
 
+/// The grid (clock ms) a batch's end is rounded up to when batching lasts at least
+/// [`BATCH_SLACK_FROM_MS`]: the dialogs whose batches end within the same 20 ms send their
+/// NOTIFYs in one turn of the timer thread (and the I/O thread takes them together), instead
+/// of each waking both threads at a millisecond of its own; a thousand busy-lamp panels
+/// otherwise wake them about a thousand times a second.
+const BATCH_SLACK_MS: u64 = 20;
+
+/// The least batching interval whose ends are rounded to [`BATCH_SLACK_MS`] (a shorter one
+/// asked for promptness the rounding would take away).
+const BATCH_SLACK_FROM_MS: u64 = 200;
+
+/// When a batch of `batch_ms` that starts at `now` ends (see [`BATCH_SLACK_MS`]).
+fn batch_end(now: u64, batch_ms: u64) -> u64 {
+    let at = now + batch_ms;
+    if batch_ms >= BATCH_SLACK_FROM_MS {
+        at.next_multiple_of(BATCH_SLACK_MS)
+    } else {
+        at
+    }
+}
+
 /// The option tag of RFC 4662.
 const EVENTLIST: &str = "eventlist";
 
@@ -1122,6 +1143,11 @@ impl ListServer {
         entry
     }
 
+    /// When a batch of changes that starts at `now` ends.
+    fn batch_due(&self, now: u64) -> u64 {
+        batch_end(now, self.batch_ms)
+    }
+
     /// A SUBSCRIBE inside list dialog `id`: a refresh (the list expanded again, full state
     /// follows) or, with `Expires: 0`, the end.
     fn resubscribe(&self, request: &Request, id: u64, local_tag: String) -> Result<Option<Reply>> {
@@ -1386,7 +1412,7 @@ impl ListServer {
         let due = if waiting_first && d.resources.iter().all(|e| e.reported) {
             Some(now)
         } else {
-            Some(d.due.unwrap_or(now + self.batch_ms))
+            Some(d.due.unwrap_or_else(|| self.batch_due(now)))
         };
         let moved = d.due != due;
         d.due = due;
@@ -1694,6 +1720,16 @@ impl ListServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_end_on_a_grid_unless_short() {
+        assert_eq!(batch_end(1_003, 1_000), 2_020);
+        assert_eq!(batch_end(1_000, 1_000), 2_000);
+        assert_eq!(batch_end(1_019, 1_000), 2_020);
+        assert_eq!(batch_end(1_021, 1_000), 2_040);
+        assert_eq!(batch_end(1_003, 100), 1_103);
+        assert_eq!(batch_end(1_003, 0), 1_003);
+    }
 
     #[test]
     fn list_tags_are_told_apart_from_the_notifiers() {
