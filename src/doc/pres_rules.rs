@@ -325,10 +325,12 @@ fn parse_rule(e: &Element) -> Result<Rule> {
             "transformations" if cp && rule.transformations.is_none() => {
                 rule.transformations = Some(parse_transformations(child)?)
             }
-            _ => return Err(malformed(format!(
+            _ => {
+                return Err(malformed(format!(
                 "rule '{id}' holds <{}> of '{}' (once each: conditions, actions, transformations)",
                 child.name, child.namespace
-            ))),
+            )))
+            }
         }
     }
     Ok(rule)
