@@ -1,16 +1,20 @@
-//! imppd's HTTP listener (`--http ADDR:PORT`): `/health` for load balancers and `/metrics` in
-//! the Prometheus text exposition format 0.0.4, from the counters the library already keeps.
+//! imppd's HTTP listener (`--http ADDR:PORT`, or over TLS `--https ADDR:PORT`): `/health` for
+//! load balancers, `/metrics` in the Prometheus text exposition format 0.0.4, from the
+//! counters the library already keeps, and XCAP below [`XCAP_ROOT`].
 //!
 //! Why here and not in the library: what it serves is imppd's operation surface (its metric
 //! names, its health meaning "this process serves SIP"); an embedder of the C or Python API
-//! reads the same counters through `stats()` and exports them with its own HTTP stack. The
-//! XCAP server the issue asks for will need the listener in the library; it can move then.
+//! reads the same counters through `stats()` and exports them with its own HTTP stack. XCAP's
+//! logic is the library's (`impp::xcap::XcapServer`): this listener only reads the request
+//! (head and body) and writes the answer back.
 //!
 //! Kept apart from SIP on purpose: its own blocking accept thread and one short-lived thread
 //! per connection, so a slow scraper never touches the SIP I/O thread. Bounded: at most
 //! [`MAX_CONNECTIONS`] at once (more are answered `503` and closed), a request head of at most
-//! [`MAX_HEAD`] bytes (`431` past it), [`REQUEST_TIMEOUT`] to send it (closed after it), one
-//! request per connection (`Connection: close`). Requests are read by `httparse`.
+//! [`MAX_HEAD`] bytes (`431` past it), an XCAP body of at most `impp::xcap::MAX_BODY` bytes with a
+//! `Content-Length` (`413`, `411`), [`REQUEST_TIMEOUT`] to send it all, TLS handshake included
+//! (closed after it), one request per connection (`Connection: close`). Requests are read by
+//! `httparse`.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
