@@ -695,3 +695,314 @@ fn caps() -> String {
         ns::PRES_RULES
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+    use crate::sip::digest::{expected_response, Algorithm};
+    use crate::store::{Credential, MemoryStore};
+
+    const DOC: &str = "/pres-rules/users/sip:alice@example.test/index";
+    const CLIENT: [u8; 4] = [127, 0, 0, 1];
+
+    fn server() -> XcapServer {
+        let engine = Engine::new(EngineConfig {
+            domains: vec!["example.test".into()],
+            store: Arc::new(MemoryStore::new()),
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        for user in ["alice", "bob"] {
+            let uri = Uri::parse(&format!("sip:{user}@example.test")).unwrap();
+            engine
+                .set_user(Credential::new(uri, "example.test", &format!("{user}-pw")))
+                .unwrap();
+        }
+        XcapServer::new(Arc::new(engine)).unwrap()
+    }
+
+    fn request(method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> XcapRequest {
+        XcapRequest {
+            method: method.into(),
+            target: target.into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+            client: CLIENT.into(),
+        }
+    }
+
+    /// Sends a request as `user`: once without credentials, then answering the SHA-256
+    /// challenge as a client would.
+    fn send(
+        xcap: &XcapServer,
+        user: &str,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> XcapResponse {
+        let first = xcap.handle(&request(method, target, headers, body));
+        if first.status != 401 {
+            return first;
+        }
+        let challenge = first.header("WWW-Authenticate").unwrap();
+        assert!(challenge.contains("algorithm=SHA-256"), "{challenge}");
+        let nonce = challenge
+            .split("nonce=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned();
+        let credential = Credential::new(
+            Uri::parse(&format!("sip:{user}@example.test")).unwrap(),
+            "example.test",
+            &format!("{user}-pw"),
+        );
+        let response = expected_response(
+            Algorithm::Sha256,
+            &credential.ha1_sha256,
+            method,
+            target,
+            &nonce,
+            Some(("auth", "00000001", "c0ffee")),
+        );
+        let authorization = format!(
+            "Digest username=\"{user}\", realm=\"example.test\", nonce=\"{}\", uri=\"{target}\", \
+             response=\"{response}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"c0ffee\"",
+            nonce
+        );
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        all.push(("Authorization", &authorization));
+        xcap.handle(&request(method, target, &all, body))
+    }
+
+    fn ruleset(rules: &str) -> String {
+        format!(
+            "<ruleset xmlns='urn:ietf:params:xml:ns:common-policy' \
+             xmlns:pr='urn:ietf:params:xml:ns:pres-rules'>{rules}</ruleset>"
+        )
+    }
+
+    const ALLOW_BOB: &str = "<rule id='a'><conditions><identity><one id='sip:bob@example.test'/>\
+        </identity></conditions><actions><pr:sub-handling>allow</pr:sub-handling></actions></rule>";
+
+    const POLICY: (&str, &str) = ("Content-Type", "application/auth-policy+xml");
+    const ELEMENT: (&str, &str) = ("Content-Type", "application/xcap-el+xml");
+
+    #[test]
+    fn a_document_is_written_read_and_matched_by_its_etag() {
+        let xcap = server();
+        assert_eq!(send(&xcap, "alice", "GET", DOC, &[], "").status, 404);
+        let put = send(&xcap, "alice", "PUT", DOC, &[POLICY], &ruleset(ALLOW_BOB));
+        assert_eq!(put.status, 201, "{put:?}");
+        let etag = put.header("ETag").unwrap().to_owned();
+        let got = send(&xcap, "alice", "GET", DOC, &[], "");
+        assert_eq!(got.header("ETag"), Some(etag.as_str()));
+        assert!(String::from_utf8_lossy(&got.body).contains("<rule id=\"a\">"));
+        let rules = xcap
+            .engine
+            .rules(&Uri::parse("sip:alice@example.test").unwrap())
+            .unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].action, AuthAction::Allow);
+        // Conditional reads and writes.
+        let same = send(&xcap, "alice", "GET", DOC, &[("If-None-Match", &etag)], "");
+        assert_eq!(same.status, 304);
+        let head = send(&xcap, "alice", "HEAD", DOC, &[], "");
+        assert_eq!((head.status, head.body.len()), (200, 0));
+        let stale = send(
+            &xcap,
+            "alice",
+            "PUT",
+            DOC,
+            &[POLICY, ("If-Match", "\"old\"")],
+            &ruleset(""),
+        );
+        assert_eq!(stale.status, 412);
+        let fresh = send(
+            &xcap,
+            "alice",
+            "PUT",
+            DOC,
+            &[POLICY, ("If-Match", &etag)],
+            &ruleset(""),
+        );
+        assert_eq!(fresh.status, 200);
+        assert!(xcap
+            .engine
+            .rules(&Uri::parse("sip:alice@example.test").unwrap())
+            .unwrap()
+            .is_empty());
+        // An empty document written is a document (until the server restarts).
+        assert_eq!(send(&xcap, "alice", "GET", DOC, &[], "").status, 200);
+        assert_eq!(send(&xcap, "alice", "DELETE", DOC, &[], "").status, 200);
+        assert_eq!(send(&xcap, "alice", "GET", DOC, &[], "").status, 404);
+    }
+
+    #[test]
+    fn refusals_say_why_and_change_nothing() {
+        let xcap = server();
+        send(&xcap, "alice", "PUT", DOC, &[POLICY], &ruleset(ALLOW_BOB));
+        let before = send(&xcap, "alice", "GET", DOC, &[], "");
+        let conflict = |r: &XcapResponse, what: &str| {
+            let body = String::from_utf8_lossy(&r.body).into_owned();
+            assert_eq!(r.status, 409, "{body}");
+            assert_eq!(r.header("Content-Type"), Some("application/xcap-error+xml"));
+            assert!(body.contains(what), "{what}: {body}");
+        };
+        conflict(
+            &send(&xcap, "alice", "PUT", DOC, &[POLICY], "<ruleset"),
+            "<not-well-formed",
+        );
+        // A body that is not UTF-8 (read below the credentials, which come first).
+        let latin1 = parse_body(&[0x3c, 0xe9, 0x3e], "").unwrap_err();
+        conflict(&latin1, "<not-utf-8");
+        conflict(
+            &send(&xcap, "alice", "PUT", DOC, &[POLICY], &ruleset("<rule/>")),
+            "<schema-validation-error",
+        );
+        conflict(
+            &send(
+                &xcap,
+                "alice",
+                "PUT",
+                DOC,
+                &[POLICY],
+                &ruleset("<rule id='x'/>"),
+            ),
+            "<constraint-failure phrase=\"rule 'x': no conditions",
+        );
+        // Elements: no parent, a name other than the selector's, an element that is not one.
+        conflict(
+            &send(&xcap, "alice", "PUT", &format!("{DOC}/~~/ruleset/rule[@id='zz']/actions/pr:x?xmlns(pr=urn:ietf:params:xml:ns:pres-rules)"), &[ELEMENT], "<pr:x/>"),
+            "<no-parent",
+        );
+        conflict(
+            &send(
+                &xcap,
+                "alice",
+                "PUT",
+                &format!("{DOC}/~~/ruleset/rule[@id='b']"),
+                &[ELEMENT],
+                "<rule id='c'/>",
+            ),
+            "<cannot-insert",
+        );
+        conflict(
+            &send(
+                &xcap,
+                "alice",
+                "PUT",
+                &format!("{DOC}/~~/ruleset/rule[@id='b']"),
+                &[ELEMENT],
+                "<rule id='b'/><rule id='b'/>",
+            ),
+            "<not-well-formed",
+        );
+        conflict(
+            &send(
+                &xcap,
+                "alice",
+                "DELETE",
+                &format!("{DOC}/~~/ruleset"),
+                &[],
+                "",
+            ),
+            "<cannot-delete",
+        );
+        assert_eq!(
+            send(
+                &xcap,
+                "alice",
+                "PUT",
+                DOC,
+                &[("Content-Type", "text/xml")],
+                &ruleset("")
+            )
+            .status,
+            415
+        );
+        assert_eq!(send(&xcap, "alice", "POST", DOC, &[], "").status, 405);
+        assert_eq!(send(&xcap, "bob", "GET", DOC, &[], "").status, 403);
+        assert_eq!(
+            xcap.handle(&request(
+                "GET",
+                "/pres-rules/users/sip:zed@other.test/index",
+                &[],
+                ""
+            ))
+            .status,
+            404
+        );
+        assert_eq!(send(&xcap, "alice", "GET", DOC, &[], "").body, before.body);
+    }
+
+    #[test]
+    fn elements_are_replaced_inserted_and_read_by_selector() {
+        let xcap = server();
+        send(&xcap, "alice", "PUT", DOC, &[POLICY], &ruleset(ALLOW_BOB));
+        let handling = format!(
+            "{DOC}/~~/ruleset/rule%5B@id=%22a%22%5D/actions/pr:sub-handling?xmlns(pr=urn:ietf:params:xml:ns:pres-rules)"
+        );
+        let got = send(&xcap, "alice", "GET", &handling, &[], "");
+        assert_eq!(got.status, 200);
+        assert_eq!(got.header("Content-Type"), Some("application/xcap-el+xml"));
+        assert!(String::from_utf8_lossy(&got.body).contains(">allow</"));
+        let replaced = send(
+            &xcap,
+            "alice",
+            "PUT",
+            &handling,
+            &[ELEMENT],
+            "<pr:sub-handling>polite-block</pr:sub-handling>",
+        );
+        assert_eq!(
+            replaced.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&replaced.body)
+        );
+        let alice = Uri::parse("sip:alice@example.test").unwrap();
+        assert_eq!(
+            xcap.engine.rules(&alice).unwrap()[0].action,
+            AuthAction::PoliteBlock
+        );
+        // A second rule, first by position.
+        let second = "<rule id='d'><conditions><identity><many domain='x.test'/></identity>\
+                      </conditions><actions><pr:sub-handling>block</pr:sub-handling></actions></rule>";
+        let put = send(
+            &xcap,
+            "alice",
+            "PUT",
+            &format!("{DOC}/~~/ruleset/rule[1]"),
+            &[ELEMENT],
+            second,
+        );
+        assert_eq!(put.status, 200, "replaces the first rule");
+        assert_eq!(xcap.engine.rules(&alice).unwrap().len(), 1);
+        let put = send(
+            &xcap,
+            "alice",
+            "PUT",
+            &format!("{DOC}/~~/ruleset/rule[2]"),
+            &[ELEMENT],
+            ALLOW_BOB,
+        );
+        assert_eq!(put.status, 201);
+        assert_eq!(xcap.engine.rules(&alice).unwrap().len(), 2);
+        let caps = xcap.handle(&request(
+            "GET",
+            "/xcap-caps/global/index/~~/xcap-caps/auids/auid[2]",
+            &[],
+            "",
+        ));
+        assert_eq!(
+            String::from_utf8_lossy(&caps.body),
+            "<auid xmlns=\"urn:ietf:params:xml:ns:xcap-caps\">pres-rules</auid>"
+        );
+    }
+}
