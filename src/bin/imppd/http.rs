@@ -191,21 +191,18 @@ impl Connection for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
 /// Serves one accepted connection, over TLS when the listener has a certificate (the
 /// handshake runs under the same deadline as the request).
 fn serve_stream(stream: TcpStream, sources: &Sources, counters: &Counters, tls: Option<&Tls>) {
-    let client = stream
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+    // Digest nonces are bound to the client's address; without one the socket is gone.
+    let Ok(peer) = stream.peer_addr() else { return };
+    let client = peer.ip();
     match tls {
         None => serve_connection(stream, client, sources, counters),
-        Some(config) => match rustls::ServerConnection::new(config.clone()) {
-            Ok(session) => serve_connection(
-                rustls::StreamOwned::new(session, stream),
-                client,
-                sources,
-                counters,
-            ),
-            Err(_) => {}
-        },
+        Some(config) => {
+            // Fails only for a configuration rustls refuses, which start() already built.
+            if let Ok(session) = rustls::ServerConnection::new(config.clone()) {
+                let stream = rustls::StreamOwned::new(session, stream);
+                serve_connection(stream, client, sources, counters);
+            }
+        }
     }
 }
 
