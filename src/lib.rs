@@ -39,6 +39,7 @@ pub mod model;
 pub mod sip;
 pub mod store;
 pub mod uri;
+pub mod xcap;
 
 #[doc(hidden)]
 pub mod ffi;

@@ -11,7 +11,7 @@
 //!       [--max-endpoints-per-user N]
 //!       [--peer DOMAIN=ADDR[/PREFIX]]... [--federation trusted|open]
 //!       [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]...
-//!       [--http ADDR:PORT]
+//!       [--http ADDR:PORT] [--https ADDR:PORT]
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]
@@ -116,7 +116,7 @@ const USAGE: &str = "usage:
         [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]
                    [,list=[presence:|dialog:]LIST-URI]...]...
         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
-        [--http ADDR:PORT]
+        [--http ADDR:PORT] [--https ADDR:PORT]
         [--rate-limit N[/BURST]] [--max-connections N] [--max-connections-per-address N]
         [--unauthenticated-timeout S] [--tls-handshake-timeout S] [--idle-timeout S]
         [--auth-proxy ADDR]... [--ws-origin ORIGIN]... [--web-root DIR]
@@ -188,7 +188,10 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           answer plain HTTP GETs with the files of DIR (examples/web: the web buddy
           list, same origin as its WebSocket);
           --http ADDR:PORT: plain HTTP with GET /health (200 ok; 503 once stopping) and
-          GET /metrics (Prometheus text format 0.0.4, imppd_* names; see the README);
+          GET /metrics (Prometheus text format 0.0.4, imppd_* names; see the README), and
+          XCAP (RFC 4825) at /xcap-root: each user's pres-rules document (RFC 5025), with
+          digest authentication; --https ADDR:PORT: the same over TLS (needs
+          --tls-cert/--tls-key);
           --list-batch-interval 1000: how long (ms, 0 to 60000; 0: none) changes of a
           resource list's resources are collected into one partial NOTIFY (RFC 4662)";
 
@@ -218,6 +221,8 @@ struct Options {
     publishers: Vec<impp::sip::TrustedPublisher>,
     /// `--http ADDR:PORT`: the `/health` and `/metrics` listener (see `http.rs`).
     http: Option<SocketAddr>,
+    /// `--https ADDR:PORT`: the same listener over TLS.
+    https: Option<SocketAddr>,
     /// `--ctl-socket PATH|none` (`None`: beside the database).
     ctl_socket: Option<String>,
 }
@@ -245,6 +250,7 @@ impl Default for Options {
             federation: impp::sip::Federation::Trusted,
             publishers: Vec::new(),
             http: None,
+            https: None,
             ctl_socket: None,
         }
     }
@@ -416,6 +422,12 @@ impl Options {
                     format!("--http {v}: expected ADDR:PORT (plain HTTP; [::1]:PORT for IPv6)")
                 })?)
             }
+            "https" => {
+                let v = need(name, value)?;
+                self.https = Some(v.parse().map_err(|_| {
+                    format!("--https {v}: expected ADDR:PORT ([::1]:PORT for IPv6)")
+                })?)
+            }
             "federate" => self.federate = flag(name, value)?,
             "no-federate" => self.federate = !flag(name, value)?,
             "workers" => {
@@ -473,8 +485,9 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (name.to_string(), None),
             };
-            const WITH_VALUE: [&str; 17] = [
+            const WITH_VALUE: [&str; 18] = [
                 "http",
+                "https",
                 "tls-cert",
                 "tls-key",
                 "tls-ca",
@@ -746,15 +759,28 @@ fn serve(mut options: Options) -> Result<(), String> {
         SipServer::start(engine.clone(), sip).map_err(|e| e.to_string())?,
     ));
     let stop = Arc::new(AtomicBool::new(false));
+    let sources = http::Sources {
+        engine: engine.clone(),
+        server: server.clone(),
+        stopping: stop.clone(),
+        xcap: Some(Arc::new(
+            impp::xcap::XcapServer::new(engine.clone()).map_err(|e| e.to_string())?,
+        )),
+    };
     let http = match options.http {
-        Some(addr) => Some(http::HttpListener::start(
-            addr,
-            http::Sources {
-                engine: engine.clone(),
-                server: server.clone(),
-                stopping: stop.clone(),
-            },
-        )?),
+        Some(addr) => Some(http::HttpListener::start(addr, sources.clone(), None)?),
+        None => None,
+    };
+    let https = match options.https {
+        Some(addr) => {
+            let tls = tls_config(&options)?
+                .ok_or("--https needs --tls-cert and --tls-key (the certificate it presents)")?;
+            Some(http::HttpListener::start(
+                addr,
+                sources,
+                Some(tls.server_config()),
+            )?)
+        }
         None => None,
     };
     let mut addrs: Vec<String> = lock(&server)
@@ -763,6 +789,7 @@ fn serve(mut options: Options) -> Result<(), String> {
         .map(|l| format!("{}:{}", l.proto.as_str(), l.addr))
         .collect();
     addrs.extend(http.as_ref().map(|h| format!("http:{}", h.local_addr())));
+    addrs.extend(https.as_ref().map(|h| format!("https:{}", h.local_addr())));
     // The control socket (`imppd ctl`), up before `imppd ready` so that it answers then.
     let control = match control::socket_path(options.ctl_socket.as_deref(), &options.db) {
         Some(path) => {
@@ -898,8 +925,8 @@ fn serve(mut options: Options) -> Result<(), String> {
     }
     let _ = writeln!(std::io::stderr(), "imppd: stopping");
     drop(control);
-    if let Some(http) = http {
-        http.stop();
+    for listener in [http, https].into_iter().flatten() {
+        listener.stop();
     }
     lock(&server).stop();
     drop(server);

@@ -63,6 +63,7 @@ pub mod filter;
 pub mod iscomposing;
 pub mod mwi;
 pub mod pidf;
+pub mod pres_rules;
 pub mod resource_lists;
 pub mod rlmi;
 pub mod rls_services;
@@ -104,6 +105,10 @@ pub mod ns {
     pub const RLS_SERVICES: &str = "urn:ietf:params:xml:ns:rls-services";
     /// Resource list meta-information (RLMI), RFC 4662 §5.
     pub const RLMI: &str = "urn:ietf:params:xml:ns:rlmi";
+    /// Common policy (RFC 4745): rulesets, rules, conditions.
+    pub const COMMON_POLICY: &str = "urn:ietf:params:xml:ns:common-policy";
+    /// Presence authorization rules (RFC 5025): sub-handling and transformations.
+    pub const PRES_RULES: &str = "urn:ietf:params:xml:ns:pres-rules";
 }
 
 /// Pushes `x` onto `v`, allocating the first room directly (what `push` would allocate, minus

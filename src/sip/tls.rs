@@ -124,6 +124,12 @@ impl TlsConfig {
             client: Arc::new(client),
         })
     }
+
+    /// The server side (this certificate presented; a client certificate asked for, not
+    /// required), for the process's other TLS listeners (imppd's HTTPS).
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.server.clone()
+    }
 }
 
 fn load_roots(anchors: TrustAnchors<'_>) -> Result<RootCertStore> {

@@ -1,19 +1,23 @@
-//! imppd's HTTP listener (`--http ADDR:PORT`): `/health` for load balancers and `/metrics` in
-//! the Prometheus text exposition format 0.0.4, from the counters the library already keeps.
+//! imppd's HTTP listener (`--http ADDR:PORT`, or over TLS `--https ADDR:PORT`): `/health` for
+//! load balancers, `/metrics` in the Prometheus text exposition format 0.0.4, from the
+//! counters the library already keeps, and XCAP below [`XCAP_ROOT`].
 //!
 //! Why here and not in the library: what it serves is imppd's operation surface (its metric
 //! names, its health meaning "this process serves SIP"); an embedder of the C or Python API
-//! reads the same counters through `stats()` and exports them with its own HTTP stack. The
-//! XCAP server the issue asks for will need the listener in the library; it can move then.
+//! reads the same counters through `stats()` and exports them with its own HTTP stack. XCAP's
+//! logic is the library's (`impp::xcap::XcapServer`): this listener only reads the request
+//! (head and body) and writes the answer back.
 //!
 //! Kept apart from SIP on purpose: its own blocking accept thread and one short-lived thread
 //! per connection, so a slow scraper never touches the SIP I/O thread. Bounded: at most
 //! [`MAX_CONNECTIONS`] at once (more are answered `503` and closed), a request head of at most
-//! [`MAX_HEAD`] bytes (`431` past it), [`REQUEST_TIMEOUT`] to send it (closed after it), one
-//! request per connection (`Connection: close`). Requests are read by `httparse`.
+//! [`MAX_HEAD`] bytes (`431` past it), an XCAP body of at most `impp::xcap::MAX_BODY` bytes with a
+//! `Content-Length` (`413`, `411`), [`REQUEST_TIMEOUT`] to send it all, TLS handshake included
+//! (closed after it), one request per connection (`Connection: close`). Requests are read by
+//! `httparse`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -30,6 +34,11 @@ pub const MAX_HEAD: usize = 8192;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Headers read (more is `431`).
 const MAX_HEADERS: usize = 32;
+/// Where XCAP is served (RFC 4825 §6.1: the XCAP root URI is `http[s]://HOST:PORT/xcap-root`).
+pub const XCAP_ROOT: &str = "/xcap-root";
+
+/// The TLS server settings of an HTTPS listener (imppd's `--tls-cert`/`--tls-key`).
+pub type Tls = Arc<rustls::ServerConfig>;
 
 /// What the listener reports on.
 #[derive(Clone)]
@@ -38,6 +47,8 @@ pub struct Sources {
     pub server: Arc<Mutex<SipServer>>,
     /// Set when imppd was asked to stop (SIGTERM, SIGINT): `/health` answers `503` from then.
     pub stopping: Arc<AtomicBool>,
+    /// The XCAP server answering below [`XCAP_ROOT`] (`None`: those paths are `404`).
+    pub xcap: Option<Arc<impp::xcap::XcapServer>>,
 }
 
 /// The running listener; [`HttpListener::stop`] joins its accept thread.
@@ -57,18 +68,24 @@ struct Counters {
 
 impl HttpListener {
     /// Binds `addr` and starts serving. Fails when the address cannot be bound.
-    pub fn start(addr: SocketAddr, sources: Sources) -> Result<HttpListener, String> {
-        let listener = TcpListener::bind(addr).map_err(|e| format!("--http {addr}: {e}"))?;
+    /// With `tls`, every connection is TLS (`--https`).
+    pub fn start(
+        addr: SocketAddr,
+        sources: Sources,
+        tls: Option<Tls>,
+    ) -> Result<HttpListener, String> {
+        let flag = if tls.is_some() { "--https" } else { "--http" };
+        let listener = TcpListener::bind(addr).map_err(|e| format!("{flag} {addr}: {e}"))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| format!("--http {addr}: {e}"))?;
+            .map_err(|e| format!("{flag} {addr}: {e}"))?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let counters = Arc::new(Counters::default());
         let thread = std::thread::Builder::new()
             .name("imppd-http".into())
-            .spawn(move || accept_loop(listener, stopped, sources, counters))
-            .map_err(|e| format!("--http: cannot start its thread: {e}"))?;
+            .spawn(move || accept_loop(listener, stopped, sources, counters, tls))
+            .map_err(|e| format!("{flag}: cannot start its thread: {e}"))?;
         Ok(HttpListener {
             addr,
             stop,
@@ -107,6 +124,7 @@ fn accept_loop(
     stop: Arc<AtomicBool>,
     sources: Sources,
     counters: Arc<Counters>,
+    tls: Option<Tls>,
 ) {
     for stream in listener.incoming() {
         if stop.load(Ordering::Acquire) {
@@ -127,11 +145,12 @@ fn accept_loop(
         }
         let active = Active(counters.clone());
         let sources = sources.clone();
+        let tls = tls.clone();
         let spawned = std::thread::Builder::new()
             .name("imppd-http-conn".into())
             .spawn(move || {
                 let counters = active.0.clone();
-                serve_connection(stream, &sources, &counters);
+                serve_stream(stream, &sources, &counters, tls.as_ref());
                 drop(active);
             });
         // Not spawned: `active` was dropped with the closure, the connection closed.
@@ -139,34 +158,123 @@ fn accept_loop(
     }
 }
 
-/// Reads one request head (within the bounds) and answers it.
-fn serve_connection(mut stream: TcpStream, sources: &Sources, counters: &Counters) {
+/// A connection the listener serves: plain TCP, or TLS over it.
+trait Connection: Read + Write {
+    /// The TCP socket under it (for its timeouts).
+    fn tcp(&self) -> &TcpStream;
+
+    /// Ends the connection after the answer.
+    fn close(&mut self) {
+        let _ = self.tcp().shutdown(std::net::Shutdown::Write);
+    }
+}
+
+impl Connection for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Connection for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+
+    /// close_notify first, so the client sees a clean end of the answer.
+    fn close(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.flush();
+        let _ = self.sock.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// Serves one accepted connection, over TLS when the listener has a certificate (the
+/// handshake runs under the same deadline as the request).
+fn serve_stream(stream: TcpStream, sources: &Sources, counters: &Counters, tls: Option<&Tls>) {
+    // Digest nonces are bound to the client's address; without one the socket is gone.
+    let Ok(peer) = stream.peer_addr() else { return };
+    let client = peer.ip();
+    match tls {
+        None => serve_connection(stream, client, sources, counters),
+        Some(config) => {
+            // Fails only for a configuration rustls refuses, which start() already built.
+            if let Ok(session) = rustls::ServerConnection::new(config.clone()) {
+                let stream = rustls::StreamOwned::new(session, stream);
+                serve_connection(stream, client, sources, counters);
+            }
+        }
+    }
+}
+
+/// Reads one request (head and body, within the bounds) and answers it.
+fn serve_connection<C: Connection>(
+    mut stream: C,
+    client: IpAddr,
+    sources: &Sources,
+    counters: &Counters,
+) {
     let deadline = Instant::now() + REQUEST_TIMEOUT;
-    let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
+    let _ = stream.tcp().set_write_timeout(Some(REQUEST_TIMEOUT));
     let mut buf = vec![0u8; MAX_HEAD];
     let mut len = 0;
-    let answer = loop {
+    // Reads more into `buf[len..]`; false when the client stalled, closed or failed.
+    let read_more = |stream: &mut C, buf: &mut [u8], len: &mut usize| loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return; // Stalled: closed without an answer.
+        if left.is_zero() || stream.tcp().set_read_timeout(Some(left)).is_err() {
+            return false;
         }
-        match stream.read(&mut buf[len..]) {
-            Ok(0) => return,
-            Ok(n) => len += n,
+        match stream.read(&mut buf[*len..]) {
+            Ok(0) => return false,
+            Ok(n) => {
+                *len += n;
+                return true;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return, // Timed out or reset.
+            Err(_) => return false, // Timed out, reset, or a failed TLS handshake.
+        }
+    };
+    let answer = loop {
+        if !read_more(&mut stream, &mut buf, &mut len) {
+            return; // Stalled: closed without an answer.
         }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(&buf[..len]) {
-            Ok(httparse::Status::Complete(_)) => {
+            Ok(httparse::Status::Complete(head)) => {
                 counters.requests.fetch_add(1, Ordering::Relaxed);
-                break answer(
-                    request.method.unwrap_or(""),
-                    request.path.unwrap_or(""),
-                    sources,
-                    counters,
-                );
+                let method = request.method.unwrap_or("").to_owned();
+                let target = request.path.unwrap_or("").to_owned();
+                let fields: Vec<(String, String)> = request
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_owned(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let Some(xcap_target) = target.strip_prefix(XCAP_ROOT) else {
+                    break answer(&method, &target, sources, counters);
+                };
+                let Some(xcap) = &sources.xcap else {
+                    break answer(&method, &target, sources, counters);
+                };
+                let body = match read_body(&mut stream, &fields, &buf[head..len], |s, b, l| {
+                    read_more(s, b, l)
+                }) {
+                    Ok(body) => body,
+                    Err(Some(refused)) => break refused,
+                    Err(None) => return,
+                };
+                let request = impp::xcap::XcapRequest {
+                    method,
+                    target: xcap_target.to_owned(),
+                    headers: fields,
+                    body,
+                    client,
+                };
+                break xcap_response(&xcap.handle(&request), request.method == "HEAD");
             }
             Ok(httparse::Status::Partial) if len == MAX_HEAD => {
                 break response(
@@ -197,6 +305,86 @@ fn serve_connection(mut stream: TcpStream, sources: &Sources, counters: &Counter
     };
     let _ = stream.write_all(&answer);
     let _ = stream.flush();
+    stream.close();
+}
+
+/// The body of a request with a `Content-Length` (at most [`impp::xcap::MAX_BODY`]), the
+/// part already read first: `Err(Some(answer))` refuses it, `Err(None)` means the client
+/// stalled or left. `Expect: 100-continue` is answered before reading on.
+fn read_body<C: Connection>(
+    stream: &mut C,
+    fields: &[(String, String)],
+    already: &[u8],
+    mut read_more: impl FnMut(&mut C, &mut [u8], &mut usize) -> bool,
+) -> Result<Vec<u8>, Option<Vec<u8>>> {
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    };
+    if field("Transfer-Encoding").is_some() {
+        return Err(Some(response(
+            "411 Length Required",
+            "text/plain",
+            b"a body is sent with Content-Length\n",
+            false,
+        )));
+    }
+    let length = match field("Content-Length").map(str::parse::<usize>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return Err(Some(response(
+                "400 Bad Request",
+                "text/plain",
+                b"bad Content-Length\n",
+                false,
+            )))
+        }
+    };
+    if length > impp::xcap::MAX_BODY || already.len() > length {
+        return Err(Some(response(
+            "413 Content Too Large",
+            "text/plain",
+            b"body too large (or more than Content-Length)\n",
+            false,
+        )));
+    }
+    let mut body = vec![0u8; length];
+    body[..already.len()].copy_from_slice(already);
+    let mut have = already.len();
+    if have < length
+        && field("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+        && stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
+    {
+        return Err(None);
+    }
+    while have < length {
+        if !read_more(stream, &mut body, &mut have) {
+            return Err(None);
+        }
+    }
+    Ok(body)
+}
+
+/// An XCAP answer on the wire (`Connection: close`; HEAD without the body).
+fn xcap_response(r: &impp::xcap::XcapResponse, head_only: bool) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let mut out = format!("HTTP/1.1 {} {}\r\n", r.status, r.reason);
+    for (name, value) in &r.headers {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    let _ = write!(
+        out,
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        r.body.len()
+    );
+    let mut out = out.into_bytes();
+    if !head_only {
+        out.extend_from_slice(&r.body);
+    }
+    out
 }
 
 /// The response to a complete request head.
