@@ -41,6 +41,7 @@ pub(crate) mod page;
 pub(crate) mod proxy;
 pub mod rate;
 pub mod recipient_list;
+pub mod dns;
 pub mod route;
 pub mod server;
 pub(crate) mod stack;
