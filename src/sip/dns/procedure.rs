@@ -8,10 +8,14 @@
 //! * a transport without a port: the SRV records of `_sip._udp`, `_sip._tcp` or `_sips._tcp`
 //!   (TLS) of the host, each target's addresses; none: A/AAAA on the default port;
 //! * neither: the NAPTR records of the host whose flag is `s` and whose service is one we
-//!   speak (`SIP+D2U`, `SIP+D2T`, `SIPS+D2T`; only the `SIPS` one for `sips:`), in order and
-//!   preference, each replacement's SRV records; no usable NAPTR: the SRV records of every
-//!   transport we speak (UDP, TCP, TLS; TLS only for `sips:`), in that order; none of those
-//!   either: A/AAAA on the default port.
+//!   speak (`SIP+D2U`, `SIP+D2T`, `SIPS+D2T`; only the `SIPS` one for `sips:`), those of the
+//!   lowest order among them only (RFC 3403 §4.1: a later order is not considered once one
+//!   matched), by preference, each replacement's SRV records; no usable NAPTR: the SRV
+//!   records of every transport we speak (UDP, TCP, TLS; TLS only for `sips:`), in that
+//!   order; none of those either: A/AAAA on the default port, over UDP then TCP (TLS for
+//!   `sips:`, the transport named if one is).
+//!
+//! sofia-sip's resolver (`sip-dig`) makes the same choices; `tests/sip_dns.rs` compares.
 //!
 //! The answer keeps the SRV sets apart (each is ordered on its own, by priority and weight,
 //! every time it is used: [`Answer::hops`]) and the shortest TTL of every record it rests
@@ -309,6 +313,8 @@ pub fn resolve(dest: &Destination, lookup: &mut dyn Lookup) -> Result<Answer, Re
             })
             .collect();
         naptrs.sort_by_key(|n| (n.0, n.1));
+        let first_order = naptrs.first().map(|n| n.0);
+        naptrs.retain(|n| Some(n.0) == first_order);
         for (_, _, p, replacement) in naptrs.into_iter().take(MAX_NAPTR) {
             let set = run.srv_set(p, replacement.trim_end_matches('.'))?;
             if !set.is_empty() {
@@ -332,15 +338,25 @@ pub fn resolve(dest: &Destination, lookup: &mut dyn Lookup) -> Result<Answer, Re
     }
     sets.retain(|s| s.iter().any(|srv| !srv.addrs.is_empty()));
     if sets.is_empty() && dest.port.is_none() {
-        // §4.2: no SRV records: the host's addresses on the default port.
-        sets.push(vec![Server {
-            priority: 0,
-            weight: 0,
-            proto,
-            port: default_port(proto),
-            addrs: run.addresses(host)?,
-        }]);
-        sets.retain(|s| s.iter().any(|srv| !srv.addrs.is_empty()));
+        // §4.2: no SRV records: the host's addresses on the default port; UDP, then TCP
+        // when no transport was asked for (§4.1: both are mandatory to implement).
+        let addrs = run.addresses(host)?;
+        if !addrs.is_empty() {
+            let protos: &[Proto] = if dest.proto.is_none() && !dest.secure {
+                &[Proto::Udp, Proto::Tcp]
+            } else {
+                std::slice::from_ref(&proto)
+            };
+            for &p in protos {
+                sets.push(vec![Server {
+                    priority: 0,
+                    weight: 0,
+                    proto: p,
+                    port: default_port(p),
+                    addrs: addrs.clone(),
+                }]);
+            }
+        }
     }
     Ok(Answer {
         sets,
@@ -427,9 +443,10 @@ mod tests {
             .srv("_sip._udp.far.test", 1, 0, 5072, "a.far.test")
             .a("a.far.test", "192.0.2.1")
             .a("b.far.test", "192.0.2.2");
+        // Order 10 (TCP) only: the UDP record's order 20 is not considered.
         assert_eq!(
             hops("far.test", &mut t),
-            ["tcp:192.0.2.1:5071", "tcp:192.0.2.2:5070", "udp:192.0.2.1:5072"]
+            ["tcp:192.0.2.1:5071", "tcp:192.0.2.2:5070"]
         );
         // sips: only SIPS+D2T; none here, nor _sips._tcp: A of the host, which has none.
         let answer = resolve(&Destination::parse("tls:far.test").unwrap(), &mut t).unwrap();
