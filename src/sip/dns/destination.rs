@@ -79,8 +79,12 @@ impl Destination {
             None => None,
         };
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        if host.parse::<IpAddr>().is_err() && !is_domain_name(&host) {
-            return Err(bad("the host is neither a domain name nor an IP address"));
+        // A configured host is a full domain name: one label alone would need a search
+        // list, which next hops do not go through, and is most likely a typing mistake.
+        if host.parse::<IpAddr>().is_err() && (!is_domain_name(&host) || !host.contains('.')) {
+            return Err(bad(
+                "the host is neither a domain name (with a dot) nor an IP address",
+            ));
         }
         Ok(Destination {
             host,
@@ -173,7 +177,16 @@ mod tests {
         assert_eq!(d.numeric().unwrap().to_string(), "udp:[::1]:5062");
         let d = Destination::parse("tls:192.0.2.1").unwrap();
         assert_eq!(d.numeric().unwrap().to_string(), "tls:192.0.2.1:5061");
-        for bad in ["", "far..test", "far.test:0", "far.test:x", "ws:far.test", "[far]", "a b"] {
+        for bad in [
+            "",
+            "far..test",
+            "far.test:0",
+            "far.test:x",
+            "ws:far.test",
+            "[far]",
+            "a b",
+            "udp:nowhere",
+        ] {
             assert!(Destination::parse(bad).is_err(), "{bad}");
         }
     }
