@@ -22,6 +22,7 @@ use impp::store::MemoryStore;
 mod common;
 use common::clock::{advance, timer_e_steps};
 use common::dnsmasq::{self, Dnsmasq};
+use common::imppd::Imppd;
 
 /// dnsmasq, or `None` (skipped outside CI) when it is not installed.
 fn dns(records: &[String], ttl: u32) -> Option<Dnsmasq> {
@@ -74,20 +75,26 @@ impl Server {
     }
 }
 
-/// alice@a.test's UDP socket.
+/// alice's UDP socket (alice@a.test unless said otherwise).
 struct Alice {
     socket: UdpSocket,
     server: SocketAddr,
+    domain: &'static str,
     n: u32,
 }
 
 impl Alice {
     fn new(server: SocketAddr) -> Alice {
+        Alice::of(server, "a.test")
+    }
+
+    fn of(server: SocketAddr, domain: &'static str) -> Alice {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         Alice {
             socket,
             server,
+            domain,
             n: 0,
         }
     }
@@ -95,16 +102,17 @@ impl Alice {
     /// Sends a MESSAGE to `to`; its Call-ID.
     fn send(&mut self, to: &str) -> String {
         self.n += 1;
-        let call_id = format!("dns-{}-{}@a.test", self.n, std::process::id());
+        let call_id = format!("dns-{}-{}@{}", self.n, std::process::id(), self.domain);
         let me = self.socket.local_addr().unwrap();
         let body = "hello";
         let m = format!(
             "MESSAGE {to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKdns{}x{};rport\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:alice@a.test>;tag=a{}\r\nTo: <{to}>\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@{}>;tag=a{}\r\nTo: <{to}>\r\n\
              Call-ID: {call_id}\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n\
              Content-Length: {}\r\n\r\n{body}",
             self.n,
             std::process::id(),
+            self.domain,
             self.n,
             body.len()
         );
@@ -319,8 +327,16 @@ fn answers_are_cached_for_their_ttl_and_missing_names_refused() {
     advance(&clock, Duration::from_secs(59), &[&s.engine], &[&s.server]);
     deliver(&mut alice, &one);
     advance(&clock, Duration::from_secs(2), &[&s.engine], &[&s.server]);
+    // Expired: handed out once more (RFC 8767) while it is refreshed, then the new record.
+    deliver(&mut alice, &one);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while s.server.dns_stats().resolutions < 2 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", s.server.dns_stats());
+        std::thread::sleep(Duration::from_millis(10));
+    }
     deliver(&mut alice, &two);
     assert_eq!(s.server.dns_stats().resolutions, 2, "{:?}", s.server.dns_stats());
+    assert_eq!(s.server.dns_stats().stale_hits, 1, "{:?}", s.server.dns_stats());
 
     // No records at all: 404, said once and then from the cache.
     let call = alice.send("sip:bob@nowhere.test");
@@ -328,6 +344,37 @@ fn answers_are_cached_for_their_ttl_and_missing_names_refused() {
     let call = alice.send("sip:bob@nowhere.test");
     assert_eq!(alice.final_status(&call), 404);
     assert_eq!(s.server.dns_stats().resolutions, 3, "{:?}", s.server.dns_stats());
+}
+
+#[test]
+fn imppd_routes_by_dns_from_its_flags() {
+    let (one, two) = (Hop::new(), Hop::new());
+    let Some(dns) = dns(&two_targets(one.port(), two.port()), 300) else {
+        return;
+    };
+    let server = dns.addr.to_string();
+    let mut imppd = Imppd::start(
+        &[],
+        &["--open", "--route", "*=dns", "--dns-server", &server],
+    );
+    let log = imppd.log();
+    assert!(log.contains("routes *=dns") && log.contains(&format!("DNS {server}")), "{log}");
+    let mut alice = Alice::of(imppd.addr(), "example.test");
+    let call = alice.send("sip:bob@far.test");
+    let (request, from) = one.request(&call, Duration::from_secs(5)).expect("at priority 10");
+    one.answer(&request, from, 503, "");
+    let (request, from) = two.request(&call, Duration::from_secs(5)).expect("fail-over");
+    two.answer(&request, from, 200, "");
+    assert_eq!(alice.final_status(&call), 200);
+    imppd.stop();
+
+    // A bad server address is refused before anything starts.
+    let out = Command::new(common::imppd::IMPPD)
+        .args(["--domain", "example.test", "--db", "none", "--dns-server", "localhost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dns-server"));
 }
 
 /// The zone the comparison with sip-dig runs over: distinct priorities (sofia orders equal

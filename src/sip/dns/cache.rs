@@ -41,6 +41,20 @@ impl Cache {
             .map(|e| &e.answer)
     }
 
+    /// The answer for `dest` that expired at most `stale_ms` before `now` (still valid ones
+    /// too), and whether it expired (RFC 8767: served while it is refreshed).
+    pub fn get_stale(
+        &self,
+        dest: &Destination,
+        now: u64,
+        stale_ms: u64,
+    ) -> Option<(&Arc<Answer>, bool)> {
+        self.entries
+            .get(dest)
+            .filter(|e| e.expires.saturating_add(stale_ms) > now)
+            .map(|e| (&e.answer, e.expires <= now))
+    }
+
     /// Keeps `answer` for `dest` from `now` for `ttl_ms`.
     pub fn insert(&mut self, dest: Destination, answer: Arc<Answer>, now: u64, ttl_ms: u64) {
         if self.entries.len() >= self.max && !self.entries.contains_key(&dest) {
@@ -94,6 +108,8 @@ mod tests {
         cache.insert(a.clone(), answer("udp:192.0.2.1:5060"), 1_000, 60_000);
         assert!(cache.get(&a, 60_999).is_some());
         assert!(cache.get(&a, 61_000).is_none(), "expired at its TTL");
+        assert!(cache.get_stale(&a, 61_000, 1_000).unwrap().1, "stale for a while");
+        assert!(cache.get_stale(&a, 62_000, 1_000).is_none());
         cache.insert(b.clone(), answer("udp:192.0.2.2:5060"), 1_000, 10_000);
         // Full: the one closest to expiry (b) makes room.
         cache.insert(c.clone(), answer("udp:192.0.2.3:5060"), 2_000, 60_000);

@@ -7,6 +7,11 @@
 //! share its lookups; the queue of waiting requests is bounded, and a request beyond the
 //! bound is refused at once ([`ResolveError::QueueFull`]) rather than held.
 //!
+//! A cached answer whose TTL ran out is still handed out for a while ([`ResolverConfig::
+//! stale`], RFC 8767 "serve stale") while the resolver thread refreshes it, first in line:
+//! a name in use never waits behind names that are slow to resolve, and keeps working when
+//! the DNS server is briefly away.
+//!
 //! Next hops that answered `503` with `Retry-After` are avoided for that long (RFC 3263
 //! §4.3): left out of the hops handed out, unless every hop is avoided.
 #![forbid(unsafe_code)]
@@ -47,6 +52,9 @@ pub struct ResolverConfig {
     pub max_negative_ttl: u32,
     /// The most any answer is kept. Default one day.
     pub max_ttl: u32,
+    /// How long an expired answer is still handed out while it is refreshed (RFC 8767).
+    /// Default 60 s.
+    pub stale: Duration,
 }
 
 impl Default for ResolverConfig {
@@ -60,6 +68,7 @@ impl Default for ResolverConfig {
             negative_ttl: 30,
             max_negative_ttl: 300,
             max_ttl: 86_400,
+            stale: Duration::from_secs(60),
         }
     }
 }
@@ -84,7 +93,8 @@ impl ResolverConfig {
 pub struct ResolverStats {
     /// Destinations answered from the cache.
     pub cache_hits: u64,
-    /// Destinations resolved on the resolver thread (each a NAPTR/SRV/A walk).
+    /// Destinations resolved on the resolver thread (each a NAPTR/SRV/A walk), counted once
+    /// the answer is in the cache.
     pub resolutions: u64,
     /// Resolutions that failed (the DNS server failed or did not answer).
     pub failures: u64,
@@ -92,6 +102,8 @@ pub struct ResolverStats {
     pub queue_full: u64,
     /// Requests waiting now.
     pub waiting: u64,
+    /// Expired answers handed out while they were refreshed.
+    pub stale_hits: u64,
 }
 
 /// What a request waiting for a name is continued with.
@@ -127,6 +139,7 @@ struct Shared {
     avoid: Mutex<HashMap<NextHop, u64>>,
     avoiding: AtomicBool,
     hits: AtomicU64,
+    stale_hits: AtomicU64,
     resolutions: AtomicU64,
     failures: AtomicU64,
     queue_full: AtomicU64,
@@ -156,6 +169,7 @@ impl Resolver {
             avoid: Mutex::default(),
             avoiding: AtomicBool::new(false),
             hits: AtomicU64::new(0),
+            stale_hits: AtomicU64::new(0),
             resolutions: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             queue_full: AtomicU64::new(0),
@@ -190,9 +204,8 @@ impl Resolver {
             return Resolution::Ready(Err(ResolveError::QueueFull));
         }
         q.count += 1;
-        let waiting = q.waiting.entry(dest.clone()).or_default();
-        let first = waiting.is_empty();
-        waiting.push(then);
+        let first = !q.waiting.contains_key(dest);
+        q.waiting.entry(dest.clone()).or_default().push(then);
         if first {
             q.order.push_back(dest.clone());
             s.wake.notify_one();
@@ -208,8 +221,18 @@ impl Resolver {
         }
         let s = &self.shared;
         let now = s.clock.now_ms();
-        let answer = lock(&s.cache).get(dest, now).cloned()?;
-        s.hits.fetch_add(1, Ordering::Relaxed);
+        let stale_ms = s.config.stale.as_millis() as u64;
+        let (answer, expired) = {
+            let cache = lock(&s.cache);
+            let (answer, expired) = cache.get_stale(dest, now, stale_ms)?;
+            (answer.clone(), expired)
+        };
+        if expired {
+            s.stale_hits.fetch_add(1, Ordering::Relaxed);
+            s.refresh(dest);
+        } else {
+            s.hits.fetch_add(1, Ordering::Relaxed);
+        }
         Some(s.hops(dest, &answer, now))
     }
 
@@ -236,6 +259,7 @@ impl Resolver {
             failures: s.failures.load(Ordering::Relaxed),
             queue_full: s.queue_full.load(Ordering::Relaxed),
             waiting: lock(&s.queue).count as u64,
+            stale_hits: s.stale_hits.load(Ordering::Relaxed),
         }
     }
 
@@ -257,6 +281,17 @@ impl Drop for Resolver {
 }
 
 impl Shared {
+    /// Queues `dest` first in line to be resolved again, unless it already is queued.
+    fn refresh(&self, dest: &Destination) {
+        let mut q = lock(&self.queue);
+        if q.stopped || q.waiting.contains_key(dest) {
+            return;
+        }
+        q.waiting.insert(dest.clone(), Vec::new());
+        q.order.push_front(dest.clone());
+        self.wake.notify_one();
+    }
+
     /// The hops of a cached or fresh `answer`, avoided ones left out unless all are.
     fn hops(
         &self,
@@ -311,7 +346,6 @@ impl Shared {
                     q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            self.resolutions.fetch_add(1, Ordering::Relaxed);
             let result = match wire.as_mut() {
                 Some(wire) => resolve(&dest, wire),
                 None => Err(ResolveError::Failed(
@@ -329,9 +363,11 @@ impl Shared {
                         now,
                         u64::from(ttl) * 1000,
                     );
+                    self.resolutions.fetch_add(1, Ordering::Relaxed);
                     Ok(answer)
                 }
                 Err(e) => {
+                    // A failed refresh leaves the stale answer in place until its time is up.
                     crate::log::info!("SIP: resolving {dest}: {e}");
                     self.failures.fetch_add(1, Ordering::Relaxed);
                     Err(e)

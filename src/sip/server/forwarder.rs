@@ -16,7 +16,8 @@
 //! 4. A SUBSCRIBE creating a dialog (no To tag) from a user of an owned domain to a
 //!    presentity elsewhere while `federate` is on is left to the existing path, which serves
 //!    it with one shared back-end subscription (federation). (Its refreshes are addressed to
-//!    our Contact: rule 3.)
+//!    our Contact: rule 3.) Not when the presentity's domain is routed by name or `dns`:
+//!    back-end subscriptions need an address route, so such a SUBSCRIBE is forwarded.
 //! 5. Inside a dialog (To tag) whose route we recorded (a Route of ours was removed), a
 //!    Request-URI (the other party's Contact) is the next hop itself: its address, or its
 //!    host resolved by DNS.
@@ -676,7 +677,13 @@ impl Forwarder {
             return Ok(Target::Local);
         }
         let in_dialog = m.to()?.tag().is_some();
-        if m.method() == Some("SUBSCRIBE") && self.federate && !in_dialog {
+        // Federation's back-end subscriptions go to address routes only: a domain routed by
+        // name (or `dns`) has its SUBSCRIBEs forwarded instead.
+        let named = self
+            .routes
+            .target(uri.host())
+            .is_some_and(|t| t.hop().is_none());
+        if m.method() == Some("SUBSCRIBE") && self.federate && !in_dialog && !named {
             let from_owned = m.from()?.uri().is_ok_and(|u| self.owned_host(u.host()));
             if from_owned {
                 return Ok(Target::Local);
