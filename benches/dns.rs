@@ -63,7 +63,12 @@ fn dns_server(sink_port: u16, delay_ms: Arc<AtomicU64>) -> SocketAddr {
                     answer.add_answer(Record::from_rdata(
                         q.name().clone(),
                         3600,
-                        RData::SRV(SRV::new(10, 10, sink_port, Name::from_str("sink.test.").unwrap())),
+                        RData::SRV(SRV::new(
+                            10,
+                            10,
+                            sink_port,
+                            Name::from_str("sink.test.").unwrap(),
+                        )),
                     ));
                 }
                 RecordType::A if name == "sink.test." => {
@@ -165,7 +170,12 @@ fn cached_resolution(dns: SocketAddr) {
     for _ in 0..2000 {
         let start = Instant::now();
         for _ in 0..1000 {
-            std::hint::black_box(resolver.cached(std::hint::black_box(&dest)).unwrap().unwrap());
+            std::hint::black_box(
+                resolver
+                    .cached(std::hint::black_box(&dest))
+                    .unwrap()
+                    .unwrap(),
+            );
         }
         per_call.push(start.elapsed().as_nanos() as f64 / 1000.0);
     }

@@ -90,7 +90,9 @@ impl Alice {
 
     fn of(server: SocketAddr, domain: &'static str) -> Alice {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         Alice {
             socket,
             server,
@@ -145,7 +147,9 @@ struct Hop {
 impl Hop {
     fn new() -> Hop {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         Hop { socket }
     }
 
@@ -214,30 +218,49 @@ fn the_lowest_priority_target_first_then_the_next_on_503_with_retry_after() {
     let mut alice = Alice::new(s.udp());
 
     let call = alice.send("sip:bob@far.test");
-    let (request, from) = one.request(&call, Duration::from_secs(5)).expect("at priority 10");
-    assert!(request.starts_with("MESSAGE sip:bob@far.test SIP/2.0"), "{request}");
+    let (request, from) = one
+        .request(&call, Duration::from_secs(5))
+        .expect("at priority 10");
+    assert!(
+        request.starts_with("MESSAGE sip:bob@far.test SIP/2.0"),
+        "{request}"
+    );
     one.answer(&request, from, 503, "Retry-After: 120\r\n");
-    let (request, from) = two.request(&call, Duration::from_secs(5)).expect("fail-over");
+    let (request, from) = two
+        .request(&call, Duration::from_secs(5))
+        .expect("fail-over");
     two.answer(&request, from, 200, "");
     assert_eq!(alice.final_status(&call), 200);
 
     // The first target asked not to be tried for 120 s: the next MESSAGE skips it.
     let call = alice.send("sip:bob@far.test");
-    let (request, from) = two.request(&call, Duration::from_secs(5)).expect("straight to two");
+    let (request, from) = two
+        .request(&call, Duration::from_secs(5))
+        .expect("straight to two");
     two.answer(&request, from, 200, "");
     assert_eq!(alice.final_status(&call), 200);
     assert!(one.request(&call, Duration::from_millis(300)).is_none());
 
     // Both answer 503: the last one's answer reaches alice.
-    let s2 = Server::start(Arc::new(SystemClock::new()), dns.addr, &["far.test=far.test"]);
+    let s2 = Server::start(
+        Arc::new(SystemClock::new()),
+        dns.addr,
+        &["far.test=far.test"],
+    );
     let mut alice = Alice::new(s2.udp());
     let call = alice.send("sip:bob@far.test");
-    let (request, from) = one.request(&call, Duration::from_secs(5)).expect("a name route");
+    let (request, from) = one
+        .request(&call, Duration::from_secs(5))
+        .expect("a name route");
     one.answer(&request, from, 503, "");
     let (request, from) = two.request(&call, Duration::from_secs(5)).unwrap();
     two.answer(&request, from, 503, "");
     assert_eq!(alice.final_status(&call), 503);
-    assert!(s.server.dns_stats().cache_hits >= 1, "{:?}", s.server.dns_stats());
+    assert!(
+        s.server.dns_stats().cache_hits >= 1,
+        "{:?}",
+        s.server.dns_stats()
+    );
 }
 
 #[test]
@@ -250,13 +273,16 @@ fn a_target_that_never_answers_is_left_at_timer_f() {
     let s = Server::start(clock.clone(), dns.addr, &["*=dns"]);
     let mut alice = Alice::new(s.udp());
     let call = alice.send("sip:bob@far.test");
-    one.request(&call, Duration::from_secs(5)).expect("at priority 10");
+    one.request(&call, Duration::from_secs(5))
+        .expect("at priority 10");
     assert!(two.request(&call, Duration::from_millis(200)).is_none());
     // one stays silent: its retransmissions, then timer F, then two.
     for step in timer_e_steps(&impp::sip::transaction::Timers::default()) {
         advance(&clock, step, &[&s.engine], &[&s.server]);
     }
-    let (request, from) = two.request(&call, Duration::from_secs(5)).expect("fail-over on timeout");
+    let (request, from) = two
+        .request(&call, Duration::from_secs(5))
+        .expect("fail-over on timeout");
     two.answer(&request, from, 200, "");
     assert_eq!(alice.final_status(&call), 200);
 }
@@ -271,7 +297,10 @@ fn naptr_chooses_the_transport() {
         "--naptr-record=far.test,10,10,S,SIP+D2T,,_sip._tcp.far.test".to_string(),
         "--naptr-record=far.test,20,10,S,SIP+D2U,,_sip._udp.far.test".into(),
         format!("--srv-host=_sip._tcp.far.test,one.far.test,{tcp_port},10,10"),
-        format!("--srv-host=_sip._udp.far.test,one.far.test,{},10,10", udp.port()),
+        format!(
+            "--srv-host=_sip._udp.far.test,one.far.test,{},10,10",
+            udp.port()
+        ),
         "--host-record=one.far.test,127.0.0.1".into(),
     ];
     let Some(dns) = dns(&records, 300) else {
@@ -281,7 +310,9 @@ fn naptr_chooses_the_transport() {
     let mut alice = Alice::new(s.udp());
     let call = alice.send("sip:bob@far.test");
     let (mut stream, _) = tcp.accept().unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut got = String::new();
     let mut buf = [0u8; 4096];
     while !got.contains("hello") {
@@ -291,7 +322,9 @@ fn naptr_chooses_the_transport() {
     }
     assert!(got.contains("Via: SIP/2.0/TCP"), "{got}");
     assert!(got.contains(&call));
-    stream.write_all(response(&got, 200, "").as_bytes()).unwrap();
+    stream
+        .write_all(response(&got, 200, "").as_bytes())
+        .unwrap();
     assert_eq!(alice.final_status(&call), 200);
     assert!(udp.request(&call, Duration::from_millis(200)).is_none());
 }
@@ -317,7 +350,9 @@ fn answers_are_cached_for_their_ttl_and_missing_names_refused() {
     let mut alice = Alice::new(s.udp());
     let deliver = |alice: &mut Alice, hop: &Hop| {
         let call = alice.send("sip:bob@far.test");
-        let (request, from) = hop.request(&call, Duration::from_secs(5)).expect("delivered");
+        let (request, from) = hop
+            .request(&call, Duration::from_secs(5))
+            .expect("delivered");
         hop.answer(&request, from, 200, "");
         assert_eq!(alice.final_status(&call), 200);
     };
@@ -331,19 +366,38 @@ fn answers_are_cached_for_their_ttl_and_missing_names_refused() {
     deliver(&mut alice, &one);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while s.server.dns_stats().resolutions < 2 {
-        assert!(std::time::Instant::now() < deadline, "{:?}", s.server.dns_stats());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            s.server.dns_stats()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     deliver(&mut alice, &two);
-    assert_eq!(s.server.dns_stats().resolutions, 2, "{:?}", s.server.dns_stats());
-    assert_eq!(s.server.dns_stats().stale_hits, 1, "{:?}", s.server.dns_stats());
+    assert_eq!(
+        s.server.dns_stats().resolutions,
+        2,
+        "{:?}",
+        s.server.dns_stats()
+    );
+    assert_eq!(
+        s.server.dns_stats().stale_hits,
+        1,
+        "{:?}",
+        s.server.dns_stats()
+    );
 
     // No records at all: 404, said once and then from the cache.
     let call = alice.send("sip:bob@nowhere.test");
     assert_eq!(alice.final_status(&call), 404);
     let call = alice.send("sip:bob@nowhere.test");
     assert_eq!(alice.final_status(&call), 404);
-    assert_eq!(s.server.dns_stats().resolutions, 3, "{:?}", s.server.dns_stats());
+    assert_eq!(
+        s.server.dns_stats().resolutions,
+        3,
+        "{:?}",
+        s.server.dns_stats()
+    );
 }
 
 #[test]
@@ -358,19 +412,33 @@ fn imppd_routes_by_dns_from_its_flags() {
         &["--open", "--route", "*=dns", "--dns-server", &server],
     );
     let log = imppd.log();
-    assert!(log.contains("routes *=dns") && log.contains(&format!("DNS {server}")), "{log}");
+    assert!(
+        log.contains("routes *=dns") && log.contains(&format!("DNS {server}")),
+        "{log}"
+    );
     let mut alice = Alice::of(imppd.addr(), "example.test");
     let call = alice.send("sip:bob@far.test");
-    let (request, from) = one.request(&call, Duration::from_secs(5)).expect("at priority 10");
+    let (request, from) = one
+        .request(&call, Duration::from_secs(5))
+        .expect("at priority 10");
     one.answer(&request, from, 503, "");
-    let (request, from) = two.request(&call, Duration::from_secs(5)).expect("fail-over");
+    let (request, from) = two
+        .request(&call, Duration::from_secs(5))
+        .expect("fail-over");
     two.answer(&request, from, 200, "");
     assert_eq!(alice.final_status(&call), 200);
     imppd.stop();
 
     // A bad server address is refused before anything starts.
     let out = Command::new(common::imppd::IMPPD)
-        .args(["--domain", "example.test", "--db", "none", "--dns-server", "localhost"])
+        .args([
+            "--domain",
+            "example.test",
+            "--db",
+            "none",
+            "--dns-server",
+            "localhost",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -444,10 +512,9 @@ fn theirs(sip_dig: &std::path::Path, conf: &std::path::Path, uri: &str) -> Vec<S
 
 #[test]
 fn targets_agree_with_sofia_sip_dig() {
-    let Some(sip_dig) = dnsmasq::present(
-        dnsmasq::find("sip-dig")
-            .ok_or_else(|| "sip-dig is not installed: apt-get install sofia-sip-bin (.ci/run does)".into()),
-    ) else {
+    let Some(sip_dig) = dnsmasq::present(dnsmasq::find("sip-dig").ok_or_else(|| {
+        "sip-dig is not installed: apt-get install sofia-sip-bin (.ci/run does)".into()
+    })) else {
         return;
     };
     let Some(dns) = dns(&zone(), 300) else {
@@ -464,13 +531,29 @@ fn targets_agree_with_sofia_sip_dig() {
     .unwrap();
     let conf = dns.sres_conf();
     for (uri, expected) in [
-        ("sip:far.test", &["tcp 5070 127.0.0.1", "tcp 5071 127.0.0.2"][..]),
-        ("sip:srv.test", &["udp 5080 127.0.0.3", "tcp 5081 127.0.0.3", "tls 5082 127.0.0.3"]),
+        (
+            "sip:far.test",
+            &["tcp 5070 127.0.0.1", "tcp 5071 127.0.0.2"][..],
+        ),
+        (
+            "sip:srv.test",
+            &[
+                "udp 5080 127.0.0.3",
+                "tcp 5081 127.0.0.3",
+                "tls 5082 127.0.0.3",
+            ],
+        ),
         ("sips:srv.test", &["tls 5082 127.0.0.3"]),
-        ("sip:plain.test", &["udp 5060 127.0.0.4", "tcp 5060 127.0.0.4"]),
+        (
+            "sip:plain.test",
+            &["udp 5060 127.0.0.4", "tcp 5060 127.0.0.4"],
+        ),
         ("sip:far.test;transport=udp", &["udp 5072 127.0.0.1"]),
         ("sips:tls.test", &["tls 5091 127.0.0.1"]),
-        ("sip:tls.test", &["tls 5091 127.0.0.1", "udp 5092 127.0.0.2"]),
+        (
+            "sip:tls.test",
+            &["tls 5091 127.0.0.1", "udp 5092 127.0.0.2"],
+        ),
         ("sip:missing.test", &[]),
     ] {
         let (ours, theirs) = (ours(&resolver, uri), theirs(&sip_dig, &conf, uri));

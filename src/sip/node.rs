@@ -276,15 +276,22 @@ impl SipServer {
             return Err(Error::InvalidArgument("workers must be at least 1".into()));
         }
         if config.tls.is_none() {
-            let named_tls = config.routes.routes().iter().any(|r| {
-                matches!(&r.target, super::route::RouteTarget::Name(d) if d.secure)
-            });
-            let hops = config.routes.routes().iter().filter_map(|r| r.target.hop()).chain(
-                config
-                    .accounts
-                    .iter()
-                    .flat_map(|a| std::iter::once(a.registrar).chain(a.outbound_proxy)),
-            );
+            let named_tls = config
+                .routes
+                .routes()
+                .iter()
+                .any(|r| matches!(&r.target, super::route::RouteTarget::Name(d) if d.secure));
+            let hops = config
+                .routes
+                .routes()
+                .iter()
+                .filter_map(|r| r.target.hop())
+                .chain(
+                    config
+                        .accounts
+                        .iter()
+                        .flat_map(|a| std::iter::once(a.registrar).chain(a.outbound_proxy)),
+                );
             let wants_tls = config.listen.iter().any(|l| l.proto.is_tls())
                 || named_tls
                 || hops.into_iter().any(|h| h.proto == Proto::Tls);

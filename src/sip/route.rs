@@ -271,12 +271,23 @@ mod tests {
             Route::parse("c.test=192.0.2.3").unwrap(),
         ]);
         assert!(named.lookup("b.test").is_none(), "a name is no address");
-        assert_eq!(named.target("b.test").unwrap().to_string(), "tcp:proxy.b.test");
         assert_eq!(
-            named.target("d.test").unwrap().destination("D.test").unwrap().host,
+            named.target("b.test").unwrap().to_string(),
+            "tcp:proxy.b.test"
+        );
+        assert_eq!(
+            named
+                .target("d.test")
+                .unwrap()
+                .destination("D.test")
+                .unwrap()
+                .host,
             "d.test"
         );
-        assert_eq!(named.lookup("c.test").unwrap().to_string(), "udp:192.0.2.3:5060");
+        assert_eq!(
+            named.lookup("c.test").unwrap().to_string(),
+            "udp:192.0.2.3:5060"
+        );
         assert!(named.needs_dns());
     }
 }

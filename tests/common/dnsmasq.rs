@@ -89,7 +89,11 @@ impl Dnsmasq {
     fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "dnsmasq did not start on {}", self.addr);
+            assert!(
+                Instant::now() < deadline,
+                "dnsmasq did not start on {}",
+                self.addr
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -108,7 +108,10 @@ mod tests {
         cache.insert(a.clone(), answer("udp:192.0.2.1:5060"), 1_000, 60_000);
         assert!(cache.get(&a, 60_999).is_some());
         assert!(cache.get(&a, 61_000).is_none(), "expired at its TTL");
-        assert!(cache.get_stale(&a, 61_000, 1_000).unwrap().1, "stale for a while");
+        assert!(
+            cache.get_stale(&a, 61_000, 1_000).unwrap().1,
+            "stale for a while"
+        );
         assert!(cache.get_stale(&a, 62_000, 1_000).is_none());
         cache.insert(b.clone(), answer("udp:192.0.2.2:5060"), 1_000, 10_000);
         // Full: the one closest to expiry (b) makes room.

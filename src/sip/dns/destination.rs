@@ -61,7 +61,10 @@ impl Destination {
             }
             match after {
                 "" => (host.to_string(), None),
-                p => (host.to_string(), Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?)),
+                p => (
+                    host.to_string(),
+                    Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
+                ),
             }
         } else {
             match rest.split_once(':') {

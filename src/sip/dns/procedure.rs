@@ -157,7 +157,9 @@ impl Answer {
 
     /// Whether it has no hop at all (a negative answer).
     pub fn is_empty(&self) -> bool {
-        self.sets.iter().all(|s| s.iter().all(|srv| srv.addrs.is_empty()))
+        self.sets
+            .iter()
+            .all(|s| s.iter().all(|srv| srv.addrs.is_empty()))
     }
 
     /// Seconds it may be kept.
@@ -358,10 +360,7 @@ pub fn resolve(dest: &Destination, lookup: &mut dyn Lookup) -> Result<Answer, Re
             }
         }
     }
-    Ok(Answer {
-        sets,
-        ttl: run.ttl,
-    })
+    Ok(Answer { sets, ttl: run.ttl })
 }
 
 #[cfg(test)]
@@ -384,7 +383,14 @@ mod tests {
                 .push(r);
             self
         }
-        fn srv(&mut self, name: &str, priority: u16, weight: u16, port: u16, target: &str) -> &mut Self {
+        fn srv(
+            &mut self,
+            name: &str,
+            priority: u16,
+            weight: u16,
+            port: u16,
+            target: &str,
+        ) -> &mut Self {
             self.add(
                 name,
                 Kind::Srv,
@@ -417,7 +423,11 @@ mod tests {
     impl Lookup for Table {
         fn lookup(&mut self, name: &str, kind: Kind) -> Result<Records, ResolveError> {
             self.asked.push((name.to_string(), kind));
-            let records = self.records.get(&(name.to_string(), kind)).cloned().unwrap_or_default();
+            let records = self
+                .records
+                .get(&(name.to_string(), kind))
+                .cloned()
+                .unwrap_or_default();
             let ttl = if records.is_empty() { 30 } else { 60 };
             Ok(Records { records, ttl })
         }
@@ -451,7 +461,11 @@ mod tests {
         // sips: only SIPS+D2T; none here, nor _sips._tcp: A of the host, which has none.
         let answer = resolve(&Destination::parse("tls:far.test").unwrap(), &mut t).unwrap();
         assert!(answer.is_empty());
-        assert_eq!(answer.ttl(), 30, "negative answers are kept as long as they say");
+        assert_eq!(
+            answer.ttl(),
+            30,
+            "negative answers are kept as long as they say"
+        );
     }
 
     #[test]
@@ -462,7 +476,10 @@ mod tests {
             .a("far.test", "192.0.2.9")
             .a("a.far.test", "192.0.2.1");
         assert_eq!(hops("far.test:5080", &mut t), ["udp:192.0.2.9:5080"]);
-        assert!(t.asked.iter().all(|(_, k)| matches!(k, Kind::A | Kind::Aaaa)));
+        assert!(t
+            .asked
+            .iter()
+            .all(|(_, k)| matches!(k, Kind::A | Kind::Aaaa)));
         t.asked.clear();
         assert_eq!(hops("udp:far.test", &mut t), ["udp:192.0.2.1:5072"]);
         assert!(!t.asked.iter().any(|(_, k)| *k == Kind::Naptr));

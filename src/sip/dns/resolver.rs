@@ -178,7 +178,9 @@ impl Resolver {
         let thread = std::thread::Builder::new()
             .name("impp-dns".into())
             .spawn(move || worker.run())
-            .map_err(|e| crate::error::Error::Internal(format!("cannot start the DNS thread: {e}")))?;
+            .map_err(|e| {
+                crate::error::Error::Internal(format!("cannot start the DNS thread: {e}"))
+            })?;
         Ok(Resolver {
             shared,
             thread: Mutex::new(Some(thread)),
@@ -305,7 +307,7 @@ impl Shared {
         let mut hops = answer.hops(&mut || (self.random)());
         if self.avoiding.load(Ordering::Acquire) {
             let avoid = lock(&self.avoid);
-            let usable = |h: &NextHop| avoid.get(h).is_none_or(|until| *until <= now);
+            let usable = |h: &NextHop| !avoid.get(h).is_some_and(|until| *until > now);
             if hops.iter().any(usable) {
                 hops.retain(usable);
             }

@@ -74,7 +74,12 @@ mod tests {
 
     #[test]
     fn priorities_first_then_weights() {
-        let records = [Srv(20, 0, "c"), Srv(10, 60, "a"), Srv(10, 20, "b"), Srv(30, 0, "d")];
+        let records = [
+            Srv(20, 0, "c"),
+            Srv(10, 60, "a"),
+            Srv(10, 20, "b"),
+            Srv(30, 0, "d"),
+        ];
         // A draw of 0 takes the first non-zero weight of the group: a, then b.
         let mut zero = || 0u64;
         assert_eq!(names(&order(&records, &mut zero)), ["a", "b", "c", "d"]);

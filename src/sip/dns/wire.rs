@@ -98,10 +98,15 @@ impl Wire {
 
     /// The answer over TCP (two length bytes before each message).
     fn over_tcp(&self, id: u16, query: &[u8]) -> Result<Message, ResolveError> {
-        let failed = |e: std::io::Error| ResolveError::Failed(format!("{} (TCP): {e}", self.server));
+        let failed =
+            |e: std::io::Error| ResolveError::Failed(format!("{} (TCP): {e}", self.server));
         let mut stream = TcpStream::connect_timeout(&self.server, self.timeout).map_err(failed)?;
-        stream.set_read_timeout(Some(self.timeout)).map_err(failed)?;
-        stream.set_write_timeout(Some(self.timeout)).map_err(failed)?;
+        stream
+            .set_read_timeout(Some(self.timeout))
+            .map_err(failed)?;
+        stream
+            .set_write_timeout(Some(self.timeout))
+            .map_err(failed)?;
         let mut out = Vec::with_capacity(query.len() + 2);
         out.extend_from_slice(&(query.len() as u16).to_be_bytes());
         out.extend_from_slice(query);
@@ -110,8 +115,9 @@ impl Wire {
         stream.read_exact(&mut len).map_err(failed)?;
         let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
         stream.read_exact(&mut buf).map_err(failed)?;
-        let answer = Message::from_vec(&buf)
-            .map_err(|e| ResolveError::Failed(format!("{}: unreadable answer: {e}", self.server)))?;
+        let answer = Message::from_vec(&buf).map_err(|e| {
+            ResolveError::Failed(format!("{}: unreadable answer: {e}", self.server))
+        })?;
         if answer.id() != id {
             return Err(ResolveError::Failed(format!(
                 "{}: an answer to another query",

@@ -107,11 +107,11 @@ use sha2::Digest as _;
 
 use super::auth::Authentication;
 use crate::log;
+use crate::sip::dns::{Destination, Resolution, ResolveError, Resolver};
 use crate::sip::guard::GuardCounters;
 use crate::sip::header::NameAddr;
 use crate::sip::message::SipMessage;
 use crate::sip::proxy::{forwarded, relayed, Checked};
-use crate::sip::dns::{Destination, Resolution, ResolveError, Resolver};
 use crate::sip::route::{NextHop, RouteTable, RouteTarget};
 use crate::sip::stack::{
     contact_address, lock, uri_transport, Peer, Reply, Request, Stack, Waiting,
@@ -304,7 +304,10 @@ impl Forwarder {
         }
         let branch = self.forward_branch(m, popped);
         if m.via()
-            .map(|vias| vias.iter().any(|v| v.branch().is_some_and(|b| ours(b, &branch))))
+            .map(|vias| {
+                vias.iter()
+                    .any(|v| v.branch().is_some_and(|b| ours(b, &branch)))
+            })
             .unwrap_or(false)
         {
             log::info!(
@@ -400,7 +403,9 @@ impl Forwarder {
             peer: attempt.peer,
             key: attempt.key,
         };
-        let answer = self.stack.reply(&request, status, &crate::sip::stack::short(reason));
+        let answer = self
+            .stack
+            .reply(&request, status, &crate::sip::stack::short(reason));
         self.stack.answer(&request, answer);
     }
 
@@ -421,7 +426,10 @@ impl Forwarder {
         }
         let Some(hop) = hops.pop_front() else {
             let (status, reason) = if attempt.secure {
-                (480, "Temporarily Unavailable (no TLS route for a sips: URI)")
+                (
+                    480,
+                    "Temporarily Unavailable (no TLS route for a sips: URI)",
+                )
             } else {
                 (503, "Service Unavailable (no next hop)")
             };
@@ -521,10 +529,12 @@ impl Forwarder {
         }
         // A 503 from a hop with others behind it: the next one (RFC 3263 §4.3).
         if status == 503 {
-            if let Some(retry) = message
-                .header("Retry-After")
-                .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok())
-            {
+            if let Some(retry) = message.header("Retry-After").and_then(|v| {
+                v.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            }) {
                 if let Some(up) = forwards.get(branch) {
                     self.resolver.avoid(up.hop, retry.min(86_400) * 1000);
                 }
@@ -588,7 +598,14 @@ impl Forwarder {
             return;
         };
         if !up.rest.is_empty() {
-            self.next_hop(up, if status == 408 { "timeout" } else { "unreachable" });
+            self.next_hop(
+                up,
+                if status == 408 {
+                    "timeout"
+                } else {
+                    "unreachable"
+                },
+            );
             return;
         }
         let up = up.attempt;
