@@ -3878,12 +3878,16 @@ enum impp_status impp_sip_config_set_federate(struct impp_sip_config *config, bo
 /**
  * Adds a route: `"b.example=udp:192.0.2.7:5060"` sends requests for `b.example` there;
  * `"*=tcp:..."` is the default route for every domain without its own. A later route for
- * the same domain replaces an earlier one. No DNS: next hops are IP addresses. A `tls:` next
- * hop needs a certificate and key (`impp_sip_config_set_tls_files`), and its certificate
- * must name the domain and chain to the trust anchors.
+ * the same domain replaces an earlier one. A next hop may be a host name instead
+ * (`"b.example=sip.b.example"`, `"b.example=tcp:sip.b.example"`,
+ * `"b.example=sip.b.example:5070"`), resolved by RFC 3263 (NAPTR, SRV, A/AAAA) with the DNS
+ * server of `/etc/resolv.conf`, and `"*=dns"` resolves each request's own domain; a request
+ * waiting for DNS waits on the resolver's thread, never on the caller's. A `tls:` next hop
+ * needs a certificate and key (`impp_sip_config_set_tls_files`), and its certificate must
+ * name the domain and chain to the trust anchors.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `DOMAIN=udp|tcp|tls:ADDR:PORT`). Nothing
- * changes on error.
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not `DOMAIN=udp|tcp|tls:ADDR:PORT`,
+ * `DOMAIN=[udp:|tcp:|tls:]HOST[:PORT]` or `DOMAIN=dns`). Nothing changes on error.
  *
  * # Safety
  * `config` NULL or live; `route` NULL or NUL-terminated.

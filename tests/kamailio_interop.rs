@@ -325,10 +325,10 @@ fn a_test_with(
     let mut config = SipServerConfig::new(vec![ListenAddr::udp(addr)]);
     config.routes = RouteTable::new(vec![Route {
         domain: Some(K_DOMAIN.into()),
-        next_hop: NextHop {
+        target: impp::sip::route::RouteTarget::Hop(NextHop {
             proto: Proto::Udp,
             addr: k_addr,
-        },
+        }),
     }]);
     assert!(config.federate);
     // Kamailio speaks for k.test's users (DESIGN §5a).

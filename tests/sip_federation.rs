@@ -110,10 +110,10 @@ impl Domain {
         let mut config = SipServerConfig::new(vec![ListenAddr::udp(addr), ListenAddr::tcp(addr)]);
         config.routes = RouteTable::new(vec![Route {
             domain: Some(peer_domain.into()),
-            next_hop: NextHop {
+            target: impp::sip::route::RouteTarget::Hop(NextHop {
                 proto: Proto::Udp,
                 addr: format!("127.0.0.1:{peer_port}").parse().unwrap(),
-            },
+            }),
         }]);
         // The peer's server, at loopback, speaks for its users (DESIGN §5a).
         config.peers = vec![TrustedPeer::parse(&format!("{peer_domain}=127.0.0.1")).unwrap()];

@@ -5,7 +5,8 @@
 //! imppd --domain example.test [--listen udp:127.0.0.1:5060]... [--db ./imppd.db]
 //!       [--open] [--sha256] [--policy allow|confirm|polite-block|block]
 //!       [--log-level info] [--workers N] [--config FILE]
-//!       [--route DOMAIN=udp|tcp|tls:ADDR:PORT]... [--route *=udp|tcp|tls:ADDR:PORT] [--no-federate]
+//!       [--route DOMAIN=udp|tcp|tls:ADDR:PORT|HOST|dns]... [--route *=...] [--no-federate]
+//!       [--dns-server ADDR:PORT]
 //!       [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
 //!       [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
 //!       [--max-endpoints-per-user N]
@@ -112,7 +113,8 @@ const USAGE: &str = "usage:
   imppd --domain DOMAIN [--domain DOMAIN]... [--listen udp|tcp|tls|ws|wss:ADDR:PORT]... [--db FILE]
         [--open] [--sha256] [--policy allow|confirm|polite-block|block]
         [--log-level LEVEL] [--workers N] [--config FILE]
-        [--route DOMAIN=udp|tcp|tls:ADDR:PORT]... [--route *=udp|tcp|tls:ADDR:PORT] [--no-federate]
+        [--route DOMAIN=udp|tcp|tls:ADDR:PORT|[udp:|tcp:|tls:]HOST[:PORT]|dns]...
+        [--route *=...] [--no-federate] [--dns-server ADDR:PORT]
         [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]
                    [,list=[presence:|dialog:]LIST-URI]...]...
         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
@@ -150,7 +152,11 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           deployed phone understands (libre-based clients such as baresip fail when any
           other algorithm is offered); --sha256 offers SHA-256 too (RFC 8760), after MD5;
           --route sends requests for another domain to that next hop (imppd proxies them;
-          *= is the default route; no route: refused);
+          *= is the default route; no route: refused); a HOST is resolved by RFC 3263
+          (NAPTR, SRV, A/AAAA; a transport skips NAPTR, a port SRV), dns resolves each
+          request's own domain (*=dns: any domain through its own records), with
+          fail-over to the next SRV target on timeout or 503; --dns-server ADDR:PORT
+          (default: the first nameserver of /etc/resolv.conf);
           --no-federate forwards a user's SUBSCRIBE to another domain instead of serving it
           with one shared back-end subscription per remote presentity; --account makes
           imppd a user agent of another server too: it registers AOR there, publishes AOR's
@@ -846,7 +852,7 @@ fn serve(mut options: Options) -> Result<(), String> {
             options
                 .routes
                 .iter()
-                .map(|r| format!("{}={}", r.domain.as_deref().unwrap_or("*"), r.next_hop))
+                .map(|r| format!("{}={}", r.domain.as_deref().unwrap_or("*"), r.target))
                 .collect::<Vec<_>>()
                 .join(" ")
         },

@@ -4,7 +4,7 @@
 //! | layer | modules |
 //! | --- | --- |
 //! | codec (no I/O) | [`message`] (a parsed message), [`header`] (typed values), [`name`] (header names), [`builder`] (building messages), [`framing`] (a TCP stream cut into messages), [`multipart`] (`multipart/related` bodies) and [`list_body`] (the RLMI body of a list NOTIFY, RFC 4662), [`recipient_list`] (a resource list sent in a SUBSCRIBE, RFC 5367), `proxy` (a request as a proxy forwards it), [`dialog`] (a subscription dialog as bytes), [`digest`] and [`digest_client`] (digest authentication), [`route`] (next hops), `page` (MESSAGE ↔ engine message) |
-//! | stack | `stack` (knows no role: the transport, transactions, the engine's clock and the timer thread's `alarm`, tokens, outcomes to whoever waits), [`transport`] (UDP, TCP, TLS and WebSocket on a mio I/O thread; `transport::websocket` the RFC 7118 handshake and framing, `transport::web_root` the static files of `--web-root`), [`transaction`] (non-INVITE client and server transactions, without I/O), [`traffic`] (answers by method and class, requests sent and their outcomes, counted) |
+//! | stack | `stack` (knows no role: the transport, transactions, the engine's clock and the timer thread's `alarm`, tokens, outcomes to whoever waits), [`transport`] (UDP, TCP, TLS and WebSocket on a mio I/O thread; `transport::websocket` the RFC 7118 handshake and framing, `transport::web_root` the static files of `--web-root`), [`transaction`] (non-INVITE client and server transactions, without I/O), [`traffic`] (answers by method and class, requests sent and their outcomes, counted), [`dns`] (next hops by name, RFC 3263: NAPTR, SRV, A/AAAA, cached, on a resolver thread of its own) |
 //! | server roles | [`server`]: registrar, publisher, notifier, list server, pager, forwarder |
 //! | agent roles | [`agent`]: back-end subscriptions (federation), accounts |
 //! | node | [`node`]: [`SipServer`], which builds the stack and the roles and gives each request and engine event to its role |
@@ -28,6 +28,7 @@ pub mod builder;
 pub mod dialog;
 pub mod digest;
 pub mod digest_client;
+pub mod dns;
 pub mod framing;
 pub mod guard;
 pub mod header;

@@ -152,6 +152,9 @@ pub struct SipServerConfig {
     /// (a web page that opens its SIP WebSocket to the same origin; see
     /// [`super::transport::web_root`]). Default: none.
     pub web_root: Option<std::path::PathBuf>,
+    /// How next hops given by name are resolved (RFC 3263; see [`super::dns`]): the DNS
+    /// server (default: the first of `/etc/resolv.conf`), timeouts, queue and cache bounds.
+    pub dns: super::dns::ResolverConfig,
 }
 
 impl SipServerConfig {
@@ -180,6 +183,7 @@ impl SipServerConfig {
             list_batch_interval: Duration::from_secs(1),
             ws_origins: Vec::new(),
             web_root: None,
+            dns: super::dns::ResolverConfig::default(),
         }
     }
 }
@@ -238,6 +242,8 @@ pub struct SipServer {
 /// The stack and the roles, wired together.
 struct Node {
     stack: Arc<Stack>,
+    /// Next hops by name (RFC 3263): its thread is stopped with the server's.
+    resolver: Arc<super::dns::Resolver>,
     registrar: Registrar,
     publisher: Publisher,
     notifier: Arc<Notifier>,
@@ -271,13 +277,24 @@ impl SipServer {
             return Err(Error::InvalidArgument("workers must be at least 1".into()));
         }
         if config.tls.is_none() {
-            let hops = config.routes.routes().iter().map(|r| r.next_hop).chain(
-                config
-                    .accounts
-                    .iter()
-                    .flat_map(|a| std::iter::once(a.registrar).chain(a.outbound_proxy)),
-            );
+            let named_tls = config
+                .routes
+                .routes()
+                .iter()
+                .any(|r| matches!(&r.target, super::route::RouteTarget::Name(d) if d.secure));
+            let hops = config
+                .routes
+                .routes()
+                .iter()
+                .filter_map(|r| r.target.hop())
+                .chain(
+                    config
+                        .accounts
+                        .iter()
+                        .flat_map(|a| std::iter::once(a.registrar).chain(a.outbound_proxy)),
+                );
             let wants_tls = config.listen.iter().any(|l| l.proto.is_tls())
+                || named_tls
                 || hops.into_iter().any(|h| h.proto == Proto::Tls);
             if wants_tls {
                 return Err(Error::InvalidArgument(
@@ -307,6 +324,15 @@ impl SipServer {
             engine.random().shared(),
         ));
         let handle = engine.handle();
+        // Next hops by name: SRV draws from the stack's share of the engine's generator.
+        let resolver = {
+            let stack = stack.clone();
+            Arc::new(super::dns::Resolver::start(
+                config.dns.clone(),
+                engine.config().clock.clone(),
+                Arc::new(move || stack.random_u64()),
+            )?)
+        };
         let trust = Arc::new(Trust::new(
             domains.clone(),
             TrustConfig {
@@ -377,6 +403,7 @@ impl SipServer {
                     routes: config.routes.clone(),
                     federate: config.federate,
                     authenticate: config.authenticate,
+                    resolver: resolver.clone(),
                 },
             ),
             backends,
@@ -391,6 +418,7 @@ impl SipServer {
             closed_websockets: Mutex::default(),
             unsent_requests: Mutex::default(),
             trust,
+            resolver,
             stack,
         });
 
@@ -699,9 +727,15 @@ impl SipServer {
         self.transport.local_addrs()
     }
 
+    /// Counts of the DNS resolver (next hops by name, RFC 3263).
+    pub fn dns_stats(&self) -> super::dns::ResolverStats {
+        self.node.resolver.stats()
+    }
+
     /// Stops the transport and the server's threads. The engine keeps running (its
     /// subscriptions, with their dialogs, stay in its store).
     pub fn stop(&mut self) {
+        self.node.resolver.stop();
         self.node.stop_agent();
         self.port.close();
         self.transport.stop();

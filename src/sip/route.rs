@@ -1,11 +1,13 @@
 //! Where requests for other domains go: a next hop per domain and an optional default route
-//! (DESIGN §5, "forwarder for namespace division"). No DNS here: a next hop is a transport
-//! and an IP address with a port, as configured.
+//! (DESIGN §5, "forwarder for namespace division"). A route's target is a transport address
+//! as configured, a host name resolved by RFC 3263 ([`super::dns`]), or `dns`: the
+//! request's own domain, resolved.
 #![forbid(unsafe_code)]
 
 use std::fmt;
 use std::net::SocketAddr;
 
+use super::dns::Destination;
 use super::transport::Proto;
 use crate::error::{Error, Result};
 
@@ -76,22 +78,88 @@ impl fmt::Display for NextHop {
     }
 }
 
+/// Where a route sends requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// A transport address, as configured.
+    Hop(NextHop),
+    /// A host, resolved by RFC 3263 (NAPTR, SRV, A/AAAA; fewer lookups when the text names
+    /// a transport or a port).
+    Name(Destination),
+    /// The request's own domain, resolved by RFC 3263 (`*=dns`: any domain through its own
+    /// records).
+    Dns,
+}
+
+impl RouteTarget {
+    /// Reads `udp:ADDR:PORT` (an address), `dns`, or `[udp:|tcp:|tls:]HOST[:PORT]`.
+    pub fn parse(text: &str) -> Result<RouteTarget> {
+        if text.eq_ignore_ascii_case("dns") {
+            return Ok(RouteTarget::Dns);
+        }
+        if let Ok(hop) = NextHop::parse(text) {
+            return Ok(RouteTarget::Hop(hop));
+        }
+        let dest = Destination::parse(text)?;
+        Ok(match dest.numeric() {
+            // A numeric host without a transport or port: the defaults, no DNS.
+            Some(hop) => RouteTarget::Hop(hop),
+            None => RouteTarget::Name(dest),
+        })
+    }
+
+    /// The transport address, when it is one.
+    pub fn hop(&self) -> Option<NextHop> {
+        match self {
+            RouteTarget::Hop(hop) => Some(*hop),
+            _ => None,
+        }
+    }
+
+    /// What to resolve for a request to `domain`: `None` for a transport address.
+    pub fn destination(&self, domain: &str) -> Option<Destination> {
+        match self {
+            RouteTarget::Hop(_) => None,
+            RouteTarget::Name(dest) => Some(dest.clone()),
+            RouteTarget::Dns => Some(Destination {
+                host: domain.trim_end_matches('.').to_ascii_lowercase(),
+                port: None,
+                proto: None,
+                secure: false,
+            }),
+        }
+    }
+}
+
+impl fmt::Display for RouteTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteTarget::Hop(hop) => hop.fmt(f),
+            RouteTarget::Name(dest) => dest.fmt(f),
+            RouteTarget::Dns => f.write_str("dns"),
+        }
+    }
+}
+
 /// One route: requests for `domain` (`None`: any domain without a route of its own) go to
-/// `next_hop`.
+/// `target`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     /// The domain (lower case), or `None` for the default route.
     pub domain: Option<String>,
     /// Where its requests go.
-    pub next_hop: NextHop,
+    pub target: RouteTarget,
 }
 
 impl Route {
-    /// Reads `DOMAIN=udp:ADDR:PORT`, or `*=...` / `default=...` for the default route.
+    /// Reads `DOMAIN=TARGET`, or `*=...` / `default=...` for the default route; TARGET is
+    /// `udp|tcp|tls:ADDR:PORT`, `[udp:|tcp:|tls:]HOST[:PORT]` (resolved by RFC 3263) or
+    /// `dns` (the request's own domain, resolved).
     pub fn parse(text: &str) -> Result<Route> {
         let (domain, hop) = text.split_once('=').ok_or_else(|| {
             Error::InvalidArgument(format!(
-                "route '{text}': expected DOMAIN=udp:ADDR:PORT (or *=... for the default)"
+                "route '{text}': expected DOMAIN=udp:ADDR:PORT, DOMAIN=HOST or DOMAIN=dns (or \
+                 *=... for the default)"
             ))
         })?;
         let domain = domain.trim();
@@ -106,7 +174,7 @@ impl Route {
         };
         Ok(Route {
             domain,
-            next_hop: NextHop::parse(hop.trim())?,
+            target: RouteTarget::parse(hop.trim())?,
         })
     }
 }
@@ -133,8 +201,14 @@ impl RouteTable {
         self.routes.push(route);
     }
 
-    /// The next hop for `domain` (case-insensitive): its own route, else the default one.
+    /// The next hop for `domain` (case-insensitive): its own route, else the default one;
+    /// `None` too when that route names a host to resolve (see [`RouteTable::target`]).
     pub fn lookup(&self, domain: &str) -> Option<NextHop> {
+        self.target(domain).and_then(RouteTarget::hop)
+    }
+
+    /// The route target for `domain` (case-insensitive): its own route, else the default one.
+    pub fn target(&self, domain: &str) -> Option<&RouteTarget> {
         self.routes
             .iter()
             .find(|r| {
@@ -143,7 +217,12 @@ impl RouteTable {
                     .is_some_and(|d| d.eq_ignore_ascii_case(domain))
             })
             .or_else(|| self.routes.iter().find(|r| r.domain.is_none()))
-            .map(|r| r.next_hop)
+            .map(|r| &r.target)
+    }
+
+    /// Whether a route names a host or `dns` (a resolver is needed).
+    pub fn needs_dns(&self) -> bool {
+        self.routes.iter().any(|r| r.target.hop().is_none())
     }
 
     /// Whether there is no route at all.
@@ -181,9 +260,34 @@ mod tests {
             "b.test",
             "=udp:1.2.3.4:5",
             "b=sctp:1.2.3.4:5",
-            "b=udp:host:5",
+            "b=udp:ho st:5",
+            "b=ws:host",
         ] {
             assert!(Route::parse(bad).is_err(), "{bad}");
         }
+        let named = RouteTable::new(vec![
+            Route::parse("b.test=tcp:Proxy.B.test").unwrap(),
+            Route::parse("*=dns").unwrap(),
+            Route::parse("c.test=192.0.2.3").unwrap(),
+        ]);
+        assert!(named.lookup("b.test").is_none(), "a name is no address");
+        assert_eq!(
+            named.target("b.test").unwrap().to_string(),
+            "tcp:proxy.b.test"
+        );
+        assert_eq!(
+            named
+                .target("d.test")
+                .unwrap()
+                .destination("D.test")
+                .unwrap()
+                .host,
+            "d.test"
+        );
+        assert_eq!(
+            named.lookup("c.test").unwrap().to_string(),
+            "udp:192.0.2.3:5060"
+        );
+        assert!(named.needs_dns());
     }
 }

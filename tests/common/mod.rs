@@ -8,6 +8,7 @@ pub mod baresip;
 pub mod certs;
 pub mod clock;
 pub mod curl;
+pub mod dnsmasq;
 pub mod fixtures;
 pub mod imppd;
 pub mod kamailio;

@@ -1,6 +1,7 @@
 //! The options that bound what strangers on the network can make imppd do: connections,
 //! requests per second per address, and the digest throttle's front proxies; and the list
-//! server's batching interval. Each is a flag and a config-file key of the same name; the
+//! server's batching interval; and the DNS server next hops given by name are resolved
+//! with (RFC 3263). Each is a flag and a config-file key of the same name; the
 //! defaults are the library's.
 
 use std::net::IpAddr;
@@ -22,13 +23,15 @@ pub struct NetworkOptions {
     ws_origins: Vec<String>,
     /// `--web-root`.
     web_root: Option<std::path::PathBuf>,
+    /// `--dns-server ADDR:PORT` (default: the first nameserver of /etc/resolv.conf).
+    dns_server: Option<std::net::SocketAddr>,
 }
 
 /// The longest `--list-batch-interval`, in milliseconds (as the C API's bound).
 const MAX_LIST_BATCH_MS: u64 = 60_000;
 
 /// The names this module reads (each takes a value).
-pub const NAMES: [&str; 10] = [
+pub const NAMES: [&str; 11] = [
     "max-connections",
     "max-connections-per-address",
     "unauthenticated-timeout",
@@ -39,6 +42,7 @@ pub const NAMES: [&str; 10] = [
     "list-batch-interval",
     "ws-origin",
     "web-root",
+    "dns-server",
 ];
 
 impl NetworkOptions {
@@ -87,6 +91,12 @@ impl NetworkOptions {
             "web-root" => impp::sip::transport::web_root::WebRoot::new(value.as_ref())
                 .map(|_| self.web_root = Some(value.into()))
                 .map_err(|e| format!("--web-root: {e}")),
+            "dns-server" => value
+                .parse()
+                .map(|a| self.dns_server = Some(a))
+                .map_err(|_| {
+                    format!("--dns-server needs ADDR:PORT (IPv6: [::1]:53), not '{value}'")
+                }),
             _ => return None,
         };
         Some(result)
@@ -108,6 +118,9 @@ impl NetworkOptions {
         if let Some(dir) = &self.web_root {
             sip.web_root = Some(dir.clone());
         }
+        if self.dns_server.is_some() {
+            sip.dns.server = self.dns_server;
+        }
     }
 
     /// One line for the start-up report.
@@ -120,8 +133,13 @@ impl NetworkOptions {
                 sip.rate_limit.per_second, sip.rate_limit.burst
             )
         };
+        let dns = sip
+            .dns
+            .server
+            .or_else(impp::sip::dns::ResolverConfig::system_server)
+            .map_or("none".to_string(), |a| a.to_string());
         format!(
-            "connections {} ({} per address), rate limit {rate}, list batch {} ms",
+            "connections {} ({} per address), rate limit {rate}, list batch {} ms, DNS {dns}",
             sip.connections.max_total,
             sip.connections.max_per_address,
             sip.list_batch_interval.as_millis()

@@ -9,19 +9,23 @@
 //! 1. INVITE, ACK and CANCEL are never forwarded (the server has non-INVITE transactions only).
 //! 2. Loose routing (§16.4): while the top Route entry is us (one of our listen addresses, or
 //!    an owned domain), it is removed. If Route entries remain, the request goes to the next
-//!    one. Otherwise it is handled by its Request-URI, below.
+//!    one (its address; else the route of its domain; else its host resolved by DNS).
+//!    Otherwise it is handled by its Request-URI, below.
 //! 3. Local: the Request-URI host is an owned domain, or one of our own listen addresses (an
 //!    in-dialog request to our Contact). The existing handlers serve it.
 //! 4. A SUBSCRIBE creating a dialog (no To tag) from a user of an owned domain to a
 //!    presentity elsewhere while `federate` is on is left to the existing path, which serves
 //!    it with one shared back-end subscription (federation). (Its refreshes are addressed to
-//!    our Contact: rule 3.)
+//!    our Contact: rule 3.) Not when the presentity's domain is routed by name or `dns`:
+//!    back-end subscriptions need an address route, so such a SUBSCRIBE is forwarded.
 //! 5. Inside a dialog (To tag) whose route we recorded (a Route of ours was removed), a
-//!    Request-URI that is an IP address (the other party's Contact) is the next hop itself.
+//!    Request-URI (the other party's Contact) is the next hop itself: its address, or its
+//!    host resolved by DNS.
 //!    Outside a dialog it is not: naming us in a Route does not make us an open relay (and
 //!    inside one, who may be relayed is decided below).
 //! 6. Otherwise the Request-URI's domain is looked up in the route table (its own route, else
-//!    the default one). Without a route the request is left to the existing path, which
+//!    the default one; a route to `dns` resolves the Request-URI itself, a route to a host
+//!    name that host). Without a route the request is left to the existing path, which
 //!    refuses it as before (`404` for SUBSCRIBE, the engine's answer for MESSAGE).
 //!
 //! # What a forwarded request goes through
@@ -77,10 +81,23 @@
 //! request the transport cannot send at all (a TCP hop refusing the connection) is answered
 //! `503` at once; one that is sent but never answered, `408` after timer F.
 //!
-//! Not done: DNS (a next hop is an address, as configured), INVITE, CANCEL.
+//! # Next hops by name (RFC 3263)
+//!
+//! A route target that names a host, the `dns` route target (the Request-URI's own host),
+//! a Route entry or an in-dialog Request-URI with a host name is resolved by
+//! [`crate::sip::dns`]: NAPTR, SRV, A/AAAA, into an ordered list of hops. A cached name is
+//! answered in place; any other request waits in the resolver's bounded queue (never on a
+//! worker or the I/O thread) and goes on from the resolver thread. A name without records
+//! is answered `404`, a failing DNS server or a full queue `503`. The request goes to the
+//! first hop; on a timeout (timer F), on a hop that cannot be reached, or on a `503` from
+//! it, to the next hop, as a new client transaction (RFC 3263 §4.3); a `503` with
+//! `Retry-After` also keeps that hop out of the answers for that long. Only when every hop
+//! failed is the sender answered (the last hop's `503` passed on, or our `408`/`503`).
+//!
+//! Not done: INVITE, CANCEL.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
@@ -90,11 +107,12 @@ use sha2::Digest as _;
 
 use super::auth::Authentication;
 use crate::log;
+use crate::sip::dns::{Destination, Resolution, ResolveError, Resolver};
 use crate::sip::guard::GuardCounters;
 use crate::sip::header::NameAddr;
 use crate::sip::message::SipMessage;
 use crate::sip::proxy::{forwarded, relayed, Checked};
-use crate::sip::route::{NextHop, RouteTable};
+use crate::sip::route::{NextHop, RouteTable, RouteTarget};
 use crate::sip::stack::{
     contact_address, lock, uri_transport, Peer, Reply, Request, Stack, Waiting,
 };
@@ -105,11 +123,42 @@ use crate::uri::Uri;
 /// The Max-Forwards a request without one is taken to carry (RFC 3261 §8.1.1.6).
 const DEFAULT_MAX_FORWARDS: u32 = 70;
 
-/// The request a forwarded one came from, to pass its answers back.
-pub(crate) struct Upstream {
+/// A request being forwarded, checked and admitted: what is needed to send it (again, to
+/// the next hop after a failure) and to answer it.
+struct Attempt {
     message: SipMessage,
     peer: Peer,
     key: ServerKey,
+    /// The branch of our Via (see "Loop detection"); later tries add `.N`.
+    branch: String,
+    /// Route entries (ours) removed.
+    popped: usize,
+    /// The Max-Forwards it goes on with.
+    max_forwards: u32,
+    /// Which credentials were ours (taken out of what is passed on).
+    checked: Kept,
+    /// A dialog-creating SUBSCRIBE (gets our Record-Route).
+    dialog_creating: bool,
+    /// A `sips:` Request-URI: TLS hops only.
+    secure: bool,
+    /// Hops tried before this one.
+    tries: usize,
+}
+
+/// [`Checked`] without the borrow, kept while the request waits for DNS or a hop.
+#[derive(Clone, Copy)]
+enum Kept {
+    Nothing,
+    Authorization,
+    ProxyAuthorization,
+}
+
+/// The request a forwarded one came from, to pass its answers back.
+pub(crate) struct Upstream {
+    attempt: Attempt,
+    /// Where it went, and the hops left to try after it (RFC 3263 §4.3).
+    hop: NextHop,
+    rest: VecDeque<NextHop>,
     /// The UDP form of a request sent over TCP because of its size, and where: tried when
     /// the TCP connection cannot be made (RFC 3261 §18.1.1).
     udp_fallback: Option<(Vec<u8>, SocketAddr)>,
@@ -124,9 +173,13 @@ enum Target {
     Local,
     /// Forwarded to this hop, with this many Route entries (ours) removed first, and whether
     /// one of them carried the seal of the request's dialog.
-    Hop(NextHop, usize, bool),
-    /// Refused (a Route we cannot follow).
-    Refuse(u16, &'static str),
+    Hop(Next, usize, bool),
+}
+
+/// Where a forwarded request goes: an address, or a name to resolve.
+enum Next {
+    Addr(NextHop),
+    Name(Destination),
 }
 
 /// The forwarder role: see the module documentation.
@@ -142,6 +195,8 @@ pub(crate) struct Forwarder {
     forwards: Mutex<Forwards>,
     /// The key of the seals of our Record-Route entries.
     seal_key: [u8; 32],
+    /// Next hops by name (RFC 3263).
+    resolver: Arc<Resolver>,
 }
 
 /// What the forwarder is set up with (see the node's configuration).
@@ -152,6 +207,8 @@ pub(crate) struct ForwarderConfig {
     pub(crate) federate: bool,
     /// Whether requests of the owned domains' users are authenticated before forwarding.
     pub(crate) authenticate: bool,
+    /// Resolves next hops given by name.
+    pub(crate) resolver: Arc<Resolver>,
 }
 
 /// A forwarded request's fate when no answer is passed on: a timeout (408) or nothing
@@ -190,6 +247,7 @@ impl Forwarder {
             authenticate: config.authenticate,
             domains,
             forwards: Mutex::new(HashMap::new()),
+            resolver: config.resolver,
         })
     }
 
@@ -223,24 +281,16 @@ impl Forwarder {
         let (hop, popped, sealed) = match target {
             Target::Local => return false,
             Target::Hop(hop, popped, sealed) => (hop, popped, sealed),
-            Target::Refuse(status, reason) => {
-                let answer = self.stack.reply(request, status, reason);
-                self.stack.answer(request, answer);
-                return true;
-            }
         };
         // A sips: Request-URI goes on over TLS only (RFC 5630 §4.1).
         let secure = m
             .request_uri()
             .is_ok_and(|u| u.scheme() == crate::uri::Scheme::Sips);
-        if secure && !hop.proto.is_tls() {
-            let answer = self.stack.reply(
-                request,
-                480,
-                "Temporarily Unavailable (no TLS route for a sips: URI)",
-            );
-            self.stack.answer(request, answer);
-            return true;
+        if let Next::Addr(hop) = &hop {
+            if secure && !hop.proto.is_tls() {
+                self.answer_no_tls(request);
+                return true;
+            }
         }
         // Validation before anything costly (§16.3): hops, then loops.
         let max_forwards = match m.max_forwards() {
@@ -254,7 +304,10 @@ impl Forwarder {
         }
         let branch = self.forward_branch(m, popped);
         if m.via()
-            .map(|vias| vias.iter().any(|v| v.branch() == Some(branch.as_str())))
+            .map(|vias| {
+                vias.iter()
+                    .any(|v| v.branch().is_some_and(|b| ours(b, &branch)))
+            })
             .unwrap_or(false)
         {
             log::info!(
@@ -267,16 +320,130 @@ impl Forwarder {
             return true;
         }
         let checked = match self.admit(request, sealed) {
-            Ok(checked) => checked,
+            Ok(checked) => match checked {
+                Checked::Nothing => Kept::Nothing,
+                Checked::Authorization => Kept::Authorization,
+                Checked::ProxyAuthorization { .. } => Kept::ProxyAuthorization,
+            },
             Err(answer) => {
                 self.stack.answer(request, answer);
                 return true;
             }
         };
-        let dialog_creating =
-            request.key.method == "SUBSCRIBE" && m.to().map(|t| t.tag().is_none()).unwrap_or(false);
-        let record_route = if dialog_creating {
-            self.record_route(m, request.peer.clone(), hop)
+        let attempt = Attempt {
+            message: m.clone(),
+            peer: request.peer.clone(),
+            key: request.key.clone(),
+            branch,
+            popped,
+            max_forwards: max_forwards - 1,
+            checked,
+            dialog_creating: request.key.method == "SUBSCRIBE"
+                && m.to().map(|t| t.tag().is_none()).unwrap_or(false),
+            secure,
+            tries: 0,
+        };
+        match hop {
+            Next::Addr(hop) => self.send_to(attempt, VecDeque::from([hop])),
+            Next::Name(dest) => self.resolve_and_send(attempt, &dest),
+        }
+        true
+    }
+
+    /// Sends `attempt` to the hops of `dest`: at once when they are cached, else from the
+    /// resolver thread when they are in.
+    fn resolve_and_send(&self, attempt: Attempt, dest: &Destination) {
+        // Shared with the continuation, which is dropped unrun when the answer is in place.
+        let parked = Arc::new(Mutex::new(Some(attempt)));
+        let (role, in_queue) = (self.me.clone(), parked.clone());
+        let dest_text = dest.to_string();
+        let then = Box::new(move |hops: Result<Vec<NextHop>, ResolveError>| {
+            let (Some(role), Some(attempt)) = (role.upgrade(), lock(&in_queue).take()) else {
+                return;
+            };
+            role.hops_resolved(attempt, &dest_text, hops);
+        });
+        if let Resolution::Ready(hops) = self.resolver.resolve(dest, then) {
+            if let Some(attempt) = lock(&parked).take() {
+                self.hops_resolved(attempt, &dest.to_string(), hops);
+            }
+        }
+    }
+
+    /// Goes on with `attempt` once its destination is resolved.
+    fn hops_resolved(
+        &self,
+        attempt: Attempt,
+        dest: &str,
+        hops: Result<Vec<NextHop>, ResolveError>,
+    ) {
+        match hops {
+            Ok(hops) => self.send_to(attempt, hops.into()),
+            Err(e) => {
+                log::info!(
+                    "SIP: cannot forward a {} for {}: {e}",
+                    attempt.key.method,
+                    attempt.message.request_uri_text().unwrap_or("")
+                );
+                let (status, reason) = match e {
+                    ResolveError::NotFound(_) => {
+                        (404, format!("Not Found (no DNS records for {dest})"))
+                    }
+                    e => (503, format!("Service Unavailable ({e})")),
+                };
+                self.answer_attempt(attempt, status, &reason);
+            }
+        }
+    }
+
+    /// Answers the request of `attempt` ourselves.
+    fn answer_attempt(&self, attempt: Attempt, status: u16, reason: &str) {
+        let request = Request {
+            message: attempt.message,
+            peer: attempt.peer,
+            key: attempt.key,
+        };
+        let answer = self
+            .stack
+            .reply(&request, status, &crate::sip::stack::short(reason));
+        self.stack.answer(&request, answer);
+    }
+
+    /// `480` to a `sips:` request without a TLS hop.
+    fn answer_no_tls(&self, request: &Request) {
+        let answer = self.stack.reply(
+            request,
+            480,
+            "Temporarily Unavailable (no TLS route for a sips: URI)",
+        );
+        self.stack.answer(request, answer);
+    }
+
+    /// Sends `attempt` to the first of `hops`, keeping the others for fail-over.
+    fn send_to(&self, attempt: Attempt, mut hops: VecDeque<NextHop>) {
+        if attempt.secure {
+            hops.retain(|h| h.proto.is_tls());
+        }
+        let Some(hop) = hops.pop_front() else {
+            let (status, reason) = if attempt.secure {
+                (
+                    480,
+                    "Temporarily Unavailable (no TLS route for a sips: URI)",
+                )
+            } else {
+                (503, "Service Unavailable (no next hop)")
+            };
+            self.answer_attempt(attempt, status, reason);
+            return;
+        };
+        let m = &attempt.message;
+        let branch = if attempt.tries == 0 {
+            attempt.branch.clone()
+        } else {
+            format!("{}.{}", attempt.branch, attempt.tries)
+        };
+        let record_route = if attempt.dialog_creating {
+            self.record_route(m, attempt.peer.clone(), hop)
         } else {
             Vec::new()
         };
@@ -286,51 +453,58 @@ impl Forwarder {
                 proto.as_str(),
                 self.stack.local_for(proto, hop.addr)
             );
+            let checked = match attempt.checked {
+                Kept::Nothing => Checked::Nothing,
+                Kept::Authorization => Checked::Authorization,
+                Kept::ProxyAuthorization => Checked::ProxyAuthorization {
+                    realms: self.auth.realms(),
+                },
+            };
             forwarded(
                 m,
-                request.peer.source,
+                attempt.peer.source,
                 &our_via,
                 &record_route,
-                popped,
-                max_forwards - 1,
+                attempt.popped,
+                attempt.max_forwards,
                 checked,
             )
         };
         let mut bytes = match build(hop.proto) {
             Ok(b) => b,
             Err(e) => {
-                log::debug!("SIP: cannot forward a {}: {e}", request.key.method);
-                return false;
+                log::debug!("SIP: cannot forward a {}: {e}", attempt.key.method);
+                self.answer_attempt(attempt, 500, "Server Internal Error (cannot forward)");
+                return;
             }
         };
         // Too large for UDP without congestion control: TCP to the same address, with the
         // UDP form kept in case nothing listens there on TCP.
-        let mut hop = hop;
+        let mut sent_hop = hop;
         let mut udp_fallback = None;
         if hop.proto == Proto::Udp && must_use_stream(bytes.len(), None) {
             if let Ok(tcp) = build(Proto::Tcp) {
                 udp_fallback = Some((std::mem::replace(&mut bytes, tcp), hop.addr));
-                hop.proto = Proto::Tcp;
+                sent_hop.proto = Proto::Tcp;
             }
         }
         log::debug!(
-            "SIP: forwarding {} for {} to {hop}",
-            request.key.method,
+            "SIP: forwarding {} for {} to {sent_hop}",
+            attempt.key.method,
             m.request_uri_text().unwrap_or("")
         );
         lock(&self.forwards).insert(
             branch.clone(),
             Upstream {
-                message: m.clone(),
-                peer: request.peer.clone(),
-                key: request.key.clone(),
+                attempt,
+                hop,
+                rest: hops,
                 udp_fallback,
             },
         );
         let waiter = self.waiter(branch.clone());
         self.stack
-            .send_request(branch, bytes, hop.proto, hop.addr, waiter);
-        true
+            .send_request(branch, bytes, sent_hop.proto, sent_hop.addr, waiter);
     }
 
     /// A response to one of our forwarded requests is passed upstream; false when the
@@ -353,6 +527,25 @@ impl Forwarder {
         if status == 100 {
             return true;
         }
+        // A 503 from a hop with others behind it: the next one (RFC 3263 §4.3).
+        if status == 503 {
+            if let Some(retry) = message.header("Retry-After").and_then(|v| {
+                v.split(|c: char| !c.is_ascii_digit())
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            }) {
+                if let Some(up) = forwards.get(branch) {
+                    self.resolver.avoid(up.hop, retry.min(86_400) * 1000);
+                }
+            }
+            if forwards.get(branch).is_some_and(|up| !up.rest.is_empty()) {
+                let up = forwards.remove(branch).expect("checked");
+                drop(forwards);
+                self.next_hop(up, "503");
+                return true;
+            }
+        }
         let upstream = if status >= 200 {
             forwards.remove(branch)
         } else {
@@ -372,6 +565,7 @@ impl Forwarder {
                 return true;
             }
         };
+        let up = &up.attempt;
         self.stack
             .record_answer(&up.key, status, bytes.clone(), up.peer.reliable());
         let dest = up.message.top_via().map_or(up.peer.source, |v| {
@@ -383,12 +577,38 @@ impl Forwarder {
         true
     }
 
+    /// The request of `up` failed at its hop (`why`): it goes to the next one.
+    fn next_hop(&self, up: Upstream, why: &str) {
+        let mut attempt = up.attempt;
+        log::info!(
+            "SIP: {} for {} failed at {} ({why}); trying {}",
+            attempt.key.method,
+            attempt.message.request_uri_text().unwrap_or(""),
+            up.hop,
+            up.rest.front().map_or(String::new(), ToString::to_string)
+        );
+        attempt.tries += 1;
+        self.send_to(attempt, up.rest);
+    }
+
     /// A forwarded request got no final answer in time (`status` 408) or could not be sent
-    /// (503): the sender learns.
+    /// (503): the next hop is tried, else the sender learns.
     pub(crate) fn forward_failed(&self, branch: &str, status: u16) {
         let Some(up) = lock(&self.forwards).remove(branch) else {
             return;
         };
+        if !up.rest.is_empty() {
+            self.next_hop(
+                up,
+                if status == 408 {
+                    "timeout"
+                } else {
+                    "unreachable"
+                },
+            );
+            return;
+        }
+        let up = up.attempt;
         log::info!(
             "SIP: the next hop did not answer a {} for {}",
             up.key.method,
@@ -466,10 +686,7 @@ impl Forwarder {
         if popped > 0 {
             if let Some(next) = routes.get(popped) {
                 let uri = NameAddr::parse(next, "Route")?.uri()?;
-                return Ok(match hop_of(&uri, &self.routes) {
-                    Some(hop) => Target::Hop(hop, popped, sealed),
-                    None => Target::Refuse(404, "Not Found (no route to the next Route entry)"),
-                });
+                return Ok(Target::Hop(hop_of(&uri, &self.routes), popped, sealed));
             }
         }
         let uri = m.request_uri()?;
@@ -477,7 +694,13 @@ impl Forwarder {
             return Ok(Target::Local);
         }
         let in_dialog = m.to()?.tag().is_some();
-        if m.method() == Some("SUBSCRIBE") && self.federate && !in_dialog {
+        // Federation's back-end subscriptions go to address routes only: a domain routed by
+        // name (or `dns`) has its SUBSCRIBEs forwarded instead.
+        let named = self
+            .routes
+            .target(uri.host())
+            .is_some_and(|t| t.hop().is_none());
+        if m.method() == Some("SUBSCRIBE") && self.federate && !in_dialog && !named {
             let from_owned = m.from()?.uri().is_ok_and(|u| self.owned_host(u.host()));
             if from_owned {
                 return Ok(Target::Local);
@@ -486,19 +709,24 @@ impl Forwarder {
         // Only inside a dialog: otherwise anyone naming us in a Route could use us to send
         // requests to any address.
         if popped > 0 && in_dialog {
-            if let Some(addr) = contact_address(&uri) {
-                return Ok(Target::Hop(
-                    NextHop {
+            return Ok(Target::Hop(
+                match contact_address(&uri) {
+                    Some(addr) => Next::Addr(NextHop {
                         proto: uri_transport(&uri),
                         addr,
-                    },
-                    popped,
-                    sealed,
-                ));
-            }
+                    }),
+                    None => Next::Name(Destination::from_uri(&uri)),
+                },
+                popped,
+                sealed,
+            ));
         }
-        Ok(match self.routes.lookup(uri.host()) {
-            Some(hop) => Target::Hop(hop, popped, sealed),
+        Ok(match self.routes.target(uri.host()) {
+            Some(RouteTarget::Hop(hop)) => Target::Hop(Next::Addr(*hop), popped, sealed),
+            Some(RouteTarget::Name(dest)) => Target::Hop(Next::Name(dest.clone()), popped, sealed),
+            Some(RouteTarget::Dns) => {
+                Target::Hop(Next::Name(Destination::from_uri(&uri)), popped, sealed)
+            }
             None => Target::Local,
         })
     }
@@ -659,13 +887,25 @@ impl Forwarder {
 }
 
 /// The hop a Route entry names: its address when it is an IP address, else the route of its
-/// domain.
-fn hop_of(uri: &Uri, routes: &RouteTable) -> Option<NextHop> {
-    match contact_address(uri) {
-        Some(addr) => Some(NextHop {
+/// domain when there is one, else its host resolved (RFC 3263).
+fn hop_of(uri: &Uri, routes: &RouteTable) -> Next {
+    if let Some(addr) = contact_address(uri) {
+        return Next::Addr(NextHop {
             proto: uri_transport(uri),
             addr,
-        }),
-        None => routes.lookup(uri.host()),
+        });
     }
+    match routes.target(uri.host()) {
+        Some(RouteTarget::Hop(hop)) => Next::Addr(*hop),
+        Some(RouteTarget::Name(dest)) => Next::Name(dest.clone()),
+        _ => Next::Name(Destination::from_uri(uri)),
+    }
+}
+
+/// Whether a Via branch is one of ours for the request whose first branch is `base` (a
+/// later try adds `.N`).
+fn ours(branch: &str, base: &str) -> bool {
+    branch
+        .strip_prefix(base)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
