@@ -61,7 +61,7 @@ pub use crate::model::package;
 pub use crate::model::package::{Document, Package};
 pub use crate::model::rule::{AuthAction, AuthRule, WatcherMatch};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{EngineConfig, ExpiryBounds};
+pub use config::{EngineConfig, ExpiryBounds, RuntimeSettings};
 pub use events::{
     Delivery, DeliveryOutcome, Event, FailureReason, Message, MessageId, Notification,
     SubscriptionId, SubscriptionState, TerminationReason,
@@ -757,6 +757,23 @@ impl Core {
             presentity,
             reply,
         })
+    }
+
+    /// Replaces, while the engine runs, the settings of its configuration that an operator
+    /// changes without a restart: [`EngineConfig::default_policy`],
+    /// [`EngineConfig::same_domain_policy`] and [`EngineConfig::state_limits`]. They apply
+    /// to what comes next (a new subscription's authorization, the next message stored or
+    /// endpoint logged in); subscriptions already decided stay as they are. What
+    /// [`Core::config`] returns keeps the values the engine started with.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a limit of 0 (nothing changes),
+    /// [`Error::Shutdown`].
+    pub fn set_runtime_settings(&self, settings: RuntimeSettings) -> Result<()> {
+        settings.state_limits.validate()?;
+        for shard in 0..self.shards.len() {
+            self.call(shard, |reply| Command::SetPolicies { settings, reply })?;
+        }
+        Ok(())
     }
 
     /// Every rule of every presentity, in the order of [`crate::store::Snapshot::rules`]

@@ -132,6 +132,11 @@ pub(crate) enum Command {
     AllRules {
         reply: Reply<Vec<AuthRule>>,
     },
+    /// Replaces the policies for watchers no rule names and the state limits (a reload).
+    SetPolicies {
+        settings: super::RuntimeSettings,
+        reply: Reply<()>,
+    },
     /// Sends an instant message (the recipient's shard); the outcome is an event.
     SendMessage(Box<messaging::Letter>),
     /// A message that came in from another domain for one of the transport's local users.
@@ -505,6 +510,16 @@ impl Shard {
             }
             Command::AllRules { reply } => {
                 let _ = reply.send(Ok(self.rules.rules()));
+            }
+            Command::SetPolicies { settings, reply } => {
+                // Copied on write: the shard's one copy of the configuration, read by
+                // everything it does next; what was decided before stays decided.
+                let mut config = (*self.config).clone();
+                config.default_policy = settings.default_policy;
+                config.same_domain_policy = settings.same_domain_policy;
+                config.state_limits = settings.state_limits;
+                self.config = Arc::new(config);
+                let _ = reply.send(Ok(()));
             }
             Command::SendMessage(letter) => self.send_message(*letter),
             Command::ReceiveMessage(letter) => self.receive_message(*letter),

@@ -35,6 +35,7 @@ mod lex;
 pub mod list_body;
 pub mod message;
 pub mod multipart;
+pub(crate) mod live;
 pub mod name;
 pub mod node;
 pub(crate) mod page;
@@ -56,7 +57,7 @@ pub use header::{
     AuthValue, CSeq, Contacts, ContentType, Event, NameAddr, Param, Params, SubscriptionState, Via,
 };
 pub use message::SipMessage;
-pub use node::{ConnectionLimits, SipServer, SipServerConfig};
+pub use node::{ConnectionLimits, Reconfigured, SipServer, SipServerConfig};
 pub use server::throttle::AuthLimits;
 pub use server::trust::{Federation, Network, PublisherId, TrustedPeer, TrustedPublisher};
 pub use traffic::TrafficStats;

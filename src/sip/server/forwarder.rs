@@ -94,6 +94,7 @@ use crate::sip::guard::GuardCounters;
 use crate::sip::header::NameAddr;
 use crate::sip::message::SipMessage;
 use crate::sip::proxy::{forwarded, relayed, Checked};
+use crate::sip::live::Live;
 use crate::sip::route::{NextHop, RouteTable};
 use crate::sip::stack::{
     contact_address, lock, uri_transport, Peer, Reply, Request, Stack, Waiting,
@@ -134,7 +135,7 @@ pub(crate) struct Forwarder {
     me: Weak<Forwarder>,
     stack: Arc<Stack>,
     auth: Arc<Authentication>,
-    routes: RouteTable,
+    routes: Live<RouteTable>,
     federate: bool,
     authenticate: bool,
     /// The owned domains.
@@ -146,8 +147,8 @@ pub(crate) struct Forwarder {
 
 /// What the forwarder is set up with (see the node's configuration).
 pub(crate) struct ForwarderConfig {
-    /// Next hops of the other domains.
-    pub(crate) routes: RouteTable,
+    /// Next hops of the other domains (replaced on a reload).
+    pub(crate) routes: Live<RouteTable>,
     /// Whether a SUBSCRIBE to another domain is served by federation rather than forwarded.
     pub(crate) federate: bool,
     /// Whether requests of the owned domains' users are authenticated before forwarding.
@@ -466,7 +467,7 @@ impl Forwarder {
         if popped > 0 {
             if let Some(next) = routes.get(popped) {
                 let uri = NameAddr::parse(next, "Route")?.uri()?;
-                return Ok(match hop_of(&uri, &self.routes) {
+                return Ok(match hop_of(&uri, &self.routes.get()) {
                     Some(hop) => Target::Hop(hop, popped, sealed),
                     None => Target::Refuse(404, "Not Found (no route to the next Route entry)"),
                 });
@@ -497,7 +498,7 @@ impl Forwarder {
                 ));
             }
         }
-        Ok(match self.routes.lookup(uri.host()) {
+        Ok(match self.routes.get().lookup(uri.host()) {
             Some(hop) => Target::Hop(hop, popped, sealed),
             None => Target::Local,
         })
