@@ -87,6 +87,8 @@ mod list_import;
 mod lists;
 #[path = "imppd/network.rs"]
 mod network;
+#[path = "imppd/reload.rs"]
+mod reload;
 #[path = "imppd/rules.rs"]
 mod rules;
 
@@ -350,6 +352,18 @@ fn parse_account_list(value: &str) -> Result<(Uri, impp::engine::Package), Strin
     Ok((uri, package))
 }
 
+/// `error`, `warn`, `info`, `debug` or `trace`.
+fn parse_level(text: &str) -> Result<Level, String> {
+    Ok(match text {
+        "error" => Level::Error,
+        "warn" => Level::Warn,
+        "info" => Level::Info,
+        "debug" => Level::Debug,
+        "trace" => Level::Trace,
+        other => return Err(format!("log-level {other}: error, warn, info, debug or trace")),
+    })
+}
+
 fn parse_listen(text: &str) -> Result<ListenAddr, String> {
     ListenAddr::parse(text).map_err(|e| format!("--listen: {e}"))
 }
@@ -382,18 +396,7 @@ impl Options {
                 )
             }
             "log-level" => {
-                self.log_level = match need(name, value)? {
-                    "error" => Level::Error,
-                    "warn" => Level::Warn,
-                    "info" => Level::Info,
-                    "debug" => Level::Debug,
-                    "trace" => Level::Trace,
-                    other => {
-                        return Err(format!(
-                            "--log-level {other}: error, warn, info, debug or trace"
-                        ))
-                    }
-                }
+                self.log_level = parse_level(need(name, value)?).map_err(|e| format!("--{e}"))?
             }
             "route" => self.routes.push(
                 impp::sip::route::Route::parse(need(name, value)?)
@@ -584,7 +587,7 @@ fn main() -> ExitCode {
         }
         Some("list") => lists::command(&options.db, &options.domains, &positional[1..]),
         Some(other) => Err(format!("unknown command '{other}'")),
-        None => serve(options),
+        None => serve(options, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -684,6 +687,13 @@ fn user_command(options: &Options, args: &[String]) -> Result<(), String> {
     }
 }
 
+/// The policy for watchers no rule names, as `imppd ctl status` and the start say it.
+fn policy_text(options: &Options) -> String {
+    options
+        .policy
+        .map_or("same domain allow, others confirm".into(), |p| p.to_string())
+}
+
 /// `a, b, c`, or `none`.
 fn list_or_none<T: std::fmt::Display>(items: &[T]) -> String {
     if items.is_empty() {
@@ -709,14 +719,50 @@ fn tls_config(options: &Options) -> Result<Option<impp::sip::tls::TlsConfig>, St
     }
 }
 
-fn serve(mut options: Options) -> Result<(), String> {
-    if options.domains.is_empty() {
-        return Err("at least one --domain is needed".into());
+impl Options {
+    /// The options of a server (`imppd` without a command) made whole: a domain is needed,
+    /// and the default listeners stand in for none.
+    fn for_serving(mut self) -> Result<Options, String> {
+        if self.domains.is_empty() {
+            return Err("at least one --domain is needed".into());
+        }
+        if self.listen.is_empty() {
+            let local: SocketAddr = "127.0.0.1:5060".parse().expect("an address");
+            self.listen = vec![ListenAddr::udp(local), ListenAddr::tcp(local)];
+        }
+        Ok(self)
     }
-    if options.listen.is_empty() {
-        let local: SocketAddr = "127.0.0.1:5060".parse().expect("an address");
-        options.listen = vec![ListenAddr::udp(local), ListenAddr::tcp(local)];
+
+    /// The engine settings a reload may change: closed unless --policy says otherwise (the
+    /// presentity's own domain may watch, others wait for a decision).
+    fn runtime_settings(&self) -> impp::engine::RuntimeSettings {
+        impp::engine::RuntimeSettings {
+            default_policy: self.policy.unwrap_or(AuthAction::Confirm),
+            same_domain_policy: self.policy.is_none().then_some(AuthAction::Allow),
+            state_limits: self.state_limits,
+        }
     }
+
+    /// The SIP server's configuration (at start, and again at each reload); reads the TLS
+    /// files.
+    fn sip_config(&self) -> Result<SipServerConfig, String> {
+        let mut sip = SipServerConfig::new(self.listen.clone());
+        sip.authenticate = !self.open;
+        sip.offer_sha256 = self.sha256;
+        sip.routes = impp::sip::route::RouteTable::new(self.routes.clone());
+        sip.federate = self.federate;
+        sip.accounts = self.accounts.clone();
+        sip.tls = tls_config(self)?;
+        self.network.apply(&mut sip);
+        sip.peers = self.peers.clone();
+        sip.federation = self.federation;
+        sip.publishers = self.publishers.clone();
+        Ok(sip)
+    }
+}
+
+fn serve(options: Options, args: &[String]) -> Result<(), String> {
+    let options = options.for_serving()?;
     // `--db none`: memory only (nothing outlives the process; no users, so with --open), the
     // counterpart of a memory-only Kamailio presence server.
     let store: Arc<dyn Store> = if options.memory_only() {
@@ -724,12 +770,12 @@ fn serve(mut options: Options) -> Result<(), String> {
     } else {
         open_store(&options)?
     };
+    let settings = options.runtime_settings();
     let mut config = EngineConfig {
         domains: options.domains.clone(),
-        // Closed unless --policy says otherwise: the presentity's own domain may watch.
-        default_policy: options.policy.unwrap_or(AuthAction::Confirm),
-        same_domain_policy: options.policy.is_none().then_some(AuthAction::Allow),
-        state_limits: options.state_limits,
+        default_policy: settings.default_policy,
+        same_domain_policy: settings.same_domain_policy,
+        state_limits: settings.state_limits,
         store,
         ..EngineConfig::default()
     };
@@ -737,17 +783,7 @@ fn serve(mut options: Options) -> Result<(), String> {
         config.workers = w;
     }
     let engine = Arc::new(Engine::new(config).map_err(|e| e.to_string())?);
-    let mut sip = SipServerConfig::new(options.listen.clone());
-    sip.authenticate = !options.open;
-    sip.offer_sha256 = options.sha256;
-    sip.routes = impp::sip::route::RouteTable::new(options.routes.clone());
-    sip.federate = options.federate;
-    sip.accounts = options.accounts.clone();
-    sip.tls = tls_config(&options)?;
-    options.network.apply(&mut sip);
-    sip.peers = options.peers.clone();
-    sip.federation = options.federation;
-    sip.publishers = options.publishers.clone();
+    let sip = options.sip_config()?;
     // imppd has no application of its own: what the SIP server leaves to the application
     // (subscription state changes, deliveries, expiries) is let go, so the event queue
     // never fills.
@@ -755,6 +791,9 @@ fn serve(mut options: Options) -> Result<(), String> {
         .set_event_callback(Some(Box::new(|_event| {})))
         .map_err(|e| e.to_string())?;
     let network_summary = options.network.summary(&sip);
+    // The SIP server's own TLS identity: a reload that renews the certificate renews it for
+    // HTTPS too.
+    let sip_tls = sip.tls.clone();
     let server = Arc::new(std::sync::Mutex::new(
         SipServer::start(engine.clone(), sip).map_err(|e| e.to_string())?,
     ));
@@ -773,7 +812,7 @@ fn serve(mut options: Options) -> Result<(), String> {
     };
     let https = match options.https {
         Some(addr) => {
-            let tls = tls_config(&options)?
+            let tls = sip_tls
                 .ok_or("--https needs --tls-cert and --tls-key (the certificate it presents)")?;
             Some(http::HttpListener::start(
                 addr,
@@ -790,6 +829,12 @@ fn serve(mut options: Options) -> Result<(), String> {
         .collect();
     addrs.extend(http.as_ref().map(|h| format!("http:{}", h.local_addr())));
     addrs.extend(https.as_ref().map(|h| format!("https:{}", h.local_addr())));
+    let reloader = Arc::new(reload::Reloader::new(
+        args,
+        &options,
+        engine.clone(),
+        server.clone(),
+    ));
     // The control socket (`imppd ctl`), up before `imppd ready` so that it answers then.
     let control = match control::socket_path(options.ctl_socket.as_deref(), &options.db) {
         Some(path) => {
@@ -798,11 +843,8 @@ fn serve(mut options: Options) -> Result<(), String> {
                 db: (!options.memory_only()).then(|| options.db.clone()),
                 domains: options.domains.clone(),
                 listening: addrs.clone(),
-                policy: options
-                    .policy
-                    .map_or("same domain allow, others confirm".into(), |p| {
-                        p.to_string()
-                    }),
+                server: server.clone(),
+                reloader: reloader.clone(),
             };
             match control::Control::start(&path, context) {
                 Ok(control) => {
@@ -867,33 +909,13 @@ fn serve(mut options: Options) -> Result<(), String> {
         .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
     while !stop.load(Ordering::Relaxed) {
         if reload.swap(false, Ordering::Relaxed) {
-            match reload_users(&options.db, &engine) {
-                Ok((added, removed)) => {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "imppd: users reloaded ({added} added or changed, {removed} removed)"
-                    );
-                }
-                Err(e) => {
-                    let _ = writeln!(std::io::stderr(), "imppd: cannot reload the users: {e}");
-                }
-            }
-            if !options.memory_only() {
-                let _ = match rules::reload(&options.db, &engine) {
-                    Ok((added, removed)) => writeln!(
-                        std::io::stderr(),
-                        "imppd: rules reloaded ({added} added or changed, {removed} removed)"
-                    ),
-                    Err(e) => writeln!(std::io::stderr(), "imppd: cannot reload the rules: {e}"),
-                };
-                let _ = match lists::reload(&options.db, &engine) {
-                    Ok((added, removed)) => writeln!(
-                        std::io::stderr(),
-                        "imppd: lists reloaded ({added} added or changed, {removed} removed)"
-                    ),
-                    Err(e) => writeln!(std::io::stderr(), "imppd: cannot reload the lists: {e}"),
-                };
-            }
+            let _ = match reloader.reload() {
+                Ok(report) => writeln!(std::io::stderr(), "imppd: {}", report.message),
+                Err(e) => writeln!(
+                    std::io::stderr(),
+                    "imppd: reload refused, nothing changed: {e}"
+                ),
+            };
         }
         std::thread::sleep(Duration::from_millis(50));
         if report.swap(false, Ordering::Relaxed) {

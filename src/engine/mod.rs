@@ -216,6 +216,8 @@ pub struct Stats {
     pub subscriptions_pending: u64,
     /// Active subscriptions.
     pub subscriptions_active: u64,
+    /// Pending and active subscriptions of each package, in [`Package::ALL`] order.
+    pub subscriptions_by_package: [[u64; 2]; Package::ALL.len()],
     /// Events waiting to be delivered.
     pub events_queued: u64,
     /// Notifications produced.
@@ -1145,6 +1147,10 @@ impl Core {
             s.publications += c.publications.load(Ordering::Relaxed);
             s.subscriptions_pending += c.pending.load(Ordering::Relaxed);
             s.subscriptions_active += c.active.load(Ordering::Relaxed);
+            for (sum, counts) in s.subscriptions_by_package.iter_mut().zip(&c.by_package) {
+                sum[0] += counts[0].load(Ordering::Relaxed);
+                sum[1] += counts[1].load(Ordering::Relaxed);
+            }
             s.notifications_sent += c.notifications.load(Ordering::Relaxed);
             s.notifications_throttled += c.throttled.load(Ordering::Relaxed);
             s.endpoints += c.endpoints.load(Ordering::Relaxed);

@@ -210,6 +210,8 @@ pub(crate) struct ShardCounters {
     pub(crate) publications: AtomicU64,
     pub(crate) pending: AtomicU64,
     pub(crate) active: AtomicU64,
+    /// Pending and active subscriptions of each package, by [`Package::ALL`] order.
+    pub(crate) by_package: [[AtomicU64; 2]; Package::ALL.len()],
     pub(crate) notifications: AtomicU64,
     pub(crate) throttled: AtomicU64,
     pub(crate) endpoints: AtomicU64,
@@ -601,8 +603,13 @@ impl Shard {
     // Counters
     // ----------------------------------------------------------------------------------
 
-    fn count_state(&self, old: Option<SubscriptionState>, new: Option<SubscriptionState>) {
-        count_state(&self.counters, old, new);
+    fn count_state(
+        &self,
+        package: Package,
+        old: Option<SubscriptionState>,
+        new: Option<SubscriptionState>,
+    ) {
+        count_state(&self.counters, package, old, new);
     }
 
     // ----------------------------------------------------------------------------------
@@ -639,18 +646,22 @@ impl Shard {
 /// Moves one subscription between the per-state counters.
 fn count_state(
     counters: &ShardCounters,
+    package: Package,
     old: Option<SubscriptionState>,
     new: Option<SubscriptionState>,
 ) {
+    let p = Package::ALL.iter().position(|&p| p == package).unwrap_or(0);
     let counter = |s: SubscriptionState| match s {
-        SubscriptionState::Pending => Some(&counters.pending),
-        SubscriptionState::Active => Some(&counters.active),
+        SubscriptionState::Pending => Some((&counters.pending, &counters.by_package[p][0])),
+        SubscriptionState::Active => Some((&counters.active, &counters.by_package[p][1])),
         SubscriptionState::Terminated(_) => None,
     };
-    if let Some(c) = old.and_then(counter) {
+    if let Some((c, by)) = old.and_then(counter) {
         c.fetch_sub(1, Ordering::Relaxed);
+        by.fetch_sub(1, Ordering::Relaxed);
     }
-    if let Some(c) = new.and_then(counter) {
+    if let Some((c, by)) = new.and_then(counter) {
         c.fetch_add(1, Ordering::Relaxed);
+        by.fetch_add(1, Ordering::Relaxed);
     }
 }

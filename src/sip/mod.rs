@@ -57,7 +57,7 @@ pub use header::{
     AuthValue, CSeq, Contacts, ContentType, Event, NameAddr, Param, Params, SubscriptionState, Via,
 };
 pub use message::SipMessage;
-pub use node::{ConnectionLimits, Reconfigured, SipServer, SipServerConfig};
+pub use node::{ConnectionLimits, LoadStats, Reconfigured, SipServer, SipServerConfig};
 pub use server::throttle::AuthLimits;
 pub use server::trust::{Federation, Network, PublisherId, TrustedPeer, TrustedPublisher};
 pub use traffic::TrafficStats;

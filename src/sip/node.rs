@@ -247,6 +247,19 @@ struct LiveParts {
     limiter: Arc<RateLimiter>,
 }
 
+/// Work in flight and waiting in a running server, cheap to read (two short locks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadStats {
+    /// Server transactions (requests received whose transaction has not ended).
+    pub server_transactions: usize,
+    /// Client transactions (requests sent, NOTIFYs most of all, not yet ended).
+    pub client_transactions: usize,
+    /// Messages received and waiting for a worker (at most 16384).
+    pub inbound_queued: usize,
+    /// Engine events waiting for the server's events thread (notifications to send).
+    pub events_queued: usize,
+}
+
 /// What [`SipServer::reconfigure`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reconfigured {
@@ -829,6 +842,17 @@ impl SipServer {
         // The connections' timeouts run on the same clock.
         self.transport.sweep();
         ran
+    }
+
+    /// Work in flight and waiting now (see [`LoadStats`]).
+    pub fn load_stats(&self) -> LoadStats {
+        let (server_transactions, client_transactions) = self.node.stack.transactions();
+        LoadStats {
+            server_transactions,
+            client_transactions,
+            inbound_queued: self.inbound.as_ref().map_or(0, |tx| tx.len()),
+            events_queued: self.port.progress().0,
+        }
     }
 
     /// Counts about the TCP and TLS connections.
