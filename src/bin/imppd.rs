@@ -69,9 +69,12 @@
 //! the store, and after a restart every remote watcher is notified again in its dialog.
 //! SIGUSR1 prints the live heap (bytes allocated and not freed) on stderr, after a line of
 //! the network guards' counters (requests refused and dropped over the per-address rate,
-//! dropped for a full worker queue; connections open, refused and timed out); SIGHUP reloads the
-//! users, the rules and the lists from the database (after `imppd user`, `imppd rule` or
-//! `imppd list` ran beside the server), logging what changed.
+//! dropped for a full worker queue; connections open, refused and timed out); SIGHUP, like
+//! `imppd ctl reload`, reads the command line and its config file again and applies what can
+//! change while imppd serves (routes, trust, policy, limits, the TLS certificate, the log
+//! level; see `imppd/reload.rs`), then reloads the users, the rules and the lists from the
+//! database (after `imppd user`, `imppd rule` or `imppd list` ran beside the server), logging
+//! what changed and what needs a restart.
 
 #[path = "imppd/control.rs"]
 mod control;
@@ -194,6 +197,9 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           XCAP (RFC 4825) at /xcap-root: each user's pres-rules document (RFC 5025), with
           digest authentication; --https ADDR:PORT: the same over TLS (needs
           --tls-cert/--tls-key);
+          SIGHUP or imppd ctl reload: the command line and --config file read again; routes,
+          peers, policy, limits, the TLS certificate and the log level change at once,
+          what needs a restart is named (a bad file changes nothing);
           --list-batch-interval 1000: how long (ms, 0 to 60000; 0: none) changes of a
           resource list's resources are collected into one partial NOTIFY (RFC 4662)";
 
@@ -893,7 +899,7 @@ fn serve(options: Options, args: &[String]) -> Result<(), String> {
                 .join(" ")
         },
         if options.federate { "on" } else { "off" },
-        options.policy.map_or("same domain allow, others confirm".into(), |p| p.to_string()),
+        policy_text(&options),
         network_summary
     );
 
