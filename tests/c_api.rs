@@ -212,7 +212,10 @@ fn lists_api_under_sanitizers() {
 #[test]
 fn subscriptions_api_under_sanitizers() {
     let out = sanitized_c_test("subscriptions_test");
-    assert!(out.contains("subscriptions_test: all checks passed"), "{out}");
+    assert!(
+        out.contains("subscriptions_test: all checks passed"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -4,17 +4,17 @@
 //! the socket is 0600 and gone after exit; ctl against no server, and bad commands, fail
 //! clearly with exit 1 and 2.
 
-use std::os::unix::fs::PermissionsExt;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
 use common::certs::TestCa;
 use common::imppd::{Imppd, IMPPD};
-use common::tls::TlsConn;
 use common::kamailio::DOMAIN;
 use common::sip::{token, Client};
+use common::tls::TlsConn;
 
 fn socket(server: &Imppd) -> PathBuf {
     let mut path = server.db().into_os_string();
@@ -484,7 +484,9 @@ fn reload_applies_a_changed_config_while_a_subscription_lives() {
 }
 
 fn server_pid(db: &Path) -> u64 {
-    json(&ctl(db, &["--json", "status"]))["pid"].as_u64().unwrap()
+    json(&ctl(db, &["--json", "status"]))["pid"]
+        .as_u64()
+        .unwrap()
 }
 
 #[test]
@@ -548,7 +550,11 @@ fn a_bad_config_file_changes_nothing_and_says_why() {
     )
     .unwrap();
     let reload = json(&ctl(&db, &["--json", "reload"]));
-    assert_eq!(reload["needs_restart"], serde_json::json!(["listen"]), "{reload}");
+    assert_eq!(
+        reload["needs_restart"],
+        serde_json::json!(["listen"]),
+        "{reload}"
+    );
     assert_eq!(reload["changed"], serde_json::json!([]), "{reload}");
     let text = ok(&ctl(&db, &["reload"]));
     assert!(text.contains("needs restart listen"), "{text}");
@@ -601,7 +607,11 @@ fn options_over_tls(conn: &mut TlsConn) -> String {
         conn.transact(&call_id, request.as_bytes()).status(),
         Some(200)
     );
-    let certs = conn.stream.conn.peer_certificates().expect("a server certificate");
+    let certs = conn
+        .stream
+        .conn
+        .peer_certificates()
+        .expect("a server certificate");
     sha2::Sha256::digest(certs[0].as_ref())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -657,7 +667,11 @@ fn a_renewed_tls_certificate_is_presented_after_reload() {
     assert_ne!(pem_sha256(&new.cert_pem), pem_sha256(&old.cert_pem));
     new.write(dir.path(), "imppd");
     let reload = json(&ctl(&db, &["--json", "reload"]));
-    assert_eq!(reload["changed"], serde_json::json!(["tls certificate"]), "{reload}");
+    assert_eq!(
+        reload["changed"],
+        serde_json::json!(["tls certificate"]),
+        "{reload}"
+    );
     assert_eq!(reload["needs_restart"], serde_json::json!([]), "{reload}");
 
     // A new connection sees the new certificate; the one open before keeps working.

@@ -366,7 +366,11 @@ fn parse_level(text: &str) -> Result<Level, String> {
         "info" => Level::Info,
         "debug" => Level::Debug,
         "trace" => Level::Trace,
-        other => return Err(format!("log-level {other}: error, warn, info, debug or trace")),
+        other => {
+            return Err(format!(
+                "log-level {other}: error, warn, info, debug or trace"
+            ))
+        }
     })
 }
 
@@ -697,7 +701,9 @@ fn user_command(options: &Options, args: &[String]) -> Result<(), String> {
 fn policy_text(options: &Options) -> String {
     options
         .policy
-        .map_or("same domain allow, others confirm".into(), |p| p.to_string())
+        .map_or("same domain allow, others confirm".into(), |p| {
+            p.to_string()
+        })
 }
 
 /// `a, b, c`, or `none`.

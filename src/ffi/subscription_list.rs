@@ -8,7 +8,7 @@ use std::ffi::{c_char, CString};
 use super::boundary::{free_handle, guard, guard_value, handle, out_arg, write_out};
 use super::config::{auth_action_to_c, impp_auth_action};
 use super::engine::{engine_ref, impp_engine, uri_arg};
-use super::event::{state_to_c, impp_subscription_state};
+use super::event::{impp_subscription_state, state_to_c};
 use super::status::impp_status;
 use crate::engine::{AuthAction, SubscriptionInfo, SubscriptionState};
 use crate::error::{Error, Result};

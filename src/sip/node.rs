@@ -258,6 +258,8 @@ pub struct LoadStats {
     pub inbound_queued: usize,
     /// Engine events waiting for the server's events thread (notifications to send).
     pub events_queued: usize,
+    /// Connections by transport and the I/O thread's lateness.
+    pub transport: super::transport::TransportLoad,
 }
 
 /// What [`SipServer::reconfigure`] did.
@@ -688,7 +690,8 @@ impl SipServer {
             // anywhere to go: from no route to some (or back) is for a restart.
             if current.routes.is_empty() != config.routes.is_empty() && current.accounts.is_empty()
             {
-                done.needs_restart.push("routes (from none to some, or back)");
+                done.needs_restart
+                    .push("routes (from none to some, or back)");
             } else {
                 self.live.routes.set(config.routes.clone());
                 current.routes = config.routes.clone();
@@ -730,7 +733,10 @@ impl SipServer {
                 c.prefer_sha256 != config.prefer_sha256 || c.offer_sha256 != config.offer_sha256,
             ),
             ("federate", c.federate != config.federate),
-            ("backend expires", c.backend_expires != config.backend_expires),
+            (
+                "backend expires",
+                c.backend_expires != config.backend_expires,
+            ),
             ("connections", c.connections != config.connections),
             ("accounts", c.accounts != config.accounts),
             (
@@ -852,6 +858,7 @@ impl SipServer {
             client_transactions,
             inbound_queued: self.inbound.as_ref().map_or(0, |tx| tx.len()),
             events_queued: self.port.progress().0,
+            transport: self.transport.load(),
         }
     }
 

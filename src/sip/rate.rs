@@ -126,12 +126,6 @@ impl RateLimiter {
         }
     }
 
-    /// Whether the limit is on at all.
-    #[cfg(test)]
-    pub(crate) fn enabled(&self) -> bool {
-        self.settings.get().limit.per_second > 0
-    }
-
     /// Limits to `limit` from now on, with `exempt` the networks that are not limited. An
     /// address keeps the tokens it has (never more than the new burst once it refills).
     pub(crate) fn set(&self, limit: RateLimit, exempt: Vec<(IpAddr, u8)>) {

@@ -493,6 +493,11 @@ pub struct TransportStats {
     pub connections_refused: u64,
     /// Connections closed for a TLS handshake or a vouch that did not come in time.
     pub connections_timed_out: u64,
+}
+
+/// Connections by transport and the I/O thread's lateness, cheap to read at any time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportLoad {
     /// Connections open now by transport, in [`CONNECTION_PROTOS`] order.
     pub connections_by_proto: [usize; CONNECTION_PROTOS.len()],
     /// How late the I/O thread's timer turns ran (the connection sweep, due about once a
@@ -551,6 +556,13 @@ impl Transport {
             open_connections: self.stats.open.load(Relaxed),
             connections_refused: self.stats.refused.load(Relaxed),
             connections_timed_out: self.stats.timed_out.load(Relaxed),
+        }
+    }
+
+    /// Connections by transport and the I/O thread's lateness.
+    pub fn load(&self) -> TransportLoad {
+        use std::sync::atomic::Ordering::Relaxed;
+        TransportLoad {
             connections_by_proto: std::array::from_fn(|i| self.stats.by_proto[i].load(Relaxed)),
             loop_lag_sum_us: self.stats.lag_sum_us.load(Relaxed),
             loop_lag_last_us: self.stats.lag_last_us.load(Relaxed),

@@ -482,7 +482,12 @@ fn sip_stats(server: &Mutex<SipServer>) -> Vec<(&'static str, Value)> {
         "sip_answers_6xx",
     ];
     let mut fields: Vec<(&'static str, Value)> = (0..CLASSES.len())
-        .map(|c| (ANSWERED[c], json!(w.answered.iter().map(|m| m[c]).sum::<u64>())))
+        .map(|c| {
+            (
+                ANSWERED[c],
+                json!(w.answered.iter().map(|m| m[c]).sum::<u64>()),
+            )
+        })
         .collect();
     fields.extend([
         ("sip_requests_sent", json!(w.sent.iter().sum::<u64>())),

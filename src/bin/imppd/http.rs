@@ -728,13 +728,12 @@ fn traffic(o: &mut String, w: &impp::sip::TrafficStats) {
 /// length under its lock for a moment.
 fn load(o: &mut String, sources: &Sources, e: &impp::engine::Stats) {
     use std::fmt::Write as _;
-    let (l, t) = {
-        let server = sources
-            .server
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        (server.load_stats(), server.transport_stats())
-    };
+    let l = sources
+        .server
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .load_stats();
+    let t = l.transport;
     let by_package: Vec<(String, u64)> = impp::engine::Package::ALL
         .iter()
         .zip(e.subscriptions_by_package)

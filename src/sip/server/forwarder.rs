@@ -92,9 +92,9 @@ use super::auth::Authentication;
 use crate::log;
 use crate::sip::guard::GuardCounters;
 use crate::sip::header::NameAddr;
+use crate::sip::live::Live;
 use crate::sip::message::SipMessage;
 use crate::sip::proxy::{forwarded, relayed, Checked};
-use crate::sip::live::Live;
 use crate::sip::route::{NextHop, RouteTable};
 use crate::sip::stack::{
     contact_address, lock, uri_transport, Peer, Reply, Request, Stack, Waiting,
