@@ -618,6 +618,29 @@ fn options_over_tls(conn: &mut TlsConn) -> String {
         .collect()
 }
 
+/// The SHA-256 of the certificate imppd's HTTPS listener presents to a new connection
+/// (after a `GET /health` answered).
+fn https_sha256(addr: SocketAddr, ca: &TestCa) -> String {
+    use sha2::Digest as _;
+    use std::io::{Read, Write};
+    let mut conn = TlsConn::connect(addr, ca, None);
+    conn.stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: imppd\r\n\r\n")
+        .unwrap();
+    let mut answer = [0u8; 12];
+    conn.stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let certs = conn
+        .stream
+        .conn
+        .peer_certificates()
+        .expect("a server certificate");
+    sha2::Sha256::digest(certs[0].as_ref())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The SHA-256 of a PEM certificate's DER form.
 fn pem_sha256(pem: &str) -> String {
     use rustls::pki_types::pem::PemObject;
@@ -648,6 +671,7 @@ fn a_renewed_tls_certificate_is_presented_after_reload() {
     )
     .unwrap();
     let tls = SocketAddr::from(([127, 0, 0, 1], common::kamailio::free_port()));
+    let https = SocketAddr::from(([127, 0, 0, 1], common::kamailio::free_port()));
     let mut server = Imppd::start(
         &[],
         &[
@@ -656,11 +680,14 @@ fn a_renewed_tls_certificate_is_presented_after_reload() {
             config.to_str().unwrap(),
             "--listen",
             &format!("tls:{tls}"),
+            "--https",
+            &https.to_string(),
         ],
     );
     let db = server.db();
     let mut before = TlsConn::connect(tls, &ca, None);
     assert_eq!(options_over_tls(&mut before), pem_sha256(&old.cert_pem));
+    assert_eq!(https_sha256(https, &ca), pem_sha256(&old.cert_pem));
 
     // The files are replaced (a renewal) and imppd told to reload.
     let new = ca.issue(&[DOMAIN]);
@@ -678,6 +705,11 @@ fn a_renewed_tls_certificate_is_presented_after_reload() {
     let mut after = TlsConn::connect(tls, &ca, None);
     assert_eq!(options_over_tls(&mut after), pem_sha256(&new.cert_pem));
     assert_eq!(options_over_tls(&mut before), pem_sha256(&old.cert_pem));
+    assert_eq!(
+        https_sha256(https, &ca),
+        pem_sha256(&new.cert_pem),
+        "HTTPS too"
+    );
 
     // A key that does not fit the certificate changes nothing.
     let other = ca.issue(&[DOMAIN]);
