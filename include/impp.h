@@ -917,6 +917,12 @@ typedef struct impp_sip_config impp_sip_config;
 typedef struct impp_subscribe_options impp_subscribe_options;
 
 /**
+ * A copy of subscriptions as they were when `impp_engine_subscriptions` took it; later
+ * changes do not show in it. Free it with `impp_subscription_list_free`.
+ */
+typedef struct impp_subscription_list impp_subscription_list;
+
+/**
  * A watcher information document. Create it with `impp_winfo_parse` (or get one from an
  * event with `impp_event_winfo`), free it with `impp_winfo_free`.
  */
@@ -4467,6 +4473,128 @@ const char *impp_subscribe_options_filter(const struct impp_subscribe_options *o
  * `options` is NULL or live options.
  */
 uint32_t impp_subscribe_options_min_interval_ms(const struct impp_subscribe_options *options);
+
+/**
+ * Takes a snapshot of the subscriptions to `presentity` (NULL: to every presentity), in
+ * every package and state (pending ones included: their ids are what
+ * `impp_engine_authorize` decides), in a stable order. On success `*out` owns a new list
+ * (possibly empty), to be freed with `impp_subscription_list_free`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL engine or `out`, not UTF-8),
+ * `IMPP_ERR_INVALID_URI`, `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live; `presentity` NULL or NUL-terminated; `out` NULL or writable.
+ */
+enum impp_status impp_engine_subscriptions(const struct impp_engine *engine,
+                                           const char *presentity,
+                                           struct impp_subscription_list **out);
+
+/**
+ * Frees a subscription list and the strings borrowed from it. NULL is a no-op.
+ *
+ * # Safety
+ * `list` is NULL or a list from `impp_engine_subscriptions` not yet freed.
+ */
+void impp_subscription_list_free(struct impp_subscription_list *list);
+
+/**
+ * The number of subscriptions in the list; 0 for NULL.
+ *
+ * # Safety
+ * `list` is NULL or a live list.
+ */
+size_t impp_subscription_list_count(const struct impp_subscription_list *list);
+
+/**
+ * The id of subscription `index` (what `impp_engine_authorize` takes).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` is NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_subscription_list_id(const struct impp_subscription_list *list,
+                                           size_t index,
+                                           uint64_t *out);
+
+/**
+ * The watcher's URI of subscription `index`, borrowed from the list until
+ * `impp_subscription_list_free`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` is NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_subscription_list_watcher(const struct impp_subscription_list *list,
+                                                size_t index,
+                                                const char **out);
+
+/**
+ * The presentity's URI of subscription `index`, borrowed from the list until
+ * `impp_subscription_list_free`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` is NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_subscription_list_presentity(const struct impp_subscription_list *list,
+                                                   size_t index,
+                                                   const char **out);
+
+/**
+ * The event package of subscription `index` (`"presence"`, `"presence.winfo"`,
+ * `"dialog"`, `"message-summary"`), borrowed from the list until
+ * `impp_subscription_list_free`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` is NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_subscription_list_package(const struct impp_subscription_list *list,
+                                                size_t index,
+                                                const char **out);
+
+/**
+ * The state of subscription `index`: pending or active (terminated only for one that was
+ * ending as the snapshot was taken).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` is NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_subscription_list_state(const struct impp_subscription_list *list,
+                                              size_t index,
+                                              enum impp_subscription_state *out);
+
+/**
+ * What authorization decided for subscription `index` (confirm: still pending).
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` is NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_subscription_list_authorization(const struct impp_subscription_list *list,
+                                                      size_t index,
+                                                      enum impp_auth_action *out);
+
+/**
+ * Seconds subscription `index` had left, when the snapshot was taken, before it expires
+ * unless refreshed.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` is NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_subscription_list_expires_in(const struct impp_subscription_list *list,
+                                                   size_t index,
+                                                   uint32_t *out);
 
 /**
  * Parses a watcherinfo document (`application/watcherinfo+xml`) of `len` bytes (UTF-8, need

@@ -210,6 +210,15 @@ fn lists_api_under_sanitizers() {
 /// The SIP stack started over an engine: configuration errors, OPTIONS and a digest
 /// challenge on loopback, and a MESSAGE over SIP reaching the application's polling.
 #[test]
+fn subscriptions_api_under_sanitizers() {
+    let out = sanitized_c_test("subscriptions_test");
+    assert!(
+        out.contains("subscriptions_test: all checks passed"),
+        "{out}"
+    );
+}
+
+#[test]
 fn sip_api_under_sanitizers() {
     let out = sanitized_c_test("sip_test");
     assert!(out.contains("sip_test: all checks passed"), "{out}");

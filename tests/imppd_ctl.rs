@@ -4,14 +4,17 @@
 //! the socket is 0600 and gone after exit; ctl against no server, and bad commands, fail
 //! clearly with exit 1 and 2.
 
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
+use common::certs::TestCa;
 use common::imppd::{Imppd, IMPPD};
 use common::kamailio::DOMAIN;
 use common::sip::{token, Client};
+use common::tls::TlsConn;
 
 fn socket(server: &Imppd) -> PathBuf {
     let mut path = server.db().into_os_string();
@@ -311,4 +314,409 @@ fn ctl_without_a_server_says_none_runs() {
     assert!(!socket(&server).exists());
     server.stop();
     refused(&ctl(&db, &[]), "no command");
+}
+
+/// A UDP socket standing for another domain's server: what imppd forwards to it arrives.
+struct NextHop(std::net::UdpSocket);
+
+impl NextHop {
+    fn new() -> NextHop {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .unwrap();
+        NextHop(socket)
+    }
+
+    fn port(&self) -> u16 {
+        self.0.local_addr().unwrap().port()
+    }
+
+    /// Whether a request with `call_id` arrives within `wait` (other datagrams are skipped).
+    fn receives(&self, call_id: &str, wait: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + wait;
+        let mut buf = vec![0u8; 65536];
+        while std::time::Instant::now() < deadline {
+            if let Ok(n) = self.0.recv(&mut buf) {
+                if String::from_utf8_lossy(&buf[..n]).contains(call_id) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// bob sends an OPTIONS for a user of b.test (which imppd routes); its Call-ID.
+fn options_to_b(bob: &Client) -> String {
+    let call_id = token();
+    let request = bob.request(
+        "OPTIONS",
+        "sip:carol@b.test",
+        "<sip:carol@b.test>",
+        &call_id,
+        "",
+        None,
+    );
+    bob.send(&request);
+    call_id
+}
+
+/// `who` subscribes to `presentity`'s presence; the answer's status and the first NOTIFY's
+/// Subscription-State.
+fn subscribe(who: &mut Client, presentity: &str) -> (u16, Option<String>) {
+    let request = who.request(
+        "SUBSCRIBE",
+        presentity,
+        &format!("<{presentity}>"),
+        &token(),
+        "Event: presence\r\nExpires: 600\r\n",
+        None,
+    );
+    let status = who.transact(&request).status().unwrap();
+    let state = (status < 300).then(|| next_state(who));
+    (status, state)
+}
+
+/// alice publishes `note` (open); the answer's status.
+fn publish(alice: &mut Client, note: &str) -> u16 {
+    let aor = alice.aor();
+    let pidf = format!(
+        "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" \
+         entity=\"{aor}\"><tuple id=\"t\"><status><basic>open</basic></status>\
+         <note>{note}</note></tuple></presence>"
+    );
+    let request = alice.request(
+        "PUBLISH",
+        &aor,
+        &format!("<{aor}>"),
+        &token(),
+        "Event: presence\r\nExpires: 600\r\n",
+        Some(("application/pidf+xml", pidf.as_bytes())),
+    );
+    alice.transact(&request).status().unwrap()
+}
+
+/// The body of the watcher's next NOTIFY.
+fn next_body(client: &mut Client) -> String {
+    let notify = client.next_request("NOTIFY");
+    String::from_utf8_lossy(notify.body()).into_owned()
+}
+
+#[test]
+fn reload_applies_a_changed_config_while_a_subscription_lives() {
+    let dir = common::kamailio::TempDir::new("ctl-reload");
+    let (first, second) = (NextHop::new(), NextHop::new());
+    let config = dir.path().join("imppd.conf");
+    let write = |route: &NextHop, policy: &str, max: u32, level: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "# changed by the test, then reloaded\nroute = b.test=udp:127.0.0.1:{}\n\
+                 policy = {policy}\nmax-subscriptions-per-watcher = {max}\nlog-level = {level}\n",
+                route.port()
+            ),
+        )
+        .unwrap();
+    };
+    write(&first, "allow", 100, "info");
+    let mut server = Imppd::start(&[], &["--open", "--config", config.to_str().unwrap()]);
+    let db = server.db();
+    let status = json(&ctl(&db, &["--json", "status"]));
+    assert_eq!(status["log_level"], "info", "{status}");
+    assert_eq!(status["policy"], "allow", "{status}");
+
+    // bob watches alice (allowed) and sees what she publishes; his OPTIONS to b.test goes
+    // to the first next hop.
+    let alice_aor = format!("sip:alice@{DOMAIN}");
+    let mut alice = Client::new(server.addr(), "alice");
+    let mut bob = Client::new(server.addr(), "bob");
+    let (status, state) = subscribe(&mut bob, &alice_aor);
+    assert_eq!(status, 200);
+    assert!(state.unwrap().starts_with("active"));
+    assert_eq!(publish(&mut alice, "before"), 200);
+    assert!(next_body(&mut bob).contains("before"));
+    let (status, _) = subscribe(&mut bob, &format!("sip:dave@{DOMAIN}"));
+    assert_eq!(status, 200, "a second subscription is within 100");
+    assert!(first.receives(&options_to_b(&bob), std::time::Duration::from_secs(5)));
+
+    // The file changes: another next hop, confirm, one subscription per watcher, debug.
+    write(&second, "confirm", 1, "debug");
+    let reload = json(&ctl(&db, &["--json", "reload"]));
+    let changed: Vec<&str> = reload["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for what in ["routes", "policy", "state limits", "log level"] {
+        assert!(changed.contains(&what), "{what} not changed: {reload}");
+    }
+    assert_eq!(reload["needs_restart"], serde_json::json!([]), "{reload}");
+    let status = json(&ctl(&db, &["--json", "status"]));
+    assert_eq!(status["log_level"], "debug", "{status}");
+    assert_eq!(status["policy"], "confirm", "{status}");
+
+    // The new route, policy and limit apply ...
+    let call_id = options_to_b(&bob);
+    assert!(second.receives(&call_id, std::time::Duration::from_secs(5)));
+    assert!(!first.receives(&call_id, std::time::Duration::from_millis(300)));
+    let mut carol = Client::new(server.addr(), "carol");
+    let (status, state) = subscribe(&mut carol, &alice_aor);
+    assert_eq!(status, 200);
+    assert!(state.unwrap().starts_with("pending"), "confirm now");
+    let (status, _) = subscribe(&mut bob, &format!("sip:erin@{DOMAIN}"));
+    assert_eq!(status, 403, "bob is past one subscription now");
+    // ... and bob's subscription made before the reload still gets NOTIFYs.
+    assert_eq!(publish(&mut alice, "after"), 200);
+    assert!(next_body(&mut bob).contains("after"));
+
+    // SIGHUP does the same reload: nothing differs now, so nothing changes.
+    let _ = Command::new("kill")
+        .args(["-HUP", &server_pid(&db).to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !server.log().contains("reloaded: changed nothing") {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.stop();
+}
+
+fn server_pid(db: &Path) -> u64 {
+    json(&ctl(db, &["--json", "status"]))["pid"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn a_bad_config_file_changes_nothing_and_says_why() {
+    let dir = common::kamailio::TempDir::new("ctl-bad-config");
+    let (first, second) = (NextHop::new(), NextHop::new());
+    let config = dir.path().join("imppd.conf");
+    let route = |hop: &NextHop| format!("route = b.test=udp:127.0.0.1:{}\n", hop.port());
+    std::fs::write(&config, route(&first) + "log-level = info\n").unwrap();
+    let mut server = Imppd::start(&[], &["--open", "--config", config.to_str().unwrap()]);
+    let db = server.db();
+    let bob = Client::new(server.addr(), "bob");
+
+    // A line that does not read; a file that reads but would not start a server (a trusted
+    // peer for imppd's own domain); a certificate that is not there. Each changes another
+    // setting too, which must stay as it runs.
+    let bad = [
+        (format!("{}log-level = loud\n", route(&second)), "line 2"),
+        (
+            format!("{}peer = {DOMAIN}=127.0.0.9\n", route(&second)),
+            "is a domain of this server",
+        ),
+        (
+            format!(
+                "tls-cert = {0}/none.crt\ntls-key = {0}/none.key\n",
+                dir.path().display()
+            ) + &route(&second),
+            "none.crt",
+        ),
+    ];
+    for (text, why) in &bad {
+        std::fs::write(&config, text).unwrap();
+        let out = ctl(&db, &["reload"]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("reload refused, nothing changed") && stderr.contains(why),
+            "{stderr}"
+        );
+        let call_id = options_to_b(&bob);
+        assert!(
+            first.receives(&call_id, std::time::Duration::from_secs(5)),
+            "the route changed after: {text}"
+        );
+        assert_eq!(json(&ctl(&db, &["--json", "status"]))["log_level"], "info");
+    }
+    // SIGHUP with a bad file says so in the log.
+    let _ = Command::new("kill")
+        .args(["-HUP", &server_pid(&db).to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !server.log().contains("reload refused, nothing changed") {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // What needs a restart is named, not applied.
+    let other = common::kamailio::free_port();
+    std::fs::write(
+        &config,
+        route(&first) + &format!("log-level = info\nlisten = udp:127.0.0.1:{other}\n"),
+    )
+    .unwrap();
+    let reload = json(&ctl(&db, &["--json", "reload"]));
+    assert_eq!(
+        reload["needs_restart"],
+        serde_json::json!(["listen"]),
+        "{reload}"
+    );
+    assert_eq!(reload["changed"], serde_json::json!([]), "{reload}");
+    let text = ok(&ctl(&db, &["reload"]));
+    assert!(text.contains("needs restart listen"), "{text}");
+    drop(second);
+    server.stop();
+}
+
+#[test]
+fn log_level_changes_at_once() {
+    let mut server = Imppd::start(&[], &["--open"]);
+    let db = server.db();
+    assert_eq!(json(&ctl(&db, &["--json", "status"]))["log_level"], "debug");
+    let text = ok(&ctl(&db, &["log-level", "warn"]));
+    assert_eq!(text, "log level warn (was debug)\n");
+    assert_eq!(json(&ctl(&db, &["--json", "status"]))["log_level"], "warn");
+    // Debug lines stop: a SUBSCRIBE logs none now.
+    let before = server.log().matches("[debug]").count();
+    let mut bob = Client::new(server.addr(), "bob");
+    let (status, _) = subscribe(&mut bob, &format!("sip:alice@{DOMAIN}"));
+    assert_eq!(status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(server.log().matches("[debug]").count(), before);
+    refused(
+        &ctl(&db, &["log-level", "loud"]),
+        "error, warn, info, debug or trace",
+    );
+    refused(&ctl(&db, &["log-level"]), "expected error|warn");
+    assert_eq!(json(&ctl(&db, &["--json", "status"]))["log_level"], "warn");
+    // stats carries the SIP server's counters too.
+    let stats = json(&ctl(&db, &["--json", "stats"]));
+    assert!(stats["sip_answers_2xx"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["sip_requests_sent"].as_u64().unwrap() >= 1, "{stats}");
+    server.stop();
+}
+
+/// An OPTIONS over `conn` answered 200 (the connection works); returns the SHA-256 of the
+/// certificate the server presented on it.
+fn options_over_tls(conn: &mut TlsConn) -> String {
+    use sha2::Digest as _;
+    let call_id = token();
+    let local = conn.local();
+    let request = format!(
+        "OPTIONS sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bK{b}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@{DOMAIN}>;tag={t}\r\nTo: <sip:{DOMAIN}>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        b = token(),
+        t = token(),
+    );
+    assert_eq!(
+        conn.transact(&call_id, request.as_bytes()).status(),
+        Some(200)
+    );
+    let certs = conn
+        .stream
+        .conn
+        .peer_certificates()
+        .expect("a server certificate");
+    sha2::Sha256::digest(certs[0].as_ref())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The SHA-256 of the certificate imppd's HTTPS listener presents to a new connection
+/// (after a `GET /health` answered).
+fn https_sha256(addr: SocketAddr, ca: &TestCa) -> String {
+    use sha2::Digest as _;
+    use std::io::{Read, Write};
+    let mut conn = TlsConn::connect(addr, ca, None);
+    conn.stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: imppd\r\n\r\n")
+        .unwrap();
+    let mut answer = [0u8; 12];
+    conn.stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let certs = conn
+        .stream
+        .conn
+        .peer_certificates()
+        .expect("a server certificate");
+    sha2::Sha256::digest(certs[0].as_ref())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The SHA-256 of a PEM certificate's DER form.
+fn pem_sha256(pem: &str) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use sha2::Digest as _;
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    sha2::Sha256::digest(der.as_ref())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn a_renewed_tls_certificate_is_presented_after_reload() {
+    let dir = common::kamailio::TempDir::new("ctl-tls");
+    let ca = TestCa::new("reload test CA");
+    let old = ca.issue(&[DOMAIN]);
+    let (cert, key) = old.write(dir.path(), "imppd");
+    let ca_file = ca.write(dir.path(), "ca");
+    let config = dir.path().join("imppd.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "tls-cert = {}\ntls-key = {}\ntls-ca = {}\nlog-level = debug\n",
+            cert.display(),
+            key.display(),
+            ca_file.display()
+        ),
+    )
+    .unwrap();
+    let tls = SocketAddr::from(([127, 0, 0, 1], common::kamailio::free_port()));
+    let https = SocketAddr::from(([127, 0, 0, 1], common::kamailio::free_port()));
+    let mut server = Imppd::start(
+        &[],
+        &[
+            "--open",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &format!("tls:{tls}"),
+            "--https",
+            &https.to_string(),
+        ],
+    );
+    let db = server.db();
+    let mut before = TlsConn::connect(tls, &ca, None);
+    assert_eq!(options_over_tls(&mut before), pem_sha256(&old.cert_pem));
+    assert_eq!(https_sha256(https, &ca), pem_sha256(&old.cert_pem));
+
+    // The files are replaced (a renewal) and imppd told to reload.
+    let new = ca.issue(&[DOMAIN]);
+    assert_ne!(pem_sha256(&new.cert_pem), pem_sha256(&old.cert_pem));
+    new.write(dir.path(), "imppd");
+    let reload = json(&ctl(&db, &["--json", "reload"]));
+    assert_eq!(
+        reload["changed"],
+        serde_json::json!(["tls certificate"]),
+        "{reload}"
+    );
+    assert_eq!(reload["needs_restart"], serde_json::json!([]), "{reload}");
+
+    // A new connection sees the new certificate; the one open before keeps working.
+    let mut after = TlsConn::connect(tls, &ca, None);
+    assert_eq!(options_over_tls(&mut after), pem_sha256(&new.cert_pem));
+    assert_eq!(options_over_tls(&mut before), pem_sha256(&old.cert_pem));
+    assert_eq!(
+        https_sha256(https, &ca),
+        pem_sha256(&new.cert_pem),
+        "HTTPS too"
+    );
+
+    // A key that does not fit the certificate changes nothing.
+    let other = ca.issue(&[DOMAIN]);
+    std::fs::write(&key, &other.key_pem).unwrap();
+    let out = ctl(&db, &["reload"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let mut third = TlsConn::connect(tls, &ca, None);
+    assert_eq!(options_over_tls(&mut third), pem_sha256(&new.cert_pem));
+    server.stop();
 }

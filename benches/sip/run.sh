@@ -47,6 +47,9 @@
 #   POST_S       pause between the two memory samples after the storms (s)      [6]
 #   TRIM_PROBE=1 after those samples, call malloc_trim(0) in imppd through gdb and sample
 #                VmRSS again: what glibc held free (a diagnostic)                    [0]
+#   METRICS      imppd's /metrics listener: off | idle (--http, never scraped) | scrape
+#                (scraped every SCRAPE_S s through both storms, then SCRAPE_PROBE scrapes
+#                back to back, their CPU timed; benches/sip/scrape.sh compares)   [off]
 #   KEEP=1       keep the work directory (sipp CSVs, server log) afterwards
 #   WORK         work directory                   [mktemp -d /tmp/sip-bench.X]
 set -euo pipefail
@@ -78,6 +81,9 @@ KAM_SHM_MB=${KAM_SHM_MB:-2048}
 
 case "$TRANSPORT" in u1|t1) ;; *) echo "TRANSPORT must be u1 or t1" >&2; exit 2;; esac
 case "$SERVER" in imppd|kamailio) ;; *) echo "SERVER must be imppd or kamailio" >&2; exit 2;; esac
+METRICS=${METRICS:-off}
+case "$METRICS" in off|idle|scrape) ;; *) echo "METRICS must be off, idle or scrape" >&2; exit 2;; esac
+[ "$METRICS" = off ] || [ "$SERVER" = imppd ] || { echo "METRICS is for SERVER=imppd" >&2; exit 2; }
 WATCHERS=${WATCHERS:-sipp}
 case "$WATCHERS" in sipp) ;; swarm) [ "$TRANSPORT" = u1 ] || { echo "WATCHERS=swarm is UDP only" >&2; exit 2; };;
   *) echo "WATCHERS must be sipp or swarm" >&2; exit 2;; esac
@@ -96,13 +102,13 @@ MARKS=$WORK/marks.env
 mark() { echo "$1=$2" >>"$MARKS"; }
 : >"$MARKS"
 
-SRV_PID= WATCH_PID=
+SRV_PID= WATCH_PID= SCRAPE_PID=
 cleanup() {
   local p
-  for p in $WATCH_PID $SRV_PID; do
+  for p in $SCRAPE_PID $WATCH_PID $SRV_PID; do
     if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then kill "$p" 2>/dev/null || true; fi
   done
-  for p in $WATCH_PID $SRV_PID; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+  for p in $SCRAPE_PID $WATCH_PID $SRV_PID; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
   if [ "$KEEP" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -140,10 +146,18 @@ kam() { kamcmd -s "$CTL" "$@"; }
 shm() { kam core.shmmem | awk '$1 == "real_used:" { print $2 }'; }
 if [ "$SERVER" = imppd ]; then
   # One sipp address offers the whole load: no per-address rate limit (builds from before
-  # it existed do not know the flag).
-  UNLIMITED=$("$IMPPD" --help 2>&1 | grep -q -- --rate-limit && echo "--rate-limit 0" || true)
+  # it existed do not know the flag). The usage is read whole first: `--help` exits 2, which
+  # under pipefail failed a `| grep` and left the limit on.
+  UNLIMITED=
+  USAGE_TEXT=$("$IMPPD" --help 2>&1 || true)
+  case "$USAGE_TEXT" in *--rate-limit*) UNLIMITED="--rate-limit 0";; esac
+  HTTP=
+  if [ "$METRICS" != off ]; then
+    HPORT=$($HELPER freeport)
+    HTTP="--http 127.0.0.1:$HPORT"
+  fi
   "$IMPPD" --domain example.test --listen "udp:$TARGET" --listen "tcp:$TARGET" --db "$IMPPD_DB" \
-    --open --policy allow $UNLIMITED --log-level warn 2>"$WORK/server.log" &
+    --open --policy allow $UNLIMITED $HTTP --log-level warn 2>"$WORK/server.log" &
   SRV_PID=$!
   for _ in $(seq 100); do
     grep -q '^imppd ready' "$WORK/server.log" && break
@@ -291,8 +305,19 @@ storm() { # tag updates interval_ms limit_s
   mark "${tag}_IDROPS1" "$($HELPER udpdrops "$PORT")"
   mark "${tag}_SDROPS1" "$($HELPER udpdrops "$WPORT" "$PPORT")"
 }
+if [ "$METRICS" = scrape ]; then
+  python3 "$HERE/scrape.py" loop "$HPORT" "${SCRAPE_S:-1}" "$WORK/scrapes.log" &
+  SCRAPE_PID=$!
+fi
 storm NOM "$UPDATES" "$INTERVAL_MS" "$NOM_LIMIT"
 (( SAT_PUB_RATE > 0 )) && storm SAT "$SAT_UPDATES" "$SAT_INTERVAL_MS" "$SAT_LIMIT"
+if [ -n "$SCRAPE_PID" ]; then
+  kill "$SCRAPE_PID"; wait "$SCRAPE_PID" || true; SCRAPE_PID=
+  mark SCRAPES "$(wc -l <"$WORK/scrapes.log")"
+  # The cost of one scrape with every subscription held: CPU over back-to-back scrapes,
+  # less the CPU of the same time idle.
+  mark SCRAPE_PROBE "$(python3 "$HERE/scrape.py" probe "$SRV_PID" "$HPORT" "${SCRAPE_PROBE:-500}")"
+fi
 # Memory after the storms (drained, the watchers still subscribed): VmRSS (Kamailio: shm)
 # and imppd's live heap; then again POST_S seconds later, once the NOTIFY transactions'
 # timer K (5 s) has run out.

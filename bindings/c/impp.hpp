@@ -1774,6 +1774,17 @@ struct SubscriptionInfo {
     impp_auth_action authorization;
 };
 
+/* One subscription of a snapshot (`Engine::subscriptions`). */
+struct SubscriptionEntry {
+    std::uint64_t id;  // what `Engine::authorize` takes
+    std::string watcher;
+    std::string presentity;
+    std::string package;
+    impp_subscription_state state;
+    impp_auth_action authorization;
+    std::uint32_t expires_in;  // seconds left when the snapshot was taken
+};
+
 namespace detail {
 
 /* Frees an engine; from inside its own callback that is refused, and a destructor cannot
@@ -1952,6 +1963,38 @@ public:
                                               detail::c_str_or_null(rule.watcher),
                                               detail::c_str_or_null(rule.domain), &removed));
         return removed;
+    }
+
+    /* The subscriptions to `presentity` (nullopt: to every presentity), in every package and
+     * state, as one snapshot in a stable order. */
+    std::vector<SubscriptionEntry> subscriptions(
+        const std::optional<std::string> &presentity = std::nullopt) const {
+        impp_subscription_list *raw = nullptr;
+        detail::check(
+            impp_engine_subscriptions(get(), detail::c_str_or_null(presentity), &raw));
+        const std::unique_ptr<impp_subscription_list, void (*)(impp_subscription_list *)> list(
+            raw, &impp_subscription_list_free);
+        const std::size_t count = impp_subscription_list_count(raw);
+        std::vector<SubscriptionEntry> found;
+        found.reserve(count);
+        for (std::size_t i = 0; i < count; i++) {
+            SubscriptionEntry entry{};
+            const char *watcher = nullptr;
+            const char *pres = nullptr;
+            const char *package = nullptr;
+            detail::check(impp_subscription_list_id(raw, i, &entry.id));
+            detail::check(impp_subscription_list_watcher(raw, i, &watcher));
+            detail::check(impp_subscription_list_presentity(raw, i, &pres));
+            detail::check(impp_subscription_list_package(raw, i, &package));
+            detail::check(impp_subscription_list_state(raw, i, &entry.state));
+            detail::check(impp_subscription_list_authorization(raw, i, &entry.authorization));
+            detail::check(impp_subscription_list_expires_in(raw, i, &entry.expires_in));
+            entry.watcher = watcher;
+            entry.presentity = pres;
+            entry.package = package;
+            found.push_back(std::move(entry));
+        }
+        return found;
     }
 
     /* The rules of `presentity`, as one snapshot. */

@@ -70,9 +70,12 @@
 //! the store, and after a restart every remote watcher is notified again in its dialog.
 //! SIGUSR1 prints the live heap (bytes allocated and not freed) on stderr, after a line of
 //! the network guards' counters (requests refused and dropped over the per-address rate,
-//! dropped for a full worker queue; connections open, refused and timed out); SIGHUP reloads the
-//! users, the rules and the lists from the database (after `imppd user`, `imppd rule` or
-//! `imppd list` ran beside the server), logging what changed.
+//! dropped for a full worker queue; connections open, refused and timed out); SIGHUP, like
+//! `imppd ctl reload`, reads the command line and its config file again and applies what can
+//! change while imppd serves (routes, trust, policy, limits, the TLS certificate, the log
+//! level; see `imppd/reload.rs`), then reloads the users, the rules and the lists from the
+//! database (after `imppd user`, `imppd rule` or `imppd list` ran beside the server), logging
+//! what changed and what needs a restart.
 
 #[path = "imppd/control.rs"]
 mod control;
@@ -88,6 +91,8 @@ mod list_import;
 mod lists;
 #[path = "imppd/network.rs"]
 mod network;
+#[path = "imppd/reload.rs"]
+mod reload;
 #[path = "imppd/rules.rs"]
 mod rules;
 
@@ -198,6 +203,9 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           XCAP (RFC 4825) at /xcap-root: each user's pres-rules document (RFC 5025), with
           digest authentication; --https ADDR:PORT: the same over TLS (needs
           --tls-cert/--tls-key);
+          SIGHUP or imppd ctl reload: the command line and --config file read again; routes,
+          peers, policy, limits, the TLS certificate and the log level change at once,
+          what needs a restart is named (a bad file changes nothing);
           --list-batch-interval 1000: how long (ms, 0 to 60000; 0: none) changes of a
           resource list's resources are collected into one partial NOTIFY (RFC 4662)";
 
@@ -356,6 +364,22 @@ fn parse_account_list(value: &str) -> Result<(Uri, impp::engine::Package), Strin
     Ok((uri, package))
 }
 
+/// `error`, `warn`, `info`, `debug` or `trace`.
+fn parse_level(text: &str) -> Result<Level, String> {
+    Ok(match text {
+        "error" => Level::Error,
+        "warn" => Level::Warn,
+        "info" => Level::Info,
+        "debug" => Level::Debug,
+        "trace" => Level::Trace,
+        other => {
+            return Err(format!(
+                "log-level {other}: error, warn, info, debug or trace"
+            ))
+        }
+    })
+}
+
 fn parse_listen(text: &str) -> Result<ListenAddr, String> {
     ListenAddr::parse(text).map_err(|e| format!("--listen: {e}"))
 }
@@ -388,18 +412,7 @@ impl Options {
                 )
             }
             "log-level" => {
-                self.log_level = match need(name, value)? {
-                    "error" => Level::Error,
-                    "warn" => Level::Warn,
-                    "info" => Level::Info,
-                    "debug" => Level::Debug,
-                    "trace" => Level::Trace,
-                    other => {
-                        return Err(format!(
-                            "--log-level {other}: error, warn, info, debug or trace"
-                        ))
-                    }
-                }
+                self.log_level = parse_level(need(name, value)?).map_err(|e| format!("--{e}"))?
             }
             "route" => self.routes.push(
                 impp::sip::route::Route::parse(need(name, value)?)
@@ -590,7 +603,7 @@ fn main() -> ExitCode {
         }
         Some("list") => lists::command(&options.db, &options.domains, &positional[1..]),
         Some(other) => Err(format!("unknown command '{other}'")),
-        None => serve(options),
+        None => serve(options, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -690,6 +703,15 @@ fn user_command(options: &Options, args: &[String]) -> Result<(), String> {
     }
 }
 
+/// The policy for watchers no rule names, as `imppd ctl status` and the start say it.
+fn policy_text(options: &Options) -> String {
+    options
+        .policy
+        .map_or("same domain allow, others confirm".into(), |p| {
+            p.to_string()
+        })
+}
+
 /// `a, b, c`, or `none`.
 fn list_or_none<T: std::fmt::Display>(items: &[T]) -> String {
     if items.is_empty() {
@@ -715,14 +737,50 @@ fn tls_config(options: &Options) -> Result<Option<impp::sip::tls::TlsConfig>, St
     }
 }
 
-fn serve(mut options: Options) -> Result<(), String> {
-    if options.domains.is_empty() {
-        return Err("at least one --domain is needed".into());
+impl Options {
+    /// The options of a server (`imppd` without a command) made whole: a domain is needed,
+    /// and the default listeners stand in for none.
+    fn for_serving(mut self) -> Result<Options, String> {
+        if self.domains.is_empty() {
+            return Err("at least one --domain is needed".into());
+        }
+        if self.listen.is_empty() {
+            let local: SocketAddr = "127.0.0.1:5060".parse().expect("an address");
+            self.listen = vec![ListenAddr::udp(local), ListenAddr::tcp(local)];
+        }
+        Ok(self)
     }
-    if options.listen.is_empty() {
-        let local: SocketAddr = "127.0.0.1:5060".parse().expect("an address");
-        options.listen = vec![ListenAddr::udp(local), ListenAddr::tcp(local)];
+
+    /// The engine settings a reload may change: closed unless --policy says otherwise (the
+    /// presentity's own domain may watch, others wait for a decision).
+    fn runtime_settings(&self) -> impp::engine::RuntimeSettings {
+        impp::engine::RuntimeSettings {
+            default_policy: self.policy.unwrap_or(AuthAction::Confirm),
+            same_domain_policy: self.policy.is_none().then_some(AuthAction::Allow),
+            state_limits: self.state_limits,
+        }
     }
+
+    /// The SIP server's configuration (at start, and again at each reload); reads the TLS
+    /// files.
+    fn sip_config(&self) -> Result<SipServerConfig, String> {
+        let mut sip = SipServerConfig::new(self.listen.clone());
+        sip.authenticate = !self.open;
+        sip.offer_sha256 = self.sha256;
+        sip.routes = impp::sip::route::RouteTable::new(self.routes.clone());
+        sip.federate = self.federate;
+        sip.accounts = self.accounts.clone();
+        sip.tls = tls_config(self)?;
+        self.network.apply(&mut sip);
+        sip.peers = self.peers.clone();
+        sip.federation = self.federation;
+        sip.publishers = self.publishers.clone();
+        Ok(sip)
+    }
+}
+
+fn serve(options: Options, args: &[String]) -> Result<(), String> {
+    let options = options.for_serving()?;
     // `--db none`: memory only (nothing outlives the process; no users, so with --open), the
     // counterpart of a memory-only Kamailio presence server.
     let store: Arc<dyn Store> = if options.memory_only() {
@@ -730,12 +788,12 @@ fn serve(mut options: Options) -> Result<(), String> {
     } else {
         open_store(&options)?
     };
+    let settings = options.runtime_settings();
     let mut config = EngineConfig {
         domains: options.domains.clone(),
-        // Closed unless --policy says otherwise: the presentity's own domain may watch.
-        default_policy: options.policy.unwrap_or(AuthAction::Confirm),
-        same_domain_policy: options.policy.is_none().then_some(AuthAction::Allow),
-        state_limits: options.state_limits,
+        default_policy: settings.default_policy,
+        same_domain_policy: settings.same_domain_policy,
+        state_limits: settings.state_limits,
         store,
         ..EngineConfig::default()
     };
@@ -743,17 +801,7 @@ fn serve(mut options: Options) -> Result<(), String> {
         config.workers = w;
     }
     let engine = Arc::new(Engine::new(config).map_err(|e| e.to_string())?);
-    let mut sip = SipServerConfig::new(options.listen.clone());
-    sip.authenticate = !options.open;
-    sip.offer_sha256 = options.sha256;
-    sip.routes = impp::sip::route::RouteTable::new(options.routes.clone());
-    sip.federate = options.federate;
-    sip.accounts = options.accounts.clone();
-    sip.tls = tls_config(&options)?;
-    options.network.apply(&mut sip);
-    sip.peers = options.peers.clone();
-    sip.federation = options.federation;
-    sip.publishers = options.publishers.clone();
+    let sip = options.sip_config()?;
     // imppd has no application of its own: what the SIP server leaves to the application
     // (subscription state changes, deliveries, expiries) is let go, so the event queue
     // never fills.
@@ -761,6 +809,9 @@ fn serve(mut options: Options) -> Result<(), String> {
         .set_event_callback(Some(Box::new(|_event| {})))
         .map_err(|e| e.to_string())?;
     let network_summary = options.network.summary(&sip);
+    // The SIP server's own TLS identity: a reload that renews the certificate renews it for
+    // HTTPS too.
+    let sip_tls = sip.tls.clone();
     let server = Arc::new(std::sync::Mutex::new(
         SipServer::start(engine.clone(), sip).map_err(|e| e.to_string())?,
     ));
@@ -779,7 +830,7 @@ fn serve(mut options: Options) -> Result<(), String> {
     };
     let https = match options.https {
         Some(addr) => {
-            let tls = tls_config(&options)?
+            let tls = sip_tls
                 .ok_or("--https needs --tls-cert and --tls-key (the certificate it presents)")?;
             Some(http::HttpListener::start(
                 addr,
@@ -796,6 +847,12 @@ fn serve(mut options: Options) -> Result<(), String> {
         .collect();
     addrs.extend(http.as_ref().map(|h| format!("http:{}", h.local_addr())));
     addrs.extend(https.as_ref().map(|h| format!("https:{}", h.local_addr())));
+    let reloader = Arc::new(reload::Reloader::new(
+        args,
+        &options,
+        engine.clone(),
+        server.clone(),
+    ));
     // The control socket (`imppd ctl`), up before `imppd ready` so that it answers then.
     let control = match control::socket_path(options.ctl_socket.as_deref(), &options.db) {
         Some(path) => {
@@ -804,11 +861,8 @@ fn serve(mut options: Options) -> Result<(), String> {
                 db: (!options.memory_only()).then(|| options.db.clone()),
                 domains: options.domains.clone(),
                 listening: addrs.clone(),
-                policy: options
-                    .policy
-                    .map_or("same domain allow, others confirm".into(), |p| {
-                        p.to_string()
-                    }),
+                server: server.clone(),
+                reloader: reloader.clone(),
             };
             match control::Control::start(&path, context) {
                 Ok(control) => {
@@ -857,7 +911,7 @@ fn serve(mut options: Options) -> Result<(), String> {
                 .join(" ")
         },
         if options.federate { "on" } else { "off" },
-        options.policy.map_or("same domain allow, others confirm".into(), |p| p.to_string()),
+        policy_text(&options),
         network_summary
     );
 
@@ -873,33 +927,13 @@ fn serve(mut options: Options) -> Result<(), String> {
         .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
     while !stop.load(Ordering::Relaxed) {
         if reload.swap(false, Ordering::Relaxed) {
-            match reload_users(&options.db, &engine) {
-                Ok((added, removed)) => {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "imppd: users reloaded ({added} added or changed, {removed} removed)"
-                    );
-                }
-                Err(e) => {
-                    let _ = writeln!(std::io::stderr(), "imppd: cannot reload the users: {e}");
-                }
-            }
-            if !options.memory_only() {
-                let _ = match rules::reload(&options.db, &engine) {
-                    Ok((added, removed)) => writeln!(
-                        std::io::stderr(),
-                        "imppd: rules reloaded ({added} added or changed, {removed} removed)"
-                    ),
-                    Err(e) => writeln!(std::io::stderr(), "imppd: cannot reload the rules: {e}"),
-                };
-                let _ = match lists::reload(&options.db, &engine) {
-                    Ok((added, removed)) => writeln!(
-                        std::io::stderr(),
-                        "imppd: lists reloaded ({added} added or changed, {removed} removed)"
-                    ),
-                    Err(e) => writeln!(std::io::stderr(), "imppd: cannot reload the lists: {e}"),
-                };
-            }
+            let _ = match reloader.reload() {
+                Ok(report) => writeln!(std::io::stderr(), "imppd: {}", report.message),
+                Err(e) => writeln!(
+                    std::io::stderr(),
+                    "imppd: reload refused, nothing changed: {e}"
+                ),
+            };
         }
         std::thread::sleep(Duration::from_millis(50));
         if report.swap(false, Ordering::Relaxed) {

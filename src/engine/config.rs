@@ -207,3 +207,26 @@ impl EngineConfig {
                 .any(|d| d.eq_ignore_ascii_case(uri.host()))
     }
 }
+
+/// The part of an [`EngineConfig`] that [`crate::engine::Core::set_runtime_settings`]
+/// replaces while the engine runs (an operator's reload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeSettings {
+    /// As [`EngineConfig::default_policy`].
+    pub default_policy: AuthAction,
+    /// As [`EngineConfig::same_domain_policy`].
+    pub same_domain_policy: Option<AuthAction>,
+    /// As [`EngineConfig::state_limits`].
+    pub state_limits: StateLimits,
+}
+
+impl RuntimeSettings {
+    /// The settings `config` starts with.
+    pub fn of(config: &EngineConfig) -> RuntimeSettings {
+        RuntimeSettings {
+            default_policy: config.default_policy,
+            same_domain_policy: config.same_domain_policy,
+            state_limits: config.state_limits,
+        }
+    }
+}

@@ -61,7 +61,7 @@ pub use crate::model::package;
 pub use crate::model::package::{Document, Package};
 pub use crate::model::rule::{AuthAction, AuthRule, WatcherMatch};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{EngineConfig, ExpiryBounds};
+pub use config::{EngineConfig, ExpiryBounds, RuntimeSettings};
 pub use events::{
     Delivery, DeliveryOutcome, Event, FailureReason, Message, MessageId, Notification,
     SubscriptionId, SubscriptionState, TerminationReason,
@@ -216,6 +216,8 @@ pub struct Stats {
     pub subscriptions_pending: u64,
     /// Active subscriptions.
     pub subscriptions_active: u64,
+    /// Pending and active subscriptions of each package, in [`Package::ALL`] order.
+    pub subscriptions_by_package: [[u64; 2]; Package::ALL.len()],
     /// Events waiting to be delivered.
     pub events_queued: u64,
     /// Notifications produced.
@@ -759,6 +761,23 @@ impl Core {
         })
     }
 
+    /// Replaces, while the engine runs, the settings of its configuration that an operator
+    /// changes without a restart: [`EngineConfig::default_policy`],
+    /// [`EngineConfig::same_domain_policy`] and [`EngineConfig::state_limits`]. They apply
+    /// to what comes next (a new subscription's authorization, the next message stored or
+    /// endpoint logged in); subscriptions already decided stay as they are. What
+    /// [`Core::config`] returns keeps the values the engine started with.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a limit of 0 (nothing changes),
+    /// [`Error::Shutdown`].
+    pub fn set_runtime_settings(&self, settings: RuntimeSettings) -> Result<()> {
+        settings.state_limits.validate()?;
+        for shard in 0..self.shards.len() {
+            self.call(shard, |reply| Command::SetPolicies { settings, reply })?;
+        }
+        Ok(())
+    }
+
     /// Every rule of every presentity, in the order of [`crate::store::Snapshot::rules`]
     /// (a server compares them with its store's after the store changed beside it).
     pub fn all_rules(&self) -> Result<Vec<AuthRule>> {
@@ -1128,6 +1147,10 @@ impl Core {
             s.publications += c.publications.load(Ordering::Relaxed);
             s.subscriptions_pending += c.pending.load(Ordering::Relaxed);
             s.subscriptions_active += c.active.load(Ordering::Relaxed);
+            for (sum, counts) in s.subscriptions_by_package.iter_mut().zip(&c.by_package) {
+                sum[0] += counts[0].load(Ordering::Relaxed);
+                sum[1] += counts[1].load(Ordering::Relaxed);
+            }
             s.notifications_sent += c.notifications.load(Ordering::Relaxed);
             s.notifications_throttled += c.throttled.load(Ordering::Relaxed);
             s.endpoints += c.endpoints.load(Ordering::Relaxed);

@@ -132,6 +132,11 @@ pub(crate) enum Command {
     AllRules {
         reply: Reply<Vec<AuthRule>>,
     },
+    /// Replaces the policies for watchers no rule names and the state limits (a reload).
+    SetPolicies {
+        settings: super::RuntimeSettings,
+        reply: Reply<()>,
+    },
     /// Sends an instant message (the recipient's shard); the outcome is an event.
     SendMessage(Box<messaging::Letter>),
     /// A message that came in from another domain for one of the transport's local users.
@@ -205,6 +210,8 @@ pub(crate) struct ShardCounters {
     pub(crate) publications: AtomicU64,
     pub(crate) pending: AtomicU64,
     pub(crate) active: AtomicU64,
+    /// Pending and active subscriptions of each package, by [`Package::ALL`] order.
+    pub(crate) by_package: [[AtomicU64; 2]; Package::ALL.len()],
     pub(crate) notifications: AtomicU64,
     pub(crate) throttled: AtomicU64,
     pub(crate) endpoints: AtomicU64,
@@ -506,6 +513,16 @@ impl Shard {
             Command::AllRules { reply } => {
                 let _ = reply.send(Ok(self.rules.rules()));
             }
+            Command::SetPolicies { settings, reply } => {
+                // Copied on write: the shard's one copy of the configuration, read by
+                // everything it does next; what was decided before stays decided.
+                let mut config = (*self.config).clone();
+                config.default_policy = settings.default_policy;
+                config.same_domain_policy = settings.same_domain_policy;
+                config.state_limits = settings.state_limits;
+                self.config = Arc::new(config);
+                let _ = reply.send(Ok(()));
+            }
             Command::SendMessage(letter) => self.send_message(*letter),
             Command::ReceiveMessage(letter) => self.receive_message(*letter),
             Command::ReportDelivery(delivery) => self.report_delivery(delivery),
@@ -586,8 +603,13 @@ impl Shard {
     // Counters
     // ----------------------------------------------------------------------------------
 
-    fn count_state(&self, old: Option<SubscriptionState>, new: Option<SubscriptionState>) {
-        count_state(&self.counters, old, new);
+    fn count_state(
+        &self,
+        package: Package,
+        old: Option<SubscriptionState>,
+        new: Option<SubscriptionState>,
+    ) {
+        count_state(&self.counters, package, old, new);
     }
 
     // ----------------------------------------------------------------------------------
@@ -624,18 +646,22 @@ impl Shard {
 /// Moves one subscription between the per-state counters.
 fn count_state(
     counters: &ShardCounters,
+    package: Package,
     old: Option<SubscriptionState>,
     new: Option<SubscriptionState>,
 ) {
+    let p = Package::ALL.iter().position(|&p| p == package).unwrap_or(0);
     let counter = |s: SubscriptionState| match s {
-        SubscriptionState::Pending => Some(&counters.pending),
-        SubscriptionState::Active => Some(&counters.active),
+        SubscriptionState::Pending => Some((&counters.pending, &counters.by_package[p][0])),
+        SubscriptionState::Active => Some((&counters.active, &counters.by_package[p][1])),
         SubscriptionState::Terminated(_) => None,
     };
-    if let Some(c) = old.and_then(counter) {
+    if let Some((c, by)) = old.and_then(counter) {
         c.fetch_sub(1, Ordering::Relaxed);
+        by.fetch_sub(1, Ordering::Relaxed);
     }
-    if let Some(c) = new.and_then(counter) {
+    if let Some((c, by)) = new.and_then(counter) {
         c.fetch_add(1, Ordering::Relaxed);
+        by.fetch_add(1, Ordering::Relaxed);
     }
 }

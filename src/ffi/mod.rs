@@ -69,6 +69,7 @@ mod rule_list;
 mod sip;
 mod status;
 mod subscribe_options;
+mod subscription_list;
 mod winfo;
 
 pub use account::*;
@@ -91,6 +92,7 @@ pub use rule_list::*;
 pub use sip::*;
 pub use status::*;
 pub use subscribe_options::*;
+pub use subscription_list::*;
 pub use winfo::*;
 
 #[cfg(test)]

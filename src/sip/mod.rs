@@ -34,6 +34,7 @@ pub mod guard;
 pub mod header;
 mod lex;
 pub mod list_body;
+pub(crate) mod live;
 pub mod message;
 pub mod multipart;
 pub mod name;
@@ -57,7 +58,7 @@ pub use header::{
     AuthValue, CSeq, Contacts, ContentType, Event, NameAddr, Param, Params, SubscriptionState, Via,
 };
 pub use message::SipMessage;
-pub use node::{ConnectionLimits, SipServer, SipServerConfig};
+pub use node::{ConnectionLimits, LoadStats, Reconfigured, SipServer, SipServerConfig};
 pub use server::throttle::AuthLimits;
 pub use server::trust::{Federation, Network, PublisherId, TrustedPeer, TrustedPublisher};
 pub use traffic::TrafficStats;

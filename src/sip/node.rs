@@ -52,6 +52,7 @@ use super::agent::backend::FederationConfig;
 use super::agent::{AgentCounters, Backends, FederationStats};
 use super::digest::DigestAuthenticator;
 use super::guard::GuardCounters;
+use super::live::Live;
 use super::rate::{Admission, RateLimit, RateLimiter};
 use super::server::auth::{Authentication, Challenges};
 use super::server::forwarder::{Forwarder, ForwarderConfig};
@@ -237,6 +238,90 @@ pub struct SipServer {
     /// application).
     port: PortCloser,
     _engine: Arc<Engine>,
+    /// What [`SipServer::reconfigure`] replaces.
+    live: LiveParts,
+    /// The configuration running now (what a reconfiguration is compared with).
+    config: Mutex<SipServerConfig>,
+}
+
+/// The cells shared with the roles that a reconfiguration replaces (besides the trust, which
+/// the node holds, and the TLS identity, which the configuration holds).
+struct LiveParts {
+    routes: Live<super::route::RouteTable>,
+    limiter: Arc<RateLimiter>,
+}
+
+/// Work in flight and waiting in a running server, cheap to read (two short locks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadStats {
+    /// Server transactions (requests received whose transaction has not ended).
+    pub server_transactions: usize,
+    /// Client transactions (requests sent, NOTIFYs most of all, not yet ended).
+    pub client_transactions: usize,
+    /// Messages received and waiting for a worker (at most 16384).
+    pub inbound_queued: usize,
+    /// Engine events waiting for the server's events thread (notifications to send).
+    pub events_queued: usize,
+    /// Connections by transport and the I/O thread's lateness.
+    pub transport: super::transport::TransportLoad,
+}
+
+/// What [`SipServer::reconfigure`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// What changed and applies from now on: `peers` (with federation and publishers),
+    /// `routes`, `rate limit`, `tls certificate`.
+    pub changed: Vec<&'static str>,
+    /// What differs from the running configuration but takes a restart (not applied).
+    pub needs_restart: Vec<&'static str>,
+}
+
+/// TLS listeners, routes and accounts need a certificate.
+fn check_tls(config: &SipServerConfig) -> Result<()> {
+    if config.tls.is_none() {
+        let named_tls = config
+            .routes
+            .routes()
+            .iter()
+            .any(|r| matches!(&r.target, super::route::RouteTarget::Name(d) if d.secure));
+        let hops = config
+            .routes
+            .routes()
+            .iter()
+            .filter_map(|r| r.target.hop())
+            .chain(
+                config
+                    .accounts
+                    .iter()
+                    .flat_map(|a| std::iter::once(a.registrar).chain(a.outbound_proxy)),
+            );
+        let wants_tls = config.listen.iter().any(|l| l.proto.is_tls())
+            || named_tls
+            || hops.into_iter().any(|h| h.proto == Proto::Tls);
+        if wants_tls {
+            return Err(Error::InvalidArgument(
+                "TLS listen addresses, routes and accounts need a TLS certificate and key".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Front proxies and trusted peers carry many clients' requests: they are not limited as one
+/// client.
+fn rate_exempt(config: &SipServerConfig) -> Vec<(std::net::IpAddr, u8)> {
+    config
+        .auth_limits
+        .proxies
+        .iter()
+        .map(|&ip| (ip, if ip.is_ipv4() { 32 } else { 128 }))
+        .chain(
+            config
+                .peers
+                .iter()
+                .map(|p| (p.network.addr(), p.network.prefix())),
+        )
+        .collect()
 }
 
 /// The stack and the roles, wired together.
@@ -276,33 +361,7 @@ impl SipServer {
         if config.workers == 0 {
             return Err(Error::InvalidArgument("workers must be at least 1".into()));
         }
-        if config.tls.is_none() {
-            let named_tls = config
-                .routes
-                .routes()
-                .iter()
-                .any(|r| matches!(&r.target, super::route::RouteTarget::Name(d) if d.secure));
-            let hops = config
-                .routes
-                .routes()
-                .iter()
-                .filter_map(|r| r.target.hop())
-                .chain(
-                    config
-                        .accounts
-                        .iter()
-                        .flat_map(|a| std::iter::once(a.registrar).chain(a.outbound_proxy)),
-                );
-            let wants_tls = config.listen.iter().any(|l| l.proto.is_tls())
-                || named_tls
-                || hops.into_iter().any(|h| h.proto == Proto::Tls);
-            if wants_tls {
-                return Err(Error::InvalidArgument(
-                    "TLS listen addresses, routes and accounts need a TLS certificate and key"
-                        .into(),
-                ));
-            }
-        }
+        check_tls(&config)?;
         super::agent::backend::check_declared_lists(&config.accounts, engine.config())?;
         let domains = engine.config().domains.clone();
         let realms: Vec<String> = if domains.is_empty() {
@@ -355,6 +414,7 @@ impl SipServer {
             trust.clone(),
         ));
         let gate = Arc::new(Mutex::new(()));
+        let routes = Live::new(config.routes.clone());
         let accounts_config: Arc<[super::agent::Account]> = config.accounts.clone().into();
         let agent_counters = Arc::new(AgentCounters::default());
         let backends = Backends::new(
@@ -363,7 +423,7 @@ impl SipServer {
             FederationConfig {
                 federate: config.federate,
                 backend_expires: config.backend_expires,
-                routes: config.routes.clone(),
+                routes: routes.clone(),
             },
             accounts_config.clone(),
             agent_counters.clone(),
@@ -393,14 +453,14 @@ impl SipServer {
                 handle.clone(),
                 auth.clone(),
                 gate,
-                config.routes.clone(),
+                routes.clone(),
             ),
             forwarder: Forwarder::new(
                 stack.clone(),
                 auth,
                 domains,
                 ForwarderConfig {
-                    routes: config.routes.clone(),
+                    routes: routes.clone(),
                     federate: config.federate,
                     authenticate: config.authenticate,
                     resolver: resolver.clone(),
@@ -428,19 +488,11 @@ impl SipServer {
             crossbeam_channel::bounded::<(Inbound, Admission)>(INBOUND_QUEUE);
         // Front proxies and trusted peers carry many clients' requests: they are not limited
         // as one client.
-        let exempt = config
-            .auth_limits
-            .proxies
-            .iter()
-            .map(|&ip| (ip, if ip.is_ipv4() { 32 } else { 128 }))
-            .chain(
-                config
-                    .peers
-                    .iter()
-                    .map(|p| (p.network.addr(), p.network.prefix())),
-            )
-            .collect();
-        let limiter = RateLimiter::new(config.rate_limit, exempt);
+        let limiter = Arc::new(RateLimiter::new(config.rate_limit, rate_exempt(&config)));
+        let live = LiveParts {
+            routes,
+            limiter: limiter.clone(),
+        };
         let clock = engine.config().clock.clone();
         let limits = config.limits;
         let framer: super::transport::Framer = Arc::new(move |buf: &[u8]| {
@@ -625,7 +677,117 @@ impl SipServer {
             inbound: Some(inbound_tx),
             port: port_closer,
             _engine: engine,
+            live,
+            config: Mutex::new(config),
         })
+    }
+
+    /// Applies `config` to the running server as far as it can change without a restart:
+    /// the routes ([`SipServerConfig::routes`]), whom it trusts (`peers`, `federation`,
+    /// `publishers`), the rate limit (`rate_limit`, and who is exempt from it) and the TLS
+    /// certificate and key (`tls`: presented from the next handshake on; connections open
+    /// keep theirs, and the trust anchors stay those the server started with). Dialogs,
+    /// registrations, transactions and connections carry on. Every other field that differs
+    /// from what the server runs with is named in [`Reconfigured::needs_restart`] and not
+    /// applied (also the next time: the comparison is with what runs).
+    ///
+    /// Errors: [`Error::InvalidArgument`] when `config` would not start a server (a peer of
+    /// an owned domain, TLS hops without a certificate, ...): nothing changes.
+    pub fn reconfigure(&self, config: SipServerConfig) -> Result<Reconfigured> {
+        check_tls(&config)?;
+        let mut current = lock(&self.config);
+        let mut done = Reconfigured::default();
+        let trust = TrustConfig {
+            peers: config.peers.clone(),
+            federation: config.federation,
+            publishers: config.publishers.clone(),
+        };
+        let trust_changed = current.peers != config.peers
+            || current.federation != config.federation
+            || current.publishers != config.publishers;
+        if trust_changed {
+            // The one step that can refuse: first, so that a refusal changes nothing.
+            self.node.trust.replace(trust)?;
+            current.peers = config.peers.clone();
+            current.federation = config.federation;
+            current.publishers = config.publishers.clone();
+            done.changed.push("peers");
+        }
+        if current.routes != config.routes {
+            // The engine's port was opened knowing whether messages for other domains have
+            // anywhere to go: from no route to some (or back) is for a restart.
+            if current.routes.is_empty() != config.routes.is_empty() && current.accounts.is_empty()
+            {
+                done.needs_restart
+                    .push("routes (from none to some, or back)");
+            } else {
+                self.live.routes.set(config.routes.clone());
+                current.routes = config.routes.clone();
+                done.changed.push("routes");
+            }
+        }
+        let exempt_changed = current.auth_limits.proxies != config.auth_limits.proxies;
+        if current.rate_limit != config.rate_limit || exempt_changed || trust_changed {
+            let mut next = current.clone();
+            next.rate_limit = config.rate_limit;
+            next.auth_limits.proxies = config.auth_limits.proxies.clone();
+            self.live.limiter.set(next.rate_limit, rate_exempt(&next));
+            if current.rate_limit != config.rate_limit {
+                done.changed.push("rate limit");
+            }
+            current.rate_limit = config.rate_limit;
+            current.auth_limits.proxies = config.auth_limits.proxies.clone();
+        }
+        match (&current.tls, &config.tls) {
+            (Some(running), Some(renewed)) => {
+                if running.certificate_sha256() != renewed.certificate_sha256() {
+                    running.renew_identity(renewed);
+                    done.changed.push("tls certificate");
+                }
+            }
+            (None, None) => {}
+            _ => done.needs_restart.push("tls (on or off)"),
+        }
+        let c = &*current;
+        let differs = [
+            ("listen", c.listen != config.listen),
+            ("authenticate", c.authenticate != config.authenticate),
+            ("timers", c.timers != config.timers),
+            ("limits", c.limits != config.limits),
+            ("workers", c.workers != config.workers),
+            ("server name", c.server_name != config.server_name),
+            (
+                "sha256",
+                c.prefer_sha256 != config.prefer_sha256 || c.offer_sha256 != config.offer_sha256,
+            ),
+            ("federate", c.federate != config.federate),
+            (
+                "backend expires",
+                c.backend_expires != config.backend_expires,
+            ),
+            ("connections", c.connections != config.connections),
+            ("accounts", c.accounts != config.accounts),
+            (
+                "auth limits",
+                AuthLimits {
+                    proxies: Vec::new(),
+                    ..c.auth_limits.clone()
+                } != AuthLimits {
+                    proxies: Vec::new(),
+                    ..config.auth_limits.clone()
+                },
+            ),
+            (
+                "list batch interval",
+                c.list_batch_interval != config.list_batch_interval,
+            ),
+            ("ws origins", c.ws_origins != config.ws_origins),
+            ("web root", c.web_root != config.web_root),
+            ("dns server", c.dns != config.dns),
+        ];
+        done.needs_restart
+            .extend(differs.iter().filter(|(_, d)| *d).map(|(name, _)| *name));
+        Ok(done)
     }
 
     /// The accounts role (for the crate's tests).
@@ -715,6 +877,18 @@ impl SipServer {
         // The connections' timeouts run on the same clock.
         self.transport.sweep();
         ran
+    }
+
+    /// Work in flight and waiting now (see [`LoadStats`]).
+    pub fn load_stats(&self) -> LoadStats {
+        let (server_transactions, client_transactions) = self.node.stack.transactions();
+        LoadStats {
+            server_transactions,
+            client_transactions,
+            inbound_queued: self.inbound.as_ref().map_or(0, |tx| tx.len()),
+            events_queued: self.port.progress().0,
+            transport: self.transport.load(),
+        }
     }
 
     /// Counts about the TCP and TLS connections.

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
+use crate::sip::live::Live;
 use crate::sip::stack::lock;
 
 /// The rate a source address may send at (see the [module](self) documentation).
@@ -96,9 +97,14 @@ struct Bucket {
 
 /// The per-address buckets: see the [module](self) documentation.
 pub(crate) struct RateLimiter {
+    /// The limit and who is exempt, replaced by a reload ([`RateLimiter::set`]).
+    settings: Live<Settings>,
+    buckets: Mutex<Table>,
+}
+
+struct Settings {
     limit: RateLimit,
     exempt: Vec<(IpAddr, u8)>,
-    buckets: Mutex<Table>,
 }
 
 struct Table {
@@ -112,8 +118,7 @@ impl RateLimiter {
     /// prefix length).
     pub(crate) fn new(limit: RateLimit, exempt: Vec<(IpAddr, u8)>) -> RateLimiter {
         RateLimiter {
-            limit,
-            exempt,
+            settings: Live::new(Settings { limit, exempt }),
             buckets: Mutex::new(Table {
                 by_address: HashMap::new(),
                 overflow: Bucket::full(limit, 0),
@@ -121,15 +126,17 @@ impl RateLimiter {
         }
     }
 
-    /// Whether the limit is on at all.
-    pub(crate) fn enabled(&self) -> bool {
-        self.limit.per_second > 0
+    /// Limits to `limit` from now on, with `exempt` the networks that are not limited. An
+    /// address keeps the tokens it has (never more than the new burst once it refills).
+    pub(crate) fn set(&self, limit: RateLimit, exempt: Vec<(IpAddr, u8)>) {
+        self.settings.set(Settings { limit, exempt });
     }
 
     /// Takes one message from `source` at clock ms `now`.
     pub(crate) fn admit(&self, source: IpAddr, now: u64) -> Admission {
-        if !self.enabled()
-            || self
+        let settings = self.settings.get();
+        if settings.limit.per_second == 0
+            || settings
                 .exempt
                 .iter()
                 .any(|&(net, len)| in_network(source, net, len))
@@ -139,7 +146,7 @@ impl RateLimiter {
         let mut table = lock(&self.buckets);
         let table = &mut *table;
         if !table.by_address.contains_key(&source) && table.by_address.len() >= MAX_ADDRESSES {
-            let limit = self.limit;
+            let limit = settings.limit;
             table.by_address.retain(|_, b| !b.refilled(limit, now));
         }
         let bucket =
@@ -147,11 +154,11 @@ impl RateLimiter {
                 table
                     .by_address
                     .entry(source)
-                    .or_insert_with(|| Bucket::full(self.limit, now))
+                    .or_insert_with(|| Bucket::full(settings.limit, now))
             } else {
                 &mut table.overflow
             };
-        bucket.take(self.limit, now)
+        bucket.take(settings.limit, now)
     }
 }
 

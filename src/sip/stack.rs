@@ -188,6 +188,13 @@ impl Stack {
         &self.traffic
     }
 
+    /// Server and client transactions in their tables now (each table locked a moment).
+    pub(crate) fn transactions(&self) -> (usize, usize) {
+        let server = lock(&self.server_tx).len();
+        let client = lock(&self.client_tx).len();
+        (server, client)
+    }
+
     /// Sets the transport (once, right after it started: it is made with handlers that
     /// call back into the stack).
     pub(crate) fn attach(&self, transport: Arc<Transport>) {

@@ -19,19 +19,46 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::server::WebPkiClientVerifier;
+use rustls::client::ResolvesClientCert;
+use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::{Error, Result};
 use crate::log;
+use crate::sip::live::Live;
 
-/// A server's TLS identity and trust anchors, ready for the transport. Cheap to clone.
+/// A server's TLS identity and trust anchors, ready for the transport. Cheap to clone;
+/// clones share one identity, which [`TlsConfig::renew_identity`] replaces for all of them.
 #[derive(Clone)]
 pub struct TlsConfig {
     pub(crate) server: Arc<ServerConfig>,
     pub(crate) client: Arc<ClientConfig>,
+    identity: Arc<Identity>,
+}
+
+/// The certificate chain and key presented, as server and as client: one cell both rustls
+/// configurations ask at each handshake, so a renewed certificate is shown from the next
+/// handshake on while connections already open keep theirs.
+#[derive(Debug)]
+struct Identity(Live<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for Identity {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some((*self.0.get()).clone())
+    }
+}
+
+impl ResolvesClientCert for Identity {
+    fn resolve(&self, _: &[&[u8]], _: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some((*self.0.get()).clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 impl fmt::Debug for TlsConfig {
@@ -107,21 +134,23 @@ impl TlsConfig {
             .allow_unauthenticated()
             .build()
             .map_err(|e| bad(format!("cannot verify peers with these trust anchors: {e}")))?;
+        let certified = CertifiedKey::from_der(chain, key, &provider)
+            .map_err(|e| bad(format!("the key does not fit the certificate: {e}")))?;
+        let identity = Arc::new(Identity(Live::new(Arc::new(certified))));
         let server = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| bad(e.to_string()))?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(chain.clone(), key.clone_key())
-            .map_err(|e| bad(format!("the key does not fit the certificate: {e}")))?;
+            .with_cert_resolver(identity.clone());
         let client = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| bad(e.to_string()))?
             .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| bad(format!("the key does not fit the certificate: {e}")))?;
+            .with_client_cert_resolver(identity.clone());
         Ok(TlsConfig {
             server: Arc::new(server),
             client: Arc::new(client),
+            identity,
         })
     }
 
@@ -129,6 +158,24 @@ impl TlsConfig {
     /// required), for the process's other TLS listeners (imppd's HTTPS).
     pub fn server_config(&self) -> Arc<ServerConfig> {
         self.server.clone()
+    }
+
+    /// Presents `renewed`'s certificate chain and key from the next handshake on, in every
+    /// clone of this configuration (a running server's too): a certificate renewed without a
+    /// restart. Connections already open keep the certificate they were made with; the trust
+    /// anchors stay this configuration's.
+    pub fn renew_identity(&self, renewed: &TlsConfig) {
+        self.identity.0.set((*renewed.identity.0.get()).clone());
+    }
+
+    /// The SHA-256 fingerprint of the certificate presented now (its DER form), in hex.
+    pub fn certificate_sha256(&self) -> String {
+        let cert = self.identity.0.get();
+        use sha2::Digest as _;
+        sha2::Sha256::digest(cert.cert[0].as_ref())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 

@@ -495,6 +495,25 @@ pub struct TransportStats {
     pub connections_timed_out: u64,
 }
 
+/// Connections by transport and the I/O thread's lateness, cheap to read at any time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportLoad {
+    /// Connections open now by transport, in [`CONNECTION_PROTOS`] order.
+    pub connections_by_proto: [usize; CONNECTION_PROTOS.len()],
+    /// How late the I/O thread's timer turns ran (the connection sweep, due about once a
+    /// second): microseconds past their deadline, summed, the latest, the most, and how
+    /// many turns were measured. A turn is late when the thread was busy with sockets (or
+    /// not scheduled) when it fell due.
+    pub loop_lag_sum_us: u64,
+    pub loop_lag_last_us: u64,
+    pub loop_lag_max_us: u64,
+    pub loop_turns: u64,
+}
+
+/// The transports that have connections, in the order of
+/// [`TransportStats::connections_by_proto`].
+pub const CONNECTION_PROTOS: [Proto; 4] = [Proto::Tcp, Proto::Tls, Proto::Ws, Proto::Wss];
+
 impl Transport {
     /// Binds every listen address and starts the I/O thread. Fails (with nothing left
     /// running) when a socket cannot be created or bound, or when `listen` is empty.
@@ -537,6 +556,18 @@ impl Transport {
             open_connections: self.stats.open.load(Relaxed),
             connections_refused: self.stats.refused.load(Relaxed),
             connections_timed_out: self.stats.timed_out.load(Relaxed),
+        }
+    }
+
+    /// Connections by transport and the I/O thread's lateness.
+    pub fn load(&self) -> TransportLoad {
+        use std::sync::atomic::Ordering::Relaxed;
+        TransportLoad {
+            connections_by_proto: std::array::from_fn(|i| self.stats.by_proto[i].load(Relaxed)),
+            loop_lag_sum_us: self.stats.lag_sum_us.load(Relaxed),
+            loop_lag_last_us: self.stats.lag_last_us.load(Relaxed),
+            loop_lag_max_us: self.stats.lag_max_us.load(Relaxed),
+            loop_turns: self.stats.turns.load(Relaxed),
         }
     }
 

@@ -64,7 +64,13 @@ impl Imppd {
             .args(["--listen", &format!("tcp:127.0.0.1:{port}")])
             .arg("--db")
             .arg(&db)
-            .args(["--log-level", "debug"])
+            // Debug lines for a failure's report, unless a config file names its own level
+            // (a flag would win over it, also at a reload).
+            .args(if extra.contains(&"--config") {
+                &[][..]
+            } else {
+                &["--log-level", "debug"][..]
+            })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

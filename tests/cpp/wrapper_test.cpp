@@ -272,6 +272,19 @@ void test_engine_polling() {
     CHECK(watcher_rules == 1 && domain_rules == 1);
     const std::uint64_t dave = engine.subscribe(DAVE, ALICE, "presence", {600, std::nullopt, 0ms});
     CHECK(engine.subscription(dave).state == IMPP_SUBSCRIPTION_ACTIVE);
+    // Dave's subscription in the snapshot of alice's, and in the one of every presentity.
+    bool listed = false;
+    for (const impp::SubscriptionEntry &s : engine.subscriptions(std::string(ALICE))) {
+        if (s.id == dave) {
+            listed = s.watcher == DAVE && s.presentity == ALICE && s.package == "presence" &&
+                     s.state == IMPP_SUBSCRIPTION_ACTIVE && s.authorization == IMPP_AUTH_ALLOW &&
+                     s.expires_in > 0 && s.expires_in <= 600;
+        }
+    }
+    CHECK(listed);
+    CHECK(engine.subscriptions().size() >= engine.subscriptions(std::string(ALICE)).size());
+    CHECK(engine.subscriptions(std::string("sip:nobody@example.test")).empty());
+    CHECK_THROWS(engine.subscriptions(std::string("not a uri")), IMPP_ERR_INVALID_URI);
     CHECK(engine.subscription(dave).expires_in == 600);
     engine.refresh_subscription(dave, IMPP_EXPIRES_DEFAULT); // the configured default
     CHECK(engine.subscription(dave).expires_in == 3600);

@@ -40,6 +40,13 @@ EXPECTED = {
     "imppd_sip_answers": "counter",
     "imppd_sip_requests_sent": "counter",
     "imppd_sip_request_outcomes": "counter",
+    "imppd_subscriptions_by_package": "gauge",
+    "imppd_transactions": "gauge",
+    "imppd_queue_depth": "gauge",
+    "imppd_connections": "gauge",
+    "imppd_event_loop_lag_seconds": "summary",
+    "imppd_event_loop_lag_last_seconds": "gauge",
+    "imppd_event_loop_lag_max_seconds": "gauge",
 }
 
 
@@ -119,5 +126,20 @@ for name, labels, at_least in checks:
     moved = value(after, name, **labels) - value(before, name, **labels)
     assert moved >= at_least, f"{name}{labels} moved by {moved}, expected >= {at_least}"
 assert value(after, "imppd_connections_open") >= 1, "the SIP connection is not counted"
+assert value(after, "imppd_connections", transport="TCP") >= 1, "not counted as TCP"
+assert value(after, "imppd_subscriptions_by_package", package="presence", state="active") >= 1
+for kind in ("server", "client"):
+    assert value(after, "imppd_transactions", kind=kind) >= 0
+for queue in ("inbound", "notify"):
+    assert value(after, "imppd_queue_depth", queue=queue) >= 0
+# The I/O thread's timer turns come about once a second: within 3 s one is measured, and a
+# turn on an idle server is late by far less than a second.
+deadline = time.monotonic() + 3
+while value(after, "imppd_event_loop_lag_seconds_count") < 1 and time.monotonic() < deadline:
+    time.sleep(0.1)
+    after, _ = scrape()
+turns = value(after, "imppd_event_loop_lag_seconds_count")
+assert turns >= 1, f"{turns} timer turns measured"
+assert value(after, "imppd_event_loop_lag_max_seconds") < 1.0
 conn.sock.close()
 print(f"metrics ok: {len(after)} samples in {len(types)} families")

@@ -51,6 +51,7 @@ from .engine import (
     Publication,
     Rule,
     Subscription,
+    SubscriptionEntry,
     SubscriptionInfo,
 )
 from .enums import (
@@ -188,6 +189,7 @@ __all__ = [
     "Status",
     "Storage",
     "Subscription",
+    "SubscriptionEntry",
     "SubscriptionInfo",
     "SubscriptionState",
     "TRACE",

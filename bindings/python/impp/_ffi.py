@@ -124,6 +124,10 @@ class impp_rule_list(ctypes.Structure):
     pass
 
 
+class impp_subscription_list(ctypes.Structure):
+    pass
+
+
 class impp_resource_list(ctypes.Structure):
     pass
 
@@ -147,6 +151,7 @@ SubscribeOptionsP = POINTER(impp_subscribe_options)
 MessageOptionsP = POINTER(impp_message_options)
 AccountP = POINTER(impp_account)
 RuleListP = POINTER(impp_rule_list)
+SubscriptionListP = POINTER(impp_subscription_list)
 ResourceListP = POINTER(impp_resource_list)
 ResourceListsP = POINTER(impp_resource_lists)
 
@@ -250,6 +255,25 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "impp_rule_list_watcher": (_status, [RuleListP, c_size_t, _borrowed_out]),
     "impp_rule_list_domain": (_status, [RuleListP, c_size_t, _borrowed_out]),
     "impp_rule_list_action": (_status, [RuleListP, c_size_t, POINTER(_enum)]),
+    "impp_engine_subscriptions": (_status, [EngineP, c_char_p, POINTER(SubscriptionListP)]),
+    "impp_subscription_list_free": (None, [SubscriptionListP]),
+    "impp_subscription_list_count": (c_size_t, [SubscriptionListP]),
+    "impp_subscription_list_id": (_status, [SubscriptionListP, c_size_t, POINTER(c_uint64)]),
+    "impp_subscription_list_watcher": (_status, [SubscriptionListP, c_size_t, _borrowed_out]),
+    "impp_subscription_list_presentity": (
+        _status,
+        [SubscriptionListP, c_size_t, _borrowed_out],
+    ),
+    "impp_subscription_list_package": (_status, [SubscriptionListP, c_size_t, _borrowed_out]),
+    "impp_subscription_list_state": (_status, [SubscriptionListP, c_size_t, POINTER(_enum)]),
+    "impp_subscription_list_authorization": (
+        _status,
+        [SubscriptionListP, c_size_t, POINTER(_enum)],
+    ),
+    "impp_subscription_list_expires_in": (
+        _status,
+        [SubscriptionListP, c_size_t, POINTER(c_uint32)],
+    ),
     # Resource lists
     "impp_resource_list_new": (_status, [c_char_p, POINTER(ResourceListP)]),
     "impp_resource_list_copy": (_status, [ResourceListP, POINTER(ResourceListP)]),

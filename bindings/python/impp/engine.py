@@ -59,6 +59,7 @@ __all__ = [
     "Publication",
     "Rule",
     "Subscription",
+    "SubscriptionEntry",
     "SubscriptionInfo",
     "STATS",
 ]
@@ -138,6 +139,20 @@ class Rule(NamedTuple):
     watcher: Optional[str]
     domain: Optional[str]
     action: AuthAction
+
+
+class SubscriptionEntry(NamedTuple):
+    """One subscription of a snapshot (:meth:`Engine.subscriptions`): its id (what
+    :meth:`Engine.authorize` takes), who watches whom in which package, its state, what
+    authorization decided, and the seconds it had left when the snapshot was taken."""
+
+    id: int
+    watcher: str
+    presentity: str
+    package: str
+    state: SubscriptionState
+    authorization: AuthAction
+    expires_in: int
 
 
 class SubscriptionInfo(NamedTuple):
@@ -948,6 +963,42 @@ class Engine:
             expires.value,
             AuthAction._from_c_optional(auth.value),
         )
+
+    def subscriptions(self, presentity: Optional[str] = None) -> List[SubscriptionEntry]:
+        """The subscriptions to ``presentity`` (None: to every presentity), in every package
+        and state, read as one snapshot in a stable order (pending ones are the watchers
+        waiting for :meth:`authorize`)."""
+        pres = encode_optional(presentity, "presentity")
+        snapshot = _ffi.SubscriptionListP()
+        with self._use() as h:
+            check(lib.impp_engine_subscriptions(h, pres, ctypes.byref(snapshot)))
+        found = []
+        try:
+            for i in range(lib.impp_subscription_list_count(snapshot)):
+                sid, expires = c_uint64(), c_uint32()
+                watcher, pres_uri, package = (ctypes.c_char_p() for _ in range(3))
+                state, auth = c_int(), c_int()
+                check(lib.impp_subscription_list_id(snapshot, i, ctypes.byref(sid)))
+                check(lib.impp_subscription_list_watcher(snapshot, i, ctypes.byref(watcher)))
+                check(lib.impp_subscription_list_presentity(snapshot, i, ctypes.byref(pres_uri)))
+                check(lib.impp_subscription_list_package(snapshot, i, ctypes.byref(package)))
+                check(lib.impp_subscription_list_state(snapshot, i, ctypes.byref(state)))
+                check(lib.impp_subscription_list_authorization(snapshot, i, ctypes.byref(auth)))
+                check(lib.impp_subscription_list_expires_in(snapshot, i, ctypes.byref(expires)))
+                found.append(
+                    SubscriptionEntry(
+                        sid.value,
+                        (watcher.value or b"").decode(),
+                        (pres_uri.value or b"").decode(),
+                        (package.value or b"").decode(),
+                        SubscriptionState._from_c(state.value),
+                        AuthAction._from_c(auth.value),
+                        expires.value,
+                    )
+                )
+        finally:
+            lib.impp_subscription_list_free(snapshot)
+        return found
 
     # --- authorization ---
 

@@ -180,6 +180,31 @@ def test_rules(engine):
     assert (last.state, last.reason) == ("terminated", "rejected")
 
 
+def test_subscriptions_are_listed_and_pending_ones_decided(engine):
+    bob = engine.subscribe(BOB, ALICE)
+    carol = engine.subscribe(CAROL, ALICE, package="dialog")
+    other = engine.subscribe(ALICE, BOB)
+    listed = engine.subscriptions(ALICE)
+    assert [s.id for s in listed] == sorted([int(bob), int(carol)])
+    first = listed[0]
+    assert isinstance(first, impp.SubscriptionEntry)
+    assert (first.watcher, first.presentity, first.package) == (BOB, ALICE, "presence")
+    assert (first.state, first.authorization) == ("pending", "confirm")
+    assert first.expires_in > 0
+    assert listed[1].package == "dialog"
+    # The pending watcher decided by the id the listing gave; a new snapshot shows it.
+    engine.authorize(first.id, "allow")
+    again = {s.id: s for s in engine.subscriptions(ALICE)}
+    assert again[int(bob)].state == impp.SubscriptionState.ACTIVE
+    assert again[int(bob)].authorization == impp.AuthAction.ALLOW
+    assert {s.id for s in engine.subscriptions()} == {int(bob), int(carol), int(other)}
+    assert engine.subscriptions("sip:nobody@example.test") == []
+    with pytest.raises(impp.InvalidUri):
+        engine.subscriptions("not a uri")
+    with pytest.raises(impp.InvalidArgument):
+        engine.subscriptions("sip:bad\0@example.test")
+
+
 def test_terminate_with_a_reason(engine):
     engine.set_rule(ALICE, BOB, "allow")
     sub = engine.subscribe(BOB, ALICE)

@@ -16,14 +16,16 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use impp::engine::{AuthAction, AuthRule, Engine, SubscriptionId};
+use impp::sip::SipServer;
 use impp::uri::Uri;
 use serde_json::{json, Value};
 
+use super::reload::Reloader;
 use super::rules;
 
 /// The option that names the socket (`--ctl-socket PATH|none`), for the option parser.
@@ -61,7 +63,10 @@ pub struct Context {
     pub db: Option<PathBuf>,
     pub domains: Vec<String>,
     pub listening: Vec<String>,
-    pub policy: String,
+    /// For the SIP counters of `stats`.
+    pub server: Arc<Mutex<SipServer>>,
+    /// `reload` and `log-level`, as SIGHUP reloads.
+    pub reloader: Arc<Reloader>,
 }
 
 /// The listening socket and its thread; dropping it stops the thread and removes the socket.
@@ -247,7 +252,7 @@ decide SUBSCRIPTION-ID allow|block|polite-block | users list | users add URI PAS
 users del URI | users passwd URI PASSWORD | rules list [PRESENTITY] | \
 rules add PRESENTITY WATCHER|DOMAIN allow|block|polite-block|confirm | \
 rules del PRESENTITY WATCHER|DOMAIN | subscriptions PRESENTITY | registrations USER | \
-lists | reload";
+lists | log-level error|warn|info|debug|trace | reload";
 
 /// A table: rows of objects, and the order of their fields for people.
 fn table(columns: &[&str], rows: Vec<Value>) -> Value {
@@ -290,7 +295,8 @@ fn run(context: &Context, started: Instant, cmd: &str, args: &[String]) -> Resul
                         .as_ref()
                         .map_or("none (memory only)".into(), |d| d.display().to_string())),
                 ),
-                ("policy", json!(context.policy)),
+                ("policy", json!(context.reloader.policy())),
+                ("log_level", json!(impp::log::max_level().as_str())),
                 ("users", json!(engine.users().len())),
                 ("registrations", json!(stats.endpoints)),
                 ("subscriptions_active", json!(stats.subscriptions_active)),
@@ -320,6 +326,8 @@ fn run(context: &Context, started: Instant, cmd: &str, args: &[String]) -> Resul
                 ("events_overflowed", json!(s.events_overflowed)),
                 ("heap_live_bytes", json!(super::heap::live_bytes())),
             ];
+            let mut fields = fields.to_vec();
+            fields.extend(sip_stats(&context.server));
             Ok(record(&fields))
         }
         "pending" | "subscriptions" => {
@@ -377,7 +385,16 @@ fn run(context: &Context, started: Instant, cmd: &str, args: &[String]) -> Resul
             let sub = engine
                 .subscription(id)
                 .map_err(|e| usage(format!("decide: {e}")))?;
-            engine.authorize(id, action).map_err(failed)?;
+            // The subscription may end (expire, be withdrawn) between the look-up and the
+            // decision: nothing was decided, as for an id that never existed.
+            engine.authorize(id, action).map_err(|e| match e {
+                impp::Error::NotFound(_) => usage(format!(
+                    "decide: subscription {id} of {} to {} ended before the decision; \
+                     nothing decided",
+                    sub.watcher, sub.presentity
+                )),
+                e => failed(e),
+            })?;
             Ok(done(
                 format!(
                     "{action}: subscription {id} of {} to {} ({})",
@@ -423,31 +440,72 @@ fn run(context: &Context, started: Instant, cmd: &str, args: &[String]) -> Resul
         }
         "reload" => {
             n(0, "no arguments")?;
-            let Some(db) = &context.db else {
-                return Err(usage(
-                    "reload: memory only (--db none): there is no database to read",
-                ));
-            };
-            let users = super::reload_users(db, engine).map_err(failed)?;
-            let rules = rules::reload(db, engine).map_err(failed)?;
-            let lists = super::lists::reload(db, engine).map_err(failed)?;
+            let report = context.reloader.reload().map_err(|e| Failure {
+                usage: false,
+                message: format!("reload refused, nothing changed: {e}"),
+            })?;
+            Ok(done(report.message, report.result))
+        }
+        "log-level" => {
+            n(1, "error|warn|info|debug|trace")?;
+            let level = super::parse_level(arg(0)).map_err(usage)?;
+            let before = impp::log::max_level();
+            context.reloader.set_log_level(level);
             Ok(done(
-                format!(
-                    "reloaded: users {} added or changed, {} removed; rules {} added or changed, \
-                     {} removed; lists {} added or changed, {} removed",
-                    users.0, users.1, rules.0, rules.1, lists.0, lists.1
-                ),
-                json!({
-                    "users": {"changed": users.0, "removed": users.1},
-                    "rules": {"changed": rules.0, "removed": rules.1},
-                    "lists": {"changed": lists.0, "removed": lists.1},
-                }),
+                format!("log level {} (was {})", level.as_str(), before.as_str()),
+                json!({"log_level": level.as_str(), "was": before.as_str()}),
             ))
         }
         other => Err(usage(format!(
             "unknown command '{other}'; commands: {COMMANDS}"
         ))),
     }
+}
+
+/// The SIP server's counters for `stats`: final answers sent by class (all methods),
+/// requests sent and how they ended, what the guards refused, and the connections.
+fn sip_stats(server: &Mutex<SipServer>) -> Vec<(&'static str, Value)> {
+    use impp::sip::traffic::CLASSES;
+    let (w, g, t) = {
+        let server = server.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            server.traffic_stats(),
+            server.guard_stats(),
+            server.transport_stats(),
+        )
+    };
+    const ANSWERED: [&str; 5] = [
+        "sip_answers_2xx",
+        "sip_answers_3xx",
+        "sip_answers_4xx",
+        "sip_answers_5xx",
+        "sip_answers_6xx",
+    ];
+    let mut fields: Vec<(&'static str, Value)> = (0..CLASSES.len())
+        .map(|c| {
+            (
+                ANSWERED[c],
+                json!(w.answered.iter().map(|m| m[c]).sum::<u64>()),
+            )
+        })
+        .collect();
+    fields.extend([
+        ("sip_requests_sent", json!(w.sent.iter().sum::<u64>())),
+        (
+            "sip_requests_answered",
+            json!(w.sent_answered.iter().sum::<u64>()),
+        ),
+        ("sip_requests_timed_out", json!(w.sent_timed_out)),
+        ("sip_rate_refused", json!(g.rate_refused)),
+        ("sip_rate_dropped", json!(g.rate_dropped)),
+        ("sip_queue_dropped", json!(g.queue_dropped)),
+        ("sip_auth_failures", json!(g.auth_failures)),
+        ("sip_untrusted", json!(g.untrusted)),
+        ("connections_open", json!(t.open_connections)),
+        ("connections_refused", json!(t.connections_refused)),
+        ("connections_timed_out", json!(t.connections_timed_out)),
+    ]);
+    fields
 }
 
 /// One object whose fields people read in the order given.

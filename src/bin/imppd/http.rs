@@ -646,6 +646,7 @@ fn metrics(sources: &Sources, counters: &Counters) -> String {
         &[("", f.failures)],
     );
     traffic(&mut o, &w);
+    load(&mut o, sources, &e);
     family(
         &mut o,
         "imppd_heap_live_bytes",
@@ -719,5 +720,90 @@ fn traffic(o: &mut String, w: &impp::sip::TrafficStats) {
         "counter",
         "How the SIP requests imppd sent ended: final answer class (unsendable counts as 5xx) or timeout.",
         &refs,
+    );
+}
+
+/// Subscriptions by package and state, work in flight and waiting (transactions, queues),
+/// connections by transport and the I/O thread's lag: each a counter read, or a table's
+/// length under its lock for a moment.
+fn load(o: &mut String, sources: &Sources, e: &impp::engine::Stats) {
+    use std::fmt::Write as _;
+    let l = sources
+        .server
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .load_stats();
+    let t = l.transport;
+    let by_package: Vec<(String, u64)> = impp::engine::Package::ALL
+        .iter()
+        .zip(e.subscriptions_by_package)
+        .flat_map(|(p, [pending, active])| {
+            [
+                (format!("package=\"{p}\",state=\"pending\""), pending),
+                (format!("package=\"{p}\",state=\"active\""), active),
+            ]
+        })
+        .collect();
+    let refs: Vec<(&str, u64)> = by_package.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        o,
+        "imppd_subscriptions_by_package",
+        "gauge",
+        "Subscriptions by event package and state.",
+        &refs,
+    );
+    family(
+        o,
+        "imppd_transactions",
+        "gauge",
+        "SIP transactions in flight: server (requests received) and client (requests sent).",
+        &[
+            ("kind=\"server\"", l.server_transactions as u64),
+            ("kind=\"client\"", l.client_transactions as u64),
+        ],
+    );
+    family(
+        o,
+        "imppd_queue_depth",
+        "gauge",
+        "Work waiting: SIP messages for the workers (inbound), engine events for the SIP server (notify).",
+        &[
+            ("queue=\"inbound\"", l.inbound_queued as u64),
+            ("queue=\"notify\"", l.events_queued as u64),
+        ],
+    );
+    let by_proto: Vec<(String, u64)> = impp::sip::transport::CONNECTION_PROTOS
+        .iter()
+        .zip(t.connections_by_proto)
+        .map(|(p, n)| (format!("transport=\"{}\"", p.as_str()), n as u64))
+        .collect();
+    let refs: Vec<(&str, u64)> = by_proto.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        o,
+        "imppd_connections",
+        "gauge",
+        "Connections open now, by transport.",
+        &refs,
+    );
+    let seconds = |us: u64| us as f64 / 1e6;
+    let _ = writeln!(
+        o,
+        "# HELP imppd_event_loop_lag_seconds How late the SIP I/O thread's timer turns ran (about one a second).\n\
+         # TYPE imppd_event_loop_lag_seconds summary\n\
+         imppd_event_loop_lag_seconds_sum {}\n\
+         imppd_event_loop_lag_seconds_count {}",
+        seconds(t.loop_lag_sum_us),
+        t.loop_turns
+    );
+    let _ = writeln!(
+        o,
+        "# HELP imppd_event_loop_lag_last_seconds The lateness of the latest timer turn.\n\
+         # TYPE imppd_event_loop_lag_last_seconds gauge\n\
+         imppd_event_loop_lag_last_seconds {}\n\
+         # HELP imppd_event_loop_lag_max_seconds The greatest lateness of a timer turn since the start.\n\
+         # TYPE imppd_event_loop_lag_max_seconds gauge\n\
+         imppd_event_loop_lag_max_seconds {}",
+        seconds(t.loop_lag_last_us),
+        seconds(t.loop_lag_max_us)
     );
 }

@@ -121,7 +121,7 @@ impl Shard {
             return;
         }
         sub.state = state;
-        count_state(&self.counters, Some(old_state), Some(state));
+        count_state(&self.counters, sub.package, Some(old_state), Some(state));
         let (watcher, presentity, package) =
             (sub.watcher.clone(), sub.presentity.clone(), sub.package);
         self.persist_subscription(id);

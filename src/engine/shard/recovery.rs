@@ -126,7 +126,7 @@ impl Shard {
             .or_default()
             .subscribers
             .push(id);
-        self.count_state(None, Some(state));
+        self.count_state(r.package, None, Some(state));
         // Taken back whatever the bounds say now: it was accepted before the restart.
         self.tally.add(&crate::model::key::presentity_key(&watcher));
         self.subscriptions.insert(id, sub);

@@ -127,7 +127,7 @@ impl Shard {
             .or_default()
             .subscribers
             .push(id);
-        self.count_state(None, Some(state));
+        self.count_state(package, None, Some(state));
         self.subscriptions.insert(id, sub);
         if !fetch {
             self.timers.schedule(expires_at, Timer::Subscription(id));
@@ -287,7 +287,7 @@ impl Shard {
         let old = sub.state;
         let state = SubscriptionState::Terminated(reason);
         sub.state = state;
-        count_state(&self.counters, Some(old), Some(state));
+        count_state(&self.counters, sub.package, Some(old), Some(state));
         let (watcher, presentity, package) =
             (sub.watcher.clone(), sub.presentity.clone(), sub.package);
         self.outbox.push(Event::SubscriptionStateChanged {
@@ -321,7 +321,7 @@ impl Shard {
                 .store
                 .submit(crate::store::Write::DeleteSubscription(id.0), None);
         }
-        self.count_state(Some(sub.state), None);
+        self.count_state(sub.package, Some(sub.state), None);
         self.tally.remove(&presentity_key(&sub.watcher));
         let key = presentity_key(&sub.presentity);
         if let Some(p) = self.presentities.get_mut(&key) {

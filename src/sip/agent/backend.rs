@@ -72,6 +72,7 @@ use crate::model::package::{Document, Package};
 use crate::model::rule::{AuthAction, WatcherMatch};
 use crate::sip::digest_client::{DigestClient, Retry};
 use crate::sip::header::Contacts;
+use crate::sip::live::Live;
 use crate::sip::message::SipMessage;
 use crate::sip::route::NextHop;
 use crate::sip::route::RouteTable;
@@ -340,7 +341,7 @@ pub(crate) struct Backends {
     federate: bool,
     /// Expiry asked for in back-end SUBSCRIBEs (seconds).
     backend_expires: u32,
-    routes: RouteTable,
+    routes: Live<RouteTable>,
     /// The accounts: a watcher that is one goes through its proxy and credentials.
     accounts: Arc<[Account]>,
     table: Mutex<BackendTable>,
@@ -353,8 +354,8 @@ pub(crate) struct FederationConfig {
     pub(crate) federate: bool,
     /// Expiry asked for in back-end SUBSCRIBEs (seconds).
     pub(crate) backend_expires: u32,
-    /// Next hops of the other domains.
-    pub(crate) routes: RouteTable,
+    /// Next hops of the other domains (replaced on a reload).
+    pub(crate) routes: Live<RouteTable>,
 }
 
 /// The outcome of a back-end's request goes back to the role.
@@ -475,7 +476,10 @@ impl Backends {
             }
             return Some((Some(i), hop));
         }
-        self.routes.lookup(presentity.host()).map(|hop| (None, hop))
+        self.routes
+            .get()
+            .lookup(presentity.host())
+            .map(|hop| (None, hop))
     }
 
     /// Checks the arguments of a list subscription: account `account` exists, `package` has

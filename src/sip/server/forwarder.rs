@@ -110,6 +110,7 @@ use crate::log;
 use crate::sip::dns::{Destination, Resolution, ResolveError, Resolver};
 use crate::sip::guard::GuardCounters;
 use crate::sip::header::NameAddr;
+use crate::sip::live::Live;
 use crate::sip::message::SipMessage;
 use crate::sip::proxy::{forwarded, relayed, Checked};
 use crate::sip::route::{NextHop, RouteTable, RouteTarget};
@@ -187,7 +188,7 @@ pub(crate) struct Forwarder {
     me: Weak<Forwarder>,
     stack: Arc<Stack>,
     auth: Arc<Authentication>,
-    routes: RouteTable,
+    routes: Live<RouteTable>,
     federate: bool,
     authenticate: bool,
     /// The owned domains.
@@ -201,8 +202,8 @@ pub(crate) struct Forwarder {
 
 /// What the forwarder is set up with (see the node's configuration).
 pub(crate) struct ForwarderConfig {
-    /// Next hops of the other domains.
-    pub(crate) routes: RouteTable,
+    /// Next hops of the other domains (replaced on a reload).
+    pub(crate) routes: Live<RouteTable>,
     /// Whether a SUBSCRIBE to another domain is served by federation rather than forwarded.
     pub(crate) federate: bool,
     /// Whether requests of the owned domains' users are authenticated before forwarding.
@@ -686,7 +687,7 @@ impl Forwarder {
         if popped > 0 {
             if let Some(next) = routes.get(popped) {
                 let uri = NameAddr::parse(next, "Route")?.uri()?;
-                return Ok(Target::Hop(hop_of(&uri, &self.routes), popped, sealed));
+                return Ok(Target::Hop(hop_of(&uri, &self.routes.get()), popped, sealed));
             }
         }
         let uri = m.request_uri()?;
@@ -696,8 +697,8 @@ impl Forwarder {
         let in_dialog = m.to()?.tag().is_some();
         // Federation's back-end subscriptions go to address routes only: a domain routed by
         // name (or `dns`) has its SUBSCRIBEs forwarded instead.
-        let named = self
-            .routes
+        let routes = self.routes.get();
+        let named = routes
             .target(uri.host())
             .is_some_and(|t| t.hop().is_none());
         if m.method() == Some("SUBSCRIBE") && self.federate && !in_dialog && !named {
@@ -721,7 +722,7 @@ impl Forwarder {
                 sealed,
             ));
         }
-        Ok(match self.routes.target(uri.host()) {
+        Ok(match routes.target(uri.host()) {
             Some(RouteTarget::Hop(hop)) => Target::Hop(Next::Addr(*hop), popped, sealed),
             Some(RouteTarget::Name(dest)) => Target::Hop(Next::Name(dest.clone()), popped, sealed),
             Some(RouteTarget::Dns) => {

@@ -31,6 +31,7 @@ use super::auth::Authentication;
 use crate::engine::{Delivery, DeliveryOutcome, EngineHandle, FailureReason, Message, MessageId};
 use crate::error::Result;
 use crate::log;
+use crate::sip::live::Live;
 use crate::sip::message::SipMessage;
 use crate::sip::page::{message_request, read_message, remote_outcome};
 use crate::sip::route::RouteTable;
@@ -54,7 +55,7 @@ pub(crate) struct Pager {
     /// Taken before relaying (see [`super::registrar::Registrar`]): a REGISTER's answer
     /// goes before the messages it releases.
     gate: Arc<Mutex<()>>,
-    routes: RouteTable,
+    routes: Live<RouteTable>,
     pending: Mutex<HashMap<MessageId, PendingMessage>>,
 }
 
@@ -103,7 +104,7 @@ impl Pager {
         engine: EngineHandle,
         auth: Arc<Authentication>,
         gate: Arc<Mutex<()>>,
-        routes: RouteTable,
+        routes: Live<RouteTable>,
     ) -> Arc<Pager> {
         Arc::new_cyclic(|me| Pager {
             me: me.clone(),
@@ -206,7 +207,7 @@ impl Pager {
             recipient: message.recipient.clone(),
             outcome: DeliveryOutcome::Delivered,
         };
-        let Some(hop) = self.routes.lookup(message.recipient.host()) else {
+        let Some(hop) = self.routes.get().lookup(message.recipient.host()) else {
             log::info!(
                 "message {}: no route to {}",
                 message.id,

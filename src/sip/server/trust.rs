@@ -37,6 +37,7 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 use crate::model::key::presentity_key;
 use crate::model::package::Package;
+use crate::sip::live::Live;
 use crate::sip::message::SipMessage;
 use crate::sip::stack::{Peer, Request};
 use crate::uri::Uri;
@@ -295,15 +296,27 @@ pub(crate) struct TrustConfig {
 pub(crate) struct Trust {
     /// The owned domains (none: every domain is owned).
     domains: Vec<String>,
-    config: TrustConfig,
+    /// Replaced whole by a reload ([`Trust::replace`]).
+    config: Live<TrustConfig>,
 }
 
 impl Trust {
     /// Checks `config` against the owned `domains`: a peer for an owned domain, or a publisher
     /// for a domain (or an account of a domain) not owned, is a mistake.
     pub(crate) fn new(domains: Vec<String>, config: TrustConfig) -> Result<Trust> {
-        let trust = Trust { domains, config };
-        for peer in &trust.config.peers {
+        let trust = Trust {
+            domains,
+            config: Live::new(TrustConfig::default()),
+        };
+        trust.replace(config)?;
+        Ok(trust)
+    }
+
+    /// Trusts what `config` says from now on, once it is checked as [`Trust::new`] checks
+    /// it; refused, the trust stays as it was.
+    pub(crate) fn replace(&self, config: TrustConfig) -> Result<()> {
+        let trust = self;
+        for peer in &config.peers {
             if !trust.domains.is_empty() && trust.owns(&peer.domain) {
                 return Err(Error::InvalidArgument(format!(
                     "peer {peer}: {} is a domain of this server (its users authenticate)",
@@ -311,7 +324,7 @@ impl Trust {
                 )));
             }
         }
-        for p in &trust.config.publishers {
+        for p in &config.publishers {
             if !trust.owns(&p.domain) {
                 return Err(Error::InvalidArgument(format!(
                     "publisher {p}: {} is not a domain of this server",
@@ -326,7 +339,8 @@ impl Trust {
                 }
             }
         }
-        Ok(trust)
+        self.config.set(config);
+        Ok(())
     }
 
     fn owns(&self, host: &str) -> bool {
@@ -356,6 +370,7 @@ impl Trust {
         let ip = peer.source.ip();
         if self
             .config
+            .get()
             .peers
             .iter()
             .any(|p| p.domain.eq_ignore_ascii_case(domain) && p.network.contains(ip))
@@ -372,7 +387,7 @@ impl Trust {
     /// Whether a request from `peer` claiming an identity of `domain` (not owned) is
     /// believed: from anyone in open federation, else when `peer` speaks for `domain`.
     pub(crate) fn believes(&self, peer: &Peer, domain: &str) -> std::result::Result<(), String> {
-        match self.config.federation {
+        match self.config.get().federation {
             Federation::Open => Ok(()),
             Federation::Trusted => self.speaks_for(peer, domain),
         }
@@ -398,7 +413,7 @@ impl Trust {
     pub(crate) fn publishes_from(&self, peer: &Peer, presentity: &Uri, package: Package) -> bool {
         let ip = peer.source.ip();
         delegated(package)
-            && self.config.publishers.iter().any(|p| {
+            && self.config.get().publishers.iter().any(|p| {
                 p.domain.eq_ignore_ascii_case(presentity.host())
                     && matches!(&p.id, PublisherId::Network(n) if n.contains(ip))
             })
@@ -409,7 +424,7 @@ impl Trust {
     pub(crate) fn publishes_as(&self, user: &Uri, presentity: &Uri, package: Package) -> bool {
         let key = presentity_key(user);
         delegated(package)
-            && self.config.publishers.iter().any(|p| {
+            && self.config.get().publishers.iter().any(|p| {
                 p.domain.eq_ignore_ascii_case(presentity.host())
                     && matches!(&p.id, PublisherId::Account(a) if presentity_key(a) == key)
             })

@@ -66,6 +66,29 @@ pub(super) struct Counters {
     pub open: AtomicUsize,
     pub refused: AtomicU64,
     pub timed_out: AtomicU64,
+    /// Open connections by [`super::CONNECTION_PROTOS`].
+    pub by_proto: [AtomicUsize; super::CONNECTION_PROTOS.len()],
+    /// The timer turns' lateness (see [`super::TransportStats`]).
+    pub lag_sum_us: AtomicU64,
+    pub lag_last_us: AtomicU64,
+    pub lag_max_us: AtomicU64,
+    pub turns: AtomicU64,
+}
+
+impl Counters {
+    fn by_proto(&self, proto: Proto) -> Option<&AtomicUsize> {
+        let i = super::CONNECTION_PROTOS.iter().position(|&p| p == proto)?;
+        Some(&self.by_proto[i])
+    }
+
+    /// A timer turn that ran `late` after its deadline.
+    fn turn(&self, late: Duration) {
+        let us = late.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.lag_sum_us.fetch_add(us, Relaxed);
+        self.lag_last_us.store(us, Relaxed);
+        self.lag_max_us.fetch_max(us, Relaxed);
+        self.turns.fetch_add(1, Relaxed);
+    }
 }
 
 enum Listener {
@@ -369,7 +392,9 @@ impl Driver {
                 }
             }
             // The sweep's own rhythm is real time; what it closes is decided on the clock.
-            if std::time::Instant::now() >= next_sweep {
+            let now = std::time::Instant::now();
+            if now >= next_sweep {
+                self.stats.turn(now - next_sweep);
                 self.close_idle();
                 next_sweep = std::time::Instant::now() + sweep_every;
             }
@@ -702,6 +727,9 @@ impl Driver {
         );
         self.by_peer.insert((proto, peer), token);
         self.stats.open.store(self.conns.len(), Relaxed);
+        if let Some(n) = self.stats.by_proto(proto) {
+            n.fetch_add(1, Relaxed);
+        }
         Some(token)
     }
 
@@ -1266,6 +1294,9 @@ impl Driver {
             return;
         };
         self.stats.open.store(self.conns.len(), Relaxed);
+        if let Some(n) = self.stats.by_proto(conn.proto) {
+            n.fetch_sub(1, Relaxed);
+        }
         if conn.inbound {
             if let Some(n) = self.per_address.get_mut(&conn.peer.ip()) {
                 *n -= 1;
