@@ -687,7 +687,11 @@ impl Forwarder {
         if popped > 0 {
             if let Some(next) = routes.get(popped) {
                 let uri = NameAddr::parse(next, "Route")?.uri()?;
-                return Ok(Target::Hop(hop_of(&uri, &self.routes.get()), popped, sealed));
+                return Ok(Target::Hop(
+                    hop_of(&uri, &self.routes.get()),
+                    popped,
+                    sealed,
+                ));
             }
         }
         let uri = m.request_uri()?;
@@ -698,9 +702,7 @@ impl Forwarder {
         // Federation's back-end subscriptions go to address routes only: a domain routed by
         // name (or `dns`) has its SUBSCRIBEs forwarded instead.
         let routes = self.routes.get();
-        let named = routes
-            .target(uri.host())
-            .is_some_and(|t| t.hop().is_none());
+        let named = routes.target(uri.host()).is_some_and(|t| t.hop().is_none());
         if m.method() == Some("SUBSCRIBE") && self.federate && !in_dialog && !named {
             let from_owned = m.from()?.uri().is_ok_and(|u| self.owned_host(u.host()));
             if from_owned {
