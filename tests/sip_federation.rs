@@ -605,6 +605,11 @@ fn backend_subscriptions_go_over_tcp_when_routed_so() {
     wait_for("b.test to hold one subscription", 10, || {
         b.remote_subscriptions() == 1
     });
+    // The back-end dialog's first NOTIFY in before the change, so that the change is a
+    // NOTIFY of its own (not already in the first one, on a busy machine).
+    wait_for("the back-end dialog's first NOTIFY", 10, || {
+        a.server.federation_stats().notifies_received >= 1
+    });
     b.engine
         .publish_body(&uri(p), Package::Presence, &pidf(p, "over tcp"), None)
         .unwrap();
