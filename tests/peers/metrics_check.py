@@ -47,6 +47,8 @@ EXPECTED = {
     "imppd_event_loop_lag_seconds": "summary",
     "imppd_event_loop_lag_last_seconds": "gauge",
     "imppd_event_loop_lag_max_seconds": "gauge",
+    "imppd_dns_lookups": "counter",
+    "imppd_dns_waiting": "gauge",
 }
 
 

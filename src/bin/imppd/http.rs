@@ -647,6 +647,7 @@ fn metrics(sources: &Sources, counters: &Counters) -> String {
     );
     traffic(&mut o, &w);
     load(&mut o, sources, &e);
+    dns(&mut o, sources);
     family(
         &mut o,
         "imppd_heap_live_bytes",
@@ -720,6 +721,37 @@ fn traffic(o: &mut String, w: &impp::sip::TrafficStats) {
         "counter",
         "How the SIP requests imppd sent ended: final answer class (unsendable counts as 5xx) or timeout.",
         &refs,
+    );
+}
+
+/// The DNS resolver's lookups (RFC 3263 routing by name): its counters, read at once.
+fn dns(o: &mut String, sources: &Sources) {
+    let d = sources
+        .server
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .dns_stats();
+    family(
+        o,
+        "imppd_dns_lookups",
+        "counter",
+        "Next hops named by host: answered from the cache (fresh or stale while refreshed), \
+         resolved on the resolver thread, failed (no answer from the DNS server), refused \
+         (its queue full).",
+        &[
+            ("outcome=\"cached\"", d.cache_hits),
+            ("outcome=\"stale\"", d.stale_hits),
+            ("outcome=\"resolved\"", d.resolutions),
+            ("outcome=\"failed\"", d.failures),
+            ("outcome=\"refused\"", d.queue_full),
+        ],
+    );
+    family(
+        o,
+        "imppd_dns_waiting",
+        "gauge",
+        "Requests waiting for a name to be resolved.",
+        &[("", d.waiting)],
     );
 }
 
