@@ -451,6 +451,79 @@ fn a_notify_nobody_answers_is_retransmitted_then_ends_the_subscription() {
 }
 
 #[test]
+fn a_notify_that_cannot_reach_a_tcp_watcher_ends_the_subscription_at_once() {
+    // On a manual clock that never moves: the subscription can only end through the
+    // transport error (RFC 3261 §8.1.3.1: a 503), not through Timer F.
+    let s = Server::clocked(false, |_| {});
+    let mut alice = Client::new(s.udp(), "alice");
+    let aor = alice.aor();
+    assert_eq!(
+        alice.publish("", Some(&pidf(&aor, "open", "in"))).status(),
+        Some(200)
+    );
+    // A watcher over TCP whose Contact is a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let contact = closed.local_addr().unwrap();
+    drop(closed);
+    let mut tcp = TcpStream::connect(s.tcp()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = tcp.local_addr().unwrap();
+    let call_id = token();
+    let sub = format!(
+        "SUBSCRIBE {aor} SIP/2.0\r\n\
+         Via: SIP/2.0/TCP {local};branch=z9hG4bK{}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:bob@{DOMAIN}>;tag={}\r\n\
+         To: <{aor}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 SUBSCRIBE\r\n\
+         Contact: <sip:bob@{contact};transport=tcp>\r\n\
+         Event: presence\r\n\
+         Expires: 600\r\n\
+         Content-Length: 0\r\n\r\n",
+        token(),
+        token()
+    );
+    tcp.write_all(sub.as_bytes()).unwrap();
+    // The 200 and the first NOTIFY on the connection (the NOTIFY answered 200).
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 65536];
+    while !(seen.contains("SIP/2.0 200") && seen.contains("NOTIFY ")) {
+        let n = tcp.read(&mut buf).unwrap();
+        assert!(n > 0, "the connection closed: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let at = seen.find("NOTIFY ").unwrap();
+    let notify = parse(&seen.as_bytes()[at..]);
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+         Content-Length: 0\r\n\r\n",
+        notify.header("Via").unwrap(),
+        notify.header("From").unwrap(),
+        notify.header("To").unwrap(),
+        notify.header("Call-ID").unwrap(),
+        notify.header("CSeq").unwrap(),
+    );
+    tcp.write_all(ok.as_bytes()).unwrap();
+    wait_for("the first NOTIFY answered", 5, || {
+        s.server.sync();
+        s.engine.stats().subscriptions_active == 1
+    });
+    // The watcher's connection goes; the next NOTIFY has nowhere to go.
+    drop(tcp);
+    assert_eq!(
+        alice
+            .publish("", Some(&pidf(&aor, "closed", "out")))
+            .status(),
+        Some(200)
+    );
+    wait_for("the subscription to end", 10, || {
+        s.server.sync();
+        s.engine.stats().subscriptions_active == 0
+    });
+}
+
+#[test]
 fn a_corpus_of_bad_requests_changes_nothing_and_the_server_goes_on() {
     let s = Server::start(false);
     let mut c = Client::new(s.udp(), "alice");

@@ -346,8 +346,8 @@ struct Node {
     /// their registrations (the transport tells of them on its I/O thread, which must not
     /// wait for the engine).
     closed_websockets: Mutex<Vec<String>>,
-    /// Requests the transport could not send to a WebSocket client, for the timer thread
-    /// to end their transactions.
+    /// Requests the transport could not send (see [`SipServer`]'s `unsent`), for the timer
+    /// thread to end their transactions.
     unsent_requests: Mutex<Vec<Vec<u8>>>,
 }
 
@@ -1137,10 +1137,11 @@ impl Dispatch for Node {
         if self.forwarder.forward_unsent(failure) {
             return;
         }
-        // A request for a WebSocket client that is gone (only the client can open its
-        // WebSocket): its transaction ends now, on the timer thread, rather than after
-        // Timer F (32 s). Other failures keep their retransmissions and timers.
-        if matches!(failure.error, super::transport::SendError::NotConnected) {
+        // A request that could not be sent (a connection refused or lost, a WebSocket
+        // client gone: only the client can open its WebSocket): its transaction ends now
+        // with a 503, on the timer thread, rather than after Timer F (32 s). A full UDP
+        // socket buffer keeps the retransmissions.
+        if failure.error.is_final(failure.proto) {
             lock(&self.unsent_requests).push(failure.data.clone());
             let now = self.stack.now();
             self.stack.alarm().at(now);

@@ -374,6 +374,9 @@ impl Stack {
         let Ok(m) = SipMessage::parse_lenient(data, self.limits(), Framing::Stream) else {
             return;
         };
+        if !m.is_request() {
+            return; // a response: no transaction of ours waits for it
+        }
         let Some(branch) = m.top_via().ok().and_then(|v| v.branch().map(str::to_owned)) else {
             return;
         };

@@ -437,6 +437,19 @@ pub enum SendError {
 }
 
 impl SendError {
+    /// Whether a message over `proto` that failed so is lost for good, so that its client
+    /// transaction should end now with the transport error's `503` (RFC 3261 §8.1.3.1 and
+    /// §17.1.4) rather than wait for Timer F (32 s): every failure over a connection (a
+    /// connection does not retransmit), and over UDP every one but a full socket buffer,
+    /// which the transaction's next retransmission may find emptied.
+    pub fn is_final(&self, proto: Proto) -> bool {
+        let full = match self {
+            SendError::Io(e) => e.kind() == io::ErrorKind::WouldBlock,
+            _ => false,
+        };
+        !(proto == Proto::Udp && full)
+    }
+
     /// A copy, for reporting one cause against several queued messages.
     fn duplicate(&self) -> SendError {
         match self {
