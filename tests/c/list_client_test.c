@@ -75,7 +75,9 @@ static impp_sip *serve_the_list(impp_engine *a) {
  * does not (`!shown`: the state is gone, with no body or a neutral one); false when none
  * came. Other events are dropped. */
 static bool wait_notification(impp_engine *engine, uint64_t sub, const char *text, bool shown) {
-    for (int i = 0; i < 200; i++) {
+    /* Up to a minute of quiet: under valgrind on a busy machine, the list subscription's
+       first NOTIFY once took longer than 20 s. */
+    for (int i = 0; i < 600; i++) {
         impp_event *ev = NULL;
         CHECK_OK(impp_engine_next_event(engine, 100, &ev));
         if (ev == NULL) {

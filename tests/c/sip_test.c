@@ -110,8 +110,13 @@ static void configuration_errors_change_nothing(impp_engine *engine) {
                 IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_sip_config_add_listen(config, NULL), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_sip_config_add_route(config, "b.test"), IMPP_ERR_INVALID_ARGUMENT);
-    CHECK_FAILS(impp_sip_config_add_route(config, "b.test=udp:b.test:5060"),
+    /* A host name is a route target (resolved by DNS, RFC 3263), but one without a dot is
+       refused, and so is a transport that is no next hop. */
+    CHECK_FAILS(impp_sip_config_add_route(config, "b.test=udp:nowhere:5060"),
                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_add_route(config, "b.test=ws:127.0.0.1:5060"),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_OK(impp_sip_config_add_route(config, "c.test=udp:sip.c.test:5060"));
     CHECK_FAILS(impp_sip_config_set_t1_ms(config, 0), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_sip_config_set_workers(config, 0), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_sip_config_set_authenticate(NULL, true), IMPP_ERR_INVALID_ARGUMENT);
