@@ -120,7 +120,8 @@ const USAGE: &str = "usage:
         [--log-level LEVEL] [--workers N] [--config FILE]
         [--route DOMAIN=udp|tcp|tls:ADDR:PORT|[udp:|tcp:|tls:]HOST[:PORT]|dns]...
         [--route *=...] [--no-federate] [--dns-server ADDR:PORT]
-        [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]
+        [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT|[udp:|tcp:|tls:]HOST[:PORT]
+                   [,username=U][,proxy=HOP|HOST][,expires=S]
                    [,list=[presence:|dialog:]LIST-URI]...]...
         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
         [--http ADDR:PORT] [--https ADDR:PORT]
