@@ -956,15 +956,19 @@ extern "C" {
 
 /**
  * Creates an account: the stack will register `aor` (`sip:alice@b.example`) at `registrar`
- * (a next hop, `"udp:192.0.2.7:5060"`, `"tcp:[2001:db8::7]:5060"` or `"tls:..."`: TLS
- * needs `impp_sip_config_set_tls_files`, and the peer's certificate must name the domain
+ * (a next hop, `"udp:192.0.2.7:5060"`, `"tcp:[2001:db8::7]:5060"` or `"tls:..."`, or a host
+ * name resolved by RFC 3263, `"sip.b.example"`, `"tcp:sip.b.example"`,
+ * `"sip.b.example:5080"`, when the stack starts (which fails if it does not resolve) and
+ * again as its records expire, failing over to the next SRV target on `503` or no answer:
+ * TLS needs `impp_sip_config_set_tls_files`, and the peer's certificate must name the domain
  * each request is for, RFC 5922) with digest
  * credentials whose user name is the user part of `aor` (see `impp_account_set_username`)
  * and whose password is `password`; no outbound proxy; the default expiry (3600 s). The
  * strings are copied.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a registrar not
- * `udp|tcp|tls:ADDR:PORT`), `IMPP_ERR_INVALID_URI` (`aor`).
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a registrar neither
+ * `udp|tcp|tls:ADDR:PORT` nor `[udp|tcp|tls:]HOST[:PORT]` with a dotted host),
+ * `IMPP_ERR_INVALID_URI` (`aor`).
  *
  * # Safety
  * Strings NULL or NUL-terminated; `out` NULL or writable.
@@ -1000,8 +1004,8 @@ enum impp_status impp_account_set_username(struct impp_account *account, const c
  * Sets where the account's requests other than REGISTER go (a next hop as for the
  * registrar); NULL (the default) is the registrar.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, not
- * `udp|tcp|tls:ADDR:PORT`). Nothing changes on error.
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, neither
+ * `udp|tcp|tls:ADDR:PORT` nor a host name as for the registrar). Nothing changes on error.
  *
  * # Safety
  * `account` NULL or live; `outbound_proxy` NULL or NUL-terminated.

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use impp::engine::{AuthAction, Clock, Engine, EngineConfig, ManualClock, SystemClock};
+use impp::sip::agent::Account;
 use impp::sip::dns::{Destination, Resolution, Resolver, ResolverConfig};
-use impp::sip::route::{Route, RouteTable};
+use impp::sip::route::{Route, RouteTable, RouteTarget};
 use impp::sip::transport::ListenAddr;
 use impp::sip::{SipServer, SipServerConfig};
 use impp::store::MemoryStore;
@@ -561,4 +562,96 @@ fn targets_agree_with_sofia_sip_dig() {
         assert_eq!(ours, expected, "ours for {uri}");
         assert_eq!(theirs, expected, "sip-dig for {uri}");
     }
+}
+
+/// b.test's registrar, known only by DNS: SRV records of `_sip._udp.b.test` at `first`
+/// (priority 10) and `second` (20).
+fn registrar_targets(first: u16, second: u16) -> Vec<String> {
+    vec![
+        format!("--srv-host=_sip._udp.b.test,one.b.test,{first},10,10"),
+        format!("--srv-host=_sip._udp.b.test,two.b.test,{second},20,10"),
+        "--host-record=one.b.test,127.0.0.1".into(),
+        "--host-record=two.b.test,127.0.0.1".into(),
+    ]
+}
+
+#[test]
+fn an_account_registers_at_its_registrars_srv_targets_and_fails_over_on_503() {
+    let (one, two) = (Hop::new(), Hop::new());
+    let Some(dns) = dns(&registrar_targets(one.port(), two.port()), 3600) else {
+        return;
+    };
+    let clock = ManualClock::new();
+    let registrar = RouteTarget::parse_server("b.test").unwrap();
+    assert!(matches!(registrar, RouteTarget::Name(_)), "{registrar:?}");
+    let account = Account::new(
+        impp::uri::Uri::parse("sip:alice@b.test").unwrap(),
+        "alice",
+        "alice-pw",
+        registrar,
+    );
+    let s = Server::start_with(clock.clone(), dns.addr, &[], |c| {
+        c.accounts = vec![account];
+    });
+    // Resolved as the server started: the first REGISTER goes to priority 10.
+    let (request, from) = one
+        .request("REGISTER ", Duration::from_secs(5))
+        .expect("the REGISTER at priority 10");
+    assert!(
+        request.starts_with("REGISTER sip:b.test SIP/2.0"),
+        "{request}"
+    );
+    one.answer(&request, from, 503, "Retry-After: 300\r\n");
+    // The retry, after its back-off, goes to the next target (one is left out for 300 s).
+    let mut registered = None;
+    for _ in 0..10 {
+        advance(&clock, Duration::from_secs(2), &[&s.engine], &[&s.server]);
+        if let Some(found) = two.request("REGISTER ", Duration::from_millis(300)) {
+            registered = Some(found);
+            break;
+        }
+    }
+    let (request, from) = registered.expect("the REGISTER failed over to priority 20");
+    assert!(
+        request.starts_with("REGISTER sip:b.test SIP/2.0"),
+        "{request}"
+    );
+    two.answer(&request, from, 200, "");
+    assert!(
+        one.request("REGISTER ", Duration::from_millis(300))
+            .is_none(),
+        "nothing more for the target that answered 503"
+    );
+}
+
+#[test]
+fn a_registrar_whose_name_does_not_resolve_stops_the_start() {
+    let Some(dns) = dns(&[], 3600) else {
+        return;
+    };
+    let account = Account::new(
+        impp::uri::Uri::parse("sip:alice@b.test").unwrap(),
+        "alice",
+        "alice-pw",
+        RouteTarget::parse_server("nowhere.b.test").unwrap(),
+    );
+    let engine = Arc::new(
+        Engine::new(EngineConfig {
+            domains: vec!["a.test".into()],
+            store: Arc::new(MemoryStore::new()),
+            ..EngineConfig::default()
+        })
+        .unwrap(),
+    );
+    let mut config = SipServerConfig::new(vec![ListenAddr::udp("127.0.0.1:0".parse().unwrap())]);
+    config.dns.server = Some(dns.addr);
+    config.dns.timeout = Duration::from_millis(500);
+    config.accounts = vec![account];
+    let e = SipServer::start(engine, config).err().expect("refused");
+    let text = e.to_string();
+    assert!(
+        text.contains("registrar") && text.contains("nowhere.b.test"),
+        "{text}"
+    );
+    assert!(RouteTarget::parse_server("dns").is_err());
 }

@@ -120,7 +120,8 @@ const USAGE: &str = "usage:
         [--log-level LEVEL] [--workers N] [--config FILE]
         [--route DOMAIN=udp|tcp|tls:ADDR:PORT|[udp:|tcp:|tls:]HOST[:PORT]|dns]...
         [--route *=...] [--no-federate] [--dns-server ADDR:PORT]
-        [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT[,username=U][,proxy=HOP][,expires=S]
+        [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT|[udp:|tcp:|tls:]HOST[:PORT]
+                   [,username=U][,proxy=HOP|HOST][,expires=S]
                    [,list=[presence:|dialog:]LIST-URI]...]...
         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
         [--http ADDR:PORT] [--https ADDR:PORT]
@@ -293,7 +294,7 @@ fn set_state_limit(
 
 /// `AOR,password=PW,registrar=HOP[,username=U][,proxy=HOP][,expires=S][,list=[PACKAGE:]URI]...`.
 fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
-    use impp::sip::route::NextHop;
+    use impp::sip::route::RouteTarget;
     let bad = |why: String| format!("--account {}: {why}", text.split(',').next().unwrap_or(""));
     let mut parts = text.split(',');
     let aor = Uri::parse(parts.next().unwrap_or("").trim()).map_err(|e| bad(e.to_string()))?;
@@ -304,7 +305,7 @@ fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
         let (key, value) = part
             .split_once('=')
             .ok_or_else(|| bad(format!("'{part}' is not name=value")))?;
-        let hop = |v: &str| NextHop::parse(v).map_err(|e| bad(e.to_string()));
+        let hop = |v: &str| RouteTarget::parse_server(v).map_err(|e| bad(e.to_string()));
         match key.trim() {
             "password" => password = Some(value.to_string()),
             "registrar" => registrar = Some(hop(value)?),

@@ -11,7 +11,7 @@ use super::status::impp_status;
 use crate::error::{Error, Result};
 use crate::model::package::Package;
 use crate::sip::agent::{Account, ListSubscription};
-use crate::sip::route::NextHop;
+use crate::sip::route::RouteTarget;
 use crate::uri::Uri;
 
 /// An account being described. Create with `impp_account_new`, complete with the
@@ -23,10 +23,10 @@ pub struct impp_account {
     /// The user part of the AOR: the digest user name when none is set.
     aor_user: Option<CString>,
     password: String,
-    registrar: NextHop,
+    registrar: RouteTarget,
     registrar_text: CString,
     username: Option<CString>,
-    outbound_proxy: Option<(NextHop, CString)>,
+    outbound_proxy: Option<(RouteTarget, CString)>,
     /// Seconds; 0 is the default (3600).
     expires: u32,
     /// The declared lists, with their URIs as given.
@@ -48,8 +48,13 @@ impl impp_account {
             })?
             .to_str()
             .map_err(|_| Error::Internal("account user name is not UTF-8".into()))?;
-        let mut account = Account::new(self.aor.clone(), username, &self.password, self.registrar);
-        account.outbound_proxy = self.outbound_proxy.as_ref().map(|(hop, _)| *hop);
+        let mut account = Account::new(
+            self.aor.clone(),
+            username,
+            &self.password,
+            self.registrar.clone(),
+        );
+        account.outbound_proxy = self.outbound_proxy.as_ref().map(|(t, _)| t.clone());
         if self.expires != 0 {
             account.expires = self.expires;
         }
@@ -63,15 +68,19 @@ fn c_string(value: &str, what: &str) -> Result<CString> {
 }
 
 /// Creates an account: the stack will register `aor` (`sip:alice@b.example`) at `registrar`
-/// (a next hop, `"udp:192.0.2.7:5060"`, `"tcp:[2001:db8::7]:5060"` or `"tls:..."`: TLS
-/// needs `impp_sip_config_set_tls_files`, and the peer's certificate must name the domain
+/// (a next hop, `"udp:192.0.2.7:5060"`, `"tcp:[2001:db8::7]:5060"` or `"tls:..."`, or a host
+/// name resolved by RFC 3263, `"sip.b.example"`, `"tcp:sip.b.example"`,
+/// `"sip.b.example:5080"`, when the stack starts (which fails if it does not resolve) and
+/// again as its records expire, failing over to the next SRV target on `503` or no answer:
+/// TLS needs `impp_sip_config_set_tls_files`, and the peer's certificate must name the domain
 /// each request is for, RFC 5922) with digest
 /// credentials whose user name is the user part of `aor` (see `impp_account_set_username`)
 /// and whose password is `password`; no outbound proxy; the default expiry (3600 s). The
 /// strings are copied.
 ///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a registrar not
-/// `udp|tcp|tls:ADDR:PORT`), `IMPP_ERR_INVALID_URI` (`aor`).
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, a registrar neither
+/// `udp|tcp|tls:ADDR:PORT` nor `[udp|tcp|tls:]HOST[:PORT]` with a dotted host),
+/// `IMPP_ERR_INVALID_URI` (`aor`).
 ///
 /// # Safety
 /// Strings NULL or NUL-terminated; `out` NULL or writable.
@@ -93,7 +102,7 @@ pub unsafe extern "C" fn impp_account_new(
             )
         };
         let aor = Uri::parse(aor_text)?;
-        let registrar = NextHop::parse(registrar_text)?;
+        let registrar = RouteTarget::parse_server(registrar_text)?;
         let account = Box::new(impp_account {
             aor_user: aor.user().map(|u| c_string(u, "aor")).transpose()?,
             aor,
@@ -168,8 +177,8 @@ pub unsafe extern "C" fn impp_account_set_username(
 /// Sets where the account's requests other than REGISTER go (a next hop as for the
 /// registrar); NULL (the default) is the registrar.
 ///
-/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, not
-/// `udp|tcp|tls:ADDR:PORT`). Nothing changes on error.
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, neither
+/// `udp|tcp|tls:ADDR:PORT` nor a host name as for the registrar). Nothing changes on error.
 ///
 /// # Safety
 /// `account` NULL or live; `outbound_proxy` NULL or NUL-terminated.
@@ -183,7 +192,12 @@ pub unsafe extern "C" fn impp_account_set_outbound_proxy(
         with_account(account, |a| {
             let proxy = opt_str_arg(outbound_proxy, "outbound_proxy")?;
             a.outbound_proxy = proxy
-                .map(|p| Ok((NextHop::parse(p)?, c_string(p, "outbound_proxy")?)))
+                .map(|p| {
+                    Ok((
+                        RouteTarget::parse_server(p)?,
+                        c_string(p, "outbound_proxy")?,
+                    ))
+                })
                 .transpose()?;
             Ok(())
         })

@@ -284,19 +284,15 @@ fn check_tls(config: &SipServerConfig) -> Result<()> {
             .routes()
             .iter()
             .any(|r| matches!(&r.target, super::route::RouteTarget::Name(d) if d.secure));
-        let hops = config
-            .routes
-            .routes()
+        let hops = config.routes.routes().iter().filter_map(|r| r.target.hop());
+        let accounts_tls = config
+            .accounts
             .iter()
-            .filter_map(|r| r.target.hop())
-            .chain(
-                config
-                    .accounts
-                    .iter()
-                    .flat_map(|a| std::iter::once(a.registrar).chain(a.outbound_proxy)),
-            );
+            .flat_map(|a| std::iter::once(&a.registrar).chain(&a.outbound_proxy))
+            .any(|t| t.is_tls());
         let wants_tls = config.listen.iter().any(|l| l.proto.is_tls())
             || named_tls
+            || accounts_tls
             || hops.into_iter().any(|h| h.proto == Proto::Tls);
         if wants_tls {
             return Err(Error::InvalidArgument(
@@ -416,6 +412,19 @@ impl SipServer {
         let gate = Arc::new(Mutex::new(()));
         let routes = Live::new(config.routes.clone());
         let accounts_config: Arc<[super::agent::Account]> = config.accounts.clone().into();
+        // The accounts' servers given by name are resolved now, here and not on the I/O
+        // thread, so that every request of an account has an address from the start.
+        let server_hops = match super::agent::server_hops::ServerHops::resolve(
+            resolver.clone(),
+            &config.accounts,
+            config.dns.timeout * config.dns.tries.max(1) * 3 + Duration::from_secs(1),
+        ) {
+            Ok(hops) => Arc::new(hops),
+            Err(e) => {
+                resolver.stop();
+                return Err(e);
+            }
+        };
         let agent_counters = Arc::new(AgentCounters::default());
         let backends = Backends::new(
             stack.clone(),
@@ -426,6 +435,7 @@ impl SipServer {
                 routes: routes.clone(),
             },
             accounts_config.clone(),
+            server_hops.clone(),
             agent_counters.clone(),
         );
         let federates = {
@@ -471,6 +481,7 @@ impl SipServer {
                 stack.clone(),
                 handle.clone(),
                 accounts_config,
+                server_hops,
                 agent_counters.clone(),
             ),
             agent_counters,

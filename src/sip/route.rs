@@ -108,6 +108,29 @@ impl RouteTarget {
         })
     }
 
+    /// Reads the server of an account (a registrar, an outbound proxy): as
+    /// [`RouteTarget::parse`], but `dns` is refused (a server is named, not found by each
+    /// request's domain).
+    pub fn parse_server(text: &str) -> Result<RouteTarget> {
+        match RouteTarget::parse(text)? {
+            RouteTarget::Dns => Err(Error::InvalidArgument(
+                "an account's server is an address or a host name, not `dns`".into(),
+            )),
+            target => Ok(target),
+        }
+    }
+
+    /// Whether requests to it go over TLS (a `tls:` address, or a name to resolve for TLS).
+    pub fn is_tls(&self) -> bool {
+        match self {
+            RouteTarget::Hop(hop) => hop.proto == super::transport::Proto::Tls,
+            RouteTarget::Name(dest) => {
+                dest.secure || dest.proto == Some(super::transport::Proto::Tls)
+            }
+            RouteTarget::Dns => false,
+        }
+    }
+
     /// The transport address, when it is one.
     pub fn hop(&self) -> Option<NextHop> {
         match self {
@@ -128,6 +151,12 @@ impl RouteTarget {
                 secure: false,
             }),
         }
+    }
+}
+
+impl From<NextHop> for RouteTarget {
+    fn from(hop: NextHop) -> RouteTarget {
+        RouteTarget::Hop(hop)
     }
 }
 

@@ -24,6 +24,7 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
+use super::server_hops::{retry_after_ms, ServerHops};
 use super::{backoff, refresh_at, AgentCounters};
 use crate::engine::{Notification, SubscribeRequest};
 use crate::error::Result;
@@ -36,7 +37,7 @@ use crate::sip::builder::MessageBuilder;
 use crate::sip::digest_client::{DigestClient, Retry};
 use crate::sip::header::Contacts;
 use crate::sip::message::SipMessage;
-use crate::sip::route::NextHop;
+use crate::sip::route::{NextHop, RouteTarget};
 use crate::sip::stack::{lock, Reply, Request, Stack, Waiting};
 use crate::uri::Uri;
 
@@ -54,10 +55,13 @@ pub struct Account {
     pub username: String,
     /// The digest password (kept in memory only).
     pub password: String,
-    /// The registrar's transport address.
-    pub registrar: NextHop,
-    /// Where the account's other requests go, if not to the registrar.
-    pub outbound_proxy: Option<NextHop>,
+    /// The registrar: a transport address, or a host name resolved by RFC 3263 (NAPTR, SRV,
+    /// A/AAAA; fewer lookups when a transport or port is given) when the server starts and
+    /// again as its records' TTL ends.
+    pub registrar: RouteTarget,
+    /// Where the account's other requests go, if not to the registrar (an address or a
+    /// name, as the registrar).
+    pub outbound_proxy: Option<RouteTarget>,
     /// Registration and publication expiry asked for, in seconds. Default 3600.
     pub expires: u32,
     /// The resource lists at the account's server the server subscribes to while it runs
@@ -116,12 +120,17 @@ impl std::fmt::Debug for Account {
 impl Account {
     /// An account of `aor` with credentials `username`/`password` at `registrar`, no outbound
     /// proxy, 3600 s expiry.
-    pub fn new(aor: Uri, username: &str, password: &str, registrar: NextHop) -> Account {
+    pub fn new(
+        aor: Uri,
+        username: &str,
+        password: &str,
+        registrar: impl Into<RouteTarget>,
+    ) -> Account {
         Account {
             aor,
             username: username.to_owned(),
             password: password.to_owned(),
-            registrar,
+            registrar: registrar.into(),
             outbound_proxy: None,
             expires: 3600,
             lists: Vec::new(),
@@ -145,9 +154,10 @@ impl Account {
         Ok(())
     }
 
-    /// Where the account's requests other than REGISTER go.
-    pub fn next_hop(&self) -> NextHop {
-        self.outbound_proxy.unwrap_or(self.registrar)
+    /// Where the account's requests other than REGISTER go (as configured: a name is
+    /// resolved by the server).
+    pub fn server(&self) -> &RouteTarget {
+        self.outbound_proxy.as_ref().unwrap_or(&self.registrar)
     }
 }
 
@@ -228,6 +238,8 @@ pub(crate) struct Accounts {
     stack: Arc<Stack>,
     engine: crate::engine::EngineHandle,
     accounts: Arc<[Account]>,
+    /// Where each account's requests go now.
+    hops: Arc<ServerHops>,
     state: Mutex<AccountsState>,
     counters: Arc<AgentCounters>,
 }
@@ -275,6 +287,7 @@ impl Accounts {
         stack: Arc<Stack>,
         engine: crate::engine::EngineHandle,
         accounts: Arc<[Account]>,
+        hops: Arc<ServerHops>,
         counters: Arc<AgentCounters>,
     ) -> Arc<Accounts> {
         Arc::new_cyclic(|me| Accounts {
@@ -282,6 +295,7 @@ impl Accounts {
             stack,
             engine,
             accounts,
+            hops,
             state: Mutex::new(AccountsState::default()),
             counters,
         })
@@ -425,7 +439,7 @@ impl Accounts {
 
     fn send_register(&self, accounts: &mut AccountsState, i: usize, expires: u32) {
         let a = &self.accounts[i];
-        let hop = a.registrar;
+        let hop = self.hops.registrar(i);
         let s = &mut accounts.states[i];
         s.reg_cseq += 1;
         let uri = format!("sip:{}", a.aor.host());
@@ -473,7 +487,7 @@ impl Accounts {
     /// published), a body-less refresh, or a removal when there is no document any more.
     fn send_publish(&self, accounts: &mut AccountsState, i: usize) {
         let a = &self.accounts[i];
-        let hop = a.next_hop();
+        let hop = self.hops.next_hop(i);
         let s = &mut accounts.states[i];
         let body = if s.dirty { s.body.clone() } else { None };
         let removing = s.dirty && s.body.is_none();
@@ -566,7 +580,7 @@ impl Accounts {
             return Ok(());
         };
         let a = &self.accounts[r.account];
-        let hop = a.next_hop();
+        let hop = self.hops.next_hop(r.account);
         let s = &mut states[r.account];
         let authorization = s.digest.authorize(&r.method, &r.request_uri);
         let with_auth = authorization.is_some();
@@ -686,6 +700,14 @@ impl Accounts {
                         s.reg_phase = Phase::Due(now);
                     }
                     _ => {
+                        if matches!(status, 408 | 503) {
+                            // The next try goes to the registrar's next target, if it has
+                            // one (RFC 3263 §4.3).
+                            let retry = response
+                                .and_then(|r| r.header("Retry-After"))
+                                .and_then(retry_after_ms);
+                            self.hops.unreachable(self.hops.registrar(i), retry);
+                        }
                         s.reg_failures += 1;
                         s.reg_phase = Phase::Due(now + backoff(&self.stack, s.reg_failures));
                         log::info!("account {aor}: REGISTER answered {status}; retry later");
@@ -857,10 +879,10 @@ impl Accounts {
     /// Whether `peer` is the server of account `account`: its registrar's or outbound
     /// proxy's address (any port: a server's connections and UDP sockets differ).
     pub(crate) fn is_server_of(&self, peer: &crate::sip::stack::Peer, account: usize) -> bool {
-        let a = &self.accounts[account];
         let ip = peer.source.ip().to_canonical();
-        std::iter::once(a.registrar)
-            .chain(a.outbound_proxy)
+        self.hops
+            .known(account)
+            .iter()
             .any(|hop| hop.addr.ip().to_canonical() == ip)
     }
 

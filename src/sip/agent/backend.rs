@@ -62,6 +62,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::account::check_list_package;
+use super::server_hops::ServerHops;
 use super::{account_digest, account_route, backoff, refresh_at, Account, AgentCounters};
 use crate::engine::{Event, TerminationReason};
 use crate::error::{Error, Result};
@@ -344,6 +345,8 @@ pub(crate) struct Backends {
     routes: Live<RouteTable>,
     /// The accounts: a watcher that is one goes through its proxy and credentials.
     accounts: Arc<[Account]>,
+    /// Where the accounts' requests go now.
+    hops: Arc<ServerHops>,
     table: Mutex<BackendTable>,
     counters: Arc<AgentCounters>,
 }
@@ -417,6 +420,7 @@ impl Backends {
         engine: crate::engine::EngineHandle,
         config: FederationConfig,
         accounts: Arc<[Account]>,
+        hops: Arc<ServerHops>,
         counters: Arc<AgentCounters>,
     ) -> Arc<Backends> {
         Arc::new_cyclic(|me| Backends {
@@ -427,6 +431,7 @@ impl Backends {
             backend_expires: config.backend_expires,
             routes: config.routes,
             accounts,
+            hops,
             table: Mutex::new(BackendTable::default()),
             counters,
         })
@@ -468,7 +473,7 @@ impl Backends {
         if engine.config().owns(presentity) {
             return None;
         }
-        if let Some((i, hop)) = account_route(&self.accounts, watcher) {
+        if let Some((i, hop)) = account_route(&self.accounts, &self.hops, watcher) {
             // An account watching itself sees what it publishes from here: mirroring the
             // registrar's view of it back would loop into the uplink publication.
             if presentity_key(watcher) == presentity_key(presentity) {
@@ -549,7 +554,7 @@ impl Backends {
         let mut backend = Backend::new(
             list.clone(),
             package,
-            self.accounts[account].next_hop(),
+            self.hops.next_hop(account),
             self.stack.now(),
             self.backend_expires,
         );

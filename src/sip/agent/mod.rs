@@ -37,6 +37,7 @@
 
 pub mod account;
 pub(crate) mod backend;
+pub(crate) mod server_hops;
 
 pub use account::{Account, ListSubscription};
 
@@ -116,13 +117,17 @@ impl AgentCounters {
     }
 }
 
-/// The account whose address of record is `watcher`, and where its requests go.
-pub(crate) fn account_route(accounts: &[Account], watcher: &Uri) -> Option<(usize, NextHop)> {
+/// The account whose address of record is `watcher`, and where its requests go now.
+pub(crate) fn account_route(
+    accounts: &[Account],
+    hops: &server_hops::ServerHops,
+    watcher: &Uri,
+) -> Option<(usize, NextHop)> {
     let key = presentity_key(watcher);
     accounts
         .iter()
         .position(|a| presentity_key(&a.aor) == key)
-        .map(|i| (i, accounts[i].next_hop()))
+        .map(|i| (i, hops.next_hop(i)))
 }
 
 /// Fresh digest state for account `i` (client nonces from `seed`).

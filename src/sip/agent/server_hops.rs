@@ -1,0 +1,186 @@
+//! Where each account's requests go: the transport address of its registrar and of its
+//! outbound proxy, either of which may be a host name resolved by RFC 3263 (NAPTR, SRV,
+//! A/AAAA, through the server's resolver, [`crate::sip::dns`]).
+//!
+//! A name is resolved once when the server starts, on the thread that starts it (never the
+//! I/O thread), so that every role that sends for an account (its REGISTER and PUBLISH, its
+//! one-shot requests, the back-end and list subscriptions made through it) has an address
+//! from the first moment; a name that does not resolve then is an error of the start. From
+//! then on each use takes the resolver's cached answer in its SRV order (an expired one is
+//! used while it is refreshed, RFC 8767), and an answer gone from the cache is looked up in
+//! the background while the last address found is used. A target that answered `503` or did
+//! not answer is left out for a while ([`ServerHops::unreachable`]), so the next request goes
+//! to the next SRV target (RFC 3263 §4.3).
+#![forbid(unsafe_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::Account;
+use crate::error::{Error, Result};
+use crate::sip::dns::{Destination, Resolution, Resolver};
+use crate::sip::route::{NextHop, RouteTarget};
+use crate::sip::stack::lock;
+
+/// The index of the registrar in an account's servers.
+const REGISTRAR: usize = 0;
+/// The index of the outbound proxy.
+const PROXY: usize = 1;
+
+/// The accounts' servers and their current addresses.
+pub(crate) struct ServerHops {
+    resolver: Arc<Resolver>,
+    /// Per account: the registrar and the outbound proxy, as configured.
+    servers: Vec<[Option<RouteTarget>; 2]>,
+    /// Per account: their latest addresses (a name's first target as last resolved).
+    current: Arc<Mutex<Vec<[Option<NextHop>; 2]>>>,
+}
+
+impl ServerHops {
+    /// The servers of `accounts`, every name resolved now, waiting at most `wait` for each.
+    /// Errors: a name that does not resolve (`Network`), saying which account and server.
+    pub(crate) fn resolve(
+        resolver: Arc<Resolver>,
+        accounts: &[Account],
+        wait: Duration,
+    ) -> Result<ServerHops> {
+        let servers: Vec<[Option<RouteTarget>; 2]> = accounts
+            .iter()
+            .map(|a| [Some(a.registrar.clone()), a.outbound_proxy.clone()])
+            .collect();
+        let mut current = Vec::with_capacity(servers.len());
+        for (a, targets) in accounts.iter().zip(&servers) {
+            let mut hops = [None, None];
+            for (which, target) in targets.iter().enumerate() {
+                hops[which] = match target {
+                    None => None,
+                    Some(RouteTarget::Hop(hop)) => Some(*hop),
+                    Some(RouteTarget::Name(dest)) => {
+                        Some(first_hop(&resolver, dest, wait).map_err(|why| {
+                            let what = if which == REGISTRAR {
+                                "registrar"
+                            } else {
+                                "outbound proxy"
+                            };
+                            Error::Network(format!(
+                                "account {}: its {what} {}: {why}",
+                                a.aor, dest.host
+                            ))
+                        })?)
+                    }
+                    Some(RouteTarget::Dns) => {
+                        return Err(Error::InvalidArgument(format!(
+                            "account {}: a server is an address or a host name, not `dns`",
+                            a.aor
+                        )))
+                    }
+                };
+            }
+            current.push(hops);
+        }
+        Ok(ServerHops {
+            resolver,
+            servers,
+            current: Arc::new(Mutex::new(current)),
+        })
+    }
+
+    /// Where account `i`'s REGISTER goes now.
+    pub(crate) fn registrar(&self, i: usize) -> NextHop {
+        self.hop(i, REGISTRAR)
+    }
+
+    /// Where account `i`'s other requests go now: its outbound proxy, else its registrar.
+    pub(crate) fn next_hop(&self, i: usize) -> NextHop {
+        if self.servers[i][PROXY].is_some() {
+            self.hop(i, PROXY)
+        } else {
+            self.hop(i, REGISTRAR)
+        }
+    }
+
+    /// The addresses account `i`'s servers had last (to recognize requests they send).
+    pub(crate) fn known(&self, i: usize) -> Vec<NextHop> {
+        lock(&self.current)[i].iter().flatten().copied().collect()
+    }
+
+    /// `hop`, a server that answered `503` (with `Retry-After`: `retry_ms`) or did not
+    /// answer, is left out of the names' answers for that long (30 s without one), so the
+    /// next request goes to the next target. Nothing for an address (there is no other).
+    pub(crate) fn unreachable(&self, hop: NextHop, retry_ms: Option<u64>) {
+        let named = self
+            .servers
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|t| matches!(t, RouteTarget::Name(_)));
+        if named {
+            self.resolver.avoid(hop, retry_ms.unwrap_or(30_000));
+        }
+    }
+
+    /// The address of server `which` of account `i` now.
+    fn hop(&self, i: usize, which: usize) -> NextHop {
+        let last = lock(&self.current)[i][which];
+        let Some(RouteTarget::Name(dest)) = &self.servers[i][which] else {
+            return last.expect("an address, or a name resolved at start");
+        };
+        match self.resolver.cached(dest) {
+            Some(Ok(hops)) if !hops.is_empty() => {
+                lock(&self.current)[i][which] = Some(hops[0]);
+                hops[0]
+            }
+            // Gone from the cache (or failing): looked up again in the background; the last
+            // address meanwhile.
+            Some(_) | None => {
+                let current = self.current.clone();
+                let then = Box::new(move |found: std::result::Result<Vec<NextHop>, _>| {
+                    if let Some(&hop) = found.ok().as_ref().and_then(|h| h.first()) {
+                        lock(&current)[i][which] = Some(hop);
+                    }
+                });
+                if let Resolution::Ready(Ok(hops)) = self.resolver.resolve(dest, then) {
+                    if let Some(&hop) = hops.first() {
+                        lock(&self.current)[i][which] = Some(hop);
+                        return hop;
+                    }
+                }
+                last.expect("resolved at start")
+            }
+        }
+    }
+}
+
+/// The milliseconds of a `Retry-After` header value (`120`, `120;duration=60`,
+/// `120 (comment)`).
+pub(crate) fn retry_after_ms(value: &str) -> Option<u64> {
+    let seconds = value.split([';', '(']).next()?.trim().parse::<u64>().ok()?;
+    Some(seconds.saturating_mul(1000))
+}
+
+/// The first target of `dest`, waiting at most `wait` for the resolver.
+fn first_hop(
+    resolver: &Resolver,
+    dest: &Destination,
+    wait: Duration,
+) -> std::result::Result<NextHop, String> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let found = match resolver.resolve(
+        dest,
+        Box::new(move |found| {
+            let _ = tx.send(found);
+        }),
+    ) {
+        Resolution::Ready(found) => found,
+        Resolution::Pending => rx
+            .recv_timeout(wait)
+            .map_err(|_| format!("no answer from the DNS in {} ms", wait.as_millis()))?,
+    };
+    match found {
+        Ok(hops) => hops
+            .first()
+            .copied()
+            .ok_or_else(|| "no address".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
