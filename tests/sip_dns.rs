@@ -655,3 +655,34 @@ fn a_registrar_whose_name_does_not_resolve_stops_the_start() {
     );
     assert!(RouteTarget::parse_server("dns").is_err());
 }
+
+#[test]
+fn a_message_the_engine_sends_to_another_domain_goes_by_dns_and_fails_over_on_503() {
+    let (one, two) = (Hop::new(), Hop::new());
+    let Some(dns) = dns(&two_targets(one.port(), two.port()), 300) else {
+        return;
+    };
+    let s = Server::start(Arc::new(SystemClock::new()), dns.addr, &["*=dns"]);
+    // Not relayed for a SIP client: the engine's own message (an application's, say).
+    s.engine
+        .send_message(impp::engine::OutgoingMessage::new(
+            impp::uri::Uri::parse("sip:alice@a.test").unwrap(),
+            impp::uri::Uri::parse("sip:bob@far.test").unwrap(),
+            "text/plain",
+            "by name",
+        ))
+        .unwrap();
+    let (request, from) = one
+        .request("MESSAGE ", Duration::from_secs(5))
+        .expect("at priority 10");
+    assert!(
+        request.starts_with("MESSAGE sip:bob@far.test SIP/2.0"),
+        "{request}"
+    );
+    one.answer(&request, from, 503, "");
+    let (request, from) = two
+        .request("MESSAGE ", Duration::from_secs(5))
+        .expect("fail-over to priority 20");
+    assert!(request.contains("by name"), "{request}");
+    two.answer(&request, from, 200, "");
+}

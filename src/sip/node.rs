@@ -464,6 +464,7 @@ impl SipServer {
                 auth.clone(),
                 gate,
                 routes.clone(),
+                resolver.clone(),
             ),
             forwarder: Forwarder::new(
                 stack.clone(),

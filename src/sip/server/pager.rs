@@ -31,10 +31,11 @@ use super::auth::Authentication;
 use crate::engine::{Delivery, DeliveryOutcome, EngineHandle, FailureReason, Message, MessageId};
 use crate::error::Result;
 use crate::log;
+use crate::sip::dns::{Resolution, ResolveError, Resolver};
 use crate::sip::live::Live;
 use crate::sip::message::SipMessage;
 use crate::sip::page::{message_request, read_message, remote_outcome};
-use crate::sip::route::RouteTable;
+use crate::sip::route::{NextHop, RouteTable, RouteTarget};
 use crate::sip::stack::{lock, parse_location, Peer, Reply, Request, Stack, Waiting};
 use crate::sip::transaction::ServerKey;
 
@@ -56,6 +57,8 @@ pub(crate) struct Pager {
     /// goes before the messages it releases.
     gate: Arc<Mutex<()>>,
     routes: Live<RouteTable>,
+    /// Next hops given by name (a route to a host, or `*=dns`), RFC 3263.
+    resolver: Arc<Resolver>,
     pending: Mutex<HashMap<MessageId, PendingMessage>>,
 }
 
@@ -77,15 +80,46 @@ impl Waiting for RelayWaiter {
     }
 }
 
-/// The other domain's answer to a message sent on is its sender's outcome.
+/// The other domain's answer to a message sent on is its sender's outcome; a `503` or no
+/// answer from one of a name's targets sends it to the next one first (RFC 3263 §4.3).
 struct RemoteWaiter {
+    role: Weak<Pager>,
     engine: EngineHandle,
     delivery: Delivery,
+    message: Box<Message>,
+    /// The name's targets not tried yet, in order.
+    rest: Vec<NextHop>,
+    /// The target this one went to.
+    hop: NextHop,
 }
 
 impl Waiting for RemoteWaiter {
-    fn outcome(self: Box<Self>, status: u16, _: Option<&SipMessage>) {
+    fn outcome(self: Box<Self>, status: u16, response: Option<&SipMessage>) {
+        if matches!(status, 408 | 503) && !self.rest.is_empty() {
+            if let Some(role) = self.role.upgrade() {
+                if status == 503 {
+                    let retry_ms = response
+                        .and_then(|r| r.header("Retry-After"))
+                        .and_then(super::dialog_table::retry_after_seconds)
+                        .map(|s| s * 1000);
+                    if let Some(ms) = retry_ms {
+                        role.resolver.avoid(self.hop, ms);
+                    }
+                }
+                return role.send_remote(&self.message, self.rest);
+            }
+        }
         report_remote(&self.engine, self.delivery, status);
+    }
+}
+
+/// What a message sent to another domain is reported as (its outcome set from the answer).
+fn delivery_of(message: &Message) -> Delivery {
+    Delivery {
+        message: message.id,
+        sender: message.sender.clone(),
+        recipient: message.recipient.clone(),
+        outcome: DeliveryOutcome::Delivered,
     }
 }
 
@@ -105,6 +139,7 @@ impl Pager {
         auth: Arc<Authentication>,
         gate: Arc<Mutex<()>>,
         routes: Live<RouteTable>,
+        resolver: Arc<Resolver>,
     ) -> Arc<Pager> {
         Arc::new_cyclic(|me| Pager {
             me: me.clone(),
@@ -113,6 +148,7 @@ impl Pager {
             auth,
             gate,
             routes,
+            resolver,
             pending: Mutex::new(HashMap::new()),
         })
     }
@@ -200,28 +236,67 @@ impl Pager {
     /// its answer becomes the sender's delivery outcome (see [`remote_outcome`]).
     ///
     /// [`Event::RemoteMessage`]: crate::engine::Event::RemoteMessage
+    /// A route that names a host (or `*=dns`) is resolved first (RFC 3263), without
+    /// blocking: a name not in the cache is sent once the resolver has it.
     pub(crate) fn remote_message(&self, message: &Message) {
-        let delivery = Delivery {
-            message: message.id,
-            sender: message.sender.clone(),
-            recipient: message.recipient.clone(),
-            outcome: DeliveryOutcome::Delivered,
+        let host = message.recipient.host();
+        let routes = self.routes.get();
+        let dest = match routes.target(host) {
+            None => {
+                log::info!("message {}: no route to {host}", message.id);
+                // As without routes: a domain nobody here serves has no such user.
+                return report_remote(&self.engine, delivery_of(message), 404);
+            }
+            Some(RouteTarget::Hop(hop)) => return self.send_remote(message, vec![*hop]),
+            Some(target) => target.destination(host).expect("a name to resolve"),
         };
-        let Some(hop) = self.routes.get().lookup(message.recipient.host()) else {
-            log::info!(
-                "message {}: no route to {}",
-                message.id,
-                message.recipient.host()
-            );
-            // As without routes: a domain nobody here serves has no such user.
-            return report_remote(&self.engine, delivery, 404);
-        };
+        let role = self.me.clone();
+        let waiting = Box::new(message.clone());
+        let then = Box::new(
+            move |found: std::result::Result<Vec<NextHop>, ResolveError>| {
+                if let Some(role) = role.upgrade() {
+                    role.resolved(&waiting, found);
+                }
+            },
+        );
+        if let Resolution::Ready(found) = self.resolver.resolve(&dest, then) {
+            self.resolved(message, found);
+        }
+    }
+
+    /// A remote message's next hops are known (or cannot be).
+    fn resolved(&self, message: &Message, found: std::result::Result<Vec<NextHop>, ResolveError>) {
+        match found {
+            Ok(hops) if !hops.is_empty() => self.send_remote(message, hops),
+            Ok(_) | Err(ResolveError::NotFound(_)) => {
+                log::info!(
+                    "message {}: no address for {}",
+                    message.id,
+                    message.recipient.host()
+                );
+                report_remote(&self.engine, delivery_of(message), 404);
+            }
+            Err(e) => {
+                log::info!("message {}: {e}", message.id);
+                report_remote(&self.engine, delivery_of(message), 503);
+            }
+        }
+    }
+
+    /// Sends a remote message to the first of `hops`, the others kept for fail-over.
+    fn send_remote(&self, message: &Message, mut hops: Vec<NextHop>) {
+        let delivery = delivery_of(message);
+        let hop = hops.remove(0);
         let uri = message.recipient.to_string();
         match message_request(&self.stack, message, &uri, hop.proto, hop.addr) {
             Ok((branch, bytes)) => {
                 let waiter = Box::new(RemoteWaiter {
+                    role: self.me.clone(),
                     engine: self.engine.clone(),
                     delivery,
+                    message: Box::new(message.clone()),
+                    rest: hops,
+                    hop,
                 });
                 self.stack
                     .send_request(branch, bytes, hop.proto, hop.addr, waiter)
