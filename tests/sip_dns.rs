@@ -686,3 +686,56 @@ fn a_message_the_engine_sends_to_another_domain_goes_by_dns_and_fails_over_on_50
     assert!(request.contains("by name"), "{request}");
     two.answer(&request, from, 200, "");
 }
+
+#[test]
+fn an_account_stays_with_one_of_equal_registrars_across_refreshes() {
+    // Two targets of equal priority and weight: each lookup orders them at random, but the
+    // account keeps the one it registered at (six REGISTERs all at one server by chance:
+    // 1 in 32).
+    let (one, two) = (Hop::new(), Hop::new());
+    let records = vec![
+        format!(
+            "--srv-host=_sip._udp.b.test,one.b.test,{},10,10",
+            one.port()
+        ),
+        format!(
+            "--srv-host=_sip._udp.b.test,two.b.test,{},10,10",
+            two.port()
+        ),
+        "--host-record=one.b.test,127.0.0.1".into(),
+        "--host-record=two.b.test,127.0.0.1".into(),
+    ];
+    let Some(dns) = dns(&records, 86_400) else {
+        return;
+    };
+    let clock = ManualClock::new();
+    let mut account = Account::new(
+        impp::uri::Uri::parse("sip:alice@b.test").unwrap(),
+        "alice",
+        "alice-pw",
+        RouteTarget::parse_server("b.test").unwrap(),
+    );
+    account.expires = 60;
+    let s = Server::start_with(clock.clone(), dns.addr, &[], |c| {
+        c.accounts = vec![account];
+    });
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let mut got = None;
+        for _ in 0..40 {
+            for hop in [&one, &two] {
+                if let Some((request, from)) = hop.request("REGISTER ", Duration::from_millis(50)) {
+                    hop.answer(&request, from, 200, "Expires: 60\r\n");
+                    got = Some(hop.port());
+                }
+            }
+            if got.is_some() {
+                break;
+            }
+            advance(&clock, Duration::from_secs(5), &[&s.engine], &[&s.server]);
+        }
+        seen.push(got.expect("a REGISTER or its refresh"));
+        advance(&clock, Duration::from_secs(5), &[&s.engine], &[&s.server]);
+    }
+    assert!(seen.iter().all(|&p| p == seen[0]), "{seen:?}");
+}

@@ -6,9 +6,10 @@
 //! I/O thread), so that every role that sends for an account (its REGISTER and PUBLISH, its
 //! one-shot requests, the back-end and list subscriptions made through it) has an address
 //! from the first moment; a name that does not resolve then is an error of the start. From
-//! then on each use takes the resolver's cached answer in its SRV order (an expired one is
-//! used while it is refreshed, RFC 8767), and an answer gone from the cache is looked up in
-//! the background while the last address found is used. A target that answered `503` or did
+//! then on each use takes the resolver's cached answer (an expired one is used while it is
+//! refreshed, RFC 8767): the server used last while the answer still lists it, else the
+//! answer's first target in SRV order; an answer gone from the cache is looked up in the
+//! background while the last address found is used. A target that answered `503` or did
 //! not answer is left out for a while ([`ServerHops::unreachable`]), so the next request goes
 //! to the next SRV target (RFC 3263 §4.3).
 #![forbid(unsafe_code)]
@@ -126,6 +127,10 @@ impl ServerHops {
             return last.expect("an address, or a name resolved at start");
         };
         match self.resolver.cached(dest) {
+            // The same server while the name still leads to it (SRV weights would otherwise
+            // move an account between equal servers at every request); the first target
+            // once it does not (gone from the records, or left out after a 503).
+            Some(Ok(hops)) if last.is_some_and(|l| hops.contains(&l)) => last.expect("checked"),
             Some(Ok(hops)) if !hops.is_empty() => {
                 lock(&self.current)[i][which] = Some(hops[0]);
                 hops[0]
