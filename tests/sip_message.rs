@@ -325,6 +325,21 @@ Content-Length: 0
     let m = parse(&wire(brief, b""));
     assert_eq!(m.min_expires().unwrap(), Some(1800));
     assert_eq!(m.status(), Some(423));
+    assert_eq!(m.retry_after(), None);
+
+    // Retry-After: delta-seconds, then maybe a comment and parameters; at most a day.
+    for (value, seconds) in [
+        ("120", Some(120)),
+        ("120 (back soon);duration=60", Some(120)),
+        ("30;duration=10", Some(30)),
+        ("999999999", Some(86_400)),
+        ("soon", None),
+    ] {
+        let busy = brief
+            .replace("423 Interval Too Brief", "503 Service Unavailable")
+            .replace("Min-Expires: 1800", &format!("Retry-After: {value}"));
+        assert_eq!(parse(&wire(&busy, b"")).retry_after(), seconds, "{value}");
+    }
 }
 
 #[test]

@@ -672,6 +672,18 @@ impl SipMessage {
             .transpose()
     }
 
+    /// Retry-After in seconds (RFC 3261 §20.33: `delta-seconds [comment] *(;param)`), at most
+    /// a day; `None` without one or when it starts with no number. What a refused NOTIFY's
+    /// dialog waits, and how long a server that answered `503` is left out (RFC 3263 §4.3).
+    pub fn retry_after(&self) -> Option<u64> {
+        let digits = self
+            .header("Retry-After")?
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?;
+        Some(digits.parse::<u64>().ok()?.min(86_400))
+    }
+
     /// Min-Expires (in 423 responses).
     pub fn min_expires(&self) -> Result<Option<u32>> {
         self.single(Known::MinExpires)?

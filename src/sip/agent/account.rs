@@ -24,7 +24,7 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use super::server_hops::{retry_after_ms, ServerHops};
+use super::server_hops::ServerHops;
 use super::{backoff, refresh_at, AgentCounters};
 use crate::engine::{Notification, SubscribeRequest};
 use crate::error::Result;
@@ -703,9 +703,8 @@ impl Accounts {
                         if matches!(status, 408 | 503) {
                             // The next try goes to the registrar's next target, if it has
                             // one (RFC 3263 §4.3).
-                            let retry = response
-                                .and_then(|r| r.header("Retry-After"))
-                                .and_then(retry_after_ms);
+                            let retry =
+                                response.and_then(SipMessage::retry_after).map(|s| s * 1000);
                             self.hops.unreachable(self.hops.registrar(i), retry);
                         }
                         s.reg_failures += 1;

@@ -156,13 +156,6 @@ impl ServerHops {
     }
 }
 
-/// The milliseconds of a `Retry-After` header value (`120`, `120;duration=60`,
-/// `120 (comment)`).
-pub(crate) fn retry_after_ms(value: &str) -> Option<u64> {
-    let seconds = value.split([';', '(']).next()?.trim().parse::<u64>().ok()?;
-    Some(seconds.saturating_mul(1000))
-}
-
 /// The first target of `dest`, waiting at most `wait` for the resolver.
 fn first_hop(
     resolver: &Resolver,

@@ -203,18 +203,6 @@ pub(crate) fn notify_destination(d: &DialogView<'_>) -> (Proto, SocketAddr) {
     (Proto::Udp, contact.unwrap_or(d.peer))
 }
 
-/// The seconds of a Retry-After value (RFC 3261 §20.33: `delta-seconds [comment]
-/// *(;param)`), at most a day;
-/// the notifier's and the list server's dialogs wait that long after a refused NOTIFY.
-pub(crate) fn retry_after_seconds(value: &str) -> Option<u64> {
-    let digits: &str = value
-        .trim_start()
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?;
-    let seconds: u64 = digits.parse().ok()?;
-    Some(seconds.min(86_400))
-}
-
 /// The CSeq a dialog restored after a restart continues from: seconds since 2023-11-14
 /// (Unix 1,700,000,000), below 2^31. Higher than any count of NOTIFYs a dialog sent before,
 /// unless it sent more than one a second on average since that date; and it grows with each

@@ -530,14 +530,9 @@ impl Forwarder {
         }
         // A 503 from a hop with others behind it: the next one (RFC 3263 §4.3).
         if status == 503 {
-            if let Some(retry) = message.header("Retry-After").and_then(|v| {
-                v.split(|c: char| !c.is_ascii_digit())
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            }) {
+            if let Some(retry) = message.retry_after() {
                 if let Some(up) = forwards.get(branch) {
-                    self.resolver.avoid(up.hop, retry.min(86_400) * 1000);
+                    self.resolver.avoid(up.hop, retry * 1000);
                 }
             }
             if forwards.get(branch).is_some_and(|up| !up.rest.is_empty()) {

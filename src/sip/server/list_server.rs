@@ -107,7 +107,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::auth::Authentication;
-use super::dialog_table::{notify_destination, restart_cseq, retry_after_seconds};
+use super::dialog_table::{notify_destination, restart_cseq};
 use crate::doc::rlmi::{InstanceState, Rlmi, RlmiWriter};
 use crate::engine::{
     Document, EngineHandle, Notification, SubscribeRequest, SubscriptionInfo, SubscriptionState,
@@ -366,9 +366,7 @@ struct NotifyWaiter {
 impl Waiting for NotifyWaiter {
     fn outcome(self: Box<Self>, status: u16, response: Option<&SipMessage>) {
         if let Some(role) = self.role.upgrade() {
-            let retry_after = response
-                .and_then(|r| r.header("Retry-After"))
-                .and_then(retry_after_seconds);
+            let retry_after = response.and_then(SipMessage::retry_after);
             role.notify_outcome(self.id, status, retry_after);
         }
     }

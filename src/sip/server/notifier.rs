@@ -29,9 +29,7 @@
 use std::sync::{Arc, Mutex, Weak};
 
 use super::auth::Authentication;
-use super::dialog_table::{
-    is_dialog, notify_destination, restart_cseq, retry_after_seconds, Dialogs,
-};
+use super::dialog_table::{is_dialog, notify_destination, restart_cseq, Dialogs};
 use crate::doc::filter::FilterSet;
 use crate::engine::EngineHandle;
 use crate::engine::{Notification, SubscribeRequest, SubscriptionState};
@@ -599,9 +597,7 @@ impl Notifier {
             }
             return;
         }
-        let retry_after = response
-            .and_then(|r| r.header("Retry-After"))
-            .and_then(retry_after_seconds);
+        let retry_after = response.and_then(SipMessage::retry_after);
         if let Some(wait) = retry_after.filter(|_| !matches!(status, 408 | 481)) {
             let now = self.stack.now();
             let mut dialogs = lock(&self.dialogs);

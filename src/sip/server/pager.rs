@@ -98,10 +98,7 @@ impl Waiting for RemoteWaiter {
         if matches!(status, 408 | 503) && !self.rest.is_empty() {
             if let Some(role) = self.role.upgrade() {
                 if status == 503 {
-                    let retry_ms = response
-                        .and_then(|r| r.header("Retry-After"))
-                        .and_then(super::dialog_table::retry_after_seconds)
-                        .map(|s| s * 1000);
+                    let retry_ms = response.and_then(SipMessage::retry_after).map(|s| s * 1000);
                     if let Some(ms) = retry_ms {
                         role.resolver.avoid(self.hop, ms);
                     }
