@@ -176,6 +176,12 @@ typedef enum impp_status {
    * presentity, endpoints per user); nothing changed. Room comes back as that state ends.
    */
   IMPP_ERR_LIMIT_REACHED = -17,
+  /**
+   * The subscription is not served here: the presentity's rules (or its decision on this
+   * watcher) send it to another presence agent, whose URI is the whole of
+   * `impp_last_error()`.
+   */
+  IMPP_ERR_MOVED = -18,
 } impp_status;
 
 /**
@@ -198,6 +204,13 @@ typedef enum impp_auth_action {
    * The subscription stays pending until the presentity decides (`impp_engine_authorize`).
    */
   IMPP_AUTH_CONFIRM = 4,
+  /**
+   * The watcher is sent to another presence agent (SIP: `302 Moved Temporarily`): only a
+   * rule with a target (`impp_engine_set_redirect_rule`) or a decision on one subscription
+   * (`impp_engine_redirect`) says it; it is no policy, and `impp_engine_authorize` and
+   * `impp_engine_set_rule` refuse it (they have no target to give).
+   */
+  IMPP_AUTH_REDIRECT = 5,
 } impp_auth_action;
 
 /**
@@ -1942,6 +1955,43 @@ enum impp_status impp_engine_set_rule(const struct impp_engine *engine,
                                       const char *watcher,
                                       const char *domain,
                                       enum impp_auth_action action);
+
+/**
+ * Adds or replaces the rule of `presentity` for one watcher URI or a whole domain (as
+ * `impp_engine_set_rule`) with a redirect: the watchers it covers are sent to `target`,
+ * another presence agent's URI (SIP: `302 Moved Temporarily` with `Contact: <target>`; an
+ * engine subscription fails with `IMPP_ERR_MOVED`, `impp_last_error()` the target). Live
+ * subscriptions it covers end with reason deactivated, so their watchers subscribe again
+ * and are sent on.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (both or neither of watcher/domain),
+ * `IMPP_ERR_INVALID_URI`, `IMPP_ERR_SHUTDOWN`, `IMPP_ERR_STORAGE`.
+ *
+ * # Safety
+ * `engine` NULL or live; strings NULL or NUL-terminated.
+ */
+enum impp_status impp_engine_set_redirect_rule(const struct impp_engine *engine,
+                                               const char *presentity,
+                                               const char *watcher,
+                                               const char *domain,
+                                               const char *target);
+
+/**
+ * Sends one subscription's watcher to another presence agent, `target` (a URI): the
+ * subscription ends with reason deactivated (a SIP watcher subscribes again at once) and the
+ * watcher's next subscription to this presentity, within 64 s, is sent to `target` (SIP:
+ * `302`; the engine: `IMPP_ERR_MOVED`). A decision on this subscription only; a rule
+ * (`impp_engine_set_redirect_rule`) sends every later one.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a watcher-information subscription),
+ * `IMPP_ERR_INVALID_URI`, `IMPP_ERR_NOT_FOUND`, `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `engine` NULL or live; `target` NULL or NUL-terminated.
+ */
+enum impp_status impp_engine_redirect(const struct impp_engine *engine,
+                                      uint64_t id,
+                                      const char *target);
 
 /**
  * Removes a rule (arguments as `impp_engine_set_rule`); `*removed_out` (if not NULL) says
@@ -3819,6 +3869,19 @@ enum impp_status impp_rule_list_domain(const struct impp_rule_list *list,
 enum impp_status impp_rule_list_action(const struct impp_rule_list *list,
                                        size_t index,
                                        enum impp_auth_action *out);
+
+/**
+ * Where rule `index` sends the watchers it covers (a URI) when it is a redirect
+ * (`IMPP_AUTH_REDIRECT`), else NULL. Borrowed from the list until `impp_rule_list_free`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+ *
+ * # Safety
+ * `list` is NULL or a live list; `out` NULL or writable.
+ */
+enum impp_status impp_rule_list_target(const struct impp_rule_list *list,
+                                       size_t index,
+                                       const char **out);
 
 /**
  * A new configuration: no listen address yet (add at least one), digest authentication on,

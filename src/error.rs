@@ -62,6 +62,11 @@ pub enum Error {
     /// Room comes back when some of that state ends.
     #[error("limit reached: {0}")]
     LimitReached(String),
+    /// The subscription is not served here: the presentity's rules (or its decision on this
+    /// watcher) send the watcher to another presence agent. The message is that agent's URI
+    /// and nothing else (SIP answers `302 Moved Temporarily` with it as `Contact`).
+    #[error("{0}")]
+    Moved(String),
 }
 
 impl Error {
@@ -85,6 +90,7 @@ impl Error {
             Error::Storage(_) => -15,
             Error::Network(_) => -16,
             Error::LimitReached(_) => -17,
+            Error::Moved(_) => -18,
         }
     }
 

@@ -361,6 +361,7 @@ fn confirm_then_approve_then_revoke() {
             presentity: a.clone(),
             watcher: WatcherMatch::Watcher(uri(BOB)),
             action: AuthAction::Block,
+            target: None,
         })
         .unwrap();
     let n = w.notifications();
@@ -421,6 +422,7 @@ fn a_blocked_watcher_learns_nothing() {
             presentity: a.clone(),
             watcher: WatcherMatch::Domain("other.test".into()),
             action: AuthAction::Block,
+            target: None,
         })
         .unwrap();
     w.engine
@@ -1079,6 +1081,7 @@ fn rules_are_kept_in_the_store_and_survive_a_restart() {
         presentity: uri(ALICE),
         watcher: WatcherMatch::Watcher(uri(BOB)),
         action: AuthAction::Allow,
+        target: None,
     };
     engine.set_rule(rule.clone()).unwrap();
     assert_eq!(engine.rules(&uri(ALICE)).unwrap(), vec![rule.clone()]);

@@ -608,6 +608,18 @@ fn rules_are_managed_with_imppd_rule() {
         ),
         (vec!["add", &alice, "other.test"], "needs an action"),
         (
+            vec!["add", &alice, "other.test", "redirect"],
+            "needs the TARGET",
+        ),
+        (
+            vec!["add", &alice, "other.test", "allow", "sip:pa@x.test"],
+            "takes no target",
+        ),
+        (
+            vec!["add", &alice, "other.test", "redirect", "not a uri"],
+            "target 'not a uri'",
+        ),
+        (
             vec!["del", &alice, "sip:dave@other.test"],
             "no rule for sip:dave@other.test",
         ),
@@ -628,6 +640,18 @@ fn rules_are_managed_with_imppd_rule() {
     assert_eq!(
         stdout(&rule(&db, &["list", &alice])),
         "sip:alice@example.test sip:carol@other.test allow\n"
+    );
+
+    // A redirect lists with its target, as `rule add` takes it.
+    let out = rule(
+        &db,
+        &["add", &alice, "third.test", "redirect", "sip:pa@edge.test"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        stdout(&rule(&db, &["list", &alice])),
+        "sip:alice@example.test sip:carol@other.test allow\n\
+         sip:alice@example.test third.test redirect sip:pa@edge.test\n"
     );
 }
 

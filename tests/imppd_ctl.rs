@@ -110,7 +110,15 @@ fn a_pending_watcher_is_listed_and_allowed_with_imppd_ctl() {
     // Bad decisions change nothing.
     refused(
         &ctl(&db, &["decide", &id, "confirm"]),
-        "not allow, block or polite-block",
+        "not allow, block, polite-block or redirect TARGET",
+    );
+    refused(
+        &ctl(&db, &["decide", &id, "redirect"]),
+        "not allow, block, polite-block or redirect TARGET",
+    );
+    refused(
+        &ctl(&db, &["decide", &id, "redirect", "not a uri"]),
+        "target",
     );
     refused(
         &ctl(&db, &["decide", "x", "allow"]),
@@ -152,6 +160,61 @@ fn a_pending_watcher_is_listed_and_allowed_with_imppd_ctl() {
     let out = ctl(&db, &["status"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no imppd is running on"));
+}
+
+/// `decide ID redirect TARGET` sends a pending watcher to another presence agent: its dialog
+/// ends deactivated and its next SUBSCRIBE is answered `302` naming the target; `rules add
+/// ... redirect TARGET` does it for every later one, and lists with its target.
+#[test]
+fn a_watcher_is_redirected_with_imppd_ctl() {
+    let mut server = Imppd::start(&[], &["--open", "--policy", "confirm"]);
+    let db = server.db();
+    let alice = format!("sip:alice@{DOMAIN}");
+    let edge = "sip:alice@192.0.2.7:5070;transport=tcp";
+    let mut bob = Client::new(server.addr(), "bob");
+    let subscribe = |c: &Client| {
+        c.request(
+            "SUBSCRIBE",
+            &alice,
+            &format!("<{alice}>"),
+            &token(),
+            "Event: presence\r\nExpires: 600\r\n",
+            None,
+        )
+    };
+    assert_eq!(bob.transact(&subscribe(&bob)).status(), Some(200));
+    assert!(next_state(&mut bob).starts_with("pending"));
+    let pending = json(&ctl(&db, &["--json", "pending"]));
+    let id = pending[0]["id"].as_u64().unwrap().to_string();
+    let decided = json(&ctl(&db, &["--json", "decide", &id, "redirect", edge]));
+    assert_eq!(decided["action"], "redirect", "{decided}");
+    assert_eq!(decided["target"], edge, "{decided}");
+    let state = next_state(&mut bob);
+    assert!(state.contains("reason=deactivated"), "{state}");
+    let r = bob.transact(&subscribe(&bob));
+    assert_eq!(r.status(), Some(302), "{r:?}");
+    assert_eq!(r.header("Contact"), Some(format!("<{edge}>").as_str()));
+
+    // A rule: listed with its target; a redirect without one is refused.
+    refused(
+        &ctl(&db, &["rules", "add", &alice, "other.test", "redirect"]),
+        "needs the TARGET",
+    );
+    refused(
+        &ctl(&db, &["rules", "add", &alice, "other.test", "allow", edge]),
+        "takes no target",
+    );
+    ok(&ctl(
+        &db,
+        &["rules", "add", &alice, DOMAIN, "redirect", edge],
+    ));
+    let rules = json(&ctl(&db, &["--json", "rules", "list", &alice]));
+    assert_eq!(rules[0]["action"], "redirect", "{rules}");
+    assert_eq!(rules[0]["target"], edge, "{rules}");
+    let mut carol = Client::new(server.addr(), "carol");
+    let r = carol.transact(&subscribe(&carol));
+    assert_eq!(r.status(), Some(302), "{r:?}");
+    server.stop();
 }
 
 #[test]

@@ -248,6 +248,7 @@ fn subscriptions_refused_or_rejected_at_once_leave_no_count_behind() {
         presentity: uri(ALICE),
         watcher: WatcherMatch::Watcher(uri(BOB)),
         action: AuthAction::Block,
+        target: None,
     })
     .unwrap();
     for _ in 0..3 {

@@ -829,11 +829,58 @@ fn a_file_of_schema_version_3_gains_the_list_tables_and_keeps_everything_else() 
             .write(Write::SaveList(resource_list("blf", 4)))
             .unwrap();
     }
-    assert_eq!(schema_version(&path), 4);
-    assert_eq!(MIGRATIONS.len(), 4);
+    assert_eq!(schema_version(&path), MIGRATIONS.len() as i64);
     let loaded = SqliteStore::open(&path).unwrap().load().unwrap();
     assert_eq!(loaded.lists, vec![resource_list("blf", 4)]);
     assert_eq!(loaded.rules.len(), 1);
+}
+
+#[test]
+fn a_file_of_schema_version_4_keeps_its_rules_and_stores_redirect_targets() {
+    let dir = TempDir::new("v4");
+    let path = dir.file("impp.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for step in &MIGRATIONS[..4] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL);
+             INSERT INTO schema_version (version) VALUES (4);
+             INSERT INTO rules VALUES
+                 ('alice@x', 'domain', 'corp.test', 'sip:alice@x', 'corp.test', 'block');",
+        )
+        .unwrap();
+    }
+    let redirect = AuthRule::redirect(
+        uri("sip:alice@x"),
+        WatcherMatch::Watcher(uri("sip:bob@x")),
+        uri("sip:alice@192.0.2.7:5070;transport=tcp"),
+    );
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.load_rules().unwrap(),
+            vec![rule(
+                "sip:alice@x",
+                WatcherMatch::Domain("corp.test".into()),
+                AuthAction::Block
+            )]
+        );
+        store.write(Write::SaveRule(redirect.clone())).unwrap();
+    }
+    assert_eq!(schema_version(&path), 5);
+    assert_eq!(MIGRATIONS.len(), 5);
+    let rules = SqliteStore::open(&path).unwrap().load_rules().unwrap();
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[0], redirect);
+    // A row that says redirect without a target cannot be read back as a rule.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("UPDATE rules SET target = NULL WHERE action = 'redirect';")
+        .unwrap();
+    let err = SqliteStore::open(&path).unwrap().load_rules().unwrap_err();
+    assert!(err.to_string().contains("needs a target"), "{err}");
 }
 
 /// Submits `n` messages from one thread without waiting; returns how many completions were
@@ -1007,6 +1054,7 @@ fn an_engine_keeps_its_rules_in_the_file_across_a_restart() {
         presentity: uri(ALICE),
         watcher: WatcherMatch::Watcher(uri(BOB)),
         action: AuthAction::Allow,
+        target: None,
     };
     {
         let engine = Engine::new(config(Arc::new(SqliteStore::open(&path).unwrap()))).unwrap();

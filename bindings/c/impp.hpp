@@ -1708,12 +1708,27 @@ struct Rule {
     std::optional<std::string> watcher;
     std::optional<std::string> domain;
     impp_auth_action action = IMPP_AUTH_CONFIRM;
+    /* Where an IMPP_AUTH_REDIRECT sends the watchers (another presence agent's URI); none
+     * for every other action. */
+    std::optional<std::string> target;
 
     static Rule for_watcher(std::string uri, impp_auth_action action) {
-        return Rule{std::move(uri), std::nullopt, action};
+        return Rule{std::move(uri), std::nullopt, action, std::nullopt};
     }
     static Rule for_domain(std::string domain, impp_auth_action action) {
-        return Rule{std::nullopt, std::move(domain), action};
+        return Rule{std::nullopt, std::move(domain), action, std::nullopt};
+    }
+    /* A rule sending the watcher (a URI) or the domain's watchers to `target`. */
+    static Rule redirect(std::string watcher_or_domain, std::string target, bool domain = false) {
+        Rule rule;
+        if (domain) {
+            rule.domain = std::move(watcher_or_domain);
+        } else {
+            rule.watcher = std::move(watcher_or_domain);
+        }
+        rule.action = IMPP_AUTH_REDIRECT;
+        rule.target = std::move(target);
+        return rule;
     }
 };
 
@@ -1949,10 +1964,24 @@ public:
         detail::check(impp_engine_authorize(get(), id, action));
     }
 
+    /* Adds or replaces a rule; a redirect goes through impp_engine_set_redirect_rule with
+     * its target. */
     void set_rule(const std::string &presentity, const Rule &rule) {
+        if (rule.action == IMPP_AUTH_REDIRECT) {
+            detail::check(impp_engine_set_redirect_rule(
+                get(), presentity.c_str(), detail::c_str_or_null(rule.watcher),
+                detail::c_str_or_null(rule.domain), detail::c_str_or_null(rule.target)));
+            return;
+        }
         detail::check(impp_engine_set_rule(get(), presentity.c_str(),
                                            detail::c_str_or_null(rule.watcher),
                                            detail::c_str_or_null(rule.domain), rule.action));
+    }
+
+    /* Sends one subscription's watcher to another presence agent (`target`, a URI): see
+     * impp_engine_redirect. */
+    void redirect(std::uint64_t id, const std::string &target) {
+        detail::check(impp_engine_redirect(get(), id, target.c_str()));
     }
 
     /* Removes the rule for the same watcher or domain (the action is ignored); returns
@@ -2009,11 +2038,16 @@ public:
         for (std::size_t i = 0; i < count; i++) {
             const char *watcher = nullptr;
             const char *domain = nullptr;
+            const char *target = nullptr;
             impp_auth_action action = IMPP_AUTH_CONFIRM;
             detail::check(impp_rule_list_watcher(raw, i, &watcher));
             detail::check(impp_rule_list_domain(raw, i, &domain));
             detail::check(impp_rule_list_action(raw, i, &action));
+            detail::check(impp_rule_list_target(raw, i, &target));
             Rule rule;
+            if (target != nullptr) {
+                rule.target = std::string(target);
+            }
             if (watcher != nullptr) {
                 rule.watcher = std::string(watcher);
             }

@@ -136,7 +136,7 @@ const USAGE: &str = "usage:
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
-  imppd rule add PRESENTITY WATCHER|DOMAIN allow|block|polite-block|confirm [--db FILE]
+  imppd rule add PRESENTITY WATCHER|DOMAIN allow|block|polite-block|confirm|redirect TARGET [--db FILE]
   imppd rule del PRESENTITY WATCHER|DOMAIN [--db FILE]
   imppd rule list [PRESENTITY] [--db FILE]
   imppd list add URI --entry URI|'NAME <URI>' [--entry ...]... [--ref LIST-URI]...

@@ -111,6 +111,23 @@ impl RuleBook {
         self.ruled(presentity, watcher).unwrap_or(default)
     }
 
+    /// Where the rule that decides `watcher` watching `presentity` sends it, when that rule
+    /// is a redirect ([`AuthAction::Redirect`]).
+    pub fn redirect_target(&self, presentity: &Uri, watcher: &Uri) -> Option<&Uri> {
+        let key = presentity_key(presentity);
+        let wkey = watcher_key(watcher);
+        if key == wkey {
+            return None;
+        }
+        let rules = self.by_presentity.get(&key)?;
+        let rule = rules.get(&RuleSlot::Watcher(wkey)).or_else(|| {
+            (!watcher.host().is_empty())
+                .then(|| rules.get(&RuleSlot::Domain(watcher.host().to_owned())))
+                .flatten()
+        })?;
+        rule.target.as_ref()
+    }
+
     /// What the rules alone say of `watcher` watching `presentity` (self-watch, the
     /// watcher's rule, its domain's); `None` when none speaks of it.
     pub fn ruled(&self, presentity: &Uri, watcher: &Uri) -> Option<AuthAction> {

@@ -148,6 +148,17 @@ impl std::fmt::Debug for EngineConfig {
     }
 }
 
+/// Refuses a redirect as a policy: a redirect needs a target, which only a rule or a
+/// decision on one subscription gives.
+pub(crate) fn check_policies(default: AuthAction, same_domain: Option<AuthAction>) -> Result<()> {
+    if default == AuthAction::Redirect || same_domain == Some(AuthAction::Redirect) {
+        return Err(Error::InvalidArgument(
+            "redirect is no policy (it needs a target: give it with a rule)".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl EngineConfig {
     /// Checks the options together.
     pub fn validate(&self) -> Result<()> {
@@ -180,6 +191,7 @@ impl EngineConfig {
             ));
         }
         self.state_limits.validate()?;
+        check_policies(self.default_policy, self.same_domain_policy)?;
         Ok(())
     }
 

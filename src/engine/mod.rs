@@ -68,6 +68,7 @@ pub use events::{
 };
 pub use limits::StateLimits;
 pub use port::{Port, PortCloser, PortOptions, PortStats};
+pub use shard::authorization::REDIRECT_MEMORY_MS;
 pub use shard::messaging::EndpointInfo;
 pub use subscription::SubscriptionInfo;
 
@@ -736,8 +737,23 @@ impl Core {
         })
     }
 
+    /// Sends one subscription's watcher to another presence agent, `target`: the
+    /// subscription ends with reason `deactivated` (over SIP the watcher subscribes again at
+    /// once, RFC 6665 §4.1.3), and the watcher's next subscription to this presentity, made
+    /// within [`REDIRECT_MEMORY_MS`], fails with [`Error::Moved`] naming `target` (over SIP,
+    /// `302 Moved Temporarily` with it as `Contact`). A decision on this one subscription:
+    /// a rule ([`AuthRule::redirect`]) sends every later one.
+    pub fn redirect(&self, id: SubscriptionId, target: Uri) -> Result<()> {
+        self.call(self.shard_for_subscription(id), |reply| Command::Redirect {
+            id,
+            target,
+            reply,
+        })
+    }
+
     /// Adds or replaces a rule (kept in the store); existing subscriptions follow it.
     pub fn set_rule(&self, rule: AuthRule) -> Result<()> {
+        rule.check()?;
         let shard = self.shard_for(&rule.presentity);
         self.call(shard, |reply| Command::SetRule { rule, reply })
     }
@@ -772,6 +788,7 @@ impl Core {
     /// [`Error::Shutdown`].
     pub fn set_runtime_settings(&self, settings: RuntimeSettings) -> Result<()> {
         settings.state_limits.validate()?;
+        config::check_policies(settings.default_policy, settings.same_domain_policy)?;
         for shard in 0..self.shards.len() {
             self.call(shard, |reply| Command::SetPolicies { settings, reply })?;
         }

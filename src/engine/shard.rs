@@ -17,7 +17,7 @@
 //! | [`recovery`] | taking back the store's share at start-up; writing soft state behind |
 #![forbid(unsafe_code)]
 
-mod authorization;
+pub(super) mod authorization;
 mod endpoint_tuples;
 pub(crate) mod messaging;
 mod publications;
@@ -113,6 +113,11 @@ pub(crate) enum Command {
     Authorize {
         id: SubscriptionId,
         action: AuthAction,
+        reply: Reply<()>,
+    },
+    Redirect {
+        id: SubscriptionId,
+        target: Uri,
         reply: Reply<()>,
     },
     SetRule {
@@ -265,6 +270,9 @@ pub(crate) struct Shard {
     /// The size of `watcher_uris` after its last sweep.
     watcher_uris_swept: usize,
     rules: RuleBook,
+    /// The watchers an application's decision sent elsewhere ([`Shard::redirect`]), until
+    /// they subscribe again or the memory runs out.
+    redirected: authorization::Redirected,
     timers: Timers,
     next_seq: u64,
     next_etag: u64,
@@ -353,6 +361,7 @@ impl Shard {
             users: HashMap::new(),
             waiting: HashMap::new(),
             handovers: HashMap::new(),
+            redirected: authorization::Redirected::default(),
             me,
             soft_state,
             directory,
@@ -493,6 +502,10 @@ impl Shard {
             }
             Command::Authorize { id, action, reply } => {
                 let result = self.authorize(id, action);
+                self.answer(reply, result);
+            }
+            Command::Redirect { id, target, reply } => {
+                let result = self.redirect(id, target);
                 self.answer(reply, result);
             }
             Command::SetRule { rule, reply } => {

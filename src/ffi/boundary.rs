@@ -56,6 +56,10 @@ pub enum impp_status {
     /// A configured bound on the engine's state is reached (subscriptions per watcher or per
     /// presentity, endpoints per user); nothing changed. Room comes back as that state ends.
     IMPP_ERR_LIMIT_REACHED = -17,
+    /// The subscription is not served here: the presentity's rules (or its decision on this
+    /// watcher) send it to another presence agent, whose URI is the whole of
+    /// `impp_last_error()`.
+    IMPP_ERR_MOVED = -18,
 }
 
 impl impp_status {
@@ -78,6 +82,7 @@ impl impp_status {
             Error::Storage(_) => impp_status::IMPP_ERR_STORAGE,
             Error::Network(_) => impp_status::IMPP_ERR_NETWORK,
             Error::LimitReached(_) => impp_status::IMPP_ERR_LIMIT_REACHED,
+            Error::Moved(_) => impp_status::IMPP_ERR_MOVED,
         }
     }
 }

@@ -25,6 +25,11 @@ pub enum impp_auth_action {
     IMPP_AUTH_POLITE_BLOCK = 3,
     /// The subscription stays pending until the presentity decides (`impp_engine_authorize`).
     IMPP_AUTH_CONFIRM = 4,
+    /// The watcher is sent to another presence agent (SIP: `302 Moved Temporarily`): only a
+    /// rule with a target (`impp_engine_set_redirect_rule`) or a decision on one subscription
+    /// (`impp_engine_redirect`) says it; it is no policy, and `impp_engine_authorize` and
+    /// `impp_engine_set_rule` refuse it (they have no target to give).
+    IMPP_AUTH_REDIRECT = 5,
 }
 
 pub(super) fn auth_action_from_c(value: c_int) -> Result<AuthAction> {
@@ -33,9 +38,10 @@ pub(super) fn auth_action_from_c(value: c_int) -> Result<AuthAction> {
         2 => AuthAction::Block,
         3 => AuthAction::PoliteBlock,
         4 => AuthAction::Confirm,
+        5 => AuthAction::Redirect,
         other => {
             return Err(Error::InvalidArgument(format!(
-                "{other} is not an impp_auth_action value (1..4)"
+                "{other} is not an impp_auth_action value (1..5)"
             )))
         }
     })
@@ -47,6 +53,7 @@ pub(super) fn auth_action_to_c(action: AuthAction) -> impp_auth_action {
         AuthAction::Block => impp_auth_action::IMPP_AUTH_BLOCK,
         AuthAction::PoliteBlock => impp_auth_action::IMPP_AUTH_POLITE_BLOCK,
         AuthAction::Confirm => impp_auth_action::IMPP_AUTH_CONFIRM,
+        AuthAction::Redirect => impp_auth_action::IMPP_AUTH_REDIRECT,
     }
 }
 

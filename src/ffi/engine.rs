@@ -620,12 +620,70 @@ pub unsafe extern "C" fn impp_engine_set_rule(
                 watcher_match(watcher, domain)?,
             )
         };
-        let rule = AuthRule {
-            presentity,
-            watcher,
-            action: auth_action_from_c(action)?,
-        };
+        let rule = AuthRule::new(presentity, watcher, auth_action_from_c(action)?);
         e.engine.set_rule(rule)
+    })
+}
+
+/// Adds or replaces the rule of `presentity` for one watcher URI or a whole domain (as
+/// `impp_engine_set_rule`) with a redirect: the watchers it covers are sent to `target`,
+/// another presence agent's URI (SIP: `302 Moved Temporarily` with `Contact: <target>`; an
+/// engine subscription fails with `IMPP_ERR_MOVED`, `impp_last_error()` the target). Live
+/// subscriptions it covers end with reason deactivated, so their watchers subscribe again
+/// and are sent on.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (both or neither of watcher/domain),
+/// `IMPP_ERR_INVALID_URI`, `IMPP_ERR_SHUTDOWN`, `IMPP_ERR_STORAGE`.
+///
+/// # Safety
+/// `engine` NULL or live; strings NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_engine_set_redirect_rule(
+    engine: *const impp_engine,
+    presentity: *const c_char,
+    watcher: *const c_char,
+    domain: *const c_char,
+    target: *const c_char,
+) -> impp_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_ref(engine) }?;
+        // SAFETY: the caller's contract (the four strings NULL or NUL-terminated).
+        let (presentity, watcher, target) = unsafe {
+            (
+                uri_arg(presentity, "presentity")?,
+                watcher_match(watcher, domain)?,
+                uri_arg(target, "target")?,
+            )
+        };
+        e.engine
+            .set_rule(AuthRule::redirect(presentity, watcher, target))
+    })
+}
+
+/// Sends one subscription's watcher to another presence agent, `target` (a URI): the
+/// subscription ends with reason deactivated (a SIP watcher subscribes again at once) and the
+/// watcher's next subscription to this presentity, within 64 s, is sent to `target` (SIP:
+/// `302`; the engine: `IMPP_ERR_MOVED`). A decision on this subscription only; a rule
+/// (`impp_engine_set_redirect_rule`) sends every later one.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a watcher-information subscription),
+/// `IMPP_ERR_INVALID_URI`, `IMPP_ERR_NOT_FOUND`, `IMPP_ERR_SHUTDOWN`.
+///
+/// # Safety
+/// `engine` NULL or live; `target` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_engine_redirect(
+    engine: *const impp_engine,
+    id: u64,
+    target: *const c_char,
+) -> impp_status {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let e = unsafe { engine_ref(engine) }?;
+        // SAFETY: the caller's contract.
+        let target = unsafe { uri_arg(target, "target") }?;
+        e.engine.redirect(SubscriptionId(id), target)
     })
 }
 

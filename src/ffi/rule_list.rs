@@ -22,6 +22,7 @@ struct RuleEntry {
     watcher: Option<CString>,
     domain: Option<CString>,
     action: AuthAction,
+    target: Option<CString>,
 }
 
 impl RuleEntry {
@@ -33,10 +34,15 @@ impl RuleEntry {
             WatcherMatch::Watcher(uri) => (Some(text(uri.to_string(), "watcher")?), None),
             WatcherMatch::Domain(domain) => (None, Some(text(domain, "domain")?)),
         };
+        let target = rule
+            .target
+            .map(|t| text(t.to_string(), "target"))
+            .transpose()?;
         Ok(RuleEntry {
             watcher,
             domain,
             action: rule.action,
+            target,
         })
     }
 }
@@ -177,4 +183,25 @@ pub unsafe extern "C" fn impp_rule_list_action(
 ) -> impp_status {
     // SAFETY: forwarded contract.
     unsafe { read_rule(list, index, out, |r| auth_action_to_c(r.action)) }
+}
+
+/// Where rule `index` sends the watchers it covers (a URI) when it is a redirect
+/// (`IMPP_AUTH_REDIRECT`), else NULL. Borrowed from the list until `impp_rule_list_free`.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL), `IMPP_ERR_NOT_FOUND` (index out of range).
+///
+/// # Safety
+/// `list` is NULL or a live list; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_rule_list_target(
+    list: *const impp_rule_list,
+    index: usize,
+    out: *mut *const c_char,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        read_rule(list, index, out, |r| {
+            r.target.as_ref().map_or(std::ptr::null(), |t| t.as_ptr())
+        })
+    }
 }

@@ -41,6 +41,7 @@ pub extern "C" fn impp_status_name(status: enum_arg::impp_status) -> *const c_ch
         -15 => b"IMPP_ERR_STORAGE\0",
         -16 => b"IMPP_ERR_NETWORK\0",
         -17 => b"IMPP_ERR_LIMIT_REACHED\0",
+        -18 => b"IMPP_ERR_MOVED\0",
         _ => b"IMPP_UNKNOWN\0",
     };
     name.as_ptr().cast()
@@ -125,6 +126,7 @@ mod tests {
             Error::Storage(String::new()),
             Error::Network(String::new()),
             Error::LimitReached(String::new()),
+            Error::Moved(String::new()),
         ];
         for e in &errors {
             let status = impp_status::from_error(e);

@@ -36,24 +36,31 @@ pub enum AuthAction {
     PoliteBlock,
     /// The subscription stays pending until the presentity decides.
     Confirm,
+    /// The subscription is not served here: the watcher is sent to another presence agent,
+    /// the rule's [`AuthRule::target`] (over SIP, `302 Moved Temporarily` with that
+    /// `Contact`). Only a rule or an application's decision on one subscription
+    /// ([`crate::engine::Core::redirect`]) carries a target, so it is no default policy.
+    Redirect,
 }
 
 impl AuthAction {
     /// Every action, in a stable order.
-    pub const ALL: [AuthAction; 4] = [
+    pub const ALL: [AuthAction; 5] = [
         AuthAction::Allow,
         AuthAction::Block,
         AuthAction::PoliteBlock,
         AuthAction::Confirm,
+        AuthAction::Redirect,
     ];
 
-    /// `"allow"`, `"block"`, `"polite-block"` or `"confirm"`.
+    /// `"allow"`, `"block"`, `"polite-block"`, `"confirm"` or `"redirect"`.
     pub fn as_str(self) -> &'static str {
         match self {
             AuthAction::Allow => "allow",
             AuthAction::Block => "block",
             AuthAction::PoliteBlock => "polite-block",
             AuthAction::Confirm => "confirm",
+            AuthAction::Redirect => "redirect",
         }
     }
 }
@@ -73,7 +80,7 @@ impl FromStr for AuthAction {
             .find(|a| a.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "unknown authorization action '{s}' (expected allow, block, polite-block or confirm)"
+                    "unknown authorization action '{s}' (expected allow, block, polite-block, confirm or redirect)"
                 ))
             })
     }
@@ -118,15 +125,44 @@ pub struct AuthRule {
     pub watcher: WatcherMatch,
     /// What happens to them.
     pub action: AuthAction,
+    /// Where a [`AuthAction::Redirect`] sends them (the other presence agent's URI); `None`
+    /// for every other action ([`AuthRule::check`]).
+    pub target: Option<Uri>,
 }
 
 impl AuthRule {
-    /// A rule.
+    /// A rule with no target (every action but [`AuthAction::Redirect`]).
     pub fn new(presentity: Uri, watcher: WatcherMatch, action: AuthAction) -> AuthRule {
         AuthRule {
             presentity,
             watcher,
             action,
+            target: None,
+        }
+    }
+
+    /// A rule sending the watchers it covers to `target`.
+    pub fn redirect(presentity: Uri, watcher: WatcherMatch, target: Uri) -> AuthRule {
+        AuthRule {
+            presentity,
+            watcher,
+            action: AuthAction::Redirect,
+            target: Some(target),
+        }
+    }
+
+    /// Refuses a rule whose target does not go with its action: a redirect needs one, no
+    /// other action takes one.
+    pub fn check(&self) -> Result<()> {
+        match (self.action, &self.target) {
+            (AuthAction::Redirect, None) => Err(Error::InvalidArgument(format!(
+                "the redirect rule of {} needs a target (the presence agent to send watchers to)",
+                self.presentity
+            ))),
+            (AuthAction::Redirect, Some(_)) | (_, None) => Ok(()),
+            (action, Some(target)) => Err(Error::InvalidArgument(format!(
+                "a rule that says {action} takes no target (got {target}): only redirect does"
+            ))),
         }
     }
 }
@@ -162,6 +198,26 @@ mod tests {
         );
         let err = "deny".parse::<AuthAction>().unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("'deny'")));
+    }
+
+    #[test]
+    fn a_redirect_and_only_a_redirect_has_a_target() {
+        let (p, w) = (uri("sip:a@x"), WatcherMatch::Domain("y".into()));
+        AuthRule::redirect(p.clone(), w.clone(), uri("sip:a@pa.x"))
+            .check()
+            .unwrap();
+        AuthRule::new(p.clone(), w.clone(), AuthAction::Allow)
+            .check()
+            .unwrap();
+        let no_target = AuthRule::new(p.clone(), w.clone(), AuthAction::Redirect);
+        assert!(
+            matches!(no_target.check(), Err(Error::InvalidArgument(m)) if m.contains("needs a target"))
+        );
+        let mut stray = AuthRule::new(p, w, AuthAction::Block);
+        stray.target = Some(uri("sip:a@pa.x"));
+        assert!(
+            matches!(stray.check(), Err(Error::InvalidArgument(m)) if m.contains("takes no target"))
+        );
     }
 
     #[test]

@@ -106,6 +106,9 @@ use crate::uri::Uri;
 /// and `position` (0, 1, ...: the list's order), each a `resource` (URI and display name)
 /// or a `reference` (the URI of another list). Saving a list replaces its row and all its
 /// entries; deleting it deletes both (the entries also go with their list by foreign key).
+///
+/// Version 5: `rules.target`, the URI a `redirect` rule sends watchers to (NULL for every
+/// other action, and for the rules of earlier versions, none of which redirects).
 pub const MIGRATIONS: &[&str] = &[
     "CREATE TABLE rules (
         presentity_key TEXT NOT NULL,
@@ -178,6 +181,7 @@ pub const MIGRATIONS: &[&str] = &[
         display_name TEXT NULL,
         PRIMARY KEY (list_key, position)
     ) WITHOUT ROWID;",
+    "ALTER TABLE rules ADD COLUMN target TEXT NULL;",
 ];
 
 /// The most writes one transaction holds (see "Group commit" in the module documentation).
@@ -696,8 +700,9 @@ fn save_rule(conn: &Connection, rule: &AuthRule) -> rusqlite::Result<()> {
     };
     conn.prepare_cached(
         "INSERT OR REPLACE INTO rules
-             (presentity_key, watcher_kind, watcher_key, presentity_uri, watcher_value, action)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             (presentity_key, watcher_kind, watcher_key, presentity_uri, watcher_value, action,
+              target)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         presentity_key(&rule.presentity),
@@ -706,6 +711,7 @@ fn save_rule(conn: &Connection, rule: &AuthRule) -> rusqlite::Result<()> {
         rule.presentity.to_string(),
         value,
         rule.action.as_str(),
+        rule.target.as_ref().map(Uri::to_string),
     ])?;
     Ok(())
 }
@@ -735,7 +741,7 @@ fn load(conn: &mut Connection, name: &str) -> Result<Snapshot> {
             name,
             "rules",
             "SELECT presentity_key, watcher_kind, watcher_key, presentity_uri, watcher_value,
-                    action
+                    action, target
              FROM rules ORDER BY presentity_key, watcher_kind = 'domain', watcher_key",
             3,
             |row| {
@@ -748,7 +754,10 @@ fn load(conn: &mut Connection, name: &str) -> Result<Snapshot> {
                 let action = text(row, 5)?
                     .parse()
                     .map_err(|e: Error| format!("action: {e}"))?;
-                Ok(AuthRule::new(presentity, watcher, action))
+                let mut rule = AuthRule::new(presentity, watcher, action);
+                rule.target = opt_uri(row, 6)?;
+                rule.check().map_err(|e| e.to_string())?;
+                Ok(rule)
             },
         )?,
         messages: load_table(
@@ -998,6 +1007,13 @@ fn uri(row: &Row<'_>, i: usize) -> std::result::Result<Uri, String> {
         let column = row.as_ref().column_name(i).unwrap_or("?");
         format!("column {column}: {e}")
     })
+}
+
+fn opt_uri(row: &Row<'_>, i: usize) -> std::result::Result<Option<Uri>, String> {
+    if opt_text(row, i)?.is_none() {
+        return Ok(None);
+    }
+    uri(row, i).map(Some)
 }
 
 fn package(row: &Row<'_>, i: usize) -> std::result::Result<Package, String> {

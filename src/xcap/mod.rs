@@ -393,7 +393,7 @@ impl XcapServer {
         owner: &Uri,
         key: &str,
     ) -> Result<Option<Element>, String> {
-        let rules = self.engine.rules(owner).map_err(|e| e.to_string())?;
+        let rules = self.document_rules(owner).map_err(|e| e.to_string())?;
         let slots = slots(&rules);
         if let Some(w) = written.get(key) {
             if w.rules == slots {
@@ -449,10 +449,19 @@ impl XcapServer {
         XcapResponse::new(status, reason).with_etag(&etag(&text))
     }
 
+    /// The engine rules of `owner` a pres-rules document speaks of: all but redirects,
+    /// which RFC 5025 has no action for (they are the server's, set through its own
+    /// interfaces, and a document written here leaves them alone).
+    fn document_rules(&self, owner: &Uri) -> crate::error::Result<Vec<AuthRule>> {
+        let mut rules = self.engine.rules(owner)?;
+        rules.retain(|r| r.action != AuthAction::Redirect);
+        Ok(rules)
+    }
+
     /// Makes `rules` the engine's rules of `owner`: what is new or changed is set, what is
     /// gone is removed.
     fn apply(&self, owner: &Uri, rules: &[AuthRule]) -> crate::error::Result<()> {
-        let before = self.engine.rules(owner)?;
+        let before = self.document_rules(owner)?;
         let old = slots(&before);
         for rule in rules {
             if old.get(&rule.watcher.slot()) != Some(&rule.action) {

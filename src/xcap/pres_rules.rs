@@ -48,13 +48,15 @@ pub fn action(s: SubHandling) -> AuthAction {
     }
 }
 
-/// The sub-handling value of an engine action.
-pub fn sub_handling(a: AuthAction) -> SubHandling {
+/// The sub-handling value of an engine action; none for a redirect (RFC 5025 has no action
+/// that sends a watcher elsewhere).
+pub fn sub_handling(a: AuthAction) -> Option<SubHandling> {
     match a {
-        AuthAction::Block => SubHandling::Block,
-        AuthAction::Confirm => SubHandling::Confirm,
-        AuthAction::PoliteBlock => SubHandling::PoliteBlock,
-        AuthAction::Allow => SubHandling::Allow,
+        AuthAction::Block => Some(SubHandling::Block),
+        AuthAction::Confirm => Some(SubHandling::Confirm),
+        AuthAction::PoliteBlock => Some(SubHandling::PoliteBlock),
+        AuthAction::Allow => Some(SubHandling::Allow),
+        AuthAction::Redirect => None,
     }
 }
 
@@ -220,12 +222,16 @@ pub fn to_engine(presentity: &Uri, doc: &PresRules) -> Result<Vec<AuthRule>, Str
     Ok(out)
 }
 
-/// The document that says what `rules` (one presentity's) do.
+/// The document that says what `rules` (one presentity's) do; redirects are left out (see
+/// [`sub_handling`]).
 pub fn from_engine(rules: &[AuthRule]) -> PresRules {
     let mut doc = PresRules::default();
     for grant in SubHandling::ALL.into_iter().rev() {
         let mut identity = Identity::default();
-        for r in rules.iter().filter(|r| sub_handling(r.action) == grant) {
+        for r in rules
+            .iter()
+            .filter(|r| sub_handling(r.action) == Some(grant))
+        {
             match &r.watcher {
                 WatcherMatch::Watcher(uri) => identity.one.push(uri.to_string()),
                 WatcherMatch::Domain(domain) => {
@@ -234,7 +240,7 @@ pub fn from_engine(rules: &[AuthRule]) -> PresRules {
                         .filter_map(|w| match &w.watcher {
                             WatcherMatch::Watcher(uri)
                                 if uri.host().eq_ignore_ascii_case(domain)
-                                    && sub_handling(w.action) < grant =>
+                                    && sub_handling(w.action).is_some_and(|s| s < grant) =>
                             {
                                 Some(Except::Id(uri.to_string()))
                             }

@@ -1084,6 +1084,52 @@ static void test_same_domain_policy(void) {
     CHECK_OK(impp_engine_free(e));
 }
 
+/* A redirect rule and the application's redirect send a watcher to another presence agent:
+ * IMPP_ERR_MOVED with the target as the whole last-error text. */
+static void test_redirect(void) {
+    static const char *const EDGE = "sip:alice@192.0.2.7:5070;transport=tcp";
+    impp_event *ev[32];
+    impp_engine *e = start_engine(IMPP_AUTH_CONFIRM);
+    uint64_t id = 0;
+    CHECK_OK(impp_engine_set_redirect_rule(e, ALICE, BOB, NULL, EDGE));
+    CHECK_FAILS(impp_engine_subscribe(e, BOB, ALICE, "presence", NULL, &id), IMPP_ERR_MOVED);
+    CHECK_STR(impp_last_error(), EDGE);
+    CHECK_STR(impp_status_name(IMPP_ERR_MOVED), "IMPP_ERR_MOVED");
+    CHECK(id == 0);
+    impp_rule_list *rules = NULL;
+    CHECK_OK(impp_engine_rules(e, ALICE, &rules));
+    CHECK(impp_rule_list_count(rules) == 1);
+    const char *target = NULL;
+    impp_auth_action action = (impp_auth_action)0;
+    CHECK_OK(impp_rule_list_action(rules, 0, &action));
+    CHECK_OK(impp_rule_list_target(rules, 0, &target));
+    CHECK(action == IMPP_AUTH_REDIRECT);
+    CHECK_STR(target, EDGE);
+    CHECK_FAILS(impp_rule_list_target(rules, 1, &target), IMPP_ERR_NOT_FOUND);
+    impp_rule_list_free(rules);
+
+    /* One pending subscription redirected by the application: the next one is sent on. */
+    CHECK_OK(impp_engine_subscribe(e, CAROL, ALICE, "presence", NULL, &id));
+    CHECK_FAILS(impp_engine_authorize(e, id, IMPP_AUTH_REDIRECT), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_engine_redirect(e, id, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_engine_redirect(e, id, "not a uri"), IMPP_ERR_INVALID_URI);
+    CHECK_OK(impp_engine_redirect(e, id, EDGE));
+    CHECK_FAILS(impp_engine_redirect(e, id, EDGE), IMPP_ERR_NOT_FOUND);
+    uint64_t again = 0;
+    CHECK_FAILS(impp_engine_subscribe(e, CAROL, ALICE, "presence", NULL, &again), IMPP_ERR_MOVED);
+    CHECK_OK(impp_engine_subscribe(e, CAROL, ALICE, "presence", NULL, &again));
+    check_subscription(e, again, IMPP_SUBSCRIPTION_PENDING, IMPP_AUTH_CONFIRM);
+
+    /* A redirect rule needs its target; no other action takes the redirect value. */
+    CHECK_FAILS(impp_engine_set_redirect_rule(e, ALICE, CAROL, NULL, NULL),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_engine_set_rule(e, ALICE, CAROL, NULL, IMPP_AUTH_REDIRECT),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK(rule_count(e, ALICE) == 1);
+    free_all(ev, take_all(e, ev, 32));
+    CHECK_OK(impp_engine_free(e));
+}
+
 static void test_config_bad_input(void) {
     impp_config *c = NULL;
     CHECK_FAILS(impp_config_new(NULL), IMPP_ERR_INVALID_ARGUMENT);
@@ -1385,6 +1431,7 @@ int main(void) {
     test_free_while_callback_runs();
     test_free_with_events_queued();
     test_same_domain_policy();
+    test_redirect();
     test_config_bad_input();
     test_engine_bad_input();
     test_document_limits();

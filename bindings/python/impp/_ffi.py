@@ -244,6 +244,11 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
         [EngineP, c_uint64, POINTER(_enum), POINTER(c_uint32), POINTER(_enum)],
     ),
     "impp_engine_authorize": (_status, [EngineP, c_uint64, c_int]),
+    "impp_engine_redirect": (_status, [EngineP, c_uint64, c_char_p]),
+    "impp_engine_set_redirect_rule": (
+        _status,
+        [EngineP, c_char_p, c_char_p, c_char_p, c_char_p],
+    ),
     "impp_engine_set_rule": (_status, [EngineP, c_char_p, c_char_p, c_char_p, c_int]),
     "impp_engine_remove_rule": (
         _status,
@@ -255,6 +260,7 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "impp_rule_list_watcher": (_status, [RuleListP, c_size_t, _borrowed_out]),
     "impp_rule_list_domain": (_status, [RuleListP, c_size_t, _borrowed_out]),
     "impp_rule_list_action": (_status, [RuleListP, c_size_t, POINTER(_enum)]),
+    "impp_rule_list_target": (_status, [RuleListP, c_size_t, POINTER(c_char_p)]),
     "impp_engine_subscriptions": (_status, [EngineP, c_char_p, POINTER(SubscriptionListP)]),
     "impp_subscription_list_free": (None, [SubscriptionListP]),
     "impp_subscription_list_count": (c_size_t, [SubscriptionListP]),

@@ -139,6 +139,8 @@ class Rule(NamedTuple):
     watcher: Optional[str]
     domain: Optional[str]
     action: AuthAction
+    #: Where a ``REDIRECT`` sends the watchers (another presence agent's URI); else None.
+    target: Optional[str] = None
 
 
 class SubscriptionEntry(NamedTuple):
@@ -1035,6 +1037,34 @@ class Engine:
                 )
             )
 
+    def set_redirect_rule(self, presentity: str, watcher_or_domain: str, target: str) -> None:
+        """Adds or replaces the rule of ``presentity`` for one watcher or a whole domain (as
+        :meth:`set_rule`) with a redirect: the watchers it covers are sent to ``target``,
+        another presence agent's URI (SIP ``302``; an engine subscription raises
+        :class:`impp.Moved`). Live subscriptions it covers end deactivated."""
+        if not isinstance(watcher_or_domain, str):
+            raise TypeError(f"watcher_or_domain must be str, not {watcher_or_domain!r}")
+        watcher, domain = (
+            (watcher_or_domain, None) if ":" in watcher_or_domain else (None, watcher_or_domain)
+        )
+        with self._use() as h:
+            check(
+                lib.impp_engine_set_redirect_rule(
+                    h,
+                    encode(presentity, "presentity"),
+                    encode_optional(watcher, "watcher"),
+                    encode_optional(domain, "domain"),
+                    encode(target, "target"),
+                )
+            )
+
+    def redirect(self, subscription_id: Union[int, Subscription], target: str) -> None:
+        """Sends one subscription's watcher to another presence agent, ``target``: the
+        subscription ends deactivated, and the watcher's next subscription to this presentity
+        (within 64 s) is sent to ``target``. A decision on this subscription only."""
+        with self._use() as h:
+            check(lib.impp_engine_redirect(h, _id(subscription_id), encode(target, "target")))
+
     def remove_rule(
         self, presentity: str, watcher: Optional[str] = None, domain: Optional[str] = None
     ) -> bool:
@@ -1062,14 +1092,17 @@ class Engine:
         try:
             for i in range(lib.impp_rule_list_count(snapshot)):
                 watcher, domain, action = ctypes.c_char_p(), ctypes.c_char_p(), c_int()
+                target = ctypes.c_char_p()
                 check(lib.impp_rule_list_watcher(snapshot, i, ctypes.byref(watcher)))
                 check(lib.impp_rule_list_domain(snapshot, i, ctypes.byref(domain)))
                 check(lib.impp_rule_list_action(snapshot, i, ctypes.byref(action)))
+                check(lib.impp_rule_list_target(snapshot, i, ctypes.byref(target)))
                 found.append(
                     Rule(
                         None if watcher.value is None else watcher.value.decode(),
                         None if domain.value is None else domain.value.decode(),
                         AuthAction._from_c(action.value),
+                        None if target.value is None else target.value.decode(),
                     )
                 )
         finally:

@@ -141,6 +141,9 @@ class AuthAction(_CEnum):
     POLITE_BLOCK = ("polite-block", 3)
     #: The watcher waits (pending) until the presentity decides.
     CONFIRM = ("confirm", 4)
+    #: The watcher is sent to another presence agent (SIP ``302``): only a rule with a target
+    #: (:meth:`impp.Engine.set_redirect_rule`) or :meth:`impp.Engine.redirect` says it.
+    REDIRECT = ("redirect", 5)
 
 
 class SubscriptionState(_CEnum):

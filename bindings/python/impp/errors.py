@@ -30,6 +30,7 @@ __all__ = [
     "Storage",
     "Network",
     "LimitReached",
+    "Moved",
     "InvalidState",
     "error_for_status",
 ]
@@ -58,6 +59,7 @@ class Status(enum.IntEnum):
     STORAGE = -15
     NETWORK = -16
     LIMIT_REACHED = -17
+    MOVED = -18
 
 
 class Error(Exception):
@@ -216,6 +218,14 @@ class LimitReached(Error):
     status_name = "IMPP_ERR_LIMIT_REACHED"
 
 
+class Moved(Error):
+    """The subscription is not served here: the presentity's rules, or its decision on this
+    watcher, send it to another presence agent. ``message`` is that agent's URI."""
+
+    status = Status.MOVED
+    status_name = "IMPP_ERR_MOVED"
+
+
 class InvalidState(Error, RuntimeError):
     """The object is not in a state where the call makes sense: polling an engine whose
     events go to an :meth:`~impp.Engine.on_event` callback, a second coroutine awaiting the
@@ -244,6 +254,7 @@ for _cls in (
     Storage,
     Network,
     LimitReached,
+    Moved,
 ):
     assert _cls.status is not None
     _BY_STATUS[_cls.status] = _cls

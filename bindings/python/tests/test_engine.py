@@ -180,6 +180,33 @@ def test_rules(engine):
     assert (last.state, last.reason) == ("terminated", "rejected")
 
 
+def test_redirects_send_watchers_to_another_presence_agent(engine):
+    edge = "sip:alice@192.0.2.7:5070;transport=tcp"
+    engine.set_redirect_rule(ALICE, BOB, edge)
+    assert engine.rules(ALICE) == [impp.Rule(BOB, None, "redirect", edge)]
+    with pytest.raises(impp.Moved) as moved:
+        engine.subscribe(BOB, ALICE)
+    assert moved.value.status == impp.Status.MOVED
+    assert moved.value.message == edge
+    # The application's decision on one pending subscription: it ends deactivated, and the
+    # watcher's next subscription is sent on once.
+    sub = engine.subscribe(CAROL, ALICE)
+    drain(engine)
+    engine.redirect(sub, edge)
+    last = drain(engine)[-1]
+    assert (last.state, last.reason) == ("terminated", "deactivated")
+    with pytest.raises(impp.Moved):
+        engine.subscribe(CAROL, ALICE)
+    again = engine.subscribe(CAROL, ALICE)
+    assert engine.subscription_state(again).state == "pending"
+    # authorize has no target to give, and a bad target changes nothing.
+    with pytest.raises(impp.InvalidArgument):
+        engine.authorize(again, "redirect")
+    with pytest.raises(impp.InvalidUri):
+        engine.set_redirect_rule(ALICE, CAROL, "not a uri")
+    assert len(engine.rules(ALICE)) == 1
+
+
 def test_subscriptions_are_listed_and_pending_ones_decided(engine):
     bob = engine.subscribe(BOB, ALICE)
     carol = engine.subscribe(CAROL, ALICE, package="dialog")

@@ -148,7 +148,7 @@ def test_status_codes_match_the_header():
         c for c in classes
         if isinstance(c, type) and issubclass(c, impp.Error) and c.status is not None
     ]
-    assert len(errors) == len(codes) - 1 == 17
+    assert len(errors) == len(codes) - 1 == 18
     for cls in errors:
         assert int(codes[cls.status_name]) == cls.status
         assert _ffi.status_name(cls.status) == cls.status_name

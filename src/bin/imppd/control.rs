@@ -248,7 +248,7 @@ fn failed(e: impl std::fmt::Display) -> Failure {
 
 /// The commands `imppd ctl` lists in its usage.
 pub const COMMANDS: &str = "status | stats | pending [PRESENTITY] | \
-decide SUBSCRIPTION-ID allow|block|polite-block | users list | users add URI PASSWORD | \
+decide SUBSCRIPTION-ID allow|block|polite-block|redirect TARGET | users list | users add URI PASSWORD | \
 users del URI | users passwd URI PASSWORD | rules list [PRESENTITY] | \
 rules add PRESENTITY WATCHER|DOMAIN allow|block|polite-block|confirm | \
 rules del PRESENTITY WATCHER|DOMAIN | subscriptions PRESENTITY | registrations USER | \
@@ -367,7 +367,13 @@ fn run(context: &Context, started: Instant, cmd: &str, args: &[String]) -> Resul
             ))
         }
         "decide" => {
-            n(2, "SUBSCRIPTION-ID allow|block|polite-block")?;
+            let form =
+                "SUBSCRIPTION-ID allow|block|polite-block, or SUBSCRIPTION-ID redirect TARGET";
+            if args.len() == 3 && arg(1) == "redirect" {
+                n(3, form)?;
+            } else {
+                n(2, form)?;
+            }
             let id = arg(0)
                 .parse::<u64>()
                 .map(SubscriptionId)
@@ -376,18 +382,28 @@ fn run(context: &Context, started: Instant, cmd: &str, args: &[String]) -> Resul
                 "allow" => AuthAction::Allow,
                 "block" => AuthAction::Block,
                 "polite-block" => AuthAction::PoliteBlock,
+                "redirect" if args.len() == 3 => AuthAction::Redirect,
                 other => {
                     return Err(usage(format!(
-                        "decide: '{other}' is not allow, block or polite-block"
+                        "decide: '{other}' is not allow, block, polite-block or redirect TARGET"
                     )))
                 }
+            };
+            let target = if action == AuthAction::Redirect {
+                Some(uri(arg(2), "target")?)
+            } else {
+                None
             };
             let sub = engine
                 .subscription(id)
                 .map_err(|e| usage(format!("decide: {e}")))?;
             // The subscription may end (expire, be withdrawn) between the look-up and the
             // decision: nothing was decided, as for an id that never existed.
-            engine.authorize(id, action).map_err(|e| match e {
+            let decided = match target.clone() {
+                Some(target) => engine.redirect(id, target),
+                None => engine.authorize(id, action),
+            };
+            decided.map_err(|e| match e {
                 impp::Error::NotFound(_) => usage(format!(
                     "decide: subscription {id} of {} to {} ended before the decision; \
                      nothing decided",
@@ -395,12 +411,16 @@ fn run(context: &Context, started: Instant, cmd: &str, args: &[String]) -> Resul
                 )),
                 e => failed(e),
             })?;
+            let to = target
+                .as_ref()
+                .map(|t| format!(" to {t}"))
+                .unwrap_or_default();
             Ok(done(
                 format!(
-                    "{action}: subscription {id} of {} to {} ({})",
+                    "{action}{to}: subscription {id} of {} to {} ({})",
                     sub.watcher, sub.presentity, sub.package
                 ),
-                json!({"id": id.0, "action": action.to_string()}),
+                json!({"id": id.0, "action": action.to_string(), "target": target.map(|t| t.to_string())}),
             ))
         }
         "users" => users(engine, args),
@@ -589,6 +609,7 @@ fn rule_row(rule: &AuthRule) -> Value {
         "presentity": rule.presentity.to_string(),
         "watcher": rules::watcher_text(&rule.watcher),
         "action": rule.action.to_string(),
+        "target": rule.target.as_ref().map(Uri::to_string),
     })
 }
 
@@ -602,20 +623,15 @@ fn rules_command(engine: &Engine, args: &[String]) -> Result<Value, Failure> {
             }
             .map_err(failed)?;
             Ok(table(
-                &["presentity", "watcher", "action"],
+                &["presentity", "watcher", "action", "target"],
                 list.iter().map(rule_row).collect(),
             ))
         }
-        (Some("add"), 4) => {
-            let presentity = rules::parse_presentity(&args[1]).map_err(usage)?;
-            let watcher = rules::parse_watcher(&args[2]).map_err(usage)?;
-            let action: AuthAction = args[3]
-                .parse()
-                .map_err(|e: impp::Error| usage(e.to_string()))?;
-            let rule = AuthRule::new(presentity, watcher, action);
+        (Some("add"), 4 | 5) => {
+            let rule = rules::parse_rule(&args[1..]).map_err(usage)?;
             engine.set_rule(rule.clone()).map_err(failed)?;
             Ok(done(
-                format!("rule set: {} {} {}", rule.presentity, rules::watcher_text(&rule.watcher), rule.action),
+                format!("rule set: {}", rules::rule_text(&rule)),
                 rule_row(&rule),
             ))
         }
@@ -634,7 +650,7 @@ fn rules_command(engine: &Engine, args: &[String]) -> Result<Value, Failure> {
             ))
         }
         _ => Err(usage(
-            "rules: list [PRESENTITY], add PRESENTITY WATCHER|DOMAIN ACTION or del PRESENTITY WATCHER|DOMAIN",
+            "rules: list [PRESENTITY], add PRESENTITY WATCHER|DOMAIN ACTION [TARGET] or del PRESENTITY WATCHER|DOMAIN",
         )),
     }
 }

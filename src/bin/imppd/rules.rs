@@ -4,8 +4,8 @@
 //! A rule names a presentity (a URI), a watcher (a URI, or a bare domain meaning every
 //! watcher whose URI host is that domain) and an action. The commands write the store the
 //! server reads at start and on SIGHUP; they check everything before writing, so bad input
-//! changes nothing. Listed rules are printed as `PRESENTITY WATCHER ACTION`, the arguments
-//! of `rule add`.
+//! changes nothing. Listed rules are printed as `PRESENTITY WATCHER ACTION [TARGET]`, the
+//! arguments of `rule add` (a `redirect` names the presence agent it sends watchers to).
 
 use std::io::Write as _;
 use std::path::Path;
@@ -23,13 +23,48 @@ pub fn watcher_text(watcher: &WatcherMatch) -> String {
     }
 }
 
-fn rule_text(rule: &AuthRule) -> String {
-    format!(
+/// A rule as `rule add` takes it: `PRESENTITY WATCHER ACTION [TARGET]`.
+pub fn rule_text(rule: &AuthRule) -> String {
+    let mut text = format!(
         "{} {} {}",
         rule.presentity,
         watcher_text(&rule.watcher),
         rule.action
-    )
+    );
+    if let Some(target) = &rule.target {
+        text.push(' ');
+        text.push_str(&target.to_string());
+    }
+    text
+}
+
+/// The rule `PRESENTITY WATCHER|DOMAIN ACTION [TARGET]` says (`args`, four words, or five
+/// for `redirect TARGET`), checked whole.
+pub fn parse_rule(args: &[String]) -> Result<AuthRule, String> {
+    let (presentity, watcher, action) = match args {
+        [p, w, a] | [p, w, a, _] => (p, w, a),
+        _ => {
+            return Err(
+                "a rule is PRESENTITY WATCHER|DOMAIN allow|block|polite-block|confirm, or PRESENTITY WATCHER|DOMAIN redirect TARGET".into(),
+            )
+        }
+    };
+    let presentity = parse_presentity(presentity)?;
+    let watcher = parse_watcher(watcher)?;
+    let action: AuthAction = action.parse().map_err(|e: impp::Error| e.to_string())?;
+    let rule = match (action, args.get(3)) {
+        (AuthAction::Redirect, Some(target)) => {
+            let target = Uri::parse(target).map_err(|e| format!("target '{target}': {e}"))?;
+            AuthRule::redirect(presentity, watcher, target)
+        }
+        (AuthAction::Redirect, None) => {
+            return Err("redirect needs the TARGET presence agent's URI after it".into())
+        }
+        (_, Some(extra)) => return Err(format!("{action} takes no target (got '{extra}')")),
+        (_, None) => AuthRule::new(presentity, watcher, action),
+    };
+    rule.check().map_err(|e| e.to_string())?;
+    Ok(rule)
 }
 
 /// A URI (it has a scheme: `sip:bob@example.test`), or a bare domain (`example.test`:
@@ -87,17 +122,15 @@ pub fn command(db: &Path, args: &[String]) -> Result<(), String> {
     };
     match args.first().map(String::as_str) {
         Some("add") => {
-            let presentity = parse_presentity(arg(1, "a presentity URI")?)?;
-            let watcher = parse_watcher(arg(2, "a watcher URI or domain")?)?;
-            let action: AuthAction = arg(3, "an action: allow, block, polite-block or confirm")?
-                .parse()
-                .map_err(|e: impp::Error| e.to_string())?;
-            extra(4)?;
+            arg(
+                3,
+                "an action: allow, block, polite-block, confirm or redirect TARGET",
+            )?;
+            let rule = parse_rule(&args[1..])?;
             let store = SqliteStore::open(db).map_err(|e| e.to_string())?;
             let before = stored_book(&store)?
-                .get(&presentity, &watcher)
+                .get(&rule.presentity, &rule.watcher)
                 .map(|r| r.action);
-            let rule = AuthRule::new(presentity, watcher, action);
             store.save_rule(&rule).map_err(|e| e.to_string())?;
             match before {
                 None => println!("added {}", rule_text(&rule)),
@@ -159,8 +192,9 @@ pub fn reload(db: &Path, engine: &Engine) -> Result<(usize, usize), String> {
     for rule in stored {
         let was = current
             .get(&rule.presentity, &rule.watcher)
-            .map(|r| r.action);
-        if was != Some(rule.action) {
+            .map(|r| (r.action, r.target.clone()));
+        if was.as_ref().map(|(a, t)| (*a, t)) != Some((rule.action, &rule.target)) {
+            let was = was.map(|(a, _)| a);
             engine.set_rule(rule.clone()).map_err(|e| e.to_string())?;
             added += 1;
             match was {

@@ -18,7 +18,20 @@
 //!   changes.
 //! - Watcher-information subscriptions need no authorization (who may make them is decided
 //!   when they are made, [`super::subscriptions`]).
+//!
+//! # Redirect
+//!
+//! A redirect is not a state a subscription can be in: it says the subscription is served
+//! by another presence agent. A new subscription a redirect rule covers is not made (the
+//! caller gets [`Error::Moved`] with the rule's target). A live one that a new redirect
+//! rule covers, or that the application redirects ([`Shard::redirect`]), ends with reason
+//! `deactivated`, so its watcher subscribes again at once and meets the redirect then. The
+//! application's decision is about one subscription, not a rule: the shard remembers it
+//! for the watcher's next subscription to that presentity only, for
+//! [`REDIRECT_MEMORY_MS`], and for at most [`REDIRECT_MEMORY_ENTRIES`] watchers.
 #![forbid(unsafe_code)]
+
+use std::collections::HashMap;
 
 use super::subscriptions::unknown_subscription;
 use super::{count_state, Shard, LOG_TARGET};
@@ -32,6 +45,49 @@ use crate::model::package::Package;
 use crate::model::rule::{AuthAction, AuthRule, WatcherMatch};
 use crate::uri::Uri;
 
+/// How long an application's redirect of one subscription waits for the watcher's next
+/// subscription (a watcher told `deactivated` subscribes again at once).
+pub const REDIRECT_MEMORY_MS: u64 = 64_000;
+
+/// How many redirected watchers a shard remembers at once; past it, the oldest decision is
+/// forgotten (that watcher's next subscription is decided by the rules again).
+pub const REDIRECT_MEMORY_ENTRIES: usize = 4096;
+
+/// The application's redirects waiting for their watchers' next subscription, by
+/// (presentity key, watcher key): the target and when the memory ends.
+#[derive(Debug, Default)]
+pub(crate) struct Redirected {
+    by_pair: HashMap<(String, String), (Uri, u64)>,
+}
+
+impl Redirected {
+    fn remember(&mut self, presentity: &Uri, watcher: &Uri, target: Uri, now: u64) {
+        self.by_pair.retain(|_, (_, until)| *until > now);
+        if self.by_pair.len() >= REDIRECT_MEMORY_ENTRIES {
+            let oldest = self
+                .by_pair
+                .iter()
+                .min_by_key(|(_, (_, until))| *until)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.by_pair.remove(&k);
+            }
+        }
+        let key = (presentity_key(presentity), presentity_key(watcher));
+        self.by_pair.insert(key, (target, now + REDIRECT_MEMORY_MS));
+    }
+
+    /// The target waiting for `watcher`'s subscription to `presentity`, taken out.
+    fn take(&mut self, presentity: &Uri, watcher: &Uri, now: u64) -> Option<Uri> {
+        if self.by_pair.is_empty() {
+            return None;
+        }
+        let key = (presentity_key(presentity), presentity_key(watcher));
+        let (target, until) = self.by_pair.remove(&key)?;
+        (until > now).then_some(target)
+    }
+}
+
 impl Shard {
     pub(super) fn authorize(&mut self, id: SubscriptionId, action: AuthAction) -> Result<()> {
         let sub = self
@@ -43,8 +99,41 @@ impl Shard {
                 "subscription {id} watches watcher information, which needs no authorization"
             )));
         }
+        if action == AuthAction::Redirect {
+            return Err(Error::InvalidArgument(format!(
+                "a redirect of subscription {id} needs the presence agent to send it to (redirect, not authorize)"
+            )));
+        }
         self.apply_decision(id, action);
         Ok(())
+    }
+
+    /// The application sends one subscription elsewhere (see "Redirect").
+    pub(super) fn redirect(&mut self, id: SubscriptionId, target: Uri) -> Result<()> {
+        let sub = self
+            .subscriptions
+            .get(&id)
+            .ok_or_else(|| unknown_subscription(id))?;
+        if sub.package == Package::PresenceWinfo {
+            return Err(Error::InvalidArgument(format!(
+                "subscription {id} watches watcher information, which is served here only"
+            )));
+        }
+        let (presentity, watcher) = (sub.presentity.clone(), sub.watcher.clone());
+        let now = self.now();
+        self.redirected.remember(&presentity, &watcher, target, now);
+        log::debug!(target: LOG_TARGET, "subscription {id}: redirected");
+        self.terminate(id, Some(TerminationReason::Deactivated));
+        Ok(())
+    }
+
+    /// Where a new subscription of `watcher` to `presentity` is sent instead of being made
+    /// here, if anywhere: the application's redirect waiting for it, else a redirect rule.
+    pub(super) fn redirection(&mut self, presentity: &Uri, watcher: &Uri) -> Option<Uri> {
+        let now = self.now();
+        self.redirected
+            .take(presentity, watcher, now)
+            .or_else(|| self.rules.redirect_target(presentity, watcher).cloned())
     }
 
     /// Whether the transport decides on `watcher` of `presentity` rather than this engine's
@@ -114,6 +203,11 @@ impl Shard {
             AuthAction::Confirm => SubscriptionState::Pending,
             AuthAction::Block => {
                 self.terminate(id, Some(TerminationReason::Rejected));
+                return;
+            }
+            // A rule now sends this watcher elsewhere: it subscribes again and meets it.
+            AuthAction::Redirect => {
+                self.terminate(id, Some(TerminationReason::Deactivated));
                 return;
             }
         };

@@ -366,7 +366,9 @@ impl Shard {
             AuthAction::PoliteBlock => {
                 return self.tell_sender(&letter, DeliveryOutcome::Delivered);
             }
-            AuthAction::Allow | AuthAction::Confirm => {}
+            // A redirect sends the watcher's subscriptions to another presence agent; what it
+            // writes is still the recipient's here.
+            AuthAction::Allow | AuthAction::Confirm | AuthAction::Redirect => {}
         }
         let (online, empty) = self.users.get(&*letter.key).map_or((false, true), |u| {
             (u.reachable(), u.mailbox.is_empty() && u.handing.is_none())

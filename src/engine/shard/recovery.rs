@@ -68,7 +68,9 @@ impl Shard {
         let state = match r.action {
             AuthAction::Allow | AuthAction::PoliteBlock => SubscriptionState::Active,
             AuthAction::Confirm => SubscriptionState::Pending,
-            AuthAction::Block => {
+            // A redirected subscription is never made; a record saying so is dropped as a
+            // blocked one is.
+            AuthAction::Block | AuthAction::Redirect => {
                 self.config
                     .store
                     .submit(Write::DeleteSubscription(r.id), None);

@@ -73,6 +73,13 @@ impl Shard {
             }
             AuthAction::Allow
         } else {
+            if let Some(target) = self.redirection(&presentity, &watcher) {
+                log::debug!(
+                    target: LOG_TARGET,
+                    "subscription {id}: {watcher} to {presentity} ({package}) redirected to {target}"
+                );
+                return Err(Error::Moved(target.to_string()));
+            }
             if self.transport_decides(&presentity, &watcher) {
                 self.first_or_pending(&presentity, &watcher, package)
             } else {
@@ -97,6 +104,7 @@ impl Shard {
             AuthAction::Allow | AuthAction::PoliteBlock => SubscriptionState::Active,
             AuthAction::Confirm => SubscriptionState::Pending,
             AuthAction::Block => SubscriptionState::Terminated(Some(TerminationReason::Rejected)),
+            AuthAction::Redirect => unreachable!("a redirect is answered above"),
         };
         // The watchers of a presentity share its URI when they name it the same way: one
         // allocation per presentity instead of one per subscription.

@@ -501,7 +501,9 @@ fn refused(id: u64, e: &mut Entry, error: &Error) {
     e.back = None;
     e.state = InstanceState::Terminated;
     e.reason = Some(match error {
-        Error::Forbidden(_) | Error::LimitReached(_) => "rejected",
+        // A resource whose rules send this subscriber to another presence agent is not
+        // served in this list: RLMI has no place for the target, so it reads as refused.
+        Error::Forbidden(_) | Error::LimitReached(_) | Error::Moved(_) => "rejected",
         _ => "noresource",
     });
     e.reported = true;

@@ -323,6 +323,15 @@ impl Notifier {
                     "Forbidden (too many subscriptions)",
                 )));
             }
+            // The presentity's rules (or its decision on this watcher) send the watcher to
+            // another presence agent (RFC 3261 §21.3.3; RFC 6665 §4.1.2.4: a SUBSCRIBE may be
+            // redirected like any request). Nothing was made here.
+            Err(Error::Moved(target)) => {
+                drop(dialogs);
+                let mut answer = self.stack.reply(request, 302, "Moved Temporarily");
+                answer.header("Contact", &format!("<{target}>"))?;
+                return Ok(Some(answer));
+            }
             Err(e) => return Err(e),
         };
         let local_tag = dialog.local_tag.clone();
