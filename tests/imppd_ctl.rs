@@ -646,6 +646,17 @@ fn log_level_changes_at_once() {
     );
     refused(&ctl(&db, &["log-level"]), "expected error|warn");
     assert_eq!(json(&ctl(&db, &["--json", "status"]))["log_level"], "warn");
+    // A reload that finds the same level in the configuration leaves the operator's.
+    let reload = json(&ctl(&db, &["--json", "reload"]));
+    assert!(
+        !reload["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "log level"),
+        "{reload}"
+    );
+    assert_eq!(json(&ctl(&db, &["--json", "status"]))["log_level"], "warn");
     // stats carries the SIP server's counters too.
     let stats = json(&ctl(&db, &["--json", "stats"]));
     assert!(stats["sip_answers_2xx"].as_u64().unwrap() >= 1, "{stats}");

@@ -30,7 +30,10 @@ use super::{lists, rules, Options};
 struct Running {
     settings: RuntimeSettings,
     policy_text: String,
-    log_level: Level,
+    /// The log level the configuration (file and command line) gave when it was last read:
+    /// a reload sets the level only when this changes, so `imppd ctl log-level` holds
+    /// until the configuration says something new.
+    configured_log_level: Level,
     domains: Vec<String>,
     db: PathBuf,
     http: Option<std::net::SocketAddr>,
@@ -45,7 +48,7 @@ impl Running {
         Running {
             settings: options.runtime_settings(),
             policy_text: super::policy_text(options),
-            log_level: options.log_level,
+            configured_log_level: options.log_level,
             domains: options.domains.clone(),
             db: options.db.clone(),
             http: options.http,
@@ -92,11 +95,11 @@ impl Reloader {
         lock(&self.running).policy_text.clone()
     }
 
-    /// Sets the log level at once (`imppd ctl log-level`); a reload sets it again from the
-    /// configuration.
+    /// Sets the log level at once (`imppd ctl log-level`); it holds until a reload finds
+    /// another level in the configuration than the last one read.
     pub fn set_log_level(&self, level: Level) {
+        let _running = lock(&self.running);
         log::set_max_level(level);
-        lock(&self.running).log_level = level;
     }
 
     /// Reads the configuration again and applies it (see the module documentation).
@@ -132,9 +135,9 @@ impl Reloader {
             running.settings = settings;
             running.policy_text = super::policy_text(&options);
         }
-        if options.log_level != running.log_level {
+        if options.log_level != running.configured_log_level {
             log::set_max_level(options.log_level);
-            running.log_level = options.log_level;
+            running.configured_log_level = options.log_level;
             changed.push("log level".into());
         }
         let next = Running::of(&options);
