@@ -1,0 +1,225 @@
+//! Presence at the edge, the server's side (issue 19): imppd with `--migrate proxy` (or
+//! `redirect`) and real peers on loopback. A sipp device registers over TCP with
+//! `events="presence"` (tests/sip/edge_device.xml) and plays the SUBSCRIBEs handed to it
+//! with an out-of-call scenario (edge_device_serve.xml: `200` and a NOTIFY through the
+//! server's Record-Route; edge_device_refuse.xml: `480`); sipp watchers know nothing of
+//! migration. Checked: the watcher's SUBSCRIBE reaches the device and the device's NOTIFY
+//! the watcher; killing the device (SIGKILL: its TCP connection closes) brings the watcher
+//! back with `terminated;reason=deactivated` within the bound, and its new SUBSCRIBE is
+//! served by the server with the composed state; a watcher subscribed at the server moves
+//! at its refresh; a device answering `480` leaves the watcher on the server; a pending
+//! watcher is not handed over; `--migrate redirect` answers `302` with the device's contact.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::imppd::{Imppd, IMPPD};
+use common::kamailio::{TempDir, DOMAIN};
+use common::sipp::{received_in, scenarios, Running, Sipp};
+
+/// The device: registered (its REGISTER answered) before this returns.
+fn device(server: &Imppd, dir: &Path, ooc: &str) -> Running {
+    let ooc = scenarios().join(ooc);
+    let device = Sipp::new("edge_device.xml", server.addr(), "alice", dir, "device")
+        .args(&["-t", "t1", "-oocsf", ooc.to_str().unwrap(), "-m", "100"])
+        .spawn();
+    device.wait_for("SIP/2.0 200 OK");
+    device
+}
+
+/// alice publishes at the server: what a watcher the server serves sees.
+fn publish(server: &Imppd, dir: &Path) {
+    Sipp::new("edge_publish.xml", server.addr(), "alice", dir, "publish").run();
+}
+
+fn watcher(server: &Imppd, dir: &Path, scenario: &str, user: &str) -> Sipp {
+    Sipp::new(scenario, server.addr(), user, dir, user).set("target", "alice")
+}
+
+/// `imppd ctl stats` of the running server, as JSON text.
+fn stats(server: &Imppd) -> String {
+    let out = Command::new(IMPPD)
+        .args(["ctl", "--db"])
+        .arg(server.db())
+        .args(["--json", "stats"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stat(stats: &str, name: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(stats).unwrap();
+    v[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {name} in {stats}"))
+}
+
+#[test]
+fn handed_over_by_proxy_and_taken_back_when_the_device_is_killed() {
+    let dir = TempDir::new("edge-back");
+    let server = Imppd::start(&[], &["--open", "--migrate", "proxy"]);
+    publish(&server, dir.path());
+    let mut device = device(&server, dir.path(), "edge_device_serve.xml");
+    let bob = watcher(&server, dir.path(), "edge_watcher_back.xml", "bob").spawn();
+    // The device's NOTIFY reached the watcher, through the server.
+    bob.wait_for("served by the device");
+    // The watcher's SUBSCRIBE reached the device, retargeted and record-routed.
+    let handed = received_in(&device.messages(), "SUBSCRIBE");
+    assert_eq!(handed.len(), 1, "{}", device.messages());
+    assert!(
+        handed[0].contains("Record-Route:") && handed[0].contains("dlg="),
+        "{}",
+        handed[0]
+    );
+    let s = stats(&server);
+    assert_eq!(stat(&s, "hand_overs"), 1, "{s}");
+    assert_eq!(stat(&s, "handed_over_dialogs"), 1, "{s}");
+    // Let the device's NOTIFY be answered before it dies.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while device.messages().matches("SIP/2.0 200 OK").count() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let killed = Instant::now();
+    device.kill();
+    // Polled every millisecond: the figure is the report's.
+    while !bob.messages().contains("reason=deactivated")
+        && killed.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let back = killed.elapsed();
+    println!(
+        "edge take-back: SIGKILL of the device to the watcher's deactivated NOTIFY: {} ms",
+        back.as_millis()
+    );
+    assert!(back < Duration::from_secs(5), "{back:?}\n{}", server.log());
+
+    let log = bob.wait();
+    let notifies = log.received("NOTIFY");
+    assert_eq!(notifies.len(), 3, "{notifies:?}");
+    assert!(
+        notifies[1].contains(";tag=") && notifies[1].contains("CSeq: 8 NOTIFY"),
+        "the device's side of the dialog, above its CSeq 7: {}",
+        notifies[1]
+    );
+    assert!(
+        notifies[2].contains("composed at the server"),
+        "served by the server again: {}",
+        notifies[2]
+    );
+    let s = stats(&server);
+    assert_eq!(stat(&s, "take_backs"), 1, "{s}");
+    assert_eq!(stat(&s, "handed_over_dialogs"), 0, "{s}");
+}
+
+#[test]
+fn a_watcher_subscribed_at_the_server_moves_at_its_refresh() {
+    let dir = TempDir::new("edge-moves");
+    let server = Imppd::start(&[], &["--open", "--migrate", "proxy"]);
+    publish(&server, dir.path());
+    let bob = watcher(&server, dir.path(), "edge_watcher_moves.xml", "bob").spawn();
+    bob.wait_for("composed at the server");
+    // The device registers while the watcher waits for its refresh.
+    let device = device(&server, dir.path(), "edge_device_serve.xml");
+    let log = bob.wait();
+    let notifies = log.received("NOTIFY");
+    assert_eq!(notifies.len(), 3, "{notifies:?}");
+    assert!(
+        notifies[0].contains("composed at the server"),
+        "{}",
+        notifies[0]
+    );
+    assert!(
+        notifies[1].contains("reason=deactivated"),
+        "{}",
+        notifies[1]
+    );
+    assert!(
+        notifies[2].contains("served by the device"),
+        "{}",
+        notifies[2]
+    );
+    assert_eq!(received_in(&device.messages(), "SUBSCRIBE").len(), 1);
+}
+
+#[test]
+fn a_device_answering_480_leaves_the_watcher_on_the_server() {
+    let dir = TempDir::new("edge-480");
+    let server = Imppd::start(&[], &["--open", "--migrate", "proxy"]);
+    publish(&server, dir.path());
+    let device = device(&server, dir.path(), "edge_device_refuse.xml");
+    let log = watcher(&server, dir.path(), "edge_watcher.xml", "bob").run();
+    let notifies = log.received("NOTIFY");
+    assert_eq!(notifies.len(), 1, "{notifies:?}");
+    assert!(
+        notifies[0].contains("composed at the server"),
+        "{}",
+        notifies[0]
+    );
+    assert!(
+        !log.0.contains("480"),
+        "the watcher never sees the device's refusal"
+    );
+    device.wait_for("SIP/2.0 480");
+    let s = stats(&server);
+    assert_eq!(stat(&s, "hand_overs"), 0, "{s}");
+    assert_eq!(stat(&s, "handed_over_dialogs"), 0, "{s}");
+}
+
+#[test]
+fn a_pending_watcher_is_not_handed_over() {
+    let dir = TempDir::new("edge-pending");
+    let server = Imppd::start_prepared(
+        &[],
+        |db| {
+            let out = Command::new(IMPPD)
+                .args(["rule", "add", &format!("sip:alice@{DOMAIN}")])
+                .args([&format!("sip:carol@{DOMAIN}"), "confirm", "--db"])
+                .arg(db)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        },
+        &["--open", "--migrate", "proxy"],
+    );
+    let device = device(&server, dir.path(), "edge_device_serve.xml");
+    let log = watcher(&server, dir.path(), "edge_watcher.xml", "carol").run();
+    let notifies = log.received("NOTIFY");
+    assert_eq!(notifies.len(), 1, "{notifies:?}");
+    assert!(
+        notifies[0].contains("Subscription-State: pending"),
+        "{}",
+        notifies[0]
+    );
+    assert!(
+        received_in(&device.messages(), "SUBSCRIBE").is_empty(),
+        "{}",
+        device.messages()
+    );
+}
+
+#[test]
+fn redirect_mode_answers_302_with_the_devices_contact() {
+    let dir = TempDir::new("edge-redirect");
+    let server = Imppd::start(&[], &["--open", "--migrate", "redirect"]);
+    let device = device(&server, dir.path(), "edge_device_serve.xml");
+    let log = watcher(&server, dir.path(), "edge_watcher_redirect.xml", "bob").run();
+    let answer = log
+        .0
+        .split("----------------------------------------------- ")
+        .find(|e| e.contains("SIP/2.0 302"))
+        .expect("a 302")
+        .to_string();
+    assert!(
+        answer.contains("Contact: <sip:alice@127.0.0.1:") && answer.contains("transport=tcp>"),
+        "{answer}"
+    );
+    assert!(received_in(&device.messages(), "SUBSCRIBE").is_empty());
+    let s = stats(&server);
+    assert_eq!(stat(&s, "hand_over_redirects"), 1, "{s}");
+}
