@@ -22,8 +22,12 @@ use common::sipp::{received_in, scenarios, Running, Sipp};
 
 /// The device: registered (its REGISTER answered) before this returns.
 fn device(server: &Imppd, dir: &Path, ooc: &str) -> Running {
+    device_playing(server, dir, "edge_device.xml", ooc)
+}
+
+fn device_playing(server: &Imppd, dir: &Path, scenario: &str, ooc: &str) -> Running {
     let ooc = scenarios().join(ooc);
-    let device = Sipp::new("edge_device.xml", server.addr(), "alice", dir, "device")
+    let device = Sipp::new(scenario, server.addr(), "alice", dir, "device")
         .args(&["-t", "t1", "-oocsf", ooc.to_str().unwrap(), "-m", "100"])
         .spawn();
     device.wait_for("SIP/2.0 200 OK");
@@ -115,6 +119,41 @@ fn handed_over_by_proxy_and_taken_back_when_the_device_is_killed() {
     let s = stats(&server);
     assert_eq!(stat(&s, "take_backs"), 1, "{s}");
     assert_eq!(stat(&s, "handed_over_dialogs"), 0, "{s}");
+}
+
+#[test]
+fn watchers_come_back_when_the_device_unregisters() {
+    let dir = TempDir::new("edge-unregister");
+    let server = Imppd::start(&[], &["--open", "--migrate", "proxy"]);
+    publish(&server, dir.path());
+    let device = device_playing(
+        &server,
+        dir.path(),
+        "edge_device_leaves.xml",
+        "edge_device_serve.xml",
+    );
+    let log = watcher(&server, dir.path(), "edge_watcher_back.xml", "bob").run();
+    let notifies = log.received("NOTIFY");
+    assert_eq!(notifies.len(), 3, "{notifies:?}");
+    assert!(
+        notifies[0].contains("served by the device"),
+        "{}",
+        notifies[0]
+    );
+    assert!(
+        notifies[1].contains("reason=deactivated"),
+        "{}",
+        notifies[1]
+    );
+    assert!(
+        notifies[2].contains("composed at the server"),
+        "{}",
+        notifies[2]
+    );
+    // Still connected: the binding's end alone brought the watcher back.
+    assert!(device.messages().contains("Expires: 0"));
+    let s = stats(&server);
+    assert_eq!(stat(&s, "take_backs"), 1, "{s}");
 }
 
 #[test]

@@ -454,3 +454,19 @@ fn key_of(m: &SipMessage) -> Option<(String, String)> {
         m.from().ok()?.tag()?.to_string(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_modes_parse_and_print() {
+        for mode in [Migration::Off, Migration::Proxy, Migration::Redirect] {
+            assert_eq!(mode.as_str().parse::<Migration>().unwrap(), mode);
+        }
+        assert_eq!(" PROXY ".parse::<Migration>().unwrap(), Migration::Proxy);
+        let e = "sideways".parse::<Migration>().unwrap_err().to_string();
+        assert!(e.contains("sideways") && e.contains("redirect"), "{e}");
+        assert_eq!(Migration::default(), Migration::Off);
+    }
+}

@@ -362,3 +362,23 @@ pub(crate) fn is_contact(endpoint: &EndpointInfo) -> bool {
     let id = endpoint.endpoint.as_str();
     id.starts_with("sip:") || id.starts_with("sips:")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::header::NameAddr;
+
+    #[test]
+    fn a_contact_offers_presence_by_its_events_feature_tag() {
+        let offers = |text: &str| offers_presence(&NameAddr::parse(text, "Contact").unwrap());
+        assert!(offers(
+            r#"<sip:a@192.0.2.1;transport=tcp>;events="presence";+sip.instance="<urn:uuid:1>";reg-id=1"#
+        ));
+        assert!(offers(r#"<sip:a@192.0.2.1>;events="dialog,Presence""#));
+        assert!(offers(r#"<sip:a@192.0.2.1>;+sip.events="presence""#));
+        assert!(!offers(
+            r#"<sip:a@192.0.2.1>;events="presence.winfo,dialog""#
+        ));
+        assert!(!offers("<sip:a@192.0.2.1>;expires=60"));
+    }
+}
