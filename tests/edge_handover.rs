@@ -262,3 +262,32 @@ fn redirect_mode_answers_302_with_the_devices_contact() {
     let s = stats(&server);
     assert_eq!(stat(&s, "hand_over_redirects"), 1, "{s}");
 }
+
+#[test]
+fn the_migration_mode_changes_by_reload() {
+    let dir = TempDir::new("edge-reload");
+    let config = dir.path().join("imppd.conf");
+    std::fs::write(&config, "open = yes\nlog-level = debug\nmigrate = off\n").unwrap();
+    let server = Imppd::start(&[], &["--config", config.to_str().unwrap()]);
+    let device = device(&server, dir.path(), "edge_device_serve.xml");
+    // Off: the server serves the watcher although the device offers to.
+    let log = watcher(&server, dir.path(), "edge_watcher.xml", "bob").run();
+    assert_eq!(log.received("NOTIFY").len(), 1);
+    assert!(received_in(&device.messages(), "SUBSCRIBE").is_empty());
+
+    std::fs::write(
+        &config,
+        "open = yes\nlog-level = debug\nmigrate = redirect\n",
+    )
+    .unwrap();
+    let out = Command::new(IMPPD)
+        .args(["ctl", "--db"])
+        .arg(server.db())
+        .args(["--json", "reload"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("migration"), "{text}");
+    let log = watcher(&server, dir.path(), "edge_watcher_redirect.xml", "carol").run();
+    assert!(log.0.contains("SIP/2.0 302"), "{}", log.0);
+}
