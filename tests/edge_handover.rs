@@ -28,7 +28,7 @@ fn device(server: &Imppd, dir: &Path, ooc: &str) -> Running {
 fn device_playing(server: &Imppd, dir: &Path, scenario: &str, ooc: &str) -> Running {
     let ooc = scenarios().join(ooc);
     let device = Sipp::new(scenario, server.addr(), "alice", dir, "device")
-        .args(&["-t", "t1", "-oocsf", ooc.to_str().unwrap(), "-m", "100"])
+        .args(&["-t", "t1", "-oocsf", ooc.to_str().unwrap()])
         .spawn();
     device.wait_for("SIP/2.0 200 OK");
     device
@@ -88,6 +88,8 @@ fn handed_over_by_proxy_and_taken_back_when_the_device_is_killed() {
         std::thread::sleep(Duration::from_millis(10));
     }
 
+    // One device, one registration (sipp starts no second call).
+    assert_eq!(device.messages().matches("REGISTER sip:").count(), 1);
     let killed = Instant::now();
     device.kill();
     // Polled every millisecond: the figure is the report's.
@@ -152,6 +154,37 @@ fn watchers_come_back_when_the_device_unregisters() {
     );
     // Still connected: the binding's end alone brought the watcher back.
     assert!(device.messages().contains("Expires: 0"));
+    let s = stats(&server);
+    assert_eq!(stat(&s, "take_backs"), 1, "{s}");
+}
+
+#[test]
+fn watchers_come_back_when_a_relayed_refresh_fails_at_the_device() {
+    let dir = TempDir::new("edge-relay-fails");
+    let server = Imppd::start(&[], &["--open", "--migrate", "proxy"]);
+    publish(&server, dir.path());
+    let device = device(&server, dir.path(), "edge_device_fail.xml");
+    let log = watcher(&server, dir.path(), "edge_watcher_refresh_fails.xml", "bob").run();
+    let notifies = log.received("NOTIFY");
+    assert_eq!(notifies.len(), 3, "{notifies:?}");
+    assert!(
+        notifies[1].contains("reason=deactivated"),
+        "{}",
+        notifies[1]
+    );
+    assert!(
+        notifies[2].contains("composed at the server"),
+        "{}",
+        notifies[2]
+    );
+    // The refresh went to the device through the server, over the device's connection.
+    let at_device = received_in(&device.messages(), "SUBSCRIBE");
+    assert_eq!(at_device.len(), 2, "{}", device.messages());
+    assert!(
+        at_device[1].contains("CSeq: 2 SUBSCRIBE"),
+        "{}",
+        at_device[1]
+    );
     let s = stats(&server);
     assert_eq!(stat(&s, "take_backs"), 1, "{s}");
 }

@@ -470,76 +470,87 @@ impl SipServer {
                 },
             )
         };
-        let handover = Arc::new(Handover::new(stack.clone()));
-        let serving_ended = {
-            let handover = handover.clone();
-            Box::new(move |c: &super::server::registrar::ServingContact| {
-                handover.take_back(&c.aor, &c.contact);
-            })
-        };
         let migration = Live::new(config.migration);
-        let node = Arc::new_cyclic(|me: &std::sync::Weak<Node>| Node {
-            registrar: Registrar::new(
-                stack.clone(),
-                handle.clone(),
-                auth.clone(),
-                gate.clone(),
-                serving_ended,
-            ),
-            publisher: Publisher::new(stack.clone(), handle.clone(), auth.clone()),
-            notifier: Notifier::new(
-                stack.clone(),
-                handle.clone(),
-                auth.clone(),
-                federates,
-                Box::new(Migrator {
-                    node: me.clone(),
-                    engine: handle.clone(),
-                    mode: migration.clone(),
-                }),
-            ),
-            list_server: ListServer::new(
-                stack.clone(),
-                handle.clone(),
-                auth.clone(),
-                config.list_batch_interval,
-            ),
-            pager: Pager::new(
-                stack.clone(),
-                handle.clone(),
-                auth.clone(),
-                gate,
-                routes.clone(),
-                resolver.clone(),
-            ),
-            forwarder: Forwarder::new(
-                stack.clone(),
-                auth,
-                domains,
-                ForwarderConfig {
-                    routes: routes.clone(),
-                    federate: config.federate,
-                    authenticate: config.authenticate,
-                    resolver: resolver.clone(),
-                    handed: handover.clone(),
-                },
-            ),
-            handover,
-            backends,
-            accounts: Accounts::new(
-                stack.clone(),
-                handle.clone(),
-                accounts_config,
-                server_hops,
-                agent_counters.clone(),
-            ),
-            agent_counters,
-            events_handled: std::sync::atomic::AtomicU64::new(0),
-            closed_flows: Mutex::default(),
-            unsent_requests: Mutex::default(),
-            trust,
-            resolver,
-            stack,
+        let node = Arc::new_cyclic(|me: &std::sync::Weak<Node>| {
+            // A device that failed a request is no longer handed watchers (until it registers
+            // again); a serving contact that ended takes its watchers back.
+            let handover = Arc::new(Handover::new(stack.clone(), {
+                let me = me.clone();
+                Box::new(move |aor: &crate::uri::Uri, contact: &str| {
+                    if let Some(node) = me.upgrade() {
+                        node.registrar.stop_serving(aor, contact);
+                    }
+                })
+            }));
+            let serving_ended = {
+                let handover = handover.clone();
+                Box::new(move |c: &super::server::registrar::ServingContact| {
+                    handover.take_back(&c.aor, &c.contact);
+                })
+            };
+            Node {
+                registrar: Registrar::new(
+                    stack.clone(),
+                    handle.clone(),
+                    auth.clone(),
+                    gate.clone(),
+                    serving_ended,
+                ),
+                publisher: Publisher::new(stack.clone(), handle.clone(), auth.clone()),
+                notifier: Notifier::new(
+                    stack.clone(),
+                    handle.clone(),
+                    auth.clone(),
+                    federates,
+                    Box::new(Migrator {
+                        node: me.clone(),
+                        engine: handle.clone(),
+                        mode: migration.clone(),
+                    }),
+                ),
+                list_server: ListServer::new(
+                    stack.clone(),
+                    handle.clone(),
+                    auth.clone(),
+                    config.list_batch_interval,
+                ),
+                pager: Pager::new(
+                    stack.clone(),
+                    handle.clone(),
+                    auth.clone(),
+                    gate,
+                    routes.clone(),
+                    resolver.clone(),
+                ),
+                forwarder: Forwarder::new(
+                    stack.clone(),
+                    auth,
+                    domains,
+                    ForwarderConfig {
+                        routes: routes.clone(),
+                        federate: config.federate,
+                        authenticate: config.authenticate,
+                        resolver: resolver.clone(),
+                        handed: handover.clone(),
+                    },
+                ),
+                handover,
+                backends,
+                accounts: Accounts::new(
+                    stack.clone(),
+                    handle.clone(),
+                    accounts_config,
+                    server_hops,
+                    agent_counters.clone(),
+                ),
+                agent_counters,
+                events_handled: std::sync::atomic::AtomicU64::new(0),
+                closed_flows: Mutex::default(),
+                unsent_requests: Mutex::default(),
+                trust,
+                resolver,
+                stack,
+            }
         });
 
         // Bounded: what the workers cannot take in time is dropped (and counted) rather than
@@ -1066,6 +1077,7 @@ impl Migrates for Migrator {
             return Placement::Here;
         }
         let weak = self.node.clone();
+        let (serving_aor, serving_contact) = (serving.aor.clone(), serving.contact.clone());
         node.forwarder.hand_over(
             request,
             &serving.contact,
@@ -1073,6 +1085,11 @@ impl Migrates for Migrator {
             Box::new(move |request, response| {
                 let Some(node) = weak.upgrade() else { return };
                 node.handover.answered(&request.message, response.as_ref());
+                let status = response.as_ref().and_then(SipMessage::status);
+                if matches!(status, None | Some(408 | 503)) {
+                    // Not there, or overloaded: not a refusal of this watcher.
+                    node.registrar.stop_serving(&serving_aor, &serving_contact);
+                }
                 let taken = response
                     .as_ref()
                     .and_then(SipMessage::status)

@@ -23,7 +23,7 @@
 //! | a non-2xx, or no answer | the entry goes: the server serves the watcher itself |
 //! | a NOTIFY from the device | its CSeq; `terminated` ends the entry |
 //! | a refresh from the watcher | the new expiry; `Expires: 0` lets the entry end with the device's final NOTIFY, or shortly after |
-//! | a relayed request to the device failing (408, 503, no answer) | the device is gone: every dialog of it is taken back |
+//! | a relayed request to the device failing (408, 503, no answer) | the device is gone (or overloaded): every dialog of it is taken back, and it is handed no more watchers until it registers again |
 //! | `481` from the device | it forgot that dialog: that one is taken back |
 //! | `481` or no answer from the watcher | the watcher is gone: the entry goes |
 //! | expiry without refresh | the entry goes (the watcher's subscription expired too) |
@@ -125,9 +125,13 @@ struct Handed {
     expires_at: u64,
 }
 
+/// Told of a device that failed a relayed request (its address of record and contact).
+pub(crate) type DeviceFailed = Box<dyn Fn(&Uri, &str) + Send + Sync>;
+
 /// The hand-over table: see the module documentation.
 pub(crate) struct Handover {
     stack: Arc<Stack>,
+    device_failed: DeviceFailed,
     /// By Call-ID and the watcher's tag.
     dialogs: Mutex<HashMap<(String, String), Handed>>,
     hand_overs: AtomicU64,
@@ -147,9 +151,10 @@ impl Waiting for Forget {
 }
 
 impl Handover {
-    pub(crate) fn new(stack: Arc<Stack>) -> Handover {
+    pub(crate) fn new(stack: Arc<Stack>, device_failed: DeviceFailed) -> Handover {
         Handover {
             stack,
+            device_failed,
             dialogs: Mutex::default(),
             hand_overs: AtomicU64::new(0),
             redirects: AtomicU64::new(0),
@@ -196,6 +201,7 @@ impl Handover {
             return false;
         }
         let expires_at = self.stack.now() + GRACE_MS;
+        self.stack.alarm().at(expires_at);
         dialogs.insert(
             key,
             Handed {
@@ -237,6 +243,7 @@ impl Handover {
         handed.dialog.local_tag = tag;
         handed.confirmed = true;
         handed.expires_at = self.stack.now() + u64::from(expires) * 1000 + GRACE_MS;
+        self.stack.alarm().at(handed.expires_at);
         self.hand_overs.fetch_add(1, Ordering::Relaxed);
         log::info!(
             "{}: watcher {} handed over to {}",
@@ -404,6 +411,8 @@ impl HandedDialogs for Handover {
                 if let Some((aor, contact)) = device {
                     log::info!("{aor}: {contact} failed a relayed request ({status})");
                     self.take_back(&aor, &contact);
+                    // Its watchers' new SUBSCRIBEs stay on the server.
+                    (self.device_failed)(&aor, &contact);
                 }
             }
             (true, 481) => self.take_back_one(&key),

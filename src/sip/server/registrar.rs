@@ -103,10 +103,18 @@ impl Registrar {
 
     /// Keeps `contact` of `aor` as serving (or refreshes it).
     fn keep_serving(&self, contact: ServingContact) {
+        // The timer thread ends it at its expiry, also when it sleeps now.
+        self.stack.alarm().at(contact.expires_at);
         let mut serving = lock(&self.serving);
         let list = serving.entry(presentity_key(&contact.aor)).or_default();
         list.retain(|c| c.contact != contact.contact);
         list.push(contact);
+    }
+
+    /// Stops handing watchers to the serving contact `contact` of `aor` (it failed a
+    /// request: gone, or overloaded) until it registers again; its binding stays.
+    pub(crate) fn stop_serving(&self, aor: &Uri, contact: &str) {
+        self.end_serving(aor, contact);
     }
 
     /// Ends the serving contact `contact` of `aor`, if it is one, and tells of it.
