@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::imppd::{Imppd, IMPPD};
+use common::imppd::{password, Imppd, IMPPD};
 use common::kamailio::{TempDir, DOMAIN};
 use common::sipp::{received_in, scenarios, Running, Sipp};
 
@@ -121,6 +121,55 @@ fn handed_over_by_proxy_and_taken_back_when_the_device_is_killed() {
     let s = stats(&server);
     assert_eq!(stat(&s, "take_backs"), 1, "{s}");
     assert_eq!(stat(&s, "handed_over_dialogs"), 0, "{s}");
+}
+
+#[test]
+fn with_digest_authentication_the_devices_dialog_is_relayed_on_its_seal() {
+    let dir = TempDir::new("edge-auth");
+    let server = Imppd::start(&["alice", "bob"], &["--migrate", "proxy"]);
+    let ooc = scenarios().join("edge_device_serve.xml");
+    let mut device = Sipp::new(
+        "edge_device_auth.xml",
+        server.addr(),
+        "alice",
+        dir.path(),
+        "device",
+    )
+    .args(&["-t", "t1", "-oocsf", ooc.to_str().unwrap()])
+    .auth("alice", &password("alice"))
+    .spawn();
+    device.wait_for("SIP/2.0 200 OK");
+    let bob = watcher(&server, dir.path(), "edge_watcher_back_auth.xml", "bob")
+        .auth("bob", &password("bob"))
+        .spawn();
+    // The device's NOTIFY (From alice, a user of the domain) passed without a 407.
+    bob.wait_for("served by the device");
+    let handed = received_in(&device.messages(), "SUBSCRIBE");
+    assert_eq!(handed.len(), 1, "{}", device.messages());
+    assert!(
+        !handed[0].contains("Authorization:"),
+        "bob's credentials stop at the server: {}",
+        handed[0]
+    );
+    assert!(!device.messages().contains("407"), "{}", device.messages());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while device.messages().matches("SIP/2.0 200 OK").count() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    device.kill();
+    let log = bob.wait();
+    let notifies = log.received("NOTIFY");
+    assert_eq!(notifies.len(), 3, "{notifies:?}");
+    assert!(
+        notifies[1].contains("reason=deactivated"),
+        "{}",
+        notifies[1]
+    );
+    assert!(
+        !notifies[2].contains("served by the device"),
+        "{}",
+        notifies[2]
+    );
 }
 
 #[test]
