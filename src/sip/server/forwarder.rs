@@ -467,7 +467,7 @@ impl Forwarder {
                 );
                 // Its client transaction ends without telling anyone.
                 self.stack.complete(&branch, 408, true);
-                self.failed(up.attempt, None, 408);
+                self.hand_over_failed(up.attempt, None);
             }
         }
     }
@@ -480,15 +480,12 @@ impl Forwarder {
             .min()
     }
 
-    /// `attempt` ends without its answer passed on: a hand-over goes to its continuation,
-    /// a relayed request of a handed-over dialog is told; false when neither, and the
-    /// sender is to be answered as usual.
-    fn failed(&self, mut attempt: Attempt, response: Option<SipMessage>, status: u16) -> bool {
-        if attempt.handed {
-            self.handed.relayed(&attempt.message, status);
-        }
+    /// The hand-over `attempt` ends without its answer passed on (`response`: the device's
+    /// refusal; `None`: no answer, or a transport error): its continuation serves the
+    /// watcher.
+    fn hand_over_failed(&self, mut attempt: Attempt, response: Option<SipMessage>) {
         let Some(done) = attempt.hand_over.take() else {
-            return false;
+            return;
         };
         self.forget_deadline(&attempt.branch);
         done(
@@ -499,7 +496,6 @@ impl Forwarder {
             },
             response,
         );
-        true
     }
 
     fn forget_deadline(&self, branch: &str) {
@@ -721,7 +717,7 @@ impl Forwarder {
         if refused {
             drop(forwards);
             let up = upstream.expect("checked");
-            self.failed(up.attempt, Some(message.clone()), status);
+            self.hand_over_failed(up.attempt, Some(message.clone()));
             return true;
         }
         let up = match &upstream {
@@ -799,7 +795,7 @@ impl Forwarder {
         }
         let up = up.attempt;
         if up.hand_over.is_some() {
-            self.failed(up, None, status);
+            self.hand_over_failed(up, None);
             return;
         }
         if up.handed {
@@ -854,9 +850,11 @@ impl Forwarder {
             let Some(up) = forwards.get_mut(&branch) else {
                 return false;
             };
-            // A hand-over's continuation works with the engine: not on the I/O thread, but
-            // as any unsent request's outcome, from the timer thread.
-            if up.attempt.hand_over.is_some() && up.udp_fallback.is_none() {
+            // What follows a hand-over's failure, or a handed-over dialog's, works with the
+            // engine and sends requests: not on the I/O thread, but as any unsent request's
+            // outcome, from the timer thread.
+            let handed = up.attempt.hand_over.is_some() || up.attempt.handed;
+            if handed && up.udp_fallback.is_none() {
                 return false;
             }
             up.udp_fallback.take()

@@ -137,6 +137,10 @@ pub(crate) struct Handover {
     hand_overs: AtomicU64,
     redirects: AtomicU64,
     take_backs: AtomicU64,
+    /// No entry expires before this (clock ms; `u64::MAX`: none): the timer thread's turns
+    /// look at the table only from then on (an expiry only moves later, but for new
+    /// entries, which lower it).
+    next_expiry: AtomicU64,
 }
 
 /// A take-back NOTIFY's answer changes nothing: the dialog is gone either way.
@@ -159,6 +163,7 @@ impl Handover {
             hand_overs: AtomicU64::new(0),
             redirects: AtomicU64::new(0),
             take_backs: AtomicU64::new(0),
+            next_expiry: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -201,6 +206,8 @@ impl Handover {
             return false;
         }
         let expires_at = self.stack.now() + GRACE_MS;
+        // Under the table's lock, as the timer thread's recomputation.
+        self.next_expiry.fetch_min(expires_at, Ordering::AcqRel);
         self.stack.alarm().at(expires_at);
         dialogs.insert(
             key,
@@ -243,7 +250,6 @@ impl Handover {
         handed.dialog.local_tag = tag;
         handed.confirmed = true;
         handed.expires_at = self.stack.now() + u64::from(expires) * 1000 + GRACE_MS;
-        self.stack.alarm().at(handed.expires_at);
         self.hand_overs.fetch_add(1, Ordering::Relaxed);
         log::info!(
             "{}: watcher {} handed over to {}",
@@ -337,12 +343,20 @@ impl Handover {
 
     /// Ends the entries past their expiry at `now` (clock ms).
     pub(crate) fn tick(&self, now: u64) {
-        lock(&self.dialogs).retain(|_, h| h.expires_at > now);
+        if now < self.next_expiry.load(Ordering::Acquire) {
+            return;
+        }
+        let mut dialogs = lock(&self.dialogs);
+        dialogs.retain(|_, h| h.expires_at > now);
+        let next = dialogs.values().map(|h| h.expires_at).min();
+        self.next_expiry
+            .store(next.unwrap_or(u64::MAX), Ordering::Release);
     }
 
     /// When [`Handover::tick`] has work next.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        lock(&self.dialogs).values().map(|h| h.expires_at).min()
+        let next = self.next_expiry.load(Ordering::Acquire);
+        (next != u64::MAX).then_some(next)
     }
 
     /// The entry of the in-dialog request `m`, and whether `m` goes toward the device (it

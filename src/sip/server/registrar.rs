@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::auth::Authentication;
@@ -72,6 +73,9 @@ pub(crate) struct Registrar {
     serving: Mutex<HashMap<String, Vec<ServingContact>>>,
     /// Told of each serving contact that ends.
     serving_ended: ServingEnded,
+    /// No serving contact expires before this (clock ms; `u64::MAX`: none), so that the
+    /// timer thread's turns look at the table only when one may have.
+    next_expiry: AtomicU64,
 }
 
 impl Registrar {
@@ -90,6 +94,7 @@ impl Registrar {
             over_flows: Mutex::default(),
             serving: Mutex::default(),
             serving_ended,
+            next_expiry: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -106,6 +111,8 @@ impl Registrar {
         // The timer thread ends it at its expiry, also when it sleeps now.
         self.stack.alarm().at(contact.expires_at);
         let mut serving = lock(&self.serving);
+        self.next_expiry
+            .fetch_min(contact.expires_at, Ordering::AcqRel);
         let list = serving.entry(presentity_key(&contact.aor)).or_default();
         list.retain(|c| c.contact != contact.contact);
         list.push(contact);
@@ -140,12 +147,20 @@ impl Registrar {
 
     /// Ends the serving contacts whose bindings expired by `now` (clock ms).
     pub(crate) fn tick(&self, now: u64) {
-        let expired: Vec<(Uri, String)> = lock(&self.serving)
-            .values()
-            .flatten()
-            .filter(|c| c.expires_at <= now)
-            .map(|c| (c.aor.clone(), c.contact.clone()))
-            .collect();
+        if now < self.next_expiry.load(Ordering::Acquire) {
+            return;
+        }
+        let expired: Vec<(Uri, String)> = {
+            let serving = lock(&self.serving);
+            let all = || serving.values().flatten();
+            let next = all().map(|c| c.expires_at).filter(|at| *at > now).min();
+            self.next_expiry
+                .store(next.unwrap_or(u64::MAX), Ordering::Release);
+            all()
+                .filter(|c| c.expires_at <= now)
+                .map(|c| (c.aor.clone(), c.contact.clone()))
+                .collect()
+        };
         for (aor, contact) in expired {
             self.end_serving(&aor, &contact);
         }
@@ -153,11 +168,8 @@ impl Registrar {
 
     /// When [`Registrar::tick`] has work next.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        lock(&self.serving)
-            .values()
-            .flatten()
-            .map(|c| c.expires_at)
-            .min()
+        let next = self.next_expiry.load(Ordering::Acquire);
+        (next != u64::MAX).then_some(next)
     }
 
     /// Ends the registrations made over the connection at `location` that closed: every one
