@@ -373,3 +373,99 @@ fn the_migration_mode_changes_by_reload() {
     let log = watcher(&server, dir.path(), "edge_watcher_redirect.xml", "carol").run();
     assert!(log.0.contains("SIP/2.0 302"), "{}", log.0);
 }
+
+/// In process, on a manual clock (no test sleeps for an expiry): a device registered over
+/// UDP (no flow to watch) is handed a watcher, and its binding's expiry brings the watcher
+/// back.
+#[test]
+fn watchers_come_back_when_the_devices_binding_expires() {
+    use common::sip::{token, Client, Server};
+    use impp::sip::Migration;
+
+    let server = Server::clocked(false, |c| c.migration = Migration::Proxy);
+    let mut device = Client::new(server.udp(), "alice");
+    device.auto_answer = false;
+    let register = device.request(
+        "REGISTER",
+        &format!("sip:{DOMAIN}"),
+        &format!("<{}>", device.aor()),
+        &token(),
+        &format!(
+            "Contact: <{}>;events=\"presence\"\r\nExpires: 60\r\n",
+            device.contact_uri()
+        ),
+        None,
+    );
+    // The REGISTER's own Contact line comes first: the serving one is the second, so send
+    // the request with the first one taken out.
+    let text = String::from_utf8(register).unwrap();
+    let plain = format!("Contact: <sip:alice@{}>\r\n", device.local());
+    let register = text.replacen(&plain, "", 1);
+    assert_eq!(device.transact(register.as_bytes()).status(), Some(200));
+
+    let mut bob = Client::new(server.udp(), "bob");
+    let subscribe = bob.request(
+        "SUBSCRIBE",
+        &format!("sip:alice@{DOMAIN}"),
+        &format!("<sip:alice@{DOMAIN}>"),
+        &token(),
+        "Event: presence\r\nExpires: 600\r\n",
+        None,
+    );
+    let call_id = bob.send(&subscribe);
+    // The device takes it: 200 with its tag.
+    let handed = device.next_request("SUBSCRIBE");
+    assert!(handed.header("Record-Route").is_some());
+    let mut answer = String::from("SIP/2.0 200 OK\r\n");
+    for v in handed.headers("Via") {
+        answer.push_str(&format!("Via: {v}\r\n"));
+    }
+    for name in ["From", "Call-ID", "CSeq", "Record-Route"] {
+        for v in handed.headers(name) {
+            answer.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    answer.push_str(&format!(
+        "To: {};tag=devtag\r\nContact: <{}>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n",
+        handed.header("To").unwrap(),
+        device.contact_uri()
+    ));
+    device
+        .socket
+        .send_to(answer.as_bytes(), server.udp())
+        .unwrap();
+    let ok = bob.final_response(&call_id);
+    assert_eq!(ok.status(), Some(200));
+    assert!(ok.header("To").unwrap().contains("tag=devtag"));
+    assert_eq!(
+        server.server.handover_stats().handed_over,
+        1,
+        "{:?}",
+        server.server.handover_stats()
+    );
+
+    // The binding expires: the watcher is told, as the device's side of the dialog.
+    server.advance(Duration::from_secs(61));
+    let notify = bob.next_request("NOTIFY");
+    assert_eq!(
+        notify.header("Subscription-State").map(str::trim),
+        Some("terminated;reason=deactivated")
+    );
+    assert!(notify.header("From").unwrap().contains("tag=devtag"));
+    assert!(notify.header("To").unwrap().contains(&bob.tag));
+    assert_eq!(notify.call_id().unwrap(), call_id);
+    let stats = server.server.handover_stats();
+    assert_eq!((stats.handed_over, stats.take_backs), (0, 1), "{stats:?}");
+    // Served by the server again.
+    let again = bob.request(
+        "SUBSCRIBE",
+        &format!("sip:alice@{DOMAIN}"),
+        &format!("<sip:alice@{DOMAIN}>"),
+        &token(),
+        "Event: presence\r\nExpires: 600\r\n",
+        None,
+    );
+    let ok = bob.transact(&again);
+    assert_eq!(ok.status(), Some(200));
+    assert!(!ok.header("To").unwrap().contains("devtag"));
+}
