@@ -742,22 +742,19 @@ impl Forwarder {
         });
         let (proto, connection) = (up.peer.proto, up.peer.connection);
         drop(forwards);
-        self.stack.send(proto, dest, connection, bytes);
-        if let Some(mut up) = upstream {
-            if up.attempt.handed {
-                self.handed.relayed(&up.attempt.message, status);
-            }
-            if let Some(done) = up.attempt.hand_over.take() {
+        // A hand-over the device took is known as such before the watcher hears of it.
+        let upstream = match upstream {
+            Some(mut up) if up.attempt.hand_over.is_some() => {
+                let done = up.attempt.hand_over.take().expect("checked");
                 self.forget_deadline(&up.attempt.branch);
-                done(
-                    Request {
-                        message: up.attempt.message,
-                        peer: up.attempt.peer,
-                        key: up.attempt.key,
-                    },
-                    Some(message.clone()),
-                );
+                done(clone_request_of(&up.attempt), Some(message.clone()));
+                None
             }
+            other => other,
+        };
+        self.stack.send(proto, dest, connection, bytes);
+        if let Some(up) = upstream.filter(|up| up.attempt.handed) {
+            self.handed.relayed(&up.attempt.message, status);
         }
         true
     }
@@ -1084,6 +1081,15 @@ impl Forwarder {
             routes.get(popped).hash(&mut h);
         }
         format!("z9hG4bKfw{:016x}", h.finish())
+    }
+}
+
+/// The request of `attempt`, copied (for a hand-over's continuation).
+fn clone_request_of(attempt: &Attempt) -> Request {
+    Request {
+        message: attempt.message.clone(),
+        peer: attempt.peer.clone(),
+        key: attempt.key.clone(),
     }
 }
 
