@@ -173,6 +173,38 @@ fn with_digest_authentication_the_devices_dialog_is_relayed_on_its_seal() {
 }
 
 #[test]
+fn a_watcher_over_tcp_is_reached_over_its_connection() {
+    let dir = TempDir::new("edge-tcp-watcher");
+    let server = Imppd::start(&[], &["--open", "--migrate", "proxy"]);
+    publish(&server, dir.path());
+    let mut device = device(&server, dir.path(), "edge_device_serve.xml");
+    // sipp over TCP listens on no UDP port: its Contact (no transport) leads nowhere, and
+    // only its connection reaches it.
+    let bob = watcher(&server, dir.path(), "edge_watcher_back.xml", "bob")
+        .args(&["-t", "t1"])
+        .spawn();
+    bob.wait_for("served by the device");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while device.messages().matches("SIP/2.0 200 OK").count() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    device.kill();
+    let log = bob.wait();
+    let notifies = log.received("NOTIFY");
+    assert_eq!(notifies.len(), 3, "{notifies:?}");
+    assert!(
+        notifies[1].contains("reason=deactivated"),
+        "{}",
+        notifies[1]
+    );
+    assert!(
+        notifies[2].contains("composed at the server"),
+        "{}",
+        notifies[2]
+    );
+}
+
+#[test]
 fn watchers_come_back_when_the_device_unregisters() {
     let dir = TempDir::new("edge-unregister");
     let server = Imppd::start(&[], &["--open", "--migrate", "proxy"]);

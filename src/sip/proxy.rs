@@ -19,8 +19,9 @@ use super::transport::via_received_rport;
 /// knows only this.
 pub(crate) trait HandedDialogs: Send + Sync {
     /// An in-dialog request of a dialog we record-routed (a sealed Route entry of ours),
-    /// about to be relayed: `None` when the dialog is not one handed over; else whether it
-    /// goes to the device, and then over which flow (`Some(hop)`). A handed-over dialog's
+    /// about to be relayed: `None` when the dialog is not one handed over; else the flow it
+    /// goes over, if any (`Some(hop)`: the device's, or the connection of a watcher that
+    /// subscribed over one), else by its Request-URI as usual. A handed-over dialog's
     /// requests are relayed without asking for the proxy's credentials: the seal is the
     /// dialog's, and each end authenticates the other as it wishes.
     fn relaying(&self, m: &SipMessage) -> Option<Option<crate::sip::route::NextHop>>;

@@ -320,8 +320,8 @@ impl Forwarder {
             Target::Local => return false,
             Target::Hop(hop, popped, sealed) => (hop, popped, sealed),
         };
-        // A dialog handed to a device: its requests to the device go over the device's
-        // flow, and are relayed on the seal alone.
+        // A dialog handed to a device: its requests go over the device's flow (or the
+        // watcher's connection), and are relayed on the seal alone.
         let in_dialog = m.to().is_ok_and(|t| t.tag().is_some());
         let handed = if sealed && in_dialog {
             self.handed.relaying(m)

@@ -393,6 +393,12 @@ impl HandedDialogs for Handover {
             }
             return Some(Some(handed.flow));
         }
+        // A watcher over a connection is reached over it, whatever its Contact says (behind
+        // NAT, or a WebSocket client, it can be reached no other way).
+        let watcher_flow = handed.dialog.proto.is_stream().then_some(NextHop {
+            proto: handed.dialog.proto,
+            addr: handed.dialog.peer,
+        });
         if m.method() == Some("NOTIFY") {
             if let Ok(cseq) = m.cseq() {
                 handed.dialog.local_cseq = handed.dialog.local_cseq.max(cseq.seq);
@@ -406,7 +412,7 @@ impl HandedDialogs for Handover {
                 dialogs.remove(&key);
             }
         }
-        Some(None)
+        Some(watcher_flow)
     }
 
     fn relayed(&self, m: &SipMessage, status: u16) {
