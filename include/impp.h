@@ -707,6 +707,30 @@ typedef enum impp_federation {
 } impp_federation;
 
 /**
+ * How a stack hands the watchers of a presentity whose registered device offers to serve
+ * them (its REGISTER Contact carries `events="presence"`, RFC 3840) to that device: the
+ * argument of `impp_sip_config_set_migration`.
+ */
+typedef enum impp_migration {
+  /**
+   * Never: the stack serves every watcher. The default.
+   */
+  IMPP_MIGRATION_OFF = 1,
+  /**
+   * The SUBSCRIBE of a watcher the presentity's rules allow is proxied to the device,
+   * record-routed (a device that does not take it with a 2xx leaves the watcher to the
+   * stack); watchers subscribed at the stack move at their next refresh; when the device
+   * goes (un-REGISTER, expiry, its TCP/TLS connection closing, a relayed request
+   * failing) its watchers get `terminated;reason=deactivated` and come back.
+   */
+  IMPP_MIGRATION_PROXY = 2,
+  /**
+   * Such a SUBSCRIBE is answered `302 Moved Temporarily` with the device's contact.
+   */
+  IMPP_MIGRATION_REDIRECT = 3,
+} impp_migration;
+
+/**
  * A counter of `impp_sip_stat`. (The type is not named `impp_sip_stat`: C has one namespace
  * for functions and types.)
  *
@@ -4266,6 +4290,20 @@ enum impp_status impp_sip_config_add_ws_origin(struct impp_sip_config *config, c
  */
 enum impp_status impp_sip_config_set_federation(struct impp_sip_config *config,
                                                 enum impp_federation federation);
+
+/**
+ * How watchers are handed to a presentity's own device (see `impp_migration`; imppd
+ * `--migrate`): `IMPP_MIGRATION_OFF` (the default), `IMPP_MIGRATION_PROXY` or
+ * `IMPP_MIGRATION_REDIRECT`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a value outside `impp_migration`). Nothing
+ * changes on error.
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_migration(struct impp_sip_config *config,
+                                               enum impp_migration migration);
 
 /**
  * Adds a telephony system that may PUBLISH `presence`, `dialog` and `message-summary` state

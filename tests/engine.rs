@@ -476,6 +476,30 @@ fn a_polite_blocked_watcher_sees_only_the_neutral_document() {
     }
 }
 
+/// `Core::decision`: what a new subscription would be decided, by the rules and the
+/// policies, without making one (a server asks before it hands a watcher to a device).
+#[test]
+fn a_decision_is_asked_without_subscribing() {
+    let w = world_with(AuthAction::Confirm, |c| {
+        c.same_domain_policy = Some(AuthAction::Allow)
+    });
+    let (a, bob, carol) = (uri(ALICE), uri(BOB), uri(CAROL));
+    assert_eq!(w.engine.decision(&a, &bob).unwrap(), AuthAction::Allow);
+    assert_eq!(w.engine.decision(&a, &carol).unwrap(), AuthAction::Confirm);
+    w.engine
+        .set_rule(AuthRule::new(
+            a.clone(),
+            WatcherMatch::Watcher(bob.clone()),
+            AuthAction::PoliteBlock,
+        ))
+        .unwrap();
+    assert_eq!(
+        w.engine.decision(&a, &bob).unwrap(),
+        AuthAction::PoliteBlock
+    );
+    assert!(w.engine.subscriptions(Some(&a)).unwrap().is_empty());
+}
+
 /// `same_domain_policy`: a watcher no rule names is decided by whether its host is the
 /// presentity's (case-insensitively, subdomains and hostless `tel` URIs are not); rules win
 /// over it, and removing a rule falls back to it.

@@ -2581,6 +2581,16 @@ public:
     }
     SipConfig &&federation(impp_federation mode) && { return std::move(federation(mode)); }
 
+    /* Whether the watchers of a presentity whose registered device offers to serve them
+     * (Contact events="presence") are handed to it: IMPP_MIGRATION_OFF (the default),
+     * IMPP_MIGRATION_PROXY (record-routed, taken back when the device goes) or
+     * IMPP_MIGRATION_REDIRECT (302 with the device's contact). */
+    SipConfig &migration(impp_migration mode) & {
+        detail::check(impp_sip_config_set_migration(get(), mode));
+        return *this;
+    }
+    SipConfig &&migration(impp_migration mode) && { return std::move(migration(mode)); }
+
     /* A telephony system that may publish presence, dialog and message-summary state for
      * every user of one of the engine's domains: "192.0.2.20=example.test" (a PBX by
      * address) or "sip:voicemail@example.test=example.test" (an account, by digest)

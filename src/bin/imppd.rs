@@ -12,7 +12,7 @@
 //!       [--max-endpoints-per-user N]
 //!       [--peer DOMAIN=ADDR[/PREFIX]]... [--federation trusted|open]
 //!       [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]...
-//!       [--http ADDR:PORT] [--https ADDR:PORT]
+//!       [--http ADDR:PORT] [--https ADDR:PORT] [--migrate off|proxy|redirect]
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]
@@ -65,6 +65,12 @@
 //! Proxy-Authorization) and trusted peers are relayed to other domains. `--publisher`
 //! lets a PBX (by address) or a privileged account publish `presence`, `dialog` and
 //! `message-summary` state for every user of an owned domain.
+//!
+//! `--migrate proxy` hands the watchers of a user whose registered device offers to serve
+//! them (`events="presence"` in its Contact) over to the device, record-routed, as they
+//! subscribe or refresh, and takes them back when the device goes (`--migrate redirect`:
+//! a `302` to the device instead); only watchers the user's rules allow move. See the
+//! README, "Presence at the edge".
 //!
 //! SIGTERM and SIGINT stop the server cleanly: subscriptions stay in
 //! the store, and after a restart every remote watcher is notified again in its dialog.
@@ -132,7 +138,7 @@ const USAGE: &str = "usage:
         [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
         [--max-endpoints-per-user N]
         [--peer DOMAIN=ADDR[/PREFIX]]... [--federation trusted|open]
-        [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]...
+        [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]... [--migrate off|proxy|redirect]
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
@@ -208,7 +214,12 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           peers, policy, limits, the TLS certificate and the log level change at once,
           what needs a restart is named (a bad file changes nothing);
           --list-batch-interval 1000: how long (ms, 0 to 60000; 0: none) changes of a
-          resource list's resources are collected into one partial NOTIFY (RFC 4662)";
+          resource list's resources are collected into one partial NOTIFY (RFC 4662);
+          --migrate off: proxy hands the allowed watchers of a user whose registered
+          device offers to serve them (Contact events=\"presence\") to that device as they
+          subscribe or refresh, record-routed, and takes them back when it goes
+          (un-REGISTER, expiry, its TCP/TLS connection closing, a relayed request failing);
+          redirect answers their SUBSCRIBEs 302 with the device's contact (changed by reload)";
 
 #[derive(Debug)]
 struct Options {
@@ -234,6 +245,8 @@ struct Options {
     peers: Vec<impp::sip::TrustedPeer>,
     federation: impp::sip::Federation,
     publishers: Vec<impp::sip::TrustedPublisher>,
+    /// `--migrate off|proxy|redirect`.
+    migration: impp::sip::Migration,
     /// `--http ADDR:PORT`: the `/health` and `/metrics` listener (see `http.rs`).
     http: Option<SocketAddr>,
     /// `--https ADDR:PORT`: the same listener over TLS.
@@ -264,6 +277,7 @@ impl Default for Options {
             peers: Vec::new(),
             federation: impp::sip::Federation::Trusted,
             publishers: Vec::new(),
+            migration: impp::sip::Migration::Off,
             http: None,
             https: None,
             ctl_socket: None,
@@ -432,6 +446,11 @@ impl Options {
                     .parse()
                     .map_err(|e: impp::Error| format!("--federation: {e}"))?
             }
+            "migrate" => {
+                self.migration = need(name, value)?
+                    .parse()
+                    .map_err(|e: impp::Error| format!("--migrate: {e}"))?
+            }
             "publisher" => self.publishers.push(
                 impp::sip::TrustedPublisher::parse(need(name, value)?)
                     .map_err(|e| format!("--publisher: {e}"))?,
@@ -505,7 +524,8 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (name.to_string(), None),
             };
-            const WITH_VALUE: [&str; 18] = [
+            const WITH_VALUE: [&str; 19] = [
+                "migrate",
                 "http",
                 "https",
                 "tls-cert",
@@ -776,6 +796,7 @@ impl Options {
         sip.peers = self.peers.clone();
         sip.federation = self.federation;
         sip.publishers = self.publishers.clone();
+        sip.migration = self.migration;
         Ok(sip)
     }
 }
@@ -888,10 +909,11 @@ fn serve(options: Options, args: &[String]) -> Result<(), String> {
     };
     let _ = writeln!(
         std::io::stderr(),
-        "imppd trust: federation {}, peers {}, publishers {}",
+        "imppd trust: federation {}, peers {}, publishers {}, migration {}",
         options.federation,
         list_or_none(&options.peers),
-        list_or_none(&options.publishers)
+        list_or_none(&options.publishers),
+        options.migration.as_str()
     );
 
     let _ = writeln!(

@@ -795,6 +795,20 @@ impl Core {
         Ok(())
     }
 
+    /// What a new subscription of `watcher` to `presentity` (a package other than watcher
+    /// information) would be decided now, by the presentity's rules and the policies, with
+    /// nothing changed: a server that hands allowed watchers to the presentity's own device
+    /// asks before it does (pending, blocked and polite-blocked watchers stay where the
+    /// presentity decides them).
+    pub fn decision(&self, presentity: &Uri, watcher: &Uri) -> Result<AuthAction> {
+        let (presentity, watcher) = (presentity.clone(), watcher.clone());
+        self.call(self.shard_for(&presentity), |reply| Command::Decision {
+            presentity,
+            watcher,
+            reply,
+        })
+    }
+
     /// Every rule of every presentity, in the order of [`crate::store::Snapshot::rules`]
     /// (a server compares them with its store's after the store changed beside it).
     pub fn all_rules(&self) -> Result<Vec<AuthRule>> {

@@ -133,6 +133,12 @@ pub(crate) enum Command {
         presentity: Uri,
         reply: Reply<Vec<AuthRule>>,
     },
+    /// What a new subscription of `watcher` to `presentity` would be decided now.
+    Decision {
+        presentity: Uri,
+        watcher: Uri,
+        reply: Reply<AuthAction>,
+    },
     /// Every rule of the shard's presentities.
     AllRules {
         reply: Reply<Vec<AuthRule>>,
@@ -522,6 +528,13 @@ impl Shard {
             }
             Command::Rules { presentity, reply } => {
                 let _ = reply.send(Ok(self.list_rules(&presentity)));
+            }
+            Command::Decision {
+                presentity,
+                watcher,
+                reply,
+            } => {
+                let _ = reply.send(Ok(self.decision(&presentity, &watcher)));
             }
             Command::AllRules { reply } => {
                 let _ = reply.send(Ok(self.rules.rules()));

@@ -41,6 +41,7 @@ pub(crate) mod enum_arg {
     pub(crate) type impp_failure_reason = c_int;
     pub(crate) type impp_federation = c_int;
     pub(crate) type impp_log_level = c_int;
+    pub(crate) type impp_migration = c_int;
     pub(crate) type impp_reason = c_int;
     pub(crate) type impp_sip_counter = c_int;
     pub(crate) type impp_stat = c_int;

@@ -852,6 +852,61 @@ pub unsafe extern "C" fn impp_sip_config_set_federation(
     }
 }
 
+/// How a stack hands the watchers of a presentity whose registered device offers to serve
+/// them (its REGISTER Contact carries `events="presence"`, RFC 3840) to that device: the
+/// argument of `impp_sip_config_set_migration`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum impp_migration {
+    /// Never: the stack serves every watcher. The default.
+    IMPP_MIGRATION_OFF = 1,
+    /// The SUBSCRIBE of a watcher the presentity's rules allow is proxied to the device,
+    /// record-routed (a device that does not take it with a 2xx leaves the watcher to the
+    /// stack); watchers subscribed at the stack move at their next refresh; when the device
+    /// goes (un-REGISTER, expiry, its TCP/TLS connection closing, a relayed request
+    /// failing) its watchers get `terminated;reason=deactivated` and come back.
+    IMPP_MIGRATION_PROXY = 2,
+    /// Such a SUBSCRIBE is answered `302 Moved Temporarily` with the device's contact.
+    IMPP_MIGRATION_REDIRECT = 3,
+}
+
+fn migration_from_c(value: std::ffi::c_int) -> Result<crate::sip::Migration> {
+    use crate::sip::Migration;
+    Ok(match value {
+        1 => Migration::Off,
+        2 => Migration::Proxy,
+        3 => Migration::Redirect,
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "{other} is not an impp_migration value (1..3)"
+            )))
+        }
+    })
+}
+
+/// How watchers are handed to a presentity's own device (see `impp_migration`; imppd
+/// `--migrate`): `IMPP_MIGRATION_OFF` (the default), `IMPP_MIGRATION_PROXY` or
+/// `IMPP_MIGRATION_REDIRECT`.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, a value outside `impp_migration`). Nothing
+/// changes on error.
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_migration(
+    config: *mut impp_sip_config,
+    migration: enum_arg::impp_migration,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            c.migration = migration_from_c(migration)?;
+            Ok(())
+        })
+    }
+}
+
 /// Adds a telephony system that may PUBLISH `presence`, `dialog` and `message-summary` state
 /// for every user of one of the engine's domains (busy lamps, message-waiting lamps), which
 /// otherwise only each user may (imppd `--publisher`): a PBX by its address,

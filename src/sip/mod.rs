@@ -59,6 +59,7 @@ pub use header::{
 };
 pub use message::SipMessage;
 pub use node::{ConnectionLimits, LoadStats, Reconfigured, SipServer, SipServerConfig};
+pub use server::handover::{HandoverStats, Migration};
 pub use server::throttle::AuthLimits;
 pub use server::trust::{Federation, Network, PublisherId, TrustedPeer, TrustedPublisher};
 pub use traffic::TrafficStats;

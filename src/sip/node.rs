@@ -15,7 +15,7 @@
 //! | any non-INVITE request for another domain with a route (not a SUBSCRIBE served by federation) | forwarder (relaying only the own users, trusted peers and its record-routed dialogs) |
 //! | REGISTER | registrar |
 //! | SUBSCRIBE to a resource list of an owned domain, carrying its own list (RFC 5367, to any URI of an owned domain), or inside a list dialog | list server |
-//! | SUBSCRIBE | notifier (a presentity of another domain: served through a back-end subscription, when federation takes it) |
+//! | SUBSCRIBE | notifier (a presentity of another domain: served through a back-end subscription, when federation takes it; with migration on, a presence SUBSCRIBE of an allowed watcher for a presentity with a serving device goes to the device: see below) |
 //! | PUBLISH | publisher |
 //! | MESSAGE | an account's, when its To is the account (from the account's server or a peer believed for its domain, else `403`); else the pager |
 //! | NOTIFY | the back-end subscriptions (`481` for any other: only the dialogs this server opened take NOTIFYs) |
@@ -30,6 +30,16 @@
 //! | a delivery outcome | the pager (the answer to a MESSAGE that waited for it) |
 //! | a message for another domain | the accounts when its sender is one, else the pager |
 //! | subscription state changes, authorization requests | the back-end subscriptions |
+//!
+//! # Presence at the edge (migration)
+//!
+//! The one decision that needs several roles is made here ([`Migrator`], asked by the
+//! notifier): with [`SipServerConfig::migration`] on, a presence SUBSCRIBE (or refresh)
+//! moves when the presentity has a serving contact (the registrar's) and the engine would
+//! allow the watcher; by proxy the forwarder carries it to the device, and what becomes of
+//! it goes to the hand-over table (`super::server::handover`) and, when the device does not
+//! take it, back to the notifier. The registrar tells of each serving contact that ends,
+//! the node passes it to the hand-over table, which takes that device's watchers back.
 //!
 //! # Threads
 //!
@@ -56,8 +66,9 @@ use super::live::Live;
 use super::rate::{Admission, RateLimit, RateLimiter};
 use super::server::auth::{Authentication, Challenges};
 use super::server::forwarder::{Forwarder, ForwarderConfig};
+use super::server::handover::{Handover, HandoverStats, Migration};
 use super::server::list_server::{ListServer, LIST_TARGET};
-use super::server::notifier::Notifier;
+use super::server::notifier::{Migrates, Notifier, Placement};
 use super::server::pager::Pager;
 use super::server::publisher::Publisher;
 use super::server::registrar::Registrar;
@@ -156,6 +167,13 @@ pub struct SipServerConfig {
     /// How next hops given by name are resolved (RFC 3263; see [`super::dns`]): the DNS
     /// server (default: the first of `/etc/resolv.conf`), timeouts, queue and cache bounds.
     pub dns: super::dns::ResolverConfig,
+    /// Whether watchers of a presentity whose registered device offers to serve them
+    /// (`events="presence"` in its Contact, RFC 3840) are handed to it: by proxy (the
+    /// server record-routes the SUBSCRIBE to the device and takes the watchers back when
+    /// it goes) or by `302` redirect. Only watchers the presentity's rules allow move;
+    /// existing subscriptions move at their next refresh. Changed by
+    /// [`SipServer::reconfigure`]. Default: off.
+    pub migration: Migration,
 }
 
 impl SipServerConfig {
@@ -185,6 +203,7 @@ impl SipServerConfig {
             ws_origins: Vec::new(),
             web_root: None,
             dns: super::dns::ResolverConfig::default(),
+            migration: Migration::Off,
         }
     }
 }
@@ -249,6 +268,7 @@ pub struct SipServer {
 struct LiveParts {
     routes: Live<super::route::RouteTable>,
     limiter: Arc<RateLimiter>,
+    migration: Live<Migration>,
 }
 
 /// Work in flight and waiting in a running server, cheap to read (two short locks).
@@ -331,6 +351,8 @@ struct Node {
     list_server: Arc<ListServer>,
     pager: Arc<Pager>,
     forwarder: Arc<Forwarder>,
+    /// The dialogs handed to devices serving their own watchers.
+    handover: Arc<Handover>,
     backends: Arc<Backends>,
     accounts: Arc<Accounts>,
     agent_counters: Arc<AgentCounters>,
@@ -338,10 +360,10 @@ struct Node {
     trust: Arc<Trust>,
     /// Port events the events thread has handled (see [`SipServer::sync`]).
     events_handled: std::sync::atomic::AtomicU64,
-    /// The locations of WebSocket connections that closed, for the timer thread to end
-    /// their registrations (the transport tells of them on its I/O thread, which must not
-    /// wait for the engine).
-    closed_websockets: Mutex<Vec<String>>,
+    /// The locations of stream connections that closed, for the timer thread to end the
+    /// registrations made over them (the transport tells of them on its I/O thread, which
+    /// must not wait for the engine).
+    closed_flows: Mutex<Vec<String>>,
     /// Requests the transport could not send (see [`SipServer`]'s `unsent`), for the timer
     /// thread to end their transactions.
     unsent_requests: Mutex<Vec<Vec<u8>>>,
@@ -448,50 +470,87 @@ impl SipServer {
                 },
             )
         };
-        let node = Arc::new(Node {
-            registrar: Registrar::new(stack.clone(), handle.clone(), auth.clone(), gate.clone()),
-            publisher: Publisher::new(stack.clone(), handle.clone(), auth.clone()),
-            notifier: Notifier::new(stack.clone(), handle.clone(), auth.clone(), federates),
-            list_server: ListServer::new(
-                stack.clone(),
-                handle.clone(),
-                auth.clone(),
-                config.list_batch_interval,
-            ),
-            pager: Pager::new(
-                stack.clone(),
-                handle.clone(),
-                auth.clone(),
-                gate,
-                routes.clone(),
-                resolver.clone(),
-            ),
-            forwarder: Forwarder::new(
-                stack.clone(),
-                auth,
-                domains,
-                ForwarderConfig {
-                    routes: routes.clone(),
-                    federate: config.federate,
-                    authenticate: config.authenticate,
-                    resolver: resolver.clone(),
-                },
-            ),
-            backends,
-            accounts: Accounts::new(
-                stack.clone(),
-                handle.clone(),
-                accounts_config,
-                server_hops,
-                agent_counters.clone(),
-            ),
-            agent_counters,
-            events_handled: std::sync::atomic::AtomicU64::new(0),
-            closed_websockets: Mutex::default(),
-            unsent_requests: Mutex::default(),
-            trust,
-            resolver,
-            stack,
+        let migration = Live::new(config.migration);
+        let node = Arc::new_cyclic(|me: &std::sync::Weak<Node>| {
+            // A device that failed a request is no longer handed watchers (until it registers
+            // again); a serving contact that ended takes its watchers back.
+            let handover = Arc::new(Handover::new(stack.clone(), {
+                let me = me.clone();
+                Box::new(move |aor: &crate::uri::Uri, contact: &str| {
+                    if let Some(node) = me.upgrade() {
+                        node.registrar.stop_serving(aor, contact);
+                    }
+                })
+            }));
+            let serving_ended = {
+                let handover = handover.clone();
+                Box::new(move |c: &super::server::registrar::ServingContact| {
+                    handover.take_back(&c.aor, &c.contact);
+                })
+            };
+            Node {
+                registrar: Registrar::new(
+                    stack.clone(),
+                    handle.clone(),
+                    auth.clone(),
+                    gate.clone(),
+                    serving_ended,
+                ),
+                publisher: Publisher::new(stack.clone(), handle.clone(), auth.clone()),
+                notifier: Notifier::new(
+                    stack.clone(),
+                    handle.clone(),
+                    auth.clone(),
+                    federates,
+                    Box::new(Migrator {
+                        node: me.clone(),
+                        engine: handle.clone(),
+                        mode: migration.clone(),
+                    }),
+                ),
+                list_server: ListServer::new(
+                    stack.clone(),
+                    handle.clone(),
+                    auth.clone(),
+                    config.list_batch_interval,
+                ),
+                pager: Pager::new(
+                    stack.clone(),
+                    handle.clone(),
+                    auth.clone(),
+                    gate,
+                    routes.clone(),
+                    resolver.clone(),
+                ),
+                forwarder: Forwarder::new(
+                    stack.clone(),
+                    auth,
+                    domains,
+                    ForwarderConfig {
+                        routes: routes.clone(),
+                        federate: config.federate,
+                        authenticate: config.authenticate,
+                        resolver: resolver.clone(),
+                        handed: handover.clone(),
+                    },
+                ),
+                handover,
+                backends,
+                accounts: Accounts::new(
+                    stack.clone(),
+                    handle.clone(),
+                    accounts_config,
+                    server_hops,
+                    agent_counters.clone(),
+                ),
+                agent_counters,
+                events_handled: std::sync::atomic::AtomicU64::new(0),
+                closed_flows: Mutex::default(),
+                unsent_requests: Mutex::default(),
+                trust,
+                resolver,
+                stack,
+            }
         });
 
         // Bounded: what the workers cannot take in time is dropped (and counted) rather than
@@ -504,6 +563,7 @@ impl SipServer {
         let live = LiveParts {
             routes,
             limiter: limiter.clone(),
+            migration,
         };
         let clock = engine.config().clock.clone();
         let limits = config.limits;
@@ -530,12 +590,12 @@ impl SipServer {
             allowed: config.ws_origins.clone(),
         };
         tconfig.web_root = config.web_root.clone();
-        tconfig.on_websocket_closed = Some(Arc::new({
+        tconfig.on_connection_closed = Some(Arc::new({
             // Weak: the transport is held by the stack.
             let node = Arc::downgrade(&node);
             move |proto, peer| {
                 if let Some(node) = node.upgrade() {
-                    lock(&node.closed_websockets).push(super::stack::location(proto, peer));
+                    lock(&node.closed_flows).push(super::stack::location(proto, peer));
                     let now = node.stack.now();
                     node.stack.alarm().at(now);
                 }
@@ -738,6 +798,11 @@ impl SipServer {
                 done.changed.push("routes");
             }
         }
+        if current.migration != config.migration {
+            self.live.migration.set(config.migration);
+            current.migration = config.migration;
+            done.changed.push("migration");
+        }
         let exempt_changed = current.auth_limits.proxies != config.auth_limits.proxies;
         if current.rate_limit != config.rate_limit || exempt_changed || trust_changed {
             let mut next = current.clone();
@@ -846,6 +911,11 @@ impl SipServer {
         self.node.backends.unsubscribe_list(account, list, package)
     }
 
+    /// Counts of the hand-overs to devices serving their own watchers.
+    pub fn handover_stats(&self) -> HandoverStats {
+        self.node.handover.stats()
+    }
+
     /// Counts about the back-end subscriptions of federation.
     pub fn federation_stats(&self) -> FederationStats {
         self.node.agent_counters.stats(self.node.backends.counts())
@@ -939,6 +1009,113 @@ impl Drop for SipServer {
     }
 }
 
+/// The node's migration decisions (see "Presence at the edge" in the module
+/// documentation).
+struct Migrator {
+    /// Weak: the node holds the notifier that holds this.
+    node: std::sync::Weak<Node>,
+    engine: crate::engine::EngineHandle,
+    mode: Live<Migration>,
+}
+
+impl Migrator {
+    /// The serving contact `watcher` would move to, and the mode: only with migration on,
+    /// a serving contact, a watcher that is not the presentity itself (its own device
+    /// watching it) and one the presentity's rules allow.
+    fn target(
+        &self,
+        node: &Node,
+        presentity: &crate::uri::Uri,
+        watcher: &crate::uri::Uri,
+    ) -> Option<(Migration, super::server::registrar::ServingContact)> {
+        let mode = *self.mode.get();
+        if mode == Migration::Off {
+            return None;
+        }
+        let key = crate::model::key::presentity_key;
+        if key(presentity) == key(watcher) {
+            return None;
+        }
+        let serving = node.registrar.serving(presentity)?;
+        let decision = self.engine.get().ok()?.decision(presentity, watcher).ok()?;
+        (decision == crate::engine::AuthAction::Allow).then_some((mode, serving))
+    }
+}
+
+impl Migrates for Migrator {
+    fn place(
+        &self,
+        request: &Request,
+        presentity: &crate::uri::Uri,
+        watcher: &crate::uri::Uri,
+    ) -> Placement {
+        let Some(node) = self.node.upgrade() else {
+            return Placement::Here;
+        };
+        let Some((mode, serving)) = self.target(&node, presentity, watcher) else {
+            return Placement::Here;
+        };
+        if mode == Migration::Redirect {
+            node.handover.redirected();
+            log::info!(
+                "{presentity}: watcher {watcher} redirected to {}",
+                serving.contact
+            );
+            return Placement::Redirect(serving.contact);
+        }
+        let Some((proto, addr)) = super::stack::parse_location(&serving.location) else {
+            return Placement::Here;
+        };
+        let flow = super::route::NextHop { proto, addr };
+        if !node.handover.start(
+            &request.message,
+            &request.peer,
+            presentity,
+            &serving.contact,
+            flow,
+        ) {
+            return Placement::Here;
+        }
+        let weak = self.node.clone();
+        let (serving_aor, serving_contact) = (serving.aor.clone(), serving.contact.clone());
+        node.forwarder.hand_over(
+            request,
+            &serving.contact,
+            flow,
+            Box::new(move |request, response| {
+                let Some(node) = weak.upgrade() else { return };
+                node.handover.answered(&request.message, response.as_ref());
+                let status = response.as_ref().and_then(SipMessage::status);
+                if matches!(status, None | Some(408 | 503)) {
+                    // Not there, or overloaded: not a refusal of this watcher.
+                    node.registrar.stop_serving(&serving_aor, &serving_contact);
+                }
+                let taken = response
+                    .as_ref()
+                    .and_then(SipMessage::status)
+                    .is_some_and(|s| (200..300).contains(&s));
+                if !taken {
+                    log::info!(
+                        "SIP: the device did not take a watcher ({}); serving it here",
+                        response
+                            .as_ref()
+                            .and_then(SipMessage::status)
+                            .map_or("no answer".to_string(), |s| s.to_string())
+                    );
+                    node.notifier.serve_here(&request);
+                }
+            }),
+        );
+        Placement::Taken
+    }
+
+    fn moves(&self, presentity: &crate::uri::Uri, watcher: &crate::uri::Uri) -> bool {
+        self.node
+            .upgrade()
+            .is_some_and(|node| self.target(&node, presentity, watcher).is_some())
+    }
+}
+
 fn worker(node: &Arc<Node>, rx: &Receiver<(Inbound, Admission)>) {
     while let Ok((inbound, admission)) = rx.recv() {
         match admission {
@@ -982,10 +1159,13 @@ impl Node {
 
     /// Runs what is due at `now` (clock ms).
     fn tick(&self, now: u64) {
-        let closed = std::mem::take(&mut *lock(&self.closed_websockets));
+        let closed = std::mem::take(&mut *lock(&self.closed_flows));
         for location in closed {
-            self.registrar.websocket_closed(&location);
+            self.registrar.flow_closed(&location);
         }
+        self.registrar.tick(now);
+        self.forwarder.tick(now);
+        self.handover.tick(now);
         let unsent = std::mem::take(&mut *lock(&self.unsent_requests));
         for data in unsent {
             self.stack.fail_unsent(&data);
@@ -1002,6 +1182,9 @@ impl Node {
         [
             self.stack.next_deadline(),
             self.notifier.next_deadline(),
+            self.registrar.next_deadline(),
+            self.forwarder.next_deadline(),
+            self.handover.next_deadline(),
             self.list_server.next_deadline(),
             self.backends.next_deadline(),
             self.accounts.next_deadline(),

@@ -13,6 +13,24 @@ use super::message::SipMessage;
 use super::name::{classify, Known};
 use super::transport::via_received_rport;
 
+/// The dialogs a proxy relays that it handed to a device serving its own watchers
+/// (`crate::sip::server::handover`), as the forwarder asks about them: the forwarder relays,
+/// the hand-over table learns from what passes. Implemented by the table; the forwarder
+/// knows only this.
+pub(crate) trait HandedDialogs: Send + Sync {
+    /// An in-dialog request of a dialog we record-routed (a sealed Route entry of ours),
+    /// about to be relayed: `None` when the dialog is not one handed over; else the flow it
+    /// goes over, if any (`Some(hop)`: the device's, or the connection of a watcher that
+    /// subscribed over one), else by its Request-URI as usual. A handed-over dialog's
+    /// requests are relayed without asking for the proxy's credentials: the seal is the
+    /// dialog's, and each end authenticates the other as it wishes.
+    fn relaying(&self, m: &SipMessage) -> Option<Option<crate::sip::route::NextHop>>;
+
+    /// The final answer to such a request (`408` for none in time, `503` for a transport
+    /// error).
+    fn relayed(&self, m: &SipMessage, status: u16);
+}
+
 /// The credentials this server checked itself, taken out of what it passes on.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Checked<'a> {

@@ -12,6 +12,7 @@
 //! | `list_server::ListServer` | SUBSCRIBE to a resource list, or carrying its own (RFC 5367), or inside a list dialog (RFC 4662) | one engine subscription per resource (back subscriptions, no SIP); batched `multipart/related` RLMI NOTIFYs, one in flight per list dialog |
 //! | `pager::Pager` | MESSAGE | [`Core::send_message`]; relayed to registered contacts, answered `200` only once a device took it |
 //! | `forwarder::Forwarder` | a non-INVITE request for another domain with a route | forwarded to its next hop, as a proxy |
+//! | `handover::Handover` | (none: it learns from what the forwarder relays) | the dialogs handed to devices serving their own watchers, taken back when a device goes |
 //!
 //! Shared below the roles: `auth` (digest authentication and identity checks), with
 //! `throttle` (the brake on password guessing it applies), [`trust`] (who may speak for
@@ -25,6 +26,7 @@
 pub(crate) mod auth;
 pub(crate) mod dialog_table;
 pub(crate) mod forwarder;
+pub(crate) mod handover;
 pub(crate) mod list_server;
 pub(crate) mod notifier;
 pub(crate) mod pager;

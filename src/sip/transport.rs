@@ -202,10 +202,11 @@ pub type TlsName = Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>;
 /// Receives every message that could not be sent, on the I/O thread; it must not block.
 pub type FailureHandler = Arc<dyn Fn(SendFailure) + Send + Sync>;
 
-/// Told of every WebSocket connection that closed (its protocol and peer address), on the
-/// I/O thread; it must not block. A WebSocket peer cannot be reached any other way (RFC 7118
-/// §5: only the client opens connections), so what was registered over it is unreachable
-/// from then on.
+/// Told of every TCP, TLS and WebSocket connection that closed (its protocol and peer
+/// address), on the I/O thread; it must not block. A WebSocket peer cannot be reached any
+/// other way (RFC 7118 §5: only the client opens connections), so what was registered over
+/// it is unreachable from then on; a TCP or TLS flow of a device that serves its own
+/// watchers (RFC 5626) tells that the device is gone.
 pub type ClosedHandler = Arc<dyn Fn(Proto, SocketAddr) + Send + Sync>;
 
 /// What a [`Transport`] listens on and how it treats its connections.
@@ -260,8 +261,8 @@ pub struct TransportConfig {
     /// Which web pages may open WebSockets ([`websocket::OriginPolicy`]): by default only
     /// pages of the server's own host and port (and clients that are not browsers).
     pub ws_origins: websocket::OriginPolicy,
-    /// Told when a WebSocket connection closes. Default: none.
-    pub on_websocket_closed: Option<ClosedHandler>,
+    /// Told when a stream connection (TCP, TLS, WebSocket) closes. Default: none.
+    pub on_connection_closed: Option<ClosedHandler>,
     /// A directory whose files answer the HTTP requests on `ws` and `wss` listeners that
     /// do not ask for a WebSocket ([`web_root::WebRoot`]): a web page served from the same
     /// origin as the SIP WebSocket it opens. Default: none (such requests are refused, 400).
@@ -303,7 +304,7 @@ impl TransportConfig {
             max_connections_per_address: Self::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             unvouched_timeout: Self::DEFAULT_UNVOUCHED_TIMEOUT,
             ws_origins: websocket::OriginPolicy::default(),
-            on_websocket_closed: None,
+            on_connection_closed: None,
             web_root: None,
             clock: Arc::new(crate::engine::SystemClock::new()),
         }

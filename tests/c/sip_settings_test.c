@@ -276,6 +276,13 @@ static void bad_values_are_refused(impp_engine *engine) {
     CHECK_ERROR_MENTIONS("99");
     CHECK_FAILS(impp_sip_config_set_federation(NULL, IMPP_FEDERATION_OPEN),
                 IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_set_migration(config, (impp_migration)0),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_FAILS(impp_sip_config_set_migration(config, (impp_migration)4),
+                IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("impp_migration");
+    CHECK_FAILS(impp_sip_config_set_migration(NULL, IMPP_MIGRATION_PROXY),
+                IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_sip_config_add_publisher(config, "192.0.2.20"), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_FAILS(impp_sip_config_add_publisher(config, "192.0.2.0/40=example.test"),
                 IMPP_ERR_INVALID_ARGUMENT);
@@ -318,6 +325,8 @@ static void bad_values_are_refused(impp_engine *engine) {
     CHECK_OK(impp_sip_config_add_peer(config, "other.test=2001:db8::/64"));
     CHECK_OK(impp_sip_config_set_federation(config, IMPP_FEDERATION_OPEN));
     CHECK_OK(impp_sip_config_set_federation(config, IMPP_FEDERATION_TRUSTED));
+    CHECK_OK(impp_sip_config_set_migration(config, IMPP_MIGRATION_REDIRECT));
+    CHECK_OK(impp_sip_config_set_migration(config, IMPP_MIGRATION_PROXY));
     CHECK_OK(impp_sip_config_add_publisher(config, "192.0.2.20=example.test"));
     CHECK_OK(impp_sip_config_add_publisher(config, "sip:voicemail@example.test=example.test"));
     impp_sip *sip = NULL;

@@ -84,6 +84,12 @@ impl Sipp {
         self
     }
 
+    /// More of sipp's own arguments (`-t t1`, `-oocsf FILE`; a later `-m` wins).
+    pub fn args(mut self, args: &[&str]) -> Sipp {
+        self.cmd.args(args);
+        self
+    }
+
     /// Digest credentials for the scenario's `[authentication]`.
     pub fn auth(mut self, user: &str, password: &str) -> Sipp {
         self.cmd.args(["-au", user, "-ap", password]);
@@ -118,6 +124,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// Kills sipp with SIGKILL (its sockets close with it) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// sipp's message log so far.
     pub fn messages(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -802,6 +802,7 @@ void test_sip_stack() {
     CHECK_THROWS(bad.add_peer("other.test"), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_ws_origin("phone.example.test"), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.federation(static_cast<impp_federation>(0)), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.migration(static_cast<impp_migration>(0)), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_publisher("192.0.2.20/40=example.test"), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_account({"not a uri", std::nullopt, "secret", "udp:127.0.0.1:9",
                                   std::nullopt, 0, {}}),
@@ -843,6 +844,7 @@ void test_sip_stack() {
                                    .add_peer("other.test=127.0.0.2")
                                    .add_peer("other.test=2001:db8::/64")
                                    .federation(IMPP_FEDERATION_OPEN)
+                                   .migration(IMPP_MIGRATION_PROXY)
                                    .add_publisher("127.0.0.3=example.test")
                                    .add_publisher("sip:voicemail@example.test=example.test"));
     CHECK(sip.local_address("udp").rfind("udp:127.0.0.1:", 0) == 0);

@@ -299,6 +299,21 @@ class Federation(_CEnum):
     OPEN = ("open", 2)
 
 
+class Migration(_CEnum):
+    """How a :class:`impp.SipStack` hands the watchers of a presentity whose registered
+    device offers to serve them (``events="presence"`` in its Contact, RFC 3840) to that
+    device (``impp_migration``; imppd ``--migrate``)."""
+
+    #: Never: the stack serves every watcher. The default.
+    OFF = ("off", 1)
+    #: The SUBSCRIBE of an allowed watcher is proxied to the device, record-routed; watchers
+    #: subscribed at the stack move at their next refresh, and come back (terminated;
+    #: reason=deactivated) when the device goes.
+    PROXY = ("proxy", 2)
+    #: Such a SUBSCRIBE is answered ``302 Moved Temporarily`` with the device's contact.
+    REDIRECT = ("redirect", 3)
+
+
 class LogLevel(enum.IntEnum):
     """The levels of the library's log lines, as :mod:`logging` levels (what
     :func:`impp.set_log_level` takes). ``TRACE`` (5) has no :mod:`logging` name: the

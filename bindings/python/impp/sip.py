@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Sequence, Tuple
 
 from . import _ffi
 from ._ffi import check, encode, encode_optional, lib, take_owned
-from .enums import Federation
+from .enums import Federation, Migration
 from .errors import InvalidArgument, Shutdown
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -228,7 +228,7 @@ class SipStack:
     federate=True, offer_sha256=True, t1_ms=None, workers=None, tls=None,
     connection_limits=None, rate_limit=None, auth_limits=None, peers=(),
     federation=Federation.TRUSTED, publishers=(), list_batch_interval_ms=None,
-    ws_origins=())``.
+    ws_origins=(), migration=Migration.OFF)``.
 
     ``listen``: addresses as ``"udp:127.0.0.1:5060"`` / ``"tcp:[::1]:5060"`` /
     ``"tls:0.0.0.0:5061"``, or for browsers (SIP over WebSocket, RFC 7118)
@@ -253,7 +253,10 @@ class SipStack:
     ``list_batch_interval_ms``: how long the list server (RFC 4662) collects changes of a
     list's resources before one partial-state NOTIFY (default 1000; 0: none; 0 to 60000).
     ``ws_origins``: web origins (``"https://phone.example.test"``, or ``"*"``) whose pages
-    may open WebSockets besides pages of the stack's own host and port. A bad value raises :class:`impp.InvalidArgument` and no stack starts. Close the stack
+    may open WebSockets besides pages of the stack's own host and port. ``migration``: a
+    :class:`impp.Migration` or its token (``"off"``, ``"proxy"``, ``"redirect"``): whether
+    the watchers of a presentity whose device offers to serve them are handed to it (see the
+    README, "Presence at the edge"). A bad value raises :class:`impp.InvalidArgument` and no stack starts. Close the stack
     before the engine (closing the engine closes it first).
     """
 
@@ -278,6 +281,7 @@ class SipStack:
         publishers: Iterable[str] = (),
         list_batch_interval_ms: Optional[int] = None,
         ws_origins: Iterable[str] = (),
+        migration: Union[Migration, str] = Migration.OFF,
     ) -> None:
         self._ptr: Any = None
         self._lock = threading.Lock()
@@ -339,6 +343,8 @@ class SipStack:
                 raise TypeError("ws_origins must be a list of origins, not one str")
             for origin in ws_origins:
                 check(lib.impp_sip_config_add_ws_origin(config, encode(origin, "ws_origin")))
+            check(lib.impp_sip_config_set_migration(
+                config, Migration._parse(migration, "migration")._c))
         except BaseException:
             lib.impp_sip_config_free(config)
             raise

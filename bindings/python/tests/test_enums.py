@@ -39,6 +39,7 @@ C_ENUMS = {
     impp.DialogEvent: ("impp_dialog_event", "IMPP_DIALOG_EVENT_", {}),
     impp.DialogDirection: ("impp_dialog_direction", "IMPP_DIALOG_DIRECTION_", {}),
     impp.Federation: ("impp_federation", "IMPP_FEDERATION_", {}),
+    impp.Migration: ("impp_migration", "IMPP_MIGRATION_", {}),
 }
 
 

@@ -465,6 +465,41 @@ def test_bad_trust_settings_are_refused():
             assert sip.stats()["untrusted"] == 0
 
 
+def test_migration_redirect_sends_an_allowed_watcher_to_the_serving_device():
+    with impp.Engine(domains=["example.test"], default_policy="allow") as engine:
+        for bad, error in (("sideways", impp.InvalidArgument), (2, TypeError)):
+            with pytest.raises(error):
+                impp.SipStack(engine, listen=["udp:127.0.0.1:0"], migration=bad)
+        with impp.SipStack(engine, listen=["udp:127.0.0.1:0"], authenticate=False,
+                           migration=impp.Migration.REDIRECT) as sip:
+            udp = sip.local_address("udp")
+            # A device of alice's that offers to serve her watchers (RFC 3840 events tag).
+            contact = "sip:alice@127.0.0.1:5999;transport=tcp"
+            answer = exchange(udp, request(
+                "REGISTER", "sip:example.test", "sip:alice@example.test",
+                "sip:alice@example.test", "mig-reg",
+                f'Contact: <{contact}>;events="presence"\r\nExpires: 600\r\n'))
+            assert answer.startswith("SIP/2.0 200"), answer
+            watch = "Contact: <sip:bob@HERE>\r\nEvent: presence\r\nExpires: 600\r\n"
+            answer = exchange(udp, request("SUBSCRIBE", "sip:alice@example.test",
+                                           "sip:bob@example.test", "sip:alice@example.test",
+                                           "mig-sub", watch))
+            assert answer.startswith("SIP/2.0 302"), answer
+            assert f"Contact: <{contact}>" in answer, answer
+            # A watcher the rules do not allow stays on the server, where alice decides.
+            engine.set_rule("sip:alice@example.test", "sip:carol@example.test", "confirm")
+            answer = exchange(udp, request("SUBSCRIBE", "sip:alice@example.test",
+                                           "sip:carol@example.test", "sip:alice@example.test",
+                                           "mig-carol", watch))
+            assert answer.startswith("SIP/2.0 200"), answer
+        with impp.SipStack(engine, listen=["udp:127.0.0.1:0"], authenticate=False,
+                           migration="off") as sip:
+            answer = exchange(sip.local_address("udp"), request(
+                "SUBSCRIBE", "sip:alice@example.test", "sip:bob@example.test",
+                "sip:alice@example.test", "mig-off", watch))
+            assert answer.startswith("SIP/2.0 200"), answer
+
+
 def _pidf(entity: str, note: str) -> str:
     return ('<?xml version="1.0" encoding="UTF-8"?>'
             f'<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="{entity}">'

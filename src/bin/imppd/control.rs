@@ -486,12 +486,13 @@ fn run(context: &Context, started: Instant, cmd: &str, args: &[String]) -> Resul
 /// requests sent and how they ended, what the guards refused, and the connections.
 fn sip_stats(server: &Mutex<SipServer>) -> Vec<(&'static str, Value)> {
     use impp::sip::traffic::CLASSES;
-    let (w, g, t) = {
+    let (w, g, t, h) = {
         let server = server.lock().unwrap_or_else(|p| p.into_inner());
         (
             server.traffic_stats(),
             server.guard_stats(),
             server.transport_stats(),
+            server.handover_stats(),
         )
     };
     const ANSWERED: [&str; 5] = [
@@ -524,6 +525,10 @@ fn sip_stats(server: &Mutex<SipServer>) -> Vec<(&'static str, Value)> {
         ("connections_open", json!(t.open_connections)),
         ("connections_refused", json!(t.connections_refused)),
         ("connections_timed_out", json!(t.connections_timed_out)),
+        ("handed_over_dialogs", json!(h.handed_over)),
+        ("hand_overs", json!(h.hand_overs)),
+        ("hand_over_redirects", json!(h.redirects)),
+        ("take_backs", json!(h.take_backs)),
     ]);
     fields
 }

@@ -456,7 +456,7 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str
 /// transaction).
 fn metrics(sources: &Sources, counters: &Counters) -> String {
     let e = sources.engine.stats();
-    let (t, g, f, w) = {
+    let (t, g, f, w, h) = {
         let server = sources
             .server
             .lock()
@@ -466,6 +466,7 @@ fn metrics(sources: &Sources, counters: &Counters) -> String {
             server.guard_stats(),
             server.federation_stats(),
             server.traffic_stats(),
+            server.handover_stats(),
         )
     };
     let mut o = String::with_capacity(8192);
@@ -644,6 +645,30 @@ fn metrics(sources: &Sources, counters: &Counters) -> String {
         counter,
         "Back-end dialogs that failed and were retried.",
         &[("", f.failures)],
+    );
+    family(
+        &mut o,
+        "imppd_handed_over_dialogs",
+        gauge,
+        "Subscription dialogs handed to devices that serve their own watchers (migration by proxy).",
+        &[("", h.handed_over)],
+    );
+    family(
+        &mut o,
+        "imppd_hand_overs_total",
+        counter,
+        "Watchers handed to a device: by proxy (confirmed by the device's 2xx) or by 302 redirect.",
+        &[
+            ("mode=\"proxy\"", h.hand_overs),
+            ("mode=\"redirect\"", h.redirects),
+        ],
+    );
+    family(
+        &mut o,
+        "imppd_take_backs_total",
+        counter,
+        "Handed-over dialogs taken back from a device that went (NOTIFY terminated;reason=deactivated sent).",
+        &[("", h.take_backs)],
     );
     traffic(&mut o, &w);
     load(&mut o, sources, &e);

@@ -266,6 +266,17 @@ impl Shard {
     }
 
     /// The rules about `presentity`'s watchers.
+    /// What a new subscription (not to watcher information) of `watcher` to `presentity`
+    /// would be decided now: the rules, else the policy; `Confirm` while the transport
+    /// would decide it ([`Shard::transport_decides`]).
+    pub(super) fn decision(&self, presentity: &Uri, watcher: &Uri) -> AuthAction {
+        if self.transport_decides(presentity, watcher) {
+            return AuthAction::Confirm;
+        }
+        let default = self.config.policy_for(presentity, watcher);
+        self.rules.decide(presentity, watcher, default)
+    }
+
     pub(super) fn list_rules(&self, presentity: &Uri) -> Vec<AuthRule> {
         self.rules.rules_for(presentity)
     }

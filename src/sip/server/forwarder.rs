@@ -94,6 +94,19 @@
 //! `Retry-After` also keeps that hop out of the answers for that long. Only when every hop
 //! failed is the sender answered (the last hop's `503` passed on, or our `408`/`503`).
 //!
+//! # Hand-over to a device (presence at the edge)
+//!
+//! [`Forwarder::hand_over`] forwards a watcher's SUBSCRIBE for a presentity of an owned
+//! domain to the presentity's own device (a registered contact that serves its watchers,
+//! over the flow its REGISTER came on), retargeted to the contact and record-routed as
+//! above, so every later request of the dialog passes here too. Unlike a forwarded
+//! request, its failure is not the watcher's: on any non-2xx final answer, on none within
+//! [`HAND_OVER_WAIT`] T1s, or on a transport error, the answer is not passed on and the
+//! caller serves the watcher itself. The dialogs so made are relayed as any record-routed
+//! dialog, and what passes is told to the hand-over table
+//! ([`HandedDialogs`](crate::sip::proxy::HandedDialogs)): their requests to the device go
+//! over its flow, and need none of the proxy's credentials.
+//!
 //! Not done: INVITE, CANCEL.
 #![forbid(unsafe_code)]
 
@@ -112,7 +125,7 @@ use crate::sip::guard::GuardCounters;
 use crate::sip::header::NameAddr;
 use crate::sip::live::Live;
 use crate::sip::message::SipMessage;
-use crate::sip::proxy::{forwarded, relayed, Checked};
+use crate::sip::proxy::{forwarded, relayed, retargeted, Checked, HandedDialogs};
 use crate::sip::route::{NextHop, RouteTable, RouteTarget};
 use crate::sip::stack::{
     contact_address, lock, uri_transport, Peer, Reply, Request, Stack, Waiting,
@@ -123,6 +136,15 @@ use crate::uri::Uri;
 
 /// The Max-Forwards a request without one is taken to carry (RFC 3261 §8.1.1.6).
 const DEFAULT_MAX_FORWARDS: u32 = 70;
+
+/// How long a device has to answer a hand-over, in T1s (2 s by default): beyond, the server
+/// serves the watcher, whose own transaction would otherwise run out first.
+const HAND_OVER_WAIT: u64 = 4;
+
+/// What becomes of a hand-over ([`Forwarder::hand_over`]): called once with the watcher's
+/// request and the device's final answer (`None`: none, or a transport error). A 2xx has
+/// been passed on to the watcher; anything else has not, and the callee answers.
+pub(crate) type HandOverDone = Box<dyn FnOnce(Request, Option<SipMessage>) + Send>;
 
 /// A request being forwarded, checked and admitted: what is needed to send it (again, to
 /// the next hop after a failure) and to answer it.
@@ -144,6 +166,13 @@ struct Attempt {
     secure: bool,
     /// Hops tried before this one.
     tries: usize,
+    /// The Request-URI it goes on with, when not its own (a hand-over's: the device's
+    /// contact).
+    retarget: Option<String>,
+    /// A hand-over's continuation (see the module documentation).
+    hand_over: Option<HandOverDone>,
+    /// An in-dialog request of a dialog handed to a device (its outcome is told).
+    handed: bool,
 }
 
 /// [`Checked`] without the borrow, kept while the request waits for DNS or a hop.
@@ -198,6 +227,10 @@ pub(crate) struct Forwarder {
     seal_key: [u8; 32],
     /// Next hops by name (RFC 3263).
     resolver: Arc<Resolver>,
+    /// The dialogs handed to devices.
+    handed: Arc<dyn HandedDialogs>,
+    /// When each hand-over in flight gives up (clock ms), by branch.
+    hand_over_deadlines: Mutex<Vec<(u64, String)>>,
 }
 
 /// What the forwarder is set up with (see the node's configuration).
@@ -210,6 +243,8 @@ pub(crate) struct ForwarderConfig {
     pub(crate) authenticate: bool,
     /// Resolves next hops given by name.
     pub(crate) resolver: Arc<Resolver>,
+    /// The dialogs handed to devices serving their own watchers.
+    pub(crate) handed: Arc<dyn HandedDialogs>,
 }
 
 /// A forwarded request's fate when no answer is passed on: a timeout (408) or nothing
@@ -249,6 +284,8 @@ impl Forwarder {
             domains,
             forwards: Mutex::new(HashMap::new()),
             resolver: config.resolver,
+            handed: config.handed,
+            hand_over_deadlines: Mutex::default(),
         })
     }
 
@@ -279,10 +316,21 @@ impl Forwarder {
                 return false;
             }
         };
-        let (hop, popped, sealed) = match target {
+        let (mut hop, popped, sealed) = match target {
             Target::Local => return false,
             Target::Hop(hop, popped, sealed) => (hop, popped, sealed),
         };
+        // A dialog handed to a device: its requests go over the device's flow (or the
+        // watcher's connection), and are relayed on the seal alone.
+        let in_dialog = m.to().is_ok_and(|t| t.tag().is_some());
+        let handed = if sealed && in_dialog {
+            self.handed.relaying(m)
+        } else {
+            None
+        };
+        if let Some(Some(flow)) = handed {
+            hop = Next::Addr(flow);
+        }
         // A sips: Request-URI goes on over TLS only (RFC 5630 §4.1).
         let secure = m
             .request_uri()
@@ -320,7 +368,12 @@ impl Forwarder {
             self.stack.answer(request, answer);
             return true;
         }
-        let checked = match self.admit(request, sealed) {
+        let admitted = if handed.is_some() {
+            Ok(Checked::Nothing)
+        } else {
+            self.admit(request, sealed)
+        };
+        let checked = match admitted {
             Ok(checked) => match checked {
                 Checked::Nothing => Kept::Nothing,
                 Checked::Authorization => Kept::Authorization,
@@ -343,12 +396,110 @@ impl Forwarder {
                 && m.to().map(|t| t.tag().is_none()).unwrap_or(false),
             secure,
             tries: 0,
+            retarget: None,
+            hand_over: None,
+            handed: handed.is_some(),
         };
         match hop {
             Next::Addr(hop) => self.send_to(attempt, VecDeque::from([hop])),
             Next::Name(dest) => self.resolve_and_send(attempt, &dest),
         }
         true
+    }
+
+    /// Hands the watcher's dialog-creating SUBSCRIBE `request` (authenticated here) over to
+    /// the device whose contact is `contact`, over its flow `hop`, record-routed; `done`
+    /// learns what became of it (see the module documentation).
+    pub(crate) fn hand_over(
+        &self,
+        request: &Request,
+        contact: &str,
+        hop: NextHop,
+        done: HandOverDone,
+    ) {
+        let m = &request.message;
+        let max_forwards = match m.max_forwards() {
+            Ok(v) => v.unwrap_or(DEFAULT_MAX_FORWARDS),
+            Err(_) => DEFAULT_MAX_FORWARDS,
+        };
+        if max_forwards == 0 {
+            return done(clone_request(request), None);
+        }
+        let attempt = Attempt {
+            message: m.clone(),
+            peer: request.peer.clone(),
+            key: request.key.clone(),
+            branch: self.forward_branch(m, 0),
+            popped: 0,
+            max_forwards: max_forwards - 1,
+            // The watcher's credentials answered our challenge: they stop here.
+            checked: Kept::Authorization,
+            dialog_creating: true,
+            secure: false,
+            tries: 0,
+            retarget: Some(contact.to_string()),
+            hand_over: Some(done),
+            handed: false,
+        };
+        let deadline =
+            self.stack.now() + HAND_OVER_WAIT * self.stack.config().timers.t1.as_millis() as u64;
+        lock(&self.hand_over_deadlines).push((deadline, attempt.branch.clone()));
+        self.stack.alarm().at(deadline);
+        self.send_to(attempt, VecDeque::from([hop]));
+    }
+
+    /// Gives up the hand-overs whose device did not answer by `now` (clock ms): the caller
+    /// serves their watchers.
+    pub(crate) fn tick(&self, now: u64) {
+        let due: Vec<String> = {
+            let mut deadlines = lock(&self.hand_over_deadlines);
+            let (due, later): (Vec<_>, Vec<_>) =
+                deadlines.drain(..).partition(|(at, _)| *at <= now);
+            *deadlines = later;
+            due.into_iter().map(|(_, branch)| branch).collect()
+        };
+        for branch in due {
+            let up = lock(&self.forwards).remove(&branch);
+            if let Some(up) = up {
+                log::info!(
+                    "SIP: no answer to a hand-over from {}; serving the watcher here",
+                    up.hop
+                );
+                // Its client transaction ends without telling anyone.
+                self.stack.complete(&branch, 408, true);
+                self.hand_over_failed(up.attempt, None);
+            }
+        }
+    }
+
+    /// When [`Forwarder::tick`] has work next.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        lock(&self.hand_over_deadlines)
+            .iter()
+            .map(|(at, _)| *at)
+            .min()
+    }
+
+    /// The hand-over `attempt` ends without its answer passed on (`response`: the device's
+    /// refusal; `None`: no answer, or a transport error): its continuation serves the
+    /// watcher.
+    fn hand_over_failed(&self, mut attempt: Attempt, response: Option<SipMessage>) {
+        let Some(done) = attempt.hand_over.take() else {
+            return;
+        };
+        self.forget_deadline(&attempt.branch);
+        done(
+            Request {
+                message: attempt.message,
+                peer: attempt.peer,
+                key: attempt.key,
+            },
+            response,
+        );
+    }
+
+    fn forget_deadline(&self, branch: &str) {
+        lock(&self.hand_over_deadlines).retain(|(_, b)| b != branch);
     }
 
     /// Sends `attempt` to the hops of `dest`: at once when they are cached, else from the
@@ -461,15 +612,27 @@ impl Forwarder {
                     realms: self.auth.realms(),
                 },
             };
-            forwarded(
-                m,
-                attempt.peer.source,
-                &our_via,
-                &record_route,
-                attempt.popped,
-                attempt.max_forwards,
-                checked,
-            )
+            match attempt.retarget.as_deref() {
+                Some(uri) => retargeted(
+                    m,
+                    uri,
+                    Some(attempt.peer.source),
+                    &our_via,
+                    &record_route,
+                    attempt.popped,
+                    attempt.max_forwards,
+                    checked,
+                ),
+                None => forwarded(
+                    m,
+                    attempt.peer.source,
+                    &our_via,
+                    &record_route,
+                    attempt.popped,
+                    attempt.max_forwards,
+                    checked,
+                ),
+            }
         };
         let mut bytes = match build(hop.proto) {
             Ok(b) => b,
@@ -547,6 +710,16 @@ impl Forwarder {
         } else {
             None
         };
+        // A hand-over the device refused: not the watcher's answer.
+        let refused = upstream
+            .as_ref()
+            .is_some_and(|u| u.attempt.hand_over.is_some() && !(200..300).contains(&status));
+        if refused {
+            drop(forwards);
+            let up = upstream.expect("checked");
+            self.hand_over_failed(up.attempt, Some(message.clone()));
+            return true;
+        }
         let up = match &upstream {
             Some(u) => u,
             None => match forwards.get(branch) {
@@ -569,7 +742,20 @@ impl Forwarder {
         });
         let (proto, connection) = (up.peer.proto, up.peer.connection);
         drop(forwards);
+        // A hand-over the device took is known as such before the watcher hears of it.
+        let upstream = match upstream {
+            Some(mut up) if up.attempt.hand_over.is_some() => {
+                let done = up.attempt.hand_over.take().expect("checked");
+                self.forget_deadline(&up.attempt.branch);
+                done(clone_request_of(&up.attempt), Some(message.clone()));
+                None
+            }
+            other => other,
+        };
         self.stack.send(proto, dest, connection, bytes);
+        if let Some(up) = upstream.filter(|up| up.attempt.handed) {
+            self.handed.relayed(&up.attempt.message, status);
+        }
         true
     }
 
@@ -605,6 +791,13 @@ impl Forwarder {
             return;
         }
         let up = up.attempt;
+        if up.hand_over.is_some() {
+            self.hand_over_failed(up, None);
+            return;
+        }
+        if up.handed {
+            self.handed.relayed(&up.message, status);
+        }
         log::info!(
             "SIP: the next hop did not answer a {} for {}",
             up.key.method,
@@ -654,6 +847,13 @@ impl Forwarder {
             let Some(up) = forwards.get_mut(&branch) else {
                 return false;
             };
+            // What follows a hand-over's failure, or a handed-over dialog's, works with the
+            // engine and sends requests: not on the I/O thread, but as any unsent request's
+            // outcome, from the timer thread.
+            let handed = up.attempt.hand_over.is_some() || up.attempt.handed;
+            if handed && up.udp_fallback.is_none() {
+                return false;
+            }
             up.udp_fallback.take()
         };
         match fallback {
@@ -881,6 +1081,24 @@ impl Forwarder {
             routes.get(popped).hash(&mut h);
         }
         format!("z9hG4bKfw{:016x}", h.finish())
+    }
+}
+
+/// The request of `attempt`, copied (for a hand-over's continuation).
+fn clone_request_of(attempt: &Attempt) -> Request {
+    Request {
+        message: attempt.message.clone(),
+        peer: attempt.peer.clone(),
+        key: attempt.key.clone(),
+    }
+}
+
+/// A copy of `request` (a hand-over's watcher's request, for the one who serves it after).
+fn clone_request(request: &Request) -> Request {
+    Request {
+        message: request.message.clone(),
+        peer: request.peer.clone(),
+        key: request.key.clone(),
     }
 }
 

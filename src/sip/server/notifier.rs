@@ -24,6 +24,17 @@
 //! | 481, no answer (timer F: 32 s over UDP), 408 | the subscription ends (the watcher forgot the dialog, or is gone) |
 //! | another 4xx/5xx/6xx with `Retry-After: N` that ends before the subscription does | the dialog waits N seconds, then gets the current full state (what changed meanwhile merges into it) |
 //! | another 4xx/5xx/6xx | the subscription ends (RFC 6665 §4.2.2: a notifier removes the subscription on a failure response) |
+//!
+//! # Watchers that move to the presentity's device
+//!
+//! With migration on (`super::handover`), a new presence SUBSCRIBE, once authenticated and
+//! checked, is first offered to the node ([`Migrates::place`]): it may hand it to the
+//! presentity's serving device (proxied: answered there, or given back to
+//! [`Notifier::serve_here`] when the device does not take it) or redirect it (`302` with
+//! the device's contact). A refresh of a subscription held here whose watcher would move
+//! ([`Migrates::moves`]) is answered `200` and then ended with
+//! `terminated;reason=deactivated`, so that the watcher subscribes again and moves: the
+//! watchers move as they refresh, never all at once.
 #![forbid(unsafe_code)]
 
 use std::sync::{Arc, Mutex, Weak};
@@ -49,6 +60,29 @@ use crate::uri::Uri;
 /// is served here (federation), as the node decides it.
 pub(crate) type RemotePresentities = Box<dyn Fn(&Uri, &Uri, Package) -> bool + Send + Sync>;
 
+/// Where a new presence SUBSCRIBE is served (see "Watchers that move" in the module
+/// documentation).
+pub(crate) enum Placement {
+    /// Here, as without migration.
+    Here,
+    /// Taken: handed to the device (answered by it, or given back to
+    /// [`Notifier::serve_here`]).
+    Taken,
+    /// `302` to this contact.
+    Redirect(String),
+}
+
+/// The node's migration decisions, as the notifier asks for them.
+pub(crate) trait Migrates: Send + Sync {
+    /// Where the authenticated, checked SUBSCRIBE `request` of `watcher` for presence of
+    /// `presentity` (an owned one) is served.
+    fn place(&self, request: &Request, presentity: &Uri, watcher: &Uri) -> Placement;
+
+    /// Whether a presence subscription of `watcher` to `presentity` held here moves at its
+    /// refresh.
+    fn moves(&self, presentity: &Uri, watcher: &Uri) -> bool;
+}
+
 /// The notifier role: the subscription dialogs of remote watchers and their NOTIFYs.
 pub(crate) struct Notifier {
     me: Weak<Notifier>,
@@ -60,6 +94,7 @@ pub(crate) struct Notifier {
     #[allow(clippy::type_complexity)]
     last_body: Mutex<Option<(std::sync::Weak<crate::model::package::Document>, Arc<[u8]>)>>,
     federates: RemotePresentities,
+    migrates: Box<dyn Migrates>,
     /// NOTIFYs claimed by an answer to the one before, for the timer thread to send.
     ready: Mutex<Vec<(Notification, Claim)>>,
 }
@@ -114,6 +149,7 @@ impl Notifier {
         engine: EngineHandle,
         auth: Arc<Authentication>,
         federates: RemotePresentities,
+        migrates: Box<dyn Migrates>,
     ) -> Arc<Notifier> {
         Arc::new_cyclic(|me| Notifier {
             me: me.clone(),
@@ -123,6 +159,7 @@ impl Notifier {
             dialogs: Mutex::new(Dialogs::default()),
             last_body: Mutex::new(None),
             federates,
+            migrates,
             ready: Mutex::new(Vec::new()),
         })
     }
@@ -133,7 +170,14 @@ impl Notifier {
 
     /// Handles a SUBSCRIBE; it is answered here (before the first NOTIFY leaves).
     pub(crate) fn handle(&self, request: &Request) {
-        let answer = self.subscribe(request);
+        let answer = self.subscribe(request, false);
+        self.stack.finish(request, answer);
+    }
+
+    /// Serves here a SUBSCRIBE that was authenticated and offered to a device that did not
+    /// take it ([`Placement::Taken`]).
+    pub(crate) fn serve_here(&self, request: &Request) {
+        let answer = self.subscribe(request, true);
         self.stack.finish(request, answer);
     }
 
@@ -177,7 +221,8 @@ impl Notifier {
     }
 
     /// `Ok(None)`: answered here already (the answer must precede the first NOTIFY).
-    fn subscribe(&self, request: &Request) -> Result<Option<Reply>> {
+    /// `here`: authenticated already, and not to be placed elsewhere.
+    fn subscribe(&self, request: &Request, here: bool) -> Result<Option<Reply>> {
         let m = &request.message;
         let engine = self.engine()?;
         let Some(event) = m.event()? else {
@@ -223,12 +268,14 @@ impl Notifier {
                 "Bad Request (From without a tag)",
             )));
         };
-        let user = match self.auth.authenticate(request) {
-            Ok(user) => user,
-            Err(answer) => return Ok(Some(answer)),
-        };
-        if let Err(answer) = self.auth.check_identity(request, &user, &watcher) {
-            return Ok(Some(answer));
+        if !here {
+            let user = match self.auth.authenticate(request) {
+                Ok(user) => user,
+                Err(answer) => return Ok(Some(answer)),
+            };
+            if let Err(answer) = self.auth.check_identity(request, &user, &watcher) {
+                return Ok(Some(answer));
+            }
         }
         let remote_target = match m.contact()? {
             Contacts::List(list) if !list.is_empty() => list[0].uri_text().to_string(),
@@ -247,6 +294,17 @@ impl Notifier {
                     .stack
                     .too_brief(request, engine.config().subscription_expiry.min)
                     .map(Some);
+            }
+        }
+        if !here && package == Package::Presence && engine.config().owns(&presentity) {
+            match self.migrates.place(request, &presentity, &watcher) {
+                Placement::Here => {}
+                Placement::Taken => return Ok(None),
+                Placement::Redirect(contact) => {
+                    let mut answer = self.stack.reply(request, 302, "Moved Temporarily");
+                    answer.header("Contact", &format!("<{contact}>"))?;
+                    return Ok(Some(answer));
+                }
             }
         }
         let filter = if m.body().is_empty() {
@@ -364,11 +422,10 @@ impl Notifier {
         };
         let candidate = lock(&self.dialogs).candidate(&id);
         // The dialog is the subscription's target: a tag naming a subscription is not enough.
-        let Some(sub) = candidate.filter(|sub| {
-            engine
-                .subscription(*sub)
-                .is_ok_and(|info| info.target.is_some_and(|t| is_dialog(&t, &id)))
-        }) else {
+        let info = candidate
+            .and_then(|sub| engine.subscription(sub).ok())
+            .filter(|info| info.target.as_ref().is_some_and(|t| is_dialog(t, &id)));
+        let Some((sub, info)) = candidate.zip(info) else {
             return Ok(Some(self.stack.reply(
                 request,
                 481,
@@ -421,6 +478,17 @@ impl Notifier {
         let mut answer = self.stack.reply(request, 200, "OK");
         answer.header("Expires", &granted.to_string())?;
         self.stack.answer(request, answer);
+        if info.package == Package::Presence && self.migrates.moves(&info.presentity, &info.watcher)
+        {
+            // The watcher subscribes again at once, and is handed to the device.
+            log::info!(
+                "subscription {sub}: {} moves to the device of {}",
+                info.watcher,
+                info.presentity
+            );
+            engine.terminate_subscription(sub, crate::engine::TerminationReason::Deactivated)?;
+            return Ok(None);
+        }
         // RFC 6665 §4.2.1.2: a refresh is followed by a NOTIFY with the current state.
         engine.renotify(sub)?;
         Ok(None)

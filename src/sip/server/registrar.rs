@@ -5,9 +5,24 @@
 //! are relayed to the new contact at once. A REGISTER that would give the user more
 //! endpoints than the engine keeps gets `403 Forbidden (too many registrations)` and changes
 //! nothing (see [`too_many_registrations`]).
+//!
+//! # Contacts that serve their own watchers
+//!
+//! A contact whose `events` feature tag (RFC 3840 §9: the packages this UA can be the
+//! notifier for, a quoted comma-separated list) names `presence` offers to be its address
+//! of record's presence agent (see `super::handover`). The tag belongs to the binding, so it
+//! is kept here with the contact, in memory only ([`ServingContact`]): it is as soft as the
+//! flow it came over, and a device registers again after a restart. The serving contact
+//! ends, and whoever holds its watchers is told ([`ServingEnded`]), when its binding ends
+//! (un-REGISTER, a refresh without the tag, expiry) or its flow closes: the TCP or TLS
+//! connection the REGISTER came on (RFC 5626 §4.4: the device's CRLF keep-alives keep a
+//! live flow open, so a close is its death), as every contact registered over a WebSocket
+//! ends with its connection. A serving contact over UDP has no flow to watch: only its
+//! expiry, or a request to it that fails, tells of its death.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::auth::Authentication;
@@ -15,12 +30,31 @@ use crate::engine::EndpointInfo;
 use crate::engine::EngineHandle;
 use crate::error::{Error, Result};
 use crate::log;
+use crate::model::key::presentity_key;
 use crate::sip::header::Contacts;
 use crate::sip::stack::{location, lock, Reply, Request, Stack};
 use crate::uri::Uri;
 
 /// Default registration expiry when the request names none (RFC 3261 §10.2.1.1).
 const DEFAULT_EXPIRES: u32 = 3600;
+
+/// A registered contact that offers to be its address of record's presence agent (see the
+/// module documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ServingContact {
+    /// The address of record.
+    pub(crate) aor: Uri,
+    /// The contact URI as registered.
+    pub(crate) contact: String,
+    /// Its flow: where requests for it go (the connection the REGISTER came on over TCP).
+    pub(crate) location: String,
+    /// When the binding expires unless refreshed (clock ms).
+    pub(crate) expires_at: u64,
+}
+
+/// Told of a serving contact that ended (its binding or its flow), on the thread that
+/// learned it (a worker or the timer thread).
+pub(crate) type ServingEnded = Box<dyn Fn(&ServingContact) + Send + Sync>;
 
 /// The registrar role.
 pub(crate) struct Registrar {
@@ -30,9 +64,18 @@ pub(crate) struct Registrar {
     /// Held while a REGISTER is handled and answered; the pager takes it before it relays,
     /// so a client gets its REGISTER's answer before the messages that waited for it.
     gate: Arc<Mutex<()>>,
-    /// The contacts registered over each WebSocket connection (by its location, see
-    /// [`contact_location`]): they end when it closes ([`Registrar::websocket_closed`]).
-    over_websockets: Mutex<HashMap<String, Vec<(Uri, String)>>>,
+    /// The contacts registered over each WebSocket connection, and the serving contacts
+    /// registered over each TCP or TLS connection (by its location, see
+    /// [`contact_location`]): they end when it closes ([`Registrar::flow_closed`]).
+    over_flows: Mutex<HashMap<String, Vec<(Uri, String)>>>,
+    /// The serving contacts, by their address of record's key (at most the engine's
+    /// endpoints per user each).
+    serving: Mutex<HashMap<String, Vec<ServingContact>>>,
+    /// Told of each serving contact that ends.
+    serving_ended: ServingEnded,
+    /// No serving contact expires before this (clock ms; `u64::MAX`: none), so that the
+    /// timer thread's turns look at the table only when one may have.
+    next_expiry: AtomicU64,
 }
 
 impl Registrar {
@@ -41,21 +84,100 @@ impl Registrar {
         engine: EngineHandle,
         auth: Arc<Authentication>,
         gate: Arc<Mutex<()>>,
+        serving_ended: ServingEnded,
     ) -> Registrar {
         Registrar {
             stack,
             engine,
             auth,
             gate,
-            over_websockets: Mutex::default(),
+            over_flows: Mutex::default(),
+            serving: Mutex::default(),
+            serving_ended,
+            next_expiry: AtomicU64::new(u64::MAX),
         }
     }
 
-    /// Ends the registrations made over the WebSocket connection at `location` that closed
-    /// (RFC 7118 §5: the client cannot be reached another way): the user is offline at once
-    /// if it has no other contact, and messages for it are stored.
-    pub(crate) fn websocket_closed(&self, location: &str) {
-        let Some(contacts) = lock(&self.over_websockets).remove(location) else {
+    /// The serving contact of `aor` registered last (see the module documentation), if any.
+    pub(crate) fn serving(&self, aor: &Uri) -> Option<ServingContact> {
+        let now = self.stack.now();
+        lock(&self.serving)
+            .get(&presentity_key(aor))
+            .and_then(|list| list.iter().rev().find(|c| c.expires_at > now).cloned())
+    }
+
+    /// Keeps `contact` of `aor` as serving (or refreshes it).
+    fn keep_serving(&self, contact: ServingContact) {
+        // The timer thread ends it at its expiry, also when it sleeps now.
+        self.stack.alarm().at(contact.expires_at);
+        let mut serving = lock(&self.serving);
+        self.next_expiry
+            .fetch_min(contact.expires_at, Ordering::AcqRel);
+        let list = serving.entry(presentity_key(&contact.aor)).or_default();
+        list.retain(|c| c.contact != contact.contact);
+        list.push(contact);
+    }
+
+    /// Stops handing watchers to the serving contact `contact` of `aor` (it failed a
+    /// request: gone, or overloaded) until it registers again; its binding stays.
+    pub(crate) fn stop_serving(&self, aor: &Uri, contact: &str) {
+        self.end_serving(aor, contact);
+    }
+
+    /// Ends the serving contact `contact` of `aor`, if it is one, and tells of it.
+    fn end_serving(&self, aor: &Uri, contact: &str) {
+        let ended = {
+            let mut serving = lock(&self.serving);
+            let key = presentity_key(aor);
+            let Some(list) = serving.get_mut(&key) else {
+                return;
+            };
+            let Some(at) = list.iter().position(|c| c.contact == contact) else {
+                return;
+            };
+            let ended = list.remove(at);
+            if list.is_empty() {
+                serving.remove(&key);
+            }
+            ended
+        };
+        log::debug!("{aor}: {contact} no longer serves its watchers");
+        (self.serving_ended)(&ended);
+    }
+
+    /// Ends the serving contacts whose bindings expired by `now` (clock ms).
+    pub(crate) fn tick(&self, now: u64) {
+        if now < self.next_expiry.load(Ordering::Acquire) {
+            return;
+        }
+        let expired: Vec<(Uri, String)> = {
+            let serving = lock(&self.serving);
+            let all = || serving.values().flatten();
+            let next = all().map(|c| c.expires_at).filter(|at| *at > now).min();
+            self.next_expiry
+                .store(next.unwrap_or(u64::MAX), Ordering::Release);
+            all()
+                .filter(|c| c.expires_at <= now)
+                .map(|c| (c.aor.clone(), c.contact.clone()))
+                .collect()
+        };
+        for (aor, contact) in expired {
+            self.end_serving(&aor, &contact);
+        }
+    }
+
+    /// When [`Registrar::tick`] has work next.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        let next = self.next_expiry.load(Ordering::Acquire);
+        (next != u64::MAX).then_some(next)
+    }
+
+    /// Ends the registrations made over the connection at `location` that closed: every one
+    /// over a WebSocket (RFC 7118 §5: the client cannot be reached another way), the serving
+    /// ones over TCP or TLS (RFC 5626: the flow of a device that serves its watchers). The
+    /// user is offline at once if it has no other contact, and messages for it are stored.
+    pub(crate) fn flow_closed(&self, location: &str) {
+        let Some(contacts) = lock(&self.over_flows).remove(location) else {
             return;
         };
         let Ok(engine) = self.engine.get() else {
@@ -70,8 +192,9 @@ impl Registrar {
                     .and_then(|e| e.contact)
             });
             if here.as_deref() == Some(location) {
-                log::debug!("{aor}: {contact} gone with its WebSocket");
+                log::debug!("{aor}: {contact} gone with its connection");
                 let _ = engine.logout(&aor, &contact);
+                self.end_serving(&aor, &contact);
             }
         }
     }
@@ -116,6 +239,7 @@ impl Registrar {
                 for endpoint in engine.endpoints(&aor)? {
                     if is_contact(&endpoint) {
                         engine.logout(&aor, &endpoint.endpoint)?;
+                        self.end_serving(&aor, &endpoint.endpoint);
                     }
                 }
             }
@@ -137,19 +261,33 @@ impl Registrar {
                 // Removals first, so that the bound counts what the request leaves.
                 for contact in removed {
                     engine.logout(&aor, contact.uri_text())?;
+                    self.end_serving(&aor, contact.uri_text());
                 }
                 for contact in added {
                     let here = contact_location(request, contact.uri().ok().as_ref());
                     let uri = contact.uri_text();
+                    let serves = offers_presence(contact);
                     match engine.login_at(&aor, uri, Some(&here), Some(expires_of(contact))) {
-                        Ok(_) if request.peer.proto.is_websocket() => {
-                            let mut table = lock(&self.over_websockets);
-                            let list = table.entry(here).or_default();
-                            if !list.iter().any(|(a, c)| a == &aor && c == uri) {
-                                list.push((aor.clone(), uri.to_string()));
+                        Ok(granted) => {
+                            if serves {
+                                self.keep_serving(ServingContact {
+                                    aor: aor.clone(),
+                                    contact: uri.to_string(),
+                                    location: here.clone(),
+                                    expires_at: self.stack.now() + u64::from(granted) * 1000,
+                                });
+                            } else {
+                                self.end_serving(&aor, uri);
+                            }
+                            let proto = request.peer.proto;
+                            if proto.is_websocket() || (serves && proto.is_stream()) {
+                                let mut table = lock(&self.over_flows);
+                                let list = table.entry(here).or_default();
+                                if !list.iter().any(|(a, c)| a == &aor && c == uri) {
+                                    list.push((aor.clone(), uri.to_string()));
+                                }
                             }
                         }
-                        Ok(_) => {}
                         Err(Error::IntervalTooBrief(_)) => {
                             return self
                                 .stack
@@ -223,9 +361,44 @@ fn contact_location(request: &Request, contact: Option<&crate::uri::Uri>) -> Str
     location(peer.proto, peer.source)
 }
 
+/// Whether a REGISTER's contact offers to be its address of record's presence agent: its
+/// `events` feature tag (RFC 3840 §9, also written `+sip.events`), a quoted comma-separated
+/// list of event packages, names `presence`.
+pub(crate) fn offers_presence(contact: &crate::sip::header::NameAddr) -> bool {
+    let params = contact.params();
+    params
+        .value("events")
+        .or_else(|| params.value("+sip.events"))
+        .is_some_and(|v| {
+            v.trim_matches('"')
+                .split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("presence"))
+        })
+}
+
 /// Whether an endpoint is a registered SIP contact (its id a SIP URI) rather than a login
 /// through the API.
 pub(crate) fn is_contact(endpoint: &EndpointInfo) -> bool {
     let id = endpoint.endpoint.as_str();
     id.starts_with("sip:") || id.starts_with("sips:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::header::NameAddr;
+
+    #[test]
+    fn a_contact_offers_presence_by_its_events_feature_tag() {
+        let offers = |text: &str| offers_presence(&NameAddr::parse(text, "Contact").unwrap());
+        assert!(offers(
+            r#"<sip:a@192.0.2.1;transport=tcp>;events="presence";+sip.instance="<urn:uuid:1>";reg-id=1"#
+        ));
+        assert!(offers(r#"<sip:a@192.0.2.1>;events="dialog,Presence""#));
+        assert!(offers(r#"<sip:a@192.0.2.1>;+sip.events="presence""#));
+        assert!(!offers(
+            r#"<sip:a@192.0.2.1>;events="presence.winfo,dialog""#
+        ));
+        assert!(!offers("<sip:a@192.0.2.1>;expires=60"));
+    }
 }

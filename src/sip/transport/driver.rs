@@ -162,7 +162,7 @@ struct Driver {
     tls: Option<crate::sip::tls::TlsConfig>,
     tls_name: Option<super::TlsName>,
     ws_origins: OriginPolicy,
-    on_websocket_closed: Option<super::ClosedHandler>,
+    on_connection_closed: Option<super::ClosedHandler>,
     web_root: Option<WebRoot>,
     handshake_timeout: Duration,
     unvouched_timeout: Duration,
@@ -268,7 +268,7 @@ pub(super) fn start(
         tls: config.tls,
         tls_name: config.tls_name,
         ws_origins: config.ws_origins,
-        on_websocket_closed: config.on_websocket_closed,
+        on_connection_closed: config.on_connection_closed,
         web_root,
         handshake_timeout: config.tls_handshake_timeout,
         unvouched_timeout: config.unvouched_timeout,
@@ -1316,7 +1316,7 @@ impl Driver {
         }
         let _ = self.poll.registry().deregister(&mut conn.stream);
         log::debug!("SIP TCP: conn#{token} with {} closed: {why}", conn.peer);
-        if let (Some(on_closed), true) = (&self.on_websocket_closed, conn.proto.is_websocket()) {
+        if let Some(on_closed) = &self.on_connection_closed {
             let (on_closed, proto, peer) = (on_closed.clone(), conn.proto, conn.peer);
             if panic::catch_unwind(AssertUnwindSafe(|| on_closed(proto, peer))).is_err() {
                 log::error!("SIP transport: the closed-connection handler panicked");
