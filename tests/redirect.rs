@@ -130,10 +130,22 @@ fn the_applications_redirect_is_for_one_subscription_and_is_forgotten() {
     assert_eq!(states(&e, id), [SubscriptionState::Pending]);
     e.redirect(id, uri(EDGE)).unwrap();
     assert_eq!(states(&e, id), [DEACTIVATED]);
+    // A server asking what a new subscription would be decided (before handing it to the
+    // presentity's device) hears redirect, and asking takes nothing.
+    for _ in 0..2 {
+        assert_eq!(
+            e.decision(&uri(ALICE), &uri(BOB)).unwrap(),
+            AuthAction::Redirect
+        );
+    }
     match subscribe(&e, BOB) {
         Err(Error::Moved(target)) => assert_eq!(uri(&target), uri(EDGE)),
         other => panic!("{other:?}"),
     }
+    assert_eq!(
+        e.decision(&uri(ALICE), &uri(BOB)).unwrap(),
+        AuthAction::Confirm
+    );
     // Said once: the next subscription is decided by the rules (pending again).
     let again = subscribe(&e, BOB).unwrap();
     assert_eq!(states(&e, again), [SubscriptionState::Pending]);

@@ -799,7 +799,8 @@ impl Core {
     /// information) would be decided now, by the presentity's rules and the policies, with
     /// nothing changed: a server that hands allowed watchers to the presentity's own device
     /// asks before it does (pending, blocked and polite-blocked watchers stay where the
-    /// presentity decides them).
+    /// presentity decides them; redirected ones, by a rule or a waiting [`Core::redirect`],
+    /// go where the redirect says).
     pub fn decision(&self, presentity: &Uri, watcher: &Uri) -> Result<AuthAction> {
         let (presentity, watcher) = (presentity.clone(), watcher.clone());
         self.call(self.shard_for(&presentity), |reply| Command::Decision {

@@ -77,6 +77,15 @@ impl Redirected {
         self.by_pair.insert(key, (target, now + REDIRECT_MEMORY_MS));
     }
 
+    /// Whether a target waits for `watcher`'s subscription to `presentity`.
+    fn waits(&self, presentity: &Uri, watcher: &Uri, now: u64) -> bool {
+        !self.by_pair.is_empty()
+            && self
+                .by_pair
+                .get(&(presentity_key(presentity), presentity_key(watcher)))
+                .is_some_and(|(_, until)| *until > now)
+    }
+
     /// The target waiting for `watcher`'s subscription to `presentity`, taken out.
     fn take(&mut self, presentity: &Uri, watcher: &Uri, now: u64) -> Option<Uri> {
         if self.by_pair.is_empty() {
@@ -270,6 +279,11 @@ impl Shard {
     /// would be decided now: the rules, else the policy; `Confirm` while the transport
     /// would decide it ([`Shard::transport_decides`]).
     pub(super) fn decision(&self, presentity: &Uri, watcher: &Uri) -> AuthAction {
+        // The application's redirect waiting for this watcher's next subscription wins, as
+        // it does when the subscription is made.
+        if self.redirected.waits(presentity, watcher, self.now()) {
+            return AuthAction::Redirect;
+        }
         if self.transport_decides(presentity, watcher) {
             return AuthAction::Confirm;
         }
