@@ -208,6 +208,18 @@ pub type FailureHandler = Arc<dyn Fn(SendFailure) + Send + Sync>;
 /// from then on.
 pub type ClosedHandler = Arc<dyn Fn(Proto, SocketAddr) + Send + Sync>;
 
+/// What happened to a flow (RFC 5626 §3.5): a TCP or TLS connection this transport opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowEvent {
+    /// A keep-alive pong (a lone CRLF, RFC 5626 §4.4.1) came over it from `peer`.
+    Pong { proto: Proto, peer: SocketAddr },
+    /// It closed (by the peer, an error or idleness).
+    Closed { proto: Proto, peer: SocketAddr },
+}
+
+/// Told of [`FlowEvent`]s, on the I/O thread; it must not block.
+pub type FlowHandler = Arc<dyn Fn(FlowEvent) + Send + Sync>;
+
 /// What a [`Transport`] listens on and how it treats its connections.
 #[derive(Clone)]
 pub struct TransportConfig {
@@ -262,6 +274,11 @@ pub struct TransportConfig {
     pub ws_origins: websocket::OriginPolicy,
     /// Told when a WebSocket connection closes. Default: none.
     pub on_websocket_closed: Option<ClosedHandler>,
+    /// Told of the pongs and the closing of the TCP and TLS connections the transport
+    /// opened (a user agent's flows to its registrar, which it keeps alive with pings).
+    /// On those connections a lone CRLF is a pong, taken at once (a server does not ping
+    /// its clients). Default: none.
+    pub on_flow: Option<FlowHandler>,
     /// A directory whose files answer the HTTP requests on `ws` and `wss` listeners that
     /// do not ask for a WebSocket ([`web_root::WebRoot`]): a web page served from the same
     /// origin as the SIP WebSocket it opens. Default: none (such requests are refused, 400).
@@ -304,6 +321,7 @@ impl TransportConfig {
             unvouched_timeout: Self::DEFAULT_UNVOUCHED_TIMEOUT,
             ws_origins: websocket::OriginPolicy::default(),
             on_websocket_closed: None,
+            on_flow: None,
             web_root: None,
             clock: Arc::new(crate::engine::SystemClock::new()),
         }

@@ -30,6 +30,7 @@
 //! and no document written has none (`404`).
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod pres_rules;
 pub mod selector;
 

@@ -24,6 +24,16 @@
 //! | 481, no answer (timer F: 32 s over UDP), 408 | the subscription ends (the watcher forgot the dialog, or is gone) |
 //! | another 4xx/5xx/6xx with `Retry-After: N` that ends before the subscription does | the dialog waits N seconds, then gets the current full state (what changed meanwhile merges into it) |
 //! | another 4xx/5xx/6xx | the subscription ends (RFC 6665 §4.2.2: a notifier removes the subscription on a failure response) |
+//!
+//! # A presentity served here (presence at the edge)
+//!
+//! A device whose account serves its own address of record
+//! ([`crate::engine::Core::serve_here`]) gets SUBSCRIBEs whose Request-URI is its contact
+//! and whose To is the address of record; the To names the presentity. Such a SUBSCRIBE is
+//! `480` until the engine has the presentity's rules, `403` for a watcher they do not allow
+//! (pending, blocked and polite-blocked watchers stay with the server), and otherwise served
+//! as any other: its own dialog, NOTIFYs through the route set, refreshes. It is not
+//! challenged: the node believed it by where it came from.
 #![forbid(unsafe_code)]
 
 use std::sync::{Arc, Mutex, Weak};
@@ -208,12 +218,43 @@ impl Notifier {
                 return Ok(Some(answer));
             }
         }
-        let presentity = m.request_uri()?;
+        let mut presentity = m.request_uri()?;
         let from = m.from()?;
         let watcher = from.uri()?;
-        // A presentity of another domain is served through one back-end subscription shared
-        // by the local watchers (federation, see `crate::sip::agent`).
-        if !engine.config().owns(&presentity) && !(self.federates)(&watcher, &presentity, package) {
+        // A presentity served here although of another domain (a device's own address of
+        // record, `crate::engine::served`) is named by the To: the Request-URI is the
+        // device's contact. Only what its learned rules allow is served here; anything else
+        // is refused, and its server keeps the watcher.
+        let to_uri = to.uri()?;
+        let served = engine.served_here(&to_uri);
+        if let Some(state) = served {
+            if package != Package::Presence {
+                return Ok(Some(super::bad_event(
+                    &self.stack,
+                    request,
+                    event.package(),
+                )));
+            }
+            if state == crate::engine::Served::AwaitingRules {
+                return Ok(Some(self.stack.reply(
+                    request,
+                    480,
+                    "Temporarily Unavailable (no rules yet)",
+                )));
+            }
+            if engine.decision(&to_uri, &watcher)? != crate::engine::AuthAction::Allow {
+                return Ok(Some(self.stack.reply(
+                    request,
+                    403,
+                    "Forbidden (not allowed here)",
+                )));
+            }
+            presentity = to_uri;
+        } else if !engine.config().owns(&presentity)
+            && !(self.federates)(&watcher, &presentity, package)
+        {
+            // A presentity of another domain is served through one back-end subscription
+            // shared by the local watchers (federation, see `crate::sip::agent`).
             return Ok(Some(self.stack.reply(request, 404, "Not Found")));
         }
         let Some(remote_tag) = from.tag().map(str::to_owned) else {
@@ -223,9 +264,14 @@ impl Notifier {
                 "Bad Request (From without a tag)",
             )));
         };
-        let user = match self.auth.authenticate(request) {
-            Ok(user) => user,
-            Err(answer) => return Ok(Some(answer)),
+        // The node believed a watcher of a presentity served here by where it came from
+        // (see `SipServer`'s dispatch): there is nobody here to challenge it.
+        let user = match served {
+            Some(_) => None,
+            None => match self.auth.authenticate(request) {
+                Ok(user) => user,
+                Err(answer) => return Ok(Some(answer)),
+            },
         };
         if let Err(answer) = self.auth.check_identity(request, &user, &watcher) {
             return Ok(Some(answer));
