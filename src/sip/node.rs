@@ -12,6 +12,7 @@
 //!
 //! | request | role |
 //! | --- | --- |
+//! | a SUBSCRIBE whose To is the address of record of an account with `serve` on (presence at the edge) | the notifier, if it comes from the account's server or a peer trusted for its domain (else `403`); never relayed |
 //! | any non-INVITE request for another domain with a route (not a SUBSCRIBE served by federation) | forwarder (relaying only the own users, trusted peers and its record-routed dialogs) |
 //! | REGISTER | registrar |
 //! | SUBSCRIBE to a resource list of an owned domain, carrying its own list (RFC 5367, to any URI of an owned domain), or inside a list dialog | list server |
@@ -28,6 +29,7 @@
 //! | a notification | the notifier (a SIP dialog), else the accounts (an account's own presence) |
 //! | a message for a registered contact | the pager (relayed) |
 //! | a delivery outcome | the pager (the answer to a MESSAGE that waited for it) |
+//! | (transport) a pong or the closing of a flow this node opened | the accounts (a serving account's keep-alives) |
 //! | a message for another domain | the accounts when its sender is one, else the pager |
 //! | subscription state changes, authorization requests | the back-end subscriptions |
 //!
