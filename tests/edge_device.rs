@@ -10,7 +10,9 @@
 //! - against a server imppd (`--http` for XCAP, alice's rule allowing bob), sipp as bob
 //!   subscribing directly to the device's contact gets `200` and a NOTIFY with alice's
 //!   presence as the device composes it (set with `imppd ctl publish` on the device), then a
-//!   NOTIFY when it changes; carol, whom no rule allows, is refused (`403`);
+//!   NOTIFY when it changes; carol, whom no rule allows, is refused (`403`); bob's
+//!   dialog through a record-routing proxy gets its NOTIFYs along the route set, and its
+//!   refresh and un-subscribe are served;
 //! - a device whose XCAP root does not answer has no rules and answers `480`.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -284,6 +286,57 @@ fn a_device_serves_its_allowed_watchers_by_the_rules_of_its_server() {
     };
     let r = carol.transact(&subscribe(&carol));
     assert_eq!(r.status(), Some(403), "{r:?}");
+
+    // bob again, through a proxy that record-routes (a UDP socket of the test): the
+    // NOTIFYs follow the route set, a refresh gets a NOTIFY, an un-subscribe ends it.
+    let proxy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    proxy
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let route = format!("<sip:{};lr>", proxy.local_addr().unwrap());
+    let mut bob = Client::new(node.addr(), "bob");
+    let call = common::sip::token();
+    let uri = format!("sip:alice@{}", node.addr());
+    let extra = |expires: u32| {
+        format!("Event: presence\r\nExpires: {expires}\r\nRecord-Route: {route}\r\n")
+    };
+    let r = bob.transact(&bob.request(
+        "SUBSCRIBE",
+        &uri,
+        &format!("<{alice}>"),
+        &call,
+        &extra(600),
+        None,
+    ));
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let to = r.header("To").unwrap().to_owned();
+    let notify_at_proxy = |state: &str, text: Option<&str>| {
+        let mut buf = vec![0u8; 65536];
+        let (n, from) = proxy.recv_from(&mut buf).expect("a NOTIFY at the proxy");
+        let m = parse(&buf[..n]);
+        assert_eq!(m.method(), Some("NOTIFY"), "{m:?}");
+        assert_eq!(m.header("Route"), Some(route.as_str()), "{m:?}");
+        assert!(
+            m.header("Subscription-State").unwrap().starts_with(state),
+            "{m:?}"
+        );
+        if let Some(text) = text {
+            assert!(String::from_utf8_lossy(m.body()).contains(text), "{m:?}");
+        }
+        let mut ok = String::from("SIP/2.0 200 OK\r\n");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            ok.push_str(&format!("{name}: {}\r\n", m.header(name).unwrap()));
+        }
+        ok.push_str("Content-Length: 0\r\n\r\n");
+        proxy.send_to(ok.as_bytes(), from).unwrap();
+    };
+    notify_at_proxy("active", Some("in-a-meeting"));
+    let r = bob.transact(&bob.request("SUBSCRIBE", &uri, &to, &call, &extra(600), None));
+    assert_eq!(r.status(), Some(200), "refresh: {r:?}");
+    notify_at_proxy("active", Some("in-a-meeting"));
+    let r = bob.transact(&bob.request("SUBSCRIBE", &uri, &to, &call, &extra(0), None));
+    assert_eq!(r.status(), Some(200), "un-subscribe: {r:?}");
+    notify_at_proxy("terminated", None);
 
     // A device whose XCAP root does not answer has no rules: 480, and nothing is made.
     let mut bare = device(&account(server.addr(), "http://127.0.0.1:1/xcap-root"));
