@@ -5,8 +5,8 @@
 //! - the REGISTER it sends carries the RFC 3840 feature tag and the RFC 5626 instance,
 //!   reg-id and `Supported: outbound`, and its flow is kept alive with CRLF CRLF pings every
 //!   2 s; when the flow closes it registers again at once over a new connection, and a ping
-//!   left unanswered registers again too (a registrar played by the test on a TCP socket,
-//!   which sees the bytes as sent);
+//!   left unanswered closes the flow and registers again on a new one (a registrar played by
+//!   the test on a TCP socket, which sees the bytes as sent);
 //! - against a server imppd (`--http` for XCAP, alice's rule allowing bob), sipp as bob
 //!   subscribing directly to the device's contact gets `200` and a NOTIFY with alice's
 //!   presence as the device composes it (set with `imppd ctl publish` on the device), then a
@@ -198,11 +198,16 @@ fn a_serving_device_registers_with_its_feature_tag_and_keeps_its_flow_alive() {
     assert!(again.contains("events=\"presence\""), "{again}");
     flow.get_mut().write_all(&ok_register(&again)).unwrap();
 
-    // A ping left unanswered: registered again by the time the next one was due.
+    // A ping left unanswered: the flow is closed and the device registers again on a new
+    // connection, by the time the next ping was due.
     let _ = next_ping(&mut flow, 5);
     let unanswered = Instant::now();
-    let third = read_request(&mut flow).expect("a REGISTER after the unanswered ping");
-    assert!(third.starts_with("REGISTER "), "{third}");
+    assert!(
+        read_request(&mut flow).is_none(),
+        "the dead flow stays open"
+    );
+    let (_flow, third) = next_register(&registrar, 5);
+    assert!(third.contains("events=\"presence\""), "{third}");
     assert!(
         unanswered.elapsed() < Duration::from_millis(3500),
         "{:?}",
@@ -345,4 +350,58 @@ fn a_device_serves_its_allowed_watchers_by_the_rules_of_its_server() {
     assert_eq!(r.status(), Some(480), "{r:?}");
     bare.stop();
     node.stop();
+}
+
+/// The XCAP client against imppd's XCAP server: digest with the account's credentials, the
+/// document and its entity tag, `304` for the same tag, `404` for a user without rules, and
+/// a wrong password refused.
+#[test]
+fn the_xcap_client_reads_rules_with_digest_and_entity_tags() {
+    use impp::sip::digest_client::DigestClient;
+    use impp::xcap::client::{Fetched, XcapClient, XcapRoot};
+    let http = free_port();
+    let server = Imppd::start_prepared(
+        &["alice", "bob"],
+        |db| {
+            let out = Command::new(IMPPD)
+                .args([
+                    "rule",
+                    "add",
+                    &format!("sip:alice@{DOMAIN}"),
+                    "other.test",
+                    "block",
+                    "--db",
+                ])
+                .arg(db)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        },
+        &["--http", &format!("127.0.0.1:{http}")],
+    );
+    let root = XcapRoot::parse(&format!("http://127.0.0.1:{http}/xcap-root")).unwrap();
+    let alice: impp::uri::Uri = format!("sip:alice@{DOMAIN}").parse().unwrap();
+    let mut client = XcapClient::new(root.clone(), DigestClient::new("alice", "alice-pw"), None);
+    let Fetched::Document { body, etag } = client.fetch_pres_rules(&alice, None).unwrap() else {
+        panic!("no document");
+    };
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("other.test"), "{text}");
+    let etag = etag.expect("an ETag");
+    assert_eq!(
+        client.fetch_pres_rules(&alice, Some(&etag)).unwrap(),
+        Fetched::NotModified
+    );
+    let mut bob = XcapClient::new(root.clone(), DigestClient::new("bob", "bob-pw"), None);
+    let bob_uri: impp::uri::Uri = format!("sip:bob@{DOMAIN}").parse().unwrap();
+    assert_eq!(
+        bob.fetch_pres_rules(&bob_uri, None).unwrap(),
+        Fetched::Missing
+    );
+    let mut wrong = XcapClient::new(root, DigestClient::new("alice", "nope"), None);
+    assert!(matches!(
+        wrong.fetch_pres_rules(&alice, None),
+        Err(impp::Error::Forbidden(_))
+    ));
+    drop(server);
 }

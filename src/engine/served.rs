@@ -75,3 +75,85 @@ impl ServedHere {
         self.get(presentity).is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::{
+        AuthAction, AuthRule, Engine, EngineConfig, Served, SubscribeRequest, SubscriptionState,
+        WatcherMatch,
+    };
+    use crate::model::package::Package;
+    use crate::uri::Uri;
+
+    fn uri(s: &str) -> Uri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_presentity_served_here_is_decided_by_its_loaded_rules_alone() {
+        let engine = Engine::new(EngineConfig {
+            domains: vec!["device.test".into()],
+            default_policy: AuthAction::Allow,
+            workers: 1,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let (alice, bob, carol) = (
+            uri("sip:alice@b.test"),
+            uri("sip:bob@b.test"),
+            uri("sip:carol@b.test"),
+        );
+        assert_eq!(engine.served_here(&alice), None);
+        assert!(engine.serve_here(&uri("sip:me@device.test")).is_err());
+        assert!(engine.replace_served_rules(&alice, Vec::new()).is_err());
+        engine.serve_here(&alice).unwrap();
+        assert_eq!(engine.served_here(&alice), Some(Served::AwaitingRules));
+        // Strict: the configured `allow` is not this presentity's default.
+        assert_eq!(engine.decision(&alice, &bob).unwrap(), AuthAction::Block);
+        assert_eq!(engine.decision(&alice, &alice).unwrap(), AuthAction::Allow);
+        let allow_bob = AuthRule {
+            presentity: alice.clone(),
+            watcher: WatcherMatch::Watcher(bob.clone()),
+            action: AuthAction::Allow,
+        };
+        let of_carol = AuthRule {
+            presentity: carol.clone(),
+            watcher: WatcherMatch::Watcher(bob.clone()),
+            action: AuthAction::Allow,
+        };
+        assert!(engine.replace_served_rules(&alice, vec![of_carol]).is_err());
+        engine
+            .replace_served_rules(&alice, vec![allow_bob.clone()])
+            .unwrap();
+        assert_eq!(engine.served_here(&alice), Some(Served::Ready));
+        assert_eq!(engine.decision(&alice, &bob).unwrap(), AuthAction::Allow);
+        assert_eq!(engine.decision(&alice, &carol).unwrap(), AuthAction::Block);
+        // An engine subscription follows the same rules.
+        let id = engine
+            .subscribe(SubscribeRequest::new(
+                carol.clone(),
+                alice.clone(),
+                Package::Presence,
+            ))
+            .unwrap();
+        // Blocked: ended at once (gone, or terminated).
+        if let Ok(info) = engine.subscription(id) {
+            assert!(info.state.is_terminated(), "{info:?}");
+        }
+        let id = engine
+            .subscribe(SubscribeRequest::new(
+                bob.clone(),
+                alice.clone(),
+                Package::Presence,
+            ))
+            .unwrap();
+        assert_eq!(
+            engine.subscription(id).unwrap().state,
+            SubscriptionState::Active
+        );
+        // Replaced whole: bob's rule goes, and his subscription with it.
+        engine.replace_served_rules(&alice, Vec::new()).unwrap();
+        assert!(engine.rules(&alice).unwrap().is_empty());
+        assert_eq!(engine.decision(&alice, &bob).unwrap(), AuthAction::Block);
+    }
+}

@@ -654,6 +654,19 @@ impl Transport {
         }
     }
 
+    /// Closes the TCP or TLS connection this transport opened to `peer` over `proto`, if one
+    /// is open (a flow its user found dead: the next message to the peer opens a new one).
+    /// Inbound connections are left alone.
+    pub fn close_flow(&self, proto: Proto, peer: SocketAddr) {
+        if self
+            .commands
+            .send(driver::Command::CloseFlow(proto, peer))
+            .is_ok()
+        {
+            let _ = self.waker.wake();
+        }
+    }
+
     /// Closes, now, the connections whose timeouts have passed on the configured clock, and
     /// returns when that is done (at most 10 s). The transport does this by itself a few
     /// times per timeout; this is for a clock moved by hand (tests).

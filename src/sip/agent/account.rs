@@ -867,6 +867,9 @@ impl Accounts {
                         "account {}: keep-alive unanswered; registering again",
                         self.accounts[i].aor
                     );
+                    // On a new connection: the REGISTER below follows the close.
+                    let hop = self.hops.registrar(i);
+                    self.stack.close_flow(hop.proto, hop.addr);
                     accounts.states[i].reg_phase = Phase::Due(now);
                 }
             }

@@ -19,9 +19,9 @@
 //! [`super::Account::keepalive`] seconds; the server answers each with CRLF. A ping not
 //! answered by the time the next one is due, or the flow closing (the transport tells of
 //! the connections it opened, [`crate::sip::transport::FlowEvent`]), is a dead flow: the
-//! account registers again at once, which opens a new connection (a hung connection that
-//! is still open would be reused: the transport has no way to drop it yet). Over UDP there
-//! are no keep-alives: the server learns of a dead device only when a request to it fails.
+//! account registers again at once on a new connection (a connection still open but not
+//! answering is closed first). Over UDP there are no keep-alives: the server learns of a
+//! dead device only when a request to it fails.
 //!
 //! # Rules: fetched over XCAP
 //!

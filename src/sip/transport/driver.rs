@@ -45,6 +45,8 @@ pub(super) enum Command {
     Vouch(ConnectionId),
     /// Close what timed out now, then say so.
     Sweep(Sender<()>),
+    /// Close the connection this transport opened to a peer (a flow found dead).
+    CloseFlow(Proto, SocketAddr),
     Stop,
 }
 
@@ -460,6 +462,14 @@ impl Driver {
                 Command::Sweep(done) => {
                     self.close_idle();
                     let _ = done.send(());
+                }
+                Command::CloseFlow(proto, peer) => {
+                    let token = self.by_peer.get(&(proto, peer)).copied();
+                    if let Some(token) =
+                        token.filter(|t| self.conns.get(t).is_some_and(|c| !c.inbound))
+                    {
+                        self.close(token, "flow found dead", SendError::Closed);
+                    }
                 }
             }
         }
