@@ -740,6 +740,7 @@ impl Accounts {
                                 // The timer thread sleeps until its earliest deadline.
                                 self.stack.alarm().at(at);
                             }
+                            s.rules.reset_retries();
                             s.rules.fetch(self.engine.clone(), a.aor.clone());
                         }
                     }
@@ -854,6 +855,11 @@ impl Accounts {
             if accounts.states[i].uplink_due <= now {
                 self.follow_own_presence(&mut accounts.states[i], i, now);
             }
+            let s = &mut accounts.states[i];
+            if s.rules.retry_due(now) && matches!(s.reg_phase, Phase::Active(_)) {
+                s.rules
+                    .fetch(self.engine.clone(), self.accounts[i].aor.clone());
+            }
             let keepalive = self.accounts[i].keepalive;
             match accounts.states[i].flow.due(now, keepalive) {
                 super::edge::Due::Nothing => {}
@@ -907,6 +913,7 @@ impl Accounts {
                     at(s.reg_phase),
                     at(s.pub_phase),
                     s.flow.ping_at,
+                    s.rules.retry_at,
                 ]
             })
             .flatten()

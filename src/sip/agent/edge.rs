@@ -29,7 +29,8 @@
 //! the server's XCAP interface ([`crate::xcap::client`]) at every successful REGISTER
 //! (initial and refreshes), with `If-None-Match`. Each fetch runs on a short-lived thread of
 //! its own (an HTTP exchange must not hold the I/O or timer thread), at most one per account
-//! at a time; what it brings replaces the presentity's rules in the engine
+//! at a time, and again after a failure (2 s, doubling up to 5 minutes, while registered);
+//! what it brings replaces the presentity's rules in the engine
 //! ([`crate::engine::Core::replace_served_rules`]). Until the first fetch succeeds, the
 //! engine says [`crate::engine::Served::AwaitingRules`] and the notifier answers `480`.
 #![forbid(unsafe_code)]
@@ -135,6 +136,11 @@ pub(crate) struct Rules {
     pub(crate) client: Option<Arc<Mutex<XcapClient>>>,
     pub(crate) etag: Arc<Mutex<Option<String>>>,
     pub(crate) running: Arc<std::sync::atomic::AtomicBool>,
+    /// Set by a fetch that failed, for the timer thread to plan another.
+    pub(crate) failed: Arc<std::sync::atomic::AtomicBool>,
+    /// When the next fetch after a failure is due (clock ms), and the failures in a row.
+    pub(crate) retry_at: Option<u64>,
+    pub(crate) failures: u32,
 }
 
 impl Rules {
@@ -148,7 +154,8 @@ impl Rules {
         if self.running.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (etag, running) = (self.etag.clone(), self.running.clone());
+        let (etag, running, failed) =
+            (self.etag.clone(), self.running.clone(), self.failed.clone());
         let spawned = std::thread::Builder::new()
             .name("impp-xcap-fetch".into())
             .spawn(move || {
@@ -157,7 +164,10 @@ impl Rules {
                 match load(&engine, &aor, fetched) {
                     Ok(Some(tag)) => *lock(&etag) = tag,
                     Ok(None) => {}
-                    Err(e) => log::warn!("account {aor}: rules not loaded: {e}"),
+                    Err(e) => {
+                        log::warn!("account {aor}: rules not loaded: {e}");
+                        failed.store(true, Ordering::Release);
+                    }
                 }
                 running.store(false, Ordering::Release);
             });
@@ -165,6 +175,33 @@ impl Rules {
             log::warn!("cannot start a rules fetch: {e}");
             self.running.store(false, Ordering::Release);
         }
+    }
+}
+
+impl Rules {
+    /// On the timer thread, at `now`: plans a new fetch after a failed one (the first after
+    /// 2 s, doubling up to 5 minutes), and says whether one is due now. A fetch that
+    /// succeeds ends the series; so does the next registration's own fetch.
+    pub(crate) fn retry_due(&mut self, now: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.failed.swap(false, Ordering::AcqRel) {
+            self.failures += 1;
+            let wait = (2000u64 << self.failures.saturating_sub(1).min(8)).min(300_000);
+            self.retry_at = Some(now + wait);
+        }
+        match self.retry_at {
+            Some(at) if at <= now => {
+                self.retry_at = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A fetch that was not retried any more: its series ends (a registration fetches anew).
+    pub(crate) fn reset_retries(&mut self) {
+        self.retry_at = None;
+        self.failures = 0;
     }
 }
 
@@ -226,6 +263,28 @@ mod tests {
         b.aor = "sip:bob@b.test".parse().unwrap();
         assert_ne!(urn, instance_urn(&b));
         assert!(contact_params(&a).ends_with(";reg-id=1;events=\"presence\""));
+    }
+
+    #[test]
+    fn a_failed_fetch_is_tried_again_later_and_later() {
+        use std::sync::atomic::Ordering;
+        let mut r = Rules::default();
+        assert!(!r.retry_due(0));
+        r.failed.store(true, Ordering::Release);
+        assert!(!r.retry_due(1000));
+        assert_eq!(r.retry_at, Some(3000));
+        assert!(r.retry_due(3000));
+        assert_eq!(r.retry_at, None);
+        r.failed.store(true, Ordering::Release);
+        assert!(!r.retry_due(4000));
+        assert_eq!(r.retry_at, Some(8000));
+        for _ in 0..20 {
+            r.failed.store(true, Ordering::Release);
+            let _ = r.retry_due(0);
+        }
+        assert_eq!(r.retry_at, Some(300_000));
+        r.reset_retries();
+        assert_eq!((r.retry_at, r.failures), (None, 0));
     }
 
     #[test]
