@@ -405,3 +405,27 @@ fn the_xcap_client_reads_rules_with_digest_and_entity_tags() {
     ));
     drop(server);
 }
+
+/// Serving settings imppd refuses: a bad XCAP root or keep-alive (before anything starts,
+/// exit 2), an address of record of imppd's own domain (at start, exit 1).
+#[test]
+fn imppd_refuses_serving_settings_that_cannot_work() {
+    let account = format!("sip:alice@{DOMAIN},password=pw,registrar=tcp:127.0.0.1:9,serve=yes");
+    for (extra, code, says) in [
+        (",xcap=ftp://h/", 2, "not an http:// or https:// URL"),
+        (",keepalive=soon", 2, "keepalive 'soon'"),
+        (",serve=maybe", 2, "serve 'maybe'"),
+        ("", 1, "served here already"),
+    ] {
+        let out = Command::new(IMPPD)
+            .args(["--db", "none", "--domain", DOMAIN, "--listen"])
+            .arg(format!("tcp:127.0.0.1:{}", free_port()))
+            .arg("--account")
+            .arg(format!("{account}{extra}"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{extra}: {stderr}");
+        assert!(stderr.contains(says), "{extra}: {stderr}");
+    }
+}

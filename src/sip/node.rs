@@ -364,6 +364,7 @@ impl SipServer {
         }
         check_tls(&config)?;
         super::agent::backend::check_declared_lists(&config.accounts, engine.config())?;
+        super::agent::edge::check_serving(&config.accounts, engine.config())?;
         let domains = engine.config().domains.clone();
         let realms: Vec<String> = if domains.is_empty() {
             vec!["impp".to_string()]

@@ -76,6 +76,30 @@ pub(crate) fn contact_params(account: &Account) -> String {
     )
 }
 
+/// Checks the serving accounts before a server starts: an address of record of a domain the
+/// engine owns is served by the engine anyway (as any owned presentity, by its own rules and
+/// policy), so `serve` on it is a mistake; an XCAP root must be an http(s) URL.
+pub(crate) fn check_serving(
+    accounts: &[Account],
+    config: &crate::engine::EngineConfig,
+) -> crate::error::Result<()> {
+    for a in accounts.iter().filter(|a| a.serve) {
+        let bad = |why: String| {
+            crate::error::Error::InvalidArgument(format!("account {} (serve): {why}", a.aor))
+        };
+        if config.owns(&a.aor) {
+            return Err(bad(
+                "the engine owns its domain, so it is served here already (give the engine its own domain)"
+                    .into(),
+            ));
+        }
+        if let Some(url) = &a.xcap {
+            crate::xcap::client::XcapRoot::parse(url).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
 /// The keep-alive state of a serving account's flow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Flow {
