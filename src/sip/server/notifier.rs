@@ -225,9 +225,9 @@ impl Notifier {
         // record, `crate::engine::served`) is named by the To: the Request-URI is the
         // device's contact. Only what its learned rules allow is served here; anything else
         // is refused, and its server keeps the watcher.
-        let to_uri = to.uri()?;
-        let served = engine.served_here(&to_uri);
-        if let Some(state) = served {
+        let to_uri = to.uri().ok();
+        let served = to_uri.as_ref().and_then(|u| engine.served_here(u));
+        if let (Some(state), Some(to_uri)) = (served, to_uri) {
             if package != Package::Presence {
                 return Ok(Some(super::bad_event(
                     &self.stack,
@@ -413,7 +413,11 @@ impl Notifier {
             )));
         };
         // A refresh for a presentity served here: believed by the node, as its SUBSCRIBE was.
-        let served = engine.served_here(&m.to()?.uri()?).is_some();
+        let served = m
+            .to()?
+            .uri()
+            .ok()
+            .is_some_and(|u| engine.served_here(&u).is_some());
         let user = if served {
             None
         } else {
