@@ -190,6 +190,10 @@ fn a_serving_device_registers_with_its_feature_tag_and_keeps_its_flow_alive() {
     drop(flow);
     let closed = Instant::now();
     let (mut flow, again) = next_register(&registrar, 5);
+    eprintln!(
+        "pings {gap:?} apart; registered again {:?} after the flow closed",
+        closed.elapsed()
+    );
     assert!(
         closed.elapsed() < Duration::from_millis(1500),
         "registered again {:?} after the flow closed",
@@ -207,6 +211,10 @@ fn a_serving_device_registers_with_its_feature_tag_and_keeps_its_flow_alive() {
         "the dead flow stays open"
     );
     let (_flow, third) = next_register(&registrar, 5);
+    eprintln!(
+        "registered again {:?} after the unanswered ping",
+        unanswered.elapsed()
+    );
     assert!(third.contains("events=\"presence\""), "{third}");
     assert!(
         unanswered.elapsed() < Duration::from_millis(3500),
