@@ -54,9 +54,11 @@ fn account(registrar: SocketAddr, xcap: &str) -> String {
     )
 }
 
-/// A device imppd (domain device.test) with `account`.
-fn device(account: &str) -> Imppd {
-    Imppd::start_for("device.test", &[], |_| {}, &["--account", account])
+/// A device imppd (domain device.test) with `account`, and `extra` arguments.
+fn device(account: &str, extra: &[&str]) -> Imppd {
+    let mut args = vec!["--account", account];
+    args.extend_from_slice(extra);
+    Imppd::start_for("device.test", &[], |_| {}, &args)
 }
 
 /// Reads one SIP request (head and Content-Length body) off `reader`, skipping keep-alive
@@ -155,7 +157,7 @@ fn next_ping(reader: &mut BufReader<TcpStream>, secs: u64) -> Instant {
 fn a_serving_device_registers_with_its_feature_tag_and_keeps_its_flow_alive() {
     let registrar = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = registrar.local_addr().unwrap();
-    let mut node = device(&account(addr, "http://127.0.0.1:1/xcap-root"));
+    let mut node = device(&account(addr, "http://127.0.0.1:1/xcap-root"), &[]);
 
     let (mut flow, register) = next_register(&registrar, 10);
     let contact = register
@@ -254,7 +256,10 @@ fn a_device_serves_its_allowed_watchers_by_the_rules_of_its_server() {
         &["--http", &format!("127.0.0.1:{http}")],
     );
     let xcap = format!("http://127.0.0.1:{http}/xcap-root");
-    let mut node = device(&account(server.addr(), &xcap));
+    // A route to alice's domain too: her watchers here must still get no back-end
+    // subscription (her state is composed here, not mirrored from her server).
+    let route = format!("{DOMAIN}=udp:{}", server.addr());
+    let mut node = device(&account(server.addr(), &xcap), &["--route", &route]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !node.log().contains("rules loaded from the server") {
         assert!(
@@ -351,8 +356,16 @@ fn a_device_serves_its_allowed_watchers_by_the_rules_of_its_server() {
     assert_eq!(r.status(), Some(200), "un-subscribe: {r:?}");
     notify_at_proxy("terminated", None);
 
+    assert!(
+        !node
+            .log()
+            .contains("federation: first local watcher of sip:alice"),
+        "{}",
+        node.log()
+    );
+
     // A device whose XCAP root does not answer has no rules: 480, and nothing is made.
-    let mut bare = device(&account(server.addr(), "http://127.0.0.1:1/xcap-root"));
+    let mut bare = device(&account(server.addr(), "http://127.0.0.1:1/xcap-root"), &[]);
     let mut bob = Client::new(bare.addr(), "bob");
     let r = bob.transact(&subscribe(&bob));
     assert_eq!(r.status(), Some(480), "{r:?}");
