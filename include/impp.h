@@ -1062,6 +1062,76 @@ enum impp_status impp_account_set_outbound_proxy(struct impp_account *account,
 enum impp_status impp_account_set_expires(struct impp_account *account, uint32_t expires);
 
 /**
+ * Makes the account the presence agent of its own address of record (`serve` true) or not
+ * (false, the default). A serving account's REGISTER offers it (the RFC 3840 feature tag
+ * `events="presence"`, with RFC 5626 `+sip.instance`, `reg-id=1` and `Supported:
+ * outbound`); the SUBSCRIBEs for its address of record that reach the stack (proxied by its
+ * server or sent after a `302`) are served from the local engine, which authorizes them by
+ * the rules read from the XCAP root (`impp_account_set_xcap`), `480` until it has them and
+ * `403` for a watcher they do not allow; over TCP or TLS its flow is kept alive
+ * (`impp_account_set_keepalive`). See the README, "Presence at the edge".
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+enum impp_status impp_account_set_serve(struct impp_account *account, bool serve);
+
+/**
+ * Sets the seconds between the keep-alive pings (CRLF CRLF, RFC 5626 §4.4.1) a serving
+ * account sends on its TCP or TLS flow to the registrar (default 30; 0: none). A ping not
+ * answered by the next one, or the flow closing, registers again at once. No pings over
+ * UDP.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+enum impp_status impp_account_set_keepalive(struct impp_account *account, uint32_t seconds);
+
+/**
+ * Sets the XCAP root (RFC 4825; `"http://192.0.2.7:8080/xcap-root"` or `https://...`, which
+ * needs `impp_sip_config_set_tls_files` for its trust anchors) where a serving account reads
+ * its rules, at each registration and refresh, with its digest credentials; NULL removes it
+ * (the default: a serving account without one has no rules and refuses every watcher with
+ * `480`). The string is copied.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, not an http:// or https://
+ * URL). Nothing changes on error.
+ *
+ * # Safety
+ * `account` NULL or live; `xcap` NULL or NUL-terminated.
+ */
+enum impp_status impp_account_set_xcap(struct impp_account *account, const char *xcap);
+
+/**
+ * Whether the account serves its own address of record; false for NULL.
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+bool impp_account_serve(const struct impp_account *account);
+
+/**
+ * The keep-alive seconds (30 unless set); 0 for NULL.
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+uint32_t impp_account_keepalive(const struct impp_account *account);
+
+/**
+ * The XCAP root set, as given; NULL when none is set, or for NULL. Borrowed from the
+ * account until the root is next set or the account is freed.
+ *
+ * # Safety
+ * `account` NULL or live.
+ */
+const char *impp_account_xcap(const struct impp_account *account);
+
+/**
  * The AOR, as given, borrowed from the account until it is freed; NULL for NULL.
  *
  * # Safety

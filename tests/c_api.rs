@@ -252,6 +252,16 @@ fn list_client_under_sanitizers() {
     assert!(out.contains("list_client_test: all checks passed"), "{out}");
 }
 
+/// Presence at the edge (issue 19): the account options of a serving device (serve,
+/// keep-alive, XCAP root) with their defaults and bad input, and the REGISTER of a stack with
+/// such an account, read by the C program on its own loopback socket: the feature tag
+/// `events="presence"`, the RFC 5626 instance and reg-id, `Supported: outbound`.
+#[test]
+fn edge_account_under_sanitizers() {
+    let out = sanitized_c_test("edge_test");
+    assert!(out.contains("edge_test: all checks passed"), "{out}");
+}
+
 /// The header-only C++ wrapper (`bindings/c/impp.hpp`), built with strict warnings.
 #[test]
 fn cpp_wrapper_under_sanitizers() {

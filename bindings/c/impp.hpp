@@ -2288,6 +2288,14 @@ struct SipAccount {
     /* Resource lists subscribed to at every start of the stack, until it stops (a list of
      * the engine's own domain makes SipStack's constructor throw IMPP_ERR_INVALID_ARGUMENT). */
     std::vector<SipList> lists;
+    /* Whether the account is the presence agent of its own address of record (README,
+     * "Presence at the edge"): its REGISTER offers it, and the SUBSCRIBEs for `aor` that
+     * reach the stack are served by the rules read from `xcap`. */
+    bool serve = false;
+    /* Seconds between the keep-alive pings on a serving account's TCP/TLS flow; 0: none. */
+    std::uint32_t keepalive = 30;
+    /* The XCAP root ("http://192.0.2.7:8080/xcap-root") of a serving account's rules. */
+    std::optional<std::string> xcap;
 
     /* The account a C `impp_account` handle describes (its password is not readable back:
      * give it here). */
@@ -2306,6 +2314,11 @@ struct SipAccount {
             out.outbound_proxy = std::string(proxy);
         }
         out.expires = impp_account_expires(account);
+        out.serve = impp_account_serve(account);
+        out.keepalive = impp_account_keepalive(account);
+        if (const char *xcap = impp_account_xcap(account)) {
+            out.xcap = std::string(xcap);
+        }
         for (std::size_t i = 0; i < impp_account_list_count(account); i++) {
             out.lists.push_back(SipList{text(impp_account_list_uri(account, i)),
                                         text(impp_account_list_package(account, i))});
@@ -2362,6 +2375,11 @@ public:
             detail::check(impp_account_set_outbound_proxy(raw, account.outbound_proxy->c_str()));
         }
         detail::check(impp_account_set_expires(raw, account.expires));
+        detail::check(impp_account_set_serve(raw, account.serve));
+        detail::check(impp_account_set_keepalive(raw, account.keepalive));
+        if (account.xcap) {
+            detail::check(impp_account_set_xcap(raw, account.xcap->c_str()));
+        }
         for (const SipList &list : account.lists) {
             detail::check(impp_account_add_list(raw, list.uri.c_str(), list.package.c_str()));
         }

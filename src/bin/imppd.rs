@@ -128,7 +128,8 @@ const USAGE: &str = "usage:
         [--route *=...] [--no-federate] [--dns-server ADDR:PORT]
         [--account AOR,password=PW,registrar=udp|tcp|tls:ADDR:PORT|[udp:|tcp:|tls:]HOST[:PORT]
                    [,username=U][,proxy=HOP|HOST][,expires=S]
-                   [,list=[presence:|dialog:]LIST-URI]...]...
+                   [,list=[presence:|dialog:]LIST-URI]...
+                   [,serve=yes|no][,keepalive=S][,xcap=http[s]://HOST:PORT/ROOT]]...
         [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]
         [--http ADDR:PORT] [--https ADDR:PORT]
         [--rate-limit N[/BURST]] [--max-connections N] [--max-connections-per-address N]
@@ -175,7 +176,10 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           presence, subscribes to AOR's buddies and carries AOR's messages through it;
           each list= is a resource list at that server (RFC 4662) imppd subscribes to
           while it runs (every start), so that its resources' states reach local
-          watchers (presence unless dialog: comes first);
+          watchers (presence unless dialog: comes first); serve=yes makes imppd the
+          presence agent of AOR (its REGISTER carries the events=presence tag; SUBSCRIBEs for
+          AOR that reach it are served by the rules read from xcap=URL, 480 until then),
+          pinging its TCP/TLS flow every keepalive=S seconds (default 30);
           --tls-cert/--tls-key (PEM) are needed for tls: listeners, routes and accounts;
           peers' certificates must chain to --tls-ca (default: the system's trust
           anchors), and the certificate of a server imppd connects to must name the
@@ -306,7 +310,9 @@ fn set_state_limit(
     Ok(())
 }
 
-/// `AOR,password=PW,registrar=HOP[,username=U][,proxy=HOP][,expires=S][,list=[PACKAGE:]URI]...`.
+/// `AOR,password=PW,registrar=HOP[,username=U][,proxy=HOP][,expires=S][,list=[PACKAGE:]URI]...
+/// [,serve=yes|no][,keepalive=S][,xcap=URL]`: `serve=yes` makes the account the presence agent
+/// of its address of record (README, "Presence at the edge").
 fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
     use impp::sip::route::RouteTarget;
     let bad = |why: String| format!("--account {}: {why}", text.split(',').next().unwrap_or(""));
@@ -315,6 +321,7 @@ fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
     let (mut password, mut registrar, mut username, mut proxy, mut expires) =
         (None, None, None, None, None);
     let mut lists = Vec::new();
+    let (mut serve, mut keepalive, mut xcap) = (false, None, None);
     for part in parts {
         let (key, value) = part
             .split_once('=')
@@ -326,6 +333,26 @@ fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
             "username" => username = Some(value.to_string()),
             "proxy" => proxy = Some(hop(value)?),
             "list" => lists.push(parse_account_list(value).map_err(bad)?),
+            "serve" => {
+                serve = match value.trim() {
+                    "yes" | "on" | "true" => true,
+                    "no" | "off" | "false" => false,
+                    other => return Err(bad(format!("serve '{other}': yes or no"))),
+                }
+            }
+            "keepalive" => {
+                keepalive = Some(
+                    value
+                        .trim()
+                        .parse::<u32>()
+                        .map_err(|_| bad(format!("keepalive '{value}' is not seconds")))?,
+                )
+            }
+            "xcap" => {
+                impp::xcap::client::XcapRoot::parse(value.trim())
+                    .map_err(|e| bad(e.to_string()))?;
+                xcap = Some(value.trim().to_string());
+            }
             "expires" => {
                 expires = Some(
                     value
@@ -352,6 +379,11 @@ fn parse_account(text: &str) -> Result<impp::sip::agent::Account, String> {
         registrar.ok_or_else(|| bad("registrar= is needed".into()))?,
     );
     account.outbound_proxy = proxy;
+    account.serve = serve;
+    if let Some(k) = keepalive {
+        account.keepalive = k;
+    }
+    account.xcap = xcap;
     if let Some(e) = expires {
         account.expires = e;
     }

@@ -42,6 +42,7 @@ mod port;
 pub(crate) mod queue;
 pub(crate) mod random;
 mod restore;
+pub mod served;
 mod shard;
 mod subscription;
 mod timers;
@@ -68,6 +69,7 @@ pub use events::{
 };
 pub use limits::StateLimits;
 pub use port::{Port, PortCloser, PortOptions, PortStats};
+pub use served::Served;
 pub use shard::authorization::REDIRECT_MEMORY_MS;
 pub use shard::messaging::EndpointInfo;
 pub use subscription::SubscriptionInfo;
@@ -288,6 +290,8 @@ pub struct Core {
     directory: Arc<Directory>,
     lists: Lists,
     port: Arc<port::PortSlot>,
+    /// Presentities of other domains served here ([`served`]).
+    served: Arc<served::ServedHere>,
     /// The engine's one generator; shards and transports draw their own splits of it.
     random: Mutex<random::Random>,
     closed: AtomicBool,
@@ -350,6 +354,7 @@ impl Engine {
         let mut counters = Vec::with_capacity(config.workers);
         let port = Arc::new(port::PortSlot::default());
         let tally = Arc::new(limits::WatcherTally::default());
+        let served = Arc::new(served::ServedHere::default());
         let mut random = match config.random_seed {
             Some(seed) => random::Random::seeded(seed),
             None => random::Random::from_entropy(),
@@ -367,6 +372,7 @@ impl Engine {
                 directory.clone(),
                 port.clone(),
                 tally.clone(),
+                served.clone(),
                 random.split(),
             );
             shard.restore(part);
@@ -392,6 +398,7 @@ impl Engine {
             directory,
             lists,
             port,
+            served,
             random: Mutex::new(random),
             closed: AtomicBool::new(false),
             me: me.clone(),
@@ -777,6 +784,64 @@ impl Core {
         })
     }
 
+    /// Marks `presentity`, of a domain the engine does not own, as served here: this
+    /// engine is its presence agent (a device serving its own address of record; see
+    /// [`served`]). Its watchers are decided by this engine's rules alone, strictly (a
+    /// watcher no rule names is blocked), and a transport refuses them until the rules are
+    /// loaded with [`Core::replace_served_rules`]. Marking again changes nothing.
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a presentity of an owned domain (served here
+    /// anyway, by the engine's own rules and policy).
+    pub fn serve_here(&self, presentity: &Uri) -> Result<()> {
+        self.check_open()?;
+        if self.config.owns(presentity) {
+            return Err(Error::InvalidArgument(format!(
+                "{presentity} is of a domain this engine owns: it is served here already"
+            )));
+        }
+        self.served.mark(presentity);
+        Ok(())
+    }
+
+    /// Where `presentity` stands as a presentity served here ([`Core::serve_here`]);
+    /// `None` when it is not one.
+    pub fn served_here(&self, presentity: &Uri) -> Option<Served> {
+        self.served.get(presentity)
+    }
+
+    /// Makes `rules` the whole set of rules of `presentity`, a presentity served here (the
+    /// rules its own server keeps, as the device learned them): rules of other watchers are
+    /// removed, and the presentity is [`Served::Ready`]. The subscriptions it has are
+    /// decided again, as for [`Core::set_rule`].
+    ///
+    /// Errors: [`Error::InvalidArgument`] for a presentity not served here or a rule of
+    /// another presentity (nothing changes), [`Error::Storage`], [`Error::Shutdown`].
+    pub fn replace_served_rules(&self, presentity: &Uri, rules: Vec<AuthRule>) -> Result<()> {
+        if self.served.get(presentity).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "{presentity} is not served here (see serve_here)"
+            )));
+        }
+        let key = presentity_key(presentity);
+        if let Some(other) = rules.iter().find(|r| presentity_key(&r.presentity) != key) {
+            return Err(Error::InvalidArgument(format!(
+                "a rule of {} is not a rule of {presentity}",
+                other.presentity
+            )));
+        }
+        let keep: std::collections::BTreeSet<_> = rules.iter().map(|r| r.watcher.slot()).collect();
+        for old in self.rules(presentity)? {
+            if !keep.contains(&old.watcher.slot()) {
+                self.remove_rule(presentity, &old.watcher)?;
+            }
+        }
+        for rule in rules {
+            self.set_rule(rule)?;
+        }
+        self.served.ready(presentity);
+        Ok(())
+    }
+
     /// Replaces, while the engine runs, the settings of its configuration that an operator
     /// changes without a restart: [`EngineConfig::default_policy`],
     /// [`EngineConfig::same_domain_policy`] and [`EngineConfig::state_limits`]. They apply
@@ -800,7 +865,9 @@ impl Core {
     /// nothing changed: a server that hands allowed watchers to the presentity's own device
     /// asks before it does (pending, blocked and polite-blocked watchers stay where the
     /// presentity decides them; redirected ones, by a rule or a waiting [`Core::redirect`],
-    /// go where the redirect says).
+    /// go where the redirect says), and a device serving its own address of record asks
+    /// whom its learned rules allow (a watcher they do not name: `block`, see
+    /// [`served`]).
     pub fn decision(&self, presentity: &Uri, watcher: &Uri) -> Result<AuthAction> {
         let (presentity, watcher) = (presentity.clone(), watcher.clone());
         self.call(self.shard_for(&presentity), |reply| Command::Decision {

@@ -302,6 +302,8 @@ pub(crate) struct Shard {
     pub(crate) port: Arc<super::port::PortSlot>,
     /// Every watcher's live subscriptions, over every shard (see [`super::limits`]).
     tally: Arc<WatcherTally>,
+    /// Presentities of other domains served here (see [`super::served`]).
+    served: Arc<super::served::ServedHere>,
 }
 
 /// The shard a presentity lives on.
@@ -339,6 +341,7 @@ impl Shard {
         directory: Arc<Directory>,
         port: Arc<super::port::PortSlot>,
         tally: Arc<WatcherTally>,
+        served: Arc<super::served::ServedHere>,
         random: Random,
     ) -> Shard {
         let mut book = RuleBook::default();
@@ -373,6 +376,7 @@ impl Shard {
             directory,
             port,
             tally,
+            served,
         }
     }
 

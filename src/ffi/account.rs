@@ -31,6 +31,12 @@ pub struct impp_account {
     expires: u32,
     /// The declared lists, with their URIs as given.
     lists: Vec<(ListSubscription, CString)>,
+    /// Whether the account serves its own address of record.
+    serve: bool,
+    /// Keep-alive seconds of a serving account (30 unless set).
+    keepalive: u32,
+    /// The XCAP root, as given.
+    xcap: Option<CString>,
 }
 
 impl impp_account {
@@ -59,6 +65,14 @@ impl impp_account {
             account.expires = self.expires;
         }
         account.lists = self.lists.iter().map(|(l, _)| l.clone()).collect();
+        account.serve = self.serve;
+        account.keepalive = self.keepalive;
+        account.xcap = self
+            .xcap
+            .as_ref()
+            .map(|x| x.to_str().map(str::to_owned))
+            .transpose()
+            .map_err(|_| Error::Internal("XCAP root is not UTF-8".into()))?;
         Ok(account)
     }
 }
@@ -114,6 +128,9 @@ pub unsafe extern "C" fn impp_account_new(
             outbound_proxy: None,
             expires: 0,
             lists: Vec::new(),
+            serve: false,
+            keepalive: 30,
+            xcap: None,
         });
         // SAFETY: checked non-NULL above.
         unsafe { write_out(out, Box::into_raw(account)) };
@@ -223,6 +240,120 @@ pub unsafe extern "C" fn impp_account_set_expires(
             Ok(())
         })
     }
+}
+
+/// Makes the account the presence agent of its own address of record (`serve` true) or not
+/// (false, the default). A serving account's REGISTER offers it (the RFC 3840 feature tag
+/// `events="presence"`, with RFC 5626 `+sip.instance`, `reg-id=1` and `Supported:
+/// outbound`); the SUBSCRIBEs for its address of record that reach the stack (proxied by its
+/// server or sent after a `302`) are served from the local engine, which authorizes them by
+/// the rules read from the XCAP root (`impp_account_set_xcap`), `480` until it has them and
+/// `403` for a watcher they do not allow; over TCP or TLS its flow is kept alive
+/// (`impp_account_set_keepalive`). See the README, "Presence at the edge".
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_set_serve(
+    account: *mut impp_account,
+    serve: bool,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_account(account, |a| {
+            a.serve = serve;
+            Ok(())
+        })
+    }
+}
+
+/// Sets the seconds between the keep-alive pings (CRLF CRLF, RFC 5626 §4.4.1) a serving
+/// account sends on its TCP or TLS flow to the registrar (default 30; 0: none). A ping not
+/// answered by the next one, or the flow closing, registers again at once. No pings over
+/// UDP.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_set_keepalive(
+    account: *mut impp_account,
+    seconds: u32,
+) -> impp_status {
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_account(account, |a| {
+            a.keepalive = seconds;
+            Ok(())
+        })
+    }
+}
+
+/// Sets the XCAP root (RFC 4825; `"http://192.0.2.7:8080/xcap-root"` or `https://...`, which
+/// needs `impp_sip_config_set_tls_files` for its trust anchors) where a serving account reads
+/// its rules, at each registration and refresh, with its digest credentials; NULL removes it
+/// (the default: a serving account without one has no rules and refuses every watcher with
+/// `480`). The string is copied.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL account, not UTF-8, not an http:// or https://
+/// URL). Nothing changes on error.
+///
+/// # Safety
+/// `account` NULL or live; `xcap` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_set_xcap(
+    account: *mut impp_account,
+    xcap: *const c_char,
+) -> impp_status {
+    // SAFETY: the caller's contract (`account` and `xcap`).
+    unsafe {
+        with_account(account, |a| {
+            let root = opt_str_arg(xcap, "xcap")?;
+            a.xcap = root
+                .map(|r| {
+                    crate::xcap::client::XcapRoot::parse(r)?;
+                    c_string(r, "xcap")
+                })
+                .transpose()?;
+            Ok(())
+        })
+    }
+}
+
+/// Whether the account serves its own address of record; false for NULL.
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_serve(account: *const impp_account) -> bool {
+    // SAFETY: the caller's contract.
+    guard_value(false, || {
+        unsafe { account.as_ref() }.is_some_and(|a| a.serve)
+    })
+}
+
+/// The keep-alive seconds (30 unless set); 0 for NULL.
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_keepalive(account: *const impp_account) -> u32 {
+    // SAFETY: the caller's contract.
+    guard_value(0, || unsafe { account.as_ref() }.map_or(0, |a| a.keepalive))
+}
+
+/// The XCAP root set, as given; NULL when none is set, or for NULL. Borrowed from the
+/// account until the root is next set or the account is freed.
+///
+/// # Safety
+/// `account` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_account_xcap(account: *const impp_account) -> *const c_char {
+    // SAFETY: forwarded contract.
+    unsafe { text_of(account, |a| a.xcap.as_ref()) }
 }
 
 /// Borrows a string field of a live account, or gives NULL.

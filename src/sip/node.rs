@@ -12,6 +12,7 @@
 //!
 //! | request | role |
 //! | --- | --- |
+//! | a SUBSCRIBE whose To is the address of record of an account with `serve` on (presence at the edge) | the notifier, if it comes from the account's server or a peer trusted for its domain (else `403`); never relayed |
 //! | any non-INVITE request for another domain with a route (not a SUBSCRIBE served by federation) | forwarder (relaying only the own users, trusted peers and its record-routed dialogs) |
 //! | REGISTER | registrar |
 //! | SUBSCRIBE to a resource list of an owned domain, carrying its own list (RFC 5367, to any URI of an owned domain), or inside a list dialog | list server |
@@ -28,6 +29,7 @@
 //! | a notification | the notifier (a SIP dialog), else the accounts (an account's own presence) |
 //! | a message for a registered contact | the pager (relayed) |
 //! | a delivery outcome | the pager (the answer to a MESSAGE that waited for it) |
+//! | (transport) a pong or the closing of a flow this node opened | the accounts (a serving account's keep-alives) |
 //! | a message for another domain | the accounts when its sender is one, else the pager |
 //! | subscription state changes, authorization requests | the back-end subscriptions |
 //!
@@ -367,6 +369,9 @@ struct Node {
     /// Requests the transport could not send (see [`SipServer`]'s `unsent`), for the timer
     /// thread to end their transactions.
     unsent_requests: Mutex<Vec<Vec<u8>>>,
+    /// Pongs and closings of the flows this node opened, for the timer thread to give to
+    /// the accounts (a serving account keeps its flow alive; see `super::agent::edge`).
+    flow_events: Mutex<Vec<super::transport::FlowEvent>>,
 }
 
 impl SipServer {
@@ -381,6 +386,7 @@ impl SipServer {
         }
         check_tls(&config)?;
         super::agent::backend::check_declared_lists(&config.accounts, engine.config())?;
+        super::agent::edge::check_serving(&config.accounts, engine.config())?;
         let domains = engine.config().domains.clone();
         let realms: Vec<String> = if domains.is_empty() {
             vec!["impp".to_string()]
@@ -542,8 +548,10 @@ impl SipServer {
                     accounts_config,
                     server_hops,
                     agent_counters.clone(),
+                    config.tls.as_ref().map(|t| t.client.clone()),
                 ),
                 agent_counters,
+                flow_events: Mutex::default(),
                 events_handled: std::sync::atomic::AtomicU64::new(0),
                 closed_flows: Mutex::default(),
                 unsent_requests: Mutex::default(),
@@ -601,6 +609,19 @@ impl SipServer {
                 }
             }
         }));
+        if config.accounts.iter().any(|a| a.serve) {
+            tconfig.on_flow = Some(Arc::new({
+                // Weak: the transport is held by the stack.
+                let node = Arc::downgrade(&node);
+                move |event| {
+                    if let Some(node) = node.upgrade() {
+                        lock(&node.flow_events).push(event);
+                        let now = node.stack.now();
+                        node.stack.alarm().at(now);
+                    }
+                }
+            }));
+        }
         tconfig.early = Some(Arc::new({
             // Weak: the transport is held by the stack.
             let stack = Arc::downgrade(&node.stack);
@@ -1170,6 +1191,10 @@ impl Node {
         for data in unsent {
             self.stack.fail_unsent(&data);
         }
+        let flows = std::mem::take(&mut *lock(&self.flow_events));
+        for event in flows {
+            self.accounts.flow_event(event);
+        }
         self.notifier.tick(now);
         self.list_server.tick(now);
         self.stack.tick(now);
@@ -1218,7 +1243,7 @@ impl Node {
         }
     }
 
-    /// Whether a MESSAGE for account `account` comes from the account's server (its
+    /// Whether a MESSAGE (or a SUBSCRIBE to a serving account) for account `account` comes from the account's server (its
     /// registrar or outbound proxy), or from a peer believed for the account's domain
     /// (`super::server::trust`); else the `403` refusing it.
     fn account_sender(
@@ -1234,7 +1259,8 @@ impl Node {
             Ok(()) => Ok(()),
             Err(_) => {
                 log::info!(
-                    "SIP: a MESSAGE for account {account} from {} refused: not its server",
+                    "SIP: a {} for account {account} from {} refused: not its server",
+                    request.key.method,
                     request.peer.source
                 );
                 GuardCounters::count(&self.stack.guard().untrusted);
@@ -1244,6 +1270,21 @@ impl Node {
                     &format!("Forbidden (not from the server of {domain})"),
                 ))
             }
+        }
+    }
+
+    /// A SUBSCRIBE for serving account `account`'s address of record: believed from the
+    /// account's server (which authenticated the watcher and proxied it here) or a peer
+    /// trusted for the account's domain (a watcher the server redirected here, as far as
+    /// the operator trusts it), then served by the notifier; else `403`. The device holds
+    /// no credentials of its server's users, so it does not challenge.
+    fn served_subscribe(&self, request: &Request, account: usize) {
+        if let Some(answer) = super::server::bad_extension(&self.stack, request) {
+            return self.stack.answer(request, answer);
+        }
+        match self.account_sender(request, account) {
+            Ok(()) => self.notifier.handle(request),
+            Err(refusal) => self.stack.answer(request, refusal),
         }
     }
 
@@ -1273,6 +1314,13 @@ impl Dispatch for Node {
                 self.stack
                     .reply(&request, 416, "Unsupported URI Scheme (sips: needs TLS)");
             return self.stack.answer(&request, answer);
+        }
+        // A SUBSCRIBE for a serving account's address of record is the device's own
+        // (presence at the edge): not relayed, whatever its Request-URI (the contact).
+        if request.key.method == "SUBSCRIBE" {
+            if let Some(account) = self.accounts.serving(&request.message) {
+                return self.served_subscribe(&request, account);
+            }
         }
         if self.forwarder.forward(&request) {
             return;

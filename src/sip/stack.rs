@@ -288,6 +288,14 @@ impl Stack {
         }
     }
 
+    /// Closes the connection this stack opened to `dest` over `proto` (a dead flow; see
+    /// [`Transport::close_flow`]); messages sent after this open a new one.
+    pub(crate) fn close_flow(&self, proto: Proto, dest: SocketAddr) {
+        if let Some(t) = self.transport.get() {
+            t.close_flow(proto, dest);
+        }
+    }
+
     /// The address this stack uses on `proto` for the address family of `dest`, as text.
     pub(crate) fn local_for(&self, proto: Proto, dest: SocketAddr) -> Arc<str> {
         let Some(transport) = self.transport.get() else {

@@ -209,6 +209,18 @@ pub type FailureHandler = Arc<dyn Fn(SendFailure) + Send + Sync>;
 /// watchers (RFC 5626) tells that the device is gone.
 pub type ClosedHandler = Arc<dyn Fn(Proto, SocketAddr) + Send + Sync>;
 
+/// What happened to a flow (RFC 5626 §3.5): a TCP or TLS connection this transport opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowEvent {
+    /// A keep-alive pong (a lone CRLF, RFC 5626 §4.4.1) came over it from `peer`.
+    Pong { proto: Proto, peer: SocketAddr },
+    /// It closed (by the peer, an error or idleness).
+    Closed { proto: Proto, peer: SocketAddr },
+}
+
+/// Told of [`FlowEvent`]s, on the I/O thread; it must not block.
+pub type FlowHandler = Arc<dyn Fn(FlowEvent) + Send + Sync>;
+
 /// What a [`Transport`] listens on and how it treats its connections.
 #[derive(Clone)]
 pub struct TransportConfig {
@@ -263,6 +275,11 @@ pub struct TransportConfig {
     pub ws_origins: websocket::OriginPolicy,
     /// Told when a stream connection (TCP, TLS, WebSocket) closes. Default: none.
     pub on_connection_closed: Option<ClosedHandler>,
+    /// Told of the pongs and the closing of the TCP and TLS connections the transport
+    /// opened (a user agent's flows to its registrar, which it keeps alive with pings).
+    /// On those connections a lone CRLF is a pong, taken at once (a server does not ping
+    /// its clients). Default: none.
+    pub on_flow: Option<FlowHandler>,
     /// A directory whose files answer the HTTP requests on `ws` and `wss` listeners that
     /// do not ask for a WebSocket ([`web_root::WebRoot`]): a web page served from the same
     /// origin as the SIP WebSocket it opens. Default: none (such requests are refused, 400).
@@ -305,6 +322,7 @@ impl TransportConfig {
             unvouched_timeout: Self::DEFAULT_UNVOUCHED_TIMEOUT,
             ws_origins: websocket::OriginPolicy::default(),
             on_connection_closed: None,
+            on_flow: None,
             web_root: None,
             clock: Arc::new(crate::engine::SystemClock::new()),
         }
@@ -631,6 +649,19 @@ impl Transport {
         if self
             .commands
             .send(driver::Command::Vouch(connection))
+            .is_ok()
+        {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Closes the TCP or TLS connection this transport opened to `peer` over `proto`, if one
+    /// is open (a flow its user found dead: the next message to the peer opens a new one).
+    /// Inbound connections are left alone.
+    pub fn close_flow(&self, proto: Proto, peer: SocketAddr) {
+        if self
+            .commands
+            .send(driver::Command::CloseFlow(proto, peer))
             .is_ok()
         {
             let _ = self.waker.wake();

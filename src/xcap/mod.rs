@@ -28,8 +28,15 @@
 //! ones it maps to; otherwise (after a restart, or a change through `imppd ctl rules`) the
 //! document is made from the engine's rules ([`pres_rules::from_engine`]). A user with no rule
 //! and no document written has none (`404`).
+//!
+//! # The client
+//!
+//! [`client`] is the other side, for one use: a device serving its own address of record
+//! (presence at the edge) reads its pres-rules document from its server's XCAP root, and
+//! [`pres_rules::to_engine`] makes them its engine's rules.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod pres_rules;
 pub mod selector;
 

@@ -51,6 +51,16 @@ impl Imppd {
     /// As `start`, with `prepare` run on the store after the users are added and before
     /// imppd starts (e.g. `imppd list add`, which a running imppd takes only on SIGHUP).
     pub fn start_prepared(users: &[&str], prepare: impl FnOnce(&Path), extra: &[&str]) -> Imppd {
+        Imppd::start_for(DOMAIN, users, prepare, extra)
+    }
+
+    /// As `start_prepared`, serving `domain` instead of DOMAIN (users are still of DOMAIN).
+    pub fn start_for(
+        domain: &str,
+        users: &[&str],
+        prepare: impl FnOnce(&Path),
+        extra: &[&str],
+    ) -> Imppd {
         let dir = TempDir::new("imppd");
         let db = dir.path().join("imppd.db");
         for user in users {
@@ -59,7 +69,7 @@ impl Imppd {
         prepare(&db);
         let port = free_port();
         let mut child = Command::new(IMPPD)
-            .args(["--domain", DOMAIN])
+            .args(["--domain", domain])
             .args(["--listen", &format!("udp:127.0.0.1:{port}")])
             .args(["--listen", &format!("tcp:127.0.0.1:{port}")])
             .arg("--db")

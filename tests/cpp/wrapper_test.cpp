@@ -804,10 +804,14 @@ void test_sip_stack() {
     CHECK_THROWS(bad.federation(static_cast<impp_federation>(0)), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.migration(static_cast<impp_migration>(0)), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_publisher("192.0.2.20/40=example.test"), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_THROWS(bad.add_account({ALICE, std::nullopt, "secret", "tcp:127.0.0.1:9", std::nullopt, 0,
+                                  {}, true, 2, std::string("ftp://x/")}),
+                 IMPP_ERR_INVALID_ARGUMENT);
     CHECK_THROWS(bad.add_account({"not a uri", std::nullopt, "secret", "udp:127.0.0.1:9",
-                                  std::nullopt, 0, {}}),
+                                  std::nullopt, 0, {}, false, 30, std::nullopt}),
                  IMPP_ERR_INVALID_URI);
-    CHECK_THROWS(bad.add_account({ALICE, std::nullopt, "secret", "udp:nowhere", std::nullopt, 0, {}}),
+    CHECK_THROWS(bad.add_account({ALICE, std::nullopt, "secret", "udp:nowhere", std::nullopt, 0, {},
+                                  false, 30, std::nullopt}),
                  IMPP_ERR_INVALID_ARGUMENT);
     // Nothing to listen on: refused, and the configuration is consumed all the same.
     CHECK_THROWS(impp::SipStack(engine, std::move(bad)), IMPP_ERR_INVALID_ARGUMENT);

@@ -197,7 +197,15 @@ class Account:
     lists at the account's server the stack subscribes to while it runs, each an
     :class:`AccountList` or a list URI (for ``presence``); a list of one of the engine's
     own domains raises :class:`impp.InvalidArgument` when the stack starts, a bad URI or
-    package before."""
+    package before.
+
+    ``serve=True`` makes the stack the presence agent of ``aor`` (README, "Presence at the
+    edge"): its REGISTER offers it (the feature tag ``events="presence"`` with RFC 5626's
+    ``+sip.instance`` and ``reg-id``, ``Supported: outbound``), and the SUBSCRIBEs for ``aor``
+    that reach it are served from the engine, authorized by the rules read from the XCAP
+    root ``xcap`` (``"http://192.0.2.7:8080/xcap-root"``): ``480`` until they are read,
+    ``403`` for a watcher they do not allow. Over TCP or TLS its flow to the registrar is
+    kept alive with a ping every ``keepalive`` seconds (0: none)."""
 
     aor: str
     password: str
@@ -206,6 +214,9 @@ class Account:
     outbound_proxy: Optional[str] = None
     expires: int = 3600
     lists: Sequence[ListLike] = ()
+    serve: bool = False
+    keepalive: int = 30
+    xcap: Optional[str] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.lists, str):
@@ -220,7 +231,8 @@ class Account:
     def __repr__(self) -> str:
         return (f"Account(aor={self.aor!r}, username={self.username!r}, password='<hidden>', "
                 f"registrar={self.registrar!r}, outbound_proxy={self.outbound_proxy!r}, "
-                f"expires={self.expires}, lists={self.lists!r})")
+                f"expires={self.expires}, lists={self.lists!r}, serve={self.serve!r}, "
+                f"keepalive={self.keepalive}, xcap={self.xcap!r})")
 
 
 class SipStack:
@@ -317,6 +329,10 @@ class SipStack:
                         check(lib.impp_account_set_outbound_proxy(
                             account, encode(a.outbound_proxy, "outbound_proxy")))
                     check(lib.impp_account_set_expires(account, a.expires))
+                    check(lib.impp_account_set_serve(account, bool(a.serve)))
+                    check(lib.impp_account_set_keepalive(account, a.keepalive))
+                    if a.xcap is not None:
+                        check(lib.impp_account_set_xcap(account, encode(a.xcap, "xcap")))
                     for x in a.lists:
                         assert isinstance(x, AccountList)  # made so by Account
                         check(lib.impp_account_add_list(

@@ -633,3 +633,41 @@ def test_a_websocket_listener_takes_pages_of_its_allowed_origins():
             impp.SipStack(engine, listen=["ws:127.0.0.1:0"], ws_origins="*")
         with pytest.raises(impp.InvalidArgument, match="WebSocket"):
             impp.SipStack(engine, listen=["udp:127.0.0.1:0"], routes=["*=ws:127.0.0.1:9"])
+
+
+def test_a_serving_account_registers_with_the_feature_tag():
+    """Presence at the edge: ``Account(serve=True, keepalive=..., xcap=...)`` registers over
+    TCP with the RFC 3840 feature tag ``events="presence"``, RFC 5626's ``+sip.instance`` and
+    ``reg-id``, and ``Supported: outbound``, read here by a registrar on a loopback socket;
+    a bad XCAP root is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as registrar:
+        registrar.bind(("127.0.0.1", 0))
+        registrar.listen(1)
+        registrar.settimeout(10)
+        port = registrar.getsockname()[1]
+        account = impp.Account("sip:alice@b.test", "alice-pw", f"tcp:127.0.0.1:{port}",
+                               serve=True, keepalive=2,
+                               xcap="http://127.0.0.1:1/xcap-root")
+        assert "serve=True" in repr(account) and "alice-pw" not in repr(account)
+        with impp.Engine(domains=["device.test"]) as engine:
+            with pytest.raises(impp.InvalidArgument):
+                impp.SipStack(engine, listen=["tcp:127.0.0.1:0"],
+                              accounts=[impp.Account("sip:alice@b.test", "pw",
+                                                     f"tcp:127.0.0.1:{port}", serve=True,
+                                                     xcap="ftp://nowhere/")])
+            with impp.SipStack(engine, listen=["tcp:127.0.0.1:0"], accounts=[account]):
+                conn, _ = registrar.accept()
+                with conn:
+                    conn.settimeout(10)
+                    text = b""
+                    while b"\r\n\r\n" not in text:
+                        chunk = conn.recv(65536)
+                        assert chunk, f"the connection closed: {text!r}"
+                        text += chunk
+        head = text.decode().split("\r\n\r\n", 1)[0]
+        assert head.startswith("REGISTER sip:b.test SIP/2.0\r\n")
+        contact = next(line for line in head.split("\r\n") if line.startswith("Contact:"))
+        assert 'events="presence"' in contact
+        assert '+sip.instance="<urn:uuid:' in contact
+        assert "reg-id=1" in contact
+        assert "\r\nSupported: outbound" in head

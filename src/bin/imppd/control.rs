@@ -252,7 +252,52 @@ decide SUBSCRIPTION-ID allow|block|polite-block|redirect TARGET | users list | u
 users del URI | users passwd URI PASSWORD | rules list [PRESENTITY] | \
 rules add PRESENTITY WATCHER|DOMAIN allow|block|polite-block|confirm | \
 rules del PRESENTITY WATCHER|DOMAIN | subscriptions PRESENTITY | registrations USER | \
-lists | log-level error|warn|info|debug|trace | reload";
+publish PRESENTITY open|closed [NOTE] | lists | log-level error|warn|info|debug|trace | reload";
+
+/// The publication `publish` made for each presentity (by presentity key): its entity tag,
+/// so that the next `publish` replaces it rather than adding a second one.
+static PUBLISHED: Mutex<Option<std::collections::HashMap<String, String>>> = Mutex::new(None);
+
+/// `publish PRESENTITY open|closed [NOTE]`: the presentity's presence as this imppd composes
+/// it, from one publication of its own (one tuple `imppd-ctl`, the note as a presence note),
+/// replaced by the next `publish`, for an hour. What an operator, or a test, sets for a user
+/// with no phone of its own; on a device (an account with `serve=yes`) it is the account's
+/// presence, published uplink and served to its watchers.
+fn publish(engine: &Engine, args: &[String]) -> Result<Value, Failure> {
+    use impp::doc::pidf::{Basic, Presence, Tuple};
+    if args.len() < 2 {
+        return Err(usage("publish: expected PRESENTITY open|closed [NOTE]"));
+    }
+    let presentity = uri(&args[0], "presentity")?;
+    let basic = match args[1].as_str() {
+        "open" => Basic::Open,
+        "closed" => Basic::Closed,
+        other => return Err(usage(format!("publish: '{other}' is not open or closed"))),
+    };
+    let mut doc = Presence::new(presentity.to_string());
+    doc.tuples.push(Tuple::new("imppd-ctl", basic));
+    let note = args[2..].join(" ");
+    if !note.is_empty() {
+        doc.notes.push(impp::doc::Note::new(note.as_str()));
+    }
+    let key = impp::model::key::presentity_key(&presentity);
+    let mut published = PUBLISHED.lock().unwrap_or_else(|e| e.into_inner());
+    let table = published.get_or_insert_with(Default::default);
+    let modified = table
+        .get(&key)
+        .and_then(|etag| engine.modify_publication(etag, doc.clone().into()).ok());
+    let etag = match modified {
+        Some(etag) => etag,
+        None => engine
+            .publish(&presentity, doc.into(), Some(3600))
+            .map_err(failed)?,
+    };
+    table.insert(key, etag.clone());
+    Ok(done(
+        format!("published {} for {presentity}", args[1]),
+        json!({"etag": etag}),
+    ))
+}
 
 /// A table: rows of objects, and the order of their fields for people.
 fn table(columns: &[&str], rows: Vec<Value>) -> Value {
@@ -425,6 +470,7 @@ fn run(context: &Context, started: Instant, cmd: &str, args: &[String]) -> Resul
         }
         "users" => users(engine, args),
         "rules" => rules_command(engine, args),
+        "publish" => publish(engine, args),
         "registrations" => {
             n(1, "USER")?;
             let user = uri(arg(0), "user")?;

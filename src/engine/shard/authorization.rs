@@ -153,11 +153,23 @@ impl Shard {
     pub(super) fn transport_decides(&self, presentity: &Uri, watcher: &Uri) -> bool {
         self.port.decides_remote_watchers()
             && !self.config.owns(presentity)
+            && !self.served.contains(presentity)
             && presentity_key(presentity) != presentity_key(watcher)
             && matches!(
                 self.rules.ruled(presentity, watcher),
                 None | Some(AuthAction::Allow)
             )
+    }
+
+    /// The action for a watcher no rule names: the configured policy, or `block` for a
+    /// presentity served here (its rules are its server's, learned whole; see
+    /// [`crate::engine::served`]).
+    pub(super) fn default_policy(&self, presentity: &Uri, watcher: &Uri) -> AuthAction {
+        if self.served.contains(presentity) {
+            AuthAction::Block
+        } else {
+            self.config.policy_for(presentity, watcher)
+        }
     }
 
     /// For a new subscription the transport decides on ([`Shard::transport_decides`]):
@@ -287,7 +299,7 @@ impl Shard {
         if self.transport_decides(presentity, watcher) {
             return AuthAction::Confirm;
         }
-        let default = self.config.policy_for(presentity, watcher);
+        let default = self.default_policy(presentity, watcher);
         self.rules.decide(presentity, watcher, default)
     }
 
@@ -331,7 +343,7 @@ impl Shard {
                 }
                 continue;
             }
-            let default = self.config.policy_for(&sub.presentity, &sub.watcher);
+            let default = self.default_policy(&sub.presentity, &sub.watcher);
             let action = self.rules.decide(&sub.presentity, &sub.watcher, default);
             // A pending subscription stays pending until someone decides; a rule that
             // still says confirm does not re-ask.

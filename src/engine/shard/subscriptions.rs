@@ -83,7 +83,7 @@ impl Shard {
             if self.transport_decides(&presentity, &watcher) {
                 self.first_or_pending(&presentity, &watcher, package)
             } else {
-                let default = self.config.policy_for(&presentity, &watcher);
+                let default = self.default_policy(&presentity, &watcher);
                 self.rules.decide(&presentity, &watcher, default)
             }
         };

@@ -68,6 +68,23 @@ pub struct Account {
     /// (each resource's state mirrored into the engine; see `SipServer::subscribe_list`).
     /// Default none. Add with [`Account::add_list`], which checks the package.
     pub lists: Vec<ListSubscription>,
+    /// Whether this device is the presence agent for its own address of record (issue 19,
+    /// presence at the edge; module `sip::agent::edge`): its REGISTER offers it (the RFC 3840
+    /// feature tag `events="presence"`, with RFC 5626 `+sip.instance`, `reg-id=1` and
+    /// `Supported: outbound`), and the SUBSCRIBEs for the address of record that reach it
+    /// are served from the local engine, by the rules fetched from [`Account::xcap`].
+    /// Default off.
+    pub serve: bool,
+    /// Seconds between the keep-alive pings (CRLF CRLF, RFC 5626 §4.4.1) a serving account
+    /// sends on its flow to the registrar over TCP or TLS; a ping not answered by the next
+    /// one, or the flow closing, registers again at once on a new connection. `0`: no
+    /// pings. Default 30. (Over UDP there are none: see the README.)
+    pub keepalive: u32,
+    /// The XCAP root (RFC 4825; `http://` or `https://`) where a serving account reads its
+    /// rules (`pres-rules/users/<AOR>/index`, with the account's digest credentials) at
+    /// every registration and refresh. Default none: a serving account without it never
+    /// has rules, and refuses every watcher with `480` (its server keeps them).
+    pub xcap: Option<String>,
 }
 
 /// A resource list at an account's server (RFC 4662) and the event package it is watched
@@ -113,6 +130,9 @@ impl std::fmt::Debug for Account {
             .field("outbound_proxy", &self.outbound_proxy)
             .field("expires", &self.expires)
             .field("lists", &self.lists)
+            .field("serve", &self.serve)
+            .field("keepalive", &self.keepalive)
+            .field("xcap", &self.xcap)
             .finish()
     }
 }
@@ -134,6 +154,9 @@ impl Account {
             outbound_proxy: None,
             expires: 3600,
             lists: Vec::new(),
+            serve: false,
+            keepalive: 30,
+            xcap: None,
         }
     }
 
@@ -229,6 +252,10 @@ pub(crate) struct AccountState {
     pub_expires: u32,
     pub_reset: bool,
     pub_tag: String,
+    /// A serving account's flow keep-alive (see [`super::edge`]).
+    flow: super::edge::Flow,
+    /// A serving account's rules fetching (see [`super::edge`]).
+    rules: super::edge::Rules,
 }
 
 /// The accounts role: registration, uplink publication and one-shot requests of each
@@ -242,6 +269,8 @@ pub(crate) struct Accounts {
     hops: Arc<ServerHops>,
     state: Mutex<AccountsState>,
     counters: Arc<AgentCounters>,
+    /// For `https://` XCAP roots: the SIP server's TLS client side (its trust anchors).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The outcome of an account's request goes back to the role.
@@ -289,6 +318,7 @@ impl Accounts {
         accounts: Arc<[Account]>,
         hops: Arc<ServerHops>,
         counters: Arc<AgentCounters>,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Arc<Accounts> {
         Arc::new_cyclic(|me| Accounts {
             me: me.clone(),
@@ -298,6 +328,7 @@ impl Accounts {
             hops,
             state: Mutex::new(AccountsState::default()),
             counters,
+            tls,
         })
     }
 
@@ -350,10 +381,19 @@ impl Accounts {
                 pub_expires: a.expires,
                 pub_reset: false,
                 pub_tag: self.stack.token(),
+                flow: super::edge::Flow::default(),
+                rules: self.rules_client(a),
             });
         }
         lock(&self.state).states = states;
         let Ok(engine) = self.engine() else { return };
+        for a in self.accounts.iter().filter(|a| a.serve) {
+            // The engine decides the address of record's watchers by its own (fetched)
+            // rules, never through a back-end subscription.
+            if let Err(e) = engine.serve_here(&a.aor) {
+                log::warn!("account {}: cannot serve its presence here: {e}", a.aor);
+            }
+        }
         // Internal subscriptions kept in the store by an earlier run are replaced.
         for sub in engine.remote_subscriptions().unwrap_or_default() {
             if sub.target.is_some_and(|t| t.starts_with(UPLINK_TARGET)) {
@@ -446,7 +486,7 @@ impl Accounts {
         let authorization = s.digest.authorize("REGISTER", &uri);
         let with_auth = authorization.is_some();
         let local = self.stack.local_for(hop.proto, hop.addr);
-        let contact = if hop.proto.is_stream() {
+        let mut contact = if hop.proto.is_stream() {
             format!(
                 "<sip:{}@{local};transport={}>",
                 a.username,
@@ -455,6 +495,9 @@ impl Accounts {
         } else {
             format!("<sip:{}@{local}>", a.username)
         };
+        if a.serve {
+            contact.push_str(&super::edge::contact_params(a));
+        }
         let built = (|| -> Result<(String, Vec<u8>)> {
             let (mut b, branch) = self.account_builder("REGISTER", &uri, hop)?;
             b.header("From", &format!("<{}>;tag={}", a.aor, s.reg_tag))?;
@@ -463,11 +506,16 @@ impl Accounts {
             b.header("CSeq", &format!("{} REGISTER", s.reg_cseq))?;
             b.header("Contact", &contact)?;
             b.header("Expires", &expires.to_string())?;
+            if a.serve {
+                b.header("Supported", "outbound")?;
+            }
             if let Some((name, value)) = &authorization {
                 b.header(name, value)?;
             }
             Ok((branch, b.build()))
         })();
+        // A new REGISTER: the flow is kept alive again once it is answered.
+        s.flow.stop();
         let purpose = if expires == 0 {
             Purpose::Final
         } else {
@@ -684,6 +732,17 @@ impl Accounts {
                         s.reg_reset = false;
                         s.reg_phase = Phase::Active(refresh_at(&self.stack, now, granted));
                         log::debug!("account {aor}: registered for {granted} s");
+                        let a = &self.accounts[i];
+                        if a.serve {
+                            let stream = self.hops.registrar(i).proto.is_stream();
+                            s.flow.registered(now, a.keepalive, stream);
+                            if let Some(at) = s.flow.ping_at {
+                                // The timer thread sleeps until its earliest deadline.
+                                self.stack.alarm().at(at);
+                            }
+                            s.rules.reset_retries();
+                            s.rules.fetch(self.engine.clone(), a.aor.clone());
+                        }
                     }
                     _ if again => self.send_register(&mut accounts, i, expires),
                     403 if with_auth && !s.reg_reset => {
@@ -796,6 +855,30 @@ impl Accounts {
             if accounts.states[i].uplink_due <= now {
                 self.follow_own_presence(&mut accounts.states[i], i, now);
             }
+            let s = &mut accounts.states[i];
+            if s.rules.retry_due(now) && matches!(s.reg_phase, Phase::Active(_)) {
+                s.rules
+                    .fetch(self.engine.clone(), self.accounts[i].aor.clone());
+            }
+            let keepalive = self.accounts[i].keepalive;
+            match accounts.states[i].flow.due(now, keepalive) {
+                super::edge::Due::Nothing => {}
+                super::edge::Due::Ping => {
+                    let hop = self.hops.registrar(i);
+                    self.stack
+                        .send(hop.proto, hop.addr, None, b"\r\n\r\n".to_vec());
+                }
+                super::edge::Due::Dead => {
+                    log::info!(
+                        "account {}: keep-alive unanswered; registering again",
+                        self.accounts[i].aor
+                    );
+                    // On a new connection: the REGISTER below follows the close.
+                    let hop = self.hops.registrar(i);
+                    self.stack.close_flow(hop.proto, hop.addr);
+                    accounts.states[i].reg_phase = Phase::Due(now);
+                }
+            }
             let s = &accounts.states[i];
             if matches!(s.reg_phase, Phase::Due(at) | Phase::Active(at) if at <= now) {
                 let e = s.reg_expires;
@@ -824,7 +907,15 @@ impl Accounts {
         accounts
             .states
             .iter()
-            .flat_map(|s| [Some(s.uplink_due), at(s.reg_phase), at(s.pub_phase)])
+            .flat_map(|s| {
+                [
+                    Some(s.uplink_due),
+                    at(s.reg_phase),
+                    at(s.pub_phase),
+                    s.flow.ping_at,
+                    s.rules.retry_at,
+                ]
+            })
             .flatten()
             .min()
     }
@@ -844,6 +935,7 @@ impl Accounts {
             }
             let s = &mut accounts.states[i];
             s.pub_phase = Phase::Idle;
+            s.flow.stop();
             if s.reg_phase != Phase::Idle {
                 self.send_register(&mut accounts, i, 0);
                 accounts.states[i].reg_phase = Phase::Idle;
@@ -953,6 +1045,68 @@ impl Accounts {
             (failed.1)(failed.0, 0);
         }
         true
+    }
+
+    /// The rules fetching of account `a` (a client when it serves and has an XCAP root).
+    fn rules_client(&self, a: &Account) -> super::edge::Rules {
+        let mut rules = super::edge::Rules::default();
+        let (true, Some(url)) = (a.serve, a.xcap.as_deref()) else {
+            return rules;
+        };
+        match crate::xcap::client::XcapRoot::parse(url) {
+            Ok(root) => {
+                let digest =
+                    DigestClient::seeded(&a.username, &a.password, self.stack.random_u64());
+                let client = crate::xcap::client::XcapClient::new(root, digest, self.tls.clone());
+                rules.client = Some(Arc::new(Mutex::new(client)));
+            }
+            Err(e) => log::warn!("account {}: {e}; it will have no rules", a.aor),
+        }
+        rules
+    }
+
+    /// A flow event of the transport (on the timer thread): a pong keeps a serving
+    /// account's flow alive; the flow closing while registered registers again at once.
+    pub(crate) fn flow_event(&self, event: crate::sip::transport::FlowEvent) {
+        use crate::sip::transport::FlowEvent;
+        let (FlowEvent::Pong { proto, peer } | FlowEvent::Closed { proto, peer }) = event;
+        let mut accounts = lock(&self.state);
+        if accounts.stopped {
+            return;
+        }
+        for i in 0..accounts.states.len() {
+            let hop = self.hops.registrar(i);
+            if !self.accounts[i].serve || hop.proto != proto || hop.addr != peer {
+                continue;
+            }
+            let s = &mut accounts.states[i];
+            match event {
+                FlowEvent::Pong { .. } => s.flow.awaiting_pong = false,
+                FlowEvent::Closed { .. } => {
+                    if matches!(s.reg_phase, Phase::Active(_)) {
+                        log::info!(
+                            "account {}: its flow closed; registering again",
+                            self.accounts[i].aor
+                        );
+                        let e = s.reg_expires;
+                        self.send_register(&mut accounts, i, e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The serving account a SUBSCRIBE is for: its To names the account's address of
+    /// record (its Request-URI is the device's contact, see [`super::edge`]).
+    pub(crate) fn serving(&self, m: &SipMessage) -> Option<usize> {
+        if !self.accounts.iter().any(|a| a.serve) {
+            return None;
+        }
+        let to = m.to().ok()?.uri().ok()?;
+        let key = presentity_key(&to);
+        self.accounts
+            .iter()
+            .position(|a| a.serve && presentity_key(&a.aor) == key)
     }
 
     /// Whether account `i` is registered now (for tests and status displays).

@@ -458,7 +458,8 @@ impl Backends {
     }
 
     /// Where the back-end subscription of `watcher` to `presentity` goes, if it is one:
-    /// federation on, a domain the engine does not own, a publishable package, and a route
+    /// federation on, a domain the engine does not own (nor a presentity served here), a
+    /// publishable package, and a route
     /// (the watcher's account, else the domain's route).
     fn backend_route(
         &self,
@@ -470,7 +471,9 @@ impl Backends {
             return None;
         }
         let engine = self.engine().ok()?;
-        if engine.config().owns(presentity) {
+        // A presentity served here (a serving account's own address of record) is composed
+        // here: mirroring its server's view of it back would loop, as for an owned one.
+        if engine.config().owns(presentity) || engine.served_here(presentity).is_some() {
             return None;
         }
         if let Some((i, hop)) = account_route(&self.accounts, &self.hops, watcher) {

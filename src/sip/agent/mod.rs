@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | [`account`] | the accounts of the user-agent role |
 //! | `backend` | the back-end subscriptions: created, refreshed, retried, ended, mirrored |
+//! | `edge` | a serving account's half of presence at the edge: feature tag, keep-alives, rules over XCAP |
 //!
 //! # Identity
 //!
@@ -37,6 +38,7 @@
 
 pub mod account;
 pub(crate) mod backend;
+pub(crate) mod edge;
 pub(crate) mod server_hops;
 
 pub use account::{Account, ListSubscription};

@@ -35,6 +35,16 @@
 //! ([`Migrates::moves`]) is answered `200` and then ended with
 //! `terminated;reason=deactivated`, so that the watcher subscribes again and moves: the
 //! watchers move as they refresh, never all at once.
+//!
+//! # A presentity served here (presence at the edge)
+//!
+//! A device whose account serves its own address of record
+//! ([`crate::engine::Core::serve_here`]) gets SUBSCRIBEs whose Request-URI is its contact
+//! and whose To is the address of record; the To names the presentity. Such a SUBSCRIBE is
+//! `480` until the engine has the presentity's rules, `403` for a watcher they do not allow
+//! (pending, blocked and polite-blocked watchers stay with the server), and otherwise served
+//! as any other: its own dialog, NOTIFYs through the route set, refreshes. It is not
+//! challenged: the node believed it by where it came from.
 #![forbid(unsafe_code)]
 
 use std::sync::{Arc, Mutex, Weak};
@@ -253,12 +263,43 @@ impl Notifier {
                 return Ok(Some(answer));
             }
         }
-        let presentity = m.request_uri()?;
+        let mut presentity = m.request_uri()?;
         let from = m.from()?;
         let watcher = from.uri()?;
-        // A presentity of another domain is served through one back-end subscription shared
-        // by the local watchers (federation, see `crate::sip::agent`).
-        if !engine.config().owns(&presentity) && !(self.federates)(&watcher, &presentity, package) {
+        // A presentity served here although of another domain (a device's own address of
+        // record, `crate::engine::served`) is named by the To: the Request-URI is the
+        // device's contact. Only what its learned rules allow is served here; anything else
+        // is refused, and its server keeps the watcher.
+        let to_uri = to.uri().ok();
+        let served = to_uri.as_ref().and_then(|u| engine.served_here(u));
+        if let (Some(state), Some(to_uri)) = (served, to_uri) {
+            if package != Package::Presence {
+                return Ok(Some(super::bad_event(
+                    &self.stack,
+                    request,
+                    event.package(),
+                )));
+            }
+            if state == crate::engine::Served::AwaitingRules {
+                return Ok(Some(self.stack.reply(
+                    request,
+                    480,
+                    "Temporarily Unavailable (no rules yet)",
+                )));
+            }
+            if engine.decision(&to_uri, &watcher)? != crate::engine::AuthAction::Allow {
+                return Ok(Some(self.stack.reply(
+                    request,
+                    403,
+                    "Forbidden (not allowed here)",
+                )));
+            }
+            presentity = to_uri;
+        } else if !engine.config().owns(&presentity)
+            && !(self.federates)(&watcher, &presentity, package)
+        {
+            // A presentity of another domain is served through one back-end subscription
+            // shared by the local watchers (federation, see `crate::sip::agent`).
             return Ok(Some(self.stack.reply(request, 404, "Not Found")));
         }
         let Some(remote_tag) = from.tag().map(str::to_owned) else {
@@ -269,9 +310,14 @@ impl Notifier {
             )));
         };
         if !here {
-            let user = match self.auth.authenticate(request) {
-                Ok(user) => user,
-                Err(answer) => return Ok(Some(answer)),
+            // The node believed a watcher of a presentity served here by where it came from
+            // (see `SipServer`'s dispatch): there is nobody here to challenge it.
+            let user = match served {
+                Some(_) => None,
+                None => match self.auth.authenticate(request) {
+                    Ok(user) => user,
+                    Err(answer) => return Ok(Some(answer)),
+                },
             };
             if let Err(answer) = self.auth.check_identity(request, &user, &watcher) {
                 return Ok(Some(answer));
@@ -432,9 +478,19 @@ impl Notifier {
                 "Subscription Does Not Exist",
             )));
         };
-        let user = match self.auth.authenticate(request) {
-            Ok(user) => user,
-            Err(answer) => return Ok(Some(answer)),
+        // A refresh for a presentity served here: believed by the node, as its SUBSCRIBE was.
+        let served = m
+            .to()?
+            .uri()
+            .ok()
+            .is_some_and(|u| engine.served_here(&u).is_some());
+        let user = if served {
+            None
+        } else {
+            match self.auth.authenticate(request) {
+                Ok(user) => user,
+                Err(answer) => return Ok(Some(answer)),
+            }
         };
         if let Err(answer) = self.auth.check_identity(request, &user, &m.from()?.uri()?) {
             return Ok(Some(answer));

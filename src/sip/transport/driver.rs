@@ -45,6 +45,8 @@ pub(super) enum Command {
     Vouch(ConnectionId),
     /// Close what timed out now, then say so.
     Sweep(Sender<()>),
+    /// Close the connection this transport opened to a peer (a flow found dead).
+    CloseFlow(Proto, SocketAddr),
     Stop,
 }
 
@@ -163,6 +165,7 @@ struct Driver {
     tls_name: Option<super::TlsName>,
     ws_origins: OriginPolicy,
     on_connection_closed: Option<super::ClosedHandler>,
+    on_flow: Option<super::FlowHandler>,
     web_root: Option<WebRoot>,
     handshake_timeout: Duration,
     unvouched_timeout: Duration,
@@ -269,6 +272,7 @@ pub(super) fn start(
         tls_name: config.tls_name,
         ws_origins: config.ws_origins,
         on_connection_closed: config.on_connection_closed,
+        on_flow: config.on_flow,
         web_root,
         handshake_timeout: config.tls_handshake_timeout,
         unvouched_timeout: config.unvouched_timeout,
@@ -458,6 +462,14 @@ impl Driver {
                 Command::Sweep(done) => {
                     self.close_idle();
                     let _ = done.send(());
+                }
+                Command::CloseFlow(proto, peer) => {
+                    let token = self.by_peer.get(&(proto, peer)).copied();
+                    if let Some(token) =
+                        token.filter(|t| self.conns.get(t).is_some_and(|c| !c.inbound))
+                    {
+                        self.close(token, "flow found dead", SendError::Closed);
+                    }
                 }
             }
         }
@@ -1078,11 +1090,18 @@ impl Driver {
         // Messages are cut at offset `at`; the buffer is shifted once, at the end.
         let mut at = 0;
         let mut pongs = 0;
+        let mut pongs_in = 0;
         let outcome = loop {
             let (skip, pings) = skip_crlf(&conn.inbuf[at..]);
             at += skip;
             pongs += pings;
             let rest = &conn.inbuf[at..];
+            if rest == b"\r\n" && !conn.inbound && self.on_flow.is_some() {
+                // A pong on a flow this transport opened (see `TransportConfig::on_flow`).
+                at += 2;
+                pongs_in += 1;
+                break Ok(());
+            }
             if rest.is_empty() || b"\r\n\r\n".starts_with(rest) {
                 // Nothing, or the start of a ping still arriving.
                 break Ok(());
@@ -1125,6 +1144,17 @@ impl Driver {
             return false;
         }
         conn.inbuf.drain(..at);
+        if pongs_in > 0 {
+            if let Some(on_flow) = &self.on_flow {
+                let event = super::FlowEvent::Pong {
+                    proto: conn.proto,
+                    peer: conn.peer,
+                };
+                if panic::catch_unwind(AssertUnwindSafe(|| on_flow(event))).is_err() {
+                    log::error!("SIP transport: the flow handler panicked");
+                }
+            }
+        }
         if conn.inbuf.is_empty() && conn.inbuf.capacity() > 0 {
             // An idle connection keeps no buffer from its last message (most connections
             // are idle most of the time; a new buffer per message costs little beside its
@@ -1320,6 +1350,15 @@ impl Driver {
             let (on_closed, proto, peer) = (on_closed.clone(), conn.proto, conn.peer);
             if panic::catch_unwind(AssertUnwindSafe(|| on_closed(proto, peer))).is_err() {
                 log::error!("SIP transport: the closed-connection handler panicked");
+            }
+        }
+        if let (Some(on_flow), false) = (&self.on_flow, conn.inbound || conn.ws.is_some()) {
+            let event = super::FlowEvent::Closed {
+                proto: conn.proto,
+                peer: conn.peer,
+            };
+            if panic::catch_unwind(AssertUnwindSafe(|| on_flow(event))).is_err() {
+                log::error!("SIP transport: the flow handler panicked");
             }
         }
         for (mut data, reported) in conn.out.drain(..) {
