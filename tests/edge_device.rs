@@ -218,8 +218,10 @@ fn a_serving_device_registers_with_its_feature_tag_and_keeps_its_flow_alive() {
         unanswered.elapsed()
     );
     assert!(third.contains("events=\"presence\""), "{third}");
+    // One interval (2 s) by design; the slack is for a loaded machine, where the device's
+    // timer thread may be late by a second or more.
     assert!(
-        unanswered.elapsed() < Duration::from_millis(3500),
+        unanswered.elapsed() < Duration::from_millis(6000),
         "{:?}",
         unanswered.elapsed()
     );
