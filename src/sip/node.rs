@@ -417,6 +417,7 @@ impl SipServer {
         let server_hops = match super::agent::server_hops::ServerHops::resolve(
             resolver.clone(),
             &config.accounts,
+            routes.clone(),
             config.dns.timeout * config.dns.tries.max(1) * 3 + Duration::from_secs(1),
         ) {
             Ok(hops) => Arc::new(hops),
@@ -432,7 +433,6 @@ impl SipServer {
             FederationConfig {
                 federate: config.federate,
                 backend_expires: config.backend_expires,
-                routes: routes.clone(),
             },
             accounts_config.clone(),
             server_hops.clone(),

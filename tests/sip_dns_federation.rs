@@ -1,0 +1,285 @@
+//! Federation over routes by name (RFC 3263): the local server (engine + SipServer, domain
+//! a.test) reaches example.test, served by a real imppd, only through SRV records that
+//! dnsmasq serves on a loopback port. Local watchers of a presentity there, one through the
+//! engine's API and one over SIP (sipp), share one back-end subscription and get its
+//! NOTIFYs; when the first SRV target does not answer, the back-end subscription is made at
+//! the second, and the next one goes straight there.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use impp::engine::{
+    AuthAction, Clock, Engine, EngineConfig, Event, ManualClock, Package, SubscribeRequest,
+    SubscriptionId, SystemClock,
+};
+use impp::sip::route::{Route, RouteTable};
+use impp::sip::transport::ListenAddr;
+use impp::sip::{SipServer, SipServerConfig, TrustedPeer};
+use impp::store::MemoryStore;
+
+mod common;
+use common::clock::{advance, timer_e_steps};
+use common::dnsmasq::{self, Dnsmasq};
+use common::fixtures::{pidf, uri, wait_for};
+use common::imppd::{Imppd, IMPPD};
+use common::kamailio::TempDir;
+use common::sipp::Sipp;
+
+/// The remote domain (the one `Imppd` serves).
+const REMOTE: &str = "example.test";
+
+/// dnsmasq, or `None` (skipped outside CI) when it is not installed.
+fn dns(records: &[String]) -> Option<Dnsmasq> {
+    let binary = dnsmasq::present(dnsmasq::installed())?;
+    Some(Dnsmasq::start(binary, records, 3600))
+}
+
+/// example.test's SIP servers: SRV records of `_sip._udp.example.test` at `first`
+/// (priority 10) and `second` (20), both on 127.0.0.1.
+fn srv(first: u16, second: u16) -> Vec<String> {
+    vec![
+        format!("--srv-host=_sip._udp.{REMOTE},one.{REMOTE},{first},10,10"),
+        format!("--srv-host=_sip._udp.{REMOTE},two.{REMOTE},{second},20,10"),
+        format!("--host-record=one.{REMOTE},127.0.0.1"),
+        format!("--host-record=two.{REMOTE},127.0.0.1"),
+    ]
+}
+
+/// example.test: a real imppd (no authentication) that allows any watcher and believes
+/// a.test's server at 127.0.0.1.
+fn remote() -> Imppd {
+    Imppd::start(
+        &["bob", "dave"],
+        &["--open", "--policy", "allow", "--peer", "a.test=127.0.0.1"],
+    )
+}
+
+/// What the application of a.test saw: per subscription, the bodies of its notifications.
+type Seen = Arc<Mutex<Vec<(SubscriptionId, String)>>>;
+
+/// a.test's server, without authentication, routing by `routes`, asking `dns` for names.
+struct Local {
+    engine: Arc<Engine>,
+    server: SipServer,
+    seen: Seen,
+}
+
+impl Local {
+    fn start(clock: Arc<dyn Clock>, dns: SocketAddr, routes: &[&str]) -> Local {
+        let engine = Arc::new(
+            Engine::new(EngineConfig {
+                domains: vec!["a.test".into()],
+                default_policy: AuthAction::Allow,
+                workers: 1,
+                store: Arc::new(MemoryStore::new()),
+                clock,
+                ..EngineConfig::default()
+            })
+            .unwrap(),
+        );
+        let seen: Seen = Arc::default();
+        let record = seen.clone();
+        engine
+            .set_event_callback(Some(Box::new(move |event: &Event| {
+                if let Event::Notification(n) = event {
+                    let body = n.document.as_ref().map(|d| d.to_body()).unwrap_or_default();
+                    record.lock().unwrap().push((n.subscription, body));
+                }
+            })))
+            .unwrap();
+        let mut config =
+            SipServerConfig::new(vec![ListenAddr::udp("127.0.0.1:0".parse().unwrap())]);
+        config.authenticate = false;
+        config.routes = RouteTable::new(routes.iter().map(|r| Route::parse(r).unwrap()).collect());
+        config.peers = vec![TrustedPeer::parse(&format!("{REMOTE}=127.0.0.1")).unwrap()];
+        config.dns.server = Some(dns);
+        config.dns.timeout = Duration::from_millis(500);
+        let server = SipServer::start(engine.clone(), config).unwrap();
+        Local {
+            engine,
+            server,
+            seen,
+        }
+    }
+
+    fn udp(&self) -> SocketAddr {
+        self.server.local_addrs()[0].addr
+    }
+
+    /// `watcher` (of a.test) watches `presentity` through the engine's API.
+    fn watch(&self, watcher: &str, presentity: &str) -> SubscriptionId {
+        self.engine
+            .subscribe(SubscribeRequest::new(
+                uri(watcher),
+                uri(presentity),
+                Package::Presence,
+            ))
+            .unwrap()
+    }
+
+    /// Whether subscription `id` was notified a document containing `text`.
+    fn saw(&self, id: SubscriptionId, text: &str) -> bool {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(s, body)| *s == id && body.contains(text))
+    }
+}
+
+/// Publishes `user`'s presence at the remote imppd (open, with `note`), answered `200`.
+fn publish(remote: SocketAddr, user: &str, note: &str) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let me = socket.local_addr().unwrap();
+    let aor = format!("sip:{user}@{REMOTE}");
+    let body = pidf(&aor, note);
+    let call_id = format!("pub-{user}-{}-{}", me.port(), std::process::id());
+    let m = format!(
+        "PUBLISH {aor} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKpub{};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <{aor}>;tag=p1\r\nTo: <{aor}>\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 PUBLISH\r\nEvent: presence\r\nExpires: 3600\r\n\
+         Content-Type: application/pidf+xml\r\nContent-Length: {}\r\n\r\n{body}",
+        me.port(),
+        body.len()
+    );
+    socket.send_to(m.as_bytes(), remote).unwrap();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = socket.recv(&mut buf).expect("an answer to the PUBLISH");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let status: u16 = text[8..11].parse().unwrap();
+        if status >= 200 {
+            assert_eq!(status, 200, "{text}");
+            return;
+        }
+    }
+}
+
+/// The subscriptions to `presentity` the remote imppd holds and has not ended (`imppd ctl`).
+fn remote_subscriptions(remote: &Imppd, presentity: &str) -> Vec<serde_json::Value> {
+    let out = std::process::Command::new(IMPPD)
+        .arg("ctl")
+        .arg("--db")
+        .arg(remote.db())
+        .args(["--json", "subscriptions", presentity])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] != "terminated")
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn watchers_of_a_domain_routed_by_dns_share_one_backend_subscription() {
+    let far = remote();
+    // The first target is the remote server itself (the second is never needed).
+    let Some(dns) = dns(&srv(far.port(), 9)) else {
+        return;
+    };
+    publish(far.addr(), "bob", "by name");
+    let local = Local::start(Arc::new(SystemClock::new()), dns.addr, &["*=dns"]);
+    let bob = format!("sip:bob@{REMOTE}");
+
+    // A watcher of the engine's API: the back-end subscription is made by DNS.
+    let alice = local.watch("sip:alice@a.test", &bob);
+    wait_for("alice sees bob", 10, || local.saw(alice, "by name"));
+
+    // A SIP watcher through the server: served from the same back-end subscription.
+    let dir = TempDir::new("dnsfed");
+    let carol = Sipp::new(
+        "federation_watch.xml",
+        local.udp(),
+        "carol",
+        dir.path(),
+        "carol",
+    )
+    .set("watcher_domain", "a.test")
+    .set("target", "bob")
+    .spawn();
+    carol.wait_for("basic>open");
+    let stats = local.server.federation_stats();
+    assert_eq!(stats.backends, 1, "{stats:?}");
+    assert_eq!(stats.local_watchers, 2, "{stats:?}");
+    assert_eq!(stats.own_dialogs, 0, "{stats:?}");
+    // The remote domain holds one subscription to bob (carol was asked about with a
+    // fetch, which ends at once).
+    let held = remote_subscriptions(&far, &bob);
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["watcher"], "sip:alice@a.test", "{held:?}");
+    let log = carol.wait();
+    assert!(
+        log.received("NOTIFY").iter().any(|n| n.contains("by name")),
+        "{}",
+        log.0
+    );
+
+    // A change at the remote domain reaches the watcher left, through the same dialog.
+    publish(far.addr(), "bob", "moved");
+    wait_for("alice sees the change", 10, || local.saw(alice, "moved"));
+    assert_eq!(local.server.federation_stats().backends, 1);
+    assert!(local.server.dns_stats().resolutions >= 1);
+}
+
+#[test]
+fn the_backend_subscription_fails_over_to_the_next_srv_target() {
+    let far = remote();
+    // The first target takes requests and never answers.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let Some(dns) = dns(&srv(silent.local_addr().unwrap().port(), far.port())) else {
+        return;
+    };
+    publish(far.addr(), "bob", "second target");
+    publish(far.addr(), "dave", "straight there");
+    let clock = ManualClock::new();
+    // A route naming the domain's host (resolved as `dns` would).
+    let local = Local::start(clock.clone(), dns.addr, &[&format!("{REMOTE}={REMOTE}")]);
+    let alice = local.watch("sip:alice@a.test", &format!("sip:bob@{REMOTE}"));
+    let mut buf = [0u8; 65536];
+    let n = silent.recv(&mut buf).expect("the SUBSCRIBE at priority 10");
+    let first = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(
+        first.starts_with(&format!("SUBSCRIBE sip:bob@{REMOTE} SIP/2.0")),
+        "{first}"
+    );
+    // Its retransmissions, then timer F: the next target.
+    for step in timer_e_steps(&impp::sip::transaction::Timers::default()) {
+        advance(&clock, step, &[&local.engine], &[&local.server]);
+    }
+    wait_for("alice sees bob through the second target", 10, || {
+        local.saw(alice, "second target")
+    });
+    assert_eq!(
+        remote_subscriptions(&far, &format!("sip:bob@{REMOTE}")).len(),
+        1
+    );
+
+    // The target that did not answer is left out: the next back-end subscription goes
+    // straight to the second.
+    silent
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    while silent.recv(&mut buf).is_ok() {} // the first SUBSCRIBE's retransmissions
+    let dave = local.watch("sip:alice@a.test", &format!("sip:dave@{REMOTE}"));
+    wait_for("alice sees dave", 10, || local.saw(dave, "straight there"));
+    silent
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        silent.recv(&mut buf).is_err(),
+        "nothing more for the target that did not answer"
+    );
+    let stats = local.server.federation_stats();
+    assert_eq!(stats.backends, 2, "{stats:?}");
+}
