@@ -10,18 +10,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use impp::engine::{
-    AuthAction, Clock, Engine, EngineConfig, Event, ManualClock, Package, SubscribeRequest,
-    SubscriptionId, SystemClock,
+    Clock, Engine, Event, ManualClock, Package, SubscribeRequest, SubscriptionId, SystemClock,
 };
 use impp::sip::route::{Route, RouteTable};
 use impp::sip::transport::ListenAddr;
 use impp::sip::{SipServer, SipServerConfig, TrustedPeer};
-use impp::store::MemoryStore;
 
 mod common;
 use common::clock::{advance, timer_e_steps};
 use common::dnsmasq::{self, Dnsmasq};
-use common::fixtures::{pidf, uri, wait_for};
+use common::fixtures::{engine_with, pidf, uri, wait_for};
 use common::imppd::{Imppd, IMPPD};
 use common::kamailio::TempDir;
 use common::sipp::Sipp;
@@ -67,17 +65,10 @@ struct Local {
 
 impl Local {
     fn start(clock: Arc<dyn Clock>, dns: SocketAddr, routes: &[&str]) -> Local {
-        let engine = Arc::new(
-            Engine::new(EngineConfig {
-                domains: vec!["a.test".into()],
-                default_policy: AuthAction::Allow,
-                workers: 1,
-                store: Arc::new(MemoryStore::new()),
-                clock,
-                ..EngineConfig::default()
-            })
-            .unwrap(),
-        );
+        let engine = engine_with("a.test", |c| {
+            c.workers = 1;
+            c.clock = clock;
+        });
         let seen: Seen = Arc::default();
         let record = seen.clone();
         engine

@@ -1329,7 +1329,7 @@ impl Backends {
             }
             return;
         }
-        if matches!(status, 408 | 503) && self.fail_over(&mut table, &key, response) {
+        if self.fail_over(&mut table, &key, status, response) {
             return;
         }
         let stack = &self.stack;
@@ -1415,24 +1415,25 @@ impl Backends {
         table.schedule(&key);
     }
 
-    /// Back-end `key`'s target did not answer its SUBSCRIBE, could not be reached or
-    /// answered `503` (`response`): it is left out for a while, and a dialog still being made
-    /// goes to the name's next target at once (`true`). The dialog given up is remembered as
+    /// Back-end `key`'s SUBSCRIBE was answered `status` (`response`). When its target did not
+    /// answer, could not be reached or answered `503`, it is left out for a while, and a
+    /// dialog still being made goes to the name's next target at once (`true`). The dialog given up is remembered as
     /// closing, so that a late success from that target is ended.
     fn fail_over(
         &self,
         table: &mut BackendTable,
         key: &Key,
+        status: u16,
         response: Option<&SipMessage>,
     ) -> bool {
         let Some(b) = table.by_key.get_mut(key) else {
             return false;
         };
-        let retry_ms = response
-            .and_then(SipMessage::retry_after)
-            .map(|s| s.saturating_mul(1000));
-        if let Some(hop) = b.hop {
-            self.hops.unreachable(hop, retry_ms);
+        let Some(hop) = b.hop else {
+            return false;
+        };
+        if !self.hops.answered(hop, status, response) {
+            return false;
         }
         let made = b.dialog.as_ref().is_some_and(|d| d.remote_tag.is_some());
         if made || b.rest.is_empty() {

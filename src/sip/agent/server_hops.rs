@@ -37,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::sip::dns::resolver::Continuation;
 use crate::sip::dns::{Destination, Resolution, Resolver};
 use crate::sip::live::Live;
+use crate::sip::message::SipMessage;
 use crate::sip::route::{NextHop, RouteTable, RouteTarget};
 use crate::sip::stack::lock;
 
@@ -145,6 +146,26 @@ impl ServerHops {
         if named || self.routes.get().needs_dns() {
             self.resolver.avoid(hop, retry_ms.unwrap_or(UNREACHABLE_MS));
         }
+    }
+
+    /// `hop` answered a request with `status` (`response`; 408: no answer, 503 also: it could
+    /// not be sent): a `503` or no answer leaves it out as [`ServerHops::unreachable`] does
+    /// (for the `Retry-After` of a `503` that has one); any other answer changes nothing.
+    /// Whether it was left out.
+    pub(crate) fn answered(
+        &self,
+        hop: NextHop,
+        status: u16,
+        response: Option<&SipMessage>,
+    ) -> bool {
+        if !matches!(status, 408 | 503) {
+            return false;
+        }
+        let retry_ms = response
+            .and_then(SipMessage::retry_after)
+            .map(|s| s.saturating_mul(1000));
+        self.unreachable(hop, retry_ms);
+        true
     }
 
     /// Whether requests for `domain` have a route (its own, else the default one).
