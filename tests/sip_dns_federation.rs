@@ -3,9 +3,12 @@
 //! dnsmasq serves on a loopback port. Local watchers of a presentity there, one through the
 //! engine's API and one over SIP (sipp), share one back-end subscription and get its
 //! NOTIFYs; when the first SRV target does not answer, the back-end subscription is made at
-//! the second, and the next one goes straight there.
+//! the second, and the next one goes straight there. Last, both domains are imppd processes
+//! configured by their flags (`--route '*=dns' --dns-server`), and the local one counts
+//! its back-end subscription in `/metrics`.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,12 +124,17 @@ impl Local {
 
 /// Publishes `user`'s presence at the remote imppd (open, with `note`), answered `200`.
 fn publish(remote: SocketAddr, user: &str, note: &str) {
+    publish_of(remote, REMOTE, user, note)
+}
+
+/// As `publish`, for a user of `domain`.
+fn publish_of(remote: SocketAddr, domain: &str, user: &str, note: &str) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let me = socket.local_addr().unwrap();
-    let aor = format!("sip:{user}@{REMOTE}");
+    let aor = format!("sip:{user}@{domain}");
     let body = pidf(&aor, note);
     let call_id = format!("pub-{user}-{}-{}", me.port(), std::process::id());
     let m = format!(
@@ -273,4 +281,112 @@ fn the_backend_subscription_fails_over_to_the_next_srv_target() {
     );
     let stats = local.server.federation_stats();
     assert_eq!(stats.backends, 2, "{stats:?}");
+}
+
+/// imppd's `/metrics` text (its HTTP listener from the `imppd ready` line).
+fn metrics(node: &Imppd) -> String {
+    let log = node.log();
+    let ready = log
+        .lines()
+        .find(|l| l.starts_with("imppd ready"))
+        .expect("a ready line");
+    let addr: SocketAddr = ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http:"))
+        .unwrap_or_else(|| panic!("no http: address in {ready}"))
+        .parse()
+        .unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of the sample `name` (no labels) in a metrics text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[test]
+fn two_imppd_federate_over_dns_from_their_flags() {
+    // b.test, known only by its SRV record.
+    let far = Imppd::start_domain(
+        "b.test",
+        &["bob"],
+        |_| {},
+        &[
+            "--open",
+            "--policy",
+            "allow",
+            "--peer",
+            "example.test=127.0.0.1",
+        ],
+    );
+    let records = vec![
+        format!(
+            "--srv-host=_sip._udp.b.test,sip.b.test,{},10,10",
+            far.port()
+        ),
+        "--host-record=sip.b.test,127.0.0.1".to_string(),
+    ];
+    let Some(dns) = dns(&records) else {
+        return;
+    };
+    publish_of(far.addr(), "b.test", "bob", "between two imppd");
+    // example.test reaches any other domain through its records.
+    let server = dns.addr.to_string();
+    let near = Imppd::start(
+        &["carol"],
+        &[
+            "--open",
+            "--route",
+            "*=dns",
+            "--dns-server",
+            &server,
+            "--peer",
+            "b.test=127.0.0.1",
+            "--http",
+            "127.0.0.1:0",
+        ],
+    );
+    let dir = TempDir::new("dnsfed-imppd");
+    let carol = Sipp::new(
+        "federation_watch.xml",
+        near.addr(),
+        "carol",
+        dir.path(),
+        "carol",
+    )
+    .set("watcher_domain", "example.test")
+    .set("target", "bob")
+    .set("domain", "b.test")
+    .spawn();
+    carol.wait_for("between two imppd");
+    let text = metrics(&near);
+    assert_eq!(
+        sample(&text, "imppd_federation_backends"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "imppd_federation_local_watchers"),
+        Some(1.0),
+        "{text}"
+    );
+    let held = remote_subscriptions(&far, "sip:bob@b.test");
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0]["watcher"], "sip:carol@example.test", "{held:?}");
+    carol.wait();
+    // The last watcher gone, the back-end subscription ends at b.test too.
+    wait_for("the back-end subscription to end", 10, || {
+        remote_subscriptions(&far, "sip:bob@b.test").is_empty()
+    });
+    assert_eq!(
+        sample(&metrics(&near), "imppd_federation_backends"),
+        Some(0.0)
+    );
 }

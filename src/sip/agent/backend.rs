@@ -1129,7 +1129,10 @@ impl Backends {
                 });
                 match self.hops.domain(b.presentity.host(), then) {
                     // The route is gone (a reload): where the last dialog went, if anywhere.
-                    None if b.hop.is_some() => b.next = b.hop,
+                    None if b.hop.is_some() => {
+                        b.next = b.hop;
+                        b.rest.clear();
+                    }
                     None => {
                         log::info!("federation: no route to {}", b.presentity.host());
                         self.backend_failed(table, key, 404);
@@ -1417,8 +1420,8 @@ impl Backends {
 
     /// Back-end `key`'s SUBSCRIBE was answered `status` (`response`). When its target did not
     /// answer, could not be reached or answered `503`, it is left out for a while, and a
-    /// dialog still being made goes to the name's next target at once (`true`). The dialog given up is remembered as
-    /// closing, so that a late success from that target is ended.
+    /// dialog still being made goes to the name's next target at once (`true`). The dialog
+    /// given up is remembered as closing, so that a late success from that target is ended.
     fn fail_over(
         &self,
         table: &mut BackendTable,
