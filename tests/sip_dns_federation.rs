@@ -4,8 +4,9 @@
 //! engine's API and one over SIP (sipp), share one back-end subscription and get its
 //! NOTIFYs; when the first SRV target does not answer, the back-end subscription is made at
 //! the second, and the next one goes straight there. Last, both domains are imppd processes
-//! configured by their flags (`--route '*=dns' --dns-server`), and the local one counts
-//! its back-end subscription in `/metrics`.
+//! configured by their flags (`--route '*=dns' --dns-server`, each trusting the other's
+//! server by host name, `--peer DOMAIN=HOST`), and the local one counts its back-end
+//! subscription in `/metrics`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -312,8 +313,17 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 }
 
 #[test]
-fn two_imppd_federate_over_dns_from_their_flags() {
-    // b.test, known only by its SRV record.
+fn two_imppd_federate_over_dns_and_trust_each_other_by_name() {
+    // Each trusts the other's server by its host name (--peer DOMAIN=HOST).
+    let mut records = vec![
+        "--host-record=sip.example.test,127.0.0.1".to_string(),
+        "--host-record=sip.b.test,127.0.0.1".to_string(),
+    ];
+    let Some(mut dns) = dns(&records) else {
+        return;
+    };
+    let server = dns.addr.to_string();
+    // b.test, known only by its SRV record (added once its port is known).
     let far = Imppd::start_domain(
         "b.test",
         &["bob"],
@@ -322,23 +332,24 @@ fn two_imppd_federate_over_dns_from_their_flags() {
             "--open",
             "--policy",
             "allow",
+            "--dns-server",
+            &server,
             "--peer",
-            "example.test=127.0.0.1",
+            "example.test=sip.example.test",
         ],
     );
-    let records = vec![
-        format!(
-            "--srv-host=_sip._udp.b.test,sip.b.test,{},10,10",
-            far.port()
-        ),
-        "--host-record=sip.b.test,127.0.0.1".to_string(),
-    ];
-    let Some(dns) = dns(&records) else {
-        return;
-    };
+    assert!(
+        far.log().contains("example.test=sip.example.test"),
+        "{}",
+        far.log()
+    );
+    records.push(format!(
+        "--srv-host=_sip._udp.b.test,sip.b.test,{},10,10",
+        far.port()
+    ));
+    dns.restart(&records, 3600);
     publish_of(far.addr(), "b.test", "bob", "between two imppd");
     // example.test reaches any other domain through its records.
-    let server = dns.addr.to_string();
     let near = Imppd::start(
         &["carol"],
         &[
@@ -348,7 +359,7 @@ fn two_imppd_federate_over_dns_from_their_flags() {
             "--dns-server",
             &server,
             "--peer",
-            "b.test=127.0.0.1",
+            "b.test=sip.b.test",
             "--http",
             "127.0.0.1:0",
         ],
@@ -389,4 +400,15 @@ fn two_imppd_federate_over_dns_from_their_flags() {
         sample(&metrics(&near), "imppd_federation_backends"),
         Some(0.0)
     );
+
+    // A peer whose name does not resolve stops the start, saying which.
+    let out = std::process::Command::new(IMPPD)
+        .args(["--domain", "c.test", "--db", "none", "--open"])
+        .args(["--listen", "udp:127.0.0.1:0", "--dns-server", &server])
+        .args(["--peer", "b.test=nowhere.b.test"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("nowhere.b.test"), "{stderr}");
 }

@@ -311,12 +311,10 @@ fn rate_exempt(config: &SipServerConfig) -> Vec<(std::net::IpAddr, u8)> {
         .proxies
         .iter()
         .map(|&ip| (ip, if ip.is_ipv4() { 32 } else { 128 }))
-        .chain(
-            config
-                .peers
-                .iter()
-                .map(|p| (p.network.addr(), p.network.prefix())),
-        )
+        .chain(config.peers.iter().filter_map(|p| match &p.source {
+            super::server::trust::PeerSource::Network(n) => Some((n.addr(), n.prefix())),
+            super::server::trust::PeerSource::Host(_) => None,
+        }))
         .collect()
 }
 
@@ -388,13 +386,17 @@ impl SipServer {
                 Arc::new(move || stack.random_u64()),
             )?)
         };
-        let trust = Arc::new(Trust::new(
+        // Peers by name are resolved now, as the accounts' servers are below.
+        let dns_wait = config.dns.timeout * config.dns.tries.max(1) * 3 + Duration::from_secs(1);
+        let trust = Arc::new(Trust::resolving(
             domains.clone(),
             TrustConfig {
                 peers: config.peers.clone(),
                 federation: config.federation,
                 publishers: config.publishers.clone(),
             },
+            resolver.clone(),
+            dns_wait,
         )?);
         let auth = Arc::new(Authentication::new(
             stack.clone(),
@@ -418,7 +420,7 @@ impl SipServer {
             resolver.clone(),
             &config.accounts,
             routes.clone(),
-            config.dns.timeout * config.dns.tries.max(1) * 3 + Duration::from_secs(1),
+            dns_wait,
         ) {
             Ok(hops) => Arc::new(hops),
             Err(e) => {

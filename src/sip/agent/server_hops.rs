@@ -228,23 +228,5 @@ fn first_hop(
     dest: &Destination,
     wait: Duration,
 ) -> std::result::Result<NextHop, String> {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    let found = match resolver.resolve(
-        dest,
-        Box::new(move |found| {
-            let _ = tx.send(found);
-        }),
-    ) {
-        Resolution::Ready(found) => found,
-        Resolution::Pending => rx
-            .recv_timeout(wait)
-            .map_err(|_| format!("no answer from the DNS in {} ms", wait.as_millis()))?,
-    };
-    match found {
-        Ok(hops) => hops
-            .first()
-            .copied()
-            .ok_or_else(|| "no address".to_string()),
-        Err(e) => Err(e.to_string()),
-    }
+    resolver.resolve_wait(dest, wait).map(|hops| hops[0])
 }
