@@ -33,8 +33,13 @@ const REMOTE: &str = "example.test";
 
 /// dnsmasq, or `None` (skipped outside CI) when it is not installed.
 fn dns(records: &[String]) -> Option<Dnsmasq> {
+    dns_ttl(records, 3600)
+}
+
+/// As `dns`, with `ttl` seconds on every record.
+fn dns_ttl(records: &[String], ttl: u32) -> Option<Dnsmasq> {
     let binary = dnsmasq::present(dnsmasq::installed())?;
-    Some(Dnsmasq::start(binary, records, 3600))
+    Some(Dnsmasq::start(binary, records, ttl))
 }
 
 /// example.test's SIP servers: SRV records of `_sip._udp.example.test` at `first`
@@ -69,6 +74,15 @@ struct Local {
 
 impl Local {
     fn start(clock: Arc<dyn Clock>, dns: SocketAddr, routes: &[&str]) -> Local {
+        Local::start_with(clock, dns, routes, |_| {})
+    }
+
+    fn start_with(
+        clock: Arc<dyn Clock>,
+        dns: SocketAddr,
+        routes: &[&str],
+        tweak: impl FnOnce(&mut SipServerConfig),
+    ) -> Local {
         let engine = engine_with("a.test", |c| {
             c.workers = 1;
             c.clock = clock;
@@ -90,6 +104,7 @@ impl Local {
         config.peers = vec![TrustedPeer::parse(&format!("{REMOTE}=127.0.0.1")).unwrap()];
         config.dns.server = Some(dns);
         config.dns.timeout = Duration::from_millis(500);
+        tweak(&mut config);
         let server = SipServer::start(engine.clone(), config).unwrap();
         Local {
             engine,
@@ -411,4 +426,66 @@ fn two_imppd_federate_over_dns_and_trust_each_other_by_name() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("nowhere.b.test"), "{stderr}");
+}
+
+/// The final status answering a MESSAGE from `from` to `to` sent from `socket` to `server`.
+fn message_status(socket: &UdpSocket, server: SocketAddr, from: &str, to: &str) -> u16 {
+    let me = socket.local_addr().unwrap();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let call_id = format!("peer-{n}@b.test");
+    let body = "hello";
+    let m = format!(
+        "MESSAGE {to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKpeer{n};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <{from}>;tag=p{n}\r\nTo: <{to}>\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.send_to(m.as_bytes(), server).unwrap();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = socket.recv(&mut buf).expect("an answer to the MESSAGE");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if !text.contains(&call_id) {
+            continue;
+        }
+        let status: u16 = text[8..11].parse().unwrap();
+        if status >= 200 {
+            return status;
+        }
+    }
+}
+
+#[test]
+fn a_peer_by_name_is_believed_from_its_addresses_as_the_records_change() {
+    let records = vec!["--host-record=sip.b.test,127.0.0.1".to_string()];
+    let Some(mut dns) = dns_ttl(&records, 60) else {
+        return;
+    };
+    let clock = ManualClock::new();
+    let local = Local::start_with(clock.clone(), dns.addr, &[], |c| {
+        c.peers = vec![TrustedPeer::parse("b.test=sip.b.test").unwrap()];
+    });
+    let bob = UdpSocket::bind("127.0.0.1:0").unwrap();
+    bob.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let say = || message_status(&bob, local.udp(), "sip:bob@b.test", "sip:alice@a.test");
+    assert_ne!(say(), 403, "sip.b.test is 127.0.0.1: believed");
+
+    // The records move sip.b.test elsewhere; its TTL ends. The expired answer is still used
+    // while it is refreshed (RFC 8767), then the new one is.
+    dns.restart(&["--host-record=sip.b.test,127.0.0.2".to_string()], 60);
+    advance(
+        &clock,
+        Duration::from_secs(61),
+        &[&local.engine],
+        &[&local.server],
+    );
+    let mut statuses = Vec::new();
+    wait_for("the new address to be the peer's", 10, || {
+        statuses.push(say());
+        statuses.last() == Some(&403)
+    });
+    assert!(local.server.dns_stats().stale_hits >= 1, "{statuses:?}");
 }
