@@ -162,14 +162,21 @@ fn publish_of(remote: SocketAddr, domain: &str, user: &str, note: &str) {
         body.len()
     );
     socket.send_to(m.as_bytes(), remote).unwrap();
+    assert_eq!(final_status(&socket, &call_id), 200, "PUBLISH {aor}");
+}
+
+/// The final status of the answer to the request `call_id` that `socket` sent.
+fn final_status(socket: &UdpSocket, call_id: &str) -> u16 {
     let mut buf = [0u8; 65536];
     loop {
-        let n = socket.recv(&mut buf).expect("an answer to the PUBLISH");
+        let n = socket.recv(&mut buf).expect("an answer");
         let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if !text.contains(call_id) {
+            continue;
+        }
         let status: u16 = text[8..11].parse().unwrap();
         if status >= 200 {
-            assert_eq!(status, 200, "{text}");
-            return;
+            return status;
         }
     }
 }
@@ -444,18 +451,7 @@ fn message_status(socket: &UdpSocket, server: SocketAddr, from: &str, to: &str) 
         body.len()
     );
     socket.send_to(m.as_bytes(), server).unwrap();
-    let mut buf = [0u8; 65536];
-    loop {
-        let n = socket.recv(&mut buf).expect("an answer to the MESSAGE");
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        if !text.contains(&call_id) {
-            continue;
-        }
-        let status: u16 = text[8..11].parse().unwrap();
-        if status >= 200 {
-            return status;
-        }
-    }
+    final_status(socket, &call_id)
 }
 
 #[test]
