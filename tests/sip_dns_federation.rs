@@ -3,7 +3,9 @@
 //! dnsmasq serves on a loopback port. Local watchers of a presentity there, one through the
 //! engine's API and one over SIP (sipp), share one back-end subscription and get its
 //! NOTIFYs; when the first SRV target does not answer, the back-end subscription is made at
-//! the second, and the next one goes straight there. Last, both domains are imppd processes
+//! the second, and the next one goes straight there. An established dialog keeps its target
+//! when the records change, a new dialog follows them. A peer by name is believed from the
+//! addresses its records give, as they change. Last, both domains are imppd processes
 //! configured by their flags (`--route '*=dns' --dns-server`, each trusting the other's
 //! server by host name, `--peer DOMAIN=HOST`), and the local one counts its back-end
 //! subscription in `/metrics`.
@@ -304,6 +306,70 @@ fn the_backend_subscription_fails_over_to_the_next_srv_target() {
     );
     let stats = local.server.federation_stats();
     assert_eq!(stats.backends, 2, "{stats:?}");
+}
+
+#[test]
+fn a_dialog_keeps_its_target_while_new_dialogs_follow_the_records() {
+    let far = remote();
+    let moved = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let one = |port: u16| {
+        vec![
+            format!("--srv-host=_sip._udp.{REMOTE},one.{REMOTE},{port},10,10"),
+            format!("--host-record=one.{REMOTE},127.0.0.1"),
+        ]
+    };
+    let Some(mut dns) = dns_ttl(&one(far.port()), 60) else {
+        return;
+    };
+    publish(far.addr(), "bob", "kept");
+    let clock = ManualClock::new();
+    let local = Local::start(clock.clone(), dns.addr, &["*=dns"]);
+    let bob = format!("sip:bob@{REMOTE}");
+    let alice = local.watch("sip:alice@a.test", &bob);
+    wait_for("alice sees bob", 10, || local.saw(alice, "kept"));
+
+    // The records now lead elsewhere, and their TTL ran out long ago when the dialog is
+    // refreshed (at 60 to 85% of its hour): the refresh still goes where the dialog was made.
+    dns.restart(&one(moved.local_addr().unwrap().port()), 60);
+    let before = local.server.federation_stats();
+    advance(
+        &clock,
+        Duration::from_secs(3100),
+        &[&local.engine],
+        &[&local.server],
+    );
+    // The notifier's NOTIFY after a refresh (RFC 6665 §4.2.2) says it reached b's server.
+    wait_for("the refresh at the dialog's target", 10, || {
+        let now = local.server.federation_stats();
+        now.subscribes_sent > before.subscribes_sent
+            && now.notifies_received > before.notifies_received
+    });
+    moved
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 65536];
+    assert!(
+        moved.recv(&mut buf).is_err(),
+        "nothing at the new target yet"
+    );
+    let stats = local.server.federation_stats();
+    assert_eq!(stats.failures, 0, "{stats:?}");
+    assert_eq!(remote_subscriptions(&far, &bob).len(), 1);
+
+    // A new dialog looks the name up again: it goes where the records say now.
+    moved
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let dave = format!("sip:dave@{REMOTE}");
+    local.watch("sip:alice@a.test", &dave);
+    let n = moved
+        .recv(&mut buf)
+        .expect("the new dialog at the new target");
+    let request = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(
+        request.starts_with(&format!("SUBSCRIBE {dave} SIP/2.0")),
+        "{request}"
+    );
 }
 
 /// imppd's `/metrics` text (its HTTP listener from the `imppd ready` line).
