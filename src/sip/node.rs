@@ -311,10 +311,13 @@ fn rate_exempt(config: &SipServerConfig) -> Vec<(std::net::IpAddr, u8)> {
         .proxies
         .iter()
         .map(|&ip| (ip, if ip.is_ipv4() { 32 } else { 128 }))
-        .chain(config.peers.iter().filter_map(|p| match &p.source {
-            super::server::trust::PeerSource::Network(n) => Some((n.addr(), n.prefix())),
-            super::server::trust::PeerSource::Host(_) => None,
-        }))
+        .chain(
+            config
+                .peers
+                .iter()
+                .filter_map(|p| p.source.network())
+                .map(|n| (n.addr(), n.prefix())),
+        )
         .collect()
 }
 

@@ -167,6 +167,16 @@ pub enum PeerSource {
     Host(String),
 }
 
+impl PeerSource {
+    /// The block of addresses, for a peer listed by address.
+    pub fn network(&self) -> Option<Network> {
+        match self {
+            PeerSource::Network(n) => Some(*n),
+            PeerSource::Host(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for PeerSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
