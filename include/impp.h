@@ -4315,17 +4315,21 @@ enum impp_status impp_sip_config_add_auth_proxy(struct impp_sip_config *config,
 /**
  * Adds a peer trusted by its address to speak for the users of another domain:
  * `"b.test=192.0.2.7"`, `"b.test=192.0.2.0/24"` or `"b.test=2001:db8::/64"`
- * (`DOMAIN=ADDR[/PREFIX]`; imppd `--peer`). A request whose From names `b.test` is believed
- * when it comes from that address or block (a mutual-TLS peer whose certificate names the
- * domain is believed without one). Repeatable: a domain may have several addresses, an
- * address speak for several domains. Peers are also exempt from the rate limit. Default:
+ * (`DOMAIN=ADDR[/PREFIX]`; imppd `--peer`), or by a host name, `"b.test=sip.b.test"`
+ * (`DOMAIN=HOST`: its A/AAAA addresses, resolved when the stack starts, where a name that
+ * does not resolve fails `impp_sip_start`, then followed with their TTL). A request whose
+ * From names `b.test` is believed when it comes from that address or block (a mutual-TLS
+ * peer whose certificate names the domain is believed without one). Repeatable: a domain
+ * may have several addresses, an address speak for several domains. Peers by address are
+ * also exempt from the rate limit. Default:
  * none. The domain must not be one of the engine's (whose users authenticate):
  * `impp_sip_start` refuses that with `IMPP_ERR_INVALID_ARGUMENT`, as the configuration
  * does not know the engine's domains before it.
  *
- * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, not `DOMAIN=ADDR[/PREFIX]`: no
- * `=`, an empty domain or one with `*` or a space, not an IP address, a prefix over 32 for
- * IPv4 or 128 for IPv6; `impp_last_error` says which). Nothing changes on error.
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL, not UTF-8, not `DOMAIN=ADDR[/PREFIX]` nor
+ * `DOMAIN=HOST`: no `=`, an empty domain or one with `*` or a space, neither an IP address
+ * nor a host name with a dot, a prefix over 32 for IPv4 or 128 for IPv6; `impp_last_error`
+ * says which). Nothing changes on error.
  *
  * # Safety
  * `config` NULL or live; `peer` NULL or NUL-terminated.

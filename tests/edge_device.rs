@@ -58,7 +58,7 @@ fn account(registrar: SocketAddr, xcap: &str) -> String {
 fn device(account: &str, extra: &[&str]) -> Imppd {
     let mut args = vec!["--account", account];
     args.extend_from_slice(extra);
-    Imppd::start_for("device.test", &[], |_| {}, &args)
+    Imppd::start_domain("device.test", &[], |_| {}, &args)
 }
 
 /// Reads one SIP request (head and Content-Length body) off `reader`, skipping keep-alive

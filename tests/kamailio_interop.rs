@@ -332,10 +332,10 @@ fn a_test_with(
     }]);
     assert!(config.federate);
     // Kamailio speaks for k.test's users (DESIGN §5a).
-    config.peers = vec![TrustedPeer {
-        domain: K_DOMAIN.into(),
-        network: Network::new(k_addr.ip(), 32).unwrap(),
-    }];
+    config.peers = vec![TrustedPeer::network(
+        K_DOMAIN,
+        Network::new(k_addr.ip(), 32).unwrap(),
+    )];
     tweak(&mut config);
     let server = SipServer::start(engine.clone(), config).unwrap();
     (engine, events, server)

@@ -625,6 +625,60 @@ fn an_account_registers_at_its_registrars_srv_targets_and_fails_over_on_503() {
 }
 
 #[test]
+fn an_accounts_publish_fails_over_to_the_next_srv_target_as_its_register_does() {
+    let (one, two) = (Hop::new(), Hop::new());
+    let Some(dns) = dns(&registrar_targets(one.port(), two.port()), 3600) else {
+        return;
+    };
+    let clock = ManualClock::new();
+    let alice = impp::uri::Uri::parse("sip:alice@b.test").unwrap();
+    let account = Account::new(
+        alice.clone(),
+        "alice",
+        "alice-pw",
+        RouteTarget::parse_server("b.test").unwrap(),
+    );
+    let s = Server::start_with(clock.clone(), dns.addr, &[], |c| {
+        c.accounts = vec![account];
+    });
+    let (request, from) = one
+        .request("REGISTER ", Duration::from_secs(5))
+        .expect("the REGISTER at priority 10");
+    one.answer(&request, from, 200, "Expires: 3600\r\n");
+    // alice's presence, set here, goes up to b.test: to the same target first.
+    let body = "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" \
+                entity=\"sip:alice@b.test\"><tuple id=\"t\"><status><basic>open</basic>\
+                </status></tuple></presence>";
+    s.engine
+        .publish_body(&alice, impp::engine::Package::Presence, body, None)
+        .unwrap();
+    let (first, from) = one
+        .request("PUBLISH ", Duration::from_secs(5))
+        .expect("the PUBLISH at priority 10");
+    one.answer(&first, from, 503, "Retry-After: 300\r\n");
+    // The retry, after its back-off, goes to the next target (one is left out for 300 s).
+    let mut published = None;
+    for _ in 0..10 {
+        advance(&clock, Duration::from_secs(2), &[&s.engine], &[&s.server]);
+        if let Some(found) = two.request("PUBLISH ", Duration::from_millis(300)) {
+            published = Some(found);
+            break;
+        }
+    }
+    let (request, from) = published.expect("the PUBLISH failed over to priority 20");
+    assert!(request.contains("basic>open"), "{request}");
+    two.answer(&request, from, 200, "SIP-ETag: e1\r\nExpires: 3600\r\n");
+    // (A retransmission of the first may still come: the clock may move before the 503
+    // reaches the client.)
+    while let Some((request, _)) = one.request("PUBLISH ", Duration::from_millis(300)) {
+        assert_eq!(
+            request, first,
+            "nothing more for the target that answered 503"
+        );
+    }
+}
+
+#[test]
 fn a_registrar_whose_name_does_not_resolve_stops_the_start() {
     let Some(dns) = dns(&[], 3600) else {
         return;
@@ -724,9 +778,17 @@ fn an_account_stays_with_one_of_equal_registrars_across_refreshes() {
         let mut got = None;
         for _ in 0..40 {
             for hop in [&one, &two] {
-                if let Some((request, from)) = hop.request("REGISTER ", Duration::from_millis(50)) {
-                    hop.answer(&request, from, 200, "Expires: 60\r\n");
-                    got = Some(hop.port());
+                // Every request is answered: one left unanswered would leave its server out
+                // (as a REGISTER's would) and move the account.
+                while let Some((request, from)) =
+                    hop.request(" SIP/2.0\r\n", Duration::from_millis(50))
+                {
+                    if request.starts_with("REGISTER ") {
+                        hop.answer(&request, from, 200, "Expires: 60\r\n");
+                        got = Some(hop.port());
+                    } else {
+                        hop.answer(&request, from, 200, "SIP-ETag: e1\r\nExpires: 60\r\n");
+                    }
                 }
             }
             if got.is_some() {

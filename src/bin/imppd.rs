@@ -10,7 +10,7 @@
 //!       [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
 //!       [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
 //!       [--max-endpoints-per-user N]
-//!       [--peer DOMAIN=ADDR[/PREFIX]]... [--federation trusted|open]
+//!       [--peer DOMAIN=ADDR[/PREFIX]|HOST]... [--federation trusted|open]
 //!       [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]...
 //!       [--http ADDR:PORT] [--https ADDR:PORT] [--migrate off|proxy|redirect]
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
@@ -59,7 +59,9 @@
 //! Forbidden (too many registrations)`).
 //! Trust between domains (DESIGN §5a): a request whose From names a domain imppd does not
 //! own is believed only from a peer that speaks for that domain: a mutual-TLS peer whose
-//! certificate names it, or an address `--peer DOMAIN=ADDR[/PREFIX]` lists for it; anything
+//! certificate names it, or an address `--peer DOMAIN=ADDR[/PREFIX]` lists for it (or
+//! `--peer DOMAIN=HOST`: the A/AAAA addresses of HOST, resolved at start and then with their
+//! TTL; a HOST that does not resolve stops the start); anything
 //! else is `403` with the reason (`--federation open` believes any SUBSCRIBE or MESSAGE
 //! from anyone, as before). Only imppd's own users (answering `407` with
 //! Proxy-Authorization) and trusted peers are relayed to other domains. `--publisher`
@@ -138,7 +140,7 @@ const USAGE: &str = "usage:
         [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
         [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
         [--max-endpoints-per-user N]
-        [--peer DOMAIN=ADDR[/PREFIX]]... [--federation trusted|open]
+        [--peer DOMAIN=ADDR[/PREFIX]|HOST]... [--federation trusted|open]
         [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]... [--migrate off|proxy|redirect]
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
@@ -185,7 +187,8 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           anchors), and the certificate of a server imppd connects to must name the
           domain it is reached for; a request from a user of another domain is believed
           only from a trusted peer: a TLS peer whose certificate names that domain, or an
-          address --peer lists for it (else 403; --federation open: from anyone, for
+          address --peer lists for it (a HOST: its A/AAAA addresses, followed with their
+          TTL) (else 403; --federation open: from anyone, for
           SUBSCRIBE and MESSAGE), and only imppd's users (407 challenge) and trusted
           peers are relayed; --publisher lets a PBX address or an account of an owned
           domain publish presence, dialog and message-summary state for that domain's users;

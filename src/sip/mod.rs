@@ -61,7 +61,9 @@ pub use message::SipMessage;
 pub use node::{ConnectionLimits, LoadStats, Reconfigured, SipServer, SipServerConfig};
 pub use server::handover::{HandoverStats, Migration};
 pub use server::throttle::AuthLimits;
-pub use server::trust::{Federation, Network, PublisherId, TrustedPeer, TrustedPublisher};
+pub use server::trust::{
+    Federation, Network, PeerSource, PublisherId, TrustedPeer, TrustedPublisher,
+};
 pub use traffic::TrafficStats;
 
 /// Bounds on what the parser and the stream framer accept.

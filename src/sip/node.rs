@@ -337,7 +337,8 @@ fn rate_exempt(config: &SipServerConfig) -> Vec<(std::net::IpAddr, u8)> {
             config
                 .peers
                 .iter()
-                .map(|p| (p.network.addr(), p.network.prefix())),
+                .filter_map(|p| p.source.network())
+                .map(|n| (n.addr(), n.prefix())),
         )
         .collect()
 }
@@ -416,13 +417,17 @@ impl SipServer {
                 Arc::new(move || stack.random_u64()),
             )?)
         };
-        let trust = Arc::new(Trust::new(
+        // Peers by name are resolved now, as the accounts' servers are below.
+        let dns_wait = config.dns.timeout * config.dns.tries.max(1) * 3 + Duration::from_secs(1);
+        let trust = Arc::new(Trust::resolving(
             domains.clone(),
             TrustConfig {
                 peers: config.peers.clone(),
                 federation: config.federation,
                 publishers: config.publishers.clone(),
             },
+            resolver.clone(),
+            dns_wait,
         )?);
         let auth = Arc::new(Authentication::new(
             stack.clone(),
@@ -445,7 +450,8 @@ impl SipServer {
         let server_hops = match super::agent::server_hops::ServerHops::resolve(
             resolver.clone(),
             &config.accounts,
-            config.dns.timeout * config.dns.tries.max(1) * 3 + Duration::from_secs(1),
+            routes.clone(),
+            dns_wait,
         ) {
             Ok(hops) => Arc::new(hops),
             Err(e) => {
@@ -460,7 +466,6 @@ impl SipServer {
             FederationConfig {
                 federate: config.federate,
                 backend_expires: config.backend_expires,
-                routes: routes.clone(),
             },
             accounts_config.clone(),
             server_hops.clone(),

@@ -20,8 +20,13 @@ pub fn password(name: &str) -> String {
 
 /// `imppd user add sip:<name>@DOMAIN` into the store `db`.
 pub fn add_user(db: &Path, name: &str) {
+    add_user_of(db, DOMAIN, name)
+}
+
+/// `imppd user add sip:<name>@<domain>` into the store `db`.
+pub fn add_user_of(db: &Path, domain: &str, name: &str) {
     let out = Command::new(IMPPD)
-        .args(["user", "add", &format!("sip:{name}@{DOMAIN}")])
+        .args(["user", "add", &format!("sip:{name}@{domain}")])
         .args(["--password", &password(name), "--db"])
         .arg(db)
         .output()
@@ -51,11 +56,11 @@ impl Imppd {
     /// As `start`, with `prepare` run on the store after the users are added and before
     /// imppd starts (e.g. `imppd list add`, which a running imppd takes only on SIGHUP).
     pub fn start_prepared(users: &[&str], prepare: impl FnOnce(&Path), extra: &[&str]) -> Imppd {
-        Imppd::start_for(DOMAIN, users, prepare, extra)
+        Imppd::start_domain(DOMAIN, users, prepare, extra)
     }
 
-    /// As `start_prepared`, serving `domain` instead of DOMAIN (users are still of DOMAIN).
-    pub fn start_for(
+    /// As `start_prepared`, serving `domain` (its users are of `domain`).
+    pub fn start_domain(
         domain: &str,
         users: &[&str],
         prepare: impl FnOnce(&Path),
@@ -64,7 +69,7 @@ impl Imppd {
         let dir = TempDir::new("imppd");
         let db = dir.path().join("imppd.db");
         for user in users {
-            add_user(&db, user);
+            add_user_of(&db, domain, user);
         }
         prepare(&db);
         let port = free_port();

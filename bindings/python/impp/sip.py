@@ -255,6 +255,7 @@ class SipStack:
     addresses. ``connection_limits``, ``rate_limit``, ``auth_limits``: a
     :class:`ConnectionLimits`, :class:`RateLimit`, :class:`AuthLimits` (None: the defaults).
     ``peers``: ``"b.test=192.0.2.7"`` or ``"b.test=192.0.2.0/24"`` (``DOMAIN=ADDR[/PREFIX]``),
+    or ``"b.test=sip.b.test"`` (``DOMAIN=HOST``: its A/AAAA addresses, followed with their TTL),
     addresses trusted to speak for the users of another domain. ``federation``: whom such
     users are believed from, a :class:`impp.Federation` or its token (``"trusted"``: peers
     only, the default; ``"open"``: anyone). ``publishers``: ``"192.0.2.20=example.test"`` (a

@@ -438,7 +438,7 @@ def test_bad_trust_settings_are_refused():
     with impp.Engine(domains=["example.test"]) as engine:
         for kwargs, message in (
             ({"peers": ["other.test"]}, "DOMAIN=ADDR"),
-            ({"peers": ["other.test=peer.other.test"]}, "peer.other.test"),
+            ({"peers": ["other.test=peer_other.test"]}, "peer_other.test"),
             ({"peers": ["other.test=192.0.2.0/33"]}, "33"),
             ({"federation": "closed"}, "closed"),
             ({"publishers": ["192.0.2.20"]}, "192.0.2.20"),

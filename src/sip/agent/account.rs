@@ -712,6 +712,7 @@ impl Accounts {
                         }
                     }
                 }
+                self.hops.answered(self.hops.next_hop(i), status, response);
                 let Some(mut r) = accounts.one_shots.remove(&id) else {
                     return;
                 };
@@ -828,6 +829,8 @@ impl Accounts {
                         self.send_publish(&mut accounts, i);
                     }
                     _ => {
+                        // The retry goes to the next target, as REGISTER's (RFC 3263 §4.3).
+                        self.hops.answered(self.hops.next_hop(i), status, response);
                         s.pub_failures += 1;
                         s.dirty = s.body.is_some();
                         if status != 423 {

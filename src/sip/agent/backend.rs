@@ -2,6 +2,17 @@
 //! (presentity, package) with local watchers, towards the next hop of the presentity's
 //! domain.
 //!
+//! - Where a new dialog goes is asked of [`ServerHops`] when it is made: the account's
+//!   server, else the route of the presentity's domain, an address or a name (`dns`: the
+//!   domain's own records) resolved by RFC 3263 without waiting (a name not cached is looked
+//!   up on the resolver thread, which sends the SUBSCRIBE when the answer is in). The
+//!   dialog stays with that target while it lives (its refreshes, its fetches and its end go
+//!   there, to the notifier's Contact as Request-URI, RFC 3261 §12.2); the next dialog asks
+//!   again, so it follows the records once their TTL ends.
+//! - A SUBSCRIBE not answered, one that could not be sent, or one answered `503` leaves that
+//!   target out for a while (its `Retry-After`, else 30 s: [`ServerHops::unreachable`]); a
+//!   dialog still being made goes to the name's next target at once (RFC 3263 §4.3), an
+//!   established one is made again after the back-off below, at a target still listed.
 //! - Created with the first local watcher (an engine subscription that is not terminated),
 //!   ended (`Expires: 0`) with the last one.
 //! - Refreshed in its dialog before it expires (see [`super::refresh_at`]).
@@ -72,11 +83,10 @@ use crate::model::key::presentity_key;
 use crate::model::package::{Document, Package};
 use crate::model::rule::{AuthAction, WatcherMatch};
 use crate::sip::digest_client::{DigestClient, Retry};
+use crate::sip::dns::{Resolution, ResolveError};
 use crate::sip::header::Contacts;
-use crate::sip::live::Live;
 use crate::sip::message::SipMessage;
 use crate::sip::route::NextHop;
-use crate::sip::route::RouteTable;
 use crate::sip::stack::{lock, Reply, Request, Stack, Waiting};
 use crate::uri::Uri;
 
@@ -139,6 +149,8 @@ enum Phase {
     Due(u64),
     /// A SUBSCRIBE is on its way.
     Sent,
+    /// A new dialog waits for its route's name to be resolved.
+    Resolving,
     /// Subscribed; refreshed at this clock time.
     Active(u64),
 }
@@ -148,7 +160,14 @@ struct Backend {
     package: Package,
     /// The local subscriptions served, with their watcher.
     watchers: BTreeMap<SubscriptionId, Uri>,
-    hop: NextHop,
+    /// Where the current dialog and its fetches go (else the last dialog's target; `None`
+    /// until the first is chosen). Changed only when a new dialog is made.
+    hop: Option<NextHop>,
+    /// Where the next new dialog goes, when chosen already (the next target after a
+    /// failure, or a lookup's answer); else it is asked for then.
+    next: Option<NextHop>,
+    /// The other targets of the name the current dialog's target came from, not tried yet.
+    rest: Vec<NextHop>,
     dialog: Option<Dialog>,
     phase: Phase,
     /// The entity tag of the mirrored publication in the local engine.
@@ -175,7 +194,8 @@ struct Backend {
     /// Watchers (keys) the remote domain showed what it showed the owner: they share the
     /// dialog.
     verified: HashSet<String>,
-    /// Watchers (keys) being asked about (a fetch in flight), with the fetch's Call-ID.
+    /// Watchers (keys) being asked about (a fetch in flight), with the fetch's Call-ID
+    /// (empty: waiting for the first target to be chosen).
     probing: HashMap<String, String>,
     /// Watchers (keys) asked about while neither they nor the owner were shown a document
     /// ([`Verdict::Unsure`]): asked again when the shared dialog shows one.
@@ -185,12 +205,14 @@ struct Backend {
 }
 
 impl Backend {
-    fn new(presentity: Uri, package: Package, hop: NextHop, now: u64, expires: u32) -> Backend {
+    fn new(presentity: Uri, package: Package, now: u64, expires: u32) -> Backend {
         Backend {
             presentity,
             package,
             watchers: BTreeMap::new(),
-            hop,
+            hop: None,
+            next: None,
+            rest: Vec::new(),
             dialog: None,
             phase: Phase::Due(now),
             etag: None,
@@ -342,10 +364,9 @@ pub(crate) struct Backends {
     federate: bool,
     /// Expiry asked for in back-end SUBSCRIBEs (seconds).
     backend_expires: u32,
-    routes: Live<RouteTable>,
     /// The accounts: a watcher that is one goes through its proxy and credentials.
     accounts: Arc<[Account]>,
-    /// Where the accounts' requests go now.
+    /// Where the accounts' requests and the other domains' go.
     hops: Arc<ServerHops>,
     table: Mutex<BackendTable>,
     counters: Arc<AgentCounters>,
@@ -357,8 +378,6 @@ pub(crate) struct FederationConfig {
     pub(crate) federate: bool,
     /// Expiry asked for in back-end SUBSCRIBEs (seconds).
     pub(crate) backend_expires: u32,
-    /// Next hops of the other domains (replaced on a reload).
-    pub(crate) routes: Live<RouteTable>,
 }
 
 /// The outcome of a back-end's request goes back to the role.
@@ -429,7 +448,6 @@ impl Backends {
             engine,
             federate: config.federate,
             backend_expires: config.backend_expires,
-            routes: config.routes,
             accounts,
             hops,
             table: Mutex::new(BackendTable::default()),
@@ -457,16 +475,16 @@ impl Backends {
         lock(&self.table).counts()
     }
 
-    /// Where the back-end subscription of `watcher` to `presentity` goes, if it is one:
-    /// federation on, a domain the engine does not own (nor a presentity served here), a
-    /// publishable package, and a route
-    /// (the watcher's account, else the domain's route).
+    /// Where the back-end subscription of `watcher` to `presentity` goes, if it is one, and
+    /// through which account (`Some(None)`: the domain's route): federation on, a domain the
+    /// engine does not own (nor a presentity served here), a publishable package, and a
+    /// route (the watcher's account, else the domain's route, an address or a name).
     fn backend_route(
         &self,
         watcher: &Uri,
         presentity: &Uri,
         package: Package,
-    ) -> Option<(Option<usize>, NextHop)> {
+    ) -> Option<Option<usize>> {
         if !self.federate || !package.is_publishable() {
             return None;
         }
@@ -476,18 +494,15 @@ impl Backends {
         if engine.config().owns(presentity) || engine.served_here(presentity).is_some() {
             return None;
         }
-        if let Some((i, hop)) = account_route(&self.accounts, &self.hops, watcher) {
+        if let Some((i, _)) = account_route(&self.accounts, &self.hops, watcher) {
             // An account watching itself sees what it publishes from here: mirroring the
             // registrar's view of it back would loop into the uplink publication.
             if presentity_key(watcher) == presentity_key(presentity) {
                 return None;
             }
-            return Some((Some(i), hop));
+            return Some(Some(i));
         }
-        self.routes
-            .get()
-            .lookup(presentity.host())
-            .map(|hop| (None, hop))
+        self.hops.routed(presentity.host()).then_some(None)
     }
 
     /// Checks the arguments of a list subscription: account `account` exists, `package` has
@@ -557,7 +572,6 @@ impl Backends {
         let mut backend = Backend::new(
             list.clone(),
             package,
-            self.hops.next_hop(account),
             self.stack.now(),
             self.backend_expires,
         );
@@ -713,7 +727,7 @@ impl Backends {
         package: Package,
         joined: Joined,
     ) {
-        let Some((account, hop)) = self.backend_route(watcher, presentity, package) else {
+        let Some(account) = self.backend_route(watcher, presentity, package) else {
             return;
         };
         let mut key = Key {
@@ -744,7 +758,7 @@ impl Backends {
         let auth = account.and_then(|i| account_digest(&self.accounts, i, self.stack.random_u64()));
         let backend = table.by_key.entry(key.clone()).or_insert_with(|| {
             log::debug!("federation: first local watcher of {presentity} ({package})");
-            let mut b = Backend::new(presentity.clone(), package, hop, now, expires);
+            let mut b = Backend::new(presentity.clone(), package, now, expires);
             b.auth = auth;
             b.owner = Some(wkey.clone());
             b
@@ -803,6 +817,11 @@ impl Backends {
             return;
         };
         let wkey = presentity_key(watcher);
+        let Some(hop) = b.hop else {
+            // Asked once the first target is chosen (see `Backends::choose_hop`).
+            b.probing.insert(wkey, String::new());
+            return;
+        };
         let dialog = Dialog {
             call_id: format!("{}@impp", self.stack.token()),
             local_tag: self.stack.token(),
@@ -813,7 +832,7 @@ impl Backends {
             remote_cseq: 0,
             list: false,
         };
-        match self.subscribe_request(&dialog, &b.presentity, b.package, 0, b.hop, None) {
+        match self.subscribe_request(&dialog, &b.presentity, b.package, 0, hop, None) {
             Ok((branch, bytes, _)) => {
                 self.counters.probes_sent.fetch_add(1, Ordering::Relaxed);
                 b.probing.insert(wkey.clone(), dialog.call_id.clone());
@@ -831,7 +850,7 @@ impl Backends {
                 let tx = BackendTx::Probe {
                     call_id: dialog.call_id,
                 };
-                self.send_request(branch, bytes, b.hop, tx);
+                self.send_request(branch, bytes, hop, tx);
             }
             Err(e) => {
                 log::warn!("federation: cannot build a fetch for {}: {e}", b.presentity);
@@ -917,7 +936,6 @@ impl Backends {
         let mut own = Backend::new(
             b.presentity.clone(),
             b.package,
-            b.hop,
             self.stack.now(),
             self.backend_expires,
         );
@@ -987,11 +1005,11 @@ impl Backends {
         if let Ok(engine) = self.engine() {
             backend.clear_mirror(&engine);
         }
-        if let Some(dialog) = backend.dialog {
+        if let Some((dialog, hop)) = backend.dialog.zip(backend.hop) {
             table.by_call_id.remove(&dialog.call_id);
             let mut closing = Closing {
                 dialog,
-                hop: backend.hop,
+                hop,
                 until: self.stack.now() + CLOSING_MS,
             };
             // Without the notifier's tag the SUBSCRIBE is not answered yet: the answer ends
@@ -1005,11 +1023,17 @@ impl Backends {
         }
     }
 
-    /// Sends the SUBSCRIBE the back-end `key` is due: in its dialog, or a new one.
+    /// Sends the SUBSCRIBE the back-end `key` is due: in its dialog, or a new one (once
+    /// its target is chosen: see [`Backends::choose_hop`]).
     fn send_subscribe(&self, table: &mut BackendTable, key: &Key) {
+        let new = table.by_key.get(key).is_some_and(|b| b.dialog.is_none());
+        if new && !self.choose_hop(table, key) {
+            return;
+        }
         let Some(b) = table.by_key.get_mut(key) else {
             return;
         };
+        let hop = b.hop.expect("chosen for the dialog");
         if b.dialog.is_none() {
             let from = if key.list {
                 Some(account_or(&self.accounts, key.account, &b.presentity))
@@ -1057,7 +1081,7 @@ impl Backends {
             .as_mut()
             .and_then(|a| a.authorize("SUBSCRIBE", &d.remote_target));
         let built =
-            self.subscribe_request(d, &b.presentity, b.package, b.expires, b.hop, authorization);
+            self.subscribe_request(d, &b.presentity, b.package, b.expires, hop, authorization);
         b.phase = Phase::Sent;
         let with_auth = built.as_ref().is_ok_and(|(_, _, a)| *a);
         match built.map(|(branch, bytes, _)| (branch, bytes)) {
@@ -1070,7 +1094,7 @@ impl Backends {
                     call_id: d.call_id.clone(),
                     with_auth,
                 };
-                self.send_request(branch, bytes, b.hop, tx);
+                self.send_request(branch, bytes, hop, tx);
             }
             Err(e) => {
                 log::warn!(
@@ -1081,6 +1105,110 @@ impl Backends {
                 b.phase = Phase::Due(self.stack.now() + backoff(&self.stack, b.failures));
                 table.schedule(key);
             }
+        }
+    }
+
+    /// Chooses where back-end `key`'s new dialog goes (its `hop`): the target chosen
+    /// already (`next`), else the account's server, else the first target of its domain's
+    /// route (the others kept for fail-over). `false` when there is none yet: the name is
+    /// being looked up (then [`Backends::resolved`] goes on), or the back-end failed and
+    /// is retried after a back-off. Fetches that waited for a target are sent.
+    fn choose_hop(&self, table: &mut BackendTable, key: &Key) -> bool {
+        let Some(b) = table.by_key.get_mut(key) else {
+            return false;
+        };
+        if b.next.is_none() {
+            if let Some(i) = key.account {
+                b.next = Some(self.hops.next_hop(i));
+                b.rest.clear();
+            } else {
+                let role = self.me.clone();
+                let waiting = key.clone();
+                let then = Box::new(move |found| {
+                    if let Some(role) = role.upgrade() {
+                        role.resolved(&waiting, found);
+                    }
+                });
+                match self.hops.domain(b.presentity.host(), then) {
+                    // The route is gone (a reload): where the last dialog went, if anywhere.
+                    None if b.hop.is_some() => {
+                        b.next = b.hop;
+                        b.rest.clear();
+                    }
+                    None => {
+                        log::info!("federation: no route to {}", b.presentity.host());
+                        self.backend_failed(table, key, 404);
+                        return false;
+                    }
+                    Some(Resolution::Pending) => {
+                        b.phase = Phase::Resolving;
+                        return false;
+                    }
+                    Some(Resolution::Ready(found)) => {
+                        if !self.found_hops(table, key, found) {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+        let b = table.by_key.get_mut(key).expect("present");
+        b.hop = b.next.take();
+        let waiting: Vec<Uri> = b
+            .probing
+            .iter()
+            .filter(|(_, call_id)| call_id.is_empty())
+            .filter_map(|(w, _)| b.watchers.values().find(|u| presentity_key(u) == *w))
+            .cloned()
+            .collect();
+        for w in waiting {
+            self.send_probe(table, key, &w);
+        }
+        true
+    }
+
+    /// Takes the targets `found` for back-end `key`'s new dialog: the first next, the others
+    /// for fail-over. `false` when there are none: the back-end failed (a name without
+    /// records as a `404`, a DNS failure as a `503`) and is retried after a back-off.
+    fn found_hops(
+        &self,
+        table: &mut BackendTable,
+        key: &Key,
+        found: std::result::Result<Vec<NextHop>, ResolveError>,
+    ) -> bool {
+        let Some(b) = table.by_key.get_mut(key) else {
+            return false;
+        };
+        let status = match found {
+            Ok(mut hops) if !hops.is_empty() => {
+                b.next = Some(hops.remove(0));
+                b.rest = hops;
+                return true;
+            }
+            Ok(_) | Err(ResolveError::NotFound(_)) => 404,
+            Err(_) => 503,
+        };
+        log::info!(
+            "federation: no address for {} ({status}); retried later",
+            b.presentity.host()
+        );
+        self.backend_failed(table, key, status);
+        false
+    }
+
+    /// The lookup a new dialog of back-end `key` waited for is answered: the dialog is made
+    /// (unless the back-end ended or went on meanwhile).
+    fn resolved(&self, key: &Key, found: std::result::Result<Vec<NextHop>, ResolveError>) {
+        let mut table = lock(&self.table);
+        if !table
+            .by_key
+            .get(key)
+            .is_some_and(|b| b.phase == Phase::Resolving)
+        {
+            return;
+        }
+        if self.found_hops(&mut table, key, found) {
+            self.send_subscribe(&mut table, key);
         }
     }
 
@@ -1206,6 +1334,9 @@ impl Backends {
             }
             return;
         }
+        if self.fail_over(&mut table, &key, status, response) {
+            return;
+        }
         let stack = &self.stack;
         let b = table.by_key.get_mut(&key).expect("checked above");
         match status {
@@ -1287,6 +1418,50 @@ impl Backends {
             _ => self.backend_failed(&mut table, &key, status),
         }
         table.schedule(&key);
+    }
+
+    /// Back-end `key`'s SUBSCRIBE was answered `status` (`response`). When its target did not
+    /// answer, could not be reached or answered `503`, it is left out for a while, and a
+    /// dialog still being made goes to the name's next target at once (`true`). The dialog
+    /// given up is remembered as closing, so that a late success from that target is ended.
+    fn fail_over(
+        &self,
+        table: &mut BackendTable,
+        key: &Key,
+        status: u16,
+        response: Option<&SipMessage>,
+    ) -> bool {
+        let Some(b) = table.by_key.get_mut(key) else {
+            return false;
+        };
+        let Some(hop) = b.hop else {
+            return false;
+        };
+        if !self.hops.answered(hop, status, response) {
+            return false;
+        }
+        let made = b.dialog.as_ref().is_some_and(|d| d.remote_tag.is_some());
+        if made || b.rest.is_empty() {
+            return false;
+        }
+        let next = b.rest.remove(0);
+        log::debug!(
+            "federation: SUBSCRIBE to {} failed at {:?}; trying {next}",
+            b.presentity,
+            b.hop
+        );
+        b.next = Some(next);
+        let given_up = b.dialog.take().zip(b.hop);
+        if let Some((dialog, hop)) = given_up {
+            table.by_call_id.remove(&dialog.call_id);
+            let until = self.stack.now() + CLOSING_MS;
+            table
+                .closing
+                .insert(dialog.call_id.clone(), Closing { dialog, hop, until });
+        }
+        self.send_subscribe(table, key);
+        table.schedule(key);
+        true
     }
 
     /// A back-end dialog failed (`status`: the answer, 408 for none): a new one after a
@@ -1671,7 +1846,7 @@ impl Backends {
             let Wake(_, key) = table.wakes.pop().expect("peeked");
             let due = table.by_key.get(&key).is_some_and(|b| match b.phase {
                 Phase::Due(at) | Phase::Active(at) => at <= now,
-                Phase::Sent => false,
+                Phase::Sent | Phase::Resolving => false,
             });
             if due {
                 self.send_subscribe(&mut table, &key);
@@ -1719,10 +1894,10 @@ impl Backends {
             if let Ok(engine) = self.engine() {
                 b.clear_mirror(&engine);
             }
-            if let Some(dialog) = b.dialog.filter(|d| d.remote_tag.is_some()) {
+            if let Some((dialog, hop)) = b.dialog.filter(|d| d.remote_tag.is_some()).zip(b.hop) {
                 let mut closing = Closing {
                     dialog,
-                    hop: b.hop,
+                    hop,
                     until: 0,
                 };
                 self.send_unsubscribe(&mut closing, &b.presentity, b.package);

@@ -9,6 +9,7 @@
 //! | [`account`] | the accounts of the user-agent role |
 //! | `backend` | the back-end subscriptions: created, refreshed, retried, ended, mirrored |
 //! | `edge` | a serving account's half of presence at the edge: feature tag, keep-alives, rules over XCAP |
+//! | `server_hops` | where the agent roles' requests go: the accounts' servers and the other domains' routes, addresses or names (RFC 3263), and the targets left out after a failure |
 //!
 //! # Identity
 //!

@@ -1,6 +1,9 @@
-//! Where each account's requests go: the transport address of its registrar and of its
-//! outbound proxy, either of which may be a host name resolved by RFC 3263 (NAPTR, SRV,
-//! A/AAAA, through the server's resolver, [`crate::sip::dns`]).
+//! Where the agent roles' requests go: each account's registrar and outbound proxy, and the
+//! route of another domain (for federation's back-end subscriptions); any of them may be a
+//! host name resolved by RFC 3263 (NAPTR, SRV, A/AAAA, through the server's resolver,
+//! [`crate::sip::dns`]), or, for a route, `dns` (the domain's own records).
+//!
+//! # An account's servers
 //!
 //! A name is resolved once when the server starts, on the thread that starts it (never the
 //! I/O thread), so that every role that sends for an account (its REGISTER and PUBLISH, its
@@ -12,6 +15,18 @@
 //! background while the last address found is used. A target that answered `503` or did
 //! not answer is left out for a while ([`ServerHops::unreachable`]), so the next request goes
 //! to the next SRV target (RFC 3263 §4.3).
+//!
+//! # Another domain's route
+//!
+//! A route is looked up for each request that needs it ([`ServerHops::domain`]): an
+//! address as configured; a name (or `dns`: the domain itself) as the resolver answers it
+//! now, which is in place for a cached name (an expired one while it is refreshed) and
+//! otherwise later, on the resolver thread, so that a caller on the I/O thread, a worker or
+//! the event thread never waits. Nothing sticks: the caller keeps the targets for the
+//! request it sends (the first, then the next on failure), and a dialog keeps the one it
+//! was made through; a new dialog looks the name up again, so it follows the records once
+//! their TTL ends. Targets that failed are left out with [`ServerHops::unreachable`] as for
+//! an account.
 #![forbid(unsafe_code)]
 
 use std::sync::{Arc, Mutex};
@@ -19,8 +34,11 @@ use std::time::Duration;
 
 use super::Account;
 use crate::error::{Error, Result};
+use crate::sip::dns::resolver::Continuation;
 use crate::sip::dns::{Destination, Resolution, Resolver};
-use crate::sip::route::{NextHop, RouteTarget};
+use crate::sip::live::Live;
+use crate::sip::message::SipMessage;
+use crate::sip::route::{NextHop, RouteTable, RouteTarget};
 use crate::sip::stack::lock;
 
 /// The index of the registrar in an account's servers.
@@ -28,9 +46,15 @@ const REGISTRAR: usize = 0;
 /// The index of the outbound proxy.
 const PROXY: usize = 1;
 
-/// The accounts' servers and their current addresses.
+/// How long a target that answered `503` without `Retry-After`, or did not answer, is left
+/// out of its name's answers.
+const UNREACHABLE_MS: u64 = 30_000;
+
+/// The accounts' servers and their current addresses, and the other domains' routes.
 pub(crate) struct ServerHops {
     resolver: Arc<Resolver>,
+    /// The routes to other domains (replaced on a reload).
+    routes: Live<RouteTable>,
     /// Per account: the registrar and the outbound proxy, as configured.
     servers: Vec<[Option<RouteTarget>; 2]>,
     /// Per account: their latest addresses (a name's first target as last resolved).
@@ -38,11 +62,13 @@ pub(crate) struct ServerHops {
 }
 
 impl ServerHops {
-    /// The servers of `accounts`, every name resolved now, waiting at most `wait` for each.
+    /// The servers of `accounts`, every name resolved now, waiting at most `wait` for each,
+    /// and `routes` (looked up when used).
     /// Errors: a name that does not resolve (`Network`), saying which account and server.
     pub(crate) fn resolve(
         resolver: Arc<Resolver>,
         accounts: &[Account],
+        routes: Live<RouteTable>,
         wait: Duration,
     ) -> Result<ServerHops> {
         let servers: Vec<[Option<RouteTarget>; 2]> = accounts
@@ -81,6 +107,7 @@ impl ServerHops {
         }
         Ok(ServerHops {
             resolver,
+            routes,
             servers,
             current: Arc::new(Mutex::new(current)),
         })
@@ -107,7 +134,8 @@ impl ServerHops {
 
     /// `hop`, a server that answered `503` (with `Retry-After`: `retry_ms`) or did not
     /// answer, is left out of the names' answers for that long (30 s without one), so the
-    /// next request goes to the next target. Nothing for an address (there is no other).
+    /// next request goes to the next target. Nothing when no server or route is a name
+    /// (there is no other).
     pub(crate) fn unreachable(&self, hop: NextHop, retry_ms: Option<u64>) {
         let named = self
             .servers
@@ -115,9 +143,47 @@ impl ServerHops {
             .flatten()
             .flatten()
             .any(|t| matches!(t, RouteTarget::Name(_)));
-        if named {
-            self.resolver.avoid(hop, retry_ms.unwrap_or(30_000));
+        if named || self.routes.get().needs_dns() {
+            self.resolver.avoid(hop, retry_ms.unwrap_or(UNREACHABLE_MS));
         }
+    }
+
+    /// `hop` answered a request with `status` (`response`; 408: no answer, 503 also: it could
+    /// not be sent): a `503` or no answer leaves it out as [`ServerHops::unreachable`] does
+    /// (for the `Retry-After` of a `503` that has one); any other answer changes nothing.
+    /// Whether it was left out.
+    pub(crate) fn answered(
+        &self,
+        hop: NextHop,
+        status: u16,
+        response: Option<&SipMessage>,
+    ) -> bool {
+        if !matches!(status, 408 | 503) {
+            return false;
+        }
+        let retry_ms = response
+            .and_then(SipMessage::retry_after)
+            .map(|s| s.saturating_mul(1000));
+        self.unreachable(hop, retry_ms);
+        true
+    }
+
+    /// Whether requests for `domain` have a route (its own, else the default one).
+    pub(crate) fn routed(&self, domain: &str) -> bool {
+        self.routes.get().target(domain).is_some()
+    }
+
+    /// Where a new request for `domain` goes, by its route: `None` without one; else its
+    /// targets in the order to try them (an address alone; a name's as resolved, in place
+    /// when cached) or [`Resolution::Pending`], and then `then` runs with them on the
+    /// resolver thread.
+    pub(crate) fn domain(&self, domain: &str, then: Continuation) -> Option<Resolution> {
+        let routes = self.routes.get();
+        let target = routes.target(domain)?;
+        Some(match target.destination(domain) {
+            None => Resolution::Ready(Ok(target.hop().into_iter().collect())),
+            Some(dest) => self.resolver.resolve(&dest, then),
+        })
     }
 
     /// The address of server `which` of account `i` now.
@@ -162,23 +228,5 @@ fn first_hop(
     dest: &Destination,
     wait: Duration,
 ) -> std::result::Result<NextHop, String> {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    let found = match resolver.resolve(
-        dest,
-        Box::new(move |found| {
-            let _ = tx.send(found);
-        }),
-    ) {
-        Resolution::Ready(found) => found,
-        Resolution::Pending => rx
-            .recv_timeout(wait)
-            .map_err(|_| format!("no answer from the DNS in {} ms", wait.as_millis()))?,
-    };
-    match found {
-        Ok(hops) => hops
-            .first()
-            .copied()
-            .ok_or_else(|| "no address".to_string()),
-        Err(e) => Err(e.to_string()),
-    }
+    resolver.resolve_wait(dest, wait).map(|hops| hops[0])
 }

@@ -221,6 +221,58 @@ impl Resolver {
         if let Some(hop) = dest.numeric() {
             return Some(Ok(vec![hop]));
         }
+        let (answer, now) = self.lookup(dest)?;
+        Some(self.shared.hops(dest, &answer, now))
+    }
+
+    /// The IP addresses of `dest`'s targets if its answer is cached, as [`Resolver::cached`]
+    /// finds it, every one of them: none is left out after a failure (who a server is does
+    /// not change with how it answers); `None` otherwise (nothing is queued).
+    pub fn cached_addresses(
+        &self,
+        dest: &Destination,
+    ) -> Option<Result<Vec<std::net::IpAddr>, ResolveError>> {
+        if let Some(hop) = dest.numeric() {
+            return Some(Ok(vec![hop.addr.ip()]));
+        }
+        let (answer, _) = self.lookup(dest)?;
+        if answer.is_empty() {
+            return Some(Err(ResolveError::NotFound(dest.to_string())));
+        }
+        let mut ips: Vec<std::net::IpAddr> = answer
+            .hops(&mut || (self.shared.random)())
+            .iter()
+            .map(|h| h.addr.ip())
+            .collect();
+        ips.sort();
+        ips.dedup();
+        Some(Ok(ips))
+    }
+
+    /// The next hops of `dest`, waiting at most `wait` for the resolver: for a thread that
+    /// may wait (a server starting, a reload), never the I/O thread or a worker. `Err`: why
+    /// there are none, in words.
+    pub fn resolve_wait(&self, dest: &Destination, wait: Duration) -> Result<Vec<NextHop>, String> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let then = Box::new(move |found| {
+            let _ = tx.send(found);
+        });
+        let found = match self.resolve(dest, then) {
+            Resolution::Ready(found) => found,
+            Resolution::Pending => rx
+                .recv_timeout(wait)
+                .map_err(|_| format!("no answer from the DNS in {} ms", wait.as_millis()))?,
+        };
+        match found {
+            Ok(hops) if hops.is_empty() => Err("no address".to_string()),
+            Ok(hops) => Ok(hops),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// `dest`'s cached answer, valid or expired but still served (then refreshed first in
+    /// line), and the clock time; counted as a hit.
+    fn lookup(&self, dest: &Destination) -> Option<(Arc<Answer>, u64)> {
         let s = &self.shared;
         let now = s.clock.now_ms();
         let stale_ms = s.config.stale.as_millis() as u64;
@@ -235,7 +287,7 @@ impl Resolver {
         } else {
             s.hits.fetch_add(1, Ordering::Relaxed);
         }
-        Some(s.hops(dest, &answer, now))
+        Some((answer, now))
     }
 
     /// Leaves `hop` out of the hops handed out for `ms` (clock ms): it answered `503` with

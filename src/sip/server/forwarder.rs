@@ -15,9 +15,9 @@
 //!    in-dialog request to our Contact). The existing handlers serve it.
 //! 4. A SUBSCRIBE creating a dialog (no To tag) from a user of an owned domain to a
 //!    presentity elsewhere while `federate` is on is left to the existing path, which serves
-//!    it with one shared back-end subscription (federation). (Its refreshes are addressed to
-//!    our Contact: rule 3.) Not when the presentity's domain is routed by name or `dns`:
-//!    back-end subscriptions need an address route, so such a SUBSCRIBE is forwarded.
+//!    it with one shared back-end subscription (federation), whether the presentity's
+//!    domain is routed to an address, a name or `dns` (the back-end subscriptions resolve
+//!    names as this role does). (Its refreshes are addressed to our Contact: rule 3.)
 //! 5. Inside a dialog (To tag) whose route we recorded (a Route of ours was removed), a
 //!    Request-URI (the other party's Contact) is the next hop itself: its address, or its
 //!    host resolved by DNS.
@@ -894,11 +894,7 @@ impl Forwarder {
             return Ok(Target::Local);
         }
         let in_dialog = m.to()?.tag().is_some();
-        // Federation's back-end subscriptions go to address routes only: a domain routed by
-        // name (or `dns`) has its SUBSCRIBEs forwarded instead.
-        let routes = self.routes.get();
-        let named = routes.target(uri.host()).is_some_and(|t| t.hop().is_none());
-        if m.method() == Some("SUBSCRIBE") && self.federate && !in_dialog && !named {
+        if m.method() == Some("SUBSCRIBE") && self.federate && !in_dialog {
             let from_owned = m.from()?.uri().is_ok_and(|u| self.owned_host(u.host()));
             if from_owned {
                 return Ok(Target::Local);
@@ -919,7 +915,7 @@ impl Forwarder {
                 sealed,
             ));
         }
-        Ok(match routes.target(uri.host()) {
+        Ok(match self.routes.get().target(uri.host()) {
             Some(RouteTarget::Hop(hop)) => Target::Hop(Next::Addr(*hop), popped, sealed),
             Some(RouteTarget::Name(dest)) => Target::Hop(Next::Name(dest.clone()), popped, sealed),
             Some(RouteTarget::Dns) => {

@@ -5,7 +5,8 @@
 //!
 //! * a mutual-TLS connection whose certificate names the domain (a DNS subjectAltName,
 //!   RFC 5922 §7.2), verified during the handshake, or
-//! * a source address the operator lists for the domain ([`TrustedPeer`]).
+//! * a source address the operator lists for the domain ([`TrustedPeer`]), or one of the
+//!   A/AAAA addresses of a host name listed for it (`--peer b.test=sip.b.test`).
 //!
 //! What such an identity may ask for at all, and where each is decided:
 //!
@@ -24,22 +25,39 @@
 //! Responses need no such check: they are matched to this server's own client transactions
 //! by the branch it chose.
 //!
+//! # Peers by name
+//!
+//! A peer given by host name is resolved when the configuration is taken (the server
+//! starting, a reload: threads that may wait; a name that does not resolve refuses the
+//! configuration, saying which), through the server's resolver ([`crate::sip::dns`]: its
+//! A/AAAA records, as for a destination with a port). From then on each request that needs
+//! it takes the resolver's cached answer, in place: an expired one while it is refreshed,
+//! so the addresses follow the records once their TTL ends. An answer gone from the cache
+//! is looked up in the background while the addresses found last are used. Every address
+//! counts, also one that failed to answer a request of ours (who a server is does not change
+//! with its health). Peers by name are not exempt from the rate limit (their addresses are
+//! not known when the limiter is made); peers by address are.
+//!
 //! A telephony system speaks for its users in one more way: a [`TrustedPublisher`] (a PBX by
 //! its address, or a privileged account authenticated by digest) may PUBLISH `presence`,
 //! `dialog` and `message-summary` state for any user of its domain (busy lamps, message
 //! waiting lamps), which otherwise only the user itself may.
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::model::key::presentity_key;
 use crate::model::package::Package;
+use crate::sip::dns::{Destination, Resolver};
 use crate::sip::live::Live;
 use crate::sip::message::SipMessage;
-use crate::sip::stack::{Peer, Request};
+use crate::sip::stack::{lock, Peer, Request};
 use crate::uri::Uri;
 
 /// A block of IP addresses: an address and a prefix length (`10.0.0.0/8`, `2001:db8::/32`;
@@ -139,21 +157,61 @@ impl FromStr for Network {
     }
 }
 
+/// Where a trusted peer's requests come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerSource {
+    /// A block of addresses.
+    Network(Network),
+    /// The A/AAAA addresses of a host name (lower case), as resolved now (see "Peers by
+    /// name" in the module documentation).
+    Host(String),
+}
+
+impl PeerSource {
+    /// The block of addresses, for a peer listed by address.
+    pub fn network(&self) -> Option<Network> {
+        match self {
+            PeerSource::Network(n) => Some(*n),
+            PeerSource::Host(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for PeerSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerSource::Network(n) => n.fmt(f),
+            PeerSource::Host(h) => f.write_str(h),
+        }
+    }
+}
+
 /// A peer the operator trusts to speak for the users of another domain by its address: a
-/// request whose From names `domain` is believed when it comes from `network`.
+/// request whose From names `domain` is believed when it comes from `source`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedPeer {
     /// The domain (lower case).
     pub domain: String,
     /// Where its server's requests come from.
-    pub network: Network,
+    pub source: PeerSource,
 }
 
 impl TrustedPeer {
-    /// Reads `DOMAIN=ADDR[/PREFIX]` (`b.test=192.0.2.10`, `b.test=2001:db8::/64`).
+    /// A peer for `domain` at the addresses of `network`.
+    pub fn network(domain: &str, network: Network) -> TrustedPeer {
+        TrustedPeer {
+            domain: domain.to_ascii_lowercase(),
+            source: PeerSource::Network(network),
+        }
+    }
+
+    /// Reads `DOMAIN=ADDR[/PREFIX]` (`b.test=192.0.2.10`, `b.test=2001:db8::/64`) or
+    /// `DOMAIN=HOST` (`b.test=sip.b.test`: a name with a dot, resolved).
     pub fn parse(text: &str) -> Result<TrustedPeer> {
         let (domain, network) = text.split_once('=').ok_or_else(|| {
-            Error::InvalidArgument(format!("peer '{text}': expected DOMAIN=ADDR[/PREFIX]"))
+            Error::InvalidArgument(format!(
+                "peer '{text}': expected DOMAIN=ADDR[/PREFIX] or DOMAIN=HOST"
+            ))
         })?;
         let domain = domain.trim();
         if domain.is_empty() || domain.contains(|c: char| c.is_whitespace() || c == '*') {
@@ -161,18 +219,44 @@ impl TrustedPeer {
                 "peer '{text}': '{domain}' is not a domain"
             )));
         }
-        let network = Network::parse(network)
-            .map_err(|e| Error::InvalidArgument(format!("peer {}", strip_kind(&e))))?;
+        let source = match Network::parse(network) {
+            Ok(n) => PeerSource::Network(n),
+            Err(_) if host_name(network.trim()) => {
+                PeerSource::Host(network.trim().trim_end_matches('.').to_ascii_lowercase())
+            }
+            Err(e) => {
+                return Err(Error::InvalidArgument(format!(
+                    "peer {} (nor a host name with a dot)",
+                    strip_kind(&e)
+                )))
+            }
+        };
         Ok(TrustedPeer {
             domain: domain.to_ascii_lowercase(),
-            network,
+            source,
         })
     }
 }
 
+/// Whether `text` is a host name: labels of letters, digits and `-`, at least two, not all
+/// digits (that would be a malformed address).
+fn host_name(text: &str) -> bool {
+    let text = text.strip_suffix('.').unwrap_or(text);
+    let labels: Vec<&str> = text.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && !text.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
 impl fmt::Display for TrustedPeer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.domain, self.network)
+        write!(f, "{}={}", self.domain, self.source)
     }
 }
 
@@ -298,22 +382,66 @@ pub(crate) struct Trust {
     domains: Vec<String>,
     /// Replaced whole by a reload ([`Trust::replace`]).
     config: Live<TrustConfig>,
+    /// How peers by name are resolved (`None`: they are refused).
+    names: Option<PeerNames>,
+}
+
+/// The resolver peers by name are looked up with, how long a configuration may wait for
+/// it, and each name's addresses found last.
+struct PeerNames {
+    resolver: Arc<Resolver>,
+    wait: Duration,
+    last: Mutex<HashMap<String, Vec<IpAddr>>>,
+}
+
+/// What a peer's host name is looked up as: its A/AAAA records (a port given: no NAPTR, no
+/// SRV, RFC 3263 §4.2).
+fn peer_destination(host: &str) -> Destination {
+    Destination {
+        host: host.to_string(),
+        port: Some(5060),
+        proto: Some(crate::sip::transport::Proto::Udp),
+        secure: false,
+    }
 }
 
 impl Trust {
     /// Checks `config` against the owned `domains`: a peer for an owned domain, or a publisher
-    /// for a domain (or an account of a domain) not owned, is a mistake.
+    /// for a domain (or an account of a domain) not owned, is a mistake. A peer by name is
+    /// refused (see [`Trust::resolving`]).
+    #[cfg(test)]
     pub(crate) fn new(domains: Vec<String>, config: TrustConfig) -> Result<Trust> {
+        Trust::make(domains, config, None)
+    }
+
+    /// As [`Trust::new`], peers by name resolved through `resolver`, which a configuration
+    /// waits at most `wait` for each (see "Peers by name" in the module documentation).
+    pub(crate) fn resolving(
+        domains: Vec<String>,
+        config: TrustConfig,
+        resolver: Arc<Resolver>,
+        wait: Duration,
+    ) -> Result<Trust> {
+        let names = PeerNames {
+            resolver,
+            wait,
+            last: Mutex::default(),
+        };
+        Trust::make(domains, config, Some(names))
+    }
+
+    fn make(domains: Vec<String>, config: TrustConfig, names: Option<PeerNames>) -> Result<Trust> {
         let trust = Trust {
             domains,
             config: Live::new(TrustConfig::default()),
+            names,
         };
         trust.replace(config)?;
         Ok(trust)
     }
 
     /// Trusts what `config` says from now on, once it is checked as [`Trust::new`] checks
-    /// it; refused, the trust stays as it was.
+    /// it and its peers by name are resolved (waiting); refused, the trust stays as it was.
     pub(crate) fn replace(&self, config: TrustConfig) -> Result<()> {
         let trust = self;
         for peer in &config.peers {
@@ -323,6 +451,22 @@ impl Trust {
                     peer.domain
                 )));
             }
+        }
+        let mut found = HashMap::new();
+        for peer in &config.peers {
+            let PeerSource::Host(host) = &peer.source else {
+                continue;
+            };
+            let Some(names) = &self.names else {
+                return Err(Error::InvalidArgument(format!(
+                    "peer {peer}: a peer by name needs the server's resolver"
+                )));
+            };
+            let hops = names
+                .resolver
+                .resolve_wait(&peer_destination(host), names.wait)
+                .map_err(|why| Error::Network(format!("peer {peer}: {host}: {why}")))?;
+            found.insert(host.clone(), hops.iter().map(|h| h.addr.ip()).collect());
         }
         for p in &config.publishers {
             if !trust.owns(&p.domain) {
@@ -339,8 +483,35 @@ impl Trust {
                 }
             }
         }
+        if let Some(names) = &self.names {
+            lock(&names.last).extend(found);
+        }
         self.config.set(config);
         Ok(())
+    }
+
+    /// The addresses of the peer named `host` now (see "Peers by name" in the module
+    /// documentation).
+    fn addresses_of(&self, host: &str) -> Vec<IpAddr> {
+        let Some(names) = &self.names else {
+            return Vec::new();
+        };
+        let dest = peer_destination(host);
+        match names.resolver.cached_addresses(&dest) {
+            Some(Ok(ips)) => {
+                let mut last = lock(&names.last);
+                if last.get(host) != Some(&ips) {
+                    last.insert(host.to_string(), ips.clone());
+                }
+                ips
+            }
+            // Gone from the cache (or failing): looked up again in the background (the answer
+            // lands in the cache); the addresses found last meanwhile.
+            _ => {
+                let _ = names.resolver.resolve(&dest, Box::new(|_| {}));
+                lock(&names.last).get(host).cloned().unwrap_or_default()
+            }
+        }
     }
 
     fn owns(&self, host: &str) -> bool {
@@ -368,12 +539,16 @@ impl Trust {
             return Ok(());
         }
         let ip = peer.source.ip();
+        let listed = |p: &TrustedPeer| match &p.source {
+            PeerSource::Network(n) => n.contains(ip),
+            PeerSource::Host(h) => self.addresses_of(h).contains(&ip.to_canonical()),
+        };
         if self
             .config
             .get()
             .peers
             .iter()
-            .any(|p| p.domain.eq_ignore_ascii_case(domain) && p.network.contains(ip))
+            .any(|p| p.domain.eq_ignore_ascii_case(domain) && listed(p))
         {
             return Ok(());
         }
@@ -482,9 +657,27 @@ mod tests {
                 .to_string(),
             "b.test=2001:db8::1/128"
         );
-        for bad in ["b.test", "=1.2.3.4", "*=1.2.3.4", "b.test=nowhere"] {
+        for bad in [
+            "b.test",
+            "=1.2.3.4",
+            "*=1.2.3.4",
+            "b.test=nowhere",
+            "b.test=10.0.0.0/33",
+            "b.test=999.1.2.3",
+            "b.test=sip.b.test:5060",
+            "b.test=-x.b.test",
+        ] {
             assert!(TrustedPeer::parse(bad).is_err(), "{bad}");
         }
+        let named = TrustedPeer::parse("b.test=SIP.b.test.").unwrap();
+        assert_eq!(named.source, PeerSource::Host("sip.b.test".into()));
+        assert_eq!(named.to_string(), "b.test=sip.b.test");
+        // Without a resolver a name cannot be trusted.
+        let config = TrustConfig {
+            peers: vec![named],
+            ..TrustConfig::default()
+        };
+        assert!(Trust::new(vec!["a.test".into()], config).is_err());
         let pbx = TrustedPublisher::parse("192.0.2.20=A.test").unwrap();
         assert_eq!(
             pbx.id,
