@@ -4420,6 +4420,29 @@ enum impp_status impp_sip_start(const struct impp_engine *engine,
                                 struct impp_sip **out);
 
 /**
+ * Applies `config` to the running stack as far as it can change without a restart
+ * (consuming `config` whether or not this succeeds): the routes, whom it trusts (peers,
+ * federation, publishers), the rate limit, the migration mode and the TLS certificate and
+ * key (presented from the next handshake on). Dialogs, registrations, transactions and
+ * connections carry on. Every other setting that differs from what the stack runs with
+ * (listen addresses, accounts, ...) is not applied. If not NULL, `*changed_out` gets what
+ * changed and `*needs_restart_out` what was not applied, each a comma-separated list of
+ * names (`"routes, peers"`; `""` for none), owned: free them with `impp_string_free`.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL `sip` or `config`; a configuration that would
+ * not start a stack, such as a peer of one of the engine's domains or TLS hops without a
+ * certificate: nothing changes, and the outputs are untouched), `IMPP_ERR_SHUTDOWN`.
+ *
+ * # Safety
+ * `sip` NULL or live; `config` NULL or a configuration not yet freed or consumed;
+ * `changed_out` and `needs_restart_out` NULL or writable.
+ */
+enum impp_status impp_sip_reconfigure(const struct impp_sip *sip,
+                                      struct impp_sip_config *config,
+                                      char **changed_out,
+                                      char **needs_restart_out);
+
+/**
  * The first bound address of transport `proto` (`"udp"`, `"tcp"`, `"tls"`, `"ws"` or
  * `"wss"`), as
  * `"udp:127.0.0.1:5060"` (a port 0 given at configuration is resolved here). On success

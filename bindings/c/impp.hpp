@@ -2667,6 +2667,28 @@ public:
         }
     }
 
+    /* What SipStack::reconfigure applied, and what takes a restart: comma-separated names
+     * ("routes, peers"), empty for none. */
+    struct Reconfigured {
+        std::string changed;
+        std::string needs_restart;
+    };
+
+    /* Applies `config` to the running stack as far as it can change without a restart
+     * (routes, peers, federation, publishers, rate limit, migration, TLS certificate),
+     * consuming it; dialogs, registrations and connections carry on. Throws
+     * IMPP_ERR_INVALID_ARGUMENT (a configuration that would not start a stack: nothing
+     * changes). */
+    Reconfigured reconfigure(SipConfig config) {
+        char *changed = nullptr;
+        char *restart = nullptr;
+        detail::check(impp_sip_reconfigure(get(), config.release(), &changed, &restart));
+        Reconfigured done;
+        done.changed = detail::take(changed);
+        done.needs_restart = detail::take(restart);
+        return done;
+    }
+
     /* The first bound address of "udp", "tcp" or "tls", port 0 resolved (throws
      * IMPP_ERR_INVALID_ARGUMENT once stopped). */
     std::string local_address(const std::string &proto) const {

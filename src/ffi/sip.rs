@@ -983,6 +983,54 @@ pub unsafe extern "C" fn impp_sip_start(
     })
 }
 
+/// Applies `config` to the running stack as far as it can change without a restart
+/// (consuming `config` whether or not this succeeds): the routes, whom it trusts (peers,
+/// federation, publishers), the rate limit, the migration mode and the TLS certificate and
+/// key (presented from the next handshake on). Dialogs, registrations, transactions and
+/// connections carry on. Every other setting that differs from what the stack runs with
+/// (listen addresses, accounts, ...) is not applied. If not NULL, `*changed_out` gets what
+/// changed and `*needs_restart_out` what was not applied, each a comma-separated list of
+/// names (`"routes, peers"`; `""` for none), owned: free them with `impp_string_free`.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL `sip` or `config`; a configuration that would
+/// not start a stack, such as a peer of one of the engine's domains or TLS hops without a
+/// certificate: nothing changes, and the outputs are untouched), `IMPP_ERR_SHUTDOWN`.
+///
+/// # Safety
+/// `sip` NULL or live; `config` NULL or a configuration not yet freed or consumed;
+/// `changed_out` and `needs_restart_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_reconfigure(
+    sip: *const impp_sip,
+    config: *mut impp_sip_config,
+    changed_out: *mut *mut c_char,
+    needs_restart_out: *mut *mut c_char,
+) -> impp_status {
+    guard(|| {
+        if config.is_null() {
+            return Err(Error::InvalidArgument("config is NULL".into()));
+        }
+        // SAFETY: non-NULL and owned by us from here on (the contract above).
+        let config = unsafe { Box::from_raw(config) };
+        // SAFETY: forwarded contract.
+        let s = unsafe { handle(sip, "sip") }?;
+        let done = s.server.reconfigure(config.config)?;
+        let changed = super::boundary::owned_c_string(done.changed.join(", "), "changed")?;
+        let restart =
+            super::boundary::owned_c_string(done.needs_restart.join(", "), "needs_restart")?;
+        for (out, text) in [(changed_out, changed), (needs_restart_out, restart)] {
+            if out.is_null() {
+                // SAFETY: made by owned_c_string just above and handed to nobody.
+                unsafe { super::status::impp_string_free(text) };
+            } else {
+                // SAFETY: checked non-NULL; writable by the caller's contract.
+                unsafe { write_out(out, text) };
+            }
+        }
+        Ok(())
+    })
+}
+
 /// The first bound address of transport `proto` (`"udp"`, `"tcp"`, `"tls"`, `"ws"` or
 /// `"wss"`), as
 /// `"udp:127.0.0.1:5060"` (a port 0 given at configuration is resolved here). On success

@@ -562,6 +562,51 @@ static void trust_between_domains(void) {
     CHECK_OK(impp_engine_free(engine));
 }
 
+/* A running stack takes a new configuration: what may change without a restart changes, the
+ * rest is named; a configuration that could not start a stack changes nothing. */
+static void a_running_stack_is_reconfigured(impp_engine *engine) {
+    impp_sip_config *config = NULL;
+    CHECK_OK(impp_sip_config_new(&config));
+    CHECK_OK(impp_sip_config_add_listen(config, "udp:127.0.0.1:0"));
+    CHECK_OK(impp_sip_config_add_route(config, "b.test=udp:127.0.0.1:5999"));
+    impp_sip *sip = NULL;
+    CHECK_OK(impp_sip_start(engine, config, &sip));
+    if (sip == NULL) {
+        return;
+    }
+    CHECK_OK(impp_sip_config_new(&config));
+    CHECK_OK(impp_sip_config_add_listen(config, "udp:127.0.0.1:0"));
+    CHECK_OK(impp_sip_config_add_route(config, "b.test=udp:127.0.0.1:5998"));
+    CHECK_OK(impp_sip_config_set_migration(config, IMPP_MIGRATION_PROXY));
+    CHECK_OK(impp_sip_config_set_federate(config, false));
+    char *changed = NULL, *restart = NULL;
+    CHECK_OK(impp_sip_reconfigure(sip, config, &changed, &restart));
+    CHECK_STR(changed, "routes, migration");
+    CHECK_STR(restart, "federate");
+    impp_string_free(changed);
+    impp_string_free(restart);
+
+    /* Refused whole (a peer of the engine's own domain); the outputs are untouched. */
+    CHECK_OK(impp_sip_config_new(&config));
+    CHECK_OK(impp_sip_config_add_listen(config, "udp:127.0.0.1:0"));
+    CHECK_OK(impp_sip_config_add_peer(config, "example.test=127.0.0.1"));
+    changed = (char *)(uintptr_t)0x1;
+    CHECK_FAILS(impp_sip_reconfigure(sip, config, &changed, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_ERROR_MENTIONS("example.test");
+    CHECK(changed == (char *)(uintptr_t)0x1);
+    /* The outputs are optional; NULL arguments are refused (the configuration consumed). */
+    CHECK_OK(impp_sip_config_new(&config));
+    CHECK_OK(impp_sip_config_add_listen(config, "udp:127.0.0.1:0"));
+    CHECK_OK(impp_sip_config_add_route(config, "b.test=udp:127.0.0.1:5998"));
+    CHECK_OK(impp_sip_config_set_migration(config, IMPP_MIGRATION_PROXY));
+    CHECK_OK(impp_sip_config_set_federate(config, false));
+    CHECK_OK(impp_sip_reconfigure(sip, config, NULL, NULL));
+    CHECK_FAILS(impp_sip_reconfigure(sip, NULL, NULL, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_OK(impp_sip_config_new(&config));
+    CHECK_FAILS(impp_sip_reconfigure(NULL, config, NULL, NULL), IMPP_ERR_INVALID_ARGUMENT);
+    CHECK_OK(impp_sip_free(sip));
+}
+
 int main(void) {
     cert_path = getenv("IMPP_TEST_TLS_CERT");
     key_path = getenv("IMPP_TEST_TLS_KEY");
@@ -575,6 +620,7 @@ int main(void) {
     bad_tls_files_change_nothing(engine);
     tls_from_memory_and_connection_counters(engine);
     bad_values_are_refused(engine);
+    a_running_stack_is_reconfigured(engine);
     CHECK_OK(impp_engine_free(engine));
     the_rate_limit_is_counted();
     trust_between_domains();

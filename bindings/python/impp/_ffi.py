@@ -340,6 +340,7 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "impp_sip_config_set_workers": (_status, [SipConfigP, c_uint32]),
     "impp_sip_config_set_list_batch_interval_ms": (_status, [SipConfigP, c_uint32]),
     "impp_sip_start": (_status, [EngineP, SipConfigP, POINTER(SipP)]),
+    "impp_sip_reconfigure": (_status, [SipP, SipConfigP, _owned_out, _owned_out]),
     "impp_sip_local_address": (_status, [SipP, c_char_p, _owned_out]),
     "impp_sip_free": (_status, [SipP]),
     "impp_sip_config_set_tls_files": (_status, [SipConfigP, c_char_p, c_char_p, c_char_p]),

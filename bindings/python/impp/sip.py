@@ -41,7 +41,7 @@ import ctypes
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _ffi
 from ._ffi import check, encode, encode_optional, lib, take_owned
@@ -235,6 +235,99 @@ class Account:
                 f"keepalive={self.keepalive}, xcap={self.xcap!r})")
 
 
+def _sip_config(
+    listen: Iterable[str],
+    *,
+    authenticate: bool = True,
+    routes: Iterable[str] = (),
+    accounts: Iterable[Account] = (),
+    federate: bool = True,
+    offer_sha256: bool = True,
+    t1_ms: Optional[int] = None,
+    workers: Optional[int] = None,
+    tls: Union[TlsFiles, TlsPem, None] = None,
+    connection_limits: Optional[ConnectionLimits] = None,
+    rate_limit: Optional[RateLimit] = None,
+    auth_limits: Optional[AuthLimits] = None,
+    peers: Iterable[str] = (),
+    federation: Union[Federation, str] = Federation.TRUSTED,
+    publishers: Iterable[str] = (),
+    list_batch_interval_ms: Optional[int] = None,
+    ws_origins: Iterable[str] = (),
+    migration: Union[Migration, str] = Migration.OFF,
+) -> Any:
+    """A new configuration handle made of :class:`SipStack`'s arguments (its owner frees
+    or consumes it); a bad value raises and leaves nothing to free."""
+    config = _ffi.SipConfigP()
+    check(lib.impp_sip_config_new(ctypes.byref(config)))
+    try:
+        if isinstance(listen, str):
+            raise TypeError("listen must be a list of addresses, not one str")
+        addresses = list(listen)
+        if not addresses:
+            raise InvalidArgument("listen must be a non-empty list of addresses")
+        for address in addresses:
+            check(lib.impp_sip_config_add_listen(config, encode(address, "listen")))
+        for route in routes:
+            check(lib.impp_sip_config_add_route(config, encode(route, "route")))
+        for a in accounts:
+            if not isinstance(a, Account):
+                raise TypeError(f"accounts must be impp.Account, not {type(a).__name__}")
+            if isinstance(a.expires, bool) or not 0 <= a.expires <= 0xFFFFFFFF:
+                raise InvalidArgument(f"expires must be seconds >= 0, not {a.expires!r}")
+            account = _ffi.AccountP()
+            check(lib.impp_account_new(
+                encode(a.aor, "aor"),
+                encode(a.password, "password"),
+                encode(a.registrar, "registrar"),
+                ctypes.byref(account),
+            ))
+            try:
+                if a.username is not None:
+                    check(lib.impp_account_set_username(
+                        account, encode(a.username, "username")))
+                if a.outbound_proxy is not None:
+                    check(lib.impp_account_set_outbound_proxy(
+                        account, encode(a.outbound_proxy, "outbound_proxy")))
+                check(lib.impp_account_set_expires(account, a.expires))
+                check(lib.impp_account_set_serve(account, bool(a.serve)))
+                check(lib.impp_account_set_keepalive(account, a.keepalive))
+                if a.xcap is not None:
+                    check(lib.impp_account_set_xcap(account, encode(a.xcap, "xcap")))
+                for x in a.lists:
+                    assert isinstance(x, AccountList)  # made so by Account
+                    check(lib.impp_account_add_list(
+                        account, encode(x.uri, "list uri"), encode(x.package, "package")))
+                check(lib.impp_sip_config_add_account(config, account))
+            finally:
+                lib.impp_account_free(account)
+        check(lib.impp_sip_config_set_authenticate(config, bool(authenticate)))
+        check(lib.impp_sip_config_set_federate(config, bool(federate)))
+        check(lib.impp_sip_config_set_offer_sha256(config, bool(offer_sha256)))
+        if t1_ms is not None:
+            check(lib.impp_sip_config_set_t1_ms(config, int(t1_ms)))
+        if workers is not None:
+            check(lib.impp_sip_config_set_workers(config, int(workers)))
+        batch = _u32(list_batch_interval_ms, "list_batch_interval_ms")
+        if batch is not None:
+            check(lib.impp_sip_config_set_list_batch_interval_ms(config, batch))
+        _set_tls(config, tls)
+        _set_connection_limits(config, connection_limits)
+        _set_rate_limit(config, rate_limit)
+        _set_auth_limits(config, auth_limits)
+        _set_trust(config, peers, federation, publishers)
+        if isinstance(ws_origins, str):
+            raise TypeError("ws_origins must be a list of origins, not one str")
+        for origin in ws_origins:
+            check(lib.impp_sip_config_add_ws_origin(config, encode(origin, "ws_origin")))
+        check(lib.impp_sip_config_set_migration(
+            config, Migration._parse(migration, "migration")._c))
+    except BaseException:
+        lib.impp_sip_config_free(config)
+        raise
+    return config
+
+
 class SipStack:
     """``SipStack(engine, listen=[...], authenticate=True, routes=(), accounts=(),
     federate=True, offer_sha256=True, t1_ms=None, workers=None, tls=None,
@@ -298,73 +391,26 @@ class SipStack:
     ) -> None:
         self._ptr: Any = None
         self._lock = threading.Lock()
-        config = _ffi.SipConfigP()
-        check(lib.impp_sip_config_new(ctypes.byref(config)))
-        try:
-            if isinstance(listen, str):
-                raise TypeError("listen must be a list of addresses, not one str")
-            addresses = list(listen)
-            if not addresses:
-                raise InvalidArgument("listen must be a non-empty list of addresses")
-            for address in addresses:
-                check(lib.impp_sip_config_add_listen(config, encode(address, "listen")))
-            for route in routes:
-                check(lib.impp_sip_config_add_route(config, encode(route, "route")))
-            for a in accounts:
-                if not isinstance(a, Account):
-                    raise TypeError(f"accounts must be impp.Account, not {type(a).__name__}")
-                if isinstance(a.expires, bool) or not 0 <= a.expires <= 0xFFFFFFFF:
-                    raise InvalidArgument(f"expires must be seconds >= 0, not {a.expires!r}")
-                account = _ffi.AccountP()
-                check(lib.impp_account_new(
-                    encode(a.aor, "aor"),
-                    encode(a.password, "password"),
-                    encode(a.registrar, "registrar"),
-                    ctypes.byref(account),
-                ))
-                try:
-                    if a.username is not None:
-                        check(lib.impp_account_set_username(
-                            account, encode(a.username, "username")))
-                    if a.outbound_proxy is not None:
-                        check(lib.impp_account_set_outbound_proxy(
-                            account, encode(a.outbound_proxy, "outbound_proxy")))
-                    check(lib.impp_account_set_expires(account, a.expires))
-                    check(lib.impp_account_set_serve(account, bool(a.serve)))
-                    check(lib.impp_account_set_keepalive(account, a.keepalive))
-                    if a.xcap is not None:
-                        check(lib.impp_account_set_xcap(account, encode(a.xcap, "xcap")))
-                    for x in a.lists:
-                        assert isinstance(x, AccountList)  # made so by Account
-                        check(lib.impp_account_add_list(
-                            account, encode(x.uri, "list uri"), encode(x.package, "package")))
-                    check(lib.impp_sip_config_add_account(config, account))
-                finally:
-                    lib.impp_account_free(account)
-            check(lib.impp_sip_config_set_authenticate(config, bool(authenticate)))
-            check(lib.impp_sip_config_set_federate(config, bool(federate)))
-            check(lib.impp_sip_config_set_offer_sha256(config, bool(offer_sha256)))
-            if t1_ms is not None:
-                check(lib.impp_sip_config_set_t1_ms(config, int(t1_ms)))
-            if workers is not None:
-                check(lib.impp_sip_config_set_workers(config, int(workers)))
-            batch = _u32(list_batch_interval_ms, "list_batch_interval_ms")
-            if batch is not None:
-                check(lib.impp_sip_config_set_list_batch_interval_ms(config, batch))
-            _set_tls(config, tls)
-            _set_connection_limits(config, connection_limits)
-            _set_rate_limit(config, rate_limit)
-            _set_auth_limits(config, auth_limits)
-            _set_trust(config, peers, federation, publishers)
-            if isinstance(ws_origins, str):
-                raise TypeError("ws_origins must be a list of origins, not one str")
-            for origin in ws_origins:
-                check(lib.impp_sip_config_add_ws_origin(config, encode(origin, "ws_origin")))
-            check(lib.impp_sip_config_set_migration(
-                config, Migration._parse(migration, "migration")._c))
-        except BaseException:
-            lib.impp_sip_config_free(config)
-            raise
+        config = _sip_config(
+            listen,
+            authenticate=authenticate,
+            routes=routes,
+            accounts=accounts,
+            federate=federate,
+            offer_sha256=offer_sha256,
+            t1_ms=t1_ms,
+            workers=workers,
+            tls=tls,
+            connection_limits=connection_limits,
+            rate_limit=rate_limit,
+            auth_limits=auth_limits,
+            peers=peers,
+            federation=federation,
+            publishers=publishers,
+            list_batch_interval_ms=list_batch_interval_ms,
+            ws_origins=ws_origins,
+            migration=migration,
+        )
         out = _ffi.SipP()
         with engine._use() as h:
             # Consumes the configuration, whether or not it succeeds.
@@ -372,6 +418,29 @@ class SipStack:
         self._ptr = out
         self._engine = engine
         engine._stacks.add(self)
+
+    def reconfigure(self, listen: Iterable[str], **options: Any) -> Tuple[List[str], List[str]]:
+        """Applies a new configuration (the constructor's arguments but the engine) to the
+        running stack as far as it can change without a restart: routes, peers,
+        federation, publishers, rate limit, migration, TLS certificate. Dialogs,
+        registrations and connections carry on. Returns what changed and what differs but
+        takes a restart (not applied), as lists of names. A configuration that would not
+        start a stack raises :class:`impp.InvalidArgument` and changes nothing."""
+        config = _sip_config(listen, **options)
+        changed, restart = ctypes.c_void_p(), ctypes.c_void_p()
+        with self._lock:
+            if not self._ptr:
+                lib.impp_sip_config_free(config)
+                raise Shutdown("the SIP stack is closed")
+            # Consumes the configuration, whether or not it succeeds.
+            check(lib.impp_sip_reconfigure(
+                self._ptr, config, ctypes.byref(changed), ctypes.byref(restart)))
+
+        def names(out: Any) -> List[str]:
+            text = take_owned(out) or ""
+            return [n for n in text.split(", ") if n]
+
+        return names(changed), names(restart)
 
     def local_address(self, proto: str = "udp") -> str:
         """The first bound address of ``proto`` (``"udp"``, ``"tcp"``, ``"tls"``, ``"ws"``

@@ -671,3 +671,28 @@ def test_a_serving_account_registers_with_the_feature_tag():
         assert '+sip.instance="<urn:uuid:' in contact
         assert "reg-id=1" in contact
         assert "\r\nSupported: outbound" in head
+
+
+def test_a_running_stack_is_reconfigured_without_a_restart():
+    with impp.Engine(domains=["example.test"]) as engine:
+        listen = ["udp:127.0.0.1:0"]
+        sip = impp.SipStack(engine, listen=listen, routes=["b.test=udp:127.0.0.1:5999"])
+        try:
+            assert sip.reconfigure(listen, routes=["b.test=udp:127.0.0.1:5999"]) == ([], [])
+            changed, restart = sip.reconfigure(
+                listen, routes=["b.test=udp:127.0.0.1:5998"], migration="proxy",
+                peers=["other.test=127.0.0.1"], federate=False)
+            assert sorted(changed) == ["migration", "peers", "routes"]
+            assert restart == ["federate"]
+            # Refused whole: a peer of the stack's own domain changes nothing.
+            with pytest.raises(impp.InvalidArgument, match="example.test"):
+                sip.reconfigure(listen, peers=["example.test=127.0.0.1"])
+            with pytest.raises(impp.InvalidArgument):
+                sip.reconfigure(listen, migration="sideways")
+            # The peer set above still vouches for 127.0.0.1.
+            line = message_from_other_test(sip, "reconf-1")
+            assert line.startswith("SIP/2.0 202"), line
+        finally:
+            sip.close()
+        with pytest.raises(impp.Shutdown):
+            sip.reconfigure(listen)
