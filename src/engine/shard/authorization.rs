@@ -98,7 +98,9 @@ impl Redirected {
 }
 
 impl Shard {
-    pub(super) fn authorize(&mut self, id: SubscriptionId, action: AuthAction) -> Result<()> {
+    /// The live subscription `id` an application may decide: any but a watcher-information
+    /// one, which needs no authorization (who may make it is decided when it is made).
+    fn decidable(&self, id: SubscriptionId) -> Result<&crate::engine::subscription::Subscription> {
         let sub = self
             .subscriptions
             .get(&id)
@@ -108,6 +110,11 @@ impl Shard {
                 "subscription {id} watches watcher information, which needs no authorization"
             )));
         }
+        Ok(sub)
+    }
+
+    pub(super) fn authorize(&mut self, id: SubscriptionId, action: AuthAction) -> Result<()> {
+        self.decidable(id)?;
         if action == AuthAction::Redirect {
             return Err(Error::InvalidArgument(format!(
                 "a redirect of subscription {id} needs the presence agent to send it to (redirect, not authorize)"
@@ -119,15 +126,7 @@ impl Shard {
 
     /// The application sends one subscription elsewhere (see "Redirect").
     pub(super) fn redirect(&mut self, id: SubscriptionId, target: Uri) -> Result<()> {
-        let sub = self
-            .subscriptions
-            .get(&id)
-            .ok_or_else(|| unknown_subscription(id))?;
-        if sub.package == Package::PresenceWinfo {
-            return Err(Error::InvalidArgument(format!(
-                "subscription {id} watches watcher information, which is served here only"
-            )));
-        }
+        let sub = self.decidable(id)?;
         let (presentity, watcher) = (sub.presentity.clone(), sub.watcher.clone());
         let now = self.now();
         self.redirected.remember(&presentity, &watcher, target, now);
