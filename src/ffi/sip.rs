@@ -1405,7 +1405,7 @@ mod tests {
                 impp_sip_config_add_auth_proxy(config, c"proxy.example".as_ptr()),
                 impp_sip_config_add_auth_proxy(config, std::ptr::null()),
                 impp_sip_config_add_peer(config, c"b.test".as_ptr()),
-                impp_sip_config_add_peer(config, c"b.test=b.example".as_ptr()),
+                impp_sip_config_add_peer(config, c"b.test=b_example".as_ptr()),
                 impp_sip_config_add_peer(config, c"b.test=192.0.2.0/33".as_ptr()),
                 impp_sip_config_add_peer(config, c"*=192.0.2.1".as_ptr()),
                 impp_sip_config_add_peer(config, std::ptr::null()),
