@@ -3,12 +3,14 @@
 //! and back. Real processes on loopback, each started here and stopped by its PID:
 //!
 //! - the server: imppd for example.test with `--migrate proxy`, `--http` (XCAP), users alice
-//!   and bob, a rule of alice allowing bob, and `--subscription-expiry 5/10/10`: every
-//!   watcher asks for 600 s (baresip and pjsua2 cannot be told otherwise) and is granted
-//!   10, so it refreshes within 10 s;
+//!   and bob, a rule of alice allowing bob, and `--subscription-expiry 5/10/10`: baresip and
+//!   pjsua2 ask for 600 s (they cannot be told otherwise) and are granted 10, so they
+//!   refresh within 10 s (sipp's scenario asks for 10 itself);
 //! - the device: imppd (domain device.test) whose account `sip:alice@example.test` serves
 //!   (`serve=yes,keepalive=2,xcap=...`, TCP to the server), alice's presence set there
-//!   with `imppd ctl publish` (which the account also publishes uplink);
+//!   with `imppd ctl publish` (which the account also publishes uplink); for baresip and
+//!   pjsua2 with `--subscription-expiry 5/10/10` too, so that their refreshes of the
+//!   device's dialog pass through the server while the device serves them;
 //! - the watcher, bob, over UDP with digest, subscribed to alice *before* the device
 //!   registers.
 //!
@@ -16,11 +18,13 @@
 //! on the device, uplink) reaches the watcher through the server; at the watcher's next
 //! refresh it is moved (`terminated;reason=deactivated`), subscribes again, and that
 //! SUBSCRIBE is proxied to the device, whose NOTIFYs (relayed by the server: the device's
-//! Via and Contact on them) carry alice's state as the device composes it, then a change
-//! made on the device. Then the device is killed with SIGKILL: the watcher gets
-//! `terminated;reason=deactivated`, subscribes again, is served by the server with the last
-//! state the device published (no change lost), then sees a change made at the server. The
-//! time from the SIGKILL until the watcher is served by the server again is printed.
+//! Via on them) carry alice's state as the device composes it, then a change made on the
+//! device (the server counts the dialog handed over, the device holds bob's subscription).
+//! Then the device is killed with SIGKILL: the watcher gets
+//! `terminated;reason=deactivated`, subscribes again, is served by the server (no NOTIFY
+//! with the device's Via since) with the last state the device published (no change lost),
+//! then sees a change made at the server. The time from the SIGKILL until the watcher is
+//! served by the server again (its NOTIFY with that state) is printed.
 //!
 //! What each watcher does on `deactivated` is its own, and is what is asserted: sipp does
 //! what its scenario says (subscribes again at once); baresip 1.0.0's presence module waits
@@ -252,6 +256,8 @@ fn sipp_follows_the_presence_agent_to_the_device_and_back() {
     )
     .set("target", "alice")
     .auth("bob", &password("bob"))
+    // The device's first NOTIFY may overtake its 200 (see the scenario).
+    .args(&["-aa"])
     .spawn();
     // Served by the server first.
     bob.wait_for("NOTIFY sip:");
@@ -501,7 +507,7 @@ fn baresip_follows_the_presence_agent_to_the_device_and_back() {
         name: "baresip",
         out: bob.out.clone(),
         opens: baresip_opens,
-        // presence.so: "will retry in 5 secs" after deactivated.
+        // presence.so says "will retry in 5 secs" after deactivated, and does.
         resubscribes: (Duration::from_millis(4800), Duration::from_millis(6500)),
     };
     let result = (|| -> Result<Back, String> {
@@ -613,7 +619,7 @@ fn pjsua2_follows_the_presence_agent_to_the_device_and_back() {
         name: "pjsua2",
         out: bob.out.clone(),
         opens: pjsip_opens,
-        // pjsua_pres.c: a subscription ended deactivated is renewed after 500 ms.
+        // PJSIP subscribes again 0.5 s after a deactivated NOTIFY (501 ms on the wire).
         resubscribes: (Duration::from_millis(300), Duration::from_millis(2000)),
     };
     let result = (|| -> Result<Back, String> {
@@ -642,17 +648,40 @@ fn pjsua2_follows_the_presence_agent_to_the_device_and_back() {
         .filter(|l| l.starts_with("BUDDY ACTIVE "))
         .filter_map(|l| l.split_whitespace().nth(4))
         .collect();
-    let mut order = notes.iter().filter(|n| **n != "-");
-    let mut dedup: Vec<&str> = Vec::new();
-    for n in order.by_ref() {
-        if dedup.last() != Some(n) {
-            dedup.push(n);
-        }
-    }
+    let mut shown: Vec<&str> = notes.iter().copied().filter(|n| *n != "-").collect();
+    shown.dedup();
     assert_eq!(
-        dedup,
+        shown,
         ["on-the-device", "in-a-meeting", "back-at-the-server"],
         "{notes:?}"
     );
     bob.quit();
+}
+
+/// `--subscription-expiry` bounds imppd refuses before anything starts (exit 2).
+#[test]
+fn imppd_refuses_subscription_expiry_bounds_that_cannot_work() {
+    for bad in [
+        "5/10",
+        "5/10/8",
+        "20/10/30",
+        "0/0/10",
+        "a/10/20",
+        "5/10/20/30",
+    ] {
+        let out = Command::new(IMPPD)
+            .args(["--db", "none", "--open", "--domain", DOMAIN, "--listen"])
+            .arg(format!("udp:127.0.0.1:{}", free_port()))
+            .args(["--subscription-expiry", bad])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "--subscription-expiry {bad}: expected MIN/DEFAULT/MAX"
+            )),
+            "{bad}: {stderr}"
+        );
+    }
 }
