@@ -151,7 +151,11 @@ fn with_digest_authentication_the_devices_dialog_is_relayed_on_its_seal() {
         "bob's credentials stop at the server: {}",
         handed[0]
     );
-    assert!(!device.messages().contains("407"), "{}", device.messages());
+    assert!(
+        !device.messages().contains("SIP/2.0 407"),
+        "{}",
+        device.messages()
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while device.messages().matches("SIP/2.0 200 OK").count() < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));

@@ -13,6 +13,7 @@
 //!       [--peer DOMAIN=ADDR[/PREFIX]|HOST]... [--federation trusted|open]
 //!       [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]...
 //!       [--http ADDR:PORT] [--https ADDR:PORT] [--migrate off|proxy|redirect]
+//!       [--subscription-expiry MIN/DEFAULT/MAX]
 //! imppd user add sip:alice@example.test --password PW [--db ./imppd.db]
 //! imppd user del sip:alice@example.test [--db ./imppd.db]
 //! imppd user list [--db ./imppd.db]
@@ -142,6 +143,7 @@ const USAGE: &str = "usage:
         [--max-endpoints-per-user N]
         [--peer DOMAIN=ADDR[/PREFIX]|HOST]... [--federation trusted|open]
         [--publisher ADDR[/PREFIX]=DOMAIN|ACCOUNT=DOMAIN]... [--migrate off|proxy|redirect]
+        [--subscription-expiry MIN/DEFAULT/MAX]
   imppd user add URI --password PASSWORD [--db FILE]
   imppd user del URI [--db FILE]
   imppd user list [--db FILE]
@@ -226,7 +228,10 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           device offers to serve them (Contact events=\"presence\") to that device as they
           subscribe or refresh, record-routed, and takes them back when it goes
           (un-REGISTER, expiry, its TCP/TLS connection closing, a relayed request failing);
-          redirect answers their SUBSCRIBEs 302 with the device's contact (changed by reload)";
+          redirect answers their SUBSCRIBEs 302 with the device's contact (changed by reload);
+          --subscription-expiry 60/3600/86400: the seconds a SUBSCRIBE may ask for (shorter:
+          423 with Min-Expires), gets when it names none, and gets at most (a longer one is
+          granted this, and the watcher refreshes by it; needs a restart)";
 
 #[derive(Debug)]
 struct Options {
@@ -254,6 +259,8 @@ struct Options {
     publishers: Vec<impp::sip::TrustedPublisher>,
     /// `--migrate off|proxy|redirect`.
     migration: impp::sip::Migration,
+    /// `--subscription-expiry MIN/DEFAULT/MAX` (`None`: the engine's defaults).
+    subscription_expiry: Option<impp::engine::ExpiryBounds>,
     /// `--http ADDR:PORT`: the `/health` and `/metrics` listener (see `http.rs`).
     http: Option<SocketAddr>,
     /// `--https ADDR:PORT`: the same listener over TLS.
@@ -285,6 +292,7 @@ impl Default for Options {
             federation: impp::sip::Federation::Trusted,
             publishers: Vec::new(),
             migration: impp::sip::Migration::Off,
+            subscription_expiry: None,
             http: None,
             https: None,
             ctl_socket: None,
@@ -414,6 +422,29 @@ fn parse_account_list(value: &str) -> Result<(Uri, impp::engine::Package), Strin
     Ok((uri, package))
 }
 
+/// `--subscription-expiry MIN/DEFAULT/MAX`, in seconds: `0 < DEFAULT` and
+/// `MIN <= DEFAULT <= MAX`, as the engine checks them.
+fn parse_expiry_bounds(value: &str) -> Result<impp::engine::ExpiryBounds, String> {
+    let bad = || {
+        format!(
+            "--subscription-expiry {value}: expected MIN/DEFAULT/MAX seconds with \
+             0 < DEFAULT and MIN <= DEFAULT <= MAX"
+        )
+    };
+    let numbers: Vec<u32> = value
+        .split('/')
+        .map(|n| n.trim().parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let [min, default, max] = numbers[..] else {
+        return Err(bad());
+    };
+    if default == 0 || min > default || default > max {
+        return Err(bad());
+    }
+    Ok(impp::engine::ExpiryBounds { default, min, max })
+}
+
 /// `error`, `warn`, `info`, `debug` or `trace`.
 fn parse_level(text: &str) -> Result<Level, String> {
     Ok(match text {
@@ -485,6 +516,9 @@ impl Options {
                 self.migration = need(name, value)?
                     .parse()
                     .map_err(|e: impp::Error| format!("--migrate: {e}"))?
+            }
+            "subscription-expiry" => {
+                self.subscription_expiry = Some(parse_expiry_bounds(need(name, value)?)?)
             }
             "publisher" => self.publishers.push(
                 impp::sip::TrustedPublisher::parse(need(name, value)?)
@@ -559,8 +593,9 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (name.to_string(), None),
             };
-            const WITH_VALUE: [&str; 19] = [
+            const WITH_VALUE: [&str; 20] = [
                 "migrate",
+                "subscription-expiry",
                 "http",
                 "https",
                 "tls-cert",
@@ -856,6 +891,9 @@ fn serve(options: Options, args: &[String]) -> Result<(), String> {
     };
     if let Some(w) = options.workers {
         config.workers = w;
+    }
+    if let Some(bounds) = options.subscription_expiry {
+        config.subscription_expiry = bounds;
     }
     let engine = Arc::new(Engine::new(config).map_err(|e| e.to_string())?);
     let sip = options.sip_config()?;

@@ -10,10 +10,10 @@
 //! are not touched.
 //!
 //! What cannot change without a restart (listen addresses, the database, the domains, the
-//! HTTP listener, the control socket, the TLS trust anchors, the accounts, connection
-//! limits, ...) is named in the answer as needing a restart and left as it runs. A file
-//! that does not read (a bad line, an unreadable certificate, a peer of an owned domain)
-//! changes nothing: the answer says why.
+//! HTTP listener, the control socket, the TLS trust anchors, the accounts, the subscription
+//! expiry bounds, connection limits, ...) is named in the answer as needing a restart and
+//! left as it runs. A file that does not read (a bad line, an unreadable certificate, a
+//! peer of an owned domain) changes nothing: the answer says why.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -41,6 +41,7 @@ struct Running {
     ctl_socket: Option<String>,
     tls_ca: Option<PathBuf>,
     workers: Option<usize>,
+    subscription_expiry: Option<impp::engine::ExpiryBounds>,
 }
 
 impl Running {
@@ -56,6 +57,7 @@ impl Running {
             ctl_socket: options.ctl_socket.clone(),
             tls_ca: options.tls_ca.clone(),
             workers: options.workers,
+            subscription_expiry: options.subscription_expiry,
         }
     }
 }
@@ -149,6 +151,10 @@ impl Reloader {
             ("ctl-socket", next.ctl_socket != running.ctl_socket),
             ("tls-ca", next.tls_ca != running.tls_ca),
             ("workers", next.workers != running.workers),
+            (
+                "subscription-expiry",
+                next.subscription_expiry != running.subscription_expiry,
+            ),
         ] {
             if differs {
                 needs_restart.push(name.into());

@@ -26,8 +26,9 @@ pub(crate) struct DialogState {
     next_cseq: std::num::NonZeroU32,
     /// The CSeq of the last SUBSCRIBE received.
     pub(crate) remote_cseq: u32,
-    /// When the subscription ends (clock seconds: the clock's milliseconds / 1000; 32 bits
-    /// keep the state in 24 bytes).
+    /// When the subscription ends (clock seconds: the clock's milliseconds / 1000, rounded
+    /// down, so a NOTIFY's `expires` never promises more than the engine's subscription
+    /// has left; 32 bits keep the state in 24 bytes).
     expires_at_s: u32,
     /// Whether a NOTIFY of this dialog waits for its answer (RFC 6665 §4.2.2: one at a
     /// time; what changes meanwhile waits in [`Dialogs::deferred`]).
@@ -71,9 +72,12 @@ pub(crate) fn is_dialog(target: &[u8], id: &DialogId) -> bool {
     DialogId::from_bytes(target).is_ok_and(|known| known == *id)
 }
 
-/// The clock second (rounded up) `life_ms` after `now_ms`.
+/// The clock second (rounded down) `life_ms` after `now_ms`. Down, not up: a watcher
+/// may schedule its refresh from the `expires` of each NOTIFY (libre, baresip's stack,
+/// refreshes at 90% of it), and a second too many sends that refresh after the
+/// subscription ended here when the expiry is short.
 fn expiry_seconds(now_ms: u64, life_ms: u64) -> u32 {
-    (now_ms + life_ms).div_ceil(1000).min(u64::from(u32::MAX)) as u32
+    ((now_ms + life_ms) / 1000).min(u64::from(u32::MAX)) as u32
 }
 
 /// The server's subscription dialogs, by subscription: 24 bytes each in a dense table.
@@ -273,6 +277,22 @@ mod tests {
         dialogs.remove(SubscriptionId(8));
         assert!(dialogs.untagged.is_empty());
         assert_eq!(dialogs.candidate(&old.id()), None);
+    }
+
+    #[test]
+    fn the_time_left_never_exceeds_the_subscriptions() {
+        let mut dialogs = Dialogs::default();
+        // The engine's subscription ends at 12.7 s (clock ms 12_700).
+        dialogs.insert(SubscriptionId(1), &dialog("c1", "0badf00d.1"), 12_700);
+        let state = dialogs.by_subscription.get_mut(&SubscriptionId(1)).unwrap();
+        // 3.5 s left at 9.2 s: under two seconds short (2), never more (4: a watcher
+        // refreshing at 90% of it would come 0.1 s after the end).
+        assert_eq!(state.remaining_s(9_200), 2);
+        assert_eq!(state.remaining_s(12_600), 0);
+        // Granted 10 s at 2.3 s: 9 s left a few milliseconds later.
+        state.expire_after(2_300, 10);
+        assert_eq!(state.remaining_s(2_305), 9);
+        assert_eq!(state.remaining_s(12_300), 0);
     }
 
     #[test]
