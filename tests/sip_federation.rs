@@ -652,6 +652,12 @@ fn a_restarted_server_subscribes_again_for_its_restored_sip_watchers() {
     wait_for("b.test to hold the back-end subscription", 10, || {
         b.remote_subscriptions() == 1
     });
+    // ... and a.test to know the dialog (b.test's 200 or first NOTIFY gave it its tag): a
+    // server stopping ends only the back-end dialogs it knows the far end of (it cannot
+    // end the others in-dialog), so stopping before that would leave b.test's to expire.
+    wait_for("a.test to know the back-end dialog", 10, || {
+        a.server.federation_stats().notifies_received >= 1
+    });
 
     // a.test restarts on the same store: its SIP watcher's subscription comes back, and so
     // does the back-end subscription serving it.
