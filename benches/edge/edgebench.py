@@ -646,7 +646,6 @@ def drive(o):
     order = list(range(n))
     d.rng.shuffle(order)
     changes = int(rate * storm_s)
-    d.errors_before = dict(d.errors)
     m0 = metrics(o["METRICS"])
     c0 = ticks(server_pid)
     dc0 = sum(ticks(p) for p in d.dev_pids)
@@ -680,6 +679,7 @@ def drive(o):
     out["covered_pct"] = round(100.0 * sum(d.covered) / expected, 2) if expected else 0
     out["final_ok"] = sum(1 for s in range(n * w) if d.last[s] == d.seq[s // w])
     out["final_missed"] = n * w - out["final_ok"]
+    out["errors_to_storm_end"] = ";".join(f"{k}={v}" for k, v in sorted(d.errors.items())).replace(" ", "_")
     log(f"storm: {out}")
     # take-back
     if o.get("KILL", "0") == "1" and mode != "off":

@@ -114,17 +114,18 @@ start_devices() {
     port=$($SIPB freeport)
     conf=$WORK/device$d-$name.conf; dlog=$WORK/device$d-$name.log
     $EB accounts "$N" "$DEVICES" "$d" "$SPORT" "$HPORT" >"$conf"
+    # --unauthenticated-timeout: a device challenges no watcher, so without it the TCP
+    # connections of watchers redirected to it would close after 32 s.
     "$IMPPD" --domain "d$d.device.test" --db none --ctl-socket "$WORK/device$d.ctl" \
       --listen "udp:127.0.0.1:$port" --listen "tcp:127.0.0.1:$port" --config "$conf" \
-      --federation open --log-level info "${common[@]}" 2>"$dlog" &
+      --federation open --log-level info --unauthenticated-timeout 3600 "${common[@]}" 2>"$dlog" &
     DEV_PIDS+=($!) DEV_PORTS+=("$port") DEV_SOCKS+=("$WORK/device$d.ctl")
     disown $!   # the driver kills one with SIGKILL: no job report from bash
-  done
-  for d in $(seq 0 $((DEVICES - 1))); do
-    dlog=$WORK/device$d-$name.log
+    # One device at a time: every account registered and its rules read (one line each)
+    # before the next starts (all at once, the server's HTTP listener answers some of the
+    # XCAP fetches 503 and the accounts retry 2 s, 4 s, ... later).
     wait_for "$dlog" '^imppd ready' 1 60 "${DEV_PIDS[$d]}"
-    # every account registered and its rules read (one line each)
-    wait_for "$dlog" 'rules loaded from the server' "$(grep -c '^account' "$WORK/device$d-$name.conf")" 120 "${DEV_PIDS[$d]}"
+    wait_for "$dlog" 'rules loaded from the server' "$(grep -c '^account' "$conf")" 180 "${DEV_PIDS[$d]}"
   done
 }
 
