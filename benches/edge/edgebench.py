@@ -651,6 +651,13 @@ def drive(o):
     dc0 = sum(ticks(p) for p in d.dev_pids)
     me0 = ticks(os.getpid())
     n0, s0, fs0, fd0 = d.notifies, d.states, d.from_server, d.from_device
+    perf = None
+    if o.get("PERF"):
+        # perf record of the server over the storm and its drain (PERF=FILE)
+        import subprocess
+        perf = subprocess.Popen(["perf", "record", "-q", "-F", "499", "-g", "-p", str(server_pid),
+                                 "-o", o["PERF"]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
     t0 = time.time()
     def one_change(i):
         k = order[i % n]
@@ -660,6 +667,9 @@ def drive(o):
     quiet = float(o.get("QUIET", 2))
     d.run_until(lambda: time.time() - d.last_notify > quiet and not d.ctl_inflight, 120, 0.05)
     t1 = time.time()
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
     m1 = metrics(o["METRICS"])
     clk = os.sysconf("SC_CLK_TCK")
     out["storm_s"] = round(storm_took, 2)

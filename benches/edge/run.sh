@@ -10,6 +10,7 @@
 #   QUICK=1 benches/edge/run.sh              # 100 x 10, 20 changes/s for 8 s, once
 #   N=400 W=50 RATE=80 STORM_S=20 REPS=1 DEVICES=4 benches/edge/run.sh
 #   MODES="off proxy" benches/edge/run.sh    # some modes only
+#   PERF=1 MODES="off proxy" REPS=1 KILL=0 benches/edge/run.sh   # perf record of the server
 #   IMPPD=/path/to/imppd KEEP=1 WORK=/tmp/edge benches/edge/run.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +30,8 @@ SETTLE=${SETTLE:-3}
 KILL=${KILL:-1}
 MODES=${MODES:-"off proxy redirect"}
 KEEP=${KEEP:-0}
+PERF=${PERF:-}    # 1: perf record of the server over each storm (WORK/perf-MODE-REP.data; implies KEEP=1)
+[ -n "$PERF" ] && KEEP=1
 
 EB="python3 $HERE/edgebench.py"
 SIPB="python3 $ROOT/benches/sip/sipbench.py"
@@ -143,6 +146,7 @@ for rep in $(seq "$REPS"); do
       DEVICES="$DEVICES" SERVER="127.0.0.1:$SPORT" METRICS="http://127.0.0.1:$HPORT/metrics" \
       SERVER_PID="$SRV_PID" DEV_PIDS="$(join "${DEV_PIDS[@]}")" DEV_PORTS="$(join "${DEV_PORTS[@]}")" \
       DEV_SOCKS="$(join "${DEV_SOCKS[@]}")" SUB_RATE="$SUB_RATE" SETTLE="$SETTLE" KILL="$KILL" \
+      ${PERF:+PERF="$WORK/perf-$name.data"} \
       | tee -a "$RESULTS"
     stop_all
   done
