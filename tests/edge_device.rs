@@ -378,6 +378,100 @@ fn a_device_serves_its_allowed_watchers_by_the_rules_of_its_server() {
 /// The XCAP client against imppd's XCAP server: digest with the account's credentials, the
 /// document and its entity tag, `304` for the same tag, `404` for a user without rules, and
 /// a wrong password refused.
+/// A watcher that reaches the device over TCP itself (as after a `302`) keeps its connection:
+/// the device challenges nobody, so a believed SUBSCRIBE vouches for its connection, which
+/// the unauthenticated-connection timeout would otherwise close (here after 1 s).
+#[test]
+fn a_watcher_over_tcp_keeps_its_connection_to_the_device() {
+    let http = free_port();
+    let server = Imppd::start_prepared(
+        &["alice", "bob"],
+        |db| {
+            let out = Command::new(IMPPD)
+                .args(["rule", "add", &format!("sip:alice@{DOMAIN}")])
+                .args([&format!("sip:bob@{DOMAIN}"), "allow", "--db"])
+                .arg(db)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        },
+        &["--http", &format!("127.0.0.1:{http}")],
+    );
+    let xcap = format!("http://127.0.0.1:{http}/xcap-root");
+    let node = device(
+        &account(server.addr(), &xcap),
+        &["--unauthenticated-timeout", "1"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !node.log().contains("rules loaded from the server") {
+        assert!(
+            Instant::now() < deadline,
+            "no rules loaded:\n{}",
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let alice = format!("sip:alice@{DOMAIN}");
+    ok(ctl(&node.db(), &["publish", &alice, "open", "first-note"]));
+
+    let stream = TcpStream::connect(node.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let local = stream.local_addr().unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let subscribe = format!(
+        "SUBSCRIBE sip:alice@{device} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-tcpw1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@{DOMAIN}>;tag=tcpw\r\nTo: <{alice}>\r\n\
+         Call-ID: tcp-watcher@test\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:bob@{local};transport=tcp>\r\n\
+         Event: presence\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n",
+        device = node.addr(),
+    );
+    writer.write_all(subscribe.as_bytes()).unwrap();
+    // The 200 and the first NOTIFY, in either order; each NOTIFY answered 200.
+    let answer_notify = |notify: &str, writer: &mut TcpStream| {
+        let via: String = notify
+            .lines()
+            .filter(|l| l.starts_with("Via:"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let header = |name: &str| {
+            notify
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let reply = format!(
+            "SIP/2.0 200 OK\r\n{via}{}\r\n{}\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+            header("From:"),
+            header("To:"),
+            header("Call-ID:"),
+            header("CSeq:")
+        );
+        writer.write_all(reply.as_bytes()).unwrap();
+    };
+    let mut saw_200 = false;
+    let mut first = String::new();
+    while !saw_200 || first.is_empty() {
+        let m = read_request(&mut reader).expect("the device closed the connection");
+        if m.starts_with("SIP/2.0 200") {
+            saw_200 = true;
+        } else if m.starts_with("NOTIFY") {
+            answer_notify(&m, &mut writer);
+            first = m;
+        }
+    }
+    assert!(first.contains("first-note"), "{first}");
+    // Past the unauthenticated-connection timeout, the next state still comes this way.
+    std::thread::sleep(Duration::from_millis(2500));
+    ok(ctl(&node.db(), &["publish", &alice, "open", "second-note"]));
+    let next = read_request(&mut reader).expect("the device closed the watcher's connection");
+    assert!(next.contains("second-note"), "{next}");
+    answer_notify(&next, &mut writer);
+}
+
 #[test]
 fn the_xcap_client_reads_rules_with_digest_and_entity_tags() {
     use impp::sip::digest_client::DigestClient;

@@ -115,7 +115,7 @@ impl Edge {
         );
         let mut args = vec!["--account", account.as_str()];
         args.extend_from_slice(extra);
-        let device = Imppd::start_for("device.test", &[], |_| {}, &args);
+        let device = Imppd::start_domain("device.test", &[], |_| {}, &args);
         let loaded = wait_until(Duration::from_secs(10), || {
             device.log().contains("rules loaded from the server")
         });

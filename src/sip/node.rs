@@ -1288,7 +1288,14 @@ impl Node {
             return self.stack.answer(request, answer);
         }
         match self.account_sender(request, account) {
-            Ok(()) => self.notifier.handle(request),
+            Ok(()) => {
+                // Believed by where it came from, as an authenticated request is: its
+                // connection carries the dialog from now on, and is no stranger's (else the
+                // unauthenticated-connection timeout would cut a watcher the device never
+                // challenges, after 32 s).
+                self.stack.vouch(&request.peer);
+                self.notifier.handle(request)
+            }
             Err(refusal) => self.stack.answer(request, refusal),
         }
     }
