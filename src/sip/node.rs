@@ -326,13 +326,27 @@ fn check_tls(config: &SipServerConfig) -> Result<()> {
 }
 
 /// Front proxies and trusted peers carry many clients' requests: they are not limited as one
-/// client.
+/// client. Nor is the server of an account that serves its own watchers (presence at the
+/// edge): every watcher it hands over comes from its address, and a `503` from the limit
+/// would make it take all of the device's watchers back. (Accounts' servers named by DNS
+/// are not listed: their addresses are known only once resolved.)
 fn rate_exempt(config: &SipServerConfig) -> Vec<(std::net::IpAddr, u8)> {
+    let host = |ip: std::net::IpAddr| (ip, if ip.is_ipv4() { 32 } else { 128 });
+    let serving_servers = config
+        .accounts
+        .iter()
+        .filter(|a| a.serve)
+        .flat_map(|a| [Some(&a.registrar), a.outbound_proxy.as_ref()])
+        .flatten()
+        .filter_map(|target| match target {
+            super::route::RouteTarget::Hop(hop) => Some(host(hop.addr.ip())),
+            super::route::RouteTarget::Name(_) | super::route::RouteTarget::Dns => None,
+        });
     config
         .auth_limits
         .proxies
         .iter()
-        .map(|&ip| (ip, if ip.is_ipv4() { 32 } else { 128 }))
+        .map(|&ip| host(ip))
         .chain(
             config
                 .peers
@@ -340,6 +354,7 @@ fn rate_exempt(config: &SipServerConfig) -> Vec<(std::net::IpAddr, u8)> {
                 .filter_map(|p| p.source.network())
                 .map(|n| (n.addr(), n.prefix())),
         )
+        .chain(serving_servers)
         .collect()
 }
 
@@ -1401,5 +1416,30 @@ impl Dispatch for Node {
             let now = self.stack.now();
             self.stack.alarm().at(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::agent::Account;
+    use crate::sip::route::RouteTarget;
+
+    #[test]
+    fn a_serving_accounts_server_is_not_rate_limited_as_one_client() {
+        let mut config = SipServerConfig::new(Vec::new());
+        let account = |aor: &str, registrar: &str| {
+            let target = RouteTarget::parse(registrar).unwrap();
+            Account::new(aor.parse().unwrap(), "alice", "pw", target)
+        };
+        let mut serving = account("sip:alice@b.test", "tcp:192.0.2.7:5060");
+        serving.serve = true;
+        config.accounts = vec![serving, account("sip:bob@b.test", "udp:192.0.2.8:5060"), {
+            let mut named = account("sip:carol@b.test", "tcp:registrar.b.test");
+            named.serve = true;
+            named
+        }];
+        let exempt = rate_exempt(&config);
+        assert_eq!(exempt, vec![("192.0.2.7".parse().unwrap(), 32)]);
     }
 }
