@@ -4380,6 +4380,20 @@ enum impp_status impp_sip_config_set_migration(struct impp_sip_config *config,
                                                enum impp_migration migration);
 
 /**
+ * How long the TCP or TLS flow of a device serving its own watchers may stay silent (no
+ * RFC 5626 keep-alive) before its watchers are taken back (imppd `--flow-timeout`), in
+ * milliseconds; 0 (the default): never, only the flow's close, the binding's end or a
+ * failed request tell. Set it above the devices' keep-alive interval.
+ *
+ * Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+ *
+ * # Safety
+ * `config` NULL or live.
+ */
+enum impp_status impp_sip_config_set_flow_timeout_ms(struct impp_sip_config *config,
+                                                     uint64_t timeout_ms);
+
+/**
  * Adds a telephony system that may PUBLISH `presence`, `dialog` and `message-summary` state
  * for every user of one of the engine's domains (busy lamps, message-waiting lamps), which
  * otherwise only each user may (imppd `--publisher`): a PBX by its address,

@@ -208,6 +208,52 @@ fn a_watcher_over_tcp_is_reached_over_its_connection() {
     );
 }
 
+/// A device whose flow stays open but silent (no RFC 5626 keep-alive: cut off by the
+/// network, or hung) loses its watchers once `--flow-timeout` passes; its sipp stand-in
+/// sends no keep-alives at all.
+#[test]
+fn watchers_come_back_when_the_devices_flow_falls_silent() {
+    let dir = TempDir::new("edge-silent");
+    let server = Imppd::start(
+        &[],
+        &["--open", "--migrate", "proxy", "--flow-timeout", "2"],
+    );
+    publish(&server, dir.path());
+    let mut device = device(&server, dir.path(), "edge_device_serve.xml");
+    let registered = Instant::now();
+    let log = watcher(&server, dir.path(), "edge_watcher_back.xml", "bob").run();
+    let back = registered.elapsed();
+    let notifies = log.received("NOTIFY");
+    assert_eq!(notifies.len(), 3, "{notifies:?}");
+    assert!(
+        notifies[0].contains("served by the device"),
+        "{}",
+        notifies[0]
+    );
+    assert!(
+        notifies[1].contains("reason=deactivated"),
+        "{}",
+        notifies[1]
+    );
+    assert!(
+        notifies[2].contains("composed at the server"),
+        "{}",
+        notifies[2]
+    );
+    // Not before the silence was long enough, and soon after.
+    assert!(back >= Duration::from_secs(2), "{back:?}");
+    assert!(back < Duration::from_secs(6), "{back:?}");
+    assert!(
+        server.log().contains("sent no keep-alive in time"),
+        "{}",
+        server.log()
+    );
+    let s = stats(&server);
+    assert_eq!(stat(&s, "take_backs"), 1, "{s}");
+    // The device is still there (its connection open): only its silence told.
+    device.kill();
+}
+
 #[test]
 fn watchers_come_back_when_the_device_unregisters() {
     let dir = TempDir::new("edge-unregister");

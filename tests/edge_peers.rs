@@ -94,6 +94,11 @@ impl Edge {
                 "proxy",
                 "--subscription-expiry",
                 "5/10/10",
+                // The device pings every 2 s (keepalive=2): its flow stays alive through
+                // every test, which would lose its watchers mid-way if the pings did not
+                // count.
+                "--flow-timeout",
+                "5",
             ],
         );
         Edge {

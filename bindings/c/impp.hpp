@@ -2609,6 +2609,17 @@ public:
     }
     SipConfig &&migration(impp_migration mode) && { return std::move(migration(mode)); }
 
+    /* How long a serving device's TCP/TLS flow may stay silent (no keep-alive) before its
+     * watchers are taken back; 0 (the default): never. */
+    SipConfig &flow_timeout(std::chrono::milliseconds timeout) & {
+        detail::check(impp_sip_config_set_flow_timeout_ms(
+            get(), static_cast<std::uint64_t>(timeout.count())));
+        return *this;
+    }
+    SipConfig &&flow_timeout(std::chrono::milliseconds timeout) && {
+        return std::move(flow_timeout(timeout));
+    }
+
     /* A telephony system that may publish presence, dialog and message-summary state for
      * every user of one of the engine's domains: "192.0.2.20=example.test" (a PBX by
      * address) or "sip:voicemail@example.test=example.test" (an account, by digest)

@@ -137,6 +137,7 @@ const USAGE: &str = "usage:
         [--http ADDR:PORT] [--https ADDR:PORT]
         [--rate-limit N[/BURST]] [--max-connections N] [--max-connections-per-address N]
         [--unauthenticated-timeout S] [--tls-handshake-timeout S] [--idle-timeout S]
+        [--flow-timeout S]
         [--auth-proxy ADDR]... [--ws-origin ORIGIN]... [--web-root DIR]
         [--max-offline-messages-per-user N] [--max-offline-messages-per-sender N]
         [--max-subscriptions-per-watcher N] [--max-subscriptions-per-presentity N]
@@ -229,6 +230,9 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           subscribe or refresh, record-routed, and takes them back when it goes
           (un-REGISTER, expiry, its TCP/TLS connection closing, a relayed request failing);
           redirect answers their SUBSCRIBEs 302 with the device's contact (changed by reload);
+          --flow-timeout 0: with S, such a device's TCP/TLS flow silent S seconds (no
+          keep-alive) counts as dead and its watchers come back (set it above the devices'
+          keepalive; changed by reload);
           --subscription-expiry 60/3600/86400: the seconds a SUBSCRIBE may ask for (shorter:
           423 with Min-Expires), gets when it names none, and gets at most (a longer one is
           granted this, and the watcher refreshes by it; needs a restart)";

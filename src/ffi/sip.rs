@@ -911,6 +911,29 @@ pub unsafe extern "C" fn impp_sip_config_set_migration(
     }
 }
 
+/// How long the TCP or TLS flow of a device serving its own watchers may stay silent (no
+/// RFC 5626 keep-alive) before its watchers are taken back (imppd `--flow-timeout`), in
+/// milliseconds; 0 (the default): never, only the flow's close, the binding's end or a
+/// failed request tell. Set it above the devices' keep-alive interval.
+///
+/// Errors: `IMPP_ERR_INVALID_ARGUMENT` (NULL).
+///
+/// # Safety
+/// `config` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn impp_sip_config_set_flow_timeout_ms(
+    config: *mut impp_sip_config,
+    timeout_ms: u64,
+) -> impp_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_config(config, |c| {
+            c.flow_timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+            Ok(())
+        })
+    }
+}
+
 /// Adds a telephony system that may PUBLISH `presence`, `dialog` and `message-summary` state
 /// for every user of one of the engine's domains (busy lamps, message-waiting lamps), which
 /// otherwise only each user may (imppd `--publisher`): a PBX by its address,

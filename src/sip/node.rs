@@ -176,6 +176,14 @@ pub struct SipServerConfig {
     /// existing subscriptions move at their next refresh. Changed by
     /// [`SipServer::reconfigure`]. Default: off.
     pub migration: Migration,
+    /// How long the TCP or TLS flow of a device serving its watchers may stay silent (no
+    /// RFC 5626 keep-alive, CRLF CRLF, since the last one or its REGISTER) before its
+    /// watchers are taken back, as when the flow closes: a device cut off by the network
+    /// leaves its connection open, and only its silence tells. Set it above the devices'
+    /// keep-alive interval (an account's `keepalive`; 2 to 3 times it). Changed by
+    /// [`SipServer::reconfigure`]. Default: none (the flow's close, the binding's end or a
+    /// failed request tell).
+    pub flow_timeout: Option<Duration>,
 }
 
 impl SipServerConfig {
@@ -206,6 +214,7 @@ impl SipServerConfig {
             web_root: None,
             dns: super::dns::ResolverConfig::default(),
             migration: Migration::Off,
+            flow_timeout: None,
         }
     }
 }
@@ -629,6 +638,16 @@ impl SipServer {
                 }
             }
         }));
+        node.registrar.set_flow_timeout(config.flow_timeout);
+        tconfig.on_ping = Some(Arc::new({
+            // Weak: the transport is held by the stack.
+            let node = Arc::downgrade(&node);
+            move |proto, peer| {
+                if let Some(node) = node.upgrade() {
+                    node.registrar.pinged(super::stack::location(proto, peer));
+                }
+            }
+        }));
         if config.accounts.iter().any(|a| a.serve) {
             tconfig.on_flow = Some(Arc::new({
                 // Weak: the transport is held by the stack.
@@ -838,6 +857,11 @@ impl SipServer {
                 current.routes = config.routes.clone();
                 done.changed.push("routes");
             }
+        }
+        if current.flow_timeout != config.flow_timeout {
+            self.node.registrar.set_flow_timeout(config.flow_timeout);
+            current.flow_timeout = config.flow_timeout;
+            done.changed.push("flow timeout");
         }
         if current.migration != config.migration {
             self.live.migration.set(config.migration);

@@ -275,6 +275,10 @@ pub struct TransportConfig {
     pub ws_origins: websocket::OriginPolicy,
     /// Told when a stream connection (TCP, TLS, WebSocket) closes. Default: none.
     pub on_connection_closed: Option<ClosedHandler>,
+    /// Told of each keep-alive ping (CRLF CRLF, RFC 5626 §4.4.1) that comes over a TCP or
+    /// TLS connection a client opened (its protocol and peer address), on the I/O thread;
+    /// it must not block. Default: none.
+    pub on_ping: Option<ClosedHandler>,
     /// Told of the pongs and the closing of the TCP and TLS connections the transport
     /// opened (a user agent's flows to its registrar, which it keeps alive with pings).
     /// On those connections a lone CRLF is a pong, taken at once (a server does not ping
@@ -322,6 +326,7 @@ impl TransportConfig {
             unvouched_timeout: Self::DEFAULT_UNVOUCHED_TIMEOUT,
             ws_origins: websocket::OriginPolicy::default(),
             on_connection_closed: None,
+            on_ping: None,
             on_flow: None,
             web_root: None,
             clock: Arc::new(crate::engine::SystemClock::new()),

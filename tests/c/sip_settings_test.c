@@ -579,9 +579,11 @@ static void a_running_stack_is_reconfigured(impp_engine *engine) {
     CHECK_OK(impp_sip_config_add_route(config, "b.test=udp:127.0.0.1:5998"));
     CHECK_OK(impp_sip_config_set_migration(config, IMPP_MIGRATION_PROXY));
     CHECK_OK(impp_sip_config_set_federate(config, false));
+    CHECK_OK(impp_sip_config_set_flow_timeout_ms(config, 6000));
+    CHECK_FAILS(impp_sip_config_set_flow_timeout_ms(NULL, 6000), IMPP_ERR_INVALID_ARGUMENT);
     char *changed = NULL, *restart = NULL;
     CHECK_OK(impp_sip_reconfigure(sip, config, &changed, &restart));
-    CHECK_STR(changed, "routes, migration");
+    CHECK_STR(changed, "routes, flow timeout, migration");
     CHECK_STR(restart, "federate");
     impp_string_free(changed);
     impp_string_free(restart);
@@ -600,6 +602,7 @@ static void a_running_stack_is_reconfigured(impp_engine *engine) {
     CHECK_OK(impp_sip_config_add_route(config, "b.test=udp:127.0.0.1:5998"));
     CHECK_OK(impp_sip_config_set_migration(config, IMPP_MIGRATION_PROXY));
     CHECK_OK(impp_sip_config_set_federate(config, false));
+    CHECK_OK(impp_sip_config_set_flow_timeout_ms(config, 6000));
     CHECK_OK(impp_sip_reconfigure(sip, config, NULL, NULL));
     CHECK_FAILS(impp_sip_reconfigure(sip, NULL, NULL, NULL), IMPP_ERR_INVALID_ARGUMENT);
     CHECK_OK(impp_sip_config_new(&config));

@@ -361,6 +361,7 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "impp_sip_config_add_ws_origin": (_status, [SipConfigP, c_char_p]),
     "impp_sip_config_set_federation": (_status, [SipConfigP, c_int]),
     "impp_sip_config_set_migration": (_status, [SipConfigP, c_int]),
+    "impp_sip_config_set_flow_timeout_ms": (_status, [SipConfigP, c_uint64]),
     "impp_sip_config_add_publisher": (_status, [SipConfigP, c_char_p]),
     "impp_sip_stat": (c_uint64, [SipP, c_int]),
     # Endpoints and instant messages

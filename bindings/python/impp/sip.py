@@ -255,6 +255,7 @@ def _sip_config(
     list_batch_interval_ms: Optional[int] = None,
     ws_origins: Iterable[str] = (),
     migration: Union[Migration, str] = Migration.OFF,
+    flow_timeout_ms: Optional[int] = None,
 ) -> Any:
     """A new configuration handle made of :class:`SipStack`'s arguments (its owner frees
     or consumes it); a bad value raises and leaves nothing to free."""
@@ -322,6 +323,9 @@ def _sip_config(
             check(lib.impp_sip_config_add_ws_origin(config, encode(origin, "ws_origin")))
         check(lib.impp_sip_config_set_migration(
             config, Migration._parse(migration, "migration")._c))
+        flow_timeout = _u32(flow_timeout_ms, "flow_timeout_ms")
+        if flow_timeout is not None:
+            check(lib.impp_sip_config_set_flow_timeout_ms(config, flow_timeout))
     except BaseException:
         lib.impp_sip_config_free(config)
         raise
@@ -333,7 +337,7 @@ class SipStack:
     federate=True, offer_sha256=True, t1_ms=None, workers=None, tls=None,
     connection_limits=None, rate_limit=None, auth_limits=None, peers=(),
     federation=Federation.TRUSTED, publishers=(), list_batch_interval_ms=None,
-    ws_origins=(), migration=Migration.OFF)``.
+    ws_origins=(), migration=Migration.OFF, flow_timeout_ms=None)``.
 
     ``listen``: addresses as ``"udp:127.0.0.1:5060"`` / ``"tcp:[::1]:5060"`` /
     ``"tls:0.0.0.0:5061"``, or for browsers (SIP over WebSocket, RFC 7118)
@@ -364,6 +368,8 @@ class SipStack:
     the watchers of a presentity whose device offers to serve them are handed to it (see the
     README, "Presence at the edge"). A bad value raises :class:`impp.InvalidArgument` and no stack starts. Close the stack
     before the engine (closing the engine closes it first).
+    ``flow_timeout_ms``: how long the TCP/TLS flow of a device serving its own watchers may
+    stay silent (no keep-alive) before its watchers are taken back (None or 0: never).
     """
 
     def __init__(
@@ -388,6 +394,7 @@ class SipStack:
         list_batch_interval_ms: Optional[int] = None,
         ws_origins: Iterable[str] = (),
         migration: Union[Migration, str] = Migration.OFF,
+        flow_timeout_ms: Optional[int] = None,
     ) -> None:
         self._ptr: Any = None
         self._lock = threading.Lock()
@@ -410,6 +417,7 @@ class SipStack:
             list_batch_interval_ms=list_batch_interval_ms,
             ws_origins=ws_origins,
             migration=migration,
+            flow_timeout_ms=flow_timeout_ms,
         )
         out = _ffi.SipP()
         with engine._use() as h:

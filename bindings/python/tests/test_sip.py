@@ -681,8 +681,8 @@ def test_a_running_stack_is_reconfigured_without_a_restart():
             assert sip.reconfigure(listen, routes=["b.test=udp:127.0.0.1:5999"]) == ([], [])
             changed, restart = sip.reconfigure(
                 listen, routes=["b.test=udp:127.0.0.1:5998"], migration="proxy",
-                peers=["other.test=127.0.0.1"], federate=False)
-            assert sorted(changed) == ["migration", "peers", "routes"]
+                peers=["other.test=127.0.0.1"], federate=False, flow_timeout_ms=6000)
+            assert sorted(changed) == ["flow timeout", "migration", "peers", "routes"]
             assert restart == ["federate"]
             # Refused whole: a peer of the stack's own domain changes nothing.
             with pytest.raises(impp.InvalidArgument, match="example.test"):

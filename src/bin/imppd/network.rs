@@ -25,13 +25,15 @@ pub struct NetworkOptions {
     web_root: Option<std::path::PathBuf>,
     /// `--dns-server ADDR:PORT` (default: the first nameserver of /etc/resolv.conf).
     dns_server: Option<std::net::SocketAddr>,
+    /// `--flow-timeout S`: a serving device's flow silent this long is dead (0: never).
+    flow_timeout: Option<Duration>,
 }
 
 /// The longest `--list-batch-interval`, in milliseconds (as the C API's bound).
 const MAX_LIST_BATCH_MS: u64 = 60_000;
 
 /// The names this module reads (each takes a value).
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 12] = [
     "max-connections",
     "max-connections-per-address",
     "unauthenticated-timeout",
@@ -43,6 +45,7 @@ pub const NAMES: [&str; 11] = [
     "ws-origin",
     "web-root",
     "dns-server",
+    "flow-timeout",
 ];
 
 impl NetworkOptions {
@@ -97,6 +100,10 @@ impl NetworkOptions {
                 .map_err(|_| {
                     format!("--dns-server needs ADDR:PORT (IPv6: [::1]:53), not '{value}'")
                 }),
+            "flow-timeout" => value
+                .parse::<u64>()
+                .map(|s| self.flow_timeout = (s > 0).then(|| Duration::from_secs(s)))
+                .map_err(|_| format!("--flow-timeout needs seconds (0: none), not '{value}'")),
             _ => return None,
         };
         Some(result)
@@ -105,6 +112,7 @@ impl NetworkOptions {
     /// Puts the options into the server's configuration.
     pub fn apply(&self, sip: &mut SipServerConfig) {
         sip.connections = self.connections;
+        sip.flow_timeout = self.flow_timeout;
         if let Some(rate) = self.rate_limit {
             sip.rate_limit = rate;
         }

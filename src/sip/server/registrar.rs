@@ -50,6 +50,9 @@ pub(crate) struct ServingContact {
     pub(crate) location: String,
     /// When the binding expires unless refreshed (clock ms).
     pub(crate) expires_at: u64,
+    /// When it was registered (clock ms): what its flow's silence counts from until the
+    /// first keep-alive (see [`Registrar::set_flow_timeout`]).
+    pub(crate) registered_at: u64,
 }
 
 /// Told of a serving contact that ended (its binding or its flow), on the thread that
@@ -76,6 +79,13 @@ pub(crate) struct Registrar {
     /// No serving contact expires before this (clock ms; `u64::MAX`: none), so that the
     /// timer thread's turns look at the table only when one may have.
     next_expiry: AtomicU64,
+    /// When a keep-alive (CRLF CRLF, RFC 5626 §4.4.1) last came over each connection a
+    /// serving contact registered over, by location (clock ms).
+    pinged: Mutex<HashMap<String, u64>>,
+    /// How long a serving contact's TCP or TLS flow may stay silent (no keep-alive since the
+    /// last, or since its REGISTER) before it counts as dead (ms; 0: never, only its close
+    /// or its binding's end tells).
+    flow_timeout_ms: AtomicU64,
 }
 
 impl Registrar {
@@ -93,6 +103,8 @@ impl Registrar {
             gate,
             over_flows: Mutex::default(),
             serving: Mutex::default(),
+            pinged: Mutex::default(),
+            flow_timeout_ms: AtomicU64::new(0),
             serving_ended,
             next_expiry: AtomicU64::new(u64::MAX),
         }
@@ -106,13 +118,51 @@ impl Registrar {
             .and_then(|list| list.iter().rev().find(|c| c.expires_at > now).cloned())
     }
 
+    /// Sets how long a serving contact's TCP or TLS flow may stay silent before its watchers
+    /// are taken back (`None`: until it closes or its binding ends). A device sends its
+    /// keep-alives more often than this (its `keepalive`), else it loses its watchers.
+    pub(crate) fn set_flow_timeout(&self, timeout: Option<std::time::Duration>) {
+        let ms = timeout.map_or(0, |t| t.as_millis().clamp(1, u128::from(u64::MAX)) as u64);
+        self.flow_timeout_ms.store(ms, Ordering::Release);
+        // Deadlines may be nearer now.
+        self.next_expiry.store(0, Ordering::Release);
+        self.stack.alarm().at(self.stack.now());
+    }
+
+    /// A keep-alive came over the connection at `location` (on the I/O thread): a serving
+    /// contact's flow over it lives on.
+    pub(crate) fn pinged(&self, location: String) {
+        if self.flow_timeout_ms.load(Ordering::Acquire) != 0 {
+            lock(&self.pinged).insert(location, self.stack.now());
+        }
+    }
+
+    /// When a serving contact's flow counts as dead unless a keep-alive comes (clock ms),
+    /// if silence counts at all (a flow timeout set, a stream transport).
+    fn silent_at(&self, c: &ServingContact, pinged: &HashMap<String, u64>) -> Option<u64> {
+        let timeout = self.flow_timeout_ms.load(Ordering::Acquire);
+        let stream = crate::sip::stack::parse_location(&c.location)
+            .is_some_and(|(proto, _)| proto.is_stream());
+        if timeout == 0 || !stream {
+            return None;
+        }
+        let alive = pinged
+            .get(&c.location)
+            .copied()
+            .unwrap_or(0)
+            .max(c.registered_at);
+        Some(alive.saturating_add(timeout))
+    }
+
     /// Keeps `contact` of `aor` as serving (or refreshes it).
     fn keep_serving(&self, contact: ServingContact) {
-        // The timer thread ends it at its expiry, also when it sleeps now.
-        self.stack.alarm().at(contact.expires_at);
+        // The timer thread ends it at its expiry (or its flow's silence), also when it
+        // sleeps now.
+        let silent = self.silent_at(&contact, &HashMap::new());
+        let due = silent.map_or(contact.expires_at, |s| s.min(contact.expires_at));
+        self.stack.alarm().at(due);
         let mut serving = lock(&self.serving);
-        self.next_expiry
-            .fetch_min(contact.expires_at, Ordering::AcqRel);
+        self.next_expiry.fetch_min(due, Ordering::AcqRel);
         let list = serving.entry(presentity_key(&contact.aor)).or_default();
         list.retain(|c| c.contact != contact.contact);
         list.push(contact);
@@ -150,18 +200,29 @@ impl Registrar {
         if now < self.next_expiry.load(Ordering::Acquire) {
             return;
         }
-        let expired: Vec<(Uri, String)> = {
+        // (address of record, contact, whether its binding expired: else its flow fell
+        // silent).
+        let ended: Vec<(Uri, String, bool)> = {
             let serving = lock(&self.serving);
+            let pinged = lock(&self.pinged);
             let all = || serving.values().flatten();
-            let next = all().map(|c| c.expires_at).filter(|at| *at > now).min();
+            // A contact's deadline: its binding's end, or its flow's silence if nearer.
+            let due = |c: &ServingContact| {
+                self.silent_at(c, &pinged)
+                    .map_or(c.expires_at, |s| s.min(c.expires_at))
+            };
+            let next = all().map(due).filter(|at| *at > now).min();
             self.next_expiry
                 .store(next.unwrap_or(u64::MAX), Ordering::Release);
             all()
-                .filter(|c| c.expires_at <= now)
-                .map(|c| (c.aor.clone(), c.contact.clone()))
+                .filter(|c| due(c) <= now)
+                .map(|c| (c.aor.clone(), c.contact.clone(), c.expires_at <= now))
                 .collect()
         };
-        for (aor, contact) in expired {
+        for (aor, contact, expired) in ended {
+            if !expired {
+                log::info!("{aor}: {contact} sent no keep-alive in time: its flow counts as dead");
+            }
             self.end_serving(&aor, &contact);
         }
     }
@@ -177,6 +238,7 @@ impl Registrar {
     /// ones over TCP or TLS (RFC 5626: the flow of a device that serves its watchers). The
     /// user is offline at once if it has no other contact, and messages for it are stored.
     pub(crate) fn flow_closed(&self, location: &str) {
+        lock(&self.pinged).remove(location);
         let Some(contacts) = lock(&self.over_flows).remove(location) else {
             return;
         };
@@ -275,6 +337,7 @@ impl Registrar {
                                     contact: uri.to_string(),
                                     location: here.clone(),
                                     expires_at: self.stack.now() + u64::from(granted) * 1000,
+                                    registered_at: self.stack.now(),
                                 });
                             } else {
                                 self.end_serving(&aor, uri);

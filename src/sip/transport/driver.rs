@@ -165,6 +165,7 @@ struct Driver {
     tls_name: Option<super::TlsName>,
     ws_origins: OriginPolicy,
     on_connection_closed: Option<super::ClosedHandler>,
+    on_ping: Option<super::ClosedHandler>,
     on_flow: Option<super::FlowHandler>,
     web_root: Option<WebRoot>,
     handshake_timeout: Duration,
@@ -272,6 +273,7 @@ pub(super) fn start(
         tls_name: config.tls_name,
         ws_origins: config.ws_origins,
         on_connection_closed: config.on_connection_closed,
+        on_ping: config.on_ping,
         on_flow: config.on_flow,
         web_root,
         handshake_timeout: config.tls_handshake_timeout,
@@ -1160,6 +1162,12 @@ impl Driver {
             // are idle most of the time; a new buffer per message costs little beside its
             // parse).
             conn.inbuf = Vec::new();
+        }
+        if let (Some(on_ping), true, true) = (&self.on_ping, pongs > 0, conn.inbound) {
+            let (proto, peer) = (conn.proto, conn.peer);
+            if panic::catch_unwind(AssertUnwindSafe(|| on_ping(proto, peer))).is_err() {
+                log::error!("SIP transport: the keep-alive handler panicked");
+            }
         }
         if pongs > 0 {
             for _ in 0..pongs {
