@@ -7,7 +7,8 @@
 //!   pjsua2 ask for 600 s (they cannot be told otherwise) and are granted 10, so they
 //!   refresh within 10 s (sipp's scenario asks for 10 itself);
 //! - the device: imppd (domain device.test) whose account `sip:alice@example.test` serves
-//!   (`serve=yes,keepalive=2,xcap=...`, TCP to the server), alice's presence set there
+//!   (`serve=yes,keepalive=30,xcap=...`, TCP to the server, pinging every 2 s as the server's
+//!   `Flow-Timer` asks), alice's presence set there
 //!   with `imppd ctl publish` (which the account also publishes uplink); for baresip and
 //!   pjsua2 with `--subscription-expiry 5/10/10` too, so that their refreshes of the
 //!   device's dialog pass through the server while the device serves them;
@@ -94,9 +95,10 @@ impl Edge {
                 "proxy",
                 "--subscription-expiry",
                 "5/10/10",
-                // The device pings every 2 s (keepalive=2): its flow stays alive through
-                // every test, which would lose its watchers mid-way if the pings did not
-                // count.
+                // The device's own keepalive is 30 s; the server's 200 asks for keep-alives
+                // every 2 s (Flow-Timer: half the flow timeout) and the device pings that
+                // often, so its flow stays alive through every test, which would lose its
+                // watchers mid-way if the pings did not come or did not count.
                 "--flow-timeout",
                 "5",
             ],
@@ -112,7 +114,7 @@ impl Edge {
     /// alice's rules from the server.
     fn start_device(&mut self, extra: &[&str]) {
         let account = format!(
-            "{},password={},registrar=tcp:{},serve=yes,keepalive=2,xcap={}",
+            "{},password={},registrar=tcp:{},serve=yes,keepalive=30,xcap={}",
             alice(),
             password("alice"),
             self.server.addr(),

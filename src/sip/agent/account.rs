@@ -736,7 +736,12 @@ impl Accounts {
                         let a = &self.accounts[i];
                         if a.serve {
                             let stream = self.hops.registrar(i).proto.is_stream();
-                            s.flow.registered(now, a.keepalive, stream);
+                            // RFC 5626 §4.4.1: the registrar may ask for keep-alives at
+                            // least every N seconds.
+                            let flow_timer = response
+                                .and_then(|r| r.header("Flow-Timer"))
+                                .and_then(|v| v.trim().parse::<u32>().ok());
+                            s.flow.registered(now, a.keepalive, flow_timer, stream);
                             if let Some(at) = s.flow.ping_at {
                                 // The timer thread sleeps until its earliest deadline.
                                 self.stack.alarm().at(at);
@@ -863,8 +868,7 @@ impl Accounts {
                 s.rules
                     .fetch(self.engine.clone(), self.accounts[i].aor.clone());
             }
-            let keepalive = self.accounts[i].keepalive;
-            match accounts.states[i].flow.due(now, keepalive) {
+            match accounts.states[i].flow.due(now) {
                 super::edge::Due::Nothing => {}
                 super::edge::Due::Ping => {
                     let hop = self.hops.registrar(i);

@@ -107,14 +107,31 @@ pub(crate) struct Flow {
     pub(crate) ping_at: Option<u64>,
     /// Whether the last ping still waits for its pong.
     pub(crate) awaiting_pong: bool,
+    /// Seconds between pings: the account's `keepalive`, or the registrar's `Flow-Timer`
+    /// when that is shorter.
+    pub(crate) interval_s: u32,
 }
 
 impl Flow {
     /// A registration took on a flow (`stream`: TCP or TLS) at `now`: pings every
-    /// `keepalive` seconds from now on (none over UDP, or with `keepalive` 0).
-    pub(crate) fn registered(&mut self, now: u64, keepalive: u32, stream: bool) {
+    /// `keepalive` seconds from now on, or every `flow_timer` seconds when the registrar's
+    /// 2xx asked for that and it is shorter (RFC 5626 §4.4.1: "at least as often"); none
+    /// over UDP, or with neither.
+    pub(crate) fn registered(
+        &mut self,
+        now: u64,
+        keepalive: u32,
+        flow_timer: Option<u32>,
+        stream: bool,
+    ) {
         self.awaiting_pong = false;
-        self.ping_at = (stream && keepalive > 0).then(|| now + u64::from(keepalive) * 1000);
+        let interval = match (keepalive, flow_timer.filter(|t| *t > 0)) {
+            (0, timer) => timer.unwrap_or(0),
+            (k, Some(t)) => k.min(t),
+            (k, None) => k,
+        };
+        self.interval_s = interval;
+        self.ping_at = (stream && interval > 0).then(|| now + u64::from(interval) * 1000);
     }
 
     /// No flow is kept alive any more (unregistered, or registering again).
@@ -136,7 +153,7 @@ pub(crate) enum Due {
 
 impl Flow {
     /// At `now`: whether to ping, or whether the flow is dead (then it stops).
-    pub(crate) fn due(&mut self, now: u64, keepalive: u32) -> Due {
+    pub(crate) fn due(&mut self, now: u64) -> Due {
         match self.ping_at {
             Some(at) if at <= now => {
                 if self.awaiting_pong {
@@ -144,7 +161,7 @@ impl Flow {
                     Due::Dead
                 } else {
                     self.awaiting_pong = true;
-                    self.ping_at = Some(now + u64::from(keepalive.max(1)) * 1000);
+                    self.ping_at = Some(now + u64::from(self.interval_s.max(1)) * 1000);
                     Due::Ping
                 }
             }
@@ -314,15 +331,33 @@ mod tests {
     #[test]
     fn a_ping_unanswered_by_the_next_one_is_a_dead_flow() {
         let mut f = Flow::default();
-        assert_eq!(f.due(0, 2), Due::Nothing);
-        f.registered(1000, 2, false);
+        assert_eq!(f.due(0), Due::Nothing);
+        f.registered(1000, 2, None, false);
         assert_eq!(f.ping_at, None, "no pings over UDP");
-        f.registered(1000, 2, true);
-        assert_eq!(f.due(2999, 2), Due::Nothing);
-        assert_eq!(f.due(3000, 2), Due::Ping);
+        f.registered(1000, 2, None, true);
+        assert_eq!(f.due(2999), Due::Nothing);
+        assert_eq!(f.due(3000), Due::Ping);
         f.awaiting_pong = false; // the pong came
-        assert_eq!(f.due(5000, 2), Due::Ping);
-        assert_eq!(f.due(7000, 2), Due::Dead);
+        assert_eq!(f.due(5000), Due::Ping);
+        assert_eq!(f.due(7000), Due::Dead);
         assert_eq!(f.ping_at, None);
+    }
+
+    #[test]
+    fn the_registrars_flow_timer_shortens_the_interval_never_lengthens_it() {
+        let mut f = Flow::default();
+        f.registered(0, 30, Some(5), true);
+        assert_eq!((f.interval_s, f.ping_at), (5, Some(5000)));
+        assert_eq!(f.due(5000), Due::Ping);
+        assert_eq!(f.ping_at, Some(10_000));
+        f.registered(0, 2, Some(5), true);
+        assert_eq!(f.interval_s, 2);
+        // Without a keepalive of its own, the account pings as the registrar asks.
+        f.registered(0, 0, Some(7), true);
+        assert_eq!(f.interval_s, 7);
+        f.registered(0, 0, None, true);
+        assert_eq!(f.ping_at, None);
+        f.registered(0, 30, Some(0), true);
+        assert_eq!(f.interval_s, 30);
     }
 }

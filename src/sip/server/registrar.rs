@@ -271,6 +271,9 @@ impl Registrar {
     }
 
     fn register(&self, request: &Request) -> Result<Reply> {
+        // Whether a contact serving its watchers registered over a TCP or TLS flow (it is
+        // told how often to keep the flow alive).
+        let mut serving_flow = false;
         let m = &request.message;
         let aor = m.to()?.uri()?;
         let engine = self.engine.get()?;
@@ -329,6 +332,7 @@ impl Registrar {
                     let here = contact_location(request, contact.uri().ok().as_ref());
                     let uri = contact.uri_text();
                     let serves = offers_presence(contact);
+                    serving_flow |= serves && request.peer.proto.is_stream();
                     match engine.login_at(&aor, uri, Some(&here), Some(expires_of(contact))) {
                         Ok(granted) => {
                             if serves {
@@ -366,6 +370,12 @@ impl Registrar {
             }
         }
         let mut answer = self.stack.reply(request, 200, "OK");
+        // RFC 5626 §4.4.1: keep-alives at least every N seconds; half the flow timeout, so
+        // one lost ping does not count the flow as dead.
+        let timeout_s = self.flow_timeout_ms.load(Ordering::Acquire) / 1000;
+        if serving_flow && timeout_s > 0 {
+            answer.header("Flow-Timer", &(timeout_s / 2).max(1).to_string())?;
+        }
         for endpoint in engine.endpoints(&aor)? {
             if is_contact(&endpoint) {
                 answer.header(
