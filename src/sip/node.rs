@@ -471,7 +471,7 @@ impl SipServer {
         let accounts_config: Arc<[super::agent::Account]> = config.accounts.clone().into();
         // The accounts' servers given by name are resolved now, here and not on the I/O
         // thread, so that every request of an account has an address from the start.
-        let server_hops = match super::agent::server_hops::ServerHops::resolve(
+        let hops = match super::agent::hops::Hops::resolve(
             resolver.clone(),
             &config.accounts,
             routes.clone(),
@@ -492,7 +492,7 @@ impl SipServer {
                 backend_expires: config.backend_expires,
             },
             accounts_config.clone(),
-            server_hops.clone(),
+            hops.clone(),
             agent_counters.clone(),
         );
         let federates = {
@@ -575,7 +575,7 @@ impl SipServer {
                     stack.clone(),
                     handle.clone(),
                     accounts_config,
-                    server_hops,
+                    hops,
                     agent_counters.clone(),
                     config.tls.as_ref().map(|t| t.client.clone()),
                 ),

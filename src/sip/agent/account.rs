@@ -24,7 +24,7 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use super::server_hops::ServerHops;
+use super::hops::Hops;
 use super::{backoff, refresh_at, AgentCounters};
 use crate::engine::{Notification, SubscribeRequest};
 use crate::error::Result;
@@ -266,7 +266,7 @@ pub(crate) struct Accounts {
     engine: crate::engine::EngineHandle,
     accounts: Arc<[Account]>,
     /// Where each account's requests go now.
-    hops: Arc<ServerHops>,
+    hops: Arc<Hops>,
     state: Mutex<AccountsState>,
     counters: Arc<AgentCounters>,
     /// For `https://` XCAP roots: the SIP server's TLS client side (its trust anchors).
@@ -316,7 +316,7 @@ impl Accounts {
         stack: Arc<Stack>,
         engine: crate::engine::EngineHandle,
         accounts: Arc<[Account]>,
-        hops: Arc<ServerHops>,
+        hops: Arc<Hops>,
         counters: Arc<AgentCounters>,
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Arc<Accounts> {

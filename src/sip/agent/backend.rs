@@ -2,7 +2,7 @@
 //! (presentity, package) with local watchers, towards the next hop of the presentity's
 //! domain.
 //!
-//! - Where a new dialog goes is asked of [`ServerHops`] when it is made: the account's
+//! - Where a new dialog goes is asked of [`Hops`] when it is made: the account's
 //!   server, else the route of the presentity's domain, an address or a name (`dns`: the
 //!   domain's own records) resolved by RFC 3263 without waiting (a name not cached is looked
 //!   up on the resolver thread, which sends the SUBSCRIBE when the answer is in). The
@@ -10,7 +10,7 @@
 //!   there, to the notifier's Contact as Request-URI, RFC 3261 §12.2); the next dialog asks
 //!   again, so it follows the records once their TTL ends.
 //! - A SUBSCRIBE not answered, one that could not be sent, or one answered `503` leaves that
-//!   target out for a while (its `Retry-After`, else 30 s: [`ServerHops::unreachable`]); a
+//!   target out for a while (its `Retry-After`, else 30 s: [`Hops::unreachable`]); a
 //!   dialog still being made goes to the name's next target at once (RFC 3263 §4.3), an
 //!   established one is made again after the back-off below, at a target still listed.
 //! - Created with the first local watcher (an engine subscription that is not terminated),
@@ -73,7 +73,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::account::check_list_package;
-use super::server_hops::ServerHops;
+use super::hops::Hops;
 use super::{account_digest, account_route, backoff, refresh_at, Account, AgentCounters};
 use crate::engine::{Event, TerminationReason};
 use crate::error::{Error, Result};
@@ -367,7 +367,7 @@ pub(crate) struct Backends {
     /// The accounts: a watcher that is one goes through its proxy and credentials.
     accounts: Arc<[Account]>,
     /// Where the accounts' requests and the other domains' go.
-    hops: Arc<ServerHops>,
+    hops: Arc<Hops>,
     table: Mutex<BackendTable>,
     counters: Arc<AgentCounters>,
 }
@@ -439,7 +439,7 @@ impl Backends {
         engine: crate::engine::EngineHandle,
         config: FederationConfig,
         accounts: Arc<[Account]>,
-        hops: Arc<ServerHops>,
+        hops: Arc<Hops>,
         counters: Arc<AgentCounters>,
     ) -> Arc<Backends> {
         Arc::new_cyclic(|me| Backends {

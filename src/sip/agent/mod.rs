@@ -9,7 +9,7 @@
 //! | [`account`] | the accounts of the user-agent role |
 //! | `backend` | the back-end subscriptions: created, refreshed, retried, ended, mirrored |
 //! | `edge` | a serving account's half of presence at the edge: feature tag, keep-alives, rules over XCAP |
-//! | `server_hops` | where the agent roles' requests go: the accounts' servers and the other domains' routes, addresses or names (RFC 3263), and the targets left out after a failure |
+//! | `hops` | where the agent roles' requests go: the accounts' servers and the other domains' routes, addresses or names (RFC 3263), and the targets left out after a failure |
 //!
 //! # Identity
 //!
@@ -40,7 +40,7 @@
 pub mod account;
 pub(crate) mod backend;
 pub(crate) mod edge;
-pub(crate) mod server_hops;
+pub(crate) mod hops;
 
 pub use account::{Account, ListSubscription};
 
@@ -123,7 +123,7 @@ impl AgentCounters {
 /// The account whose address of record is `watcher`, and where its requests go now.
 pub(crate) fn account_route(
     accounts: &[Account],
-    hops: &server_hops::ServerHops,
+    hops: &hops::Hops,
     watcher: &Uri,
 ) -> Option<(usize, NextHop)> {
     let key = presentity_key(watcher);

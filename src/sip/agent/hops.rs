@@ -13,19 +13,19 @@
 //! refreshed, RFC 8767): the server used last while the answer still lists it, else the
 //! answer's first target in SRV order; an answer gone from the cache is looked up in the
 //! background while the last address found is used. A target that answered `503` or did
-//! not answer is left out for a while ([`ServerHops::unreachable`]), so the next request goes
+//! not answer is left out for a while ([`Hops::unreachable`]), so the next request goes
 //! to the next SRV target (RFC 3263 §4.3).
 //!
 //! # Another domain's route
 //!
-//! A route is looked up for each request that needs it ([`ServerHops::domain`]): an
+//! A route is looked up for each request that needs it ([`Hops::domain`]): an
 //! address as configured; a name (or `dns`: the domain itself) as the resolver answers it
 //! now, which is in place for a cached name (an expired one while it is refreshed) and
 //! otherwise later, on the resolver thread, so that a caller on the I/O thread, a worker or
 //! the event thread never waits. Nothing sticks: the caller keeps the targets for the
 //! request it sends (the first, then the next on failure), and a dialog keeps the one it
 //! was made through; a new dialog looks the name up again, so it follows the records once
-//! their TTL ends. Targets that failed are left out with [`ServerHops::unreachable`] as for
+//! their TTL ends. Targets that failed are left out with [`Hops::unreachable`] as for
 //! an account.
 #![forbid(unsafe_code)]
 
@@ -51,7 +51,7 @@ const PROXY: usize = 1;
 const UNREACHABLE_MS: u64 = 30_000;
 
 /// The accounts' servers and their current addresses, and the other domains' routes.
-pub(crate) struct ServerHops {
+pub(crate) struct Hops {
     resolver: Arc<Resolver>,
     /// The routes to other domains (replaced on a reload).
     routes: Live<RouteTable>,
@@ -61,7 +61,7 @@ pub(crate) struct ServerHops {
     current: Arc<Mutex<Vec<[Option<NextHop>; 2]>>>,
 }
 
-impl ServerHops {
+impl Hops {
     /// The servers of `accounts`, every name resolved now, waiting at most `wait` for each,
     /// and `routes` (looked up when used).
     /// Errors: a name that does not resolve (`Network`), saying which account and server.
@@ -70,7 +70,7 @@ impl ServerHops {
         accounts: &[Account],
         routes: Live<RouteTable>,
         wait: Duration,
-    ) -> Result<ServerHops> {
+    ) -> Result<Hops> {
         let servers: Vec<[Option<RouteTarget>; 2]> = accounts
             .iter()
             .map(|a| [Some(a.registrar.clone()), a.outbound_proxy.clone()])
@@ -105,7 +105,7 @@ impl ServerHops {
             }
             current.push(hops);
         }
-        Ok(ServerHops {
+        Ok(Hops {
             resolver,
             routes,
             servers,
@@ -149,7 +149,7 @@ impl ServerHops {
     }
 
     /// `hop` answered a request with `status` (`response`; 408: no answer, 503 also: it could
-    /// not be sent): a `503` or no answer leaves it out as [`ServerHops::unreachable`] does
+    /// not be sent): a `503` or no answer leaves it out as [`Hops::unreachable`] does
     /// (for the `Retry-After` of a `503` that has one); any other answer changes nothing.
     /// Whether it was left out.
     pub(crate) fn answered(
