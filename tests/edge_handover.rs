@@ -62,6 +62,14 @@ fn stat(stats: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in {stats}"))
 }
 
+/// The NOTIFYs a watcher received, one per expected text (`""`: any), each containing it.
+fn assert_notifies(notifies: &[String], expected: &[&str]) {
+    assert_eq!(notifies.len(), expected.len(), "{notifies:?}");
+    for (notify, text) in notifies.iter().zip(expected) {
+        assert!(notify.contains(text), "expected {text:?} in {notify}");
+    }
+}
+
 #[test]
 fn handed_over_by_proxy_and_taken_back_when_the_device_is_killed() {
     let dir = TempDir::new("edge-back");
@@ -163,12 +171,7 @@ fn with_digest_authentication_the_devices_dialog_is_relayed_on_its_seal() {
     device.kill();
     let log = bob.wait();
     let notifies = log.received("NOTIFY");
-    assert_eq!(notifies.len(), 3, "{notifies:?}");
-    assert!(
-        notifies[1].contains("reason=deactivated"),
-        "{}",
-        notifies[1]
-    );
+    assert_notifies(&notifies, &["", "reason=deactivated", ""]);
     assert!(
         !notifies[2].contains("served by the device"),
         "{}",
@@ -195,16 +198,9 @@ fn a_watcher_over_tcp_is_reached_over_its_connection() {
     device.kill();
     let log = bob.wait();
     let notifies = log.received("NOTIFY");
-    assert_eq!(notifies.len(), 3, "{notifies:?}");
-    assert!(
-        notifies[1].contains("reason=deactivated"),
-        "{}",
-        notifies[1]
-    );
-    assert!(
-        notifies[2].contains("composed at the server"),
-        "{}",
-        notifies[2]
+    assert_notifies(
+        &notifies,
+        &["", "reason=deactivated", "composed at the server"],
     );
 }
 
@@ -224,21 +220,13 @@ fn watchers_come_back_when_the_devices_flow_falls_silent() {
     let log = watcher(&server, dir.path(), "edge_watcher_back.xml", "bob").run();
     let back = registered.elapsed();
     let notifies = log.received("NOTIFY");
-    assert_eq!(notifies.len(), 3, "{notifies:?}");
-    assert!(
-        notifies[0].contains("served by the device"),
-        "{}",
-        notifies[0]
-    );
-    assert!(
-        notifies[1].contains("reason=deactivated"),
-        "{}",
-        notifies[1]
-    );
-    assert!(
-        notifies[2].contains("composed at the server"),
-        "{}",
-        notifies[2]
+    assert_notifies(
+        &notifies,
+        &[
+            "served by the device",
+            "reason=deactivated",
+            "composed at the server",
+        ],
     );
     // Not before the silence was long enough, and soon after.
     assert!(back >= Duration::from_secs(2), "{back:?}");
@@ -267,21 +255,13 @@ fn watchers_come_back_when_the_device_unregisters() {
     );
     let log = watcher(&server, dir.path(), "edge_watcher_back.xml", "bob").run();
     let notifies = log.received("NOTIFY");
-    assert_eq!(notifies.len(), 3, "{notifies:?}");
-    assert!(
-        notifies[0].contains("served by the device"),
-        "{}",
-        notifies[0]
-    );
-    assert!(
-        notifies[1].contains("reason=deactivated"),
-        "{}",
-        notifies[1]
-    );
-    assert!(
-        notifies[2].contains("composed at the server"),
-        "{}",
-        notifies[2]
+    assert_notifies(
+        &notifies,
+        &[
+            "served by the device",
+            "reason=deactivated",
+            "composed at the server",
+        ],
     );
     // Still connected: the binding's end alone brought the watcher back.
     assert!(device.messages().contains("Expires: 0"));
@@ -297,16 +277,9 @@ fn watchers_come_back_when_a_relayed_refresh_fails_at_the_device() {
     let device = device(&server, dir.path(), "edge_device_fail.xml");
     let log = watcher(&server, dir.path(), "edge_watcher_refresh_fails.xml", "bob").run();
     let notifies = log.received("NOTIFY");
-    assert_eq!(notifies.len(), 3, "{notifies:?}");
-    assert!(
-        notifies[1].contains("reason=deactivated"),
-        "{}",
-        notifies[1]
-    );
-    assert!(
-        notifies[2].contains("composed at the server"),
-        "{}",
-        notifies[2]
+    assert_notifies(
+        &notifies,
+        &["", "reason=deactivated", "composed at the server"],
     );
     // The refresh went to the device through the server, over the device's connection.
     let at_device = received_in(&device.messages(), "SUBSCRIBE");
@@ -331,21 +304,13 @@ fn a_watcher_subscribed_at_the_server_moves_at_its_refresh() {
     let device = device(&server, dir.path(), "edge_device_serve.xml");
     let log = bob.wait();
     let notifies = log.received("NOTIFY");
-    assert_eq!(notifies.len(), 3, "{notifies:?}");
-    assert!(
-        notifies[0].contains("composed at the server"),
-        "{}",
-        notifies[0]
-    );
-    assert!(
-        notifies[1].contains("reason=deactivated"),
-        "{}",
-        notifies[1]
-    );
-    assert!(
-        notifies[2].contains("served by the device"),
-        "{}",
-        notifies[2]
+    assert_notifies(
+        &notifies,
+        &[
+            "composed at the server",
+            "reason=deactivated",
+            "served by the device",
+        ],
     );
     assert_eq!(received_in(&device.messages(), "SUBSCRIBE").len(), 1);
 }
