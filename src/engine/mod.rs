@@ -38,6 +38,7 @@ pub(crate) mod dispatcher;
 pub mod events;
 pub mod limits;
 mod lists;
+pub(crate) mod member;
 mod port;
 pub(crate) mod queue;
 pub(crate) mod random;
@@ -644,6 +645,70 @@ impl Core {
             reply,
         })
         .map(|(id, expires)| Subscribed { id, expires })
+    }
+
+    /// `watcher` joins the shared subscriptions ([`member`]) of `presentities`' `package`:
+    /// one member each, authorized by that presentity's rules, whose notifications (and
+    /// the group's) go to the transport's port. One answer per presentity, in order: `Ok`
+    /// once the member is made or counted (its state follows as a notification), or why it
+    /// was refused ([`Error::Moved`] for a redirect, [`Error::LimitReached`]). For a list
+    /// server of domains this engine owns.
+    pub(crate) fn join(
+        &self,
+        watcher: &Uri,
+        package: Package,
+        presentities: &[Uri],
+    ) -> Result<Vec<Result<()>>> {
+        let watcher = Arc::new(watcher.clone());
+        let mut by_shard: Vec<Vec<(usize, (Arc<Uri>, SubscriptionId, SubscriptionId))>> =
+            (0..self.shards.len()).map(|_| Vec::new()).collect();
+        for (at, p) in presentities.iter().enumerate() {
+            let shard = self.shard_for(p);
+            let n = self.next_id.fetch_add(2, Ordering::Relaxed);
+            let id = |n: u64| SubscriptionId(n * self.shards.len() as u64 + shard as u64);
+            by_shard[shard].push((at, (Arc::new(p.clone()), id(n), id(n + 1))));
+        }
+        let mut results: Vec<Option<Result<()>>> = presentities.iter().map(|_| None).collect();
+        for (shard, items) in by_shard.into_iter().enumerate() {
+            if items.is_empty() {
+                continue;
+            }
+            let (places, items): (Vec<usize>, Vec<_>) = items.into_iter().unzip();
+            let answers = self.call(shard, |reply| Command::Join {
+                package,
+                watcher: watcher.clone(),
+                presentities: items,
+                reply,
+            })?;
+            for (at, answer) in places.into_iter().zip(answers) {
+                results[at] = Some(answer);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Internal("no answer".into()))))
+            .collect())
+    }
+
+    /// `watcher` leaves the shared subscriptions of `presentities`' `package` (one holder
+    /// each; see [`Core::join`]).
+    pub(crate) fn leave(&self, watcher: &Uri, package: Package, presentities: &[Uri]) -> Result<()> {
+        let watcher = Arc::new(watcher.clone());
+        let mut by_shard: Vec<Vec<Arc<Uri>>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        for p in presentities {
+            by_shard[self.shard_for(p)].push(Arc::new(p.clone()));
+        }
+        for (shard, items) in by_shard.into_iter().enumerate() {
+            if !items.is_empty() {
+                self.call(shard, |reply| Command::Leave {
+                    package,
+                    watcher: watcher.clone(),
+                    presentities: items,
+                    reply,
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Extends a subscription; `expires` 0 ends it like [`Core::unsubscribe`]. Returns the

@@ -109,6 +109,7 @@ use std::sync::{Arc, Mutex, Weak};
 use super::auth::Authentication;
 use super::dialog_table::{notify_destination, restart_cseq};
 use crate::doc::rlmi::{InstanceState, Rlmi, RlmiWriter};
+use crate::engine::member::{GROUP_TARGET, MEMBER_TARGET};
 use crate::engine::{
     Document, EngineHandle, Notification, SubscribeRequest, SubscriptionInfo, SubscriptionState,
 };
@@ -193,6 +194,10 @@ struct Table {
     /// Each back subscription's list dialog, and its entry there (an index of the dialog's
     /// `resources`, set again whenever they are rebuilt: see [`Table::index`]).
     by_back: HashMap<SubscriptionId, (u64, usize)>,
+    /// The entries served by members of each resource's shared subscription, by the
+    /// resource's key: (list dialog, index of its entry). A group's notification (the
+    /// resource's document changed) reaches them all through it.
+    holders: HashMap<String, Vec<(u64, u32)>>,
     next_id: u64,
     rendered: RenderedDocs,
     /// When the timer thread is to look at which dialog, earliest first: a dialog's next
@@ -268,8 +273,89 @@ impl Table {
             if let Some(back) = e.back {
                 self.by_back.insert(back, (id, at));
             }
+            if e.shared {
+                self.holders
+                    .entry(presentity_key(&e.uri))
+                    .or_default()
+                    .push((id, at as u32));
+            }
         }
     }
+
+    /// Forgets the entries of list dialog `id` (`d`, its resources as indexed) in the
+    /// holders of their resources, before they are rebuilt or the dialog ends.
+    fn release(&mut self, id: u64, d: &ListDialog) {
+        release(&mut self.holders, id, d);
+    }
+}
+
+/// Forgets the entries of list dialog `id` (`d`) in `holders` (see [`Table::release`]).
+fn release(holders: &mut HashMap<String, Vec<(u64, u32)>>, id: u64, d: &ListDialog) {
+    for e in d.resources.iter().filter(|e| e.shared) {
+        let key = presentity_key(&e.uri);
+        if let Some(h) = holders.get_mut(&key) {
+            h.retain(|h| h.0 != id);
+            if h.is_empty() {
+                holders.remove(&key);
+            }
+        }
+    }
+}
+
+/// What the engine must be told of list dialogs that ended (after the table's lock).
+#[derive(Default)]
+struct Ended {
+    backs: Vec<SubscriptionId>,
+    /// Per dialog: its watcher, package and the resources its members joined.
+    members: Vec<(Uri, Package, Vec<Uri>)>,
+    /// Dialogs whose row in the store goes.
+    dialogs: Vec<u64>,
+}
+
+impl Ended {
+    /// Takes what the `entries` of a dialog of `watcher` hold in the engine: their back
+    /// subscriptions (forgotten in `by_back`) and their members.
+    fn take<'a>(
+        &mut self,
+        watcher: &Uri,
+        package: Package,
+        entries: impl Iterator<Item = &'a mut Entry>,
+        by_back: &mut HashMap<SubscriptionId, (u64, usize)>,
+    ) {
+        let mut joined = Vec::new();
+        for e in entries {
+            if let Some(back) = e.back.take() {
+                by_back.remove(&back);
+                self.backs.push(back);
+            }
+            if e.joined {
+                e.joined = false;
+                joined.push(Uri::clone(&e.uri));
+            }
+        }
+        if !joined.is_empty() {
+            self.members.push((watcher.clone(), package, joined));
+        }
+    }
+
+    /// Ends them in the engine.
+    fn finish(self, engine: &crate::engine::Core) {
+        for back in self.backs {
+            let _ = engine.unsubscribe(back);
+        }
+        for (watcher, package, resources) in self.members {
+            let _ = engine.leave(&watcher, package, &resources);
+        }
+        for id in self.dialogs {
+            engine.delete_list_dialog(id);
+        }
+    }
+}
+
+/// Whether `resource` is served by a member of its shared subscription (a resource of an
+/// owned domain not served elsewhere) rather than a back subscription of its own.
+fn shared_resource(engine: &crate::engine::Core, resource: &Uri) -> bool {
+    engine.config().owns(resource) && engine.served_here(resource).is_none()
 }
 
 /// One list subscription.
@@ -289,6 +375,8 @@ struct ListDialog {
     /// Its NOTIFYs are written in Linphone's dialect ([`linphone_dialect`]).
     linphone: bool,
     watcher: Uri,
+    /// The watcher's key (members' notifications name the watcher).
+    watcher_key: String,
     package: Package,
     resources: Vec<Entry>,
     /// The RLMI instance id of the next back subscription made ([`Entry::instance`]).
@@ -332,6 +420,13 @@ struct Entry {
     reported: bool,
     /// Changed since the last NOTIFY.
     changed: bool,
+    /// Served by a member of the resource's shared subscription (a resource of an owned
+    /// domain, [`crate::engine::member`]), not by a back subscription of its own.
+    shared: bool,
+    /// Its member was made (the engine took the join).
+    joined: bool,
+    /// It shows the resource's composed document: the group's notifications update it.
+    follows: bool,
 }
 
 /// A document a back subscription delivered, with its bytes as a NOTIFY part: written once
@@ -523,7 +618,88 @@ fn new_entry(resource: Resource, instance: u32) -> Entry {
         reason: None,
         reported: false,
         changed: true,
+        shared: false,
+        joined: false,
+        follows: false,
     }
+}
+
+/// What was saved of a list dialog, from the store's table or an earlier version's back
+/// subscriptions.
+struct Saved {
+    watcher: Uri,
+    package: Package,
+    /// Its record ([`record`]).
+    target: Vec<u8>,
+    expires_in: std::time::Duration,
+    /// An ad-hoc list's resources.
+    adhoc: Option<Vec<Resource>>,
+}
+
+impl Saved {
+    /// From its row in the store's table (see [`stored_record`]), at wall-clock `unix_ms`.
+    fn from_row(row: &crate::store::ListDialogRecord, unix_ms: u64) -> Option<Saved> {
+        let at = row.record.iter().position(|&b| b == b'\n')?;
+        let line = std::str::from_utf8(&row.record[..at]).ok()?;
+        let resources: Vec<Resource> = line
+            .split(' ')
+            .filter(|u| !u.is_empty())
+            .map(|u| Uri::parse(u).map(Resource::new))
+            .collect::<Result<_>>()
+            .ok()?;
+        let target = row.record[at + 1..].to_vec();
+        let adhoc = read_record(&target)
+            .and_then(|(_, w)| w)
+            .is_some_and(|(_, flags, _)| flags.adhoc)
+            .then_some(resources);
+        Some(Saved {
+            watcher: row.watcher.clone(),
+            package: row.package,
+            target,
+            expires_in: std::time::Duration::from_millis(row.expires_at.saturating_sub(unix_ms)),
+            adhoc,
+        })
+    }
+
+    /// From an earlier version's back subscriptions `subs` (each carries the record; an
+    /// ad-hoc list is exactly their presentities, in the order they were made).
+    fn from_backs(subs: &[SubscriptionInfo]) -> Option<Saved> {
+        let first = subs.first()?;
+        let mut ordered: Vec<&SubscriptionInfo> = subs.iter().collect();
+        ordered.sort_by_key(|s| s.id);
+        let mut seen = std::collections::HashSet::new();
+        let resources: Vec<Resource> = ordered
+            .into_iter()
+            .filter(|s| seen.insert(presentity_key(&s.presentity)))
+            .map(|s| Resource::new(s.presentity.clone()))
+            .collect();
+        Some(Saved {
+            watcher: first.watcher.clone(),
+            package: first.package,
+            target: first.target.as_deref()?.to_vec(),
+            // The dialog lives as long as its longest-lived back subscription.
+            expires_in: subs.iter().map(|s| s.expires_in).max()?,
+            adhoc: Some(resources),
+        })
+    }
+}
+
+/// List dialog `d`'s row in the store's table of list dialogs: the resources of an ad-hoc
+/// list (their URIs, space-separated: display names are not kept) on a line of their own
+/// (empty for a stored list), then its record ([`record`]).
+fn stored_record(d: &ListDialog) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(adhoc) = &d.adhoc {
+        for (i, r) in adhoc.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(r.uri.to_string().as_bytes());
+        }
+    }
+    out.push(b'\n');
+    out.extend_from_slice(&d.target);
+    out
 }
 
 impl ListDialog {
@@ -620,46 +796,66 @@ impl ListServer {
         })
     }
 
-    /// Brings back the list dialogs an earlier run left in the store, from their back
-    /// subscriptions (called once the engine's port is open, before any request is taken):
-    /// each dialog is rebuilt from its record ([`record`]) with the list expanded again
-    /// (resources added meanwhile subscribed, removed ones ended), its back subscriptions
-    /// are notified again, and its full state goes out once they have told it (RLMI version
-    /// and CSeq from [`restart_version`]). A dialog whose record cannot be read (written by
-    /// an earlier version, or unreadable), whose list or package is gone, or which expired
-    /// has its back subscriptions ended. New dialogs get ids above every id seen, so their
-    /// tags never name a restored dialog.
+    /// Brings back the list dialogs an earlier run left in the store (called once the
+    /// engine's port is open, before any request is taken): each from its row in the
+    /// store's table of list dialogs ([`stored_record`]), or, for a dialog an earlier
+    /// version kept only on its back subscriptions, from their record ([`record`]). Its list
+    /// is expanded again; resources of owned domains join their shared subscriptions again,
+    /// the others keep their back subscriptions (notified again) or get new ones, and its
+    /// full state goes out once every resource has told it (RLMI version and CSeq from
+    /// [`restart_version`]). A dialog whose record cannot be read, whose list or package is
+    /// gone, or which expired is forgotten, its back subscriptions ended. New dialogs get
+    /// ids above every id seen, so their tags never name a restored dialog.
     pub(crate) fn start(&self) {
         let Ok(engine) = self.engine.get() else {
             return;
         };
-        let mut groups: HashMap<u64, Vec<SubscriptionInfo>> = HashMap::new();
+        let mut backs_of: HashMap<u64, Vec<SubscriptionInfo>> = HashMap::new();
         for sub in engine.remote_subscriptions().unwrap_or_default() {
             let Some((id, _)) = sub.target.as_deref().and_then(read_record) else {
                 continue;
             };
-            groups.entry(id).or_default().push(sub);
+            backs_of.entry(id).or_default().push(sub);
         }
+        let mut stored: HashMap<u64, crate::store::ListDialogRecord> = engine
+            .take_stored_list_dialogs()
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let mut ids: Vec<u64> = backs_of.keys().chain(stored.keys()).copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
         let now = self.stack.now();
-        let version = restart_version(self.stack.unix_ms());
+        let unix = self.stack.unix_ms();
+        let version = restart_version(unix);
         let bounds = engine.config().subscription_expiry;
-        let mut ended = Vec::new();
+        let mut ended = Ended::default();
+        let mut forgotten = Vec::new();
         let mut renotify = Vec::new();
+        let mut joins = Vec::new();
         let mut dues = Vec::new();
         let mut table = lock(&self.table);
-        table.next_id = table.next_id.max(groups.keys().copied().max().unwrap_or(0));
-        for (id, subs) in groups {
-            let Some(mut d) = self.restored(&engine, id, &subs, now, version) else {
-                ended.extend(subs.iter().map(|s| s.id));
+        table.next_id = table.next_id.max(ids.last().copied().unwrap_or(0));
+        for id in ids {
+            let subs = backs_of.remove(&id).unwrap_or_default();
+            let saved = match stored.remove(&id) {
+                Some(row) => Saved::from_row(&row, unix),
+                None => Saved::from_backs(&subs),
+            };
+            let Some(mut d) = saved.and_then(|saved| self.restored(&engine, id, saved, now, version))
+            else {
+                ended.backs.extend(subs.iter().map(|s| s.id));
+                forgotten.push(id);
                 continue;
             };
             // The list as it is now, in its order: a restored back subscription per resource
             // still listed (one; any other ends), a new one for a resource added meanwhile
-            // (or whose subscription ended before the restart).
+            // (or whose subscription ended before the restart); resources of owned domains
+            // join their shared subscriptions.
             let mut backs: HashMap<String, SubscriptionId> = HashMap::new();
             for sub in &subs {
                 if let Some(other) = backs.insert(presentity_key(&sub.presentity), sub.id) {
-                    ended.push(other);
+                    ended.backs.push(other);
                 }
             }
             let remaining_s = (d.expires_at - now).div_ceil(1000) as u32;
@@ -667,28 +863,39 @@ impl ListServer {
                 Some(adhoc) => adhoc.clone(),
                 None => engine.expand_list(&d.list_uri).unwrap_or_default(),
             };
+            let mut to_join = Vec::new();
             for r in resources {
                 let instance = d.take_instance();
-                let entry = match backs.remove(&presentity_key(&r.uri)) {
-                    Some(back) => {
-                        renotify.push(back);
-                        Entry {
-                            back: Some(back),
-                            ..new_entry(r, instance)
-                        }
+                let entry = if shared_resource(&engine, &r.uri) {
+                    if let Some(back) = backs.remove(&presentity_key(&r.uri)) {
+                        ended.backs.push(back); // kept by an earlier version
                     }
-                    None => self.back_subscription(
-                        &engine,
-                        id,
-                        &d,
-                        r,
-                        instance,
-                        remaining_s.max(bounds.min),
-                    ),
+                    let mut e = new_entry(r, instance);
+                    e.shared = true;
+                    to_join.push((d.resources.len(), Uri::clone(&e.uri)));
+                    e
+                } else {
+                    match backs.remove(&presentity_key(&r.uri)) {
+                        Some(back) => {
+                            renotify.push(back);
+                            Entry {
+                                back: Some(back),
+                                ..new_entry(r, instance)
+                            }
+                        }
+                        None => self.back_subscription(
+                            &engine,
+                            id,
+                            &d,
+                            r,
+                            instance,
+                            remaining_s.max(bounds.min),
+                        ),
+                    }
                 };
                 d.resources.push(entry);
             }
-            ended.extend(backs.into_values());
+            ended.backs.extend(backs.into_values());
             table.index(id, &d);
             if d.resources.iter().all(|e| e.reported) {
                 d.due = Some(now);
@@ -699,14 +906,20 @@ impl ListServer {
                 d.watcher,
                 d.list_uri
             );
+            joins.push((id, d.watcher.clone(), d.package, to_join));
+            self.save(&engine, id, &d);
             table.dialogs.insert(id, d);
             table.schedule(id);
             table.schedule_end(id);
         }
         drop(table);
         // Their final notifications find no dialog.
-        for back in ended {
-            let _ = engine.unsubscribe(back);
+        ended.finish(&engine);
+        for id in forgotten {
+            engine.delete_list_dialog(id);
+        }
+        for (id, watcher, package, to_join) in joins {
+            self.join(&engine, id, &watcher, package, to_join);
         }
         // The current state of each resource, for the full-state NOTIFY.
         for back in renotify {
@@ -717,24 +930,39 @@ impl ListServer {
         }
     }
 
-    /// List dialog `id` rebuilt from the record its back subscriptions `subs` carry, without
-    /// resources yet; `None` when it cannot come back (see [`ListServer::start`]).
+    /// Writes list dialog `id`'s row in the store's table of list dialogs (see
+    /// [`stored_record`]): when it is made, and again at each refresh (its expiry, an ad-hoc
+    /// list replaced).
+    fn save(&self, engine: &crate::engine::Core, id: u64, d: &ListDialog) {
+        let remaining = d.expires_at.saturating_sub(self.stack.now());
+        engine.save_list_dialog(crate::store::ListDialogRecord {
+            id,
+            watcher: d.watcher.clone(),
+            package: d.package,
+            expires_at: self.stack.unix_ms() + remaining,
+            record: stored_record(d),
+        });
+    }
+
+    /// List dialog `id` rebuilt from what was saved of it, without resources yet; `None`
+    /// when it cannot come back (see [`ListServer::start`]).
     fn restored(
         &self,
         engine: &crate::engine::Core,
         id: u64,
-        subs: &[SubscriptionInfo],
+        saved: Saved,
         now: u64,
         version: u32,
     ) -> Option<ListDialog> {
-        let first = subs.first()?;
-        let watcher = first.watcher.clone();
-        let package = first.package;
-        let target = first.target.clone()?;
+        let Saved {
+            watcher,
+            package,
+            target,
+            expires_in,
+            adhoc,
+        } = saved;
         let Some((_, Some((list_text, flags, dialog)))) = read_record(&target) else {
-            log::info!(
-                "list dialog {id}: stored by an earlier version; its back subscriptions end"
-            );
+            log::info!("list dialog {id}: stored by an earlier version; it ends");
             return None;
         };
         let dialog =
@@ -745,25 +973,11 @@ impl ListServer {
                     return None;
                 }
             };
-        // The dialog lives as long as its longest-lived back subscription (they are made
-        // and refreshed with it).
-        let expires_in = subs.iter().map(|s| s.expires_in).max()?;
         if expires_in.is_zero() {
             log::debug!("list dialog {id}: expired before the restart");
             return None;
         }
         let (list_uri, list_name, adhoc) = if flags.adhoc {
-            // An ad-hoc list is exactly its back subscriptions (one per resource, made with
-            // the dialog): their presentities, in the order they were made. What the record
-            // does not keep is lost: display names, and resources refused before the restart.
-            let mut subs: Vec<&SubscriptionInfo> = subs.iter().collect();
-            subs.sort_by_key(|s| s.id);
-            let mut seen = std::collections::HashSet::new();
-            let resources: Vec<Resource> = subs
-                .into_iter()
-                .filter(|s| seen.insert(presentity_key(&s.presentity)))
-                .map(|s| Resource::new(s.presentity.clone()))
-                .collect();
             let Ok(uri) = Uri::parse(list_text) else {
                 log::warn!("list dialog {id}: its ad-hoc list's URI {list_text} unreadable");
                 return None;
@@ -771,7 +985,7 @@ impl ListServer {
             if !LIST_PACKAGES.contains(&package) {
                 return None;
             }
-            (uri, None, Some(resources))
+            (uri, None, Some(adhoc.unwrap_or_default()))
         } else {
             let list = Uri::parse(list_text).ok().and_then(|uri| engine.list(&uri));
             let Some(list) = list.filter(|l| {
@@ -783,14 +997,16 @@ impl ListServer {
             };
             (list.uri, list.display_name, None)
         };
+        let target = Arc::<[u8]>::from(target);
         Some(ListDialog {
             dialog,
-            target: target.clone(),
+            target,
             list_text: list_text.to_string(),
             list_uri,
             list_name,
             adhoc,
             linphone: flags.linphone,
+            watcher_key: presentity_key(&watcher),
             watcher,
             package,
             resources: Vec::new(),
@@ -1004,6 +1220,7 @@ impl ListServer {
             list_name,
             adhoc,
             linphone,
+            watcher_key: presentity_key(&watcher),
             watcher,
             package,
             resources: Vec::with_capacity(resources.len()),
@@ -1025,27 +1242,44 @@ impl ListServer {
         // come. Nothing else can reach the dialog meanwhile: its tag is not known outside.
         let back_expires = granted.max(bounds.min);
         let (watcher, target) = (d.watcher.clone(), d.target.clone());
+        d.resources = resources
+            .into_iter()
+            .enumerate()
+            .map(|(at, r)| {
+                let mut e = new_entry(r, at as u32 + 1);
+                e.shared = shared_resource(engine, &e.uri);
+                e
+            })
+            .collect();
+        let shared: Vec<(usize, Uri)> = d
+            .resources
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.shared)
+            .map(|(at, e)| (at, Uri::clone(&e.uri)))
+            .collect();
+        let backs: Vec<(usize, Uri)> = d
+            .resources
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.shared)
+            .map(|(at, e)| (at, Uri::clone(&e.uri)))
+            .collect();
         d.in_flight = true;
+        table.index(id, &d);
         table.dialogs.insert(id, d);
         drop(table);
-        for (at, r) in resources.into_iter().enumerate() {
-            let mut entry = Some(new_entry(r, at as u32 + 1));
-            let uri = entry
-                .as_ref()
-                .map(|e| Uri::clone(&e.uri))
-                .expect("made above");
+        self.join(engine, id, &watcher, package, shared);
+        for (at, uri) in backs {
             let request = back_request(&watcher, uri, package, &target, back_expires);
-            let mut named = None;
             let made = engine.subscribe_naming(request, |sub| {
-                named = Some(sub);
                 let mut table = lock(&self.table);
                 let Table {
                     dialogs, by_back, ..
                 } = &mut *table;
-                if let (Some(d), Some(mut e)) = (dialogs.get_mut(&id), entry.take()) {
+                if let Some(e) = dialogs.get_mut(&id).and_then(|d| d.resources.get_mut(at)) {
                     e.back = Some(sub);
-                    by_back.insert(sub, (id, d.resources.len()));
-                    d.resources.push(e);
+                    by_back.insert(sub, (id, at));
                 }
                 None
             });
@@ -1054,18 +1288,11 @@ impl ListServer {
                 let Table {
                     dialogs, by_back, ..
                 } = &mut *table;
-                let placed = named.and_then(|sub| by_back.remove(&sub));
-                if let Some(d) = dialogs.get_mut(&id) {
-                    let e = match placed {
-                        Some((_, at)) => d.resources.get_mut(at),
-                        None => entry.take().map(|e| {
-                            d.resources.push(e);
-                            d.resources.last_mut().expect("pushed")
-                        }),
-                    };
-                    if let Some(e) = e {
-                        refused(id, e, &error);
+                if let Some(e) = dialogs.get_mut(&id).and_then(|d| d.resources.get_mut(at)) {
+                    if let Some(back) = e.back {
+                        by_back.remove(&back);
                     }
+                    refused(id, e, &error);
                 }
             }
         }
@@ -1083,6 +1310,9 @@ impl ListServer {
         });
         table.schedule(id);
         table.schedule_end(id);
+        if let Some(d) = table.dialogs.get(&id).filter(|d| d.ending.is_none()) {
+            self.save(engine, id, d);
+        }
         let mut answer = self
             .stack
             .reply_tagged(request, 200, "OK", Some(&local_tag));
@@ -1107,6 +1337,55 @@ impl ListServer {
             self.stack.alarm().at(at);
         }
         Ok(None)
+    }
+
+    /// The subscriber of list dialog `id` joins the shared subscriptions of its entries
+    /// `shared` (index, resource), outside the table's lock (one engine call per shard);
+    /// an entry whose join is refused is a terminated instance.
+    fn join(
+        &self,
+        engine: &crate::engine::Core,
+        id: u64,
+        watcher: &Uri,
+        package: Package,
+        shared: Vec<(usize, Uri)>,
+    ) {
+        if shared.is_empty() {
+            return;
+        }
+        let (places, uris): (Vec<usize>, Vec<Uri>) = shared.into_iter().unzip();
+        let answers = match engine.join(watcher, package, &uris) {
+            Ok(answers) => answers,
+            Err(e) => uris.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut table = lock(&self.table);
+        let mut left = Vec::new();
+        match table.dialogs.get_mut(&id) {
+            Some(d) => {
+                for (at, answer) in places.into_iter().zip(answers) {
+                    let Some(e) = d.resources.get_mut(at) else {
+                        continue;
+                    };
+                    match answer {
+                        Ok(()) => e.joined = true,
+                        Err(error) => refused(id, e, &error),
+                    }
+                }
+            }
+            // Ended meanwhile: what was joined is left again.
+            None => {
+                left = uris
+                    .into_iter()
+                    .zip(answers)
+                    .filter(|(_, a)| a.is_ok())
+                    .map(|(u, _)| u)
+                    .collect()
+            }
+        }
+        drop(table);
+        if !left.is_empty() {
+            let _ = engine.leave(watcher, package, &left);
+        }
     }
 
     /// `400` for a recipient list that cannot be read, saying why.
@@ -1262,14 +1541,11 @@ impl ListServer {
             table.dialogs.insert(id, d);
             return gone(); // ending meanwhile (an unsubscribe)
         }
-        let mut ended = Vec::new();
+        let mut ended = Ended::default();
+        let mut to_join: Vec<(usize, Uri)> = Vec::new();
+        table.release(id, &d);
         if granted == 0 {
-            for e in &mut d.resources {
-                if let Some(back) = e.back.take() {
-                    table.by_back.remove(&back);
-                    ended.push(back);
-                }
-            }
+            ended.take(&d.watcher, d.package, d.resources.iter_mut(), &mut table.by_back);
             d.ending = Some(None);
         } else {
             d.expires_at = now + u64::from(granted) * 1000;
@@ -1278,13 +1554,30 @@ impl ListServer {
             }
             // The list as it is now: resources kept are refreshed (or subscribed again when
             // their subscription ended), new ones subscribed, removed ones ended. A back
-            // subscription made since the snapshot (by a refresh at the same time) is new.
+            // subscription made since the snapshot (by a refresh at the same time) is new. A
+            // member needs no refresh (it lives with the dialog); one refused or sent
+            // elsewhere (deactivated) joins again, so a rule changed meanwhile counts.
             let mut old: HashMap<String, Entry> = std::mem::take(&mut d.resources)
                 .into_iter()
                 .map(|e| (presentity_key(&e.uri), e))
                 .collect();
+            let mut gone_members = Vec::new();
             for r in resources {
                 let kept = match old.remove(&presentity_key(&r.uri)) {
+                    Some(e)
+                        if e.shared
+                            && e.joined
+                            && !(e.state == InstanceState::Terminated
+                                && e.reason == Some("deactivated")) =>
+                    {
+                        Some(e)
+                    }
+                    Some(e) if e.shared => {
+                        if e.joined {
+                            gone_members.push(Uri::clone(&e.uri));
+                        }
+                        None
+                    }
                     Some(e)
                         if e.back.is_some_and(|b| {
                             refreshed.contains(&b) || !before.contains_key(&b)
@@ -1305,6 +1598,13 @@ impl ListServer {
                         e.name = r.display_name.map(String::into_boxed_str);
                         e
                     }
+                    None if shared_resource(&engine, &r.uri) => {
+                        let instance = d.take_instance();
+                        let mut e = new_entry(r, instance);
+                        e.shared = true;
+                        to_join.push((d.resources.len(), Uri::clone(&e.uri)));
+                        e
+                    }
                     None => {
                         let instance = d.take_instance();
                         self.back_subscription(&engine, id, &d, r, instance, granted)
@@ -1312,11 +1612,16 @@ impl ListServer {
                 };
                 d.resources.push(entry);
             }
-            for (_, e) in old {
-                if let Some(back) = e.back {
-                    table.by_back.remove(&back);
-                    ended.push(back);
-                }
+            ended.take(
+                &d.watcher,
+                d.package,
+                old.values_mut(),
+                &mut table.by_back,
+            );
+            if !gone_members.is_empty() {
+                ended
+                    .members
+                    .push((d.watcher.clone(), d.package, gone_members));
             }
             table.index(id, &d);
         }
@@ -1327,6 +1632,9 @@ impl ListServer {
             now + self.batch_ms.max(FIRST_STATE_WAIT_MS)
         });
         let due = d.due;
+        if d.ending.is_none() {
+            self.save(&engine, id, &d);
+        }
         table.dialogs.insert(id, d);
         table.schedule(id);
         table.schedule_end(id);
@@ -1334,56 +1642,165 @@ impl ListServer {
         answer.header("Expires", &granted.to_string())?;
         answer.header("Require", EVENTLIST)?;
         self.stack.answer(request, answer);
+        let (watcher, package) = (table.dialogs[&id].watcher.clone(), table.dialogs[&id].package);
         drop(table);
-        for back in ended {
-            let _ = engine.unsubscribe(back);
-        }
+        // Joined again before the old holders leave: a member redirected is decided again
+        // by the join, and the leave then only counts a holder off.
+        self.join(&engine, id, &watcher, package, to_join);
+        ended.finish(&engine);
         if let Some(at) = due {
             self.stack.alarm().at(at);
         }
         Ok(None)
     }
 
-    /// A notification of the engine: `true` when it is one of a back subscription (kept
-    /// for the list dialog's next NOTIFY), `false` when it is not this role's.
+    /// A notification of the engine: `true` when it is this role's (of a back subscription,
+    /// of a member of a shared subscription or of its group; kept for the list dialogs'
+    /// next NOTIFYs), `false` when it is not.
     pub(crate) fn notification(&self, n: &Notification) -> bool {
-        if !n
-            .target
-            .as_deref()
-            .is_some_and(|t| t.starts_with(LIST_TARGET))
-        {
+        let Some(target) = n.target.as_deref() else {
             return false;
+        };
+        let due = if target.starts_with(GROUP_TARGET) {
+            self.group_notification(n)
+        } else if target.starts_with(MEMBER_TARGET) {
+            self.member_notification(n, target == MEMBER_TARGET)
+        } else if target.starts_with(LIST_TARGET) {
+            self.back_notification(n)
+        } else {
+            return false;
+        };
+        if let Some(at) = due {
+            self.stack.alarm().at(at);
         }
+        true
+    }
+
+    /// A back subscription's notification: its entry learns the state.
+    fn back_notification(&self, n: &Notification) -> Option<u64> {
         let now = self.stack.now();
         let mut table = lock(&self.table);
-        let Some(&(id, at)) = table.by_back.get(&n.subscription) else {
-            return true; // a back subscription of a dialog that ended
-        };
+        let &(id, at) = table.by_back.get(&n.subscription)?;
         if n.state.is_terminated() {
             table.by_back.remove(&n.subscription);
         }
-        let Table {
-            dialogs, rendered, ..
-        } = &mut *table;
-        let Some(d) = dialogs.get_mut(&id) else {
-            return true;
-        };
-        let Some(e) = d
+        let e = table
+            .dialogs
+            .get_mut(&id)?
             .resources
             .get_mut(at)
-            .filter(|e| e.back == Some(n.subscription))
-        else {
-            return true;
-        };
-        if !Arc::ptr_eq(&e.uri, &n.presentity) && *e.uri == *n.presentity {
-            e.uri = n.presentity.clone();
+            .filter(|e| e.back == Some(n.subscription))?;
+        if n.state.is_terminated() {
+            e.back = None;
         }
-        let (state, reason, document) = match n.state {
-            SubscriptionState::Active => (InstanceState::Active, None, n.document.as_ref()),
-            SubscriptionState::Pending => (InstanceState::Pending, None, None),
+        let document = n.document.as_ref().filter(|_| n.state == SubscriptionState::Active);
+        self.learn(&mut table, id, at, n.state, document, &n.presentity, now)
+    }
+
+    /// A member's notification (its own state): the entries of its watcher's dialogs that
+    /// hold the resource learn it.
+    fn member_notification(&self, n: &Notification, follows: bool) -> Option<u64> {
+        let now = self.stack.now();
+        let key = presentity_key(&n.presentity);
+        let watcher = presentity_key(&n.watcher);
+        let mut table = lock(&self.table);
+        let holders: Vec<(u64, u32)> = table
+            .holders
+            .get(&key)?
+            .iter()
+            .copied()
+            .filter(|(id, _)| {
+                table
+                    .dialogs
+                    .get(id)
+                    .is_some_and(|d| d.watcher_key == watcher)
+            })
+            .collect();
+        let mut due: Option<u64> = None;
+        for (id, at) in holders {
+            let Some(e) = table
+                .dialogs
+                .get_mut(&id)
+                .and_then(|d| d.resources.get_mut(at as usize))
+            else {
+                continue;
+            };
+            e.follows = follows;
+            let document = n.document.as_ref().filter(|_| n.state == SubscriptionState::Active);
+            let at = self.learn(&mut table, id, at as usize, n.state, document, &n.presentity, now);
+            due = due.into_iter().chain(at).min();
+        }
+        due
+    }
+
+    /// A group's notification (the resource's document changed): every entry that shows
+    /// the composed document learns it, written once for all of them.
+    fn group_notification(&self, n: &Notification) -> Option<u64> {
+        let now = self.stack.now();
+        let key = presentity_key(&n.presentity);
+        let mut table = lock(&self.table);
+        let holders = std::mem::take(table.holders.get_mut(&key)?);
+        let mut due: Option<u64> = None;
+        for &(id, at) in &holders {
+            let follows = table
+                .dialogs
+                .get(&id)
+                .and_then(|d| d.resources.get(at as usize))
+                .is_some_and(|e| e.follows && e.state == InstanceState::Active);
+            if follows {
+                let at = self.learn(
+                    &mut table,
+                    id,
+                    at as usize,
+                    SubscriptionState::Active,
+                    n.document.as_ref(),
+                    &n.presentity,
+                    now,
+                );
+                due = due.into_iter().chain(at).min();
+            }
+        }
+        if let Some(slot) = table.holders.get_mut(&key) {
+            *slot = holders;
+        }
+        due
+    }
+
+    /// Entry `at` of list dialog `id` learns the state its resource shows the subscriber
+    /// (and the document, while active); the dialog's next NOTIFY is scheduled when this
+    /// is news. Returns when the alarm must ring, if the dialog's next NOTIFY moved.
+    #[allow(clippy::too_many_arguments)]
+    fn learn(
+        &self,
+        table: &mut Table,
+        id: u64,
+        at: usize,
+        state: SubscriptionState,
+        document: Option<&Arc<Document>>,
+        presentity: &Arc<Uri>,
+        now: u64,
+    ) -> Option<u64> {
+        let Table {
+            dialogs, rendered, ..
+        } = table;
+        let d = dialogs.get_mut(&id)?;
+        // A resource that comes back after it ended (a blocked member allowed later) is a
+        // new instance (RFC 4662: an instance ends with its subscription).
+        let was_ended = d.resources.get(at)?.state == InstanceState::Terminated
+            && d.resources[at].reported;
+        if was_ended && !state.is_terminated() {
+            let instance = d.take_instance();
+            d.resources[at].instance = instance;
+        }
+        let e = d.resources.get_mut(at)?;
+        if !Arc::ptr_eq(&e.uri, presentity) && *e.uri == **presentity {
+            e.uri = presentity.clone();
+        }
+        let (state, reason) = match state {
+            SubscriptionState::Active => (InstanceState::Active, None),
+            SubscriptionState::Pending => (InstanceState::Pending, None),
             SubscriptionState::Terminated(reason) => {
-                e.back = None;
-                (InstanceState::Terminated, reason.map(|r| r.as_str()), None)
+                (InstanceState::Terminated, reason.map(|r| r.as_str()))
             }
         };
         // The same state told again (a resource's first state can be notified twice, say)
@@ -1403,7 +1820,7 @@ impl ListServer {
         e.reason = reason;
         e.document = document;
         if unchanged {
-            return true;
+            return None;
         }
         e.reported = true;
         e.changed = true;
@@ -1418,19 +1835,17 @@ impl ListServer {
         d.due = due;
         if moved {
             table.schedule(id);
+            due
+        } else {
+            None
         }
-        drop(table);
-        if let Some(at) = due {
-            self.stack.alarm().at(at);
-        }
-        true
     }
 
     /// On the timer thread, at `now`: ends the dialogs that expired, and sends the NOTIFYs
     /// that are due.
     pub(crate) fn tick(&self, now: u64) {
         let mut ready = Vec::new();
-        let mut ended = Vec::new();
+        let mut ended = Ended::default();
         {
             let mut table = lock(&self.table);
             let mut woken = Vec::new();
@@ -1444,7 +1859,10 @@ impl ListServer {
             woken.sort_unstable();
             woken.dedup();
             let Table {
-                dialogs, by_back, ..
+                dialogs,
+                by_back,
+                holders,
+                ..
             } = &mut *table;
             let mut finished = Vec::new();
             let mut waiting = Vec::new();
@@ -1463,12 +1881,8 @@ impl ListServer {
                     continue;
                 }
                 if d.ending.is_some() {
-                    for e in &mut d.resources {
-                        if let Some(back) = e.back.take() {
-                            by_back.remove(&back);
-                            ended.push(back);
-                        }
-                    }
+                    release(holders, id, d);
+                    ended.take(&d.watcher, d.package, d.resources.iter_mut(), by_back);
                 }
                 if let Some(p) = self.prepare(id, d, now) {
                     ready.push(p);
@@ -1479,18 +1893,15 @@ impl ListServer {
             }
             for id in finished {
                 dialogs.remove(&id);
+                ended.dialogs.push(id);
             }
             for id in waiting {
                 table.schedule(id);
             }
             table.rendered.sweep();
         }
-        if !ended.is_empty() {
-            if let Ok(engine) = self.engine.get() {
-                for back in ended {
-                    let _ = engine.unsubscribe(back);
-                }
-            }
+        if let Ok(engine) = self.engine.get() {
+            ended.finish(&engine);
         }
         for p in ready {
             self.send(p);
@@ -1701,18 +2112,16 @@ impl ListServer {
             }
         }
         log::debug!("list dialog {id}: NOTIFY answered {status}; ending it");
-        let Some(d) = table.dialogs.remove(&id) else {
+        let Some(mut d) = table.dialogs.remove(&id) else {
             return;
         };
-        let backs: Vec<SubscriptionId> = d.resources.iter().filter_map(|e| e.back).collect();
-        for b in &backs {
-            table.by_back.remove(b);
-        }
+        table.release(id, &d);
+        let mut ended = Ended::default();
+        ended.take(&d.watcher, d.package, d.resources.iter_mut(), &mut table.by_back);
+        ended.dialogs.push(id);
         drop(table);
         if let Ok(engine) = self.engine.get() {
-            for b in backs {
-                let _ = engine.unsubscribe(b);
-            }
+            ended.finish(&engine);
         }
     }
 }
