@@ -320,8 +320,8 @@ impl Engine {
     /// loaded and given to the shards that own it: rules, users, resource lists, endpoints,
     /// publications, stored messages and remote subscriptions (what ran out while the engine
     /// was down expires at once, with the usual events); the list server's dialogs are kept
-    /// for it as they were stored. A stored list of a domain the engine
-    /// does not own is left in the store and not served (a warning is logged).
+    /// for it as they were stored. A stored list of a domain the engine does not own is left
+    /// in the store and not served (a warning is logged).
     pub fn new(config: EngineConfig) -> Result<Engine> {
         config.validate()?;
         let config = Arc::new(config);
