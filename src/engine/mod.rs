@@ -295,6 +295,9 @@ pub struct Core {
     served: Arc<served::ServedHere>,
     /// The engine's one generator; shards and transports draw their own splits of it.
     random: Mutex<random::Random>,
+    /// The list server's dialogs the store gave back at start, until the list server takes
+    /// them ([`Core::take_stored_list_dialogs`]).
+    stored_list_dialogs: Mutex<Vec<crate::store::ListDialogRecord>>,
     closed: AtomicBool,
     me: Weak<Core>,
 }
@@ -317,8 +320,9 @@ impl Engine {
     /// Starts an engine: one thread per shard and the event queue. What the store keeps is
     /// loaded and given to the shards that own it: rules, users, resource lists, endpoints,
     /// publications, stored messages and remote subscriptions (what ran out while the engine
-    /// was down expires at once, with the usual events). A stored list of a domain the engine
-    /// does not own is left in the store and not served (a warning is logged).
+    /// was down expires at once, with the usual events); the list server's dialogs are kept
+    /// for it as they were stored. A stored list of a domain the engine does not own is left
+    /// in the store and not served (a warning is logged).
     pub fn new(config: EngineConfig) -> Result<Engine> {
         config.validate()?;
         let config = Arc::new(config);
@@ -348,6 +352,7 @@ impl Engine {
             .max()
             .unwrap_or(0)
             .max(config.clock.unix_ms().saturating_mul(1000));
+        let stored_list_dialogs = std::mem::take(&mut snapshot.list_dialogs);
         let (parts, next_subscription) =
             restore::split(snapshot, config.workers, config.store.as_ref());
         let mut senders = Vec::with_capacity(config.workers);
@@ -401,6 +406,7 @@ impl Engine {
             port,
             served,
             random: Mutex::new(random),
+            stored_list_dialogs: Mutex::new(stored_list_dialogs),
             closed: AtomicBool::new(false),
             me: me.clone(),
         });
@@ -1360,6 +1366,44 @@ impl Core {
             self.shards.len()
         );
         Ok(())
+    }
+
+    // ----------------------------------------------------------------------------------
+    // List dialogs (the list server's soft state)
+    // ----------------------------------------------------------------------------------
+    //
+    // The list server keeps its dialogs itself; the engine only carries them to and from the
+    // store (the list server sits above the engine and reaches the store through it). They
+    // are soft state: written behind, and only to a store that keeps soft state.
+    // (`allow(dead_code)` until the list server calls them: issue 16.)
+
+    /// The list server's dialogs the store held when the engine started, in id order; once:
+    /// a later call returns none. Dialogs whose time ran out while the engine was down are
+    /// among them: ending them is the list server's (it knows what each one holds).
+    #[allow(dead_code)]
+    pub(crate) fn take_stored_list_dialogs(&self) -> Vec<crate::store::ListDialogRecord> {
+        std::mem::take(&mut *lock(&self.stored_list_dialogs))
+    }
+
+    /// Stores a dialog of the list server, replacing the one with the same id; written
+    /// behind (not waited for).
+    #[allow(dead_code)]
+    pub(crate) fn save_list_dialog(&self, record: crate::store::ListDialogRecord) {
+        if self.config.store.keeps_soft_state() {
+            self.config
+                .store
+                .submit(crate::store::Write::SaveListDialog(record), None);
+        }
+    }
+
+    /// Deletes a dialog of the list server from the store (it ended); written behind.
+    #[allow(dead_code)]
+    pub(crate) fn delete_list_dialog(&self, id: u64) {
+        if self.config.store.keeps_soft_state() {
+            self.config
+                .store
+                .submit(crate::store::Write::DeleteListDialog(id), None);
+        }
     }
 }
 
