@@ -138,6 +138,10 @@ mod tests {
 
     #[test]
     fn a_member_is_24_bytes() {
-        assert!(std::mem::size_of::<Member>() <= 24, "{}", std::mem::size_of::<Member>());
+        assert!(
+            std::mem::size_of::<Member>() <= 24,
+            "{}",
+            std::mem::size_of::<Member>()
+        );
     }
 }

@@ -666,8 +666,9 @@ impl Core {
         presentities: &[Uri],
     ) -> Result<Vec<Result<()>>> {
         let watcher = Arc::new(watcher.clone());
-        let mut by_shard: Vec<Vec<(usize, (Arc<Uri>, SubscriptionId, SubscriptionId))>> =
-            (0..self.shards.len()).map(|_| Vec::new()).collect();
+        // Per shard: (place in `presentities`, (presentity, member id, group id)).
+        type Joins = Vec<(usize, (Arc<Uri>, SubscriptionId, SubscriptionId))>;
+        let mut by_shard: Vec<Joins> = (0..self.shards.len()).map(|_| Vec::new()).collect();
         for (at, p) in presentities.iter().enumerate() {
             let shard = self.shard_for(p);
             let n = self.next_id.fetch_add(2, Ordering::Relaxed);
@@ -698,7 +699,12 @@ impl Core {
 
     /// `watcher` leaves the shared subscriptions of `presentities`' `package` (one holder
     /// each; see [`Core::join`]).
-    pub(crate) fn leave(&self, watcher: &Uri, package: Package, presentities: &[Uri]) -> Result<()> {
+    pub(crate) fn leave(
+        &self,
+        watcher: &Uri,
+        package: Package,
+        presentities: &[Uri],
+    ) -> Result<()> {
         let watcher = Arc::new(watcher.clone());
         let mut by_shard: Vec<Vec<Arc<Uri>>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
         for p in presentities {
@@ -1375,19 +1381,16 @@ impl Core {
     // The list server keeps its dialogs itself; the engine only carries them to and from the
     // store (the list server sits above the engine and reaches the store through it). They
     // are soft state: written behind, and only to a store that keeps soft state.
-    // (`allow(dead_code)` until the list server calls them: issue 16.)
 
     /// The list server's dialogs the store held when the engine started, in id order; once:
     /// a later call returns none. Dialogs whose time ran out while the engine was down are
     /// among them: ending them is the list server's (it knows what each one holds).
-    #[allow(dead_code)]
     pub(crate) fn take_stored_list_dialogs(&self) -> Vec<crate::store::ListDialogRecord> {
         std::mem::take(&mut *lock(&self.stored_list_dialogs))
     }
 
     /// Stores a dialog of the list server, replacing the one with the same id; written
     /// behind (not waited for).
-    #[allow(dead_code)]
     pub(crate) fn save_list_dialog(&self, record: crate::store::ListDialogRecord) {
         if self.config.store.keeps_soft_state() {
             self.config
@@ -1397,7 +1400,6 @@ impl Core {
     }
 
     /// Deletes a dialog of the list server from the store (it ended); written behind.
-    #[allow(dead_code)]
     pub(crate) fn delete_list_dialog(&self, id: u64) {
         if self.config.store.keeps_soft_state() {
             self.config

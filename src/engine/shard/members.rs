@@ -189,7 +189,13 @@ impl Shard {
 
     /// The member of `watcher` in the group of `key`'s `package`.
     fn member_of(&self, key: &str, package: Package, watcher: &Uri) -> Option<At> {
-        let group = self.presentities.get(key)?.channels.get(&package)?.group.as_ref()?;
+        let group = self
+            .presentities
+            .get(key)?
+            .channels
+            .get(&package)?
+            .group
+            .as_ref()?;
         let wkey = presentity_key(watcher);
         // The watcher's URI is shared by its members when written alike: most compare by
         // address.
@@ -296,8 +302,14 @@ impl Shard {
 
     /// The application decides member `id` (see [`Shard::authorize`]); `NotFound` when
     /// there is no such member.
-    pub(super) fn authorize_member(&mut self, id: SubscriptionId, action: AuthAction) -> Result<()> {
-        let at = self.find_member(id).ok_or_else(|| unknown_subscription(id))?;
+    pub(super) fn authorize_member(
+        &mut self,
+        id: SubscriptionId,
+        action: AuthAction,
+    ) -> Result<()> {
+        let at = self
+            .find_member(id)
+            .ok_or_else(|| unknown_subscription(id))?;
         self.apply_member_decision(&at, action, false);
         Ok(())
     }
@@ -305,7 +317,9 @@ impl Shard {
     /// The application sends member `id`'s watcher to another presence agent: remembered
     /// for its next join, and the member is told `deactivated`.
     pub(super) fn redirect_member(&mut self, id: SubscriptionId, target: Uri) -> Result<()> {
-        let at = self.find_member(id).ok_or_else(|| unknown_subscription(id))?;
+        let at = self
+            .find_member(id)
+            .ok_or_else(|| unknown_subscription(id))?;
         let watcher = self.member(&at).watcher.clone();
         let presentity = self.presentities[&at.0].uri.clone();
         let now = self.now();
@@ -391,7 +405,8 @@ impl Shard {
             let default = self.default_policy(&presentity, &watcher);
             let action = self.rules.decide(&presentity, &watcher, default);
             let m = self.member(&at);
-            let still_pending = action == AuthAction::Confirm && m.state == SubscriptionState::Pending;
+            let still_pending =
+                action == AuthAction::Confirm && m.state == SubscriptionState::Pending;
             if action != m.action && !still_pending {
                 self.apply_member_decision(&at, action, false);
             }
@@ -400,17 +415,17 @@ impl Shard {
 
     /// Member `id` as the operator's views show it.
     pub(super) fn member_info(&self, id: SubscriptionId) -> Result<SubscriptionInfo> {
-        let at = self.find_member(id).ok_or_else(|| unknown_subscription(id))?;
-        Ok(self
-            .member(&at)
-            .info(&self.presentities[&at.0].uri, at.1))
+        let at = self
+            .find_member(id)
+            .ok_or_else(|| unknown_subscription(id))?;
+        Ok(self.member(&at).info(&self.presentities[&at.0].uri, at.1))
     }
 
     /// Every member, or those of the presentity with key `presentity`.
     pub(super) fn member_infos(&self, presentity: Option<&str>) -> Vec<SubscriptionInfo> {
         self.presentities
             .iter()
-            .filter(|(key, _)| presentity.is_none_or(|k| k == key.as_str()))
+            .filter(|(key, _)| presentity.map_or(true, |k| k == key.as_str()))
             .flat_map(|(_, p)| {
                 p.channels.iter().flat_map(move |(&package, c)| {
                     c.group

@@ -842,7 +842,8 @@ impl ListServer {
                 Some(row) => Saved::from_row(&row, unix),
                 None => Saved::from_backs(&subs),
             };
-            let Some(mut d) = saved.and_then(|saved| self.restored(&engine, id, saved, now, version))
+            let Some(mut d) =
+                saved.and_then(|saved| self.restored(&engine, id, saved, now, version))
             else {
                 ended.backs.extend(subs.iter().map(|s| s.id));
                 forgotten.push(id);
@@ -997,11 +998,12 @@ impl ListServer {
             };
             (list.uri, list.display_name, None)
         };
+        let list_text = list_text.to_string();
         let target = Arc::<[u8]>::from(target);
         Some(ListDialog {
             dialog,
             target,
-            list_text: list_text.to_string(),
+            list_text,
             list_uri,
             list_name,
             adhoc,
@@ -1545,7 +1547,12 @@ impl ListServer {
         let mut to_join: Vec<(usize, Uri)> = Vec::new();
         table.release(id, &d);
         if granted == 0 {
-            ended.take(&d.watcher, d.package, d.resources.iter_mut(), &mut table.by_back);
+            ended.take(
+                &d.watcher,
+                d.package,
+                d.resources.iter_mut(),
+                &mut table.by_back,
+            );
             d.ending = Some(None);
         } else {
             d.expires_at = now + u64::from(granted) * 1000;
@@ -1612,12 +1619,7 @@ impl ListServer {
                 };
                 d.resources.push(entry);
             }
-            ended.take(
-                &d.watcher,
-                d.package,
-                old.values_mut(),
-                &mut table.by_back,
-            );
+            ended.take(&d.watcher, d.package, old.values_mut(), &mut table.by_back);
             if !gone_members.is_empty() {
                 ended
                     .members
@@ -1642,7 +1644,10 @@ impl ListServer {
         answer.header("Expires", &granted.to_string())?;
         answer.header("Require", EVENTLIST)?;
         self.stack.answer(request, answer);
-        let (watcher, package) = (table.dialogs[&id].watcher.clone(), table.dialogs[&id].package);
+        let (watcher, package) = (
+            table.dialogs[&id].watcher.clone(),
+            table.dialogs[&id].package,
+        );
         drop(table);
         // Joined again before the old holders leave: a member redirected is decided again
         // by the join, and the leave then only counts a holder off.
@@ -1693,7 +1698,10 @@ impl ListServer {
         if n.state.is_terminated() {
             e.back = None;
         }
-        let document = n.document.as_ref().filter(|_| n.state == SubscriptionState::Active);
+        let document = n
+            .document
+            .as_ref()
+            .filter(|_| n.state == SubscriptionState::Active);
         self.learn(&mut table, id, at, n.state, document, &n.presentity, now)
     }
 
@@ -1726,8 +1734,19 @@ impl ListServer {
                 continue;
             };
             e.follows = follows;
-            let document = n.document.as_ref().filter(|_| n.state == SubscriptionState::Active);
-            let at = self.learn(&mut table, id, at as usize, n.state, document, &n.presentity, now);
+            let document = n
+                .document
+                .as_ref()
+                .filter(|_| n.state == SubscriptionState::Active);
+            let at = self.learn(
+                &mut table,
+                id,
+                at as usize,
+                n.state,
+                document,
+                &n.presentity,
+                now,
+            );
             due = due.into_iter().chain(at).min();
         }
         due
@@ -1786,8 +1805,8 @@ impl ListServer {
         let d = dialogs.get_mut(&id)?;
         // A resource that comes back after it ended (a blocked member allowed later) is a
         // new instance (RFC 4662: an instance ends with its subscription).
-        let was_ended = d.resources.get(at)?.state == InstanceState::Terminated
-            && d.resources[at].reported;
+        let was_ended =
+            d.resources.get(at)?.state == InstanceState::Terminated && d.resources[at].reported;
         if was_ended && !state.is_terminated() {
             let instance = d.take_instance();
             d.resources[at].instance = instance;
@@ -2117,7 +2136,12 @@ impl ListServer {
         };
         table.release(id, &d);
         let mut ended = Ended::default();
-        ended.take(&d.watcher, d.package, d.resources.iter_mut(), &mut table.by_back);
+        ended.take(
+            &d.watcher,
+            d.package,
+            d.resources.iter_mut(),
+            &mut table.by_back,
+        );
         ended.dialogs.push(id);
         drop(table);
         if let Ok(engine) = self.engine.get() {
