@@ -37,6 +37,7 @@ use crate::model::id::SubscriptionId;
 use crate::model::key::presentity_key;
 use crate::model::package::{Document, Package};
 use crate::model::rule::AuthAction;
+use crate::model::snug::{push_snug, trim_snug};
 use crate::uri::Uri;
 
 /// Where a member is: its presentity's key, the package and its index in the group.
@@ -108,9 +109,10 @@ impl Shard {
                 members: Vec::new(),
             })
         });
-        group
-            .members
-            .push(Member::new(member, watcher.clone(), action, state, now));
+        push_snug(
+            &mut group.members,
+            Member::new(member, watcher.clone(), action, state, now),
+        );
         let at = (key, package, group.members.len() - 1);
         self.count_state(package, None, Some(state));
         self.outbox.push(Event::SubscriptionStateChanged {
@@ -171,6 +173,7 @@ impl Shard {
         if let Some(c) = p.channels.get_mut(&package) {
             if let Some(g) = &mut c.group {
                 g.members.remove(at.2);
+                trim_snug(&mut g.members);
                 if g.members.is_empty() {
                     c.group = None;
                 }

@@ -112,6 +112,7 @@ use crate::doc::rlmi::{InstanceState, Rlmi, RlmiWriter};
 use crate::engine::member::{GROUP_TARGET, MEMBER_TARGET};
 use crate::engine::{
     Document, EngineHandle, Notification, SubscribeRequest, SubscriptionInfo, SubscriptionState,
+    TerminationReason,
 };
 use crate::error::{Error, Result};
 use crate::log;
@@ -119,6 +120,7 @@ use crate::model::id::SubscriptionId;
 use crate::model::key::presentity_key;
 use crate::model::list::{Resource, LIST_PACKAGES};
 use crate::model::package::Package;
+use crate::model::snug::{push_snug, trim_snug};
 use crate::sip::dialog::{DialogView, SubscriptionDialog};
 use crate::sip::header::Contacts;
 use crate::sip::list_body::{self, WrittenPart};
@@ -190,7 +192,8 @@ pub(crate) struct ListServer {
 /// The list dialogs and which back subscription belongs to which.
 #[derive(Default)]
 struct Table {
-    dialogs: HashMap<u64, ListDialog>,
+    /// Boxed: a dialog is about 500 bytes, and a map's free slots would each be as large.
+    dialogs: HashMap<u64, Box<ListDialog>>,
     /// Each back subscription's list dialog, and its entry there (an index of the dialog's
     /// `resources`, set again whenever they are rebuilt: see [`Table::index`]).
     by_back: HashMap<SubscriptionId, (u64, usize)>,
@@ -253,7 +256,7 @@ impl RenderedDocs {
 impl Table {
     /// Has the timer thread look at dialog `id` when its next NOTIFY is due.
     fn schedule(&mut self, id: u64) {
-        if let Some(at) = self.dialogs.get(&id).and_then(ListDialog::next_due) {
+        if let Some(at) = self.dialogs.get(&id).and_then(|d| d.next_due()) {
             self.wakes.push(Reverse((at, id)));
         }
     }
@@ -270,14 +273,14 @@ impl Table {
     /// notifications wait for.
     fn index(&mut self, id: u64, d: &ListDialog) {
         for (at, e) in d.resources.iter().enumerate() {
-            if let Some(back) = e.back {
+            if let Some(back) = e.back.get() {
                 self.by_back.insert(back, (id, at));
             }
-            if e.shared {
-                self.holders
-                    .entry(presentity_key(&e.uri))
-                    .or_default()
-                    .push((id, at as u32));
+            if e.is(Entry::SHARED) {
+                push_snug(
+                    self.holders.entry(presentity_key(&e.uri)).or_default(),
+                    (id, at as u32),
+                );
             }
         }
     }
@@ -291,10 +294,11 @@ impl Table {
 
 /// Forgets the entries of list dialog `id` (`d`) in `holders` (see [`Table::release`]).
 fn release(holders: &mut HashMap<String, Vec<(u64, u32)>>, id: u64, d: &ListDialog) {
-    for e in d.resources.iter().filter(|e| e.shared) {
+    for e in d.resources.iter().filter(|e| e.is(Entry::SHARED)) {
         let key = presentity_key(&e.uri);
         if let Some(h) = holders.get_mut(&key) {
             h.retain(|h| h.0 != id);
+            trim_snug(h);
             if h.is_empty() {
                 holders.remove(&key);
             }
@@ -328,8 +332,8 @@ impl Ended {
                 by_back.remove(&back);
                 self.backs.push(back);
             }
-            if e.joined {
-                e.joined = false;
+            if e.is(Entry::JOINED) {
+                e.mark(Entry::JOINED, false);
                 joined.push(Uri::clone(&e.uri));
             }
         }
@@ -406,8 +410,10 @@ struct Entry {
     /// The resource as the list names it; the engine's own copy of it once a notification
     /// shows they are the same (so the lists that watch a resource share one).
     uri: Arc<Uri>,
-    name: Option<Box<str>>,
-    back: Option<SubscriptionId>,
+    /// Its display name; rare in busy-lamp lists, so boxed twice to take one pointer.
+    #[allow(clippy::box_collection, clippy::redundant_allocation)]
+    name: Option<Box<Box<str>>>,
+    back: Back,
     /// The document the resource shows the subscriber (while active), written once for
     /// every list dialog that shows it ([`Rendered`]).
     document: Option<Arc<Rendered>>,
@@ -415,18 +421,9 @@ struct Entry {
     /// lives; a new back subscription gets a new one): written in hex.
     instance: u32,
     state: InstanceState,
-    reason: Option<&'static str>,
-    /// Its first state is known.
-    reported: bool,
-    /// Changed since the last NOTIFY.
-    changed: bool,
-    /// Served by a member of the resource's shared subscription (a resource of an owned
-    /// domain, [`crate::engine::member`]), not by a back subscription of its own.
-    shared: bool,
-    /// Its member was made (the engine took the join).
-    joined: bool,
-    /// It shows the resource's composed document: the group's notifications update it.
-    follows: bool,
+    reason: Option<TerminationReason>,
+    /// What is known of it, one bit each ([`Entry::REPORTED`] and the others).
+    marks: u8,
 }
 
 /// A document a back subscription delivered, with its bytes as a NOTIFY part: written once
@@ -589,20 +586,49 @@ fn back_request(
     request
 }
 
+/// An entry's back subscription, if it has one, in eight bytes (an `Option` of an id takes
+/// sixteen): `u64::MAX` is none (the engine numbers subscriptions up from zero).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Back(u64);
+
+impl Back {
+    const NONE: Back = Back(u64::MAX);
+
+    fn of(id: SubscriptionId) -> Back {
+        Back(id.0)
+    }
+
+    fn get(self) -> Option<SubscriptionId> {
+        (self != Back::NONE).then_some(SubscriptionId(self.0))
+    }
+
+    fn take(&mut self) -> Option<SubscriptionId> {
+        std::mem::replace(self, Back::NONE).get()
+    }
+}
+
+/// A display name as an entry keeps it (see [`Entry::name`]).
+#[allow(clippy::redundant_allocation)]
+fn entry_name(name: Option<String>) -> Option<Box<Box<str>>> {
+    name.map(|n| Box::new(n.into_boxed_str()))
+}
+
 /// Entry `e` of list dialog `id`, whose back subscription the engine refused with `error`: a
 /// terminated instance (`rejected` when the resource's rules or bounds said no).
 fn refused(id: u64, e: &mut Entry, error: &Error) {
     log::debug!("list dialog {id}: no subscription to {}: {error}", e.uri);
-    e.back = None;
+    e.back = Back::NONE;
     e.state = InstanceState::Terminated;
     e.reason = Some(match error {
         // A resource whose rules send this subscriber to another presence agent is not
         // served in this list: RLMI has no place for the target, so it reads as refused.
-        Error::Forbidden(_) | Error::LimitReached(_) | Error::Moved(_) => "rejected",
-        _ => "noresource",
+        Error::Forbidden(_) | Error::LimitReached(_) | Error::Moved(_) => {
+            TerminationReason::Rejected
+        }
+        _ => TerminationReason::Noresource,
     });
-    e.reported = true;
-    e.changed = true;
+    e.mark(Entry::REPORTED, true);
+    e.mark(Entry::CHANGED, true);
 }
 
 /// A resource's entry with RLMI instance id `instance`, before its back subscription tells
@@ -610,17 +636,39 @@ fn refused(id: u64, e: &mut Entry, error: &Error) {
 fn new_entry(resource: Resource, instance: u32) -> Entry {
     Entry {
         uri: Arc::new(resource.uri),
-        name: resource.display_name.map(String::into_boxed_str),
-        back: None,
+        name: entry_name(resource.display_name),
+        back: Back::NONE,
         document: None,
         instance,
         state: InstanceState::Pending,
         reason: None,
-        reported: false,
-        changed: true,
-        shared: false,
-        joined: false,
-        follows: false,
+        marks: Entry::CHANGED,
+    }
+}
+
+impl Entry {
+    /// Its first state is known.
+    const REPORTED: u8 = 1;
+    /// Changed since the last NOTIFY.
+    const CHANGED: u8 = 2;
+    /// Served by a member of the resource's shared subscription (a resource of an owned
+    /// domain, [`crate::engine::member`]), not by a back subscription of its own.
+    const SHARED: u8 = 4;
+    /// Its member was made (the engine took the join).
+    const JOINED: u8 = 8;
+    /// It shows the resource's composed document: the group's notifications update it.
+    const FOLLOWS: u8 = 16;
+
+    fn is(&self, mark: u8) -> bool {
+        self.marks & mark != 0
+    }
+
+    fn mark(&mut self, mark: u8, on: bool) {
+        if on {
+            self.marks |= mark;
+        } else {
+            self.marks &= !mark;
+        }
     }
 }
 
@@ -872,7 +920,7 @@ impl ListServer {
                         ended.backs.push(back); // kept by an earlier version
                     }
                     let mut e = new_entry(r, instance);
-                    e.shared = true;
+                    e.mark(Entry::SHARED, true);
                     to_join.push((d.resources.len(), Uri::clone(&e.uri)));
                     e
                 } else {
@@ -880,7 +928,7 @@ impl ListServer {
                         Some(back) => {
                             renotify.push(back);
                             Entry {
-                                back: Some(back),
+                                back: Back::of(back),
                                 ..new_entry(r, instance)
                             }
                         }
@@ -898,7 +946,7 @@ impl ListServer {
             }
             ended.backs.extend(backs.into_values());
             table.index(id, &d);
-            if d.resources.iter().all(|e| e.reported) {
+            if d.resources.iter().all(|e| e.is(Entry::REPORTED)) {
                 d.due = Some(now);
             }
             dues.extend(d.due);
@@ -909,7 +957,7 @@ impl ListServer {
             );
             joins.push((id, d.watcher.clone(), d.package, to_join));
             self.save(&engine, id, &d);
-            table.dialogs.insert(id, d);
+            table.dialogs.insert(id, Box::new(d));
             table.schedule(id);
             table.schedule_end(id);
         }
@@ -1249,7 +1297,7 @@ impl ListServer {
             .enumerate()
             .map(|(at, r)| {
                 let mut e = new_entry(r, at as u32 + 1);
-                e.shared = shared_resource(engine, &e.uri);
+                e.mark(Entry::SHARED, shared_resource(engine, &e.uri));
                 e
             })
             .collect();
@@ -1257,19 +1305,19 @@ impl ListServer {
             .resources
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.shared)
+            .filter(|(_, e)| e.is(Entry::SHARED))
             .map(|(at, e)| (at, Uri::clone(&e.uri)))
             .collect();
         let backs: Vec<(usize, Uri)> = d
             .resources
             .iter()
             .enumerate()
-            .filter(|(_, e)| !e.shared)
+            .filter(|(_, e)| !e.is(Entry::SHARED))
             .map(|(at, e)| (at, Uri::clone(&e.uri)))
             .collect();
         d.in_flight = true;
         table.index(id, &d);
-        table.dialogs.insert(id, d);
+        table.dialogs.insert(id, Box::new(d));
         drop(table);
         self.join(engine, id, &watcher, package, shared);
         for (at, uri) in backs {
@@ -1280,7 +1328,7 @@ impl ListServer {
                     dialogs, by_back, ..
                 } = &mut *table;
                 if let Some(e) = dialogs.get_mut(&id).and_then(|d| d.resources.get_mut(at)) {
-                    e.back = Some(sub);
+                    e.back = Back::of(sub);
                     by_back.insert(sub, (id, at));
                 }
                 None
@@ -1291,7 +1339,7 @@ impl ListServer {
                     dialogs, by_back, ..
                 } = &mut *table;
                 if let Some(e) = dialogs.get_mut(&id).and_then(|d| d.resources.get_mut(at)) {
-                    if let Some(back) = e.back {
+                    if let Some(back) = e.back.get() {
                         by_back.remove(&back);
                     }
                     refused(id, e, &error);
@@ -1303,7 +1351,7 @@ impl ListServer {
         // judged "every resource told" over the entries made so far).
         let due = table.dialogs.get_mut(&id).and_then(|d| {
             d.in_flight = false;
-            d.due = Some(if d.resources.iter().all(|e| e.reported) {
+            d.due = Some(if d.resources.iter().all(|e| e.is(Entry::REPORTED)) {
                 now
             } else {
                 now + self.batch_ms.max(FIRST_STATE_WAIT_MS)
@@ -1369,7 +1417,7 @@ impl ListServer {
                         continue;
                     };
                     match answer {
-                        Ok(()) => e.joined = true,
+                        Ok(()) => e.mark(Entry::JOINED, true),
                         Err(error) => refused(id, e, &error),
                     }
                 }
@@ -1418,7 +1466,7 @@ impl ListServer {
             expires,
         );
         match engine.subscribe(request) {
-            Ok(sub) => entry.back = Some(sub),
+            Ok(sub) => entry.back = Back::of(sub),
             Err(e) => refused(id, &mut entry, &e),
         }
         entry
@@ -1509,7 +1557,7 @@ impl ListServer {
             let before: HashMap<SubscriptionId, String> = d
                 .resources
                 .iter()
-                .filter_map(|e| Some((e.back?, presentity_key(&e.uri))))
+                .filter_map(|e| Some((e.back.get()?, presentity_key(&e.uri))))
                 .collect();
             (
                 d.list_uri.clone(),
@@ -1572,43 +1620,43 @@ impl ListServer {
             for r in resources {
                 let kept = match old.remove(&presentity_key(&r.uri)) {
                     Some(e)
-                        if e.shared
-                            && e.joined
+                        if e.is(Entry::SHARED)
+                            && e.is(Entry::JOINED)
                             && !(e.state == InstanceState::Terminated
-                                && e.reason == Some("deactivated")) =>
+                                && e.reason == Some(TerminationReason::Deactivated)) =>
                     {
                         Some(e)
                     }
-                    Some(e) if e.shared => {
-                        if e.joined {
+                    Some(e) if e.is(Entry::SHARED) => {
+                        if e.is(Entry::JOINED) {
                             gone_members.push(Uri::clone(&e.uri));
                         }
                         None
                     }
                     Some(e)
-                        if e.back.is_some_and(|b| {
+                        if e.back.get().is_some_and(|b| {
                             refreshed.contains(&b) || !before.contains_key(&b)
                         }) =>
                     {
                         Some(e)
                     }
-                    Some(Entry {
-                        back: Some(gone), ..
-                    }) => {
-                        table.by_back.remove(&gone);
+                    Some(e) if e.back.get().is_some() => {
+                        if let Some(gone) = e.back.get() {
+                            table.by_back.remove(&gone);
+                        }
                         None
                     }
                     _ => None,
                 };
                 let entry = match kept {
                     Some(mut e) => {
-                        e.name = r.display_name.map(String::into_boxed_str);
+                        e.name = entry_name(r.display_name);
                         e
                     }
                     None if shared_resource(&engine, &r.uri) => {
                         let instance = d.take_instance();
                         let mut e = new_entry(r, instance);
-                        e.shared = true;
+                        e.mark(Entry::SHARED, true);
                         to_join.push((d.resources.len(), Uri::clone(&e.uri)));
                         e
                     }
@@ -1628,11 +1676,13 @@ impl ListServer {
             table.index(id, &d);
         }
         d.full = true;
-        d.due = Some(if d.resources.iter().all(|e| e.reported) || granted == 0 {
-            now
-        } else {
-            now + self.batch_ms.max(FIRST_STATE_WAIT_MS)
-        });
+        d.due = Some(
+            if d.resources.iter().all(|e| e.is(Entry::REPORTED)) || granted == 0 {
+                now
+            } else {
+                now + self.batch_ms.max(FIRST_STATE_WAIT_MS)
+            },
+        );
         let due = d.due;
         if d.ending.is_none() {
             self.save(&engine, id, &d);
@@ -1694,9 +1744,9 @@ impl ListServer {
             .get_mut(&id)?
             .resources
             .get_mut(at)
-            .filter(|e| e.back == Some(n.subscription))?;
+            .filter(|e| e.back.get() == Some(n.subscription))?;
         if n.state.is_terminated() {
-            e.back = None;
+            e.back = Back::NONE;
         }
         let document = n
             .document
@@ -1733,7 +1783,7 @@ impl ListServer {
             else {
                 continue;
             };
-            e.follows = follows;
+            e.mark(Entry::FOLLOWS, follows);
             let document = n
                 .document
                 .as_ref()
@@ -1765,7 +1815,7 @@ impl ListServer {
                 .dialogs
                 .get(&id)
                 .and_then(|d| d.resources.get(at as usize))
-                .is_some_and(|e| e.follows && e.state == InstanceState::Active);
+                .is_some_and(|e| e.is(Entry::FOLLOWS) && e.state == InstanceState::Active);
             if follows {
                 let at = self.learn(
                     &mut table,
@@ -1805,8 +1855,8 @@ impl ListServer {
         let d = dialogs.get_mut(&id)?;
         // A resource that comes back after it ended (a blocked member allowed later) is a
         // new instance (RFC 4662: an instance ends with its subscription).
-        let was_ended =
-            d.resources.get(at)?.state == InstanceState::Terminated && d.resources[at].reported;
+        let was_ended = d.resources.get(at)?.state == InstanceState::Terminated
+            && d.resources[at].is(Entry::REPORTED);
         if was_ended && !state.is_terminated() {
             let instance = d.take_instance();
             d.resources[at].instance = instance;
@@ -1818,9 +1868,7 @@ impl ListServer {
         let (state, reason) = match state {
             SubscriptionState::Active => (InstanceState::Active, None),
             SubscriptionState::Pending => (InstanceState::Pending, None),
-            SubscriptionState::Terminated(reason) => {
-                (InstanceState::Terminated, reason.map(|r| r.as_str()))
-            }
+            SubscriptionState::Terminated(reason) => (InstanceState::Terminated, reason),
         };
         // The same state told again (a resource's first state can be notified twice, say)
         // is nothing to tell the subscriber: no partial NOTIFY for it.
@@ -1829,7 +1877,8 @@ impl ListServer {
             (Some(had), Some(new)) => Arc::ptr_eq(&had.document, new) || *had.document == **new,
             _ => false,
         };
-        let unchanged = e.reported && e.state == state && e.reason == reason && same_document;
+        let unchanged =
+            e.is(Entry::REPORTED) && e.state == state && e.reason == reason && same_document;
         let document = match document {
             Some(doc) if !same_document => Some(rendered.render(doc, &self.boundary)),
             Some(_) => e.document.take(),
@@ -1841,11 +1890,11 @@ impl ListServer {
         if unchanged {
             return None;
         }
-        e.reported = true;
-        e.changed = true;
+        e.mark(Entry::REPORTED, true);
+        e.mark(Entry::CHANGED, true);
         // Only a dialog waiting for its full state looks at every resource.
         let waiting_first = d.version == 0 || d.full;
-        let due = if waiting_first && d.resources.iter().all(|e| e.reported) {
+        let due = if waiting_first && d.resources.iter().all(|e| e.is(Entry::REPORTED)) {
             Some(now)
         } else {
             Some(d.due.unwrap_or_else(|| self.batch_due(now)))
@@ -1938,7 +1987,7 @@ impl ListServer {
     fn prepare(&self, id: u64, d: &mut ListDialog, now: u64) -> Option<Prepared> {
         let due = d.due.take();
         let full = d.full || d.version == 0 || d.ending.is_some();
-        if !full && !d.resources.iter().any(|e| e.changed) {
+        if !full && !d.resources.iter().any(|e| e.is(Entry::CHANGED)) {
             return None;
         }
         if d.ending.is_none() {
@@ -1970,8 +2019,12 @@ impl ListServer {
         // Whether the boundary may start a line somewhere: only where a name (text the server
         // did not write) or a part that clashes is in the NOTIFY.
         let mut check = d.list_name.is_some();
-        for e in d.resources.iter_mut().filter(|e| full || e.changed) {
-            e.changed = false;
+        for e in d
+            .resources
+            .iter_mut()
+            .filter(|e| full || e.is(Entry::CHANGED))
+        {
+            e.mark(Entry::CHANGED, false);
             instance.clear();
             push_hex(&mut instance, u64::from(e.instance), 1);
             let cid = match (e.state, &e.document) {
@@ -1987,7 +2040,9 @@ impl ListServer {
             use std::fmt::Write as _;
             let _ = write!(uri, "{}", e.uri);
             check |= e.name.is_some();
-            rlmi.resource(&uri, e.name.as_deref(), &instance, e.state, e.reason, cid);
+            let name = e.name.as_deref().map(|n| &**n);
+            let reason = e.reason.map(TerminationReason::as_str);
+            rlmi.resource(&uri, name, &instance, e.state, reason, cid);
         }
         let rlmi = rlmi.finish(&d.list_text, d.version, full);
         let content_type = d.package.content_type();
