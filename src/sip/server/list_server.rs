@@ -913,6 +913,7 @@ impl ListServer {
                 None => engine.expand_list(&d.list_uri).unwrap_or_default(),
             };
             let mut to_join = Vec::new();
+            d.resources.reserve_exact(resources.len());
             for r in resources {
                 let instance = d.take_instance();
                 let entry = if shared_resource(&engine, &r.uri) {
@@ -1273,7 +1274,7 @@ impl ListServer {
             watcher_key: presentity_key(&watcher),
             watcher,
             package,
-            resources: Vec::with_capacity(resources.len()),
+            resources: Vec::new(),
             next_instance: resources.len() as u32 + 1,
             version: 0,
             next_cseq: 1,
@@ -1292,15 +1293,14 @@ impl ListServer {
         // come. Nothing else can reach the dialog meanwhile: its tag is not known outside.
         let back_expires = granted.max(bounds.min);
         let (watcher, target) = (d.watcher.clone(), d.target.clone());
-        d.resources = resources
-            .into_iter()
-            .enumerate()
-            .map(|(at, r)| {
-                let mut e = new_entry(r, at as u32 + 1);
-                e.mark(Entry::SHARED, shared_resource(engine, &e.uri));
-                e
-            })
-            .collect();
+        // Pushed into a vector of their number: collected from `resources`, they would reuse
+        // its larger allocation (in place) and keep it.
+        d.resources = Vec::with_capacity(resources.len());
+        for (at, r) in resources.into_iter().enumerate() {
+            let mut e = new_entry(r, at as u32 + 1);
+            e.mark(Entry::SHARED, shared_resource(engine, &e.uri));
+            d.resources.push(e);
+        }
         let shared: Vec<(usize, Uri)> = d
             .resources
             .iter()
@@ -1617,6 +1617,7 @@ impl ListServer {
                 .map(|e| (presentity_key(&e.uri), e))
                 .collect();
             let mut gone_members = Vec::new();
+            d.resources.reserve_exact(resources.len());
             for r in resources {
                 let kept = match old.remove(&presentity_key(&r.uri)) {
                     Some(e)
