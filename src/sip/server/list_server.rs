@@ -34,45 +34,55 @@
 //! after a restart. It applies to every Linphone version: whether one that reads the
 //! standard spelling still reads this one is not known (tests/linphone.rs would tell).
 //!
-//! # Back subscriptions, inside the engine
+//! # Members and back subscriptions, inside the engine
 //!
-//! A list dialog is backed by one engine subscription per resource of the expanded list,
-//! for the list's subscriber (no SIP to itself). Their target starts with [`LIST_TARGET`],
-//! so their notifications come through the engine's port; the node gives them to this role
-//! ([`ListServer::notification`]) instead of the notifier. The resource's state maps to its
-//! RLMI instance: pending → `pending`, active → `active` with the document the engine
-//! composed for the watcher (a polite block's neutral one too) in a part of its own,
-//! terminated → `terminated` with the reason (a blocked subscriber: `rejected`). The back
-//! subscriptions are made, refreshed and ended with the list dialog, outside the role's
-//! lock (an engine round trip each would hold back every other list dialog and the events
-//! thread); only a resource added to the list is subscribed under it, at a refresh. A back
-//! notification finds its dialog and entry through one map.
+//! A list dialog watches each resource of the expanded list for the list's subscriber, with
+//! no SIP to itself, in one of two ways:
 //!
-//! A resource of another domain is subscribed alike: its engine subscription is a local
-//! watcher of a remote presentity, so federation's back-end role serves it through the
-//! shared back-end subscription (module `crate::sip::agent::backend`), as for any local
-//! watcher.
+//! - A resource of an owned domain (not served elsewhere) is watched through a **member** of
+//!   the resource's shared subscription ([`crate::engine::member`]): one per (resource,
+//!   package) however many lists hold it, the subscriber authorized as a member by the
+//!   resource's own rules. A member's notification (its own state) reaches the entries of
+//!   its watcher's dialogs that hold the resource; the group's (the resource's document
+//!   changed) reaches every entry that shows the composed document, through one index of the
+//!   entries by resource (`holders`): a change of a key is one engine notification, not one
+//!   per list. A member has no expiry and needs no refresh; it is joined when its entry is
+//!   made and left when the entry or the dialog goes (one engine call per shard for all of a
+//!   dialog's resources).
+//! - A resource of another domain gets a **back subscription** of its own: an engine
+//!   subscription whose target starts with [`LIST_TARGET`] (then the dialog's record,
+//!   [`record`]), a local watcher of a remote presentity that federation's back-end role
+//!   serves through its shared back-end subscription (module `crate::sip::agent::backend`),
+//!   as for any local watcher (it decides on such watchers one by one, which a member could
+//!   not give it). Back subscriptions are made, refreshed and ended with the list dialog; a
+//!   back notification finds its entry through `by_back`.
+//!
+//! Either way the state maps to the resource's RLMI instance: pending → `pending`, active →
+//! `active` with the document the engine composed for the watcher (a polite block's neutral
+//! one too) in a part of its own, terminated → `terminated` with the reason (a blocked
+//! subscriber: `rejected`; a resource that comes back after it ended is a new instance).
+//! Engine calls are made outside the role's lock (a round trip each would hold back every
+//! other list dialog and the events thread); the entries are in the table before any
+//! notification of theirs can come.
 //!
 //! # After a restart
 //!
-//! The back subscriptions are kept in the store like any subscription with a target, and
-//! their target is the list dialog's record ([`record`]: its id, the list's URI and the
-//! SIP dialog, one shared allocation per dialog), so a list subscription that was accepted
-//! survives a restart without a table of its own: [`ListServer::start`] rebuilds each
-//! dialog from any of its back subscriptions, expands its list again, has the engine tell
-//! every resource's state again and sends the full state in the same dialog. An ad-hoc
-//! list's record says so (and Linphone's dialect too, [`Flags`]): its resources are exactly
-//! its back subscriptions (one per resource, made with the dialog), so the restored list is
-//! their presentities in the order they were made, with no stored list to look up; display
-//! names and resources refused before the restart (no back subscription) are not kept. The RLMI
-//! version and the CSeq are not written at each NOTIFY; a restored dialog continues from the
-//! seconds counted on the wall clock ([`restart_version`]), and no dialog sends a version
-//! ahead of that count ([`pace_ms`]: a NOTIFY waits a second at most, and only after a
-//! restart or beyond one NOTIFY a second), so both keep rising for the subscriber across
-//! any number of restarts. Records an earlier version wrote (no dialog), unreadable ones,
+//! Each list dialog has a row of its own in the store's table of list dialogs (soft state,
+//! [`crate::store::ListDialogRecord`]), written when it is made and at each refresh, deleted
+//! when it ends: its record ([`record`]: its id, the list's URI and the SIP dialog) and, for
+//! an ad-hoc list, its resources' URIs ([`stored_record`]). [`ListServer::start`] rebuilds
+//! each dialog from its row, expands its list again, joins its members again, finds its back
+//! subscriptions again in the store (their target is the same record; an earlier version
+//! kept only those, and such a dialog still comes back from them), has the engine tell every
+//! resource's state again and sends the full state in the same dialog. Display names of an
+//! ad-hoc list are not kept. The RLMI version and the CSeq are not written at each NOTIFY; a
+//! restored dialog continues from the seconds counted on the wall clock
+//! ([`restart_version`]), and no dialog sends a version ahead of that count ([`pace_ms`]: a
+//! NOTIFY waits a second at most, and only after a restart or beyond one NOTIFY a second),
+//! so both keep rising for the subscriber across any number of restarts. Unreadable records,
 //! lists gone or no longer serving the package, and dialogs that expired while the server
-//! was down have their back subscriptions ended. New dialogs are numbered above every
-//! restored one, so a tag never names two.
+//! was down are forgotten (row deleted, back subscriptions ended). New dialogs are numbered
+//! above every restored one, so a tag never names two.
 //!
 //! # NOTIFYs
 //!
@@ -90,15 +100,17 @@
 //!
 //! # The list changing
 //!
-//! A list is expanded when subscribed and again at each refresh: resources added get back
-//! subscriptions, removed ones lose theirs, and the refresh's full-state NOTIFY shows the
+//! A list is expanded when subscribed and again at each refresh: resources added are joined
+//! or subscribed, removed ones left or ended, and the refresh's full-state NOTIFY shows the
 //! list as it is then. Between refreshes the dialog watches the resources it expanded to.
-//! A resource whose back subscription ended (rejected, say) is subscribed again at the next
-//! refresh, so a rule changed meanwhile counts.
+//! A resource whose back subscription ended (rejected, say), or whose member was refused or
+//! sent elsewhere, is subscribed or joined again at the next refresh, so a rule changed
+//! meanwhile counts (a member blocked by a rule needs no refresh: the rule allowing it again
+//! is enough).
 //!
-//! `Expires: 0` (an unsubscribe, or a fetch on the first SUBSCRIBE) ends the back
-//! subscriptions and sends a final full-state NOTIFY, `terminated`; the dialog's expiry
-//! does the same with `terminated;reason=timeout`.
+//! `Expires: 0` (an unsubscribe, or a fetch on the first SUBSCRIBE) leaves the members, ends
+//! the back subscriptions and sends a final full-state NOTIFY, `terminated`; the dialog's
+//! expiry does the same with `terminated;reason=timeout`.
 #![forbid(unsafe_code)]
 
 use std::cmp::Reverse;
