@@ -377,9 +377,6 @@ fn shared_resource(engine: &crate::engine::Core, resource: &Uri) -> bool {
 /// One list subscription.
 struct ListDialog {
     dialog: SubscriptionDialog,
-    /// The target of its back subscriptions (its record, see [`record`]): one allocation
-    /// shared by all of them in the engine.
-    target: Arc<[u8]>,
     /// The list's URI as the subscriber wrote it (the RLMI `uri`).
     list_text: String,
     list_uri: Uri,
@@ -395,6 +392,9 @@ struct ListDialog {
     watcher_key: String,
     package: Package,
     resources: Vec<Entry>,
+    /// The display names of its resources that have one, by RLMI instance id (in order):
+    /// rare in busy-lamp lists, so not a field of every entry.
+    names: Vec<(u32, Box<str>)>,
     /// The RLMI instance id of the next back subscription made ([`Entry::instance`]).
     next_instance: u32,
     /// The RLMI version of the next NOTIFY.
@@ -422,9 +422,6 @@ struct Entry {
     /// The resource as the list names it; the engine's own copy of it once a notification
     /// shows they are the same (so the lists that watch a resource share one).
     uri: Arc<Uri>,
-    /// Its display name; rare in busy-lamp lists, so boxed twice to take one pointer.
-    #[allow(clippy::box_collection, clippy::redundant_allocation)]
-    name: Option<Box<Box<str>>>,
     back: Back,
     /// The document the resource shows the subscriber (while active), written once for
     /// every list dialog that shows it ([`Rendered`]).
@@ -495,15 +492,14 @@ struct Flags {
     linphone: bool,
 }
 
-/// The record of list dialog `id` that each of its back subscriptions carries as its target,
-/// so the dialog comes back after a restart from any of them (the store keeps every
-/// subscription's target; no table of its own): [`LIST_TARGET`], the id in hex, a space,
+/// The record of list dialog `id`, kept in its row of the store's table of list dialogs
+/// ([`stored_record`]; an earlier version had each back subscription carry it as its
+/// target, and a dialog it stored so still comes back): [`LIST_TARGET`], the id in hex, a space,
 /// the list's URI as the subscriber wrote it, then ` adhoc` for an ad-hoc list and
 /// ` linphone` for Linphone's dialect ([`Flags`]), a line feed, then the dialog
 /// ([`SubscriptionDialog::to_bytes_beside`], leaving out the local URI when it is the list's
-/// text and the remote one when it is the watcher's). The engine, the watcher and the
-/// package are the back subscription's own; the expiry is theirs too, as they are refreshed
-/// with the dialog. What changes with each NOTIFY (the RLMI version, the CSeq) is not
+/// text and the remote one when it is the watcher's). The watcher, the package and the
+/// expiry are the row's own. What changes with each NOTIFY (the RLMI version, the CSeq) is not
 /// written: a restored dialog continues from the wall clock ([`restart_version`]).
 fn record(
     id: u64,
@@ -525,11 +521,21 @@ fn record(
     out.into()
 }
 
+/// The target of list dialog `id`'s back subscriptions: [`LIST_TARGET`] and the id alone
+/// (the dialog's record is its row in the store, [`stored_record`]), so that they are found
+/// again after a restart: a few bytes each, and only for resources of other domains.
+fn back_target(id: u64) -> Arc<[u8]> {
+    let mut out = LIST_TARGET.to_vec();
+    out.extend_from_slice(format!("{id:x}").as_bytes());
+    out.into()
+}
+
 /// What a record holds besides the id: the list's text, its flags and the dialog's bytes.
 type Written<'a> = (&'a str, Flags, &'a [u8]);
 
-/// A back subscription's target read: the list dialog's id and, unless an earlier version
-/// wrote it (the id alone), the list's text and the dialog's bytes; `None`: not a list's.
+/// A record or a back subscription's target read: the list dialog's id and, unless it is
+/// the id alone ([`back_target`]), the list's text and the dialog's bytes; `None`: not a
+/// list's.
 fn read_record(target: &[u8]) -> Option<(u64, Option<Written<'_>>)> {
     let rest = target.strip_prefix(LIST_TARGET)?;
     let (head, dialog) = match rest.iter().position(|&b| b == b'\n') {
@@ -619,12 +625,6 @@ impl Back {
     }
 }
 
-/// A display name as an entry keeps it (see [`Entry::name`]).
-#[allow(clippy::redundant_allocation)]
-fn entry_name(name: Option<String>) -> Option<Box<Box<str>>> {
-    name.map(|n| Box::new(n.into_boxed_str()))
-}
-
 /// Entry `e` of list dialog `id`, whose back subscription the engine refused with `error`: a
 /// terminated instance (`rejected` when the resource's rules or bounds said no).
 fn refused(id: u64, e: &mut Entry, error: &Error) {
@@ -648,7 +648,6 @@ fn refused(id: u64, e: &mut Entry, error: &Error) {
 fn new_entry(resource: Resource, instance: u32) -> Entry {
     Entry {
         uri: Arc::new(resource.uri),
-        name: entry_name(resource.display_name),
         back: Back::NONE,
         document: None,
         instance,
@@ -747,7 +746,7 @@ impl Saved {
 /// List dialog `d`'s row in the store's table of list dialogs: the resources of an ad-hoc
 /// list (their URIs, space-separated: display names are not kept) on a line of their own
 /// (empty for a stored list), then its record ([`record`]).
-fn stored_record(d: &ListDialog) -> Vec<u8> {
+fn stored_record(id: u64, d: &ListDialog) -> Vec<u8> {
     let mut out = Vec::new();
     if let Some(adhoc) = &d.adhoc {
         for (i, r) in adhoc.iter().enumerate() {
@@ -758,7 +757,17 @@ fn stored_record(d: &ListDialog) -> Vec<u8> {
         }
     }
     out.push(b'\n');
-    out.extend_from_slice(&d.target);
+    let flags = Flags {
+        adhoc: d.adhoc.is_some(),
+        linphone: d.linphone,
+    };
+    out.extend_from_slice(&record(
+        id,
+        &d.list_text,
+        flags,
+        &d.dialog,
+        &d.watcher.to_string(),
+    ));
     out
 }
 
@@ -925,9 +934,13 @@ impl ListServer {
                 None => engine.expand_list(&d.list_uri).unwrap_or_default(),
             };
             let mut to_join = Vec::new();
+            let mut names = Vec::new();
             d.resources.reserve_exact(resources.len());
-            for r in resources {
+            for mut r in resources {
                 let instance = d.take_instance();
+                if let Some(name) = r.display_name.take() {
+                    names.push((instance, name.into_boxed_str()));
+                }
                 let entry = if shared_resource(&engine, &r.uri) {
                     if let Some(back) = backs.remove(&presentity_key(&r.uri)) {
                         ended.backs.push(back); // kept by an earlier version
@@ -957,6 +970,7 @@ impl ListServer {
                 };
                 d.resources.push(entry);
             }
+            d.names = names;
             ended.backs.extend(backs.into_values());
             table.index(id, &d);
             if d.resources.iter().all(|e| e.is(Entry::REPORTED)) {
@@ -1002,7 +1016,7 @@ impl ListServer {
             watcher: d.watcher.clone(),
             package: d.package,
             expires_at: self.stack.unix_ms() + remaining,
-            record: stored_record(d),
+            record: stored_record(id, d),
         });
     }
 
@@ -1024,7 +1038,7 @@ impl ListServer {
             adhoc,
         } = saved;
         let Some((_, Some((list_text, flags, dialog)))) = read_record(&target) else {
-            log::info!("list dialog {id}: stored by an earlier version; it ends");
+            log::info!("list dialog {id}: no record to restore it from; it ends");
             return None;
         };
         let dialog =
@@ -1060,10 +1074,8 @@ impl ListServer {
             (list.uri, list.display_name, None)
         };
         let list_text = list_text.to_string();
-        let target = Arc::<[u8]>::from(target);
         Some(ListDialog {
             dialog,
-            target,
             list_text,
             list_uri,
             list_name,
@@ -1073,6 +1085,7 @@ impl ListServer {
             watcher,
             package,
             resources: Vec::new(),
+            names: Vec::new(),
             next_instance: 1,
             version,
             next_cseq: version.wrapping_add(1).max(1),
@@ -1274,10 +1287,8 @@ impl ListServer {
             peer: request.peer.source,
         };
         let list_text = m.request_uri_text().unwrap_or_default().to_string();
-        let target = record(id, &list_text, flags, &dialog, &watcher.to_string());
         let mut d = ListDialog {
             dialog,
-            target,
             list_text,
             list_uri: list_uri.clone(),
             list_name,
@@ -1287,6 +1298,7 @@ impl ListServer {
             watcher,
             package,
             resources: Vec::new(),
+            names: Vec::new(),
             next_instance: resources.len() as u32 + 1,
             version: 0,
             next_cseq: 1,
@@ -1304,11 +1316,14 @@ impl ListServer {
         // engine gives before it makes the subscription, before its first notification can
         // come. Nothing else can reach the dialog meanwhile: its tag is not known outside.
         let back_expires = granted.max(bounds.min);
-        let (watcher, target) = (d.watcher.clone(), d.target.clone());
+        let (watcher, target) = (d.watcher.clone(), back_target(id));
         // Pushed into a vector of their number: collected from `resources`, they would reuse
         // its larger allocation (in place) and keep it.
         d.resources = Vec::with_capacity(resources.len());
-        for (at, r) in resources.into_iter().enumerate() {
+        for (at, mut r) in resources.into_iter().enumerate() {
+            if let Some(name) = r.display_name.take() {
+                d.names.push((at as u32 + 1, name.into_boxed_str()));
+            }
             let mut e = new_entry(r, at as u32 + 1);
             e.mark(Entry::SHARED, shared_resource(engine, &e.uri));
             d.resources.push(e);
@@ -1474,7 +1489,7 @@ impl ListServer {
             &d.watcher,
             Uri::clone(&entry.uri),
             d.package,
-            &d.target,
+            &back_target(id),
             expires,
         );
         match engine.subscribe(request) {
@@ -1629,8 +1644,10 @@ impl ListServer {
                 .map(|e| (presentity_key(&e.uri), e))
                 .collect();
             let mut gone_members = Vec::new();
+            let mut names = Vec::new();
             d.resources.reserve_exact(resources.len());
-            for r in resources {
+            for mut r in resources {
+                let name = r.display_name.take();
                 let kept = match old.remove(&presentity_key(&r.uri)) {
                     Some(e)
                         if e.is(Entry::SHARED)
@@ -1662,10 +1679,7 @@ impl ListServer {
                     _ => None,
                 };
                 let entry = match kept {
-                    Some(mut e) => {
-                        e.name = entry_name(r.display_name);
-                        e
-                    }
+                    Some(e) => e,
                     None if shared_resource(&engine, &r.uri) => {
                         let instance = d.take_instance();
                         let mut e = new_entry(r, instance);
@@ -1678,8 +1692,13 @@ impl ListServer {
                         self.back_subscription(&engine, id, &d, r, instance, granted)
                     }
                 };
+                if let Some(name) = name {
+                    names.push((entry.instance, name.into_boxed_str()));
+                }
                 d.resources.push(entry);
             }
+            names.sort_unstable_by_key(|n| n.0);
+            d.names = names;
             ended.take(&d.watcher, d.package, old.values_mut(), &mut table.by_back);
             if !gone_members.is_empty() {
                 ended
@@ -2052,8 +2071,12 @@ impl ListServer {
             uri.clear();
             use std::fmt::Write as _;
             let _ = write!(uri, "{}", e.uri);
-            check |= e.name.is_some();
-            let name = e.name.as_deref().map(|n| &**n);
+            let name = d
+                .names
+                .binary_search_by_key(&e.instance, |n| n.0)
+                .ok()
+                .map(|at| &*d.names[at].1);
+            check |= name.is_some();
             let reason = e.reason.map(TerminationReason::as_str);
             rlmi.resource(&uri, name, &instance, e.state, reason, cid);
         }
