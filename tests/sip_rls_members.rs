@@ -13,7 +13,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::fixtures::uri;
-use common::rls::{instance_of, list_body, publish, set_list, state_of, state_text, uris};
+use common::rls::{
+    eventually, instance_of, list_body, publish, set_list, state_of, state_text, uris,
+};
 use common::sip::{aor, header_map, to_tag, token, Client, Server};
 use impp::doc::rlmi::InstanceState;
 use impp::doc::winfo::{Watcher, WatcherEvent, WatcherStatus, Watcherinfo};
@@ -90,20 +92,6 @@ fn rule(s: &Server, presentity: &str, watcher: &str, action: AuthAction) {
             action,
         ))
         .unwrap();
-}
-
-/// The engine and the stack run what is due, until `done` (polled, up to 5 s).
-fn eventually(s: &Server, what: &str, done: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        s.engine.sync().unwrap();
-        assert!(s.server.sync());
-        if done() {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
