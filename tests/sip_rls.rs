@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::fixtures::{pidf, uri};
-use common::rls::{instance_of, set_list, state_of};
+use common::rls::{eventually, instance_of, set_list, state_of};
 use common::sip::{aor, header_map, to_tag, token, Client, Server};
 use impp::doc::rlmi::InstanceState;
 use impp::engine::{AuthAction, AuthRule, WatcherMatch};
@@ -246,20 +246,6 @@ fn an_expired_list_subscription_ends_with_its_back_subscriptions() {
     );
     s.engine.sync().unwrap();
     assert_eq!(s.engine.stats().subscriptions_active, 0);
-}
-
-/// The engine and the stack run what is due, until `done` (polled, up to 5 s).
-fn eventually(s: &Server, what: &str, done: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        s.engine.sync().unwrap();
-        assert!(s.server.sync());
-        if done() {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -297,25 +297,13 @@ fn a_back_subscription_the_engine_refuses_is_a_rejected_instance_in_its_place() 
     assert!(state_text(&body, &aor("carol")).contains("carol 1"));
 }
 
-/// The distinct allocations among the targets of the engine's remote subscriptions.
-fn target_allocations(s: &Server) -> usize {
-    let mut seen: Vec<*const u8> = s
-        .engine
-        .remote_subscriptions()
-        .unwrap()
-        .iter()
-        .filter_map(|sub| sub.target.as_ref().map(|t| t.as_ptr()))
-        .collect();
-    seen.sort();
-    seen.dedup();
-    seen.len()
-}
-
-/// Every back subscription of a list dialog carries the dialog's record: one allocation
-/// shared by all of them, before a restart and (one per engine shard) after it.
+/// A list dialog of resources of an owned domain holds no engine subscription of its own:
+/// its subscriber is a member of each resource's shared subscription (listed among the
+/// subscriptions, with no expiry and no record), and the dialog's own row in the store brings
+/// it back after a restart, joined again.
 #[test]
-fn the_back_subscriptions_of_a_list_dialog_share_its_record_across_a_restart() {
-    let file = SqliteFile::new("rls-restart-shared");
+fn a_list_dialog_of_owned_resources_is_members_and_a_row_of_its_own_across_a_restart() {
+    let file = SqliteFile::new("rls-restart-members");
     let s = file.start();
     let members: Vec<String> = (0..8).map(|n| format!("user{n}")).collect();
     let members: Vec<&str> = members.iter().map(String::as_str).collect();
@@ -329,8 +317,13 @@ fn the_back_subscriptions_of_a_list_dialog_share_its_record_across_a_restart() {
         list_body(&bob.next_request("NOTIFY")).rlmi.resources.len(),
         8
     );
-    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 8);
-    assert_eq!(target_allocations(&s), 1);
+    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 0);
+    let listed = s.engine.subscriptions(None).unwrap();
+    assert_eq!(listed.len(), 8, "{listed:?}");
+    assert!(listed.iter().all(|m| m.watcher == uri(&aor("bob"))
+        && m.state == impp::engine::SubscriptionState::Active
+        && m.expires_in.is_zero()));
+    assert_eq!(s.engine.stats().subscriptions_active, 8);
 
     let s = file.restart(s, Duration::from_secs(5));
     bob.server = s.udp();
@@ -339,9 +332,14 @@ fn the_back_subscriptions_of_a_list_dialog_share_its_record_across_a_restart() {
         list_body(&bob.next_request("NOTIFY")).rlmi.resources.len(),
         8
     );
-    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 8);
-    // The test's engine has 2 shards (workers), each loading its share of the store.
-    assert!(target_allocations(&s) <= 2, "{}", target_allocations(&s));
+    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 0);
+    assert_eq!(s.engine.subscriptions(None).unwrap().len(), 8);
+    // The change of a resource reaches the restored dialog through its member.
+    publish(&s, "user3", "user3 busy");
+    s.advance(Duration::from_secs(1));
+    let body = list_body(&bob.next_request("NOTIFY"));
+    assert!(!body.rlmi.full_state);
+    assert!(state_text(&body, &aor("user3")).contains("user3 busy"));
     s.stop();
 }
 
@@ -367,7 +365,8 @@ fn list_dialogs_that_cannot_come_back_leave_no_back_subscriptions() {
         request.target = Some(target.into());
         s.engine.subscribe(request).unwrap();
     }
-    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 4);
+    // The list's own resources are members, not remote subscriptions.
+    assert_eq!(s.engine.remote_subscriptions().unwrap().len(), 2);
     s.stop();
 
     // The list is deleted while the server is down (imppd list del).

@@ -15,8 +15,8 @@ use impp::engine::{
 use impp::error::Error;
 use impp::store::sqlite::MIGRATIONS;
 use impp::store::{
-    Credential, EndpointRecord, MemoryStore, PublicationRecord, Snapshot, SqliteStore, Store,
-    StoredMessage, SubscriptionRecord, Write,
+    Credential, EndpointRecord, ListDialogRecord, MemoryStore, PublicationRecord, Snapshot,
+    SqliteStore, Store, StoredMessage, SubscriptionRecord, Write,
 };
 use impp::uri::Uri;
 
@@ -348,6 +348,16 @@ fn subscription(id: u64, filter: Option<&str>) -> SubscriptionRecord {
     }
 }
 
+fn list_dialog(id: u64, watcher: &str) -> ListDialogRecord {
+    ListDialogRecord {
+        id,
+        watcher: uri(watcher),
+        package: Package::ALL[id as usize % Package::ALL.len()],
+        expires_at: 1_700_000_003_600 + id,
+        record: binary(id as u8),
+    }
+}
+
 fn save_publication(p: PublicationRecord, previous: Option<&str>) -> Write {
     Write::SavePublication {
         publication: p,
@@ -600,6 +610,43 @@ fn contract_all_kinds(store: &dyn Store) {
     );
     assert_eq!(s.lists, vec![shorter, team]);
 
+    // The list server's dialogs, by id; the watcher URI is kept as given, the record is
+    // opaque bytes.
+    let s = apply(
+        store,
+        vec![
+            Write::SaveListDialog(list_dialog(8, "sips:Bob@x;transport=tls")),
+            Write::SaveListDialog(list_dialog(2, "sip:alice@x")),
+            Write::SaveListDialog(list_dialog(5, "tel:+15550100")),
+        ],
+    );
+    assert_eq!(
+        s.list_dialogs,
+        vec![
+            list_dialog(2, "sip:alice@x"),
+            list_dialog(5, "tel:+15550100"),
+            list_dialog(8, "sips:Bob@x;transport=tls"),
+        ]
+    );
+    let mut refreshed = list_dialog(5, "tel:+15550100");
+    refreshed.expires_at += 3_600_000;
+    refreshed.record = Vec::new();
+    let s = apply(
+        store,
+        vec![
+            // Same id: replaced.
+            Write::SaveListDialog(refreshed.clone()),
+            Write::DeleteListDialog(8),
+            Write::DeleteListDialog(8),
+            Write::DeleteListDialog(1234),
+            Write::DeleteListDialog(u64::MAX),
+        ],
+    );
+    assert_eq!(
+        s.list_dialogs,
+        vec![list_dialog(2, "sip:alice@x"), refreshed]
+    );
+
     // Nothing else was disturbed by the other kinds' writes.
     assert!(s.rules.is_empty());
     assert_eq!(s.messages.len(), 2);
@@ -607,6 +654,7 @@ fn contract_all_kinds(store: &dyn Store) {
     assert_eq!(s.publications.len(), 4);
     assert_eq!(s.subscriptions.len(), 2);
     assert_eq!(s.credentials.len(), 1);
+    assert_eq!(s.lists.len(), 2);
 }
 
 /// A list `sip:NAME@x` with `n` entries of every shape (resources named or not, references),
@@ -675,6 +723,7 @@ fn assert_same(got: &Snapshot, expected: &Snapshot) {
     first_difference("subscriptions", &got.subscriptions, &expected.subscriptions);
     first_difference("credentials", &got.credentials, &expected.credentials);
     first_difference("lists", &got.lists, &expected.lists);
+    first_difference("list dialogs", &got.list_dialogs, &expected.list_dialogs);
     assert_eq!(got, expected);
 }
 
@@ -693,7 +742,7 @@ fn random_writes(seed: u64, n: usize) -> Vec<Write> {
     for _ in 0..n {
         let user = users[rng.below(users.len() as u64) as usize];
         let k = rng.below(20);
-        writes.push(match rng.below(13) {
+        writes.push(match rng.below(15) {
             0 => Write::SaveMessage(message(k, binary(k as u8))),
             1 => Write::DeleteMessage(k),
             2 => Write::SaveEndpoint(endpoint(user, &format!("ep{}", k % 4), None)),
@@ -722,6 +771,8 @@ fn random_writes(seed: u64, n: usize) -> Vec<Write> {
                 Write::SaveList(list)
             }
             11 => Write::DeleteList(uri(&format!("sip:l{}@x", k % 5))),
+            12 => Write::SaveListDialog(list_dialog(k, user)),
+            13 => Write::DeleteListDialog(k),
             _ => Write::SaveRule(rule(
                 user,
                 WatcherMatch::Watcher(uri(users[k as usize % users.len()])),
@@ -764,6 +815,7 @@ fn every_kind_survives_reopening_the_file() {
     assert!(!loaded.subscriptions.is_empty());
     assert!(!loaded.credentials.is_empty());
     assert!(!loaded.lists.is_empty());
+    assert!(!loaded.list_dialogs.is_empty());
 }
 
 #[test]
@@ -869,8 +921,7 @@ fn a_file_of_schema_version_4_keeps_its_rules_and_stores_redirect_targets() {
         );
         store.write(Write::SaveRule(redirect.clone())).unwrap();
     }
-    assert_eq!(schema_version(&path), 5);
-    assert_eq!(MIGRATIONS.len(), 5);
+    assert_eq!(schema_version(&path), MIGRATIONS.len() as i64);
     let rules = SqliteStore::open(&path).unwrap().load_rules().unwrap();
     assert_eq!(rules.len(), 2);
     assert_eq!(rules[0], redirect);
@@ -881,6 +932,47 @@ fn a_file_of_schema_version_4_keeps_its_rules_and_stores_redirect_targets() {
         .unwrap();
     let err = SqliteStore::open(&path).unwrap().load_rules().unwrap_err();
     assert!(err.to_string().contains("needs a target"), "{err}");
+}
+
+#[test]
+fn a_file_of_schema_version_5_gains_the_list_dialogs_table_and_keeps_everything_else() {
+    let dir = TempDir::new("v5");
+    let path = dir.file("impp.db");
+    // A file of version 5 holding every other kind: written by this store, then made what
+    // version 5 left (no list_dialogs table, version 5).
+    let writes: Vec<Write> = random_writes(11, 400)
+        .into_iter()
+        .filter(|w| !matches!(w, Write::SaveListDialog(_) | Write::DeleteListDialog(_)))
+        .collect();
+    let expected = apply(&MemoryStore::new(), writes.clone());
+    assert!(!expected.subscriptions.is_empty() && !expected.lists.is_empty());
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        apply(&store, writes);
+    }
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE list_dialogs; UPDATE schema_version SET version = 5;")
+        .unwrap();
+    assert_eq!(schema_version(&path), 5);
+
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(schema_version(&path), MIGRATIONS.len() as i64);
+        assert_same(&store.load().unwrap(), &expected);
+        store
+            .write(Write::SaveListDialog(list_dialog(3, "sip:bob@x")))
+            .unwrap();
+    }
+    let loaded = SqliteStore::open(&path).unwrap().load().unwrap();
+    assert_eq!(loaded.list_dialogs, vec![list_dialog(3, "sip:bob@x")]);
+    assert_same(
+        &Snapshot {
+            list_dialogs: Vec::new(),
+            ..loaded
+        },
+        &expected,
+    );
 }
 
 /// Submits `n` messages from one thread without waiting; returns how many completions were

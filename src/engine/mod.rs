@@ -38,6 +38,7 @@ pub(crate) mod dispatcher;
 pub mod events;
 pub mod limits;
 mod lists;
+pub(crate) mod member;
 mod port;
 pub(crate) mod queue;
 pub(crate) mod random;
@@ -294,6 +295,9 @@ pub struct Core {
     served: Arc<served::ServedHere>,
     /// The engine's one generator; shards and transports draw their own splits of it.
     random: Mutex<random::Random>,
+    /// The list server's dialogs the store gave back at start, until the list server takes
+    /// them ([`Core::take_stored_list_dialogs`]).
+    stored_list_dialogs: Mutex<Vec<crate::store::ListDialogRecord>>,
     closed: AtomicBool,
     me: Weak<Core>,
 }
@@ -316,8 +320,9 @@ impl Engine {
     /// Starts an engine: one thread per shard and the event queue. What the store keeps is
     /// loaded and given to the shards that own it: rules, users, resource lists, endpoints,
     /// publications, stored messages and remote subscriptions (what ran out while the engine
-    /// was down expires at once, with the usual events). A stored list of a domain the engine
-    /// does not own is left in the store and not served (a warning is logged).
+    /// was down expires at once, with the usual events); the list server's dialogs are kept
+    /// for it as they were stored. A stored list of a domain the engine does not own is left
+    /// in the store and not served (a warning is logged).
     pub fn new(config: EngineConfig) -> Result<Engine> {
         config.validate()?;
         let config = Arc::new(config);
@@ -347,6 +352,7 @@ impl Engine {
             .max()
             .unwrap_or(0)
             .max(config.clock.unix_ms().saturating_mul(1000));
+        let stored_list_dialogs = std::mem::take(&mut snapshot.list_dialogs);
         let (parts, next_subscription) =
             restore::split(snapshot, config.workers, config.store.as_ref());
         let mut senders = Vec::with_capacity(config.workers);
@@ -400,6 +406,7 @@ impl Engine {
             port,
             served,
             random: Mutex::new(random),
+            stored_list_dialogs: Mutex::new(stored_list_dialogs),
             closed: AtomicBool::new(false),
             me: me.clone(),
         });
@@ -644,6 +651,76 @@ impl Core {
             reply,
         })
         .map(|(id, expires)| Subscribed { id, expires })
+    }
+
+    /// `watcher` joins the shared subscriptions ([`member`]) of `presentities`' `package`:
+    /// one member each, authorized by that presentity's rules, whose notifications (and
+    /// the group's) go to the transport's port. One answer per presentity, in order: `Ok`
+    /// once the member is made or counted (its state follows as a notification), or why it
+    /// was refused ([`Error::Moved`] for a redirect, [`Error::LimitReached`]). For a list
+    /// server of domains this engine owns.
+    pub(crate) fn join(
+        &self,
+        watcher: &Uri,
+        package: Package,
+        presentities: &[Uri],
+    ) -> Result<Vec<Result<()>>> {
+        let watcher = Arc::new(watcher.clone());
+        // Per shard: (place in `presentities`, (presentity, member id, group id)).
+        type Joins = Vec<(usize, (Arc<Uri>, SubscriptionId, SubscriptionId))>;
+        let mut by_shard: Vec<Joins> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        for (at, p) in presentities.iter().enumerate() {
+            let shard = self.shard_for(p);
+            let n = self.next_id.fetch_add(2, Ordering::Relaxed);
+            let id = |n: u64| SubscriptionId(n * self.shards.len() as u64 + shard as u64);
+            by_shard[shard].push((at, (Arc::new(p.clone()), id(n), id(n + 1))));
+        }
+        let mut results: Vec<Option<Result<()>>> = presentities.iter().map(|_| None).collect();
+        for (shard, items) in by_shard.into_iter().enumerate() {
+            if items.is_empty() {
+                continue;
+            }
+            let (places, items): (Vec<usize>, Vec<_>) = items.into_iter().unzip();
+            let answers = self.call(shard, |reply| Command::Join {
+                package,
+                watcher: watcher.clone(),
+                presentities: items,
+                reply,
+            })?;
+            for (at, answer) in places.into_iter().zip(answers) {
+                results[at] = Some(answer);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Internal("no answer".into()))))
+            .collect())
+    }
+
+    /// `watcher` leaves the shared subscriptions of `presentities`' `package` (one holder
+    /// each; see [`Core::join`]).
+    pub(crate) fn leave(
+        &self,
+        watcher: &Uri,
+        package: Package,
+        presentities: &[Uri],
+    ) -> Result<()> {
+        let watcher = Arc::new(watcher.clone());
+        let mut by_shard: Vec<Vec<Arc<Uri>>> = (0..self.shards.len()).map(|_| Vec::new()).collect();
+        for p in presentities {
+            by_shard[self.shard_for(p)].push(Arc::new(p.clone()));
+        }
+        for (shard, items) in by_shard.into_iter().enumerate() {
+            if !items.is_empty() {
+                self.call(shard, |reply| Command::Leave {
+                    package,
+                    watcher: watcher.clone(),
+                    presentities: items,
+                    reply,
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Extends a subscription; `expires` 0 ends it like [`Core::unsubscribe`]. Returns the
@@ -1295,6 +1372,40 @@ impl Core {
             self.shards.len()
         );
         Ok(())
+    }
+
+    // ----------------------------------------------------------------------------------
+    // List dialogs (the list server's soft state)
+    // ----------------------------------------------------------------------------------
+    //
+    // The list server keeps its dialogs itself; the engine only carries them to and from the
+    // store (the list server sits above the engine and reaches the store through it). They
+    // are soft state: written behind, and only to a store that keeps soft state.
+
+    /// The list server's dialogs the store held when the engine started, in id order; once:
+    /// a later call returns none. Dialogs whose time ran out while the engine was down are
+    /// among them: ending them is the list server's (it knows what each one holds).
+    pub(crate) fn take_stored_list_dialogs(&self) -> Vec<crate::store::ListDialogRecord> {
+        std::mem::take(&mut *lock(&self.stored_list_dialogs))
+    }
+
+    /// Stores a dialog of the list server, replacing the one with the same id; written
+    /// behind (not waited for).
+    pub(crate) fn save_list_dialog(&self, record: crate::store::ListDialogRecord) {
+        if self.config.store.keeps_soft_state() {
+            self.config
+                .store
+                .submit(crate::store::Write::SaveListDialog(record), None);
+        }
+    }
+
+    /// Deletes a dialog of the list server from the store (it ended); written behind.
+    pub(crate) fn delete_list_dialog(&self, id: u64) {
+        if self.config.store.keeps_soft_state() {
+            self.config
+                .store
+                .submit(crate::store::Write::DeleteListDialog(id), None);
+        }
     }
 }
 

@@ -6,6 +6,10 @@
 //! was down expires at once, with the normal events (a publication's `PublicationExpired`,
 //! an endpoint's `EndpointExpired`, a message's `Failed(Expired)` for its sender); messages
 //! for users with an endpoint still logged in are delivered at once.
+//!
+//! The list server's dialogs are not split: no shard owns them. The engine keeps them whole
+//! until the list server takes them (`Core::take_stored_list_dialogs`), and ending those whose
+//! time passed is the list server's, which knows what each one holds.
 #![forbid(unsafe_code)]
 
 use super::shard::shard_of;
@@ -71,4 +75,104 @@ pub(crate) fn split(snapshot: Snapshot, workers: usize, store: &dyn Store) -> (V
         parts[s].subscriptions.push(sub);
     }
     (parts, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use crate::engine::{Engine, EngineConfig, ManualClock};
+    use crate::model::package::Package;
+    use crate::store::{ListDialogRecord, MemoryStore, SqliteStore, Store};
+    use crate::uri::Uri;
+
+    /// A fresh directory for one test, removed when dropped.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new(test: &str) -> TempDir {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "impp-restore-{test}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn dialog(id: u64, record: &[u8]) -> ListDialogRecord {
+        ListDialogRecord {
+            id,
+            watcher: Uri::parse("sip:bob@example.test").unwrap(),
+            package: Package::Dialog,
+            expires_at: 1_700_000_003_600 + id,
+            record: record.to_vec(),
+        }
+    }
+
+    fn open_engine(store: Arc<dyn Store>) -> Engine {
+        Engine::new(EngineConfig {
+            workers: 2,
+            clock: ManualClock::new(),
+            store,
+            ..EngineConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn list_dialogs_saved_by_one_engine_are_given_once_to_the_next_on_the_same_file() {
+        let dir = TempDir::new("list-dialogs");
+        let path = dir.0.join("impp.db");
+        {
+            let engine = open_engine(Arc::new(SqliteStore::open(&path).unwrap()));
+            assert!(engine.take_stored_list_dialogs().is_empty());
+            engine.save_list_dialog(dialog(7, b"first"));
+            engine.save_list_dialog(dialog(3, &[0, 0xff, 1]));
+            engine.save_list_dialog(dialog(9, b"ends"));
+            // Replaced by id, deleted by id, deleting twice or what was never saved is fine.
+            engine.save_list_dialog(dialog(7, b"refreshed"));
+            engine.delete_list_dialog(9);
+            engine.delete_list_dialog(9);
+            engine.delete_list_dialog(1234);
+            engine.shutdown().unwrap();
+            // The engine and its store are dropped here: the store thread finishes what is
+            // queued (the writes were not waited for) and closes the file.
+        }
+        let engine = open_engine(Arc::new(SqliteStore::open(&path).unwrap()));
+        assert_eq!(
+            engine.take_stored_list_dialogs(),
+            vec![dialog(3, &[0, 0xff, 1]), dialog(7, b"refreshed")]
+        );
+        assert!(engine.take_stored_list_dialogs().is_empty());
+        // Taking them does not delete them: until the list server does, they stay stored.
+        drop(engine);
+        let engine = open_engine(Arc::new(SqliteStore::open(&path).unwrap()));
+        assert_eq!(engine.take_stored_list_dialogs().len(), 2);
+    }
+
+    #[test]
+    fn a_store_without_soft_state_is_given_no_list_dialog() {
+        let volatile = Arc::new(MemoryStore::volatile());
+        let engine = open_engine(volatile.clone());
+        engine.save_list_dialog(dialog(1, b"x"));
+        assert!(volatile.load().unwrap().list_dialogs.is_empty());
+
+        let kept = Arc::new(MemoryStore::new());
+        let engine = open_engine(kept.clone());
+        engine.save_list_dialog(dialog(1, b"x"));
+        assert_eq!(kept.load().unwrap().list_dialogs, vec![dialog(1, b"x")]);
+        engine.delete_list_dialog(1);
+        assert!(kept.load().unwrap().list_dialogs.is_empty());
+    }
 }

@@ -12,6 +12,7 @@
 //! | [`subscriptions`] | subscribe, refresh, unsubscribe, termination; notifications and their throttling |
 //! | [`authorization`] | rules (set, remove, list) and the decisions on watchers |
 //! | [`watcher_info`] | the watcher log and `presence.winfo` notifications |
+//! | [`members`] | members of shared subscriptions (list servers' watchers, [`super::member`]) |
 //! | [`messaging`] | users, their endpoints and mailboxes of instant messages |
 //! | [`endpoint_tuples`] | the automatic tuples of logged-in endpoints |
 //! | [`recovery`] | taking back the store's share at start-up; writing soft state behind |
@@ -19,6 +20,7 @@
 
 pub(super) mod authorization;
 mod endpoint_tuples;
+mod members;
 pub(crate) mod messaging;
 mod publications;
 mod recovery;
@@ -90,6 +92,21 @@ pub(crate) enum Command {
         request: NewSubscription,
         /// The subscription and its granted expiry (seconds).
         reply: Reply<(SubscriptionId, u32)>,
+    },
+    /// Watchers join shared subscriptions ([`super::member`]): per presentity, the member's
+    /// id and the group's (used when new); one answer each, in order.
+    Join {
+        package: Package,
+        watcher: Arc<Uri>,
+        presentities: Vec<(Arc<Uri>, SubscriptionId, SubscriptionId)>,
+        reply: Reply<Vec<Result<()>>>,
+    },
+    /// A watcher leaves shared subscriptions.
+    Leave {
+        package: Package,
+        watcher: Arc<Uri>,
+        presentities: Vec<Arc<Uri>>,
+        reply: Reply<()>,
     },
     RefreshSubscription {
         id: SubscriptionId,
@@ -243,6 +260,8 @@ struct Channel {
     /// The composition of the live publications, shared by every watcher that sees it.
     composed: Option<Arc<Document>>,
     subscribers: Vec<SubscriptionId>,
+    /// The shared subscription of list servers' watchers ([`super::member`]), if any.
+    group: Option<Box<super::member::Group>>,
 }
 
 struct Presentity {
@@ -255,7 +274,7 @@ impl Presentity {
     fn is_idle(&self) -> bool {
         self.channels
             .values()
-            .all(|c| c.publications.is_empty() && c.subscribers.is_empty())
+            .all(|c| c.publications.is_empty() && c.subscribers.is_empty() && c.group.is_none())
     }
 }
 
@@ -496,6 +515,31 @@ impl Shard {
             Command::Subscribe { request, reply } => {
                 let result = self.subscribe(request);
                 self.answer(reply, result);
+            }
+            Command::Join {
+                package,
+                watcher,
+                presentities,
+                reply,
+            } => {
+                let results = presentities
+                    .into_iter()
+                    .map(|(presentity, member, group)| {
+                        self.join(package, watcher.clone(), presentity, member, group)
+                    })
+                    .collect();
+                self.answer(reply, Ok(results));
+            }
+            Command::Leave {
+                package,
+                watcher,
+                presentities,
+                reply,
+            } => {
+                for presentity in presentities {
+                    self.leave(package, &watcher, &presentity);
+                }
+                self.answer(reply, Ok(()));
             }
             Command::RefreshSubscription { id, expires, reply } => {
                 let _ = reply.send(self.refresh_subscription(id, expires));

@@ -93,7 +93,7 @@ pub(crate) struct Subscription {
 
 /// A watcher status and event in one byte: the status in the high bits.
 #[derive(Clone, Copy)]
-struct WinfoMark(u8);
+pub(crate) struct WinfoMark(u8);
 
 const WINFO_STATUSES: [WatcherStatus; 4] = [
     WatcherStatus::Pending,
@@ -114,7 +114,7 @@ const WINFO_EVENTS: [WatcherEvent; 8] = [
 ];
 
 impl WinfoMark {
-    fn new(status: WatcherStatus, event: WatcherEvent) -> WinfoMark {
+    pub(crate) fn new(status: WatcherStatus, event: WatcherEvent) -> WinfoMark {
         let s = WINFO_STATUSES
             .iter()
             .position(|x| *x == status)
@@ -123,11 +123,11 @@ impl WinfoMark {
         WinfoMark((s << 4 | e) as u8)
     }
 
-    fn status(self) -> WatcherStatus {
+    pub(crate) fn status(self) -> WatcherStatus {
         WINFO_STATUSES[usize::from(self.0 >> 4)]
     }
 
-    fn event(self) -> WatcherEvent {
+    pub(crate) fn event(self) -> WatcherEvent {
         WINFO_EVENTS[usize::from(self.0 & 0xf)]
     }
 }

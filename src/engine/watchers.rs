@@ -2,18 +2,46 @@
 //! of its (non-winfo) subscriptions gets a sequence number, so every winfo subscriber can be
 //! sent exactly the changes since its last notification.
 //!
-//! The log holds no copy of its watchers: each subscription keeps its own watcher status
-//! and last event, a full document is made from the presentity's subscriptions, and only
+//! The log holds no copy of its watchers: each subscription (and each member of a shared
+//! subscription, [`super::member`]) keeps its own watcher status and last event, a full
+//! document is made from the presentity's subscriptions and members, and only
 //! the changes some winfo subscriber was not yet told are kept (none while nobody watches
 //! the watchers).
 #![forbid(unsafe_code)]
 
-use super::subscription::{status_of_event, Subscription};
+use super::subscription::Subscription;
 use crate::doc::winfo::{Watcher, WatcherEvent, WatcherList, WatcherStatus, Watcherinfo};
 use crate::doc::DocState;
 use crate::model::id::SubscriptionId;
 use crate::model::package::Package;
 use crate::uri::Uri;
+
+/// One watcher as a document shows it: a subscription or a member of a shared one.
+pub(crate) struct WatcherRow<'a> {
+    pub(crate) id: SubscriptionId,
+    pub(crate) watcher: &'a Uri,
+    pub(crate) package: Package,
+    pub(crate) status: WatcherStatus,
+    pub(crate) event: WatcherEvent,
+    pub(crate) age_s: u64,
+    /// Seconds left, for a subscription (a member has no expiry of its own).
+    pub(crate) expires_in_s: Option<u64>,
+}
+
+impl<'a> WatcherRow<'a> {
+    /// The row of subscription `sub` at `now`.
+    pub(crate) fn of(sub: &'a Subscription, now: u64) -> WatcherRow<'a> {
+        WatcherRow {
+            id: sub.id,
+            watcher: &sub.watcher,
+            package: sub.package,
+            status: sub.winfo_status(),
+            event: sub.winfo_event(),
+            age_s: sub.age_s(now),
+            expires_in_s: Some(sub.expires_at.saturating_sub(now) / 1000),
+        }
+    }
+}
 
 /// The recent changes to the watchers of one presentity.
 #[derive(Default)]
@@ -24,16 +52,16 @@ pub(crate) struct WatcherLog {
 }
 
 impl WatcherLog {
-    /// Records `event` for subscription `sub` (its current state gives the status). The
-    /// change is kept for partial documents when `watched` (someone watches the watchers).
-    pub(crate) fn record(&mut self, sub: &mut Subscription, event: WatcherEvent, watched: bool) {
+    /// Records a change of subscription or member `id` (whose watcher mark the caller set).
+    /// The change is kept for partial documents when `watched` (someone watches the
+    /// watchers).
+    pub(crate) fn record(&mut self, id: SubscriptionId, watched: bool) {
         self.seq += 1;
-        sub.set_winfo(status_of_event(sub.state, event), event);
-        if let Some(i) = self.changes.iter().position(|c| c.1 == sub.id) {
+        if let Some(i) = self.changes.iter().position(|c| c.1 == id) {
             self.changes.remove(i);
         }
         if watched {
-            self.changes.push((self.seq, sub.id));
+            self.changes.push((self.seq, id));
         }
     }
 
@@ -58,14 +86,14 @@ impl WatcherLog {
 
     /// The watcher-info document for `resource`: every current watcher (`since` = None, a
     /// full document) or the watchers changed after change number `since` (partial).
-    /// `watchers` are the presentity's (non-winfo) subscriptions, in subscription order.
+    /// `watchers` are the presentity's (non-winfo) subscriptions and members, in
+    /// subscription order.
     pub(crate) fn document(
         &self,
         resource: &Uri,
         version: u32,
         since: Option<u64>,
-        now: u64,
-        watchers: &[&Subscription],
+        watchers: &[WatcherRow<'_>],
     ) -> Watcherinfo {
         let mut changed: Vec<SubscriptionId> = match since {
             Some(seen) => self
@@ -80,10 +108,7 @@ impl WatcherLog {
         let mut lists: Vec<WatcherList> = Vec::new();
         for e in watchers {
             let include = match since {
-                None => matches!(
-                    e.winfo_status(),
-                    WatcherStatus::Pending | WatcherStatus::Active
-                ),
+                None => matches!(e.status, WatcherStatus::Pending | WatcherStatus::Active),
                 Some(_) => changed.binary_search(&e.id).is_ok(),
             };
             if !include {
@@ -97,18 +122,10 @@ impl WatcherLog {
                     lists.last_mut().expect("pushed")
                 }
             };
-            let mut w = Watcher::new(
-                e.id.to_string(),
-                e.watcher.to_string(),
-                e.winfo_status(),
-                e.winfo_event(),
-            );
-            w.duration_subscribed = Some(e.age_s(now));
-            if matches!(
-                e.winfo_status(),
-                WatcherStatus::Pending | WatcherStatus::Active
-            ) {
-                w.expiration = Some(e.expires_at.saturating_sub(now) / 1000);
+            let mut w = Watcher::new(e.id.to_string(), e.watcher.to_string(), e.status, e.event);
+            w.duration_subscribed = Some(e.age_s);
+            if matches!(e.status, WatcherStatus::Pending | WatcherStatus::Active) {
+                w.expiration = e.expires_in_s;
             }
             list.watchers.push(w);
         }
@@ -138,6 +155,7 @@ mod tests {
 
     use super::*;
     use crate::engine::events::SubscriptionState;
+    use crate::engine::subscription::status_of_event;
     use crate::model::rule::AuthAction;
 
     fn sub(id: u64, watcher: &str, state: SubscriptionState) -> Subscription {
@@ -156,6 +174,15 @@ mod tests {
         )
     }
 
+    fn record(log: &mut WatcherLog, sub: &mut Subscription, event: WatcherEvent, watched: bool) {
+        sub.set_winfo(status_of_event(sub.state, event), event);
+        log.record(sub.id, watched);
+    }
+
+    fn rows<'a>(subs: &[&'a Subscription]) -> Vec<WatcherRow<'a>> {
+        subs.iter().map(|s| WatcherRow::of(s, 1000)).collect()
+    }
+
     fn uris(doc: &Watcherinfo) -> Vec<(String, WatcherStatus, WatcherEvent)> {
         doc.lists
             .iter()
@@ -170,11 +197,11 @@ mod tests {
         let mut log = WatcherLog::default();
         let mut bob = sub(1, "sip:bob@example.test", SubscriptionState::Pending);
         let mut carol = sub(2, "sip:carol@example.test", SubscriptionState::Active);
-        log.record(&mut bob, WatcherEvent::Subscribe, false);
-        log.record(&mut carol, WatcherEvent::Subscribe, false);
+        record(&mut log, &mut bob, WatcherEvent::Subscribe, false);
+        record(&mut log, &mut carol, WatcherEvent::Subscribe, false);
         // Nobody watched the watchers: no change kept, yet the full document has both.
         assert!(log.changes.is_empty());
-        let full = log.document(&alice, 0, None, 1000, &[&bob, &carol]);
+        let full = log.document(&alice, 0, None, &rows(&[&bob, &carol]));
         assert_eq!(full.state, DocState::Full);
         assert_eq!(
             uris(&full),
@@ -193,8 +220,8 @@ mod tests {
         );
         let seen = log.last_change();
         bob.state = SubscriptionState::Active;
-        log.record(&mut bob, WatcherEvent::Approved, true);
-        let partial = log.document(&alice, 1, Some(seen), 1000, &[&bob, &carol]);
+        record(&mut log, &mut bob, WatcherEvent::Approved, true);
+        let partial = log.document(&alice, 1, Some(seen), &rows(&[&bob, &carol]));
         assert_eq!(partial.state, DocState::Partial);
         assert_eq!(
             uris(&partial),
@@ -206,19 +233,19 @@ mod tests {
         );
         // A second change of the same subscription replaces the first.
         carol.state = SubscriptionState::Terminated(None);
-        log.record(&mut carol, WatcherEvent::Timeout, true);
-        log.record(&mut bob, WatcherEvent::Approved, true);
+        record(&mut log, &mut carol, WatcherEvent::Timeout, true);
+        record(&mut log, &mut bob, WatcherEvent::Approved, true);
         assert_eq!(log.changes.len(), 2);
-        let partial = log.document(&alice, 2, Some(seen), 1000, &[&bob, &carol]);
+        let partial = log.document(&alice, 2, Some(seen), &rows(&[&bob, &carol]));
         assert_eq!(uris(&partial).len(), 2);
-        let full = log.document(&alice, 2, None, 1000, &[&bob, &carol]);
+        let full = log.document(&alice, 2, None, &rows(&[&bob, &carol]));
         assert_eq!(uris(&full).len(), 1);
         log.trim(Some(log.last_change() - 1));
         assert_eq!(log.changes.len(), 1);
         log.forget(bob.id);
         assert!(log.changes.is_empty());
         // No watcher at all: one empty presence list.
-        let empty = log.document(&alice, 3, None, 1000, &[]);
+        let empty = log.document(&alice, 3, None, &rows(&[]));
         assert_eq!(empty.lists.len(), 1);
         assert!(empty.lists[0].watchers.is_empty());
     }

@@ -23,6 +23,7 @@ pub mod key;
 pub mod list;
 pub mod package;
 pub mod rule;
+pub(crate) mod snug;
 
 pub use id::SubscriptionId;
 pub use key::{presentity_key, watcher_key};

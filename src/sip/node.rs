@@ -25,7 +25,7 @@
 //!
 //! | port event | role |
 //! | --- | --- |
-//! | a notification of a back subscription of a list dialog (its target starts with `list_server::LIST_TARGET`) | the list server |
+//! | a notification of a back subscription of a list dialog (its target starts with `list_server::LIST_TARGET`), or of a shared subscription's group or member (`engine::member`) | the list server |
 //! | a notification | the notifier (a SIP dialog), else the accounts (an account's own presence) |
 //! | a message for a registered contact | the pager (relayed) |
 //! | a delivery outcome | the pager (the answer to a MESSAGE that waited for it) |
@@ -771,7 +771,7 @@ impl SipServer {
         node.accounts.start();
         node.backends.start_lists();
         node.wake_for_agent();
-        // List dialogs come back from their back subscriptions (before any request).
+        // List dialogs come back from the store's table of them (before any request).
         node.list_server.start();
 
         for n in 0..config.workers {

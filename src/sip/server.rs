@@ -9,7 +9,7 @@
 //! | `registrar::Registrar` | REGISTER | [`Core::login_at`] per contact |
 //! | `publisher::Publisher` | PUBLISH | publish / refresh / modify / remove |
 //! | `notifier::Notifier` | SUBSCRIBE (and the NOTIFYs it sends) | a subscription whose target is the dialog; NOTIFYs from its notifications, one in flight per dialog |
-//! | `list_server::ListServer` | SUBSCRIBE to a resource list, or carrying its own (RFC 5367), or inside a list dialog (RFC 4662) | one engine subscription per resource (back subscriptions, no SIP); batched `multipart/related` RLMI NOTIFYs, one in flight per list dialog |
+//! | `list_server::ListServer` | SUBSCRIBE to a resource list, or carrying its own (RFC 5367), or inside a list dialog (RFC 4662) | resources of owned domains through members of each resource's shared engine subscription, others through a back subscription each (no SIP to itself); batched `multipart/related` RLMI NOTIFYs, one in flight per list dialog; dialogs kept in the store's own table |
 //! | `pager::Pager` | MESSAGE | [`Core::send_message`]; relayed to registered contacts, answered `200` only once a device took it |
 //! | `forwarder::Forwarder` | a non-INVITE request for another domain with a route | forwarded to its next hop, as a proxy |
 //! | `handover::Handover` | (none: it learns from what the forwarder relays) | the dialogs handed to devices serving their own watchers, taken back when a device goes |

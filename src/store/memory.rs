@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    Completion, Credential, EndpointRecord, PublicationRecord, Snapshot, Store, StoredMessage,
-    SubscriptionRecord, Write,
+    Completion, Credential, EndpointRecord, ListDialogRecord, PublicationRecord, Snapshot, Store,
+    StoredMessage, SubscriptionRecord, Write,
 };
 use crate::error::Result;
 use crate::model::key::presentity_key;
@@ -34,6 +34,7 @@ struct State {
     subscriptions: BTreeMap<u64, SubscriptionRecord>,
     credentials: BTreeMap<String, Credential>,
     lists: BTreeMap<String, ResourceList>,
+    list_dialogs: BTreeMap<u64, ListDialogRecord>,
 }
 
 impl MemoryStore {
@@ -44,7 +45,8 @@ impl MemoryStore {
     }
 
     /// An empty store that declines soft state ([`Store::keeps_soft_state`] is false):
-    /// rules, lists, messages and credentials only. The engine's default, where nothing outlives the
+    /// rules, lists, messages and credentials only (no publications, endpoints, remote
+    /// subscriptions or list dialogs). The engine's default, where nothing outlives the
     /// engine and serializing every publication would be wasted work.
     pub fn volatile() -> MemoryStore {
         MemoryStore {
@@ -118,6 +120,12 @@ impl State {
             Write::DeleteList(uri) => {
                 self.lists.remove(&presentity_key(&uri));
             }
+            Write::SaveListDialog(d) => {
+                self.list_dialogs.insert(d.id, d);
+            }
+            Write::DeleteListDialog(id) => {
+                self.list_dialogs.remove(&id);
+            }
         }
     }
 }
@@ -153,6 +161,7 @@ impl Store for MemoryStore {
             subscriptions: state.subscriptions.values().cloned().collect(),
             credentials: state.credentials.values().cloned().collect(),
             lists: state.lists.values().cloned().collect(),
+            list_dialogs: state.list_dialogs.values().cloned().collect(),
         })
     }
 }
@@ -230,6 +239,36 @@ mod tests {
         store.delete_rule(&uri("sip:alice@x"), &bob).unwrap();
         store.delete_rule(&uri("sip:carol@x"), &bob).unwrap();
         assert!(store.load_rules().unwrap().is_empty());
+    }
+
+    #[test]
+    fn list_dialogs_save_replace_delete_load_by_id() {
+        let store = MemoryStore::new();
+        let dialog = |id: u64, record: &[u8]| super::super::ListDialogRecord {
+            id,
+            watcher: uri("sip:bob@x"),
+            package: crate::model::package::Package::Presence,
+            expires_at: 1_000 + id,
+            record: record.to_vec(),
+        };
+        for d in [dialog(5, b"five"), dialog(2, b"two"), dialog(9, b"nine")] {
+            store.write(Write::SaveListDialog(d)).unwrap();
+        }
+        store.write(Write::SaveListDialog(dialog(5, b"5"))).unwrap();
+        store.write(Write::DeleteListDialog(9)).unwrap();
+        store.write(Write::DeleteListDialog(9)).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(
+            loaded.list_dialogs,
+            vec![dialog(2, b"two"), dialog(5, b"5")]
+        );
+        assert_eq!(
+            loaded,
+            Snapshot {
+                list_dialogs: loaded.list_dialogs.clone(),
+                ..Snapshot::default()
+            }
+        );
     }
 
     #[test]

@@ -3,15 +3,16 @@
 //! Presence itself is soft state; what must survive a restart is kept through a `Store`:
 //! authorization rules, resource lists, stored instant messages (for recipients who were offline),
 //! endpoints (logged-in devices, SIP registrations), publications not yet expired,
-//! subscriptions whose watcher is remote, and user credentials for digest authentication.
+//! subscriptions whose watcher is remote, the list server's dialogs, and user credentials for
+//! digest authentication.
 //!
 //! Every change is one [`Write`], given to [`Store::submit`]. Writes are applied in the
 //! order they were submitted; each may carry a [`Completion`] that is called once the write
 //! is durable (for a persistent store: on disk) or failed. The engine waits for the
 //! completion where it acknowledges durability (a stored message's `stored` outcome, a rule
-//! change, a resource list, a credential) and writes the rest behind (publications, subscriptions and
-//! endpoints are soft state: a crash may lose their last few milliseconds of changes, never
-//! an acknowledged message or rule). [`Store::load`] returns everything at start-up.
+//! change, a resource list, a credential) and writes the rest behind (publications, subscriptions,
+//! list dialogs and endpoints are soft state: a crash may lose their last few milliseconds of
+//! changes, never an acknowledged message or rule). [`Store::load`] returns everything at start-up.
 //!
 //! Contract for every implementation:
 //!
@@ -124,6 +125,29 @@ pub struct SubscriptionRecord {
     pub target: Vec<u8>,
 }
 
+/// A dialog of the list server (RFC 4662: one watcher's subscription to a resource list),
+/// kept so that the watcher is still notified in its dialog after a restart. Identity: `id`.
+///
+/// The list server's dialogs have a table of their own rather than riding on its back
+/// subscriptions' targets: a list's resources are watched through engine subscriptions
+/// shared by every watcher of a resource, which are not stored one per dialog, so nothing
+/// else would keep the dialog. The store knows only what it needs to keep and expire the
+/// row (who, which package, until when); the rest is the list server's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListDialogRecord {
+    /// The list server's id of the dialog (unique among its dialogs).
+    pub id: u64,
+    /// Who subscribed to the list.
+    pub watcher: Uri,
+    /// The event package the list was subscribed for.
+    pub package: Package,
+    /// When the dialog ends unless refreshed, in Unix milliseconds.
+    pub expires_at: u64,
+    /// The list server's own serialization of the dialog (the list's URI, its flags, the SIP
+    /// dialog), opaque to the store.
+    pub record: Vec<u8>,
+}
+
 /// A user's credentials for digest authentication: the password is never kept, only the
 /// digests `H(user:realm:password)` (RFC 7616 "HA1") for each algorithm. Identity: `user`
 /// (by [`crate::model::key::presentity_key`]). Its `Debug` form hides the HA1 values (each is
@@ -229,6 +253,10 @@ pub enum Write {
     SaveList(ResourceList),
     /// Deletes a resource list, by the key of its URI.
     DeleteList(Uri),
+    /// Adds or replaces a dialog of the list server (identity: its `id`).
+    SaveListDialog(ListDialogRecord),
+    /// Deletes a dialog of the list server (ended or expired), by its id.
+    DeleteListDialog(u64),
 }
 
 /// Called once a write is durable (`Ok`) or has failed.
@@ -252,6 +280,8 @@ pub struct Snapshot {
     pub credentials: Vec<Credential>,
     /// Resource lists by list key ([`ResourceList::key`]), each with its entries in order.
     pub lists: Vec<ResourceList>,
+    /// The list server's dialogs by id.
+    pub list_dialogs: Vec<ListDialogRecord>,
 }
 
 /// Where the engine keeps what must survive a restart.
@@ -264,7 +294,7 @@ pub trait Store: Send + Sync {
     fn load(&self) -> Result<Snapshot>;
 
     /// Whether this store wants soft state (publications, endpoints, subscriptions of
-    /// remote watchers). A store that answers no is given none of it, and the engine saves
+    /// remote watchers, the list server's dialogs). A store that answers no is given none of it, and the engine saves
     /// the work of serializing every change (the default store of an engine, a
     /// [`MemoryStore::volatile`], keeps nothing across engines anyway).
     fn keeps_soft_state(&self) -> bool {

@@ -39,8 +39,9 @@
 //! Unsigned values (`u64` ids, times, sequence numbers, intervals) are stored as SQLite
 //! integers, which are signed 64-bit: values up to `i64::MAX` are kept exactly; a write with
 //! a larger value is refused ([`Error::InvalidArgument`] in its completion) rather than
-//! wrapped. (`i64::MAX` milliseconds is about 292 million years.) Deleting a message or
-//! subscription whose id is above `i64::MAX` is `Ok` and changes nothing: it cannot be stored.
+//! wrapped. (`i64::MAX` milliseconds is about 292 million years.) Deleting a message,
+//! subscription or list dialog whose id is above `i64::MAX` is `Ok` and changes nothing: it
+//! cannot be stored.
 //!
 //! # Errors
 //!
@@ -66,8 +67,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    Completion, Credential, EndpointRecord, PublicationRecord, Snapshot, Store, StoredMessage,
-    SubscriptionRecord, Write,
+    Completion, Credential, EndpointRecord, ListDialogRecord, PublicationRecord, Snapshot, Store,
+    StoredMessage, SubscriptionRecord, Write,
 };
 use crate::error::{Error, Result};
 use crate::model::key::{presentity_key, watcher_key};
@@ -109,6 +110,10 @@ use crate::uri::Uri;
 ///
 /// Version 5: `rules.target`, the URI a `redirect` rule sends watchers to (NULL for every
 /// other action, and for the rules of earlier versions, none of which redirects).
+///
+/// Version 6: `list_dialogs`, the list server's dialogs ([`ListDialogRecord`]), key `id`;
+/// `watcher` is the URI as given, `package` its name, `record` the list server's opaque
+/// bytes. Soft state like `subscriptions`: written behind, restored at start.
 pub const MIGRATIONS: &[&str] = &[
     "CREATE TABLE rules (
         presentity_key TEXT NOT NULL,
@@ -182,6 +187,13 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (list_key, position)
     ) WITHOUT ROWID;",
     "ALTER TABLE rules ADD COLUMN target TEXT NULL;",
+    "CREATE TABLE list_dialogs (
+        id         INTEGER PRIMARY KEY,
+        watcher    TEXT NOT NULL,
+        package    TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        record     BLOB NOT NULL
+    );",
 ];
 
 /// The most writes one transaction holds (see "Group commit" in the module documentation).
@@ -612,6 +624,24 @@ fn apply(conn: &Connection, op: &Write, name: &str) -> Result<()> {
         ),
         Write::SaveList(list) => save_list(conn, list, name),
         Write::DeleteList(uri) => delete_list(conn, &presentity_key(uri), name),
+        Write::SaveListDialog(d) => exec(
+            conn,
+            name,
+            "INSERT OR REPLACE INTO list_dialogs (id, watcher, package, expires_at, record)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                int(d.id, "list dialog id", name)?,
+                d.watcher.to_string(),
+                d.package.as_str(),
+                int(d.expires_at, "list dialog expiry", name)?,
+                d.record,
+            ],
+        ),
+        Write::DeleteListDialog(id) => match i64::try_from(*id) {
+            Ok(id) => exec(conn, name, "DELETE FROM list_dialogs WHERE id = ?1", [id]),
+            // Never stored: deleting it is a no-op.
+            Err(_) => Ok(()),
+        },
     }
 }
 
@@ -856,6 +886,22 @@ fn load(conn: &mut Connection, name: &str) -> Result<Snapshot> {
             },
         )?,
         lists: load_lists(&tx, name)?,
+        list_dialogs: load_table(
+            &tx,
+            name,
+            "list_dialogs",
+            "SELECT id, watcher, package, expires_at, record FROM list_dialogs ORDER BY id",
+            1,
+            |row| {
+                Ok(ListDialogRecord {
+                    id: uint(row, 0)?,
+                    watcher: uri(row, 1)?,
+                    package: package(row, 2)?,
+                    expires_at: uint(row, 3)?,
+                    record: bytes(row, 4)?,
+                })
+            },
+        )?,
     };
     // Read only: ending the transaction either way keeps nothing.
     tx.commit().map_err(|e| sql_error(name, e))?;
@@ -1143,5 +1189,42 @@ mod tests {
             }
             other => panic!("expected Malformed, got {other:?}"),
         }
+
+        let conn = Connection::open_in_memory().unwrap();
+        for step in MIGRATIONS {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO list_dialogs VALUES (12, 'sip:bob@x', 'presence', -1, x'00');",
+        )
+        .unwrap();
+        match load(&mut { conn }, "test.db") {
+            Err(Error::Malformed(m)) => {
+                assert!(m.contains("table list_dialogs"), "{m}");
+                assert!(m.contains("id=12"), "{m}");
+                assert!(m.contains("expires_at"), "{m}");
+            }
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_list_dialog_id_above_i64_max_is_refused_and_deleting_it_is_a_no_op() {
+        let store = SqliteStore::in_memory().unwrap();
+        let dialog = |id: u64| ListDialogRecord {
+            id,
+            watcher: Uri::parse("sip:bob@x").unwrap(),
+            package: Package::Presence,
+            expires_at: 1,
+            record: vec![1, 2, 3],
+        };
+        let max = u64::try_from(i64::MAX).unwrap();
+        store.write(Write::SaveListDialog(dialog(max))).unwrap();
+        match store.write(Write::SaveListDialog(dialog(max + 1))) {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("list dialog id"), "{m}"),
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+        store.write(Write::DeleteListDialog(u64::MAX)).unwrap();
+        assert_eq!(store.load().unwrap().list_dialogs, vec![dialog(max)]);
     }
 }

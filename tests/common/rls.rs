@@ -84,3 +84,18 @@ pub fn state_of(body: &ListBody, resource: &str) -> Option<String> {
 pub fn state_text(body: &ListBody, resource: &str) -> String {
     state_of(body, resource).expect("a state part")
 }
+
+/// The engine and the stack run what is due, until `done` (polled, up to 5 s).
+#[allow(dead_code)] // not every test file polls
+pub fn eventually(s: &Server, what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        s.engine.sync().unwrap();
+        assert!(s.server.sync());
+        if done() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

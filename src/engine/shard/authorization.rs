@@ -61,7 +61,7 @@ pub(crate) struct Redirected {
 }
 
 impl Redirected {
-    fn remember(&mut self, presentity: &Uri, watcher: &Uri, target: Uri, now: u64) {
+    pub(super) fn remember(&mut self, presentity: &Uri, watcher: &Uri, target: Uri, now: u64) {
         self.by_pair.retain(|_, (_, until)| *until > now);
         if self.by_pair.len() >= REDIRECT_MEMORY_ENTRIES {
             let oldest = self
@@ -114,6 +114,9 @@ impl Shard {
     }
 
     pub(super) fn authorize(&mut self, id: SubscriptionId, action: AuthAction) -> Result<()> {
+        if action != AuthAction::Redirect && !self.subscriptions.contains_key(&id) {
+            return self.authorize_member(id, action);
+        }
         self.decidable(id)?;
         if action == AuthAction::Redirect {
             return Err(Error::InvalidArgument(format!(
@@ -126,6 +129,9 @@ impl Shard {
 
     /// The application sends one subscription elsewhere (see "Redirect").
     pub(super) fn redirect(&mut self, id: SubscriptionId, target: Uri) -> Result<()> {
+        if !self.subscriptions.contains_key(&id) {
+            return self.redirect_member(id, target);
+        }
         let sub = self.decidable(id)?;
         let (presentity, watcher) = (sub.presentity.clone(), sub.watcher.clone());
         let now = self.now();
@@ -350,5 +356,6 @@ impl Shard {
                 self.apply_decision(id, action);
             }
         }
+        self.reevaluate_members(&key);
     }
 }

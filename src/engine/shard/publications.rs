@@ -255,6 +255,7 @@ impl Shard {
         for id in subscribers {
             self.notify_with(id, false, Some(&composed));
         }
+        self.notify_group(key, package, &composed);
         self.collect_if_idle(key);
     }
 

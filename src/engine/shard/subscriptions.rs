@@ -179,7 +179,7 @@ impl Shard {
 
     /// Refuses a subscription past [`crate::engine::StateLimits`]'s bounds (counted);
     /// otherwise counts it in the watcher's tally.
-    fn check_subscription_room(
+    pub(super) fn check_subscription_room(
         &mut self,
         key: &str,
         watcher_key: &str,
@@ -189,7 +189,7 @@ impl Shard {
         let limits = self.config.state_limits;
         let watchers = self.presentities.get(key).map_or(0, |p| {
             p.channels.values().map(|c| c.subscribers.len()).sum()
-        });
+        }) + self.member_count(key);
         let refusal = if watchers >= limits.max_subscriptions_per_presentity as usize {
             format!(
                 "{presentity} has {watchers} subscriptions, the most this server keeps for one presentity"
@@ -264,10 +264,10 @@ impl Shard {
     /// A snapshot of subscription `id`.
     pub(super) fn subscription_info(&self, id: SubscriptionId) -> Result<SubscriptionInfo> {
         let now = self.now();
-        self.subscriptions
-            .get(&id)
-            .map(|s| s.info(now))
-            .ok_or_else(|| unknown_subscription(id))
+        match self.subscriptions.get(&id) {
+            Some(s) => Ok(s.info(now)),
+            None => self.member_info(id),
+        }
     }
 
     /// Snapshots of the live subscriptions, all or those of the presentity with key
@@ -283,6 +283,7 @@ impl Shard {
             })
             .map(|s| s.info(now))
             .collect();
+        all.extend(self.member_infos(presentity));
         all.sort_by_key(|s| s.id);
         all
     }

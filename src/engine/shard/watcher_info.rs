@@ -21,7 +21,8 @@ use std::sync::Arc;
 
 use super::{Presentity, Shard};
 use crate::doc::winfo::WatcherEvent;
-use crate::engine::subscription::{Subscription, Subscriptions};
+use crate::engine::subscription::{status_of_event, Subscriptions};
+use crate::engine::watchers::WatcherRow;
 use crate::model::id::SubscriptionId;
 use crate::model::key::presentity_key;
 use crate::model::package::{Document, Package};
@@ -33,8 +34,15 @@ impl Shard {
         let Some(sub) = self.subscriptions.get_mut(&id) else {
             return;
         };
+        sub.set_winfo(status_of_event(sub.state, event), event);
         let key = presentity_key(&sub.presentity);
-        let Some(p) = self.presentities.get_mut(&key) else {
+        self.record_watcher_change(&key, id);
+    }
+
+    /// Logs a change of watcher `id` (a subscription or a member, whose mark is set) of
+    /// the presentity with key `key`, and tells its watcher-info subscribers.
+    pub(super) fn record_watcher_change(&mut self, key: &str, id: SubscriptionId) {
+        let Some(p) = self.presentities.get_mut(key) else {
             return;
         };
         let winfo_subscribers = p
@@ -42,7 +50,7 @@ impl Shard {
             .get(&Package::PresenceWinfo)
             .map(|c| c.subscribers.clone())
             .unwrap_or_default();
-        p.watchers.record(sub, event, !winfo_subscribers.is_empty());
+        p.watchers.record(id, !winfo_subscribers.is_empty());
         for w in &winfo_subscribers {
             self.notify(*w, false);
         }
@@ -54,7 +62,7 @@ impl Shard {
             .filter(|s| s.winfo_version() > 0)
             .map(|s| s.winfo_seen())
             .min();
-        if let Some(p) = self.presentities.get_mut(&key) {
+        if let Some(p) = self.presentities.get_mut(key) {
             p.watchers.trim(told);
         }
     }
@@ -76,10 +84,10 @@ impl Shard {
             .expect("presentity of a subscription");
         let first = sub.winfo_version() == 0;
         let since = (!full && !first).then_some(sub.winfo_seen());
-        let watchers = watchers_of(&self.subscriptions, p);
+        let watchers = watchers_of(&self.subscriptions, p, now);
         let doc = p
             .watchers
-            .document(&p.uri, sub.winfo_version(), since, now, &watchers);
+            .document(&p.uri, sub.winfo_version(), since, &watchers);
         let last = p.watchers.last_change();
         self.subscriptions
             .get_mut(&id)
@@ -91,32 +99,47 @@ impl Shard {
     /// The full watcher-info document at `version`, without side effects.
     pub(super) fn watcher_info_full(&self, key: &str, version: u32) -> Arc<Document> {
         let p = &self.presentities[key];
-        let watchers = watchers_of(&self.subscriptions, p);
-        Arc::new(Document::Winfo(p.watchers.document(
-            &p.uri,
-            version,
-            None,
-            self.now(),
-            &watchers,
-        )))
+        let watchers = watchers_of(&self.subscriptions, p, self.now());
+        Arc::new(Document::Winfo(
+            p.watchers.document(&p.uri, version, None, &watchers),
+        ))
     }
 }
 
-/// The (non-winfo) subscriptions to `p`, in subscription order within a package, packages
-/// in the order of their first subscription.
-fn watchers_of<'a>(subscriptions: &'a Subscriptions, p: &Presentity) -> Vec<&'a Subscription> {
-    let mut channels: Vec<Vec<&Subscription>> = p
+/// The (non-winfo) subscriptions and members of `p` at `now`, in subscription order within
+/// a package, packages in the order of their first subscription.
+fn watchers_of<'a>(
+    subscriptions: &'a Subscriptions,
+    p: &'a Presentity,
+    now: u64,
+) -> Vec<WatcherRow<'a>> {
+    let mut channels: Vec<Vec<WatcherRow<'a>>> = p
         .channels
         .iter()
         .filter(|(package, _)| **package != Package::PresenceWinfo)
-        .map(|(_, c)| {
-            c.subscribers
+        .map(|(&package, c)| {
+            let mut rows: Vec<WatcherRow<'a>> = c
+                .subscribers
                 .iter()
                 .filter_map(|id| subscriptions.get(id))
-                .collect::<Vec<_>>()
+                .map(|s| WatcherRow::of(s, now))
+                .collect();
+            if let Some(group) = &c.group {
+                rows.extend(group.members.iter().map(|m| WatcherRow {
+                    id: m.id,
+                    watcher: &m.watcher,
+                    package,
+                    status: m.winfo_status(),
+                    event: m.winfo_event(),
+                    age_s: m.age_s(now),
+                    expires_in_s: None,
+                }));
+                rows.sort_by_key(|r| r.id);
+            }
+            rows
         })
-        .filter(|subs| !subs.is_empty())
+        .filter(|rows| !rows.is_empty())
         .collect();
-    channels.sort_by_key(|subs| subs[0].id);
+    channels.sort_by_key(|rows| rows[0].id);
     channels.into_iter().flatten().collect()
 }

@@ -34,45 +34,55 @@
 //! after a restart. It applies to every Linphone version: whether one that reads the
 //! standard spelling still reads this one is not known (tests/linphone.rs would tell).
 //!
-//! # Back subscriptions, inside the engine
+//! # Members and back subscriptions, inside the engine
 //!
-//! A list dialog is backed by one engine subscription per resource of the expanded list,
-//! for the list's subscriber (no SIP to itself). Their target starts with [`LIST_TARGET`],
-//! so their notifications come through the engine's port; the node gives them to this role
-//! ([`ListServer::notification`]) instead of the notifier. The resource's state maps to its
-//! RLMI instance: pending → `pending`, active → `active` with the document the engine
-//! composed for the watcher (a polite block's neutral one too) in a part of its own,
-//! terminated → `terminated` with the reason (a blocked subscriber: `rejected`). The back
-//! subscriptions are made, refreshed and ended with the list dialog, outside the role's
-//! lock (an engine round trip each would hold back every other list dialog and the events
-//! thread); only a resource added to the list is subscribed under it, at a refresh. A back
-//! notification finds its dialog and entry through one map.
+//! A list dialog watches each resource of the expanded list for the list's subscriber, with
+//! no SIP to itself, in one of two ways:
 //!
-//! A resource of another domain is subscribed alike: its engine subscription is a local
-//! watcher of a remote presentity, so federation's back-end role serves it through the
-//! shared back-end subscription (module `crate::sip::agent::backend`), as for any local
-//! watcher.
+//! - A resource of an owned domain (not served elsewhere) is watched through a **member** of
+//!   the resource's shared subscription ([`crate::engine::member`]): one per (resource,
+//!   package) however many lists hold it, the subscriber authorized as a member by the
+//!   resource's own rules. A member's notification (its own state) reaches the entries of
+//!   its watcher's dialogs that hold the resource; the group's (the resource's document
+//!   changed) reaches every entry that shows the composed document, through one index of the
+//!   entries by resource (`holders`): a change of a key is one engine notification, not one
+//!   per list. A member has no expiry and needs no refresh; it is joined when its entry is
+//!   made and left when the entry or the dialog goes (one engine call per shard for all of a
+//!   dialog's resources).
+//! - A resource of another domain gets a **back subscription** of its own: an engine
+//!   subscription whose target starts with [`LIST_TARGET`] (then the dialog's record,
+//!   [`record`]), a local watcher of a remote presentity that federation's back-end role
+//!   serves through its shared back-end subscription (module `crate::sip::agent::backend`),
+//!   as for any local watcher (it decides on such watchers one by one, which a member could
+//!   not give it). Back subscriptions are made, refreshed and ended with the list dialog; a
+//!   back notification finds its entry through `by_back`.
+//!
+//! Either way the state maps to the resource's RLMI instance: pending → `pending`, active →
+//! `active` with the document the engine composed for the watcher (a polite block's neutral
+//! one too) in a part of its own, terminated → `terminated` with the reason (a blocked
+//! subscriber: `rejected`; a resource that comes back after it ended is a new instance).
+//! Engine calls are made outside the role's lock (a round trip each would hold back every
+//! other list dialog and the events thread); the entries are in the table before any
+//! notification of theirs can come.
 //!
 //! # After a restart
 //!
-//! The back subscriptions are kept in the store like any subscription with a target, and
-//! their target is the list dialog's record ([`record`]: its id, the list's URI and the
-//! SIP dialog, one shared allocation per dialog), so a list subscription that was accepted
-//! survives a restart without a table of its own: [`ListServer::start`] rebuilds each
-//! dialog from any of its back subscriptions, expands its list again, has the engine tell
-//! every resource's state again and sends the full state in the same dialog. An ad-hoc
-//! list's record says so (and Linphone's dialect too, [`Flags`]): its resources are exactly
-//! its back subscriptions (one per resource, made with the dialog), so the restored list is
-//! their presentities in the order they were made, with no stored list to look up; display
-//! names and resources refused before the restart (no back subscription) are not kept. The RLMI
-//! version and the CSeq are not written at each NOTIFY; a restored dialog continues from the
-//! seconds counted on the wall clock ([`restart_version`]), and no dialog sends a version
-//! ahead of that count ([`pace_ms`]: a NOTIFY waits a second at most, and only after a
-//! restart or beyond one NOTIFY a second), so both keep rising for the subscriber across
-//! any number of restarts. Records an earlier version wrote (no dialog), unreadable ones,
+//! Each list dialog has a row of its own in the store's table of list dialogs (soft state,
+//! [`crate::store::ListDialogRecord`]), written when it is made and at each refresh, deleted
+//! when it ends: its record ([`record`]: its id, the list's URI and the SIP dialog) and, for
+//! an ad-hoc list, its resources' URIs ([`stored_record`]). [`ListServer::start`] rebuilds
+//! each dialog from its row, expands its list again, joins its members again, finds its back
+//! subscriptions again in the store (their target is the same record; an earlier version
+//! kept only those, and such a dialog still comes back from them), has the engine tell every
+//! resource's state again and sends the full state in the same dialog. Display names of an
+//! ad-hoc list are not kept. The RLMI version and the CSeq are not written at each NOTIFY; a
+//! restored dialog continues from the seconds counted on the wall clock
+//! ([`restart_version`]), and no dialog sends a version ahead of that count ([`pace_ms`]: a
+//! NOTIFY waits a second at most, and only after a restart or beyond one NOTIFY a second),
+//! so both keep rising for the subscriber across any number of restarts. Unreadable records,
 //! lists gone or no longer serving the package, and dialogs that expired while the server
-//! was down have their back subscriptions ended. New dialogs are numbered above every
-//! restored one, so a tag never names two.
+//! was down are forgotten (row deleted, back subscriptions ended). New dialogs are numbered
+//! above every restored one, so a tag never names two.
 //!
 //! # NOTIFYs
 //!
@@ -90,15 +100,17 @@
 //!
 //! # The list changing
 //!
-//! A list is expanded when subscribed and again at each refresh: resources added get back
-//! subscriptions, removed ones lose theirs, and the refresh's full-state NOTIFY shows the
+//! A list is expanded when subscribed and again at each refresh: resources added are joined
+//! or subscribed, removed ones left or ended, and the refresh's full-state NOTIFY shows the
 //! list as it is then. Between refreshes the dialog watches the resources it expanded to.
-//! A resource whose back subscription ended (rejected, say) is subscribed again at the next
-//! refresh, so a rule changed meanwhile counts.
+//! A resource whose back subscription ended (rejected, say), or whose member was refused or
+//! sent elsewhere, is subscribed or joined again at the next refresh, so a rule changed
+//! meanwhile counts (a member blocked by a rule needs no refresh: the rule allowing it again
+//! is enough).
 //!
-//! `Expires: 0` (an unsubscribe, or a fetch on the first SUBSCRIBE) ends the back
-//! subscriptions and sends a final full-state NOTIFY, `terminated`; the dialog's expiry
-//! does the same with `terminated;reason=timeout`.
+//! `Expires: 0` (an unsubscribe, or a fetch on the first SUBSCRIBE) leaves the members, ends
+//! the back subscriptions and sends a final full-state NOTIFY, `terminated`; the dialog's
+//! expiry does the same with `terminated;reason=timeout`.
 #![forbid(unsafe_code)]
 
 use std::cmp::Reverse;
@@ -109,8 +121,10 @@ use std::sync::{Arc, Mutex, Weak};
 use super::auth::Authentication;
 use super::dialog_table::{notify_destination, restart_cseq};
 use crate::doc::rlmi::{InstanceState, Rlmi, RlmiWriter};
+use crate::engine::member::{GROUP_TARGET, MEMBER_TARGET};
 use crate::engine::{
     Document, EngineHandle, Notification, SubscribeRequest, SubscriptionInfo, SubscriptionState,
+    TerminationReason,
 };
 use crate::error::{Error, Result};
 use crate::log;
@@ -118,6 +132,7 @@ use crate::model::id::SubscriptionId;
 use crate::model::key::presentity_key;
 use crate::model::list::{Resource, LIST_PACKAGES};
 use crate::model::package::Package;
+use crate::model::snug::{push_snug, trim_snug};
 use crate::sip::dialog::{DialogView, SubscriptionDialog};
 use crate::sip::header::Contacts;
 use crate::sip::list_body::{self, WrittenPart};
@@ -189,10 +204,15 @@ pub(crate) struct ListServer {
 /// The list dialogs and which back subscription belongs to which.
 #[derive(Default)]
 struct Table {
-    dialogs: HashMap<u64, ListDialog>,
+    /// Boxed: a dialog is about 500 bytes, and a map's free slots would each be as large.
+    dialogs: HashMap<u64, Box<ListDialog>>,
     /// Each back subscription's list dialog, and its entry there (an index of the dialog's
     /// `resources`, set again whenever they are rebuilt: see [`Table::index`]).
     by_back: HashMap<SubscriptionId, (u64, usize)>,
+    /// The entries served by members of each resource's shared subscription, by the
+    /// resource's key: (list dialog, index of its entry). A group's notification (the
+    /// resource's document changed) reaches them all through it.
+    holders: HashMap<String, Vec<(u64, u32)>>,
     next_id: u64,
     rendered: RenderedDocs,
     /// When the timer thread is to look at which dialog, earliest first: a dialog's next
@@ -248,7 +268,7 @@ impl RenderedDocs {
 impl Table {
     /// Has the timer thread look at dialog `id` when its next NOTIFY is due.
     fn schedule(&mut self, id: u64) {
-        if let Some(at) = self.dialogs.get(&id).and_then(ListDialog::next_due) {
+        if let Some(at) = self.dialogs.get(&id).and_then(|d| d.next_due()) {
             self.wakes.push(Reverse((at, id)));
         }
     }
@@ -265,19 +285,98 @@ impl Table {
     /// notifications wait for.
     fn index(&mut self, id: u64, d: &ListDialog) {
         for (at, e) in d.resources.iter().enumerate() {
-            if let Some(back) = e.back {
+            if let Some(back) = e.back.get() {
                 self.by_back.insert(back, (id, at));
+            }
+            if e.is(Entry::SHARED) {
+                push_snug(
+                    self.holders.entry(presentity_key(&e.uri)).or_default(),
+                    (id, at as u32),
+                );
+            }
+        }
+    }
+
+    /// Forgets the entries of list dialog `id` (`d`, its resources as indexed) in the
+    /// holders of their resources, before they are rebuilt or the dialog ends.
+    fn release(&mut self, id: u64, d: &ListDialog) {
+        release(&mut self.holders, id, d);
+    }
+}
+
+/// Forgets the entries of list dialog `id` (`d`) in `holders` (see [`Table::release`]).
+fn release(holders: &mut HashMap<String, Vec<(u64, u32)>>, id: u64, d: &ListDialog) {
+    for e in d.resources.iter().filter(|e| e.is(Entry::SHARED)) {
+        let key = presentity_key(&e.uri);
+        if let Some(h) = holders.get_mut(&key) {
+            h.retain(|h| h.0 != id);
+            trim_snug(h);
+            if h.is_empty() {
+                holders.remove(&key);
             }
         }
     }
 }
 
+/// What the engine must be told of list dialogs that ended (after the table's lock).
+#[derive(Default)]
+struct Ended {
+    backs: Vec<SubscriptionId>,
+    /// Per dialog: its watcher, package and the resources its members joined.
+    members: Vec<(Uri, Package, Vec<Uri>)>,
+    /// Dialogs whose row in the store goes.
+    dialogs: Vec<u64>,
+}
+
+impl Ended {
+    /// Takes what the `entries` of a dialog of `watcher` hold in the engine: their back
+    /// subscriptions (forgotten in `by_back`) and their members.
+    fn take<'a>(
+        &mut self,
+        watcher: &Uri,
+        package: Package,
+        entries: impl Iterator<Item = &'a mut Entry>,
+        by_back: &mut HashMap<SubscriptionId, (u64, usize)>,
+    ) {
+        let mut joined = Vec::new();
+        for e in entries {
+            if let Some(back) = e.back.take() {
+                by_back.remove(&back);
+                self.backs.push(back);
+            }
+            if e.is(Entry::JOINED) {
+                e.mark(Entry::JOINED, false);
+                joined.push(Uri::clone(&e.uri));
+            }
+        }
+        if !joined.is_empty() {
+            self.members.push((watcher.clone(), package, joined));
+        }
+    }
+
+    /// Ends them in the engine.
+    fn finish(self, engine: &crate::engine::Core) {
+        for back in self.backs {
+            let _ = engine.unsubscribe(back);
+        }
+        for (watcher, package, resources) in self.members {
+            let _ = engine.leave(&watcher, package, &resources);
+        }
+        for id in self.dialogs {
+            engine.delete_list_dialog(id);
+        }
+    }
+}
+
+/// Whether `resource` is served by a member of its shared subscription (a resource of an
+/// owned domain not served elsewhere) rather than a back subscription of its own.
+fn shared_resource(engine: &crate::engine::Core, resource: &Uri) -> bool {
+    engine.config().owns(resource) && engine.served_here(resource).is_none()
+}
+
 /// One list subscription.
 struct ListDialog {
     dialog: SubscriptionDialog,
-    /// The target of its back subscriptions (its record, see [`record`]): one allocation
-    /// shared by all of them in the engine.
-    target: Arc<[u8]>,
     /// The list's URI as the subscriber wrote it (the RLMI `uri`).
     list_text: String,
     list_uri: Uri,
@@ -289,8 +388,13 @@ struct ListDialog {
     /// Its NOTIFYs are written in Linphone's dialect ([`linphone_dialect`]).
     linphone: bool,
     watcher: Uri,
+    /// The watcher's key (members' notifications name the watcher).
+    watcher_key: String,
     package: Package,
     resources: Vec<Entry>,
+    /// The display names of its resources that have one, by RLMI instance id (in order):
+    /// rare in busy-lamp lists, so not a field of every entry.
+    names: Vec<(u32, Box<str>)>,
     /// The RLMI instance id of the next back subscription made ([`Entry::instance`]).
     next_instance: u32,
     /// The RLMI version of the next NOTIFY.
@@ -318,8 +422,7 @@ struct Entry {
     /// The resource as the list names it; the engine's own copy of it once a notification
     /// shows they are the same (so the lists that watch a resource share one).
     uri: Arc<Uri>,
-    name: Option<Box<str>>,
-    back: Option<SubscriptionId>,
+    back: Back,
     /// The document the resource shows the subscriber (while active), written once for
     /// every list dialog that shows it ([`Rendered`]).
     document: Option<Arc<Rendered>>,
@@ -327,11 +430,9 @@ struct Entry {
     /// lives; a new back subscription gets a new one): written in hex.
     instance: u32,
     state: InstanceState,
-    reason: Option<&'static str>,
-    /// Its first state is known.
-    reported: bool,
-    /// Changed since the last NOTIFY.
-    changed: bool,
+    reason: Option<TerminationReason>,
+    /// What is known of it, one bit each ([`Entry::REPORTED`] and the others).
+    marks: u8,
 }
 
 /// A document a back subscription delivered, with its bytes as a NOTIFY part: written once
@@ -391,15 +492,14 @@ struct Flags {
     linphone: bool,
 }
 
-/// The record of list dialog `id` that each of its back subscriptions carries as its target,
-/// so the dialog comes back after a restart from any of them (the store keeps every
-/// subscription's target; no table of its own): [`LIST_TARGET`], the id in hex, a space,
+/// The record of list dialog `id`, kept in its row of the store's table of list dialogs
+/// ([`stored_record`]; an earlier version had each back subscription carry it as its
+/// target, and a dialog it stored so still comes back): [`LIST_TARGET`], the id in hex, a space,
 /// the list's URI as the subscriber wrote it, then ` adhoc` for an ad-hoc list and
 /// ` linphone` for Linphone's dialect ([`Flags`]), a line feed, then the dialog
 /// ([`SubscriptionDialog::to_bytes_beside`], leaving out the local URI when it is the list's
-/// text and the remote one when it is the watcher's). The engine, the watcher and the
-/// package are the back subscription's own; the expiry is theirs too, as they are refreshed
-/// with the dialog. What changes with each NOTIFY (the RLMI version, the CSeq) is not
+/// text and the remote one when it is the watcher's). The watcher, the package and the
+/// expiry are the row's own. What changes with each NOTIFY (the RLMI version, the CSeq) is not
 /// written: a restored dialog continues from the wall clock ([`restart_version`]).
 fn record(
     id: u64,
@@ -421,11 +521,21 @@ fn record(
     out.into()
 }
 
+/// The target of list dialog `id`'s back subscriptions: [`LIST_TARGET`] and the id alone
+/// (the dialog's record is its row in the store, [`stored_record`]), so that they are found
+/// again after a restart: a few bytes each, and only for resources of other domains.
+fn back_target(id: u64) -> Arc<[u8]> {
+    let mut out = LIST_TARGET.to_vec();
+    out.extend_from_slice(format!("{id:x}").as_bytes());
+    out.into()
+}
+
 /// What a record holds besides the id: the list's text, its flags and the dialog's bytes.
 type Written<'a> = (&'a str, Flags, &'a [u8]);
 
-/// A back subscription's target read: the list dialog's id and, unless an earlier version
-/// wrote it (the id alone), the list's text and the dialog's bytes; `None`: not a list's.
+/// A record or a back subscription's target read: the list dialog's id and, unless it is
+/// the id alone ([`back_target`]), the list's text and the dialog's bytes; `None`: not a
+/// list's.
 fn read_record(target: &[u8]) -> Option<(u64, Option<Written<'_>>)> {
     let rest = target.strip_prefix(LIST_TARGET)?;
     let (head, dialog) = match rest.iter().position(|&b| b == b'\n') {
@@ -494,20 +604,43 @@ fn back_request(
     request
 }
 
+/// An entry's back subscription, if it has one, in eight bytes (an `Option` of an id takes
+/// sixteen): `u64::MAX` is none (the engine numbers subscriptions up from zero).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Back(u64);
+
+impl Back {
+    const NONE: Back = Back(u64::MAX);
+
+    fn of(id: SubscriptionId) -> Back {
+        Back(id.0)
+    }
+
+    fn get(self) -> Option<SubscriptionId> {
+        (self != Back::NONE).then_some(SubscriptionId(self.0))
+    }
+
+    fn take(&mut self) -> Option<SubscriptionId> {
+        std::mem::replace(self, Back::NONE).get()
+    }
+}
+
 /// Entry `e` of list dialog `id`, whose back subscription the engine refused with `error`: a
 /// terminated instance (`rejected` when the resource's rules or bounds said no).
 fn refused(id: u64, e: &mut Entry, error: &Error) {
     log::debug!("list dialog {id}: no subscription to {}: {error}", e.uri);
-    e.back = None;
+    e.back = Back::NONE;
     e.state = InstanceState::Terminated;
     e.reason = Some(match error {
         // A resource whose rules send this subscriber to another presence agent is not
         // served in this list: RLMI has no place for the target, so it reads as refused.
-        Error::Forbidden(_) | Error::LimitReached(_) | Error::Moved(_) => "rejected",
-        _ => "noresource",
+        Error::Forbidden(_) | Error::LimitReached(_) | Error::Moved(_) => {
+            TerminationReason::Rejected
+        }
+        _ => TerminationReason::Noresource,
     });
-    e.reported = true;
-    e.changed = true;
+    e.mark(Entry::REPORTED, true);
+    e.mark(Entry::CHANGED, true);
 }
 
 /// A resource's entry with RLMI instance id `instance`, before its back subscription tells
@@ -515,15 +648,127 @@ fn refused(id: u64, e: &mut Entry, error: &Error) {
 fn new_entry(resource: Resource, instance: u32) -> Entry {
     Entry {
         uri: Arc::new(resource.uri),
-        name: resource.display_name.map(String::into_boxed_str),
-        back: None,
+        back: Back::NONE,
         document: None,
         instance,
         state: InstanceState::Pending,
         reason: None,
-        reported: false,
-        changed: true,
+        marks: Entry::CHANGED,
     }
+}
+
+impl Entry {
+    /// Its first state is known.
+    const REPORTED: u8 = 1;
+    /// Changed since the last NOTIFY.
+    const CHANGED: u8 = 2;
+    /// Served by a member of the resource's shared subscription (a resource of an owned
+    /// domain, [`crate::engine::member`]), not by a back subscription of its own.
+    const SHARED: u8 = 4;
+    /// Its member was made (the engine took the join).
+    const JOINED: u8 = 8;
+    /// It shows the resource's composed document: the group's notifications update it.
+    const FOLLOWS: u8 = 16;
+
+    fn is(&self, mark: u8) -> bool {
+        self.marks & mark != 0
+    }
+
+    fn mark(&mut self, mark: u8, on: bool) {
+        if on {
+            self.marks |= mark;
+        } else {
+            self.marks &= !mark;
+        }
+    }
+}
+
+/// What was saved of a list dialog, from the store's table or an earlier version's back
+/// subscriptions.
+struct Saved {
+    watcher: Uri,
+    package: Package,
+    /// Its record ([`record`]).
+    target: Vec<u8>,
+    expires_in: std::time::Duration,
+    /// An ad-hoc list's resources.
+    adhoc: Option<Vec<Resource>>,
+}
+
+impl Saved {
+    /// From its row in the store's table (see [`stored_record`]), at wall-clock `unix_ms`.
+    fn from_row(row: &crate::store::ListDialogRecord, unix_ms: u64) -> Option<Saved> {
+        let at = row.record.iter().position(|&b| b == b'\n')?;
+        let line = std::str::from_utf8(&row.record[..at]).ok()?;
+        let resources: Vec<Resource> = line
+            .split(' ')
+            .filter(|u| !u.is_empty())
+            .map(|u| Uri::parse(u).map(Resource::new))
+            .collect::<Result<_>>()
+            .ok()?;
+        let target = row.record[at + 1..].to_vec();
+        let adhoc = read_record(&target)
+            .and_then(|(_, w)| w)
+            .is_some_and(|(_, flags, _)| flags.adhoc)
+            .then_some(resources);
+        Some(Saved {
+            watcher: row.watcher.clone(),
+            package: row.package,
+            target,
+            expires_in: std::time::Duration::from_millis(row.expires_at.saturating_sub(unix_ms)),
+            adhoc,
+        })
+    }
+
+    /// From an earlier version's back subscriptions `subs` (each carries the record; an
+    /// ad-hoc list is exactly their presentities, in the order they were made).
+    fn from_backs(subs: &[SubscriptionInfo]) -> Option<Saved> {
+        let first = subs.first()?;
+        let mut ordered: Vec<&SubscriptionInfo> = subs.iter().collect();
+        ordered.sort_by_key(|s| s.id);
+        let mut seen = std::collections::HashSet::new();
+        let resources: Vec<Resource> = ordered
+            .into_iter()
+            .filter(|s| seen.insert(presentity_key(&s.presentity)))
+            .map(|s| Resource::new(s.presentity.clone()))
+            .collect();
+        Some(Saved {
+            watcher: first.watcher.clone(),
+            package: first.package,
+            target: first.target.as_deref()?.to_vec(),
+            // The dialog lives as long as its longest-lived back subscription.
+            expires_in: subs.iter().map(|s| s.expires_in).max()?,
+            adhoc: Some(resources),
+        })
+    }
+}
+
+/// List dialog `d`'s row in the store's table of list dialogs: the resources of an ad-hoc
+/// list (their URIs, space-separated: display names are not kept) on a line of their own
+/// (empty for a stored list), then its record ([`record`]).
+fn stored_record(id: u64, d: &ListDialog) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(adhoc) = &d.adhoc {
+        for (i, r) in adhoc.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(r.uri.to_string().as_bytes());
+        }
+    }
+    out.push(b'\n');
+    let flags = Flags {
+        adhoc: d.adhoc.is_some(),
+        linphone: d.linphone,
+    };
+    out.extend_from_slice(&record(
+        id,
+        &d.list_text,
+        flags,
+        &d.dialog,
+        &d.watcher.to_string(),
+    ));
+    out
 }
 
 impl ListDialog {
@@ -620,46 +865,67 @@ impl ListServer {
         })
     }
 
-    /// Brings back the list dialogs an earlier run left in the store, from their back
-    /// subscriptions (called once the engine's port is open, before any request is taken):
-    /// each dialog is rebuilt from its record ([`record`]) with the list expanded again
-    /// (resources added meanwhile subscribed, removed ones ended), its back subscriptions
-    /// are notified again, and its full state goes out once they have told it (RLMI version
-    /// and CSeq from [`restart_version`]). A dialog whose record cannot be read (written by
-    /// an earlier version, or unreadable), whose list or package is gone, or which expired
-    /// has its back subscriptions ended. New dialogs get ids above every id seen, so their
-    /// tags never name a restored dialog.
+    /// Brings back the list dialogs an earlier run left in the store (called once the
+    /// engine's port is open, before any request is taken): each from its row in the
+    /// store's table of list dialogs ([`stored_record`]), or, for a dialog an earlier
+    /// version kept only on its back subscriptions, from their record ([`record`]). Its list
+    /// is expanded again; resources of owned domains join their shared subscriptions again,
+    /// the others keep their back subscriptions (notified again) or get new ones, and its
+    /// full state goes out once every resource has told it (RLMI version and CSeq from
+    /// [`restart_version`]). A dialog whose record cannot be read, whose list or package is
+    /// gone, or which expired is forgotten, its back subscriptions ended. New dialogs get
+    /// ids above every id seen, so their tags never name a restored dialog.
     pub(crate) fn start(&self) {
         let Ok(engine) = self.engine.get() else {
             return;
         };
-        let mut groups: HashMap<u64, Vec<SubscriptionInfo>> = HashMap::new();
+        let mut backs_of: HashMap<u64, Vec<SubscriptionInfo>> = HashMap::new();
         for sub in engine.remote_subscriptions().unwrap_or_default() {
             let Some((id, _)) = sub.target.as_deref().and_then(read_record) else {
                 continue;
             };
-            groups.entry(id).or_default().push(sub);
+            backs_of.entry(id).or_default().push(sub);
         }
+        let mut stored: HashMap<u64, crate::store::ListDialogRecord> = engine
+            .take_stored_list_dialogs()
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let mut ids: Vec<u64> = backs_of.keys().chain(stored.keys()).copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
         let now = self.stack.now();
-        let version = restart_version(self.stack.unix_ms());
+        let unix = self.stack.unix_ms();
+        let version = restart_version(unix);
         let bounds = engine.config().subscription_expiry;
-        let mut ended = Vec::new();
+        let mut ended = Ended::default();
+        let mut forgotten = Vec::new();
         let mut renotify = Vec::new();
+        let mut joins = Vec::new();
         let mut dues = Vec::new();
         let mut table = lock(&self.table);
-        table.next_id = table.next_id.max(groups.keys().copied().max().unwrap_or(0));
-        for (id, subs) in groups {
-            let Some(mut d) = self.restored(&engine, id, &subs, now, version) else {
-                ended.extend(subs.iter().map(|s| s.id));
+        table.next_id = table.next_id.max(ids.last().copied().unwrap_or(0));
+        for id in ids {
+            let subs = backs_of.remove(&id).unwrap_or_default();
+            let saved = match stored.remove(&id) {
+                Some(row) => Saved::from_row(&row, unix),
+                None => Saved::from_backs(&subs),
+            };
+            let Some(mut d) =
+                saved.and_then(|saved| self.restored(&engine, id, saved, now, version))
+            else {
+                ended.backs.extend(subs.iter().map(|s| s.id));
+                forgotten.push(id);
                 continue;
             };
             // The list as it is now, in its order: a restored back subscription per resource
             // still listed (one; any other ends), a new one for a resource added meanwhile
-            // (or whose subscription ended before the restart).
+            // (or whose subscription ended before the restart); resources of owned domains
+            // join their shared subscriptions.
             let mut backs: HashMap<String, SubscriptionId> = HashMap::new();
             for sub in &subs {
                 if let Some(other) = backs.insert(presentity_key(&sub.presentity), sub.id) {
-                    ended.push(other);
+                    ended.backs.push(other);
                 }
             }
             let remaining_s = (d.expires_at - now).div_ceil(1000) as u32;
@@ -667,30 +933,47 @@ impl ListServer {
                 Some(adhoc) => adhoc.clone(),
                 None => engine.expand_list(&d.list_uri).unwrap_or_default(),
             };
-            for r in resources {
+            let mut to_join = Vec::new();
+            let mut names = Vec::new();
+            d.resources.reserve_exact(resources.len());
+            for mut r in resources {
                 let instance = d.take_instance();
-                let entry = match backs.remove(&presentity_key(&r.uri)) {
-                    Some(back) => {
-                        renotify.push(back);
-                        Entry {
-                            back: Some(back),
-                            ..new_entry(r, instance)
-                        }
+                if let Some(name) = r.display_name.take() {
+                    names.push((instance, name.into_boxed_str()));
+                }
+                let entry = if shared_resource(&engine, &r.uri) {
+                    if let Some(back) = backs.remove(&presentity_key(&r.uri)) {
+                        ended.backs.push(back); // kept by an earlier version
                     }
-                    None => self.back_subscription(
-                        &engine,
-                        id,
-                        &d,
-                        r,
-                        instance,
-                        remaining_s.max(bounds.min),
-                    ),
+                    let mut e = new_entry(r, instance);
+                    e.mark(Entry::SHARED, true);
+                    to_join.push((d.resources.len(), Uri::clone(&e.uri)));
+                    e
+                } else {
+                    match backs.remove(&presentity_key(&r.uri)) {
+                        Some(back) => {
+                            renotify.push(back);
+                            Entry {
+                                back: Back::of(back),
+                                ..new_entry(r, instance)
+                            }
+                        }
+                        None => self.back_subscription(
+                            &engine,
+                            id,
+                            &d,
+                            r,
+                            instance,
+                            remaining_s.max(bounds.min),
+                        ),
+                    }
                 };
                 d.resources.push(entry);
             }
-            ended.extend(backs.into_values());
+            d.names = names;
+            ended.backs.extend(backs.into_values());
             table.index(id, &d);
-            if d.resources.iter().all(|e| e.reported) {
+            if d.resources.iter().all(|e| e.is(Entry::REPORTED)) {
                 d.due = Some(now);
             }
             dues.extend(d.due);
@@ -699,14 +982,20 @@ impl ListServer {
                 d.watcher,
                 d.list_uri
             );
-            table.dialogs.insert(id, d);
+            joins.push((id, d.watcher.clone(), d.package, to_join));
+            self.save(&engine, id, &d);
+            table.dialogs.insert(id, Box::new(d));
             table.schedule(id);
             table.schedule_end(id);
         }
         drop(table);
         // Their final notifications find no dialog.
-        for back in ended {
-            let _ = engine.unsubscribe(back);
+        ended.finish(&engine);
+        for id in forgotten {
+            engine.delete_list_dialog(id);
+        }
+        for (id, watcher, package, to_join) in joins {
+            self.join(&engine, id, &watcher, package, to_join);
         }
         // The current state of each resource, for the full-state NOTIFY.
         for back in renotify {
@@ -717,24 +1006,39 @@ impl ListServer {
         }
     }
 
-    /// List dialog `id` rebuilt from the record its back subscriptions `subs` carry, without
-    /// resources yet; `None` when it cannot come back (see [`ListServer::start`]).
+    /// Writes list dialog `id`'s row in the store's table of list dialogs (see
+    /// [`stored_record`]): when it is made, and again at each refresh (its expiry, an ad-hoc
+    /// list replaced).
+    fn save(&self, engine: &crate::engine::Core, id: u64, d: &ListDialog) {
+        let remaining = d.expires_at.saturating_sub(self.stack.now());
+        engine.save_list_dialog(crate::store::ListDialogRecord {
+            id,
+            watcher: d.watcher.clone(),
+            package: d.package,
+            expires_at: self.stack.unix_ms() + remaining,
+            record: stored_record(id, d),
+        });
+    }
+
+    /// List dialog `id` rebuilt from what was saved of it, without resources yet; `None`
+    /// when it cannot come back (see [`ListServer::start`]).
     fn restored(
         &self,
         engine: &crate::engine::Core,
         id: u64,
-        subs: &[SubscriptionInfo],
+        saved: Saved,
         now: u64,
         version: u32,
     ) -> Option<ListDialog> {
-        let first = subs.first()?;
-        let watcher = first.watcher.clone();
-        let package = first.package;
-        let target = first.target.clone()?;
+        let Saved {
+            watcher,
+            package,
+            target,
+            expires_in,
+            adhoc,
+        } = saved;
         let Some((_, Some((list_text, flags, dialog)))) = read_record(&target) else {
-            log::info!(
-                "list dialog {id}: stored by an earlier version; its back subscriptions end"
-            );
+            log::info!("list dialog {id}: no record to restore it from; it ends");
             return None;
         };
         let dialog =
@@ -745,25 +1049,11 @@ impl ListServer {
                     return None;
                 }
             };
-        // The dialog lives as long as its longest-lived back subscription (they are made
-        // and refreshed with it).
-        let expires_in = subs.iter().map(|s| s.expires_in).max()?;
         if expires_in.is_zero() {
             log::debug!("list dialog {id}: expired before the restart");
             return None;
         }
         let (list_uri, list_name, adhoc) = if flags.adhoc {
-            // An ad-hoc list is exactly its back subscriptions (one per resource, made with
-            // the dialog): their presentities, in the order they were made. What the record
-            // does not keep is lost: display names, and resources refused before the restart.
-            let mut subs: Vec<&SubscriptionInfo> = subs.iter().collect();
-            subs.sort_by_key(|s| s.id);
-            let mut seen = std::collections::HashSet::new();
-            let resources: Vec<Resource> = subs
-                .into_iter()
-                .filter(|s| seen.insert(presentity_key(&s.presentity)))
-                .map(|s| Resource::new(s.presentity.clone()))
-                .collect();
             let Ok(uri) = Uri::parse(list_text) else {
                 log::warn!("list dialog {id}: its ad-hoc list's URI {list_text} unreadable");
                 return None;
@@ -771,7 +1061,7 @@ impl ListServer {
             if !LIST_PACKAGES.contains(&package) {
                 return None;
             }
-            (uri, None, Some(resources))
+            (uri, None, Some(adhoc.unwrap_or_default()))
         } else {
             let list = Uri::parse(list_text).ok().and_then(|uri| engine.list(&uri));
             let Some(list) = list.filter(|l| {
@@ -783,17 +1073,19 @@ impl ListServer {
             };
             (list.uri, list.display_name, None)
         };
+        let list_text = list_text.to_string();
         Some(ListDialog {
             dialog,
-            target: target.clone(),
-            list_text: list_text.to_string(),
+            list_text,
             list_uri,
             list_name,
             adhoc,
             linphone: flags.linphone,
+            watcher_key: presentity_key(&watcher),
             watcher,
             package,
             resources: Vec::new(),
+            names: Vec::new(),
             next_instance: 1,
             version,
             next_cseq: version.wrapping_add(1).max(1),
@@ -995,18 +1287,18 @@ impl ListServer {
             peer: request.peer.source,
         };
         let list_text = m.request_uri_text().unwrap_or_default().to_string();
-        let target = record(id, &list_text, flags, &dialog, &watcher.to_string());
         let mut d = ListDialog {
             dialog,
-            target,
             list_text,
             list_uri: list_uri.clone(),
             list_name,
             adhoc,
             linphone,
+            watcher_key: presentity_key(&watcher),
             watcher,
             package,
-            resources: Vec::with_capacity(resources.len()),
+            resources: Vec::new(),
+            names: Vec::new(),
             next_instance: resources.len() as u32 + 1,
             version: 0,
             next_cseq: 1,
@@ -1024,28 +1316,47 @@ impl ListServer {
         // engine gives before it makes the subscription, before its first notification can
         // come. Nothing else can reach the dialog meanwhile: its tag is not known outside.
         let back_expires = granted.max(bounds.min);
-        let (watcher, target) = (d.watcher.clone(), d.target.clone());
+        let (watcher, target) = (d.watcher.clone(), back_target(id));
+        // Pushed into a vector of their number: collected from `resources`, they would reuse
+        // its larger allocation (in place) and keep it.
+        d.resources = Vec::with_capacity(resources.len());
+        for (at, mut r) in resources.into_iter().enumerate() {
+            if let Some(name) = r.display_name.take() {
+                d.names.push((at as u32 + 1, name.into_boxed_str()));
+            }
+            let mut e = new_entry(r, at as u32 + 1);
+            e.mark(Entry::SHARED, shared_resource(engine, &e.uri));
+            d.resources.push(e);
+        }
+        let shared: Vec<(usize, Uri)> = d
+            .resources
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is(Entry::SHARED))
+            .map(|(at, e)| (at, Uri::clone(&e.uri)))
+            .collect();
+        let backs: Vec<(usize, Uri)> = d
+            .resources
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.is(Entry::SHARED))
+            .map(|(at, e)| (at, Uri::clone(&e.uri)))
+            .collect();
         d.in_flight = true;
-        table.dialogs.insert(id, d);
+        table.index(id, &d);
+        table.dialogs.insert(id, Box::new(d));
         drop(table);
-        for (at, r) in resources.into_iter().enumerate() {
-            let mut entry = Some(new_entry(r, at as u32 + 1));
-            let uri = entry
-                .as_ref()
-                .map(|e| Uri::clone(&e.uri))
-                .expect("made above");
+        self.join(engine, id, &watcher, package, shared);
+        for (at, uri) in backs {
             let request = back_request(&watcher, uri, package, &target, back_expires);
-            let mut named = None;
             let made = engine.subscribe_naming(request, |sub| {
-                named = Some(sub);
                 let mut table = lock(&self.table);
                 let Table {
                     dialogs, by_back, ..
                 } = &mut *table;
-                if let (Some(d), Some(mut e)) = (dialogs.get_mut(&id), entry.take()) {
-                    e.back = Some(sub);
-                    by_back.insert(sub, (id, d.resources.len()));
-                    d.resources.push(e);
+                if let Some(e) = dialogs.get_mut(&id).and_then(|d| d.resources.get_mut(at)) {
+                    e.back = Back::of(sub);
+                    by_back.insert(sub, (id, at));
                 }
                 None
             });
@@ -1054,18 +1365,11 @@ impl ListServer {
                 let Table {
                     dialogs, by_back, ..
                 } = &mut *table;
-                let placed = named.and_then(|sub| by_back.remove(&sub));
-                if let Some(d) = dialogs.get_mut(&id) {
-                    let e = match placed {
-                        Some((_, at)) => d.resources.get_mut(at),
-                        None => entry.take().map(|e| {
-                            d.resources.push(e);
-                            d.resources.last_mut().expect("pushed")
-                        }),
-                    };
-                    if let Some(e) = e {
-                        refused(id, e, &error);
+                if let Some(e) = dialogs.get_mut(&id).and_then(|d| d.resources.get_mut(at)) {
+                    if let Some(back) = e.back.get() {
+                        by_back.remove(&back);
                     }
+                    refused(id, e, &error);
                 }
             }
         }
@@ -1074,7 +1378,7 @@ impl ListServer {
         // judged "every resource told" over the entries made so far).
         let due = table.dialogs.get_mut(&id).and_then(|d| {
             d.in_flight = false;
-            d.due = Some(if d.resources.iter().all(|e| e.reported) {
+            d.due = Some(if d.resources.iter().all(|e| e.is(Entry::REPORTED)) {
                 now
             } else {
                 now + self.batch_ms.max(FIRST_STATE_WAIT_MS)
@@ -1083,6 +1387,9 @@ impl ListServer {
         });
         table.schedule(id);
         table.schedule_end(id);
+        if let Some(d) = table.dialogs.get(&id).filter(|d| d.ending.is_none()) {
+            self.save(engine, id, d);
+        }
         let mut answer = self
             .stack
             .reply_tagged(request, 200, "OK", Some(&local_tag));
@@ -1109,6 +1416,55 @@ impl ListServer {
         Ok(None)
     }
 
+    /// The subscriber of list dialog `id` joins the shared subscriptions of its entries
+    /// `shared` (index, resource), outside the table's lock (one engine call per shard);
+    /// an entry whose join is refused is a terminated instance.
+    fn join(
+        &self,
+        engine: &crate::engine::Core,
+        id: u64,
+        watcher: &Uri,
+        package: Package,
+        shared: Vec<(usize, Uri)>,
+    ) {
+        if shared.is_empty() {
+            return;
+        }
+        let (places, uris): (Vec<usize>, Vec<Uri>) = shared.into_iter().unzip();
+        let answers = match engine.join(watcher, package, &uris) {
+            Ok(answers) => answers,
+            Err(e) => uris.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut table = lock(&self.table);
+        let mut left = Vec::new();
+        match table.dialogs.get_mut(&id) {
+            Some(d) => {
+                for (at, answer) in places.into_iter().zip(answers) {
+                    let Some(e) = d.resources.get_mut(at) else {
+                        continue;
+                    };
+                    match answer {
+                        Ok(()) => e.mark(Entry::JOINED, true),
+                        Err(error) => refused(id, e, &error),
+                    }
+                }
+            }
+            // Ended meanwhile: what was joined is left again.
+            None => {
+                left = uris
+                    .into_iter()
+                    .zip(answers)
+                    .filter(|(_, a)| a.is_ok())
+                    .map(|(u, _)| u)
+                    .collect()
+            }
+        }
+        drop(table);
+        if !left.is_empty() {
+            let _ = engine.leave(watcher, package, &left);
+        }
+    }
+
     /// `400` for a recipient list that cannot be read, saying why.
     fn bad_list(&self, request: &Request, e: &Error) -> Reply {
         log::debug!("list server: 400 for {}: {e}", request.peer.source);
@@ -1133,11 +1489,11 @@ impl ListServer {
             &d.watcher,
             Uri::clone(&entry.uri),
             d.package,
-            &d.target,
+            &back_target(id),
             expires,
         );
         match engine.subscribe(request) {
-            Ok(sub) => entry.back = Some(sub),
+            Ok(sub) => entry.back = Back::of(sub),
             Err(e) => refused(id, &mut entry, &e),
         }
         entry
@@ -1228,7 +1584,7 @@ impl ListServer {
             let before: HashMap<SubscriptionId, String> = d
                 .resources
                 .iter()
-                .filter_map(|e| Some((e.back?, presentity_key(&e.uri))))
+                .filter_map(|e| Some((e.back.get()?, presentity_key(&e.uri))))
                 .collect();
             (
                 d.list_uri.clone(),
@@ -1262,14 +1618,16 @@ impl ListServer {
             table.dialogs.insert(id, d);
             return gone(); // ending meanwhile (an unsubscribe)
         }
-        let mut ended = Vec::new();
+        let mut ended = Ended::default();
+        let mut to_join: Vec<(usize, Uri)> = Vec::new();
+        table.release(id, &d);
         if granted == 0 {
-            for e in &mut d.resources {
-                if let Some(back) = e.back.take() {
-                    table.by_back.remove(&back);
-                    ended.push(back);
-                }
-            }
+            ended.take(
+                &d.watcher,
+                d.package,
+                d.resources.iter_mut(),
+                &mut table.by_back,
+            );
             d.ending = Some(None);
         } else {
             d.expires_at = now + u64::from(granted) * 1000;
@@ -1278,31 +1636,55 @@ impl ListServer {
             }
             // The list as it is now: resources kept are refreshed (or subscribed again when
             // their subscription ended), new ones subscribed, removed ones ended. A back
-            // subscription made since the snapshot (by a refresh at the same time) is new.
+            // subscription made since the snapshot (by a refresh at the same time) is new. A
+            // member needs no refresh (it lives with the dialog); one refused or sent
+            // elsewhere (deactivated) joins again, so a rule changed meanwhile counts.
             let mut old: HashMap<String, Entry> = std::mem::take(&mut d.resources)
                 .into_iter()
                 .map(|e| (presentity_key(&e.uri), e))
                 .collect();
-            for r in resources {
+            let mut gone_members = Vec::new();
+            let mut names = Vec::new();
+            d.resources.reserve_exact(resources.len());
+            for mut r in resources {
+                let name = r.display_name.take();
                 let kept = match old.remove(&presentity_key(&r.uri)) {
                     Some(e)
-                        if e.back.is_some_and(|b| {
+                        if e.is(Entry::SHARED)
+                            && e.is(Entry::JOINED)
+                            && !(e.state == InstanceState::Terminated
+                                && e.reason == Some(TerminationReason::Deactivated)) =>
+                    {
+                        Some(e)
+                    }
+                    Some(e) if e.is(Entry::SHARED) => {
+                        if e.is(Entry::JOINED) {
+                            gone_members.push(Uri::clone(&e.uri));
+                        }
+                        None
+                    }
+                    Some(e)
+                        if e.back.get().is_some_and(|b| {
                             refreshed.contains(&b) || !before.contains_key(&b)
                         }) =>
                     {
                         Some(e)
                     }
-                    Some(Entry {
-                        back: Some(gone), ..
-                    }) => {
-                        table.by_back.remove(&gone);
+                    Some(e) if e.back.get().is_some() => {
+                        if let Some(gone) = e.back.get() {
+                            table.by_back.remove(&gone);
+                        }
                         None
                     }
                     _ => None,
                 };
                 let entry = match kept {
-                    Some(mut e) => {
-                        e.name = r.display_name.map(String::into_boxed_str);
+                    Some(e) => e,
+                    None if shared_resource(&engine, &r.uri) => {
+                        let instance = d.take_instance();
+                        let mut e = new_entry(r, instance);
+                        e.mark(Entry::SHARED, true);
+                        to_join.push((d.resources.len(), Uri::clone(&e.uri)));
                         e
                     }
                     None => {
@@ -1310,23 +1692,33 @@ impl ListServer {
                         self.back_subscription(&engine, id, &d, r, instance, granted)
                     }
                 };
+                if let Some(name) = name {
+                    names.push((entry.instance, name.into_boxed_str()));
+                }
                 d.resources.push(entry);
             }
-            for (_, e) in old {
-                if let Some(back) = e.back {
-                    table.by_back.remove(&back);
-                    ended.push(back);
-                }
+            names.sort_unstable_by_key(|n| n.0);
+            d.names = names;
+            ended.take(&d.watcher, d.package, old.values_mut(), &mut table.by_back);
+            if !gone_members.is_empty() {
+                ended
+                    .members
+                    .push((d.watcher.clone(), d.package, gone_members));
             }
             table.index(id, &d);
         }
         d.full = true;
-        d.due = Some(if d.resources.iter().all(|e| e.reported) || granted == 0 {
-            now
-        } else {
-            now + self.batch_ms.max(FIRST_STATE_WAIT_MS)
-        });
+        d.due = Some(
+            if d.resources.iter().all(|e| e.is(Entry::REPORTED)) || granted == 0 {
+                now
+            } else {
+                now + self.batch_ms.max(FIRST_STATE_WAIT_MS)
+            },
+        );
         let due = d.due;
+        if d.ending.is_none() {
+            self.save(&engine, id, &d);
+        }
         table.dialogs.insert(id, d);
         table.schedule(id);
         table.schedule_end(id);
@@ -1334,57 +1726,181 @@ impl ListServer {
         answer.header("Expires", &granted.to_string())?;
         answer.header("Require", EVENTLIST)?;
         self.stack.answer(request, answer);
+        let (watcher, package) = (
+            table.dialogs[&id].watcher.clone(),
+            table.dialogs[&id].package,
+        );
         drop(table);
-        for back in ended {
-            let _ = engine.unsubscribe(back);
-        }
+        // Joined again before the old holders leave: a member redirected is decided again
+        // by the join, and the leave then only counts a holder off.
+        self.join(&engine, id, &watcher, package, to_join);
+        ended.finish(&engine);
         if let Some(at) = due {
             self.stack.alarm().at(at);
         }
         Ok(None)
     }
 
-    /// A notification of the engine: `true` when it is one of a back subscription (kept
-    /// for the list dialog's next NOTIFY), `false` when it is not this role's.
+    /// A notification of the engine: `true` when it is this role's (of a back subscription,
+    /// of a member of a shared subscription or of its group; kept for the list dialogs'
+    /// next NOTIFYs), `false` when it is not.
     pub(crate) fn notification(&self, n: &Notification) -> bool {
-        if !n
-            .target
-            .as_deref()
-            .is_some_and(|t| t.starts_with(LIST_TARGET))
-        {
+        let Some(target) = n.target.as_deref() else {
             return false;
+        };
+        let due = if target.starts_with(GROUP_TARGET) {
+            self.group_notification(n)
+        } else if target.starts_with(MEMBER_TARGET) {
+            self.member_notification(n, target == MEMBER_TARGET)
+        } else if target.starts_with(LIST_TARGET) {
+            self.back_notification(n)
+        } else {
+            return false;
+        };
+        if let Some(at) = due {
+            self.stack.alarm().at(at);
         }
+        true
+    }
+
+    /// A back subscription's notification: its entry learns the state.
+    fn back_notification(&self, n: &Notification) -> Option<u64> {
         let now = self.stack.now();
         let mut table = lock(&self.table);
-        let Some(&(id, at)) = table.by_back.get(&n.subscription) else {
-            return true; // a back subscription of a dialog that ended
-        };
+        let &(id, at) = table.by_back.get(&n.subscription)?;
         if n.state.is_terminated() {
             table.by_back.remove(&n.subscription);
         }
-        let Table {
-            dialogs, rendered, ..
-        } = &mut *table;
-        let Some(d) = dialogs.get_mut(&id) else {
-            return true;
-        };
-        let Some(e) = d
+        let e = table
+            .dialogs
+            .get_mut(&id)?
             .resources
             .get_mut(at)
-            .filter(|e| e.back == Some(n.subscription))
-        else {
-            return true;
-        };
-        if !Arc::ptr_eq(&e.uri, &n.presentity) && *e.uri == *n.presentity {
-            e.uri = n.presentity.clone();
+            .filter(|e| e.back.get() == Some(n.subscription))?;
+        if n.state.is_terminated() {
+            e.back = Back::NONE;
         }
-        let (state, reason, document) = match n.state {
-            SubscriptionState::Active => (InstanceState::Active, None, n.document.as_ref()),
-            SubscriptionState::Pending => (InstanceState::Pending, None, None),
-            SubscriptionState::Terminated(reason) => {
-                e.back = None;
-                (InstanceState::Terminated, reason.map(|r| r.as_str()), None)
+        let document = n
+            .document
+            .as_ref()
+            .filter(|_| n.state == SubscriptionState::Active);
+        self.learn(&mut table, id, at, n.state, document, &n.presentity, now)
+    }
+
+    /// A member's notification (its own state): the entries of its watcher's dialogs that
+    /// hold the resource learn it.
+    fn member_notification(&self, n: &Notification, follows: bool) -> Option<u64> {
+        let now = self.stack.now();
+        let key = presentity_key(&n.presentity);
+        let watcher = presentity_key(&n.watcher);
+        let mut table = lock(&self.table);
+        let holders: Vec<(u64, u32)> = table
+            .holders
+            .get(&key)?
+            .iter()
+            .copied()
+            .filter(|(id, _)| {
+                table
+                    .dialogs
+                    .get(id)
+                    .is_some_and(|d| d.watcher_key == watcher)
+            })
+            .collect();
+        let mut due: Option<u64> = None;
+        for (id, at) in holders {
+            let Some(e) = table
+                .dialogs
+                .get_mut(&id)
+                .and_then(|d| d.resources.get_mut(at as usize))
+            else {
+                continue;
+            };
+            e.mark(Entry::FOLLOWS, follows);
+            let document = n
+                .document
+                .as_ref()
+                .filter(|_| n.state == SubscriptionState::Active);
+            let at = self.learn(
+                &mut table,
+                id,
+                at as usize,
+                n.state,
+                document,
+                &n.presentity,
+                now,
+            );
+            due = due.into_iter().chain(at).min();
+        }
+        due
+    }
+
+    /// A group's notification (the resource's document changed): every entry that shows
+    /// the composed document learns it, written once for all of them.
+    fn group_notification(&self, n: &Notification) -> Option<u64> {
+        let now = self.stack.now();
+        let key = presentity_key(&n.presentity);
+        let mut table = lock(&self.table);
+        let holders = std::mem::take(table.holders.get_mut(&key)?);
+        let mut due: Option<u64> = None;
+        for &(id, at) in &holders {
+            let follows = table
+                .dialogs
+                .get(&id)
+                .and_then(|d| d.resources.get(at as usize))
+                .is_some_and(|e| e.is(Entry::FOLLOWS) && e.state == InstanceState::Active);
+            if follows {
+                let at = self.learn(
+                    &mut table,
+                    id,
+                    at as usize,
+                    SubscriptionState::Active,
+                    n.document.as_ref(),
+                    &n.presentity,
+                    now,
+                );
+                due = due.into_iter().chain(at).min();
             }
+        }
+        if let Some(slot) = table.holders.get_mut(&key) {
+            *slot = holders;
+        }
+        due
+    }
+
+    /// Entry `at` of list dialog `id` learns the state its resource shows the subscriber
+    /// (and the document, while active); the dialog's next NOTIFY is scheduled when this
+    /// is news. Returns when the alarm must ring, if the dialog's next NOTIFY moved.
+    #[allow(clippy::too_many_arguments)]
+    fn learn(
+        &self,
+        table: &mut Table,
+        id: u64,
+        at: usize,
+        state: SubscriptionState,
+        document: Option<&Arc<Document>>,
+        presentity: &Arc<Uri>,
+        now: u64,
+    ) -> Option<u64> {
+        let Table {
+            dialogs, rendered, ..
+        } = table;
+        let d = dialogs.get_mut(&id)?;
+        // A resource that comes back after it ended (a blocked member allowed later) is a
+        // new instance (RFC 4662: an instance ends with its subscription).
+        let was_ended = d.resources.get(at)?.state == InstanceState::Terminated
+            && d.resources[at].is(Entry::REPORTED);
+        if was_ended && !state.is_terminated() {
+            let instance = d.take_instance();
+            d.resources[at].instance = instance;
+        }
+        let e = d.resources.get_mut(at)?;
+        if !Arc::ptr_eq(&e.uri, presentity) && *e.uri == **presentity {
+            e.uri = presentity.clone();
+        }
+        let (state, reason) = match state {
+            SubscriptionState::Active => (InstanceState::Active, None),
+            SubscriptionState::Pending => (InstanceState::Pending, None),
+            SubscriptionState::Terminated(reason) => (InstanceState::Terminated, reason),
         };
         // The same state told again (a resource's first state can be notified twice, say)
         // is nothing to tell the subscriber: no partial NOTIFY for it.
@@ -1393,7 +1909,8 @@ impl ListServer {
             (Some(had), Some(new)) => Arc::ptr_eq(&had.document, new) || *had.document == **new,
             _ => false,
         };
-        let unchanged = e.reported && e.state == state && e.reason == reason && same_document;
+        let unchanged =
+            e.is(Entry::REPORTED) && e.state == state && e.reason == reason && same_document;
         let document = match document {
             Some(doc) if !same_document => Some(rendered.render(doc, &self.boundary)),
             Some(_) => e.document.take(),
@@ -1403,13 +1920,13 @@ impl ListServer {
         e.reason = reason;
         e.document = document;
         if unchanged {
-            return true;
+            return None;
         }
-        e.reported = true;
-        e.changed = true;
+        e.mark(Entry::REPORTED, true);
+        e.mark(Entry::CHANGED, true);
         // Only a dialog waiting for its full state looks at every resource.
         let waiting_first = d.version == 0 || d.full;
-        let due = if waiting_first && d.resources.iter().all(|e| e.reported) {
+        let due = if waiting_first && d.resources.iter().all(|e| e.is(Entry::REPORTED)) {
             Some(now)
         } else {
             Some(d.due.unwrap_or_else(|| self.batch_due(now)))
@@ -1418,19 +1935,17 @@ impl ListServer {
         d.due = due;
         if moved {
             table.schedule(id);
+            due
+        } else {
+            None
         }
-        drop(table);
-        if let Some(at) = due {
-            self.stack.alarm().at(at);
-        }
-        true
     }
 
     /// On the timer thread, at `now`: ends the dialogs that expired, and sends the NOTIFYs
     /// that are due.
     pub(crate) fn tick(&self, now: u64) {
         let mut ready = Vec::new();
-        let mut ended = Vec::new();
+        let mut ended = Ended::default();
         {
             let mut table = lock(&self.table);
             let mut woken = Vec::new();
@@ -1444,7 +1959,10 @@ impl ListServer {
             woken.sort_unstable();
             woken.dedup();
             let Table {
-                dialogs, by_back, ..
+                dialogs,
+                by_back,
+                holders,
+                ..
             } = &mut *table;
             let mut finished = Vec::new();
             let mut waiting = Vec::new();
@@ -1463,12 +1981,8 @@ impl ListServer {
                     continue;
                 }
                 if d.ending.is_some() {
-                    for e in &mut d.resources {
-                        if let Some(back) = e.back.take() {
-                            by_back.remove(&back);
-                            ended.push(back);
-                        }
-                    }
+                    release(holders, id, d);
+                    ended.take(&d.watcher, d.package, d.resources.iter_mut(), by_back);
                 }
                 if let Some(p) = self.prepare(id, d, now) {
                     ready.push(p);
@@ -1479,18 +1993,15 @@ impl ListServer {
             }
             for id in finished {
                 dialogs.remove(&id);
+                ended.dialogs.push(id);
             }
             for id in waiting {
                 table.schedule(id);
             }
             table.rendered.sweep();
         }
-        if !ended.is_empty() {
-            if let Ok(engine) = self.engine.get() {
-                for back in ended {
-                    let _ = engine.unsubscribe(back);
-                }
-            }
+        if let Ok(engine) = self.engine.get() {
+            ended.finish(&engine);
         }
         for p in ready {
             self.send(p);
@@ -1508,7 +2019,7 @@ impl ListServer {
     fn prepare(&self, id: u64, d: &mut ListDialog, now: u64) -> Option<Prepared> {
         let due = d.due.take();
         let full = d.full || d.version == 0 || d.ending.is_some();
-        if !full && !d.resources.iter().any(|e| e.changed) {
+        if !full && !d.resources.iter().any(|e| e.is(Entry::CHANGED)) {
             return None;
         }
         if d.ending.is_none() {
@@ -1540,8 +2051,12 @@ impl ListServer {
         // Whether the boundary may start a line somewhere: only where a name (text the server
         // did not write) or a part that clashes is in the NOTIFY.
         let mut check = d.list_name.is_some();
-        for e in d.resources.iter_mut().filter(|e| full || e.changed) {
-            e.changed = false;
+        for e in d
+            .resources
+            .iter_mut()
+            .filter(|e| full || e.is(Entry::CHANGED))
+        {
+            e.mark(Entry::CHANGED, false);
             instance.clear();
             push_hex(&mut instance, u64::from(e.instance), 1);
             let cid = match (e.state, &e.document) {
@@ -1556,8 +2071,14 @@ impl ListServer {
             uri.clear();
             use std::fmt::Write as _;
             let _ = write!(uri, "{}", e.uri);
-            check |= e.name.is_some();
-            rlmi.resource(&uri, e.name.as_deref(), &instance, e.state, e.reason, cid);
+            let name = d
+                .names
+                .binary_search_by_key(&e.instance, |n| n.0)
+                .ok()
+                .map(|at| &*d.names[at].1);
+            check |= name.is_some();
+            let reason = e.reason.map(TerminationReason::as_str);
+            rlmi.resource(&uri, name, &instance, e.state, reason, cid);
         }
         let rlmi = rlmi.finish(&d.list_text, d.version, full);
         let content_type = d.package.content_type();
@@ -1701,18 +2222,21 @@ impl ListServer {
             }
         }
         log::debug!("list dialog {id}: NOTIFY answered {status}; ending it");
-        let Some(d) = table.dialogs.remove(&id) else {
+        let Some(mut d) = table.dialogs.remove(&id) else {
             return;
         };
-        let backs: Vec<SubscriptionId> = d.resources.iter().filter_map(|e| e.back).collect();
-        for b in &backs {
-            table.by_back.remove(b);
-        }
+        table.release(id, &d);
+        let mut ended = Ended::default();
+        ended.take(
+            &d.watcher,
+            d.package,
+            d.resources.iter_mut(),
+            &mut table.by_back,
+        );
+        ended.dialogs.push(id);
         drop(table);
         if let Ok(engine) = self.engine.get() {
-            for b in backs {
-                let _ = engine.unsubscribe(b);
-            }
+            ended.finish(&engine);
         }
     }
 }
