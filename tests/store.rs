@@ -818,21 +818,31 @@ fn every_kind_survives_reopening_the_file() {
     assert!(!loaded.list_dialogs.is_empty());
 }
 
+/// Makes `path` a file as schema version `version` left it (its migrations and the version
+/// row, as an earlier library wrote them), holding `rows` (SQL).
+fn file_at_version(path: &std::path::Path, version: usize, rows: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    for step in &MIGRATIONS[..version] {
+        conn.execute_batch(step).unwrap();
+    }
+    conn.execute_batch(&format!(
+        "CREATE TABLE schema_version (version INTEGER NOT NULL);
+         INSERT INTO schema_version (version) VALUES ({version});
+         {rows}"
+    ))
+    .unwrap();
+}
+
 #[test]
 fn a_file_of_schema_version_1_is_migrated_and_keeps_its_rules() {
     let dir = TempDir::new("v1");
     let path = dir.file("impp.db");
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE schema_version (version INTEGER NOT NULL);
-             INSERT INTO schema_version (version) VALUES (1);
-             INSERT INTO rules VALUES
-                 ('alice@x', 'watcher', 'bob@x', 'sip:alice@x', 'sip:bob@x', 'allow');",
-        )
-        .unwrap();
-    }
+    file_at_version(
+        &path,
+        1,
+        "INSERT INTO rules VALUES
+             ('alice@x', 'watcher', 'bob@x', 'sip:alice@x', 'sip:bob@x', 'allow');",
+    );
     assert_eq!(schema_version(&path), 1);
     let expected = rule(
         "sip:alice@x",
@@ -856,20 +866,13 @@ fn a_file_of_schema_version_1_is_migrated_and_keeps_its_rules() {
 fn a_file_of_schema_version_3_gains_the_list_tables_and_keeps_everything_else() {
     let dir = TempDir::new("v3");
     let path = dir.file("impp.db");
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        for step in &MIGRATIONS[..3] {
-            conn.execute_batch(step).unwrap();
-        }
-        conn.execute_batch(
-            "CREATE TABLE schema_version (version INTEGER NOT NULL);
-             INSERT INTO schema_version (version) VALUES (3);
-             INSERT INTO rules VALUES
-                 ('alice@x', 'domain', 'corp.test', 'sip:alice@x', 'corp.test', 'block');
-             INSERT INTO credentials VALUES ('bob@x', 'sip:bob@x', 'x', 'aa', 'bb');",
-        )
-        .unwrap();
-    }
+    file_at_version(
+        &path,
+        3,
+        "INSERT INTO rules VALUES
+             ('alice@x', 'domain', 'corp.test', 'sip:alice@x', 'corp.test', 'block');
+         INSERT INTO credentials VALUES ('bob@x', 'sip:bob@x', 'x', 'aa', 'bb');",
+    );
     assert_eq!(schema_version(&path), 3);
     {
         let store = SqliteStore::open(&path).unwrap();
@@ -891,19 +894,12 @@ fn a_file_of_schema_version_3_gains_the_list_tables_and_keeps_everything_else() 
 fn a_file_of_schema_version_4_keeps_its_rules_and_stores_redirect_targets() {
     let dir = TempDir::new("v4");
     let path = dir.file("impp.db");
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        for step in &MIGRATIONS[..4] {
-            conn.execute_batch(step).unwrap();
-        }
-        conn.execute_batch(
-            "CREATE TABLE schema_version (version INTEGER NOT NULL);
-             INSERT INTO schema_version (version) VALUES (4);
-             INSERT INTO rules VALUES
-                 ('alice@x', 'domain', 'corp.test', 'sip:alice@x', 'corp.test', 'block');",
-        )
-        .unwrap();
-    }
+    file_at_version(
+        &path,
+        4,
+        "INSERT INTO rules VALUES
+             ('alice@x', 'domain', 'corp.test', 'sip:alice@x', 'corp.test', 'block');",
+    );
     let redirect = AuthRule::redirect(
         uri("sip:alice@x"),
         WatcherMatch::Watcher(uri("sip:bob@x")),
