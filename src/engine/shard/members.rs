@@ -199,12 +199,9 @@ impl Shard {
             .get(&package)?
             .group
             .as_ref()?;
-        let wkey = presentity_key(watcher);
-        // The watcher's URI is shared by its members when written alike: most compare by
-        // address.
-        let at = group.members.iter().position(|m| {
-            std::ptr::eq(&*m.watcher, watcher) || presentity_key(&m.watcher) == wkey
-        })?;
+        // URI equality (RFC 3261 §19.1.4), with no key made per member: a popular presentity
+        // has thousands, and each join and leave looks.
+        let at = group.members.iter().position(|m| *m.watcher == *watcher)?;
         Some((key.to_string(), package, at))
     }
 
@@ -426,10 +423,13 @@ impl Shard {
 
     /// Every member, or those of the presentity with key `presentity`.
     pub(super) fn member_infos(&self, presentity: Option<&str>) -> Vec<SubscriptionInfo> {
-        self.presentities
-            .iter()
-            .filter(|(key, _)| presentity.map_or(true, |k| k == key.as_str()))
-            .flat_map(|(_, p)| {
+        let presentities: Vec<&super::Presentity> = match presentity {
+            Some(key) => self.presentities.get(key).into_iter().collect(),
+            None => self.presentities.values().collect(),
+        };
+        presentities
+            .into_iter()
+            .flat_map(|p| {
                 p.channels.iter().flat_map(move |(&package, c)| {
                     c.group
                         .iter()
