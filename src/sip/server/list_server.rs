@@ -907,7 +907,9 @@ impl ListServer {
         table.next_id = table.next_id.max(ids.last().copied().unwrap_or(0));
         for id in ids {
             let subs = backs_of.remove(&id).unwrap_or_default();
-            let saved = match stored.remove(&id) {
+            let row = stored.remove(&id);
+            let has_row = row.is_some();
+            let saved = match row {
                 Some(row) => Saved::from_row(&row, unix),
                 None => Saved::from_backs(&subs),
             };
@@ -983,7 +985,10 @@ impl ListServer {
                 d.list_uri
             );
             joins.push((id, d.watcher.clone(), d.package, to_join));
-            self.save(&engine, id, &d);
+            if !has_row {
+                // An earlier version's dialog gets its row now (one with a row keeps it).
+                self.save(&engine, id, &d);
+            }
             table.dialogs.insert(id, Box::new(d));
             table.schedule(id);
             table.schedule_end(id);
