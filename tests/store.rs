@@ -1284,3 +1284,79 @@ mod c_api {
         unsafe { assert_eq!(impp_engine_free(engine), impp_status::IMPP_OK) };
     }
 }
+
+/// Soft state (writes nobody waits for) submitted within one write-behind window is one
+/// commit, and an awaited request ends the window at once: the window here is an hour, so
+/// only the flush can have committed them.
+#[test]
+fn writes_nobody_waits_for_share_one_commit_until_something_is_awaited() {
+    const N: u64 = 300;
+    let dir = TempDir::new("behind");
+    let path = dir.file("impp.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.set_write_behind(std::time::Duration::from_secs(3600));
+    assert_eq!(store.write_behind(), std::time::Duration::from_secs(3600));
+    let before = store.commits();
+    for seq in 0..N {
+        let p = publication(&format!("e{seq}"), "sip:p@x", Package::Presence, seq);
+        store.submit(save_publication(p, None), None);
+    }
+    assert_eq!(store.commits(), before, "committed inside the window");
+    store.flush().unwrap();
+    assert_eq!(store.commits(), before + 1, "{N} soft writes in one commit");
+    assert_eq!(store.load().unwrap().publications.len() as u64, N);
+
+    // A write with a completion in the middle of a window is answered at once, on disk with
+    // the soft writes before it.
+    store.submit(
+        save_publication(publication("late", "sip:p@x", Package::Presence, 1), None),
+        None,
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    store.submit(
+        Write::SaveMessage(message(7, b"awaited".to_vec())),
+        Some(Box::new(move |r| tx.send(r).unwrap())),
+    );
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the awaited write did not wait for the window")
+        .unwrap();
+    assert_eq!(store.commits(), before + 2);
+    // Another connection sees both: they are in the file, not only in this one.
+    let other = SqliteStore::open(&path).unwrap().load().unwrap();
+    assert_eq!(other.publications.len() as u64, N + 1);
+    assert_eq!(other.messages.len(), 1);
+}
+
+/// Dropping the store commits the writes still in their window; it does not wait for the
+/// window to end.
+#[test]
+fn dropping_the_store_commits_the_writes_in_their_window() {
+    let dir = TempDir::new("behind-drop");
+    let path = dir.file("impp.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.set_write_behind(std::time::Duration::from_secs(3600));
+    store.submit(Write::SaveListDialog(list_dialog(5, "sip:w@x")), None);
+    let started = Instant::now();
+    drop(store);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let loaded = SqliteStore::open(&path).unwrap().load().unwrap();
+    assert_eq!(loaded.list_dialogs, vec![list_dialog(5, "sip:w@x")]);
+}
+
+/// A window ends by itself: soft writes reach the file with nothing awaited after them.
+#[test]
+fn a_write_behind_window_ends_by_itself() {
+    let dir = TempDir::new("behind-ends");
+    let path = dir.file("impp.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.set_write_behind(std::time::Duration::from_millis(20));
+    let before = store.commits();
+    store.submit(Write::SaveEndpoint(endpoint("sip:u@x", "d1", None)), None);
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while store.commits() == before {
+        assert!(Instant::now() < deadline, "the window never ended");
+        std::thread::yield_now();
+    }
+    let other = SqliteStore::open(&path).unwrap().load().unwrap();
+    assert_eq!(other.endpoints.len(), 1);
+}

@@ -223,6 +223,9 @@ defaults: --listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060 --db ./imppd.d
           SIGHUP or imppd ctl reload: the command line and --config file read again; routes,
           peers, policy, limits, the TLS certificate and the log level change at once,
           what needs a restart is named (a bad file changes nothing);
+          --write-behind 100: how long (ms, 0 to 10000; 0: none) the database collects
+          soft state (publications, subscriptions, registrations, list dialogs) into one
+          commit; a crash may lose that much of it, never a stored message or rule;
           --list-batch-interval 1000: how long (ms, 0 to 60000; 0: none) changes of a
           resource list's resources are collected into one partial NOTIFY (RFC 4662);
           --migrate off: proxy hands the allowed watchers of a user whose registered
@@ -271,6 +274,8 @@ struct Options {
     https: Option<SocketAddr>,
     /// `--ctl-socket PATH|none` (`None`: beside the database).
     ctl_socket: Option<String>,
+    /// `--write-behind MS` (`None`: the store's default window).
+    write_behind: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -300,6 +305,7 @@ impl Default for Options {
             http: None,
             https: None,
             ctl_socket: None,
+            write_behind: None,
         }
     }
 }
@@ -487,6 +493,19 @@ impl Options {
             "listen" => self.listen.push(parse_listen(need(name, value)?)?),
             "db" => self.db = PathBuf::from(need(name, value)?),
             "ctl-socket" => self.ctl_socket = Some(need(name, value)?.to_owned()),
+            "write-behind" => {
+                let v = need(name, value)?;
+                let ms = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| *ms <= MAX_WRITE_BEHIND_MS)
+                    .ok_or_else(|| {
+                        format!(
+                            "--write-behind needs milliseconds (0 to {MAX_WRITE_BEHIND_MS}), not '{v}'"
+                        )
+                    })?;
+                self.write_behind = Some(std::time::Duration::from_millis(ms));
+            }
             "open" => self.open = flag(name, value)?,
             "sha256" => self.sha256 = flag(name, value)?,
             "policy" => {
@@ -597,7 +616,8 @@ fn parse_options(args: &[String]) -> Result<(Options, Vec<String>), String> {
                 Some((n, v)) => (n.to_string(), Some(v.to_string())),
                 None => (name.to_string(), None),
             };
-            const WITH_VALUE: [&str; 20] = [
+            const WITH_VALUE: [&str; 21] = [
+                "write-behind",
                 "migrate",
                 "subscription-expiry",
                 "http",
@@ -716,10 +736,15 @@ impl Options {
     }
 }
 
+/// The longest `--write-behind`, in milliseconds: soft state a crash may lose stays short.
+const MAX_WRITE_BEHIND_MS: u64 = 10_000;
+
 fn open_store(options: &Options) -> Result<Arc<SqliteStore>, String> {
-    SqliteStore::open(&options.db)
-        .map(Arc::new)
-        .map_err(|e| e.to_string())
+    let store = SqliteStore::open(&options.db).map_err(|e| e.to_string())?;
+    if let Some(window) = options.write_behind {
+        store.set_write_behind(window);
+    }
+    Ok(Arc::new(store))
 }
 
 /// Makes the engine's user directory what the database holds now (after `imppd user add` or

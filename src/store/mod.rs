@@ -11,8 +11,9 @@
 //! is durable (for a persistent store: on disk) or failed. The engine waits for the
 //! completion where it acknowledges durability (a stored message's `stored` outcome, a rule
 //! change, a resource list, a credential) and writes the rest behind (publications, subscriptions,
-//! list dialogs and endpoints are soft state: a crash may lose their last few milliseconds of
-//! changes, never an acknowledged message or rule). [`Store::load`] returns everything at start-up.
+//! list dialogs and endpoints are soft state: a crash may lose their last changes — for
+//! [`SqliteStore`], those of its write-behind window, 100 ms by default — never an
+//! acknowledged message or rule). [`Store::load`] returns everything at start-up.
 //!
 //! Contract for every implementation:
 //!

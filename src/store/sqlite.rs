@@ -20,6 +20,25 @@
 //! they come from N threads waiting on [`Store::write`] or from one thread submitting
 //! asynchronously.
 //!
+//! # Writes behind: soft state waits for a window
+//!
+//! A write submitted without a completion is one nobody waits for: the engine writes soft
+//! state (publications, subscriptions, list dialogs, endpoints) behind, and their owners
+//! restore them anyway after a `412` or `481` (see [`crate::store`]). Such a write does not
+//! start a commit of its own: the store thread waits up to the *write-behind window*
+//! ([`WRITE_BEHIND`], 100 ms by default; [`SqliteStore::set_write_behind`]) for more, and
+//! commits everything that came in one transaction. Under a steady stream of PUBLISHes
+//! (200 a second) that is one commit and one sync every window instead of one per
+//! PUBLISH, and the store thread is woken once per window, not once per write (submitting
+//! during the window only queues; nothing wakes the thread until the window ends).
+//!
+//! Anything that waits — a write with a completion, a [`Store::load`], a [`Store::flush`] —
+//! ends the window at once: it is committed with everything queued before it, in submission
+//! order, so a completion still means on disk, for its own write and every earlier one.
+//! Dropping the store commits what is queued. So the window changes only what a crash of
+//! the process or a power loss may take: the soft state of the last window, which is what
+//! soft state already allowed ("the last few milliseconds"), now bounded by the window.
+//!
 //! A transaction holds at most [`MAX_BATCH`] (4096) writes: when a writer keeps the queue
 //! full, the thread commits and answers every 4096 writes rather than when the queue first
 //! runs dry, so a completion waits for at most 4096 writes' work plus one sync (a few
@@ -60,9 +79,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 
@@ -199,6 +218,10 @@ pub const MIGRATIONS: &[&str] = &[
 /// The most writes one transaction holds (see "Group commit" in the module documentation).
 pub const MAX_BATCH: usize = 4096;
 
+/// How long a write nobody waits for may wait for others to share its commit (see
+/// "Writes behind" in the module documentation).
+pub const WRITE_BEHIND: Duration = Duration::from_millis(100);
+
 /// How long a statement waits for a lock held by another connection to the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -209,6 +232,8 @@ pub struct SqliteStore {
     requests: Option<Sender<Request>>,
     thread: Option<JoinHandle<()>>,
     commits: Arc<AtomicU64>,
+    /// The write-behind window in microseconds, read by the store thread at each window.
+    write_behind_us: Arc<AtomicU64>,
     name: Arc<str>,
 }
 
@@ -220,6 +245,13 @@ enum Request {
     Load(Sender<Result<Snapshot>>),
     /// Answered once every write before it is committed and its completion returned.
     Flush(Sender<()>),
+}
+
+impl Request {
+    /// Whether someone waits for it: it ends the write-behind window at once.
+    fn awaited(&self) -> bool {
+        !matches!(self, Request::Write(_, None))
+    }
 }
 
 impl SqliteStore {
@@ -261,20 +293,43 @@ impl SqliteStore {
         })?;
         let (requests, receiver) = crossbeam_channel::unbounded();
         let commits = Arc::new(AtomicU64::new(0));
+        let write_behind_us = Arc::new(AtomicU64::new(WRITE_BEHIND.as_micros() as u64));
         let thread = {
             let commits = Arc::clone(&commits);
+            let window = Arc::clone(&write_behind_us);
             let thread_name = Arc::clone(&name);
             std::thread::Builder::new()
                 .name("impp-store".into())
-                .spawn(move || serve(conn, &receiver, &commits, &thread_name))
+                .spawn(move || serve(conn, &receiver, &commits, &window, &thread_name))
                 .map_err(|e| Error::Internal(format!("store {name}: cannot start thread: {e}")))?
         };
         Ok(SqliteStore {
             requests: Some(requests),
             thread: Some(thread),
             commits,
+            write_behind_us,
             name,
         })
+    }
+
+    /// Sets the write-behind window (default [`WRITE_BEHIND`]): how long a write submitted
+    /// without a completion may wait for others before it is committed. Zero commits every
+    /// write as soon as the store thread takes it. Takes effect from the next window.
+    pub fn set_write_behind(&self, window: Duration) {
+        let us = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+        self.write_behind_us.store(us, Ordering::Relaxed);
+    }
+
+    /// The write-behind window in force.
+    pub fn write_behind(&self) -> Duration {
+        Duration::from_micros(self.write_behind_us.load(Ordering::Relaxed))
+    }
+
+    /// Ends the write-behind window now, for a request someone waits for.
+    fn wake(&self) {
+        if let Some(thread) = &self.thread {
+            thread.thread().unpark();
+        }
     }
 
     /// How many write transactions the store thread has committed since open. Several
@@ -292,6 +347,7 @@ impl Drop for SqliteStore {
     /// Closes the channel, lets the thread finish what is queued, and joins it.
     fn drop(&mut self) {
         drop(self.requests.take());
+        self.wake();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -306,10 +362,13 @@ impl Store for SqliteStore {
             }
             return;
         };
+        let awaited = done.is_some();
         if let Err(e) = requests.send(Request::Write(Box::new(write), done)) {
             if let Request::Write(_, Some(done)) = e.into_inner() {
                 done(Err(self.stopped()));
             }
+        } else if awaited {
+            self.wake();
         }
     }
 
@@ -320,6 +379,7 @@ impl Store for SqliteStore {
             .ok_or_else(|| self.stopped())?
             .send(Request::Flush(reply))
             .map_err(|_| self.stopped())?;
+        self.wake();
         answer.recv().map_err(|_| self.stopped())
     }
 
@@ -330,6 +390,7 @@ impl Store for SqliteStore {
             .ok_or_else(|| self.stopped())?
             .send(Request::Load(reply))
             .map_err(|_| self.stopped())?;
+        self.wake();
         answer.recv().map_err(|_| self.stopped())?
     }
 }
@@ -399,46 +460,94 @@ fn quick_check(conn: &Connection) -> std::result::Result<(), Prepared> {
     }
 }
 
-/// The store thread: takes every waiting request, runs the writes in transactions of at most
-/// [`MAX_BATCH`], and answers each transaction's writers after its commit.
-fn serve(mut conn: Connection, requests: &Receiver<Request>, commits: &AtomicU64, name: &str) {
+/// The store thread: collects requests until one is awaited or the write-behind window of
+/// the first ends (see the module documentation), then runs them ([`run_requests`]).
+fn serve(
+    mut conn: Connection,
+    requests: &Receiver<Request>,
+    commits: &AtomicU64,
+    window_us: &AtomicU64,
+    name: &str,
+) {
+    let mut queued: Vec<Request> = Vec::new();
     while let Ok(first) = requests.recv() {
-        let mut writes: Vec<(Option<Completion>, Result<()>)> = Vec::new();
-        let mut open = false;
-        for request in std::iter::once(first).chain(requests.try_iter()) {
-            let (op, done) = match request {
-                Request::Load(reply) => {
-                    // Reads see every write queued before them: commit those first.
-                    finish(&mut open, &mut conn, &mut writes, commits, name);
-                    let _ = reply.send(load(&mut conn, name));
-                    continue;
-                }
-                Request::Flush(reply) => {
-                    finish(&mut open, &mut conn, &mut writes, commits, name);
-                    let _ = reply.send(());
-                    continue;
-                }
-                Request::Write(op, done) => (op, done),
-            };
-            if !open {
-                match conn.execute_batch("BEGIN IMMEDIATE") {
-                    Ok(()) => open = true,
-                    Err(e) => {
-                        if let Some(done) = done {
-                            done(Err(sql_error(name, e)));
-                        }
-                        continue;
+        let mut awaited = first.awaited();
+        queued.push(first);
+        let window = Duration::from_micros(window_us.load(Ordering::Relaxed));
+        let ends = Instant::now() + window;
+        let mut closed = false;
+        loop {
+            loop {
+                match requests.try_recv() {
+                    Ok(request) => {
+                        awaited |= request.awaited();
+                        queued.push(request);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
                     }
                 }
             }
-            let outcome = write(&conn, &op, name);
-            writes.push((done, outcome));
-            if writes.len() >= MAX_BATCH {
-                finish(&mut open, &mut conn, &mut writes, commits, name);
+            let now = Instant::now();
+            if awaited || closed || now >= ends {
+                break;
+            }
+            // Parked rather than waiting on the channel, so that writes nobody waits for
+            // only queue during the window; an awaited request unparks (`SqliteStore::wake`).
+            std::thread::park_timeout(ends - now);
+        }
+        run_requests(&mut conn, queued.drain(..), commits, name);
+        if closed {
+            return;
+        }
+    }
+}
+
+/// Runs `requests` in order, in transactions of at most [`MAX_BATCH`] writes, and answers
+/// each transaction's writers after its commit.
+fn run_requests(
+    conn: &mut Connection,
+    requests: impl Iterator<Item = Request>,
+    commits: &AtomicU64,
+    name: &str,
+) {
+    let mut writes: Vec<(Option<Completion>, Result<()>)> = Vec::new();
+    let mut open = false;
+    for request in requests {
+        let (op, done) = match request {
+            Request::Load(reply) => {
+                // Reads see every write queued before them: commit those first.
+                finish(&mut open, conn, &mut writes, commits, name);
+                let _ = reply.send(load(conn, name));
+                continue;
+            }
+            Request::Flush(reply) => {
+                finish(&mut open, conn, &mut writes, commits, name);
+                let _ = reply.send(());
+                continue;
+            }
+            Request::Write(op, done) => (op, done),
+        };
+        if !open {
+            match conn.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => open = true,
+                Err(e) => {
+                    if let Some(done) = done {
+                        done(Err(sql_error(name, e)));
+                    }
+                    continue;
+                }
             }
         }
-        finish(&mut open, &mut conn, &mut writes, commits, name);
+        let outcome = write(conn, &op, name);
+        writes.push((done, outcome));
+        if writes.len() >= MAX_BATCH {
+            finish(&mut open, conn, &mut writes, commits, name);
+        }
     }
+    finish(&mut open, conn, &mut writes, commits, name);
 }
 
 /// Commits the open transaction (if any) and answers its writers: each with its own result

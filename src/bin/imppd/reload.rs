@@ -42,6 +42,7 @@ struct Running {
     tls_ca: Option<PathBuf>,
     workers: Option<usize>,
     subscription_expiry: Option<impp::engine::ExpiryBounds>,
+    write_behind: Option<std::time::Duration>,
 }
 
 impl Running {
@@ -58,6 +59,7 @@ impl Running {
             tls_ca: options.tls_ca.clone(),
             workers: options.workers,
             subscription_expiry: options.subscription_expiry,
+            write_behind: options.write_behind,
         }
     }
 }
@@ -151,6 +153,7 @@ impl Reloader {
             ("ctl-socket", next.ctl_socket != running.ctl_socket),
             ("tls-ca", next.tls_ca != running.tls_ca),
             ("workers", next.workers != running.workers),
+            ("write-behind", next.write_behind != running.write_behind),
             (
                 "subscription-expiry",
                 next.subscription_expiry != running.subscription_expiry,
