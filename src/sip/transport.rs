@@ -513,7 +513,7 @@ pub struct Transport {
     /// Set by [`Transport::stop`]: nothing is sent after it.
     stopped: std::sync::atomic::AtomicBool,
     commands: Sender<driver::Command>,
-    waker: Arc<mio::Waker>,
+    doorbell: Arc<driver::Doorbell>,
     thread: Mutex<Option<JoinHandle<()>>>,
     local: Vec<ListenAddr>,
     udp_buffers: Vec<UdpRecvBuffer>,
@@ -564,7 +564,7 @@ impl Transport {
             udp_senders: started.udp_senders,
             stopped: std::sync::atomic::AtomicBool::new(false),
             commands: started.commands,
-            waker: started.waker,
+            doorbell: started.doorbell.clone(),
             thread: Mutex::new(Some(started.thread)),
             local: started.local,
             udp_buffers: started.udp_buffers,
@@ -644,7 +644,7 @@ impl Transport {
             .map_err(|_| Stopped)?;
         // A send racing `stop` may be accepted here after the thread has drained its queue
         // for the last time: that message is dropped without a report.
-        self.waker.wake().map_err(|_| Stopped)
+        self.doorbell.ring().map_err(|_| Stopped)
     }
 
     /// Marks a connection as trusted by the layer above (a request on it authenticated):
@@ -656,7 +656,7 @@ impl Transport {
             .send(driver::Command::Vouch(connection))
             .is_ok()
         {
-            let _ = self.waker.wake();
+            let _ = self.doorbell.ring();
         }
     }
 
@@ -669,7 +669,7 @@ impl Transport {
             .send(driver::Command::CloseFlow(proto, peer))
             .is_ok()
         {
-            let _ = self.waker.wake();
+            let _ = self.doorbell.ring();
         }
     }
 
@@ -678,7 +678,8 @@ impl Transport {
     /// times per timeout; this is for a clock moved by hand (tests).
     pub fn sweep(&self) {
         let (done, wait) = crossbeam_channel::bounded(1);
-        if self.commands.send(driver::Command::Sweep(done)).is_ok() && self.waker.wake().is_ok() {
+        if self.commands.send(driver::Command::Sweep(done)).is_ok() && self.doorbell.ring().is_ok()
+        {
             let _ = wait.recv_timeout(Duration::from_secs(10));
         }
     }
@@ -698,7 +699,7 @@ impl Transport {
             .take();
         let Some(thread) = thread else { return };
         let _ = self.commands.send(driver::Command::Stop);
-        let _ = self.waker.wake();
+        let _ = self.doorbell.ring();
         if thread.thread().id() == std::thread::current().id() {
             // Called (or dropped) from a handler, on the I/O thread itself: it stops when the
             // handler returns; waiting for itself would never end.

@@ -50,12 +50,37 @@ pub(super) enum Command {
     Stop,
 }
 
+/// How other threads wake the I/O thread for their commands: the poll's waker, rung once
+/// for however many commands are queued before the I/O thread takes them (each ring is a
+/// system call, and the timer thread queues a round of NOTIFYs at a time).
+pub(super) struct Doorbell {
+    waker: Waker,
+    /// Rung since the I/O thread last took the commands.
+    rung: std::sync::atomic::AtomicBool,
+}
+
+impl Doorbell {
+    /// Wakes the I/O thread for the commands queued before this call, unless a ring it has
+    /// not answered yet already will.
+    pub fn ring(&self) -> io::Result<()> {
+        if self.rung.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.waker.wake()
+    }
+
+    /// The I/O thread is about to take every queued command: the next one rings again.
+    fn answer(&self) {
+        self.rung.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 pub(super) struct Started {
     /// A second handle on each UDP socket (same file description), with its local address,
     /// for sending from the caller's thread (see `Transport::send`).
     pub udp_senders: Vec<(SocketAddr, std::net::UdpSocket)>,
     pub commands: Sender<Command>,
-    pub waker: Arc<Waker>,
+    pub doorbell: Arc<Doorbell>,
     pub thread: JoinHandle<()>,
     pub local: Vec<ListenAddr>,
     pub udp_buffers: Vec<UdpRecvBuffer>,
@@ -151,6 +176,8 @@ enum WsState {
 
 struct Driver {
     poll: Poll,
+    /// Answered before the queued commands are taken (see [`Doorbell`]).
+    doorbell: Arc<Doorbell>,
     listeners: Vec<Listener>,
     conns: HashMap<usize, Conn>,
     /// The most recent open connection with each peer, by protocol (TCP or TLS).
@@ -255,7 +282,10 @@ pub(super) fn start(
             }
         }
     }
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let doorbell = Arc::new(Doorbell {
+        waker: Waker::new(poll.registry(), WAKER)?,
+        rung: std::sync::atomic::AtomicBool::new(false),
+    });
     let stats = Arc::new(Counters::default());
     let (tx, rx) = crossbeam_channel::unbounded();
     let driver = Driver {
@@ -265,6 +295,7 @@ pub(super) fn start(
         conns: HashMap::new(),
         by_peer: HashMap::new(),
         commands: rx,
+        doorbell: doorbell.clone(),
         handler,
         early: config.early,
         on_failure,
@@ -295,7 +326,7 @@ pub(super) fn start(
     Ok(Started {
         udp_senders,
         commands: tx,
-        waker,
+        doorbell,
         thread,
         local,
         udp_buffers,
@@ -383,6 +414,8 @@ impl Driver {
             for event in events.iter() {
                 let token = event.token();
                 if token == WAKER {
+                    // Before taking them: a command queued after this rings again.
+                    self.doorbell.answer();
                     self.take_commands();
                 } else if token.0 < self.listeners.len() {
                     self.listener_event(token.0, event.is_readable(), event.is_writable());
