@@ -1033,19 +1033,28 @@ impl ListDialog {
         Some(&self.apart[i].1)
     }
 
-    /// Changes what entry `at` keeps apart (forgotten once it is nothing).
+    /// Changes what entry `at` keeps apart (forgotten once it is nothing). Most entries
+    /// keep nothing and are told nothing apart: no room is made for them (an empty vector
+    /// allocates nothing, one emptied again gives its room back).
     fn change_apart(&mut self, at: usize, change: impl FnOnce(&mut Apart)) {
         let at = at as u32;
-        let i = match self.apart.binary_search_by_key(&at, |a| a.0) {
-            Ok(i) => i,
-            Err(i) => {
-                self.apart.insert(i, (at, Apart::default()));
-                i
+        match self.apart.binary_search_by_key(&at, |a| a.0) {
+            Ok(i) => {
+                change(&mut self.apart[i].1);
+                if self.apart[i].1.is_empty() {
+                    self.apart.remove(i);
+                    if self.apart.is_empty() {
+                        self.apart = Vec::new();
+                    }
+                }
             }
-        };
-        change(&mut self.apart[i].1);
-        if self.apart[i].1.is_empty() {
-            self.apart.remove(i);
+            Err(i) => {
+                let mut apart = Apart::default();
+                change(&mut apart);
+                if !apart.is_empty() {
+                    self.apart.insert(i, (at, apart));
+                }
+            }
         }
     }
 
