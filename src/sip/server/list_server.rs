@@ -315,6 +315,8 @@ impl Resources {
         };
         w.entries -= 1;
         if w.entries == 0 {
+            // Holders are released before their entries go.
+            debug_assert!(w.holders.is_empty());
             let key = (w.package, presentity_key(&w.uri));
             self.by_key.remove(&key);
             self.slots[at as usize] = None;
