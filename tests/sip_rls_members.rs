@@ -399,3 +399,95 @@ fn one_change_watched_by_twenty_list_dialogs_is_one_engine_notification() {
     }
     assert_eq!(told.len(), 20);
 }
+
+/// A dialog-info document of `user`'s one dialog in `state`.
+fn dialog_info(user: &str, state: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\"?>\n<dialog-info xmlns=\"urn:ietf:params:xml:ns:dialog-info\" version=\"1\" state=\"full\" entity=\"{}\"><dialog id=\"d1\" direction=\"recipient\"><state>{state}</state></dialog></dialog-info>",
+        aor(user)
+    )
+}
+
+#[test]
+fn a_resource_in_lists_of_two_packages_shows_each_its_own_documents() {
+    // The list server keeps a resource once per package: a change of alice's calls is no
+    // news for a presence list, and her presence none for a busy-lamp list.
+    let s = Server::clocked(false, |_| {});
+    let alice = uri(&aor("alice"));
+    publish(&s, "alice", "alice 0");
+    let busy = dialog_info("alice", "early");
+    s.engine
+        .publish_body(&alice, Package::Dialog, &busy, None)
+        .unwrap();
+    let buddies = set_list(&s, "buddies", Package::Presence, &["alice"]);
+    let blf = set_list(&s, "blf", Package::Dialog, &["alice"]);
+    let mut bob = Client::new(s.udp(), "bob");
+    let (presence, body) = open(&mut bob, &buddies);
+    assert!(state_text(&body, &aor("alice")).contains("alice 0"));
+    let call_id = token();
+    let headers = "Event: dialog\r\nExpires: 600\r\nSupported: eventlist\r\nAccept: multipart/related, application/rlmi+xml, application/dialog-info+xml\r\n";
+    let r = common::rls::subscribe(&mut bob, &blf, &call_id, None, headers, None);
+    assert_eq!(r.status(), Some(200));
+    let body = list_body(&next_notify(&mut bob, &call_id));
+    assert!(state_text(&body, &aor("alice")).contains("early"));
+
+    // Her calls change: the busy-lamp list is told, the presence list is not.
+    let busy = dialog_info("alice", "confirmed");
+    s.engine
+        .publish_body(&alice, Package::Dialog, &busy, None)
+        .unwrap();
+    s.advance(Duration::from_secs(1));
+    let body = list_body(&next_notify(&mut bob, &call_id));
+    assert_eq!(body.rlmi.version, 1);
+    assert!(state_text(&body, &aor("alice")).contains("confirmed"));
+    assert!(s.nothing_arrives(&mut bob), "{:?}", bob.requests);
+
+    // Her presence changes: the presence list's next NOTIFY is its first partial one, with
+    // her presence document.
+    publish(&s, "alice", "alice 1");
+    s.advance(Duration::from_secs(1));
+    let body = list_body(&next_notify(&mut bob, &presence.call_id));
+    assert_eq!(body.rlmi.version, 1);
+    let part = state_text(&body, &aor("alice"));
+    assert!(
+        part.contains("alice 1") && !part.contains("dialog-info"),
+        "{part}"
+    );
+    assert!(s.nothing_arrives(&mut bob), "{:?}", bob.requests);
+}
+
+#[test]
+fn a_resource_two_lists_spell_apart_is_written_as_each_list_spells_it() {
+    // The list server keeps a resource once, under its key; a list that names it otherwise
+    // (`pres:` here) still sees its own spelling in its RLMI, and the changes.
+    let s = Server::clocked(false, |_| {});
+    publish(&s, "alice", "alice 0");
+    let sip_list = set_list(&s, "buddies", Package::Presence, &["alice"]);
+    let pres_alice = format!("pres:alice@{}", common::sip::DOMAIN);
+    let mut other = impp::engine::ResourceList::new(uri(&aor("others")));
+    other.packages = vec![Package::Presence];
+    other.push_resource(uri(&pres_alice), None);
+    s.engine.set_list(other).unwrap();
+    let mut bob = Client::new(s.udp(), "bob");
+    let (first, body) = open(&mut bob, &sip_list);
+    assert_eq!(uris(&body), [aor("alice")]);
+    let (second, body) = open(&mut bob, &aor("others"));
+    assert_eq!(uris(&body), std::slice::from_ref(&pres_alice));
+    assert!(state_text(&body, &pres_alice).contains("alice 0"));
+
+    publish(&s, "alice", "alice 1");
+    s.advance(Duration::from_secs(1));
+    let body = list_body(&next_notify(&mut bob, &first.call_id));
+    assert!(state_text(&body, &aor("alice")).contains("alice 1"));
+    let body = list_body(&next_notify(&mut bob, &second.call_id));
+    assert_eq!(uris(&body), std::slice::from_ref(&pres_alice));
+    assert!(state_text(&body, &pres_alice).contains("alice 1"));
+
+    // The first list ends; the second keeps the resource and its changes.
+    close(&mut bob, &first);
+    publish(&s, "alice", "alice 2");
+    s.advance(Duration::from_secs(1));
+    let body = list_body(&next_notify(&mut bob, &second.call_id));
+    assert_eq!(uris(&body), std::slice::from_ref(&pres_alice));
+    assert!(state_text(&body, &pres_alice).contains("alice 2"));
+}

@@ -49,6 +49,15 @@
 //!   per list. A member has no expiry and needs no refresh; it is joined when its entry is
 //!   made and left when the entry or the dialog goes (one engine call per shard for all of a
 //!   dialog's resources).
+//!
+//! A list server keeps one entry per resource of every list dialog (fifty thousand for a
+//! thousand busy-lamp panels of fifty keys), so what the entries of a resource share is kept
+//! once, in the resource (`Watched`, one per package and resource key): its URI, the
+//! composed document the entries that follow it show, its holders. An entry is twelve bytes
+//! (its resource's index, its instance id, its state); what few entries have of their own (a
+//! back subscription, a document not the composed one, another spelling of the resource's
+//! URI) is kept beside the entries (`Apart`), and a holder names its dialog by a four-byte
+//! slot, not its id.
 //! - A resource of another domain gets a **back subscription** of its own: an engine
 //!   subscription whose target starts with [`LIST_TARGET`] (then the dialog's record,
 //!   [`record`]), a local watcher of a remote presentity that federation's back-end role
@@ -204,15 +213,18 @@ pub(crate) struct ListServer {
 /// The list dialogs and which back subscription belongs to which.
 #[derive(Default)]
 struct Table {
-    /// Boxed: a dialog is about 500 bytes, and a map's free slots would each be as large.
+    /// Boxed: a dialog is about 350 bytes, and a map's free slots would each be as large.
     dialogs: HashMap<u64, Box<ListDialog>>,
+    /// The dialog of each slot ([`ListDialog::slot`]; `u64::MAX`: free), and the free
+    /// slots: the holders of a resource name a dialog by its slot, four bytes, where its id
+    /// would take eight (a list server keeps one holder per resource of every list).
+    slots: Vec<u64>,
+    free_slots: Vec<u32>,
     /// Each back subscription's list dialog, and its entry there (an index of the dialog's
     /// `resources`, set again whenever they are rebuilt: see [`Table::index`]).
     by_back: HashMap<SubscriptionId, (u64, usize)>,
-    /// The entries served by members of each resource's shared subscription, by the
-    /// resource's key: (list dialog, index of its entry). A group's notification (the
-    /// resource's document changed) reaches them all through it.
-    holders: HashMap<String, Vec<(u64, u32)>>,
+    /// The resources the entries name, each once.
+    watched: Resources,
     next_id: u64,
     rendered: RenderedDocs,
     /// When the timer thread is to look at which dialog, earliest first: a dialog's next
@@ -222,6 +234,135 @@ struct Table {
     /// time of its own). An entry made stale by a later change (an earlier NOTIFY, a
     /// refresh) wakes its dialog for nothing; there is one per change, so they stay few.
     wakes: BinaryHeap<Reverse<(u64, u64)>>,
+}
+
+/// The resources list dialogs watch, one [`Watched`] per (package, resource key) however
+/// many entries name it: an entry names its resource by a four-byte index here instead of
+/// holding its URI and document itself (a thousand busy-lamp panels of fifty keys are fifty
+/// thousand entries over a thousand resources). Freed when no entry names it any more.
+#[derive(Default)]
+struct Resources {
+    slots: Vec<Option<Watched>>,
+    by_key: HashMap<(Package, String), u32>,
+    free: Vec<u32>,
+}
+
+/// A resource's holder: (list dialog's slot, index of its entry). Eight bytes: a list
+/// server keeps one per resource of every list served by members.
+type Holder = (u32, u32);
+
+/// One resource of one package, for every entry that names it.
+struct Watched {
+    /// The resource as the first list to name it wrote it (an entry whose list spells it
+    /// otherwise keeps its own spelling beside it, [`Apart::uri`]); the engine's own copy of
+    /// it once a notification shows they are the same.
+    uri: Arc<Uri>,
+    package: Package,
+    /// The document it shows the entries that follow the composed document
+    /// ([`Entry::shows_group`]): the engine composes one for all of them, so it is kept
+    /// here once, and a group's notification changes it once.
+    document: Option<Arc<Rendered>>,
+    /// The entries served by members of its shared subscription: (list dialog's slot,
+    /// index of its entry). A group's notification (the resource's document changed)
+    /// reaches them all through it.
+    holders: Vec<Holder>,
+    /// How many entries name it.
+    entries: u32,
+}
+
+impl Resources {
+    /// The resource `uri` of `package` for one more entry: its index, and the entry's own
+    /// spelling of it when the resource is kept under another (an equal key, written
+    /// otherwise).
+    fn intern(&mut self, uri: Uri, package: Package) -> (u32, Option<Arc<Uri>>) {
+        match self.by_key.entry((package, presentity_key(&uri))) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let w = self.slots[*o.get() as usize]
+                    .as_mut()
+                    .expect("a resource keyed is kept");
+                w.entries += 1;
+                let own = (*w.uri != uri).then(|| Arc::new(uri));
+                (*o.get(), own)
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let w = Watched {
+                    uri: Arc::new(uri),
+                    package,
+                    document: None,
+                    holders: Vec::new(),
+                    entries: 1,
+                };
+                let at = match self.free.pop() {
+                    Some(at) => {
+                        self.slots[at as usize] = Some(w);
+                        at
+                    }
+                    None => {
+                        self.slots.push(Some(w));
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                v.insert(at);
+                (at, None)
+            }
+        }
+    }
+
+    /// An entry naming resource `at` goes; the resource goes with its last entry.
+    fn unref(&mut self, at: u32) {
+        let Some(w) = self.slots.get_mut(at as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        w.entries -= 1;
+        if w.entries == 0 {
+            // Holders are released before their entries go.
+            debug_assert!(w.holders.is_empty());
+            let key = (w.package, presentity_key(&w.uri));
+            self.by_key.remove(&key);
+            self.slots[at as usize] = None;
+            self.free.push(at);
+        }
+    }
+
+    /// The resource of `package` whose key is `key`.
+    fn find(&self, package: Package, key: String) -> Option<u32> {
+        self.by_key.get(&(package, key)).copied()
+    }
+
+    fn get(&self, at: u32) -> &Watched {
+        self.slots[at as usize]
+            .as_ref()
+            .expect("an entry's resource is kept")
+    }
+
+    fn get_mut(&mut self, at: u32) -> &mut Watched {
+        self.slots[at as usize]
+            .as_mut()
+            .expect("an entry's resource is kept")
+    }
+
+    /// Entry `e`'s resource as its list writes it, `a` what it keeps apart.
+    fn uri_with<'a>(&'a self, e: &Entry, a: &'a Apart) -> &'a Arc<Uri> {
+        a.uri.as_ref().unwrap_or(&self.get(e.resource).uri)
+    }
+
+    /// Entry `at` of dialog `d`'s resource as its list writes it.
+    fn uri_of<'a>(&'a self, d: &'a ListDialog, at: usize) -> &'a Arc<Uri> {
+        match d.apart(at).and_then(|a| a.uri.as_ref()) {
+            Some(own) => own,
+            None => &self.get(d.resources[at].resource).uri,
+        }
+    }
+
+    /// The document entry `at` of dialog `d` shows, if any.
+    fn document_of<'a>(&'a self, d: &'a ListDialog, at: usize) -> Option<&'a Arc<Rendered>> {
+        let e = &d.resources[at];
+        if e.shows_group() {
+            self.get(e.resource).document.as_ref()
+        } else {
+            d.apart(at).and_then(|a| a.document.as_ref())
+        }
+    }
 }
 
 /// The documents written ([`Rendered`]), by the address of the engine's document each
@@ -280,42 +421,64 @@ impl Table {
         }
     }
 
+    /// A slot for new list dialog `id` ([`ListDialog::slot`]).
+    fn take_slot(&mut self, id: u64) -> u32 {
+        match self.free_slots.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = id;
+                slot
+            }
+            None => {
+                self.slots.push(id);
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
     /// Points the back subscriptions of list dialog `id` at their entries of `d`, once its
     /// resources are built (or rebuilt), under the lock the back subscriptions'
     /// notifications wait for.
     fn index(&mut self, id: u64, d: &ListDialog) {
-        for (at, e) in d.resources.iter().enumerate() {
-            if let Some(back) = e.back.get() {
-                self.by_back.insert(back, (id, at));
+        for (at, a) in &d.apart {
+            if let Some(back) = a.back.get() {
+                self.by_back.insert(back, (id, *at as usize));
             }
+        }
+        for (at, e) in d.resources.iter().enumerate() {
             if e.is(Entry::SHARED) {
                 push_snug(
-                    self.holders.entry(presentity_key(&e.uri)).or_default(),
-                    (id, at as u32),
+                    &mut self.watched.get_mut(e.resource).holders,
+                    (d.slot, at as u32),
                 );
             }
         }
     }
 
-    /// Forgets the entries of list dialog `id` (`d`, its resources as indexed) in the
-    /// holders of their resources, before they are rebuilt or the dialog ends.
-    fn release(&mut self, id: u64, d: &ListDialog) {
-        release(&mut self.holders, id, d);
+    /// Forgets the entries of list dialog `d` in the holders of their resources, before
+    /// they are rebuilt or the dialog ends.
+    fn release(&mut self, d: &ListDialog) {
+        release(&mut self.watched, d);
     }
 }
 
-/// Forgets the entries of list dialog `id` (`d`) in `holders` (see [`Table::release`]).
-fn release(holders: &mut HashMap<String, Vec<(u64, u32)>>, id: u64, d: &ListDialog) {
+/// Forgets the entries of list dialog `d` in the holders of their resources (see
+/// [`Table::release`]).
+fn release(watched: &mut Resources, d: &ListDialog) {
     for e in d.resources.iter().filter(|e| e.is(Entry::SHARED)) {
-        let key = presentity_key(&e.uri);
-        if let Some(h) = holders.get_mut(&key) {
-            h.retain(|h| h.0 != id);
-            trim_snug(h);
-            if h.is_empty() {
-                holders.remove(&key);
-            }
-        }
+        let h = &mut watched.get_mut(e.resource).holders;
+        h.retain(|h| h.0 != d.slot);
+        trim_snug(h);
     }
+}
+
+/// Frees list dialog `d`'s slot, and names its resources by one entry fewer each (see
+/// [`Table::slots`]).
+fn forget(slots: &mut [u64], free_slots: &mut Vec<u32>, watched: &mut Resources, d: &ListDialog) {
+    for e in &d.resources {
+        watched.unref(e.resource);
+    }
+    slots[d.slot as usize] = u64::MAX;
+    free_slots.push(d.slot);
 }
 
 /// What the engine must be told of list dialogs that ended (after the table's lock).
@@ -329,24 +492,52 @@ struct Ended {
 }
 
 impl Ended {
-    /// Takes what the `entries` of a dialog of `watcher` hold in the engine: their back
-    /// subscriptions (forgotten in `by_back`) and their members.
-    fn take<'a>(
+    /// Takes what the entries of dialog `d` hold in the engine: their back subscriptions
+    /// (forgotten in `by_back`) and their members.
+    fn take(
+        &mut self,
+        d: &mut ListDialog,
+        watched: &Resources,
+        by_back: &mut HashMap<SubscriptionId, (u64, usize)>,
+    ) {
+        for (_, a) in d.apart.iter_mut() {
+            if let Some(back) = a.back.take() {
+                by_back.remove(&back);
+                self.backs.push(back);
+            }
+        }
+        let mut joined = Vec::new();
+        for at in 0..d.resources.len() {
+            if d.resources[at].is(Entry::JOINED) {
+                d.resources[at].mark(Entry::JOINED, false);
+                joined.push(Uri::clone(watched.uri_of(d, at)));
+            }
+        }
+        if !joined.is_empty() {
+            self.members.push((d.watcher.clone(), d.package, joined));
+        }
+    }
+
+    /// Takes what entries taken out of a dialog of `watcher` (`left`, with what each kept
+    /// apart) hold in the engine, as [`Ended::take`] does.
+    fn take_left(
         &mut self,
         watcher: &Uri,
         package: Package,
-        entries: impl Iterator<Item = &'a mut Entry>,
+        left: &mut [(Entry, Apart)],
+        watched: &Resources,
         by_back: &mut HashMap<SubscriptionId, (u64, usize)>,
     ) {
         let mut joined = Vec::new();
-        for e in entries {
-            if let Some(back) = e.back.take() {
+        for (e, a) in left.iter_mut() {
+            if let Some(back) = a.back.take() {
                 by_back.remove(&back);
                 self.backs.push(back);
             }
             if e.is(Entry::JOINED) {
                 e.mark(Entry::JOINED, false);
-                joined.push(Uri::clone(&e.uri));
+                let uri = a.uri.as_ref().unwrap_or(&watched.get(e.resource).uri);
+                joined.push(Uri::clone(uri));
             }
         }
         if !joined.is_empty() {
@@ -376,7 +567,10 @@ fn shared_resource(engine: &crate::engine::Core, resource: &Uri) -> bool {
 
 /// One list subscription.
 struct ListDialog {
-    dialog: SubscriptionDialog,
+    /// The SIP dialog in its compact form ([`SubscriptionDialog::to_bytes`]), read in place
+    /// for each NOTIFY ([`DialogView`]) and shared with the NOTIFYs in flight: about 150
+    /// bytes, where the dialog itself is 240 and eight strings of its own.
+    dialog: Arc<[u8]>,
     /// The list's URI as the subscriber wrote it (the RLMI `uri`).
     list_text: String,
     list_uri: Uri,
@@ -391,7 +585,13 @@ struct ListDialog {
     /// The watcher's key (members' notifications name the watcher).
     watcher_key: String,
     package: Package,
+    /// Its place in the table's slots ([`Table::slots`]), by which its resources' holders
+    /// name it.
+    slot: u32,
     resources: Vec<Entry>,
+    /// What the few entries that need more than an [`Entry`] keep (a back subscription, a
+    /// document of their own, a spelling of their own), by index of the entry (in order).
+    apart: Vec<(u32, Apart)>,
     /// The display names of its resources that have one, by RLMI instance id (in order):
     /// rare in busy-lamp lists, so not a field of every entry.
     names: Vec<(u32, Box<str>)>,
@@ -415,17 +615,14 @@ struct ListDialog {
     ending: Option<Option<&'static str>>,
 }
 
-/// One resource of a list dialog, and what its back subscription last told. Kept small: a
-/// list server holds one per resource of every list subscription (50,000 for a thousand
-/// busy-lamp panels of 50 keys).
+/// One resource of a list dialog, and what it last told. Kept at 12 bytes: a list server
+/// holds one per resource of every list subscription (50,000 for a thousand busy-lamp
+/// panels of 50 keys). What all the entries of a resource share (its URI, the composed
+/// document) is the resource's ([`Watched`]); what few entries have (a back subscription,
+/// a document of their own) is beside the entries ([`ListDialog::apart`]).
 struct Entry {
-    /// The resource as the list names it; the engine's own copy of it once a notification
-    /// shows they are the same (so the lists that watch a resource share one).
-    uri: Arc<Uri>,
-    back: Back,
-    /// The document the resource shows the subscriber (while active), written once for
-    /// every list dialog that shows it ([`Rendered`]).
-    document: Option<Arc<Rendered>>,
+    /// Its resource ([`Resources`]).
+    resource: u32,
     /// The RLMI instance id, a number of the dialog's (stable while the back subscription
     /// lives; a new back subscription gets a new one): written in hex.
     instance: u32,
@@ -433,6 +630,24 @@ struct Entry {
     reason: Option<TerminationReason>,
     /// What is known of it, one bit each ([`Entry::REPORTED`] and the others).
     marks: u8,
+}
+
+/// What an entry keeps beside it, when it has any of it ([`ListDialog::apart`]).
+#[derive(Default)]
+struct Apart {
+    back: Back,
+    /// The document it shows the subscriber (while active) when not the resource's
+    /// composed one ([`Watched::document`]): a back subscription's, or a member's neutral
+    /// one (politely blocked).
+    document: Option<Arc<Rendered>>,
+    /// Its list's spelling of the resource, when the resource is kept under another.
+    uri: Option<Arc<Uri>>,
+}
+
+impl Apart {
+    fn is_empty(&self) -> bool {
+        self.back == Back::NONE && self.document.is_none() && self.uri.is_none()
+    }
 }
 
 /// A document a back subscription delivered, with its bytes as a NOTIFY part: written once
@@ -451,7 +666,8 @@ struct Prepared {
     id: u64,
     /// The Event header, when not the dialog's own (Linphone's dialect).
     event: Option<&'static str>,
-    dialog: SubscriptionDialog,
+    /// The dialog's compact form ([`ListDialog::dialog`]).
+    dialog: Arc<[u8]>,
     cseq: u32,
     state: String,
     content_type: String,
@@ -625,11 +841,17 @@ impl Back {
     }
 }
 
-/// Entry `e` of list dialog `id`, whose back subscription the engine refused with `error`: a
-/// terminated instance (`rejected` when the resource's rules or bounds said no).
-fn refused(id: u64, e: &mut Entry, error: &Error) {
-    log::debug!("list dialog {id}: no subscription to {}: {error}", e.uri);
-    e.back = Back::NONE;
+impl Default for Back {
+    fn default() -> Back {
+        Back::NONE
+    }
+}
+
+/// Entry `e` of list dialog `id` (resource `uri`), whose subscription or member the engine
+/// refused with `error`: a terminated instance (`rejected` when the resource's rules or
+/// bounds said no).
+fn refused(id: u64, uri: &Uri, e: &mut Entry, error: &Error) {
+    log::debug!("list dialog {id}: no subscription to {uri}: {error}");
     e.state = InstanceState::Terminated;
     e.reason = Some(match error {
         // A resource whose rules send this subscriber to another presence agent is not
@@ -643,18 +865,30 @@ fn refused(id: u64, e: &mut Entry, error: &Error) {
     e.mark(Entry::CHANGED, true);
 }
 
-/// A resource's entry with RLMI instance id `instance`, before its back subscription tells
-/// anything: pending, to be told.
-fn new_entry(resource: Resource, instance: u32) -> Entry {
-    Entry {
-        uri: Arc::new(resource.uri),
-        back: Back::NONE,
-        document: None,
+/// A resource's entry with RLMI instance id `instance` in a dialog of `package`, before
+/// anything is told of it: pending, to be told; and what it keeps apart (its spelling of the
+/// resource, when the resource is kept under another).
+fn new_entry(
+    watched: &mut Resources,
+    package: Package,
+    resource: Resource,
+    instance: u32,
+) -> (Entry, Apart) {
+    let (at, uri) = watched.intern(resource.uri, package);
+    let e = Entry {
+        resource: at,
         instance,
         state: InstanceState::Pending,
         reason: None,
         marks: Entry::CHANGED,
-    }
+    };
+    (
+        e,
+        Apart {
+            uri,
+            ..Apart::default()
+        },
+    )
 }
 
 impl Entry {
@@ -669,6 +903,12 @@ impl Entry {
     const JOINED: u8 = 8;
     /// It shows the resource's composed document: the group's notifications update it.
     const FOLLOWS: u8 = 16;
+
+    /// It shows its resource's composed document ([`Watched::document`]): a member's entry
+    /// that follows it, while active.
+    fn shows_group(&self) -> bool {
+        self.is(Entry::SHARED) && self.is(Entry::FOLLOWS) && self.state == InstanceState::Active
+    }
 
     fn is(&self, mark: u8) -> bool {
         self.marks & mark != 0
@@ -745,8 +985,10 @@ impl Saved {
 
 /// List dialog `d`'s row in the store's table of list dialogs: the resources of an ad-hoc
 /// list (their URIs, space-separated: display names are not kept) on a line of their own
-/// (empty for a stored list), then its record ([`record`]).
-fn stored_record(id: u64, d: &ListDialog) -> Vec<u8> {
+/// (empty for a stored list), then its record ([`record`]); `None` when its dialog cannot be
+/// read back (it always can: it is the dialog's own compact form).
+fn stored_record(id: u64, d: &ListDialog) -> Option<Vec<u8>> {
+    let dialog = SubscriptionDialog::from_bytes(&d.dialog).ok()?;
     let mut out = Vec::new();
     if let Some(adhoc) = &d.adhoc {
         for (i, r) in adhoc.iter().enumerate() {
@@ -765,10 +1007,10 @@ fn stored_record(id: u64, d: &ListDialog) -> Vec<u8> {
         id,
         &d.list_text,
         flags,
-        &d.dialog,
+        &dialog,
         &d.watcher.to_string(),
     ));
-    out
+    Some(out)
 }
 
 impl ListDialog {
@@ -784,6 +1026,51 @@ impl ListDialog {
         } else {
             self.due.map(|at| at.max(hold))
         }
+    }
+
+    /// What entry `at` keeps apart, if anything.
+    fn apart(&self, at: usize) -> Option<&Apart> {
+        let at = at as u32;
+        let i = self.apart.binary_search_by_key(&at, |a| a.0).ok()?;
+        Some(&self.apart[i].1)
+    }
+
+    /// Changes what entry `at` keeps apart (forgotten once it is nothing). Most entries
+    /// keep nothing and are told nothing apart: no room is made for them (an empty vector
+    /// allocates nothing, one emptied again gives its room back).
+    fn change_apart(&mut self, at: usize, change: impl FnOnce(&mut Apart)) {
+        let at = at as u32;
+        match self.apart.binary_search_by_key(&at, |a| a.0) {
+            Ok(i) => {
+                change(&mut self.apart[i].1);
+                if self.apart[i].1.is_empty() {
+                    self.apart.remove(i);
+                    if self.apart.is_empty() {
+                        self.apart = Vec::new();
+                    }
+                }
+            }
+            Err(i) => {
+                let mut apart = Apart::default();
+                change(&mut apart);
+                if !apart.is_empty() {
+                    self.apart.insert(i, (at, apart));
+                }
+            }
+        }
+    }
+
+    /// Entry `at`'s back subscription, if it has one.
+    fn back(&self, at: usize) -> Option<SubscriptionId> {
+        self.apart(at).and_then(|a| a.back.get())
+    }
+
+    /// Appends an entry and what it keeps apart.
+    fn push(&mut self, e: Entry, apart: Apart) {
+        if !apart.is_empty() {
+            self.apart.push((self.resources.len() as u32, apart));
+        }
+        self.resources.push(e);
     }
 
     /// A new RLMI instance id ([`Entry::instance`]).
@@ -943,26 +1230,35 @@ impl ListServer {
                 if let Some(name) = r.display_name.take() {
                     names.push((instance, name.into_boxed_str()));
                 }
-                let entry = if shared_resource(&engine, &r.uri) {
+                let (entry, apart) = if shared_resource(&engine, &r.uri) {
                     if let Some(back) = backs.remove(&presentity_key(&r.uri)) {
                         ended.backs.push(back); // kept by an earlier version
                     }
-                    let mut e = new_entry(r, instance);
+                    let (mut e, apart) = new_entry(&mut table.watched, d.package, r, instance);
                     e.mark(Entry::SHARED, true);
-                    to_join.push((d.resources.len(), Uri::clone(&e.uri)));
-                    e
+                    let uri = apart
+                        .uri
+                        .as_ref()
+                        .unwrap_or(&table.watched.get(e.resource).uri);
+                    to_join.push((d.resources.len(), Uri::clone(uri)));
+                    (e, apart)
                 } else {
                     match backs.remove(&presentity_key(&r.uri)) {
                         Some(back) => {
                             renotify.push(back);
-                            Entry {
-                                back: Back::of(back),
-                                ..new_entry(r, instance)
-                            }
+                            let (e, apart) = new_entry(&mut table.watched, d.package, r, instance);
+                            (
+                                e,
+                                Apart {
+                                    back: Back::of(back),
+                                    ..apart
+                                },
+                            )
                         }
                         None => self.back_subscription(
                             &engine,
                             id,
+                            &mut table.watched,
                             &d,
                             r,
                             instance,
@@ -970,10 +1266,11 @@ impl ListServer {
                         ),
                     }
                 };
-                d.resources.push(entry);
+                d.push(entry, apart);
             }
             d.names = names;
             ended.backs.extend(backs.into_values());
+            d.slot = table.take_slot(id);
             table.index(id, &d);
             if d.resources.iter().all(|e| e.is(Entry::REPORTED)) {
                 d.due = Some(now);
@@ -1015,13 +1312,17 @@ impl ListServer {
     /// [`stored_record`]): when it is made, and again at each refresh (its expiry, an ad-hoc
     /// list replaced).
     fn save(&self, engine: &crate::engine::Core, id: u64, d: &ListDialog) {
+        let Some(record) = stored_record(id, d) else {
+            log::warn!("list dialog {id}: its dialog cannot be read back; not saved");
+            return;
+        };
         let remaining = d.expires_at.saturating_sub(self.stack.now());
         engine.save_list_dialog(crate::store::ListDialogRecord {
             id,
             watcher: d.watcher.clone(),
             package: d.package,
             expires_at: self.stack.unix_ms() + remaining,
-            record: stored_record(id, d),
+            record,
         });
     }
 
@@ -1080,7 +1381,7 @@ impl ListServer {
         };
         let list_text = list_text.to_string();
         Some(ListDialog {
-            dialog,
+            dialog: dialog.to_bytes().into(),
             list_text,
             list_uri,
             list_name,
@@ -1089,7 +1390,9 @@ impl ListServer {
             watcher_key: presentity_key(&watcher),
             watcher,
             package,
+            slot: u32::MAX,
             resources: Vec::new(),
+            apart: Vec::new(),
             names: Vec::new(),
             next_instance: 1,
             version,
@@ -1293,7 +1596,7 @@ impl ListServer {
         };
         let list_text = m.request_uri_text().unwrap_or_default().to_string();
         let mut d = ListDialog {
-            dialog,
+            dialog: dialog.to_bytes().into(),
             list_text,
             list_uri: list_uri.clone(),
             list_name,
@@ -1302,7 +1605,9 @@ impl ListServer {
             watcher_key: presentity_key(&watcher),
             watcher,
             package,
+            slot: u32::MAX,
             resources: Vec::new(),
+            apart: Vec::new(),
             names: Vec::new(),
             next_instance: resources.len() as u32 + 1,
             version: 0,
@@ -1329,25 +1634,22 @@ impl ListServer {
             if let Some(name) = r.display_name.take() {
                 d.names.push((at as u32 + 1, name.into_boxed_str()));
             }
-            let mut e = new_entry(r, at as u32 + 1);
-            e.mark(Entry::SHARED, shared_resource(engine, &e.uri));
-            d.resources.push(e);
+            let shared = shared_resource(engine, &r.uri);
+            let (mut e, apart) = new_entry(&mut table.watched, package, r, at as u32 + 1);
+            e.mark(Entry::SHARED, shared);
+            d.push(e, apart);
         }
-        let shared: Vec<(usize, Uri)> = d
-            .resources
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.is(Entry::SHARED))
-            .map(|(at, e)| (at, Uri::clone(&e.uri)))
-            .collect();
-        let backs: Vec<(usize, Uri)> = d
-            .resources
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| !e.is(Entry::SHARED))
-            .map(|(at, e)| (at, Uri::clone(&e.uri)))
-            .collect();
+        let (mut shared, mut backs) = (Vec::new(), Vec::new());
+        for at in 0..d.resources.len() {
+            let place = (at, Uri::clone(table.watched.uri_of(&d, at)));
+            if d.resources[at].is(Entry::SHARED) {
+                shared.push(place);
+            } else {
+                backs.push(place);
+            }
+        }
         d.in_flight = true;
+        d.slot = table.take_slot(id);
         table.index(id, &d);
         table.dialogs.insert(id, Box::new(d));
         drop(table);
@@ -1359,8 +1661,8 @@ impl ListServer {
                 let Table {
                     dialogs, by_back, ..
                 } = &mut *table;
-                if let Some(e) = dialogs.get_mut(&id).and_then(|d| d.resources.get_mut(at)) {
-                    e.back = Back::of(sub);
+                if let Some(d) = dialogs.get_mut(&id).filter(|d| at < d.resources.len()) {
+                    d.change_apart(at, |a| a.back = Back::of(sub));
                     by_back.insert(sub, (id, at));
                 }
                 None
@@ -1368,13 +1670,18 @@ impl ListServer {
             if let Err(error) = made {
                 let mut table = lock(&self.table);
                 let Table {
-                    dialogs, by_back, ..
+                    dialogs,
+                    by_back,
+                    watched,
+                    ..
                 } = &mut *table;
-                if let Some(e) = dialogs.get_mut(&id).and_then(|d| d.resources.get_mut(at)) {
-                    if let Some(back) = e.back.get() {
+                if let Some(d) = dialogs.get_mut(&id).filter(|d| at < d.resources.len()) {
+                    if let Some(back) = d.back(at) {
                         by_back.remove(&back);
                     }
-                    refused(id, e, &error);
+                    d.change_apart(at, |a| a.back = Back::NONE);
+                    let uri = watched.uri_of(d, at).clone();
+                    refused(id, &uri, &mut d.resources[at], &error);
                 }
             }
         }
@@ -1444,13 +1751,13 @@ impl ListServer {
         let mut left = Vec::new();
         match table.dialogs.get_mut(&id) {
             Some(d) => {
-                for (at, answer) in places.into_iter().zip(answers) {
+                for ((at, answer), uri) in places.into_iter().zip(answers).zip(&uris) {
                     let Some(e) = d.resources.get_mut(at) else {
                         continue;
                     };
                     match answer {
                         Ok(()) => e.mark(Entry::JOINED, true),
-                        Err(error) => refused(id, e, &error),
+                        Err(error) => refused(id, uri, e, &error),
                     }
                 }
             }
@@ -1478,30 +1785,38 @@ impl ListServer {
     }
 
     /// The back subscription of `resource` for list dialog `id` (made with the table's lock
-    /// held; the caller indexes it, [`Table::index`]), as an entry; one the engine refuses is
-    /// a terminated instance.
+    /// held; the caller indexes it, [`Table::index`]), as an entry and what it keeps apart;
+    /// one the engine refuses is a terminated instance.
+    #[allow(clippy::too_many_arguments)]
     fn back_subscription(
         &self,
         engine: &crate::engine::Core,
         id: u64,
+        watched: &mut Resources,
         d: &ListDialog,
         resource: crate::model::list::Resource,
         instance: u32,
         expires: u32,
-    ) -> Entry {
-        let mut entry = new_entry(resource, instance);
+    ) -> (Entry, Apart) {
+        let (mut entry, mut apart) = new_entry(watched, d.package, resource, instance);
+        let uri = Uri::clone(
+            apart
+                .uri
+                .as_ref()
+                .unwrap_or(&watched.get(entry.resource).uri),
+        );
         let request = back_request(
             &d.watcher,
-            Uri::clone(&entry.uri),
+            uri.clone(),
             d.package,
             &back_target(id),
             expires,
         );
         match engine.subscribe(request) {
-            Ok(sub) => entry.back = Back::of(sub),
-            Err(e) => refused(id, &mut entry, &e),
+            Ok(sub) => apart.back = Back::of(sub),
+            Err(e) => refused(id, &uri, &mut entry, &e),
         }
-        entry
+        (entry, apart)
     }
 
     /// When a batch of changes that starts at `now` ends.
@@ -1528,10 +1843,10 @@ impl ListServer {
             let Some(d) = table.dialogs.get(&id) else {
                 return gone();
             };
-            if d.dialog.call_id != call_id
-                || d.dialog.local_tag != local_tag
-                || d.dialog.remote_tag != remote_tag
-            {
+            let same = DialogView::read(&d.dialog).is_ok_and(|v| {
+                v.call_id == call_id && v.local_tag == local_tag && v.remote_tag == remote_tag
+            });
+            if !same {
                 return gone();
             }
             d.adhoc.is_some()
@@ -1575,21 +1890,27 @@ impl ListServer {
         // timer may have changed it meanwhile).
         let (list_uri, adhoc, before) = {
             let mut table = lock(&self.table);
+            let table = &mut *table;
             let Some(d) = table.dialogs.get_mut(&id) else {
                 return gone();
             };
-            if cseq <= d.dialog.remote_cseq {
+            let mut dialog = SubscriptionDialog::from_bytes(&d.dialog)?;
+            if cseq <= dialog.remote_cseq {
                 return Ok(Some(self.stack.reply(
                     request,
                     500,
                     "Server Internal Error (CSeq out of order)",
                 )));
             }
-            d.dialog.remote_cseq = cseq;
+            dialog.remote_cseq = cseq;
+            d.dialog = dialog.to_bytes().into();
             let before: HashMap<SubscriptionId, String> = d
-                .resources
+                .apart
                 .iter()
-                .filter_map(|e| Some((e.back.get()?, presentity_key(&e.uri))))
+                .filter_map(|(at, a)| {
+                    let uri = table.watched.uri_of(d, *at as usize);
+                    Some((a.back.get()?, presentity_key(uri)))
+                })
                 .collect();
             (
                 d.list_uri.clone(),
@@ -1625,14 +1946,10 @@ impl ListServer {
         }
         let mut ended = Ended::default();
         let mut to_join: Vec<(usize, Uri)> = Vec::new();
-        table.release(id, &d);
+        table.release(&d);
         if granted == 0 {
-            ended.take(
-                &d.watcher,
-                d.package,
-                d.resources.iter_mut(),
-                &mut table.by_back,
-            );
+            let t = &mut *table;
+            ended.take(&mut d, &t.watched, &mut t.by_back);
             d.ending = Some(None);
         } else {
             d.expires_at = now + u64::from(granted) * 1000;
@@ -1644,67 +1961,93 @@ impl ListServer {
             // subscription made since the snapshot (by a refresh at the same time) is new. A
             // member needs no refresh (it lives with the dialog); one refused or sent
             // elsewhere (deactivated) joins again, so a rule changed meanwhile counts.
-            let mut old: HashMap<String, Entry> = std::mem::take(&mut d.resources)
-                .into_iter()
-                .map(|e| (presentity_key(&e.uri), e))
-                .collect();
+            let entries = std::mem::take(&mut d.resources);
+            let mut aparts = std::mem::take(&mut d.apart).into_iter().peekable();
+            let mut old: HashMap<String, (Entry, Apart)> = HashMap::with_capacity(entries.len());
+            // Entries that go without ending anything in the engine: their resources are
+            // named by one entry fewer once the new ones are made.
+            let mut dropped: Vec<(Entry, Apart)> = Vec::new();
+            for (at, e) in entries.into_iter().enumerate() {
+                let apart = match aparts.next_if(|(i, _)| *i as usize == at) {
+                    Some((_, a)) => a,
+                    None => Apart::default(),
+                };
+                let key = presentity_key(table.watched.uri_with(&e, &apart));
+                dropped.extend(old.insert(key, (e, apart)));
+            }
             let mut gone_members = Vec::new();
             let mut names = Vec::new();
             d.resources.reserve_exact(resources.len());
             for mut r in resources {
                 let name = r.display_name.take();
                 let kept = match old.remove(&presentity_key(&r.uri)) {
-                    Some(e)
+                    Some((e, a))
                         if e.is(Entry::SHARED)
                             && e.is(Entry::JOINED)
                             && !(e.state == InstanceState::Terminated
                                 && e.reason == Some(TerminationReason::Deactivated)) =>
                     {
-                        Some(e)
+                        Some((e, a))
                     }
-                    Some(e) if e.is(Entry::SHARED) => {
+                    Some((e, a)) if e.is(Entry::SHARED) => {
                         if e.is(Entry::JOINED) {
-                            gone_members.push(Uri::clone(&e.uri));
+                            gone_members.push(Uri::clone(table.watched.uri_with(&e, &a)));
                         }
+                        dropped.push((e, a));
                         None
                     }
-                    Some(e)
-                        if e.back.get().is_some_and(|b| {
+                    Some((e, a))
+                        if a.back.get().is_some_and(|b| {
                             refreshed.contains(&b) || !before.contains_key(&b)
                         }) =>
                     {
-                        Some(e)
+                        Some((e, a))
                     }
-                    Some(e) if e.back.get().is_some() => {
-                        if let Some(gone) = e.back.get() {
+                    Some((e, a)) => {
+                        if let Some(gone) = a.back.get() {
                             table.by_back.remove(&gone);
                         }
+                        dropped.push((e, a));
                         None
                     }
-                    _ => None,
+                    None => None,
                 };
-                let entry = match kept {
-                    Some(e) => e,
+                let (entry, apart) = match kept {
+                    Some(kept) => kept,
                     None if shared_resource(&engine, &r.uri) => {
                         let instance = d.take_instance();
-                        let mut e = new_entry(r, instance);
+                        let (mut e, apart) = new_entry(&mut table.watched, d.package, r, instance);
                         e.mark(Entry::SHARED, true);
-                        to_join.push((d.resources.len(), Uri::clone(&e.uri)));
-                        e
+                        let uri = table.watched.uri_with(&e, &apart);
+                        to_join.push((d.resources.len(), Uri::clone(uri)));
+                        (e, apart)
                     }
                     None => {
                         let instance = d.take_instance();
-                        self.back_subscription(&engine, id, &d, r, instance, granted)
+                        self.back_subscription(
+                            &engine,
+                            id,
+                            &mut table.watched,
+                            &d,
+                            r,
+                            instance,
+                            granted,
+                        )
                     }
                 };
                 if let Some(name) = name {
                     names.push((entry.instance, name.into_boxed_str()));
                 }
-                d.resources.push(entry);
+                d.push(entry, apart);
             }
             names.sort_unstable_by_key(|n| n.0);
             d.names = names;
-            ended.take(&d.watcher, d.package, old.values_mut(), &mut table.by_back);
+            let mut left: Vec<(Entry, Apart)> = old.into_values().collect();
+            let t = &mut *table;
+            ended.take_left(&d.watcher, d.package, &mut left, &t.watched, &mut t.by_back);
+            for (e, _) in left.iter().chain(&dropped) {
+                t.watched.unref(e.resource);
+            }
             if !gone_members.is_empty() {
                 ended
                     .members
@@ -1776,34 +2119,43 @@ impl ListServer {
         if n.state.is_terminated() {
             table.by_back.remove(&n.subscription);
         }
-        let e = table
+        let d = table
             .dialogs
-            .get_mut(&id)?
-            .resources
-            .get_mut(at)
-            .filter(|e| e.back.get() == Some(n.subscription))?;
+            .get_mut(&id)
+            .filter(|d| d.back(at) == Some(n.subscription))?;
         if n.state.is_terminated() {
-            e.back = Back::NONE;
+            d.change_apart(at, |a| a.back = Back::NONE);
         }
         let document = n
             .document
             .as_ref()
             .filter(|_| n.state == SubscriptionState::Active);
-        self.learn(&mut table, id, at, n.state, document, &n.presentity, now)
+        self.learn(
+            &mut table,
+            id,
+            at,
+            n.state,
+            document,
+            &n.presentity,
+            None,
+            now,
+        )
     }
 
     /// A member's notification (its own state): the entries of its watcher's dialogs that
-    /// hold the resource learn it.
+    /// hold the resource learn it, and whether they follow the composed document.
     fn member_notification(&self, n: &Notification, follows: bool) -> Option<u64> {
         let now = self.stack.now();
         let key = presentity_key(&n.presentity);
         let watcher = presentity_key(&n.watcher);
         let mut table = lock(&self.table);
+        let res = table.watched.find(n.package, key)?;
         let holders: Vec<(u64, u32)> = table
+            .watched
+            .get(res)
             .holders
-            .get(&key)?
             .iter()
-            .copied()
+            .map(|&(slot, at)| (table.slots[slot as usize], at))
             .filter(|(id, _)| {
                 table
                     .dialogs
@@ -1813,14 +2165,6 @@ impl ListServer {
             .collect();
         let mut due: Option<u64> = None;
         for (id, at) in holders {
-            let Some(e) = table
-                .dialogs
-                .get_mut(&id)
-                .and_then(|d| d.resources.get_mut(at as usize))
-            else {
-                continue;
-            };
-            e.mark(Entry::FOLLOWS, follows);
             let document = n
                 .document
                 .as_ref()
@@ -1832,6 +2176,7 @@ impl ListServer {
                 n.state,
                 document,
                 &n.presentity,
+                Some(follows),
                 now,
             );
             due = due.into_iter().chain(at).min();
@@ -1839,96 +2184,90 @@ impl ListServer {
         due
     }
 
-    /// A group's notification (the resource's document changed): every entry that shows
-    /// the composed document learns it, written once for all of them.
+    /// A group's notification (the resource's document changed): the resource's document
+    /// is written once ([`Watched::document`]), and every entry that shows it learns it.
     fn group_notification(&self, n: &Notification) -> Option<u64> {
         let now = self.stack.now();
         let key = presentity_key(&n.presentity);
         let mut table = lock(&self.table);
-        let holders = std::mem::take(table.holders.get_mut(&key)?);
-        let mut due: Option<u64> = None;
-        for &(id, at) in &holders {
-            let follows = table
-                .dialogs
-                .get(&id)
-                .and_then(|d| d.resources.get(at as usize))
-                .is_some_and(|e| e.is(Entry::FOLLOWS) && e.state == InstanceState::Active);
-            if follows {
-                let at = self.learn(
-                    &mut table,
-                    id,
-                    at as usize,
-                    SubscriptionState::Active,
-                    n.document.as_ref(),
-                    &n.presentity,
-                    now,
-                );
-                due = due.into_iter().chain(at).min();
-            }
-        }
-        if let Some(slot) = table.holders.get_mut(&key) {
-            *slot = holders;
-        }
-        due
-    }
-
-    /// Entry `at` of list dialog `id` learns the state its resource shows the subscriber
-    /// (and the document, while active); the dialog's next NOTIFY is scheduled when this
-    /// is news. Returns when the alarm must ring, if the dialog's next NOTIFY moved.
-    #[allow(clippy::too_many_arguments)]
-    fn learn(
-        &self,
-        table: &mut Table,
-        id: u64,
-        at: usize,
-        state: SubscriptionState,
-        document: Option<&Arc<Document>>,
-        presentity: &Arc<Uri>,
-        now: u64,
-    ) -> Option<u64> {
+        let res = table.watched.find(n.package, key)?;
         let Table {
-            dialogs, rendered, ..
-        } = table;
-        let d = dialogs.get_mut(&id)?;
-        // A resource that comes back after it ended (a blocked member allowed later) is a
-        // new instance (RFC 4662: an instance ends with its subscription).
-        let was_ended = d.resources.get(at)?.state == InstanceState::Terminated
-            && d.resources[at].is(Entry::REPORTED);
-        if was_ended && !state.is_terminated() {
-            let instance = d.take_instance();
-            d.resources[at].instance = instance;
+            watched,
+            rendered,
+            dialogs,
+            slots,
+            ..
+        } = &mut *table;
+        let w = watched.get_mut(res);
+        if !Arc::ptr_eq(&w.uri, &n.presentity) && *w.uri == *n.presentity {
+            w.uri = n.presentity.clone();
         }
-        let e = d.resources.get_mut(at)?;
-        if !Arc::ptr_eq(&e.uri, presentity) && *e.uri == **presentity {
-            e.uri = presentity.clone();
-        }
-        let (state, reason) = match state {
-            SubscriptionState::Active => (InstanceState::Active, None),
-            SubscriptionState::Pending => (InstanceState::Pending, None),
-            SubscriptionState::Terminated(reason) => (InstanceState::Terminated, reason),
-        };
-        // The same state told again (a resource's first state can be notified twice, say)
-        // is nothing to tell the subscriber: no partial NOTIFY for it.
-        let same_document = match (&e.document, document) {
+        let same = match (&w.document, &n.document) {
             (None, None) => true,
             (Some(had), Some(new)) => Arc::ptr_eq(&had.document, new) || *had.document == **new,
             _ => false,
         };
-        let unchanged =
-            e.is(Entry::REPORTED) && e.state == state && e.reason == reason && same_document;
-        let document = match document {
-            Some(doc) if !same_document => Some(rendered.render(doc, &self.boundary)),
-            Some(_) => e.document.take(),
-            None => None,
-        };
-        e.state = state;
-        e.reason = reason;
-        e.document = document;
-        if unchanged {
+        if same {
             return None;
         }
-        e.mark(Entry::REPORTED, true);
-        e.mark(Entry::CHANGED, true);
+        let shown = w.holders.iter().any(|&(slot, at)| {
+            dialogs
+                .get(&slots[slot as usize])
+                .and_then(|d| d.resources.get(at as usize))
+                .is_some_and(Entry::shows_group)
+        });
+        // Written only when an entry shows it (a member's notification brings the
+        // composed document to an entry that starts following it).
+        w.document = n
+            .document
+            .as_ref()
+            .filter(|_| shown)
+            .map(|doc| rendered.render(doc, &self.boundary));
+        if !shown {
+            return None;
+        }
+        self.fan_out(&mut table, res, None, now)
+    }
+
+    /// Resource `res`'s composed document changed: every entry that shows it (but `except`,
+    /// a holder's (slot, entry)) is news for its dialog's next NOTIFY. Returns when the
+    /// alarm must ring, if a dialog's next NOTIFY moved.
+    fn fan_out(
+        &self,
+        table: &mut Table,
+        res: u32,
+        except: Option<(u32, u32)>,
+        now: u64,
+    ) -> Option<u64> {
+        let holders = std::mem::take(&mut table.watched.get_mut(res).holders);
+        let mut due: Option<u64> = None;
+        for &(slot, at) in &holders {
+            if except == Some((slot, at)) {
+                continue;
+            }
+            let id = table.slots[slot as usize];
+            let Some(d) = table.dialogs.get_mut(&id) else {
+                continue;
+            };
+            let Some(e) = d.resources.get_mut(at as usize) else {
+                continue;
+            };
+            if !e.shows_group() {
+                continue;
+            }
+            e.mark(Entry::REPORTED, true);
+            e.mark(Entry::CHANGED, true);
+            if let Some(at) = self.touch(d, now) {
+                table.schedule(id);
+                due = due.into_iter().chain(Some(at)).min();
+            }
+        }
+        table.watched.get_mut(res).holders = holders;
+        due
+    }
+
+    /// An entry of dialog `d` changed: when its next NOTIFY is due now, if that moved.
+    fn touch(&self, d: &mut ListDialog, now: u64) -> Option<u64> {
         // Only a dialog waiting for its full state looks at every resource.
         let waiting_first = d.version == 0 || d.full;
         let due = if waiting_first && d.resources.iter().all(|e| e.is(Entry::REPORTED)) {
@@ -1939,11 +2278,107 @@ impl ListServer {
         let moved = d.due != due;
         d.due = due;
         if moved {
-            table.schedule(id);
             due
         } else {
             None
         }
+    }
+
+    /// Entry `at` of list dialog `id` learns the state its resource shows the subscriber
+    /// (and the document, while active; with `follows`, whether it follows the composed
+    /// document); the dialog's next NOTIFY is scheduled when this is news. An entry that
+    /// shows the composed document keeps it in its resource ([`Watched::document`]): when
+    /// this changes it, the other entries that show it learn it too. Returns when the alarm
+    /// must ring, if a dialog's next NOTIFY moved.
+    #[allow(clippy::too_many_arguments)]
+    fn learn(
+        &self,
+        table: &mut Table,
+        id: u64,
+        at: usize,
+        state: SubscriptionState,
+        document: Option<&Arc<Document>>,
+        presentity: &Arc<Uri>,
+        follows: Option<bool>,
+        now: u64,
+    ) -> Option<u64> {
+        let Table {
+            dialogs,
+            rendered,
+            watched,
+            ..
+        } = &mut *table;
+        let d = dialogs.get_mut(&id)?;
+        let res = d.resources.get(at)?.resource;
+        let w = watched.get_mut(res);
+        if !Arc::ptr_eq(&w.uri, presentity) && *w.uri == **presentity {
+            w.uri = presentity.clone();
+        }
+        // A resource that comes back after it ended (a blocked member allowed later) is a
+        // new instance (RFC 4662: an instance ends with its subscription).
+        let was_ended = d.resources[at].state == InstanceState::Terminated
+            && d.resources[at].is(Entry::REPORTED);
+        if was_ended && !state.is_terminated() {
+            let instance = d.take_instance();
+            d.resources[at].instance = instance;
+        }
+        let (state, reason) = match state {
+            SubscriptionState::Active => (InstanceState::Active, None),
+            SubscriptionState::Pending => (InstanceState::Pending, None),
+            SubscriptionState::Terminated(reason) => (InstanceState::Terminated, reason),
+        };
+        // The same state told again (a resource's first state can be notified twice, say)
+        // is nothing to tell the subscriber: no partial NOTIFY for it.
+        let had = watched.document_of(d, at).cloned();
+        let same_document = match (&had, document) {
+            (None, None) => true,
+            (Some(had), Some(new)) => Arc::ptr_eq(&had.document, new) || *had.document == **new,
+            _ => false,
+        };
+        let e = &mut d.resources[at];
+        let unchanged =
+            e.is(Entry::REPORTED) && e.state == state && e.reason == reason && same_document;
+        let document = match document {
+            Some(doc) if !same_document => Some(rendered.render(doc, &self.boundary)),
+            Some(_) => had,
+            None => None,
+        };
+        if let Some(follows) = follows {
+            e.mark(Entry::FOLLOWS, follows);
+        }
+        e.state = state;
+        e.reason = reason;
+        let mut fan_out = false;
+        if e.shows_group() {
+            d.change_apart(at, |a| a.document = None);
+            let w = watched.get_mut(res);
+            if let Some(doc) = document {
+                fan_out = !w.document.as_ref().is_some_and(|had| {
+                    Arc::ptr_eq(&had.document, &doc.document) || *had.document == *doc.document
+                });
+                if fan_out {
+                    w.document = Some(doc);
+                }
+            }
+        } else {
+            d.change_apart(at, |a| a.document = document);
+        }
+        let mut due = None;
+        if !unchanged {
+            let e = &mut d.resources[at];
+            e.mark(Entry::REPORTED, true);
+            e.mark(Entry::CHANGED, true);
+            if let Some(at) = self.touch(d, now) {
+                table.schedule(id);
+                due = Some(at);
+            }
+        }
+        if fan_out {
+            let slot = table.dialogs.get(&id).map(|d| d.slot);
+            let others = self.fan_out(table, res, slot.map(|s| (s, at as u32)), now);
+            due = due.into_iter().chain(others).min();
+        }
+        due
     }
 
     /// On the timer thread, at `now`: ends the dialogs that expired, and sends the NOTIFYs
@@ -1966,7 +2401,9 @@ impl ListServer {
             let Table {
                 dialogs,
                 by_back,
-                holders,
+                watched,
+                slots,
+                free_slots,
                 ..
             } = &mut *table;
             let mut finished = Vec::new();
@@ -1986,10 +2423,10 @@ impl ListServer {
                     continue;
                 }
                 if d.ending.is_some() {
-                    release(holders, id, d);
-                    ended.take(&d.watcher, d.package, d.resources.iter_mut(), by_back);
+                    release(watched, d);
+                    ended.take(d, watched, by_back);
                 }
-                if let Some(p) = self.prepare(id, d, now) {
+                if let Some(p) = self.prepare(id, d, watched, now) {
                     ready.push(p);
                 }
                 if d.ending.is_some() {
@@ -1997,7 +2434,9 @@ impl ListServer {
                 }
             }
             for id in finished {
-                dialogs.remove(&id);
+                if let Some(d) = dialogs.remove(&id) {
+                    forget(slots, free_slots, watched, &d);
+                }
                 ended.dialogs.push(id);
             }
             for id in waiting {
@@ -2021,7 +2460,13 @@ impl ListServer {
 
     /// The NOTIFY of dialog `d` for what is due: full or partial state, the version counted,
     /// the dialog marked in flight; `None` when there is nothing to tell.
-    fn prepare(&self, id: u64, d: &mut ListDialog, now: u64) -> Option<Prepared> {
+    fn prepare(
+        &self,
+        id: u64,
+        d: &mut ListDialog,
+        watched: &Resources,
+        now: u64,
+    ) -> Option<Prepared> {
         let due = d.due.take();
         let full = d.full || d.version == 0 || d.ending.is_some();
         if !full && !d.resources.iter().any(|e| e.is(Entry::CHANGED)) {
@@ -2056,15 +2501,15 @@ impl ListServer {
         // Whether the boundary may start a line somewhere: only where a name (text the server
         // did not write) or a part that clashes is in the NOTIFY.
         let mut check = d.list_name.is_some();
-        for e in d
-            .resources
-            .iter_mut()
-            .filter(|e| full || e.is(Entry::CHANGED))
-        {
-            e.mark(Entry::CHANGED, false);
+        for at in 0..d.resources.len() {
+            if !(full || d.resources[at].is(Entry::CHANGED)) {
+                continue;
+            }
+            d.resources[at].mark(Entry::CHANGED, false);
+            let e = &d.resources[at];
             instance.clear();
             push_hex(&mut instance, u64::from(e.instance), 1);
-            let cid = match (e.state, &e.document) {
+            let cid = match (e.state, watched.document_of(d, at)) {
                 (InstanceState::Active, Some(doc)) => {
                     let cid = format!("{prefix}.{instance}@{host}");
                     check |= doc.clashes;
@@ -2075,7 +2520,7 @@ impl ListServer {
             };
             uri.clear();
             use std::fmt::Write as _;
-            let _ = write!(uri, "{}", e.uri);
+            let _ = write!(uri, "{}", watched.uri_of(d, at));
             let name = d
                 .names
                 .binary_search_by_key(&e.instance, |n| n.0)
@@ -2134,8 +2579,7 @@ impl ListServer {
     }
 
     fn send(&self, p: Prepared) {
-        let bytes = p.dialog.to_bytes();
-        let d = match DialogView::read(&bytes) {
+        let d = match DialogView::read(&p.dialog) {
             Ok(d) => d,
             Err(e) => {
                 log::warn!("list dialog {}: its dialog: {e}", p.id);
@@ -2150,8 +2594,10 @@ impl ListServer {
             for route in d.routes() {
                 b.header("Route", route)?;
             }
-            let local_uri = d.local_uri.unwrap_or(&p.dialog.local_uri);
-            let remote_uri = d.remote_uri.unwrap_or(&p.dialog.remote_uri);
+            // Written in full ([`SubscriptionDialog::to_bytes`] leaves nothing out).
+            let (Some(local_uri), Some(remote_uri)) = (d.local_uri, d.remote_uri) else {
+                return Err(Error::Internal("a list dialog without its URIs".into()));
+            };
             b.header_parts("From", &["<", local_uri, ">;tag=", d.local_tag])?;
             b.header_parts("To", &["<", remote_uri, ">;tag=", d.remote_tag])?;
             b.header("Call-ID", d.call_id)?;
@@ -2230,14 +2676,11 @@ impl ListServer {
         let Some(mut d) = table.dialogs.remove(&id) else {
             return;
         };
-        table.release(id, &d);
+        table.release(&d);
         let mut ended = Ended::default();
-        ended.take(
-            &d.watcher,
-            d.package,
-            d.resources.iter_mut(),
-            &mut table.by_back,
-        );
+        let t = &mut *table;
+        ended.take(&mut d, &t.watched, &mut t.by_back);
+        forget(&mut t.slots, &mut t.free_slots, &mut t.watched, &d);
         ended.dialogs.push(id);
         drop(table);
         if let Ok(engine) = self.engine.get() {
@@ -2249,6 +2692,49 @@ impl ListServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_and_holders_stay_small() {
+        // One of each per resource of every list subscription: what a list phone costs
+        // (benches/rls). Grow them back and this fails.
+        assert!(
+            std::mem::size_of::<Entry>() <= 12,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
+        assert!(std::mem::size_of::<Holder>() <= 8);
+        // One per list subscription, with its SIP dialog in its compact form (the dialog
+        // itself is 240 bytes).
+        let dialog = std::mem::size_of::<ListDialog>();
+        assert!(dialog <= 336, "{dialog}");
+    }
+
+    #[test]
+    fn resources_are_kept_once_and_go_with_their_last_entry() {
+        let mut r = Resources::default();
+        let uri = |s: &str| Uri::parse(s).unwrap();
+        let (a, own) = r.intern(uri("sip:alice@a.test"), Package::Presence);
+        assert!(own.is_none());
+        let (again, own) = r.intern(uri("sip:alice@a.test"), Package::Presence);
+        assert_eq!((again, own.is_none()), (a, true));
+        // Another spelling of the same key: the same resource, the entry's own spelling.
+        let (other, own) = r.intern(uri("pres:alice@a.test"), Package::Presence);
+        assert_eq!(other, a);
+        assert_eq!(own.unwrap().to_string(), "pres:alice@a.test");
+        // Another package: another resource.
+        let (dialog, _) = r.intern(uri("sip:alice@a.test"), Package::Dialog);
+        assert_ne!(dialog, a);
+        assert_eq!(r.find(Package::Presence, "alice@a.test".into()), Some(a));
+        for _ in 0..3 {
+            r.unref(a);
+        }
+        assert_eq!(r.find(Package::Presence, "alice@a.test".into()), None);
+        assert_eq!(r.find(Package::Dialog, "alice@a.test".into()), Some(dialog));
+        // Its slot is taken again.
+        let (bob, _) = r.intern(uri("sip:bob@a.test"), Package::Presence);
+        assert_eq!(bob, a);
+        assert_eq!(r.get(bob).uri.to_string(), "sip:bob@a.test");
+    }
 
     #[test]
     fn batches_end_on_a_grid_unless_short() {
