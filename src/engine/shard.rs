@@ -294,6 +294,10 @@ pub(crate) struct Shard {
     watcher_uris: HashSet<Arc<Uri>>,
     /// The size of `watcher_uris` after its last sweep.
     watcher_uris_swept: usize,
+    /// The watchers of the members of shared subscriptions, by the place a member names
+    /// its watcher by ([`super::member::MemberWatchers`]); the URIs are the ones in
+    /// `watcher_uris`.
+    member_watchers: super::member::MemberWatchers,
     rules: RuleBook,
     /// The watchers an application's decision sent elsewhere ([`Shard::redirect`]), until
     /// they subscribe again or the memory runs out.
@@ -379,6 +383,7 @@ impl Shard {
             subscriptions: Subscriptions::default(),
             watcher_uris: HashSet::new(),
             watcher_uris_swept: 0,
+            member_watchers: Default::default(),
             rules: book,
             timers: Timers::default(),
             next_seq: 0,

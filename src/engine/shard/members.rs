@@ -18,6 +18,10 @@
 //! - Each change of a member's state is one notification of the member, with the document
 //!   it may see; each change of the presentity's document is one notification of the group
 //!   (its id), carrying the composed document for the members that see it.
+//! - A member names its watcher by a place in the shard's table of members' watchers
+//!   ([`crate::engine::member::MemberWatchers`]), taken when it joins and given back when
+//!   it leaves: a join or leave finds its member by comparing places, and a member stays
+//!   20 bytes (a list server holds one per subscriber and resource).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -92,7 +96,14 @@ impl Shard {
         self.check_subscription_room(&key, &watcher_key, &watcher, &presentity)?;
         let now = self.now();
         let state = state_of(action);
+        // Shared with the watcher's subscriptions; the member names it by its place.
         let watcher = self.intern_watcher(watcher);
+        let Some(place) = self.member_watchers.hold(watcher.clone()) else {
+            self.tally.remove(&watcher_key);
+            return Err(Error::LimitReached(format!(
+                "{watcher} cannot join {presentity}: this shard has a place for no more watchers"
+            )));
+        };
         log::debug!(
             target: LOG_TARGET,
             "member {member}: {watcher} joins {presentity} ({package}): {action}"
@@ -111,7 +122,7 @@ impl Shard {
         });
         push_snug(
             &mut group.members,
-            Member::new(member, watcher.clone(), action, state, now),
+            Member::new(member, place, action, state, now),
         );
         let at = (key, package, group.members.len() - 1);
         self.count_state(package, None, Some(state));
@@ -163,7 +174,8 @@ impl Shard {
         }
         let old = m.state;
         m.state = SubscriptionState::Terminated(Some(TerminationReason::Timeout));
-        let (id, watcher) = (m.id, m.watcher.clone());
+        let (id, place) = (m.id(), m.watcher);
+        let watcher = self.member_watchers.uri(place).clone();
         if !old.is_terminated() {
             self.log_member(&at, WatcherEvent::Timeout);
         }
@@ -174,6 +186,8 @@ impl Shard {
             if let Some(g) = &mut c.group {
                 g.members.remove(at.2);
                 trim_snug(&mut g.members);
+                // Gone from the group: nothing names the place any more.
+                self.member_watchers.release(place);
                 if g.members.is_empty() {
                     c.group = None;
                 }
@@ -199,9 +213,11 @@ impl Shard {
             .get(&package)?
             .group
             .as_ref()?;
-        // URI equality (RFC 3261 §19.1.4), with no key made per member: a popular presentity
-        // has thousands, and each join and leave looks.
-        let at = group.members.iter().position(|m| *m.watcher == *watcher)?;
+        // URI equality (RFC 3261 §19.1.4) once, in the shard's table of members' watchers;
+        // then a comparison of places per member: a popular presentity has thousands, and
+        // each join and leave looks.
+        let place = self.member_watchers.place(watcher)?;
+        let at = group.members.iter().position(|m| m.watcher == place)?;
         Some((key.to_string(), package, at))
     }
 
@@ -209,7 +225,12 @@ impl Shard {
     fn find_member(&self, id: SubscriptionId) -> Option<At> {
         self.presentities.iter().find_map(|(key, p)| {
             p.channels.iter().find_map(|(&package, c)| {
-                let at = c.group.as_ref()?.members.iter().position(|m| m.id == id)?;
+                let at = c
+                    .group
+                    .as_ref()?
+                    .members
+                    .iter()
+                    .position(|m| m.id() == id)?;
                 Some((key.clone(), package, at))
             })
         })
@@ -237,14 +258,15 @@ impl Shard {
     fn log_member(&mut self, at: &At, event: WatcherEvent) {
         let m = self.member_mut(at);
         m.set_winfo(event);
-        let id = m.id;
+        let id = m.id();
         self.record_watcher_change(&at.0.clone(), id);
     }
 
     /// Tells the member at `at` its state, with the document it may see.
     fn notify_member(&mut self, at: &At) {
         let m = self.member(at);
-        let (id, watcher, state, action) = (m.id, m.watcher.clone(), m.state, m.action);
+        let (id, state, action) = (m.id(), m.state, m.action);
+        let watcher = self.member_watchers.uri(m.watcher).clone();
         let presentity = self.presentities[&at.0].uri.clone();
         let follows = state == SubscriptionState::Active && action != AuthAction::PoliteBlock;
         let document: Option<Arc<Document>> = match (state, action) {
@@ -320,7 +342,7 @@ impl Shard {
         let at = self
             .find_member(id)
             .ok_or_else(|| unknown_subscription(id))?;
-        let watcher = self.member(&at).watcher.clone();
+        let watcher = self.member_watchers.uri(self.member(&at).watcher).clone();
         let presentity = self.presentities[&at.0].uri.clone();
         let now = self.now();
         self.redirected.remember(&presentity, &watcher, target, now);
@@ -343,7 +365,8 @@ impl Shard {
         let was = m.action;
         m.action = action;
         m.state = state;
-        let (id, watcher) = (m.id, m.watcher.clone());
+        let (id, place) = (m.id(), m.watcher);
+        let watcher = self.member_watchers.uri(place).clone();
         log::debug!(
             target: LOG_TARGET,
             "member {id}: authorization decided: {action} (was {was})"
@@ -401,7 +424,7 @@ impl Shard {
             if m.state == SubscriptionState::Terminated(Some(TerminationReason::Deactivated)) {
                 continue;
             }
-            let watcher = m.watcher.clone();
+            let watcher = self.member_watchers.uri(m.watcher).clone();
             let default = self.default_policy(&presentity, &watcher);
             let action = self.rules.decide(&presentity, &watcher, default);
             let m = self.member(&at);
@@ -418,7 +441,12 @@ impl Shard {
         let at = self
             .find_member(id)
             .ok_or_else(|| unknown_subscription(id))?;
-        Ok(self.member(&at).info(&self.presentities[&at.0].uri, at.1))
+        let m = self.member(&at);
+        Ok(m.info(
+            self.member_watchers.uri(m.watcher),
+            &self.presentities[&at.0].uri,
+            at.1,
+        ))
     }
 
     /// Every member, or those of the presentity with key `presentity`.
@@ -427,6 +455,7 @@ impl Shard {
             Some(key) => self.presentities.get(key).into_iter().collect(),
             None => self.presentities.values().collect(),
         };
+        let watchers = &self.member_watchers;
         presentities
             .into_iter()
             .flat_map(|p| {
@@ -434,7 +463,7 @@ impl Shard {
                     c.group
                         .iter()
                         .flat_map(|g| g.members.iter())
-                        .map(move |m| m.info(&p.uri, package))
+                        .map(move |m| m.info(watchers.uri(m.watcher), &p.uri, package))
                 })
             })
             .collect()
