@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::events::SubscriptionState;
+use super::events::{SubscriptionState, TerminationReason};
 use super::subscription::{status_of_event, SubscriptionInfo, WinfoMark};
 use crate::doc::winfo::{WatcherEvent, WatcherStatus};
 use crate::model::id::SubscriptionId;
@@ -56,54 +56,94 @@ pub(crate) const MEMBER_APART_TARGET: &[u8] = b"impp-member apart";
 /// lists at once); a join beyond it is refused.
 pub(crate) const MAX_HOLDERS: u8 = u8::MAX;
 
-/// One watcher of a shared subscription. Kept at 20 bytes with an alignment of 4: a list
-/// server holds one per (subscriber, resource), fifty per busy-lamp phone. So the watcher
-/// is its place in the shard's [`MemberWatchers`] (4 bytes, where an `Arc` took 8 and an
-/// alignment of 8), and the id is kept as two halves (an alignment of 4, where a `u64`
-/// padded the rest to 24).
-///
-/// Not 16: the id stays whole. It is the engine's, drawn from the counter every
-/// subscription draws from (kept across restarts), so its upper half cannot be rebuilt
-/// from anything the shard keeps: a member may live while billions of others are
-/// numbered, and the application may still name it.
+/// One watcher of a shared subscription. Kept at 16 bytes with an alignment of 4: a list
+/// server holds one per (subscriber, resource), fifty per busy-lamp phone (issue 16). So a
+/// member holds numbers where a subscription holds values, and the shard's
+/// [`MemberNames`] turns them back: its watcher is a place in the table of members'
+/// watchers (4 bytes, where an `Arc` took 8 and an alignment of 8), its id is the lower
+/// half of its number and a place among the upper halves in use, and its decision and
+/// state share one byte.
 pub(crate) struct Member {
     /// The watcher's place in the shard's [`MemberWatchers`].
     pub(crate) watcher: u32,
-    /// The id, low half first.
-    id: [u32; 2],
+    /// The lower half of its number (see [`MemberNames`]).
+    number_low: u32,
     /// When it joined, in whole seconds of the shard clock (for watcher information).
     subscribed_s: u32,
     /// The list dialogs that hold it.
     pub(crate) holders: u8,
-    pub(crate) action: AuthAction,
-    pub(crate) state: SubscriptionState,
+    /// Its decision and state ([`pack`]).
+    decided: u8,
     winfo: WinfoMark,
+    /// The place of the upper half of its number in the shard's [`MemberNames`].
+    number_high: u8,
+}
+
+/// The decisions and states a member may have, by the index [`pack`] gives them.
+const ACTIONS: [AuthAction; 5] = [
+    AuthAction::Allow,
+    AuthAction::Block,
+    AuthAction::PoliteBlock,
+    AuthAction::Confirm,
+    AuthAction::Redirect,
+];
+
+const STATES: [SubscriptionState; 9] = [
+    SubscriptionState::Active,
+    SubscriptionState::Pending,
+    SubscriptionState::Terminated(None),
+    SubscriptionState::Terminated(Some(TerminationReason::Deactivated)),
+    SubscriptionState::Terminated(Some(TerminationReason::Probation)),
+    SubscriptionState::Terminated(Some(TerminationReason::Rejected)),
+    SubscriptionState::Terminated(Some(TerminationReason::Timeout)),
+    SubscriptionState::Terminated(Some(TerminationReason::Giveup)),
+    SubscriptionState::Terminated(Some(TerminationReason::Noresource)),
+];
+
+/// A decision and a state in one byte: the state's index times eight plus the decision's.
+fn pack(action: AuthAction, state: SubscriptionState) -> u8 {
+    let a = ACTIONS.iter().position(|x| *x == action).unwrap_or(0);
+    let s = STATES.iter().position(|x| *x == state).unwrap_or(0);
+    (s << 3 | a) as u8
 }
 
 impl Member {
+    /// A member named by `names` (what [`MemberNames::name`] gave).
     pub(crate) fn new(
-        id: SubscriptionId,
-        watcher: u32,
+        names: Named,
         action: AuthAction,
         state: SubscriptionState,
         now: u64,
     ) -> Member {
         Member {
-            watcher,
-            id: [id.0 as u32, (id.0 >> 32) as u32],
+            watcher: names.watcher,
+            number_low: names.number_low,
             subscribed_s: u32::try_from(now / 1000).unwrap_or(u32::MAX),
             holders: 1,
-            action,
-            state,
+            decided: pack(action, state),
             winfo: WinfoMark::new(
                 status_of_event(state, WatcherEvent::Subscribe),
                 WatcherEvent::Subscribe,
             ),
+            number_high: names.number_high,
         }
     }
 
-    pub(crate) fn id(&self) -> SubscriptionId {
-        SubscriptionId(u64::from(self.id[1]) << 32 | u64::from(self.id[0]))
+    /// What the presentity's rules, its policy or the presentity decided.
+    pub(crate) fn action(&self) -> AuthAction {
+        ACTIONS[usize::from(self.decided & 7)]
+    }
+
+    pub(crate) fn state(&self) -> SubscriptionState {
+        STATES[usize::from(self.decided >> 3)]
+    }
+
+    pub(crate) fn set_action(&mut self, action: AuthAction) {
+        self.decided = pack(action, self.state());
+    }
+
+    pub(crate) fn set_state(&mut self, state: SubscriptionState) {
+        self.decided = pack(self.action(), state);
     }
 
     /// How long ago it joined, in whole seconds.
@@ -113,7 +153,7 @@ impl Member {
 
     /// Records the watcher status an event gave it.
     pub(crate) fn set_winfo(&mut self, event: WatcherEvent) {
-        self.winfo = WinfoMark::new(status_of_event(self.state, event), event);
+        self.winfo = WinfoMark::new(status_of_event(self.state(), event), event);
     }
 
     pub(crate) fn winfo_status(&self) -> WatcherStatus {
@@ -125,24 +165,129 @@ impl Member {
     }
 
     /// A snapshot, as the operator's views show subscriptions: no expiry of its own
-    /// (`expires_in` zero) and the member target. `watcher` is the member's (from the
-    /// shard's [`MemberWatchers`]).
+    /// (`expires_in` zero) and the member target.
     pub(crate) fn info(
         &self,
-        watcher: &Uri,
+        names: &MemberNames,
         presentity: &Uri,
         package: Package,
     ) -> SubscriptionInfo {
         SubscriptionInfo {
-            id: self.id(),
-            watcher: watcher.clone(),
+            id: names.id(self),
+            watcher: (**names.watcher(self)).clone(),
             presentity: presentity.clone(),
             package,
-            state: self.state,
-            authorization: self.action,
+            state: self.state(),
+            authorization: self.action(),
             expires_in: Duration::ZERO,
             target: Some(Arc::from(MEMBER_TARGET)),
         }
+    }
+}
+
+/// What [`MemberNames::name`] gives a new member to keep.
+pub(crate) struct Named {
+    watcher: u32,
+    number_low: u32,
+    number_high: u8,
+}
+
+/// What a shard's members name by number: their watchers and the upper halves of their
+/// numbers (see [`Member`]).
+///
+/// A member's id is the engine's, drawn by `Core::join` from the counter every
+/// subscription draws from (kept across restarts) and routed by its remainder: `id` is
+/// `number × workers + shard`. The shard is known, so a member keeps its number, and of
+/// the number only the lower half and the place of the upper half in a short table of the
+/// upper halves its live members have, each counted. The numbers grow with time, so that
+/// table holds one or two entries; it would need 256 (and refuse a join) only if a member
+/// lived while a trillion (2^40) more subscriptions and members were numbered.
+pub(crate) struct MemberNames {
+    watchers: MemberWatchers,
+    /// (upper half, members having it); a free entry has none.
+    highs: Vec<(u32, u32)>,
+    shard: u64,
+    workers: u64,
+}
+
+impl MemberNames {
+    /// The names of shard `shard` of `workers`.
+    pub(crate) fn new(shard: usize, workers: usize) -> MemberNames {
+        MemberNames {
+            watchers: MemberWatchers::default(),
+            highs: Vec::new(),
+            shard: shard as u64,
+            workers: workers.max(1) as u64,
+        }
+    }
+
+    /// Names a new member `id` of `watcher` (counted until [`MemberNames::release`]);
+    /// `None` when its number's upper half finds no place (see above), its id is not this
+    /// shard's, or the shard has no place for another watcher.
+    pub(crate) fn name(&mut self, id: SubscriptionId, watcher: Arc<Uri>) -> Option<Named> {
+        if id.0 % self.workers != self.shard {
+            return None;
+        }
+        let number = id.0 / self.workers;
+        let high = (number >> 32) as u32;
+        let at = match self.highs.iter().position(|h| h.1 > 0 && h.0 == high) {
+            Some(at) => at,
+            None => match self.highs.iter().position(|h| h.1 == 0) {
+                Some(at) => at,
+                None if self.highs.len() <= usize::from(u8::MAX) => {
+                    self.highs.push((high, 0));
+                    self.highs.len() - 1
+                }
+                None => return None,
+            },
+        };
+        let watcher = self.watchers.hold(watcher)?;
+        self.highs[at] = (high, self.highs[at].1 + 1);
+        Some(Named {
+            watcher,
+            number_low: number as u32,
+            number_high: at as u8,
+        })
+    }
+
+    /// Forgets member `m` (gone from its group).
+    pub(crate) fn release(&mut self, m: &Member) {
+        self.watchers.release(m.watcher);
+        self.highs[usize::from(m.number_high)].1 -= 1;
+    }
+
+    /// Member `m`'s id.
+    pub(crate) fn id(&self, m: &Member) -> SubscriptionId {
+        let high = self.highs[usize::from(m.number_high)].0;
+        let number = u64::from(high) << 32 | u64::from(m.number_low);
+        SubscriptionId(number * self.workers + self.shard)
+    }
+
+    /// What a member with id `id` keeps of it (lower half, place of the upper half), if a
+    /// live member's number has that upper half: to find it without rebuilding every id.
+    pub(crate) fn number_of(&self, id: SubscriptionId) -> Option<(u32, u8)> {
+        if id.0 % self.workers != self.shard {
+            return None;
+        }
+        let number = id.0 / self.workers;
+        let high = (number >> 32) as u32;
+        let at = self.highs.iter().position(|h| h.1 > 0 && h.0 == high)?;
+        Some((number as u32, at as u8))
+    }
+
+    /// Whether member `m` has the number [`MemberNames::number_of`] gave.
+    pub(crate) fn is(m: &Member, number: (u32, u8)) -> bool {
+        (m.number_low, m.number_high) == number
+    }
+
+    /// Member `m`'s watcher.
+    pub(crate) fn watcher(&self, m: &Member) -> &Arc<Uri> {
+        self.watchers.uri(m.watcher)
+    }
+
+    /// `watcher`'s place, if a member names it.
+    pub(crate) fn place(&self, watcher: &Uri) -> Option<u32> {
+        self.watchers.place(watcher)
     }
 }
 
@@ -152,7 +297,7 @@ impl Member {
 /// holds only the watchers of live members. One entry per watcher and shard, where the
 /// members are one per watcher and resource.
 #[derive(Default)]
-pub(crate) struct MemberWatchers {
+struct MemberWatchers {
     /// The URI at each place; `None` for a free one.
     uris: Vec<Option<Arc<Uri>>>,
     /// Each URI's (place, members naming it). Keyed by URI equality, as a join finds its
@@ -164,12 +309,12 @@ pub(crate) struct MemberWatchers {
 
 impl MemberWatchers {
     /// `watcher`'s place, if a member names it.
-    pub(crate) fn place(&self, watcher: &Uri) -> Option<u32> {
+    fn place(&self, watcher: &Uri) -> Option<u32> {
         self.places.get(watcher).map(|&(place, _)| place)
     }
 
     /// The watcher at `place` (one a live member names).
-    pub(crate) fn uri(&self, place: u32) -> &Arc<Uri> {
+    fn uri(&self, place: u32) -> &Arc<Uri> {
         self.uris[place as usize]
             .as_ref()
             .expect("a member's watcher place is held")
@@ -177,7 +322,7 @@ impl MemberWatchers {
 
     /// Counts one more member of `watcher` and returns its place; `None` when the table
     /// has every place of a `u32` (billions of watchers on one shard).
-    pub(crate) fn hold(&mut self, watcher: Arc<Uri>) -> Option<u32> {
+    fn hold(&mut self, watcher: Arc<Uri>) -> Option<u32> {
         if let Some((place, members)) = self.places.get_mut(&*watcher) {
             *members += 1;
             return Some(*place);
@@ -196,7 +341,7 @@ impl MemberWatchers {
     }
 
     /// Forgets one member of the watcher at `place`; the last one frees the place.
-    pub(crate) fn release(&mut self, place: u32) {
+    fn release(&mut self, place: u32) {
         let watcher = self.uri(place).clone();
         let entry = self
             .places
@@ -208,12 +353,6 @@ impl MemberWatchers {
             self.uris[place as usize] = None;
             self.free.push(place);
         }
-    }
-
-    /// How many watchers have a place (for tests).
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.places.len()
     }
 }
 
@@ -229,31 +368,77 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_member_is_20_bytes_aligned_on_4() {
+    fn a_member_is_16_bytes_aligned_on_4() {
         // A list server holds one per (subscriber, resource): a byte here is fifty per
         // busy-lamp phone (issue 16).
-        assert_eq!(std::mem::size_of::<Member>(), 20);
+        assert_eq!(std::mem::size_of::<Member>(), 16);
         assert_eq!(std::mem::align_of::<Member>(), 4);
+    }
+
+    fn uri(text: &str) -> Arc<Uri> {
+        Arc::new(Uri::parse(text).unwrap())
     }
 
     #[test]
     fn a_member_keeps_its_whole_id() {
-        for id in [0, 7, u64::from(u32::MAX), u64::from(u32::MAX) + 1, u64::MAX] {
-            let m = Member::new(
-                SubscriptionId(id),
-                0,
-                AuthAction::Allow,
-                SubscriptionState::Active,
-                0,
-            );
-            assert_eq!(m.id(), SubscriptionId(id));
+        let (shard, workers) = (3u64, 4u64);
+        let mut names = MemberNames::new(shard as usize, workers as usize);
+        let numbers = [
+            0,
+            7,
+            u64::from(u32::MAX),
+            1 << 32,
+            (5 << 32) + 9,
+            u64::MAX / 8,
+        ];
+        let members: Vec<Member> = numbers
+            .iter()
+            .map(|n| {
+                let id = SubscriptionId(n * workers + shard);
+                let named = names.name(id, uri("sip:alice@example.com")).unwrap();
+                Member::new(named, AuthAction::Allow, SubscriptionState::Active, 0)
+            })
+            .collect();
+        for (n, m) in numbers.iter().zip(&members) {
+            let id = SubscriptionId(n * workers + shard);
+            assert_eq!(names.id(m), id);
+            assert!(MemberNames::is(m, names.number_of(id).unwrap()));
+        }
+        assert!(
+            names
+                .name(SubscriptionId(8), uri("sip:bob@example.com"))
+                .is_none(),
+            "another shard's id"
+        );
+        for m in &members {
+            names.release(m);
+        }
+        assert!(names.highs.iter().all(|h| h.1 == 0));
+        assert_eq!(names.number_of(SubscriptionId(3)), None);
+    }
+
+    #[test]
+    fn a_decision_and_a_state_share_a_byte() {
+        let mut m = Member::new(
+            MemberNames::new(0, 1)
+                .name(SubscriptionId(0), uri("sip:alice@example.com"))
+                .unwrap(),
+            AuthAction::Confirm,
+            SubscriptionState::Pending,
+            0,
+        );
+        for action in ACTIONS {
+            for state in STATES {
+                m.set_action(action);
+                m.set_state(state);
+                assert_eq!((m.action(), m.state()), (action, state));
+            }
         }
     }
 
     #[test]
     fn a_watcher_keeps_its_place_while_a_member_names_it() {
-        let alice = Arc::new(Uri::parse("sip:alice@example.com").unwrap());
-        let bob = Arc::new(Uri::parse("sip:bob@example.com").unwrap());
+        let (alice, bob) = (uri("sip:alice@example.com"), uri("sip:bob@example.com"));
         let mut table = MemberWatchers::default();
         let a = table.hold(alice.clone()).unwrap();
         let b = table.hold(bob.clone()).unwrap();
@@ -266,8 +451,7 @@ mod tests {
         table.release(a);
         assert_eq!(table.place(&alice), None);
         assert_eq!(**table.uri(b), *bob, "bob did not move");
-        let carol = Arc::new(Uri::parse("sip:carol@example.com").unwrap());
-        assert_eq!(table.hold(carol).unwrap(), a, "a freed place is reused");
-        assert_eq!(table.len(), 2);
+        assert_eq!(table.hold(uri("sip:carol@example.com")), Some(a), "reused");
+        assert_eq!(table.places.len(), 2);
     }
 }

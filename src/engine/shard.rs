@@ -294,10 +294,10 @@ pub(crate) struct Shard {
     watcher_uris: HashSet<Arc<Uri>>,
     /// The size of `watcher_uris` after its last sweep.
     watcher_uris_swept: usize,
-    /// The watchers of the members of shared subscriptions, by the place a member names
-    /// its watcher by ([`super::member::MemberWatchers`]); the URIs are the ones in
+    /// The watchers and ids of the members of shared subscriptions, which a member keeps
+    /// as numbers ([`super::member::MemberNames`]); the URIs are the ones in
     /// `watcher_uris`.
-    member_watchers: super::member::MemberWatchers,
+    member_names: super::member::MemberNames,
     rules: RuleBook,
     /// The watchers an application's decision sent elsewhere ([`Shard::redirect`]), until
     /// they subscribe again or the memory runs out.
@@ -372,9 +372,10 @@ impl Shard {
             book.set(rule);
         }
         let soft_state = config.store.keeps_soft_state();
+        let workers = config.workers;
         Shard {
             index,
-            workers: config.workers,
+            workers,
             config,
             queue,
             counters,
@@ -383,7 +384,7 @@ impl Shard {
             subscriptions: Subscriptions::default(),
             watcher_uris: HashSet::new(),
             watcher_uris_swept: 0,
-            member_watchers: Default::default(),
+            member_names: super::member::MemberNames::new(index, workers),
             rules: book,
             timers: Timers::default(),
             next_seq: 0,

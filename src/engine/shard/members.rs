@@ -18,10 +18,10 @@
 //! - Each change of a member's state is one notification of the member, with the document
 //!   it may see; each change of the presentity's document is one notification of the group
 //!   (its id), carrying the composed document for the members that see it.
-//! - A member names its watcher by a place in the shard's table of members' watchers
-//!   ([`crate::engine::member::MemberWatchers`]), taken when it joins and given back when
-//!   it leaves: a join or leave finds its member by comparing places, and a member stays
-//!   20 bytes (a list server holds one per subscriber and resource).
+//! - A member keeps its watcher and its id as numbers the shard's
+//!   [`crate::engine::member::MemberNames`] gives when it joins and takes back when it
+//!   leaves: a join or leave finds its member by comparing watcher places, and a member
+//!   stays 16 bytes (a list server holds one per subscriber and resource).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -32,7 +32,7 @@ use crate::doc::winfo::WatcherEvent;
 use crate::engine::compose::neutral;
 use crate::engine::events::{Event, Notification, SubscriptionState, TerminationReason};
 use crate::engine::member::{
-    Group, Member, GROUP_TARGET, MAX_HOLDERS, MEMBER_APART_TARGET, MEMBER_TARGET,
+    Group, Member, MemberNames, GROUP_TARGET, MAX_HOLDERS, MEMBER_APART_TARGET, MEMBER_TARGET,
 };
 use crate::engine::subscription::SubscriptionInfo;
 use crate::error::{Error, Result};
@@ -82,7 +82,7 @@ impl Shard {
                 )));
             }
             m.holders += 1;
-            if m.state == SubscriptionState::Terminated(Some(TerminationReason::Deactivated)) {
+            if m.state() == SubscriptionState::Terminated(Some(TerminationReason::Deactivated)) {
                 // Redirected: decided again (a redirect waiting for it is refused below).
                 let decided = self.decide_join(&presentity, &watcher)?;
                 self.apply_member_decision(&at, decided, true);
@@ -98,10 +98,10 @@ impl Shard {
         let state = state_of(action);
         // Shared with the watcher's subscriptions; the member names it by its place.
         let watcher = self.intern_watcher(watcher);
-        let Some(place) = self.member_watchers.hold(watcher.clone()) else {
+        let Some(named) = self.member_names.name(member, watcher.clone()) else {
             self.tally.remove(&watcher_key);
             return Err(Error::LimitReached(format!(
-                "{watcher} cannot join {presentity}: this shard has a place for no more watchers"
+                "{watcher} cannot join {presentity}: this shard cannot name member {member}"
             )));
         };
         log::debug!(
@@ -120,10 +120,7 @@ impl Shard {
                 members: Vec::new(),
             })
         });
-        push_snug(
-            &mut group.members,
-            Member::new(member, place, action, state, now),
-        );
+        push_snug(&mut group.members, Member::new(named, action, state, now));
         let at = (key, package, group.members.len() - 1);
         self.count_state(package, None, Some(state));
         self.outbox.push(Event::SubscriptionStateChanged {
@@ -172,10 +169,15 @@ impl Shard {
         if m.holders > 0 {
             return;
         }
-        let old = m.state;
-        m.state = SubscriptionState::Terminated(Some(TerminationReason::Timeout));
-        let (id, place) = (m.id(), m.watcher);
-        let watcher = self.member_watchers.uri(place).clone();
+        let old = m.state();
+        m.set_state(SubscriptionState::Terminated(Some(
+            TerminationReason::Timeout,
+        )));
+        let m = self.member(&at);
+        let (id, watcher) = (
+            self.member_names.id(m),
+            self.member_names.watcher(m).clone(),
+        );
         if !old.is_terminated() {
             self.log_member(&at, WatcherEvent::Timeout);
         }
@@ -184,10 +186,10 @@ impl Shard {
         let p = self.presentities.get_mut(&key).expect("member located");
         if let Some(c) = p.channels.get_mut(&package) {
             if let Some(g) = &mut c.group {
-                g.members.remove(at.2);
+                let gone = g.members.remove(at.2);
                 trim_snug(&mut g.members);
-                // Gone from the group: nothing names the place any more.
-                self.member_watchers.release(place);
+                // Gone from the group: its names are free.
+                self.member_names.release(&gone);
                 if g.members.is_empty() {
                     c.group = None;
                 }
@@ -216,13 +218,14 @@ impl Shard {
         // URI equality (RFC 3261 §19.1.4) once, in the shard's table of members' watchers;
         // then a comparison of places per member: a popular presentity has thousands, and
         // each join and leave looks.
-        let place = self.member_watchers.place(watcher)?;
+        let place = self.member_names.place(watcher)?;
         let at = group.members.iter().position(|m| m.watcher == place)?;
         Some((key.to_string(), package, at))
     }
 
     /// Member `id`, wherever it is (a scan: for an application's decision, not a hot path).
     fn find_member(&self, id: SubscriptionId) -> Option<At> {
+        let number = self.member_names.number_of(id)?;
         self.presentities.iter().find_map(|(key, p)| {
             p.channels.iter().find_map(|(&package, c)| {
                 let at = c
@@ -230,7 +233,7 @@ impl Shard {
                     .as_ref()?
                     .members
                     .iter()
-                    .position(|m| m.id() == id)?;
+                    .position(|m| MemberNames::is(m, number))?;
                 Some((key.clone(), package, at))
             })
         })
@@ -256,17 +259,16 @@ impl Shard {
 
     /// Logs a watcher event of the member at `at` (watcher information).
     fn log_member(&mut self, at: &At, event: WatcherEvent) {
-        let m = self.member_mut(at);
-        m.set_winfo(event);
-        let id = m.id();
+        self.member_mut(at).set_winfo(event);
+        let id = self.member_names.id(self.member(at));
         self.record_watcher_change(&at.0.clone(), id);
     }
 
     /// Tells the member at `at` its state, with the document it may see.
     fn notify_member(&mut self, at: &At) {
         let m = self.member(at);
-        let (id, state, action) = (m.id(), m.state, m.action);
-        let watcher = self.member_watchers.uri(m.watcher).clone();
+        let (id, state, action) = (self.member_names.id(m), m.state(), m.action());
+        let watcher = self.member_names.watcher(m).clone();
         let presentity = self.presentities[&at.0].uri.clone();
         let follows = state == SubscriptionState::Active && action != AuthAction::PoliteBlock;
         let document: Option<Arc<Document>> = match (state, action) {
@@ -302,11 +304,9 @@ impl Shard {
         let Some(group) = p.channels.get(&package).and_then(|c| c.group.as_ref()) else {
             return;
         };
-        if !group
-            .members
-            .iter()
-            .any(|m| m.state == SubscriptionState::Active && m.action != AuthAction::PoliteBlock)
-        {
+        if !group.members.iter().any(|m| {
+            m.state() == SubscriptionState::Active && m.action() != AuthAction::PoliteBlock
+        }) {
             return;
         }
         self.notified += 1;
@@ -342,7 +342,7 @@ impl Shard {
         let at = self
             .find_member(id)
             .ok_or_else(|| unknown_subscription(id))?;
-        let watcher = self.member_watchers.uri(self.member(&at).watcher).clone();
+        let watcher = self.member_names.watcher(self.member(&at)).clone();
         let presentity = self.presentities[&at.0].uri.clone();
         let now = self.now();
         self.redirected.remember(&presentity, &watcher, target, now);
@@ -354,19 +354,22 @@ impl Shard {
     /// when its state changes; `tell` tells it even when nothing changed (a new holder).
     fn apply_member_decision(&mut self, at: &At, action: AuthAction, tell: bool) {
         let m = self.member_mut(at);
-        let old = m.state;
+        let old = m.state();
         let state = state_of(action);
-        if m.action == action && old == state {
+        if m.action() == action && old == state {
             if tell {
                 self.notify_member(at);
             }
             return;
         }
-        let was = m.action;
-        m.action = action;
-        m.state = state;
-        let (id, place) = (m.id(), m.watcher);
-        let watcher = self.member_watchers.uri(place).clone();
+        let was = m.action();
+        m.set_action(action);
+        m.set_state(state);
+        let m = self.member(at);
+        let (id, watcher) = (
+            self.member_names.id(m),
+            self.member_names.watcher(m).clone(),
+        );
         log::debug!(
             target: LOG_TARGET,
             "member {id}: authorization decided: {action} (was {was})"
@@ -421,16 +424,16 @@ impl Shard {
             .collect();
         for at in members {
             let m = self.member(&at);
-            if m.state == SubscriptionState::Terminated(Some(TerminationReason::Deactivated)) {
+            if m.state() == SubscriptionState::Terminated(Some(TerminationReason::Deactivated)) {
                 continue;
             }
-            let watcher = self.member_watchers.uri(m.watcher).clone();
+            let watcher = self.member_names.watcher(m).clone();
             let default = self.default_policy(&presentity, &watcher);
             let action = self.rules.decide(&presentity, &watcher, default);
             let m = self.member(&at);
             let still_pending =
-                action == AuthAction::Confirm && m.state == SubscriptionState::Pending;
-            if action != m.action && !still_pending {
+                action == AuthAction::Confirm && m.state() == SubscriptionState::Pending;
+            if action != m.action() && !still_pending {
                 self.apply_member_decision(&at, action, false);
             }
         }
@@ -442,11 +445,7 @@ impl Shard {
             .find_member(id)
             .ok_or_else(|| unknown_subscription(id))?;
         let m = self.member(&at);
-        Ok(m.info(
-            self.member_watchers.uri(m.watcher),
-            &self.presentities[&at.0].uri,
-            at.1,
-        ))
+        Ok(m.info(&self.member_names, &self.presentities[&at.0].uri, at.1))
     }
 
     /// Every member, or those of the presentity with key `presentity`.
@@ -455,7 +454,7 @@ impl Shard {
             Some(key) => self.presentities.get(key).into_iter().collect(),
             None => self.presentities.values().collect(),
         };
-        let watchers = &self.member_watchers;
+        let names = &self.member_names;
         presentities
             .into_iter()
             .flat_map(|p| {
@@ -463,7 +462,7 @@ impl Shard {
                     c.group
                         .iter()
                         .flat_map(|g| g.members.iter())
-                        .map(move |m| m.info(watchers.uri(m.watcher), &p.uri, package))
+                        .map(move |m| m.info(names, &p.uri, package))
                 })
             })
             .collect()

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::{Presentity, Shard};
 use crate::doc::winfo::WatcherEvent;
-use crate::engine::member::MemberWatchers;
+use crate::engine::member::MemberNames;
 use crate::engine::subscription::{status_of_event, Subscriptions};
 use crate::engine::watchers::WatcherRow;
 use crate::model::id::SubscriptionId;
@@ -85,7 +85,7 @@ impl Shard {
             .expect("presentity of a subscription");
         let first = sub.winfo_version() == 0;
         let since = (!full && !first).then_some(sub.winfo_seen());
-        let watchers = watchers_of(&self.subscriptions, &self.member_watchers, p, now);
+        let watchers = watchers_of(&self.subscriptions, &self.member_names, p, now);
         let doc = p
             .watchers
             .document(&p.uri, sub.winfo_version(), since, &watchers);
@@ -100,19 +100,19 @@ impl Shard {
     /// The full watcher-info document at `version`, without side effects.
     pub(super) fn watcher_info_full(&self, key: &str, version: u32) -> Arc<Document> {
         let p = &self.presentities[key];
-        let watchers = watchers_of(&self.subscriptions, &self.member_watchers, p, self.now());
+        let watchers = watchers_of(&self.subscriptions, &self.member_names, p, self.now());
         Arc::new(Document::Winfo(
             p.watchers.document(&p.uri, version, None, &watchers),
         ))
     }
 }
 
-/// The (non-winfo) subscriptions and members of `p` at `now` (the members' watchers from
-/// `member_watchers`), in subscription order within
+/// The (non-winfo) subscriptions and members of `p` at `now` (the members' watchers and ids
+/// from `names`), in subscription order within
 /// a package, packages in the order of their first subscription.
 fn watchers_of<'a>(
     subscriptions: &'a Subscriptions,
-    member_watchers: &'a MemberWatchers,
+    names: &'a MemberNames,
     p: &'a Presentity,
     now: u64,
 ) -> Vec<WatcherRow<'a>> {
@@ -129,8 +129,8 @@ fn watchers_of<'a>(
                 .collect();
             if let Some(group) = &c.group {
                 rows.extend(group.members.iter().map(|m| WatcherRow {
-                    id: m.id(),
-                    watcher: member_watchers.uri(m.watcher),
+                    id: names.id(m),
+                    watcher: names.watcher(m),
                     package,
                     status: m.winfo_status(),
                     event: m.winfo_event(),
