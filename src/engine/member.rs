@@ -28,7 +28,6 @@
 //! makes the back-end subscription in its name (see [`super::PortOptions`]).
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,13 +57,13 @@ pub(crate) const MAX_HOLDERS: u8 = u8::MAX;
 
 /// One watcher of a shared subscription. Kept at 16 bytes with an alignment of 4: a list
 /// server holds one per (subscriber, resource), fifty per busy-lamp phone (issue 16). So a
-/// member holds numbers where a subscription holds values, and the shard's
-/// [`MemberNames`] turns them back: its watcher is a place in the table of members'
-/// watchers (4 bytes, where an `Arc` took 8 and an alignment of 8), its id is the lower
-/// half of its number and a place among the upper halves in use, and its decision and
-/// state share one byte.
+/// member holds numbers where a subscription holds values, and its shard turns them back:
+/// its watcher is a place in the shard's table of watcher URIs (4 bytes, where an `Arc`
+/// took 8 and an alignment of 8; see `shard::watcher_uris`), its id is the lower half of
+/// its number and a place among the upper halves in use ([`MemberNames`]), and its
+/// decision and state share one byte.
 pub(crate) struct Member {
-    /// The watcher's place in the shard's [`MemberWatchers`].
+    /// The watcher's place in the shard's table of watcher URIs.
     pub(crate) watcher: u32,
     /// The lower half of its number (see [`MemberNames`]).
     number_low: u32,
@@ -108,16 +107,18 @@ fn pack(action: AuthAction, state: SubscriptionState) -> u8 {
 }
 
 impl Member {
-    /// A member named by `names` (what [`MemberNames::name`] gave).
+    /// A member numbered `number` (what [`MemberNames::name`] gave) of the watcher at
+    /// place `watcher`.
     pub(crate) fn new(
-        names: Named,
+        number: Number,
+        watcher: u32,
         action: AuthAction,
         state: SubscriptionState,
         now: u64,
     ) -> Member {
         Member {
-            watcher: names.watcher,
-            number_low: names.number_low,
+            watcher,
+            number_low: number.low,
             subscribed_s: u32::try_from(now / 1000).unwrap_or(u32::MAX),
             holders: 1,
             decided: pack(action, state),
@@ -125,7 +126,7 @@ impl Member {
                 status_of_event(state, WatcherEvent::Subscribe),
                 WatcherEvent::Subscribe,
             ),
-            number_high: names.number_high,
+            number_high: number.high,
         }
     }
 
@@ -165,16 +166,18 @@ impl Member {
     }
 
     /// A snapshot, as the operator's views show subscriptions: no expiry of its own
-    /// (`expires_in` zero) and the member target.
+    /// (`expires_in` zero) and the member target. `id` and `watcher` are its own, as its
+    /// shard names them.
     pub(crate) fn info(
         &self,
-        names: &MemberNames,
+        id: SubscriptionId,
+        watcher: &Uri,
         presentity: &Uri,
         package: Package,
     ) -> SubscriptionInfo {
         SubscriptionInfo {
-            id: names.id(self),
-            watcher: (**names.watcher(self)).clone(),
+            id,
+            watcher: watcher.clone(),
             presentity: presentity.clone(),
             package,
             state: self.state(),
@@ -185,15 +188,16 @@ impl Member {
     }
 }
 
-/// What [`MemberNames::name`] gives a new member to keep.
-pub(crate) struct Named {
-    watcher: u32,
-    number_low: u32,
-    number_high: u8,
+/// What a member keeps of its id: the lower half of its number and the place of the upper
+/// half in its shard's [`MemberNames`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Number {
+    low: u32,
+    high: u8,
 }
 
-/// What a shard's members name by number: their watchers and the upper halves of their
-/// numbers (see [`Member`]).
+/// The upper halves of the numbers of a shard's members, which turn a member's [`Number`]
+/// back into its id (see [`Member`]).
 ///
 /// A member's id is the engine's, drawn by `Core::join` from the counter every
 /// subscription draws from (kept across restarts) and routed by its remainder: `id` is
@@ -203,7 +207,6 @@ pub(crate) struct Named {
 /// table holds one or two entries; it would need 256 (and refuse a join) only if a member
 /// lived while a trillion (2^40) more subscriptions and members were numbered.
 pub(crate) struct MemberNames {
-    watchers: MemberWatchers,
     /// (upper half, members having it); a free entry has none.
     highs: Vec<(u32, u32)>,
     shard: u64,
@@ -214,17 +217,15 @@ impl MemberNames {
     /// The names of shard `shard` of `workers`.
     pub(crate) fn new(shard: usize, workers: usize) -> MemberNames {
         MemberNames {
-            watchers: MemberWatchers::default(),
             highs: Vec::new(),
             shard: shard as u64,
             workers: workers.max(1) as u64,
         }
     }
 
-    /// Names a new member `id` of `watcher` (counted until [`MemberNames::release`]);
-    /// `None` when its number's upper half finds no place (see above), its id is not this
-    /// shard's, or the shard has no place for another watcher.
-    pub(crate) fn name(&mut self, id: SubscriptionId, watcher: Arc<Uri>) -> Option<Named> {
+    /// The number of a new member `id` (counted until [`MemberNames::release`]); `None`
+    /// when its upper half finds no place (see above) or its id is not this shard's.
+    pub(crate) fn name(&mut self, id: SubscriptionId) -> Option<Number> {
         if id.0 % self.workers != self.shard {
             return None;
         }
@@ -241,19 +242,16 @@ impl MemberNames {
                 None => return None,
             },
         };
-        let watcher = self.watchers.hold(watcher)?;
         self.highs[at] = (high, self.highs[at].1 + 1);
-        Some(Named {
-            watcher,
-            number_low: number as u32,
-            number_high: at as u8,
+        Some(Number {
+            low: number as u32,
+            high: at as u8,
         })
     }
 
-    /// Forgets member `m` (gone from its group).
-    pub(crate) fn release(&mut self, m: &Member) {
-        self.watchers.release(m.watcher);
-        self.highs[usize::from(m.number_high)].1 -= 1;
+    /// Forgets `number` (its member is gone, or was never made).
+    pub(crate) fn release(&mut self, number: Number) {
+        self.highs[usize::from(number.high)].1 -= 1;
     }
 
     /// Member `m`'s id.
@@ -265,94 +263,31 @@ impl MemberNames {
 
     /// What a member with id `id` keeps of it (lower half, place of the upper half), if a
     /// live member's number has that upper half: to find it without rebuilding every id.
-    pub(crate) fn number_of(&self, id: SubscriptionId) -> Option<(u32, u8)> {
+    pub(crate) fn number_of(&self, id: SubscriptionId) -> Option<Number> {
         if id.0 % self.workers != self.shard {
             return None;
         }
         let number = id.0 / self.workers;
         let high = (number >> 32) as u32;
         let at = self.highs.iter().position(|h| h.1 > 0 && h.0 == high)?;
-        Some((number as u32, at as u8))
-    }
-
-    /// Whether member `m` has the number [`MemberNames::number_of`] gave.
-    pub(crate) fn is(m: &Member, number: (u32, u8)) -> bool {
-        (m.number_low, m.number_high) == number
-    }
-
-    /// Member `m`'s watcher.
-    pub(crate) fn watcher(&self, m: &Member) -> &Arc<Uri> {
-        self.watchers.uri(m.watcher)
-    }
-
-    /// `watcher`'s place, if a member names it.
-    pub(crate) fn place(&self, watcher: &Uri) -> Option<u32> {
-        self.watchers.place(watcher)
+        Some(Number {
+            low: number as u32,
+            high: at as u8,
+        })
     }
 }
 
-/// The watchers of a shard's members, each once, at a place that does not move while a
-/// member names it: members hold places, not URIs (see [`Member`]). A place is counted per
-/// member and freed (for the next new watcher) when its last member goes, so the table
-/// holds only the watchers of live members. One entry per watcher and shard, where the
-/// members are one per watcher and resource.
-#[derive(Default)]
-struct MemberWatchers {
-    /// The URI at each place; `None` for a free one.
-    uris: Vec<Option<Arc<Uri>>>,
-    /// Each URI's (place, members naming it). Keyed by URI equality, as a join finds its
-    /// member: equal URIs are one watcher.
-    places: HashMap<Arc<Uri>, (u32, u32)>,
-    /// Free places, reused before the table grows.
-    free: Vec<u32>,
-}
-
-impl MemberWatchers {
-    /// `watcher`'s place, if a member names it.
-    fn place(&self, watcher: &Uri) -> Option<u32> {
-        self.places.get(watcher).map(|&(place, _)| place)
-    }
-
-    /// The watcher at `place` (one a live member names).
-    fn uri(&self, place: u32) -> &Arc<Uri> {
-        self.uris[place as usize]
-            .as_ref()
-            .expect("a member's watcher place is held")
-    }
-
-    /// Counts one more member of `watcher` and returns its place; `None` when the table
-    /// has every place of a `u32` (billions of watchers on one shard).
-    fn hold(&mut self, watcher: Arc<Uri>) -> Option<u32> {
-        if let Some((place, members)) = self.places.get_mut(&*watcher) {
-            *members += 1;
-            return Some(*place);
+impl Member {
+    pub(crate) fn number(&self) -> Number {
+        Number {
+            low: self.number_low,
+            high: self.number_high,
         }
-        let place = match self.free.pop() {
-            Some(place) => place,
-            None => {
-                let place = u32::try_from(self.uris.len()).ok()?;
-                self.uris.push(None);
-                place
-            }
-        };
-        self.uris[place as usize] = Some(watcher.clone());
-        self.places.insert(watcher, (place, 1));
-        Some(place)
     }
 
-    /// Forgets one member of the watcher at `place`; the last one frees the place.
-    fn release(&mut self, place: u32) {
-        let watcher = self.uri(place).clone();
-        let entry = self
-            .places
-            .get_mut(&*watcher)
-            .expect("a held place is in the table");
-        entry.1 -= 1;
-        if entry.1 == 0 {
-            self.places.remove(&*watcher);
-            self.uris[place as usize] = None;
-            self.free.push(place);
-        }
+    /// Whether it has `number` (what [`MemberNames::number_of`] gave).
+    pub(crate) fn is(&self, number: Number) -> bool {
+        self.number() == number
     }
 }
 
@@ -375,10 +310,6 @@ mod tests {
         assert_eq!(std::mem::align_of::<Member>(), 4);
     }
 
-    fn uri(text: &str) -> Arc<Uri> {
-        Arc::new(Uri::parse(text).unwrap())
-    }
-
     #[test]
     fn a_member_keeps_its_whole_id() {
         let (shard, workers) = (3u64, 4u64);
@@ -394,35 +325,34 @@ mod tests {
         let members: Vec<Member> = numbers
             .iter()
             .map(|n| {
-                let id = SubscriptionId(n * workers + shard);
-                let named = names.name(id, uri("sip:alice@example.com")).unwrap();
-                Member::new(named, AuthAction::Allow, SubscriptionState::Active, 0)
+                let number = names.name(SubscriptionId(n * workers + shard)).unwrap();
+                Member::new(number, 0, AuthAction::Allow, SubscriptionState::Active, 0)
             })
             .collect();
+        assert_eq!(names.highs.len(), 4, "upper halves 0, 1, 5 and 2^29 - 1");
         for (n, m) in numbers.iter().zip(&members) {
             let id = SubscriptionId(n * workers + shard);
             assert_eq!(names.id(m), id);
-            assert!(MemberNames::is(m, names.number_of(id).unwrap()));
+            assert!(m.is(names.number_of(id).unwrap()));
         }
-        assert!(
-            names
-                .name(SubscriptionId(8), uri("sip:bob@example.com"))
-                .is_none(),
-            "another shard's id"
-        );
+        assert_eq!(names.name(SubscriptionId(8)), None, "another shard's id");
         for m in &members {
-            names.release(m);
+            names.release(m.number());
         }
-        assert!(names.highs.iter().all(|h| h.1 == 0));
         assert_eq!(names.number_of(SubscriptionId(3)), None);
+        let number = names.name(SubscriptionId((9 << 32) * workers + shard));
+        assert_eq!(
+            number.map(|n| n.high),
+            Some(0),
+            "a free upper half is reused"
+        );
     }
 
     #[test]
     fn a_decision_and_a_state_share_a_byte() {
         let mut m = Member::new(
-            MemberNames::new(0, 1)
-                .name(SubscriptionId(0), uri("sip:alice@example.com"))
-                .unwrap(),
+            MemberNames::new(0, 1).name(SubscriptionId(0)).unwrap(),
+            0,
             AuthAction::Confirm,
             SubscriptionState::Pending,
             0,
@@ -434,24 +364,5 @@ mod tests {
                 assert_eq!((m.action(), m.state()), (action, state));
             }
         }
-    }
-
-    #[test]
-    fn a_watcher_keeps_its_place_while_a_member_names_it() {
-        let (alice, bob) = (uri("sip:alice@example.com"), uri("sip:bob@example.com"));
-        let mut table = MemberWatchers::default();
-        let a = table.hold(alice.clone()).unwrap();
-        let b = table.hold(bob.clone()).unwrap();
-        assert_ne!(a, b);
-        assert_eq!(table.hold(alice.clone()), Some(a));
-        assert_eq!(table.place(&alice), Some(a));
-        table.release(a);
-        assert_eq!(table.place(&alice), Some(a), "one member of alice is left");
-        assert_eq!(**table.uri(a), *alice);
-        table.release(a);
-        assert_eq!(table.place(&alice), None);
-        assert_eq!(**table.uri(b), *bob, "bob did not move");
-        assert_eq!(table.hold(uri("sip:carol@example.com")), Some(a), "reused");
-        assert_eq!(table.places.len(), 2);
     }
 }

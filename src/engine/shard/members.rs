@@ -18,10 +18,11 @@
 //! - Each change of a member's state is one notification of the member, with the document
 //!   it may see; each change of the presentity's document is one notification of the group
 //!   (its id), carrying the composed document for the members that see it.
-//! - A member keeps its watcher and its id as numbers the shard's
-//!   [`crate::engine::member::MemberNames`] gives when it joins and takes back when it
-//!   leaves: a join or leave finds its member by comparing watcher places, and a member
-//!   stays 16 bytes (a list server holds one per subscriber and resource).
+//! - A member keeps its watcher and its id as numbers its shard gives when it joins and
+//!   takes back when it leaves (a place in [`super::watcher_uris`], a
+//!   [`crate::engine::member::Number`]): a join or leave finds its member by comparing
+//!   watcher places, and a member stays 16 bytes (a list server holds one per subscriber
+//!   and resource).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use crate::doc::winfo::WatcherEvent;
 use crate::engine::compose::neutral;
 use crate::engine::events::{Event, Notification, SubscriptionState, TerminationReason};
 use crate::engine::member::{
-    Group, Member, MemberNames, GROUP_TARGET, MAX_HOLDERS, MEMBER_APART_TARGET, MEMBER_TARGET,
+    Group, Member, GROUP_TARGET, MAX_HOLDERS, MEMBER_APART_TARGET, MEMBER_TARGET,
 };
 use crate::engine::subscription::SubscriptionInfo;
 use crate::error::{Error, Result};
@@ -98,7 +99,12 @@ impl Shard {
         let state = state_of(action);
         // Shared with the watcher's subscriptions; the member names it by its place.
         let watcher = self.intern_watcher(watcher);
-        let Some(named) = self.member_names.name(member, watcher.clone()) else {
+        let number = self.member_names.name(member);
+        let place = number.and_then(|_| self.watcher_uris.hold(&watcher));
+        let (Some(number), Some(place)) = (number, place) else {
+            if let Some(number) = number {
+                self.member_names.release(number);
+            }
             self.tally.remove(&watcher_key);
             return Err(Error::LimitReached(format!(
                 "{watcher} cannot join {presentity}: this shard cannot name member {member}"
@@ -120,7 +126,10 @@ impl Shard {
                 members: Vec::new(),
             })
         });
-        push_snug(&mut group.members, Member::new(named, action, state, now));
+        push_snug(
+            &mut group.members,
+            Member::new(number, place, action, state, now),
+        );
         let at = (key, package, group.members.len() - 1);
         self.count_state(package, None, Some(state));
         self.outbox.push(Event::SubscriptionStateChanged {
@@ -173,11 +182,7 @@ impl Shard {
         m.set_state(SubscriptionState::Terminated(Some(
             TerminationReason::Timeout,
         )));
-        let m = self.member(&at);
-        let (id, watcher) = (
-            self.member_names.id(m),
-            self.member_names.watcher(m).clone(),
-        );
+        let (id, watcher) = self.names_of(&at);
         if !old.is_terminated() {
             self.log_member(&at, WatcherEvent::Timeout);
         }
@@ -188,8 +193,9 @@ impl Shard {
             if let Some(g) = &mut c.group {
                 let gone = g.members.remove(at.2);
                 trim_snug(&mut g.members);
-                // Gone from the group: its names are free.
-                self.member_names.release(&gone);
+                // Gone from the group: its numbers are free.
+                self.member_names.release(gone.number());
+                self.watcher_uris.release(gone.watcher);
                 if g.members.is_empty() {
                     c.group = None;
                 }
@@ -218,7 +224,7 @@ impl Shard {
         // URI equality (RFC 3261 §19.1.4) once, in the shard's table of members' watchers;
         // then a comparison of places per member: a popular presentity has thousands, and
         // each join and leave looks.
-        let place = self.member_names.place(watcher)?;
+        let place = self.watcher_uris.place(watcher)?;
         let at = group.members.iter().position(|m| m.watcher == place)?;
         Some((key.to_string(), package, at))
     }
@@ -233,10 +239,17 @@ impl Shard {
                     .as_ref()?
                     .members
                     .iter()
-                    .position(|m| MemberNames::is(m, number))?;
+                    .position(|m| m.is(number))?;
                 Some((key.clone(), package, at))
             })
         })
+    }
+
+    /// The id and watcher of the member at `at`, from the numbers it keeps.
+    fn names_of(&self, at: &At) -> (SubscriptionId, Arc<Uri>) {
+        let m = self.member(at);
+        let watcher = self.watcher_uris.uri(m.watcher).clone();
+        (self.member_names.id(m), watcher)
     }
 
     fn member(&self, at: &At) -> &Member {
@@ -267,8 +280,8 @@ impl Shard {
     /// Tells the member at `at` its state, with the document it may see.
     fn notify_member(&mut self, at: &At) {
         let m = self.member(at);
-        let (id, state, action) = (self.member_names.id(m), m.state(), m.action());
-        let watcher = self.member_names.watcher(m).clone();
+        let (state, action) = (m.state(), m.action());
+        let (id, watcher) = self.names_of(at);
         let presentity = self.presentities[&at.0].uri.clone();
         let follows = state == SubscriptionState::Active && action != AuthAction::PoliteBlock;
         let document: Option<Arc<Document>> = match (state, action) {
@@ -342,7 +355,7 @@ impl Shard {
         let at = self
             .find_member(id)
             .ok_or_else(|| unknown_subscription(id))?;
-        let watcher = self.member_names.watcher(self.member(&at)).clone();
+        let watcher = self.names_of(&at).1;
         let presentity = self.presentities[&at.0].uri.clone();
         let now = self.now();
         self.redirected.remember(&presentity, &watcher, target, now);
@@ -365,11 +378,7 @@ impl Shard {
         let was = m.action();
         m.set_action(action);
         m.set_state(state);
-        let m = self.member(at);
-        let (id, watcher) = (
-            self.member_names.id(m),
-            self.member_names.watcher(m).clone(),
-        );
+        let (id, watcher) = self.names_of(at);
         log::debug!(
             target: LOG_TARGET,
             "member {id}: authorization decided: {action} (was {was})"
@@ -427,7 +436,7 @@ impl Shard {
             if m.state() == SubscriptionState::Terminated(Some(TerminationReason::Deactivated)) {
                 continue;
             }
-            let watcher = self.member_names.watcher(m).clone();
+            let watcher = self.names_of(&at).1;
             let default = self.default_policy(&presentity, &watcher);
             let action = self.rules.decide(&presentity, &watcher, default);
             let m = self.member(&at);
@@ -445,7 +454,8 @@ impl Shard {
             .find_member(id)
             .ok_or_else(|| unknown_subscription(id))?;
         let m = self.member(&at);
-        Ok(m.info(&self.member_names, &self.presentities[&at.0].uri, at.1))
+        let (id, watcher) = self.names_of(&at);
+        Ok(m.info(id, &watcher, &self.presentities[&at.0].uri, at.1))
     }
 
     /// Every member, or those of the presentity with key `presentity`.
@@ -454,7 +464,7 @@ impl Shard {
             Some(key) => self.presentities.get(key).into_iter().collect(),
             None => self.presentities.values().collect(),
         };
-        let names = &self.member_names;
+        let (names, watchers) = (&self.member_names, &self.watcher_uris);
         presentities
             .into_iter()
             .flat_map(|p| {
@@ -462,7 +472,7 @@ impl Shard {
                     c.group
                         .iter()
                         .flat_map(|g| g.members.iter())
-                        .map(move |m| m.info(names, &p.uri, package))
+                        .map(move |m| m.info(names.id(m), watchers.uri(m.watcher), &p.uri, package))
                 })
             })
             .collect()

@@ -19,6 +19,7 @@
 
 use std::sync::Arc;
 
+use super::watcher_uris::WatcherUris;
 use super::{Presentity, Shard};
 use crate::doc::winfo::WatcherEvent;
 use crate::engine::member::MemberNames;
@@ -85,7 +86,12 @@ impl Shard {
             .expect("presentity of a subscription");
         let first = sub.winfo_version() == 0;
         let since = (!full && !first).then_some(sub.winfo_seen());
-        let watchers = watchers_of(&self.subscriptions, &self.member_names, p, now);
+        let watchers = watchers_of(
+            &self.subscriptions,
+            (&self.member_names, &self.watcher_uris),
+            p,
+            now,
+        );
         let doc = p
             .watchers
             .document(&p.uri, sub.winfo_version(), since, &watchers);
@@ -100,19 +106,24 @@ impl Shard {
     /// The full watcher-info document at `version`, without side effects.
     pub(super) fn watcher_info_full(&self, key: &str, version: u32) -> Arc<Document> {
         let p = &self.presentities[key];
-        let watchers = watchers_of(&self.subscriptions, &self.member_names, p, self.now());
+        let watchers = watchers_of(
+            &self.subscriptions,
+            (&self.member_names, &self.watcher_uris),
+            p,
+            self.now(),
+        );
         Arc::new(Document::Winfo(
             p.watchers.document(&p.uri, version, None, &watchers),
         ))
     }
 }
 
-/// The (non-winfo) subscriptions and members of `p` at `now` (the members' watchers and ids
-/// from `names`), in subscription order within
+/// The (non-winfo) subscriptions and members of `p` at `now` (the members' ids and watchers
+/// from their numbers), in subscription order within
 /// a package, packages in the order of their first subscription.
 fn watchers_of<'a>(
     subscriptions: &'a Subscriptions,
-    names: &'a MemberNames,
+    (names, watchers): (&'a MemberNames, &'a WatcherUris),
     p: &'a Presentity,
     now: u64,
 ) -> Vec<WatcherRow<'a>> {
@@ -130,7 +141,7 @@ fn watchers_of<'a>(
             if let Some(group) = &c.group {
                 rows.extend(group.members.iter().map(|m| WatcherRow {
                     id: names.id(m),
-                    watcher: names.watcher(m),
+                    watcher: watchers.uri(m.watcher),
                     package,
                     status: m.winfo_status(),
                     event: m.winfo_event(),
