@@ -87,6 +87,7 @@ const ACTIONS: [AuthAction; 5] = [
     AuthAction::Redirect,
 ];
 
+/// Likewise the states.
 const STATES: [SubscriptionState; 9] = [
     SubscriptionState::Active,
     SubscriptionState::Pending,
