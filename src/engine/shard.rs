@@ -13,6 +13,7 @@
 //! | [`authorization`] | rules (set, remove, list) and the decisions on watchers |
 //! | [`watcher_info`] | the watcher log and `presence.winfo` notifications |
 //! | [`members`] | members of shared subscriptions (list servers' watchers, [`super::member`]) |
+//! | [`watcher_uris`] | one copy of each watcher URI, and the places members name them by |
 //! | [`messaging`] | users, their endpoints and mailboxes of instant messages |
 //! | [`endpoint_tuples`] | the automatic tuples of logged-in endpoints |
 //! | [`recovery`] | taking back the store's share at start-up; writing soft state behind |
@@ -26,8 +27,9 @@ mod publications;
 mod recovery;
 mod subscriptions;
 mod watcher_info;
+mod watcher_uris;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -288,12 +290,12 @@ pub(crate) struct Shard {
     etags: HashMap<String, (String, Package)>,
     /// Every notification looks its subscription up.
     subscriptions: Subscriptions,
-    /// Watcher URIs shared by all the subscriptions of one watcher (a watcher usually
-    /// watches many presentities; equal URIs are one watcher). An entry whose URI nobody
-    /// else holds any more is swept out now and then.
-    watcher_uris: HashSet<Arc<Uri>>,
-    /// The size of `watcher_uris` after its last sweep.
-    watcher_uris_swept: usize,
+    /// Watcher URIs shared by all the subscriptions and members of one watcher, and the
+    /// places members name them by ([`watcher_uris`]).
+    watcher_uris: watcher_uris::WatcherUris,
+    /// The upper halves of members' numbers, which turn what a member keeps back into its
+    /// id ([`super::member::MemberNames`]).
+    member_names: super::member::MemberNames,
     rules: RuleBook,
     /// The watchers an application's decision sent elsewhere ([`Shard::redirect`]), until
     /// they subscribe again or the memory runs out.
@@ -368,17 +370,18 @@ impl Shard {
             book.set(rule);
         }
         let soft_state = config.store.keeps_soft_state();
+        let workers = config.workers;
         Shard {
             index,
-            workers: config.workers,
+            workers,
             config,
             queue,
             counters,
             presentities: HashMap::new(),
             etags: HashMap::new(),
             subscriptions: Subscriptions::default(),
-            watcher_uris: HashSet::new(),
-            watcher_uris_swept: 0,
+            watcher_uris: Default::default(),
+            member_names: super::member::MemberNames::new(index, workers),
             rules: book,
             timers: Timers::default(),
             next_seq: 0,

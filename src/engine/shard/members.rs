@@ -18,6 +18,11 @@
 //! - Each change of a member's state is one notification of the member, with the document
 //!   it may see; each change of the presentity's document is one notification of the group
 //!   (its id), carrying the composed document for the members that see it.
+//! - A member keeps its watcher and its id as numbers its shard gives when it joins and
+//!   takes back when it leaves (a place in [`super::watcher_uris`], a
+//!   [`crate::engine::member::Number`]): a join or leave finds its member by comparing
+//!   watcher places, and a member stays 16 bytes (a list server holds one per subscriber
+//!   and resource).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -78,7 +83,7 @@ impl Shard {
                 )));
             }
             m.holders += 1;
-            if m.state == SubscriptionState::Terminated(Some(TerminationReason::Deactivated)) {
+            if m.state() == SubscriptionState::Terminated(Some(TerminationReason::Deactivated)) {
                 // Redirected: decided again (a redirect waiting for it is refused below).
                 let decided = self.decide_join(&presentity, &watcher)?;
                 self.apply_member_decision(&at, decided, true);
@@ -92,7 +97,19 @@ impl Shard {
         self.check_subscription_room(&key, &watcher_key, &watcher, &presentity)?;
         let now = self.now();
         let state = state_of(action);
+        // Shared with the watcher's subscriptions; the member names it by its place.
         let watcher = self.intern_watcher(watcher);
+        let number = self.member_names.name(member);
+        let place = number.and_then(|_| self.watcher_uris.hold(&watcher));
+        let (Some(number), Some(place)) = (number, place) else {
+            if let Some(number) = number {
+                self.member_names.release(number);
+            }
+            self.tally.remove(&watcher_key);
+            return Err(Error::LimitReached(format!(
+                "{watcher} cannot join {presentity}: this shard cannot name member {member}"
+            )));
+        };
         log::debug!(
             target: LOG_TARGET,
             "member {member}: {watcher} joins {presentity} ({package}): {action}"
@@ -111,7 +128,7 @@ impl Shard {
         });
         push_snug(
             &mut group.members,
-            Member::new(member, watcher.clone(), action, state, now),
+            Member::new(number, place, action, state, now),
         );
         let at = (key, package, group.members.len() - 1);
         self.count_state(package, None, Some(state));
@@ -161,9 +178,11 @@ impl Shard {
         if m.holders > 0 {
             return;
         }
-        let old = m.state;
-        m.state = SubscriptionState::Terminated(Some(TerminationReason::Timeout));
-        let (id, watcher) = (m.id, m.watcher.clone());
+        let old = m.state();
+        m.set_state(SubscriptionState::Terminated(Some(
+            TerminationReason::Timeout,
+        )));
+        let (id, watcher) = self.names_of(&at);
         if !old.is_terminated() {
             self.log_member(&at, WatcherEvent::Timeout);
         }
@@ -172,8 +191,11 @@ impl Shard {
         let p = self.presentities.get_mut(&key).expect("member located");
         if let Some(c) = p.channels.get_mut(&package) {
             if let Some(g) = &mut c.group {
-                g.members.remove(at.2);
+                let gone = g.members.remove(at.2);
                 trim_snug(&mut g.members);
+                // Gone from the group: its numbers are free.
+                self.member_names.release(gone.number());
+                self.watcher_uris.release(gone.watcher);
                 if g.members.is_empty() {
                     c.group = None;
                 }
@@ -199,20 +221,35 @@ impl Shard {
             .get(&package)?
             .group
             .as_ref()?;
-        // URI equality (RFC 3261 §19.1.4), with no key made per member: a popular presentity
-        // has thousands, and each join and leave looks.
-        let at = group.members.iter().position(|m| *m.watcher == *watcher)?;
+        // URI equality (RFC 3261 §19.1.4) once, in the shard's table of members' watchers;
+        // then a comparison of places per member: a popular presentity has thousands, and
+        // each join and leave looks.
+        let place = self.watcher_uris.place(watcher)?;
+        let at = group.members.iter().position(|m| m.watcher == place)?;
         Some((key.to_string(), package, at))
     }
 
     /// Member `id`, wherever it is (a scan: for an application's decision, not a hot path).
     fn find_member(&self, id: SubscriptionId) -> Option<At> {
+        let number = self.member_names.number_of(id)?;
         self.presentities.iter().find_map(|(key, p)| {
             p.channels.iter().find_map(|(&package, c)| {
-                let at = c.group.as_ref()?.members.iter().position(|m| m.id == id)?;
+                let at = c
+                    .group
+                    .as_ref()?
+                    .members
+                    .iter()
+                    .position(|m| m.is(number))?;
                 Some((key.clone(), package, at))
             })
         })
+    }
+
+    /// The id and watcher of the member at `at`, from the numbers it keeps.
+    fn names_of(&self, at: &At) -> (SubscriptionId, Arc<Uri>) {
+        let m = self.member(at);
+        let watcher = self.watcher_uris.uri(m.watcher).clone();
+        (self.member_names.id(m), watcher)
     }
 
     fn member(&self, at: &At) -> &Member {
@@ -235,16 +272,16 @@ impl Shard {
 
     /// Logs a watcher event of the member at `at` (watcher information).
     fn log_member(&mut self, at: &At, event: WatcherEvent) {
-        let m = self.member_mut(at);
-        m.set_winfo(event);
-        let id = m.id;
+        self.member_mut(at).set_winfo(event);
+        let id = self.member_names.id(self.member(at));
         self.record_watcher_change(&at.0.clone(), id);
     }
 
     /// Tells the member at `at` its state, with the document it may see.
     fn notify_member(&mut self, at: &At) {
         let m = self.member(at);
-        let (id, watcher, state, action) = (m.id, m.watcher.clone(), m.state, m.action);
+        let (state, action) = (m.state(), m.action());
+        let (id, watcher) = self.names_of(at);
         let presentity = self.presentities[&at.0].uri.clone();
         let follows = state == SubscriptionState::Active && action != AuthAction::PoliteBlock;
         let document: Option<Arc<Document>> = match (state, action) {
@@ -280,11 +317,9 @@ impl Shard {
         let Some(group) = p.channels.get(&package).and_then(|c| c.group.as_ref()) else {
             return;
         };
-        if !group
-            .members
-            .iter()
-            .any(|m| m.state == SubscriptionState::Active && m.action != AuthAction::PoliteBlock)
-        {
+        if !group.members.iter().any(|m| {
+            m.state() == SubscriptionState::Active && m.action() != AuthAction::PoliteBlock
+        }) {
             return;
         }
         self.notified += 1;
@@ -320,7 +355,7 @@ impl Shard {
         let at = self
             .find_member(id)
             .ok_or_else(|| unknown_subscription(id))?;
-        let watcher = self.member(&at).watcher.clone();
+        let watcher = self.names_of(&at).1;
         let presentity = self.presentities[&at.0].uri.clone();
         let now = self.now();
         self.redirected.remember(&presentity, &watcher, target, now);
@@ -332,18 +367,18 @@ impl Shard {
     /// when its state changes; `tell` tells it even when nothing changed (a new holder).
     fn apply_member_decision(&mut self, at: &At, action: AuthAction, tell: bool) {
         let m = self.member_mut(at);
-        let old = m.state;
+        let old = m.state();
         let state = state_of(action);
-        if m.action == action && old == state {
+        if m.action() == action && old == state {
             if tell {
                 self.notify_member(at);
             }
             return;
         }
-        let was = m.action;
-        m.action = action;
-        m.state = state;
-        let (id, watcher) = (m.id, m.watcher.clone());
+        let was = m.action();
+        m.set_action(action);
+        m.set_state(state);
+        let (id, watcher) = self.names_of(at);
         log::debug!(
             target: LOG_TARGET,
             "member {id}: authorization decided: {action} (was {was})"
@@ -398,16 +433,16 @@ impl Shard {
             .collect();
         for at in members {
             let m = self.member(&at);
-            if m.state == SubscriptionState::Terminated(Some(TerminationReason::Deactivated)) {
+            if m.state() == SubscriptionState::Terminated(Some(TerminationReason::Deactivated)) {
                 continue;
             }
-            let watcher = m.watcher.clone();
+            let watcher = self.names_of(&at).1;
             let default = self.default_policy(&presentity, &watcher);
             let action = self.rules.decide(&presentity, &watcher, default);
             let m = self.member(&at);
             let still_pending =
-                action == AuthAction::Confirm && m.state == SubscriptionState::Pending;
-            if action != m.action && !still_pending {
+                action == AuthAction::Confirm && m.state() == SubscriptionState::Pending;
+            if action != m.action() && !still_pending {
                 self.apply_member_decision(&at, action, false);
             }
         }
@@ -418,7 +453,9 @@ impl Shard {
         let at = self
             .find_member(id)
             .ok_or_else(|| unknown_subscription(id))?;
-        Ok(self.member(&at).info(&self.presentities[&at.0].uri, at.1))
+        let m = self.member(&at);
+        let (id, watcher) = self.names_of(&at);
+        Ok(m.info(id, &watcher, &self.presentities[&at.0].uri, at.1))
     }
 
     /// Every member, or those of the presentity with key `presentity`.
@@ -427,6 +464,7 @@ impl Shard {
             Some(key) => self.presentities.get(key).into_iter().collect(),
             None => self.presentities.values().collect(),
         };
+        let (names, watchers) = (&self.member_names, &self.watcher_uris);
         presentities
             .into_iter()
             .flat_map(|p| {
@@ -434,7 +472,7 @@ impl Shard {
                     c.group
                         .iter()
                         .flat_map(|g| g.members.iter())
-                        .map(move |m| m.info(&p.uri, package))
+                        .map(move |m| m.info(names.id(m), watchers.uri(m.watcher), &p.uri, package))
                 })
             })
             .collect()

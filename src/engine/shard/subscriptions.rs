@@ -440,20 +440,6 @@ impl Shard {
         }));
     }
 
-    /// The shard's shared copy of `watcher` when one written the same way is known (else
-    /// `watcher` becomes the shared copy).
-    pub(super) fn intern_watcher(&mut self, watcher: Arc<Uri>) -> Arc<Uri> {
-        if self.watcher_uris.len() > 2 * self.watcher_uris_swept + 1024 {
-            self.watcher_uris.retain(|uri| Arc::strong_count(uri) > 1);
-            self.watcher_uris_swept = self.watcher_uris.len();
-        }
-        if let Some(known) = self.watcher_uris.get(&*watcher) {
-            return known.clone();
-        }
-        self.watcher_uris.insert(watcher.clone());
-        watcher
-    }
-
     /// A subscription's expiry timer, set for `deadline`: the subscription ends unless it
     /// was refreshed or ended since.
     pub(super) fn subscription_timer(&mut self, id: SubscriptionId, deadline: u64) {

@@ -19,8 +19,10 @@
 
 use std::sync::Arc;
 
+use super::watcher_uris::WatcherUris;
 use super::{Presentity, Shard};
 use crate::doc::winfo::WatcherEvent;
+use crate::engine::member::MemberNames;
 use crate::engine::subscription::{status_of_event, Subscriptions};
 use crate::engine::watchers::WatcherRow;
 use crate::model::id::SubscriptionId;
@@ -84,7 +86,12 @@ impl Shard {
             .expect("presentity of a subscription");
         let first = sub.winfo_version() == 0;
         let since = (!full && !first).then_some(sub.winfo_seen());
-        let watchers = watchers_of(&self.subscriptions, p, now);
+        let watchers = watchers_of(
+            &self.subscriptions,
+            (&self.member_names, &self.watcher_uris),
+            p,
+            now,
+        );
         let doc = p
             .watchers
             .document(&p.uri, sub.winfo_version(), since, &watchers);
@@ -99,17 +106,24 @@ impl Shard {
     /// The full watcher-info document at `version`, without side effects.
     pub(super) fn watcher_info_full(&self, key: &str, version: u32) -> Arc<Document> {
         let p = &self.presentities[key];
-        let watchers = watchers_of(&self.subscriptions, p, self.now());
+        let watchers = watchers_of(
+            &self.subscriptions,
+            (&self.member_names, &self.watcher_uris),
+            p,
+            self.now(),
+        );
         Arc::new(Document::Winfo(
             p.watchers.document(&p.uri, version, None, &watchers),
         ))
     }
 }
 
-/// The (non-winfo) subscriptions and members of `p` at `now`, in subscription order within
+/// The (non-winfo) subscriptions and members of `p` at `now` (the members' ids and watchers
+/// from their numbers), in subscription order within
 /// a package, packages in the order of their first subscription.
 fn watchers_of<'a>(
     subscriptions: &'a Subscriptions,
+    (names, watchers): (&'a MemberNames, &'a WatcherUris),
     p: &'a Presentity,
     now: u64,
 ) -> Vec<WatcherRow<'a>> {
@@ -126,8 +140,8 @@ fn watchers_of<'a>(
                 .collect();
             if let Some(group) = &c.group {
                 rows.extend(group.members.iter().map(|m| WatcherRow {
-                    id: m.id,
-                    watcher: &m.watcher,
+                    id: names.id(m),
+                    watcher: watchers.uri(m.watcher),
                     package,
                     status: m.winfo_status(),
                     event: m.winfo_event(),
