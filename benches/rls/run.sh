@@ -10,6 +10,7 @@
 #   PHONES=500 KEYS=50 USERS=1000 RATE=200 STORM_S=30 REPS=5 KEEP=1 benches/rls/run.sh
 #   MODES=list benches/rls/run.sh          # one mode only
 #   MODES="single list" benches/rls/run.sh # without the storm alone (mode none: no phones)
+#                                          # nor the connections alone (mode conn: no storm)
 #   IMPPD=/path/to/imppd benches/rls/run.sh
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +28,7 @@ STORM_S=${STORM_S:-$(q 8 20)}
 SEED=${SEED:-1}
 BATCH_MS=${BATCH_MS:-1000}
 SETTLE_S=${SETTLE_S:-3}
-MODES=${MODES:-"none single list"}
+MODES=${MODES:-"none single list conn"}
 PERF=${PERF:-0}   # 1: perf record imppd over each storm (WORK/perf-MODE-REP.data; implies KEEP=1)
 KEEP=${KEEP:-0}
 [ "$PERF" = 1 ] && KEEP=1
@@ -123,11 +124,36 @@ for rep in $(seq "$REPS"); do
     start_imppd "$mode-$rep"
     sleep 1
     before=$($NETB probe "$SRV_PID" "$SRV_LOG")
+    if [ "$mode" = conn ]; then
+      # The phones' TCP connections alone, each after one OPTIONS answered: what a phone
+      # costs before any subscription (so a list subscription's bytes are told apart).
+      rm -f "$WORK/until" "$WORK/ready"
+      "$SWARM" hold --server "127.0.0.1:$PORT" --tcp --conns "$PHONES" --rate 5000 --method OPTIONS \
+        --ready-file "$WORK/ready" --until-file "$WORK/until" --max-s 900 >"$WORK/hold-$rep.out" 2>&1 &
+      GEN_PID=$!
+      for _ in $(seq 1200); do
+        sleep 0.25
+        [ -s "$WORK/ready" ] && break
+        kill -0 "$GEN_PID" 2>/dev/null || break
+      done
+      ready=$(cat "$WORK/ready" 2>/dev/null || true)
+      [ "$(val held "$ready")" = "$PHONES" ] || { echo "not every connection held: $ready" >&2; cat "$WORK/hold-$rep.out" >&2; exit 1; }
+      sleep "$SETTLE_S"
+      held=$($NETB probe "$SRV_PID" "$SRV_LOG")
+      log "conn #$rep: $PHONES connections held"
+      record "conns rep=$rep phones=$PHONES heap0=$(val heap "$before") rss0=$(val rss_kb "$before") \
+heap1=$(val heap "$held") rss1=$(val rss_kb "$held")"
+      touch "$WORK/until"
+      for _ in $(seq 100); do kill -0 "$GEN_PID" 2>/dev/null || break; sleep 0.1; done
+      stop_pid "$GEN_PID"; GEN_PID=
+      stop_pid "$SRV_PID"; SRV_PID=
+      continue
+    fi
     case "$mode" in
       list) dialogs=$PHONES ;;
       single) dialogs=$((PHONES * KEYS)) ;;
       none) dialogs=0 ;;   # the storm alone: what a change costs with no one watching
-      *) echo "unknown mode $mode (single, list, none)" >&2; exit 2 ;;
+      *) echo "unknown mode $mode (single, list, none, conn)" >&2; exit 2 ;;
     esac
     STATS=$WORK/watch-$mode-$rep.txt
     rm -f "$WORK/until"
