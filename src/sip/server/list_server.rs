@@ -615,22 +615,40 @@ struct ListDialog {
     ending: Option<Option<&'static str>>,
 }
 
-/// One resource of a list dialog, and what it last told. Kept at 12 bytes: a list server
+/// One resource of a list dialog, and what it last told. Kept at 8 bytes: a list server
 /// holds one per resource of every list subscription (50,000 for a thousand busy-lamp
-/// panels of 50 keys). What all the entries of a resource share (its URI, the composed
+/// panels of 50 keys), so its instance id, state, reason and marks share one word
+/// ([`Entry::bits`]). What all the entries of a resource share (its URI, the composed
 /// document) is the resource's ([`Watched`]); what few entries have (a back subscription,
 /// a document of their own) is beside the entries ([`ListDialog::apart`]).
 struct Entry {
     /// Its resource ([`Resources`]).
     resource: u32,
-    /// The RLMI instance id, a number of the dialog's (stable while the back subscription
-    /// lives; a new back subscription gets a new one): written in hex.
-    instance: u32,
-    state: InstanceState,
-    reason: Option<TerminationReason>,
-    /// What is known of it, one bit each ([`Entry::REPORTED`] and the others).
-    marks: u8,
+    /// From the lowest bit: the RLMI instance id (22 bits: [`INSTANCE_BITS`]), a number of
+    /// the dialog's, stable while the instance lives (a new back subscription or a resource
+    /// back after it ended gets a new one), written in hex; the instance state (2 bits);
+    /// the termination reason (3 bits, 0 for none); what is known of it (5 bits, one each:
+    /// [`Entry::REPORTED`] and the others).
+    bits: u32,
 }
+
+/// The bits of an RLMI instance id: a dialog numbers its instances from 1 and wraps to 1
+/// after 4,194,303 (an instance that old has long ended: ids name the live ones).
+const INSTANCE_BITS: u32 = 22;
+const INSTANCE_MASK: u32 = (1 << INSTANCE_BITS) - 1;
+const STATE_SHIFT: u32 = INSTANCE_BITS;
+const REASON_SHIFT: u32 = STATE_SHIFT + 2;
+const MARKS_SHIFT: u32 = REASON_SHIFT + 3;
+
+/// The termination reasons an entry keeps, by their 3-bit number less one.
+const REASONS: [TerminationReason; 6] = [
+    TerminationReason::Deactivated,
+    TerminationReason::Probation,
+    TerminationReason::Rejected,
+    TerminationReason::Timeout,
+    TerminationReason::Giveup,
+    TerminationReason::Noresource,
+];
 
 /// What an entry keeps beside it, when it has any of it ([`ListDialog::apart`]).
 #[derive(Default)]
@@ -852,15 +870,15 @@ impl Default for Back {
 /// bounds said no).
 fn refused(id: u64, uri: &Uri, e: &mut Entry, error: &Error) {
     log::debug!("list dialog {id}: no subscription to {uri}: {error}");
-    e.state = InstanceState::Terminated;
-    e.reason = Some(match error {
+    e.set_state(InstanceState::Terminated);
+    e.set_reason(Some(match error {
         // A resource whose rules send this subscriber to another presence agent is not
         // served in this list: RLMI has no place for the target, so it reads as refused.
         Error::Forbidden(_) | Error::LimitReached(_) | Error::Moved(_) => {
             TerminationReason::Rejected
         }
         _ => TerminationReason::Noresource,
-    });
+    }));
     e.mark(Entry::REPORTED, true);
     e.mark(Entry::CHANGED, true);
 }
@@ -875,13 +893,13 @@ fn new_entry(
     instance: u32,
 ) -> (Entry, Apart) {
     let (at, uri) = watched.intern(resource.uri, package);
-    let e = Entry {
+    let mut e = Entry {
         resource: at,
-        instance,
-        state: InstanceState::Pending,
-        reason: None,
-        marks: Entry::CHANGED,
+        bits: 0,
     };
+    e.set_instance(instance);
+    e.set_state(InstanceState::Pending);
+    e.mark(Entry::CHANGED, true);
     (
         e,
         Apart {
@@ -907,19 +925,63 @@ impl Entry {
     /// It shows its resource's composed document ([`Watched::document`]): a member's entry
     /// that follows it, while active.
     fn shows_group(&self) -> bool {
-        self.is(Entry::SHARED) && self.is(Entry::FOLLOWS) && self.state == InstanceState::Active
+        self.is(Entry::SHARED) && self.is(Entry::FOLLOWS) && self.state() == InstanceState::Active
     }
 
     fn is(&self, mark: u8) -> bool {
-        self.marks & mark != 0
+        self.bits & (u32::from(mark) << MARKS_SHIFT) != 0
     }
 
     fn mark(&mut self, mark: u8, on: bool) {
+        let bit = u32::from(mark) << MARKS_SHIFT;
         if on {
-            self.marks |= mark;
+            self.bits |= bit;
         } else {
-            self.marks &= !mark;
+            self.bits &= !bit;
         }
+    }
+
+    /// Its RLMI instance id.
+    fn instance(&self) -> u32 {
+        self.bits & INSTANCE_MASK
+    }
+
+    fn set_instance(&mut self, instance: u32) {
+        debug_assert!(instance <= INSTANCE_MASK);
+        self.bits = (self.bits & !INSTANCE_MASK) | (instance & INSTANCE_MASK);
+    }
+
+    fn state(&self) -> InstanceState {
+        match (self.bits >> STATE_SHIFT) & 3 {
+            0 => InstanceState::Pending,
+            1 => InstanceState::Active,
+            _ => InstanceState::Terminated,
+        }
+    }
+
+    fn set_state(&mut self, state: InstanceState) {
+        let n = match state {
+            InstanceState::Pending => 0,
+            InstanceState::Active => 1,
+            InstanceState::Terminated => 2,
+        };
+        self.bits = (self.bits & !(3 << STATE_SHIFT)) | (n << STATE_SHIFT);
+    }
+
+    fn reason(&self) -> Option<TerminationReason> {
+        let n = (self.bits >> REASON_SHIFT) & 7;
+        (n != 0).then(|| REASONS[n as usize - 1])
+    }
+
+    fn set_reason(&mut self, reason: Option<TerminationReason>) {
+        let n = reason.map_or(0, |r| {
+            REASONS
+                .iter()
+                .position(|&k| k == r)
+                .expect("every reason is kept") as u32
+                + 1
+        });
+        self.bits = (self.bits & !(7 << REASON_SHIFT)) | (n << REASON_SHIFT);
     }
 }
 
@@ -1076,7 +1138,7 @@ impl ListDialog {
     /// A new RLMI instance id ([`Entry::instance`]).
     fn take_instance(&mut self) -> u32 {
         let n = self.next_instance;
-        self.next_instance = self.next_instance.wrapping_add(1).max(1);
+        self.next_instance = ((self.next_instance + 1) & INSTANCE_MASK).max(1);
         n
     }
 }
@@ -1984,8 +2046,8 @@ impl ListServer {
                     Some((e, a))
                         if e.is(Entry::SHARED)
                             && e.is(Entry::JOINED)
-                            && !(e.state == InstanceState::Terminated
-                                && e.reason == Some(TerminationReason::Deactivated)) =>
+                            && !(e.state() == InstanceState::Terminated
+                                && e.reason() == Some(TerminationReason::Deactivated)) =>
                     {
                         Some((e, a))
                     }
@@ -2036,7 +2098,7 @@ impl ListServer {
                     }
                 };
                 if let Some(name) = name {
-                    names.push((entry.instance, name.into_boxed_str()));
+                    names.push((entry.instance(), name.into_boxed_str()));
                 }
                 d.push(entry, apart);
             }
@@ -2316,11 +2378,11 @@ impl ListServer {
         }
         // A resource that comes back after it ended (a blocked member allowed later) is a
         // new instance (RFC 4662: an instance ends with its subscription).
-        let was_ended = d.resources[at].state == InstanceState::Terminated
+        let was_ended = d.resources[at].state() == InstanceState::Terminated
             && d.resources[at].is(Entry::REPORTED);
         if was_ended && !state.is_terminated() {
             let instance = d.take_instance();
-            d.resources[at].instance = instance;
+            d.resources[at].set_instance(instance);
         }
         let (state, reason) = match state {
             SubscriptionState::Active => (InstanceState::Active, None),
@@ -2337,7 +2399,7 @@ impl ListServer {
         };
         let e = &mut d.resources[at];
         let unchanged =
-            e.is(Entry::REPORTED) && e.state == state && e.reason == reason && same_document;
+            e.is(Entry::REPORTED) && e.state() == state && e.reason() == reason && same_document;
         let document = match document {
             Some(doc) if !same_document => Some(rendered.render(doc, &self.boundary)),
             Some(_) => had,
@@ -2346,8 +2408,8 @@ impl ListServer {
         if let Some(follows) = follows {
             e.mark(Entry::FOLLOWS, follows);
         }
-        e.state = state;
-        e.reason = reason;
+        e.set_state(state);
+        e.set_reason(reason);
         let mut fan_out = false;
         if e.shows_group() {
             d.change_apart(at, |a| a.document = None);
@@ -2508,8 +2570,8 @@ impl ListServer {
             d.resources[at].mark(Entry::CHANGED, false);
             let e = &d.resources[at];
             instance.clear();
-            push_hex(&mut instance, u64::from(e.instance), 1);
-            let cid = match (e.state, watched.document_of(d, at)) {
+            push_hex(&mut instance, u64::from(e.instance()), 1);
+            let cid = match (e.state(), watched.document_of(d, at)) {
                 (InstanceState::Active, Some(doc)) => {
                     let cid = format!("{prefix}.{instance}@{host}");
                     check |= doc.clashes;
@@ -2523,12 +2585,12 @@ impl ListServer {
             let _ = write!(uri, "{}", watched.uri_of(d, at));
             let name = d
                 .names
-                .binary_search_by_key(&e.instance, |n| n.0)
+                .binary_search_by_key(&e.instance(), |n| n.0)
                 .ok()
                 .map(|at| &*d.names[at].1);
             check |= name.is_some();
-            let reason = e.reason.map(TerminationReason::as_str);
-            rlmi.resource(&uri, name, &instance, e.state, reason, cid);
+            let reason = e.reason().map(TerminationReason::as_str);
+            rlmi.resource(&uri, name, &instance, e.state(), reason, cid);
         }
         let rlmi = rlmi.finish(&d.list_text, d.version, full);
         let content_type = d.package.content_type();
@@ -2694,11 +2756,55 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_entry_keeps_its_instance_state_reason_and_marks_apart() {
+        let marks = [
+            Entry::REPORTED,
+            Entry::CHANGED,
+            Entry::SHARED,
+            Entry::JOINED,
+            Entry::FOLLOWS,
+        ];
+        let reasons = std::iter::once(None).chain(REASONS.iter().copied().map(Some));
+        for reason in reasons {
+            for state in [
+                InstanceState::Pending,
+                InstanceState::Active,
+                InstanceState::Terminated,
+            ] {
+                for instance in [1, 2, 0x1234, INSTANCE_MASK] {
+                    for (i, &mark) in marks.iter().enumerate() {
+                        let mut e = Entry {
+                            resource: u32::MAX,
+                            bits: 0,
+                        };
+                        e.set_instance(instance);
+                        e.set_state(state);
+                        e.set_reason(reason);
+                        e.mark(mark, true);
+                        assert_eq!(
+                            (e.instance(), e.state(), e.reason()),
+                            (instance, state, reason)
+                        );
+                        for (j, &other) in marks.iter().enumerate() {
+                            assert_eq!(e.is(other), i == j);
+                        }
+                        e.mark(mark, false);
+                        e.set_instance(7);
+                        assert_eq!((e.instance(), e.state(), e.reason()), (7, state, reason));
+                        assert!(!e.is(mark));
+                        assert_eq!(e.resource, u32::MAX);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn entries_and_holders_stay_small() {
         // One of each per resource of every list subscription: what a list phone costs
         // (benches/rls). Grow them back and this fails.
         assert!(
-            std::mem::size_of::<Entry>() <= 12,
+            std::mem::size_of::<Entry>() <= 8,
             "{}",
             std::mem::size_of::<Entry>()
         );
