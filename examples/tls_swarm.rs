@@ -46,6 +46,10 @@
 //!   (`impp-seq:N`, examples/sip_publisher.rs `--event dialog`) says how many changes of
 //!   that key the phone learnt of: `N` less the last it had. The stats lines get three
 //!   more columns: `states covered notify_bytes` (all NOTIFYs, the first ones included).
+//! * `watch --pause-at N --resume-file FILE`: opens the first N connections only, then waits
+//!   for the resume file before opening the rest (benches/rls/run.sh measures the server's
+//!   heap in between: what the second half of the phones adds is what one more costs, once
+//!   every resource is watched by someone).
 //! * `blf-lists` prints the phones' lists as an RFC 4826 rls-services document (one
 //!   `<service uri="sip:blf<k>@example.test">` of package `dialog` per phone, its keys as
 //!   entries), for `imppd list import`.
@@ -97,6 +101,9 @@ struct Options {
     method: String,
     ready_file: Option<PathBuf>,
     until_file: Option<PathBuf>,
+    /// `--pause-at N` and `--resume-file FILE` (watch).
+    pause_at: Option<usize>,
+    resume_file: Option<PathBuf>,
     stats_file: Option<PathBuf>,
     max_s: f64,
     /// `--blf`: busy-lamp phones, one list subscription or one per key.
@@ -123,6 +130,7 @@ fn usage() -> ! {
          \x20                      --pres P [--rate R] [--sources N] --stats-file FILE\n\
          \x20                      --until-file FILE [--max-s S]\n\
          \x20                      [--blf list|single --users U [--seed S]]\n\
+         \x20                      [--pause-at N --resume-file FILE]\n\
          \x20      tls_swarm blf-lists --conns C --dialogs K --users U [--seed S]"
     );
     std::process::exit(2);
@@ -147,6 +155,8 @@ fn options(args: impl Iterator<Item = String>) -> Options {
         method: "REGISTER".into(),
         ready_file: None,
         until_file: None,
+        pause_at: None,
+        resume_file: None,
         stats_file: None,
         max_s: 900.0,
         blf: None,
@@ -214,6 +224,10 @@ fn options(args: impl Iterator<Item = String>) -> Options {
             },
             "--ready-file" => o.ready_file = Some(value.into()),
             "--until-file" => o.until_file = Some(value.into()),
+            "--pause-at" => {
+                o.pause_at = Some(value.parse().unwrap_or_else(|_| bad("not a number")))
+            }
+            "--resume-file" => o.resume_file = Some(value.into()),
             "--stats-file" => o.stats_file = Some(value.into()),
             "--blf" => match value.as_str() {
                 "list" => o.blf = Some(Blf::List),
@@ -1346,7 +1360,12 @@ fn watch(o: &Options) {
         }
         // Connections at `rate / dialogs` a second (the SUBSCRIBE rate is `rate`).
         let due = ((now - d.start).as_secs_f64() * o.rate / per_conn as f64) as usize + 1;
-        while d.next < o.conns.min(due) && opening.len() < IN_FLIGHT {
+        // Held at the pause until the resume file exists.
+        let paused = o
+            .pause_at
+            .filter(|&at| d.next >= at && !o.resume_file.as_ref().is_some_and(|p| p.exists()));
+        let limit = paused.unwrap_or(o.conns).min(o.conns);
+        while d.next < limit.min(due) && opening.len() < IN_FLIGHT {
             let k = d.next;
             match d.open(o) {
                 Some(token) => {

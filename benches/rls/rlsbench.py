@@ -120,6 +120,10 @@ def derived(r, clk):
         "bytes_per_notify": r["bytes"] / r["notifies"] if r["notifies"] else None,
         "states_per_notify": r["states"] / r["notifies"] if r["notifies"] else None,
         "heap_per_phone": (r["heap1"] - r["heap0"]) / r["phones"],
+        # What the second half of the phones added, per phone: one more phone once every
+        # user is watched (run.sh probes the heap between the halves).
+        "heap_per_more": (r["heap1"] - r["heapm"]) / (r["phones"] - r["half"])
+        if "heapm" in r and r["phones"] > r.get("half", r["phones"]) else None,
         "rss_per_phone": (r["rss1"] - r["rss0"]) * 1024 / r["phones"],
         "subscribe_s": r.get("subscribe_s"),
     }
@@ -171,9 +175,10 @@ def report(path):
          for x in cpu_modes])
     table(
         "Memory per phone (after every phone's first NOTIFY, less before the SUBSCRIBEs)",
-        ["mode", "live heap per phone", "VmRSS per phone", "seconds to subscribe all"],
+        ["mode", "live heap per phone", "of the second half", "VmRSS per phone",
+         "seconds to subscribe all"],
         [[x + (" (1 list subscription)" if x == "list" else " (its single subscriptions)"),
-          fmt(m[x]["heap_per_phone"]), fmt(m[x]["rss_per_phone"]),
+          fmt(m[x]["heap_per_phone"]), fmt(m[x]["heap_per_more"]), fmt(m[x]["rss_per_phone"]),
           fmt(m[x]["subscribe_s"], "{:.1f}")] for x in modes])
     if "single" in m and "list" in m:
         s, l = m["single"], m["list"]
@@ -193,21 +198,25 @@ def report(path):
             print(f"  the storm alone costs {fmt(z, '{:,.1f}')} us per change (no phones); above "
                   f"that, list / single: {fmt(above, '{:.2f}')}")
     if "list" in m:
-        per = m["list"]["heap_per_phone"]
-        print(f"live heap per list phone: {fmt(per)} (VmRSS: {fmt(m['list']['rss_per_phone'])})")
-        if conn is not None and per is not None:
-            sub = per - conn
-            print(f"  its TCP connection alone (mode conn, runs: "
+        per, more = m["list"]["heap_per_phone"], m["list"]["heap_per_more"]
+        keys = int(info.get("keys", 0))
+        print(f"live heap per list phone: {fmt(per)} over all phones (the users' own state "
+              f"included); {fmt(more)} for each phone of the second half (once every user "
+              f"is watched); VmRSS: {fmt(m['list']['rss_per_phone'])}")
+        if conn is not None:
+            print(f"  a phone's TCP connection alone (mode conn, runs: "
                   f"{', '.join(fmt(c) for c in conns)}; median): {fmt(conn)}")
-            print(f"bytes per list subscription of {int(info.get('keys', 0))} resources "
-                  f"(live heap per list phone less its connection): {fmt(sub)} "
-                  f"(target <= 4,096: {'met' if sub <= 4096 else 'MISSED'})")
+        if conn is not None and more is not None:
+            sub = more - conn
+            print(f"bytes per list subscription of {keys} resources (a phone of the second "
+                  f"half, less its connection): {fmt(sub)} (target <= 4,096: "
+                  f"{'met' if sub <= 4096 else 'MISSED'}); over all phones, less the "
+                  f"connection: {fmt(per - conn)}")
         else:
-            print(f"bytes per list subscription of {int(info.get('keys', 0))} resources "
-                  f"(live heap per phone, connection included: add mode conn to tell it "
-                  f"apart): {fmt(per)} (target <= 4,096: "
+            print(f"bytes per list subscription of {keys} resources (live heap per phone, "
+                  f"connection and users' state included: add mode conn to tell the "
+                  f"connection apart): {fmt(per)} (target <= 4,096: "
                   f"{'met' if per is not None and per <= 4096 else 'MISSED'})")
-
 
 def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""

@@ -156,24 +156,40 @@ heap1=$(val heap "$held") rss1=$(val rss_kb "$held")"
       *) echo "unknown mode $mode (single, list, none, conn)" >&2; exit 2 ;;
     esac
     STATS=$WORK/watch-$mode-$rep.txt
-    rm -f "$WORK/until"
+    rm -f "$WORK/until" "$WORK/resume"
+    # The first half of the phones subscribe, the heap is probed, then the second half: what
+    # the second half adds is what one more phone costs once every user is watched by
+    # someone (the users' own state, paid once per user however many watch it, is then
+    # already there).
+    half=$((PHONES / 2)) half_dialogs=$((dialogs / 2))
     ts=$(now)
     if [ "$mode" = none ]; then
       sleep 1 &   # a stand-in generator: its stats file is all zeros
       echo "$(now) 0 0 0 0 0 0 0 0" >"$STATS"
     else
     "$SWARM" watch --server "127.0.0.1:$PORT" --blf "$mode" "${BLF[@]}" --rate 5000 \
+      --pause-at "$half" --resume-file "$WORK/resume" \
       --stats-file "$STATS" --until-file "$WORK/until" --max-s 900 >"$WORK/watch-$mode-$rep.out" 2>&1 &
     fi
     GEN_PID=$!
-    # every dialog has its first NOTIFY (at most 5 minutes)
-    for _ in $(seq 1200); do
-      sleep 0.25
-      n=$(col "$STATS" 3)
-      [ -n "$n" ] && (( n >= dialogs )) && break
-      kill -0 "$GEN_PID" 2>/dev/null || break
-    done
-    subscribe_s=$(awk -v a="$ts" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    # dialogs have their first NOTIFYs (at most 5 minutes)
+    first_notifies() { # n
+      for _ in $(seq 1200); do
+        sleep 0.25
+        n=$(col "$STATS" 3)
+        [ -n "$n" ] && (( n >= $1 )) && break
+        kill -0 "$GEN_PID" 2>/dev/null || break
+      done
+    }
+    first_notifies "$half_dialogs"
+    t_half=$(now)
+    (( $(col "$STATS" 3) >= half_dialogs )) || { echo "not every dialog of the first half got its first NOTIFY" >&2; cat "$WORK/watch-$mode-$rep.out" >&2; exit 1; }
+    sleep "$SETTLE_S"
+    mid=$($NETB probe "$SRV_PID" "$SRV_LOG")
+    t_resume=$(now)
+    touch "$WORK/resume"
+    first_notifies "$dialogs"
+    subscribe_s=$(awk -v a="$ts" -v h="$t_half" -v r="$t_resume" -v b="$(now)" 'BEGIN { printf "%.1f", (h - a) + (b - r) }')
     log "$mode #$rep: $(col "$STATS" 2) subscribed, $(col "$STATS" 3) first NOTIFYs of $dialogs dialogs in $subscribe_s s"
     (( $(col "$STATS" 3) >= dialogs )) || { echo "not every dialog got its first NOTIFY" >&2; cat "$WORK/watch-$mode-$rep.out" >&2; exit 1; }
     sleep "$SETTLE_S"
@@ -206,7 +222,8 @@ heap1=$(val heap "$held") rss1=$(val rss_kb "$held")"
     record "storm rep=$rep mode=$mode $st $exp published=$(val ok "$pub") pub_failed=$(val failed "$pub") \
 pub_seconds=$(val seconds "$pub") cpu_seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') \
 imppd_ticks=$((c1 - c0)) phones=$PHONES dialogs=$dialogs subscribe_s=$subscribe_s \
-heap0=$(val heap "$before") rss0=$(val rss_kb "$before") heap1=$(val heap "$held") rss1=$(val rss_kb "$held")"
+heap0=$(val heap "$before") rss0=$(val rss_kb "$before") heap1=$(val heap "$held") rss1=$(val rss_kb "$held") \
+heapm=$(val heap "$mid") rssm=$(val rss_kb "$mid") half=$half"
     touch "$WORK/until"
     for _ in $(seq 100); do kill -0 "$GEN_PID" 2>/dev/null || break; sleep 0.1; done
     stop_pid "$GEN_PID"; GEN_PID=
