@@ -1343,6 +1343,7 @@ fn watch(o: &Options) {
         .as_ref()
         .map(|p| std::fs::File::create(p).expect("create the stats file"));
     let mut next_sample = Instant::now();
+    let mut resumed = false;
     let deadline = Instant::now() + Duration::from_secs_f64(o.max_s);
     eprintln!(
         "tls_swarm: {} watchers on {} {} connections to {}, {} presentities",
@@ -1358,12 +1359,21 @@ fn watch(o: &Options) {
             eprintln!("tls_swarm: time limit reached");
             break;
         }
+        // Held at the pause until the resume file exists; then on at the same rate, as if
+        // the pause had not been (a burst of the second half would measure the server's
+        // queues, not its state).
+        let mut paused = None;
+        if let Some(at) = o.pause_at.filter(|&at| d.next >= at && !resumed) {
+            if o.resume_file.as_ref().is_some_and(|p| p.exists()) {
+                resumed = true;
+                let behind = Duration::from_secs_f64(at as f64 * per_conn as f64 / o.rate);
+                d.start = now.checked_sub(behind).unwrap_or(now);
+            } else {
+                paused = Some(at);
+            }
+        }
         // Connections at `rate / dialogs` a second (the SUBSCRIBE rate is `rate`).
         let due = ((now - d.start).as_secs_f64() * o.rate / per_conn as f64) as usize + 1;
-        // Held at the pause until the resume file exists.
-        let paused = o
-            .pause_at
-            .filter(|&at| d.next >= at && !o.resume_file.as_ref().is_some_and(|p| p.exists()));
         let limit = paused.unwrap_or(o.conns).min(o.conns);
         while d.next < limit.min(due) && opening.len() < IN_FLIGHT {
             let k = d.next;
