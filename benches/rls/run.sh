@@ -116,6 +116,16 @@ ticks() { $SIPB ticks "$@"; }
 # The value of KEY in a line of key=value words.
 val() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print $2; exit }'; }
 col() { tail -1 "$1" 2>/dev/null | awk -v c="$2" '{ print $c }'; }
+# Waits until N dialogs have their first NOTIFY in $STATS (at most 5 minutes), or the
+# generator $GEN_PID is gone.
+first_notifies() { # n
+  for _ in $(seq 1200); do
+    sleep 0.25
+    n=$(col "$STATS" 3)
+    [ -n "$n" ] && (( n >= $1 )) && break
+    kill -0 "$GEN_PID" 2>/dev/null || break
+  done
+}
 
 for rep in $(seq "$REPS"); do
   # Alternate which mode goes first.
@@ -172,15 +182,6 @@ heap1=$(val heap "$held") rss1=$(val rss_kb "$held")"
       --stats-file "$STATS" --until-file "$WORK/until" --max-s 900 >"$WORK/watch-$mode-$rep.out" 2>&1 &
     fi
     GEN_PID=$!
-    # dialogs have their first NOTIFYs (at most 5 minutes)
-    first_notifies() { # n
-      for _ in $(seq 1200); do
-        sleep 0.25
-        n=$(col "$STATS" 3)
-        [ -n "$n" ] && (( n >= $1 )) && break
-        kill -0 "$GEN_PID" 2>/dev/null || break
-      done
-    }
     first_notifies "$half_dialogs"
     t_half=$(now)
     (( $(col "$STATS" 3) >= half_dialogs )) || { echo "not every dialog of the first half got its first NOTIFY" >&2; cat "$WORK/watch-$mode-$rep.out" >&2; exit 1; }
