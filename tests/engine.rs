@@ -139,6 +139,59 @@ fn three_devices_compose_into_one_document() {
     assert_eq!(w.engine.stats().publications, 3);
 }
 
+/// A SIP PUBLISH that modifies (RFC 3903 §4.4) replaces the document and the expiry in one
+/// step: one new tag, the old one gone; a refused expiry or document changes nothing.
+#[test]
+fn modify_with_expiry_is_one_step_and_refusals_change_nothing() {
+    let w = world(AuthAction::Allow);
+    let a = uri(ALICE);
+    w.subscribe(BOB, ALICE);
+    let tag = w
+        .engine
+        .publish(&a, presence(ALICE, &[("t", Basic::Open)]), Some(120))
+        .unwrap();
+    w.events();
+
+    // Refusals: too brief, zero, another package, an unknown tag. Nothing changes, no
+    // notification, the tag still works.
+    for refused in [
+        w.engine
+            .modify_publication_expiring(&tag, presence(ALICE, &[("t", Basic::Closed)]), 1),
+        w.engine
+            .modify_publication_expiring(&tag, presence(ALICE, &[("t", Basic::Closed)]), 0),
+        w.engine
+            .modify_publication_expiring("zz-1", presence(ALICE, &[("t", Basic::Closed)]), 120),
+    ] {
+        assert!(refused.is_err(), "{refused:?}");
+    }
+    assert!(matches!(
+        w.engine
+            .modify_publication_expiring(&tag, presence(ALICE, &[("t", Basic::Closed)]), 1),
+        Err(Error::IntervalTooBrief(_))
+    ));
+    assert!(w.notifications().is_empty());
+
+    // Accepted at 100 s with 300 s more: alive at 350 s, where the first expiry (120 s)
+    // would have withdrawn it; the document is the new one.
+    w.advance(100);
+    let tag2 = w
+        .engine
+        .modify_publication_expiring(&tag, presence(ALICE, &[("t", Basic::Closed)]), 300)
+        .unwrap();
+    assert_ne!(tag2, tag);
+    assert!(matches!(
+        w.engine.refresh_publication(&tag, 120),
+        Err(Error::UnknownEntityTag(_))
+    ));
+    let n = w.notifications();
+    assert_eq!(n.len(), 1, "one notification for the one change");
+    assert_eq!(pidf(&n[0]).tuples[0].status.basic, Some(Basic::Closed));
+    w.advance(250);
+    assert_eq!(w.engine.stats().publications, 1);
+    w.advance(51);
+    assert_eq!(w.engine.stats().publications, 0);
+}
+
 #[test]
 fn publication_lifecycle_and_unknown_tags() {
     let w = world(AuthAction::Allow);

@@ -79,7 +79,7 @@ use directory::Directory;
 use dispatcher::Dispatcher;
 use lists::Lists;
 use queue::EventQueue;
-use shard::{shard_of, shard_of_etag, Command, NewSubscription, Reply, Shard, ShardCounters};
+use shard::{shard_of, shard_of_etag, Command, NewSubscription, Reply, Shard, ShardCounters, Then};
 
 use crate::doc::filter::FilterSet;
 use crate::doc::pidf::Presence;
@@ -423,6 +423,27 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A change to a publication, made by [`Core::publication_then`] without waiting: what a
+/// SIP PUBLISH asks (RFC 3903 §4).
+pub(crate) enum PublicationChange {
+    /// A new publication (`expires` `None`: the default).
+    Publish {
+        presentity: Uri,
+        document: Document,
+        expires: Option<u32>,
+    },
+    /// A refresh with a new expiry (0 removes, as [`Core::refresh_publication`]).
+    Refresh { etag: String, expires: u32 },
+    /// A new document and a new expiry (not 0), as [`Core::modify_publication_expiring`].
+    Modify {
+        etag: String,
+        document: Document,
+        expires: u32,
+    },
+    /// A removal.
+    Remove { etag: String },
+}
+
 impl Core {
     /// A weak handle for callbacks.
     pub fn handle(&self) -> EngineHandle {
@@ -442,10 +463,28 @@ impl Core {
         }
         let (tx, rx) = bounded(1);
         self.shards[shard]
-            .send(make(tx))
+            .send(make(Reply::Wait(tx)))
             .map_err(|_| Error::Shutdown("the engine is shut down".into()))?;
         rx.recv()
             .map_err(|_| Error::Shutdown("the engine stopped before answering".into()))?
+    }
+
+    /// [`Core::call`] without waiting: `then` gets the result on the shard's thread (or on
+    /// this one, when the command cannot be sent), exactly once.
+    fn call_then<T: 'static>(
+        &self,
+        shard: usize,
+        make: impl FnOnce(Reply<T>) -> Command,
+        then: impl FnOnce(Result<T>) + Send + 'static,
+    ) {
+        let reply = Reply::Then(Then::new(then));
+        if self.closed.load(Ordering::Acquire) {
+            // Dropped: `then` hears of the shutdown.
+            drop(reply);
+            return;
+        }
+        // A command the shard can no longer take is dropped with its reply, likewise.
+        let _ = self.shards[shard].send(make(reply));
     }
 
     fn shard_for(&self, presentity: &Uri) -> usize {
@@ -522,6 +561,34 @@ impl Core {
             Command::ModifyPublication {
                 etag,
                 document,
+                expires: None,
+                reply,
+            }
+        })
+    }
+
+    /// Replaces a publication's document and sets its expiry, in one step: what a SIP
+    /// PUBLISH with `SIP-If-Match` and a body asks (RFC 3903 §4.4: a modification is also a
+    /// refresh). One round trip, one new entity tag, one write to the store. An expiry below
+    /// the minimum is [`Error::IntervalTooBrief`] and changes nothing; 0 is refused (remove
+    /// with [`Core::remove_publication`]).
+    pub fn modify_publication_expiring(
+        &self,
+        etag: &str,
+        document: Document,
+        expires: u32,
+    ) -> Result<String> {
+        if expires == 0 {
+            return Err(Error::InvalidArgument(
+                "a modified publication cannot expire at once (remove it instead)".into(),
+            ));
+        }
+        let etag = etag.to_owned();
+        self.call(self.shard_for_etag(&etag)?, |reply| {
+            Command::ModifyPublication {
+                etag,
+                document,
+                expires: Some(expires),
                 reply,
             }
         })
@@ -554,7 +621,10 @@ impl Core {
             let (tx, rx) = bounded(1);
             let sent = !self.closed.load(Ordering::Acquire)
                 && self.shards[shard]
-                    .send(Command::ModifyPublications { changes, reply: tx })
+                    .send(Command::ModifyPublications {
+                        changes,
+                        reply: Reply::Wait(tx),
+                    })
                     .is_ok();
             waiting.push((order, sent.then_some(rx)));
         }
@@ -591,6 +661,80 @@ impl Core {
         self.call(self.shard_for_etag(&etag)?, |reply| {
             Command::RemovePublication { etag, reply }
         })
+    }
+
+    /// Makes `change` and gives its result (the publication's entity tag; for a removal the
+    /// tag removed) to `then`, run on the shard's thread, without waiting for it. For a
+    /// caller that answers a request from there (the SIP publisher): `then` must be quick
+    /// and must not call the engine and wait.
+    pub(crate) fn publication_then(
+        &self,
+        change: PublicationChange,
+        then: impl FnOnce(Result<String>) + Send + 'static,
+    ) {
+        match change {
+            PublicationChange::Publish {
+                presentity,
+                document,
+                expires,
+            } => {
+                let package = document.package();
+                let expires = expires.unwrap_or(self.config.publication_expiry.default);
+                let presentity = Arc::new(presentity);
+                let shard = self.shard_for(&presentity);
+                self.call_then(
+                    shard,
+                    |reply| Command::Publish {
+                        presentity,
+                        package,
+                        document,
+                        expires,
+                        reply,
+                    },
+                    then,
+                );
+            }
+            PublicationChange::Refresh { etag, expires } => match self.shard_for_etag(&etag) {
+                Ok(shard) => self.call_then(
+                    shard,
+                    |reply| Command::RefreshPublication {
+                        etag,
+                        expires,
+                        reply,
+                    },
+                    then,
+                ),
+                Err(e) => then(Err(e)),
+            },
+            PublicationChange::Modify {
+                etag,
+                document,
+                expires,
+            } => match self.shard_for_etag(&etag) {
+                Ok(shard) => self.call_then(
+                    shard,
+                    |reply| Command::ModifyPublication {
+                        etag,
+                        document,
+                        expires: Some(expires),
+                        reply,
+                    },
+                    then,
+                ),
+                Err(e) => then(Err(e)),
+            },
+            PublicationChange::Remove { etag } => match self.shard_for_etag(&etag) {
+                Ok(shard) => {
+                    let removed = etag.clone();
+                    self.call_then(
+                        shard,
+                        |reply| Command::RemovePublication { etag, reply },
+                        move |result: Result<()>| then(result.map(|()| removed)),
+                    )
+                }
+                Err(e) => then(Err(e)),
+            },
+        }
     }
 
     // ----------------------------------------------------------------------------------
@@ -1424,5 +1568,112 @@ pub(crate) fn check_endpoint_id(endpoint: &str) -> Result<()> {
 impl From<Presence> for Document {
     fn from(p: Presence) -> Document {
         Document::Presence(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::pidf::{Basic, Tuple};
+    use std::sync::mpsc;
+
+    fn open(entity: &Uri) -> Document {
+        let mut p = Presence::new(entity.to_string());
+        p.tuples.push(Tuple::new("t", Basic::Open));
+        p.into()
+    }
+
+    /// The result and the name of the thread `then` ran on.
+    type Heard = (Result<String>, String);
+
+    fn then(tx: &mpsc::Sender<Heard>) -> impl FnOnce(Result<String>) + Send + 'static {
+        let tx = tx.clone();
+        move |result| {
+            let thread = std::thread::current().name().unwrap_or("").to_owned();
+            tx.send((result, thread)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_publication_change_is_answered_once_from_its_shard_and_after_shutdown_too() {
+        let engine = Engine::new(EngineConfig {
+            workers: 2,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        let alice: Uri = "sip:alice@example.test".parse().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let wait = || rx.recv_timeout(Duration::from_secs(30)).unwrap();
+
+        engine.publication_then(
+            PublicationChange::Publish {
+                presentity: alice.clone(),
+                document: open(&alice),
+                expires: Some(120),
+            },
+            then(&tx),
+        );
+        let (tag, thread) = wait();
+        let tag = tag.unwrap();
+        assert!(thread.starts_with("impp-shard-"), "ran on {thread}");
+
+        engine.publication_then(
+            PublicationChange::Modify {
+                etag: tag.clone(),
+                document: open(&alice),
+                expires: 300,
+            },
+            then(&tx),
+        );
+        let tag2 = wait().0.unwrap();
+        assert_ne!(tag2, tag);
+        // The old tag is gone; a tag of no shard is refused at once, on the caller's thread.
+        engine.publication_then(PublicationChange::Remove { etag: tag }, then(&tx));
+        assert!(matches!(wait().0, Err(Error::UnknownEntityTag(_))));
+        engine.publication_then(
+            PublicationChange::Refresh {
+                etag: "garbage".into(),
+                expires: 60,
+            },
+            then(&tx),
+        );
+        let (refused, thread) = wait();
+        assert!(matches!(refused, Err(Error::UnknownEntityTag(_))));
+        assert_eq!(thread, std::thread::current().name().unwrap_or(""));
+
+        engine.publication_then(PublicationChange::Remove { etag: tag2.clone() }, then(&tx));
+        assert_eq!(
+            wait().0.unwrap(),
+            tag2,
+            "a removal answers with the tag removed"
+        );
+        assert_eq!(engine.stats().publications, 0);
+
+        engine.shutdown().unwrap();
+        engine.publication_then(
+            PublicationChange::Publish {
+                presentity: alice.clone(),
+                document: open(&alice),
+                expires: None,
+            },
+            then(&tx),
+        );
+        assert!(matches!(wait().0, Err(Error::Shutdown(_))));
+        assert!(
+            rx.try_recv().is_err(),
+            "each change is answered exactly once"
+        );
+    }
+
+    #[test]
+    fn a_reply_function_dropped_unheard_hears_of_the_shutdown() {
+        let (tx, rx) = mpsc::channel();
+        let reply: Reply<String> = Reply::Then(Then::new(then(&tx)));
+        drop(reply);
+        assert!(matches!(rx.try_recv().unwrap().0, Err(Error::Shutdown(_))));
+        let reply: Reply<String> = Reply::Then(Then::new(then(&tx)));
+        assert!(reply.send(Ok("x".into())));
+        assert_eq!(rx.try_recv().unwrap().0.unwrap(), "x");
+        assert!(rx.try_recv().is_err(), "called once, not again on drop");
     }
 }

@@ -60,8 +60,54 @@ const LOG_TARGET: &str = module_path!();
 /// Commands handled after the first one of a wake-up before the events are queued.
 const BURST: usize = 255;
 
-/// Replies to a command.
-pub(crate) type Reply<T> = Sender<Result<T>>;
+/// Where a command's result goes: back to a caller waiting on a one-shot channel, or into a
+/// function run on the shard's thread as soon as the result is known, for a caller that
+/// need not wait (the SIP publisher answers a PUBLISH from there: its worker does not sit
+/// blocked while the shard works, and is not woken again to send the answer).
+pub(crate) enum Reply<T> {
+    Wait(Sender<Result<T>>),
+    Then(Then<T>),
+}
+
+/// A function that takes a command's result. Dropped without being called (the command
+/// never reached a shard, or the shard stopped first), it is called with
+/// [`crate::Error::Shutdown`]: every caller hears back exactly once.
+pub(crate) struct Then<T>(Option<Box<dyn FnOnce(Result<T>) + Send>>);
+
+impl<T> Then<T> {
+    pub(crate) fn new(f: impl FnOnce(Result<T>) + Send + 'static) -> Then<T> {
+        Then(Some(Box::new(f)))
+    }
+
+    fn call(mut self, result: Result<T>) {
+        if let Some(f) = self.0.take() {
+            f(result);
+        }
+    }
+}
+
+impl<T> Drop for Then<T> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(crate::Error::Shutdown(
+                "the engine stopped before answering".into(),
+            )));
+        }
+    }
+}
+
+impl<T> Reply<T> {
+    /// Gives the result; `false` when a waiting caller is gone.
+    pub(crate) fn send(self, result: Result<T>) -> bool {
+        match self {
+            Reply::Wait(tx) => tx.send(result).is_ok(),
+            Reply::Then(then) => {
+                then.call(result);
+                true
+            }
+        }
+    }
+}
 
 /// What a shard is asked to do.
 pub(crate) enum Command {
@@ -80,6 +126,8 @@ pub(crate) enum Command {
     ModifyPublication {
         etag: String,
         document: Document,
+        /// A new expiry in seconds, granted in the same step (`None`: the expiry stays).
+        expires: Option<u32>,
         reply: Reply<String>,
     },
     RemovePublication {
@@ -499,15 +547,16 @@ impl Shard {
             Command::ModifyPublication {
                 etag,
                 document,
+                expires,
                 reply,
             } => {
-                let result = self.modify_publication(&etag, document);
+                let result = self.modify_publication(&etag, document, expires);
                 self.answer(reply, result);
             }
             Command::ModifyPublications { changes, reply } => {
                 let results = changes
                     .into_iter()
-                    .map(|(etag, document)| self.modify_publication(&etag, document))
+                    .map(|(etag, document)| self.modify_publication(&etag, document, None))
                     .collect();
                 self.answer(reply, Ok(results));
             }

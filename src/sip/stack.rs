@@ -109,7 +109,8 @@ pub(crate) struct Stack {
     traffic: TrafficCounters,
 }
 
-/// A request being handled.
+/// A request being handled (cloned by a handler that answers it later, from another thread).
+#[derive(Clone)]
 pub(crate) struct Request {
     pub(crate) message: SipMessage,
     pub(crate) peer: Peer,

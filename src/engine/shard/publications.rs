@@ -203,7 +203,14 @@ impl Shard {
         Ok(self.retag(&key, package, index))
     }
 
-    pub(super) fn modify_publication(&mut self, etag: &str, document: Document) -> Result<String> {
+    /// Replaces the document; with `expires`, also grants a new expiry (checked before
+    /// anything changes, so a refused one leaves the publication as it was).
+    pub(super) fn modify_publication(
+        &mut self,
+        etag: &str,
+        document: Document,
+        expires: Option<u32>,
+    ) -> Result<String> {
         let (key, package, index) = self.find_publication(etag)?;
         if document.package() != package {
             return Err(Error::InvalidArgument(format!(
@@ -211,11 +218,24 @@ impl Shard {
                 document.package()
             )));
         }
+        let expires_at = match expires {
+            Some(expires) => {
+                let granted = self
+                    .config
+                    .publication_expiry
+                    .grant(Some(expires), "publication")?;
+                Some(self.now() + u64::from(granted) * 1000)
+            }
+            None => None,
+        };
         self.next_seq += 1;
         let seq = self.next_seq;
         let publication = self.publication_mut(&key, package, index);
         publication.document = document;
         publication.seq = seq;
+        if let Some(at) = expires_at {
+            publication.expires_at = at;
+        }
         let new_tag = self.retag(&key, package, index);
         self.recompose_and_notify(&key, package);
         Ok(new_tag)

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::auth::Authentication;
-use crate::engine::EngineHandle;
+use crate::engine::{Core, EngineHandle, PublicationChange};
 use crate::error::Result;
 use crate::model::package::Package;
 use crate::sip::stack::{Reply, Request, Stack};
@@ -37,27 +37,49 @@ impl Publisher {
         }
     }
 
-    /// Handles and answers a PUBLISH.
+    /// Handles and answers a PUBLISH: checked here, then answered from the engine's shard
+    /// once the publication is made, so the worker neither waits for the shard nor is woken
+    /// again to send the answer.
     pub(crate) fn handle(&self, request: &Request) {
-        let answer = self.publish(request).map(Some);
-        self.stack.finish(request, answer);
+        match self.check(request) {
+            Ok(Checked::Change {
+                engine,
+                change,
+                granted,
+            }) => {
+                let (stack, request) = (self.stack.clone(), request.clone());
+                engine.publication_then(change, move |result| {
+                    let answer = result.and_then(|tag| {
+                        let mut answer = stack.reply(&request, 200, "OK");
+                        answer.header("SIP-ETag", &tag)?;
+                        answer.header("Expires", &granted.to_string())?;
+                        Ok(Some(answer))
+                    });
+                    stack.finish(&request, answer);
+                });
+            }
+            Ok(Checked::Answer(answer)) => self.stack.finish(request, Ok(Some(answer))),
+            Err(e) => self.stack.finish(request, Err(e)),
+        }
     }
 
-    fn publish(&self, request: &Request) -> Result<Reply> {
+    /// Everything a PUBLISH is checked for before the engine sees it.
+    fn check(&self, request: &Request) -> Result<Checked> {
+        let answer = |reply: Reply| Ok(Checked::Answer(reply));
         let m = &request.message;
         let engine = self.engine.get()?;
         let presentity = m.request_uri()?;
         if !engine.config().owns(&presentity) {
-            return Ok(self.stack.reply(request, 404, "Not Found"));
+            return answer(self.stack.reply(request, 404, "Not Found"));
         }
         let Some(event) = m.event()? else {
-            return Ok(super::bad_event(&self.stack, request, "no Event header"));
+            return answer(super::bad_event(&self.stack, request, "no Event header"));
         };
         let Ok(package) = event.package().parse::<Package>() else {
-            return Ok(super::bad_event(&self.stack, request, event.package()));
+            return answer(super::bad_event(&self.stack, request, event.package()));
         };
         if !package.is_publishable() {
-            return Ok(super::bad_event(&self.stack, request, event.package()));
+            return answer(super::bad_event(&self.stack, request, event.package()));
         }
         // A user publishes for itself; a telephony system listed as a publisher of the
         // presentity's domain, for any of its users (see `super::trust`): a PBX by its
@@ -69,14 +91,14 @@ impl Publisher {
         {
             let user = match self.auth.authenticate(request) {
                 Ok(user) => user,
-                Err(answer) => return Ok(answer),
+                Err(refused) => return answer(refused),
             };
             let delegated = user
                 .as_ref()
                 .is_some_and(|u| self.auth.trust().publishes_as(u, &presentity, package));
             if !delegated {
-                if let Err(answer) = self.auth.check_identity(request, &user, &presentity) {
-                    return Ok(answer);
+                if let Err(refused) = self.auth.check_identity(request, &user, &presentity) {
+                    return answer(refused);
                 }
             }
         }
@@ -88,14 +110,15 @@ impl Publisher {
             let ct = m.content_type()?;
             let expected = package.content_type();
             if !ct.is_some_and(|ct| ct.essence().eq_ignore_ascii_case(expected)) {
-                let mut answer = self.stack.reply(request, 415, "Unsupported Media Type");
-                answer.header("Accept", expected)?;
-                return Ok(answer);
+                let mut refused = self.stack.reply(request, 415, "Unsupported Media Type");
+                refused.header("Accept", expected)?;
+                return answer(refused);
             }
             let Ok(text) = std::str::from_utf8(body) else {
-                return Ok(self
-                    .stack
-                    .reply(request, 400, "Bad Request (body is not UTF-8)"));
+                return answer(
+                    self.stack
+                        .reply(request, 400, "Bad Request (body is not UTF-8)"),
+                );
             };
             match package.parse(text, &engine.config().limits) {
                 Ok(doc) => Some(doc),
@@ -103,7 +126,7 @@ impl Publisher {
                 // baresip's `<basic>unknown</basic>`: PIDF allows only open and closed):
                 // 400, not 415, which would tell the client to send another type.
                 Err(e) => {
-                    return Ok(self.stack.reply(
+                    return answer(self.stack.reply(
                         request,
                         400,
                         &format!("Bad Request ({})", crate::sip::stack::short(&e.to_string())),
@@ -126,35 +149,58 @@ impl Publisher {
                     return self
                         .stack
                         .too_brief(request, engine.config().publication_expiry.min)
+                        .map(Checked::Answer)
                 }
             }
         };
-        let result: Result<String> = match (if_match, document) {
+        let change = match (if_match, document) {
             (None, None) => {
-                return Ok(self.stack.reply(
+                return answer(self.stack.reply(
                     request,
                     400,
                     "Bad Request (an initial PUBLISH needs a body)",
                 ))
             }
             (None, Some(_)) if removing => {
-                return Ok(self.stack.reply(
+                return answer(self.stack.reply(
                     request,
                     400,
                     "Bad Request (Expires: 0 without SIP-If-Match)",
                 ))
             }
-            (None, Some(doc)) => engine.publish(&presentity, doc, Some(granted)),
-            (Some(tag), _) if removing => engine.remove_publication(&tag).map(|()| tag),
-            (Some(tag), None) => engine.refresh_publication(&tag, granted),
-            (Some(tag), Some(doc)) => engine
-                .modify_publication(&tag, doc)
-                .and_then(|tag| engine.refresh_publication(&tag, granted)),
+            (None, Some(document)) => PublicationChange::Publish {
+                presentity,
+                document,
+                expires: Some(granted),
+            },
+            (Some(etag), _) if removing => PublicationChange::Remove { etag },
+            (Some(etag), None) => PublicationChange::Refresh {
+                etag,
+                expires: granted,
+            },
+            // A modification is a refresh too (RFC 3903 §4.4): one step in the engine.
+            (Some(etag), Some(document)) => PublicationChange::Modify {
+                etag,
+                document,
+                expires: granted,
+            },
         };
-        let tag = result?;
-        let mut answer = self.stack.reply(request, 200, "OK");
-        answer.header("SIP-ETag", &tag)?;
-        answer.header("Expires", &granted.to_string())?;
-        Ok(answer)
+        Ok(Checked::Change {
+            engine,
+            change,
+            granted,
+        })
     }
+}
+
+/// What [`Publisher::check`] found.
+enum Checked {
+    /// The PUBLISH is answered without the engine.
+    Answer(Reply),
+    /// The change to make, and the expiry granted (in the answer).
+    Change {
+        engine: Arc<Core>,
+        change: PublicationChange,
+        granted: u32,
+    },
 }
