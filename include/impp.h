@@ -753,7 +753,8 @@ typedef enum impp_sip_counter {
    */
   IMPP_SIP_STAT_RATE_DROPPED = 2,
   /**
-   * Messages dropped because the workers' queue was full.
+   * UDP messages dropped because the workers' queue was full (their clients retransmit;
+   * TCP, TLS and WebSocket ones are held instead: `IMPP_SIP_STAT_MESSAGES_HELD`).
    */
   IMPP_SIP_STAT_QUEUE_DROPPED = 3,
   /**
@@ -790,6 +791,13 @@ typedef enum impp_sip_counter {
    * trusted peer or a dialog it record-routed.
    */
   IMPP_SIP_STAT_RELAYS_REFUSED = 10,
+  /**
+   * Messages over TCP, TLS or WebSocket the workers' queue had no room for when they
+   * came: each was held on its connection, which was read no further until the queue
+   * took it (nothing is lost; over UDP such a message is dropped and counted in
+   * `IMPP_SIP_STAT_QUEUE_DROPPED`).
+   */
+  IMPP_SIP_STAT_MESSAGES_HELD = 11,
 } impp_sip_counter;
 
 /**

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -137,4 +137,127 @@ fn connect_from(from: &str, to: std::net::SocketAddr) -> TcpStream {
         .unwrap();
     socket.connect(&to.into()).unwrap();
     socket.into()
+}
+
+fn options(via: &str, call_id: &str) -> String {
+    format!(
+        "OPTIONS sip:example.test SIP/2.0\r\nVia: SIP/2.0/{via};branch=z9hG4bK{call_id}\r\nFrom: <sip:x@example.test>;tag=f\r\nTo: <sip:example.test>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Reads one message from a stream (head to the blank line, then `Content-Length` bytes),
+/// keeping what follows it in `buf`.
+fn read_stream_message(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let body: usize = head
+                .split("\r\n")
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + body {
+                return Some(buf.drain(..end + 4 + body).collect());
+            }
+        }
+        let mut chunk = [0u8; 65536];
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A burst bigger than the workers' queue: over TCP nothing retransmits, so the connection
+/// is read no further while the queue is full (its requests held, counted) and every
+/// request is answered; over UDP the requests beyond the queue are still dropped and
+/// counted (the client retransmits).
+#[test]
+fn a_tcp_burst_beyond_the_workers_queue_waits_and_is_answered_in_full() {
+    let s = Server::start_with(false, 65536, |c| {
+        c.inbound_queue = 4;
+        c.workers = 1;
+        c.rate_limit = RateLimit::OFF;
+    });
+
+    // UDP: a burst of 200 into a queue of 4: each request is answered or dropped and
+    // counted, and some are dropped.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let local = socket.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = {
+        let (socket, stop, answered) =
+            (socket.try_clone().unwrap(), stop.clone(), answered.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    assert!(buf[..n].starts_with(b"SIP/2.0 200"));
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    for i in 0..200 {
+        let request = options(&format!("UDP {local}"), &format!("udp-{i}"));
+        socket.send_to(request.as_bytes(), s.udp()).unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while answered.load(Ordering::Relaxed) + s.server.guard_stats().queue_dropped < 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} answered, {:?}",
+            answered.load(Ordering::Relaxed),
+            s.server.guard_stats()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    let dropped = s.server.guard_stats().queue_dropped;
+    assert!(dropped > 0, "a UDP burst beyond the queue drops");
+    assert_eq!(
+        s.server.transport_stats().messages_held,
+        0,
+        "nothing held over UDP"
+    );
+
+    // TCP: 500 requests in one write.
+    let mut stream = TcpStream::connect(s.tcp()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let local = stream.local_addr().unwrap();
+    let burst: String = (0..500)
+        .map(|i| options(&format!("TCP {local}"), &format!("tcp-{i}")))
+        .collect();
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        std::thread::spawn(move || stream.write_all(burst.as_bytes()).unwrap())
+    };
+    let mut buf = Vec::new();
+    for i in 0..500 {
+        let answer = read_stream_message(&mut stream, &mut buf)
+            .unwrap_or_else(|| panic!("answer {i} of 500 arrives"));
+        let answer = common::sip::parse(&answer);
+        assert_eq!(answer.status(), Some(200), "{answer:?}");
+        assert_eq!(
+            header_map(&answer)["call-id"],
+            format!("tcp-{i}"),
+            "answers in order"
+        );
+    }
+    writer.join().unwrap();
+    assert_eq!(
+        s.server.guard_stats().queue_dropped,
+        dropped,
+        "nothing dropped over TCP"
+    );
+    assert!(
+        s.server.transport_stats().messages_held > 0,
+        "the TCP burst was held back"
+    );
 }

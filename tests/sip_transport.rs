@@ -79,6 +79,7 @@ impl Harness {
             config,
             Arc::new(move |m| {
                 let _ = in_tx.send(m);
+                Ok(())
             }),
             Arc::new(move |f| {
                 let _ = fail_tx.send(f);
@@ -542,6 +543,7 @@ fn a_panicking_handler_does_not_stop_the_transport() {
                 panic!("handler fails on purpose");
             }
             let _ = tx.send(m);
+            Ok(())
         }),
         Arc::new(|_| {}),
     )
@@ -627,6 +629,7 @@ fn stop_from_the_handler_does_not_wait_for_itself() {
                     t.stop();
                     let _ = tx.send(());
                 }
+                Ok(())
             }),
             Arc::new(|_| {}),
         )
@@ -717,4 +720,215 @@ fn early_handler_takes_what_it_deals_with() {
         h.inbound.recv_timeout(Duration::from_millis(100)).is_err(),
         "the taken ones never reach the handler"
     );
+}
+
+/// The first line of a message, for naming it in assertions.
+fn first_line(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    text.split("\r\n").next().unwrap_or_default().to_string()
+}
+
+/// Waits (up to `WAIT`) until `done` holds, polling.
+fn wait_until(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+/// A handler that cannot take a stream message now gives it back: the message is held on
+/// its connection, nothing after it is framed or read, and it is offered again until taken.
+/// Then the rest follow, each once, in order; another connection and UDP are served all
+/// along.
+#[test]
+fn a_refused_stream_message_is_held_until_taken_and_the_rest_follow_in_order() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Mutex;
+
+    // Closed: the burst's messages (MESSAGE) are refused; the others pass.
+    let gate = Arc::new(AtomicBool::new(false));
+    let offered: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (tx, rx) = channel();
+    let transport = Transport::start(
+        TransportConfig::new(
+            vec![ListenAddr::udp(v4()), ListenAddr::tcp(v4())],
+            Arc::new(frame),
+        ),
+        Arc::new({
+            let (gate, offered) = (gate.clone(), offered.clone());
+            move |m: Inbound| {
+                if m.data.starts_with(b"MESSAGE") {
+                    offered.lock().unwrap().push(first_line(&m.data));
+                    if !gate.load(SeqCst) {
+                        return Err(m);
+                    }
+                }
+                let _ = tx.send(m);
+                Ok(())
+            }
+        }),
+        Arc::new(|_| {}),
+    )
+    .unwrap();
+    let tcp = transport.local_addr(Proto::Tcp, false).unwrap();
+    let udp = transport.local_addr(Proto::Udp, false).unwrap();
+
+    // 200 small requests in one write.
+    let mut burst = tcp_client(tcp);
+    let all: Vec<u8> = (0..200)
+        .flat_map(|i| message(&format!("MESSAGE sip:{i}@example.test SIP/2.0"), "hi"))
+        .collect();
+    burst.write_all(&all).unwrap();
+    // The first is offered again and again (the transport came back to it by itself)...
+    assert!(wait_until(|| offered.lock().unwrap().len() >= 3));
+
+    // ... while another connection and UDP are served.
+    let mut other = tcp_client(tcp);
+    other
+        .write_all(&message("OPTIONS sip:other@example.test SIP/2.0", ""))
+        .unwrap();
+    let got = rx
+        .recv_timeout(WAIT)
+        .expect("the other connection is served");
+    assert_eq!(
+        first_line(&got.data),
+        "OPTIONS sip:other@example.test SIP/2.0"
+    );
+    let client = UdpSocket::bind(v4()).unwrap();
+    client.send_to(b"datagram", udp).unwrap();
+    assert_eq!(
+        rx.recv_timeout(WAIT).expect("UDP is served").data,
+        b"datagram"
+    );
+
+    // Nothing after the held message was offered: framing stopped at it.
+    {
+        let offered = offered.lock().unwrap();
+        assert!(
+            offered
+                .iter()
+                .all(|l| l == "MESSAGE sip:0@example.test SIP/2.0"),
+            "{offered:?}"
+        );
+    }
+    assert_eq!(transport.stats().messages_held, 1);
+
+    gate.store(true, SeqCst);
+    for i in 0..200 {
+        let got = rx.recv_timeout(WAIT).expect("every message arrives");
+        assert_eq!(
+            first_line(&got.data),
+            format!("MESSAGE sip:{i}@example.test SIP/2.0"),
+            "message {i} out of order"
+        );
+        assert_eq!(frame(&got.data).unwrap(), Some(got.data.len()));
+    }
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "a message arrived twice"
+    );
+    assert_eq!(
+        transport.stats().messages_held,
+        1,
+        "held once, however often offered"
+    );
+
+    // The connection is read again: a later request on it arrives.
+    burst
+        .write_all(&message("MESSAGE sip:later@example.test SIP/2.0", ""))
+        .unwrap();
+    let got = rx.recv_timeout(WAIT).expect("reading resumed");
+    assert_eq!(
+        first_line(&got.data),
+        "MESSAGE sip:later@example.test SIP/2.0"
+    );
+}
+
+/// A handler that refuses every stream message at its first offer: each is held in turn,
+/// and all still arrive once and in order (holding and resuming a connection repeatedly),
+/// over TCP and over a WebSocket, whose one read may decode several messages at once (those
+/// after a refused one wait behind it). A refused datagram is dropped.
+#[test]
+fn every_message_refused_once_still_arrives_once_in_order() {
+    use std::sync::Mutex;
+
+    let seen: Arc<Mutex<std::collections::HashSet<Vec<u8>>>> = Arc::default();
+    let (tx, rx) = channel();
+    let transport = Transport::start(
+        TransportConfig::new(
+            vec![
+                ListenAddr::udp(v4()),
+                ListenAddr::tcp(v4()),
+                ListenAddr::ws(v4()),
+            ],
+            Arc::new(frame),
+        ),
+        Arc::new({
+            let seen = seen.clone();
+            move |m: Inbound| {
+                if seen.lock().unwrap().insert(m.data.clone()) {
+                    return Err(m);
+                }
+                let _ = tx.send(m);
+                Ok(())
+            }
+        }),
+        Arc::new(|_| {}),
+    )
+    .unwrap();
+
+    let udp = transport.local_addr(Proto::Udp, false).unwrap();
+    let client = UdpSocket::bind(v4()).unwrap();
+    client.send_to(b"refused", udp).unwrap();
+    assert!(wait_until(|| seen
+        .lock()
+        .unwrap()
+        .contains(&b"refused"[..])));
+    client.send_to(b"refused", udp).unwrap(); // its retransmission
+    assert_eq!(rx.recv_timeout(WAIT).unwrap().data, b"refused");
+
+    let mut stream = tcp_client(transport.local_addr(Proto::Tcp, false).unwrap());
+    let all: Vec<u8> = (0..200)
+        .flat_map(|i| message(&format!("MESSAGE sip:{i}@example.test SIP/2.0"), "hi"))
+        .collect();
+    stream.write_all(&all).unwrap();
+    for i in 0..200 {
+        let got = rx.recv_timeout(WAIT).expect("every TCP message arrives");
+        assert_eq!(
+            first_line(&got.data),
+            format!("MESSAGE sip:{i}@example.test SIP/2.0")
+        );
+    }
+    assert_eq!(transport.stats().messages_held, 200);
+
+    let ws = transport.local_addr(Proto::Ws, false).unwrap();
+    let mut request =
+        tungstenite::client::IntoClientRequest::into_client_request(format!("ws://{ws}/")).unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+    let (mut socket, _) = tungstenite::client::client(request, tcp_client(ws)).expect("WS opens");
+    for i in 0..100 {
+        let text = message(&format!("MESSAGE sip:ws{i}@example.test SIP/2.0"), "hi");
+        socket
+            .write(tungstenite::Message::binary(text))
+            .expect("queued");
+    }
+    socket.flush().expect("sent in one go");
+    for i in 0..100 {
+        let got = rx
+            .recv_timeout(WAIT)
+            .expect("every WebSocket message arrives");
+        assert_eq!(got.proto, Proto::Ws);
+        assert_eq!(
+            first_line(&got.data),
+            format!("MESSAGE sip:ws{i}@example.test SIP/2.0")
+        );
+    }
+    assert_eq!(transport.stats().messages_held, 300);
+    assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
 }

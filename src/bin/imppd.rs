@@ -1069,11 +1069,12 @@ fn serve(options: Options, args: &[String]) -> Result<(), String> {
             let _ = writeln!(
                 std::io::stderr(),
                 "imppd: guard rate_refused={} rate_dropped={} queue_dropped={} \
-                 auth_failures={} auth_throttled={} untrusted={}; connections open={} \
-                 refused={} timed_out={}",
+                 messages_held={} auth_failures={} auth_throttled={} untrusted={}; \
+                 connections open={} refused={} timed_out={}",
                 g.rate_refused,
                 g.rate_dropped,
                 g.queue_dropped,
+                t.messages_held,
                 g.auth_failures,
                 g.auth_throttled,
                 g.untrusted,

@@ -1191,7 +1191,8 @@ pub enum impp_sip_counter {
     IMPP_SIP_STAT_RATE_REFUSED = 1,
     /// Messages dropped unread from an address far over its rate limit.
     IMPP_SIP_STAT_RATE_DROPPED = 2,
-    /// Messages dropped because the workers' queue was full.
+    /// UDP messages dropped because the workers' queue was full (their clients retransmit;
+    /// TCP, TLS and WebSocket ones are held instead: `IMPP_SIP_STAT_MESSAGES_HELD`).
     IMPP_SIP_STAT_QUEUE_DROPPED = 3,
     /// Credentials refused unchecked: their address, user or pair had failed too often.
     IMPP_SIP_STAT_AUTH_THROTTLED = 4,
@@ -1213,6 +1214,11 @@ pub enum impp_sip_counter {
     /// Requests for other domains the stack would not relay: not from one of its users, a
     /// trusted peer or a dialog it record-routed.
     IMPP_SIP_STAT_RELAYS_REFUSED = 10,
+    /// Messages over TCP, TLS or WebSocket the workers' queue had no room for when they
+    /// came: each was held on its connection, which was read no further until the queue
+    /// took it (nothing is lost; over UDP such a message is dropped and counted in
+    /// `IMPP_SIP_STAT_QUEUE_DROPPED`).
+    IMPP_SIP_STAT_MESSAGES_HELD = 11,
 }
 
 /// Reads one counter of a running server.
@@ -1250,6 +1256,9 @@ const SIP_COUNTERS: &[(impp_sip_counter, ReadCounter)] = {
         (IMPP_SIP_STAT_UNTRUSTED, |s| s.guard_stats().untrusted),
         (IMPP_SIP_STAT_RELAYS_REFUSED, |s| {
             s.guard_stats().relays_refused
+        }),
+        (IMPP_SIP_STAT_MESSAGES_HELD, |s| {
+            s.transport_stats().messages_held
         }),
     ]
 };

@@ -16,7 +16,9 @@ pub struct GuardStats {
     pub rate_refused: u64,
     /// Messages dropped unread from an address far over its rate limit.
     pub rate_dropped: u64,
-    /// Messages dropped because the workers' queue was full.
+    /// UDP messages dropped because the workers' queue was full (their clients
+    /// retransmit). TCP, TLS and WebSocket ones are held on their connection instead,
+    /// counted in [`super::transport::TransportStats::messages_held`].
     pub queue_dropped: u64,
     /// Credentials refused unchecked: their address, user or pair had failed too often.
     pub auth_throttled: u64,

@@ -57,7 +57,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::agent::account::{Accounts, UPLINK_TARGET};
 use super::agent::backend::FederationConfig;
@@ -176,6 +176,14 @@ pub struct SipServerConfig {
     /// existing subscriptions move at their next refresh. Changed by
     /// [`SipServer::reconfigure`]. Default: off.
     pub migration: Migration,
+    /// Messages received and not yet taken by a worker, at most. Beyond, a UDP request is
+    /// dropped (counted as [`super::GuardStats::queue_dropped`]; its client retransmits)
+    /// and a TCP, TLS or WebSocket connection is read no further until there is room (its
+    /// message held, counted as [`super::transport::TransportStats::messages_held`]), so
+    /// that the burst waits in the kernel's buffers and its sender's, and nothing sent over
+    /// a connection is lost. The queue's slots are allocated at start (about 130 bytes
+    /// each). Default [`SipServerConfig::DEFAULT_INBOUND_QUEUE`]; at least 1.
+    pub inbound_queue: usize,
     /// How long the TCP or TLS flow of a device serving its watchers may stay silent (no
     /// RFC 5626 keep-alive, CRLF CRLF, since the last one or its REGISTER) before its
     /// watchers are taken back, as when the flow closes: a device cut off by the network
@@ -187,6 +195,9 @@ pub struct SipServerConfig {
 }
 
 impl SipServerConfig {
+    /// Default of [`SipServerConfig::inbound_queue`]: 16,384 messages.
+    pub const DEFAULT_INBOUND_QUEUE: usize = 16_384;
+
     /// Listening on `listen`, every other option at its default.
     pub fn new(listen: Vec<ListenAddr>) -> SipServerConfig {
         SipServerConfig {
@@ -215,6 +226,7 @@ impl SipServerConfig {
             dns: super::dns::ResolverConfig::default(),
             migration: Migration::Off,
             flow_timeout: None,
+            inbound_queue: SipServerConfig::DEFAULT_INBOUND_QUEUE,
         }
     }
 }
@@ -248,11 +260,6 @@ impl Default for ConnectionLimits {
         }
     }
 }
-
-/// Messages received and not yet taken by a worker, at most: beyond, they are dropped. The
-/// queue's slots are allocated at start (about 130 bytes each); bursts beyond it wait in the
-/// UDP sockets' receive buffers and the TCP connections.
-const INBOUND_QUEUE: usize = 16_384;
 
 /// The timer thread's grain (clock ms): SIP's timers (T1 = 500 ms and its multiples) need
 /// no finer one.
@@ -590,10 +597,11 @@ impl SipServer {
             }
         });
 
-        // Bounded: what the workers cannot take in time is dropped (and counted) rather than
-        // held without limit; the rate limiter keeps one address from filling it.
+        // Bounded: what the workers cannot take in time is not held without limit: UDP is
+        // dropped (and counted), streams are read no further until there is room (see the
+        // handler below); the rate limiter keeps one address from filling it.
         let (inbound_tx, inbound_rx) =
-            crossbeam_channel::bounded::<(Inbound, Admission)>(INBOUND_QUEUE);
+            crossbeam_channel::bounded::<(Inbound, Admission)>(config.inbound_queue.max(1));
         // Front proxies and trusted peers carry many clients' requests: they are not limited
         // as one client.
         let limiter = Arc::new(RateLimiter::new(config.rate_limit, rate_exempt(&config)));
@@ -677,6 +685,15 @@ impl SipServer {
                 Arc::new({
                     let node = Arc::downgrade(&node);
                     move |inbound: Inbound| {
+                        // Nothing retransmits over a connection: a stream message the queue
+                        // has no room for goes back to the transport, which holds it and
+                        // stops reading its connection until there is room (see
+                        // `transport::Handler`). Asked before the rate limiter, which would
+                        // otherwise charge the message at each offer; this thread is the
+                        // queue's only sender, so room seen here is still there below.
+                        if inbound.proto.is_stream() && handler_tx.is_full() {
+                            return Err(inbound);
+                        }
                         let admission = limiter.admit(inbound.source.ip(), clock.now_ms());
                         let guard = node.upgrade();
                         let count = |counter: fn(&GuardCounters) -> &AtomicU64| {
@@ -687,10 +704,21 @@ impl SipServer {
                         match admission {
                             Admission::Admit => {}
                             Admission::Refuse { .. } => count(|g| &g.rate_refused),
-                            Admission::Drop => return count(|g| &g.rate_dropped),
+                            Admission::Drop => {
+                                count(|g| &g.rate_dropped);
+                                return Ok(());
+                            }
                         }
-                        if handler_tx.try_send((inbound, admission)).is_err() {
-                            count(|g| &g.queue_dropped);
+                        match handler_tx.try_send((inbound, admission)) {
+                            Ok(()) => Ok(()),
+                            Err(TrySendError::Full((inbound, _))) if inbound.proto.is_stream() => {
+                                Err(inbound)
+                            }
+                            // UDP: the client retransmits. Disconnected: stopping.
+                            Err(_) => {
+                                count(|g| &g.queue_dropped);
+                                Ok(())
+                            }
                         }
                     }
                 }),

@@ -12,6 +12,12 @@
 //!   the handler is caught and logged. An optional [`EarlyHandler`] sees each message in
 //!   place first and may keep it from the handler, for work too small to be worth the copy
 //!   and the hand-off.
+//! * **Push-back.** A handler that cannot take a message now (its queue is full) gives it
+//!   back. Nothing retransmits over a connection, so a refused stream message is held on its
+//!   connection, which is read no further (its peer then meets TCP's own flow control), and
+//!   offered again every [`HELD_RETRY`] until taken, before the messages after it: order per
+//!   connection is kept, and other connections are served meanwhile. A refused UDP datagram
+//!   is dropped: its sender retransmits.
 //! * **Sending.** [`Transport::send`] may be called from any thread (including the handler);
 //!   it queues the [`Outbound`] and wakes the I/O thread, and returns at once. UDP goes out of
 //!   the first UDP listening socket of the destination's address family, so the peer sees the
@@ -184,8 +190,18 @@ impl ListenAddr {
 /// message, which closes the connection. It runs on the I/O thread.
 pub type Framer = Arc<dyn Fn(&[u8]) -> Result<Option<usize>, String> + Send + Sync>;
 
-/// Receives every inbound message, on the I/O thread; it must not block.
-pub type Handler = Arc<dyn Fn(Inbound) + Send + Sync>;
+/// Receives every inbound message, on the I/O thread; it must not block. `Ok(())`: taken.
+/// `Err(message)`: not now (the handler's queue is full), and the message given back. A
+/// refused message of a stream (TCP, TLS, WebSocket) is held: its connection is not read
+/// until the handler takes it, offered again every [`HELD_RETRY`] (see the [module](self)
+/// docs); a refused UDP datagram is dropped, so a handler should count its own refusals
+/// over UDP (and take, rather than refuse, what it prefers to drop).
+pub type Handler = Arc<dyn Fn(Inbound) -> Result<(), Inbound> + Send + Sync>;
+
+/// How often a message the [`Handler`] refused is offered to it again: often enough that a
+/// queue with room is filled again long before it runs dry (a worker takes a few hundred
+/// messages in this time), seldom enough that a full one costs the I/O thread nothing much.
+pub const HELD_RETRY: Duration = Duration::from_millis(2);
 
 /// Sees each inbound message in place (the bytes, and UDP or TCP), on the I/O thread, before
 /// it is copied into an [`Inbound`] for the [`Handler`]; `true` means it dealt with the
@@ -530,6 +546,10 @@ pub struct TransportStats {
     pub connections_refused: u64,
     /// Connections closed for a TLS handshake or a vouch that did not come in time.
     pub connections_timed_out: u64,
+    /// Stream messages the [`Handler`] could not take at once (its queue was full), each
+    /// held on its connection, whose reading paused, until it was taken. Counted once per
+    /// message, however many times it was offered.
+    pub messages_held: u64,
 }
 
 /// Connections by transport and the I/O thread's lateness, cheap to read at any time.
@@ -593,6 +613,7 @@ impl Transport {
             open_connections: self.stats.open.load(Relaxed),
             connections_refused: self.stats.refused.load(Relaxed),
             connections_timed_out: self.stats.timed_out.load(Relaxed),
+            messages_held: self.stats.held.load(Relaxed),
         }
     }
 

@@ -33,6 +33,7 @@ EXPECTED = {
     "imppd_connections_refused": "counter",
     "imppd_connections_timed_out": "counter",
     "imppd_guard": "counter",
+    "imppd_messages_held": "counter",
     "imppd_federation_backends": "gauge",
     "imppd_federation_requests": "counter",
     "imppd_heap_live_bytes": "gauge",

@@ -77,6 +77,7 @@ SIP_STATS = (
     "connections_timed_out",
     "untrusted",
     "relays_refused",
+    "messages_held",
 )
 
 _Path = Union[str, "os.PathLike[str]"]
@@ -494,8 +495,9 @@ class SipStack:
         """The stack's counters, by the names of :data:`SIP_STATS`: what it refused to
         protect its users (``auth_failures``, ``rate_refused``, ``rate_dropped``,
         ``queue_dropped``, ``auth_throttled``, ``nonce_replays``, ``untrusted``,
-        ``relays_refused``) and its TCP and TLS connections (``open_connections``,
-        ``connections_refused``, ``connections_timed_out``)."""
+        ``relays_refused``), its TCP and TLS connections (``open_connections``,
+        ``connections_refused``, ``connections_timed_out``), and the stream messages held
+        on their connection while the workers' queue was full (``messages_held``)."""
         with self._lock:
             if not self._ptr:
                 raise Shutdown("the SIP stack is closed")

@@ -566,6 +566,7 @@ fn sip_stats(server: &Mutex<SipServer>) -> Vec<(&'static str, Value)> {
         ("sip_rate_refused", json!(g.rate_refused)),
         ("sip_rate_dropped", json!(g.rate_dropped)),
         ("sip_queue_dropped", json!(g.queue_dropped)),
+        ("sip_messages_held", json!(t.messages_held)),
         ("sip_auth_failures", json!(g.auth_failures)),
         ("sip_untrusted", json!(g.untrusted)),
         ("connections_open", json!(t.open_connections)),

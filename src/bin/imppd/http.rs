@@ -609,6 +609,14 @@ fn metrics(sources: &Sources, counters: &Counters) -> String {
     );
     family(
         &mut o,
+        "imppd_messages_held_total",
+        counter,
+        "TCP, TLS and WebSocket messages held on their connection, its reading paused, \
+         while the workers' queue was full (UDP ones are dropped: queue_dropped).",
+        &[("", t.messages_held)],
+    );
+    family(
+        &mut o,
         "imppd_federation_backends",
         gauge,
         "Back-end subscriptions held to other domains.",

@@ -23,7 +23,7 @@ use super::web_root::WebRoot;
 use super::websocket::{self, OriginPolicy};
 use super::{
     ConnectionId, EarlyHandler, FailureHandler, Framer, Handler, Inbound, ListenAddr, Outbound,
-    PeerCertificate, Proto, SendError, SendFailure, TransportConfig, UdpRecvBuffer,
+    PeerCertificate, Proto, SendError, SendFailure, TransportConfig, UdpRecvBuffer, HELD_RETRY,
     MAX_TCP_SEND_QUEUE,
 };
 use crate::log;
@@ -93,6 +93,8 @@ pub(super) struct Counters {
     pub open: AtomicUsize,
     pub refused: AtomicU64,
     pub timed_out: AtomicU64,
+    /// Stream messages the handler refused and the connection held (once each).
+    pub held: AtomicU64,
     /// Open connections by [`super::CONNECTION_PROTOS`].
     pub by_proto: [AtomicUsize; super::CONNECTION_PROTOS.len()],
     /// The timer turns' lateness (see [`super::TransportStats`]).
@@ -161,6 +163,11 @@ struct Conn {
     out_bytes: usize,
     /// Clock ms of the last byte read or written.
     last_active: u64,
+    /// Messages cut out of the stream that the handler refused (its queue was full), oldest
+    /// first: offered again before anything else of the connection, which is not read
+    /// while any wait. One at most on TCP and TLS (framing stops at the refused one); a
+    /// WebSocket read may have decoded several at once, the refused one and those after it.
+    held: VecDeque<Inbound>,
 }
 
 /// Where a WebSocket connection is.
@@ -208,6 +215,9 @@ struct Driver {
     recv_buf: Vec<u8>,
     /// Sockets whose read budget ran out with data possibly left: read again next round.
     unfinished: Vec<usize>,
+    /// Connections holding messages the handler refused, in the order they were held: each
+    /// round offers their messages again (see [`Driver::retry_held`]).
+    held: Vec<usize>,
     stopping: bool,
 }
 
@@ -318,6 +328,7 @@ pub(super) fn start(
         max_conns: config.max_tcp_connections,
         recv_buf: vec![0; RECV_BUF],
         unfinished: Vec::new(),
+        held: Vec::new(),
         stopping: false,
     };
     let thread = std::thread::Builder::new()
@@ -399,10 +410,15 @@ impl Driver {
             (self.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let mut next_sweep = std::time::Instant::now() + sweep_every;
         while !self.stopping {
-            let wait = if self.unfinished.is_empty() {
-                next_sweep.saturating_duration_since(std::time::Instant::now())
-            } else {
+            let until_sweep = next_sweep.saturating_duration_since(std::time::Instant::now());
+            let wait = if !self.unfinished.is_empty() {
                 Duration::ZERO
+            } else if !self.held.is_empty() {
+                // Back soon to offer the held messages again, without spinning on a queue
+                // that stays full.
+                until_sweep.min(HELD_RETRY)
+            } else {
+                until_sweep
             };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if interrupted(&e) {
@@ -411,6 +427,9 @@ impl Driver {
                 log::error!("SIP transport: poll failed, stopping: {e}");
                 break;
             }
+            // Before the sockets: room the handler made goes first to the messages that
+            // waited for it.
+            self.retry_held();
             for event in events.iter() {
                 let token = event.token();
                 if token == WAKER {
@@ -539,10 +558,49 @@ impl Driver {
         }
     }
 
+    /// Offers the held messages again, connection by connection in the order they were
+    /// held. A connection whose messages are all taken frames what its buffer still holds
+    /// and is read again (its socket may have data that edge-triggered readiness will not
+    /// announce again). A refusal ends the round: the handler is full, and the connections
+    /// after it keep their places, ahead of any held during this round.
+    fn retry_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let mut waiting: VecDeque<usize> = std::mem::take(&mut self.held).into();
+        while let Some(token) = waiting.pop_front() {
+            // A connection closed since has no messages left (see `close`).
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            while let Some(inbound) = conn.held.pop_front() {
+                if let Err(refused) = offer(&self.handler, inbound) {
+                    conn.held.push_front(refused);
+                    break;
+                }
+                conn.last_active = self.clock.now_ms();
+            }
+            if !conn.held.is_empty() {
+                waiting.push_front(token);
+                break;
+            }
+            if self.frame(token) && self.conns.get(&token).is_some_and(|c| c.held.is_empty()) {
+                self.unfinished.push(token);
+            }
+        }
+        // Those held during this round (framing after a delivery) wait behind the others.
+        waiting.extend(self.held.drain(..));
+        self.held = waiting.into();
+    }
+
+    /// Hands a UDP datagram to the handler; one it refuses is dropped (the sender
+    /// retransmits; the handler counts what it refuses).
     fn deliver(&self, inbound: Inbound) {
-        let handler = &self.handler;
-        if panic::catch_unwind(AssertUnwindSafe(|| handler(inbound))).is_err() {
-            log::error!("SIP transport: the inbound handler panicked");
+        if let Err(refused) = offer(&self.handler, inbound) {
+            log::debug!(
+                "SIP UDP: the handler refused a datagram from {}: dropped",
+                refused.source
+            );
         }
     }
 
@@ -770,6 +828,7 @@ impl Driver {
                 out_pos: 0,
                 out_bytes: 0,
                 last_active: self.clock.now_ms(),
+                held: VecDeque::new(),
             },
         );
         self.by_peer.insert((proto, peer), token);
@@ -1021,7 +1080,8 @@ impl Driver {
             let Some(conn) = self.conns.get_mut(&token) else {
                 return;
             };
-            if conn.connecting {
+            if conn.connecting || !conn.held.is_empty() {
+                // A connection holding a refused message is read again once it is taken.
                 return;
             }
             let Conn {
@@ -1081,7 +1141,15 @@ impl Driver {
                 Err(e) => return self.close(token, "read failed", SendError::Io(e)),
             }
         }
-        self.unfinished.push(token);
+        self.read_again(token);
+    }
+
+    /// A connection whose read budget ran out is read again next round, unless it holds a
+    /// refused message ([`Driver::retry_held`] puts it back once that is taken).
+    fn read_again(&mut self, token: usize) {
+        if self.conns.get(&token).is_some_and(|c| c.held.is_empty()) {
+            self.unfinished.push(token);
+        }
     }
 
     /// Reads until the socket is drained or the budget is spent, delivering each complete
@@ -1094,7 +1162,8 @@ impl Driver {
             let Some(conn) = self.conns.get_mut(&token) else {
                 return;
             };
-            if conn.connecting {
+            if conn.connecting || !conn.held.is_empty() {
+                // A connection holding a refused message is read again once it is taken.
                 return;
             }
             match conn.stream.read(&mut self.recv_buf) {
@@ -1111,7 +1180,7 @@ impl Driver {
                 Err(e) => return self.close(token, "read failed", SendError::Io(e)),
             }
         }
-        self.unfinished.push(token);
+        self.read_again(token);
     }
 
     /// Cuts complete messages out of the connection's buffer; false if it closed it.
@@ -1119,6 +1188,10 @@ impl Driver {
         let Some(conn) = self.conns.get_mut(&token) else {
             return false;
         };
+        if !conn.held.is_empty() {
+            // What follows a held message waits behind it.
+            return true;
+        }
         if conn.ws.is_some() {
             return self.frame_ws(token);
         }
@@ -1159,9 +1232,10 @@ impl Driver {
                         certificate: conn.certificate.clone(),
                     };
                     // The handler cannot reach this thread's state: `conn` stays valid.
-                    let handler = &self.handler;
-                    if panic::catch_unwind(AssertUnwindSafe(|| handler(inbound))).is_err() {
-                        log::error!("SIP transport: the inbound handler panicked");
+                    if let Err(refused) = offer(&self.handler, inbound) {
+                        // Framing stops here: what follows stays in the buffer, behind it.
+                        hold(&mut conn.held, token, refused, &mut self.held, &self.stats);
+                        break Ok(());
                     }
                 }
                 Ok(Some(n)) => {
@@ -1298,9 +1372,15 @@ impl Driver {
                         connection: Some(conn.id),
                         certificate: conn.certificate.clone(),
                     };
-                    let handler = &self.handler;
-                    if panic::catch_unwind(AssertUnwindSafe(|| handler(inbound))).is_err() {
-                        log::error!("SIP transport: the inbound handler panicked");
+                    // The messages after a refused one (decoded by the same read) are held
+                    // behind it, not offered: order is kept.
+                    let offered = if conn.held.is_empty() {
+                        offer(&self.handler, inbound)
+                    } else {
+                        Err(inbound)
+                    };
+                    if let Err(refused) = offered {
+                        hold(&mut conn.held, token, refused, &mut self.held, &self.stats);
                     }
                 }
             }
@@ -1387,6 +1467,15 @@ impl Driver {
         }
         let _ = self.poll.registry().deregister(&mut conn.stream);
         log::debug!("SIP TCP: conn#{token} with {} closed: {why}", conn.peer);
+        if !conn.held.is_empty() {
+            // Closed by this side (a failed write, a timeout, the transport stopping): no
+            // answer could go back over it. A peer's close is seen only once the held
+            // messages are taken (reading resumes after them), so they are not lost to it.
+            log::debug!(
+                "SIP TCP: conn#{token}: {} held messages dropped with it",
+                conn.held.len()
+            );
+        }
         if let Some(on_closed) = &self.on_connection_closed {
             let (on_closed, proto, peer) = (on_closed.clone(), conn.proto, conn.peer);
             if panic::catch_unwind(AssertUnwindSafe(|| on_closed(proto, peer))).is_err() {
@@ -1444,6 +1533,36 @@ fn skip_crlf(buf: &[u8]) -> (usize, usize) {
             return (at, pings);
         }
     }
+}
+
+/// Offers a message to the handler: `Err` gives it back, refused for now. A handler that
+/// panicked took it (it may have done part of its work: offering it again could do that
+/// twice).
+fn offer(handler: &Handler, inbound: Inbound) -> Result<(), Inbound> {
+    match panic::catch_unwind(AssertUnwindSafe(|| handler(inbound))) {
+        Ok(taken) => taken,
+        Err(_) => {
+            log::error!("SIP transport: the inbound handler panicked");
+            Ok(())
+        }
+    }
+}
+
+/// Holds a refused message on connection `token` (`queue`: its [`Conn::held`]), which is
+/// read no further: `held` lists the connection once, when its first message is held; each
+/// message is counted once.
+fn hold(
+    queue: &mut VecDeque<Inbound>,
+    token: usize,
+    refused: Inbound,
+    held: &mut Vec<usize>,
+    stats: &Counters,
+) {
+    if queue.is_empty() {
+        held.push(token);
+    }
+    queue.push_back(refused);
+    stats.held.fetch_add(1, Relaxed);
 }
 
 fn report(on_failure: &FailureHandler, failure: SendFailure) {
