@@ -209,6 +209,14 @@ impl MessageBuilder {
         Ok(self)
     }
 
+    /// [`MessageBuilder::body`] for a body the caller has no more use for: taken, not
+    /// copied (a list NOTIFY's body is kilobytes).
+    pub fn body_owned(&mut self, content_type: &str, body: Vec<u8>) -> Result<&mut MessageBuilder> {
+        self.body(content_type, &[])?;
+        self.body = body;
+        Ok(self)
+    }
+
     /// The message as bytes: start line, headers in the order added, Content-Type if there is
     /// a body, Content-Length, the empty line and the body.
     pub fn build(&self) -> Vec<u8> {

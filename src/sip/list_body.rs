@@ -184,6 +184,11 @@ pub(crate) struct WrittenPart<'a> {
 /// line of the RLMI document or of any part (see [`starts_a_line`]), that the ids are
 /// unique ids ([`ListBody::encode_with`] says what one is) named by the RLMI document, and
 /// that the content types parse; anything else writes a body no reader takes.
+/// The bytes of a part besides its boundary, Content-ID and Content-Type values and body:
+/// `\r\n--`, `\r\nContent-Transfer-Encoding: binary\r\n`, `Content-ID: <`, `>\r\n`,
+/// `Content-Type: `, `\r\n\r\n` (rounded up).
+const PART_OVERHEAD: usize = 96;
+
 pub(crate) fn write_trusted(
     rlmi: &str,
     rlmi_id: &str,
@@ -199,9 +204,15 @@ pub(crate) fn write_trusted(
     let size = rlmi.len()
         + parts
             .iter()
-            .map(|p| p.body.len() + p.content_type.len() + p.content_id.len() + 96)
+            .map(|p| p.body.len() + p.content_type.len() + p.content_id.len())
             .sum::<usize>()
-        + 160;
+        // Each part's delimiter line and header lines (and the RLMI part's); the last
+        // delimiter: sized at once, no growing (a NOTIFY of a busy panel is kilobytes).
+        + (parts.len() + 1) * (PART_OVERHEAD + boundary.len())
+        + rlmi_id.len()
+        + RLMI_PART_TYPE.len()
+        + boundary.len()
+        + 8;
     let mut out = Vec::with_capacity(size);
     let mut part = |n: usize, id: &str, content_type: &str, body: &[u8]| {
         if n > 0 {

@@ -364,7 +364,13 @@ impl Stack {
     ) {
         let now = self.now();
         self.traffic.sent(&bytes);
-        lock(&self.client_tx).start(branch, bytes.clone(), dest, proto.is_stream(), waiting, now);
+        // Kept for retransmission over UDP only (a stream transport does not retransmit).
+        let kept = if proto.is_stream() {
+            Vec::new()
+        } else {
+            bytes.clone()
+        };
+        lock(&self.client_tx).start(branch, kept, dest, proto.is_stream(), waiting, now);
         // Its first timer: E over UDP, F over TCP.
         let first = if proto.is_stream() {
             self.config.timers.timeout()
@@ -592,13 +598,15 @@ impl Stack {
         if status >= 200 {
             self.traffic.answered(&request.key.method, status);
         }
-        lock(&self.server_tx).respond(
-            &request.key,
-            status,
-            bytes.clone(),
-            request.peer.reliable(),
-            now,
-        );
+        // Kept to answer retransmissions, which come over UDP only (and, there, a
+        // provisional answer too); a final answer over a stream ends the transaction.
+        let reliable = request.peer.reliable();
+        let kept = if reliable && status >= 200 {
+            Vec::new()
+        } else {
+            bytes.clone()
+        };
+        lock(&self.server_tx).respond(&request.key, status, kept, reliable, now);
         if !request.peer.reliable() {
             // Timer J.
             self.alarm
