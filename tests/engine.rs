@@ -1419,6 +1419,71 @@ fn a_transports_port_is_bounded_and_merges_per_subscription_like_the_application
     }
 }
 
+/// A transport's inline taker sees the port's notifications on the shard's thread as they
+/// are made: what it takes never reaches the port's queue, what it gives back does; once the
+/// port is closed it sees nothing more.
+#[test]
+fn a_port_inline_taker_keeps_what_it_takes_out_of_the_queue() {
+    let w = world(AuthAction::Allow);
+    let port = w.engine.open_port(port_options(1000)).unwrap();
+    let taken: Arc<Mutex<Vec<(SubscriptionId, String)>>> = Arc::default();
+    port.take_inline(Arc::new({
+        let taken = taken.clone();
+        move |n: Notification| {
+            if n.target.as_deref() != Some(&b"take"[..]) {
+                return Some(n);
+            }
+            let thread = std::thread::current().name().unwrap_or("").to_owned();
+            taken.lock().unwrap().push((n.subscription, thread));
+            None
+        }
+    }));
+    let remote = |watcher: &str, target: &[u8]| {
+        let mut request = SubscribeRequest::new(uri(watcher), uri(ALICE), Package::Presence);
+        request.target = Some(Arc::from(target));
+        w.engine.subscribe(request).unwrap()
+    };
+    let took = remote("sip:bob@example.com", b"take");
+    let queued = remote("sip:carol@example.com", b"queue");
+    w.engine
+        .publish(&uri(ALICE), presence(ALICE, &[("t", Basic::Open)]), None)
+        .unwrap();
+    w.engine.sync().unwrap();
+    let in_queue: Vec<SubscriptionId> = port
+        .next_events(1000, Some(Duration::ZERO))
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Notification(n) => Some(n.subscription),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        in_queue,
+        [queued, queued],
+        "the first state, then the published one"
+    );
+    let seen = taken.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|(sub, thread)| *sub == took && thread.starts_with("impp-shard-")),
+        "{seen:?}"
+    );
+
+    // Closed: the notifications are the application's, the taker sees none.
+    drop(port);
+    w.events();
+    w.engine
+        .publish(&uri(ALICE), presence(ALICE, &[("t", Basic::Closed)]), None)
+        .unwrap();
+    let notified: Vec<SubscriptionId> = w.notifications().iter().map(|n| n.subscription).collect();
+    assert!(
+        notified.contains(&took) && notified.contains(&queued),
+        "{notified:?}"
+    );
+    assert_eq!(taken.lock().unwrap().len(), 2);
+}
+
 fn port_options(capacity: usize) -> impp::engine::PortOptions {
     impp::engine::PortOptions {
         capacity,

@@ -69,7 +69,7 @@ pub use events::{
     SubscriptionId, SubscriptionState, TerminationReason,
 };
 pub use limits::StateLimits;
-pub use port::{Port, PortCloser, PortOptions, PortStats};
+pub use port::{InlineTaker, Port, PortCloser, PortOptions, PortStats};
 pub use served::Served;
 pub use shard::authorization::REDIRECT_MEMORY_MS;
 pub use shard::messaging::EndpointInfo;

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use super::events::Event;
+use super::events::{Event, Notification};
 use super::queue::EventQueue;
 use crate::error::{Error, Result};
 
@@ -69,6 +69,11 @@ impl Default for PortOptions {
     }
 }
 
+/// A function that takes notifications for the port on the shard's thread, as the shard
+/// makes them, instead of their going through the port's queue (see [`Port::take_inline`]):
+/// `None` when it took one, `Some` to give it back to the queue.
+pub type InlineTaker = Arc<dyn Fn(Notification) -> Option<Notification> + Send + Sync>;
+
 /// Counters of a port's queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortStats {
@@ -99,6 +104,22 @@ impl Port {
     /// taken).
     pub fn is_closed(&self) -> bool {
         self.queue.is_closed()
+    }
+
+    /// Has `take` look at each notification for this port as a shard makes it, on the
+    /// shard's thread, before it is queued: one it takes (returns `None` for) never reaches
+    /// the queue, and no thread is woken for it. For a transport that only records some
+    /// notifications to act on them later (a list server's shared subscriptions, whose
+    /// changes wait for a batch anyway): the queue's consumer is then not woken once per
+    /// change. `take` runs while the shard waits on it: it must be quick and must never wait
+    /// for the engine, nor for a lock that anyone holds while waiting for the engine.
+    /// Replaces an earlier one; the port's closing drops it.
+    pub fn take_inline(&self, take: InlineTaker) {
+        *self
+            .slot
+            .inline
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(take);
     }
 
     /// The queue's counters.
@@ -155,6 +176,8 @@ impl PortCloser {
 #[derive(Default)]
 pub(crate) struct PortSlot {
     open: RwLock<Option<(Arc<EventQueue>, PortOptions)>>,
+    /// What takes notifications before the queue ([`Port::take_inline`]).
+    inline: RwLock<Option<InlineTaker>>,
     /// Whether a port is open: lets shards skip the lock when none is (the usual case for
     /// an embedding application).
     is_open: AtomicBool,
@@ -196,6 +219,7 @@ impl PortSlot {
         let mut open = self.open.write().unwrap_or_else(PoisonError::into_inner);
         if open.as_ref().is_some_and(|(q, _)| Arc::ptr_eq(q, queue)) {
             *open = None;
+            *self.inline.write().unwrap_or_else(PoisonError::into_inner) = None;
             self.is_open.store(false, Ordering::Release);
             self.remote_messages.store(false, Ordering::Release);
             self.subscription_events.store(false, Ordering::Release);
@@ -243,6 +267,7 @@ impl PortSlot {
         if !events.iter().any(|e| share(e, options) != Share::None) {
             return;
         }
+        let inline = self.inline.read().unwrap_or_else(PoisonError::into_inner);
         let mut mine = Vec::new();
         for event in std::mem::take(events) {
             let share = match &event {
@@ -258,7 +283,14 @@ impl PortSlot {
                 _ => share(&event, options),
             };
             match share {
-                Share::Port => mine.push(event),
+                Share::Port => match (event, inline.as_ref()) {
+                    (Event::Notification(n), Some(take)) => {
+                        if let Some(n) = take(n) {
+                            mine.push(Event::Notification(n));
+                        }
+                    }
+                    (event, _) => mine.push(event),
+                },
                 Share::Both => {
                     mine.push(event.clone());
                     events.push(event);

@@ -764,6 +764,16 @@ impl SipServer {
             subscription_events: !config.accounts.is_empty()
                 || (config.federate && !config.routes.is_empty()),
         })?;
+        // The list server's shared subscriptions change at every busy-lamp change, and the
+        // change waits for a batch anyway: it is taken on the shard's thread rather than
+        // waking the events thread once per change (see `ListServer::take_inline`).
+        port.take_inline(Arc::new({
+            let list_server = Arc::downgrade(&node.list_server);
+            move |n| match list_server.upgrade() {
+                Some(list_server) => list_server.take_inline(n),
+                None => Some(n),
+            }
+        }));
         let port_closer = port.closer();
         let mut threads = Vec::new();
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {

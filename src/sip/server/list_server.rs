@@ -107,6 +107,16 @@
 //! single subscriptions; any other failure (or no answer) ends the list dialog and its back
 //! subscriptions.
 //!
+//! A shared subscription's own notification (its composed document changed: one per change
+//! of a busy lamp) can only show at the end of the batch it opens. With a batch of
+//! [`BATCH_SLACK_FROM_MS`] or more it does not go through the engine's port queue and the
+//! events thread: the port hands it over on the shard's thread
+//! ([`crate::engine::Port::take_inline`]), it waits in the role's inbox (the latest state of
+//! each subscription), and the timer thread applies it, timed from when it came, at the end
+//! of that batch or on any earlier round. One thread fewer is woken per change. While a
+//! dialog waits for its full state the inbox is applied at once (such a notification may be
+//! the last report the dialog waits for).
+//!
 //! # The list changing
 //!
 //! A list is expanded when subscribed and again at each refresh: resources added are joined
@@ -125,6 +135,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use super::auth::Authentication;
@@ -212,6 +223,27 @@ pub(crate) struct ListServer {
     /// bytes need be scanned for it more than once (when written, [`Rendered::clashes`]).
     boundary: String,
     table: Mutex<Table>,
+    /// Notifications of shared subscriptions taken on the shards' threads
+    /// ([`ListServer::take_inline`]), for the timer thread to apply.
+    inbox: Mutex<Inbox>,
+    /// How many dialogs wait for their full state (new or restored, or refreshed, and not
+    /// sent yet; set again by each tick while any does): while one does, a shared
+    /// subscription's notification is applied at once, as it may be the last report it
+    /// waits for.
+    awaiting_full: AtomicUsize,
+}
+
+/// The notifications of shared subscriptions that wait for the timer thread (see
+/// [`ListServer::take_inline`]).
+#[derive(Default)]
+struct Inbox {
+    /// Each with the clock ms it came at, in order; one per subscription (a later one merges
+    /// into it and keeps its time: the batch it opened stays the one it opened).
+    notes: Vec<(u64, Notification)>,
+    at: HashMap<SubscriptionId, usize>,
+    /// When the timer thread must have applied them: the end of the earliest batch they
+    /// open, or now while a dialog waits for its full state.
+    due: Option<u64>,
 }
 
 /// The list dialogs and which back subscription belongs to which.
@@ -1215,7 +1247,86 @@ impl ListServer {
                 b
             },
             table: Mutex::new(Table::default()),
+            inbox: Mutex::default(),
+            awaiting_full: AtomicUsize::new(0),
         })
+    }
+
+    /// Takes a notification of a shared subscription (the engine's port gives it on the
+    /// shard's thread, [`crate::engine::Port::take_inline`]) into the inbox, and gives
+    /// every other one back for the port's queue. Its change can only show in a NOTIFY at
+    /// the end of the batch it opens: the timer thread applies it then (or earlier, on any
+    /// round it makes meanwhile), timed from when it came, so the events thread is not woken
+    /// once per change of a busy-lamp storm. With batches shorter than
+    /// [`BATCH_SLACK_FROM_MS`] (promptness asked for) nothing is taken.
+    pub(crate) fn take_inline(&self, n: Notification) -> Option<Notification> {
+        if self.batch_ms < BATCH_SLACK_FROM_MS
+            || !n
+                .target
+                .as_deref()
+                .is_some_and(|t| t.starts_with(GROUP_TARGET))
+        {
+            return Some(n);
+        }
+        let now = self.stack.now();
+        let due = if self.awaiting_full.load(Ordering::Acquire) > 0 {
+            now
+        } else {
+            self.batch_due(now)
+        };
+        let earlier = {
+            let mut inbox = lock(&self.inbox);
+            match inbox.at.get(&n.subscription) {
+                Some(&i) => inbox.notes[i].1.merge(n),
+                None => {
+                    let i = inbox.notes.len();
+                    inbox.at.insert(n.subscription, i);
+                    inbox.notes.push((now, n));
+                }
+            }
+            let earlier = inbox.due.map_or(true, |d| due < d);
+            if earlier {
+                inbox.due = Some(due);
+            }
+            earlier
+        };
+        if earlier {
+            // Rings only if the timer thread sleeps past it.
+            self.stack.alarm().at(due);
+        }
+        None
+    }
+
+    /// A dialog now waits for its full state: what the inbox holds is applied at once, and
+    /// so is what comes until it is sent (see [`ListServer::awaiting_full`]). Called with
+    /// the table locked (the inbox's lock is never held while the table's is taken).
+    fn await_full(&self) {
+        self.awaiting_full.fetch_add(1, Ordering::AcqRel);
+        let now = self.stack.now();
+        let mut inbox = lock(&self.inbox);
+        if !inbox.notes.is_empty() && inbox.due.map_or(true, |d| d > now) {
+            inbox.due = Some(now);
+            drop(inbox);
+            self.stack.alarm().at(now);
+        }
+    }
+
+    /// Applies what the inbox holds (see [`ListServer::take_inline`]), each at the time it
+    /// came; schedules the dialogs it makes due.
+    fn apply_inbox(&self) {
+        let notes = {
+            let mut inbox = lock(&self.inbox);
+            if inbox.notes.is_empty() {
+                return;
+            }
+            inbox.due = None;
+            inbox.at.clear();
+            std::mem::take(&mut inbox.notes)
+        };
+        for (came, n) in notes {
+            // Its due time is scheduled in the table's wakes, looked at by this round.
+            let _ = self.group_notification(&n, came);
+        }
     }
 
     /// Brings back the list dialogs an earlier run left in the store (called once the
@@ -1353,6 +1464,7 @@ impl ListServer {
                 self.save(&engine, id, &d);
             }
             table.dialogs.insert(id, Box::new(d));
+            self.await_full();
             table.schedule(id);
             table.schedule_end(id);
         }
@@ -1718,6 +1830,7 @@ impl ListServer {
         d.slot = table.take_slot(id);
         table.index(id, &d);
         table.dialogs.insert(id, Box::new(d));
+        self.await_full();
         drop(table);
         self.join(engine, id, &watcher, package, shared);
         for (at, uri) in backs {
@@ -2134,6 +2247,7 @@ impl ListServer {
             self.save(&engine, id, &d);
         }
         table.dialogs.insert(id, d);
+        self.await_full();
         table.schedule(id);
         table.schedule_end(id);
         let mut answer = self.stack.reply(request, 200, "OK");
@@ -2163,7 +2277,7 @@ impl ListServer {
             return false;
         };
         let due = if target.starts_with(GROUP_TARGET) {
-            self.group_notification(n)
+            self.group_notification(n, self.stack.now())
         } else if target.starts_with(MEMBER_TARGET) {
             self.member_notification(n, target == MEMBER_TARGET)
         } else if target.starts_with(LIST_TARGET) {
@@ -2252,8 +2366,7 @@ impl ListServer {
 
     /// A group's notification (the resource's document changed): the resource's document
     /// is written once ([`Watched::document`]), and every entry that shows it learns it.
-    fn group_notification(&self, n: &Notification) -> Option<u64> {
-        let now = self.stack.now();
+    fn group_notification(&self, n: &Notification, now: u64) -> Option<u64> {
         let key = presentity_key(&n.presentity);
         let mut table = lock(&self.table);
         let res = table.watched.find(n.package, key)?;
@@ -2450,6 +2563,7 @@ impl ListServer {
     /// On the timer thread, at `now`: ends the dialogs that expired, and sends the NOTIFYs
     /// that are due.
     pub(crate) fn tick(&self, now: u64) {
+        self.apply_inbox();
         let mut ready = Vec::new();
         let mut ended = Ended::default();
         {
@@ -2509,6 +2623,14 @@ impl ListServer {
                 table.schedule(id);
             }
             table.rendered.sweep();
+            if self.awaiting_full.load(Ordering::Acquire) > 0 {
+                let awaiting = table
+                    .dialogs
+                    .values()
+                    .filter(|d| d.version == 0 || d.full)
+                    .count();
+                self.awaiting_full.store(awaiting, Ordering::Release);
+            }
         }
         if let Ok(engine) = self.engine.get() {
             ended.finish(&engine);
@@ -2521,7 +2643,9 @@ impl ListServer {
     /// The earliest clock time [`ListServer::tick`] has work (or may have: a dialog woken
     /// early finds nothing to do and is scheduled again).
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        lock(&self.table).wakes.peek().map(|w| w.0 .0)
+        let inbox = lock(&self.inbox).due;
+        let wakes = lock(&self.table).wakes.peek().map(|w| w.0 .0);
+        inbox.into_iter().chain(wakes).min()
     }
 
     /// The NOTIFY of dialog `d` for what is due: full or partial state, the version counted,
@@ -2644,7 +2768,8 @@ impl ListServer {
         })
     }
 
-    fn send(&self, p: Prepared) {
+    fn send(&self, mut p: Prepared) {
+        let body = std::mem::take(&mut p.body);
         let d = match DialogView::read(&p.dialog) {
             Ok(d) => d,
             Err(e) => {
@@ -2681,7 +2806,7 @@ impl ListServer {
             b.header("Subscription-State", &p.state)?;
             b.header("Require", EVENTLIST)?;
             b.header("User-Agent", &self.stack.config().server_name)?;
-            b.body(&p.content_type, &p.body)?;
+            b.body_owned(&p.content_type, body)?;
             Ok((branch, b.build()))
         })();
         match built {
