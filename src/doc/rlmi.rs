@@ -449,6 +449,10 @@ fn check_unique(resources: &[Resource]) -> Result<()> {
 
 const NS: &str = ns::RLMI;
 
+/// About what a resource of one instance takes in an RLMI document: its URI, instance id,
+/// state and Content-ID, and the markup around them.
+const RESOURCE_BYTES: usize = 200;
+
 /// Writes an RLMI document resource by resource, each with one instance, without building an
 /// [`Rlmi`] first: what a list server does for every NOTIFY, where a model per resource (its
 /// strings and vectors) cost about as much as the rest of the NOTIFY. The output is what
@@ -465,6 +469,14 @@ impl RlmiWriter {
         RlmiWriter {
             w: XmlWriter::new(ns::RLMI, &[]),
         }
+    }
+
+    /// A document with room for about `resources` resources of one instance each (a list
+    /// server's NOTIFY knows how many it writes: the buffer is not grown step by step).
+    pub fn with_room_for(resources: usize) -> RlmiWriter {
+        let mut writer = RlmiWriter::new();
+        writer.w.reserve(resources * RESOURCE_BYTES);
+        writer
     }
 
     /// Adds a name of the list (`<name>`, no language), before any resource.

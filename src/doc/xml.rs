@@ -529,6 +529,12 @@ pub(crate) struct XmlWriter<'k> {
 }
 
 impl<'k> XmlWriter<'k> {
+    /// Room for `additional` more bytes of body, taken at once (a writer that knows about
+    /// how much it writes does not grow its buffer step by step).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.out.reserve(additional);
+    }
+
     /// A writer whose main namespace is `main_ns`, with `known` as (namespace, prefix) pairs.
     pub(crate) fn new(main_ns: &'k str, known: &'k [(&'static str, &'static str)]) -> Self {
         XmlWriter {

@@ -2681,7 +2681,12 @@ impl ListServer {
         // NOTIFYs (its id, the version, the instance).
         let prefix = format!("{id:x}.{:x}", d.version);
         let rlmi_cid = format!("{prefix}@{host}");
-        let mut rlmi = RlmiWriter::new();
+        let written = if full {
+            d.resources.len()
+        } else {
+            d.resources.iter().filter(|e| e.is(Entry::CHANGED)).count()
+        };
+        let mut rlmi = RlmiWriter::with_room_for(written);
         if let Some(name) = &d.list_name {
             rlmi.list_name(name);
         }
@@ -2701,7 +2706,11 @@ impl ListServer {
             push_hex(&mut instance, u64::from(e.instance()), 1);
             let cid = match (e.state(), watched.document_of(d, at)) {
                 (InstanceState::Active, Some(doc)) => {
-                    let cid = format!("{prefix}.{instance}@{host}");
+                    let mut cid =
+                        String::with_capacity(prefix.len() + instance.len() + host.len() + 2);
+                    for piece in [&prefix, ".", &instance, "@", host] {
+                        cid.push_str(piece);
+                    }
                     check |= doc.clashes;
                     shown.push((cid, doc.clone()));
                     shown.last().map(|(cid, _)| cid.as_str())
