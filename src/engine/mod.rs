@@ -672,6 +672,17 @@ impl Core {
         change: PublicationChange,
         then: impl FnOnce(Result<String>) + Send + 'static,
     ) {
+        // A tag of no shard is refused here, on the caller's thread.
+        let shard = match &change {
+            PublicationChange::Publish { presentity, .. } => Ok(self.shard_for(presentity)),
+            PublicationChange::Refresh { etag, .. }
+            | PublicationChange::Modify { etag, .. }
+            | PublicationChange::Remove { etag } => self.shard_for_etag(etag),
+        };
+        let shard = match shard {
+            Ok(shard) => shard,
+            Err(e) => return then(Err(e)),
+        };
         match change {
             PublicationChange::Publish {
                 presentity,
@@ -681,59 +692,43 @@ impl Core {
                 let package = document.package();
                 let expires = expires.unwrap_or(self.config.publication_expiry.default);
                 let presentity = Arc::new(presentity);
-                let shard = self.shard_for(&presentity);
-                self.call_then(
-                    shard,
-                    |reply| Command::Publish {
-                        presentity,
-                        package,
-                        document,
-                        expires,
-                        reply,
-                    },
-                    then,
-                );
+                let make = |reply| Command::Publish {
+                    presentity,
+                    package,
+                    document,
+                    expires,
+                    reply,
+                };
+                self.call_then(shard, make, then);
             }
-            PublicationChange::Refresh { etag, expires } => match self.shard_for_etag(&etag) {
-                Ok(shard) => self.call_then(
-                    shard,
-                    |reply| Command::RefreshPublication {
-                        etag,
-                        expires,
-                        reply,
-                    },
-                    then,
-                ),
-                Err(e) => then(Err(e)),
-            },
+            PublicationChange::Refresh { etag, expires } => {
+                let make = |reply| Command::RefreshPublication {
+                    etag,
+                    expires,
+                    reply,
+                };
+                self.call_then(shard, make, then);
+            }
             PublicationChange::Modify {
                 etag,
                 document,
                 expires,
-            } => match self.shard_for_etag(&etag) {
-                Ok(shard) => self.call_then(
-                    shard,
-                    |reply| Command::ModifyPublication {
-                        etag,
-                        document,
-                        expires: Some(expires),
-                        reply,
-                    },
-                    then,
-                ),
-                Err(e) => then(Err(e)),
-            },
-            PublicationChange::Remove { etag } => match self.shard_for_etag(&etag) {
-                Ok(shard) => {
-                    let removed = etag.clone();
-                    self.call_then(
-                        shard,
-                        |reply| Command::RemovePublication { etag, reply },
-                        move |result: Result<()>| then(result.map(|()| removed)),
-                    )
-                }
-                Err(e) => then(Err(e)),
-            },
+            } => {
+                let make = |reply| Command::ModifyPublication {
+                    etag,
+                    document,
+                    expires: Some(expires),
+                    reply,
+                };
+                self.call_then(shard, make, then);
+            }
+            PublicationChange::Remove { etag } => {
+                let removed = etag.clone();
+                let make = |reply| Command::RemovePublication { etag, reply };
+                self.call_then(shard, make, move |result: Result<()>| {
+                    then(result.map(|()| removed))
+                });
+            }
         }
     }
 
